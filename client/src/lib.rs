@@ -1,0 +1,1 @@
+//! The bcfl client library (placeholder).

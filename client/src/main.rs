@@ -1,0 +1,2 @@
+//! bcfl.
+fn main() {}

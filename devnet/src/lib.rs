@@ -1,0 +1,1 @@
+//! bcfl-devnet (placeholder).

@@ -1,0 +1,2 @@
+//! bcfl-devnet.
+fn main() {}

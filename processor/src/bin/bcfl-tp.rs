@@ -1,0 +1,2 @@
+//! bcfl-tp.
+fn main() {}

@@ -1,0 +1,1 @@
+//! The `bcfl` transaction family (placeholder until the processor lands).
