@@ -1,1 +1,3 @@
-//! bcfl-devnet (placeholder).
+//! bcfl-devnet: an embedded single-node ledger that speaks the Sawtooth 1.2 protocols.
+
+pub mod view;
