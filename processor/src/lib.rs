@@ -1,1 +1,112 @@
-//! The `bcfl` transaction family (placeholder until the processor lands).
+//! The `bcfl` transaction family: its specification, and the Sawtooth processor that enforces it.
+//!
+//! `bcfl` coordinates consortium federated fine-tuning on a Hyperledger Sawtooth ledger. Members
+//! never put models or data on chain; the ledger records who belongs to the consortium, each
+//! round's commitments (hashes and small summaries of updates), measured bandwidth between
+//! members, the anomaly verdict and the aggregated global model, so anyone can audit a model's
+//! history. This crate is the executable specification of the family; the client builds
+//! transactions with it. `docs/transaction-family.md` is the same specification in prose.
+//!
+//! # Family
+//!
+//! - name [`FAMILY_NAME`] = `bcfl`, version [`FAMILY_VERSION`] = `1.0`;
+//! - namespace [`NAMESPACE`] = the first 6 hex of SHA-512(`"bcfl"`) = `085493`;
+//! - payload: one `bcfl.BcflPayload` protobuf (`protos/proto/bcfl.proto`) with exactly one action;
+//! - state: protobuf messages at 70-hex addresses, see [`address`] for the layout (type tags
+//!   `00` consortium, `01` member, `02` round, `03` commitment, `04` link, `05` verdict,
+//!   `06` aggregate, `07` member directory).
+//!
+//! Fixed point: no floating point crosses the ledger; `*_micro` fields are value x 1e6 and
+//! `*_ppm` fields a ratio x 1e6 ([`limits::PPM`]). Keys are 66-hex compressed secp256k1 public
+//! keys, hashes 64-hex SHA-256. Repeated key fields in state are sorted and unique.
+//!
+//! # Actions and who may send them
+//!
+//! | action | signer | effect |
+//! | --- | --- | --- |
+//! | `InitConsortium` | one of the admins it names | creates the consortium (once) |
+//! | `RegisterMember` | admin | adds an active member, or reinstates a suspended one |
+//! | `UpdateMember` | admin, or the member itself while active | changes name / endpoint |
+//! | `SuspendMember` | admin | suspends an active member |
+//! | `OpenRound` | admin | opens round `current + 1` (previous CLOSED) |
+//! | `CommitUpdate` | active member | commits its update to the OPEN round |
+//! | `ReportBandwidth` | active member | appends samples to its outgoing links |
+//! | `EvaluateRound` | admin, or the round's aggregator | records the verdict: OPEN -> EVALUATED |
+//! | `CommitAggregate` | the round's aggregator (SERVER mode: also an admin) | EVALUATED -> AGGREGATED |
+//! | `CloseRound` | admin or aggregator (AGGREGATED); admin only to abandon earlier | -> CLOSED |
+//!
+//! The rules and their rejection messages are in [`rules`]; the header inputs and outputs of
+//! each action in [`access`]; the field rules in [`payload`]; the bounds in [`limits`].
+//!
+//! # Layout of the crate
+//!
+//! Following the `xo_rust` split: [`handler`] (the `TransactionHandler`), [`payload`] (bytes to a
+//! validated [`payload::Action`]), [`state`] (typed, cached state access), [`rules`] (the
+//! deterministic logic), plus [`address`], [`access`], [`limits`] and [`error`]. The binary
+//! `bcfl-tp` connects the handler to a validator.
+//!
+//! # Example
+//!
+//! ```
+//! use bcfl_processor::{access, address, payload::Action, NAMESPACE};
+//! use bcfl_protos::bcfl::{BcflPayload, EvaluateRound};
+//!
+//! let signer = "03d5b6c3e2cbb9e34a4bd8c4e14fb2cb4c60d4a6d3c0e9b1c4f2b7a2d1c0e9f8a7";
+//! let mut payload = BcflPayload::new();
+//! payload.set_evaluate_round(EvaluateRound { round: 1, ..Default::default() });
+//! let action = Action::from_proto(&payload).unwrap();
+//! let (inputs, outputs) = access::declared_addresses(&payload, signer).unwrap();
+//! assert!(outputs.contains(&address::verdict_address(1)));
+//! assert!(inputs.iter().all(|a| a.starts_with(NAMESPACE)));
+//! assert_eq!(action.name(), "evaluate_round");
+//! ```
+//!
+//! # Features
+//!
+//! | feature | enables |
+//! | --- | --- |
+//! | `test-utils` | [`testing`]: an in-memory context and ledger that enforce the validator's address rules |
+
+pub mod access;
+pub mod address;
+pub mod error;
+pub mod handler;
+pub mod limits;
+pub mod payload;
+pub mod rules;
+pub mod state;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
+
+pub use error::TxnError;
+pub use handler::BcflHandler;
+pub use payload::{Action, PayloadError};
+
+/// The family name transactions carry in their header.
+pub const FAMILY_NAME: &str = "bcfl";
+
+/// The only family version this processor handles.
+pub const FAMILY_VERSION: &str = "1.0";
+
+/// The family's address namespace: the first 6 hex of SHA-512([`FAMILY_NAME`]).
+pub const NAMESPACE: &str = "085493";
+
+/// The namespace Sawtooth convention gives a family: the first 6 hex of SHA-512 of its name.
+pub fn family_namespace(family_name: &str) -> String {
+    let mut digest = address::sha512_hex(family_name.as_bytes());
+    digest.truncate(6);
+    digest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_is_computed_from_the_family_name() {
+        assert_eq!(family_namespace(FAMILY_NAME), NAMESPACE);
+        // Known namespaces of the official families (spec section 3).
+        assert_eq!(family_namespace("intkey"), "1cf126");
+        assert_eq!(family_namespace("xo"), "5b7349");
+    }
+}

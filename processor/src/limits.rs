@@ -1,0 +1,63 @@
+//! Bounds on every count and size the family accepts.
+//!
+//! Every list and string in a payload, and every container in state, has an upper bound, so a
+//! transaction's cost is bounded and state cannot grow without limit. Payload parsing
+//! ([`crate::payload`]) and the rules ([`crate::rules`]) enforce these; clients may use them to
+//! check their input early.
+
+/// Fixed-point scale of `*_ppm` and `*_micro` fields: 1.0 is `1_000_000`.
+pub const PPM: u32 = 1_000_000;
+
+/// Most admin keys a consortium may name.
+pub const MAX_ADMINS: usize = 32;
+
+/// Most members the registry holds (active and suspended together).
+pub const MAX_MEMBERS: usize = 1024;
+
+/// Most commitments one round accepts.
+pub const MAX_ROUND_COMMITTERS: usize = 256;
+
+/// Longest member name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Longest model id (`ConsortiumParams.model_id`), in characters.
+pub const MAX_MODEL_ID_CHARS: usize = 128;
+
+/// Longest endpoint or blob URI, in characters.
+pub const MAX_URI_CHARS: usize = 512;
+
+/// Longest suspension reason, in characters.
+pub const MAX_REASON_CHARS: usize = 256;
+
+/// Longest update sketch (`ConsortiumParams.sketch_length` is at most this).
+pub const MAX_SKETCH_LENGTH: usize = 4096;
+
+/// Most link measurements in one `ReportBandwidth`.
+pub const MAX_MEASUREMENTS: usize = 256;
+
+/// Samples kept per directed link; older samples are dropped.
+pub const LINK_SAMPLES_KEPT: usize = 16;
+
+/// Largest blob (update or model) size a commitment may declare: 1 TiB.
+pub const MAX_BLOB_BYTES: u64 = 1 << 40;
+
+/// Largest sample count a commitment may declare.
+pub const MAX_NUM_SAMPLES: u64 = 1_000_000_000_000;
+
+/// Largest measured bandwidth: 1 TB/s.
+pub const MAX_BYTES_PER_SEC: u64 = 1_000_000_000_000;
+
+/// Largest round-trip time: one hour, in microseconds.
+pub const MAX_RTT_US: u64 = 3_600_000_000;
+
+/// Largest probe size: 1 TiB.
+pub const MAX_PROBE_BYTES: u64 = 1 << 40;
+
+/// Most PageRank iterations a consortium may configure.
+pub const MAX_PAGERANK_ITERATIONS: u32 = 10_000;
+
+/// Largest threshold, `k` or radius in ppm (100.0).
+pub const MAX_THRESHOLD_PPM: u32 = 100_000_000;
+
+/// Most features one anomaly method may use (there are seven distinct features).
+pub const MAX_FEATURES: usize = 7;

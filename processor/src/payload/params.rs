@@ -1,0 +1,297 @@
+//! Validation of `ConsortiumParams` (the settings `InitConsortium` fixes for the consortium's
+//! life).
+//!
+//! The result is the canonical form that is stored: feature lists sorted. Every bound is listed in
+//! `docs/transaction-family.md`.
+
+use bcfl_protos::bcfl as pb;
+
+use super::fields::{check_text, Sha256Hash};
+use super::{field, invalid, reject_unknown_fields, PayloadError};
+use crate::limits::{
+    MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS,
+    MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
+};
+
+fn in_range(
+    name: &'static str,
+    value: u32,
+    low: u32,
+    high: u32,
+) -> Result<(), PayloadError> {
+    if (low..=high).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(name, format!("must be in {low}..={high}, got {value}")))
+    }
+}
+
+fn as_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Validates and canonicalizes consortium parameters.
+pub(crate) fn validate_params(
+    params: &pb::ConsortiumParams,
+) -> Result<pb::ConsortiumParams, PayloadError> {
+    reject_unknown_fields(params, "init_consortium.params")?;
+    let mut out = params.clone();
+    in_range(
+        "params.min_participants",
+        params.min_participants,
+        1,
+        as_u32(MAX_MEMBERS),
+    )?;
+    let quorum_max = params.min_participants.min(as_u32(MAX_ROUND_COMMITTERS));
+    in_range("params.commit_quorum", params.commit_quorum, 1, quorum_max)?;
+    check_rule(params)?;
+    field(
+        "params.model_id",
+        check_text(&params.model_id, MAX_MODEL_ID_CHARS),
+    )?;
+    field(
+        "params.base_model_sha256",
+        Sha256Hash::parse(&params.base_model_sha256),
+    )?;
+    in_range(
+        "params.sketch_length",
+        params.sketch_length,
+        1,
+        as_u32(MAX_SKETCH_LENGTH),
+    )?;
+    if params.has_anomaly() {
+        *out.mut_anomaly() = validate_anomaly(params.get_anomaly())?;
+    }
+    Ok(out)
+}
+
+fn check_rule(params: &pb::ConsortiumParams) -> Result<(), PayloadError> {
+    use pb::AggregationRule::*;
+    let rule = params.aggregation_rule;
+    if rule == AGGREGATION_RULE_UNSET {
+        return Err(invalid("params.aggregation_rule", "must be set".into()));
+    }
+    if rule == TRIMMED_MEAN {
+        in_range("params.trim_ppm", params.trim_ppm, 1, PPM / 2 - 1)?;
+    } else if params.trim_ppm != 0 {
+        return Err(invalid(
+            "params.trim_ppm",
+            "must be 0 unless the rule is TRIMMED_MEAN".into(),
+        ));
+    }
+    let f = params.krum_byzantine;
+    match rule {
+        KRUM | MULTI_KRUM => {
+            let needed = f.saturating_mul(2).saturating_add(3);
+            if params.commit_quorum < needed {
+                return Err(invalid(
+                    "params.krum_byzantine",
+                    format!("Krum needs commit_quorum >= 2f + 3 = {needed}"),
+                ));
+            }
+            if rule == KRUM && params.krum_select != 0 {
+                return Err(invalid(
+                    "params.krum_select",
+                    "must be 0 for KRUM (it selects one update)".into(),
+                ));
+            }
+            if rule == MULTI_KRUM {
+                in_range(
+                    "params.krum_select",
+                    params.krum_select,
+                    1,
+                    params.commit_quorum - f,
+                )?;
+            }
+        }
+        _ if f != 0 || params.krum_select != 0 => {
+            return Err(invalid(
+                "params.krum_byzantine",
+                "krum_byzantine and krum_select must be 0 unless the rule is KRUM or MULTI_KRUM"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn validate_features(
+    name: &'static str,
+    features: &[pb::Feature],
+) -> Result<Vec<pb::Feature>, PayloadError> {
+    if features.is_empty() || features.len() > MAX_FEATURES {
+        return Err(invalid(
+            name,
+            format!("must list 1..={MAX_FEATURES} features"),
+        ));
+    }
+    if features.contains(&pb::Feature::FEATURE_UNSET) {
+        return Err(invalid(name, "must not contain FEATURE_UNSET".into()));
+    }
+    let mut sorted = features.to_vec();
+    sorted.sort_by_key(|f| *f as i32);
+    sorted.dedup();
+    if sorted.len() != features.len() {
+        return Err(invalid(name, "must not repeat a feature".into()));
+    }
+    Ok(sorted)
+}
+
+fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, PayloadError> {
+    reject_unknown_fields(anomaly, "params.anomaly")?;
+    let mut out = anomaly.clone();
+    let mut methods = 0;
+    if anomaly.has_pagerank() {
+        methods += 1;
+        let p = anomaly.get_pagerank();
+        reject_unknown_fields(p, "params.anomaly.pagerank")?;
+        in_range("pagerank.damping_ppm", p.damping_ppm, 1, PPM - 1)?;
+        in_range("pagerank.k_ppm", p.k_ppm, 1, MAX_THRESHOLD_PPM)?;
+        if p.weight == pb::PageRankWeight::PAGERANK_WEIGHT_UNSET {
+            return Err(invalid("pagerank.weight", "must be set".into()));
+        }
+        in_range(
+            "pagerank.max_iterations",
+            p.max_iterations,
+            1,
+            MAX_PAGERANK_ITERATIONS,
+        )?;
+        in_range("pagerank.tolerance_ppb", p.tolerance_ppb, 1, 1_000_000_000)?;
+    }
+    if anomaly.has_dbscan() {
+        methods += 1;
+        let d = anomaly.get_dbscan();
+        reject_unknown_fields(d, "params.anomaly.dbscan")?;
+        in_range("dbscan.eps_ppm", d.eps_ppm, 1, MAX_THRESHOLD_PPM)?;
+        in_range(
+            "dbscan.min_points",
+            d.min_points,
+            1,
+            as_u32(MAX_ROUND_COMMITTERS),
+        )?;
+        out.mut_dbscan().features = validate_features("dbscan.features", &d.features)?;
+    }
+    if anomaly.has_zscore() {
+        methods += 1;
+        let z = anomaly.get_zscore();
+        reject_unknown_fields(z, "params.anomaly.zscore")?;
+        in_range("zscore.threshold_ppm", z.threshold_ppm, 1, MAX_THRESHOLD_PPM)?;
+        out.mut_zscore().features = validate_features("zscore.features", &z.features)?;
+    }
+    if methods == 0 {
+        return Err(invalid(
+            "params.anomaly",
+            "configures no method; omit it to disable anomaly evaluation".into(),
+        ));
+    }
+    in_range(
+        "anomaly.ensemble_min_votes",
+        anomaly.ensemble_min_votes,
+        0,
+        methods,
+    )?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sane() -> pb::ConsortiumParams {
+        pb::ConsortiumParams {
+            min_participants: 3,
+            commit_quorum: 2,
+            aggregation_rule: pb::AggregationRule::FEDAVG,
+            model_id: "sentence-transformers/all-MiniLM-L6-v2".into(),
+            base_model_sha256: "ab".repeat(32),
+            sketch_length: 8,
+            ..Default::default()
+        }
+    }
+
+    fn err(p: &pb::ConsortiumParams) -> String {
+        validate_params(p).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sane_params_pass() {
+        assert_eq!(validate_params(&sane()).unwrap(), sane());
+    }
+
+    #[test]
+    fn counts_and_lengths() {
+        let mut p = sane();
+        p.commit_quorum = 0;
+        assert!(err(&p).contains("params.commit_quorum: must be in 1..=3"));
+        p.commit_quorum = 4;
+        assert!(err(&p).contains("params.commit_quorum"));
+        let mut p = sane();
+        p.min_participants = 0;
+        assert!(err(&p).contains("params.min_participants"));
+        let mut p = sane();
+        p.sketch_length = 4097;
+        assert!(err(&p).contains("params.sketch_length: must be in 1..=4096, got 4097"));
+        let mut p = sane();
+        p.base_model_sha256 = "xyz".into();
+        assert!(err(&p).contains("params.base_model_sha256"));
+        let mut p = sane();
+        p.model_id.clear();
+        assert!(err(&p).contains("params.model_id: must not be empty"));
+    }
+
+    #[test]
+    fn rule_specific_fields() {
+        let mut p = sane();
+        p.aggregation_rule = pb::AggregationRule::AGGREGATION_RULE_UNSET;
+        assert!(err(&p).contains("aggregation_rule: must be set"));
+        let mut p = sane();
+        p.trim_ppm = 10;
+        assert!(err(&p).contains("must be 0 unless the rule is TRIMMED_MEAN"));
+        p.aggregation_rule = pb::AggregationRule::TRIMMED_MEAN;
+        assert!(validate_params(&p).is_ok());
+        p.trim_ppm = 500_000;
+        assert!(err(&p).contains("params.trim_ppm"));
+        let mut p = sane();
+        p.aggregation_rule = pb::AggregationRule::MULTI_KRUM;
+        p.min_participants = 7;
+        p.commit_quorum = 5;
+        p.krum_byzantine = 1;
+        p.krum_select = 4;
+        assert!(validate_params(&p).is_ok());
+        p.krum_select = 5;
+        assert!(err(&p).contains("params.krum_select: must be in 1..=4"));
+        p.krum_byzantine = 2;
+        assert!(err(&p).contains("2f + 3 = 7"));
+    }
+
+    #[test]
+    fn anomaly_config() {
+        let mut p = sane();
+        p.mut_anomaly();
+        assert!(err(&p).contains("configures no method"));
+        let z = p.mut_anomaly().mut_zscore();
+        z.threshold_ppm = 3_500_000;
+        z.features = vec![pb::Feature::UPDATE_NORM, pb::Feature::TRAINING_LOSS];
+        let out = validate_params(&p).unwrap();
+        assert_eq!(out.get_anomaly().get_zscore().features.len(), 2);
+        p.mut_anomaly().mut_zscore().features = vec![
+            pb::Feature::TRAINING_LOSS,
+            pb::Feature::UPDATE_NORM,
+            pb::Feature::TRAINING_LOSS,
+        ];
+        assert!(err(&p).contains("must not repeat a feature"));
+        p.mut_anomaly().mut_zscore().features =
+            vec![pb::Feature::TRAINING_LOSS, pb::Feature::UPDATE_NORM];
+        let sorted = validate_params(&p).unwrap();
+        assert_eq!(
+            sorted.get_anomaly().get_zscore().features,
+            vec![pb::Feature::UPDATE_NORM, pb::Feature::TRAINING_LOSS]
+        );
+        p.mut_anomaly().ensemble_min_votes = 2;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=1"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        p.mut_anomaly().mut_pagerank().damping_ppm = 1_000_000;
+        assert!(err(&p).contains("pagerank.damping_ppm"));
+    }
+}

@@ -1,0 +1,76 @@
+//! The round verdict, computed from the round's on-chain evidence.
+//!
+//! `EvaluateRound` gathers a [`RoundEvidence`] (the consortium parameters, the round, every
+//! committer's commitment and the measured links among committers) and records whatever
+//! [`compute_verdict`] returns. This function is the single plug-in point of the anomaly methods
+//! (PageRank, DBSCAN, modified z-score): it must stay a pure, deterministic function of the
+//! evidence.
+//!
+//! Current behaviour: no method runs; every committer is accepted, none is excluded.
+
+use bcfl_protos::bcfl as pb;
+
+use crate::error::Result;
+
+/// Everything on chain that a round's verdict may depend on.
+#[derive(Clone, Debug)]
+pub struct RoundEvidence<'a> {
+    /// The consortium's parameters (anomaly configuration included).
+    pub params: &'a pb::ConsortiumParams,
+    /// The round being evaluated (phase OPEN, committers sorted).
+    pub round: &'a pb::Round,
+    /// One commitment per committer, sorted by member.
+    pub commitments: &'a [pb::Commitment],
+    /// Measured links between two committers, sorted by (from, to).
+    pub links: &'a [pb::Link],
+}
+
+/// Computes the verdict of `evidence.round`: the per-method scores, and the committers accepted
+/// and excluded (both sorted, together exactly the committers). `evaluated_by` is left empty for
+/// the caller to fill.
+pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
+    let mut accepted: Vec<String> = evidence
+        .commitments
+        .iter()
+        .map(|c| c.member.clone())
+        .collect();
+    accepted.sort();
+    Ok(pb::Verdict {
+        round: evidence.round.number,
+        accepted: accepted.into(),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_committer_sorted() {
+        let params = pb::ConsortiumParams::default();
+        let round = pb::Round {
+            number: 3,
+            ..Default::default()
+        };
+        let commitments: Vec<pb::Commitment> = ["b", "a", "c"]
+            .iter()
+            .map(|m| pb::Commitment {
+                round: 3,
+                member: (*m).to_owned(),
+                ..Default::default()
+            })
+            .collect();
+        let verdict = compute_verdict(&RoundEvidence {
+            params: &params,
+            round: &round,
+            commitments: &commitments,
+            links: &[],
+        })
+        .unwrap();
+        assert_eq!(verdict.round, 3);
+        assert_eq!(verdict.accepted.to_vec(), vec!["a", "b", "c"]);
+        assert!(verdict.excluded.is_empty());
+        assert!(verdict.methods.is_empty());
+    }
+}

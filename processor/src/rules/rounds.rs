@@ -1,0 +1,301 @@
+//! The round life cycle: OPEN -> EVALUATED -> AGGREGATED -> CLOSED.
+//!
+//! - `OpenRound` (admin): number = current round + 1; the previous round CLOSED; the aggregator an
+//!   active member; at least `min_participants` active members; the parent model is the base
+//!   model for round 1, else the previous round's aggregate (or, if that round was abandoned, its
+//!   parent).
+//! - `CommitUpdate` (active member): the round OPEN, one commitment per member, the sketch exactly
+//!   `sketch_length` values, at most [`MAX_ROUND_COMMITTERS`] commitments.
+//! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
+//!   `commit_quorum` commitments; stores the [`compute_verdict`] result -> EVALUATED.
+//! - `CommitAggregate` (the round's aggregator while active; in SERVER mode also an admin): the
+//!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule
+//!   -> AGGREGATED.
+//! - `CloseRound`: AGGREGATED -> CLOSED by an admin or the aggregator; an admin may also abandon
+//!   an OPEN or EVALUATED round.
+
+use bcfl_protos::bcfl as pb;
+use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
+
+use super::evaluation::{compute_verdict, RoundEvidence};
+use super::{
+    attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
+    require_round, Attributes,
+};
+use crate::error::{Result, TxnError};
+use crate::limits::MAX_ROUND_COMMITTERS;
+use crate::payload::{CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey};
+use crate::state::{BcflState, StateError};
+
+fn params(consortium: &pb::Consortium) -> &pb::ConsortiumParams {
+    consortium.get_params()
+}
+
+/// The model round `round` must start from.
+fn expected_parent(
+    state: &mut BcflState<'_>,
+    consortium: &pb::Consortium,
+    round: u64,
+) -> Result<String> {
+    if round == 1 {
+        return Ok(params(consortium).base_model_sha256.clone());
+    }
+    let previous = require_round(state, round - 1)?;
+    ensure!(
+        previous.phase == CLOSED,
+        "round {} is {:?}; close it before opening round {round}",
+        round - 1,
+        previous.phase
+    );
+    Ok(match state.aggregate(round - 1)? {
+        Some(aggregate) => aggregate.model_sha256,
+        None => previous.parent_model_sha256,
+    })
+}
+
+/// `OpenRound`: opens the next round.
+pub fn open_round(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &OpenRound,
+) -> Result<Attributes> {
+    let mut consortium = require_consortium(state)?;
+    require_admin(&consortium, signer, "open rounds")?;
+    let n = action.round;
+    let expected = consortium.current_round + 1;
+    ensure!(n == expected, "the next round is {expected}, not {n}");
+    ensure!(state.round(n)?.is_none(), "round {n} already exists");
+    let parent = expected_parent(state, &consortium, n)?;
+    ensure!(
+        action.parent_model_sha256.as_str() == parent,
+        "round {n} must start from model {parent}, not {}",
+        action.parent_model_sha256
+    );
+    require_active_member(state, action.aggregator.as_str(), "aggregator")?;
+    let active = state
+        .directory()?
+        .iter()
+        .filter(|m| m.status == pb::MemberStatus::ACTIVE)
+        .count();
+    let needed = params(&consortium).min_participants as usize;
+    ensure!(
+        active >= needed,
+        "opening a round needs at least {needed} active members, there are {active}"
+    );
+    let round = pb::Round {
+        number: n,
+        parent_model_sha256: parent,
+        aggregator: action.aggregator.as_str().to_owned(),
+        mode: action.mode,
+        phase: OPEN,
+        opened_by: signer.as_str().to_owned(),
+        ..Default::default()
+    };
+    state.put_round(&round)?;
+    consortium.current_round = n;
+    state.put_consortium(&consortium)?;
+    Ok(vec![
+        attr("round", n),
+        attr("aggregator", &action.aggregator),
+        attr("mode", format!("{:?}", action.mode)),
+    ])
+}
+
+/// `CommitUpdate`: records the signer's commitment to the open round.
+pub fn commit_update(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &CommitUpdate,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    require_active_member(state, signer.as_str(), "signer")?;
+    let n = action.round;
+    let mut round = require_round(state, n)?;
+    ensure!(round.phase == OPEN, "round {n} is {:?}, not OPEN", round.phase);
+    let position = round
+        .committers
+        .binary_search_by(|c| c.as_str().cmp(signer.as_str()));
+    let Err(position) = position else {
+        return Err(reject(format!("{signer} already committed to round {n}")));
+    };
+    ensure!(
+        round.committers.len() < MAX_ROUND_COMMITTERS,
+        "round {n} already holds {MAX_ROUND_COMMITTERS} commitments"
+    );
+    let length = params(&consortium).sketch_length as usize;
+    ensure!(
+        action.sketch.len() == length,
+        "the sketch must hold {length} values, got {}",
+        action.sketch.len()
+    );
+    let commitment = pb::Commitment {
+        round: n,
+        member: signer.as_str().to_owned(),
+        update_sha256: action.update_sha256.as_str().to_owned(),
+        size_bytes: action.size_bytes,
+        num_samples: action.num_samples,
+        loss_micro: action.loss_micro,
+        norm_micro: action.norm_micro,
+        sketch: action.sketch.clone(),
+        blob_uri: action
+            .blob_uri
+            .as_ref()
+            .map(|u| u.as_str().to_owned())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    state.put_commitment(commitment)?;
+    round
+        .committers
+        .insert(position, signer.as_str().to_owned());
+    state.put_round(&round)?;
+    Ok(vec![
+        attr("round", n),
+        attr("member", signer),
+        attr("update_sha256", &action.update_sha256),
+    ])
+}
+
+/// Whether `signer` is `round`'s aggregator and an active member.
+fn is_active_aggregator(
+    state: &mut BcflState<'_>,
+    round: &pb::Round,
+    signer: &PublicKey,
+) -> Result<bool> {
+    if round.aggregator != signer.as_str() {
+        return Ok(false);
+    }
+    require_active_member(state, signer.as_str(), "aggregator")?;
+    Ok(true)
+}
+
+/// `EvaluateRound`: records the verdict of an open round that reached its quorum.
+pub fn evaluate_round(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &EvaluateRound,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    let n = action.round;
+    let mut round = require_round(state, n)?;
+    ensure!(
+        is_admin(&consortium, signer) || is_active_aggregator(state, &round, signer)?,
+        "only an admin or the round's aggregator may evaluate round {n}"
+    );
+    ensure!(round.phase == OPEN, "round {n} is {:?}, not OPEN", round.phase);
+    let quorum = params(&consortium).commit_quorum as usize;
+    ensure!(
+        round.committers.len() >= quorum,
+        "round {n} has {} commitments, the quorum is {quorum}",
+        round.committers.len()
+    );
+    let committers = round.committers.to_vec();
+    let commitments = state.commitments(n, &committers)?;
+    let links = state.links_among(&committers)?;
+    let mut verdict = compute_verdict(&RoundEvidence {
+        params: params(&consortium),
+        round: &round,
+        commitments: &commitments,
+        links: &links,
+    })?;
+    verdict.evaluated_by = signer.as_str().to_owned();
+    state.put_verdict(&verdict)?;
+    round.phase = EVALUATED;
+    state.put_round(&round)?;
+    Ok(vec![
+        attr("round", n),
+        attr("accepted", verdict.accepted.len()),
+        attr("excluded", verdict.excluded.join(",")),
+    ])
+}
+
+/// `CommitAggregate`: records the global model of an evaluated round.
+pub fn commit_aggregate(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &CommitAggregate,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    let n = action.round;
+    let mut round = require_round(state, n)?;
+    let server_admin = round.mode == pb::RoundMode::SERVER && is_admin(&consortium, signer);
+    ensure!(
+        server_admin || is_active_aggregator(state, &round, signer)?,
+        "only the round's aggregator (or, in SERVER mode, an admin) may commit the aggregate of round {n}"
+    );
+    ensure!(round.phase == EVALUATED, "round {n} is {:?}, not EVALUATED", round.phase);
+    let verdict = state.verdict(n)?.ok_or_else(|| {
+        TxnError::State(StateError::Corrupt {
+            address: crate::address::verdict_address(n),
+            kind: "Verdict",
+            detail: format!("round {n} is EVALUATED but has no verdict"),
+        })
+    })?;
+    let same = |keys: &[PublicKey], stored: &[String]| {
+        keys.len() == stored.len() && keys.iter().zip(stored).all(|(k, s)| k.as_str() == s)
+    };
+    ensure!(
+        same(&action.contributors, &verdict.accepted),
+        "the contributors must be exactly the verdict's accepted members ({})",
+        verdict.accepted.join(",")
+    );
+    ensure!(
+        same(&action.excluded, &verdict.excluded),
+        "the excluded members must be exactly the verdict's ({})",
+        verdict.excluded.join(",")
+    );
+    let rule = params(&consortium).aggregation_rule;
+    ensure!(
+        action.rule == rule,
+        "the aggregation rule must be the consortium's {rule:?}, not {:?}",
+        action.rule
+    );
+    let aggregate = pb::Aggregate {
+        round: n,
+        model_sha256: action.model_sha256.as_str().to_owned(),
+        contributors: verdict.accepted.clone(),
+        rule,
+        excluded: verdict.excluded.clone(),
+        size_bytes: action.size_bytes,
+        blob_uri: action
+            .blob_uri
+            .as_ref()
+            .map(|u| u.as_str().to_owned())
+            .unwrap_or_default(),
+        submitted_by: signer.as_str().to_owned(),
+        ..Default::default()
+    };
+    state.put_aggregate(&aggregate)?;
+    round.phase = AGGREGATED;
+    state.put_round(&round)?;
+    Ok(vec![
+        attr("round", n),
+        attr("model_sha256", &action.model_sha256),
+        attr("contributors", action.contributors.len()),
+    ])
+}
+
+/// `CloseRound`: closes an aggregated round, or abandons an earlier one (admin only).
+pub fn close_round(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &CloseRound,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    let n = action.round;
+    let mut round = require_round(state, n)?;
+    ensure!(round.phase != CLOSED, "round {n} is already CLOSED");
+    let abandoned = round.phase != AGGREGATED;
+    if abandoned {
+        let what = format!("abandon round {n} ({:?})", round.phase);
+        require_admin(&consortium, signer, &what)?;
+    } else {
+        ensure!(
+            is_admin(&consortium, signer) || round.aggregator == signer.as_str(),
+            "only an admin or the round's aggregator may close round {n}"
+        );
+    }
+    round.phase = CLOSED;
+    state.put_round(&round)?;
+    Ok(vec![attr("round", n), attr("abandoned", abandoned)])
+}

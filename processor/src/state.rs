@@ -1,0 +1,309 @@
+//! Typed access to the family's state through a Sawtooth `TransactionContext`.
+//!
+//! [`BcflState`] computes addresses ([`crate::address`]), decodes and encodes the state messages,
+//! keeps collision containers (`MemberList`, `CommitmentList`, `LinkList`) sorted by their natural
+//! key, and caches every read (and its own writes) for the length of one `apply`, so the rules can
+//! read an object as often as they like at the cost of one validator round trip. Writes go through
+//! to the context at once; the validator discards them if the transaction turns out invalid.
+//!
+//! An empty value counts as absent (the SDK drops empty entries); no state message of this family
+//! ever encodes to zero bytes.
+
+use std::collections::BTreeMap;
+
+use bcfl_protos::bcfl as pb;
+use protobuf::{Message, RepeatedField};
+use sawtooth_sdk::processor::handler::{ContextError, TransactionContext};
+use thiserror::Error;
+
+use crate::address;
+
+/// A failed state access.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StateError {
+    /// The validator refused an address the header does not declare (or that is malformed).
+    #[error("state access refused ({0}); the transaction header must declare the addresses `bcfl_processor::access` lists")]
+    Unauthorized(String),
+    /// The context failed for another reason (transport, protocol); the validator retries.
+    #[error("state context failed: {0}")]
+    Context(String),
+    /// Stored bytes that do not decode, or objects that contradict each other.
+    #[error("state at {address} is not a valid {kind}: {detail}")]
+    Corrupt {
+        /// The address read.
+        address: String,
+        /// The message expected there.
+        kind: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl From<ContextError> for StateError {
+    fn from(err: ContextError) -> Self {
+        match err {
+            ContextError::AuthorizationError(msg) => StateError::Unauthorized(msg),
+            other => StateError::Context(other.to_string()),
+        }
+    }
+}
+
+/// Result alias of state access.
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// The family's state, seen through one transaction's context.
+pub struct BcflState<'a> {
+    context: &'a dyn TransactionContext,
+    cache: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+fn decode<M: Message>(address: &str, kind: &'static str, bytes: &[u8]) -> Result<M> {
+    M::parse_from_bytes(bytes).map_err(|e| StateError::Corrupt {
+        address: address.to_owned(),
+        kind,
+        detail: e.to_string(),
+    })
+}
+
+fn encode<M: Message>(message: &M) -> Result<Vec<u8>> {
+    message
+        .write_to_bytes()
+        .map_err(|e| StateError::Context(format!("cannot encode state: {e}")))
+}
+
+/// Inserts or replaces `entry` in a list kept sorted by `key`.
+fn upsert<E, K: Ord>(list: &mut RepeatedField<E>, entry: E, key: impl Fn(&E) -> K) {
+    let k = key(&entry);
+    match list.binary_search_by(|e| key(e).cmp(&k)) {
+        Ok(i) => list[i] = entry,
+        Err(i) => list.insert(i, entry),
+    }
+}
+
+impl<'a> BcflState<'a> {
+    /// Wraps a transaction's context.
+    pub fn new(context: &'a dyn TransactionContext) -> Self {
+        Self {
+            context,
+            cache: BTreeMap::new(),
+        }
+    }
+
+    /// Reads every uncached address of `addresses` in one validator request.
+    pub fn prefetch(&mut self, addresses: &[String]) -> Result<()> {
+        let mut missing: Vec<String> = addresses
+            .iter()
+            .filter(|a| !self.cache.contains_key(a.as_str()))
+            .cloned()
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let entries = self.context.get_state_entries(&missing)?;
+        for address in missing {
+            self.cache.insert(address, None);
+        }
+        for (address, data) in entries {
+            if !data.is_empty() {
+                self.cache.insert(address, Some(data));
+            }
+        }
+        Ok(())
+    }
+
+    fn raw(&mut self, address: &str) -> Result<Option<Vec<u8>>> {
+        if !self.cache.contains_key(address) {
+            self.prefetch(&[address.to_owned()])?;
+        }
+        Ok(self.cache.get(address).cloned().flatten())
+    }
+
+    fn read<M: Message>(&mut self, address: &str, kind: &'static str) -> Result<Option<M>> {
+        self.raw(address)?
+            .map(|bytes| decode(address, kind, &bytes))
+            .transpose()
+    }
+
+    fn write<M: Message>(&mut self, address: String, message: &M) -> Result<()> {
+        let bytes = encode(message)?;
+        self.context.set_state_entry(address.clone(), bytes.clone())?;
+        self.cache.insert(address, Some(bytes));
+        Ok(())
+    }
+
+    /// The consortium, if initialized.
+    pub fn consortium(&mut self) -> Result<Option<pb::Consortium>> {
+        self.read(&address::consortium_address(), "Consortium")
+    }
+
+    /// Stores the consortium.
+    pub fn put_consortium(&mut self, consortium: &pb::Consortium) -> Result<()> {
+        self.write(address::consortium_address(), consortium)
+    }
+
+    fn member_list(&mut self, address: &str) -> Result<pb::MemberList> {
+        Ok(self.read(address, "MemberList")?.unwrap_or_default())
+    }
+
+    /// The member with `public_key`, if registered.
+    pub fn member(&mut self, public_key: &str) -> Result<Option<pb::Member>> {
+        let list = self.member_list(&address::member_address(public_key))?;
+        Ok(list
+            .entries
+            .into_iter()
+            .find(|m| m.public_key == public_key))
+    }
+
+    /// Stores `member` in its container (replacing an entry with the same key).
+    pub fn put_member(&mut self, member: pb::Member) -> Result<()> {
+        let address = address::member_address(&member.public_key);
+        let mut list = self.member_list(&address)?;
+        upsert(&mut list.entries, member, |m| m.public_key.clone());
+        self.write(address, &list)
+    }
+
+    /// The member directory: every member's key and status, sorted by key.
+    pub fn directory(&mut self) -> Result<Vec<pb::Member>> {
+        Ok(self
+            .member_list(&address::directory_address())?
+            .entries
+            .into_vec())
+    }
+
+    /// Records `member`'s key and status in the directory.
+    pub fn put_directory_entry(&mut self, member: &pb::Member) -> Result<()> {
+        let address = address::directory_address();
+        let mut list = self.member_list(&address)?;
+        let entry = pb::Member {
+            public_key: member.public_key.clone(),
+            status: member.status,
+            ..Default::default()
+        };
+        upsert(&mut list.entries, entry, |m| m.public_key.clone());
+        self.write(address, &list)
+    }
+
+    /// Round `round`, if opened.
+    pub fn round(&mut self, round: u64) -> Result<Option<pb::Round>> {
+        self.read(&address::round_address(round), "Round")
+    }
+
+    /// Stores a round.
+    pub fn put_round(&mut self, round: &pb::Round) -> Result<()> {
+        self.write(address::round_address(round.number), round)
+    }
+
+    fn commitment_list(&mut self, address: &str) -> Result<pb::CommitmentList> {
+        Ok(self.read(address, "CommitmentList")?.unwrap_or_default())
+    }
+
+    /// `member`'s commitment to `round`, if any.
+    pub fn commitment(&mut self, round: u64, member: &str) -> Result<Option<pb::Commitment>> {
+        let list = self.commitment_list(&address::commitment_address(round, member))?;
+        Ok(list
+            .entries
+            .into_iter()
+            .find(|c| c.round == round && c.member == member))
+    }
+
+    /// Stores a commitment in its container.
+    pub fn put_commitment(&mut self, commitment: pb::Commitment) -> Result<()> {
+        let address = address::commitment_address(commitment.round, &commitment.member);
+        let mut list = self.commitment_list(&address)?;
+        upsert(&mut list.entries, commitment, |c| c.member.clone());
+        self.write(address, &list)
+    }
+
+    /// The commitments of `members` to `round`, in the order of `members`. A listed member without
+    /// a commitment means the round and its commitments disagree: corrupt state.
+    pub fn commitments(&mut self, round: u64, members: &[String]) -> Result<Vec<pb::Commitment>> {
+        let addresses: Vec<String> = members
+            .iter()
+            .map(|m| address::commitment_address(round, m))
+            .collect();
+        self.prefetch(&addresses)?;
+        members
+            .iter()
+            .zip(&addresses)
+            .map(|(member, addr)| {
+                self.commitment(round, member)?
+                    .ok_or_else(|| StateError::Corrupt {
+                        address: addr.clone(),
+                        kind: "CommitmentList",
+                        detail: format!("round {round} lists {member} but holds no commitment"),
+                    })
+            })
+            .collect()
+    }
+
+    fn link_list(&mut self, address: &str) -> Result<pb::LinkList> {
+        Ok(self.read(address, "LinkList")?.unwrap_or_default())
+    }
+
+    /// The measured link `from -> to`, if any.
+    pub fn link(&mut self, from: &str, to: &str) -> Result<Option<pb::Link>> {
+        let list = self.link_list(&address::link_address(from, to))?;
+        Ok(list
+            .entries
+            .into_iter()
+            .find(|l| l.from == from && l.to == to))
+    }
+
+    /// Stores a link in its container.
+    pub fn put_link(&mut self, link: pb::Link) -> Result<()> {
+        let address = address::link_address(&link.from, &link.to);
+        let mut list = self.link_list(&address)?;
+        upsert(&mut list.entries, link, |l| (l.from.clone(), l.to.clone()));
+        self.write(address, &list)
+    }
+
+    /// Every measured link between two distinct members of `members`, sorted by (from, to).
+    pub fn links_among(&mut self, members: &[String]) -> Result<Vec<pb::Link>> {
+        let pairs: Vec<(&String, &String)> = members
+            .iter()
+            .flat_map(|a| members.iter().map(move |b| (a, b)))
+            .filter(|(a, b)| a != b)
+            .collect();
+        let addresses: Vec<String> = pairs
+            .iter()
+            .map(|(a, b)| address::link_address(a, b))
+            .collect();
+        self.prefetch(&addresses)?;
+        let mut links = Vec::new();
+        for (from, to) in pairs {
+            if let Some(link) = self.link(from, to)? {
+                links.push(link);
+            }
+        }
+        links.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+        Ok(links)
+    }
+
+    /// The verdict of `round`, if evaluated.
+    pub fn verdict(&mut self, round: u64) -> Result<Option<pb::Verdict>> {
+        self.read(&address::verdict_address(round), "Verdict")
+    }
+
+    /// Stores a verdict.
+    pub fn put_verdict(&mut self, verdict: &pb::Verdict) -> Result<()> {
+        self.write(address::verdict_address(verdict.round), verdict)
+    }
+
+    /// The aggregate of `round`, if committed.
+    pub fn aggregate(&mut self, round: u64) -> Result<Option<pb::Aggregate>> {
+        self.read(&address::aggregate_address(round), "Aggregate")
+    }
+
+    /// Stores an aggregate.
+    pub fn put_aggregate(&mut self, aggregate: &pb::Aggregate) -> Result<()> {
+        self.write(address::aggregate_address(aggregate.round), aggregate)
+    }
+
+    /// Adds an event to the transaction's receipt.
+    pub fn emit(&self, event_type: String, attributes: Vec<(String, String)>) -> Result<()> {
+        self.context.add_event(event_type, attributes, &[])?;
+        Ok(())
+    }
+}

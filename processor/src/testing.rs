@@ -1,0 +1,263 @@
+//! Test support (feature `test-utils`): an in-memory transaction context and ledger.
+//!
+//! [`MemoryContext`] enforces what a Sawtooth validator enforces on a transaction's context:
+//! every address is 70 lowercase hex; a read must start with a header input and a write or delete
+//! with a header output (`AuthorizationError` otherwise); a missing address reads as absent.
+//! [`MemoryLedger`] runs [`BcflHandler`] over it, one transaction at a time, with headers built
+//! from [`crate::access::declared_addresses`], and keeps the state of valid transactions only,
+//! as a validator does. This is the real handler and the real rules; only the validator is
+//! replaced.
+//!
+//! ```
+//! use bcfl_processor::testing::{test_key, MemoryLedger};
+//! use bcfl_protos::bcfl::{BcflPayload, CloseRound};
+//!
+//! let mut ledger = MemoryLedger::new();
+//! let mut payload = BcflPayload::new();
+//! payload.set_close_round(CloseRound { round: 1, ..Default::default() });
+//! let err = ledger.submit(&test_key("admin"), &payload).unwrap_err();
+//! assert!(err.to_string().contains("the consortium is not initialized"));
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use bcfl_protos::bcfl as pb;
+use protobuf::{Message, RepeatedField};
+use sawtooth_sdk::messages::processor::TpProcessRequest;
+use sawtooth_sdk::messages::transaction::TransactionHeader;
+use sawtooth_sdk::processor::handler::{
+    ApplyError, ContextError, TransactionContext, TransactionHandler,
+};
+
+use crate::access::declared_addresses;
+use crate::address::{self, is_full_address};
+use crate::handler::BcflHandler;
+use crate::{FAMILY_NAME, FAMILY_VERSION};
+
+/// An event added through the context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Event type, e.g. `bcfl/open_round`.
+    pub event_type: String,
+    /// Attributes in the order added.
+    pub attributes: Vec<(String, String)>,
+    /// Opaque data.
+    pub data: Vec<u8>,
+}
+
+impl RecordedEvent {
+    /// The value of attribute `key`, if present.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A transaction context over an in-memory state with validator-like access checks.
+#[derive(Debug, Default)]
+pub struct MemoryContext {
+    state: RefCell<BTreeMap<String, Vec<u8>>>,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    events: RefCell<Vec<RecordedEvent>>,
+    receipt_data: RefCell<Vec<Vec<u8>>>,
+}
+
+impl MemoryContext {
+    /// A context over `state` for a transaction declaring `inputs` and `outputs`.
+    pub fn new(state: BTreeMap<String, Vec<u8>>, inputs: Vec<String>, outputs: Vec<String>) -> Self {
+        Self {
+            state: RefCell::new(state),
+            inputs,
+            outputs,
+            ..Default::default()
+        }
+    }
+
+    /// The state after the transaction, and the events it added.
+    pub fn into_parts(self) -> (BTreeMap<String, Vec<u8>>, Vec<RecordedEvent>) {
+        (self.state.into_inner(), self.events.into_inner())
+    }
+
+    fn check(&self, addresses: &[String], allowed: &[String], verb: &str) -> Result<(), ContextError> {
+        for a in addresses {
+            if !is_full_address(a) || !allowed.iter().any(|p| a.starts_with(p.as_str())) {
+                return Err(ContextError::AuthorizationError(format!(
+                    "Tried to {verb} unauthorized addresses: {addresses:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TransactionContext for MemoryContext {
+    fn get_state_entries(&self, addresses: &[String]) -> Result<Vec<(String, Vec<u8>)>, ContextError> {
+        self.check(addresses, &self.inputs, "get")?;
+        let state = self.state.borrow();
+        Ok(addresses
+            .iter()
+            .filter_map(|a| state.get(a).filter(|d| !d.is_empty()).map(|d| (a.clone(), d.clone())))
+            .collect())
+    }
+
+    fn set_state_entries(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), ContextError> {
+        let addresses: Vec<String> = entries.iter().map(|(a, _)| a.clone()).collect();
+        self.check(&addresses, &self.outputs, "set")?;
+        self.state.borrow_mut().extend(entries);
+        Ok(())
+    }
+
+    fn delete_state_entries(&self, addresses: &[String]) -> Result<Vec<String>, ContextError> {
+        self.check(addresses, &self.outputs, "delete")?;
+        let mut state = self.state.borrow_mut();
+        for a in addresses {
+            state.remove(a);
+        }
+        Ok(addresses.to_vec())
+    }
+
+    fn add_receipt_data(&self, data: &[u8]) -> Result<(), ContextError> {
+        self.receipt_data.borrow_mut().push(data.to_vec());
+        Ok(())
+    }
+
+    fn add_event(
+        &self,
+        event_type: String,
+        attributes: Vec<(String, String)>,
+        data: &[u8],
+    ) -> Result<(), ContextError> {
+        self.events.borrow_mut().push(RecordedEvent {
+            event_type,
+            attributes,
+            data: data.to_vec(),
+        });
+        Ok(())
+    }
+}
+
+/// A deterministic test key in the format of a compressed public key (`02` + 64 hex derived from
+/// `name`). It is not a point on the curve: the processor only checks the format.
+pub fn test_key(name: &str) -> String {
+    format!("02{}", &address::sha512_hex(name.as_bytes())[..64])
+}
+
+/// An in-memory ledger that applies transactions one by one through [`BcflHandler`].
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    state: BTreeMap<String, Vec<u8>>,
+    handler: BcflHandler,
+    applied: u64,
+}
+
+impl MemoryLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Submits `payload` signed by `signer`, with the header inputs/outputs that
+    /// [`declared_addresses`] gives (empty lists when the payload does not parse). On success the
+    /// state changes are kept and the transaction's events returned; on failure state is unchanged.
+    pub fn submit(
+        &mut self,
+        signer: &str,
+        payload: &pb::BcflPayload,
+    ) -> Result<Vec<RecordedEvent>, ApplyError> {
+        let (inputs, outputs) = declared_addresses(payload, signer).unwrap_or_default();
+        let bytes = payload
+            .write_to_bytes()
+            .map_err(|e| ApplyError::InternalError(e.to_string()))?;
+        self.submit_raw(signer, &bytes, inputs, outputs)
+    }
+
+    /// Submits raw payload bytes with explicit header inputs and outputs.
+    pub fn submit_raw(
+        &mut self,
+        signer: &str,
+        payload: &[u8],
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    ) -> Result<Vec<RecordedEvent>, ApplyError> {
+        let mut header = TransactionHeader::new();
+        header.set_family_name(FAMILY_NAME.to_owned());
+        header.set_family_version(FAMILY_VERSION.to_owned());
+        header.set_signer_public_key(signer.to_owned());
+        header.set_batcher_public_key(signer.to_owned());
+        header.set_inputs(RepeatedField::from_vec(inputs.clone()));
+        header.set_outputs(RepeatedField::from_vec(outputs.clone()));
+        header.set_payload_sha512(address::sha512_hex(payload));
+        header.set_nonce(self.applied.to_string());
+        let mut request = TpProcessRequest::new();
+        request.set_header(header);
+        request.set_payload(payload.to_vec());
+        request.set_signature(format!("{:0128x}", self.applied));
+        request.set_context_id(format!("{:032x}", self.applied));
+        let mut context = MemoryContext::new(self.state.clone(), inputs, outputs);
+        self.handler.apply(&request, &mut context)?;
+        let (state, events) = context.into_parts();
+        self.state = state;
+        self.applied += 1;
+        Ok(events)
+    }
+
+    /// The raw state.
+    pub fn state(&self) -> &BTreeMap<String, Vec<u8>> {
+        &self.state
+    }
+
+    fn decode<M: Message>(&self, address: &str) -> Option<M> {
+        self.state
+            .get(address)
+            .map(|b| M::parse_from_bytes(b).expect("ledger state decodes"))
+    }
+
+    /// The consortium, if initialized.
+    pub fn consortium(&self) -> Option<pb::Consortium> {
+        self.decode(&address::consortium_address())
+    }
+
+    /// A member, if registered.
+    pub fn member(&self, key: &str) -> Option<pb::Member> {
+        self.decode::<pb::MemberList>(&address::member_address(key))
+            .and_then(|l| l.entries.into_iter().find(|m| m.public_key == key))
+    }
+
+    /// The member directory entries.
+    pub fn directory(&self) -> Vec<pb::Member> {
+        self.decode::<pb::MemberList>(&address::directory_address())
+            .map(|l| l.entries.into_vec())
+            .unwrap_or_default()
+    }
+
+    /// A round, if opened.
+    pub fn round(&self, round: u64) -> Option<pb::Round> {
+        self.decode(&address::round_address(round))
+    }
+
+    /// A commitment, if made.
+    pub fn commitment(&self, round: u64, member: &str) -> Option<pb::Commitment> {
+        self.decode::<pb::CommitmentList>(&address::commitment_address(round, member))
+            .and_then(|l| l.entries.into_iter().find(|c| c.member == member))
+    }
+
+    /// A link, if measured.
+    pub fn link(&self, from: &str, to: &str) -> Option<pb::Link> {
+        self.decode::<pb::LinkList>(&address::link_address(from, to))
+            .and_then(|l| l.entries.into_iter().find(|k| k.from == from && k.to == to))
+    }
+
+    /// A verdict, if recorded.
+    pub fn verdict(&self, round: u64) -> Option<pb::Verdict> {
+        self.decode(&address::verdict_address(round))
+    }
+
+    /// An aggregate, if committed.
+    pub fn aggregate(&self, round: u64) -> Option<pb::Aggregate> {
+        self.decode(&address::aggregate_address(round))
+    }
+}
