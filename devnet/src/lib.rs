@@ -1,3 +1,36 @@
 //! bcfl-devnet: an embedded single-node ledger that speaks the Sawtooth 1.2 protocols.
+//!
+//! Bird's-eye view: transaction processors (the real `bcfl-tp`, or any processor built with the
+//! Sawtooth SDKs) connect to the ZMQ component endpoint exactly as to a Sawtooth 1.2 validator;
+//! clients use the REST API ([`rest`]), which sees the ledger only through
+//! [`view::LedgerView`]. The ledger core ([`ledger`]) validates batches, executes them through
+//! the processors, builds and signs blocks (devmode-style consensus bytes), keeps the
+//! Merkle-Radix state with the validator's exact roots, and stores everything durably in one
+//! redb file.
+//!
+//! ```no_run
+//! use bcfl_devnet::ledger::{Devnet, DevnetConfig};
+//! let devnet = Devnet::start(DevnetConfig::default())?;
+//! let head = devnet.ledger().chain_head().expect("genesis exists");
+//! println!("head {}", head.get_header_signature());
+//! # Ok::<(), bcfl_devnet::ledger::LedgerError>(())
+//! ```
+//!
+//! Where devnet deliberately differs from a Sawtooth validator:
+//!
+//! * `INTERNAL_ERROR` is retried a bounded number of times (default 3, also counting processor
+//!   timeouts and disconnects), then the batch is INVALID with a message saying so. A validator
+//!   retries for ever.
+//! * Header `inputs`/`outputs` that are not even-length lowercase hex prefixes refuse the batch
+//!   at submission (a validator fails the transaction later without an INVALID status).
+//! * A lone invalid batch is dropped at once (no re-execution loop).
+//! * Genesis has no batches (no settings family is needed); later blocks carry `b"Devmode"` +
+//!   SHA-256 of the batch ids as consensus bytes, signed by the devnet key in
+//!   `<data-dir>/validator.priv`.
+//! * Pending (uncommitted) batches live in memory and are lost on a crash, as in Sawtooth;
+//!   committed blocks are fsynced before any status says COMMITTED.
+//! * The ZMQ client API (`CLIENT_*` messages) is not served; clients use the REST API.
 
+pub mod ledger;
+pub mod rest;
 pub mod view;

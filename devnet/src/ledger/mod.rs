@@ -1,0 +1,267 @@
+//! The ledger core: storage, validation, the component endpoint and the block publisher.
+//!
+//! [`Devnet::start`] opens (or creates) the data dir, writes the genesis block on first start,
+//! binds the component endpoint and runs the component loop on its own thread. The returned
+//! handle gives a [`LedgerView`](crate::view::LedgerView) for the REST API or for embedding.
+//!
+//! ```no_run
+//! use bcfl_devnet::ledger::{Devnet, DevnetConfig};
+//! let devnet = Devnet::start(DevnetConfig {
+//!     data_dir: "/tmp/devnet".into(),
+//!     component_endpoint: "tcp://127.0.0.1:0".into(),
+//!     ..DevnetConfig::default()
+//! })?;
+//! println!("processors connect to {}", devnet.component_endpoint());
+//! let ledger = devnet.ledger();
+//! assert_eq!(ledger.chain_head().is_some(), true);
+//! devnet.shutdown();
+//! # Ok::<(), bcfl_devnet::ledger::LedgerError>(())
+//! ```
+//!
+//! Modules: [`state`] (Merkle-Radix state), [`store`] (blocks, batches, receipts), [`validate`]
+//! (submission checks), [`queue`] (pending/held/invalid batches), [`registry`] (processors),
+//! [`publisher`] (block building), [`engine`] and `handlers` (the ZMQ loop), [`keys`].
+
+pub mod engine;
+pub mod error;
+mod handlers;
+pub mod keys;
+pub mod publisher;
+pub mod queue;
+pub mod registry;
+pub mod state;
+pub mod store;
+pub mod validate;
+mod view_impl;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use protobuf::{Message as _, RepeatedField};
+use sawtooth_sdk::messages::block::{Block, BlockHeader};
+
+use crate::view::{CommitNotice, LedgerView};
+
+pub use error::{LedgerError, Result};
+pub use view_impl::Ledger;
+
+use engine::{Engine, EngineSettings, Waker};
+use keys::ValidatorKey;
+use queue::BatchPool;
+use state::{NodeDatabase, StateReader};
+use store::BlockStore;
+
+/// Genesis `previous_block_id` (16 zeros).
+pub const NULL_BLOCK_ID: &str = "0000000000000000";
+
+/// Devnet settings.
+#[derive(Debug, Clone)]
+pub struct DevnetConfig {
+    /// Where the ledger file and validator key live.
+    pub data_dir: PathBuf,
+    /// ZMQ endpoint processors connect to (port 0 picks a free port).
+    pub component_endpoint: String,
+    /// Minimum time between the starts of two blocks.
+    pub block_interval: Duration,
+    /// Maximum batches per block (0: unlimited).
+    pub max_batches_per_block: usize,
+    /// Maximum pending (and held) batches before submissions get `QueueFull`.
+    pub max_pending_batches: usize,
+    /// Retries of a transaction after INTERNAL_ERROR (or timeout, or disconnect) before its
+    /// batch is declared invalid.
+    pub max_internal_retries: u32,
+    /// How long a processor may take to answer a `TpProcessRequest`.
+    pub processor_timeout: Duration,
+    /// The network endpoint reported by `/status` (devnet has no peers).
+    pub network_endpoint: String,
+}
+
+impl Default for DevnetConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./devnet-data"),
+            component_endpoint: "tcp://127.0.0.1:4004".into(),
+            block_interval: Duration::from_millis(20),
+            max_batches_per_block: 0,
+            max_pending_batches: 10_000,
+            max_internal_retries: 3,
+            processor_timeout: Duration::from_secs(60),
+            network_endpoint: "tcp://127.0.0.1:8800".into(),
+        }
+    }
+}
+
+/// The current chain head.
+#[derive(Clone)]
+pub struct HeadInfo {
+    /// Block id.
+    pub id: String,
+    /// Block number.
+    pub num: u64,
+    /// State root after the block.
+    pub state_root: String,
+    /// The block itself.
+    pub block: Arc<Block>,
+}
+
+/// State shared by the component loop and the [`Ledger`] view.
+pub struct Shared {
+    store: BlockStore,
+    state: StateReader,
+    pool: BatchPool,
+    key: ValidatorKey,
+    head: RwLock<HeadInfo>,
+    status: tokio::sync::watch::Sender<u64>,
+    commits: tokio::sync::broadcast::Sender<CommitNotice>,
+    waker: Waker,
+    shutdown: AtomicBool,
+    component_endpoint: String,
+    network_endpoint: String,
+}
+
+impl Shared {
+    fn head_info(&self) -> HeadInfo {
+        self.head.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_head(&self, block: Block, state_root: String) {
+        let num = self.head_info().num + 1;
+        let info = HeadInfo { id: block.get_header_signature().to_string(), num, state_root, block: Arc::new(block) };
+        *self.head.write().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    fn bump_status(&self) {
+        self.status.send_modify(|n| *n += 1);
+    }
+}
+
+/// A running devnet (see the module docs). Dropping it shuts it down.
+pub struct Devnet {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn head_from_block(block: Block) -> Result<HeadInfo> {
+    let header = BlockHeader::parse_from_bytes(block.get_header())?;
+    Ok(HeadInfo {
+        id: block.get_header_signature().to_string(),
+        num: header.get_block_num(),
+        state_root: header.get_state_root_hash().to_string(),
+        block: Arc::new(block),
+    })
+}
+
+/// Loads the head, or writes genesis into an empty store.
+fn load_or_create_head(store: &BlockStore, state: &StateReader, key: &ValidatorKey) -> Result<HeadInfo> {
+    if let Some(num) = store.head_num()? {
+        let block = store
+            .block_by_num(num)?
+            .ok_or_else(|| LedgerError::Corrupt(format!("head block {num} is missing")))?;
+        let head = head_from_block(block)?;
+        if state.tree(&head.state_root)?.is_none() {
+            return Err(LedgerError::Corrupt(format!("head state root {} is missing", head.state_root)));
+        }
+        return Ok(head);
+    }
+    let root = state.initialize()?;
+    let mut header = BlockHeader::new();
+    header.set_block_num(0);
+    header.set_previous_block_id(NULL_BLOCK_ID.into());
+    header.set_signer_public_key(key.public_key().to_string());
+    header.set_batch_ids(RepeatedField::new());
+    header.set_consensus(b"Genesis".to_vec());
+    header.set_state_root_hash(root);
+    let bytes = header.write_to_bytes()?;
+    let mut block = Block::new();
+    block.set_header_signature(key.sign(&bytes));
+    block.set_header(bytes);
+    store.commit_block(&block, &[])?;
+    tracing::info!(block_id = %block.get_header_signature(), "genesis block written");
+    head_from_block(block)
+}
+
+impl Devnet {
+    /// Opens the data dir, writes genesis if needed, binds the component endpoint and starts
+    /// the component loop.
+    pub fn start(config: DevnetConfig) -> Result<Self> {
+        if config.max_pending_batches == 0 {
+            return Err(LedgerError::Config("max_pending_batches must be at least 1".into()));
+        }
+        std::fs::create_dir_all(&config.data_dir)?;
+        let key = ValidatorKey::load_or_create(&config.data_dir.join("validator.priv"))?;
+        let db = Arc::new(redb::Database::create(config.data_dir.join("ledger.redb"))?);
+        let state = StateReader::new(NodeDatabase::new(Arc::clone(&db))?);
+        let store = BlockStore::new(db)?;
+        let head = load_or_create_head(&store, &state, &key)?;
+        let settings = EngineSettings {
+            block_interval: config.block_interval,
+            max_batches_per_block: config.max_batches_per_block,
+            publish_threshold: if config.max_batches_per_block > 0 { config.max_batches_per_block } else { 100 },
+            max_retries: config.max_internal_retries,
+            processor_timeout: config.processor_timeout,
+        };
+        let pool = BatchPool::new(config.max_pending_batches);
+        let network_endpoint = config.network_endpoint.clone();
+        let (engine, shared) = Engine::bind(
+            &config.component_endpoint,
+            move |waker, bound| {
+                Arc::new(Shared {
+                    store,
+                    state,
+                    pool,
+                    key,
+                    head: RwLock::new(head),
+                    status: tokio::sync::watch::channel(0).0,
+                    commits: tokio::sync::broadcast::channel(1024).0,
+                    waker,
+                    shutdown: AtomicBool::new(false),
+                    component_endpoint: bound,
+                    network_endpoint,
+                })
+            },
+            settings,
+        )?;
+        let thread = std::thread::Builder::new().name("devnet-component".into()).spawn(move || engine.run())?;
+        Ok(Self { shared, thread: Some(thread) })
+    }
+
+    /// The ledger as the REST API sees it.
+    pub fn ledger(&self) -> Arc<dyn LedgerView> {
+        Arc::new(Ledger::new(Arc::clone(&self.shared)))
+    }
+
+    /// The bound component endpoint (with the real port).
+    pub fn component_endpoint(&self) -> &str {
+        &self.shared.component_endpoint
+    }
+
+    /// The validator public key that signs blocks (66 hex).
+    pub fn validator_public_key(&self) -> &str {
+        self.shared.key.public_key()
+    }
+
+    /// Stops the component loop and waits for it. Every committed block is already durable;
+    /// pending batches are dropped.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.waker.wake();
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the component loop panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

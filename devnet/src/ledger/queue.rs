@@ -1,0 +1,172 @@
+//! The batch pool: pending batches, batches held for dependencies, and recent invalid batches.
+//!
+//! Submitting threads (REST) add batches; the publisher takes snapshots of the pending queue and
+//! removes batches once they are committed or invalid. Like Sawtooth's completer, a batch whose
+//! transactions depend on transactions neither seen nor committed is *held* (status UNKNOWN) and
+//! moves to the pending queue once its dependencies appear. Invalid results are kept for 600 s,
+//! like Sawtooth's batch tracker. Nothing here is persisted: pending batches are lost on a crash,
+//! as in Sawtooth.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::view::{BatchStatusKind, InvalidTransactionInfo, SubmitError};
+
+use super::store::BlockStore;
+use super::validate::QueuedBatch;
+
+/// How long invalid results are remembered (Sawtooth's batch tracker).
+pub const INVALID_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Default)]
+struct PoolInner {
+    queued: VecDeque<Arc<QueuedBatch>>,
+    queued_ids: HashSet<String>,
+    held: Vec<Arc<QueuedBatch>>,
+    held_ids: HashSet<String>,
+    /// Transaction ids of queued and held batches.
+    txn_ids: HashSet<String>,
+    invalid: HashMap<String, (Instant, Vec<InvalidTransactionInfo>)>,
+}
+
+/// Pending, held and invalid batches (see the module docs).
+pub struct BatchPool {
+    inner: Mutex<PoolInner>,
+    capacity: usize,
+}
+
+impl BatchPool {
+    /// A pool that holds at most `capacity` pending plus held batches.
+    pub fn new(capacity: usize) -> Self {
+        Self { inner: Mutex::new(PoolInner::default()), capacity }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PoolInner> {
+        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Adds validated batches, all or nothing; known batches are ignored. Returns how many
+    /// batches were new.
+    pub fn submit(&self, batches: Vec<QueuedBatch>, store: &BlockStore) -> Result<usize, SubmitError> {
+        let mut inner = self.lock();
+        let mut fresh = Vec::with_capacity(batches.len());
+        let mut ids = HashSet::new();
+        for batch in batches {
+            let known = inner.queued_ids.contains(&batch.id)
+                || inner.held_ids.contains(&batch.id)
+                || inner.invalid.get(&batch.id).is_some_and(|(t, _)| t.elapsed() < INVALID_TTL)
+                || !ids.insert(batch.id.clone())
+                || store.has_batch(&batch.id).map_err(|e| SubmitError::InvalidBatch(e.to_string()))?;
+            if !known {
+                fresh.push(batch);
+            }
+        }
+        if inner.queued.len() + inner.held.len() + fresh.len() > self.capacity {
+            return Err(SubmitError::QueueFull);
+        }
+        let added = fresh.len();
+        for batch in fresh {
+            inner.invalid.remove(&batch.id);
+            for t in &batch.txns {
+                inner.txn_ids.insert(t.id.clone());
+            }
+            let batch = Arc::new(batch);
+            if dependencies_met(&inner, &batch, store) {
+                inner.queued_ids.insert(batch.id.clone());
+                inner.queued.push_back(batch);
+            } else {
+                tracing::debug!(batch = %batch.id, "held for dependencies");
+                inner.held_ids.insert(batch.id.clone());
+                inner.held.push(batch);
+            }
+        }
+        promote_held(&mut inner, store);
+        Ok(added)
+    }
+
+    /// Up to `max` (0: all) pending batches, oldest first.
+    pub fn snapshot(&self, max: usize) -> Vec<Arc<QueuedBatch>> {
+        let inner = self.lock();
+        let take = if max == 0 { inner.queued.len() } else { max.min(inner.queued.len()) };
+        inner.queued.iter().take(take).cloned().collect()
+    }
+
+    /// Number of pending (not held) batches.
+    pub fn pending_len(&self) -> usize {
+        self.lock().queued.len()
+    }
+
+    /// Removes committed or dropped batches from the queue and releases held batches whose
+    /// dependencies are now committed.
+    pub fn remove(&self, ids: &HashSet<&str>, store: &BlockStore) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let txn_ids = &mut inner.txn_ids;
+        inner.queued.retain(|b| {
+            if ids.contains(b.id.as_str()) {
+                for t in &b.txns {
+                    txn_ids.remove(&t.id);
+                }
+                false
+            } else {
+                true
+            }
+        });
+        for id in ids {
+            inner.queued_ids.remove(*id);
+        }
+        promote_held(inner, store);
+    }
+
+    /// Removes a batch from the queue and records it as INVALID.
+    pub fn mark_invalid(&self, id: &str, info: Vec<InvalidTransactionInfo>, store: &BlockStore) {
+        self.remove(&HashSet::from([id]), store);
+        let mut inner = self.lock();
+        inner.invalid.retain(|_, (at, _)| at.elapsed() < INVALID_TTL);
+        inner.invalid.insert(id.to_string(), (Instant::now(), info));
+    }
+
+    /// The status of a batch that is not committed.
+    pub fn status(&self, id: &str) -> (BatchStatusKind, Vec<InvalidTransactionInfo>) {
+        let inner = self.lock();
+        if let Some((at, info)) = inner.invalid.get(id) {
+            if at.elapsed() < INVALID_TTL {
+                return (BatchStatusKind::Invalid, info.clone());
+            }
+        }
+        if inner.queued_ids.contains(id) {
+            (BatchStatusKind::Pending, Vec::new())
+        } else {
+            (BatchStatusKind::Unknown, Vec::new())
+        }
+    }
+}
+
+fn dependencies_met(inner: &PoolInner, batch: &QueuedBatch, store: &BlockStore) -> bool {
+    batch.txns.iter().flat_map(|t| t.header.get_dependencies()).all(|dep| {
+        batch.txns.iter().any(|t| t.id == *dep)
+            || (inner.txn_ids.contains(dep) && !inner.held_txn(dep))
+            || store.has_txn(dep).unwrap_or(false)
+    })
+}
+
+impl PoolInner {
+    fn held_txn(&self, id: &str) -> bool {
+        self.held.iter().any(|b| b.txns.iter().any(|t| t.id == id))
+    }
+}
+
+fn promote_held(inner: &mut PoolInner, store: &BlockStore) {
+    loop {
+        let ready = inner.held.iter().position(|b| dependencies_met(inner, b, store));
+        let Some(pos) = ready else { break };
+        let batch = inner.held.swap_remove(pos);
+        inner.held_ids.remove(&batch.id);
+        inner.queued_ids.insert(batch.id.clone());
+        inner.queued.push_back(batch);
+    }
+}
