@@ -1,1 +1,21 @@
-//! The bcfl client library (placeholder).
+//! The bcfl client library.
+//!
+//! - [`ledger`]: talking to a Sawtooth ledger (or the bcfl devnet): keys and signing in
+//!   Sawtooth's format, transactions and batches, the `bcfl` family's transactions, an async REST
+//!   client with typed errors, and typed decoding of the family's state.
+//! - [`fixed`]: the fixed-point conversions (`*_micro`, `*_ppm`) the ledger uses instead of
+//!   floating point.
+//! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
+//!
+//! The `bcfl` binary (`src/main.rs`) is the command line over this library; `docs/cli.md`
+//! documents its commands and JSON output.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `train` | fine-tuning with libtorch (needs `LIBTORCH`) |
+
+pub mod fixed;
+pub mod json;
+pub mod ledger;
