@@ -9,6 +9,8 @@
 //! - [`rest`]: the async client of Sawtooth's REST API (submit, wait, state, blocks).
 //! - [`state`]: typed decoding of the family's state objects by address.
 
+pub mod family;
 pub mod keys;
 pub mod protocol;
 pub mod rest;
+pub mod state;
