@@ -1,0 +1,248 @@
+//! Payload round trips (property tests) and the refusal of malformed payloads.
+
+use bcfl_protos::bcfl as pb;
+use proptest::collection::{btree_set, vec};
+use proptest::prelude::*;
+use protobuf::Message;
+
+use super::*;
+use crate::access::action_addresses;
+use crate::address;
+
+fn key() -> impl Strategy<Value = PublicKey> {
+    "0[23][0-9a-f]{64}".prop_map(|k| PublicKey::parse(&k).unwrap())
+}
+
+fn sha() -> impl Strategy<Value = Sha256Hash> {
+    "[0-9a-f]{64}".prop_map(|h| Sha256Hash::parse(&h).unwrap())
+}
+
+fn name() -> impl Strategy<Value = MemberName> {
+    "[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}[A-Za-z0-9]".prop_map(|n| MemberName::parse(&n).unwrap())
+}
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    ("https?", "[a-z0-9.-]{1,30}", 1u16..)
+        .prop_map(|(s, h, p)| Endpoint::parse(&format!("{s}://{h}:{p}/blobs")).unwrap())
+}
+
+fn blob_uri() -> impl Strategy<Value = Option<BlobUri>> {
+    proptest::option::of(
+        "(http|https|bcfl)://[a-z0-9]{1,20}(/[a-z0-9]{0,20})?".prop_map(|u| BlobUri::parse(&u).unwrap()),
+    )
+}
+
+fn keys(min: usize, max: usize) -> impl Strategy<Value = Vec<PublicKey>> {
+    btree_set(key(), min..=max).prop_map(|s| s.into_iter().collect())
+}
+
+fn params() -> impl Strategy<Value = pb::ConsortiumParams> {
+    (1u32..50, sha(), 1u32..=4096).prop_flat_map(|(min, base, sketch)| {
+        (1..=min).prop_map(move |quorum| pb::ConsortiumParams {
+            min_participants: min,
+            commit_quorum: quorum,
+            aggregation_rule: pb::AggregationRule::FEDAVG,
+            model_id: "model".into(),
+            base_model_sha256: base.as_str().to_owned(),
+            sketch_length: sketch,
+            ..Default::default()
+        })
+    })
+}
+
+fn mode() -> impl Strategy<Value = pb::RoundMode> {
+    prop_oneof![Just(pb::RoundMode::SERVERLESS), Just(pb::RoundMode::SERVER)]
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (keys(1, 32), params())
+            .prop_map(|(admins, params)| Action::InitConsortium(InitConsortium { admins, params })),
+        (key(), name(), endpoint()).prop_map(|(public_key, name, endpoint)| {
+            Action::RegisterMember(RegisterMember { public_key, name, endpoint })
+        }),
+        (key(), proptest::option::of(name()), endpoint()).prop_map(|(public_key, name, e)| {
+            Action::UpdateMember(UpdateMember { public_key, endpoint: Some(e), name })
+        }),
+        (key(), "[a-z][a-z ]{0,100}[a-z]").prop_map(|(public_key, r)| {
+            Action::SuspendMember(SuspendMember { public_key, reason: Reason::parse(&r).unwrap() })
+        }),
+        (1u64.., sha(), key(), mode()).prop_map(|(round, parent, aggregator, mode)| {
+            Action::OpenRound(OpenRound { round, parent_model_sha256: parent, aggregator, mode })
+        }),
+        (
+            (1u64.., sha(), 1..=crate::limits::MAX_BLOB_BYTES, 1..=crate::limits::MAX_NUM_SAMPLES),
+            (any::<i64>(), any::<u64>(), vec(any::<i32>(), 1..64), blob_uri())
+        )
+            .prop_map(|((round, sha, size, samples), (loss, norm, sketch, blob_uri))| {
+                Action::CommitUpdate(CommitUpdate {
+                    round,
+                    update_sha256: sha,
+                    size_bytes: size,
+                    num_samples: samples,
+                    loss_micro: loss,
+                    norm_micro: norm,
+                    sketch,
+                    blob_uri,
+                })
+            }),
+        (any::<u64>(), keys(1, 20), 1..=crate::limits::MAX_BYTES_PER_SEC, 0..=crate::limits::MAX_RTT_US)
+            .prop_map(|(epoch, targets, bps, rtt)| {
+                let measurements = targets
+                    .into_iter()
+                    .map(|to| LinkMeasurement { to, bytes_per_sec: bps, rtt_us: rtt, probe_bytes: 1 })
+                    .collect();
+                Action::ReportBandwidth(ReportBandwidth { epoch, measurements })
+            }),
+        (1u64..).prop_map(|round| Action::EvaluateRound(EvaluateRound { round })),
+        (1u64.., sha(), keys(1, 30), 1..=crate::limits::MAX_BLOB_BYTES, blob_uri()).prop_map(
+            |(round, model, mut all, size, blob_uri)| {
+                let excluded = all.split_off(all.len().div_ceil(2));
+                Action::CommitAggregate(CommitAggregate {
+                    round,
+                    model_sha256: model,
+                    contributors: all,
+                    rule: pb::AggregationRule::MEDIAN,
+                    excluded,
+                    size_bytes: size,
+                    blob_uri,
+                })
+            }
+        ),
+        (1u64..).prop_map(|round| Action::CloseRound(CloseRound { round })),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn actions_round_trip_through_bytes(action in action()) {
+        let bytes = action.to_bytes();
+        prop_assert_eq!(Action::parse(&bytes).unwrap(), action.clone());
+        // The canonical encoding is stable.
+        prop_assert_eq!(Action::parse(&bytes).unwrap().to_bytes(), bytes);
+    }
+
+    #[test]
+    fn declared_addresses_are_sorted_valid_and_in_namespace(action in action(), signer in key()) {
+        let access = action_addresses(&action, &signer);
+        for list in [&access.inputs, &access.outputs] {
+            prop_assert!(!list.is_empty());
+            prop_assert!(list.windows(2).all(|w| w[0] < w[1]));
+            for a in list.iter() {
+                prop_assert!(address::is_valid_prefix(a) && a.starts_with(crate::NAMESPACE), "{}", a);
+            }
+        }
+        prop_assert!(access.inputs.contains(&address::consortium_address()));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..256)) {
+        let _ = Action::parse(&bytes);
+    }
+}
+
+#[test]
+fn key_lists_are_sorted_whatever_the_input_order() {
+    let (a, b) = ("02".to_owned() + &"a".repeat(64), "03".to_owned() + &"0".repeat(64));
+    let mut m = pb::CommitAggregate {
+        round: 1,
+        model_sha256: "0".repeat(64),
+        contributors: vec![b.clone(), a.clone()].into(),
+        rule: pb::AggregationRule::FEDAVG,
+        size_bytes: 1,
+        ..Default::default()
+    };
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_aggregate(m.clone());
+    let Action::CommitAggregate(parsed) = Action::from_proto(&payload).unwrap() else {
+        panic!("wrong action");
+    };
+    assert_eq!(parsed.contributors, vec![PublicKey::parse(&a).unwrap(), PublicKey::parse(&b).unwrap()]);
+    m.excluded = vec![a.clone()].into();
+    payload.set_commit_aggregate(m);
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(err, "commit_aggregate.excluded: must not name a contributor");
+}
+
+#[test]
+fn malformed_payloads_are_refused() {
+    assert_eq!(Action::parse(&[]), Err(PayloadError::NoAction));
+    assert!(matches!(Action::parse(&[0x0a, 0x05, 0x01]), Err(PayloadError::Decode(_))));
+    // Field 99 (varint): unknown oneof member.
+    assert_eq!(Action::parse(&[0x98, 0x06, 0x01]), Err(PayloadError::UnknownFields { message: "payload" }));
+    // A known action with an unknown field inside: close_round { round: 1, field 9: 1 }.
+    let inner = [0x08, 0x01, 0x48, 0x01];
+    let mut bytes = vec![0x52, inner.len() as u8];
+    bytes.extend_from_slice(&inner);
+    assert_eq!(Action::parse(&bytes), Err(PayloadError::UnknownFields { message: "close_round" }));
+    // An unknown enum value (mode = 7) is kept as an unknown field by protobuf.
+    let mut open = pb::OpenRound {
+        round: 1,
+        parent_model_sha256: "0".repeat(64),
+        aggregator: "02".to_owned() + &"1".repeat(64),
+        mode: pb::RoundMode::SERVER,
+        ..Default::default()
+    };
+    let mut payload = pb::BcflPayload::new();
+    payload.set_open_round(open.clone());
+    let mut bytes = payload.write_to_bytes().unwrap();
+    let mode_byte = bytes.iter().rposition(|b| *b == 2).unwrap();
+    bytes[mode_byte] = 7;
+    assert!(Action::parse(&bytes).is_err());
+    open.mode = pb::RoundMode::ROUND_MODE_UNSET;
+    payload.set_open_round(open);
+    assert_eq!(
+        Action::from_proto(&payload).unwrap_err().to_string(),
+        "open_round.mode: must be set"
+    );
+}
+
+#[test]
+fn bounds_are_enforced() {
+    let mut commit = pb::CommitUpdate {
+        round: 1,
+        update_sha256: "0".repeat(64),
+        size_bytes: 1,
+        num_samples: 1,
+        sketch: vec![0; crate::limits::MAX_SKETCH_LENGTH + 1],
+        ..Default::default()
+    };
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_update(commit.clone());
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(err, "commit_update.sketch: must hold 1..=4096 values, got 4097");
+    commit.sketch = vec![1];
+    commit.size_bytes = 0;
+    payload.set_commit_update(commit.clone());
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert!(err.starts_with("commit_update.size_bytes: must be in 1..="), "{err}");
+    commit.size_bytes = 1;
+    commit.blob_uri = "file:///etc/passwd".into();
+    payload.set_commit_update(commit);
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert!(err.starts_with("commit_update.blob_uri: must be a URI"), "{err}");
+
+    let too_many: Vec<pb::LinkMeasurement> = (0..=crate::limits::MAX_MEASUREMENTS)
+        .map(|i| pb::LinkMeasurement {
+            to: format!("02{i:064x}"),
+            bytes_per_sec: 1,
+            probe_bytes: 1,
+            ..Default::default()
+        })
+        .collect();
+    payload.set_report_bandwidth(pb::ReportBandwidth {
+        epoch: 1,
+        measurements: too_many.into(),
+        ..Default::default()
+    });
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(err, "report_bandwidth.measurements: must hold 1..=256 measurements, got 257");
+
+    let admins: Vec<String> = (0..=crate::limits::MAX_ADMINS).map(|i| format!("03{i:064x}")).collect();
+    payload.set_init_consortium(pb::InitConsortium {
+        admin_keys: admins.into(),
+        ..Default::default()
+    });
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(err, "init_consortium.admin_keys: must list 1..=32 keys, got 33");
+}
