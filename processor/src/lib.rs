@@ -70,6 +70,7 @@
 pub mod access;
 pub mod address;
 pub mod error;
+pub mod graph;
 pub mod handler;
 pub mod limits;
 pub mod payload;
