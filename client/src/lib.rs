@@ -19,3 +19,4 @@
 pub mod fixed;
 pub mod json;
 pub mod ledger;
+pub mod net;

@@ -112,8 +112,6 @@ impl WireEntry {
 #[derive(Debug, Deserialize)]
 pub(crate) struct StateGet {
     pub(crate) data: String,
-    #[serde(default)]
-    pub(crate) head: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

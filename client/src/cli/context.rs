@@ -1,0 +1,132 @@
+//! What every command needs: the REST client, the signing key, output mode.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use bcfl_client::ledger::keys::{PublicKey, Signer};
+use bcfl_client::ledger::rest::{BatchStatus, RestClient};
+use bcfl_client::ledger::state::BcflReader;
+
+use super::GlobalArgs;
+
+/// Shared state of one invocation.
+pub(crate) struct Context {
+    global: GlobalArgs,
+}
+
+impl Context {
+    pub(crate) fn new(global: GlobalArgs) -> Self {
+        Self { global }
+    }
+
+    /// Whether to print JSON.
+    pub(crate) fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// The key directory: `--key-dir`, or `~/.sawtooth/keys`.
+    pub(crate) fn key_dir(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.global.key_dir {
+            return Ok(dir.clone());
+        }
+        let home =
+            std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set: pass --key-dir"))?;
+        Ok(Path::new(&home).join(".sawtooth").join("keys"))
+    }
+
+    /// The private key file `--key` names: a path when it contains a `/` or is an existing
+    /// file, otherwise `KEY_DIR/NAME.priv`; without `--key`, `KEY_DIR/$USER.priv`.
+    pub(crate) fn key_path(&self) -> anyhow::Result<PathBuf> {
+        let name = match &self.global.key {
+            Some(key) if key.contains('/') || Path::new(key).is_file() => {
+                return Ok(PathBuf::from(key));
+            }
+            Some(name) => name.clone(),
+            None => {
+                std::env::var("USER").map_err(|_| anyhow!("no --key given and USER is not set"))?
+            }
+        };
+        Ok(self.key_dir()?.join(format!("{name}.priv")))
+    }
+
+    /// The signer of submitted transactions.
+    pub(crate) fn signer(&self) -> anyhow::Result<Signer> {
+        let path = self.key_path()?;
+        Signer::from_file(&path).with_context(|| {
+            format!(
+                "cannot load the signing key {} (create one with `bcfl keygen NAME` and pass \
+                 --key NAME)",
+                path.display()
+            )
+        })
+    }
+
+    /// A public key given as 66 hex characters or as the name of a key in the key directory.
+    pub(crate) fn public_key(&self, text: &str) -> anyhow::Result<String> {
+        if let Ok(key) = PublicKey::from_hex(text) {
+            return Ok(key.as_hex().to_owned());
+        }
+        if text.len() == 66 {
+            anyhow::bail!("{text:?} is not a valid compressed public key");
+        }
+        let path = if text.contains('/') {
+            PathBuf::from(text)
+        } else {
+            self.key_dir()?.join(format!("{text}.pub"))
+        };
+        let key = PublicKey::read_file(&path).with_context(|| {
+            format!(
+                "{text:?} is neither a 66-hex public key nor a readable key ({})",
+                path.display()
+            )
+        })?;
+        Ok(key.as_hex().to_owned())
+    }
+
+    /// The REST client.
+    pub(crate) fn client(&self) -> anyhow::Result<RestClient> {
+        Ok(RestClient::new(&self.global.url)?)
+    }
+
+    /// A state reader.
+    pub(crate) fn reader(&self) -> anyhow::Result<BcflReader> {
+        Ok(BcflReader::new(self.client()?))
+    }
+
+    /// Prints a JSON value on stdout (one line).
+    pub(crate) fn print_json(&self, value: &serde_json::Value) {
+        println!("{value}");
+    }
+
+    /// Prints the outcome of a submission.
+    pub(crate) fn print_statuses(&self, statuses: &[BatchStatus]) {
+        for s in statuses {
+            if self.json() {
+                self.print_json(&serde_json::json!({
+                    "batch_id": s.id,
+                    "status": s.status.as_str(),
+                }));
+            } else {
+                println!("batch {} {}", s.id, s.status);
+            }
+        }
+    }
+}
+
+/// How a submitting command waits.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct WaitArgs {
+    /// Return right after the REST API accepted the batch.
+    #[arg(long)]
+    pub(crate) no_wait: bool,
+    /// Seconds to wait for the batch to commit.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub(crate) wait_timeout: u64,
+}
+
+impl WaitArgs {
+    pub(crate) fn wait(&self) -> Option<Duration> {
+        (!self.no_wait).then(|| Duration::from_secs(self.wait_timeout))
+    }
+}

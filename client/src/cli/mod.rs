@@ -1,0 +1,102 @@
+//! Argument parsing and dispatch of the `bcfl` command line.
+
+mod audit;
+mod context;
+mod keys;
+mod submit;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub(crate) use context::Context;
+
+/// Command line of the bcfl consortium ledger client.
+#[derive(Debug, Parser)]
+#[command(name = "bcfl", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Base URL of the ledger's REST API.
+    #[arg(
+        long,
+        global = true,
+        env = "BCFL_URL",
+        default_value = "http://127.0.0.1:8008"
+    )]
+    pub(crate) url: String,
+    /// Signing key: a path to a private key file, or a key name in the key directory
+    /// (default: $USER).
+    #[arg(long, global = true, env = "BCFL_KEY")]
+    pub(crate) key: Option<String>,
+    /// Directory of named keys (NAME.priv, NAME.pub) [default: ~/.sawtooth/keys].
+    #[arg(long, global = true, env = "BCFL_KEY_DIR")]
+    pub(crate) key_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More logging on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a key pair NAME.priv (mode 0600) and NAME.pub in the key directory.
+    Keygen(keys::KeygenArgs),
+    /// Consortium administration.
+    #[command(subcommand)]
+    Consortium(submit::ConsortiumCommand),
+    /// Member registry.
+    #[command(subcommand)]
+    Member(submit::MemberCommand),
+    /// Round lifecycle.
+    #[command(subcommand)]
+    Round(submit::RoundCommand),
+    /// Commit this member's update to a round.
+    Commit(submit::CommitArgs),
+    /// Bandwidth measurements.
+    #[command(subcommand)]
+    Bandwidth(submit::BandwidthCommand),
+    /// Global model commitments.
+    #[command(subcommand)]
+    Aggregate(submit::AggregateCommand),
+    /// Read-only queries of the ledger.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Keygen(args) => keys::keygen(&ctx, args),
+        Command::Consortium(cmd) => submit::consortium(&ctx, cmd).await,
+        Command::Member(cmd) => submit::member(&ctx, cmd).await,
+        Command::Round(cmd) => submit::round(&ctx, cmd).await,
+        Command::Commit(args) => submit::commit(&ctx, args).await,
+        Command::Bandwidth(cmd) => submit::bandwidth(&ctx, cmd).await,
+        Command::Aggregate(cmd) => submit::aggregate(&ctx, cmd).await,
+        Command::Audit(cmd) => audit::audit(&ctx, cmd).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,491 @@
+//! The commands that sign and submit a `bcfl` transaction.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context as _};
+use bcfl_client::fixed;
+use bcfl_client::ledger::family::BcflTransaction;
+use bcfl_protos::bcfl as pb;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::context::WaitArgs;
+use super::Context;
+
+mod params;
+
+pub(crate) use params::file_sha256;
+
+/// `bcfl consortium ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConsortiumCommand {
+    /// Create the consortium with its admins and parameters (once per ledger).
+    Init(params::InitArgs),
+}
+
+/// `bcfl member ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemberCommand {
+    /// Register a member (admin), or reinstate a suspended one.
+    Register {
+        /// The member's public key (66 hex) or key name.
+        key: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Base URL of the member's blob server.
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Change a member's name or endpoint (admin, or the member itself).
+    Update {
+        /// The member's public key (66 hex) or key name.
+        key: String,
+        /// New display name (default: unchanged).
+        #[arg(long)]
+        name: Option<String>,
+        /// New blob server URL (default: unchanged).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Suspend a member (admin).
+    Suspend {
+        /// The member's public key (66 hex) or key name.
+        key: String,
+        /// Why (recorded on chain).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// Round topology.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Mode {
+    /// Peer to peer: the aggregator is a member, transfers follow routed paths.
+    Serverless,
+    /// Star around a central aggregator (baseline).
+    Server,
+}
+
+/// `bcfl round ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoundCommand {
+    /// Open the next round (admin).
+    Open {
+        /// Round number [default: the consortium's current round + 1].
+        #[arg(long)]
+        round: Option<u64>,
+        /// SHA-256 of the parent global model [default: the previous round's aggregate, or
+        /// the consortium's base model for round 1].
+        #[arg(long, value_name = "HEX")]
+        parent_model_sha256: Option<String>,
+        /// The aggregating member's public key or key name [default: the signer].
+        #[arg(long)]
+        aggregator: Option<String>,
+        /// Round topology.
+        #[arg(long, value_enum, default_value_t = Mode::Serverless)]
+        mode: Mode,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Record the anomaly verdict of a round (admin or the round's aggregator).
+    Evaluate {
+        /// Round number [default: the current round].
+        #[arg(long)]
+        round: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Close a round (admin or aggregator after the aggregate; admin only to abandon it).
+    Close {
+        /// Round number [default: the current round].
+        #[arg(long)]
+        round: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// `bcfl commit`
+#[derive(Debug, Args)]
+pub(crate) struct CommitArgs {
+    /// Round number [default: the current round].
+    #[arg(long)]
+    round: Option<u64>,
+    /// The update blob: its SHA-256 and size are committed.
+    #[arg(long, value_name = "FILE")]
+    blob: PathBuf,
+    /// Where other members fetch the blob [default: none recorded].
+    #[arg(long, default_value = "")]
+    blob_uri: String,
+    /// Number of training samples.
+    #[arg(long)]
+    samples: u64,
+    /// Training loss (decimal, stored as micro units).
+    #[arg(long, allow_negative_numbers = true)]
+    loss: String,
+    /// L2 norm of the update (decimal, stored as micro units).
+    #[arg(long)]
+    norm: String,
+    /// The update's sketch: a file of integers separated by commas or whitespace, exactly the
+    /// consortium's sketch length of them.
+    #[arg(long, value_name = "FILE")]
+    sketch: PathBuf,
+    #[command(flatten)]
+    wait: WaitArgs,
+}
+
+/// `bcfl bandwidth ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum BandwidthCommand {
+    /// Report measured links out of the signer.
+    Report {
+        /// Probe epoch [default: the current round].
+        #[arg(long)]
+        epoch: Option<u64>,
+        /// A measured link: TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES] (TO is a key or key name).
+        #[arg(
+            long = "link",
+            required = true,
+            value_name = "TO:BPS:RTT_US[:PROBE_BYTES]"
+        )]
+        links: Vec<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// `bcfl aggregate ...`
+#[derive(Debug, Subcommand)]
+pub(crate) enum AggregateCommand {
+    /// Commit the global model of a round (the round's aggregator).
+    Commit {
+        /// Round number [default: the current round].
+        #[arg(long)]
+        round: Option<u64>,
+        /// The global model blob: its SHA-256 and size are committed.
+        #[arg(long, value_name = "FILE")]
+        model: PathBuf,
+        /// Where members fetch the model [default: none recorded].
+        #[arg(long, default_value = "")]
+        blob_uri: String,
+        /// Contributors (keys or key names) [default: the verdict's accepted members].
+        #[arg(long, value_delimiter = ',')]
+        contributors: Vec<String>,
+        /// Excluded members [default: the verdict's excluded members].
+        #[arg(long, value_delimiter = ',')]
+        excluded: Vec<String>,
+        /// Aggregation rule used [default: the consortium's rule].
+        #[arg(long, value_enum)]
+        rule: Option<params::Rule>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+}
+
+/// Signs `payload`, submits it, prints the batch id and status.
+async fn submit(
+    ctx: &Context,
+    payload: pb::BcflPayload,
+    wait: &WaitArgs,
+) -> anyhow::Result<ExitCode> {
+    let signer = ctx.signer()?;
+    let batches = BcflTransaction::new(payload).into_batch_list(&signer)?;
+    let client = ctx.client()?;
+    let statuses = client.submit(&batches, wait.wait()).await?;
+    ctx.print_statuses(&statuses);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consortium_of(ctx: &Context) -> anyhow::Result<pb::Consortium> {
+    ctx.reader()?
+        .consortium(None)
+        .await?
+        .ok_or_else(|| anyhow!("the ledger has no consortium yet (run `bcfl consortium init`)"))
+}
+
+async fn current_round(ctx: &Context, round: Option<u64>) -> anyhow::Result<u64> {
+    match round {
+        Some(r) => Ok(r),
+        None => match consortium_of(ctx).await?.current_round {
+            0 => bail!("no round has been opened yet"),
+            r => Ok(r),
+        },
+    }
+}
+
+pub(crate) async fn consortium(ctx: &Context, cmd: ConsortiumCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConsortiumCommand::Init(args) => {
+            let signer = ctx.signer()?;
+            let mut admins = Vec::new();
+            for admin in &args.admins {
+                admins.push(ctx.public_key(admin)?);
+            }
+            if admins.is_empty() {
+                admins.push(signer.public_key().as_hex().to_owned());
+            }
+            let params = args.to_params()?;
+            let mut payload = pb::BcflPayload::new();
+            payload.set_init_consortium(pb::InitConsortium {
+                admin_keys: admins.into(),
+                params: Some(params).into(),
+                ..Default::default()
+            });
+            submit(ctx, payload, &args.wait).await
+        }
+    }
+}
+
+pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<ExitCode> {
+    let mut payload = pb::BcflPayload::new();
+    let wait = match cmd {
+        MemberCommand::Register {
+            key,
+            name,
+            endpoint,
+            wait,
+        } => {
+            payload.set_register_member(pb::RegisterMember {
+                public_key: ctx.public_key(&key)?,
+                name,
+                endpoint,
+                ..Default::default()
+            });
+            wait
+        }
+        MemberCommand::Update {
+            key,
+            name,
+            endpoint,
+            wait,
+        } => {
+            let public_key = ctx.public_key(&key)?;
+            let current = ctx
+                .reader()?
+                .member(&public_key, None)
+                .await?
+                .ok_or_else(|| anyhow!("{public_key} is not a member"))?;
+            if name.is_none() && endpoint.is_none() {
+                bail!("nothing to update: pass --name and/or --endpoint");
+            }
+            payload.set_update_member(pb::UpdateMember {
+                public_key,
+                name: name.unwrap_or(current.name),
+                endpoint: endpoint.unwrap_or(current.endpoint),
+                ..Default::default()
+            });
+            wait
+        }
+        MemberCommand::Suspend { key, reason, wait } => {
+            payload.set_suspend_member(pb::SuspendMember {
+                public_key: ctx.public_key(&key)?,
+                reason,
+                ..Default::default()
+            });
+            wait
+        }
+    };
+    submit(ctx, payload, &wait).await
+}
+
+pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<ExitCode> {
+    let mut payload = pb::BcflPayload::new();
+    let wait = match cmd {
+        RoundCommand::Open {
+            round,
+            parent_model_sha256,
+            aggregator,
+            mode,
+            wait,
+        } => {
+            let consortium = consortium_of(ctx).await?;
+            let number = round.unwrap_or(consortium.current_round + 1);
+            let parent = match parent_model_sha256 {
+                Some(hash) => hash,
+                None if number <= 1 => consortium.get_params().base_model_sha256.clone(),
+                None => ctx
+                    .reader()?
+                    .aggregate(number - 1, None)
+                    .await?
+                    .map(|a| a.model_sha256)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "round {} has no aggregate: pass --parent-model-sha256",
+                            number - 1
+                        )
+                    })?,
+            };
+            let aggregator = match aggregator {
+                Some(a) => ctx.public_key(&a)?,
+                None => ctx.signer()?.public_key().as_hex().to_owned(),
+            };
+            payload.set_open_round(pb::OpenRound {
+                round: number,
+                parent_model_sha256: parent,
+                aggregator,
+                mode: match mode {
+                    Mode::Serverless => pb::RoundMode::SERVERLESS,
+                    Mode::Server => pb::RoundMode::SERVER,
+                },
+                ..Default::default()
+            });
+            wait
+        }
+        RoundCommand::Evaluate { round, wait } => {
+            let round = current_round(ctx, round).await?;
+            payload.set_evaluate_round(pb::EvaluateRound {
+                round,
+                ..Default::default()
+            });
+            wait
+        }
+        RoundCommand::Close { round, wait } => {
+            let round = current_round(ctx, round).await?;
+            payload.set_close_round(pb::CloseRound {
+                round,
+                ..Default::default()
+            });
+            wait
+        }
+    };
+    submit(ctx, payload, &wait).await
+}
+
+/// Reads integers separated by commas and/or whitespace.
+pub(crate) fn read_sketch(path: &Path) -> anyhow::Result<Vec<i32>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read sketch file {}", path.display()))?;
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .enumerate()
+        .map(|(i, t)| {
+            t.parse::<i32>()
+                .with_context(|| format!("sketch value #{} ({t:?}) is not a 32-bit integer", i + 1))
+        })
+        .collect()
+}
+
+pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<ExitCode> {
+    let consortium = consortium_of(ctx).await?;
+    let round = match args.round {
+        Some(r) => r,
+        None if consortium.current_round > 0 => consortium.current_round,
+        None => bail!("no round has been opened yet"),
+    };
+    let sketch = read_sketch(&args.sketch)?;
+    let expected = consortium.get_params().sketch_length as usize;
+    if sketch.len() != expected {
+        bail!(
+            "the sketch in {} has {} values; the consortium requires exactly {expected}",
+            args.sketch.display(),
+            sketch.len()
+        );
+    }
+    let (sha256, size) = file_sha256(&args.blob)?;
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_update(pb::CommitUpdate {
+        round,
+        update_sha256: sha256,
+        size_bytes: size,
+        num_samples: args.samples,
+        loss_micro: fixed::parse_micro(&args.loss).context("--loss")?,
+        norm_micro: fixed::parse_micro_unsigned(&args.norm).context("--norm")?,
+        sketch,
+        blob_uri: args.blob_uri,
+        ..Default::default()
+    });
+    submit(ctx, payload, &args.wait).await
+}
+
+/// Parses `TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES]`.
+fn parse_link(ctx: &Context, text: &str) -> anyhow::Result<pb::LinkMeasurement> {
+    let parts: Vec<&str> = text.split(':').collect();
+    if !(3..=4).contains(&parts.len()) {
+        bail!("--link {text:?}: expected TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES]");
+    }
+    let number = |i: usize, what: &str| -> anyhow::Result<u64> {
+        parts[i]
+            .parse()
+            .with_context(|| format!("--link {text:?}: {what} {:?} is not an integer", parts[i]))
+    };
+    Ok(pb::LinkMeasurement {
+        to: ctx.public_key(parts[0])?,
+        bytes_per_sec: number(1, "bytes per second")?,
+        rtt_us: number(2, "round-trip time")?,
+        probe_bytes: if parts.len() == 4 {
+            number(3, "probe size")?
+        } else {
+            0
+        },
+        ..Default::default()
+    })
+}
+
+pub(crate) async fn bandwidth(ctx: &Context, cmd: BandwidthCommand) -> anyhow::Result<ExitCode> {
+    let BandwidthCommand::Report { epoch, links, wait } = cmd;
+    let measurements = links
+        .iter()
+        .map(|l| parse_link(ctx, l))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let epoch = match epoch {
+        Some(e) => e,
+        None => consortium_of(ctx).await?.current_round,
+    };
+    let mut payload = pb::BcflPayload::new();
+    payload.set_report_bandwidth(pb::ReportBandwidth {
+        epoch,
+        measurements: measurements.into(),
+        ..Default::default()
+    });
+    submit(ctx, payload, &wait).await
+}
+
+pub(crate) async fn aggregate(ctx: &Context, cmd: AggregateCommand) -> anyhow::Result<ExitCode> {
+    let AggregateCommand::Commit {
+        round,
+        model,
+        blob_uri,
+        contributors,
+        excluded,
+        rule,
+        wait,
+    } = cmd;
+    let consortium = consortium_of(ctx).await?;
+    let round = round.unwrap_or(consortium.current_round);
+    let verdict = ctx.reader()?.verdict(round, None).await?;
+    let keys = |given: &[String], from_verdict: Option<&[String]>| -> anyhow::Result<Vec<String>> {
+        if given.is_empty() {
+            Ok(from_verdict.map(<[String]>::to_vec).unwrap_or_default())
+        } else {
+            given.iter().map(|k| ctx.public_key(k)).collect()
+        }
+    };
+    let contributors = keys(&contributors, verdict.as_ref().map(|v| v.get_accepted()))?;
+    let excluded = keys(&excluded, verdict.as_ref().map(|v| v.get_excluded()))?;
+    if contributors.is_empty() {
+        bail!("round {round} has no verdict yet: evaluate it first or pass --contributors");
+    }
+    let (sha256, size) = file_sha256(&model)?;
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_aggregate(pb::CommitAggregate {
+        round,
+        model_sha256: sha256,
+        contributors: contributors.into(),
+        rule: rule.map_or(
+            consortium.get_params().aggregation_rule,
+            params::Rule::to_proto,
+        ),
+        excluded: excluded.into(),
+        size_bytes: size,
+        blob_uri,
+        ..Default::default()
+    });
+    submit(ctx, payload, &wait).await
+}

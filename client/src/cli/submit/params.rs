@@ -1,0 +1,347 @@
+//! `bcfl consortium init` flags and their conversion to `ConsortiumParams`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use bcfl_client::fixed;
+use bcfl_protos::bcfl as pb;
+use clap::{Args, ValueEnum};
+use sha2::{Digest, Sha256};
+
+use crate::cli::context::WaitArgs;
+
+/// Aggregation rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Rule {
+    /// Mean weighted by sample count.
+    Fedavg,
+    /// Coordinate-wise median.
+    Median,
+    /// Coordinate-wise mean after trimming --trim at each end.
+    TrimmedMean,
+    /// The single update with the smallest Krum score.
+    Krum,
+    /// Mean of the --krum-select updates with the smallest Krum scores.
+    MultiKrum,
+}
+
+impl Rule {
+    pub(crate) fn to_proto(self) -> pb::AggregationRule {
+        match self {
+            Self::Fedavg => pb::AggregationRule::FEDAVG,
+            Self::Median => pb::AggregationRule::MEDIAN,
+            Self::TrimmedMean => pb::AggregationRule::TRIMMED_MEAN,
+            Self::Krum => pb::AggregationRule::KRUM,
+            Self::MultiKrum => pb::AggregationRule::MULTI_KRUM,
+        }
+    }
+}
+
+/// Anomaly methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Method {
+    /// PageRank over the bandwidth graph.
+    Pagerank,
+    /// DBSCAN over standardized features.
+    Dbscan,
+    /// Modified z-score of each feature.
+    Zscore,
+}
+
+/// PageRank edge weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Weight {
+    /// 1 / B_ij, as the seed paper.
+    Latency,
+    /// B_ij.
+    Bandwidth,
+}
+
+/// Per-member features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Feature {
+    /// L2 norm of the update.
+    UpdateNorm,
+    /// Cosine distance of the sketch to the median sketch.
+    SketchCosineDistance,
+    /// Training loss.
+    TrainingLoss,
+    /// Sample count.
+    SampleCount,
+    /// Median bandwidth of links into the member.
+    BandwidthIn,
+    /// Median bandwidth of links out of the member.
+    BandwidthOut,
+    /// PageRank score.
+    PagerankScore,
+}
+
+impl Feature {
+    fn to_proto(self) -> pb::Feature {
+        match self {
+            Self::UpdateNorm => pb::Feature::UPDATE_NORM,
+            Self::SketchCosineDistance => pb::Feature::SKETCH_COSINE_DISTANCE,
+            Self::TrainingLoss => pb::Feature::TRAINING_LOSS,
+            Self::SampleCount => pb::Feature::SAMPLE_COUNT,
+            Self::BandwidthIn => pb::Feature::BANDWIDTH_IN,
+            Self::BandwidthOut => pb::Feature::BANDWIDTH_OUT,
+            Self::PagerankScore => pb::Feature::PAGERANK_SCORE,
+        }
+    }
+}
+
+/// Arguments of `bcfl consortium init`.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Admin public keys or key names (repeat or comma-separate) [default: the signer].
+    #[arg(long = "admin", value_delimiter = ',')]
+    pub(crate) admins: Vec<String>,
+    /// Active members needed to open a round.
+    #[arg(long, default_value_t = 1)]
+    min_participants: u32,
+    /// Commitments needed before a round can be evaluated (<= --min-participants).
+    #[arg(long, default_value_t = 1)]
+    quorum: u32,
+    /// Aggregation rule.
+    #[arg(long, value_enum, default_value_t = Rule::Fedavg)]
+    rule: Rule,
+    /// TRIMMED_MEAN: fraction trimmed at each end (e.g. 0.1).
+    #[arg(long)]
+    trim: Option<String>,
+    /// KRUM / MULTI_KRUM: assumed number of Byzantine members f.
+    #[arg(long, default_value_t = 0)]
+    krum_byzantine: u32,
+    /// MULTI_KRUM: number of updates averaged.
+    #[arg(long, default_value_t = 0)]
+    krum_select: u32,
+    /// The base model's identifier.
+    #[arg(long, default_value = "sentence-transformers/all-MiniLM-L6-v2")]
+    model_id: String,
+    /// SHA-256 of the base model.
+    #[arg(
+        long,
+        value_name = "HEX",
+        required_unless_present = "base_model",
+        conflicts_with = "base_model"
+    )]
+    base_model_sha256: Option<String>,
+    /// The base model file, hashed with SHA-256.
+    #[arg(long, value_name = "FILE")]
+    base_model: Option<PathBuf>,
+    /// Exact length of every commitment's sketch.
+    #[arg(long, default_value_t = 256)]
+    sketch_length: u32,
+    /// Anomaly methods run at evaluation (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "pagerank,zscore,dbscan"
+    )]
+    anomaly: Vec<Method>,
+    /// Disable anomaly evaluation altogether.
+    #[arg(long, conflicts_with = "anomaly")]
+    no_anomaly: bool,
+    /// Members flagged by at least this many methods are excluded (0 means 1).
+    #[arg(long, default_value_t = 0)]
+    ensemble_min_votes: u32,
+    /// PageRank damping factor.
+    #[arg(long, default_value = "0.85")]
+    pagerank_damping: String,
+    /// PageRank: flag scores outside mean +/- k standard deviations.
+    #[arg(long, default_value = "1")]
+    pagerank_k: String,
+    /// PageRank edge weight.
+    #[arg(long, value_enum, default_value_t = Weight::Latency)]
+    pagerank_weight: Weight,
+    /// PageRank iteration cap.
+    #[arg(long, default_value_t = 100)]
+    pagerank_max_iterations: u32,
+    /// PageRank L1 convergence tolerance, parts per billion.
+    #[arg(long, default_value_t = 1000)]
+    pagerank_tolerance_ppb: u32,
+    /// Modified z-score threshold.
+    #[arg(long, default_value = "3.5")]
+    zscore_threshold: String,
+    /// Modified z-score features.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "update-norm,sketch-cosine-distance"
+    )]
+    zscore_features: Vec<Feature>,
+    /// DBSCAN neighbourhood radius over standardized features.
+    #[arg(long, default_value = "1.5")]
+    dbscan_eps: String,
+    /// DBSCAN core point neighbourhood size.
+    #[arg(long, default_value_t = 2)]
+    dbscan_min_points: u32,
+    /// DBSCAN features.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "update-norm,sketch-cosine-distance"
+    )]
+    dbscan_features: Vec<Feature>,
+    #[command(flatten)]
+    pub(crate) wait: WaitArgs,
+}
+
+fn ppm(flag: &str, text: &str) -> anyhow::Result<u32> {
+    fixed::parse_ppm(text).with_context(|| format!("--{flag}"))
+}
+
+impl InitArgs {
+    /// The parameters; the processor's rules check them again when the transaction is built.
+    pub(crate) fn to_params(&self) -> anyhow::Result<pb::ConsortiumParams> {
+        let base_model_sha256 = match (&self.base_model_sha256, &self.base_model) {
+            (Some(hash), _) => hash.clone(),
+            (None, Some(path)) => file_sha256(path)?.0,
+            (None, None) => bail!("pass --base-model-sha256 or --base-model"),
+        };
+        let mut params = pb::ConsortiumParams {
+            min_participants: self.min_participants,
+            commit_quorum: self.quorum,
+            aggregation_rule: self.rule.to_proto(),
+            model_id: self.model_id.clone(),
+            base_model_sha256,
+            sketch_length: self.sketch_length,
+            trim_ppm: match &self.trim {
+                Some(t) => ppm("trim", t)?,
+                None if self.rule == Rule::TrimmedMean => 100_000,
+                None => 0,
+            },
+            krum_byzantine: self.krum_byzantine,
+            krum_select: self.krum_select,
+            ..Default::default()
+        };
+        if !self.no_anomaly && !self.anomaly.is_empty() {
+            params.set_anomaly(self.anomaly_config()?);
+        }
+        Ok(params)
+    }
+
+    fn anomaly_config(&self) -> anyhow::Result<pb::AnomalyConfig> {
+        let mut config = pb::AnomalyConfig {
+            ensemble_min_votes: self.ensemble_min_votes,
+            ..Default::default()
+        };
+        let features = |list: &[Feature]| list.iter().map(|f| f.to_proto()).collect::<Vec<_>>();
+        if self.anomaly.contains(&Method::Pagerank) {
+            config.set_pagerank(pb::PageRankConfig {
+                damping_ppm: ppm("pagerank-damping", &self.pagerank_damping)?,
+                k_ppm: ppm("pagerank-k", &self.pagerank_k)?,
+                weight: match self.pagerank_weight {
+                    Weight::Latency => pb::PageRankWeight::LATENCY,
+                    Weight::Bandwidth => pb::PageRankWeight::BANDWIDTH,
+                },
+                max_iterations: self.pagerank_max_iterations,
+                tolerance_ppb: self.pagerank_tolerance_ppb,
+                ..Default::default()
+            });
+        }
+        if self.anomaly.contains(&Method::Zscore) {
+            config.set_zscore(pb::ZScoreConfig {
+                threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
+                features: features(&self.zscore_features),
+                ..Default::default()
+            });
+        }
+        if self.anomaly.contains(&Method::Dbscan) {
+            config.set_dbscan(pb::DbscanConfig {
+                eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
+                min_points: self.dbscan_min_points,
+                features: features(&self.dbscan_features),
+                ..Default::default()
+            });
+        }
+        Ok(config)
+    }
+}
+
+/// The lowercase hex SHA-256 and the size of a file, read in chunks.
+pub(crate) fn file_sha256(path: &Path) -> anyhow::Result<(String, u64)> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        init: InitArgs,
+    }
+
+    #[test]
+    fn defaults_make_valid_params() {
+        let hash = "ab".repeat(32);
+        let w = Wrapper::parse_from(["x", "--base-model-sha256", &hash]);
+        let params = w.init.to_params().unwrap();
+        assert_eq!(params.sketch_length, 256);
+        assert_eq!(params.aggregation_rule, pb::AggregationRule::FEDAVG);
+        let anomaly = params.get_anomaly();
+        assert_eq!(anomaly.get_pagerank().damping_ppm, 850_000);
+        assert_eq!(anomaly.get_pagerank().k_ppm, 1_000_000);
+        assert_eq!(anomaly.get_zscore().threshold_ppm, 3_500_000);
+        assert!(anomaly.has_dbscan());
+        // The processor's own validation accepts the defaults.
+        let signer = "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc";
+        let mut payload = pb::BcflPayload::new();
+        payload.set_init_consortium(pb::InitConsortium {
+            admin_keys: vec![signer.to_owned()].into(),
+            params: Some(params).into(),
+            ..Default::default()
+        });
+        bcfl_processor::access::declared_addresses(&payload, signer).unwrap();
+    }
+
+    #[test]
+    fn trimmed_mean_and_no_anomaly() {
+        let hash = "ab".repeat(32);
+        let w = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--rule",
+            "trimmed-mean",
+            "--no-anomaly",
+        ]);
+        let params = w.init.to_params().unwrap();
+        assert_eq!(params.trim_ppm, 100_000);
+        assert!(!params.has_anomaly());
+    }
+
+    #[test]
+    fn hashes_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, b"abc").unwrap();
+        let (hash, size) = file_sha256(&path).unwrap();
+        assert_eq!(
+            hash,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(size, 3);
+    }
+}
