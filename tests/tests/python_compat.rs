@@ -158,8 +158,8 @@ fn python_batches_verify_with_bcfl_signing() {
         assert_eq!(txn.id(), signer.sign(txn.header_bytes()));
         let address = intkey_address(expected["name"].as_str().unwrap());
         assert_eq!(expected["address"], address.as_str());
-        assert_eq!(txn.header().inputs(), [address.clone()]);
-        assert_eq!(txn.header().outputs(), [address]);
+        assert_eq!(txn.header().inputs(), std::slice::from_ref(&address));
+        assert_eq!(txn.header().outputs(), std::slice::from_ref(&address));
         assert_eq!(txn.header().family_name(), "intkey");
         assert_eq!(txn.header().family_version(), "1.0");
     }
