@@ -321,7 +321,15 @@ impl BlockBuild {
 
     /// Computes the state root (writing the new nodes) and signs the block.
     pub fn seal(self, state: &StateReader, key: &super::keys::ValidatorKey) -> Result<BuiltBlock> {
-        let state_root = state.apply(&self.base_root, self.writes.iter().map(|(k, v)| (k.clone(), v.clone())))?;
+        // A delete of an address absent from the parent state (e.g. set and deleted within this
+        // block) changes nothing; transact refuses to delete a missing leaf, so skip it.
+        let mut changes = Vec::with_capacity(self.writes.len());
+        for (address, value) in &self.writes {
+            if value.is_some() || self.base.contains(address)? {
+                changes.push((address.clone(), value.clone()));
+            }
+        }
+        let state_root = state.apply(&self.base_root, changes)?;
         let batch_ids: Vec<String> = self.accepted.iter().map(|b| b.id.clone()).collect();
         let mut summary = Sha256::new();
         for id in &batch_ids {
