@@ -12,7 +12,7 @@ fn ledger_with_state() -> (std::sync::Arc<MemoryLedger>, Vec<String>) {
     addresses.sort();
     let changes = addresses
         .iter()
-        .map(|a| change(a, Some(a[..8].as_bytes())))
+        .map(|a| change(a, Some(&a.as_bytes()[..8])))
         .collect();
     ledger.commit(Vec::new(), changes);
     (ledger, addresses)

@@ -105,6 +105,12 @@ async fn subscribe_then_one_message_per_commit() {
 
     // After unsubscribing, commits are no longer pushed: the next message is the reply.
     say(&mut socket, r#"{"action": "unsubscribe"}"#).await;
+    // A round trip makes sure the unsubscribe was handled before the commit.
+    say(&mut socket, r#"{"action": "sync"}"#).await;
+    assert_eq!(
+        next_text(&mut socket).await,
+        r#"{"error": "Unknown action \"sync\""}"#
+    );
     ledger.commit(Vec::new(), vec![change(&intkey, None)]);
     say(&mut socket, r#"{"action": "subscribe"}"#).await;
     let head: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
