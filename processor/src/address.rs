@@ -195,7 +195,10 @@ mod tests {
 
     #[test]
     fn known_layouts() {
-        assert_eq!(round_address(1), format!("{NAMESPACE}02{:016x}{}", 1, "0".repeat(46)));
+        assert_eq!(
+            round_address(1),
+            format!("{NAMESPACE}02{:016x}{}", 1, "0".repeat(46))
+        );
         assert_eq!(
             verdict_address(0x1234),
             format!("{NAMESPACE}050000000000001234{}", "0".repeat(46))
@@ -205,8 +208,15 @@ mod tests {
             consortium_address(),
             format!("{NAMESPACE}00{}", &sha512_hex(b"consortium")[..62])
         );
-        assert_eq!(directory_address(), format!("{NAMESPACE}07{}", "0".repeat(62)));
-        for addr in [consortium_address(), directory_address(), round_address(u64::MAX)] {
+        assert_eq!(
+            directory_address(),
+            format!("{NAMESPACE}07{}", "0".repeat(62))
+        );
+        for addr in [
+            consortium_address(),
+            directory_address(),
+            round_address(u64::MAX),
+        ] {
             assert!(is_full_address(&addr), "{addr}");
         }
     }

@@ -58,8 +58,10 @@ mod tests {
     fn only_context_failures_are_internal() {
         let rejected: ApplyError = TxnError::Rejected("no".into()).into();
         assert!(matches!(rejected, ApplyError::InvalidTransaction(m) if m == "no"));
-        let auth: ApplyError =
-            TxnError::from(StateError::from(ContextError::AuthorizationError("x".into()))).into();
+        let auth: ApplyError = TxnError::from(StateError::from(ContextError::AuthorizationError(
+            "x".into(),
+        )))
+        .into();
         assert!(matches!(auth, ApplyError::InvalidTransaction(_)));
         let recv: ApplyError = TxnError::from(StateError::from(
             ContextError::ResponseAttributeError("status unset".into()),
@@ -67,6 +69,8 @@ mod tests {
         .into();
         assert!(matches!(recv, ApplyError::InternalError(m) if m.contains("status unset")));
         let payload: ApplyError = TxnError::Payload(PayloadError::NoAction).into();
-        assert!(matches!(payload, ApplyError::InvalidTransaction(m) if m.starts_with("invalid payload")));
+        assert!(
+            matches!(payload, ApplyError::InvalidTransaction(m) if m.starts_with("invalid payload"))
+        );
     }
 }

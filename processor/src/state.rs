@@ -128,7 +128,8 @@ impl<'a> BcflState<'a> {
 
     fn write<M: Message>(&mut self, address: String, message: &M) -> Result<()> {
         let bytes = encode(message)?;
-        self.context.set_state_entry(address.clone(), bytes.clone())?;
+        self.context
+            .set_state_entry(address.clone(), bytes.clone())?;
         self.cache.insert(address, Some(bytes));
         Ok(())
     }

@@ -68,7 +68,11 @@ pub struct MemoryContext {
 
 impl MemoryContext {
     /// A context over `state` for a transaction declaring `inputs` and `outputs`.
-    pub fn new(state: BTreeMap<String, Vec<u8>>, inputs: Vec<String>, outputs: Vec<String>) -> Self {
+    pub fn new(
+        state: BTreeMap<String, Vec<u8>>,
+        inputs: Vec<String>,
+        outputs: Vec<String>,
+    ) -> Self {
         Self {
             state: RefCell::new(state),
             inputs,
@@ -82,7 +86,12 @@ impl MemoryContext {
         (self.state.into_inner(), self.events.into_inner())
     }
 
-    fn check(&self, addresses: &[String], allowed: &[String], verb: &str) -> Result<(), ContextError> {
+    fn check(
+        &self,
+        addresses: &[String],
+        allowed: &[String],
+        verb: &str,
+    ) -> Result<(), ContextError> {
         for a in addresses {
             if !is_full_address(a) || !allowed.iter().any(|p| a.starts_with(p.as_str())) {
                 return Err(ContextError::AuthorizationError(format!(
@@ -95,12 +104,20 @@ impl MemoryContext {
 }
 
 impl TransactionContext for MemoryContext {
-    fn get_state_entries(&self, addresses: &[String]) -> Result<Vec<(String, Vec<u8>)>, ContextError> {
+    fn get_state_entries(
+        &self,
+        addresses: &[String],
+    ) -> Result<Vec<(String, Vec<u8>)>, ContextError> {
         self.check(addresses, &self.inputs, "get")?;
         let state = self.state.borrow();
         Ok(addresses
             .iter()
-            .filter_map(|a| state.get(a).filter(|d| !d.is_empty()).map(|d| (a.clone(), d.clone())))
+            .filter_map(|a| {
+                state
+                    .get(a)
+                    .filter(|d| !d.is_empty())
+                    .map(|d| (a.clone(), d.clone()))
+            })
             .collect())
     }
 

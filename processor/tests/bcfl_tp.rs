@@ -45,7 +45,10 @@ impl Validator {
     /// Next message from the processor, skipping pings' replies and empty probes.
     fn recv(&mut self) -> Message {
         loop {
-            let frames = self.socket.recv_multipart(0).expect("message from bcfl-tp in time");
+            let frames = self
+                .socket
+                .recv_multipart(0)
+                .expect("message from bcfl-tp in time");
             let body = frames.last().unwrap();
             if body.is_empty() {
                 continue;
@@ -95,11 +98,21 @@ fn registers_processes_and_exits_on_sigterm() {
     let register = validator.recv();
     assert_eq!(register.get_message_type(), Type::TP_REGISTER_REQUEST);
     let request = TpRegisterRequest::parse_from_bytes(register.get_content()).unwrap();
-    assert_eq!((request.get_family(), request.get_version()), ("bcfl", "1.0"));
-    assert_eq!(request.get_namespaces(), [bcfl_processor::NAMESPACE.to_owned()]);
+    assert_eq!(
+        (request.get_family(), request.get_version()),
+        ("bcfl", "1.0")
+    );
+    assert_eq!(
+        request.get_namespaces(),
+        [bcfl_processor::NAMESPACE.to_owned()]
+    );
     let mut ok = TpRegisterResponse::new();
     ok.set_status(TpRegisterResponse_Status::OK);
-    validator.send(Type::TP_REGISTER_RESPONSE, register.get_correlation_id(), &ok);
+    validator.send(
+        Type::TP_REGISTER_RESPONSE,
+        register.get_correlation_id(),
+        &ok,
+    );
 
     // One transaction: CloseRound 1 on an empty ledger reads the consortium and is refused.
     let mut payload = pb::BcflPayload::new();
@@ -129,13 +142,20 @@ fn registers_processes_and_exits_on_sigterm() {
     assert_eq!(get_request.get_addresses(), [address::consortium_address()]);
     let mut empty = TpStateGetResponse::new();
     empty.set_status(TpStateGetResponse_Status::OK);
-    validator.send(Type::TP_STATE_GET_RESPONSE, get.get_correlation_id(), &empty);
+    validator.send(
+        Type::TP_STATE_GET_RESPONSE,
+        get.get_correlation_id(),
+        &empty,
+    );
 
     let answer = validator.recv();
     assert_eq!(answer.get_message_type(), Type::TP_PROCESS_RESPONSE);
     assert_eq!(answer.get_correlation_id(), "txn-1");
     let response = TpProcessResponse::parse_from_bytes(answer.get_content()).unwrap();
-    assert_eq!(response.get_status(), TpProcessResponse_Status::INVALID_TRANSACTION);
+    assert_eq!(
+        response.get_status(),
+        TpProcessResponse_Status::INVALID_TRANSACTION
+    );
     assert_eq!(response.get_message(), "the consortium is not initialized");
 
     // SIGTERM: the processor unregisters, then exits with status 0.
@@ -148,12 +168,20 @@ fn registers_processes_and_exits_on_sigterm() {
     assert_eq!(unregister.get_message_type(), Type::TP_UNREGISTER_REQUEST);
     let mut done = TpUnregisterResponse::new();
     done.set_status(TpUnregisterResponse_Status::OK);
-    validator.send(Type::TP_UNREGISTER_RESPONSE, unregister.get_correlation_id(), &done);
+    validator.send(
+        Type::TP_UNREGISTER_RESPONSE,
+        unregister.get_correlation_id(),
+        &done,
+    );
     let status = wait_exit(&mut tp, Duration::from_secs(10));
     if status.is_none() {
         tp.kill().unwrap();
     }
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "bcfl-tp must exit 0 after SIGTERM");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "bcfl-tp must exit 0 after SIGTERM"
+    );
 }
 
 #[test]

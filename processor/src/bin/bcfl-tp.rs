@@ -59,8 +59,8 @@ impl Args {
 fn main() -> Result<()> {
     let args = Args::parse();
     args.validate()?;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(args.log_level()));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(args.log_level()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

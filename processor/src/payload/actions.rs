@@ -12,12 +12,7 @@ use crate::limits::{
 };
 
 /// Parses a list of keys that must not repeat, with `min..=max` entries; returns it sorted.
-fn key_set(
-    name: &'static str,
-    keys: &[String],
-    min: usize,
-    max: usize,
-) -> Result<Vec<PublicKey>> {
+fn key_set(name: &'static str, keys: &[String], min: usize, max: usize) -> Result<Vec<PublicKey>> {
     if keys.len() < min || keys.len() > max {
         return Err(invalid(
             name,
@@ -67,7 +62,9 @@ fn optional_uri(name: &'static str, uri: &str) -> Result<Option<BlobUri>> {
 }
 
 fn uri_string(uri: &Option<BlobUri>) -> String {
-    uri.as_ref().map(|u| u.as_str().to_owned()).unwrap_or_default()
+    uri.as_ref()
+        .map(|u| u.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 /// Create the consortium: its admins and parameters.
@@ -113,7 +110,10 @@ impl RegisterMember {
     pub(super) fn from_proto(m: &pb::RegisterMember) -> Result<Self> {
         reject_unknown_fields(m, "register_member")?;
         Ok(Self {
-            public_key: field("register_member.public_key", PublicKey::parse(&m.public_key))?,
+            public_key: field(
+                "register_member.public_key",
+                PublicKey::parse(&m.public_key),
+            )?,
             name: field("register_member.name", MemberName::parse(&m.name))?,
             endpoint: field("register_member.endpoint", Endpoint::parse(&m.endpoint))?,
         })
@@ -166,7 +166,11 @@ impl UpdateMember {
     pub(super) fn to_proto(&self) -> pb::UpdateMember {
         pb::UpdateMember {
             public_key: self.public_key.as_str().to_owned(),
-            name: self.name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            name: self
+                .name
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
             endpoint: self
                 .endpoint
                 .as_ref()
@@ -356,7 +360,12 @@ impl ReportBandwidth {
                     1,
                     MAX_BYTES_PER_SEC,
                 )?,
-                rtt_us: bounded("report_bandwidth.measurements.rtt_us", lm.rtt_us, 0, MAX_RTT_US)?,
+                rtt_us: bounded(
+                    "report_bandwidth.measurements.rtt_us",
+                    lm.rtt_us,
+                    0,
+                    MAX_RTT_US,
+                )?,
                 probe_bytes: bounded(
                     "report_bandwidth.measurements.probe_bytes",
                     lm.probe_bytes,
@@ -458,7 +467,10 @@ impl CommitAggregate {
             0,
             MAX_ROUND_COMMITTERS,
         )?;
-        if excluded.iter().any(|k| contributors.binary_search(k).is_ok()) {
+        if excluded
+            .iter()
+            .any(|k| contributors.binary_search(k).is_ok())
+        {
             return Err(invalid(
                 "commit_aggregate.excluded",
                 "must not name a contributor".into(),

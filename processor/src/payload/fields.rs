@@ -226,8 +226,14 @@ mod tests {
     fn public_keys() {
         assert!(PublicKey::parse(KEY).is_ok());
         assert!(PublicKey::parse(&KEY.replace("02a", "03a")).is_ok());
-        assert_eq!(PublicKey::parse(&KEY.replace("02a", "04a")), Err(FieldError::PublicKey));
-        assert_eq!(PublicKey::parse(&KEY.to_uppercase()), Err(FieldError::PublicKey));
+        assert_eq!(
+            PublicKey::parse(&KEY.replace("02a", "04a")),
+            Err(FieldError::PublicKey)
+        );
+        assert_eq!(
+            PublicKey::parse(&KEY.to_uppercase()),
+            Err(FieldError::PublicKey)
+        );
         assert_eq!(PublicKey::parse(&KEY[..64]), Err(FieldError::PublicKey));
         assert_eq!(PublicKey::parse(""), Err(FieldError::PublicKey));
     }

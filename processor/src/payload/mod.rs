@@ -139,22 +139,24 @@ impl Action {
     /// Validates a decoded `BcflPayload`.
     pub fn from_proto(payload: &pb::BcflPayload) -> Result<Action> {
         reject_unknown_fields(payload, "payload")?;
-        Ok(match payload.action.as_ref().ok_or(PayloadError::NoAction)? {
-            Oneof::init_consortium(m) => Action::InitConsortium(InitConsortium::from_proto(m)?),
-            Oneof::register_member(m) => Action::RegisterMember(RegisterMember::from_proto(m)?),
-            Oneof::update_member(m) => Action::UpdateMember(UpdateMember::from_proto(m)?),
-            Oneof::suspend_member(m) => Action::SuspendMember(SuspendMember::from_proto(m)?),
-            Oneof::open_round(m) => Action::OpenRound(OpenRound::from_proto(m)?),
-            Oneof::commit_update(m) => Action::CommitUpdate(CommitUpdate::from_proto(m)?),
-            Oneof::report_bandwidth(m) => {
-                Action::ReportBandwidth(ReportBandwidth::from_proto(m)?)
-            }
-            Oneof::evaluate_round(m) => Action::EvaluateRound(EvaluateRound::from_proto(m)?),
-            Oneof::commit_aggregate(m) => {
-                Action::CommitAggregate(CommitAggregate::from_proto(m)?)
-            }
-            Oneof::close_round(m) => Action::CloseRound(CloseRound::from_proto(m)?),
-        })
+        Ok(
+            match payload.action.as_ref().ok_or(PayloadError::NoAction)? {
+                Oneof::init_consortium(m) => Action::InitConsortium(InitConsortium::from_proto(m)?),
+                Oneof::register_member(m) => Action::RegisterMember(RegisterMember::from_proto(m)?),
+                Oneof::update_member(m) => Action::UpdateMember(UpdateMember::from_proto(m)?),
+                Oneof::suspend_member(m) => Action::SuspendMember(SuspendMember::from_proto(m)?),
+                Oneof::open_round(m) => Action::OpenRound(OpenRound::from_proto(m)?),
+                Oneof::commit_update(m) => Action::CommitUpdate(CommitUpdate::from_proto(m)?),
+                Oneof::report_bandwidth(m) => {
+                    Action::ReportBandwidth(ReportBandwidth::from_proto(m)?)
+                }
+                Oneof::evaluate_round(m) => Action::EvaluateRound(EvaluateRound::from_proto(m)?),
+                Oneof::commit_aggregate(m) => {
+                    Action::CommitAggregate(CommitAggregate::from_proto(m)?)
+                }
+                Oneof::close_round(m) => Action::CloseRound(CloseRound::from_proto(m)?),
+            },
+        )
     }
 
     /// The canonical `BcflPayload` of this action.

@@ -13,16 +13,14 @@ use crate::limits::{
     MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
 };
 
-fn in_range(
-    name: &'static str,
-    value: u32,
-    low: u32,
-    high: u32,
-) -> Result<(), PayloadError> {
+fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
     if (low..=high).contains(&value) {
         Ok(())
     } else {
-        Err(invalid(name, format!("must be in {low}..={high}, got {value}")))
+        Err(invalid(
+            name,
+            format!("must be in {low}..={high}, got {value}"),
+        ))
     }
 }
 
@@ -176,7 +174,12 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         methods += 1;
         let z = anomaly.get_zscore();
         reject_unknown_fields(z, "params.anomaly.zscore")?;
-        in_range("zscore.threshold_ppm", z.threshold_ppm, 1, MAX_THRESHOLD_PPM)?;
+        in_range(
+            "zscore.threshold_ppm",
+            z.threshold_ppm,
+            1,
+            MAX_THRESHOLD_PPM,
+        )?;
         out.mut_zscore().features = validate_features("zscore.features", &z.features)?;
     }
     if methods == 0 {

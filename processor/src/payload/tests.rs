@@ -28,7 +28,8 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
 
 fn blob_uri() -> impl Strategy<Value = Option<BlobUri>> {
     proptest::option::of(
-        "(http|https|bcfl)://[a-z0-9]{1,20}(/[a-z0-9]{0,20})?".prop_map(|u| BlobUri::parse(&u).unwrap()),
+        "(http|https|bcfl)://[a-z0-9]{1,20}(/[a-z0-9]{0,20})?"
+            .prop_map(|u| BlobUri::parse(&u).unwrap()),
     )
 }
 
@@ -59,44 +60,91 @@ fn action() -> impl Strategy<Value = Action> {
         (keys(1, 32), params())
             .prop_map(|(admins, params)| Action::InitConsortium(InitConsortium { admins, params })),
         (key(), name(), endpoint()).prop_map(|(public_key, name, endpoint)| {
-            Action::RegisterMember(RegisterMember { public_key, name, endpoint })
+            Action::RegisterMember(RegisterMember {
+                public_key,
+                name,
+                endpoint,
+            })
         }),
         (key(), proptest::option::of(name()), endpoint()).prop_map(|(public_key, name, e)| {
-            Action::UpdateMember(UpdateMember { public_key, endpoint: Some(e), name })
+            Action::UpdateMember(UpdateMember {
+                public_key,
+                endpoint: Some(e),
+                name,
+            })
         }),
         (key(), "[a-z][a-z ]{0,100}[a-z]").prop_map(|(public_key, r)| {
-            Action::SuspendMember(SuspendMember { public_key, reason: Reason::parse(&r).unwrap() })
+            Action::SuspendMember(SuspendMember {
+                public_key,
+                reason: Reason::parse(&r).unwrap(),
+            })
         }),
         (1u64.., sha(), key(), mode()).prop_map(|(round, parent, aggregator, mode)| {
-            Action::OpenRound(OpenRound { round, parent_model_sha256: parent, aggregator, mode })
+            Action::OpenRound(OpenRound {
+                round,
+                parent_model_sha256: parent,
+                aggregator,
+                mode,
+            })
         }),
         (
-            (1u64.., sha(), 1..=crate::limits::MAX_BLOB_BYTES, 1..=crate::limits::MAX_NUM_SAMPLES),
-            (any::<i64>(), any::<u64>(), vec(any::<i32>(), 1..64), blob_uri())
+            (
+                1u64..,
+                sha(),
+                1..=crate::limits::MAX_BLOB_BYTES,
+                1..=crate::limits::MAX_NUM_SAMPLES
+            ),
+            (
+                any::<i64>(),
+                any::<u64>(),
+                vec(any::<i32>(), 1..64),
+                blob_uri()
+            )
         )
-            .prop_map(|((round, sha, size, samples), (loss, norm, sketch, blob_uri))| {
-                Action::CommitUpdate(CommitUpdate {
-                    round,
-                    update_sha256: sha,
-                    size_bytes: size,
-                    num_samples: samples,
-                    loss_micro: loss,
-                    norm_micro: norm,
-                    sketch,
-                    blob_uri,
-                })
-            }),
-        (any::<u64>(), keys(1, 20), 1..=crate::limits::MAX_BYTES_PER_SEC, 0..=crate::limits::MAX_RTT_US)
+            .prop_map(
+                |((round, sha, size, samples), (loss, norm, sketch, blob_uri))| {
+                    Action::CommitUpdate(CommitUpdate {
+                        round,
+                        update_sha256: sha,
+                        size_bytes: size,
+                        num_samples: samples,
+                        loss_micro: loss,
+                        norm_micro: norm,
+                        sketch,
+                        blob_uri,
+                    })
+                }
+            ),
+        (
+            any::<u64>(),
+            keys(1, 20),
+            1..=crate::limits::MAX_BYTES_PER_SEC,
+            0..=crate::limits::MAX_RTT_US
+        )
             .prop_map(|(epoch, targets, bps, rtt)| {
                 let measurements = targets
                     .into_iter()
-                    .map(|to| LinkMeasurement { to, bytes_per_sec: bps, rtt_us: rtt, probe_bytes: 1 })
+                    .map(|to| LinkMeasurement {
+                        to,
+                        bytes_per_sec: bps,
+                        rtt_us: rtt,
+                        probe_bytes: 1,
+                    })
                     .collect();
-                Action::ReportBandwidth(ReportBandwidth { epoch, measurements })
+                Action::ReportBandwidth(ReportBandwidth {
+                    epoch,
+                    measurements,
+                })
             }),
         (1u64..).prop_map(|round| Action::EvaluateRound(EvaluateRound { round })),
-        (1u64.., sha(), keys(1, 30), 1..=crate::limits::MAX_BLOB_BYTES, blob_uri()).prop_map(
-            |(round, model, mut all, size, blob_uri)| {
+        (
+            1u64..,
+            sha(),
+            keys(1, 30),
+            1..=crate::limits::MAX_BLOB_BYTES,
+            blob_uri()
+        )
+            .prop_map(|(round, model, mut all, size, blob_uri)| {
                 let excluded = all.split_off(all.len().div_ceil(2));
                 Action::CommitAggregate(CommitAggregate {
                     round,
@@ -107,8 +155,7 @@ fn action() -> impl Strategy<Value = Action> {
                     size_bytes: size,
                     blob_uri,
                 })
-            }
-        ),
+            }),
         (1u64..).prop_map(|round| Action::CloseRound(CloseRound { round })),
     ]
 }
@@ -143,7 +190,10 @@ proptest! {
 
 #[test]
 fn key_lists_are_sorted_whatever_the_input_order() {
-    let (a, b) = ("02".to_owned() + &"a".repeat(64), "03".to_owned() + &"0".repeat(64));
+    let (a, b) = (
+        "02".to_owned() + &"a".repeat(64),
+        "03".to_owned() + &"0".repeat(64),
+    );
     let mut m = pb::CommitAggregate {
         round: 1,
         model_sha256: "0".repeat(64),
@@ -157,24 +207,41 @@ fn key_lists_are_sorted_whatever_the_input_order() {
     let Action::CommitAggregate(parsed) = Action::from_proto(&payload).unwrap() else {
         panic!("wrong action");
     };
-    assert_eq!(parsed.contributors, vec![PublicKey::parse(&a).unwrap(), PublicKey::parse(&b).unwrap()]);
+    assert_eq!(
+        parsed.contributors,
+        vec![PublicKey::parse(&a).unwrap(), PublicKey::parse(&b).unwrap()]
+    );
     m.excluded = vec![a.clone()].into();
     payload.set_commit_aggregate(m);
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert_eq!(err, "commit_aggregate.excluded: must not name a contributor");
+    assert_eq!(
+        err,
+        "commit_aggregate.excluded: must not name a contributor"
+    );
 }
 
 #[test]
 fn malformed_payloads_are_refused() {
     assert_eq!(Action::parse(&[]), Err(PayloadError::NoAction));
-    assert!(matches!(Action::parse(&[0x0a, 0x05, 0x01]), Err(PayloadError::Decode(_))));
+    assert!(matches!(
+        Action::parse(&[0x0a, 0x05, 0x01]),
+        Err(PayloadError::Decode(_))
+    ));
     // Field 99 (varint): unknown oneof member.
-    assert_eq!(Action::parse(&[0x98, 0x06, 0x01]), Err(PayloadError::UnknownFields { message: "payload" }));
+    assert_eq!(
+        Action::parse(&[0x98, 0x06, 0x01]),
+        Err(PayloadError::UnknownFields { message: "payload" })
+    );
     // A known action with an unknown field inside: close_round { round: 1, field 9: 1 }.
     let inner = [0x08, 0x01, 0x48, 0x01];
     let mut bytes = vec![0x52, inner.len() as u8];
     bytes.extend_from_slice(&inner);
-    assert_eq!(Action::parse(&bytes), Err(PayloadError::UnknownFields { message: "close_round" }));
+    assert_eq!(
+        Action::parse(&bytes),
+        Err(PayloadError::UnknownFields {
+            message: "close_round"
+        })
+    );
     // An unknown enum value (mode = 7) is kept as an unknown field by protobuf.
     let mut open = pb::OpenRound {
         round: 1,
@@ -210,17 +277,26 @@ fn bounds_are_enforced() {
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert_eq!(err, "commit_update.sketch: must hold 1..=4096 values, got 4097");
+    assert_eq!(
+        err,
+        "commit_update.sketch: must hold 1..=4096 values, got 4097"
+    );
     commit.sketch = vec![1];
     commit.size_bytes = 0;
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert!(err.starts_with("commit_update.size_bytes: must be in 1..="), "{err}");
+    assert!(
+        err.starts_with("commit_update.size_bytes: must be in 1..="),
+        "{err}"
+    );
     commit.size_bytes = 1;
     commit.blob_uri = "file:///etc/passwd".into();
     payload.set_commit_update(commit);
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert!(err.starts_with("commit_update.blob_uri: must be a URI"), "{err}");
+    assert!(
+        err.starts_with("commit_update.blob_uri: must be a URI"),
+        "{err}"
+    );
 
     let too_many: Vec<pb::LinkMeasurement> = (0..=crate::limits::MAX_MEASUREMENTS)
         .map(|i| pb::LinkMeasurement {
@@ -236,13 +312,21 @@ fn bounds_are_enforced() {
         ..Default::default()
     });
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert_eq!(err, "report_bandwidth.measurements: must hold 1..=256 measurements, got 257");
+    assert_eq!(
+        err,
+        "report_bandwidth.measurements: must hold 1..=256 measurements, got 257"
+    );
 
-    let admins: Vec<String> = (0..=crate::limits::MAX_ADMINS).map(|i| format!("03{i:064x}")).collect();
+    let admins: Vec<String> = (0..=crate::limits::MAX_ADMINS)
+        .map(|i| format!("03{i:064x}"))
+        .collect();
     payload.set_init_consortium(pb::InitConsortium {
         admin_keys: admins.into(),
         ..Default::default()
     });
     let err = Action::from_proto(&payload).unwrap_err().to_string();
-    assert_eq!(err, "init_consortium.admin_keys: must list 1..=32 keys, got 33");
+    assert_eq!(
+        err,
+        "init_consortium.admin_keys: must list 1..=32 keys, got 33"
+    );
 }

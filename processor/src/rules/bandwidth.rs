@@ -25,10 +25,7 @@ pub fn report_bandwidth(
     let from = signer.as_str();
     let mut prefetch: Vec<String> = Vec::with_capacity(2 * action.measurements.len());
     for m in &action.measurements {
-        ensure!(
-            m.to != *signer,
-            "a member may not report a link to itself"
-        );
+        ensure!(m.to != *signer, "a member may not report a link to itself");
         prefetch.push(address::member_address(m.to.as_str()));
         prefetch.push(address::link_address(from, m.to.as_str()));
     }

@@ -91,10 +91,7 @@ pub fn register_member(
     };
     state.put_directory_entry(&member)?;
     state.put_member(member)?;
-    Ok(vec![
-        attr("member", key),
-        attr("reinstated", reinstated),
-    ])
+    Ok(vec![attr("member", key), attr("reinstated", reinstated)])
 }
 
 /// `UpdateMember`: changes a member's name and/or endpoint.

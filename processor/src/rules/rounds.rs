@@ -24,7 +24,9 @@ use super::{
 };
 use crate::error::{Result, TxnError};
 use crate::limits::MAX_ROUND_COMMITTERS;
-use crate::payload::{CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey};
+use crate::payload::{
+    CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey,
+};
 use crate::state::{BcflState, StateError};
 
 fn params(consortium: &pb::Consortium) -> &pb::ConsortiumParams {
@@ -111,7 +113,11 @@ pub fn commit_update(
     require_active_member(state, signer.as_str(), "signer")?;
     let n = action.round;
     let mut round = require_round(state, n)?;
-    ensure!(round.phase == OPEN, "round {n} is {:?}, not OPEN", round.phase);
+    ensure!(
+        round.phase == OPEN,
+        "round {n} is {:?}, not OPEN",
+        round.phase
+    );
     let position = round
         .committers
         .binary_search_by(|c| c.as_str().cmp(signer.as_str()));
@@ -182,7 +188,11 @@ pub fn evaluate_round(
         is_admin(&consortium, signer) || is_active_aggregator(state, &round, signer)?,
         "only an admin or the round's aggregator may evaluate round {n}"
     );
-    ensure!(round.phase == OPEN, "round {n} is {:?}, not OPEN", round.phase);
+    ensure!(
+        round.phase == OPEN,
+        "round {n} is {:?}, not OPEN",
+        round.phase
+    );
     let quorum = params(&consortium).commit_quorum as usize;
     ensure!(
         round.committers.len() >= quorum,
@@ -223,7 +233,11 @@ pub fn commit_aggregate(
         server_admin || is_active_aggregator(state, &round, signer)?,
         "only the round's aggregator (or, in SERVER mode, an admin) may commit the aggregate of round {n}"
     );
-    ensure!(round.phase == EVALUATED, "round {n} is {:?}, not EVALUATED", round.phase);
+    ensure!(
+        round.phase == EVALUATED,
+        "round {n} is {:?}, not EVALUATED",
+        round.phase
+    );
     let verdict = state.verdict(n)?.ok_or_else(|| {
         TxnError::State(StateError::Corrupt {
             address: crate::address::verdict_address(n),

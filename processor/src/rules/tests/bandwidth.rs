@@ -30,14 +30,22 @@ fn links_keep_the_newest_samples() {
     let mut w = World::new();
     let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
     for epoch in 0..(LINK_SAMPLES_KEPT as u64 + 4) {
-        w.ledger.submit(&m0, &report(epoch, &[(&m2, 1000 + epoch), (&m1, 5)])).unwrap();
+        w.ledger
+            .submit(&m0, &report(epoch, &[(&m2, 1000 + epoch), (&m1, 5)]))
+            .unwrap();
     }
     let link = w.ledger.link(&m0, &m2).unwrap();
-    assert_eq!((link.from.as_str(), link.to.as_str()), (m0.as_str(), m2.as_str()));
+    assert_eq!(
+        (link.from.as_str(), link.to.as_str()),
+        (m0.as_str(), m2.as_str())
+    );
     let epochs: Vec<u64> = link.samples.iter().map(|s| s.epoch).collect();
     assert_eq!(epochs, (4..20).collect::<Vec<_>>());
     assert_eq!(link.samples.last().unwrap().bytes_per_sec, 1019);
-    assert_eq!(w.ledger.link(&m0, &m1).unwrap().samples.len(), LINK_SAMPLES_KEPT);
+    assert_eq!(
+        w.ledger.link(&m0, &m1).unwrap().samples.len(),
+        LINK_SAMPLES_KEPT
+    );
     assert!(w.ledger.link(&m2, &m0).is_none(), "links are directed");
 }
 
@@ -49,14 +57,23 @@ fn report_rules() {
     assert_eq!(msg, "a member may not report a link to itself");
     let stranger = test_key("stranger");
     let msg = rejected(w.ledger.submit(&m0, &report(1, &[(&stranger, 10)])));
-    assert_eq!(msg, format!("link target {stranger} is not a registered member"));
+    assert_eq!(
+        msg,
+        format!("link target {stranger} is not a registered member")
+    );
     let msg = rejected(w.ledger.submit(&stranger, &report(1, &[(&m0, 10)])));
     assert_eq!(msg, format!("signer {stranger} is not a registered member"));
     w.ledger.submit(&m0, &report(5, &[(&m1, 10)])).unwrap();
     let msg = rejected(w.ledger.submit(&m0, &report(4, &[(&m1, 10)])));
-    assert_eq!(msg, format!("epoch 4 is older than the newest sample (epoch 5) of link {m0} -> {m1}"));
+    assert_eq!(
+        msg,
+        format!("epoch 4 is older than the newest sample (epoch 5) of link {m0} -> {m1}")
+    );
     let msg = rejected(w.ledger.submit(&m0, &report(6, &[(&m1, 10), (&m1, 11)])));
-    assert!(msg.contains("must not measure the same target twice"), "{msg}");
+    assert!(
+        msg.contains("must not measure the same target twice"),
+        "{msg}"
+    );
     let msg = rejected(w.ledger.submit(&m0, &report(6, &[(&m1, 0)])));
     assert!(msg.contains("bytes_per_sec: must be in 1..="), "{msg}");
     let admin = w.admin.clone();

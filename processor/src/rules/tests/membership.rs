@@ -30,7 +30,10 @@ fn init_rejects_insane_params() {
     let mut payload = init(&[&admin]);
     payload.mut_init_consortium().mut_params().commit_quorum = 0;
     let msg = rejected(MemoryLedger::new().submit(&admin, &payload));
-    assert!(msg.starts_with("invalid payload: params.commit_quorum"), "{msg}");
+    assert!(
+        msg.starts_with("invalid payload: params.commit_quorum"),
+        "{msg}"
+    );
     let payload = init(&[&admin, &admin]);
     let msg = rejected(MemoryLedger::new().submit(&admin, &payload));
     assert!(msg.contains("must not repeat a key"), "{msg}");
@@ -67,11 +70,20 @@ fn register_twice_suspend_and_reinstate() {
     let msg = rejected(w.admin_submit(&suspend(&m1)));
     assert_eq!(msg, format!("member {m1} is already suspended"));
     let statuses: Vec<_> = w.ledger.directory().iter().map(|m| m.status).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == pb::MemberStatus::SUSPENDED).count(), 1);
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == pb::MemberStatus::SUSPENDED)
+            .count(),
+        1
+    );
     let events = w.admin_submit(&register(&m1, "back")).unwrap();
     assert_eq!(events[0].attribute("reinstated"), Some("true"));
     let member = w.ledger.member(&m1).unwrap();
-    assert_eq!((member.status, member.name.as_str()), (pb::MemberStatus::ACTIVE, "back"));
+    assert_eq!(
+        (member.status, member.name.as_str()),
+        (pb::MemberStatus::ACTIVE, "back")
+    );
     assert!(member.suspend_reason.is_empty());
     let msg = rejected(w.admin_submit(&suspend(&test_key("nobody"))));
     assert!(msg.ends_with("is not registered"), "{msg}");
@@ -93,17 +105,28 @@ fn update_by_admin_or_self() {
     let mut w = World::new();
     let (m0, m1) = (w.m(0), w.m(1));
     let msg = rejected(w.ledger.submit(&m0, &update(&m1, "hijack", "")));
-    assert_eq!(msg, format!("only an admin or the member itself may update member {m1}"));
-    w.ledger.submit(&m1, &update(&m1, "", "https://bob.example")).unwrap();
+    assert_eq!(
+        msg,
+        format!("only an admin or the member itself may update member {m1}")
+    );
+    w.ledger
+        .submit(&m1, &update(&m1, "", "https://bob.example"))
+        .unwrap();
     let member = w.ledger.member(&m1).unwrap();
-    assert_eq!((member.name.as_str(), member.endpoint.as_str()), ("member-1", "https://bob.example"));
+    assert_eq!(
+        (member.name.as_str(), member.endpoint.as_str()),
+        ("member-1", "https://bob.example")
+    );
     w.admin_submit(&update(&m1, "Bob", "")).unwrap();
     assert_eq!(w.ledger.member(&m1).unwrap().name, "Bob");
     w.admin_submit(&suspend(&m1)).unwrap();
     let msg = rejected(w.ledger.submit(&m1, &update(&m1, "me", "")));
     assert_eq!(msg, "a suspended member may not update itself");
     let msg = rejected(w.admin_submit(&update(&m1, "", "")));
-    assert!(msg.contains("must change the name, the endpoint or both"), "{msg}");
+    assert!(
+        msg.contains("must change the name, the endpoint or both"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -111,11 +134,22 @@ fn payload_errors_are_invalid_transactions() {
     let mut w = World::new();
     let admin = w.admin.clone();
     let msg = rejected(w.ledger.submit_raw(&admin, &[0x0a, 0xff], vec![], vec![]));
-    assert!(msg.starts_with("invalid payload: payload is not a valid BcflPayload"), "{msg}");
+    assert!(
+        msg.starts_with("invalid payload: payload is not a valid BcflPayload"),
+        "{msg}"
+    );
     let msg = rejected(w.ledger.submit_raw(&admin, &[], vec![], vec![]));
     assert!(msg.contains("no known action"), "{msg}");
-    let msg = rejected(w.ledger.submit_raw("not-a-key", &close(1).write_to_bytes_checked(), vec![], vec![]));
-    assert!(msg.starts_with("invalid payload: signer_public_key"), "{msg}");
+    let msg = rejected(w.ledger.submit_raw(
+        "not-a-key",
+        &close(1).write_to_bytes_checked(),
+        vec![],
+        vec![],
+    ));
+    assert!(
+        msg.starts_with("invalid payload: signer_public_key"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -126,10 +160,16 @@ fn undeclared_addresses_are_refused() {
     let (inputs, outputs) = crate::access::declared_addresses(&payload, &admin).unwrap();
     let bytes = payload.write_to_bytes_checked();
     // Drop the directory from the outputs: the write must be refused.
-    let outputs: Vec<String> = outputs.into_iter().filter(|a| *a != crate::address::directory_address()).collect();
+    let outputs: Vec<String> = outputs
+        .into_iter()
+        .filter(|a| *a != crate::address::directory_address())
+        .collect();
     let msg = rejected(w.ledger.submit_raw(&admin, &bytes, inputs.clone(), outputs));
     assert!(msg.starts_with("state access refused"), "{msg}");
-    assert!(w.ledger.member(&test_key("dave")).is_none(), "a refused transaction leaves no trace");
+    assert!(
+        w.ledger.member(&test_key("dave")).is_none(),
+        "a refused transaction leaves no trace"
+    );
     let msg = rejected(w.ledger.submit_raw(&admin, &bytes, vec![], vec![]));
     assert!(msg.starts_with("state access refused"), "{msg}");
 }

@@ -70,7 +70,12 @@ pub(super) fn suspend(key: &str) -> pb::BcflPayload {
     })
 }
 
-pub(super) fn open(round: u64, parent: &str, aggregator: &str, mode: pb::RoundMode) -> pb::BcflPayload {
+pub(super) fn open(
+    round: u64,
+    parent: &str,
+    aggregator: &str,
+    mode: pb::RoundMode,
+) -> pb::BcflPayload {
     with(|p| {
         p.set_open_round(pb::OpenRound {
             round,
@@ -106,7 +111,13 @@ pub(super) fn evaluate(round: u64) -> pb::BcflPayload {
     })
 }
 
-pub(super) fn aggregate(round: u64, model: &str, contributors: &[&str], excluded: &[&str], rule: pb::AggregationRule) -> pb::BcflPayload {
+pub(super) fn aggregate(
+    round: u64,
+    model: &str,
+    contributors: &[&str],
+    excluded: &[&str],
+    rule: pb::AggregationRule,
+) -> pb::BcflPayload {
     with(|p| {
         p.set_commit_aggregate(pb::CommitAggregate {
             round,
@@ -147,21 +158,33 @@ pub(super) struct World {
 impl World {
     pub fn new() -> Self {
         let admin = test_key("admin");
-        let mut members: Vec<String> = ["alice", "bob", "carol"].iter().map(|n| test_key(n)).collect();
+        let mut members: Vec<String> = ["alice", "bob", "carol"]
+            .iter()
+            .map(|n| test_key(n))
+            .collect();
         members.sort();
         let mut ledger = MemoryLedger::new();
         ledger.submit(&admin, &init(&[&admin])).unwrap();
         for (i, m) in members.iter().enumerate() {
-            ledger.submit(&admin, &register(m, &format!("member-{i}"))).unwrap();
+            ledger
+                .submit(&admin, &register(m, &format!("member-{i}")))
+                .unwrap();
         }
-        Self { ledger, admin, members }
+        Self {
+            ledger,
+            admin,
+            members,
+        }
     }
 
     pub fn m(&self, i: usize) -> String {
         self.members[i].clone()
     }
 
-    pub fn admin_submit(&mut self, payload: &pb::BcflPayload) -> Result<Vec<RecordedEvent>, ApplyError> {
+    pub fn admin_submit(
+        &mut self,
+        payload: &pb::BcflPayload,
+    ) -> Result<Vec<RecordedEvent>, ApplyError> {
         let admin = self.admin.clone();
         self.ledger.submit(&admin, payload)
     }
@@ -169,10 +192,13 @@ impl World {
     /// Opens round 1 aggregated by m0 and commits m0 and m1.
     pub fn round_one_committed(&mut self) {
         let m0 = self.m(0);
-        self.admin_submit(&open(1, &base_model(), &m0, pb::RoundMode::SERVERLESS)).unwrap();
+        self.admin_submit(&open(1, &base_model(), &m0, pb::RoundMode::SERVERLESS))
+            .unwrap();
         for i in 0..2 {
             let m = self.m(i);
-            self.ledger.submit(&m, &commit(1, &format!("u{i}"), SKETCH)).unwrap();
+            self.ledger
+                .submit(&m, &commit(1, &format!("u{i}"), SKETCH))
+                .unwrap();
         }
     }
 
