@@ -4,6 +4,7 @@
 //! fixture processor (a real `sawtooth_sdk` processor, or raw ZMQ misbehaviour) as a child
 //! process. The durability tests run the `bcfl-devnet` binary and talk to its REST API.
 
+mod durability;
 mod util;
 
 use std::time::Duration;
