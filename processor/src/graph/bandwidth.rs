@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc as Shared;
 
 use bcfl_protos::bcfl::{Link, LinkSample};
 
@@ -70,7 +71,8 @@ pub(crate) struct Arc {
 /// ledger's `Link` state, [`BandwidthGraph::from_ledger_links`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BandwidthGraph {
-    nodes: Vec<NodeId>,
+    /// Sorted by id; shared with the route trees computed from the graph.
+    nodes: Shared<[NodeId]>,
     /// Outgoing links of each node, sorted by the receiving node's index.
     out: Vec<Vec<Arc>>,
 }
@@ -142,7 +144,10 @@ impl BandwidthGraph {
                 bytes_per_sec: *bytes_per_sec,
             });
         }
-        Ok(Self { nodes, out })
+        Ok(Self {
+            nodes: nodes.into(),
+            out,
+        })
     }
 
     /// The graph of the ledger's `Link` state, each link summarised by the median of its last
@@ -171,6 +176,11 @@ impl BandwidthGraph {
     /// The nodes, sorted by id.
     pub fn nodes(&self) -> &[NodeId] {
         &self.nodes
+    }
+
+    /// The nodes, shared (cheap to clone).
+    pub(crate) fn shared_nodes(&self) -> Shared<[NodeId]> {
+        Shared::clone(&self.nodes)
     }
 
     /// The number of nodes.

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use super::bandwidth::{BandwidthGraph, NodeId};
 use super::cost::TransferModel;
@@ -81,7 +82,7 @@ impl Route {
 /// The routes from one source to every node it reaches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteTree {
-    pub(crate) nodes: Vec<NodeId>,
+    pub(crate) nodes: Arc<[NodeId]>,
     pub(crate) source: usize,
     pub(crate) routing: Routing,
     pub(crate) model: TransferModel,
@@ -105,7 +106,7 @@ impl RouteTree {
         let mut latency = vec![f64::INFINITY; n];
         latency[source] = 0.0;
         Self {
-            nodes: graph.nodes().to_vec(),
+            nodes: graph.shared_nodes(),
             source,
             routing,
             model: *model,

@@ -13,6 +13,7 @@
 //! width-equal prefix was faster; the width itself is exact.)
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use super::bandwidth::BandwidthGraph;
 use super::cost::TransferModel;
@@ -36,6 +37,36 @@ impl Label {
     }
 }
 
+/// A queue entry; the heap's maximum is the best label, then the smallest node index.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    label: Label,
+    node: usize,
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .label
+            .better(&self.label)
+            .then(other.node.cmp(&self.node))
+    }
+}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
 impl BandwidthGraph {
     /// Widest paths from `source`: per node the route whose smallest bandwidth is largest, with
     /// its store-and-forward latency, predecessor and path.
@@ -44,20 +75,25 @@ impl BandwidthGraph {
         let n = self.node_count();
         let mut tree = RouteTree::rooted(self, source, Routing::Widest, model);
         let mut label: Vec<Option<Label>> = vec![None; n];
-        label[source] = Some(Label {
-            width: f64::INFINITY,
-            latency: 0.0,
-        });
         let mut settled = vec![false; n];
-        // O(n^2 + links): a linear scan picks the next node, which keeps ties simple to state.
-        while let Some(u) = (0..n)
-            .filter(|&v| !settled[v])
-            .filter_map(|v| label[v].map(|l| (v, l)))
-            .min_by(|(a, la), (b, lb)| la.better(lb).then(a.cmp(b)))
-            .map(|(v, _)| v)
+        // A heap of (label, node) with stale entries skipped: it pops the best current label,
+        // ties to the smaller index, exactly as a scan over all unsettled nodes would.
+        let mut queue = BinaryHeap::from([Entry {
+            label: Label {
+                width: f64::INFINITY,
+                latency: 0.0,
+            },
+            node: source,
+        }]);
+        while let Some(Entry {
+            label: from,
+            node: u,
+        }) = queue.pop()
         {
+            if settled[u] {
+                continue;
+            }
             settled[u] = true;
-            let Some(from) = label[u] else { continue };
             for arc in self.arcs(u) {
                 let v = arc.to;
                 if settled[v] {
@@ -80,6 +116,10 @@ impl BandwidthGraph {
                     tree.predecessor[v] = Some(u);
                     tree.in_bandwidth[v] = arc.bytes_per_sec;
                     tree.latency[v] = candidate.latency;
+                    queue.push(Entry {
+                        label: candidate,
+                        node: v,
+                    });
                 }
             }
         }
