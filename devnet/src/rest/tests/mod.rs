@@ -5,6 +5,7 @@
 //! written out as the Python API prints them (`json.dumps(indent=2, sort_keys=True)`).
 
 mod chain;
+mod ledger;
 mod memory;
 mod node;
 mod state;
