@@ -38,6 +38,32 @@
 //! The rules and their rejection messages are in [`rules`]; the header inputs and outputs of
 //! each action in [`access`]; the field rules in [`payload`]; the bounds in [`limits`].
 //!
+//! # State objects
+//!
+//! | object | address | holds |
+//! | --- | --- | --- |
+//! | `Consortium` | [`address::consortium_address`] | sorted admin keys, parameters, `current_round` |
+//! | `MemberList` | [`address::member_address`] | members (key, name, endpoint, status, suspension reason) |
+//! | `MemberList` | [`address::directory_address`] | key and status of every member (to count active ones) |
+//! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers |
+//! | `CommitmentList` | [`address::commitment_address`] | one member's commitment to a round |
+//! | `LinkList` | [`address::link_address`] | the newest 16 bandwidth samples of a directed link |
+//! | `Verdict` | [`address::verdict_address`] | accepted and excluded committers, per-method scores |
+//! | `Aggregate` | [`address::aggregate_address`] | the global model hash, contributors, exclusions, rule |
+//!
+//! # Round phases
+//!
+//! `OPEN -> EVALUATED -> AGGREGATED -> CLOSED`; an admin may close (abandon) an OPEN or
+//! EVALUATED round. Round N+1 opens only after round N is CLOSED, from round N's aggregate model
+//! (or, if round N was abandoned, from round N's parent); round 1 starts from the consortium's
+//! base model.
+//!
+//! # Errors
+//!
+//! Every refusal (payload, rule, undeclared address, corrupt state) is
+//! `ApplyError::InvalidTransaction` with a human-readable message; only failures of the validator
+//! context are `ApplyError::InternalError` (retried by the validator). See [`error`].
+//!
 //! # Layout of the crate
 //!
 //! Following the `xo_rust` split: [`handler`] (the `TransactionHandler`), [`payload`] (bytes to a
