@@ -90,7 +90,10 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -130,7 +133,11 @@ fn main() -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(out, "component: {}", devnet.component_endpoint())?;
             writeln!(out, "rest: http://{rest_addr}")?;
-            writeln!(out, "validator public key: {}", devnet.validator_public_key())?;
+            writeln!(
+                out,
+                "validator public key: {}",
+                devnet.validator_public_key()
+            )?;
             out.flush()?;
         }
         bcfl_devnet::rest::serve(listener, devnet.ledger(), shutdown_signal())

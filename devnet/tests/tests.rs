@@ -39,18 +39,34 @@ fn submission_checks_reject_bad_batches_and_bound_the_queue() {
         assert!(matches!(err, SubmitError::InvalidBatch(_)), "{err:?}");
     }
     // All or nothing: the good batch of the refused requests was not queued.
-    assert_eq!(ledger.batch_statuses(&[good.get_header_signature().into()])[0].status, BatchStatusKind::Unknown);
+    assert_eq!(
+        ledger.batch_statuses(&[good.get_header_signature().into()])[0].status,
+        BatchStatusKind::Unknown
+    );
 
     // No processor: the batch stays PENDING; re-submitting it is accepted and ignored.
     ledger.submit_batches(vec![good.clone()]).unwrap();
     ledger.submit_batches(vec![good.clone()]).unwrap();
-    assert_eq!(ledger.batch_statuses(&[good.get_header_signature().into()])[0].status, BatchStatusKind::Pending);
-    ledger.submit_batches(vec![signer.script("set 01 y")]).unwrap();
-    let full = ledger.submit_batches(vec![signer.script("set 02 z")]).unwrap_err();
+    assert_eq!(
+        ledger.batch_statuses(&[good.get_header_signature().into()])[0].status,
+        BatchStatusKind::Pending
+    );
+    ledger
+        .submit_batches(vec![signer.script("set 01 y")])
+        .unwrap();
+    let full = ledger
+        .submit_batches(vec![signer.script("set 02 z")])
+        .unwrap_err();
     assert_eq!(full, SubmitError::QueueFull);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(ledger.batch_statuses(&[good.get_header_signature().into()])[0].status, BatchStatusKind::Pending);
-    assert_eq!(ledger.chain_head().map(|b| b.get_header_signature().len()), Some(128));
+    assert_eq!(
+        ledger.batch_statuses(&[good.get_header_signature().into()])[0].status,
+        BatchStatusKind::Pending
+    );
+    assert_eq!(
+        ledger.chain_head().map(|b| b.get_header_signature().len()),
+        Some(128)
+    );
 }
 
 #[test]
@@ -65,17 +81,27 @@ fn pending_batch_commits_once_a_processor_registers_with_validator_roots() {
     assert_eq!(gh.get_block_num(), 0);
     assert_eq!(gh.get_previous_block_id(), "0000000000000000");
     assert_eq!(gh.get_consensus(), b"Genesis");
-    assert_eq!(gh.get_state_root_hash(), "708ca7fbb701799bb387f2e50deaca402e8502abe229f705693d2d4f350e1ad6");
+    assert_eq!(
+        gh.get_state_root_hash(),
+        "708ca7fbb701799bb387f2e50deaca402e8502abe229f705693d2d4f350e1ad6"
+    );
 
     // Spec 4.1 vector: address 1cf126 + 64 zeros set to "hello" on the empty tree.
     let hello = format!("1cf126{}", "0".repeat(64));
-    let txn = signer.txn(&format!("set {hello} hello;event bcfl/test v1;data receipt-blob"), Some((&["1cf126"], &["1cf126"])), &[]);
+    let txn = signer.txn(
+        &format!("set {hello} hello;event bcfl/test v1;data receipt-blob"),
+        Some((&["1cf126"], &["1cf126"])),
+        &[],
+    );
     let tid = txn.get_header_signature().to_string();
     let batch = signer.batch(vec![txn]);
     let id = batch.get_header_signature().to_string();
     ledger.submit_batches(vec![batch]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ledger.batch_statuses(&[id.clone()])[0].status, BatchStatusKind::Pending);
+    assert_eq!(
+        ledger.batch_statuses(std::slice::from_ref(&id))[0].status,
+        BatchStatusKind::Pending
+    );
 
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     wait_status(&ledger, &id, BatchStatusKind::Committed, LONG);
@@ -84,20 +110,41 @@ fn pending_batch_commits_once_a_processor_registers_with_validator_roots() {
     let h = BlockHeader::parse_from_bytes(head.get_header()).unwrap();
     assert_eq!(h.get_block_num(), 1);
     assert_eq!(h.get_previous_block_id(), genesis.get_header_signature());
-    assert_eq!(h.get_state_root_hash(), "7b811efe7993ea479af5910a5d6f3caba573f3aee6f48fdcdef774055bae075e");
+    assert_eq!(
+        h.get_state_root_hash(),
+        "7b811efe7993ea479af5910a5d6f3caba573f3aee6f48fdcdef774055bae075e"
+    );
     assert!(h.get_consensus().starts_with(b"Devmode"));
     assert_eq!(h.get_consensus().len(), 7 + 32);
-    assert_eq!(h.get_batch_ids(), &[id.clone()]);
-    assert_eq!(ledger.state_get(h.get_state_root_hash(), &hello).unwrap().unwrap(), b"hello");
-    assert_eq!(ledger.state_get(gh.get_state_root_hash(), &hello).unwrap(), None);
+    assert_eq!(h.get_batch_ids(), std::slice::from_ref(&id));
+    assert_eq!(
+        ledger
+            .state_get(h.get_state_root_hash(), &hello)
+            .unwrap()
+            .unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        ledger.state_get(gh.get_state_root_hash(), &hello).unwrap(),
+        None
+    );
     assert_eq!(ledger.block_by_num(1).unwrap().unwrap(), head);
-    assert_eq!(ledger.block_by_id(head.get_header_signature()).unwrap().unwrap(), head);
+    assert_eq!(
+        ledger
+            .block_by_id(head.get_header_signature())
+            .unwrap()
+            .unwrap(),
+        head
+    );
     assert_eq!(ledger.batch_by_id(&id).unwrap().unwrap().1, 1);
     assert_eq!(ledger.transaction_by_id(&tid).unwrap().unwrap().1, 1);
 
     let receipt = ledger.receipt(&tid).unwrap().unwrap();
     assert_eq!(receipt.get_state_changes().len(), 1);
-    assert_eq!(receipt.get_state_changes()[0].get_field_type(), StateChange_Type::SET);
+    assert_eq!(
+        receipt.get_state_changes()[0].get_field_type(),
+        StateChange_Type::SET
+    );
     assert_eq!(receipt.get_events()[0].get_event_type(), "bcfl/test");
     assert_eq!(receipt.get_data(), &[b"receipt-blob".to_vec()]);
 
@@ -118,7 +165,12 @@ fn invalid_batches_are_dropped_with_their_message_and_layers_are_visible() {
     // Warm up: wait for the processor to register.
     let warm = signer.script(&format!("set {} w", addr(9)));
     ledger.submit_batches(vec![warm.clone()]).unwrap();
-    wait_status(&ledger, warm.get_header_signature(), BatchStatusKind::Committed, LONG);
+    wait_status(
+        &ledger,
+        warm.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
 
     let first = signer.batch(vec![
         signer.txn(&format!("set {a} one"), None, &[]),
@@ -129,23 +181,41 @@ fn invalid_batches_are_dropped_with_their_message_and_layers_are_visible() {
         signer.txn("invalid boom", None, &[]),
     ]);
     let after = signer.script(&format!("expect {a} one;expect {b} two;del {b}"));
-    let unauthorized = signer.batch(vec![signer.txn(&format!("set {a} nope"), Some((&[NS], &["aaaa"])), &[])]);
-    let ids: Vec<String> = [&first, &bad, &after, &unauthorized].iter().map(|b| b.get_header_signature().to_string()).collect();
-    ledger.submit_batches(vec![first, bad.clone(), after, unauthorized]).unwrap();
+    let unauthorized = signer.batch(vec![signer.txn(
+        &format!("set {a} nope"),
+        Some((&[NS], &["aaaa"])),
+        &[],
+    )]);
+    let ids: Vec<String> = [&first, &bad, &after, &unauthorized]
+        .iter()
+        .map(|b| b.get_header_signature().to_string())
+        .collect();
+    ledger
+        .submit_batches(vec![first, bad.clone(), after, unauthorized])
+        .unwrap();
 
     wait_status(&ledger, &ids[0], BatchStatusKind::Committed, LONG);
     wait_status(&ledger, &ids[2], BatchStatusKind::Committed, LONG);
     let invalid = wait_status(&ledger, &ids[1], BatchStatusKind::Invalid, LONG);
     assert_eq!(invalid.invalid_transactions.len(), 1);
-    assert_eq!(invalid.invalid_transactions[0].id, bad.get_transactions()[1].get_header_signature());
+    assert_eq!(
+        invalid.invalid_transactions[0].id,
+        bad.get_transactions()[1].get_header_signature()
+    );
     assert_eq!(invalid.invalid_transactions[0].message, "boom");
     wait_status(&ledger, &ids[3], BatchStatusKind::Invalid, LONG);
 
-    let root = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header()).unwrap().get_state_root_hash().to_string();
+    let root = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header())
+        .unwrap()
+        .get_state_root_hash()
+        .to_string();
     assert_eq!(ledger.state_get(&root, &a).unwrap().unwrap(), b"one");
     assert_eq!(ledger.state_get(&root, &b).unwrap(), None);
     let listed = ledger.state_list(&root, NS, None, 10).unwrap();
-    assert_eq!(listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), vec![a.clone(), addr(9)]);
+    assert_eq!(
+        listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        vec![a.clone(), addr(9)]
+    );
 }
 
 #[test]
@@ -157,11 +227,26 @@ fn internal_errors_are_retried_a_bounded_number_of_times() {
     let signer = Signer::new();
     let batch = signer.script("internal flaky backend");
     let ok = signer.script(&format!("inc {}", addr(3)));
-    ledger.submit_batches(vec![batch.clone(), ok.clone()]).unwrap();
-    let status = wait_status(&ledger, batch.get_header_signature(), BatchStatusKind::Invalid, LONG);
+    ledger
+        .submit_batches(vec![batch.clone(), ok.clone()])
+        .unwrap();
+    let status = wait_status(
+        &ledger,
+        batch.get_header_signature(),
+        BatchStatusKind::Invalid,
+        LONG,
+    );
     let message = &status.invalid_transactions[0].message;
-    assert!(message.contains("failed 3 times") && message.contains("flaky backend"), "{message}");
-    wait_status(&ledger, ok.get_header_signature(), BatchStatusKind::Committed, LONG);
+    assert!(
+        message.contains("failed 3 times") && message.contains("flaky backend"),
+        "{message}"
+    );
+    wait_status(
+        &ledger,
+        ok.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
 }
 
 #[test]
@@ -172,14 +257,31 @@ fn dependencies_hold_a_batch_until_they_are_satisfied() {
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     let signer = Signer::new();
     let parent = signer.txn(&format!("set {} p", addr(4)), None, &[]);
-    let child = signer.batch(vec![signer.txn(&format!("expect {} p", addr(4)), None, &[parent.get_header_signature().to_string()])]);
+    let child = signer.batch(vec![signer.txn(
+        &format!("expect {} p", addr(4)),
+        None,
+        &[parent.get_header_signature().to_string()],
+    )]);
     ledger.submit_batches(vec![child.clone()]).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ledger.batch_statuses(&[child.get_header_signature().into()])[0].status, BatchStatusKind::Unknown);
+    assert_eq!(
+        ledger.batch_statuses(&[child.get_header_signature().into()])[0].status,
+        BatchStatusKind::Unknown
+    );
     let parent = signer.batch(vec![parent]);
     ledger.submit_batches(vec![parent.clone()]).unwrap();
-    wait_status(&ledger, child.get_header_signature(), BatchStatusKind::Committed, LONG);
-    wait_status(&ledger, parent.get_header_signature(), BatchStatusKind::Committed, LONG);
+    wait_status(
+        &ledger,
+        child.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
+    wait_status(
+        &ledger,
+        parent.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
 }
 
 #[test]
@@ -193,7 +295,12 @@ fn garbage_frames_neither_crash_nor_wedge_the_endpoint() {
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     let batch = Signer::new().script(&format!("set {} ok", addr(5)));
     ledger.submit_batches(vec![batch.clone()]).unwrap();
-    wait_status(&ledger, batch.get_header_signature(), BatchStatusKind::Committed, LONG);
+    wait_status(
+        &ledger,
+        batch.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
 }
 
 #[test]
@@ -203,7 +310,11 @@ fn a_processor_that_vanishes_mid_transaction_is_replaced() {
     let ledger = devnet.ledger();
     let mut vanish = fixture_tp(devnet.component_endpoint(), "vanish");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(vanish.0.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(vanish.0.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
     assert_eq!(line.trim(), "registered");
     let signer = Signer::new();
     let batch = signer.script(&format!("inc {}", addr(6)));
@@ -211,8 +322,16 @@ fn a_processor_that_vanishes_mid_transaction_is_replaced() {
     // The vanishing processor takes the transaction and exits; the batch must not be lost.
     assert!(!vanish.0.wait().unwrap().success());
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
-    wait_status(&ledger, batch.get_header_signature(), BatchStatusKind::Committed, LONG);
-    let root = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header()).unwrap().get_state_root_hash().to_string();
+    wait_status(
+        &ledger,
+        batch.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
+    let root = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header())
+        .unwrap()
+        .get_state_root_hash()
+        .to_string();
     assert_eq!(ledger.state_get(&root, &addr(6)).unwrap().unwrap(), b"1");
 }
 
@@ -228,7 +347,12 @@ fn a_silent_processor_times_out_into_an_invalid_batch() {
     std::thread::sleep(Duration::from_millis(300));
     let batch = Signer::new().script("set 00 x");
     ledger.submit_batches(vec![batch.clone()]).unwrap();
-    let status = wait_status(&ledger, batch.get_header_signature(), BatchStatusKind::Invalid, LONG);
+    let status = wait_status(
+        &ledger,
+        batch.get_header_signature(),
+        BatchStatusKind::Invalid,
+        LONG,
+    );
     assert!(status.invalid_transactions[0].message.contains("timed out"));
 }
 
@@ -242,7 +366,12 @@ fn the_chain_and_state_survive_a_restart() {
         let ledger = devnet.ledger();
         let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
         ledger.submit_batches(vec![batch.clone()]).unwrap();
-        wait_status(&ledger, batch.get_header_signature(), BatchStatusKind::Committed, LONG);
+        wait_status(
+            &ledger,
+            batch.get_header_signature(),
+            BatchStatusKind::Committed,
+            LONG,
+        );
         let key = devnet.validator_public_key().to_string();
         devnet.shutdown();
         (ledger.chain_head().unwrap(), key)
@@ -251,14 +380,25 @@ fn the_chain_and_state_survive_a_restart() {
     let ledger = devnet.ledger();
     assert_eq!(devnet.validator_public_key(), key);
     assert_eq!(ledger.chain_head().unwrap(), head);
-    assert_eq!(ledger.batch_statuses(&[batch.get_header_signature().into()])[0].status, BatchStatusKind::Committed);
-    let root = BlockHeader::parse_from_bytes(head.get_header()).unwrap().get_state_root_hash().to_string();
+    assert_eq!(
+        ledger.batch_statuses(&[batch.get_header_signature().into()])[0].status,
+        BatchStatusKind::Committed
+    );
+    let root = BlockHeader::parse_from_bytes(head.get_header())
+        .unwrap()
+        .get_state_root_hash()
+        .to_string();
     assert_eq!(ledger.state_get(&root, &addr(7)).unwrap().unwrap(), b"kept");
     // The chain continues from the stored head.
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     let next = signer.script(&format!("expect {} kept", addr(7)));
     ledger.submit_batches(vec![next.clone()]).unwrap();
-    wait_status(&ledger, next.get_header_signature(), BatchStatusKind::Committed, LONG);
+    wait_status(
+        &ledger,
+        next.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
     let h = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header()).unwrap();
     assert_eq!(h.get_previous_block_id(), head.get_header_signature());
 }

@@ -33,24 +33,41 @@ pub struct Signer {
     public_hex: String,
 }
 
+impl Default for Signer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Signer {
     /// A fresh random key.
     pub fn new() -> Self {
         let ctx = create_context("secp256k1").unwrap();
         let key = ctx.new_random_private_key().unwrap();
         let public_hex = ctx.get_public_key(&*key).unwrap().as_hex();
-        Self { private_hex: key.as_hex(), public_hex }
+        Self {
+            private_hex: key.as_hex(),
+            public_hex,
+        }
     }
 
     fn sign(&self, bytes: &[u8]) -> String {
         let ctx = create_context("secp256k1").unwrap();
         let key = Secp256k1PrivateKey::from_hex(&self.private_hex).unwrap();
-        CryptoFactory::new(&*ctx).new_signer(&key).sign(bytes).unwrap()
+        CryptoFactory::new(&*ctx)
+            .new_signer(&key)
+            .sign(bytes)
+            .unwrap()
     }
 
     /// A fixture-family transaction running `script`, with the whole namespace as inputs and
     /// outputs unless given.
-    pub fn txn(&self, script: &str, io: Option<(&[&str], &[&str])>, deps: &[String]) -> Transaction {
+    pub fn txn(
+        &self,
+        script: &str,
+        io: Option<(&[&str], &[&str])>,
+        deps: &[String],
+    ) -> Transaction {
         let mut h = TransactionHeader::new();
         h.set_family_name("fixture".into());
         h.set_family_version("1.0".into());
@@ -74,7 +91,11 @@ impl Signer {
     pub fn batch(&self, txns: Vec<Transaction>) -> Batch {
         let mut bh = BatchHeader::new();
         bh.set_signer_public_key(self.public_hex.clone());
-        bh.set_transaction_ids(txns.iter().map(|t| t.get_header_signature().to_string()).collect());
+        bh.set_transaction_ids(
+            txns.iter()
+                .map(|t| t.get_header_signature().to_string())
+                .collect(),
+        );
         let hb = bh.write_to_bytes().unwrap();
         let mut b = Batch::new();
         b.set_header_signature(self.sign(&hb));
@@ -120,28 +141,43 @@ pub fn embedded(dir: &Path, tweak: impl FnOnce(&mut DevnetConfig)) -> Devnet {
     };
     tweak(&mut config);
     if std::env::var_os("DEVNET_TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_test_writer()
+            .try_init();
     }
     Devnet::start(config).expect("starting devnet")
 }
 
 /// Polls until `id` has status `want` (panics after `timeout`).
-pub fn wait_status(ledger: &Arc<dyn LedgerView>, id: &str, want: BatchStatusKind, timeout: Duration) -> BatchStatus {
+pub fn wait_status(
+    ledger: &Arc<dyn LedgerView>,
+    id: &str,
+    want: BatchStatusKind,
+    timeout: Duration,
+) -> BatchStatus {
     let start = Instant::now();
     loop {
         let status = ledger.batch_statuses(&[id.to_string()]).remove(0);
         if status.status == want {
             return status;
         }
-        assert!(start.elapsed() < timeout, "batch {id} is {:?}, wanted {want:?}", status);
+        assert!(
+            start.elapsed() < timeout,
+            "batch {id} is {:?}, wanted {want:?}",
+            status
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// The devnet binary, started on free ports.
 pub struct DevnetProc {
+    /// The process.
     pub proc: Proc,
+    /// Its component endpoint.
     pub component: String,
+    /// Its REST address (`host:port`).
     pub rest: String,
 }
 
@@ -151,7 +187,12 @@ pub fn devnet_binary(dir: &Path, extra: &[&str]) -> DevnetProc {
         .arg("run")
         .arg("--data-dir")
         .arg(dir)
-        .args(["--bind-component", "tcp://127.0.0.1:0", "--bind-rest", "127.0.0.1:0"])
+        .args([
+            "--bind-component",
+            "tcp://127.0.0.1:0",
+            "--bind-rest",
+            "127.0.0.1:0",
+        ])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -169,11 +210,21 @@ pub fn devnet_binary(dir: &Path, extra: &[&str]) -> DevnetProc {
         }
     }
     assert!(!component.is_empty() && !rest.is_empty());
-    DevnetProc { proc: Proc(child), component, rest }
+    DevnetProc {
+        proc: Proc(child),
+        component,
+        rest,
+    }
 }
 
 /// A minimal HTTP/1.1 request; returns the status code and body.
-pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let head = format!(
@@ -184,8 +235,15 @@ pub fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8
     stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or(std::io::ErrorKind::InvalidData)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(std::io::ErrorKind::InvalidData)?;
     Ok((code, raw[split + 4..].to_vec()))
 }

@@ -82,23 +82,34 @@ impl ScriptHandler {
                 if found == want {
                     Ok(())
                 } else {
-                    Err(invalid(format!("expected {arg2} at {arg1}, found {:?}", found.as_deref().map(String::from_utf8_lossy))))
+                    Err(invalid(format!(
+                        "expected {arg2} at {arg1}, found {:?}",
+                        found.as_deref().map(String::from_utf8_lossy)
+                    )))
                 }
             }
             "inc" => {
                 let current = match ctx.get_state_entry(arg1)? {
-                    Some(bytes) => String::from_utf8_lossy(&bytes).parse::<u64>().map_err(|e| invalid(e.to_string()))?,
+                    Some(bytes) => String::from_utf8_lossy(&bytes)
+                        .parse::<u64>()
+                        .map_err(|e| invalid(e.to_string()))?,
                     None => 0,
                 };
                 Ok(ctx.set_state_entry(arg1.to_string(), (current + 1).to_string().into_bytes())?)
             }
             "invalid" => Err(invalid(format!("{arg1} {arg2}").trim())),
-            "internal" => Err(ApplyError::InternalError(format!("{arg1} {arg2}").trim().to_string())),
+            "internal" => Err(ApplyError::InternalError(
+                format!("{arg1} {arg2}").trim().to_string(),
+            )),
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(arg1.parse().unwrap_or(0)));
                 Ok(())
             }
-            "event" => Ok(ctx.add_event(arg1.to_string(), vec![("k".into(), arg2.into())], arg2.as_bytes())?),
+            "event" => Ok(ctx.add_event(
+                arg1.to_string(),
+                vec![("k".into(), arg2.into())],
+                arg2.as_bytes(),
+            )?),
             "data" => Ok(ctx.add_receipt_data(arg1.as_bytes())?),
             other => Err(invalid(format!("unknown command {other}"))),
         }
@@ -115,9 +126,16 @@ impl TransactionHandler for ScriptHandler {
     fn namespaces(&self) -> Vec<String> {
         vec![String::new()]
     }
-    fn apply(&self, request: &TpProcessRequest, ctx: &mut dyn TransactionContext) -> Result<(), ApplyError> {
-        let script = std::str::from_utf8(request.get_payload()).map_err(|e| invalid(e.to_string()))?;
-        script.split(';').try_for_each(|command| self.run(command, ctx))
+    fn apply(
+        &self,
+        request: &TpProcessRequest,
+        ctx: &mut dyn TransactionContext,
+    ) -> Result<(), ApplyError> {
+        let script =
+            std::str::from_utf8(request.get_payload()).map_err(|e| invalid(e.to_string()))?;
+        script
+            .split(';')
+            .try_for_each(|command| self.run(command, ctx))
     }
 }
 
@@ -140,7 +158,14 @@ fn raw_register(cli: &Cli, socket: &zmq::Socket) -> anyhow::Result<()> {
     let mut req = TpRegisterRequest::new();
     req.set_family(cli.family.clone());
     req.set_version(cli.version.clone());
-    socket.send(envelope(Message_MessageType::TP_REGISTER_REQUEST, "reg", req.write_to_bytes()?), 0)?;
+    socket.send(
+        envelope(
+            Message_MessageType::TP_REGISTER_REQUEST,
+            "reg",
+            req.write_to_bytes()?,
+        ),
+        0,
+    )?;
     socket.recv_bytes(0)?;
     Ok(())
 }
@@ -149,10 +174,38 @@ fn garbage(cli: &Cli) -> anyhow::Result<()> {
     let socket = raw_socket(cli)?;
     socket.send(&b"\xff\x00not a protobuf message"[..], 0)?;
     socket.send_multipart([&b"two"[..], &b"frames"[..]], 0)?;
-    socket.send(envelope(Message_MessageType::TP_STATE_GET_REQUEST, "g1", b"\xff\xff\xff".to_vec()), 0)?;
-    socket.send(envelope(Message_MessageType::TP_PROCESS_RESPONSE, "nobody", Vec::new()), 0)?;
-    socket.send(envelope(Message_MessageType::CLIENT_BATCH_SUBMIT_REQUEST, "c1", b"junk".to_vec()), 0)?;
-    socket.send(envelope(Message_MessageType::TP_REGISTER_REQUEST, "r1", vec![0x0a, 0xff]), 0)?;
+    socket.send(
+        envelope(
+            Message_MessageType::TP_STATE_GET_REQUEST,
+            "g1",
+            b"\xff\xff\xff".to_vec(),
+        ),
+        0,
+    )?;
+    socket.send(
+        envelope(
+            Message_MessageType::TP_PROCESS_RESPONSE,
+            "nobody",
+            Vec::new(),
+        ),
+        0,
+    )?;
+    socket.send(
+        envelope(
+            Message_MessageType::CLIENT_BATCH_SUBMIT_REQUEST,
+            "c1",
+            b"junk".to_vec(),
+        ),
+        0,
+    )?;
+    socket.send(
+        envelope(
+            Message_MessageType::TP_REGISTER_REQUEST,
+            "r1",
+            vec![0x0a, 0xff],
+        ),
+        0,
+    )?;
     // A probe is echoed; waiting for it proves the endpoint survived everything above.
     socket.send(&[][..], 0)?;
     let echo = socket.recv_bytes(0)?;
@@ -167,11 +220,17 @@ fn misbehave(cli: &Cli, exit_on_request: bool) -> anyhow::Result<()> {
     println!("registered");
     loop {
         let bytes = socket.recv_bytes(0)?;
-        let Ok(msg) = Message::parse_from_bytes(&bytes) else { continue };
+        let Ok(msg) = Message::parse_from_bytes(&bytes) else {
+            continue;
+        };
         match msg.get_message_type() {
             Message_MessageType::TP_PROCESS_REQUEST if exit_on_request => std::process::exit(3),
             Message_MessageType::PING_REQUEST => {
-                let reply = envelope(Message_MessageType::PING_RESPONSE, msg.get_correlation_id(), Vec::new());
+                let reply = envelope(
+                    Message_MessageType::PING_RESPONSE,
+                    msg.get_correlation_id(),
+                    Vec::new(),
+                );
                 socket.send(reply, 0)?;
             }
             _ => {}
@@ -183,7 +242,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.mode {
         Mode::Sdk => {
-            let handler = ScriptHandler { family: cli.family.clone(), version: cli.version.clone() };
+            let handler = ScriptHandler {
+                family: cli.family.clone(),
+                version: cli.version.clone(),
+            };
             let mut processor = TransactionProcessor::new(&cli.connect);
             processor.add_handler(&handler);
             processor.start();

@@ -120,7 +120,12 @@ impl Engine {
         push.set_sndhwm(1)?;
         push.set_linger(0)?;
         push.connect(&wake_ep)?;
-        let shared = shared_init(Waker { socket: Mutex::new(push) }, bound);
+        let shared = shared_init(
+            Waker {
+                socket: Mutex::new(push),
+            },
+            bound,
+        );
         let engine = Self {
             router,
             monitor,
@@ -156,7 +161,11 @@ impl Engine {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
-                (items[0].is_readable(), items[1].is_readable(), items[2].is_readable())
+                (
+                    items[0].is_readable(),
+                    items[1].is_readable(),
+                    items[2].is_readable(),
+                )
             };
             if wake_ready {
                 while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
@@ -186,7 +195,9 @@ impl Engine {
             until = until.min(*r);
         }
         if self.block.is_none() && self.shared.pool.pending_len() > 0 {
-            let next = self.last_block_start.map_or(now, |t| t + self.settings.block_interval);
+            let next = self
+                .last_block_start
+                .map_or(now, |t| t + self.settings.block_interval);
             until = until.min(next);
         }
         until.saturating_duration_since(now).as_millis() as i64
@@ -207,14 +218,20 @@ impl Engine {
 
     fn on_frames(&mut self, mut frames: Vec<Vec<u8>>) {
         if frames.len() != 2 {
-            tracing::warn!(frames = frames.len(), "ignoring a message that is not [identity, message]");
+            tracing::warn!(
+                frames = frames.len(),
+                "ignoring a message that is not [identity, message]"
+            );
             return;
         }
         let body = frames.pop().unwrap_or_default();
         let identity = frames.pop().unwrap_or_default();
         self.seen(&identity);
         if body.is_empty() {
-            if let Err(err) = self.router.send_multipart([identity.as_slice(), &[]], zmq::DONTWAIT) {
+            if let Err(err) = self
+                .router
+                .send_multipart([identity.as_slice(), &[]], zmq::DONTWAIT)
+            {
                 tracing::debug!(%err, "probe echo failed");
             }
             return;
@@ -231,7 +248,10 @@ impl Engine {
         self.peers
             .entry(identity.to_vec())
             .and_modify(|p| p.last_seen = now)
-            .or_insert(Peer { last_seen: now, last_ping: None });
+            .or_insert(Peer {
+                last_seen: now,
+                last_ping: None,
+            });
     }
 
     /// Sends one message; a vanished identity is dropped.
@@ -247,7 +267,9 @@ impl Engine {
         msg.set_correlation_id(correlation_id.to_string());
         msg.set_content(content.write_to_bytes().unwrap_or_default());
         let bytes = msg.write_to_bytes().unwrap_or_default();
-        let result = self.router.send_multipart([identity, bytes.as_slice()], zmq::DONTWAIT);
+        let result = self
+            .router
+            .send_multipart([identity, bytes.as_slice()], zmq::DONTWAIT);
         if let Err(err) = result {
             tracing::warn!(%err, identity = %hex::encode(identity), ?message_type, "send failed");
             if err == zmq::Error::EHOSTUNREACH {
@@ -265,22 +287,35 @@ impl Engine {
         if self.registry.unregister(identity) {
             tracing::info!(identity = %hex::encode(identity), why, "processor dropped");
         }
-        if self.inflight.as_ref().is_some_and(|f| f.identity == identity) {
+        if self
+            .inflight
+            .as_ref()
+            .is_some_and(|f| f.identity == identity)
+        {
             self.inflight = None;
-            self.fail_running(format!("transaction processor disconnected ({why})"), identity.to_vec());
+            self.fail_running(
+                format!("transaction processor disconnected ({why})"),
+                identity.to_vec(),
+            );
         }
     }
 
     fn drain_monitor(&mut self) {
         let mut disconnected = false;
         while let Ok(frames) = self.monitor.recv_multipart(zmq::DONTWAIT) {
-            let event = frames.first().and_then(|f| f.get(..2)).map(|b| u16::from_le_bytes([b[0], b[1]]));
+            let event = frames
+                .first()
+                .and_then(|f| f.get(..2))
+                .map(|b| u16::from_le_bytes([b[0], b[1]]));
             disconnected |= event == Some(zmq::SocketEvent::DISCONNECTED as u16);
         }
         if disconnected {
             tracing::debug!("a component disconnected; checking processors");
             let now = Instant::now();
-            self.reprobe_at = vec![now + Duration::from_millis(50), now + Duration::from_millis(500)];
+            self.reprobe_at = vec![
+                now + Duration::from_millis(50),
+                now + Duration::from_millis(500),
+            ];
             self.probe_registered();
             self.liveness_deadline = Some(now + LIVENESS_GRACE);
         }
@@ -298,7 +333,12 @@ impl Engine {
         if let Some(peer) = self.peers.get_mut(identity) {
             peer.last_ping = Some(Instant::now());
         }
-        let _ = self.send(identity, Message_MessageType::PING_REQUEST, &id, &PingRequest::new());
+        let _ = self.send(
+            identity,
+            Message_MessageType::PING_REQUEST,
+            &id,
+            &PingRequest::new(),
+        );
     }
 
     fn check_timers(&mut self) {
@@ -329,7 +369,8 @@ impl Engine {
             .iter()
             .filter(|(_, p)| {
                 now.duration_since(p.last_seen) >= PING_INTERVAL
-                    && p.last_ping.is_none_or(|t| now.duration_since(t) >= PING_INTERVAL)
+                    && p.last_ping
+                        .is_none_or(|t| now.duration_since(t) >= PING_INTERVAL)
             })
             .map(|(id, _)| id.clone())
             .collect();

@@ -26,7 +26,10 @@ use super::validate::is_full_address;
 const MAX_PROTOCOL_VERSION: u64 = 1;
 
 fn unknown_varint(fields: &protobuf::UnknownFields, number: u32) -> u64 {
-    fields.get(number).and_then(|v| v.varint.last().copied()).unwrap_or(0)
+    fields
+        .get(number)
+        .and_then(|v| v.varint.last().copied())
+        .unwrap_or(0)
 }
 
 impl Engine {
@@ -43,30 +46,28 @@ impl Engine {
                 let _ = self.send(&identity, T::TP_UNREGISTER_RESPONSE, &cid, &resp);
                 Ok(())
             }
-            T::TP_PROCESS_RESPONSE => {
-                TpProcessResponse::parse_from_bytes(content).map(|r| self.on_process_response(&identity, &cid, r))
-            }
-            T::TP_STATE_GET_REQUEST => {
-                TpStateGetRequest::parse_from_bytes(content).map(|r| self.on_get(&identity, &cid, r))
-            }
-            T::TP_STATE_SET_REQUEST => {
-                TpStateSetRequest::parse_from_bytes(content).map(|r| self.on_set(&identity, &cid, r))
-            }
-            T::TP_STATE_DELETE_REQUEST => {
-                TpStateDeleteRequest::parse_from_bytes(content).map(|r| self.on_delete(&identity, &cid, r))
-            }
+            T::TP_PROCESS_RESPONSE => TpProcessResponse::parse_from_bytes(content)
+                .map(|r| self.on_process_response(&identity, &cid, r)),
+            T::TP_STATE_GET_REQUEST => TpStateGetRequest::parse_from_bytes(content)
+                .map(|r| self.on_get(&identity, &cid, r)),
+            T::TP_STATE_SET_REQUEST => TpStateSetRequest::parse_from_bytes(content)
+                .map(|r| self.on_set(&identity, &cid, r)),
+            T::TP_STATE_DELETE_REQUEST => TpStateDeleteRequest::parse_from_bytes(content)
+                .map(|r| self.on_delete(&identity, &cid, r)),
             T::TP_RECEIPT_ADD_DATA_REQUEST => TpReceiptAddDataRequest::parse_from_bytes(content)
                 .map(|r| self.on_receipt_data(&identity, &cid, r)),
-            T::TP_EVENT_ADD_REQUEST => {
-                TpEventAddRequest::parse_from_bytes(content).map(|r| self.on_event(&identity, &cid, r))
-            }
+            T::TP_EVENT_ADD_REQUEST => TpEventAddRequest::parse_from_bytes(content)
+                .map(|r| self.on_event(&identity, &cid, r)),
             T::PING_REQUEST => {
                 let _ = self.send(&identity, T::PING_RESPONSE, &cid, &PingResponse::new());
                 Ok(())
             }
             T::PING_RESPONSE => Ok(()),
             other => {
-                tracing::debug!(?other, "ignoring an unsupported message type on the component endpoint");
+                tracing::debug!(
+                    ?other,
+                    "ignoring an unsupported message type on the component endpoint"
+                );
                 Ok(())
             }
         };
@@ -80,9 +81,14 @@ impl Engine {
         let style = unknown_varint(req.get_unknown_fields(), 7);
         let mut resp = TpRegisterResponse::new();
         if protocol_version > MAX_PROTOCOL_VERSION {
-            tracing::warn!(protocol_version, family = req.get_family(), "refusing a newer TP protocol");
+            tracing::warn!(
+                protocol_version,
+                family = req.get_family(),
+                "refusing a newer TP protocol"
+            );
             resp.set_status(TpRegisterResponse_Status::ERROR);
-            resp.mut_unknown_fields().add_varint(2, MAX_PROTOCOL_VERSION);
+            resp.mut_unknown_fields()
+                .add_varint(2, MAX_PROTOCOL_VERSION);
             let _ = self.send(identity, T::TP_REGISTER_RESPONSE, cid, &resp);
             return;
         }
@@ -90,13 +96,24 @@ impl Engine {
         if protocol_version != 0 {
             resp.mut_unknown_fields().add_varint(2, protocol_version);
         }
-        if self.send(identity, T::TP_REGISTER_RESPONSE, cid, &resp).is_err() {
+        if self
+            .send(identity, T::TP_REGISTER_RESPONSE, cid, &resp)
+            .is_err()
+        {
             return;
         }
         let registration = Registration {
             identity: identity.to_vec(),
-            max_occupancy: if req.get_max_occupancy() == 0 { 10 } else { req.get_max_occupancy() },
-            header_style: if style == 2 { HeaderStyle::Raw } else { HeaderStyle::Expanded },
+            max_occupancy: if req.get_max_occupancy() == 0 {
+                10
+            } else {
+                req.get_max_occupancy()
+            },
+            header_style: if style == 2 {
+                HeaderStyle::Raw
+            } else {
+                HeaderStyle::Expanded
+            },
             namespaces: req.get_namespaces().to_vec(),
         };
         tracing::info!(
@@ -105,12 +122,21 @@ impl Engine {
             identity = %hex::encode(identity),
             "transaction processor registered"
         );
-        self.registry.register(req.get_family(), req.get_version(), registration);
+        self.registry
+            .register(req.get_family(), req.get_version(), registration);
     }
 
     fn context_for(&self, identity: &[u8], context_id: &str) -> bool {
-        let owner = self.inflight.as_ref().is_some_and(|f| f.identity == identity);
-        owner && self.block.as_ref().and_then(|b| b.context.as_ref()).is_some_and(|c| c.id == context_id)
+        let owner = self
+            .inflight
+            .as_ref()
+            .is_some_and(|f| f.identity == identity);
+        owner
+            && self
+                .block
+                .as_ref()
+                .and_then(|b| b.context.as_ref())
+                .is_some_and(|c| c.id == context_id)
     }
 
     fn on_get(&mut self, identity: &[u8], cid: &str, req: TpStateGetRequest) {
@@ -118,9 +144,15 @@ impl Engine {
         resp.set_status(TpStateGetResponse_Status::OK);
         if self.context_for(identity, req.get_context_id()) {
             let block = self.block.as_ref().expect("context_for checked the block");
-            let ctx = block.context.as_ref().expect("context_for checked the context");
+            let ctx = block
+                .context
+                .as_ref()
+                .expect("context_for checked the context");
             let addresses = req.get_addresses();
-            if addresses.iter().all(|a| is_full_address(a) && ctx.may_read(a)) {
+            if addresses
+                .iter()
+                .all(|a| is_full_address(a) && ctx.may_read(a))
+            {
                 let entries = addresses.iter().map(|a| {
                     let mut entry = TpStateEntry::new();
                     entry.set_address(a.clone());
@@ -139,8 +171,16 @@ impl Engine {
         let mut resp = TpStateSetResponse::new();
         resp.set_status(TpStateSetResponse_Status::OK);
         if self.context_for(identity, req.get_context_id()) {
-            let ctx = self.block.as_mut().and_then(|b| b.context.as_mut()).expect("checked");
-            if req.get_entries().iter().all(|e| is_full_address(e.get_address()) && ctx.may_write(e.get_address())) {
+            let ctx = self
+                .block
+                .as_mut()
+                .and_then(|b| b.context.as_mut())
+                .expect("checked");
+            if req
+                .get_entries()
+                .iter()
+                .all(|e| is_full_address(e.get_address()) && ctx.may_write(e.get_address()))
+            {
                 let mut addresses = Vec::with_capacity(req.get_entries().len());
                 for mut entry in req.take_entries() {
                     addresses.push(entry.get_address().to_string());
@@ -158,8 +198,16 @@ impl Engine {
         let mut resp = TpStateDeleteResponse::new();
         resp.set_status(TpStateDeleteResponse_Status::OK);
         if self.context_for(identity, req.get_context_id()) {
-            let ctx = self.block.as_mut().and_then(|b| b.context.as_mut()).expect("checked");
-            if req.get_addresses().iter().all(|a| is_full_address(a) && ctx.may_write(a)) {
+            let ctx = self
+                .block
+                .as_mut()
+                .and_then(|b| b.context.as_mut())
+                .expect("checked");
+            if req
+                .get_addresses()
+                .iter()
+                .all(|a| is_full_address(a) && ctx.may_write(a))
+            {
                 let addresses = req.take_addresses();
                 for a in addresses.iter() {
                     ctx.write(a.clone(), None);
@@ -197,9 +245,15 @@ impl Engine {
     }
 
     fn on_process_response(&mut self, identity: &[u8], cid: &str, mut resp: TpProcessResponse) {
-        let matches = self.inflight.as_ref().is_some_and(|f| f.correlation_id == cid && f.identity == identity);
+        let matches = self
+            .inflight
+            .as_ref()
+            .is_some_and(|f| f.correlation_id == cid && f.identity == identity);
         if !matches {
-            tracing::warn!(correlation_id = cid, "ignoring a late or unknown TpProcessResponse");
+            tracing::warn!(
+                correlation_id = cid,
+                "ignoring a late or unknown TpProcessResponse"
+            );
             return;
         }
         self.inflight = None;
@@ -208,9 +262,14 @@ impl Engine {
             TpProcessResponse_Status::OK => TxnOutcome::Valid,
             TpProcessResponse_Status::INTERNAL_ERROR => {
                 self.avoid = Some(identity.to_vec());
-                TxnOutcome::Failed { reason: resp.take_message() }
+                TxnOutcome::Failed {
+                    reason: resp.take_message(),
+                }
             }
-            _ => TxnOutcome::Invalid { message: resp.take_message(), extended_data: resp.take_extended_data() },
+            _ => TxnOutcome::Invalid {
+                message: resp.take_message(),
+                extended_data: resp.take_extended_data(),
+            },
         };
         self.finish_running(outcome);
     }
@@ -222,10 +281,14 @@ impl Engine {
     }
 
     fn finish_running(&mut self, outcome: TxnOutcome) {
-        let Some(block) = self.block.as_mut() else { return };
+        let Some(block) = self.block.as_mut() else {
+            return;
+        };
         if let Some((batch_id, info)) = block.finish_txn(outcome) {
             tracing::info!(batch = %batch_id, message = %info[0].message, "batch invalid");
-            self.shared.pool.mark_invalid(&batch_id, info, &self.shared.store);
+            self.shared
+                .pool
+                .mark_invalid(&batch_id, info, &self.shared.store);
             self.shared.bump_status();
         }
     }
@@ -252,11 +315,16 @@ impl Engine {
             return false;
         }
         let pending = self.shared.pool.pending_len();
-        let due = self.last_block_start.is_none_or(|t| t.elapsed() >= self.settings.block_interval);
+        let due = self
+            .last_block_start
+            .is_none_or(|t| t.elapsed() >= self.settings.block_interval);
         if pending == 0 || !(due || pending >= self.settings.publish_threshold) {
             return false;
         }
-        let batches = self.shared.pool.snapshot(self.settings.max_batches_per_block);
+        let batches = self
+            .shared
+            .pool
+            .snapshot(self.settings.max_batches_per_block);
         let head = self.shared.head_info();
         match BlockBuild::new(
             &self.shared.state,
@@ -279,7 +347,10 @@ impl Engine {
 
     fn dispatch(&mut self, batch: Arc<super::validate::QueuedBatch>, index: usize) {
         let txn = &batch.txns[index];
-        let (family, version) = (txn.header.get_family_name(), txn.header.get_family_version());
+        let (family, version) = (
+            txn.header.get_family_name(),
+            txn.header.get_family_version(),
+        );
         let avoid = self.avoid.take();
         let Some(tp) = self.registry.pick(family, version, avoid.as_deref()) else {
             tracing::debug!(family, version, "waiting for a processor to register");
@@ -287,18 +358,27 @@ impl Engine {
             return;
         };
         let block = self.block.as_ref().expect("dispatch runs inside a block");
-        let context_id = block.context.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        let context_id = block
+            .context
+            .as_ref()
+            .map(|c| c.id.clone())
+            .unwrap_or_default();
         let signed = &batch.batch.get_transactions()[index];
         let mut req = TpProcessRequest::new();
         match tp.header_style {
             HeaderStyle::Expanded => req.set_header(txn.header.clone()),
-            HeaderStyle::Raw => req.mut_unknown_fields().add_length_delimited(5, signed.get_header().to_vec()),
+            HeaderStyle::Raw => req
+                .mut_unknown_fields()
+                .add_length_delimited(5, signed.get_header().to_vec()),
         }
         req.set_payload(signed.get_payload().to_vec());
         req.set_signature(txn.id.clone());
         req.set_context_id(context_id);
         let correlation_id = uuid::Uuid::new_v4().simple().to_string();
-        if self.send(&tp.identity, T::TP_PROCESS_REQUEST, &correlation_id, &req).is_err() {
+        if self
+            .send(&tp.identity, T::TP_PROCESS_REQUEST, &correlation_id, &req)
+            .is_err()
+        {
             // The connection is gone (now unregistered) or its pipe is full: pick again
             // without counting a failure.
             self.registry.release(&tp.identity);
@@ -315,7 +395,9 @@ impl Engine {
     }
 
     fn finish_block(&mut self) {
-        let Some(block) = self.block.take() else { return };
+        let Some(block) = self.block.take() else {
+            return;
+        };
         let dropped: Vec<String> = block.dropped.clone();
         let had_news = !dropped.is_empty() || !block.invalid.is_empty();
         if block.is_empty() {
@@ -334,7 +416,11 @@ impl Engine {
                 return;
             }
         };
-        if let Err(err) = self.shared.store.commit_block(&built.block, &built.receipts) {
+        if let Err(err) = self
+            .shared
+            .store
+            .commit_block(&built.block, &built.receipts)
+        {
             tracing::error!(%err, "committing the block failed; its batches stay pending");
             return;
         }
@@ -351,7 +437,11 @@ impl Engine {
             "block committed"
         );
         self.shared.set_head(built.block, built.state_root);
-        let ids: HashSet<&str> = accepted.iter().chain(dropped.iter()).map(String::as_str).collect();
+        let ids: HashSet<&str> = accepted
+            .iter()
+            .chain(dropped.iter())
+            .map(String::as_str)
+            .collect();
         self.shared.pool.remove(&ids, &self.shared.store);
         self.shared.bump_status();
         let _ = self.shared.commits.send(notice);

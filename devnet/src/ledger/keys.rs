@@ -43,7 +43,11 @@ impl ValidatorKey {
         };
         let secp = Secp256k1::signing_only();
         let public_hex = hex::encode(PublicKey::from_secret_key(&secp, &secret).serialize());
-        Ok(Self { secret, public_hex, secp })
+        Ok(Self {
+            secret,
+            public_hex,
+            secp,
+        })
     }
 
     /// The compressed public key, 66 lowercase hex.
@@ -67,9 +71,16 @@ mod tests {
     fn signs_like_the_sdk_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("validator.priv");
-        std::fs::write(&path, "2f1e7b7a130d7ba9da0068b3bb0ba1d79e7e77110302c9f746c3c2a63fe40088\n").unwrap();
+        std::fs::write(
+            &path,
+            "2f1e7b7a130d7ba9da0068b3bb0ba1d79e7e77110302c9f746c3c2a63fe40088\n",
+        )
+        .unwrap();
         let key = ValidatorKey::load_or_create(&path).unwrap();
-        assert_eq!(key.public_key(), "026a2c795a9776f75464aa3bda3534c3154a6e91b357b1181d3f515110f84b67c5");
+        assert_eq!(
+            key.public_key(),
+            "026a2c795a9776f75464aa3bda3534c3154a6e91b357b1181d3f515110f84b67c5"
+        );
         assert_eq!(key.sign(b"test"), "5195115d9be2547b720ee74c23dd841842875db6eae1f5da8605b050a49e702b4aa83be72ab7e3cb20f17c657011b49f4c8632be2745ba4de79e6aa05da57b35");
 
         let fresh = dir.path().join("other.priv");

@@ -129,7 +129,12 @@ impl Shared {
 
     fn set_head(&self, block: Block, state_root: String) {
         let num = self.head_info().num + 1;
-        let info = HeadInfo { id: block.get_header_signature().to_string(), num, state_root, block: Arc::new(block) };
+        let info = HeadInfo {
+            id: block.get_header_signature().to_string(),
+            num,
+            state_root,
+            block: Arc::new(block),
+        };
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = info;
     }
 
@@ -155,14 +160,21 @@ fn head_from_block(block: Block) -> Result<HeadInfo> {
 }
 
 /// Loads the head, or writes genesis into an empty store.
-fn load_or_create_head(store: &BlockStore, state: &StateReader, key: &ValidatorKey) -> Result<HeadInfo> {
+fn load_or_create_head(
+    store: &BlockStore,
+    state: &StateReader,
+    key: &ValidatorKey,
+) -> Result<HeadInfo> {
     if let Some(num) = store.head_num()? {
         let block = store
             .block_by_num(num)?
             .ok_or_else(|| LedgerError::Corrupt(format!("head block {num} is missing")))?;
         let head = head_from_block(block)?;
         if state.tree(&head.state_root)?.is_none() {
-            return Err(LedgerError::Corrupt(format!("head state root {} is missing", head.state_root)));
+            return Err(LedgerError::Corrupt(format!(
+                "head state root {} is missing",
+                head.state_root
+            )));
         }
         return Ok(head);
     }
@@ -188,7 +200,9 @@ impl Devnet {
     /// the component loop.
     pub fn start(config: DevnetConfig) -> Result<Self> {
         if config.max_pending_batches == 0 {
-            return Err(LedgerError::Config("max_pending_batches must be at least 1".into()));
+            return Err(LedgerError::Config(
+                "max_pending_batches must be at least 1".into(),
+            ));
         }
         std::fs::create_dir_all(&config.data_dir)?;
         let key = ValidatorKey::load_or_create(&config.data_dir.join("validator.priv"))?;
@@ -199,7 +213,11 @@ impl Devnet {
         let settings = EngineSettings {
             block_interval: config.block_interval,
             max_batches_per_block: config.max_batches_per_block,
-            publish_threshold: if config.max_batches_per_block > 0 { config.max_batches_per_block } else { 100 },
+            publish_threshold: if config.max_batches_per_block > 0 {
+                config.max_batches_per_block
+            } else {
+                100
+            },
             max_retries: config.max_internal_retries,
             processor_timeout: config.processor_timeout,
         };
@@ -224,8 +242,13 @@ impl Devnet {
             },
             settings,
         )?;
-        let thread = std::thread::Builder::new().name("devnet-component".into()).spawn(move || engine.run())?;
-        Ok(Self { shared, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("devnet-component".into())
+            .spawn(move || engine.run())?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// The ledger as the REST API sees it.

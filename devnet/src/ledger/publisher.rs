@@ -18,7 +18,9 @@ use std::sync::Arc;
 use protobuf::{Message as _, RepeatedField};
 use sawtooth_sdk::messages::block::{Block, BlockHeader};
 use sawtooth_sdk::messages::events::Event;
-use sawtooth_sdk::messages::transaction_receipt::{StateChange, StateChange_Type, TransactionReceipt};
+use sawtooth_sdk::messages::transaction_receipt::{
+    StateChange, StateChange_Type, TransactionReceipt,
+};
 use sha2::{Digest, Sha256};
 use transact::state::merkle::MerkleRadixTree;
 
@@ -221,7 +223,8 @@ impl BlockBuild {
                 let run = self.current.take().expect("checked above");
                 self.writes.extend(run.writes);
                 self.receipts.extend(run.receipts);
-                self.txn_ids.extend(run.batch.txns.iter().map(|t| t.id.clone()));
+                self.txn_ids
+                    .extend(run.batch.txns.iter().map(|t| t.id.clone()));
                 self.accepted.push(run.batch);
                 continue;
             }
@@ -246,18 +249,29 @@ impl BlockBuild {
             if !deps_ok {
                 continue;
             }
-            self.current = Some(BatchRun { batch, next: 0, writes: HashMap::new(), receipts: Vec::new() });
+            self.current = Some(BatchRun {
+                batch,
+                next: 0,
+                writes: HashMap::new(),
+                receipts: Vec::new(),
+            });
         }
     }
 
     fn already_committed(&self, batch: &QueuedBatch, store: &BlockStore) -> bool {
         store.has_batch(&batch.id).unwrap_or(false)
-            || batch.txns.iter().any(|t| self.txn_ids.contains(&t.id) || store.has_txn(&t.id).unwrap_or(false))
+            || batch
+                .txns
+                .iter()
+                .any(|t| self.txn_ids.contains(&t.id) || store.has_txn(&t.id).unwrap_or(false))
     }
 
     /// Reports the outcome of the running transaction. Returns the batch id and invalid info
     /// when the batch just became invalid.
-    pub fn finish_txn(&mut self, outcome: TxnOutcome) -> Option<(String, Vec<InvalidTransactionInfo>)> {
+    pub fn finish_txn(
+        &mut self,
+        outcome: TxnOutcome,
+    ) -> Option<(String, Vec<InvalidTransactionInfo>)> {
         let ctx = self.context.take()?;
         let run = self.current.as_mut()?;
         let txn_id = run.batch.txns[run.next].id.clone();
@@ -272,10 +286,17 @@ impl BlockBuild {
                 run.next += 1;
                 None
             }
-            TxnOutcome::Invalid { message, extended_data } => {
+            TxnOutcome::Invalid {
+                message,
+                extended_data,
+            } => {
                 let id = run.batch.id.clone();
                 self.current = None;
-                let info = vec![InvalidTransactionInfo { id: txn_id, message, extended_data }];
+                let info = vec![InvalidTransactionInfo {
+                    id: txn_id,
+                    message,
+                    extended_data,
+                }];
                 self.invalid.push((id.clone(), info.clone()));
                 Some((id, info))
             }
@@ -307,11 +328,14 @@ impl BlockBuild {
         message: String,
     ) -> Option<(String, Vec<InvalidTransactionInfo>)> {
         self.context = Some(ctx);
-        self.finish_txn(TxnOutcome::Invalid { message, extended_data: Vec::new() })
-            .map(|(id, mut info)| {
-                info[0].id = txn_id;
-                (id, info)
-            })
+        self.finish_txn(TxnOutcome::Invalid {
+            message,
+            extended_data: Vec::new(),
+        })
+        .map(|(id, mut info)| {
+            info[0].id = txn_id;
+            (id, info)
+        })
     }
 
     /// Whether any batch made it into the block.
@@ -354,7 +378,12 @@ impl BlockBuild {
             .into_iter()
             .map(|(address, value)| state_change(address, value))
             .collect();
-        Ok(BuiltBlock { block, receipts: self.receipts, state_changes, state_root })
+        Ok(BuiltBlock {
+            block,
+            receipts: self.receipts,
+            state_changes,
+            state_root,
+        })
     }
 
     /// Ids of the batches in the block so far.

@@ -39,25 +39,39 @@ pub struct BatchPool {
 impl BatchPool {
     /// A pool that holds at most `capacity` pending plus held batches.
     pub fn new(capacity: usize) -> Self {
-        Self { inner: Mutex::new(PoolInner::default()), capacity }
+        Self {
+            inner: Mutex::new(PoolInner::default()),
+            capacity,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PoolInner> {
-        self.inner.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Adds validated batches, all or nothing; known batches are ignored. Returns how many
     /// batches were new.
-    pub fn submit(&self, batches: Vec<QueuedBatch>, store: &BlockStore) -> Result<usize, SubmitError> {
+    pub fn submit(
+        &self,
+        batches: Vec<QueuedBatch>,
+        store: &BlockStore,
+    ) -> Result<usize, SubmitError> {
         let mut inner = self.lock();
         let mut fresh = Vec::with_capacity(batches.len());
         let mut ids = HashSet::new();
         for batch in batches {
             let known = inner.queued_ids.contains(&batch.id)
                 || inner.held_ids.contains(&batch.id)
-                || inner.invalid.get(&batch.id).is_some_and(|(t, _)| t.elapsed() < INVALID_TTL)
+                || inner
+                    .invalid
+                    .get(&batch.id)
+                    .is_some_and(|(t, _)| t.elapsed() < INVALID_TTL)
                 || !ids.insert(batch.id.clone())
-                || store.has_batch(&batch.id).map_err(|e| SubmitError::InvalidBatch(e.to_string()))?;
+                || store
+                    .has_batch(&batch.id)
+                    .map_err(|e| SubmitError::InvalidBatch(e.to_string()))?;
             if !known {
                 fresh.push(batch);
             }
@@ -88,7 +102,11 @@ impl BatchPool {
     /// Up to `max` (0: all) pending batches, oldest first.
     pub fn snapshot(&self, max: usize) -> Vec<Arc<QueuedBatch>> {
         let inner = self.lock();
-        let take = if max == 0 { inner.queued.len() } else { max.min(inner.queued.len()) };
+        let take = if max == 0 {
+            inner.queued.len()
+        } else {
+            max.min(inner.queued.len())
+        };
         inner.queued.iter().take(take).cloned().collect()
     }
 
@@ -126,7 +144,9 @@ impl BatchPool {
     pub fn mark_invalid(&self, id: &str, info: Vec<InvalidTransactionInfo>, store: &BlockStore) {
         self.remove(&HashSet::from([id]), store);
         let mut inner = self.lock();
-        inner.invalid.retain(|_, (at, _)| at.elapsed() < INVALID_TTL);
+        inner
+            .invalid
+            .retain(|_, (at, _)| at.elapsed() < INVALID_TTL);
         inner.invalid.insert(id.to_string(), (Instant::now(), info));
     }
 
@@ -147,11 +167,15 @@ impl BatchPool {
 }
 
 fn dependencies_met(inner: &PoolInner, batch: &QueuedBatch, store: &BlockStore) -> bool {
-    batch.txns.iter().flat_map(|t| t.header.get_dependencies()).all(|dep| {
-        batch.txns.iter().any(|t| t.id == *dep)
-            || (inner.txn_ids.contains(dep) && !inner.held_txn(dep))
-            || store.has_txn(dep).unwrap_or(false)
-    })
+    batch
+        .txns
+        .iter()
+        .flat_map(|t| t.header.get_dependencies())
+        .all(|dep| {
+            batch.txns.iter().any(|t| t.id == *dep)
+                || (inner.txn_ids.contains(dep) && !inner.held_txn(dep))
+                || store.has_txn(dep).unwrap_or(false)
+        })
 }
 
 impl PoolInner {
@@ -162,7 +186,10 @@ impl PoolInner {
 
 fn promote_held(inner: &mut PoolInner, store: &BlockStore) {
     loop {
-        let ready = inner.held.iter().position(|b| dependencies_met(inner, b, store));
+        let ready = inner
+            .held
+            .iter()
+            .position(|b| dependencies_met(inner, b, store));
         let Some(pos) = ready else { break };
         let batch = inner.held.swap_remove(pos);
         inner.held_ids.remove(&batch.id);

@@ -37,7 +37,10 @@ pub struct Registry {
 impl Registry {
     /// Adds (or refreshes) a registration.
     pub fn register(&mut self, family: &str, version: &str, registration: Registration) {
-        let (list, _) = self.by_type.entry((family.to_string(), version.to_string())).or_default();
+        let (list, _) = self
+            .by_type
+            .entry((family.to_string(), version.to_string()))
+            .or_default();
         list.retain(|r| r.identity != registration.identity);
         list.push(registration);
     }
@@ -60,18 +63,24 @@ impl Registry {
 
     /// Whether any connection serves this type.
     pub fn has_type(&self, family: &str, version: &str) -> bool {
-        self.by_type.contains_key(&(family.to_string(), version.to_string()))
+        self.by_type
+            .contains_key(&(family.to_string(), version.to_string()))
     }
 
     /// Whether a connection has any registration.
     pub fn is_registered(&self, identity: &[u8]) -> bool {
-        self.by_type.values().any(|(list, _)| list.iter().any(|r| r.identity == identity))
+        self.by_type
+            .values()
+            .any(|(list, _)| list.iter().any(|r| r.identity == identity))
     }
 
     /// All registered identities.
     pub fn identities(&self) -> Vec<Vec<u8>> {
-        let mut ids: Vec<Vec<u8>> =
-            self.by_type.values().flat_map(|(list, _)| list.iter().map(|r| r.identity.clone())).collect();
+        let mut ids: Vec<Vec<u8>> = self
+            .by_type
+            .values()
+            .flat_map(|(list, _)| list.iter().map(|r| r.identity.clone()))
+            .collect();
         ids.sort();
         ids.dedup();
         ids
@@ -79,8 +88,15 @@ impl Registry {
 
     /// The next processor for a type, round-robin, skipping full ones (and `avoid` when there
     /// is any alternative). Marks it occupied; call [`Registry::release`] when done.
-    pub fn pick(&mut self, family: &str, version: &str, avoid: Option<&[u8]>) -> Option<Registration> {
-        let (list, cursor) = self.by_type.get_mut(&(family.to_string(), version.to_string()))?;
+    pub fn pick(
+        &mut self,
+        family: &str,
+        version: &str,
+        avoid: Option<&[u8]>,
+    ) -> Option<Registration> {
+        let (list, cursor) = self
+            .by_type
+            .get_mut(&(family.to_string(), version.to_string()))?;
         let n = list.len();
         let free = |r: &Registration, occ: &HashMap<Vec<u8>, u32>| {
             occ.get(&r.identity).copied().unwrap_or(0) < r.max_occupancy
@@ -121,7 +137,12 @@ mod tests {
     use super::*;
 
     fn reg(id: u8, occ: u32) -> Registration {
-        Registration { identity: vec![id], max_occupancy: occ, header_style: HeaderStyle::Expanded, namespaces: vec![] }
+        Registration {
+            identity: vec![id],
+            max_occupancy: occ,
+            header_style: HeaderStyle::Expanded,
+            namespaces: vec![],
+        }
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub const EMPTY_ROOT: &str = "708ca7fbb701799bb387f2e50deaca402e8502abe229f70569
 /// How many node blobs the read cache keeps before it is cleared.
 const NODE_CACHE_LIMIT: usize = 200_000;
 
-fn index_table(index: &str) -> Result<TableDefinition<'static, &'static [u8], &'static [u8]>, DatabaseError> {
+fn index_table(
+    index: &str,
+) -> Result<TableDefinition<'static, &'static [u8], &'static [u8]>, DatabaseError> {
     match index {
         transact::state::merkle::CHANGE_LOG_INDEX => Ok(CHANGE_LOG),
         transact::state::merkle::DUPLICATE_LOG_INDEX => Ok(DUPLICATES),
@@ -56,11 +58,14 @@ fn writer_err(err: impl std::fmt::Display) -> DatabaseError {
     DatabaseError::WriterError(err.to_string())
 }
 
+/// Node hash -> encoded node, for the hot upper levels of the tree.
+type NodeCache = HashMap<Vec<u8>, Arc<[u8]>>;
+
 /// A transact [`Database`] over the devnet's redb file (see the module docs).
 #[derive(Clone)]
 pub struct NodeDatabase {
     db: Arc<redb::Database>,
-    cache: Arc<Mutex<HashMap<Vec<u8>, Arc<[u8]>>>>,
+    cache: Arc<Mutex<NodeCache>>,
 }
 
 impl NodeDatabase {
@@ -73,7 +78,10 @@ impl NodeDatabase {
             txn.open_table(DUPLICATES)?;
         }
         txn.commit()?;
-        Ok(Self { db, cache: Arc::new(Mutex::new(HashMap::new())) })
+        Ok(Self {
+            db,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
     }
 
     fn cached(&self, key: &[u8]) -> Option<Arc<[u8]>> {
@@ -99,7 +107,11 @@ impl Database for NodeDatabase {
     fn get_writer<'a>(&'a self) -> Result<Box<dyn DatabaseWriter + 'a>, DatabaseError> {
         let mut txn = self.db.begin_write().map_err(writer_err)?;
         txn.set_durability(Durability::None);
-        Ok(Box::new(NodeWriter { owner: self, txn, written: Vec::new() }))
+        Ok(Box::new(NodeWriter {
+            owner: self,
+            txn,
+            written: Vec::new(),
+        }))
     }
 
     fn clone_box(&self) -> Box<dyn Database> {
@@ -111,7 +123,10 @@ fn get_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
     table: &T,
     key: &[u8],
 ) -> Result<Option<Vec<u8>>, DatabaseError> {
-    Ok(table.get(key).map_err(reader_err)?.map(|v| v.value().to_vec()))
+    Ok(table
+        .get(key)
+        .map_err(reader_err)?
+        .map(|v| v.value().to_vec()))
 }
 
 struct NodeReader<'a> {
@@ -133,7 +148,10 @@ impl DatabaseReader for NodeReader<'_> {
     }
 
     fn index_get(&self, index: &str, key: &[u8]) -> Result<Option<Vec<u8>>, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         get_in(&table, key)
     }
 
@@ -143,7 +161,10 @@ impl DatabaseReader for NodeReader<'_> {
     }
 
     fn index_cursor(&self, index: &str) -> Result<DatabaseCursor<'_>, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         collect_cursor(&table)
     }
 
@@ -153,7 +174,10 @@ impl DatabaseReader for NodeReader<'_> {
     }
 
     fn index_count(&self, index: &str) -> Result<usize, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         Ok(table.len().map_err(reader_err)? as usize)
     }
 }
@@ -221,7 +245,10 @@ impl DatabaseReader for NodeWriter<'_> {
     }
 
     fn index_get(&self, index: &str, key: &[u8]) -> Result<Option<Vec<u8>>, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         get_in(&table, key)
     }
 
@@ -231,7 +258,10 @@ impl DatabaseReader for NodeWriter<'_> {
     }
 
     fn index_cursor(&self, index: &str) -> Result<DatabaseCursor<'_>, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         collect_cursor(&table)
     }
 
@@ -241,7 +271,10 @@ impl DatabaseReader for NodeWriter<'_> {
     }
 
     fn index_count(&self, index: &str) -> Result<usize, DatabaseError> {
-        let table = self.txn.open_table(index_table(index)?).map_err(reader_err)?;
+        let table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(reader_err)?;
         Ok(table.len().map_err(reader_err)? as usize)
     }
 }
@@ -269,19 +302,29 @@ impl DatabaseWriter for NodeWriter<'_> {
     }
 
     fn index_put(&mut self, index: &str, key: &[u8], value: &[u8]) -> Result<(), DatabaseError> {
-        let mut table = self.txn.open_table(index_table(index)?).map_err(writer_err)?;
+        let mut table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(writer_err)?;
         table.insert(key, value).map_err(writer_err)?;
         Ok(())
     }
 
     fn index_delete(&mut self, index: &str, key: &[u8]) -> Result<(), DatabaseError> {
-        let mut table = self.txn.open_table(index_table(index)?).map_err(writer_err)?;
+        let mut table = self
+            .txn
+            .open_table(index_table(index)?)
+            .map_err(writer_err)?;
         table.remove(key).map_err(writer_err)?;
         Ok(())
     }
 
     fn commit(self: Box<Self>) -> Result<(), DatabaseError> {
-        let Self { owner, txn, written } = *self;
+        let Self {
+            owner,
+            txn,
+            written,
+        } = *self;
         txn.commit().map_err(writer_err)?;
         for (key, value) in written {
             owner.remember(&key, &value);
@@ -328,10 +371,14 @@ pub fn unwrap_value(stored: &[u8]) -> Result<&[u8], LedgerError> {
     let (len, body) = match first & 0x1f {
         n @ 0..=23 => (u64::from(n), rest),
         24 => (u64::from(*rest.first().ok_or_else(bad)?), &rest[1..]),
-        25 if rest.len() >= 2 => (u64::from(u16::from_be_bytes([rest[0], rest[1]])), &rest[2..]),
-        26 if rest.len() >= 4 => {
-            (u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]])), &rest[4..])
-        }
+        25 if rest.len() >= 2 => (
+            u64::from(u16::from_be_bytes([rest[0], rest[1]])),
+            &rest[2..],
+        ),
+        26 if rest.len() >= 4 => (
+            u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]])),
+            &rest[4..],
+        ),
         27 if rest.len() >= 8 => {
             let mut b = [0u8; 8];
             b.copy_from_slice(&rest[..8]);
@@ -418,7 +465,10 @@ impl StateReader {
         let changes: Vec<StateChange> = changes
             .into_iter()
             .map(|(key, value)| match value {
-                Some(value) => StateChange::Set { key, value: wrap_value(&value) },
+                Some(value) => StateChange::Set {
+                    key,
+                    value: wrap_value(&value),
+                },
                 None => StateChange::Delete { key },
             })
             .collect();
@@ -456,30 +506,52 @@ mod tests {
         let (_dir, state) = reader();
         let root = state.initialize().unwrap();
         let address = format!("1cf126{}", "0".repeat(64));
-        let new_root = state.apply(&root, [(address.clone(), Some(b"hello".to_vec()))]).unwrap();
-        assert_eq!(new_root, "7b811efe7993ea479af5910a5d6f3caba573f3aee6f48fdcdef774055bae075e");
+        let new_root = state
+            .apply(&root, [(address.clone(), Some(b"hello".to_vec()))])
+            .unwrap();
+        assert_eq!(
+            new_root,
+            "7b811efe7993ea479af5910a5d6f3caba573f3aee6f48fdcdef774055bae075e"
+        );
         let tree = state.tree(&new_root).unwrap().unwrap();
-        assert_eq!(StateReader::get(&tree, &address).unwrap().unwrap(), b"hello");
+        assert_eq!(
+            StateReader::get(&tree, &address).unwrap().unwrap(),
+            b"hello"
+        );
         // The old root still reads as before (history).
         let old = state.tree(&root).unwrap().unwrap();
         assert_eq!(StateReader::get(&old, &address).unwrap(), None);
         // Deleting the leaf returns to the empty root.
-        assert_eq!(state.apply(&new_root, [(address, None)]).unwrap(), EMPTY_ROOT);
+        assert_eq!(
+            state.apply(&new_root, [(address, None)]).unwrap(),
+            EMPTY_ROOT
+        );
     }
 
     #[test]
     fn list_is_sorted_and_paged() {
         let (_dir, state) = reader();
         let root = state.initialize().unwrap();
-        let addrs: Vec<String> = (0u8..5).rev().map(|i| format!("ab{:02x}{}", i, "1".repeat(64))).collect();
+        let addrs: Vec<String> = (0u8..5)
+            .rev()
+            .map(|i| format!("ab{:02x}{}", i, "1".repeat(64)))
+            .collect();
         let root = state
-            .apply(&root, addrs.iter().map(|a| (a.clone(), Some(a.as_bytes().to_vec()))))
+            .apply(
+                &root,
+                addrs
+                    .iter()
+                    .map(|a| (a.clone(), Some(a.as_bytes().to_vec()))),
+            )
             .unwrap();
         let tree = state.tree(&root).unwrap().unwrap();
         let all = StateReader::list(&tree, "ab", None, 100).unwrap();
         let mut sorted = addrs.clone();
         sorted.sort();
-        assert_eq!(all.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(), sorted);
+        assert_eq!(
+            all.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(),
+            sorted
+        );
         let page = StateReader::list(&tree, "", Some(&sorted[2]), 2).unwrap();
         assert_eq!(page.len(), 2);
         assert_eq!(page[0].0, sorted[2]);

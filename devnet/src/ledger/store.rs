@@ -72,7 +72,8 @@ impl BlockStore {
         txn.set_durability(Durability::Immediate);
         {
             txn.open_table(BLOCKS)?.insert(num, record.as_slice())?;
-            txn.open_table(BLOCK_IDS)?.insert(block.get_header_signature(), num)?;
+            txn.open_table(BLOCK_IDS)?
+                .insert(block.get_header_signature(), num)?;
             let mut batches = txn.open_table(BATCHES)?;
             let mut txns = txn.open_table(TXNS)?;
             let mut buf = Vec::new();
@@ -89,7 +90,10 @@ impl BlockStore {
             }
             let mut table = txn.open_table(RECEIPTS)?;
             for receipt in receipts {
-                table.insert(receipt.get_transaction_id(), receipt.write_to_bytes()?.as_slice())?;
+                table.insert(
+                    receipt.get_transaction_id(),
+                    receipt.write_to_bytes()?.as_slice(),
+                )?;
             }
             txn.open_table(META)?.insert("head", num)?;
         }
@@ -134,7 +138,9 @@ impl BlockStore {
     pub fn batch(&self, id: &str) -> Result<Option<(Batch, u64)>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(BATCHES)?;
-        let Some(stored) = table.get(id)? else { return Ok(None) };
+        let Some(stored) = table.get(id)? else {
+            return Ok(None);
+        };
         let (num, bytes) = split_num(stored.value())?;
         Ok(Some((Batch::parse_from_bytes(bytes)?, num)))
     }
@@ -162,7 +168,11 @@ impl BlockStore {
         let (batch, num) = self
             .batch(&batch_id)?
             .ok_or_else(|| LedgerError::Corrupt(format!("txn {id} points at missing batch")))?;
-        let found = batch.get_transactions().iter().find(|t| t.get_header_signature() == id).cloned();
+        let found = batch
+            .get_transactions()
+            .iter()
+            .find(|t| t.get_header_signature() == id)
+            .cloned();
         Ok(found.map(|t| (t, num)))
     }
 
@@ -170,7 +180,9 @@ impl BlockStore {
     pub fn receipt(&self, id: &str) -> Result<Option<TransactionReceipt>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECEIPTS)?;
-        let Some(bytes) = table.get(id)? else { return Ok(None) };
+        let Some(bytes) = table.get(id)? else {
+            return Ok(None);
+        };
         Ok(Some(TransactionReceipt::parse_from_bytes(bytes.value())?))
     }
 

@@ -99,7 +99,9 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
     for (txn, listed) in txns.iter().zip(ids) {
         let tid = txn.get_header_signature();
         if tid != listed {
-            return Err(format!("batch {id}: transaction {tid} is not in header order"));
+            return Err(format!(
+                "batch {id}: transaction {tid} is not in header order"
+            ));
         }
         let th = TransactionHeader::parse_from_bytes(txn.get_header())
             .map_err(|e| format!("transaction {tid}: header does not decode: {e}"))?;
@@ -107,20 +109,39 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
             return Err(format!("transaction {tid}: signature does not verify"));
         }
         if hex::encode(Sha512::digest(txn.get_payload())) != th.get_payload_sha512() {
-            return Err(format!("transaction {tid}: payload_sha512 does not match the payload"));
+            return Err(format!(
+                "transaction {tid}: payload_sha512 does not match the payload"
+            ));
         }
         if th.get_batcher_public_key() != signer {
-            return Err(format!("transaction {tid}: batcher_public_key is not the batch signer"));
+            return Err(format!(
+                "transaction {tid}: batcher_public_key is not the batch signer"
+            ));
         }
         if th.get_dependencies().iter().any(String::is_empty) {
             return Err(format!("transaction {tid}: empty dependency"));
         }
-        if let Some(bad) = th.get_inputs().iter().chain(th.get_outputs()).find(|a| !is_address_prefix(a)) {
-            return Err(format!("transaction {tid}: bad input/output address {bad:?}"));
+        if let Some(bad) = th
+            .get_inputs()
+            .iter()
+            .chain(th.get_outputs())
+            .find(|a| !is_address_prefix(a))
+        {
+            return Err(format!(
+                "transaction {tid}: bad input/output address {bad:?}"
+            ));
         }
-        parsed.push(QueuedTxn { id: tid.to_string(), header: th });
+        parsed.push(QueuedTxn {
+            id: tid.to_string(),
+            header: th,
+        });
     }
-    Ok(QueuedBatch { id, batch, txns: parsed, failures: AtomicU32::new(0) })
+    Ok(QueuedBatch {
+        id,
+        batch,
+        txns: parsed,
+        failures: AtomicU32::new(0),
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +156,8 @@ mod tests {
     fn build(payloads: &[&[u8]]) -> Batch {
         let ctx = create_context("secp256k1").unwrap();
         let key = Secp256k1PrivateKey::from_hex(KEY).unwrap();
-        let signer = CryptoFactory::new(&*ctx).new_signer(&key);
+        let factory = CryptoFactory::new(&*ctx);
+        let signer = factory.new_signer(&key);
         let pk = signer.get_public_key().unwrap().as_hex();
         let mut txns = Vec::new();
         for (i, p) in payloads.iter().enumerate() {
@@ -156,7 +178,11 @@ mod tests {
         }
         let mut bh = BatchHeader::new();
         bh.set_signer_public_key(pk);
-        bh.set_transaction_ids(txns.iter().map(|t| t.get_header_signature().to_string()).collect());
+        bh.set_transaction_ids(
+            txns.iter()
+                .map(|t| t.get_header_signature().to_string())
+                .collect(),
+        );
         let hb = bh.write_to_bytes().unwrap();
         let mut b = Batch::new();
         b.set_header_signature(signer.sign(&hb).unwrap());
@@ -182,7 +208,9 @@ mod tests {
 
         let mut bad_payload = good.clone();
         bad_payload.mut_transactions()[0].set_payload(b"x".to_vec());
-        assert!(validate_batch(bad_payload).unwrap_err().contains("payload_sha512"));
+        assert!(validate_batch(bad_payload)
+            .unwrap_err()
+            .contains("payload_sha512"));
 
         let mut reordered = good.clone();
         reordered.mut_transactions().swap(0, 1);

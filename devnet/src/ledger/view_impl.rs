@@ -47,10 +47,18 @@ impl LedgerView for Ledger {
         ids.iter()
             .map(|id| {
                 if self.shared.store.has_batch(id).unwrap_or(false) {
-                    return BatchStatus { id: id.clone(), status: BatchStatusKind::Committed, invalid_transactions: vec![] };
+                    return BatchStatus {
+                        id: id.clone(),
+                        status: BatchStatusKind::Committed,
+                        invalid_transactions: vec![],
+                    };
                 }
                 let (status, invalid_transactions) = self.shared.pool.status(id);
-                BatchStatus { id: id.clone(), status, invalid_transactions }
+                BatchStatus {
+                    id: id.clone(),
+                    status,
+                    invalid_transactions,
+                }
             })
             .collect()
     }
@@ -90,7 +98,9 @@ impl LedgerView for Ledger {
     }
 
     fn state_get(&self, state_root: &str, address: &str) -> Result<Option<Vec<u8>>, ViewError> {
-        let Some(tree) = self.shared.state.tree(state_root)? else { return Ok(None) };
+        let Some(tree) = self.shared.state.tree(state_root)? else {
+            return Ok(None);
+        };
         Ok(StateReader::get(&tree, address)?)
     }
 
@@ -101,7 +111,9 @@ impl LedgerView for Ledger {
         start: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, ViewError> {
-        let Some(tree) = self.shared.state.tree(state_root)? else { return Ok(Vec::new()) };
+        let Some(tree) = self.shared.state.tree(state_root)? else {
+            return Ok(Vec::new());
+        };
         Ok(StateReader::list(&tree, prefix, start, limit)?)
     }
 

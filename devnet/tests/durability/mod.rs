@@ -20,20 +20,26 @@ fn load(rest: String, stop: Arc<AtomicBool>, committed: Arc<Mutex<Vec<String>>>)
     let signer = Signer::new();
     let mut outstanding: Vec<String> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let txns = (0..TXNS_PER_BATCH).map(|_| signer.txn(&format!("inc {}", addr(0)), None, &[])).collect();
+        let txns = (0..TXNS_PER_BATCH)
+            .map(|_| signer.txn(&format!("inc {}", addr(0)), None, &[]))
+            .collect();
         let batch = signer.batch(txns);
         let mut list = BatchList::new();
         list.set_batches(RepeatedField::from_vec(vec![batch.clone()]));
-        match http(&rest, "POST", "/batches", "application/octet-stream", &list.write_to_bytes().unwrap()) {
-            Ok((202, _)) => outstanding.push(batch.get_header_signature().to_string()),
-            Ok(_) | Err(_) => {}
+        let body = list.write_to_bytes().unwrap();
+        if let Ok((202, _)) = http(&rest, "POST", "/batches", "application/octet-stream", &body) {
+            outstanding.push(batch.get_header_signature().to_string());
         }
         if outstanding.is_empty() {
             continue;
         }
         let query = format!("/batch_statuses?id={}", outstanding.join(","));
-        let Ok((200, body)) = http(&rest, "GET", &query, "application/json", b"") else { continue };
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { continue };
+        let Ok((200, body)) = http(&rest, "GET", &query, "application/json", b"") else {
+            continue;
+        };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            continue;
+        };
         let done: HashSet<String> = json["data"]
             .as_array()
             .into_iter()
@@ -54,13 +60,20 @@ fn kill_9_under_load_loses_nothing_reported_committed() {
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(Mutex::new(Vec::new()));
     let submitter = {
-        let (rest, stop, committed) = (devnet.rest.clone(), Arc::clone(&stop), Arc::clone(&committed));
+        let (rest, stop, committed) = (
+            devnet.rest.clone(),
+            Arc::clone(&stop),
+            Arc::clone(&committed),
+        );
         std::thread::spawn(move || load(rest, stop, committed))
     };
     // Let some blocks commit, then kill at a random moment.
     let start = Instant::now();
     while committed.lock().unwrap().len() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(60), "nothing committed under load");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nothing committed under load"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 700));
@@ -78,27 +91,53 @@ fn kill_9_under_load_loses_nothing_reported_committed() {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["data"][0]["status"], "COMMITTED");
     let pid = restarted.proc.0.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert!(restarted.proc.0.wait().unwrap().success(), "devnet did not exit 0 on SIGTERM");
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        restarted.proc.0.wait().unwrap().success(),
+        "devnet did not exit 0 on SIGTERM"
+    );
 
     // Check the stored chain directly.
     let devnet = embedded(dir.path(), |_| {});
     let ledger = devnet.ledger();
     let statuses = ledger.batch_statuses(&committed);
-    assert!(statuses.iter().all(|s| s.status == BatchStatusKind::Committed), "a COMMITTED batch was lost");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.status == BatchStatusKind::Committed),
+        "a COMMITTED batch was lost"
+    );
     let head = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header()).unwrap();
     let mut txns = 0;
     let mut parent = String::new();
     for num in 0..=head.get_block_num() {
-        let block = ledger.block_by_num(num).unwrap().expect("every block up to the head is stored");
+        let block = ledger
+            .block_by_num(num)
+            .unwrap()
+            .expect("every block up to the head is stored");
         let header = BlockHeader::parse_from_bytes(block.get_header()).unwrap();
         if num > 0 {
             assert_eq!(header.get_previous_block_id(), parent);
         }
         parent = block.get_header_signature().to_string();
-        txns += block.get_batches().iter().map(|b| b.get_transactions().len()).sum::<usize>();
+        txns += block
+            .get_batches()
+            .iter()
+            .map(|b| b.get_transactions().len())
+            .sum::<usize>();
     }
-    let counter = ledger.state_get(head.get_state_root_hash(), &addr(0)).unwrap().unwrap();
-    assert_eq!(String::from_utf8(counter).unwrap(), txns.to_string(), "head state disagrees with its blocks");
+    let counter = ledger
+        .state_get(head.get_state_root_hash(), &addr(0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(counter).unwrap(),
+        txns.to_string(),
+        "head state disagrees with its blocks"
+    );
     assert!(txns >= committed.len() * TXNS_PER_BATCH);
 }
