@@ -200,6 +200,7 @@ fn collect_items(
     head: &Block,
     head_given: bool,
     ids: Option<&[String]>,
+    mut walk_done: impl FnMut(&[Item]) -> bool,
 ) -> Result<Vec<Item>, ApiError> {
     if let (Some(ids), false) = (ids, head_given) {
         let mut items = Vec::new();
@@ -218,6 +219,9 @@ fn collect_items(
     let mut block = Some(head.clone());
     while let Some(current) = block {
         items.extend(block_items(&current, resource));
+        if walk_done(&items) {
+            break;
+        }
         let previous = render::block_header(&current)?
             .get_previous_block_id()
             .to_owned();
@@ -235,6 +239,39 @@ fn collect_items(
     Ok(items)
 }
 
+/// Tracks, while items are collected, whether a page (and its `next`) is already complete.
+struct PageWindow<'a> {
+    start: Option<&'a str>,
+    limit: usize,
+    scanned: usize,
+    start_index: Option<usize>,
+}
+
+impl<'a> PageWindow<'a> {
+    fn new(start: Option<&'a str>, limit: usize) -> Self {
+        PageWindow {
+            start,
+            limit,
+            scanned: 0,
+            start_index: if start.is_none() { Some(0) } else { None },
+        }
+    }
+
+    /// Whether `items` (a growing list) holds the whole page plus the next position.
+    fn complete(&mut self, items: &[Item]) -> bool {
+        if self.start_index.is_none() {
+            let start = self.start.unwrap_or_default();
+            self.start_index = items[self.scanned..]
+                .iter()
+                .position(|i| i.id() == start)
+                .map(|p| p + self.scanned);
+            self.scanned = items.len();
+        }
+        self.start_index
+            .is_some_and(|from| items.len() > from + self.limit)
+    }
+}
+
 async fn list_items(
     app: AppState,
     req: RequestInfo,
@@ -245,14 +282,19 @@ async fn list_items(
     let ids = filter_ids(&req)?;
     let ledger = app.ledger.as_ref();
     let head = head_block(ledger, head_param.as_deref())?;
+    let reversed = reverse(&req, "default")?;
+    // A forward, unfiltered page only needs the walk up to one item past its end.
+    let mut window = PageWindow::new(controls.start(), controls.page_size());
+    let walk_done = |items: &[Item]| !reversed && ids.is_none() && window.complete(items);
     let mut items = collect_items(
         ledger,
         resource,
         &head,
         head_param.is_some(),
         ids.as_deref(),
+        walk_done,
     )?;
-    if reverse(&req, "default")? {
+    if reversed {
         items.reverse();
     }
     let (items, page) = paginate(items, &controls, Item::id)?;
