@@ -34,7 +34,8 @@ pub(crate) enum AuditCommand {
     /// One member: record, commitments and links.
     Member {
         /// Public key or key name.
-        key: String,
+        #[arg(value_name = "KEY")]
+        member: String,
         #[command(flatten)]
         head: HeadArg,
     },
@@ -178,8 +179,8 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 print_round(round, &commitments, verdict, aggregate);
             }
         }
-        AuditCommand::Member { key, head } => {
-            let key = ctx.public_key(&key)?;
+        AuditCommand::Member { member, head } => {
+            let key = ctx.public_key(&member)?;
             let state = state(ctx, &head).await?;
             let member = state
                 .members

@@ -29,7 +29,8 @@ pub(crate) enum MemberCommand {
     /// Register a member (admin), or reinstate a suspended one.
     Register {
         /// The member's public key (66 hex) or key name.
-        key: String,
+        #[arg(value_name = "KEY")]
+        member: String,
         /// Display name.
         #[arg(long)]
         name: String,
@@ -42,7 +43,8 @@ pub(crate) enum MemberCommand {
     /// Change a member's name or endpoint (admin, or the member itself).
     Update {
         /// The member's public key (66 hex) or key name.
-        key: String,
+        #[arg(value_name = "KEY")]
+        member: String,
         /// New display name (default: unchanged).
         #[arg(long)]
         name: Option<String>,
@@ -55,7 +57,8 @@ pub(crate) enum MemberCommand {
     /// Suspend a member (admin).
     Suspend {
         /// The member's public key (66 hex) or key name.
-        key: String,
+        #[arg(value_name = "KEY")]
+        member: String,
         /// Why (recorded on chain).
         #[arg(long)]
         reason: String,
@@ -149,6 +152,9 @@ pub(crate) enum BandwidthCommand {
         /// Probe epoch [default: the current round].
         #[arg(long)]
         epoch: Option<u64>,
+        /// Size of the probe transfer behind links given without PROBE_BYTES.
+        #[arg(long, default_value_t = 1 << 20)]
+        probe_bytes: u64,
         /// A measured link: TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES] (TO is a key or key name).
         #[arg(
             long = "link",
@@ -247,13 +253,13 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
     let mut payload = pb::BcflPayload::new();
     let wait = match cmd {
         MemberCommand::Register {
-            key,
+            member,
             name,
             endpoint,
             wait,
         } => {
             payload.set_register_member(pb::RegisterMember {
-                public_key: ctx.public_key(&key)?,
+                public_key: ctx.public_key(&member)?,
                 name,
                 endpoint,
                 ..Default::default()
@@ -261,12 +267,12 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
             wait
         }
         MemberCommand::Update {
-            key,
+            member,
             name,
             endpoint,
             wait,
         } => {
-            let public_key = ctx.public_key(&key)?;
+            let public_key = ctx.public_key(&member)?;
             let current = ctx
                 .reader()?
                 .member(&public_key, None)
@@ -283,9 +289,13 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
             });
             wait
         }
-        MemberCommand::Suspend { key, reason, wait } => {
+        MemberCommand::Suspend {
+            member,
+            reason,
+            wait,
+        } => {
             payload.set_suspend_member(pb::SuspendMember {
-                public_key: ctx.public_key(&key)?,
+                public_key: ctx.public_key(&member)?,
                 reason,
                 ..Default::default()
             });
@@ -405,7 +415,7 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
 }
 
 /// Parses `TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES]`.
-fn parse_link(ctx: &Context, text: &str) -> anyhow::Result<pb::LinkMeasurement> {
+fn parse_link(ctx: &Context, text: &str, probe_bytes: u64) -> anyhow::Result<pb::LinkMeasurement> {
     let parts: Vec<&str> = text.split(':').collect();
     if !(3..=4).contains(&parts.len()) {
         bail!("--link {text:?}: expected TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES]");
@@ -422,17 +432,22 @@ fn parse_link(ctx: &Context, text: &str) -> anyhow::Result<pb::LinkMeasurement> 
         probe_bytes: if parts.len() == 4 {
             number(3, "probe size")?
         } else {
-            0
+            probe_bytes
         },
         ..Default::default()
     })
 }
 
 pub(crate) async fn bandwidth(ctx: &Context, cmd: BandwidthCommand) -> anyhow::Result<ExitCode> {
-    let BandwidthCommand::Report { epoch, links, wait } = cmd;
+    let BandwidthCommand::Report {
+        epoch,
+        probe_bytes,
+        links,
+        wait,
+    } = cmd;
     let measurements = links
         .iter()
-        .map(|l| parse_link(ctx, l))
+        .map(|l| parse_link(ctx, l, probe_bytes))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let epoch = match epoch {
         Some(e) => e,

@@ -30,10 +30,18 @@ use super::protocol::{BatchBuilder, BatchList, ProtocolError, Transaction, Trans
 pub enum FamilyError {
     /// The processor would reject the action (its message).
     #[error("invalid bcfl action: {0}")]
-    Payload(#[from] bcfl_processor::PayloadError),
+    Payload(bcfl_processor::PayloadError),
     /// The transaction or batch could not be built.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+}
+
+// Not `#[from]`: the message already carries the processor's text, and a source would repeat it
+// in error chains.
+impl From<bcfl_processor::PayloadError> for FamilyError {
+    fn from(e: bcfl_processor::PayloadError) -> Self {
+        Self::Payload(e)
+    }
 }
 
 /// A `bcfl` transaction under construction: one action, optional nonce and dependencies.
