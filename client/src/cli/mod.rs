@@ -73,6 +73,9 @@ enum Command {
     /// Read-only queries of the ledger.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Routing and transfer planning over measured bandwidths.
+    #[command(subcommand)]
+    Net(bcfl_client::net::NetCommand),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -87,6 +90,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bandwidth(cmd) => submit::bandwidth(&ctx, cmd).await,
         Command::Aggregate(cmd) => submit::aggregate(&ctx, cmd).await,
         Command::Audit(cmd) => audit::audit(&ctx, cmd).await,
+        Command::Net(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
     }
 }
 
