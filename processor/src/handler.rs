@@ -2,7 +2,7 @@
 //!
 //! `apply` parses the signer (from the expanded header) and the payload, runs the rules over
 //! [`BcflState`], emits a `bcfl/<action>` event (attributes: `signer` and action-specific ones),
-//! and maps failures to `ApplyError` through [`TxnError`](crate::error::TxnError): rule and
+//! and maps failures to `ApplyError` through [`TxnError`]: rule and
 //! payload failures are invalid transactions, only context failures are internal errors.
 //!
 //! ```no_run

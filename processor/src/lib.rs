@@ -91,7 +91,7 @@
 //!
 //! | feature | enables |
 //! | --- | --- |
-//! | `test-utils` | [`testing`]: an in-memory context and ledger that enforce the validator's address rules |
+//! | `test-utils` | module `testing`: an in-memory context and ledger that enforce the validator's address rules |
 
 pub mod access;
 pub mod address;

@@ -3,7 +3,7 @@
 //! - `InitConsortium` succeeds once; the signer must be one of the admins it names.
 //! - `RegisterMember` (admin): adds an active member, or reinstates a suspended one (new name and
 //!   endpoint, reason cleared, `registered_at_round` kept). At most
-//!   [`MAX_MEMBERS`](crate::limits::MAX_MEMBERS) members.
+//!   [`MAX_MEMBERS`] members.
 //! - `UpdateMember`: an admin, or the member itself while active.
 //! - `SuspendMember` (admin): an active member becomes suspended, with the reason stored.
 //!
