@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main demo: a ledger on loopback (bcfl-devnet, which speaks the Sawtooth 1.2 ZMQ and REST
-# protocols) with the bcfl transaction processor registered, then a federated fine-tuning run
-# driven by the `bcfl` CLI against it.
+# protocols) with the bcfl transaction processor registered, then the federated flow driven by the
+# `bcfl` CLI against it: `bcfl demo` when the CLI has it, otherwise the consortium set-up (keys,
+# consortium over the base model, members, round 1 open) and an auditor's view of the ledger.
 #
 # Usage: scripts/demo.sh [--keep] [-- ARGS for `bcfl demo`]
 #   --keep   leave the ledger running after the demo, until Ctrl-C
@@ -83,23 +84,48 @@ log "starting bcfl-tp against $component"
 "$bin/bcfl-tp" -v -C "$component" >"$work/bcfl-tp.log" 2>&1 &
 tp_pid=$!
 pids+=("$tp_pid")
-sleep 2
+sleep 1
 check_alive "$devnet_pid" bcfl-devnet
 check_alive "$tp_pid" bcfl-tp
 log "bcfl-devnet (pid $devnet_pid) and bcfl-tp (pid $tp_pid) are running"
 
-export BCFL_REST_URL="$rest" BCFL_COMPONENT="$component" BCFL_WORK_DIR="$work"
-if "$bin/bcfl" demo --help >/dev/null 2>&1; then
+# The CLI reads these (clap `env`); a `bcfl demo` command gets the ledger through them too.
+export BCFL_URL="$rest" BCFL_KEY_DIR="$work/keys" BCFL_COMPONENT="$component" BCFL_WORK_DIR="$work"
+bcfl() { "$bin/bcfl" "$@"; }
+
+# The consortium set-up on the ledger, through the CLI: keys, the consortium over the real base
+# model (all-MiniLM-L6-v2 from BCFL_MODEL_DIR), three members, round 1 open with an aggregator.
+ledger_flow() {
+  local member
+  for member in admin alice bob carol; do
+    bcfl keygen "$member" >/dev/null
+  done
+  log "consortium over $BCFL_MODEL_DIR/model.safetensors"
+  bcfl --key admin consortium init --base-model "$BCFL_MODEL_DIR/model.safetensors" \
+    --min-participants 2 --quorum 2
+  for member in alice bob carol; do
+    bcfl --key admin member register "$member" --name "Hospital $member" \
+      --endpoint "http://127.0.0.1:$(free_port)"
+  done
+  bcfl --key admin round open --aggregator alice
+  log "the ledger as an auditor sees it:"
+  bcfl audit consortium
+  bcfl audit members
+  bcfl audit rounds
+}
+
+if bcfl demo --help >/dev/null 2>&1; then
   log "running: bcfl demo ${demo_args[*]}"
-  "$bin/bcfl" demo "${demo_args[@]}"
-  check_alive "$devnet_pid" bcfl-devnet
-  check_alive "$tp_pid" bcfl-tp
+  bcfl demo "${demo_args[@]}"
 else
-  log "this build of bcfl has no 'demo' command yet: the ledger part of the demo is done"
+  [ ${#demo_args[@]} -eq 0 ] || log "this bcfl has no 'demo' command: ignoring ${demo_args[*]}"
+  ledger_flow
 fi
+check_alive "$devnet_pid" bcfl-devnet
+check_alive "$tp_pid" bcfl-tp
 
 if [ "$keep" -eq 1 ]; then
-  log "ledger left running: BCFL_REST_URL=$rest BCFL_COMPONENT=$component (Ctrl-C stops it)"
+  log "ledger left running: BCFL_URL=$rest BCFL_KEY_DIR=$work/keys (Ctrl-C stops it)"
   wait "$devnet_pid"
 fi
 log "done; logs in $work"
