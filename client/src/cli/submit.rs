@@ -155,7 +155,7 @@ pub(crate) enum BandwidthCommand {
         /// Size of the probe transfer behind links given without PROBE_BYTES.
         #[arg(long, default_value_t = 1 << 20)]
         probe_bytes: u64,
-        /// A measured link: TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES] (TO is a key or key name).
+        /// A measured link: `TO:BYTES_PER_SEC:RTT_US[:PROBE_BYTES]` (TO is a key or key name).
         #[arg(
             long = "link",
             required = true,
