@@ -103,4 +103,29 @@ mod tests {
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn positional_member_keys_do_not_clobber_the_signing_key() {
+        for args in [
+            &[
+                "bcfl",
+                "--key",
+                "admin",
+                "member",
+                "register",
+                "alice",
+                "--name",
+                "a",
+                "--endpoint",
+                "e",
+            ][..],
+            &[
+                "bcfl", "member", "suspend", "alice", "--reason", "r", "--key", "admin",
+            ][..],
+            &["bcfl", "--key", "admin", "audit", "member", "alice"][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.global.key.as_deref(), Some("admin"), "{args:?}");
+        }
+    }
 }
