@@ -10,6 +10,7 @@ use std::sync::Arc as Shared;
 
 use bcfl_protos::bcfl::{Link, LinkSample};
 
+use super::cost::TransferModel;
 use super::error::{GraphError, Result};
 
 /// A node of the member graph: a member's public key, or any non-empty string.
@@ -225,21 +226,35 @@ impl BandwidthGraph {
                 .ok_or_else(|| GraphError::UnknownNode(node.to_owned()))?;
             gone[index] = true;
         }
-        let kept: Vec<NodeId> = self
-            .nodes
+        let mut index = vec![None; self.nodes.len()];
+        let mut nodes = Vec::new();
+        for (old, node) in self.nodes.iter().enumerate() {
+            if !gone[old] {
+                index[old] = Some(nodes.len());
+                nodes.push(node.clone());
+            }
+        }
+        // Kept nodes keep their relative order, so the renumbered lists stay sorted.
+        let out = self
+            .out
             .iter()
             .zip(&gone)
             .filter(|(_, &g)| !g)
-            .map(|(n, _)| n.clone())
-            .collect();
-        let links = self
-            .links()
-            .filter(|(from, to, _)| {
-                !gone[self.index_of(from.as_str()).unwrap_or(0)]
-                    && !gone[self.index_of(to.as_str()).unwrap_or(0)]
+            .map(|(arcs, _)| {
+                arcs.iter()
+                    .filter_map(|arc| {
+                        index[arc.to].map(|to| Arc {
+                            to,
+                            bytes_per_sec: arc.bytes_per_sec,
+                        })
+                    })
+                    .collect()
             })
-            .map(|(from, to, b)| (from.0.clone(), to.0.clone(), b));
-        Self::with_nodes(kept.into_iter().map(|n| n.0), links)
+            .collect();
+        Ok(Self {
+            nodes: nodes.into(),
+            out,
+        })
     }
 
     /// The graph with every link turned around (`to -> from`), e.g. for routes *towards* a node.
@@ -258,6 +273,26 @@ impl BandwidthGraph {
             nodes: self.nodes.clone(),
             out,
         }
+    }
+
+    /// The graph as a petgraph `DiGraph` with latency `M / B` weights, node `i` being
+    /// `self.nodes()[i]`: for petgraph's algorithms (e.g. PageRank) and cross-checks.
+    pub fn to_petgraph(&self, model: &TransferModel) -> petgraph::graph::DiGraph<NodeId, f64> {
+        let mut graph =
+            petgraph::graph::DiGraph::with_capacity(self.node_count(), self.link_count());
+        for node in self.nodes() {
+            graph.add_node(node.clone());
+        }
+        for u in 0..self.node_count() {
+            for arc in self.arcs(u) {
+                graph.add_edge(
+                    petgraph::graph::NodeIndex::new(u),
+                    petgraph::graph::NodeIndex::new(arc.to),
+                    model.link_latency(arc.bytes_per_sec),
+                );
+            }
+        }
+        graph
     }
 
     /// The index of `node` in [`BandwidthGraph::nodes`].

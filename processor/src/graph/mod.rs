@@ -25,6 +25,8 @@
 //!   smallest, ties by node id: the deterministic aggregator choice.
 //! - [`BandwidthGraph::without_nodes`]: the graph with some members (e.g. anomalous ones)
 //!   removed, to recompute all of the above.
+//! - [`BandwidthGraph::to_petgraph`]: the same graph with latency weights for petgraph's
+//!   algorithms (PageRank and the like).
 //!
 //! # Determinism
 //!

@@ -59,29 +59,6 @@ impl BandwidthGraph {
         }
         changed
     }
-
-    /// The graph as a petgraph `DiGraph` with latency `M / B` weights, node `i` being
-    /// `self.nodes()[i]`: for petgraph's algorithms (e.g. PageRank) and cross-checks.
-    pub fn to_petgraph(
-        &self,
-        model: &TransferModel,
-    ) -> petgraph::graph::DiGraph<super::NodeId, f64> {
-        let mut graph =
-            petgraph::graph::DiGraph::with_capacity(self.node_count(), self.link_count());
-        for node in self.nodes() {
-            graph.add_node(node.clone());
-        }
-        for u in 0..self.node_count() {
-            for arc in self.arcs(u) {
-                graph.add_edge(
-                    petgraph::graph::NodeIndex::new(u),
-                    petgraph::graph::NodeIndex::new(arc.to),
-                    model.link_latency(arc.bytes_per_sec),
-                );
-            }
-        }
-        graph
-    }
 }
 
 #[cfg(test)]
