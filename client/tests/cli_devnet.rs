@@ -64,16 +64,24 @@ fn start_devnet(data_dir: &Path) -> (Killed, String, String) {
         .expect("starting bcfl-devnet");
     let stdout = child.stdout.take().expect("piped stdout");
     let child = Killed(child);
+    // Keep draining stdout for the devnet's whole life: a closed pipe would fail its later
+    // writes.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
     let (mut component, mut rest) = (None, None);
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("devnet stdout");
+    while component.is_none() || rest.is_none() {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            break;
+        };
         if let Some(c) = line.strip_prefix("component: ") {
             component = Some(c.to_owned());
         } else if let Some(r) = line.strip_prefix("rest: ") {
             rest = Some(r.to_owned());
-        }
-        if component.is_some() && rest.is_some() {
-            break;
         }
     }
     let component = component.expect("devnet printed its component endpoint");
@@ -211,6 +219,34 @@ fn a_round_end_to_end_through_the_cli() {
     }
     let members = cli.json("admin", &["audit", "members"]);
     assert_eq!(members.as_array().unwrap().len(), 2);
+
+    // A member may change its own endpoint; the name it leaves out is kept.
+    let out = cli.ok(
+        "alice",
+        &[
+            "member",
+            "update",
+            "alice",
+            "--endpoint",
+            "http://127.0.0.1:9101",
+            "--no-wait",
+        ],
+    );
+    assert!(out.starts_with("batch "), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = cli.json("admin", &["audit", "member", &alice]);
+        if record["member"]["endpoint"] == "http://127.0.0.1:9101" {
+            assert_eq!(record["member"]["name"], "alice");
+            assert_eq!(record["member"]["status"], "ACTIVE");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the update never committed: {record}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A non-admin cannot open a round: the processor's reason comes back, exit status 2.
     let denied = cli.run("bob", &["round", "open", "--aggregator", "alice"]);
@@ -353,5 +389,38 @@ fn a_round_end_to_end_through_the_cli() {
     assert!(
         rounds.lines().nth(1).unwrap().contains("CLOSED"),
         "{rounds}"
+    );
+
+    cli.ok(
+        "admin",
+        &[
+            "member",
+            "suspend",
+            "bob",
+            "--reason",
+            "left the consortium",
+        ],
+    );
+    let record = cli.json("admin", &["audit", "member", "bob"]);
+    assert_eq!(record["member"]["status"], "SUSPENDED");
+    assert_eq!(record["member"]["suspend_reason"], "left the consortium");
+    assert_eq!(record["commitments"].as_array().unwrap().len(), 1);
+    assert_eq!(record["links_in"][0]["from"], alice.as_str());
+}
+
+#[test]
+fn an_unreachable_ledger_is_named_in_the_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+        .args(["--url", &url, "audit", "rounds"])
+        .output()
+        .expect("running bcfl");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the REST API") && stderr.contains(&url),
+        "{stderr}"
     );
 }
