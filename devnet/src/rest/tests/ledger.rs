@@ -19,6 +19,9 @@ use sawtooth_sdk::signing::secp256k1::Secp256k1PrivateKey;
 use sawtooth_sdk::signing::{create_context, CryptoFactory};
 use sha2::{Digest, Sha512};
 
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
 use super::{assert_error, get, send};
 use crate::ledger::{Devnet, DevnetConfig};
 
@@ -156,6 +159,23 @@ fn run_processor(endpoint: String, stop: Arc<AtomicBool>) {
     }
 }
 
+async fn next_json<S>(socket: &mut S) -> serde_json::Value
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let WsMessage::Text(text) = message {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn rest_api_on_the_real_ledger() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,6 +198,24 @@ async fn rest_api_on_the_real_ledger() {
         genesis["data"][0]["header"]["previous_block_id"],
         "0000000000000000"
     );
+
+    // A websocket subscriber on a real listener sees the commit with its state change.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(crate::rest::serve(
+        listener,
+        devnet.ledger(),
+        std::future::pending(),
+    ));
+    let url = format!("ws://127.0.0.1:{port}/subscriptions");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let subscribe = format!(r#"{{"action": "subscribe", "address_prefixes": ["{NAMESPACE}"]}}"#);
+    socket
+        .send(WsMessage::Text(subscribe.into()))
+        .await
+        .unwrap();
+    let first = next_json(&mut socket).await;
+    assert_eq!(first["block_num"], "0");
 
     let address = format!("{NAMESPACE}{}", "0".repeat(64));
     let batch = set_batch(&address, "hello");
@@ -207,6 +245,14 @@ async fn rest_api_on_the_real_ledger() {
     .unwrap()
     .json();
     assert_eq!(statuses["data"][0]["status"], "COMMITTED", "{statuses}");
+
+    let pushed = next_json(&mut socket).await;
+    assert_eq!(pushed["block_num"], "1");
+    assert_eq!(
+        pushed["state_changes"],
+        serde_json::json!([{"address": address, "value": "aGVsbG8=", "type": "SET"}])
+    );
+    server.abort();
 
     let state = get(&router, &format!("/state/{address}")).await.json();
     assert_eq!(state["data"], "aGVsbG8=");
