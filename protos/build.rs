@@ -1,20 +1,35 @@
-//! Generates Rust for `proto/*.proto` with the pure-Rust protobuf 2.x code generator
-//! (no `protoc` needed), into `OUT_DIR`.
+//! Generates Rust for `proto/*.proto` with the pure-Rust protobuf 2.x code generator (no
+//! `protoc` needed), into `OUT_DIR`.
+//!
+//! rust-protobuf 2.28 opens each generated file with inner `#![allow(...)]` attributes, one of
+//! which names a lint newer compilers have removed. Inner attributes cannot appear in an
+//! `include!`d file, so each file is rewritten without them; `lib.rs` wraps it in a module that
+//! carries the allowances as outer attributes.
+
+use std::path::PathBuf;
+
+const PROTOS: [&str; 1] = ["bcfl"];
 
 fn main() {
-    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    let protos = ["proto/bcfl.proto"];
-    for p in protos {
-        println!("cargo:rerun-if-changed={p}");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    let inputs: Vec<String> = PROTOS.iter().map(|p| format!("proto/{p}.proto")).collect();
+    for input in &inputs {
+        println!("cargo:rerun-if-changed={input}");
     }
     protobuf_codegen_pure::Codegen::new()
         .out_dir(&out)
-        .inputs(protos)
+        .inputs(&inputs)
         .include("proto")
-        .customize(protobuf_codegen_pure::Customize {
-            gen_mod_rs: Some(true),
-            ..Default::default()
-        })
         .run()
         .expect("protobuf code generation failed");
+    for name in PROTOS {
+        let generated = out.join(format!("{name}.rs"));
+        let text = std::fs::read_to_string(&generated).expect("generated file is readable");
+        let cleaned: String = text
+            .lines()
+            .filter(|line| !line.starts_with("#![") && !line.starts_with("//!"))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(out.join(format!("{name}_gen.rs")), cleaned).expect("OUT_DIR is writable");
+    }
 }

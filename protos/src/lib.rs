@@ -22,8 +22,25 @@
 //! assert_eq!(back.get_close_round().get_round(), 3);
 //! ```
 
-#![allow(missing_docs)]
-
-include!(concat!(env!("OUT_DIR"), "/mod.rs"));
+/// Generated messages of `proto/bcfl.proto` (rust-protobuf 2.28 API: `get_*`/`set_*` accessors).
+#[allow(
+    clippy::all,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    trivial_casts,
+    unused_imports,
+    unused_results,
+    unused_parens,
+    rust_2018_idioms,
+    unknown_lints,
+    mismatched_lifetime_syntaxes
+)]
+#[rustfmt::skip]
+pub mod bcfl {
+    include!(concat!(env!("OUT_DIR"), "/bcfl_gen.rs"));
+}
 
 pub use protobuf;
