@@ -3,6 +3,7 @@
 //! the declared addresses suffice).
 
 mod bandwidth;
+mod invariants;
 mod membership;
 mod rounds;
 
