@@ -42,16 +42,6 @@ impl Json {
         Json::Arr(items.into_iter().map(|s| Json::str(s.as_ref())).collect())
     }
 
-    /// Sets `key` (replacing an existing entry in place) on an object; no-op otherwise.
-    pub fn set(&mut self, key: &str, value: Json) {
-        if let Json::Obj(pairs) = self {
-            match pairs.iter_mut().find(|(k, _)| k == key) {
-                Some(slot) => slot.1 = value,
-                None => pairs.push((key.to_owned(), value)),
-            }
-        }
-    }
-
     /// Python's `json.dumps(self, indent=2, separators=(',', ': '), sort_keys=True)`.
     pub fn to_python_pretty(&self) -> String {
         let mut out = String::new();
@@ -64,26 +54,6 @@ impl Json {
         let mut out = String::new();
         write_compact(self, &mut out);
         out
-    }
-
-    /// Converts a parsed `serde_json` value (object keys in the map's order).
-    pub fn from_serde(value: &serde_json::Value) -> Self {
-        match value {
-            serde_json::Value::Null => Json::Null,
-            serde_json::Value::Bool(b) => Json::Bool(*b),
-            serde_json::Value::Number(n) => n
-                .as_i64()
-                .map_or_else(|| Json::str(n.to_string()), Json::Int),
-            serde_json::Value::String(s) => Json::str(s.as_str()),
-            serde_json::Value::Array(items) => {
-                Json::Arr(items.iter().map(Json::from_serde).collect())
-            }
-            serde_json::Value::Object(map) => Json::Obj(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Json::from_serde(v)))
-                    .collect(),
-            ),
-        }
     }
 }
 
