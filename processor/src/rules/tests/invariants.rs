@@ -59,13 +59,13 @@ fn step() -> impl Strategy<Value = (usize, Step)> {
     let s = prop_oneof![
         2 => who.clone().prop_map(Step::Register),
         1 => who.clone().prop_map(Step::Suspend),
-        3 => (rare.clone(), who.clone(), rare.clone(), any::<bool>()).prop_map(|(later, aggregator, parent_base, server)| {
+        3 => (rare, who.clone(), rare, any::<bool>()).prop_map(|(later, aggregator, parent_base, server)| {
             Step::Open { later, aggregator, parent_base, server }
         }),
-        8 => (rare.clone(), any::<u8>()).prop_map(|(next, tag)| Step::Commit { next, tag }),
+        8 => (rare, any::<u8>()).prop_map(|(next, tag)| Step::Commit { next, tag }),
         2 => (who, 0u64..5).prop_map(|(to, epoch)| Step::Report { to, epoch }),
-        4 => rare.clone().prop_map(|next| Step::Evaluate { next }),
-        4 => (rare.clone(), proptest::bool::weighted(0.8)).prop_map(|(next, all)| Step::Aggregate { next, all }),
+        4 => rare.prop_map(|next| Step::Evaluate { next }),
+        4 => (rare, proptest::bool::weighted(0.8)).prop_map(|(next, all)| Step::Aggregate { next, all }),
         1 => rare.prop_map(|next| Step::Close { next }),
     ];
     (signer, s)
