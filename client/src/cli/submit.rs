@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context as _};
 use bcfl_client::fixed;
 use bcfl_client::ledger::family::BcflTransaction;
+use bcfl_client::ledger::rest::BatchStatusKind;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -206,6 +207,20 @@ async fn submit(
     let client = ctx.client()?;
     let statuses = client.submit(&batches, wait.wait()).await?;
     ctx.print_statuses(&statuses);
+    if let (Some(timeout), Some(open)) = (
+        wait.wait(),
+        statuses
+            .iter()
+            .find(|s| s.status != BatchStatusKind::Committed),
+    ) {
+        bail!(
+            "batch {} is still {} after waiting {}s (raise --wait-timeout, or check that bcfl-tp \
+             is connected to the validator)",
+            open.id,
+            open.status,
+            timeout.as_secs()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -292,9 +292,8 @@ impl RestClient {
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let wait = remaining.min(MAX_WAIT_PER_REQUEST);
-            let statuses = self
-                .batch_statuses(ids, (wait >= Duration::from_secs(1)).then_some(wait))
-                .await?;
+            let server_wait = (wait >= Duration::from_secs(1)).then_some(wait);
+            let statuses = self.batch_statuses(ids, server_wait).await?;
             let pending = statuses
                 .iter()
                 .any(|s| s.status == BatchStatusKind::Pending);
@@ -304,8 +303,9 @@ impl RestClient {
             if (!pending && !unknown) || Instant::now() >= deadline {
                 return Ok(statuses);
             }
-            if unknown && !pending {
-                // The REST API does not hold UNKNOWN answers: poll gently.
+            if (unknown && !pending) || server_wait.is_none() {
+                // The REST API does not hold UNKNOWN answers, nor answers without `wait`:
+                // poll gently.
                 let pause = Duration::from_millis(200).min(remaining);
                 tokio::time::sleep(pause).await;
             }

@@ -361,3 +361,38 @@ async fn blocks_follow_next_links_and_accept_both_number_forms() {
     assert_eq!(client.chain_head().await.unwrap().block_num, 3);
     assert_eq!(client.blocks(None, Some(3)).await.unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn waiting_stops_at_the_deadline_with_the_last_status() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let router = Router::new()
+        .route(
+            "/batch_statuses",
+            get(
+                |State(calls): State<Arc<AtomicUsize>>,
+                 Query(q): Query<HashMap<String, String>>| async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    // A held batch (dependencies missing) stays UNKNOWN and is not waited on
+                    // server-side.
+                    assert!(!q.contains_key("wait") || q["wait"] == "1");
+                    Json(json!({"data": [{"id": q["id"], "status": "UNKNOWN",
+                        "invalid_transactions": []}], "link": "l"}))
+                },
+            ),
+        )
+        .with_state(calls.clone());
+    let url = serve(router).await;
+    let client = RestClient::new(&url).unwrap();
+    let started = std::time::Instant::now();
+    let statuses = client
+        .wait_for_batches(&["b1".to_owned()], Duration::from_millis(1500))
+        .await
+        .unwrap();
+    assert_eq!(statuses[0].status, BatchStatusKind::Unknown);
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(
+        calls.load(Ordering::SeqCst) >= 3,
+        "polled {} times",
+        calls.load(Ordering::SeqCst)
+    );
+}
