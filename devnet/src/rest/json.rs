@@ -188,6 +188,35 @@ mod tests {
         assert_eq!(value.to_python_compact(), "{\"z\": \"1\", \"a\": [1, 2]}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn rendered_strings_are_ascii_json_that_decodes_back(text in "\\PC*|[\\x00-\\x1f\"\\\\]*") {
+            for rendered in [Json::str(text.as_str()).to_python_compact(), Json::str(text.as_str()).to_python_pretty()] {
+                proptest::prop_assert!(rendered.is_ascii());
+                let decoded: String = serde_json::from_str(&rendered).unwrap();
+                proptest::prop_assert_eq!(&decoded, &text);
+            }
+        }
+
+        #[test]
+        fn pretty_output_is_sorted_json(keys in proptest::collection::vec("[a-z]{1,6}", 0..8)) {
+            let mut unique: Vec<&String> = Vec::new();
+            for key in &keys {
+                if !unique.contains(&key) {
+                    unique.push(key);
+                }
+            }
+            let value = Json::obj(unique.iter().map(|k| (k.as_str(), Json::Arr(vec![Json::Int(1), Json::Null]))));
+            let rendered = value.to_python_pretty();
+            let parsed: serde_json::Value = serde_json::from_str(&rendered).unwrap();
+            let mut sorted = unique.clone();
+            sorted.sort();
+            let positions: Vec<usize> = sorted.iter().map(|k| rendered.find(&format!("\"{k}\":")).unwrap()).collect();
+            proptest::prop_assert!(positions.windows(2).all(|w| w[0] < w[1]));
+            proptest::prop_assert_eq!(parsed.as_object().map_or(0, |o| o.len()), sorted.len());
+        }
+    }
+
     #[test]
     fn strings_are_ascii_escaped_like_python() {
         let value = Json::str("a\"b\\c\n\u{1}é😀/\u{7f}");
