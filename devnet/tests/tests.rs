@@ -211,6 +211,7 @@ fn invalid_batches_are_dropped_with_their_message_and_layers_are_visible() {
         .to_string();
     assert_eq!(ledger.state_get(&root, &a).unwrap().unwrap(), b"one");
     assert_eq!(ledger.state_get(&root, &b).unwrap(), None);
+    devnet.check_consistency().unwrap();
     let listed = ledger.state_list(&root, NS, None, 10).unwrap();
     assert_eq!(
         listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),

@@ -156,7 +156,7 @@ impl Engine {
                 let entries = addresses.iter().map(|a| {
                     let mut entry = TpStateEntry::new();
                     entry.set_address(a.clone());
-                    entry.set_data(block.read(a).unwrap_or_default());
+                    entry.set_data(block.read(a, &self.shared.store).unwrap_or_default());
                     entry
                 });
                 resp.set_entries(entries.collect());
@@ -409,6 +409,7 @@ impl Engine {
             return;
         }
         let accepted: Vec<String> = block.accepted_ids().map(str::to_string).collect();
+        let started = Instant::now();
         let built = match block.seal(&self.shared.state, &self.shared.key) {
             Ok(built) => built,
             Err(err) => {
@@ -416,14 +417,16 @@ impl Engine {
                 return;
             }
         };
-        if let Err(err) = self
-            .shared
-            .store
-            .commit_block(&built.block, &built.receipts)
+        let sealed = started.elapsed();
+        if let Err(err) =
+            self.shared
+                .store
+                .commit_block(&built.block, &built.receipts, &built.state_changes)
         {
             tracing::error!(%err, "committing the block failed; its batches stay pending");
             return;
         }
+        let stored = started.elapsed() - sealed;
         let notice = CommitNotice {
             block_id: built.block.get_header_signature().to_string(),
             block_num: self.shared.head_info().num + 1,
@@ -434,6 +437,8 @@ impl Engine {
             block_num = notice.block_num,
             batches = accepted.len(),
             state_root = %built.state_root,
+            seal_ms = sealed.as_secs_f64() * 1e3,
+            store_ms = stored.as_secs_f64() * 1e3,
             "block committed"
         );
         self.shared.set_head(built.block, built.state_root);

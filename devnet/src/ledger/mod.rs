@@ -190,7 +190,7 @@ fn load_or_create_head(
     let mut block = Block::new();
     block.set_header_signature(key.sign(&bytes));
     block.set_header(bytes);
-    store.commit_block(&block, &[])?;
+    store.commit_block(&block, &[], &[])?;
     tracing::info!(block_id = %block.get_header_signature(), "genesis block written");
     head_from_block(block)
 }
@@ -264,6 +264,29 @@ impl Devnet {
     /// The validator public key that signs blocks (66 hex).
     pub fn validator_public_key(&self) -> &str {
         self.shared.key.public_key()
+    }
+
+    /// Full consistency check of the stored chain head: its block and state root exist, and the
+    /// flat head-state table equals the Merkle leaves under the head's state root. Costs a walk
+    /// of the whole state; meant for tests and diagnostics.
+    pub fn check_consistency(&self) -> Result<()> {
+        let head = self.shared.head_info();
+        let tree = self.shared.state.tree(&head.state_root)?.ok_or_else(|| {
+            LedgerError::Corrupt(format!("head state root {} is missing", head.state_root))
+        })?;
+        let leaves = StateReader::list(&tree, "", None, usize::MAX)?;
+        if leaves != self.shared.store.head_state_entries()? {
+            return Err(LedgerError::Corrupt(
+                "the head-state table disagrees with the Merkle state".into(),
+            ));
+        }
+        if self.shared.store.block_num_of(&head.id)? != Some(head.num) {
+            return Err(LedgerError::Corrupt(format!(
+                "head block {} is not indexed",
+                head.id
+            )));
+        }
+        Ok(())
     }
 
     /// Stops the component loop and waits for it. Every committed block is already durable;

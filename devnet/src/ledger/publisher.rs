@@ -189,8 +189,9 @@ impl BlockBuild {
         })
     }
 
-    /// Reads an address through every layer (raw bytes; `None` if absent or deleted).
-    pub fn read(&self, address: &str) -> Option<Vec<u8>> {
+    /// Reads an address through every layer (raw bytes; `None` if absent or deleted). The base
+    /// layer is the head state's flat table in `store` (the block is built on the head).
+    pub fn read(&self, address: &str, store: &BlockStore) -> Option<Vec<u8>> {
         let layers = [
             self.context.as_ref().map(|c| &c.writes),
             self.current.as_ref().map(|b| &b.writes),
@@ -203,7 +204,7 @@ impl BlockBuild {
         if let Some(v) = self.writes.get(address) {
             return v.clone();
         }
-        match StateReader::get(&self.base, address) {
+        match store.head_value(address) {
             Ok(v) => v,
             Err(err) => {
                 tracing::error!(%address, %err, "state read failed; answering empty");

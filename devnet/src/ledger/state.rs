@@ -100,8 +100,10 @@ impl NodeDatabase {
 
 impl Database for NodeDatabase {
     fn get_reader<'a>(&'a self) -> Result<Box<dyn DatabaseReader + 'a>, DatabaseError> {
-        let txn = self.db.begin_read().map_err(reader_err)?;
-        Ok(Box::new(NodeReader { owner: self, txn }))
+        Ok(Box::new(NodeReader {
+            owner: self,
+            txn: std::cell::OnceCell::new(),
+        }))
     }
 
     fn get_writer<'a>(&'a self) -> Result<Box<dyn DatabaseWriter + 'a>, DatabaseError> {
@@ -129,9 +131,21 @@ fn get_in<T: ReadableTable<&'static [u8], &'static [u8]>>(
         .map(|v| v.value().to_vec()))
 }
 
+/// A reader; its redb read transaction is opened on the first cache miss (most node reads are
+/// cache hits, and transact opens one reader per node).
 struct NodeReader<'a> {
     owner: &'a NodeDatabase,
-    txn: redb::ReadTransaction,
+    txn: std::cell::OnceCell<redb::ReadTransaction>,
+}
+
+impl NodeReader<'_> {
+    fn txn(&self) -> Result<&redb::ReadTransaction, DatabaseError> {
+        if let Some(txn) = self.txn.get() {
+            return Ok(txn);
+        }
+        let txn = self.owner.db.begin_read().map_err(reader_err)?;
+        Ok(self.txn.get_or_init(|| txn))
+    }
 }
 
 impl DatabaseReader for NodeReader<'_> {
@@ -139,7 +153,7 @@ impl DatabaseReader for NodeReader<'_> {
         if let Some(hit) = self.owner.cached(key) {
             return Ok(Some(hit.to_vec()));
         }
-        let table = self.txn.open_table(NODES).map_err(reader_err)?;
+        let table = self.txn()?.open_table(NODES).map_err(reader_err)?;
         let value = get_in(&table, key)?;
         if let Some(value) = &value {
             self.owner.remember(key, value);
@@ -149,33 +163,33 @@ impl DatabaseReader for NodeReader<'_> {
 
     fn index_get(&self, index: &str, key: &[u8]) -> Result<Option<Vec<u8>>, DatabaseError> {
         let table = self
-            .txn
+            .txn()?
             .open_table(index_table(index)?)
             .map_err(reader_err)?;
         get_in(&table, key)
     }
 
     fn cursor(&self) -> Result<DatabaseCursor<'_>, DatabaseError> {
-        let table = self.txn.open_table(NODES).map_err(reader_err)?;
+        let table = self.txn()?.open_table(NODES).map_err(reader_err)?;
         collect_cursor(&table)
     }
 
     fn index_cursor(&self, index: &str) -> Result<DatabaseCursor<'_>, DatabaseError> {
         let table = self
-            .txn
+            .txn()?
             .open_table(index_table(index)?)
             .map_err(reader_err)?;
         collect_cursor(&table)
     }
 
     fn count(&self) -> Result<usize, DatabaseError> {
-        let table = self.txn.open_table(NODES).map_err(reader_err)?;
+        let table = self.txn()?.open_table(NODES).map_err(reader_err)?;
         Ok(table.len().map_err(reader_err)? as usize)
     }
 
     fn index_count(&self, index: &str) -> Result<usize, DatabaseError> {
         let table = self
-            .txn
+            .txn()?
             .open_table(index_table(index)?)
             .map_err(reader_err)?;
         Ok(table.len().map_err(reader_err)? as usize)

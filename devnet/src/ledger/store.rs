@@ -7,16 +7,19 @@
 //!
 //! Layout: `blocks` (number -> block without batches), `block_ids` (id -> number), `batches`
 //! (id -> block number ++ batch bytes), `txns` (id -> block number ++ batch id), `receipts`
-//! (transaction id -> receipt bytes), `meta` (`head` -> number).
+//! (transaction id -> receipt bytes), `meta` (`head` -> number), `head_state` (address -> raw
+//! value at the head, for fast execution reads).
 
 use std::sync::Arc;
 
 use protobuf::{Message as _, RepeatedField};
-use redb::{Durability, ReadableTableMetadata, TableDefinition};
+use redb::{Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
 use sawtooth_sdk::messages::batch::Batch;
 use sawtooth_sdk::messages::block::{Block, BlockHeader};
 use sawtooth_sdk::messages::transaction::Transaction;
-use sawtooth_sdk::messages::transaction_receipt::TransactionReceipt;
+use sawtooth_sdk::messages::transaction_receipt::{
+    StateChange, StateChange_Type, TransactionReceipt,
+};
 
 use super::error::{LedgerError, Result};
 
@@ -26,6 +29,9 @@ const BATCHES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("batches"
 const TXNS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("txns");
 const RECEIPTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("receipts");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// The state at the head as a flat map (address -> raw value), updated in the same write
+/// transaction as the head, so execution reads one key instead of walking the tree.
+const HEAD_STATE: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("head_state");
 
 /// Durable storage of the chain.
 #[derive(Clone)]
@@ -53,14 +59,20 @@ impl BlockStore {
             txn.open_table(TXNS)?;
             txn.open_table(RECEIPTS)?;
             txn.open_table(META)?;
+            txn.open_table(HEAD_STATE)?;
         }
         txn.commit()?;
         Ok(Self { db })
     }
 
-    /// Commits a block (with its batches) and the receipts of its transactions, and makes it the
-    /// head. Durable when this returns.
-    pub fn commit_block(&self, block: &Block, receipts: &[TransactionReceipt]) -> Result<()> {
+    /// Commits a block (with its batches), the receipts of its transactions and its state
+    /// changes (last change per address), and makes it the head. Durable when this returns.
+    pub fn commit_block(
+        &self,
+        block: &Block,
+        receipts: &[TransactionReceipt],
+        changes: &[StateChange],
+    ) -> Result<()> {
         let header = BlockHeader::parse_from_bytes(block.get_header())?;
         let num = header.get_block_num();
         let mut record = Block::new();
@@ -94,6 +106,14 @@ impl BlockStore {
                     receipt.get_transaction_id(),
                     receipt.write_to_bytes()?.as_slice(),
                 )?;
+            }
+            let mut head_state = txn.open_table(HEAD_STATE)?;
+            for change in changes {
+                if change.get_field_type() == StateChange_Type::DELETE {
+                    head_state.remove(change.get_address())?;
+                } else {
+                    head_state.insert(change.get_address(), change.get_value())?;
+                }
             }
             txn.open_table(META)?.insert("head", num)?;
         }
@@ -184,6 +204,25 @@ impl BlockStore {
             return Ok(None);
         };
         Ok(Some(TransactionReceipt::parse_from_bytes(bytes.value())?))
+    }
+
+    /// The raw value at `address` in the head state.
+    pub fn head_value(&self, address: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HEAD_STATE)?;
+        Ok(table.get(address)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every entry of the head state table, sorted by address.
+    pub fn head_state_entries(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HEAD_STATE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// Number of committed blocks (for diagnostics and tests).

@@ -103,6 +103,7 @@ fn kill_9_under_load_loses_nothing_reported_committed() {
 
     // Check the stored chain directly.
     let devnet = embedded(dir.path(), |_| {});
+    devnet.check_consistency().unwrap();
     let ledger = devnet.ledger();
     let statuses = ledger.batch_statuses(&committed);
     assert!(
