@@ -132,7 +132,7 @@ fn write_compact(value: &Json, out: &mut String) {
     }
 }
 
-/// Python's `ensure_ascii` string encoder.
+/// Python's `ensure_ascii` string encoder: everything outside `' '..='~'` is escaped.
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
@@ -144,7 +144,7 @@ fn write_string(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) >= 0x80 => {
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
                     let _ = write!(out, "\\u{unit:04x}");
@@ -219,10 +219,11 @@ mod tests {
 
     #[test]
     fn strings_are_ascii_escaped_like_python() {
-        let value = Json::str("a\"b\\c\n\u{1}é😀/\u{7f}");
+        // python3 -c 'import json; print(json.dumps("a\"b\\c\n\x01\xe9\U0001F600/\x7f\x08\x0c\t\r"))'
+        let value = Json::str("a\"b\\c\n\u{1}é😀/\u{7f}\u{8}\u{c}\t\r");
         assert_eq!(
             value.to_python_compact(),
-            "\"a\\\"b\\\\c\\n\\u0001\\u00e9\\ud83d\\ude00/\u{7f}\""
+            "\"a\\\"b\\\\c\\n\\u0001\\u00e9\\ud83d\\ude00/\\u007f\\b\\f\\t\\r\""
         );
     }
 }
