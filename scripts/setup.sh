@@ -219,6 +219,10 @@ $problems"
   log "ok: installed and verified torch $TORCH_VERSION ($variant) and the models in $BCFL_VENV"
 }
 
+# One installer at a time: several checkouts and scripts share BCFL_HOME.
+mkdir -p "$BCFL_HOME"
+exec 9>"$BCFL_HOME/setup.lock"
+flock 9
 ensure_apt_packages
 check_rust
 ensure_venv

@@ -8,6 +8,7 @@
 #![cfg(feature = "train")]
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
 
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -17,6 +18,17 @@ const HIDDEN: i64 = 16;
 const CLASSES: i64 = 2;
 const SAMPLES: i64 = 256;
 const STEPS: usize = 60;
+
+/// libtorch's default generator is process-global: tests that seed it run one at a time, so
+/// that each sees the numbers its seed gives.
+fn seeded(seed: i64) -> MutexGuard<'static, ()> {
+    static GENERATOR: Mutex<()> = Mutex::new(());
+    let guard = GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    guard
+}
 
 /// A two-layer MLP whose variables are named `fc1.*` and `fc2.*`.
 fn mlp(root: nn::Path<'_>) -> impl Module {
@@ -57,7 +69,7 @@ fn snapshot(vs: &nn::VarStore) -> BTreeMap<String, Tensor> {
 
 #[test]
 fn adamw_steps_reduce_the_loss_and_move_every_parameter() {
-    tch::manual_seed(7);
+    let _generator = seeded(7);
     let (x, y) = separable_data();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = mlp(vs.root());
@@ -105,7 +117,7 @@ fn varstore_safetensors_round_trip_is_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mlp.safetensors");
 
-    tch::manual_seed(11);
+    let _generator = seeded(11);
     let saved = nn::VarStore::new(Device::Cpu);
     let saved_model = mlp(saved.root());
     saved.save(&path).unwrap();

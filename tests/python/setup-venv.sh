@@ -25,6 +25,10 @@ die() {
 }
 
 expected_marker="${PINS[*]}"
+# One creator at a time (several test binaries or checkouts may share the venv).
+mkdir -p "$(dirname "$BCFL_PY38_VENV")"
+exec 9>"$BCFL_PY38_VENV.lock"
+flock 9
 if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$expected_marker" ] \
   && [ -x "$BCFL_PY38_VENV/bin/python" ]; then
   log "ok: $BCFL_PY38_VENV"

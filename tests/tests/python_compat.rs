@@ -17,6 +17,7 @@ mod util;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -34,9 +35,14 @@ fn kit_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python")
 }
 
-/// The Python 3.8 interpreter of the kit's venv, creating the venv if needed; `None` (after
-/// printing why) when this machine cannot have one.
+/// The Python 3.8 interpreter of the kit's venv, creating the venv if needed (once per test
+/// binary); `None` (after printing why) when this machine cannot have one.
 fn kit_python() -> Option<PathBuf> {
+    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PYTHON.get_or_init(create_kit_venv).clone()
+}
+
+fn create_kit_venv() -> Option<PathBuf> {
     let script = kit_dir().join("setup-venv.sh");
     let output = Command::new("bash")
         .arg(&script)
