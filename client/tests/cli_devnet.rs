@@ -403,6 +403,25 @@ fn a_round_end_to_end_through_the_cli() {
     );
     let record = cli.json("admin", &["audit", "member", "bob"]);
     assert_eq!(record["member"]["status"], "SUSPENDED");
+    let history = cli.json("admin", &["audit", "history"]);
+    let actions: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first; the rejected open_round never reached a block.
+    assert_eq!(actions.first(), Some(&"suspend_member"));
+    assert_eq!(actions.last(), Some(&"init_consortium"));
+    assert_eq!(actions.iter().filter(|a| **a == "open_round").count(), 1);
+    assert_eq!(actions.iter().filter(|a| **a == "commit_update").count(), 2);
+    let init = history.as_array().unwrap().last().unwrap();
+    assert_eq!(init["signer_public_key"], cli.public_key("admin"));
+    assert_eq!(
+        init["payload"]["init_consortium"]["params"]["sketch_length"],
+        4
+    );
+
     assert_eq!(record["member"]["suspend_reason"], "left the consortium");
     assert_eq!(record["commitments"].as_array().unwrap().len(), 1);
     assert_eq!(record["links_in"][0]["from"], alice.as_str());

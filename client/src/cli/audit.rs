@@ -51,6 +51,8 @@ pub(crate) enum AuditCommand {
     Verify(VerifyArgs),
     /// The whole family state as JSON lines, one object per address.
     Export(HeadArg),
+    /// The family's transactions, block by block, newest first.
+    History(super::history::HistoryArgs),
 }
 
 /// Read at a given block.
@@ -227,6 +229,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
             }
         }
         AuditCommand::Verify(args) => return verify(ctx, args).await,
+        AuditCommand::History(args) => super::history::history(ctx, args).await?,
         AuditCommand::Export(head) => {
             let state = state(ctx, &head).await?;
             for (address, object) in &state.objects {

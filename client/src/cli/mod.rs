@@ -2,6 +2,7 @@
 
 mod audit;
 mod context;
+mod history;
 mod keys;
 mod submit;
 mod table;
