@@ -321,10 +321,18 @@ impl Engine {
         if pending == 0 || !(due || pending >= self.settings.publish_threshold) {
             return false;
         }
+        // Only batches whose every family has a processor now; the others stay pending.
+        let registry = &self.registry;
         let batches = self
             .shared
             .pool
-            .snapshot(self.settings.max_batches_per_block);
+            .snapshot(self.settings.max_batches_per_block, |b| {
+                b.families.iter().all(|(f, v)| registry.has_type(f, v))
+            });
+        if batches.is_empty() {
+            self.last_block_start = Some(Instant::now());
+            return false;
+        }
         let head = self.shared.head_info();
         match BlockBuild::new(
             &self.shared.state,

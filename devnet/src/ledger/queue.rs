@@ -99,15 +99,21 @@ impl BatchPool {
         Ok(added)
     }
 
-    /// Up to `max` (0: all) pending batches, oldest first.
-    pub fn snapshot(&self, max: usize) -> Vec<Arc<QueuedBatch>> {
+    /// Up to `max` (0: all) pending batches for which `ready` holds, oldest first.
+    pub fn snapshot(
+        &self,
+        max: usize,
+        ready: impl Fn(&QueuedBatch) -> bool,
+    ) -> Vec<Arc<QueuedBatch>> {
         let inner = self.lock();
-        let take = if max == 0 {
-            inner.queued.len()
-        } else {
-            max.min(inner.queued.len())
-        };
-        inner.queued.iter().take(take).cloned().collect()
+        let take = if max == 0 { usize::MAX } else { max };
+        inner
+            .queued
+            .iter()
+            .filter(|b| ready(b))
+            .take(take)
+            .cloned()
+            .collect()
     }
 
     /// Number of pending (not held) batches.

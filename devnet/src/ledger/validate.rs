@@ -36,6 +36,8 @@ pub struct QueuedBatch {
     pub batch: Batch,
     /// Its transactions, in order.
     pub txns: Vec<QueuedTxn>,
+    /// The distinct `(family, version)` pairs of its transactions.
+    pub families: Vec<(String, String)>,
     /// Failed executions so far (INTERNAL_ERROR, timeouts, disconnects).
     pub failures: AtomicU32,
 }
@@ -136,10 +138,22 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
             header: th,
         });
     }
+    let mut families: Vec<(String, String)> = parsed
+        .iter()
+        .map(|t| {
+            (
+                t.header.get_family_name().to_string(),
+                t.header.get_family_version().to_string(),
+            )
+        })
+        .collect();
+    families.sort();
+    families.dedup();
     Ok(QueuedBatch {
         id,
         batch,
         txns: parsed,
+        families,
         failures: AtomicU32::new(0),
     })
 }
