@@ -140,6 +140,9 @@ struct Session {
     subscription: Option<Vec<String>>,
     /// The last block announced (id, number), for `fork_detected`.
     latest: Option<(String, u64)>,
+    /// After falling behind: the last block announced from the store, whose still-queued
+    /// notices are not announced again.
+    replayed_through: Option<u64>,
 }
 
 /// The connection is over.
@@ -151,6 +154,7 @@ impl Session {
             app,
             subscription: None,
             latest: None,
+            replayed_through: None,
         }
     }
 
@@ -181,11 +185,8 @@ impl Session {
                 }
                 Wake::Commit(Ok(notice)) => self.on_commit(&mut socket, notice).await,
                 Wake::Commit(Err(RecvError::Lagged(missed))) => {
-                    tracing::warn!(
-                        missed,
-                        "websocket subscriber fell behind; block deltas were skipped"
-                    );
-                    Ok(())
+                    tracing::debug!(missed, "websocket subscriber fell behind; catching up");
+                    self.catch_up(&mut socket).await
                 }
                 Wake::Commit(Err(RecvError::Closed)) => {
                     watch_commits = false;
@@ -295,6 +296,40 @@ impl Session {
         }
     }
 
+    /// Announces, from the store, the blocks after the last one announced up to the head (the
+    /// commit notices for them were dropped because this socket fell behind).
+    async fn catch_up(&mut self, socket: &mut WebSocket) -> Result<(), Closed> {
+        let ledger = self.app.ledger.as_ref();
+        let Some((_, latest)) = self.latest.clone() else {
+            return Ok(());
+        };
+        let mut num = latest + 1;
+        loop {
+            let block = match ledger.block_by_num(num) {
+                Ok(Some(block)) => block,
+                Ok(None) => return Ok(()),
+                Err(err) => {
+                    tracing::warn!(%err, "could not read missed blocks for a websocket subscriber");
+                    return Ok(());
+                }
+            };
+            let Ok(Some(deltas)) = block_deltas(ledger, &block) else {
+                tracing::warn!(
+                    num,
+                    "could not rebuild a missed block's deltas; it is skipped"
+                );
+                num += 1;
+                continue;
+            };
+            self.latest = Some((deltas.block_id.clone(), deltas.block_num));
+            self.replayed_through = Some(deltas.block_num);
+            if let Some(prefixes) = &self.subscription {
+                send(socket, deltas.message(prefixes, false)).await?;
+            }
+            num += 1;
+        }
+    }
+
     async fn on_commit(
         &mut self,
         socket: &mut WebSocket,
@@ -307,6 +342,13 @@ impl Session {
         {
             // Already announced as the head when the client subscribed.
             return Ok(());
+        }
+        if let Some(replayed) = self.replayed_through {
+            if notice.block_num <= replayed {
+                // Already announced from the store while catching up.
+                return Ok(());
+            }
+            self.replayed_through = None;
         }
         let fork_detected = self
             .latest

@@ -107,10 +107,15 @@ pub struct MemoryLedger {
 impl MemoryLedger {
     /// A ledger with no genesis block yet.
     pub fn empty() -> Arc<Self> {
+        Self::with_commit_capacity(64)
+    }
+
+    /// A ledger with no genesis whose commit channel holds `capacity` notices.
+    pub fn with_commit_capacity(capacity: usize) -> Arc<Self> {
         Arc::new(MemoryLedger {
             inner: Mutex::default(),
             changes: watch::channel(0).0,
-            commits: broadcast::channel(64).0,
+            commits: broadcast::channel(capacity).0,
         })
     }
 

@@ -172,3 +172,46 @@ async fn block_deltas_are_the_last_change_per_address_from_receipts() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn a_subscriber_that_falls_behind_catches_up_from_the_store() {
+    let ledger = MemoryLedger::with_commit_capacity(2);
+    ledger.commit(Vec::new(), Vec::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(crate::rest::serve(
+        listener,
+        ledger.clone(),
+        std::future::pending(),
+    ));
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/subscriptions"))
+            .await
+            .unwrap();
+    say(&mut socket, r#"{"action": "subscribe"}"#).await;
+    let head: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(head["block_num"], "0");
+    // Ten commits without yielding overflow the socket's queue of two notices.
+    for i in 1..=10 {
+        let seed = i.to_string();
+        ledger.commit(
+            vec![super::memory::simple_batch(&seed)],
+            vec![change(&address("1cf126", &seed), Some(b"v"))],
+        );
+    }
+    for expected in 1..=10 {
+        let message: serde_json::Value =
+            serde_json::from_str(&next_text(&mut socket).await).unwrap();
+        assert_eq!(message["block_num"], expected.to_string(), "{message}");
+        assert!(message.get("fork_detected").is_none(), "{message}");
+        assert_eq!(
+            message["state_changes"].as_array().unwrap().len(),
+            1,
+            "{message}"
+        );
+    }
+    ledger.commit(Vec::new(), Vec::new());
+    let message: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(message["block_num"], "11");
+    server.abort();
+}
