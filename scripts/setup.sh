@@ -11,6 +11,7 @@
 #
 # Idempotent: a marker in the venv records what was installed and verified, so a rerun only checks
 # that the files are still there (about a second). Usage: scripts/setup.sh [--force]
+# (--force reinstalls the Python packages even when they verify).
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -166,8 +167,10 @@ verify_install() {
 }
 
 pip_install() {
-  log "pip install $*"
-  "$BCFL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$@" >&2 \
+  local extra=()
+  [ "$force" -eq 0 ] || extra=(--force-reinstall)
+  log "pip install ${extra[*]} $*"
+  "$BCFL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${extra[@]}" "$@" >&2 \
     || die "pip install $* failed (is pypi.org reachable?)"
 }
 
