@@ -391,6 +391,24 @@ fn a_round_end_to_end_through_the_cli() {
         "{rounds}"
     );
 
+    // Round 2: the aggregator is the centre of the measured graph (symmetric here, so the
+    // smaller key wins the tie) and the parent model is round 1's aggregate.
+    cli.ok(
+        "bob",
+        &["bandwidth", "report", "--link", "alice:2000000:400"],
+    );
+    cli.ok("admin", &["round", "open", "--aggregator", "centre"]);
+    let round1 = cli.json("admin", &["audit", "round", "1"]);
+    let round2 = cli.json("admin", &["audit", "round", "2"]);
+    assert_eq!(
+        round2["round"]["aggregator"],
+        alice.clone().min(bob.clone())
+    );
+    assert_eq!(
+        round2["round"]["parent_model_sha256"],
+        round1["aggregate"]["model_sha256"]
+    );
+
     cli.ok(
         "admin",
         &[
@@ -413,7 +431,7 @@ fn a_round_end_to_end_through_the_cli() {
     // Newest first; the rejected open_round never reached a block.
     assert_eq!(actions.first(), Some(&"suspend_member"));
     assert_eq!(actions.last(), Some(&"init_consortium"));
-    assert_eq!(actions.iter().filter(|a| **a == "open_round").count(), 1);
+    assert_eq!(actions.iter().filter(|a| **a == "open_round").count(), 2);
     assert_eq!(actions.iter().filter(|a| **a == "commit_update").count(), 2);
     let init = history.as_array().unwrap().last().unwrap();
     assert_eq!(init["signer_public_key"], cli.public_key("admin"));

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch of the `bcfl` command line.
 
 mod audit;
+mod centre;
 mod context;
 mod history;
 mod keys;

@@ -89,7 +89,8 @@ pub(crate) enum RoundCommand {
         /// the consortium's base model for round 1].
         #[arg(long, value_name = "HEX")]
         parent_model_sha256: Option<String>,
-        /// The aggregating member's public key or key name [default: the signer].
+        /// The aggregating member: a public key, a key name, or `centre` (the centre of the
+        /// measured bandwidth graph among active members) [default: the signer].
         #[arg(long)]
         aggregator: Option<String>,
         /// Round topology.
@@ -348,6 +349,10 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
                     })?,
             };
             let aggregator = match aggregator {
+                Some(a) if a == "centre" => {
+                    let state = ctx.reader()?.family_state(None).await?;
+                    super::centre::centre_aggregator(&state)?
+                }
                 Some(a) => ctx.public_key(&a)?,
                 None => ctx.signer()?.public_key().as_hex().to_owned(),
             };
