@@ -293,6 +293,9 @@ fn garbage_frames_neither_crash_nor_wedge_the_endpoint() {
     let mut garbage = fixture_tp(devnet.component_endpoint(), "garbage");
     let status = garbage.0.wait().unwrap();
     assert!(status.success(), "garbage fixture: {status:?}");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut garbage.0.stdout.take().unwrap(), &mut said).unwrap();
+    assert_eq!(said, "protocol version 2 refused\nprobe echoed\n");
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     let batch = Signer::new().script(&format!("set {} ok", addr(5)));
     ledger.submit_batches(vec![batch.clone()]).unwrap();
@@ -402,4 +405,20 @@ fn the_chain_and_state_survive_a_restart() {
     );
     let h = BlockHeader::parse_from_bytes(ledger.chain_head().unwrap().get_header()).unwrap();
     assert_eq!(h.get_previous_block_id(), head.get_header_signature());
+}
+
+#[test]
+fn raw_header_processors_receive_the_signed_header_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = embedded(dir.path(), |_| {});
+    let ledger = devnet.ledger();
+    let _raw = fixture_tp(devnet.component_endpoint(), "raw");
+    let batch = Signer::new().script("anything");
+    ledger.submit_batches(vec![batch.clone()]).unwrap();
+    wait_status(
+        &ledger,
+        batch.get_header_signature(),
+        BatchStatusKind::Committed,
+        LONG,
+    );
 }

@@ -16,17 +16,23 @@
 //!
 //! Context errors (e.g. AUTHORIZATION_ERROR) go through the SDK's own mapping. The raw-ZMQ modes
 //! misbehave on the wire: `garbage` sends malformed frames and exits, `vanish` registers and exits
-//! as soon as it receives a transaction, `silent` registers and never answers.
+//! as soon as it receives a transaction, `silent` registers and never answers; `raw` registers for
+//! RAW headers and checks that the signed header bytes arrive.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use protobuf::Message as _;
-use sawtooth_sdk::messages::processor::{TpProcessRequest, TpRegisterRequest};
+use sawtooth_sdk::messages::processor::{
+    TpProcessRequest, TpProcessResponse, TpProcessResponse_Status, TpRegisterRequest,
+    TpRegisterResponse, TpRegisterResponse_Status,
+};
+use sawtooth_sdk::messages::transaction::TransactionHeader;
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext, TransactionHandler};
 use sawtooth_sdk::processor::TransactionProcessor;
+use sha2::{Digest, Sha512};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {
@@ -38,6 +44,9 @@ enum Mode {
     Vanish,
     /// Register, then never answer.
     Silent,
+    /// Register for RAW headers (protocol version 1) and accept every transaction whose signed
+    /// header bytes arrive intact.
+    Raw,
 }
 
 /// Test-fixture transaction processor for bcfl-devnet.
@@ -206,6 +215,35 @@ fn garbage(cli: &Cli) -> anyhow::Result<()> {
         ),
         0,
     )?;
+    // A newer TP protocol is refused with ERROR and protocol_version 1 (field 2, which the SDK's
+    // older processor.proto does not know, so it arrives as an unknown field).
+    let mut req = TpRegisterRequest::new();
+    req.set_family("fixture".into());
+    req.set_version("9.9".into());
+    req.mut_unknown_fields().add_varint(6, 2);
+    socket.send(
+        envelope(
+            Message_MessageType::TP_REGISTER_REQUEST,
+            "pv2",
+            req.write_to_bytes()?,
+        ),
+        0,
+    )?;
+    let reply = Message::parse_from_bytes(&socket.recv_bytes(0)?)?;
+    anyhow::ensure!(
+        reply.get_correlation_id() == "pv2",
+        "unexpected reply {reply:?}"
+    );
+    let resp = TpRegisterResponse::parse_from_bytes(reply.get_content())?;
+    let version = resp
+        .get_unknown_fields()
+        .get(2)
+        .and_then(|v| v.varint.first().copied());
+    anyhow::ensure!(
+        resp.get_status() == TpRegisterResponse_Status::ERROR && version == Some(1),
+        "protocol_version 2 was not refused: {resp:?}"
+    );
+    println!("protocol version 2 refused");
     // A probe is echoed; waiting for it proves the endpoint survived everything above.
     socket.send(&[][..], 0)?;
     let echo = socket.recv_bytes(0)?;
@@ -238,6 +276,70 @@ fn misbehave(cli: &Cli, exit_on_request: bool) -> anyhow::Result<()> {
     }
 }
 
+/// Checks a RAW-style request: no expanded header, the signed header bytes in field 5.
+fn check_raw(req: &TpProcessRequest) -> Result<(), String> {
+    if req.has_header() {
+        return Err("an expanded header was sent to a RAW processor".into());
+    }
+    let bytes = req
+        .get_unknown_fields()
+        .get(5)
+        .and_then(|v| v.length_delimited.first())
+        .ok_or("header_bytes (field 5) is missing")?;
+    let header = TransactionHeader::parse_from_bytes(bytes).map_err(|e| e.to_string())?;
+    let digest = hex::encode(Sha512::digest(req.get_payload()));
+    if header.get_payload_sha512() != digest {
+        return Err("header_bytes do not describe this payload".into());
+    }
+    Ok(())
+}
+
+fn raw_headers(cli: &Cli) -> anyhow::Result<()> {
+    let socket = raw_socket(cli)?;
+    let mut req = TpRegisterRequest::new();
+    req.set_family(cli.family.clone());
+    req.set_version(cli.version.clone());
+    req.mut_unknown_fields().add_varint(6, 1);
+    req.mut_unknown_fields().add_varint(7, 2);
+    socket.send(
+        envelope(
+            Message_MessageType::TP_REGISTER_REQUEST,
+            "reg",
+            req.write_to_bytes()?,
+        ),
+        0,
+    )?;
+    loop {
+        let msg = Message::parse_from_bytes(&socket.recv_bytes(0)?)?;
+        let cid = msg.get_correlation_id();
+        match msg.get_message_type() {
+            Message_MessageType::TP_PROCESS_REQUEST => {
+                let mut resp = TpProcessResponse::new();
+                match check_raw(&TpProcessRequest::parse_from_bytes(msg.get_content())?) {
+                    Ok(()) => resp.set_status(TpProcessResponse_Status::OK),
+                    Err(why) => {
+                        resp.set_status(TpProcessResponse_Status::INVALID_TRANSACTION);
+                        resp.set_message(why);
+                    }
+                }
+                let reply = envelope(
+                    Message_MessageType::TP_PROCESS_RESPONSE,
+                    cid,
+                    resp.write_to_bytes()?,
+                );
+                socket.send(reply, 0)?;
+            }
+            Message_MessageType::PING_REQUEST => {
+                socket.send(
+                    envelope(Message_MessageType::PING_RESPONSE, cid, Vec::new()),
+                    0,
+                )?;
+            }
+            _ => {}
+        }
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.mode {
@@ -254,5 +356,6 @@ fn main() -> anyhow::Result<()> {
         Mode::Garbage => garbage(&cli),
         Mode::Vanish => misbehave(&cli, true),
         Mode::Silent => misbehave(&cli, false),
+        Mode::Raw => raw_headers(&cli),
     }
 }
