@@ -15,6 +15,19 @@
 //! | `GET`/`POST /receipts`, `GET /peers`, `GET /status` | [`node`] |
 //! | `GET /subscriptions` (websocket) | [`subscriptions`] |
 //!
+//! Where the Python API would crash or hang, this one answers instead:
+//!
+//! * a missing `Content-Type` on a POST is the endpoint's "Wrong Content Type" error (aiohttp
+//!   raises a `KeyError`, a plain 500);
+//! * a `head` on `/state` that is not 128 hex is code 60 (the Python API silently reads the
+//!   chain head and reports `"head": ""`);
+//! * a page `start` beyond the chain on `/blocks` is code 54 (the validator fails without an
+//!   answer and the API times out).
+//!
+//! Everything else, including the Python API's own quirks (`/state` answering an unknown head
+//! with code 70, an invalid `address` filter listing nothing, a non-JSON status body being a
+//! plain 500, `wait` on `/receipts` being a plain 500), is reproduced.
+//!
 //! ```no_run
 //! # async fn run(ledger: std::sync::Arc<dyn bcfl_devnet::view::LedgerView>) -> std::io::Result<()> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8008").await?;
