@@ -169,7 +169,7 @@ verify_install() {
 pip_install() {
   local extra=()
   [ "$force" -eq 0 ] || extra=(--force-reinstall)
-  log "pip install ${extra[*]} $*"
+  log "pip install ${extra[*]:+${extra[*]} }$*"
   "$BCFL_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${extra[@]}" "$@" >&2 \
     || die "pip install $* failed (is pypi.org reachable?)"
 }
