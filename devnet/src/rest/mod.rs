@@ -94,7 +94,8 @@ pub struct AppState {
     pub ledger: Arc<dyn LedgerView>,
     /// The API's settings.
     pub config: Arc<RestConfig>,
-    /// Flips to `true` when the server shuts down (websockets then close with 1001).
+    /// Flips to `true` when the server shuts down: websockets then close with 1001 and waiting
+    /// status requests answer at once.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 

@@ -162,6 +162,8 @@ async fn wait_for_statuses(
     let validator_deadline = began + timeout;
     let rest_deadline = began + app.config.validator_timeout;
     let mut changes = app.ledger.status_changes();
+    let mut shutdown = app.shutdown.clone();
+    let mut watch_shutdown = true;
     loop {
         changes.borrow_and_update();
         let statuses = app.ledger.batch_statuses(ids);
@@ -175,7 +177,9 @@ async fn wait_for_statuses(
         if now >= rest_deadline && rest_deadline <= validator_deadline {
             return Err(ApiError::ValidatorTimedOut);
         }
-        if now >= validator_deadline {
+        if now >= validator_deadline || *shutdown.borrow() {
+            // On server shutdown the current statuses are answered at once, so that graceful
+            // shutdown does not wait out the timeout.
             return Ok(statuses);
         }
         let deadline = validator_deadline.min(rest_deadline);
@@ -187,6 +191,10 @@ async fn wait_for_statuses(
                 }
             }
             () = sleep_until(deadline) => {}
+            changed = shutdown.changed(), if watch_shutdown => {
+                // A router built without `serve` has no shutdown signal.
+                watch_shutdown = changed.is_ok();
+            }
         }
     }
 }

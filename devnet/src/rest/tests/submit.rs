@@ -336,3 +336,42 @@ impl MemoryLedger {
         crate::view::LedgerView::submit_batches(self, vec![batch.clone()]).unwrap();
     }
 }
+
+#[tokio::test]
+async fn shutdown_answers_waiting_status_requests_at_once() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ledger = MemoryLedger::with_genesis();
+    let batch = simple_batch("stuck");
+    ledger.submit(&batch);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::rest::serve(listener, ledger.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /batch_statuses?id={}&wait=200 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        batch.get_header_signature()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.contains("\"status\": \"PENDING\""), "{response}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
