@@ -19,19 +19,34 @@ fn load(name: &str) -> Value {
 }
 
 fn services(doc: &Value) -> &serde_yaml::Mapping {
-    doc.get("services").and_then(Value::as_mapping).expect("a services map")
+    doc.get("services")
+        .and_then(Value::as_mapping)
+        .expect("a services map")
 }
 
 fn text(service: &Value, key: &str) -> String {
-    service.get(key).and_then(Value::as_str).unwrap_or_default().to_owned()
+    service
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
 fn devmode_network_has_validator_rest_consensus_settings_and_bcfl_tp() {
     let doc = load("devmode.yaml");
     let services = services(&doc);
-    for name in ["validator", "rest-api", "settings-tp", "devmode-engine", "bcfl-tp"] {
-        assert!(services.contains_key(name), "devmode.yaml lacks service {name}");
+    for name in [
+        "validator",
+        "rest-api",
+        "settings-tp",
+        "devmode-engine",
+        "bcfl-tp",
+    ] {
+        assert!(
+            services.contains_key(name),
+            "devmode.yaml lacks service {name}"
+        );
     }
     let tp = &services["bcfl-tp"];
     assert_eq!(text(tp, "image"), "bcfl:latest");
@@ -43,7 +58,10 @@ fn devmode_network_has_validator_rest_consensus_settings_and_bcfl_tp() {
         "--bind consensus:tcp://eth0:5050",
         "sawadm genesis",
     ] {
-        assert!(validator.contains(needle), "validator entrypoint lacks {needle}");
+        assert!(
+            validator.contains(needle),
+            "validator entrypoint lacks {needle}"
+        );
     }
     assert!(text(&services["rest-api"], "entrypoint").contains("-C tcp://validator:4004"));
 }
@@ -52,14 +70,22 @@ fn devmode_network_has_validator_rest_consensus_settings_and_bcfl_tp() {
 fn pbft_network_runs_bcfl_tp_beside_every_validator() {
     let doc = load("pbft.yaml");
     let services = services(&doc);
-    let validators: Vec<_> =
-        services.keys().filter_map(Value::as_str).filter(|k| k.starts_with("validator-")).collect();
+    let validators: Vec<_> = services
+        .keys()
+        .filter_map(Value::as_str)
+        .filter(|k| k.starts_with("validator-"))
+        .collect();
     assert_eq!(validators.len(), 5, "five validators");
     for i in 0..validators.len() {
         for prefix in ["rest-api", "settings-tp", "bcfl-tp", "pbft"] {
             let name = format!("{prefix}-{i}");
-            let service = services.get(name.as_str()).unwrap_or_else(|| panic!("no {name}"));
-            let depends = service.get("depends_on").and_then(Value::as_sequence).expect("depends_on");
+            let service = services
+                .get(name.as_str())
+                .unwrap_or_else(|| panic!("no {name}"));
+            let depends = service
+                .get("depends_on")
+                .and_then(Value::as_sequence)
+                .expect("depends_on");
             assert_eq!(depends[0].as_str(), Some(format!("validator-{i}").as_str()));
         }
         let tp = &services[format!("bcfl-tp-{i}").as_str()];
@@ -70,7 +96,12 @@ fn pbft_network_runs_bcfl_tp_beside_every_validator() {
     }
     let genesis = text(&services["validator-0"], "command");
     assert!(genesis.contains("sawtooth.consensus.algorithm.name=pbft"));
-    assert!(genesis.matches("/pbft-shared/validators/validator-").count() >= 5);
+    assert!(
+        genesis
+            .matches("/pbft-shared/validators/validator-")
+            .count()
+            >= 5
+    );
 }
 
 #[test]
@@ -86,7 +117,10 @@ fn pbft_file_is_what_the_generator_writes() {
     assert!(status.success());
     let generated = std::fs::read_to_string(dir.path().join("pbft.yaml")).unwrap();
     let committed = std::fs::read_to_string(compose_dir().join("pbft.yaml")).unwrap();
-    assert!(generated == committed, "pbft.yaml is stale: run sawtooth-compose/gen-pbft.py");
+    assert!(
+        generated == committed,
+        "pbft.yaml is stale: run sawtooth-compose/gen-pbft.py"
+    );
 }
 
 #[test]
@@ -94,5 +128,8 @@ fn dockerfile_builds_the_ledger_binaries_without_libtorch() {
     let text = std::fs::read_to_string(compose_dir().join("Dockerfile")).unwrap();
     assert!(text.contains("protobuf-compiler libzmq3-dev pkg-config"));
     assert!(text.contains("-p bcfl-processor"));
-    assert!(!text.contains("--features"), "the image must not need libtorch");
+    assert!(
+        !text.contains("--features"),
+        "the image must not need libtorch"
+    );
 }
