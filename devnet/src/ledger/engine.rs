@@ -108,7 +108,7 @@ impl Engine {
         let bound = router
             .get_last_endpoint()?
             .map_err(|raw| super::error::LedgerError::Config(format!("bad endpoint {raw:?}")))?;
-        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let tag = super::uuid4_hex();
         let monitor_ep = format!("inproc://devnet-monitor-{tag}");
         router.monitor(&monitor_ep, zmq::SocketEvent::DISCONNECTED as i32)?;
         let monitor = ctx.socket(zmq::PAIR)?;
@@ -329,7 +329,7 @@ impl Engine {
     }
 
     fn ping(&mut self, identity: &[u8]) {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = super::uuid4_hex();
         if let Some(peer) = self.peers.get_mut(identity) {
             peer.last_ping = Some(Instant::now());
         }

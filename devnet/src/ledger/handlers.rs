@@ -382,7 +382,7 @@ impl Engine {
         req.set_payload(signed.get_payload().to_vec());
         req.set_signature(txn.id.clone());
         req.set_context_id(context_id);
-        let correlation_id = uuid::Uuid::new_v4().simple().to_string();
+        let correlation_id = super::uuid4_hex();
         if self
             .send(&tp.identity, T::TP_PROCESS_REQUEST, &correlation_id, &req)
             .is_err()

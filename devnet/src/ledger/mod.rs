@@ -2,7 +2,7 @@
 //!
 //! [`Devnet::start`] opens (or creates) the data dir, writes the genesis block on first start,
 //! binds the component endpoint and runs the component loop on its own thread. The returned
-//! handle gives a [`LedgerView`](crate::view::LedgerView) for the REST API or for embedding.
+//! handle gives a [`LedgerView`] for the REST API or for embedding.
 //!
 //! ```no_run
 //! use bcfl_devnet::ledger::{Devnet, DevnetConfig};
@@ -53,6 +53,15 @@ use keys::ValidatorKey;
 use queue::BatchPool;
 use state::{NodeDatabase, StateReader};
 use store::BlockStore;
+
+/// A random uuid4 as 32 lowercase hex (Python's `uuid4().hex`), for context and correlation
+/// ids; drawn from the thread-local RNG, not a syscall per id.
+pub fn uuid4_hex() -> String {
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .simple()
+        .to_string()
+}
 
 /// Genesis `previous_block_id` (16 zeros).
 pub const NULL_BLOCK_ID: &str = "0000000000000000";
@@ -313,5 +322,19 @@ impl Devnet {
 impl Drop for Devnet {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn uuid4_hex_has_the_python_shape() {
+        let a = super::uuid4_hex();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(&a[12..13], "4");
+        assert_ne!(a, super::uuid4_hex());
     }
 }

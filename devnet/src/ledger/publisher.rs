@@ -47,7 +47,7 @@ pub struct TxnContext {
 impl TxnContext {
     fn new(txn: &QueuedTxn) -> Self {
         Self {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id: super::uuid4_hex(),
             inputs: txn.header.get_inputs().to_vec(),
             outputs: txn.header.get_outputs().to_vec(),
             writes: HashMap::new(),
