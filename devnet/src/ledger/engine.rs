@@ -85,6 +85,8 @@ pub struct Engine {
     pub(super) inflight: Option<InFlight>,
     pub(super) avoid: Option<Vec<u8>>,
     pub(super) last_block_start: Option<Instant>,
+    /// True when the last block left nothing pending: the next batch is published at once.
+    pub(super) idle: bool,
     awaiting_pong: HashSet<Vec<u8>>,
     liveness_deadline: Option<Instant>,
     reprobe_at: Vec<Instant>,
@@ -138,6 +140,7 @@ impl Engine {
             inflight: None,
             avoid: None,
             last_block_start: None,
+            idle: true,
             awaiting_pong: HashSet::new(),
             liveness_deadline: None,
             reprobe_at: Vec::new(),
@@ -195,9 +198,10 @@ impl Engine {
             until = until.min(*r);
         }
         if self.block.is_none() && self.shared.pool.pending_len() > 0 {
-            let next = self
-                .last_block_start
-                .map_or(now, |t| t + self.settings.block_interval);
+            let next = match self.last_block_start {
+                Some(t) if !self.idle => t + self.settings.block_interval,
+                _ => now,
+            };
             until = until.min(next);
         }
         until.saturating_duration_since(now).as_millis() as i64

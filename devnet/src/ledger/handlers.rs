@@ -315,9 +315,10 @@ impl Engine {
             return false;
         }
         let pending = self.shared.pool.pending_len();
-        let due = self
-            .last_block_start
-            .is_none_or(|t| t.elapsed() >= self.settings.block_interval);
+        let due = self.idle
+            || self
+                .last_block_start
+                .is_none_or(|t| t.elapsed() >= self.settings.block_interval);
         if pending == 0 || !(due || pending >= self.settings.publish_threshold) {
             return false;
         }
@@ -329,6 +330,7 @@ impl Engine {
             .snapshot(self.settings.max_batches_per_block, |b| {
                 b.families.iter().all(|(f, v)| registry.has_type(f, v))
             });
+        self.idle = false;
         if batches.is_empty() {
             self.last_block_start = Some(Instant::now());
             return false;
@@ -414,6 +416,7 @@ impl Engine {
             if had_news {
                 self.shared.bump_status();
             }
+            self.idle = self.shared.pool.pending_len() == 0;
             return;
         }
         let accepted: Vec<String> = block.accepted_ids().map(str::to_string).collect();
@@ -457,6 +460,7 @@ impl Engine {
             .collect();
         self.shared.pool.remove(&ids, &self.shared.store);
         self.shared.bump_status();
+        self.idle = self.shared.pool.pending_len() == 0;
         let _ = self.shared.commits.send(notice);
     }
 }

@@ -73,11 +73,12 @@ pub struct DevnetConfig {
     pub data_dir: PathBuf,
     /// ZMQ endpoint processors connect to (port 0 picks a free port).
     pub component_endpoint: String,
-    /// Minimum time between the starts of two blocks. An idle devnet starts a block as soon as
-    /// a batch arrives; under load a block starts at most this often and takes everything
-    /// pending, or at once when `max_batches_per_block` (100 if unlimited) batches are waiting.
-    /// The default, 20 ms, keeps a lone client's submit-to-commit latency near 20 ms while still
-    /// grouping concurrent batches into few blocks (one fsync each).
+    /// Minimum time between the starts of two blocks under load. An idle devnet (the last block
+    /// left nothing pending) starts a block as soon as a batch arrives; otherwise a block starts
+    /// at most this often and takes everything pending, or at once when
+    /// `max_batches_per_block` (100 if unlimited) batches are waiting. So a lone client sees a
+    /// few milliseconds from submit to commit, while concurrent batches are grouped into few
+    /// blocks (one fsync each).
     pub block_interval: Duration,
     /// Maximum batches per block (0: unlimited).
     pub max_batches_per_block: usize,
