@@ -11,17 +11,20 @@
 //! say which peer left) every registered processor is pinged; a processor that neither answers nor
 //! fails within 10 s is dropped. A dropped processor's in-flight transaction is retried.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use sawtooth_sdk::messages::network::PingRequest;
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 
+use super::committer::{CommitEvent, SealJob};
 use super::error::Result;
-use super::publisher::BlockBuild;
+use super::publisher::{BlockBuild, Overlay};
 use super::registry::Registry;
 use super::Shared;
 
@@ -66,6 +69,13 @@ pub(super) struct InFlight {
     pub deadline: Instant,
 }
 
+/// A block handed to the committer and not yet committed.
+pub(super) struct Outstanding {
+    pub writes: Arc<Overlay>,
+    pub batch_ids: Vec<String>,
+    pub txn_ids: Vec<String>,
+}
+
 /// Per-identity liveness bookkeeping.
 pub(super) struct Peer {
     pub last_seen: Instant,
@@ -87,6 +97,13 @@ pub struct Engine {
     pub(super) last_block_start: Option<Instant>,
     /// True when the last block left nothing pending: the next batch is published at once.
     pub(super) idle: bool,
+    pub(super) jobs: Option<Sender<SealJob>>,
+    events: Receiver<CommitEvent>,
+    committer: Option<JoinHandle<()>>,
+    /// Blocks with the committer, oldest first.
+    pub(super) committing: VecDeque<Outstanding>,
+    /// Bumped when a commit fails, so blocks built on the failed one are dropped.
+    pub(super) generation: u64,
     awaiting_pong: HashSet<Vec<u8>>,
     liveness_deadline: Option<Instant>,
     reprobe_at: Vec<Instant>,
@@ -128,6 +145,14 @@ impl Engine {
             },
             bound,
         );
+        let (jobs, job_rx) = std::sync::mpsc::channel();
+        let (event_tx, events) = std::sync::mpsc::channel();
+        let committer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("devnet-committer".into())
+                .spawn(move || super::committer::run(shared, job_rx, event_tx))?
+        };
         let engine = Self {
             router,
             monitor,
@@ -141,6 +166,11 @@ impl Engine {
             avoid: None,
             last_block_start: None,
             idle: true,
+            jobs: Some(jobs),
+            events,
+            committer: Some(committer),
+            committing: VecDeque::new(),
+            generation: 0,
             awaiting_pong: HashSet::new(),
             liveness_deadline: None,
             reprobe_at: Vec::new(),
@@ -179,10 +209,36 @@ impl Engine {
             if router_ready {
                 self.drain_router();
             }
+            self.drain_commit_events();
             self.check_timers();
             self.drive();
         }
+        // Let the committer finish the blocks it holds, then stop it.
+        drop(self.jobs.take());
+        if let Some(committer) = self.committer.take() {
+            if committer.join().is_err() {
+                tracing::error!("the committer panicked");
+            }
+        }
         tracing::info!("component loop stopped");
+    }
+
+    fn drain_commit_events(&mut self) {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                CommitEvent::Committed => {
+                    self.committing.pop_front();
+                }
+                CommitEvent::Failed(generation) if generation == self.generation => {
+                    // Everything built on the failed block is void; its batches are still
+                    // pending and will be executed again.
+                    self.generation += 1;
+                    self.committing.clear();
+                    self.block = None;
+                }
+                CommitEvent::Failed(_) => {}
+            }
+        }
     }
 
     fn poll_timeout(&self) -> i64 {

@@ -15,12 +15,14 @@ use sawtooth_sdk::messages::processor::*;
 use sawtooth_sdk::messages::state_context::*;
 use sawtooth_sdk::messages::validator::{Message, Message_MessageType as T};
 
-use crate::view::CommitNotice;
-
-use super::engine::{Engine, InFlight};
+use super::committer::SealJob;
+use super::engine::{Engine, InFlight, Outstanding};
 use super::publisher::{BlockBuild, NextTxn, TxnOutcome};
 use super::registry::{HeaderStyle, Registration};
 use super::validate::is_full_address;
+
+/// Blocks that may wait for the committer before execution pauses.
+const MAX_OUTSTANDING: usize = 2;
 
 /// Highest TP protocol version devnet speaks (Sawtooth's `MAX_SDK_PROTOCOL_VERSION`).
 const MAX_PROTOCOL_VERSION: u64 = 1;
@@ -311,7 +313,8 @@ impl Engine {
     }
 
     fn start_block(&mut self) -> bool {
-        if self.shared.shutdown.load(Ordering::Acquire) {
+        if self.shared.shutdown.load(Ordering::Acquire) || self.committing.len() >= MAX_OUTSTANDING
+        {
             return false;
         }
         let pending = self.shared.pool.pending_len();
@@ -322,37 +325,49 @@ impl Engine {
         if pending == 0 || !(due || pending >= self.settings.publish_threshold) {
             return false;
         }
-        // Only batches whose every family has a processor now; the others stay pending.
+        // Only batches whose every family has a processor now, and that are not already in a
+        // block being committed; the others stay pending.
         let registry = &self.registry;
+        let outstanding: HashSet<&str> = self
+            .committing
+            .iter()
+            .flat_map(|o| o.batch_ids.iter().map(String::as_str))
+            .collect();
         let batches = self
             .shared
             .pool
             .snapshot(self.settings.max_batches_per_block, |b| {
-                b.families.iter().all(|(f, v)| registry.has_type(f, v))
+                !outstanding.contains(b.id.as_str())
+                    && b.families.iter().all(|(f, v)| registry.has_type(f, v))
             });
-        self.idle = false;
         if batches.is_empty() {
-            self.last_block_start = Some(Instant::now());
+            if outstanding.is_empty() {
+                // Nothing runnable (no processor for what is pending): retry after an interval.
+                self.idle = false;
+                self.last_block_start = Some(Instant::now());
+            }
             return false;
         }
-        let head = self.shared.head_info();
-        match BlockBuild::new(
-            &self.shared.state,
-            (&head.id, head.num, &head.state_root),
+        self.idle = false;
+        self.last_block_start = Some(Instant::now());
+        let parents = self
+            .committing
+            .iter()
+            .rev()
+            .map(|o| Arc::clone(&o.writes))
+            .collect();
+        let parent_txns = self
+            .committing
+            .iter()
+            .flat_map(|o| o.txn_ids.iter().cloned())
+            .collect();
+        self.block = Some(BlockBuild::new(
             batches,
             self.settings.max_retries,
-        ) {
-            Ok(build) => {
-                self.last_block_start = Some(Instant::now());
-                self.block = Some(build);
-                true
-            }
-            Err(err) => {
-                tracing::error!(%err, "cannot start a block");
-                self.last_block_start = Some(Instant::now());
-                false
-            }
-        }
+            parents,
+            Arc::new(parent_txns),
+        ));
+        true
     }
 
     fn dispatch(&mut self, batch: Arc<super::validate::QueuedBatch>, index: usize) {
@@ -408,59 +423,39 @@ impl Engine {
         let Some(block) = self.block.take() else {
             return;
         };
-        let dropped: Vec<String> = block.dropped.clone();
-        let had_news = !dropped.is_empty() || !block.invalid.is_empty();
-        if block.is_empty() {
-            let ids: HashSet<&str> = dropped.iter().map(String::as_str).collect();
-            self.shared.pool.remove(&ids, &self.shared.store);
-            if had_news {
-                self.shared.bump_status();
-            }
-            self.idle = self.shared.pool.pending_len() == 0;
-            return;
+        let dropped: HashSet<&str> = block.dropped.iter().map(String::as_str).collect();
+        self.shared.pool.remove(&dropped, &self.shared.store);
+        if !dropped.is_empty() || !block.invalid.is_empty() {
+            self.shared.bump_status();
         }
-        let accepted: Vec<String> = block.accepted_ids().map(str::to_string).collect();
-        let started = Instant::now();
-        let built = match block.seal(&self.shared.state, &self.shared.key) {
-            Ok(built) => built,
-            Err(err) => {
-                tracing::error!(%err, "sealing the block failed; its batches stay pending");
-                return;
+        let executed = block.finish();
+        if !executed.accepted.is_empty() {
+            let writes = Arc::new(executed.writes);
+            self.committing.push_back(Outstanding {
+                writes: Arc::clone(&writes),
+                batch_ids: executed.accepted.iter().map(|b| b.id.clone()).collect(),
+                txn_ids: executed
+                    .accepted
+                    .iter()
+                    .flat_map(|b| b.txns.iter().map(|t| t.id.clone()))
+                    .collect(),
+            });
+            let job = SealJob {
+                generation: self.generation,
+                writes,
+                batches: executed.accepted,
+                receipts: executed.receipts,
+            };
+            if self
+                .jobs
+                .as_ref()
+                .is_none_or(|jobs| jobs.send(job).is_err())
+            {
+                tracing::error!("the committer is gone; the block's batches stay pending");
+                self.committing.pop_back();
             }
-        };
-        let sealed = started.elapsed();
-        if let Err(err) =
-            self.shared
-                .store
-                .commit_block(&built.block, &built.receipts, &built.state_changes)
-        {
-            tracing::error!(%err, "committing the block failed; its batches stay pending");
-            return;
         }
-        let stored = started.elapsed() - sealed;
-        let notice = CommitNotice {
-            block_id: built.block.get_header_signature().to_string(),
-            block_num: self.shared.head_info().num + 1,
-            previous_block_id: self.shared.head_info().id.clone(),
-            state_changes: built.state_changes,
-        };
-        tracing::info!(
-            block_num = notice.block_num,
-            batches = accepted.len(),
-            state_root = %built.state_root,
-            seal_ms = sealed.as_secs_f64() * 1e3,
-            store_ms = stored.as_secs_f64() * 1e3,
-            "block committed"
-        );
-        self.shared.set_head(built.block, built.state_root);
-        let ids: HashSet<&str> = accepted
-            .iter()
-            .chain(dropped.iter())
-            .map(String::as_str)
-            .collect();
-        self.shared.pool.remove(&ids, &self.shared.store);
-        self.shared.bump_status();
-        self.idle = self.shared.pool.pending_len() == 0;
-        let _ = self.shared.commits.send(notice);
+        let outstanding: usize = self.committing.iter().map(|o| o.batch_ids.len()).sum();
+        self.idle = self.shared.pool.pending_len() <= outstanding;
     }
 }

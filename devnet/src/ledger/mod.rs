@@ -20,8 +20,10 @@
 //!
 //! Modules: [`state`] (Merkle-Radix state), [`store`] (blocks, batches, receipts), [`validate`]
 //! (submission checks), [`queue`] (pending/held/invalid batches), [`registry`] (processors),
-//! [`publisher`] (block building), [`engine`] and `handlers` (the ZMQ loop), [`keys`].
+//! [`publisher`] (block building), [`committer`] (sealing and durable commits, pipelined with
+//! execution), [`engine`] and `handlers` (the ZMQ loop), [`keys`].
 
+pub mod committer;
 pub mod engine;
 pub mod error;
 mod handlers;

@@ -4,7 +4,8 @@
 //! transaction at a time ([`BlockBuild::next_txn`]), the loop sends it to a processor, serves
 //! the processor's state requests from the [`TxnContext`], and reports the outcome
 //! ([`BlockBuild::finish_txn`]). Reads see, in order: the transaction's own writes, earlier
-//! transactions of its batch, earlier batches of the block, then the parent block's state root.
+//! transactions of its batch, earlier batches of the block, blocks still being committed by
+//! [`super::committer`], then the head state.
 //! An invalid batch's writes are discarded with it.
 //!
 //! Batch selection follows Sawtooth's candidate block: a batch with an already committed id or
@@ -15,19 +16,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use protobuf::{Message as _, RepeatedField};
-use sawtooth_sdk::messages::block::{Block, BlockHeader};
+use protobuf::RepeatedField;
 use sawtooth_sdk::messages::events::Event;
 use sawtooth_sdk::messages::transaction_receipt::{
     StateChange, StateChange_Type, TransactionReceipt,
 };
-use sha2::{Digest, Sha256};
-use transact::state::merkle::MerkleRadixTree;
 
 use crate::view::InvalidTransactionInfo;
 
-use super::error::Result;
-use super::state::StateReader;
 use super::store::BlockStore;
 use super::validate::{QueuedBatch, QueuedTxn};
 
@@ -122,20 +118,21 @@ pub enum TxnOutcome {
     NoProcessor,
 }
 
+/// Writes of a block, last value per address (`None`: deleted).
+pub type Overlay = BTreeMap<String, Option<Vec<u8>>>;
+
 /// A block under construction (see the module docs).
 pub struct BlockBuild {
-    /// Number of the block being built.
-    pub num: u64,
-    /// Parent block id.
-    pub parent_id: String,
-    base_root: String,
-    base: MerkleRadixTree,
+    /// Writes of earlier blocks still being sealed and committed, newest first.
+    parents: Vec<Arc<Overlay>>,
+    /// Transaction ids of those blocks.
+    parent_txns: Arc<HashSet<String>>,
     batches: Vec<Arc<QueuedBatch>>,
     next_batch: usize,
     current: Option<BatchRun>,
     /// The open context, if a transaction is executing.
     pub context: Option<TxnContext>,
-    writes: BTreeMap<String, Option<Vec<u8>>>,
+    writes: Overlay,
     txn_ids: HashSet<String>,
     accepted: Vec<Arc<QueuedBatch>>,
     receipts: Vec<TransactionReceipt>,
@@ -146,35 +143,28 @@ pub struct BlockBuild {
     max_retries: u32,
 }
 
-/// A built block, ready to be stored.
-pub struct BuiltBlock {
-    /// The signed block with its batches.
-    pub block: Block,
-    /// Receipts of every transaction in it.
+/// What executing a block produced, for the committer to seal.
+pub struct Executed {
+    /// Last change per address.
+    pub writes: Overlay,
+    /// Valid batches, in block order.
+    pub accepted: Vec<Arc<QueuedBatch>>,
+    /// Receipts of their transactions.
     pub receipts: Vec<TransactionReceipt>,
-    /// Last change per address, sorted by address.
-    pub state_changes: Vec<StateChange>,
-    /// Its state root.
-    pub state_root: String,
 }
 
 impl BlockBuild {
-    /// Starts a block on top of `parent` (its id, number and state root).
+    /// Starts a block on top of the head plus `parents` (blocks handed to the committer, newest
+    /// first, whose transaction ids are `parent_txns`).
     pub fn new(
-        state: &StateReader,
-        parent: (&str, u64, &str),
         batches: Vec<Arc<QueuedBatch>>,
         max_retries: u32,
-    ) -> Result<Self> {
-        let (parent_id, parent_num, root) = parent;
-        let base = state.tree(root)?.ok_or_else(|| {
-            super::error::LedgerError::Corrupt(format!("head state root {root} is missing"))
-        })?;
-        Ok(Self {
-            num: parent_num + 1,
-            parent_id: parent_id.to_string(),
-            base_root: root.to_string(),
-            base,
+        parents: Vec<Arc<Overlay>>,
+        parent_txns: Arc<HashSet<String>>,
+    ) -> Self {
+        Self {
+            parents,
+            parent_txns,
             batches,
             next_batch: 0,
             current: None,
@@ -186,7 +176,7 @@ impl BlockBuild {
             dropped: Vec::new(),
             invalid: Vec::new(),
             max_retries,
-        })
+        }
     }
 
     /// Reads an address through every layer (raw bytes; `None` if absent or deleted). The base
@@ -201,8 +191,10 @@ impl BlockBuild {
                 return v.clone();
             }
         }
-        if let Some(v) = self.writes.get(address) {
-            return v.clone();
+        for layer in std::iter::once(&self.writes).chain(self.parents.iter().map(|p| &**p)) {
+            if let Some(v) = layer.get(address) {
+                return v.clone();
+            }
         }
         match store.head_value(address) {
             Ok(v) => v,
@@ -242,6 +234,7 @@ impl BlockBuild {
                 let ok = t.header.get_dependencies().iter().all(|d| {
                     in_batch.contains(d.as_str())
                         || self.txn_ids.contains(d)
+                        || self.parent_txns.contains(d)
                         || store.has_txn(d).unwrap_or(false)
                 });
                 in_batch.insert(t.id.as_str());
@@ -261,10 +254,11 @@ impl BlockBuild {
 
     fn already_committed(&self, batch: &QueuedBatch, store: &BlockStore) -> bool {
         store.has_batch(&batch.id).unwrap_or(false)
-            || batch
-                .txns
-                .iter()
-                .any(|t| self.txn_ids.contains(&t.id) || store.has_txn(&t.id).unwrap_or(false))
+            || batch.txns.iter().any(|t| {
+                self.txn_ids.contains(&t.id)
+                    || self.parent_txns.contains(&t.id)
+                    || store.has_txn(&t.id).unwrap_or(false)
+            })
     }
 
     /// Reports the outcome of the running transaction. Returns the batch id and invalid info
@@ -344,47 +338,13 @@ impl BlockBuild {
         self.accepted.is_empty()
     }
 
-    /// Computes the state root (writing the new nodes) and signs the block.
-    pub fn seal(self, state: &StateReader, key: &super::keys::ValidatorKey) -> Result<BuiltBlock> {
-        // A delete of an address absent from the parent state (e.g. set and deleted within this
-        // block) changes nothing; transact refuses to delete a missing leaf, so skip it.
-        let mut changes = Vec::with_capacity(self.writes.len());
-        for (address, value) in &self.writes {
-            if value.is_some() || self.base.contains(address)? {
-                changes.push((address.clone(), value.clone()));
-            }
-        }
-        let state_root = state.apply(&self.base_root, changes)?;
-        let batch_ids: Vec<String> = self.accepted.iter().map(|b| b.id.clone()).collect();
-        let mut summary = Sha256::new();
-        for id in &batch_ids {
-            summary.update(id.as_bytes());
-        }
-        let mut consensus = b"Devmode".to_vec();
-        consensus.extend_from_slice(&summary.finalize());
-        let mut header = BlockHeader::new();
-        header.set_block_num(self.num);
-        header.set_previous_block_id(self.parent_id.clone());
-        header.set_signer_public_key(key.public_key().to_string());
-        header.set_batch_ids(RepeatedField::from_vec(batch_ids));
-        header.set_consensus(consensus);
-        header.set_state_root_hash(state_root.clone());
-        let header_bytes = header.write_to_bytes()?;
-        let mut block = Block::new();
-        block.set_header_signature(key.sign(&header_bytes));
-        block.set_header(header_bytes);
-        block.set_batches(self.accepted.iter().map(|b| b.batch.clone()).collect());
-        let state_changes = self
-            .writes
-            .into_iter()
-            .map(|(address, value)| state_change(address, value))
-            .collect();
-        Ok(BuiltBlock {
-            block,
+    /// Ends execution and hands over what the block holds.
+    pub fn finish(self) -> Executed {
+        Executed {
+            writes: self.writes,
+            accepted: self.accepted,
             receipts: self.receipts,
-            state_changes,
-            state_root,
-        })
+        }
     }
 
     /// Ids of the batches in the block so far.
@@ -393,7 +353,8 @@ impl BlockBuild {
     }
 }
 
-fn state_change(address: String, value: Option<Vec<u8>>) -> StateChange {
+/// A receipt-style state change.
+pub fn state_change(address: String, value: Option<Vec<u8>>) -> StateChange {
     let mut change = StateChange::new();
     change.set_address(address);
     match value {
