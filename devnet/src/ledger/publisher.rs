@@ -333,11 +333,6 @@ impl BlockBuild {
         })
     }
 
-    /// Whether any batch made it into the block.
-    pub fn is_empty(&self) -> bool {
-        self.accepted.is_empty()
-    }
-
     /// Ends execution and hands over what the block holds.
     pub fn finish(self) -> Executed {
         Executed {
@@ -345,11 +340,6 @@ impl BlockBuild {
             accepted: self.accepted,
             receipts: self.receipts,
         }
-    }
-
-    /// Ids of the batches in the block so far.
-    pub fn accepted_ids(&self) -> impl Iterator<Item = &str> {
-        self.accepted.iter().map(|b| b.id.as_str())
     }
 }
 

@@ -203,3 +203,68 @@ fn promote_held(inner: &mut PoolInner, store: &BlockStore) {
         inner.queued.push_back(batch);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::validate::QueuedTxn;
+    use sawtooth_sdk::messages::batch::Batch;
+    use sawtooth_sdk::messages::transaction::TransactionHeader;
+    use std::sync::atomic::AtomicU32;
+
+    fn batch(id: &str, txn: &str, deps: &[&str]) -> QueuedBatch {
+        let mut header = TransactionHeader::new();
+        header.set_dependencies(deps.iter().map(|d| d.to_string()).collect());
+        QueuedBatch {
+            id: id.into(),
+            batch: Batch::new(),
+            txns: vec![QueuedTxn {
+                id: txn.into(),
+                header,
+            }],
+            families: vec![],
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    #[test]
+    fn held_batches_wait_for_their_dependencies_and_capacity_is_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("q.redb")).unwrap());
+        let store = BlockStore::new(db).unwrap();
+        let pool = BatchPool::new(3);
+        assert_eq!(pool.submit(vec![batch("b2", "t2", &["t1"])], &store), Ok(1));
+        assert_eq!(pool.status("b2").0, BatchStatusKind::Unknown);
+        assert_eq!(pool.pending_len(), 0);
+        // Known ids are ignored; the dependency arriving releases the held batch.
+        assert_eq!(
+            pool.submit(
+                vec![batch("b2", "t2", &["t1"]), batch("b1", "t1", &[])],
+                &store
+            ),
+            Ok(1)
+        );
+        assert_eq!(pool.status("b2").0, BatchStatusKind::Pending);
+        let order: Vec<String> = pool
+            .snapshot(0, |_| true)
+            .iter()
+            .map(|b| b.id.clone())
+            .collect();
+        assert_eq!(order, ["b1", "b2"]);
+        assert_eq!(pool.snapshot(1, |b| b.id != "b1").len(), 1);
+        assert_eq!(
+            pool.submit(vec![batch("b3", "t3", &[]), batch("b4", "t4", &[])], &store),
+            Err(SubmitError::QueueFull)
+        );
+        let info = vec![InvalidTransactionInfo {
+            id: "t1".into(),
+            message: "no".into(),
+            extended_data: vec![],
+        }];
+        pool.mark_invalid("b1", info.clone(), &store);
+        assert_eq!(pool.status("b1"), (BatchStatusKind::Invalid, info));
+        pool.remove(&HashSet::from(["b2"]), &store);
+        assert_eq!(pool.status("b2").0, BatchStatusKind::Unknown);
+        assert_eq!(pool.pending_len(), 0);
+    }
+}

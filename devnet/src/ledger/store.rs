@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use protobuf::{Message as _, RepeatedField};
-use redb::{Durability, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Durability, ReadableTable, TableDefinition};
 use sawtooth_sdk::messages::batch::Batch;
 use sawtooth_sdk::messages::block::{Block, BlockHeader};
 use sawtooth_sdk::messages::transaction::Transaction;
@@ -223,11 +223,5 @@ impl BlockStore {
             out.push((k.value().to_string(), v.value().to_vec()));
         }
         Ok(out)
-    }
-
-    /// Number of committed blocks (for diagnostics and tests).
-    pub fn block_count(&self) -> Result<u64> {
-        let txn = self.db.begin_read()?;
-        Ok(txn.open_table(BLOCKS)?.len()?)
     }
 }
