@@ -5,6 +5,8 @@
 //!   client with typed errors, and typed decoding of the family's state.
 //! - [`fixed`]: the fixed-point conversions (`*_micro`, `*_ppm`) the ledger uses instead of
 //!   floating point.
+//! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
+//!   update blobs and their aggregation.
 //! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
 //!
 //! The `bcfl` binary (`src/main.rs`) is the command line over this library; `docs/cli.md`
@@ -20,3 +22,5 @@ pub mod fixed;
 pub mod json;
 pub mod ledger;
 pub mod net;
+#[cfg(feature = "train")]
+pub mod train;

@@ -1,0 +1,198 @@
+//! LoRA: low-rank adapters on frozen linear layers (Hu et al. 2021, "LoRA: Low-Rank Adaptation of
+//! Large Language Models", arXiv:2106.09685).
+//!
+//! An adapted layer computes `y = x Wᵀ + b + (alpha / rank) · dropout(x) Aᵀ Bᵀ`, where the base
+//! weight `W` and bias `b` are frozen, `A` (`rank × in`) starts Kaiming-uniform as in PEFT and `B`
+//! (`out × rank`) starts at zero, so a fresh adapter leaves the layer unchanged. The variable
+//! names `lora_a` and `lora_b` are part of the update file format.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+use super::{Error, Result};
+
+/// Variable name of the `A` matrix (`rank × in_features`).
+pub const LORA_A: &str = "lora_a";
+/// Variable name of the `B` matrix (`out_features × rank`).
+pub const LORA_B: &str = "lora_b";
+
+/// Which attention projections carry adapters, and their shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LoraConfig {
+    /// Rank of the update `B·A`.
+    pub rank: i64,
+    /// Scale numerator: the update is multiplied by `alpha / rank`.
+    pub alpha: f64,
+    /// Dropout applied to the adapter's input while training.
+    pub dropout: f64,
+    /// Adapted projections among `query`, `key`, `value`, `output` (attention output dense).
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    fn default() -> Self {
+        Self {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.1,
+            targets: vec!["query".into(), "value".into()],
+        }
+    }
+}
+
+/// Projections that may carry adapters.
+pub const TARGETS: [&str; 4] = ["query", "key", "value", "output"];
+
+impl LoraConfig {
+    /// Checks ranges and target names.
+    pub fn validate(&self) -> Result<()> {
+        if self.rank < 1 {
+            return Err(Error::Config(format!("LoRA rank {} < 1", self.rank)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "LoRA dropout {} not in [0, 1)",
+                self.dropout
+            )));
+        }
+        if let Some(bad) = self.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+            return Err(Error::Config(format!(
+                "unknown LoRA target {bad:?} (expected one of {TARGETS:?})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the projection `name` carries an adapter.
+    pub fn targets(&self, name: &str) -> bool {
+        self.targets.iter().any(|t| t == name)
+    }
+}
+
+/// A linear layer with frozen weights and an optional trainable low-rank adapter.
+#[derive(Debug)]
+pub struct LoraLinear {
+    weight: Tensor,
+    bias: Tensor,
+    adapter: Option<Adapter>,
+}
+
+#[derive(Debug)]
+struct Adapter {
+    a: Tensor,
+    b: Tensor,
+    scale: f64,
+    dropout: f64,
+}
+
+impl LoraLinear {
+    /// A frozen linear layer under `base` (`weight`, `bias`, as in the checkpoint) and, when
+    /// `lora` is given, an adapter under `adapter` (`lora_a`, `lora_b`).
+    pub fn new(
+        base: nn::Path<'_>,
+        adapter: nn::Path<'_>,
+        in_features: i64,
+        out_features: i64,
+        lora: Option<&LoraConfig>,
+    ) -> Self {
+        let weight = base.var("weight", &[out_features, in_features], Init::Const(0.0));
+        let bias = base.var("bias", &[out_features], Init::Const(0.0));
+        let adapter = lora.map(|cfg| Adapter {
+            // PEFT initialises A with kaiming_uniform_(a = sqrt(5)): bound = 1 / sqrt(in).
+            a: adapter.var(
+                LORA_A,
+                &[cfg.rank, in_features],
+                Init::Uniform {
+                    lo: -1.0 / (in_features as f64).sqrt(),
+                    up: 1.0 / (in_features as f64).sqrt(),
+                },
+            ),
+            b: adapter.var(LORA_B, &[out_features, cfg.rank], Init::Const(0.0)),
+            scale: cfg.alpha / cfg.rank as f64,
+            dropout: cfg.dropout,
+        });
+        Self {
+            weight,
+            bias,
+            adapter,
+        }
+    }
+
+    /// Applies the layer; the adapter's dropout is active only when `train` is set.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let base = x.linear(&self.weight, Some(&self.bias));
+        match &self.adapter {
+            None => base,
+            Some(adapter) => {
+                let input = x.dropout(adapter.dropout, train);
+                base + input
+                    .linear::<Tensor>(&adapter.a, None)
+                    .linear::<Tensor>(&adapter.b, None)
+                    * adapter.scale
+            }
+        }
+    }
+
+    /// The base layer alone, without the adapter.
+    pub fn forward_base(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, Some(&self.bias))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tch::{Device, Kind};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// With B = 0 (a fresh adapter) the adapted layer equals its base layer, whatever A,
+        /// the rank, the scale and the input are.
+        #[test]
+        fn zero_b_equals_the_base_layer(
+            seed in 0i64..1_000,
+            rank in 1i64..6,
+            alpha in 0.5f64..64.0,
+            in_f in 1i64..24,
+            out_f in 1i64..24,
+            rows in 1i64..5,
+        ) {
+            tch::manual_seed(seed);
+            let adapters = nn::VarStore::new(Device::Cpu);
+            let base = nn::VarStore::new(Device::Cpu);
+            let cfg = LoraConfig { rank, alpha, dropout: 0.0, ..LoraConfig::default() };
+            let layer = LoraLinear::new(base.root(), adapters.root(), in_f, out_f, Some(&cfg));
+            tch::no_grad(|| {
+                for (_, mut v) in base.variables() {
+                    let _ = v.copy_(&Tensor::randn(v.size(), (Kind::Float, Device::Cpu)));
+                }
+            });
+            let x = Tensor::randn([rows, in_f], (Kind::Float, Device::Cpu));
+            prop_assert!(layer.forward_t(&x, false).equal(&layer.forward_base(&x)));
+            // A non-zero B changes the output.
+            tch::no_grad(|| {
+                for (_, mut v) in adapters.variables() {
+                    let _ = v.copy_(&Tensor::ones(v.size(), (Kind::Float, Device::Cpu)));
+                }
+            });
+            prop_assert!(!layer.forward_t(&x, false).equal(&layer.forward_base(&x)));
+        }
+    }
+
+    #[test]
+    fn config_rejects_unknown_targets_and_bad_ranks() {
+        assert!(LoraConfig::default().validate().is_ok());
+        let bad_target = LoraConfig {
+            targets: vec!["queries".into()],
+            ..LoraConfig::default()
+        };
+        assert!(bad_target.validate().is_err());
+        let bad_rank = LoraConfig {
+            rank: 0,
+            ..LoraConfig::default()
+        };
+        assert!(bad_rank.validate().is_err());
+    }
+}
