@@ -1,5 +1,11 @@
-//! Networking between members: bandwidth edge lists and transfer planning.
+//! Networking between members: blob serving, bandwidth probes, verified relayed transfers, and
+//! transfer planning.
 //!
+//! - [`manifest`]: blob ids (SHA-256) and per-chunk manifests checked while a transfer arrives.
+//! - [`blob`]: the content-addressed blob store (atomic, verified inserts).
+//! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
+//! - [`transfer`]: cut-through transfers along an upstream chain of relays.
+//! - [`route`]: routed fetches with failover, and distribution along the route tree.
 //! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
 //! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
 //!   time under the store-and-forward and pipelined models (see [`bcfl_processor::graph`], the
@@ -7,8 +13,16 @@
 //!
 //! [`NetCommand`] is the `bcfl net` subcommand group, so the CLI wires it in two lines.
 
+pub mod blob;
 pub mod edges;
+mod error;
+pub mod manifest;
 pub mod plan;
+pub mod route;
+pub mod server;
+pub mod transfer;
+
+pub use error::{NetError, Result};
 
 #[cfg(test)]
 mod tests;

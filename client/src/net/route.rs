@@ -1,0 +1,344 @@
+//! Routed fetches and distribution over the measured bandwidth graph, with failover.
+//!
+//! Peers are named by node id (a member's public key on the ledger, or any name in an edge
+//! list) and reached at base URLs ([`Peers`]). A route from a holder to a receiver
+//! (`holder -> r1 -> ... -> receiver`) becomes the receiver's upstream chain
+//! `[.., r1, holder]` (nearest first, see [`transfer`](super::transfer)).
+//!
+//! On a failure the peer blamed by the [`TransferFailure`] (else the nearest upstream peer) is
+//! excluded, the routes are computed again on the graph without it, and the fetch is retried:
+//! a dead relay is routed around, a holder that sent corrupt data is never asked again, and
+//! nothing unverified is kept (the receiver's store only commits verified blobs).
+//!
+//! [`distribute`] pushes one blob from a source to every member along the tree of routes by
+//! asking each member to pull (`POST /v1/pull`), all at once, reporting each completion.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
+use serde::{Deserialize, Serialize};
+
+use super::error::{NetError, Result};
+use super::manifest::BlobId;
+use super::server::PullRequest;
+use super::transfer::{FetchReport, TransferFailure, Transfers};
+
+/// Node ids and the base URLs they serve at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peers(pub BTreeMap<String, String>);
+
+impl Peers {
+    /// The base URL of `node`.
+    pub fn url(&self, node: &str) -> Option<&str> {
+        self.0.get(node).map(String::as_str)
+    }
+
+    /// The node serving at `url`.
+    pub fn node_at(&self, url: &str) -> Option<&str> {
+        let url = url.trim_end_matches('/');
+        self.0
+            .iter()
+            .find(|(_, u)| u.trim_end_matches('/') == url)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The upstream chain (URLs, nearest first) for a receiver at the end of `path`.
+    pub fn upstream_of(&self, path: &[impl AsRef<str>]) -> Result<Vec<String>> {
+        path.iter()
+            .rev()
+            .skip(1)
+            .map(|n| {
+                self.url(n.as_ref())
+                    .map(|u| u.trim_end_matches('/').to_owned())
+                    .ok_or_else(|| NetError::peer(n.as_ref(), "no endpoint known"))
+            })
+            .collect()
+    }
+}
+
+/// How routes are chosen and how many times a failed fetch is re-routed.
+#[derive(Debug, Clone, Copy)]
+pub struct RoutePolicy {
+    /// Shortest (store-and-forward latency) or widest (bottleneck) paths.
+    pub routing: Routing,
+    /// The transfer size and relay chunk size the routes are costed with.
+    pub model: TransferModel,
+    /// Fetch attempts before giving up.
+    pub max_attempts: usize,
+}
+
+fn route(
+    graph: &BandwidthGraph,
+    policy: &RoutePolicy,
+    holders: &[String],
+    receiver: &str,
+    excluded: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let removed: Vec<&String> = excluded.iter().filter(|n| graph.contains(n)).collect();
+    let graph = graph.without_nodes(&removed)?;
+    let mut best: Option<(f64, Vec<String>)> = None;
+    for holder in holders
+        .iter()
+        .filter(|h| !excluded.contains(*h) && graph.contains(h))
+    {
+        let tree = match policy.routing {
+            Routing::Shortest => graph.shortest_paths(holder, &policy.model)?,
+            Routing::Widest => graph.widest_paths(holder, &policy.model)?,
+        };
+        let Some(path) = tree.path(receiver) else {
+            continue;
+        };
+        let latency = tree.latency(receiver).unwrap_or(f64::INFINITY);
+        if best.as_ref().is_none_or(|(l, _)| latency < *l) {
+            best = Some((
+                latency,
+                path.iter().map(|n| n.as_str().to_owned()).collect(),
+            ));
+        }
+    }
+    best.map(|(_, path)| path).ok_or_else(|| NetError::NoRoute {
+        destination: receiver.to_owned(),
+        excluded: excluded.iter().cloned().collect(),
+    })
+}
+
+/// The node to exclude after `failure` on a fetch along `upstream`.
+fn blamed(peers: &Peers, failure: &TransferFailure, upstream: &[String]) -> Option<String> {
+    let url = failure
+        .failed_peer
+        .as_deref()
+        .or(upstream.first().map(String::as_str))?;
+    peers.node_at(url).map(str::to_owned)
+}
+
+/// One attempt of a routed fetch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The node path, holder first.
+    pub path: Vec<String>,
+    /// The error, for a failed attempt.
+    pub error: Option<String>,
+    /// The node excluded after it.
+    pub excluded: Option<String>,
+}
+
+/// A completed routed fetch and the attempts it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutedFetch {
+    /// The successful fetch.
+    pub report: FetchReport,
+    /// Every attempt, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Fetches `id` into `receiver`'s store (through `transfers`, the receiver's own) from the
+/// nearest of `holders`, re-routing around failed peers.
+pub async fn fetch_routed(
+    transfers: &Arc<Transfers>,
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    id: &BlobId,
+    holders: &[String],
+    receiver: &str,
+) -> Result<RoutedFetch> {
+    routed(graph, peers, policy, holders, receiver, |upstream| {
+        let transfers = transfers.clone();
+        let id = id.clone();
+        async move { transfers.fetch(&id, upstream).await }
+    })
+    .await
+}
+
+async fn routed<F, Fut>(
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    holders: &[String],
+    receiver: &str,
+    mut fetch: F,
+) -> Result<RoutedFetch>
+where
+    F: FnMut(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<FetchReport, TransferFailure>>,
+{
+    let mut excluded = BTreeSet::new();
+    let mut attempts = Vec::new();
+    let mut last_error = None;
+    for _ in 0..policy.max_attempts.max(1) {
+        let path = match route(graph, policy, holders, receiver, &excluded) {
+            Ok(path) => path,
+            Err(e) => {
+                last_error = Some(e);
+                break;
+            }
+        };
+        let upstream = peers.upstream_of(&path)?;
+        match fetch(upstream.clone()).await {
+            Ok(report) => {
+                attempts.push(Attempt {
+                    path,
+                    error: None,
+                    excluded: None,
+                });
+                return Ok(RoutedFetch { report, attempts });
+            }
+            Err(failure) => {
+                let culprit = blamed(peers, &failure, &upstream);
+                tracing::warn!(%receiver, ?path, error = %failure.error, ?culprit, "fetch failed; re-routing");
+                attempts.push(Attempt {
+                    path,
+                    error: Some(failure.error.clone()),
+                    excluded: culprit.clone(),
+                });
+                last_error = Some(NetError::peer(
+                    failure.failed_peer.clone().unwrap_or_default(),
+                    &failure.error,
+                ));
+                match culprit {
+                    Some(c) if c != receiver => {
+                        excluded.insert(c);
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| NetError::NoRoute {
+        destination: receiver.to_owned(),
+        excluded: excluded.into_iter().collect(),
+    }))
+}
+
+/// Asks the node at `url` to pull `id` along `upstream` and waits for its answer.
+pub async fn pull(
+    http: &reqwest::Client,
+    url: &str,
+    id: &BlobId,
+    upstream: Vec<String>,
+) -> std::result::Result<FetchReport, TransferFailure> {
+    let request = PullRequest {
+        sha256: id.clone(),
+        upstream,
+    };
+    let unreachable = |e: String| TransferFailure {
+        error: e,
+        failed_peer: Some(url.trim_end_matches('/').to_owned()),
+        integrity: false,
+    };
+    let response = http
+        .post(format!("{}/v1/pull", url.trim_end_matches('/')))
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+    if status.is_success() {
+        serde_json::from_str(&text).map_err(|e| unreachable(format!("{url}: bad answer: {e}")))
+    } else {
+        Err(serde_json::from_str(&text)
+            .unwrap_or_else(|_| unreachable(format!("{url}: HTTP {status}: {text}"))))
+    }
+}
+
+/// One member's outcome in a distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The member.
+    pub node: String,
+    /// Seconds from the start of the distribution to the member's verified copy.
+    pub seconds: Option<f64>,
+    /// The path it finally came along, source first.
+    pub path: Vec<String>,
+    /// Attempts it took.
+    pub attempts: usize,
+    /// The last error, when it never arrived.
+    pub error: Option<String>,
+}
+
+/// The result of [`distribute`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    /// The blob.
+    pub sha256: BlobId,
+    /// The source.
+    pub source: String,
+    /// Seconds until the last member had it (the asynchronous time).
+    pub seconds: f64,
+    /// Every destination, sorted by node.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Distributes `id` from `source` to every other node of `peers` along the route tree, all
+/// members pulling at once; `progress` is called as each member completes or fails.
+pub async fn distribute(
+    http: &reqwest::Client,
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    id: &BlobId,
+    source: &str,
+    mut progress: impl FnMut(&Delivery),
+) -> Result<Distribution> {
+    let started = Instant::now();
+    let holders = vec![source.to_owned()];
+    let mut tasks = tokio::task::JoinSet::new();
+    for node in peers.0.keys().filter(|n| n.as_str() != source) {
+        let (graph, peers, policy, holders, node) = (
+            graph.clone(),
+            peers.clone(),
+            *policy,
+            holders.clone(),
+            node.clone(),
+        );
+        let (http, id) = (http.clone(), id.clone());
+        tasks.spawn(async move {
+            let url = peers.url(&node).unwrap_or_default().to_owned();
+            let outcome = routed(&graph, &peers, &policy, &holders, &node, |upstream| {
+                let (http, url, id) = (http.clone(), url.clone(), id.clone());
+                async move { pull(&http, &url, &id, upstream).await }
+            })
+            .await;
+            let elapsed = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(done) => Delivery {
+                    node,
+                    seconds: Some(elapsed),
+                    path: done
+                        .attempts
+                        .last()
+                        .map(|a| a.path.clone())
+                        .unwrap_or_default(),
+                    attempts: done.attempts.len(),
+                    error: None,
+                },
+                Err(e) => Delivery {
+                    node,
+                    seconds: None,
+                    path: Vec::new(),
+                    attempts: policy.max_attempts,
+                    error: Some(e.to_string()),
+                },
+            }
+        });
+    }
+    let mut deliveries = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let delivery = joined.map_err(|e| NetError::peer(source, format!("task: {e}")))?;
+        progress(&delivery);
+        deliveries.push(delivery);
+    }
+    deliveries.sort_by(|a, b| a.node.cmp(&b.node));
+    Ok(Distribution {
+        sha256: id.clone(),
+        source: source.to_owned(),
+        seconds: started.elapsed().as_secs_f64(),
+        deliveries,
+    })
+}
