@@ -95,6 +95,7 @@
 
 pub mod access;
 pub mod address;
+pub mod anomaly;
 pub mod error;
 pub mod graph;
 pub mod handler;

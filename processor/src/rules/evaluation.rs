@@ -6,11 +6,16 @@
 //! (PageRank, DBSCAN, modified z-score): it must stay a pure, deterministic function of the
 //! evidence.
 //!
-//! Current behaviour: no method runs; every committer is accepted, none is excluded.
+//! Behaviour: without an `anomaly` configuration every committer is accepted and none excluded.
+//! With one, [`crate::anomaly::evaluate`] runs the configured methods over the features of
+//! [`crate::anomaly::MemberData::from_evidence`]; the verdict stores one `MethodVerdict` per
+//! method (scores sorted by member) and the committers flagged by at least
+//! `max(1, ensemble_min_votes)` methods as excluded.
 
 use bcfl_protos::bcfl as pb;
 
-use crate::error::Result;
+use crate::anomaly::{evaluate, MemberData};
+use crate::error::{Result, TxnError};
 
 /// Everything on chain that a round's verdict may depend on.
 #[derive(Clone, Debug)]
@@ -29,6 +34,18 @@ pub struct RoundEvidence<'a> {
 /// and excluded (both sorted, together exactly the committers). `evaluated_by` is left empty for
 /// the caller to fill.
 pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
+    if evidence.params.has_anomaly() {
+        let data = MemberData::from_evidence(evidence.commitments, evidence.links);
+        let outcome = evaluate(evidence.params.get_anomaly(), &data)
+            .map_err(|e| TxnError::Rejected(format!("anomaly evaluation failed: {e}")))?;
+        return Ok(pb::Verdict {
+            round: evidence.round.number,
+            methods: outcome.methods.into(),
+            accepted: outcome.accepted.into(),
+            excluded: outcome.excluded.into(),
+            ..Default::default()
+        });
+    }
     let mut accepted: Vec<String> = evidence
         .commitments
         .iter()

@@ -1,0 +1,279 @@
+//! Running the configured methods over member data and combining their flags.
+
+use std::collections::BTreeMap;
+
+use bcfl_protos::bcfl as pb;
+use pb::Feature;
+
+use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
+use super::features::{bandwidth_edges, commitment_feature};
+use super::pagerank::{flag_outliers, pagerank, PageRankParams};
+use super::stats::to_micro;
+use super::zscore::score_columns;
+use super::AnomalyError;
+
+/// The PageRank settings used for the `PAGERANK_SCORE` feature when the consortium configures no
+/// PageRank method: damping 0.85, k = 1, latency weights, at most 100 iterations, tolerance 1e-9.
+pub fn default_pagerank() -> pb::PageRankConfig {
+    pb::PageRankConfig {
+        damping_ppm: 850_000,
+        k_ppm: 1_000_000,
+        weight: pb::PageRankWeight::LATENCY,
+        max_iterations: 100,
+        tolerance_ppb: 1,
+        ..Default::default()
+    }
+}
+
+const FEATURE_NAMES: [(Feature, &str); 7] = [
+    (Feature::UPDATE_NORM, "update_norm"),
+    (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
+    (Feature::TRAINING_LOSS, "training_loss"),
+    (Feature::SAMPLE_COUNT, "sample_count"),
+    (Feature::BANDWIDTH_IN, "bandwidth_in"),
+    (Feature::BANDWIDTH_OUT, "bandwidth_out"),
+    (Feature::PAGERANK_SCORE, "pagerank_score"),
+];
+
+/// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
+pub fn feature_name(feature: Feature) -> &'static str {
+    FEATURE_NAMES
+        .iter()
+        .find(|(f, _)| *f == feature)
+        .map_or("unset", |(_, name)| name)
+}
+
+/// The feature named `name` (as [`feature_name`] writes it, case-insensitive).
+pub fn parse_feature(name: &str) -> Option<Feature> {
+    FEATURE_NAMES
+        .iter()
+        .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+        .map(|(f, _)| *f)
+}
+
+/// What the methods run on: members in key order, feature columns, and measured bandwidths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberData {
+    members: Vec<String>,
+    columns: BTreeMap<i32, Vec<f64>>,
+    edges: Vec<(usize, usize, f64)>,
+}
+
+impl MemberData {
+    /// Member data from explicit columns and `(from, to, bytes_per_sec)` edges over member
+    /// indices. Members must be sorted and unique; every column needs one finite value per member.
+    pub fn new(
+        members: Vec<String>,
+        columns: Vec<(Feature, Vec<f64>)>,
+        edges: Vec<(usize, usize, f64)>,
+    ) -> Result<Self, AnomalyError> {
+        if let Some(pair) = members.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(AnomalyError::MemberOrder(pair[1].clone()));
+        }
+        let n = members.len();
+        let mut map = BTreeMap::new();
+        for (feature, values) in columns {
+            if values.len() != n {
+                return Err(AnomalyError::ColumnLength {
+                    feature,
+                    expected: n,
+                    found: values.len(),
+                });
+            }
+            if let Some(m) = values.iter().position(|v| !v.is_finite()) {
+                return Err(AnomalyError::NotFinite {
+                    feature,
+                    member: members[m].clone(),
+                });
+            }
+            map.insert(feature as i32, values);
+        }
+        if let Some(&(i, j, _)) = edges.iter().find(|(i, j, _)| *i >= n || *j >= n) {
+            return Err(AnomalyError::EdgeOutOfRange {
+                index: i.max(j),
+                members: n,
+            });
+        }
+        let mut edges = edges;
+        edges.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+        Ok(Self {
+            members,
+            columns: map,
+            edges,
+        })
+    }
+
+    /// Member data of a round: `commitments` (one per committer, any order) and the measured
+    /// links among the committers. Every feature but `PAGERANK_SCORE` is computed here.
+    pub fn from_evidence(commitments: &[pb::Commitment], links: &[pb::Link]) -> Self {
+        let mut sorted: Vec<&pb::Commitment> = commitments.iter().collect();
+        sorted.sort_by(|a, b| a.member.cmp(&b.member));
+        let sorted: Vec<pb::Commitment> = sorted.into_iter().cloned().collect();
+        let members: Vec<String> = sorted.iter().map(|c| c.member.clone()).collect();
+        let edges = bandwidth_edges(&members, links);
+        let columns = FEATURE_NAMES
+            .iter()
+            .filter(|(f, _)| *f != Feature::PAGERANK_SCORE)
+            .map(|(f, _)| (*f as i32, commitment_feature(*f, &sorted, &edges, &[])))
+            .collect();
+        Self {
+            members,
+            columns,
+            edges,
+        }
+    }
+
+    /// The members, in key order.
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// The measured bandwidth edges `(from, to, bytes_per_sec)`, in (from, to) order.
+    pub fn edges(&self) -> &[(usize, usize, f64)] {
+        &self.edges
+    }
+
+    /// A feature column, if present.
+    pub fn column(&self, feature: Feature) -> Option<&[f64]> {
+        self.columns.get(&(feature as i32)).map(Vec::as_slice)
+    }
+
+    /// PageRank over the bandwidth graph with `config`'s damping, weight and stopping rule.
+    pub fn pagerank(&self, config: &pb::PageRankConfig) -> Vec<f64> {
+        let latency = config.weight != pb::PageRankWeight::BANDWIDTH;
+        let edges: Vec<(usize, usize, f64)> = self
+            .edges
+            .iter()
+            .map(|&(i, j, b)| (i, j, if latency { 1.0 / b } else { b }))
+            .collect();
+        let params = PageRankParams {
+            damping: f64::from(config.damping_ppm) / 1e6,
+            max_iterations: config.max_iterations,
+            tolerance: f64::from(config.tolerance_ppb) / 1e9,
+        };
+        pagerank(self.members.len(), &edges, &params).ranks
+    }
+
+    fn columns_for(
+        &self,
+        features: &[Feature],
+        pagerank: &mut Option<Vec<f64>>,
+        pagerank_config: &pb::PageRankConfig,
+    ) -> Result<Vec<Vec<f64>>, AnomalyError> {
+        let mut sorted = features.to_vec();
+        sorted.sort_by_key(|f| *f as i32);
+        sorted.dedup();
+        sorted
+            .into_iter()
+            .map(|f| match (self.column(f), f) {
+                (Some(c), _) => Ok(c.to_vec()),
+                (None, Feature::PAGERANK_SCORE) => Ok(pagerank
+                    .get_or_insert_with(|| self.pagerank(pagerank_config))
+                    .clone()),
+                (None, _) => Err(AnomalyError::MissingFeature(f)),
+            })
+            .collect()
+    }
+}
+
+/// The outcome of the configured methods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score; scores
+    /// sorted by member.
+    pub methods: Vec<pb::MethodVerdict>,
+    /// Members flagged by at least `max(1, ensemble_min_votes)` methods, sorted.
+    pub excluded: Vec<String>,
+    /// The other members, sorted.
+    pub accepted: Vec<String>,
+}
+
+fn method_verdict(
+    method: pb::AnomalyMethod,
+    members: &[String],
+    scores: &[f64],
+    flags: &[bool],
+) -> pb::MethodVerdict {
+    pb::MethodVerdict {
+        method,
+        scores: members
+            .iter()
+            .zip(scores.iter().zip(flags))
+            .map(|(m, (s, f))| pb::MemberScore {
+                member: m.clone(),
+                score_micro: to_micro(*s),
+                flagged: *f,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Runs every method `config` configures over `data` and combines the flags.
+pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluation, AnomalyError> {
+    let members = &data.members;
+    let n = members.len();
+    let pagerank_config = if config.has_pagerank() {
+        config.get_pagerank().clone()
+    } else {
+        default_pagerank()
+    };
+    let mut ranks: Option<Vec<f64>> = data.column(Feature::PAGERANK_SCORE).map(<[f64]>::to_vec);
+    let mut methods = Vec::new();
+    if config.has_pagerank() {
+        let r = ranks
+            .get_or_insert_with(|| data.pagerank(&pagerank_config))
+            .clone();
+        let flags = flag_outliers(&r, pagerank_config.k_ppm);
+        methods.push(method_verdict(
+            pb::AnomalyMethod::PAGERANK,
+            members,
+            &r,
+            &flags,
+        ));
+    }
+    if config.has_dbscan() {
+        let d = config.get_dbscan();
+        let columns = data.columns_for(&d.features, &mut ranks, &pagerank_config)?;
+        let points = standardized_points(&columns, n);
+        let min_points = d.min_points as usize;
+        let labels = dbscan(&points, f64::from(d.eps_ppm) / 1e6, min_points);
+        let scores = core_distances(&points, min_points);
+        let flags = flagged(&labels);
+        methods.push(method_verdict(
+            pb::AnomalyMethod::DBSCAN,
+            members,
+            &scores,
+            &flags,
+        ));
+    }
+    if config.has_zscore() {
+        let z = config.get_zscore();
+        let columns = data.columns_for(&z.features, &mut ranks, &pagerank_config)?;
+        let outcomes = score_columns(&columns, n, f64::from(z.threshold_ppm) / 1e6);
+        let scores: Vec<f64> = outcomes.iter().map(|o| o.score).collect();
+        let flags: Vec<bool> = outcomes.iter().map(|o| o.flagged).collect();
+        methods.push(method_verdict(
+            pb::AnomalyMethod::MODIFIED_ZSCORE,
+            members,
+            &scores,
+            &flags,
+        ));
+    }
+    let needed = config.ensemble_min_votes.max(1) as usize;
+    let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
+    for (i, member) in members.iter().enumerate() {
+        let votes = methods.iter().filter(|m| m.scores[i].flagged).count();
+        if votes >= needed {
+            excluded.push(member.clone());
+        } else {
+            accepted.push(member.clone());
+        }
+    }
+    Ok(Evaluation {
+        methods,
+        excluded,
+        accepted,
+    })
+}

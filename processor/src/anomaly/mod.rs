@@ -1,0 +1,94 @@
+//! Anomaly detection: the deterministic methods behind binding on-chain verdicts.
+//!
+//! `EvaluateRound` runs the consortium's configured methods ([`pb::AnomalyConfig`]) over the
+//! round's evidence and stores the result as a `Verdict`; the client runs the very same code to
+//! recompute a verdict (`bcfl audit verdict`) or to score members off the ledger (`bcfl anomaly`).
+//!
+//! | method | input | flagged when | score (`score_micro` / 1e6) |
+//! | --- | --- | --- | --- |
+//! | [`pagerank`] | member graph, edge weight latency `1/B_ij` or bandwidth `B_ij` | rank outside mean +/- k std | the rank |
+//! | [`dbscan`] | standardized features | noise, or in a cluster smaller than the largest | core distance |
+//! | [`zscore`] | each feature on its own | modified z-score `|M| > threshold` on any feature | `M` of largest magnitude |
+//!
+//! A member is excluded when at least `max(1, ensemble_min_votes)` methods flag it; the accepted
+//! members are the others. Features are defined in [`features`].
+//!
+//! # Determinism
+//!
+//! Every validator must reach the same verdict bit for bit. Inputs are integers from state; the
+//! arithmetic is `f64` with a fixed order of operations (members in key order, edges in (from, to)
+//! order, sums left to right), using only correctly rounded IEEE operations (`+ - * /`, `sqrt`,
+//! `round`) and no transcendental functions; Rust does not fuse multiply-adds on its own. The
+//! PageRank flags use exact integer arithmetic over ranks in parts per billion. Scores are stored
+//! as fixed point (x 1e6, rounded half away from zero).
+//!
+//! # Example
+//!
+//! ```
+//! use bcfl_processor::anomaly::{evaluate, MemberData};
+//! use bcfl_protos::bcfl as pb;
+//!
+//! let members: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+//! let norms = vec![1.0, 1.1, 0.9, 1.05, 0.95, 10.0]; // m5 scaled its update x10
+//! let data = MemberData::new(members, vec![(pb::Feature::UPDATE_NORM, norms)], vec![]).unwrap();
+//! let mut config = pb::AnomalyConfig::default();
+//! config.mut_zscore().threshold_ppm = 3_500_000;
+//! config.mut_zscore().features = vec![pb::Feature::UPDATE_NORM];
+//! let evaluation = evaluate(&config, &data).unwrap();
+//! assert_eq!(evaluation.excluded, vec!["m5".to_owned()]);
+//! ```
+
+pub mod dbscan;
+mod evaluate;
+pub mod features;
+#[cfg(test)]
+mod onchain_tests;
+pub mod pagerank;
+#[cfg(test)]
+mod proptests;
+pub mod stats;
+pub mod zscore;
+
+use bcfl_protos::bcfl as pb;
+use thiserror::Error;
+
+pub use evaluate::{
+    default_pagerank, evaluate, feature_name, parse_feature, Evaluation, MemberData,
+};
+
+/// Why the methods could not run on the given data.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AnomalyError {
+    /// A method needs a feature the data does not have.
+    #[error("feature {} is needed but not available", feature_name(*.0))]
+    MissingFeature(pb::Feature),
+    /// A feature column does not have one value per member.
+    #[error("feature {} has {found} values for {expected} members", feature_name(*.feature))]
+    ColumnLength {
+        /// The feature.
+        feature: pb::Feature,
+        /// The number of members.
+        expected: usize,
+        /// The number of values.
+        found: usize,
+    },
+    /// Member keys must be sorted and unique.
+    #[error("member keys must be sorted and unique ({0:?} is out of order or repeated)")]
+    MemberOrder(String),
+    /// An edge names a member index that does not exist.
+    #[error("an edge names member {index}, there are {members}")]
+    EdgeOutOfRange {
+        /// The index.
+        index: usize,
+        /// The number of members.
+        members: usize,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("feature {} of member {member} is not a finite number", feature_name(*.feature))]
+    NotFinite {
+        /// The feature.
+        feature: pb::Feature,
+        /// The member.
+        member: String,
+    },
+}

@@ -1,0 +1,294 @@
+//! The anomaly verdict end to end through the real handler on a [`MemoryLedger`]: members commit,
+//! report bandwidth, the round is evaluated on chain, and the aggregate must leave the excluded
+//! members out.
+
+use bcfl_protos::bcfl as pb;
+use protobuf::SingularPtrField;
+use sawtooth_sdk::processor::handler::ApplyError;
+
+use crate::testing::{test_key, MemoryLedger};
+
+const SKETCH: [i32; 8] = [100, -40, 70, 30, -80, 50, 20, -60];
+
+fn hash(tag: &str) -> String {
+    crate::address::sha512_hex(tag.as_bytes())[..64].to_owned()
+}
+
+fn payload(build: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
+    let mut p = pb::BcflPayload::new();
+    build(&mut p);
+    p
+}
+
+fn anomaly_config() -> pb::AnomalyConfig {
+    let features = vec![
+        pb::Feature::UPDATE_NORM,
+        pb::Feature::SKETCH_COSINE_DISTANCE,
+    ];
+    let mut config = pb::AnomalyConfig {
+        ensemble_min_votes: 2,
+        ..Default::default()
+    };
+    *config.mut_pagerank() = pb::PageRankConfig {
+        damping_ppm: 850_000,
+        k_ppm: 1_000_000,
+        weight: pb::PageRankWeight::BANDWIDTH,
+        max_iterations: 200,
+        tolerance_ppb: 1,
+        ..Default::default()
+    };
+    *config.mut_dbscan() = pb::DbscanConfig {
+        eps_ppm: 1_000_000,
+        min_points: 3,
+        features: features.clone(),
+        ..Default::default()
+    };
+    *config.mut_zscore() = pb::ZScoreConfig {
+        threshold_ppm: 3_500_000,
+        features,
+        ..Default::default()
+    };
+    config
+}
+
+struct Round {
+    ledger: MemoryLedger,
+    admin: String,
+    /// Member keys by name index: 0..=5 honest (2 behind slow links), 6 sign flip, 7 scaled x10.
+    members: Vec<String>,
+}
+
+fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
+    let mut ledger = MemoryLedger::new();
+    let admin = test_key("admin");
+    let members: Vec<String> = (0..8).map(|i| test_key(&format!("member{i}"))).collect();
+    let params = pb::ConsortiumParams {
+        min_participants: 8,
+        commit_quorum: 8,
+        aggregation_rule: pb::AggregationRule::FEDAVG,
+        model_id: "test-model".into(),
+        base_model_sha256: hash("base"),
+        sketch_length: SKETCH.len() as u32,
+        anomaly: anomaly.into(),
+        ..Default::default()
+    };
+    let submit = |ledger: &mut MemoryLedger, signer: &str, p: pb::BcflPayload| {
+        ledger.submit(signer, &p).unwrap();
+    };
+    submit(
+        &mut ledger,
+        &admin,
+        payload(|p| {
+            p.set_init_consortium(pb::InitConsortium {
+                admin_keys: vec![admin.clone()].into(),
+                params: SingularPtrField::some(params),
+                ..Default::default()
+            })
+        }),
+    );
+    for (i, key) in members.iter().enumerate() {
+        let register = pb::RegisterMember {
+            public_key: key.clone(),
+            name: format!("member{i}"),
+            endpoint: format!("http://127.0.0.1/{i}"),
+            ..Default::default()
+        };
+        submit(
+            &mut ledger,
+            &admin,
+            payload(|p| p.set_register_member(register)),
+        );
+    }
+    let open = pb::OpenRound {
+        round: 1,
+        parent_model_sha256: hash("base"),
+        aggregator: members[0].clone(),
+        mode: pb::RoundMode::SERVERLESS,
+        ..Default::default()
+    };
+    submit(&mut ledger, &admin, payload(|p| p.set_open_round(open)));
+    for (i, key) in members.iter().enumerate() {
+        // Honest updates: the same direction with small per-member perturbations, norm ~3.
+        let jitter = i as i32 % 3 - 1;
+        let mut sketch: Vec<i32> = SKETCH.iter().map(|v| v + jitter * (v / 10)).collect();
+        sketch[i % SKETCH.len()] += 3;
+        let mut norm = 3_000_000 + 20_000 * i as u64;
+        match i {
+            6 => sketch.iter_mut().for_each(|v| *v = -*v),
+            7 => {
+                sketch.iter_mut().for_each(|v| *v *= 10);
+                norm *= 10;
+            }
+            _ => {}
+        }
+        let commit = pb::CommitUpdate {
+            round: 1,
+            update_sha256: hash(&format!("update{i}")),
+            size_bytes: 4096,
+            num_samples: 100,
+            loss_micro: 1_200_000,
+            norm_micro: norm,
+            sketch,
+            ..Default::default()
+        };
+        submit(&mut ledger, key, payload(|p| p.set_commit_update(commit)));
+        // Every member measures every other; links into members 2 and 3 are 100x slower.
+        let measurements = members
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, to)| pb::LinkMeasurement {
+                to: to.clone(),
+                bytes_per_sec: if j == 2 || j == 3 {
+                    1_000_000
+                } else {
+                    100_000_000
+                },
+                rtt_us: 500,
+                probe_bytes: 1 << 20,
+                ..Default::default()
+            })
+            .collect();
+        let report = pb::ReportBandwidth {
+            epoch: 1,
+            measurements,
+            ..Default::default()
+        };
+        submit(
+            &mut ledger,
+            key,
+            payload(|p| p.set_report_bandwidth(report)),
+        );
+    }
+    Round {
+        ledger,
+        admin,
+        members,
+    }
+}
+
+fn sorted(keys: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
+    v.sort();
+    v
+}
+
+fn aggregate(contributors: Vec<String>, excluded: Vec<String>) -> pb::BcflPayload {
+    payload(|p| {
+        p.set_commit_aggregate(pb::CommitAggregate {
+            round: 1,
+            model_sha256: hash("global"),
+            contributors: contributors.into(),
+            rule: pb::AggregationRule::FEDAVG,
+            excluded: excluded.into(),
+            size_bytes: 4096,
+            ..Default::default()
+        })
+    })
+}
+
+#[test]
+fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
+    let Round {
+        mut ledger,
+        admin,
+        members: m,
+    } = committed_round(Some(anomaly_config()));
+    let evaluate = payload(|p| {
+        p.set_evaluate_round(pb::EvaluateRound {
+            round: 1,
+            ..Default::default()
+        })
+    });
+    let events = ledger.submit(&admin, &evaluate).unwrap();
+    let verdict = ledger.verdict(1).unwrap();
+    let excluded = sorted(&[&m[6], &m[7]]);
+    assert_eq!(verdict.excluded.to_vec(), excluded);
+    assert_eq!(
+        events[0].attribute("excluded"),
+        Some(excluded.join(",").as_str())
+    );
+    let accepted = sorted(&m[..6].iter().collect::<Vec<_>>());
+    assert_eq!(verdict.accepted.to_vec(), accepted);
+    let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
+    use pb::AnomalyMethod::*;
+    assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
+    let flagged_by = |method: usize| -> Vec<String> {
+        let scores = &verdict.methods[method].scores;
+        assert!(scores.windows(2).all(|w| w[0].member < w[1].member));
+        assert_eq!(scores.len(), 8);
+        scores
+            .iter()
+            .filter(|s| s.flagged)
+            .map(|s| s.member.clone())
+            .collect()
+    };
+    // PageRank flags the two members behind slow links (weight B_ij): one vote is not enough.
+    assert_eq!(flagged_by(0), sorted(&[&m[2], &m[3]]));
+    assert_eq!(flagged_by(1), excluded);
+    assert_eq!(flagged_by(2), excluded);
+    let rank_sum: i64 = verdict.methods[0]
+        .scores
+        .iter()
+        .map(|s| s.score_micro)
+        .sum();
+    assert!((rank_sum - 1_000_000).abs() <= 8, "{rank_sum}");
+
+    // The aggregate must leave the excluded members out.
+    let all = sorted(&m.iter().collect::<Vec<_>>());
+    match ledger.submit(&m[0], &aggregate(all, vec![])) {
+        Err(ApplyError::InvalidTransaction(msg)) => {
+            assert!(
+                msg.contains("exactly the verdict's accepted members"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+    ledger
+        .submit(&m[0], &aggregate(accepted.clone(), excluded.clone()))
+        .unwrap();
+    let stored = ledger.aggregate(1).unwrap();
+    assert_eq!(stored.contributors.to_vec(), accepted);
+    assert_eq!(stored.excluded.to_vec(), excluded);
+}
+
+#[test]
+fn any_vote_excludes_with_ensemble_of_one() {
+    let mut config = anomaly_config();
+    config.ensemble_min_votes = 0;
+    let Round {
+        mut ledger,
+        admin,
+        members: m,
+    } = committed_round(Some(config));
+    let evaluate = payload(|p| {
+        p.set_evaluate_round(pb::EvaluateRound {
+            round: 1,
+            ..Default::default()
+        })
+    });
+    ledger.submit(&admin, &evaluate).unwrap();
+    let verdict = ledger.verdict(1).unwrap();
+    assert_eq!(
+        verdict.excluded.to_vec(),
+        sorted(&[&m[2], &m[3], &m[6], &m[7]])
+    );
+}
+
+#[test]
+fn without_a_configuration_everyone_is_accepted() {
+    let Round {
+        mut ledger, admin, ..
+    } = committed_round(None);
+    let evaluate = payload(|p| {
+        p.set_evaluate_round(pb::EvaluateRound {
+            round: 1,
+            ..Default::default()
+        })
+    });
+    ledger.submit(&admin, &evaluate).unwrap();
+    let verdict = ledger.verdict(1).unwrap();
+    assert_eq!(verdict.accepted.len(), 8);
+    assert!(verdict.excluded.is_empty() && verdict.methods.is_empty());
+}

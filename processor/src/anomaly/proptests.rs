@@ -1,0 +1,139 @@
+//! Property tests of the anomaly maths.
+
+use proptest::prelude::*;
+
+use super::dbscan::{dbscan, Label};
+use super::pagerank::{pagerank, PageRankParams};
+use super::zscore::modified_zscores;
+use super::{evaluate, MemberData};
+use bcfl_protos::bcfl as pb;
+
+/// Reference DBSCAN: core points by brute force, clusters as connected components of core
+/// points (Floyd-Warshall style closure), the rest noise unless next to a core point.
+fn reference(points: &[Vec<f64>], eps: f64, min_points: usize) -> (Vec<bool>, Vec<Vec<bool>>) {
+    let n = points.len();
+    let near = |a: usize, b: usize| {
+        let d: f64 = points[a]
+            .iter()
+            .zip(&points[b])
+            .map(|(x, y)| (x - y) * (x - y))
+            .sum();
+        d <= eps * eps
+    };
+    let core: Vec<bool> = (0..n)
+        .map(|p| (0..n).filter(|&q| near(p, q)).count() >= min_points)
+        .collect();
+    let mut same = vec![vec![false; n]; n];
+    for a in 0..n {
+        for b in 0..n {
+            same[a][b] = core[a] && core[b] && (a == b || near(a, b));
+        }
+    }
+    for k in 0..n {
+        for a in 0..n {
+            for b in 0..n {
+                if same[a][k] && same[k][b] {
+                    same[a][b] = true;
+                }
+            }
+        }
+    }
+    let noise: Vec<bool> = (0..n)
+        .map(|p| !core[p] && !(0..n).any(|q| core[q] && near(p, q)))
+        .collect();
+    (noise, same)
+}
+
+fn points_strategy() -> impl Strategy<Value = Vec<Vec<f64>>> {
+    (1usize..3).prop_flat_map(|dim| {
+        prop::collection::vec(prop::collection::vec(-20i32..20, dim), 0..14).prop_map(|ps| {
+            ps.into_iter()
+                .map(|p| p.into_iter().map(|v| f64::from(v) / 4.0).collect())
+                .collect()
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn zscore_is_invariant_to_shift_and_positive_scale(
+        values in prop::collection::vec(-1_000i32..1_000, 1..30),
+        shift in -1_000i32..1_000,
+        scale in 1u32..1_000,
+    ) {
+        let x: Vec<f64> = values.iter().map(|v| f64::from(*v)).collect();
+        let y: Vec<f64> = x.iter().map(|v| v * f64::from(scale) / 8.0 + f64::from(shift)).collect();
+        for (a, b) in modified_zscores(&x).iter().zip(modified_zscores(&y)) {
+            prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn pagerank_sums_to_one(
+        n in 1usize..12,
+        raw in prop::collection::vec((0usize..12, 0usize..12, 1u32..1_000_000), 0..60),
+        damping in 1u32..999,
+    ) {
+        let edges: Vec<(usize, usize, f64)> =
+            raw.iter().map(|&(i, j, w)| (i % n, j % n, f64::from(w))).collect();
+        let params = PageRankParams { damping: f64::from(damping) / 1000.0, ..Default::default() };
+        let r = pagerank(n, &edges, &params);
+        let sum: f64 = r.ranks.iter().sum();
+        prop_assert!((sum - 1.0).abs() < 1e-9, "sum {sum}");
+        prop_assert!(r.ranks.iter().all(|x| *x > 0.0));
+        let mut reversed = edges.clone();
+        reversed.reverse();
+        prop_assert_eq!(pagerank(n, &reversed, &params), r);
+    }
+
+    #[test]
+    fn dbscan_matches_brute_force(
+        points in points_strategy(),
+        eps in 1u32..40,
+        min_points in 1usize..5,
+    ) {
+        let eps = f64::from(eps) / 8.0;
+        let labels = dbscan(&points, eps, min_points);
+        let (noise, same) = reference(&points, eps, min_points);
+        for (p, label) in labels.iter().enumerate() {
+            prop_assert_eq!(*label == Label::Noise, noise[p], "point {}", p);
+        }
+        for a in 0..points.len() {
+            for b in 0..points.len() {
+                if same[a][a] && same[b][b] {
+                    prop_assert_eq!(labels[a] == labels[b], same[a][b], "{} {}", a, b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn verdict_does_not_depend_on_commitment_order(
+        norms in prop::collection::vec(1u64..50_000_000, 2..12),
+        seed in any::<u64>(),
+    ) {
+        let commitments: Vec<pb::Commitment> = norms
+            .iter()
+            .enumerate()
+            .map(|(i, n)| pb::Commitment {
+                member: format!("m{i:02}"),
+                norm_micro: *n,
+                loss_micro: (*n as i64) / 3,
+                sketch: vec![(*n % 97) as i32, 5, -3],
+                ..Default::default()
+            })
+            .collect();
+        let mut shuffled = commitments.clone();
+        shuffled.rotate_left((seed % norms.len() as u64) as usize);
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![pb::Feature::UPDATE_NORM, pb::Feature::SKETCH_COSINE_DISTANCE];
+        config.mut_dbscan().eps_ppm = 1_000_000;
+        config.mut_dbscan().min_points = 2;
+        config.mut_dbscan().features = vec![pb::Feature::UPDATE_NORM, pb::Feature::TRAINING_LOSS];
+        let a = evaluate(&config, &MemberData::from_evidence(&commitments, &[])).unwrap();
+        let b = evaluate(&config, &MemberData::from_evidence(&shuffled, &[])).unwrap();
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(a.accepted.len() + a.excluded.len(), norms.len());
+    }
+}
