@@ -99,26 +99,25 @@ fn batch(keys: &Keys, scripts: &[String]) -> Batch {
     b
 }
 
-fn wait_all(ledger: &Arc<dyn LedgerView>, ids: &[String]) {
+/// Waits until every id is COMMITTED, re-checking only when the ledger says a status changed.
+fn wait_all(runtime: &tokio::runtime::Runtime, ledger: &Arc<dyn LedgerView>, ids: &[String]) {
     let mut changes = ledger.status_changes();
     loop {
-        if ledger
-            .batch_statuses(ids)
+        changes.borrow_and_update();
+        let statuses = ledger.batch_statuses(ids);
+        if statuses
             .iter()
             .all(|s| s.status == BatchStatusKind::Committed)
         {
             return;
         }
-        let bad = ledger
-            .batch_statuses(ids)
+        let bad = statuses
             .into_iter()
             .find(|s| s.status == BatchStatusKind::Invalid);
         assert!(bad.is_none(), "invalid batch: {bad:?}");
-        let _ = changes.borrow_and_update();
-        let deadline = Instant::now() + Duration::from_millis(50);
-        while !changes.has_changed().unwrap_or(true) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        let _ = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), changes.changed()).await
+        });
     }
 }
 
@@ -152,6 +151,9 @@ fn main() -> anyhow::Result<()> {
         .spawn()?;
     let ledger = devnet.ledger();
     let keys = keys();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
 
     // Warm-up: wait for the processor to register.
     let warm = batch(&keys, &[format!("set f1f1f1{} w", "f".repeat(64))]);
@@ -159,7 +161,7 @@ fn main() -> anyhow::Result<()> {
     ledger
         .submit_batches(vec![warm])
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    wait_all(&ledger, &[warm_id]);
+    wait_all(&runtime, &ledger, &[warm_id]);
 
     let batches: Vec<Batch> = (0..cli.batches)
         .map(|b| {
@@ -186,7 +188,7 @@ fn main() -> anyhow::Result<()> {
             .submit_batches(vec![b])
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    wait_all(&ledger, &ids);
+    wait_all(&runtime, &ledger, &ids);
     let elapsed = start.elapsed().as_secs_f64();
     let txns = cli.batches * cli.txns_per_batch;
 
@@ -201,7 +203,7 @@ fn main() -> anyhow::Result<()> {
         ledger
             .submit_batches(vec![b])
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        wait_all(&ledger, &[id]);
+        wait_all(&runtime, &ledger, &[id]);
         latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     latencies.sort_by(f64::total_cmp);

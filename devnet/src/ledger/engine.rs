@@ -253,7 +253,13 @@ impl Engine {
         if let Some(r) = self.reprobe_at.iter().min() {
             until = until.min(*r);
         }
-        if self.block.is_none() && self.shared.pool.pending_len() > 0 {
+        // A block timer only matters when batches wait that are not already with the committer
+        // (whose events wake the loop anyway).
+        let outstanding: usize = self.committing.iter().map(|o| o.batch_ids.len()).sum();
+        if self.block.is_none()
+            && self.committing.len() < super::handlers::MAX_OUTSTANDING
+            && self.shared.pool.pending_len() > outstanding
+        {
             let next = match self.last_block_start {
                 Some(t) if !self.idle => t + self.settings.block_interval,
                 _ => now,

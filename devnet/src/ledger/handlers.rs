@@ -22,7 +22,7 @@ use super::registry::{HeaderStyle, Registration};
 use super::validate::is_full_address;
 
 /// Blocks that may wait for the committer before execution pauses.
-const MAX_OUTSTANDING: usize = 2;
+pub(super) const MAX_OUTSTANDING: usize = 2;
 
 /// Highest TP protocol version devnet speaks (Sawtooth's `MAX_SDK_PROTOCOL_VERSION`).
 const MAX_PROTOCOL_VERSION: u64 = 1;
