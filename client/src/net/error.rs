@@ -67,6 +67,15 @@ pub enum NetError {
         /// The nodes excluded after failures.
         excluded: Vec<String>,
     },
+    /// A sweep that cannot be reported (no link measured, or too many).
+    #[error("bandwidth report: {0}")]
+    Report(String),
+    /// Building the ledger transaction failed.
+    #[error(transparent)]
+    Family(#[from] crate::ledger::family::FamilyError),
+    /// The ledger's REST API failed or rejected the transaction.
+    #[error(transparent)]
+    Rest(#[from] crate::ledger::rest::RestError),
     /// The routing graph rejected the request.
     #[error(transparent)]
     Graph(#[from] bcfl_processor::graph::GraphError),

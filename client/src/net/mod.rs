@@ -5,6 +5,7 @@
 //! - [`blob`]: the content-addressed blob store (atomic, verified inserts).
 //! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
 //! - [`transfer`]: cut-through transfers along an upstream chain of relays.
+//! - [`probe`]: bandwidth and RTT probes and their `ReportBandwidth` sweep.
 //! - [`route`]: routed fetches with failover, and distribution along the route tree.
 //! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
 //! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
@@ -18,6 +19,7 @@ pub mod edges;
 mod error;
 pub mod manifest;
 pub mod plan;
+pub mod probe;
 pub mod route;
 pub mod server;
 pub mod transfer;
@@ -26,6 +28,8 @@ pub use error::{NetError, Result};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transfer_tests;
 
 /// `bcfl net ...`: routing and transfer planning over measured bandwidths.
 #[derive(Debug, Clone, PartialEq, clap::Subcommand)]

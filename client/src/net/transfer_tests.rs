@@ -1,0 +1,445 @@
+//! Loopback tests of the blob server, verified relayed transfers, failover and probes: real
+//! servers on 127.0.0.1, real HTTP, and corruption made the way it happens, on disk.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
+use proptest::prelude::*;
+
+use super::blob::BlobStore;
+use super::manifest::{BlobId, ChunkVerifier, Manifest};
+use super::probe::{probe_peer, report_payload, ProbeConfig};
+use super::route::{distribute, fetch_routed, Peers, RoutePolicy};
+use super::server::{parse_range, NodeServer};
+use super::transfer::{http_client, Transfers};
+use super::NetError;
+
+const CHUNK: u64 = 64 * 1024;
+
+struct TestNode {
+    url: String,
+    transfers: Arc<Transfers>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestNode {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
+        let transfers = Arc::new(Transfers::new(store, http_client(Duration::from_secs(2))));
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let (local, task) = NodeServer::new(transfers.clone(), 1 << 24)
+            .spawn(addr)
+            .await
+            .unwrap();
+        Self {
+            url: format!("http://{local}"),
+            transfers,
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn store(&self) -> &BlobStore {
+        self.transfers.store()
+    }
+}
+
+fn blob(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64 * 31 + seed as u64 * 7 + (i as u64 >> 9)) as u8)
+        .collect()
+}
+
+fn policy(size: u64) -> RoutePolicy {
+    RoutePolicy {
+        routing: Routing::Shortest,
+        model: TransferModel::new(size as f64, CHUNK as f64).unwrap(),
+        max_attempts: 4,
+    }
+}
+
+fn temp_files(store: &BlobStore) -> usize {
+    std::fs::read_dir(store.dir().join("tmp")).unwrap().count()
+}
+
+#[test]
+fn verifier_accepts_the_blob_in_any_pieces_and_rejects_a_flipped_bit() {
+    let data = blob(200_000, 1);
+    let manifest = Manifest::of_bytes(&data, CHUNK);
+    manifest.validate(&BlobId::of_bytes(&data)).unwrap();
+    for piece in [1usize, 999, 65_536, 200_000] {
+        let mut v = ChunkVerifier::new(manifest.clone());
+        let mut out = Vec::new();
+        for p in data.chunks(piece) {
+            for c in v.push(p).unwrap() {
+                out.extend_from_slice(&c);
+            }
+        }
+        v.finish().unwrap();
+        assert_eq!(out, data);
+    }
+    let mut bad = data.clone();
+    bad[70_000] ^= 1;
+    let mut v = ChunkVerifier::new(manifest.clone());
+    let err = v.push(&bad).unwrap_err();
+    assert!(
+        matches!(err, NetError::ChunkMismatch { index: 1, .. }),
+        "{err}"
+    );
+    let v = ChunkVerifier::new(manifest.clone());
+    assert!(matches!(
+        v.finish(),
+        Err(NetError::Truncated { received: 0, .. })
+    ));
+    let mut v = ChunkVerifier::new(manifest);
+    let mut long = data;
+    long.push(0);
+    assert!(matches!(v.push(&long), Err(NetError::Truncated { .. })));
+}
+
+proptest! {
+    #[test]
+    fn manifest_chunks_cover_the_blob(len in 0usize..5000, chunk in 1u64..700) {
+        let data = blob(len, 3);
+        let m = Manifest::of_bytes(&data, chunk);
+        prop_assert!(m.validate(&BlobId::of_bytes(&data)).is_ok());
+        let total: u64 = (0..m.chunks.len()).map(|i| m.chunk_len(i)).sum();
+        prop_assert_eq!(total, len as u64);
+    }
+}
+
+#[test]
+fn ranges_follow_rfc_9110() {
+    let h = |s: &str| axum::http::HeaderValue::from_str(s).unwrap();
+    assert_eq!(parse_range(None, 10), Ok(None));
+    assert_eq!(parse_range(Some(&h("bytes=2-4")), 10), Ok(Some((2, 4))));
+    assert_eq!(parse_range(Some(&h("bytes=7-")), 10), Ok(Some((7, 9))));
+    assert_eq!(parse_range(Some(&h("bytes=-3")), 10), Ok(Some((7, 9))));
+    assert_eq!(parse_range(Some(&h("bytes=5-100")), 10), Ok(Some((5, 9))));
+    assert_eq!(parse_range(Some(&h("bytes=0-1,4-5")), 10), Ok(None));
+    assert!(parse_range(Some(&h("bytes=10-")), 10).is_err());
+    assert!(parse_range(Some(&h("bytes=4-2")), 10).is_err());
+    assert!(parse_range(Some(&h("bytes=x-2")), 10).is_err());
+}
+
+#[tokio::test]
+async fn store_commits_only_verified_blobs_and_cleans_up() {
+    let node = TestNode::start().await;
+    let store = node.store();
+    let data = blob(100_000, 2);
+    let id = store.insert_bytes(&data).await.unwrap();
+    assert_eq!(store.list().unwrap(), vec![id.clone()]);
+    let other = BlobId::of_bytes(b"something else");
+    let mut writer = store.writer(other.clone()).await.unwrap();
+    writer.write(&data).await.unwrap();
+    assert!(matches!(
+        writer.commit().await,
+        Err(NetError::HashMismatch { .. })
+    ));
+    assert!(!store.contains(&other));
+    assert_eq!(temp_files(store), 0);
+    // A blob corrupted on disk is found out when its manifest is first computed.
+    let reopened = BlobStore::open(store.dir(), CHUNK).unwrap();
+    std::fs::write(reopened.path(&id), b"rot").unwrap();
+    assert!(reopened.manifest(&id).await.unwrap().is_none());
+    assert!(!reopened.contains(&id));
+}
+
+#[tokio::test]
+async fn server_streams_held_blobs_with_ranges_head_and_manifests() {
+    let node = TestNode::start().await;
+    let data = blob(150_000, 4);
+    let id = node.store().insert_bytes(&data).await.unwrap();
+    let http = http_client(Duration::from_secs(2));
+    let url = format!("{}/v1/blobs/{id}", node.url);
+
+    let full = http.get(&url).send().await.unwrap();
+    assert_eq!(full.status(), 200);
+    assert_eq!(full.headers()["accept-ranges"], "bytes");
+    assert_eq!(full.bytes().await.unwrap().as_ref(), &data[..]);
+
+    let head = http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "150000");
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    let part = http
+        .get(&url)
+        .header("range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["content-range"], "bytes 1000-1999/150000");
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &data[1000..2000]);
+
+    let tail = http
+        .get(&url)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.bytes().await.unwrap().as_ref(), &data[149_990..]);
+
+    let bad = http
+        .get(&url)
+        .header("range", "bytes=150000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 416);
+    assert_eq!(bad.headers()["content-range"], "bytes */150000");
+
+    let manifest: Manifest = http
+        .get(format!("{url}/manifest"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(manifest, Manifest::of_bytes(&data, CHUNK));
+
+    let missing = BlobId::of_bytes(b"not held");
+    let status = |u: String| {
+        let http = http.clone();
+        async move { http.get(u).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status(format!("{}/v1/blobs/{missing}", node.url)).await,
+        404
+    );
+    assert_eq!(
+        status(format!("{}/v1/blobs/{missing}/manifest", node.url)).await,
+        404
+    );
+    assert_eq!(status(format!("{}/v1/blobs/nothex", node.url)).await, 400);
+    let ids: Vec<BlobId> = http
+        .get(format!("{}/v1/blobs", node.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![id]);
+}
+
+#[tokio::test]
+async fn probes_are_bounded_and_measure_the_link() {
+    let node = TestNode::start().await;
+    let http = http_client(Duration::from_secs(2));
+    let big = http
+        .get(format!("{}/v1/probe?bytes={}", node.url, (1u64 << 24) + 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 400);
+    let body = http
+        .get(format!("{}/v1/probe?bytes=100000", node.url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), 100_000);
+    let config = ProbeConfig {
+        bytes: 4 << 20,
+        rtt_samples: 3,
+    };
+    let link = probe_peer(&http, "peer", &node.url, &config).await.unwrap();
+    assert_eq!(link.probe_bytes, 4 << 20);
+    assert!(link.bytes_per_sec > 1 << 20, "{link:?}");
+    assert!(link.rtt_us < 1_000_000, "{link:?}");
+    let payload = report_payload(7, &[link]).unwrap();
+    let report = payload.get_report_bandwidth();
+    assert_eq!(report.epoch, 7);
+    assert_eq!(report.get_measurements()[0].probe_bytes, 4 << 20);
+    assert!(report_payload(7, &[]).is_err());
+}
+
+async fn nodes(n: usize) -> (Vec<TestNode>, Peers) {
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(TestNode::start().await);
+    }
+    let peers = Peers(
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("n{i}"), n.url.clone()))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    (nodes, peers)
+}
+
+fn graph(links: &[(&str, &str, f64)]) -> BandwidthGraph {
+    BandwidthGraph::from_links(links.iter().map(|&(a, b, w)| (a, b, w))).unwrap()
+}
+
+#[tokio::test]
+async fn a_relay_forwards_verified_chunks_and_keeps_a_copy() {
+    let (nodes, peers) = nodes(3).await;
+    let data = blob(300_000, 5);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    // n0 -> n1 -> n2 is far better than the direct n0 -> n2.
+    let g = graph(&[("n0", "n1", 1e9), ("n1", "n2", 1e9), ("n0", "n2", 1e3)]);
+    let done = fetch_routed(
+        &nodes[2].transfers,
+        &g,
+        &peers,
+        &policy(data.len() as u64),
+        &id,
+        &["n0".to_owned()],
+        "n2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.attempts.len(), 1);
+    assert_eq!(done.attempts[0].path, ["n0", "n1", "n2"]);
+    assert_eq!(done.report.size, 300_000);
+    for node in &nodes[1..] {
+        assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
+        assert_eq!(temp_files(node.store()), 0);
+    }
+}
+
+#[tokio::test]
+async fn corrupt_and_truncated_copies_are_discarded_and_fetched_elsewhere() {
+    for damage in ["flip", "truncate"] {
+        let (nodes, peers) = nodes(3).await;
+        let data = blob(400_000, 6);
+        let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+        nodes[1].store().insert_bytes(&data).await.unwrap();
+        // n0's copy rots on disk after its manifest was made from the verified bytes.
+        let path = nodes[0].store().path(&id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        match damage {
+            "flip" => bytes[300_000] ^= 0x40,
+            _ => bytes.truncate(250_000),
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let g = graph(&[("n0", "n2", 1e9), ("n1", "n2", 1e6)]);
+        let done = fetch_routed(
+            &nodes[2].transfers,
+            &g,
+            &peers,
+            &policy(data.len() as u64),
+            &id,
+            &["n0".to_owned(), "n1".to_owned()],
+            "n2",
+        )
+        .await
+        .unwrap();
+        assert_eq!(done.attempts.len(), 2, "{damage}: {:?}", done.attempts);
+        assert_eq!(done.attempts[0].excluded.as_deref(), Some("n0"), "{damage}");
+        assert!(done.attempts[0].error.is_some());
+        assert_eq!(done.attempts[1].path, ["n1", "n2"]);
+        assert_eq!(std::fs::read(nodes[2].store().path(&id)).unwrap(), data);
+        assert_eq!(temp_files(nodes[2].store()), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_relay_is_routed_around() {
+    let (nodes, peers) = nodes(3).await;
+    let data = blob(200_000, 7);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    nodes[1].task.abort();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let g = graph(&[("n0", "n1", 1e9), ("n1", "n2", 1e9), ("n0", "n2", 1e6)]);
+    let done = fetch_routed(
+        &nodes[2].transfers,
+        &g,
+        &peers,
+        &policy(data.len() as u64),
+        &id,
+        &["n0".to_owned()],
+        "n2",
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.attempts[0].path, ["n0", "n1", "n2"]);
+    assert_eq!(done.attempts[0].excluded.as_deref(), Some("n1"));
+    assert_eq!(done.attempts.last().unwrap().path, ["n0", "n2"]);
+    assert_eq!(std::fs::read(nodes[2].store().path(&id)).unwrap(), data);
+}
+
+#[tokio::test]
+async fn a_relay_whose_upstream_is_dead_names_it() {
+    let (nodes, peers) = nodes(4).await;
+    let data = blob(100_000, 8);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    nodes[1].task.abort();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // n3 reaches n2 fine, but n2 cannot reach its upstream n1: n2 answers 502 naming n1.
+    let g = graph(&[
+        ("n0", "n1", 1e9),
+        ("n1", "n2", 1e9),
+        ("n2", "n3", 1e9),
+        ("n0", "n3", 1e5),
+    ]);
+    let done = fetch_routed(
+        &nodes[3].transfers,
+        &g,
+        &peers,
+        &policy(data.len() as u64),
+        &id,
+        &["n0".to_owned()],
+        "n3",
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.attempts[0].path, ["n0", "n1", "n2", "n3"]);
+    assert_eq!(done.attempts[0].excluded.as_deref(), Some("n1"));
+    assert_eq!(done.attempts.last().unwrap().path, ["n0", "n3"]);
+    assert!(!nodes[2].store().contains(&id));
+    assert_eq!(temp_files(nodes[2].store()), 0);
+}
+
+#[tokio::test]
+async fn distribution_reaches_every_member_along_the_tree() {
+    let (nodes, peers) = nodes(5).await;
+    let data = blob(500_000, 9);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    // A chain n0 -> n1 -> n2 -> n3 with a fast branch n1 -> n4, and slow direct links.
+    let mut links = vec![
+        ("n0", "n1", 1e9),
+        ("n1", "n2", 1e9),
+        ("n2", "n3", 1e9),
+        ("n1", "n4", 1e9),
+    ];
+    for to in ["n2", "n3", "n4"] {
+        links.push(("n0", to, 1e4));
+    }
+    let g = graph(&links);
+    let http = http_client(Duration::from_secs(2));
+    let mut seen = Vec::new();
+    let result = distribute(
+        &http,
+        &g,
+        &peers,
+        &policy(data.len() as u64),
+        &id,
+        "n0",
+        |d| seen.push(d.node.clone()),
+    )
+    .await
+    .unwrap();
+    seen.sort();
+    assert_eq!(seen, ["n1", "n2", "n3", "n4"]);
+    for d in &result.deliveries {
+        assert!(d.error.is_none(), "{d:?}");
+        assert_eq!(d.attempts, 1);
+    }
+    assert_eq!(result.deliveries[2].path, ["n0", "n1", "n2", "n3"]);
+    for node in &nodes {
+        assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
+    }
+}
