@@ -422,3 +422,28 @@ fn raw_header_processors_receive_the_signed_header_bytes() {
         LONG,
     );
 }
+
+#[test]
+fn silent_processors_are_pinged_every_ten_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = embedded(dir.path(), |_| {});
+    let mut silent = fixture_tp(devnet.component_endpoint(), "silent");
+    let stdout = silent.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            if tx.send((std::time::Instant::now(), line.unwrap())).is_err() {
+                return;
+            }
+        }
+    });
+    let (registered_at, line) = rx.recv_timeout(LONG).unwrap();
+    assert_eq!(line, "registered");
+    let (pinged_at, line) = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(line, "pinged");
+    let silence = pinged_at - registered_at;
+    assert!(
+        silence >= Duration::from_secs(9),
+        "pinged after {silence:?}"
+    );
+}

@@ -16,7 +16,8 @@
 //!
 //! Context errors (e.g. AUTHORIZATION_ERROR) go through the SDK's own mapping. The raw-ZMQ modes
 //! misbehave on the wire: `garbage` sends malformed frames and exits, `vanish` registers and exits
-//! as soon as it receives a transaction, `silent` registers and never answers; `raw` registers for
+//! as soon as it receives a transaction, `silent` registers and never answers (it prints
+//! `pinged` for each ping it answers); `raw` registers for
 //! RAW headers and checks that the signed header bytes arrive.
 
 use std::time::Duration;
@@ -264,6 +265,7 @@ fn misbehave(cli: &Cli, exit_on_request: bool) -> anyhow::Result<()> {
         match msg.get_message_type() {
             Message_MessageType::TP_PROCESS_REQUEST if exit_on_request => std::process::exit(3),
             Message_MessageType::PING_REQUEST => {
+                println!("pinged");
                 let reply = envelope(
                     Message_MessageType::PING_RESPONSE,
                     msg.get_correlation_id(),
