@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch of the `bcfl` command line.
 
+mod anomaly;
 mod audit;
 mod centre;
 mod context;
@@ -78,6 +79,8 @@ enum Command {
     /// Routing and transfer planning over measured bandwidths.
     #[command(subcommand)]
     Net(bcfl_client::net::NetCommand),
+    /// Score members with PageRank, DBSCAN or the modified z-score, from files (no ledger).
+    Anomaly(anomaly::AnomalyArgs),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -93,6 +96,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aggregate(cmd) => submit::aggregate(&ctx, cmd).await,
         Command::Audit(cmd) => audit::audit(&ctx, cmd).await,
         Command::Net(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
+        Command::Anomaly(args) => anomaly::anomaly(&ctx, args),
     }
 }
 
