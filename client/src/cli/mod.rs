@@ -79,6 +79,9 @@ enum Command {
     /// Routing and transfer planning over measured bandwidths.
     #[command(subcommand)]
     Net(bcfl_client::net::NetCommand),
+    /// A member's peer network: blob server, bandwidth probes, routed fetch and distribution.
+    #[command(subcommand)]
+    Node(bcfl_client::net::node::NodeCommand),
     /// Score members with PageRank, DBSCAN or the modified z-score, from files (no ledger).
     Anomaly(anomaly::AnomalyArgs),
 }
@@ -96,6 +99,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aggregate(cmd) => submit::aggregate(&ctx, cmd).await,
         Command::Audit(cmd) => audit::audit(&ctx, cmd).await,
         Command::Net(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
+        Command::Node(cmd) => cmd
+            .run(ctx.client()?, || ctx.signer(), ctx.json())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Anomaly(args) => anomaly::anomaly(&ctx, args),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`transfer`]: cut-through transfers along an upstream chain of relays.
 //! - [`probe`]: bandwidth and RTT probes and their `ReportBandwidth` sweep.
 //! - [`route`]: routed fetches with failover, and distribution along the route tree.
+//! - [`node`]: `bcfl node serve|probe|fetch|distribute`, the command line over these.
 //! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
 //! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
 //!   time under the store-and-forward and pipelined models (see [`bcfl_processor::graph`], the
@@ -18,6 +19,7 @@ pub mod blob;
 pub mod edges;
 mod error;
 pub mod manifest;
+pub mod node;
 pub mod plan;
 pub mod probe;
 pub mod route;

@@ -212,6 +212,28 @@ where
     }))
 }
 
+/// Like [`fetch_routed`], but the receiver is a running node asked to pull over HTTP
+/// (`POST /v1/pull`), so any process can drive it.
+pub async fn pull_routed(
+    http: &reqwest::Client,
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    id: &BlobId,
+    holders: &[String],
+    receiver: &str,
+) -> Result<RoutedFetch> {
+    let url = peers
+        .url(receiver)
+        .ok_or_else(|| NetError::peer(receiver, "no endpoint known"))?
+        .to_owned();
+    routed(graph, peers, policy, holders, receiver, |upstream| {
+        let (http, url, id) = (http.clone(), url.clone(), id.clone());
+        async move { pull(&http, &url, &id, upstream).await }
+    })
+    .await
+}
+
 /// Asks the node at `url` to pull `id` along `upstream` and waits for its answer.
 pub async fn pull(
     http: &reqwest::Client,
@@ -299,12 +321,7 @@ pub async fn distribute(
         );
         let (http, id) = (http.clone(), id.clone());
         tasks.spawn(async move {
-            let url = peers.url(&node).unwrap_or_default().to_owned();
-            let outcome = routed(&graph, &peers, &policy, &holders, &node, |upstream| {
-                let (http, url, id) = (http.clone(), url.clone(), id.clone());
-                async move { pull(&http, &url, &id, upstream).await }
-            })
-            .await;
+            let outcome = pull_routed(&http, &graph, &peers, &policy, &id, &holders, &node).await;
             let elapsed = started.elapsed().as_secs_f64();
             match outcome {
                 Ok(done) => Delivery {
