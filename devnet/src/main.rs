@@ -129,7 +129,8 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the REST API on {}", args.bind_rest))?;
         let rest_addr = listener.local_addr()?;
-        {
+        // A closed stdout (e.g. a parent that stopped reading) must not stop the ledger.
+        let announce = || -> std::io::Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(out, "component: {}", devnet.component_endpoint())?;
             writeln!(out, "rest: http://{rest_addr}")?;
@@ -138,7 +139,10 @@ fn main() -> anyhow::Result<()> {
                 "validator public key: {}",
                 devnet.validator_public_key()
             )?;
-            out.flush()?;
+            out.flush()
+        };
+        if let Err(error) = announce() {
+            tracing::warn!(%error, "could not print the endpoints on stdout");
         }
         bcfl_devnet::rest::serve(listener, devnet.ledger(), shutdown_signal())
             .await

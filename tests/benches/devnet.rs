@@ -1,0 +1,385 @@
+//! Ledger benchmark: committed `bcfl` transactions per second and submit-to-commit latency on
+//! `bcfl-devnet`, through the real `bcfl-tp` processor and the REST API. Prints one JSON object.
+//!
+//! ```text
+//! cargo build --release -p bcfl-processor --bin bcfl-tp
+//! cargo bench -p bcfl-tests --bench devnet                  # defaults below
+//! cargo bench -p bcfl-tests --bench devnet -- --batches 100 --latency-samples 200
+//! ```
+//!
+//! Set-up (not timed): the ledger is embedded in this process (the same library as the
+//! `bcfl-devnet` binary) with its REST API on a loopback port; `bcfl-tp` runs as a child process
+//! connected to the component endpoint; an admin creates the consortium and registers `--members`
+//! members. Every timed transaction is a `ReportBandwidth` by a member about one of its outgoing
+//! links: the processor reads the consortium, the signer, the target member and the link, and
+//! writes the link (a real read-modify-write with the family's validation).
+//!
+//! Scenarios:
+//! * `batched`: `--batches` batches of `--txns-per-batch` transactions, all signed beforehand,
+//!   posted in lists of 10 batches; committed transactions per second from the first POST to the
+//!   moment the ledger reports the last batch COMMITTED (read in process, so polling does not
+//!   slow the ledger);
+//! * `single`: the same number of transactions, one per batch;
+//! * `latency`: `--latency-samples` single-transaction batches posted one after another, each
+//!   waited for; submit (POST start) to COMMITTED, p50 / p95 / max in milliseconds.
+//!
+//! Client-side signing is measured separately (`signing`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use bcfl_client::ledger::family::BcflTransaction;
+use bcfl_client::ledger::keys::{PrivateKey, Signer};
+use bcfl_client::ledger::protocol::{Batch, BatchBuilder, BatchList};
+use bcfl_client::ledger::rest::RestClient;
+use bcfl_devnet::ledger::{Devnet, DevnetConfig};
+use bcfl_devnet::view::{BatchStatusKind, LedgerView};
+use bcfl_protos::bcfl as pb;
+use clap::Parser;
+use serde_json::json;
+
+/// Ledger benchmark options.
+#[derive(Parser, Debug)]
+struct Options {
+    /// Batches in the batched throughput run.
+    #[arg(long, default_value_t = 50)]
+    batches: usize,
+    /// Transactions per batch in the batched run (the single run uses 1).
+    #[arg(long, default_value_t = 100)]
+    txns_per_batch: usize,
+    /// Sequential single-transaction batches in the latency run.
+    #[arg(long, default_value_t = 200)]
+    latency_samples: usize,
+    /// Registered members (signers of the reports).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(2..))]
+    members: u16,
+    /// Block interval of the ledger in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    block_interval_ms: u64,
+    /// The processor binary (default: `bcfl-tp` in this benchmark's target directory).
+    #[arg(long)]
+    tp: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// `bcfl-tp` next to this benchmark's profile directory (`target/<profile>/bcfl-tp`).
+fn locate_tp(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .context("locating the target directory")?;
+    let tp = profile_dir.join("bcfl-tp");
+    if !tp.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release -p bcfl-processor --bin bcfl-tp` first \
+             (or pass --tp PATH)",
+            tp.display()
+        );
+    }
+    Ok(tp)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn payload_of(action: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
+    let mut payload = pb::BcflPayload::new();
+    action(&mut payload);
+    payload
+}
+
+fn report(to: &Signer, nonce: u64) -> BcflTransaction {
+    let measurement = pb::LinkMeasurement {
+        to: to.public_key().as_hex().to_owned(),
+        bytes_per_sec: 10_000_000 + nonce,
+        rtt_us: 500,
+        probe_bytes: 1 << 20,
+        ..Default::default()
+    };
+    let payload = payload_of(|p| {
+        p.set_report_bandwidth(pb::ReportBandwidth {
+            epoch: 1,
+            measurements: vec![measurement].into(),
+            ..Default::default()
+        })
+    });
+    BcflTransaction::new(payload).with_nonce(format!("bench-{nonce}"))
+}
+
+/// `count` batches of `per_batch` bandwidth reports; batch `k` is signed by member `k % n`.
+fn build_batches(
+    members: &[Signer],
+    count: usize,
+    per_batch: usize,
+    nonce_base: u64,
+) -> anyhow::Result<Vec<Batch>> {
+    let mut batches = Vec::with_capacity(count);
+    for k in 0..count {
+        let signer = &members[k % members.len()];
+        let mut txns = Vec::with_capacity(per_batch);
+        for t in 0..per_batch {
+            let nonce = nonce_base + (k * per_batch + t) as u64;
+            let to = &members[(k + t + 1) % members.len()];
+            let to = if to.public_key() == signer.public_key() {
+                &members[(k + t + 2) % members.len()]
+            } else {
+                to
+            };
+            txns.push(report(to, nonce).build(signer)?);
+        }
+        batches.push(BatchBuilder::new().with_transactions(txns).build(signer)?);
+    }
+    Ok(batches)
+}
+
+/// Waits (in process) until every id is COMMITTED; fails on INVALID or after `timeout`.
+async fn await_committed(
+    ledger: &Arc<dyn LedgerView>,
+    ids: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
+    let mut changes = ledger.status_changes();
+    let deadline = Instant::now() + timeout;
+    let mut from = 0;
+    loop {
+        let statuses = ledger.batch_statuses(&ids[from..]);
+        if let Some(bad) = statuses
+            .iter()
+            .find(|s| s.status == BatchStatusKind::Invalid)
+        {
+            bail!(
+                "batch {} is INVALID: {:?}",
+                bad.id,
+                bad.invalid_transactions
+            );
+        }
+        match statuses
+            .iter()
+            .position(|s| s.status != BatchStatusKind::Committed)
+        {
+            None => return Ok(Instant::now()),
+            Some(first_open) => from += first_open,
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!("{} batches not committed in {timeout:?}", ids.len() - from);
+        }
+        let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), changes.changed()).await;
+    }
+}
+
+async fn post(client: &RestClient, batches: &[Batch]) -> anyhow::Result<()> {
+    for chunk in batches.chunks(10) {
+        client
+            .submit_batches(&BatchList::new(chunk.to_vec()))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn throughput(
+    client: &RestClient,
+    ledger: &Arc<dyn LedgerView>,
+    batches: Vec<Batch>,
+) -> anyhow::Result<serde_json::Value> {
+    let txns: usize = batches.iter().map(|b| b.transactions().len()).sum();
+    let ids: Vec<String> = batches.iter().map(|b| b.id().to_owned()).collect();
+    let blocks_before = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
+    let start = Instant::now();
+    post(client, &batches).await?;
+    let posted = start.elapsed();
+    let done = await_committed(ledger, &ids, Duration::from_secs(600)).await?;
+    let elapsed = done - start;
+    let blocks_after = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
+    Ok(json!({
+        "batches": batches.len(),
+        "transactions": txns,
+        "seconds": round3(elapsed.as_secs_f64()),
+        "post_seconds": round3(posted.as_secs_f64()),
+        "committed_txns_per_sec": round1(txns as f64 / elapsed.as_secs_f64()),
+        "blocks": blocks_after - blocks_before,
+    }))
+}
+
+fn block_num(block: &sawtooth_sdk::messages::block::Block) -> u64 {
+    protobuf::Message::parse_from_bytes(block.get_header())
+        .map(|h: sawtooth_sdk::messages::block::BlockHeader| h.get_block_num())
+        .unwrap_or(0)
+}
+
+async fn latency(
+    client: &RestClient,
+    ledger: &Arc<dyn LedgerView>,
+    batches: Vec<Batch>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut samples = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let id = [batch.id().to_owned()];
+        let start = Instant::now();
+        client.submit_batches(&BatchList::new(vec![batch])).await?;
+        let done = await_committed(ledger, &id, Duration::from_secs(60)).await?;
+        samples.push((done - start).as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok(json!({
+        "samples": samples.len(),
+        "p50_ms": round3(pick(0.5)),
+        "p95_ms": round3(pick(0.95)),
+        "max_ms": round3(pick(1.0)),
+        "mean_ms": round3(samples.iter().sum::<f64>() / samples.len() as f64),
+    }))
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn set_up(
+    client: &RestClient,
+    ledger: &Arc<dyn LedgerView>,
+    admin: &Signer,
+    members: &[Signer],
+) -> anyhow::Result<()> {
+    let init = payload_of(|p| {
+        p.set_init_consortium(pb::InitConsortium {
+            admin_keys: vec![admin.public_key().as_hex().to_owned()].into(),
+            params: Some(pb::ConsortiumParams {
+                min_participants: 2,
+                commit_quorum: 2,
+                aggregation_rule: pb::AggregationRule::FEDAVG,
+                model_id: "bench".into(),
+                base_model_sha256: "00".repeat(32),
+                sketch_length: 16,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        })
+    });
+    let mut txns = vec![BcflTransaction::new(init).build(admin)?];
+    for (i, member) in members.iter().enumerate() {
+        let register = payload_of(|p| {
+            p.set_register_member(pb::RegisterMember {
+                public_key: member.public_key().as_hex().to_owned(),
+                name: format!("member-{i}"),
+                endpoint: format!("http://127.0.0.1:{}", 9000 + i),
+                ..Default::default()
+            })
+        });
+        txns.push(BcflTransaction::new(register).build(admin)?);
+    }
+    let batch = BatchBuilder::new().with_transactions(txns).build(admin)?;
+    let id = [batch.id().to_owned()];
+    client.submit_batches(&BatchList::new(vec![batch])).await?;
+    await_committed(ledger, &id, Duration::from_secs(60))
+        .await
+        .context("creating the consortium (is bcfl-tp connected?)")?;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    if options.batches == 0 || options.txns_per_batch == 0 || options.latency_samples == 0 {
+        bail!("--batches, --txns-per-batch and --latency-samples must be at least 1");
+    }
+    let tp_path = locate_tp(options.tp.clone())?;
+    let dir = tempfile::tempdir()?;
+    let component = format!("tcp://127.0.0.1:{}", free_port()?);
+    let devnet = Devnet::start(DevnetConfig {
+        data_dir: dir.path().join("ledger"),
+        component_endpoint: component.clone(),
+        block_interval: Duration::from_millis(options.block_interval_ms),
+        ..DevnetConfig::default()
+    })?;
+    let ledger = devnet.ledger();
+    let _tp = KillOnDrop(
+        Command::new(&tp_path)
+            .args(["-C", &component])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", tp_path.display()))?,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(bcfl_devnet::rest::serve(listener, ledger.clone(), async {
+            let _ = stopped.await;
+        }));
+        let client = RestClient::new(&url)?;
+        let admin = Signer::new(PrivateKey::random());
+        let members: Vec<Signer> = (0..usize::from(options.members))
+            .map(|_| Signer::new(PrivateKey::random()))
+            .collect();
+        set_up(&client, &ledger, &admin, &members).await?;
+
+        let txns = options.batches * options.txns_per_batch;
+        let sign_start = Instant::now();
+        let batched = build_batches(&members, options.batches, options.txns_per_batch, 0)?;
+        let signing = sign_start.elapsed();
+        let singles = build_batches(&members, txns, 1, txns as u64)?;
+        let latency_batches = build_batches(&members, options.latency_samples, 1, 2 * txns as u64)?;
+        // Warm-up: a few blocks through the whole path before timing.
+        let warmup = build_batches(&members, 20, 1, 3 * txns as u64)?;
+        throughput(&client, &ledger, warmup).await?;
+
+        let batched = throughput(&client, &ledger, batched).await?;
+        let single = throughput(&client, &ledger, singles).await?;
+        let latency = latency(&client, &ledger, latency_batches).await?;
+        let _ = stop.send(());
+        server.await??;
+        anyhow::Ok(json!({
+            "benchmark": "devnet",
+            "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "processor": tp_path.display().to_string(),
+            "members": options.members,
+            "block_interval_ms": options.block_interval_ms,
+            "transaction": "bcfl ReportBandwidth (1 link) via bcfl-tp",
+            "signing": {
+                "transactions": txns,
+                "txns_per_sec": round1(txns as f64 / signing.as_secs_f64()),
+            },
+            "batched": batched,
+            "single": single,
+            "latency": latency,
+        }))
+    });
+    drop(runtime);
+    devnet.shutdown();
+    let report = result?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
