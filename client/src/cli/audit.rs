@@ -53,6 +53,8 @@ pub(crate) enum AuditCommand {
     Export(HeadArg),
     /// The family's transactions, block by block, newest first.
     History(super::history::HistoryArgs),
+    /// Recompute round N's anomaly verdict from on-chain state (exit 0 match, 1 mismatch).
+    Verdict(super::verdict::VerdictArgs),
 }
 
 /// Read at a given block.
@@ -229,6 +231,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
             }
         }
         AuditCommand::Verify(args) => return verify(ctx, args).await,
+        AuditCommand::Verdict(args) => return super::verdict::verdict(ctx, args).await,
         AuditCommand::History(args) => super::history::history(ctx, args).await?,
         AuditCommand::Export(head) => {
             let state = state(ctx, &head).await?;

@@ -8,6 +8,7 @@ mod history;
 mod keys;
 mod submit;
 mod table;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
