@@ -43,11 +43,13 @@ pub fn feature_name(feature: Feature) -> &'static str {
         .map_or("unset", |(_, name)| name)
 }
 
-/// The feature named `name` (as [`feature_name`] writes it, case-insensitive).
+/// The feature named `name` (as [`feature_name`] writes it, case-insensitive, `-` for `_`
+/// accepted as the CLI writes it).
 pub fn parse_feature(name: &str) -> Option<Feature> {
+    let name = name.trim().replace('-', "_");
     FEATURE_NAMES
         .iter()
-        .find(|(_, n)| n.eq_ignore_ascii_case(name.trim()))
+        .find(|(_, n)| n.eq_ignore_ascii_case(&name))
         .map(|(f, _)| *f)
 }
 
@@ -276,4 +278,55 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         excluded,
         accepted,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_names_round_trip() {
+        for (feature, name) in FEATURE_NAMES {
+            assert_eq!(parse_feature(name), Some(feature));
+            assert_eq!(feature_name(feature), name);
+        }
+        assert_eq!(parse_feature(" Update-Norm "), Some(Feature::UPDATE_NORM));
+        assert_eq!(parse_feature("speed"), None);
+        assert_eq!(feature_name(Feature::FEATURE_UNSET), "unset");
+    }
+
+    #[test]
+    fn member_data_checks_its_input() {
+        let two = || vec!["a".to_owned(), "b".to_owned()];
+        let err = MemberData::new(vec!["b".into(), "a".into()], vec![], vec![]).unwrap_err();
+        assert_eq!(err, AnomalyError::MemberOrder("a".into()));
+        let err = MemberData::new(two(), vec![(Feature::UPDATE_NORM, vec![1.0])], vec![]);
+        assert!(matches!(
+            err,
+            Err(AnomalyError::ColumnLength { found: 1, .. })
+        ));
+        let err = MemberData::new(
+            two(),
+            vec![(Feature::UPDATE_NORM, vec![1.0, f64::NAN])],
+            vec![],
+        );
+        assert!(matches!(err, Err(AnomalyError::NotFinite { .. })));
+        let err = MemberData::new(two(), vec![], vec![(0, 2, 1.0)]).unwrap_err();
+        assert_eq!(
+            err,
+            AnomalyError::EdgeOutOfRange {
+                index: 2,
+                members: 2
+            }
+        );
+        let data = MemberData::new(two(), vec![], vec![]).unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 1;
+        config.mut_zscore().features = vec![Feature::TRAINING_LOSS];
+        let err = evaluate(&config, &data).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "feature training_loss is needed but not available"
+        );
+    }
 }
