@@ -85,6 +85,16 @@ enum Command {
     Node(bcfl_client::net::node::NodeCommand),
     /// Score members with PageRank, DBSCAN or the modified z-score, from files (no ledger).
     Anomaly(anomaly::AnomalyArgs),
+    /// Fine-tune a model on one dataset (centralized baseline) and save its adapters and head.
+    #[cfg(feature = "train")]
+    Train(bcfl_client::train::command::TrainArgs),
+    /// Evaluate a saved model on a labelled file.
+    #[cfg(feature = "train")]
+    Eval(bcfl_client::train::command::EvalArgs),
+    /// Federated learning without a ledger.
+    #[cfg(feature = "train")]
+    #[command(subcommand)]
+    Fl(bcfl_client::train::command::FlCommand),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -105,6 +115,16 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Anomaly(args) => anomaly::anomaly(&ctx, args),
+        #[cfg(feature = "train")]
+        Command::Train(args) => {
+            bcfl_client::train::command::run_train(&args, ctx.json()).map(|()| ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "train")]
+        Command::Eval(args) => {
+            bcfl_client::train::command::run_eval(&args, ctx.json()).map(|()| ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "train")]
+        Command::Fl(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -32,13 +32,13 @@
 pub mod aggregate;
 pub mod bert;
 pub mod checkpoint;
-// pub mod command;
+pub mod command;
 pub mod data;
 mod error;
 pub mod lora;
 pub mod metrics;
-// pub mod simulate;
-// pub mod sketch;
+pub mod simulate;
+pub mod sketch;
 pub mod split;
 pub mod tokenize;
 pub mod trainer;

@@ -116,6 +116,13 @@ impl TextEncoder {
         Ok(Self { tokenizer, max_len })
     }
 
+    /// Writes the tokenizer as a `tokenizer.json` (with this encoder's truncation and padding).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.tokenizer
+            .save(path, false)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))
+    }
+
     /// Size of the vocabulary, special tokens included.
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)

@@ -1,0 +1,498 @@
+//! The `bcfl train`, `bcfl eval` and `bcfl fl simulate` commands.
+//!
+//! A trained model is saved as a directory: `adapter.safetensors` (the trainable tensors, in
+//! the canonical update format) and `bcfl-model.json` ([`SavedModel`]: the base model directory
+//! and its SHA-256, the LoRA settings, the class names, the sequence length). `bcfl eval` checks
+//! the base weights against the recorded digest before scoring.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use super::aggregate::Rule;
+use super::bert::BertClassifier;
+use super::checkpoint::ModelDir;
+use super::data::{Columns, Dataset};
+use super::lora::LoraConfig;
+use super::simulate::{simulate, SimulationConfig};
+use super::split::{leakage, train_test_split, Partition};
+use super::tokenize::TextEncoder;
+use super::trainer::{evaluate, train, TrainConfig};
+use super::update::{Encoding, Update};
+
+/// File of the trainable tensors in a saved model.
+pub const ADAPTER_FILE: &str = "adapter.safetensors";
+/// File of the saved model's description.
+pub const MODEL_FILE: &str = "bcfl-model.json";
+
+/// Where labelled data comes from.
+#[derive(Clone, Debug, Args)]
+pub struct DataArgs {
+    /// Data directory holding `medical-abstracts/` (used when --data is absent).
+    #[arg(long, env = "BCFL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A CSV (.csv, .tsv) or JSON-lines file of labelled texts.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Column of the text in --data.
+    #[arg(long, default_value = "text")]
+    pub text_column: String,
+    /// Column of the label in --data.
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Use only the first N examples (quick runs).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl DataArgs {
+    fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
+        let mut data = match (&self.data, &self.data_dir) {
+            (Some(file), _) => Dataset::from_file(
+                file,
+                &Columns {
+                    text: self.text_column.clone(),
+                    label: self.label_column.clone(),
+                },
+                labels,
+            )?,
+            (None, Some(dir)) => {
+                let data = Dataset::medical_abstracts(dir)?;
+                if let Some(names) = labels {
+                    anyhow::ensure!(
+                        names == data.label_names,
+                        "the model's classes {names:?} are not Medical Abstracts'"
+                    );
+                }
+                data
+            }
+            (None, None) => {
+                anyhow::bail!("give --data FILE or --data-dir DIR (or set BCFL_DATA_DIR)")
+            }
+        };
+        if let Some(limit) = self.limit {
+            data.examples.truncate(limit);
+        }
+        Ok(data)
+    }
+}
+
+/// The base model and the adapters.
+#[derive(Clone, Debug, Args)]
+pub struct ModelArgs {
+    /// Directory of the pretrained BERT checkpoint.
+    #[arg(long, env = "BCFL_MODEL_DIR")]
+    pub model_dir: PathBuf,
+    /// Required SHA-256 of model.safetensors (default: the installing package's record).
+    #[arg(long)]
+    pub model_sha256: Option<String>,
+    /// Longest token sequence.
+    #[arg(long, default_value_t = 128)]
+    pub max_len: usize,
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub lora_rank: i64,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub lora_alpha: f64,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.1)]
+    pub lora_dropout: f64,
+    /// Adapted projections (query, key, value, output).
+    #[arg(long, value_delimiter = ',', default_value = "query,value")]
+    pub lora_targets: Vec<String>,
+    /// Run on CUDA when available.
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+/// Optimisation options.
+#[derive(Clone, Debug, Args)]
+pub struct OptimArgs {
+    /// Epochs (local epochs in a simulation).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Fraction of steps warming up.
+    #[arg(long, default_value_t = 0.06)]
+    pub warmup: f64,
+    /// Gradient-norm clip (0: off).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Seed of the split, initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fraction of the data held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+}
+
+impl OptimArgs {
+    fn config(&self) -> TrainConfig {
+        TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_fraction: self.warmup,
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+        }
+    }
+}
+
+/// `bcfl train`: centralized fine-tuning.
+#[derive(Clone, Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    optim: OptimArgs,
+    /// Directory to save the adapters, head and description in.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// `bcfl eval`: score a saved model on a labelled file.
+#[derive(Clone, Debug, Args)]
+pub struct EvalArgs {
+    /// Saved model directory (from `bcfl train --out`).
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Base model directory, when it moved since training (its digest must still match).
+    #[arg(long)]
+    base_dir: Option<PathBuf>,
+    /// Run on CUDA when available.
+    #[arg(long)]
+    cuda: bool,
+}
+
+/// `bcfl fl ...`: federated learning without a ledger.
+#[derive(Clone, Debug, Subcommand)]
+pub enum FlCommand {
+    /// Federated rounds in one process: N clients, R rounds, a partition and a rule.
+    Simulate(SimulateArgs),
+}
+
+/// `bcfl fl simulate` options.
+#[derive(Clone, Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    optim: OptimArgs,
+    /// Clients.
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// Rounds.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Partition: iid, dirichlet, specialty.
+    #[arg(long, default_value = "iid")]
+    partition: String,
+    /// Dirichlet concentration.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Specialty share.
+    #[arg(long, default_value_t = 0.8)]
+    share: f64,
+    /// Smallest shard.
+    #[arg(long, default_value_t = 16)]
+    min_shard: usize,
+    /// Rule: fedavg, median, trimmed-mean, krum, multi-krum.
+    #[arg(long, default_value = "fedavg")]
+    rule: String,
+    /// Trimmed-mean fraction per end.
+    #[arg(long, default_value_t = 0.1)]
+    trim: f64,
+    /// Byzantine members Krum tolerates.
+    #[arg(long, default_value_t = 1)]
+    krum_f: usize,
+    /// Members Multi-Krum averages (default: clients - krum_f).
+    #[arg(long)]
+    krum_k: Option<usize>,
+    /// Exchange int8-quantized updates.
+    #[arg(long)]
+    quantize: bool,
+    /// Sketch length of the commitment statistics.
+    #[arg(long, default_value_t = super::sketch::DEFAULT_LENGTH)]
+    sketch_length: usize,
+}
+
+/// The description saved next to a model's adapters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    /// Base checkpoint directory at training time.
+    pub base_dir: PathBuf,
+    /// SHA-256 of its weights.
+    pub base_sha256: String,
+    /// Adapter settings.
+    pub lora: LoraConfig,
+    /// Class names, in head order.
+    pub label_names: Vec<String>,
+    /// Sequence length.
+    pub max_len: usize,
+    /// SHA-256 of `adapter.safetensors`.
+    pub adapter_sha256: String,
+}
+
+fn device(cuda: bool) -> Device {
+    if cuda {
+        Device::cuda_if_available()
+    } else {
+        Device::Cpu
+    }
+}
+
+fn build(
+    args: &ModelArgs,
+    labels: usize,
+    seed: u64,
+) -> anyhow::Result<(ModelDir, BertClassifier, TextEncoder)> {
+    let dir = ModelDir::open(&args.model_dir, args.model_sha256.as_deref())?;
+    let lora = LoraConfig {
+        rank: args.lora_rank,
+        alpha: args.lora_alpha,
+        dropout: args.lora_dropout,
+        targets: args.lora_targets.clone(),
+    };
+    let model = {
+        let _generator = super::seeded(seed);
+        dir.classifier(labels as i64, &lora, device(args.cuda))?
+    };
+    let encoder = dir.encoder(args.max_len)?;
+    tracing::info!(sha256 = dir.sha256(), verified_by = ?dir.verified_by(), trainable = model.trainable_parameters(), "model loaded");
+    Ok((dir, model, encoder))
+}
+
+fn split(data: &Dataset, optim: &OptimArgs, json: bool) -> anyhow::Result<(Dataset, Dataset)> {
+    let (train_set, test_set) = train_test_split(data, optim.test_fraction, optim.seed)?;
+    let leak = leakage(&train_set, &test_set);
+    anyhow::ensure!(
+        leak.leaked == 0,
+        "{} test texts also appear in training",
+        leak.leaked
+    );
+    if !json {
+        eprintln!(
+            "{} train / {} test examples; leakage check: {} of {} test texts in training ({:.1} %)",
+            train_set.len(),
+            test_set.len(),
+            leak.leaked,
+            leak.test_examples,
+            100.0 * leak.fraction
+        );
+    }
+    Ok((train_set, test_set))
+}
+
+fn save(
+    out: &Path,
+    dir: &ModelDir,
+    model: &BertClassifier,
+    labels: &[String],
+    max_len: usize,
+) -> anyhow::Result<()> {
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let bytes = Update::from_store(model.trainable())?.to_bytes(Encoding::F32);
+    fs::write(out.join(ADAPTER_FILE), &bytes)?;
+    let saved = SavedModel {
+        base_dir: dir
+            .path()
+            .canonicalize()
+            .unwrap_or_else(|_| dir.path().to_path_buf()),
+        base_sha256: dir.sha256().to_string(),
+        lora: model.lora().clone(),
+        label_names: labels.to_vec(),
+        max_len,
+        adapter_sha256: super::update::sha256_hex(&bytes),
+    };
+    fs::write(out.join(MODEL_FILE), serde_json::to_string_pretty(&saved)?)?;
+    Ok(())
+}
+
+/// Runs `bcfl train`.
+pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
+    let data = args.data.load(None)?;
+    let (train_set, test_set) = split(&data, &args.optim, json)?;
+    let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
+    let config = args.optim.config();
+    let mut epochs = Vec::new();
+    train(&model, &encoder, &train_set, &config, !json, |stats| {
+        let test = evaluate(&model, &encoder, &test_set, 64)?;
+        if !json {
+            println!(
+                "epoch {} loss {:.4} test accuracy {:.4} macro-F1 {:.4} ({:.0} s, {:.2} steps/s)",
+                stats.epoch,
+                stats.loss,
+                test.scores.accuracy,
+                test.scores.macro_f1,
+                stats.seconds,
+                stats.steps as f64 / stats.seconds
+            );
+        }
+        epochs.push(serde_json::json!({"train": stats, "test": test}));
+        Ok(())
+    })?;
+    if let Some(out) = &args.out {
+        save(out, &dir, &model, &data.label_names, args.model.max_len)?;
+        if !json {
+            println!("saved {}", out.display());
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "train_examples": train_set.len(), "test_examples": test_set.len(),
+                "labels": data.label_names, "trainable_parameters": model.trainable_parameters(),
+                "base_sha256": dir.sha256(), "config": config, "epochs": epochs,
+            })
+        );
+    }
+    Ok(())
+}
+
+/// Runs `bcfl eval`.
+pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
+    let text = fs::read_to_string(args.model.join(MODEL_FILE))
+        .with_context(|| format!("reading {}", args.model.join(MODEL_FILE).display()))?;
+    let saved: SavedModel = serde_json::from_str(&text)?;
+    let base = args.base_dir.as_ref().unwrap_or(&saved.base_dir);
+    let dir = ModelDir::open(base, Some(&saved.base_sha256))?;
+    let mut model = dir.classifier(
+        saved.label_names.len() as i64,
+        &saved.lora,
+        device(args.cuda),
+    )?;
+    let adapter = fs::read(args.model.join(ADAPTER_FILE))?;
+    Update::from_bytes(&adapter)?.apply_to(model.trainable_mut())?;
+    let encoder = dir.encoder(saved.max_len)?;
+    let data = args.data.load(Some(&saved.label_names))?;
+    let result = evaluate(&model, &encoder, &data, args.batch_size)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"examples": data.len(), "labels": saved.label_names, "evaluation": result})
+        );
+    } else {
+        println!(
+            "{} examples: accuracy {:.4}, macro-F1 {:.4}, loss {:.4}",
+            data.len(),
+            result.scores.accuracy,
+            result.scores.macro_f1,
+            result.loss
+        );
+        println!(
+            "confusion (rows: true, columns: predicted): {:?}",
+            saved.label_names
+        );
+        for (name, row) in saved.label_names.iter().zip(&result.scores.confusion) {
+            println!("  {row:?} {name}");
+        }
+    }
+    Ok(())
+}
+
+impl SimulateArgs {
+    fn simulation(&self) -> anyhow::Result<SimulationConfig> {
+        let partition = match self.partition.as_str() {
+            "iid" => Partition::Iid,
+            "dirichlet" => Partition::Dirichlet { alpha: self.alpha },
+            "specialty" => Partition::Specialty { share: self.share },
+            other => anyhow::bail!("unknown partition {other:?} (iid, dirichlet, specialty)"),
+        };
+        let rule = match self.rule.as_str() {
+            "fedavg" => Rule::FedAvg,
+            "median" => Rule::Median,
+            "trimmed-mean" => Rule::TrimmedMean { trim: self.trim },
+            "krum" => Rule::Krum { f: self.krum_f },
+            "multi-krum" => Rule::MultiKrum {
+                f: self.krum_f,
+                k: self
+                    .krum_k
+                    .unwrap_or(self.clients.saturating_sub(self.krum_f)),
+            },
+            other => anyhow::bail!(
+                "unknown rule {other:?} (fedavg, median, trimmed-mean, krum, multi-krum)"
+            ),
+        };
+        Ok(SimulationConfig {
+            clients: self.clients,
+            rounds: self.rounds,
+            partition,
+            min_shard: self.min_shard,
+            rule,
+            local: self.optim.config(),
+            quantize: self.quantize,
+            sketch_length: self.sketch_length,
+        })
+    }
+}
+
+impl FlCommand {
+    /// Runs the command.
+    pub fn run(&self, json: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Simulate(args) => {
+                let config = args.simulation()?;
+                let data = args.data.load(None)?;
+                let (train_set, test_set) = split(&data, &args.optim, json)?;
+                let (_dir, model, encoder) =
+                    build(&args.model, data.num_labels(), args.optim.seed)?;
+                let work = tempfile::tempdir()?;
+                let reports = simulate(
+                    &model,
+                    &encoder,
+                    &train_set,
+                    &test_set,
+                    &config,
+                    work.path(),
+                    |r| {
+                        if !json {
+                            let bytes: usize = r.clients.iter().map(|c| c.bytes).sum();
+                            println!(
+                            "round {} test accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes, {:.0} s)",
+                            r.round,
+                            r.test.scores.accuracy,
+                            r.test.scores.macro_f1,
+                            r.clients.len(),
+                            bytes,
+                            r.seconds
+                        );
+                        }
+                        Ok(())
+                    },
+                )?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"config": config, "rounds": reports})
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}

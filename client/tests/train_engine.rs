@@ -1,0 +1,306 @@
+//! The training engine end to end on a tiny randomly initialised BERT (2 layers, hidden 32):
+//! learning, determinism, the model directory format, and the `bcfl train`, `bcfl eval` and
+//! `bcfl fl simulate` commands. Runs in seconds on CPU without the real model.
+#![cfg(feature = "train")]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use bcfl_client::train::bert::{BertClassifier, BertConfig};
+use bcfl_client::train::checkpoint::ModelDir;
+use bcfl_client::train::data::{Dataset, Example};
+use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::tokenize::TextEncoder;
+use bcfl_client::train::trainer::{evaluate, train, TrainConfig};
+use bcfl_client::train::update::{Encoding, Update};
+use bcfl_client::train::{seeded, Error};
+use tch::Device;
+
+const CLASSES: [&[&str]; 3] = [
+    &["tumor", "carcinoma", "oncology", "metastasis"],
+    &["liver", "bowel", "gastric", "colon"],
+    &["neuron", "brain", "seizure", "cortex"],
+];
+const FILLER: [&str; 6] = ["the", "patient", "study", "with", "and", "results"];
+
+/// Texts of three classes told apart by their topic words, among shared filler words.
+fn corpus(per_class: usize) -> Dataset {
+    let mut examples = Vec::new();
+    for i in 0..per_class {
+        for (label, words) in CLASSES.iter().enumerate() {
+            let text = format!(
+                "{} {} {} {} {}",
+                FILLER[i % FILLER.len()],
+                words[i % words.len()],
+                FILLER[(i + 2) % FILLER.len()],
+                words[(i + 1) % words.len()],
+                FILLER[(i + 4) % FILLER.len()],
+            );
+            examples.push(Example { text, label });
+        }
+    }
+    Dataset {
+        examples,
+        label_names: vec!["neoplasms".into(), "digestive".into(), "nervous".into()],
+    }
+}
+
+fn encoder() -> TextEncoder {
+    let words: Vec<&str> = CLASSES
+        .iter()
+        .flat_map(|c| c.iter())
+        .chain(FILLER.iter())
+        .copied()
+        .collect();
+    TextEncoder::from_corpus(words, 100, 16).unwrap()
+}
+
+/// The tiny configuration without dropout, so that a few steps learn the corpus.
+fn tiny_config(encoder: &TextEncoder) -> BertConfig {
+    BertConfig {
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..BertConfig::tiny(encoder.vocab_size() as i64)
+    }
+}
+
+fn tiny_model(encoder: &TextEncoder, seed: u64) -> BertClassifier {
+    // One libtorch thread: the tests run in parallel on a small shared machine.
+    tch::set_num_threads(1);
+    let _generator = seeded(seed);
+    let mut model = BertClassifier::new(
+        tiny_config(encoder),
+        LoraConfig::default(),
+        3,
+        Device::Cpu,
+    )
+    .unwrap();
+    model.randomize_base();
+    model
+}
+
+fn config(seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs: 6,
+        batch_size: 8,
+        learning_rate: 3e-2,
+        seed,
+        ..TrainConfig::default()
+    }
+}
+
+/// Writes a model directory (config.json, model.safetensors, tokenizer.json) of the tiny BERT.
+fn tiny_model_dir(dir: &Path) {
+    let encoder = encoder();
+    let model = tiny_model(&encoder, 1);
+    let config = tiny_config(&encoder);
+    fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    model.base().save(dir.join("model.safetensors")).unwrap();
+    encoder.save(&dir.join("tokenizer.json")).unwrap();
+}
+
+#[test]
+fn tiny_bert_learns_and_training_is_deterministic() {
+    let data = corpus(20);
+    let encoder = encoder();
+    let model = tiny_model(&encoder, 3);
+    let before = evaluate(&model, &encoder, &data, 32).unwrap();
+    let base_before = Update::from_store(model.base()).unwrap();
+    let history = train(&model, &encoder, &data, &config(5), false, |_| Ok(())).unwrap();
+    let after = evaluate(&model, &encoder, &data, 32).unwrap();
+    eprintln!(
+        "loss {:.3} -> {:.3}, accuracy {:.3} -> {:.3}",
+        history[0].loss, history[5].loss, before.scores.accuracy, after.scores.accuracy
+    );
+    assert!(history[5].loss < 0.5 * history[0].loss, "{history:?}");
+    assert!(after.scores.accuracy >= 0.9, "{after:?}");
+    // The base weights are frozen.
+    assert_eq!(Update::from_store(model.base()).unwrap(), base_before);
+
+    // The same seeds give the same bytes; another seed does not.
+    let update = |model_seed, train_seed| {
+        let model = tiny_model(&encoder, model_seed);
+        train(&model, &encoder, &data, &config(train_seed), false, |_| {
+            Ok(())
+        })
+        .unwrap();
+        Update::from_store(model.trainable())
+            .unwrap()
+            .to_bytes(Encoding::F32)
+    };
+    let first = update(3, 5);
+    assert_eq!(
+        first,
+        Update::from_store(model.trainable())
+            .unwrap()
+            .to_bytes(Encoding::F32)
+    );
+    assert_eq!(first, update(3, 5));
+    assert_ne!(first, update(3, 6));
+}
+
+#[test]
+fn updates_carry_only_adapters_and_head_and_round_trip_into_a_model() {
+    let encoder = encoder();
+    let model = tiny_model(&encoder, 7);
+    let update = Update::from_store(model.trainable()).unwrap();
+    let names: Vec<&String> = update.tensors.keys().collect();
+    assert_eq!(names.len(), 2 * 2 * 2 + 2, "{names:?}");
+    assert!(names.contains(&&"encoder.layer.1.attention.self.value.lora_b".to_string()));
+    assert!(names.contains(&&"classifier.weight".to_string()));
+    let mut other = tiny_model(&encoder, 8);
+    assert_ne!(Update::from_store(other.trainable()).unwrap(), update);
+    Update::from_bytes(&update.to_bytes(Encoding::F32))
+        .unwrap()
+        .apply_to(other.trainable_mut())
+        .unwrap();
+    assert_eq!(Update::from_store(other.trainable()).unwrap(), update);
+}
+
+#[test]
+fn model_dir_checks_the_weights_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_model_dir(dir.path());
+    let opened = ModelDir::open(dir.path(), None).unwrap();
+    assert_eq!(opened.verified_by(), None);
+    let same = ModelDir::open(dir.path(), Some(opened.sha256())).unwrap();
+    assert_eq!(same.verified_by(), Some("caller"));
+    let wrong = "0".repeat(64);
+    assert!(matches!(
+        ModelDir::open(dir.path(), Some(&wrong)),
+        Err(Error::Checksum { .. })
+    ));
+    // The loaded classifier has the saved base weights.
+    let model = opened
+        .classifier(3, &LoraConfig::default(), Device::Cpu)
+        .unwrap();
+    let expected = tiny_model(&encoder(), 1);
+    assert_eq!(
+        Update::from_store(model.base()).unwrap(),
+        Update::from_store(expected.base()).unwrap()
+    );
+}
+
+fn bcfl(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+        .args(args)
+        .env_remove("BCFL_DATA_DIR")
+        .env_remove("BCFL_MODEL_DIR")
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bcfl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cli_train_eval_and_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_dir = dir.path().join("base");
+    fs::create_dir(&model_dir).unwrap();
+    tiny_model_dir(&model_dir);
+    let data = corpus(20);
+    let csv = dir.path().join("data.csv");
+    let mut text = String::from("label,text\n");
+    for e in &data.examples {
+        text.push_str(&format!("{},{}\n", data.label_names[e.label], e.text));
+    }
+    fs::write(&csv, text).unwrap();
+    let saved = dir.path().join("trained");
+    let (m, d, s) = (
+        model_dir.to_str().unwrap(),
+        csv.to_str().unwrap(),
+        saved.to_str().unwrap(),
+    );
+    let common = [
+        "--model-dir",
+        m,
+        "--data",
+        d,
+        "--max-len",
+        "16",
+        "--batch-size",
+        "8",
+        "--lr",
+        "3e-2",
+    ];
+
+    let trained = bcfl(
+        &[
+            &["--json", "train"][..],
+            &common,
+            &["--epochs", "6", "--out", s],
+        ]
+        .concat(),
+    );
+    let epochs = trained["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 6);
+    let final_test = &epochs[5]["test"];
+    assert!(
+        final_test["accuracy"].as_f64().unwrap() >= 0.8,
+        "{final_test}"
+    );
+    assert_eq!(
+        trained["labels"],
+        serde_json::json!(["digestive", "neoplasms", "nervous"])
+    );
+
+    // Evaluating the saved model on the whole file: the digest is checked, the classes kept.
+    let evaluated = bcfl(&["--json", "eval", "--model", s, "--data", d]);
+    assert_eq!(evaluated["examples"], 60);
+    let accuracy = evaluated["evaluation"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.8, "{evaluated}");
+    let confusion = evaluated["evaluation"]["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 3);
+
+    let simulated = bcfl(
+        &[
+            &["--json", "fl", "simulate"][..],
+            &common,
+            &[
+                "--clients",
+                "4",
+                "--rounds",
+                "2",
+                "--epochs",
+                "2",
+                "--min-shard",
+                "5",
+            ],
+            &[
+                "--rule",
+                "multi-krum",
+                "--quantize",
+                "--sketch-length",
+                "32",
+            ],
+        ]
+        .concat(),
+    );
+    let rounds = simulated["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for round in rounds {
+        assert_eq!(round["clients"].as_array().unwrap().len(), 4);
+        assert_eq!(round["selected"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            round["clients"][0]["stats"]["sketch"]
+                .as_array()
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+    assert!(
+        rounds[1]["test"]["accuracy"].as_f64().unwrap() > 0.5,
+        "{simulated}"
+    );
+}
