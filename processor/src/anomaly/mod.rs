@@ -46,6 +46,7 @@ mod onchain_tests;
 pub mod pagerank;
 #[cfg(test)]
 mod proptests;
+pub mod simulate;
 pub mod stats;
 pub mod zscore;
 

@@ -1,0 +1,335 @@
+//! Simulated rounds with misbehaving members, for experiments and the detection benchmark.
+//!
+//! No model is trained here: an honest member's update is a shared "true" direction plus
+//! member-specific noise (non-IID heterogeneity) with a norm that varies by about 10 %; its
+//! commitment carries the L2 norm, a loss near 0.5, a sample count near 100 and a sketch (a fixed
+//! dense +/-1 random projection of the update, quantized to integers, as a member would commit).
+//! Attackers replace their update or their links:
+//!
+//! | attack | what the attacker commits |
+//! | --- | --- |
+//! | [`Attack::SignFlip`] | the negated honest update |
+//! | [`Attack::Scale`] | the honest update x10 |
+//! | [`Attack::GaussianNoise`] | a random Gaussian vector with an honest-sized norm |
+//! | [`Attack::FreeRider`] | a zero update (nothing trained) |
+//! | [`Attack::SlowLink`] | an honest update, but its links run 100x slower |
+//!
+//! Every member measures its links to every other member (log-normal bandwidths around
+//! 100 MB/s). The randomness is a seeded SplitMix64 with Box-Muller normals, so a seed always
+//! gives the same round. This module is off-chain tooling: it uses `ln` and `cos`, which the
+//! on-chain methods avoid.
+//!
+//! ```
+//! use bcfl_processor::anomaly::simulate::{simulate_round, Attack, Scenario};
+//!
+//! let round = simulate_round(&Scenario { members: 10, attackers: 2, attack: Attack::Scale, seed: 7 });
+//! assert_eq!(round.commitments.len(), 10);
+//! assert_eq!(round.attackers.len(), 2);
+//! ```
+
+use bcfl_protos::bcfl as pb;
+
+/// Dimension of the simulated updates.
+pub const UPDATE_DIM: usize = 512;
+
+/// Length of the committed sketches.
+pub const SKETCH_LEN: usize = 32;
+
+/// A way to misbehave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attack {
+    /// Commit the negated update.
+    SignFlip,
+    /// Commit the update scaled x10.
+    Scale,
+    /// Commit Gaussian noise of an honest-sized norm.
+    GaussianNoise,
+    /// Commit a zero update.
+    FreeRider,
+    /// Train honestly behind links 100x slower than the others.
+    SlowLink,
+}
+
+impl Attack {
+    /// Every attack, in a fixed order.
+    pub const ALL: [Attack; 5] = [
+        Attack::SignFlip,
+        Attack::Scale,
+        Attack::GaussianNoise,
+        Attack::FreeRider,
+        Attack::SlowLink,
+    ];
+
+    /// A short snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attack::SignFlip => "sign_flip",
+            Attack::Scale => "scale_x10",
+            Attack::GaussianNoise => "gaussian_noise",
+            Attack::FreeRider => "free_rider",
+            Attack::SlowLink => "slow_link",
+        }
+    }
+}
+
+/// One simulated round's set-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scenario {
+    /// Members in the round.
+    pub members: usize,
+    /// How many of them attack (chosen at random).
+    pub attackers: usize,
+    /// The attack they all use.
+    pub attack: Attack,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// A simulated round: commitments and links as the chain would hold them, and the truth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimulatedRound {
+    /// One commitment per member, sorted by member key.
+    pub commitments: Vec<pb::Commitment>,
+    /// Every measured directed link, sorted by (from, to).
+    pub links: Vec<pb::Link>,
+    /// The attackers' keys, sorted.
+    pub attackers: Vec<String>,
+}
+
+/// SplitMix64 with Box-Muller normals.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// The fixed +/-1 projection of an update to [`SKETCH_LEN`] integers (x1000, rounded).
+pub fn sketch(update: &[f64]) -> Vec<i32> {
+    let mut signs = Rng(0x5EED_5EED);
+    let mut out = vec![0.0f64; SKETCH_LEN];
+    for x in update {
+        for slot in out.iter_mut() {
+            let sign = if signs.next_u64() & 1 == 0 { 1.0 } else { -1.0 };
+            *slot += sign * x;
+        }
+    }
+    let scale = 1000.0 / (update.len().max(1) as f64).sqrt();
+    out.iter().map(|s| (s * scale).round() as i32).collect()
+}
+
+/// Simulates one round (see the module docs).
+pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
+    let mut rng = Rng(scenario.seed ^ 0xB0C1_F1A5_u64.rotate_left(17));
+    let n = scenario.members;
+    let truth: Vec<f64> = (0..UPDATE_DIM).map(|_| rng.normal()).collect();
+    let truth_norm = norm(&truth);
+    let direction: Vec<f64> = truth.iter().map(|x| x / truth_norm).collect();
+    let keys: Vec<String> = (0..n).map(|i| format!("member{i:03}")).collect();
+    // Pick attackers: a partial Fisher-Yates shuffle.
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in 0..scenario.attackers.min(n) {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        order.swap(i, j);
+    }
+    let mut is_attacker = vec![false; n];
+    for &i in &order[..scenario.attackers.min(n)] {
+        is_attacker[i] = true;
+    }
+    let noise_scale = 0.6 / (UPDATE_DIM as f64).sqrt();
+    let commitments = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let size = 1.0 + 0.1 * rng.normal();
+            let honest: Vec<f64> = direction
+                .iter()
+                .map(|d| size * (d + noise_scale * rng.normal()))
+                .collect();
+            let update: Vec<f64> = match (is_attacker[i], scenario.attack) {
+                (true, Attack::SignFlip) => honest.iter().map(|x| -x).collect(),
+                (true, Attack::Scale) => honest.iter().map(|x| 10.0 * x).collect(),
+                (true, Attack::GaussianNoise) => {
+                    let noise: Vec<f64> = (0..UPDATE_DIM).map(|_| rng.normal()).collect();
+                    let k = norm(&honest) / norm(&noise);
+                    noise.iter().map(|x| x * k).collect()
+                }
+                (true, Attack::FreeRider) => vec![0.0; UPDATE_DIM],
+                _ => honest,
+            };
+            pb::Commitment {
+                round: 1,
+                member: key.clone(),
+                update_sha256: format!("{:064x}", i),
+                size_bytes: (UPDATE_DIM * 4) as u64,
+                num_samples: (100.0 + 20.0 * rng.normal()).max(1.0) as u64,
+                loss_micro: ((0.5 + 0.05 * rng.normal()) * 1e6) as i64,
+                norm_micro: (norm(&update) * 1e6).round() as u64,
+                sketch: sketch(&update),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut links = Vec::new();
+    for (i, from) in keys.iter().enumerate() {
+        for (j, to) in keys.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let slow = scenario.attack == Attack::SlowLink && (is_attacker[i] || is_attacker[j]);
+            let base = 1e8 * (0.3 * rng.normal()).exp();
+            let bandwidth = if slow { base / 100.0 } else { base };
+            links.push(pb::Link {
+                from: from.clone(),
+                to: to.clone(),
+                samples: vec![pb::LinkSample {
+                    epoch: 1,
+                    bytes_per_sec: bandwidth.max(1.0) as u64,
+                    rtt_us: 500,
+                    probe_bytes: 1 << 20,
+                    ..Default::default()
+                }]
+                .into(),
+                ..Default::default()
+            });
+        }
+    }
+    let attackers = keys
+        .iter()
+        .zip(&is_attacker)
+        .filter(|(_, a)| **a)
+        .map(|(k, _)| k.clone())
+        .collect();
+    SimulatedRound {
+        commitments,
+        links,
+        attackers,
+    }
+}
+
+/// Detection counts: true positives, false positives, false negatives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Attackers flagged.
+    pub true_positives: usize,
+    /// Honest members flagged.
+    pub false_positives: usize,
+    /// Attackers not flagged.
+    pub false_negatives: usize,
+}
+
+impl Counts {
+    /// Adds the outcome of one round: `flagged` and `attackers` both sorted.
+    pub fn add(&mut self, flagged: &[String], attackers: &[String]) {
+        let hits = flagged
+            .iter()
+            .filter(|f| attackers.binary_search(f).is_ok())
+            .count();
+        self.true_positives += hits;
+        self.false_positives += flagged.len() - hits;
+        self.false_negatives += attackers.len() - hits;
+    }
+
+    /// TP / (TP + FP); 1 when nothing was flagged.
+    pub fn precision(&self) -> f64 {
+        let flagged = self.true_positives + self.false_positives;
+        if flagged == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / flagged as f64
+        }
+    }
+
+    /// TP / (TP + FN); 1 when there was no attacker.
+    pub fn recall(&self) -> f64 {
+        let positives = self.true_positives + self.false_negatives;
+        if positives == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / positives as f64
+        }
+    }
+
+    /// The harmonic mean of precision and recall (0 when both are 0).
+    pub fn f1(&self) -> f64 {
+        let (p, r) = (self.precision(), self.recall());
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_are_reproducible_and_attackers_misbehave() {
+        let s = Scenario {
+            members: 10,
+            attackers: 3,
+            attack: Attack::SignFlip,
+            seed: 11,
+        };
+        let a = simulate_round(&s);
+        assert_eq!(a, simulate_round(&s));
+        assert_ne!(a, simulate_round(&Scenario { seed: 12, ..s }));
+        assert_eq!(a.attackers.len(), 3);
+        assert_eq!(a.links.len(), 90);
+        let free = simulate_round(&Scenario {
+            attack: Attack::FreeRider,
+            ..s
+        });
+        for c in &free.commitments {
+            let attacker = free.attackers.contains(&c.member);
+            assert_eq!(c.norm_micro == 0, attacker, "{}", c.member);
+            assert_eq!(c.sketch.iter().all(|v| *v == 0), attacker);
+        }
+    }
+
+    #[test]
+    fn sketch_is_linear_in_sign() {
+        let u: Vec<f64> = (0..UPDATE_DIM).map(|i| (i as f64).sin()).collect();
+        let minus: Vec<f64> = u.iter().map(|x| -x).collect();
+        let s = sketch(&u);
+        assert_eq!(s.len(), SKETCH_LEN);
+        assert_eq!(sketch(&minus), s.iter().map(|v| -v).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn counts_known_answer() {
+        let mut c = Counts::default();
+        let keys = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        c.add(&keys(&["a", "b", "c"]), &keys(&["a", "b", "d"]));
+        assert_eq!(
+            (c.true_positives, c.false_positives, c.false_negatives),
+            (2, 1, 1)
+        );
+        assert_eq!(c.precision(), 2.0 / 3.0);
+        assert_eq!(c.recall(), 2.0 / 3.0);
+        assert!((c.f1() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(Counts::default().f1(), 1.0);
+    }
+}
