@@ -57,6 +57,7 @@ impl BcflHandler {
         let mut state = BcflState::new(context);
         let mut attributes = vec![attr("signer", &signer)];
         attributes.extend(rules::apply(&mut state, &signer, &action)?);
+        state.flush()?;
         state.emit(format!("{FAMILY_NAME}/{}", action.name()), attributes)?;
         Ok(())
     }

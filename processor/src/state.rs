@@ -52,9 +52,14 @@ impl From<ContextError> for StateError {
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
 /// The family's state, seen through one transaction's context.
+///
+/// Reads are cached for the transaction; writes are buffered and sent to the validator in one
+/// request by [`BcflState::flush`] (each context request is a round trip, and a rejected
+/// transaction's writes are discarded by the validator anyway).
 pub struct BcflState<'a> {
     context: &'a dyn TransactionContext,
     cache: BTreeMap<String, Option<Vec<u8>>>,
+    pending: BTreeMap<String, Vec<u8>>,
 }
 
 fn decode<M: Message>(address: &str, kind: &'static str, bytes: &[u8]) -> Result<M> {
@@ -86,7 +91,19 @@ impl<'a> BcflState<'a> {
         Self {
             context,
             cache: BTreeMap::new(),
+            pending: BTreeMap::new(),
         }
+    }
+
+    /// Sends every buffered write to the validator in one request, in address order.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(String, Vec<u8>)> =
+            std::mem::take(&mut self.pending).into_iter().collect();
+        self.context.set_state_entries(entries)?;
+        Ok(())
     }
 
     /// Reads every uncached address of `addresses` in one validator request.
@@ -128,8 +145,7 @@ impl<'a> BcflState<'a> {
 
     fn write<M: Message>(&mut self, address: String, message: &M) -> Result<()> {
         let bytes = encode(message)?;
-        self.context
-            .set_state_entry(address.clone(), bytes.clone())?;
+        self.pending.insert(address.clone(), bytes.clone());
         self.cache.insert(address, Some(bytes));
         Ok(())
     }
