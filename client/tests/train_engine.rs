@@ -69,13 +69,8 @@ fn tiny_model(encoder: &TextEncoder, seed: u64) -> BertClassifier {
     // One libtorch thread: the tests run in parallel on a small shared machine.
     tch::set_num_threads(1);
     let _generator = seeded(seed);
-    let mut model = BertClassifier::new(
-        tiny_config(encoder),
-        LoraConfig::default(),
-        3,
-        Device::Cpu,
-    )
-    .unwrap();
+    let mut model =
+        BertClassifier::new(tiny_config(encoder), LoraConfig::default(), 3, Device::Cpu).unwrap();
     model.randomize_base();
     model
 }

@@ -191,6 +191,8 @@ pub struct EvalArgs {
 pub enum FlCommand {
     /// Federated rounds in one process: N clients, R rounds, a partition and a rule.
     Simulate(SimulateArgs),
+    /// Benchmarks (JSON): training steps/s, aggregation throughput, update sizes.
+    Bench(super::bench::BenchArgs),
 }
 
 /// `bcfl fl simulate` options.
@@ -455,6 +457,7 @@ impl FlCommand {
     /// Runs the command.
     pub fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
+            Self::Bench(args) => super::bench::run(args),
             Self::Simulate(args) => {
                 let config = args.simulation()?;
                 let data = args.data.load(None)?;

@@ -166,7 +166,7 @@ mod tests {
             let layer = LoraLinear::new(base.root(), adapters.root(), in_f, out_f, Some(&cfg));
             tch::no_grad(|| {
                 for (_, mut v) in base.variables() {
-                    let _ = v.copy_(&Tensor::randn(v.size(), (Kind::Float, Device::Cpu)));
+                    v.copy_(&Tensor::randn(v.size(), (Kind::Float, Device::Cpu)));
                 }
             });
             let x = Tensor::randn([rows, in_f], (Kind::Float, Device::Cpu));
@@ -174,7 +174,7 @@ mod tests {
             // A non-zero B changes the output.
             tch::no_grad(|| {
                 for (_, mut v) in adapters.variables() {
-                    let _ = v.copy_(&Tensor::ones(v.size(), (Kind::Float, Device::Cpu)));
+                    v.copy_(&Tensor::ones(v.size(), (Kind::Float, Device::Cpu)));
                 }
             });
             prop_assert!(!layer.forward_t(&x, false).equal(&layer.forward_base(&x)));
