@@ -190,7 +190,7 @@ pub struct EvalArgs {
 #[derive(Clone, Debug, Subcommand)]
 pub enum FlCommand {
     /// Federated rounds in one process: N clients, R rounds, a partition and a rule.
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Benchmarks (JSON): training steps/s, aggregation throughput, update sizes.
     Bench(super::bench::BenchArgs),
 }
