@@ -5,8 +5,10 @@
 //!
 //! 1. RTT: the smallest of `rtt_samples` times of `GET /v1/probe?bytes=0` on a warm connection
 //!    (request to end of response: one round trip plus server time).
-//! 2. Throughput: `GET /v1/probe?bytes=N`; the time from the request to the last byte, less
-//!    one RTT (the request's trip and the first byte's), divides N.
+//! 2. Throughput of the link *from the prober to the peer* (the direction the ledger records:
+//!    `from` is the signer): `POST /v1/probe` with N bytes of incompressible data; the time
+//!    from the start of the upload to the peer's receipt (sent after its last byte), less one
+//!    RTT, divides N.
 //!
 //! A peer that cannot be probed is left out of the report: the family accepts only positive
 //! bandwidths, and a link with no fresh samples ages out of the routing graph's median window.
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{NetError, Result};
 use super::route::Peers;
+use super::server::{probe_pattern, probe_stream, ProbeReceipt};
 use crate::ledger::family::BcflTransaction;
 use crate::ledger::keys::Signer;
 use crate::ledger::rest::{BatchStatus, RestClient};
@@ -83,6 +86,26 @@ async fn timed_get(http: &reqwest::Client, url: &str, peer: &str) -> Result<(u64
     Ok((received, started.elapsed()))
 }
 
+async fn timed_upload(http: &reqwest::Client, base: &str, bytes: u64) -> Result<(u64, Duration)> {
+    let body = reqwest::Body::wrap_stream(probe_stream(probe_pattern(), bytes));
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/probe"))
+        .header(reqwest::header::CONTENT_LENGTH, bytes)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| NetError::peer(base, e))?;
+    if !response.status().is_success() {
+        return Err(NetError::peer(
+            base,
+            format!("probe upload: HTTP {}", response.status()),
+        ));
+    }
+    let receipt: ProbeReceipt = response.json().await.map_err(|e| NetError::peer(base, e))?;
+    Ok((receipt.bytes, started.elapsed()))
+}
+
 /// Probes the peer serving at `url` (node id `to`).
 pub async fn probe_peer(
     http: &reqwest::Client,
@@ -96,12 +119,7 @@ pub async fn probe_peer(
         let (_, elapsed) = timed_get(http, &format!("{base}/v1/probe?bytes=0"), base).await?;
         rtt = rtt.min(elapsed);
     }
-    let (received, elapsed) = timed_get(
-        http,
-        &format!("{base}/v1/probe?bytes={}", config.bytes),
-        base,
-    )
-    .await?;
+    let (received, elapsed) = timed_upload(http, base, config.bytes).await?;
     if received != config.bytes {
         return Err(NetError::Truncated {
             blob: "probe".into(),

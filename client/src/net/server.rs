@@ -5,7 +5,8 @@
 //! | `GET`/`HEAD /v1/blobs/{sha256}` | a held blob, streamed; one `Range: bytes=` range (206); 404 when not held |
 //! | `GET /v1/blobs/{sha256}/manifest` | the blob's [`Manifest`] (per-chunk SHA-256) as JSON |
 //! | `GET /v1/blobs` | the ids of held blobs |
-//! | `GET /v1/probe?bytes=N` | N bytes of incompressible data, for bandwidth probes (N is bounded) |
+//! | `GET /v1/probe?bytes=N` | N bytes of incompressible data, for download probes (N is bounded) |
+//! | `POST /v1/probe` | reads the body (bounded) and answers `{"bytes": N}`: upload probes |
 //! | `GET /v1/relay/{sha256}?upstream=U1,U2,...` | the blob, held or received from the upstream chain and forwarded chunk by chunk while it arrives |
 //! | `GET /v1/relay/{sha256}/manifest?upstream=...` | the manifest, from the store or through the chain |
 //! | `POST /v1/pull` | `{"sha256": ..., "upstream": [...]}`: fetch into this node's store and answer when verified |
@@ -46,20 +47,10 @@ impl NodeServer {
     /// A server for the blobs of `transfers`' store, answering probes of at most
     /// `max_probe_bytes`.
     pub fn new(transfers: Arc<Transfers>, max_probe_bytes: u64) -> Self {
-        // Pseudo-random (xorshift) so that no layer can compress probe traffic.
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        let probe_data: Vec<u8> = (0..1 << 16)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
         Self {
             transfers,
             max_probe_bytes,
-            probe_data: Bytes::from(probe_data),
+            probe_data: probe_pattern(),
         }
     }
 
@@ -79,7 +70,7 @@ impl NodeServer {
             .route("/v1/blobs", get(list_blobs))
             .route("/v1/blobs/{id}", get(get_blob))
             .route("/v1/blobs/{id}/manifest", get(get_manifest))
-            .route("/v1/probe", get(probe))
+            .route("/v1/probe", get(probe).post(probe_upload))
             .route("/v1/relay/{id}", get(relay))
             .route("/v1/relay/{id}/manifest", get(relay_manifest))
             .route("/v1/pull", post(pull))
@@ -136,6 +127,38 @@ impl IntoResponse for ApiError {
             Self::Upstream(failure) => (StatusCode::BAD_GATEWAY, Json(failure)).into_response(),
         }
     }
+}
+
+/// 64 KiB of pseudo-random bytes (xorshift), repeated to make probe traffic that no layer can
+/// compress.
+pub fn probe_pattern() -> Bytes {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..1 << 16)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    Bytes::from(data)
+}
+
+/// `n` bytes of [`probe_pattern`] as a stream of 64 KiB pieces.
+pub fn probe_stream(
+    pattern: Bytes,
+    n: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures_util::stream::unfold(n, move |remaining| {
+        let pattern = pattern.clone();
+        async move {
+            if remaining == 0 {
+                return None;
+            }
+            let take = remaining.min(pattern.len() as u64) as usize;
+            Some((Ok(pattern.slice(..take)), remaining - take as u64))
+        }
+    })
 }
 
 fn parse_id(text: &str) -> Result<BlobId, ApiError> {
@@ -293,26 +316,36 @@ async fn probe(
             q.bytes, server.max_probe_bytes
         )));
     }
-    let data = server.probe_data.clone();
-    let stream = futures_util::stream::unfold(q.bytes, move |remaining| {
-        let data = data.clone();
-        async move {
-            if remaining == 0 {
-                return None;
-            }
-            let n = remaining.min(data.len() as u64) as usize;
-            Some((
-                Ok::<_, std::io::Error>(data.slice(..n)),
-                remaining - n as u64,
-            ))
-        }
-    });
+    let stream = probe_stream(server.probe_data.clone(), q.bytes);
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, q.bytes)
         .header(header::CACHE_CONTROL, "no-store")
         .body(Body::from_stream(stream))
         .expect("valid headers"))
+}
+
+/// The answer to `POST /v1/probe`: how many bytes arrived.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ProbeReceipt {
+    /// Bytes received.
+    pub bytes: u64,
+}
+
+async fn probe_upload(State(server): State<NodeServer>, body: Body) -> Result<Response, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = 0u64;
+    while let Some(piece) = futures_util::StreamExt::next(&mut stream).await {
+        let piece = piece.map_err(|e| ApiError::BadRequest(format!("probe body: {e}")))?;
+        bytes += piece.len() as u64;
+        if bytes > server.max_probe_bytes {
+            return Err(ApiError::BadRequest(format!(
+                "probe exceeds the limit of {} bytes",
+                server.max_probe_bytes
+            )));
+        }
+    }
+    Ok(Json(ProbeReceipt { bytes }).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,144 @@
+//! The peer network for real across shaped links: four hosts in network namespaces
+//! (`util/netns.rs`), one `bcfl node` each; probes measure the shaped links, distribution routes
+//! through the fast relay, and a dead relay is routed around.
+//!
+//! Skipped, with the reason printed, where network namespaces cannot be made (not root, no
+//! iproute2). `scripts/test.sh` builds the `bcfl` binary first.
+
+#[path = "util/netns.rs"]
+mod netns_bed;
+mod util;
+
+use std::collections::BTreeMap;
+
+use netns_bed::{Shape, Testbed};
+use serde_json::Value;
+
+const FAST: Shape = Shape {
+    mbit: 200.0,
+    delay_ms: 1.0,
+};
+const SLOW: Shape = Shape {
+    mbit: 20.0,
+    delay_ms: 1.0,
+};
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn deliveries(report: &Value) -> BTreeMap<String, Value> {
+    report["measured"]["deliveries"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|d| (d["node"].as_str().unwrap().to_owned(), d.clone()))
+        .collect()
+}
+
+fn path(delivery: &Value) -> Vec<String> {
+    delivery["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn probes_routes_and_transfers_across_shaped_links() {
+    if let Err(reason) = Testbed::available() {
+        eprintln!("skipping the network-namespace test: {reason}");
+        return;
+    }
+    let mut bed = Testbed::new(4);
+    if !bed.has_netem() {
+        eprintln!("no netem qdisc in this kernel: links are rate-shaped only, without delay");
+    }
+    // h0 -> h1 and h1 -> {h2, h3} are fast; everything else is slow, so h2 and h3 are best
+    // reached through the relay h1.
+    let fast = [(0, 1), (1, 2), (1, 3)];
+    bed.full_mesh(|i, j| if fast.contains(&(i, j)) { FAST } else { SLOW });
+    let first: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i * 7 + i / 4099) as u8)
+        .collect();
+    let second: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
+    let files = [bed.dir().join("first.bin"), bed.dir().join("second.bin")];
+    std::fs::write(&files[0], &first).unwrap();
+    std::fs::write(&files[1], &second).unwrap();
+    bed.serve(0, 64 * 1024, &files);
+    for i in 1..4 {
+        bed.serve(i, 64 * 1024, &[]);
+    }
+
+    // Every host probes every other; the measured rates follow the shaping.
+    let mut csv = String::from("from,to,bytes_per_sec\n");
+    for i in 0..4 {
+        let mut args = strings(&["node", "probe", "--me", &format!("h{i}")]);
+        args.extend(bed.peer_args());
+        args.extend(strings(&["--bytes", "2000000", "--rtt-samples", "3"]));
+        let (ok, sweep, stderr) = bed.bcfl(i, &args);
+        assert!(ok, "probe from h{i}: {stderr}");
+        let links = sweep["links"].as_array().unwrap();
+        assert_eq!(links.len(), 3, "{sweep}");
+        for link in links {
+            let to = link["to"].as_str().unwrap();
+            let j: usize = to[1..].parse().unwrap();
+            let shaped = if fast.contains(&(i, j)) { FAST } else { SLOW }.bytes_per_sec();
+            let measured = link["bytes_per_sec"].as_f64().unwrap();
+            assert!(
+                measured > 0.4 * shaped && measured < 1.15 * shaped,
+                "h{i} -> {to}: measured {measured} B/s against {shaped} shaped"
+            );
+            if bed.has_netem() {
+                assert!(link["rtt_us"].as_u64().unwrap() >= 2000, "{link}");
+            }
+            csv.push_str(&format!("h{i},{to},{}\n", measured.round()));
+        }
+    }
+    let bandwidth = bed.dir().join("bandwidth.csv");
+    std::fs::write(&bandwidth, csv).unwrap();
+
+    // Distribution from h0 follows the measured tree: h2 and h3 through h1.
+    let distribute = |bed: &Testbed, sha: &str| {
+        let mut args = strings(&["node", "distribute", "--sha256", sha, "--source", "h0"]);
+        args.push("--bandwidth".into());
+        args.push(bandwidth.display().to_string());
+        args.extend(bed.peer_args());
+        bed.bcfl(0, &args)
+    };
+    let (ok, report, stderr) = distribute(&bed, &sha256_hex(&first));
+    assert!(ok, "distribute: {stderr}\n{report}");
+    let done = deliveries(&report);
+    assert_eq!(path(&done["h2"]), ["h0", "h1", "h2"]);
+    assert_eq!(path(&done["h3"]), ["h0", "h1", "h3"]);
+    for i in 1..4 {
+        let copy = std::fs::read(bed.store(i).join(sha256_hex(&first))).unwrap();
+        assert_eq!(copy, first, "h{i}'s copy");
+    }
+
+    // With the relay dead, h2 and h3 are re-routed over the direct (slow) links.
+    bed.kill(1);
+    let (ok, report, _) = distribute(&bed, &sha256_hex(&second));
+    assert!(
+        !ok,
+        "h1 cannot receive, so the distribution reports a failure"
+    );
+    let done = deliveries(&report);
+    assert!(done["h1"]["error"].is_string(), "{report}");
+    for node in ["h2", "h3"] {
+        assert!(done[node]["error"].is_null(), "{report}");
+        assert_eq!(path(&done[node]), ["h0", node]);
+        assert!(done[node]["attempts"].as_u64().unwrap() >= 2, "{report}");
+        let i: usize = node[1..].parse().unwrap();
+        assert_eq!(
+            std::fs::read(bed.store(i).join(sha256_hex(&second))).unwrap(),
+            second
+        );
+    }
+}

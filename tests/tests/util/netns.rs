@@ -1,0 +1,268 @@
+//! A test bed of hosts on one machine: Linux network namespaces joined by veth pairs, each
+//! direction of each link shaped with `tc` (rate with `tbf`, delay with `netem` where the kernel
+//! has it), one `bcfl node` per host.
+//!
+//! Each host `i` is a namespace `bcfl<pid>h<i>` whose address `10.77.0.<i+1>` sits on its
+//! loopback device; a link `i <-> j` is a veth pair (`v<j>` in host `i`, `v<i>` in host `j`)
+//! with a /32 route to the peer's address over it, so every host reaches every other at one
+//! address, over the direct link only. Addresses exist only inside the namespaces created here.
+//!
+//! [`Testbed::available`] says why a test must be skipped (not root, no `ip`/`tc`, no network
+//! namespaces). Dropping the [`Testbed`] kills its processes and deletes its namespaces, also
+//! when a test panics.
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::util::{workspace_bin, Process};
+
+/// The shaping of one direction of a link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    /// Rate in megabits (10^6 bits) per second.
+    pub mbit: f64,
+    /// One-way delay in milliseconds.
+    pub delay_ms: f64,
+}
+
+impl Shape {
+    /// The rate in bytes per second.
+    pub fn bytes_per_sec(&self) -> f64 {
+        self.mbit * 125_000.0
+    }
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let output = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+fn must(args: &[&str]) -> String {
+    run(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Hosts in network namespaces; see the module docs.
+#[derive(Debug)]
+pub struct Testbed {
+    names: Vec<String>,
+    nodes: Vec<Option<Process>>,
+    dir: tempfile::TempDir,
+    netem: bool,
+}
+
+impl Testbed {
+    /// `Err(reason)` when this machine cannot run the test bed.
+    pub fn available() -> Result<(), String> {
+        let uid = run(&["id", "-u"])?;
+        if uid.trim() != "0" {
+            return Err(format!("not root (uid {})", uid.trim()));
+        }
+        run(&["ip", "-V"]).map_err(|e| format!("no iproute2 `ip`: {e}"))?;
+        run(&["tc", "-V"]).map_err(|e| format!("no iproute2 `tc`: {e}"))?;
+        let probe = format!("bcfl{}probe", std::process::id());
+        run(&["ip", "netns", "add", &probe]).map_err(|e| format!("no network namespaces: {e}"))?;
+        let _ = run(&["ip", "netns", "del", &probe]);
+        Ok(())
+    }
+
+    /// `hosts` namespaces with their loopback up and their address on it; no links yet.
+    pub fn new(hosts: usize) -> Self {
+        let pid = std::process::id();
+        let mut bed = Self {
+            names: Vec::new(),
+            nodes: Vec::new(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            netem: false,
+        };
+        for i in 0..hosts {
+            let name = format!("bcfl{pid}h{i}");
+            must(&["ip", "netns", "add", &name]);
+            bed.names.push(name.clone());
+            bed.nodes.push(None);
+            must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+            let addr = format!("{}/32", bed.addr(i));
+            must(&["ip", "-n", &name, "addr", "add", &addr, "dev", "lo"]);
+        }
+        if let Some(first) = bed.names.first() {
+            // netem on the loopback device, removed at once: is the module there?
+            let add = [
+                "ip", "netns", "exec", first, "tc", "qdisc", "add", "dev", "lo", "root",
+            ];
+            bed.netem = run(&[&add[..], &["netem", "delay", "1ms"]].concat()).is_ok();
+            if bed.netem {
+                must(&[
+                    "ip", "netns", "exec", first, "tc", "qdisc", "del", "dev", "lo", "root",
+                ]);
+            }
+        }
+        bed
+    }
+
+    /// The number of hosts.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Host `i`'s address.
+    pub fn addr(&self, i: usize) -> String {
+        format!("10.77.0.{}", i + 1)
+    }
+
+    /// The base URL of host `i`'s node.
+    pub fn url(&self, i: usize) -> String {
+        format!("http://{}:7070", self.addr(i))
+    }
+
+    /// A scratch directory that lives as long as the test bed.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Joins hosts `i` and `j`, shaping `i -> j` with `forward` and `j -> i` with `back`.
+    pub fn link(&self, i: usize, j: usize, forward: Shape, back: Shape) {
+        let (ni, nj) = (&self.names[i], &self.names[j]);
+        let (vi, vj) = (format!("v{i}"), format!("v{j}"));
+        must(&[
+            "ip", "link", "add", &vj, "netns", ni, "type", "veth", "peer", "name", &vi, "netns", nj,
+        ]);
+        for (ns, dev, peer, shape) in [(ni, &vj, j, forward), (nj, &vi, i, back)] {
+            must(&["ip", "-n", ns, "link", "set", dev, "up"]);
+            let src = self.addr(if peer == j { i } else { j });
+            let dst = format!("{}/32", self.addr(peer));
+            must(&[
+                "ip", "-n", ns, "route", "add", &dst, "dev", dev, "src", &src,
+            ]);
+            self.shape(ns, dev, shape);
+        }
+    }
+
+    /// Rate with `tbf` (burst: 1 ms of traffic, at least 16 KiB), and delay with a `netem`
+    /// child where the kernel has netem (see [`Testbed::has_netem`]).
+    fn shape(&self, ns: &str, dev: &str, shape: Shape) {
+        let rate = format!("{}kbit", (shape.mbit * 1000.0).round());
+        let burst = format!("{}", (shape.bytes_per_sec() / 1000.0).max(16384.0).round());
+        must(&[
+            "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "handle", "1:",
+            "tbf", "rate", &rate, "burst", &burst, "latency", "200ms",
+        ]);
+        if shape.delay_ms > 0.0 && self.netem {
+            let delay = format!("{}ms", shape.delay_ms);
+            must(&[
+                "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "parent", "1:1",
+                "handle", "10:", "netem", "delay", &delay, "limit", "100000",
+            ]);
+        }
+    }
+
+    /// True when the kernel has the `netem` qdisc, so links get their delay; without it only
+    /// the rate is shaped.
+    pub fn has_netem(&self) -> bool {
+        self.netem
+    }
+
+    /// Joins every pair of hosts, shaping `i -> j` with `shape(i, j)`.
+    pub fn full_mesh(&self, shape: impl Fn(usize, usize) -> Shape) {
+        for i in 0..self.len() {
+            for j in i + 1..self.len() {
+                self.link(i, j, shape(i, j), shape(j, i));
+            }
+        }
+    }
+
+    /// A command run inside host `i`.
+    pub fn command(&self, i: usize, program: &Path) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.names[i]]).arg(program);
+        command
+    }
+
+    /// Starts host `i`'s node (`bcfl node serve`) with `files` in its store and waits until it
+    /// listens.
+    pub fn serve(&mut self, i: usize, chunk_size: u64, files: &[PathBuf]) {
+        let store = self.dir.path().join(format!("store{i}"));
+        let mut command = self.command(i, &workspace_bin("bcfl"));
+        command
+            .args(["node", "serve", "--listen"])
+            .arg(format!("{}:7070", self.addr(i)))
+            .arg("--store")
+            .arg(&store)
+            .args(["--chunk-size", &chunk_size.to_string()]);
+        for file in files {
+            command.arg("--add").arg(file);
+        }
+        let mut process = Process::spawn(&format!("node{i}"), command, self.dir.path());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !process.log_text().contains("\"listening\"") {
+            process.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "node {i} did not start\n{}",
+                process.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.nodes[i] = Some(process);
+    }
+
+    /// Kills host `i`'s node.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i] = None;
+    }
+
+    /// The blob store directory of host `i`.
+    pub fn store(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("store{i}"))
+    }
+
+    /// `--peer hI=URL` arguments for every host.
+    pub fn peer_args(&self) -> Vec<String> {
+        (0..self.len())
+            .flat_map(|i| ["--peer".to_owned(), format!("h{i}={}", self.url(i))])
+            .collect()
+    }
+
+    /// Runs `bcfl ARGS --json` in host `i`; returns its exit success, stdout parsed as JSON
+    /// (its last line), and stderr.
+    pub fn bcfl(&self, i: usize, args: &[String]) -> (bool, serde_json::Value, String) {
+        let output = self
+            .command(i, &workspace_bin("bcfl"))
+            .args(args)
+            .arg("--json")
+            .output()
+            .expect("running bcfl");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let value = stdout
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("bcfl {args:?}: no JSON on stdout:\n{stdout}\n{stderr}"));
+        (output.status.success(), value, stderr)
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for name in &self.names {
+            // Deleting a namespace removes its veth ends, and so the pairs.
+            if let Err(e) = run(&["ip", "netns", "del", name]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
