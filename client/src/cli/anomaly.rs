@@ -79,11 +79,11 @@ pub(crate) struct AnomalyArgs {
     /// PageRank L1 convergence tolerance.
     #[arg(long, default_value_t = 1e-9)]
     tolerance: f64,
-    /// DBSCAN neighbourhood radius (in standard deviations).
-    #[arg(long, default_value_t = 1.0)]
+    /// DBSCAN neighbourhood radius over standardized features (as `consortium init`).
+    #[arg(long, default_value_t = 1.5)]
     eps: f64,
-    /// DBSCAN points (itself included) that make a core point.
-    #[arg(long, default_value_t = 3)]
+    /// DBSCAN points (itself included) that make a core point (as `consortium init`).
+    #[arg(long, default_value_t = 2)]
     min_points: u32,
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]

@@ -292,3 +292,111 @@ fn without_a_configuration_everyone_is_accepted() {
     assert_eq!(verdict.accepted.len(), 8);
     assert!(verdict.excluded.is_empty() && verdict.methods.is_empty());
 }
+
+/// Integer evidence from a linear congruential generator (no floating point in the inputs).
+fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
+    let mut x: u64 = 12345;
+    let mut next = move |m: u64| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i:02}")).collect();
+    let commitments = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let flip = if i == 3 { -1 } else { 1 };
+            pb::Commitment {
+                member: k.clone(),
+                norm_micro: 2_000_000 + next(400_000) + if i == 7 { 20_000_000 } else { 0 },
+                loss_micro: 400_000 + next(100_000) as i64,
+                num_samples: 80 + next(40),
+                sketch: SKETCH
+                    .iter()
+                    .map(|v| flip * (v + next(21) as i32 - 10))
+                    .collect(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let mut links = Vec::new();
+    for from in &keys {
+        for to in &keys {
+            if from != to && next(3) > 0 {
+                links.push(pb::Link {
+                    from: from.clone(),
+                    to: to.clone(),
+                    samples: (0..3)
+                        .map(|e| pb::LinkSample {
+                            epoch: e,
+                            bytes_per_sec: 1_000_000 + next(99_000_000),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    (commitments, links)
+}
+
+/// Every validator must compute the same verdict bytes, across builds and platforms: this pins
+/// them. If a change to the methods alters this digest, it changes consensus and needs a new
+/// family version.
+#[test]
+fn verdict_bytes_are_pinned() {
+    use protobuf::Message;
+    use sha2::{Digest, Sha256};
+
+    let (commitments, links) = lcg_evidence();
+    let mut config = anomaly_config();
+    config
+        .mut_dbscan()
+        .features
+        .push(pb::Feature::PAGERANK_SCORE);
+    config.mut_zscore().features.extend([
+        pb::Feature::TRAINING_LOSS,
+        pb::Feature::SAMPLE_COUNT,
+        pb::Feature::BANDWIDTH_IN,
+        pb::Feature::BANDWIDTH_OUT,
+    ]);
+    let data = super::MemberData::from_evidence(&commitments, &links);
+    let e = super::evaluate(&config, &data).unwrap();
+    // The sign-flipped k03 and the scaled k07, and k11: its PageRank is unusual, and DBSCAN (which
+    // here also uses the PageRank score) finds it apart. Two votes exclude it.
+    assert_eq!(e.excluded, ["k03", "k07", "k11"]);
+    let verdict = pb::Verdict {
+        round: 1,
+        methods: e.methods.into(),
+        accepted: e.accepted.into(),
+        excluded: e.excluded.into(),
+        ..Default::default()
+    };
+    let digest = hex::encode(Sha256::digest(verdict.write_to_bytes().unwrap()));
+    let flagged: Vec<Vec<&str>> = verdict
+        .methods
+        .iter()
+        .map(|m| {
+            m.scores
+                .iter()
+                .filter(|s| s.flagged)
+                .map(|s| s.member.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            vec!["k06", "k07", "k11"],
+            vec!["k03", "k07", "k11"],
+            vec!["k03", "k07"]
+        ]
+    );
+    assert_eq!(
+        digest,
+        "7e19f5ea81cbf2277f4a2e60da281d51692b47b011aba4e94050e351b431ea32"
+    );
+}
