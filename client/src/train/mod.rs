@@ -16,7 +16,7 @@
 //!   [`aggregate`] combines updates (FedAvg, median, trimmed mean, Krum, Multi-Krum) bit-exactly;
 //!   [`sketch`] computes the statistics a commitment carries.
 //! - [`simulate`] runs federated rounds in one process; [`command`] is the `bcfl train`,
-//!   `bcfl eval`, `bcfl fl simulate` and `bcfl fl bench` command line; [`bench`] the benchmarks.
+//!   `bcfl eval`, `bcfl fl simulate` and `bcfl fl bench` command line; [`mod@bench`] the benchmarks.
 //!
 //! ```no_run
 //! use bcfl_client::train::{checkpoint::ModelDir, lora::LoraConfig};
