@@ -8,7 +8,10 @@
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
 //! how well the methods separate the attackers' commitments, not what accuracy a model keeps.
 //!
-//! Output: one JSON object per line; `--markdown` prints a table instead.
+//! Output: one JSON object per line; `--markdown` prints a table instead. A last line measures
+//! the on-chain cost at the family's limits: 256 committers, 4096-value sketches, all 65,280
+//! links measured, all three methods with every feature, PageRank capped at 10,000 iterations
+//! with damping 0.99 and tolerance 1 ppb.
 //!
 //! ```text
 //! cargo bench -p bcfl-processor --bench anomaly_detection --profile dev -- --seeds 20 --markdown
@@ -123,4 +126,76 @@ fn main() {
         }
     }
     eprintln!("evaluated in {:.2?}", started.elapsed());
+    worst_case_cost();
+}
+
+/// Times one evaluation at the family's size limits (see the module docs).
+fn worst_case_cost() {
+    let n = 256;
+    let mut x: u64 = 99;
+    let mut next = move || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    let keys: Vec<String> = (0..n).map(|i| format!("{i:04}")).collect();
+    let commitments: Vec<pb::Commitment> = keys
+        .iter()
+        .map(|k| pb::Commitment {
+            member: k.clone(),
+            norm_micro: 1_000_000 + next() % 100_000,
+            loss_micro: (next() % 1_000_000) as i64,
+            num_samples: 1 + next() % 1000,
+            sketch: (0..4096)
+                .map(|_| (next() % 20_001) as i32 - 10_000)
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let mut links = Vec::new();
+    for from in &keys {
+        for to in &keys {
+            if from != to {
+                links.push(pb::Link {
+                    from: from.clone(),
+                    to: to.clone(),
+                    samples: (0..16)
+                        .map(|e| pb::LinkSample {
+                            epoch: e,
+                            bytes_per_sec: 1 + next() % 100_000_000,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let all: Vec<pb::Feature> = vec![
+        pb::Feature::UPDATE_NORM,
+        pb::Feature::SKETCH_COSINE_DISTANCE,
+        pb::Feature::TRAINING_LOSS,
+        pb::Feature::SAMPLE_COUNT,
+        pb::Feature::BANDWIDTH_IN,
+        pb::Feature::BANDWIDTH_OUT,
+        pb::Feature::PAGERANK_SCORE,
+    ];
+    let mut c = config(true, true, true, 1);
+    c.mut_pagerank().damping_ppm = 990_000;
+    c.mut_pagerank().max_iterations = 10_000;
+    c.mut_pagerank().tolerance_ppb = 1;
+    c.mut_dbscan().features = all.clone();
+    c.mut_zscore().features = all;
+    let started = std::time::Instant::now();
+    let data = MemberData::from_evidence(&commitments, &links);
+    let features = started.elapsed();
+    let e = evaluate(&c, &data).expect("all features present");
+    println!(
+        "{{\"worst_case\":{{\"members\":{n},\"links\":{},\"sketch\":4096,\"features_ms\":{:.1},\"total_ms\":{:.1},\"excluded\":{}}}}}",
+        links.len(),
+        features.as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3,
+        e.excluded.len()
+    );
 }

@@ -47,16 +47,14 @@ pub fn bandwidth_edges(members: &[String], links: &[pb::Link]) -> Vec<(usize, us
 
 /// The median link bandwidth into (`incoming`) or out of each of `n` members; 0 without a link.
 pub fn bandwidth_feature(n: usize, edges: &[(usize, usize, f64)], incoming: bool) -> Vec<f64> {
-    (0..n)
-        .map(|m| {
-            let values: Vec<f64> = edges
-                .iter()
-                .filter(|(from, to, _)| if incoming { *to == m } else { *from == m })
-                .map(|(_, _, b)| *b)
-                .collect();
-            median(&values)
-        })
-        .collect()
+    let mut per_member: Vec<Vec<f64>> = vec![Vec::new(); n];
+    for &(from, to, b) in edges {
+        let member = if incoming { to } else { from };
+        if let Some(values) = per_member.get_mut(member) {
+            values.push(b);
+        }
+    }
+    per_member.iter().map(|values| median(values)).collect()
 }
 
 /// The coordinate-wise median of the sketches, doubled so that it stays an integer.
