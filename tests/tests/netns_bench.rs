@@ -1,0 +1,300 @@
+//! Figures of the peer network, as JSON on stdout (ignored by default; run as root):
+//!
+//! ```text
+//! cargo build -p bcfl-client --bin bcfl
+//! cargo test -p bcfl-tests --test netns_bench -- --ignored --nocapture
+//! ```
+//!
+//! 1. `throughput`: probe and blob-transfer throughput against the shaped capacity of one link.
+//! 2. `multi_hop`: a blob relayed over a chain of equal links, measured against the
+//!    store-and-forward (`hops * M / B`) and pipelined (`M / B + (hops - 1) * chunk / B`)
+//!    predictions.
+//! 3. `distribution`: one blob from a source to all members of a full mesh with random link
+//!    rates, measured (asynchronous: all at once) against the predicted asynchronous and
+//!    synchronous totals (`BCFL_BENCH_MEMBERS`, default `5,10,20`).
+//! 4. `routing`: Bellman-Ford time on random graphs of 100 and 1,000 nodes (no namespaces).
+//!
+//! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `util/netns.rs`.
+
+#[path = "util/netns.rs"]
+mod netns_bed;
+mod util;
+
+use std::time::Instant;
+
+use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, TransferModel};
+use netns_bed::{Shape, Testbed};
+use serde_json::{json, Value};
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn blob(bed: &Testbed, name: &str, len: usize, seed: u32) -> (std::path::PathBuf, String) {
+    let data: Vec<u8> = (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+        .collect();
+    let path = bed.dir().join(name);
+    std::fs::write(&path, &data).unwrap();
+    (path, sha256_hex(&data))
+}
+
+fn shape(mbit: f64) -> Shape {
+    Shape {
+        mbit,
+        delay_ms: 1.0,
+    }
+}
+
+/// A deterministic pseudo-random sequence (64-bit LCG), for reproducible topologies.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn csv(bed: &Testbed, rate: impl Fn(usize, usize) -> Option<f64>) -> std::path::PathBuf {
+    let mut text = String::from("from,to,bytes_per_sec\n");
+    for i in 0..bed.len() {
+        for j in 0..bed.len() {
+            if let Some(r) = rate(i, j).filter(|_| i != j) {
+                text.push_str(&format!("h{i},h{j},{}\n", shape(r).bytes_per_sec()));
+            }
+        }
+    }
+    let path = bed.dir().join("capacity.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn throughput() -> Vec<Value> {
+    let mut rows = Vec::new();
+    for mbit in [20.0, 100.0, 400.0] {
+        let mut bed = Testbed::new(2);
+        bed.link(0, 1, shape(mbit), shape(mbit));
+        let capacity = shape(mbit).bytes_per_sec();
+        let size = (2.0 * capacity) as usize; // about two seconds of traffic
+        let (file, sha) = blob(&bed, "blob.bin", size, 1);
+        bed.serve(0, 256 * 1024, &[file]);
+        bed.serve(1, 256 * 1024, &[]);
+        let mut args = strings(&["node", "probe", "--me", "h0", "--bytes", &size.to_string()]);
+        args.extend(bed.peer_args());
+        let (ok, probe, stderr) = bed.bcfl(0, &args);
+        assert!(ok, "{stderr}");
+        let probed = probe["links"][0]["bytes_per_sec"].as_f64().unwrap();
+        let capacity_csv = csv(&bed, |_, _| Some(mbit));
+        let mut args = strings(&[
+            "node",
+            "fetch",
+            "--sha256",
+            &sha,
+            "--to",
+            "h1",
+            "--holders",
+            "h0",
+        ]);
+        args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
+        args.extend(bed.peer_args());
+        let (ok, fetch, stderr) = bed.bcfl(1, &args);
+        assert!(ok, "{stderr}");
+        let seconds = fetch["report"]["seconds"].as_f64().unwrap();
+        let transfer = size as f64 / seconds;
+        rows.push(json!({
+            "shaped_mbit": mbit,
+            "capacity_bytes_per_sec": capacity,
+            "bytes": size,
+            "probe_bytes_per_sec": probed,
+            "probe_ratio": probed / capacity,
+            "transfer_seconds": seconds,
+            "transfer_bytes_per_sec": transfer,
+            "transfer_ratio": transfer / capacity,
+        }));
+    }
+    rows
+}
+
+fn multi_hop() -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mbit = 100.0;
+    for (hops, chunk) in [(1usize, 256 * 1024u64), (3, 256 * 1024), (3, 1 << 20)] {
+        let mut bed = Testbed::new(hops + 1);
+        for i in 0..hops {
+            bed.link(i, i + 1, shape(mbit), shape(mbit));
+        }
+        if hops > 1 {
+            // A control link only: the receiver's CLI reads the manifest from the source over
+            // it; the data follows the chain, the only links in the bandwidth file.
+            bed.link(hops, 0, shape(mbit), shape(mbit));
+        }
+        let b = shape(mbit).bytes_per_sec();
+        let size = b as usize; // one second per link
+        let (file, sha) = blob(&bed, "blob.bin", size, 2);
+        bed.serve(0, chunk, &[file]);
+        for i in 1..=hops {
+            bed.serve(i, chunk, &[]);
+        }
+        let capacity_csv = csv(&bed, |i, j| (i + 1 == j).then_some(mbit));
+        let to = format!("h{hops}");
+        let mut args = strings(&[
+            "node",
+            "fetch",
+            "--sha256",
+            &sha,
+            "--to",
+            &to,
+            "--holders",
+            "h0",
+        ]);
+        args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
+        args.extend(bed.peer_args());
+        let (ok, fetch, stderr) = bed.bcfl(hops, &args);
+        assert!(ok, "{stderr}");
+        let measured = fetch["report"]["seconds"].as_f64().unwrap();
+        let model = TransferModel::new(size as f64, chunk as f64).unwrap();
+        let links = vec![b; hops];
+        let pipelined = model.pipelined(&links);
+        let store_and_forward = model.store_and_forward(&links);
+        rows.push(json!({
+            "hops": hops,
+            "shaped_mbit": mbit,
+            "bytes": size,
+            "chunk_bytes": chunk,
+            "path": fetch["attempts"][0]["path"],
+            "measured_s": measured,
+            "pipelined_s": pipelined,
+            "store_and_forward_s": store_and_forward,
+            "measured_over_pipelined": measured / pipelined,
+        }));
+    }
+    rows
+}
+
+fn distribution(members: usize) -> Value {
+    let mut bed = Testbed::new(members);
+    let mut lcg = Lcg(members as u64);
+    let mut rates = vec![vec![0.0; members]; members];
+    for row in rates.iter_mut() {
+        for r in row.iter_mut() {
+            *r = (20.0 + 180.0 * lcg.next()).round();
+        }
+    }
+    bed.full_mesh(|i, j| shape(rates[i][j]));
+    let size = 4 << 20;
+    let chunk = 256 * 1024;
+    let (file, sha) = blob(&bed, "blob.bin", size, 3);
+    bed.serve(0, chunk, &[file]);
+    for i in 1..members {
+        bed.serve(i, chunk, &[]);
+    }
+    let capacity_csv = csv(&bed, |i, j| Some(rates[i][j]));
+    let mut args = strings(&["node", "distribute", "--sha256", &sha, "--source", "h0"]);
+    args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
+    args.extend(bed.peer_args());
+    let started = Instant::now();
+    let (ok, report, stderr) = bed.bcfl(0, &args);
+    let wall = started.elapsed().as_secs_f64();
+    assert!(ok, "{stderr}");
+    let graph = BandwidthGraph::from_links(
+        (0..members)
+            .flat_map(|i| (0..members).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| {
+                (
+                    format!("h{i}"),
+                    format!("h{j}"),
+                    shape(rates[i][j]).bytes_per_sec(),
+                )
+            }),
+    )
+    .unwrap();
+    let model = TransferModel::new(size as f64, chunk as f64).unwrap();
+    let routes = graph.shortest_paths("h0", &model).unwrap().routes();
+    let saf = DistributionTotals::store_and_forward(&routes, 0.0).unwrap();
+    let pipe = DistributionTotals::pipelined(&routes, 0.0).unwrap();
+    let slowest = report["measured"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["seconds"].as_f64())
+        .fold(0.0, f64::max);
+    let max_hops = routes.iter().map(|r| r.hops()).max().unwrap_or(0);
+    json!({
+        "members": members,
+        "bytes": size,
+        "chunk_bytes": chunk,
+        "max_hops": max_hops,
+        "measured_async_s": slowest,
+        "measured_wall_s_including_cli": wall,
+        "predicted_store_and_forward": {
+            "asynchronous_s": saf.asynchronous_s,
+            "synchronous_s": saf.synchronous_s,
+        },
+        "predicted_pipelined": {
+            "asynchronous_s": pipe.asynchronous_s,
+            "synchronous_s": pipe.synchronous_s,
+        },
+    })
+}
+
+fn routing() -> Vec<Value> {
+    let mut rows = Vec::new();
+    for (nodes, out_degree) in [(100usize, 99usize), (1000, 20), (1000, 999)] {
+        let mut lcg = Lcg(nodes as u64 * 7 + out_degree as u64);
+        let mut links = Vec::new();
+        for i in 0..nodes {
+            for k in 1..=out_degree {
+                let j = (i + k * 7919) % nodes;
+                if j != i {
+                    links.push((format!("n{i}"), format!("n{j}"), 1e6 + 1e8 * lcg.next()));
+                }
+            }
+        }
+        links.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        links.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        let edges = links.len();
+        let graph = BandwidthGraph::from_links(links).unwrap();
+        let model = TransferModel::new(1e8, 1e6).unwrap();
+        let started = Instant::now();
+        let tree = graph.shortest_paths("n0", &model).unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        rows.push(json!({
+            "nodes": nodes,
+            "edges": edges,
+            "bellman_ford_s": seconds,
+            "reached": nodes - tree.unreachable().len(),
+            "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
+        }));
+    }
+    rows
+}
+
+#[test]
+#[ignore = "a benchmark: run with --ignored --nocapture, as root"]
+fn peer_network_figures() {
+    let mut figures = json!({ "routing": routing() });
+    match Testbed::available() {
+        Err(reason) => figures["skipped_netns"] = json!(reason),
+        Ok(()) => {
+            figures["netem_delay"] = json!(Testbed::new(1).has_netem());
+            figures["throughput"] = json!(throughput());
+            figures["multi_hop"] = json!(multi_hop());
+            let members = std::env::var("BCFL_BENCH_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
+            figures["distribution"] = members
+                .split(',')
+                .map(|m| distribution(m.trim().parse().expect("member counts")))
+                .collect();
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+}
