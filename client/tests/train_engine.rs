@@ -257,6 +257,16 @@ fn cli_train_eval_and_simulate() {
     let confusion = evaluated["evaluation"]["confusion"].as_array().unwrap();
     assert_eq!(confusion.len(), 3);
 
+    // The saved held-out split scores as the last epoch did; int8 adapters score close to it.
+    let test_csv = saved.join("test.csv");
+    let t = test_csv.to_str().unwrap();
+    let held_out = bcfl(&["--json", "eval", "--model", s, "--data", t]);
+    assert_eq!(held_out["evaluation"]["accuracy"], final_test["accuracy"]);
+    let int8 = bcfl(&["--json", "eval", "--model", s, "--data", t, "--int8"]);
+    let cost =
+        final_test["accuracy"].as_f64().unwrap() - int8["evaluation"]["accuracy"].as_f64().unwrap();
+    assert!(cost.abs() <= 0.2, "int8 changed accuracy by {cost}");
+
     let simulated = bcfl(
         &[
             &["--json", "fl", "simulate"][..],

@@ -26,6 +26,9 @@ use super::update::{Encoding, Update};
 
 /// File of the trainable tensors in a saved model.
 pub const ADAPTER_FILE: &str = "adapter.safetensors";
+/// The held-out test split `bcfl train --out` writes (columns `label`, `text`), so that
+/// `bcfl eval --data DIR/test.csv` scores the same examples.
+pub const TEST_FILE: &str = "test.csv";
 /// File of the saved model's description.
 pub const MODEL_FILE: &str = "bcfl-model.json";
 
@@ -184,6 +187,10 @@ pub struct EvalArgs {
     /// Run on CUDA when available.
     #[arg(long)]
     cuda: bool,
+    /// Round-trip the adapters through int8 quantization first (the accuracy cost of int8
+    /// updates).
+    #[arg(long)]
+    int8: bool,
 }
 
 /// `bcfl fl ...`: federated learning without a ledger.
@@ -334,10 +341,26 @@ fn save(
     Ok(())
 }
 
+fn write_csv(path: &Path, data: &Dataset) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut writer = csv::Writer::from_path(path)?;
+    writer.write_record(["label", "text"])?;
+    for e in &data.examples {
+        writer.write_record([data.label_names[e.label].as_str(), e.text.as_str()])?;
+    }
+    writer.flush()?;
+    Ok(())
+}
+
 /// Runs `bcfl train`.
 pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let data = args.data.load(None)?;
     let (train_set, test_set) = split(&data, &args.optim, json)?;
+    if let Some(out) = &args.out {
+        write_csv(&out.join(TEST_FILE), &test_set)?;
+    }
     let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
     let config = args.optim.config();
     let mut epochs = Vec::new();
@@ -389,7 +412,11 @@ pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
         device(args.cuda),
     )?;
     let adapter = fs::read(args.model.join(ADAPTER_FILE))?;
-    Update::from_bytes(&adapter)?.apply_to(model.trainable_mut())?;
+    let mut update = Update::from_bytes(&adapter)?;
+    if args.int8 {
+        update = Update::from_bytes(&update.to_bytes(Encoding::Int8))?;
+    }
+    update.apply_to(model.trainable_mut())?;
     let encoder = dir.encoder(saved.max_len)?;
     let data = args.data.load(Some(&saved.label_names))?;
     let result = evaluate(&model, &encoder, &data, args.batch_size)?;
