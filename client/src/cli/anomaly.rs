@@ -112,6 +112,16 @@ impl AnomalyArgs {
             ensemble_min_votes: self.min_votes,
             ..Default::default()
         };
+        let mut distinct = self.method.clone();
+        distinct.sort_by_key(|m| *m as u8);
+        distinct.dedup();
+        if self.min_votes as usize > distinct.len() {
+            bail!(
+                "--min-votes {} is more than the {} method(s) chosen",
+                self.min_votes,
+                distinct.len()
+            );
+        }
         let ppm = f64::from(PPM);
         if self.method.contains(&Method::Pagerank) {
             *config.mut_pagerank() = pb::PageRankConfig {
