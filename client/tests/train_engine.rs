@@ -263,6 +263,7 @@ fn cli_train_eval_and_simulate() {
     let held_out = bcfl(&["--json", "eval", "--model", s, "--data", t]);
     assert_eq!(held_out["evaluation"]["accuracy"], final_test["accuracy"]);
     let int8 = bcfl(&["--json", "eval", "--model", s, "--data", t, "--int8"]);
+    assert_eq!(int8["int8"], true);
     let cost =
         final_test["accuracy"].as_f64().unwrap() - int8["evaluation"]["accuracy"].as_f64().unwrap();
     assert!(cost.abs() <= 0.2, "int8 changed accuracy by {cost}");

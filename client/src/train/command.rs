@@ -423,7 +423,7 @@ pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     if json {
         println!(
             "{}",
-            serde_json::json!({"examples": data.len(), "labels": saved.label_names, "evaluation": result})
+            serde_json::json!({"examples": data.len(), "labels": saved.label_names, "int8": args.int8, "evaluation": result})
         );
     } else {
         println!(
