@@ -7,6 +7,11 @@
 //! most one transfer per blob: a child asking for a blob its relay is still receiving joins the
 //! running transfer instead of starting a second one.
 //!
+//! The verified chunks of a running transfer are kept in memory until it ends, so that a child
+//! joining late still gets the blob from its first byte; a blob is then read from the store.
+//! A transfer that gets no manifest or no bytes for [`IDLE_TIMEOUT`] fails, blaming its
+//! upstream peer.
+//!
 //! The upstream chain is a list of peer base URLs, nearest first, whose last entry holds the
 //! blob. With one entry the blob is read from `GET /v1/blobs/{id}`; with more, the first peer is
 //! asked to relay it: `GET /v1/relay/{id}?upstream=REST` (comma-separated base URLs), and so on
@@ -25,6 +30,10 @@ use tokio::sync::watch;
 use super::blob::BlobStore;
 use super::error::NetError;
 use super::manifest::{BlobId, ChunkVerifier, Manifest};
+
+/// How long a transfer waits by default for its manifest, or for the next bytes, before it gives up on
+/// its upstream peer (a relay that hangs without closing its connection).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a transfer failed, and which peer to avoid next time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -180,6 +189,7 @@ pub struct Transfers {
     store: Arc<BlobStore>,
     http: reqwest::Client,
     running: Mutex<HashMap<BlobId, Arc<Transfer>>>,
+    idle_timeout: Duration,
 }
 
 impl Transfers {
@@ -189,7 +199,15 @@ impl Transfers {
             store,
             http,
             running: Mutex::new(HashMap::new()),
+            idle_timeout: IDLE_TIMEOUT,
         }
+    }
+
+    /// Gives up on an upstream peer after `timeout` without progress (default
+    /// [`IDLE_TIMEOUT`]).
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
     }
 
     /// The store blobs are committed to.
@@ -245,12 +263,22 @@ impl Transfers {
                 format!("{first}/v1/relay/{id}?upstream={}", encode(&chain)),
             )
         };
-        let manifest: Manifest = self
-            .get(first, &manifest_url)
-            .await?
-            .json()
+        let stalled = || {
+            TransferFailure::blaming(
+                first,
+                &NetError::peer(first, format!("no progress for {:?}", self.idle_timeout)),
+            )
+        };
+        let manifest = async {
+            self.get(first, &manifest_url)
+                .await?
+                .json::<Manifest>()
+                .await
+                .map_err(|e| TransferFailure::blaming(first, &NetError::peer(first, e)))
+        };
+        let manifest = tokio::time::timeout(self.idle_timeout, manifest)
             .await
-            .map_err(|e| TransferFailure::blaming(first, &NetError::peer(first, e)))?;
+            .map_err(|_| stalled())??;
         manifest
             .validate(id)
             .map_err(|e| TransferFailure::blaming(first, &e))?;
@@ -269,7 +297,10 @@ impl Transfers {
                 integrity: false,
             })?;
         let mut body = response.bytes_stream();
-        while let Some(piece) = body.next().await {
+        while let Some(piece) = tokio::time::timeout(self.idle_timeout, body.next())
+            .await
+            .map_err(|_| stalled())?
+        {
             let piece = piece.map_err(|e| blame(NetError::peer(first, format!("body: {e}"))))?;
             let verified = verifier.push(&piece).map_err(blame)?;
             transfer.update(|s| s.received += piece.len() as u64);

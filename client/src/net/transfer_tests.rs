@@ -443,3 +443,27 @@ async fn distribution_reaches_every_member_along_the_tree() {
         assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
     }
 }
+
+#[tokio::test]
+async fn a_hanging_upstream_is_given_up_on() {
+    // A peer that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
+    let transfers = Arc::new(
+        Transfers::new(store, http_client(Duration::from_secs(2)))
+            .with_idle_timeout(Duration::from_millis(200)),
+    );
+    let id = BlobId::of_bytes(b"never sent");
+    let failure = transfers.fetch(&id, vec![url.clone()]).await.unwrap_err();
+    assert_eq!(failure.failed_peer.as_deref(), Some(url.as_str()));
+    assert!(failure.error.contains("no progress"), "{failure:?}");
+    assert!(!transfers.store().contains(&id));
+}
