@@ -62,6 +62,7 @@ struct TransferState {
     manifest: Option<Arc<Manifest>>,
     chunks: Vec<Bytes>,
     received: u64,
+    last_byte: Option<Instant>,
     outcome: Option<Result<(), TransferFailure>>,
 }
 
@@ -314,6 +315,7 @@ impl Transfers {
             }
         }
         verifier.finish().map_err(blame)?;
+        transfer.update(|s| s.last_byte = Some(Instant::now()));
         writer.commit().await.map_err(blame)?;
         Ok(())
     }
@@ -363,8 +365,10 @@ pub struct FetchReport {
     pub sha256: BlobId,
     /// Its size in bytes.
     pub size: u64,
-    /// Seconds from the request to the commit.
+    /// Seconds from the request to the commit (the blob written, synced and renamed).
     pub seconds: f64,
+    /// Seconds from the request to the last verified byte (before writing out the file).
+    pub receive_seconds: f64,
     /// The upstream chain it finally came along (empty when it was already held).
     pub upstream: Vec<String>,
 }
@@ -383,14 +387,21 @@ impl Transfers {
                 sha256: id.clone(),
                 size: m.size,
                 seconds: 0.0,
+                receive_seconds: 0.0,
                 upstream: Vec::new(),
             });
         }
-        let manifest = self.start(id, upstream.clone()).finished().await?;
+        let transfer = self.start(id, upstream.clone());
+        let manifest = transfer.finished().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let last_byte = transfer.state.lock().expect("transfer state").last_byte;
         Ok(FetchReport {
             sha256: id.clone(),
             size: manifest.size,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
+            receive_seconds: last_byte.map_or(seconds, |t| {
+                t.saturating_duration_since(started).as_secs_f64()
+            }),
             upstream,
         })
     }
