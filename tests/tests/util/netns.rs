@@ -75,8 +75,13 @@ impl Testbed {
         run(&["tc", "-V"]).map_err(|e| format!("no iproute2 `tc`: {e}"))?;
         let probe = format!("bcfl{}probe", std::process::id());
         run(&["ip", "netns", "add", &probe]).map_err(|e| format!("no network namespaces: {e}"))?;
+        let shaping = run(&[
+            "ip", "netns", "exec", &probe, "tc", "qdisc", "add", "dev", "lo", "root", "tbf",
+            "rate", "1mbit", "burst", "16384", "latency", "50ms",
+        ])
+        .map_err(|e| format!("no tbf rate shaping: {e}"));
         let _ = run(&["ip", "netns", "del", &probe]);
-        Ok(())
+        shaping.map(drop)
     }
 
     /// `hosts` namespaces with their loopback up and their address on it; no links yet.
