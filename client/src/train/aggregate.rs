@@ -77,12 +77,16 @@ pub struct Aggregate {
 
 fn fedavg(values: &[Vec<f32>], weights: &[u64], out: &mut [f32]) {
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
-    for (j, o) in out.iter_mut().enumerate() {
-        let sum: f64 = values
-            .iter()
-            .zip(weights)
-            .map(|(v, &w)| w as f64 * f64::from(v[j]))
-            .sum();
+    // Member by member over contiguous rows (cache-friendly); each coordinate still sums its
+    // members in key order, starting from +0.0.
+    let mut sums = vec![0f64; out.len()];
+    for (row, &weight) in values.iter().zip(weights) {
+        let weight = weight as f64;
+        for (sum, &x) in sums.iter_mut().zip(row) {
+            *sum += weight * f64::from(x);
+        }
+    }
+    for (o, sum) in out.iter_mut().zip(sums) {
         *o = (sum / total) as f32;
     }
 }
