@@ -5,6 +5,11 @@
 //! A few rules cannot be broken through the CLI, which checks them before sending: those are
 //! posted as raw batches through the REST API with the `bcfl_client::ledger` builders, and the
 //! INVALID batch's message is checked instead (see `raw_batches`).
+//!
+//! The steps between the violations (registrations, commitments, evaluation...) go through the
+//! library, since each `bcfl` process spends about a third of a second loading libtorch; the
+//! violations that do not change state run concurrently, group by group. `cli_devnet.rs` covers
+//! the successful path through the CLI.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 use bcfl_client::ledger::family::BcflTransaction;
 use bcfl_client::ledger::keys::{write_key_pair, PrivateKey, Signer};
 use bcfl_client::ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
-use bcfl_client::ledger::rest::{RestClient, RestError};
+use bcfl_client::ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
 use bcfl_protos::bcfl as pb;
 
 /// A child killed when dropped.
@@ -102,24 +107,45 @@ impl Cli {
     }
 
     fn ok(&self, key: &str, args: &str) {
-        self.ok_all(&[(key, args)]);
+        let out = self.run(key, args);
+        assert!(
+            out.status.success(),
+            "bcfl {args} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
-    /// Runs every `(key, args)` at once (independent transactions) and expects success.
-    fn ok_all(&self, cases: &[(&str, &str)]) {
-        std::thread::scope(|scope| {
-            for &(key, args) in cases {
-                scope.spawn(move || {
-                    let out = self.run(key, args);
-                    assert!(
-                        out.status.success(),
-                        "bcfl {args} failed ({:?}): {}",
-                        out.status.code(),
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                });
-            }
-        });
+    /// Set-up steps, which are not under test, go through the library: starting `bcfl` costs
+    /// a third of a second (it loads libtorch). Signs `payload` with `key`, waits for COMMITTED.
+    fn setup(&self, key: &str, payload: pb::BcflPayload) {
+        let batches = BcflTransaction::new(payload)
+            .into_batch_list(&self.signer(key))
+            .unwrap();
+        let statuses = self.post(&batches).unwrap();
+        assert!(
+            statuses
+                .iter()
+                .all(|s| s.status == BatchStatusKind::Committed),
+            "{statuses:?}"
+        );
+    }
+
+    fn post(&self, batches: &BatchList) -> Result<Vec<BatchStatus>, RestError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = RestClient::new(&self.url).unwrap();
+        runtime.block_on(client.submit(batches, Some(Duration::from_secs(20))))
+    }
+
+    /// Posts `batches` and returns the processor's rejection message of the INVALID batch.
+    fn rejected_message(&self, batches: &BatchList) -> String {
+        match self.post(batches) {
+            Err(RestError::Rejected { message, .. }) => message,
+            other => panic!("expected an INVALID batch, got {other:?}"),
+        }
     }
 
     /// Runs every `(key, args, message)` at once (none changes state) and expects each to exit
@@ -175,17 +201,10 @@ fn wait_for_rest(url: &str) {
     }
 }
 
-/// Posts `batches` and returns the processor's rejection message of the INVALID batch.
-fn rejected_message(url: &str, batches: &BatchList) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = RestClient::new(url).unwrap();
-    match runtime.block_on(client.submit(batches, Some(Duration::from_secs(20)))) {
-        Err(RestError::Rejected { message, .. }) => message,
-        other => panic!("expected an INVALID batch, got {other:?}"),
-    }
+fn payload(set: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
+    let mut payload = pb::BcflPayload::new();
+    set(&mut payload);
+    payload
 }
 
 /// A batch of one `bcfl` 1.0 transaction carrying `payload` bytes as they are.
@@ -221,8 +240,41 @@ fn every_processor_rule_is_reported_through_the_cli() {
         url: url.clone(),
         dir: dir.path().to_owned(),
     };
-    let [_, alice, bob, carol, _, eve] =
+    let [_, alice, bob, carol, dave, eve] =
         ["admin", "alice", "bob", "carol", "dave", "eve"].map(|n| cli.keygen(n));
+    let member = |key: &str| {
+        payload(|p| {
+            p.set_register_member(pb::RegisterMember {
+                public_key: key.to_owned(),
+                name: "member".to_owned(),
+                endpoint: "http://127.0.0.1:9000".to_owned(),
+                ..Default::default()
+            })
+        })
+    };
+    let update = |round: u64| {
+        payload(|p| {
+            p.set_commit_update(pb::CommitUpdate {
+                round,
+                update_sha256: "33".repeat(32),
+                size_bytes: 1,
+                num_samples: 1,
+                sketch: vec![1, 2, 3, 4],
+                ..Default::default()
+            })
+        })
+    };
+    let open_round = |round: u64, parent: &str| {
+        payload(|p| {
+            p.set_open_round(pb::OpenRound {
+                round,
+                parent_model_sha256: parent.to_owned(),
+                aggregator: alice.clone(),
+                mode: pb::RoundMode::SERVERLESS,
+                ..Default::default()
+            })
+        })
+    };
     let register = |name: &str| {
         format!("member register {name} --name {name} --endpoint http://127.0.0.1:9000/{name}")
     };
@@ -273,9 +325,19 @@ fn every_processor_rule_is_reported_through_the_cli() {
             "suspend_member.reason: must be at most 256 characters",
         ),
     ]);
-    let (a, b, c) = (register("alice"), register("bob"), register("carol"));
-    cli.ok_all(&[("admin", &a), ("admin", &b), ("admin", &c)]);
-    cli.ok("admin", "member suspend carol --reason left");
+    for key in [&alice, &bob, &carol] {
+        cli.setup("admin", member(key));
+    }
+    cli.setup(
+        "admin",
+        payload(|p| {
+            p.set_suspend_member(pb::SuspendMember {
+                public_key: carol.clone(),
+                reason: "left".to_owned(),
+                ..Default::default()
+            })
+        }),
+    );
     cli.rejects(&[
         (
             "admin",
@@ -356,14 +418,28 @@ fn every_processor_rule_is_reported_through_the_cli() {
             &format!("signer {carol} is suspended"),
         ),
     ]);
-    cli.ok("admin", &register("dave"));
-    cli.ok("admin", open);
+    cli.setup("admin", member(&dave));
+    cli.setup("admin", open_round(1, &base));
     // A member reports only its own outgoing links: a report has no `from`, the signer is the
     // source by construction; targets are registered members other than the signer.
-    cli.ok_all(&[
-        ("alice", &cli.commit("alice", 1)),
-        ("alice", "bandwidth report --epoch 5 --link bob:1000:10"),
-    ]);
+    cli.setup("alice", update(1));
+    cli.setup(
+        "alice",
+        payload(|p| {
+            p.set_report_bandwidth(pb::ReportBandwidth {
+                epoch: 5,
+                measurements: vec![pb::LinkMeasurement {
+                    to: bob.clone(),
+                    bytes_per_sec: 1000,
+                    rtt_us: 10,
+                    probe_bytes: 1,
+                    ..Default::default()
+                }]
+                .into(),
+                ..Default::default()
+            })
+        }),
+    );
 
     // --- One commitment per member per round, only while OPEN; the quorum to evaluate; only
     // an admin abandons an open round.
@@ -431,8 +507,16 @@ fn every_processor_rule_is_reported_through_the_cli() {
             "only an admin may abandon round 1 (OPEN)",
         ),
     ]);
-    cli.ok("bob", &cli.commit("bob", 1));
-    cli.ok("alice", "round evaluate");
+    cli.setup("bob", update(1));
+    cli.setup(
+        "alice",
+        payload(|p| {
+            p.set_evaluate_round(pb::EvaluateRound {
+                round: 1,
+                ..Default::default()
+            })
+        }),
+    );
 
     // --- CommitAggregate: the aggregator only, exactly the verdict's sets (no anomaly method
     // is configured: every committer is accepted), the consortium's rule.
@@ -470,7 +554,20 @@ fn every_processor_rule_is_reported_through_the_cli() {
             "the aggregation rule must be the consortium's FEDAVG, not MEDIAN",
         ),
     ]);
-    cli.ok("alice", &aggregate);
+    let global = "44".repeat(32);
+    cli.setup(
+        "alice",
+        payload(|p| {
+            p.set_commit_aggregate(pb::CommitAggregate {
+                round: 1,
+                model_sha256: global.clone(),
+                contributors: accepted.to_vec().into(),
+                rule: pb::AggregationRule::FEDAVG,
+                size_bytes: 1,
+                ..Default::default()
+            })
+        }),
+    );
 
     // --- CloseRound: the aggregator or an admin once aggregated, never twice.
     cli.rejects(&[
@@ -481,7 +578,15 @@ fn every_processor_rule_is_reported_through_the_cli() {
         ),
         ("admin", "round close --round 9", "round 9 does not exist"),
     ]);
-    cli.ok("alice", "round close");
+    cli.setup(
+        "alice",
+        payload(|p| {
+            p.set_close_round(pb::CloseRound {
+                round: 1,
+                ..Default::default()
+            })
+        }),
+    );
     std::thread::scope(|scope| {
         scope.spawn(|| {
             cli.rejects(&[(
@@ -490,6 +595,7 @@ fn every_processor_rule_is_reported_through_the_cli() {
                 "round 1 is already CLOSED",
             )]);
         });
+        cli.setup("admin", open_round(2, &global));
         raw_batches(&cli);
     });
 }
@@ -497,9 +603,8 @@ fn every_processor_rule_is_reported_through_the_cli() {
 /// Rules the CLI checks before sending, and malformed payloads it cannot produce.
 fn raw_batches(cli: &Cli) {
     let dave = cli.signer("dave");
-    // Round 2 is open for the sketch rule: the CLI refuses a sketch of the wrong length itself
+    // The caller opened round 2 for the sketch rule: the CLI refuses a sketch of the wrong length itself
     // ("the consortium requires exactly 4"), so the commitment is built with the library.
-    cli.ok("admin", "round open --aggregator alice");
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(pb::CommitUpdate {
         round: 2,
@@ -513,7 +618,7 @@ fn raw_batches(cli: &Cli) {
         .into_batch_list(&dave)
         .unwrap();
     assert_eq!(
-        rejected_message(&cli.url, &batches),
+        cli.rejected_message(&batches),
         "the sketch must hold 4 values, got 3"
     );
 
@@ -530,17 +635,17 @@ fn raw_batches(cli: &Cli) {
     });
     let bytes = protobuf::Message::write_to_bytes(&payload).unwrap();
     assert_eq!(
-        rejected_message(&cli.url, &raw_batch(&dave, bytes)),
+        cli.rejected_message(&raw_batch(&dave, bytes)),
         "invalid payload: commit_update.sketch: must hold 1..=4096 values, got 4097"
     );
 
     // Malformed payloads: not a protobuf, and no action at all.
-    let message = rejected_message(&cli.url, &raw_batch(&dave, vec![0xff, 0xff, 0xff]));
+    let message = cli.rejected_message(&raw_batch(&dave, vec![0xff, 0xff, 0xff]));
     assert!(
         message.starts_with("invalid payload: payload is not a valid BcflPayload protobuf"),
         "{message}"
     );
-    let message = rejected_message(&cli.url, &raw_batch(&dave, Vec::new()));
+    let message = cli.rejected_message(&raw_batch(&dave, Vec::new()));
     assert_eq!(
         message,
         "invalid payload: payload carries no known action (empty or unknown oneof)"
