@@ -1,164 +1,22 @@
 //! End to end: the `bcfl` CLI against a real `bcfl-devnet` ledger with the real `bcfl-tp`
 //! processor, both started as child processes on free loopback ports.
 //!
-//! `bcfl-devnet` and `bcfl-tp` are binaries of other workspace packages, which `cargo test -p
-//! bcfl-client` does not build: when they are missing from the target directory this test
-//! builds them with the same cargo first.
+//! The process helpers are in `common/mod.rs`.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{start_ledger, Cli};
 use serde_json::Value;
-
-/// A child killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn target_profile_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_bcfl"))
-        .parent()
-        .expect("bcfl lives in <target>/<profile>")
-        .to_path_buf()
-}
-
-/// The path of a workspace binary, built on demand.
-fn workspace_bin(name: &str, package: &str) -> PathBuf {
-    let dir = target_profile_dir();
-    let path = dir.join(name);
-    if !path.is_file() {
-        let target = dir.parent().expect("<target>/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", package, "--bin", name])
-            .env("CARGO_TARGET_DIR", target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building {name} failed");
-    }
-    path
-}
-
-/// Starts the devnet on port 0 for both endpoints and reads the chosen ones from its stdout.
-fn start_devnet(data_dir: &Path) -> (Killed, String, String) {
-    let mut child = Command::new(workspace_bin("bcfl-devnet", "bcfl-devnet"))
-        .args(["--data-dir"])
-        .arg(data_dir)
-        .args([
-            "--bind-component",
-            "tcp://127.0.0.1:0",
-            "--bind-rest",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting bcfl-devnet");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let child = Killed(child);
-    // Keep draining stdout for the devnet's whole life: a closed pipe would fail its later
-    // writes.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    let (mut component, mut rest) = (None, None);
-    while component.is_none() || rest.is_none() {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            break;
-        };
-        if let Some(c) = line.strip_prefix("component: ") {
-            component = Some(c.to_owned());
-        } else if let Some(r) = line.strip_prefix("rest: ") {
-            rest = Some(r.to_owned());
-        }
-    }
-    let component = component.expect("devnet printed its component endpoint");
-    let rest = rest.expect("devnet printed its REST address");
-    (child, component, rest)
-}
-
-struct Cli {
-    url: String,
-    key_dir: PathBuf,
-}
-
-impl Cli {
-    fn run(&self, key: &str, args: &[&str]) -> Output {
-        let output = Command::new(env!("CARGO_BIN_EXE_bcfl"))
-            .env("BCFL_URL", &self.url)
-            .env_remove("BCFL_KEY")
-            .arg("--key-dir")
-            .arg(&self.key_dir)
-            .args(["--key", key])
-            .args(args)
-            .output()
-            .expect("running bcfl");
-        output
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, key: &str, args: &[&str]) -> String {
-        let out = self.run(key, args);
-        assert!(
-            out.status.success(),
-            "bcfl {args:?} failed ({:?}): {}{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 output")
-    }
-
-    fn json(&self, key: &str, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(self.ok(key, &all).trim()).expect("one JSON document")
-    }
-
-    fn public_key(&self, name: &str) -> String {
-        std::fs::read_to_string(self.key_dir.join(format!("{name}.pub")))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-}
-
-fn wait_for_rest(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = url.trim_start_matches("http://");
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "REST API at {url} never opened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn a_round_end_to_end_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let (_devnet, component, url) = start_devnet(&dir.path().join("ledger"));
-    let _tp = Killed(
-        Command::new(workspace_bin("bcfl-tp", "bcfl-processor"))
-            .args(["--connect", &component])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting bcfl-tp"),
-    );
-    wait_for_rest(&url);
+    let ledger = start_ledger(&dir.path().join("ledger"));
     let cli = Cli {
-        url,
+        url: ledger.url.clone(),
         key_dir: dir.path().join("keys"),
     };
 

@@ -11,81 +11,18 @@
 //! violations that do not change state run concurrently, group by group. `cli_devnet.rs` covers
 //! the successful path through the CLI.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use bcfl_client::ledger::family::BcflTransaction;
 use bcfl_client::ledger::keys::{write_key_pair, PrivateKey, Signer};
 use bcfl_client::ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
 use bcfl_client::ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
 use bcfl_protos::bcfl as pb;
-
-/// A child killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The path of a workspace binary, built on demand.
-fn workspace_bin(name: &str, package: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_bcfl")).parent().unwrap();
-    let path = dir.join(name);
-    if !path.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", package, "--bin", name])
-            .env("CARGO_TARGET_DIR", dir.parent().unwrap())
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building {name} failed");
-    }
-    path
-}
-
-/// Starts the devnet on free loopback ports; returns it, its component endpoint and REST URL.
-fn start_devnet(data_dir: &Path) -> (Killed, String, String) {
-    let mut child = Command::new(workspace_bin("bcfl-devnet", "bcfl-devnet"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--bind-component", "tcp://127.0.0.1:0"])
-        .args(["--bind-rest", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting bcfl-devnet");
-    let stdout = child.stdout.take().unwrap();
-    let child = Killed(child);
-    // Drain stdout for the devnet's whole life: a closed pipe would fail its later writes.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut component, mut rest) = (None, None);
-    while component.is_none() || rest.is_none() {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-            break;
-        };
-        if let Some(c) = line.strip_prefix("component: ") {
-            component = Some(c.to_owned());
-        } else if let Some(r) = line.strip_prefix("rest: ") {
-            rest = Some(r.to_owned());
-        }
-    }
-    (
-        child,
-        component.expect("devnet printed its component endpoint"),
-        rest.expect("devnet printed its REST address"),
-    )
-}
+use common::start_ledger;
 
 struct Cli {
     url: String,
@@ -193,14 +130,6 @@ impl Cli {
     }
 }
 
-fn wait_for_rest(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(url.trim_start_matches("http://")).is_err() {
-        assert!(Instant::now() < deadline, "REST API at {url} never opened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn payload(set: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
     let mut payload = pb::BcflPayload::new();
     set(&mut payload);
@@ -226,16 +155,8 @@ fn raw_batch(signer: &Signer, payload: Vec<u8>) -> BatchList {
 #[test]
 fn every_processor_rule_is_reported_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let (_devnet, component, url) = start_devnet(&dir.path().join("ledger"));
-    let _tp = Killed(
-        Command::new(workspace_bin("bcfl-tp", "bcfl-processor"))
-            .args(["--connect", &component])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting bcfl-tp"),
-    );
-    wait_for_rest(&url);
+    let ledger = start_ledger(&dir.path().join("ledger"));
+    let url = ledger.url.clone();
     let cli = Cli {
         url: url.clone(),
         dir: dir.path().to_owned(),
