@@ -52,6 +52,23 @@ pub enum KeyError {
     Exists(PathBuf),
 }
 
+fn invalid_key(kind: &'static str, reason: String) -> KeyError {
+    KeyError::Invalid { kind, reason }
+}
+
+/// The bytes of a key written as exactly `hex_len` hex characters (surrounding whitespace, as in
+/// key files, is ignored).
+fn key_bytes(text: &str, kind: &'static str, hex_len: usize) -> Result<Vec<u8>, KeyError> {
+    let text = text.trim();
+    if text.len() != hex_len {
+        return Err(invalid_key(
+            kind,
+            format!("expected {hex_len} hex characters, got {}", text.len()),
+        ));
+    }
+    hex::decode(text).map_err(|e| invalid_key(kind, e.to_string()))
+}
+
 /// A secp256k1 private key. Its `Debug` output never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey(secp256k1::SecretKey);
@@ -59,21 +76,10 @@ pub struct PrivateKey(secp256k1::SecretKey);
 impl PrivateKey {
     /// Parses 64 hex characters (surrounding whitespace is ignored, as in key files).
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        let text = text.trim();
-        let invalid = |reason: String| KeyError::Invalid {
-            kind: "private",
-            reason,
-        };
-        if text.len() != 64 {
-            return Err(invalid(format!(
-                "expected 64 hex characters, got {}",
-                text.len()
-            )));
-        }
-        let bytes = hex::decode(text).map_err(|e| invalid(e.to_string()))?;
+        let bytes = key_bytes(text, "private", 64)?;
         secp256k1::SecretKey::from_slice(&bytes)
             .map(Self)
-            .map_err(|e| invalid(e.to_string()))
+            .map_err(|e| invalid_key("private", e.to_string()))
     }
 
     /// A fresh random key from the operating system's generator.
@@ -131,21 +137,10 @@ impl PublicKey {
 
     /// Parses 66 hex characters (a compressed point); whitespace around it is ignored.
     pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        let text = text.trim();
-        let invalid = |reason: String| KeyError::Invalid {
-            kind: "public",
-            reason,
-        };
-        if text.len() != 66 {
-            return Err(invalid(format!(
-                "expected 66 hex characters, got {}",
-                text.len()
-            )));
-        }
-        let bytes = hex::decode(text).map_err(|e| invalid(e.to_string()))?;
+        let bytes = key_bytes(text, "public", 66)?;
         secp256k1::PublicKey::from_slice(&bytes)
             .map(Self::from_inner)
-            .map_err(|e| invalid(e.to_string()))
+            .map_err(|e| invalid_key("public", e.to_string()))
     }
 
     /// Reads a public key file.
