@@ -54,4 +54,14 @@ pub enum GraphError {
     /// node can reach, so it has no centre.
     #[error("no node reaches, and is reached by, every other node; the graph has no centre")]
     NoCentre,
+    /// A throughput limit was zero, negative or not finite.
+    #[error("capacity {0} B/s is not a positive finite number")]
+    InvalidCapacity(f64),
+    /// A route tree was paired with a graph other than the one it was routed on.
+    #[error("the route tree was computed on another graph")]
+    ForeignTree,
+    /// The contention model stopped making progress (no transfer can move); a bug, reported
+    /// rather than looping.
+    #[error("the contention model made no progress")]
+    Stalled,
 }

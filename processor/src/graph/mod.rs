@@ -19,6 +19,9 @@
 //!   as they arrive; see [`TransferModel::pipelined`] for the exact formula).
 //! - [`DistributionTotals`]: the seed paper's totals, synchronous `D_G + sum` of the
 //!   per-destination times (one transfer after another) and asynchronous `D_G + max`.
+//! - [`RouteTree::contended`]: a contention-aware prediction of a distribution along the route
+//!   tree, where a node's concurrent transfers share its uplink and all transfers may share a
+//!   total throughput (max-min fair rates, solved event by event); beside the paper's totals.
 //! - [`BandwidthGraph::minimum_spanning_tree`]: Kruskal over the undirected view, where a pair's
 //!   two directions combine into the faster one.
 //! - [`BandwidthGraph::centre`]: the node whose worst (or total) round trip to the others is
@@ -55,6 +58,7 @@
 
 mod bandwidth;
 mod centre;
+mod contention;
 mod cost;
 mod error;
 mod routes;
@@ -67,6 +71,7 @@ mod proptests;
 
 pub use bandwidth::{median_bandwidth, BandwidthGraph, NodeId};
 pub use centre::{Centre, CentreCriterion};
+pub use contention::{Arrival, ContendedDistribution, Sharing, Uplink};
 pub use cost::{DistributionTotals, TransferModel};
 pub use error::{GraphError, Result};
 pub use routes::{Route, RouteTree, Routing};

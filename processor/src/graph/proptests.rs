@@ -313,4 +313,42 @@ proptest! {
         prop_assert_eq!(x.unwrap(), y.unwrap());
         prop_assert_eq!(a.minimum_spanning_tree(&model), b.minimum_spanning_tree(&model));
     }
+
+    #[test]
+    fn contention_model_without_sharing_is_the_pipelined_formula(links in graphs()) {
+        // The chunk divides the message, where the formula is exact.
+        let graph = build(&links);
+        let model = TransferModel::new(60.0, 6.0).unwrap();
+        for routing in [super::Routing::Shortest, super::Routing::Widest] {
+            let tree = graph.route("n0", routing, &model).unwrap();
+            let contended = tree.contended(&graph, &super::Sharing::INDEPENDENT).unwrap();
+            let routes = tree.routes();
+            prop_assert_eq!(contended.arrivals.len(), routes.len());
+            for (arrival, route) in contended.arrivals.iter().zip(&routes) {
+                prop_assert_eq!(&arrival.destination, &route.destination);
+                let (got, want) = (arrival.seconds, route.pipelined_s);
+                prop_assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn sharing_never_speeds_a_distribution_up(links in graphs(), total in 1u32..=12) {
+        let graph = build(&links);
+        let model = model();
+        let tree = graph.shortest_paths("n0", &model).unwrap();
+        let free = tree.contended(&graph, &super::Sharing::INDEPENDENT).unwrap();
+        let shared = super::Sharing {
+            uplink: super::Uplink::FastestLink,
+            total_bytes_per_sec: Some(f64::from(total)),
+        };
+        let slow = tree.contended(&graph, &shared).unwrap();
+        for (a, b) in free.arrivals.iter().zip(&slow.arrivals) {
+            prop_assert!(b.seconds >= a.seconds * (1.0 - 1e-9), "{} < {}", b.seconds, a.seconds);
+            // Every byte of every destination passes the total limit.
+            prop_assert!(b.seconds >= model.size_bytes() / f64::from(total) * (1.0 - 1e-9));
+        }
+        let bytes = model.size_bytes() * slow.arrivals.len() as f64;
+        prop_assert!(slow.asynchronous_s >= bytes / f64::from(total) * (1.0 - 1e-9));
+    }
 }
