@@ -11,8 +11,9 @@ use bcfl_client::train::bert::{BertClassifier, BertConfig};
 use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::{Dataset, Example};
 use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::prefix::{CacheKey, Inputs, PrefixCache};
 use bcfl_client::train::tokenize::TextEncoder;
-use bcfl_client::train::trainer::{evaluate, train, TrainConfig};
+use bcfl_client::train::trainer::{evaluate, evaluate_on, train, train_on, TrainConfig};
 use bcfl_client::train::update::{Encoding, Update};
 use bcfl_client::train::{seeded, Error};
 use tch::Device;
@@ -73,6 +74,122 @@ fn tiny_model(encoder: &TextEncoder, seed: u64) -> BertClassifier {
         BertClassifier::new(tiny_config(encoder), LoraConfig::default(), 3, Device::Cpu).unwrap();
     model.randomize_base();
     model
+}
+
+/// The tiny model with dropout on and adapters on layer 1 only: layer 0 is a frozen prefix.
+fn tiny_top_model(encoder: &TextEncoder, seed: u64) -> BertClassifier {
+    tch::set_num_threads(1);
+    let _generator = seeded(seed);
+    let lora = LoraConfig {
+        from_layer: 1,
+        ..LoraConfig::default()
+    };
+    let config = BertConfig::tiny(encoder.vocab_size() as i64);
+    let mut model = BertClassifier::new(config, lora, 3, Device::Cpu).unwrap();
+    model.randomize_base();
+    model
+}
+
+fn largest_gap(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    f64::try_from((a - b).abs().max()).unwrap()
+}
+
+#[test]
+fn cached_frozen_prefix_is_exact() {
+    let data = corpus(12);
+    let encoder = encoder();
+    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+    let model = tiny_top_model(&encoder, 11);
+    assert_eq!(model.frozen_layers(), 1);
+    // Only layer 1 carries adapters: the update has no layer-0 tensor.
+    let update = Update::from_store(model.trainable()).unwrap();
+    assert_eq!(
+        update.tensors.len(),
+        2 * 2 + 2,
+        "{:?}",
+        update.tensors.keys()
+    );
+    assert!(update.tensors.keys().all(|n| !n.contains("layer.0.")));
+    // Give the adapters non-zero B so that the adapted layer differs from its base.
+    tch::no_grad(|| {
+        for (name, mut var) in model.trainable().variables() {
+            if name.ends_with("lora_b") {
+                var.copy_(&(tch::Tensor::randn(var.size(), (tch::Kind::Float, Device::Cpu)) * 0.1));
+            }
+        }
+    });
+
+    // Eval-mode logits: cached states (batched by length, padding stripped and re-added in
+    // other batches) against the whole model on tokens.
+    let cache = PrefixCache::build(&model, &encoder, texts.iter().copied(), 5).unwrap();
+    assert_eq!(cache.len(), texts.len());
+    let tokens = Inputs::Tokens(&encoder);
+    let cached = Inputs::Cached(&cache);
+    let (direct, from_cache) = tch::no_grad(|| {
+        (
+            tokens.logits(&model, &texts, false).unwrap(),
+            cached.logits(&model, &texts, false).unwrap(),
+        )
+    });
+    let gap = largest_gap(&direct, &from_cache);
+    eprintln!("largest logit gap, cached vs uncached: {gap:e}");
+    assert!(gap <= 1e-5, "{gap}");
+    assert!(f64::try_from(direct.abs().max()).unwrap() > 1e-3);
+
+    // Saved and read back, the cache gives the same logits.
+    let dir = tempfile::tempdir().unwrap();
+    let key = CacheKey::new("m", "t", 1, 16, texts.iter().copied());
+    let (_, path) =
+        PrefixCache::load_or_build(dir.path(), &key, &model, &encoder, texts.iter().copied(), 7)
+            .unwrap();
+    let (read, same_path) =
+        PrefixCache::load_or_build(dir.path(), &key, &model, &encoder, texts.iter().copied(), 7)
+            .unwrap();
+    assert_eq!(path, same_path);
+    let reread = tch::no_grad(|| Inputs::Cached(&read).logits(&model, &texts, false).unwrap());
+    assert!(largest_gap(&reread, &from_cache) <= 1e-6);
+
+    // A text outside the cache, or a model with another prefix, is refused.
+    assert!(cached.logits(&model, &["an unseen text"], false).is_err());
+    let all_layers = tiny_model(&encoder, 11);
+    assert!(cached.logits(&all_layers, &texts, false).is_err());
+
+    // Training (dropout on above the prefix) takes the same steps either way.
+    let fresh = tiny_top_model(&encoder, 12);
+    let cache = PrefixCache::build(&fresh, &encoder, texts.iter().copied(), 16).unwrap();
+    let cached = Inputs::Cached(&cache);
+    let run = |inputs: Inputs<'_>| {
+        let model = tiny_top_model(&encoder, 12);
+        let history = train_on(&model, inputs, &data, &config(3), false, |_| Ok(())).unwrap();
+        let scores = evaluate_on(&model, inputs, &data, 16).unwrap();
+        (model, history, scores)
+    };
+    let (uncached_model, uncached_history, uncached_scores) = run(tokens);
+    let (cached_model, cached_history, cached_scores) = run(cached);
+    for (u, c) in uncached_history.iter().zip(&cached_history) {
+        assert!((u.loss - c.loss).abs() < 1e-4, "{u:?} vs {c:?}");
+    }
+    assert_eq!(uncached_scores.scores, cached_scores.scores);
+    assert!(cached_scores.scores.accuracy >= 0.9, "{cached_scores:?}");
+    let trained = uncached_model.trainable().variables();
+    for (name, var) in cached_model.trainable().variables() {
+        let gap = largest_gap(&var, &trained[&name]);
+        assert!(gap < 1e-4, "{name}: {gap}");
+    }
+}
+
+#[test]
+fn the_first_adapted_layer_must_exist() {
+    let encoder = encoder();
+    let config = tiny_config(&encoder);
+    let lora = |from_layer| LoraConfig {
+        from_layer,
+        ..LoraConfig::default()
+    };
+    assert!(BertClassifier::new(config.clone(), lora(3), 3, Device::Cpu).is_err());
+    // From the last layer + 1: no adapter at all, only the head trains.
+    let head_only = BertClassifier::new(config, lora(2), 3, Device::Cpu).unwrap();
+    assert_eq!(head_only.trainable_parameters(), 32 * 3 + 3);
 }
 
 fn config(seed: u64) -> TrainConfig {
@@ -268,6 +385,48 @@ fn cli_train_eval_and_simulate() {
         final_test["accuracy"].as_f64().unwrap() - int8["evaluation"]["accuracy"].as_f64().unwrap();
     assert!(cost.abs() <= 0.2, "int8 changed accuracy by {cost}");
 
+    // Adapters on the top layer only, the prefix cached on disk: the saved model records the
+    // first adapted layer and `bcfl eval` (no cache) scores the test split as training did.
+    let top = dir.path().join("top");
+    let cache_dir = dir.path().join("cache");
+    let (top_s, cache_s) = (top.to_str().unwrap(), cache_dir.to_str().unwrap());
+    let top_args = [
+        &["--json", "train"][..],
+        &common,
+        &["--epochs", "6", "--out", top_s, "--lora-from-layer", "1"],
+        &["--prefix-cache", cache_s],
+    ]
+    .concat();
+    let top_trained = bcfl(&top_args);
+    assert_eq!(top_trained["frozen_layers"], 1);
+    assert_eq!(fs::read_dir(&cache_dir).unwrap().count(), 1);
+    let top_final = &top_trained["epochs"][5]["test"];
+    let saved_top: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(top.join("bcfl-model.json")).unwrap()).unwrap();
+    assert_eq!(saved_top["lora"]["from_layer"], 1);
+    let top_t = top.join("test.csv");
+    let top_eval = bcfl(&[
+        "--json",
+        "eval",
+        "--model",
+        top_s,
+        "--data",
+        top_t.to_str().unwrap(),
+    ]);
+    assert_eq!(top_eval["evaluation"]["accuracy"], top_final["accuracy"]);
+    // A second run reads the cache file and trains to the same result.
+    let again = bcfl(&top_args);
+    for epoch in 0..6 {
+        assert_eq!(
+            again["epochs"][epoch]["test"],
+            top_trained["epochs"][epoch]["test"]
+        );
+        assert_eq!(
+            again["epochs"][epoch]["train"]["loss"],
+            top_trained["epochs"][epoch]["train"]["loss"]
+        );
+    }
+
     let simulated = bcfl(
         &[
             &["--json", "fl", "simulate"][..],
@@ -278,9 +437,11 @@ fn cli_train_eval_and_simulate() {
                 "--rounds",
                 "2",
                 "--epochs",
-                "2",
+                "4",
                 "--min-shard",
                 "5",
+                "--lora-from-layer",
+                "1",
             ],
             &[
                 "--rule",

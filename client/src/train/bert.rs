@@ -11,6 +11,14 @@
 //!
 //! Sentences are mean-pooled over the attention mask (as sentence-transformers does for
 //! all-MiniLM-L6-v2) before the head.
+//!
+//! With adapters only on layers `K..L` ([`LoraConfig::from_layer`] = `K > 0`), the embeddings
+//! and layers `0..K` form a **frozen prefix**: its output depends on no trainable tensor. The
+//! forward pass is split there ([`BertClassifier::prefix_t`], then
+//! [`BertClassifier::forward_from_prefix_t`]) so that the prefix can be computed once per text
+//! and cached ([`crate::train::prefix`]). A frozen prefix always runs in evaluation mode: no
+//! dropout in the embeddings or layers `0..K`, even while training; dropout stays on in the
+//! adapted layers and before the head. That makes a cached prefix exact, not an approximation.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, Module};
@@ -141,11 +149,11 @@ impl Layer {
         base: nn::Path<'_>,
         trainable: nn::Path<'_>,
         cfg: &BertConfig,
-        lora: &LoraConfig,
+        lora: Option<&LoraConfig>,
     ) -> Self {
         let h = cfg.hidden_size;
         let adapted = |name: &str, b: nn::Path<'_>, t: nn::Path<'_>| {
-            LoraLinear::new(b, t, h, h, lora.targets(name).then_some(lora))
+            LoraLinear::new(b, t, h, h, lora.filter(|l| l.targets(name)))
         };
         let (bs, ts) = (
             &base / "attention" / "self",
@@ -226,6 +234,12 @@ impl BertClassifier {
     ) -> Result<Self> {
         config.validate()?;
         lora.validate()?;
+        if lora.from_layer > config.num_hidden_layers {
+            return Err(Error::Config(format!(
+                "LoRA from layer {} of a {}-layer model",
+                lora.from_layer, config.num_hidden_layers
+            )));
+        }
         if num_labels < 2 {
             return Err(Error::Config(format!(
                 "{num_labels} labels: need at least 2"
@@ -256,12 +270,12 @@ impl BertClassifier {
         let embedding_norm = layer_norm(&emb / "LayerNorm", h, config.layer_norm_eps);
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let i = i.to_string();
+                let name = i.to_string();
                 Layer::new(
-                    &b / "encoder" / "layer" / &i,
-                    &t / "encoder" / "layer" / &i,
+                    &b / "encoder" / "layer" / &name,
+                    &t / "encoder" / "layer" / &name,
                     &config,
-                    &lora,
+                    lora.adapts_layer(i).then_some(&lora),
                 )
             })
             .collect();
@@ -351,9 +365,17 @@ impl BertClassifier {
             .sum::<usize>() as i64
     }
 
-    /// Mean-pooled sentence embeddings `[batch, hidden]` of `ids` and `mask` (`[batch, seq]`,
-    /// `Int64`; the mask is 1 on tokens and 0 on padding).
-    pub fn embed_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+    /// Number of bottom layers without adapters ([`LoraConfig::from_layer`]): 0 when every
+    /// layer is adapted. With `K > 0`, [`Self::prefix_t`] depends on no trainable tensor.
+    pub fn frozen_layers(&self) -> usize {
+        self.lora.from_layer as usize
+    }
+
+    /// Hidden states `[batch, seq, hidden]` entering the first adapted layer: the embeddings and
+    /// the frozen layers below it. With a frozen prefix this ignores `train` (no dropout, see
+    /// the module docs); without one it is the embeddings, with their dropout when training.
+    pub fn prefix_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let train = train && self.frozen_layers() == 0;
         let (b, s) = ids.size2().expect("ids are [batch, seq]");
         let device = ids.device();
         let positions = Tensor::arange(s, (Kind::Int64, device)).unsqueeze(0);
@@ -365,8 +387,18 @@ impl BertClassifier {
             .embedding_norm
             .forward(&x)
             .dropout(self.config.hidden_dropout_prob, train);
-        let attend = mask.to_kind(Kind::Bool).view([b, 1, 1, s]);
-        for layer in &self.layers {
+        let attend = attention_mask(mask);
+        for layer in &self.layers[..self.frozen_layers()] {
+            x = layer.forward_t(&x, &attend, &self.config, train);
+        }
+        x
+    }
+
+    /// Mean-pooled sentence embeddings `[batch, hidden]` from the output of [`Self::prefix_t`].
+    fn embed_from_prefix_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let attend = attention_mask(mask);
+        let mut x = hidden.shallow_clone();
+        for layer in &self.layers[self.frozen_layers()..] {
             x = layer.forward_t(&x, &attend, &self.config, train);
         }
         let weights = mask.to_kind(Kind::Float).unsqueeze(-1);
@@ -377,11 +409,29 @@ impl BertClassifier {
                 .clamp_min(1e-9)
     }
 
+    /// Mean-pooled sentence embeddings `[batch, hidden]` of `ids` and `mask` (`[batch, seq]`,
+    /// `Int64`; the mask is 1 on tokens and 0 on padding).
+    pub fn embed_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.embed_from_prefix_t(&self.prefix_t(ids, mask, train), mask, train)
+    }
+
     /// Class logits `[batch, num_labels]`.
     pub fn forward_t(&self, ids: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.forward_from_prefix_t(&self.prefix_t(ids, mask, train), mask, train)
+    }
+
+    /// Class logits `[batch, num_labels]` from the output of [`Self::prefix_t`] (computed now or
+    /// read from a cache; padding positions may hold anything, the mask hides them).
+    pub fn forward_from_prefix_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
         let pooled = self
-            .embed_t(ids, mask, train)
+            .embed_from_prefix_t(hidden, mask, train)
             .dropout(self.config.hidden_dropout_prob, train);
         self.head.forward(&pooled)
     }
+}
+
+/// The `[batch, 1, 1, seq]` boolean attention mask of a `[batch, seq]` token mask.
+fn attention_mask(mask: &Tensor) -> Tensor {
+    let (b, s) = mask.size2().expect("mask is [batch, seq]");
+    mask.to_kind(Kind::Bool).view([b, 1, 1, s])
 }

@@ -2,8 +2,14 @@
 //!
 //! A trained model is saved as a directory: `adapter.safetensors` (the trainable tensors, in
 //! the canonical update format) and `bcfl-model.json` ([`SavedModel`]: the base model directory
-//! and its SHA-256, the LoRA settings, the class names, the sequence length). `bcfl eval` checks
-//! the base weights against the recorded digest before scoring.
+//! and its SHA-256, the LoRA settings including the first adapted layer, the class names, the
+//! sequence length). `bcfl eval` checks the base weights against the recorded digest before
+//! scoring, and rebuilds the model with the same frozen prefix.
+//!
+//! With `--lora-from-layer K > 0` the states entering layer `K` are computed once per text
+//! (training and scored sets) and cached ([`super::prefix`]), in memory or, with
+//! `--prefix-cache DIR`, in a file reused by later runs. `--validation F` scores on a part of
+//! the training split instead of the test set, for choosing settings.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,13 +21,14 @@ use tch::Device;
 
 use super::aggregate::Rule;
 use super::bert::BertClassifier;
-use super::checkpoint::ModelDir;
+use super::checkpoint::{file_sha256, ModelDir};
 use super::data::{Columns, Dataset};
 use super::lora::LoraConfig;
-use super::simulate::{simulate, SimulationConfig};
+use super::prefix::{CacheKey, Inputs, PrefixCache};
+use super::simulate::{simulate_on, SimulationConfig};
 use super::split::{leakage, train_test_split, Partition};
 use super::tokenize::TextEncoder;
-use super::trainer::{evaluate, train, TrainConfig};
+use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
 use super::update::{Encoding, Update};
 
 /// File of the trainable tensors in a saved model.
@@ -53,7 +60,9 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
+    /// Loads the dataset (checking its classes against `labels` when given) and applies
+    /// `--limit`.
+    pub fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
         let mut data = match (&self.data, &self.data_dir) {
             (Some(file), _) => Dataset::from_file(
                 file,
@@ -108,6 +117,15 @@ pub struct ModelArgs {
     /// Adapted projections (query, key, value, output).
     #[arg(long, value_delimiter = ',', default_value = "query,value")]
     pub lora_targets: Vec<String>,
+    /// First layer carrying adapters (0: all). Layers below it are a frozen prefix that runs
+    /// without dropout and whose output is computed once per text and cached.
+    #[arg(long, default_value_t = 0)]
+    pub lora_from_layer: i64,
+    /// Directory keeping frozen-prefix caches between runs (e.g. $BCFL_HOME/cache), named by
+    /// the base weights, tokenizer, --lora-from-layer, --max-len and texts. Without it the
+    /// cache lives in memory for the run.
+    #[arg(long)]
+    pub prefix_cache: Option<PathBuf>,
     /// Run on CUDA when available.
     #[arg(long)]
     pub cuda: bool,
@@ -140,6 +158,10 @@ pub struct OptimArgs {
     /// Fraction of the data held out for testing.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
+    /// Carve this fraction of the training split out as a validation set and score on it
+    /// instead of the test set (to choose settings without looking at the test set).
+    #[arg(long, default_value_t = 0.0)]
+    pub validation: f64,
 }
 
 impl OptimArgs {
@@ -285,6 +307,7 @@ fn build(
         alpha: args.lora_alpha,
         dropout: args.lora_dropout,
         targets: args.lora_targets.clone(),
+        from_layer: args.lora_from_layer,
     };
     let model = {
         let _generator = super::seeded(seed);
@@ -295,6 +318,64 @@ fn build(
     Ok((dir, model, encoder))
 }
 
+/// The model's inputs for `sets`: a frozen-prefix cache when the model has a frozen prefix
+/// (read from or saved to `--prefix-cache` when given), tokens otherwise.
+fn prefix_cache(
+    args: &ModelArgs,
+    dir: &ModelDir,
+    model: &BertClassifier,
+    encoder: &TextEncoder,
+    sets: &[&Dataset],
+    json: bool,
+) -> anyhow::Result<Option<PrefixCache>> {
+    if model.frozen_layers() == 0 {
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let texts = || {
+        sets.iter()
+            .flat_map(|s| s.examples.iter().map(|e| e.text.as_str()))
+    };
+    let (cache, source) = match &args.prefix_cache {
+        Some(cache_dir) => {
+            let tokenizer = file_sha256(&dir.path().join("tokenizer.json"))?;
+            let key = CacheKey::new(
+                dir.sha256(),
+                &tokenizer,
+                model.frozen_layers(),
+                args.max_len,
+                texts(),
+            );
+            let (cache, path) =
+                PrefixCache::load_or_build(cache_dir, &key, model, encoder, texts(), 64)?;
+            (cache, path.display().to_string())
+        }
+        None => (
+            PrefixCache::build(model, encoder, texts(), 64)?,
+            "memory".to_string(),
+        ),
+    };
+    if !json {
+        eprintln!(
+            "frozen prefix: {} layers, states of {} texts ({:.0} MB, {source}) in {:.0} s",
+            cache.frozen_layers(),
+            cache.len(),
+            cache.bytes() as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Some(cache))
+}
+
+fn inputs<'a>(cache: &'a Option<PrefixCache>, encoder: &'a TextEncoder) -> Inputs<'a> {
+    match cache {
+        Some(cache) => Inputs::Cached(cache),
+        None => Inputs::Tokens(encoder),
+    }
+}
+
+/// Splits `data` into (train, scored): the scored set is the held-out test set, or with
+/// `--validation` a part of the training split (the test set is then not used at all).
 fn split(data: &Dataset, optim: &OptimArgs, json: bool) -> anyhow::Result<(Dataset, Dataset)> {
     let (train_set, test_set) = train_test_split(data, optim.test_fraction, optim.seed)?;
     let leak = leakage(&train_set, &test_set);
@@ -313,7 +394,31 @@ fn split(data: &Dataset, optim: &OptimArgs, json: bool) -> anyhow::Result<(Datas
             100.0 * leak.fraction
         );
     }
+    if optim.validation > 0.0 {
+        let (fit, validation) =
+            train_test_split(&train_set, optim.validation, optim.seed ^ VALIDATION_SEED)?;
+        if !json {
+            eprintln!(
+                "validation: {} of the {} training examples held out (scores below are validation scores; the test set is not used)",
+                validation.len(),
+                train_set.len()
+            );
+        }
+        return Ok((fit, validation));
+    }
     Ok((train_set, test_set))
+}
+
+/// Mixed into the seed of the validation split, so that it is not the test split's draw.
+const VALIDATION_SEED: u64 = 0x5641_4c49_4441_5445;
+
+/// What the scored set is, for the output.
+fn scored_on(optim: &OptimArgs) -> &'static str {
+    if optim.validation > 0.0 {
+        "validation"
+    } else {
+        "test"
+    }
 }
 
 fn save(
@@ -362,13 +467,23 @@ pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         write_csv(&out.join(TEST_FILE), &test_set)?;
     }
     let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
+    let cache = prefix_cache(
+        &args.model,
+        &dir,
+        &model,
+        &encoder,
+        &[&train_set, &test_set],
+        json,
+    )?;
+    let inputs = inputs(&cache, &encoder);
     let config = args.optim.config();
+    let scored = scored_on(&args.optim);
     let mut epochs = Vec::new();
-    train(&model, &encoder, &train_set, &config, !json, |stats| {
-        let test = evaluate(&model, &encoder, &test_set, 64)?;
+    train_on(&model, inputs, &train_set, &config, !json, |stats| {
+        let test = evaluate_on(&model, inputs, &test_set, 64)?;
         if !json {
             println!(
-                "epoch {} loss {:.4} test accuracy {:.4} macro-F1 {:.4} ({:.0} s, {:.2} steps/s)",
+                "epoch {} loss {:.4} {scored} accuracy {:.4} macro-F1 {:.4} ({:.0} s, {:.2} steps/s)",
                 stats.epoch,
                 stats.loss,
                 test.scores.accuracy,
@@ -377,7 +492,7 @@ pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
                 stats.steps as f64 / stats.seconds
             );
         }
-        epochs.push(serde_json::json!({"train": stats, "test": test}));
+        epochs.push(serde_json::json!({"train": stats, "test": test, "scored_on": scored}));
         Ok(())
     })?;
     if let Some(out) = &args.out {
@@ -392,7 +507,8 @@ pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
             serde_json::json!({
                 "train_examples": train_set.len(), "test_examples": test_set.len(),
                 "labels": data.label_names, "trainable_parameters": model.trainable_parameters(),
-                "base_sha256": dir.sha256(), "config": config, "epochs": epochs,
+                "base_sha256": dir.sha256(), "config": config, "scored_on": scored,
+                "frozen_layers": model.frozen_layers(), "epochs": epochs,
             })
         );
     }
@@ -489,12 +605,20 @@ impl FlCommand {
                 let config = args.simulation()?;
                 let data = args.data.load(None)?;
                 let (train_set, test_set) = split(&data, &args.optim, json)?;
-                let (_dir, model, encoder) =
-                    build(&args.model, data.num_labels(), args.optim.seed)?;
-                let work = tempfile::tempdir()?;
-                let reports = simulate(
+                let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
+                let cache = prefix_cache(
+                    &args.model,
+                    &dir,
                     &model,
                     &encoder,
+                    &[&train_set, &test_set],
+                    json,
+                )?;
+                let scored = scored_on(&args.optim);
+                let work = tempfile::tempdir()?;
+                let reports = simulate_on(
+                    &model,
+                    inputs(&cache, &encoder),
                     &train_set,
                     &test_set,
                     &config,
@@ -503,7 +627,7 @@ impl FlCommand {
                         if !json {
                             let bytes: usize = r.clients.iter().map(|c| c.bytes).sum();
                             println!(
-                            "round {} test accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes, {:.0} s)",
+                            "round {} {scored} accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes, {:.0} s)",
                             r.round,
                             r.test.scores.accuracy,
                             r.test.scores.macro_f1,
@@ -518,7 +642,7 @@ impl FlCommand {
                 if json {
                     println!(
                         "{}",
-                        serde_json::json!({"config": config, "rounds": reports})
+                        serde_json::json!({"config": config, "scored_on": scored, "rounds": reports})
                     );
                 }
                 Ok(())

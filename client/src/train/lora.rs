@@ -28,6 +28,11 @@ pub struct LoraConfig {
     pub dropout: f64,
     /// Adapted projections among `query`, `key`, `value`, `output` (attention output dense).
     pub targets: Vec<String>,
+    /// First adapted layer: layers below it carry no adapter, so they form a frozen prefix whose
+    /// output does not depend on any trainable tensor (see [`crate::train::prefix`]). 0 adapts
+    /// every layer (the default, and what models saved without this field mean).
+    #[serde(default)]
+    pub from_layer: i64,
 }
 
 impl Default for LoraConfig {
@@ -37,6 +42,7 @@ impl Default for LoraConfig {
             alpha: 16.0,
             dropout: 0.1,
             targets: vec!["query".into(), "value".into()],
+            from_layer: 0,
         }
     }
 }
@@ -56,6 +62,12 @@ impl LoraConfig {
                 self.dropout
             )));
         }
+        if self.from_layer < 0 {
+            return Err(Error::Config(format!(
+                "LoRA from_layer {} < 0",
+                self.from_layer
+            )));
+        }
         if let Some(bad) = self.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
             return Err(Error::Config(format!(
                 "unknown LoRA target {bad:?} (expected one of {TARGETS:?})"
@@ -67,6 +79,11 @@ impl LoraConfig {
     /// Whether the projection `name` carries an adapter.
     pub fn targets(&self, name: &str) -> bool {
         self.targets.iter().any(|t| t == name)
+    }
+
+    /// Whether layer `layer` (from 0) carries adapters.
+    pub fn adapts_layer(&self, layer: i64) -> bool {
+        layer >= self.from_layer
     }
 }
 
@@ -194,5 +211,23 @@ mod tests {
             ..LoraConfig::default()
         };
         assert!(bad_rank.validate().is_err());
+        let bad_layer = LoraConfig {
+            from_layer: -1,
+            ..LoraConfig::default()
+        };
+        assert!(bad_layer.validate().is_err());
+    }
+
+    #[test]
+    fn configs_saved_before_from_layer_adapt_every_layer() {
+        let old = r#"{"rank":8,"alpha":16.0,"dropout":0.1,"targets":["query","value"]}"#;
+        let cfg: LoraConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(cfg, LoraConfig::default());
+        assert!(cfg.adapts_layer(0));
+        let top = LoraConfig {
+            from_layer: 4,
+            ..cfg
+        };
+        assert!(!top.adapts_layer(3) && top.adapts_layer(4) && top.adapts_layer(5));
     }
 }

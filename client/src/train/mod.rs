@@ -6,7 +6,8 @@
 //! - [`checkpoint`] reads a BERT model directory (`config.json`, `model.safetensors`, tokenizer
 //!   files), checks the weights' SHA-256 and loads the frozen base weights.
 //! - [`bert`] is the encoder and classifier ([`bert::BertClassifier`]); [`lora`] the low-rank
-//!   adapters on the attention projections.
+//!   adapters on the attention projections; [`prefix`] caches the output of the layers below
+//!   the first adapted one.
 //! - [`tokenize`] turns texts into padded id and attention-mask tensors.
 //! - [`data`] loads labelled text (the Medical Abstracts corpus, any CSV or JSON-lines file) and
 //!   [`split`] makes the held-out test set and client shards (IID, Dirichlet, specialty), with a
@@ -38,6 +39,7 @@ pub mod data;
 mod error;
 pub mod lora;
 pub mod metrics;
+pub mod prefix;
 pub mod simulate;
 pub mod sketch;
 pub mod split;

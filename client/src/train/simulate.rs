@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{aggregate, Contribution, Rule};
 use super::bert::BertClassifier;
 use super::data::Dataset;
+use super::prefix::{Inputs, PrefixCache};
 use super::sketch::UpdateStats;
 use super::split::{partition, Partition};
 use super::tokenize::TextEncoder;
-use super::trainer::{evaluate, train, Evaluation, TrainConfig};
+use super::trainer::{evaluate_on, train_on, Evaluation, TrainConfig};
 use super::update::{Encoding, Update};
 use super::{Error, Result};
 
@@ -75,10 +76,34 @@ pub fn member_key(i: usize) -> String {
 }
 
 /// Runs `config.rounds` rounds over shards of `train_set`, scoring on `test_set`; `on_round` sees
-/// each round's report as it completes. Update files go to `work_dir`.
+/// each round's report as it completes. Update files go to `work_dir`. When the model has a
+/// frozen prefix, its states are computed once for both sets and cached in memory for the run.
 pub fn simulate(
     model: &BertClassifier,
     encoder: &TextEncoder,
+    train_set: &Dataset,
+    test_set: &Dataset,
+    config: &SimulationConfig,
+    work_dir: &Path,
+    on_round: impl FnMut(&RoundReport) -> Result<()>,
+) -> Result<Vec<RoundReport>> {
+    let cache;
+    let inputs = if model.frozen_layers() > 0 {
+        let texts = train_set.examples.iter().chain(&test_set.examples);
+        cache = PrefixCache::build(model, encoder, texts.map(|e| e.text.as_str()), 64)?;
+        Inputs::Cached(&cache)
+    } else {
+        Inputs::Tokens(encoder)
+    };
+    simulate_on(
+        model, inputs, train_set, test_set, config, work_dir, on_round,
+    )
+}
+
+/// [`simulate`] with the model fed by `inputs` (for instance a prefix cache read from disk).
+pub fn simulate_on(
+    model: &BertClassifier,
+    inputs: Inputs<'_>,
     train_set: &Dataset,
     test_set: &Dataset,
     config: &SimulationConfig,
@@ -110,7 +135,7 @@ pub fn simulate(
                 seed: config.local.seed ^ ((round as u64) << 32 | i as u64),
                 ..config.local.clone()
             };
-            let history = train(model, encoder, shard, &local, false, |_| Ok(()))?;
+            let history = train_on(model, inputs, shard, &local, false, |_| Ok(()))?;
             let update = Update::from_store(model.trainable())?;
             let bytes = update.to_bytes(encoding);
             let member = member_key(i);
@@ -137,7 +162,7 @@ pub fn simulate(
         }
         let combined = aggregate(contributions, config.rule)?;
         combined.update.apply_to(model.trainable())?;
-        let test = evaluate(model, encoder, test_set, 64)?;
+        let test = evaluate_on(model, inputs, test_set, 64)?;
         let report = RoundReport {
             round,
             test,

@@ -3,6 +3,10 @@
 //!
 //! On CPU a seed fixes the result bit for bit: batches are shuffled by a `StdRng` seeded from
 //! `(seed, epoch)` and libtorch's generator (dropout) is seeded once per call of [`train`].
+//!
+//! [`train_on`] and [`evaluate_on`] take the model's [`Inputs`]: tokens through the whole
+//! encoder, or cached frozen-prefix states ([`crate::train::prefix`]) through the adapted
+//! layers only, which is what makes many federated rounds affordable on a CPU.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
@@ -15,6 +19,7 @@ use tch::{Kind, Tensor};
 use super::bert::BertClassifier;
 use super::data::Dataset;
 use super::metrics::Scores;
+use super::prefix::Inputs;
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
 
@@ -103,6 +108,26 @@ pub fn train(
     data: &Dataset,
     config: &TrainConfig,
     progress: bool,
+    on_epoch: impl FnMut(&EpochStats) -> Result<()>,
+) -> Result<Vec<EpochStats>> {
+    train_on(
+        model,
+        Inputs::Tokens(encoder),
+        data,
+        config,
+        progress,
+        on_epoch,
+    )
+}
+
+/// [`train`] with the model fed by `inputs` (tokens, or cached frozen-prefix states): the same
+/// steps, draws and result either way.
+pub fn train_on(
+    model: &BertClassifier,
+    inputs: Inputs<'_>,
+    data: &Dataset,
+    config: &TrainConfig,
+    progress: bool,
     mut on_epoch: impl FnMut(&EpochStats) -> Result<()>,
 ) -> Result<Vec<EpochStats>> {
     if config.batch_size == 0 || data.is_empty() {
@@ -146,10 +171,9 @@ pub fn train(
                 .iter()
                 .map(|&i| data.examples[i].text.as_str())
                 .collect();
-            let batch = encoder.encode(&texts, model.device())?;
             let labels = labels_tensor(data, chunk, model);
-            let loss = model
-                .forward_t(&batch.ids, &batch.mask, true)
+            let loss = inputs
+                .logits(model, &texts, true)?
                 .cross_entropy_for_logits(&labels);
             optimizer.set_lr(config.learning_rate_at(step, total));
             optimizer.zero_grad();
@@ -184,6 +208,16 @@ pub fn evaluate(
     data: &Dataset,
     batch_size: usize,
 ) -> Result<Evaluation> {
+    evaluate_on(model, Inputs::Tokens(encoder), data, batch_size)
+}
+
+/// [`evaluate`] with the model fed by `inputs`.
+pub fn evaluate_on(
+    model: &BertClassifier,
+    inputs: Inputs<'_>,
+    data: &Dataset,
+    batch_size: usize,
+) -> Result<Evaluation> {
     let indices: Vec<usize> = (0..data.len()).collect();
     let mut predicted = Vec::with_capacity(data.len());
     let mut loss_sum = 0.0;
@@ -193,9 +227,8 @@ pub fn evaluate(
                 .iter()
                 .map(|&i| data.examples[i].text.as_str())
                 .collect();
-            let batch = encoder.encode(&texts, model.device())?;
             let labels = labels_tensor(data, chunk, model);
-            let logits = model.forward_t(&batch.ids, &batch.mask, false);
+            let logits = inputs.logits(model, &texts, false)?;
             loss_sum +=
                 f64::try_from(logits.cross_entropy_for_logits(&labels))? * chunk.len() as f64;
             let argmax: Vec<i64> = Vec::try_from(
