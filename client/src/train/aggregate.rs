@@ -7,25 +7,38 @@
 //! arrived in. Per rule, for coordinate `j` of `m` members with values `x_ij`, sample counts
 //! `n_i` and `N = Σ n_i`:
 //!
-//! - **FedAvg**: `Σ_i (n_i · x_ij) / N`.
+//! - **FedAvg**: `Σ_i (n_i · x_ij) / N`, the sum starting from `+0.0` and adding the members
+//!   one after the other (`((0 + n_0·x_0j) + n_1·x_1j) + …`), each product and sum rounded to
+//!   `f64`, no fused multiply-add; then one division by `N` and one rounding to `f32`.
 //! - **Median**: the middle of the values sorted by `f32::total_cmp`; for even `m`, the `f64`
 //!   mean of the two middle values.
 //! - **Trimmed mean** (`trim` β): sort as for the median, drop `⌊β·m⌋` values at each end, take
 //!   the plain mean of the rest (summed in sorted order).
 //! - **Krum** (`f` assumed Byzantine): each member's score is the sum of its `m − f − 2` smallest
-//!   squared L2 distances to the others (distances summed tensor by tensor in name order); the
-//!   member with the lowest score (ties: the smaller key) is the result.
+//!   squared L2 distances to the others (a distance sums its tensors in name order, each tensor's
+//!   squares in coordinate order); the member with the lowest score (ties: the smaller key) is
+//!   the result.
 //! - **Multi-Krum** (`f`, `k`): FedAvg over the `k` members with the lowest Krum scores.
 //!
-//! Memory: one tensor of every member at a time, plus the output: O(model + members × largest
-//! tensor), never O(members × model). Krum reads the files twice (distances, then output).
+//! How it runs: each member's file is memory-mapped ([`mapped`]) and every tensor is walked in
+//! runs of [`CHUNK`] coordinates. FedAvg adds the members' runs into an `f64` accumulator that
+//! stays in the L1 cache, reading the values straight from the mapped little-endian bytes
+//! ([`kernels`]: four members per pass, AVX2 where the CPU has it, the same bits either way),
+//! so each input byte is read once from memory. The other rules decode a run of every member
+//! into a small buffer and work coordinate by coordinate. Memory: the output (one model) plus
+//! O(members × [`CHUNK`]) of buffers, never O(members × model); the mapped files are page cache,
+//! not the process's memory. Krum reads the files twice (distances, then output).
 
-use std::collections::BTreeMap;
+pub mod kernels;
+pub mod mapped;
+
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::update::{Update, UpdateFile};
+use self::kernels::View;
+use self::mapped::MappedUpdate;
+use super::update::Update;
 use super::{Error, Result};
 
 /// An aggregation rule.
@@ -75,51 +88,89 @@ pub struct Aggregate {
     pub selected: Vec<String>,
 }
 
-fn fedavg(values: &[Vec<f32>], weights: &[u64], out: &mut [f32]) {
+/// Coordinates processed at a time: an `f64` accumulator of this length (32 KiB) stays in the
+/// L1 cache, and each member's run (16 KiB of `f32`) is read sequentially.
+pub const CHUNK: usize = 4096;
+
+fn check_rule(rule: Rule, m: usize) -> Result<()> {
+    match rule {
+        Rule::TrimmedMean { trim } if !(0.0..0.5).contains(&trim) => {
+            Err(Error::Config(format!("trim {trim} not in [0, 0.5)")))
+        }
+        Rule::Krum { f } | Rule::MultiKrum { f, .. } if m < f + 3 => Err(Error::Config(format!(
+            "Krum with f = {f} needs at least {} members, got {m}",
+            f + 3
+        ))),
+        Rule::MultiKrum { k, .. } if !(1..=m).contains(&k) => {
+            Err(Error::Config(format!("Multi-Krum k = {k} not in 1..={m}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs of `CHUNK` coordinates of a tensor of `n` values: `(start, len)`.
+fn runs(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..n)
+        .step_by(CHUNK)
+        .map(move |start| (start, CHUNK.min(n - start)))
+}
+
+fn fedavg(views: &[View<'_>], weights: &[u64], out: &mut [f32]) {
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
-    // Member by member over contiguous rows (cache-friendly); each coordinate still sums its
-    // members in key order, starting from +0.0.
-    let mut sums = vec![0f64; out.len()];
-    for (row, &weight) in values.iter().zip(weights) {
-        let weight = weight as f64;
-        for (sum, &x) in sums.iter_mut().zip(row) {
-            *sum += weight * f64::from(x);
+    let mut sums = vec![0f64; CHUNK.min(out.len())];
+    let mut members = Vec::with_capacity(views.len());
+    for (start, len) in runs(out.len()) {
+        let sums = &mut sums[..len];
+        sums.fill(0.0);
+        members.clear();
+        members.extend(
+            views
+                .iter()
+                .zip(weights)
+                .map(|(v, &w)| (v.slice(start, len), w as f64)),
+        );
+        kernels::accumulate(sums, &members);
+        kernels::divide(&mut out[start..start + len], sums, total);
+    }
+}
+
+/// Decodes run `(start, len)` of every view into `rows`.
+fn decode_run(views: &[View<'_>], start: usize, len: usize, rows: &mut [Vec<f32>]) {
+    for (view, row) in views.iter().zip(rows.iter_mut()) {
+        kernels::decode(view.slice(start, len), row);
+    }
+}
+
+/// Sets each output coordinate to `reduce` of its members' values sorted by `f32::total_cmp`.
+fn by_sorted_columns(views: &[View<'_>], out: &mut [f32], reduce: impl Fn(&[f32]) -> f32) {
+    let mut rows = vec![Vec::with_capacity(CHUNK); views.len()];
+    let mut column = Vec::with_capacity(views.len());
+    for (start, len) in runs(out.len()) {
+        decode_run(views, start, len, &mut rows);
+        for (j, o) in out[start..start + len].iter_mut().enumerate() {
+            column.clear();
+            column.extend(rows.iter().map(|row| row[j]));
+            column.sort_by(f32::total_cmp);
+            *o = reduce(&column);
         }
     }
-    for (o, sum) in out.iter_mut().zip(sums) {
-        *o = (sum / total) as f32;
+}
+
+fn median(column: &[f32]) -> f32 {
+    let m = column.len();
+    if m % 2 == 1 {
+        column[m / 2]
+    } else {
+        ((f64::from(column[m / 2 - 1]) + f64::from(column[m / 2])) / 2.0) as f32
     }
 }
 
-fn sorted_column(values: &[Vec<f32>], j: usize, column: &mut Vec<f32>) {
-    column.clear();
-    column.extend(values.iter().map(|v| v[j]));
-    column.sort_by(f32::total_cmp);
-}
-
-fn median(values: &[Vec<f32>], out: &mut [f32]) {
-    let m = values.len();
-    let mut column = Vec::with_capacity(m);
-    for (j, o) in out.iter_mut().enumerate() {
-        sorted_column(values, j, &mut column);
-        *o = if m % 2 == 1 {
-            column[m / 2]
-        } else {
-            ((f64::from(column[m / 2 - 1]) + f64::from(column[m / 2])) / 2.0) as f32
-        };
-    }
-}
-
-fn trimmed_mean(values: &[Vec<f32>], trim: f64, out: &mut [f32]) {
-    let m = values.len();
+fn trimmed_mean(column: &[f32], trim: f64) -> f32 {
+    let m = column.len();
     let cut = (trim * m as f64).floor() as usize;
-    let kept = &(cut..m - cut);
-    let mut column = Vec::with_capacity(m);
-    for (j, o) in out.iter_mut().enumerate() {
-        sorted_column(values, j, &mut column);
-        let sum: f64 = column[kept.clone()].iter().map(|&v| f64::from(v)).sum();
-        *o = (sum / kept.len() as f64) as f32;
-    }
+    let kept = &column[cut..m - cut];
+    let sum: f64 = kept.iter().map(|&v| f64::from(v)).sum();
+    (sum / kept.len() as f64) as f32
 }
 
 /// Krum scores of members whose pairwise squared distances are `d` (`m × m`).
@@ -135,7 +186,42 @@ pub fn krum_scores(d: &[Vec<f64>], f: usize) -> Vec<f64> {
         .collect()
 }
 
-fn open_sorted(mut inputs: Vec<Contribution>) -> Result<(Vec<Contribution>, Vec<UpdateFile>)> {
+/// Pairwise squared L2 distances between the members' updates (`m × m`).
+fn distances(files: &[MappedUpdate], names: &[String]) -> Result<Vec<Vec<f64>>> {
+    let m = files.len();
+    let mut d = vec![vec![0f64; m]; m];
+    let mut rows = vec![Vec::with_capacity(CHUNK); m];
+    for name in names {
+        let views = files
+            .iter()
+            .map(|f| f.view(name))
+            .collect::<Result<Vec<_>>>()?;
+        // One running sum per pair over the whole tensor, in coordinate order.
+        let mut tensor = vec![vec![0f64; m]; m];
+        for (start, len) in runs(views[0].len()) {
+            decode_run(&views, start, len, &mut rows);
+            for a in 0..m {
+                for b in a + 1..m {
+                    tensor[a][b] = rows[a]
+                        .iter()
+                        .zip(&rows[b])
+                        .fold(tensor[a][b], |s, (&x, &y)| {
+                            s + (f64::from(x) - f64::from(y)).powi(2)
+                        });
+                }
+            }
+        }
+        for a in 0..m {
+            for b in a + 1..m {
+                d[a][b] += tensor[a][b];
+                d[b][a] += tensor[a][b];
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn open_sorted(mut inputs: Vec<Contribution>) -> Result<(Vec<Contribution>, Vec<MappedUpdate>)> {
     inputs.sort_by(|a, b| a.member.cmp(&b.member));
     if inputs.windows(2).any(|w| w[0].member == w[1].member) {
         return Err(Error::Update("a member contributes twice".into()));
@@ -145,22 +231,18 @@ fn open_sorted(mut inputs: Vec<Contribution>) -> Result<(Vec<Contribution>, Vec<
     }
     let files = inputs
         .iter()
-        .map(|c| UpdateFile::open(&c.path))
+        .map(|c| MappedUpdate::open(&c.path))
         .collect::<Result<Vec<_>>>()?;
-    let reference: BTreeMap<&String, &Vec<usize>> = files[0]
-        .header()
-        .tensors
-        .iter()
-        .map(|(n, e)| (n, &e.shape))
-        .collect();
-    for (c, file) in inputs.iter().zip(&files) {
-        let here: BTreeMap<&String, &Vec<usize>> = file
-            .header()
+    let shapes = |file: &MappedUpdate| -> Vec<(String, Vec<usize>)> {
+        file.header()
             .tensors
             .iter()
-            .map(|(n, e)| (n, &e.shape))
-            .collect();
-        if here != reference {
+            .map(|(n, e)| (n.clone(), e.shape.clone()))
+            .collect()
+    };
+    let reference = shapes(&files[0]);
+    for (c, file) in inputs.iter().zip(&files) {
+        if shapes(file) != reference {
             return Err(Error::Update(format!(
                 "{}: tensors or shapes differ from {}'s",
                 c.member, inputs[0].member
@@ -172,52 +254,19 @@ fn open_sorted(mut inputs: Vec<Contribution>) -> Result<(Vec<Contribution>, Vec<
 
 /// Aggregates `inputs` with `rule` (see the module docs for the arithmetic).
 pub fn aggregate(inputs: Vec<Contribution>, rule: Rule) -> Result<Aggregate> {
-    let (inputs, mut files) = open_sorted(inputs)?;
+    let (inputs, files) = open_sorted(inputs)?;
     let m = inputs.len();
+    check_rule(rule, m)?;
     let names: Vec<String> = files[0].header().tensors.keys().cloned().collect();
     let mut chosen: Vec<usize> = (0..m).collect();
-    match rule {
-        Rule::TrimmedMean { trim } if !(0.0..0.5).contains(&trim) => {
-            return Err(Error::Config(format!("trim {trim} not in [0, 0.5)")));
-        }
-        Rule::Krum { f } | Rule::MultiKrum { f, .. } => {
-            if m < f + 3 {
-                return Err(Error::Config(format!(
-                    "Krum with f = {f} needs at least {} members, got {m}",
-                    f + 3
-                )));
-            }
-            let mut d = vec![vec![0f64; m]; m];
-            for name in &names {
-                let values = files
-                    .iter_mut()
-                    .map(|f| f.read(name))
-                    .collect::<Result<Vec<_>>>()?;
-                for a in 0..m {
-                    for b in a + 1..m {
-                        let s: f64 = values[a]
-                            .iter()
-                            .zip(&values[b])
-                            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-                            .sum();
-                        d[a][b] += s;
-                        d[b][a] += s;
-                    }
-                }
-            }
-            let scores = krum_scores(&d, f);
-            chosen.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
-            let keep = match rule {
-                Rule::MultiKrum { k, .. } if (1..=m).contains(&k) => k,
-                Rule::MultiKrum { k, .. } => {
-                    return Err(Error::Config(format!("Multi-Krum k = {k} not in 1..={m}")));
-                }
-                _ => 1,
-            };
-            chosen.truncate(keep);
-            chosen.sort_unstable();
-        }
-        _ => {}
+    if let Rule::Krum { f } | Rule::MultiKrum { f, .. } = rule {
+        let scores = krum_scores(&distances(&files, &names)?, f);
+        chosen.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+        chosen.truncate(match rule {
+            Rule::MultiKrum { k, .. } => k,
+            _ => 1,
+        });
+        chosen.sort_unstable();
     }
     let weights: Vec<u64> = chosen.iter().map(|&i| inputs[i].samples).collect();
     if matches!(rule, Rule::FedAvg | Rule::MultiKrum { .. }) && weights.iter().sum::<u64>() == 0 {
@@ -226,16 +275,22 @@ pub fn aggregate(inputs: Vec<Contribution>, rule: Rule) -> Result<Aggregate> {
     let mut update = Update::default();
     for name in names {
         let shape = files[0].header().tensors[&name].shape.clone();
-        let values = chosen
+        let views = chosen
             .iter()
-            .map(|&i| files[i].read(&name))
+            .map(|&i| files[i].view(&name))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = vec![0f32; values[0].len()];
+        let mut out = vec![0f32; views[0].len()];
         match rule {
-            Rule::FedAvg | Rule::MultiKrum { .. } => fedavg(&values, &weights, &mut out),
-            Rule::Median => median(&values, &mut out),
-            Rule::TrimmedMean { trim } => trimmed_mean(&values, trim, &mut out),
-            Rule::Krum { .. } => out.copy_from_slice(&values[0]),
+            Rule::FedAvg | Rule::MultiKrum { .. } => fedavg(&views, &weights, &mut out),
+            Rule::Median => by_sorted_columns(&views, &mut out, median),
+            Rule::TrimmedMean { trim } => {
+                by_sorted_columns(&views, &mut out, |c| trimmed_mean(c, trim))
+            }
+            Rule::Krum { .. } => {
+                let mut values = Vec::new();
+                kernels::decode(views[0], &mut values);
+                out = values;
+            }
         }
         update.tensors.insert(name, (shape, out));
     }
@@ -250,6 +305,9 @@ mod tests {
     use super::*;
     use crate::train::update::Encoding;
     use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
 
     fn write(dir: &std::path::Path, member: &str, values: &[f32], samples: u64) -> Contribution {
         let mut update = Update::default();
@@ -337,6 +395,130 @@ mod tests {
         let multi = aggregate(inputs.clone(), Rule::MultiKrum { f: 1, k: 4 }).unwrap();
         assert_eq!(multi.selected, ["a", "b", "c", "d"]);
         assert_eq!(multi.update.tensors["a"].1[0], 9.0 / 4.0);
+    }
+
+    /// The definitions of the module docs, written plainly over whole decoded tensors.
+    #[allow(clippy::needless_range_loop)] // indexed as the definitions are written
+    fn by_definition(members: &[(Update, u64)], rule: Rule) -> BTreeMap<String, Vec<f32>> {
+        let m = members.len();
+        let tensor = |i: usize, name: &str| &members[i].0.tensors[name].1;
+        let names: Vec<&String> = members[0].0.tensors.keys().collect();
+        let mut chosen: Vec<usize> = (0..m).collect();
+        if let Rule::Krum { f } | Rule::MultiKrum { f, .. } = rule {
+            let mut d = vec![vec![0f64; m]; m];
+            for name in &names {
+                for a in 0..m {
+                    for b in a + 1..m {
+                        let s: f64 = tensor(a, name)
+                            .iter()
+                            .zip(tensor(b, name))
+                            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                            .sum();
+                        d[a][b] += s;
+                        d[b][a] += s;
+                    }
+                }
+            }
+            let scores = krum_scores(&d, f);
+            chosen.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+            chosen.truncate(if let Rule::MultiKrum { k, .. } = rule {
+                k
+            } else {
+                1
+            });
+            chosen.sort_unstable();
+        }
+        let total: f64 = chosen.iter().map(|&i| members[i].1 as f64).sum();
+        let mut out = BTreeMap::new();
+        for name in names {
+            let n = tensor(0, name).len();
+            let values = (0..n)
+                .map(|j| {
+                    let mut column: Vec<f32> = chosen.iter().map(|&i| tensor(i, name)[j]).collect();
+                    column.sort_by(f32::total_cmp);
+                    match rule {
+                        Rule::FedAvg | Rule::MultiKrum { .. } => {
+                            let mut sum = 0f64;
+                            for &i in &chosen {
+                                sum += members[i].1 as f64 * f64::from(tensor(i, name)[j]);
+                            }
+                            (sum / total) as f32
+                        }
+                        Rule::Median => median(&column),
+                        Rule::TrimmedMean { trim } => trimmed_mean(&column, trim),
+                        Rule::Krum { .. } => tensor(chosen[0], name)[j],
+                    }
+                })
+                .collect();
+            out.insert(name.clone(), values);
+        }
+        out
+    }
+
+    /// Streaming in runs of `CHUNK` (tensors longer than a run, files in f32 and int8 mixed)
+    /// gives exactly the values of the plain definitions.
+    #[test]
+    fn streaming_equals_the_definitions_across_runs_and_encodings() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut members = Vec::new();
+        let mut inputs = Vec::new();
+        for i in 0..7u64 {
+            let mut update = Update::default();
+            for (name, n) in [("a", 2 * CHUNK + 13), ("b", 5), ("c", CHUNK)] {
+                let values = (0..n).map(|_| rng.gen_range(-3.0f32..3.0)).collect();
+                update.tensors.insert(name.into(), (vec![n], values));
+            }
+            let encoding = if i % 3 == 1 {
+                Encoding::Int8
+            } else {
+                Encoding::F32
+            };
+            let bytes = update.to_bytes(encoding);
+            let path = dir.path().join(format!("{i}.safetensors"));
+            std::fs::write(&path, &bytes).unwrap();
+            let samples = 10 + 7 * i;
+            members.push((Update::from_bytes(&bytes).unwrap(), samples));
+            inputs.push(Contribution {
+                member: format!("k{i}"),
+                path,
+                samples,
+            });
+        }
+        // An outlier, so that Krum has someone to reject.
+        for values in members[4].0.tensors.values_mut() {
+            values.1.iter_mut().for_each(|v| *v += 50.0);
+        }
+        std::fs::write(&inputs[4].path, members[4].0.to_bytes(Encoding::F32)).unwrap();
+        for rule in rules() {
+            let streamed = aggregate(inputs.clone(), rule).unwrap();
+            let expected = by_definition(&members, rule);
+            assert_eq!(streamed.update.tensors.len(), expected.len());
+            for (name, values) in expected {
+                let got = &streamed.update.tensors[&name].1;
+                let same = got
+                    .iter()
+                    .zip(&values)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same && got.len() == values.len(), "{rule:?} {name}");
+            }
+            if matches!(rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) {
+                assert!(!streamed.selected.contains(&"k4".to_string()), "{rule:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_inconsistent_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a", &[1.0, 2.0, 3.0], 1);
+        let b = write(dir.path(), "b", &[1.0, 2.0, 3.0], 1);
+        let bytes = std::fs::read(&b.path).unwrap();
+        std::fs::write(&b.path, &bytes[..bytes.len() - 2]).unwrap();
+        let err = aggregate(vec![a.clone(), b.clone()], Rule::FedAvg).unwrap_err();
+        assert!(err.to_string().contains("past the end"), "{err}");
+        std::fs::write(&b.path, &bytes[..5]).unwrap();
+        assert!(aggregate(vec![a, b], Rule::Median).is_err());
     }
 
     #[test]

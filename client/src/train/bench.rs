@@ -2,10 +2,16 @@
 //!
 //! - **Training steps per second** of the model directory's BERT with LoRA at a fixed batch and
 //!   sequence length (random token ids, full attention mask, AdamW with clipping), after warmup
-//!   steps. `bench/train_steps.py` times the same model and batch in PyTorch for comparison.
-//! - **Aggregation throughput**: FedAvg over update files, in parameters per second on one core,
-//!   against a memory-bandwidth reference measured in the same run (summing an `f32` buffer as
-//!   large as all the inputs together).
+//!   steps. `bench/train_steps.py` times the same model and batch in PyTorch for comparison
+//!   (`bench/compare-training.sh` runs both alternately).
+//! - **Aggregation throughput**: FedAvg over update files, in parameters per second on one core
+//!   (aggregation is single-threaded), against memory-bandwidth references measured in the same
+//!   run, over the same number of bytes: a vectorised sum of an in-memory buffer as large as all
+//!   the inputs (`reference_parameters_per_second`, the goal's reference), and the same sum over
+//!   the mapped update files themselves (`mapped_read_parameters_per_second`). Each is timed
+//!   `--repeats` times, interleaved, and the medians are compared. The default inputs (8 members
+//!   × 4 Mi parameters, 128 MiB) are larger than the caches of the machines we measured on.
+//!   The figures mean something only from a release build (`"build"` in the output).
 //! - **Update size**: bytes of the LoRA update (f32 and int8) against the full model's weights.
 
 use std::time::Instant;
@@ -16,6 +22,8 @@ use rand::{Rng, SeedableRng};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use super::aggregate::kernels::{self, View};
+use super::aggregate::mapped::MappedUpdate;
 use super::aggregate::{aggregate, Contribution, Rule};
 use super::checkpoint::{ModelDir, WEIGHTS};
 use super::lora::LoraConfig;
@@ -36,18 +44,41 @@ pub struct BenchArgs {
     /// Timed training steps (after 2 warmup steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// libtorch intra-op threads for training (default: libtorch's, from `OMP_NUM_THREADS`).
+    #[arg(long)]
+    threads: Option<i32>,
     /// Members in the aggregation benchmark.
     #[arg(long, default_value_t = 8)]
     members: usize,
     /// Parameters per update in the aggregation benchmark.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 22)]
     parameters: usize,
+    /// Timed repetitions of the aggregation and of its references (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Run one benchmark only (default: all three).
+    #[arg(long, value_enum)]
+    only: Option<Part>,
     /// Run on CUDA when available.
     #[arg(long)]
     cuda: bool,
 }
 
+/// One of the benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Training steps per second.
+    Training,
+    /// FedAvg throughput against memory bandwidth.
+    Aggregation,
+    /// Update sizes.
+    Sizes,
+}
+
 fn training(args: &BenchArgs, dir: &ModelDir) -> anyhow::Result<serde_json::Value> {
+    if let Some(threads) = args.threads {
+        tch::set_num_threads(threads);
+    }
     let device = if args.cuda {
         Device::cuda_if_available()
     } else {
@@ -88,7 +119,36 @@ fn training(args: &BenchArgs, dir: &ModelDir) -> anyhow::Result<serde_json::Valu
     }))
 }
 
+/// Wrapping sum of the little-endian `u32` words of `bytes`: a loop the compiler vectorises,
+/// bound by how fast memory delivers the bytes.
+fn sum_words(bytes: &[u8]) -> u32 {
+    bytes.chunks_exact(4).fold(0u32, |s, w| {
+        s.wrapping_add(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    })
+}
+
+/// Median of timings (seconds).
+fn median(mut seconds: Vec<f64>) -> f64 {
+    seconds.sort_by(f64::total_cmp);
+    let n = seconds.len();
+    if n % 2 == 1 {
+        seconds[n / 2]
+    } else {
+        (seconds[n / 2 - 1] + seconds[n / 2]) / 2.0
+    }
+}
+
+fn timed<T>(work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    std::hint::black_box(work()?);
+    Ok(started.elapsed().as_secs_f64())
+}
+
 fn aggregation(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        args.members > 0 && args.parameters > 0 && args.repeats > 0,
+        "--members, --parameters and --repeats must be positive"
+    );
     let work = tempfile::tempdir()?;
     let mut rng = StdRng::seed_from_u64(1);
     let mut inputs = Vec::with_capacity(args.members);
@@ -108,22 +168,40 @@ fn aggregation(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
             samples: 100 + m as u64,
         });
     }
-    let started = Instant::now();
-    let result = aggregate(inputs, Rule::FedAvg)?;
-    let seconds = started.elapsed().as_secs_f64();
     let elements = args.members * args.parameters;
-    // Reference: one pass summing a buffer as large as all the inputs.
-    let buffer: Vec<f32> = (0..elements).map(|i| (i % 7) as f32).collect();
-    let reference_started = Instant::now();
-    let sum: f64 = buffer.iter().map(|&x| f64::from(x)).sum();
-    let reference_seconds = reference_started.elapsed().as_secs_f64();
-    std::hint::black_box((sum, result));
+    // The in-memory reference: as many bytes as the inputs' values, written before timing so
+    // that no page is faulted in while timed.
+    let buffer: Vec<u8> = (0..4 * elements).map(|i| i as u8).collect();
+    let (mut fedavg, mut memory, mut mapped) = (vec![], vec![], vec![]);
+    for _ in 0..args.repeats {
+        fedavg.push(timed(|| Ok(aggregate(inputs.clone(), Rule::FedAvg)?))?);
+        memory.push(timed(|| Ok(sum_words(&buffer)))?);
+        mapped.push(timed(|| {
+            let mut sum = 0u32;
+            for input in &inputs {
+                let file = MappedUpdate::open(&input.path)?;
+                if let View::F32(bytes) = file.view("w")? {
+                    sum = sum.wrapping_add(sum_words(bytes));
+                }
+            }
+            Ok(sum)
+        })?);
+    }
+    let seconds = median(fedavg.clone());
     let rate = elements as f64 / seconds;
-    let reference = elements as f64 / reference_seconds;
+    let reference = elements as f64 / median(memory.clone());
+    let mapped_reference = elements as f64 / median(mapped.clone());
     Ok(serde_json::json!({
         "rule": "fedavg", "members": args.members, "parameters": args.parameters,
+        "input_bytes": 4 * elements, "repeats": args.repeats,
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "kernel": kernels::simd_level(),
         "seconds": seconds, "parameters_per_second_per_core": rate,
+        "reference": "vectorised u32 sum of an in-memory buffer of the inputs' size",
         "reference_parameters_per_second": reference, "ratio": rate / reference,
+        "mapped_read_parameters_per_second": mapped_reference,
+        "ratio_to_mapped_read": rate / mapped_reference,
+        "seconds_each": {"fedavg": fedavg, "memory_reference": memory, "mapped_read": mapped},
     }))
 }
 
@@ -140,14 +218,23 @@ fn sizes(dir: &ModelDir) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-/// Runs the benchmarks and prints one JSON object.
+/// Runs the benchmarks (all, or `--only` one) and prints one JSON object.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let dir = ModelDir::open(&args.model_dir, None)?;
-    let report = serde_json::json!({
-        "update_size": sizes(&dir)?,
-        "aggregation": aggregation(args)?,
-        "training": training(args, &dir)?,
-    });
-    println!("{report}");
+    let wanted = |part| args.only.is_none_or(|only| only == part);
+    let dir = match args.only {
+        Some(Part::Aggregation) => None,
+        _ => Some(ModelDir::open(&args.model_dir, None)?),
+    };
+    let mut report = serde_json::Map::new();
+    if let Some(dir) = dir.as_ref().filter(|_| wanted(Part::Sizes)) {
+        report.insert("update_size".into(), sizes(dir)?);
+    }
+    if wanted(Part::Aggregation) {
+        report.insert("aggregation".into(), aggregation(args)?);
+    }
+    if let Some(dir) = dir.as_ref().filter(|_| wanted(Part::Training)) {
+        report.insert("training".into(), training(args, dir)?);
+    }
+    println!("{}", serde_json::Value::Object(report));
     Ok(())
 }

@@ -198,6 +198,12 @@ impl Entry {
         self.shape.iter().product()
     }
 
+    /// The value of a stored int8 byte: `q · scale` in `f32`.
+    #[inline(always)]
+    pub fn int8_value(byte: u8, scale: f32) -> f32 {
+        f32::from(byte as i8) * scale
+    }
+
     fn decode(&self, name: &str, raw: &[u8]) -> Result<Vec<f32>> {
         let values: Vec<f32> = match self.encoding {
             Encoding::F32 => raw
@@ -206,7 +212,7 @@ impl Entry {
                 .collect(),
             Encoding::Int8 => raw
                 .iter()
-                .map(|&b| f32::from(b as i8) * self.scale)
+                .map(|&b| Self::int8_value(b, self.scale))
                 .collect(),
         };
         if values.len() != self.numel() {
@@ -229,7 +235,15 @@ pub struct Header {
 }
 
 impl Header {
-    fn parse(reader: &mut impl Read, what: &str) -> Result<Self> {
+    /// Where a tensor's bytes lie in its file (saturating; not checked against the file's
+    /// length: compare before reading).
+    pub fn data_range(&self, entry: &Entry) -> std::ops::Range<u64> {
+        let begin = self.data_start.saturating_add(entry.begin);
+        begin..begin.saturating_add(entry.len)
+    }
+
+    /// Reads the header at the start of a safetensors file; `what` names it in errors.
+    pub fn parse(reader: &mut impl Read, what: &str) -> Result<Self> {
         let mut len = [0u8; 8];
         reader
             .read_exact(&mut len)
