@@ -7,6 +7,8 @@
 //!   floating point.
 //! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
 //!   update blobs and their aggregation.
+//! - `demo` (feature `train`): `bcfl demo`, a federated run of N members through a ledger in
+//!   one process.
 //! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
 //!
 //! The `bcfl` binary (`src/main.rs`) is the command line over this library; `docs/cli.md`
@@ -18,6 +20,8 @@
 //! | --- | --- |
 //! | `train` | fine-tuning with libtorch (needs `LIBTORCH`) |
 
+#[cfg(feature = "train")]
+pub mod demo;
 pub mod fixed;
 pub mod json;
 pub mod ledger;

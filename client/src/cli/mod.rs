@@ -95,6 +95,9 @@ enum Command {
     #[cfg(feature = "train")]
     #[command(subcommand)]
     Fl(bcfl_client::train::command::FlCommand),
+    /// A complete federated fine-tuning run of N members through the ledger, in one process.
+    #[cfg(feature = "train")]
+    Demo(Box<bcfl_client::demo::DemoArgs>),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -125,6 +128,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "train")]
         Command::Fl(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "train")]
+        Command::Demo(args) => {
+            bcfl_client::demo::command(&args, ctx.client()?.base_url(), ctx.json())
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

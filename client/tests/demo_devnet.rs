@@ -1,0 +1,163 @@
+//! End to end: `bcfl demo --tiny` on a real `bcfl-devnet` with the real `bcfl-tp`: three
+//! members, two rounds, one sign-flipping attacker. Checked from the ledger and the members'
+//! stores, not from the demo's own account: the attacker is excluded on chain in every round;
+//! each round's aggregate hash on chain is the FedAvg of the accepted members' committed
+//! updates, recomputed here from their verified blobs; every member holds the final global
+//! model under its on-chain hash; the accuracies are finite.
+#![cfg(feature = "train")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use bcfl_client::ledger::rest::RestClient;
+use bcfl_client::ledger::state::{BcflReader, FamilyState};
+use bcfl_client::train::aggregate::{aggregate, Contribution, Rule};
+use bcfl_client::train::update::{sha256_hex, Encoding};
+use common::start_ledger;
+use serde_json::Value;
+
+const CLASSES: [&[&str]; 3] = [
+    &["tumor", "carcinoma", "oncology", "metastasis", "lymphoma"],
+    &["liver", "bowel", "gastric", "colon", "hepatic"],
+    &["neuron", "brain", "seizure", "cortex", "spinal"],
+];
+const FILLER: [&str; 7] = ["the", "patient", "study", "with", "and", "results", "of"];
+
+/// A labelled CSV whose classes are told apart by topic words among shared filler words.
+fn write_corpus(path: &Path, per_class: usize) {
+    let names = ["neoplasms", "digestive", "nervous"];
+    let mut text = String::from("label,text\n");
+    for i in 0..per_class {
+        for (label, words) in CLASSES.iter().enumerate() {
+            text.push_str(&format!(
+                "{},{} {} {} {} {} case {i}\n",
+                names[label],
+                FILLER[i % FILLER.len()],
+                words[i % words.len()],
+                FILLER[(i + 3) % FILLER.len()],
+                words[(i + 2) % words.len()],
+                FILLER[(i + 5) % FILLER.len()],
+            ));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn family_state(url: &str) -> FamilyState {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(BcflReader::new(RestClient::new(url).unwrap()).family_state(None))
+        .unwrap()
+}
+
+#[test]
+fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = start_ledger(&dir.path().join("ledger"));
+    let data = dir.path().join("data.csv");
+    write_corpus(&data, 100);
+    let work = dir.path().join("work");
+    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--json", "--url", &ledger.url, "demo", "--tiny"])
+        .args(["--data", data.to_str().unwrap()])
+        .args(["--work-dir", work.to_str().unwrap()])
+        .args(["--members", "3", "--rounds", "2", "--local-epochs", "3"])
+        .args(["--lr", "3e-2", "--batch-size", "8", "--max-len", "16"])
+        .args(["--attack", "sign-flip:1", "--probe-bytes", "65536"])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let members = report["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    let key_of = |name: &str| {
+        members.iter().find(|m| m["name"] == name).unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let attacker = key_of("member-3");
+    assert_eq!(members[2]["attack"], "sign-flip");
+
+    let state = family_state(&ledger.url);
+    assert_eq!(state.consortium.as_ref().unwrap().current_round, 2);
+    let mut final_model = String::new();
+    for round in 1..=2u64 {
+        let verdict = &state.verdicts[&round];
+        assert_eq!(
+            verdict.excluded.to_vec(),
+            vec![attacker.clone()],
+            "round {round}"
+        );
+        let on_chain = &state.aggregates[&round];
+        assert_eq!(on_chain.contributors, verdict.accepted, "round {round}");
+        assert!(!on_chain.contributors.contains(&attacker));
+        // Recompute the aggregate from the accepted members' own blobs, each checked against
+        // its commitment.
+        let contributions: Vec<Contribution> = on_chain
+            .contributors
+            .iter()
+            .map(|key| {
+                let commitment = &state.commitments[&(round, key.clone())];
+                let name = members.iter().find(|m| m["key"] == key.as_str()).unwrap()["name"]
+                    .as_str()
+                    .unwrap();
+                let path = work
+                    .join("members")
+                    .join(name)
+                    .join("store")
+                    .join(&commitment.update_sha256);
+                let bytes = std::fs::read(&path).unwrap();
+                assert_eq!(sha256_hex(&bytes), commitment.update_sha256);
+                Contribution {
+                    member: key.clone(),
+                    path,
+                    samples: commitment.num_samples,
+                }
+            })
+            .collect();
+        let recomputed = aggregate(contributions, Rule::FedAvg).unwrap();
+        assert_eq!(
+            sha256_hex(&recomputed.update.to_bytes(Encoding::F32)),
+            on_chain.model_sha256,
+            "round {round}"
+        );
+        assert_eq!(
+            state.rounds[&round].phase,
+            bcfl_protos::bcfl::RoundPhase::CLOSED
+        );
+        final_model = on_chain.model_sha256.clone();
+    }
+    // Every member, the attacker included, holds the final global model under its hash.
+    for m in members {
+        let path = Path::new(m["store"].as_str().unwrap()).join(&final_model);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(sha256_hex(&bytes), final_model);
+    }
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for r in rounds {
+        assert!(r["abandoned"].is_null(), "{r}");
+        assert!(r["test"]["accuracy"].as_f64().unwrap().is_finite());
+        assert!(r["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["holds_global"] == true));
+    }
+    assert!(report["initial_test"]["accuracy"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+}
