@@ -1,6 +1,17 @@
-//! `bcfl net plan` end to end: the real binary on a CSV file, JSON and table output, errors.
+//! `bcfl net plan` end to end: the real binary on a CSV file, JSON and table output, errors;
+//! and exclusion-aware routing on a real `bcfl-devnet` with `bcfl-tp`: round 1's verdict
+//! excludes a poisoned member, which `net plan --ledger --round 1` and `node distribute
+//! --round 1` (real `bcfl node serve` processes on loopback) then leave out of the routes.
+//!
+//! The ledger helpers are in `common/mod.rs`.
 
-use std::process::Command;
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{start_ledger, Cli, Killed};
+use serde_json::{json, Value};
 
 /// The graph of `bcfl_client::net`'s unit tests; from 1 with M = 6000 B, chunk 600 B,
 /// D_G = 1 s: 2 at 60 s, 3 direct at 100 s, 4 via 3 at 220 s (pipelined 130 s), 5 unreachable.
@@ -120,4 +131,270 @@ fn net_plan_reports_bad_rows_and_requests() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("node 9 is not in the graph"), "{stderr}");
+}
+
+#[test]
+fn round_without_ledger_is_a_usage_error() {
+    let out = bcfl(&[
+        "net",
+        "plan",
+        "--bandwidth",
+        "x.csv",
+        "--round",
+        "1",
+        "--source",
+        "1",
+        "--size",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'--bandwidth <FILE>' cannot be used with '--round <N>'"),
+        "{stderr}"
+    );
+}
+
+/// `bcfl node serve` on a free loopback port; returns the process and its base URL.
+fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (Killed, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bcfl"));
+    command
+        .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(file) = add {
+        command.arg("--add").arg(file);
+    }
+    let mut child = command.spawn().expect("starting bcfl node serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child = Killed(child);
+    let listening: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let url = format!("http://{}", listening["listening"].as_str().unwrap());
+    (child, url)
+}
+
+fn paths(report: &Value, list: &str) -> Vec<(String, Vec<String>)> {
+    report[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let path = d["path"].as_array().unwrap();
+            (
+                d["node"].as_str().unwrap().to_owned(),
+                path.iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = start_ledger(&dir.path().join("ledger"));
+    let cli = Cli {
+        url: ledger.url.clone(),
+        key_dir: dir.path().join("keys"),
+    };
+    let names = ["admin", "m0", "m1", "m2", "m3", "m4"];
+    for name in names {
+        cli.ok(name, &["keygen", name]);
+    }
+    let global = dir.path().join("global.bin");
+    std::fs::write(&global, vec![7u8; 300_000]).unwrap();
+    let mut nodes = Vec::new();
+    for (i, name) in names[1..].iter().enumerate() {
+        let add = (i == 0).then_some(global.as_path());
+        let (node, url) = serve(&dir.path().join(format!("store-{name}")), add);
+        nodes.push((name, node, url));
+    }
+    cli.ok(
+        "admin",
+        &[
+            "consortium",
+            "init",
+            "--base-model-sha256",
+            &"22".repeat(32),
+            "--min-participants",
+            "5",
+            "--quorum",
+            "5",
+            "--sketch-length",
+            "4",
+            "--anomaly",
+            "zscore,dbscan",
+        ],
+    );
+    for (name, _, url) in &nodes {
+        cli.ok(
+            "admin",
+            &[
+                "member",
+                "register",
+                name,
+                "--name",
+                name,
+                "--endpoint",
+                url,
+            ],
+        );
+    }
+    // m4 is the fastest relay: 100 MB/s to and from everyone, while the direct links are
+    // 1 MB/s.
+    for name in &names[1..] {
+        let links: Vec<String> = names[1..]
+            .iter()
+            .filter(|to| *to != name)
+            .map(|to| {
+                let fast = *name == "m4" || *to == "m4";
+                format!("{to}:{}:500", if fast { 100_000_000 } else { 1_000_000 })
+            })
+            .collect();
+        let mut args = vec!["bandwidth", "report"];
+        for link in &links {
+            args.extend(["--link", link.as_str()]);
+        }
+        cli.ok(name, &args);
+    }
+    cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
+    for (i, name) in names[1..].iter().enumerate() {
+        // m4 scales its update x10 and flips its sign: the processor excludes it.
+        let (norm, sketch) = if *name == "m4" {
+            ("15", "-100 -41 -69 -30")
+        } else {
+            ("1.5", ["10 4 7 3", "11 4 7 3", "10 5 7 3", "10 4 6 3"][i])
+        };
+        let blob = dir.path().join(format!("{name}.blob"));
+        let sketch_path = dir.path().join(format!("{name}.sketch"));
+        std::fs::write(&blob, format!("update of {name}")).unwrap();
+        std::fs::write(&sketch_path, sketch).unwrap();
+        cli.ok(
+            name,
+            &[
+                "commit",
+                "--blob",
+                blob.to_str().unwrap(),
+                "--samples",
+                "100",
+                "--loss",
+                "0.5",
+                "--norm",
+                norm,
+                "--sketch",
+                sketch_path.to_str().unwrap(),
+            ],
+        );
+    }
+    cli.ok("m0", &["round", "evaluate"]);
+    let key = |name: &str| cli.public_key(name);
+    let (m0, m4) = (key("m0"), key("m4"));
+
+    // Before the verdict is applied, every route goes through m4.
+    let plan = [
+        "net", "plan", "--ledger", "--source", &m0, "--size", "300000",
+    ];
+    let all = cli.json("admin", &plan);
+    assert_eq!(all["excluded_by_verdict"], Value::Null);
+    for (node, path) in paths(&all, "destinations") {
+        if node != m4 {
+            assert_eq!(path, [m0.clone(), m4.clone(), node.clone()], "{all}");
+        }
+    }
+    // For round 1, m4 is out and every member is reached directly.
+    let round = cli.json("admin", &[&plan[..], &["--round", "1"]].concat());
+    assert_eq!(
+        round["excluded_by_verdict"],
+        json!({ "round": 1, "excluded": [m4] })
+    );
+    assert_eq!(round["removed"], json!([m4]));
+    let routed = paths(&round, "destinations");
+    assert_eq!(routed.len(), 3, "{round}");
+    for (node, path) in routed {
+        assert_eq!(path, [m0.clone(), node], "{round}");
+    }
+    let table = cli.ok("admin", &[&plan[..], &["--round", "1"]].concat());
+    assert!(
+        table.contains(&format!(
+            "round 1 verdict: excluded {m4} (removed from routing)"
+        )),
+        "{table}"
+    );
+    // A round without a verdict is an error, not an empty exclusion.
+    let out = cli.run("admin", &[&plan[..], &["--round", "2"]].concat());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("round 2 has no anomaly verdict"),
+        "{stderr}"
+    );
+
+    // The real distribution for round 1, one member after another: m4 gets nothing.
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&global).unwrap()))
+    };
+    let out = cli.run(
+        "admin",
+        &[
+            "--json",
+            "node",
+            "distribute",
+            "--sha256",
+            &sha,
+            "--source",
+            &m0,
+            "--round",
+            "1",
+            "--mode",
+            "sync",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("round 1 verdict: excluded"), "{stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["mode"], "synchronous");
+    assert_eq!(report["excluded_by_verdict"]["excluded"], json!([m4]));
+    let delivered = paths(&report["measured"], "deliveries");
+    assert_eq!(delivered.len(), 3, "{report}");
+    for (node, path) in delivered {
+        assert_ne!(node, m4);
+        assert_eq!(path, [m0.clone(), node], "{report}");
+    }
+    assert!(
+        report["predicted_totals"]["contended"]["sequential_s"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let m4_store = dir.path().join("store-m4");
+    let held: Vec<_> = walk(&m4_store);
+    assert!(!held.iter().any(|p| p.contains(&sha)), "{held:?}");
+    let m1_store = dir.path().join("store-m1");
+    assert!(walk(&m1_store).iter().any(|p| p.contains(&sha)));
+    drop(nodes);
+}
+
+/// Every file path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path.display().to_string());
+        }
+    }
+    out
 }

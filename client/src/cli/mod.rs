@@ -112,7 +112,10 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bandwidth(cmd) => submit::bandwidth(&ctx, cmd).await,
         Command::Aggregate(cmd) => submit::aggregate(&ctx, cmd).await,
         Command::Audit(cmd) => audit::audit(&ctx, cmd).await,
-        Command::Net(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
+        Command::Net(cmd) => cmd
+            .run(|| ctx.client(), ctx.json())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Node(cmd) => cmd
             .run(ctx.client()?, || ctx.signer(), ctx.json())
             .await

@@ -67,6 +67,14 @@ pub enum NetError {
         /// The nodes excluded after failures.
         excluded: Vec<String>,
     },
+    /// Routing for a round was asked before the round's anomaly verdict is on chain.
+    #[error(
+        "round {round} has no anomaly verdict on chain (evaluate it first: `bcfl round evaluate`)"
+    )]
+    NoVerdict {
+        /// The round.
+        round: u64,
+    },
     /// A sweep that cannot be reported (no link measured, or too many).
     #[error("bandwidth report: {0}")]
     Report(String),

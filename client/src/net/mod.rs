@@ -8,6 +8,7 @@
 //! - [`probe`]: bandwidth and RTT probes and their `ReportBandwidth` sweep.
 //! - [`route`]: routed fetches with failover, and distribution along the route tree.
 //! - [`node`]: `bcfl node serve|probe|fetch|distribute`, the command line over these.
+//! - [`exclusion`]: the members a round's on-chain verdict excluded, removed from routing.
 //! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
 //! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
 //!   time under the store-and-forward and pipelined models (see [`bcfl_processor::graph`], the
@@ -18,6 +19,7 @@
 pub mod blob;
 pub mod edges;
 mod error;
+pub mod exclusion;
 pub mod manifest;
 pub mod node;
 pub mod plan;
@@ -36,16 +38,22 @@ mod transfer_tests;
 /// `bcfl net ...`: routing and transfer planning over measured bandwidths.
 #[derive(Debug, Clone, PartialEq, clap::Subcommand)]
 pub enum NetCommand {
-    /// Route a transfer of SIZE bytes from SOURCE over a bandwidth edge list and predict its
-    /// time (store-and-forward and pipelined, synchronous and asynchronous totals, MST).
+    /// Route a transfer of SIZE bytes from SOURCE over a bandwidth edge list (or the ledger's
+    /// links) and predict its time (store-and-forward and pipelined, synchronous and
+    /// asynchronous totals, contention-aware, MST).
     Plan(plan::NetPlanArgs),
 }
 
 impl NetCommand {
-    /// Runs the command, printing JSON when `json` is set and tables otherwise.
-    pub fn run(&self, json: bool) -> anyhow::Result<()> {
+    /// Runs the command, printing JSON when `json` is set and tables otherwise; `ledger` is
+    /// called only by commands that read the ledger (`plan --ledger`).
+    pub async fn run(
+        &self,
+        ledger: impl FnOnce() -> anyhow::Result<crate::ledger::rest::RestClient>,
+        json: bool,
+    ) -> anyhow::Result<()> {
         match self {
-            Self::Plan(args) => plan::run(args, json),
+            Self::Plan(args) => plan::run(args, ledger, json).await,
         }
     }
 }

@@ -7,8 +7,15 @@
 //!   sweep on chain as one `ReportBandwidth` signed with `--key`.
 //! - `fetch`: asks a node to pull a blob from the nearest holder along the routed path, with
 //!   failover ([`pull_routed`]).
-//! - `distribute`: pushes a blob from a source to every peer along the route tree, printing
-//!   each delivery as it completes and the measured against the predicted times.
+//! - `distribute`: pushes a blob from a source to every peer along the route tree, all at once
+//!   (`--mode async`) or one after another in tree order (`--mode sync`), printing each
+//!   delivery as it completes and the measured against the predicted times: the seed paper's
+//!   synchronous and asynchronous totals and the contention-aware prediction
+//!   ([`RouteTree::contended`](bcfl_processor::graph::RouteTree::contended)).
+//!
+//! With `--round N`, `fetch` and `distribute` remove the members round N's on-chain verdict
+//! excluded from the peers and the graph ([`RoundExclusion`]) and say so (a stderr line and the
+//! `excluded_by_verdict` field).
 //!
 //! Peers come from `--peer ID=URL` (repeatable) or, without any, from the ledger's active
 //! members and their endpoints; the graph from `--bandwidth FILE` (CSV `from,to,bytes_per_sec`)
@@ -20,15 +27,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bcfl_processor::graph::{BandwidthGraph, TransferModel};
+use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, TransferModel};
 use serde_json::json;
 
 use super::blob::{BlobStore, DEFAULT_CHUNK_SIZE};
 use super::edges::graph_from_csv;
+use super::exclusion::RoundExclusion;
 use super::manifest::{BlobId, Manifest};
-use super::plan::RoutingArg;
+use super::plan::{RoutingArg, SharingArgs};
 use super::probe::{ledger_peers, submit_sweep, sweep, ProbeConfig};
-use super::route::{distribute, pull_routed, Peers, RoutePolicy};
+use super::route::{distribute_with, pull_routed, DistributionMode, Peers, RoutePolicy};
 use super::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
 use super::transfer::{http_client, Transfers};
 use crate::ledger::keys::Signer;
@@ -86,6 +94,9 @@ pub struct TopologyArgs {
     /// Fetch attempts per receiver before giving up.
     #[arg(long, default_value_t = 4)]
     pub attempts: usize,
+    /// Route for round N: leave out the members its on-chain anomaly verdict excluded.
+    #[arg(long, value_name = "N")]
+    pub round: Option<u64>,
 }
 
 /// Arguments of `bcfl node probe`.
@@ -140,9 +151,15 @@ pub struct DistributeArgs {
     /// The node holding it.
     #[arg(long)]
     pub source: String,
+    /// All members at once (async) or one after another in tree order (sync).
+    #[arg(long, value_enum, default_value_t = DistributionMode::Asynchronous)]
+    pub mode: DistributionMode,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub topology: TopologyArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sharing: SharingArgs,
 }
 
 fn parse_peers(specs: &[String]) -> anyhow::Result<Peers> {
@@ -165,11 +182,15 @@ async fn ledger_state(ledger: &RestClient) -> anyhow::Result<FamilyState> {
         .context("reading the family state")
 }
 
-async fn topology(
-    args: &TopologyArgs,
-    ledger: &RestClient,
-) -> anyhow::Result<(Peers, BandwidthGraph)> {
-    let state = if args.peers.is_empty() || args.bandwidth.is_none() {
+/// The peers and graph to route over, without the members `--round`'s verdict excluded.
+struct Topology {
+    peers: Peers,
+    graph: BandwidthGraph,
+    exclusion: Option<RoundExclusion>,
+}
+
+async fn topology(args: &TopologyArgs, ledger: &RestClient) -> anyhow::Result<Topology> {
+    let state = if args.peers.is_empty() || args.bandwidth.is_none() || args.round.is_some() {
         Some(ledger_state(ledger).await?)
     } else {
         None
@@ -189,7 +210,25 @@ async fn topology(
         }
         (None, None) => unreachable!("the state is read when no edge list is given"),
     };
-    Ok((peers, graph))
+    let exclusion = match (args.round, &state) {
+        (Some(round), Some(state)) => Some(RoundExclusion::from_state(state, round)?),
+        _ => None,
+    };
+    Ok(match exclusion {
+        Some(exclusion) => {
+            eprintln!("{}", exclusion.describe());
+            Topology {
+                peers: exclusion.peers(&peers),
+                graph: exclusion.graph(&graph)?,
+                exclusion: Some(exclusion),
+            }
+        }
+        None => Topology {
+            peers,
+            graph,
+            exclusion: None,
+        },
+    })
 }
 
 async fn remote_manifest(
@@ -288,50 +327,73 @@ impl NodeCommand {
             }
             Self::Fetch(args) => {
                 let id = BlobId::parse(&args.sha256)?;
-                let (peers, graph) = topology(&args.topology, &ledger).await?;
-                let manifest = remote_manifest(&http, &peers, &args.holders[0], &id).await?;
+                let Topology {
+                    peers,
+                    graph,
+                    exclusion,
+                } = topology(&args.topology, &ledger).await?;
+                let mut holders = args.holders.clone();
+                if let Some(exclusion) = &exclusion {
+                    anyhow::ensure!(
+                        !exclusion.excludes(&args.to),
+                        "{} is excluded by the {}",
+                        args.to,
+                        exclusion.describe()
+                    );
+                    holders.retain(|h| !exclusion.excludes(h));
+                    anyhow::ensure!(
+                        !holders.is_empty(),
+                        "every holder is excluded by the {}",
+                        exclusion.describe()
+                    );
+                }
+                let manifest = remote_manifest(&http, &peers, &holders[0], &id).await?;
                 let policy = policy(&args.topology, &manifest)?;
                 let done =
-                    pull_routed(&http, &graph, &peers, &policy, &id, &args.holders, &args.to)
-                        .await?;
-                print(&serde_json::to_value(&done)?, json);
+                    pull_routed(&http, &graph, &peers, &policy, &id, &holders, &args.to).await?;
+                let mut out = serde_json::to_value(&done)?;
+                out["excluded_by_verdict"] = json!(exclusion);
+                print(&out, json);
                 Ok(())
             }
             Self::Distribute(args) => {
                 let id = BlobId::parse(&args.sha256)?;
-                let (peers, graph) = topology(&args.topology, &ledger).await?;
+                let Topology {
+                    peers,
+                    graph,
+                    exclusion,
+                } = topology(&args.topology, &ledger).await?;
+                if let Some(exclusion) = &exclusion {
+                    anyhow::ensure!(
+                        !exclusion.excludes(&args.source),
+                        "the source {} is excluded by the {}",
+                        args.source,
+                        exclusion.describe()
+                    );
+                }
                 let manifest = remote_manifest(&http, &peers, &args.source, &id).await?;
                 let policy = policy(&args.topology, &manifest)?;
-                let tree = match policy.routing {
-                    bcfl_processor::graph::Routing::Shortest => {
-                        graph.shortest_paths(&args.source, &policy.model)?
-                    }
-                    bcfl_processor::graph::Routing::Widest => {
-                        graph.widest_paths(&args.source, &policy.model)?
-                    }
-                };
-                let result = distribute(&http, &graph, &peers, &policy, &id, &args.source, |d| {
-                    eprintln!("{}", serde_json::to_string(d).unwrap_or_default());
-                })
+                let predicted = predict(&graph, &policy, &args.source, &args.sharing)?;
+                let result = distribute_with(
+                    args.mode,
+                    &http,
+                    &graph,
+                    &peers,
+                    &policy,
+                    &id,
+                    &args.source,
+                    |d| eprintln!("{}", serde_json::to_string(d).unwrap_or_default()),
+                )
                 .await?;
-                let predicted: Vec<_> = tree
-                    .routes()
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "node": r.destination.as_str(),
-                            "path": r.path.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-                            "store_and_forward_s": r.store_and_forward_s,
-                            "pipelined_s": r.pipelined_s,
-                        })
-                    })
-                    .collect();
                 let out = json!({
                     "sha256": id,
                     "size": manifest.size,
                     "chunk_size": manifest.chunk_size,
+                    "mode": args.mode.as_str(),
+                    "excluded_by_verdict": exclusion,
                     "measured": result,
-                    "predicted": predicted,
+                    "predicted": predicted["destinations"],
+                    "predicted_totals": predicted["totals"],
                 });
                 print(&out, json);
                 let failed = result
@@ -344,6 +406,55 @@ impl NodeCommand {
             }
         }
     }
+}
+
+/// The predictions of a distribution from `source`: per destination (path, store-and-forward,
+/// pipelined, contended) and the totals (the seed paper's synchronous and asynchronous under
+/// both models, and the contention-aware one at once and one after another).
+fn predict(
+    graph: &BandwidthGraph,
+    policy: &RoutePolicy,
+    source: &str,
+    sharing: &SharingArgs,
+) -> anyhow::Result<serde_json::Value> {
+    let sharing = sharing.sharing();
+    let tree = graph.route(source, policy.routing, &policy.model)?;
+    let routes = tree.routes();
+    let contended = tree.contended(graph, &sharing)?;
+    let destinations: Vec<_> = routes
+        .iter()
+        .zip(&contended.arrivals)
+        .map(|(r, arrival)| {
+            json!({
+                "node": r.destination.as_str(),
+                "path": r.path.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+                "store_and_forward_s": r.store_and_forward_s,
+                "pipelined_s": r.pipelined_s,
+                "contended_s": arrival.seconds,
+            })
+        })
+        .collect();
+    let saf = DistributionTotals::store_and_forward(&routes, 0.0)?;
+    let pipe = DistributionTotals::pipelined(&routes, 0.0)?;
+    Ok(json!({
+        "destinations": destinations,
+        "totals": {
+            "store_and_forward": {
+                "synchronous_s": saf.synchronous_s,
+                "asynchronous_s": saf.asynchronous_s,
+            },
+            "pipelined": {
+                "synchronous_s": pipe.synchronous_s,
+                "asynchronous_s": pipe.asynchronous_s,
+            },
+            "contended": {
+                "uplink": sharing.uplink.as_str(),
+                "total_bytes_per_sec": sharing.total_bytes_per_sec,
+                "asynchronous_s": contended.asynchronous_s,
+                "sequential_s": contended.sequential_s,
+            },
+        },
+    }))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -4,7 +4,15 @@
 //! (shortest store-and-forward latency or widest bottleneck), and reports per destination the
 //! path and both models' predictions, the seed paper's synchronous and asynchronous totals
 //! under both models, the minimum spanning tree of the remaining graph, and the nodes the source
-//! cannot reach. The maths is [`bcfl_processor::graph`]; this module is the report around it.
+//! cannot reach. Beside the seed paper's totals it gives the contention-aware prediction of
+//! [`RouteTree::contended`](bcfl_processor::graph::RouteTree::contended): every member pulling
+//! at once along the tree, a node's concurrent transfers sharing its uplink (by default as fast
+//! as its fastest link) and optionally a total throughput. The maths is
+//! [`bcfl_processor::graph`]; this module is the report around it.
+//!
+//! The graph comes from an edge list (`--bandwidth FILE`) or from the ledger (`--ledger`: the
+//! median of the newest samples of each on-chain link); `--round N` (with `--ledger`) removes
+//! the members round N's on-chain verdict excluded ([`RoundExclusion`]) and reports them.
 //!
 //! ```
 //! use bcfl_client::net::edges::graph_from_csv;
@@ -32,11 +40,14 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bcfl_processor::graph::{
-    BandwidthGraph, DistributionTotals, GraphError, Routing, TransferModel,
+    BandwidthGraph, DistributionTotals, GraphError, Routing, Sharing, TransferModel, Uplink,
 };
 use serde::{Deserialize, Serialize};
 
 use super::edges::graph_from_csv;
+use super::exclusion::RoundExclusion;
+use crate::ledger::rest::RestClient;
+use crate::ledger::state::BcflReader;
 
 /// The default chunk a pipelined relay forwards: 64 KiB.
 pub const DEFAULT_CHUNK_BYTES: f64 = 65_536.0;
@@ -75,6 +86,9 @@ pub struct DestinationReport {
     pub store_and_forward_s: f64,
     /// Pipelined time `sum c / B_e + (M - c) / B_min`, seconds.
     pub pipelined_s: f64,
+    /// Arrival when every member pulls at once and transfers share capacity (see
+    /// [`ContendedReport`]), seconds, `D_G` not included.
+    pub contended_s: f64,
 }
 
 /// Synchronous (`D_G + sum`) and asynchronous (`D_G + max`) totals.
@@ -102,6 +116,20 @@ pub struct ModelTotals {
     pub store_and_forward: TotalsReport,
     /// With each route's pipelined time.
     pub pipelined: TotalsReport,
+}
+
+/// The contention-aware prediction (every member at once along the tree, shared capacity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContendedReport {
+    /// `independent` (each link its own capacity) or `fastest-link` (a node's transfers share
+    /// an uplink as fast as its fastest link).
+    pub uplink: String,
+    /// The total throughput all transfers share, bytes per second (`None`: unlimited).
+    pub total_bytes_per_sec: Option<f64>,
+    /// `D_G` + the last arrival, seconds.
+    pub asynchronous_s: f64,
+    /// `D_G` + one member after another in tree order, each from its predecessor's copy.
+    pub sequential_s: f64,
 }
 
 /// An edge of the minimum spanning tree.
@@ -141,8 +169,10 @@ pub struct PlanReport {
     pub chunk_bytes: f64,
     /// `D_G`, seconds.
     pub delay_s: f64,
-    /// The removed nodes, sorted.
+    /// The removed nodes (given and excluded by the verdict), sorted.
     pub removed: Vec<String>,
+    /// The round whose on-chain verdict removed members, and those members.
+    pub excluded_by_verdict: Option<RoundExclusion>,
     /// Nodes left after removal.
     pub nodes: usize,
     /// Directed links left after removal.
@@ -151,14 +181,32 @@ pub struct PlanReport {
     pub destinations: Vec<DestinationReport>,
     /// Nodes the source cannot reach, sorted.
     pub unreachable: Vec<String>,
-    /// Totals over the reached destinations.
+    /// The seed paper's totals over the reached destinations.
     pub totals: ModelTotals,
+    /// The contention-aware prediction.
+    pub contended: ContendedReport,
     /// The minimum spanning tree of the remaining graph.
     pub mst: MstReport,
 }
 
-/// Runs a plan on `graph`.
+/// The sharing [`plan`] predicts contention with: uplinks as fast as the fastest link, no total
+/// limit.
+pub const DEFAULT_SHARING: Sharing = Sharing {
+    uplink: Uplink::FastestLink,
+    total_bytes_per_sec: None,
+};
+
+/// Runs a plan on `graph`, predicting contention with [`DEFAULT_SHARING`].
 pub fn plan(graph: &BandwidthGraph, request: &PlanRequest) -> Result<PlanReport, GraphError> {
+    plan_with(graph, request, &DEFAULT_SHARING)
+}
+
+/// Runs a plan on `graph`, predicting contention under `sharing`.
+pub fn plan_with(
+    graph: &BandwidthGraph,
+    request: &PlanRequest,
+    sharing: &Sharing,
+) -> Result<PlanReport, GraphError> {
     if request.removed.iter().any(|r| r == &request.source) {
         return Err(GraphError::SourceRemoved(request.source.clone()));
     }
@@ -170,6 +218,7 @@ pub fn plan(graph: &BandwidthGraph, request: &PlanRequest) -> Result<PlanReport,
         store_and_forward: DistributionTotals::store_and_forward(&routes, request.delay_s)?.into(),
         pipelined: DistributionTotals::pipelined(&routes, request.delay_s)?.into(),
     };
+    let contended = tree.contended(&remaining, sharing)?;
     let mst = remaining.minimum_spanning_tree(&model);
     let mut removed = request.removed.clone();
     removed.sort();
@@ -181,11 +230,13 @@ pub fn plan(graph: &BandwidthGraph, request: &PlanRequest) -> Result<PlanReport,
         chunk_bytes: model.chunk_bytes(),
         delay_s: request.delay_s,
         removed,
+        excluded_by_verdict: None,
         nodes: remaining.node_count(),
         links: remaining.link_count(),
         destinations: routes
             .iter()
-            .map(|r| DestinationReport {
+            .zip(&contended.arrivals)
+            .map(|(r, arrival)| DestinationReport {
                 node: r.destination.to_string(),
                 predecessor: r.predecessor.to_string(),
                 path: r.path.iter().map(ToString::to_string).collect(),
@@ -193,10 +244,17 @@ pub fn plan(graph: &BandwidthGraph, request: &PlanRequest) -> Result<PlanReport,
                 bottleneck_bytes_per_sec: r.bottleneck_bytes_per_sec,
                 store_and_forward_s: r.store_and_forward_s,
                 pipelined_s: r.pipelined_s,
+                contended_s: arrival.seconds,
             })
             .collect(),
         unreachable: tree.unreachable().iter().map(ToString::to_string).collect(),
         totals,
+        contended: ContendedReport {
+            uplink: sharing.uplink.to_string(),
+            total_bytes_per_sec: sharing.total_bytes_per_sec,
+            asynchronous_s: request.delay_s + contended.asynchronous_s,
+            sequential_s: request.delay_s + contended.sequential_s,
+        },
         mst: MstReport {
             weight_s: mst.weight_s,
             components: mst.components,
@@ -235,6 +293,9 @@ pub fn render_table(report: &PlanReport) -> String {
         report.nodes,
         report.links
     );
+    if let Some(exclusion) = &report.excluded_by_verdict {
+        let _ = writeln!(out, "{}", exclusion.describe());
+    }
     let mut rows = vec![[
         "node".to_owned(),
         "pred".to_owned(),
@@ -242,6 +303,7 @@ pub fn render_table(report: &PlanReport) -> String {
         "bottleneck B/s".to_owned(),
         "store-fwd s".to_owned(),
         "pipelined s".to_owned(),
+        "contended s".to_owned(),
         "path".to_owned(),
     ]];
     for d in &report.destinations {
@@ -252,10 +314,11 @@ pub fn render_table(report: &PlanReport) -> String {
             format!("{}", d.bottleneck_bytes_per_sec),
             format!("{:.6}", d.store_and_forward_s),
             format!("{:.6}", d.pipelined_s),
+            format!("{:.6}", d.contended_s),
             d.path.join(">"),
         ]);
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..8)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     for row in &rows {
@@ -264,7 +327,7 @@ pub fn render_table(report: &PlanReport) -> String {
             .zip(&widths)
             .enumerate()
             .map(|(c, (cell, w))| match c {
-                0 | 1 | 6 => format!("{cell:<w$}"),
+                0 | 1 | 7 => format!("{cell:<w$}"),
                 _ => format!("{cell:>w$}"),
             })
             .collect();
@@ -286,6 +349,15 @@ pub fn render_table(report: &PlanReport) -> String {
         out,
         "pipelined:         synchronous {:.6} s  asynchronous {:.6} s",
         p.synchronous_s, p.asynchronous_s
+    );
+    let c = &report.contended;
+    let total = c
+        .total_bytes_per_sec
+        .map_or("unlimited".to_owned(), |t| format!("{t} B/s"));
+    let _ = writeln!(
+        out,
+        "contended (uplink {}, total {total}): one after another {:.6} s  all at once {:.6} s",
+        c.uplink, c.sequential_s, c.asynchronous_s
     );
     let edges: Vec<String> = report
         .mst
@@ -321,12 +393,61 @@ impl From<RoutingArg> for Routing {
     }
 }
 
+/// How a node's concurrent transfers share its uplink, as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UplinkArg {
+    /// Every link has its own capacity (separately shaped links).
+    Independent,
+    /// A node's transfers share an uplink as fast as its fastest measured link.
+    FastestLink,
+}
+
+impl From<UplinkArg> for Uplink {
+    fn from(u: UplinkArg) -> Self {
+        match u {
+            UplinkArg::Independent => Uplink::Independent,
+            UplinkArg::FastestLink => Uplink::FastestLink,
+        }
+    }
+}
+
+/// How the contention-aware prediction shares capacity.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct SharingArgs {
+    /// How a node's concurrent transfers share its uplink.
+    #[arg(long, value_enum, default_value_t = UplinkArg::FastestLink)]
+    pub uplink: UplinkArg,
+    /// Throughput all transfers share together (e.g. the CPUs' hashing rate when all nodes
+    /// run on one machine), bytes per second [default: unlimited].
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub total_rate: Option<f64>,
+}
+
+impl SharingArgs {
+    /// The sharing these arguments describe.
+    pub fn sharing(&self) -> Sharing {
+        Sharing {
+            uplink: self.uplink.into(),
+            total_bytes_per_sec: self.total_rate,
+        }
+    }
+}
+
 /// Arguments of `bcfl net plan`.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct NetPlanArgs {
     /// CSV edge list with header `from,to,bytes_per_sec`.
-    #[arg(long, value_name = "FILE")]
-    pub bandwidth: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "ledger")]
+    pub bandwidth: Option<PathBuf>,
+    /// Take the graph from the ledger's measured links instead of a file.
+    #[arg(long, conflicts_with = "bandwidth")]
+    pub ledger: bool,
+    /// Ledger links: the median of this many newest samples per link.
+    #[arg(long, default_value_t = 5, conflicts_with = "bandwidth")]
+    pub window: usize,
+    /// Remove the members round N's on-chain anomaly verdict excluded (with --ledger).
+    #[arg(long, value_name = "N", conflicts_with = "bandwidth")]
+    pub round: Option<u64>,
     /// The node the transfer starts from.
     #[arg(long, value_name = "NODE")]
     pub source: String,
@@ -345,6 +466,9 @@ pub struct NetPlanArgs {
     /// Chunk size a pipelined relay forwards, bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CHUNK_BYTES)]
     pub chunk: f64,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sharing: SharingArgs,
 }
 
 impl NetPlanArgs {
@@ -361,23 +485,93 @@ impl NetPlanArgs {
     }
 }
 
-/// Reads the edge list, plans, and renders the report as JSON (`json`) or tables.
-pub fn plan_output(args: &NetPlanArgs, json: bool) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(&args.bandwidth)
-        .with_context(|| format!("reading {}", args.bandwidth.display()))?;
-    let graph =
-        graph_from_csv(&text).with_context(|| format!("parsing {}", args.bandwidth.display()))?;
-    let report = plan(&graph, &args.request())?;
+fn render(report: &PlanReport, json: bool) -> anyhow::Result<String> {
     if json {
-        Ok(serde_json::to_string_pretty(&report)? + "\n")
+        Ok(serde_json::to_string_pretty(report)? + "\n")
     } else {
-        Ok(render_table(&report))
+        Ok(render_table(report))
     }
 }
 
-/// `bcfl net plan`: prints [`plan_output`] to standard output (a closed pipe is not an error).
-pub fn run(args: &NetPlanArgs, json: bool) -> anyhow::Result<()> {
-    let output = plan_output(args, json)?;
+/// Plans over `graph` after removing `exclusion`'s members (with those given to remove).
+pub fn plan_for_round(
+    graph: &BandwidthGraph,
+    request: &PlanRequest,
+    sharing: &Sharing,
+    exclusion: Option<&RoundExclusion>,
+) -> anyhow::Result<PlanReport> {
+    let mut request = request.clone();
+    if let Some(exclusion) = exclusion {
+        anyhow::ensure!(
+            !exclusion.excludes(&request.source),
+            "the source {} is excluded by {}",
+            request.source,
+            exclusion.describe()
+        );
+        request.removed.extend(
+            exclusion
+                .excluded
+                .iter()
+                .filter(|n| graph.contains(n))
+                .cloned(),
+        );
+    }
+    let mut report = plan_with(graph, &request, sharing)?;
+    report.excluded_by_verdict = exclusion.cloned();
+    Ok(report)
+}
+
+/// Reads the edge list, plans, and renders the report as JSON (`json`) or tables. Needs
+/// `--bandwidth`; [`run`] also serves `--ledger`.
+pub fn plan_output(args: &NetPlanArgs, json: bool) -> anyhow::Result<String> {
+    let path = args
+        .bandwidth
+        .as_ref()
+        .context("--bandwidth FILE is needed without a ledger")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let graph = graph_from_csv(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let report = plan_with(&graph, &args.request(), &args.sharing.sharing())?;
+    render(&report, json)
+}
+
+/// Plans over the ledger's measured links (and round `args.round`'s exclusions).
+pub async fn ledger_plan_output(
+    args: &NetPlanArgs,
+    ledger: &RestClient,
+    json: bool,
+) -> anyhow::Result<String> {
+    let state = BcflReader::new(ledger.clone())
+        .family_state(None)
+        .await
+        .context("reading the family state")?;
+    let graph = BandwidthGraph::from_ledger_links(state.links.values(), args.window)
+        .context("building the graph from the ledger's links")?;
+    let exclusion = args
+        .round
+        .map(|round| RoundExclusion::from_state(&state, round))
+        .transpose()?;
+    let report = plan_for_round(
+        &graph,
+        &args.request(),
+        &args.sharing.sharing(),
+        exclusion.as_ref(),
+    )?;
+    render(&report, json)
+}
+
+/// `bcfl net plan`: prints the plan to standard output (a closed pipe is not an error); the
+/// ledger is read only with `--ledger`.
+pub async fn run(
+    args: &NetPlanArgs,
+    ledger: impl FnOnce() -> anyhow::Result<RestClient>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let output = if args.ledger {
+        ledger_plan_output(args, &ledger()?, json).await?
+    } else {
+        plan_output(args, json)?
+    };
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(output.as_bytes())

@@ -12,6 +12,9 @@
 //!
 //! [`distribute`] pushes one blob from a source to every member along the tree of routes by
 //! asking each member to pull (`POST /v1/pull`), all at once, reporting each completion.
+//! [`distribute_with`] also runs the synchronous distribution ([`DistributionMode`]): one member
+//! after another in tree order, relays first, so each pulls from a predecessor that already
+//! holds the blob.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -269,6 +272,30 @@ pub async fn pull(
     }
 }
 
+/// How a distribution runs its transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DistributionMode {
+    /// One member after another, in tree order (parents first, so each pulls from a relay that
+    /// already holds the blob): the seed paper's synchronous distribution.
+    #[value(name = "sync")]
+    Synchronous,
+    /// Every member at once; relays forward while they receive.
+    #[default]
+    #[value(name = "async")]
+    Asynchronous,
+}
+
+impl DistributionMode {
+    /// `synchronous` or `asynchronous`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synchronous => "synchronous",
+            Self::Asynchronous => "asynchronous",
+        }
+    }
+}
+
 /// One member's outcome in a distribution.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -276,6 +303,9 @@ pub struct Delivery {
     pub node: String,
     /// Seconds from the start of the distribution to the member's verified copy.
     pub seconds: Option<f64>,
+    /// Seconds of this member's own transfer (from its pull request to its verified copy).
+    #[serde(default)]
+    pub transfer_seconds: Option<f64>,
     /// The path it finally came along, source first.
     pub path: Vec<String>,
     /// Attempts it took.
@@ -291,10 +321,78 @@ pub struct Distribution {
     pub sha256: BlobId,
     /// The source.
     pub source: String,
-    /// Seconds until the last member had it (the asynchronous time).
+    /// How the transfers ran.
+    #[serde(default)]
+    pub mode: DistributionMode,
+    /// Seconds until the last member had it (asynchronous: the slowest member; synchronous:
+    /// the sum of the transfers one after another).
     pub seconds: f64,
     /// Every destination, sorted by node.
     pub deliveries: Vec<Delivery>,
+}
+
+/// One member's pull along its route, timed from `started` (the distribution's start).
+async fn deliver(
+    http: reqwest::Client,
+    route: (BandwidthGraph, Peers, RoutePolicy),
+    id: BlobId,
+    source: String,
+    node: String,
+    started: Instant,
+) -> Delivery {
+    let (graph, peers, policy) = route;
+    let own = Instant::now();
+    let outcome = pull_routed(&http, &graph, &peers, &policy, &id, &[source], &node).await;
+    let (elapsed, transfer) = (started.elapsed().as_secs_f64(), own.elapsed().as_secs_f64());
+    match outcome {
+        Ok(done) => Delivery {
+            node,
+            seconds: Some(elapsed),
+            transfer_seconds: Some(transfer),
+            path: done
+                .attempts
+                .last()
+                .map(|a| a.path.clone())
+                .unwrap_or_default(),
+            attempts: done.attempts.len(),
+            error: None,
+        },
+        Err(e) => Delivery {
+            node,
+            seconds: None,
+            transfer_seconds: None,
+            path: Vec::new(),
+            attempts: policy.max_attempts,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// The destinations in tree order: by hops from the source, then route latency, then id (so
+/// a relay comes before the members it feeds); nodes the tree does not reach come last.
+fn tree_order(
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    source: &str,
+) -> Result<Vec<String>> {
+    let tree = graph.route(source, policy.routing, &policy.model)?;
+    let mut keyed: Vec<(usize, f64, String)> = peers
+        .0
+        .keys()
+        .filter(|n| n.as_str() != source)
+        .map(|n| {
+            let hops = tree.path(n).map_or(usize::MAX, |p| p.len());
+            let latency = tree.latency(n).unwrap_or(f64::INFINITY);
+            (hops, latency, n.clone())
+        })
+        .collect();
+    keyed.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.total_cmp(&b.1))
+            .then_with(|| a.2.cmp(&b.2))
+    });
+    Ok(keyed.into_iter().map(|(_, _, n)| n).collect())
 }
 
 /// Distributes `id` from `source` to every other node of `peers` along the route tree, all
@@ -306,55 +404,78 @@ pub async fn distribute(
     policy: &RoutePolicy,
     id: &BlobId,
     source: &str,
+    progress: impl FnMut(&Delivery),
+) -> Result<Distribution> {
+    distribute_with(
+        DistributionMode::Asynchronous,
+        http,
+        graph,
+        peers,
+        policy,
+        id,
+        source,
+        progress,
+    )
+    .await
+}
+
+/// Distributes `id` from `source` to every other node of `peers` along the route tree, in
+/// `mode`: all at once, or one after another in tree order ([`DistributionMode`]); `progress`
+/// is called as each member completes or fails.
+#[allow(clippy::too_many_arguments)]
+pub async fn distribute_with(
+    mode: DistributionMode,
+    http: &reqwest::Client,
+    graph: &BandwidthGraph,
+    peers: &Peers,
+    policy: &RoutePolicy,
+    id: &BlobId,
+    source: &str,
     mut progress: impl FnMut(&Delivery),
 ) -> Result<Distribution> {
     let started = Instant::now();
-    let holders = vec![source.to_owned()];
-    let mut tasks = tokio::task::JoinSet::new();
-    for node in peers.0.keys().filter(|n| n.as_str() != source) {
-        let (graph, peers, policy, holders, node) = (
-            graph.clone(),
-            peers.clone(),
-            *policy,
-            holders.clone(),
-            node.clone(),
-        );
-        let (http, id) = (http.clone(), id.clone());
-        tasks.spawn(async move {
-            let outcome = pull_routed(&http, &graph, &peers, &policy, &id, &holders, &node).await;
-            let elapsed = started.elapsed().as_secs_f64();
-            match outcome {
-                Ok(done) => Delivery {
-                    node,
-                    seconds: Some(elapsed),
-                    path: done
-                        .attempts
-                        .last()
-                        .map(|a| a.path.clone())
-                        .unwrap_or_default(),
-                    attempts: done.attempts.len(),
-                    error: None,
-                },
-                Err(e) => Delivery {
-                    node,
-                    seconds: None,
-                    path: Vec::new(),
-                    attempts: policy.max_attempts,
-                    error: Some(e.to_string()),
-                },
-            }
-        });
-    }
+    let route = (graph.clone(), peers.clone(), *policy);
     let mut deliveries = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let delivery = joined.map_err(|e| NetError::peer(source, format!("task: {e}")))?;
-        progress(&delivery);
-        deliveries.push(delivery);
+    match mode {
+        DistributionMode::Synchronous => {
+            for node in tree_order(graph, peers, policy, source)? {
+                let delivery = deliver(
+                    http.clone(),
+                    route.clone(),
+                    id.clone(),
+                    source.to_owned(),
+                    node,
+                    started,
+                )
+                .await;
+                progress(&delivery);
+                deliveries.push(delivery);
+            }
+        }
+        DistributionMode::Asynchronous => {
+            let mut tasks = tokio::task::JoinSet::new();
+            for node in peers.0.keys().filter(|n| n.as_str() != source) {
+                tasks.spawn(deliver(
+                    http.clone(),
+                    route.clone(),
+                    id.clone(),
+                    source.to_owned(),
+                    node.clone(),
+                    started,
+                ));
+            }
+            while let Some(joined) = tasks.join_next().await {
+                let delivery = joined.map_err(|e| NetError::peer(source, format!("task: {e}")))?;
+                progress(&delivery);
+                deliveries.push(delivery);
+            }
+        }
     }
     deliveries.sort_by(|a, b| a.node.cmp(&b.node));
     Ok(Distribution {
         sha256: id.clone(),
         source: source.to_owned(),
+        mode,
         seconds: started.elapsed().as_secs_f64(),
         deliveries,
     })

@@ -3,9 +3,12 @@
 use bcfl_processor::graph::{GraphError, Routing};
 
 use super::edges::graph_from_csv;
+use super::exclusion::RoundExclusion;
 use super::plan::{
-    plan, plan_output, render_table, NetPlanArgs, PlanReport, PlanRequest, RoutingArg,
+    plan, plan_for_round, plan_output, plan_with, render_table, NetPlanArgs, PlanReport,
+    PlanRequest, RoutingArg, SharingArgs, UplinkArg,
 };
+use bcfl_processor::graph::{Sharing, Uplink};
 
 /// ```text
 ///   1 --100--> 2 --100--> 3 --50--> 4        M = 6000 B, chunk 600 B, D_G = 1 s
@@ -159,13 +162,20 @@ fn output_from_a_file_as_json_and_table() {
     let path = dir.path().join("bw.csv");
     std::fs::write(&path, CSV).unwrap();
     let args = NetPlanArgs {
-        bandwidth: path.clone(),
+        bandwidth: Some(path.clone()),
+        ledger: false,
+        window: 5,
+        round: None,
         source: "1".into(),
         size: 6000.0,
         remove: vec![],
         delay: 1.0,
         routing: RoutingArg::Shortest,
         chunk: 600.0,
+        sharing: SharingArgs {
+            uplink: UplinkArg::FastestLink,
+            total_rate: None,
+        },
     };
     let json = plan_output(&args, true).unwrap();
     let report: PlanReport = serde_json::from_str(&json).unwrap();
@@ -189,6 +199,10 @@ fn output_from_a_file_as_json_and_table() {
     assert!(table.contains("unreachable: 5"), "{table}");
     assert!(table.contains("1>3>4"), "{table}");
     assert!(table.contains("synchronous 381.000000 s"), "{table}");
+    assert!(
+        table.contains("contended (uplink fastest-link, total unlimited): one after another 281.000000 s  all at once 133.000000 s"),
+        "{table}"
+    );
 
     std::fs::write(&path, "from,to,bytes_per_sec\n1,2,100\n1,2,5\n").unwrap();
     let err = plan_output(&args, false).unwrap_err();
@@ -196,4 +210,79 @@ fn output_from_a_file_as_json_and_table() {
         format!("{err:#}").contains("line 3: link 1 -> 2 duplicates line 2"),
         "{err:#}"
     );
+}
+
+/// The shortest-path tree is 1 -> 2 (100 B/s), 1 -> 3 (60 B/s), 3 -> 4 (50 B/s); 10 chunks of
+/// 600 B. Node 1's uplink is its fastest link, 100 B/s, shared by its edges to 2 and 3: 50 B/s
+/// each, a chunk every 12 s, both done at 120 s. 3 -> 4 (50 B/s, 12 s a chunk) sends chunk k
+/// as soon as 3 has it: 4 is done at 132 s. One after another from each predecessor:
+/// 6000/100 + 6000/60 + 6000/50 = 280 s. D_G = 1 s is added to both totals.
+#[test]
+fn contended_plan_known_answer() {
+    let graph = graph_from_csv(CSV).unwrap();
+    let report = plan(&graph, &request(Routing::Shortest, &[])).unwrap();
+    let contended: Vec<(&str, f64)> = report
+        .destinations
+        .iter()
+        .map(|d| (d.node.as_str(), d.contended_s))
+        .collect();
+    assert_eq!(contended, [("2", 120.0), ("3", 120.0), ("4", 132.0)]);
+    let c = &report.contended;
+    assert_eq!((c.asynchronous_s, c.sequential_s), (133.0, 281.0));
+    assert_eq!(c.uplink, "fastest-link");
+    // Independent links: the contended arrivals are the pipelined predictions (60, 100, 130).
+    let free = Sharing {
+        uplink: Uplink::Independent,
+        total_bytes_per_sec: None,
+    };
+    let report = plan_with(&graph, &request(Routing::Shortest, &[]), &free).unwrap();
+    let pairs: Vec<(f64, f64)> = report
+        .destinations
+        .iter()
+        .map(|d| (d.contended_s, d.pipelined_s))
+        .collect();
+    assert_eq!(pairs, [(60.0, 60.0), (100.0, 100.0), (130.0, 130.0)]);
+    assert_eq!(
+        report.contended.asynchronous_s,
+        report.totals.pipelined.asynchronous_s
+    );
+}
+
+/// Round 4's verdict excluded 2 (and a member without links): 2 is removed, 3 is reached
+/// directly, and the report names the round and its members.
+#[test]
+fn a_verdict_removes_its_members() {
+    let graph = graph_from_csv(CSV).unwrap();
+    let exclusion = RoundExclusion {
+        round: 4,
+        excluded: vec!["2".into(), "ff".into()],
+    };
+    let report = plan_for_round(
+        &graph,
+        &request(Routing::Widest, &[]),
+        &super::plan::DEFAULT_SHARING,
+        Some(&exclusion),
+    )
+    .unwrap();
+    assert_eq!(report.removed, ["2"]);
+    assert_eq!(report.excluded_by_verdict.as_ref(), Some(&exclusion));
+    assert_eq!(
+        times(&report),
+        [("3", "1", 100.0, 100.0), ("4", "3", 220.0, 130.0)]
+    );
+    assert!(
+        render_table(&report).contains("round 4 verdict: excluded 2, ff (removed from routing)")
+    );
+    let source_excluded = RoundExclusion {
+        round: 4,
+        excluded: vec!["1".into()],
+    };
+    let err = plan_for_round(
+        &graph,
+        &request(Routing::Shortest, &[]),
+        &super::plan::DEFAULT_SHARING,
+        Some(&source_excluded),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("source 1 is excluded"), "{err}");
 }

@@ -12,7 +12,9 @@ use proptest::prelude::*;
 use super::blob::BlobStore;
 use super::manifest::{BlobId, ChunkVerifier, Manifest};
 use super::probe::{probe_peer, report_payload, ProbeConfig};
-use super::route::{distribute, fetch_routed, Peers, RoutePolicy};
+use super::route::{
+    distribute, distribute_with, fetch_routed, DistributionMode, Peers, RoutePolicy,
+};
 use super::server::{parse_range, NodeServer};
 use super::transfer::{http_client, Transfers};
 use super::NetError;
@@ -438,6 +440,63 @@ async fn distribution_reaches_every_member_along_the_tree() {
         assert!(d.error.is_none(), "{d:?}");
         assert_eq!(d.attempts, 1);
     }
+    assert_eq!(result.deliveries[2].path, ["n0", "n1", "n2", "n3"]);
+    for node in &nodes {
+        assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
+    }
+}
+
+#[tokio::test]
+async fn synchronous_distribution_runs_one_member_after_another_in_tree_order() {
+    let (nodes, peers) = nodes(5).await;
+    let data = blob(300_000, 4);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    // n0 -> n1 -> {n2 -> n3, n4}, slow direct links from n0.
+    let mut links = vec![
+        ("n0", "n1", 1e9),
+        ("n1", "n2", 1e9),
+        ("n2", "n3", 1e9),
+        ("n1", "n4", 1e9),
+    ];
+    for to in ["n2", "n3", "n4"] {
+        links.push(("n0", to, 1e4));
+    }
+    let g = graph(&links);
+    let http = http_client(Duration::from_secs(2));
+    let mut seen = Vec::new();
+    let result = distribute_with(
+        DistributionMode::Synchronous,
+        &http,
+        &g,
+        &peers,
+        &policy(data.len() as u64),
+        &id,
+        "n0",
+        |d| {
+            seen.push((
+                d.node.clone(),
+                d.seconds.unwrap(),
+                d.transfer_seconds.unwrap(),
+            ))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.mode, DistributionMode::Synchronous);
+    // Parents first: by hops, then latency, then id.
+    let order: Vec<&str> = seen.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(order, ["n1", "n2", "n4", "n3"]);
+    // One after another: each finishes after the previous one, and no two overlap.
+    let mut previous = 0.0;
+    for (node, at, own) in &seen {
+        assert!(
+            *at >= previous + own * 0.999,
+            "{node}: {at} < {previous} + {own}"
+        );
+        previous = *at;
+    }
+    let sum: f64 = seen.iter().map(|(_, _, own)| own).sum();
+    assert!(result.seconds >= sum, "{} < {sum}", result.seconds);
     assert_eq!(result.deliveries[2].path, ["n0", "n1", "n2", "n3"]);
     for node in &nodes {
         assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
