@@ -27,11 +27,23 @@ done
 log() { printf '[demo] %s\n' "$*" >&2; }
 
 scripts/setup.sh
-cargo build --workspace --bins --features bcfl-client/train
-bin="$CARGO_TARGET_DIR/debug"
-
 work="${BCFL_DEMO_DIR:-$(mktemp -d -t bcfl-demo.XXXXXX)}"
 mkdir -p "$work"
+
+# The binaries run from a copy in the work folder: the shared target directory's debug/bcfl may
+# be relinked at any moment by a build with other features (one without `train` has no `demo`).
+bin="$work/bin"
+mkdir -p "$bin"
+for attempt in 1 2 3; do
+  cargo build --workspace --bins --features bcfl-client/train
+  for name in bcfl bcfl-devnet bcfl-tp; do
+    cp "$CARGO_TARGET_DIR/debug/$name" "$bin/$name.tmp" && mv "$bin/$name.tmp" "$bin/$name"
+  done
+  if "$bin/bcfl" train --help >/dev/null 2>&1; then
+    break
+  fi
+  log "debug/bcfl was relinked without the train feature by another build; building again ($attempt)"
+done
 free_port() {
   "$BCFL_VENV/bin/python" -c \
     'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

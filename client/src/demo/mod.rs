@@ -108,7 +108,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 2)]
     pub rounds: u64,
     /// Local epochs per round.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub local_epochs: usize,
     /// Training examples used in all, drawn at random from the training split (0: all).
     #[arg(long, default_value_t = 400)]
@@ -165,8 +165,8 @@ pub struct DemoArgs {
     /// Batch size.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    /// Peak learning rate (higher than `bcfl train`'s: a round is only a few local steps).
+    #[arg(long, default_value_t = 5e-3)]
     pub lr: f64,
     /// Seed of the split, shards, initial adapters, shuffling and noise.
     #[arg(long, default_value_t = 42)]
