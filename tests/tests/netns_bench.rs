@@ -10,10 +10,16 @@
 //! 2. `multi_hop`: a blob relayed over a chain of equal links, measured against the
 //!    store-and-forward (`hops * M / B`) and pipelined (`M / B + (hops - 1) * chunk / B`)
 //!    predictions.
-//! 3. `distribution`: one blob from a source to all members of a full mesh with random link
-//!    rates, measured (asynchronous: all at once) against the predicted asynchronous and
-//!    synchronous totals (`BCFL_BENCH_MEMBERS`, default `5,10,20`).
+//! 3. `distribution`: a blob from a source to all members of a full mesh with random link
+//!    rates (`BCFL_BENCH_MEMBERS`, default `5,10,20`), distributed asynchronously (all at once)
+//!    and, another blob, synchronously (one member after another in tree order), each measured
+//!    beside the seed paper's totals and the contention-aware predictions
+//!    (`RouteTree::contended`: links alone, uplinks shared, and all transfers sharing the CPUs'
+//!    throughput, calibrated as CPU seconds per delivered byte on the first run), with the CPU
+//!    time the nodes used (`/proc/PID/stat`).
 //! 4. `routing`: Bellman-Ford time on random graphs of 100 and 1,000 nodes (no namespaces).
+//!
+//! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
 //! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `util/netns.rs`.
 //!
@@ -43,7 +49,7 @@ mod util;
 
 use std::time::Instant;
 
-use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, TransferModel};
+use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, Sharing, TransferModel, Uplink};
 use netns_bed::{Shape, Testbed};
 use serde_json::{json, Value};
 
@@ -205,7 +211,116 @@ fn multi_hop() -> Vec<Value> {
     rows
 }
 
-fn distribution(members: usize) -> Value {
+/// One distribution run through the CLI, with the nodes' CPU time and the machine's.
+struct Run {
+    report: Value,
+    node_cpu_s: f64,
+    /// The busiest node's CPU seconds, and its host.
+    busiest_node: (usize, f64),
+    /// The share of all the machine's CPUs busy (anyone's work) during the run.
+    machine_busy: f64,
+    wall_s: f64,
+}
+
+/// (busy, total) jiffies of all CPUs from `/proc/stat`.
+fn machine_jiffies() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return (0.0, 0.0);
+    };
+    let values: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: f64 = values.iter().sum();
+    // idle and iowait are the 4th and 5th values.
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    (total - idle, total)
+}
+
+fn distribute(bed: &Testbed, sha: &str, mode: &str, capacity_csv: &std::path::Path) -> Run {
+    let mut args = strings(&[
+        "node",
+        "distribute",
+        "--sha256",
+        sha,
+        "--source",
+        "h0",
+        "--mode",
+        mode,
+    ]);
+    args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
+    args.extend(bed.peer_args());
+    let cpu_before = bed.node_cpu_seconds();
+    let (busy_before, total_before) = machine_jiffies();
+    let started = Instant::now();
+    let (ok, report, stderr) = bed.bcfl(0, &args);
+    let wall_s = started.elapsed().as_secs_f64();
+    let (busy_after, total_after) = machine_jiffies();
+    assert!(ok, "{stderr}");
+    let used: Vec<f64> = bed
+        .node_cpu_seconds()
+        .iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| after - before)
+        .collect();
+    let busiest_node =
+        used.iter().copied().enumerate().fold(
+            (0, 0.0),
+            |best, (i, c)| if c > best.1 { (i, c) } else { best },
+        );
+    Run {
+        report,
+        node_cpu_s: used.iter().sum(),
+        busiest_node,
+        machine_busy: (busy_after - busy_before) / (total_after - total_before).max(1.0),
+        wall_s,
+    }
+}
+
+/// The contention-aware predictions of `tree`: links alone, uplinks shared, and all transfers
+/// sharing the CPUs' throughput (`cpu_bytes_per_sec`, when calibrated).
+fn contended(
+    graph: &BandwidthGraph,
+    tree: &bcfl_processor::graph::RouteTree,
+    cpu_bytes_per_sec: Option<f64>,
+) -> Value {
+    let mut out = serde_json::Map::new();
+    let cases = [
+        ("independent_links", Uplink::Independent, None),
+        ("shared_uplink", Uplink::FastestLink, None),
+        (
+            "independent_links_cpu_capped",
+            Uplink::Independent,
+            cpu_bytes_per_sec,
+        ),
+    ];
+    for (name, uplink, total) in cases {
+        if name.ends_with("cpu_capped") && total.is_none() {
+            continue;
+        }
+        let sharing = Sharing {
+            uplink,
+            total_bytes_per_sec: total,
+        };
+        let c = tree.contended(graph, &sharing).unwrap();
+        out.insert(
+            name.into(),
+            json!({
+                "asynchronous_s": c.asynchronous_s,
+                "sequential_s": c.sequential_s,
+                "total_bytes_per_sec": total,
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
+/// A full mesh of `members` with random 20-200 Mbit links; one 4 MiB blob distributed
+/// asynchronously, another synchronously, each beside its predictions. `cpu_per_byte`: CPU
+/// seconds per delivered byte calibrated on an earlier run, for the CPU-capped prediction.
+fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
     let mut bed = Testbed::new(members);
     let mut lcg = Lcg(members as u64);
     let mut rates = vec![vec![0.0; members]; members];
@@ -217,19 +332,17 @@ fn distribution(members: usize) -> Value {
     bed.full_mesh(|i, j| shape(rates[i][j]));
     let size = 4 << 20;
     let chunk = 256 * 1024;
-    let (file, sha) = blob(&bed, "blob.bin", size, 3);
-    bed.serve(0, chunk, &[file]);
+    let (file_async, sha_async) = blob(&bed, "async.bin", size, 3);
+    let (file_sync, sha_sync) = blob(&bed, "sync.bin", size, 4);
+    bed.serve(0, chunk, &[file_async, file_sync]);
     for i in 1..members {
         bed.serve(i, chunk, &[]);
     }
     let capacity_csv = csv(&bed, |i, j| Some(rates[i][j]));
-    let mut args = strings(&["node", "distribute", "--sha256", &sha, "--source", "h0"]);
-    args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
-    args.extend(bed.peer_args());
-    let started = Instant::now();
-    let (ok, report, stderr) = bed.bcfl(0, &args);
-    let wall = started.elapsed().as_secs_f64();
-    assert!(ok, "{stderr}");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let run_async = distribute(&bed, &sha_async, "async", &capacity_csv);
+    let run_sync = distribute(&bed, &sha_sync, "sync", &capacity_csv);
     let graph = BandwidthGraph::from_links(
         (0..members)
             .flat_map(|i| (0..members).map(move |j| (i, j)))
@@ -244,32 +357,73 @@ fn distribution(members: usize) -> Value {
     )
     .unwrap();
     let model = TransferModel::new(size as f64, chunk as f64).unwrap();
-    let routes = graph.shortest_paths("h0", &model).unwrap().routes();
+    let tree = graph.shortest_paths("h0", &model).unwrap();
+    let routes = tree.routes();
     let saf = DistributionTotals::store_and_forward(&routes, 0.0).unwrap();
     let pipe = DistributionTotals::pipelined(&routes, 0.0).unwrap();
-    let slowest = report["measured"]["deliveries"]
-        .as_array()
-        .unwrap()
+    let deliveries = |run: &Run| -> Vec<Value> {
+        run.report["measured"]["deliveries"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let slowest = deliveries(&run_async)
         .iter()
         .filter_map(|d| d["seconds"].as_f64())
         .fold(0.0, f64::max);
+    let sync_total = run_sync.report["measured"]["seconds"].as_f64().unwrap();
+    let sync_transfers: f64 = deliveries(&run_sync)
+        .iter()
+        .filter_map(|d| d["transfer_seconds"].as_f64())
+        .sum();
     let max_hops = routes.iter().map(|r| r.hops()).max().unwrap_or(0);
-    json!({
+    let fan_out = {
+        let mut children = std::collections::BTreeMap::<String, usize>::new();
+        for r in &routes {
+            *children.entry(r.predecessor.to_string()).or_default() += 1;
+        }
+        children.into_values().max().unwrap_or(0)
+    };
+    let delivered_bytes = (size * (members - 1)) as f64;
+    let measured_cpu_per_byte = run_async.node_cpu_s / delivered_bytes;
+    let cpu_bytes_per_sec = cpu_per_byte.map(|c| cores / c);
+    let figures = json!({
         "members": members,
         "bytes": size,
         "chunk_bytes": chunk,
         "max_hops": max_hops,
-        "measured_async_s": slowest,
-        "measured_wall_s_including_cli": wall,
-        "predicted_store_and_forward": {
-            "asynchronous_s": saf.asynchronous_s,
-            "synchronous_s": saf.synchronous_s,
+        "max_children_of_one_node": fan_out,
+        "loadavg_before": load_before.trim(),
+        "asynchronous": {
+            "measured_s": slowest,
+            "measured_wall_s_including_cli": run_async.wall_s,
+            "node_cpu_s": run_async.node_cpu_s,
+            "busiest_node": { "host": run_async.busiest_node.0, "cpu_s": run_async.busiest_node.1 },
+            "machine_cpu_busy_share": run_async.machine_busy,
+            "cpu_bound_floor_s": run_async.node_cpu_s / cores,
+            "predicted_store_and_forward_s": saf.asynchronous_s,
+            "predicted_pipelined_s": pipe.asynchronous_s,
         },
-        "predicted_pipelined": {
-            "asynchronous_s": pipe.asynchronous_s,
-            "synchronous_s": pipe.synchronous_s,
+        "synchronous": {
+            "measured_s": sync_total,
+            "measured_sum_of_transfers_s": sync_transfers,
+            "measured_wall_s_including_cli": run_sync.wall_s,
+            "node_cpu_s": run_sync.node_cpu_s,
+            "machine_cpu_busy_share": run_sync.machine_busy,
+            "per_transfer_overhead_s": (sync_total - tree.contended(&graph, &Sharing::INDEPENDENT).unwrap().sequential_s)
+                / (members - 1) as f64,
+            "predicted_paper_store_and_forward_s": saf.synchronous_s,
+            "predicted_paper_pipelined_s": pipe.synchronous_s,
         },
-    })
+        "contended": contended(&graph, &tree, cpu_bytes_per_sec),
+        "cpu": {
+            "cores": cores,
+            "measured_cpu_s_per_delivered_mib": measured_cpu_per_byte * 1_048_576.0,
+            "calibrated_cpu_s_per_delivered_mib": cpu_per_byte.map(|c| c * 1_048_576.0),
+            "cpu_bytes_per_sec_used_for_cap": cpu_bytes_per_sec,
+        },
+    });
+    (figures, measured_cpu_per_byte)
 }
 
 fn routing() -> Vec<Value> {
@@ -307,18 +461,39 @@ fn routing() -> Vec<Value> {
 #[test]
 #[ignore = "a benchmark: run with --ignored --nocapture, as root"]
 fn peer_network_figures() {
-    let mut figures = json!({ "routing": routing() });
+    let sections = std::env::var("BCFL_BENCH_SECTIONS")
+        .unwrap_or_else(|_| "routing,throughput,multi_hop,distribution".into());
+    let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
+    let mut figures = json!({});
+    if wanted("routing") {
+        figures["routing"] = json!(routing());
+    }
     match Testbed::available() {
         Err(reason) => figures["skipped_netns"] = json!(reason),
         Ok(()) => {
             figures["netem_delay"] = json!(Testbed::new(1).has_netem());
-            figures["throughput"] = json!(throughput());
-            figures["multi_hop"] = json!(multi_hop());
+            if wanted("throughput") {
+                figures["throughput"] = json!(throughput());
+            }
+            if wanted("multi_hop") {
+                figures["multi_hop"] = json!(multi_hop());
+            }
+            if !wanted("distribution") {
+                println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+                return;
+            }
             let members = std::env::var("BCFL_BENCH_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
-            figures["distribution"] = members
-                .split(',')
-                .map(|m| distribution(m.trim().parse().expect("member counts")))
-                .collect();
+            // The CPU cost per delivered byte is calibrated on the first (smallest) run and
+            // predicts the CPU-capped times of the later ones.
+            let mut calibration = None;
+            let mut rows = Vec::new();
+            for m in members.split(',') {
+                let (row, cpu_per_byte) =
+                    distribution(m.trim().parse().expect("member counts"), calibration);
+                calibration.get_or_insert(cpu_per_byte);
+                rows.push(row);
+            }
+            figures["distribution"] = json!(rows);
         }
     }
     println!("{}", serde_json::to_string_pretty(&figures).unwrap());

@@ -405,12 +405,8 @@ async fn a_relay_whose_upstream_is_dead_names_it() {
     assert_eq!(temp_files(nodes[2].store()), 0);
 }
 
-#[tokio::test]
-async fn distribution_reaches_every_member_along_the_tree() {
-    let (nodes, peers) = nodes(5).await;
-    let data = blob(500_000, 9);
-    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
-    // A chain n0 -> n1 -> n2 -> n3 with a fast branch n1 -> n4, and slow direct links.
+/// A chain n0 -> n1 -> n2 -> n3 with a fast branch n1 -> n4, and slow direct links from n0.
+fn branching_tree() -> BandwidthGraph {
     let mut links = vec![
         ("n0", "n1", 1e9),
         ("n1", "n2", 1e9),
@@ -420,7 +416,15 @@ async fn distribution_reaches_every_member_along_the_tree() {
     for to in ["n2", "n3", "n4"] {
         links.push(("n0", to, 1e4));
     }
-    let g = graph(&links);
+    graph(&links)
+}
+
+#[tokio::test]
+async fn distribution_reaches_every_member_along_the_tree() {
+    let (nodes, peers) = nodes(5).await;
+    let data = blob(500_000, 9);
+    let id = nodes[0].store().insert_bytes(&data).await.unwrap();
+    let g = branching_tree();
     let http = http_client(Duration::from_secs(2));
     let mut seen = Vec::new();
     let result = distribute(
@@ -451,17 +455,7 @@ async fn synchronous_distribution_runs_one_member_after_another_in_tree_order() 
     let (nodes, peers) = nodes(5).await;
     let data = blob(300_000, 4);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
-    // n0 -> n1 -> {n2 -> n3, n4}, slow direct links from n0.
-    let mut links = vec![
-        ("n0", "n1", 1e9),
-        ("n1", "n2", 1e9),
-        ("n2", "n3", 1e9),
-        ("n1", "n4", 1e9),
-    ];
-    for to in ["n2", "n3", "n4"] {
-        links.push(("n0", to, 1e4));
-    }
-    let g = graph(&links);
+    let g = branching_tree();
     let http = http_client(Duration::from_secs(2));
     let mut seen = Vec::new();
     let result = distribute_with(

@@ -8,6 +8,8 @@
 //! - [`Process`] is a child whose output goes to a log file and which is killed when dropped, so a
 //!   failing test never leaves a validator or processor behind; its log can be attached to a
 //!   failure message.
+//! - [`Process::cpu_seconds`] reads the CPU time a child has used, for benchmarks that say
+//!   where the time went.
 //! - [`wait_for_http`] polls a REST endpoint until it answers 200 OK.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
@@ -72,6 +74,22 @@ impl Process {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU seconds (user + system) the process has used so far, from `/proc/PID/stat`; `None`
+    /// where that cannot be read (not Linux, or the process is gone).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / clock_ticks_per_second())
+    }
+
     /// Panics, with the log, when the process has already exited.
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().expect("polling a child process") {
@@ -92,6 +110,17 @@ impl Drop for Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), 100 where it cannot be asked.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// Polls `url` with GET until it answers 200 OK, for at most `timeout`, checking that `process`

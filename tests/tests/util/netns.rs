@@ -223,6 +223,20 @@ impl Testbed {
         self.nodes[i] = Some(process);
     }
 
+    /// CPU seconds (user + system) all running nodes have used so far.
+    pub fn nodes_cpu_seconds(&self) -> f64 {
+        self.node_cpu_seconds().iter().sum()
+    }
+
+    /// CPU seconds (user + system) each node has used so far, by host (0 for a host without a
+    /// running node).
+    pub fn node_cpu_seconds(&self) -> Vec<f64> {
+        self.nodes
+            .iter()
+            .map(|n| n.as_ref().and_then(Process::cpu_seconds).unwrap_or(0.0))
+            .collect()
+    }
+
     /// Kills host `i`'s node.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i] = None;
