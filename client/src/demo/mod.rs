@@ -5,7 +5,7 @@
 //! WORK_DIR/keys --key member-1 ...` can act as it afterwards), its own blob store directory
 //! and its own blob server on a free loopback port. The admin (`WORK_DIR/keys/admin`) creates
 //! the consortium over the base model with the anomaly configuration and registers the
-//! members with their endpoints. Then each round ([`round`]):
+//! members with their endpoints. Then each round:
 //!
 //! 1. the admin opens the round with an aggregator (round 1: the first member; later: the
 //!    centre of the measured bandwidth graph among the members not excluded last round);
@@ -48,7 +48,7 @@ pub mod chain;
 pub mod engine;
 pub mod member;
 pub mod report;
-pub mod round;
+mod round;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,8 @@ pub enum RuleArg {
     MultiKrum,
 }
 
-/// Anomaly methods of `--anomaly`.
+/// Anomaly methods of `--anomaly` (not PageRank: on loopback every link is alike, so the
+/// bandwidth graph holds no evidence).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
     /// Modified z-score of the update norm (catches magnitude attacks: scaling, free riding).
@@ -94,8 +95,6 @@ pub enum MethodArg {
     /// DBSCAN over the sketch's cosine distance to the median sketch (catches direction
     /// attacks: sign flips, noise, free riding).
     Dbscan,
-    /// PageRank over the bandwidth graph (on loopback every link is alike).
-    Pagerank,
 }
 
 /// `bcfl demo` options.
@@ -268,16 +267,6 @@ impl DemoArgs {
                 ..Default::default()
             });
         }
-        if self.anomaly.contains(&MethodArg::Pagerank) {
-            config.set_pagerank(pb::PageRankConfig {
-                damping_ppm: 850_000,
-                k_ppm: 1_000_000,
-                weight: pb::PageRankWeight::LATENCY,
-                max_iterations: 100,
-                tolerance_ppb: 1000,
-                ..Default::default()
-            });
-        }
         Ok(config)
     }
 
@@ -297,7 +286,7 @@ fn limit(n: usize) -> Option<usize> {
 }
 
 /// A demo in progress: the ledger, the admin, the members, the model.
-pub struct Demo {
+pub(crate) struct Demo {
     args: DemoArgs,
     chain: Chain,
     admin: Signer,

@@ -1,4 +1,4 @@
-//! One round of the demo, phase by phase (see the [module docs](super) for the protocol).
+//! One round of the demo, phase by phase (the protocol is in the `demo` module docs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
