@@ -5,6 +5,19 @@
 //! and maps failures to `ApplyError` through [`TxnError`]: rule and
 //! payload failures are invalid transactions, only context failures are internal errors.
 //!
+//! It runs on `bcfl-tp`'s own runtime ([`crate::runtime`]) and on the SDK's loop alike:
+//!
+//! ```no_run
+//! use std::sync::{atomic::AtomicBool, Arc};
+//! use bcfl_processor::handler::{context_error, BcflHandler};
+//! use bcfl_processor::runtime::Processor;
+//!
+//! let handler = BcflHandler::new();
+//! let stop = Arc::new(AtomicBool::new(false));
+//! Processor::new("tcp://localhost:4004", &handler, context_error, stop).run()?;
+//! # Ok::<(), bcfl_processor::runtime::ProcessorError>(())
+//! ```
+//!
 //! ```no_run
 //! use bcfl_processor::handler::BcflHandler;
 //! use sawtooth_sdk::processor::TransactionProcessor;
@@ -16,12 +29,14 @@
 //! ```
 
 use sawtooth_sdk::messages::processor::TpProcessRequest;
-use sawtooth_sdk::processor::handler::{ApplyError, TransactionContext, TransactionHandler};
+use sawtooth_sdk::processor::handler::{
+    ApplyError, ContextError, TransactionContext, TransactionHandler,
+};
 
 use crate::error::{Result, TxnError};
 use crate::payload::{field, Action, PublicKey};
 use crate::rules::{self, attr};
-use crate::state::BcflState;
+use crate::state::{BcflState, StateError};
 use crate::{FAMILY_NAME, FAMILY_VERSION, NAMESPACE};
 
 /// The transaction handler of family `bcfl` version `1.0`.
@@ -61,6 +76,13 @@ impl BcflHandler {
         state.emit(format!("{FAMILY_NAME}/{}", action.name()), attributes)?;
         Ok(())
     }
+}
+
+/// The family's mapping of a context failure that surfaces after `apply` (a pipelined write or
+/// event the validator refused; see [`crate::runtime`]): the same as inside `apply`, an
+/// authorization failure is an invalid transaction, anything else an internal error.
+pub fn context_error(err: ContextError) -> ApplyError {
+    TxnError::from(StateError::from(err)).into()
 }
 
 impl TransactionHandler for BcflHandler {

@@ -102,6 +102,7 @@ pub mod handler;
 pub mod limits;
 pub mod payload;
 pub mod rules;
+pub mod runtime;
 pub mod state;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

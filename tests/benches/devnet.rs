@@ -23,7 +23,9 @@
 //! * `latency`: `--latency-samples` single-transaction batches posted one after another, each
 //!   waited for; submit (POST start) to COMMITTED, p50 / p95 / max in milliseconds.
 //!
-//! Client-side signing is measured separately (`signing`).
+//! Client-side signing is measured separately (`signing`). The throughput scenarios also report
+//! the CPU time per transaction of this process (ledger, REST API and the posting client) and of
+//! the processor, from `/proc`: with 2 cores, throughput cannot exceed 2 s / (sum of both).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -62,6 +64,9 @@ struct Options {
     /// The processor binary (default: `bcfl-tp` in this benchmark's target directory).
     #[arg(long)]
     tp: Option<PathBuf>,
+    /// Connect the processor over a Unix socket (`ipc://`) instead of loopback TCP.
+    #[arg(long)]
+    ipc: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -198,19 +203,44 @@ async fn post(client: &RestClient, batches: &[Batch]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// CPU seconds (user + system) a process has used so far, from `/proc/PID/stat`.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        // utime and stime are fields 14 and 15; clock ticks are 100 per second on Linux.
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// CPU seconds of this process (ledger, REST API, client) and of the processor.
+fn cpu_now(tp_pid: u32) -> (f64, f64) {
+    (cpu_seconds("self"), cpu_seconds(&tp_pid.to_string()))
+}
+
 async fn throughput(
     client: &RestClient,
     ledger: &Arc<dyn LedgerView>,
     batches: Vec<Batch>,
+    tp_pid: u32,
 ) -> anyhow::Result<serde_json::Value> {
     let txns: usize = batches.iter().map(|b| b.transactions().len()).sum();
     let ids: Vec<String> = batches.iter().map(|b| b.id().to_owned()).collect();
     let blocks_before = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
+    let cpu_before = cpu_now(tp_pid);
     let start = Instant::now();
     post(client, &batches).await?;
     let posted = start.elapsed();
     let done = await_committed(ledger, &ids, Duration::from_secs(600)).await?;
     let elapsed = done - start;
+    let cpu_after = cpu_now(tp_pid);
+    let per_txn_us = |before: f64, after: f64| round1((after - before) * 1e6 / txns as f64);
     let blocks_after = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
     Ok(json!({
         "batches": batches.len(),
@@ -219,6 +249,10 @@ async fn throughput(
         "post_seconds": round3(posted.as_secs_f64()),
         "committed_txns_per_sec": round1(txns as f64 / elapsed.as_secs_f64()),
         "blocks": blocks_after - blocks_before,
+        "cpu_us_per_txn": {
+            "ledger_rest_and_client": per_txn_us(cpu_before.0, cpu_after.0),
+            "processor": per_txn_us(cpu_before.1, cpu_after.1),
+        },
     }))
 }
 
@@ -310,7 +344,11 @@ fn main() -> anyhow::Result<()> {
     }
     let tp_path = locate_tp(options.tp.clone())?;
     let dir = tempfile::tempdir()?;
-    let component = format!("tcp://127.0.0.1:{}", free_port()?);
+    let component = if options.ipc {
+        format!("ipc://{}", dir.path().join("component.sock").display())
+    } else {
+        format!("tcp://127.0.0.1:{}", free_port()?)
+    };
     let devnet = Devnet::start(DevnetConfig {
         data_dir: dir.path().join("ledger"),
         component_endpoint: component.clone(),
@@ -318,7 +356,7 @@ fn main() -> anyhow::Result<()> {
         ..DevnetConfig::default()
     })?;
     let ledger = devnet.ledger();
-    let _tp = KillOnDrop(
+    let tp = KillOnDrop(
         Command::new(&tp_path)
             .args(["-C", &component])
             .stdout(Stdio::null())
@@ -353,10 +391,11 @@ fn main() -> anyhow::Result<()> {
         let latency_batches = build_batches(&members, options.latency_samples, 1, 2 * txns as u64)?;
         // Warm-up: a few blocks through the whole path before timing.
         let warmup = build_batches(&members, 20, 1, 3 * txns as u64)?;
-        throughput(&client, &ledger, warmup).await?;
+        let tp_pid = tp.0.id();
+        throughput(&client, &ledger, warmup, tp_pid).await?;
 
-        let batched = throughput(&client, &ledger, batched).await?;
-        let single = throughput(&client, &ledger, singles).await?;
+        let batched = throughput(&client, &ledger, batched, tp_pid).await?;
+        let single = throughput(&client, &ledger, singles, tp_pid).await?;
         let latency = latency(&client, &ledger, latency_batches).await?;
         let _ = stop.send(());
         server.await??;
@@ -367,6 +406,7 @@ fn main() -> anyhow::Result<()> {
             "processor": tp_path.display().to_string(),
             "members": options.members,
             "block_interval_ms": options.block_interval_ms,
+            "component_endpoint": if options.ipc { "ipc" } else { "tcp" },
             "transaction": "bcfl ReportBandwidth (1 link) via bcfl-tp",
             "signing": {
                 "transactions": txns,

@@ -24,7 +24,7 @@ use sawtooth_sdk::messages::validator::{Message, Message_MessageType};
 
 use super::committer::{CommitEvent, SealJob};
 use super::error::Result;
-use super::publisher::{BlockBuild, Overlay};
+use super::publisher::{BlockBuild, HeadCache, Overlay};
 use super::registry::Registry;
 use super::Shared;
 
@@ -92,6 +92,8 @@ pub struct Engine {
     pub(super) registry: Registry,
     pub(super) peers: HashMap<Vec<u8>, Peer>,
     pub(super) block: Option<BlockBuild>,
+    /// Head-state values read so far (see [`HeadCache`]).
+    pub(super) head_cache: HeadCache,
     pub(super) inflight: Option<InFlight>,
     pub(super) avoid: Option<Vec<u8>>,
     pub(super) last_block_start: Option<Instant>,
@@ -162,6 +164,7 @@ impl Engine {
             registry: Registry::default(),
             peers: HashMap::new(),
             block: None,
+            head_cache: HeadCache::default(),
             inflight: None,
             avoid: None,
             last_block_start: None,
@@ -227,13 +230,16 @@ impl Engine {
         while let Ok(event) = self.events.try_recv() {
             match event {
                 CommitEvent::Committed => {
-                    self.committing.pop_front();
+                    if let Some(block) = self.committing.pop_front() {
+                        self.head_cache.forget(&block.writes);
+                    }
                 }
                 CommitEvent::Failed(generation) if generation == self.generation => {
                     // Everything built on the failed block is void; its batches are still
                     // pending and will be executed again.
                     self.generation += 1;
                     self.committing.clear();
+                    self.head_cache.clear();
                     self.block = None;
                 }
                 CommitEvent::Failed(_) => {}

@@ -158,7 +158,11 @@ impl Engine {
                 let entries = addresses.iter().map(|a| {
                     let mut entry = TpStateEntry::new();
                     entry.set_address(a.clone());
-                    entry.set_data(block.read(a, &self.shared.store).unwrap_or_default());
+                    entry.set_data(
+                        block
+                            .read(a, &self.shared.store, &mut self.head_cache)
+                            .unwrap_or_default(),
+                    );
                     entry
                 });
                 resp.set_entries(entries.collect());

@@ -121,6 +121,42 @@ pub enum TxnOutcome {
 /// Writes of a block, last value per address (`None`: deleted).
 pub type Overlay = BTreeMap<String, Option<Vec<u8>>>;
 
+/// Values of the head state already read from the store, so that the addresses every
+/// transaction reads (the consortium, members) cost a hash lookup instead of a database read.
+///
+/// Owned by the component loop. It stays exact because the head only moves when the committer
+/// commits a block, and the loop then [forgets](HeadCache::forget) every address that block
+/// wrote; until that moment those addresses are shadowed by the block's overlay (a parent of
+/// every block built meanwhile), so a stale entry is never read. A failed commit clears it.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    values: HashMap<String, Option<Vec<u8>>>,
+}
+
+impl HeadCache {
+    /// Entries kept before the cache starts over (bounds memory on large states).
+    pub const MAX_ENTRIES: usize = 100_000;
+
+    fn insert(&mut self, address: &str, value: Option<Vec<u8>>) {
+        if self.values.len() >= Self::MAX_ENTRIES {
+            self.values.clear();
+        }
+        self.values.insert(address.to_owned(), value);
+    }
+
+    /// Drops the entries of the addresses a newly committed block wrote.
+    pub fn forget(&mut self, written: &Overlay) {
+        for address in written.keys() {
+            self.values.remove(address);
+        }
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.values.clear();
+    }
+}
+
 /// A block under construction (see the module docs).
 pub struct BlockBuild {
     /// Writes of earlier blocks still being sealed and committed, newest first.
@@ -180,8 +216,14 @@ impl BlockBuild {
     }
 
     /// Reads an address through every layer (raw bytes; `None` if absent or deleted). The base
-    /// layer is the head state's flat table in `store` (the block is built on the head).
-    pub fn read(&self, address: &str, store: &BlockStore) -> Option<Vec<u8>> {
+    /// layer is the head state's flat table in `store` (the block is built on the head), read
+    /// through `cache`.
+    pub fn read(
+        &self,
+        address: &str,
+        store: &BlockStore,
+        cache: &mut HeadCache,
+    ) -> Option<Vec<u8>> {
         let layers = [
             self.context.as_ref().map(|c| &c.writes),
             self.current.as_ref().map(|b| &b.writes),
@@ -196,8 +238,14 @@ impl BlockBuild {
                 return v.clone();
             }
         }
+        if let Some(value) = cache.values.get(address) {
+            return value.clone();
+        }
         match store.head_value(address) {
-            Ok(v) => v,
+            Ok(v) => {
+                cache.insert(address, v.clone());
+                v
+            }
             Err(err) => {
                 tracing::error!(%address, %err, "state read failed; answering empty");
                 None

@@ -2,17 +2,22 @@
 //!
 //! Connects to a validator's component endpoint (ZMQ, default `tcp://localhost:4004`), registers
 //! family `bcfl` 1.0 for namespace `085493`, and applies transactions with
-//! [`bcfl_processor::BcflHandler`]. SIGINT or SIGTERM unregisters from the validator and exits
-//! with status 0 (the SDK's processor loop handles both signals).
+//! [`bcfl_processor::BcflHandler`] on the runtime of [`bcfl_processor::runtime`] (the component
+//! protocol on one socket, trailing writes pipelined). SIGINT or SIGTERM finishes the transaction
+//! in hand, unregisters from the validator and exits with status 0.
 //!
 //! ```text
 //! bcfl-tp -C tcp://validator:4004 -vv
 //! ```
 
-use anyhow::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use bcfl_processor::handler::context_error;
+use bcfl_processor::runtime::Processor;
 use bcfl_processor::{BcflHandler, FAMILY_NAME, FAMILY_VERSION, NAMESPACE};
 use clap::Parser;
-use sawtooth_sdk::processor::TransactionProcessor;
 use tracing_subscriber::EnvFilter;
 
 /// Transaction processor of the bcfl family (Hyperledger Sawtooth 1.2).
@@ -74,11 +79,13 @@ fn main() -> Result<()> {
         namespace = NAMESPACE,
         "starting bcfl-tp"
     );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the SIGINT/SIGTERM handler")?;
     let handler = BcflHandler::new();
-    let mut processor = TransactionProcessor::new(&args.connect);
-    processor.add_handler(&handler);
     // Runs until SIGINT/SIGTERM, then unregisters from the validator.
-    processor.start();
+    Processor::new(&args.connect, &handler, context_error, stop).run()?;
     tracing::info!("bcfl-tp stopped");
     Ok(())
 }
