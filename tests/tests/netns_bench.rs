@@ -19,6 +19,11 @@
 //!    time the nodes used (`/proc/PID/stat`).
 //! 4. `routing`: Bellman-Ford time on random graphs of 100 and 1,000 nodes (no namespaces).
 //!
+//! 5. `shared_uplink`: as `distribution` (asynchronous only, `BCFL_BENCH_SHARED_MEMBERS`,
+//!    default `5,10`), but all of a host's links share one uplink as fast as its fastest link
+//!    (`Testbed::share_uplink`), measured against the shared-uplink and independent-links
+//!    predictions.
+//!
 //! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
 //! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `util/netns.rs`.
@@ -317,10 +322,17 @@ fn contended(
     Value::Object(out)
 }
 
-/// A full mesh of `members` with random 20-200 Mbit links; one 4 MiB blob distributed
-/// asynchronously, another synchronously, each beside its predictions. `cpu_per_byte`: CPU
-/// seconds per delivered byte calibrated on an earlier run, for the CPU-capped prediction.
-fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
+/// The message and chunk sizes of the distribution figures: 4 MiB in 256 KiB chunks.
+const DISTRIBUTION_BYTES: usize = 4 << 20;
+const DISTRIBUTION_CHUNK: u64 = 256 * 1024;
+
+/// A full mesh of `members` with random 20-200 Mbit links, every node serving, h0 holding two
+/// 4 MiB blobs; with `shared_uplink`, all of a host's links share an uplink as fast as its
+/// fastest link. Returns the bed, the rates (Mbit), the blobs' ids and the capacity edge list.
+fn mesh(
+    members: usize,
+    shared_uplink: bool,
+) -> (Testbed, Vec<Vec<f64>>, [String; 2], std::path::PathBuf) {
     let mut bed = Testbed::new(members);
     let mut lcg = Lcg(members as u64);
     let mut rates = vec![vec![0.0; members]; members];
@@ -330,19 +342,30 @@ fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
         }
     }
     bed.full_mesh(|i, j| shape(rates[i][j]));
-    let size = 4 << 20;
-    let chunk = 256 * 1024;
-    let (file_async, sha_async) = blob(&bed, "async.bin", size, 3);
-    let (file_sync, sha_sync) = blob(&bed, "sync.bin", size, 4);
-    bed.serve(0, chunk, &[file_async, file_sync]);
+    if shared_uplink {
+        for (i, row) in rates.iter().enumerate() {
+            let fastest = row
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, r)| *r)
+                .fold(0.0, f64::max);
+            bed.share_uplink(i, fastest);
+        }
+    }
+    let (file_a, sha_a) = blob(&bed, "a.bin", DISTRIBUTION_BYTES, 3);
+    let (file_b, sha_b) = blob(&bed, "b.bin", DISTRIBUTION_BYTES, 4);
+    bed.serve(0, DISTRIBUTION_CHUNK, &[file_a, file_b]);
     for i in 1..members {
-        bed.serve(i, chunk, &[]);
+        bed.serve(i, DISTRIBUTION_CHUNK, &[]);
     }
     let capacity_csv = csv(&bed, |i, j| Some(rates[i][j]));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let run_async = distribute(&bed, &sha_async, "async", &capacity_csv);
-    let run_sync = distribute(&bed, &sha_sync, "sync", &capacity_csv);
+    (bed, rates, [sha_a, sha_b], capacity_csv)
+}
+
+/// The graph of `rates` (Mbit) in bytes per second, and its shortest-path tree from h0.
+fn mesh_tree(rates: &[Vec<f64>]) -> (BandwidthGraph, bcfl_processor::graph::RouteTree) {
+    let members = rates.len();
     let graph = BandwidthGraph::from_links(
         (0..members)
             .flat_map(|i| (0..members).map(move |j| (i, j)))
@@ -356,8 +379,51 @@ fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
             }),
     )
     .unwrap();
-    let model = TransferModel::new(size as f64, chunk as f64).unwrap();
+    let model = TransferModel::new(DISTRIBUTION_BYTES as f64, DISTRIBUTION_CHUNK as f64).unwrap();
     let tree = graph.shortest_paths("h0", &model).unwrap();
+    (graph, tree)
+}
+
+/// The slowest delivery of a run.
+fn slowest(run: &Run) -> f64 {
+    run.report["measured"]["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["seconds"].as_f64())
+        .fold(0.0, f64::max)
+}
+
+/// Every host's links share one uplink (as fast as its fastest link): an asynchronous
+/// distribution measured against the shared-uplink and the independent-links predictions.
+fn shared_uplink(members: usize) -> Value {
+    let (bed, rates, [sha, _], capacity_csv) = mesh(members, true);
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let run = distribute(&bed, &sha, "async", &capacity_csv);
+    let (graph, tree) = mesh_tree(&rates);
+    let drops: Vec<Option<u64>> = (0..members).map(|i| bed.uplink_drops(i)).collect();
+    json!({
+        "uplink_drops_by_host": drops,
+        "members": members,
+        "loadavg_before": load_before.trim(),
+        "measured_async_s": slowest(&run),
+        "node_cpu_s": run.node_cpu_s,
+        "machine_cpu_busy_share": run.machine_busy,
+        "contended": contended(&graph, &tree, None),
+    })
+}
+
+/// A full mesh of `members` with random 20-200 Mbit links; one 4 MiB blob distributed
+/// asynchronously, another synchronously, each beside its predictions. `cpu_per_byte`: CPU
+/// seconds per delivered byte calibrated on an earlier run, for the CPU-capped prediction.
+fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
+    let (bed, rates, [sha_async, sha_sync], capacity_csv) = mesh(members, false);
+    let (size, chunk) = (DISTRIBUTION_BYTES, DISTRIBUTION_CHUNK);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let run_async = distribute(&bed, &sha_async, "async", &capacity_csv);
+    let run_sync = distribute(&bed, &sha_sync, "sync", &capacity_csv);
+    let (graph, tree) = mesh_tree(&rates);
     let routes = tree.routes();
     let saf = DistributionTotals::store_and_forward(&routes, 0.0).unwrap();
     let pipe = DistributionTotals::pipelined(&routes, 0.0).unwrap();
@@ -367,10 +433,7 @@ fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
             .unwrap()
             .clone()
     };
-    let slowest = deliveries(&run_async)
-        .iter()
-        .filter_map(|d| d["seconds"].as_f64())
-        .fold(0.0, f64::max);
+    let slowest = slowest(&run_async);
     let sync_total = run_sync.report["measured"]["seconds"].as_f64().unwrap();
     let sync_transfers: f64 = deliveries(&run_sync)
         .iter()
@@ -458,11 +521,27 @@ fn routing() -> Vec<Value> {
     rows
 }
 
+/// The distribution figures for `BCFL_BENCH_MEMBERS` (default 5, 10, 20). The CPU cost per
+/// delivered byte is calibrated on the first run and predicts the CPU-capped times of the later
+/// ones.
+fn distributions() -> Vec<Value> {
+    let members = std::env::var("BCFL_BENCH_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
+    let mut calibration = None;
+    let mut rows = Vec::new();
+    for m in members.split(',') {
+        let (row, cpu_per_byte) =
+            distribution(m.trim().parse().expect("member counts"), calibration);
+        calibration.get_or_insert(cpu_per_byte);
+        rows.push(row);
+    }
+    rows
+}
+
 #[test]
 #[ignore = "a benchmark: run with --ignored --nocapture, as root"]
 fn peer_network_figures() {
     let sections = std::env::var("BCFL_BENCH_SECTIONS")
-        .unwrap_or_else(|_| "routing,throughput,multi_hop,distribution".into());
+        .unwrap_or_else(|_| "routing,throughput,multi_hop,distribution,shared_uplink".into());
     let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
     let mut figures = json!({});
     if wanted("routing") {
@@ -478,22 +557,17 @@ fn peer_network_figures() {
             if wanted("multi_hop") {
                 figures["multi_hop"] = json!(multi_hop());
             }
-            if !wanted("distribution") {
-                println!("{}", serde_json::to_string_pretty(&figures).unwrap());
-                return;
+            if wanted("distribution") {
+                figures["distribution"] = json!(distributions());
             }
-            let members = std::env::var("BCFL_BENCH_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
-            // The CPU cost per delivered byte is calibrated on the first (smallest) run and
-            // predicts the CPU-capped times of the later ones.
-            let mut calibration = None;
-            let mut rows = Vec::new();
-            for m in members.split(',') {
-                let (row, cpu_per_byte) =
-                    distribution(m.trim().parse().expect("member counts"), calibration);
-                calibration.get_or_insert(cpu_per_byte);
-                rows.push(row);
+            if wanted("shared_uplink") {
+                let members =
+                    std::env::var("BCFL_BENCH_SHARED_MEMBERS").unwrap_or_else(|_| "5,10".into());
+                figures["shared_uplink"] = members
+                    .split(',')
+                    .map(|m| shared_uplink(m.trim().parse().expect("member counts")))
+                    .collect();
             }
-            figures["distribution"] = json!(rows);
         }
     }
     println!("{}", serde_json::to_string_pretty(&figures).unwrap());

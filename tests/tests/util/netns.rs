@@ -7,6 +7,9 @@
 //! with a /32 route to the peer's address over it, so every host reaches every other at one
 //! address, over the direct link only. Addresses exist only inside the namespaces created here.
 //!
+//! [`Testbed::share_uplink`] makes all of a host's links share one uplink (an `ifb` device the
+//! links' egress is redirected to), as one network interface would.
+//!
 //! [`Testbed::available`] says why a test must be skipped (not root, no `ip`/`tc`, no network
 //! namespaces). Dropping the [`Testbed`] kills its processes and deletes its namespaces, also
 //! when a test panics.
@@ -60,6 +63,8 @@ fn must(args: &[&str]) -> String {
 pub struct Testbed {
     names: Vec<String>,
     nodes: Vec<Option<Process>>,
+    /// The veth devices of each host, one per link.
+    devices: Vec<Vec<String>>,
     dir: tempfile::TempDir,
     netem: bool,
 }
@@ -90,6 +95,7 @@ impl Testbed {
         let mut bed = Self {
             names: Vec::new(),
             nodes: Vec::new(),
+            devices: Vec::new(),
             dir: tempfile::tempdir().expect("a temporary directory"),
             netem: false,
         };
@@ -98,6 +104,7 @@ impl Testbed {
             must(&["ip", "netns", "add", &name]);
             bed.names.push(name.clone());
             bed.nodes.push(None);
+            bed.devices.push(Vec::new());
             must(&["ip", "-n", &name, "link", "set", "lo", "up"]);
             let addr = format!("{}/32", bed.addr(i));
             must(&["ip", "-n", &name, "addr", "add", &addr, "dev", "lo"]);
@@ -138,7 +145,7 @@ impl Testbed {
     }
 
     /// Joins hosts `i` and `j`, shaping `i -> j` with `forward` and `j -> i` with `back`.
-    pub fn link(&self, i: usize, j: usize, forward: Shape, back: Shape) {
+    pub fn link(&mut self, i: usize, j: usize, forward: Shape, back: Shape) {
         let (ni, nj) = (&self.names[i], &self.names[j]);
         let (vi, vj) = (format!("v{i}"), format!("v{j}"));
         must(&[
@@ -152,6 +159,33 @@ impl Testbed {
                 "ip", "-n", ns, "route", "add", &dst, "dev", dev, "src", &src,
             ]);
             self.shape(ns, dev, shape);
+        }
+        self.devices[i].push(vj);
+        self.devices[j].push(vi);
+    }
+
+    /// Makes everything host `i` sends share one uplink of `mbit`: an `ifb` device shaped with
+    /// `tbf`, to which every link's egress is redirected (`clsact` + `u32` + `mirred`) before
+    /// the link's own shaping. Call after the host's links are made.
+    pub fn share_uplink(&self, i: usize, mbit: f64) {
+        let ns = &self.names[i];
+        must(&["ip", "-n", ns, "link", "add", "up0", "type", "ifb"]);
+        must(&["ip", "-n", ns, "link", "set", "up0", "up"]);
+        let rate = format!("{}kbit", (mbit * 1000.0).round());
+        let burst = format!("{}", (mbit * 125.0).max(16384.0).round());
+        must(&[
+            "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "up0", "root", "tbf", "rate",
+            &rate, "burst", &burst, "latency", "200ms",
+        ]);
+        for dev in &self.devices[i] {
+            must(&[
+                "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "clsact",
+            ]);
+            must(&[
+                "ip", "netns", "exec", ns, "tc", "filter", "add", "dev", dev, "egress", "protocol",
+                "all", "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect",
+                "dev", "up0",
+            ]);
         }
     }
 
@@ -180,7 +214,7 @@ impl Testbed {
     }
 
     /// Joins every pair of hosts, shaping `i -> j` with `shape(i, j)`.
-    pub fn full_mesh(&self, shape: impl Fn(usize, usize) -> Shape) {
+    pub fn full_mesh(&mut self, shape: impl Fn(usize, usize) -> Shape) {
         for i in 0..self.len() {
             for j in i + 1..self.len() {
                 self.link(i, j, shape(i, j), shape(j, i));
@@ -226,6 +260,21 @@ impl Testbed {
     /// CPU seconds (user + system) all running nodes have used so far.
     pub fn nodes_cpu_seconds(&self) -> f64 {
         self.node_cpu_seconds().iter().sum()
+    }
+
+    /// Packets host `i`'s shared uplink (see [`Testbed::share_uplink`]) has dropped so far.
+    pub fn uplink_drops(&self, i: usize) -> Option<u64> {
+        let ns = &self.names[i];
+        let stats = run(&[
+            "ip", "netns", "exec", ns, "tc", "-s", "qdisc", "show", "dev", "up0",
+        ])
+        .ok()?;
+        let after = stats.split("dropped ").nth(1)?;
+        after
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// CPU seconds (user + system) each node has used so far, by host (0 for a host without a
