@@ -172,3 +172,43 @@ impl Drop for Member {
         self.server.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_corrupt_blob_in_the_store_is_refused_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut member = Member::start(
+            "member-1",
+            &dir.path().join("keys"),
+            &dir.path().join("member-1"),
+            Dataset::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(dir.path().join("keys/member-1.priv").is_file());
+        let mut update = Update::default();
+        update
+            .tensors
+            .insert("w".into(), (vec![2], vec![1.0, -2.0]));
+        let bytes = update.to_bytes(crate::train::update::Encoding::F32);
+        let id = member.store().insert_bytes(&bytes).await.unwrap();
+        member.load_verified_global(id.as_str()).unwrap();
+        assert_eq!(member.global().unwrap().1, update);
+
+        // Flip one byte on disk: the blob keeps its name but no longer its content.
+        let mut corrupt = bytes.clone();
+        *corrupt.last_mut().unwrap() ^= 1;
+        std::fs::write(member.store().path(&id), &corrupt).unwrap();
+        let err = member.read_verified(&id).unwrap_err().to_string();
+        assert!(err.contains("corrupt, not used"), "{err}");
+        let other = BlobId::of_bytes(b"never stored");
+        let err = member.load_verified_global(other.as_str()).unwrap_err();
+        assert!(err.to_string().contains("does not hold"), "{err}");
+        // The model it held before stays.
+        assert_eq!(member.global().unwrap().0, id);
+    }
+}
