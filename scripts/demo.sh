@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The main demo: a ledger on loopback (bcfl-devnet, which speaks the Sawtooth 1.2 ZMQ and REST
-# protocols) with the bcfl transaction processor registered, then the federated flow driven by the
-# `bcfl` CLI against it: `bcfl demo` when the CLI has it, otherwise the consortium set-up (keys,
-# consortium over the base model, members, round 1 open) and an auditor's view of the ledger.
+# protocols) with the bcfl transaction processor registered, then `bcfl demo` against it: a
+# federated fine-tuning run of 4 members (all-MiniLM-L6-v2 with LoRA on a subset of Medical
+# Abstracts, 2 rounds, about 5 minutes on 2 CPU cores), each with its own key, blob store and blob
+# server, coordinated through the ledger (commits, bandwidth reports, the on-chain anomaly
+# verdict, the aggregate), with a table per round. A `bcfl` without `demo` (an older build) gets
+# the consortium set-up instead (keys, consortium, members, round 1 open) and an auditor's view.
 #
 # Usage: scripts/demo.sh [--keep] [-- ARGS for `bcfl demo`]
 #   --keep   leave the ledger running after the demo, until Ctrl-C
-# Environment: BCFL_DEMO_DIR (work folder; default a fresh temporary one), plus scripts/env.sh.
+#   e.g.     scripts/demo.sh -- --attack sign-flip:1      (see `bcfl demo --help`, docs/cli.md)
+# Environment: BCFL_DEMO_DIR (work folder: keys, blob stores, logs; default a fresh temporary
+# one), plus scripts/env.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
