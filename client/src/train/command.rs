@@ -21,12 +21,12 @@ use tch::Device;
 
 use super::aggregate::Rule;
 use super::bert::BertClassifier;
-use super::checkpoint::{file_sha256, ModelDir};
+use super::checkpoint::ModelDir;
 use super::data::{Columns, Dataset};
 use super::lora::LoraConfig;
-use super::prefix::{CacheKey, Inputs, PrefixCache};
+use super::prefix::{Inputs, PrefixCache};
 use super::simulate::{simulate_on, SimulationConfig};
-use super::split::{leakage, train_test_split, Partition};
+use super::split::{leakage, train_test_split, validation_split, Partition};
 use super::tokenize::TextEncoder;
 use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
 use super::update::{Encoding, Update};
@@ -318,50 +318,30 @@ fn build(
     Ok((dir, model, encoder))
 }
 
-/// The model's inputs for `sets`: a frozen-prefix cache when the model has a frozen prefix
-/// (read from or saved to `--prefix-cache` when given), tokens otherwise. Callers pass the whole
-/// loaded corpus, so that runs with and without `--validation` share one cache file.
+/// The frozen-prefix cache of the whole loaded corpus (so that runs with and without
+/// `--validation` share one file), when the model has a frozen prefix; `None` otherwise.
 fn prefix_cache(
     args: &ModelArgs,
     dir: &ModelDir,
     model: &BertClassifier,
     encoder: &TextEncoder,
-    sets: &[&Dataset],
+    data: &Dataset,
     json: bool,
 ) -> anyhow::Result<Option<PrefixCache>> {
     if model.frozen_layers() == 0 {
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let texts = || {
-        sets.iter()
-            .flat_map(|s| s.examples.iter().map(|e| e.text.as_str()))
-    };
-    let (cache, source) = match &args.prefix_cache {
-        Some(cache_dir) => {
-            let tokenizer = file_sha256(&dir.path().join("tokenizer.json"))?;
-            let key = CacheKey::new(
-                dir.sha256(),
-                &tokenizer,
-                model.frozen_layers(),
-                args.max_len,
-                texts(),
-            );
-            let (cache, path) =
-                PrefixCache::load_or_build(cache_dir, &key, model, encoder, texts(), 64)?;
-            (cache, path.display().to_string())
-        }
-        None => (
-            PrefixCache::build(model, encoder, texts(), 64)?,
-            "memory".to_string(),
-        ),
-    };
+    let texts = data.examples.iter().map(|e| e.text.as_str());
+    let (cache, path) =
+        PrefixCache::for_corpus(dir, model, encoder, texts, args.prefix_cache.as_deref())?;
     if !json {
         eprintln!(
-            "frozen prefix: {} layers, states of {} texts ({:.0} MB, {source}) in {:.0} s",
+            "frozen prefix: {} layers, states of {} texts ({:.0} MB, {}) in {:.0} s",
             cache.frozen_layers(),
             cache.len(),
             cache.bytes() as f64 / 1e6,
+            path.map_or("memory".into(), |p| p.display().to_string()),
             started.elapsed().as_secs_f64()
         );
     }
@@ -396,8 +376,7 @@ fn split(data: &Dataset, optim: &OptimArgs, json: bool) -> anyhow::Result<(Datas
         );
     }
     if optim.validation > 0.0 {
-        let (fit, validation) =
-            train_test_split(&train_set, optim.validation, optim.seed ^ VALIDATION_SEED)?;
+        let (fit, validation) = validation_split(&train_set, optim.validation, optim.seed)?;
         if !json {
             eprintln!(
                 "validation: {} of the {} training examples held out (scores below are validation scores; the test set is not used)",
@@ -409,9 +388,6 @@ fn split(data: &Dataset, optim: &OptimArgs, json: bool) -> anyhow::Result<(Datas
     }
     Ok((train_set, test_set))
 }
-
-/// Mixed into the seed of the validation split, so that it is not the test split's draw.
-const VALIDATION_SEED: u64 = 0x5641_4c49_4441_5445;
 
 /// What the scored set is, for the output.
 fn scored_on(optim: &OptimArgs) -> &'static str {
@@ -447,28 +423,15 @@ fn save(
     Ok(())
 }
 
-fn write_csv(path: &Path, data: &Dataset) -> anyhow::Result<()> {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let mut writer = csv::Writer::from_path(path)?;
-    writer.write_record(["label", "text"])?;
-    for e in &data.examples {
-        writer.write_record([data.label_names[e.label].as_str(), e.text.as_str()])?;
-    }
-    writer.flush()?;
-    Ok(())
-}
-
 /// Runs `bcfl train`.
 pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let data = args.data.load(None)?;
     let (train_set, test_set) = split(&data, &args.optim, json)?;
     if let Some(out) = &args.out {
-        write_csv(&out.join(TEST_FILE), &test_set)?;
+        test_set.write_csv(&out.join(TEST_FILE))?;
     }
     let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
-    let cache = prefix_cache(&args.model, &dir, &model, &encoder, &[&data], json)?;
+    let cache = prefix_cache(&args.model, &dir, &model, &encoder, &data, json)?;
     let inputs = inputs(&cache, &encoder);
     let config = args.optim.config();
     let scored = scored_on(&args.optim);
@@ -600,7 +563,7 @@ impl FlCommand {
                 let data = args.data.load(None)?;
                 let (train_set, test_set) = split(&data, &args.optim, json)?;
                 let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
-                let cache = prefix_cache(&args.model, &dir, &model, &encoder, &[&data], json)?;
+                let cache = prefix_cache(&args.model, &dir, &model, &encoder, &data, json)?;
                 let scored = scored_on(&args.optim);
                 let work = tempfile::tempdir()?;
                 let reports = simulate_on(

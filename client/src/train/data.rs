@@ -137,6 +137,26 @@ impl Dataset {
         Self::from_rows(rows, labels)
     }
 
+    /// Writes the examples as a CSV file with columns `label` (the class name) and `text`,
+    /// creating the parent directory: [`Self::from_file`] reads it back.
+    pub fn write_csv(&self, path: &Path) -> Result<()> {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let csv_error = |source| Error::Csv {
+            path: PathBuf::from(path),
+            source,
+        };
+        let mut writer = csv::Writer::from_path(path).map_err(csv_error)?;
+        writer.write_record(["label", "text"]).map_err(csv_error)?;
+        for e in &self.examples {
+            writer
+                .write_record([self.label_names[e.label].as_str(), e.text.as_str()])
+                .map_err(csv_error)?;
+        }
+        writer.flush().map_err(|e| Error::io(path, e))
+    }
+
     /// The Medical Abstracts corpus in `data_dir/medical-abstracts/`: classes 1-5 named from
     /// `medical_tc_labels.csv`.
     pub fn medical_abstracts(data_dir: &Path) -> Result<Self> {
@@ -254,6 +274,17 @@ mod tests {
         let from_csv = Dataset::from_file(&csv_path, &columns(), None).unwrap();
         let from_jsonl = Dataset::from_file(&jsonl_path, &columns(), None).unwrap();
         assert_eq!(from_csv, from_jsonl);
+        // Written back (with commas and quotes in a text) and read again: the same dataset.
+        let mut tricky = from_csv.clone();
+        tricky.examples[1].text = "a \"quoted\", text".into();
+        let written = dir.path().join("out/w.csv");
+        tricky.write_csv(&written).unwrap();
+        let plain = Columns {
+            text: "text".into(),
+            label: "label".into(),
+        };
+        let read = Dataset::from_file(&written, &plain, Some(&tricky.label_names)).unwrap();
+        assert_eq!(read, tricky);
         assert_eq!(from_csv.label_names, ["Cardiology", "Orthopedic"]);
         assert_eq!(from_csv.label_counts(), [2, 1]);
         assert_eq!(from_csv.examples[0].text, "chest pain, ECG");

@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use super::bert::BertClassifier;
+use super::checkpoint::{file_sha256, ModelDir};
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
 
@@ -313,6 +314,31 @@ impl PrefixCache {
             cache.states.insert(bytes, tensor.to_device(model.device()));
         }
         Ok(cache)
+    }
+
+    /// The cache of `texts` for `model` loaded from `model_dir`: kept in `cache_dir` under its
+    /// [`CacheKey`] (read back when present) with the path returned, or in memory only.
+    pub fn for_corpus<'t>(
+        model_dir: &ModelDir,
+        model: &BertClassifier,
+        encoder: &TextEncoder,
+        texts: impl IntoIterator<Item = &'t str> + Clone,
+        cache_dir: Option<&Path>,
+    ) -> Result<(Self, Option<PathBuf>)> {
+        const BATCH: usize = 64;
+        let Some(cache_dir) = cache_dir else {
+            return Ok((Self::build(model, encoder, texts, BATCH)?, None));
+        };
+        let tokenizer = file_sha256(&model_dir.path().join("tokenizer.json"))?;
+        let key = CacheKey::new(
+            model_dir.sha256(),
+            &tokenizer,
+            model.frozen_layers(),
+            encoder.max_len(),
+            texts.clone(),
+        );
+        let (cache, path) = Self::load_or_build(cache_dir, &key, model, encoder, texts, BATCH)?;
+        Ok((cache, Some(path)))
     }
 
     /// The cache of `texts` kept in `dir` under `key`'s name: read when present, otherwise

@@ -1,4 +1,5 @@
-//! Held-out test sets and client shards, with a leakage check.
+//! Held-out test sets, validation sets carved from training, and client shards, with a leakage
+//! check.
 //!
 //! Texts are compared after [`normalize`] (lower case, runs of whitespace collapsed). The test
 //! split is stratified by class and never separates copies of one text: identical texts go to the
@@ -115,6 +116,16 @@ pub fn train_test_split(
     train.sort_unstable();
     test.sort_unstable();
     Ok((data.subset(&train), data.subset(&test)))
+}
+
+/// Mixed into the seed of [`validation_split`], so that its draw is not the test split's.
+const VALIDATION_SEED: u64 = 0x5641_4c49_4441_5445;
+
+/// Carves a validation set out of a training split: (fit, validation), stratified and keeping
+/// duplicates together as [`train_test_split`] does, drawn with another seed than the test split.
+/// Settings are chosen on it, never on the test set.
+pub fn validation_split(train: &Dataset, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+    train_test_split(train, fraction, seed ^ VALIDATION_SEED)
 }
 
 /// Spreads the examples of `data` over `clients` shards by `scheme`; every shard gets at least
@@ -301,6 +312,19 @@ mod tests {
         assert!(spread(&skewed) > 0.6, "{}", spread(&skewed));
         let special = partition(&data, 8, Partition::Specialty { share: 0.9 }, 1, 1).unwrap();
         assert!(spread(&special) > 0.4, "{}", spread(&special));
+    }
+
+    #[test]
+    fn validation_is_carved_from_training_only() {
+        let data = corpus(&[100, 60, 40]);
+        let (train, test) = train_test_split(&data, 0.2, 7).unwrap();
+        let (fit, validation) = validation_split(&train, 0.15, 7).unwrap();
+        assert_eq!(fit.len() + validation.len(), train.len());
+        assert_eq!(leakage(&fit, &validation).leaked, 0);
+        assert_eq!(leakage(&validation, &test).leaked, 0);
+        assert_eq!(validation.label_counts(), [12, 7, 5]);
+        // Another draw than the test split's: not the same share of the same order.
+        assert_ne!(validation, train_test_split(&train, 0.15, 7).unwrap().1);
     }
 
     #[test]
