@@ -23,7 +23,7 @@
 //! How it runs: each member's file is memory-mapped ([`mapped`]) and every tensor is walked in
 //! runs of [`CHUNK`] coordinates. FedAvg adds the members' runs into an `f64` accumulator that
 //! stays in the L1 cache, reading the values straight from the mapped little-endian bytes
-//! ([`kernels`]: four members per pass, AVX2 where the CPU has it, the same bits either way),
+//! ([`kernels`]: eight or four members per pass, AVX2 where the CPU has it, the same bits either way),
 //! so each input byte is read once from memory. The other rules decode a run of every member
 //! into a small buffer and work coordinate by coordinate. Memory: the output (one model) plus
 //! O(members × [`CHUNK`]) of buffers, never O(members × model); the mapped files are page cache,

@@ -14,7 +14,9 @@
 //!   The figures mean something only from a release build (`"build"` in the output).
 //! - **Update size**: bytes of the LoRA update (f32 and int8) against the full model's weights.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use nix::time::{clock_gettime, ClockId};
 
 use clap::Args;
 use rand::rngs::StdRng;
@@ -32,9 +34,9 @@ use super::update::{Encoding, Update};
 /// `bcfl fl bench` options.
 #[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
-    /// Directory of the pretrained BERT checkpoint.
+    /// Directory of the pretrained BERT checkpoint (not needed with `--only aggregation`).
     #[arg(long, env = "BCFL_MODEL_DIR")]
-    model_dir: std::path::PathBuf,
+    model_dir: Option<std::path::PathBuf>,
     /// Batch size of the training steps.
     #[arg(long, default_value_t = 16)]
     batch_size: i64,
@@ -128,7 +130,8 @@ fn sum_words(bytes: &[u8]) -> u32 {
 }
 
 /// Median of timings (seconds).
-fn median(mut seconds: Vec<f64>) -> f64 {
+fn median(seconds: impl Iterator<Item = f64>) -> f64 {
+    let mut seconds: Vec<f64> = seconds.collect();
     seconds.sort_by(f64::total_cmp);
     let n = seconds.len();
     if n % 2 == 1 {
@@ -138,10 +141,47 @@ fn median(mut seconds: Vec<f64>) -> f64 {
     }
 }
 
-fn timed<T>(work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    std::hint::black_box(work()?);
-    Ok(started.elapsed().as_secs_f64())
+/// Wall-clock and CPU seconds of one timed run. The CPU time is the thread's (user and system,
+/// page faults included): unlike wall-clock time, it does not count the time the scheduler
+/// gave the core to other processes, so it stays meaningful on a shared machine.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+struct Timing {
+    wall: f64,
+    cpu: f64,
+}
+
+fn thread_cpu() -> anyhow::Result<Duration> {
+    Ok(clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)?.into())
+}
+
+/// Times `work`; its result is returned, to be dropped outside the timing.
+fn timed<T>(work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(Timing, T)> {
+    let (wall, cpu) = (Instant::now(), thread_cpu()?);
+    let value = std::hint::black_box(work()?);
+    let cpu = (thread_cpu()? - cpu).as_secs_f64();
+    let wall = wall.elapsed().as_secs_f64();
+    Ok((Timing { wall, cpu }, value))
+}
+
+/// The 1-minute load average (Linux), to print beside figures taken on a shared machine.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Rates (parameters per second) and ratios from the medians of one clock's timings.
+fn rates(elements: usize, [fedavg, memory, mapped]: [f64; 3]) -> serde_json::Value {
+    let per_second = |seconds: f64| elements as f64 / seconds;
+    serde_json::json!({
+        "seconds": fedavg, "parameters_per_second_per_core": per_second(fedavg),
+        "reference_parameters_per_second": per_second(memory), "ratio": memory / fedavg,
+        "mapped_read_parameters_per_second": per_second(mapped),
+        "ratio_to_mapped_read": mapped / fedavg,
+    })
 }
 
 fn aggregation(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
@@ -172,37 +212,47 @@ fn aggregation(args: &BenchArgs) -> anyhow::Result<serde_json::Value> {
     // The in-memory reference: as many bytes as the inputs' values, written before timing so
     // that no page is faulted in while timed.
     let buffer: Vec<u8> = (0..4 * elements).map(|i| i as u8).collect();
-    let (mut fedavg, mut memory, mut mapped) = (vec![], vec![], vec![]);
+    let load = load_average();
+    let mut timings: [Vec<Timing>; 3] = Default::default();
     for _ in 0..args.repeats {
-        fedavg.push(timed(|| Ok(aggregate(inputs.clone(), Rule::FedAvg)?))?);
-        memory.push(timed(|| Ok(sum_words(&buffer)))?);
-        mapped.push(timed(|| {
-            let mut sum = 0u32;
-            for input in &inputs {
-                let file = MappedUpdate::open(&input.path)?;
-                if let View::F32(bytes) = file.view("w")? {
-                    sum = sum.wrapping_add(sum_words(bytes));
+        let (t, result) = timed(|| Ok(aggregate(inputs.clone(), Rule::FedAvg)?))?;
+        timings[0].push(t);
+        drop(result);
+        timings[1].push(timed(|| Ok(sum_words(&buffer)))?.0);
+        timings[2].push(
+            timed(|| {
+                let mut sum = 0u32;
+                for input in &inputs {
+                    let file = MappedUpdate::open(&input.path)?;
+                    if let View::F32(bytes) = file.view("w")? {
+                        sum = sum.wrapping_add(sum_words(bytes));
+                    }
                 }
-            }
-            Ok(sum)
-        })?);
+                Ok(sum)
+            })?
+            .0,
+        );
     }
-    let seconds = median(fedavg.clone());
-    let rate = elements as f64 / seconds;
-    let reference = elements as f64 / median(memory.clone());
-    let mapped_reference = elements as f64 / median(mapped.clone());
-    Ok(serde_json::json!({
+    let medians =
+        |clock: fn(&Timing) -> f64| timings.each_ref().map(|t| median(t.iter().map(clock)));
+    let mut report = rates(elements, medians(|t| t.wall));
+    let fields = report.as_object_mut().expect("rates are an object");
+    for (key, value) in serde_json::json!({
         "rule": "fedavg", "members": args.members, "parameters": args.parameters,
         "input_bytes": 4 * elements, "repeats": args.repeats,
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "kernel": kernels::simd_level(),
-        "seconds": seconds, "parameters_per_second_per_core": rate,
+        "kernel": kernels::simd_level(), "load_average": load,
         "reference": "vectorised u32 sum of an in-memory buffer of the inputs' size",
-        "reference_parameters_per_second": reference, "ratio": rate / reference,
-        "mapped_read_parameters_per_second": mapped_reference,
-        "ratio_to_mapped_read": rate / mapped_reference,
-        "seconds_each": {"fedavg": fedavg, "memory_reference": memory, "mapped_read": mapped},
-    }))
+        "cpu_time": rates(elements, medians(|t| t.cpu)),
+        "timings": {"fedavg": timings[0], "memory_reference": timings[1],
+                    "mapped_read": timings[2]},
+    })
+    .as_object()
+    .expect("an object")
+    {
+        fields.insert(key.clone(), value.clone());
+    }
+    Ok(report)
 }
 
 fn sizes(dir: &ModelDir) -> anyhow::Result<serde_json::Value> {
@@ -223,7 +273,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let wanted = |part| args.only.is_none_or(|only| only == part);
     let dir = match args.only {
         Some(Part::Aggregation) => None,
-        _ => Some(ModelDir::open(&args.model_dir, None)?),
+        _ => {
+            let path = args.model_dir.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--model-dir (or BCFL_MODEL_DIR) is needed but for --only aggregation"
+                )
+            })?;
+            Some(ModelDir::open(path, None)?)
+        }
     };
     let mut report = serde_json::Map::new();
     if let Some(dir) = dir.as_ref().filter(|_| wanted(Part::Sizes)) {

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, MmapOptions};
 
 use super::kernels::View;
 use crate::train::update::{Encoding, Header};
@@ -32,7 +32,9 @@ impl MappedUpdate {
         // SAFETY: the map is read-only and update files are never modified in place (see the
         // module docs); the bytes are only ever read as `u8`, so any content is valid.
         #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+        // `populate`: map every page now, in one call, rather than fault them in one by one.
+        let map =
+            unsafe { MmapOptions::new().populate().map(&file) }.map_err(|e| Error::io(path, e))?;
         #[cfg(unix)]
         {
             // A hint only (read-ahead); aggregation is correct without it.
