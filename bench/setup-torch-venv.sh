@@ -9,7 +9,7 @@
 #
 # Idempotent: a marker in the venv records what was installed and checked; a rerun only checks that
 # torch still imports at the right version (a few seconds). Prints the venv's python path on stdout.
-# Usage: bench/setup-torch-venv.sh [--force]   (--force reinstalls)
+# Usage: bench/setup-torch-venv.sh [--force]   (--force reinstalls; needs scripts/setup.sh's venv)
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -27,31 +27,11 @@ die() {
   exit 1
 }
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h | --help)
-      awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
-      exit 0
-      ;;
-    *) die "unknown argument '$arg' (usage: bench/setup-torch-venv.sh [--force])" ;;
-  esac
-done
-
-find_python311() {
-  local candidate
-  for candidate in "${BCFL_PYTHON:-}" "$(command -v python3.11 || true)" /usr/bin/python3.11 \
-    "$HOME"/.pyenv/versions/3.11.*/bin/python3.11; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ] \
-      && "$candidate" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 11)' \
-        >/dev/null 2>&1; then
-      printf '%s\n' "$candidate"
-      return 0
-    fi
-  done
-  return 1
-}
+case "${1:-}" in
+  "") force=0 ;;
+  --force) force=1 ;;
+  *) die "usage: bench/setup-torch-venv.sh [--force]" ;;
+esac
 
 # Checks that the venv imports what the benchmark needs at the pinned versions.
 verify() {
@@ -87,9 +67,10 @@ if [ -x "$VENV/bin/python" ] \
   rm -rf "$VENV"
 fi
 if [ ! -x "$VENV/bin/python" ]; then
-  python=$(find_python311) || die "no usable Python 3.11 (with venv and ensurepip) found"
-  log "creating venv $VENV with $python"
-  "$python" -m venv "$VENV" || die "python3.11 -m venv $VENV failed"
+  # The Python 3.11 that scripts/setup.sh found for the main venv.
+  [ -x "$BCFL_VENV/bin/python" ] || die "no $BCFL_VENV: run scripts/setup.sh first"
+  log "creating venv $VENV"
+  "$BCFL_VENV/bin/python" -m venv "$VENV" || die "python -m venv $VENV failed"
 fi
 
 rm -f "$MARKER"
