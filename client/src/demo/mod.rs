@@ -45,6 +45,7 @@
 
 pub mod attack;
 pub mod chain;
+mod distribution;
 pub mod engine;
 pub mod member;
 pub mod report;

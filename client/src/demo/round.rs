@@ -12,19 +12,19 @@ use bcfl_protos::bcfl as pb;
 use super::attack::delta;
 use super::chain::engine_rule;
 use super::member::{Member, CHUNK_SIZE};
-use super::report::{AggregateReport, DeliveryRow, FetchRow, MemberRound, RoundReport, Timings};
+use super::report::{AggregateReport, FetchRow, MemberRound, RoundReport, Timings};
 use super::Demo;
 use crate::ledger::state::FamilyState;
 use crate::net::manifest::BlobId;
 use crate::net::probe::{submit_sweep, sweep, ProbeConfig};
-use crate::net::route::{distribute, fetch_routed, Peers, RoutePolicy};
+use crate::net::route::{fetch_routed, Peers, RoutePolicy};
 use crate::train::aggregate::{aggregate, Contribution};
 use crate::train::sketch::UpdateStats;
 use crate::train::trainer::{evaluate, train, Evaluation, TrainConfig};
 use crate::train::update::{Encoding, Update};
 
 /// Re-routes a failed fetch this many times before giving up on the update.
-const FETCH_ATTEMPTS: usize = 3;
+pub(super) const FETCH_ATTEMPTS: usize = 3;
 
 /// Runs `job` on the blocking pool (training, aggregation and scoring keep the async runtime,
 /// and so the members' blob servers, free).
@@ -59,7 +59,7 @@ fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
 }
 
 /// The measured graph of the ledger's links without `removed` (nodes not in it are ignored).
-fn graph_without(
+pub(super) fn graph_without(
     graph: &BandwidthGraph,
     removed: &BTreeSet<String>,
 ) -> anyhow::Result<BandwidthGraph> {
@@ -68,25 +68,25 @@ fn graph_without(
 }
 
 impl Demo {
-    fn name_of(&self, key: &str) -> String {
+    pub(super) fn name_of(&self, key: &str) -> String {
         self.members.iter().find(|m| m.key() == key).map_or_else(
             || key[..12.min(key.len())].to_owned(),
             |m| m.name().to_owned(),
         )
     }
 
-    fn names(&self, path: &[String]) -> Vec<String> {
+    pub(super) fn names(&self, path: &[String]) -> Vec<String> {
         path.iter().map(|k| self.name_of(k)).collect()
     }
 
-    fn index_of(&self, key: &str) -> anyhow::Result<usize> {
+    pub(super) fn index_of(&self, key: &str) -> anyhow::Result<usize> {
         self.members
             .iter()
             .position(|m| m.key() == key)
             .ok_or_else(|| anyhow!("{key} is not a member of this demo"))
     }
 
-    fn peers(&self, keep: impl Fn(&Member) -> bool) -> Peers {
+    pub(super) fn peers(&self, keep: impl Fn(&Member) -> bool) -> Peers {
         Peers(
             self.members
                 .iter()
@@ -474,109 +474,6 @@ impl Demo {
             )
             .await?;
         Ok((id, bytes.len() as u64, combined.selected))
-    }
-
-    /// Distributes the global model from the aggregator along the shortest-path tree of the
-    /// routing graph to the accepted members, then to each excluded member as a leaf; every
-    /// member then checks its copy against the aggregate on chain and loads it.
-    #[allow(clippy::too_many_arguments)]
-    async fn distribute_and_verify(
-        &mut self,
-        round: u64,
-        aggregator: usize,
-        id: &BlobId,
-        size: u64,
-        measured: &BandwidthGraph,
-        removed: &BTreeSet<String>,
-        excluded: &BTreeSet<String>,
-        rows: &mut [MemberRound],
-    ) -> anyhow::Result<AggregateReport> {
-        let agg_key = self.members[aggregator].key().to_owned();
-        let policy = RoutePolicy {
-            routing: Routing::Shortest,
-            model: TransferModel::new(size.max(1) as f64, CHUNK_SIZE as f64)?,
-            max_attempts: FETCH_ATTEMPTS,
-        };
-        let routing = graph_without(measured, removed)?;
-        let trusted = self.peers(|m| !removed.contains(m.key()));
-        let started = Instant::now();
-        let distribution = distribute(
-            &self.http,
-            &routing,
-            &trusted,
-            &policy,
-            id,
-            &agg_key,
-            |_| {},
-        )
-        .await?;
-        let mut deliveries: Vec<DeliveryRow> = distribution
-            .deliveries
-            .iter()
-            .map(|d| DeliveryRow {
-                member: self.name_of(&d.node),
-                path: self.names(&d.path),
-                seconds: d.seconds,
-                error: d.error.clone(),
-            })
-            .collect();
-        let holders: Vec<String> = distribution
-            .deliveries
-            .iter()
-            .filter(|d| d.error.is_none())
-            .map(|d| d.node.clone())
-            .chain([agg_key.clone()])
-            .collect();
-        let all = self.peers(|_| true);
-        for key in removed {
-            let others: BTreeSet<String> = excluded.iter().filter(|k| *k != key).cloned().collect();
-            let graph = graph_without(measured, &others)?;
-            let member = &self.members[self.index_of(key)?];
-            let outcome =
-                fetch_routed(member.transfers(), &graph, &all, &policy, id, &holders, key).await;
-            deliveries.push(DeliveryRow {
-                member: member.name().to_owned(),
-                path: outcome
-                    .as_ref()
-                    .ok()
-                    .and_then(|d| d.attempts.last())
-                    .map(|a| self.names(&a.path))
-                    .unwrap_or_default(),
-                seconds: outcome
-                    .as_ref()
-                    .ok()
-                    .map(|_| started.elapsed().as_secs_f64()),
-                error: outcome.err().map(|e| e.to_string()),
-            });
-        }
-        let distribution_s = started.elapsed().as_secs_f64();
-
-        let on_chain = self
-            .chain
-            .reader()
-            .aggregate(round, None)
-            .await?
-            .ok_or_else(|| anyhow!("round {round} has no aggregate on chain"))?;
-        for (i, row) in rows.iter_mut().enumerate() {
-            let member = &mut self.members[i];
-            match member.load_verified_global(&on_chain.model_sha256) {
-                Ok(()) => row.holds_global = true,
-                Err(e) => {
-                    tracing::error!(member = member.name(), error = %format!("{e:#}"), "global model not loaded");
-                    if let Some(d) = deliveries.iter_mut().find(|d| d.member == member.name()) {
-                        d.error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                }
-            }
-        }
-        Ok(AggregateReport {
-            sha256: on_chain.model_sha256,
-            bytes: size,
-            contributors: Vec::new(),
-            selected: Vec::new(),
-            deliveries,
-            distribution_s,
-        })
     }
 
     /// The test score of the aggregator's global model (the parent again after an abandoned
