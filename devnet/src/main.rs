@@ -62,6 +62,11 @@ struct RunArgs {
     /// Seconds a processor may take for one transaction.
     #[arg(long, default_value_t = 60)]
     processor_timeout_s: u64,
+    /// Transactions executing at once; a transaction starts before earlier ones finish only
+    /// when their declared addresses do not conflict (1: strictly serial, like Sawtooth's
+    /// serial scheduler).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    max_inflight_txns: u64,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -77,6 +82,7 @@ impl RunArgs {
             max_pending_batches: self.max_pending_batches as usize,
             max_internal_retries: self.max_internal_retries,
             processor_timeout: Duration::from_secs(self.processor_timeout_s),
+            max_inflight_txns: self.max_inflight_txns as usize,
             ..DevnetConfig::default()
         }
     }

@@ -64,6 +64,12 @@ struct Options {
     /// The processor binary (default: `bcfl-tp` in this benchmark's target directory).
     #[arg(long)]
     tp: Option<PathBuf>,
+    /// Transactions the ledger executes at once (1: serial).
+    #[arg(long, default_value_t = 8)]
+    max_inflight: usize,
+    /// Processes of `bcfl-tp` connected to the ledger.
+    #[arg(long, default_value_t = 1)]
+    processors: usize,
     /// Connect the processor over a Unix socket (`ipc://`) instead of loopback TCP.
     #[arg(long)]
     ipc: bool,
@@ -220,26 +226,30 @@ fn cpu_seconds(pid: &str) -> f64 {
 }
 
 /// CPU seconds of this process (ledger, REST API, client) and of the processor.
-fn cpu_now(tp_pid: u32) -> (f64, f64) {
-    (cpu_seconds("self"), cpu_seconds(&tp_pid.to_string()))
+fn cpu_now(tp_pids: &[u32]) -> (f64, f64) {
+    let processors = tp_pids
+        .iter()
+        .map(|pid| cpu_seconds(&pid.to_string()))
+        .sum();
+    (cpu_seconds("self"), processors)
 }
 
 async fn throughput(
     client: &RestClient,
     ledger: &Arc<dyn LedgerView>,
     batches: Vec<Batch>,
-    tp_pid: u32,
+    tp_pids: &[u32],
 ) -> anyhow::Result<serde_json::Value> {
     let txns: usize = batches.iter().map(|b| b.transactions().len()).sum();
     let ids: Vec<String> = batches.iter().map(|b| b.id().to_owned()).collect();
     let blocks_before = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
-    let cpu_before = cpu_now(tp_pid);
+    let cpu_before = cpu_now(tp_pids);
     let start = Instant::now();
     post(client, &batches).await?;
     let posted = start.elapsed();
     let done = await_committed(ledger, &ids, Duration::from_secs(600)).await?;
     let elapsed = done - start;
-    let cpu_after = cpu_now(tp_pid);
+    let cpu_after = cpu_now(tp_pids);
     let per_txn_us = |before: f64, after: f64| round1((after - before) * 1e6 / txns as f64);
     let blocks_after = ledger.chain_head().map(|b| block_num(&b)).unwrap_or(0);
     Ok(json!({
@@ -353,17 +363,22 @@ fn main() -> anyhow::Result<()> {
         data_dir: dir.path().join("ledger"),
         component_endpoint: component.clone(),
         block_interval: Duration::from_millis(options.block_interval_ms),
+        max_inflight_txns: options.max_inflight,
         ..DevnetConfig::default()
     })?;
     let ledger = devnet.ledger();
-    let tp = KillOnDrop(
-        Command::new(&tp_path)
-            .args(["-C", &component])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", tp_path.display()))?,
-    );
+    let processors = (0..options.processors.max(1))
+        .map(|_| {
+            Command::new(&tp_path)
+                .args(["-C", &component])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map(KillOnDrop)
+                .with_context(|| format!("starting {}", tp_path.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tp_pids: Vec<u32> = processors.iter().map(|p| p.0.id()).collect();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -391,11 +406,10 @@ fn main() -> anyhow::Result<()> {
         let latency_batches = build_batches(&members, options.latency_samples, 1, 2 * txns as u64)?;
         // Warm-up: a few blocks through the whole path before timing.
         let warmup = build_batches(&members, 20, 1, 3 * txns as u64)?;
-        let tp_pid = tp.0.id();
-        throughput(&client, &ledger, warmup, tp_pid).await?;
+        throughput(&client, &ledger, warmup, &tp_pids).await?;
 
-        let batched = throughput(&client, &ledger, batched, tp_pid).await?;
-        let single = throughput(&client, &ledger, singles, tp_pid).await?;
+        let batched = throughput(&client, &ledger, batched, &tp_pids).await?;
+        let single = throughput(&client, &ledger, singles, &tp_pids).await?;
         let latency = latency(&client, &ledger, latency_batches).await?;
         let _ = stop.send(());
         server.await??;
@@ -403,10 +417,12 @@ fn main() -> anyhow::Result<()> {
             "benchmark": "devnet",
             "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            "processor": tp_path.display().to_string(),
+            "processor_binary": tp_path.display().to_string(),
             "members": options.members,
             "block_interval_ms": options.block_interval_ms,
             "component_endpoint": if options.ipc { "ipc" } else { "tcp" },
+            "max_inflight_txns": options.max_inflight,
+            "processors": tp_pids.len(),
             "transaction": "bcfl ReportBandwidth (1 link) via bcfl-tp",
             "signing": {
                 "transactions": txns,

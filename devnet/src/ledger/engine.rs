@@ -60,11 +60,13 @@ pub struct EngineSettings {
     pub max_retries: u32,
     /// How long a processor may take for one transaction.
     pub processor_timeout: Duration,
+    /// Transactions in flight at once (1: serial execution).
+    pub max_inflight: usize,
 }
 
-/// The request a processor is working on.
+/// A request a processor is working on (keyed by its correlation id).
 pub(super) struct InFlight {
-    pub correlation_id: String,
+    pub context_id: String,
     pub identity: Vec<u8>,
     pub deadline: Instant,
 }
@@ -94,7 +96,8 @@ pub struct Engine {
     pub(super) block: Option<BlockBuild>,
     /// Head-state values read so far (see [`HeadCache`]).
     pub(super) head_cache: HeadCache,
-    pub(super) inflight: Option<InFlight>,
+    /// Requests with processors, by correlation id.
+    pub(super) inflight: HashMap<String, InFlight>,
     pub(super) avoid: Option<Vec<u8>>,
     pub(super) last_block_start: Option<Instant>,
     /// True when the last block left nothing pending: the next batch is published at once.
@@ -165,7 +168,7 @@ impl Engine {
             peers: HashMap::new(),
             block: None,
             head_cache: HeadCache::default(),
-            inflight: None,
+            inflight: HashMap::new(),
             avoid: None,
             last_block_start: None,
             idle: true,
@@ -250,8 +253,8 @@ impl Engine {
     fn poll_timeout(&self) -> i64 {
         let now = Instant::now();
         let mut until = now + Duration::from_secs(1);
-        if let Some(f) = &self.inflight {
-            until = until.min(f.deadline);
+        if let Some(deadline) = self.inflight.values().map(|f| f.deadline).min() {
+            until = until.min(deadline);
         }
         if let Some(d) = self.liveness_deadline {
             until = until.min(d);
@@ -359,15 +362,17 @@ impl Engine {
         if self.registry.unregister(identity) {
             tracing::info!(identity = %hex::encode(identity), why, "processor dropped");
         }
-        if self
+        let lost: Vec<String> = self
             .inflight
-            .as_ref()
-            .is_some_and(|f| f.identity == identity)
-        {
-            self.inflight = None;
+            .iter()
+            .filter(|(_, f)| f.identity == identity)
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in lost {
+            let flight = self.inflight.remove(&cid).expect("listed above");
             self.fail_running(
+                flight,
                 format!("transaction processor disconnected ({why})"),
-                identity.to_vec(),
             );
         }
     }
@@ -415,11 +420,17 @@ impl Engine {
 
     fn check_timers(&mut self) {
         let now = Instant::now();
-        if self.inflight.as_ref().is_some_and(|f| now >= f.deadline) {
-            let f = self.inflight.take().expect("checked above");
-            self.registry.release(&f.identity);
-            tracing::warn!(identity = %hex::encode(&f.identity), "processor timed out");
-            self.fail_running("transaction processor timed out".into(), f.identity);
+        let late: Vec<String> = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| now >= f.deadline)
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in late {
+            let flight = self.inflight.remove(&cid).expect("listed above");
+            self.registry.release(&flight.identity);
+            tracing::warn!(identity = %hex::encode(&flight.identity), "processor timed out");
+            self.fail_running(flight, "transaction processor timed out".into());
         }
         let due = self.reprobe_at.len();
         self.reprobe_at.retain(|t| *t > now);

@@ -128,27 +128,25 @@ impl Engine {
             .register(req.get_family(), req.get_version(), registration);
     }
 
+    /// Whether `identity` is running the transaction of `context_id` in the current block.
     fn context_for(&self, identity: &[u8], context_id: &str) -> bool {
-        let owner = self
-            .inflight
-            .as_ref()
-            .is_some_and(|f| f.identity == identity);
-        owner
+        self.inflight
+            .values()
+            .any(|f| f.context_id == context_id && f.identity == identity)
             && self
                 .block
                 .as_ref()
-                .and_then(|b| b.context.as_ref())
-                .is_some_and(|c| c.id == context_id)
+                .is_some_and(|b| b.context(context_id).is_some())
     }
 
     fn on_get(&mut self, identity: &[u8], cid: &str, req: TpStateGetRequest) {
         let mut resp = TpStateGetResponse::new();
         resp.set_status(TpStateGetResponse_Status::OK);
-        if self.context_for(identity, req.get_context_id()) {
+        let context_id = req.get_context_id();
+        if self.context_for(identity, context_id) {
             let block = self.block.as_ref().expect("context_for checked the block");
             let ctx = block
-                .context
-                .as_ref()
+                .context(context_id)
                 .expect("context_for checked the context");
             let addresses = req.get_addresses();
             if addresses
@@ -160,7 +158,7 @@ impl Engine {
                     entry.set_address(a.clone());
                     entry.set_data(
                         block
-                            .read(a, &self.shared.store, &mut self.head_cache)
+                            .read(context_id, a, &self.shared.store, &mut self.head_cache)
                             .unwrap_or_default(),
                     );
                     entry
@@ -180,7 +178,7 @@ impl Engine {
             let ctx = self
                 .block
                 .as_mut()
-                .and_then(|b| b.context.as_mut())
+                .and_then(|b| b.context_mut(req.get_context_id()))
                 .expect("checked");
             if req
                 .get_entries()
@@ -207,7 +205,7 @@ impl Engine {
             let ctx = self
                 .block
                 .as_mut()
-                .and_then(|b| b.context.as_mut())
+                .and_then(|b| b.context_mut(req.get_context_id()))
                 .expect("checked");
             if req
                 .get_addresses()
@@ -230,7 +228,8 @@ impl Engine {
         let mut resp = TpReceiptAddDataResponse::new();
         resp.set_status(TpReceiptAddDataResponse_Status::ERROR);
         if self.context_for(identity, req.get_context_id()) {
-            if let Some(ctx) = self.block.as_mut().and_then(|b| b.context.as_mut()) {
+            let context_id = req.get_context_id().to_owned();
+            if let Some(ctx) = self.block.as_mut().and_then(|b| b.context_mut(&context_id)) {
                 ctx.add_data(req.take_data());
                 resp.set_status(TpReceiptAddDataResponse_Status::OK);
             }
@@ -242,7 +241,8 @@ impl Engine {
         let mut resp = TpEventAddResponse::new();
         resp.set_status(TpEventAddResponse_Status::ERROR);
         if self.context_for(identity, req.get_context_id()) {
-            if let Some(ctx) = self.block.as_mut().and_then(|b| b.context.as_mut()) {
+            let context_id = req.get_context_id().to_owned();
+            if let Some(ctx) = self.block.as_mut().and_then(|b| b.context_mut(&context_id)) {
                 ctx.add_event(req.take_event());
                 resp.set_status(TpEventAddResponse_Status::OK);
             }
@@ -253,8 +253,8 @@ impl Engine {
     fn on_process_response(&mut self, identity: &[u8], cid: &str, mut resp: TpProcessResponse) {
         let matches = self
             .inflight
-            .as_ref()
-            .is_some_and(|f| f.correlation_id == cid && f.identity == identity);
+            .get(cid)
+            .is_some_and(|f| f.identity == identity);
         if !matches {
             tracing::warn!(
                 correlation_id = cid,
@@ -262,7 +262,7 @@ impl Engine {
             );
             return;
         }
-        self.inflight = None;
+        let flight = self.inflight.remove(cid).expect("checked above");
         self.registry.release(identity);
         let outcome = match resp.get_status() {
             TpProcessResponse_Status::OK => TxnOutcome::Valid,
@@ -277,20 +277,20 @@ impl Engine {
                 extended_data: resp.take_extended_data(),
             },
         };
-        self.finish_running(outcome);
+        self.finish_running(&flight.context_id, outcome);
     }
 
-    /// Fails the running transaction (retry or give up), e.g. after a timeout or disconnect.
-    pub(super) fn fail_running(&mut self, reason: String, identity: Vec<u8>) {
-        self.avoid = Some(identity);
-        self.finish_running(TxnOutcome::Failed { reason });
+    /// Fails a running transaction (retry or give up), e.g. after a timeout or disconnect.
+    pub(super) fn fail_running(&mut self, flight: InFlight, reason: String) {
+        self.avoid = Some(flight.identity);
+        self.finish_running(&flight.context_id, TxnOutcome::Failed { reason });
     }
 
-    fn finish_running(&mut self, outcome: TxnOutcome) {
+    fn finish_running(&mut self, context_id: &str, outcome: TxnOutcome) {
         let Some(block) = self.block.as_mut() else {
             return;
         };
-        if let Some((batch_id, info)) = block.finish_txn(outcome) {
+        if let Some((batch_id, info)) = block.finish_txn(context_id, outcome) {
             tracing::info!(batch = %batch_id, message = %info[0].message, "batch invalid");
             self.shared
                 .pool
@@ -301,7 +301,7 @@ impl Engine {
 
     /// Advances block building as far as it can go without waiting for a processor.
     pub(super) fn drive(&mut self) {
-        while self.inflight.is_none() {
+        loop {
             if self.block.is_none() && !self.start_block() {
                 return;
             }
@@ -311,7 +311,8 @@ impl Engine {
                     self.finish_block();
                     return;
                 }
-                NextTxn::Run(batch, index) => self.dispatch(batch, index),
+                NextTxn::Wait => return,
+                NextTxn::Run(batch, index, context_id) => self.dispatch(batch, index, context_id),
             }
         }
     }
@@ -368,13 +369,19 @@ impl Engine {
         self.block = Some(BlockBuild::new(
             batches,
             self.settings.max_retries,
+            self.settings.max_inflight,
             parents,
             Arc::new(parent_txns),
         ));
         true
     }
 
-    fn dispatch(&mut self, batch: Arc<super::validate::QueuedBatch>, index: usize) {
+    fn dispatch(
+        &mut self,
+        batch: Arc<super::validate::QueuedBatch>,
+        index: usize,
+        context_id: String,
+    ) {
         let txn = &batch.txns[index];
         let (family, version) = (
             txn.header.get_family_name(),
@@ -383,15 +390,9 @@ impl Engine {
         let avoid = self.avoid.take();
         let Some(tp) = self.registry.pick(family, version, avoid.as_deref()) else {
             tracing::debug!(family, version, "waiting for a processor to register");
-            self.finish_running(TxnOutcome::NoProcessor);
+            self.finish_running(&context_id, TxnOutcome::NoProcessor);
             return;
         };
-        let block = self.block.as_ref().expect("dispatch runs inside a block");
-        let context_id = block
-            .context
-            .as_ref()
-            .map(|c| c.id.clone())
-            .unwrap_or_default();
         let signed = &batch.batch.get_transactions()[index];
         let mut req = TpProcessRequest::new();
         match tp.header_style {
@@ -402,7 +403,7 @@ impl Engine {
         }
         req.set_payload(signed.get_payload().to_vec());
         req.set_signature(txn.id.clone());
-        req.set_context_id(context_id);
+        req.set_context_id(context_id.clone());
         let correlation_id = super::uuid4_hex();
         if self
             .send(&tp.identity, T::TP_PROCESS_REQUEST, &correlation_id, &req)
@@ -412,15 +413,18 @@ impl Engine {
             // without counting a failure.
             self.registry.release(&tp.identity);
             if let Some(b) = self.block.as_mut() {
-                b.context = None;
+                b.requeue(&context_id);
             }
             return;
         }
-        self.inflight = Some(InFlight {
+        self.inflight.insert(
             correlation_id,
-            identity: tp.identity,
-            deadline: Instant::now() + self.settings.processor_timeout,
-        });
+            InFlight {
+                context_id,
+                identity: tp.identity,
+                deadline: Instant::now() + self.settings.processor_timeout,
+            },
+        );
     }
 
     fn finish_block(&mut self) {

@@ -24,11 +24,14 @@
 //! execution), [`engine`] and `handlers` (the ZMQ loop), [`keys`].
 
 pub mod committer;
+mod context;
 pub mod engine;
 pub mod error;
 mod handlers;
 pub mod keys;
 pub mod publisher;
+#[cfg(test)]
+mod publisher_tests;
 pub mod queue;
 pub mod registry;
 pub mod state;
@@ -91,6 +94,10 @@ pub struct DevnetConfig {
     pub max_internal_retries: u32,
     /// How long a processor may take to answer a `TpProcessRequest`.
     pub processor_timeout: Duration,
+    /// Transactions executing at once: a transaction is sent to a processor before earlier
+    /// ones finished only when their declared addresses do not conflict, so the results are
+    /// those of serial execution (see [`publisher`]); 1 executes strictly one at a time.
+    pub max_inflight_txns: usize,
     /// The network endpoint reported by `/status` (devnet has no peers).
     pub network_endpoint: String,
 }
@@ -105,6 +112,7 @@ impl Default for DevnetConfig {
             max_pending_batches: 10_000,
             max_internal_retries: 3,
             processor_timeout: Duration::from_secs(60),
+            max_inflight_txns: 8,
             network_endpoint: "tcp://127.0.0.1:8800".into(),
         }
     }
@@ -236,6 +244,7 @@ impl Devnet {
             },
             max_retries: config.max_internal_retries,
             processor_timeout: config.processor_timeout,
+            max_inflight: config.max_inflight_txns,
         };
         let pool = BatchPool::new(config.max_pending_batches);
         let network_endpoint = config.network_endpoint.clone();
