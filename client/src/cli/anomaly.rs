@@ -10,6 +10,12 @@
 //! The methods are the processor's own ([`bcfl_processor::anomaly`]), run on the same fixed-point
 //! configuration the chain stores, so the output equals what `EvaluateRound` would record for
 //! the same features.
+//!
+//! With the `train` feature, `bcfl anomaly bench` and `bcfl anomaly paper-table` ([`bench`])
+//! measure the methods on real federated training under attack.
+
+#[cfg(feature = "train")]
+mod bench;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -50,7 +56,12 @@ pub(crate) enum Weight {
 
 /// Arguments of `bcfl anomaly`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct AnomalyArgs {
+    /// Experiments on real training (with the `train` feature).
+    #[cfg(feature = "train")]
+    #[command(subcommand)]
+    command: Option<bench::AnomalyCommand>,
     /// Methods to run (repeat or comma-separate).
     #[arg(long, value_enum, value_delimiter = ',', required = true)]
     method: Vec<Method>,
@@ -340,6 +351,11 @@ pub(crate) fn evaluation_table(members: &[String], evaluation: &Evaluation) -> S
 
 /// Runs `bcfl anomaly`.
 pub(crate) fn anomaly(ctx: &Context, args: AnomalyArgs) -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "train")]
+    let args = match args.command {
+        Some(command) => return bench::run(ctx, command).map(|()| ExitCode::SUCCESS),
+        None => args,
+    };
     let bandwidth = args.bandwidth.as_deref().map(read).transpose()?;
     let features = args.features.as_deref().map(read).transpose()?;
     let (data, listed) = member_data(bandwidth.as_deref(), features.as_deref())?;
@@ -412,6 +428,8 @@ flipped,1.00,1.98
 
     fn args(method: &[Method]) -> AnomalyArgs {
         AnomalyArgs {
+            #[cfg(feature = "train")]
+            command: None,
             method: method.to_vec(),
             bandwidth: None,
             features: None,

@@ -18,6 +18,8 @@
 //!   [`sketch`] computes the statistics a commitment carries.
 //! - [`simulate`] runs federated rounds in one process; [`command`] is the `bcfl train`,
 //!   `bcfl eval`, `bcfl fl simulate` and `bcfl fl bench` command line; [`mod@bench`] the benchmarks.
+//! - [`attack`] trains the head over frozen embeddings with attackers, and measures detection,
+//!   exclusion and robust aggregation (`bcfl anomaly bench`, `bcfl anomaly paper-table`).
 //!
 //! ```no_run
 //! use bcfl_client::train::{checkpoint::ModelDir, lora::LoraConfig};
@@ -31,6 +33,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod attack;
 pub mod bench;
 pub mod bert;
 pub mod checkpoint;

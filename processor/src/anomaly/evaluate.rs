@@ -296,6 +296,23 @@ mod tests {
     }
 
     #[test]
+    fn zscore_floor_spares_nearly_equal_norms_but_not_a_scaled_one() {
+        // Equal IID shards: honest norms within a few per cent. 1.00 is 9 % below the median
+        // 1.10 with a MAD of 0.01 (0.6745 * 0.1 / 0.01 = 6.7 without the floor); the floor
+        // 0.05 * 1.10 makes it 1.8, unflagged. The x10 member stays far out.
+        let members: Vec<String> = (0..7).map(|i| format!("m{i}")).collect();
+        let norms = vec![1.10, 1.09, 1.11, 1.10, 1.12, 1.00, 11.0];
+        let data = MemberData::new(members, vec![(Feature::UPDATE_NORM, norms)], vec![]).unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![Feature::UPDATE_NORM];
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, vec!["m6".to_owned()]);
+        let scores: Vec<i64> = e.methods[0].scores.iter().map(|s| s.score_micro).collect();
+        assert_eq!(scores[5], -1_818_182);
+    }
+
+    #[test]
     fn member_data_checks_its_input() {
         let two = || vec!["a".to_owned(), "b".to_owned()];
         let err = MemberData::new(vec!["b".into(), "a".into()], vec![], vec![]).unwrap_err();

@@ -56,15 +56,24 @@ fn points_strategy() -> impl Strategy<Value = Vec<Vec<f64>>> {
 
 proptest! {
     #[test]
-    fn zscore_is_invariant_to_shift_and_positive_scale(
+    fn zscore_is_invariant_to_positive_scale_and_never_beyond_the_unfloored_score(
         values in prop::collection::vec(-1_000i32..1_000, 1..30),
-        shift in -1_000i32..1_000,
         scale in 1u32..1_000,
     ) {
         let x: Vec<f64> = values.iter().map(|v| f64::from(*v)).collect();
-        let y: Vec<f64> = x.iter().map(|v| v * f64::from(scale) / 8.0 + f64::from(shift)).collect();
+        let y: Vec<f64> = x.iter().map(|v| v * f64::from(scale) / 8.0).collect();
         for (a, b) in modified_zscores(&x).iter().zip(modified_zscores(&y)) {
             prop_assert!((a - b).abs() <= 1e-9 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+        // The relative floor only ever shrinks a score: |M| <= |0.6745 (x - med) / MAD|.
+        let med = super::stats::median(&x);
+        let deviations: Vec<f64> = x.iter().map(|v| (v - med).abs()).collect();
+        let mad = super::stats::median(&deviations);
+        if mad > 0.0 {
+            for (v, m) in x.iter().zip(modified_zscores(&x)) {
+                let unfloored = 0.6745 * (v - med) / mad;
+                prop_assert!(m.abs() <= unfloored.abs() * (1.0 + 1e-12) + 1e-12, "{m} vs {unfloored}");
+            }
         }
     }
 

@@ -96,12 +96,18 @@ pub struct SimulatedRound {
     pub attackers: Vec<String>,
 }
 
-/// SplitMix64 with Box-Muller normals.
+/// SplitMix64 with Box-Muller normals: the seeded generator of the simulations (off-chain only).
 #[derive(Clone, Debug)]
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn next_u64(&mut self) -> u64 {
+    /// A generator whose state starts at `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -110,14 +116,88 @@ impl Rng {
     }
 
     /// Uniform in (0, 1).
-    fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn normal(&mut self) -> f64 {
+    /// A standard normal draw.
+    pub fn normal(&mut self) -> f64 {
         let (u, v) = (self.uniform(), self.uniform());
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }
+
+    /// `k` distinct indices of `0..n` drawn at random (a partial Fisher-Yates shuffle), sorted.
+    pub fn choose(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let k = k.min(n);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in 0..k {
+            let j = i + (self.next_u64() % (n - i) as u64) as usize;
+            order.swap(i, j);
+        }
+        let mut chosen = order[..k].to_vec();
+        chosen.sort_unstable();
+        chosen
+    }
+}
+
+/// How a link of an attacker is slowed by [`Attack::SlowLink`].
+pub const SLOW_LINK_FACTOR: f64 = 100.0;
+
+/// What an attacker commits instead of its `honest` update (see the module docs); `SlowLink`
+/// keeps the update (it acts on links, see [`measured_links`]). Gaussian noise draws from `rng`.
+pub fn attack_update(attack: Attack, honest: &[f64], rng: &mut Rng) -> Vec<f64> {
+    match attack {
+        Attack::SignFlip => honest.iter().map(|x| -x).collect(),
+        Attack::Scale => honest.iter().map(|x| 10.0 * x).collect(),
+        Attack::GaussianNoise => {
+            let noise: Vec<f64> = (0..honest.len()).map(|_| rng.normal()).collect();
+            let noise_norm = norm(&noise);
+            let k = if noise_norm > 0.0 {
+                norm(honest) / noise_norm
+            } else {
+                0.0
+            };
+            noise.iter().map(|x| x * k).collect()
+        }
+        Attack::FreeRider => vec![0.0; honest.len()],
+        Attack::SlowLink => honest.to_vec(),
+    }
+}
+
+/// Every directed link among `keys` measured once (epoch 1, a 1 MiB probe), sorted by
+/// (from, to): log-normal bandwidths around 100 MB/s (sigma 0.3), [`SLOW_LINK_FACTOR`] times
+/// slower when either end is `slow`.
+pub fn measured_links(keys: &[String], slow: &[bool], rng: &mut Rng) -> Vec<pb::Link> {
+    let mut links = Vec::new();
+    for (i, from) in keys.iter().enumerate() {
+        for (j, to) in keys.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let base = 1e8 * (0.3 * rng.normal()).exp();
+            let is_slow =
+                slow.get(i).copied().unwrap_or(false) || slow.get(j).copied().unwrap_or(false);
+            let bandwidth = if is_slow {
+                base / SLOW_LINK_FACTOR
+            } else {
+                base
+            };
+            links.push(pb::Link {
+                from: from.clone(),
+                to: to.clone(),
+                samples: vec![pb::LinkSample {
+                    epoch: 1,
+                    bytes_per_sec: bandwidth.max(1.0) as u64,
+                    rtt_us: 500,
+                    probe_bytes: 1 << 20,
+                    ..Default::default()
+                }]
+                .into(),
+                ..Default::default()
+            });
+        }
+    }
+    links
 }
 
 fn norm(v: &[f64]) -> f64 {
@@ -146,14 +226,8 @@ pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
     let truth_norm = norm(&truth);
     let direction: Vec<f64> = truth.iter().map(|x| x / truth_norm).collect();
     let keys: Vec<String> = (0..n).map(|i| format!("member{i:03}")).collect();
-    // Pick attackers: a partial Fisher-Yates shuffle.
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in 0..scenario.attackers.min(n) {
-        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
-        order.swap(i, j);
-    }
     let mut is_attacker = vec![false; n];
-    for &i in &order[..scenario.attackers.min(n)] {
+    for i in rng.choose(n, scenario.attackers) {
         is_attacker[i] = true;
     }
     let noise_scale = 0.6 / (UPDATE_DIM as f64).sqrt();
@@ -166,16 +240,10 @@ pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
                 .iter()
                 .map(|d| size * (d + noise_scale * rng.normal()))
                 .collect();
-            let update: Vec<f64> = match (is_attacker[i], scenario.attack) {
-                (true, Attack::SignFlip) => honest.iter().map(|x| -x).collect(),
-                (true, Attack::Scale) => honest.iter().map(|x| 10.0 * x).collect(),
-                (true, Attack::GaussianNoise) => {
-                    let noise: Vec<f64> = (0..UPDATE_DIM).map(|_| rng.normal()).collect();
-                    let k = norm(&honest) / norm(&noise);
-                    noise.iter().map(|x| x * k).collect()
-                }
-                (true, Attack::FreeRider) => vec![0.0; UPDATE_DIM],
-                _ => honest,
+            let update = if is_attacker[i] {
+                attack_update(scenario.attack, &honest, &mut rng)
+            } else {
+                honest
             };
             pb::Commitment {
                 round: 1,
@@ -190,30 +258,11 @@ pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
             }
         })
         .collect();
-    let mut links = Vec::new();
-    for (i, from) in keys.iter().enumerate() {
-        for (j, to) in keys.iter().enumerate() {
-            if i == j {
-                continue;
-            }
-            let slow = scenario.attack == Attack::SlowLink && (is_attacker[i] || is_attacker[j]);
-            let base = 1e8 * (0.3 * rng.normal()).exp();
-            let bandwidth = if slow { base / 100.0 } else { base };
-            links.push(pb::Link {
-                from: from.clone(),
-                to: to.clone(),
-                samples: vec![pb::LinkSample {
-                    epoch: 1,
-                    bytes_per_sec: bandwidth.max(1.0) as u64,
-                    rtt_us: 500,
-                    probe_bytes: 1 << 20,
-                    ..Default::default()
-                }]
-                .into(),
-                ..Default::default()
-            });
-        }
-    }
+    let slow: Vec<bool> = is_attacker
+        .iter()
+        .map(|a| *a && scenario.attack == Attack::SlowLink)
+        .collect();
+    let links = measured_links(&keys, &slow, &mut rng);
     let attackers = keys
         .iter()
         .zip(&is_attacker)

@@ -53,6 +53,52 @@ pub fn standardize(values: &[f64]) -> Vec<f64> {
     }
 }
 
+/// The consistency constant of the MAD: the 0.75 quantile of the standard normal.
+pub const MAD_CONSTANT: f64 = 0.6745;
+
+/// The consistency constant of the mean absolute deviation: `sqrt(pi / 2)`.
+pub const MEAN_AD_CONSTANT: f64 = 1.253314;
+
+/// The smallest robust scale, as a fraction of the median's magnitude (see [`robust_scale`]).
+pub const RELATIVE_SCALE_FLOOR: f64 = 0.05;
+
+/// Robust location and scale of one column: the median, and an estimate of the standard
+/// deviation of normal data that outliers do not inflate:
+///
+/// ```text
+/// s = max(MAD / 0.6745, 0.05 |median|)                 when MAD > 0
+/// s = max(1.253314 * MeanAD, 0.05 |median|)            when MAD = 0
+/// ```
+///
+/// `MAD` is the median of `|x - median|`, `MeanAD` their mean (Iglewicz and Hoaglin's fallback
+/// when more than half the values are equal). The floor of 5 % of the median's magnitude keeps
+/// members whose values are nearly identical (equal shards of IID data give update norms
+/// within a few per cent of each other) from making a harmless deviation look extreme: with the
+/// floor, a value within `t * 5 %` of the median is never `t` scales away from it. `s` is 0 only
+/// when every value equals a median of 0.
+pub fn robust_scale(values: &[f64]) -> (f64, f64) {
+    let med = median(values);
+    let deviations: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
+    let mad = median(&deviations);
+    let spread = if mad > 0.0 {
+        mad / MAD_CONSTANT
+    } else {
+        MEAN_AD_CONSTANT * mean(&deviations)
+    };
+    (med, spread.max(RELATIVE_SCALE_FLOOR * med.abs()))
+}
+
+/// Robustly standardizes one column: `(x - median) / s` with `s` from [`robust_scale`]; a
+/// column with `s = 0` (all values 0) becomes all zeros.
+pub fn robust_standardize(values: &[f64]) -> Vec<f64> {
+    let (med, scale) = robust_scale(values);
+    if scale > 0.0 && scale.is_finite() {
+        values.iter().map(|v| (v - med) / scale).collect()
+    } else {
+        vec![0.0; values.len()]
+    }
+}
+
 /// A real number as fixed point x 1e6 (`*_micro`), rounded half away from zero and saturated to
 /// the `i64` range; NaN maps to 0.
 pub fn to_micro(value: f64) -> i64 {
@@ -87,6 +133,27 @@ mod tests {
         assert_eq!(population_std(&v), 2.0);
         assert_eq!(standardize(&v)[0], -1.5);
         assert_eq!(standardize(&[3.0, 3.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn robust_scale_known_answers() {
+        // median 3, deviations 2,1,0,1,97 -> MAD 1, s = 1 / 0.6745 (above the floor 0.15).
+        assert_eq!(
+            robust_scale(&[1.0, 2.0, 3.0, 4.0, 100.0]),
+            (3.0, 1.0 / 0.6745)
+        );
+        // median 5, MAD 0, MeanAD 1 -> 1.253314 (above the floor 0.25).
+        assert_eq!(robust_scale(&[5.0, 5.0, 5.0, 5.0, 10.0]), (5.0, 1.253314));
+        // Nearly equal values: the floor 5 % of 100 = 5 wins over MAD / 0.6745 ~ 1.48.
+        let (med, s) = robust_scale(&[99.0, 100.0, 101.0, 100.0, 108.0]);
+        assert_eq!((med, s), (100.0, 5.0));
+        assert_eq!(
+            robust_standardize(&[99.0, 100.0, 101.0, 100.0, 108.0])[4],
+            1.6
+        );
+        assert_eq!(robust_scale(&[0.0; 3]), (0.0, 0.0));
+        assert_eq!(robust_standardize(&[0.0; 3]), vec![0.0; 3]);
+        assert_eq!(robust_standardize(&[]), Vec::<f64>::new());
     }
 
     #[test]

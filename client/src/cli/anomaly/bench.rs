@@ -1,0 +1,249 @@
+//! `bcfl anomaly bench` and `bcfl anomaly paper-table`: attacks on real federated training of the
+//! classification head over frozen MiniLM embeddings (see [`bcfl_client::train::attack`]).
+//!
+//! Both embed Medical Abstracts once with the frozen model (cached under
+//! `$BCFL_HOME/cache`), then train, attack, detect, exclude and aggregate in memory. Without
+//! `--json` they print markdown tables; with it, the report as one JSON object.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
+use bcfl_client::train::attack::detect::Detector;
+use bcfl_client::train::attack::embed::Embeddings;
+use bcfl_client::train::attack::experiment::AttackKind;
+use bcfl_client::train::attack::head::LocalConfig;
+use bcfl_client::train::attack::medical_embeddings;
+use bcfl_client::train::attack::paper::{paper_table, PaperConfig};
+use bcfl_client::train::checkpoint::ModelDir;
+use bcfl_client::train::data::Dataset;
+use bcfl_client::train::split::Partition;
+use clap::{Args, Subcommand};
+
+use super::super::Context;
+
+/// Subcommands of `bcfl anomaly` (without one, it scores members from files).
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnomalyCommand {
+    /// Detection quality and final accuracy per defence under attack, over seeds.
+    Bench(BenchArgs),
+    /// The seed paper's table: method, anomalous nodes, asynchronous time, IID/non-IID accuracy.
+    PaperTable(PaperArgs),
+}
+
+/// Where the model, data and cache are, and how training runs.
+#[derive(Debug, Args)]
+pub(crate) struct CommonArgs {
+    /// Directory of the frozen BERT checkpoint.
+    #[arg(long, env = "BCFL_MODEL_DIR")]
+    model_dir: PathBuf,
+    /// Required SHA-256 of model.safetensors (default: the installing package's record).
+    #[arg(long)]
+    model_sha256: Option<String>,
+    /// Data directory holding `medical-abstracts/`.
+    #[arg(long, env = "BCFL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Embedding cache directory [default: $BCFL_HOME/cache].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Longest token sequence of the embeddings.
+    #[arg(long, default_value_t = 128)]
+    max_len: usize,
+    /// Number of seeds.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// The first seed (seeds are first-seed .. first-seed + seeds).
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Federated rounds.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    /// Local SGD batch size.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Local SGD learning rate.
+    #[arg(long, default_value_t = 0.5)]
+    lr: f64,
+    /// Length of the committed sketches.
+    #[arg(long, default_value_t = 256)]
+    sketch_length: usize,
+    /// Fraction of the data held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+}
+
+impl CommonArgs {
+    fn load(&self) -> anyhow::Result<(Dataset, Embeddings)> {
+        let model = ModelDir::open(&self.model_dir, self.model_sha256.as_deref())?;
+        let cache = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::var_os("BCFL_HOME")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/bcfl"))
+                })
+                .context("set BCFL_HOME or give --cache-dir")?
+                .join("cache"),
+        };
+        let (dataset, embeddings, cached) =
+            medical_embeddings(&model, &self.data_dir, &cache, self.max_len)?;
+        tracing::info!(rows = embeddings.len(), cached, cache = %cache.display(), "embeddings ready");
+        // The head's tensors are tiny: one thread avoids OpenMP's spinning between operations.
+        tch::set_num_threads(1);
+        Ok((dataset, embeddings))
+    }
+
+    fn local(&self) -> anyhow::Result<LocalConfig> {
+        if self.epochs == 0 || self.batch_size == 0 || !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--epochs, --batch-size and --lr must be positive");
+        }
+        Ok(LocalConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            learning_rate: self.lr,
+        })
+    }
+
+    fn seed_list(&self) -> Vec<u64> {
+        (self.first_seed..self.first_seed + self.seeds).collect()
+    }
+}
+
+fn attacks(names: &[String]) -> anyhow::Result<Vec<AttackKind>> {
+    if names.iter().any(|n| n == "all") {
+        return Ok(AttackKind::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| {
+            AttackKind::parse(n).with_context(|| {
+                let known: Vec<&str> = AttackKind::ALL.iter().map(|a| a.name()).collect();
+                format!("unknown attack {n:?} (known: {})", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+/// Arguments of `bcfl anomaly bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Member counts.
+    #[arg(long, value_delimiter = ',', default_value = "10,20")]
+    members: Vec<usize>,
+    /// Attacker fractions.
+    #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
+    fractions: Vec<f64>,
+    /// Attacks (label_flip, sign_flip, scale_x10, gaussian_noise, free_rider, stale_rider,
+    /// slow_link, or all).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
+    attacks: Vec<String>,
+    /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "pagerank,dbscan,zscore,ensemble,any"
+    )]
+    detectors: Vec<String>,
+    /// Non-IID shards: Dirichlet concentration (default: IID shards).
+    #[arg(long)]
+    dirichlet: Option<f64>,
+}
+
+/// Arguments of `bcfl anomaly paper-table`.
+#[derive(Debug, Args)]
+pub(crate) struct PaperArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Members.
+    #[arg(long, default_value_t = 10)]
+    members: usize,
+    /// Attackers; attacker j uses the j-th attack (cycling).
+    #[arg(long, default_value_t = 2)]
+    attackers: usize,
+    /// Attacks of the attackers.
+    #[arg(long, value_delimiter = ',', default_value = "slow_link,scale_x10")]
+    attacks: Vec<String>,
+    /// Dirichlet concentration of the non-IID shards.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Transfer size in bytes for the distribution time [default: the update file size].
+    #[arg(long)]
+    size: Option<f64>,
+    /// Fixed delay D_G in seconds.
+    #[arg(long, default_value_t = 0.0)]
+    delay: f64,
+}
+
+/// Runs a `bcfl anomaly` subcommand.
+pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> {
+    match command {
+        AnomalyCommand::Bench(args) => {
+            let detectors = args
+                .detectors
+                .iter()
+                .map(|n| Detector::parse(n).with_context(|| format!("unknown detector {n:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if args.fractions.iter().any(|f| !(0.0..1.0).contains(f)) {
+                bail!("--fractions must lie in [0, 1)");
+            }
+            let config = BenchConfig {
+                members: args.members.clone(),
+                fractions: args.fractions.clone(),
+                attacks: attacks(&args.attacks)?,
+                seeds: args.common.seed_list(),
+                rounds: args.common.rounds,
+                local: args.common.local()?,
+                partition: match args.dirichlet {
+                    Some(alpha) => Partition::Dirichlet { alpha },
+                    None => Partition::Iid,
+                },
+                sketch_length: args.common.sketch_length,
+                test_fraction: args.common.test_fraction,
+                detectors,
+            };
+            let (dataset, embeddings) = args.common.load()?;
+            let report = run_bench(&dataset, &embeddings, &config, |cell| {
+                tracing::info!(
+                    members = cell.members,
+                    attackers = cell.attackers,
+                    attack = %cell.attack,
+                    "cell done"
+                );
+            })?;
+            if ctx.json() {
+                ctx.print_json(&serde_json::to_value(&report)?);
+            } else {
+                print!("{}", report.markdown());
+                println!("\n({:.1} s)", report.seconds);
+            }
+        }
+        AnomalyCommand::PaperTable(args) => {
+            let config = PaperConfig {
+                members: args.members,
+                attackers: args.attackers,
+                attacks: attacks(&args.attacks)?,
+                seeds: args.common.seed_list(),
+                rounds: args.common.rounds,
+                local: args.common.local()?,
+                alpha: args.alpha,
+                sketch_length: args.common.sketch_length,
+                test_fraction: args.common.test_fraction,
+                size_bytes: args.size,
+                delay_s: args.delay,
+            };
+            let (dataset, embeddings) = args.common.load()?;
+            let table = paper_table(&dataset, &embeddings, &config)?;
+            if ctx.json() {
+                ctx.print_json(&serde_json::to_value(&table)?);
+            } else {
+                print!("{}", table.markdown());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! The attack benchmark: members x attacker fractions x attacks x seeds, every defence.
+//!
+//! For each cell (members, attackers, attack) and seed, [`experiment::prepare`] draws the split,
+//! the shards, the attackers and the links, and [`experiment::run`] trains with each defence:
+//! no defence, exclusion by each [`Detector`], Krum and the trimmed mean. The clean run (the same
+//! members, nobody attacking, FedAvg) and the centralized head are the references. Detection
+//! counts are summed over rounds and seeds before precision, recall and F1 are taken (as the
+//! processor's synthetic benchmark does); accuracies are averaged over seeds.
+
+use serde::Serialize;
+
+use bcfl_processor::anomaly::simulate::Counts;
+
+use super::super::data::Dataset;
+use super::super::split::Partition;
+use super::super::Result;
+use super::detect::Detector;
+use super::embed::Embeddings;
+use super::experiment::{centralized, prepare, run, run_all, AttackKind, Defence, Scenario};
+use super::head::LocalConfig;
+
+/// The grid and the training settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// Member counts.
+    pub members: Vec<usize>,
+    /// Attacker fractions (attackers = round(members x fraction)).
+    pub fractions: Vec<f64>,
+    /// Attacks, one per cell.
+    pub attacks: Vec<AttackKind>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Federated rounds.
+    pub rounds: usize,
+    /// Local training.
+    pub local: LocalConfig,
+    /// How data is spread over members.
+    pub partition: Partition,
+    /// Sketch length of the commitments.
+    pub sketch_length: usize,
+    /// Held-out fraction.
+    pub test_fraction: f64,
+    /// Detectors whose exclusion is compared.
+    pub detectors: Vec<Detector>,
+}
+
+/// A mean and a population standard deviation over seeds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Stat {
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub std: f64,
+}
+
+impl Stat {
+    /// Of the values (0, 0 when empty).
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        Self {
+            mean,
+            std: var.sqrt(),
+        }
+    }
+}
+
+/// Detection quality of one detector in one cell.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DetectionRow {
+    /// Detector name.
+    pub detector: String,
+    /// Attackers excluded (over rounds and seeds).
+    pub tp: usize,
+    /// Honest members excluded.
+    pub fp: usize,
+    /// Attackers kept.
+    pub r#fn: usize,
+    /// TP / (TP + FP).
+    pub precision: f64,
+    /// TP / (TP + FN).
+    pub recall: f64,
+    /// Their harmonic mean.
+    pub f1: f64,
+}
+
+impl DetectionRow {
+    fn new(detector: Detector, c: &Counts) -> Self {
+        Self {
+            detector: detector.name().into(),
+            tp: c.true_positives,
+            fp: c.false_positives,
+            r#fn: c.false_negatives,
+            precision: c.precision(),
+            recall: c.recall(),
+            f1: c.f1(),
+        }
+    }
+}
+
+/// Final test accuracy of one defence in one cell.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AccuracyRow {
+    /// Defence name (`clean` for the run without attackers).
+    pub defence: String,
+    /// Over seeds.
+    pub accuracy: Stat,
+}
+
+/// One cell of the grid.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cell {
+    /// Members.
+    pub members: usize,
+    /// Attackers.
+    pub attackers: usize,
+    /// Attack name.
+    pub attack: String,
+    /// Per detector.
+    pub detection: Vec<DetectionRow>,
+    /// Per defence, the clean run first.
+    pub accuracy: Vec<AccuracyRow>,
+}
+
+/// The benchmark's result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// What was trained.
+    pub setup: String,
+    /// Seeds used.
+    pub seeds: Vec<u64>,
+    /// Rounds, local epochs, batch size, learning rate.
+    pub rounds: usize,
+    /// Local epochs per round.
+    pub local_epochs: usize,
+    /// Learning rate.
+    pub learning_rate: f64,
+    /// Partition scheme.
+    pub partition: Partition,
+    /// The head trained centrally on the whole training split, over seeds.
+    pub centralized_accuracy: Stat,
+    /// The cells.
+    pub cells: Vec<Cell>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// What the experiment trains, said in every report.
+pub const SETUP: &str = "federated training of the 384x5 classification head over frozen \
+all-MiniLM-L6-v2 mean-pooled embeddings of Medical Abstracts (not LoRA fine-tuning)";
+
+/// The defences compared, in report order.
+pub fn defences(detectors: &[Detector]) -> Vec<Defence> {
+    let mut d = vec![Defence::None];
+    d.extend(detectors.iter().map(|&x| Defence::Exclusion(x)));
+    d.extend([Defence::Krum, Defence::TrimmedMean]);
+    d
+}
+
+/// Runs the grid; `progress` hears about each finished cell.
+pub fn run_bench(
+    dataset: &Dataset,
+    embeddings: &Embeddings,
+    config: &BenchConfig,
+    mut progress: impl FnMut(&Cell),
+) -> Result<BenchReport> {
+    let started = std::time::Instant::now();
+    let work = tempfile::tempdir().map_err(|e| super::super::Error::io(std::env::temp_dir(), e))?;
+    let scenario = |members: usize, attackers: usize, attack: AttackKind, seed: u64| Scenario {
+        members,
+        attackers,
+        attacks: vec![attack],
+        rounds: config.rounds,
+        partition: config.partition,
+        local: config.local,
+        sketch_length: config.sketch_length,
+        test_fraction: config.test_fraction,
+        seed,
+    };
+    let mut centralized_accuracy = Vec::new();
+    let mut clean: Vec<(usize, Vec<f64>)> = Vec::new();
+    for &members in &config.members {
+        let mut per_seed = Vec::new();
+        for &seed in &config.seeds {
+            let s = scenario(members, 0, AttackKind::Scale, seed);
+            let prepared = prepare(embeddings, dataset, &s)?;
+            per_seed.push(run(&prepared, &s, Defence::None, work.path())?.accuracy);
+            if centralized_accuracy.len() < config.seeds.len() {
+                centralized_accuracy.push(centralized(&prepared, &s)?);
+            }
+        }
+        clean.push((members, per_seed));
+    }
+    let defences = defences(&config.detectors);
+    let mut cells = Vec::new();
+    for (members, clean_accuracy) in &clean {
+        let members = *members;
+        for &fraction in &config.fractions {
+            let attackers = ((members as f64) * fraction).round() as usize;
+            for &attack in &config.attacks {
+                let mut counts = vec![Counts::default(); config.detectors.len()];
+                let mut accuracy = vec![Vec::new(); defences.len()];
+                for &seed in &config.seeds {
+                    let s = scenario(members, attackers, attack, seed);
+                    let prepared = prepare(embeddings, dataset, &s)?;
+                    let outcomes = run_all(&prepared, &s, &defences, work.path())?;
+                    for (k, (defence, outcome)) in defences.iter().zip(outcomes).enumerate() {
+                        accuracy[k].push(outcome.accuracy);
+                        if let Defence::Exclusion(d) = defence {
+                            let i = config.detectors.iter().position(|x| x == d).unwrap_or(0);
+                            let c = &mut counts[i];
+                            c.true_positives += outcome.counts.true_positives;
+                            c.false_positives += outcome.counts.false_positives;
+                            c.false_negatives += outcome.counts.false_negatives;
+                        }
+                    }
+                }
+                let mut rows = vec![AccuracyRow {
+                    defence: "clean".into(),
+                    accuracy: Stat::of(clean_accuracy),
+                }];
+                rows.extend(defences.iter().zip(&accuracy).map(|(d, a)| AccuracyRow {
+                    defence: d.name(),
+                    accuracy: Stat::of(a),
+                }));
+                let cell = Cell {
+                    members,
+                    attackers,
+                    attack: attack.name().into(),
+                    detection: config
+                        .detectors
+                        .iter()
+                        .zip(&counts)
+                        .map(|(d, c)| DetectionRow::new(*d, c))
+                        .collect(),
+                    accuracy: rows,
+                };
+                progress(&cell);
+                cells.push(cell);
+            }
+        }
+    }
+    Ok(BenchReport {
+        setup: SETUP.into(),
+        seeds: config.seeds.clone(),
+        rounds: config.rounds,
+        local_epochs: config.local.epochs,
+        learning_rate: config.local.learning_rate,
+        partition: config.partition,
+        centralized_accuracy: Stat::of(&centralized_accuracy),
+        cells,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl BenchReport {
+    /// Two markdown tables: detection (F1, with precision/recall) and final accuracy.
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "Setup: {}; {} rounds x {} local epochs, lr {}, {:?}, seeds {:?}. Centralized head: \
+             {:.3} +/- {:.3}.\n\n",
+            self.setup,
+            self.rounds,
+            self.local_epochs,
+            self.learning_rate,
+            self.partition,
+            self.seeds,
+            self.centralized_accuracy.mean,
+            self.centralized_accuracy.std
+        );
+        let Some(first) = self.cells.first() else {
+            return out;
+        };
+        out.push_str("Detection, F1 (precision / recall), over all rounds and seeds:\n\n");
+        out.push_str("| members | attackers | attack |");
+        for d in &first.detection {
+            out.push_str(&format!(" {} |", d.detector));
+        }
+        out.push_str("\n| ---: | ---: | --- |");
+        out.push_str(&" ---: |".repeat(first.detection.len()));
+        out.push('\n');
+        for c in &self.cells {
+            out.push_str(&format!(
+                "| {} | {} | {} |",
+                c.members, c.attackers, c.attack
+            ));
+            for d in &c.detection {
+                out.push_str(&format!(
+                    " {:.3} ({:.2} / {:.2}) |",
+                    d.f1, d.precision, d.recall
+                ));
+            }
+            out.push('\n');
+        }
+        out.push_str("\nFinal test accuracy, mean over seeds:\n\n");
+        out.push_str("| members | attackers | attack |");
+        for a in &first.accuracy {
+            out.push_str(&format!(" {} |", a.defence));
+        }
+        out.push_str("\n| ---: | ---: | --- |");
+        out.push_str(&" ---: |".repeat(first.accuracy.len()));
+        out.push('\n');
+        for c in &self.cells {
+            out.push_str(&format!(
+                "| {} | {} | {} |",
+                c.members, c.attackers, c.attack
+            ));
+            for a in &c.accuracy {
+                out.push_str(&format!(" {:.3} |", a.accuracy.mean));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
