@@ -9,7 +9,8 @@
 //! - `audit ...`: read-only queries of the family's state, hash verification, export.
 //!
 //! Exit status: 0 on success, 1 when `audit verify` finds a mismatch, 2 on any error (a
-//! rejected batch included, with the processor's reason on stderr).
+//! rejected batch included, with the processor's reason on stderr). A closed output pipe ends
+//! the program quietly (SIGPIPE), as for any Unix filter.
 
 mod cli;
 
@@ -17,7 +18,20 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Restores the default action of SIGPIPE (terminate quietly), which Rust programs ignore, so
+/// that `bcfl --json audit rounds | head -1` ends like any Unix filter instead of panicking in
+/// `println!` on the closed pipe.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists; `signal` with
+    // `SIG_DFL` installs no handler code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let args = cli::Cli::parse();
     init_tracing(args.global.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()

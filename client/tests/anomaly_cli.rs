@@ -54,34 +54,8 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
     }
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
     let files = dir.path();
-    for (i, name) in names[1..].iter().enumerate() {
-        // m4 scales its update x10 and flips its sign.
-        let (norm, sketch) = if *name == "m4" {
-            ("15", "-100 -41 -69 -30")
-        } else {
-            ("1.5", ["10 4 7 3", "11 4 7 3", "10 5 7 3", "10 4 6 3"][i])
-        };
-        let blob = files.join(format!("{name}.blob"));
-        let sketch_path = files.join(format!("{name}.sketch"));
-        std::fs::write(&blob, format!("update of {name}")).unwrap();
-        std::fs::write(&sketch_path, sketch).unwrap();
-        cli.ok(
-            name,
-            &[
-                "commit",
-                "--blob",
-                blob.to_str().unwrap(),
-                "--samples",
-                "100",
-                "--loss",
-                "0.5",
-                "--norm",
-                norm,
-                "--sketch",
-                sketch_path.to_str().unwrap(),
-            ],
-        );
-    }
+    // m4 scales its update x10 and flips its sign: the processor excludes it.
+    common::commit_with_poisoned_m4(&cli, files, &names[1..]);
     let m2 = cli.public_key("m2");
     cli.ok(
         "m1",

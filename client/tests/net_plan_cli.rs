@@ -263,34 +263,8 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
         cli.ok(name, &args);
     }
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
-    for (i, name) in names[1..].iter().enumerate() {
-        // m4 scales its update x10 and flips its sign: the processor excludes it.
-        let (norm, sketch) = if *name == "m4" {
-            ("15", "-100 -41 -69 -30")
-        } else {
-            ("1.5", ["10 4 7 3", "11 4 7 3", "10 5 7 3", "10 4 6 3"][i])
-        };
-        let blob = dir.path().join(format!("{name}.blob"));
-        let sketch_path = dir.path().join(format!("{name}.sketch"));
-        std::fs::write(&blob, format!("update of {name}")).unwrap();
-        std::fs::write(&sketch_path, sketch).unwrap();
-        cli.ok(
-            name,
-            &[
-                "commit",
-                "--blob",
-                blob.to_str().unwrap(),
-                "--samples",
-                "100",
-                "--loss",
-                "0.5",
-                "--norm",
-                norm,
-                "--sketch",
-                sketch_path.to_str().unwrap(),
-            ],
-        );
-    }
+    // m4 scales its update x10 and flips its sign: the processor excludes it.
+    common::commit_with_poisoned_m4(&cli, dir.path(), &names[1..]);
     cli.ok("m0", &["round", "evaluate"]);
     let key = |name: &str| cli.public_key(name);
     let (m0, m4) = (key("m0"), key("m4"));

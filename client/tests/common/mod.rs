@@ -173,3 +173,37 @@ pub fn start_ledger(data_dir: &Path) -> Ledger {
         _devnet: devnet,
     }
 }
+
+/// Commits an update of `members` (`m1`.. in order, at most four) to the open round, from files
+/// written under `dir`: small honest updates with similar sketches, except that `m4` scales its
+/// update x10 and flips its sign, so the processor's verdict excludes it.
+pub fn commit_with_poisoned_m4(cli: &Cli, dir: &Path, members: &[&str]) {
+    for (i, name) in members.iter().enumerate() {
+        let (norm, sketch) = if *name == "m4" {
+            ("15", "-100 -41 -69 -30")
+        } else {
+            ("1.5", ["10 4 7 3", "11 4 7 3", "10 5 7 3", "10 4 6 3"][i])
+        };
+        let blob = dir.join(format!("{name}.blob"));
+        let sketch_path = dir.join(format!("{name}.sketch"));
+        std::fs::write(&blob, format!("update of {name}")).unwrap();
+        std::fs::write(&sketch_path, sketch).unwrap();
+        let (blob, sketch_path) = (blob.to_str().unwrap(), sketch_path.to_str().unwrap());
+        cli.ok(
+            name,
+            &[
+                "commit",
+                "--blob",
+                blob,
+                "--samples",
+                "100",
+                "--loss",
+                "0.5",
+                "--norm",
+                norm,
+                "--sketch",
+                sketch_path,
+            ],
+        );
+    }
+}
