@@ -18,48 +18,12 @@
 //! ```
 
 use bcfl_processor::anomaly::simulate::{simulate_round, Attack, Counts, Scenario};
-use bcfl_processor::anomaly::{evaluate, MemberData};
+use bcfl_processor::anomaly::{default_config, evaluate, MemberData};
 use bcfl_protos::bcfl as pb;
-
-fn features() -> Vec<pb::Feature> {
-    vec![
-        pb::Feature::UPDATE_NORM,
-        pb::Feature::SKETCH_COSINE_DISTANCE,
-    ]
-}
 
 /// The consortium defaults of `bcfl consortium init`, one method or all three.
 fn config(pagerank: bool, dbscan: bool, zscore: bool, min_votes: u32) -> pb::AnomalyConfig {
-    let mut c = pb::AnomalyConfig {
-        ensemble_min_votes: min_votes,
-        ..Default::default()
-    };
-    if pagerank {
-        *c.mut_pagerank() = pb::PageRankConfig {
-            damping_ppm: 850_000,
-            k_ppm: 1_000_000,
-            weight: pb::PageRankWeight::LATENCY,
-            max_iterations: 100,
-            tolerance_ppb: 1000,
-            ..Default::default()
-        };
-    }
-    if dbscan {
-        *c.mut_dbscan() = pb::DbscanConfig {
-            eps_ppm: 1_500_000,
-            min_points: 2,
-            features: features(),
-            ..Default::default()
-        };
-    }
-    if zscore {
-        *c.mut_zscore() = pb::ZScoreConfig {
-            threshold_ppm: 3_500_000,
-            features: features(),
-            ..Default::default()
-        };
-    }
-    c
+    default_config(pagerank, dbscan, zscore, min_votes)
 }
 
 fn main() {

@@ -25,6 +25,45 @@ pub fn default_pagerank() -> pb::PageRankConfig {
     }
 }
 
+/// The configuration `bcfl consortium init` writes by default, with only the chosen methods:
+/// PageRank (damping 0.85, k = 1, latency weights, at most 100 iterations, tolerance 1000 ppb),
+/// DBSCAN (eps 1.5, min_points 2) and the modified z-score (threshold 3.5), both over
+/// `UPDATE_NORM` and `SKETCH_COSINE_DISTANCE`; excluded when `min_votes` methods flag.
+pub fn default_config(
+    pagerank: bool,
+    dbscan: bool,
+    zscore: bool,
+    min_votes: u32,
+) -> pb::AnomalyConfig {
+    let features = vec![Feature::UPDATE_NORM, Feature::SKETCH_COSINE_DISTANCE];
+    let mut c = pb::AnomalyConfig {
+        ensemble_min_votes: min_votes,
+        ..Default::default()
+    };
+    if pagerank {
+        c.set_pagerank(pb::PageRankConfig {
+            tolerance_ppb: 1000,
+            ..default_pagerank()
+        });
+    }
+    if dbscan {
+        c.set_dbscan(pb::DbscanConfig {
+            eps_ppm: 1_500_000,
+            min_points: 2,
+            features: features.clone(),
+            ..Default::default()
+        });
+    }
+    if zscore {
+        c.set_zscore(pb::ZScoreConfig {
+            threshold_ppm: 3_500_000,
+            features,
+            ..Default::default()
+        });
+    }
+    c
+}
+
 const FEATURE_NAMES: [(Feature, &str); 7] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),

@@ -54,7 +54,7 @@ use bcfl_protos::bcfl as pb;
 use thiserror::Error;
 
 pub use evaluate::{
-    default_pagerank, evaluate, feature_name, parse_feature, Evaluation, MemberData,
+    default_config, default_pagerank, evaluate, feature_name, parse_feature, Evaluation, MemberData,
 };
 
 /// Why the methods could not run on the given data.

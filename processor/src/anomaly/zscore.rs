@@ -30,20 +30,16 @@
 //! assert!(z.iter().all(|m| m.abs() < 3.5));
 //! ```
 
-use super::stats::robust_scale;
+use super::stats::robust_standardize;
 pub use super::stats::{MAD_CONSTANT, MEAN_AD_CONSTANT};
 
 /// The default flagging threshold of Iglewicz and Hoaglin.
 pub const DEFAULT_THRESHOLD: f64 = 3.5;
 
-/// The modified z-score of every value of one column, in input order.
+/// The modified z-score of every value of one column, in input order: the column robustly
+/// standardized ([`super::stats::robust_standardize`]).
 pub fn modified_zscores(values: &[f64]) -> Vec<f64> {
-    let (med, scale) = robust_scale(values);
-    if scale > 0.0 && scale.is_finite() {
-        values.iter().map(|v| (v - med) / scale).collect()
-    } else {
-        vec![0.0; values.len()]
-    }
+    robust_standardize(values)
 }
 
 /// The outcome for one member over several feature columns.

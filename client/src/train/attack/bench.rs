@@ -258,6 +258,29 @@ pub fn run_bench(
 }
 
 impl BenchReport {
+    /// A markdown table, one row per cell: members, attackers, attack, then `columns` filled by
+    /// `values`.
+    fn table(&self, columns: &[&str], values: impl Fn(&Cell) -> Vec<String>) -> String {
+        let mut out = String::from("| members | attackers | attack |");
+        for c in columns {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str("\n| ---: | ---: | --- |");
+        out.push_str(&" ---: |".repeat(columns.len()));
+        out.push('\n');
+        for cell in &self.cells {
+            out.push_str(&format!(
+                "| {} | {} | {} |",
+                cell.members, cell.attackers, cell.attack
+            ));
+            for v in values(cell) {
+                out.push_str(&format!(" {v} |"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// Two markdown tables: detection (F1, with precision/recall) and final accuracy.
     pub fn markdown(&self) -> String {
         let mut out = format!(
@@ -276,44 +299,25 @@ impl BenchReport {
             return out;
         };
         out.push_str("Detection, F1 (precision / recall), over all rounds and seeds:\n\n");
-        out.push_str("| members | attackers | attack |");
-        for d in &first.detection {
-            out.push_str(&format!(" {} |", d.detector));
-        }
-        out.push_str("\n| ---: | ---: | --- |");
-        out.push_str(&" ---: |".repeat(first.detection.len()));
-        out.push('\n');
-        for c in &self.cells {
-            out.push_str(&format!(
-                "| {} | {} | {} |",
-                c.members, c.attackers, c.attack
-            ));
-            for d in &c.detection {
-                out.push_str(&format!(
-                    " {:.3} ({:.2} / {:.2}) |",
-                    d.f1, d.precision, d.recall
-                ));
-            }
-            out.push('\n');
-        }
+        let detectors: Vec<&str> = first
+            .detection
+            .iter()
+            .map(|d| d.detector.as_str())
+            .collect();
+        out.push_str(&self.table(&detectors, |c| {
+            c.detection
+                .iter()
+                .map(|d| format!("{:.3} ({:.2} / {:.2})", d.f1, d.precision, d.recall))
+                .collect()
+        }));
         out.push_str("\nFinal test accuracy, mean over seeds:\n\n");
-        out.push_str("| members | attackers | attack |");
-        for a in &first.accuracy {
-            out.push_str(&format!(" {} |", a.defence));
-        }
-        out.push_str("\n| ---: | ---: | --- |");
-        out.push_str(&" ---: |".repeat(first.accuracy.len()));
-        out.push('\n');
-        for c in &self.cells {
-            out.push_str(&format!(
-                "| {} | {} | {} |",
-                c.members, c.attackers, c.attack
-            ));
-            for a in &c.accuracy {
-                out.push_str(&format!(" {:.3} |", a.accuracy.mean));
-            }
-            out.push('\n');
-        }
+        let defences: Vec<&str> = first.accuracy.iter().map(|a| a.defence.as_str()).collect();
+        out.push_str(&self.table(&defences, |c| {
+            c.accuracy
+                .iter()
+                .map(|a| format!("{:.3}", a.accuracy.mean))
+                .collect()
+        }));
         out
     }
 }

@@ -9,6 +9,7 @@
 //! | `ensemble` | all three | at least 2 flag |
 //! | `any` | all three | at least 1 flags (the `consortium init` default, `ensemble_min_votes` 0) |
 
+use bcfl_processor::anomaly::default_config;
 use bcfl_protos::bcfl as pb;
 
 /// A detection configuration.
@@ -63,40 +64,7 @@ impl Detector {
             Detector::Ensemble => (true, true, true, 2),
             Detector::Any => (true, true, true, 1),
         };
-        let features = vec![
-            pb::Feature::UPDATE_NORM,
-            pb::Feature::SKETCH_COSINE_DISTANCE,
-        ];
-        let mut config = pb::AnomalyConfig {
-            ensemble_min_votes: votes,
-            ..Default::default()
-        };
-        if pagerank {
-            config.set_pagerank(pb::PageRankConfig {
-                damping_ppm: 850_000,
-                k_ppm: 1_000_000,
-                weight: pb::PageRankWeight::LATENCY,
-                max_iterations: 100,
-                tolerance_ppb: 1000,
-                ..Default::default()
-            });
-        }
-        if dbscan {
-            config.set_dbscan(pb::DbscanConfig {
-                eps_ppm: 1_500_000,
-                min_points: 2,
-                features: features.clone(),
-                ..Default::default()
-            });
-        }
-        if zscore {
-            config.set_zscore(pb::ZScoreConfig {
-                threshold_ppm: 3_500_000,
-                features,
-                ..Default::default()
-            });
-        }
-        config
+        default_config(pagerank, dbscan, zscore, votes)
     }
 }
 
