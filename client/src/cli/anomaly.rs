@@ -11,7 +11,7 @@
 //! configuration the chain stores, so the output equals what `EvaluateRound` would record for
 //! the same features.
 //!
-//! With the `train` feature, `bcfl anomaly bench` and `bcfl anomaly paper-table` ([`bench`])
+//! With the `train` feature, `bcfl anomaly bench` and `bcfl anomaly paper-table` ([`bench`](mod@bench))
 //! measure the methods on real federated training under attack.
 
 #[cfg(feature = "train")]

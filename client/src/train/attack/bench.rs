@@ -1,7 +1,7 @@
 //! The attack benchmark: members x attacker fractions x attacks x seeds, every defence.
 //!
-//! For each cell (members, attackers, attack) and seed, [`experiment::prepare`] draws the split,
-//! the shards, the attackers and the links, and [`experiment::run`] trains with each defence:
+//! For each cell (members, attackers, attack) and seed, [`experiment::prepare`](super::experiment::prepare) draws the split,
+//! the shards, the attackers and the links, and [`experiment::run`](super::experiment::run) trains with each defence:
 //! no defence, exclusion by each [`Detector`], Krum and the trimmed mean. The clean run (the same
 //! members, nobody attacking, FedAvg) and the centralized head are the references. Detection
 //! counts are summed over rounds and seeds before precision, recall and F1 are taken (as the

@@ -12,7 +12,7 @@
 //! - [`experiment`]: one run: local training, attacks ([`experiment::AttackKind`]), commitment
 //!   features, the processor's detection, exclusion, aggregation (FedAvg, Krum, trimmed mean).
 //! - [`detect`]: the detection configurations compared (each method, two ensembles).
-//! - [`bench`]: the grid over members, attacker fractions, attacks and seeds; JSON and markdown.
+//! - [`bench`](mod@bench): the grid over members, attacker fractions, attacks and seeds; JSON and markdown.
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous
 //!   distribution time, IID and non-IID accuracy).
 

@@ -3,7 +3,7 @@
 //! One row per detection method (and a row without detection): the anomalous nodes it found,
 //! the asynchronous distribution time of the global model after removing them, and the final
 //! accuracy with IID and non-IID (Dirichlet) shards. For each seed, the members, attackers and
-//! links are those of [`experiment::prepare`]; a row's nodes are the members excluded in the last
+//! links are those of [`experiment::prepare`](super::experiment::prepare); a row's nodes are the members excluded in the last
 //! round (mean count over seeds, and how many of them were attackers); its time is the seed
 //! paper's `D_G + max` over store-and-forward shortest paths (Bellman-Ford over latency
 //! `M / B_ij`) from the graph centre of the remaining members
