@@ -2,7 +2,8 @@
 //!
 //! Registration (spec 1.3), `TpProcessRequest` dispatch and responses (1.4), state context
 //! requests with address checks and prefix authorization (1.5), pings (1.6), and the publisher
-//! cycle: start a block, run its transactions one by one, seal and durably commit it.
+//! cycle: start a block, run its transactions (conflict-free ones in parallel, see
+//! [`super::publisher`]), seal and durably commit it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
