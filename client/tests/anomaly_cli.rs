@@ -17,40 +17,10 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
         url: ledger.url.clone(),
         key_dir: dir.path().join("keys"),
     };
-    let names = ["admin", "m0", "m1", "m2", "m3", "m4"];
-    for name in names {
-        cli.ok(name, &["keygen", name]);
-    }
-    cli.ok(
-        "admin",
-        &[
-            "consortium",
-            "init",
-            "--base-model-sha256",
-            &"22".repeat(32),
-            "--min-participants",
-            "5",
-            "--quorum",
-            "5",
-            "--sketch-length",
-            "4",
-            "--anomaly",
-            "zscore,dbscan",
-        ],
-    );
+    let names = common::POISON_NAMES;
+    common::init_poison_consortium(&cli);
     for name in &names[1..] {
-        cli.ok(
-            "admin",
-            &[
-                "member",
-                "register",
-                name,
-                "--name",
-                name,
-                "--endpoint",
-                "http://127.0.0.1:9",
-            ],
-        );
+        common::register_member(&cli, name, "http://127.0.0.1:9");
     }
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
     let files = dir.path();

@@ -202,10 +202,8 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
         url: ledger.url.clone(),
         key_dir: dir.path().join("keys"),
     };
-    let names = ["admin", "m0", "m1", "m2", "m3", "m4"];
-    for name in names {
-        cli.ok(name, &["keygen", name]);
-    }
+    let names = common::POISON_NAMES;
+    common::init_poison_consortium(&cli);
     let global = dir.path().join("global.bin");
     std::fs::write(&global, vec![7u8; 300_000]).unwrap();
     let mut nodes = Vec::new();
@@ -214,36 +212,8 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
         let (node, url) = serve(&dir.path().join(format!("store-{name}")), add);
         nodes.push((name, node, url));
     }
-    cli.ok(
-        "admin",
-        &[
-            "consortium",
-            "init",
-            "--base-model-sha256",
-            &"22".repeat(32),
-            "--min-participants",
-            "5",
-            "--quorum",
-            "5",
-            "--sketch-length",
-            "4",
-            "--anomaly",
-            "zscore,dbscan",
-        ],
-    );
     for (name, _, url) in &nodes {
-        cli.ok(
-            "admin",
-            &[
-                "member",
-                "register",
-                name,
-                "--name",
-                name,
-                "--endpoint",
-                url,
-            ],
-        );
+        common::register_member(&cli, name, url);
     }
     // m4 is the fastest relay: 100 MB/s to and from everyone, while the direct links are
     // 1 MB/s.

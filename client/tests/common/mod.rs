@@ -174,6 +174,50 @@ pub fn start_ledger(data_dir: &Path) -> Ledger {
     }
 }
 
+/// The signers of the poisoned-round tests: an admin and members `m0`..`m4`.
+pub const POISON_NAMES: [&str; 6] = ["admin", "m0", "m1", "m2", "m3", "m4"];
+
+/// Creates the keys of [`POISON_NAMES`] and a consortium that needs all five members'
+/// commitments and judges them with the modified z-score and DBSCAN (4-long sketches).
+pub fn init_poison_consortium(cli: &Cli) {
+    for name in POISON_NAMES {
+        cli.ok(name, &["keygen", name]);
+    }
+    cli.ok(
+        "admin",
+        &[
+            "consortium",
+            "init",
+            "--base-model-sha256",
+            &"22".repeat(32),
+            "--min-participants",
+            "5",
+            "--quorum",
+            "5",
+            "--sketch-length",
+            "4",
+            "--anomaly",
+            "zscore,dbscan",
+        ],
+    );
+}
+
+/// Registers member `name` (also its display name) with a blob endpoint, signed by `admin`.
+pub fn register_member(cli: &Cli, name: &str, endpoint: &str) {
+    cli.ok(
+        "admin",
+        &[
+            "member",
+            "register",
+            name,
+            "--name",
+            name,
+            "--endpoint",
+            endpoint,
+        ],
+    );
+}
+
 /// Commits an update of `members` (`m1`.. in order, at most four) to the open round, from files
 /// written under `dir`: small honest updates with similar sketches, except that `m4` scales its
 /// update x10 and flips its sign, so the processor's verdict excludes it.
