@@ -58,7 +58,11 @@ fn main() {
                         attack,
                         seed,
                     });
-                    let data = MemberData::from_evidence(&round.commitments, &round.links);
+                    let data = MemberData::from_evidence(
+                        &round.commitments,
+                        &round.links,
+                        &Default::default(),
+                    );
                     for (i, (_, config)) in methods.iter().enumerate() {
                         let e = evaluate(config, &data).expect("simulated data has every feature");
                         counts[i].add(&e.excluded, &round.attackers);
@@ -152,7 +156,7 @@ fn worst_case_cost() {
     c.mut_dbscan().features = all.clone();
     c.mut_zscore().features = all;
     let started = std::time::Instant::now();
-    let data = MemberData::from_evidence(&commitments, &links);
+    let data = MemberData::from_evidence(&commitments, &links, &Default::default());
     let features = started.elapsed();
     let e = evaluate(&c, &data).expect("all features present");
     println!(

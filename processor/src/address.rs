@@ -13,6 +13,7 @@
 //! | `05` | verdict of round N | `{N:016x}` + 46 zeros | `Verdict` |
 //! | `06` | aggregate of round N | `{N:016x}` + 46 zeros | `Aggregate` |
 //! | `07` | member directory | 62 zeros | `MemberList` (key and status only) |
+//! | `08` | sketch history | 62 zeros | `SketchHistory` |
 //!
 //! `sha512(x)` is the lowercase hex SHA-512 of the UTF-8 bytes of `x` (a public key is hashed as
 //! its 66-character hex string). The layout makes useful prefixes: all commitments of round N
@@ -55,11 +56,13 @@ pub enum AddressKind {
     Aggregate,
     /// The member directory: one `MemberList` of every member's key and status (tag `07`).
     Directory,
+    /// The single `SketchHistory`: members' sketches summed over evaluated rounds (tag `08`).
+    SketchHistory,
 }
 
 impl AddressKind {
     /// Every kind, in tag order.
-    pub const ALL: [AddressKind; 8] = [
+    pub const ALL: [AddressKind; 9] = [
         AddressKind::Consortium,
         AddressKind::Member,
         AddressKind::Round,
@@ -68,6 +71,7 @@ impl AddressKind {
         AddressKind::Verdict,
         AddressKind::Aggregate,
         AddressKind::Directory,
+        AddressKind::SketchHistory,
     ];
 
     /// The two-hex type tag that follows the namespace.
@@ -81,6 +85,7 @@ impl AddressKind {
             AddressKind::Verdict => "05",
             AddressKind::Aggregate => "06",
             AddressKind::Directory => "07",
+            AddressKind::SketchHistory => "08",
         }
     }
 
@@ -132,6 +137,15 @@ pub fn member_address(public_key: &str) -> String {
 /// Address of the member directory.
 pub fn directory_address() -> String {
     format!("{}{}", type_prefix(AddressKind::Directory), "0".repeat(62))
+}
+
+/// Address of the sketch history.
+pub fn sketch_history_address() -> String {
+    format!(
+        "{}{}",
+        type_prefix(AddressKind::SketchHistory),
+        "0".repeat(62)
+    )
 }
 
 /// Address of round `round`.
@@ -211,6 +225,10 @@ mod tests {
         assert_eq!(
             directory_address(),
             format!("{NAMESPACE}07{}", "0".repeat(62))
+        );
+        assert_eq!(
+            sketch_history_address(),
+            format!("{NAMESPACE}08{}", "0".repeat(62))
         );
         for addr in [
             consortium_address(),

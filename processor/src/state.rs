@@ -308,6 +308,18 @@ impl<'a> BcflState<'a> {
         self.write(address::verdict_address(verdict.round), verdict)
     }
 
+    /// The sketch history (empty before the first evaluated round).
+    pub fn sketch_history(&mut self) -> Result<pb::SketchHistory> {
+        Ok(self
+            .read(&address::sketch_history_address(), "SketchHistory")?
+            .unwrap_or_default())
+    }
+
+    /// Stores the sketch history.
+    pub fn put_sketch_history(&mut self, history: &pb::SketchHistory) -> Result<()> {
+        self.write(address::sketch_history_address(), history)
+    }
+
     /// The aggregate of `round`, if committed.
     pub fn aggregate(&mut self, round: u64) -> Result<Option<pb::Aggregate>> {
         self.read(&address::aggregate_address(round), "Aggregate")

@@ -6,7 +6,10 @@
 //! ([`BcflHandler`]) over that state (a late commitment or bandwidth report in the same block is
 //! part of the evidence), then recomputes the verdict with
 //! [`bcfl_processor::rules::evaluation::compute_verdict`] and compares it field by field with the
-//! stored one. Exit status 0 when they match, 1 when they differ.
+//! stored one. The sketch history the cumulative feature reads is not taken on trust: it is
+//! replayed from the commitments of the earlier evaluated rounds
+//! ([`FamilyState::replayed_sketch_history`]) and compared with the stored history too. Exit
+//! status 0 when everything matches, 1 when anything differs.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -147,11 +150,17 @@ fn evaluates(txn: &BlockTransaction, round: u64) -> bool {
 
 /// Recomputes the verdict of `round` from the state before its block (`parent`) and the block's
 /// transactions up to and including the `EvaluateRound` (`block`, in block order).
+/// A recomputed verdict, and whether the stored sketch history equalled its replay.
+struct Recomputed {
+    verdict: pb::Verdict,
+    history_matches: bool,
+}
+
 fn recompute(
     parent: &StateSnapshot,
     block: &[BlockTransaction],
     round: u64,
-) -> anyhow::Result<pb::Verdict> {
+) -> anyhow::Result<Recomputed> {
     let position = block
         .iter()
         .position(|t| evaluates(t, round))
@@ -180,15 +189,20 @@ fn recompute(
         .filter(|l| committers.contains(&l.from) && committers.contains(&l.to))
         .cloned()
         .collect();
+    let history = state.replayed_sketch_history(round);
     let mut verdict = compute_verdict(&RoundEvidence {
         params: consortium.get_params(),
         round: round_state,
         commitments: &commitments,
         links: &links,
+        history: &history,
     })
     .map_err(|e| anyhow!("the verdict cannot be recomputed: {e}"))?;
     verdict.evaluated_by = block[position].signer_public_key.clone();
-    Ok(verdict)
+    Ok(Recomputed {
+        verdict,
+        history_matches: history == state.sketch_history,
+    })
 }
 
 fn flagged(verdict: &pb::Verdict) -> Vec<(String, Vec<String>)> {
@@ -234,14 +248,18 @@ pub(crate) async fn verdict(ctx: &Context, args: VerdictArgs) -> anyhow::Result<
     let parent = client
         .state_list(NAMESPACE, Some(&block.previous_block_id))
         .await?;
-    let recomputed = recompute(&parent, &block.transactions, n)?;
-    let matches = recomputed == stored;
+    let Recomputed {
+        verdict: recomputed,
+        history_matches,
+    } = recompute(&parent, &block.transactions, n)?;
+    let matches = recomputed == stored && history_matches;
     if ctx.json() {
         ctx.print_json(&json!({
             "round": n,
             "block": block.id,
             "block_num": block.block_num,
             "matches": matches,
+            "history_matches": history_matches,
             "stored": message_to_json(&stored),
             "recomputed": message_to_json(&recomputed),
         }));
@@ -262,6 +280,14 @@ pub(crate) async fn verdict(ctx: &Context, args: VerdictArgs) -> anyhow::Result<
         }
         println!("  excluded stored:     [{}]", stored.excluded.join(","));
         println!("  excluded recomputed: [{}]", recomputed.excluded.join(","));
+        println!(
+            "  sketch history: {}",
+            if history_matches {
+                "the stored history equals its replay from earlier rounds"
+            } else {
+                "the stored history DIFFERS from its replay from earlier rounds"
+            }
+        );
         println!(
             "{}",
             if matches {
@@ -433,8 +459,12 @@ mod tests {
             .find(|e| e.address == bcfl_processor::address::verdict_address(1))
             .map(|e| pb::Verdict::parse_from_bytes(&e.data).unwrap())
             .unwrap();
-        let recomputed = recompute(&parent, &block, 1).unwrap();
+        let Recomputed {
+            verdict: recomputed,
+            history_matches,
+        } = recompute(&parent, &block, 1).unwrap();
         assert_eq!(recomputed, stored);
+        assert!(history_matches);
         // PageRank flags the target of the only measured link, the z-score the scaled update.
         let mut excluded = vec![members[2].clone(), members[4].clone()];
         excluded.sort();
@@ -451,12 +481,37 @@ mod tests {
 
         // Without the preceding transactions of the block the evidence differs.
         let evaluate_only = [block[2].clone()];
-        let partial = recompute(&parent, &evaluate_only, 1).unwrap();
+        let partial = recompute(&parent, &evaluate_only, 1).unwrap().verdict;
         assert_ne!(partial, stored);
         assert_eq!(partial.accepted.len() + partial.excluded.len(), 4);
         assert!(recompute(&parent, &block, 2)
             .unwrap_err()
             .to_string()
             .contains("no EvaluateRound of round 2"));
+    }
+
+    #[test]
+    fn a_sketch_history_that_no_evaluated_round_explains_is_reported() {
+        let (before, block, members) = chain();
+        let mut parent = snapshot(&before);
+        // No round was evaluated before round 1, yet the state claims a history.
+        let forged = pb::SketchHistory {
+            through_round: 0,
+            entries: vec![pb::SketchSum {
+                member: members[4].clone(),
+                rounds: 3,
+                sum: vec![-100, -200],
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        };
+        parent.entries.push(StateEntry {
+            address: bcfl_processor::address::sketch_history_address(),
+            data: forged.write_to_bytes().unwrap(),
+        });
+        parent.entries.sort_by(|a, b| a.address.cmp(&b.address));
+        let recomputed = recompute(&parent, &block, 1).unwrap();
+        assert!(!recomputed.history_matches);
     }
 }

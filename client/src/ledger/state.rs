@@ -77,6 +77,8 @@ pub enum BcflObject {
     Aggregate(pb::Aggregate),
     /// Tag `07`: the member directory (key and status of every member).
     Directory(pb::MemberList),
+    /// Tag `08`: the sketch history.
+    SketchHistory(pb::SketchHistory),
 }
 
 fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
@@ -101,11 +103,14 @@ impl BcflObject {
             AddressKind::Verdict => Self::Verdict(parse(address, "Verdict", data)?),
             AddressKind::Aggregate => Self::Aggregate(parse(address, "Aggregate", data)?),
             AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
+            AddressKind::SketchHistory => {
+                Self::SketchHistory(parse(address, "SketchHistory", data)?)
+            }
         })
     }
 
     /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
-    /// `commitments`, `links`, `verdict`, `aggregate` or `directory`.
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory` or `sketch_history`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Consortium(_) => "consortium",
@@ -116,6 +121,7 @@ impl BcflObject {
             Self::Verdict(_) => "verdict",
             Self::Aggregate(_) => "aggregate",
             Self::Directory(_) => "directory",
+            Self::SketchHistory(_) => "sketch_history",
         }
     }
 
@@ -129,6 +135,7 @@ impl BcflObject {
             Self::Links(m) => m,
             Self::Verdict(m) => m,
             Self::Aggregate(m) => m,
+            Self::SketchHistory(m) => m,
         }
     }
 }
@@ -152,6 +159,8 @@ pub struct FamilyState {
     pub verdicts: BTreeMap<u64, pb::Verdict>,
     /// Aggregates by round.
     pub aggregates: BTreeMap<u64, pb::Aggregate>,
+    /// The sketch history (empty before the first evaluation).
+    pub sketch_history: pb::SketchHistory,
     /// Every leaf, decoded, in address order.
     pub objects: Vec<(String, BcflObject)>,
 }
@@ -196,10 +205,23 @@ impl FamilyState {
                     state.aggregates.insert(a.round, a.clone());
                 }
                 BcflObject::Directory(_) => {}
+                BcflObject::SketchHistory(h) => state.sketch_history = h.clone(),
             }
             state.objects.push((entry.address, object));
         }
         Ok(state)
+    }
+
+    /// The sketch history replayed from the ledger's own records: the commitments of every
+    /// evaluated round before `round` (a round is evaluated when it has a verdict), added in
+    /// round order. An auditor compares it with the stored [`Self::sketch_history`].
+    pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
+        let mut history = pb::SketchHistory::default();
+        for &r in self.verdicts.keys().filter(|r| **r < round) {
+            let commitments: Vec<pb::Commitment> = self.round_commitments(r).cloned().collect();
+            history = bcfl_processor::anomaly::features::extend_history(&history, r, &commitments);
+        }
+        history
     }
 
     /// The commitments of round `round`, sorted by member.

@@ -25,17 +25,46 @@ pub fn default_pagerank() -> pb::PageRankConfig {
     }
 }
 
+/// The features DBSCAN and the modified z-score use by default.
+pub const DEFAULT_FEATURES: [Feature; 2] = [
+    Feature::UPDATE_NORM,
+    Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+];
+
 /// The configuration `bcfl consortium init` writes by default, with only the chosen methods:
 /// PageRank (damping 0.85, k = 1, latency weights, at most 100 iterations, tolerance 1000 ppb),
 /// DBSCAN (eps 1.5, min_points 2) and the modified z-score (threshold 3.5), both over
-/// `UPDATE_NORM` and `SKETCH_COSINE_DISTANCE`; excluded when `min_votes` methods flag.
+/// [`DEFAULT_FEATURES`]; excluded when `min_votes` methods flag.
 pub fn default_config(
     pagerank: bool,
     dbscan: bool,
     zscore: bool,
     min_votes: u32,
 ) -> pb::AnomalyConfig {
-    let features = vec![Feature::UPDATE_NORM, Feature::SKETCH_COSINE_DISTANCE];
+    with_features(
+        default_config_over(pagerank, dbscan, zscore, min_votes),
+        &DEFAULT_FEATURES,
+    )
+}
+
+/// `config` with DBSCAN and the modified z-score (where configured) over `features`.
+pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb::AnomalyConfig {
+    if config.has_dbscan() {
+        config.mut_dbscan().features = features.to_vec();
+    }
+    if config.has_zscore() {
+        config.mut_zscore().features = features.to_vec();
+    }
+    config
+}
+
+fn default_config_over(
+    pagerank: bool,
+    dbscan: bool,
+    zscore: bool,
+    min_votes: u32,
+) -> pb::AnomalyConfig {
+    let features = DEFAULT_FEATURES.to_vec();
     let mut c = pb::AnomalyConfig {
         ensemble_min_votes: min_votes,
         ..Default::default()
@@ -64,7 +93,7 @@ pub fn default_config(
     c
 }
 
-const FEATURE_NAMES: [(Feature, &str); 7] = [
+const FEATURE_NAMES: [(Feature, &str); 8] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -72,6 +101,10 @@ const FEATURE_NAMES: [(Feature, &str); 7] = [
     (Feature::BANDWIDTH_IN, "bandwidth_in"),
     (Feature::BANDWIDTH_OUT, "bandwidth_out"),
     (Feature::PAGERANK_SCORE, "pagerank_score"),
+    (
+        Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+        "cumulative_sketch_cosine_distance",
+    ),
 ];
 
 /// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
@@ -144,9 +177,15 @@ impl MemberData {
         })
     }
 
-    /// Member data of a round: `commitments` (one per committer, any order) and the measured
-    /// links among the committers. Every feature but `PAGERANK_SCORE` is computed here.
-    pub fn from_evidence(commitments: &[pb::Commitment], links: &[pb::Link]) -> Self {
+    /// Member data of a round: `commitments` (one per committer, any order), the measured
+    /// links among the committers and the sketch history of the earlier evaluated rounds (the
+    /// default, empty history before the first). Every feature but `PAGERANK_SCORE` is computed
+    /// here.
+    pub fn from_evidence(
+        commitments: &[pb::Commitment],
+        links: &[pb::Link],
+        history: &pb::SketchHistory,
+    ) -> Self {
         let mut sorted: Vec<&pb::Commitment> = commitments.iter().collect();
         sorted.sort_by(|a, b| a.member.cmp(&b.member));
         let sorted: Vec<pb::Commitment> = sorted.into_iter().cloned().collect();
@@ -155,7 +194,12 @@ impl MemberData {
         let columns = FEATURE_NAMES
             .iter()
             .filter(|(f, _)| *f != Feature::PAGERANK_SCORE)
-            .map(|(f, _)| (*f as i32, commitment_feature(*f, &sorted, &edges, &[])))
+            .map(|(f, _)| {
+                (
+                    *f as i32,
+                    commitment_feature(*f, &sorted, history, &edges, &[]),
+                )
+            })
             .collect();
         Self {
             members,

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `UPDATE_NORM` | `norm_micro / 1e6` |
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
+//! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | the same over cumulative sketches: each member's sketches summed over the earlier evaluated rounds ([`pb::SketchHistory`]) plus this one |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over measured links into the member of each link's median `bytes_per_sec`; 0 without any |
@@ -16,7 +17,15 @@
 //! The cosine uses exact integer arithmetic up to one final division: the median sketch is kept
 //! doubled (the sum of the two middle values for an even count), dot products and squared norms
 //! are `i128` sums, and `cos = dot / (sqrt(|s|^2) * sqrt(|m|^2))`. A sketch shorter than the
-//! others counts as zero-padded.
+//! others counts as zero-padded. Cumulative sums are `i64` and every integer operation saturates,
+//! so absurd values give a wrong but still deterministic answer, never an overflow.
+//!
+//! Why a cumulative feature: once training has converged, an honest member's update is mostly
+//! the noise of its own shard, and one round's sketches of honest members scatter nearly as
+//! widely as an attacker's random or negated one. Summed over rounds, honest updates add up
+//! along the common descent direction while noise grows only as the square root of the number
+//! of rounds; a sign flipper's sum points the opposite way and a noise sender's stays orthogonal,
+//! so the gap widens every round instead of closing.
 
 use bcfl_protos::bcfl as pb;
 
@@ -57,14 +66,15 @@ pub fn bandwidth_feature(n: usize, edges: &[(usize, usize, f64)], incoming: bool
     per_member.iter().map(|values| median(values)).collect()
 }
 
-/// The coordinate-wise median of the sketches, doubled so that it stays an integer.
-fn doubled_median_sketch(sketches: &[&[i32]]) -> Vec<i64> {
-    let len = sketches.iter().map(|s| s.len()).max().unwrap_or(0);
+/// The coordinate-wise median of `vectors`, doubled so that it stays an integer (the sum of the
+/// two middle values for an even count). Shorter vectors count as zero-padded.
+fn doubled_median(vectors: &[Vec<i64>]) -> Vec<i128> {
+    let len = vectors.iter().map(Vec::len).max().unwrap_or(0);
     (0..len)
         .map(|k| {
-            let mut column: Vec<i64> = sketches
+            let mut column: Vec<i128> = vectors
                 .iter()
-                .map(|s| i64::from(s.get(k).copied().unwrap_or(0)))
+                .map(|v| i128::from(v.get(k).copied().unwrap_or(0)))
                 .collect();
             column.sort_unstable();
             let mid = column.len() / 2;
@@ -77,18 +87,21 @@ fn doubled_median_sketch(sketches: &[&[i32]]) -> Vec<i64> {
         .collect()
 }
 
-/// The cosine distance of every sketch to the coordinate-wise median sketch.
-pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
-    let centre = doubled_median_sketch(sketches);
-    let centre_sq: i128 = centre.iter().map(|c| i128::from(*c) * i128::from(*c)).sum();
-    sketches
+/// The cosine distance of every vector to the coordinate-wise median of all of them, in
+/// [0, 2]; 1 when either is zero. Integer arithmetic (saturating `i128`) up to one division.
+fn cosine_distances_to_median(vectors: &[Vec<i64>]) -> Vec<f64> {
+    let centre = doubled_median(vectors);
+    let centre_sq = centre
         .iter()
-        .map(|s| {
+        .fold(0i128, |acc, c| acc.saturating_add(c.saturating_mul(*c)));
+    vectors
+        .iter()
+        .map(|v| {
             let (mut dot, mut sq) = (0i128, 0i128);
             for (k, c) in centre.iter().enumerate() {
-                let v = i128::from(s.get(k).copied().unwrap_or(0));
-                dot += v * i128::from(*c);
-                sq += v * v;
+                let x = i128::from(v.get(k).copied().unwrap_or(0));
+                dot = dot.saturating_add(x.saturating_mul(*c));
+                sq = sq.saturating_add(x.saturating_mul(x));
             }
             if sq == 0 || centre_sq == 0 {
                 return 1.0;
@@ -99,11 +112,81 @@ pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
         .collect()
 }
 
-/// One feature column over `commitments` (sorted by member), given the bandwidth edges among
-/// them and their PageRank scores.
+/// The cosine distance of every sketch to the coordinate-wise median sketch.
+pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
+    let vectors: Vec<Vec<i64>> = sketches
+        .iter()
+        .map(|s| s.iter().map(|v| i64::from(*v)).collect())
+        .collect();
+    cosine_distances_to_median(&vectors)
+}
+
+/// Each committer's sketch sum over earlier evaluated rounds (from `history`, none for a member
+/// without an entry) plus its sketch of this round. `commitments` sorted by member.
+pub fn cumulative_sketches(
+    commitments: &[pb::Commitment],
+    history: &pb::SketchHistory,
+) -> Vec<Vec<i64>> {
+    commitments
+        .iter()
+        .map(|c| {
+            let earlier = history
+                .entries
+                .binary_search_by(|e| e.member.as_str().cmp(&c.member))
+                .ok()
+                .map_or(&[][..], |i| &history.entries[i].sum[..]);
+            add_sketch(earlier, &c.sketch)
+        })
+        .collect()
+}
+
+/// `sum + sketch` coordinate-wise (saturating; the shorter one zero-padded).
+pub fn add_sketch(sum: &[i64], sketch: &[i32]) -> Vec<i64> {
+    (0..sum.len().max(sketch.len()))
+        .map(|k| {
+            let a = sum.get(k).copied().unwrap_or(0);
+            let b = i64::from(sketch.get(k).copied().unwrap_or(0));
+            a.saturating_add(b)
+        })
+        .collect()
+}
+
+/// The history after round `round`'s commitments: every committer's entry gains its sketch and
+/// one round (new entries are created), entries stay sorted by member, `through_round` becomes
+/// `round`. This is what `EvaluateRound` stores, and what an auditor replays.
+pub fn extend_history(
+    history: &pb::SketchHistory,
+    round: u64,
+    commitments: &[pb::Commitment],
+) -> pb::SketchHistory {
+    let mut entries: std::collections::BTreeMap<String, pb::SketchSum> = history
+        .entries
+        .iter()
+        .map(|e| (e.member.clone(), e.clone()))
+        .collect();
+    for c in commitments {
+        let entry = entries
+            .entry(c.member.clone())
+            .or_insert_with(|| pb::SketchSum {
+                member: c.member.clone(),
+                ..Default::default()
+            });
+        entry.sum = add_sketch(&entry.sum, &c.sketch);
+        entry.rounds = entry.rounds.saturating_add(1);
+    }
+    pb::SketchHistory {
+        through_round: round,
+        entries: entries.into_values().collect(),
+        ..Default::default()
+    }
+}
+
+/// One feature column over `commitments` (sorted by member), given the sketch history of the
+/// earlier evaluated rounds, the bandwidth edges among them and their PageRank scores.
 pub fn commitment_feature(
     feature: pb::Feature,
     commitments: &[pb::Commitment],
+    history: &pb::SketchHistory,
     edges: &[(usize, usize, f64)],
     pagerank: &[f64],
 ) -> Vec<f64> {
@@ -117,6 +200,9 @@ pub fn commitment_feature(
         SKETCH_COSINE_DISTANCE => {
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
             sketch_cosine_distances(&sketches)
+        }
+        CUMULATIVE_SKETCH_COSINE_DISTANCE => {
+            cosine_distances_to_median(&cumulative_sketches(commitments, history))
         }
         TRAINING_LOSS => commitments
             .iter()
@@ -184,5 +270,89 @@ mod tests {
             vec![0.0, 0.0, 1.0, 0.0]
         );
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
+    }
+
+    fn commitment(member: &str, sketch: &[i32]) -> pb::Commitment {
+        pb::Commitment {
+            member: member.into(),
+            sketch: sketch.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn history_sums_sketches_per_member_in_key_order() {
+        let round_one = [commitment("a", &[1, 2]), commitment("c", &[-3, 0])];
+        let h1 = extend_history(&pb::SketchHistory::default(), 1, &round_one);
+        assert_eq!(h1.through_round, 1);
+        let members: Vec<&str> = h1.entries.iter().map(|e| e.member.as_str()).collect();
+        assert_eq!(members, ["a", "c"]);
+        // Round 2: "b" is new, "a" commits a longer sketch, "c" sits out.
+        let round_two = [commitment("a", &[10, 20, 5]), commitment("b", &[7, 7])];
+        let h2 = extend_history(&h1, 2, &round_two);
+        let entries: Vec<(&str, u32, Vec<i64>)> = h2
+            .entries
+            .iter()
+            .map(|e| (e.member.as_str(), e.rounds, e.sum.clone()))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("a", 2, vec![11, 22, 5]),
+                ("b", 1, vec![7, 7]),
+                ("c", 1, vec![-3, 0]),
+            ]
+        );
+        assert_eq!(add_sketch(&[i64::MAX], &[1]), vec![i64::MAX]);
+    }
+
+    #[test]
+    fn cumulative_distance_known_answers() {
+        // History: a and b went along (1, 0), c went against it (-1, 0).
+        let history = extend_history(
+            &pb::SketchHistory::default(),
+            1,
+            &[
+                commitment("a", &[1, 0]),
+                commitment("b", &[1, 0]),
+                commitment("c", &[-1, 0]),
+            ],
+        );
+        // This round everybody commits (0, 1): alone, nobody stands out.
+        let now = [
+            commitment("a", &[0, 1]),
+            commitment("b", &[0, 1]),
+            commitment("c", &[0, 1]),
+        ];
+        let sums = cumulative_sketches(&now, &history);
+        assert_eq!(sums, vec![vec![1, 1], vec![1, 1], vec![-1, 1]]);
+        // The median of the sums is (1, 1); c's (-1, 1) is orthogonal to it.
+        let d = commitment_feature(
+            pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            &now,
+            &history,
+            &[],
+            &[],
+        );
+        // sqrt(2) * sqrt(8) rounds: a and b are 0 up to one ulp.
+        assert!(d[0] < 1e-15 && d[0] == d[1], "{d:?}");
+        assert!((d[2] - 1.0).abs() < 1e-12, "{d:?}");
+        let alone = commitment_feature(
+            pb::Feature::SKETCH_COSINE_DISTANCE,
+            &now,
+            &history,
+            &[],
+            &[],
+        );
+        assert_eq!(alone, vec![0.0, 0.0, 0.0]);
+        // Without history the cumulative feature is the per-round one.
+        let fresh = commitment_feature(
+            pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            &now,
+            &pb::SketchHistory::default(),
+            &[],
+            &[],
+        );
+        assert_eq!(fresh, alone);
     }
 }

@@ -54,7 +54,8 @@ use bcfl_protos::bcfl as pb;
 use thiserror::Error;
 
 pub use evaluate::{
-    default_config, default_pagerank, evaluate, feature_name, parse_feature, Evaluation, MemberData,
+    default_config, default_pagerank, evaluate, feature_name, parse_feature, with_features,
+    Evaluation, MemberData, DEFAULT_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

@@ -363,7 +363,7 @@ fn verdict_bytes_are_pinned() {
         pb::Feature::BANDWIDTH_IN,
         pb::Feature::BANDWIDTH_OUT,
     ]);
-    let data = super::MemberData::from_evidence(&commitments, &links);
+    let data = super::MemberData::from_evidence(&commitments, &links, &Default::default());
     let e = super::evaluate(&config, &data).unwrap();
     // The sign-flipped k03 and the scaled k07, and k11: its PageRank is unusual, and DBSCAN (which
     // here also uses the PageRank score) finds it apart. Two votes exclude it.
@@ -399,4 +399,140 @@ fn verdict_bytes_are_pinned() {
         digest,
         "7e19f5ea81cbf2277f4a2e60da281d51692b47b011aba4e94050e351b431ea32"
     );
+}
+
+#[test]
+fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
+    // Only the cumulative feature: a member is judged by everything it committed so far.
+    let mut config = pb::AnomalyConfig {
+        ensemble_min_votes: 1,
+        ..Default::default()
+    };
+    *config.mut_zscore() = pb::ZScoreConfig {
+        threshold_ppm: 3_500_000,
+        features: vec![pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE],
+        ..Default::default()
+    };
+    let Round {
+        mut ledger,
+        admin,
+        members: m,
+    } = committed_round(Some(config));
+    let round_payload = |build: &dyn Fn(&mut pb::BcflPayload)| payload(|p| build(p));
+    let evaluate = |n: u64| {
+        round_payload(&|p| {
+            p.set_evaluate_round(pb::EvaluateRound {
+                round: n,
+                ..Default::default()
+            })
+        })
+    };
+    ledger.submit(&admin, &evaluate(1)).unwrap();
+    // Round 1: the sign flipper is excluded; the x10 member points the right way.
+    assert_eq!(
+        ledger.verdict(1).unwrap().excluded.to_vec(),
+        vec![m[6].clone()]
+    );
+    let commitments: Vec<pb::Commitment> =
+        m.iter().map(|k| ledger.commitment(1, k).unwrap()).collect();
+    let history_address = crate::address::sketch_history_address();
+    let stored = |ledger: &MemoryLedger| {
+        <pb::SketchHistory as protobuf::Message>::parse_from_bytes(
+            &ledger.state()[&history_address],
+        )
+        .unwrap()
+    };
+    let after_one = stored(&ledger);
+    assert_eq!(after_one.through_round, 1);
+    assert_eq!(after_one.entries.len(), 8);
+    for (entry, c) in after_one.entries.iter().zip({
+        let mut sorted = commitments.clone();
+        sorted.sort_by(|a, b| a.member.cmp(&b.member));
+        sorted
+    }) {
+        assert_eq!(entry.member, c.member);
+        assert_eq!(entry.rounds, 1);
+        let expected: Vec<i64> = c.sketch.iter().map(|v| i64::from(*v)).collect();
+        assert_eq!(entry.sum, expected);
+    }
+
+    // Abandon round 1, open round 2: everybody now commits the honest direction, the former
+    // sign flipper at half strength. Alone, round 2 shows nothing wrong with it.
+    ledger
+        .submit(
+            &admin,
+            &round_payload(&|p| {
+                p.set_close_round(pb::CloseRound {
+                    round: 1,
+                    ..Default::default()
+                })
+            }),
+        )
+        .unwrap();
+    let open = pb::OpenRound {
+        round: 2,
+        parent_model_sha256: hash("base"),
+        aggregator: m[0].clone(),
+        mode: pb::RoundMode::SERVERLESS,
+        ..Default::default()
+    };
+    ledger
+        .submit(&admin, &round_payload(&|p| p.set_open_round(open.clone())))
+        .unwrap();
+    for (i, key) in m.iter().enumerate() {
+        let sketch: Vec<i32> = SKETCH
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                if i == 6 {
+                    v / 2
+                } else {
+                    v + (k + i) as i32 % 5
+                }
+            })
+            .collect();
+        let commit = pb::CommitUpdate {
+            round: 2,
+            update_sha256: hash(&format!("update2-{i}")),
+            size_bytes: 4096,
+            num_samples: 100,
+            loss_micro: 1_000_000,
+            norm_micro: 3_000_000,
+            sketch,
+            ..Default::default()
+        };
+        ledger
+            .submit(
+                key,
+                &round_payload(&|p| p.set_commit_update(commit.clone())),
+            )
+            .unwrap();
+    }
+    let round_two: Vec<pb::Commitment> =
+        m.iter().map(|k| ledger.commitment(2, k).unwrap()).collect();
+    let mut sorted_two = round_two.clone();
+    sorted_two.sort_by(|a, b| a.member.cmp(&b.member));
+    let per_round = super::features::sketch_cosine_distances(
+        &sorted_two.iter().map(|c| &c.sketch[..]).collect::<Vec<_>>(),
+    );
+    let six = sorted_two.iter().position(|c| c.member == m[6]).unwrap();
+    assert!(per_round[six] < 0.01, "{per_round:?}");
+
+    ledger.submit(&admin, &evaluate(2)).unwrap();
+    let verdict = ledger.verdict(2).unwrap();
+    // Its history (-S) plus S/2 still points against everybody else's 2S.
+    assert_eq!(verdict.excluded.to_vec(), vec![m[6].clone()]);
+    let score = verdict.methods[0]
+        .scores
+        .iter()
+        .find(|s| s.member == m[6])
+        .unwrap();
+    assert!(score.flagged && score.score_micro > 3_500_000, "{score:?}");
+    let after_two = stored(&ledger);
+    assert_eq!(after_two.through_round, 2);
+    assert_eq!(
+        after_two,
+        super::features::extend_history(&after_one, 2, &sorted_two)
+    );
+    assert!(after_two.entries.iter().all(|e| e.rounds == 2));
 }

@@ -42,10 +42,14 @@ pub fn population_std(values: &[f64]) -> f64 {
     (ss / values.len() as f64).sqrt()
 }
 
-/// Standardizes one column: `(x - mean) / std`. A constant column (std 0) becomes all zeros.
+/// Standardizes one column: `(x - mean) / s` with `s = max(std, 0.05 |mean|)`, the population
+/// standard deviation floored like [`robust_scale`] so that a feature whose values lie within a
+/// few per cent of each other (honest update norms on IID shards) is not blown up to unit
+/// spread, where its noise alone would isolate members. A column with `s = 0` (all values 0)
+/// becomes all zeros.
 pub fn standardize(values: &[f64]) -> Vec<f64> {
     let m = mean(values);
-    let s = population_std(values);
+    let s = population_std(values).max(RELATIVE_SCALE_FLOOR * m.abs());
     if s > 0.0 && s.is_finite() {
         values.iter().map(|v| (v - m) / s).collect()
     } else {
@@ -133,6 +137,8 @@ mod tests {
         assert_eq!(population_std(&v), 2.0);
         assert_eq!(standardize(&v)[0], -1.5);
         assert_eq!(standardize(&[3.0, 3.0]), vec![0.0, 0.0]);
+        // std 0.816 is under the floor 5 % of 100 = 5: the spread stays small.
+        assert_eq!(standardize(&[99.0, 100.0, 101.0]), vec![-0.2, 0.0, 0.2]);
     }
 
     #[test]

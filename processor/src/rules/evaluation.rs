@@ -1,8 +1,9 @@
 //! The round verdict, computed from the round's on-chain evidence.
 //!
 //! `EvaluateRound` gathers a [`RoundEvidence`] (the consortium parameters, the round, every
-//! committer's commitment and the measured links among committers) and records whatever
-//! [`compute_verdict`] returns. This function is the single plug-in point of the anomaly methods
+//! committer's commitment, the measured links among committers and the sketch history of the
+//! earlier evaluated rounds) and records whatever [`compute_verdict`] returns; it then adds the
+//! round's sketches to the history ([`crate::anomaly::features::extend_history`]). This function is the single plug-in point of the anomaly methods
 //! (PageRank, DBSCAN, modified z-score): it must stay a pure, deterministic function of the
 //! evidence.
 //!
@@ -28,6 +29,8 @@ pub struct RoundEvidence<'a> {
     pub commitments: &'a [pb::Commitment],
     /// Measured links between two committers, sorted by (from, to).
     pub links: &'a [pb::Link],
+    /// The sketch history of the earlier evaluated rounds (before this round's sketches).
+    pub history: &'a pb::SketchHistory,
 }
 
 /// Computes the verdict of `evidence.round`: the per-method scores, and the committers accepted
@@ -35,7 +38,8 @@ pub struct RoundEvidence<'a> {
 /// the caller to fill.
 pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
     if evidence.params.has_anomaly() {
-        let data = MemberData::from_evidence(evidence.commitments, evidence.links);
+        let data =
+            MemberData::from_evidence(evidence.commitments, evidence.links, evidence.history);
         let outcome = evaluate(evidence.params.get_anomaly(), &data)
             .map_err(|e| TxnError::Rejected(format!("anomaly evaluation failed: {e}")))?;
         return Ok(pb::Verdict {
@@ -83,6 +87,7 @@ mod tests {
             round: &round,
             commitments: &commitments,
             links: &[],
+            history: &Default::default(),
         })
         .unwrap();
         assert_eq!(verdict.round, 3);

@@ -22,6 +22,7 @@ use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
 };
+use crate::anomaly::features::extend_history;
 use crate::error::{Result, TxnError};
 use crate::limits::MAX_ROUND_COMMITTERS;
 use crate::payload::{
@@ -202,14 +203,17 @@ pub fn evaluate_round(
     let committers = round.committers.to_vec();
     let commitments = state.commitments(n, &committers)?;
     let links = state.links_among(&committers)?;
+    let history = state.sketch_history()?;
     let mut verdict = compute_verdict(&RoundEvidence {
         params: params(&consortium),
         round: &round,
         commitments: &commitments,
         links: &links,
+        history: &history,
     })?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
+    state.put_sketch_history(&extend_history(&history, n, &commitments))?;
     round.phase = EVALUATED;
     state.put_round(&round)?;
     Ok(vec![

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
-use bcfl_client::train::attack::detect::Detector;
+use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
 use bcfl_client::train::attack::experiment::AttackKind;
 use bcfl_client::train::attack::head::LocalConfig;
@@ -18,6 +18,8 @@ use bcfl_client::train::attack::paper::{paper_table, PaperConfig};
 use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
+use bcfl_processor::anomaly::parse_feature;
+use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
 
 use super::super::Context;
@@ -73,6 +75,19 @@ pub(crate) struct CommonArgs {
     /// Fraction of the data held out for testing.
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
+    /// Features DBSCAN and the modified z-score use (comma-separated feature names).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "update_norm,cumulative_sketch_cosine_distance"
+    )]
+    features: Vec<String>,
+    /// DBSCAN neighbourhood radius over standardized features.
+    #[arg(long, default_value_t = 1.5)]
+    dbscan_eps: f64,
+    /// Modified z-score threshold.
+    #[arg(long, default_value_t = 3.5)]
+    zscore_threshold: f64,
 }
 
 impl CommonArgs {
@@ -104,6 +119,23 @@ impl CommonArgs {
             epochs: self.epochs,
             batch_size: self.batch_size,
             learning_rate: self.lr,
+        })
+    }
+
+    fn tuning(&self) -> anyhow::Result<Tuning> {
+        let features = self
+            .features
+            .iter()
+            .map(|n| parse_feature(n).with_context(|| format!("unknown feature {n:?}")))
+            .collect::<anyhow::Result<Vec<pb::Feature>>>()?;
+        let positive = |x: f64| x > 0.0 && x < 4000.0;
+        if !positive(self.dbscan_eps) || !positive(self.zscore_threshold) {
+            bail!("--dbscan-eps and --zscore-threshold must lie in (0, 4000)");
+        }
+        Ok(Tuning {
+            features,
+            dbscan_eps: self.dbscan_eps,
+            zscore_threshold: self.zscore_threshold,
         })
     }
 
@@ -204,6 +236,7 @@ pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> 
                 },
                 sketch_length: args.common.sketch_length,
                 test_fraction: args.common.test_fraction,
+                tuning: args.common.tuning()?,
                 detectors,
             };
             let (dataset, embeddings) = args.common.load()?;
@@ -233,6 +266,7 @@ pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> 
                 alpha: args.alpha,
                 sketch_length: args.common.sketch_length,
                 test_fraction: args.common.test_fraction,
+                tuning: args.common.tuning()?,
                 size_bytes: args.size,
                 delay_s: args.delay,
             };

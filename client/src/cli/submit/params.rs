@@ -75,6 +75,8 @@ pub(crate) enum Feature {
     BandwidthOut,
     /// PageRank score.
     PagerankScore,
+    /// Cosine distance of the member's sketch summed over the evaluated rounds to the median sum.
+    CumulativeSketchCosineDistance,
 }
 
 impl Feature {
@@ -87,6 +89,7 @@ impl Feature {
             Self::BandwidthIn => pb::Feature::BANDWIDTH_IN,
             Self::BandwidthOut => pb::Feature::BANDWIDTH_OUT,
             Self::PagerankScore => pb::Feature::PAGERANK_SCORE,
+            Self::CumulativeSketchCosineDistance => pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
         }
     }
 }
@@ -143,9 +146,10 @@ pub(crate) struct InitArgs {
     /// Disable anomaly evaluation altogether.
     #[arg(long, conflicts_with = "anomaly")]
     no_anomaly: bool,
-    /// Members flagged by at least this many methods are excluded (0 means 1).
-    #[arg(long, default_value_t = 0)]
-    ensemble_min_votes: u32,
+    /// Members flagged by at least this many methods are excluded (0 means 1) [default: 2 when
+    /// two or more methods run, else 1].
+    #[arg(long)]
+    ensemble_min_votes: Option<u32>,
     /// PageRank damping factor.
     #[arg(long, default_value = "0.85")]
     pagerank_damping: String,
@@ -169,7 +173,7 @@ pub(crate) struct InitArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "update-norm,sketch-cosine-distance"
+        default_value = "update-norm,cumulative-sketch-cosine-distance"
     )]
     zscore_features: Vec<Feature>,
     /// DBSCAN neighbourhood radius over standardized features.
@@ -183,7 +187,7 @@ pub(crate) struct InitArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "update-norm,sketch-cosine-distance"
+        default_value = "update-norm,cumulative-sketch-cosine-distance"
     )]
     dbscan_features: Vec<Feature>,
     #[command(flatten)]
@@ -225,8 +229,12 @@ impl InitArgs {
     }
 
     fn anomaly_config(&self) -> anyhow::Result<pb::AnomalyConfig> {
+        let methods = [Method::Pagerank, Method::Zscore, Method::Dbscan]
+            .iter()
+            .filter(|m| self.anomaly.contains(m))
+            .count() as u32;
         let mut config = pb::AnomalyConfig {
-            ensemble_min_votes: self.ensemble_min_votes,
+            ensemble_min_votes: self.ensemble_min_votes.unwrap_or(methods.min(2)),
             ..Default::default()
         };
         let features = |list: &[Feature]| list.iter().map(|f| f.to_proto()).collect::<Vec<_>>();

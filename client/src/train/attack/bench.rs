@@ -38,6 +38,8 @@ pub struct BenchConfig {
     pub partition: Partition,
     /// Sketch length of the commitments.
     pub sketch_length: usize,
+    /// Features, DBSCAN radius and z-score threshold of the detectors.
+    pub tuning: super::detect::Tuning,
     /// Held-out fraction.
     pub test_fraction: f64,
     /// Detectors whose exclusion is compared.
@@ -178,6 +180,7 @@ pub fn run_bench(
         partition: config.partition,
         local: config.local,
         sketch_length: config.sketch_length,
+        tuning: config.tuning.clone(),
         test_fraction: config.test_fraction,
         seed,
     };

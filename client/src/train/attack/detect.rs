@@ -4,13 +4,35 @@
 //! | detector | methods | excluded when |
 //! | --- | --- | --- |
 //! | `pagerank` | PageRank, damping 0.85, k = 1, latency weights `1/B_ij` | it flags |
-//! | `dbscan` | DBSCAN, eps 1.5, min_points 2, over `update_norm`, `sketch_cosine_distance` | it flags |
+//! | `dbscan` | DBSCAN, eps 1.5, min_points 2, over [`DEFAULT_FEATURES`] | it flags |
 //! | `zscore` | modified z-score, threshold 3.5, same features | it flags |
 //! | `ensemble` | all three | at least 2 flag |
-//! | `any` | all three | at least 1 flags (the `consortium init` default, `ensemble_min_votes` 0) |
+//! | `any` | all three | at least 1 flags (`ensemble_min_votes` 1) |
 
-use bcfl_processor::anomaly::default_config;
+use bcfl_processor::anomaly::{default_config, with_features, DEFAULT_FEATURES};
 use bcfl_protos::bcfl as pb;
+
+/// The parameters a benchmark may vary: the features DBSCAN and the z-score use, DBSCAN's
+/// radius and the z-score threshold. The default is what `bcfl consortium init` writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tuning {
+    /// Features of DBSCAN and the modified z-score.
+    pub features: Vec<pb::Feature>,
+    /// DBSCAN's neighbourhood radius over standardized features.
+    pub dbscan_eps: f64,
+    /// The modified z-score threshold.
+    pub zscore_threshold: f64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            features: DEFAULT_FEATURES.to_vec(),
+            dbscan_eps: 1.5,
+            zscore_threshold: 3.5,
+        }
+    }
+}
 
 /// A detection configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +77,9 @@ impl Detector {
             .find(|d| d.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// The on-chain configuration (see the module docs).
-    pub fn config(self) -> pb::AnomalyConfig {
+    /// The on-chain configuration (see the module docs) with `tuning`'s features, radius and
+    /// threshold.
+    pub fn config(self, tuning: &Tuning) -> pb::AnomalyConfig {
         let (pagerank, dbscan, zscore, votes) = match self {
             Detector::PageRank => (true, false, false, 1),
             Detector::Dbscan => (false, true, false, 1),
@@ -64,7 +87,17 @@ impl Detector {
             Detector::Ensemble => (true, true, true, 2),
             Detector::Any => (true, true, true, 1),
         };
-        default_config(pagerank, dbscan, zscore, votes)
+        let mut config = with_features(
+            default_config(pagerank, dbscan, zscore, votes),
+            &tuning.features,
+        );
+        if config.has_dbscan() {
+            config.mut_dbscan().eps_ppm = (tuning.dbscan_eps * 1e6).round() as u32;
+        }
+        if config.has_zscore() {
+            config.mut_zscore().threshold_ppm = (tuning.zscore_threshold * 1e6).round() as u32;
+        }
+        config
     }
 }
 
@@ -76,14 +109,24 @@ mod tests {
     fn names_round_trip_and_configs_match_the_methods() {
         for d in Detector::ALL {
             assert_eq!(Detector::parse(d.name()), Some(d));
-            let c = d.config();
+            let c = d.config(&Tuning::default());
             let methods = [c.has_pagerank(), c.has_dbscan(), c.has_zscore()]
                 .iter()
                 .filter(|m| **m)
                 .count();
             assert!(c.ensemble_min_votes as usize <= methods);
         }
-        assert_eq!(Detector::Ensemble.config().ensemble_min_votes, 2);
+        let tuning = Tuning {
+            features: vec![pb::Feature::UPDATE_NORM],
+            dbscan_eps: 0.75,
+            zscore_threshold: 3.0,
+        };
+        let ensemble = Detector::Ensemble.config(&tuning);
+        assert_eq!(ensemble.ensemble_min_votes, 2);
+        assert_eq!(ensemble.get_zscore().features, tuning.features);
+        assert_eq!(ensemble.get_dbscan().features, tuning.features);
+        assert_eq!(ensemble.get_dbscan().eps_ppm, 750_000);
+        assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
     }
 }

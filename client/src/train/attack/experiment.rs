@@ -13,6 +13,7 @@
 
 use std::path::Path;
 
+use bcfl_processor::anomaly::features::extend_history;
 use bcfl_processor::anomaly::simulate::{attack_update, measured_links, Attack, Counts, Rng};
 use bcfl_processor::anomaly::{evaluate, MemberData};
 use bcfl_protos::bcfl as pb;
@@ -24,7 +25,7 @@ use super::super::sketch::UpdateStats;
 use super::super::split::{partition, train_test_split, Partition};
 use super::super::update::Encoding;
 use super::super::{Error, Result};
-use super::detect::Detector;
+use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
 use super::head::{LinearHead, LocalConfig};
 
@@ -134,6 +135,8 @@ pub struct Scenario {
     pub local: LocalConfig,
     /// Length of the committed sketches.
     pub sketch_length: usize,
+    /// Features, DBSCAN radius and z-score threshold of the detectors ([`Detector::config`]).
+    pub tuning: Tuning,
     /// Fraction of the data held out for testing.
     pub test_fraction: f64,
     /// Seeds the split, the shards, the attackers, the links and the training.
@@ -298,6 +301,8 @@ struct Group {
     defences: Vec<usize>,
     global: LinearHead,
     previous_change: Vec<f64>,
+    /// The sketch history of the evaluated rounds, as `EvaluateRound` keeps it on chain.
+    history: pb::SketchHistory,
 }
 
 /// What every member submits in one round from one global head.
@@ -418,6 +423,7 @@ pub fn run_all(
         defences: (0..defences.len()).collect(),
         previous_change: vec![0.0; start.flat().len()],
         global: start,
+        history: pb::SketchHistory::default(),
     }];
     for round in 1..=scenario.rounds {
         let mut next: Vec<Group> = Vec::new();
@@ -427,8 +433,14 @@ pub fn run_all(
                 .iter()
                 .any(|&d| matches!(defences[d], Defence::Exclusion(_)));
             let round_data = submissions(prepared, scenario, group, round, detects)?;
-            let evidence = detects
-                .then(|| MemberData::from_evidence(&round_data.commitments, &prepared.links));
+            let evidence = detects.then(|| {
+                MemberData::from_evidence(&round_data.commitments, &prepared.links, &group.history)
+            });
+            let history = if detects {
+                extend_history(&group.history, round as u64, &round_data.commitments)
+            } else {
+                group.history.clone()
+            };
             if let Some(data) = evidence
                 .as_ref()
                 .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
@@ -436,6 +448,7 @@ pub fn run_all(
                 let column = |f| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
                 let norms = column(pb::Feature::UPDATE_NORM);
                 let distances = column(pb::Feature::SKETCH_COSINE_DISTANCE);
+                let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
                 for (i, key) in prepared.keys.iter().enumerate() {
                     tracing::debug!(
                         round,
@@ -443,6 +456,7 @@ pub fn run_all(
                         role = prepared.roles[i].map_or("honest", AttackKind::name),
                         norm = norms[i],
                         cosine_distance = distances[i],
+                        cumulative_distance = cumulative[i],
                         "features"
                     );
                 }
@@ -452,7 +466,7 @@ pub fn run_all(
             for &d in &group.defences {
                 let accepted: Vec<usize> = match (defences[d], &evidence) {
                     (Defence::Exclusion(detector), Some(data)) => {
-                        let verdict = evaluate(&detector.config(), data)
+                        let verdict = evaluate(&detector.config(&scenario.tuning), data)
                             .map_err(|e| Error::Config(format!("anomaly evaluation: {e}")))?;
                         outcomes[d].counts.add(&verdict.excluded, &attackers);
                         let kept = (0..n)
@@ -500,6 +514,7 @@ pub fn run_all(
                     defences: members_of_plan,
                     global,
                     previous_change,
+                    history: history.clone(),
                 });
             }
         }

@@ -42,6 +42,8 @@ pub struct PaperConfig {
     pub alpha: f64,
     /// Sketch length.
     pub sketch_length: usize,
+    /// Features, DBSCAN radius and z-score threshold of the detectors.
+    pub tuning: super::detect::Tuning,
     /// Held-out fraction.
     pub test_fraction: f64,
     /// Transfer size in bytes; `None`: the experiment's update file size.
@@ -137,6 +139,7 @@ pub fn paper_table(
                 partition,
                 local: config.local,
                 sketch_length: config.sketch_length,
+                tuning: config.tuning.clone(),
                 test_fraction: config.test_fraction,
                 seed,
             };

@@ -62,6 +62,7 @@ fn scenario(attackers: usize, attack: AttackKind) -> Scenario {
             learning_rate: 1.0,
         },
         sketch_length: 256,
+        tuning: Default::default(),
         test_fraction: 0.25,
         seed: 3,
     }
@@ -120,6 +121,7 @@ fn bench_report_has_every_defence_and_detector() {
         local: scenario(0, AttackKind::Scale).local,
         partition: Partition::Iid,
         sketch_length: 16,
+        tuning: Default::default(),
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],
     };
