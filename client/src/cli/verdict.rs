@@ -151,6 +151,7 @@ fn evaluates(txn: &BlockTransaction, round: u64) -> bool {
 /// Recomputes the verdict of `round` from the state before its block (`parent`) and the block's
 /// transactions up to and including the `EvaluateRound` (`block`, in block order).
 /// A recomputed verdict, and whether the stored sketch history equalled its replay.
+#[derive(Debug)]
 struct Recomputed {
     verdict: pb::Verdict,
     history_matches: bool,

@@ -306,6 +306,13 @@ async fn a_relay_forwards_verified_chunks_and_keeps_a_copy() {
     assert_eq!(done.attempts.len(), 1);
     assert_eq!(done.attempts[0].path, ["n0", "n1", "n2"]);
     assert_eq!(done.report.size, 300_000);
+    // The relay verifies and commits its own copy after the last chunk went downstream, so the
+    // fetch may return a moment before the relay's copy is in place.
+    let relay_copy = nodes[1].store().path(&id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !relay_copy.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for node in &nodes[1..] {
         assert_eq!(std::fs::read(node.store().path(&id)).unwrap(), data);
         assert_eq!(temp_files(node.store()), 0);
