@@ -2,6 +2,8 @@
 //! with the real `bcfl-tp`; one sends a scaled, sign-flipped update. `bcfl round evaluate` makes
 //! the processor exclude it, `bcfl audit verdict 1` recomputes the stored verdict from the chain
 //! and matches it, and `bcfl anomaly` finds the same member from a features file without a ledger.
+//! In round 2 the same member commits an update that alone looks honest; its on-chain sketch
+//! history still gives it away, and the audit replays that history and agrees.
 //!
 //! The process helpers are in `common/mod.rs`.
 
@@ -77,4 +79,63 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
         ],
     );
     assert_eq!(offline["excluded"], serde_json::json!([m4]), "{offline}");
+
+    // Round 2: aggregate and close round 1, then everybody commits the honest direction.
+    let model = files.join("global1.bin");
+    std::fs::write(&model, b"global model after round 1").unwrap();
+    cli.ok(
+        "m0",
+        &["aggregate", "commit", "--model", model.to_str().unwrap()],
+    );
+    cli.ok("admin", &["round", "close"]);
+    cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
+    for name in &names[1..] {
+        let blob = files.join(format!("{name}.round2.blob"));
+        let sketch = files.join(format!("{name}.round2.sketch"));
+        std::fs::write(&blob, format!("round 2 update of {name}")).unwrap();
+        std::fs::write(&sketch, "10 4 7 3").unwrap();
+        cli.ok(
+            name,
+            &[
+                "commit",
+                "--blob",
+                blob.to_str().unwrap(),
+                "--samples",
+                "100",
+                "--loss",
+                "0.4",
+                "--norm",
+                "1.5",
+                "--sketch",
+                sketch.to_str().unwrap(),
+            ],
+        );
+    }
+    cli.ok("m0", &["round", "evaluate"]);
+    let round2 = cli.json("admin", &["audit", "round", "2"]);
+    assert_eq!(
+        round2["verdict"]["excluded"],
+        serde_json::json!([m4]),
+        "{round2}"
+    );
+    let audit2 = cli.json("admin", &["audit", "verdict", "2"]);
+    assert_eq!(audit2["matches"], true, "{audit2}");
+    assert_eq!(audit2["history_matches"], true, "{audit2}");
+    // The stored sums cover both rounds: m4's is its two sketches added up.
+    let export = cli.ok("admin", &["audit", "export"]);
+    let sums: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["type"] == "sketch_sums")
+        .flat_map(|l| l["value"]["entries"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(sums.len(), names.len() - 1, "{sums:?}");
+    let m4_sum = sums.iter().find(|e| e["member"] == m4.as_str()).unwrap();
+    assert_eq!(m4_sum["rounds"], 2);
+    assert_eq!(m4_sum["last_round"], 2);
+    assert_eq!(
+        m4_sum["sum"],
+        serde_json::json!([-90, -37, -62, -27]),
+        "{m4_sum}"
+    );
 }

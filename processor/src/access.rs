@@ -15,7 +15,7 @@
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1 and aggregate N-1 | consortium, round N |
 //! | CommitUpdate N | consortium, signer's member, round N, commitment (N, signer) | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix) | links out of the signer (prefix) |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), sketch history | round N, verdict N, sketch history |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), all sketch sums (type prefix) | round N, verdict N, all sketch sums (type prefix) |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //!
@@ -143,7 +143,7 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
         Action::EvaluateRound(a) => {
             let round = address::round_address(a.round);
             let verdict = address::verdict_address(a.round);
-            let history = address::sketch_history_address();
+            let history = address::type_prefix(AddressKind::SketchSum);
             AccessList::new(
                 vec![
                     consortium,

@@ -13,7 +13,7 @@
 //! | `05` | verdict of round N | `{N:016x}` + 46 zeros | `Verdict` |
 //! | `06` | aggregate of round N | `{N:016x}` + 46 zeros | `Aggregate` |
 //! | `07` | member directory | 62 zeros | `MemberList` (key and status only) |
-//! | `08` | sketch history | 62 zeros | `SketchHistory` |
+//! | `08` | sketch sum of a member | `sha512(public_key)[..62]` | `SketchSumList` (collisions share it) |
 //!
 //! `sha512(x)` is the lowercase hex SHA-512 of the UTF-8 bytes of `x` (a public key is hashed as
 //! its 66-character hex string). The layout makes useful prefixes: all commitments of round N
@@ -56,8 +56,8 @@ pub enum AddressKind {
     Aggregate,
     /// The member directory: one `MemberList` of every member's key and status (tag `07`).
     Directory,
-    /// The single `SketchHistory`: members' sketches summed over evaluated rounds (tag `08`).
-    SketchHistory,
+    /// A `SketchSumList` keyed by member: its sketches summed over evaluated rounds (tag `08`).
+    SketchSum,
 }
 
 impl AddressKind {
@@ -71,7 +71,7 @@ impl AddressKind {
         AddressKind::Verdict,
         AddressKind::Aggregate,
         AddressKind::Directory,
-        AddressKind::SketchHistory,
+        AddressKind::SketchSum,
     ];
 
     /// The two-hex type tag that follows the namespace.
@@ -85,7 +85,7 @@ impl AddressKind {
             AddressKind::Verdict => "05",
             AddressKind::Aggregate => "06",
             AddressKind::Directory => "07",
-            AddressKind::SketchHistory => "08",
+            AddressKind::SketchSum => "08",
         }
     }
 
@@ -139,12 +139,12 @@ pub fn directory_address() -> String {
     format!("{}{}", type_prefix(AddressKind::Directory), "0".repeat(62))
 }
 
-/// Address of the sketch history.
-pub fn sketch_history_address() -> String {
+/// Address of the `SketchSumList` holding the sketch sum of the member with `public_key`.
+pub fn sketch_sum_address(public_key: &str) -> String {
     format!(
         "{}{}",
-        type_prefix(AddressKind::SketchHistory),
-        "0".repeat(62)
+        type_prefix(AddressKind::SketchSum),
+        hashed(public_key, 62)
     )
 }
 
@@ -226,9 +226,10 @@ mod tests {
             directory_address(),
             format!("{NAMESPACE}07{}", "0".repeat(62))
         );
+        let key = "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc";
         assert_eq!(
-            sketch_history_address(),
-            format!("{NAMESPACE}08{}", "0".repeat(62))
+            sketch_sum_address(key),
+            format!("{NAMESPACE}08{}", &sha512_hex(key.as_bytes())[..62])
         );
         for addr in [
             consortium_address(),

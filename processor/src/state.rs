@@ -308,16 +308,38 @@ impl<'a> BcflState<'a> {
         self.write(address::verdict_address(verdict.round), verdict)
     }
 
-    /// The sketch history (empty before the first evaluated round).
-    pub fn sketch_history(&mut self) -> Result<pb::SketchHistory> {
-        Ok(self
-            .read(&address::sketch_history_address(), "SketchHistory")?
-            .unwrap_or_default())
+    fn sketch_sum_list(&mut self, address: &str) -> Result<pb::SketchSumList> {
+        Ok(self.read(address, "SketchSumList")?.unwrap_or_default())
     }
 
-    /// Stores the sketch history.
-    pub fn put_sketch_history(&mut self, history: &pb::SketchHistory) -> Result<()> {
-        self.write(address::sketch_history_address(), history)
+    /// The stored sketch sums of `members` (sorted keys), sorted by member; a member without one
+    /// (it never committed to an evaluated round) is left out.
+    pub fn sketch_sums(&mut self, members: &[String]) -> Result<pb::SketchHistory> {
+        let addresses: Vec<String> = members
+            .iter()
+            .map(|m| address::sketch_sum_address(m))
+            .collect();
+        self.prefetch(&addresses)?;
+        let mut entries = Vec::new();
+        for (member, address) in members.iter().zip(&addresses) {
+            let list = self.sketch_sum_list(address)?;
+            if let Some(sum) = list.entries.into_iter().find(|s| &s.member == member) {
+                entries.push(sum);
+            }
+        }
+        entries.sort_by(|a, b| a.member.cmp(&b.member));
+        Ok(pb::SketchHistory {
+            entries: entries.into(),
+            ..Default::default()
+        })
+    }
+
+    /// Stores a member's sketch sum in its container (replacing its previous one).
+    pub fn put_sketch_sum(&mut self, sum: pb::SketchSum) -> Result<()> {
+        let address = address::sketch_sum_address(&sum.member);
+        let mut list = self.sketch_sum_list(&address)?;
+        upsert(&mut list.entries, sum, |s| s.member.clone());
+        self.write(address, &list)
     }
 
     /// The aggregate of `round`, if committed.

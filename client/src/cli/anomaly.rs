@@ -2,8 +2,9 @@
 //!
 //! Inputs: `--bandwidth FILE`, the edge list `bcfl net plan` reads (`from,to,bytes_per_sec`), and
 //! `--features FILE`, a CSV with the header `member,<feature>,...` (feature names as
-//! [`feature_name`] writes them: `update_norm`, `sketch_cosine_distance`, `training_loss`,
-//! `sample_count`, `bandwidth_in`, `bandwidth_out`, `pagerank_score`) and one row per member.
+//! [`feature_name`] writes them: `update_norm`, `sketch_cosine_distance`,
+//! `cumulative_sketch_cosine_distance`, `training_loss`, `sample_count`, `bandwidth_in`,
+//! `bandwidth_out`, `pagerank_score`) and one row per member.
 //! `bandwidth_in` / `bandwidth_out` missing from the features file are computed from the edge
 //! list (median of each member's incoming / outgoing links), `pagerank_score` from PageRank.
 //!

@@ -496,19 +496,19 @@ mod tests {
         let (before, block, members) = chain();
         let mut parent = snapshot(&before);
         // No round was evaluated before round 1, yet the state claims a history.
-        let forged = pb::SketchHistory {
-            through_round: 0,
+        let forged = pb::SketchSumList {
             entries: vec![pb::SketchSum {
                 member: members[4].clone(),
                 rounds: 3,
                 sum: vec![-100, -200],
+                last_round: 0,
                 ..Default::default()
             }]
             .into(),
             ..Default::default()
         };
         parent.entries.push(StateEntry {
-            address: bcfl_processor::address::sketch_history_address(),
+            address: bcfl_processor::address::sketch_sum_address(&members[4]),
             data: forged.write_to_bytes().unwrap(),
         });
         parent.entries.sort_by(|a, b| a.address.cmp(&b.address));

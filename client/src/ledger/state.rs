@@ -77,8 +77,8 @@ pub enum BcflObject {
     Aggregate(pb::Aggregate),
     /// Tag `07`: the member directory (key and status of every member).
     Directory(pb::MemberList),
-    /// Tag `08`: the sketch history.
-    SketchHistory(pb::SketchHistory),
+    /// Tag `08`: the sketch sums of one member-keyed address (collisions share it).
+    SketchSums(pb::SketchSumList),
 }
 
 fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
@@ -103,14 +103,12 @@ impl BcflObject {
             AddressKind::Verdict => Self::Verdict(parse(address, "Verdict", data)?),
             AddressKind::Aggregate => Self::Aggregate(parse(address, "Aggregate", data)?),
             AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
-            AddressKind::SketchHistory => {
-                Self::SketchHistory(parse(address, "SketchHistory", data)?)
-            }
+            AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
         })
     }
 
     /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
-    /// `commitments`, `links`, `verdict`, `aggregate`, `directory` or `sketch_history`.
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory` or `sketch_sums`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Consortium(_) => "consortium",
@@ -121,7 +119,7 @@ impl BcflObject {
             Self::Verdict(_) => "verdict",
             Self::Aggregate(_) => "aggregate",
             Self::Directory(_) => "directory",
-            Self::SketchHistory(_) => "sketch_history",
+            Self::SketchSums(_) => "sketch_sums",
         }
     }
 
@@ -135,7 +133,7 @@ impl BcflObject {
             Self::Links(m) => m,
             Self::Verdict(m) => m,
             Self::Aggregate(m) => m,
-            Self::SketchHistory(m) => m,
+            Self::SketchSums(m) => m,
         }
     }
 }
@@ -159,7 +157,7 @@ pub struct FamilyState {
     pub verdicts: BTreeMap<u64, pb::Verdict>,
     /// Aggregates by round.
     pub aggregates: BTreeMap<u64, pb::Aggregate>,
-    /// The sketch history (empty before the first evaluation).
+    /// Every stored sketch sum, sorted by member (empty before the first evaluation).
     pub sketch_history: pb::SketchHistory,
     /// Every leaf, decoded, in address order.
     pub objects: Vec<(String, BcflObject)>,
@@ -205,10 +203,19 @@ impl FamilyState {
                     state.aggregates.insert(a.round, a.clone());
                 }
                 BcflObject::Directory(_) => {}
-                BcflObject::SketchHistory(h) => state.sketch_history = h.clone(),
+                BcflObject::SketchSums(list) => {
+                    state
+                        .sketch_history
+                        .entries
+                        .extend(list.entries.iter().cloned());
+                }
             }
             state.objects.push((entry.address, object));
         }
+        state
+            .sketch_history
+            .entries
+            .sort_by(|a, b| a.member.cmp(&b.member));
         Ok(state)
     }
 

@@ -1,10 +1,10 @@
 //! DBSCAN (Ester et al., 1996) over standardized member features.
 //!
 //! Each member is a point whose coordinates are its feature values, every feature standardized
-//! over the round (`(x - mean) / max(std, 5 % |mean|)`, see
-//! [`standardize`](super::stats::standardize); a constant feature becomes 0). Two points are neighbours
-//! when their Euclidean distance is at most `eps` (compared squared, no rounding of a square
-//! root involved); a point's neighbourhood includes itself. A point with at least `min_points`
+//! over the round (`(x - mean) / max(std, 5 % |mean|)`, see [`standardize`]; a constant feature
+//! becomes 0). Two points are neighbours when their Euclidean distance is at most `eps`
+//! (compared squared, no rounding of a square root involved); a point's neighbourhood includes
+//! itself. A point with at least `min_points`
 //! neighbours is a core point; clusters are the core points connected through neighbourhoods,
 //! plus the border points next to them; the rest is noise.
 //!

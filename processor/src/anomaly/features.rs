@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `UPDATE_NORM` | `norm_micro / 1e6` |
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
-//! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | the same over cumulative sketches: each member's sketches summed over the earlier evaluated rounds ([`pb::SketchHistory`]) plus this one |
+//! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | the same over cumulative sketches: each member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over measured links into the member of each link's median `bytes_per_sec`; 0 without any |
@@ -152,8 +152,9 @@ pub fn add_sketch(sum: &[i64], sketch: &[i32]) -> Vec<i64> {
 }
 
 /// The history after round `round`'s commitments: every committer's entry gains its sketch and
-/// one round (new entries are created), entries stay sorted by member, `through_round` becomes
-/// `round`. This is what `EvaluateRound` stores, and what an auditor replays.
+/// one round and records `round` as its last (new entries are created); entries stay sorted by
+/// member. `EvaluateRound` stores the committers' new entries; an auditor replays the whole
+/// history round by round.
 pub fn extend_history(
     history: &pb::SketchHistory,
     round: u64,
@@ -173,9 +174,9 @@ pub fn extend_history(
             });
         entry.sum = add_sketch(&entry.sum, &c.sketch);
         entry.rounds = entry.rounds.saturating_add(1);
+        entry.last_round = round;
     }
     pb::SketchHistory {
-        through_round: round,
         entries: entries.into_values().collect(),
         ..Default::default()
     }
@@ -284,23 +285,23 @@ mod tests {
     fn history_sums_sketches_per_member_in_key_order() {
         let round_one = [commitment("a", &[1, 2]), commitment("c", &[-3, 0])];
         let h1 = extend_history(&pb::SketchHistory::default(), 1, &round_one);
-        assert_eq!(h1.through_round, 1);
+        assert!(h1.entries.iter().all(|e| e.last_round == 1));
         let members: Vec<&str> = h1.entries.iter().map(|e| e.member.as_str()).collect();
         assert_eq!(members, ["a", "c"]);
         // Round 2: "b" is new, "a" commits a longer sketch, "c" sits out.
         let round_two = [commitment("a", &[10, 20, 5]), commitment("b", &[7, 7])];
         let h2 = extend_history(&h1, 2, &round_two);
-        let entries: Vec<(&str, u32, Vec<i64>)> = h2
+        let entries: Vec<(&str, u32, Vec<i64>, u64)> = h2
             .entries
             .iter()
-            .map(|e| (e.member.as_str(), e.rounds, e.sum.clone()))
+            .map(|e| (e.member.as_str(), e.rounds, e.sum.clone(), e.last_round))
             .collect();
         assert_eq!(
             entries,
             vec![
-                ("a", 2, vec![11, 22, 5]),
-                ("b", 1, vec![7, 7]),
-                ("c", 1, vec![-3, 0]),
+                ("a", 2, vec![11, 22, 5], 2),
+                ("b", 1, vec![7, 7], 2),
+                ("c", 1, vec![-3, 0], 1),
             ]
         );
         assert_eq!(add_sketch(&[i64::MAX], &[1]), vec![i64::MAX]);

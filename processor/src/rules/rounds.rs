@@ -203,7 +203,7 @@ pub fn evaluate_round(
     let committers = round.committers.to_vec();
     let commitments = state.commitments(n, &committers)?;
     let links = state.links_among(&committers)?;
-    let history = state.sketch_history()?;
+    let history = state.sketch_sums(&committers)?;
     let mut verdict = compute_verdict(&RoundEvidence {
         params: params(&consortium),
         round: &round,
@@ -213,7 +213,12 @@ pub fn evaluate_round(
     })?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
-    state.put_sketch_history(&extend_history(&history, n, &commitments))?;
+    for sum in extend_history(&history, n, &commitments)
+        .entries
+        .into_iter()
+    {
+        state.put_sketch_sum(sum)?;
+    }
     round.phase = EVALUATED;
     state.put_round(&round)?;
     Ok(vec![
