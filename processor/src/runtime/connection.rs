@@ -23,6 +23,15 @@ pub(crate) enum Inbound {
     Disconnected,
 }
 
+/// What [`Connection::wait`] waits for.
+#[derive(Clone, Copy)]
+enum Want<'a> {
+    /// The reply with this correlation id.
+    Reply(&'a str),
+    /// The next request from the validator.
+    Request,
+}
+
 /// A connection (see the module documentation).
 pub(crate) struct Connection {
     socket: zmq::Socket,
@@ -101,37 +110,37 @@ impl Connection {
             self.outstanding.remove(id);
             return Inbound::Message(reply);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let message = match self.receive(deadline) {
-                Inbound::Message(message) => message,
-                other => return other,
-            };
-            match message.get_message_type() {
-                Type::TP_PROCESS_REQUEST => self.queued.push_back(message),
-                Type::PING_REQUEST => self.pong(&message),
-                _ if message.get_correlation_id() == id => {
-                    self.outstanding.remove(id);
-                    return Inbound::Message(message);
-                }
-                _ => self.keep_or_drop(message),
-            }
-        }
+        self.wait(Want::Reply(id), timeout)
     }
 
     /// The next validator request (queued ones first), waiting up to `timeout`.
     pub(crate) fn next_request(&mut self, timeout: Duration) -> Inbound {
-        if let Some(message) = self.queued.pop_front() {
-            return Inbound::Message(message);
+        match self.queued.pop_front() {
+            Some(message) => Inbound::Message(message),
+            None => self.wait(Want::Request, timeout),
         }
+    }
+
+    /// Receives until the message `want` names arrives; everything else on the way is queued
+    /// (validator requests while waiting for a reply), answered (pings, likewise), kept (replies
+    /// still outstanding) or dropped.
+    fn wait(&mut self, want: Want<'_>, timeout: Duration) -> Inbound {
         let deadline = Instant::now() + timeout;
         loop {
             let message = match self.receive(deadline) {
                 Inbound::Message(message) => message,
                 other => return other,
             };
-            match message.get_message_type() {
-                Type::TP_PROCESS_REQUEST | Type::PING_REQUEST => return Inbound::Message(message),
+            let kind = message.get_message_type();
+            let request = matches!(kind, Type::TP_PROCESS_REQUEST | Type::PING_REQUEST);
+            match want {
+                Want::Request if request => return Inbound::Message(message),
+                Want::Reply(_) if kind == Type::PING_REQUEST => self.pong(&message),
+                Want::Reply(_) if request => self.queued.push_back(message),
+                Want::Reply(id) if message.get_correlation_id() == id => {
+                    self.outstanding.remove(id);
+                    return Inbound::Message(message);
+                }
                 _ => self.keep_or_drop(message),
             }
         }
