@@ -25,9 +25,7 @@
 //! widely as an attacker's random or negated one. Summed over rounds, honest updates add up
 //! along the common descent direction while noise grows only as the square root of the number
 //! of rounds; a sign flipper's sum points the opposite way and a noise sender's stays orthogonal,
-//! so the gap widens every round instead of closing. The sums only mean this when members sketch
-//! every round with the same projection (the client's `SKETCH_SEED`); a member whose sketches
-//! come from another projection looks like a noise sender.
+//! so the gap widens every round instead of closing.
 
 use bcfl_protos::bcfl as pb;
 
