@@ -19,7 +19,7 @@ use crate::net::manifest::BlobId;
 use crate::net::probe::{submit_sweep, sweep, ProbeConfig};
 use crate::net::route::{fetch_routed, Peers, RoutePolicy};
 use crate::train::aggregate::{aggregate, Contribution};
-use crate::train::sketch::{UpdateStats, SKETCH_SEED};
+use crate::train::sketch::UpdateStats;
 use crate::train::trainer::{evaluate, train, Evaluation, TrainConfig};
 use crate::train::update::{Encoding, Update};
 
@@ -189,7 +189,7 @@ impl Demo {
             };
             let loss = history.last().map_or(0.0, |h| h.loss);
             let change = delta(&sent, &parent)?;
-            let stats = UpdateStats::new(&change, samples, loss, sketch_length, SKETCH_SEED);
+            let stats = UpdateStats::new(&change, samples, loss, sketch_length, round);
             Ok((sent, stats))
         })
         .await?;

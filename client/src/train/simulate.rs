@@ -14,7 +14,7 @@ use super::aggregate::{aggregate, Contribution, Rule};
 use super::bert::BertClassifier;
 use super::data::Dataset;
 use super::prefix::{Inputs, PrefixCache};
-use super::sketch::{UpdateStats, SKETCH_SEED};
+use super::sketch::UpdateStats;
 use super::split::{partition, Partition};
 use super::tokenize::TextEncoder;
 use super::trainer::{evaluate_on, train_on, Evaluation, TrainConfig};
@@ -151,7 +151,7 @@ pub fn simulate_on(
                     shard.len() as u64,
                     loss,
                     config.sketch_length,
-                    SKETCH_SEED,
+                    round as u64,
                 ),
             });
             contributions.push(Contribution {

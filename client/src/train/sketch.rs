@@ -19,19 +19,6 @@ use super::update::Update;
 /// Default sketch length (the consortium's `sketch_length`).
 pub const DEFAULT_LENGTH: usize = 256;
 
-/// The projection seed every member uses in every round (`"bcfl"` in ASCII).
-///
-/// One projection for all rounds makes sketches add up: the sum of a member's sketches over
-/// rounds is (up to each round's quantization scale) the sketch of the sum of its updates, which
-/// the on-chain `CUMULATIVE_SKETCH_COSINE_DISTANCE` compares. With a seed per round the sum mixes
-/// projections and its cosines are noisier: on the attack benchmark (10 and 20 members, 3 seeds)
-/// a fixed seed raised the ensemble's F1 for noise at 30 % attackers from 0.81 to 0.90 at 20
-/// members, for sign flipping from 0.98 to 1.0 and for stale updates to 0.94-1.0. The
-/// projection is public either way (a per-round seed was the round number), so an attacker can
-/// hide components from the sketch in both cases; the sketch is a cheap consistency signal, not
-/// a proof of the update's content (the update's hash is).
-pub const SKETCH_SEED: u64 = 0x6263_666c;
-
 /// Statistics of one update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStats {

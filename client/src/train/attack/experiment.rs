@@ -21,7 +21,7 @@ use bcfl_protos::bcfl as pb;
 use super::super::aggregate::{aggregate, Contribution, Rule};
 use super::super::data::Dataset;
 use super::super::simulate::member_key;
-use super::super::sketch::{UpdateStats, SKETCH_SEED};
+use super::super::sketch::UpdateStats;
 use super::super::split::{partition, train_test_split, Partition};
 use super::super::update::Encoding;
 use super::super::{Error, Result};
@@ -364,7 +364,7 @@ fn submissions(
                 shard.len() as u64,
                 loss,
                 scenario.sketch_length,
-                SKETCH_SEED,
+                round as u64,
             );
             commitments.push(pb::Commitment {
                 round: round as u64,
