@@ -25,7 +25,9 @@
 //! widely as an attacker's random or negated one. Summed over rounds, honest updates add up
 //! along the common descent direction while noise grows only as the square root of the number
 //! of rounds; a sign flipper's sum points the opposite way and a noise sender's stays orthogonal,
-//! so the gap widens every round instead of closing.
+//! so the gap widens every round instead of closing. (Members sketch each round with that
+//! round's projection; the client's `train::sketch` explains why a per-round projection suits the
+//! sum.)
 
 use bcfl_protos::bcfl as pb;
 
