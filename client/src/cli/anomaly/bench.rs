@@ -85,6 +85,9 @@ pub(crate) struct CommonArgs {
     /// DBSCAN neighbourhood radius over standardized features.
     #[arg(long, default_value_t = 1.5)]
     dbscan_eps: f64,
+    /// DBSCAN core-point neighbourhood size (the point itself included).
+    #[arg(long, default_value_t = 2)]
+    dbscan_min_points: u32,
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]
     zscore_threshold: f64,
@@ -132,9 +135,13 @@ impl CommonArgs {
         if !positive(self.dbscan_eps) || !positive(self.zscore_threshold) {
             bail!("--dbscan-eps and --zscore-threshold must lie in (0, 4000)");
         }
+        if !(1..=256).contains(&self.dbscan_min_points) {
+            bail!("--dbscan-min-points must lie in 1..=256");
+        }
         Ok(Tuning {
             features,
             dbscan_eps: self.dbscan_eps,
+            dbscan_min_points: self.dbscan_min_points,
             zscore_threshold: self.zscore_threshold,
         })
     }

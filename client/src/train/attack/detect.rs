@@ -20,6 +20,8 @@ pub struct Tuning {
     pub features: Vec<pb::Feature>,
     /// DBSCAN's neighbourhood radius over standardized features.
     pub dbscan_eps: f64,
+    /// DBSCAN's core-point neighbourhood size.
+    pub dbscan_min_points: u32,
     /// The modified z-score threshold.
     pub zscore_threshold: f64,
 }
@@ -29,6 +31,7 @@ impl Default for Tuning {
         Self {
             features: DEFAULT_FEATURES.to_vec(),
             dbscan_eps: 1.5,
+            dbscan_min_points: 2,
             zscore_threshold: 3.5,
         }
     }
@@ -93,6 +96,7 @@ impl Detector {
         );
         if config.has_dbscan() {
             config.mut_dbscan().eps_ppm = (tuning.dbscan_eps * 1e6).round() as u32;
+            config.mut_dbscan().min_points = tuning.dbscan_min_points;
         }
         if config.has_zscore() {
             config.mut_zscore().threshold_ppm = (tuning.zscore_threshold * 1e6).round() as u32;
@@ -119,6 +123,7 @@ mod tests {
         let tuning = Tuning {
             features: vec![pb::Feature::UPDATE_NORM],
             dbscan_eps: 0.75,
+            dbscan_min_points: 3,
             zscore_threshold: 3.0,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
@@ -126,6 +131,7 @@ mod tests {
         assert_eq!(ensemble.get_zscore().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().eps_ppm, 750_000);
+        assert_eq!(ensemble.get_dbscan().min_points, 3);
         assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
     }
