@@ -41,29 +41,6 @@ pub fn default_config(
     zscore: bool,
     min_votes: u32,
 ) -> pb::AnomalyConfig {
-    with_features(
-        default_config_over(pagerank, dbscan, zscore, min_votes),
-        &DEFAULT_FEATURES,
-    )
-}
-
-/// `config` with DBSCAN and the modified z-score (where configured) over `features`.
-pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb::AnomalyConfig {
-    if config.has_dbscan() {
-        config.mut_dbscan().features = features.to_vec();
-    }
-    if config.has_zscore() {
-        config.mut_zscore().features = features.to_vec();
-    }
-    config
-}
-
-fn default_config_over(
-    pagerank: bool,
-    dbscan: bool,
-    zscore: bool,
-    min_votes: u32,
-) -> pb::AnomalyConfig {
     let features = DEFAULT_FEATURES.to_vec();
     let mut c = pb::AnomalyConfig {
         ensemble_min_votes: min_votes,
@@ -91,6 +68,17 @@ fn default_config_over(
         });
     }
     c
+}
+
+/// `config` with DBSCAN and the modified z-score (where configured) over `features`.
+pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb::AnomalyConfig {
+    if config.has_dbscan() {
+        config.mut_dbscan().features = features.to_vec();
+    }
+    if config.has_zscore() {
+        config.mut_zscore().features = features.to_vec();
+    }
+    config
 }
 
 const FEATURE_NAMES: [(Feature, &str); 8] = [

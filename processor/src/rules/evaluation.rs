@@ -1,11 +1,11 @@
 //! The round verdict, computed from the round's on-chain evidence.
 //!
 //! `EvaluateRound` gathers a [`RoundEvidence`] (the consortium parameters, the round, every
-//! committer's commitment, the measured links among committers and the sketch history of the
-//! earlier evaluated rounds) and records whatever [`compute_verdict`] returns; it then adds the
-//! round's sketches to the history ([`crate::anomaly::features::extend_history`]). This function is the single plug-in point of the anomaly methods
-//! (PageRank, DBSCAN, modified z-score): it must stay a pure, deterministic function of the
-//! evidence.
+//! committer's commitment, the measured links among committers and the committers' sketch sums
+//! over the earlier evaluated rounds) and records whatever [`compute_verdict`] returns; it then
+//! adds the round's sketches to the sums ([`crate::anomaly::features::extend_history`]).
+//! [`compute_verdict`] is the single plug-in point of the anomaly methods (PageRank, DBSCAN,
+//! modified z-score): it must stay a pure, deterministic function of the evidence.
 //!
 //! Behaviour: without an `anomaly` configuration every committer is accepted and none excluded.
 //! With one, [`crate::anomaly::evaluate`] runs the configured methods over the features of
@@ -29,7 +29,8 @@ pub struct RoundEvidence<'a> {
     pub commitments: &'a [pb::Commitment],
     /// Measured links between two committers, sorted by (from, to).
     pub links: &'a [pb::Link],
-    /// The sketch history of the earlier evaluated rounds (before this round's sketches).
+    /// The committers' sketch sums over the earlier evaluated rounds (before this round's
+    /// sketches); committers without one are absent.
     pub history: &'a pb::SketchHistory,
 }
 
