@@ -148,8 +148,6 @@ fn evaluates(txn: &BlockTransaction, round: u64) -> bool {
             .unwrap_or(false)
 }
 
-/// Recomputes the verdict of `round` from the state before its block (`parent`) and the block's
-/// transactions up to and including the `EvaluateRound` (`block`, in block order).
 /// A recomputed verdict, and whether the stored sketch history equalled its replay.
 #[derive(Debug)]
 struct Recomputed {
@@ -157,6 +155,8 @@ struct Recomputed {
     history_matches: bool,
 }
 
+/// Recomputes the verdict of `round` from the state before its block (`parent`) and the block's
+/// transactions up to and including the `EvaluateRound` (`block`, in block order).
 fn recompute(
     parent: &StateSnapshot,
     block: &[BlockTransaction],
