@@ -143,12 +143,42 @@ pub struct BenchReport {
     pub learning_rate: f64,
     /// Partition scheme.
     pub partition: Partition,
+    /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
+    pub detection: DetectionSettings,
     /// The head trained centrally on the whole training split, over seeds.
     pub centralized_accuracy: Stat,
     /// The cells.
     pub cells: Vec<Cell>,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+/// [`super::detect::Tuning`] as the report writes it: feature names instead of enum values.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DetectionSettings {
+    /// Features of DBSCAN and the z-score.
+    pub features: Vec<&'static str>,
+    /// DBSCAN radius.
+    pub dbscan_eps: f64,
+    /// DBSCAN neighbourhood size.
+    pub dbscan_min_points: u32,
+    /// The z-score threshold.
+    pub zscore_threshold: f64,
+}
+
+impl From<&super::detect::Tuning> for DetectionSettings {
+    fn from(t: &super::detect::Tuning) -> Self {
+        Self {
+            features: t
+                .features
+                .iter()
+                .map(|f| bcfl_processor::anomaly::feature_name(*f))
+                .collect(),
+            dbscan_eps: t.dbscan_eps,
+            dbscan_min_points: t.dbscan_min_points,
+            zscore_threshold: t.zscore_threshold,
+        }
+    }
 }
 
 /// What the experiment trains, said in every report.
@@ -249,6 +279,7 @@ pub fn run_bench(
     }
     Ok(BenchReport {
         setup: SETUP.into(),
+        detection: (&config.tuning).into(),
         seeds: config.seeds.clone(),
         rounds: config.rounds,
         local_epochs: config.local.epochs,

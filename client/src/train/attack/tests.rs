@@ -129,6 +129,11 @@ fn bench_report_has_every_defence_and_detector() {
     let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1).unwrap();
     assert_eq!(cells, 2);
     assert_eq!(report.cells.len(), 2);
+    assert_eq!(
+        report.detection.features,
+        ["update_norm", "cumulative_sketch_cosine_distance"]
+    );
+    assert_eq!(report.detection.dbscan_eps, 1.5);
     let cell = &report.cells[0];
     assert_eq!(
         (cell.members, cell.attackers, cell.attack.as_str()),
