@@ -26,11 +26,10 @@
 //! along the common descent direction while noise grows only as the square root of the number
 //! of rounds; a sign flipper's sum points the opposite way and a noise sender's stays orthogonal,
 //! so a gap stays open after one round's has closed. Measured on the attack benchmark (10
-//! members, 3 noise senders, round 6): cumulative distances 0.41-0.57 for honest members against
-//! 0.78-1.01 for the noise senders, where one round's distances overlap (0.56-0.81 against
-//! 0.58-0.84). (Members sketch each round with that
-//! round's projection; the client's `train::sketch` explains why a per-round projection suits the
-//! sum.)
+//! members, 3 noise senders, round 6, seeds 0-2): cumulative distances 0.37-0.57 for honest
+//! members against 0.78-1.01 for the noise senders, where one round's distances overlap
+//! (0.56-0.81 against 0.58-0.84). Members sketch each round with that round's projection; the
+//! client's `train::sketch` explains why a per-round projection suits the sum.
 
 use bcfl_protos::bcfl as pb;
 
