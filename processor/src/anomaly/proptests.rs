@@ -145,4 +145,57 @@ proptest! {
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(a.accepted.len() + a.excluded.len(), norms.len());
     }
+
+    #[test]
+    fn sketch_history_is_the_per_member_sum_in_any_commitment_order(
+        rounds in prop::collection::vec(
+            prop::collection::vec((0usize..6, prop::collection::vec(-1000i32..1000, 0..5)), 0..6),
+            1..6,
+        ),
+        rotation in any::<usize>(),
+    ) {
+        let mut history = pb::SketchHistory::default();
+        let mut expected: std::collections::BTreeMap<String, (Vec<i64>, u32, u64)> =
+            Default::default();
+        for (r, round) in rounds.iter().enumerate() {
+            let round_number = r as u64 + 1;
+            // One commitment per member and round, as the rules allow.
+            let mut seen = std::collections::BTreeSet::new();
+            let mut commitments: Vec<pb::Commitment> = round
+                .iter()
+                .filter(|(m, _)| seen.insert(*m))
+                .map(|(m, sketch)| pb::Commitment {
+                    member: format!("m{m}"),
+                    sketch: sketch.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            for c in &commitments {
+                let e = expected.entry(c.member.clone()).or_default();
+                for (k, v) in c.sketch.iter().enumerate() {
+                    if e.0.len() <= k {
+                        e.0.resize(k + 1, 0);
+                    }
+                    e.0[k] += i64::from(*v);
+                }
+                e.1 += 1;
+                e.2 = round_number;
+            }
+            if !commitments.is_empty() {
+                let n = commitments.len();
+                commitments.rotate_left(rotation % n);
+            }
+            history = super::features::extend_history(&history, round_number, &commitments);
+        }
+        let got: Vec<(String, Vec<i64>, u32, u64)> = history
+            .entries
+            .iter()
+            .map(|e| (e.member.clone(), e.sum.clone(), e.rounds, e.last_round))
+            .collect();
+        let want: Vec<(String, Vec<i64>, u32, u64)> = expected
+            .into_iter()
+            .map(|(m, (sum, rounds, last))| (m, sum, rounds, last))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
 }
