@@ -38,7 +38,7 @@ pub struct BenchConfig {
     pub partition: Partition,
     /// Sketch length of the commitments.
     pub sketch_length: usize,
-    /// Features, DBSCAN radius and z-score threshold of the detectors.
+    /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: super::detect::Tuning,
     /// Held-out fraction.
     pub test_fraction: f64,

@@ -135,7 +135,7 @@ pub struct Scenario {
     pub local: LocalConfig,
     /// Length of the committed sketches.
     pub sketch_length: usize,
-    /// Features, DBSCAN radius and z-score threshold of the detectors ([`Detector::config`]).
+    /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: Tuning,
     /// Fraction of the data held out for testing.
     pub test_fraction: f64,

@@ -42,7 +42,7 @@ pub struct PaperConfig {
     pub alpha: f64,
     /// Sketch length.
     pub sketch_length: usize,
-    /// Features, DBSCAN radius and z-score threshold of the detectors.
+    /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: super::detect::Tuning,
     /// Held-out fraction.
     pub test_fraction: f64,
