@@ -13,7 +13,8 @@ use bcfl_processor::anomaly::{default_config, with_features, DEFAULT_FEATURES};
 use bcfl_protos::bcfl as pb;
 
 /// The parameters a benchmark may vary: the features DBSCAN and the z-score use, DBSCAN's
-/// radius and the z-score threshold. The default is what `bcfl consortium init` writes.
+/// radius and neighbourhood size, and the z-score threshold. The default is what `bcfl
+/// consortium init` writes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tuning {
     /// Features of DBSCAN and the modified z-score.
