@@ -133,6 +133,13 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
     let m4_sum = sums.iter().find(|e| e["member"] == m4.as_str()).unwrap();
     assert_eq!(m4_sum["rounds"], 2);
     assert_eq!(m4_sum["last_round"], 2);
+    // The consensus holds the mean sketch of the four accepted members of each round.
+    let consensus = export
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["type"] == "consensus")
+        .expect("a consensus object in the export");
+    assert_eq!(consensus["value"]["rounds"], 2, "{consensus}");
     assert_eq!(
         m4_sum["sum"],
         serde_json::json!([-90, -37, -62, -27]),

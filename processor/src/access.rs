@@ -15,7 +15,7 @@
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1 and aggregate N-1 | consortium, round N |
 //! | CommitUpdate N | consortium, signer's member, round N, commitment (N, signer) | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix) | links out of the signer (prefix) |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), all sketch sums (type prefix) | round N, verdict N, all sketch sums (type prefix) |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //!
@@ -144,6 +144,7 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
             let round = address::round_address(a.round);
             let verdict = address::verdict_address(a.round);
             let history = address::type_prefix(AddressKind::SketchSum);
+            let consensus = address::consensus_address();
             AccessList::new(
                 vec![
                     consortium,
@@ -153,8 +154,9 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     address::commitments_prefix(a.round),
                     address::type_prefix(AddressKind::Link),
                     history.clone(),
+                    consensus.clone(),
                 ],
-                vec![round, verdict, history],
+                vec![round, verdict, history, consensus],
             )
         }
         Action::CommitAggregate(a) => {

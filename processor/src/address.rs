@@ -14,6 +14,7 @@
 //! | `06` | aggregate of round N | `{N:016x}` + 46 zeros | `Aggregate` |
 //! | `07` | member directory | 62 zeros | `MemberList` (key and status only) |
 //! | `08` | sketch sum of a member | `sha512(public_key)[..62]` | `SketchSumList` (collisions share it) |
+//! | `09` | consensus sketch | 62 zeros | `ConsensusSketch` |
 //!
 //! `sha512(x)` is the lowercase hex SHA-512 of the UTF-8 bytes of `x` (a public key is hashed as
 //! its 66-character hex string). The layout makes useful prefixes: all commitments of round N
@@ -58,11 +59,13 @@ pub enum AddressKind {
     Directory,
     /// A `SketchSumList` keyed by member: its sketches summed over evaluated rounds (tag `08`).
     SketchSum,
+    /// The single `ConsensusSketch`: accepted members' mean sketches summed (tag `09`).
+    Consensus,
 }
 
 impl AddressKind {
     /// Every kind, in tag order.
-    pub const ALL: [AddressKind; 9] = [
+    pub const ALL: [AddressKind; 10] = [
         AddressKind::Consortium,
         AddressKind::Member,
         AddressKind::Round,
@@ -72,6 +75,7 @@ impl AddressKind {
         AddressKind::Aggregate,
         AddressKind::Directory,
         AddressKind::SketchSum,
+        AddressKind::Consensus,
     ];
 
     /// The two-hex type tag that follows the namespace.
@@ -86,6 +90,7 @@ impl AddressKind {
             AddressKind::Aggregate => "06",
             AddressKind::Directory => "07",
             AddressKind::SketchSum => "08",
+            AddressKind::Consensus => "09",
         }
     }
 
@@ -146,6 +151,11 @@ pub fn sketch_sum_address(public_key: &str) -> String {
         type_prefix(AddressKind::SketchSum),
         hashed(public_key, 62)
     )
+}
+
+/// Address of the consensus sketch.
+pub fn consensus_address() -> String {
+    format!("{}{}", type_prefix(AddressKind::Consensus), "0".repeat(62))
 }
 
 /// Address of round `round`.
@@ -225,6 +235,10 @@ mod tests {
         assert_eq!(
             directory_address(),
             format!("{NAMESPACE}07{}", "0".repeat(62))
+        );
+        assert_eq!(
+            consensus_address(),
+            format!("{NAMESPACE}09{}", "0".repeat(62))
         );
         let key = "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc";
         assert_eq!(

@@ -334,6 +334,18 @@ impl<'a> BcflState<'a> {
         })
     }
 
+    /// The consensus sketch (empty before the first evaluated round).
+    pub fn consensus(&mut self) -> Result<pb::ConsensusSketch> {
+        Ok(self
+            .read(&address::consensus_address(), "ConsensusSketch")?
+            .unwrap_or_default())
+    }
+
+    /// Stores the consensus sketch.
+    pub fn put_consensus(&mut self, consensus: &pb::ConsensusSketch) -> Result<()> {
+        self.write(address::consensus_address(), consensus)
+    }
+
     /// Stores a member's sketch sum in its container (replacing its previous one).
     pub fn put_sketch_sum(&mut self, sum: pb::SketchSum) -> Result<()> {
         let address = address::sketch_sum_address(&sum.member);

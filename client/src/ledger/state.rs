@@ -79,6 +79,8 @@ pub enum BcflObject {
     Directory(pb::MemberList),
     /// Tag `08`: the sketch sums of one member-keyed address (collisions share it).
     SketchSums(pb::SketchSumList),
+    /// Tag `09`: the consensus sketch.
+    Consensus(pb::ConsensusSketch),
 }
 
 fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
@@ -104,11 +106,12 @@ impl BcflObject {
             AddressKind::Aggregate => Self::Aggregate(parse(address, "Aggregate", data)?),
             AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
             AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
+            AddressKind::Consensus => Self::Consensus(parse(address, "ConsensusSketch", data)?),
         })
     }
 
     /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
-    /// `commitments`, `links`, `verdict`, `aggregate`, `directory` or `sketch_sums`.
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums` or `consensus`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Consortium(_) => "consortium",
@@ -120,6 +123,7 @@ impl BcflObject {
             Self::Aggregate(_) => "aggregate",
             Self::Directory(_) => "directory",
             Self::SketchSums(_) => "sketch_sums",
+            Self::Consensus(_) => "consensus",
         }
     }
 
@@ -134,6 +138,7 @@ impl BcflObject {
             Self::Verdict(m) => m,
             Self::Aggregate(m) => m,
             Self::SketchSums(m) => m,
+            Self::Consensus(m) => m,
         }
     }
 }
@@ -157,7 +162,8 @@ pub struct FamilyState {
     pub verdicts: BTreeMap<u64, pb::Verdict>,
     /// Aggregates by round.
     pub aggregates: BTreeMap<u64, pb::Aggregate>,
-    /// Every stored sketch sum, sorted by member (empty before the first evaluation).
+    /// Every stored sketch sum, sorted by member, and the consensus sketch (empty before the
+    /// first evaluation).
     pub sketch_history: pb::SketchHistory,
     /// Every leaf, decoded, in address order.
     pub objects: Vec<(String, BcflObject)>,
@@ -203,6 +209,7 @@ impl FamilyState {
                     state.aggregates.insert(a.round, a.clone());
                 }
                 BcflObject::Directory(_) => {}
+                BcflObject::Consensus(c) => state.sketch_history.set_consensus(c.clone()),
                 BcflObject::SketchSums(list) => {
                     state
                         .sketch_history
@@ -220,13 +227,19 @@ impl FamilyState {
     }
 
     /// The sketch history replayed from the ledger's own records: the commitments of every
-    /// evaluated round before `round` (a round is evaluated when it has a verdict), added in
-    /// round order. An auditor compares it with the stored [`Self::sketch_history`].
+    /// evaluated round before `round` (a round is evaluated when it has a verdict) and the
+    /// members each verdict accepted, added in round order. An auditor compares it with the
+    /// stored [`Self::sketch_history`].
     pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
         let mut history = pb::SketchHistory::default();
-        for &r in self.verdicts.keys().filter(|r| **r < round) {
+        for (&r, verdict) in self.verdicts.range(..round) {
             let commitments: Vec<pb::Commitment> = self.round_commitments(r).cloned().collect();
-            history = bcfl_processor::anomaly::features::extend_history(&history, r, &commitments);
+            history = bcfl_processor::anomaly::features::extend_after_verdict(
+                &history,
+                r,
+                &commitments,
+                &verdict.accepted,
+            );
         }
         history
     }

@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `UPDATE_NORM` | `norm_micro / 1e6` |
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
-//! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | the same over cumulative sketches: each member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one |
+//! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over measured links into the member of each link's median `bytes_per_sec`; 0 without any |
@@ -25,7 +25,10 @@
 //! widely as an attacker's random or negated one. Summed over rounds, honest updates add up
 //! along the common descent direction while noise grows only as the square root of the number
 //! of rounds; a sign flipper's sum points the opposite way and a noise sender's stays orthogonal,
-//! so a gap stays open after one round's has closed. Measured on the attack benchmark (10
+//! so a gap stays open after one round's has closed. The centre is the consensus of the members
+//! earlier verdicts accepted, not the median of everybody's sums: with 30 % noise senders the
+//! median of the sums is pulled towards them, and measuring against the consensus raised the
+//! ensemble's F1 for noise at 30 % from 0.93 / 0.81 to 0.98 / 0.98 (10 / 20 members, 3 seeds). Measured on the attack benchmark (10
 //! members, 3 noise senders, round 6, seeds 0-2): cumulative distances 0.37-0.57 for honest
 //! members against 0.78-1.01 for the noise senders, where one round's distances overlap
 //! (0.56-0.81 against 0.58-0.84). Members sketch each round with that round's projection; the
@@ -94,7 +97,11 @@ fn doubled_median(vectors: &[Vec<i64>]) -> Vec<i128> {
 /// The cosine distance of every vector to the coordinate-wise median of all of them, in
 /// [0, 2]; 1 when either is zero. Integer arithmetic (saturating `i128`) up to one division.
 fn cosine_distances_to_median(vectors: &[Vec<i64>]) -> Vec<f64> {
-    let centre = doubled_median(vectors);
+    cosine_distances_to(vectors, &doubled_median(vectors))
+}
+
+/// The cosine distance of every vector to `centre`, in [0, 2]; 1 when either is zero.
+fn cosine_distances_to(vectors: &[Vec<i64>], centre: &[i128]) -> Vec<f64> {
     let centre_sq = centre
         .iter()
         .fold(0i128, |acc, c| acc.saturating_add(c.saturating_mul(*c)));
@@ -155,6 +162,95 @@ pub fn add_sketch(sum: &[i64], sketch: &[i32]) -> Vec<i64> {
         .collect()
 }
 
+/// The centre the cumulative feature measures against: twice the consensus of the earlier
+/// rounds plus the doubled coordinate-wise median of this round's sketches (so, up to the factor
+/// 2, the consensus as it would stand if this round's median were its mean).
+pub fn cumulative_centre(commitments: &[pb::Commitment], history: &pb::SketchHistory) -> Vec<i128> {
+    let sketches: Vec<Vec<i64>> = commitments
+        .iter()
+        .map(|c| c.sketch.iter().map(|v| i64::from(*v)).collect())
+        .collect();
+    let median = doubled_median(&sketches);
+    let consensus = &history.get_consensus().sum;
+    (0..median.len().max(consensus.len()))
+        .map(|k| {
+            let c = i128::from(consensus.get(k).copied().unwrap_or(0));
+            median
+                .get(k)
+                .copied()
+                .unwrap_or(0)
+                .saturating_add(c.saturating_mul(2))
+        })
+        .collect()
+}
+
+/// `a / b` rounded half away from zero (`b > 0`).
+fn div_round(a: i128, b: i128) -> i128 {
+    let half = b / 2;
+    if a >= 0 {
+        (a + half) / b
+    } else {
+        (a - half) / b
+    }
+}
+
+/// The consensus after round `round`: the coordinate-wise mean of the `accepted` commitments'
+/// sketches (rounded half away from zero) added to it; unchanged when nobody was accepted.
+pub fn extend_consensus(
+    consensus: &pb::ConsensusSketch,
+    round: u64,
+    accepted: &[&pb::Commitment],
+) -> pb::ConsensusSketch {
+    if accepted.is_empty() {
+        return consensus.clone();
+    }
+    let count = accepted.len() as i128;
+    let len = accepted
+        .iter()
+        .map(|c| c.sketch.len())
+        .max()
+        .unwrap_or(0)
+        .max(consensus.sum.len());
+    let sum = (0..len)
+        .map(|k| {
+            let total: i128 = accepted
+                .iter()
+                .map(|c| i128::from(c.sketch.get(k).copied().unwrap_or(0)))
+                .sum();
+            let mean = div_round(total, count);
+            let before = i128::from(consensus.sum.get(k).copied().unwrap_or(0));
+            i64::try_from(before.saturating_add(mean)).unwrap_or(if mean < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            })
+        })
+        .collect();
+    pb::ConsensusSketch {
+        sum,
+        rounds: consensus.rounds.saturating_add(1),
+        last_round: round,
+        ..Default::default()
+    }
+}
+
+/// The whole history after round `round`: the committers' sums ([`extend_history`]) and the
+/// consensus over the members the verdict `accepted` (sorted keys).
+pub fn extend_after_verdict(
+    history: &pb::SketchHistory,
+    round: u64,
+    commitments: &[pb::Commitment],
+    accepted: &[String],
+) -> pb::SketchHistory {
+    let mut next = extend_history(history, round, commitments);
+    let chosen: Vec<&pb::Commitment> = commitments
+        .iter()
+        .filter(|c| accepted.binary_search(&c.member).is_ok())
+        .collect();
+    next.set_consensus(extend_consensus(history.get_consensus(), round, &chosen));
+    next
+}
+
 /// The history after round `round`'s commitments: every committer's entry gains its sketch and
 /// one round and records `round` as its last (new entries are created); entries stay sorted by
 /// member. `EvaluateRound` stores the committers' new entries; an auditor replays the whole
@@ -182,6 +278,7 @@ pub fn extend_history(
     }
     pb::SketchHistory {
         entries: entries.into_values().collect(),
+        consensus: history.consensus.clone(),
         ..Default::default()
     }
 }
@@ -206,9 +303,10 @@ pub fn commitment_feature(
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
             sketch_cosine_distances(&sketches)
         }
-        CUMULATIVE_SKETCH_COSINE_DISTANCE => {
-            cosine_distances_to_median(&cumulative_sketches(commitments, history))
-        }
+        CUMULATIVE_SKETCH_COSINE_DISTANCE => cosine_distances_to(
+            &cumulative_sketches(commitments, history),
+            &cumulative_centre(commitments, history),
+        ),
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| c.loss_micro as f64 / 1e6)
@@ -286,6 +384,22 @@ mod tests {
     }
 
     #[test]
+    fn consensus_adds_the_rounded_mean_of_the_accepted() {
+        let a = commitment("a", &[3, -3, 1]);
+        let b = commitment("b", &[4, -4, 0]);
+        // Means 3.5, -3.5, 0.5 round half away from zero: 4, -4, 1.
+        let c1 = extend_consensus(&pb::ConsensusSketch::default(), 1, &[&a, &b]);
+        assert_eq!(
+            (c1.sum.clone(), c1.rounds, c1.last_round),
+            (vec![4, -4, 1], 1, 1)
+        );
+        // Nobody accepted: nothing changes.
+        assert_eq!(extend_consensus(&c1, 2, &[]), c1);
+        let c3 = extend_consensus(&c1, 3, &[&a]);
+        assert_eq!((c3.sum, c3.rounds, c3.last_round), (vec![7, -7, 2], 2, 3));
+    }
+
+    #[test]
     fn history_sums_sketches_per_member_in_key_order() {
         let round_one = [commitment("a", &[1, 2]), commitment("c", &[-3, 0])];
         let h1 = extend_history(&pb::SketchHistory::default(), 1, &round_one);
@@ -313,8 +427,9 @@ mod tests {
 
     #[test]
     fn cumulative_distance_known_answers() {
-        // History: a and b went along (1, 0), c went against it (-1, 0).
-        let history = extend_history(
+        // Round 1: a and b went along (1, 0), c went against it (-1, 0) and was excluded, so
+        // the consensus is the mean of a and b: (1, 0).
+        let history = extend_after_verdict(
             &pb::SketchHistory::default(),
             1,
             &[
@@ -322,7 +437,10 @@ mod tests {
                 commitment("b", &[1, 0]),
                 commitment("c", &[-1, 0]),
             ],
+            &["a".to_owned(), "b".to_owned()],
         );
+        assert_eq!(history.get_consensus().sum, vec![1, 0]);
+        assert_eq!(history.get_consensus().rounds, 1);
         // This round everybody commits (0, 1): alone, nobody stands out.
         let now = [
             commitment("a", &[0, 1]),
@@ -331,7 +449,9 @@ mod tests {
         ];
         let sums = cumulative_sketches(&now, &history);
         assert_eq!(sums, vec![vec![1, 1], vec![1, 1], vec![-1, 1]]);
-        // The median of the sums is (1, 1); c's (-1, 1) is orthogonal to it.
+        // The centre is 2 x consensus + the doubled median of this round: (2, 2); c's sum
+        // (-1, 1) is orthogonal to it.
+        assert_eq!(cumulative_centre(&now, &history), vec![2, 2]);
         let d = commitment_feature(
             pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
             &now,

@@ -455,6 +455,20 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     };
     let after_one = stored(&ledger);
     assert_eq!(after_one.entries.len(), 8);
+    // The consensus is the mean sketch of the seven accepted members.
+    let consensus = |ledger: &MemoryLedger| {
+        <pb::ConsensusSketch as protobuf::Message>::parse_from_bytes(
+            &ledger.state()[&crate::address::consensus_address()],
+        )
+        .unwrap()
+    };
+    let accepted_one: Vec<&pb::Commitment> =
+        commitments.iter().filter(|c| c.member != m[6]).collect();
+    assert_eq!(
+        consensus(&ledger),
+        super::features::extend_consensus(&Default::default(), 1, &accepted_one)
+    );
+    assert_eq!(consensus(&ledger).rounds, 1);
     for (entry, c) in after_one.entries.iter().zip({
         let mut sorted = commitments.clone();
         sorted.sort_by(|a, b| a.member.cmp(&b.member));
@@ -543,6 +557,8 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         after_two,
         super::features::extend_history(&after_one, 2, &sorted_two)
     );
+    assert_eq!(consensus(&ledger).rounds, 2);
+    assert_eq!(consensus(&ledger).last_round, 2);
     assert!(after_two
         .entries
         .iter()

@@ -22,7 +22,7 @@ use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
 };
-use crate::anomaly::features::extend_history;
+use crate::anomaly::features::extend_after_verdict;
 use crate::error::{Result, TxnError};
 use crate::limits::MAX_ROUND_COMMITTERS;
 use crate::payload::{
@@ -203,7 +203,8 @@ pub fn evaluate_round(
     let committers = round.committers.to_vec();
     let commitments = state.commitments(n, &committers)?;
     let links = state.links_among(&committers)?;
-    let history = state.sketch_sums(&committers)?;
+    let mut history = state.sketch_sums(&committers)?;
+    history.set_consensus(state.consensus()?);
     let mut verdict = compute_verdict(&RoundEvidence {
         params: params(&consortium),
         round: &round,
@@ -213,10 +214,9 @@ pub fn evaluate_round(
     })?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
-    for sum in extend_history(&history, n, &commitments)
-        .entries
-        .into_iter()
-    {
+    let mut next = extend_after_verdict(&history, n, &commitments, &verdict.accepted);
+    state.put_consensus(next.get_consensus())?;
+    for sum in next.take_entries() {
         state.put_sketch_sum(sum)?;
     }
     round.phase = EVALUATED;

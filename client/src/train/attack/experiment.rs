@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use bcfl_processor::anomaly::features::extend_history;
+use bcfl_processor::anomaly::features::extend_after_verdict;
 use bcfl_processor::anomaly::simulate::{attack_update, measured_links, Attack, Counts, Rng};
 use bcfl_processor::anomaly::{evaluate, MemberData};
 use bcfl_protos::bcfl as pb;
@@ -436,11 +436,6 @@ pub fn run_all(
             let evidence = detects.then(|| {
                 MemberData::from_evidence(&round_data.commitments, &prepared.links, &group.history)
             });
-            let history = if detects {
-                extend_history(&group.history, round as u64, &round_data.commitments)
-            } else {
-                group.history.clone()
-            };
             if let Some(data) = evidence
                 .as_ref()
                 .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
@@ -510,11 +505,25 @@ pub fn run_all(
                         previous_change = change;
                     }
                 }
+                // The sums and the consensus as `EvaluateRound` would store them with this plan's
+                // accepted members as the verdict.
+                let history = if detects {
+                    let keys: Vec<String> =
+                        accepted.iter().map(|&i| prepared.keys[i].clone()).collect();
+                    extend_after_verdict(
+                        &group.history,
+                        round as u64,
+                        &round_data.commitments,
+                        &keys,
+                    )
+                } else {
+                    group.history.clone()
+                };
                 next.push(Group {
                     defences: members_of_plan,
                     global,
                     previous_change,
-                    history: history.clone(),
+                    history,
                 });
             }
         }
