@@ -18,7 +18,8 @@
 //! descent direction) stays aligned in the sum, while a member's own persistent bias (its shard's
 //! pull, the same every round) is projected differently each round and adds up like noise
 //! instead of linearly. One fixed seed for all rounds was measured too (attack benchmark, 5
-//! seeds, 10 and 20 members): it caught stale updates better (ensemble F1 0.97-1.0 instead of
+//! seeds, 10 and 20 members, with the median of the sums as the feature's centre, before the
+//! consensus replaced it): it caught stale updates better (ensemble F1 0.97-1.0 instead of
 //! 0.86-0.94) but Gaussian noise worse in five of six cells (10 / 20 / 30 % attackers: 0.938 /
 //! 0.947 / 0.902 at 10 members and 1.0 / 0.879 / 0.792 at 20, against 0.968 / 0.983 / 0.935 and
 //! 0.992 / 0.961 / 0.831 per round), and noise is one of the attacks the detection is judged
