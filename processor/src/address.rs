@@ -130,32 +130,34 @@ pub fn consortium_address() -> String {
     )
 }
 
+/// An address of `kind` keyed by a member's public key.
+fn member_keyed(kind: AddressKind, public_key: &str) -> String {
+    format!("{}{}", type_prefix(kind), hashed(public_key, 62))
+}
+
+/// The one address of a single-object `kind`.
+fn singleton(kind: AddressKind) -> String {
+    format!("{}{}", type_prefix(kind), "0".repeat(62))
+}
+
 /// Address of the `MemberList` holding the member with `public_key`.
 pub fn member_address(public_key: &str) -> String {
-    format!(
-        "{}{}",
-        type_prefix(AddressKind::Member),
-        hashed(public_key, 62)
-    )
+    member_keyed(AddressKind::Member, public_key)
 }
 
 /// Address of the member directory.
 pub fn directory_address() -> String {
-    format!("{}{}", type_prefix(AddressKind::Directory), "0".repeat(62))
+    singleton(AddressKind::Directory)
 }
 
 /// Address of the `SketchSumList` holding the sketch sum of the member with `public_key`.
 pub fn sketch_sum_address(public_key: &str) -> String {
-    format!(
-        "{}{}",
-        type_prefix(AddressKind::SketchSum),
-        hashed(public_key, 62)
-    )
+    member_keyed(AddressKind::SketchSum, public_key)
 }
 
 /// Address of the consensus sketch.
 pub fn consensus_address() -> String {
-    format!("{}{}", type_prefix(AddressKind::Consensus), "0".repeat(62))
+    singleton(AddressKind::Consensus)
 }
 
 /// Address of round `round`.

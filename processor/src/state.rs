@@ -327,7 +327,7 @@ impl<'a> BcflState<'a> {
                 entries.push(sum);
             }
         }
-        entries.sort_by(|a, b| a.member.cmp(&b.member));
+        // `members` is sorted, so `entries` is too.
         Ok(pb::SketchHistory {
             entries: entries.into(),
             ..Default::default()

@@ -20,6 +20,18 @@ fn payload(build: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
     p
 }
 
+fn open_round(round: u64, aggregator: &str) -> pb::BcflPayload {
+    payload(|p| {
+        p.set_open_round(pb::OpenRound {
+            round,
+            parent_model_sha256: hash("base"),
+            aggregator: aggregator.to_owned(),
+            mode: pb::RoundMode::SERVERLESS,
+            ..Default::default()
+        })
+    })
+}
+
 fn anomaly_config() -> pb::AnomalyConfig {
     let features = vec![
         pb::Feature::UPDATE_NORM,
@@ -99,14 +111,7 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
             payload(|p| p.set_register_member(register)),
         );
     }
-    let open = pb::OpenRound {
-        round: 1,
-        parent_model_sha256: hash("base"),
-        aggregator: members[0].clone(),
-        mode: pb::RoundMode::SERVERLESS,
-        ..Default::default()
-    };
-    submit(&mut ledger, &admin, payload(|p| p.set_open_round(open)));
+    submit(&mut ledger, &admin, open_round(1, &members[0]));
     for (i, key) in members.iter().enumerate() {
         // Honest updates: the same direction with small per-member perturbations, norm ~3.
         let jitter = i as i32 % 3 - 1;
@@ -418,9 +423,8 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         admin,
         members: m,
     } = committed_round(Some(config));
-    let round_payload = |build: &dyn Fn(&mut pb::BcflPayload)| payload(|p| build(p));
     let evaluate = |n: u64| {
-        round_payload(&|p| {
+        payload(|p| {
             p.set_evaluate_round(pb::EvaluateRound {
                 round: n,
                 ..Default::default()
@@ -485,7 +489,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     ledger
         .submit(
             &admin,
-            &round_payload(&|p| {
+            &payload(|p| {
                 p.set_close_round(pb::CloseRound {
                     round: 1,
                     ..Default::default()
@@ -493,16 +497,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
             }),
         )
         .unwrap();
-    let open = pb::OpenRound {
-        round: 2,
-        parent_model_sha256: hash("base"),
-        aggregator: m[0].clone(),
-        mode: pb::RoundMode::SERVERLESS,
-        ..Default::default()
-    };
-    ledger
-        .submit(&admin, &round_payload(&|p| p.set_open_round(open.clone())))
-        .unwrap();
+    ledger.submit(&admin, &open_round(2, &m[0])).unwrap();
     for (i, key) in m.iter().enumerate() {
         let sketch: Vec<i32> = SKETCH
             .iter()
@@ -526,10 +521,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
             ..Default::default()
         };
         ledger
-            .submit(
-                key,
-                &round_payload(&|p| p.set_commit_update(commit.clone())),
-            )
+            .submit(key, &payload(|p| p.set_commit_update(commit)))
             .unwrap();
     }
     let round_two: Vec<pb::Commitment> =
