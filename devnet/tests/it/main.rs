@@ -1,19 +1,26 @@
-//! Integration tests: the devnet ledger core with real processes on loopback.
+//! Integration tests of `bcfl-devnet`, in one test binary: the devnet ledger core with real
+//! processes on loopback.
 //!
 //! Most tests embed the ledger (`Devnet::start`) and drive it through its `LedgerView`, with the
 //! fixture processor (a real `sawtooth_sdk` processor, or raw ZMQ misbehaviour) as a child
-//! process. The durability tests run the `bcfl-devnet` binary and talk to its REST API.
+//! process; `fixture.rs` holds the signer, the processor and the embedded ledger they share. The
+//! durability tests run the `bcfl-devnet` binary (through `bcfl-testkit`) and talk to its REST
+//! API.
+//!
+//! ```text
+//! cargo test -p bcfl-devnet --test it
+//! ```
 
 mod durability;
-mod util;
+mod fixture;
 
 use std::time::Duration;
 
 use bcfl_devnet::view::{BatchStatusKind, SubmitError};
+use fixture::*;
 use protobuf::Message as _;
 use sawtooth_sdk::messages::block::BlockHeader;
 use sawtooth_sdk::messages::transaction_receipt::StateChange_Type;
-use util::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -291,10 +298,10 @@ fn garbage_frames_neither_crash_nor_wedge_the_endpoint() {
     let devnet = embedded(dir.path(), |_| {});
     let ledger = devnet.ledger();
     let mut garbage = fixture_tp(devnet.component_endpoint(), "garbage");
-    let status = garbage.0.wait().unwrap();
+    let status = garbage.wait().unwrap();
     assert!(status.success(), "garbage fixture: {status:?}");
     let mut said = String::new();
-    std::io::Read::read_to_string(&mut garbage.0.stdout.take().unwrap(), &mut said).unwrap();
+    std::io::Read::read_to_string(&mut garbage.stdout.take().unwrap(), &mut said).unwrap();
     assert_eq!(said, "protocol version 2 refused\nprobe echoed\n");
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     let batch = Signer::new().script(&format!("set {} ok", addr(5)));
@@ -315,7 +322,7 @@ fn a_processor_that_vanishes_mid_transaction_is_replaced() {
     let mut vanish = fixture_tp(devnet.component_endpoint(), "vanish");
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(vanish.0.stdout.take().unwrap()),
+        &mut std::io::BufReader::new(vanish.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -324,7 +331,7 @@ fn a_processor_that_vanishes_mid_transaction_is_replaced() {
     let batch = signer.script(&format!("inc {}", addr(6)));
     ledger.submit_batches(vec![batch.clone()]).unwrap();
     // The vanishing processor takes the transaction and exits; the batch must not be lost.
-    assert!(!vanish.0.wait().unwrap().success());
+    assert!(!vanish.wait().unwrap().success());
     let _tp = fixture_tp(devnet.component_endpoint(), "sdk");
     wait_status(
         &ledger,
@@ -428,7 +435,7 @@ fn silent_processors_are_pinged_every_ten_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let devnet = embedded(dir.path(), |_| {});
     let mut silent = fixture_tp(devnet.component_endpoint(), "silent");
-    let stdout = silent.0.stdout.take().unwrap();
+    let stdout = silent.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bcfl_devnet::view::BatchStatusKind;
+use bcfl_testkit::Devnet;
 use protobuf::{Message as _, RepeatedField};
 use sawtooth_sdk::messages::batch::BatchList;
 use sawtooth_sdk::messages::block::BlockHeader;
 
-use crate::util::*;
+use crate::fixture::*;
 
 const TXNS_PER_BATCH: usize = 5;
 
@@ -55,13 +56,13 @@ fn load(rest: String, stop: Arc<AtomicBool>, committed: Arc<Mutex<Vec<String>>>)
 #[test]
 fn kill_9_under_load_loses_nothing_reported_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut devnet = devnet_binary(dir.path(), &["--block-interval-ms", "5"]);
-    let _tp = fixture_tp(&devnet.component, "sdk");
+    let mut devnet = Devnet::start(dir.path(), &["--block-interval-ms", "5"]);
+    let _tp = fixture_tp(devnet.component(), "sdk");
     let stop = Arc::new(AtomicBool::new(false));
     let committed = Arc::new(Mutex::new(Vec::new()));
     let submitter = {
         let (rest, stop, committed) = (
-            devnet.rest.clone(),
+            devnet.rest_addr().to_owned(),
             Arc::clone(&stop),
             Arc::clone(&committed),
         );
@@ -77,32 +78,36 @@ fn kill_9_under_load_loses_nothing_reported_committed() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(rand::random::<u64>() % 700));
-    devnet.proc.0.kill().unwrap(); // SIGKILL
-    devnet.proc.0.wait().unwrap();
+    devnet.process().assert_running();
+    devnet.process().kill(); // SIGKILL, and reaped
     stop.store(true, Ordering::Relaxed);
     submitter.join().unwrap();
     let committed = committed.lock().unwrap().clone();
 
     // The restarted binary serves the chain, and stops cleanly on SIGTERM.
-    let mut restarted = devnet_binary(dir.path(), &[]);
+    let mut restarted = Devnet::start(dir.path(), &[]);
     let probe = format!("/batch_statuses?id={}", committed[0]);
-    let (code, body) = http(&restarted.rest, "GET", &probe, "application/json", b"").unwrap();
+    let (code, body) = http(
+        restarted.rest_addr(),
+        "GET",
+        &probe,
+        "application/json",
+        b"",
+    )
+    .unwrap();
     assert_eq!(code, 200);
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["data"][0]["status"], "COMMITTED");
-    let pid = restarted.proc.0.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
     assert!(
-        restarted.proc.0.wait().unwrap().success(),
+        restarted
+            .process()
+            .terminate(Duration::from_secs(30))
+            .success(),
         "devnet did not exit 0 on SIGTERM"
     );
 
     // Check the stored chain directly.
-    let devnet = embedded(dir.path(), |_| {});
+    let devnet = embedded(restarted.data_dir(), |_| {});
     devnet.check_consistency().unwrap();
     let ledger = devnet.ledger();
     let statuses = ledger.batch_statuses(&committed);

@@ -1,17 +1,17 @@
-//! Helpers for devnet's integration tests: signed batches, the fixture processor, the devnet
-//! binary and a tiny HTTP client. Everything runs on loopback with free ports.
+//! What devnet's integration tests share: signed batches of the fixture family, the fixture
+//! processor, the embedded ledger and a tiny HTTP client. Everything runs on loopback with free
+//! ports; the `bcfl-devnet` binary itself is `bcfl_testkit::Devnet`.
 
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bcfl_devnet::ledger::{Devnet, DevnetConfig};
 use bcfl_devnet::view::{BatchStatus, BatchStatusKind, LedgerView};
+use bcfl_testkit::ChildGuard;
 use protobuf::{Message as _, RepeatedField};
 use sawtooth_sdk::messages::batch::{Batch, BatchHeader};
 use sawtooth_sdk::messages::transaction::{Transaction, TransactionHeader};
@@ -110,25 +110,15 @@ impl Signer {
     }
 }
 
-/// A child process killed on drop.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the fixture processor in `mode` against `endpoint`.
-pub fn fixture_tp(endpoint: &str, mode: &str) -> Proc {
+/// Starts the fixture processor in `mode` against `endpoint`; its stdout is piped.
+pub fn fixture_tp(endpoint: &str, mode: &str) -> ChildGuard {
     let child = Command::new(env!("CARGO_BIN_EXE_bcfl-devnet-fixture-tp"))
         .args(["-C", endpoint, "--mode", mode])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("starting the fixture processor");
-    Proc(child)
+    ChildGuard::new(child)
 }
 
 /// An embedded devnet on a free component port.
@@ -168,52 +158,6 @@ pub fn wait_status(
             status
         );
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The devnet binary, started on free ports.
-pub struct DevnetProc {
-    /// The process.
-    pub proc: Proc,
-    /// Its component endpoint.
-    pub component: String,
-    /// Its REST address (`host:port`).
-    pub rest: String,
-}
-
-/// Starts `bcfl-devnet run` on `dir` and reads the endpoints it prints.
-pub fn devnet_binary(dir: &Path, extra: &[&str]) -> DevnetProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bcfl-devnet"))
-        .arg("run")
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--bind-component",
-            "tcp://127.0.0.1:0",
-            "--bind-rest",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting bcfl-devnet");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut component = String::new();
-    let mut rest = String::new();
-    for _ in 0..3 {
-        let line = lines.next().expect("devnet printed its endpoints").unwrap();
-        if let Some(v) = line.strip_prefix("component: ") {
-            component = v.to_string();
-        } else if let Some(v) = line.strip_prefix("rest: http://") {
-            rest = v.to_string();
-        }
-    }
-    assert!(!component.is_empty() && !rest.is_empty());
-    DevnetProc {
-        proc: Proc(child),
-        component,
-        rest,
     }
 }
 
