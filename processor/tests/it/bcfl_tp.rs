@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use bcfl_processor::address;
 use bcfl_protos::bcfl as pb;
+use bcfl_testkit::ChildGuard;
 use protobuf::Message as _;
 use sawtooth_sdk::messages::processor::{
     TpProcessRequest, TpProcessResponse, TpProcessResponse_Status, TpRegisterRequest,
@@ -70,13 +71,16 @@ impl Validator {
     }
 }
 
-fn spawn_tp(endpoint: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_bcfl-tp"))
-        .args(["-C", endpoint, "-vv"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+/// `bcfl-tp` against `endpoint`, killed when the test ends (also when it fails).
+fn spawn_tp(endpoint: &str) -> ChildGuard {
+    ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_bcfl-tp"))
+            .args(["-C", endpoint, "-vv"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
