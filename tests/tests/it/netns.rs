@@ -1,18 +1,15 @@
 //! The peer network for real across shaped links: four hosts in network namespaces
-//! (`util/netns.rs`), one `bcfl node` each; probes measure the shaped links, distribution routes
+//! (`testbed.rs`), one `bcfl node` each; probes measure the shaped links, distribution routes
 //! through the fast relay, and a dead relay is routed around.
 //!
 //! Skipped, with the reason printed, where network namespaces cannot be made (not root, no
 //! iproute2). `scripts/test.sh` builds the `bcfl` binary first.
 
-#[path = "util/netns.rs"]
-mod netns_bed;
-mod util;
-
 use std::collections::BTreeMap;
 
-use netns_bed::{Shape, Testbed};
 use serde_json::Value;
+
+use crate::testbed::{Shape, Testbed};
 
 const FAST: Shape = Shape {
     mbit: 200.0,

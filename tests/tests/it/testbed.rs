@@ -13,13 +13,12 @@
 //! [`Testbed::available`] says why a test must be skipped (not root, no `ip`/`tc`, no network
 //! namespaces). Dropping the [`Testbed`] kills its processes and deletes its namespaces, also
 //! when a test panics.
-#![allow(dead_code)] // Each test binary uses its own subset.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::util::{workspace_bin, Process};
+use bcfl_testkit::{Binary, Spawned};
 
 /// The shaping of one direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,7 +61,7 @@ fn must(args: &[&str]) -> String {
 #[derive(Debug)]
 pub struct Testbed {
     names: Vec<String>,
-    nodes: Vec<Option<Process>>,
+    nodes: Vec<Option<Spawned>>,
     /// The veth devices of each host, one per link.
     devices: Vec<Vec<String>>,
     dir: tempfile::TempDir,
@@ -233,7 +232,7 @@ impl Testbed {
     /// listens.
     pub fn serve(&mut self, i: usize, chunk_size: u64, files: &[PathBuf]) {
         let store = self.dir.path().join(format!("store{i}"));
-        let mut command = self.command(i, &workspace_bin("bcfl"));
+        let mut command = self.command(i, &Binary::Bcfl.path());
         command
             .args(["node", "serve", "--listen"])
             .arg(format!("{}:7070", self.addr(i)))
@@ -243,23 +242,9 @@ impl Testbed {
         for file in files {
             command.arg("--add").arg(file);
         }
-        let mut process = Process::spawn(&format!("node{i}"), command, self.dir.path());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !process.log_text().contains("\"listening\"") {
-            process.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "node {i} did not start\n{}",
-                process.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut process = Spawned::start(&format!("node{i}"), command, self.dir.path());
+        process.wait_for_line("\"listening\"", Duration::from_secs(10));
         self.nodes[i] = Some(process);
-    }
-
-    /// CPU seconds (user + system) all running nodes have used so far.
-    pub fn nodes_cpu_seconds(&self) -> f64 {
-        self.node_cpu_seconds().iter().sum()
     }
 
     /// Packets host `i`'s shared uplink (see [`Testbed::share_uplink`]) has dropped so far.
@@ -282,7 +267,7 @@ impl Testbed {
     pub fn node_cpu_seconds(&self) -> Vec<f64> {
         self.nodes
             .iter()
-            .map(|n| n.as_ref().and_then(Process::cpu_seconds).unwrap_or(0.0))
+            .map(|n| n.as_ref().and_then(Spawned::cpu_seconds).unwrap_or(0.0))
             .collect()
     }
 
@@ -307,7 +292,7 @@ impl Testbed {
     /// (its last line), and stderr.
     pub fn bcfl(&self, i: usize, args: &[String]) -> (bool, serde_json::Value, String) {
         let output = self
-            .command(i, &workspace_bin("bcfl"))
+            .command(i, &Binary::Bcfl.path())
             .args(args)
             .arg("--json")
             .output()

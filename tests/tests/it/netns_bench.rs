@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build -p bcfl-client --bin bcfl
-//! cargo test -p bcfl-tests --test netns_bench -- --ignored --nocapture
+//! cargo test -p bcfl-tests --test it netns_bench -- --ignored --nocapture
 //! ```
 //!
 //! 1. `throughput`: probe and blob-transfer throughput against the shaped capacity of one link
@@ -26,7 +26,7 @@
 //!
 //! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
-//! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `util/netns.rs`.
+//! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `testbed.rs`.
 //!
 //! Measured on the 2-core development machine (kernel without netem, so rate shaping only; dev
 //! profile; 2026-11-23; the distribution rows while other builds kept the load at 8-9):
@@ -51,15 +51,12 @@
 //! 0.4 s the links need even on 2 idle cores, and the machine was saturated during every run.
 //! Where a host's links share one uplink, the shared-uplink prediction is within 16-18 %.
 
-#[path = "util/netns.rs"]
-mod netns_bed;
-mod util;
-
 use std::time::Instant;
 
 use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, Sharing, TransferModel, Uplink};
-use netns_bed::{Shape, Testbed};
 use serde_json::{json, Value};
+
+use crate::testbed::{Shape, Testbed};
 
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()

@@ -13,19 +13,16 @@
 //!   Sawtooth 1.2 validator: registration, state get/set over ZMQ, COMMITTED batches whose state is
 //!   readable over REST, and an INVALID batch carrying the processor's own message.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use base64::Engine as _;
 use bcfl_client::ledger::keys::{PrivateKey, Signer};
 use bcfl_client::ledger::protocol::BatchList;
+use bcfl_testkit::{Devnet, Spawned};
 use serde_json::Value;
 use sha2::{Digest, Sha512};
-use util::{free_port, wait_for_http, workspace_bin, Process};
 
 /// The exit status of `setup-venv.sh` when this machine has no Python 3.8.
 const PY38_UNAVAILABLE: i32 = 3;
@@ -185,31 +182,17 @@ fn python_batches_verify_with_bcfl_signing() {
 async fn python_intkey_processor_on_devnet() {
     let Some(python) = kit_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (component_port, rest_port) = (free_port(), free_port());
-    let component = format!("tcp://127.0.0.1:{component_port}");
-    let rest = format!("http://127.0.0.1:{rest_port}");
-
-    let mut devnet_cmd = Command::new(workspace_bin("bcfl-devnet"));
-    devnet_cmd
-        .arg("--data-dir")
-        .arg(dir.path().join("ledger"))
-        .args(["--bind-component", &component])
-        .args(["--bind-rest", &format!("127.0.0.1:{rest_port}")]);
-    let mut devnet = Process::spawn("bcfl-devnet", devnet_cmd, dir.path());
-    wait_for_http(
-        &format!("{rest}/blocks"),
-        &mut devnet,
-        Duration::from_secs(30),
-    )
-    .await;
+    // On free ports, its REST API listening.
+    let mut devnet = Devnet::start(dir.path(), &[]);
+    let rest = devnet.rest_url().to_owned();
 
     let mut tp_cmd = Command::new(&python);
     tp_cmd
         .arg(kit_dir().join("intkey_tp.py"))
-        .args(["--connect", &component]);
-    let mut tp = Process::spawn("intkey_tp.py", tp_cmd, dir.path());
+        .args(["--connect", devnet.component()]);
+    let mut tp = Spawned::start("intkey_tp.py", tp_cmd, dir.path());
 
-    let logs = |devnet: &Process, tp: &Process| format!("{}\n{}", devnet.log_text(), tp.log_text());
+    let logs = |devnet: &Devnet, tp: &Spawned| format!("{}\n{}", devnet.log_text(), tp.log_text());
     let name = "compat";
     let (set, inc, dec) = (
         format!("set:{name}:10"),
@@ -270,5 +253,5 @@ async fn python_intkey_processor_on_devnet() {
         "an invalid batch changed state"
     );
     tp.assert_running();
-    devnet.assert_running();
+    devnet.process().assert_running();
 }
