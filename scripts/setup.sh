@@ -232,4 +232,6 @@ ensure_venv
 log "LIBTORCH=$LIBTORCH"
 log "CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
 log "BCFL_MODEL_DIR=$BCFL_MODEL_DIR"
-log "BCFL_DATA_DIR=${BCFL_DATA_DIR:-<unset: no ../shared/data next to the repository>}"
+log "BCFL_DATA_DIR=$BCFL_DATA_DIR"
+[ -f "$BCFL_DATA_DIR/medical-abstracts/medical_abstracts.csv" ] \
+  || log "warning: no medical-abstracts/medical_abstracts.csv in BCFL_DATA_DIR (the clone ships it in data/)"

@@ -98,6 +98,10 @@ enum Command {
     /// A complete federated fine-tuning run of N members through the ledger, in one process.
     #[cfg(feature = "train")]
     Demo(Box<bcfl_client::demo::DemoArgs>),
+    /// Labelled data: cut a corpus into the members' private shard files.
+    #[cfg(feature = "train")]
+    #[command(subcommand)]
+    Data(bcfl_client::train::data_command::DataCommand),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -137,6 +141,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .map(|()| ExitCode::SUCCESS)
         }
+        #[cfg(feature = "train")]
+        Command::Data(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The demo's model and data: the base model every member fine-tunes (all-MiniLM-L6-v2 from
-//! `$BCFL_MODEL_DIR`, or with `--tiny` a small randomly initialised BERT built in code), the
-//! held-out test set and the members' training shards.
+//! `$BCFL_MODEL_DIR`, or with `--tiny` a small randomly initialised BERT built in code), and the
+//! held-out test set and the members' training shards ([`split`], re-exported from
+//! [`crate::train::split`], where `bcfl data split` finds it too).
 //!
 //! One [`Engine`] serves every member in turn: members train one after another (the CPU is the
 //! shared resource), each starting from the global model it verified itself.
@@ -8,17 +9,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use serde::Serialize;
 use tch::Device;
 
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{file_sha256, ModelDir, WEIGHTS};
-use crate::train::data::Dataset;
 use crate::train::lora::LoraConfig;
-use crate::train::split::{leakage, partition, train_test_split, Partition};
 use crate::train::tokenize::TextEncoder;
+
+pub use crate::train::split::{split, DataPlan, Split, SplitConfig};
 
 /// Vocabulary size of the `--tiny` model's word-level tokenizer.
 pub const TINY_VOCAB: usize = 2000;
@@ -111,106 +109,4 @@ impl Engine {
             encoder,
         })
     }
-}
-
-/// The examples a run uses.
-#[derive(Clone, Debug, Serialize)]
-pub struct DataPlan {
-    /// Class names.
-    pub labels: Vec<String>,
-    /// Examples in the data file.
-    pub examples: usize,
-    /// Training examples the split left.
-    pub train_available: usize,
-    /// Training examples used (over all shards).
-    pub train_used: usize,
-    /// Held-out examples the split left.
-    pub test_available: usize,
-    /// Held-out examples used.
-    pub test_used: usize,
-    /// Whether the run uses a subset of the data.
-    pub subset: bool,
-    /// Test texts also found in training (0: no leakage).
-    pub leaked: usize,
-}
-
-/// The shards and the test set.
-#[derive(Clone, Debug)]
-pub struct Split {
-    /// One training shard per member.
-    pub shards: Vec<Dataset>,
-    /// The held-out test set.
-    pub test: Dataset,
-    /// What was used.
-    pub plan: DataPlan,
-}
-
-/// How to split the data.
-#[derive(Clone, Copy, Debug)]
-pub struct SplitConfig {
-    /// Members (shards).
-    pub members: usize,
-    /// Fraction held out for testing.
-    pub test_fraction: f64,
-    /// At most this many training examples, drawn at random.
-    pub max_train: Option<usize>,
-    /// At most this many test examples, drawn at random.
-    pub max_test: Option<usize>,
-    /// How training examples spread over members.
-    pub partition: Partition,
-    /// Smallest shard.
-    pub min_shard: usize,
-    /// Seed of the split, the subsets and the partition.
-    pub seed: u64,
-}
-
-/// At most `max` examples of `data`, drawn with `seed` and kept in file order.
-fn sample(data: &Dataset, max: Option<usize>, seed: u64) -> Dataset {
-    match max {
-        Some(max) if max < data.len() => {
-            let mut indices: Vec<usize> = (0..data.len()).collect();
-            indices.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-            indices.truncate(max);
-            indices.sort_unstable();
-            data.subset(&indices)
-        }
-        _ => data.clone(),
-    }
-}
-
-/// Splits `data` into a held-out test set (no text shared with training) and member shards.
-pub fn split(data: &Dataset, config: &SplitConfig) -> anyhow::Result<Split> {
-    let (train_all, test_all) = train_test_split(data, config.test_fraction, config.seed)?;
-    let leak = leakage(&train_all, &test_all);
-    anyhow::ensure!(
-        leak.leaked == 0,
-        "{} test texts also appear in training",
-        leak.leaked
-    );
-    let train = sample(&train_all, config.max_train, config.seed ^ 0x0074_7261_696e);
-    let test = sample(&test_all, config.max_test, config.seed ^ 0x0000_7465_7374);
-    let shards = partition(
-        &train,
-        config.members,
-        config.partition,
-        config.min_shard,
-        config.seed,
-    )?
-    .iter()
-    .map(|indices| train.subset(indices))
-    .collect();
-    Ok(Split {
-        shards,
-        plan: DataPlan {
-            labels: data.label_names.clone(),
-            examples: data.len(),
-            train_available: train_all.len(),
-            train_used: train.len(),
-            test_available: test_all.len(),
-            test_used: test.len(),
-            subset: train.len() < train_all.len() || test.len() < test_all.len(),
-            leaked: leak.leaked,
-        },
-        test,
-    })
 }

@@ -10,6 +10,11 @@
 //! (training and scored sets) and cached ([`super::prefix`]), in memory or, with
 //! `--prefix-cache DIR`, in a file reused by later runs. `--validation F` scores on a part of
 //! the training split instead of the test set, for choosing settings.
+//!
+//! Every command that reads labelled data (these, `bcfl data split`, `bcfl demo`) takes
+//! [`DataArgs`]: `--data FILE` (a text,label CSV / TSV / JSON-lines file, or a file in the
+//! Medical Abstracts format, read as it is), or the corpus in `--data-dir`, with class names
+//! from `--labels-file` ([`super::data::Dataset::load`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,7 +27,7 @@ use tch::Device;
 use super::aggregate::Rule;
 use super::bert::BertClassifier;
 use super::checkpoint::ModelDir;
-use super::data::{Columns, Dataset};
+use super::data::{Columns, Dataset, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
 use super::lora::LoraConfig;
 use super::prefix::{Inputs, PrefixCache};
 use super::simulate::{simulate_on, SimulationConfig};
@@ -42,10 +47,13 @@ pub const MODEL_FILE: &str = "bcfl-model.json";
 /// Where labelled data comes from.
 #[derive(Clone, Debug, Args)]
 pub struct DataArgs {
-    /// Data directory holding `medical-abstracts/` (used when --data is absent).
+    /// Data directory holding `medical-abstracts/` (used when --data is absent; scripts/env.sh
+    /// sets BCFL_DATA_DIR to the repository's data/).
     #[arg(long, env = "BCFL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A CSV (.csv, .tsv) or JSON-lines file of labelled texts.
+    /// A CSV (.csv, .tsv) or JSON-lines file of labelled texts. A file in the Medical Abstracts
+    /// format (columns condition_label, medical_abstract) is read as it is, its numeric labels
+    /// named from --labels-file or the medical_tc_labels.csv beside it.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Column of the text in --data.
@@ -54,6 +62,11 @@ pub struct DataArgs {
     /// Column of the label in --data.
     #[arg(long, default_value = "label")]
     pub label_column: String,
+    /// CSV mapping label codes to class names, as the corpus's medical_tc_labels.csv (header,
+    /// then rows `code,name`; columns condition_label and condition_name when present,
+    /// otherwise the first two). The classes are its names, in its order.
+    #[arg(long)]
+    pub labels_file: Option<PathBuf>,
     /// Use only the first N examples (quick runs).
     #[arg(long)]
     pub limit: Option<usize>,
@@ -64,16 +77,25 @@ impl DataArgs {
     /// `--limit`.
     pub fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
         let mut data = match (&self.data, &self.data_dir) {
-            (Some(file), _) => Dataset::from_file(
+            (Some(file), _) => Dataset::load(
                 file,
                 &Columns {
                     text: self.text_column.clone(),
                     label: self.label_column.clone(),
                 },
+                self.labels_file.as_deref(),
                 labels,
             )?,
             (None, Some(dir)) => {
-                let data = Dataset::medical_abstracts(dir)?;
+                let data = match &self.labels_file {
+                    Some(names) => Dataset::load(
+                        &dir.join(MEDICAL_ABSTRACTS).join(MEDICAL_ABSTRACTS_FILE),
+                        &Columns::medical_abstracts(),
+                        Some(names),
+                        None,
+                    )?,
+                    None => Dataset::medical_abstracts(dir)?,
+                };
                 if let Some(names) = labels {
                     anyhow::ensure!(
                         names == data.label_names,
@@ -598,5 +620,58 @@ impl FlCommand {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        data: DataArgs,
+    }
+
+    fn names() -> [&'static str; 5] {
+        [
+            "neoplasms",
+            "digestive system diseases",
+            "nervous system diseases",
+            "cardiovascular diseases",
+            "general pathological conditions",
+        ]
+    }
+
+    #[test]
+    fn the_shipped_corpus_loads_by_file_and_by_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+        let file = dir.join("medical-abstracts/medical_abstracts.csv");
+        let labels = dir.join("medical-abstracts/medical_tc_labels.csv");
+        let by_file = Cli::parse_from(["x", "--data", file.to_str().unwrap()]).data;
+        let by_dir = Cli::parse_from(["x", "--data-dir", dir.to_str().unwrap()]).data;
+        let with_labels = Cli::parse_from([
+            "x",
+            "--data",
+            file.to_str().unwrap(),
+            "--labels-file",
+            labels.to_str().unwrap(),
+            "--limit",
+            "10",
+        ])
+        .data;
+        let data = by_file.load(None).unwrap();
+        assert_eq!(data.len(), 2_287);
+        assert_eq!(data.label_names, names());
+        assert_eq!(by_dir.load(None).unwrap(), data);
+        let first = with_labels.load(None).unwrap();
+        assert_eq!(first.examples, data.examples[..10]);
+        // A saved model's classes are checked against the file's.
+        let model: Vec<String> = names().iter().rev().map(|n| n.to_string()).collect();
+        let reordered = by_file.load(Some(&model)).unwrap();
+        assert_eq!(reordered.label_counts(), [761, 483, 305, 237, 501]);
+        assert!(by_dir.load(Some(&model)).is_err());
     }
 }

@@ -9,9 +9,10 @@
 //!   adapters on the attention projections; [`prefix`] caches the output of the layers below
 //!   the first adapted one.
 //! - [`tokenize`] turns texts into padded id and attention-mask tensors.
-//! - [`data`] loads labelled text (the Medical Abstracts corpus, any CSV or JSON-lines file) and
-//!   [`split`] makes the held-out test set and client shards (IID, Dirichlet, specialty), with a
-//!   leakage check.
+//! - [`data`] loads labelled text (the Medical Abstracts corpus in its own format, any CSV or
+//!   JSON-lines file, class names from a labels file) and [`split`] makes the held-out test set
+//!   and client shards (IID, Dirichlet, specialty), with a leakage check; [`data_command`]
+//!   writes a consortium's shards as files (`bcfl data split`).
 //! - [`trainer`] runs AdamW with warmup/decay and clipping; [`metrics`] scores predictions.
 //! - [`update`] serializes the trainable tensors as canonical safetensors (optionally int8);
 //!   [`aggregate`] combines updates (FedAvg, median, trimmed mean, Krum, Multi-Krum) bit-exactly;
@@ -39,6 +40,7 @@ pub mod bert;
 pub mod checkpoint;
 pub mod command;
 pub mod data;
+pub mod data_command;
 mod error;
 pub mod lora;
 pub mod metrics;

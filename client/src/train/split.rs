@@ -8,6 +8,11 @@
 //!
 //! Shards ([`Partition`]) are index lists into the training set; all draws come from a seeded
 //! `StdRng`, so a seed gives the same split every time.
+//!
+//! [`split`] puts it together for a consortium ([`SplitConfig`]): the held-out test set, an
+//! optional random subset of each side ([`sample`]), one training shard per member, and a
+//! [`DataPlan`] of what was used. `bcfl demo` and `bcfl data split` both call it, so the same
+//! settings and seed give the same shards.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -224,6 +229,111 @@ pub fn partition(
     )))
 }
 
+/// The examples a run uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataPlan {
+    /// Class names.
+    pub labels: Vec<String>,
+    /// Examples in the data file.
+    pub examples: usize,
+    /// Training examples the split left.
+    pub train_available: usize,
+    /// Training examples used (over all shards).
+    pub train_used: usize,
+    /// Held-out examples the split left.
+    pub test_available: usize,
+    /// Held-out examples used.
+    pub test_used: usize,
+    /// Whether the run uses a subset of the data.
+    pub subset: bool,
+    /// Test texts also found in training (0: no leakage).
+    pub leaked: usize,
+}
+
+/// The shards and the test set.
+#[derive(Clone, Debug)]
+pub struct Split {
+    /// One training shard per member.
+    pub shards: Vec<Dataset>,
+    /// The held-out test set.
+    pub test: Dataset,
+    /// What was used.
+    pub plan: DataPlan,
+}
+
+/// How to split the data.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitConfig {
+    /// Members (shards).
+    pub members: usize,
+    /// Fraction held out for testing.
+    pub test_fraction: f64,
+    /// At most this many training examples, drawn at random.
+    pub max_train: Option<usize>,
+    /// At most this many test examples, drawn at random.
+    pub max_test: Option<usize>,
+    /// How training examples spread over members.
+    pub partition: Partition,
+    /// Smallest shard.
+    pub min_shard: usize,
+    /// Seed of the split, the subsets and the partition.
+    pub seed: u64,
+}
+
+/// At most `max` examples of `data`, drawn with `seed` and kept in file order.
+pub fn sample(data: &Dataset, max: Option<usize>, seed: u64) -> Dataset {
+    match max {
+        Some(max) if max < data.len() => {
+            let mut indices: Vec<usize> = (0..data.len()).collect();
+            indices.shuffle(&mut StdRng::seed_from_u64(seed));
+            indices.truncate(max);
+            indices.sort_unstable();
+            data.subset(&indices)
+        }
+        _ => data.clone(),
+    }
+}
+
+/// Splits `data` into a held-out test set (no text shared with training) and member shards:
+/// [`train_test_split`], then [`sample`] of each side (training and test draws with their own
+/// seeds derived from `config.seed`), then [`partition`] of the training examples.
+pub fn split(data: &Dataset, config: &SplitConfig) -> Result<Split> {
+    let (train_all, test_all) = train_test_split(data, config.test_fraction, config.seed)?;
+    let leak = leakage(&train_all, &test_all);
+    if leak.leaked > 0 {
+        return Err(Error::Data(format!(
+            "{} test texts also appear in training",
+            leak.leaked
+        )));
+    }
+    let train = sample(&train_all, config.max_train, config.seed ^ 0x0074_7261_696e);
+    let test = sample(&test_all, config.max_test, config.seed ^ 0x0000_7465_7374);
+    let shards = partition(
+        &train,
+        config.members,
+        config.partition,
+        config.min_shard,
+        config.seed,
+    )?
+    .iter()
+    .map(|indices| train.subset(indices))
+    .collect();
+    Ok(Split {
+        shards,
+        plan: DataPlan {
+            labels: data.label_names.clone(),
+            examples: data.len(),
+            train_available: train_all.len(),
+            train_used: train.len(),
+            test_available: test_all.len(),
+            test_used: test.len(),
+            subset: train.len() < train_all.len() || test.len() < test_all.len(),
+            leaked: leak.leaked,
+        },
+        test,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,5 +441,47 @@ mod tests {
     fn impossible_minimums_are_refused() {
         let data = corpus(&[10, 10]);
         assert!(partition(&data, 5, Partition::Iid, 5, 0).is_err());
+    }
+
+    #[test]
+    fn split_samples_each_side_and_shards_the_training_part() {
+        let data = corpus(&[100, 60, 40]);
+        let config = SplitConfig {
+            members: 3,
+            test_fraction: 0.2,
+            max_train: Some(90),
+            max_test: Some(25),
+            partition: Partition::Iid,
+            min_shard: 1,
+            seed: 5,
+        };
+        let result = split(&data, &config).unwrap();
+        let plan = &result.plan;
+        assert_eq!(
+            (plan.examples, plan.train_available, plan.test_available),
+            (200, 160, 40)
+        );
+        assert_eq!((plan.train_used, plan.test_used, plan.leaked), (90, 25, 0));
+        assert!(plan.subset);
+        assert_eq!(result.shards.iter().map(Dataset::len).sum::<usize>(), 90);
+        assert_eq!(result.test.len(), 25);
+        for shard in &result.shards {
+            assert_eq!(leakage(shard, &result.test).leaked, 0);
+        }
+        let again = split(&data, &config).unwrap();
+        assert_eq!((again.shards, again.test), (result.shards, result.test));
+        // Without limits everything is used.
+        let all = split(
+            &data,
+            &SplitConfig {
+                max_train: None,
+                max_test: None,
+                ..config
+            },
+        )
+        .unwrap();
+        assert_eq!((all.plan.train_used, all.plan.test_used), (160, 40));
+        assert!(!all.plan.subset);
+        assert_eq!(sample(&data, Some(500), 1), data);
     }
 }
