@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The main demo: a ledger on loopback (bcfl-devnet, which speaks the Sawtooth 1.2 ZMQ and REST
 # protocols) with the bcfl transaction processor registered, then `bcfl demo` against it: a
-# federated fine-tuning run of 4 members (all-MiniLM-L6-v2 with LoRA on a subset of Medical
-# Abstracts, 2 rounds, about 5 minutes on 2 CPU cores), each with its own key, blob store and blob
-# server, coordinated through the ledger (commits, bandwidth reports, the on-chain anomaly
-# verdict, the aggregate), with a table per round. A `bcfl` without `demo` (an older build) gets
-# the consortium set-up instead (keys, consortium, members, round 1 open) and an auditor's view.
+# federated fine-tuning run of 4 member processes (`bcfl node run`, each with its own key, port,
+# blob store and private shard of Medical Abstracts; all-MiniLM-L6-v2 with LoRA, 3 rounds) and a
+# coordinator process, coordinated through the ledger only (commits, bandwidth reports, the
+# on-chain anomaly verdict, the aggregate), with a table per round and, at the end, report.md,
+# report.json and SVG figures in the work folder.
 #
 # Usage: scripts/demo.sh [--keep] [-- ARGS for `bcfl demo`]
 #   --keep   leave the ledger running after the demo, until Ctrl-C
 #   e.g.     scripts/demo.sh -- --attack sign-flip:1      (see `bcfl demo --help`, docs/cli.md)
-# Environment: BCFL_DEMO_DIR (work folder: keys, blob stores, logs; default a fresh temporary
-# one), plus scripts/env.sh.
+# Environment: BCFL_DEMO_DIR (work folder: keys, shards, model package, node configs, blob
+# stores, logs, report; default a fresh temporary one), plus scripts/env.sh (BCFL_DATA_DIR
+# defaults to the repository's data/). Ctrl-C stops every process the demo started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
@@ -106,38 +107,11 @@ check_alive "$devnet_pid" bcfl-devnet
 check_alive "$tp_pid" bcfl-tp
 log "bcfl-devnet (pid $devnet_pid) and bcfl-tp (pid $tp_pid) are running"
 
-# The CLI reads these (clap `env`); a `bcfl demo` command gets the ledger through them too.
-export BCFL_URL="$rest" BCFL_KEY_DIR="$work/keys" BCFL_COMPONENT="$component" BCFL_WORK_DIR="$work"
-bcfl() { "$bin/bcfl" "$@"; }
+# The CLI reads these (clap `env`); `bcfl demo` gets the ledger and its work folder through them.
+export BCFL_URL="$rest" BCFL_KEY_DIR="$work/keys" BCFL_WORK_DIR="$work"
 
-# The consortium set-up on the ledger, through the CLI: keys, the consortium over the real base
-# model (all-MiniLM-L6-v2 from BCFL_MODEL_DIR), three members, round 1 open with an aggregator.
-ledger_flow() {
-  local member
-  for member in admin alice bob carol; do
-    bcfl keygen "$member" >/dev/null
-  done
-  log "consortium over $BCFL_MODEL_DIR/model.safetensors"
-  bcfl --key admin consortium init --base-model "$BCFL_MODEL_DIR/model.safetensors" \
-    --min-participants 2 --quorum 2
-  for member in alice bob carol; do
-    bcfl --key admin member register "$member" --name "Hospital $member" \
-      --endpoint "http://127.0.0.1:$(free_port)"
-  done
-  bcfl --key admin round open --aggregator alice
-  log "the ledger as an auditor sees it:"
-  bcfl audit consortium
-  bcfl audit members
-  bcfl audit rounds
-}
-
-if bcfl demo --help >/dev/null 2>&1; then
-  log "running: bcfl demo ${demo_args[*]}"
-  bcfl demo "${demo_args[@]}"
-else
-  [ ${#demo_args[@]} -eq 0 ] || log "this bcfl has no 'demo' command: ignoring ${demo_args[*]}"
-  ledger_flow
-fi
+log "running: bcfl demo ${demo_args[*]}"
+"$bin/bcfl" demo "${demo_args[@]}"
 check_alive "$devnet_pid" bcfl-devnet
 check_alive "$tp_pid" bcfl-tp
 

@@ -1,58 +1,31 @@
-//! `bcfl demo`: a complete federated fine-tuning run of N members coordinated through a real
-//! ledger (the embedded devnet of `scripts/demo.sh`, or any Sawtooth REST API), in one process.
+//! `bcfl demo`: a federated fine-tuning run of N member processes coordinated through a
+//! ledger (the embedded devnet of `scripts/demo.sh`, or any Sawtooth REST API).
 //!
-//! Each member has its own signing key (written to `WORK_DIR/keys`, so `bcfl --key-dir
-//! WORK_DIR/keys --key member-1 ...` can act as it afterwards), its own blob store directory
-//! and its own blob server on a free loopback port. The admin (`WORK_DIR/keys/admin`) creates
-//! the consortium over the base model with the anomaly configuration and registers the
-//! members with their endpoints. Then each round:
+//! The demo plays the consortium's operator, then gets out of the way:
 //!
-//! 1. the admin opens the round with an aggregator (round 1: the first member; later: the
-//!    centre of the measured bandwidth graph among the members not excluded last round);
-//! 2. every member fine-tunes the global model it verified on its own shard, writes its update
-//!    blob to its store and commits the blob's SHA-256, size, sample count, loss, and the norm
-//!    and sketch of its change from the parent model ([`attack`]ers replace that change first);
-//! 3. every member probes the others' blob servers and reports the links on chain;
-//! 4. the aggregator submits `EvaluateRound`: the processor computes the anomaly verdict;
-//! 5. the aggregator fetches each accepted update along the shortest path over the on-chain
-//!    bandwidth graph with the excluded members removed, every blob verified against its
-//!    on-chain SHA-256 (a failed or corrupt fetch is reported and the round abandoned, never
-//!    aggregated), aggregates them with the consortium's rule in key order, and commits the
-//!    aggregate (the processor checks that exactly the verdict's accepted members contribute);
-//! 6. the global model is distributed along the shortest-path tree from the aggregator (the
-//!    excluded members last, as leaves), every member checks its copy against the on-chain
-//!    aggregate before loading it, and the aggregator closes the round;
-//! 7. the global model is scored on the held-out test set.
+//! 1. it writes an admin key and one key per member (`WORK/keys`), cuts the corpus into one
+//!    private shard per member and a held-out test file (`WORK/shards`, `bcfl data split`),
+//!    and writes the consortium's model package (`WORK/model`, `bcfl model init`);
+//! 2. the admin initializes the consortium over the package's base and initial model (rule,
+//!    anomaly methods, quorum) and registers each member with its blob server's endpoint;
+//! 3. it starts one `bcfl node run` process per member (its own key, port, store, shard and
+//!    report file; `WORK/nodes/member-K.toml`) and one coordinator process
+//!    (`WORK/nodes/coordinator.toml`), and from then on only watches: every round is run by
+//!    those processes through the ledger ([`crate::round`]);
+//! 4. as each round closes it prints the round's table (from the ledger and the nodes' report
+//!    files); when the last member holds the last global model it stops the processes and
+//!    writes `WORK/report.json`, `WORK/report.md` and the figures (`accuracy.svg`,
+//!    `phases.svg`, `bytes.svg`, `graph.svg`).
 //!
-//! [`report`] prints a table per round (member, samples, loss, norm, verdict, fetch path and
-//! time, the distribution, the test accuracy) or, with `--json`, one JSON document.
-//!
-//! ```no_run
-//! # async fn run() -> anyhow::Result<()> {
-//! use bcfl_client::demo::{run, DemoArgs};
-//! use clap::Parser;
-//!
-//! #[derive(Parser)]
-//! struct Cli {
-//!     #[command(flatten)]
-//!     demo: DemoArgs,
-//! }
-//! let args = Cli::parse_from(["demo", "--tiny", "--members", "3"]).demo;
-//! let report = run(&args, "http://127.0.0.1:8008", |_| {}).await?;
-//! println!("{}", report.render_summary());
-//! # Ok(()) }
-//! ```
+//! Ctrl-C (or SIGTERM) stops every process it started. The first member also scores every
+//! global model on the held-out file (the accuracy column).
 
 pub mod attack;
-pub mod chain;
-mod distribution;
-pub mod engine;
-pub mod member;
-pub mod report;
-mod round;
+pub mod processes;
+pub mod summary;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -60,32 +33,21 @@ use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
 use self::attack::AttackSpec;
-use self::chain::{engine_rule, Chain};
-use self::engine::{split, Engine, SplitConfig};
-use self::member::Member;
-use self::report::{DemoReport, RoundReport};
+use self::processes::{free_port, NodeProcess};
+use self::summary::{round_report, DemoReport, MemberInfo, RoundReport};
 use crate::ledger::keys::{write_key_pair, PrivateKey, Signer};
-use crate::ledger::rest::RestClient;
-use crate::net::manifest::BlobId;
+use crate::ledger::state::FamilyState;
+use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
+use crate::round::ledger::Ledger;
+use crate::round::model::ModelPackage;
+use crate::round::node::{
+    CoordinatorSection, MemberSection, NodeConfig, ProbeSection, TrainSection,
+};
+use crate::round::report::{NodeEvent, Report};
+use crate::round::rest::RestLedger;
+use crate::rule::Rule;
 use crate::train::command::DataArgs;
-use crate::train::split::Partition;
-use crate::train::trainer::{evaluate, TrainConfig};
-use crate::train::update::{sha256_hex, Encoding, Update};
-
-/// Aggregation rules of `--rule`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RuleArg {
-    /// Mean weighted by sample count.
-    Fedavg,
-    /// Coordinate-wise median.
-    Median,
-    /// Coordinate-wise mean after trimming 10 % at each end.
-    TrimmedMean,
-    /// The single update with the smallest Krum score (f = 0).
-    Krum,
-    /// Mean of the members - 1 updates with the smallest Krum scores (f = 0).
-    MultiKrum,
-}
+use crate::train::data_command::{member_file, run_split, PartitionArg, SplitArgs};
 
 /// Anomaly methods of `--anomaly` (not PageRank: on loopback every link is alike, so the
 /// bandwidth graph holds no evidence).
@@ -101,11 +63,11 @@ pub enum MethodArg {
 /// `bcfl demo` options.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
-    /// Consortium members.
+    /// Consortium members (one process each).
     #[arg(long, default_value_t = 4)]
     pub members: usize,
     /// Rounds.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     pub rounds: u64,
     /// Local epochs per round.
     #[arg(long, default_value_t = 2)]
@@ -116,26 +78,22 @@ pub struct DemoArgs {
     /// Test examples used, drawn at random from the held-out split (0: all).
     #[arg(long, default_value_t = 200)]
     pub max_test_examples: usize,
-    /// How training examples spread over members: iid, dirichlet, specialty.
-    #[arg(long, default_value = "iid")]
-    pub partition: String,
+    /// How training examples spread over members.
+    #[arg(long, value_enum, default_value = "iid")]
+    pub partition: PartitionArg,
     /// Dirichlet concentration (--partition dirichlet).
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
-    /// Aggregation rule (recorded in the consortium's parameters).
-    #[arg(long, value_enum, default_value_t = RuleArg::Fedavg)]
-    pub rule: RuleArg,
+    /// Aggregation rule (fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]];
+    /// Multi-Krum's K defaults to members - 1).
+    #[arg(long, default_value = "fedavg")]
+    pub rule: Rule,
     /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider; the
     /// last COUNT members attack.
     #[arg(long, value_name = "KIND:COUNT")]
     pub attack: Option<AttackSpec>,
     /// Anomaly methods the processor runs at EvaluateRound.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "zscore,dbscan"
-    )]
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "zscore,dbscan")]
     pub anomaly: Vec<MethodArg>,
     /// Members flagged by at least this many methods are excluded.
     #[arg(long, default_value_t = 1)]
@@ -147,10 +105,31 @@ pub struct DemoArgs {
     /// DBSCAN radius over the standardized feature.
     #[arg(long, default_value = "1.5")]
     pub dbscan_eps: String,
-    /// Work directory: keys, blob stores (default: a new temporary directory, kept).
+    /// Topology: serverless (the centre of the measured graph aggregates) or server (the
+    /// first member aggregates every round, star topology).
+    #[arg(long, value_enum, default_value = "serverless")]
+    pub topology: Topology,
+    /// Synchronous (wait for every member) or buffered-async (aggregate the first --buffer).
+    #[arg(long, value_enum, default_value = "synchronous")]
+    pub synchrony: Synchrony,
+    /// Buffered asynchronous: updates per aggregation.
+    #[arg(long, default_value_t = 2)]
+    pub buffer: u32,
+    /// Buffered asynchronous: oldest update accepted, in rounds.
+    #[arg(long, default_value_t = 2)]
+    pub max_staleness: u32,
+    /// Seconds the aggregator waits for every member before evaluating with the quorum.
+    #[arg(long, default_value_t = 120.0)]
+    pub commit_timeout: f64,
+    /// Members slower than the others: NAME:FACTOR (e.g. member-4:3 trains, then waits 3x
+    /// its training time). Repeatable.
+    #[arg(long, value_name = "NAME:FACTOR")]
+    pub slow: Vec<String>,
+    /// Work directory: keys, shards, model package, node configs, stores, logs, report
+    /// (default: a new temporary directory, kept).
     #[arg(long, env = "BCFL_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
-    /// Use the tiny random BERT of the tests instead of the pretrained model (fast; for tests).
+    /// Use a tiny random BERT instead of the pretrained model (fast; for tests).
     #[arg(long)]
     pub tiny: bool,
     /// Pretrained model directory.
@@ -183,15 +162,6 @@ pub struct DemoArgs {
 }
 
 impl DemoArgs {
-    fn partition(&self) -> anyhow::Result<Partition> {
-        Ok(match self.partition.as_str() {
-            "iid" => Partition::Iid,
-            "dirichlet" => Partition::Dirichlet { alpha: self.alpha },
-            "specialty" => Partition::Specialty { share: 0.8 },
-            other => bail!("unknown partition {other:?} (iid, dirichlet, specialty)"),
-        })
-    }
-
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.members >= 2, "--members must be at least 2");
         anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
@@ -205,40 +175,41 @@ impl DemoArgs {
             );
         }
         anyhow::ensure!(
-            !(self.rule == RuleArg::Krum || self.rule == RuleArg::MultiKrum) || self.members >= 3,
+            !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
             "Krum needs at least 3 members"
         );
+        anyhow::ensure!(
+            self.synchrony == Synchrony::Synchronous
+                || (1..=self.members as u32).contains(&self.buffer),
+            "--buffer must be between 1 and --members"
+        );
+        for slow in &self.slow {
+            parse_slow(slow)?;
+        }
         Ok(())
     }
 
-    /// The consortium's parameters: every member must commit (quorum = members).
-    fn params(&self, base_sha256: &str) -> anyhow::Result<pb::ConsortiumParams> {
+    /// The consortium's parameters: a majority must commit (so one silent member does not
+    /// stall a round), every member is waited for until the deadline.
+    fn params(&self, package: &ModelPackage) -> anyhow::Result<pb::ConsortiumParams> {
         let n = self.members as u32;
         let mut params = pb::ConsortiumParams {
-            min_participants: n,
-            commit_quorum: n,
-            model_id: if self.tiny {
-                "bcfl/tiny-random-bert".into()
-            } else {
-                "sentence-transformers/all-MiniLM-L6-v2".into()
-            },
-            base_model_sha256: base_sha256.to_owned(),
+            min_participants: n.min(2),
+            commit_quorum: (n / 2 + 1).min(n),
+            model_id: package.description.clone(),
+            base_model_sha256: package.base_sha256.clone(),
             sketch_length: crate::train::sketch::DEFAULT_LENGTH as u32,
             ..Default::default()
         };
-        params.aggregation_rule = match self.rule {
-            RuleArg::Fedavg => pb::AggregationRule::FEDAVG,
-            RuleArg::Median => pb::AggregationRule::MEDIAN,
-            RuleArg::TrimmedMean => {
-                params.trim_ppm = 100_000;
-                pb::AggregationRule::TRIMMED_MEAN
-            }
-            RuleArg::Krum => pb::AggregationRule::KRUM,
-            RuleArg::MultiKrum => {
-                params.krum_select = n - 1;
-                pb::AggregationRule::MULTI_KRUM
-            }
+        params.initial_model_sha256 = package.initial_sha256.clone();
+        let rule = match self.rule {
+            Rule::MultiKrum { f, k: 0 } => Rule::MultiKrum {
+                f,
+                k: self.members - 1,
+            },
+            other => other,
         };
+        rule.write_params(&mut params)?;
         if !self.anomaly.is_empty() {
             params.set_anomaly(self.anomaly_config()?);
         }
@@ -270,32 +241,19 @@ impl DemoArgs {
         }
         Ok(config)
     }
-
-    fn local_config(&self) -> TrainConfig {
-        TrainConfig {
-            epochs: self.local_epochs,
-            batch_size: self.batch_size,
-            learning_rate: self.lr,
-            seed: self.seed,
-            ..TrainConfig::default()
-        }
-    }
 }
 
-fn limit(n: usize) -> Option<usize> {
-    (n > 0).then_some(n)
-}
-
-/// A demo in progress: the ledger, the admin, the members, the model.
-pub(crate) struct Demo {
-    args: DemoArgs,
-    chain: Chain,
-    admin: Signer,
-    members: Vec<Member>,
-    engine: Arc<Mutex<Engine>>,
-    test: Arc<crate::train::data::Dataset>,
-    params: pb::ConsortiumParams,
-    http: reqwest::Client,
+/// `NAME:FACTOR` of `--slow`.
+fn parse_slow(text: &str) -> anyhow::Result<(String, f64)> {
+    let (name, factor) = text
+        .split_once(':')
+        .with_context(|| format!("--slow {text:?}: expected NAME:FACTOR"))?;
+    let factor: f64 = factor
+        .parse()
+        .ok()
+        .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+        .with_context(|| format!("--slow {text:?}: FACTOR must be a number >= 0"))?;
+    Ok((name.to_owned(), factor))
 }
 
 /// What [`run`] shows while it runs.
@@ -307,8 +265,15 @@ pub enum Progress<'a> {
     Round(&'a RoundReport),
 }
 
+/// A member being set up.
+struct Planned {
+    info: MemberInfo,
+    config: PathBuf,
+    report: PathBuf,
+}
+
 /// Runs the demo against the ledger at `url`; `progress` sees the set-up and each round as
-/// they complete (to print them), and the whole report is returned.
+/// they complete, and the whole report is returned (and written into the work folder).
 pub async fn run(
     args: &DemoArgs,
     url: &str,
@@ -316,31 +281,333 @@ pub async fn run(
 ) -> anyhow::Result<DemoReport> {
     let started = Instant::now();
     args.validate()?;
-    let work_dir = match &args.work_dir {
+    let work = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => tempfile::Builder::new()
             .prefix("bcfl-demo-")
             .tempdir()?
             .keep(),
     };
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating {}", work_dir.display()))?;
-    let chain = Chain::new(
-        RestClient::new(url)?,
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let work = std::fs::canonicalize(&work)?;
+    let ledger = Arc::new(RestLedger::new(
+        &[url.to_owned()],
         Duration::from_secs(args.wait_timeout),
-    );
-    let (mut demo, mut report) = Demo::set_up(args, chain, &work_dir).await?;
+    )?);
+    if ledger.state().await?.consortium.is_some() {
+        bail!("the ledger at {url} already holds a consortium: the demo needs a fresh ledger (scripts/demo.sh starts one)");
+    }
+
+    // Keys, shards, the model package.
+    let keys = work.join("keys");
+    let admin_key = PrivateKey::random();
+    write_key_pair(&keys, "admin", &admin_key, false)
+        .with_context(|| format!("writing the admin key in {} (use a fresh --work-dir)", keys.display()))?;
+    let admin = Signer::new(admin_key);
+    let shards = work.join("shards");
+    let manifest = run_split(&SplitArgs {
+        data: args.data.clone(),
+        members: args.members,
+        partition: args.partition,
+        alpha: args.alpha,
+        share: 0.8,
+        max_train: args.max_train_examples,
+        max_test: args.max_test_examples,
+        test_fraction: args.test_fraction,
+        min_shard: 1,
+        seed: args.seed,
+        out: shards.clone(),
+        force: false,
+    })?;
+    let package_dir = work.join("model");
+    let package = {
+        let (args, shards, package_dir, labels) = (
+            args.clone(),
+            shards.clone(),
+            package_dir.clone(),
+            manifest.plan.labels.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<ModelPackage> {
+            if args.tiny {
+                let mut texts = Vec::new();
+                for i in 1..=args.members {
+                    let text = std::fs::read_to_string(shards.join(member_file(i)))?;
+                    texts.push(text);
+                }
+                let words: Vec<&str> = texts.iter().map(String::as_str).collect();
+                ModelPackage::create_tiny(&package_dir, &words, labels, args.max_len, args.seed)
+            } else {
+                let base = args.model_dir.as_deref().context(
+                    "no model directory: pass --model-dir or set BCFL_MODEL_DIR (or use --tiny)",
+                )?;
+                ModelPackage::create(&package_dir, base, labels, args.max_len, args.seed)
+            }
+        })
+        .await??
+    };
+
+    // The consortium and its members on chain, and each member's configuration.
+    let params = args.params(&package)?;
+    let mut init = pb::BcflPayload::new();
+    init.set_init_consortium(pb::InitConsortium {
+        admin_keys: vec![admin.public_key().as_hex().to_owned()].into(),
+        params: Some(params.clone()).into(),
+        ..Default::default()
+    });
+    ledger.submit(&admin, init, "InitConsortium").await?;
+    let slow: Vec<(String, f64)> = args.slow.iter().map(|s| parse_slow(s)).collect::<anyhow::Result<_>>()?;
+    let attackers = args.attack.map_or(0, |a| a.count);
+    let nodes = work.join("nodes");
+    std::fs::create_dir_all(&nodes)?;
+    let mut planned = Vec::with_capacity(args.members);
+    for i in 1..=args.members {
+        let name = format!("member-{i}");
+        let key = PrivateKey::random();
+        let key_path = write_key_pair(&keys, &name, &key, false)?.private;
+        let signer = Signer::new(key);
+        let port = free_port()?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut register = pb::BcflPayload::new();
+        register.set_register_member(pb::RegisterMember {
+            public_key: signer.public_key().as_hex().to_owned(),
+            name: name.clone(),
+            endpoint: endpoint.clone(),
+            ..Default::default()
+        });
+        ledger
+            .submit(&admin, register, &format!("RegisterMember {name}"))
+            .await?;
+        let attack = (i > args.members - attackers).then(|| args.attack.map(|a| a.kind.to_string())).flatten();
+        let report = nodes.join(format!("{name}.jsonl"));
+        let section = MemberSection {
+            name: name.clone(),
+            key: key_path,
+            package: package_dir.clone(),
+            data: shards.join(member_file(i)),
+            test_data: (i == 1).then(|| shards.join(crate::train::command::TEST_FILE)),
+            store: work.join("stores").join(&name),
+            listen: format!("127.0.0.1:{port}").parse()?,
+            report: Some(report.clone()),
+            commit_timeout_seconds: args.commit_timeout,
+            train: TrainSection {
+                epochs: args.local_epochs,
+                batch_size: args.batch_size,
+                learning_rate: args.lr,
+                seed: args.seed,
+            },
+            probe: ProbeSection {
+                bytes: args.probe_bytes,
+                ..ProbeSection::default()
+            },
+            attack: attack.clone(),
+            slowdown: slow.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, f)| *f),
+        };
+        let config = NodeConfig {
+            ledger: vec![url.to_owned()],
+            poll_seconds: 1.0,
+            wait_seconds: args.wait_timeout as f64,
+            member: Some(section),
+            coordinator: None,
+        };
+        let path = nodes.join(format!("{name}.toml"));
+        std::fs::write(&path, toml::to_string(&config)?)?;
+        planned.push(Planned {
+            info: MemberInfo {
+                name,
+                key: signer.public_key().as_hex().to_owned(),
+                endpoint,
+                shard: manifest.shard_sizes[i - 1],
+                attack,
+                peak_rss_bytes: 0,
+            },
+            config: path,
+            report,
+        });
+    }
+    let mut schedule = CoordinatorConfig::new(args.rounds);
+    schedule.topology = args.topology;
+    schedule.server = (args.topology == Topology::Server).then(|| planned[0].info.key.clone());
+    schedule.synchrony = args.synchrony;
+    schedule.buffer = args.buffer;
+    schedule.max_staleness = args.max_staleness;
+    schedule.commit_timeout = Duration::try_from_secs_f64(args.commit_timeout)?;
+    schedule.aggregate_timeout = Duration::try_from_secs_f64(args.commit_timeout * 2.0)?;
+    let coordinator_config = NodeConfig {
+        ledger: vec![url.to_owned()],
+        poll_seconds: 1.0,
+        wait_seconds: args.wait_timeout as f64,
+        member: None,
+        coordinator: Some(CoordinatorSection {
+            key: keys.join("admin.priv"),
+            schedule,
+        }),
+    };
+    let coordinator_path = nodes.join("coordinator.toml");
+    std::fs::write(&coordinator_path, toml::to_string(&coordinator_config)?)?;
+
+    let mut report = DemoReport {
+        ledger: url.to_owned(),
+        work_dir: work.display().to_string(),
+        model: package.description.clone(),
+        base_model_sha256: package.base_sha256.clone(),
+        initial_sha256: package.initial_sha256.clone(),
+        rule: Rule::from_params(&params)?.to_string(),
+        anomaly: args
+            .anomaly
+            .iter()
+            .filter_map(|m| m.to_possible_value().map(|v| v.get_name().to_owned()))
+            .collect(),
+        mode: format!(
+            "{}, {}",
+            args.topology.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
+            args.synchrony.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+        ),
+        data: manifest.plan.clone(),
+        members: planned.iter().map(|p| p.info.clone()).collect(),
+        initial_accuracy: None,
+        rounds: Vec::new(),
+        seconds: 0.0,
+        rounds_seconds: 0.0,
+        files: Vec::new(),
+    };
     progress(Progress::SetUp(&report));
-    for round in 1..=args.rounds {
-        let result = demo
-            .round(round)
-            .await
-            .with_context(|| format!("round {round}"))?;
-        progress(Progress::Round(&result));
-        report.rounds.push(result);
+
+    // The processes.
+    let exe = std::env::current_exe().context("locating the bcfl binary")?;
+    let logs = work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    // Members share the cores: one libtorch thread each unless there are cores to spare.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / args.members).max(1).to_string();
+    let mut processes = Vec::with_capacity(args.members + 1);
+    for p in &planned {
+        processes.push(NodeProcess::spawn(
+            &p.info.name,
+            &exe,
+            &[
+                "-v".into(),
+                "node".into(),
+                "run".into(),
+                "--config".into(),
+                p.config.display().to_string(),
+                "--until-round".into(),
+                args.rounds.to_string(),
+            ],
+            &[("OMP_NUM_THREADS", threads.clone())],
+            &logs.join(format!("{}.log", p.info.name)),
+        )?);
+    }
+    processes.push(NodeProcess::spawn(
+        "coordinator",
+        &exe,
+        &[
+            "-v".into(),
+            "node".into(),
+            "run".into(),
+            "--config".into(),
+            coordinator_path.display().to_string(),
+        ],
+        &[],
+        &logs.join("coordinator.log"),
+    )?);
+
+    // Watch the rounds close.
+    let rounds_started = Instant::now();
+    let mut next = 1;
+    let state = loop {
+        let state = ledger.state().await?;
+        let events = read_events(&planned);
+        if report.initial_accuracy.is_none() {
+            report.initial_accuracy = events
+                .iter()
+                .find(|e| e.round == 0 && e.phase == "global")
+                .and_then(|e| e.accuracy);
+        }
+        while next <= args.rounds && round_done(&state, next, &planned, &events) {
+            if let Some(r) = round_report(&state, next, &report.members, &events) {
+                progress(Progress::Round(&r));
+                report.rounds.push(r);
+            }
+            next += 1;
+        }
+        let mut all_exited = true;
+        for p in processes.iter_mut() {
+            match p.exited()? {
+                Some(status) if !status.success() => bail!(
+                    "{} stopped ({status}); the end of its log ({}):\n{}",
+                    p.name,
+                    p.log.display(),
+                    p.log_tail(20)
+                ),
+                Some(_) => {}
+                None => all_exited = false,
+            }
+        }
+        if next > args.rounds && all_exited {
+            break state;
+        }
+        tokio::select! {
+            () = ledger.changed(&state.head, Duration::from_secs(1)) => {}
+            () = interrupted() => bail!("interrupted: stopping the node processes"),
+        }
+    };
+    report.rounds_seconds = rounds_started.elapsed().as_secs_f64();
+    drop(processes);
+    let events = read_events(&planned);
+    for member in &mut report.members {
+        member.peak_rss_bytes = events
+            .iter()
+            .filter(|e| e.key == member.key)
+            .map(|e| e.peak_rss_bytes)
+            .max()
+            .unwrap_or(0);
     }
     report.seconds = started.elapsed().as_secs_f64();
+    report.write(&work, &state)?;
     Ok(report)
+}
+
+/// Every member's events so far.
+fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
+    planned
+        .iter()
+        .filter(|p| p.report.is_file())
+        .flat_map(|p| Report::read(&p.report).unwrap_or_default())
+        .collect()
+}
+
+/// Round `round` is over for the report: CLOSED, and its global model (if any) held by every
+/// member that is still following (the ones that committed).
+fn round_done(state: &FamilyState, round: u64, planned: &[Planned], events: &[NodeEvent]) -> bool {
+    let Some(r) = state.rounds.get(&round) else {
+        return false;
+    };
+    if r.phase != pb::RoundPhase::CLOSED {
+        return false;
+    }
+    if !state.aggregates.contains_key(&round) {
+        return true;
+    }
+    planned
+        .iter()
+        .filter(|p| r.committers.contains(&p.info.key))
+        .all(|p| {
+            events
+                .iter()
+                .any(|e| e.key == p.info.key && e.round == round && e.phase == "global")
+        })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,
@@ -364,114 +631,15 @@ pub async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::Result<(
     Ok(())
 }
 
-impl Demo {
-    async fn set_up(
-        args: &DemoArgs,
-        chain: Chain,
-        work_dir: &std::path::Path,
-    ) -> anyhow::Result<(Self, DemoReport)> {
-        let data = args.data.load(None)?;
-        let split = split(
-            &data,
-            &SplitConfig {
-                members: args.members,
-                test_fraction: args.test_fraction,
-                max_train: limit(args.max_train_examples),
-                max_test: limit(args.max_test_examples),
-                partition: args.partition()?,
-                min_shard: 1,
-                seed: args.seed,
-            },
-        )?;
-        let labels = data.num_labels();
-        let engine = if args.tiny {
-            let texts: Vec<&str> = split
-                .shards
-                .iter()
-                .flat_map(|s| s.examples.iter().map(|e| e.text.as_str()))
-                .collect();
-            Engine::tiny(
-                &texts,
-                labels,
-                args.max_len,
-                args.seed,
-                &work_dir.join("base"),
-            )?
-        } else {
-            let dir = args.model_dir.as_ref().context(
-                "no model directory: pass --model-dir or set BCFL_MODEL_DIR (or use --tiny)",
-            )?;
-            Engine::pretrained(dir, labels, args.max_len, args.seed)?
-        };
-        let initial = Update::from_store(engine.model.trainable())?;
-        let initial_bytes = initial.to_bytes(Encoding::F32);
-        let initial_id = BlobId::parse(&sha256_hex(&initial_bytes))?;
-        let initial_test = evaluate(&engine.model, &engine.encoder, &split.test, 64)?;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-        let key_dir = work_dir.join("keys");
-        let admin_key = PrivateKey::random();
-        write_key_pair(&key_dir, "admin", &admin_key, false).with_context(|| {
-            format!(
-                "writing the admin key in {} (use a fresh --work-dir)",
-                key_dir.display()
-            )
-        })?;
-        let admin = Signer::new(admin_key);
-        let attackers = args.attack.map_or(0, |a| a.count);
-        let mut members = Vec::with_capacity(args.members);
-        for (i, shard) in split.shards.into_iter().enumerate() {
-            let name = format!("member-{}", i + 1);
-            let attack = (i >= args.members - attackers)
-                .then(|| args.attack.map(|a| a.kind))
-                .flatten();
-            let mut member = Member::start(
-                &name,
-                &key_dir,
-                &work_dir.join("members").join(&name),
-                shard,
-                attack,
-            )
-            .await?;
-            member.store().insert_bytes(&initial_bytes).await?;
-            member.set_initial_global(initial_id.clone(), initial.clone());
-            members.push(member);
-        }
-
-        let params = args.params(&engine.base_sha256)?;
-        chain.init_consortium(&admin, params.clone()).await?;
-        for m in &members {
-            chain
-                .register(&admin, m.key(), m.name(), &m.info().endpoint)
-                .await?;
-        }
-        let report = DemoReport {
-            ledger: chain.client().base_url().to_owned(),
-            work_dir: work_dir.display().to_string(),
-            model: engine.description.clone(),
-            base_model_sha256: engine.base_sha256.clone(),
-            initial_sha256: initial_id.to_string(),
-            rule: format!("{:?}", engine_rule(&params)?),
-            anomaly: args
-                .anomaly
-                .iter()
-                .filter_map(|m| m.to_possible_value().map(|v| v.get_name().to_owned()))
-                .collect(),
-            data: split.plan,
-            members: members.iter().map(|m| m.info().clone()).collect(),
-            initial_test,
-            rounds: Vec::new(),
-            seconds: 0.0,
-        };
-        let demo = Self {
-            args: args.clone(),
-            chain,
-            admin,
-            members,
-            engine: Arc::new(Mutex::new(engine)),
-            test: Arc::new(split.test),
-            params,
-            http: crate::net::transfer::http_client(Duration::from_secs(3)),
-        };
-        Ok((demo, report))
+    #[test]
+    fn slow_members_parse() {
+        assert_eq!(parse_slow("member-4:3").unwrap(), ("member-4".into(), 3.0));
+        assert!(parse_slow("member-4").is_err());
+        assert!(parse_slow("member-4:-1").is_err());
+        assert!(parse_slow("member-4:x").is_err());
     }
 }

@@ -1,0 +1,107 @@
+//! The demo's child processes: one `bcfl node run` per member and one coordinator, each with
+//! its log file, stopped with SIGTERM (then SIGKILL) when the demo ends, fails or is
+//! interrupted.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+/// A running child process, stopped when dropped.
+#[derive(Debug)]
+pub struct NodeProcess {
+    /// Its name (`member-1`, `coordinator`).
+    pub name: String,
+    /// Its log (stdout and stderr).
+    pub log: PathBuf,
+    child: Child,
+    exited: Option<ExitStatus>,
+}
+
+impl NodeProcess {
+    /// Starts `program args` with stdout and stderr appended to `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let err = out.try_clone()?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name} ({})", program.display()))?;
+        tracing::info!(name, pid = child.id(), log = %log.display(), "started");
+        Ok(Self {
+            name: name.to_owned(),
+            log: log.to_path_buf(),
+            child,
+            exited: None,
+        })
+    }
+
+    /// Its exit status, once it exited.
+    pub fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait()?;
+        }
+        Ok(self.exited)
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Asks it to stop (SIGTERM), waits up to `grace`, then kills it.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.exited().ok().flatten().is_some() {
+            return;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: `kill` with a pid this process started and has not reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.exited().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.exited = self.child.wait().ok();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it first, so
+/// a node that cannot bind says so and the demo fails with its log).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}

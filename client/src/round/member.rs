@@ -1,0 +1,739 @@
+//! The member and aggregator roles of a node, driven by the ledger state.
+//!
+//! [`Member::tick`] looks at the family state and does what the current round's phase asks of
+//! this member, each step idempotent (a restarted node redoes only what the ledger does not
+//! show as done):
+//!
+//! - **global model**: the newest aggregate on chain is fetched (from the aggregator or anyone
+//!   holding it, along routes over the measured links), checked against its on-chain SHA-256,
+//!   loaded and, with a held-out file, scored;
+//! - **OPEN**: probe the other members once per round and report the links; train from the
+//!   round's parent model (checked against the chain), write the update blob, commit its hash,
+//!   size, sample count, loss, norm and sketch. In a buffered-asynchronous round an update that
+//!   finishes after its round was aggregated is committed to the round open then, with its
+//!   `base_round` (the processor refuses it past the round's staleness bound); in a synchronous
+//!   round a late update is dropped;
+//! - as **aggregator**: evaluate (when every active member committed, or K in a buffered round,
+//!   or at the commit deadline with the quorum), then fetch every accepted update along
+//!   Bellman-Ford routes without the excluded members, check each against its commitment,
+//!   aggregate with the consortium's rule (stale updates rebased onto the round's parent and
+//!   down-weighted), commit the aggregate, distribute it along the shortest-path tree and close
+//!   the round.
+//!
+//! Every step appends a [`NodeEvent`] to the node's report (time, bytes, peak memory).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
+use bcfl_processor::limits::LINK_SAMPLES_KEPT;
+use bcfl_protos::bcfl as pb;
+
+use super::ledger::Ledger;
+use super::model::LocalModel;
+use super::report::{NodeEvent, Report};
+use super::schedule;
+use crate::fixed;
+use crate::ledger::keys::Signer;
+use crate::ledger::state::FamilyState;
+use crate::net::manifest::BlobId;
+use crate::net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
+use crate::net::route::{distribute, fetch_routed, Peers, RoutePolicy};
+use crate::net::transfer::Transfers;
+use crate::rule::Rule;
+use crate::train::aggregate::{aggregate, Contribution};
+use crate::train::sketch::UpdateStats;
+use crate::train::update::{sha256_hex, Encoding, Update};
+
+/// Chunk size of the members' stores: the unit relays verify and forward.
+pub const CHUNK_SIZE: u64 = 64 << 10;
+
+/// Re-routes a failed fetch this many times before giving up.
+const FETCH_ATTEMPTS: usize = 3;
+
+/// How a member behaves, besides its model and data.
+#[derive(Debug, Clone)]
+pub struct MemberConfig {
+    /// Display name in logs and reports.
+    pub name: String,
+    /// Bandwidth probes.
+    pub probe: ProbeConfig,
+    /// Probe every this many rounds (0: never).
+    pub probe_every: u64,
+    /// As aggregator: how long to wait for every member before evaluating with the quorum.
+    pub commit_timeout: Duration,
+    /// Seed of local training (mixed with the round and the member's key).
+    pub seed: u64,
+    /// Testing misbehaviour: what this member sends instead of its honest update.
+    pub attack: Option<crate::demo::attack::AttackKind>,
+    /// Extra time after training, as a multiple of the training time (0: none): a slower
+    /// member, for experiments with heterogeneous speeds.
+    pub slowdown: f64,
+    /// Stop once the global model of this round is held (or the round closed without one).
+    pub until_round: Option<u64>,
+}
+
+/// What a tick did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// Keep following the ledger.
+    Working,
+    /// `until_round` is reached.
+    Finished,
+}
+
+/// A member node's roles.
+pub struct Member<L> {
+    ledger: Arc<L>,
+    signer: Signer,
+    key: String,
+    config: MemberConfig,
+    transfers: Arc<Transfers>,
+    http: reqwest::Client,
+    model: Arc<Mutex<LocalModel>>,
+    initial: Option<PathBuf>,
+    report: Report,
+    /// Rounds whose global model this member holds, loaded and scored.
+    loaded: BTreeSet<u64>,
+    /// Rounds this member probed for.
+    probed: BTreeSet<u64>,
+    /// When this node first saw each round OPEN (the aggregator's deadline).
+    open_since: Option<(u64, Instant)>,
+    /// A round whose training failed (not retried until the next round).
+    failed: Option<u64>,
+}
+
+fn blocking<T: Send + 'static>(
+    job: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> impl std::future::Future<Output = anyhow::Result<T>> {
+    async move {
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| anyhow!("a blocking task failed: {e}"))?
+    }
+}
+
+/// The `CommitUpdate` of an update blob `id` of `size` bytes for `round`, trained from
+/// `base_round`'s parent model.
+pub fn commit_payload(
+    round: u64,
+    base_round: u64,
+    id: &BlobId,
+    size: u64,
+    stats: &UpdateStats,
+) -> anyhow::Result<pb::BcflPayload> {
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_update(pb::CommitUpdate {
+        round,
+        update_sha256: id.as_str().to_owned(),
+        size_bytes: size,
+        num_samples: stats.samples,
+        loss_micro: fixed::f64_to_micro(stats.loss).context("the training loss")?,
+        norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).context("the update norm")?,
+        sketch: stats.sketch.clone(),
+        base_round,
+        ..Default::default()
+    });
+    Ok(payload)
+}
+
+fn routing_graph(
+    state: &FamilyState,
+    round: &pb::Round,
+    removed: &BTreeSet<String>,
+) -> anyhow::Result<BandwidthGraph> {
+    let server = (round.mode == pb::RoundMode::SERVER).then_some(&round.aggregator);
+    let links = state.links.values().filter(|l| {
+        !removed.contains(&l.from)
+            && !removed.contains(&l.to)
+            && server.is_none_or(|s| &l.from == s || &l.to == s)
+    });
+    Ok(BandwidthGraph::from_ledger_links(links, LINK_SAMPLES_KEPT)?)
+}
+
+fn policy(size: u64) -> anyhow::Result<RoutePolicy> {
+    Ok(RoutePolicy {
+        routing: Routing::Shortest,
+        model: TransferModel::new(size.max(1) as f64, CHUNK_SIZE as f64)?,
+        max_attempts: FETCH_ATTEMPTS,
+    })
+}
+
+impl<L: Ledger> Member<L> {
+    /// A member signing with `signer`, serving and fetching through `transfers`; `initial` is
+    /// the package's initial model file (round 1's parent), inserted into the store when the
+    /// chain names it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ledger: Arc<L>,
+        signer: Signer,
+        config: MemberConfig,
+        transfers: Arc<Transfers>,
+        http: reqwest::Client,
+        model: LocalModel,
+        initial: Option<PathBuf>,
+        report: Report,
+    ) -> Self {
+        Self {
+            key: signer.public_key().as_hex().to_owned(),
+            ledger,
+            signer,
+            config,
+            transfers,
+            http,
+            model: Arc::new(Mutex::new(model)),
+            initial,
+            report,
+            loaded: BTreeSet::new(),
+            probed: BTreeSet::new(),
+            open_since: None,
+            failed: None,
+        }
+    }
+
+    /// This member's public key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn event(&self, round: u64, phase: &str, started: Instant, bytes: u64) -> NodeEvent {
+        NodeEvent::new(&self.config.name, &self.key, round, phase, started, bytes)
+    }
+
+    /// One look at the ledger; see the module docs.
+    pub async fn tick(&mut self, state: &FamilyState) -> anyhow::Result<MemberStatus> {
+        let Some(consortium) = &state.consortium else {
+            return Ok(MemberStatus::Working);
+        };
+        let active = state
+            .members
+            .get(&self.key)
+            .is_some_and(|m| m.status == pb::MemberStatus::ACTIVE);
+        if !active {
+            return Ok(MemberStatus::Working);
+        }
+        self.score_initial(state).await;
+        self.follow_global(state).await?;
+        if let Some(until) = self.config.until_round {
+            let done = state.rounds.get(&until).is_some_and(|r| {
+                r.phase == pb::RoundPhase::CLOSED
+                    && (!state.aggregates.contains_key(&until) || self.loaded.contains(&until))
+            });
+            if done {
+                return Ok(MemberStatus::Finished);
+            }
+        }
+        let current = consortium.current_round;
+        let Some(round) = state.rounds.get(&current) else {
+            return Ok(MemberStatus::Working);
+        };
+        let aggregator = round.aggregator == self.key;
+        match round.phase {
+            pb::RoundPhase::OPEN => {
+                self.probe(state, current).await;
+                let committed = state.commitments.contains_key(&(current, self.key.clone()));
+                if !committed && self.failed != Some(current) {
+                    if let Err(e) = self.train_and_commit(state, current).await {
+                        tracing::error!(member = %self.config.name, round = current, error = %format!("{e:#}"), "no update this round");
+                        self.failed = Some(current);
+                    }
+                }
+                if aggregator {
+                    // Training took time: decide on the state as it is now.
+                    let fresh = self.ledger.state().await?;
+                    self.evaluate_when_due(&fresh, current).await?;
+                }
+            }
+            pb::RoundPhase::EVALUATED if aggregator => self.aggregate(state, current).await?,
+            pb::RoundPhase::AGGREGATED if aggregator => self.distribute(state, current).await?,
+            _ => {}
+        }
+        Ok(MemberStatus::Working)
+    }
+
+    /// Inserts or fetches blob `sha256` and returns its verified bytes; `holders` are asked
+    /// first (nearest along the measured routes), then everyone else.
+    async fn blob(
+        &self,
+        state: &FamilyState,
+        round: u64,
+        sha256: &str,
+        holders: &[String],
+    ) -> anyhow::Result<(Vec<u8>, u64)> {
+        let id = BlobId::parse(sha256)?;
+        let store = self.transfers.store();
+        let mut moved = 0;
+        if !store.contains(&id) {
+            if let Some(initial) = &self.initial {
+                if crate::digest::file_sha256(initial)?.sha256 == sha256 {
+                    store.insert_file(initial).await?;
+                }
+            }
+        }
+        if !store.contains(&id) {
+            let started = Instant::now();
+            let peers = ledger_peers(state);
+            let mut candidates: Vec<String> = holders
+                .iter()
+                .filter(|h| *h != &self.key && peers.url(h).is_some())
+                .cloned()
+                .collect();
+            for key in peers.0.keys() {
+                if key != &self.key && !candidates.contains(key) {
+                    candidates.push(key.clone());
+                }
+            }
+            let round_info = state.rounds.get(&round).cloned().unwrap_or_default();
+            let graph = routing_graph(state, &round_info, &BTreeSet::new())?;
+            let size = state
+                .aggregates
+                .values()
+                .find(|a| a.model_sha256 == sha256)
+                .map_or(CHUNK_SIZE, |a| a.size_bytes);
+            let routed = fetch_routed(
+                &self.transfers,
+                &graph,
+                &peers,
+                &policy(size)?,
+                &id,
+                &candidates,
+                &self.key,
+            )
+            .await;
+            if let Err(e) = routed {
+                tracing::info!(member = %self.config.name, error = %e, "no routed fetch; asking holders directly");
+                let mut last = e.to_string();
+                let mut done = false;
+                for holder in &candidates {
+                    let Some(url) = peers.url(holder) else { continue };
+                    match self.transfers.fetch(&id, vec![url.to_owned()]).await {
+                        Ok(_) => {
+                            done = true;
+                            break;
+                        }
+                        Err(e) => last = e.to_string(),
+                    }
+                }
+                if !done {
+                    bail!("blob {sha256} could not be fetched: {last}");
+                }
+            }
+            moved = std::fs::metadata(store.path(&id)).map_or(0, |m| m.len());
+            tracing::info!(member = %self.config.name, blob = %&sha256[..12], seconds = started.elapsed().as_secs_f64(), "fetched");
+        }
+        let bytes = std::fs::read(store.path(&id))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            // Never used: removed so that the next tick fetches a good copy.
+            let _ = store.remove(&id);
+            bail!("blob {sha256} in the store hashes to {actual}: corrupt, removed");
+        }
+        Ok((bytes, moved))
+    }
+
+    /// Scores round 1's parent (the initial model) once, as round 0's global model.
+    async fn score_initial(&mut self, state: &FamilyState) {
+        if self.loaded.contains(&0) {
+            return;
+        }
+        let Ok(initial) = schedule::parent_of(state, 1) else {
+            return;
+        };
+        let started = Instant::now();
+        let scored = match self.blob(state, 0, &initial, &[]).await {
+            Ok((bytes, _)) => {
+                let model = self.model.clone();
+                blocking(move || {
+                    let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+                    model.evaluate(&Update::from_bytes(&bytes)?)
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match scored {
+            Ok(scores) => {
+                let mut event = self.event(0, "global", started, 0);
+                event.sha256 = Some(initial);
+                if let Some(evaluation) = scores {
+                    event.accuracy = Some(evaluation.scores.accuracy);
+                    event.macro_f1 = Some(evaluation.scores.macro_f1);
+                }
+                let _ = self.report.record(event);
+                self.loaded.insert(0);
+            }
+            Err(e) => tracing::warn!(member = %self.config.name, error = %format!("{e:#}"), "initial model not held yet"),
+        }
+    }
+
+    /// Holds, checks and scores the newest global model on chain.
+    async fn follow_global(&mut self, state: &FamilyState) -> anyhow::Result<()> {
+        let Some((&round, aggregate)) = state.aggregates.last_key_value() else {
+            return Ok(());
+        };
+        if self.loaded.contains(&round) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut holders = vec![aggregate.submitted_by.clone()];
+        holders.extend(aggregate.contributors.iter().cloned());
+        let (bytes, moved) = match self.blob(state, round, &aggregate.model_sha256, &holders).await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(member = %self.config.name, round, error = %format!("{e:#}"), "global model not held yet");
+                return Ok(());
+            }
+        };
+        let global = Update::from_bytes(&bytes)?;
+        let model = self.model.clone();
+        let scored = blocking(move || {
+            let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+            model.evaluate(&global)
+        })
+        .await?;
+        let mut event = self.event(round, "global", started, moved);
+        event.sha256 = Some(aggregate.model_sha256.clone());
+        if let Some(evaluation) = scored {
+            event.accuracy = Some(evaluation.scores.accuracy);
+            event.macro_f1 = Some(evaluation.scores.macro_f1);
+        }
+        tracing::info!(member = %self.config.name, round, accuracy = ?event.accuracy, "holds the global model, checked against the chain");
+        self.report.record(event)?;
+        self.loaded.insert(round);
+        Ok(())
+    }
+
+    /// Probes every other active member once per `probe_every` rounds and reports the links.
+    async fn probe(&mut self, state: &FamilyState, round: u64) {
+        let every = self.config.probe_every;
+        if every == 0 || (round - 1) % every != 0 || self.probed.contains(&round) {
+            return;
+        }
+        self.probed.insert(round);
+        let reported = state
+            .links
+            .values()
+            .any(|l| l.from == self.key && l.samples.iter().any(|s| s.epoch == round));
+        if reported {
+            return;
+        }
+        let started = Instant::now();
+        let peers = ledger_peers(state);
+        let result = sweep(&self.http, &peers, &self.key, &self.config.probe).await;
+        if result.links.is_empty() {
+            return;
+        }
+        let bytes = result.links.iter().map(|l| l.probe_bytes).sum();
+        let submitted = match report_payload(round, &result.links) {
+            Ok(payload) => {
+                self.ledger
+                    .submit(&self.signer, payload, &format!("ReportBandwidth {round}"))
+                    .await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no bandwidth report");
+                return;
+            }
+        };
+        if let Err(e) = submitted {
+            tracing::warn!(member = %self.config.name, error = %e, "bandwidth report not recorded");
+        }
+        let event = self.event(round, "probe", started, bytes);
+        let _ = self.report.record(event);
+    }
+
+    async fn train_and_commit(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+        let parent_sha = state.rounds[&round].parent_model_sha256.clone();
+        let (parent_bytes, _) = self.blob(state, round, &parent_sha, &[]).await?;
+        let parent = Update::from_bytes(&parent_bytes)?;
+        let started = Instant::now();
+        let seed = self.config.seed ^ (round << 32) ^ u64::from_str_radix(&self.key[2..14], 16)?;
+        let model = self.model.clone();
+        let base = parent.clone();
+        let trained = blocking(move || {
+            let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+            model.train(&base, seed)
+        })
+        .await?;
+        if self.config.slowdown > 0.0 {
+            tokio::time::sleep(started.elapsed().mul_f64(self.config.slowdown)).await;
+        }
+        let mut train_event = self.event(round, "train", started, 0);
+        let sent = match self.config.attack {
+            Some(kind) => crate::demo::attack::ApplyAttack::apply(kind, &parent, &trained.update, seed)?,
+            None => trained.update,
+        };
+
+        // Which round the update goes to: the ledger may have moved on while training.
+        let now = self.ledger.state().await?;
+        let target = now
+            .consortium
+            .as_ref()
+            .map_or(round, |c| c.current_round);
+        let open = now.rounds.get(&target).filter(|r| {
+            r.phase == pb::RoundPhase::OPEN
+                && !now.commitments.contains_key(&(target, self.key.clone()))
+        });
+        let Some(open) = open else {
+            train_event.detail = Some(format!("round {round} moved on; update dropped"));
+            self.report.record(train_event)?;
+            bail!("round {round} is no longer open for this member's update");
+        };
+        let staleness = target - round;
+        if staleness > 0
+            && !(schedule::is_buffered(open) && staleness <= u64::from(open.max_staleness))
+        {
+            train_event.detail = Some(format!("too late for round {round}; dropped"));
+            self.report.record(train_event)?;
+            bail!("the update trained for round {round} is too stale for round {target}");
+        }
+        self.report.record(train_event)?;
+        let started = Instant::now();
+        let change = crate::demo::attack::delta(&sent, &parent)?;
+        let sketch_length = now
+            .consortium
+            .as_ref()
+            .map_or(0, |c| c.get_params().sketch_length) as usize;
+        let stats = UpdateStats::new(&change, trained.samples, trained.loss, sketch_length, target);
+        let bytes = sent.to_bytes(Encoding::F32);
+        let id = self.transfers.store().insert_bytes(&bytes).await?;
+        let payload = commit_payload(target, round, &id, bytes.len() as u64, &stats)?;
+        self.ledger
+            .submit(&self.signer, payload, &format!("CommitUpdate {target}"))
+            .await?;
+        let mut event = self.event(target, "commit", started, 0);
+        event.detail = (staleness > 0).then(|| format!("trained from round {round}"));
+        tracing::info!(member = %self.config.name, round = target, base_round = round, loss = stats.loss, norm = stats.l2_norm, "committed");
+        self.report.record(event)?;
+        Ok(())
+    }
+
+    async fn evaluate_when_due(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+        let Some(r) = state.rounds.get(&round).filter(|r| r.phase == pb::RoundPhase::OPEN) else {
+            return Ok(());
+        };
+        let since = match self.open_since {
+            Some((n, at)) if n == round => at,
+            _ => {
+                let now = Instant::now();
+                self.open_since = Some((round, now));
+                now
+            }
+        };
+        let have = r.committers.len();
+        let due = have >= schedule::commit_target(state, r)
+            || (since.elapsed() >= self.config.commit_timeout
+                && have >= schedule::evaluation_quorum(state, r));
+        if !due {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut payload = pb::BcflPayload::new();
+        payload.set_evaluate_round(pb::EvaluateRound {
+            round,
+            ..Default::default()
+        });
+        match self
+            .ledger
+            .submit(&self.signer, payload, &format!("EvaluateRound {round}"))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(member = %self.config.name, round, commitments = have, "evaluated");
+                self.report.record(self.event(round, "evaluate", started, 0))?;
+            }
+            Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "evaluation refused"),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// Fetches, checks and aggregates the accepted updates and commits the aggregate.
+    async fn aggregate(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+        let r = &state.rounds[&round];
+        let verdict = state
+            .verdicts
+            .get(&round)
+            .ok_or_else(|| anyhow!("round {round} is EVALUATED without a verdict"))?;
+        let params = state
+            .consortium
+            .as_ref()
+            .map(|c| c.get_params().clone())
+            .unwrap_or_default();
+        let started = Instant::now();
+        let mut removed: BTreeSet<String> = verdict.excluded.iter().cloned().collect();
+        removed.remove(&self.key);
+        let graph = routing_graph(state, r, &removed)?;
+        let peers = ledger_peers(state);
+        let peers = Peers(
+            peers
+                .0
+                .into_iter()
+                .filter(|(k, _)| !removed.contains(k))
+                .collect(),
+        );
+        let mut moved = 0u64;
+        let mut contributions = Vec::new();
+        let scratch = self.transfers.store().dir().join("rebased");
+        for key in &verdict.accepted {
+            let commitment = state
+                .commitments
+                .get(&(round, key.clone()))
+                .ok_or_else(|| anyhow!("no commitment of {key} to round {round}"))?;
+            let id = BlobId::parse(&commitment.update_sha256)?;
+            if !self.transfers.store().contains(&id) {
+                let done = fetch_routed(
+                    &self.transfers,
+                    &graph,
+                    &peers,
+                    &policy(commitment.size_bytes)?,
+                    &id,
+                    std::slice::from_ref(key),
+                    &self.key,
+                )
+                .await;
+                if let Err(e) = done {
+                    let url = peers
+                        .url(key)
+                        .ok_or_else(|| anyhow!("{key} has no endpoint"))?;
+                    tracing::info!(error = %e, "no routed fetch; fetching directly");
+                    self.transfers
+                        .fetch(&id, vec![url.to_owned()])
+                        .await
+                        .with_context(|| format!("fetching the update of {key}"))?;
+                }
+                moved += commitment.size_bytes;
+            }
+            let path = self.transfers.store().path(&id);
+            let bytes = std::fs::read(&path)?;
+            anyhow::ensure!(
+                sha256_hex(&bytes) == commitment.update_sha256
+                    && bytes.len() as u64 == commitment.size_bytes,
+                "the update of {key} does not match its commitment"
+            );
+            let staleness = commitment.staleness;
+            let path = if staleness == 0 {
+                path
+            } else {
+                // Rebased: the round's parent plus the member's change from its own base.
+                let (base, _) = self
+                    .blob(state, round, &commitment.base_model_sha256, &[])
+                    .await?;
+                let (parent, _) = self
+                    .blob(state, round, &r.parent_model_sha256, &[])
+                    .await?;
+                let local = Update::from_bytes(&bytes)?;
+                let change = crate::demo::attack::delta(&local, &Update::from_bytes(&base)?)?;
+                let rebased =
+                    crate::demo::attack::add(&Update::from_bytes(&parent)?, &change)?;
+                std::fs::create_dir_all(&scratch)?;
+                let file = scratch.join(format!("{round}-{key}.safetensors"));
+                std::fs::write(&file, rebased.to_bytes(Encoding::F32))?;
+                file
+            };
+            contributions.push(Contribution {
+                member: key.clone(),
+                path,
+                samples: commitment.num_samples * schedule::staleness_weight_ppm(staleness),
+            });
+        }
+        let mut fetch_event = self.event(round, "fetch", started, moved);
+        fetch_event.detail = Some(format!("{} updates", contributions.len()));
+        self.report.record(fetch_event)?;
+        if contributions.is_empty() {
+            bail!("round {round}'s verdict accepted nobody: nothing to aggregate");
+        }
+        let started = Instant::now();
+        let rule = Rule::from_params(&params)?;
+        let combined = blocking(move || Ok(aggregate(contributions, rule)?)).await?;
+        let _ = std::fs::remove_dir_all(&scratch);
+        let bytes = combined.update.to_bytes(Encoding::F32);
+        let id = self.transfers.store().insert_bytes(&bytes).await?;
+        let mut payload = pb::BcflPayload::new();
+        payload.set_commit_aggregate(pb::CommitAggregate {
+            round,
+            model_sha256: id.as_str().to_owned(),
+            contributors: verdict.accepted.clone(),
+            rule: params.aggregation_rule,
+            excluded: verdict.excluded.clone(),
+            size_bytes: bytes.len() as u64,
+            ..Default::default()
+        });
+        self.ledger
+            .submit(&self.signer, payload, &format!("CommitAggregate {round}"))
+            .await?;
+        tracing::info!(member = %self.config.name, round, model = %&id.as_str()[..12], "aggregate committed");
+        self.report.record(self.event(round, "aggregate", started, 0))?;
+        Ok(())
+    }
+
+    /// Pushes the global model along the shortest-path tree to the accepted members, then
+    /// closes the round (members that miss it fetch it themselves).
+    async fn distribute(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+        let r = &state.rounds[&round];
+        let aggregate = state
+            .aggregates
+            .get(&round)
+            .ok_or_else(|| anyhow!("round {round} is AGGREGATED without an aggregate"))?;
+        let started = Instant::now();
+        let excluded: BTreeSet<String> = state
+            .verdicts
+            .get(&round)
+            .map(|v| v.excluded.iter().filter(|k| **k != self.key).cloned().collect())
+            .unwrap_or_default();
+        let graph = routing_graph(state, r, &excluded)?;
+        let peers = Peers(
+            ledger_peers(state)
+                .0
+                .into_iter()
+                .filter(|(k, _)| !excluded.contains(k))
+                .collect(),
+        );
+        let id = BlobId::parse(&aggregate.model_sha256)?;
+        let mut delivered = 0u64;
+        if graph.contains(&self.key) {
+            match distribute(
+                &self.http,
+                &graph,
+                &peers,
+                &policy(aggregate.size_bytes)?,
+                &id,
+                &self.key,
+                |_| {},
+            )
+            .await
+            {
+                Ok(d) => {
+                    for delivery in &d.deliveries {
+                        match &delivery.error {
+                            None => delivered += aggregate.size_bytes,
+                            Some(e) => tracing::warn!(to = %delivery.node, error = %e, "not delivered; it will fetch the model itself"),
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "no distribution; members fetch the model themselves"),
+            }
+        }
+        self.report
+            .record(self.event(round, "distribute", started, delivered))?;
+        let mut payload = pb::BcflPayload::new();
+        payload.set_close_round(pb::CloseRound {
+            round,
+            ..Default::default()
+        });
+        match self
+            .ledger
+            .submit(&self.signer, payload, &format!("CloseRound {round}"))
+            .await
+        {
+            Ok(()) => tracing::info!(member = %self.config.name, round, "round closed"),
+            Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "close refused"),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,332 @@
+//! The consortium's model package and a member's local model.
+//!
+//! A **model package** is the folder every member receives before the first round: the frozen
+//! base (its SHA-256 is the consortium's `base_model_sha256`), the initial trainable tensors
+//! round 1 starts from (`initial.safetensors`, the consortium's `initial_model_sha256`) and the
+//! class names in order (`package.json`). `bcfl model init` writes one, from a BERT directory
+//! (all-MiniLM-L6-v2 by default) or, with `--tiny`, from a small random BERT whose word-level
+//! vocabulary is built from a data file (for tests). A node checks both hashes against the
+//! chain before it trains.
+//!
+//! [`LocalModel`] is a member's copy of the model with its private shard: it fine-tunes from a
+//! parent model ([`LocalModel::train`]) and scores a global model on an optional held-out file
+//! ([`LocalModel::evaluate`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+use crate::train::bert::{BertClassifier, BertConfig};
+use crate::digest::file_sha256;
+use crate::train::checkpoint::{ModelDir, WEIGHTS};
+use crate::train::data::Dataset;
+use crate::train::lora::LoraConfig;
+use crate::train::tokenize::TextEncoder;
+use crate::train::trainer::{evaluate, train, Evaluation, TrainConfig};
+use crate::train::update::{Encoding, Update};
+
+/// Vocabulary size of a `--tiny` package's word-level tokenizer.
+pub const TINY_VOCAB: usize = 2000;
+
+/// The package description file.
+pub const PACKAGE_FILE: &str = "package.json";
+
+/// The initial trainable tensors' file in a package.
+pub const INITIAL_FILE: &str = "initial.safetensors";
+
+/// `package.json`: what a member needs to know about the consortium's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPackage {
+    /// The base model directory (config.json, model.safetensors, tokenizer.json), absolute or
+    /// relative to the package folder.
+    pub base_dir: PathBuf,
+    /// SHA-256 of the base weights.
+    pub base_sha256: String,
+    /// SHA-256 of `initial.safetensors`.
+    pub initial_sha256: String,
+    /// Class names, in label order.
+    pub labels: Vec<String>,
+    /// Longest token sequence.
+    pub max_len: usize,
+    /// What the model is, for reports.
+    pub description: String,
+    /// The package folder (not stored; set when read).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl ModelPackage {
+    /// Reads `DIR/package.json`.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(PACKAGE_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the model package {}", path.display()))?;
+        let mut package: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a model package", path.display()))?;
+        package.dir = dir.to_path_buf();
+        Ok(package)
+    }
+
+    /// The base model directory.
+    pub fn base_dir(&self) -> PathBuf {
+        self.dir.join(&self.base_dir)
+    }
+
+    /// The initial trainable tensors' file.
+    pub fn initial_path(&self) -> PathBuf {
+        self.dir.join(INITIAL_FILE)
+    }
+
+    /// Writes a package into `out` from `base` (a BERT directory) with fresh adapters and head
+    /// drawn from `seed`.
+    pub fn create(
+        out: &Path,
+        base: &Path,
+        labels: Vec<String>,
+        max_len: usize,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let dir = ModelDir::open(base, None)
+            .with_context(|| format!("opening the model directory {}", base.display()))?;
+        let model = {
+            let _generator = crate::train::seeded(seed);
+            dir.classifier(labels.len() as i64, &LoraConfig::default(), Device::Cpu)?
+        };
+        dir.encoder(max_len)?;
+        let description = format!(
+            "{} (LoRA rank {}, {} trainable parameters)",
+            base.display(),
+            model.lora().rank,
+            model.trainable_parameters()
+        );
+        let base_dir = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+        Self::finish(out, base_dir, dir.sha256().to_owned(), &model, labels, max_len, description)
+    }
+
+    /// Writes a package with a tiny random two-layer BERT (hidden size 32, no dropout) whose
+    /// word-level vocabulary comes from `texts`, into `out` (base files included).
+    pub fn create_tiny(
+        out: &Path,
+        texts: &[&str],
+        labels: Vec<String>,
+        max_len: usize,
+        seed: u64,
+    ) -> anyhow::Result<Self> {
+        let encoder = TextEncoder::from_corpus(texts.iter().copied(), TINY_VOCAB, max_len)?;
+        let config = BertConfig {
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            max_position_embeddings: (max_len as i64).max(64),
+            ..BertConfig::tiny(encoder.vocab_size() as i64)
+        };
+        let model = {
+            let _generator = crate::train::seeded(seed);
+            let mut model = BertClassifier::new(
+                config.clone(),
+                LoraConfig::default(),
+                labels.len() as i64,
+                Device::Cpu,
+            )?;
+            model.randomize_base();
+            model
+        };
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::write(out.join("config.json"), serde_json::to_string(&config)?)?;
+        let weights = out.join(WEIGHTS);
+        model.base().save(&weights)?;
+        encoder.save(&out.join("tokenizer.json"))?;
+        let description = format!(
+            "tiny random BERT (2 layers, hidden 32, {} trainable parameters)",
+            model.trainable_parameters()
+        );
+        let sha = file_sha256(&weights)
+            .with_context(|| format!("hashing {}", weights.display()))?
+            .sha256;
+        Self::finish(out, PathBuf::from("."), sha, &model, labels, max_len, description)
+    }
+
+    fn finish(
+        out: &Path,
+        base_dir: PathBuf,
+        base_sha256: String,
+        model: &BertClassifier,
+        labels: Vec<String>,
+        max_len: usize,
+        description: String,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let initial = Update::from_store(model.trainable())?.to_bytes(Encoding::F32);
+        let initial_path = out.join(INITIAL_FILE);
+        std::fs::write(&initial_path, &initial)
+            .with_context(|| format!("writing {}", initial_path.display()))?;
+        let package = Self {
+            base_dir,
+            base_sha256,
+            initial_sha256: file_sha256(&initial_path)
+                .with_context(|| format!("hashing {}", initial_path.display()))?
+                .sha256,
+            labels,
+            max_len,
+            description,
+            dir: out.to_path_buf(),
+        };
+        std::fs::write(
+            out.join(PACKAGE_FILE),
+            serde_json::to_string_pretty(&package)?,
+        )?;
+        Ok(package)
+    }
+}
+
+/// One local training run's result.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    /// The member's trainable tensors after training.
+    pub update: Update,
+    /// The last epoch's mean loss.
+    pub loss: f64,
+    /// Training examples.
+    pub samples: u64,
+}
+
+/// A member's model and private data.
+pub struct LocalModel {
+    model: BertClassifier,
+    encoder: TextEncoder,
+    shard: Dataset,
+    test: Option<Dataset>,
+    config: TrainConfig,
+}
+
+impl LocalModel {
+    /// Loads the package's base (refused unless its SHA-256 is `base_sha256`, the value on
+    /// chain) with the member's shard and optional held-out set.
+    pub fn load(
+        package: &ModelPackage,
+        base_sha256: &str,
+        shard: Dataset,
+        test: Option<Dataset>,
+        config: TrainConfig,
+    ) -> anyhow::Result<Self> {
+        let dir = ModelDir::open(package.base_dir(), Some(base_sha256)).with_context(|| {
+            format!(
+                "the base model in {} is not the consortium's {base_sha256}",
+                package.base_dir().display()
+            )
+        })?;
+        let model = dir.classifier(
+            package.labels.len() as i64,
+            &LoraConfig::default(),
+            Device::Cpu,
+        )?;
+        let encoder = dir.encoder(package.max_len)?;
+        anyhow::ensure!(!shard.is_empty(), "the training data is empty");
+        Ok(Self {
+            model,
+            encoder,
+            shard,
+            test,
+            config,
+        })
+    }
+
+    /// Training examples.
+    pub fn samples(&self) -> u64 {
+        self.shard.len() as u64
+    }
+
+    /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
+    pub fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
+        parent.apply_to(self.model.trainable())?;
+        let config = TrainConfig {
+            seed,
+            ..self.config.clone()
+        };
+        let history = train(
+            &self.model,
+            &self.encoder,
+            &self.shard,
+            &config,
+            false,
+            |_| Ok(()),
+        )?;
+        Ok(Trained {
+            update: Update::from_store(self.model.trainable())?,
+            loss: history.last().map_or(0.0, |h| h.loss),
+            samples: self.samples(),
+        })
+    }
+
+    /// Scores `model` on the held-out set, when there is one.
+    pub fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
+        let Some(test) = &self.test else {
+            return Ok(None);
+        };
+        model.apply_to(self.model.trainable())?;
+        Ok(Some(evaluate(&self.model, &self.encoder, test, 64)?))
+    }
+}
+
+/// `bcfl model init`: writes the consortium's model package.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelInitArgs {
+    /// The package folder to write.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The base BERT directory (all-MiniLM-L6-v2 by default).
+    #[arg(long, env = "BCFL_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// A tiny random BERT instead, with a vocabulary of the data's texts (for tests).
+    #[arg(long)]
+    pub tiny: bool,
+    /// The data whose class names (and, with --tiny, texts) the package takes.
+    #[command(flatten)]
+    pub data: crate::train::command::DataArgs,
+    /// Longest token sequence.
+    #[arg(long, default_value_t = 64)]
+    pub max_len: usize,
+    /// Seed of the initial adapters and head (and of the tiny base).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// `bcfl model ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ModelCommand {
+    /// Write the consortium's model package: the base model, the initial trainable tensors
+    /// round 1 starts from, the class names.
+    Init(ModelInitArgs),
+}
+
+impl ModelCommand {
+    /// Runs the command; prints the package (JSON with `json`).
+    pub fn run(&self, json: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Init(args) => {
+                let data = args.data.load(None)?;
+                let labels = data.label_names.clone();
+                let package = if args.tiny {
+                    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
+                    ModelPackage::create_tiny(&args.out, &texts, labels, args.max_len, args.seed)?
+                } else {
+                    let base = args.model_dir.as_deref().context(
+                        "no base model: pass --model-dir or set BCFL_MODEL_DIR (or --tiny)",
+                    )?;
+                    ModelPackage::create(&args.out, base, labels, args.max_len, args.seed)?
+                };
+                if json {
+                    println!("{}", serde_json::to_string(&package)?);
+                } else {
+                    println!("package          {}", args.out.display());
+                    println!("model            {}", package.description);
+                    println!("base_sha256      {}", package.base_sha256);
+                    println!("initial_sha256   {}", package.initial_sha256);
+                    println!("labels           {}", package.labels.join(", "));
+                }
+                Ok(())
+            }
+        }
+    }
+}

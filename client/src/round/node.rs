@@ -1,0 +1,620 @@
+//! `bcfl node run`: a long-running member (and/or coordinator) process that follows the ledger.
+//!
+//! Configured by a TOML file, with flags and environment variables overriding it:
+//!
+//! ```toml
+//! ledger = ["http://127.0.0.1:8008", "http://10.0.0.2:8008"]   # used in turn when one fails
+//! poll_seconds = 1.0          # re-read the state at least this often (a block wakes it sooner)
+//!
+//! [member]
+//! name = "hospital-a"
+//! key = "keys/hospital-a.priv"
+//! package = "model"           # the consortium's model package (bcfl model init)
+//! data = "shards/member-1.csv"   # private training data
+//! test_data = "shards/test.csv"  # optional: score every global model
+//! store = "hospital-a/store"   # blob store
+//! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain)
+//! report = "hospital-a/report.jsonl"
+//! commit_timeout_seconds = 120   # as aggregator: wait this long for every member
+//! [member.train]
+//! epochs = 2
+//! batch_size = 16
+//! learning_rate = 0.005
+//! seed = 42
+//! [member.probe]
+//! bytes = 1048576
+//! rtt_samples = 3
+//! every_rounds = 1
+//!
+//! [coordinator]                 # this process also runs the consortium's schedule
+//! key = "keys/admin.priv"
+//! rounds = 3
+//! topology = "serverless"       # or "server" with server = "<public key>"
+//! synchrony = "synchronous"     # or "buffered-async" with buffer = K, max_staleness = S
+//! commit_timeout = 120
+//! aggregate_timeout = 300
+//! ```
+//!
+//! Relative paths are relative to the configuration file. The loop: read the state (the
+//! ledger's head), give it to each role ([`Coordinator::tick`], [`Member::tick`]), then wait
+//! until a block arrives on the `/subscriptions` websocket or `poll_seconds` pass. A node keeps
+//! its state in the ledger and its blob store only: killed at any moment and started again, it
+//! picks up from what the chain shows. SIGINT or SIGTERM stops it cleanly.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::{Deserialize, Serialize};
+
+use super::coordinator::{Coordinator, CoordinatorConfig, CoordinatorStatus};
+use super::ledger::Ledger;
+use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
+use super::model::{LocalModel, ModelPackage};
+use super::report::Report;
+use super::rest::RestLedger;
+use crate::ledger::keys::Signer;
+use crate::net::blob::BlobStore;
+use crate::net::probe::ProbeConfig;
+use crate::net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
+use crate::net::transfer::{http_client, Transfers};
+use crate::train::data::{Columns, Dataset};
+use crate::train::trainer::TrainConfig;
+
+/// The configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// REST API URLs of the ledger, tried in turn.
+    #[serde(default)]
+    pub ledger: Vec<String>,
+    /// Seconds between state reads when no block arrives.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: f64,
+    /// Seconds a submission may take to commit.
+    #[serde(default = "default_wait")]
+    pub wait_seconds: f64,
+    /// The member role.
+    pub member: Option<MemberSection>,
+    /// The coordinator role.
+    pub coordinator: Option<CoordinatorSection>,
+}
+
+fn default_poll() -> f64 {
+    1.0
+}
+fn default_wait() -> f64 {
+    120.0
+}
+
+/// `[member]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSection {
+    /// Display name.
+    pub name: String,
+    /// Private key file.
+    pub key: PathBuf,
+    /// The consortium's model package folder.
+    pub package: PathBuf,
+    /// Private training data (CSV, TSV or JSON lines; see `bcfl data split`).
+    pub data: PathBuf,
+    /// Held-out data to score each global model on.
+    #[serde(default)]
+    pub test_data: Option<PathBuf>,
+    /// Blob store folder.
+    pub store: PathBuf,
+    /// Blob server address (its URL is the endpoint registered on chain).
+    pub listen: SocketAddr,
+    /// Report file (JSON lines).
+    #[serde(default)]
+    pub report: Option<PathBuf>,
+    /// As aggregator: seconds to wait for every member before evaluating with the quorum.
+    #[serde(default = "default_commit_timeout")]
+    pub commit_timeout_seconds: f64,
+    /// Local training.
+    #[serde(default)]
+    pub train: TrainSection,
+    /// Bandwidth probes.
+    #[serde(default)]
+    pub probe: ProbeSection,
+    /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`).
+    #[serde(default)]
+    pub attack: Option<String>,
+    /// Extra time after training, as a multiple of the training time.
+    #[serde(default)]
+    pub slowdown: f64,
+}
+
+fn default_commit_timeout() -> f64 {
+    120.0
+}
+
+/// `[member.train]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Local epochs per round.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 2,
+            batch_size: 16,
+            learning_rate: 5e-3,
+            seed: 42,
+        }
+    }
+}
+
+/// `[member.probe]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeSection {
+    /// Bytes per throughput probe.
+    pub bytes: u64,
+    /// Small requests whose fastest is the RTT.
+    pub rtt_samples: usize,
+    /// Probe every this many rounds (0: never).
+    pub every_rounds: u64,
+}
+
+impl Default for ProbeSection {
+    fn default() -> Self {
+        Self {
+            bytes: 1 << 20,
+            rtt_samples: 3,
+            every_rounds: 1,
+        }
+    }
+}
+
+/// `[coordinator]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoordinatorSection {
+    /// An admin's private key file.
+    pub key: PathBuf,
+    /// The schedule.
+    #[serde(flatten)]
+    pub schedule: CoordinatorConfig,
+}
+
+/// `bcfl node run` arguments: the file, and overrides.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct NodeRunArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "BCFL_NODE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Ledger REST API URL (repeatable; replaces the file's list).
+    #[arg(long = "ledger", env = "BCFL_NODE_LEDGER", value_delimiter = ',', value_name = "URL")]
+    pub ledger: Vec<String>,
+    /// Member: private key file.
+    #[arg(long, env = "BCFL_NODE_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Member: blob server address.
+    #[arg(long, env = "BCFL_NODE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Member: blob store folder.
+    #[arg(long, env = "BCFL_NODE_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Member: private training data.
+    #[arg(long, env = "BCFL_NODE_DATA", value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// Member: report file.
+    #[arg(long, env = "BCFL_NODE_REPORT", value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Run the coordinator role (the file's `[coordinator]` section; `--rounds` and
+    /// `--admin-key` can stand in for it).
+    #[arg(long)]
+    pub coordinator: bool,
+    /// Coordinator: rounds to run in all.
+    #[arg(long)]
+    pub rounds: Option<u64>,
+    /// Coordinator: an admin's private key file.
+    #[arg(long, value_name = "FILE")]
+    pub admin_key: Option<PathBuf>,
+    /// Member: stop once the global model of round N is held and checked (default: run
+    /// until stopped).
+    #[arg(long, value_name = "N")]
+    pub until_round: Option<u64>,
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+impl NodeRunArgs {
+    /// The configuration: the file (paths made absolute), then the overrides; `default_ledger`
+    /// when neither names a ledger.
+    pub fn config(&self, default_ledger: &str) -> anyhow::Result<NodeConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let mut config: NodeConfig =
+                    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                let base = path.parent().unwrap_or(Path::new("."));
+                if let Some(m) = &mut config.member {
+                    for p in [&mut m.key, &mut m.package, &mut m.data, &mut m.store] {
+                        *p = resolve(base, p);
+                    }
+                    for p in [&mut m.test_data, &mut m.report].into_iter().flatten() {
+                        *p = resolve(base, p);
+                    }
+                }
+                if let Some(c) = &mut config.coordinator {
+                    c.key = resolve(base, &c.key);
+                }
+                config
+            }
+            None => NodeConfig {
+                poll_seconds: default_poll(),
+                wait_seconds: default_wait(),
+                ..Default::default()
+            },
+        };
+        if !self.ledger.is_empty() {
+            config.ledger = self.ledger.clone();
+        }
+        if let Some(m) = &mut config.member {
+            if let Some(key) = &self.key {
+                m.key = key.clone();
+            }
+            if let Some(listen) = self.listen {
+                m.listen = listen;
+            }
+            if let Some(store) = &self.store {
+                m.store = store.clone();
+            }
+            if let Some(data) = &self.data {
+                m.data = data.clone();
+            }
+            if let Some(report) = &self.report {
+                m.report = Some(report.clone());
+            }
+        }
+        if self.coordinator && config.coordinator.is_none() {
+            let (Some(rounds), Some(key)) = (self.rounds, &self.admin_key) else {
+                bail!("--coordinator needs a [coordinator] section, or --rounds and --admin-key");
+            };
+            config.coordinator = Some(CoordinatorSection {
+                key: key.clone(),
+                schedule: CoordinatorConfig::new(rounds),
+            });
+        }
+        if let (Some(c), Some(rounds)) = (&mut config.coordinator, self.rounds) {
+            c.schedule.rounds = rounds;
+        }
+        if config.ledger.is_empty() {
+            config.ledger.push(default_ledger.to_owned());
+        }
+        if config.member.is_none() && config.coordinator.is_none() {
+            bail!("nothing to run: the configuration has neither [member] nor [coordinator]");
+        }
+        if let Some(c) = &config.coordinator {
+            c.schedule.validate().map_err(anyhow::Error::msg)?;
+        }
+        Ok(config)
+    }
+}
+
+/// A member's data file (any format the loaders read), its classes checked against the
+/// package's.
+fn load_data(path: &Path, labels: &[String]) -> anyhow::Result<Dataset> {
+    let columns = Columns {
+        text: "text".into(),
+        label: "label".into(),
+    };
+    Dataset::load(path, &columns, None, Some(labels))
+        .with_context(|| format!("loading {}", path.display()))
+}
+
+/// Starts the member role: checks the model package against the chain, loads the data,
+/// starts the blob server.
+async fn start_member<L: Ledger>(
+    ledger: Arc<L>,
+    m: &MemberSection,
+    until_round: Option<u64>,
+) -> anyhow::Result<(Member<L>, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let signer = Signer::from_file(&m.key).with_context(|| format!("reading {}", m.key.display()))?;
+    let package = ModelPackage::read(&m.package)?;
+    let state = ledger.state().await?;
+    let consortium = state
+        .consortium
+        .as_ref()
+        .context("the ledger holds no consortium yet (bcfl consortium init)")?;
+    let params = consortium.get_params();
+    anyhow::ensure!(
+        params.base_model_sha256 == package.base_sha256,
+        "the package's base model {} is not the consortium's {}",
+        package.base_sha256,
+        params.base_model_sha256
+    );
+    anyhow::ensure!(
+        params.initial_model_sha256.is_empty() || params.initial_model_sha256 == package.initial_sha256,
+        "the package's initial model {} is not the consortium's {}",
+        package.initial_sha256,
+        params.initial_model_sha256
+    );
+    let shard = load_data(&m.data, &package.labels)?;
+    let test = m
+        .test_data
+        .as_deref()
+        .map(|p| load_data(p, &package.labels))
+        .transpose()?;
+    let train = TrainConfig {
+        epochs: m.train.epochs,
+        batch_size: m.train.batch_size,
+        learning_rate: m.train.learning_rate,
+        seed: m.train.seed,
+        ..TrainConfig::default()
+    };
+    let model = tokio::task::spawn_blocking({
+        let (package, base) = (package.clone(), params.base_model_sha256.clone());
+        move || LocalModel::load(&package, &base, shard, test, train)
+    })
+    .await??;
+    let store = Arc::new(
+        BlobStore::open(&m.store, CHUNK_SIZE)
+            .with_context(|| format!("opening the blob store {}", m.store.display()))?,
+    );
+    let http = http_client(Duration::from_secs(3));
+    let transfers = Arc::new(Transfers::new(store, http.clone()));
+    let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
+        .spawn(m.listen)
+        .await
+        .with_context(|| format!("starting the blob server on {}", m.listen))?;
+    let key = signer.public_key().as_hex().to_owned();
+    match state.members.get(&key) {
+        Some(member) => tracing::info!(name = %m.name, %key, endpoint = %member.endpoint, listening = %addr, "member node up"),
+        None => tracing::warn!(name = %m.name, %key, "not a registered member yet: waiting for the admin to register it"),
+    }
+    let attack = m
+        .attack
+        .as_deref()
+        .map(str::parse)
+        .transpose()?;
+    let config = MemberConfig {
+        name: m.name.clone(),
+        probe: ProbeConfig {
+            bytes: m.probe.bytes,
+            rtt_samples: m.probe.rtt_samples,
+        },
+        probe_every: m.probe.every_rounds,
+        commit_timeout: Duration::try_from_secs_f64(m.commit_timeout_seconds)?,
+        seed: m.train.seed,
+        attack,
+        slowdown: m.slowdown,
+        until_round,
+    };
+    let report = Report::new(m.report.as_deref())?;
+    let member = Member::new(
+        ledger,
+        signer,
+        config,
+        transfers,
+        http,
+        model,
+        Some(package.initial_path()),
+        report,
+    );
+    Ok((member, server))
+}
+
+/// Runs the node until its roles finish or SIGINT/SIGTERM.
+pub async fn run(args: &NodeRunArgs, default_ledger: &str) -> anyhow::Result<()> {
+    let config = args.config(default_ledger)?;
+    let ledger = Arc::new(RestLedger::new(
+        &config.ledger,
+        Duration::try_from_secs_f64(config.wait_seconds)?,
+    )?);
+    run_with(ledger, &config, args.until_round).await
+}
+
+/// Runs the roles of `config` over `ledger` (any [`Ledger`]) until they finish or a signal.
+pub async fn run_with<L: Ledger>(
+    ledger: Arc<L>,
+    config: &NodeConfig,
+    until_round: Option<u64>,
+) -> anyhow::Result<()> {
+    let poll = Duration::try_from_secs_f64(config.poll_seconds)?;
+    let mut coordinator = match &config.coordinator {
+        Some(c) => {
+            let admin = Signer::from_file(&c.key)
+                .with_context(|| format!("reading {}", c.key.display()))?;
+            Some(Coordinator::new(ledger.clone(), admin, c.schedule.clone()))
+        }
+        None => None,
+    };
+    let (mut member, server) = match &config.member {
+        Some(m) => {
+            // The ledger may not hold the consortium yet: wait for it.
+            loop {
+                match ledger.state().await {
+                    Ok(s) if s.consortium.is_some() => break,
+                    Ok(_) => tracing::info!("waiting for the consortium to be initialized"),
+                    Err(e) => tracing::warn!(error = %e, "ledger not reachable yet"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    () = shutdown() => return Ok(()),
+                }
+            }
+            let (member, server) = start_member(ledger.clone(), m, until_round).await?;
+            (Some(member), Some(server))
+        }
+        None => (None, None),
+    };
+    tracing::info!(ledger = %ledger.describe(), coordinator = coordinator.is_some(), member = member.is_some(), "node running");
+    let mut head = String::new();
+    let outcome = loop {
+        let state = match ledger.state().await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unavailable; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => continue,
+                    () = shutdown() => break Ok(()),
+                }
+            }
+        };
+        let mut finished = true;
+        if let Some(c) = &mut coordinator {
+            match c.tick(&state).await {
+                Ok(CoordinatorStatus::Finished) => {}
+                Ok(CoordinatorStatus::Working) => finished = false,
+                Err(e) => {
+                    tracing::warn!(error = %e, "coordinator");
+                    finished = false;
+                }
+            }
+        }
+        if let Some(m) = &mut member {
+            match m.tick(&state).await {
+                Ok(MemberStatus::Finished) => {}
+                Ok(MemberStatus::Working) => finished = false,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "member");
+                    finished = false;
+                }
+            }
+        }
+        if finished {
+            tracing::info!("every role finished");
+            break Ok(());
+        }
+        let moved = state.head != head;
+        head = state.head;
+        tokio::select! {
+            () = ledger.changed(&head, if moved { Duration::from_millis(50) } else { poll }) => {}
+            () = shutdown() => {
+                tracing::info!("signal: stopping");
+                break Ok(());
+            }
+        }
+    };
+    if let Some(server) = server {
+        server.abort();
+    }
+    outcome
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+ledger = ["http://127.0.0.1:8008"]
+[member]
+name = "m1"
+key = "keys/m1.priv"
+package = "model"
+data = "shards/member-1.csv"
+store = "m1/store"
+listen = "127.0.0.1:7001"
+[member.train]
+epochs = 1
+[coordinator]
+key = "/abs/admin.priv"
+rounds = 3
+synchrony = "buffered-async"
+buffer = 2
+commit_timeout = 30
+"#;
+
+    #[test]
+    fn the_file_parses_paths_resolve_and_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, EXAMPLE).unwrap();
+        let args = NodeRunArgs {
+            config: Some(file),
+            ledger: vec!["http://a:1".into(), "http://b:2".into()],
+            key: None,
+            listen: Some("127.0.0.1:7002".parse().unwrap()),
+            store: None,
+            data: None,
+            report: None,
+            coordinator: false,
+            rounds: Some(5),
+            admin_key: None,
+            until_round: None,
+        };
+        let config = args.config("http://x").unwrap();
+        assert_eq!(config.ledger, ["http://a:1", "http://b:2"]);
+        let m = config.member.unwrap();
+        assert_eq!(m.key, dir.path().join("keys/m1.priv"));
+        assert_eq!(m.listen.port(), 7002);
+        assert_eq!(m.train.epochs, 1);
+        assert_eq!(m.train.batch_size, 16);
+        let c = config.coordinator.unwrap();
+        assert_eq!(c.key, PathBuf::from("/abs/admin.priv"));
+        assert_eq!(c.schedule.rounds, 5);
+        assert_eq!(c.schedule.buffer, 2);
+        assert_eq!(c.schedule.commit_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, "ledger = []\n[member]\nname = 1\n").unwrap();
+        let args = NodeRunArgs {
+            config: Some(file.clone()),
+            ledger: vec![],
+            key: None,
+            listen: None,
+            store: None,
+            data: None,
+            report: None,
+            coordinator: false,
+            rounds: None,
+            admin_key: None,
+            until_round: None,
+        };
+        let err = format!("{:#}", args.config("http://x").unwrap_err());
+        assert!(err.contains("parsing"), "{err}");
+        std::fs::write(&file, "poll_seconds = 1.0\n").unwrap();
+        let err = format!("{:#}", args.config("http://x").unwrap_err());
+        assert!(err.contains("nothing to run"), "{err}");
+        std::fs::write(&file, "[coordinator]\nkey = \"a\"\nrounds = 1\ntopology = \"server\"\n")
+            .unwrap();
+        let err = format!("{:#}", args.config("http://x").unwrap_err());
+        assert!(err.contains("server topology"), "{err}");
+    }
+}

@@ -1,0 +1,377 @@
+//! The decisions of a round that follow from the ledger alone: pure functions of the family
+//! state, so that every node (and an auditor) reaches the same answer.
+//!
+//! - [`parent_of`]: the model a round starts from (the processor's rule);
+//! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round and
+//!   who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
+//! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
+//! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age.
+
+use std::collections::BTreeSet;
+
+use bcfl_processor::graph::{BandwidthGraph, CentreCriterion, TransferModel};
+use bcfl_processor::limits::LINK_SAMPLES_KEPT;
+use bcfl_protos::bcfl as pb;
+
+use crate::ledger::state::FamilyState;
+
+/// Size of the transfer the centre is computed for. Store-and-forward latencies all scale with
+/// it, so the choice does not depend on it.
+const CENTRE_MODEL_BYTES: f64 = 1_048_576.0;
+
+/// A decision the ledger does not allow yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    /// No consortium on chain.
+    #[error("the consortium is not initialized")]
+    NoConsortium,
+    /// A round the decision needs is not on chain.
+    #[error("round {0} is not on chain")]
+    NoRound(u64),
+    /// Nobody can aggregate.
+    #[error("no member can aggregate round {round}: {reason}")]
+    NoAggregator {
+        /// The round being opened.
+        round: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The model `round` starts from, by the processor's rule: round 1 from the consortium's
+/// initial model (or base model when none is recorded); later rounds from the previous round's
+/// aggregate, or, when that round was abandoned, from its own parent.
+pub fn parent_of(state: &FamilyState, round: u64) -> Result<String, ScheduleError> {
+    let consortium = state.consortium.as_ref().ok_or(ScheduleError::NoConsortium)?;
+    if round <= 1 {
+        let params = consortium.get_params();
+        return Ok(if params.initial_model_sha256.is_empty() {
+            params.base_model_sha256.clone()
+        } else {
+            params.initial_model_sha256.clone()
+        });
+    }
+    if let Some(aggregate) = state.aggregates.get(&(round - 1)) {
+        return Ok(aggregate.model_sha256.clone());
+    }
+    state
+        .rounds
+        .get(&(round - 1))
+        .map(|r| r.parent_model_sha256.clone())
+        .ok_or(ScheduleError::NoRound(round - 1))
+}
+
+/// The members that may aggregate round `round`: active, not excluded by round `round - 1`'s
+/// verdict (the processor refuses those), and, when round `round - 1` had commitments, among
+/// its committers (a member that stopped committing is probably gone; when that leaves nobody,
+/// every active member not excluded is a candidate).
+pub fn aggregator_candidates(state: &FamilyState, round: u64) -> BTreeSet<String> {
+    let excluded: BTreeSet<&String> = state
+        .verdicts
+        .get(&round.saturating_sub(1))
+        .map(|v| v.excluded.iter().collect())
+        .unwrap_or_default();
+    let eligible: BTreeSet<String> = state
+        .members
+        .values()
+        .filter(|m| m.status == pb::MemberStatus::ACTIVE && !excluded.contains(&m.public_key))
+        .map(|m| m.public_key.clone())
+        .collect();
+    let alive: BTreeSet<String> = state
+        .rounds
+        .get(&round.saturating_sub(1))
+        .map(|r| {
+            r.committers
+                .iter()
+                .filter(|c| eligible.contains(*c))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if alive.is_empty() {
+        eligible
+    } else {
+        alive
+    }
+}
+
+/// The centre of the measured bandwidth graph among `candidates` (links between two
+/// candidates, each the median of its kept samples): the member whose worst round trip is
+/// smallest, ties by total then key.
+pub fn centre(
+    state: &FamilyState,
+    candidates: &BTreeSet<String>,
+) -> Result<String, bcfl_processor::graph::GraphError> {
+    let links = state
+        .links
+        .values()
+        .filter(|l| candidates.contains(&l.from) && candidates.contains(&l.to));
+    let graph = BandwidthGraph::from_ledger_links(links, LINK_SAMPLES_KEPT)?;
+    let model = TransferModel::new(CENTRE_MODEL_BYTES, CENTRE_MODEL_BYTES)?;
+    Ok(graph
+        .centre(&model, CentreCriterion::MinMax)?
+        .node
+        .as_str()
+        .to_owned())
+}
+
+/// How the aggregator of a round is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregatorChoice {
+    /// Serverless: the centre of the measured graph among the candidates (the first candidate
+    /// by key while the graph has no centre, e.g. before any link is measured).
+    Centre,
+    /// Server mode: always this member.
+    Fixed(String),
+}
+
+/// The aggregator of round `round`.
+pub fn choose_aggregator(
+    state: &FamilyState,
+    round: u64,
+    choice: &AggregatorChoice,
+) -> Result<String, ScheduleError> {
+    let candidates = aggregator_candidates(state, round);
+    match choice {
+        AggregatorChoice::Fixed(key) => {
+            let active = state
+                .members
+                .get(key)
+                .is_some_and(|m| m.status == pb::MemberStatus::ACTIVE);
+            let excluded = state
+                .verdicts
+                .get(&round.saturating_sub(1))
+                .is_some_and(|v| v.excluded.contains(key));
+            if active && !excluded {
+                Ok(key.clone())
+            } else {
+                Err(ScheduleError::NoAggregator {
+                    round,
+                    reason: format!("the server {key} is not an active member in good standing"),
+                })
+            }
+        }
+        AggregatorChoice::Centre => {
+            let first = candidates
+                .iter()
+                .next()
+                .cloned()
+                .ok_or_else(|| ScheduleError::NoAggregator {
+                    round,
+                    reason: "no active member in good standing".into(),
+                })?;
+            if candidates.len() == 1 {
+                return Ok(first);
+            }
+            Ok(centre(state, &candidates).unwrap_or_else(|e| {
+                tracing::info!(round, reason = %e, "no graph centre yet: the first candidate aggregates");
+                first
+            }))
+        }
+    }
+}
+
+/// Whether `round` aggregates buffered updates (FedBuff style) rather than waiting for all.
+pub fn is_buffered(round: &pb::Round) -> bool {
+    round.sync == pb::RoundSync::BUFFERED_ASYNC
+}
+
+/// The commitments an aggregator waits for before it evaluates `round` without waiting for a
+/// deadline: every active member (synchronous), or the buffer size K (buffered asynchronous).
+pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
+    if is_buffered(round) {
+        return round.buffer_size as usize;
+    }
+    state
+        .members
+        .values()
+        .filter(|m| m.status == pb::MemberStatus::ACTIVE)
+        .count()
+}
+
+/// The commitments the processor requires to evaluate `round`: the consortium's commit quorum
+/// (synchronous) or the buffer size (buffered asynchronous).
+pub fn evaluation_quorum(state: &FamilyState, round: &pb::Round) -> usize {
+    if is_buffered(round) {
+        return round.buffer_size as usize;
+    }
+    state
+        .consortium
+        .as_ref()
+        .map_or(usize::MAX, |c| c.get_params().commit_quorum as usize)
+}
+
+/// The weight factor of an update `staleness` rounds old, in parts per million:
+/// `round(1e6 / sqrt(1 + staleness))` (FedBuff's polynomial staleness function with exponent
+/// 1/2). A fresh update counts fully (1,000,000); the aggregate weighs each update by its
+/// sample count times this factor. IEEE `sqrt` is correctly rounded, so every node computes the
+/// same integers.
+pub fn staleness_weight_ppm(staleness: u32) -> u64 {
+    (1e6 / (1.0 + f64::from(staleness)).sqrt()).round() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> String {
+        format!("02{}", c.to_string().repeat(64))
+    }
+
+    fn member(c: char, status: pb::MemberStatus) -> pb::Member {
+        pb::Member {
+            public_key: key(c),
+            status,
+            ..Default::default()
+        }
+    }
+
+    fn link(from: char, to: char, bps: u64) -> pb::Link {
+        pb::Link {
+            from: key(from),
+            to: key(to),
+            samples: vec![pb::LinkSample {
+                epoch: 1,
+                bytes_per_sec: bps,
+                rtt_us: 100,
+                probe_bytes: 1,
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    fn state(members: &[char]) -> FamilyState {
+        let mut s = FamilyState::default();
+        let mut params = pb::ConsortiumParams {
+            base_model_sha256: "b".repeat(64),
+            commit_quorum: 2,
+            ..Default::default()
+        };
+        params.initial_model_sha256 = "i".repeat(64);
+        s.consortium = Some(pb::Consortium {
+            params: Some(params).into(),
+            ..Default::default()
+        });
+        for &c in members {
+            s.members.insert(key(c), member(c, pb::MemberStatus::ACTIVE));
+        }
+        s
+    }
+
+    #[test]
+    fn parents_follow_the_processor_rule() {
+        let mut s = state(&['a']);
+        assert_eq!(parent_of(&s, 1).unwrap(), "i".repeat(64));
+        s.consortium.as_mut().unwrap().mut_params().initial_model_sha256 = String::new();
+        assert_eq!(parent_of(&s, 1).unwrap(), "b".repeat(64));
+        assert_eq!(parent_of(&s, 2), Err(ScheduleError::NoRound(1)));
+        s.rounds.insert(
+            1,
+            pb::Round {
+                number: 1,
+                parent_model_sha256: "p".repeat(64),
+                ..Default::default()
+            },
+        );
+        // Abandoned round 1: round 2 starts from round 1's parent.
+        assert_eq!(parent_of(&s, 2).unwrap(), "p".repeat(64));
+        s.aggregates.insert(
+            1,
+            pb::Aggregate {
+                round: 1,
+                model_sha256: "g".repeat(64),
+                ..Default::default()
+            },
+        );
+        assert_eq!(parent_of(&s, 2).unwrap(), "g".repeat(64));
+        assert_eq!(
+            parent_of(&FamilyState::default(), 1),
+            Err(ScheduleError::NoConsortium)
+        );
+    }
+
+    #[test]
+    fn excluded_suspended_and_silent_members_do_not_aggregate() {
+        let mut s = state(&['a', 'b', 'c', 'd']);
+        s.members
+            .insert(key('d'), member('d', pb::MemberStatus::SUSPENDED));
+        // Round 1: every active member.
+        let all: BTreeSet<String> = ['a', 'b', 'c'].iter().map(|&c| key(c)).collect();
+        assert_eq!(aggregator_candidates(&s, 1), all);
+        // Round 1 had b and c commit, and its verdict excluded c: only b is left for round 2.
+        s.rounds.insert(
+            1,
+            pb::Round {
+                number: 1,
+                committers: vec![key('b'), key('c')].into(),
+                ..Default::default()
+            },
+        );
+        s.verdicts.insert(
+            1,
+            pb::Verdict {
+                round: 1,
+                excluded: vec![key('c')].into(),
+                ..Default::default()
+            },
+        );
+        let only_b: BTreeSet<String> = [key('b')].into();
+        assert_eq!(aggregator_candidates(&s, 2), only_b);
+        assert_eq!(
+            choose_aggregator(&s, 2, &AggregatorChoice::Centre).unwrap(),
+            key('b')
+        );
+        // A fixed server excluded by the verdict cannot aggregate.
+        let err = choose_aggregator(&s, 2, &AggregatorChoice::Fixed(key('c'))).unwrap_err();
+        assert!(err.to_string().contains("good standing"), "{err}");
+        // A fixed server that did not commit (the server need not train) still can.
+        assert_eq!(
+            choose_aggregator(&s, 2, &AggregatorChoice::Fixed(key('a'))).unwrap(),
+            key('a')
+        );
+    }
+
+    #[test]
+    fn the_centre_of_a_star_aggregates_and_no_links_means_the_first_key() {
+        let mut s = state(&['a', 'b', 'c']);
+        assert_eq!(
+            choose_aggregator(&s, 1, &AggregatorChoice::Centre).unwrap(),
+            key('a')
+        );
+        for (from, to) in [('a', 'b'), ('b', 'a'), ('c', 'b'), ('b', 'c')] {
+            s.links.insert((key(from), key(to)), link(from, to, 1000));
+        }
+        assert_eq!(
+            choose_aggregator(&s, 1, &AggregatorChoice::Centre).unwrap(),
+            key('b')
+        );
+    }
+
+    #[test]
+    fn targets_and_quorums_by_mode() {
+        let s = state(&['a', 'b', 'c']);
+        let mut round = pb::Round {
+            sync: pb::RoundSync::SYNCHRONOUS,
+            ..Default::default()
+        };
+        assert_eq!(commit_target(&s, &round), 3);
+        assert_eq!(evaluation_quorum(&s, &round), 2);
+        round.sync = pb::RoundSync::BUFFERED_ASYNC;
+        round.buffer_size = 2;
+        assert_eq!(commit_target(&s, &round), 2);
+        assert_eq!(evaluation_quorum(&s, &round), 2);
+    }
+
+    #[test]
+    fn staleness_weights_are_known_and_decreasing() {
+        assert_eq!(staleness_weight_ppm(0), 1_000_000);
+        assert_eq!(staleness_weight_ppm(1), 707_107);
+        assert_eq!(staleness_weight_ppm(3), 500_000);
+        assert_eq!(staleness_weight_ppm(8), 333_333);
+        for s in 0..64 {
+            assert!(staleness_weight_ppm(s + 1) < staleness_weight_ppm(s));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! End to end: a consortium of separate `bcfl node run` processes (3 members with a tiny
+//! model, and a coordinator) on `bcfl-devnet` + `bcfl-tp`, set up the way an operator would,
+//! through the `bcfl` CLI: keys, `data split`, `model init`, `consortium init`, `member
+//! register`, one TOML file per node.
+//!
+//! - the three modes complete three rounds, the last global model's hash is on chain and every
+//!   member's store holds it (checked byte for byte);
+//! - a node killed with SIGKILL mid-round and started again catches up and the rounds complete;
+//! - a member that never comes back does not stall the consortium;
+//! - the processor refuses an aggregator the previous round's verdict excluded.
+
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bcfl_testkit::{free_port, Binary, Cli, Ledger, Spawned};
+use serde_json::Value;
+
+/// Generous: a cold debug build of libtorch code on 2 busy cores is slow.
+const RUN_TIMEOUT: Duration = Duration::from_secs(420);
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("BCFL_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"))
+}
+
+struct Consortium {
+    dir: PathBuf,
+    _ledger: Ledger,
+    cli: Cli,
+    names: Vec<String>,
+    configs: Vec<PathBuf>,
+    stores: Vec<PathBuf>,
+}
+
+/// The ledger, keys, shards, model package, consortium and members of `n` member nodes;
+/// `schedule` is the coordinator's TOML section body.
+fn consortium(dir: &Path, n: usize, init: &[&str]) -> Consortium {
+    let ledger = Ledger::start(dir);
+    let cli = Cli::new(ledger.url(), dir.join("keys"));
+    cli.keygen("admin");
+    let shards = dir.join("shards");
+    let data = data_dir();
+    cli.ok(
+        "admin",
+        &[
+            "data", "split", "--data-dir", data.to_str().unwrap(), "--members", &n.to_string(),
+            "--max-train", "60", "--max-test", "40", "--out", shards.to_str().unwrap(),
+        ],
+    );
+    let model = dir.join("model");
+    cli.ok(
+        "admin",
+        &[
+            "model", "init", "--tiny", "--data-dir", data.to_str().unwrap(), "--max-len", "32",
+            "--out", model.to_str().unwrap(),
+        ],
+    );
+    let mut args = vec![
+        "consortium".to_owned(),
+        "init".into(),
+        "--base-model".into(),
+        model.join("model.safetensors").display().to_string(),
+        "--initial-model".into(),
+        model.join("initial.safetensors").display().to_string(),
+        "--min-participants".into(),
+        "2".into(),
+        "--quorum".into(),
+        "2".into(),
+    ];
+    args.extend(init.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cli.ok("admin", &args);
+    let mut names = Vec::new();
+    let mut configs = Vec::new();
+    let mut stores = Vec::new();
+    for i in 1..=n {
+        let name = format!("member-{i}");
+        cli.keygen(&name);
+        let port = free_port();
+        cli.register_member("admin", &name, &format!("http://127.0.0.1:{port}"));
+        let store = dir.join(format!("{name}-store"));
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "ledger = [\"{url}\"]\npoll_seconds = 0.5\n\n[member]\nname = \"{name}\"\nkey = \"keys/{name}.priv\"\npackage = \"model\"\ndata = \"shards/member-{i}.csv\"\nstore = \"{name}-store\"\nlisten = \"127.0.0.1:{port}\"\nreport = \"{name}.jsonl\"\ncommit_timeout_seconds = 8\n[member.train]\nepochs = 1\nbatch_size = 16\n[member.probe]\nbytes = 65536\nrtt_samples = 2\n",
+                url = ledger.url()
+            ),
+        )
+        .unwrap();
+        names.push(name);
+        configs.push(config);
+        stores.push(store);
+    }
+    Consortium {
+        dir: dir.to_path_buf(),
+        _ledger: ledger,
+        cli,
+        names,
+        configs,
+        stores,
+    }
+}
+
+impl Consortium {
+    fn node(&self, i: usize, until: u64) -> Spawned {
+        let mut command = Command::new(Binary::Bcfl.path());
+        command
+            .env("OMP_NUM_THREADS", "1")
+            .env("RUST_LOG", "info")
+            .args(["node", "run", "--config"])
+            .arg(&self.configs[i])
+            .args(["--until-round", &until.to_string()]);
+        Spawned::start(&self.names[i], command, &self.dir)
+    }
+
+    fn coordinator(&self, schedule: &str) -> Spawned {
+        let config = self.dir.join("coordinator.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "ledger = [\"{}\"]\npoll_seconds = 0.5\n\n[coordinator]\nkey = \"keys/admin.priv\"\ncommit_timeout = 8\naggregate_timeout = 20\n{schedule}\n",
+                self.cli.url()
+            ),
+        )
+        .unwrap();
+        let mut command = Command::new(Binary::Bcfl.path());
+        command
+            .env("RUST_LOG", "info")
+            .args(["node", "run", "--config"])
+            .arg(&config);
+        Spawned::start("coordinator", command, &self.dir)
+    }
+
+    fn round(&self, n: u64) -> Value {
+        self.cli.json("admin", &["audit", "round", &n.to_string()])
+    }
+
+    fn key(&self, i: usize) -> String {
+        self.cli.public_key(&self.names[i])
+    }
+
+    /// Waits for `process` to exit 0.
+    fn finishes(process: &mut Spawned) {
+        match process.wait(RUN_TIMEOUT) {
+            Some(status) if status.success() => {}
+            other => panic!("{} ended with {other:?}:\n{}", process.name(), process.log_text()),
+        }
+    }
+
+    /// Polls until `check` holds on `audit rounds`, or panics with the logs.
+    fn wait_until(&self, what: &str, nodes: &mut [Spawned], check: impl Fn(&Value) -> bool) {
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        loop {
+            let rounds = self.cli.json("admin", &["audit", "rounds"]);
+            if check(&rounds) {
+                return;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = nodes.iter().map(|n| n.log_text()).collect();
+                panic!("timed out waiting for {what}: {rounds}\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The last round's aggregate is on chain and every listed member's store holds its bytes.
+    fn everyone_holds(&self, round: u64, members: &[usize]) -> String {
+        let r = self.round(round);
+        let sha = r["aggregate"]["model_sha256"]
+            .as_str()
+            .unwrap_or_else(|| panic!("round {round} has no aggregate: {r}"))
+            .to_owned();
+        for &i in members {
+            let path = self.stores[i].join(&sha);
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{} does not hold {sha}: {e}", self.names[i]));
+            assert_eq!(bcfl_client::digest::sha256_hex(&bytes), sha);
+        }
+        sha
+    }
+}
+
+fn phase(rounds: &Value, n: u64) -> Option<String> {
+    rounds
+        .as_array()?
+        .iter()
+        .find(|r| r["round"].as_u64() == Some(n))
+        .and_then(|r| r["phase"].as_str().map(str::to_owned))
+}
+
+fn run_three_rounds(schedule: &str, slow: Option<usize>) -> (tempfile::TempDir, Consortium) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = consortium(dir.path(), 3, &[]);
+    if let Some(i) = slow {
+        let mut text = std::fs::read_to_string(&c.configs[i]).unwrap();
+        text = text.replace("commit_timeout_seconds = 8\n", "commit_timeout_seconds = 8\nslowdown = 3.0\n");
+        std::fs::write(&c.configs[i], text).unwrap();
+    }
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 3)).collect();
+    let mut coordinator = c.coordinator(schedule);
+    Consortium::finishes(&mut coordinator);
+    for node in &mut nodes {
+        Consortium::finishes(node);
+    }
+    for n in 1..=3 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["phase"], "CLOSED", "{round}");
+    }
+    (dir, c)
+}
+
+#[test]
+fn serverless_synchronous_rounds_complete_and_every_member_holds_the_model() {
+    let (_dir, c) = run_three_rounds("rounds = 3\n", None);
+    for n in 1..=3 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["mode"], "SERVERLESS", "{round}");
+        assert_eq!(round["round"]["sync"], "SYNCHRONOUS", "{round}");
+        assert_eq!(round["commitments"].as_array().unwrap().len(), 3, "{round}");
+    }
+    c.everyone_holds(3, &[0, 1, 2]);
+    // Each member's report has its phases, with the peak memory.
+    let events = std::fs::read_to_string(c.dir.join("member-1.jsonl")).unwrap();
+    assert!(events.contains("\"phase\":\"train\""), "{events}");
+    assert!(events.contains("\"peak_rss_bytes\""), "{events}");
+}
+
+#[test]
+fn server_rounds_keep_their_fixed_aggregator() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = consortium(dir.path(), 3, &[]);
+    let server = c.key(2);
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 3)).collect();
+    let mut coordinator =
+        c.coordinator(&format!("rounds = 3\ntopology = \"server\"\nserver = \"{server}\"\n"));
+    Consortium::finishes(&mut coordinator);
+    for node in &mut nodes {
+        Consortium::finishes(node);
+    }
+    for n in 1..=3 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["mode"], "SERVER", "{round}");
+        assert_eq!(round["round"]["aggregator"], server.as_str(), "{round}");
+        assert!(round["aggregate"]["model_sha256"].is_string(), "{round}");
+    }
+    c.everyone_holds(3, &[0, 1, 2]);
+}
+
+#[test]
+fn buffered_asynchronous_rounds_aggregate_k_updates() {
+    let (_dir, c) = run_three_rounds(
+        "rounds = 3\nsynchrony = \"buffered-async\"\nbuffer = 2\nmax_staleness = 2\n",
+        Some(2),
+    );
+    let mut stale = 0;
+    for n in 1..=3 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["sync"], "BUFFERED_ASYNC", "{round}");
+        let commitments = round["commitments"].as_array().unwrap();
+        assert!(commitments.len() >= 2, "{round}");
+        stale += commitments
+            .iter()
+            .filter(|c| c["staleness"].as_u64().unwrap_or(0) > 0)
+            .count();
+        assert!(round["aggregate"]["model_sha256"].is_string(), "{round}");
+    }
+    eprintln!("stale updates aggregated: {stale}");
+    c.everyone_holds(3, &[0, 1, 2]);
+}
+
+#[test]
+fn a_node_killed_mid_round_restarts_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = consortium(dir.path(), 3, &[]);
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 3)).collect();
+    let mut coordinator = c.coordinator("rounds = 3\n");
+    c.wait_until("round 2 to open", &mut nodes, |r| phase(r, 2).as_deref() == Some("OPEN"));
+    // Kill round 2's aggregator, the node the round depends on most.
+    let aggregator = c.round(2)["round"]["aggregator"].as_str().unwrap().to_owned();
+    let victim = (0..3).find(|&i| c.key(i) == aggregator).unwrap();
+    nodes[victim].kill();
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[victim].restart();
+    Consortium::finishes(&mut coordinator);
+    for node in &mut nodes {
+        Consortium::finishes(node);
+    }
+    for n in 1..=3 {
+        let round = c.round(n);
+        assert!(round["aggregate"]["model_sha256"].is_string(), "round {n}: {round}");
+    }
+    c.everyone_holds(3, &[0, 1, 2]);
+}
+
+#[test]
+fn a_member_that_never_returns_does_not_stall_the_consortium() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = consortium(dir.path(), 3, &[]);
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 3)).collect();
+    let mut coordinator = c.coordinator("rounds = 3\n");
+    c.wait_until("round 1 to open", &mut nodes, |r| phase(r, 1).as_deref() == Some("OPEN"));
+    let aggregator = c.round(1)["round"]["aggregator"].as_str().unwrap().to_owned();
+    let gone = (0..3).rev().find(|&i| c.key(i) != aggregator).unwrap();
+    nodes[gone].kill();
+    Consortium::finishes(&mut coordinator);
+    let alive: Vec<usize> = (0..3).filter(|&i| i != gone).collect();
+    for &i in &alive {
+        Consortium::finishes(&mut nodes[i]);
+    }
+    for n in 2..=3 {
+        let round = c.round(n);
+        assert_eq!(round["commitments"].as_array().unwrap().len(), 2, "{round}");
+        assert!(round["aggregate"]["model_sha256"].is_string(), "{round}");
+    }
+    c.everyone_holds(3, &alive);
+}
