@@ -147,4 +147,36 @@ mod tests {
             serde_json::json!(["UPDATE_NORM", "TRAINING_LOSS"])
         );
     }
+
+    #[test]
+    fn round_schedules_and_commitment_bases() {
+        use bcfl_protos::bcfl::{Commitment, PrivacyGuarantee, Round, RoundSync};
+        let round = Round {
+            number: 3,
+            sync: RoundSync::BUFFERED_ASYNC,
+            buffer_size: 4,
+            max_staleness: 2,
+            privacy: vec![PrivacyGuarantee::SECURE_AGGREGATION],
+            ..Default::default()
+        };
+        let json = message_to_json(&round);
+        assert_eq!(json["sync"], "BUFFERED_ASYNC");
+        assert_eq!(json["buffer_size"], 4);
+        assert_eq!(json["max_staleness"], 2);
+        assert_eq!(json["privacy"], serde_json::json!(["SECURE_AGGREGATION"]));
+        let json = message_to_json(&Round::new());
+        assert_eq!(json["sync"], "ROUND_SYNC_UNSET");
+        assert_eq!(json["privacy"], serde_json::json!([]));
+        let commitment = Commitment {
+            round: 3,
+            base_round: 2,
+            base_model_sha256: "ab".repeat(32),
+            staleness: 1,
+            ..Default::default()
+        };
+        let json = message_to_json(&commitment);
+        assert_eq!(json["base_round"], 2);
+        assert_eq!(json["base_model_sha256"], "ab".repeat(32));
+        assert_eq!(json["staleness"], 1);
+    }
 }

@@ -12,8 +12,8 @@
 //! | RegisterMember | consortium, member, directory | member, directory |
 //! | UpdateMember | consortium, member | member |
 //! | SuspendMember | consortium, member, directory | member, directory |
-//! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1 and aggregate N-1 | consortium, round N |
-//! | CommitUpdate N | consortium, signer's member, round N, commitment (N, signer) | round N, commitment (N, signer) |
+//! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1, aggregate N-1 and verdict N-1 | consortium, round N |
+//! | CommitUpdate N (base round B) | consortium, signer's member, round N, commitment (N, signer); round B when B != N | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix) | links out of the signer (prefix) |
 //! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
@@ -119,16 +119,18 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
             if a.round > 1 {
                 inputs.push(address::round_address(a.round - 1));
                 inputs.push(address::aggregate_address(a.round - 1));
+                inputs.push(address::verdict_address(a.round - 1));
             }
             AccessList::new(inputs, vec![consortium, round])
         }
         Action::CommitUpdate(a) => {
             let round = address::round_address(a.round);
             let commitment = address::commitment_address(a.round, signer.as_str());
-            AccessList::new(
-                vec![consortium, signer_member, round.clone(), commitment.clone()],
-                vec![round, commitment],
-            )
+            let mut inputs = vec![consortium, signer_member, round.clone(), commitment.clone()];
+            if a.base_round != a.round {
+                inputs.push(address::round_address(a.base_round));
+            }
+            AccessList::new(inputs, vec![round, commitment])
         }
         Action::ReportBandwidth(a) => {
             let links = address::links_from_prefix(signer.as_str());

@@ -14,7 +14,7 @@
 //! - payload: one `bcfl.BcflPayload` protobuf (`protos/proto/bcfl.proto`) with exactly one action;
 //! - state: protobuf messages at 70-hex addresses, see [`address`] for the layout (type tags
 //!   `00` consortium, `01` member, `02` round, `03` commitment, `04` link, `05` verdict,
-//!   `06` aggregate, `07` member directory).
+//!   `06` aggregate, `07` member directory, `08` sketch sum, `09` consensus sketch).
 //!
 //! Fixed point: no floating point crosses the ledger; `*_micro` fields are value x 1e6 and
 //! `*_ppm` fields a ratio x 1e6 ([`limits::PPM`]). Keys are 66-hex compressed secp256k1 public
@@ -28,10 +28,10 @@
 //! | `RegisterMember` | admin | adds an active member, or reinstates a suspended one |
 //! | `UpdateMember` | admin, or the member itself while active | changes name / endpoint |
 //! | `SuspendMember` | admin | suspends an active member |
-//! | `OpenRound` | admin | opens round `current + 1` (previous CLOSED) |
-//! | `CommitUpdate` | active member | commits its update to the OPEN round |
+//! | `OpenRound` | admin | opens round `current + 1` (previous CLOSED), `SYNCHRONOUS` or `BUFFERED_ASYNC`; its aggregator not excluded by the previous verdict |
+//! | `CommitUpdate` | active member | commits its update, trained from the parent model of this round or (`BUFFERED_ASYNC`) of an earlier one, to the OPEN round |
 //! | `ReportBandwidth` | active member | appends samples to its outgoing links |
-//! | `EvaluateRound` | admin, or the round's aggregator | records the verdict: OPEN -> EVALUATED |
+//! | `EvaluateRound` | admin, or the round's aggregator | records the verdict once `commit_quorum` (`BUFFERED_ASYNC`: `buffer_size`) commitments are in: OPEN -> EVALUATED |
 //! | `CommitAggregate` | the round's aggregator (SERVER mode: also an admin) | EVALUATED -> AGGREGATED |
 //! | `CloseRound` | admin or aggregator (AGGREGATED); admin only to abandon earlier | -> CLOSED |
 //!
@@ -42,21 +42,26 @@
 //!
 //! | object | address | holds |
 //! | --- | --- | --- |
-//! | `Consortium` | [`address::consortium_address`] | sorted admin keys, parameters, `current_round` |
+//! | `Consortium` | [`address::consortium_address`] | sorted admin keys, parameters (base and initial model among them), `current_round` |
 //! | `MemberList` | [`address::member_address`] | members (key, name, endpoint, status, suspension reason) |
 //! | `MemberList` | [`address::directory_address`] | key and status of every member (to count active ones) |
-//! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers |
-//! | `CommitmentList` | [`address::commitment_address`] | one member's commitment to a round |
+//! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers, synchronization (`sync`, `buffer_size`, `max_staleness`), privacy guarantees (none in 1.0) |
+//! | `CommitmentList` | [`address::commitment_address`] | one member's commitment to a round: update hash, statistics, sketch, base round, base model, staleness |
 //! | `LinkList` | [`address::link_address`] | the newest 16 bandwidth samples of a directed link |
 //! | `Verdict` | [`address::verdict_address`] | accepted and excluded committers, per-method scores |
 //! | `Aggregate` | [`address::aggregate_address`] | the global model hash, contributors, exclusions, rule |
+//! | `SketchSumList` | [`address::sketch_sum_address`] | one member's sketches summed over the evaluated rounds it committed to |
+//! | `ConsensusSketch` | [`address::consensus_address`] | the accepted members' mean sketches summed over evaluated rounds |
 //!
 //! # Round phases
 //!
 //! `OPEN -> EVALUATED -> AGGREGATED -> CLOSED`; an admin may close (abandon) an OPEN or
 //! EVALUATED round. Round N+1 opens only after round N is CLOSED, from round N's aggregate model
 //! (or, if round N was abandoned, from round N's parent); round 1 starts from the consortium's
-//! base model.
+//! initial model (`initial_model_sha256`: the initial trainable tensors) when it names one, else
+//! from its base model. A `BUFFERED_ASYNC` round can be evaluated once its `buffer_size`
+//! commitments are in, and accepts updates trained from the parent model of a round up to its
+//! `max_staleness` rounds earlier (a `SYNCHRONOUS` round only from its own parent).
 //!
 //! # Errors
 //!

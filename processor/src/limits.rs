@@ -17,6 +17,10 @@ pub const MAX_MEMBERS: usize = 1024;
 /// Most commitments one round accepts.
 pub const MAX_ROUND_COMMITTERS: usize = 256;
 
+/// Largest `max_staleness` of a `BUFFERED_ASYNC` round: an update may be trained from the parent
+/// model of a round at most this many rounds before the round it is committed to.
+pub const MAX_STALENESS: u32 = 16;
+
 /// Longest member name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 

@@ -146,6 +146,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                     "ROUND",
                     "PHASE",
                     "MODE",
+                    "SYNC",
                     "COMMITS",
                     "AGGREGATOR",
                     "PARENT MODEL",
@@ -155,6 +156,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                         r.number.to_string(),
                         format!("{:?}", r.phase),
                         format!("{:?}", r.mode),
+                        sync_text(r),
                         r.committers.len().to_string(),
                         r.aggregator.clone(),
                         r.parent_model_sha256.clone(),
@@ -313,6 +315,9 @@ fn print_consortium(c: &pb::Consortium) {
         "model:             {} ({})",
         p.model_id, p.base_model_sha256
     );
+    if !p.initial_model_sha256.is_empty() {
+        println!("initial model:     {}", p.initial_model_sha256);
+    }
     println!("min participants:  {}", p.min_participants);
     println!("commit quorum:     {}", p.commit_quorum);
     println!("aggregation rule:  {:?}", p.aggregation_rule);
@@ -362,28 +367,59 @@ fn print_consortium(c: &pb::Consortium) {
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
 }
 
-fn print_commitments(commitments: &[&pb::Commitment]) {
+/// A round's synchronization in one cell: `SYNCHRONOUS`, or
+/// `BUFFERED_ASYNC buffer K staleness <= S`.
+fn sync_text(round: &pb::Round) -> String {
+    match bcfl_processor::rules::rounds::round_sync(round) {
+        pb::RoundSync::BUFFERED_ASYNC => format!(
+            "BUFFERED_ASYNC buffer {} staleness <= {}",
+            round.buffer_size, round.max_staleness
+        ),
+        sync => format!("{sync:?}"),
+    }
+}
+
+/// The base round of a commitment (`-` for commitments stored before the field existed).
+fn base_text(c: &pb::Commitment) -> String {
+    if c.base_round == 0 {
+        "-".to_owned()
+    } else {
+        c.base_round.to_string()
+    }
+}
+
+fn commitments_table(commitments: &[&pb::Commitment]) -> Table {
     let mut t = Table::new(&[
         "ROUND",
         "MEMBER",
+        "BASE ROUND",
+        "STALENESS",
         "SAMPLES",
         "LOSS",
         "NORM",
         "SIZE",
         "UPDATE SHA-256",
+        "BASE MODEL SHA-256",
     ]);
     for c in commitments {
         t.row(vec![
             c.round.to_string(),
             c.member.clone(),
+            base_text(c),
+            c.staleness.to_string(),
             c.num_samples.to_string(),
             format_micro(c.loss_micro),
             bcfl_client::fixed::format_micro_unsigned(c.norm_micro),
             c.size_bytes.to_string(),
             c.update_sha256.clone(),
+            c.base_model_sha256.clone(),
         ]);
     }
-    t.print();
+    t
+}
+
+fn print_commitments(commitments: &[&pb::Commitment]) {
+    commitments_table(commitments).print();
 }
 
 fn print_round(
@@ -395,6 +431,10 @@ fn print_round(
     println!("round:        {}", round.number);
     println!("phase:        {:?}", round.phase);
     println!("mode:         {:?}", round.mode);
+    println!("sync:         {}", sync_text(round));
+    if !round.privacy.is_empty() {
+        println!("privacy:      {:?}", round.privacy);
+    }
     println!("aggregator:   {}", round.aggregator);
     println!("opened by:    {}", round.opened_by);
     println!("parent model: {}", round.parent_model_sha256);
@@ -514,5 +554,43 @@ mod tests {
         assert!(dot.contains(&format!("\"{a}\" [label=\"alpha\"];")));
         assert!(dot.contains(&format!("\"{a}\" -> \"{b}\" [label=\"20 B/s\\n7 us\"];")));
         assert!(!dot.contains("10 B/s"));
+    }
+
+    #[test]
+    fn rounds_and_commitments_show_their_schedule_and_base() {
+        let mut round = pb::Round::new();
+        assert_eq!(sync_text(&round), "SYNCHRONOUS");
+        round.sync = pb::RoundSync::BUFFERED_ASYNC;
+        round.buffer_size = 3;
+        round.max_staleness = 2;
+        assert_eq!(sync_text(&round), "BUFFERED_ASYNC buffer 3 staleness <= 2");
+        let stale = pb::Commitment {
+            round: 4,
+            member: "02aa".into(),
+            base_round: 3,
+            base_model_sha256: "cd".repeat(32),
+            staleness: 1,
+            ..Default::default()
+        };
+        let old = pb::Commitment {
+            round: 1,
+            member: "02bb".into(),
+            ..Default::default()
+        };
+        let text = commitments_table(&[&stale, &old]).render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("ROUND  MEMBER  BASE ROUND  STALENESS"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("4      02aa    3           1"),
+            "{text}"
+        );
+        assert!(lines[1].ends_with(&"cd".repeat(32)), "{text}");
+        assert!(
+            lines[2].starts_with("1      02bb    -           0"),
+            "{text}"
+        );
     }
 }

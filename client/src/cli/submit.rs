@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context as _};
 use bcfl_client::fixed;
 use bcfl_client::ledger::family::BcflTransaction;
 use bcfl_client::ledger::rest::BatchStatusKind;
+use bcfl_processor::rules::rounds::initial_model;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -69,12 +70,59 @@ pub(crate) enum MemberCommand {
 }
 
 /// Round topology.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Mode {
     /// Peer to peer: the aggregator is a member, transfers follow routed paths.
     Serverless,
     /// Star around a central aggregator (baseline).
     Server,
+}
+
+impl Mode {
+    fn to_proto(self) -> pb::RoundMode {
+        match self {
+            Self::Serverless => pb::RoundMode::SERVERLESS,
+            Self::Server => pb::RoundMode::SERVER,
+        }
+    }
+}
+
+/// When a round's aggregate may be formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Synchronization {
+    /// Every update is trained from the round's own parent model; evaluation waits for the
+    /// consortium's commit quorum.
+    Synchronous,
+    /// Evaluation waits for --buffer commitments only; updates may be trained from the parent
+    /// model of a round up to --max-staleness rounds earlier.
+    BufferedAsync,
+}
+
+/// The synchronization fields of `OpenRound`: (`sync`, `buffer_size`, `max_staleness`). The
+/// processor checks them again; this only turns flag mistakes into flag-named errors.
+fn round_schedule(
+    sync: Synchronization,
+    buffer: Option<u32>,
+    max_staleness: Option<u32>,
+) -> anyhow::Result<(pb::RoundSync, u32, u32)> {
+    match sync {
+        Synchronization::Synchronous => {
+            if buffer.is_some() || max_staleness.is_some() {
+                bail!("--buffer and --max-staleness apply to --sync buffered-async rounds only");
+            }
+            Ok((pb::RoundSync::SYNCHRONOUS, 0, 0))
+        }
+        Synchronization::BufferedAsync => {
+            let Some(buffer) = buffer.filter(|b| *b > 0) else {
+                bail!("--sync buffered-async needs --buffer K (K >= 1 commitments)");
+            };
+            Ok((
+                pb::RoundSync::BUFFERED_ASYNC,
+                buffer,
+                max_staleness.unwrap_or(0),
+            ))
+        }
+    }
 }
 
 /// `bcfl round ...`
@@ -96,6 +144,18 @@ pub(crate) enum RoundCommand {
         /// Round topology.
         #[arg(long, value_enum, default_value_t = Mode::Serverless)]
         mode: Mode,
+        /// When the round can be aggregated: once the consortium's commit quorum committed
+        /// (synchronous), or once --buffer members committed, accepting stale updates
+        /// (buffered-async).
+        #[arg(long, value_enum, default_value_t = Synchronization::Synchronous)]
+        sync: Synchronization,
+        /// buffered-async: commitments that let the round be evaluated (1..=256).
+        #[arg(long, value_name = "K")]
+        buffer: Option<u32>,
+        /// buffered-async: how many rounds old an update's base model may be (0..=16) [default:
+        /// 0].
+        #[arg(long, value_name = "S")]
+        max_staleness: Option<u32>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -123,6 +183,11 @@ pub(crate) struct CommitArgs {
     /// Round number [default: the current round].
     #[arg(long)]
     round: Option<u64>,
+    /// The round whose global (parent) model the update was trained from; earlier than the
+    /// round only in buffered-async rounds, within their staleness bound [default: the round
+    /// itself].
+    #[arg(long, value_name = "N")]
+    base_round: Option<u64>,
     /// The update blob: its SHA-256 and size are committed.
     #[arg(long, value_name = "FILE")]
     blob: PathBuf,
@@ -329,13 +394,17 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
             parent_model_sha256,
             aggregator,
             mode,
+            sync,
+            buffer,
+            max_staleness,
             wait,
         } => {
+            let (sync, buffer_size, max_staleness) = round_schedule(sync, buffer, max_staleness)?;
             let consortium = consortium_of(ctx).await?;
             let number = round.unwrap_or(consortium.current_round + 1);
             let parent = match parent_model_sha256 {
                 Some(hash) => hash,
-                None if number <= 1 => consortium.get_params().base_model_sha256.clone(),
+                None if number <= 1 => initial_model(consortium.get_params()).to_owned(),
                 None => ctx
                     .reader()?
                     .aggregate(number - 1, None)
@@ -350,7 +419,14 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
             };
             let aggregator = match aggregator {
                 Some(a) if a == "centre" => {
-                    let state = ctx.reader()?.family_state(None).await?;
+                    let mut state = ctx.reader()?.family_state(None).await?;
+                    // The processor refuses an aggregator the previous round's verdict excluded:
+                    // leave those members out of the candidates.
+                    if let Some(verdict) = state.verdicts.get(&number.saturating_sub(1)) {
+                        for key in verdict.get_excluded() {
+                            state.members.remove(key);
+                        }
+                    }
                     super::centre::centre_aggregator(&state)?
                 }
                 Some(a) => ctx.public_key(&a)?,
@@ -360,10 +436,10 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
                 round: number,
                 parent_model_sha256: parent,
                 aggregator,
-                mode: match mode {
-                    Mode::Serverless => pb::RoundMode::SERVERLESS,
-                    Mode::Server => pb::RoundMode::SERVER,
-                },
+                mode: mode.to_proto(),
+                sync,
+                buffer_size,
+                max_staleness,
                 ..Default::default()
             });
             wait
@@ -429,6 +505,7 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         norm_micro: fixed::parse_micro_unsigned(&args.norm).context("--norm")?,
         sketch,
         blob_uri: args.blob_uri,
+        base_round: args.base_round.unwrap_or(0),
         ..Default::default()
     });
     submit(ctx, payload, &args.wait).await
@@ -523,4 +600,148 @@ pub(crate) async fn aggregate(ctx: &Context, cmd: AggregateCommand) -> anyhow::R
         ..Default::default()
     });
     submit(ctx, payload, &wait).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct RoundCli {
+        #[command(subcommand)]
+        command: RoundCommand,
+    }
+
+    #[derive(Parser)]
+    struct CommitCli {
+        #[command(flatten)]
+        commit: CommitArgs,
+    }
+
+    fn open(args: &[&str]) -> Result<RoundCommand, clap::Error> {
+        let mut argv = vec!["x", "open"];
+        argv.extend_from_slice(args);
+        RoundCli::try_parse_from(argv).map(|c| c.command)
+    }
+
+    fn schedule(args: &[&str]) -> anyhow::Result<(pb::RoundSync, u32, u32, pb::RoundMode)> {
+        let RoundCommand::Open {
+            mode,
+            sync,
+            buffer,
+            max_staleness,
+            ..
+        } = open(args)?
+        else {
+            panic!("not an open command");
+        };
+        let (sync, buffer, staleness) = round_schedule(sync, buffer, max_staleness)?;
+        Ok((sync, buffer, staleness, mode.to_proto()))
+    }
+
+    #[test]
+    fn round_open_defaults_to_a_synchronous_serverless_round() {
+        assert_eq!(
+            schedule(&[]).unwrap(),
+            (pb::RoundSync::SYNCHRONOUS, 0, 0, pb::RoundMode::SERVERLESS)
+        );
+        assert_eq!(
+            schedule(&["--mode", "server", "--sync", "synchronous"]).unwrap(),
+            (pb::RoundSync::SYNCHRONOUS, 0, 0, pb::RoundMode::SERVER)
+        );
+    }
+
+    #[test]
+    fn round_open_takes_a_buffer_and_a_staleness_bound() {
+        assert_eq!(
+            schedule(&[
+                "--sync",
+                "buffered-async",
+                "--buffer",
+                "3",
+                "--max-staleness",
+                "2"
+            ])
+            .unwrap(),
+            (
+                pb::RoundSync::BUFFERED_ASYNC,
+                3,
+                2,
+                pb::RoundMode::SERVERLESS
+            )
+        );
+        assert_eq!(
+            schedule(&["--sync", "buffered-async", "--buffer", "1"]).unwrap(),
+            (
+                pb::RoundSync::BUFFERED_ASYNC,
+                1,
+                0,
+                pb::RoundMode::SERVERLESS
+            )
+        );
+        let err = schedule(&["--sync", "buffered-async"]).unwrap_err();
+        assert!(err.to_string().contains("needs --buffer K"), "{err}");
+        let err = schedule(&["--sync", "buffered-async", "--buffer", "0"]).unwrap_err();
+        assert!(err.to_string().contains("needs --buffer K"), "{err}");
+        let err = schedule(&["--buffer", "2"]).unwrap_err();
+        assert!(
+            err.to_string().contains("buffered-async rounds only"),
+            "{err}"
+        );
+        let err = schedule(&["--max-staleness", "1"]).unwrap_err();
+        assert!(
+            err.to_string().contains("buffered-async rounds only"),
+            "{err}"
+        );
+        assert!(open(&["--sync", "async"]).is_err());
+        assert!(open(&["--mode", "p2p"]).is_err());
+    }
+
+    #[test]
+    fn round_open_schedules_pass_the_processor_payload_rules() {
+        let (sync, buffer_size, max_staleness, mode) = schedule(&[
+            "--sync",
+            "buffered-async",
+            "--buffer",
+            "256",
+            "--max-staleness",
+            "16",
+        ])
+        .unwrap();
+        let mut payload = pb::BcflPayload::new();
+        payload.set_open_round(pb::OpenRound {
+            round: 2,
+            parent_model_sha256: "ab".repeat(32),
+            aggregator: format!("02{}", "1".repeat(64)),
+            mode,
+            sync,
+            buffer_size,
+            max_staleness,
+            ..Default::default()
+        });
+        bcfl_processor::Action::from_proto(&payload).unwrap();
+        payload.mut_open_round().max_staleness = 17;
+        let err = bcfl_processor::Action::from_proto(&payload).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "open_round.max_staleness: must be in 0..=16, got 17"
+        );
+    }
+
+    #[test]
+    fn commit_takes_a_base_round() {
+        let base = ["x", "--blob", "u.bin", "--samples", "5", "--loss", "-0.5"];
+        let rest = ["--norm", "1.5", "--sketch", "s.txt"];
+        let argv: Vec<&str> = base.iter().chain(&rest).copied().collect();
+        let parsed = CommitCli::try_parse_from(&argv).unwrap().commit;
+        assert_eq!((parsed.round, parsed.base_round), (None, None));
+        let mut with_base = argv.clone();
+        with_base.extend(["--round", "4", "--base-round", "3"]);
+        let parsed = CommitCli::try_parse_from(&with_base).unwrap().commit;
+        assert_eq!((parsed.round, parsed.base_round), (Some(4), Some(3)));
+        let mut bad = argv;
+        bad.extend(["--base-round", "-1"]);
+        assert!(CommitCli::try_parse_from(&bad).is_err());
+    }
 }

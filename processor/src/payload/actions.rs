@@ -8,7 +8,7 @@ use super::params::validate_params;
 use super::{field, invalid, reject_unknown_fields, Result};
 use crate::limits::{
     MAX_ADMINS, MAX_BLOB_BYTES, MAX_BYTES_PER_SEC, MAX_MEASUREMENTS, MAX_NUM_SAMPLES,
-    MAX_PROBE_BYTES, MAX_ROUND_COMMITTERS, MAX_RTT_US, MAX_SKETCH_LENGTH,
+    MAX_PROBE_BYTES, MAX_ROUND_COMMITTERS, MAX_RTT_US, MAX_SKETCH_LENGTH, MAX_STALENESS,
 };
 
 /// Parses a list of keys that must not repeat, with `min..=max` entries; returns it sorted.
@@ -50,6 +50,14 @@ fn bounded(name: &'static str, value: u64, low: u64, high: u64) -> Result<u64> {
             name,
             format!("must be in {low}..={high}, got {value}"),
         ))
+    }
+}
+
+fn at_most(name: &'static str, value: u32, high: u32) -> Result<u32> {
+    if value <= high {
+        Ok(value)
+    } else {
+        Err(invalid(name, format!("must be in 0..={high}, got {value}")))
     }
 }
 
@@ -209,6 +217,11 @@ impl SuspendMember {
 }
 
 /// Open round `round`.
+///
+/// The payload's `sync`, `buffer_size`, `max_staleness` and `privacy` are parsed here within their
+/// bounds; whether they fit together (a `SYNCHRONOUS` round has no buffer, a `BUFFERED_ASYNC` one
+/// needs one) and whether family version 1.0 supports a privacy guarantee are rules
+/// ([`crate::rules::rounds::open_round`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenRound {
     /// The round number (>= 1).
@@ -219,6 +232,35 @@ pub struct OpenRound {
     pub aggregator: PublicKey,
     /// Topology (never `ROUND_MODE_UNSET`).
     pub mode: pb::RoundMode,
+    /// When the aggregate may be formed; the payload's `ROUND_SYNC_UNSET` is read as
+    /// `SYNCHRONOUS` (never unset here).
+    pub sync: pb::RoundSync,
+    /// `BUFFERED_ASYNC`: commitments that let the round be evaluated; 0..=256.
+    pub buffer_size: u32,
+    /// `BUFFERED_ASYNC`: the largest staleness (round - base round) of an update; 0..=16.
+    pub max_staleness: u32,
+    /// Privacy guarantees the round claims: distinct, none unset, sorted by enum value.
+    pub privacy: Vec<pb::PrivacyGuarantee>,
+}
+
+/// Parses a list of privacy guarantees: no `PRIVACY_GUARANTEE_UNSET`, no repeats; sorted.
+fn privacy_set(
+    name: &'static str,
+    list: &[pb::PrivacyGuarantee],
+) -> Result<Vec<pb::PrivacyGuarantee>> {
+    if list.contains(&pb::PrivacyGuarantee::PRIVACY_GUARANTEE_UNSET) {
+        return Err(invalid(
+            name,
+            "must not contain PRIVACY_GUARANTEE_UNSET".into(),
+        ));
+    }
+    let mut sorted = list.to_vec();
+    sorted.sort_by_key(|g| *g as i32);
+    sorted.dedup();
+    if sorted.len() != list.len() {
+        return Err(invalid(name, "must not repeat a guarantee".into()));
+    }
+    Ok(sorted)
 }
 
 impl OpenRound {
@@ -227,6 +269,10 @@ impl OpenRound {
         if m.mode == pb::RoundMode::ROUND_MODE_UNSET {
             return Err(invalid("open_round.mode", "must be set".into()));
         }
+        let sync = match m.sync {
+            pb::RoundSync::ROUND_SYNC_UNSET => pb::RoundSync::SYNCHRONOUS,
+            other => other,
+        };
         Ok(Self {
             round: round_number("open_round.round", m.round)?,
             parent_model_sha256: field(
@@ -235,6 +281,14 @@ impl OpenRound {
             )?,
             aggregator: field("open_round.aggregator", PublicKey::parse(&m.aggregator))?,
             mode: m.mode,
+            sync,
+            buffer_size: at_most(
+                "open_round.buffer_size",
+                m.buffer_size,
+                MAX_ROUND_COMMITTERS as u32,
+            )?,
+            max_staleness: at_most("open_round.max_staleness", m.max_staleness, MAX_STALENESS)?,
+            privacy: privacy_set("open_round.privacy", &m.privacy)?,
         })
     }
 
@@ -244,6 +298,10 @@ impl OpenRound {
             parent_model_sha256: self.parent_model_sha256.as_str().to_owned(),
             aggregator: self.aggregator.as_str().to_owned(),
             mode: self.mode,
+            sync: self.sync,
+            buffer_size: self.buffer_size,
+            max_staleness: self.max_staleness,
+            privacy: self.privacy.clone(),
             ..Default::default()
         }
     }
@@ -268,6 +326,10 @@ pub struct CommitUpdate {
     pub sketch: Vec<i32>,
     /// Where the blob can be fetched; `None` means from the member's endpoint by hash.
     pub blob_uri: Option<BlobUri>,
+    /// The round whose parent (global) model the update was trained from; the payload's 0 is
+    /// read as `round`, so this is never 0. The rules check it against the round
+    /// ([`crate::rules::rounds::commit_update`]).
+    pub base_round: u64,
 }
 
 impl CommitUpdate {
@@ -282,8 +344,9 @@ impl CommitUpdate {
                 ),
             ));
         }
+        let round = round_number("commit_update.round", m.round)?;
         Ok(Self {
-            round: round_number("commit_update.round", m.round)?,
+            round,
             update_sha256: field(
                 "commit_update.update_sha256",
                 Sha256Hash::parse(&m.update_sha256),
@@ -299,6 +362,11 @@ impl CommitUpdate {
             norm_micro: m.norm_micro,
             sketch: m.sketch.clone(),
             blob_uri: optional_uri("commit_update.blob_uri", &m.blob_uri)?,
+            base_round: if m.base_round == 0 {
+                round
+            } else {
+                m.base_round
+            },
         })
     }
 
@@ -312,6 +380,7 @@ impl CommitUpdate {
             norm_micro: self.norm_micro,
             sketch: self.sketch.clone(),
             blob_uri: uri_string(&self.blob_uri),
+            base_round: self.base_round,
             ..Default::default()
         }
     }

@@ -8,6 +8,9 @@
 //! Canonical forms: key lists (`admin_keys`, `contributors`, `excluded`) and measurement lists may
 //! arrive in any order but must not repeat an entry; the parsed action holds them sorted.
 //! [`Action::to_proto`] writes that canonical form, and parsing it again gives the same action.
+//! Defaults are made explicit: `open_round.sync = ROUND_SYNC_UNSET` is read as `SYNCHRONOUS`,
+//! `commit_update.base_round = 0` as the commitment's own round, and `open_round.privacy` is held
+//! sorted by enum value.
 //!
 //! Any decode failure, an empty or unknown `action` oneof, unknown fields in a known message
 //! (including unknown enum values, which protobuf keeps as unknown fields), or a field that breaks

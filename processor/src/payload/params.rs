@@ -51,6 +51,12 @@ pub(crate) fn validate_params(
         "params.base_model_sha256",
         Sha256Hash::parse(&params.base_model_sha256),
     )?;
+    if !params.initial_model_sha256.is_empty() {
+        field(
+            "params.initial_model_sha256",
+            Sha256Hash::parse(&params.initial_model_sha256),
+        )?;
+    }
     in_range(
         "params.sketch_length",
         params.sketch_length,
@@ -238,6 +244,14 @@ mod tests {
         let mut p = sane();
         p.base_model_sha256 = "xyz".into();
         assert!(err(&p).contains("params.base_model_sha256"));
+        let mut p = sane();
+        p.initial_model_sha256 = "AB".repeat(32);
+        assert_eq!(
+            err(&p),
+            "params.initial_model_sha256: must be 64 lowercase hex characters (a SHA-256 digest)"
+        );
+        p.initial_model_sha256 = "cd".repeat(32);
+        assert_eq!(validate_params(&p).unwrap(), p);
         let mut p = sane();
         p.model_id.clear();
         assert!(err(&p).contains("params.model_id: must not be empty"));

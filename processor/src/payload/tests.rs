@@ -38,21 +38,54 @@ fn keys(min: usize, max: usize) -> impl Strategy<Value = Vec<PublicKey>> {
 }
 
 fn params() -> impl Strategy<Value = pb::ConsortiumParams> {
-    (1u32..50, sha(), 1u32..=4096).prop_flat_map(|(min, base, sketch)| {
-        (1..=min).prop_map(move |quorum| pb::ConsortiumParams {
-            min_participants: min,
-            commit_quorum: quorum,
-            aggregation_rule: pb::AggregationRule::FEDAVG,
-            model_id: "model".into(),
-            base_model_sha256: base.as_str().to_owned(),
-            sketch_length: sketch,
-            ..Default::default()
-        })
-    })
+    (1u32..50, sha(), 1u32..=4096, proptest::option::of(sha())).prop_flat_map(
+        |(min, base, sketch, initial)| {
+            (1..=min).prop_map(move |quorum| pb::ConsortiumParams {
+                min_participants: min,
+                commit_quorum: quorum,
+                aggregation_rule: pb::AggregationRule::FEDAVG,
+                model_id: "model".into(),
+                base_model_sha256: base.as_str().to_owned(),
+                sketch_length: sketch,
+                initial_model_sha256: initial
+                    .as_ref()
+                    .map(|h| h.as_str().to_owned())
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+        },
+    )
 }
 
 fn mode() -> impl Strategy<Value = pb::RoundMode> {
     prop_oneof![Just(pb::RoundMode::SERVERLESS), Just(pb::RoundMode::SERVER)]
+}
+
+/// Synchronization, buffer size and staleness bound within the payload's limits (whether they fit
+/// together is a rule, not a payload property).
+fn schedule() -> impl Strategy<Value = (pb::RoundSync, u32, u32)> {
+    (
+        prop_oneof![
+            Just(pb::RoundSync::SYNCHRONOUS),
+            Just(pb::RoundSync::BUFFERED_ASYNC)
+        ],
+        0..=crate::limits::MAX_ROUND_COMMITTERS as u32,
+        0..=crate::limits::MAX_STALENESS,
+    )
+}
+
+/// A privacy list in canonical form: distinct guarantees sorted by enum value.
+fn privacy() -> impl Strategy<Value = Vec<pb::PrivacyGuarantee>> {
+    (any::<bool>(), any::<bool>()).prop_map(|(dp, sa)| {
+        let mut list = Vec::new();
+        if dp {
+            list.push(pb::PrivacyGuarantee::DIFFERENTIAL_PRIVACY);
+        }
+        if sa {
+            list.push(pb::PrivacyGuarantee::SECURE_AGGREGATION);
+        }
+        list
+    })
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -79,14 +112,20 @@ fn action() -> impl Strategy<Value = Action> {
                 reason: Reason::parse(&r).unwrap(),
             })
         }),
-        (1u64.., sha(), key(), mode()).prop_map(|(round, parent, aggregator, mode)| {
-            Action::OpenRound(OpenRound {
-                round,
-                parent_model_sha256: parent,
-                aggregator,
-                mode,
-            })
-        }),
+        (1u64.., sha(), key(), mode(), schedule(), privacy()).prop_map(
+            |(round, parent, aggregator, mode, (sync, buffer_size, max_staleness), privacy)| {
+                Action::OpenRound(OpenRound {
+                    round,
+                    parent_model_sha256: parent,
+                    aggregator,
+                    mode,
+                    sync,
+                    buffer_size,
+                    max_staleness,
+                    privacy,
+                })
+            }
+        ),
         (
             (
                 1u64..,
@@ -99,10 +138,11 @@ fn action() -> impl Strategy<Value = Action> {
                 any::<u64>(),
                 vec(any::<i32>(), 1..64),
                 blob_uri()
-            )
+            ),
+            1u64..
         )
             .prop_map(
-                |((round, sha, size, samples), (loss, norm, sketch, blob_uri))| {
+                |((round, sha, size, samples), (loss, norm, sketch, blob_uri), base_round)| {
                     Action::CommitUpdate(CommitUpdate {
                         round,
                         update_sha256: sha,
@@ -112,6 +152,7 @@ fn action() -> impl Strategy<Value = Action> {
                         norm_micro: norm,
                         sketch,
                         blob_uri,
+                        base_round,
                     })
                 }
             ),
@@ -329,4 +370,127 @@ fn bounds_are_enforced() {
         err,
         "init_consortium.admin_keys: must list 1..=32 keys, got 33"
     );
+}
+
+fn open_round_payload(build: impl FnOnce(&mut pb::OpenRound)) -> pb::BcflPayload {
+    let mut open = pb::OpenRound {
+        round: 2,
+        parent_model_sha256: "0".repeat(64),
+        aggregator: "02".to_owned() + &"1".repeat(64),
+        mode: pb::RoundMode::SERVERLESS,
+        ..Default::default()
+    };
+    build(&mut open);
+    let mut payload = pb::BcflPayload::new();
+    payload.set_open_round(open);
+    payload
+}
+
+fn open_round_error(build: impl FnOnce(&mut pb::OpenRound)) -> String {
+    Action::from_proto(&open_round_payload(build))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn open_round_schedule_and_privacy_fields() {
+    // An unset synchronization is read as SYNCHRONOUS, and written back explicitly.
+    let Action::OpenRound(parsed) = Action::from_proto(&open_round_payload(|_| {})).unwrap() else {
+        panic!("wrong action");
+    };
+    assert_eq!(parsed.sync, pb::RoundSync::SYNCHRONOUS);
+    assert_eq!((parsed.buffer_size, parsed.max_staleness), (0, 0));
+    assert!(parsed.privacy.is_empty());
+    assert_eq!(
+        Action::OpenRound(parsed.clone())
+            .to_proto()
+            .get_open_round()
+            .sync,
+        pb::RoundSync::SYNCHRONOUS
+    );
+    // Within their limits the fields parse, whatever the synchronization (the rules check that
+    // they fit together); privacy lists are held sorted.
+    let Action::OpenRound(parsed) = Action::from_proto(&open_round_payload(|o| {
+        o.sync = pb::RoundSync::BUFFERED_ASYNC;
+        o.buffer_size = 256;
+        o.max_staleness = 16;
+        o.privacy = vec![
+            pb::PrivacyGuarantee::SECURE_AGGREGATION,
+            pb::PrivacyGuarantee::DIFFERENTIAL_PRIVACY,
+        ];
+    }))
+    .unwrap() else {
+        panic!("wrong action");
+    };
+    assert_eq!(
+        (parsed.sync, parsed.buffer_size, parsed.max_staleness),
+        (pb::RoundSync::BUFFERED_ASYNC, 256, 16)
+    );
+    assert_eq!(
+        parsed.privacy,
+        vec![
+            pb::PrivacyGuarantee::DIFFERENTIAL_PRIVACY,
+            pb::PrivacyGuarantee::SECURE_AGGREGATION
+        ]
+    );
+    assert_eq!(
+        open_round_error(|o| o.buffer_size = 257),
+        "open_round.buffer_size: must be in 0..=256, got 257"
+    );
+    assert_eq!(
+        open_round_error(|o| o.max_staleness = 17),
+        "open_round.max_staleness: must be in 0..=16, got 17"
+    );
+    assert_eq!(
+        open_round_error(|o| o.privacy = vec![pb::PrivacyGuarantee::PRIVACY_GUARANTEE_UNSET]),
+        "open_round.privacy: must not contain PRIVACY_GUARANTEE_UNSET"
+    );
+    assert_eq!(
+        open_round_error(|o| {
+            o.privacy = vec![
+                pb::PrivacyGuarantee::SECURE_AGGREGATION,
+                pb::PrivacyGuarantee::SECURE_AGGREGATION,
+            ]
+        }),
+        "open_round.privacy: must not repeat a guarantee"
+    );
+    // Unknown enum values are unknown fields, as for every enum of the family.
+    let mut bytes = open_round_payload(|o| o.sync = pb::RoundSync::BUFFERED_ASYNC)
+        .write_to_bytes()
+        .unwrap();
+    let sync_byte = bytes.iter().rposition(|b| *b == 2).unwrap();
+    bytes[sync_byte] = 9;
+    assert!(Action::parse(&bytes).is_err());
+}
+
+#[test]
+fn commit_base_round_defaults_to_the_round_and_declares_the_base() {
+    let signer = PublicKey::parse(&("03".to_owned() + &"4".repeat(64))).unwrap();
+    let mut commit = pb::CommitUpdate {
+        round: 5,
+        update_sha256: "0".repeat(64),
+        size_bytes: 1,
+        num_samples: 1,
+        sketch: vec![1],
+        ..Default::default()
+    };
+    let mut payload = pb::BcflPayload::new();
+    payload.set_commit_update(commit.clone());
+    let action = Action::from_proto(&payload).unwrap();
+    let Action::CommitUpdate(parsed) = &action else {
+        panic!("wrong action");
+    };
+    assert_eq!(parsed.base_round, 5);
+    let access = action_addresses(&action, &signer);
+    assert!(!access.inputs.contains(&address::round_address(3)));
+    commit.base_round = 3;
+    payload.set_commit_update(commit);
+    let action = Action::from_proto(&payload).unwrap();
+    let Action::CommitUpdate(parsed) = &action else {
+        panic!("wrong action");
+    };
+    assert_eq!(parsed.base_round, 3);
+    let access = action_addresses(&action, &signer);
+    assert!(access.inputs.contains(&address::round_address(3)));
+    assert!(!access.outputs.contains(&address::round_address(3)));
 }

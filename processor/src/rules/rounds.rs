@@ -1,13 +1,25 @@
 //! The round life cycle: OPEN -> EVALUATED -> AGGREGATED -> CLOSED.
 //!
-//! - `OpenRound` (admin): number = current round + 1; the previous round CLOSED; the aggregator an
-//!   active member; at least `min_participants` active members; the parent model is the base
-//!   model for round 1, else the previous round's aggregate (or, if that round was abandoned, its
-//!   parent).
-//! - `CommitUpdate` (active member): the round OPEN, one commitment per member, the sketch exactly
-//!   `sketch_length` values, at most [`MAX_ROUND_COMMITTERS`] commitments.
+//! - `OpenRound` (admin), checked in this order: number = current round + 1 and not yet stored;
+//!   the schedule fits the synchronization ([`check_schedule`]: `SYNCHRONOUS`, or `UNSET` which
+//!   is stored as `SYNCHRONOUS`, takes `buffer_size = max_staleness = 0`; `BUFFERED_ASYNC` needs
+//!   `1 <= buffer_size <=` [`MAX_ROUND_COMMITTERS`] and `max_staleness <=` [`MAX_STALENESS`]); no
+//!   privacy guarantee is claimed (family version 1.0 supports none: the field exists so that
+//!   later versions can record which applied); the previous round CLOSED; the parent model is
+//!   [`initial_model`] for round 1 (the consortium's `initial_model_sha256`, else its base
+//!   model), else the previous round's aggregate (or, if that round was abandoned, its parent);
+//!   the aggregator an active member that the previous round's verdict did not exclude; at least
+//!   `min_participants` active members. The mode is `SERVERLESS` or `SERVER`: payload parsing
+//!   already refuses `ROUND_MODE_UNSET` (`open_round.mode: must be set`), as it always has.
+//! - `CommitUpdate` (active member): the round OPEN, one commitment per member, at most
+//!   [`MAX_ROUND_COMMITTERS`] commitments, the sketch exactly `sketch_length` values; the base
+//!   round B (the payload's 0 means the round itself) is at most the round, exists, and its
+//!   staleness `N - B` is 0 in a `SYNCHRONOUS` round and at most the round's `max_staleness` in a
+//!   `BUFFERED_ASYNC` one. The commitment stores B, B's parent model as `base_model_sha256`, and
+//!   the staleness.
 //! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
-//!   `commit_quorum` commitments; stores the [`compute_verdict`] result -> EVALUATED.
+//!   [`commitments_needed`] commitments (`commit_quorum`; in a `BUFFERED_ASYNC` round its
+//!   `buffer_size`); stores the [`compute_verdict`] result -> EVALUATED.
 //! - `CommitAggregate` (the round's aggregator while active; in SERVER mode also an admin): the
 //!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule
 //!   -> AGGREGATED.
@@ -16,6 +28,7 @@
 
 use bcfl_protos::bcfl as pb;
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
+use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 
 use super::evaluation::{compute_verdict, RoundEvidence};
 use super::{
@@ -24,7 +37,7 @@ use super::{
 };
 use crate::anomaly::features::extend_after_verdict;
 use crate::error::{Result, TxnError};
-use crate::limits::MAX_ROUND_COMMITTERS;
+use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS};
 use crate::payload::{
     CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey,
 };
@@ -34,6 +47,61 @@ fn params(consortium: &pb::Consortium) -> &pb::ConsortiumParams {
     consortium.get_params()
 }
 
+/// The model round 1 starts from: `initial_model_sha256` when the consortium sets one, else
+/// `base_model_sha256`.
+pub fn initial_model(params: &pb::ConsortiumParams) -> &str {
+    if params.initial_model_sha256.is_empty() {
+        &params.base_model_sha256
+    } else {
+        &params.initial_model_sha256
+    }
+}
+
+/// A stored round's synchronization: `ROUND_SYNC_UNSET` (never written by `OpenRound`) reads as
+/// `SYNCHRONOUS`.
+pub fn round_sync(round: &pb::Round) -> pb::RoundSync {
+    match round.sync {
+        pb::RoundSync::ROUND_SYNC_UNSET => SYNCHRONOUS,
+        sync => sync,
+    }
+}
+
+/// The commitments `round` needs before it can be evaluated: the round's `buffer_size` in a
+/// `BUFFERED_ASYNC` round, else the consortium's `commit_quorum`.
+pub fn commitments_needed(params: &pb::ConsortiumParams, round: &pb::Round) -> u32 {
+    if round_sync(round) == BUFFERED_ASYNC {
+        round.buffer_size
+    } else {
+        params.commit_quorum
+    }
+}
+
+/// Checks that a round's buffer settings fit its synchronization: none in a `SYNCHRONOUS` (or
+/// unset) round; in a `BUFFERED_ASYNC` round a buffer of 1..=[`MAX_ROUND_COMMITTERS`] commitments
+/// and a staleness bound of at most [`MAX_STALENESS`] rounds.
+pub fn check_schedule(sync: pb::RoundSync, buffer_size: u32, max_staleness: u32) -> Result<()> {
+    if sync == BUFFERED_ASYNC {
+        ensure!(
+            (1..=MAX_ROUND_COMMITTERS).contains(&(buffer_size as usize)),
+            "a BUFFERED_ASYNC round needs a buffer_size of 1..={MAX_ROUND_COMMITTERS} commitments, got {buffer_size}"
+        );
+        ensure!(
+            max_staleness <= MAX_STALENESS,
+            "a BUFFERED_ASYNC round's max_staleness must be at most {MAX_STALENESS} rounds, got {max_staleness}"
+        );
+    } else {
+        ensure!(
+            buffer_size == 0,
+            "a SYNCHRONOUS round takes no buffer_size (got {buffer_size}); buffer_size and max_staleness are for BUFFERED_ASYNC rounds"
+        );
+        ensure!(
+            max_staleness == 0,
+            "a SYNCHRONOUS round takes no max_staleness (got {max_staleness}); buffer_size and max_staleness are for BUFFERED_ASYNC rounds"
+        );
+    }
+    Ok(())
+}
+
 /// The model round `round` must start from.
 fn expected_parent(
     state: &mut BcflState<'_>,
@@ -41,7 +109,7 @@ fn expected_parent(
     round: u64,
 ) -> Result<String> {
     if round == 1 {
-        return Ok(params(consortium).base_model_sha256.clone());
+        return Ok(initial_model(params(consortium)).to_owned());
     }
     let previous = require_round(state, round - 1)?;
     ensure!(
@@ -68,13 +136,39 @@ pub fn open_round(
     let expected = consortium.current_round + 1;
     ensure!(n == expected, "the next round is {expected}, not {n}");
     ensure!(state.round(n)?.is_none(), "round {n} already exists");
+    // Payload parsing reads an unset sync as SYNCHRONOUS; a hand-built action may not have.
+    let sync = match action.sync {
+        pb::RoundSync::ROUND_SYNC_UNSET => SYNCHRONOUS,
+        sync => sync,
+    };
+    check_schedule(sync, action.buffer_size, action.max_staleness)?;
+    if let Some(guarantee) = action.privacy.first() {
+        return Err(reject(format!(
+            "privacy guarantee {guarantee:?} is not supported by family version {} yet",
+            crate::FAMILY_VERSION
+        )));
+    }
     let parent = expected_parent(state, &consortium, n)?;
     ensure!(
         action.parent_model_sha256.as_str() == parent,
         "round {n} must start from model {parent}, not {}",
         action.parent_model_sha256
     );
-    require_active_member(state, action.aggregator.as_str(), "aggregator")?;
+    let aggregator = action.aggregator.as_str();
+    require_active_member(state, aggregator, "aggregator")?;
+    if n > 1 {
+        if let Some(verdict) = state.verdict(n - 1)? {
+            let excluded = verdict
+                .excluded
+                .binary_search_by(|k| k.as_str().cmp(aggregator))
+                .is_ok();
+            ensure!(
+                !excluded,
+                "aggregator {aggregator} was excluded by round {}'s anomaly verdict",
+                n - 1
+            );
+        }
+    }
     let active = state
         .directory()?
         .iter()
@@ -88,10 +182,14 @@ pub fn open_round(
     let round = pb::Round {
         number: n,
         parent_model_sha256: parent,
-        aggregator: action.aggregator.as_str().to_owned(),
+        aggregator: aggregator.to_owned(),
         mode: action.mode,
         phase: OPEN,
         opened_by: signer.as_str().to_owned(),
+        sync,
+        buffer_size: action.buffer_size,
+        max_staleness: action.max_staleness,
+        privacy: action.privacy.clone(),
         ..Default::default()
     };
     state.put_round(&round)?;
@@ -101,6 +199,7 @@ pub fn open_round(
         attr("round", n),
         attr("aggregator", &action.aggregator),
         attr("mode", format!("{:?}", action.mode)),
+        attr("sync", format!("{sync:?}")),
     ])
 }
 
@@ -135,6 +234,37 @@ pub fn commit_update(
         "the sketch must hold {length} values, got {}",
         action.sketch.len()
     );
+    // Payload parsing reads a base round of 0 as the round itself; a hand-built action may not.
+    let base = match action.base_round {
+        0 => n,
+        base => base,
+    };
+    ensure!(
+        base <= n,
+        "base round {base} is after round {n}: an update is trained from a model that already exists"
+    );
+    let staleness = n - base;
+    if round_sync(&round) == BUFFERED_ASYNC {
+        ensure!(
+            staleness <= u64::from(round.max_staleness),
+            "round {n} accepts updates at most {} stale; one trained from round {base}'s model is {} stale",
+            count_rounds(u64::from(round.max_staleness)),
+            count_rounds(staleness)
+        );
+    } else {
+        ensure!(
+            staleness == 0,
+            "round {n} is SYNCHRONOUS: the update must be trained from round {n}'s own parent model, not round {base}'s"
+        );
+    }
+    let base_model_sha256 = if base == n {
+        round.parent_model_sha256.clone()
+    } else {
+        state
+            .round(base)?
+            .ok_or_else(|| reject(format!("base round {base} does not exist")))?
+            .parent_model_sha256
+    };
     let commitment = pb::Commitment {
         round: n,
         member: signer.as_str().to_owned(),
@@ -149,6 +279,10 @@ pub fn commit_update(
             .as_ref()
             .map(|u| u.as_str().to_owned())
             .unwrap_or_default(),
+        base_round: base,
+        base_model_sha256,
+        // At most MAX_STALENESS in a BUFFERED_ASYNC round, 0 otherwise.
+        staleness: u32::try_from(staleness).unwrap_or(u32::MAX),
         ..Default::default()
     };
     state.put_commitment(commitment)?;
@@ -160,7 +294,17 @@ pub fn commit_update(
         attr("round", n),
         attr("member", signer),
         attr("update_sha256", &action.update_sha256),
+        attr("base_round", base),
     ])
+}
+
+/// `1 round`, `2 rounds`.
+fn count_rounds(n: u64) -> String {
+    if n == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{n} rounds")
+    }
 }
 
 /// Whether `signer` is `round`'s aggregator and an active member.
@@ -194,10 +338,15 @@ pub fn evaluate_round(
         "round {n} is {:?}, not OPEN",
         round.phase
     );
-    let quorum = params(&consortium).commit_quorum as usize;
+    let needed = commitments_needed(params(&consortium), &round) as usize;
+    let what = if round_sync(&round) == BUFFERED_ASYNC {
+        "buffer size"
+    } else {
+        "quorum"
+    };
     ensure!(
-        round.committers.len() >= quorum,
-        "round {n} has {} commitments, the quorum is {quorum}",
+        round.committers.len() >= needed,
+        "round {n} has {} commitments, the {what} is {needed}",
         round.committers.len()
     );
     let committers = round.committers.to_vec();

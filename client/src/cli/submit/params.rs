@@ -132,6 +132,11 @@ pub(crate) struct InitArgs {
     /// The base model file, hashed with SHA-256.
     #[arg(long, value_name = "FILE")]
     base_model: Option<PathBuf>,
+    /// The initial trainable tensors (adapters and head) round 1 starts from, hashed with
+    /// SHA-256 and recorded as `initial_model_sha256` [default: round 1 starts from the base
+    /// model].
+    #[arg(long, value_name = "FILE")]
+    initial_model: Option<PathBuf>,
     /// Exact length of every commitment's sketch.
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
@@ -206,6 +211,10 @@ impl InitArgs {
             (None, Some(path)) => file_sha256(path)?.0,
             (None, None) => bail!("pass --base-model-sha256 or --base-model"),
         };
+        let initial_model_sha256 = match &self.initial_model {
+            Some(path) => file_sha256(path)?.0,
+            None => String::new(),
+        };
         let mut params = pb::ConsortiumParams {
             min_participants: self.min_participants,
             commit_quorum: self.quorum,
@@ -220,6 +229,7 @@ impl InitArgs {
             },
             krum_byzantine: self.krum_byzantine,
             krum_select: self.krum_select,
+            initial_model_sha256,
             ..Default::default()
         };
         if !self.no_anomaly && !self.anomaly.is_empty() {
@@ -338,6 +348,44 @@ mod tests {
         let params = w.init.to_params().unwrap();
         assert_eq!(params.trim_ppm, 100_000);
         assert!(!params.has_anomaly());
+    }
+
+    #[test]
+    fn initial_model_is_hashed_and_recorded() {
+        let hash = "ab".repeat(32);
+        let w = Wrapper::parse_from(["x", "--base-model-sha256", &hash]);
+        assert_eq!(w.init.to_params().unwrap().initial_model_sha256, "");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("initial.safetensors");
+        std::fs::write(&path, b"abc").unwrap();
+        let w = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--initial-model",
+            path.to_str().unwrap(),
+        ]);
+        let params = w.init.to_params().unwrap();
+        assert_eq!(params.initial_model_sha256, file_sha256(&path).unwrap().0);
+        assert_eq!(params.base_model_sha256, hash);
+        let mut payload = pb::BcflPayload::new();
+        let signer = "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc";
+        payload.set_init_consortium(pb::InitConsortium {
+            admin_keys: vec![signer.to_owned()].into(),
+            params: Some(params).into(),
+            ..Default::default()
+        });
+        bcfl_processor::access::declared_addresses(&payload, signer).unwrap();
+        let missing = dir.path().join("missing");
+        let w = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--initial-model",
+            missing.to_str().unwrap(),
+        ]);
+        let err = w.init.to_params().unwrap_err();
+        assert!(err.to_string().starts_with("cannot open"), "{err}");
     }
 
     #[test]

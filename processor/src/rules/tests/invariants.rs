@@ -29,10 +29,14 @@ enum Step {
         aggregator: usize,
         parent_base: bool,
         server: bool,
+        schedule: Schedule,
     },
     Commit {
         next: bool,
         tag: u8,
+        /// How many rounds before the round the update's base round is (0: the payload's 0;
+        /// [`AFTER`]: a base round after the round).
+        stale: u8,
     },
     Report {
         to: usize,
@@ -50,6 +54,51 @@ enum Step {
     },
 }
 
+/// A commit's `stale` that names the round after the commitment's.
+const AFTER: u8 = 9;
+
+/// An `OpenRound`'s synchronization fields, valid or not.
+#[derive(Clone, Debug)]
+struct Schedule {
+    sync: pb::RoundSync,
+    buffer_size: u32,
+    max_staleness: u32,
+    privacy: Vec<pb::PrivacyGuarantee>,
+}
+
+fn schedule() -> impl Strategy<Value = Schedule> {
+    let schedule = |sync, buffer_size, max_staleness, privacy| Schedule {
+        sync,
+        buffer_size,
+        max_staleness,
+        privacy,
+    };
+    let any_sync = prop_oneof![
+        Just(pb::RoundSync::ROUND_SYNC_UNSET),
+        Just(pb::RoundSync::SYNCHRONOUS),
+        Just(pb::RoundSync::BUFFERED_ASYNC),
+    ];
+    let privacy = prop_oneof![
+        Just(vec![pb::PrivacyGuarantee::DIFFERENTIAL_PRIVACY]),
+        Just(vec![pb::PrivacyGuarantee::SECURE_AGGREGATION]),
+    ];
+    prop_oneof![
+        // Valid synchronous rounds (unset or explicit).
+        4 => prop_oneof![
+            Just(pb::RoundSync::ROUND_SYNC_UNSET),
+            Just(pb::RoundSync::SYNCHRONOUS)
+        ]
+        .prop_map(move |sync| schedule(sync, 0, 0, vec![])),
+        // Valid buffered rounds, with small buffers so that they fill.
+        4 => (1u32..4, 0u32..4)
+            .prop_map(move |(b, s)| schedule(pb::RoundSync::BUFFERED_ASYNC, b, s, vec![])),
+        // Anything within (or just beyond) the payload's limits, or a privacy claim.
+        1 => (any_sync.clone(), 0u32..20, 0u32..20)
+            .prop_map(move |(sync, b, s)| schedule(sync, b, s, vec![])),
+        1 => (any_sync, privacy).prop_map(move |(sync, p)| schedule(sync, 0, 0, p)),
+    ]
+}
+
 fn step() -> impl Strategy<Value = (usize, Step)> {
     // 5 means "the natural signer of the step" (see `natural_signer`).
     let signer =
@@ -59,14 +108,17 @@ fn step() -> impl Strategy<Value = (usize, Step)> {
     let s = prop_oneof![
         2 => who.clone().prop_map(Step::Register),
         1 => who.clone().prop_map(Step::Suspend),
-        3 => (rare, who.clone(), rare, any::<bool>()).prop_map(|(later, aggregator, parent_base, server)| {
-            Step::Open { later, aggregator, parent_base, server }
-        }),
-        8 => (rare, any::<u8>()).prop_map(|(next, tag)| Step::Commit { next, tag }),
+        3 => (rare, who.clone(), rare, any::<bool>(), schedule()).prop_map(
+            |(later, aggregator, parent_base, server, schedule)| {
+                Step::Open { later, aggregator, parent_base, server, schedule }
+            }
+        ),
+        8 => (rare, any::<u8>(), prop_oneof![6 => Just(0u8), 3 => 1u8..4, 1 => Just(AFTER)])
+            .prop_map(|(next, tag, stale)| Step::Commit { next, tag, stale }),
         2 => (who, 0u64..5).prop_map(|(to, epoch)| Step::Report { to, epoch }),
         4 => rare.prop_map(|next| Step::Evaluate { next }),
         4 => (rare, proptest::bool::weighted(0.8)).prop_map(|(next, all)| Step::Aggregate { next, all }),
-        1 => rare.prop_map(|next| Step::Close { next }),
+        2 => rare.prop_map(|next| Step::Close { next }),
     ];
     (signer, s)
 }
@@ -82,6 +134,7 @@ fn payload(w: &World, step: &Step) -> pb::BcflPayload {
             aggregator,
             parent_base,
             server,
+            schedule,
         } => {
             let round = current + 1 + u64::from(*later);
             let parent = match (parent_base, w.ledger.round(current)) {
@@ -97,9 +150,23 @@ fn payload(w: &World, step: &Step) -> pb::BcflPayload {
             } else {
                 pb::RoundMode::SERVERLESS
             };
-            open(round, &parent, &person(w, *aggregator), mode)
+            let mut payload = open(round, &parent, &person(w, *aggregator), mode);
+            let o = payload.mut_open_round();
+            o.sync = schedule.sync;
+            o.buffer_size = schedule.buffer_size;
+            o.max_staleness = schedule.max_staleness;
+            o.privacy = schedule.privacy.clone();
+            payload
         }
-        Step::Commit { next, tag } => commit(pick(*next), &format!("u{tag}"), SKETCH),
+        Step::Commit { next, tag, stale } => {
+            let round = pick(*next);
+            let base = match *stale {
+                0 => 0,
+                AFTER => round + 1,
+                s => round.saturating_sub(u64::from(s)).max(1),
+            };
+            commit_from(round, &format!("u{tag}"), base)
+        }
         Step::Report { to, epoch } => with(|p| {
             p.set_report_bandwidth(pb::ReportBandwidth {
                 epoch: *epoch,
@@ -169,17 +236,78 @@ fn check_state(w: &World) {
             entry.status
         );
     }
+    let params = consortium.get_params();
     for n in 1..=consortium.current_round {
         let round = w.ledger.round(n).unwrap();
         assert!(round.committers.windows(2).all(|p| p[0] < p[1]));
+        // The stored schedule is explicit and consistent; no privacy guarantee in 1.0.
+        assert_ne!(round.sync, pb::RoundSync::ROUND_SYNC_UNSET);
+        let buffered = round.sync == pb::RoundSync::BUFFERED_ASYNC;
+        if buffered {
+            assert!((1..=crate::limits::MAX_ROUND_COMMITTERS as u32).contains(&round.buffer_size));
+            assert!(round.max_staleness <= crate::limits::MAX_STALENESS);
+        } else {
+            assert_eq!((round.buffer_size, round.max_staleness), (0, 0));
+        }
+        assert!(round.privacy.is_empty());
+        if n > 1 {
+            if let Some(previous) = w.ledger.verdict(n - 1) {
+                assert!(!previous.excluded.contains(&round.aggregator));
+            }
+        }
         for c in round.get_committers() {
-            assert_eq!(w.ledger.commitment(n, c).unwrap().round, n);
+            let commitment = w.ledger.commitment(n, c).unwrap();
+            assert_eq!(commitment.round, n);
+            // Base round explicit, its parent recorded, staleness within the round's bound.
+            assert!((1..=n).contains(&commitment.base_round));
+            assert_eq!(u64::from(commitment.staleness), n - commitment.base_round);
+            assert_eq!(
+                commitment.base_model_sha256,
+                w.ledger
+                    .round(commitment.base_round)
+                    .unwrap()
+                    .parent_model_sha256
+            );
+            let bound = if buffered { round.max_staleness } else { 0 };
+            assert!(commitment.staleness <= bound);
+        }
+        if let Some(verdict) = w.ledger.verdict(n) {
+            let needed = crate::rules::rounds::commitments_needed(params, &round);
+            assert!(verdict.accepted.len() + verdict.excluded.len() >= needed as usize);
         }
         if let Some(agg) = w.ledger.aggregate(n) {
             assert_eq!(agg.contributors, w.ledger.verdict(n).unwrap().accepted);
         }
     }
     assert!(w.ledger.round(consortium.current_round + 1).is_none());
+}
+
+/// Submits `payload`: it may be refused, but never for an undeclared address, corrupt state or
+/// an internal error. Returns whether it was accepted.
+fn submit_checked(
+    w: &mut World,
+    signer: &str,
+    payload: &pb::BcflPayload,
+) -> Result<bool, TestCaseError> {
+    match w.ledger.submit(signer, payload) {
+        Ok(events) if events.len() == 1 => Ok(true),
+        Ok(events) => Err(TestCaseError::fail(format!("{} events", events.len()))),
+        Err(ApplyError::InvalidTransaction(msg))
+            if msg.starts_with("state access refused") || msg.contains("is not a valid") =>
+        {
+            Err(TestCaseError::fail(msg))
+        }
+        Err(ApplyError::InvalidTransaction(_)) => Ok(false),
+        Err(other) => Err(TestCaseError::fail(format!("{other:?}"))),
+    }
+}
+
+/// One round of a chain: its schedule, then commitments `(member, rounds stale)`.
+fn chain_round() -> impl Strategy<Value = (Schedule, Vec<(usize, u8)>)> {
+    (
+        schedule(),
+        proptest::collection::vec((0usize..3, prop_oneof![2 => Just(0u8), 3 => 1u8..5]), 0..5),
+    )
 }
 
 proptest! {
@@ -198,6 +326,53 @@ proptest! {
                 }
                 Err(other) => prop_assert!(false, "{:?}: {:?}", step, other),
             }
+            check_state(&w);
+        }
+    }
+
+    /// Chains of rounds driven in order (open, commit, evaluate, aggregate, close), with random
+    /// schedules and updates trained from earlier rounds: stale commitments reach deep rounds,
+    /// their base rounds are declared, and the state stays consistent.
+    #[test]
+    fn chains_of_buffered_rounds_keep_commitments_consistent(
+        rounds in proptest::collection::vec(chain_round(), 1..7),
+    ) {
+        let mut w = World::new();
+        let admin = w.admin.clone();
+        for (schedule, commits) in rounds {
+            let current = w.ledger.consortium().unwrap().current_round;
+            let n = current + 1;
+            let parent = match w.ledger.round(current) {
+                None => base_model(),
+                Some(r) => w.ledger.aggregate(current).map(|a| a.model_sha256).unwrap_or(r.parent_model_sha256),
+            };
+            let aggregator = w.m(usize::try_from(n % 3).unwrap());
+            let mut open = open(n, &parent, &aggregator, pb::RoundMode::SERVERLESS);
+            let o = open.mut_open_round();
+            o.sync = schedule.sync;
+            o.buffer_size = schedule.buffer_size;
+            o.max_staleness = schedule.max_staleness;
+            o.privacy = schedule.privacy.clone();
+            if !submit_checked(&mut w, &admin, &open)? {
+                continue;
+            }
+            for (i, (member, stale)) in commits.iter().enumerate() {
+                let base = n.saturating_sub(u64::from(*stale)).max(1);
+                let m = w.m(*member);
+                submit_checked(&mut w, &m, &commit_from(n, &format!("u{n}.{i}"), base))?;
+                check_state(&w);
+            }
+            if submit_checked(&mut w, &aggregator, &evaluate(n))? {
+                let accepted = w.ledger.verdict(n).unwrap().accepted.to_vec();
+                let refs: Vec<&str> = accepted.iter().map(String::as_str).collect();
+                let model = hash(&format!("g{n}"));
+                submit_checked(
+                    &mut w,
+                    &aggregator,
+                    &aggregate(n, &model, &refs, &[], pb::AggregationRule::FEDAVG),
+                )?;
+            }
+            prop_assert!(submit_checked(&mut w, &admin, &close(n))?);
             check_state(&w);
         }
     }

@@ -88,6 +88,40 @@ pub(super) fn open(
     })
 }
 
+/// An `OpenRound` payload that `build` adjusts (synchronization, buffer, privacy ...).
+pub(super) fn open_with(
+    round: u64,
+    parent: &str,
+    aggregator: &str,
+    build: impl FnOnce(&mut pb::OpenRound),
+) -> pb::BcflPayload {
+    let mut payload = open(round, parent, aggregator, pb::RoundMode::SERVERLESS);
+    build(payload.mut_open_round());
+    payload
+}
+
+/// A `BUFFERED_ASYNC` serverless round.
+pub(super) fn open_buffered(
+    round: u64,
+    parent: &str,
+    aggregator: &str,
+    buffer_size: u32,
+    max_staleness: u32,
+) -> pb::BcflPayload {
+    open_with(round, parent, aggregator, |o| {
+        o.sync = pb::RoundSync::BUFFERED_ASYNC;
+        o.buffer_size = buffer_size;
+        o.max_staleness = max_staleness;
+    })
+}
+
+/// A commitment trained from round `base_round`'s parent model (0: the round's own).
+pub(super) fn commit_from(round: u64, tag: &str, base_round: u64) -> pb::BcflPayload {
+    let mut payload = commit(round, tag, SKETCH);
+    payload.mut_commit_update().base_round = base_round;
+    payload
+}
+
 pub(super) fn commit(round: u64, tag: &str, sketch_len: usize) -> pb::BcflPayload {
     with(|p| {
         p.set_commit_update(pb::CommitUpdate {
@@ -158,6 +192,11 @@ pub(super) struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_params(params())
+    }
+
+    /// A world whose consortium has `params` instead of [`params`].
+    pub fn with_params(params: pb::ConsortiumParams) -> Self {
         let admin = test_key("admin");
         let mut members: Vec<String> = ["alice", "bob", "carol"]
             .iter()
@@ -165,7 +204,9 @@ impl World {
             .collect();
         members.sort();
         let mut ledger = MemoryLedger::new();
-        ledger.submit(&admin, &init(&[&admin])).unwrap();
+        let mut create = init(&[&admin]);
+        create.mut_init_consortium().set_params(params);
+        ledger.submit(&admin, &create).unwrap();
         for (i, m) in members.iter().enumerate() {
             ledger
                 .submit(&admin, &register(m, &format!("member-{i}")))
@@ -208,5 +249,24 @@ impl World {
         self.round_one_committed();
         let m0 = self.m(0);
         self.ledger.submit(&m0, &evaluate(1)).unwrap();
+    }
+
+    /// Round 1 evaluated, aggregated into model `hash("g1")` and closed by m0.
+    pub fn round_one_closed(&mut self) {
+        self.round_one_evaluated();
+        let (m0, m1) = (self.m(0), self.m(1));
+        self.ledger
+            .submit(
+                &m0,
+                &aggregate(
+                    1,
+                    &hash("g1"),
+                    &[&m0, &m1],
+                    &[],
+                    pb::AggregationRule::FEDAVG,
+                ),
+            )
+            .unwrap();
+        self.ledger.submit(&m0, &close(1)).unwrap();
     }
 }

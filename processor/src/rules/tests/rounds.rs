@@ -4,6 +4,7 @@ use bcfl_protos::bcfl as pb;
 use pb::AggregationRule::{FEDAVG, MEDIAN};
 use pb::RoundMode::{SERVER, SERVERLESS};
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
+use pb::RoundSync::{BUFFERED_ASYNC, ROUND_SYNC_UNSET, SYNCHRONOUS};
 
 use super::*;
 use crate::testing::{test_key, MemoryLedger};
@@ -269,4 +270,312 @@ fn replay_is_deterministic() {
     assert_eq!(first, run());
     assert!(first.keys().all(|a| crate::address::is_full_address(a)));
     let _ = MemoryLedger::new();
+}
+
+#[test]
+fn open_round_schedule_rules() {
+    let mut w = World::new();
+    let m0 = w.m(0);
+    let base = base_model();
+    for sync in [SYNCHRONOUS, ROUND_SYNC_UNSET] {
+        let msg = rejected(w.admin_submit(&open_with(1, &base, &m0, |o| {
+            o.sync = sync;
+            o.buffer_size = 3;
+        })));
+        assert_eq!(
+            msg,
+            "a SYNCHRONOUS round takes no buffer_size (got 3); buffer_size and max_staleness are \
+             for BUFFERED_ASYNC rounds"
+        );
+        let msg = rejected(w.admin_submit(&open_with(1, &base, &m0, |o| {
+            o.sync = sync;
+            o.max_staleness = 2;
+        })));
+        assert_eq!(
+            msg,
+            "a SYNCHRONOUS round takes no max_staleness (got 2); buffer_size and max_staleness \
+             are for BUFFERED_ASYNC rounds"
+        );
+    }
+    let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 0, 1)));
+    assert_eq!(
+        msg,
+        "a BUFFERED_ASYNC round needs a buffer_size of 1..=256 commitments, got 0"
+    );
+    // Beyond the limits the payload itself is refused.
+    let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 257, 1)));
+    assert!(
+        msg.contains("open_round.buffer_size: must be in 0..=256, got 257"),
+        "{msg}"
+    );
+    let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 2, 17)));
+    assert!(
+        msg.contains("open_round.max_staleness: must be in 0..=16, got 17"),
+        "{msg}"
+    );
+    for (guarantee, name) in [
+        (
+            pb::PrivacyGuarantee::DIFFERENTIAL_PRIVACY,
+            "DIFFERENTIAL_PRIVACY",
+        ),
+        (
+            pb::PrivacyGuarantee::SECURE_AGGREGATION,
+            "SECURE_AGGREGATION",
+        ),
+    ] {
+        let msg = rejected(w.admin_submit(&open_with(1, &base, &m0, |o| {
+            o.privacy = vec![guarantee];
+        })));
+        assert_eq!(
+            msg,
+            format!("privacy guarantee {name} is not supported by family version 1.0 yet")
+        );
+    }
+    assert!(w.ledger.round(1).is_none());
+    // An unset synchronization is stored as SYNCHRONOUS.
+    let events = w.admin_submit(&open(1, &base, &m0, SERVERLESS)).unwrap();
+    assert_eq!(events[0].attribute("sync"), Some("SYNCHRONOUS"));
+    let round = w.ledger.round(1).unwrap();
+    assert_eq!(
+        (round.sync, round.buffer_size, round.max_staleness),
+        (SYNCHRONOUS, 0, 0)
+    );
+    assert!(round.privacy.is_empty());
+}
+
+#[test]
+fn buffered_async_rounds_store_their_schedule() {
+    let mut w = World::new();
+    let m0 = w.m(0);
+    let events = w
+        .admin_submit(&open_buffered(1, &base_model(), &m0, 256, 16))
+        .unwrap();
+    assert_eq!(events[0].attribute("sync"), Some("BUFFERED_ASYNC"));
+    let round = w.ledger.round(1).unwrap();
+    assert_eq!(
+        (round.sync, round.buffer_size, round.max_staleness),
+        (BUFFERED_ASYNC, 256, 16)
+    );
+    // Server mode combines with buffering.
+    let mut w = World::new();
+    let mut payload = open_buffered(1, &base_model(), &m0, 1, 0);
+    payload.mut_open_round().mode = SERVER;
+    w.admin_submit(&payload).unwrap();
+    let round = w.ledger.round(1).unwrap();
+    assert_eq!(
+        (round.mode, round.sync, round.buffer_size),
+        (SERVER, BUFFERED_ASYNC, 1)
+    );
+}
+
+#[test]
+fn schedule_check_bounds_hand_built_actions() {
+    use crate::rules::rounds::check_schedule;
+    assert!(check_schedule(BUFFERED_ASYNC, 256, 16).is_ok());
+    assert!(check_schedule(SYNCHRONOUS, 0, 0).is_ok());
+    assert!(check_schedule(ROUND_SYNC_UNSET, 0, 0).is_ok());
+    let err = check_schedule(BUFFERED_ASYNC, 257, 0)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "a BUFFERED_ASYNC round needs a buffer_size of 1..=256 commitments, got 257"
+    );
+    let err = check_schedule(BUFFERED_ASYNC, 4, 17)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "a BUFFERED_ASYNC round's max_staleness must be at most 16 rounds, got 17"
+    );
+}
+
+/// Params whose modified z-score on the update norm excludes a clear outlier among three.
+fn params_with_zscore() -> pb::ConsortiumParams {
+    let mut params = params();
+    let zscore = params.mut_anomaly().mut_zscore();
+    zscore.threshold_ppm = 1_000_000;
+    zscore.features = vec![pb::Feature::UPDATE_NORM];
+    params
+}
+
+#[test]
+fn an_excluded_member_cannot_aggregate_the_next_round() {
+    let mut w = World::with_params(params_with_zscore());
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    for (i, m) in [&m0, &m1, &m2].into_iter().enumerate() {
+        let mut payload = commit(1, &format!("u{i}"), SKETCH);
+        payload.mut_commit_update().norm_micro = if i == 2 { 300_000_000 } else { 3_000_000 };
+        w.ledger.submit(m, &payload).unwrap();
+    }
+    w.ledger.submit(&m0, &evaluate(1)).unwrap();
+    assert_eq!(
+        w.ledger.verdict(1).unwrap().excluded.to_vec(),
+        vec![m2.clone()]
+    );
+    let g1 = hash("g1");
+    w.ledger
+        .submit(&m0, &aggregate(1, &g1, &[&m0, &m1], &[&m2], FEDAVG))
+        .unwrap();
+    w.ledger.submit(&m0, &close(1)).unwrap();
+    let msg = rejected(w.admin_submit(&open(2, &g1, &m2, SERVERLESS)));
+    assert_eq!(
+        msg,
+        format!("aggregator {m2} was excluded by round 1's anomaly verdict")
+    );
+    w.admin_submit(&open(2, &g1, &m1, SERVERLESS)).unwrap();
+    // Only the previous round's verdict counts: round 2 accepts everyone, so m2 may aggregate
+    // round 3.
+    for (i, m) in [&m0, &m1, &m2].into_iter().enumerate() {
+        w.ledger
+            .submit(m, &commit(2, &format!("v{i}"), SKETCH))
+            .unwrap();
+    }
+    w.ledger.submit(&m1, &evaluate(2)).unwrap();
+    assert!(w.ledger.verdict(2).unwrap().excluded.is_empty());
+    w.admin_submit(&close(2)).unwrap();
+    w.admin_submit(&open(3, &g1, &m2, SERVERLESS)).unwrap();
+}
+
+#[test]
+fn commitments_record_their_base_round() {
+    let mut w = World::new();
+    let (m0, m1) = (w.m(0), w.m(1));
+    w.round_one_closed();
+    let g1 = hash("g1");
+    // Round 1's commitments were trained from round 1's parent.
+    let c = w.ledger.commitment(1, &m0).unwrap();
+    assert_eq!(
+        (c.base_round, c.base_model_sha256.as_str(), c.staleness),
+        (1, base_model().as_str(), 0)
+    );
+    w.admin_submit(&open(2, &g1, &m0, SERVERLESS)).unwrap();
+    let msg = rejected(w.ledger.submit(&m0, &commit_from(2, "u", 3)));
+    assert_eq!(
+        msg,
+        "base round 3 is after round 2: an update is trained from a model that already exists"
+    );
+    let msg = rejected(w.ledger.submit(&m0, &commit_from(2, "u", 1)));
+    assert_eq!(
+        msg,
+        "round 2 is SYNCHRONOUS: the update must be trained from round 2's own parent model, not \
+         round 1's"
+    );
+    // An explicit base round equal to the round is the same as 0.
+    let events = w.ledger.submit(&m0, &commit_from(2, "u0", 2)).unwrap();
+    assert_eq!(events[0].attribute("base_round"), Some("2"));
+    w.ledger.submit(&m1, &commit_from(2, "u1", 0)).unwrap();
+    for m in [&m0, &m1] {
+        let c = w.ledger.commitment(2, m).unwrap();
+        assert_eq!(
+            (c.base_round, c.base_model_sha256.as_str(), c.staleness),
+            (2, g1.as_str(), 0)
+        );
+    }
+}
+
+#[test]
+fn buffered_async_rounds_accept_stale_updates_and_evaluate_at_the_buffer() {
+    let mut w = World::new();
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.round_one_closed();
+    let g1 = hash("g1");
+    // Round 2: a buffer of 3 (more than the quorum of 2), updates at most 1 round stale.
+    w.admin_submit(&open_buffered(2, &g1, &m0, 3, 1)).unwrap();
+    let events = w.ledger.submit(&m2, &commit_from(2, "u2", 1)).unwrap();
+    assert_eq!(events[0].attribute("base_round"), Some("1"));
+    let c = w.ledger.commitment(2, &m2).unwrap();
+    assert_eq!(
+        (c.base_round, c.base_model_sha256.as_str(), c.staleness),
+        (1, base_model().as_str(), 1)
+    );
+    w.ledger.submit(&m1, &commit_from(2, "u1", 0)).unwrap();
+    let c = w.ledger.commitment(2, &m1).unwrap();
+    assert_eq!(
+        (c.base_round, c.base_model_sha256.as_str(), c.staleness),
+        (2, g1.as_str(), 0)
+    );
+    // The quorum (2) is reached but not the buffer (3).
+    let msg = rejected(w.ledger.submit(&m0, &evaluate(2)));
+    assert_eq!(msg, "round 2 has 2 commitments, the buffer size is 3");
+    w.ledger.submit(&m0, &commit_from(2, "u0", 2)).unwrap();
+    w.ledger.submit(&m0, &evaluate(2)).unwrap();
+    let g2 = hash("g2");
+    w.ledger
+        .submit(&m0, &aggregate(2, &g2, &[&m0, &m1, &m2], &[], FEDAVG))
+        .unwrap();
+    w.ledger.submit(&m0, &close(2)).unwrap();
+    // Round 3: a buffer of 1 (less than the quorum), updates at most 1 round stale.
+    w.admin_submit(&open_buffered(3, &g2, &m1, 1, 1)).unwrap();
+    let msg = rejected(w.ledger.submit(&m0, &commit_from(3, "w0", 1)));
+    assert_eq!(
+        msg,
+        "round 3 accepts updates at most 1 round stale; one trained from round 1's model is 2 \
+         rounds stale"
+    );
+    let msg = rejected(w.ledger.submit(&m1, &evaluate(3)));
+    assert_eq!(msg, "round 3 has 0 commitments, the buffer size is 1");
+    w.ledger.submit(&m0, &commit_from(3, "w0", 2)).unwrap();
+    let c = w.ledger.commitment(3, &m0).unwrap();
+    assert_eq!(
+        (c.base_round, c.base_model_sha256.as_str(), c.staleness),
+        (2, g1.as_str(), 1)
+    );
+    w.ledger.submit(&m1, &evaluate(3)).unwrap();
+    assert_eq!(
+        w.ledger.verdict(3).unwrap().accepted.to_vec(),
+        vec![m0.clone()]
+    );
+}
+
+#[test]
+fn round_one_starts_from_the_initial_model_when_set() {
+    let initial = hash("initial adapters");
+    let mut w = World::with_params(pb::ConsortiumParams {
+        initial_model_sha256: initial.clone(),
+        ..params()
+    });
+    let m0 = w.m(0);
+    assert_eq!(
+        w.ledger
+            .consortium()
+            .unwrap()
+            .get_params()
+            .initial_model_sha256,
+        initial
+    );
+    let msg = rejected(w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS)));
+    assert_eq!(
+        msg,
+        format!(
+            "round 1 must start from model {initial}, not {}",
+            base_model()
+        )
+    );
+    w.admin_submit(&open(1, &initial, &m0, SERVERLESS)).unwrap();
+    assert_eq!(w.ledger.round(1).unwrap().parent_model_sha256, initial);
+    w.ledger.submit(&m0, &commit(1, "u0", SKETCH)).unwrap();
+    assert_eq!(
+        w.ledger.commitment(1, &m0).unwrap().base_model_sha256,
+        initial
+    );
+}
+
+#[test]
+fn init_consortium_checks_the_initial_model_hash() {
+    let admin = test_key("admin");
+    let mut ledger = MemoryLedger::new();
+    let mut payload = init(&[&admin]);
+    payload
+        .mut_init_consortium()
+        .mut_params()
+        .initial_model_sha256 = "not a hash".into();
+    let msg = rejected(ledger.submit(&admin, &payload));
+    assert_eq!(
+        msg,
+        "invalid payload: params.initial_model_sha256: must be 64 lowercase hex characters (a \
+         SHA-256 digest)"
+    );
 }
