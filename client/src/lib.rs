@@ -10,6 +10,8 @@
 //! - `demo` (feature `train`): `bcfl demo`, a federated run of N members through a ledger in
 //!   one process.
 //! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
+//! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
+//!   bandwidth graph) as SVG.
 //!
 //! The `bcfl` binary (`src/main.rs`) is the command line over this library; `docs/cli.md`
 //! documents its commands and JSON output.
@@ -22,6 +24,7 @@
 
 #[cfg(feature = "train")]
 pub mod demo;
+pub mod figures;
 pub mod fixed;
 pub mod json;
 pub mod ledger;
