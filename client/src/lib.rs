@@ -4,7 +4,10 @@
 //!   Sawtooth's format, transactions and batches, the `bcfl` family's transactions, an async REST
 //!   client with typed errors, and typed decoding of the family's state.
 //! - [`fixed`]: the fixed-point conversions (`*_micro`, `*_ppm`) the ledger uses instead of
-//!   floating point.
+//!   floating point: the processor's own module ([`bcfl_processor::fixed`]), so that the client
+//!   converts exactly as the chain does.
+//! - [`rule`]: the aggregation rules, their command-line syntax and their on-chain parameters.
+//! - [`digest`]: SHA-256 of bytes and of files (streamed), as blob ids and commitments use it.
 //! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
 //!   update blobs and their aggregation.
 //! - `demo` (feature `train`): `bcfl demo`, a federated run of N members through a ledger in
@@ -24,10 +27,12 @@
 
 #[cfg(feature = "train")]
 pub mod demo;
+pub mod digest;
 pub mod figures;
-pub mod fixed;
+pub use bcfl_processor::fixed;
 pub mod json;
 pub mod ledger;
 pub mod net;
+pub mod rule;
 #[cfg(feature = "train")]
 pub mod train;

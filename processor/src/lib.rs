@@ -17,8 +17,10 @@
 //!   `06` aggregate, `07` member directory, `08` sketch sum, `09` consensus sketch).
 //!
 //! Fixed point: no floating point crosses the ledger; `*_micro` fields are value x 1e6 and
-//! `*_ppm` fields a ratio x 1e6 ([`limits::PPM`]). Keys are 66-hex compressed secp256k1 public
-//! keys, hashes 64-hex SHA-256. Repeated key fields in state are sorted and unique.
+//! `*_ppm` fields a ratio x 1e6 ([`limits::PPM`]); [`fixed`] is the one conversion to and from
+//! `f64` and decimal text, for the processor and the client. Keys are 66-hex compressed
+//! secp256k1 public keys, hashes 64-hex SHA-256. Repeated key fields in state are sorted and
+//! unique.
 //!
 //! # Actions and who may send them
 //!
@@ -102,6 +104,7 @@ pub mod access;
 pub mod address;
 pub mod anomaly;
 pub mod error;
+pub mod fixed;
 pub mod graph;
 pub mod handler;
 pub mod limits;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use bcfl_client::fixed::format_micro;
+use bcfl_client::fixed::{self, format_micro};
 use bcfl_client::net::edges::parse_edge_list;
 use bcfl_processor::anomaly::features::bandwidth_feature;
 use bcfl_processor::anomaly::{evaluate, feature_name, parse_feature, Evaluation, MemberData};
@@ -105,16 +105,34 @@ pub(crate) struct AnomalyArgs {
     min_votes: u32,
 }
 
-fn fixed(name: &str, value: f64, scale: f64, low: u32, high: u32) -> anyhow::Result<u32> {
-    let scaled = (value * scale).round();
-    if !(scaled >= f64::from(low) && scaled <= f64::from(high)) {
-        bail!(
+/// `--name value` as fixed point (`convert`, e.g. [`fixed::f64_to_ppm`]) within `low..=high`;
+/// `to_f64` writes the bounds in the error.
+fn fixed_in(
+    name: &str,
+    value: f64,
+    convert: fn(f64) -> Result<u32, fixed::FixedError>,
+    to_f64: fn(u32) -> f64,
+    (low, high): (u32, u32),
+) -> anyhow::Result<u32> {
+    match convert(value) {
+        Ok(v) if (low..=high).contains(&v) => Ok(v),
+        _ => bail!(
             "--{name} {value} is out of range ({} ..= {})",
-            f64::from(low) / scale,
-            f64::from(high) / scale
-        );
+            to_f64(low),
+            to_f64(high)
+        ),
     }
-    Ok(scaled as u32)
+}
+
+/// `--name value` in parts per million within `low..=high`.
+fn ppm_in(name: &str, value: f64, low: u32, high: u32) -> anyhow::Result<u32> {
+    fixed_in(
+        name,
+        value,
+        fixed::f64_to_ppm,
+        fixed::ppm_to_f64,
+        (low, high),
+    )
 }
 
 impl AnomalyArgs {
@@ -134,23 +152,28 @@ impl AnomalyArgs {
                 distinct.len()
             );
         }
-        let ppm = f64::from(PPM);
         if self.method.contains(&Method::Pagerank) {
+            if !(1..=MAX_PAGERANK_ITERATIONS).contains(&self.max_iterations) {
+                bail!(
+                    "--max-iterations {} is out of range (1 ..= {MAX_PAGERANK_ITERATIONS})",
+                    self.max_iterations
+                );
+            }
             *config.mut_pagerank() = pb::PageRankConfig {
-                damping_ppm: fixed("damping", self.damping, ppm, 1, PPM - 1)?,
-                k_ppm: fixed("k", self.k, ppm, 1, MAX_THRESHOLD_PPM)?,
+                damping_ppm: ppm_in("damping", self.damping, 1, PPM - 1)?,
+                k_ppm: ppm_in("k", self.k, 1, MAX_THRESHOLD_PPM)?,
                 weight: match self.weight {
                     Weight::Latency => pb::PageRankWeight::LATENCY,
                     Weight::Bandwidth => pb::PageRankWeight::BANDWIDTH,
                 },
-                max_iterations: fixed(
-                    "max-iterations",
-                    f64::from(self.max_iterations),
-                    1.0,
-                    1,
-                    MAX_PAGERANK_ITERATIONS,
+                max_iterations: self.max_iterations,
+                tolerance_ppb: fixed_in(
+                    "tolerance",
+                    self.tolerance,
+                    fixed::f64_to_ppb,
+                    fixed::ppb_to_f64,
+                    (1, 1_000_000_000),
                 )?,
-                tolerance_ppb: fixed("tolerance", self.tolerance, 1e9, 1, 1_000_000_000)?,
                 ..Default::default()
             };
         }
@@ -161,7 +184,7 @@ impl AnomalyArgs {
         }
         if self.method.contains(&Method::Dbscan) {
             *config.mut_dbscan() = pb::DbscanConfig {
-                eps_ppm: fixed("eps", self.eps, ppm, 1, MAX_THRESHOLD_PPM)?,
+                eps_ppm: ppm_in("eps", self.eps, 1, MAX_THRESHOLD_PPM)?,
                 min_points: self.min_points.max(1),
                 features: features.to_vec(),
                 ..Default::default()
@@ -169,7 +192,7 @@ impl AnomalyArgs {
         }
         if self.method.contains(&Method::Zscore) {
             *config.mut_zscore() = pb::ZScoreConfig {
-                threshold_ppm: fixed("threshold", self.threshold, ppm, 1, MAX_THRESHOLD_PPM)?,
+                threshold_ppm: ppm_in("threshold", self.threshold, 1, MAX_THRESHOLD_PPM)?,
                 features: features.to_vec(),
                 ..Default::default()
             };

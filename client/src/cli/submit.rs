@@ -22,7 +22,7 @@ pub(crate) use params::file_sha256;
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConsortiumCommand {
     /// Create the consortium with its admins and parameters (once per ledger).
-    Init(params::InitArgs),
+    Init(Box<params::InitArgs>),
 }
 
 /// `bcfl member ...`
@@ -254,8 +254,9 @@ pub(crate) enum AggregateCommand {
         /// Excluded members [default: the verdict's excluded members].
         #[arg(long, value_delimiter = ',')]
         excluded: Vec<String>,
-        /// Aggregation rule used [default: the consortium's rule].
-        #[arg(long, value_enum)]
+        /// Aggregation rule used (fedavg, median, trimmed-mean, krum, multi-krum; parameters
+        /// after `:` are accepted and not recorded) [default: the consortium's rule].
+        #[arg(long, value_name = "RULE")]
         rule: Option<params::Rule>,
         #[command(flatten)]
         wait: WaitArgs,
@@ -592,7 +593,7 @@ pub(crate) async fn aggregate(ctx: &Context, cmd: AggregateCommand) -> anyhow::R
         contributors: contributors.into(),
         rule: rule.map_or(
             consortium.get_params().aggregation_rule,
-            params::Rule::to_proto,
+            params::Rule::aggregation_rule,
         ),
         excluded: excluded.into(),
         size_bytes: size,

@@ -2,93 +2,65 @@
 //!
 //! An update blob holds a member's trainable tensors after local training; the change it
 //! proposes is its *delta* from the round's parent model, `local − parent`. An attacker trains
-//! like everyone else and then replaces its delta before it writes the blob:
+//! like everyone else and then replaces its delta before it writes the blob, as the table of
+//! [`bcfl_processor::anomaly::attack`] says (the one list of attack kinds, shared with the
+//! processor's detection bench and `bcfl anomaly bench`). The demo applies the kinds in
+//! [`KINDS`], the ones that act on a trained update alone:
 //!
-//! | kind | `--attack` | the delta sent |
-//! | --- | --- | --- |
-//! | [`AttackKind::SignFlip`] | `sign-flip` | `−delta` (pushes the model back) |
-//! | [`AttackKind::Scale`] | `scale` | `10 · delta` (dominates a mean) |
-//! | [`AttackKind::Noise`] | `noise` | Gaussian noise with the honest delta's L2 norm |
-//! | [`AttackKind::FreeRider`] | `free-rider` | zero (returns the parent: nothing trained) |
+//! | `--attack` | the delta sent |
+//! | --- | --- |
+//! | `sign-flip` | `−delta` (pushes the model back) |
+//! | `scale-x10` (or `scale`) | [`SCALE_FACTOR`] `· delta` (dominates a mean) |
+//! | `gaussian-noise` (or `noise`) | Gaussian noise with the honest delta's L2 norm |
+//! | `free-rider` | zero (returns the parent: nothing trained) |
 //!
-//! These are the attacks of the processor's detection bench
-//! (`bcfl_processor::anomaly::simulate`), applied to real updates. The attacker's commitment
+//! `_` for `-` is accepted too. Label flips, stale riders and slow links need the training, the
+//! previous rounds or a slowed network, so `--attack` refuses them. The attacker's commitment
 //! carries the statistics of what it really sends, so the on-chain evidence is consistent with
 //! its blob and the anomaly verdict, not a lie in the statistics, has to catch it.
 
-use std::fmt;
 use std::str::FromStr;
 
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+pub use bcfl_processor::anomaly::attack::{AttackKind, SCALE_FACTOR};
+
 use crate::train::sketch::l2_norm;
 use crate::train::update::Update;
 use crate::train::{Error, Result};
 
-/// The factor of [`AttackKind::Scale`].
-pub const SCALE_FACTOR: f32 = 10.0;
+/// The kinds the demo applies, in [`AttackKind::ALL`] order.
+pub const KINDS: [AttackKind; 4] = [
+    AttackKind::SignFlip,
+    AttackKind::Scale,
+    AttackKind::GaussianNoise,
+    AttackKind::FreeRider,
+];
 
-/// How an attacker replaces its delta.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AttackKind {
-    /// The negated honest delta.
-    SignFlip,
-    /// The honest delta times [`SCALE_FACTOR`].
-    Scale,
-    /// Gaussian noise with the honest delta's norm.
-    Noise,
-    /// No change from the parent model.
-    FreeRider,
+/// Applying an attack kind to a trained update.
+pub trait ApplyAttack {
+    /// The update an attacker sends instead of `local`, trained from `parent`; `seed` seeds
+    /// the noise. Kinds outside [`KINDS`] are an error.
+    fn apply(self, parent: &Update, local: &Update, seed: u64) -> Result<Update>;
 }
 
-impl AttackKind {
-    /// Every kind, in `--attack` order.
-    pub const ALL: [AttackKind; 4] = [Self::SignFlip, Self::Scale, Self::Noise, Self::FreeRider];
-
-    /// The `--attack` name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::SignFlip => "sign-flip",
-            Self::Scale => "scale",
-            Self::Noise => "noise",
-            Self::FreeRider => "free-rider",
-        }
-    }
-
-    /// The update an attacker sends instead of `local`, trained from `parent`; `seed` seeds
-    /// the noise.
-    pub fn apply(self, parent: &Update, local: &Update, seed: u64) -> Result<Update> {
+impl ApplyAttack for AttackKind {
+    fn apply(self, parent: &Update, local: &Update, seed: u64) -> Result<Update> {
         let honest = delta(local, parent)?;
         let sent = match self {
-            Self::SignFlip => scaled(&honest, -1.0),
-            Self::Scale => scaled(&honest, SCALE_FACTOR),
-            Self::FreeRider => scaled(&honest, 0.0),
-            Self::Noise => noise_like(&honest, seed),
+            AttackKind::SignFlip => scaled(&honest, -1.0),
+            AttackKind::Scale => scaled(&honest, SCALE_FACTOR as f32),
+            AttackKind::FreeRider => scaled(&honest, 0.0),
+            AttackKind::GaussianNoise => noise_like(&honest, seed),
+            AttackKind::LabelFlip | AttackKind::StaleRider | AttackKind::SlowLink => {
+                return Err(Error::Config(
+                    self.unsupported("a trained update").to_string(),
+                ))
+            }
         };
         add(parent, &sent)
-    }
-}
-
-impl fmt::Display for AttackKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for AttackKind {
-    type Err = String;
-
-    fn from_str(text: &str) -> std::result::Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown attack {text:?} (one of {})", names.join(", "))
-            })
     }
 }
 
@@ -114,10 +86,11 @@ impl FromStr for AttackSpec {
         if count == 0 {
             return Err(format!("{text:?}: COUNT must be at least 1"));
         }
-        Ok(Self {
-            kind: kind.parse()?,
-            count,
-        })
+        let kind: AttackKind = kind.parse().map_err(|e| format!("{e}"))?;
+        if !KINDS.contains(&kind) {
+            return Err(kind.unsupported("a demo member's update").to_string());
+        }
+        Ok(Self { kind, count })
     }
 }
 
@@ -198,12 +171,25 @@ mod tests {
         let spec: AttackSpec = "sign-flip:2".parse().unwrap();
         assert_eq!(spec.kind, AttackKind::SignFlip);
         assert_eq!(spec.count, 2);
-        for kind in AttackKind::ALL {
-            assert_eq!(kind.name().parse::<AttackKind>().unwrap(), kind);
+        // Every spelling `--attack` accepted before the kinds were unified, and the names.
+        for (text, kind) in [
+            ("sign-flip", AttackKind::SignFlip),
+            ("scale", AttackKind::Scale),
+            ("noise", AttackKind::GaussianNoise),
+            ("free-rider", AttackKind::FreeRider),
+            ("scale-x10", AttackKind::Scale),
+            ("gaussian_noise", AttackKind::GaussianNoise),
+        ] {
+            assert_eq!(
+                format!("{text}:1").parse::<AttackSpec>().unwrap().kind,
+                kind
+            );
         }
         assert!("scale".parse::<AttackSpec>().is_err());
         assert!("scale:0".parse::<AttackSpec>().is_err());
         assert!("boost:1".parse::<AttackSpec>().is_err());
+        let err = "label-flip:1".parse::<AttackSpec>().unwrap_err();
+        assert!(err.contains("cannot be applied"), "{err}");
     }
 
     #[test]
@@ -213,6 +199,13 @@ mod tests {
         let honest = delta(&local, &parent).unwrap();
         assert_eq!(honest, update(&[0.5, -1.0, 0.0, 2.0]));
         let sent = |kind: AttackKind| delta(&kind.apply(&parent, &local, 7).unwrap(), &parent);
+        for kind in AttackKind::ALL {
+            assert_eq!(
+                kind.apply(&parent, &local, 7).is_ok(),
+                KINDS.contains(&kind),
+                "{kind}"
+            );
+        }
         assert_eq!(
             sent(AttackKind::SignFlip).unwrap(),
             update(&[-0.5, 1.0, 0.0, -2.0])
@@ -225,7 +218,7 @@ mod tests {
             AttackKind::FreeRider.apply(&parent, &local, 7).unwrap(),
             parent
         );
-        let noise = sent(AttackKind::Noise).unwrap();
+        let noise = sent(AttackKind::GaussianNoise).unwrap();
         assert!((l2_norm(&noise) - l2_norm(&honest)).abs() < 1e-5);
         assert_ne!(noise, honest);
         // The sign flip is the opposite direction: its sketch has cosine -1 with the honest one.

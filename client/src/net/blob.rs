@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::{NetError, Result};
 use super::manifest::{BlobId, Manifest, ManifestBuilder};
+use crate::digest::file_sha256;
 
 /// The default chunk size of manifests and relays: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
@@ -127,25 +127,16 @@ impl BlobStore {
 
     /// Copies the file at `path` into the store, returning its id.
     pub async fn insert_file(&self, path: &Path) -> Result<BlobId> {
-        let mut file = tokio::fs::File::open(path)
+        let owned = path.to_owned();
+        let digest = tokio::task::spawn_blocking(move || file_sha256(&owned))
             .await
+            .map_err(|e| NetError::io(path.display(), std::io::Error::other(e)))?
             .map_err(|e| NetError::io(path.display(), e))?;
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .await
-                .map_err(|e| NetError::io(path.display(), e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-        let id = BlobId::parse(&hex::encode(hasher.finalize()))?;
+        let id = BlobId::parse(&digest.sha256)?;
         if self.contains(&id) {
             return Ok(id);
         }
+        let mut buffer = vec![0u8; 1 << 16];
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| NetError::io(path.display(), e))?;

@@ -27,11 +27,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::error::{NetError, Result};
+use crate::digest::{sha256_hex, Sha256Stream};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use super::error::{NetError, Result};
 
 /// The SHA-256 of a blob's bytes, as 64 lowercase hexadecimal characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -49,9 +48,9 @@ impl BlobId {
         }
     }
 
-    /// The id of `data`.
+    /// The id of `data` ([`sha256_hex`]).
     pub fn of_bytes(data: &[u8]) -> Self {
-        Self(hex::encode(Sha256::digest(data)))
+        Self(sha256_hex(data))
     }
 
     /// The hex text.
@@ -144,10 +143,8 @@ impl Manifest {
 #[derive(Debug, Clone)]
 pub struct ManifestBuilder {
     chunk_size: u64,
-    whole: Sha256,
-    chunk: Sha256,
-    in_chunk: u64,
-    size: u64,
+    whole: Sha256Stream,
+    chunk: Sha256Stream,
     chunks: Vec<String>,
 }
 
@@ -156,10 +153,8 @@ impl ManifestBuilder {
     pub fn new(chunk_size: u64) -> Self {
         Self {
             chunk_size: chunk_size.max(1),
-            whole: Sha256::new(),
-            chunk: Sha256::new(),
-            in_chunk: 0,
-            size: 0,
+            whole: Sha256Stream::new(),
+            chunk: Sha256Stream::new(),
             chunks: Vec::new(),
         }
     }
@@ -167,29 +162,27 @@ impl ManifestBuilder {
     /// Feeds the next bytes.
     pub fn update(&mut self, mut data: &[u8]) {
         self.whole.update(data);
-        self.size += data.len() as u64;
         while !data.is_empty() {
-            let room = (self.chunk_size - self.in_chunk) as usize;
+            let room = (self.chunk_size - self.chunk.size()) as usize;
             let take = room.min(data.len());
             self.chunk.update(&data[..take]);
-            self.in_chunk += take as u64;
             data = &data[take..];
-            if self.in_chunk == self.chunk_size {
-                let digest = std::mem::replace(&mut self.chunk, Sha256::new()).finalize();
-                self.chunks.push(hex::encode(digest));
-                self.in_chunk = 0;
+            if self.chunk.size() == self.chunk_size {
+                let chunk = std::mem::take(&mut self.chunk).finish();
+                self.chunks.push(chunk.sha256);
             }
         }
     }
 
     /// The manifest of everything fed.
     pub fn finish(mut self) -> Manifest {
-        if self.in_chunk > 0 {
-            self.chunks.push(hex::encode(self.chunk.finalize()));
+        if self.chunk.size() > 0 {
+            self.chunks.push(self.chunk.finish().sha256);
         }
+        let whole = self.whole.finish();
         Manifest {
-            sha256: BlobId(hex::encode(self.whole.finalize())),
-            size: self.size,
+            sha256: BlobId(whole.sha256),
+            size: whole.size,
             chunk_size: self.chunk_size,
             chunks: self.chunks,
         }
@@ -207,7 +200,7 @@ pub struct ChunkVerifier {
     buffer: BytesMut,
     index: usize,
     received: u64,
-    whole: Sha256,
+    whole: Sha256Stream,
 }
 
 impl ChunkVerifier {
@@ -218,7 +211,7 @@ impl ChunkVerifier {
             manifest,
             index: 0,
             received: 0,
-            whole: Sha256::new(),
+            whole: Sha256Stream::new(),
         }
     }
 
@@ -241,7 +234,7 @@ impl ChunkVerifier {
     }
 
     fn check_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        let digest = hex::encode(Sha256::digest(chunk));
+        let digest = sha256_hex(chunk);
         if self.manifest.chunks.get(self.index) != Some(&digest) {
             return Err(NetError::ChunkMismatch {
                 blob: self.manifest.sha256.to_string(),
@@ -284,7 +277,7 @@ impl ChunkVerifier {
                 received: self.received,
             });
         }
-        let actual = hex::encode(self.whole.finalize());
+        let actual = self.whole.finish().sha256;
         if actual != self.manifest.sha256.as_str() {
             return Err(NetError::HashMismatch {
                 expected: self.manifest.sha256.to_string(),

@@ -4,8 +4,8 @@
 //! Inputs are sorted by member key (byte order) before anything is computed, and every sum runs
 //! in that order in `f64`, over coordinates in row-major order; results are rounded once to
 //! `f32`. The same set of inputs therefore gives the same output bytes whatever order they
-//! arrived in. Per rule, for coordinate `j` of `m` members with values `x_ij`, sample counts
-//! `n_i` and `N = Σ n_i`:
+//! arrived in. Per rule ([`Rule`]; its command-line and on-chain forms are in [`crate::rule`]),
+//! for coordinate `j` of `m` members with values `x_ij`, sample counts `n_i` and `N = Σ n_i`:
 //!
 //! - **FedAvg**: `Σ_i (n_i · x_ij) / N`, the sum starting from `+0.0` and adding the members
 //!   one after the other (`((0 + n_0·x_0j) + n_1·x_1j) + …`), each product and sum rounded to
@@ -34,39 +34,13 @@ pub mod mapped;
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
 use self::kernels::View;
 use self::mapped::MappedUpdate;
 use super::update::Update;
 use super::{Error, Result};
 
-/// An aggregation rule.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "rule")]
-pub enum Rule {
-    /// Sample-weighted mean.
-    FedAvg,
-    /// Coordinate-wise median.
-    Median,
-    /// Coordinate-wise mean after dropping a fraction `trim` at each end.
-    TrimmedMean {
-        /// Fraction dropped at each end, in `[0, 0.5)`.
-        trim: f64,
-    },
-    /// The single member closest to its neighbours.
-    Krum {
-        /// Byzantine members tolerated.
-        f: usize,
-    },
-    /// FedAvg of the `k` members closest to their neighbours.
-    MultiKrum {
-        /// Byzantine members tolerated.
-        f: usize,
-        /// Members averaged.
-        k: usize,
-    },
-}
+/// The rules, their command-line syntax and on-chain parameters: [`crate::rule::Rule`].
+pub use crate::rule::Rule;
 
 /// One member's update file and sample count.
 #[derive(Clone, Debug, PartialEq, Eq)]

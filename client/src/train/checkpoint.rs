@@ -7,17 +7,16 @@
 //! commitments.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use tch::Device;
 
 use super::bert::{BertClassifier, BertConfig};
 use super::lora::LoraConfig;
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
+use crate::digest::file_sha256;
 
 /// Name of the weights file in a model directory.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -29,21 +28,6 @@ pub struct ModelDir {
     config: BertConfig,
     sha256: String,
     verified_by: Option<String>,
-}
-
-/// Hex SHA-256 of a file, read in 1 MiB chunks.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The digest of `weights` that a pip `RECORD` next to its package lists, if any.
@@ -94,7 +78,9 @@ impl ModelDir {
             .map_err(|e| Error::json(config_path.display().to_string(), e))?;
         config.validate()?;
         let weights = path.join(WEIGHTS);
-        let sha256 = file_sha256(&weights)?;
+        let sha256 = file_sha256(&weights)
+            .map_err(|e| Error::io(&weights, e))?
+            .sha256;
         let (required, verified_by) = match expected {
             Some(digest) => (Some(digest.to_lowercase()), Some("caller".to_string())),
             None => match recorded_sha256(&weights) {

@@ -24,7 +24,6 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use super::aggregate::Rule;
 use super::bert::BertClassifier;
 use super::checkpoint::ModelDir;
 use super::data::{Columns, Dataset, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
@@ -35,6 +34,7 @@ use super::split::{leakage, train_test_split, validation_split, Partition};
 use super::tokenize::TextEncoder;
 use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
 use super::update::{Encoding, Update};
+use crate::rule::{Rule, RuleDefaults};
 
 /// File of the trainable tensors in a saved model.
 pub const ADAPTER_FILE: &str = "adapter.safetensors";
@@ -273,8 +273,9 @@ pub struct SimulateArgs {
     /// Smallest shard.
     #[arg(long, default_value_t = 16)]
     min_shard: usize,
-    /// Rule: fedavg, median, trimmed-mean, krum, multi-krum.
-    #[arg(long, default_value = "fedavg")]
+    /// Rule: fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]] (--trim,
+    /// --krum-f and --krum-k give what RULE leaves out).
+    #[arg(long, value_name = "RULE", default_value = "fedavg")]
     rule: String,
     /// Trimmed-mean fraction per end.
     #[arg(long, default_value_t = 0.1)]
@@ -439,7 +440,7 @@ fn save(
         lora: model.lora().clone(),
         label_names: labels.to_vec(),
         max_len,
-        adapter_sha256: super::update::sha256_hex(&bytes),
+        adapter_sha256: crate::digest::sha256_hex(&bytes),
     };
     fs::write(out.join(MODEL_FILE), serde_json::to_string_pretty(&saved)?)?;
     Ok(())
@@ -547,20 +548,17 @@ impl SimulateArgs {
             "specialty" => Partition::Specialty { share: self.share },
             other => anyhow::bail!("unknown partition {other:?} (iid, dirichlet, specialty)"),
         };
-        let rule = match self.rule.as_str() {
-            "fedavg" => Rule::FedAvg,
-            "median" => Rule::Median,
-            "trimmed-mean" => Rule::TrimmedMean { trim: self.trim },
-            "krum" => Rule::Krum { f: self.krum_f },
-            "multi-krum" => Rule::MultiKrum {
-                f: self.krum_f,
-                k: self
-                    .krum_k
-                    .unwrap_or(self.clients.saturating_sub(self.krum_f)),
+        let defaults = RuleDefaults {
+            trim: self.trim,
+            krum_f: self.krum_f,
+            krum_k: self.krum_k.unwrap_or(0),
+        };
+        let rule = match Rule::parse_with(&self.rule, defaults)? {
+            Rule::MultiKrum { f, k: 0 } => Rule::MultiKrum {
+                f,
+                k: self.clients.saturating_sub(f),
             },
-            other => anyhow::bail!(
-                "unknown rule {other:?} (fedavg, median, trimmed-mean, krum, multi-krum)"
-            ),
+            rule => rule,
         };
         Ok(SimulationConfig {
             clients: self.clients,

@@ -39,9 +39,10 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use super::bert::BertClassifier;
-use super::checkpoint::{file_sha256, ModelDir};
+use super::checkpoint::ModelDir;
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
+use crate::digest::{file_sha256, Sha256Stream};
 
 type TextDigest = [u8; 32];
 
@@ -101,22 +102,22 @@ impl CacheKey {
         texts: impl IntoIterator<Item = &'t str>,
     ) -> Self {
         let distinct: BTreeSet<TextDigest> = texts.into_iter().map(digest).collect();
-        let mut hasher = Sha256::new();
+        let mut stream = Sha256Stream::new();
         for d in &distinct {
-            hasher.update(d);
+            stream.update(d);
         }
         Self {
             model_sha256: model_sha256.to_lowercase(),
             tokenizer_sha256: tokenizer_sha256.to_lowercase(),
             frozen_layers,
             max_len,
-            data_sha256: hex::encode(hasher.finalize()),
+            data_sha256: stream.finish().sha256,
         }
     }
 
     /// `prefix-<digest of the key>.safetensors`.
     pub fn file_name(&self) -> String {
-        let mut hasher = Sha256::new();
+        let mut stream = Sha256Stream::new();
         for part in [
             self.model_sha256.as_str(),
             self.tokenizer_sha256.as_str(),
@@ -124,13 +125,10 @@ impl CacheKey {
             &self.max_len.to_string(),
             self.data_sha256.as_str(),
         ] {
-            hasher.update(part.as_bytes());
-            hasher.update([0]);
+            stream.update(part.as_bytes());
+            stream.update(&[0]);
         }
-        format!(
-            "prefix-{}.safetensors",
-            &hex::encode(hasher.finalize())[..32]
-        )
+        format!("prefix-{}.safetensors", &stream.finish().sha256[..32])
     }
 }
 
@@ -329,7 +327,10 @@ impl PrefixCache {
         let Some(cache_dir) = cache_dir else {
             return Ok((Self::build(model, encoder, texts, BATCH)?, None));
         };
-        let tokenizer = file_sha256(&model_dir.path().join("tokenizer.json"))?;
+        let tokenizer_path = model_dir.path().join("tokenizer.json");
+        let tokenizer = file_sha256(&tokenizer_path)
+            .map_err(|e| Error::io(&tokenizer_path, e))?
+            .sha256;
         let key = CacheKey::new(
             model_dir.sha256(),
             &tokenizer,

@@ -145,7 +145,7 @@ pub fn simulate_on(
             clients.push(ClientReport {
                 member: member.clone(),
                 bytes: bytes.len(),
-                sha256: super::update::sha256_hex(&bytes),
+                sha256: crate::digest::sha256_hex(&bytes),
                 stats: UpdateStats::new(
                     &update,
                     shard.len() as u64,

@@ -17,7 +17,6 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::{Error, Result};
@@ -174,10 +173,9 @@ impl Update {
     }
 }
 
-/// Hex SHA-256 of update bytes: the update's identity.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+/// Hex SHA-256 of update bytes, the update's identity: [`crate::digest::sha256_hex`], named here
+/// too because update files are where most callers meet it.
+pub use crate::digest::sha256_hex;
 
 /// One tensor's place in a safetensors file.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,9 +8,9 @@ use pb::Feature;
 use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
 use super::features::{bandwidth_edges, commitment_feature};
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
-use super::stats::to_micro;
 use super::zscore::score_columns;
 use super::AnomalyError;
+use crate::fixed;
 
 /// The PageRank settings used for the `PAGERANK_SCORE` feature when the consortium configures no
 /// PageRank method: damping 0.85, k = 1, latency weights, at most 100 iterations, tolerance 1e-9.
@@ -220,9 +220,9 @@ impl MemberData {
             .map(|&(i, j, b)| (i, j, if latency { 1.0 / b } else { b }))
             .collect();
         let params = PageRankParams {
-            damping: f64::from(config.damping_ppm) / 1e6,
+            damping: fixed::ppm_to_f64(config.damping_ppm),
             max_iterations: config.max_iterations,
-            tolerance: f64::from(config.tolerance_ppb) / 1e9,
+            tolerance: fixed::ppb_to_f64(config.tolerance_ppb),
         };
         pagerank(self.members.len(), &edges, &params).ranks
     }
@@ -274,7 +274,7 @@ fn method_verdict(
             .zip(scores.iter().zip(flags))
             .map(|(m, (s, f))| pb::MemberScore {
                 member: m.clone(),
-                score_micro: to_micro(*s),
+                score_micro: fixed::saturating_micro(*s),
                 flagged: *f,
                 ..Default::default()
             })
@@ -311,7 +311,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let columns = data.columns_for(&d.features, &mut ranks, &pagerank_config)?;
         let points = standardized_points(&columns, n);
         let min_points = d.min_points as usize;
-        let labels = dbscan(&points, f64::from(d.eps_ppm) / 1e6, min_points);
+        let labels = dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points);
         let scores = core_distances(&points, min_points);
         let flags = flagged(&labels);
         methods.push(method_verdict(
@@ -324,7 +324,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     if config.has_zscore() {
         let z = config.get_zscore();
         let columns = data.columns_for(&z.features, &mut ranks, &pagerank_config)?;
-        let outcomes = score_columns(&columns, n, f64::from(z.threshold_ppm) / 1e6);
+        let outcomes = score_columns(&columns, n, fixed::ppm_to_f64(z.threshold_ppm));
         let scores: Vec<f64> = outcomes.iter().map(|o| o.score).collect();
         let flags: Vec<bool> = outcomes.iter().map(|o| o.flagged).collect();
         methods.push(method_verdict(

@@ -5,10 +5,10 @@
 //!
 //! | feature | value |
 //! | --- | --- |
-//! | `UPDATE_NORM` | `norm_micro / 1e6` |
+//! | `UPDATE_NORM` | `norm_micro / 1e6` ([`fixed::micro_unsigned_to_f64`]) |
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
-//! | `TRAINING_LOSS` | `loss_micro / 1e6` |
+//! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over measured links into the member of each link's median `bytes_per_sec`; 0 without any |
 //! | `BANDWIDTH_OUT` | the same over links out of the member |
@@ -38,6 +38,7 @@
 use bcfl_protos::bcfl as pb;
 
 use super::stats::median;
+use crate::fixed;
 
 /// The median `bytes_per_sec` of a link's samples, `None` when it has no positive sample median.
 pub fn link_bandwidth(link: &pb::Link) -> Option<f64> {
@@ -298,7 +299,7 @@ pub fn commitment_feature(
     match feature {
         UPDATE_NORM => commitments
             .iter()
-            .map(|c| c.norm_micro as f64 / 1e6)
+            .map(|c| fixed::micro_unsigned_to_f64(c.norm_micro))
             .collect(),
         SKETCH_COSINE_DISTANCE => {
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
@@ -310,7 +311,7 @@ pub fn commitment_feature(
         ),
         TRAINING_LOSS => commitments
             .iter()
-            .map(|c| c.loss_micro as f64 / 1e6)
+            .map(|c| fixed::micro_to_f64(c.loss_micro))
             .collect(),
         SAMPLE_COUNT => commitments.iter().map(|c| c.num_samples as f64).collect(),
         BANDWIDTH_IN => bandwidth_feature(n, edges, true),

@@ -13,6 +13,10 @@
 //! A member is excluded when at least `max(1, ensemble_min_votes)` methods flag it; the accepted
 //! members are the others. Features are defined in [`features`].
 //!
+//! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
+//! enum for the processor's bench and the client), and [`simulate`] makes synthetic rounds with
+//! attackers for the detection bench.
+//!
 //! # Determinism
 //!
 //! Every validator must reach the same verdict bit for bit. Inputs are integers from state; the
@@ -20,7 +24,7 @@
 //! order, sums left to right), using only correctly rounded IEEE operations (`+ - * /`, `sqrt`,
 //! `round`) and no transcendental functions; Rust does not fuse multiply-adds on its own. The
 //! PageRank flags use exact integer arithmetic over ranks in parts per billion. Scores are stored
-//! as fixed point (x 1e6, rounded half away from zero).
+//! as fixed point (x 1e6, rounded half away from zero, [`crate::fixed::saturating_micro`]).
 //!
 //! # Example
 //!
@@ -38,6 +42,7 @@
 //! assert_eq!(evaluation.excluded, vec!["m5".to_owned()]);
 //! ```
 
+pub mod attack;
 pub mod dbscan;
 mod evaluate;
 pub mod features;

@@ -28,6 +28,8 @@
 //! assert!((result.ranks.iter().sum::<f64>() - 1.0).abs() < 1e-9);
 //! ```
 
+use crate::fixed;
+
 /// PageRank settings (the chain stores them as `PageRankConfig`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PageRankParams {
@@ -122,12 +124,7 @@ pub fn pagerank(
 
 /// A rank in parts per billion, rounded; ranks lie in [0, 1].
 pub fn rank_ppb(rank: f64) -> i64 {
-    let scaled = (rank * 1e9).round();
-    if scaled.is_nan() || scaled < 0.0 {
-        0
-    } else {
-        (scaled as i64).min(1_000_000_000)
-    }
+    i64::from(fixed::saturating_ppb(rank)).min(fixed::PPB_SCALE)
 }
 
 /// Flags ranks outside `mean +/- k * std` with `k = k_ppm / 1e6`, exactly, over ranks quantized

@@ -4,15 +4,9 @@
 //! member-specific noise (non-IID heterogeneity) with a norm that varies by about 10 %; its
 //! commitment carries the L2 norm, a loss near 0.5, a sample count near 100 and a sketch (a fixed
 //! dense +/-1 random projection of the update, quantized to integers, as a member would commit).
-//! Attackers replace their update or their links:
-//!
-//! | attack | what the attacker commits |
-//! | --- | --- |
-//! | [`Attack::SignFlip`] | the negated honest update |
-//! | [`Attack::Scale`] | the honest update x10 |
-//! | [`Attack::GaussianNoise`] | a random Gaussian vector with an honest-sized norm |
-//! | [`Attack::FreeRider`] | a zero update (nothing trained) |
-//! | [`Attack::SlowLink`] | an honest update, but its links run 100x slower |
+//! Attackers replace their update or their links as the table of [`attack`](super::attack) says,
+//! for the kinds in [`SIMULATED`] (sign flip, scale, Gaussian noise, free rider, slow link); label
+//! flips and stale riders need training and history, so they are refused here.
 //!
 //! Every member measures its links to every other member (log-normal bandwidths around
 //! 100 MB/s). The randomness is a seeded SplitMix64 with Box-Muller normals, so a seed always
@@ -20,14 +14,19 @@
 //! on-chain methods avoid.
 //!
 //! ```
-//! use bcfl_processor::anomaly::simulate::{simulate_round, Attack, Scenario};
+//! use bcfl_processor::anomaly::attack::AttackKind;
+//! use bcfl_processor::anomaly::simulate::{simulate_round, Scenario};
 //!
-//! let round = simulate_round(&Scenario { members: 10, attackers: 2, attack: Attack::Scale, seed: 7 });
+//! let scenario = Scenario { members: 10, attackers: 2, attack: AttackKind::Scale, seed: 7 };
+//! let round = simulate_round(&scenario).unwrap();
 //! assert_eq!(round.commitments.len(), 10);
 //! assert_eq!(round.attackers.len(), 2);
 //! ```
 
 use bcfl_protos::bcfl as pb;
+
+use super::attack::{AttackError, AttackKind, SCALE_FACTOR, SLOW_LINK_FACTOR};
+use crate::fixed;
 
 /// Dimension of the simulated updates.
 pub const UPDATE_DIM: usize = 512;
@@ -35,42 +34,14 @@ pub const UPDATE_DIM: usize = 512;
 /// Length of the committed sketches.
 pub const SKETCH_LEN: usize = 32;
 
-/// A way to misbehave.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attack {
-    /// Commit the negated update.
-    SignFlip,
-    /// Commit the update scaled x10.
-    Scale,
-    /// Commit Gaussian noise of an honest-sized norm.
-    GaussianNoise,
-    /// Commit a zero update.
-    FreeRider,
-    /// Train honestly behind links 100x slower than the others.
-    SlowLink,
-}
-
-impl Attack {
-    /// Every attack, in a fixed order.
-    pub const ALL: [Attack; 5] = [
-        Attack::SignFlip,
-        Attack::Scale,
-        Attack::GaussianNoise,
-        Attack::FreeRider,
-        Attack::SlowLink,
-    ];
-
-    /// A short snake-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Attack::SignFlip => "sign_flip",
-            Attack::Scale => "scale_x10",
-            Attack::GaussianNoise => "gaussian_noise",
-            Attack::FreeRider => "free_rider",
-            Attack::SlowLink => "slow_link",
-        }
-    }
-}
+/// The kinds a synthetic round can apply, in [`AttackKind::ALL`] order.
+pub const SIMULATED: [AttackKind; 5] = [
+    AttackKind::SignFlip,
+    AttackKind::Scale,
+    AttackKind::GaussianNoise,
+    AttackKind::FreeRider,
+    AttackKind::SlowLink,
+];
 
 /// One simulated round's set-up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +50,8 @@ pub struct Scenario {
     pub members: usize,
     /// How many of them attack (chosen at random).
     pub attackers: usize,
-    /// The attack they all use.
-    pub attack: Attack,
+    /// The attack they all use (one of [`SIMULATED`]).
+    pub attack: AttackKind,
     /// The seed.
     pub seed: u64,
 }
@@ -140,16 +111,19 @@ impl Rng {
     }
 }
 
-/// How a link of an attacker is slowed by [`Attack::SlowLink`].
-pub const SLOW_LINK_FACTOR: f64 = 100.0;
-
-/// What an attacker commits instead of its `honest` update (see the module docs); `SlowLink`
-/// keeps the update (it acts on links, see [`measured_links`]). Gaussian noise draws from `rng`.
-pub fn attack_update(attack: Attack, honest: &[f64], rng: &mut Rng) -> Vec<f64> {
-    match attack {
-        Attack::SignFlip => honest.iter().map(|x| -x).collect(),
-        Attack::Scale => honest.iter().map(|x| 10.0 * x).collect(),
-        Attack::GaussianNoise => {
+/// What an attacker of kind `attack` commits instead of its `honest` update (the table of
+/// [`attack`](super::attack)); `SlowLink` keeps the update (it acts on links, see
+/// [`measured_links`]). Gaussian noise draws from `rng`. Label flips and stale riders are
+/// refused: they need the training and the previous rounds, which a vector does not carry.
+pub fn attack_update(
+    attack: AttackKind,
+    honest: &[f64],
+    rng: &mut Rng,
+) -> Result<Vec<f64>, AttackError> {
+    Ok(match attack {
+        AttackKind::SignFlip => honest.iter().map(|x| -x).collect(),
+        AttackKind::Scale => honest.iter().map(|x| SCALE_FACTOR * x).collect(),
+        AttackKind::GaussianNoise => {
             let noise: Vec<f64> = (0..honest.len()).map(|_| rng.normal()).collect();
             let noise_norm = norm(&noise);
             let k = if noise_norm > 0.0 {
@@ -159,9 +133,12 @@ pub fn attack_update(attack: Attack, honest: &[f64], rng: &mut Rng) -> Vec<f64> 
             };
             noise.iter().map(|x| x * k).collect()
         }
-        Attack::FreeRider => vec![0.0; honest.len()],
-        Attack::SlowLink => honest.to_vec(),
-    }
+        AttackKind::FreeRider => vec![0.0; honest.len()],
+        AttackKind::SlowLink => honest.to_vec(),
+        AttackKind::LabelFlip | AttackKind::StaleRider => {
+            return Err(attack.unsupported("a synthetic update"))
+        }
+    })
 }
 
 /// Every directed link among `keys` measured once (epoch 1, a 1 MiB probe), sorted by
@@ -218,8 +195,11 @@ pub fn sketch(update: &[f64]) -> Vec<i32> {
     out.iter().map(|s| (s * scale).round() as i32).collect()
 }
 
-/// Simulates one round (see the module docs).
-pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
+/// Simulates one round (see the module docs); an attack outside [`SIMULATED`] is refused.
+pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError> {
+    if !SIMULATED.contains(&scenario.attack) {
+        return Err(scenario.attack.unsupported("a synthetic update"));
+    }
     let mut rng = Rng(scenario.seed ^ 0xB0C1_F1A5_u64.rotate_left(17));
     let n = scenario.members;
     let truth: Vec<f64> = (0..UPDATE_DIM).map(|_| rng.normal()).collect();
@@ -234,33 +214,33 @@ pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
     let commitments = keys
         .iter()
         .enumerate()
-        .map(|(i, key)| {
+        .map(|(i, key)| -> Result<pb::Commitment, AttackError> {
             let size = 1.0 + 0.1 * rng.normal();
             let honest: Vec<f64> = direction
                 .iter()
                 .map(|d| size * (d + noise_scale * rng.normal()))
                 .collect();
             let update = if is_attacker[i] {
-                attack_update(scenario.attack, &honest, &mut rng)
+                attack_update(scenario.attack, &honest, &mut rng)?
             } else {
                 honest
             };
-            pb::Commitment {
+            Ok(pb::Commitment {
                 round: 1,
                 member: key.clone(),
                 update_sha256: format!("{:064x}", i),
                 size_bytes: (UPDATE_DIM * 4) as u64,
                 num_samples: (100.0 + 20.0 * rng.normal()).max(1.0) as u64,
-                loss_micro: ((0.5 + 0.05 * rng.normal()) * 1e6) as i64,
-                norm_micro: (norm(&update) * 1e6).round() as u64,
+                loss_micro: fixed::saturating_micro(0.5 + 0.05 * rng.normal()),
+                norm_micro: fixed::saturating_micro_unsigned(norm(&update)),
                 sketch: sketch(&update),
                 ..Default::default()
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, _>>()?;
     let slow: Vec<bool> = is_attacker
         .iter()
-        .map(|a| *a && scenario.attack == Attack::SlowLink)
+        .map(|a| *a && scenario.attack == AttackKind::SlowLink)
         .collect();
     let links = measured_links(&keys, &slow, &mut rng);
     let attackers = keys
@@ -269,11 +249,11 @@ pub fn simulate_round(scenario: &Scenario) -> SimulatedRound {
         .filter(|(_, a)| **a)
         .map(|(k, _)| k.clone())
         .collect();
-    SimulatedRound {
+    Ok(SimulatedRound {
         commitments,
         links,
         attackers,
-    }
+    })
 }
 
 /// Detection counts: true positives, false positives, false negatives.
@@ -339,22 +319,55 @@ mod tests {
         let s = Scenario {
             members: 10,
             attackers: 3,
-            attack: Attack::SignFlip,
+            attack: AttackKind::SignFlip,
             seed: 11,
         };
-        let a = simulate_round(&s);
-        assert_eq!(a, simulate_round(&s));
-        assert_ne!(a, simulate_round(&Scenario { seed: 12, ..s }));
+        let a = simulate_round(&s).unwrap();
+        assert_eq!(a, simulate_round(&s).unwrap());
+        assert_ne!(a, simulate_round(&Scenario { seed: 12, ..s }).unwrap());
         assert_eq!(a.attackers.len(), 3);
         assert_eq!(a.links.len(), 90);
         let free = simulate_round(&Scenario {
-            attack: Attack::FreeRider,
+            attack: AttackKind::FreeRider,
             ..s
-        });
+        })
+        .unwrap();
         for c in &free.commitments {
             let attacker = free.attackers.contains(&c.member);
             assert_eq!(c.norm_micro == 0, attacker, "{}", c.member);
             assert_eq!(c.sketch.iter().all(|v| *v == 0), attacker);
+        }
+    }
+
+    #[test]
+    fn attacks_change_the_update_as_documented() {
+        let honest = [0.5, -1.0, 0.0, 2.0];
+        let mut rng = Rng::new(3);
+        let mut sent = |kind| attack_update(kind, &honest, &mut rng);
+        assert_eq!(sent(AttackKind::SignFlip).unwrap(), [-0.5, 1.0, 0.0, -2.0]);
+        assert_eq!(sent(AttackKind::Scale).unwrap(), [5.0, -10.0, 0.0, 20.0]);
+        assert_eq!(sent(AttackKind::FreeRider).unwrap(), [0.0; 4]);
+        assert_eq!(sent(AttackKind::SlowLink).unwrap(), honest);
+        let noise = sent(AttackKind::GaussianNoise).unwrap();
+        assert!((norm(&noise) - norm(&honest)).abs() < 1e-12);
+        for kind in [AttackKind::LabelFlip, AttackKind::StaleRider] {
+            assert_eq!(
+                sent(kind),
+                Err(AttackError::Unsupported {
+                    kind,
+                    place: "a synthetic update"
+                })
+            );
+            let scenario = Scenario {
+                members: 4,
+                attackers: 1,
+                attack: kind,
+                seed: 1,
+            };
+            assert!(simulate_round(&scenario).is_err());
+        }
+        for kind in SIMULATED {
+            assert!(AttackKind::ALL.contains(&kind));
         }
     }
 

@@ -103,21 +103,6 @@ pub fn robust_standardize(values: &[f64]) -> Vec<f64> {
     }
 }
 
-/// A real number as fixed point x 1e6 (`*_micro`), rounded half away from zero and saturated to
-/// the `i64` range; NaN maps to 0.
-pub fn to_micro(value: f64) -> i64 {
-    let scaled = (value * 1e6).round();
-    if scaled.is_nan() {
-        0
-    } else if scaled >= i64::MAX as f64 {
-        i64::MAX
-    } else if scaled <= i64::MIN as f64 {
-        i64::MIN
-    } else {
-        scaled as i64
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,14 +145,5 @@ mod tests {
         assert_eq!(robust_scale(&[0.0; 3]), (0.0, 0.0));
         assert_eq!(robust_standardize(&[0.0; 3]), vec![0.0; 3]);
         assert_eq!(robust_standardize(&[]), Vec::<f64>::new());
-    }
-
-    #[test]
-    fn micro_rounds_and_saturates() {
-        assert_eq!(to_micro(1.5), 1_500_000);
-        assert_eq!(to_micro(-0.0000015), -2);
-        assert_eq!(to_micro(f64::INFINITY), i64::MAX);
-        assert_eq!(to_micro(f64::NEG_INFINITY), i64::MIN);
-        assert_eq!(to_micro(f64::NAN), 0);
     }
 }

@@ -11,13 +11,13 @@ use anyhow::{bail, Context as _};
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
-use bcfl_client::train::attack::experiment::AttackKind;
 use bcfl_client::train::attack::head::LocalConfig;
 use bcfl_client::train::attack::medical_embeddings;
 use bcfl_client::train::attack::paper::{paper_table, PaperConfig};
 use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
+use bcfl_processor::anomaly::attack::AttackKind;
 use bcfl_processor::anomaly::parse_feature;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
@@ -157,12 +157,7 @@ fn attacks(names: &[String]) -> anyhow::Result<Vec<AttackKind>> {
     }
     names
         .iter()
-        .map(|n| {
-            AttackKind::parse(n).with_context(|| {
-                let known: Vec<&str> = AttackKind::ALL.iter().map(|a| a.name()).collect();
-                format!("unknown attack {n:?} (known: {})", known.join(", "))
-            })
-        })
+        .map(|n| Ok(n.trim().parse::<AttackKind>()?))
         .collect()
 }
 
@@ -177,8 +172,8 @@ pub(crate) struct BenchArgs {
     /// Attacker fractions.
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
     fractions: Vec<f64>,
-    /// Attacks (label_flip, sign_flip, scale_x10, gaussian_noise, free_rider, stale_rider,
-    /// slow_link, or all).
+    /// Attacks (label-flip, sign-flip, scale-x10, gaussian-noise, free-rider, stale-rider,
+    /// slow-link, `_` for `-` accepted, or all).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     attacks: Vec<String>,
     /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any).
@@ -205,7 +200,7 @@ pub(crate) struct PaperArgs {
     #[arg(long, default_value_t = 2)]
     attackers: usize,
     /// Attacks of the attackers.
-    #[arg(long, value_delimiter = ',', default_value = "slow_link,scale_x10")]
+    #[arg(long, value_delimiter = ',', default_value = "slow-link,scale-x10")]
     attacks: Vec<String>,
     /// Dirichlet concentration of the non-IID shards.
     #[arg(long, default_value_t = 0.5)]

@@ -1,42 +1,17 @@
 //! `bcfl consortium init` flags and their conversion to `ConsortiumParams`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
+use bcfl_client::digest::reader_sha256;
 use bcfl_client::fixed;
+use bcfl_client::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
-use sha2::{Digest, Sha256};
 
 use crate::cli::context::WaitArgs;
 
-/// Aggregation rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Rule {
-    /// Mean weighted by sample count.
-    Fedavg,
-    /// Coordinate-wise median.
-    Median,
-    /// Coordinate-wise mean after trimming --trim at each end.
-    TrimmedMean,
-    /// The single update with the smallest Krum score.
-    Krum,
-    /// Mean of the --krum-select updates with the smallest Krum scores.
-    MultiKrum,
-}
-
-impl Rule {
-    pub(crate) fn to_proto(self) -> pb::AggregationRule {
-        match self {
-            Self::Fedavg => pb::AggregationRule::FEDAVG,
-            Self::Median => pb::AggregationRule::MEDIAN,
-            Self::TrimmedMean => pb::AggregationRule::TRIMMED_MEAN,
-            Self::Krum => pb::AggregationRule::KRUM,
-            Self::MultiKrum => pb::AggregationRule::MULTI_KRUM,
-        }
-    }
-}
+pub(crate) use bcfl_client::rule::Rule;
 
 /// Anomaly methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,10 +81,11 @@ pub(crate) struct InitArgs {
     /// Commitments needed before a round can be evaluated (<= --min-participants).
     #[arg(long, default_value_t = 1)]
     quorum: u32,
-    /// Aggregation rule.
-    #[arg(long, value_enum, default_value_t = Rule::Fedavg)]
-    rule: Rule,
-    /// TRIMMED_MEAN: fraction trimmed at each end (e.g. 0.1).
+    /// Aggregation rule: fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]]
+    /// (--trim, --krum-byzantine and --krum-select give what RULE leaves out).
+    #[arg(long, value_name = "RULE", default_value = "fedavg")]
+    rule: String,
+    /// TRIMMED_MEAN: fraction trimmed at each end (e.g. 0.1) [default: 0.1].
     #[arg(long)]
     trim: Option<String>,
     /// KRUM / MULTI_KRUM: assumed number of Byzantine members f.
@@ -215,27 +191,50 @@ impl InitArgs {
             Some(path) => file_sha256(path)?.0,
             None => String::new(),
         };
+        let rule = self.rule()?;
         let mut params = pb::ConsortiumParams {
             min_participants: self.min_participants,
             commit_quorum: self.quorum,
-            aggregation_rule: self.rule.to_proto(),
             model_id: self.model_id.clone(),
             base_model_sha256,
             sketch_length: self.sketch_length,
-            trim_ppm: match &self.trim {
-                Some(t) => ppm("trim", t)?,
-                None if self.rule == Rule::TrimmedMean => 100_000,
-                None => 0,
-            },
-            krum_byzantine: self.krum_byzantine,
-            krum_select: self.krum_select,
             initial_model_sha256,
             ..Default::default()
         };
+        rule.write_params(&mut params)
+            .with_context(|| format!("--rule {rule}"))?;
         if !self.no_anomaly && !self.anomaly.is_empty() {
             params.set_anomaly(self.anomaly_config()?);
         }
         Ok(params)
+    }
+
+    /// `--rule` with the parameters it leaves out taken from `--trim`, `--krum-byzantine` and
+    /// `--krum-select`, which must not be given for a rule without them.
+    fn rule(&self) -> anyhow::Result<Rule> {
+        let trim = self.trim.as_deref().map(|t| ppm("trim", t)).transpose()?;
+        let defaults = RuleDefaults {
+            trim: trim.map_or(DEFAULT_TRIM, fixed::ppm_to_f64),
+            krum_f: self.krum_byzantine as usize,
+            krum_k: self.krum_select as usize,
+        };
+        let rule = Rule::parse_with(&self.rule, defaults).context("--rule")?;
+        let (trimmed, krum, multi) = match rule {
+            Rule::TrimmedMean { .. } => (true, false, false),
+            Rule::Krum { .. } => (false, true, false),
+            Rule::MultiKrum { .. } => (false, true, true),
+            Rule::FedAvg | Rule::Median => (false, false, false),
+        };
+        if trim.is_some() && !trimmed {
+            bail!("--trim applies to --rule trimmed-mean only");
+        }
+        if self.krum_byzantine != 0 && !krum {
+            bail!("--krum-byzantine applies to --rule krum and multi-krum only");
+        }
+        if self.krum_select != 0 && !multi {
+            bail!("--krum-select applies to --rule multi-krum only");
+        }
+        Ok(rule)
     }
 
     fn anomaly_config(&self) -> anyhow::Result<pb::AnomalyConfig> {
@@ -280,24 +279,13 @@ impl InitArgs {
     }
 }
 
-/// The lowercase hex SHA-256 and the size of a file, read in chunks.
+/// The lowercase hex SHA-256 and the size of a file, streamed
+/// ([`bcfl_client::digest::reader_sha256`]), with the CLI's error messages.
 pub(crate) fn file_sha256(path: &Path) -> anyhow::Result<(String, u64)> {
-    let mut file =
+    let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
+    let digest = reader_sha256(file).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((digest.sha256, digest.size))
 }
 
 #[cfg(test)]
@@ -386,6 +374,65 @@ mod tests {
         ]);
         let err = w.init.to_params().unwrap_err();
         assert!(err.to_string().starts_with("cannot open"), "{err}");
+    }
+
+    #[test]
+    fn rules_with_parameters_in_the_text_or_the_flags() {
+        let hash = "ab".repeat(32);
+        let params = |extra: &[&str]| {
+            let mut args = vec!["x", "--base-model-sha256", &hash, "--no-anomaly"];
+            args.extend_from_slice(extra);
+            Wrapper::parse_from(args).init.to_params()
+        };
+        let fields = |p: &pb::ConsortiumParams| {
+            (
+                p.aggregation_rule,
+                p.trim_ppm,
+                p.krum_byzantine,
+                p.krum_select,
+            )
+        };
+        use pb::AggregationRule::*;
+        let known: [(&[&str], _); 7] = [
+            (&["--rule", "median"], (MEDIAN, 0, 0, 0)),
+            (
+                &["--rule", "trimmed-mean:0.2"],
+                (TRIMMED_MEAN, 200_000, 0, 0),
+            ),
+            (
+                &["--rule", "trimmed-mean", "--trim", "0.25"],
+                (TRIMMED_MEAN, 250_000, 0, 0),
+            ),
+            (&["--rule", "krum:1"], (KRUM, 0, 1, 0)),
+            (
+                &["--rule", "krum", "--krum-byzantine", "2"],
+                (KRUM, 0, 2, 0),
+            ),
+            (&["--rule", "multi-krum:1:3"], (MULTI_KRUM, 0, 1, 3)),
+            (
+                &[
+                    "--rule",
+                    "multi-krum",
+                    "--krum-byzantine",
+                    "1",
+                    "--krum-select",
+                    "4",
+                ],
+                (MULTI_KRUM, 0, 1, 4),
+            ),
+        ];
+        for (args, expected) in known {
+            assert_eq!(fields(&params(args).unwrap()), expected, "{args:?}");
+        }
+        for bad in [
+            &["--rule", "fedavg", "--trim", "0.1"][..],
+            &["--rule", "median", "--krum-byzantine", "1"],
+            &["--rule", "krum", "--krum-select", "2"],
+            &["--rule", "trimmed-mean:0.7"],
+            &["--rule", "mean"],
+        ] {
+            assert!(params(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

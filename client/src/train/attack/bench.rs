@@ -16,8 +16,9 @@ use super::super::split::Partition;
 use super::super::Result;
 use super::detect::Detector;
 use super::embed::Embeddings;
-use super::experiment::{centralized, prepare, run, run_all, AttackKind, Defence, Scenario};
+use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use bcfl_processor::anomaly::attack::AttackKind;
 
 /// The grid and the training settings.
 #[derive(Clone, Debug, PartialEq)]

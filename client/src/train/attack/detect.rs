@@ -10,6 +10,7 @@
 //! | `any` | all three | at least 1 flags (`ensemble_min_votes` 1) |
 
 use bcfl_processor::anomaly::{default_config, with_features, DEFAULT_FEATURES};
+use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
 /// The parameters a benchmark may vary: the features DBSCAN and the z-score use, DBSCAN's
@@ -96,11 +97,11 @@ impl Detector {
             &tuning.features,
         );
         if config.has_dbscan() {
-            config.mut_dbscan().eps_ppm = (tuning.dbscan_eps * 1e6).round() as u32;
+            config.mut_dbscan().eps_ppm = fixed::saturating_ppm(tuning.dbscan_eps);
             config.mut_dbscan().min_points = tuning.dbscan_min_points;
         }
         if config.has_zscore() {
-            config.mut_zscore().threshold_ppm = (tuning.zscore_threshold * 1e6).round() as u32;
+            config.mut_zscore().threshold_ppm = fixed::saturating_ppm(tuning.zscore_threshold);
         }
         config
     }

@@ -13,12 +13,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::super::bert::BertClassifier;
 use super::super::data::Dataset;
 use super::super::tokenize::TextEncoder;
 use super::super::{Error, Result};
+use crate::digest::sha256_hex;
 
 /// The `format` of cache files.
 pub const CACHE_FORMAT: &str = "bcfl-embeddings-v1";
@@ -144,15 +144,13 @@ pub struct CacheKey {
 impl CacheKey {
     /// The cache file under `dir` for this key.
     pub fn path(&self, dir: &Path) -> PathBuf {
-        let mut hasher = Sha256::new();
-        hasher.update(
+        let digest = sha256_hex(
             format!(
                 "{}\n{}\n{}",
                 self.model_sha256, self.data_sha256, self.max_len
             )
             .as_bytes(),
         );
-        let digest = hex::encode(hasher.finalize());
         dir.join(format!("embeddings-{}.bin", &digest[..16]))
     }
 }

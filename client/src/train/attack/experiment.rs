@@ -3,7 +3,9 @@
 //!
 //! Per round, each member starts from the global head and trains on its shard
 //! ([`LinearHead::train`]); its update is the change of the head. Attackers then misbehave
-//! ([`AttackKind`]); every member's update gives the features a commitment carries (L2 norm, a
+//! ([`AttackKind`]: every kind of the table in [`bcfl_processor::anomaly::attack`]; label flips
+//! change the labels trained on, stale riders resend the previous global change, the other
+//! kinds replace the update as [`attack_update`] does); every member's update gives the features a commitment carries (L2 norm, a
 //! [`sketch`](crate::train::sketch) of length `sketch_length`, the last epoch's loss, the sample
 //! count) and, with the measured links, the round's evidence. Detection is the processor's own
 //! [`bcfl_processor::anomaly::evaluate`] on [`MemberData::from_evidence`], exactly as
@@ -13,9 +15,11 @@
 
 use std::path::Path;
 
+use bcfl_processor::anomaly::attack::AttackKind;
 use bcfl_processor::anomaly::features::extend_after_verdict;
-use bcfl_processor::anomaly::simulate::{attack_update, measured_links, Attack, Counts, Rng};
+use bcfl_processor::anomaly::simulate::{attack_update, measured_links, Counts, Rng};
 use bcfl_processor::anomaly::{evaluate, MemberData};
+use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
 use super::super::aggregate::{aggregate, Contribution, Rule};
@@ -29,68 +33,9 @@ use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
 use super::head::{LinearHead, LocalConfig};
 
-/// A way for a member to misbehave in a real federated run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttackKind {
-    /// Trains on permuted labels (class `c` learned as `c + 1 mod K`).
-    LabelFlip,
-    /// Commits its negated update ([`Attack::SignFlip`]).
-    SignFlip,
-    /// Commits its update x10 ([`Attack::Scale`]).
-    Scale,
-    /// Commits Gaussian noise of its update's norm ([`Attack::GaussianNoise`]).
-    GaussianNoise,
-    /// Trains nothing, commits a zero update ([`Attack::FreeRider`]).
-    FreeRiderZero,
-    /// Trains nothing, commits the previous round's change of the global model (zero in round 1).
-    FreeRiderStale,
-    /// Trains honestly behind links 100x slower ([`Attack::SlowLink`]).
-    SlowLink,
-}
-
-impl AttackKind {
-    /// Every attack, in a fixed order.
-    pub const ALL: [AttackKind; 7] = [
-        AttackKind::LabelFlip,
-        AttackKind::SignFlip,
-        AttackKind::Scale,
-        AttackKind::GaussianNoise,
-        AttackKind::FreeRiderZero,
-        AttackKind::FreeRiderStale,
-        AttackKind::SlowLink,
-    ];
-
-    /// A short snake-case name (the processor's simulation names where they exist).
-    pub fn name(self) -> &'static str {
-        match self {
-            AttackKind::LabelFlip => "label_flip",
-            AttackKind::FreeRiderZero => "free_rider",
-            AttackKind::FreeRiderStale => "stale_rider",
-            other => other.simulated().map_or("unknown", Attack::name),
-        }
-    }
-
-    /// The attack named `name` (as [`Self::name`] writes it, `-` accepted for `_`).
-    pub fn parse(name: &str) -> Option<Self> {
-        let name = name.trim().replace('-', "_");
-        Self::ALL.into_iter().find(|a| a.name() == name)
-    }
-
-    /// The processor's definition this attack applies to the honest update, if it is one.
-    pub fn simulated(self) -> Option<Attack> {
-        match self {
-            AttackKind::SignFlip => Some(Attack::SignFlip),
-            AttackKind::Scale => Some(Attack::Scale),
-            AttackKind::GaussianNoise => Some(Attack::GaussianNoise),
-            AttackKind::FreeRiderZero => Some(Attack::FreeRider),
-            AttackKind::SlowLink => Some(Attack::SlowLink),
-            AttackKind::LabelFlip | AttackKind::FreeRiderStale => None,
-        }
-    }
-
-    fn trains(self) -> bool {
-        !matches!(self, AttackKind::FreeRiderZero | AttackKind::FreeRiderStale)
-    }
+/// Whether an attacker of `kind` trains locally (free and stale riders do not).
+fn trains(kind: AttackKind) -> bool {
+    !matches!(kind, AttackKind::FreeRider | AttackKind::StaleRider)
 }
 
 /// How the round's updates are combined.
@@ -107,6 +52,21 @@ pub enum Defence {
 }
 
 impl Defence {
+    /// The rule that combines the updates it keeps, with `attackers` of `members` attacking:
+    /// Krum with `f` = the attackers (at most `members - 3`), the trimmed mean trimming the
+    /// attackers' fraction (within 10 % to 45 %), FedAvg otherwise.
+    pub fn rule(self, attackers: usize, members: usize) -> Rule {
+        match self {
+            Defence::Krum => Rule::Krum {
+                f: attackers.min(members.saturating_sub(3)),
+            },
+            Defence::TrimmedMean => Rule::TrimmedMean {
+                trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
+            },
+            Defence::None | Defence::Exclusion(_) => Rule::FedAvg,
+        }
+    }
+
     /// A short name: `no_defence`, `exclude_<detector>`, `krum`, `trimmed_mean`.
     pub fn name(self) -> String {
         match self {
@@ -329,7 +289,7 @@ fn submissions(
         let mut rng = Rng::new(
             scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((round as u64) << 32) ^ i as u64,
         );
-        let (delta, loss) = if role.is_none_or(AttackKind::trains) {
+        let (delta, loss) = if role.is_none_or(trains) {
             let (x, y) = &prepared.shard_tensors[i];
             let (local, loss) = if role == Some(AttackKind::LabelFlip) {
                 let permuted = (y + 1).remainder(classes as i64);
@@ -350,12 +310,12 @@ fn submissions(
             (vec![0.0; global_flat.len()], loss)
         };
         let update = match role {
-            Some(AttackKind::FreeRiderStale) => group.previous_change.clone(),
-            Some(kind) => match kind.simulated() {
-                Some(attack) => attack_update(attack, &delta, &mut rng),
-                None => delta,
-            },
-            None => delta,
+            // A label flipper's delta is already its attack.
+            None | Some(AttackKind::LabelFlip) => delta,
+            Some(AttackKind::StaleRider) => group.previous_change.clone(),
+            Some(kind) => {
+                attack_update(kind, &delta, &mut rng).map_err(|e| Error::Config(e.to_string()))?
+            }
         };
         let head_update = global.from_flat(&update).to_update();
         if with_commitments {
@@ -370,8 +330,8 @@ fn submissions(
                 round: round as u64,
                 member: prepared.keys[i].clone(),
                 num_samples: stats.samples,
-                loss_micro: (stats.loss * 1e6).round() as i64,
-                norm_micro: (stats.l2_norm * 1e6).round() as u64,
+                loss_micro: fixed::saturating_micro(stats.loss),
+                norm_micro: fixed::saturating_micro_unsigned(stats.l2_norm),
                 sketch: stats.sketch,
                 ..Default::default()
             });
@@ -382,18 +342,6 @@ fn submissions(
         updates,
         commitments,
     })
-}
-
-fn rule(defence: Defence, attackers: usize, members: usize) -> Rule {
-    match defence {
-        Defence::Krum => Rule::Krum {
-            f: attackers.min(members.saturating_sub(3)),
-        },
-        Defence::TrimmedMean => Rule::TrimmedMean {
-            trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
-        },
-        Defence::None | Defence::Exclusion(_) => Rule::FedAvg,
-    }
 }
 
 /// Runs every defence over the same rounds. Defences whose global heads are identical (all of
@@ -472,7 +420,7 @@ pub fn run_all(
                     }
                     _ => (0..n).collect(),
                 };
-                let r = rule(defences[d], attackers.len(), n);
+                let r = defences[d].rule(attackers.len(), n);
                 match plans.iter_mut().find(|p| p.0 == r && p.1 == accepted) {
                     Some(plan) => plan.2.push(d),
                     None => plans.push((r, accepted, vec![d])),

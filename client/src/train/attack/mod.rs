@@ -9,7 +9,8 @@
 //! embeddings, not of LoRA fine-tuning; the clean centralized run of the same set-up is reported
 //! as the reference.
 //!
-//! - [`experiment`]: one run: local training, attacks ([`experiment::AttackKind`]), commitment
+//! - [`experiment`]: one run: local training, attacks (every
+//!   [`AttackKind`](bcfl_processor::anomaly::attack::AttackKind)), commitment
 //!   features, the processor's detection, exclusion, aggregation (FedAvg, Krum, trimmed mean).
 //! - [`detect`]: the detection configurations compared (each method, two ensembles).
 //! - [`bench`](mod@bench): the grid over members, attacker fractions, attacks and seeds; JSON and markdown.
@@ -27,10 +28,11 @@ mod tests;
 
 use std::path::Path;
 
-use super::checkpoint::{file_sha256, ModelDir};
+use super::checkpoint::ModelDir;
 use super::data::{Dataset, MEDICAL_ABSTRACTS};
 use super::lora::LoraConfig;
-use super::Result;
+use super::{Error, Result};
+use crate::digest::file_sha256;
 use embed::{CacheKey, Embeddings};
 
 /// The Medical Abstracts corpus under `data_dir` and its embeddings by the frozen model in
@@ -42,13 +44,12 @@ pub fn medical_embeddings(
     max_len: usize,
 ) -> Result<(Dataset, Embeddings, bool)> {
     let dataset = Dataset::medical_abstracts(data_dir)?;
+    let csv = data_dir
+        .join(MEDICAL_ABSTRACTS)
+        .join("medical_abstracts.csv");
     let key = CacheKey {
         model_sha256: model.sha256().to_owned(),
-        data_sha256: file_sha256(
-            &data_dir
-                .join(MEDICAL_ABSTRACTS)
-                .join("medical_abstracts.csv"),
-        )?,
+        data_sha256: file_sha256(&csv).map_err(|e| Error::io(&csv, e))?.sha256,
         max_len,
     };
     let (embeddings, cached) = Embeddings::cached(cache_dir, &key, &dataset, || {

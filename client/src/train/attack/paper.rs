@@ -20,8 +20,9 @@ use super::super::{Error, Result};
 use super::bench::{Stat, SETUP};
 use super::detect::Detector;
 use super::embed::Embeddings;
-use super::experiment::{prepare, run_all, AttackKind, Defence, Scenario};
+use super::experiment::{prepare, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use bcfl_processor::anomaly::attack::AttackKind;
 
 /// The table's set-up.
 #[derive(Clone, Debug, PartialEq)]

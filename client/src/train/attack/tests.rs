@@ -7,10 +7,11 @@ use bcfl_processor::anomaly::simulate::Rng;
 use super::bench::{run_bench, BenchConfig};
 use super::detect::Detector;
 use super::embed::Embeddings;
-use super::experiment::{prepare, run_all, AttackKind, Defence, Scenario};
+use super::experiment::{prepare, run_all, Defence, Scenario};
 use super::head::LocalConfig;
 use crate::train::data::{Dataset, Example};
 use crate::train::split::Partition;
+use bcfl_processor::anomaly::attack::AttackKind;
 
 /// `n` examples of 5 overlapping Gaussian classes in 16 dimensions, and their "texts".
 fn tiny(n: usize) -> (Dataset, Embeddings) {
@@ -115,7 +116,7 @@ fn bench_report_has_every_defence_and_detector() {
     let config = BenchConfig {
         members: vec![6],
         fractions: vec![0.2],
-        attacks: vec![AttackKind::SignFlip, AttackKind::FreeRiderStale],
+        attacks: vec![AttackKind::SignFlip, AttackKind::StaleRider],
         seeds: vec![1],
         rounds: 2,
         local: scenario(0, AttackKind::Scale).local,
@@ -137,7 +138,7 @@ fn bench_report_has_every_defence_and_detector() {
     let cell = &report.cells[0];
     assert_eq!(
         (cell.members, cell.attackers, cell.attack.as_str()),
-        (6, 1, "sign_flip")
+        (6, 1, "sign-flip")
     );
     let defences: Vec<&str> = cell.accuracy.iter().map(|a| a.defence.as_str()).collect();
     assert_eq!(
@@ -157,7 +158,7 @@ fn bench_report_has_every_defence_and_detector() {
     }
     let md = report.markdown();
     assert!(
-        md.contains("| 6 | 1 | sign_flip |") && md.contains("frozen"),
+        md.contains("| 6 | 1 | sign-flip |") && md.contains("frozen"),
         "{md}"
     );
 }

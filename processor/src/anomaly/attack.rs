@@ -1,0 +1,242 @@
+//! The ways a member misbehaves: one list of attack kinds for every place that applies them.
+//!
+//! A member's update proposes a change of the global model, its *delta* `d` (`local − parent`).
+//! An attacker replaces it, or what it trains on, or its links:
+//!
+//! | kind | name | what the attacker sends instead of its honest delta `d` | synthetic | demo | head training |
+//! | --- | --- | --- | :---: | :---: | :---: |
+//! | [`AttackKind::SignFlip`] | `sign-flip` | `−d` (pushes the model back) | yes | yes | yes |
+//! | [`AttackKind::Scale`] | `scale-x10` | [`SCALE_FACTOR`] `· d` (dominates a mean) | yes | yes | yes |
+//! | [`AttackKind::GaussianNoise`] | `gaussian-noise` | Gaussian noise scaled to `‖d‖` | yes | yes | yes |
+//! | [`AttackKind::FreeRider`] | `free-rider` | zero: the parent model back, nothing trained | yes | yes | yes |
+//! | [`AttackKind::StaleRider`] | `stale-rider` | the previous round's change of the global model (zero in round 1), nothing trained | no | no | yes |
+//! | [`AttackKind::LabelFlip`] | `label-flip` | `d` trained on labels shifted by one class (`c → c + 1 mod K`) | no | no | yes |
+//! | [`AttackKind::SlowLink`] | `slow-link` | `d` unchanged, but its links run [`SLOW_LINK_FACTOR`] times slower | yes | no | yes |
+//!
+//! The places: *synthetic* is [`simulate`](super::simulate) (`f64` vectors, the processor's
+//! detection bench); *demo* is `bcfl demo --attack KIND:COUNT` (real update blobs, real loopback
+//! links, so no slow links); *head training* is `bcfl anomaly bench` and `paper-table` (the
+//! client's `train::attack::experiment`). A place asked for a kind it cannot apply refuses it
+//! with [`AttackError::Unsupported`].
+//!
+//! Names: [`AttackKind::name`] is the one name of a kind; [`FromStr`] also accepts it with `_`
+//! for `-` (`sign_flip`), and the older spellings `scale`, `scale_x10`, `noise` and
+//! `gaussian_noise`. Serde uses the name.
+//!
+//! ```
+//! use bcfl_processor::anomaly::attack::AttackKind;
+//!
+//! let kind: AttackKind = "sign_flip".parse().unwrap();
+//! assert_eq!(kind, AttackKind::SignFlip);
+//! assert_eq!(kind.to_string(), "sign-flip");
+//! assert_eq!("noise".parse::<AttackKind>().unwrap(), AttackKind::GaussianNoise);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The factor of [`AttackKind::Scale`].
+pub const SCALE_FACTOR: f64 = 10.0;
+
+/// How much slower the links of an [`AttackKind::SlowLink`] attacker run.
+pub const SLOW_LINK_FACTOR: f64 = 100.0;
+
+/// A way for a member to misbehave (see the module docs for what each does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "&'static str", try_from = "String")]
+pub enum AttackKind {
+    /// Trains on labels shifted by one class (class `c` learned as `c + 1 mod K`).
+    LabelFlip,
+    /// Sends its negated delta.
+    SignFlip,
+    /// Sends its delta times [`SCALE_FACTOR`].
+    Scale,
+    /// Sends Gaussian noise with its delta's L2 norm.
+    GaussianNoise,
+    /// Trains nothing and sends a zero delta (the parent model back).
+    FreeRider,
+    /// Trains nothing and resends the previous round's change of the global model.
+    StaleRider,
+    /// Trains honestly behind links [`SLOW_LINK_FACTOR`] times slower.
+    SlowLink,
+}
+
+/// Spellings accepted besides the names (after `_` is read as `-`).
+const ALIASES: [(&str, AttackKind); 2] = [
+    ("scale", AttackKind::Scale),
+    ("noise", AttackKind::GaussianNoise),
+];
+
+impl AttackKind {
+    /// Every kind, in a fixed order (the order of `bcfl anomaly bench --attacks all`).
+    pub const ALL: [AttackKind; 7] = [
+        AttackKind::LabelFlip,
+        AttackKind::SignFlip,
+        AttackKind::Scale,
+        AttackKind::GaussianNoise,
+        AttackKind::FreeRider,
+        AttackKind::StaleRider,
+        AttackKind::SlowLink,
+    ];
+
+    /// The kind's name (kebab-case; see the module docs).
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::LabelFlip => "label-flip",
+            AttackKind::SignFlip => "sign-flip",
+            AttackKind::Scale => "scale-x10",
+            AttackKind::GaussianNoise => "gaussian-noise",
+            AttackKind::FreeRider => "free-rider",
+            AttackKind::StaleRider => "stale-rider",
+            AttackKind::SlowLink => "slow-link",
+        }
+    }
+
+    /// The error of a place (e.g. "a synthetic update") that cannot apply this kind.
+    pub fn unsupported(self, place: &'static str) -> AttackError {
+        AttackError::Unsupported { kind: self, place }
+    }
+
+    /// What applying this kind needs beyond an honest delta (for [`AttackError::Unsupported`]).
+    fn needs(self) -> &'static str {
+        match self {
+            AttackKind::LabelFlip => "it changes the labels the member trains on",
+            AttackKind::StaleRider => "it resends the previous round's change of the global model",
+            AttackKind::SlowLink => "it slows the member's network links",
+            AttackKind::SignFlip
+            | AttackKind::Scale
+            | AttackKind::GaussianNoise
+            | AttackKind::FreeRider => "it replaces the member's delta",
+        }
+    }
+}
+
+impl fmt::Display for AttackKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<AttackKind> for &'static str {
+    fn from(kind: AttackKind) -> Self {
+        kind.name()
+    }
+}
+
+impl FromStr for AttackKind {
+    type Err = AttackError;
+
+    fn from_str(text: &str) -> Result<Self, AttackError> {
+        let spelled = text.replace('_', "-");
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == spelled)
+            .or_else(|| {
+                ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == spelled)
+                    .map(|&(_, kind)| kind)
+            })
+            .ok_or_else(|| AttackError::Unknown(text.to_owned()))
+    }
+}
+
+impl TryFrom<String> for AttackKind {
+    type Error = AttackError;
+
+    fn try_from(text: String) -> Result<Self, AttackError> {
+        text.parse()
+    }
+}
+
+/// An attack that is unknown, or that a place cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttackError {
+    /// Not the name of any kind.
+    #[error(
+        "unknown attack {0:?} (one of label-flip, sign-flip, scale-x10, gaussian-noise, \
+         free-rider, stale-rider, slow-link; `_` for `-` is accepted)"
+    )]
+    Unknown(String),
+    /// A kind this place cannot apply.
+    #[error("attack {kind} cannot be applied to {place}: {}", kind.needs())]
+    Unsupported {
+        /// The kind.
+        kind: AttackKind,
+        /// The place, e.g. "a synthetic update".
+        place: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_back_in_both_spellings() {
+        for kind in AttackKind::ALL {
+            assert_eq!(kind.name().parse::<AttackKind>().unwrap(), kind);
+            assert_eq!(
+                kind.name().replace('-', "_").parse::<AttackKind>().unwrap(),
+                kind
+            );
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        let names: std::collections::BTreeSet<_> = AttackKind::ALL.map(AttackKind::name).into();
+        assert_eq!(names.len(), AttackKind::ALL.len());
+    }
+
+    /// Every spelling a command line accepted before the kinds were unified.
+    #[test]
+    fn older_spellings_still_parse() {
+        let known = [
+            ("sign-flip", AttackKind::SignFlip),
+            ("scale", AttackKind::Scale),
+            ("noise", AttackKind::GaussianNoise),
+            ("free-rider", AttackKind::FreeRider),
+            ("label_flip", AttackKind::LabelFlip),
+            ("sign_flip", AttackKind::SignFlip),
+            ("scale_x10", AttackKind::Scale),
+            ("gaussian_noise", AttackKind::GaussianNoise),
+            ("free_rider", AttackKind::FreeRider),
+            ("stale_rider", AttackKind::StaleRider),
+            ("slow_link", AttackKind::SlowLink),
+        ];
+        for (text, kind) in known {
+            assert_eq!(text.parse::<AttackKind>().unwrap(), kind, "{text}");
+        }
+        for bad in ["", "boost", "Sign-Flip", "sign flip", "scale-x"] {
+            assert_eq!(
+                bad.parse::<AttackKind>(),
+                Err(AttackError::Unknown(bad.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_name() {
+        let json = serde_json::to_string(&AttackKind::GaussianNoise).unwrap();
+        assert_eq!(json, "\"gaussian-noise\"");
+        for kind in AttackKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(serde_json::from_str::<AttackKind>(&json).unwrap(), kind);
+        }
+        assert_eq!(
+            serde_json::from_str::<AttackKind>("\"sign_flip\"").unwrap(),
+            AttackKind::SignFlip
+        );
+        assert!(serde_json::from_str::<AttackKind>("\"boost\"").is_err());
+    }
+
+    #[test]
+    fn unsupported_says_why() {
+        let e = AttackKind::LabelFlip.unsupported("a synthetic update");
+        assert_eq!(
+            e.to_string(),
+            "attack label-flip cannot be applied to a synthetic update: it changes the labels \
+             the member trains on"
+        );
+    }
+}
