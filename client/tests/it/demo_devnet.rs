@@ -6,8 +6,6 @@
 //! model under its on-chain hash; the accuracies are finite.
 #![cfg(feature = "train")]
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -15,7 +13,7 @@ use bcfl_client::ledger::rest::RestClient;
 use bcfl_client::ledger::state::{BcflReader, FamilyState};
 use bcfl_client::train::aggregate::{aggregate, Contribution, Rule};
 use bcfl_client::train::update::{sha256_hex, Encoding};
-use common::start_ledger;
+use bcfl_testkit::Ledger;
 use serde_json::Value;
 
 const CLASSES: [&[&str]; 3] = [
@@ -58,13 +56,13 @@ fn family_state(url: &str) -> FamilyState {
 #[test]
 fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = start_ledger(&dir.path().join("ledger"));
+    let ledger = Ledger::start(dir.path());
     let data = dir.path().join("data.csv");
     write_corpus(&data, 100);
     let work = dir.path().join("work");
     let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
         .env("OMP_NUM_THREADS", "1")
-        .args(["--json", "--url", &ledger.url, "demo", "--tiny"])
+        .args(["--json", "--url", ledger.url(), "demo", "--tiny"])
         .args(["--data", data.to_str().unwrap()])
         .args(["--work-dir", work.to_str().unwrap()])
         .args(["--members", "3", "--rounds", "2", "--local-epochs", "3"])
@@ -90,7 +88,7 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
     let attacker = key_of("member-3");
     assert_eq!(members[2]["attack"], "sign-flip");
 
-    let state = family_state(&ledger.url);
+    let state = family_state(ledger.url());
     assert_eq!(state.consortium.as_ref().unwrap().current_round, 2);
     let mut final_model = String::new();
     for round in 1..=2u64 {

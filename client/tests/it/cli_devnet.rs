@@ -1,24 +1,17 @@
 //! End to end: the `bcfl` CLI against a real `bcfl-devnet` ledger with the real `bcfl-tp`
 //! processor, both started as child processes on free loopback ports.
-//!
-//! The process helpers are in `common/mod.rs`.
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{start_ledger, Cli};
+use bcfl_testkit::{Cli, Ledger};
 use serde_json::Value;
 
 #[test]
 fn a_round_end_to_end_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = start_ledger(&dir.path().join("ledger"));
-    let cli = Cli {
-        url: ledger.url.clone(),
-        key_dir: dir.path().join("keys"),
-    };
+    let ledger = Ledger::start(dir.path());
+    let cli = Cli::new(ledger.url(), dir.path().join("keys"));
 
     for name in ["admin", "alice", "bob"] {
         cli.ok(name, &["keygen", name]);

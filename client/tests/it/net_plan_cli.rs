@@ -2,16 +2,14 @@
 //! and exclusion-aware routing on a real `bcfl-devnet` with `bcfl-tp`: round 1's verdict
 //! excludes a poisoned member, which `net plan --ledger --round 1` and `node distribute
 //! --round 1` (real `bcfl node serve` processes on loopback) then leave out of the routes.
-//!
-//! The ledger helpers are in `common/mod.rs`.
-
-mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{start_ledger, Cli, Killed};
+use bcfl_testkit::{ChildGuard, Cli, Ledger};
 use serde_json::{json, Value};
+
+use crate::poisoned_round::{commit_with_poisoned_m4, init_poison_consortium, POISON_NAMES};
 
 /// The graph of `bcfl_client::net`'s unit tests; from 1 with M = 6000 B, chunk 600 B,
 /// D_G = 1 s: 2 at 60 s, 3 direct at 100 s, 4 via 3 at 220 s (pipelined 130 s), 5 unreachable.
@@ -156,7 +154,7 @@ fn round_without_ledger_is_a_usage_error() {
 }
 
 /// `bcfl node serve` on a free loopback port; returns the process and its base URL.
-fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (Killed, String) {
+fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (ChildGuard, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_bcfl"));
     command
         .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
@@ -171,7 +169,7 @@ fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (Killed, Str
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let child = Killed(child);
+    let child = ChildGuard::new(child);
     let listening: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     let url = format!("http://{}", listening["listening"].as_str().unwrap());
     (child, url)
@@ -197,13 +195,9 @@ fn paths(report: &Value, list: &str) -> Vec<(String, Vec<String>)> {
 #[test]
 fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = start_ledger(&dir.path().join("ledger"));
-    let cli = Cli {
-        url: ledger.url.clone(),
-        key_dir: dir.path().join("keys"),
-    };
-    let names = common::POISON_NAMES;
-    common::init_poison_consortium(&cli);
+    let ledger = Ledger::start(dir.path());
+    let cli = Cli::new(ledger.url(), dir.path().join("keys"));
+    let names = POISON_NAMES;
     let global = dir.path().join("global.bin");
     std::fs::write(&global, vec![7u8; 300_000]).unwrap();
     let mut nodes = Vec::new();
@@ -212,9 +206,11 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
         let (node, url) = serve(&dir.path().join(format!("store-{name}")), add);
         nodes.push((name, node, url));
     }
-    for (name, _, url) in &nodes {
-        common::register_member(&cli, name, url);
-    }
+    // The members register at their nodes' URLs.
+    init_poison_consortium(&cli, |member| {
+        let (_, _, url) = nodes.iter().find(|(name, _, _)| **name == member).unwrap();
+        url.clone()
+    });
     // m4 is the fastest relay: 100 MB/s to and from everyone, while the direct links are
     // 1 MB/s.
     for name in &names[1..] {
@@ -234,7 +230,7 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
     }
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
     // m4 scales its update x10 and flips its sign: the processor excludes it.
-    common::commit_with_poisoned_m4(&cli, dir.path(), &names[1..]);
+    commit_with_poisoned_m4(&cli, dir.path(), &names[1..]);
     cli.ok("m0", &["round", "evaluate"]);
     let key = |name: &str| cli.public_key(name);
     let (m0, m4) = (key("m0"), key("m4"));

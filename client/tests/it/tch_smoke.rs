@@ -8,7 +8,7 @@
 #![cfg(feature = "train")]
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -20,14 +20,10 @@ const SAMPLES: i64 = 256;
 const STEPS: usize = 60;
 
 /// libtorch's default generator is process-global: tests that seed it run one at a time, so
-/// that each sees the numbers its seed gives.
+/// that each sees the numbers its seed gives. The lock is the library's, which the other
+/// libtorch tests of this binary (`train_engine`, `train_minilm`) take too.
 fn seeded(seed: i64) -> MutexGuard<'static, ()> {
-    static GENERATOR: Mutex<()> = Mutex::new(());
-    let guard = GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::manual_seed(seed);
-    guard
+    bcfl_client::train::seeded(u64::try_from(seed).expect("a non-negative seed"))
 }
 
 /// A two-layer MLP whose variables are named `fc1.*` and `fc2.*`.

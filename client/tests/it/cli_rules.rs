@@ -11,10 +11,8 @@
 //! violations that do not change state run concurrently, group by group. `cli_devnet.rs` covers
 //! the successful path through the CLI.
 
-mod common;
-
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use bcfl_client::ledger::family::BcflTransaction;
@@ -22,25 +20,20 @@ use bcfl_client::ledger::keys::{write_key_pair, PrivateKey, Signer};
 use bcfl_client::ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
 use bcfl_client::ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
 use bcfl_protos::bcfl as pb;
-use common::start_ledger;
+use bcfl_testkit::Ledger;
 
 struct Cli {
     url: String,
     dir: PathBuf,
+    /// `bcfl` with the keys in `dir/keys`.
+    bcfl: bcfl_testkit::Cli,
 }
 
 impl Cli {
     /// Runs `bcfl --key KEY ARGS...`, `args` split at whitespace.
     fn run(&self, key: &str, args: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bcfl"))
-            .env("BCFL_URL", &self.url)
-            .env_remove("BCFL_KEY")
-            .arg("--key-dir")
-            .arg(self.dir.join("keys"))
-            .args(["--key", key])
-            .args(args.split_whitespace())
-            .output()
-            .expect("running bcfl")
+        let args: Vec<&str> = args.split_whitespace().collect();
+        self.bcfl.run(key, &args)
     }
 
     fn ok(&self, key: &str, args: &str) {
@@ -155,11 +148,12 @@ fn raw_batch(signer: &Signer, payload: Vec<u8>) -> BatchList {
 #[test]
 fn every_processor_rule_is_reported_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = start_ledger(&dir.path().join("ledger"));
-    let url = ledger.url.clone();
+    let ledger = Ledger::start(dir.path());
+    let url = ledger.url().to_owned();
     let cli = Cli {
         url: url.clone(),
         dir: dir.path().to_owned(),
+        bcfl: bcfl_testkit::Cli::new(&url, dir.path().join("keys")),
     };
     let [_, alice, bob, carol, dave, eve] =
         ["admin", "alice", "bob", "carol", "dave", "eve"].map(|n| cli.keygen(n));

@@ -4,30 +4,22 @@
 //! and matches it, and `bcfl anomaly` finds the same member from a features file without a ledger.
 //! In round 2 the same member commits an update that alone looks honest; its on-chain sketch
 //! history still gives it away, and the audit replays that history and agrees.
-//!
-//! The process helpers are in `common/mod.rs`.
 
-mod common;
+use bcfl_testkit::{Cli, Ledger};
 
-use common::{start_ledger, Cli};
+use crate::poisoned_round::{commit_with_poisoned_m4, init_poison_consortium, POISON_NAMES};
 
 #[test]
 fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = start_ledger(&dir.path().join("ledger"));
-    let cli = Cli {
-        url: ledger.url.clone(),
-        key_dir: dir.path().join("keys"),
-    };
-    let names = common::POISON_NAMES;
-    common::init_poison_consortium(&cli);
-    for name in &names[1..] {
-        common::register_member(&cli, name, "http://127.0.0.1:9");
-    }
+    let ledger = Ledger::start(dir.path());
+    let cli = Cli::new(ledger.url(), dir.path().join("keys"));
+    let names = POISON_NAMES;
+    init_poison_consortium(&cli, |_| "http://127.0.0.1:9".to_owned());
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
     let files = dir.path();
     // m4 scales its update x10 and flips its sign: the processor excludes it.
-    common::commit_with_poisoned_m4(&cli, files, &names[1..]);
+    commit_with_poisoned_m4(&cli, files, &names[1..]);
     let m2 = cli.public_key("m2");
     cli.ok(
         "m1",

@@ -1,0 +1,24 @@
+//! Integration tests of `bcfl-client`, in one test binary (one module per subject).
+//!
+//! The end-to-end tests run the `bcfl` binary against a real `bcfl-devnet` ledger with the real
+//! `bcfl-tp` processor, started as child processes on free loopback ports by `bcfl-testkit`
+//! (which builds the other packages' binaries when they are missing). The modules behind the
+//! `train` feature need libtorch:
+//!
+//! ```text
+//! cargo test -p bcfl-client --features train --test it             # all
+//! cargo test -p bcfl-client --features train --test it cli_rules    # one module
+//! ```
+
+mod anomaly_cli;
+mod cli_devnet;
+mod cli_pipe;
+mod cli_rules;
+mod demo_devnet;
+mod ledgers_agree;
+mod net_plan_cli;
+mod node_rounds;
+mod poisoned_round;
+mod tch_smoke;
+mod train_engine;
+mod train_minilm;
