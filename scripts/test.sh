@@ -2,7 +2,7 @@
 # The test command: installs what is missing (scripts/setup.sh, the Sawtooth Python kit), builds
 # the workspace binaries the integration tests start, then runs every test of the workspace with
 # every feature on (libtorch included). Extra arguments go to `cargo test`, e.g.
-#   scripts/test.sh -p bcfl-tests --test python_compat -- --nocapture
+#   scripts/test.sh -p bcfl-tests --test it python_compat -- --nocapture
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
