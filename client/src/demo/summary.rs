@@ -1,0 +1,579 @@
+//! What a demo run reports, built from the ledger (commitments, verdicts, aggregates, links)
+//! and the nodes' report files (times, bytes, peak memory, test scores): a table per round as
+//! it closes, and at the end `report.json`, `report.md` and the figures in the work folder.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
+use bcfl_processor::limits::LINK_SAMPLES_KEPT;
+use bcfl_protos::bcfl as pb;
+use serde::Serialize;
+
+use crate::figures::{self, GraphEdge, GraphFigure, GraphNode, RoundSeries};
+use crate::ledger::state::FamilyState;
+use crate::round::report::NodeEvent;
+use crate::train::split::DataPlan;
+
+/// A member as the report names it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberInfo {
+    /// Display name (also its key name in `WORK/keys`).
+    pub name: String,
+    /// Public key.
+    pub key: String,
+    /// Its blob server.
+    pub endpoint: String,
+    /// Training examples in its shard.
+    pub shard: usize,
+    /// The attack it runs, if any.
+    pub attack: Option<String>,
+    /// Its process's peak resident memory, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// One member in one round.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberRound {
+    /// Name.
+    pub member: String,
+    /// The attack it ran.
+    pub attack: Option<String>,
+    /// Whether it committed to the round.
+    pub committed: bool,
+    /// Training examples.
+    pub samples: u64,
+    /// Mean training loss of its last local epoch (committed).
+    pub loss: f64,
+    /// L2 norm of the change it proposed (committed).
+    pub norm: f64,
+    /// The round whose global model it trained from (buffered rounds: maybe an earlier one).
+    pub base_round: u64,
+    /// Seconds of local training.
+    pub train_s: f64,
+    /// The on-chain verdict: accepted.
+    pub accepted: bool,
+    /// The methods that flagged it.
+    pub flagged_by: Vec<String>,
+    /// Whether it holds the round's global model, checked against the chain.
+    pub holds_global: bool,
+}
+
+/// Seconds spent in each phase of a round (the slowest node's, where several nodes work).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Local training (members in parallel: the slowest).
+    pub train_s: f64,
+    /// Bandwidth probes and their reports (the slowest member).
+    pub probe_s: f64,
+    /// Commits (the slowest member).
+    pub commit_s: f64,
+    /// EvaluateRound.
+    pub evaluate_s: f64,
+    /// Fetching the accepted updates.
+    pub fetch_s: f64,
+    /// Aggregation and CommitAggregate.
+    pub aggregate_s: f64,
+    /// Distribution and CloseRound.
+    pub distribute_s: f64,
+    /// From the first node's first step of the round to the last member holding its global
+    /// model.
+    pub round_s: f64,
+    /// `round_s - train_s`: what the protocol costs beyond local training.
+    pub overhead_s: f64,
+}
+
+/// One round.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    /// Round number.
+    pub round: u64,
+    /// `serverless` or `server`, `synchronous` or `buffered-async`.
+    pub mode: String,
+    /// The aggregator's name.
+    pub aggregator: String,
+    /// SHA-256 of the parent model.
+    pub parent_sha256: String,
+    /// Every member's part, in member order.
+    pub members: Vec<MemberRound>,
+    /// Names of the members the verdict excluded.
+    pub excluded: Vec<String>,
+    /// SHA-256 of the global model (None: the round was abandoned).
+    pub aggregate_sha256: Option<String>,
+    /// Size of the global model, bytes.
+    pub aggregate_bytes: u64,
+    /// Test accuracy of the global model (the parent's again after an abandoned round).
+    pub accuracy: Option<f64>,
+    /// Test macro-F1.
+    pub macro_f1: Option<f64>,
+    /// Seconds per phase.
+    pub timings: Timings,
+    /// Bytes moved between members (probes, updates, the global model).
+    pub bytes_moved: u64,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct DemoReport {
+    /// The ledger's REST API.
+    pub ledger: String,
+    /// The work folder (keys, shards, model package, node configs, stores, logs, reports).
+    pub work_dir: String,
+    /// The model members fine-tune.
+    pub model: String,
+    /// SHA-256 of the base weights.
+    pub base_model_sha256: String,
+    /// SHA-256 of the initial adapters and head (round 1's parent).
+    pub initial_sha256: String,
+    /// Aggregation rule.
+    pub rule: String,
+    /// Anomaly methods.
+    pub anomaly: Vec<String>,
+    /// Topology and synchrony.
+    pub mode: String,
+    /// The data used.
+    pub data: DataPlan,
+    /// The members.
+    pub members: Vec<MemberInfo>,
+    /// The initial model's test accuracy.
+    pub initial_accuracy: Option<f64>,
+    /// The rounds.
+    pub rounds: Vec<RoundReport>,
+    /// Wall-clock seconds of the whole run, set-up included.
+    pub seconds: f64,
+    /// Seconds of the rounds (first round's start to the last round's end).
+    pub rounds_seconds: f64,
+    /// The coordinator process's peak resident memory, bytes (from its log: 0 if unknown).
+    pub files: Vec<PathBuf>,
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+fn method_name(method: pb::AnomalyMethod) -> &'static str {
+    match method {
+        pb::AnomalyMethod::PAGERANK => "pagerank",
+        pb::AnomalyMethod::DBSCAN => "dbscan",
+        pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
+        pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
+    }
+}
+
+/// The methods that flagged each member.
+pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for method in &verdict.methods {
+        for score in method.scores.iter().filter(|s| s.flagged) {
+            out.entry(score.member.clone())
+                .or_default()
+                .push(method_name(method.method).to_owned());
+        }
+    }
+    out
+}
+
+/// Round `round` from the ledger state and every node's events.
+pub fn round_report(
+    state: &FamilyState,
+    round: u64,
+    members: &[MemberInfo],
+    events: &[NodeEvent],
+) -> Option<RoundReport> {
+    let r = state.rounds.get(&round)?;
+    let name_of = |key: &str| {
+        members
+            .iter()
+            .find(|m| m.key == key)
+            .map_or_else(|| short(key).to_owned(), |m| m.name.clone())
+    };
+    let verdict = state.verdicts.get(&round);
+    let flagged = verdict.map(flags).unwrap_or_default();
+    let aggregate = state.aggregates.get(&round);
+    let in_round: Vec<&NodeEvent> = events.iter().filter(|e| e.round == round).collect();
+    let phase_max = |phase: &str| {
+        in_round
+            .iter()
+            .filter(|e| e.phase == phase)
+            .map(|e| e.seconds)
+            .fold(0.0, f64::max)
+    };
+    let rows = members
+        .iter()
+        .map(|m| {
+            let commitment = state.commitments.get(&(round, m.key.clone()));
+            MemberRound {
+                member: m.name.clone(),
+                attack: m.attack.clone(),
+                committed: commitment.is_some(),
+                samples: commitment.map_or(0, |c| c.num_samples),
+                loss: commitment.map_or(0.0, |c| c.loss_micro as f64 / 1e6),
+                norm: commitment.map_or(0.0, |c| c.norm_micro as f64 / 1e6),
+                base_round: commitment.map_or(round, |c| {
+                    if c.base_round == 0 {
+                        round
+                    } else {
+                        c.base_round
+                    }
+                }),
+                train_s: in_round
+                    .iter()
+                    .filter(|e| e.key == m.key && e.phase == "train")
+                    .map(|e| e.seconds)
+                    .sum(),
+                accepted: verdict.is_some_and(|v| v.accepted.contains(&m.key)),
+                flagged_by: flagged.get(&m.key).cloned().unwrap_or_default(),
+                holds_global: in_round
+                    .iter()
+                    .any(|e| e.key == m.key && e.phase == "global"),
+            }
+        })
+        .collect();
+    let scored = in_round
+        .iter()
+        .find(|e| e.phase == "global" && e.accuracy.is_some());
+    let start = in_round
+        .iter()
+        .map(|e| e.unix_ms as f64 - e.seconds * 1e3)
+        .fold(f64::INFINITY, f64::min);
+    let end = in_round
+        .iter()
+        .map(|e| e.unix_ms as f64)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let round_s = if end > start { (end - start) / 1e3 } else { 0.0 };
+    let train_s = phase_max("train");
+    let mode = format!(
+        "{}/{}",
+        if r.mode == pb::RoundMode::SERVER {
+            "server"
+        } else {
+            "serverless"
+        },
+        if r.sync == pb::RoundSync::BUFFERED_ASYNC {
+            "buffered-async"
+        } else {
+            "synchronous"
+        }
+    );
+    Some(RoundReport {
+        round,
+        mode,
+        aggregator: name_of(&r.aggregator),
+        parent_sha256: r.parent_model_sha256.clone(),
+        members: rows,
+        excluded: verdict
+            .map(|v| v.excluded.iter().map(|k| name_of(k)).collect())
+            .unwrap_or_default(),
+        aggregate_sha256: aggregate.map(|a| a.model_sha256.clone()),
+        aggregate_bytes: aggregate.map_or(0, |a| a.size_bytes),
+        accuracy: scored.and_then(|e| e.accuracy),
+        macro_f1: scored.and_then(|e| e.macro_f1),
+        timings: Timings {
+            train_s,
+            probe_s: phase_max("probe"),
+            commit_s: phase_max("commit"),
+            evaluate_s: phase_max("evaluate"),
+            fetch_s: phase_max("fetch"),
+            aggregate_s: phase_max("aggregate"),
+            distribute_s: phase_max("distribute"),
+            round_s,
+            overhead_s: (round_s - train_s).max(0.0),
+        },
+        bytes_moved: in_round.iter().map(|e| e.bytes).sum(),
+    })
+}
+
+impl RoundReport {
+    /// The round as text: a member table, then the aggregate, times and accuracy.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "round {} ({}): aggregator {}, parent model {}",
+            self.round,
+            self.mode,
+            self.aggregator,
+            short(&self.parent_sha256)
+        );
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>7} {:>8} {:>9} {:>5} {:>8} {:<26} {:<6}",
+            "member", "samples", "loss", "norm", "base", "train s", "verdict", "global"
+        );
+        for m in &self.members {
+            let name = match &m.attack {
+                Some(kind) => format!("{} [{kind}]", m.member),
+                None => m.member.clone(),
+            };
+            let verdict = if !m.committed {
+                "no commitment".to_owned()
+            } else if m.accepted {
+                "accepted".to_owned()
+            } else if m.flagged_by.is_empty() {
+                "not evaluated".to_owned()
+            } else {
+                format!("EXCLUDED ({})", m.flagged_by.join(","))
+            };
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>7} {:>8.4} {:>9.4} {:>5} {:>8.2} {:<26} {:<6}",
+                name,
+                m.samples,
+                m.loss,
+                m.norm,
+                m.base_round,
+                m.train_s,
+                verdict,
+                if m.holds_global { "held" } else { "-" }
+            );
+        }
+        match &self.aggregate_sha256 {
+            Some(sha) => {
+                let _ = writeln!(
+                    out,
+                    "  global model {} ({} bytes), checked by {} of {} members",
+                    short(sha),
+                    self.aggregate_bytes,
+                    self.members.iter().filter(|m| m.holds_global).count(),
+                    self.members.len()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "  ABANDONED: no global model this round");
+            }
+        }
+        let t = &self.timings;
+        let _ = writeln!(
+            out,
+            "  seconds: round {:.2} = train {:.2} + overhead {:.2} (probe {:.2}, commit {:.2}, evaluate {:.2}, fetch {:.2}, aggregate {:.2}, distribute {:.2}); {:.2} MB moved",
+            t.round_s, t.train_s, t.overhead_s, t.probe_s, t.commit_s, t.evaluate_s, t.fetch_s, t.aggregate_s, t.distribute_s,
+            self.bytes_moved as f64 / 1e6
+        );
+        if let Some(accuracy) = self.accuracy {
+            let _ = writeln!(
+                out,
+                "  test accuracy {:.4}, macro-F1 {:.4}",
+                accuracy,
+                self.macro_f1.unwrap_or(f64::NAN)
+            );
+        }
+        out
+    }
+}
+
+impl DemoReport {
+    /// The set-up as text.
+    pub fn render_heading(&self) -> String {
+        let mut out = String::new();
+        let d = &self.data;
+        let _ = writeln!(out, "bcfl demo: ledger {}, {}", self.ledger, self.mode);
+        let _ = writeln!(
+            out,
+            "  model {} (base {}, initial {})",
+            self.model,
+            short(&self.base_model_sha256),
+            short(&self.initial_sha256)
+        );
+        let _ = writeln!(
+            out,
+            "  data: {} of {} training and {} of {} test examples{} ({} classes, {} test texts in training)",
+            d.train_used,
+            d.train_available,
+            d.test_used,
+            d.test_available,
+            if d.subset { ", a SUBSET of the data" } else { "" },
+            d.labels.len(),
+            d.leaked
+        );
+        let _ = writeln!(
+            out,
+            "  rule {}, anomaly methods {}",
+            self.rule,
+            self.anomaly.join(",")
+        );
+        for m in &self.members {
+            let _ = writeln!(
+                out,
+                "  {:<10} {} {} shard {:>4}{}",
+                m.name,
+                short(&m.key),
+                m.endpoint,
+                m.shard,
+                m.attack
+                    .as_ref()
+                    .map(|a| format!("  ATTACKER: {a}"))
+                    .unwrap_or_default()
+            );
+        }
+        out
+    }
+
+    /// One line: accuracy per round and the time.
+    pub fn render_summary(&self) -> String {
+        let mut out = String::from("summary: test accuracy");
+        if let Some(a) = self.initial_accuracy {
+            let _ = write!(out, " start {a:.4}");
+        }
+        for r in &self.rounds {
+            match r.accuracy {
+                Some(a) => {
+                    let _ = write!(out, ", round {} {a:.4}", r.round);
+                }
+                None => {
+                    let _ = write!(out, ", round {} -", r.round);
+                }
+            }
+            if !r.excluded.is_empty() {
+                let _ = write!(out, " (excluded {})", r.excluded.join(","));
+            }
+        }
+        let train: f64 = self.rounds.iter().map(|r| r.timings.train_s).sum();
+        let total: f64 = self.rounds.iter().map(|r| r.timings.round_s).sum();
+        let _ = write!(
+            out,
+            "; rounds {:.1} s (training {:.1} s, overhead {:.1} %); {:.1} s in all; report in {}",
+            self.rounds_seconds,
+            train,
+            if total > 0.0 { 100.0 * (total - train) / total } else { 0.0 },
+            self.seconds,
+            self.work_dir
+        );
+        out
+    }
+
+    /// `report.md`: the set-up, each round's table, per-node memory and the figures.
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::from("# bcfl demo report\n\n```text\n");
+        out.push_str(&self.render_heading());
+        out.push_str("```\n\n## Rounds\n\n```text\n");
+        for r in &self.rounds {
+            out.push_str(&r.render());
+            out.push('\n');
+        }
+        out.push_str("```\n\n");
+        out.push_str("| round | mode | aggregator | excluded | accuracy | round s | train s | overhead s | MB moved |\n");
+        out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+        for r in &self.rounds {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                r.round,
+                r.mode,
+                r.aggregator,
+                if r.excluded.is_empty() { "-".to_owned() } else { r.excluded.join(", ") },
+                r.accuracy.map_or("-".to_owned(), |a| format!("{a:.4}")),
+                r.timings.round_s,
+                r.timings.train_s,
+                r.timings.overhead_s,
+                r.bytes_moved as f64 / 1e6
+            );
+        }
+        out.push_str("\n## Nodes\n\n| node | shard | peak memory (MB) |\n| --- | --- | --- |\n");
+        for m in &self.members {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} |",
+                m.name,
+                m.shard,
+                m.peak_rss_bytes as f64 / 1e6
+            );
+        }
+        out.push_str("\n## Figures\n\n");
+        for file in &self.files {
+            if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+                if name.ends_with(".svg") {
+                    let _ = writeln!(out, "![{name}]({name})\n");
+                }
+            }
+        }
+        let _ = writeln!(out, "{}", self.render_summary());
+        out
+    }
+
+    /// The figures' data: one series per round.
+    pub fn series(&self) -> Vec<RoundSeries> {
+        self.rounds
+            .iter()
+            .map(|r| RoundSeries {
+                round: r.round,
+                accuracy: r.accuracy,
+                phases: vec![
+                    ("train".into(), r.timings.train_s),
+                    ("probe".into(), r.timings.probe_s),
+                    ("commit".into(), r.timings.commit_s),
+                    ("evaluate".into(), r.timings.evaluate_s),
+                    ("fetch".into(), r.timings.fetch_s),
+                    ("aggregate".into(), r.timings.aggregate_s),
+                    ("distribute".into(), r.timings.distribute_s),
+                ],
+                bytes_moved: r.bytes_moved,
+            })
+            .collect()
+    }
+
+    /// Writes `report.json`, `report.md` and the figures into `dir`.
+    pub fn write(&mut self, dir: &Path, state: &FamilyState) -> anyhow::Result<()> {
+        let graph = graph_figure(state, &self.members);
+        self.files = figures::write_all(dir, &self.series(), self.initial_accuracy, graph.as_ref())?;
+        self.files.push(dir.join("report.json"));
+        self.files.push(dir.join("report.md"));
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)? + "\n")?;
+        std::fs::write(dir.join("report.md"), self.render_markdown())?;
+        Ok(())
+    }
+}
+
+/// The measured bandwidth graph with the last round's routing tree (from its aggregator, the
+/// excluded members removed) and the excluded members marked.
+pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<GraphFigure> {
+    let (&round, r) = state.rounds.last_key_value()?;
+    let excluded: BTreeSet<String> = state
+        .verdicts
+        .get(&round)
+        .map(|v| v.excluded.iter().cloned().collect())
+        .unwrap_or_default();
+    let measured = BandwidthGraph::from_ledger_links(state.links.values(), LINK_SAMPLES_KEPT).ok()?;
+    let kept: Vec<&String> = excluded.iter().filter(|k| measured.contains(k) && **k != r.aggregator).collect();
+    let routing = measured.without_nodes(&kept).ok()?;
+    let mut tree_edges: BTreeSet<(String, String)> = BTreeSet::new();
+    if routing.contains(&r.aggregator) {
+        let model = TransferModel::new(1_048_576.0, 65_536.0).ok()?;
+        if let Ok(tree) = routing.route(&r.aggregator, Routing::Shortest, &model) {
+            for m in members {
+                if let Some(path) = tree.path(&m.key) {
+                    for pair in path.windows(2) {
+                        tree_edges.insert((pair[0].as_str().to_owned(), pair[1].as_str().to_owned()));
+                    }
+                }
+            }
+        }
+    }
+    let nodes = members
+        .iter()
+        .map(|m| GraphNode {
+            id: m.key.clone(),
+            label: m.name.clone(),
+            aggregator: m.key == r.aggregator,
+            excluded: excluded.contains(&m.key),
+        })
+        .collect();
+    let edges = state
+        .links
+        .values()
+        .filter_map(|l| {
+            let bps = measured.bandwidth(&l.from, &l.to)?;
+            Some(GraphEdge {
+                from: l.from.clone(),
+                to: l.to.clone(),
+                bytes_per_sec: bps,
+                in_tree: tree_edges.contains(&(l.from.clone(), l.to.clone())),
+            })
+        })
+        .collect();
+    Some(GraphFigure {
+        title: format!("measured links; round {round}'s routing tree from its aggregator"),
+        nodes,
+        edges,
+    })
+}
