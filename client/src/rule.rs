@@ -3,7 +3,7 @@
 //!
 //! A [`Rule`] is written three ways:
 //!
-//! | rule | command line ([`FromStr`], [`Display`]) | on chain ([`Rule::from_params`], [`Rule::write_params`]) | JSON (serde) |
+//! | rule | command line ([`FromStr`], [`Display`](fmt::Display)) | on chain ([`Rule::from_params`], [`Rule::write_params`]) | JSON (serde) |
 //! | --- | --- | --- | --- |
 //! | [`Rule::FedAvg`] | `fedavg` | `FEDAVG` | `{"rule":"fed-avg"}` |
 //! | [`Rule::Median`] | `median` | `MEDIAN` | `{"rule":"median"}` |

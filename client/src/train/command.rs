@@ -273,8 +273,9 @@ pub struct SimulateArgs {
     /// Smallest shard.
     #[arg(long, default_value_t = 16)]
     min_shard: usize,
-    /// Rule: fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]] (--trim,
-    /// --krum-f and --krum-k give what RULE leaves out).
+    /// Rule: fedavg, median, trimmed-mean or trimmed-mean:TRIM, krum or krum:F, multi-krum,
+    /// multi-krum:F or multi-krum:F:K (--trim, --krum-f and --krum-k give what RULE leaves
+    /// out).
     #[arg(long, value_name = "RULE", default_value = "fedavg")]
     rule: String,
     /// Trimmed-mean fraction per end.

@@ -81,8 +81,9 @@ pub(crate) struct InitArgs {
     /// Commitments needed before a round can be evaluated (<= --min-participants).
     #[arg(long, default_value_t = 1)]
     quorum: u32,
-    /// Aggregation rule: fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]]
-    /// (--trim, --krum-byzantine and --krum-select give what RULE leaves out).
+    /// Aggregation rule: fedavg, median, trimmed-mean or trimmed-mean:TRIM, krum or krum:F,
+    /// multi-krum, multi-krum:F or multi-krum:F:K (--trim, --krum-byzantine and --krum-select
+    /// give what RULE leaves out).
     #[arg(long, value_name = "RULE", default_value = "fedavg")]
     rule: String,
     /// TRIMMED_MEAN: fraction trimmed at each end (e.g. 0.1) [default: 0.1].
