@@ -12,6 +12,8 @@
 //!   update blobs and their aggregation.
 //! - `demo` (feature `train`): `bcfl demo`, a federated run of N members through a ledger in
 //!   one process.
+//! - [`round`]: the federated round written once: coordinator, member and aggregator roles
+//!   driven by ledger state over a `Ledger` (REST or in-memory), and `bcfl node run`.
 //! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.
@@ -33,6 +35,7 @@ pub use bcfl_processor::fixed;
 pub mod json;
 pub mod ledger;
 pub mod net;
+pub mod round;
 pub mod rule;
 #[cfg(feature = "train")]
 pub mod train;

@@ -95,6 +95,10 @@ enum Command {
     #[cfg(feature = "train")]
     #[command(subcommand)]
     Fl(bcfl_client::train::command::FlCommand),
+    /// The consortium's model package.
+    #[cfg(feature = "train")]
+    #[command(subcommand)]
+    Model(bcfl_client::round::model::ModelCommand),
     /// A complete federated fine-tuning run of N members through the ledger, in one process.
     #[cfg(feature = "train")]
     Demo(Box<bcfl_client::demo::DemoArgs>),
@@ -134,7 +138,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bcfl_client::train::command::run_eval(&args, ctx.json()).map(|()| ExitCode::SUCCESS)
         }
         #[cfg(feature = "train")]
-        Command::Fl(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
+        Command::Fl(cmd) => cmd.run(ctx.json()).await.map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "train")]
+        Command::Model(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "train")]
         Command::Demo(args) => {
             bcfl_client::demo::command(&args, ctx.client()?.base_url(), ctx.json())

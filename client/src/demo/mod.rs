@@ -22,7 +22,6 @@
 
 pub mod attack;
 pub mod processes;
-pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,9 +33,7 @@ use clap::{Args, ValueEnum};
 
 use self::attack::AttackSpec;
 use self::processes::{free_port, NodeProcess};
-use self::summary::{round_report, DemoReport, MemberInfo, RoundReport};
 use crate::ledger::keys::{write_key_pair, PrivateKey, Signer};
-use crate::ledger::state::FamilyState;
 use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
 use crate::round::ledger::Ledger;
 use crate::round::model::ModelPackage;
@@ -45,6 +42,7 @@ use crate::round::node::{
 };
 use crate::round::report::{NodeEvent, Report};
 use crate::round::rest::RestLedger;
+use crate::round::summary::{round_done, round_report, DemoReport, MemberInfo, RoundReport};
 use crate::rule::Rule;
 use crate::train::command::DataArgs;
 use crate::train::data_command::{member_file, run_split, PartitionArg, SplitArgs};
@@ -84,8 +82,8 @@ pub struct DemoArgs {
     /// Dirichlet concentration (--partition dirichlet).
     #[arg(long, default_value_t = 0.5)]
     pub alpha: f64,
-    /// Aggregation rule (fedavg, median, trimmed-mean[:TRIM], krum[:F], multi-krum[:F[:K]];
-    /// Multi-Krum's K defaults to members - 1).
+    /// Aggregation rule: fedavg, median, trimmed-mean or trimmed-mean:TRIM, krum or krum:F,
+    /// multi-krum, multi-krum:F or multi-krum:F:K (K defaults to members - 1).
     #[arg(long, default_value = "fedavg")]
     pub rule: Rule,
     /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider; the
@@ -93,7 +91,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "KIND:COUNT")]
     pub attack: Option<AttackSpec>,
     /// Anomaly methods the processor runs at EvaluateRound.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "zscore,dbscan")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "zscore,dbscan"
+    )]
     pub anomaly: Vec<MethodArg>,
     /// Members flagged by at least this many methods are excluded.
     #[arg(long, default_value_t = 1)]
@@ -194,8 +197,8 @@ impl DemoArgs {
     fn params(&self, package: &ModelPackage) -> anyhow::Result<pb::ConsortiumParams> {
         let n = self.members as u32;
         let mut params = pb::ConsortiumParams {
-            min_participants: n.min(2),
-            commit_quorum: (n / 2 + 1).min(n),
+            min_participants: n / 2 + 1,
+            commit_quorum: n / 2 + 1,
             model_id: package.description.clone(),
             base_model_sha256: package.base_sha256.clone(),
             sketch_length: crate::train::sketch::DEFAULT_LENGTH as u32,
@@ -256,6 +259,9 @@ fn parse_slow(text: &str) -> anyhow::Result<(String, f64)> {
     Ok((name.to_owned(), factor))
 }
 
+/// How long members may take to hold the last global model after the coordinator finished.
+const MEMBER_GRACE: Duration = Duration::from_secs(60);
+
 /// What [`run`] shows while it runs.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
@@ -301,8 +307,12 @@ pub async fn run(
     // Keys, shards, the model package.
     let keys = work.join("keys");
     let admin_key = PrivateKey::random();
-    write_key_pair(&keys, "admin", &admin_key, false)
-        .with_context(|| format!("writing the admin key in {} (use a fresh --work-dir)", keys.display()))?;
+    write_key_pair(&keys, "admin", &admin_key, false).with_context(|| {
+        format!(
+            "writing the admin key in {} (use a fresh --work-dir)",
+            keys.display()
+        )
+    })?;
     let admin = Signer::new(admin_key);
     let shards = work.join("shards");
     let manifest = run_split(&SplitArgs {
@@ -355,7 +365,11 @@ pub async fn run(
         ..Default::default()
     });
     ledger.submit(&admin, init, "InitConsortium").await?;
-    let slow: Vec<(String, f64)> = args.slow.iter().map(|s| parse_slow(s)).collect::<anyhow::Result<_>>()?;
+    let slow: Vec<(String, f64)> = args
+        .slow
+        .iter()
+        .map(|s| parse_slow(s))
+        .collect::<anyhow::Result<_>>()?;
     let attackers = args.attack.map_or(0, |a| a.count);
     let nodes = work.join("nodes");
     std::fs::create_dir_all(&nodes)?;
@@ -377,7 +391,9 @@ pub async fn run(
         ledger
             .submit(&admin, register, &format!("RegisterMember {name}"))
             .await?;
-        let attack = (i > args.members - attackers).then(|| args.attack.map(|a| a.kind.to_string())).flatten();
+        let attack = (i > args.members - attackers)
+            .then(|| args.attack.map(|a| a.kind.to_string()))
+            .flatten();
         let report = nodes.join(format!("{name}.jsonl"));
         let section = MemberSection {
             name: name.clone(),
@@ -400,7 +416,10 @@ pub async fn run(
                 ..ProbeSection::default()
             },
             attack: attack.clone(),
-            slowdown: slow.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, f)| *f),
+            slowdown: slow
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |(_, f)| *f),
         };
         let config = NodeConfig {
             ledger: vec![url.to_owned()],
@@ -459,8 +478,12 @@ pub async fn run(
             .collect(),
         mode: format!(
             "{}, {}",
-            args.topology.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned()),
-            args.synchrony.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+            args.topology
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+            args.synchrony
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned())
         ),
         data: manifest.plan.clone(),
         members: planned.iter().map(|p| p.info.clone()).collect(),
@@ -514,6 +537,8 @@ pub async fn run(
     // Watch the rounds close.
     let rounds_started = Instant::now();
     let mut next = 1;
+    // Once the coordinator is done, members get this long to hold the last global model.
+    let mut grace: Option<Instant> = None;
     let state = loop {
         let state = ledger.state().await?;
         let events = read_events(&planned);
@@ -523,7 +548,8 @@ pub async fn run(
                 .find(|e| e.round == 0 && e.phase == "global")
                 .and_then(|e| e.accuracy);
         }
-        while next <= args.rounds && round_done(&state, next, &planned, &events) {
+        let late = grace.is_some_and(|g| g.elapsed() > MEMBER_GRACE);
+        while next <= args.rounds && (round_done(&state, next, &events) || late) {
             if let Some(r) = round_report(&state, next, &report.members, &events) {
                 progress(Progress::Round(&r));
                 report.rounds.push(r);
@@ -539,11 +565,19 @@ pub async fn run(
                     p.log.display(),
                     p.log_tail(20)
                 ),
+                Some(_) if p.name == "coordinator" && grace.is_none() => {
+                    grace = Some(Instant::now())
+                }
                 Some(_) => {}
                 None => all_exited = false,
             }
         }
-        if next > args.rounds && all_exited {
+        if next > args.rounds && (all_exited || late) {
+            if !all_exited {
+                tracing::warn!(
+                    "some members did not hold the last global model in time; stopping them"
+                );
+            }
             break state;
         }
         tokio::select! {
@@ -576,32 +610,13 @@ fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
         .collect()
 }
 
-/// Round `round` is over for the report: CLOSED, and its global model (if any) held by every
-/// member that is still following (the ones that committed).
-fn round_done(state: &FamilyState, round: u64, planned: &[Planned], events: &[NodeEvent]) -> bool {
-    let Some(r) = state.rounds.get(&round) else {
-        return false;
-    };
-    if r.phase != pb::RoundPhase::CLOSED {
-        return false;
-    }
-    if !state.aggregates.contains_key(&round) {
-        return true;
-    }
-    planned
-        .iter()
-        .filter(|p| r.committers.contains(&p.info.key))
-        .all(|p| {
-            events
-                .iter()
-                .any(|e| e.key == p.info.key && e.round == round && e.phase == "global")
-        })
-}
-
 /// Resolves on SIGINT or SIGTERM.
 async fn interrupted() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -239,7 +239,10 @@ impl<L: Ledger> Coordinator<L> {
     }
 
     /// One look at the ledger: opens, evaluates, abandons or closes what is due.
-    pub async fn tick(&mut self, state: &FamilyState) -> Result<CoordinatorStatus, CoordinatorError> {
+    pub async fn tick(
+        &mut self,
+        state: &FamilyState,
+    ) -> Result<CoordinatorStatus, CoordinatorError> {
         let Some(consortium) = &state.consortium else {
             return Ok(CoordinatorStatus::Working);
         };
@@ -270,16 +273,26 @@ impl<L: Ledger> Coordinator<L> {
                             round: current,
                             ..Default::default()
                         });
-                        self.act(payload, &format!("EvaluateRound {current}")).await?;
+                        self.act(payload, &format!("EvaluateRound {current}"))
+                            .await?;
                     } else {
-                        tracing::warn!(round = current, have, quorum, "commit deadline passed without a quorum: abandoning");
+                        tracing::warn!(
+                            round = current,
+                            have,
+                            quorum,
+                            "commit deadline passed without a quorum: abandoning"
+                        );
                         self.close(current).await?;
                     }
                 }
             }
             pb::RoundPhase::EVALUATED | pb::RoundPhase::AGGREGATED => {
                 if self.since(current, phase) >= self.config.aggregate_timeout {
-                    tracing::warn!(round = current, ?phase, "aggregation deadline passed: closing");
+                    tracing::warn!(
+                        round = current,
+                        ?phase,
+                        "aggregation deadline passed: closing"
+                    );
                     self.close(current).await?;
                 }
             }
@@ -386,7 +399,11 @@ mod tests {
     #[tokio::test]
     async fn opens_from_the_initial_model_and_waits_while_members_commit() {
         let w = world(3, 2).await;
-        let mut c = Coordinator::new(w.ledger.clone(), Signer::from_hex(&w.admin_hex).unwrap(), CoordinatorConfig::new(2));
+        let mut c = Coordinator::new(
+            w.ledger.clone(),
+            Signer::from_hex(&w.admin_hex).unwrap(),
+            CoordinatorConfig::new(2),
+        );
         let state = w.ledger.state().await.unwrap();
         assert_eq!(c.tick(&state).await.unwrap(), CoordinatorStatus::Working);
         let state = w.ledger.state().await.unwrap();
@@ -409,7 +426,11 @@ mod tests {
     #[tokio::test]
     async fn a_silent_member_or_aggregator_does_not_stall_the_consortium() {
         let w = world(3, 2).await;
-        let mut c = Coordinator::new(w.ledger.clone(), Signer::from_hex(&w.admin_hex).unwrap(), immediate(3));
+        let mut c = Coordinator::new(
+            w.ledger.clone(),
+            Signer::from_hex(&w.admin_hex).unwrap(),
+            immediate(3),
+        );
         c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
         // Round 1: only one member commits, below the quorum: abandoned at the deadline.
         commit(&w, 0, 1).await;
@@ -457,7 +478,11 @@ mod tests {
             max_staleness: 1,
             ..immediate(2)
         };
-        let mut c = Coordinator::new(w.ledger.clone(), Signer::from_hex(&w.admin_hex).unwrap(), config);
+        let mut c = Coordinator::new(
+            w.ledger.clone(),
+            Signer::from_hex(&w.admin_hex).unwrap(),
+            config,
+        );
         c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
         let state = w.ledger.state().await.unwrap();
         let round = &state.rounds[&1];
@@ -466,7 +491,10 @@ mod tests {
         // K = 2 commitments are enough, although the consortium's quorum is 3.
         commit(&w, 0, 1).await;
         commit(&w, 1, 1).await;
-        assert_eq!(schedule::evaluation_quorum(&w.ledger.state().await.unwrap(), round), 2);
+        assert_eq!(
+            schedule::evaluation_quorum(&w.ledger.state().await.unwrap(), round),
+            2
+        );
         c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
         assert_eq!(
             w.ledger.state().await.unwrap().rounds[&1].phase,

@@ -7,7 +7,8 @@
 //! - **global model**: the newest aggregate on chain is fetched (from the aggregator or anyone
 //!   holding it, along routes over the measured links), checked against its on-chain SHA-256,
 //!   loaded and, with a held-out file, scored;
-//! - **OPEN**: probe the other members once per round and report the links; train from the
+//! - **OPEN**: probe the other members once per round and report the links; train (unless it
+//!   is the central aggregator of a server-mode round, which only aggregates) from the
 //!   round's parent model (checked against the chain), write the update blob, commit its hash,
 //!   size, sample count, loss, norm and sketch. In a buffered-asynchronous round an update that
 //!   finishes after its round was aggregated is committed to the round open then, with its
@@ -33,7 +34,7 @@ use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
 
 use super::ledger::Ledger;
-use super::model::LocalModel;
+use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use crate::fixed;
@@ -41,7 +42,7 @@ use crate::ledger::keys::Signer;
 use crate::ledger::state::FamilyState;
 use crate::net::manifest::BlobId;
 use crate::net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
-use crate::net::route::{distribute, fetch_routed, Peers, RoutePolicy};
+use crate::net::route::{distribute, fetch_routed, pull, Peers, RoutePolicy};
 use crate::net::transfer::Transfers;
 use crate::rule::Rule;
 use crate::train::aggregate::{aggregate, Contribution};
@@ -74,6 +75,8 @@ pub struct MemberConfig {
     pub slowdown: f64,
     /// Stop once the global model of this round is held (or the round closed without one).
     pub until_round: Option<u64>,
+    /// How update blobs are encoded.
+    pub encoding: Encoding,
 }
 
 /// What a tick did.
@@ -93,7 +96,7 @@ pub struct Member<L> {
     config: MemberConfig,
     transfers: Arc<Transfers>,
     http: reqwest::Client,
-    model: Arc<Mutex<LocalModel>>,
+    model: Arc<Mutex<Box<dyn Trainer>>>,
     initial: Option<PathBuf>,
     report: Report,
     /// Rounds whose global model this member holds, loaded and scored.
@@ -106,14 +109,14 @@ pub struct Member<L> {
     failed: Option<u64>,
 }
 
-fn blocking<T: Send + 'static>(
+/// Runs `job` on the blocking pool (training, aggregation and scoring keep the async runtime,
+/// and so the node's blob server, free).
+async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> impl std::future::Future<Output = anyhow::Result<T>> {
-    async move {
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| anyhow!("a blocking task failed: {e}"))?
-    }
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| anyhow!("a blocking task failed: {e}"))?
 }
 
 /// The `CommitUpdate` of an update blob `id` of `size` bytes for `round`, trained from
@@ -173,7 +176,7 @@ impl<L: Ledger> Member<L> {
         config: MemberConfig,
         transfers: Arc<Transfers>,
         http: reqwest::Client,
-        model: LocalModel,
+        model: Box<dyn Trainer>,
         initial: Option<PathBuf>,
         report: Report,
     ) -> Self {
@@ -197,6 +200,16 @@ impl<L: Ledger> Member<L> {
     /// This member's public key.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// Its report.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.config.name
     }
 
     fn event(&self, round: u64, phase: &str, started: Instant, bytes: u64) -> NodeEvent {
@@ -235,7 +248,9 @@ impl<L: Ledger> Member<L> {
             pb::RoundPhase::OPEN => {
                 self.probe(state, current).await;
                 let committed = state.commitments.contains_key(&(current, self.key.clone()));
-                if !committed && self.failed != Some(current) {
+                // In server mode the central aggregator only aggregates (the papers' baseline).
+                let server = aggregator && round.mode == pb::RoundMode::SERVER;
+                if !committed && !server && self.failed != Some(current) {
                     if let Err(e) = self.train_and_commit(state, current).await {
                         tracing::error!(member = %self.config.name, round = current, error = %format!("{e:#}"), "no update this round");
                         self.failed = Some(current);
@@ -308,7 +323,9 @@ impl<L: Ledger> Member<L> {
                 let mut last = e.to_string();
                 let mut done = false;
                 for holder in &candidates {
-                    let Some(url) = peers.url(holder) else { continue };
+                    let Some(url) = peers.url(holder) else {
+                        continue;
+                    };
                     match self.transfers.fetch(&id, vec![url.to_owned()]).await {
                         Ok(_) => {
                             done = true;
@@ -347,7 +364,9 @@ impl<L: Ledger> Member<L> {
             Ok((bytes, _)) => {
                 let model = self.model.clone();
                 blocking(move || {
-                    let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+                    let model = model
+                        .lock()
+                        .map_err(|_| anyhow!("the model lock is poisoned"))?;
                     model.evaluate(&Update::from_bytes(&bytes)?)
                 })
                 .await
@@ -365,7 +384,9 @@ impl<L: Ledger> Member<L> {
                 let _ = self.report.record(event);
                 self.loaded.insert(0);
             }
-            Err(e) => tracing::warn!(member = %self.config.name, error = %format!("{e:#}"), "initial model not held yet"),
+            Err(e) => {
+                tracing::warn!(member = %self.config.name, error = %format!("{e:#}"), "initial model not held yet")
+            }
         }
     }
 
@@ -380,7 +401,9 @@ impl<L: Ledger> Member<L> {
         let started = Instant::now();
         let mut holders = vec![aggregate.submitted_by.clone()];
         holders.extend(aggregate.contributors.iter().cloned());
-        let (bytes, moved) = match self.blob(state, round, &aggregate.model_sha256, &holders).await
+        let (bytes, moved) = match self
+            .blob(state, round, &aggregate.model_sha256, &holders)
+            .await
         {
             Ok(found) => found,
             Err(e) => {
@@ -391,7 +414,9 @@ impl<L: Ledger> Member<L> {
         let global = Update::from_bytes(&bytes)?;
         let model = self.model.clone();
         let scored = blocking(move || {
-            let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+            let model = model
+                .lock()
+                .map_err(|_| anyhow!("the model lock is poisoned"))?;
             model.evaluate(&global)
         })
         .await?;
@@ -451,11 +476,17 @@ impl<L: Ledger> Member<L> {
         let (parent_bytes, _) = self.blob(state, round, &parent_sha, &[]).await?;
         let parent = Update::from_bytes(&parent_bytes)?;
         let started = Instant::now();
-        let seed = self.config.seed ^ (round << 32) ^ u64::from_str_radix(&self.key[2..14], 16)?;
+        // From the configured seed, the round and the member's name (not its key, which is
+        // random): a consortium rerun with the same settings trains the same updates.
+        let seed = self.config.seed
+            ^ (round << 32)
+            ^ u64::from_str_radix(&sha256_hex(self.config.name.as_bytes())[..12], 16)?;
         let model = self.model.clone();
         let base = parent.clone();
         let trained = blocking(move || {
-            let model = model.lock().map_err(|_| anyhow!("the model lock is poisoned"))?;
+            let model = model
+                .lock()
+                .map_err(|_| anyhow!("the model lock is poisoned"))?;
             model.train(&base, seed)
         })
         .await?;
@@ -464,16 +495,15 @@ impl<L: Ledger> Member<L> {
         }
         let mut train_event = self.event(round, "train", started, 0);
         let sent = match self.config.attack {
-            Some(kind) => crate::demo::attack::ApplyAttack::apply(kind, &parent, &trained.update, seed)?,
+            Some(kind) => {
+                crate::demo::attack::ApplyAttack::apply(kind, &parent, &trained.update, seed)?
+            }
             None => trained.update,
         };
 
         // Which round the update goes to: the ledger may have moved on while training.
         let now = self.ledger.state().await?;
-        let target = now
-            .consortium
-            .as_ref()
-            .map_or(round, |c| c.current_round);
+        let target = now.consortium.as_ref().map_or(round, |c| c.current_round);
         let open = now.rounds.get(&target).filter(|r| {
             r.phase == pb::RoundPhase::OPEN
                 && !now.commitments.contains_key(&(target, self.key.clone()))
@@ -493,13 +523,24 @@ impl<L: Ledger> Member<L> {
         }
         self.report.record(train_event)?;
         let started = Instant::now();
+        let bytes = sent.to_bytes(self.config.encoding);
+        // The statistics are those of what the blob holds (int8 blobs decode to other values).
+        let sent = match self.config.encoding {
+            Encoding::F32 => sent,
+            _ => Update::from_bytes(&bytes)?,
+        };
         let change = crate::demo::attack::delta(&sent, &parent)?;
         let sketch_length = now
             .consortium
             .as_ref()
             .map_or(0, |c| c.get_params().sketch_length) as usize;
-        let stats = UpdateStats::new(&change, trained.samples, trained.loss, sketch_length, target);
-        let bytes = sent.to_bytes(Encoding::F32);
+        let stats = UpdateStats::new(
+            &change,
+            trained.samples,
+            trained.loss,
+            sketch_length,
+            target,
+        );
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let payload = commit_payload(target, round, &id, bytes.len() as u64, &stats)?;
         self.ledger
@@ -513,7 +554,11 @@ impl<L: Ledger> Member<L> {
     }
 
     async fn evaluate_when_due(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
-        let Some(r) = state.rounds.get(&round).filter(|r| r.phase == pb::RoundPhase::OPEN) else {
+        let Some(r) = state
+            .rounds
+            .get(&round)
+            .filter(|r| r.phase == pb::RoundPhase::OPEN)
+        else {
             return Ok(());
         };
         let since = match self.open_since {
@@ -544,7 +589,8 @@ impl<L: Ledger> Member<L> {
         {
             Ok(()) => {
                 tracing::info!(member = %self.config.name, round, commitments = have, "evaluated");
-                self.report.record(self.event(round, "evaluate", started, 0))?;
+                self.report
+                    .record(self.event(round, "evaluate", started, 0))?;
             }
             Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "evaluation refused"),
             Err(e) => return Err(e.into()),
@@ -623,13 +669,10 @@ impl<L: Ledger> Member<L> {
                 let (base, _) = self
                     .blob(state, round, &commitment.base_model_sha256, &[])
                     .await?;
-                let (parent, _) = self
-                    .blob(state, round, &r.parent_model_sha256, &[])
-                    .await?;
+                let (parent, _) = self.blob(state, round, &r.parent_model_sha256, &[]).await?;
                 let local = Update::from_bytes(&bytes)?;
                 let change = crate::demo::attack::delta(&local, &Update::from_bytes(&base)?)?;
-                let rebased =
-                    crate::demo::attack::add(&Update::from_bytes(&parent)?, &change)?;
+                let rebased = crate::demo::attack::add(&Update::from_bytes(&parent)?, &change)?;
                 std::fs::create_dir_all(&scratch)?;
                 let file = scratch.join(format!("{round}-{key}.safetensors"));
                 std::fs::write(&file, rebased.to_bytes(Encoding::F32))?;
@@ -667,12 +710,14 @@ impl<L: Ledger> Member<L> {
             .submit(&self.signer, payload, &format!("CommitAggregate {round}"))
             .await?;
         tracing::info!(member = %self.config.name, round, model = %&id.as_str()[..12], "aggregate committed");
-        self.report.record(self.event(round, "aggregate", started, 0))?;
+        self.report
+            .record(self.event(round, "aggregate", started, 0))?;
         Ok(())
     }
 
     /// Pushes the global model along the shortest-path tree to the accepted members, then
-    /// closes the round (members that miss it fetch it themselves).
+    /// straight to the excluded ones, then closes the round (members that miss it fetch it
+    /// themselves).
     async fn distribute(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
         let r = &state.rounds[&round];
         let aggregate = state
@@ -683,7 +728,13 @@ impl<L: Ledger> Member<L> {
         let excluded: BTreeSet<String> = state
             .verdicts
             .get(&round)
-            .map(|v| v.excluded.iter().filter(|k| **k != self.key).cloned().collect())
+            .map(|v| {
+                v.excluded
+                    .iter()
+                    .filter(|k| **k != self.key)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let graph = routing_graph(state, r, &excluded)?;
         let peers = Peers(
@@ -711,11 +762,31 @@ impl<L: Ledger> Member<L> {
                     for delivery in &d.deliveries {
                         match &delivery.error {
                             None => delivered += aggregate.size_bytes,
-                            Some(e) => tracing::warn!(to = %delivery.node, error = %e, "not delivered; it will fetch the model itself"),
+                            Some(e) => {
+                                tracing::warn!(to = %delivery.node, error = %e, "not delivered; it will fetch the model itself")
+                            }
                         }
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "no distribution; members fetch the model themselves"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no distribution; members fetch the model themselves")
+                }
+            }
+        }
+        // The excluded members get it too, straight from the aggregator (they relay nothing):
+        // every member checks it against the chain and trains from it next round.
+        let own_url = ledger_peers(state).url(&self.key).map(str::to_owned);
+        for key in &excluded {
+            let (Some(url), Some(own)) =
+                (ledger_peers(state).url(key).map(str::to_owned), &own_url)
+            else {
+                continue;
+            };
+            match pull(&self.http, &url, &id, vec![own.clone()]).await {
+                Ok(_) => delivered += aggregate.size_bytes,
+                Err(e) => {
+                    tracing::warn!(to = %key, error = %e.error, "not delivered; it will fetch the model itself")
+                }
             }
         }
         self.report

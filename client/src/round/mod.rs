@@ -1,4 +1,5 @@
-//! The federated round, written once: roles driven by ledger state, over a [`Ledger`].
+//! The federated round, written once: roles driven by ledger state, over a
+//! [`Ledger`](ledger::Ledger).
 //!
 //! A round is a protocol between roles, each a state machine whose only inputs are the family
 //! state on chain and its own blob store, so that any node can crash and resume:
@@ -46,9 +47,9 @@
 
 pub mod coordinator;
 pub mod ledger;
-pub mod memory;
 #[cfg(feature = "train")]
 pub mod member;
+pub mod memory;
 #[cfg(feature = "train")]
 pub mod model;
 #[cfg(feature = "train")]
@@ -56,3 +57,7 @@ pub mod node;
 pub mod report;
 pub mod rest;
 pub mod schedule;
+#[cfg(feature = "train")]
+pub mod simulation;
+#[cfg(feature = "train")]
+pub mod summary;

@@ -8,23 +8,27 @@
 //! vocabulary is built from a data file (for tests). A node checks both hashes against the
 //! chain before it trains.
 //!
-//! [`LocalModel`] is a member's copy of the model with its private shard: it fine-tunes from a
-//! parent model ([`LocalModel::train`]) and scores a global model on an optional held-out file
-//! ([`LocalModel::evaluate`]).
+//! [`Trainer`] is what the member role asks of a model: fine-tune from a parent, score a global
+//! model. [`LocalModel`] implements it for BERT + LoRA: a [`SharedModel`] (the classifier, its
+//! tokenizer, a frozen-prefix cache when adapters sit only on the top layers) with a member's
+//! private shard and optional held-out file. A node has its own `SharedModel`; the members of a
+//! simulation share one and train in turn.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::train::bert::{BertClassifier, BertConfig};
 use crate::digest::file_sha256;
+use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::Dataset;
 use crate::train::lora::LoraConfig;
+use crate::train::prefix::{Inputs, PrefixCache};
 use crate::train::tokenize::TextEncoder;
-use crate::train::trainer::{evaluate, train, Evaluation, TrainConfig};
+use crate::train::trainer::{evaluate_on, train_on, Evaluation, TrainConfig};
 use crate::train::update::{Encoding, Update};
 
 /// Vocabulary size of a `--tiny` package's word-level tokenizer.
@@ -102,7 +106,15 @@ impl ModelPackage {
             model.trainable_parameters()
         );
         let base_dir = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
-        Self::finish(out, base_dir, dir.sha256().to_owned(), &model, labels, max_len, description)
+        Self::finish(
+            out,
+            base_dir,
+            dir.sha256().to_owned(),
+            &model,
+            labels,
+            max_len,
+            description,
+        )
     }
 
     /// Writes a package with a tiny random two-layer BERT (hidden size 32, no dropout) whose
@@ -144,7 +156,15 @@ impl ModelPackage {
         let sha = file_sha256(&weights)
             .with_context(|| format!("hashing {}", weights.display()))?
             .sha256;
-        Self::finish(out, PathBuf::from("."), sha, &model, labels, max_len, description)
+        Self::finish(
+            out,
+            PathBuf::from("."),
+            sha,
+            &model,
+            labels,
+            max_len,
+            description,
+        )
     }
 
     fn finish(
@@ -191,10 +211,50 @@ pub struct Trained {
     pub samples: u64,
 }
 
-/// A member's model and private data.
-pub struct LocalModel {
+/// What a member does with a model: train from a parent, score a global model. The member
+/// role drives it; [`LocalModel`] is the BERT + LoRA implementation.
+pub trait Trainer: Send + 'static {
+    /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
+    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained>;
+
+    /// Scores `model` on the held-out set, when there is one.
+    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>>;
+}
+
+/// A classifier, its tokenizer and, when adapters sit only on the top layers, the cache of its
+/// frozen prefix: what members who share one process (a simulation) share.
+pub struct SharedModel {
     model: BertClassifier,
     encoder: TextEncoder,
+    cache: Option<PrefixCache>,
+}
+
+impl SharedModel {
+    /// `model` fed by `encoder`, or by `cache` when given.
+    pub fn new(model: BertClassifier, encoder: TextEncoder, cache: Option<PrefixCache>) -> Self {
+        Self {
+            model,
+            encoder,
+            cache,
+        }
+    }
+
+    /// A shareable handle.
+    pub fn shared(self) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(self))
+    }
+
+    fn inputs(&self) -> Inputs<'_> {
+        match &self.cache {
+            Some(cache) => Inputs::Cached(cache),
+            None => Inputs::Tokens(&self.encoder),
+        }
+    }
+}
+
+/// A member's model and private data.
+pub struct LocalModel {
+    shared: Arc<Mutex<SharedModel>>,
     shard: Dataset,
     test: Option<Dataset>,
     config: TrainConfig,
@@ -222,10 +282,25 @@ impl LocalModel {
             Device::Cpu,
         )?;
         let encoder = dir.encoder(package.max_len)?;
+        Self::new(
+            SharedModel::new(model, encoder, None).shared(),
+            shard,
+            test,
+            config,
+        )
+    }
+
+    /// A member training `shared` (perhaps shared with other members of one process) on
+    /// `shard`.
+    pub fn new(
+        shared: Arc<Mutex<SharedModel>>,
+        shard: Dataset,
+        test: Option<Dataset>,
+        config: TrainConfig,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(!shard.is_empty(), "the training data is empty");
         Ok(Self {
-            model,
-            encoder,
+            shared,
             shard,
             test,
             config,
@@ -237,35 +312,43 @@ impl LocalModel {
         self.shard.len() as u64
     }
 
-    /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
-    pub fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
-        parent.apply_to(self.model.trainable())?;
+    fn lock(&self) -> anyhow::Result<std::sync::MutexGuard<'_, SharedModel>> {
+        self.shared
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the model lock is poisoned"))
+    }
+}
+
+impl Trainer for LocalModel {
+    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
+        let shared = self.lock()?;
+        parent.apply_to(shared.model.trainable())?;
         let config = TrainConfig {
             seed,
             ..self.config.clone()
         };
-        let history = train(
-            &self.model,
-            &self.encoder,
+        let history = train_on(
+            &shared.model,
+            shared.inputs(),
             &self.shard,
             &config,
             false,
             |_| Ok(()),
         )?;
         Ok(Trained {
-            update: Update::from_store(self.model.trainable())?,
+            update: Update::from_store(shared.model.trainable())?,
             loss: history.last().map_or(0.0, |h| h.loss),
             samples: self.samples(),
         })
     }
 
-    /// Scores `model` on the held-out set, when there is one.
-    pub fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
+    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
         let Some(test) = &self.test else {
             return Ok(None);
         };
-        model.apply_to(self.model.trainable())?;
-        Ok(Some(evaluate(&self.model, &self.encoder, test, 64)?))
+        let shared = self.lock()?;
+        model.apply_to(shared.model.trainable())?;
+        Ok(Some(evaluate_on(&shared.model, shared.inputs(), test, 64)?))
     }
 }
 

@@ -196,7 +196,12 @@ pub struct NodeRunArgs {
     #[arg(long, env = "BCFL_NODE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Ledger REST API URL (repeatable; replaces the file's list).
-    #[arg(long = "ledger", env = "BCFL_NODE_LEDGER", value_delimiter = ',', value_name = "URL")]
+    #[arg(
+        long = "ledger",
+        env = "BCFL_NODE_LEDGER",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
     pub ledger: Vec<String>,
     /// Member: private key file.
     #[arg(long, env = "BCFL_NODE_KEY", value_name = "FILE")]
@@ -330,7 +335,8 @@ async fn start_member<L: Ledger>(
     m: &MemberSection,
     until_round: Option<u64>,
 ) -> anyhow::Result<(Member<L>, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let signer = Signer::from_file(&m.key).with_context(|| format!("reading {}", m.key.display()))?;
+    let signer =
+        Signer::from_file(&m.key).with_context(|| format!("reading {}", m.key.display()))?;
     let package = ModelPackage::read(&m.package)?;
     let state = ledger.state().await?;
     let consortium = state
@@ -345,7 +351,8 @@ async fn start_member<L: Ledger>(
         params.base_model_sha256
     );
     anyhow::ensure!(
-        params.initial_model_sha256.is_empty() || params.initial_model_sha256 == package.initial_sha256,
+        params.initial_model_sha256.is_empty()
+            || params.initial_model_sha256 == package.initial_sha256,
         "the package's initial model {} is not the consortium's {}",
         package.initial_sha256,
         params.initial_model_sha256
@@ -380,14 +387,14 @@ async fn start_member<L: Ledger>(
         .with_context(|| format!("starting the blob server on {}", m.listen))?;
     let key = signer.public_key().as_hex().to_owned();
     match state.members.get(&key) {
-        Some(member) => tracing::info!(name = %m.name, %key, endpoint = %member.endpoint, listening = %addr, "member node up"),
-        None => tracing::warn!(name = %m.name, %key, "not a registered member yet: waiting for the admin to register it"),
+        Some(member) => {
+            tracing::info!(name = %m.name, %key, endpoint = %member.endpoint, listening = %addr, "member node up")
+        }
+        None => {
+            tracing::warn!(name = %m.name, %key, "not a registered member yet: waiting for the admin to register it")
+        }
     }
-    let attack = m
-        .attack
-        .as_deref()
-        .map(str::parse)
-        .transpose()?;
+    let attack = m.attack.as_deref().map(str::parse).transpose()?;
     let config = MemberConfig {
         name: m.name.clone(),
         probe: ProbeConfig {
@@ -400,6 +407,7 @@ async fn start_member<L: Ledger>(
         attack,
         slowdown: m.slowdown,
         until_round,
+        encoding: crate::train::update::Encoding::F32,
     };
     let report = Report::new(m.report.as_deref())?;
     let member = Member::new(
@@ -408,7 +416,7 @@ async fn start_member<L: Ledger>(
         config,
         transfers,
         http,
-        model,
+        Box::new(model),
         Some(package.initial_path()),
         report,
     );
@@ -518,9 +526,10 @@ async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return std::future::pending().await;
         };
         tokio::select! {
@@ -612,8 +621,11 @@ commit_timeout = 30
         std::fs::write(&file, "poll_seconds = 1.0\n").unwrap();
         let err = format!("{:#}", args.config("http://x").unwrap_err());
         assert!(err.contains("nothing to run"), "{err}");
-        std::fs::write(&file, "[coordinator]\nkey = \"a\"\nrounds = 1\ntopology = \"server\"\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "[coordinator]\nkey = \"a\"\nrounds = 1\ntopology = \"server\"\n",
+        )
+        .unwrap();
         let err = format!("{:#}", args.config("http://x").unwrap_err());
         assert!(err.contains("server topology"), "{err}");
     }

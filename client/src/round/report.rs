@@ -47,7 +47,14 @@ pub struct NodeEvent {
 
 impl NodeEvent {
     /// A step of `phase` in `round` that started at `started` and moved `bytes`.
-    pub fn new(node: &str, key: &str, round: u64, phase: &str, started: Instant, bytes: u64) -> Self {
+    pub fn new(
+        node: &str,
+        key: &str,
+        round: u64,
+        phase: &str,
+        started: Instant,
+        bytes: u64,
+    ) -> Self {
         Self {
             node: node.to_owned(),
             key: key.to_owned(),

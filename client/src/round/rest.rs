@@ -91,7 +91,10 @@ impl RestLedger {
 
     fn moved_to(&self, index: usize) {
         if self.current.swap(index, Ordering::Relaxed) != index {
-            tracing::warn!(url = self.readers[index].client().base_url(), "using the next ledger URL");
+            tracing::warn!(
+                url = self.readers[index].client().base_url(),
+                "using the next ledger URL"
+            );
         }
     }
 }
@@ -278,7 +281,10 @@ mod tests {
         assert!(RestLedger::new(&[], Duration::from_secs(1)).is_err());
         // Port 9 (discard) on loopback: nothing listens there in the test environment.
         let ledger = RestLedger::new(
-            &["http://127.0.0.1:9".to_owned(), "http://127.0.0.1:9/".to_owned()],
+            &[
+                "http://127.0.0.1:9".to_owned(),
+                "http://127.0.0.1:9/".to_owned(),
+            ],
             Duration::from_secs(1),
         )
         .unwrap();

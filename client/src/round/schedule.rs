@@ -42,7 +42,10 @@ pub enum ScheduleError {
 /// initial model (or base model when none is recorded); later rounds from the previous round's
 /// aggregate, or, when that round was abandoned, from its own parent.
 pub fn parent_of(state: &FamilyState, round: u64) -> Result<String, ScheduleError> {
-    let consortium = state.consortium.as_ref().ok_or(ScheduleError::NoConsortium)?;
+    let consortium = state
+        .consortium
+        .as_ref()
+        .ok_or(ScheduleError::NoConsortium)?;
     if round <= 1 {
         let params = consortium.get_params();
         return Ok(if params.initial_model_sha256.is_empty() {
@@ -152,14 +155,15 @@ pub fn choose_aggregator(
             }
         }
         AggregatorChoice::Centre => {
-            let first = candidates
-                .iter()
-                .next()
-                .cloned()
-                .ok_or_else(|| ScheduleError::NoAggregator {
-                    round,
-                    reason: "no active member in good standing".into(),
-                })?;
+            let first =
+                candidates
+                    .iter()
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| ScheduleError::NoAggregator {
+                        round,
+                        reason: "no active member in good standing".into(),
+                    })?;
             if candidates.len() == 1 {
                 return Ok(first);
             }
@@ -177,7 +181,8 @@ pub fn is_buffered(round: &pb::Round) -> bool {
 }
 
 /// The commitments an aggregator waits for before it evaluates `round` without waiting for a
-/// deadline: every active member (synchronous), or the buffer size K (buffered asynchronous).
+/// deadline: every active member (synchronous; in server mode every one but the central
+/// aggregator, which does not train), or the buffer size K (buffered asynchronous).
 pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
     if is_buffered(round) {
         return round.buffer_size as usize;
@@ -186,6 +191,7 @@ pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
         .members
         .values()
         .filter(|m| m.status == pb::MemberStatus::ACTIVE)
+        .filter(|m| round.mode != pb::RoundMode::SERVER || m.public_key != round.aggregator)
         .count()
 }
 
@@ -255,7 +261,8 @@ mod tests {
             ..Default::default()
         });
         for &c in members {
-            s.members.insert(key(c), member(c, pb::MemberStatus::ACTIVE));
+            s.members
+                .insert(key(c), member(c, pb::MemberStatus::ACTIVE));
         }
         s
     }
@@ -264,7 +271,11 @@ mod tests {
     fn parents_follow_the_processor_rule() {
         let mut s = state(&['a']);
         assert_eq!(parent_of(&s, 1).unwrap(), "i".repeat(64));
-        s.consortium.as_mut().unwrap().mut_params().initial_model_sha256 = String::new();
+        s.consortium
+            .as_mut()
+            .unwrap()
+            .mut_params()
+            .initial_model_sha256 = String::new();
         assert_eq!(parent_of(&s, 1).unwrap(), "b".repeat(64));
         assert_eq!(parent_of(&s, 2), Err(ScheduleError::NoRound(1)));
         s.rounds.insert(
@@ -358,6 +369,13 @@ mod tests {
         };
         assert_eq!(commit_target(&s, &round), 3);
         assert_eq!(evaluation_quorum(&s, &round), 2);
+        // The central server of a server-mode round does not train.
+        let server = pb::Round {
+            mode: pb::RoundMode::SERVER,
+            aggregator: key('a'),
+            ..round.clone()
+        };
+        assert_eq!(commit_target(&s, &server), 2);
         round.sync = pb::RoundSync::BUFFERED_ASYNC;
         round.buffer_size = 2;
         assert_eq!(commit_target(&s, &round), 2);

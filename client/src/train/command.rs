@@ -29,8 +29,7 @@ use super::checkpoint::ModelDir;
 use super::data::{Columns, Dataset, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
 use super::lora::LoraConfig;
 use super::prefix::{Inputs, PrefixCache};
-use super::simulate::{simulate_on, SimulationConfig};
-use super::split::{leakage, train_test_split, validation_split, Partition};
+use super::split::{leakage, partition, train_test_split, validation_split, Partition};
 use super::tokenize::TextEncoder;
 use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
 use super::update::{Encoding, Update};
@@ -541,8 +540,29 @@ pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The settings `bcfl fl simulate` runs with (echoed in its JSON output).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimulationSettings {
+    /// Number of clients.
+    pub clients: usize,
+    /// Number of rounds.
+    pub rounds: usize,
+    /// How the training set is spread over clients.
+    pub partition: Partition,
+    /// Smallest shard.
+    pub min_shard: usize,
+    /// Aggregation rule.
+    pub rule: Rule,
+    /// Local training (its `epochs` are the local epochs; its seed seeds everything).
+    pub local: TrainConfig,
+    /// Int8 update blobs.
+    pub quantize: bool,
+    /// Sketch length of the commitments.
+    pub sketch_length: usize,
+}
+
 impl SimulateArgs {
-    fn simulation(&self) -> anyhow::Result<SimulationConfig> {
+    fn simulation(&self) -> anyhow::Result<SimulationSettings> {
         let partition = match self.partition.as_str() {
             "iid" => Partition::Iid,
             "dirichlet" => Partition::Dirichlet { alpha: self.alpha },
@@ -561,7 +581,7 @@ impl SimulateArgs {
             },
             rule => rule,
         };
-        Ok(SimulationConfig {
+        Ok(SimulationSettings {
             clients: self.clients,
             rounds: self.rounds,
             partition,
@@ -576,50 +596,97 @@ impl SimulateArgs {
 
 impl FlCommand {
     /// Runs the command.
-    pub fn run(&self, json: bool) -> anyhow::Result<()> {
+    pub async fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Bench(args) => super::bench::run(args),
-            Self::Simulate(args) => {
-                let config = args.simulation()?;
-                let data = args.data.load(None)?;
-                let (train_set, test_set) = split(&data, &args.optim, json)?;
-                let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
-                let cache = prefix_cache(&args.model, &dir, &model, &encoder, &data, json)?;
-                let scored = scored_on(&args.optim);
-                let work = tempfile::tempdir()?;
-                let reports = simulate_on(
-                    &model,
-                    inputs(&cache, &encoder),
-                    &train_set,
-                    &test_set,
-                    &config,
-                    work.path(),
-                    |r| {
-                        if !json {
-                            let bytes: usize = r.clients.iter().map(|c| c.bytes).sum();
-                            println!(
-                            "round {} {scored} accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes, {:.0} s)",
-                            r.round,
-                            r.test.scores.accuracy,
-                            r.test.scores.macro_f1,
-                            r.clients.len(),
-                            bytes,
-                            r.seconds
-                        );
-                        }
-                        Ok(())
-                    },
-                )?;
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"config": config, "scored_on": scored, "rounds": reports})
-                    );
-                }
-                Ok(())
-            }
+            Self::Simulate(args) => simulate_command(args, json).await,
         }
     }
+}
+
+/// `bcfl fl simulate`: the round library's roles over the in-memory ledger
+/// ([`crate::round::simulation`]), one member per shard, sharing one model.
+async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()> {
+    use crate::round::coordinator::CoordinatorConfig;
+    use crate::round::model::{LocalModel, SharedModel};
+    use crate::round::simulation::{simulate, SimulatedMember, SimulationConfig};
+
+    let config = args.simulation()?;
+    let data = args.data.load(None)?;
+    let (train_set, test_set) = split(&data, &args.optim, json)?;
+    let (dir, model, encoder) = build(&args.model, data.num_labels(), args.optim.seed)?;
+    let cache = prefix_cache(&args.model, &dir, &model, &encoder, &data, json)?;
+    let scored = scored_on(&args.optim);
+    let initial = Update::from_store(model.trainable())?;
+    let shards = partition(
+        &train_set,
+        config.clients,
+        config.partition,
+        config.min_shard,
+        config.local.seed,
+    )?;
+    let shared = SharedModel::new(model, encoder, cache).shared();
+    let members = shards
+        .iter()
+        .enumerate()
+        .map(|(i, shard)| {
+            Ok(SimulatedMember {
+                name: format!("client-{i:03}"),
+                trainer: Box::new(LocalModel::new(
+                    shared.clone(),
+                    train_set.subset(shard),
+                    (i == 0).then(|| test_set.clone()),
+                    config.local.clone(),
+                )?),
+                attack: None,
+                slowdown: 0.0,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let n = config.clients as u32;
+    let mut params = bcfl_protos::bcfl::ConsortiumParams {
+        min_participants: n,
+        commit_quorum: n,
+        model_id: dir.path().display().to_string(),
+        base_model_sha256: dir.sha256().to_owned(),
+        sketch_length: config.sketch_length as u32,
+        ..Default::default()
+    };
+    config.rule.write_params(&mut params)?;
+    let work = tempfile::tempdir()?;
+    let simulation = SimulationConfig {
+        params,
+        schedule: CoordinatorConfig::new(config.rounds as u64),
+        initial,
+        encoding: if config.quantize {
+            Encoding::Int8
+        } else {
+            Encoding::F32
+        },
+        seed: config.local.seed,
+        work_dir: work.path().to_path_buf(),
+    };
+    let outcome = simulate(simulation, members, |r| {
+        if !json {
+            println!(
+                "round {} {scored} accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes moved, {:.0} s)",
+                r.round,
+                r.accuracy.unwrap_or(f64::NAN),
+                r.macro_f1.unwrap_or(f64::NAN),
+                r.members.iter().filter(|m| m.accepted).count(),
+                r.bytes_moved,
+                r.timings.round_s
+            );
+        }
+    })
+    .await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"config": config, "scored_on": scored, "rounds": outcome.rounds})
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

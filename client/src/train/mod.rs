@@ -17,8 +17,9 @@
 //! - [`update`] serializes the trainable tensors as canonical safetensors (optionally int8);
 //!   [`aggregate`] combines updates (FedAvg, median, trimmed mean, Krum, Multi-Krum) bit-exactly;
 //!   [`sketch`] computes the statistics a commitment carries.
-//! - [`simulate`] runs federated rounds in one process; [`command`] is the `bcfl train`,
-//!   `bcfl eval`, `bcfl fl simulate` and `bcfl fl bench` command line; [`mod@bench`] the benchmarks.
+//! - [`command`] is the `bcfl train`, `bcfl eval`, `bcfl fl simulate` (federated rounds through
+//!   the round library over the in-memory ledger, [`crate::round::simulation`]) and `bcfl fl
+//!   bench` command line; [`mod@bench`] the benchmarks.
 //! - [`attack`] trains the head over frozen embeddings with attackers, and measures detection,
 //!   exclusion and robust aggregation (`bcfl anomaly bench`, `bcfl anomaly paper-table`).
 //!
@@ -45,7 +46,6 @@ mod error;
 pub mod lora;
 pub mod metrics;
 pub mod prefix;
-pub mod simulate;
 pub mod sketch;
 pub mod split;
 pub mod tokenize;

@@ -1,5 +1,5 @@
-//! End to end: `bcfl demo --tiny` on a real `bcfl-devnet` with the real `bcfl-tp`: three
-//! members, two rounds, one sign-flipping attacker. Checked from the ledger and the members'
+//! End to end: `bcfl demo --tiny` on a real `bcfl-devnet` with the real `bcfl-tp`: four
+//! member processes and a coordinator process, two rounds, one sign-flipping attacker among four. Checked from the ledger and the members'
 //! stores, not from the demo's own account: the attacker is excluded on chain in every round;
 //! each round's aggregate hash on chain is the FedAvg of the accepted members' committed
 //! updates, recomputed here from their verified blobs; every member holds the final global
@@ -11,7 +11,9 @@ use std::process::Command;
 
 use bcfl_client::ledger::rest::RestClient;
 use bcfl_client::ledger::state::{BcflReader, FamilyState};
-use bcfl_client::train::aggregate::{aggregate, Contribution, Rule};
+use bcfl_client::round::schedule::staleness_weight_ppm;
+use bcfl_client::rule::Rule;
+use bcfl_client::train::aggregate::{aggregate, Contribution};
 use bcfl_client::train::update::{sha256_hex, Encoding};
 use bcfl_testkit::Ledger;
 use serde_json::Value;
@@ -65,7 +67,7 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
         .args(["--json", "--url", ledger.url(), "demo", "--tiny"])
         .args(["--data", data.to_str().unwrap()])
         .args(["--work-dir", work.to_str().unwrap()])
-        .args(["--members", "3", "--rounds", "2", "--local-epochs", "3"])
+        .args(["--members", "4", "--rounds", "2", "--local-epochs", "3"])
         .args(["--lr", "3e-2", "--batch-size", "8", "--max-len", "16"])
         .args(["--attack", "sign-flip:1", "--probe-bytes", "65536"])
         .output()
@@ -78,15 +80,15 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let members = report["members"].as_array().unwrap();
-    assert_eq!(members.len(), 3);
+    assert_eq!(members.len(), 4);
     let key_of = |name: &str| {
         members.iter().find(|m| m["name"] == name).unwrap()["key"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    let attacker = key_of("member-3");
-    assert_eq!(members[2]["attack"], "sign-flip");
+    let attacker = key_of("member-4");
+    assert_eq!(members[3]["attack"], "sign-flip");
 
     let state = family_state(ledger.url());
     assert_eq!(state.consortium.as_ref().unwrap().current_round, 2);
@@ -112,16 +114,16 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
                     .as_str()
                     .unwrap();
                 let path = work
-                    .join("members")
+                    .join("stores")
                     .join(name)
-                    .join("store")
                     .join(&commitment.update_sha256);
                 let bytes = std::fs::read(&path).unwrap();
                 assert_eq!(sha256_hex(&bytes), commitment.update_sha256);
                 Contribution {
                     member: key.clone(),
                     path,
-                    samples: commitment.num_samples,
+                    // The node's documented weight: samples x the staleness factor in ppm.
+                    samples: commitment.num_samples * staleness_weight_ppm(commitment.staleness),
                 }
             })
             .collect();
@@ -139,23 +141,34 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
     }
     // Every member, the attacker included, holds the final global model under its hash.
     for m in members {
-        let path = Path::new(m["store"].as_str().unwrap()).join(&final_model);
+        let path = work
+            .join("stores")
+            .join(m["name"].as_str().unwrap())
+            .join(&final_model);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(sha256_hex(&bytes), final_model);
     }
     let rounds = report["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
     for r in rounds {
-        assert!(r["abandoned"].is_null(), "{r}");
-        assert!(r["test"]["accuracy"].as_f64().unwrap().is_finite());
+        assert!(r["aggregate_sha256"].is_string(), "{r}");
+        assert!(r["accuracy"].as_f64().unwrap().is_finite());
         assert!(r["members"]
             .as_array()
             .unwrap()
             .iter()
             .all(|m| m["holds_global"] == true));
     }
-    assert!(report["initial_test"]["accuracy"]
-        .as_f64()
-        .unwrap()
-        .is_finite());
+    assert!(report["initial_accuracy"].as_f64().unwrap().is_finite());
+    // The report and its figures are in the work folder.
+    for file in [
+        "report.json",
+        "report.md",
+        "accuracy.svg",
+        "phases.svg",
+        "bytes.svg",
+        "graph.svg",
+    ] {
+        assert!(work.join(file).is_file(), "{file} missing");
+    }
 }

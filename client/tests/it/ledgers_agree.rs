@@ -58,9 +58,7 @@ fn commit(round: u64, base_round: u64, norm: u64, sketch: [i32; 4]) -> pb::BcflP
 fn outcome(result: Result<(), LedgerError>) -> Result<(), String> {
     match result {
         Ok(()) => Ok(()),
-        Err(LedgerError::Rejected { reason, .. }) => {
-            Err(reason)
-        }
+        Err(LedgerError::Rejected { reason, .. }) => Err(reason),
         Err(e) => panic!("not a rejection: {e}"),
     }
 }
@@ -153,7 +151,10 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
             )
             .await,
     );
-    for (i, norm) in [1_000_000, 1_100_000, 900_000, 100_000_000].into_iter().enumerate() {
+    for (i, norm) in [1_000_000, 1_100_000, 900_000, 100_000_000]
+        .into_iter()
+        .enumerate()
+    {
         step(
             ledger
                 .submit(&s.members[i], commit(1, 0, norm, [1, 2, 3, 4]), "commit 1")
@@ -188,13 +189,22 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
         ledger
             .submit(
                 &s.members[0],
-                payload(|p| p.set_evaluate_round(pb::EvaluateRound { round: 1, ..Default::default() })),
+                payload(|p| {
+                    p.set_evaluate_round(pb::EvaluateRound {
+                        round: 1,
+                        ..Default::default()
+                    })
+                }),
                 "evaluate 1",
             )
             .await,
     );
     let verdict = ledger.state().await.unwrap().verdicts[&1].clone();
-    assert_eq!(verdict.excluded.to_vec(), vec![s.key(3)], "the outlier is excluded");
+    assert_eq!(
+        verdict.excluded.to_vec(),
+        vec![s.key(3)],
+        "the outlier is excluded"
+    );
     let aggregate = |round: u64, v: &pb::Verdict, model: char| {
         payload(|p| {
             p.set_commit_aggregate(pb::CommitAggregate {
@@ -208,8 +218,19 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
             })
         })
     };
-    step(ledger.submit(&s.members[0], aggregate(1, &verdict, 'e'), "aggregate 1").await);
-    let close = |round: u64| payload(|p| p.set_close_round(pb::CloseRound { round, ..Default::default() }));
+    step(
+        ledger
+            .submit(&s.members[0], aggregate(1, &verdict, 'e'), "aggregate 1")
+            .await,
+    );
+    let close = |round: u64| {
+        payload(|p| {
+            p.set_close_round(pb::CloseRound {
+                round,
+                ..Default::default()
+            })
+        })
+    };
     step(ledger.submit(&s.members[0], close(1), "close 1").await);
 
     // Round 2: the excluded member may not aggregate; then a buffered round with K = 2.
@@ -231,20 +252,45 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
             )
             .await,
     );
-    step(ledger.submit(&s.members[0], commit(2, 0, 1_000_000, [1, 2, 3, 5]), "commit 2").await);
-    step(ledger.submit(&s.members[1], commit(2, 2, 1_050_000, [1, 2, 4, 4]), "commit 2").await);
+    step(
+        ledger
+            .submit(
+                &s.members[0],
+                commit(2, 0, 1_000_000, [1, 2, 3, 5]),
+                "commit 2",
+            )
+            .await,
+    );
+    step(
+        ledger
+            .submit(
+                &s.members[1],
+                commit(2, 2, 1_050_000, [1, 2, 4, 4]),
+                "commit 2",
+            )
+            .await,
+    );
     // Evaluated at K = 2 although the consortium's quorum is 3.
     step(
         ledger
             .submit(
                 &s.members[1],
-                payload(|p| p.set_evaluate_round(pb::EvaluateRound { round: 2, ..Default::default() })),
+                payload(|p| {
+                    p.set_evaluate_round(pb::EvaluateRound {
+                        round: 2,
+                        ..Default::default()
+                    })
+                }),
                 "evaluate 2",
             )
             .await,
     );
     let verdict = ledger.state().await.unwrap().verdicts[&2].clone();
-    step(ledger.submit(&s.members[1], aggregate(2, &verdict, 'f'), "aggregate 2").await);
+    step(
+        ledger
+            .submit(&s.members[1], aggregate(2, &verdict, 'f'), "aggregate 2")
+            .await,
+    );
     step(ledger.submit(&s.members[1], close(2), "close 2").await);
 
     // Round 3 (buffered): m2 commits an update trained from round 2's parent (staleness 1),
@@ -258,9 +304,33 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
             )
             .await,
     );
-    step(ledger.submit(&s.members[2], commit(3, 2, 1_000_000, [2, 2, 3, 4]), "stale commit").await);
-    step(ledger.submit(&s.members[3], commit(3, 1, 1_000_000, [2, 2, 3, 4]), "too stale").await);
-    step(ledger.submit(&s.members[0], commit(3, 4, 1_000_000, [2, 2, 3, 4]), "future base").await);
+    step(
+        ledger
+            .submit(
+                &s.members[2],
+                commit(3, 2, 1_000_000, [2, 2, 3, 4]),
+                "stale commit",
+            )
+            .await,
+    );
+    step(
+        ledger
+            .submit(
+                &s.members[3],
+                commit(3, 1, 1_000_000, [2, 2, 3, 4]),
+                "too stale",
+            )
+            .await,
+    );
+    step(
+        ledger
+            .submit(
+                &s.members[0],
+                commit(3, 4, 1_000_000, [2, 2, 3, 4]),
+                "future base",
+            )
+            .await,
+    );
     out
 }
 
@@ -280,14 +350,22 @@ async fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
     })
     .await
     .unwrap();
-    let rest = RestLedger::new(&[devnet.url().to_owned()], std::time::Duration::from_secs(30)).unwrap();
+    let rest = RestLedger::new(
+        &[devnet.url().to_owned()],
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
     let on_devnet = play(&rest, &script).await;
 
     assert_eq!(in_memory, on_devnet);
     let refused: Vec<&String> = in_memory.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(refused.len(), 3, "{in_memory:?}");
     assert!(refused[0].contains("excluded"), "{}", refused[0]);
-    assert!(refused[1].contains("stale") || refused[1].contains("staleness"), "{}", refused[1]);
+    assert!(
+        refused[1].contains("stale") || refused[1].contains("staleness"),
+        "{}",
+        refused[1]
+    );
 
     let snapshot = RestClient::new(devnet.url())
         .unwrap()

@@ -24,7 +24,6 @@ use bcfl_protos::bcfl as pb;
 
 use super::super::aggregate::{aggregate, Contribution, Rule};
 use super::super::data::Dataset;
-use super::super::simulate::member_key;
 use super::super::sketch::UpdateStats;
 use super::super::split::{partition, train_test_split, Partition};
 use super::super::update::Encoding;
@@ -32,6 +31,11 @@ use super::super::{Error, Result};
 use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
 use super::head::{LinearHead, LocalConfig};
+
+/// Member key of member `i` (sorts like `i`).
+pub fn member_key(i: usize) -> String {
+    format!("client-{i:03}")
+}
 
 /// Whether an attacker of `kind` trains locally (free and stale riders do not).
 fn trains(kind: AttackKind) -> bool {

@@ -1,4 +1,4 @@
-//! What a demo run reports, built from the ledger (commitments, verdicts, aggregates, links)
+//! What a federated run reports (`bcfl demo`, `bcfl fl simulate`), built from the ledger (commitments, verdicts, aggregates, links)
 //! and the nodes' report files (times, bytes, peak memory, test scores): a table per round as
 //! it closes, and at the end `report.json`, `report.md` and the figures in the work folder.
 
@@ -12,6 +12,7 @@ use bcfl_protos::bcfl as pb;
 use serde::Serialize;
 
 use crate::figures::{self, GraphEdge, GraphFigure, GraphNode, RoundSeries};
+use crate::fixed;
 use crate::ledger::state::FamilyState;
 use crate::round::report::NodeEvent;
 use crate::train::split::DataPlan;
@@ -144,7 +145,7 @@ pub struct DemoReport {
     pub seconds: f64,
     /// Seconds of the rounds (first round's start to the last round's end).
     pub rounds_seconds: f64,
-    /// The coordinator process's peak resident memory, bytes (from its log: 0 if unknown).
+    /// The files the report was written to (`report.json`, `report.md`, the figures).
     pub files: Vec<PathBuf>,
 }
 
@@ -172,6 +173,25 @@ pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
         }
     }
     out
+}
+
+/// Round `round` is over for a report: CLOSED, and its global model (if any) held by every
+/// member that committed to it (by their `global` events).
+pub fn round_done(state: &FamilyState, round: u64, events: &[NodeEvent]) -> bool {
+    let Some(r) = state.rounds.get(&round) else {
+        return false;
+    };
+    if r.phase != pb::RoundPhase::CLOSED {
+        return false;
+    }
+    if !state.aggregates.contains_key(&round) {
+        return true;
+    }
+    r.committers.iter().all(|key| {
+        events
+            .iter()
+            .any(|e| &e.key == key && e.round == round && e.phase == "global")
+    })
 }
 
 /// Round `round` from the ledger state and every node's events.
@@ -208,8 +228,8 @@ pub fn round_report(
                 attack: m.attack.clone(),
                 committed: commitment.is_some(),
                 samples: commitment.map_or(0, |c| c.num_samples),
-                loss: commitment.map_or(0.0, |c| c.loss_micro as f64 / 1e6),
-                norm: commitment.map_or(0.0, |c| c.norm_micro as f64 / 1e6),
+                loss: commitment.map_or(0.0, |c| fixed::micro_to_f64(c.loss_micro)),
+                norm: commitment.map_or(0.0, |c| fixed::micro_unsigned_to_f64(c.norm_micro)),
                 base_round: commitment.map_or(round, |c| {
                     if c.base_round == 0 {
                         round
@@ -241,7 +261,11 @@ pub fn round_report(
         .iter()
         .map(|e| e.unix_ms as f64)
         .fold(f64::NEG_INFINITY, f64::max);
-    let round_s = if end > start { (end - start) / 1e3 } else { 0.0 };
+    let round_s = if end > start {
+        (end - start) / 1e3
+    } else {
+        0.0
+    };
     let train_s = phase_max("train");
     let mode = format!(
         "{}/{}",
@@ -430,7 +454,8 @@ impl DemoReport {
         }
         let train: f64 = self.rounds.iter().map(|r| r.timings.train_s).sum();
         let total: f64 = self.rounds.iter().map(|r| r.timings.round_s).sum();
-        let _ = write!(
+        let _ =
+            write!(
             out,
             "; rounds {:.1} s (training {:.1} s, overhead {:.1} %); {:.1} s in all; report in {}",
             self.rounds_seconds,
@@ -461,7 +486,11 @@ impl DemoReport {
                 r.round,
                 r.mode,
                 r.aggregator,
-                if r.excluded.is_empty() { "-".to_owned() } else { r.excluded.join(", ") },
+                if r.excluded.is_empty() {
+                    "-".to_owned()
+                } else {
+                    r.excluded.join(", ")
+                },
                 r.accuracy.map_or("-".to_owned(), |a| format!("{a:.4}")),
                 r.timings.round_s,
                 r.timings.train_s,
@@ -515,10 +544,14 @@ impl DemoReport {
     /// Writes `report.json`, `report.md` and the figures into `dir`.
     pub fn write(&mut self, dir: &Path, state: &FamilyState) -> anyhow::Result<()> {
         let graph = graph_figure(state, &self.members);
-        self.files = figures::write_all(dir, &self.series(), self.initial_accuracy, graph.as_ref())?;
+        self.files =
+            figures::write_all(dir, &self.series(), self.initial_accuracy, graph.as_ref())?;
         self.files.push(dir.join("report.json"));
         self.files.push(dir.join("report.md"));
-        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)? + "\n")?;
+        std::fs::write(
+            dir.join("report.json"),
+            serde_json::to_string_pretty(self)? + "\n",
+        )?;
         std::fs::write(dir.join("report.md"), self.render_markdown())?;
         Ok(())
     }
@@ -533,8 +566,12 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
         .get(&round)
         .map(|v| v.excluded.iter().cloned().collect())
         .unwrap_or_default();
-    let measured = BandwidthGraph::from_ledger_links(state.links.values(), LINK_SAMPLES_KEPT).ok()?;
-    let kept: Vec<&String> = excluded.iter().filter(|k| measured.contains(k) && **k != r.aggregator).collect();
+    let measured =
+        BandwidthGraph::from_ledger_links(state.links.values(), LINK_SAMPLES_KEPT).ok()?;
+    let kept: Vec<&String> = excluded
+        .iter()
+        .filter(|k| measured.contains(k) && **k != r.aggregator)
+        .collect();
     let routing = measured.without_nodes(&kept).ok()?;
     let mut tree_edges: BTreeSet<(String, String)> = BTreeSet::new();
     if routing.contains(&r.aggregator) {
@@ -543,7 +580,8 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
             for m in members {
                 if let Some(path) = tree.path(&m.key) {
                     for pair in path.windows(2) {
-                        tree_edges.insert((pair[0].as_str().to_owned(), pair[1].as_str().to_owned()));
+                        tree_edges
+                            .insert((pair[0].as_str().to_owned(), pair[1].as_str().to_owned()));
                     }
                 }
             }

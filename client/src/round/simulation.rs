@@ -1,0 +1,204 @@
+//! Many members in one process: the real roles ([`Coordinator`], [`Member`]) over the
+//! in-memory ledger ([`MemoryLedger`], the processor's real rules), each member with its own
+//! key, blob store and blob server on loopback. `bcfl fl simulate` runs on it: the same round
+//! code as `bcfl node run`, without the processes and the validator.
+//!
+//! The members tick one after another in one task, so their training runs in turn (they
+//! usually share one [`SharedModel`](super::model::SharedModel)); the coordinator opens each
+//! round, the aggregator evaluates (the processor computes the verdict), fetches the accepted
+//! updates over HTTP from the other members' blob servers, checks them against their
+//! commitments, aggregates and commits, and every member fetches, checks and (with a held-out
+//! set) scores the global model. No bandwidth probes run: the aggregator is the first member
+//! in good standing by key, and fetches go straight to the holder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bcfl_protos::bcfl as pb;
+
+use super::coordinator::{Coordinator, CoordinatorConfig, CoordinatorStatus};
+use super::ledger::Ledger;
+use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
+use super::memory::MemoryLedger;
+use super::model::Trainer;
+use super::report::{NodeEvent, Report};
+use super::summary::{round_done, round_report, MemberInfo, RoundReport};
+use crate::demo::attack::AttackKind;
+use crate::digest::sha256_hex;
+use crate::ledger::keys::{PrivateKey, Signer};
+use crate::ledger::state::FamilyState;
+use crate::net::blob::BlobStore;
+use crate::net::probe::ProbeConfig;
+use crate::net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
+use crate::net::transfer::{http_client, Transfers};
+use crate::train::update::{Encoding, Update};
+
+/// One simulated member.
+pub struct SimulatedMember {
+    /// Its name.
+    pub name: String,
+    /// Its model and data.
+    pub trainer: Box<dyn Trainer>,
+    /// Testing misbehaviour.
+    pub attack: Option<AttackKind>,
+    /// Extra time after training, as a multiple of the training time.
+    pub slowdown: f64,
+}
+
+/// A simulation's settings.
+#[derive(Debug, Clone)]
+pub struct SimulationConfig {
+    /// The consortium's parameters (the initial model's hash is filled in).
+    pub params: pb::ConsortiumParams,
+    /// The coordinator's schedule.
+    pub schedule: CoordinatorConfig,
+    /// The initial trainable tensors (round 1's parent).
+    pub initial: Update,
+    /// Encoding of the update blobs.
+    pub encoding: Encoding,
+    /// Seed of local training.
+    pub seed: u64,
+    /// Blob stores go here.
+    pub work_dir: PathBuf,
+}
+
+/// What a simulation leaves.
+pub struct SimulationOutcome {
+    /// The ledger's final state.
+    pub state: FamilyState,
+    /// Every member's events.
+    pub events: Vec<NodeEvent>,
+    /// The members.
+    pub members: Vec<MemberInfo>,
+    /// One report per round.
+    pub rounds: Vec<RoundReport>,
+}
+
+/// Runs `config.schedule.rounds` rounds of `members`; `on_round` sees each round's report as
+/// it completes.
+pub async fn simulate(
+    config: SimulationConfig,
+    members: Vec<SimulatedMember>,
+    mut on_round: impl FnMut(&RoundReport),
+) -> anyhow::Result<SimulationOutcome> {
+    let ledger = Arc::new(MemoryLedger::new());
+    let admin = Signer::new(PrivateKey::random());
+    let initial_bytes = config.initial.to_bytes(Encoding::F32);
+    let initial_path = config.work_dir.join("initial.safetensors");
+    std::fs::create_dir_all(&config.work_dir)?;
+    std::fs::write(&initial_path, &initial_bytes)?;
+    let mut params = config.params.clone();
+    params.initial_model_sha256 = sha256_hex(&initial_bytes);
+    let mut init = pb::BcflPayload::new();
+    init.set_init_consortium(pb::InitConsortium {
+        admin_keys: vec![admin.public_key().as_hex().to_owned()].into(),
+        params: Some(params).into(),
+        ..Default::default()
+    });
+    ledger.submit(&admin, init, "InitConsortium").await?;
+
+    let http = http_client(Duration::from_secs(3));
+    let rounds = config.schedule.rounds;
+    let mut nodes = Vec::with_capacity(members.len());
+    let mut servers = Vec::with_capacity(members.len());
+    let mut infos = Vec::with_capacity(members.len());
+    for m in members {
+        let signer = Signer::new(PrivateKey::random());
+        let store_dir = config.work_dir.join(&m.name);
+        let store = Arc::new(
+            BlobStore::open(&store_dir, CHUNK_SIZE)
+                .with_context(|| format!("opening {}", store_dir.display()))?,
+        );
+        let transfers = Arc::new(Transfers::new(store, http.clone()));
+        let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
+            .spawn(([127, 0, 0, 1], 0).into())
+            .await?;
+        servers.push(server);
+        let endpoint = format!("http://{addr}");
+        let mut register = pb::BcflPayload::new();
+        register.set_register_member(pb::RegisterMember {
+            public_key: signer.public_key().as_hex().to_owned(),
+            name: m.name.clone(),
+            endpoint: endpoint.clone(),
+            ..Default::default()
+        });
+        ledger
+            .submit(&admin, register, &format!("RegisterMember {}", m.name))
+            .await?;
+        infos.push(MemberInfo {
+            name: m.name.clone(),
+            key: signer.public_key().as_hex().to_owned(),
+            endpoint,
+            shard: 0,
+            attack: m.attack.map(|a| a.to_string()),
+            peak_rss_bytes: 0,
+        });
+        let member_config = MemberConfig {
+            name: m.name,
+            probe: ProbeConfig {
+                bytes: 0,
+                rtt_samples: 0,
+            },
+            probe_every: 0,
+            commit_timeout: config.schedule.commit_timeout,
+            seed: config.seed,
+            attack: m.attack,
+            slowdown: m.slowdown,
+            until_round: Some(rounds),
+            encoding: config.encoding,
+        };
+        nodes.push(Member::new(
+            ledger.clone(),
+            signer,
+            member_config,
+            transfers,
+            http.clone(),
+            m.trainer,
+            Some(initial_path.clone()),
+            Report::new(None)?,
+        ));
+    }
+    let mut coordinator = Coordinator::new(ledger.clone(), admin, config.schedule.clone());
+    let mut reports = Vec::new();
+    let mut next = 1;
+    let state = loop {
+        let state = ledger.state().await?;
+        let coordinator_done = coordinator.tick(&state).await? == CoordinatorStatus::Finished;
+        let mut members_done = true;
+        for node in &mut nodes {
+            // Each member sees the ledger as the previous one left it.
+            let state = ledger.state().await?;
+            if node.tick(&state).await? == MemberStatus::Working {
+                members_done = false;
+            }
+        }
+        let state = ledger.state().await?;
+        let events: Vec<NodeEvent> = nodes.iter().flat_map(|n| n.report().events()).collect();
+        while next <= rounds && round_done(&state, next, &events) {
+            if let Some(report) = round_report(&state, next, &infos, &events) {
+                on_round(&report);
+                reports.push(report);
+            }
+            next += 1;
+        }
+        if coordinator_done && members_done {
+            break state;
+        }
+        // Nothing moved in a whole pass: someone waits for a deadline.
+        ledger
+            .changed(&state.head, Duration::from_millis(100))
+            .await;
+    };
+    for server in servers {
+        server.abort();
+    }
+    let events: Vec<NodeEvent> = nodes.iter().flat_map(|n| n.report().events()).collect();
+    Ok(SimulationOutcome {
+        state,
+        events,
+        members: infos,
+        rounds: reports,
+    })
+}
