@@ -44,6 +44,7 @@ impl NodeProcess {
         for (k, v) in envs {
             command.env(k, v);
         }
+        die_with_parent(&mut command);
         let child = command
             .spawn()
             .with_context(|| format!("starting {name} ({})", program.display()))?;
@@ -96,6 +97,24 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
+    }
+}
+
+/// Makes the child get SIGKILL when the demo ends without stopping it (killed itself), so no
+/// node outlives the demo (Linux; elsewhere [`Drop`] is the only guard).
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+        // which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
     }
 }
 

@@ -217,6 +217,7 @@ fn spawn(name: &str, command: &mut Command, log: &Path) -> (Child, u64) {
         .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
     let run_start = out.metadata().map(|m| m.len()).unwrap_or(0);
     let err = out.try_clone().expect("cloning a log file handle");
+    die_with_parent(command);
     let child = command
         .stdin(Stdio::null())
         .stdout(out)
@@ -224,6 +225,25 @@ fn spawn(name: &str, command: &mut Command, log: &Path) -> (Child, u64) {
         .spawn()
         .unwrap_or_else(|e| panic!("starting {name} ({command:?}): {e}"));
     (child, run_start)
+}
+
+/// Makes the child get SIGKILL when the thread that started it ends (Linux), so that a test
+/// process killed from outside (a timeout, Ctrl-C) leaves no node running behind it; a test
+/// that ends normally has killed its children already.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: the closure runs in the child between fork and exec and only calls prctl,
+        // which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
 }
 
 /// The kernel's clock ticks per second (`getconf CLK_TCK`), 100 where it cannot be asked.
