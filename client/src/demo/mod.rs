@@ -489,6 +489,9 @@ pub async fn run(
         members: planned.iter().map(|p| p.info.clone()).collect(),
         initial_accuracy: None,
         rounds: Vec::new(),
+        rounds_total_s: 0.0,
+        train_total_s: 0.0,
+        overhead_fraction: 0.0,
         seconds: 0.0,
         rounds_seconds: 0.0,
         files: Vec::new(),
@@ -545,7 +548,7 @@ pub async fn run(
         if report.initial_accuracy.is_none() {
             report.initial_accuracy = events
                 .iter()
-                .find(|e| e.round == 0 && e.phase == "global")
+                .find(|e| e.round == 0 && e.phase == "score")
                 .and_then(|e| e.accuracy);
         }
         let late = grace.is_some_and(|g| g.elapsed() > MEMBER_GRACE);

@@ -351,7 +351,7 @@ impl<L: Ledger> Member<L> {
         Ok((bytes, moved))
     }
 
-    /// Scores round 1's parent (the initial model) once, as round 0's global model.
+    /// Scores round 1's parent (the initial model) once, as round 0's.
     async fn score_initial(&mut self, state: &FamilyState) {
         if self.loaded.contains(&0) {
             return;
@@ -359,29 +359,15 @@ impl<L: Ledger> Member<L> {
         let Ok(initial) = schedule::parent_of(state, 1) else {
             return;
         };
-        let started = Instant::now();
-        let scored = match self.blob(state, 0, &initial, &[]).await {
-            Ok((bytes, _)) => {
-                let model = self.model.clone();
-                blocking(move || {
-                    let model = model
-                        .lock()
-                        .map_err(|_| anyhow!("the model lock is poisoned"))?;
-                    model.evaluate(&Update::from_bytes(&bytes)?)
-                })
-                .await
-            }
+        let outcome = match self.blob(state, 0, &initial, &[]).await {
+            Ok((bytes, _)) => match Update::from_bytes(&bytes) {
+                Ok(model) => self.score(0, &initial, model).await,
+                Err(e) => Err(e.into()),
+            },
             Err(e) => Err(e),
         };
-        match scored {
-            Ok(scores) => {
-                let mut event = self.event(0, "global", started, 0);
-                event.sha256 = Some(initial);
-                if let Some(evaluation) = scores {
-                    event.accuracy = Some(evaluation.scores.accuracy);
-                    event.macro_f1 = Some(evaluation.scores.macro_f1);
-                }
-                let _ = self.report.record(event);
+        match outcome {
+            Ok(()) => {
                 self.loaded.insert(0);
             }
             Err(e) => {
@@ -412,23 +398,33 @@ impl<L: Ledger> Member<L> {
             }
         };
         let global = Update::from_bytes(&bytes)?;
-        let model = self.model.clone();
-        let scored = blocking(move || {
-            let model = model
-                .lock()
-                .map_err(|_| anyhow!("the model lock is poisoned"))?;
-            model.evaluate(&global)
-        })
-        .await?;
         let mut event = self.event(round, "global", started, moved);
         event.sha256 = Some(aggregate.model_sha256.clone());
-        if let Some(evaluation) = scored {
-            event.accuracy = Some(evaluation.scores.accuracy);
-            event.macro_f1 = Some(evaluation.scores.macro_f1);
-        }
-        tracing::info!(member = %self.config.name, round, accuracy = ?event.accuracy, "holds the global model, checked against the chain");
+        tracing::info!(member = %self.config.name, round, "holds the global model, checked against the chain");
         self.report.record(event)?;
         self.loaded.insert(round);
+        self.score(round, &aggregate.model_sha256, global).await
+    }
+
+    /// Scores a global model on the held-out set, when this member has one (a `score` event).
+    async fn score(&mut self, round: u64, sha256: &str, model: Update) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let trainer = self.model.clone();
+        let scored = blocking(move || {
+            let trainer = trainer
+                .lock()
+                .map_err(|_| anyhow!("the model lock is poisoned"))?;
+            trainer.evaluate(&model)
+        })
+        .await?;
+        if let Some(evaluation) = scored {
+            let mut event = self.event(round, "score", started, 0);
+            event.sha256 = Some(sha256.to_owned());
+            event.accuracy = Some(evaluation.scores.accuracy);
+            event.macro_f1 = Some(evaluation.scores.macro_f1);
+            tracing::info!(member = %self.config.name, round, accuracy = evaluation.scores.accuracy, "scored");
+            self.report.record(event)?;
+        }
         Ok(())
     }
 

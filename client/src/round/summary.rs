@@ -79,8 +79,10 @@ pub struct Timings {
     /// Distribution and CloseRound.
     pub distribute_s: f64,
     /// From the first node's first step of the round to the last member holding its global
-    /// model.
+    /// model (scoring excluded).
     pub round_s: f64,
+    /// Scoring the global model on the held-out set (not part of the round).
+    pub score_s: f64,
     /// `round_s - train_s`: what the protocol costs beyond local training.
     pub overhead_s: f64,
 }
@@ -141,9 +143,16 @@ pub struct DemoReport {
     pub initial_accuracy: Option<f64>,
     /// The rounds.
     pub rounds: Vec<RoundReport>,
+    /// Each round's `round_s` summed.
+    pub rounds_total_s: f64,
+    /// Each round's `train_s` summed.
+    pub train_total_s: f64,
+    /// `1 - train / round`, summed over rounds: the protocol's share of round time.
+    pub overhead_fraction: f64,
     /// Wall-clock seconds of the whole run, set-up included.
     pub seconds: f64,
-    /// Seconds of the rounds (first round's start to the last round's end).
+    /// Seconds from the start of the member processes to the last round's end (process
+    /// start-up and model loading included).
     pub rounds_seconds: f64,
     /// The files the report was written to (`report.json`, `report.md`, the figures).
     pub files: Vec<PathBuf>,
@@ -252,13 +261,13 @@ pub fn round_report(
         .collect();
     let scored = in_round
         .iter()
-        .find(|e| e.phase == "global" && e.accuracy.is_some());
-    let start = in_round
-        .iter()
+        .find(|e| e.phase == "score" && e.accuracy.is_some());
+    // Scoring on the held-out set is the report's measurement, not part of the round.
+    let protocol = || in_round.iter().filter(|e| e.phase != "score");
+    let start = protocol()
         .map(|e| e.unix_ms as f64 - e.seconds * 1e3)
         .fold(f64::INFINITY, f64::min);
-    let end = in_round
-        .iter()
+    let end = protocol()
         .map(|e| e.unix_ms as f64)
         .fold(f64::NEG_INFINITY, f64::max);
     let round_s = if end > start {
@@ -302,6 +311,7 @@ pub fn round_report(
             aggregate_s: phase_max("aggregate"),
             distribute_s: phase_max("distribute"),
             round_s,
+            score_s: phase_max("score"),
             overhead_s: (round_s - train_s).max(0.0),
         },
         bytes_moved: in_round.iter().map(|e| e.bytes).sum(),
@@ -370,8 +380,8 @@ impl RoundReport {
         let t = &self.timings;
         let _ = writeln!(
             out,
-            "  seconds: round {:.2} = train {:.2} + overhead {:.2} (probe {:.2}, commit {:.2}, evaluate {:.2}, fetch {:.2}, aggregate {:.2}, distribute {:.2}); {:.2} MB moved",
-            t.round_s, t.train_s, t.overhead_s, t.probe_s, t.commit_s, t.evaluate_s, t.fetch_s, t.aggregate_s, t.distribute_s,
+            "  seconds: round {:.2} = train {:.2} + overhead {:.2} (probe {:.2}, commit {:.2}, evaluate {:.2}, fetch {:.2}, aggregate {:.2}, distribute {:.2}); scoring {:.2} (not counted); {:.2} MB moved",
+            t.round_s, t.train_s, t.overhead_s, t.probe_s, t.commit_s, t.evaluate_s, t.fetch_s, t.aggregate_s, t.distribute_s, t.score_s,
             self.bytes_moved as f64 / 1e6
         );
         if let Some(accuracy) = self.accuracy {
@@ -452,15 +462,12 @@ impl DemoReport {
                 let _ = write!(out, " (excluded {})", r.excluded.join(","));
             }
         }
-        let train: f64 = self.rounds.iter().map(|r| r.timings.train_s).sum();
-        let total: f64 = self.rounds.iter().map(|r| r.timings.round_s).sum();
-        let _ =
-            write!(
+        let _ = write!(
             out,
             "; rounds {:.1} s (training {:.1} s, overhead {:.1} %); {:.1} s in all; report in {}",
-            self.rounds_seconds,
-            train,
-            if total > 0.0 { 100.0 * (total - train) / total } else { 0.0 },
+            self.rounds_total_s,
+            self.train_total_s,
+            100.0 * self.overhead_fraction,
             self.seconds,
             self.work_dir
         );
@@ -535,14 +542,38 @@ impl DemoReport {
                     ("fetch".into(), r.timings.fetch_s),
                     ("aggregate".into(), r.timings.aggregate_s),
                     ("distribute".into(), r.timings.distribute_s),
+                    (
+                        "other".into(),
+                        (r.timings.round_s
+                            - r.timings.train_s
+                            - r.timings.probe_s
+                            - r.timings.commit_s
+                            - r.timings.evaluate_s
+                            - r.timings.fetch_s
+                            - r.timings.aggregate_s
+                            - r.timings.distribute_s)
+                            .max(0.0),
+                    ),
                 ],
                 bytes_moved: r.bytes_moved,
             })
             .collect()
     }
 
+    /// Fills the totals from the rounds.
+    pub fn total(&mut self) {
+        self.rounds_total_s = self.rounds.iter().map(|r| r.timings.round_s).sum();
+        self.train_total_s = self.rounds.iter().map(|r| r.timings.train_s).sum();
+        self.overhead_fraction = if self.rounds_total_s > 0.0 {
+            (1.0 - self.train_total_s / self.rounds_total_s).max(0.0)
+        } else {
+            0.0
+        };
+    }
+
     /// Writes `report.json`, `report.md` and the figures into `dir`.
     pub fn write(&mut self, dir: &Path, state: &FamilyState) -> anyhow::Result<()> {
+        self.total();
         let graph = graph_figure(state, &self.members);
         self.files =
             figures::write_all(dir, &self.series(), self.initial_accuracy, graph.as_ref())?;
@@ -614,4 +645,89 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
         nodes,
         edges,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(
+        key: &str,
+        round: u64,
+        phase: &str,
+        end_ms: u64,
+        seconds: f64,
+        bytes: u64,
+    ) -> NodeEvent {
+        NodeEvent {
+            node: key.to_owned(),
+            key: key.to_owned(),
+            round,
+            phase: phase.to_owned(),
+            seconds,
+            bytes,
+            peak_rss_bytes: 0,
+            unix_ms: end_ms,
+            sha256: None,
+            accuracy: (phase == "score").then_some(0.5),
+            macro_f1: None,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_round_is_timed_from_the_ledger_and_the_events_with_scoring_left_out() {
+        let mut state = FamilyState::default();
+        state.rounds.insert(
+            1,
+            pb::Round {
+                number: 1,
+                aggregator: "a".into(),
+                phase: pb::RoundPhase::CLOSED,
+                committers: vec!["a".into(), "b".into()].into(),
+                ..Default::default()
+            },
+        );
+        state.aggregates.insert(
+            1,
+            pb::Aggregate {
+                round: 1,
+                model_sha256: "g".into(),
+                size_bytes: 10,
+                ..Default::default()
+            },
+        );
+        let members: Vec<MemberInfo> = ["a", "b"]
+            .iter()
+            .map(|k| MemberInfo {
+                name: format!("m-{k}"),
+                key: (*k).into(),
+                endpoint: String::new(),
+                shard: 1,
+                attack: None,
+                peak_rss_bytes: 0,
+            })
+            .collect();
+        let mut events = vec![
+            event("a", 1, "train", 10_000, 8.0, 0),
+            event("b", 1, "train", 11_000, 10.0, 0),
+            event("a", 1, "aggregate", 11_500, 0.2, 0),
+            event("a", 1, "global", 12_000, 0.1, 0),
+        ];
+        // b does not hold the global model yet: the round is not over for the report.
+        assert!(!round_done(&state, 1, &events));
+        events.push(event("b", 1, "global", 12_500, 0.3, 10));
+        events.push(event("a", 1, "score", 20_000, 7.5, 0));
+        assert!(round_done(&state, 1, &events));
+        let r = round_report(&state, 1, &members, &events).unwrap();
+        // From b's training start (1 000 ms) to the last protocol step (12 500 ms).
+        assert!((r.timings.round_s - 11.5).abs() < 1e-9, "{:?}", r.timings);
+        assert_eq!(r.timings.train_s, 10.0);
+        assert!((r.timings.overhead_s - 1.5).abs() < 1e-9);
+        assert_eq!(r.timings.score_s, 7.5);
+        assert_eq!(r.accuracy, Some(0.5));
+        assert_eq!(r.bytes_moved, 10);
+        assert_eq!(r.aggregator, "m-a");
+        assert!(r.members.iter().all(|m| m.holds_global));
+    }
 }
