@@ -31,7 +31,7 @@ if [ -z "$bin" ]; then
   done
 fi
 [ -n "$bin" ] && [ -x "$bin" ] || {
-  echo "no bcfl binary: cargo build --release -p bcfl-client --features train --bin bcfl" >&2
+  echo "no bcfl binary: cargo build --release -p bcfl-cli --features bcfl-client/train" >&2
   exit 1
 }
 echo "{\"bcfl\": \"$bin\", \"threads\": $threads, \"steps\": $steps, \"batch_size\": $batch, \"seq_len\": $seq_len}"

@@ -7,6 +7,10 @@
 //! file` unless `LD_LIBRARY_PATH` were set. `torch-sys` declares `links = "tch"` and prints
 //! `cargo:libtorch_lib=<dir>`; cargo hands that to direct dependents as `DEP_TCH_LIBTORCH_LIB`, and
 //! this script turns it into an rpath on every target it links.
+//!
+//! The package declares `links = "bcfl-client"` so that it can pass the same directory on to its
+//! own dependents (`cargo:libtorch_lib`, read there as `DEP_BCFL_CLIENT_LIBTORCH_LIB`): the
+//! `bcfl-train` binary of `bcfl-cli` needs the rpath too.
 
 use std::env;
 
@@ -31,4 +35,5 @@ fn main() {
         "libtorch directory {lib_dir:?} contains a comma, which cannot pass through -Wl,-rpath"
     );
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    println!("cargo:libtorch_lib={lib_dir}");
 }

@@ -36,19 +36,14 @@ scripts/setup.sh
 work="${BCFL_DEMO_DIR:-$(mktemp -d -t bcfl-demo.XXXXXX)}"
 mkdir -p "$work"
 
-# The binaries run from a copy in the work folder: the shared target directory's debug/bcfl may
-# be relinked at any moment by a build with other features (one without `train` has no `demo`).
+# The binaries run from a copy in the work folder: the shared target directory's binaries may be
+# relinked at any moment by another build. `bcfl` runs `demo` (and the members' `node run`) in
+# bcfl-train, which it finds next to itself: copy both.
 bin="$work/bin"
 mkdir -p "$bin"
-for attempt in 1 2 3; do
-  cargo build --workspace --bins --features bcfl-client/train
-  for name in bcfl bcfl-devnet bcfl-tp; do
-    cp "$CARGO_TARGET_DIR/debug/$name" "$bin/$name.tmp" && mv "$bin/$name.tmp" "$bin/$name"
-  done
-  if "$bin/bcfl" train --help >/dev/null 2>&1; then
-    break
-  fi
-  log "debug/bcfl was relinked without the train feature by another build; building again ($attempt)"
+cargo build --workspace --bins --features bcfl-client/train
+for name in bcfl bcfl-train bcfl-devnet bcfl-tp; do
+  cp "$CARGO_TARGET_DIR/debug/$name" "$bin/$name.tmp" && mv "$bin/$name.tmp" "$bin/$name"
 done
 free_port() {
   "$BCFL_VENV/bin/python" -c \

@@ -20,6 +20,6 @@ case "$py38_status" in
 esac
 
 # `cargo test` builds only the binaries of the package under test; the cross-crate tests start
-# bcfl-devnet, bcfl-tp and bcfl, so build them all first with the same features.
+# bcfl-devnet, bcfl-tp, bcfl and bcfl-train, so build them all first with the same features.
 cargo build --workspace --bins "${FEATURES[@]}"
 cargo test --workspace "${FEATURES[@]}" "$@"

@@ -18,8 +18,9 @@
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.
 //!
-//! The `bcfl` binary (`src/main.rs`) is the command line over this library; `docs/cli.md`
-//! documents its commands and JSON output.
+//! The command line over this library is the `bcfl-cli` package (`client/cli/`): the `bcfl`
+//! binary, which links no libtorch, and `bcfl-train`, which runs the commands that train (with
+//! `train`); `docs/cli.md` documents its commands and JSON output.
 //!
 //! # Features
 //!
@@ -39,3 +40,6 @@ pub mod round;
 pub mod rule;
 #[cfg(feature = "train")]
 pub mod train;
+/// The `tch` crate this library trains with, for its dependents' settings (thread counts).
+#[cfg(feature = "train")]
+pub use tch;

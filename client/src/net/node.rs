@@ -1,7 +1,8 @@
 //! `bcfl node ...`: run a member's blob server, probe peers, fetch and distribute blobs.
 //!
 //! - `run` (feature `train`): a long-running member and/or coordinator process that follows
-//!   the ledger ([`crate::round::node`]).
+//!   the ledger, `crate::round::node`. It trains, so it is not one of these commands: the
+//!   `bcfl-train` binary runs it, and `bcfl`, which links no libtorch, hands it over.
 //! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory; prints
 //!   one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves until SIGINT or
 //!   SIGTERM.
@@ -56,9 +57,6 @@ pub enum NodeCommand {
     Fetch(FetchArgs),
     /// Distribute a blob from a source to every peer along the route tree.
     Distribute(DistributeArgs),
-    /// Run a member node (and/or the coordinator) that follows the ledger round after round.
-    #[cfg(feature = "train")]
-    Run(crate::round::node::NodeRunArgs),
 }
 
 /// Arguments of `bcfl node serve`.
@@ -290,8 +288,6 @@ impl NodeCommand {
     ) -> anyhow::Result<()> {
         let http = http_client(Duration::from_secs(3));
         match self {
-            #[cfg(feature = "train")]
-            Self::Run(args) => crate::round::node::run(&args, ledger.base_url()).await,
             Self::Serve(args) => serve(args).await,
             Self::Probe(args) => {
                 let signer = if args.submit || args.me.is_none() {

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bcfl_testkit::{Cli, Ledger};
+use bcfl_testkit::{Binary, Cli, Ledger};
 use serde_json::Value;
 
 #[test]
@@ -301,7 +301,7 @@ fn an_unreachable_ledger_is_named_in_the_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+    let out = Command::new(Binary::Bcfl.path())
         .args(["--url", &url, "audit", "rounds"])
         .output()
         .expect("running bcfl");

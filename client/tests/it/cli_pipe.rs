@@ -14,7 +14,7 @@ fn a_closed_output_pipe_ends_the_program_quietly() {
         writeln!(file, "{i},{},1000000", (i + 1) % 200).unwrap();
     }
     drop(file);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+    let mut child = Command::new(bcfl_testkit::Binary::Bcfl.path())
         .args(["--json", "net", "plan", "--bandwidth"])
         .arg(&csv)
         .args(["--source", "0", "--size", "1000000"])

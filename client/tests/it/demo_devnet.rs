@@ -15,7 +15,7 @@ use bcfl_client::round::schedule::staleness_weight_ppm;
 use bcfl_client::rule::Rule;
 use bcfl_client::train::aggregate::{aggregate, Contribution};
 use bcfl_client::train::update::{sha256_hex, Encoding};
-use bcfl_testkit::Ledger;
+use bcfl_testkit::{Binary, Ledger};
 use serde_json::Value;
 
 const CLASSES: [&[&str]; 3] = [
@@ -62,7 +62,9 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
     let data = dir.path().join("data.csv");
     write_corpus(&data, 100);
     let work = dir.path().join("work");
-    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+    // `bcfl demo` runs in bcfl-train.
+    Binary::BcflTrain.path();
+    let out = Command::new(Binary::Bcfl.path())
         .env("OMP_NUM_THREADS", "1")
         .args(["--json", "--url", ledger.url(), "demo", "--tiny"])
         .args(["--data", data.to_str().unwrap()])

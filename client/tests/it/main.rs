@@ -1,9 +1,11 @@
 //! Integration tests of `bcfl-client`, in one test binary (one module per subject).
 //!
-//! The end-to-end tests run the `bcfl` binary against a real `bcfl-devnet` ledger with the real
-//! `bcfl-tp` processor, started as child processes on free loopback ports by `bcfl-testkit`
-//! (which builds the other packages' binaries when they are missing). The modules behind the
-//! `train` feature need libtorch:
+//! The end-to-end tests run the `bcfl` binary (package `bcfl-cli`, and its `bcfl-train` for the
+//! commands that train) against a real `bcfl-devnet` ledger with the real `bcfl-tp` processor,
+//! started as child processes on free loopback ports by `bcfl-testkit`, which finds the other
+//! packages' binaries in the target directory and builds them when they are missing (build them
+//! first after a change: `cargo build --workspace --bins --features bcfl-client/train`). The
+//! modules behind the `train` feature need libtorch:
 //!
 //! ```text
 //! cargo test -p bcfl-client --features train --test it             # all

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use bcfl_testkit::{ChildGuard, Cli, Ledger};
+use bcfl_testkit::{Binary, ChildGuard, Cli, Ledger};
 use serde_json::{json, Value};
 
 use crate::poisoned_round::{commit_with_poisoned_m4, init_poison_consortium, POISON_NAMES};
@@ -16,7 +16,7 @@ use crate::poisoned_round::{commit_with_poisoned_m4, init_poison_consortium, POI
 const CSV: &str = "from,to,bytes_per_sec\n1,2,100\n2,3,100\n1,3,60\n3,4,50\n5,1,10\n";
 
 fn bcfl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bcfl"))
+    Command::new(Binary::Bcfl.path())
         .args(args)
         .env_remove("BCFL_URL")
         .env_remove("BCFL_KEY")
@@ -155,7 +155,7 @@ fn round_without_ledger_is_a_usage_error() {
 
 /// `bcfl node serve` on a free loopback port; returns the process and its base URL.
 fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (ChildGuard, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bcfl"));
+    let mut command = Command::new(Binary::Bcfl.path());
     command
         .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
         .arg(store)

@@ -39,6 +39,8 @@ struct Consortium {
 /// The ledger, keys, shards, model package, consortium and members of `n` member nodes;
 /// `schedule` is the coordinator's TOML section body.
 fn consortium(dir: &Path, n: usize, init: &[&str]) -> Consortium {
+    // `bcfl data|model|node run` run in bcfl-train.
+    Binary::BcflTrain.path();
     let ledger = Ledger::start(dir);
     let cli = Cli::new(ledger.url(), dir.join("keys"));
     cli.keygen("admin");

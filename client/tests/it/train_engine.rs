@@ -299,7 +299,9 @@ fn model_dir_checks_the_weights_digest() {
 }
 
 fn bcfl(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_bcfl"))
+    // `bcfl train|eval|fl` run in bcfl-train.
+    bcfl_testkit::Binary::BcflTrain.path();
+    let out = Command::new(bcfl_testkit::Binary::Bcfl.path())
         .args(args)
         .env_remove("BCFL_DATA_DIR")
         .env_remove("BCFL_MODEL_DIR")

@@ -11,8 +11,12 @@ use std::sync::Mutex;
 /// A binary of the workspace that tests start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Binary {
-    /// `bcfl`, the client CLI (package `bcfl-client`).
+    /// `bcfl`, the client CLI (package `bcfl-cli`). It hands the commands that train over to
+    /// [`BcflTrain`](Self::BcflTrain), which a test of such a command must build too.
     Bcfl,
+    /// `bcfl-train`, the CLI's commands that need libtorch (package `bcfl-cli`, built with
+    /// bcfl-client's `train` feature), next to `bcfl`.
+    BcflTrain,
     /// `bcfl-devnet`, the embedded ledger (package `bcfl-devnet`).
     BcflDevnet,
     /// `bcfl-tp`, the transaction processor (package `bcfl-processor`).
@@ -27,6 +31,7 @@ impl Binary {
     pub fn name(self) -> &'static str {
         match self {
             Self::Bcfl => "bcfl",
+            Self::BcflTrain => "bcfl-train",
             Self::BcflDevnet => "bcfl-devnet",
             Self::BcflTp => "bcfl-tp",
             Self::DevnetFixtureTp => "bcfl-devnet-fixture-tp",
@@ -36,17 +41,26 @@ impl Binary {
     /// The package that builds it.
     pub fn package(self) -> &'static str {
         match self {
-            Self::Bcfl => "bcfl-client",
+            Self::Bcfl | Self::BcflTrain => "bcfl-cli",
             Self::BcflDevnet | Self::DevnetFixtureTp => "bcfl-devnet",
             Self::BcflTp => "bcfl-processor",
+        }
+    }
+
+    /// The features its build needs beyond the package's defaults, as in `cargo build
+    /// --features <features>`.
+    pub fn features(self) -> &'static [&'static str] {
+        match self {
+            Self::BcflTrain => &["bcfl-client/train"],
+            Self::Bcfl | Self::BcflDevnet | Self::BcflTp | Self::DevnetFixtureTp => &[],
         }
     }
 
     /// The binary's path in [`profile_dir`]; builds it first when it is not there.
     ///
     /// The build runs `cargo build -p <package> --bin <name>` with the same target directory and
-    /// profile, and the package's default features, once at a time in this process. Panics when
-    /// the build fails.
+    /// profile, and the package's default features plus [`features`](Self::features), once at
+    /// a time in this process. Panics when the build fails.
     pub fn path(self) -> PathBuf {
         let dir = profile_dir();
         let path = dir.join(format!("{}{}", self.name(), std::env::consts::EXE_SUFFIX));
@@ -79,6 +93,11 @@ impl Binary {
         let mut command = Command::new(cargo);
         command
             .args(["build", "-p", self.package(), "--bin", self.name()])
+            .args(
+                self.features()
+                    .iter()
+                    .flat_map(|feature| ["--features", feature]),
+            )
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(workspace_root());
         match profile_dir.file_name().and_then(|name| name.to_str()) {
@@ -128,12 +147,13 @@ mod tests {
         let root = workspace_root();
         for binary in [
             Binary::Bcfl,
+            Binary::BcflTrain,
             Binary::BcflDevnet,
             Binary::BcflTp,
             Binary::DevnetFixtureTp,
         ] {
             let folder = match binary.package() {
-                "bcfl-client" => "client",
+                "bcfl-cli" => "client/cli",
                 "bcfl-devnet" => "devnet",
                 "bcfl-processor" => "processor",
                 other => panic!("unknown package {other}"),

@@ -54,10 +54,12 @@
 //!
 //! # Binaries and features
 //!
-//! A binary that is missing is built with `cargo build -p <package> --bin <name>` and the
-//! package's default features; one that exists is used as it is. `scripts/test.sh` builds every
-//! binary first (`cargo build --workspace --bins --features bcfl-client/train`), so that `bcfl`
-//! has the `train` feature its tests need.
+//! A binary that is missing is built with `cargo build -p <package> --bin <name>`, the
+//! package's default features and those [`Binary::features`] lists (bcfl-client's `train` for
+//! `bcfl-train`); one that exists is used as it is. `bcfl` runs the commands that train by
+//! handing them over to `bcfl-train` next to it: a test of such a command asks for
+//! [`Binary::BcflTrain`] too. `scripts/test.sh` builds every binary first (`cargo build
+//! --workspace --bins --features bcfl-client/train`).
 
 mod binary;
 mod cli;

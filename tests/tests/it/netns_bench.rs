@@ -1,7 +1,7 @@
 //! Figures of the peer network, as JSON on stdout (ignored by default; run as root):
 //!
 //! ```text
-//! cargo build -p bcfl-client --bin bcfl
+//! cargo build -p bcfl-cli --bin bcfl
 //! cargo test -p bcfl-tests --test it netns_bench -- --ignored --nocapture
 //! ```
 //!

@@ -1,4 +1,5 @@
-//! What every command needs: the REST client, the signing key, output mode.
+//! What every command of both binaries needs: the global flags ([`GlobalArgs`]) and what they
+//! give ([`Context`]): the REST client, the signing key, the output mode.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,26 +8,52 @@ use anyhow::{anyhow, Context as _};
 use bcfl_client::ledger::keys::{PublicKey, Signer};
 use bcfl_client::ledger::rest::{BatchStatus, RestClient};
 use bcfl_client::ledger::state::BcflReader;
+use clap::Args;
 
-use super::GlobalArgs;
+/// Options every command accepts, in `bcfl` and in `bcfl-train` alike.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Base URL of the ledger's REST API.
+    #[arg(
+        long,
+        global = true,
+        env = "BCFL_URL",
+        default_value = "http://127.0.0.1:8008"
+    )]
+    pub url: String,
+    /// Signing key: a path to a private key file, or a key name in the key directory
+    /// (default: $USER).
+    #[arg(long, global = true, env = "BCFL_KEY")]
+    pub key: Option<String>,
+    /// Directory of named keys (NAME.priv, NAME.pub) [default: ~/.sawtooth/keys].
+    #[arg(long, global = true, env = "BCFL_KEY_DIR")]
+    pub key_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More logging on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
 
 /// Shared state of one invocation.
-pub(crate) struct Context {
+pub struct Context {
     global: GlobalArgs,
 }
 
 impl Context {
-    pub(crate) fn new(global: GlobalArgs) -> Self {
+    /// The context of the parsed global flags.
+    pub fn new(global: GlobalArgs) -> Self {
         Self { global }
     }
 
     /// Whether to print JSON.
-    pub(crate) fn json(&self) -> bool {
+    pub fn json(&self) -> bool {
         self.global.json
     }
 
     /// The key directory: `--key-dir`, or `~/.sawtooth/keys`.
-    pub(crate) fn key_dir(&self) -> anyhow::Result<PathBuf> {
+    pub fn key_dir(&self) -> anyhow::Result<PathBuf> {
         if let Some(dir) = &self.global.key_dir {
             return Ok(dir.clone());
         }
@@ -37,7 +64,7 @@ impl Context {
 
     /// The private key file `--key` names: a path when it contains a `/` or is an existing
     /// file, otherwise `KEY_DIR/NAME.priv`; without `--key`, `KEY_DIR/$USER.priv`.
-    pub(crate) fn key_path(&self) -> anyhow::Result<PathBuf> {
+    pub fn key_path(&self) -> anyhow::Result<PathBuf> {
         let name = match &self.global.key {
             Some(key) if key.contains('/') || Path::new(key).is_file() => {
                 return Ok(PathBuf::from(key));
@@ -51,7 +78,7 @@ impl Context {
     }
 
     /// The signer of submitted transactions.
-    pub(crate) fn signer(&self) -> anyhow::Result<Signer> {
+    pub fn signer(&self) -> anyhow::Result<Signer> {
         let path = self.key_path()?;
         Signer::from_file(&path).with_context(|| {
             format!(
@@ -63,7 +90,7 @@ impl Context {
     }
 
     /// A public key given as 66 hex characters or as the name of a key in the key directory.
-    pub(crate) fn public_key(&self, text: &str) -> anyhow::Result<String> {
+    pub fn public_key(&self, text: &str) -> anyhow::Result<String> {
         if let Ok(key) = PublicKey::from_hex(text) {
             return Ok(key.as_hex().to_owned());
         }
@@ -85,22 +112,22 @@ impl Context {
     }
 
     /// The REST client.
-    pub(crate) fn client(&self) -> anyhow::Result<RestClient> {
+    pub fn client(&self) -> anyhow::Result<RestClient> {
         Ok(RestClient::new(&self.global.url)?)
     }
 
     /// A state reader.
-    pub(crate) fn reader(&self) -> anyhow::Result<BcflReader> {
+    pub fn reader(&self) -> anyhow::Result<BcflReader> {
         Ok(BcflReader::new(self.client()?))
     }
 
     /// Prints a JSON value on stdout (one line).
-    pub(crate) fn print_json(&self, value: &serde_json::Value) {
+    pub fn print_json(&self, value: &serde_json::Value) {
         println!("{value}");
     }
 
     /// Prints the outcome of a submission.
-    pub(crate) fn print_statuses(&self, statuses: &[BatchStatus]) {
+    pub fn print_statuses(&self, statuses: &[BatchStatus]) {
         for s in statuses {
             if self.json() {
                 self.print_json(&serde_json::json!({
@@ -116,17 +143,50 @@ impl Context {
 
 /// How a submitting command waits.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct WaitArgs {
+pub struct WaitArgs {
     /// Return right after the REST API accepted the batch.
     #[arg(long)]
-    pub(crate) no_wait: bool,
+    pub no_wait: bool,
     /// Seconds to wait for the batch to commit.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
-    pub(crate) wait_timeout: u64,
+    pub wait_timeout: u64,
 }
 
 impl WaitArgs {
-    pub(crate) fn wait(&self) -> Option<Duration> {
+    /// How long to wait for the batch to commit; `None` with `--no-wait`.
+    pub fn wait(&self) -> Option<Duration> {
         (!self.no_wait).then(|| Duration::from_secs(self.wait_timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        global: GlobalArgs,
+    }
+
+    #[test]
+    fn global_flags_make_the_context() {
+        let cli = Cli::try_parse_from([
+            "bcfl",
+            "--json",
+            "--url",
+            "http://127.0.0.1:9",
+            "--key-dir",
+            "/keys",
+            "--key",
+            "alice",
+        ])
+        .unwrap();
+        let ctx = Context::new(cli.global);
+        assert!(ctx.json());
+        assert_eq!(ctx.client().unwrap().base_url(), "http://127.0.0.1:9");
+        assert_eq!(ctx.key_path().unwrap(), Path::new("/keys/alice.priv"));
     }
 }

@@ -11,8 +11,8 @@ use bcfl_processor::rules::rounds::initial_model;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::context::WaitArgs;
 use super::Context;
+use bcfl_cli::context::WaitArgs;
 
 mod params;
 

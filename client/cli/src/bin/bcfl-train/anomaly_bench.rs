@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use bcfl_cli::context::Context;
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
@@ -22,9 +23,7 @@ use bcfl_processor::anomaly::parse_feature;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
 
-use super::super::Context;
-
-/// Subcommands of `bcfl anomaly` (without one, it scores members from files).
+/// The subcommands of `bcfl anomaly` that train (without one, `bcfl` scores members from files).
 #[derive(Debug, Subcommand)]
 pub(crate) enum AnomalyCommand {
     /// Detection quality and final accuracy per defence under attack, over seeds.
@@ -110,7 +109,7 @@ impl CommonArgs {
             medical_embeddings(&model, &self.data_dir, &cache, self.max_len)?;
         tracing::info!(rows = embeddings.len(), cached, cache = %cache.display(), "embeddings ready");
         // The head's tensors are tiny: one thread avoids OpenMP's spinning between operations.
-        tch::set_num_threads(1);
+        bcfl_client::tch::set_num_threads(1);
         Ok((dataset, embeddings))
     }
 

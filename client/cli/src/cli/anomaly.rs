@@ -12,11 +12,8 @@
 //! configuration the chain stores, so the output equals what `EvaluateRound` would record for
 //! the same features.
 //!
-//! With the `train` feature, `bcfl anomaly bench` and `bcfl anomaly paper-table` ([`bench`](mod@bench))
-//! measure the methods on real federated training under attack.
-
-#[cfg(feature = "train")]
-mod bench;
+//! `bcfl anomaly bench` and `bcfl anomaly paper-table` measure the methods on real federated
+//! training under attack: they need libtorch and run in `bcfl-train` ([`super::forward`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -29,9 +26,10 @@ use bcfl_processor::anomaly::features::bandwidth_feature;
 use bcfl_processor::anomaly::{evaluate, feature_name, parse_feature, Evaluation, MemberData};
 use bcfl_processor::limits::{MAX_PAGERANK_ITERATIONS, MAX_THRESHOLD_PPM, PPM};
 use bcfl_protos::bcfl as pb;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
+use super::forward::Forwarded;
 use super::table::Table;
 use super::Context;
 
@@ -55,14 +53,23 @@ pub(crate) enum Weight {
     Bandwidth,
 }
 
+/// Subcommands of `bcfl anomaly` (without one, it scores members from files), run in
+/// `bcfl-train`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AnomalyCommand {
+    /// Detection quality and final accuracy per defence under attack, over seeds.
+    Bench(Forwarded),
+    /// The seed paper's table: method, anomalous nodes, asynchronous time, IID/non-IID accuracy.
+    PaperTable(Forwarded),
+}
+
 /// Arguments of `bcfl anomaly`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct AnomalyArgs {
-    /// Experiments on real training (with the `train` feature).
-    #[cfg(feature = "train")]
+    /// Experiments on real training (in `bcfl-train`).
     #[command(subcommand)]
-    command: Option<bench::AnomalyCommand>,
+    command: Option<AnomalyCommand>,
     /// Methods to run (repeat or comma-separate).
     #[arg(long, value_enum, value_delimiter = ',', required = true)]
     method: Vec<Method>,
@@ -136,6 +143,11 @@ fn ppm_in(name: &str, value: f64, low: u32, high: u32) -> anyhow::Result<u32> {
 }
 
 impl AnomalyArgs {
+    /// Whether this is `anomaly bench` or `anomaly paper-table`, which run in `bcfl-train`.
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.command.is_some()
+    }
+
     /// The on-chain configuration these options describe.
     fn config(&self, features: &[pb::Feature]) -> anyhow::Result<pb::AnomalyConfig> {
         let mut config = pb::AnomalyConfig {
@@ -375,11 +387,10 @@ pub(crate) fn evaluation_table(members: &[String], evaluation: &Evaluation) -> S
 
 /// Runs `bcfl anomaly`.
 pub(crate) fn anomaly(ctx: &Context, args: AnomalyArgs) -> anyhow::Result<ExitCode> {
-    #[cfg(feature = "train")]
-    let args = match args.command {
-        Some(command) => return bench::run(ctx, command).map(|()| ExitCode::SUCCESS),
-        None => args,
-    };
+    assert!(
+        args.command.is_none(),
+        "main hands `anomaly bench|paper-table` over to bcfl-train"
+    );
     let bandwidth = args.bandwidth.as_deref().map(read).transpose()?;
     let features = args.features.as_deref().map(read).transpose()?;
     let (data, listed) = member_data(bandwidth.as_deref(), features.as_deref())?;
@@ -452,7 +463,6 @@ flipped,1.00,1.98
 
     fn args(method: &[Method]) -> AnomalyArgs {
         AnomalyArgs {
-            #[cfg(feature = "train")]
             command: None,
             method: method.to_vec(),
             bandwidth: None,

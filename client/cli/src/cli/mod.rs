@@ -1,21 +1,24 @@
 //! Argument parsing and dispatch of the `bcfl` command line.
+//!
+//! The commands that need libtorch are stand-ins here ([`forward::Forwarded`]): `main` hands
+//! them to `bcfl-train` before anything runs.
 
 mod anomaly;
 mod audit;
 mod centre;
-mod context;
+pub(crate) mod forward;
 mod history;
 mod keys;
 mod submit;
 mod table;
 mod verdict;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use bcfl_cli::context::{Context, GlobalArgs};
+use clap::{Parser, Subcommand};
 
-pub(crate) use context::Context;
+use forward::Forwarded;
 
 /// Command line of the bcfl consortium ledger client.
 #[derive(Debug, Parser)]
@@ -27,32 +30,25 @@ pub(crate) struct Cli {
     command: Command,
 }
 
-/// Options every command accepts.
-#[derive(Debug, Args)]
-pub(crate) struct GlobalArgs {
-    /// Base URL of the ledger's REST API.
-    #[arg(
-        long,
-        global = true,
-        env = "BCFL_URL",
-        default_value = "http://127.0.0.1:8008"
-    )]
-    pub(crate) url: String,
-    /// Signing key: a path to a private key file, or a key name in the key directory
-    /// (default: $USER).
-    #[arg(long, global = true, env = "BCFL_KEY")]
-    pub(crate) key: Option<String>,
-    /// Directory of named keys (NAME.priv, NAME.pub) [default: ~/.sawtooth/keys].
-    #[arg(long, global = true, env = "BCFL_KEY_DIR")]
-    pub(crate) key_dir: Option<PathBuf>,
-    /// Print machine-readable JSON instead of tables.
-    #[arg(long, global = true)]
-    pub(crate) json: bool,
-    /// More logging on stderr (-v, -vv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub(crate) verbose: u8,
+impl Cli {
+    /// Whether the command runs in `bcfl-train`.
+    pub(crate) fn is_forwarded(&self) -> bool {
+        match &self.command {
+            Command::Train(_)
+            | Command::Eval(_)
+            | Command::Fl(_)
+            | Command::Model(_)
+            | Command::Demo(_)
+            | Command::Data(_)
+            | Command::Node(NodeCommand::Run(_)) => true,
+            Command::Anomaly(args) => args.is_forwarded(),
+            _ => false,
+        }
+    }
 }
 
+// The one-line help of the forwarded commands is `bcfl-train`'s (client/cli/tests/it checks
+// that the two lists agree).
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a key pair NAME.priv (mode 0600) and NAME.pub in the key directory.
@@ -82,30 +78,30 @@ enum Command {
     Net(bcfl_client::net::NetCommand),
     /// A member's peer network: blob server, bandwidth probes, routed fetch and distribution.
     #[command(subcommand)]
-    Node(bcfl_client::net::node::NodeCommand),
+    Node(NodeCommand),
     /// Score members with PageRank, DBSCAN or the modified z-score, from files (no ledger).
     Anomaly(anomaly::AnomalyArgs),
     /// Fine-tune a model on one dataset (centralized baseline) and save its adapters and head.
-    #[cfg(feature = "train")]
-    Train(bcfl_client::train::command::TrainArgs),
+    Train(Forwarded),
     /// Evaluate a saved model on a labelled file.
-    #[cfg(feature = "train")]
-    Eval(bcfl_client::train::command::EvalArgs),
+    Eval(Forwarded),
     /// Federated learning without a ledger.
-    #[cfg(feature = "train")]
-    #[command(subcommand)]
-    Fl(bcfl_client::train::command::FlCommand),
+    Fl(Forwarded),
     /// The consortium's model package.
-    #[cfg(feature = "train")]
-    #[command(subcommand)]
-    Model(bcfl_client::round::model::ModelCommand),
+    Model(Forwarded),
     /// A complete federated fine-tuning run of N members through the ledger, in one process.
-    #[cfg(feature = "train")]
-    Demo(Box<bcfl_client::demo::DemoArgs>),
+    Demo(Forwarded),
     /// Labelled data: cut a corpus into the members' private shard files.
-    #[cfg(feature = "train")]
-    #[command(subcommand)]
-    Data(bcfl_client::train::data_command::DataCommand),
+    Data(Forwarded),
+}
+
+/// `bcfl node ...`: the peer network here, `node run` in `bcfl-train`.
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    #[command(flatten)]
+    Network(bcfl_client::net::node::NodeCommand),
+    /// Run a member node (and/or the coordinator) that follows the ledger round after round.
+    Run(Forwarded),
 }
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
@@ -124,31 +120,20 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .run(|| ctx.client(), ctx.json())
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Node(cmd) => cmd
+        Command::Node(NodeCommand::Network(cmd)) => cmd
             .run(ctx.client()?, || ctx.signer(), ctx.json())
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Anomaly(args) => anomaly::anomaly(&ctx, args),
-        #[cfg(feature = "train")]
-        Command::Train(args) => {
-            bcfl_client::train::command::run_train(&args, ctx.json()).map(|()| ExitCode::SUCCESS)
+        Command::Node(NodeCommand::Run(_))
+        | Command::Train(_)
+        | Command::Eval(_)
+        | Command::Fl(_)
+        | Command::Model(_)
+        | Command::Demo(_)
+        | Command::Data(_) => {
+            unreachable!("main hands the commands of bcfl-train over before running any")
         }
-        #[cfg(feature = "train")]
-        Command::Eval(args) => {
-            bcfl_client::train::command::run_eval(&args, ctx.json()).map(|()| ExitCode::SUCCESS)
-        }
-        #[cfg(feature = "train")]
-        Command::Fl(cmd) => cmd.run(ctx.json()).await.map(|()| ExitCode::SUCCESS),
-        #[cfg(feature = "train")]
-        Command::Model(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
-        #[cfg(feature = "train")]
-        Command::Demo(args) => {
-            bcfl_client::demo::command(&args, ctx.client()?.base_url(), ctx.json())
-                .await
-                .map(|()| ExitCode::SUCCESS)
-        }
-        #[cfg(feature = "train")]
-        Command::Data(cmd) => cmd.run(ctx.json()).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -160,6 +145,38 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn commands_of_bcfl_train_are_forwarded_with_their_arguments() {
+        for args in [
+            &["bcfl", "demo", "--help"][..],
+            &["bcfl", "--json", "demo", "--tiny", "--url", "http://x"],
+            &["bcfl", "fl", "simulate", "-h"],
+            &["bcfl", "model", "init", "--version"],
+            &["bcfl", "node", "run", "--config", "c.toml"],
+            &["bcfl", "anomaly", "bench", "--seeds", "1"],
+            &["bcfl", "anomaly", "paper-table", "--help"],
+            &["bcfl", "data", "--", "split"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(cli.is_forwarded(), "{args:?}");
+        }
+        for args in [
+            &["bcfl", "audit", "rounds"][..],
+            &["bcfl", "node", "serve", "--store", "s"],
+            &[
+                "bcfl",
+                "anomaly",
+                "--method",
+                "zscore",
+                "--features",
+                "f.csv",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(!cli.is_forwarded(), "{args:?}");
+        }
     }
 
     #[test]

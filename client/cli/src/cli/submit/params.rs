@@ -9,7 +9,7 @@ use bcfl_client::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
-use crate::cli::context::WaitArgs;
+use bcfl_cli::context::WaitArgs;
 
 pub(crate) use bcfl_client::rule::Rule;
 

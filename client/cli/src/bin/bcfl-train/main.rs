@@ -1,0 +1,105 @@
+//! `bcfl-train`: the commands of the bcfl command line that need libtorch.
+//!
+//! `bcfl` hands these commands over to this binary (Unix `exec`, same arguments and
+//! environment), so that `bcfl` itself links no libtorch and every ledger or audit call starts
+//! in milliseconds; it is built only with bcfl-client's `train` feature and must lie next to
+//! `bcfl`. It takes the same global flags (`--url`, `--key`, `--key-dir`, `--json`, `-v`) and
+//! calls itself `bcfl` in help and error messages.
+//!
+//! - `train`, `eval`: the centralized baseline;
+//! - `fl ...`: federated learning without a ledger;
+//! - `model ...`: the consortium's model package;
+//! - `data ...`: the members' private shard files;
+//! - `demo`: a federated run of N member processes through a ledger (which start this binary
+//!   again, as `node run`);
+//! - `node run`: a member node and/or the coordinator that follows the ledger;
+//! - `anomaly bench`, `anomaly paper-table`: the anomaly methods under attack on real training.
+//!
+//! Exit status: 0 on success, 2 on any error.
+
+mod anomaly_bench;
+
+use std::process::ExitCode;
+
+use bcfl_cli::context::{Context, GlobalArgs};
+use bcfl_cli::entry;
+use clap::{Parser, Subcommand};
+
+/// The commands of the bcfl command line that train (run through `bcfl`).
+#[derive(Debug, Parser)]
+#[command(name = "bcfl", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+// `bcfl --help` repeats these one-line helps (client/cli/tests/it checks that they agree).
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fine-tune a model on one dataset (centralized baseline) and save its adapters and head.
+    Train(bcfl_client::train::command::TrainArgs),
+    /// Evaluate a saved model on a labelled file.
+    Eval(bcfl_client::train::command::EvalArgs),
+    /// Federated learning without a ledger.
+    #[command(subcommand)]
+    Fl(bcfl_client::train::command::FlCommand),
+    /// The consortium's model package.
+    #[command(subcommand)]
+    Model(bcfl_client::round::model::ModelCommand),
+    /// A complete federated fine-tuning run of N members through the ledger, in one process.
+    Demo(Box<bcfl_client::demo::DemoArgs>),
+    /// Labelled data: cut a corpus into the members' private shard files.
+    #[command(subcommand)]
+    Data(bcfl_client::train::data_command::DataCommand),
+    /// A member's peer network: `node run` (the other node commands run in `bcfl` itself).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Anomaly methods on real training under attack (`bcfl anomaly` scores files itself).
+    #[command(subcommand)]
+    Anomaly(anomaly_bench::AnomalyCommand),
+}
+
+/// `bcfl node ...` commands that train.
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Run a member node (and/or the coordinator) that follows the ledger round after round.
+    Run(bcfl_client::round::node::NodeRunArgs),
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Train(args) => bcfl_client::train::command::run_train(&args, ctx.json())?,
+        Command::Eval(args) => bcfl_client::train::command::run_eval(&args, ctx.json())?,
+        Command::Fl(cmd) => cmd.run(ctx.json()).await?,
+        Command::Model(cmd) => cmd.run(ctx.json())?,
+        Command::Demo(args) => {
+            bcfl_client::demo::command(&args, ctx.client()?.base_url(), ctx.json()).await?;
+        }
+        Command::Data(cmd) => cmd.run(ctx.json())?,
+        Command::Node(NodeCommand::Run(args)) => {
+            bcfl_client::round::node::run(&args, ctx.client()?.base_url()).await?;
+        }
+        Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    entry::default_sigpipe();
+    let cli = Cli::parse();
+    entry::run(cli.global.verbose, run(cli))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
