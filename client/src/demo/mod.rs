@@ -552,7 +552,9 @@ pub async fn run(
                 .and_then(|e| e.accuracy);
         }
         let late = grace.is_some_and(|g| g.elapsed() > MEMBER_GRACE);
-        while next <= args.rounds && (round_done(&state, next, &events) || late) {
+        while next <= args.rounds
+            && (round_done(&state, next, &events, Some(&report.members[0].key)) || late)
+        {
             if let Some(r) = round_report(&state, next, &report.members, &events) {
                 progress(Progress::Round(&r));
                 report.rounds.push(r);

@@ -25,7 +25,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -96,7 +96,7 @@ pub struct Member<L> {
     config: MemberConfig,
     transfers: Arc<Transfers>,
     http: reqwest::Client,
-    model: Arc<Mutex<Box<dyn Trainer>>>,
+    model: Arc<dyn Trainer>,
     initial: Option<PathBuf>,
     report: Report,
     /// Rounds whose global model this member holds, loaded and scored.
@@ -107,6 +107,10 @@ pub struct Member<L> {
     open_since: Option<(u64, Instant)>,
     /// A round whose training failed (not retried until the next round).
     failed: Option<u64>,
+    /// Global models held but not scored yet: (round, SHA-256, tensors).
+    unscored: Vec<(u64, String, Update)>,
+    /// Scoring running in the background.
+    scoring: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs `job` on the blocking pool (training, aggregation and scoring keep the async runtime,
@@ -187,13 +191,15 @@ impl<L: Ledger> Member<L> {
             config,
             transfers,
             http,
-            model: Arc::new(Mutex::new(model)),
+            model: Arc::from(model),
+            scoring: Vec::new(),
             initial,
             report,
             loaded: BTreeSet::new(),
             probed: BTreeSet::new(),
             open_since: None,
             failed: None,
+            unscored: Vec::new(),
         }
     }
 
@@ -236,6 +242,8 @@ impl<L: Ledger> Member<L> {
                     && (!state.aggregates.contains_key(&until) || self.loaded.contains(&until))
             });
             if done {
+                self.score_pending();
+                self.scores_done().await;
                 return Ok(MemberStatus::Finished);
             }
         }
@@ -266,7 +274,50 @@ impl<L: Ledger> Member<L> {
             pb::RoundPhase::AGGREGATED if aggregator => self.distribute(state, current).await?,
             _ => {}
         }
+        // Scoring is the report's measurement: it waits until this member's part of the
+        // current round is done, so it never delays the round.
+        let idle = round.phase == pb::RoundPhase::OPEN
+            && (state.commitments.contains_key(&(current, self.key.clone()))
+                || self.failed == Some(current)
+                || (aggregator && round.mode == pb::RoundMode::SERVER));
+        if idle || round.phase == pb::RoundPhase::CLOSED {
+            self.score_pending();
+        }
         Ok(MemberStatus::Working)
+    }
+
+    /// Starts scoring the global models held but not scored yet, in the background (the
+    /// trainer scores on its own copy of the model, so training goes on meanwhile).
+    fn score_pending(&mut self) {
+        self.scoring.retain(|task| !task.is_finished());
+        for (round, sha256, model) in std::mem::take(&mut self.unscored) {
+            let (trainer, report) = (self.model.clone(), self.report.clone());
+            let (name, key) = (self.config.name.clone(), self.key.clone());
+            self.scoring.push(tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                match trainer.evaluate(&model) {
+                    Ok(Some(evaluation)) => {
+                        let mut event = NodeEvent::new(&name, &key, round, "score", started, 0);
+                        event.sha256 = Some(sha256);
+                        event.accuracy = Some(evaluation.scores.accuracy);
+                        event.macro_f1 = Some(evaluation.scores.macro_f1);
+                        tracing::info!(member = %name, round, accuracy = evaluation.scores.accuracy, "scored");
+                        if let Err(e) = report.record(event) {
+                            tracing::warn!(error = %e, "score not recorded");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(member = %name, round, error = %format!("{e:#}"), "not scored"),
+                }
+            }));
+        }
+    }
+
+    /// Waits for the scoring in the background.
+    async fn scores_done(&mut self) {
+        for task in std::mem::take(&mut self.scoring) {
+            let _ = task.await;
+        }
     }
 
     /// Inserts or fetches blob `sha256` and returns its verified bytes; `holders` are asked
@@ -361,7 +412,10 @@ impl<L: Ledger> Member<L> {
         };
         let outcome = match self.blob(state, 0, &initial, &[]).await {
             Ok((bytes, _)) => match Update::from_bytes(&bytes) {
-                Ok(model) => self.score(0, &initial, model).await,
+                Ok(model) => {
+                    self.unscored.push((0, initial.clone(), model));
+                    Ok(())
+                }
                 Err(e) => Err(e.into()),
             },
             Err(e) => Err(e),
@@ -403,28 +457,8 @@ impl<L: Ledger> Member<L> {
         tracing::info!(member = %self.config.name, round, "holds the global model, checked against the chain");
         self.report.record(event)?;
         self.loaded.insert(round);
-        self.score(round, &aggregate.model_sha256, global).await
-    }
-
-    /// Scores a global model on the held-out set, when this member has one (a `score` event).
-    async fn score(&mut self, round: u64, sha256: &str, model: Update) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let trainer = self.model.clone();
-        let scored = blocking(move || {
-            let trainer = trainer
-                .lock()
-                .map_err(|_| anyhow!("the model lock is poisoned"))?;
-            trainer.evaluate(&model)
-        })
-        .await?;
-        if let Some(evaluation) = scored {
-            let mut event = self.event(round, "score", started, 0);
-            event.sha256 = Some(sha256.to_owned());
-            event.accuracy = Some(evaluation.scores.accuracy);
-            event.macro_f1 = Some(evaluation.scores.macro_f1);
-            tracing::info!(member = %self.config.name, round, accuracy = evaluation.scores.accuracy, "scored");
-            self.report.record(event)?;
-        }
+        self.unscored
+            .push((round, aggregate.model_sha256.clone(), global));
         Ok(())
     }
 
@@ -479,13 +513,7 @@ impl<L: Ledger> Member<L> {
             ^ u64::from_str_radix(&sha256_hex(self.config.name.as_bytes())[..12], 16)?;
         let model = self.model.clone();
         let base = parent.clone();
-        let trained = blocking(move || {
-            let model = model
-                .lock()
-                .map_err(|_| anyhow!("the model lock is poisoned"))?;
-            model.train(&base, seed)
-        })
-        .await?;
+        let trained = blocking(move || model.train(&base, seed)).await?;
         if self.config.slowdown > 0.0 {
             tokio::time::sleep(started.elapsed().mul_f64(self.config.slowdown)).await;
         }

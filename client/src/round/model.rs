@@ -213,11 +213,12 @@ pub struct Trained {
 
 /// What a member does with a model: train from a parent, score a global model. The member
 /// role drives it; [`LocalModel`] is the BERT + LoRA implementation.
-pub trait Trainer: Send + 'static {
+pub trait Trainer: Send + Sync + 'static {
     /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
     fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained>;
 
-    /// Scores `model` on the held-out set, when there is one.
+    /// Scores `model` on the held-out set, when there is one. May run while [`Self::train`]
+    /// runs on another thread.
     fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>>;
 }
 
@@ -255,6 +256,8 @@ impl SharedModel {
 /// A member's model and private data.
 pub struct LocalModel {
     shared: Arc<Mutex<SharedModel>>,
+    /// The copy scoring runs on (the training copy, unless another was given).
+    scoring: Arc<Mutex<SharedModel>>,
     shard: Dataset,
     test: Option<Dataset>,
     config: TrainConfig,
@@ -300,6 +303,7 @@ impl LocalModel {
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!shard.is_empty(), "the training data is empty");
         Ok(Self {
+            scoring: shared.clone(),
             shared,
             shard,
             test,
@@ -312,8 +316,8 @@ impl LocalModel {
         self.shard.len() as u64
     }
 
-    fn lock(&self) -> anyhow::Result<std::sync::MutexGuard<'_, SharedModel>> {
-        self.shared
+    fn lock(model: &Mutex<SharedModel>) -> anyhow::Result<std::sync::MutexGuard<'_, SharedModel>> {
+        model
             .lock()
             .map_err(|_| anyhow::anyhow!("the model lock is poisoned"))
     }
@@ -321,7 +325,7 @@ impl LocalModel {
 
 impl Trainer for LocalModel {
     fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
-        let shared = self.lock()?;
+        let shared = Self::lock(&self.shared)?;
         parent.apply_to(shared.model.trainable())?;
         let config = TrainConfig {
             seed,
@@ -346,7 +350,7 @@ impl Trainer for LocalModel {
         let Some(test) = &self.test else {
             return Ok(None);
         };
-        let shared = self.lock()?;
+        let shared = Self::lock(&self.scoring)?;
         model.apply_to(shared.model.trainable())?;
         Ok(Some(evaluate_on(&shared.model, shared.inputs(), test, 64)?))
     }

@@ -62,6 +62,9 @@ pub struct SimulationConfig {
     pub seed: u64,
     /// Blob stores go here.
     pub work_dir: PathBuf,
+    /// Whether the first member has a held-out set (each round's report then waits for its
+    /// score).
+    pub first_scores: bool,
 }
 
 /// What a simulation leaves.
@@ -160,6 +163,11 @@ pub async fn simulate(
             Report::new(None)?,
         ));
     }
+    // The first member scores the global models when it has a held-out set.
+    let scorer = infos
+        .first()
+        .map(|m| m.key.clone())
+        .filter(|_| config.first_scores);
     let mut coordinator = Coordinator::new(ledger.clone(), admin, config.schedule.clone());
     let mut reports = Vec::new();
     let mut next = 1;
@@ -176,7 +184,7 @@ pub async fn simulate(
         }
         let state = ledger.state().await?;
         let events: Vec<NodeEvent> = nodes.iter().flat_map(|n| n.report().events()).collect();
-        while next <= rounds && round_done(&state, next, &events) {
+        while next <= rounds && round_done(&state, next, &events, scorer.as_deref()) {
             if let Some(report) = round_report(&state, next, &infos, &events) {
                 on_round(&report);
                 reports.push(report);

@@ -184,9 +184,15 @@ pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Round `round` is over for a report: CLOSED, and its global model (if any) held by every
-/// member that committed to it (by their `global` events).
-pub fn round_done(state: &FamilyState, round: u64, events: &[NodeEvent]) -> bool {
+/// Round `round` is over for a report: CLOSED, its global model (if any) held by every member
+/// that committed to it (by their `global` events) and, when `scorer` (a member's key) scores
+/// global models, scored by it.
+pub fn round_done(
+    state: &FamilyState,
+    round: u64,
+    events: &[NodeEvent],
+    scorer: Option<&str>,
+) -> bool {
     let Some(r) = state.rounds.get(&round) else {
         return false;
     };
@@ -196,11 +202,17 @@ pub fn round_done(state: &FamilyState, round: u64, events: &[NodeEvent]) -> bool
     if !state.aggregates.contains_key(&round) {
         return true;
     }
-    r.committers.iter().all(|key| {
+    let held = r.committers.iter().all(|key| {
         events
             .iter()
             .any(|e| &e.key == key && e.round == round && e.phase == "global")
-    })
+    });
+    let scored = scorer.is_none_or(|key| {
+        events
+            .iter()
+            .any(|e| e.key == key && e.round == round && e.phase == "score")
+    });
+    held && scored
 }
 
 /// Round `round` from the ledger state and every node's events.
@@ -715,10 +727,13 @@ mod tests {
             event("a", 1, "global", 12_000, 0.1, 0),
         ];
         // b does not hold the global model yet: the round is not over for the report.
-        assert!(!round_done(&state, 1, &events));
+        assert!(!round_done(&state, 1, &events, None));
         events.push(event("b", 1, "global", 12_500, 0.3, 10));
+        assert!(round_done(&state, 1, &events, None));
+        // With a scorer, the round waits for its score.
+        assert!(!round_done(&state, 1, &events, Some("a")));
         events.push(event("a", 1, "score", 20_000, 7.5, 0));
-        assert!(round_done(&state, 1, &events));
+        assert!(round_done(&state, 1, &events, Some("a")));
         let r = round_report(&state, 1, &members, &events).unwrap();
         // From b's training start (1 000 ms) to the last protocol step (12 500 ms).
         assert!((r.timings.round_s - 11.5).abs() < 1e-9, "{:?}", r.timings);

@@ -665,6 +665,7 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         },
         seed: config.local.seed,
         work_dir: work.path().to_path_buf(),
+        first_scores: true,
     };
     let outcome = simulate(simulation, members, |r| {
         if !json {
