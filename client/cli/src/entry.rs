@@ -26,8 +26,14 @@ pub fn default_sigpipe() {
 /// Logging on stderr: `RUST_LOG` when set, else by `-v` count (warnings, then bcfl's debug
 /// messages, then everything's).
 pub fn init_tracing(verbose: u8) {
+    init_tracing_from(verbose, "warn");
+}
+
+/// [`init_tracing`] with `quiet` as the filter without `-v` (a long-running node logs each
+/// phase at `info`).
+pub fn init_tracing_from(verbose: u8, quiet: &str) {
     let default = match verbose {
-        0 => "warn",
+        0 => quiet,
         1 => "info,bcfl_client=debug",
         _ => "debug",
     };
@@ -47,7 +53,15 @@ pub fn run<F>(verbose: u8, command: F) -> ExitCode
 where
     F: Future<Output = anyhow::Result<ExitCode>>,
 {
-    init_tracing(verbose);
+    run_from(verbose, "warn", command)
+}
+
+/// [`run`] with `quiet` as the log filter without `-v` (see [`init_tracing_from`]).
+pub fn run_from<F>(verbose: u8, quiet: &str, command: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<ExitCode>>,
+{
+    init_tracing_from(verbose, quiet);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -499,7 +499,8 @@ pub async fn run(
     progress(Progress::SetUp(&report));
 
     // The processes.
-    let exe = std::env::current_exe().context("locating the bcfl binary")?;
+    // This executable (`bcfl-train`) runs `node run`.
+    let exe = std::env::current_exe().context("locating this executable")?;
     let logs = work.join("logs");
     std::fs::create_dir_all(&logs)?;
     // Members share the cores: one libtorch thread each unless there are cores to spare.

@@ -90,7 +90,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     entry::default_sigpipe();
     let cli = Cli::parse();
-    entry::run(cli.global.verbose, run(cli))
+    // A node shows each phase of each round (log lines at `info`) without `-v`.
+    let quiet = match cli.command {
+        Command::Node(_) => "warn,bcfl_client::round=info",
+        _ => "warn",
+    };
+    entry::run_from(cli.global.verbose, quiet, run(cli))
 }
 
 #[cfg(test)]
