@@ -262,7 +262,7 @@ pub fn round_report(
                     .iter()
                     .filter(|e| e.key == m.key && e.phase == "train")
                     .map(|e| e.seconds)
-                    .sum(),
+                    .fold(0.0, |a, b| a + b),
                 accepted: verdict.is_some_and(|v| v.accepted.contains(&m.key)),
                 flagged_by: flagged.get(&m.key).cloned().unwrap_or_default(),
                 holds_global: in_round
