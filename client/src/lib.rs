@@ -10,10 +10,11 @@
 //! - [`digest`]: SHA-256 of bytes and of files (streamed), as blob ids and commitments use it.
 //! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
 //!   update blobs and their aggregation.
-//! - `demo` (feature `train`): `bcfl demo`, a federated run of N members through a ledger in
-//!   one process.
 //! - [`round`]: the federated round written once: coordinator, member and aggregator roles
-//!   driven by ledger state over a `Ledger` (REST or in-memory), and `bcfl node run`.
+//!   driven by ledger state over a `Ledger` (REST or in-memory); with `train`, `bcfl node run`
+//!   (one member per process) and the simulation behind `bcfl fl simulate`.
+//! - `demo` (feature `train`): `bcfl demo`, the operator's set-up of a consortium on one machine
+//!   and one `bcfl node run` process per member plus a coordinator, with a report and figures.
 //! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use bcfl_processor::graph::{BandwidthGraph, CentreCriterion, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
+use bcfl_processor::rules::rounds;
 use bcfl_protos::bcfl as pb;
 
 use crate::ledger::state::FamilyState;
@@ -38,8 +39,9 @@ pub enum ScheduleError {
     },
 }
 
-/// The model `round` starts from, by the processor's rule: round 1 from the consortium's
-/// initial model (or base model when none is recorded); later rounds from the previous round's
+/// The model `round` starts from, by the processor's rule (its own functions, where it has
+/// them): round 1 from the consortium's initial model (or base model when none is recorded);
+/// later rounds from the previous round's
 /// aggregate, or, when that round was abandoned, from its own parent.
 pub fn parent_of(state: &FamilyState, round: u64) -> Result<String, ScheduleError> {
     let consortium = state
@@ -47,12 +49,7 @@ pub fn parent_of(state: &FamilyState, round: u64) -> Result<String, ScheduleErro
         .as_ref()
         .ok_or(ScheduleError::NoConsortium)?;
     if round <= 1 {
-        let params = consortium.get_params();
-        return Ok(if params.initial_model_sha256.is_empty() {
-            params.base_model_sha256.clone()
-        } else {
-            params.initial_model_sha256.clone()
-        });
+        return Ok(rounds::initial_model(consortium.get_params()).to_owned());
     }
     if let Some(aggregate) = state.aggregates.get(&(round - 1)) {
         return Ok(aggregate.model_sha256.clone());
@@ -177,7 +174,7 @@ pub fn choose_aggregator(
 
 /// Whether `round` aggregates buffered updates (FedBuff style) rather than waiting for all.
 pub fn is_buffered(round: &pb::Round) -> bool {
-    round.sync == pb::RoundSync::BUFFERED_ASYNC
+    rounds::round_sync(round) == pb::RoundSync::BUFFERED_ASYNC
 }
 
 /// The commitments an aggregator waits for before it evaluates `round` without waiting for a
@@ -198,13 +195,9 @@ pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
 /// The commitments the processor requires to evaluate `round`: the consortium's commit quorum
 /// (synchronous) or the buffer size (buffered asynchronous).
 pub fn evaluation_quorum(state: &FamilyState, round: &pb::Round) -> usize {
-    if is_buffered(round) {
-        return round.buffer_size as usize;
-    }
-    state
-        .consortium
-        .as_ref()
-        .map_or(usize::MAX, |c| c.get_params().commit_quorum as usize)
+    state.consortium.as_ref().map_or(usize::MAX, |c| {
+        rounds::commitments_needed(c.get_params(), round) as usize
+    })
 }
 
 /// The weight factor of an update `staleness` rounds old, in parts per million:
