@@ -588,7 +588,7 @@ pub async fn run(
         }
         tokio::select! {
             () = ledger.changed(&state.head, Duration::from_secs(1)) => {}
-            () = interrupted() => bail!("interrupted: stopping the node processes"),
+            () = crate::round::node::shutdown() => bail!("interrupted: stopping the node processes"),
         }
     };
     report.rounds_seconds = rounds_started.elapsed().as_secs_f64();
@@ -614,21 +614,6 @@ fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
         .filter(|p| p.report.is_file())
         .flat_map(|p| Report::read(&p.report).unwrap_or_default())
         .collect()
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
 
 /// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,

@@ -521,8 +521,8 @@ pub async fn run_with<L: Ledger>(
     outcome
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown() {
+/// Resolves on SIGINT or SIGTERM (the node's and the demo's clean stop).
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
