@@ -89,6 +89,10 @@ fn default_wait() -> f64 {
     120.0
 }
 
+/// How long a member that reached `--until-round` keeps serving its blobs before it exits, so
+/// that a member still fetching the last global model can get it from this one.
+pub const LINGER: Duration = Duration::from_secs(5);
+
 /// `[member]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -502,6 +506,17 @@ pub async fn run_with<L: Ledger>(
             }
         }
         if finished {
+            if server.is_some() {
+                // A member still fetching the last global model may need this node's copy.
+                tracing::info!(
+                    seconds = LINGER.as_secs(),
+                    "every role finished; serving a while longer"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(LINGER) => {}
+                    () = shutdown() => {}
+                }
+            }
             tracing::info!("every role finished");
             break Ok(());
         }
