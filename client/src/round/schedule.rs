@@ -2,8 +2,8 @@
 //! state, so that every node (and an auditor) reaches the same answer.
 //!
 //! - [`parent_of`]: the model a round starts from (the processor's rule);
-//! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round and
-//!   who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
+//! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round (not
+//!   a member the previous verdict excluded, unless it excluded everyone) and who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
 //! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
 //! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age.
 
@@ -66,9 +66,11 @@ pub fn parent_of(state: &FamilyState, round: u64) -> Result<String, ScheduleErro
 /// its committers (a member that stopped committing is probably gone; when that leaves nobody,
 /// every active member not excluded is a candidate).
 pub fn aggregator_candidates(state: &FamilyState, round: u64) -> BTreeSet<String> {
+    // As the processor: a verdict that accepted nobody binds nobody.
     let excluded: BTreeSet<&String> = state
         .verdicts
         .get(&round.saturating_sub(1))
+        .filter(|v| !v.accepted.is_empty())
         .map(|v| v.excluded.iter().collect())
         .unwrap_or_default();
     let eligible: BTreeSet<String> = state
@@ -141,7 +143,7 @@ pub fn choose_aggregator(
             let excluded = state
                 .verdicts
                 .get(&round.saturating_sub(1))
-                .is_some_and(|v| v.excluded.contains(key));
+                .is_some_and(|v| !v.accepted.is_empty() && v.excluded.contains(key));
             if active && !excluded {
                 Ok(key.clone())
             } else {
@@ -317,6 +319,7 @@ mod tests {
             1,
             pb::Verdict {
                 round: 1,
+                accepted: vec![key('b')].into(),
                 excluded: vec![key('c')].into(),
                 ..Default::default()
             },
@@ -334,6 +337,24 @@ mod tests {
         assert_eq!(
             choose_aggregator(&s, 2, &AggregatorChoice::Fixed(key('a'))).unwrap(),
             key('a')
+        );
+    }
+
+    #[test]
+    fn a_verdict_that_excluded_everyone_binds_nobody() {
+        let mut s = state(&['a', 'b']);
+        s.verdicts.insert(
+            1,
+            pb::Verdict {
+                round: 1,
+                excluded: vec![key('a'), key('b')].into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(aggregator_candidates(&s, 2).len(), 2);
+        assert_eq!(
+            choose_aggregator(&s, 2, &AggregatorChoice::Fixed(key('b'))).unwrap(),
+            key('b')
         );
     }
 

@@ -334,8 +334,21 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
+#[test]
+fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
+    // The ledger's processes are started here, on the test's own thread: they die with the
+    // thread that started them (bcfl-testkit's `Spawned`).
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = Devnet::start(dir.path());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(compare(&devnet));
+}
+
+async fn compare(devnet: &Devnet) {
     let script = Script {
         admin: signer(1),
         members: (2..6).map(signer).collect(),
@@ -343,13 +356,6 @@ async fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
     let memory = MemoryLedger::new();
     let in_memory = play(&memory, &script).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let devnet = tokio::task::spawn_blocking({
-        let dir = dir.path().to_path_buf();
-        move || Devnet::start(&dir)
-    })
-    .await
-    .unwrap();
     let rest = RestLedger::new(
         &[devnet.url().to_owned()],
         std::time::Duration::from_secs(30),
@@ -380,5 +386,4 @@ async fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
     assert_eq!(memory.raw_state(), on_chain);
     let state = memory.state().await.unwrap();
     assert_eq!(state.commitments[&(3, script.key(2))].staleness, 1);
-    drop(devnet);
 }

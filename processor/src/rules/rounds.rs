@@ -8,7 +8,8 @@
 //!   later versions can record which applied); the previous round CLOSED; the parent model is
 //!   [`initial_model`] for round 1 (the consortium's `initial_model_sha256`, else its base
 //!   model), else the previous round's aggregate (or, if that round was abandoned, its parent);
-//!   the aggregator an active member that the previous round's verdict did not exclude; at least
+//!   the aggregator an active member that the previous round's verdict did not exclude (a verdict
+//!   that accepted nobody binds no aggregator); at least
 //!   `min_participants` active members. The mode is `SERVERLESS` or `SERVER`: payload parsing
 //!   already refuses `ROUND_MODE_UNSET` (`open_round.mode: must be set`), as it always has.
 //! - `CommitUpdate` (active member): the round OPEN, one commitment per member, at most
@@ -157,7 +158,10 @@ pub fn open_round(
     let aggregator = action.aggregator.as_str();
     require_active_member(state, aggregator, "aggregator")?;
     if n > 1 {
-        if let Some(verdict) = state.verdict(n - 1)? {
+        // A verdict that accepted nobody says nothing about who is trustworthy (and would leave
+        // no member able to aggregate again): it binds the next aggregator only when it
+        // accepted someone.
+        if let Some(verdict) = state.verdict(n - 1)?.filter(|v| !v.accepted.is_empty()) {
             let excluded = verdict
                 .excluded
                 .binary_search_by(|k| k.as_str().cmp(aggregator))

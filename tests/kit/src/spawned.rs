@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 const POLL: Duration = Duration::from_millis(20);
 
 /// A child process whose stdout and stderr go to `<log_dir>/<name>.log`, and which is killed
-/// (SIGKILL) and reaped when dropped, also when the test panics.
+/// (SIGKILL) and reaped when dropped, also when the test panics. On Linux it also gets SIGKILL
+/// when the thread that started it ends: start it on the test's own thread, not on a thread
+/// pool's.
 ///
 /// The command is kept: [`Spawned::restart`] starts it again with the same program, arguments,
 /// environment and directory, appending to the same log. [`Spawned::wait_for_line`] reads the

@@ -440,6 +440,34 @@ fn an_excluded_member_cannot_aggregate_the_next_round() {
 }
 
 #[test]
+fn a_verdict_that_excluded_everyone_binds_no_aggregator() {
+    // DBSCAN needing more neighbours than there are members calls everyone noise.
+    let mut params = params();
+    let dbscan = params.mut_anomaly().mut_dbscan();
+    dbscan.eps_ppm = 1_000_000;
+    dbscan.min_points = 10;
+    dbscan.features = vec![pb::Feature::UPDATE_NORM];
+    let mut w = World::with_params(params);
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    for (i, m) in [&m0, &m1, &m2].into_iter().enumerate() {
+        w.ledger
+            .submit(m, &commit(1, &format!("u{i}"), SKETCH))
+            .unwrap();
+    }
+    w.ledger.submit(&m0, &evaluate(1)).unwrap();
+    let verdict = w.ledger.verdict(1).unwrap();
+    assert!(verdict.accepted.is_empty());
+    assert_eq!(verdict.excluded.len(), 3);
+    // Nothing to aggregate: the admin abandons the round, and round 2 may open with any
+    // member as aggregator (otherwise nobody could aggregate again).
+    w.admin_submit(&close(1)).unwrap();
+    w.admin_submit(&open(2, &base_model(), &m2, SERVERLESS))
+        .unwrap();
+}
+
+#[test]
 fn commitments_record_their_base_round() {
     let mut w = World::new();
     let (m0, m1) = (w.m(0), w.m(1));
