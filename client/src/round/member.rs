@@ -359,36 +359,9 @@ impl<L: Ledger> Member<L> {
                 .values()
                 .find(|a| a.model_sha256 == sha256)
                 .map_or(CHUNK_SIZE, |a| a.size_bytes);
-            let routed = fetch_routed(
-                &self.transfers,
-                &graph,
-                &peers,
-                &policy(size)?,
-                &id,
-                &candidates,
-                &self.key,
-            )
-            .await;
-            if let Err(e) = routed {
-                tracing::info!(member = %self.config.name, error = %e, "no routed fetch; asking holders directly");
-                let mut last = e.to_string();
-                let mut done = false;
-                for holder in &candidates {
-                    let Some(url) = peers.url(holder) else {
-                        continue;
-                    };
-                    match self.transfers.fetch(&id, vec![url.to_owned()]).await {
-                        Ok(_) => {
-                            done = true;
-                            break;
-                        }
-                        Err(e) => last = e.to_string(),
-                    }
-                }
-                if !done {
-                    bail!("blob {sha256} could not be fetched: {last}");
-                }
-            }
+            self.fetch(&graph, &peers, size, &id, &candidates)
+                .await
+                .with_context(|| format!("blob {sha256} could not be fetched"))?;
             moved = std::fs::metadata(store.path(&id)).map_or(0, |m| m.len());
             tracing::info!(member = %self.config.name, blob = %&sha256[..12], seconds = started.elapsed().as_secs_f64(), "fetched");
         }
@@ -428,6 +401,41 @@ impl<L: Ledger> Member<L> {
                 tracing::warn!(member = %self.config.name, error = %format!("{e:#}"), "initial model not held yet")
             }
         }
+    }
+
+    /// Fetches blob `id` of `size` bytes into this member's store from the nearest of
+    /// `holders` along routes over `graph` (re-routed around failures), or, when no route is
+    /// known, straight from each holder in turn.
+    async fn fetch(
+        &self,
+        graph: &BandwidthGraph,
+        peers: &Peers,
+        size: u64,
+        id: &BlobId,
+        holders: &[String],
+    ) -> anyhow::Result<()> {
+        let routed = fetch_routed(
+            &self.transfers,
+            graph,
+            peers,
+            &policy(size)?,
+            id,
+            holders,
+            &self.key,
+        )
+        .await;
+        let Err(e) = routed else {
+            return Ok(());
+        };
+        tracing::info!(member = %self.config.name, error = %e, "no routed fetch; asking holders directly");
+        let mut last = e.to_string();
+        for url in holders.iter().filter_map(|h| peers.url(h)) {
+            match self.transfers.fetch(id, vec![url.to_owned()]).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        bail!("{last}")
     }
 
     /// Holds, checks and scores the newest global model on chain.
@@ -656,26 +664,15 @@ impl<L: Ledger> Member<L> {
                 .ok_or_else(|| anyhow!("no commitment of {key} to round {round}"))?;
             let id = BlobId::parse(&commitment.update_sha256)?;
             if !self.transfers.store().contains(&id) {
-                let done = fetch_routed(
-                    &self.transfers,
+                self.fetch(
                     &graph,
                     &peers,
-                    &policy(commitment.size_bytes)?,
+                    commitment.size_bytes,
                     &id,
                     std::slice::from_ref(key),
-                    &self.key,
                 )
-                .await;
-                if let Err(e) = done {
-                    let url = peers
-                        .url(key)
-                        .ok_or_else(|| anyhow!("{key} has no endpoint"))?;
-                    tracing::info!(error = %e, "no routed fetch; fetching directly");
-                    self.transfers
-                        .fetch(&id, vec![url.to_owned()])
-                        .await
-                        .with_context(|| format!("fetching the update of {key}"))?;
-                }
+                .await
+                .with_context(|| format!("fetching the update of {key}"))?;
                 moved += commitment.size_bytes;
             }
             let path = self.transfers.store().path(&id);
