@@ -1,5 +1,5 @@
-//! Generates Rust for `proto/*.proto` with the pure-Rust protobuf 2.x code generator (no
-//! `protoc` needed), into `OUT_DIR`.
+//! Generates Rust for `proto/bcfl.proto` and Sawtooth's `proto/sawtooth/{transaction,batch}.proto`
+//! with the pure-Rust protobuf 2.x code generator (no `protoc` needed), into `OUT_DIR`.
 //!
 //! rust-protobuf 2.28 opens each generated file with inner `#![allow(...)]` attributes, one of
 //! which names a lint newer compilers have removed. Inner attributes cannot appear in an
@@ -8,11 +8,17 @@
 
 use std::path::PathBuf;
 
-const PROTOS: [&str; 1] = ["bcfl"];
+/// Each generated module and the file it comes from. `batch.proto` imports `transaction.proto`
+/// by its bare name, so `proto/sawtooth` is an include path too.
+const PROTOS: [(&str, &str); 3] = [
+    ("bcfl", "proto/bcfl.proto"),
+    ("transaction", "proto/sawtooth/transaction.proto"),
+    ("batch", "proto/sawtooth/batch.proto"),
+];
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
-    let inputs: Vec<String> = PROTOS.iter().map(|p| format!("proto/{p}.proto")).collect();
+    let inputs: Vec<&str> = PROTOS.iter().map(|(_, file)| *file).collect();
     for input in &inputs {
         println!("cargo:rerun-if-changed={input}");
     }
@@ -20,9 +26,10 @@ fn main() {
         .out_dir(&out)
         .inputs(&inputs)
         .include("proto")
+        .include("proto/sawtooth")
         .run()
         .expect("protobuf code generation failed");
-    for name in PROTOS {
+    for (name, _) in PROTOS {
         let generated = out.join(format!("{name}.rs"));
         let text = std::fs::read_to_string(&generated).expect("generated file is readable");
         let cleaned: String = text

@@ -1,4 +1,6 @@
-//! Why a transaction failed, and the one place that turns it into a Sawtooth `ApplyError`.
+//! Why a transaction failed ([`TxnError`]), and the one place that turns it into the
+//! processor's answer ([`ApplyError`], the family's statement of the SDK's error of the same name:
+//! `bcfl-tp` maps it one to one).
 //!
 //! A rule violation, a bad payload, an undeclared address and corrupt state are deterministic: every
 //! validator reaches the same answer, so they are `ApplyError::InvalidTransaction` and the batch is
@@ -9,11 +11,21 @@
 //! every context failure except receipt errors an invalid transaction (a dropped connection would
 //! then invalidate a good transaction).
 
-use sawtooth_sdk::processor::handler::ApplyError;
 use thiserror::Error;
 
 use crate::payload::PayloadError;
 use crate::state::StateError;
+
+/// A processor's answer to a transaction it could not apply, as the validator takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ApplyError {
+    /// The transaction is invalid: its batch is rejected, on every validator alike.
+    #[error("invalid transaction: {0}")]
+    InvalidTransaction(String),
+    /// Processing failed for a reason outside the transaction; the validator retries it.
+    #[error("internal error: {0}")]
+    InternalError(String),
+}
 
 /// A failed transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -52,20 +64,18 @@ pub type Result<T, E = TxnError> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sawtooth_sdk::processor::handler::ContextError;
+    use crate::context::ContextError;
 
     #[test]
     fn only_context_failures_are_internal() {
         let rejected: ApplyError = TxnError::Rejected("no".into()).into();
         assert!(matches!(rejected, ApplyError::InvalidTransaction(m) if m == "no"));
-        let auth: ApplyError = TxnError::from(StateError::from(ContextError::AuthorizationError(
-            "x".into(),
-        )))
-        .into();
+        let auth: ApplyError =
+            TxnError::from(StateError::from(ContextError::Authorization("x".into()))).into();
         assert!(matches!(auth, ApplyError::InvalidTransaction(_)));
-        let recv: ApplyError = TxnError::from(StateError::from(
-            ContextError::ResponseAttributeError("status unset".into()),
-        ))
+        let recv: ApplyError = TxnError::from(StateError::from(ContextError::Failed(
+            "status unset".into(),
+        )))
         .into();
         assert!(matches!(recv, ApplyError::InternalError(m) if m.contains("status unset")));
         let payload: ApplyError = TxnError::Payload(PayloadError::NoAction).into();

@@ -73,10 +73,13 @@
 //!
 //! # Layout of the crate
 //!
-//! Following the `xo_rust` split: [`handler`] (the `TransactionHandler`), [`payload`] (bytes to a
-//! validated [`payload::Action`]), [`state`] (typed, cached state access), [`rules`] (the
-//! deterministic logic), plus [`address`], [`access`], [`limits`] and [`error`]. The binary
-//! `bcfl-tp` connects the handler to a validator.
+//! Following the `xo_rust` split: [`handler`] (the transaction handler), [`payload`] (bytes to a
+//! validated [`payload::Action`]), [`state`] (typed, cached state access over a
+//! [`context::StateContext`]), [`rules`] (the deterministic logic), plus [`address`], [`access`],
+//! [`limits`] and [`error`]; the maths verdicts and routing use are in [`anomaly`], [`graph`] and
+//! [`fixed`]. Only code that runs on chain lives here, and nothing here links the Sawtooth SDK or
+//! ZMQ: the `bcfl-tp` crate (`processor/tp/`) runs [`BcflHandler`] behind a validator, and
+//! clients, devnet's tests and auditors use this crate without a transport.
 //!
 //! # Example
 //!
@@ -103,6 +106,7 @@
 pub mod access;
 pub mod address;
 pub mod anomaly;
+pub mod context;
 pub mod error;
 pub mod fixed;
 pub mod graph;
@@ -110,12 +114,12 @@ pub mod handler;
 pub mod limits;
 pub mod payload;
 pub mod rules;
-pub mod runtime;
 pub mod state;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 
-pub use error::TxnError;
+pub use context::{ContextError, StateContext};
+pub use error::{ApplyError, TxnError};
 pub use handler::BcflHandler;
 pub use payload::{Action, PayloadError};
 

@@ -1,4 +1,4 @@
-//! Typed access to the family's state through a Sawtooth `TransactionContext`.
+//! Typed access to the family's state through a transaction's [`StateContext`].
 //!
 //! [`BcflState`] computes addresses ([`crate::address`]), decodes and encodes the state messages,
 //! keeps collision containers (`MemberList`, `CommitmentList`, `LinkList`) sorted by their natural
@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 use bcfl_protos::bcfl as pb;
 use protobuf::{Message, RepeatedField};
-use sawtooth_sdk::processor::handler::{ContextError, TransactionContext};
 use thiserror::Error;
 
 use crate::address;
+use crate::context::{ContextError, StateContext};
 
 /// A failed state access.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -42,8 +42,8 @@ pub enum StateError {
 impl From<ContextError> for StateError {
     fn from(err: ContextError) -> Self {
         match err {
-            ContextError::AuthorizationError(msg) => StateError::Unauthorized(msg),
-            other => StateError::Context(other.to_string()),
+            ContextError::Authorization(msg) => StateError::Unauthorized(msg),
+            ContextError::Failed(msg) => StateError::Context(msg),
         }
     }
 }
@@ -57,7 +57,7 @@ pub type Result<T, E = StateError> = std::result::Result<T, E>;
 /// request by [`BcflState::flush`] (each context request is a round trip, and a rejected
 /// transaction's writes are discarded by the validator anyway).
 pub struct BcflState<'a> {
-    context: &'a dyn TransactionContext,
+    context: &'a dyn StateContext,
     cache: BTreeMap<String, Option<Vec<u8>>>,
     pending: BTreeMap<String, Vec<u8>>,
 }
@@ -87,7 +87,7 @@ fn upsert<E, K: Ord>(list: &mut RepeatedField<E>, entry: E, key: impl Fn(&E) -> 
 
 impl<'a> BcflState<'a> {
     /// Wraps a transaction's context.
-    pub fn new(context: &'a dyn TransactionContext) -> Self {
+    pub fn new(context: &'a dyn StateContext) -> Self {
         Self {
             context,
             cache: BTreeMap::new(),

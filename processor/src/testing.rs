@@ -23,16 +23,13 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use bcfl_protos::bcfl as pb;
-use protobuf::{Message, RepeatedField};
-use sawtooth_sdk::messages::processor::TpProcessRequest;
-use sawtooth_sdk::messages::transaction::TransactionHeader;
-use sawtooth_sdk::processor::handler::{
-    ApplyError, ContextError, TransactionContext, TransactionHandler,
-};
+use protobuf::Message;
 
 use crate::access::declared_addresses;
 use crate::address::{self, is_full_address};
-use crate::handler::BcflHandler;
+use crate::context::{ContextError, StateContext};
+use crate::error::ApplyError;
+use crate::handler::{BcflHandler, TransactionRequest};
 use crate::{FAMILY_NAME, FAMILY_VERSION};
 
 /// An event added through the context.
@@ -94,7 +91,7 @@ impl MemoryContext {
     ) -> Result<(), ContextError> {
         for a in addresses {
             if !is_full_address(a) || !allowed.iter().any(|p| a.starts_with(p.as_str())) {
-                return Err(ContextError::AuthorizationError(format!(
+                return Err(ContextError::Authorization(format!(
                     "Tried to {verb} unauthorized addresses: {addresses:?}"
                 )));
             }
@@ -103,7 +100,7 @@ impl MemoryContext {
     }
 }
 
-impl TransactionContext for MemoryContext {
+impl StateContext for MemoryContext {
     fn get_state_entries(
         &self,
         addresses: &[String],
@@ -200,22 +197,16 @@ impl MemoryLedger {
         inputs: Vec<String>,
         outputs: Vec<String>,
     ) -> Result<Vec<RecordedEvent>, ApplyError> {
-        let mut header = TransactionHeader::new();
-        header.set_family_name(FAMILY_NAME.to_owned());
-        header.set_family_version(FAMILY_VERSION.to_owned());
-        header.set_signer_public_key(signer.to_owned());
-        header.set_batcher_public_key(signer.to_owned());
-        header.set_inputs(RepeatedField::from_vec(inputs.clone()));
-        header.set_outputs(RepeatedField::from_vec(outputs.clone()));
-        header.set_payload_sha512(address::sha512_hex(payload));
-        header.set_nonce(self.applied.to_string());
-        let mut request = TpProcessRequest::new();
-        request.set_header(header);
-        request.set_payload(payload.to_vec());
-        request.set_signature(format!("{:0128x}", self.applied));
-        request.set_context_id(format!("{:032x}", self.applied));
-        let mut context = MemoryContext::new(self.state.clone(), inputs, outputs);
-        self.handler.apply(&request, &mut context)?;
+        let id = format!("{:0128x}", self.applied);
+        let request = TransactionRequest {
+            family_name: FAMILY_NAME,
+            family_version: FAMILY_VERSION,
+            signer_public_key: signer,
+            payload,
+            id: &id,
+        };
+        let context = MemoryContext::new(self.state.clone(), inputs, outputs);
+        self.handler.apply(&request, &context)?;
         let (state, events) = context.into_parts();
         self.state = state;
         self.applied += 1;

@@ -6,6 +6,10 @@
 //! protobuf 2.x code generator, the same runtime `sawtooth-sdk` 0.5 uses, so one `protobuf`
 //! crate serves both.
 //!
+//! Beside them, Sawtooth's own [`transaction`] and [`batch`] messages (the envelope every
+//! client signs and the REST API takes), so that a client builds batches without linking the
+//! Sawtooth SDK and its ZMQ transport.
+//!
 //! Encodings are canonical: proto3 with fields written in field-number order, and every repeated
 //! key field kept sorted by the processor, so the same state always has the same bytes.
 //!
@@ -41,6 +45,50 @@
 #[rustfmt::skip]
 pub mod bcfl {
     include!(concat!(env!("OUT_DIR"), "/bcfl_gen.rs"));
+}
+
+/// Sawtooth 1.2's `TransactionHeader`, `Transaction` and `TransactionList`
+/// (`proto/sawtooth/transaction.proto`, copied unchanged from the Sawtooth SDK, Apache-2.0).
+#[allow(
+    clippy::all,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    trivial_casts,
+    unused_imports,
+    unused_results,
+    unused_parens,
+    rust_2018_idioms,
+    unknown_lints,
+    mismatched_lifetime_syntaxes
+)]
+#[rustfmt::skip]
+pub mod transaction {
+    include!(concat!(env!("OUT_DIR"), "/transaction_gen.rs"));
+}
+
+/// Sawtooth 1.2's `BatchHeader`, `Batch` and `BatchList` (`proto/sawtooth/batch.proto`, copied
+/// unchanged from the Sawtooth SDK, Apache-2.0).
+#[allow(
+    clippy::all,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    trivial_casts,
+    unused_imports,
+    unused_results,
+    unused_parens,
+    rust_2018_idioms,
+    unknown_lints,
+    mismatched_lifetime_syntaxes
+)]
+#[rustfmt::skip]
+pub mod batch {
+    include!(concat!(env!("OUT_DIR"), "/batch_gen.rs"));
 }
 
 pub use protobuf;

@@ -2,7 +2,7 @@
 //! `bcfl-devnet`, through the real `bcfl-tp` processor and the REST API. Prints one JSON object.
 //!
 //! ```text
-//! cargo build --release -p bcfl-processor --bin bcfl-tp
+//! cargo build --release -p bcfl-tp --bin bcfl-tp
 //! cargo bench -p bcfl-tests --bench devnet                  # defaults below
 //! cargo bench -p bcfl-tests --bench devnet -- --batches 100 --latency-samples 200
 //! ```
@@ -91,7 +91,7 @@ fn locate_tp(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let tp = profile_dir.join("bcfl-tp");
     if !tp.exists() {
         bail!(
-            "{} is missing: run `cargo build --release -p bcfl-processor --bin bcfl-tp` first \
+            "{} is missing: run `cargo build --release -p bcfl-tp --bin bcfl-tp` first \
              (or pass --tp PATH)",
             tp.display()
         );

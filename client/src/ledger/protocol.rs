@@ -24,9 +24,9 @@
 //! assert!(!body.is_empty());
 //! ```
 
+use bcfl_protos::batch as pb_batch;
+use bcfl_protos::transaction as pb_txn;
 use protobuf::{Message as _, RepeatedField};
-use sawtooth_sdk::messages::batch as pb_batch;
-use sawtooth_sdk::messages::transaction as pb_txn;
 use sha2::{Digest, Sha512};
 
 use super::keys::Signer;

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bcfl_processor::testing::MemoryLedger as Rules;
+use bcfl_processor::ApplyError;
 use bcfl_protos::bcfl as pb;
-use sawtooth_sdk::processor::handler::ApplyError;
 use tokio::sync::watch;
 
 use super::ledger::{Ledger, LedgerError};

@@ -2,9 +2,9 @@
 //! report bandwidth, the round is evaluated on chain, and the aggregate must leave the excluded
 //! members out.
 
+use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
 use protobuf::SingularPtrField;
-use sawtooth_sdk::processor::handler::ApplyError;
 
 use crate::testing::{test_key, MemoryLedger};
 

@@ -19,7 +19,7 @@ pub enum Binary {
     BcflTrain,
     /// `bcfl-devnet`, the embedded ledger (package `bcfl-devnet`).
     BcflDevnet,
-    /// `bcfl-tp`, the transaction processor (package `bcfl-processor`).
+    /// `bcfl-tp`, the transaction processor (package `bcfl-tp`).
     BcflTp,
     /// `bcfl-devnet-fixture-tp`, the scripted processor of the devnet's failure tests (package
     /// `bcfl-devnet`).
@@ -43,7 +43,7 @@ impl Binary {
         match self {
             Self::Bcfl | Self::BcflTrain => "bcfl-cli",
             Self::BcflDevnet | Self::DevnetFixtureTp => "bcfl-devnet",
-            Self::BcflTp => "bcfl-processor",
+            Self::BcflTp => "bcfl-tp",
         }
     }
 
@@ -155,7 +155,7 @@ mod tests {
             let folder = match binary.package() {
                 "bcfl-cli" => "client/cli",
                 "bcfl-devnet" => "devnet",
-                "bcfl-processor" => "processor",
+                "bcfl-tp" => "processor/tp",
                 other => panic!("unknown package {other}"),
             };
             let manifest = std::fs::read_to_string(root.join(folder).join("Cargo.toml")).unwrap();

@@ -20,13 +20,11 @@ use bcfl_client::json::message_to_json;
 use bcfl_client::ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_client::ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
+use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{compute_verdict, RoundEvidence};
-use bcfl_processor::{BcflHandler, FAMILY_NAME, NAMESPACE};
+use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
 use bcfl_protos::bcfl as pb;
 use protobuf::Message as _;
-use sawtooth_sdk::messages::processor::TpProcessRequest;
-use sawtooth_sdk::messages::transaction::TransactionHeader;
-use sawtooth_sdk::processor::handler::{ContextError, TransactionContext};
 use serde_json::json;
 
 use super::Context;
@@ -47,7 +45,7 @@ struct ReplayState {
     entries: RefCell<BTreeMap<String, Vec<u8>>>,
 }
 
-impl TransactionContext for ReplayState {
+impl StateContext for ReplayState {
     fn get_state_entries(
         &self,
         addresses: &[String],
@@ -103,18 +101,17 @@ impl ReplayState {
     fn apply(&self, txn: &BlockTransaction) -> anyhow::Result<()> {
         let payload = pb::BcflPayload::parse_from_bytes(&txn.payload)
             .with_context(|| format!("transaction {} does not decode", txn.id))?;
-        let (inputs, outputs) = declared_addresses(&payload, &txn.signer_public_key)
+        // The addresses the family declares: the processor reads and writes nothing else, and a
+        // payload that declares none cannot have been committed.
+        declared_addresses(&payload, &txn.signer_public_key)
             .map_err(|e| anyhow!("transaction {}: {e}", txn.id))?;
-        let mut header = TransactionHeader::new();
-        header.set_family_name(txn.family_name.clone());
-        header.set_family_version(txn.family_version.clone());
-        header.set_signer_public_key(txn.signer_public_key.clone());
-        header.set_inputs(inputs.into());
-        header.set_outputs(outputs.into());
-        let mut request = TpProcessRequest::new();
-        request.set_header(header);
-        request.set_payload(txn.payload.clone());
-        request.set_signature(txn.id.clone());
+        let request = TransactionRequest {
+            family_name: &txn.family_name,
+            family_version: &txn.family_version,
+            signer_public_key: &txn.signer_public_key,
+            payload: &txn.payload,
+            id: &txn.id,
+        };
         BcflHandler::new().process(&request, self).map_err(|e| {
             anyhow!(
                 "replaying committed transaction {} failed: {e} (the chain and the processor disagree)",

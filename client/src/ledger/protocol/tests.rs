@@ -1,8 +1,8 @@
 //! Unit tests of the transaction and batch builders.
 
+use bcfl_protos::batch as pb_batch;
+use bcfl_protos::transaction as pb_txn;
 use protobuf::Message as _;
-use sawtooth_sdk::messages::batch as pb_batch;
-use sawtooth_sdk::messages::transaction as pb_txn;
 
 use super::*;
 use crate::ledger::keys::{PrivateKey, PublicKey};

@@ -2,9 +2,9 @@
 //! always suffice (no "state access refused"), nothing is an internal error, and the state stays
 //! canonical and consistent.
 
+use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
 use proptest::prelude::*;
-use sawtooth_sdk::processor::handler::ApplyError;
 
 use super::*;
 use crate::testing::test_key;

@@ -7,8 +7,8 @@ mod invariants;
 mod membership;
 mod rounds;
 
+use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
-use sawtooth_sdk::processor::handler::ApplyError;
 
 use crate::testing::{test_key, MemoryLedger, RecordedEvent};
 

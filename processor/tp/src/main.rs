@@ -2,8 +2,8 @@
 //!
 //! Connects to a validator's component endpoint (ZMQ, default `tcp://localhost:4004`), registers
 //! family `bcfl` 1.0 for namespace `085493`, and applies transactions with
-//! [`bcfl_processor::BcflHandler`] on the runtime of [`bcfl_processor::runtime`] (the component
-//! protocol on one socket, trailing writes pipelined). SIGINT or SIGTERM finishes the transaction
+//! [`bcfl_processor::BcflHandler`] (through [`bcfl_tp::sdk::TpHandler`]) on the runtime of
+//! [`bcfl_tp::runtime`] (the component protocol on one socket, trailing writes pipelined). SIGINT or SIGTERM finishes the transaction
 //! in hand, unregisters from the validator and exits with status 0.
 //!
 //! ```text
@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
-use bcfl_processor::handler::context_error;
-use bcfl_processor::runtime::Processor;
-use bcfl_processor::{BcflHandler, FAMILY_NAME, FAMILY_VERSION, NAMESPACE};
+use bcfl_processor::{FAMILY_NAME, FAMILY_VERSION, NAMESPACE};
+use bcfl_tp::runtime::Processor;
+use bcfl_tp::sdk::{context_error, TpHandler};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -83,7 +83,7 @@ fn main() -> Result<()> {
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("cannot install the SIGINT/SIGTERM handler")?;
-    let handler = BcflHandler::new();
+    let handler = TpHandler::new();
     // Runs until SIGINT/SIGTERM, then unregisters from the validator.
     Processor::new(&args.connect, &handler, context_error, stop).run()?;
     tracing::info!("bcfl-tp stopped");
