@@ -1,13 +1,8 @@
 //! The bcfl client library.
 //!
-//! - [`ledger`]: talking to a Sawtooth ledger (or the bcfl devnet): keys and signing in
-//!   Sawtooth's format, transactions and batches, the `bcfl` family's transactions, an async REST
-//!   client with typed errors, and typed decoding of the family's state.
 //! - [`fixed`]: the fixed-point conversions (`*_micro`, `*_ppm`) the ledger uses instead of
 //!   floating point: the processor's own module ([`bcfl_processor::fixed`]), so that the client
 //!   converts exactly as the chain does.
-//! - [`rule`]: the aggregation rules, their command-line syntax and their on-chain parameters.
-//! - [`digest`]: SHA-256 of bytes and of files (streamed), as blob ids and commitments use it.
 //! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
 //!   update blobs and their aggregation.
 //! - [`round`]: the federated round written once: coordinator, member and aggregator roles
@@ -15,7 +10,6 @@
 //!   (one member per process) and the simulation behind `bcfl fl simulate`.
 //! - `demo` (feature `train`): `bcfl demo`, the operator's set-up of a consortium on one machine
 //!   and one `bcfl node run` process per member plus a coordinator, with a report and figures.
-//! - [`json`]: JSON rendering of the family's protobuf messages with stable field names.
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.
 //!
@@ -31,14 +25,9 @@
 
 #[cfg(feature = "train")]
 pub mod demo;
-pub mod digest;
 pub mod figures;
 pub use bcfl_processor::fixed;
-pub mod json;
-pub mod ledger;
-pub mod net;
 pub mod round;
-pub mod rule;
 #[cfg(feature = "train")]
 pub mod train;
 /// The `tch` crate this library trains with, for its dependents' settings (thread counts).

@@ -33,12 +33,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use bcfl_client::ledger::family::BcflTransaction;
-use bcfl_client::ledger::keys::{PrivateKey, Signer};
-use bcfl_client::ledger::protocol::{Batch, BatchBuilder, BatchList};
-use bcfl_client::ledger::rest::RestClient;
 use bcfl_devnet::ledger::{Devnet, DevnetConfig};
 use bcfl_devnet::view::{BatchStatusKind, LedgerView};
+use bcfl_ledger::family::BcflTransaction;
+use bcfl_ledger::keys::{PrivateKey, Signer};
+use bcfl_ledger::protocol::{Batch, BatchBuilder, BatchList};
+use bcfl_ledger::rest::RestClient;
 use bcfl_protos::bcfl as pb;
 use clap::Parser;
 use serde_json::json;

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
-use bcfl_client::ledger::keys::{PublicKey, Signer};
-use bcfl_client::ledger::rest::{BatchStatus, RestClient};
-use bcfl_client::ledger::state::BcflReader;
+use bcfl_ledger::keys::{PublicKey, Signer};
+use bcfl_ledger::rest::{BatchStatus, RestClient};
+use bcfl_ledger::state::BcflReader;
 use clap::Args;
 
 /// Options every command accepts, in `bcfl` and in `bcfl-train` alike.

@@ -27,9 +27,9 @@ use serde::{Deserialize, Serialize};
 
 pub use bcfl_processor::anomaly::attack::{AttackKind, SCALE_FACTOR};
 
-use crate::train::sketch::l2_norm;
-use crate::train::update::Update;
 use crate::train::{Error, Result};
+use bcfl_fed::sketch::l2_norm;
+use bcfl_fed::update::Update;
 
 /// The kinds the demo applies, in [`AttackKind::ALL`] order.
 pub const KINDS: [AttackKind; 4] = [
@@ -156,8 +156,8 @@ fn noise_like(update: &Update, seed: u64) -> Update {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::sketch::sketch_cosine;
-    use crate::train::sketch::UpdateStats;
+    use bcfl_fed::sketch::sketch_cosine;
+    use bcfl_fed::sketch::UpdateStats;
 
     fn update(values: &[f32]) -> Update {
         let mut u = Update::default();

@@ -33,7 +33,6 @@ use clap::{Args, ValueEnum};
 
 use self::attack::AttackSpec;
 use self::processes::{free_port, NodeProcess};
-use crate::ledger::keys::{write_key_pair, PrivateKey, Signer};
 use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
 use crate::round::ledger::Ledger;
 use crate::round::model::ModelPackage;
@@ -43,9 +42,10 @@ use crate::round::node::{
 use crate::round::report::{NodeEvent, Report};
 use crate::round::rest::RestLedger;
 use crate::round::summary::{round_done, round_report, DemoReport, MemberInfo, RoundReport};
-use crate::rule::Rule;
 use crate::train::command::DataArgs;
 use crate::train::data_command::{member_file, run_split, PartitionArg, SplitArgs};
+use bcfl_fed::rule::Rule;
+use bcfl_ledger::keys::{write_key_pair, PrivateKey, Signer};
 
 /// Anomaly methods of `--anomaly` (not PageRank: on loopback every link is alike, so the
 /// bandwidth graph holds no evidence).
@@ -201,7 +201,7 @@ impl DemoArgs {
             commit_quorum: n / 2 + 1,
             model_id: package.description.clone(),
             base_model_sha256: package.base_sha256.clone(),
-            sketch_length: crate::train::sketch::DEFAULT_LENGTH as u32,
+            sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,
             ..Default::default()
         };
         params.initial_model_sha256 = package.initial_sha256.clone();

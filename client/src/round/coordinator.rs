@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::ledger::{Ledger, LedgerError};
 use super::schedule::{self, AggregatorChoice, ScheduleError};
-use crate::ledger::keys::Signer;
-use crate::ledger::state::FamilyState;
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::state::FamilyState;
 
 /// Topology of the rounds a coordinator opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -314,8 +314,8 @@ impl<L: Ledger> Coordinator<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::keys::PrivateKey;
     use crate::round::memory::MemoryLedger;
+    use bcfl_ledger::keys::PrivateKey;
 
     struct World {
         ledger: Arc<MemoryLedger>,

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bcfl_protos::bcfl as pb;
 
-use crate::ledger::keys::Signer;
-use crate::ledger::state::FamilyState;
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::state::FamilyState;
 
 /// A failed ledger operation.
 #[derive(Debug, thiserror::Error)]

@@ -38,16 +38,16 @@ use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use crate::fixed;
-use crate::ledger::keys::Signer;
-use crate::ledger::state::FamilyState;
-use crate::net::manifest::BlobId;
-use crate::net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
-use crate::net::route::{distribute, fetch_routed, pull, Peers, RoutePolicy};
-use crate::net::transfer::Transfers;
-use crate::rule::Rule;
-use crate::train::aggregate::{aggregate, Contribution};
-use crate::train::sketch::UpdateStats;
-use crate::train::update::{sha256_hex, Encoding, Update};
+use bcfl_fed::aggregate::{aggregate, Contribution};
+use bcfl_fed::rule::Rule;
+use bcfl_fed::sketch::UpdateStats;
+use bcfl_fed::update::{sha256_hex, Encoding, Update};
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::state::FamilyState;
+use bcfl_net::manifest::BlobId;
+use bcfl_net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
+use bcfl_net::route::{distribute, fetch_routed, pull, Peers, RoutePolicy};
+use bcfl_net::transfer::Transfers;
 
 /// Chunk size of the members' stores: the unit relays verify and forward.
 pub const CHUNK_SIZE: u64 = 64 << 10;
@@ -334,7 +334,7 @@ impl<L: Ledger> Member<L> {
         let mut moved = 0;
         if !store.contains(&id) {
             if let Some(initial) = &self.initial {
-                if crate::digest::file_sha256(initial)?.sha256 == sha256 {
+                if bcfl_fed::digest::file_sha256(initial)?.sha256 == sha256 {
                     store.insert_file(initial).await?;
                 }
             }

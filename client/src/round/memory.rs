@@ -16,9 +16,9 @@ use bcfl_protos::bcfl as pb;
 use tokio::sync::watch;
 
 use super::ledger::{Ledger, LedgerError};
-use crate::ledger::keys::Signer;
-use crate::ledger::rest::{StateEntry, StateSnapshot};
-use crate::ledger::state::FamilyState;
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::rest::{StateEntry, StateSnapshot};
+use bcfl_ledger::state::FamilyState;
 
 /// An in-memory ledger running the family's rules.
 #[derive(Debug)]

@@ -30,7 +30,7 @@
 //! ```
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use bcfl_client::ledger::keys::{PrivateKey, Signer};
+//! use bcfl_ledger::keys::{PrivateKey, Signer};
 //! use bcfl_client::round::coordinator::{Coordinator, CoordinatorConfig};
 //! use bcfl_client::round::ledger::Ledger;
 //! use bcfl_client::round::memory::MemoryLedger;

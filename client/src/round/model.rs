@@ -21,15 +21,16 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::digest::file_sha256;
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::Dataset;
 use crate::train::lora::LoraConfig;
 use crate::train::prefix::{Inputs, PrefixCache};
+use crate::train::tensors::StoreTensors as _;
 use crate::train::tokenize::TextEncoder;
 use crate::train::trainer::{evaluate_on, train_on, Evaluation, TrainConfig};
-use crate::train::update::{Encoding, Update};
+use bcfl_fed::digest::file_sha256;
+use bcfl_fed::update::{Encoding, Update};
 
 /// Vocabulary size of a `--tiny` package's word-level tokenizer.
 pub const TINY_VOCAB: usize = 2000;

@@ -55,13 +55,13 @@ use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
 use super::model::{LocalModel, ModelPackage};
 use super::report::Report;
 use super::rest::RestLedger;
-use crate::ledger::keys::Signer;
-use crate::net::blob::BlobStore;
-use crate::net::probe::ProbeConfig;
-use crate::net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
-use crate::net::transfer::{http_client, Transfers};
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
+use bcfl_ledger::keys::Signer;
+use bcfl_net::blob::BlobStore;
+use bcfl_net::probe::ProbeConfig;
+use bcfl_net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
+use bcfl_net::transfer::{http_client, Transfers};
 
 /// The configuration file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -411,7 +411,7 @@ async fn start_member<L: Ledger>(
         attack,
         slowdown: m.slowdown,
         until_round,
-        encoding: crate::train::update::Encoding::F32,
+        encoding: bcfl_fed::update::Encoding::F32,
     };
     let report = Report::new(m.report.as_deref())?;
     let member = Member::new(

@@ -21,10 +21,10 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::watch;
 
 use super::ledger::{Ledger, LedgerError};
-use crate::ledger::family::BcflTransaction;
-use crate::ledger::keys::Signer;
-use crate::ledger::rest::{BatchStatusKind, RestClient, RestError};
-use crate::ledger::state::{BcflReader, FamilyState};
+use bcfl_ledger::family::BcflTransaction;
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::rest::{BatchStatusKind, RestClient, RestError};
+use bcfl_ledger::state::{BcflReader, FamilyState};
 
 /// A ledger behind one or more REST API URLs.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_processor::rules::rounds;
 use bcfl_protos::bcfl as pb;
 
-use crate::ledger::state::FamilyState;
+use bcfl_ledger::state::FamilyState;
 
 /// Size of the transfer the centre is computed for. Store-and-forward latencies all scale with
 /// it, so the choice does not depend on it.

@@ -26,14 +26,14 @@ use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::summary::{round_done, round_report, MemberInfo, RoundReport};
 use crate::demo::attack::AttackKind;
-use crate::digest::sha256_hex;
-use crate::ledger::keys::{PrivateKey, Signer};
-use crate::ledger::state::FamilyState;
-use crate::net::blob::BlobStore;
-use crate::net::probe::ProbeConfig;
-use crate::net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
-use crate::net::transfer::{http_client, Transfers};
-use crate::train::update::{Encoding, Update};
+use bcfl_fed::digest::sha256_hex;
+use bcfl_fed::update::{Encoding, Update};
+use bcfl_ledger::keys::{PrivateKey, Signer};
+use bcfl_ledger::state::FamilyState;
+use bcfl_net::blob::BlobStore;
+use bcfl_net::probe::ProbeConfig;
+use bcfl_net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
+use bcfl_net::transfer::{http_client, Transfers};
 
 /// One simulated member.
 pub struct SimulatedMember {

@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::figures::{self, GraphEdge, GraphFigure, GraphNode, RoundSeries};
 use crate::fixed;
-use crate::ledger::state::FamilyState;
 use crate::round::report::NodeEvent;
 use crate::train::split::DataPlan;
+use bcfl_ledger::state::FamilyState;
 
 /// A member as the report names it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -24,12 +24,13 @@ use rand::{Rng, SeedableRng};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::aggregate::kernels::{self, View};
-use super::aggregate::mapped::MappedUpdate;
-use super::aggregate::{aggregate, Contribution, Rule};
 use super::checkpoint::{ModelDir, WEIGHTS};
 use super::lora::LoraConfig;
-use super::update::{Encoding, Update};
+use super::tensors::StoreTensors as _;
+use bcfl_fed::aggregate::kernels::{self, View};
+use bcfl_fed::aggregate::mapped::MappedUpdate;
+use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
+use bcfl_fed::update::{Encoding, Update};
 
 /// `bcfl fl bench` options.
 #[derive(Clone, Debug, Args)]

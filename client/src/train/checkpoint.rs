@@ -16,7 +16,7 @@ use super::bert::{BertClassifier, BertConfig};
 use super::lora::LoraConfig;
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
-use crate::digest::file_sha256;
+use bcfl_fed::digest::file_sha256;
 
 /// Name of the weights file in a model directory.
 pub const WEIGHTS: &str = "model.safetensors";

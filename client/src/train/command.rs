@@ -30,10 +30,11 @@ use super::data::{Columns, Dataset, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
 use super::lora::LoraConfig;
 use super::prefix::{Inputs, PrefixCache};
 use super::split::{leakage, partition, train_test_split, validation_split, Partition};
+use super::tensors::StoreTensors as _;
 use super::tokenize::TextEncoder;
 use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
-use super::update::{Encoding, Update};
-use crate::rule::{Rule, RuleDefaults};
+use bcfl_fed::rule::{Rule, RuleDefaults};
+use bcfl_fed::update::{Encoding, Update};
 
 /// File of the trainable tensors in a saved model.
 pub const ADAPTER_FILE: &str = "adapter.safetensors";
@@ -290,7 +291,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     quantize: bool,
     /// Sketch length of the commitment statistics.
-    #[arg(long, default_value_t = super::sketch::DEFAULT_LENGTH)]
+    #[arg(long, default_value_t = bcfl_fed::sketch::DEFAULT_LENGTH)]
     sketch_length: usize,
 }
 
@@ -440,7 +441,7 @@ fn save(
         lora: model.lora().clone(),
         label_names: labels.to_vec(),
         max_len,
-        adapter_sha256: crate::digest::sha256_hex(&bytes),
+        adapter_sha256: bcfl_fed::digest::sha256_hex(&bytes),
     };
     fs::write(out.join(MODEL_FILE), serde_json::to_string_pretty(&saved)?)?;
     Ok(())

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::command::{DataArgs, TEST_FILE};
 use super::data::{Dataset, LabelNames, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
 use super::split::{split, DataPlan, Partition, SplitConfig};
-use super::update::sha256_hex;
+use bcfl_fed::update::sha256_hex;
 
 /// The labels file `bcfl data split` writes.
 pub const LABELS_FILE: &str = "labels.csv";

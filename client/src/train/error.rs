@@ -54,6 +54,9 @@ pub enum Error {
     /// An update blob is malformed or does not match the others.
     #[error("update: {0}")]
     Update(String),
+    /// Reading, writing or combining update blobs failed.
+    #[error(transparent)]
+    Fed(#[from] bcfl_fed::Error),
 }
 
 /// The training engine's result type.

@@ -1,5 +1,5 @@
 //! Federated fine-tuning engine: a BERT encoder with LoRA adapters on libtorch (`tch`), data
-//! loading and partitioning, training and evaluation, update blobs and their aggregation.
+//! loading and partitioning, training and evaluation.
 //!
 //! Bird's-eye view, in the order data flows:
 //!
@@ -14,9 +14,9 @@
 //!   and client shards (IID, Dirichlet, specialty), with a leakage check; [`data_command`]
 //!   writes a consortium's shards as files (`bcfl data split`).
 //! - [`trainer`] runs AdamW with warmup/decay and clipping; [`metrics`] scores predictions.
-//! - [`update`] serializes the trainable tensors as canonical safetensors (optionally int8);
-//!   [`aggregate`] combines updates (FedAvg, median, trimmed mean, Krum, Multi-Krum) bit-exactly;
-//!   [`sketch`] computes the statistics a commitment carries.
+//! - [`tensors`] turns the trainable tensors into an update blob ([`bcfl_fed::update`]) and
+//!   back; the format, its aggregation and the commitment statistics are libtorch-free, in
+//!   `bcfl-fed`.
 //! - [`command`] is the `bcfl train`, `bcfl eval`, `bcfl fl simulate` (federated rounds through
 //!   the round library over the in-memory ledger, [`crate::round::simulation`]) and `bcfl fl
 //!   bench` command line; [`mod@bench`] the benchmarks.
@@ -34,7 +34,6 @@
 //! # }
 //! ```
 
-pub mod aggregate;
 pub mod attack;
 pub mod bench;
 pub mod bert;
@@ -46,11 +45,10 @@ mod error;
 pub mod lora;
 pub mod metrics;
 pub mod prefix;
-pub mod sketch;
 pub mod split;
+pub mod tensors;
 pub mod tokenize;
 pub mod trainer;
-pub mod update;
 
 pub use error::{Error, Result};
 

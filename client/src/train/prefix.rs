@@ -42,7 +42,7 @@ use super::bert::BertClassifier;
 use super::checkpoint::ModelDir;
 use super::tokenize::TextEncoder;
 use super::{Error, Result};
-use crate::digest::{file_sha256, Sha256Stream};
+use bcfl_fed::digest::{file_sha256, Sha256Stream};
 
 type TextDigest = [u8; 32];
 

@@ -3,7 +3,7 @@
 //! with status 2 and the processor's rejection message on stderr.
 //!
 //! A few rules cannot be broken through the CLI, which checks them before sending: those are
-//! posted as raw batches through the REST API with the `bcfl_client::ledger` builders, and the
+//! posted as raw batches through the REST API with the `bcfl_ledger` builders, and the
 //! INVALID batch's message is checked instead (see `raw_batches`).
 //!
 //! The steps between the violations (registrations, commitments, evaluation...) go through the
@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use bcfl_client::ledger::family::BcflTransaction;
-use bcfl_client::ledger::keys::{write_key_pair, PrivateKey, Signer};
-use bcfl_client::ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
-use bcfl_client::ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
+use bcfl_ledger::family::BcflTransaction;
+use bcfl_ledger::keys::{write_key_pair, PrivateKey, Signer};
+use bcfl_ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
+use bcfl_ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
 use bcfl_protos::bcfl as pb;
 use bcfl_testkit::Ledger;
 

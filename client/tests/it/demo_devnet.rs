@@ -9,12 +9,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use bcfl_client::ledger::rest::RestClient;
-use bcfl_client::ledger::state::{BcflReader, FamilyState};
 use bcfl_client::round::schedule::staleness_weight_ppm;
-use bcfl_client::rule::Rule;
-use bcfl_client::train::aggregate::{aggregate, Contribution};
-use bcfl_client::train::update::{sha256_hex, Encoding};
+use bcfl_fed::aggregate::{aggregate, Contribution};
+use bcfl_fed::rule::Rule;
+use bcfl_fed::update::{sha256_hex, Encoding};
+use bcfl_ledger::rest::RestClient;
+use bcfl_ledger::state::{BcflReader, FamilyState};
 use bcfl_testkit::{Binary, Ledger};
 use serde_json::Value;
 

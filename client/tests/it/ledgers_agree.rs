@@ -4,11 +4,11 @@
 //! gives the same accept/refuse answers, with the same reasons, and the same state, byte for
 //! byte.
 
-use bcfl_client::ledger::keys::{PrivateKey, Signer};
-use bcfl_client::ledger::rest::RestClient;
 use bcfl_client::round::ledger::{Ledger, LedgerError};
 use bcfl_client::round::memory::MemoryLedger;
 use bcfl_client::round::rest::RestLedger;
+use bcfl_ledger::keys::{PrivateKey, Signer};
+use bcfl_ledger::rest::RestClient;
 use bcfl_processor::NAMESPACE;
 use bcfl_protos::bcfl as pb;
 use bcfl_testkit::Ledger as Devnet;

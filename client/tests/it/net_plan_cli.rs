@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::poisoned_round::{commit_with_poisoned_m4, init_poison_consortium, POISON_NAMES};
 
-/// The graph of `bcfl_client::net`'s unit tests; from 1 with M = 6000 B, chunk 600 B,
+/// The graph of `bcfl_net`'s unit tests; from 1 with M = 6000 B, chunk 600 B,
 /// D_G = 1 s: 2 at 60 s, 3 direct at 100 s, 4 via 3 at 220 s (pipelined 130 s), 5 unreachable.
 const CSV: &str = "from,to,bytes_per_sec\n1,2,100\n2,3,100\n1,3,60\n3,4,50\n5,1,10\n";
 

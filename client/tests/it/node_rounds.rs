@@ -209,7 +209,7 @@ impl Consortium {
             let path = self.stores[i].join(&sha);
             let bytes = std::fs::read(&path)
                 .unwrap_or_else(|e| panic!("{} does not hold {sha}: {e}", self.names[i]));
-            assert_eq!(bcfl_client::digest::sha256_hex(&bytes), sha);
+            assert_eq!(bcfl_fed::digest::sha256_hex(&bytes), sha);
         }
         sha
     }

@@ -12,10 +12,11 @@ use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::{Dataset, Example};
 use bcfl_client::train::lora::LoraConfig;
 use bcfl_client::train::prefix::{CacheKey, Inputs, PrefixCache};
+use bcfl_client::train::tensors::StoreTensors as _;
 use bcfl_client::train::tokenize::TextEncoder;
 use bcfl_client::train::trainer::{evaluate, evaluate_on, train, train_on, TrainConfig};
-use bcfl_client::train::update::{Encoding, Update};
 use bcfl_client::train::{seeded, Error};
+use bcfl_fed::update::{Encoding, Update};
 use tch::Device;
 
 const CLASSES: [&[&str]; 3] = [

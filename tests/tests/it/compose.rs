@@ -127,7 +127,7 @@ fn pbft_file_is_what_the_generator_writes() {
 fn dockerfile_builds_the_ledger_binaries_without_libtorch() {
     let text = std::fs::read_to_string(compose_dir().join("Dockerfile")).unwrap();
     assert!(text.contains("protobuf-compiler libzmq3-dev pkg-config"));
-    assert!(text.contains("-p bcfl-processor"));
+    assert!(text.contains("-p bcfl-tp"));
     assert!(
         !text.contains("--features"),
         "the image must not need libtorch"

@@ -18,8 +18,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use bcfl_client::ledger::keys::{PrivateKey, Signer};
-use bcfl_client::ledger::protocol::BatchList;
+use bcfl_ledger::keys::{PrivateKey, Signer};
+use bcfl_ledger::protocol::BatchList;
 use bcfl_testkit::{Devnet, Spawned};
 use serde_json::Value;
 use sha2::{Digest, Sha512};

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use bcfl_client::fixed::{self, format_micro};
-use bcfl_client::net::edges::parse_edge_list;
+use bcfl_net::edges::parse_edge_list;
 use bcfl_processor::anomaly::features::bandwidth_feature;
 use bcfl_processor::anomaly::{evaluate, feature_name, parse_feature, Evaluation, MemberData};
 use bcfl_processor::limits::{MAX_PAGERANK_ITERATIONS, MAX_THRESHOLD_PPM, PPM};

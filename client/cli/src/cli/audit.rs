@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use bcfl_client::fixed::format_micro;
-use bcfl_client::json::message_to_json;
-use bcfl_client::ledger::state::FamilyState;
+use bcfl_ledger::json::message_to_json;
+use bcfl_ledger::state::FamilyState;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};

@@ -8,7 +8,7 @@
 //! ledger with `bcfl audit bandwidth`.
 
 use anyhow::{anyhow, Context as _};
-use bcfl_client::ledger::state::FamilyState;
+use bcfl_ledger::state::FamilyState;
 use bcfl_processor::graph::{BandwidthGraph, CentreCriterion, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl::MemberStatus;

@@ -1,7 +1,7 @@
 //! `bcfl audit history`: the family's transactions block by block, newest first.
 
-use bcfl_client::json::message_to_json;
-use bcfl_client::ledger::rest::Block;
+use bcfl_ledger::json::message_to_json;
+use bcfl_ledger::rest::Block;
 use bcfl_processor::{Action, FAMILY_NAME};
 use bcfl_protos::bcfl::BcflPayload;
 use protobuf::Message as _;
@@ -97,7 +97,7 @@ pub(crate) async fn history(ctx: &Context, args: HistoryArgs) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bcfl_client::ledger::rest::BlockTransaction;
+    use bcfl_ledger::rest::BlockTransaction;
     use bcfl_protos::bcfl::CloseRound;
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use bcfl_client::ledger::keys::{write_key_pair, PrivateKey};
+use bcfl_ledger::keys::{write_key_pair, PrivateKey};
 
 use super::Context;
 

@@ -75,7 +75,7 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Routing and transfer planning over measured bandwidths.
     #[command(subcommand)]
-    Net(bcfl_client::net::NetCommand),
+    Net(bcfl_net::NetCommand),
     /// A member's peer network: blob server, bandwidth probes, routed fetch and distribution.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -99,7 +99,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     #[command(flatten)]
-    Network(bcfl_client::net::node::NodeCommand),
+    Network(bcfl_net::node::NodeCommand),
     /// Run a member node (and/or the coordinator) that follows the ledger round after round.
     Run(Forwarded),
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
 use bcfl_client::fixed;
-use bcfl_client::ledger::family::BcflTransaction;
-use bcfl_client::ledger::rest::BatchStatusKind;
+use bcfl_ledger::family::BcflTransaction;
+use bcfl_ledger::rest::BatchStatusKind;
 use bcfl_processor::rules::rounds::initial_model;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};

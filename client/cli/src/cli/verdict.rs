@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
-use bcfl_client::json::message_to_json;
-use bcfl_client::ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
-use bcfl_client::ledger::state::FamilyState;
+use bcfl_ledger::json::message_to_json;
+use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
+use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{compute_verdict, RoundEvidence};

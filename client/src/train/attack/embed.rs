@@ -18,7 +18,7 @@ use super::super::bert::BertClassifier;
 use super::super::data::Dataset;
 use super::super::tokenize::TextEncoder;
 use super::super::{Error, Result};
-use crate::digest::sha256_hex;
+use bcfl_fed::digest::sha256_hex;
 
 /// The `format` of cache files.
 pub const CACHE_FORMAT: &str = "bcfl-embeddings-v1";

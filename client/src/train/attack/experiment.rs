@@ -6,7 +6,7 @@
 //! ([`AttackKind`]: every kind of the table in [`bcfl_processor::anomaly::attack`]; label flips
 //! change the labels trained on, stale riders resend the previous global change, the other
 //! kinds replace the update as [`attack_update`] does); every member's update gives the features a commitment carries (L2 norm, a
-//! [`sketch`](crate::train::sketch) of length `sketch_length`, the last epoch's loss, the sample
+//! [`sketch`](bcfl_fed::sketch) of length `sketch_length`, the last epoch's loss, the sample
 //! count) and, with the measured links, the round's evidence. Detection is the processor's own
 //! [`bcfl_processor::anomaly::evaluate`] on [`MemberData::from_evidence`], exactly as
 //! `EvaluateRound` computes a verdict; the accepted members' updates are aggregated by the
@@ -22,15 +22,15 @@ use bcfl_processor::anomaly::{evaluate, MemberData};
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
-use super::super::aggregate::{aggregate, Contribution, Rule};
 use super::super::data::Dataset;
-use super::super::sketch::UpdateStats;
 use super::super::split::{partition, train_test_split, Partition};
-use super::super::update::Encoding;
 use super::super::{Error, Result};
 use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
 use super::head::{LinearHead, LocalConfig};
+use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
+use bcfl_fed::sketch::UpdateStats;
+use bcfl_fed::update::Encoding;
 
 /// Member key of member `i` (sorts like `i`).
 pub fn member_key(i: usize) -> String {
@@ -271,7 +271,7 @@ struct Group {
 
 /// What every member submits in one round from one global head.
 struct Submissions {
-    updates: Vec<super::super::update::Update>,
+    updates: Vec<bcfl_fed::update::Update>,
     commitments: Vec<pb::Commitment>,
 }
 

@@ -11,9 +11,9 @@
 use bcfl_processor::anomaly::simulate::Rng;
 use tch::{Device, Kind, Tensor};
 
-use super::super::update::Update;
 use super::super::{Error, Result};
 use super::embed::Embeddings;
+use bcfl_fed::update::Update;
 
 /// Name of the weight tensor in an update.
 pub const WEIGHT: &str = "classifier.weight";

@@ -32,7 +32,7 @@ use super::checkpoint::ModelDir;
 use super::data::{Dataset, MEDICAL_ABSTRACTS};
 use super::lora::LoraConfig;
 use super::{Error, Result};
-use crate::digest::file_sha256;
+use bcfl_fed::digest::file_sha256;
 use embed::{CacheKey, Embeddings};
 
 /// The Medical Abstracts corpus under `data_dir` and its embeddings by the frozen model in

@@ -3,15 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use bcfl_client::digest::reader_sha256;
 use bcfl_client::fixed;
-use bcfl_client::rule::{RuleDefaults, DEFAULT_TRIM};
+use bcfl_fed::digest::reader_sha256;
+use bcfl_fed::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
 use bcfl_cli::context::WaitArgs;
 
-pub(crate) use bcfl_client::rule::Rule;
+pub(crate) use bcfl_fed::rule::Rule;
 
 /// Anomaly methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -281,7 +281,7 @@ impl InitArgs {
 }
 
 /// The lowercase hex SHA-256 and the size of a file, streamed
-/// ([`bcfl_client::digest::reader_sha256`]), with the CLI's error messages.
+/// ([`bcfl_fed::digest::reader_sha256`]), with the CLI's error messages.
 pub(crate) fn file_sha256(path: &Path) -> anyhow::Result<(String, u64)> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

@@ -1,0 +1,460 @@
+//! Typed reads of the `bcfl` family's state.
+//!
+//! Every address of the family carries a type tag after the namespace (see
+//! `bcfl_processor::address`), so any leaf decodes to a [`BcflObject`] without guessing.
+//! [`FamilyState`] collects a whole snapshot (all leaves under the namespace at one head) into
+//! maps an auditor can query; [`BcflReader`] reads single objects by address.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), bcfl_ledger::rest::RestError> {
+//! use bcfl_ledger::rest::RestClient;
+//! use bcfl_ledger::state::BcflReader;
+//!
+//! let reader = BcflReader::new(RestClient::new("http://127.0.0.1:8008")?);
+//! if let Some(consortium) = reader.consortium(None).await? {
+//!     println!("current round {}", consortium.current_round);
+//! }
+//! let state = reader.family_state(None).await?;
+//! println!("{} members at head {}", state.members.len(), state.head);
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+
+use bcfl_processor::address::{self, AddressKind};
+use bcfl_processor::NAMESPACE;
+use bcfl_protos::bcfl as pb;
+use protobuf::Message;
+
+use super::rest::{RestClient, RestError, StateSnapshot};
+
+/// A state leaf that is not a `bcfl` object.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The address is outside the namespace or has an unknown type tag.
+    #[error("{0} is not a bcfl address (unknown namespace or type tag)")]
+    UnknownAddress(String),
+    /// The bytes do not decode as the object the tag names.
+    #[error("{address} does not hold a valid {kind}: {reason}")]
+    Malformed {
+        /// The address.
+        address: String,
+        /// The expected message.
+        kind: &'static str,
+        /// The protobuf error.
+        reason: String,
+    },
+}
+
+impl From<StateError> for RestError {
+    fn from(e: StateError) -> Self {
+        let address = match &e {
+            StateError::UnknownAddress(a) | StateError::Malformed { address: a, .. } => a.clone(),
+        };
+        RestError::State {
+            address,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// One decoded state object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BcflObject {
+    /// Tag `00`.
+    Consortium(pb::Consortium),
+    /// Tag `01`: the members at one address (collisions share it).
+    Members(pb::MemberList),
+    /// Tag `02`.
+    Round(pb::Round),
+    /// Tag `03`: commitments of one (round, member) address.
+    Commitments(pb::CommitmentList),
+    /// Tag `04`: links of one (from, to) address.
+    Links(pb::LinkList),
+    /// Tag `05`.
+    Verdict(pb::Verdict),
+    /// Tag `06`.
+    Aggregate(pb::Aggregate),
+    /// Tag `07`: the member directory (key and status of every member).
+    Directory(pb::MemberList),
+    /// Tag `08`: the sketch sums of one member-keyed address (collisions share it).
+    SketchSums(pb::SketchSumList),
+    /// Tag `09`: the consensus sketch.
+    Consensus(pb::ConsensusSketch),
+}
+
+fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
+    M::parse_from_bytes(data).map_err(|e| StateError::Malformed {
+        address: address.to_owned(),
+        kind,
+        reason: e.to_string(),
+    })
+}
+
+impl BcflObject {
+    /// Decodes the bytes at `address` by the address's type tag.
+    pub fn decode(address: &str, data: &[u8]) -> Result<Self, StateError> {
+        let kind = AddressKind::of(address)
+            .ok_or_else(|| StateError::UnknownAddress(address.to_owned()))?;
+        Ok(match kind {
+            AddressKind::Consortium => Self::Consortium(parse(address, "Consortium", data)?),
+            AddressKind::Member => Self::Members(parse(address, "MemberList", data)?),
+            AddressKind::Round => Self::Round(parse(address, "Round", data)?),
+            AddressKind::Commitment => Self::Commitments(parse(address, "CommitmentList", data)?),
+            AddressKind::Link => Self::Links(parse(address, "LinkList", data)?),
+            AddressKind::Verdict => Self::Verdict(parse(address, "Verdict", data)?),
+            AddressKind::Aggregate => Self::Aggregate(parse(address, "Aggregate", data)?),
+            AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
+            AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
+            AddressKind::Consensus => Self::Consensus(parse(address, "ConsensusSketch", data)?),
+        })
+    }
+
+    /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums` or `consensus`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Consortium(_) => "consortium",
+            Self::Members(_) => "members",
+            Self::Round(_) => "round",
+            Self::Commitments(_) => "commitments",
+            Self::Links(_) => "links",
+            Self::Verdict(_) => "verdict",
+            Self::Aggregate(_) => "aggregate",
+            Self::Directory(_) => "directory",
+            Self::SketchSums(_) => "sketch_sums",
+            Self::Consensus(_) => "consensus",
+        }
+    }
+
+    /// The protobuf message inside.
+    pub fn message(&self) -> &dyn Message {
+        match self {
+            Self::Consortium(m) => m,
+            Self::Members(m) | Self::Directory(m) => m,
+            Self::Round(m) => m,
+            Self::Commitments(m) => m,
+            Self::Links(m) => m,
+            Self::Verdict(m) => m,
+            Self::Aggregate(m) => m,
+            Self::SketchSums(m) => m,
+            Self::Consensus(m) => m,
+        }
+    }
+}
+
+/// The whole family state at one head, sorted and keyed for queries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FamilyState {
+    /// The block the state was read at.
+    pub head: String,
+    /// The consortium, once initialized.
+    pub consortium: Option<pb::Consortium>,
+    /// Every member (full records), by public key.
+    pub members: BTreeMap<String, pb::Member>,
+    /// Rounds by number.
+    pub rounds: BTreeMap<u64, pb::Round>,
+    /// Commitments by (round, member).
+    pub commitments: BTreeMap<(u64, String), pb::Commitment>,
+    /// Links by (from, to).
+    pub links: BTreeMap<(String, String), pb::Link>,
+    /// Verdicts by round.
+    pub verdicts: BTreeMap<u64, pb::Verdict>,
+    /// Aggregates by round.
+    pub aggregates: BTreeMap<u64, pb::Aggregate>,
+    /// Every stored sketch sum, sorted by member, and the consensus sketch (empty before the
+    /// first evaluation).
+    pub sketch_history: pb::SketchHistory,
+    /// Every leaf, decoded, in address order.
+    pub objects: Vec<(String, BcflObject)>,
+}
+
+impl FamilyState {
+    /// Decodes every leaf of a snapshot of the namespace.
+    pub fn from_snapshot(snapshot: StateSnapshot) -> Result<Self, StateError> {
+        let mut state = FamilyState {
+            head: snapshot.head,
+            ..Default::default()
+        };
+        for entry in snapshot.entries {
+            let object = BcflObject::decode(&entry.address, &entry.data)?;
+            match &object {
+                BcflObject::Consortium(c) => state.consortium = Some(c.clone()),
+                BcflObject::Members(list) => {
+                    for m in list.get_entries() {
+                        state.members.insert(m.public_key.clone(), m.clone());
+                    }
+                }
+                BcflObject::Round(r) => {
+                    state.rounds.insert(r.number, r.clone());
+                }
+                BcflObject::Commitments(list) => {
+                    for c in list.get_entries() {
+                        state
+                            .commitments
+                            .insert((c.round, c.member.clone()), c.clone());
+                    }
+                }
+                BcflObject::Links(list) => {
+                    for l in list.get_entries() {
+                        state
+                            .links
+                            .insert((l.from.clone(), l.to.clone()), l.clone());
+                    }
+                }
+                BcflObject::Verdict(v) => {
+                    state.verdicts.insert(v.round, v.clone());
+                }
+                BcflObject::Aggregate(a) => {
+                    state.aggregates.insert(a.round, a.clone());
+                }
+                BcflObject::Directory(_) => {}
+                BcflObject::Consensus(c) => state.sketch_history.set_consensus(c.clone()),
+                BcflObject::SketchSums(list) => {
+                    state
+                        .sketch_history
+                        .entries
+                        .extend(list.entries.iter().cloned());
+                }
+            }
+            state.objects.push((entry.address, object));
+        }
+        state
+            .sketch_history
+            .entries
+            .sort_by(|a, b| a.member.cmp(&b.member));
+        Ok(state)
+    }
+
+    /// The sketch history replayed from the ledger's own records: the commitments of every
+    /// evaluated round before `round` (a round is evaluated when it has a verdict) and the
+    /// members each verdict accepted, added in round order. An auditor compares it with the
+    /// stored [`Self::sketch_history`].
+    pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
+        let mut history = pb::SketchHistory::default();
+        for (&r, verdict) in self.verdicts.range(..round) {
+            let commitments: Vec<pb::Commitment> = self.round_commitments(r).cloned().collect();
+            history = bcfl_processor::anomaly::features::extend_after_verdict(
+                &history,
+                r,
+                &commitments,
+                &verdict.accepted,
+            );
+        }
+        history
+    }
+
+    /// The commitments of round `round`, sorted by member.
+    pub fn round_commitments(&self, round: u64) -> impl Iterator<Item = &pb::Commitment> {
+        self.commitments
+            .range((round, String::new())..)
+            .take_while(move |((r, _), _)| *r == round)
+            .map(|(_, c)| c)
+    }
+}
+
+/// Reads `bcfl` objects through a [`RestClient`].
+#[derive(Debug, Clone)]
+pub struct BcflReader {
+    client: RestClient,
+}
+
+impl BcflReader {
+    /// A reader over `client`.
+    pub fn new(client: RestClient) -> Self {
+        Self { client }
+    }
+
+    /// The underlying REST client.
+    pub fn client(&self) -> &RestClient {
+        &self.client
+    }
+
+    async fn object(
+        &self,
+        address: &str,
+        head: Option<&str>,
+    ) -> Result<Option<BcflObject>, RestError> {
+        match self.client.state(address, head).await? {
+            Some(data) => Ok(Some(BcflObject::decode(address, &data)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The consortium, or `None` before `consortium init`.
+    pub async fn consortium(
+        &self,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Consortium>, RestError> {
+        match self.object(&address::consortium_address(), head).await? {
+            Some(BcflObject::Consortium(c)) => Ok(Some(c)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The member with `public_key`.
+    pub async fn member(
+        &self,
+        public_key: &str,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Member>, RestError> {
+        match self
+            .object(&address::member_address(public_key), head)
+            .await?
+        {
+            Some(BcflObject::Members(list)) => Ok(list
+                .get_entries()
+                .iter()
+                .find(|m| m.public_key == public_key)
+                .cloned()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Round `round`.
+    pub async fn round(
+        &self,
+        round: u64,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Round>, RestError> {
+        match self.object(&address::round_address(round), head).await? {
+            Some(BcflObject::Round(r)) => Ok(Some(r)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `member`'s commitment to round `round`.
+    pub async fn commitment(
+        &self,
+        round: u64,
+        member: &str,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Commitment>, RestError> {
+        match self
+            .object(&address::commitment_address(round, member), head)
+            .await?
+        {
+            Some(BcflObject::Commitments(list)) => Ok(list
+                .get_entries()
+                .iter()
+                .find(|c| c.member == member && c.round == round)
+                .cloned()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The verdict of round `round`.
+    pub async fn verdict(
+        &self,
+        round: u64,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Verdict>, RestError> {
+        match self.object(&address::verdict_address(round), head).await? {
+            Some(BcflObject::Verdict(v)) => Ok(Some(v)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The aggregate of round `round`.
+    pub async fn aggregate(
+        &self,
+        round: u64,
+        head: Option<&str>,
+    ) -> Result<Option<pb::Aggregate>, RestError> {
+        match self
+            .object(&address::aggregate_address(round), head)
+            .await?
+        {
+            Some(BcflObject::Aggregate(a)) => Ok(Some(a)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every object of the family at one head (`head`, or the chain head).
+    pub async fn family_state(&self, head: Option<&str>) -> Result<FamilyState, RestError> {
+        let snapshot = self.client.state_list(NAMESPACE, head).await?;
+        Ok(FamilyState::from_snapshot(snapshot)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::StateEntry;
+
+    fn entry(address: String, message: &dyn Message) -> StateEntry {
+        StateEntry {
+            address,
+            data: message.write_to_bytes().unwrap(),
+        }
+    }
+
+    #[test]
+    fn decodes_by_tag_and_collects() {
+        let key = format!("02{}", "ab".repeat(32));
+        let consortium = pb::Consortium {
+            current_round: 2,
+            ..Default::default()
+        };
+        let member = pb::Member {
+            public_key: key.clone(),
+            name: "a".into(),
+            ..Default::default()
+        };
+        let commitment = |round| pb::Commitment {
+            round,
+            member: key.clone(),
+            update_sha256: "00".repeat(32),
+            ..Default::default()
+        };
+        let list = |round| pb::CommitmentList {
+            entries: vec![commitment(round)].into(),
+            ..Default::default()
+        };
+        let snapshot = StateSnapshot {
+            head: "h".into(),
+            entries: vec![
+                entry(address::consortium_address(), &consortium),
+                entry(
+                    address::member_address(&key),
+                    &pb::MemberList {
+                        entries: vec![member.clone()].into(),
+                        ..Default::default()
+                    },
+                ),
+                entry(address::commitment_address(1, &key), &list(1)),
+                entry(address::commitment_address(2, &key), &list(2)),
+                entry(
+                    address::round_address(2),
+                    &pb::Round {
+                        number: 2,
+                        ..Default::default()
+                    },
+                ),
+            ],
+        };
+        let state = FamilyState::from_snapshot(snapshot).unwrap();
+        assert_eq!(state.consortium.as_ref().unwrap().current_round, 2);
+        assert_eq!(state.members[&key], member);
+        assert_eq!(state.rounds[&2].number, 2);
+        let round2: Vec<_> = state.round_commitments(2).collect();
+        assert_eq!(round2, vec![&commitment(2)]);
+        assert_eq!(state.round_commitments(3).count(), 0);
+        assert_eq!(state.objects.len(), 5);
+        assert_eq!(state.objects[0].1.type_name(), "consortium");
+    }
+
+    #[test]
+    fn rejects_foreign_and_malformed_leaves() {
+        let foreign = format!("000000{}", "00".repeat(32));
+        assert!(matches!(
+            BcflObject::decode(&foreign, b""),
+            Err(StateError::UnknownAddress(_))
+        ));
+        let err = BcflObject::decode(&address::round_address(1), &[0xff, 0xff]).unwrap_err();
+        assert!(
+            matches!(err, StateError::Malformed { kind: "Round", .. }),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! Networking between members: blob serving, bandwidth probes, verified relayed transfers, and
+//! transfer planning.
+//!
+//! - [`manifest`]: blob ids (SHA-256) and per-chunk manifests checked while a transfer arrives.
+//! - [`blob`]: the content-addressed blob store (atomic, verified inserts).
+//! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
+//! - [`transfer`]: cut-through transfers along an upstream chain of relays.
+//! - [`probe`]: bandwidth and RTT probes and their `ReportBandwidth` sweep.
+//! - [`route`]: routed fetches with failover, and distribution along the route tree.
+//! - [`node`]: `bcfl node serve|probe|fetch|distribute`, the command line over these.
+//! - [`exclusion`]: the members a round's on-chain verdict excluded, removed from routing.
+//! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
+//! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
+//!   time under the store-and-forward and pipelined models (see [`bcfl_processor::graph`], the
+//!   maths shared with the processor).
+//!
+//! [`NetCommand`] is the `bcfl net` subcommand group, so the CLI wires it in two lines.
+
+pub mod blob;
+pub mod edges;
+mod error;
+pub mod exclusion;
+pub mod manifest;
+pub mod node;
+pub mod plan;
+pub mod probe;
+pub mod route;
+pub mod server;
+pub mod transfer;
+
+pub use error::{NetError, Result};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod transfer_tests;
+
+/// `bcfl net ...`: routing and transfer planning over measured bandwidths.
+#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
+pub enum NetCommand {
+    /// Route a transfer of SIZE bytes from SOURCE over a bandwidth edge list (or the ledger's
+    /// links) and predict its time (store-and-forward and pipelined, synchronous and
+    /// asynchronous totals, contention-aware, MST).
+    Plan(plan::NetPlanArgs),
+}
+
+impl NetCommand {
+    /// Runs the command, printing JSON when `json` is set and tables otherwise; `ledger` is
+    /// called only by commands that read the ledger (`plan --ledger`).
+    pub async fn run(
+        &self,
+        ledger: impl FnOnce() -> anyhow::Result<bcfl_ledger::rest::RestClient>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        match self {
+            Self::Plan(args) => plan::run(args, ledger, json).await,
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Bandwidth probes: measure throughput and round-trip time to every other member with real
+//! transfers, and report a sweep on chain as one `ReportBandwidth` transaction.
+//!
+//! For each peer, in turn (so that probes do not compete for the prober's own link):
+//!
+//! 1. RTT: the smallest of `rtt_samples` times of `GET /v1/probe?bytes=0` on a warm connection
+//!    (request to end of response: one round trip plus server time).
+//! 2. Throughput of the link *from the prober to the peer* (the direction the ledger records:
+//!    `from` is the signer): `POST /v1/probe` with N bytes of incompressible data; the time
+//!    from the start of the upload to the peer's receipt (sent after its last byte), less one
+//!    RTT, divides N.
+//!
+//! A peer that cannot be probed is left out of the report: the family accepts only positive
+//! bandwidths, and a link with no fresh samples ages out of the routing graph's median window.
+
+use std::time::{Duration, Instant};
+
+use bcfl_protos::bcfl as pb;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::error::{NetError, Result};
+use super::route::Peers;
+use super::server::{probe_pattern, probe_stream, ProbeReceipt};
+use bcfl_ledger::family::BcflTransaction;
+use bcfl_ledger::keys::Signer;
+use bcfl_ledger::rest::{BatchStatus, RestClient};
+use bcfl_ledger::state::FamilyState;
+
+/// The most measurements one `ReportBandwidth` may hold (the family's limit).
+pub const MAX_MEASUREMENTS: usize = 256;
+
+/// How to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Bytes transferred for the throughput measurement.
+    pub bytes: u64,
+    /// Small requests whose minimum time is the RTT.
+    pub rtt_samples: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            bytes: 8 << 20,
+            rtt_samples: 5,
+        }
+    }
+}
+
+/// One measured link from the prober to a peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkProbe {
+    /// The peer's node id.
+    pub to: String,
+    /// Its base URL.
+    pub url: String,
+    /// Measured throughput, bytes per second.
+    pub bytes_per_sec: u64,
+    /// Measured round-trip time, microseconds.
+    pub rtt_us: u64,
+    /// Bytes of the throughput probe.
+    pub probe_bytes: u64,
+    /// Seconds the throughput transfer took, request to last byte.
+    pub seconds: f64,
+}
+
+async fn timed_get(http: &reqwest::Client, url: &str, peer: &str) -> Result<(u64, Duration)> {
+    let started = Instant::now();
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| NetError::peer(peer, e))?;
+    if !response.status().is_success() {
+        return Err(NetError::peer(
+            peer,
+            format!("{url}: HTTP {}", response.status()),
+        ));
+    }
+    let mut received = 0u64;
+    let mut body = response.bytes_stream();
+    while let Some(piece) = body.next().await {
+        received += piece.map_err(|e| NetError::peer(peer, e))?.len() as u64;
+    }
+    Ok((received, started.elapsed()))
+}
+
+async fn timed_upload(http: &reqwest::Client, base: &str, bytes: u64) -> Result<(u64, Duration)> {
+    let body = reqwest::Body::wrap_stream(probe_stream(probe_pattern(), bytes));
+    let started = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/probe"))
+        .header(reqwest::header::CONTENT_LENGTH, bytes)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| NetError::peer(base, e))?;
+    if !response.status().is_success() {
+        return Err(NetError::peer(
+            base,
+            format!("probe upload: HTTP {}", response.status()),
+        ));
+    }
+    let receipt: ProbeReceipt = response.json().await.map_err(|e| NetError::peer(base, e))?;
+    Ok((receipt.bytes, started.elapsed()))
+}
+
+/// Probes the peer serving at `url` (node id `to`).
+pub async fn probe_peer(
+    http: &reqwest::Client,
+    to: &str,
+    url: &str,
+    config: &ProbeConfig,
+) -> Result<LinkProbe> {
+    let base = url.trim_end_matches('/');
+    let mut rtt = Duration::MAX;
+    for _ in 0..config.rtt_samples.max(1) {
+        let (_, elapsed) = timed_get(http, &format!("{base}/v1/probe?bytes=0"), base).await?;
+        rtt = rtt.min(elapsed);
+    }
+    let (received, elapsed) = timed_upload(http, base, config.bytes).await?;
+    if received != config.bytes {
+        return Err(NetError::Truncated {
+            blob: "probe".into(),
+            expected: config.bytes,
+            received,
+        });
+    }
+    let transfer = elapsed.saturating_sub(rtt).max(Duration::from_micros(1));
+    let bytes_per_sec = (received as f64 / transfer.as_secs_f64()).round().max(1.0) as u64;
+    Ok(LinkProbe {
+        to: to.to_owned(),
+        url: base.to_owned(),
+        bytes_per_sec,
+        rtt_us: rtt.as_micros().min(u128::from(u64::MAX)) as u64,
+        probe_bytes: config.bytes,
+        seconds: elapsed.as_secs_f64(),
+    })
+}
+
+/// The outcome of a sweep: the links measured and the peers that failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// Measured links, by peer.
+    pub links: Vec<LinkProbe>,
+    /// Peers that could not be probed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Probes every peer but `me`, one after another.
+pub async fn sweep(http: &reqwest::Client, peers: &Peers, me: &str, config: &ProbeConfig) -> Sweep {
+    let mut result = Sweep::default();
+    for (node, url) in peers.0.iter().filter(|(n, _)| n.as_str() != me) {
+        match probe_peer(http, node, url, config).await {
+            Ok(link) => {
+                tracing::info!(to = %node, bytes_per_sec = link.bytes_per_sec, rtt_us = link.rtt_us, "probed");
+                result.links.push(link);
+            }
+            Err(e) => {
+                tracing::warn!(to = %node, error = %e, "probe failed");
+                result.failed.push((node.clone(), e.to_string()));
+            }
+        }
+    }
+    result
+}
+
+/// The `ReportBandwidth` payload of a sweep's links (which must be 1..=256).
+pub fn report_payload(epoch: u64, links: &[LinkProbe]) -> Result<pb::BcflPayload> {
+    if links.is_empty() || links.len() > MAX_MEASUREMENTS {
+        return Err(NetError::peer(
+            "report",
+            format!(
+                "a report holds 1..={MAX_MEASUREMENTS} links, the sweep measured {}",
+                links.len()
+            ),
+        ));
+    }
+    let measurements: Vec<pb::LinkMeasurement> = links
+        .iter()
+        .map(|l| pb::LinkMeasurement {
+            to: l.to.clone(),
+            bytes_per_sec: l.bytes_per_sec.max(1),
+            rtt_us: l.rtt_us,
+            probe_bytes: l.probe_bytes.max(1),
+            ..Default::default()
+        })
+        .collect();
+    let mut payload = pb::BcflPayload::new();
+    payload.set_report_bandwidth(pb::ReportBandwidth {
+        epoch,
+        measurements: measurements.into(),
+        ..Default::default()
+    });
+    Ok(payload)
+}
+
+/// Signs and submits a sweep as one `ReportBandwidth` transaction; with `wait`, until it
+/// commits (see [`RestClient::submit`]).
+pub async fn submit_sweep(
+    client: &RestClient,
+    signer: &Signer,
+    epoch: u64,
+    links: &[LinkProbe],
+    wait: Option<Duration>,
+) -> Result<Vec<BatchStatus>> {
+    let batches = BcflTransaction::new(report_payload(epoch, links)?).into_batch_list(signer)?;
+    Ok(client.submit(&batches, wait).await?)
+}
+
+/// The active members with an endpoint, by public key.
+pub fn ledger_peers(state: &FamilyState) -> Peers {
+    Peers(
+        state
+            .members
+            .values()
+            .filter(|m| m.status == pb::MemberStatus::ACTIVE && !m.endpoint.is_empty())
+            .map(|m| {
+                (
+                    m.public_key.clone(),
+                    m.endpoint.trim_end_matches('/').to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
