@@ -17,7 +17,7 @@
 //! K = 0 means "not chosen": the command fills it in (`bcfl demo` with members - 1, `bcfl fl
 //! simulate` with clients - F); on chain and in the arithmetic K must be at least 1.
 //!
-//! The arithmetic of each rule is in `train::aggregate` (feature `train`).
+//! The arithmetic of each rule is in [`crate::aggregate`].
 //!
 //! ```
 //! use bcfl_fed::rule::Rule;

@@ -33,7 +33,7 @@
 //! members, 3 noise senders, round 6, seeds 0-2): cumulative distances 0.37-0.57 for honest
 //! members against 0.78-1.01 for the noise senders, where one round's distances overlap
 //! (0.56-0.81 against 0.58-0.84). Members sketch each round with that round's projection; the
-//! client's `train::sketch` explains why a per-round projection suits the sum.
+//! client's `bcfl_fed::sketch` explains why a per-round projection suits the sum.
 
 use bcfl_protos::bcfl as pb;
 
