@@ -249,12 +249,16 @@ mod tests {
             update(&[5.0, -10.0, 0.0, 20.0])
         );
         assert_eq!(
-            AttackKind::FreeRider.apply(&parent, &local, None, 7).unwrap(),
+            AttackKind::FreeRider
+                .apply(&parent, &local, None, 7)
+                .unwrap(),
             parent
         );
         // A stale rider resends the last change of the global model: zero in round 1.
         assert_eq!(
-            AttackKind::StaleRider.apply(&parent, &local, None, 7).unwrap(),
+            AttackKind::StaleRider
+                .apply(&parent, &local, None, 7)
+                .unwrap(),
             parent
         );
         let previous = update(&[0.0, 2.0, 4.0, 4.0]);

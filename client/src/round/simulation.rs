@@ -184,7 +184,10 @@ pub async fn simulate(
     let mut stores = Vec::with_capacity(members.len());
     for m in members {
         let signer = Signer::new(derived_key(config.seed, &m.name)?);
-        reporters.push((m.name.clone(), Signer::new(derived_key(config.seed, &m.name)?)));
+        reporters.push((
+            m.name.clone(),
+            Signer::new(derived_key(config.seed, &m.name)?),
+        ));
         let store_dir = config.work_dir.join(&m.name);
         let store = Arc::new(
             BlobStore::open(&store_dir, CHUNK_SIZE)

@@ -241,6 +241,18 @@ pub struct Outcome {
 }
 
 impl Prepared {
+    /// What the consortium records as its frozen base: the members share no encoder, only
+    /// the embeddings it produced, so the SHA-256 of the training rows' values stands for it.
+    pub fn base_sha256(&self) -> String {
+        let bytes: Vec<u8> = self
+            .train
+            .values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        crate::digest::sha256_hex(&bytes)
+    }
+
     /// The simulated members: each trains the head on its shard ([`HeadTrainer`], on shifted
     /// labels for a label flipper) and attacks as its role says.
     pub fn members(&self, scenario: &Scenario) -> Result<Vec<SimulatedMember>> {
@@ -269,11 +281,13 @@ impl Defence {
     /// The consortium's parameters for this defence with `attackers` of `members` attacking:
     /// every member must commit, [`Self::rule`] aggregates, and only an exclusion defence has
     /// an anomaly configuration (its detector's, with `tuning`).
+    /// `base_sha256` stands for the frozen base model ([`Prepared::base_sha256`]).
     pub fn params(
         self,
         attackers: usize,
         members: usize,
         scenario: &Scenario,
+        base_sha256: &str,
     ) -> Result<pb::ConsortiumParams> {
         let n = u32::try_from(members)
             .map_err(|_| Error::Config(format!("{members} members do not fit on chain")))?;
@@ -281,6 +295,7 @@ impl Defence {
             min_participants: n,
             commit_quorum: n,
             model_id: "linear head over frozen embeddings".into(),
+            base_model_sha256: base_sha256.to_owned(),
             sketch_length: scenario.sketch_length as u32,
             ..Default::default()
         };
@@ -307,7 +322,7 @@ pub async fn run(
     let classes = prepared.train.classes();
     let dim = prepared.train.dim;
     let config = SimulationConfig {
-        params: defence.params(attackers.len(), n, scenario)?,
+        params: defence.params(attackers.len(), n, scenario, &prepared.base_sha256())?,
         schedule: CoordinatorConfig::new(scenario.rounds as u64),
         initial: LinearHead::zeros(classes, dim).to_update(),
         encoding: Encoding::F32,
@@ -332,7 +347,10 @@ pub async fn run(
     if matches!(defence, Defence::Exclusion(_)) {
         for round in 1..=scenario.rounds as u64 {
             let verdict = outcome.state.verdicts.get(&round).ok_or_else(|| {
-                Error::Round(format!("{} left round {round} without a verdict", defence.name()))
+                Error::Round(format!(
+                    "{} left round {round} without a verdict",
+                    defence.name()
+                ))
             })?;
             let mut names: Vec<String> = verdict.excluded.iter().map(|k| name_of(k)).collect();
             names.sort();

@@ -381,8 +381,8 @@ mod tests {
     #[test]
     fn the_trainer_trains_the_head_and_a_label_flipper_learns_the_shifted_classes() {
         let data = toy();
-        let trainer = HeadTrainer::new(data.clone(), Some(data.clone()), LocalConfig::default())
-            .unwrap();
+        let trainer =
+            HeadTrainer::new(data.clone(), Some(data.clone()), LocalConfig::default()).unwrap();
         let start = LinearHead::zeros(2, 3).to_update();
         let trained = trainer.train(&start, 1).unwrap();
         assert_eq!(trained.samples, 40);

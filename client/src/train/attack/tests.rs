@@ -81,23 +81,25 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
 #[test]
 fn defences_map_onto_consortium_parameters() {
     let s = scenario(10, 3, AttackKind::Scale, 1);
-    let none = Defence::None.params(3, 10, &s).unwrap();
+    let none = Defence::None.params(3, 10, &s, &"0".repeat(64)).unwrap();
     assert!(!none.has_anomaly());
     assert_eq!(Rule::from_params(&none).unwrap(), Rule::FedAvg);
     assert_eq!((none.min_participants, none.commit_quorum), (10, 10));
     assert_eq!(none.sketch_length, 256);
     let ensemble = Defence::Exclusion(Detector::Ensemble)
-        .params(3, 10, &s)
+        .params(3, 10, &s, &"0".repeat(64))
         .unwrap();
     assert_eq!(
         ensemble.get_anomaly(),
         &Detector::Ensemble.config(&s.tuning)
     );
     assert_eq!(Rule::from_params(&ensemble).unwrap(), Rule::FedAvg);
-    let krum = Defence::Krum.params(3, 10, &s).unwrap();
+    let krum = Defence::Krum.params(3, 10, &s, &"0".repeat(64)).unwrap();
     assert_eq!(Rule::from_params(&krum).unwrap(), Rule::Krum { f: 3 });
     assert!(!krum.has_anomaly());
-    let trimmed = Defence::TrimmedMean.params(3, 10, &s).unwrap();
+    let trimmed = Defence::TrimmedMean
+        .params(3, 10, &s, &"0".repeat(64))
+        .unwrap();
     assert_eq!(
         Rule::from_params(&trimmed).unwrap(),
         Rule::TrimmedMean { trim: 0.3 }
@@ -117,7 +119,7 @@ async fn a_sign_flipper_is_excluded_on_chain_and_the_aggregate_is_fedavg_of_the_
     let dir = tempfile::tempdir().unwrap();
     let defence = Defence::Exclusion(Detector::Ensemble);
     let config = SimulationConfig {
-        params: defence.params(1, 5, &s).unwrap(),
+        params: defence.params(1, 5, &s, &prepared.base_sha256()).unwrap(),
         schedule: CoordinatorConfig::new(1),
         initial: LinearHead::zeros(5, 16).to_update(),
         encoding: Encoding::F32,
@@ -161,14 +163,21 @@ async fn a_sign_flipper_is_excluded_on_chain_and_the_aggregate_is_fedavg_of_the_
         }
         samples += commitment.num_samples;
     }
-    let global = LinearHead::from_update(&outcome.global, 5, 16).unwrap().flat();
+    let global = LinearHead::from_update(&outcome.global, 5, 16)
+        .unwrap()
+        .flat();
     for (g, total) in global.iter().zip(&sum) {
         let mean = total / samples as f64;
         assert!((g - mean).abs() < 1e-5, "{g} against {mean}");
     }
     assert_eq!(
         pb::AggregationRule::FEDAVG,
-        state.consortium.as_ref().unwrap().get_params().aggregation_rule
+        state
+            .consortium
+            .as_ref()
+            .unwrap()
+            .get_params()
+            .aggregation_rule
     );
 }
 
