@@ -9,7 +9,7 @@
 //! gives the same head every time.
 //!
 //! [`HeadTrainer`] is a member's head and shard as the round library's
-//! [`Trainer`](crate::round::model::Trainer): its update is the head's two tensors, so the
+//! [`Trainer`]: its update is the head's two tensors, so the
 //! attack experiments run their rounds through [`crate::round::simulation`] like every other
 //! federated run. A label flipper is a [`HeadTrainer::label_flipped`] trainer.
 
