@@ -4,20 +4,27 @@
 //! proposes is its *delta* from the round's parent model, `local − parent`. An attacker trains
 //! like everyone else and then replaces its delta before it writes the blob, as the table of
 //! [`bcfl_processor::anomaly::attack`] says (the one list of attack kinds, shared with the
-//! processor's detection bench and `bcfl anomaly bench`). The demo applies the kinds in
-//! [`KINDS`], the ones that act on a trained update alone:
+//! processor's detection bench and `bcfl anomaly bench`). This is the one place that replaces
+//! an update: the member role ([`crate::round::member`]) calls [`ApplyAttack::apply`] for the
+//! kinds in [`KINDS`], in `bcfl demo`, `bcfl node run`, `bcfl fl simulate` and the attack
+//! experiments alike:
 //!
 //! | `--attack` | the delta sent |
 //! | --- | --- |
 //! | `sign-flip` | `−delta` (pushes the model back) |
 //! | `scale-x10` (or `scale`) | [`SCALE_FACTOR`] `· delta` (dominates a mean) |
 //! | `gaussian-noise` (or `noise`) | Gaussian noise with the honest delta's L2 norm |
-//! | `free-rider` | zero (returns the parent: nothing trained) |
+//! | `free-rider` | zero (returns the parent: its training is thrown away) |
+//! | `stale-rider` | the previous round's change of the global model, `parent − previous parent` (zero in round 1) |
 //!
-//! `_` for `-` is accepted too. Label flips, stale riders and slow links need the training, the
-//! previous rounds or a slowed network, so `--attack` refuses them. The attacker's commitment
-//! carries the statistics of what it really sends, so the on-chain evidence is consistent with
-//! its blob and the anomaly verdict, not a lie in the statistics, has to catch it.
+//! `_` for `-` is accepted too. Label flips and slow links do not replace an update: a label
+//! flipper's *trainer* trains on shifted labels, a slow link's *links* are slow, so whoever
+//! builds the member sets those up (the attack experiments of `bcfl anomaly bench` do, with
+//! [`crate::train::attack::head::HeadTrainer`] and reported link measurements) and the member
+//! sends what it trained; `--attack` refuses them. An attacker's commitment carries the
+//! statistics of what it really sends (its loss is the one of the training it did, thrown away
+//! or not), so the on-chain evidence is consistent with its blob and the anomaly verdict, not a
+//! lie in the statistics, has to catch it.
 
 use std::str::FromStr;
 
@@ -31,30 +38,55 @@ use crate::train::{Error, Result};
 use bcfl_fed::sketch::l2_norm;
 use bcfl_fed::update::Update;
 
-/// The kinds the demo applies, in [`AttackKind::ALL`] order.
-pub const KINDS: [AttackKind; 4] = [
+/// The kinds that replace a trained update, in [`AttackKind::ALL`] order.
+pub const KINDS: [AttackKind; 5] = [
     AttackKind::SignFlip,
     AttackKind::Scale,
     AttackKind::GaussianNoise,
     AttackKind::FreeRider,
+    AttackKind::StaleRider,
 ];
 
 /// Applying an attack kind to a trained update.
 pub trait ApplyAttack {
-    /// The update an attacker sends instead of `local`, trained from `parent`; `seed` seeds
-    /// the noise. Kinds outside [`KINDS`] are an error.
-    fn apply(self, parent: &Update, local: &Update, seed: u64) -> Result<Update>;
+    /// Whether this kind replaces the trained update (it is in [`KINDS`]).
+    fn replaces_update(self) -> bool;
+
+    /// The update an attacker sends instead of `local`, trained from `parent`; `previous` is
+    /// the previous round's parent (`None` in round 1), `seed` seeds the noise. Kinds outside
+    /// [`KINDS`] are an error.
+    fn apply(
+        self,
+        parent: &Update,
+        local: &Update,
+        previous: Option<&Update>,
+        seed: u64,
+    ) -> Result<Update>;
 }
 
 impl ApplyAttack for AttackKind {
-    fn apply(self, parent: &Update, local: &Update, seed: u64) -> Result<Update> {
+    fn replaces_update(self) -> bool {
+        KINDS.contains(&self)
+    }
+
+    fn apply(
+        self,
+        parent: &Update,
+        local: &Update,
+        previous: Option<&Update>,
+        seed: u64,
+    ) -> Result<Update> {
         let honest = delta(local, parent)?;
         let sent = match self {
             AttackKind::SignFlip => scaled(&honest, -1.0),
             AttackKind::Scale => scaled(&honest, SCALE_FACTOR as f32),
             AttackKind::FreeRider => scaled(&honest, 0.0),
             AttackKind::GaussianNoise => noise_like(&honest, seed),
-            AttackKind::LabelFlip | AttackKind::StaleRider | AttackKind::SlowLink => {
+            AttackKind::StaleRider => match previous {
+                Some(previous) => delta(parent, previous)?,
+                None => scaled(&honest, 0.0),
+            },
+            AttackKind::LabelFlip | AttackKind::SlowLink => {
                 return Err(Error::Config(
                     self.unsupported("a trained update").to_string(),
                 ))
@@ -88,7 +120,7 @@ impl FromStr for AttackSpec {
         }
         let kind: AttackKind = kind.parse().map_err(|e| format!("{e}"))?;
         if !KINDS.contains(&kind) {
-            return Err(kind.unsupported("a demo member's update").to_string());
+            return Err(kind.unsupported("a member's trained update").to_string());
         }
         Ok(Self { kind, count })
     }
@@ -198,13 +230,15 @@ mod tests {
         let local = update(&[1.5, 1.0, 3.0, 6.0]);
         let honest = delta(&local, &parent).unwrap();
         assert_eq!(honest, update(&[0.5, -1.0, 0.0, 2.0]));
-        let sent = |kind: AttackKind| delta(&kind.apply(&parent, &local, 7).unwrap(), &parent);
+        let sent =
+            |kind: AttackKind| delta(&kind.apply(&parent, &local, None, 7).unwrap(), &parent);
         for kind in AttackKind::ALL {
             assert_eq!(
-                kind.apply(&parent, &local, 7).is_ok(),
+                kind.apply(&parent, &local, None, 7).is_ok(),
                 KINDS.contains(&kind),
                 "{kind}"
             );
+            assert_eq!(kind.replaces_update(), KINDS.contains(&kind));
         }
         assert_eq!(
             sent(AttackKind::SignFlip).unwrap(),
@@ -215,8 +249,24 @@ mod tests {
             update(&[5.0, -10.0, 0.0, 20.0])
         );
         assert_eq!(
-            AttackKind::FreeRider.apply(&parent, &local, 7).unwrap(),
+            AttackKind::FreeRider
+                .apply(&parent, &local, None, 7)
+                .unwrap(),
             parent
+        );
+        // A stale rider resends the last change of the global model: zero in round 1.
+        assert_eq!(
+            AttackKind::StaleRider
+                .apply(&parent, &local, None, 7)
+                .unwrap(),
+            parent
+        );
+        let previous = update(&[0.0, 2.0, 4.0, 4.0]);
+        assert_eq!(
+            AttackKind::StaleRider
+                .apply(&parent, &local, Some(&previous), 7)
+                .unwrap(),
+            update(&[2.0, 2.0, 2.0, 4.0])
         );
         let noise = sent(AttackKind::GaussianNoise).unwrap();
         assert!((l2_norm(&noise) - l2_norm(&honest)).abs() < 1e-5);

@@ -37,6 +37,7 @@ use super::ledger::Ledger;
 use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::schedule;
+use crate::demo::attack::ApplyAttack;
 use crate::fixed;
 use bcfl_fed::aggregate::{aggregate, Contribution};
 use bcfl_fed::rule::Rule;
@@ -68,7 +69,10 @@ pub struct MemberConfig {
     pub commit_timeout: Duration,
     /// Seed of local training (mixed with the round and the member's key).
     pub seed: u64,
-    /// Testing misbehaviour: what this member sends instead of its honest update.
+    /// Testing misbehaviour: the kinds that replace an update
+    /// ([`ApplyAttack::replaces_update`]) replace what this member trained before it is
+    /// committed. A label flip or a slow link leaves the update as trained: whoever builds the
+    /// member gives it a trainer on shifted labels or slow links (the attack experiments do).
     pub attack: Option<crate::demo::attack::AttackKind>,
     /// Extra time after training, as a multiple of the training time (0: none): a slower
     /// member, for experiments with heterogeneous speeds.
@@ -526,9 +530,10 @@ impl<L: Ledger> Member<L> {
             tokio::time::sleep(started.elapsed().mul_f64(self.config.slowdown)).await;
         }
         let mut train_event = self.event(round, "train", started, 0);
-        let sent = match self.config.attack {
+        let sent = match self.config.attack.filter(|k| k.replaces_update()) {
             Some(kind) => {
-                crate::demo::attack::ApplyAttack::apply(kind, &parent, &trained.update, seed)?
+                let previous = self.previous_parent(state, round).await?;
+                kind.apply(&parent, &trained.update, previous.as_ref(), seed)?
             }
             None => trained.update,
         };
@@ -583,6 +588,22 @@ impl<L: Ledger> Member<L> {
         tracing::info!(member = %self.config.name, round = target, base_round = round, loss = stats.loss, norm = stats.l2_norm, "committed");
         self.report.record(event)?;
         Ok(())
+    }
+
+    /// The parent model of the round before `round` (`None` for round 1): what a stale rider
+    /// subtracts from this round's parent to resend the last change of the global model.
+    async fn previous_parent(
+        &self,
+        state: &FamilyState,
+        round: u64,
+    ) -> anyhow::Result<Option<Update>> {
+        let Some(previous) = round.checked_sub(1).and_then(|r| state.rounds.get(&r)) else {
+            return Ok(None);
+        };
+        let (bytes, _) = self
+            .blob(state, round, &previous.parent_model_sha256, &[])
+            .await?;
+        Ok(Some(Update::from_bytes(&bytes)?))
     }
 
     async fn evaluate_when_due(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {

@@ -55,6 +55,7 @@ use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
 use super::model::{LocalModel, ModelPackage};
 use super::report::Report;
 use super::rest::RestLedger;
+use crate::demo::attack::{ApplyAttack, AttackKind};
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
 use bcfl_ledger::keys::Signer;
@@ -124,7 +125,7 @@ pub struct MemberSection {
     /// Bandwidth probes.
     #[serde(default)]
     pub probe: ProbeSection,
-    /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`).
+    /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`, `stale-rider`).
     #[serde(default)]
     pub attack: Option<String>,
     /// Extra time after training, as a multiple of the training time.
@@ -398,7 +399,10 @@ async fn start_member<L: Ledger>(
             tracing::warn!(name = %m.name, %key, "not a registered member yet: waiting for the admin to register it")
         }
     }
-    let attack = m.attack.as_deref().map(str::parse).transpose()?;
+    let attack: Option<AttackKind> = m.attack.as_deref().map(str::parse).transpose()?;
+    if let Some(kind) = attack.filter(|k| !k.replaces_update()) {
+        return Err(kind.unsupported("a node's trained update").into());
+    }
     let config = MemberConfig {
         name: m.name.clone(),
         probe: ProbeConfig {

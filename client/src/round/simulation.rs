@@ -8,8 +8,20 @@
 //! round, the aggregator evaluates (the processor computes the verdict), fetches the accepted
 //! updates over HTTP from the other members' blob servers, checks them against their
 //! commitments, aggregates and commits, and every member fetches, checks and (with a held-out
-//! set) scores the global model. No bandwidth probes run: the aggregator is the first member
-//! in good standing by key, and fetches go straight to the holder.
+//! set) scores the global model.
+//!
+//! Links: no bandwidth probes run (every member is on loopback, so probes would measure the
+//! same machine). Instead [`SimulationConfig::links`] may give link measurements by member
+//! name; before round 1 each member reports its outgoing ones through a real `ReportBandwidth`
+//! transaction signed with its own key, so the anomaly evidence (PageRank over `1/B_ij`, the
+//! bandwidth features), the aggregator's choice and the fetch routes (Bellman-Ford over
+//! `M / B_ij`) see them exactly as they would see probed links. Without links the aggregator
+//! is the first member in good standing by key, and fetches go straight to the holder.
+//!
+//! Keys are derived from [`SimulationConfig::seed`] and the members' names, so a simulation
+//! rerun with the same settings writes the same ledger (the same keys, the same order of the
+//! members in verdicts and aggregates). [`SimulationOutcome::global`] is the newest global
+//! model, read back from a member's store.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +43,7 @@ use bcfl_fed::update::{Encoding, Update};
 use bcfl_ledger::keys::{PrivateKey, Signer};
 use bcfl_ledger::state::FamilyState;
 use bcfl_net::blob::BlobStore;
+use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::ProbeConfig;
 use bcfl_net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
 use bcfl_net::transfer::{http_client, Transfers};
@@ -65,6 +78,9 @@ pub struct SimulationConfig {
     /// Whether the first member has a held-out set (each round's report then waits for its
     /// score).
     pub first_scores: bool,
+    /// Link measurements reported before round 1, `from` and `to` being member names; each
+    /// link's newest sample is reported by `from` (see the module docs). Empty: none.
+    pub links: Vec<pb::Link>,
 }
 
 /// What a simulation leaves.
@@ -77,6 +93,63 @@ pub struct SimulationOutcome {
     pub members: Vec<MemberInfo>,
     /// One report per round.
     pub rounds: Vec<RoundReport>,
+    /// The newest global model on chain (the initial model when no round aggregated), checked
+    /// against its on-chain SHA-256.
+    pub global: Update,
+}
+
+/// A key derived from the simulation's seed and a label (a member's name, or `admin`).
+fn derived_key(seed: u64, label: &str) -> anyhow::Result<PrivateKey> {
+    PrivateKey::from_hex(&sha256_hex(
+        format!("bcfl simulation key {seed} {label}").as_bytes(),
+    ))
+    .with_context(|| format!("deriving the simulation key of {label}"))
+}
+
+/// Each member's `ReportBandwidth` of its outgoing `links` (named by member name).
+async fn report_links(
+    ledger: &MemoryLedger,
+    links: &[pb::Link],
+    signers: &[(String, Signer)],
+) -> anyhow::Result<()> {
+    let key_of = |name: &str| {
+        signers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.public_key().as_hex().to_owned())
+            .with_context(|| format!("link endpoint {name:?} is not a simulated member"))
+    };
+    for (name, signer) in signers {
+        let mut by_epoch: std::collections::BTreeMap<u64, Vec<pb::LinkMeasurement>> =
+            Default::default();
+        for link in links.iter().filter(|l| &l.from == name) {
+            let Some(sample) = link.samples.last() else {
+                continue;
+            };
+            by_epoch
+                .entry(sample.epoch)
+                .or_default()
+                .push(pb::LinkMeasurement {
+                    to: key_of(&link.to)?,
+                    bytes_per_sec: sample.bytes_per_sec.max(1),
+                    rtt_us: sample.rtt_us,
+                    probe_bytes: sample.probe_bytes.max(1),
+                    ..Default::default()
+                });
+        }
+        for (epoch, measurements) in by_epoch {
+            let mut payload = pb::BcflPayload::new();
+            payload.set_report_bandwidth(pb::ReportBandwidth {
+                epoch,
+                measurements: measurements.into(),
+                ..Default::default()
+            });
+            ledger
+                .submit(signer, payload, &format!("ReportBandwidth {name}"))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `config.schedule.rounds` rounds of `members`; `on_round` sees each round's report as
@@ -87,7 +160,7 @@ pub async fn simulate(
     mut on_round: impl FnMut(&RoundReport),
 ) -> anyhow::Result<SimulationOutcome> {
     let ledger = Arc::new(MemoryLedger::new());
-    let admin = Signer::new(PrivateKey::random());
+    let admin = Signer::new(derived_key(config.seed, "admin")?);
     let initial_bytes = config.initial.to_bytes(Encoding::F32);
     let initial_path = config.work_dir.join("initial.safetensors");
     std::fs::create_dir_all(&config.work_dir)?;
@@ -107,13 +180,20 @@ pub async fn simulate(
     let mut nodes = Vec::with_capacity(members.len());
     let mut servers = Vec::with_capacity(members.len());
     let mut infos = Vec::with_capacity(members.len());
+    let mut reporters = Vec::with_capacity(members.len());
+    let mut stores = Vec::with_capacity(members.len());
     for m in members {
-        let signer = Signer::new(PrivateKey::random());
+        let signer = Signer::new(derived_key(config.seed, &m.name)?);
+        reporters.push((
+            m.name.clone(),
+            Signer::new(derived_key(config.seed, &m.name)?),
+        ));
         let store_dir = config.work_dir.join(&m.name);
         let store = Arc::new(
             BlobStore::open(&store_dir, CHUNK_SIZE)
                 .with_context(|| format!("opening {}", store_dir.display()))?,
         );
+        stores.push(store.clone());
         let transfers = Arc::new(Transfers::new(store, http.clone()));
         let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
             .spawn(([127, 0, 0, 1], 0).into())
@@ -163,6 +243,7 @@ pub async fn simulate(
             Report::new(None)?,
         ));
     }
+    report_links(&ledger, &config.links, &reporters).await?;
     // The first member scores the global models when it has a held-out set.
     let scorer = infos
         .first()
@@ -203,10 +284,27 @@ pub async fn simulate(
         server.abort();
     }
     let events: Vec<NodeEvent> = nodes.iter().flat_map(|n| n.report().events()).collect();
+    let global = match state.aggregates.values().next_back() {
+        None => config.initial,
+        Some(aggregate) => {
+            let id = BlobId::parse(&aggregate.model_sha256)?;
+            let store = stores
+                .iter()
+                .find(|s| s.contains(&id))
+                .context("no member holds the last global model")?;
+            let bytes = std::fs::read(store.path(&id))?;
+            anyhow::ensure!(
+                sha256_hex(&bytes) == aggregate.model_sha256,
+                "the stored global model does not match the chain"
+            );
+            Update::from_bytes(&bytes)?
+        }
+    };
     Ok(SimulationOutcome {
         state,
         events,
         members: infos,
         rounds: reports,
+        global,
     })
 }

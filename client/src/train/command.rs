@@ -667,6 +667,7 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         seed: config.local.seed,
         work_dir: work.path().to_path_buf(),
         first_scores: true,
+        links: Vec::new(),
     };
     let outcome = simulate(simulation, members, |r| {
         if !json {

@@ -51,6 +51,9 @@ pub enum Error {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A simulated consortium's rounds failed (the round library's error, with its causes).
+    #[error("simulated round: {0}")]
+    Round(String),
     /// An update blob is malformed or does not match the others.
     #[error("update: {0}")]
     Update(String),

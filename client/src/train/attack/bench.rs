@@ -1,11 +1,13 @@
 //! The attack benchmark: members x attacker fractions x attacks x seeds, every defence.
 //!
-//! For each cell (members, attackers, attack) and seed, [`experiment::prepare`](super::experiment::prepare) draws the split,
-//! the shards, the attackers and the links, and [`experiment::run`](super::experiment::run) trains with each defence:
-//! no defence, exclusion by each [`Detector`], Krum and the trimmed mean. The clean run (the same
-//! members, nobody attacking, FedAvg) and the centralized head are the references. Detection
-//! counts are summed over rounds and seeds before precision, recall and F1 are taken (as the
-//! processor's synthetic benchmark does); accuracies are averaged over seeds.
+//! For each cell (members, attackers, attack) and seed, [`experiment::prepare`](super::experiment::prepare)
+//! draws the split, the shards, the attackers and the links, and
+//! [`experiment::run_all`](super::experiment::run_all) runs one consortium per defence on the
+//! round library: no defence, exclusion by each [`Detector`]'s on-chain verdict, Krum and the
+//! trimmed mean. The clean run (the same members, nobody attacking, FedAvg) and the centralized
+//! head are the references. Detection counts are summed over rounds and seeds before precision,
+//! recall and F1 are taken (as the processor's synthetic benchmark does); accuracies are
+//! averaged over seeds.
 
 use serde::Serialize;
 
@@ -195,7 +197,7 @@ pub fn defences(detectors: &[Detector]) -> Vec<Defence> {
 }
 
 /// Runs the grid; `progress` hears about each finished cell.
-pub fn run_bench(
+pub async fn run_bench(
     dataset: &Dataset,
     embeddings: &Embeddings,
     config: &BenchConfig,
@@ -222,7 +224,11 @@ pub fn run_bench(
         for &seed in &config.seeds {
             let s = scenario(members, 0, AttackKind::Scale, seed);
             let prepared = prepare(embeddings, dataset, &s)?;
-            per_seed.push(run(&prepared, &s, Defence::None, work.path())?.accuracy);
+            per_seed.push(
+                run(&prepared, &s, Defence::None, &work.path().join("clean"))
+                    .await?
+                    .accuracy,
+            );
             if centralized_accuracy.len() < config.seeds.len() {
                 centralized_accuracy.push(centralized(&prepared, &s)?);
             }
@@ -241,7 +247,7 @@ pub fn run_bench(
                 for &seed in &config.seeds {
                     let s = scenario(members, attackers, attack, seed);
                     let prepared = prepare(embeddings, dataset, &s)?;
-                    let outcomes = run_all(&prepared, &s, &defences, work.path())?;
+                    let outcomes = run_all(&prepared, &s, &defences, work.path()).await?;
                     for (k, (defence, outcome)) in defences.iter().zip(outcomes).enumerate() {
                         accuracy[k].push(outcome.accuracy);
                         if let Defence::Exclusion(d) = defence {

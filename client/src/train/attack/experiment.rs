@@ -1,25 +1,33 @@
-//! One federated run with attackers: local training of the head, the attack, the commitment
-//! features, the on-chain detection methods, exclusion and aggregation, round after round.
+//! One federated run with attackers, on the round library: every defence is a consortium of
+//! its own, run by [`simulate`] (the real member, aggregator and coordinator roles over the
+//! in-memory ledger that applies the processor's rules).
 //!
-//! Per round, each member starts from the global head and trains on its shard
-//! ([`LinearHead::train`]); its update is the change of the head. Attackers then misbehave
-//! ([`AttackKind`]: every kind of the table in [`bcfl_processor::anomaly::attack`]; label flips
-//! change the labels trained on, stale riders resend the previous global change, the other
-//! kinds replace the update as [`attack_update`] does); every member's update gives the features a commitment carries (L2 norm, a
-//! [`sketch`](bcfl_fed::sketch) of length `sketch_length`, the last epoch's loss, the sample
-//! count) and, with the measured links, the round's evidence. Detection is the processor's own
-//! [`bcfl_processor::anomaly::evaluate`] on [`MemberData::from_evidence`], exactly as
-//! `EvaluateRound` computes a verdict; the accepted members' updates are aggregated by the
-//! client's [`aggregate`] (written as update files, as members would serve them) and added to
-//! the global head. The final head is scored on the held-out test set.
+//! How the experiment maps onto the round library:
+//!
+//! | experiment | round library |
+//! | --- | --- |
+//! | a member training the head on its shard | a [`SimulatedMember`] whose [`Trainer`](crate::round::model::Trainer) is a [`HeadTrainer`] (the update is the head's two tensors) |
+//! | label flip | the member's trainer trains on shifted labels ([`HeadTrainer::label_flipped`]) |
+//! | sign flip, scale, noise, free rider, stale rider | the member's `attack`, applied by [`crate::demo::attack::ApplyAttack`] to what it trained |
+//! | slow link | the member's links are [`SLOW_LINK_FACTOR`](bcfl_processor::anomaly::attack::SLOW_LINK_FACTOR) times slower in the reported measurements |
+//! | the evidence | the members' own commitments (norm, sketch of length `sketch_length`, last epoch's loss, sample count, as [`crate::round::member`] computes them) and the measured links, which each member reports through `ReportBandwidth` before round 1 ([`crate::round::simulation`]: on loopback, probes would measure one machine) |
+//! | detection | the `EvaluateRound` verdict, computed by the processor from that evidence with the consortium's anomaly configuration ([`Defence::params`]) |
+//! | exclusion and aggregation | the aggregator fetches the accepted updates, checks them against their commitments and aggregates with the consortium's rule ([`bcfl_fed::rule::Rule`]) |
+//!
+//! The links are simulated rather than probed because every member of a simulation listens
+//! on loopback: the processor's [`measured_links`] draws log-normal bandwidths around 100 MB/s
+//! (slow-link attackers' 100 times slower), and the members report them as they would report
+//! probes. The final global model on chain is scored on the held-out rows.
+//!
+//! Each defence runs its own consortium, so members train again for every defence (the old
+//! experiment shared the training of defences whose global models had not diverged; on the
+//! round library each consortium is independent, as it would be in reality). [`run_all`]
+//! runs the defences' consortia concurrently.
 
 use std::path::Path;
 
 use bcfl_processor::anomaly::attack::AttackKind;
-use bcfl_processor::anomaly::features::extend_after_verdict;
-use bcfl_processor::anomaly::simulate::{attack_update, measured_links, Counts, Rng};
-use bcfl_processor::anomaly::{evaluate, MemberData};
-use bcfl_processor::fixed;
+use bcfl_processor::anomaly::simulate::{measured_links, Counts, Rng};
 use bcfl_protos::bcfl as pb;
 
 use super::super::data::Dataset;
@@ -27,9 +35,10 @@ use super::super::split::{partition, train_test_split, Partition};
 use super::super::{Error, Result};
 use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
-use super::head::{LinearHead, LocalConfig};
-use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
-use bcfl_fed::sketch::UpdateStats;
+use super::head::{HeadTrainer, LinearHead, LocalConfig};
+use crate::round::coordinator::CoordinatorConfig;
+use crate::round::simulation::{simulate, SimulatedMember, SimulationConfig};
+use bcfl_fed::rule::Rule;
 use bcfl_fed::update::Encoding;
 
 /// Member key of member `i` (sorts like `i`).
@@ -37,17 +46,12 @@ pub fn member_key(i: usize) -> String {
     format!("client-{i:03}")
 }
 
-/// Whether an attacker of `kind` trains locally (free and stale riders do not).
-fn trains(kind: AttackKind) -> bool {
-    !matches!(kind, AttackKind::FreeRider | AttackKind::StaleRider)
-}
-
 /// How the round's updates are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Defence {
-    /// FedAvg of every update.
+    /// FedAvg of every update: a consortium without anomaly detection.
     None,
-    /// FedAvg of the updates the detector accepts.
+    /// FedAvg of the updates the detector's on-chain verdict accepts.
     Exclusion(Detector),
     /// Krum with `f` = the number of attackers.
     Krum,
@@ -57,12 +61,13 @@ pub enum Defence {
 
 impl Defence {
     /// The rule that combines the updates it keeps, with `attackers` of `members` attacking:
-    /// Krum with `f` = the attackers (at most `members - 3`), the trimmed mean trimming the
-    /// attackers' fraction (within 10 % to 45 %), FedAvg otherwise.
+    /// Krum with `f` = the attackers (at most `(members - 3) / 2`, the most the processor
+    /// accepts for a quorum of `members`), the trimmed mean trimming the attackers' fraction
+    /// (within 10 % to 45 %), FedAvg otherwise.
     pub fn rule(self, attackers: usize, members: usize) -> Rule {
         match self {
             Defence::Krum => Rule::Krum {
-                f: attackers.min(members.saturating_sub(3)),
+                f: attackers.min(members.saturating_sub(3) / 2),
             },
             Defence::TrimmedMean => Rule::TrimmedMean {
                 trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
@@ -103,7 +108,7 @@ pub struct Scenario {
     pub tuning: Tuning,
     /// Fraction of the data held out for testing.
     pub test_fraction: f64,
-    /// Seeds the split, the shards, the attackers, the links and the training.
+    /// Seeds the split, the shards, the attackers, the links, the members' keys and training.
     pub seed: u64,
 }
 
@@ -116,8 +121,6 @@ pub struct Prepared {
     pub test: Embeddings,
     /// Each member's rows of `train`.
     pub shards: Vec<Vec<usize>>,
-    /// Each member's rows and classes as tensors (see [`Embeddings::tensors`]).
-    pub shard_tensors: Vec<(tch::Tensor, tch::Tensor)>,
     /// Member keys, sorted.
     pub keys: Vec<String>,
     /// Each member's attack, `None` for honest members.
@@ -143,11 +146,6 @@ impl Prepared {
             train: self.train.clone(),
             test: self.test.clone(),
             shards: self.shards.clone(),
-            shard_tensors: self
-                .shard_tensors
-                .iter()
-                .map(|(x, y)| (x.shallow_clone(), y.shallow_clone()))
-                .collect(),
             keys: self.keys.clone(),
             roles: vec![None; self.roles.len()],
             links: self.links.clone(),
@@ -219,11 +217,8 @@ pub fn prepare(
         .map(|r| *r == Some(AttackKind::SlowLink))
         .collect();
     let links = measured_links(&keys, &slow, &mut rng);
-    let train = rows(&train_set);
-    let shard_tensors = shards.iter().map(|s| train.tensors(s)).collect();
     Ok(Prepared {
-        shard_tensors,
-        train,
+        train: rows(&train_set),
         test: rows(&test_set),
         shards,
         keys,
@@ -237,257 +232,165 @@ pub fn prepare(
 pub struct Outcome {
     /// Test accuracy of the final global head.
     pub accuracy: f64,
-    /// Detection counts over the rounds (zero for defences without detection).
+    /// Detection counts over the rounds, from the on-chain verdicts (zero without detection).
     pub counts: Counts,
-    /// Members excluded in each round (empty for defences without detection).
+    /// Members excluded by each round's verdict, by name (empty without detection).
     pub excluded: Vec<Vec<String>>,
-    /// Size of one update file in bytes.
+    /// Size of one update blob in bytes.
     pub update_bytes: usize,
 }
 
-fn l2(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+impl Prepared {
+    /// What the consortium records as its frozen base: the members share no encoder, only
+    /// the embeddings it produced, so the SHA-256 of the training rows' values stands for it.
+    pub fn base_sha256(&self) -> String {
+        let bytes: Vec<u8> = self
+            .train
+            .values
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        bcfl_fed::digest::sha256_hex(&bytes)
+    }
+
+    /// The simulated members: each trains the head on its shard ([`HeadTrainer`], on shifted
+    /// labels for a label flipper) and attacks as its role says.
+    pub fn members(&self, scenario: &Scenario) -> Result<Vec<SimulatedMember>> {
+        self.keys
+            .iter()
+            .zip(&self.shards)
+            .zip(&self.roles)
+            .map(|((name, shard), role)| {
+                let trainer = HeadTrainer::new(self.train.subset(shard), None, scenario.local)?;
+                let trainer = match role {
+                    Some(AttackKind::LabelFlip) => trainer.label_flipped(),
+                    _ => trainer,
+                };
+                Ok(SimulatedMember {
+                    name: name.clone(),
+                    trainer: Box::new(trainer),
+                    attack: *role,
+                    slowdown: 0.0,
+                })
+            })
+            .collect()
+    }
 }
 
-/// Runs `scenario.rounds` rounds of `prepared` with `defence`; update files go to `work_dir`.
-pub fn run(
+impl Defence {
+    /// The consortium's parameters for this defence with `attackers` of `members` attacking:
+    /// every member must commit, [`Self::rule`] aggregates, and only an exclusion defence has
+    /// an anomaly configuration (its detector's, with `tuning`).
+    /// `base_sha256` stands for the frozen base model ([`Prepared::base_sha256`]).
+    pub fn params(
+        self,
+        attackers: usize,
+        members: usize,
+        scenario: &Scenario,
+        base_sha256: &str,
+    ) -> Result<pb::ConsortiumParams> {
+        let n = u32::try_from(members)
+            .map_err(|_| Error::Config(format!("{members} members do not fit on chain")))?;
+        let mut params = pb::ConsortiumParams {
+            min_participants: n,
+            commit_quorum: n,
+            model_id: "linear head over frozen embeddings".into(),
+            base_model_sha256: base_sha256.to_owned(),
+            sketch_length: scenario.sketch_length as u32,
+            ..Default::default()
+        };
+        self.rule(attackers, members)
+            .write_params(&mut params)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if let Defence::Exclusion(detector) = self {
+            params.set_anomaly(detector.config(&scenario.tuning));
+        }
+        Ok(params)
+    }
+}
+
+/// Runs `scenario.rounds` rounds of `prepared` with `defence` on the round library (see the
+/// module docs); blob stores go under `work_dir`.
+pub async fn run(
     prepared: &Prepared,
     scenario: &Scenario,
     defence: Defence,
     work_dir: &Path,
 ) -> Result<Outcome> {
-    let mut outcomes = run_all(prepared, scenario, &[defence], work_dir)?;
-    Ok(outcomes.remove(0))
-}
-
-/// Defences whose global heads are still identical, and that head.
-struct Group {
-    defences: Vec<usize>,
-    global: LinearHead,
-    previous_change: Vec<f64>,
-    /// The sketch history of the evaluated rounds, as `EvaluateRound` keeps it on chain.
-    history: pb::SketchHistory,
-}
-
-/// What every member submits in one round from one global head.
-struct Submissions {
-    updates: Vec<bcfl_fed::update::Update>,
-    commitments: Vec<pb::Commitment>,
-}
-
-fn submissions(
-    prepared: &Prepared,
-    scenario: &Scenario,
-    group: &Group,
-    round: usize,
-    with_commitments: bool,
-) -> Result<Submissions> {
-    let global = &group.global;
-    let classes = global.classes;
-    let global_flat = global.flat();
     let n = prepared.keys.len();
-    let mut updates = Vec::with_capacity(n);
-    let mut commitments = Vec::with_capacity(n);
-    for (i, shard) in prepared.shards.iter().enumerate() {
-        let role = prepared.roles[i];
-        let mut rng = Rng::new(
-            scenario.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((round as u64) << 32) ^ i as u64,
-        );
-        let (delta, loss) = if role.is_none_or(trains) {
-            let (x, y) = &prepared.shard_tensors[i];
-            let (local, loss) = if role == Some(AttackKind::LabelFlip) {
-                let permuted = (y + 1).remainder(classes as i64);
-                global.train(x, &permuted, &scenario.local, &mut rng)?
-            } else {
-                global.train(x, y, &scenario.local, &mut rng)?
-            };
-            let delta: Vec<f64> = local
-                .flat()
-                .iter()
-                .zip(&global_flat)
-                .map(|(a, b)| a - b)
-                .collect();
-            (delta, loss)
-        } else {
-            // A free rider trains nothing; the loss it can report is the global head's.
-            let loss = global.loss(&prepared.train, shard, |l| l);
-            (vec![0.0; global_flat.len()], loss)
-        };
-        let update = match role {
-            // A label flipper's delta is already its attack.
-            None | Some(AttackKind::LabelFlip) => delta,
-            Some(AttackKind::StaleRider) => group.previous_change.clone(),
-            Some(kind) => {
-                attack_update(kind, &delta, &mut rng).map_err(|e| Error::Config(e.to_string()))?
-            }
-        };
-        let head_update = global.from_flat(&update).to_update();
-        if with_commitments {
-            let stats = UpdateStats::new(
-                &head_update,
-                shard.len() as u64,
-                loss,
-                scenario.sketch_length,
-                round as u64,
-            );
-            commitments.push(pb::Commitment {
-                round: round as u64,
-                member: prepared.keys[i].clone(),
-                num_samples: stats.samples,
-                loss_micro: fixed::saturating_micro(stats.loss),
-                norm_micro: fixed::saturating_micro_unsigned(stats.l2_norm),
-                sketch: stats.sketch,
-                ..Default::default()
-            });
+    let attackers = prepared.attackers();
+    let classes = prepared.train.classes();
+    let dim = prepared.train.dim;
+    let config = SimulationConfig {
+        params: defence.params(attackers.len(), n, scenario, &prepared.base_sha256())?,
+        schedule: CoordinatorConfig::new(scenario.rounds as u64),
+        initial: LinearHead::zeros(classes, dim).to_update(),
+        encoding: Encoding::F32,
+        seed: scenario.seed,
+        work_dir: work_dir.to_path_buf(),
+        first_scores: false,
+        links: prepared.links.clone(),
+    };
+    let outcome = simulate(config, prepared.members(scenario)?, |_| {})
+        .await
+        .map_err(|e| Error::Round(format!("{e:#}")))?;
+    let name_of = |key: &str| {
+        outcome
+            .members
+            .iter()
+            .find(|m| m.key == key)
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| key.to_owned())
+    };
+    let mut counts = Counts::default();
+    let mut excluded = Vec::new();
+    if matches!(defence, Defence::Exclusion(_)) {
+        for round in 1..=scenario.rounds as u64 {
+            let verdict = outcome.state.verdicts.get(&round).ok_or_else(|| {
+                Error::Round(format!(
+                    "{} left round {round} without a verdict",
+                    defence.name()
+                ))
+            })?;
+            let mut names: Vec<String> = verdict.excluded.iter().map(|k| name_of(k)).collect();
+            names.sort();
+            counts.add(&names, &attackers);
+            excluded.push(names);
         }
-        updates.push(head_update);
     }
-    Ok(Submissions {
-        updates,
-        commitments,
+    let update_bytes = outcome
+        .state
+        .commitments
+        .values()
+        .next()
+        .map_or(0, |c| c.size_bytes as usize);
+    let global = LinearHead::from_update(&outcome.global, classes, dim)?;
+    Ok(Outcome {
+        accuracy: global.accuracy(&prepared.test),
+        counts,
+        excluded,
+        update_bytes,
     })
 }
 
-/// Runs every defence over the same rounds. Defences whose global heads are identical (all of
-/// them in round 1; those that exclude the same members with the same rule later) share the
-/// members' local training and the commitments, which gives the same result as running each
-/// alone, faster.
-pub fn run_all(
+/// Runs every defence's consortium over the same members, concurrently (each in its own
+/// folder under `work_dir`); the outcomes in `defences` order.
+pub async fn run_all(
     prepared: &Prepared,
     scenario: &Scenario,
     defences: &[Defence],
     work_dir: &Path,
 ) -> Result<Vec<Outcome>> {
-    let classes = prepared.train.classes();
-    let n = prepared.keys.len();
-    let attackers = prepared.attackers();
-    let start = LinearHead::zeros(classes, prepared.train.dim);
-    let mut outcomes: Vec<Outcome> = defences
-        .iter()
-        .map(|_| Outcome {
-            accuracy: 0.0,
-            counts: Counts::default(),
-            excluded: Vec::new(),
-            update_bytes: 0,
-        })
-        .collect();
-    let mut groups = vec![Group {
-        defences: (0..defences.len()).collect(),
-        previous_change: vec![0.0; start.flat().len()],
-        global: start,
-        history: pb::SketchHistory::default(),
-    }];
-    for round in 1..=scenario.rounds {
-        let mut next: Vec<Group> = Vec::new();
-        for group in &groups {
-            let detects = group
-                .defences
-                .iter()
-                .any(|&d| matches!(defences[d], Defence::Exclusion(_)));
-            let round_data = submissions(prepared, scenario, group, round, detects)?;
-            let evidence = detects.then(|| {
-                MemberData::from_evidence(&round_data.commitments, &prepared.links, &group.history)
-            });
-            if let Some(data) = evidence
-                .as_ref()
-                .filter(|_| tracing::enabled!(tracing::Level::DEBUG))
-            {
-                let column = |f| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
-                let norms = column(pb::Feature::UPDATE_NORM);
-                let distances = column(pb::Feature::SKETCH_COSINE_DISTANCE);
-                let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
-                for (i, key) in prepared.keys.iter().enumerate() {
-                    tracing::debug!(
-                        round,
-                        member = %key,
-                        role = prepared.roles[i].map_or("honest", AttackKind::name),
-                        norm = norms[i],
-                        cosine_distance = distances[i],
-                        cumulative_distance = cumulative[i],
-                        "features"
-                    );
-                }
-            }
-            // (rule, accepted members) -> the defences that aggregate them.
-            let mut plans: Vec<(Rule, Vec<usize>, Vec<usize>)> = Vec::new();
-            for &d in &group.defences {
-                let accepted: Vec<usize> = match (defences[d], &evidence) {
-                    (Defence::Exclusion(detector), Some(data)) => {
-                        let verdict = evaluate(&detector.config(&scenario.tuning), data)
-                            .map_err(|e| Error::Config(format!("anomaly evaluation: {e}")))?;
-                        outcomes[d].counts.add(&verdict.excluded, &attackers);
-                        let kept = (0..n)
-                            .filter(|&i| verdict.excluded.binary_search(&prepared.keys[i]).is_err())
-                            .collect();
-                        outcomes[d].excluded.push(verdict.excluded);
-                        kept
-                    }
-                    _ => (0..n).collect(),
-                };
-                let r = defences[d].rule(attackers.len(), n);
-                match plans.iter_mut().find(|p| p.0 == r && p.1 == accepted) {
-                    Some(plan) => plan.2.push(d),
-                    None => plans.push((r, accepted, vec![d])),
-                }
-            }
-            for (r, accepted, members_of_plan) in plans {
-                let mut global = group.global.clone();
-                let mut previous_change = group.previous_change.clone();
-                if !accepted.is_empty() {
-                    let mut contributions = Vec::with_capacity(accepted.len());
-                    for &i in &accepted {
-                        let bytes = round_data.updates[i].to_bytes(Encoding::F32);
-                        for &d in &members_of_plan {
-                            outcomes[d].update_bytes = bytes.len();
-                        }
-                        let path = work_dir.join(format!("{}.safetensors", prepared.keys[i]));
-                        std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
-                        contributions.push(Contribution {
-                            member: prepared.keys[i].clone(),
-                            path,
-                            samples: prepared.shards[i].len() as u64,
-                        });
-                    }
-                    let combined = aggregate(contributions, r)?;
-                    let change =
-                        LinearHead::from_update(&combined.update, classes, prepared.train.dim)?
-                            .flat();
-                    if l2(&change).is_finite() {
-                        global = global.plus(&change);
-                        previous_change = change;
-                    }
-                }
-                // The sums and the consensus as `EvaluateRound` would store them with this plan's
-                // accepted members as the verdict.
-                let history = if detects {
-                    let keys: Vec<String> =
-                        accepted.iter().map(|&i| prepared.keys[i].clone()).collect();
-                    extend_after_verdict(
-                        &group.history,
-                        round as u64,
-                        &round_data.commitments,
-                        &keys,
-                    )
-                } else {
-                    group.history.clone()
-                };
-                next.push(Group {
-                    defences: members_of_plan,
-                    global,
-                    previous_change,
-                    history,
-                });
-            }
-        }
-        groups = next;
+    let runs = defences.iter().enumerate().map(|(i, &defence)| {
+        let dir = work_dir.join(format!("{}-{i}-{}", scenario.seed, defence.name()));
+        async move { run(prepared, scenario, defence, &dir).await }
+    });
+    let outcomes = futures_util::future::try_join_all(runs).await;
+    for (i, defence) in defences.iter().enumerate() {
+        let dir = work_dir.join(format!("{}-{i}-{}", scenario.seed, defence.name()));
+        let _ = std::fs::remove_dir_all(dir);
     }
-    for group in &groups {
-        let accuracy = group.global.accuracy(&prepared.test);
-        for &d in &group.defences {
-            outcomes[d].accuracy = accuracy;
-        }
-    }
-    Ok(outcomes)
+    outcomes
 }
 
 /// The clean centralized reference: the head trained on the whole training split for

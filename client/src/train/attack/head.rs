@@ -7,12 +7,20 @@
 //! is multinomial logistic regression on the cached embeddings, fast enough for a benchmark over
 //! many seeds on a CPU. Randomness (the batch order) comes from a seeded SplitMix64, so a seed
 //! gives the same head every time.
+//!
+//! [`HeadTrainer`] is a member's head and shard as the round library's
+//! [`Trainer`]: its update is the head's two tensors, so the
+//! attack experiments run their rounds through [`crate::round::simulation`] like every other
+//! federated run. A label flipper is a [`HeadTrainer::label_flipped`] trainer.
 
 use bcfl_processor::anomaly::simulate::Rng;
 use tch::{Device, Kind, Tensor};
 
+use super::super::metrics::Scores;
+use super::super::trainer::Evaluation;
 use super::super::{Error, Result};
 use super::embed::Embeddings;
+use crate::round::model::{Trained, Trainer};
 use bcfl_fed::update::Update;
 
 /// Name of the weight tensor in an update.
@@ -261,6 +269,67 @@ impl LinearHead {
     }
 }
 
+/// A member's head training: its shard, local settings and optional held-out rows, as the
+/// round library's [`Trainer`] (the update is the head, `classifier.bias` and
+/// `classifier.weight`; the loss is the last epoch's mean; the seed orders the batches).
+#[derive(Clone, Debug)]
+pub struct HeadTrainer {
+    shard: Embeddings,
+    test: Option<Embeddings>,
+    local: LocalConfig,
+}
+
+impl HeadTrainer {
+    /// Trains on `shard` with `local`; scores on `test` when given.
+    pub fn new(shard: Embeddings, test: Option<Embeddings>, local: LocalConfig) -> Result<Self> {
+        if shard.is_empty() {
+            return Err(Error::Config("a member's shard is empty".into()));
+        }
+        Ok(Self { shard, test, local })
+    }
+
+    /// The same member training on labels shifted by one class (`c -> c + 1 mod K`): the
+    /// label-flip attack.
+    pub fn label_flipped(mut self) -> Self {
+        let classes = self.shard.classes();
+        for label in &mut self.shard.labels {
+            *label = (*label + 1) % classes;
+        }
+        self
+    }
+
+    fn head(&self, update: &Update) -> Result<LinearHead> {
+        LinearHead::from_update(update, self.shard.classes(), self.shard.dim)
+    }
+}
+
+impl Trainer for HeadTrainer {
+    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
+        let all: Vec<usize> = (0..self.shard.len()).collect();
+        let (x, y) = self.shard.tensors(&all);
+        let (local, loss) = self
+            .head(parent)?
+            .train(&x, &y, &self.local, &mut Rng::new(seed))?;
+        Ok(Trained {
+            update: local.to_update(),
+            loss,
+            samples: self.shard.len() as u64,
+        })
+    }
+
+    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
+        let Some(test) = &self.test else {
+            return Ok(None);
+        };
+        let head = self.head(model)?;
+        let all: Vec<usize> = (0..test.len()).collect();
+        Ok(Some(Evaluation {
+            loss: head.loss(test, &all, |l| l),
+            scores: Scores::new(&test.labels, &head.predict(test), test.classes()),
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +376,29 @@ mod tests {
             .train(&x, &swapped, &config, &mut Rng::new(1))
             .unwrap();
         assert_eq!(flipped.accuracy(&data), 0.0);
+    }
+
+    #[test]
+    fn the_trainer_trains_the_head_and_a_label_flipper_learns_the_shifted_classes() {
+        let data = toy();
+        let trainer =
+            HeadTrainer::new(data.clone(), Some(data.clone()), LocalConfig::default()).unwrap();
+        let start = LinearHead::zeros(2, 3).to_update();
+        let trained = trainer.train(&start, 1).unwrap();
+        assert_eq!(trained.samples, 40);
+        let all: Vec<usize> = (0..data.len()).collect();
+        let (x, y) = data.tensors(&all);
+        let (direct, loss) = LinearHead::zeros(2, 3)
+            .train(&x, &y, &LocalConfig::default(), &mut Rng::new(1))
+            .unwrap();
+        assert_eq!(trained.update, direct.to_update());
+        assert_eq!(trained.loss, loss);
+        let scored = trainer.evaluate(&trained.update).unwrap().unwrap();
+        assert_eq!(scored.scores.accuracy, 1.0);
+        let flipped = trainer.clone().label_flipped().train(&start, 1).unwrap();
+        let scored = trainer.evaluate(&flipped.update).unwrap().unwrap();
+        assert_eq!(scored.scores.accuracy, 0.0);
+        assert!(HeadTrainer::new(data.subset(&[]), None, LocalConfig::default()).is_err());
     }
 
     #[test]

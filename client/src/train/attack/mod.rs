@@ -9,9 +9,16 @@
 //! embeddings, not of LoRA fine-tuning; the clean centralized run of the same set-up is reported
 //! as the reference.
 //!
-//! - [`experiment`]: one run: local training, attacks (every
-//!   [`AttackKind`](bcfl_processor::anomaly::attack::AttackKind)), commitment
-//!   features, the processor's detection, exclusion, aggregation (FedAvg, Krum, trimmed mean).
+//! The rounds run on the round library ([`crate::round::simulation`]), like every other
+//! federated run: each member is a [`head::HeadTrainer`], attacks are the member role's (one
+//! [`AttackKind`](bcfl_processor::anomaly::attack::AttackKind), applied in
+//! [`crate::demo::attack`]), detection is the processor's `EvaluateRound` verdict and
+//! aggregation the aggregator's, with the consortium's rule.
+//!
+//! - [`experiment`]: one run per defence, each a consortium of its own: its parameters (rule,
+//!   anomaly configuration), the members, the verdicts read back from the ledger, the final
+//!   model's accuracy.
+//! - [`head`]: the linear head and its [`Trainer`](crate::round::model::Trainer).
 //! - [`detect`]: the detection configurations compared (each method, two ensembles).
 //! - [`bench`](mod@bench): the grid over members, attacker fractions, attacks and seeds; JSON and markdown.
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous

@@ -3,8 +3,10 @@
 //! One row per detection method (and a row without detection): the anomalous nodes it found,
 //! the asynchronous distribution time of the global model after removing them, and the final
 //! accuracy with IID and non-IID (Dirichlet) shards. For each seed, the members, attackers and
-//! links are those of [`experiment::prepare`](super::experiment::prepare); a row's nodes are the members excluded in the last
-//! round (mean count over seeds, and how many of them were attackers); its time is the seed
+//! links are those of [`experiment::prepare`](super::experiment::prepare), each method a consortium run on the round
+//! library ([`experiment::run_all`](super::experiment::run_all)); a row's nodes are the members
+//! the last round's on-chain verdict excluded (mean count over seeds, and how many of them
+//! were attackers); its time is the seed
 //! paper's `D_G + max` over store-and-forward shortest paths (Bellman-Ford over latency
 //! `M / B_ij`) from the graph centre of the remaining members
 //! ([`bcfl_processor::graph::BandwidthGraph::centre`]), `M` the update size.
@@ -111,7 +113,7 @@ fn asynchronous_time(links: &[pb::Link], removed: &[String], size: f64, delay: f
 }
 
 /// Builds the table (see the module docs).
-pub fn paper_table(
+pub async fn paper_table(
     dataset: &Dataset,
     embeddings: &Embeddings,
     config: &PaperConfig,
@@ -150,7 +152,7 @@ pub fn paper_table(
                 .iter()
                 .map(|m| m.map_or(Defence::None, Defence::Exclusion))
                 .collect();
-            let outcomes = run_all(&prepared, &scenario, &defences, work.path())?;
+            let outcomes = run_all(&prepared, &scenario, &defences, work.path()).await?;
             for (m, outcome) in outcomes.into_iter().enumerate() {
                 if p == 1 {
                     columns[m][4].push(outcome.accuracy);

@@ -1,16 +1,25 @@
-//! A small end-to-end run of the experiment on tiny synthetic embeddings: real local training,
-//! a scaled attacker, the processor's detection, exclusion and aggregation, in well under a
-//! second.
+//! Small end-to-end runs of the experiment on tiny synthetic embeddings, on the round library:
+//! real local training of the head, attackers, the processor's `EvaluateRound` verdict from
+//! the members' commitments and reported links, exclusion and the aggregator's rule, a few
+//! members and one or two rounds each (a few seconds in all).
 
 use bcfl_processor::anomaly::simulate::Rng;
+use bcfl_protos::bcfl as pb;
 
 use super::bench::{run_bench, BenchConfig};
 use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{prepare, run_all, Defence, Scenario};
-use super::head::LocalConfig;
+use super::head::{LinearHead, LocalConfig};
+use crate::round::coordinator::CoordinatorConfig;
+use crate::round::member::CHUNK_SIZE;
+use crate::round::simulation::{simulate, SimulationConfig};
 use crate::train::data::{Dataset, Example};
 use crate::train::split::Partition;
+use bcfl_fed::rule::Rule;
+use bcfl_fed::update::{Encoding, Update};
+use bcfl_net::blob::BlobStore;
+use bcfl_net::manifest::BlobId;
 use bcfl_processor::anomaly::attack::AttackKind;
 
 /// `n` examples of 5 overlapping Gaussian classes in 16 dimensions, and their "texts".
@@ -50,12 +59,12 @@ fn tiny(n: usize) -> (Dataset, Embeddings) {
     )
 }
 
-fn scenario(attackers: usize, attack: AttackKind) -> Scenario {
+fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize) -> Scenario {
     Scenario {
-        members: 6,
+        members,
         attackers,
         attacks: vec![attack],
-        rounds: 2,
+        rounds,
         partition: Partition::Iid,
         local: LocalConfig {
             epochs: 2,
@@ -70,9 +79,112 @@ fn scenario(attackers: usize, attack: AttackKind) -> Scenario {
 }
 
 #[test]
-fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
+fn defences_map_onto_consortium_parameters() {
+    let s = scenario(10, 3, AttackKind::Scale, 1);
+    let none = Defence::None.params(3, 10, &s, &"0".repeat(64)).unwrap();
+    assert!(!none.has_anomaly());
+    assert_eq!(Rule::from_params(&none).unwrap(), Rule::FedAvg);
+    assert_eq!((none.min_participants, none.commit_quorum), (10, 10));
+    assert_eq!(none.sketch_length, 256);
+    let ensemble = Defence::Exclusion(Detector::Ensemble)
+        .params(3, 10, &s, &"0".repeat(64))
+        .unwrap();
+    assert_eq!(
+        ensemble.get_anomaly(),
+        &Detector::Ensemble.config(&s.tuning)
+    );
+    assert_eq!(Rule::from_params(&ensemble).unwrap(), Rule::FedAvg);
+    let krum = Defence::Krum.params(3, 10, &s, &"0".repeat(64)).unwrap();
+    assert_eq!(Rule::from_params(&krum).unwrap(), Rule::Krum { f: 3 });
+    assert!(!krum.has_anomaly());
+    let trimmed = Defence::TrimmedMean
+        .params(3, 10, &s, &"0".repeat(64))
+        .unwrap();
+    assert_eq!(
+        Rule::from_params(&trimmed).unwrap(),
+        Rule::TrimmedMean { trim: 0.3 }
+    );
+}
+
+/// One round, one sign flipper among five: the processor's verdict (ensemble detection on
+/// chain) excludes exactly the flipper, and the global model on chain is the FedAvg of the
+/// accepted members' committed updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_flipper_is_excluded_on_chain_and_the_aggregate_is_fedavg_of_the_rest() {
+    let (dataset, embeddings) = tiny(300);
+    let s = scenario(5, 1, AttackKind::SignFlip, 1);
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attackers = prepared.attackers();
+    assert_eq!(attackers.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let defence = Defence::Exclusion(Detector::Ensemble);
+    let config = SimulationConfig {
+        params: defence.params(1, 5, &s, &prepared.base_sha256()).unwrap(),
+        schedule: CoordinatorConfig::new(1),
+        initial: LinearHead::zeros(5, 16).to_update(),
+        encoding: Encoding::F32,
+        seed: s.seed,
+        work_dir: dir.path().to_path_buf(),
+        first_scores: false,
+        links: prepared.links.clone(),
+    };
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let name_of = |key: &str| {
+        outcome
+            .members
+            .iter()
+            .find(|m| m.key == key)
+            .unwrap()
+            .name
+            .clone()
+    };
+    let verdict = &state.verdicts[&1];
+    let excluded: Vec<String> = verdict.excluded.iter().map(|k| name_of(k)).collect();
+    assert_eq!(excluded, attackers);
+    assert_eq!(verdict.accepted.len(), 4);
+    // The links were reported on chain by their members (20 directed links among 5).
+    assert_eq!(state.links.len(), 20);
+    let aggregate = &state.aggregates[&1];
+    assert_eq!(aggregate.contributors, verdict.accepted);
+    // FedAvg of the accepted updates, recomputed here from the blobs their commitments name.
+    let mut sum = vec![0.0f64; 5 * 16 + 5];
+    let mut samples = 0u64;
+    for key in &verdict.accepted {
+        let commitment = &state.commitments[&(1, key.clone())];
+        let store = BlobStore::open(dir.path().join(name_of(key)), CHUNK_SIZE).unwrap();
+        let id = BlobId::parse(&commitment.update_sha256).unwrap();
+        let bytes = std::fs::read(store.path(&id)).unwrap();
+        let head = LinearHead::from_update(&Update::from_bytes(&bytes).unwrap(), 5, 16).unwrap();
+        for (total, v) in sum.iter_mut().zip(head.flat()) {
+            *total += commitment.num_samples as f64 * v;
+        }
+        samples += commitment.num_samples;
+    }
+    let global = LinearHead::from_update(&outcome.global, 5, 16)
+        .unwrap()
+        .flat();
+    for (g, total) in global.iter().zip(&sum) {
+        let mean = total / samples as f64;
+        assert!((g - mean).abs() < 1e-5, "{g} against {mean}");
+    }
+    assert_eq!(
+        pb::AggregationRule::FEDAVG,
+        state
+            .consortium
+            .as_ref()
+            .unwrap()
+            .get_params()
+            .aggregation_rule
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
     let (dataset, embeddings) = tiny(400);
-    let s = scenario(1, AttackKind::Scale);
+    let s = scenario(6, 1, AttackKind::Scale, 2);
     let prepared = prepare(&embeddings, &dataset, &s).unwrap();
     let attackers = prepared.attackers();
     assert_eq!(attackers.len(), 1);
@@ -82,8 +194,9 @@ fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
         Defence::Exclusion(Detector::Ensemble),
         Defence::Exclusion(Detector::ZScore),
     ];
-    let outcomes = run_all(&prepared, &s, &defences, dir.path()).unwrap();
+    let outcomes = run_all(&prepared, &s, &defences, dir.path()).await.unwrap();
     let (none, excluded) = (&outcomes[0], &outcomes[1]);
+    assert!(none.excluded.is_empty());
     // Every round, the ensemble and the z-score exclude exactly the attacker.
     for outcome in &outcomes[1..] {
         assert_eq!(outcome.excluded, vec![attackers.clone(), attackers.clone()]);
@@ -95,31 +208,34 @@ fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
         excluded.accuracy,
         none.accuracy
     );
-    // Without attackers the z-score excludes nobody (PageRank's mean +/- 1 std rule and
-    // DBSCAN over standardized features can agree on an honest member in so small a round),
-    // and the exclusion run is about as good as the clean run.
-    let clean = run_all(&prepared.clean(), &s, &defences, dir.path()).unwrap();
+    // Without attackers the z-score excludes nobody, and the exclusion run is about as good
+    // as the clean run.
+    let clean = run_all(&prepared.clean(), &s, &defences, dir.path())
+        .await
+        .unwrap();
     assert!(
         clean[2].excluded.iter().all(Vec::is_empty),
         "{:?}",
         clean[2].excluded
     );
     assert!((clean[0].accuracy - excluded.accuracy).abs() < 0.05);
-    // Running each defence alone gives the same as running them together.
-    let alone = run_all(&prepared, &s, &defences[1..], dir.path()).unwrap();
+    // A consortium rerun alone gives the same outcome (keys and training are seeded).
+    let alone = run_all(&prepared, &s, &defences[1..2], dir.path())
+        .await
+        .unwrap();
     assert_eq!(alone[0], outcomes[1]);
 }
 
-#[test]
-fn bench_report_has_every_defence_and_detector() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_report_has_every_defence_and_detector() {
     let (dataset, embeddings) = tiny(240);
     let config = BenchConfig {
-        members: vec![6],
+        members: vec![5],
         fractions: vec![0.2],
         attacks: vec![AttackKind::SignFlip, AttackKind::StaleRider],
         seeds: vec![1],
         rounds: 2,
-        local: scenario(0, AttackKind::Scale).local,
+        local: scenario(5, 0, AttackKind::Scale, 2).local,
         partition: Partition::Iid,
         sketch_length: 16,
         tuning: Default::default(),
@@ -127,7 +243,9 @@ fn bench_report_has_every_defence_and_detector() {
         detectors: vec![Detector::ZScore, Detector::Ensemble],
     };
     let mut cells = 0;
-    let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1).unwrap();
+    let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1)
+        .await
+        .unwrap();
     assert_eq!(cells, 2);
     assert_eq!(report.cells.len(), 2);
     assert_eq!(
@@ -138,7 +256,7 @@ fn bench_report_has_every_defence_and_detector() {
     let cell = &report.cells[0];
     assert_eq!(
         (cell.members, cell.attackers, cell.attack.as_str()),
-        (6, 1, "sign-flip")
+        (5, 1, "sign-flip")
     );
     let defences: Vec<&str> = cell.accuracy.iter().map(|a| a.defence.as_str()).collect();
     assert_eq!(
@@ -158,7 +276,7 @@ fn bench_report_has_every_defence_and_detector() {
     }
     let md = report.markdown();
     assert!(
-        md.contains("| 6 | 1 | sign-flip |") && md.contains("frozen"),
+        md.contains("| 5 | 1 | sign-flip |") && md.contains("frozen"),
         "{md}"
     );
 }

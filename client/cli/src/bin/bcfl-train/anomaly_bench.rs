@@ -2,8 +2,9 @@
 //! classification head over frozen MiniLM embeddings (see [`bcfl_client::train::attack`]).
 //!
 //! Both embed Medical Abstracts once with the frozen model (cached under
-//! `$BCFL_HOME/cache`), then train, attack, detect, exclude and aggregate in memory. Without
-//! `--json` they print markdown tables; with it, the report as one JSON object.
+//! `$BCFL_HOME/cache`), then run every defence as a consortium of its own on the round library
+//! (members, aggregator and coordinator over the in-memory ledger with the processor's rules).
+//! Without `--json` they print markdown tables; with it, the report as one JSON object.
 
 use std::path::PathBuf;
 
@@ -213,7 +214,7 @@ pub(crate) struct PaperArgs {
 }
 
 /// Runs a `bcfl anomaly` subcommand.
-pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> {
     match command {
         AnomalyCommand::Bench(args) => {
             let detectors = args
@@ -248,7 +249,8 @@ pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> 
                     attack = %cell.attack,
                     "cell done"
                 );
-            })?;
+            })
+            .await?;
             if ctx.json() {
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
@@ -272,7 +274,7 @@ pub(crate) fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> 
                 delay_s: args.delay,
             };
             let (dataset, embeddings) = args.common.load()?;
-            let table = paper_table(&dataset, &embeddings, &config)?;
+            let table = paper_table(&dataset, &embeddings, &config).await?;
             if ctx.json() {
                 ctx.print_json(&serde_json::to_value(&table)?);
             } else {

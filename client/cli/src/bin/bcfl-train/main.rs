@@ -82,7 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(NodeCommand::Run(args)) => {
             bcfl_client::round::node::run(&args, ctx.client()?.base_url()).await?;
         }
-        Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd)?,
+        Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
