@@ -23,6 +23,11 @@
 //!   retries for ever.
 //! * Header `inputs`/`outputs` that are not even-length lowercase hex prefixes refuse the batch
 //!   at submission (a validator fails the transaction later without an INVALID status).
+//! * A batch that could never finish is refused at submission (400, code 30): one without
+//!   transactions, or with a transaction that depends on itself or on a later transaction of its
+//!   own batch. `max_batches_per_block` counts the batches admitted to a block, as a validator's
+//!   candidate block does, so a batch left pending (its dependency's batch was invalid) never
+//!   holds a block up.
 //! * A lone invalid batch is dropped at once (no re-execution loop).
 //! * Genesis has no batches (no settings family is needed); later blocks carry `b"Devmode"` +
 //!   SHA-256 of the batch ids as consensus bytes, signed by the devnet key in

@@ -339,13 +339,10 @@ impl Engine {
             .iter()
             .flat_map(|o| o.batch_ids.iter().map(String::as_str))
             .collect();
-        let batches = self
-            .shared
-            .pool
-            .snapshot(self.settings.max_batches_per_block, |b| {
-                !outstanding.contains(b.id.as_str())
-                    && b.families.iter().all(|(f, v)| registry.has_type(f, v))
-            });
+        let batches = self.shared.pool.snapshot(0, |b| {
+            !outstanding.contains(b.id.as_str())
+                && b.families.iter().all(|(f, v)| registry.has_type(f, v))
+        });
         if batches.is_empty() {
             if outstanding.is_empty() {
                 // Nothing runnable (no processor for what is pending): retry after an interval.
@@ -371,6 +368,7 @@ impl Engine {
             batches,
             self.settings.max_retries,
             self.settings.max_inflight,
+            self.settings.max_batches_per_block,
             parents,
             Arc::new(parent_txns),
         ));
