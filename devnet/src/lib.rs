@@ -29,7 +29,16 @@
 //!   candidate block does, so a batch left pending (its dependency's batch was invalid) never
 //!   holds a block up.
 //! * A lone invalid batch is dropped at once (no re-execution loop).
-//! * Genesis has no batches (no settings family is needed); later blocks carry `b"Devmode"` +
+//! * `sawtooth.validator.transaction_families` is obeyed as by a validator (read from the
+//!   settings state; unset or empty allows every family; a transaction of another family, or with
+//!   an output outside its entry's `namespaces`, is INVALID without a message), and in addition
+//!   such a batch is refused at submission (400, code 30). See [`ledger::settings`].
+//! * Each batch signer may hold at most `max_pending_per_signer` (1000) pending batches; beyond
+//!   that only its own submissions get 429 (code 31), so a key flooding the queue with batches
+//!   no processor serves does not lock the other keys out. A validator has one shared queue.
+//! * Genesis has no batches (no settings family is needed); the genesis state holds
+//!   `sawtooth.validator.transaction_families` when `--transaction-families` gives it, written
+//!   where the settings processor would write it. Later blocks carry `b"Devmode"` +
 //!   SHA-256 of the batch ids as consensus bytes, signed by the devnet key in
 //!   `<data-dir>/validator.priv`.
 //! * Pending (uncommitted) batches live in memory and are lost on a crash, as in Sawtooth;

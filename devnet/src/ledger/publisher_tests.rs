@@ -40,6 +40,7 @@ fn header(spec: &TxnSpec) -> TransactionHeader {
 fn batch(id: &str, txns: &[TxnSpec]) -> Arc<QueuedBatch> {
     Arc::new(QueuedBatch {
         id: id.to_owned(),
+        signer: String::new(),
         batch: Batch::new(),
         txns: txns
             .iter()

@@ -40,6 +40,8 @@ pub struct QueuedBatch {
     pub id: String,
     /// The batch as submitted.
     pub batch: Batch,
+    /// The batch signer's public key (the pool's fairness key).
+    pub signer: String,
     /// Its transactions, in order.
     pub txns: Vec<QueuedTxn>,
     /// The distinct `(family, version)` pairs of its transactions.
@@ -171,6 +173,7 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
     families.dedup();
     Ok(QueuedBatch {
         id,
+        signer: signer.to_owned(),
         batch,
         txns: parsed,
         families,
