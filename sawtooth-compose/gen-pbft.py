@@ -60,6 +60,7 @@ def genesis() -> str:
             sawtooth.consensus.algorithm.version=1.0 \\
             sawtooth.consensus.pbft.members=\\\\[{members}\\\\] \\
             sawtooth.publisher.max_batches_per_block=1200 \\
+            sawtooth.validator.transaction_families='[{{\\"family\\":\\"sawtooth_settings\\",\\"version\\":\\"1.0\\"}},{{\\"family\\":\\"bcfl\\",\\"version\\":\\"1.0\\"}}]' \\
             -o config.batch
         fi &&
         if [ ! -e /var/lib/sawtooth/genesis.batch ]; then

@@ -134,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         component_endpoint: "tcp://127.0.0.1:0".into(),
         block_interval: Duration::from_millis(cli.block_interval_ms),
         max_pending_batches: cli.batches + 10,
+        max_pending_per_signer: cli.batches + 10,
         ..DevnetConfig::default()
     })?;
     let tp_path = match cli.tp {

@@ -56,6 +56,16 @@ struct RunArgs {
     /// Pending batches accepted before submissions get "queue full" (HTTP 429).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_pending_batches: u64,
+    /// Pending batches one batch signer may hold; beyond it only that signer gets "queue full",
+    /// so one key flooding the queue cannot lock the others out.
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_pending_per_signer: u64,
+    /// `sawtooth.validator.transaction_families` for the genesis of a new chain: a JSON list
+    /// such as `[{"family":"sawtooth_settings","version":"1.0"},{"family":"bcfl","version":"1.0"}]`.
+    /// Submissions of other families are then refused (HTTP 400, code 30). Unset: every family
+    /// is allowed. An existing chain keeps its on-chain value.
+    #[arg(long, env = "BCFL_DEVNET_TRANSACTION_FAMILIES")]
+    transaction_families: Option<String>,
     /// Retries of a transaction after INTERNAL_ERROR before its batch is invalid.
     #[arg(long, default_value_t = 3)]
     max_internal_retries: u32,
@@ -80,6 +90,8 @@ impl RunArgs {
             block_interval: Duration::from_millis(self.block_interval_ms),
             max_batches_per_block: self.max_batches_per_block,
             max_pending_batches: self.max_pending_batches as usize,
+            max_pending_per_signer: self.max_pending_per_signer as usize,
+            transaction_families: self.transaction_families.clone(),
             max_internal_retries: self.max_internal_retries,
             processor_timeout: Duration::from_secs(self.processor_timeout_s),
             max_inflight_txns: self.max_inflight_txns as usize,

@@ -7,6 +7,7 @@
 //! | command | effect |
 //! | --- | --- |
 //! | `set ADDR TEXT` | sets `ADDR` to the bytes of `TEXT` |
+//! | `sethex ADDR HEX` | sets `ADDR` to the hex-decoded bytes |
 //! | `del ADDR` | deletes `ADDR` |
 //! | `expect ADDR TEXT` | INVALID unless `ADDR` holds `TEXT` (`-` means absent) |
 //! | `inc ADDR` | adds one to a decimal counter at `ADDR` |
@@ -85,6 +86,10 @@ impl ScriptHandler {
         match verb {
             "" => Ok(()),
             "set" => Ok(ctx.set_state_entry(arg1.to_string(), arg2.as_bytes().to_vec())?),
+            "sethex" => {
+                let bytes = hex::decode(arg2).map_err(|e| invalid(e.to_string()))?;
+                Ok(ctx.set_state_entry(arg1.to_string(), bytes)?)
+            }
             "del" => ctx.delete_state_entry(arg1).map(|_| ()).map_err(Into::into),
             "expect" => {
                 let found = ctx.get_state_entry(arg1)?;

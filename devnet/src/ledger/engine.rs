@@ -26,6 +26,7 @@ use super::committer::{CommitEvent, SealJob};
 use super::error::Result;
 use super::publisher::{BlockBuild, HeadCache, Overlay};
 use super::registry::Registry;
+use super::settings::FamilyAllowList;
 use super::Shared;
 
 /// How long an identity may be silent before it is pinged, and the ping period.
@@ -94,6 +95,8 @@ pub struct Engine {
     pub(super) registry: Registry,
     pub(super) peers: HashMap<Vec<u8>, Peer>,
     pub(super) block: Option<BlockBuild>,
+    /// The allow-list of the state the current block builds on.
+    pub(super) families: FamilyAllowList,
     /// Head-state values read so far (see [`HeadCache`]).
     pub(super) head_cache: HeadCache,
     /// Requests with processors, by correlation id.
@@ -167,6 +170,7 @@ impl Engine {
             registry: Registry::default(),
             peers: HashMap::new(),
             block: None,
+            families: FamilyAllowList::default(),
             head_cache: HeadCache::default(),
             inflight: HashMap::new(),
             avoid: None,

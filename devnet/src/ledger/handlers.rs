@@ -3,7 +3,10 @@
 //! Registration (spec 1.3), `TpProcessRequest` dispatch and responses (1.4), state context
 //! requests with address checks and prefix authorization (1.5), pings (1.6), and the publisher
 //! cycle: start a block, run its transactions (conflict-free ones in parallel, see
-//! [`super::publisher`]), seal and durably commit it.
+//! [`super::publisher`]), seal and durably commit it. A transaction that the
+//! `sawtooth.validator.transaction_families` allow-list ([`super::settings`]) of the state the
+//! block builds on does not allow is invalid at once, with no message, as in a validator; it
+//! needs no processor.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -20,6 +23,7 @@ use super::committer::SealJob;
 use super::engine::{Engine, InFlight, Outstanding};
 use super::publisher::{BlockBuild, NextTxn, TxnOutcome};
 use super::registry::{HeaderStyle, Registration};
+use super::settings::{allow_list_from, setting_address, FamilyAllowList, TRANSACTION_FAMILIES};
 use super::validate::is_full_address;
 
 /// Blocks that may wait for the committer before execution pauses.
@@ -331,21 +335,23 @@ impl Engine {
         if pending == 0 || !(due || pending >= self.settings.publish_threshold) {
             return false;
         }
-        // Only batches whose every family has a processor now, and that are not already in a
-        // block being committed; the others stay pending.
+        // Only batches whose every family has a processor now (or is not allowed, which fails
+        // at once), and that are not already in a block being committed; the others stay
+        // pending.
+        self.families = self.block_allow_list();
+        let families = &self.families;
         let registry = &self.registry;
         let outstanding: HashSet<&str> = self
             .committing
             .iter()
             .flat_map(|o| o.batch_ids.iter().map(String::as_str))
             .collect();
-        let batches = self
-            .shared
-            .pool
-            .snapshot(self.settings.max_batches_per_block, |b| {
-                !outstanding.contains(b.id.as_str())
-                    && b.families.iter().all(|(f, v)| registry.has_type(f, v))
-            });
+        let batches = self.shared.pool.snapshot(0, |b| {
+            !outstanding.contains(b.id.as_str())
+                && b.families
+                    .iter()
+                    .all(|(f, v)| registry.has_type(f, v) || !families.allows_type(f, v))
+        });
         if batches.is_empty() {
             if outstanding.is_empty() {
                 // Nothing runnable (no processor for what is pending): retry after an interval.
@@ -371,10 +377,29 @@ impl Engine {
             batches,
             self.settings.max_retries,
             self.settings.max_inflight,
+            self.settings.max_batches_per_block,
             parents,
             Arc::new(parent_txns),
         ));
         true
+    }
+
+    /// The allow-list in the state the next block builds on: the newest block still with the
+    /// committer that wrote it, else the head.
+    fn block_allow_list(&self) -> FamilyAllowList {
+        let address = setting_address(TRANSACTION_FAMILIES);
+        let stored = self
+            .committing
+            .iter()
+            .rev()
+            .find_map(|o| o.writes.get(&address).cloned())
+            .unwrap_or_else(|| {
+                self.shared.store.head_value(&address).unwrap_or_else(|err| {
+                    tracing::error!(%err, "reading the allow-list failed; reading it as absent");
+                    None
+                })
+            });
+        allow_list_from(stored)
     }
 
     fn dispatch(
@@ -388,6 +413,18 @@ impl Engine {
             txn.header.get_family_name(),
             txn.header.get_family_version(),
         );
+        if let Err(reason) = self.families.check(&txn.header) {
+            // As a validator does: invalid at once, without a message.
+            tracing::info!(txn = %txn.id, %reason, "transaction not allowed");
+            self.finish_running(
+                &context_id,
+                TxnOutcome::Invalid {
+                    message: String::new(),
+                    extended_data: Vec::new(),
+                },
+            );
+            return;
+        }
         let avoid = self.avoid.take();
         let Some(tp) = self.registry.pick(family, version, avoid.as_deref()) else {
             tracing::debug!(family, version, "waiting for a processor to register");

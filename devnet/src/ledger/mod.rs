@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Modules: [`state`] (Merkle-Radix state), [`store`] (blocks, batches, receipts), [`validate`]
-//! (submission checks), [`queue`] (pending/held/invalid batches), [`registry`] (processors),
+//! (submission checks), [`settings`] (the on-chain transaction-family allow-list), [`queue`]
+//! (pending/held/invalid batches, with a per-signer share), [`registry`] (processors),
 //! [`publisher`] (block building), [`committer`] (sealing and durable commits, pipelined with
 //! execution), [`engine`] and `handlers` (the ZMQ loop), [`keys`].
 
@@ -34,6 +35,7 @@ pub mod publisher;
 mod publisher_tests;
 pub mod queue;
 pub mod registry;
+pub mod settings;
 pub mod state;
 pub mod store;
 pub mod validate;
@@ -56,6 +58,7 @@ pub use view_impl::Ledger;
 use engine::{Engine, EngineSettings, Waker};
 use keys::ValidatorKey;
 use queue::BatchPool;
+use settings::FamilyAllowList;
 use state::{NodeDatabase, StateReader};
 use store::BlockStore;
 
@@ -89,6 +92,15 @@ pub struct DevnetConfig {
     pub max_batches_per_block: usize,
     /// Maximum pending (and held) batches before submissions get `QueueFull`.
     pub max_pending_batches: usize,
+    /// Maximum pending (and held) batches of one batch signer: beyond it that signer's
+    /// submissions get `QueueFull` while other signers are still served, so one key flooding
+    /// batches (say of a family nobody processes, which never leave the queue) cannot lock
+    /// everyone else out.
+    pub max_pending_per_signer: usize,
+    /// `sawtooth.validator.transaction_families` written into the genesis state of a new chain
+    /// (a JSON list, see [`settings`]); `None` writes nothing, which allows every family. An
+    /// existing chain keeps its on-chain value (only a settings transaction changes it).
+    pub transaction_families: Option<String>,
     /// Retries of a transaction after INTERNAL_ERROR (or timeout, or disconnect) before its
     /// batch is declared invalid.
     pub max_internal_retries: u32,
@@ -110,6 +122,8 @@ impl Default for DevnetConfig {
             block_interval: Duration::from_millis(20),
             max_batches_per_block: 0,
             max_pending_batches: 10_000,
+            max_pending_per_signer: 1_000,
+            transaction_families: None,
             max_internal_retries: 3,
             processor_timeout: Duration::from_secs(60),
             max_inflight_txns: 8,
@@ -138,6 +152,8 @@ pub struct Shared {
     pool: BatchPool,
     key: ValidatorKey,
     head: RwLock<HeadInfo>,
+    /// The transaction-family allow-list and the state root it was read at.
+    families: RwLock<(String, Arc<FamilyAllowList>)>,
     status: tokio::sync::watch::Sender<u64>,
     commits: tokio::sync::broadcast::Sender<CommitNotice>,
     waker: Waker,
@@ -162,6 +178,27 @@ impl Shared {
         *self.head.write().unwrap_or_else(|p| p.into_inner()) = info;
     }
 
+    /// The transaction-family allow-list of the head state.
+    fn allow_list(&self) -> Arc<FamilyAllowList> {
+        let root = self.head_info().state_root;
+        {
+            let cached = self.families.read().unwrap_or_else(|p| p.into_inner());
+            if cached.0 == root {
+                return Arc::clone(&cached.1);
+            }
+        }
+        let list = Arc::new(settings::allow_list_from(
+            self.store
+                .head_value(&settings::setting_address(settings::TRANSACTION_FAMILIES))
+                .unwrap_or_else(|err| {
+                    tracing::error!(%err, "reading the allow-list failed; reading it as absent");
+                    None
+                }),
+        ));
+        *self.families.write().unwrap_or_else(|p| p.into_inner()) = (root, Arc::clone(&list));
+        list
+    }
+
     fn bump_status(&self) {
         self.status.send_modify(|n| *n += 1);
     }
@@ -183,11 +220,14 @@ fn head_from_block(block: Block) -> Result<HeadInfo> {
     })
 }
 
-/// Loads the head, or writes genesis into an empty store.
+/// Loads the head, or writes genesis into an empty store; `genesis_settings` (key, value) are
+/// written into the genesis state, as a validator's genesis batch of settings transactions
+/// would.
 fn load_or_create_head(
     store: &BlockStore,
     state: &StateReader,
     key: &ValidatorKey,
+    genesis_settings: &[(&str, &str)],
 ) -> Result<HeadInfo> {
     if let Some(num) = store.head_num()? {
         let block = store
@@ -202,7 +242,25 @@ fn load_or_create_head(
         }
         return Ok(head);
     }
-    let root = state.initialize()?;
+    let empty = state.initialize()?;
+    let writes: Vec<(String, Option<Vec<u8>>)> = genesis_settings
+        .iter()
+        .map(|(k, v)| {
+            (
+                settings::setting_address(k),
+                Some(settings::encode_setting(k, v)),
+            )
+        })
+        .collect();
+    let root = if writes.is_empty() {
+        empty
+    } else {
+        state.apply(&empty, writes.clone())?
+    };
+    let changes: Vec<_> = writes
+        .into_iter()
+        .map(|(address, value)| publisher::state_change(address, value))
+        .collect();
     let mut header = BlockHeader::new();
     header.set_block_num(0);
     header.set_previous_block_id(NULL_BLOCK_ID.into());
@@ -214,8 +272,8 @@ fn load_or_create_head(
     let mut block = Block::new();
     block.set_header_signature(key.sign(&bytes));
     block.set_header(bytes);
-    store.commit_block(&block, &[], &[])?;
-    tracing::info!(block_id = %block.get_header_signature(), "genesis block written");
+    store.commit_block(&block, &[], &changes)?;
+    tracing::info!(block_id = %block.get_header_signature(), settings = genesis_settings.len(), "genesis block written");
     head_from_block(block)
 }
 
@@ -223,17 +281,47 @@ impl Devnet {
     /// Opens the data dir, writes genesis if needed, binds the component endpoint and starts
     /// the component loop.
     pub fn start(config: DevnetConfig) -> Result<Self> {
-        if config.max_pending_batches == 0 {
+        if config.max_pending_batches == 0 || config.max_pending_per_signer == 0 {
             return Err(LedgerError::Config(
-                "max_pending_batches must be at least 1".into(),
+                "max_pending_batches and max_pending_per_signer must be at least 1".into(),
             ));
+        }
+        let mut genesis_settings = Vec::new();
+        if let Some(families) = &config.transaction_families {
+            let valid = serde_json::from_str::<serde_json::Value>(families)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .is_some_and(|list| {
+                    list.iter()
+                        .all(|e| e.get("family").is_some_and(|f| f.is_string()))
+                });
+            if !valid {
+                return Err(LedgerError::Config(format!(
+                    "transaction_families must be a JSON list of {{\"family\", \"version\"}} \
+                     objects, not {families}"
+                )));
+            }
+            genesis_settings.push((settings::TRANSACTION_FAMILIES, families.as_str()));
         }
         std::fs::create_dir_all(&config.data_dir)?;
         let key = ValidatorKey::load_or_create(&config.data_dir.join("validator.priv"))?;
         let db = Arc::new(redb::Database::create(config.data_dir.join("ledger.redb"))?);
         let state = StateReader::new(NodeDatabase::new(Arc::clone(&db))?);
         let store = BlockStore::new(db)?;
-        let head = load_or_create_head(&store, &state, &key)?;
+        let head = load_or_create_head(&store, &state, &key, &genesis_settings)?;
+        if let Some(wanted) = &config.transaction_families {
+            let on_chain = store
+                .head_value(&settings::setting_address(settings::TRANSACTION_FAMILIES))?
+                .and_then(|v| settings::decode_setting(&v, settings::TRANSACTION_FAMILIES));
+            if on_chain.as_deref() != Some(wanted.as_str()) {
+                tracing::warn!(
+                    ?on_chain,
+                    %wanted,
+                    "the chain exists: transaction_families applies only to a new chain's genesis; \
+                     the on-chain value stays"
+                );
+            }
+        }
         let settings = EngineSettings {
             block_interval: config.block_interval,
             max_batches_per_block: config.max_batches_per_block,
@@ -246,7 +334,7 @@ impl Devnet {
             processor_timeout: config.processor_timeout,
             max_inflight: config.max_inflight_txns,
         };
-        let pool = BatchPool::new(config.max_pending_batches);
+        let pool = BatchPool::new(config.max_pending_batches, config.max_pending_per_signer);
         let network_endpoint = config.network_endpoint.clone();
         let (engine, shared) = Engine::bind(
             &config.component_endpoint,
@@ -256,6 +344,7 @@ impl Devnet {
                     state,
                     pool,
                     key,
+                    families: RwLock::new((String::new(), Arc::default())),
                     head: RwLock::new(head),
                     status: tokio::sync::watch::channel(0).0,
                     commits: tokio::sync::broadcast::channel(1024).0,

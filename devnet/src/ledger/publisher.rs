@@ -27,6 +27,9 @@
 //! transaction id is dropped; a batch with a dependency that is neither committed nor earlier in
 //! the block stays pending; a batch whose family has no registered processor stays pending. A
 //! batch that depends on, or shares a transaction id with, a batch still executing waits for it.
+//! As in the candidate block, `max_batches` counts the batches admitted, not those looked at: a
+//! batch that stays pending (e.g. its dependency's batch was invalid) never takes a place, so it
+//! cannot hold the block up. A batch without transactions (refused at submission) is dropped.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -168,6 +171,10 @@ pub struct BlockBuild {
     pub invalid: Vec<(String, Vec<InvalidTransactionInfo>)>,
     max_retries: u32,
     window: usize,
+    /// Batches the block may hold (0: unlimited).
+    max_batches: usize,
+    /// Batches admitted so far (executing, completed or invalid).
+    admitted: usize,
 }
 
 /// What executing a block produced, for the committer to seal.
@@ -192,11 +199,13 @@ enum Admission {
 
 impl BlockBuild {
     /// Starts a block on top of the head plus `parents` (blocks handed to the committer, newest
-    /// first, whose transaction ids are `parent_txns`); at most `window` transactions run at once.
+    /// first, whose transaction ids are `parent_txns`); at most `window` transactions run at once
+    /// and at most `max_batches` (0: unlimited) of `batches` are admitted.
     pub fn new(
         batches: Vec<Arc<QueuedBatch>>,
         max_retries: u32,
         window: usize,
+        max_batches: usize,
         parents: Vec<Arc<Overlay>>,
         parent_txns: Arc<HashSet<String>>,
     ) -> Self {
@@ -213,7 +222,14 @@ impl BlockBuild {
             invalid: Vec::new(),
             max_retries,
             window: window.max(1),
+            max_batches,
+            admitted: 0,
         }
+    }
+
+    /// Whether the block holds as many batches as it may.
+    fn full(&self) -> bool {
+        self.max_batches > 0 && self.admitted >= self.max_batches
     }
 
     fn find(&self, context_id: &str) -> Option<(usize, usize)> {
@@ -293,12 +309,14 @@ impl BlockBuild {
             if let Some(next) = self.dispatchable() {
                 return next;
             }
-            if self.runs.len() < self.window && self.next_batch < self.batches.len() {
+            let more = self.next_batch < self.batches.len() && !self.full();
+            if self.runs.len() < self.window && more {
                 let batch = Arc::clone(&self.batches[self.next_batch]);
                 match self.admission(&batch, store) {
                     Admission::Open => {
                         self.runs.push_back(BatchRun::new(self.next_batch, batch));
                         self.next_batch += 1;
+                        self.admitted += 1;
                         continue;
                     }
                     Admission::Drop => {
@@ -313,7 +331,7 @@ impl BlockBuild {
                     Admission::Wait => {}
                 }
             }
-            return if self.runs.is_empty() && self.next_batch >= self.batches.len() {
+            return if self.runs.is_empty() && !more {
                 NextTxn::Done
             } else {
                 NextTxn::Wait
@@ -372,7 +390,10 @@ impl BlockBuild {
                 .iter()
                 .any(|run| run.batch.txns.iter().any(|t| t.id == id))
         };
-        if store.has_batch(&batch.id).unwrap_or(false) || self.already_committed(batch, store) {
+        if batch.txns.is_empty()
+            || store.has_batch(&batch.id).unwrap_or(false)
+            || self.already_committed(batch, store)
+        {
             return Admission::Drop;
         }
         if batch.txns.iter().any(|t| executing(&t.id)) {
@@ -459,6 +480,7 @@ impl BlockBuild {
             TxnOutcome::NoProcessor => {
                 tracing::debug!(batch = %run.batch.id, "no processor registered; batch stays pending");
                 self.runs.remove(r);
+                self.admitted -= 1;
                 return None;
             }
         }

@@ -40,6 +40,7 @@ fn header(spec: &TxnSpec) -> TransactionHeader {
 fn batch(id: &str, txns: &[TxnSpec]) -> Arc<QueuedBatch> {
     Arc::new(QueuedBatch {
         id: id.to_owned(),
+        signer: String::new(),
         batch: Batch::new(),
         txns: txns
             .iter()
@@ -112,6 +113,17 @@ fn run(
     picks: &[usize],
     fail: &[bool],
 ) -> (Result, usize) {
+    run_limited(batches, window, 0, picks, fail)
+}
+
+/// [`run`] with at most `max_batches` batches admitted (0: unlimited).
+fn run_limited(
+    batches: &[(String, Vec<TxnSpec>)],
+    window: usize,
+    max_batches: usize,
+    picks: &[usize],
+    fail: &[bool],
+) -> (Result, usize) {
     let (_dir, store) = store();
     let mut cache = HeadCache::default();
     let queued: Vec<Arc<QueuedBatch>> = batches.iter().map(|(id, t)| batch(id, t)).collect();
@@ -120,6 +132,7 @@ fn run(
         queued.clone(),
         1_000,
         window,
+        max_batches,
         Vec::new(),
         Arc::new(HashSet::new()),
     );
@@ -270,6 +283,46 @@ fn an_invalid_batch_leaves_independent_later_batches_valid_and_in_order() {
     assert_eq!(parallel.invalid.len(), 1);
     assert_eq!(parallel.invalid[0].0, "b0");
     assert!(!parallel.accepted.contains(&"b0".to_owned()));
+}
+
+#[test]
+fn a_batch_without_transactions_is_dropped_and_the_block_finishes() {
+    let batches = vec![
+        ("empty".to_owned(), Vec::new()),
+        ("b1".to_owned(), vec![spec("t1", &[1], &[1])]),
+    ];
+    for window in [1, 8] {
+        let (result, _) = run(&batches, window, &[], &[]);
+        assert_eq!(result.dropped, ["empty"]);
+        // b1 was decided (the test family makes some transactions invalid).
+        assert_eq!(result.accepted.len() + result.invalid.len(), 1);
+        assert!(!result.accepted.contains(&"empty".to_owned()));
+    }
+}
+
+#[test]
+fn batches_left_pending_take_no_place_in_a_limited_block() {
+    let mut orphan = spec("orphan", &[1], &[1]);
+    orphan.deps = vec!["never-seen".into()];
+    let batches = vec![
+        ("orphan".to_owned(), vec![orphan]),
+        ("b1".to_owned(), vec![spec("t1", &[2], &[2])]),
+        ("b2".to_owned(), vec![spec("t2", &[3], &[3])]),
+    ];
+    let decided = |r: &Result| {
+        let mut ids = r.accepted.clone();
+        ids.extend(r.invalid.iter().map(|(id, _)| id.clone()));
+        ids.sort();
+        ids
+    };
+    let (result, _) = run_limited(&batches, 8, 1, &[], &[]);
+    assert_eq!(
+        decided(&result),
+        ["b1"],
+        "the orphan must not use the only place"
+    );
+    let (result, _) = run_limited(&batches, 8, 0, &[], &[]);
+    assert_eq!(decided(&result), ["b1", "b2"]);
 }
 
 fn arb_txn(id: String) -> impl Strategy<Value = TxnSpec> {

@@ -1,7 +1,11 @@
 //! The batch pool: pending batches, batches held for dependencies, and recent invalid batches.
 //!
 //! Submitting threads (REST) add batches; the publisher takes snapshots of the pending queue and
-//! removes batches once they are committed or invalid. Like Sawtooth's completer, a batch whose
+//! removes batches once they are committed or invalid. Besides the pool's capacity, each batch
+//! signer may hold only a share of it (pending plus held): a key that floods the queue gets
+//! `QueueFull` once it holds its share, while every other key is still served. (A validator has
+//! one shared queue, so such a flood locks everyone out until it drains, and batches of a family
+//! no processor serves never drain.) Like Sawtooth's completer, a batch whose
 //! transactions depend on transactions neither seen nor committed is *held* (status UNKNOWN) and
 //! moves to the pending queue once its dependencies appear. Invalid results are kept for 600 s,
 //! like Sawtooth's batch tracker. Nothing here is persisted: pending batches are lost on a crash,
@@ -27,6 +31,8 @@ struct PoolInner {
     held_ids: HashSet<String>,
     /// Transaction ids of queued and held batches.
     txn_ids: HashSet<String>,
+    /// Queued plus held batches per batch signer.
+    per_signer: HashMap<String, usize>,
     invalid: HashMap<String, (Instant, Vec<InvalidTransactionInfo>)>,
 }
 
@@ -34,14 +40,17 @@ struct PoolInner {
 pub struct BatchPool {
     inner: Mutex<PoolInner>,
     capacity: usize,
+    per_signer: usize,
 }
 
 impl BatchPool {
-    /// A pool that holds at most `capacity` pending plus held batches.
-    pub fn new(capacity: usize) -> Self {
+    /// A pool that holds at most `capacity` pending plus held batches, at most `per_signer` of
+    /// them from one batch signer.
+    pub fn new(capacity: usize, per_signer: usize) -> Self {
         Self {
             inner: Mutex::new(PoolInner::default()),
             capacity,
+            per_signer,
         }
     }
 
@@ -79,8 +88,19 @@ impl BatchPool {
         if inner.queued.len() + inner.held.len() + fresh.len() > self.capacity {
             return Err(SubmitError::QueueFull);
         }
+        let mut wanted: HashMap<&str, usize> = HashMap::new();
+        for batch in &fresh {
+            *wanted.entry(batch.signer.as_str()).or_default() += 1;
+        }
+        if let Some((signer, _)) = wanted.iter().find(|(signer, n)| {
+            inner.per_signer.get(**signer).copied().unwrap_or(0) + **n > self.per_signer
+        }) {
+            tracing::debug!(%signer, share = self.per_signer, "a signer's share of the queue is full");
+            return Err(SubmitError::QueueFull);
+        }
         let added = fresh.len();
         for batch in fresh {
+            *inner.per_signer.entry(batch.signer.clone()).or_default() += 1;
             inner.invalid.remove(&batch.id);
             for t in &batch.txns {
                 inner.txn_ids.insert(t.id.clone());
@@ -130,10 +150,17 @@ impl BatchPool {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let txn_ids = &mut inner.txn_ids;
+        let per_signer = &mut inner.per_signer;
         inner.queued.retain(|b| {
             if ids.contains(b.id.as_str()) {
                 for t in &b.txns {
                     txn_ids.remove(&t.id);
+                }
+                if let Some(n) = per_signer.get_mut(&b.signer) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_signer.remove(&b.signer);
+                    }
                 }
                 false
             } else {
@@ -213,10 +240,15 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     fn batch(id: &str, txn: &str, deps: &[&str]) -> QueuedBatch {
+        signed(id, txn, deps, "")
+    }
+
+    fn signed(id: &str, txn: &str, deps: &[&str], signer: &str) -> QueuedBatch {
         let mut header = TransactionHeader::new();
         header.set_dependencies(deps.iter().map(|d| d.to_string()).collect());
         QueuedBatch {
             id: id.into(),
+            signer: signer.into(),
             batch: Batch::new(),
             txns: vec![QueuedTxn {
                 id: txn.into(),
@@ -232,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(redb::Database::create(dir.path().join("q.redb")).unwrap());
         let store = BlockStore::new(db).unwrap();
-        let pool = BatchPool::new(3);
+        let pool = BatchPool::new(3, 3);
         assert_eq!(pool.submit(vec![batch("b2", "t2", &["t1"])], &store), Ok(1));
         assert_eq!(pool.status("b2").0, BatchStatusKind::Unknown);
         assert_eq!(pool.pending_len(), 0);
@@ -266,5 +298,35 @@ mod tests {
         pool.remove(&HashSet::from(["b2"]), &store);
         assert_eq!(pool.status("b2").0, BatchStatusKind::Unknown);
         assert_eq!(pool.pending_len(), 0);
+    }
+
+    #[test]
+    fn one_signer_holds_at_most_its_share_and_others_are_still_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(redb::Database::create(dir.path().join("q.redb")).unwrap());
+        let store = BlockStore::new(db).unwrap();
+        let pool = BatchPool::new(10, 2);
+        let flood = |i: usize| signed(&format!("f{i}"), &format!("ft{i}"), &[], "flooder");
+        assert_eq!(pool.submit(vec![flood(0), flood(1)], &store), Ok(2));
+        assert_eq!(
+            pool.submit(vec![flood(2)], &store),
+            Err(SubmitError::QueueFull)
+        );
+        // A held batch counts too.
+        assert_eq!(
+            pool.submit(vec![signed("h", "ht", &["missing"], "other")], &store),
+            Ok(1)
+        );
+        assert_eq!(
+            pool.submit(vec![signed("o", "ot", &[], "other")], &store),
+            Ok(1)
+        );
+        assert_eq!(
+            pool.submit(vec![signed("o2", "ot2", &[], "other")], &store),
+            Err(SubmitError::QueueFull)
+        );
+        // Committing frees the flooder's share.
+        pool.remove(&HashSet::from(["f0"]), &store);
+        assert_eq!(pool.submit(vec![flood(2)], &store), Ok(1));
     }
 }

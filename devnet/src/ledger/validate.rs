@@ -4,9 +4,15 @@
 //! headers, so that execution never parses a header twice. Signatures are verified over
 //! SHA-256 of the *stored* header bytes, never a re-serialization.
 //!
-//! Devnet is stricter than a validator in one place: header `inputs`/`outputs` that do not match
-//! `^([0-9a-f]{2}){0,35}$` refuse the batch at submission (a validator would accept it and then
-//! fail the transaction silently at context creation, leaving the batch PENDING/UNKNOWN).
+//! Devnet is stricter than a validator where a batch could otherwise never finish:
+//!
+//! * header `inputs`/`outputs` that do not match `^([0-9a-f]{2}){0,35}$` refuse the batch at
+//!   submission (a validator would accept it and then fail the transaction silently at context
+//!   creation, leaving the batch PENDING/UNKNOWN);
+//! * a batch with no transactions is refused (it has nothing to execute, so it can neither
+//!   commit nor fail);
+//! * a transaction that depends on itself or on a later transaction of its own batch is refused
+//!   (a validator's candidate block drops such a batch every time, so it stays PENDING for ever).
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU32;
@@ -34,6 +40,8 @@ pub struct QueuedBatch {
     pub id: String,
     /// The batch as submitted.
     pub batch: Batch,
+    /// The batch signer's public key (the pool's fairness key).
+    pub signer: String,
     /// Its transactions, in order.
     pub txns: Vec<QueuedTxn>,
     /// The distinct `(family, version)` pairs of its transactions.
@@ -86,6 +94,9 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
     }
     let txns = batch.get_transactions();
     let ids = header.get_transaction_ids();
+    if txns.is_empty() {
+        return Err(format!("batch {id}: no transactions"));
+    }
     if ids.len() != txns.len() {
         return Err(format!(
             "batch {id}: header lists {} transaction ids but the batch holds {}",
@@ -123,6 +134,17 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
         if th.get_dependencies().iter().any(String::is_empty) {
             return Err(format!("transaction {tid}: empty dependency"));
         }
+        // A dependency on itself or on a later transaction of the batch can never be met: the
+        // batch would stay pending for ever.
+        if let Some(dep) = th
+            .get_dependencies()
+            .iter()
+            .find(|d| ids[parsed.len()..].contains(d))
+        {
+            return Err(format!(
+                "transaction {tid}: depends on {dep}, which is not earlier in its batch"
+            ));
+        }
         if let Some(bad) = th
             .get_inputs()
             .iter()
@@ -151,6 +173,7 @@ pub fn validate_batch(batch: Batch) -> Result<QueuedBatch, String> {
     families.dedup();
     Ok(QueuedBatch {
         id,
+        signer: signer.to_owned(),
         batch,
         txns: parsed,
         families,

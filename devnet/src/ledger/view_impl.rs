@@ -35,6 +35,21 @@ impl LedgerView for Ledger {
             .map(validate_batch)
             .collect::<Result<Vec<_>, String>>()
             .map_err(SubmitError::InvalidBatch)?;
+        // Like refusing a bad signature: a family the chain does not allow is refused here,
+        // rather than queued and failed at execution as a validator does.
+        let families = self.shared.allow_list();
+        if families.is_restricted() {
+            for batch in &validated {
+                for txn in &batch.txns {
+                    families.check(&txn.header).map_err(|reason| {
+                        SubmitError::InvalidBatch(format!(
+                            "batch {}: transaction {}: {reason}",
+                            batch.id, txn.id
+                        ))
+                    })?;
+                }
+            }
+        }
         let added = self.shared.pool.submit(validated, &self.shared.store)?;
         if added > 0 {
             self.shared.bump_status();

@@ -194,6 +194,8 @@ pub enum PlainError {
     },
     /// 500 for an exception the Python handlers do not catch.
     Internal,
+    /// 408 when a request body arrives too slowly (devnet's own limit; aiohttp has none).
+    RequestTimeout,
 }
 
 impl IntoResponse for PlainError {
@@ -212,6 +214,10 @@ impl IntoResponse for PlainError {
                 format!(
                     "Maximum request body size {max_size} exceeded, actual body size {actual_size}"
                 ),
+            ),
+            PlainError::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "408: Request Timeout".to_owned(),
             ),
             PlainError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -24,6 +24,22 @@
 //! * a page `start` beyond the chain on `/blocks` is code 54 (the validator fails without an
 //!   answer and the API times out).
 //!
+//! Limits a public endpoint needs, which the Python API lacks (it buffers any number of bodies
+//! and waits for ever on a half-sent header):
+//!
+//! * at most [`RestConfig::max_concurrent_bodies`] request bodies are read at once; a request
+//!   that finds no free slot within [`RestConfig::body_slot_wait`] is answered at once without
+//!   reading its body: `POST /batches` with 429 code 31 ("Unable to Accept Batches"), the JSON
+//!   id lists of `/batch_statuses` and `/receipts` with 503 code 17 ("Validator Timed Out"), both
+//!   of which clients retry;
+//! * a body must arrive within [`RestConfig::body_read_timeout`], else 408 (plain text) and the
+//!   connection is closed;
+//! * a request's header must arrive within [`RestConfig::header_read_timeout`], else the
+//!   connection is closed (slowloris).
+//!
+//! So the memory that uploads can hold is bounded by `max_concurrent_bodies` ×
+//! `client_max_size`, and a slot held by a slow upload is freed after `body_read_timeout`.
+//!
 //! Everything else, including the Python API's own quirks (`/state` answering an unknown head
 //! with code 70, an invalid `address` filter listing nothing, a non-JSON status body being a
 //! plain 500, `wait` on `/receipts` being a plain 500), is reproduced.
@@ -59,16 +75,20 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use http_body_util::BodyExt as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
 
 use crate::view::LedgerView;
-use error::PlainError;
+use error::{ApiError, PlainError};
 
-/// Settings of the REST API; the defaults are `sawtooth-rest-api`'s.
+/// Settings of the REST API; the first two defaults are `sawtooth-rest-api`'s, the limits are
+/// devnet's own (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestConfig {
     /// How long a request may wait on the validator (`--timeout`, 300 s). A bare `wait` on
@@ -76,6 +96,14 @@ pub struct RestConfig {
     pub validator_timeout: Duration,
     /// The largest accepted request body (`--client-max-size`, 10 MiB).
     pub client_max_size: usize,
+    /// Request bodies read at the same time (8).
+    pub max_concurrent_bodies: usize,
+    /// How long a request waits for a body slot before it is refused (1 s).
+    pub body_slot_wait: Duration,
+    /// How long a client may take to send a whole request body (60 s).
+    pub body_read_timeout: Duration,
+    /// How long a client may take to send a request's header (30 s); only [`serve`] applies it.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for RestConfig {
@@ -83,6 +111,10 @@ impl Default for RestConfig {
         RestConfig {
             validator_timeout: Duration::from_secs(300),
             client_max_size: 10 * 1024 * 1024,
+            max_concurrent_bodies: 8,
+            body_slot_wait: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(60),
+            header_read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -97,6 +129,24 @@ pub struct AppState {
     /// Flips to `true` when the server shuts down: websockets then close with 1001 and waiting
     /// status requests answer at once.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// One permit per request body being read ([`RestConfig::max_concurrent_bodies`]).
+    pub bodies: Arc<Semaphore>,
+}
+
+impl AppState {
+    fn new(
+        ledger: Arc<dyn LedgerView>,
+        config: RestConfig,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        let bodies = Arc::new(Semaphore::new(config.max_concurrent_bodies.max(1)));
+        AppState {
+            ledger,
+            config: Arc::new(config),
+            shutdown,
+            bodies,
+        }
+    }
 }
 
 /// The REST API's routes over `ledger`, with the default [`RestConfig`].
@@ -109,11 +159,7 @@ pub fn router_with_config(ledger: Arc<dyn LedgerView>, config: RestConfig) -> Ro
     // Without `serve` nothing signals shutdown: the sender is dropped and websockets stop
     // watching for it.
     let (_, receiver) = tokio::sync::watch::channel(false);
-    build_router(AppState {
-        ledger,
-        config: Arc::new(config),
-        shutdown: receiver,
-    })
+    build_router(AppState::new(ledger, config, receiver))
 }
 
 fn build_router(state: AppState) -> Router {
@@ -168,25 +214,86 @@ pub async fn serve(
     ledger: Arc<dyn LedgerView>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_config(listener, ledger, RestConfig::default(), shutdown).await
+}
+
+/// [`serve`] with explicit settings. Each connection is HTTP/1.1 (with upgrades, for the
+/// websocket) and is closed when a request's header takes longer than
+/// [`RestConfig::header_read_timeout`].
+pub async fn serve_with_config(
+    listener: tokio::net::TcpListener,
+    ledger: Arc<dyn LedgerView>,
+    config: RestConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let header_read_timeout = config.header_read_timeout;
     let (sender, receiver) = tokio::sync::watch::channel(false);
-    let app = build_router(AppState {
-        ledger,
-        config: Arc::new(RestConfig::default()),
-        shutdown: receiver,
-    });
+    let app = build_router(AppState::new(ledger, config, receiver.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "REST API listening");
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = sender.send(true);
-        })
-        .await
+    // Every connection task holds a clone of `open`; shutdown waits until all are dropped.
+    let (open, all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // E.g. too many open files: wait a little instead of spinning.
+                    tracing::warn!(%err, "accepting a REST connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let mut stopping = receiver.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let connection = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let stop = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.as_mut().await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, "REST connection ended with an error");
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    let _ = sender.send(true);
+    drop(open);
+    let mut all_closed = all_closed;
+    let _ = all_closed.recv().await;
+    Ok(())
 }
 
-/// Reads a request body up to `max_size` bytes; a larger one is aiohttp's plain 413.
-pub async fn read_body(request: Request, max_size: usize) -> Result<Bytes, Response> {
+/// Reads a request body of at most [`RestConfig::client_max_size`] bytes (a larger one is
+/// aiohttp's plain 413), holding one of the [`AppState::bodies`] permits while it does; `busy`
+/// answers a request that found no permit in time, and a body slower than
+/// [`RestConfig::body_read_timeout`] is a plain 408. Both close the connection.
+pub async fn read_body(
+    app: &AppState,
+    request: Request,
+    busy: ApiError,
+) -> Result<Bytes, Response> {
+    let max_size = app.config.client_max_size;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -199,6 +306,38 @@ pub async fn read_body(request: Request, max_size: usize) -> Result<Bytes, Respo
         }
         .into_response());
     }
+    let permit = tokio::time::timeout(
+        app.config.body_slot_wait,
+        Arc::clone(&app.bodies).acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(_permit)) = permit else {
+        tracing::debug!("every request body slot is taken; refusing");
+        return Err(closing(busy.into_response()));
+    };
+    match tokio::time::timeout(
+        app.config.body_read_timeout,
+        collect_body(request, max_size),
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(_) => {
+            tracing::debug!("a request body was too slow; closing the connection");
+            Err(closing(PlainError::RequestTimeout.into_response()))
+        }
+    }
+}
+
+/// Marks a response as the connection's last.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+async fn collect_body(request: Request, max_size: usize) -> Result<Bytes, Response> {
     let mut body: Body = request.into_body();
     let mut buffer = Vec::new();
     while let Some(frame) = body.frame().await {

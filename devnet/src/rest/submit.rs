@@ -39,7 +39,7 @@ pub async fn submit_batches(
     if !content_type_is(&request, "application/octet-stream") {
         return ApiError::SubmissionWrongContentType.into_response();
     }
-    let body = match read_body(request, app.config.client_max_size).await {
+    let body = match read_body(&app, request, ApiError::BatchQueueFull).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -102,7 +102,7 @@ pub async fn request_ids(
         if !content_type_is(&request, "application/json") {
             return Err(wrong_type.into_response());
         }
-        let body = read_body(request, app.config.client_max_size).await?;
+        let body = read_body(app, request, ApiError::ValidatorTimedOut).await?;
         match ids_from_json(&body) {
             Ok(Ok(ids)) => Ok(ids),
             Ok(Err(err)) => Err(err.into_response()),

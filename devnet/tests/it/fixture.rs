@@ -68,9 +68,21 @@ impl Signer {
         io: Option<(&[&str], &[&str])>,
         deps: &[String],
     ) -> Transaction {
+        self.family_txn("fixture", "1.0", script, io, deps)
+    }
+
+    /// Like [`Signer::txn`], of another family or version.
+    pub fn family_txn(
+        &self,
+        family: &str,
+        version: &str,
+        script: &str,
+        io: Option<(&[&str], &[&str])>,
+        deps: &[String],
+    ) -> Transaction {
         let mut h = TransactionHeader::new();
-        h.set_family_name("fixture".into());
-        h.set_family_version("1.0".into());
+        h.set_family_name(family.into());
+        h.set_family_version(version.into());
         h.set_batcher_public_key(self.public_hex.clone());
         h.set_signer_public_key(self.public_hex.clone());
         h.set_payload_sha512(hex::encode(Sha512::digest(script.as_bytes())));

@@ -13,6 +13,7 @@
 
 mod durability;
 mod fixture;
+mod hardening;
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@
 
 mod chain;
 mod ledger;
+mod limits;
 mod memory;
 mod node;
 mod state;
