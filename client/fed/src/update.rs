@@ -39,6 +39,42 @@ pub struct Update {
 }
 
 impl Update {
+    /// `self − base`, tensor by tensor: the change from `base` (same names and shapes
+    /// required). Rounded once per value to `f32`.
+    pub fn minus(&self, base: &Update) -> Result<Update> {
+        self.zip(base, |x, y| x - y)
+    }
+
+    /// `self + change`, tensor by tensor (same names and shapes required): `change` applied to
+    /// this model, e.g. a stale update rebased onto a newer parent.
+    pub fn plus(&self, change: &Update) -> Result<Update> {
+        self.zip(change, |x, y| x + y)
+    }
+
+    fn zip(&self, other: &Update, op: impl Fn(f32, f32) -> f32) -> Result<Update> {
+        if self.tensors.len() != other.tensors.len() {
+            return Err(Error::Update(format!(
+                "{} tensors against {}",
+                self.tensors.len(),
+                other.tensors.len()
+            )));
+        }
+        let mut out = Update::default();
+        for (name, (shape, values)) in &self.tensors {
+            let Some((other_shape, theirs)) = other.tensors.get(name) else {
+                return Err(Error::Update(format!("tensor {name} is missing")));
+            };
+            if shape != other_shape {
+                return Err(Error::Update(format!(
+                    "{name}: shape {shape:?} against {other_shape:?}"
+                )));
+            }
+            let combined = values.iter().zip(theirs).map(|(&x, &y)| op(x, y)).collect();
+            out.tensors.insert(name.clone(), (shape.clone(), combined));
+        }
+        Ok(out)
+    }
+
     /// Number of scalar parameters.
     pub fn parameters(&self) -> usize {
         self.tensors.values().map(|(_, v)| v.len()).sum()
@@ -315,6 +351,26 @@ mod tests {
             sha256_hex(&sample().to_bytes(Encoding::F32)),
             sha256_hex(&bytes)
         );
+    }
+
+    #[test]
+    fn minus_and_plus_are_inverse_and_refuse_mismatches() {
+        let a = sample();
+        let mut b = sample();
+        for (_, values) in b.tensors.values_mut() {
+            for v in values.iter_mut() {
+                *v = *v * 0.5 + 1.0;
+            }
+        }
+        let change = b.minus(&a).unwrap();
+        assert_eq!(change.tensors["a.lora_a"].1, [0.5, 1.125, 0.9375]);
+        assert_eq!(a.plus(&change).unwrap(), b);
+        let mut fewer = sample();
+        fewer.tensors.remove("a.lora_a");
+        assert!(a.minus(&fewer).is_err());
+        let mut reshaped = sample();
+        reshaped.tensors.get_mut("a.lora_a").unwrap().0 = vec![1, 3];
+        assert!(a.plus(&reshaped).unwrap_err().to_string().contains("shape"));
     }
 
     #[test]

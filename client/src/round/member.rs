@@ -23,7 +23,7 @@
 //!
 //! Every step appends a [`NodeEvent`] to the node's report (time, bytes, peak memory).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,12 +35,11 @@ use bcfl_protos::bcfl as pb;
 
 use super::ledger::Ledger;
 use super::model::Trainer;
+use super::replay::AggregatePlan;
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use crate::demo::attack::ApplyAttack;
 use crate::fixed;
-use bcfl_fed::aggregate::{aggregate, Contribution};
-use bcfl_fed::rule::Rule;
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_ledger::keys::Signer;
@@ -566,7 +565,7 @@ impl<L: Ledger> Member<L> {
             Encoding::F32 => sent,
             _ => Update::from_bytes(&bytes)?,
         };
-        let change = crate::demo::attack::delta(&sent, &parent)?;
+        let change = sent.minus(&parent)?;
         let sketch_length = now
             .consortium
             .as_ref()
@@ -663,6 +662,7 @@ impl<L: Ledger> Member<L> {
             .as_ref()
             .map(|c| c.get_params().clone())
             .unwrap_or_default();
+        let plan = AggregatePlan::of(state, round)?;
         let started = Instant::now();
         let mut removed: BTreeSet<String> = verdict.excluded.iter().cloned().collect();
         removed.remove(&self.key);
@@ -676,67 +676,43 @@ impl<L: Ledger> Member<L> {
                 .collect(),
         );
         let mut moved = 0u64;
-        let mut contributions = Vec::new();
-        let scratch = self.transfers.store().dir().join("rebased");
-        for key in &verdict.accepted {
-            let commitment = state
-                .commitments
-                .get(&(round, key.clone()))
-                .ok_or_else(|| anyhow!("no commitment of {key} to round {round}"))?;
-            let id = BlobId::parse(&commitment.update_sha256)?;
+        let mut paths = BTreeMap::new();
+        for planned in &plan.updates {
+            let id = BlobId::parse(&planned.sha256)?;
             if !self.transfers.store().contains(&id) {
                 self.fetch(
                     &graph,
                     &peers,
-                    commitment.size_bytes,
+                    planned.size_bytes,
                     &id,
-                    std::slice::from_ref(key),
+                    std::slice::from_ref(&planned.member),
                 )
                 .await
-                .with_context(|| format!("fetching the update of {key}"))?;
-                moved += commitment.size_bytes;
+                .with_context(|| format!("fetching the update of {}", planned.member))?;
+                moved += planned.size_bytes;
             }
-            let path = self.transfers.store().path(&id);
-            let bytes = std::fs::read(&path)?;
-            anyhow::ensure!(
-                sha256_hex(&bytes) == commitment.update_sha256
-                    && bytes.len() as u64 == commitment.size_bytes,
-                "the update of {key} does not match its commitment"
-            );
-            let staleness = commitment.staleness;
-            let path = if staleness == 0 {
-                path
-            } else {
-                // Rebased: the round's parent plus the member's change from its own base.
-                let (base, _) = self
-                    .blob(state, round, &commitment.base_model_sha256, &[])
-                    .await?;
-                let (parent, _) = self.blob(state, round, &r.parent_model_sha256, &[]).await?;
-                let local = Update::from_bytes(&bytes)?;
-                let change = crate::demo::attack::delta(&local, &Update::from_bytes(&base)?)?;
-                let rebased = crate::demo::attack::add(&Update::from_bytes(&parent)?, &change)?;
-                std::fs::create_dir_all(&scratch)?;
-                let file = scratch.join(format!("{round}-{key}.safetensors"));
-                std::fs::write(&file, rebased.to_bytes(Encoding::F32))?;
-                file
-            };
-            contributions.push(Contribution {
-                member: key.clone(),
-                path,
-                samples: commitment.num_samples * schedule::staleness_weight_ppm(staleness),
-            });
+            paths.insert(planned.member.clone(), self.transfers.store().path(&id));
+        }
+        let mut models = BTreeMap::new();
+        for sha in plan.models_needed() {
+            let (bytes, fetched) = self.blob(state, round, &sha, &[]).await?;
+            moved += fetched;
+            models.insert(sha, bytes);
         }
         let mut fetch_event = self.event(round, "fetch", started, moved);
-        fetch_event.detail = Some(format!("{} updates", contributions.len()));
+        fetch_event.detail = Some(format!("{} updates", plan.updates.len()));
         self.report.record(fetch_event)?;
-        if contributions.is_empty() {
-            bail!("round {round}'s verdict accepted nobody: nothing to aggregate");
-        }
         let started = Instant::now();
-        let rule = Rule::from_params(&params)?;
-        let combined = blocking(move || Ok(aggregate(contributions, rule)?)).await?;
-        let _ = std::fs::remove_dir_all(&scratch);
-        let bytes = combined.update.to_bytes(Encoding::F32);
+        let scratch = self.transfers.store().dir().join("rebased");
+        let computed = blocking(move || {
+            plan.compute(
+                |u| Ok(paths[&u.member].clone()),
+                |sha| Ok(models[sha].clone()),
+                &scratch,
+            )
+        })
+        .await?;
+        let bytes = computed.bytes;
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let mut payload = pb::BcflPayload::new();
         payload.set_commit_aggregate(pb::CommitAggregate {

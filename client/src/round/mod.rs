@@ -9,7 +9,7 @@
 //! | coordinator ([`coordinator`]) | an admin key | opens rounds (parent model, aggregator, mode), keeps the deadlines: evaluates or abandons a round whose members fell silent, closes a round whose aggregator did |
 //! | member ([`member`]) | every member | trains from the round's parent model (checked against the chain), commits its update's hash and statistics, serves its blobs, probes its peers and reports the links, fetches and checks each global model |
 //! | aggregator ([`member`]) | the member the round names | evaluates the round (the processor computes the anomaly verdict), fetches the accepted updates along Bellman-Ford routes without the excluded members, checks each against its commitment, aggregates with the consortium's rule, commits the aggregate, distributes it along the shortest-path tree, closes the round |
-//! | auditor | anyone | recomputes verdicts and hashes from the ledger (`bcfl audit`) |
+//! | auditor ([`replay`]) | anyone | recomputes verdicts (`bcfl audit verdict`) and aggregates (`bcfl audit replay`, with the aggregator's own [`replay::AggregatePlan`]) from the ledger and the blobs it names |
 //!
 //! What each decision depends on is in [`schedule`] (pure functions of the family state).
 //! Modes are recorded on chain per round: **serverless** (the centre of the measured bandwidth
@@ -54,6 +54,7 @@ pub mod memory;
 pub mod model;
 #[cfg(feature = "train")]
 pub mod node;
+pub mod replay;
 pub mod report;
 pub mod rest;
 pub mod schedule;
