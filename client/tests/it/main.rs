@@ -13,6 +13,7 @@
 //! ```
 
 mod anomaly_cli;
+mod audit_replay;
 mod cli_devnet;
 mod cli_pipe;
 mod cli_rules;

@@ -55,6 +55,9 @@ pub(crate) enum AuditCommand {
     History(super::history::HistoryArgs),
     /// Recompute round N's anomaly verdict from on-chain state (exit 0 match, 1 mismatch).
     Verdict(super::verdict::VerdictArgs),
+    /// Recompute round N's aggregate from the blobs its commitments name (exit 0 match, 1
+    /// mismatch).
+    Replay(super::replay::ReplayArgs),
 }
 
 /// Read at a given block.
@@ -234,6 +237,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
         }
         AuditCommand::Verify(args) => return verify(ctx, args).await,
         AuditCommand::Verdict(args) => return super::verdict::verdict(ctx, args).await,
+        AuditCommand::Replay(args) => return super::replay::replay(ctx, args).await,
         AuditCommand::History(args) => super::history::history(ctx, args).await?,
         AuditCommand::Export(head) => {
             let state = state(ctx, &head).await?;

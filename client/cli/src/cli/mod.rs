@@ -9,6 +9,7 @@ mod centre;
 pub(crate) mod forward;
 mod history;
 mod keys;
+mod replay;
 mod submit;
 mod table;
 mod verdict;

@@ -1,0 +1,225 @@
+//! `bcfl audit replay N`: recompute round N's aggregate from the blobs its commitments name and
+//! compare it with the model hash on chain.
+//!
+//! The auditor reads the family state, builds the round's [`AggregatePlan`] (the accepted
+//! commitments, their weights, the rule: the aggregator's own function), gathers the blobs it
+//! needs (files under `--blobs` first, then each update from the member that committed it and
+//! each model from any active member, every blob checked against its hash as it arrives), and
+//! recomputes the aggregate. Exit status 0 when the recomputed hash, the contributors and the
+//! exclusions match what `CommitAggregate` recorded; 1 when anything differs; an error (exit 2)
+//! when a blob cannot be had or does not match its commitment. No libtorch is loaded.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use bcfl_client::round::replay::AggregatePlan;
+use bcfl_fed::digest::file_sha256;
+use bcfl_ledger::state::FamilyState;
+use bcfl_net::blob::BlobStore;
+use bcfl_net::manifest::BlobId;
+use bcfl_net::transfer::{http_client, Transfers};
+use bcfl_protos::bcfl as pb;
+use serde_json::json;
+
+use super::Context;
+
+/// Chunk size of the auditor's blob store (as a member's).
+const CHUNK_SIZE: u64 = 1 << 20;
+
+/// Arguments of `audit replay`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReplayArgs {
+    /// Round number.
+    round: u64,
+    /// A folder of blobs the auditor already holds (any file names; repeatable): each file
+    /// whose SHA-256 the round needs is used instead of fetching it.
+    #[arg(long, value_name = "DIR")]
+    blobs: Vec<PathBuf>,
+    /// Keep the blobs in this blob store folder [default: a temporary folder, removed after].
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
+}
+
+pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let n = args.round;
+    let state = ctx.reader()?.family_state(None).await?;
+    let stored = state
+        .aggregates
+        .get(&n)
+        .cloned()
+        .ok_or_else(|| anyhow!("round {n} has no aggregate on chain yet"))?;
+    let plan = AggregatePlan::of(&state, n)?;
+    let temporary = match &args.store {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("creating a temporary blob store")?),
+    };
+    let dir = args
+        .store
+        .clone()
+        .or_else(|| temporary.as_ref().map(|t| t.path().to_owned()))
+        .expect("a store folder");
+    let store = Arc::new(
+        BlobStore::open(&dir, CHUNK_SIZE).with_context(|| format!("opening {}", dir.display()))?,
+    );
+    let transfers = Arc::new(Transfers::new(
+        store.clone(),
+        http_client(Duration::from_secs(3)),
+    ));
+
+    let mut needed: Vec<(String, Vec<String>)> = plan
+        .updates
+        .iter()
+        .map(|u| (u.sha256.clone(), vec![u.member.clone()]))
+        .collect();
+    let everyone = active_members(&state);
+    needed.extend(
+        plan.models_needed()
+            .into_iter()
+            .map(|sha| (sha, everyone.clone())),
+    );
+    for folder in &args.blobs {
+        take_local(&store, folder, &needed).await?;
+    }
+    let mut fetched = Vec::new();
+    for (sha, holders) in &needed {
+        let id = BlobId::parse(sha)?;
+        if store.contains(&id) {
+            continue;
+        }
+        let mut failures = Vec::new();
+        for holder in holders {
+            let Some(endpoint) = state.members.get(holder).map(|m| m.endpoint.clone()) else {
+                failures.push(format!("{}: not a registered member", short(holder)));
+                continue;
+            };
+            match transfers.fetch(&id, vec![endpoint.clone()]).await {
+                Ok(report) => {
+                    fetched.push(json!({"sha256": sha, "from": holder, "bytes": report.size}));
+                    break;
+                }
+                Err(e) => failures.push(format!("{} at {endpoint}: {e}", short(holder))),
+            }
+        }
+        if !store.contains(&id) {
+            bail!(
+                "blob {sha} could not be fetched ({}); pass --blobs DIR with a copy",
+                failures.join("; ")
+            );
+        }
+    }
+
+    let scratch = dir.join("rebased");
+    let paths_store = store.clone();
+    let computed = tokio::task::spawn_blocking(move || {
+        plan.compute(
+            |u| Ok(paths_store.path(&BlobId::parse(&u.sha256)?)),
+            |sha| {
+                let path = paths_store.path(&BlobId::parse(sha)?);
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+            },
+            &scratch,
+        )
+        .map(|c| (c, plan))
+    })
+    .await
+    .map_err(|e| anyhow!("the replay task failed: {e}"))?;
+    let (computed, plan) = computed?;
+
+    let contributors: Vec<String> = plan.updates.iter().map(|u| u.member.clone()).collect();
+    let mut stored_contributors = stored.contributors.to_vec();
+    stored_contributors.sort();
+    let excluded = state
+        .verdicts
+        .get(&n)
+        .map(|v| v.excluded.to_vec())
+        .unwrap_or_default();
+    let mut stored_excluded = stored.excluded.to_vec();
+    stored_excluded.sort();
+    let checks = [
+        ("model_sha256", computed.sha256 == stored.model_sha256),
+        (
+            "size_bytes",
+            computed.bytes.len() as u64 == stored.size_bytes,
+        ),
+        ("contributors", contributors == stored_contributors),
+        ("excluded", excluded == stored_excluded),
+    ];
+    let matches = checks.iter().all(|(_, ok)| *ok);
+    if ctx.json() {
+        ctx.print_json(&json!({
+            "round": n,
+            "matches": matches,
+            "checks": checks.iter().map(|(k, ok)| (k.to_string(), json!(ok))).collect::<serde_json::Map<_, _>>(),
+            "stored_model_sha256": stored.model_sha256,
+            "recomputed_model_sha256": computed.sha256,
+            "rule": format!("{:?}", pb::AggregationRule::from(stored.rule)),
+            "contributors": contributors,
+            "fetched": fetched,
+        }));
+    } else {
+        println!(
+            "round {n}: {} updates, rule {}",
+            contributors.len(),
+            plan.rule
+        );
+        println!("  on chain:   {}", stored.model_sha256);
+        println!("  recomputed: {}", computed.sha256);
+        for (name, ok) in checks {
+            println!("  {name}: {}", if ok { "matches" } else { "DIFFERS" });
+        }
+        println!(
+            "{}",
+            if matches {
+                "the aggregate on chain is the rule's result over the accepted updates"
+            } else {
+                "MISMATCH: the aggregate on chain is not the rule's result over the accepted updates"
+            }
+        );
+    }
+    Ok(if matches {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Active members' keys, in key order.
+fn active_members(state: &FamilyState) -> Vec<String> {
+    state
+        .members
+        .iter()
+        .filter(|(_, m)| m.status == pb::MemberStatus::ACTIVE)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Puts every file of `folder` whose SHA-256 is needed into the store.
+async fn take_local(
+    store: &BlobStore,
+    folder: &std::path::Path,
+    needed: &[(String, Vec<String>)],
+) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if !path.is_file() {
+            continue;
+        }
+        let digest = file_sha256(&path).with_context(|| format!("hashing {}", path.display()))?;
+        if needed.iter().any(|(sha, _)| *sha == digest.sha256) {
+            store
+                .insert_file(&path)
+                .await
+                .with_context(|| format!("storing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn short(key: &str) -> &str {
+    &key[..key.len().min(12)]
+}
