@@ -155,7 +155,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             "checks": checks.iter().map(|(k, ok)| (k.to_string(), json!(ok))).collect::<serde_json::Map<_, _>>(),
             "stored_model_sha256": stored.model_sha256,
             "recomputed_model_sha256": computed.sha256,
-            "rule": format!("{:?}", pb::AggregationRule::from(stored.rule)),
+            "rule": plan.rule.to_string(),
             "contributors": contributors,
             "fetched": fetched,
         }));
