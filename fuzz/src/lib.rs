@@ -26,8 +26,11 @@ use bcfl_processor::ApplyError;
 use bcfl_protos::bcfl as pb;
 use protobuf::Message as _;
 
+/// A fuzz target: takes any bytes, panics only on a bug.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `corpus/<name>/` and `scripts/fuzz.sh` call them.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("payload", payload),
     ("handler", handler),
     ("batch", batch),
