@@ -515,7 +515,10 @@ mod tests {
                 "{err:?}"
             );
             let text = err.to_string();
-            assert!(text.contains(&files.private.display().to_string()), "{text}");
+            assert!(
+                text.contains(&files.private.display().to_string()),
+                "{text}"
+            );
             assert!(
                 text.contains(&format!("chmod 600 {}", files.private.display())),
                 "{text}"
@@ -541,7 +544,10 @@ mod tests {
         fs::write(&big, format!("{PRIVATE}\n{}", " ".repeat(10_000))).unwrap();
         fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
         let err = PrivateKey::read_file(&big).unwrap_err();
-        assert!(err.to_string().contains("is longer than 512 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("is longer than 512 bytes"),
+            "{err}"
+        );
     }
 
     /// Writing a key never follows a symlink: not without --force (the name exists) and not
@@ -564,9 +570,17 @@ mod tests {
         assert!(!dir.path().join("nowhere").exists());
         let files = write_key_pair(&keys, "eve", &key, true).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
-        assert!(!files.private.symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(!files
+            .private
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(PrivateKey::read_file(&files.private).unwrap(), key);
-        let left: Vec<_> = fs::read_dir(&keys).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left.len(), 3, "no temporary file is left: {left:?}");
     }
 

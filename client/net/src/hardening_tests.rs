@@ -89,7 +89,11 @@ async fn relays_and_pulls_contact_only_registered_members() {
     let (victim, hits) = fake_peer(200, "internal admin page").await;
     let id = BlobId::of_bytes(b"anything");
     let http = client();
-    for upstream in [victim.clone(), format!("{victim}/admin?x=1"), "n9".to_owned()] {
+    for upstream in [
+        victim.clone(),
+        format!("{victim}/admin?x=1"),
+        "n9".to_owned(),
+    ] {
         let url = format!(
             "{}/v1/relay/{id}?upstream={}",
             nodes[0].url,
@@ -176,7 +180,10 @@ async fn chains_with_loops_or_too_many_nodes_are_refused() {
     for (upstream, expected) in cases {
         let started = Instant::now();
         let response = http
-            .get(format!("{}/v1/relay/{id}?upstream={upstream}", nodes[0].url))
+            .get(format!(
+                "{}/v1/relay/{id}?upstream={upstream}",
+                nodes[0].url
+            ))
             .send()
             .await
             .unwrap();
@@ -204,9 +211,10 @@ async fn a_transfer_is_joined_only_along_the_same_chain() {
     let id = nodes[2].store().insert_bytes(&data).await.unwrap();
     // A registered member whose server accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    peers
-        .0
-        .insert("hang".into(), format!("http://{}", listener.local_addr().unwrap()));
+    peers.0.insert(
+        "hang".into(),
+        format!("http://{}", listener.local_addr().unwrap()),
+    );
     let _hold = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = listener.accept().await {

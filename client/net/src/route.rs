@@ -279,7 +279,11 @@ pub async fn pull(
                 .ok()
                 .and_then(|v| v["error"].as_str().map(|e| e.chars().take(200).collect()))
                 .unwrap_or_default();
-            unreachable(format!("{url}: HTTP {status} {reason}").trim_end().to_owned())
+            unreachable(
+                format!("{url}: HTTP {status} {reason}")
+                    .trim_end()
+                    .to_owned(),
+            )
         }))
     }
 }

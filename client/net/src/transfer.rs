@@ -189,7 +189,11 @@ impl Transfer {
                 let state = self.state.lock().expect("transfer state");
                 (state.file.clone(), matches!(state.outcome, Some(Ok(()))))
             };
-            let path = if done { Some(self.committed.clone()) } else { file };
+            let path = if done {
+                Some(self.committed.clone())
+            } else {
+                file
+            };
             let Some(path) = path else {
                 return Err(std::io::Error::other("transfer has no file yet"));
             };
@@ -237,7 +241,9 @@ impl Transfer {
                         if file.is_none() {
                             match transfer.open().await {
                                 Ok(f) => file = Some(f),
-                                Err(e) => return Some((Err(e), (transfer, rx, None, offset, true))),
+                                Err(e) => {
+                                    return Some((Err(e), (transfer, rx, None, offset, true)))
+                                }
                             }
                         }
                         let want = (available - offset).min(1 << 16) as usize;
@@ -404,8 +410,12 @@ impl Transfers {
             )
         };
         let blame = |e: NetError| TransferFailure::blaming(first, &e);
-        let stalled =
-            || blame(NetError::peer(first, format!("no progress for {:?}", self.idle_timeout)));
+        let stalled = || {
+            blame(NetError::peer(
+                first,
+                format!("no progress for {:?}", self.idle_timeout),
+            ))
+        };
         let manifest = async {
             let response = self.get(first, rest, &manifest_url).await?;
             let body = read_bounded(response, MAX_MANIFEST_BYTES)
@@ -460,12 +470,10 @@ impl Transfers {
         rest: &[String],
         url: &str,
     ) -> Result<reqwest::Response, TransferFailure> {
-        let response = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| TransferFailure::blaming(peer, &NetError::peer(peer, e.without_url())))?;
+        let response =
+            self.http.get(url).send().await.map_err(|e| {
+                TransferFailure::blaming(peer, &NetError::peer(peer, e.without_url()))
+            })?;
         if response.status().is_success() {
             return Ok(response);
         }

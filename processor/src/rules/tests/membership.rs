@@ -212,7 +212,10 @@ fn endpoints_name_a_server_and_nothing_more() {
             "{endpoint}: {msg}"
         );
     }
-    assert_eq!(w.ledger.member(&m1).unwrap().endpoint, "http://127.0.0.1:7070");
+    assert_eq!(
+        w.ledger.member(&m1).unwrap().endpoint,
+        "http://127.0.0.1:7070"
+    );
     w.ledger
         .submit(&m1, &update(&m1, "", "http://[::1]:7071/"))
         .unwrap();
