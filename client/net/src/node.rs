@@ -6,7 +6,7 @@
 //! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory; prints
 //!   one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves until SIGINT or
 //!   SIGTERM. It relays and pulls only from the members of its
-//!   [`Registry`](super::registry::Registry): the ledger's active members and their endpoints,
+//!   [`Registry`]: the ledger's active members and their endpoints,
 //!   read every `--registry-refresh` seconds, or with `--peer ID=URL` exactly those peers.
 //! - `probe`: measures every peer ([`probe`](super::probe)) and, with `--submit`, reports the
 //!   sweep on chain as one `ReportBandwidth` signed with `--key`.

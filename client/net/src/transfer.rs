@@ -19,7 +19,7 @@
 //!
 //! The upstream chain is a list of node ids (members' public keys), nearest first, whose last
 //! entry holds the blob; each node resolves the first id through its
-//! [`Registry`](super::registry::Registry) and contacts only registered endpoints. With one
+//! [`Registry`] and contacts only registered endpoints. With one
 //! entry the blob is read from `GET /v1/blobs/{id}`; with more, the first peer is asked to relay
 //! it: `GET /v1/relay/{id}?upstream=REST` (comma-separated ids), and so on up the chain. A
 //! failure names the peer to blame where it can ([`TransferFailure`]): the peer that could not
