@@ -50,6 +50,70 @@ pub enum KeyError {
     /// A key file exists and overwriting was not asked for.
     #[error("key file {0} already exists (use --force to overwrite)")]
     Exists(PathBuf),
+    /// A private key file that its group or others may access.
+    #[error(
+        "private key file {} is accessible by group or others (mode {mode:04o}); \
+         it must be readable by its owner only: run `chmod 600 {}`",
+        path.display(),
+        path.display()
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// A key file longer than any key file.
+    #[error("key file {} is longer than {max} bytes: not a key file", path.display())]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// [`MAX_KEY_FILE_BYTES`].
+        max: u64,
+    },
+}
+
+/// The most bytes read from a key file: a key and a newline are 65 or 67 bytes, so this leaves
+/// room for whitespace and stops reads of devices and huge files at once.
+pub const MAX_KEY_FILE_BYTES: u64 = 512;
+
+/// Reads a key file's text: at most [`MAX_KEY_FILE_BYTES`]; for a private key, only from a
+/// file its group and others cannot access (checked on the open file, so a swap after the
+/// check cannot slip in another file).
+fn read_key_file(path: &Path, private: bool) -> Result<String, KeyError> {
+    use std::io::Read;
+    let io = |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(io)?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(io)?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(KeyError::TooLong {
+            path: path.to_path_buf(),
+            max: MAX_KEY_FILE_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|_| KeyError::Invalid {
+        kind: if private { "private" } else { "public" },
+        reason: format!("{} is not text", path.display()),
+    })
 }
 
 fn invalid_key(kind: &'static str, reason: String) -> KeyError {
@@ -100,13 +164,10 @@ impl PrivateKey {
         hex::encode(self.0.as_ref())
     }
 
-    /// Reads a private key file.
+    /// Reads a private key file: refused when its group or others may access it
+    /// ([`KeyError::Exposed`]) or when it is longer than [`MAX_KEY_FILE_BYTES`].
     pub fn read_file(path: &Path) -> Result<Self, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_hex(&text)
+        Self::from_hex(&read_key_file(path, true)?)
     }
 
     /// The matching public key.
@@ -143,13 +204,9 @@ impl PublicKey {
             .map_err(|e| invalid_key("public", e.to_string()))
     }
 
-    /// Reads a public key file.
+    /// Reads a public key file (at most [`MAX_KEY_FILE_BYTES`]).
     pub fn read_file(path: &Path) -> Result<Self, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_hex(&text)
+        Self::from_hex(&read_key_file(path, false)?)
     }
 
     /// The 66 lowercase hex characters.
@@ -273,7 +330,8 @@ pub fn write_key_pair(
     let files = key_files(dir, name);
     if !force {
         for path in [&files.private, &files.public] {
-            if path.exists() {
+            // symlink_metadata: a dangling symlink exists too.
+            if path.symlink_metadata().is_ok() {
                 return Err(KeyError::Exists(path.clone()));
             }
         }
@@ -282,35 +340,70 @@ pub fn write_key_pair(
         path: dir.to_path_buf(),
         source,
     })?;
-    write_text(&files.private, &key.to_hex(), 0o600)?;
-    write_text(&files.public, key.public_key().as_hex(), 0o644)?;
+    write_text(&files.private, &key.to_hex(), 0o600, force)?;
+    write_text(&files.public, key.public_key().as_hex(), 0o644, force)?;
     Ok(files)
 }
 
-fn write_text(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
+/// Writes `text` and a newline to a file created exclusively with `mode` (never through a
+/// symlink). With `replace`, the file is written under a temporary name and renamed over
+/// `path`, which replaces a symlink at `path` rather than writing where it points.
+fn write_text(path: &Path, text: &str, mode: u32, replace: bool) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_path_buf(),
         source,
     };
+    let target = if replace {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    } else {
+        path.to_path_buf()
+    };
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(mode);
-        let mut file = options.open(path).map_err(io)?;
-        // An existing file keeps its old mode on open: set it explicitly.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io)?;
-        writeln!(file, "{text}").map_err(io)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode).custom_flags(libc_o_nofollow());
     }
     #[cfg(not(unix))]
-    {
-        let _ = mode;
-        let mut file = options.open(path).map_err(io)?;
-        writeln!(file, "{text}").map_err(io)?;
+    let _ = mode;
+    let written = options.open(&target).and_then(|mut file| {
+        writeln!(file, "{text}")?;
+        file.sync_all()
+    });
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && !replace => {
+            return Err(KeyError::Exists(path.to_path_buf()))
+        }
+        Err(e) => {
+            if replace {
+                let _ = fs::remove_file(&target);
+            }
+            return Err(io(e));
+        }
+        Ok(()) => {}
+    }
+    if replace {
+        fs::rename(&target, path).map_err(|e| {
+            let _ = fs::remove_file(&target);
+            io(e)
+        })?;
     }
     Ok(())
+}
+
+/// `O_NOFOLLOW`, belt and braces beside `O_EXCL` (which already refuses a symlink).
+#[cfg(unix)]
+fn libc_o_nofollow() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        0o400000
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        0x0100
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +497,91 @@ mod tests {
             let mode = fs::metadata(&files.private).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// Issue "Trust and hardening", item 11: a private key others can read is refused like
+    /// ssh refuses it, with the fix in the message.
+    #[cfg(unix)]
+    #[test]
+    fn refuses_private_keys_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = write_key_pair(dir.path(), "carol", &PrivateKey::random(), false).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&files.private, fs::Permissions::from_mode(mode)).unwrap();
+            let err = PrivateKey::read_file(&files.private).unwrap_err();
+            assert!(
+                matches!(err, KeyError::Exposed { mode: m, .. } if m == mode),
+                "{err:?}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains(&files.private.display().to_string()),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("chmod 600 {}", files.private.display())),
+                "{text}"
+            );
+            assert!(Signer::from_file(&files.private).is_err());
+        }
+        fs::set_permissions(&files.private, fs::Permissions::from_mode(0o400)).unwrap();
+        PrivateKey::read_file(&files.private).unwrap();
+        // Public keys are public.
+        fs::set_permissions(&files.public, fs::Permissions::from_mode(0o644)).unwrap();
+        PublicKey::read_file(&files.public).unwrap();
+    }
+
+    /// `--key /dev/zero` used to read for ever: reads stop after a few hundred bytes.
+    #[cfg(unix)]
+    #[test]
+    fn key_reads_are_bounded() {
+        use std::os::unix::fs::PermissionsExt;
+        let err = PublicKey::read_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, KeyError::TooLong { max: 512, .. }), "{err:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.priv");
+        fs::write(&big, format!("{PRIVATE}\n{}", " ".repeat(10_000))).unwrap();
+        fs::set_permissions(&big, fs::Permissions::from_mode(0o600)).unwrap();
+        let err = PrivateKey::read_file(&big).unwrap_err();
+        assert!(
+            err.to_string().contains("is longer than 512 bytes"),
+            "{err}"
+        );
+    }
+
+    /// Writing a key never follows a symlink: not without --force (the name exists) and not
+    /// with it (the link itself is replaced, its target untouched).
+    #[cfg(unix)]
+    #[test]
+    fn writing_keys_never_follows_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        let keys = dir.path().join("keys");
+        fs::create_dir(&keys).unwrap();
+        std::os::unix::fs::symlink(&victim, keys.join("eve.priv")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), keys.join("dan.priv")).unwrap();
+        let key = PrivateKey::random();
+        let err = write_key_pair(&keys, "eve", &key, false).unwrap_err();
+        assert!(matches!(err, KeyError::Exists(_)), "{err:?}");
+        let err = write_key_pair(&keys, "dan", &key, false).unwrap_err();
+        assert!(matches!(err, KeyError::Exists(_)), "{err:?}");
+        assert!(!dir.path().join("nowhere").exists());
+        let files = write_key_pair(&keys, "eve", &key, true).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert!(!files
+            .private
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(PrivateKey::read_file(&files.private).unwrap(), key);
+        let left: Vec<_> = fs::read_dir(&keys)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 3, "no temporary file is left: {left:?}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::{NetError, Result};
-use super::manifest::{BlobId, Manifest, ManifestBuilder};
+use super::manifest::{BlobId, Manifest, ManifestBuilder, MAX_CHUNK_SIZE};
 use bcfl_fed::digest::file_sha256;
 
 /// The default chunk size of manifests and relays: 1 MiB.
@@ -46,7 +46,8 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens (creating) the store in `dir`, with manifests of `chunk_size` byte chunks.
+    /// Opens (creating) the store in `dir`, with manifests of `chunk_size` byte chunks (at
+    /// most [`MAX_CHUNK_SIZE`]).
     /// Leftover temporary files of an earlier run are removed.
     pub fn open(dir: impl AsRef<Path>, chunk_size: u64) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
@@ -57,7 +58,7 @@ impl BlobStore {
         std::fs::create_dir_all(&tmp).map_err(|e| NetError::io(tmp.display(), e))?;
         Ok(Self {
             dir,
-            chunk_size: chunk_size.max(1),
+            chunk_size: chunk_size.clamp(1, MAX_CHUNK_SIZE),
             manifests: Mutex::new(HashMap::new()),
             next_temp: AtomicU64::new(0),
         })
@@ -230,6 +231,20 @@ impl BlobWriter<'_> {
             .map_err(|e| NetError::io(self.temp.display(), e))?;
         self.manifest.update(data);
         Ok(())
+    }
+
+    /// Waits until every byte written so far is in the temporary file (readers of
+    /// [`temp_path`](Self::temp_path) see it).
+    pub async fn flush(&mut self) -> Result<()> {
+        let file = self.file.as_mut().expect("open until commit");
+        file.flush()
+            .await
+            .map_err(|e| NetError::io(self.temp.display(), e))
+    }
+
+    /// The temporary file the bytes go to until the commit.
+    pub fn temp_path(&self) -> &Path {
+        &self.temp
     }
 
     /// Checks the hash and moves the blob into the store (atomically, by rename).

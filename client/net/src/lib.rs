@@ -6,6 +6,8 @@
 //! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
 //! - [`transfer`]: cut-through transfers along an upstream chain of relays.
 //! - [`probe`]: bandwidth and RTT probes and their `ReportBandwidth` sweep.
+//! - [`registry`]: the members a node may contact (node id -> registered endpoint) and the
+//!   upstream chains it accepts (no loops, bounded depth).
 //! - [`route`]: routed fetches with failover, and distribution along the route tree.
 //! - [`node`]: `bcfl node serve|probe|fetch|distribute`, the command line over these.
 //! - [`exclusion`]: the members a round's on-chain verdict excluded, removed from routing.
@@ -24,12 +26,15 @@ pub mod manifest;
 pub mod node;
 pub mod plan;
 pub mod probe;
+pub mod registry;
 pub mod route;
 pub mod server;
 pub mod transfer;
 
 pub use error::{NetError, Result};
 
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -7,6 +7,12 @@
 //! the whole blob's SHA-256 (the on-chain value, the blob's id) is checked at the end as well
 //! ([`ChunkVerifier::finish`]).
 //!
+//! A false manifest could still make a receiver spend memory and disk, so a manifest is only
+//! used after [`Manifest::validate`]: its chunks are at most [`MAX_CHUNK_SIZE`] (a verifier
+//! buffers one chunk before it can check it, so this bounds what a sender makes it hold), and
+//! its size is checked against what the receiver expects ([`SizeBound`]: the on-chain size of
+//! the commitment or aggregate where the receiver knows it, else the node's own bound).
+//!
 //! ```
 //! use bcfl_net::manifest::{BlobId, ChunkVerifier, Manifest};
 //!
@@ -87,6 +93,43 @@ impl From<BlobId> for String {
     }
 }
 
+/// The largest chunk a manifest may declare: 16 MiB. A [`ChunkVerifier`] holds at most one
+/// chunk in memory, so this bounds the memory one transfer costs a receiver or a relay,
+/// whatever its sender claims (stores cut blobs into [`DEFAULT_CHUNK_SIZE`] chunks, 1 MiB).
+///
+/// [`DEFAULT_CHUNK_SIZE`]: super::blob::DEFAULT_CHUNK_SIZE
+pub const MAX_CHUNK_SIZE: u64 = 16 << 20;
+
+/// What size a receiver accepts for a blob: exactly the size it knows (from the chain), or at
+/// most a bound of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeBound {
+    /// The blob has exactly this many bytes (e.g. a commitment's `size_bytes`).
+    Exactly(u64),
+    /// The blob has at most this many bytes.
+    AtMost(u64),
+}
+
+impl SizeBound {
+    /// Whether `size` satisfies the bound.
+    pub fn admits(self, size: u64) -> bool {
+        match self {
+            Self::Exactly(n) => size == n,
+            Self::AtMost(n) => size <= n,
+        }
+    }
+}
+
+impl fmt::Display for SizeBound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exactly(n) => write!(f, "exactly {n} bytes"),
+            Self::AtMost(n) => write!(f, "at most {n} bytes"),
+        }
+    }
+}
+
 /// The per-chunk SHA-256 hashes of one blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -108,7 +151,21 @@ impl Manifest {
         builder.finish()
     }
 
-    /// Checks that the manifest describes blob `id` and is internally consistent.
+    /// Checks that the manifest describes blob `id`, is internally consistent, declares
+    /// chunks of at most [`MAX_CHUNK_SIZE`] and a size that `bound` admits.
+    pub fn validate_within(&self, id: &BlobId, bound: SizeBound) -> Result<()> {
+        self.validate(id)?;
+        if !bound.admits(self.size) {
+            return Err(NetError::InvalidManifest {
+                blob: id.to_string(),
+                reason: format!("it declares {} bytes, expected {bound}", self.size),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that the manifest describes blob `id`, is internally consistent and declares
+    /// chunks of at most [`MAX_CHUNK_SIZE`].
     pub fn validate(&self, id: &BlobId) -> Result<()> {
         let invalid = |reason: String| NetError::InvalidManifest {
             blob: id.to_string(),
@@ -119,6 +176,12 @@ impl Manifest {
         }
         if self.chunk_size == 0 {
             return Err(invalid("chunk size 0".into()));
+        }
+        if self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(invalid(format!(
+                "chunk size {} exceeds the limit of {MAX_CHUNK_SIZE} bytes",
+                self.chunk_size
+            )));
         }
         let expected = self.size.div_ceil(self.chunk_size);
         if self.chunks.len() as u64 != expected {
@@ -204,10 +267,11 @@ pub struct ChunkVerifier {
 }
 
 impl ChunkVerifier {
-    /// A verifier for the blob `manifest` describes.
+    /// A verifier for the blob `manifest` describes (validate it first: the verifier buffers up
+    /// to one chunk, so an unchecked manifest could make it hold any amount).
     pub fn new(manifest: Manifest) -> Self {
         Self {
-            buffer: BytesMut::with_capacity(manifest.chunk_size.min(1 << 24) as usize),
+            buffer: BytesMut::with_capacity(manifest.chunk_size.min(MAX_CHUNK_SIZE) as usize),
             manifest,
             index: 0,
             received: 0,

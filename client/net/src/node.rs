@@ -5,7 +5,9 @@
 //!   `bcfl-train` binary runs it, and `bcfl`, which links no libtorch, hands it over.
 //! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory; prints
 //!   one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves until SIGINT or
-//!   SIGTERM.
+//!   SIGTERM. It relays and pulls only from the members of its
+//!   [`Registry`]: the ledger's active members and their endpoints,
+//!   read every `--registry-refresh` seconds, or with `--peer ID=URL` exactly those peers.
 //! - `probe`: measures every peer ([`probe`](super::probe)) and, with `--submit`, reports the
 //!   sweep on chain as one `ReportBandwidth` signed with `--key`.
 //! - `fetch`: asks a node to pull a blob from the nearest holder along the routed path, with
@@ -39,9 +41,10 @@ use super::exclusion::RoundExclusion;
 use super::manifest::{BlobId, Manifest};
 use super::plan::{RoutingArg, SharingArgs};
 use super::probe::{ledger_peers, submit_sweep, sweep, ProbeConfig};
+use super::registry::Registry;
 use super::route::{distribute_with, pull_routed, DistributionMode, Peers, RoutePolicy};
 use super::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
-use super::transfer::{http_client, Transfers};
+use super::transfer::{http_client, Transfers, DEFAULT_MAX_BLOB_SIZE};
 use bcfl_ledger::keys::Signer;
 use bcfl_ledger::rest::RestClient;
 use bcfl_ledger::state::{BcflReader, FamilyState};
@@ -77,6 +80,20 @@ pub struct ServeArgs {
     /// Largest probe served, bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_PROBE_BYTES)]
     pub max_probe_bytes: u64,
+    /// Largest blob received when the asker gives no size, bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BLOB_SIZE)]
+    pub max_blob_size: u64,
+    /// A peer this server may relay and pull from, as ID=URL (repeatable); without any, the
+    /// ledger's active members and their registered endpoints.
+    #[arg(long = "peer", value_name = "ID=URL")]
+    pub peers: Vec<String>,
+    /// This node's own id (its member key), refused in upstream chains (repeated nodes are
+    /// refused with or without it).
+    #[arg(long)]
+    pub me: Option<String>,
+    /// Seconds between reads of the ledger's member registry (without --peer).
+    #[arg(long, default_value_t = 5)]
+    pub registry_refresh: u64,
 }
 
 /// Where peers and the bandwidth graph come from.
@@ -263,6 +280,7 @@ fn policy(args: &TopologyArgs, manifest: &Manifest) -> anyhow::Result<RoutePolic
         routing: args.routing.into(),
         model: TransferModel::new(manifest.size.max(1) as f64, manifest.chunk_size as f64)?,
         max_attempts: args.attempts,
+        expected_size: Some(manifest.size),
     })
 }
 
@@ -288,7 +306,7 @@ impl NodeCommand {
     ) -> anyhow::Result<()> {
         let http = http_client(Duration::from_secs(3));
         match self {
-            Self::Serve(args) => serve(args).await,
+            Self::Serve(args) => serve(args, ledger).await,
             Self::Probe(args) => {
                 let signer = if args.submit || args.me.is_none() {
                     Some(signer()?)
@@ -460,7 +478,7 @@ fn predict(
     }))
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
     let store = Arc::new(
         BlobStore::open(&args.store, args.chunk_size)
             .with_context(|| format!("opening the blob store {}", args.store.display()))?,
@@ -472,10 +490,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("adding {}", file.display()))?;
         tracing::info!(blob = %id, file = %file.display(), "added");
     }
-    let transfers = Arc::new(Transfers::new(
-        store.clone(),
-        http_client(Duration::from_secs(3)),
-    ));
+    let registry = Registry::new(args.me.clone());
+    let follower = if args.peers.is_empty() {
+        Some(registry.follow(ledger, Duration::from_secs(args.registry_refresh.max(1))))
+    } else {
+        registry.replace(parse_peers(&args.peers)?);
+        None
+    };
+    let transfers = Arc::new(
+        Transfers::new(store.clone(), http_client(Duration::from_secs(3)))
+            .with_registry(registry)
+            .with_max_blob_size(args.max_blob_size),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -492,8 +518,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
     };
-    NodeServer::new(transfers, args.max_probe_bytes)
+    let served = NodeServer::new(transfers, args.max_probe_bytes)
         .serve(listener, shutdown)
         .await
-        .context("serving")
+        .context("serving");
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    served
 }

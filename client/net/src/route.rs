@@ -2,8 +2,9 @@
 //!
 //! Peers are named by node id (a member's public key on the ledger, or any name in an edge
 //! list) and reached at base URLs ([`Peers`]). A route from a holder to a receiver
-//! (`holder -> r1 -> ... -> receiver`) becomes the receiver's upstream chain
-//! `[.., r1, holder]` (nearest first, see [`transfer`](super::transfer)).
+//! (`holder -> r1 -> ... -> receiver`) becomes the receiver's upstream chain of node ids
+//! `[.., r1, holder]` (nearest first, see [`transfer`](super::transfer)), which every node on
+//! it resolves through its own [`Registry`](super::registry::Registry).
 //!
 //! On a failure the peer blamed by the [`TransferFailure`] (else the nearest upstream peer) is
 //! excluded, the routes are computed again on the graph without it, and the fetch is retried:
@@ -47,16 +48,12 @@ impl Peers {
             .map(|(n, _)| n.as_str())
     }
 
-    /// The upstream chain (URLs, nearest first) for a receiver at the end of `path`.
-    pub fn upstream_of(&self, path: &[impl AsRef<str>]) -> Result<Vec<String>> {
+    /// The upstream chain (node ids, nearest first) for a receiver at the end of `path`.
+    pub fn upstream_of(path: &[impl AsRef<str>]) -> Vec<String> {
         path.iter()
             .rev()
             .skip(1)
-            .map(|n| {
-                self.url(n.as_ref())
-                    .map(|u| u.trim_end_matches('/').to_owned())
-                    .ok_or_else(|| NetError::peer(n.as_ref(), "no endpoint known"))
-            })
+            .map(|n| n.as_ref().to_owned())
             .collect()
     }
 }
@@ -70,6 +67,9 @@ pub struct RoutePolicy {
     pub model: TransferModel,
     /// Fetch attempts before giving up.
     pub max_attempts: usize,
+    /// The blob's size when it is known from the chain: a holder whose manifest declares
+    /// another is refused before it sends a byte.
+    pub expected_size: Option<u64>,
 }
 
 fn route(
@@ -108,12 +108,11 @@ fn route(
 }
 
 /// The node to exclude after `failure` on a fetch along `upstream`.
-fn blamed(peers: &Peers, failure: &TransferFailure, upstream: &[String]) -> Option<String> {
-    let url = failure
+fn blamed(failure: &TransferFailure, upstream: &[String]) -> Option<String> {
+    failure
         .failed_peer
-        .as_deref()
-        .or(upstream.first().map(String::as_str))?;
-    peers.node_at(url).map(str::to_owned)
+        .clone()
+        .or_else(|| upstream.first().cloned())
 }
 
 /// One attempt of a routed fetch.
@@ -136,28 +135,28 @@ pub struct RoutedFetch {
     pub attempts: Vec<Attempt>,
 }
 
-/// Fetches `id` into `receiver`'s store (through `transfers`, the receiver's own) from the
-/// nearest of `holders`, re-routing around failed peers.
+/// Fetches `id` into `receiver`'s store (through `transfers`, the receiver's own, whose
+/// registry resolves the nodes of the routes) from the nearest of `holders`, re-routing around
+/// failed peers.
 pub async fn fetch_routed(
     transfers: &Arc<Transfers>,
     graph: &BandwidthGraph,
-    peers: &Peers,
     policy: &RoutePolicy,
     id: &BlobId,
     holders: &[String],
     receiver: &str,
 ) -> Result<RoutedFetch> {
-    routed(graph, peers, policy, holders, receiver, |upstream| {
+    let size = policy.expected_size;
+    routed(graph, policy, holders, receiver, |upstream| {
         let transfers = transfers.clone();
         let id = id.clone();
-        async move { transfers.fetch(&id, upstream).await }
+        async move { transfers.fetch(&id, upstream, size).await }
     })
     .await
 }
 
 async fn routed<F, Fut>(
     graph: &BandwidthGraph,
-    peers: &Peers,
     policy: &RoutePolicy,
     holders: &[String],
     receiver: &str,
@@ -178,7 +177,7 @@ where
                 break;
             }
         };
-        let upstream = peers.upstream_of(&path)?;
+        let upstream = Peers::upstream_of(&path);
         match fetch(upstream.clone()).await {
             Ok(report) => {
                 attempts.push(Attempt {
@@ -189,7 +188,7 @@ where
                 return Ok(RoutedFetch { report, attempts });
             }
             Err(failure) => {
-                let culprit = blamed(peers, &failure, &upstream);
+                let culprit = blamed(&failure, &upstream);
                 tracing::warn!(%receiver, ?path, error = %failure.error, ?culprit, "fetch failed; re-routing");
                 attempts.push(Attempt {
                     path,
@@ -230,45 +229,62 @@ pub async fn pull_routed(
         .url(receiver)
         .ok_or_else(|| NetError::peer(receiver, "no endpoint known"))?
         .to_owned();
-    routed(graph, peers, policy, holders, receiver, |upstream| {
+    let size = policy.expected_size;
+    routed(graph, policy, holders, receiver, |upstream| {
         let (http, url, id) = (http.clone(), url.clone(), id.clone());
-        async move { pull(&http, &url, &id, upstream).await }
+        async move { pull(&http, receiver, &url, &id, upstream, size).await }
     })
     .await
 }
 
-/// Asks the node at `url` to pull `id` along `upstream` and waits for its answer.
+/// Asks `node`, serving at `url`, to pull `id` along `upstream` (node ids, nearest first;
+/// `size` when known) and waits for its answer. A failure the node explains
+/// ([`TransferFailure`]) is passed on; any other answer becomes its status and the node's
+/// short error text (at most 200 characters), blaming `node`.
 pub async fn pull(
     http: &reqwest::Client,
+    node: &str,
     url: &str,
     id: &BlobId,
     upstream: Vec<String>,
+    size: Option<u64>,
 ) -> std::result::Result<FetchReport, TransferFailure> {
     let request = PullRequest {
         sha256: id.clone(),
         upstream,
+        size,
     };
+    let url = url.trim_end_matches('/');
     let unreachable = |e: String| TransferFailure {
         error: e,
-        failed_peer: Some(url.trim_end_matches('/').to_owned()),
+        failed_peer: Some(node.to_owned()),
         integrity: false,
     };
     let response = http
-        .post(format!("{}/v1/pull", url.trim_end_matches('/')))
+        .post(format!("{url}/v1/pull"))
         .json(&request)
         .send()
         .await
-        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+        .map_err(|e| unreachable(format!("{url}: {}", e.without_url())))?;
     let status = response.status();
     let text = response
-        .text()
+        .bytes()
         .await
-        .map_err(|e| unreachable(format!("{url}: {e}")))?;
+        .map_err(|e| unreachable(format!("{url}: {}", e.without_url())))?;
     if status.is_success() {
-        serde_json::from_str(&text).map_err(|e| unreachable(format!("{url}: bad answer: {e}")))
+        serde_json::from_slice(&text).map_err(|e| unreachable(format!("{url}: bad answer: {e}")))
     } else {
-        Err(serde_json::from_str(&text)
-            .unwrap_or_else(|_| unreachable(format!("{url}: HTTP {status}: {text}"))))
+        Err(serde_json::from_slice(&text).unwrap_or_else(|_| {
+            let reason: String = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(|e| e.chars().take(200).collect()))
+                .unwrap_or_default();
+            unreachable(
+                format!("{url}: HTTP {status} {reason}")
+                    .trim_end()
+                    .to_owned(),
+            )
+        }))
     }
 }
 

@@ -7,12 +7,20 @@
 //! | `GET /v1/blobs` | the ids of held blobs |
 //! | `GET /v1/probe?bytes=N` | N bytes of incompressible data, for download probes (N is bounded) |
 //! | `POST /v1/probe` | reads the body (bounded) and answers `{"bytes": N}`: upload probes |
-//! | `GET /v1/relay/{sha256}?upstream=U1,U2,...` | the blob, held or received from the upstream chain and forwarded chunk by chunk while it arrives |
-//! | `GET /v1/relay/{sha256}/manifest?upstream=...` | the manifest, from the store or through the chain |
-//! | `POST /v1/pull` | `{"sha256": ..., "upstream": [...]}`: fetch into this node's store and answer when verified |
+//! | `GET /v1/relay/{sha256}?upstream=K1,K2,...[&size=N]` | the blob, held or received from the upstream chain and forwarded chunk by chunk while it arrives |
+//! | `GET /v1/relay/{sha256}/manifest?upstream=...[&size=N]` | the manifest, from the store or through the chain |
+//! | `POST /v1/pull` | `{"sha256": ..., "upstream": [...], "size": N}`: fetch into this node's store and answer when verified |
 //!
-//! Errors are rendered in one place (`ApiError`). Failures of a relay or pull answer 502 with a [`TransferFailure`] JSON body naming the peer
-//! to route around.
+//! Upstream chains name members by node id (public key), nearest first, never by URL: the
+//! server resolves them through its transfers' [`Registry`](super::registry::Registry) and
+//! refuses (400) a chain that is empty, longer than
+//! [`MAX_CHAIN_DEPTH`](super::registry::MAX_CHAIN_DEPTH), repeats a node, names this node, or
+//! names a node that is not a registered member. `size` (optional) is the blob's size when the
+//! asker knows it; a manifest declaring another is refused.
+//!
+//! Errors are rendered in one place (`ApiError`). Failures of a relay or pull answer 502 with a
+//! [`TransferFailure`] JSON body naming the peer to route around; it says an upstream's status
+//! and a fixed reason, never the upstream's own answer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::blob::BlobStore;
 use super::manifest::{BlobId, Manifest};
-use super::transfer::{TransferFailure, Transfers};
+use super::transfer::{Transfer, TransferFailure, Transfers};
 
 /// The default bound on one probe request: 1 GiB.
 pub const DEFAULT_MAX_PROBE_BYTES: u64 = 1 << 30;
@@ -352,16 +360,40 @@ async fn probe_upload(State(server): State<NodeServer>, body: Body) -> Result<Re
 struct RelayQuery {
     #[serde(default)]
     upstream: String,
+    size: Option<u64>,
 }
 
 impl RelayQuery {
     fn chain(&self) -> Vec<String> {
         self.upstream
             .split(',')
-            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect()
     }
+}
+
+/// Starts (or joins) the transfer of `id` along `chain` and waits for its manifest, checked
+/// against `size` when the asker gave one.
+async fn relayed_manifest(
+    server: &NodeServer,
+    id: &BlobId,
+    chain: Vec<String>,
+    size: Option<u64>,
+) -> Result<(Arc<Transfer>, Arc<Manifest>), ApiError> {
+    let transfer = server
+        .transfers
+        .start(id, chain, size)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let manifest = transfer.manifest().await.map_err(ApiError::Upstream)?;
+    if let Some(size) = size.filter(|&n| n != manifest.size) {
+        return Err(ApiError::Upstream(TransferFailure {
+            error: format!("blob {id} has {} bytes, expected {size}", manifest.size),
+            failed_peer: None,
+            integrity: false,
+        }));
+    }
+    Ok((transfer, manifest))
 }
 
 async fn relay(
@@ -374,8 +406,7 @@ async fn relay(
     if server.store().contains(&id) {
         return serve_held(&server, &id, &headers).await;
     }
-    let transfer = server.transfers.start(&id, q.chain());
-    let manifest = transfer.manifest().await.map_err(ApiError::Upstream)?;
+    let (transfer, manifest) = relayed_manifest(&server, &id, q.chain(), q.size).await?;
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::CONTENT_LENGTH, manifest.size)
@@ -392,12 +423,7 @@ async fn relay_manifest(
     let id = parse_id(&id)?;
     let manifest = match held_manifest(&server, &id).await {
         Ok(m) => m,
-        Err(_) => server
-            .transfers
-            .start(&id, q.chain())
-            .manifest()
-            .await
-            .map_err(ApiError::Upstream)?,
+        Err(_) => relayed_manifest(&server, &id, q.chain(), q.size).await?.1,
     };
     Ok(Json(&*manifest).into_response())
 }
@@ -407,17 +433,25 @@ async fn relay_manifest(
 pub struct PullRequest {
     /// The blob to fetch.
     pub sha256: BlobId,
-    /// The upstream chain, nearest first; the last entry holds the blob.
+    /// The upstream chain of node ids, nearest first; the last entry holds the blob.
     pub upstream: Vec<String>,
+    /// The blob's size, when the asker knows it (from the chain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 async fn pull(
     State(server): State<NodeServer>,
     Json(request): Json<PullRequest>,
 ) -> Result<Response, ApiError> {
+    server
+        .transfers
+        .registry()
+        .check_chain(&request.upstream)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let report = server
         .transfers
-        .fetch(&request.sha256, request.upstream)
+        .fetch(&request.sha256, request.upstream, request.size)
         .await
         .map_err(ApiError::Upstream)?;
     Ok(Json(report).into_response())

@@ -19,17 +19,17 @@ use super::server::{parse_range, NodeServer};
 use super::transfer::{http_client, Transfers};
 use super::NetError;
 
-const CHUNK: u64 = 64 * 1024;
+pub(crate) const CHUNK: u64 = 64 * 1024;
 
-struct TestNode {
-    url: String,
-    transfers: Arc<Transfers>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+pub(crate) struct TestNode {
+    pub(crate) url: String,
+    pub(crate) transfers: Arc<Transfers>,
+    pub(crate) task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl TestNode {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
         let transfers = Arc::new(Transfers::new(store, http_client(Duration::from_secs(2))));
@@ -46,12 +46,12 @@ impl TestNode {
         }
     }
 
-    fn store(&self) -> &BlobStore {
+    pub(crate) fn store(&self) -> &BlobStore {
         self.transfers.store()
     }
 }
 
-fn blob(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn blob(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64 * 31 + seed as u64 * 7 + (i as u64 >> 9)) as u8)
         .collect()
@@ -62,6 +62,7 @@ fn policy(size: u64) -> RoutePolicy {
         routing: Routing::Shortest,
         model: TransferModel::new(size as f64, CHUNK as f64).unwrap(),
         max_attempts: 4,
+        expected_size: Some(size),
     }
 }
 
@@ -266,7 +267,8 @@ async fn probes_are_bounded_and_measure_the_link() {
     assert!(report_payload(7, &[]).is_err());
 }
 
-async fn nodes(n: usize) -> (Vec<TestNode>, Peers) {
+/// `n` nodes `n0`, `n1`, ... on loopback, each knowing all of them (its registry) and itself.
+pub(crate) async fn nodes(n: usize) -> (Vec<TestNode>, Peers) {
     let mut nodes = Vec::new();
     for _ in 0..n {
         nodes.push(TestNode::start().await);
@@ -278,6 +280,10 @@ async fn nodes(n: usize) -> (Vec<TestNode>, Peers) {
             .map(|(i, n)| (format!("n{i}"), n.url.clone()))
             .collect::<BTreeMap<_, _>>(),
     );
+    for (i, node) in nodes.iter().enumerate() {
+        node.transfers.registry().replace(peers.clone());
+        node.transfers.registry().set_me(format!("n{i}"));
+    }
     (nodes, peers)
 }
 
@@ -287,7 +293,7 @@ fn graph(links: &[(&str, &str, f64)]) -> BandwidthGraph {
 
 #[tokio::test]
 async fn a_relay_forwards_verified_chunks_and_keeps_a_copy() {
-    let (nodes, peers) = nodes(3).await;
+    let (nodes, _) = nodes(3).await;
     let data = blob(300_000, 5);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
     // n0 -> n1 -> n2 is far better than the direct n0 -> n2.
@@ -295,7 +301,6 @@ async fn a_relay_forwards_verified_chunks_and_keeps_a_copy() {
     let done = fetch_routed(
         &nodes[2].transfers,
         &g,
-        &peers,
         &policy(data.len() as u64),
         &id,
         &["n0".to_owned()],
@@ -322,7 +327,7 @@ async fn a_relay_forwards_verified_chunks_and_keeps_a_copy() {
 #[tokio::test]
 async fn corrupt_and_truncated_copies_are_discarded_and_fetched_elsewhere() {
     for damage in ["flip", "truncate"] {
-        let (nodes, peers) = nodes(3).await;
+        let (nodes, _) = nodes(3).await;
         let data = blob(400_000, 6);
         let id = nodes[0].store().insert_bytes(&data).await.unwrap();
         nodes[1].store().insert_bytes(&data).await.unwrap();
@@ -338,7 +343,6 @@ async fn corrupt_and_truncated_copies_are_discarded_and_fetched_elsewhere() {
         let done = fetch_routed(
             &nodes[2].transfers,
             &g,
-            &peers,
             &policy(data.len() as u64),
             &id,
             &["n0".to_owned(), "n1".to_owned()],
@@ -357,7 +361,7 @@ async fn corrupt_and_truncated_copies_are_discarded_and_fetched_elsewhere() {
 
 #[tokio::test]
 async fn a_dead_relay_is_routed_around() {
-    let (nodes, peers) = nodes(3).await;
+    let (nodes, _) = nodes(3).await;
     let data = blob(200_000, 7);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
     nodes[1].task.abort();
@@ -366,7 +370,6 @@ async fn a_dead_relay_is_routed_around() {
     let done = fetch_routed(
         &nodes[2].transfers,
         &g,
-        &peers,
         &policy(data.len() as u64),
         &id,
         &["n0".to_owned()],
@@ -382,7 +385,7 @@ async fn a_dead_relay_is_routed_around() {
 
 #[tokio::test]
 async fn a_relay_whose_upstream_is_dead_names_it() {
-    let (nodes, peers) = nodes(4).await;
+    let (nodes, _) = nodes(4).await;
     let data = blob(100_000, 8);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
     nodes[1].task.abort();
@@ -397,7 +400,6 @@ async fn a_relay_whose_upstream_is_dead_names_it() {
     let done = fetch_routed(
         &nodes[3].transfers,
         &g,
-        &peers,
         &policy(data.len() as u64),
         &id,
         &["n0".to_owned()],
@@ -521,9 +523,15 @@ async fn a_hanging_upstream_is_given_up_on() {
         Transfers::new(store, http_client(Duration::from_secs(2)))
             .with_idle_timeout(Duration::from_millis(200)),
     );
+    transfers
+        .registry()
+        .replace(Peers([("hang".to_owned(), url)].into()));
     let id = BlobId::of_bytes(b"never sent");
-    let failure = transfers.fetch(&id, vec![url.clone()]).await.unwrap_err();
-    assert_eq!(failure.failed_peer.as_deref(), Some(url.as_str()));
+    let failure = transfers
+        .fetch(&id, vec!["hang".to_owned()], None)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.failed_peer.as_deref(), Some("hang"));
     assert!(failure.error.contains("no progress"), "{failure:?}");
     assert!(!transfers.store().contains(&id));
 }

@@ -164,11 +164,15 @@ fn routing_graph(
     Ok(BandwidthGraph::from_ledger_links(links, LINK_SAMPLES_KEPT)?)
 }
 
-fn policy(size: u64) -> anyhow::Result<RoutePolicy> {
+/// Routes for a blob of `size` bytes (on chain; unknown: costed as one chunk, and bounded by
+/// the node's largest blob only).
+fn policy(size: Option<u64>) -> anyhow::Result<RoutePolicy> {
+    let cost = size.unwrap_or(CHUNK_SIZE);
     Ok(RoutePolicy {
         routing: Routing::Shortest,
-        model: TransferModel::new(size.max(1) as f64, CHUNK_SIZE as f64)?,
+        model: TransferModel::new(cost.max(1) as f64, CHUNK_SIZE as f64)?,
         max_attempts: FETCH_ATTEMPTS,
+        expected_size: size,
     })
 }
 
@@ -187,6 +191,8 @@ impl<L: Ledger> Member<L> {
         initial: Option<PathBuf>,
         report: Report,
     ) -> Self {
+        // Chains that name this member are loops: its server refuses them.
+        transfers.registry().set_me(signer.public_key().as_hex());
         Self {
             key: signer.public_key().as_hex().to_owned(),
             ledger,
@@ -227,6 +233,8 @@ impl<L: Ledger> Member<L> {
 
     /// One look at the ledger; see the module docs.
     pub async fn tick(&mut self, state: &FamilyState) -> anyhow::Result<MemberStatus> {
+        // The server relays and pulls only from the members registered now.
+        self.transfers.registry().update_from_state(state);
         let Some(consortium) = &state.consortium else {
             return Ok(MemberStatus::Working);
         };
@@ -357,11 +365,12 @@ impl<L: Ledger> Member<L> {
             }
             let round_info = state.rounds.get(&round).cloned().unwrap_or_default();
             let graph = routing_graph(state, &round_info, &BTreeSet::new())?;
+            // The on-chain size, where the chain has one (the initial model has none).
             let size = state
                 .aggregates
                 .values()
                 .find(|a| a.model_sha256 == sha256)
-                .map_or(CHUNK_SIZE, |a| a.size_bytes);
+                .map(|a| a.size_bytes);
             self.fetch(&graph, &peers, size, &id, &candidates)
                 .await
                 .with_context(|| format!("blob {sha256} could not be fetched"))?;
@@ -406,21 +415,21 @@ impl<L: Ledger> Member<L> {
         }
     }
 
-    /// Fetches blob `id` of `size` bytes into this member's store from the nearest of
-    /// `holders` along routes over `graph` (re-routed around failures), or, when no route is
-    /// known, straight from each holder in turn.
+    /// Fetches blob `id` of `size` bytes (on chain, when known: a holder declaring another
+    /// size is refused) into this member's store from the nearest of `holders` along routes
+    /// over `graph` (re-routed around failures), or, when no route is known, straight from
+    /// each holder in turn.
     async fn fetch(
         &self,
         graph: &BandwidthGraph,
         peers: &Peers,
-        size: u64,
+        size: Option<u64>,
         id: &BlobId,
         holders: &[String],
     ) -> anyhow::Result<()> {
         let routed = fetch_routed(
             &self.transfers,
             graph,
-            peers,
             &policy(size)?,
             id,
             holders,
@@ -432,8 +441,8 @@ impl<L: Ledger> Member<L> {
         };
         tracing::info!(member = %self.config.name, error = %e, "no routed fetch; asking holders directly");
         let mut last = e.to_string();
-        for url in holders.iter().filter_map(|h| peers.url(h)) {
-            match self.transfers.fetch(id, vec![url.to_owned()]).await {
+        for holder in holders.iter().filter(|h| peers.url(h).is_some()) {
+            match self.transfers.fetch(id, vec![holder.clone()], size).await {
                 Ok(_) => return Ok(()),
                 Err(e) => last = e.to_string(),
             }
@@ -683,7 +692,7 @@ impl<L: Ledger> Member<L> {
                 self.fetch(
                     &graph,
                     &peers,
-                    planned.size_bytes,
+                    Some(planned.size_bytes),
                     &id,
                     std::slice::from_ref(&planned.member),
                 )
@@ -769,7 +778,7 @@ impl<L: Ledger> Member<L> {
                 &self.http,
                 &graph,
                 &peers,
-                &policy(aggregate.size_bytes)?,
+                &policy(Some(aggregate.size_bytes))?,
                 &id,
                 &self.key,
                 |_| {},
@@ -793,14 +802,12 @@ impl<L: Ledger> Member<L> {
         }
         // The excluded members get it too, straight from the aggregator (they relay nothing):
         // every member checks it against the chain and trains from it next round.
-        let own_url = ledger_peers(state).url(&self.key).map(str::to_owned);
         for key in &excluded {
-            let (Some(url), Some(own)) =
-                (ledger_peers(state).url(key).map(str::to_owned), &own_url)
-            else {
+            let Some(url) = ledger_peers(state).url(key).map(str::to_owned) else {
                 continue;
             };
-            match pull(&self.http, &url, &id, vec![own.clone()]).await {
+            let own = vec![self.key.clone()];
+            match pull(&self.http, key, &url, &id, own, Some(aggregate.size_bytes)).await {
                 Ok(_) => delivered += aggregate.size_bytes,
                 Err(e) => {
                     tracing::warn!(to = %key, error = %e.error, "not delivered; it will fetch the model itself")

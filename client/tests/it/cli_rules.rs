@@ -191,7 +191,7 @@ fn every_processor_rule_is_reported_through_the_cli() {
         })
     };
     let register = |name: &str| {
-        format!("member register {name} --name {name} --endpoint http://127.0.0.1:9000/{name}")
+        format!("member register {name} --name {name} --endpoint http://127.0.0.1:9000")
     };
     let base = "11".repeat(32);
     let init = format!(
@@ -219,11 +219,22 @@ fn every_processor_rule_is_reported_through_the_cli() {
     // rules before signing, so the 65-character name and the 257-character reason are refused
     // client-side, with the processor's field messages.
     let long = format!(
-        "member register alice --name {} --endpoint http://h",
+        "member register alice --name {} --endpoint http://h:1",
         "n".repeat(65)
     );
     cli.rejects(&[
         ("admin", &init, "the consortium is already initialized"),
+        (
+            "admin",
+            "member register alice --name alice --endpoint http://127.0.0.1:8008/batches",
+            "the endpoint must be http://HOST:PORT or https://HOST:PORT (port 1-65535; no path, \
+             query, fragment or user info): it has a path",
+        ),
+        (
+            "admin",
+            "member register alice --name alice --endpoint http://127.0.0.1:65536",
+            "the port is not a number from 1 to 65535",
+        ),
         (
             "alice",
             &register("alice"),
@@ -365,6 +376,11 @@ fn every_processor_rule_is_reported_through_the_cli() {
             "admin",
             &format!("{open} --parent-model-sha256 {base}"),
             "round 1 is OPEN; close it before opening round 2",
+        ),
+        (
+            "admin",
+            open,
+            "round 1 is still open (OPEN): close it first (`bcfl round close --round 1`",
         ),
         (
             "eve",

@@ -153,11 +153,17 @@ fn round_without_ledger_is_a_usage_error() {
     );
 }
 
-/// `bcfl node serve` on a free loopback port; returns the process and its base URL.
-fn serve(store: &std::path::Path, add: Option<&std::path::Path>) -> (ChildGuard, String) {
+/// `bcfl node serve` on a free loopback port, following the member registry of the ledger at
+/// `ledger` (read every second); returns the process and its base URL.
+fn serve(
+    ledger: &str,
+    store: &std::path::Path,
+    add: Option<&std::path::Path>,
+) -> (ChildGuard, String) {
     let mut command = Command::new(Binary::Bcfl.path());
     command
-        .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
+        .args(["--url", ledger, "node", "serve", "--registry-refresh", "1"])
+        .args(["--listen", "127.0.0.1:0", "--store"])
         .arg(store)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -203,7 +209,7 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
     let mut nodes = Vec::new();
     for (i, name) in names[1..].iter().enumerate() {
         let add = (i == 0).then_some(global.as_path());
-        let (node, url) = serve(&dir.path().join(format!("store-{name}")), add);
+        let (node, url) = serve(ledger.url(), &dir.path().join(format!("store-{name}")), add);
         nodes.push((name, node, url));
     }
     // The members register at their nodes' URLs.

@@ -102,7 +102,7 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
         let register = pb::RegisterMember {
             public_key: key.clone(),
             name: format!("member{i}"),
-            endpoint: format!("http://127.0.0.1/{i}"),
+            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
             ..Default::default()
         };
         submit(

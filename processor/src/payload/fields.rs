@@ -39,6 +39,15 @@ pub enum FieldError {
         /// The allowed schemes, joined with `|`.
         schemes: &'static str,
     },
+    /// A member endpoint that is not exactly `scheme://host:port` (see [`Endpoint`]).
+    #[error(
+        "must be http://HOST:PORT or https://HOST:PORT (port 1-65535; no path, query, fragment \
+         or user info): {reason}"
+    )]
+    Endpoint {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -190,16 +199,70 @@ fn check_uri(value: &str, schemes: &[&str], label: &'static str) -> Result<(), F
 }
 
 string_newtype!(
-    /// The base URL of a member's blob server: `http://` or `https://` with a host, at most 512
-    /// characters, no whitespace.
+    /// The base URL of a member's blob server, exactly `scheme://host:port` with an optional
+    /// trailing `/`: scheme `http` or `https`; host a DNS name (letters, digits, `-`, `.`), an
+    /// IPv4 address or a bracketed IPv6 address; an explicit port 1-65535 in decimal; no path,
+    /// query, fragment or user info; at most 512 characters.
+    ///
+    /// Other members' nodes call this URL (probes, fetches, relays), so it names a server and
+    /// nothing more: a path, a query or user info could aim their requests at something other
+    /// than a blob server.
     Endpoint
 );
 
 impl Endpoint {
     /// Parses an endpoint.
     pub fn parse(value: &str) -> Result<Self, FieldError> {
-        check_uri(value, &["http", "https"], "http|https").map(|()| Self(value.to_owned()))
+        check_uri(value, &["http", "https"], "http|https")?;
+        check_endpoint(value).map_err(|reason| FieldError::Endpoint { reason })?;
+        Ok(Self(value.to_owned()))
     }
+}
+
+fn check_endpoint(value: &str) -> Result<(), &'static str> {
+    let (_, rest) = value.split_once("://").ok_or("no scheme")?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') {
+        return Err("it has a path");
+    }
+    if authority.contains('?') {
+        return Err("it has a query");
+    }
+    if authority.contains('#') {
+        return Err("it has a fragment");
+    }
+    if authority.contains('@') {
+        return Err("it has user info");
+    }
+    let (host, port) = authority.rsplit_once(':').ok_or("no port")?;
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the port is not a number from 1 to 65535");
+    }
+    match port.parse::<u32>() {
+        Ok(1..=65535) => {}
+        _ => return Err("the port is not a number from 1 to 65535"),
+    }
+    let valid_host = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']').is_some_and(|inner| {
+            inner.contains(':')
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        }),
+        None => {
+            !host.is_empty()
+                && host
+                    .split('.')
+                    .all(|label| !label.is_empty() && label.len() <= 63)
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+    };
+    if !valid_host {
+        return Err("the host is not a DNS name, an IPv4 address or a bracketed IPv6 address");
+    }
+    Ok(())
 }
 
 string_newtype!(
@@ -260,17 +323,51 @@ mod tests {
         assert_eq!(Reason::parse("x\u{7f}"), Err(FieldError::ControlCharacter));
     }
 
+    /// Member endpoints name a server and nothing more (issue "Trust and hardening", items 4
+    /// and 12): everything else is refused with the reason.
+    #[test]
+    fn endpoints_are_scheme_host_port_only() {
+        let reason = |value: &str| match Endpoint::parse(value) {
+            Err(FieldError::Endpoint { reason }) => reason,
+            other => panic!("{value}: {other:?}"),
+        };
+        assert_eq!(reason("http://127.0.0.1:7070/v1/pull"), "it has a path");
+        assert_eq!(reason("https://node.example/blobs"), "it has a path");
+        assert_eq!(reason("http://h:80?x=1"), "it has a query");
+        assert_eq!(reason("http://h:80/?x=1"), "it has a path");
+        assert_eq!(reason("http://h:80#top"), "it has a fragment");
+        assert_eq!(reason("http://user:pw@h:80"), "it has user info");
+        assert_eq!(reason("http://127.0.0.1"), "no port");
+        for port in ["0", "65536", "99999", "", "+80", "8o", "123456"] {
+            let value = format!("http://127.0.0.1:{port}");
+            assert_eq!(
+                reason(&value),
+                "the port is not a number from 1 to 65535",
+                "{value}"
+            );
+        }
+        for host in ["[::1", "a..b", "h_1", "[zz]", "%31"] {
+            let value = format!("http://{host}:80");
+            assert!(reason(&value).starts_with("the host"), "{value}");
+        }
+        let message = Endpoint::parse("http://h:0").unwrap_err().to_string();
+        assert!(message.starts_with("must be http://HOST:PORT"), "{message}");
+    }
+
     #[test]
     fn uris() {
         assert!(Endpoint::parse("http://127.0.0.1:9000").is_ok());
-        assert!(Endpoint::parse("https://node.example/blobs").is_ok());
+        assert!(Endpoint::parse("https://node.example:443/").is_ok());
+        assert!(Endpoint::parse("http://[::1]:7070").is_ok());
+        assert!(Endpoint::parse("http://node-1.example.org:1").is_ok());
+        assert!(Endpoint::parse("http://h:65535").is_ok());
         assert!(Endpoint::parse("bcfl://abc").is_err());
         assert!(Endpoint::parse("http://").is_err());
         assert!(Endpoint::parse("http:///path").is_err());
         assert!(Endpoint::parse("http://a b").is_err());
         assert!(Endpoint::parse("ftp://host").is_err());
         assert!(BlobUri::parse("bcfl://sha256/abcd").is_ok());
-        let long = format!("http://h/{}", "a".repeat(600));
+        let long = format!("http://{}:1", "a.".repeat(300));
         assert_eq!(
             Endpoint::parse(&long),
             Err(FieldError::TooLong { max: MAX_URI_CHARS })

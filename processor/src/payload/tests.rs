@@ -22,8 +22,8 @@ fn name() -> impl Strategy<Value = MemberName> {
 }
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
-    ("https?", "[a-z0-9.-]{1,30}", 1u16..)
-        .prop_map(|(s, h, p)| Endpoint::parse(&format!("{s}://{h}:{p}/blobs")).unwrap())
+    ("https?", "[a-z0-9-]{1,15}(\\.[a-z0-9-]{1,15}){0,2}", 1u16..)
+        .prop_map(|(s, h, p)| Endpoint::parse(&format!("{s}://{h}:{p}")).unwrap())
 }
 
 fn blob_uri() -> impl Strategy<Value = Option<BlobUri>> {

@@ -238,7 +238,10 @@ impl Testbed {
             .arg(format!("{}:7070", self.addr(i)))
             .arg("--store")
             .arg(&store)
-            .args(["--chunk-size", &chunk_size.to_string()]);
+            .args(["--chunk-size", &chunk_size.to_string()])
+            // Relays and pulls resolve the hosts' ids through these.
+            .args(self.peer_args())
+            .args(["--me", &format!("h{i}")]);
         for file in files {
             command.arg("--add").arg(file);
         }

@@ -36,8 +36,9 @@ pub(crate) enum MemberCommand {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// Base URL of the member's blob server.
-        #[arg(long)]
+        /// Base URL of the member's blob server: exactly http://HOST:PORT or https://HOST:PORT
+        /// (no path, query or user info).
+        #[arg(long, value_name = "URL", value_parser = endpoint)]
         endpoint: String,
         #[command(flatten)]
         wait: WaitArgs,
@@ -50,8 +51,8 @@ pub(crate) enum MemberCommand {
         /// New display name (default: unchanged).
         #[arg(long)]
         name: Option<String>,
-        /// New blob server URL (default: unchanged).
-        #[arg(long)]
+        /// New blob server URL, http://HOST:PORT or https://HOST:PORT (default: unchanged).
+        #[arg(long, value_name = "URL", value_parser = endpoint)]
         endpoint: Option<String>,
         #[command(flatten)]
         wait: WaitArgs,
@@ -331,6 +332,14 @@ pub(crate) async fn consortium(ctx: &Context, cmd: ConsortiumCommand) -> anyhow:
     }
 }
 
+/// `--endpoint`: the processor's rule ([`Endpoint`](bcfl_processor::payload::Endpoint)),
+/// checked before anything is signed so the user reads why at once.
+fn endpoint(value: &str) -> Result<String, String> {
+    bcfl_processor::payload::Endpoint::parse(value)
+        .map(|e| e.as_str().to_owned())
+        .map_err(|e| format!("the endpoint {e}"))
+}
+
 pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<ExitCode> {
     let mut payload = pb::BcflPayload::new();
     let wait = match cmd {
@@ -366,7 +375,8 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
             payload.set_update_member(pb::UpdateMember {
                 public_key,
                 name: name.unwrap_or(current.name),
-                endpoint: endpoint.unwrap_or(current.endpoint),
+                // Empty keeps the old value, so a name change never resubmits an endpoint.
+                endpoint: endpoint.unwrap_or_default(),
                 ..Default::default()
             });
             wait
@@ -385,6 +395,29 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
         }
     };
     submit(ctx, payload, &wait).await
+}
+
+/// The model round `previous` ended with, the parent of the round after it: its aggregate, or
+/// for an abandoned round its own parent. A round that is not closed yet is an error that says
+/// so (the next round cannot open before it closes, whatever parent is passed).
+async fn previous_model(ctx: &Context, previous: u64) -> anyhow::Result<String> {
+    let reader = ctx.reader()?;
+    let round = reader
+        .round(previous, None)
+        .await?
+        .ok_or_else(|| anyhow!("round {previous} does not exist"))?;
+    if round.phase != pb::RoundPhase::CLOSED {
+        bail!(
+            "round {previous} is still open ({:?}): close it first (`bcfl round close --round \
+             {previous}` by an admin or its aggregator once aggregated; an admin may abandon it \
+             earlier the same way)",
+            round.phase
+        );
+    }
+    Ok(match reader.aggregate(previous, None).await? {
+        Some(aggregate) => aggregate.model_sha256,
+        None => round.parent_model_sha256,
+    })
 }
 
 pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<ExitCode> {
@@ -406,17 +439,7 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
             let parent = match parent_model_sha256 {
                 Some(hash) => hash,
                 None if number <= 1 => initial_model(consortium.get_params()).to_owned(),
-                None => ctx
-                    .reader()?
-                    .aggregate(number - 1, None)
-                    .await?
-                    .map(|a| a.model_sha256)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "round {} has no aggregate: pass --parent-model-sha256",
-                            number - 1
-                        )
-                    })?,
+                None => previous_model(ctx, number - 1).await?,
             };
             let aggregator = match aggregator {
                 Some(a) if a == "centre" => {

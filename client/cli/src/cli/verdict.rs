@@ -369,7 +369,7 @@ mod tests {
                 p.set_register_member(pb::RegisterMember {
                     public_key: m.clone(),
                     name: format!("m{i}"),
-                    endpoint: format!("http://127.0.0.1/{i}"),
+                    endpoint: format!("http://127.0.0.1:{}", 7000 + i),
                     ..Default::default()
                 })
             }));

@@ -110,12 +110,12 @@ fn update_by_admin_or_self() {
         format!("only an admin or the member itself may update member {m1}")
     );
     w.ledger
-        .submit(&m1, &update(&m1, "", "https://bob.example"))
+        .submit(&m1, &update(&m1, "", "https://bob.example:443"))
         .unwrap();
     let member = w.ledger.member(&m1).unwrap();
     assert_eq!(
         (member.name.as_str(), member.endpoint.as_str()),
-        ("member-1", "https://bob.example")
+        ("member-1", "https://bob.example:443")
     );
     w.admin_submit(&update(&m1, "Bob", "")).unwrap();
     assert_eq!(w.ledger.member(&m1).unwrap().name, "Bob");
@@ -183,4 +183,40 @@ impl Bytes for pb::BcflPayload {
     fn write_to_bytes_checked(&self) -> Vec<u8> {
         protobuf::Message::write_to_bytes(self).unwrap()
     }
+}
+
+/// A member may not point other members' probes and fetches at anything but a server
+/// (issue "Trust and hardening", items 4 and 12): no path, query or user info, a valid port.
+#[test]
+fn endpoints_name_a_server_and_nothing_more() {
+    let mut w = World::new();
+    let m1 = w.m(1);
+    for endpoint in [
+        "http://127.0.0.1:8008/batches",
+        "http://127.0.0.1:7070/v1/pull?x=1",
+        "http://admin:pw@10.0.0.1:80",
+        "http://127.0.0.1:99999",
+        "http://127.0.0.1:0",
+        "http://127.0.0.1",
+    ] {
+        let msg = rejected(w.ledger.submit(&m1, &update(&m1, "", endpoint)));
+        assert!(
+            msg.starts_with("invalid payload: update_member.endpoint: must be http://HOST:PORT"),
+            "{endpoint}: {msg}"
+        );
+        let mut payload = register(&test_key("eve"), "eve");
+        payload.mut_register_member().endpoint = endpoint.into();
+        let msg = rejected(w.admin_submit(&payload));
+        assert!(
+            msg.starts_with("invalid payload: register_member.endpoint: must be http://HOST:PORT"),
+            "{endpoint}: {msg}"
+        );
+    }
+    assert_eq!(
+        w.ledger.member(&m1).unwrap().endpoint,
+        "http://127.0.0.1:7070"
+    );
+    w.ledger
+        .submit(&m1, &update(&m1, "", "http://[::1]:7071/"))
+        .unwrap();
 }

@@ -55,7 +55,7 @@ pub(super) fn register(key: &str, name: &str) -> pb::BcflPayload {
         p.set_register_member(pb::RegisterMember {
             public_key: key.into(),
             name: name.into(),
-            endpoint: format!("http://127.0.0.1/{name}"),
+            endpoint: "http://127.0.0.1:7070".into(),
             ..Default::default()
         })
     })
