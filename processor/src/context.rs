@@ -4,7 +4,7 @@
 //! The methods and their meaning are those of the Sawtooth SDK's `TransactionContext` (state
 //! reads and writes by address, receipt data, events); this crate states them itself so that the
 //! specification runs anywhere (the validator through `bcfl-tp`, the in-memory ledger of
-//! [`crate::testing`], an auditor replaying a block) without linking the SDK and its ZMQ
+//! `testing` (feature `test-utils`), an auditor replaying a block) without linking the SDK and its ZMQ
 //! transport. `bcfl-tp` adapts the SDK's context to it.
 
 use thiserror::Error;

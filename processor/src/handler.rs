@@ -8,7 +8,7 @@
 //!
 //! The same handler runs everywhere the family's rules run: behind a validator in `bcfl-tp`
 //! (which adapts the Sawtooth SDK's request and context to these types), in the in-memory ledger
-//! of [`crate::testing`], and in `bcfl audit verdict`, which replays a block's transactions.
+//! of `testing` (feature `test-utils`), and in `bcfl audit verdict`, which replays a block's transactions.
 //!
 //! ```
 //! use bcfl_processor::context::{ContextError, StateContext};

@@ -193,7 +193,7 @@ mod tests {
                 "--name",
                 "a",
                 "--endpoint",
-                "e",
+                "http://127.0.0.1:9000",
             ][..],
             &[
                 "bcfl", "member", "suspend", "alice", "--reason", "r", "--key", "admin",

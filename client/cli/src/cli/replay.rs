@@ -20,6 +20,7 @@ use bcfl_fed::digest::file_sha256;
 use bcfl_ledger::state::FamilyState;
 use bcfl_net::blob::BlobStore;
 use bcfl_net::manifest::BlobId;
+use bcfl_net::registry::Registry;
 use bcfl_net::transfer::{http_client, Transfers};
 use bcfl_protos::bcfl as pb;
 use serde_json::json;
@@ -64,43 +65,45 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
     let store = Arc::new(
         BlobStore::open(&dir, CHUNK_SIZE).with_context(|| format!("opening {}", dir.display()))?,
     );
-    let transfers = Arc::new(Transfers::new(
-        store.clone(),
-        http_client(Duration::from_secs(3)),
-    ));
+    // Only registered members are contacted, at their endpoints on chain.
+    let registry = Registry::new(None);
+    registry.update_from_state(&state);
+    let transfers = Arc::new(
+        Transfers::new(store.clone(), http_client(Duration::from_secs(3))).with_registry(registry),
+    );
 
-    let mut needed: Vec<(String, Vec<String>)> = plan
+    // Each blob with its size when the chain records it, and who may hold it.
+    let mut needed: Vec<(String, Option<u64>, Vec<String>)> = plan
         .updates
         .iter()
-        .map(|u| (u.sha256.clone(), vec![u.member.clone()]))
+        .map(|u| (u.sha256.clone(), Some(u.size_bytes), vec![u.member.clone()]))
         .collect();
     let everyone = active_members(&state);
-    needed.extend(
-        plan.models_needed()
-            .into_iter()
-            .map(|sha| (sha, everyone.clone())),
-    );
+    needed.extend(plan.models_needed().into_iter().map(|sha| {
+        let size = state
+            .aggregates
+            .values()
+            .find(|a| a.model_sha256 == sha)
+            .map(|a| a.size_bytes);
+        (sha, size, everyone.clone())
+    }));
     for folder in &args.blobs {
         take_local(&store, folder, &needed).await?;
     }
     let mut fetched = Vec::new();
-    for (sha, holders) in &needed {
+    for (sha, size, holders) in &needed {
         let id = BlobId::parse(sha)?;
         if store.contains(&id) {
             continue;
         }
         let mut failures = Vec::new();
         for holder in holders {
-            let Some(endpoint) = state.members.get(holder).map(|m| m.endpoint.clone()) else {
-                failures.push(format!("{}: not a registered member", short(holder)));
-                continue;
-            };
-            match transfers.fetch(&id, vec![endpoint.clone()]).await {
+            match transfers.fetch(&id, vec![holder.clone()], *size).await {
                 Ok(report) => {
                     fetched.push(json!({"sha256": sha, "from": holder, "bytes": report.size}));
                     break;
                 }
-                Err(e) => failures.push(format!("{} at {endpoint}: {e}", short(holder))),
+                Err(e) => failures.push(format!("{}: {e}", short(holder))),
             }
         }
         if !store.contains(&id) {
@@ -200,7 +203,7 @@ fn active_members(state: &FamilyState) -> Vec<String> {
 async fn take_local(
     store: &BlobStore,
     folder: &std::path::Path,
-    needed: &[(String, Vec<String>)],
+    needed: &[(String, Option<u64>, Vec<String>)],
 ) -> anyhow::Result<()> {
     let entries =
         std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?;
@@ -210,7 +213,7 @@ async fn take_local(
             continue;
         }
         let digest = file_sha256(&path).with_context(|| format!("hashing {}", path.display()))?;
-        if needed.iter().any(|(sha, _)| *sha == digest.sha256) {
+        if needed.iter().any(|(sha, _, _)| *sha == digest.sha256) {
             store
                 .insert_file(&path)
                 .await
