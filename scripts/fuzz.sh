@@ -22,6 +22,11 @@ if [ "${#targets[@]}" -eq 0 ]; then
   targets=(payload handler batch manifest range update)
 fi
 
+# The seed writer is an ordinary program: built without instrumentation, in the usual target
+# folder.
+cargo build -p bcfl-fuzz --bin bcfl-fuzz-seeds >&2
+seeds="$CARGO_TARGET_DIR/debug/bcfl-fuzz-seeds"
+
 triple="$(rustc -vV | sed -n 's/^host: //p')"
 export CARGO_TARGET_DIR="$BCFL_HOME/fuzz-target"
 # Instrumentation for the fuzzed code only: with --target, RUSTFLAGS skip build scripts and
@@ -30,7 +35,9 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 echo "[fuzz] building the targets (instrumented, release)" >&2
-cargo build --release --target "$triple" -p bcfl-fuzz --features libfuzzer --bins >&2
+bins=()
+for target in "${targets[@]}"; do bins+=(--bin "$target"); done
+cargo build --release --target "$triple" -p bcfl-fuzz --features libfuzzer "${bins[@]}" >&2
 bin="$CARGO_TARGET_DIR/$triple/release"
 
 work="$(mktemp -d)"
@@ -39,7 +46,7 @@ status=0
 for target in "${targets[@]}"; do
   corpus="$work/$target"
   mkdir -p "$corpus" "fuzz/corpus/$target"
-  "$bin/bcfl-fuzz-seeds" "$target" "$corpus"
+  "$seeds" "$target" "$corpus"
   cp fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
   log="$work/$target.log"
   set +e

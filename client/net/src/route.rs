@@ -189,7 +189,9 @@ where
             }
             Err(failure) => {
                 let culprit = blamed(&failure, &upstream);
-                tracing::warn!(%receiver, ?path, error = %failure.error, ?culprit, "fetch failed; re-routing");
+                // Handled here (the next route avoids the culprit): the final failure, if every
+                // route fails, is the caller's to report.
+                tracing::info!(%receiver, ?path, error = %failure.error, ?culprit, "fetch failed; re-routing");
                 attempts.push(Attempt {
                     path,
                     error: Some(failure.error.clone()),

@@ -370,7 +370,8 @@ impl Transfers {
             let upstream = &key.1;
             let outcome = this.receive(&t, upstream, bound).await;
             if let Err(failure) = &outcome {
-                tracing::warn!(blob = %t.id, ?upstream, error = %failure.error, "transfer failed");
+                // Every waiter gets the failure and decides (re-route, report): not a warning here.
+                tracing::debug!(blob = %t.id, ?upstream, error = %failure.error, "transfer failed");
             }
             // Leave the map first: a retry after a failure must start a fresh transfer.
             this.running.lock().expect("transfers").remove(&key);
