@@ -10,7 +10,8 @@
 //!   consortium (the processor has no clock: the deadlines are local timers that end in phase
 //!   transactions): a round still OPEN after [`CoordinatorConfig::commit_timeout`] plus a grace
 //!   of half of it (the aggregator's own deadline comes first) is evaluated by the coordinator
-//!   when it has the quorum, abandoned otherwise; a round EVALUATED for longer than
+//!   when it has the quorum, abandoned otherwise; a round whose verdict accepted nobody is
+//!   abandoned at once (there is nothing to aggregate); a round EVALUATED for longer than
 //!   [`CoordinatorConfig::aggregate_timeout`] is abandoned; one AGGREGATED for that long is
 //!   closed (its global model is on chain; members fetch it themselves).
 //!
@@ -286,6 +287,17 @@ impl<L: Ledger> Coordinator<L> {
                     }
                 }
             }
+            pb::RoundPhase::EVALUATED
+                if state
+                    .verdicts
+                    .get(&current)
+                    .is_some_and(|v| v.accepted.is_empty()) =>
+            {
+                // Nothing to aggregate: the round ends now, and the next one starts from the
+                // same parent.
+                tracing::warn!(round = current, "the verdict accepted nobody: abandoning");
+                self.close(current).await?;
+            }
             pb::RoundPhase::EVALUATED | pb::RoundPhase::AGGREGATED => {
                 if self.since(current, phase) >= self.config.aggregate_timeout {
                     tracing::warn!(
@@ -467,6 +479,41 @@ mod tests {
         w.ledger.submit(&w.admin, close, "close").await.unwrap();
         let state = w.ledger.state().await.unwrap();
         assert_eq!(c.tick(&state).await.unwrap(), CoordinatorStatus::Finished);
+    }
+
+    #[tokio::test]
+    async fn a_round_whose_verdict_accepted_nobody_is_abandoned_at_once() {
+        let w = world(3, 2).await;
+        let mut c = Coordinator::new(
+            w.ledger.clone(),
+            Signer::from_hex(&w.admin_hex).unwrap(),
+            CoordinatorConfig::new(2),
+        );
+        c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
+        commit(&w, 0, 1).await;
+        commit(&w, 1, 1).await;
+        let mut evaluate = pb::BcflPayload::new();
+        evaluate.set_evaluate_round(pb::EvaluateRound {
+            round: 1,
+            ..Default::default()
+        });
+        w.ledger.submit(&w.admin, evaluate, "evaluate").await.unwrap();
+        // A verdict that accepted someone waits for the aggregator (the deadline is far).
+        let state = w.ledger.state().await.unwrap();
+        c.tick(&state).await.unwrap();
+        assert_eq!(
+            w.ledger.state().await.unwrap().rounds[&1].phase,
+            pb::RoundPhase::EVALUATED
+        );
+        // One that accepted nobody (every detector flagged everyone) ends the round now.
+        let mut nobody = state.clone();
+        nobody.verdicts.get_mut(&1).unwrap().accepted.clear();
+        c.tick(&nobody).await.unwrap();
+        let state = w.ledger.state().await.unwrap();
+        assert_eq!(state.rounds[&1].phase, pb::RoundPhase::CLOSED);
+        c.tick(&state).await.unwrap();
+        let state = w.ledger.state().await.unwrap();
+        assert_eq!(state.rounds[&2].parent_model_sha256, sha('1'));
     }
 
     #[tokio::test]

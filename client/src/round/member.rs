@@ -671,6 +671,10 @@ impl<L: Ledger> Member<L> {
             .as_ref()
             .map(|c| c.get_params().clone())
             .unwrap_or_default();
+        if verdict.accepted.is_empty() {
+            // Nothing to aggregate: the coordinator abandons the round.
+            return Ok(());
+        }
         let plan = AggregatePlan::of(state, round)?;
         let started = Instant::now();
         let mut removed: BTreeSet<String> = verdict.excluded.iter().cloned().collect();
