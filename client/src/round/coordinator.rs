@@ -497,7 +497,10 @@ mod tests {
             round: 1,
             ..Default::default()
         });
-        w.ledger.submit(&w.admin, evaluate, "evaluate").await.unwrap();
+        w.ledger
+            .submit(&w.admin, evaluate, "evaluate")
+            .await
+            .unwrap();
         // A verdict that accepted someone waits for the aggregator (the deadline is far).
         let state = w.ledger.state().await.unwrap();
         c.tick(&state).await.unwrap();
