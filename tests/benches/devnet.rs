@@ -23,6 +23,12 @@
 //! * `latency`: `--latency-samples` single-transaction batches posted one after another, each
 //!   waited for; submit (POST start) to COMMITTED, p50 / p95 / max in milliseconds.
 //!
+//! * `soak` (only with `--soak-seconds N`, instead of the others): N seconds of steady load, rounds
+//!   of 5 batches of 10 transactions posted together and each waited for; per window of
+//!   `--soak-window` seconds the batches committed, p50 / p95 submit-to-COMMITTED latency, and the
+//!   resident memory of this process (ledger and REST API) and of the processor; at the end every
+//!   batch is checked COMMITTED, none lost.
+//!
 //! Client-side signing is measured separately (`signing`). The throughput scenarios also report
 //! the CPU time per transaction of this process (ledger, REST API and the posting client) and of
 //! the processor, from `/proc`: with 2 cores, throughput cannot exceed 2 s / (sum of both).
@@ -73,6 +79,12 @@ struct Options {
     /// Connect the processor over a Unix socket (`ipc://`) instead of loopback TCP.
     #[arg(long)]
     ipc: bool,
+    /// Run only the soak scenario, for this many seconds.
+    #[arg(long, default_value_t = 0)]
+    soak_seconds: u64,
+    /// Window of the soak's per-period figures, seconds.
+    #[arg(long, default_value_t = 60)]
+    soak_window: u64,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -296,6 +308,88 @@ async fn latency(
     }))
 }
 
+/// Resident memory of a process in MiB (`VmRSS`), or NaN.
+fn rss_mib(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The soak scenario (see the module docs).
+async fn soak(
+    client: &RestClient,
+    ledger: &Arc<dyn LedgerView>,
+    members: &[Signer],
+    tp_pids: &[u32],
+    seconds: u64,
+    window: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut all_ids = Vec::new();
+    let mut windows = Vec::new();
+    let mut nonce = 10_000_000u64;
+    while Instant::now() < end {
+        let window_end = (Instant::now() + Duration::from_secs(window)).min(end);
+        let mut samples = Vec::new();
+        while Instant::now() < window_end {
+            let batches = build_batches(members, 5, 10, nonce)?;
+            nonce += 50;
+            let ids: Vec<String> = batches.iter().map(|b| b.id().to_owned()).collect();
+            let posted = Instant::now();
+            post(client, &batches).await?;
+            let mut pending: Vec<String> = ids.clone();
+            let mut changes = ledger.status_changes();
+            while !pending.is_empty() {
+                let statuses = ledger.batch_statuses(&pending);
+                if let Some(bad) = statuses.iter().find(|s| s.status == BatchStatusKind::Invalid) {
+                    bail!("batch {} is INVALID during the soak", bad.id);
+                }
+                let now = Instant::now();
+                for s in statuses.iter().filter(|s| s.status == BatchStatusKind::Committed) {
+                    samples.push((now - posted).as_secs_f64() * 1e3);
+                    pending.retain(|id| id != &s.id);
+                }
+                if !pending.is_empty() {
+                    if now - posted > Duration::from_secs(60) {
+                        bail!("{} batches not committed within 60 s", pending.len());
+                    }
+                    let _ = tokio::time::timeout(Duration::from_millis(20), changes.changed()).await;
+                }
+            }
+            all_ids.extend(ids);
+        }
+        samples.sort_by(f64::total_cmp);
+        let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        windows.push(json!({
+            "end_s": round1(start.elapsed().as_secs_f64()),
+            "batches": samples.len(),
+            "p50_ms": round3(pick(0.5)),
+            "p95_ms": round3(pick(0.95)),
+            "ledger_rss_mib": round1(rss_mib("self")),
+            "processor_rss_mib": round1(tp_pids.iter().map(|p| rss_mib(&p.to_string())).sum()),
+        }));
+    }
+    let statuses = ledger.batch_statuses(&all_ids);
+    let lost = statuses
+        .iter()
+        .filter(|s| s.status != BatchStatusKind::Committed)
+        .count();
+    Ok(json!({
+        "seconds": seconds,
+        "batches": all_ids.len(),
+        "transactions": all_ids.len() * 10,
+        "not_committed_at_the_end": lost,
+        "windows": windows,
+    }))
+}
+
 fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
@@ -397,6 +491,25 @@ fn main() -> anyhow::Result<()> {
             .map(|_| Signer::new(PrivateKey::random()))
             .collect();
         set_up(&client, &ledger, &admin, &members).await?;
+        if options.soak_seconds > 0 {
+            let report = soak(
+                &client,
+                &ledger,
+                &members,
+                &tp_pids,
+                options.soak_seconds,
+                options.soak_window.max(1),
+            )
+            .await?;
+            let _ = stop.send(());
+            server.await??;
+            return anyhow::Ok(json!({
+                "benchmark": "devnet soak",
+                "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+                "transaction": "bcfl ReportBandwidth (1 link) via bcfl-tp",
+                "soak": report,
+            }));
+        }
 
         let txns = options.batches * options.txns_per_batch;
         let sign_start = Instant::now();
