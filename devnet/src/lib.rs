@@ -42,7 +42,8 @@
 //!   SHA-256 of the batch ids as consensus bytes, signed by the devnet key in
 //!   `<data-dir>/validator.priv`.
 //! * Pending (uncommitted) batches live in memory and are lost on a crash, as in Sawtooth;
-//!   committed blocks are fsynced before any status says COMMITTED.
+//!   committed blocks are fsynced before any status says COMMITTED. The store's page cache is
+//!   64 MiB (`--cache-mib`), not redb's default 1 GiB.
 //! * The ZMQ client API (`CLIENT_*` messages) is not served; clients use the REST API.
 //! * The REST API reads at most 8 request bodies at once (a request that finds no slot within
 //!   1 s gets 429 code 31 on `POST /batches`, 503 code 17 elsewhere), gives a body 60 s (then a

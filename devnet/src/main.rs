@@ -77,6 +77,9 @@ struct RunArgs {
     /// serial scheduler).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
     max_inflight_txns: u64,
+    /// Page cache of the chain's store, MiB.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    cache_mib: u64,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -95,6 +98,7 @@ impl RunArgs {
             max_internal_retries: self.max_internal_retries,
             processor_timeout: Duration::from_secs(self.processor_timeout_s),
             max_inflight_txns: self.max_inflight_txns as usize,
+            cache_bytes: (self.cache_mib as usize) << 20,
             ..DevnetConfig::default()
         }
     }

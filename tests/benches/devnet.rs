@@ -348,11 +348,17 @@ async fn soak(
             let mut changes = ledger.status_changes();
             while !pending.is_empty() {
                 let statuses = ledger.batch_statuses(&pending);
-                if let Some(bad) = statuses.iter().find(|s| s.status == BatchStatusKind::Invalid) {
+                if let Some(bad) = statuses
+                    .iter()
+                    .find(|s| s.status == BatchStatusKind::Invalid)
+                {
                     bail!("batch {} is INVALID during the soak", bad.id);
                 }
                 let now = Instant::now();
-                for s in statuses.iter().filter(|s| s.status == BatchStatusKind::Committed) {
+                for s in statuses
+                    .iter()
+                    .filter(|s| s.status == BatchStatusKind::Committed)
+                {
                     samples.push((now - posted).as_secs_f64() * 1e3);
                     pending.retain(|id| id != &s.id);
                 }
@@ -360,7 +366,8 @@ async fn soak(
                     if now - posted > Duration::from_secs(60) {
                         bail!("{} batches not committed within 60 s", pending.len());
                     }
-                    let _ = tokio::time::timeout(Duration::from_millis(20), changes.changed()).await;
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(20), changes.changed()).await;
                 }
             }
             all_ids.extend(ids);
