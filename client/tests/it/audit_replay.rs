@@ -4,44 +4,20 @@
 //! commits a doctored model (exit 1), and a replay without any copy of an update fails with a
 //! clear error.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::update::{Encoding, Update};
-use bcfl_testkit::{Binary, ChildGuard, Cli, Ledger};
+use bcfl_testkit::{Cli, Ledger};
 use serde_json::Value;
+
+use crate::net_plan_cli::serve;
 
 fn update(values: &[f32]) -> Vec<u8> {
     let mut u = Update::default();
     u.tensors
         .insert("head.weight".into(), (vec![values.len()], values.to_vec()));
     u.to_bytes(Encoding::F32)
-}
-
-/// `bcfl node serve` on a free loopback port, with `files` added; returns it and its URL.
-fn serve(store: &Path, files: &[&Path]) -> (ChildGuard, String) {
-    let mut command = Command::new(Binary::Bcfl.path());
-    command
-        .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for file in files {
-        command.arg("--add").arg(file);
-    }
-    let mut child = command.spawn().expect("starting bcfl node serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let child = ChildGuard::new(child);
-    let listening: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-    (
-        child,
-        format!("http://{}", listening["listening"].as_str().unwrap()),
-    )
 }
 
 /// `name` commits the update in `blob` (100 samples) to the open round.
@@ -98,7 +74,7 @@ fn replay_matches_the_rules_result_and_catches_a_doctored_aggregate() {
     for (name, bytes) in &blobs {
         let path = files.join(format!("{name}-1.safetensors"));
         std::fs::write(&path, bytes).unwrap();
-        let (server, url) = serve(&files.join(format!("{name}-store")), &[&path]);
+        let (server, url) = serve(ledger.url(), &files.join(format!("{name}-store")), &[&path]);
         servers.push(server);
         cli.register_member("admin", name, &url);
     }
