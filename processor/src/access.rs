@@ -172,13 +172,45 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     address::verdict_address(a.round),
                     aggregate.clone(),
                     address::commitments_prefix(a.round),
+                    address::directory_address(),
                 ],
                 vec![round, aggregate],
             )
         }
         Action::CloseRound(a) => {
             let round = address::round_address(a.round);
-            AccessList::new(vec![consortium, round.clone()], vec![round])
+            AccessList::new(
+                vec![
+                    consortium,
+                    round.clone(),
+                    address::aggregate_address(a.round),
+                ],
+                vec![round],
+            )
+        }
+        Action::DisputeCommitment(a) => {
+            let round = address::round_address(a.round);
+            AccessList::new(
+                vec![
+                    consortium,
+                    signer_member,
+                    round.clone(),
+                    address::commitment_address(a.round, a.member.as_str()),
+                ],
+                vec![round],
+            )
+        }
+        Action::AttestAggregate(a) => {
+            let aggregate = address::aggregate_address(a.round);
+            AccessList::new(
+                vec![
+                    consortium,
+                    signer_member,
+                    address::round_address(a.round),
+                    aggregate.clone(),
+                ],
+                vec![aggregate],
+            )
         }
     }
 }

@@ -115,6 +115,7 @@ pub mod limits;
 pub mod payload;
 pub mod rules;
 pub mod state;
+pub mod statistics;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 

@@ -65,3 +65,10 @@ pub const MAX_THRESHOLD_PPM: u32 = 100_000_000;
 
 /// Most features one anomaly method may use (there are seven distinct features).
 pub const MAX_FEATURES: usize = 7;
+
+/// Largest verifier committee a consortium may configure.
+pub const MAX_COMMITTEE: usize = 16;
+
+/// How far two ends' reports of one link may differ for the graph evidence to use the link when
+/// the consortium sets no `link_agreement_ppm`: a factor of 4.
+pub const DEFAULT_LINK_AGREEMENT_PPM: u32 = 4_000_000;

@@ -600,3 +600,110 @@ impl CloseRound {
         }
     }
 }
+
+/// The round's aggregator reports that `member`'s commitment does not describe its blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisputeCommitment {
+    /// The round (>= 1).
+    pub round: u64,
+    /// The committer whose statistics are disputed.
+    pub member: PublicKey,
+    /// Which statistic differs (never unset).
+    pub mismatch: pb::StatMismatch,
+    /// The blob's size as fetched, 0..=2^40 bytes (0 when the blob did not parse).
+    pub size_bytes: u64,
+    /// The recomputed L2 norm in micro-units (0 when the blob did not parse).
+    pub norm_micro: u64,
+    /// The recomputed sketch: empty when the blob did not parse, else the consortium's length
+    /// (checked by the rule, which knows it), at most 4096 values.
+    pub sketch: Vec<i32>,
+}
+
+impl DisputeCommitment {
+    pub(super) fn from_proto(m: &pb::DisputeCommitment) -> Result<Self> {
+        reject_unknown_fields(m, "dispute_commitment")?;
+        if m.mismatch == pb::StatMismatch::STAT_MISMATCH_UNSET {
+            return Err(invalid("dispute_commitment.mismatch", "must be set".into()));
+        }
+        if m.sketch.len() > MAX_SKETCH_LENGTH {
+            return Err(invalid(
+                "dispute_commitment.sketch",
+                format!(
+                    "must hold at most {MAX_SKETCH_LENGTH} values, got {}",
+                    m.sketch.len()
+                ),
+            ));
+        }
+        let malformed = m.mismatch == pb::StatMismatch::MALFORMED;
+        if malformed && (m.size_bytes != 0 || m.norm_micro != 0 || !m.sketch.is_empty()) {
+            return Err(invalid(
+                "dispute_commitment",
+                "a MALFORMED dispute carries no recomputed statistics".into(),
+            ));
+        }
+        Ok(Self {
+            round: round_number("dispute_commitment.round", m.round)?,
+            member: field("dispute_commitment.member", PublicKey::parse(&m.member))?,
+            mismatch: m.mismatch,
+            size_bytes: bounded(
+                "dispute_commitment.size_bytes",
+                m.size_bytes,
+                0,
+                MAX_BLOB_BYTES,
+            )?,
+            norm_micro: m.norm_micro,
+            sketch: m.sketch.clone(),
+        })
+    }
+
+    pub(super) fn to_proto(&self) -> pb::DisputeCommitment {
+        pb::DisputeCommitment {
+            round: self.round,
+            member: self.member.as_str().to_owned(),
+            mismatch: self.mismatch,
+            size_bytes: self.size_bytes,
+            norm_micro: self.norm_micro,
+            sketch: self.sketch.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A verifier committee member's recomputation of round `round`'s aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttestAggregate {
+    /// The round (>= 1).
+    pub round: u64,
+    /// SHA-256 of the aggregate the signer recomputed.
+    pub model_sha256: Sha256Hash,
+    /// Disputed members whose statistics the signer found correct: 0..=256, sorted, unique.
+    pub false_disputes: Vec<PublicKey>,
+}
+
+impl AttestAggregate {
+    pub(super) fn from_proto(m: &pb::AttestAggregate) -> Result<Self> {
+        reject_unknown_fields(m, "attest_aggregate")?;
+        Ok(Self {
+            round: round_number("attest_aggregate.round", m.round)?,
+            model_sha256: field(
+                "attest_aggregate.model_sha256",
+                Sha256Hash::parse(&m.model_sha256),
+            )?,
+            false_disputes: key_set(
+                "attest_aggregate.false_disputes",
+                &m.false_disputes,
+                0,
+                MAX_ROUND_COMMITTERS,
+            )?,
+        })
+    }
+
+    pub(super) fn to_proto(&self) -> pb::AttestAggregate {
+        pb::AttestAggregate {
+            round: self.round,
+            model_sha256: self.model_sha256.as_str().to_owned(),
+            false_disputes: key_strings(&self.false_disputes),
+            ..Default::default()
+        }
+    }
+}

@@ -40,8 +40,9 @@ use protobuf::Message;
 use thiserror::Error;
 
 pub use actions::{
-    CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, InitConsortium, LinkMeasurement,
-    OpenRound, RegisterMember, ReportBandwidth, SuspendMember, UpdateMember,
+    AttestAggregate, CloseRound, CommitAggregate, CommitUpdate, DisputeCommitment, EvaluateRound,
+    InitConsortium, LinkMeasurement, OpenRound, RegisterMember, ReportBandwidth, SuspendMember,
+    UpdateMember,
 };
 pub use fields::{BlobUri, Endpoint, FieldError, MemberName, PublicKey, Reason, Sha256Hash};
 
@@ -129,6 +130,10 @@ pub enum Action {
     CommitAggregate(CommitAggregate),
     /// Close (or abandon) a round.
     CloseRound(CloseRound),
+    /// Report that a commitment's statistics do not describe its blob.
+    DisputeCommitment(DisputeCommitment),
+    /// A committee member's recomputation of the round's aggregate.
+    AttestAggregate(AttestAggregate),
 }
 
 impl Action {
@@ -158,6 +163,12 @@ impl Action {
                     Action::CommitAggregate(CommitAggregate::from_proto(m)?)
                 }
                 Oneof::close_round(m) => Action::CloseRound(CloseRound::from_proto(m)?),
+                Oneof::dispute_commitment(m) => {
+                    Action::DisputeCommitment(DisputeCommitment::from_proto(m)?)
+                }
+                Oneof::attest_aggregate(m) => {
+                    Action::AttestAggregate(AttestAggregate::from_proto(m)?)
+                }
             },
         )
     }
@@ -176,6 +187,8 @@ impl Action {
             Action::EvaluateRound(a) => payload.set_evaluate_round(a.to_proto()),
             Action::CommitAggregate(a) => payload.set_commit_aggregate(a.to_proto()),
             Action::CloseRound(a) => payload.set_close_round(a.to_proto()),
+            Action::DisputeCommitment(a) => payload.set_dispute_commitment(a.to_proto()),
+            Action::AttestAggregate(a) => payload.set_attest_aggregate(a.to_proto()),
         }
         payload
     }
@@ -201,6 +214,8 @@ impl Action {
             Action::EvaluateRound(_) => "evaluate_round",
             Action::CommitAggregate(_) => "commit_aggregate",
             Action::CloseRound(_) => "close_round",
+            Action::DisputeCommitment(_) => "dispute_commitment",
+            Action::AttestAggregate(_) => "attest_aggregate",
         }
     }
 
@@ -212,6 +227,8 @@ impl Action {
             Action::EvaluateRound(a) => Some(a.round),
             Action::CommitAggregate(a) => Some(a.round),
             Action::CloseRound(a) => Some(a.round),
+            Action::DisputeCommitment(a) => Some(a.round),
+            Action::AttestAggregate(a) => Some(a.round),
             _ => None,
         }
     }

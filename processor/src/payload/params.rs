@@ -9,8 +9,8 @@ use bcfl_protos::bcfl as pb;
 use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
-    MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS,
-    MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
+    MAX_COMMITTEE, MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS,
+    MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -63,6 +63,20 @@ pub(crate) fn validate_params(
         1,
         as_u32(MAX_SKETCH_LENGTH),
     )?;
+    in_range(
+        "params.committee_size",
+        params.committee_size,
+        0,
+        as_u32(MAX_COMMITTEE),
+    )?;
+    if params.link_agreement_ppm != 0 {
+        in_range(
+            "params.link_agreement_ppm",
+            params.link_agreement_ppm,
+            PPM,
+            MAX_THRESHOLD_PPM,
+        )?;
+    }
     if params.has_anomaly() {
         *out.mut_anomaly() = validate_anomaly(params.get_anomaly())?;
     }

@@ -13,6 +13,7 @@
 //! - [`bandwidth`]: link measurements.
 //! - [`evaluation`]: the verdict computed from a round's evidence (the plug-in point of the
 //!   anomaly methods).
+//! - [`verification`]: disputed commitments and the verifier committee's attestations.
 
 pub mod bandwidth;
 pub mod evaluation;
@@ -20,6 +21,7 @@ pub mod membership;
 pub mod rounds;
 #[cfg(test)]
 mod tests;
+pub mod verification;
 
 use bcfl_protos::bcfl as pb;
 
@@ -58,6 +60,8 @@ pub fn apply(state: &mut BcflState<'_>, signer: &PublicKey, action: &Action) -> 
         Action::EvaluateRound(a) => rounds::evaluate_round(state, signer, a),
         Action::CommitAggregate(a) => rounds::commit_aggregate(state, signer, a),
         Action::CloseRound(a) => rounds::close_round(state, signer, a),
+        Action::DisputeCommitment(a) => verification::dispute_commitment(state, signer, a),
+        Action::AttestAggregate(a) => verification::attest_aggregate(state, signer, a),
     }
 }
 

@@ -7,7 +7,8 @@
 //!   privacy guarantee is claimed (family version 1.0 supports none: the field exists so that
 //!   later versions can record which applied); the previous round CLOSED; the parent model is
 //!   [`initial_model`] for round 1 (the consortium's `initial_model_sha256`, else its base
-//!   model), else the previous round's aggregate (or, if that round was abandoned, its parent);
+//!   model), else the previous round's aggregate (or, if that round was abandoned or its
+//!   aggregate CONTESTED, its parent);
 //!   the aggregator an active member that the previous round's verdict did not exclude (a verdict
 //!   that accepted nobody binds no aggregator); at least
 //!   `min_participants` active members. The mode is `SERVERLESS` or `SERVER`: payload parsing
@@ -20,18 +21,24 @@
 //!   the staleness.
 //! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
 //!   [`commitments_needed`] commitments (`commit_quorum`; in a `BUFFERED_ASYNC` round its
-//!   `buffer_size`); stores the [`compute_verdict`] result -> EVALUATED.
+//!   `buffer_size`); stores the [`compute_verdict`] result over the committers that are not
+//!   disputed, with every disputed committer added to the excluded (and listed as `disputed`)
+//!   -> EVALUATED.
 //! - `CommitAggregate` (the round's aggregator while active; in SERVER mode also an admin): the
-//!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule
-//!   -> AGGREGATED.
-//! - `CloseRound`: AGGREGATED -> CLOSED by an admin or the aggregator; an admin may also abandon
-//!   an OPEN or EVALUATED round.
+//!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule;
+//!   draws the verifier committee ([`select_committee`]) -> AGGREGATED.
+//! - `CloseRound`: AGGREGATED -> CLOSED by an admin or the aggregator once the aggregate is FINAL
+//!   or CONTESTED; while it is PENDING only an admin may close it (recorded as
+//!   `closed_unverified`); an admin may also abandon an OPEN or EVALUATED round.
+//!
+//! Disputes and attestations are in [`super::verification`].
 
 use bcfl_protos::bcfl as pb;
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 
 use super::evaluation::{compute_verdict, RoundEvidence};
+use super::verification::{finality, select_committee};
 use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
@@ -119,9 +126,10 @@ fn expected_parent(
         round - 1,
         previous.phase
     );
+    // A CONTESTED aggregate is no global model: the next round starts where this one did.
     Ok(match state.aggregate(round - 1)? {
-        Some(aggregate) => aggregate.model_sha256,
-        None => previous.parent_model_sha256,
+        Some(aggregate) if aggregate.finality != pb::Finality::CONTESTED => aggregate.model_sha256,
+        _ => previous.parent_model_sha256,
     })
 }
 
@@ -353,18 +361,40 @@ pub fn evaluate_round(
         "round {n} has {} commitments, the {what} is {needed}",
         round.committers.len()
     );
-    let committers = round.committers.to_vec();
-    let commitments = state.commitments(n, &committers)?;
-    let links = state.links_among(&committers)?;
-    let mut history = state.sketch_sums(&committers)?;
+    // Disputed committers are excluded unscored: their statistics are known to be false, and
+    // would skew the population the anomaly methods compare against.
+    let disputed: Vec<String> = round.disputes.iter().map(|d| d.member.clone()).collect();
+    let scored: Vec<String> = round
+        .committers
+        .iter()
+        .filter(|c| disputed.binary_search(c).is_err())
+        .cloned()
+        .collect();
+    let commitments = state.commitments(n, &scored)?;
+    let links = state.links_among(&scored)?;
+    let mut history = state.sketch_sums(&scored)?;
     history.set_consensus(state.consensus()?);
-    let mut verdict = compute_verdict(&RoundEvidence {
-        params: params(&consortium),
-        round: &round,
-        commitments: &commitments,
-        links: &links,
-        history: &history,
-    })?;
+    let mut verdict = if scored.is_empty() {
+        pb::Verdict {
+            round: n,
+            ..Default::default()
+        }
+    } else {
+        compute_verdict(&RoundEvidence {
+            params: params(&consortium),
+            round: &round,
+            commitments: &commitments,
+            links: &links,
+            history: &history,
+        })?
+    };
+    if !disputed.is_empty() {
+        let mut excluded = verdict.excluded.to_vec();
+        excluded.extend(disputed.iter().cloned());
+        excluded.sort();
+        verdict.excluded = excluded.into();
+        verdict.disputed = disputed.into();
+    }
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
     let mut next = extend_after_verdict(&history, n, &commitments, &verdict.accepted);
@@ -426,7 +456,26 @@ pub fn commit_aggregate(
         "the aggregation rule must be the consortium's {rule:?}, not {:?}",
         action.rule
     );
-    let aggregate = pb::Aggregate {
+    let committee = match params(&consortium).committee_size as usize {
+        0 => Vec::new(),
+        size => {
+            let mut candidates: Vec<String> = state
+                .directory()?
+                .into_iter()
+                .filter(|m| {
+                    m.status == pb::MemberStatus::ACTIVE
+                        && m.public_key != round.aggregator
+                        && m.public_key != signer.as_str()
+                        && verdict.excluded.binary_search(&m.public_key).is_err()
+                })
+                .map(|m| m.public_key)
+                .collect();
+            candidates.sort();
+            let commitments = state.commitments(n, &round.committers)?;
+            select_committee(n, &commitments, &candidates, size)
+        }
+    };
+    let mut aggregate = pb::Aggregate {
         round: n,
         model_sha256: action.model_sha256.as_str().to_owned(),
         contributors: verdict.accepted.clone(),
@@ -439,8 +488,10 @@ pub fn commit_aggregate(
             .map(|u| u.as_str().to_owned())
             .unwrap_or_default(),
         submitted_by: signer.as_str().to_owned(),
+        committee: committee.into(),
         ..Default::default()
     };
+    aggregate.finality = finality(&aggregate);
     state.put_aggregate(&aggregate)?;
     round.phase = AGGREGATED;
     state.put_round(&round)?;
@@ -448,6 +499,7 @@ pub fn commit_aggregate(
         attr("round", n),
         attr("model_sha256", &action.model_sha256),
         attr("contributors", action.contributors.len()),
+        attr("committee", aggregate.committee.join(",")),
     ])
 }
 
@@ -466,10 +518,27 @@ pub fn close_round(
         let what = format!("abandon round {n} ({:?})", round.phase);
         require_admin(&consortium, signer, &what)?;
     } else {
+        let admin = is_admin(&consortium, signer);
         ensure!(
-            is_admin(&consortium, signer) || round.aggregator == signer.as_str(),
+            admin || round.aggregator == signer.as_str(),
             "only an admin or the round's aggregator may close round {n}"
         );
+        let aggregate = state.aggregate(n)?.ok_or_else(|| {
+            TxnError::State(StateError::Corrupt {
+                address: crate::address::aggregate_address(n),
+                kind: "Aggregate",
+                detail: format!("round {n} is AGGREGATED but has no aggregate"),
+            })
+        })?;
+        if aggregate.finality == pb::Finality::PENDING {
+            ensure!(
+                admin,
+                "round {n}'s aggregate awaits its verifier committee ({} of {} attested); only an admin may close it unverified",
+                aggregate.attestations.len(),
+                aggregate.committee.len()
+            );
+            round.closed_unverified = true;
+        }
     }
     round.phase = CLOSED;
     state.put_round(&round)?;

@@ -6,6 +6,7 @@ mod bandwidth;
 mod invariants;
 mod membership;
 mod rounds;
+mod verification;
 
 use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
