@@ -63,6 +63,7 @@ fn main() {
                         &round.commitments,
                         &round.links,
                         &Default::default(),
+                        0,
                     );
                     for (i, (_, config)) in methods.iter().enumerate() {
                         let e = evaluate(config, &data).expect("simulated data has every feature");
@@ -157,7 +158,7 @@ fn worst_case_cost() {
     c.mut_dbscan().features = all.clone();
     c.mut_zscore().features = all;
     let started = std::time::Instant::now();
-    let data = MemberData::from_evidence(&commitments, &links, &Default::default());
+    let data = MemberData::from_evidence(&commitments, &links, &Default::default(), 0);
     let features = started.elapsed();
     let e = evaluate(&c, &data).expect("all features present");
     println!(

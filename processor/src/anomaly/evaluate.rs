@@ -166,19 +166,21 @@ impl MemberData {
     }
 
     /// Member data of a round: `commitments` (one per committer, any order), the measured
-    /// links among the committers and the sketch history of the earlier evaluated rounds (the
+    /// links among the committers (used where both ends agree within `link_agreement_ppm`,
+    /// [`bandwidth_edges`]) and the sketch history of the earlier evaluated rounds (the
     /// default, empty history before the first). Every feature but `PAGERANK_SCORE` is computed
     /// here.
     pub fn from_evidence(
         commitments: &[pb::Commitment],
         links: &[pb::Link],
         history: &pb::SketchHistory,
+        link_agreement_ppm: u32,
     ) -> Self {
         let mut sorted: Vec<&pb::Commitment> = commitments.iter().collect();
         sorted.sort_by(|a, b| a.member.cmp(&b.member));
         let sorted: Vec<pb::Commitment> = sorted.into_iter().cloned().collect();
         let members: Vec<String> = sorted.iter().map(|c| c.member.clone()).collect();
-        let edges = bandwidth_edges(&members, links);
+        let edges = bandwidth_edges(&members, links, link_agreement_ppm);
         let columns = FEATURE_NAMES
             .iter()
             .filter(|(f, _)| *f != Feature::PAGERANK_SCORE)

@@ -10,8 +10,8 @@
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
-//! | `BANDWIDTH_IN` | median over measured links into the member of each link's median `bytes_per_sec`; 0 without any |
-//! | `BANDWIDTH_OUT` | the same over links out of the member |
+//! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
+//! | `BANDWIDTH_OUT` | the same over links out of the member (equal to `BANDWIDTH_IN`, as confirmed links are symmetric) |
 //! | `PAGERANK_SCORE` | the member's PageRank (see [`super::pagerank`]) |
 //!
 //! The cosine uses exact integer arithmetic up to one final division: the median sketch is kept
@@ -39,6 +39,7 @@ use bcfl_protos::bcfl as pb;
 
 use super::stats::median;
 use crate::fixed;
+use crate::limits::DEFAULT_LINK_AGREEMENT_PPM;
 
 /// The median `bytes_per_sec` of a link's samples, `None` when it has no positive sample median.
 pub fn link_bandwidth(link: &pb::Link) -> Option<f64> {
@@ -51,14 +52,58 @@ pub fn link_bandwidth(link: &pb::Link) -> Option<f64> {
     (m > 0.0).then_some(m)
 }
 
-/// The measured links among `members` (sorted keys) as `(from, to, bandwidth)` index triples,
-/// in (from, to) order. Links with an endpoint outside `members` or no bandwidth are left out.
-pub fn bandwidth_edges(members: &[String], links: &[pb::Link]) -> Vec<(usize, usize, f64)> {
+/// The reported links among `members` (sorted keys) as `(from, to, bandwidth)` index triples,
+/// in (from, to) order, each as its reporter `from` measured it. Links with an endpoint outside
+/// `members` or no bandwidth are left out. The verdict's evidence is [`bandwidth_edges`].
+pub fn reported_edges(members: &[String], links: &[pb::Link]) -> Vec<(usize, usize, f64)> {
     let index = |key: &str| members.binary_search_by(|m| m.as_str().cmp(key)).ok();
     let mut edges: Vec<(usize, usize, f64)> = links
         .iter()
         .filter_map(|l| Some((index(&l.from)?, index(&l.to)?, link_bandwidth(l)?)))
         .collect();
+    edges.sort_by_key(|e| (e.0, e.1));
+    edges
+}
+
+/// The links among `members` that both ends confirm, as `(from, to, bandwidth)` index triples
+/// in (from, to) order: a pair `{i, j}` counts only when `i` reported `i -> j` and `j` reported
+/// `j -> i`, and the larger of the two medians is at most `agreement_ppm / 10^6` times the
+/// smaller (`0`: [`DEFAULT_LINK_AGREEMENT_PPM`]); it then appears in both directions with the
+/// smaller median. So one member alone can neither create a link between others nor
+/// raise one of its own: it can only leave out (or lower, within the agreement factor) links it
+/// is an end of, and each such link weighs on it exactly as on its peer (see
+/// `docs/transaction-family.md`, "Graph evidence").
+pub fn bandwidth_edges(
+    members: &[String],
+    links: &[pb::Link],
+    agreement_ppm: u32,
+) -> Vec<(usize, usize, f64)> {
+    let factor = match agreement_ppm {
+        0 => DEFAULT_LINK_AGREEMENT_PPM,
+        ppm => ppm,
+    } as f64;
+    let reported: std::collections::BTreeMap<(usize, usize), f64> = reported_edges(members, links)
+        .into_iter()
+        .map(|(i, j, b)| ((i, j), b))
+        .collect();
+    let mut edges = Vec::new();
+    for (&(i, j), &forward) in &reported {
+        if i >= j {
+            continue;
+        }
+        let Some(&backward) = reported.get(&(j, i)) else {
+            continue;
+        };
+        let (low, high) = if forward <= backward {
+            (forward, backward)
+        } else {
+            (backward, forward)
+        };
+        if high * 1e6 <= low * factor {
+            edges.push((i, j, low));
+            edges.push((j, i, low));
+        }
+    }
     edges.sort_by_key(|e| (e.0, e.1));
     edges
 }
@@ -351,10 +396,20 @@ mod tests {
             link("a", "c", &[20]),
             link("a", "zz", &[99]),
         ];
-        let edges = bandwidth_edges(&members, &links);
+        let edges = reported_edges(&members, &links);
         assert_eq!(edges, vec![(0, 1, 12.0), (0, 2, 20.0), (2, 0, 30.0)]);
         assert_eq!(bandwidth_feature(3, &edges, false), vec![16.0, 0.0, 30.0]);
         assert_eq!(bandwidth_feature(3, &edges, true), vec![30.0, 12.0, 20.0]);
+        // Only a-c is reported by both ends; the smaller median counts, both ways.
+        let confirmed = bandwidth_edges(&members, &links, 0);
+        assert_eq!(confirmed, vec![(0, 2, 20.0), (2, 0, 20.0)]);
+        assert_eq!(
+            bandwidth_feature(3, &confirmed, true),
+            vec![20.0, 0.0, 20.0]
+        );
+        // 30 against 20 is a factor 1.5: refused when the agreement is 1.4.
+        assert!(bandwidth_edges(&members, &links, 1_400_000).is_empty());
+        assert_eq!(bandwidth_edges(&members, &links, 1_500_000).len(), 2);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub mod dbscan;
 mod evaluate;
 pub mod features;
 #[cfg(test)]
+mod graph_evidence_tests;
+#[cfg(test)]
 mod onchain_tests;
 pub mod pagerank;
 #[cfg(test)]

@@ -140,8 +140,8 @@ proptest! {
         config.mut_dbscan().eps_ppm = 1_000_000;
         config.mut_dbscan().min_points = 2;
         config.mut_dbscan().features = vec![pb::Feature::UPDATE_NORM, pb::Feature::TRAINING_LOSS];
-        let a = evaluate(&config, &MemberData::from_evidence(&commitments, &[], &Default::default())).unwrap();
-        let b = evaluate(&config, &MemberData::from_evidence(&shuffled, &[], &Default::default())).unwrap();
+        let a = evaluate(&config, &MemberData::from_evidence(&commitments, &[], &Default::default(), 0)).unwrap();
+        let b = evaluate(&config, &MemberData::from_evidence(&shuffled, &[], &Default::default(), 0)).unwrap();
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(a.accepted.len() + a.excluded.len(), norms.len());
     }

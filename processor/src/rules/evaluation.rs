@@ -39,8 +39,12 @@ pub struct RoundEvidence<'a> {
 /// the caller to fill.
 pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
     if evidence.params.has_anomaly() {
-        let data =
-            MemberData::from_evidence(evidence.commitments, evidence.links, evidence.history);
+        let data = MemberData::from_evidence(
+            evidence.commitments,
+            evidence.links,
+            evidence.history,
+            evidence.params.link_agreement_ppm,
+        );
         let outcome = evaluate(evidence.params.get_anomaly(), &data)
             .map_err(|e| TxnError::Rejected(format!("anomaly evaluation failed: {e}")))?;
         return Ok(pb::Verdict {
