@@ -326,6 +326,15 @@ fn print_consortium(c: &pb::Consortium) {
     println!("commit quorum:     {}", p.commit_quorum);
     println!("aggregation rule:  {:?}", p.aggregation_rule);
     println!("sketch length:     {}", p.sketch_length);
+    println!("committee size:    {}", p.committee_size);
+    let agreement = match p.link_agreement_ppm {
+        0 => bcfl_processor::limits::DEFAULT_LINK_AGREEMENT_PPM,
+        ppm => ppm,
+    };
+    println!(
+        "link agreement:    x{}",
+        format_micro(i64::from(agreement))
+    );
     if p.trim_ppm > 0 {
         println!("trim:              {}", format_micro(i64::from(p.trim_ppm)));
     }
@@ -461,6 +470,23 @@ fn print_round(
         t.print();
         println!("accepted: {}", v.accepted.join(", "));
         println!("excluded: {}", v.excluded.join(", "));
+        if !v.disputed.is_empty() {
+            println!("disputed: {}", v.disputed.join(", "));
+        }
+    }
+    if !round.disputes.is_empty() {
+        println!();
+        let mut t = Table::new(&["DISPUTED", "MISMATCH", "SIZE", "NORM", "REPORTED BY"]);
+        for d in round.get_disputes() {
+            t.row(vec![
+                d.member.clone(),
+                format!("{:?}", d.mismatch),
+                d.size_bytes.to_string(),
+                format_micro(i64::try_from(d.norm_micro).unwrap_or(i64::MAX)),
+                d.reported_by.clone(),
+            ]);
+        }
+        t.print();
     }
     if let Some(a) = aggregate {
         println!();
@@ -473,6 +499,30 @@ fn print_round(
         println!("excluded:     {}", a.excluded.join(", "));
         if !a.blob_uri.is_empty() {
             println!("blob:         {}", a.blob_uri);
+        }
+        let finality = match a.finality {
+            pb::Finality::FINALITY_UNSET => pb::Finality::FINAL,
+            f => f,
+        };
+        println!("finality:     {finality:?}");
+        if !a.committee.is_empty() {
+            println!("committee:    {}", a.committee.join(", "));
+            for at in a.get_attestations() {
+                let verdict = if at.model_sha256 == a.model_sha256 {
+                    "matches".to_owned()
+                } else {
+                    format!("recomputed {}", at.model_sha256)
+                };
+                let disputes = if at.false_disputes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; false disputes: {}", at.false_disputes.join(", "))
+                };
+                println!("  attested by {}: {verdict}{disputes}", at.member);
+            }
+        }
+        if round.closed_unverified {
+            println!("closed unverified by an admin");
         }
     }
 }

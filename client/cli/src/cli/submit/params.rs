@@ -117,6 +117,14 @@ pub(crate) struct InitArgs {
     /// Exact length of every commitment's sketch.
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
+    /// Members that recompute each round's aggregate and attest its hash on chain before the
+    /// round can close (0: none; the node runtime's members attest when chosen).
+    #[arg(long, default_value_t = 0)]
+    committee_size: u32,
+    /// How far the two ends' reports of one link may differ for the anomaly evidence to use it
+    /// (a factor, at least 1).
+    #[arg(long, default_value = "4")]
+    link_agreement: String,
     /// Anomaly methods run at evaluation (comma-separated).
     #[arg(
         long,
@@ -200,6 +208,8 @@ impl InitArgs {
             base_model_sha256,
             sketch_length: self.sketch_length,
             initial_model_sha256,
+            committee_size: self.committee_size,
+            link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
             ..Default::default()
         };
         rule.write_params(&mut params)
