@@ -35,7 +35,9 @@
 //! | `ReportBandwidth` | active member | appends samples to its outgoing links |
 //! | `EvaluateRound` | admin, or the round's aggregator | records the verdict once `commit_quorum` (`BUFFERED_ASYNC`: `buffer_size`) commitments are in: OPEN -> EVALUATED |
 //! | `CommitAggregate` | the round's aggregator (SERVER mode: also an admin) | EVALUATED -> AGGREGATED |
-//! | `CloseRound` | admin or aggregator (AGGREGATED); admin only to abandon earlier | -> CLOSED |
+//! | `CloseRound` | admin or aggregator (AGGREGATED, aggregate FINAL or CONTESTED); admin only while PENDING (`closed_unverified`) or to abandon earlier | -> CLOSED |
+//! | `DisputeCommitment` | the round's aggregator, or an admin | records recomputed statistics that contradict a commitment (OPEN round); the verdict excludes that member unscored |
+//! | `AttestAggregate` | a member of the aggregate's verifier committee | records its recomputed hash: the aggregate becomes FINAL or CONTESTED |
 //!
 //! The rules and their rejection messages are in [`rules`]; the header inputs and outputs of
 //! each action in [`access`]; the field rules in [`payload`]; the bounds in [`limits`].
@@ -47,11 +49,11 @@
 //! | `Consortium` | [`address::consortium_address`] | sorted admin keys, parameters (base and initial model among them), `current_round` |
 //! | `MemberList` | [`address::member_address`] | members (key, name, endpoint, status, suspension reason) |
 //! | `MemberList` | [`address::directory_address`] | key and status of every member (to count active ones) |
-//! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers, synchronization (`sync`, `buffer_size`, `max_staleness`), privacy guarantees (none in 1.0) |
+//! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers, synchronization (`sync`, `buffer_size`, `max_staleness`), privacy guarantees (none in 1.0), disputes, `closed_unverified` |
 //! | `CommitmentList` | [`address::commitment_address`] | one member's commitment to a round: update hash, statistics, sketch, base round, base model, staleness |
 //! | `LinkList` | [`address::link_address`] | the newest 16 bandwidth samples of a directed link |
-//! | `Verdict` | [`address::verdict_address`] | accepted and excluded committers, per-method scores |
-//! | `Aggregate` | [`address::aggregate_address`] | the global model hash, contributors, exclusions, rule |
+//! | `Verdict` | [`address::verdict_address`] | accepted and excluded (and, of those, disputed) committers, per-method scores |
+//! | `Aggregate` | [`address::aggregate_address`] | the global model hash, contributors, exclusions, rule, verifier committee, attestations, finality |
 //! | `SketchSumList` | [`address::sketch_sum_address`] | one member's sketches summed over the evaluated rounds it committed to |
 //! | `ConsensusSketch` | [`address::consensus_address`] | the accepted members' mean sketches summed over evaluated rounds |
 //!
