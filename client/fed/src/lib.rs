@@ -8,7 +8,9 @@
 //!   of arrival, streaming over memory-mapped files;
 //! - [`rule`]: the aggregation rule as one type, with its command-line syntax and its on-chain
 //!   parameters;
-//! - [`digest`]: SHA-256 of bytes, streams and files, the one hash that names blobs and models.
+//! - [`digest`]: SHA-256 of bytes, streams and files, the one hash that names blobs and models;
+//! - [`verify`]: a commitment's statistics recomputed from its blob, and the dispute to file
+//!   when they differ.
 //!
 //! Training (libtorch) turns a model's tensors into an [`update::Update`] and back
 //! (`bcfl_client::train::tensors`); everything else about updates lives here, so an auditor can
@@ -31,5 +33,6 @@ mod error;
 pub mod rule;
 pub mod sketch;
 pub mod update;
+pub mod verify;
 
 pub use error::{Error, Result};

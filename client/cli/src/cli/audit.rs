@@ -331,10 +331,7 @@ fn print_consortium(c: &pb::Consortium) {
         0 => bcfl_processor::limits::DEFAULT_LINK_AGREEMENT_PPM,
         ppm => ppm,
     };
-    println!(
-        "link agreement:    x{}",
-        format_micro(i64::from(agreement))
-    );
+    println!("link agreement:    x{}", format_micro(i64::from(agreement)));
     if p.trim_ppm > 0 {
         println!("trim:              {}", format_micro(i64::from(p.trim_ppm)));
     }

@@ -1,0 +1,184 @@
+//! A commitment checked against its blob: the statistics recomputed from the bytes, and the
+//! `DisputeCommitment` to file when they contradict what the member committed.
+//!
+//! A member commits its update's size, L2 norm and sketch (`bcfl_processor::statistics` says
+//! when recomputed values match). The norm and sketch are those of the member's *change*, the
+//! update minus the model it trained from (the commitment's `base_model_sha256`), sketched with
+//! the seed of the round it was committed to — exactly what the member computed
+//! ([`crate::sketch::UpdateStats`]). The aggregator checks every committed blob before it
+//! evaluates a round; the verifier committee checks every disputed one.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use bcfl_fed::update::{Encoding, Update};
+//! use bcfl_fed::verify::{check, recompute};
+//! use bcfl_protos::bcfl as pb;
+//!
+//! let model = |v: f32| Update { tensors: BTreeMap::from([("w".to_string(), (vec![2], vec![v, v]))]) };
+//! let bytes = model(1.0).to_bytes(Encoding::F32);
+//! let stats = recompute(&bytes, &model(0.0), 4, 7).unwrap();
+//! let honest = pb::Commitment {
+//!     round: 7,
+//!     size_bytes: stats.size_bytes,
+//!     norm_micro: stats.norm_micro,
+//!     sketch: stats.sketch.clone(),
+//!     ..Default::default()
+//! };
+//! assert_eq!(check(&honest, &bytes, &model(0.0), 4), None);
+//! let shrunk = pb::Commitment { norm_micro: 1, ..honest };
+//! assert_eq!(check(&shrunk, &bytes, &model(0.0), 4).unwrap().mismatch, pb::StatMismatch::NORM);
+//! ```
+
+use bcfl_processor::fixed;
+use bcfl_processor::statistics::{mismatch, Recomputed};
+use bcfl_protos::bcfl as pb;
+
+use crate::sketch::{l2_norm, sketch};
+use crate::update::Update;
+use crate::{Error, Result};
+
+/// The statistics of update blob `bytes` trained from `base`, with a sketch of `length` values
+/// seeded by `round` (the round it was committed to). An error means the blob is not an update
+/// of `base`'s tensors, or its norm is not a finite number: a `MALFORMED` blob.
+pub fn recompute(bytes: &[u8], base: &Update, length: usize, round: u64) -> Result<Recomputed> {
+    let change = Update::from_bytes(bytes)?.minus(base)?;
+    let norm = l2_norm(&change);
+    let norm_micro = fixed::f64_to_micro_unsigned(norm)
+        .map_err(|e| Error::Update(format!("the update's norm {norm} has no fixed point: {e}")))?;
+    Ok(Recomputed {
+        size_bytes: bytes.len() as u64,
+        norm_micro,
+        sketch: sketch(&change, length, round),
+    })
+}
+
+/// The dispute to file when `bytes` (which hashed to the commitment's `update_sha256`) does not
+/// match `commitment`, trained from `base`; `None` when it matches. `length` is the consortium's
+/// `sketch_length`.
+pub fn check(
+    commitment: &pb::Commitment,
+    bytes: &[u8],
+    base: &Update,
+    length: usize,
+) -> Option<pb::DisputeCommitment> {
+    let mut dispute = pb::DisputeCommitment {
+        round: commitment.round,
+        member: commitment.member.clone(),
+        ..Default::default()
+    };
+    match recompute(bytes, base, length, commitment.round) {
+        Err(_) => dispute.mismatch = pb::StatMismatch::MALFORMED,
+        Ok(recomputed) => {
+            dispute.mismatch = mismatch(commitment, &recomputed)?;
+            dispute.size_bytes = recomputed.size_bytes;
+            dispute.norm_micro = recomputed.norm_micro;
+            dispute.sketch = recomputed.sketch;
+        }
+    }
+    Some(dispute)
+}
+
+/// Whether a recorded dispute holds for `bytes`: [`check`] finds a mismatch too (any statistic:
+/// the verifier does not need to agree on which one differs first). A committee member reports a
+/// dispute that does not hold as false.
+pub fn dispute_holds(
+    commitment: &pb::Commitment,
+    bytes: &[u8],
+    base: &Update,
+    length: usize,
+) -> bool {
+    check(commitment, bytes, base, length).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::sketch::UpdateStats;
+    use crate::update::Encoding;
+
+    fn model(values: &[f32]) -> Update {
+        Update {
+            tensors: BTreeMap::from([("w".to_string(), (vec![values.len()], values.to_vec()))]),
+        }
+    }
+
+    /// The commitment a member computes (the member role's `commit_payload` arithmetic).
+    fn committed(bytes: &[u8], base: &Update, round: u64) -> pb::Commitment {
+        let sent = Update::from_bytes(bytes).unwrap();
+        let stats = UpdateStats::new(&sent.minus(base).unwrap(), 10, 0.5, 8, round);
+        pb::Commitment {
+            round,
+            member: "m".into(),
+            size_bytes: bytes.len() as u64,
+            norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).unwrap(),
+            sketch: stats.sketch,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_honest_commitment_matches_in_both_encodings() {
+        let base = model(&[0.5, -0.25, 1.0, 0.0]);
+        for encoding in [Encoding::F32, Encoding::Int8] {
+            let bytes = model(&[0.75, -0.5, 1.5, 0.125]).to_bytes(encoding);
+            let c = committed(&bytes, &base, 3);
+            assert_eq!(check(&c, &bytes, &base, 8), None, "{encoding:?}");
+        }
+    }
+
+    #[test]
+    fn each_lie_is_found() {
+        let base = model(&[0.5, -0.25, 1.0, 0.0]);
+        let bytes = model(&[5.0, -5.0, 9.0, 3.0]).to_bytes(Encoding::F32);
+        let honest = committed(&bytes, &base, 3);
+        let small = pb::Commitment {
+            norm_micro: honest.norm_micro / 10,
+            ..honest.clone()
+        };
+        let d = check(&small, &bytes, &base, 8).unwrap();
+        assert_eq!(d.mismatch, pb::StatMismatch::NORM);
+        assert_eq!(d.norm_micro, honest.norm_micro);
+        let mut flipped = honest.clone();
+        flipped.sketch = honest.sketch.iter().map(|v| -v).collect();
+        assert_eq!(
+            check(&flipped, &bytes, &base, 8).unwrap().mismatch,
+            pb::StatMismatch::SKETCH
+        );
+        let resized = pb::Commitment {
+            size_bytes: honest.size_bytes + 1,
+            ..honest.clone()
+        };
+        assert_eq!(
+            check(&resized, &bytes, &base, 8).unwrap().mismatch,
+            pb::StatMismatch::SIZE
+        );
+        // Another round's seed gives another sketch.
+        let elsewhere = pb::Commitment {
+            round: 4,
+            ..honest.clone()
+        };
+        assert_eq!(
+            check(&elsewhere, &bytes, &base, 8).unwrap().mismatch,
+            pb::StatMismatch::SKETCH
+        );
+        assert!(dispute_holds(&small, &bytes, &base, 8));
+        assert!(!dispute_holds(&honest, &bytes, &base, 8));
+    }
+
+    #[test]
+    fn a_blob_of_other_tensors_is_malformed() {
+        let base = model(&[0.5, -0.25]);
+        let honest = committed(&model(&[1.0, 1.0]).to_bytes(Encoding::F32), &base, 2);
+        let other = model(&[1.0, 1.0, 1.0]).to_bytes(Encoding::F32);
+        let d = check(&honest, &other, &base, 8).unwrap();
+        assert_eq!(d.mismatch, pb::StatMismatch::MALFORMED);
+        assert_eq!((d.size_bytes, d.norm_micro, d.sketch.len()), (0, 0, 0));
+        let garbage = b"not a safetensors file";
+        assert_eq!(
+            check(&honest, garbage, &base, 8).unwrap().mismatch,
+            pb::StatMismatch::MALFORMED
+        );
+    }
+}
