@@ -345,12 +345,24 @@ pub async fn run(
                     texts.push(text);
                 }
                 let words: Vec<&str> = texts.iter().map(String::as_str).collect();
-                ModelPackage::create_tiny(&package_dir, &words, labels, args.max_len, args.seed)
+                Ok(ModelPackage::create_tiny(
+                    &package_dir,
+                    &words,
+                    labels,
+                    args.max_len,
+                    args.seed,
+                )?)
             } else {
                 let base = args.model_dir.as_deref().context(
                     "no model directory: pass --model-dir or set BCFL_MODEL_DIR (or use --tiny)",
                 )?;
-                ModelPackage::create(&package_dir, base, labels, args.max_len, args.seed)
+                Ok(ModelPackage::create(
+                    &package_dir,
+                    base,
+                    labels,
+                    args.max_len,
+                    args.seed,
+                )?)
             }
         })
         .await??

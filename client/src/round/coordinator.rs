@@ -30,7 +30,8 @@ use bcfl_ledger::keys::Signer;
 use bcfl_ledger::state::FamilyState;
 
 /// Topology of the rounds a coordinator opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// Peer to peer: the centre of the measured graph aggregates, transfers follow routes.
@@ -41,7 +42,8 @@ pub enum Topology {
 }
 
 /// When an aggregator aggregates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Synchrony {
     /// Waits for every active member (or the deadline and the quorum).

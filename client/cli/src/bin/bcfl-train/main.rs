@@ -18,6 +18,8 @@
 //! Exit status: 0 on success, 2 on any error.
 
 mod anomaly_bench;
+mod model;
+mod node;
 
 use std::process::ExitCode;
 
@@ -47,7 +49,7 @@ enum Command {
     Fl(bcfl_client::train::command::FlCommand),
     /// The consortium's model package.
     #[command(subcommand)]
-    Model(bcfl_client::round::model::ModelCommand),
+    Model(model::ModelCommand),
     /// A complete federated fine-tuning run of N members through the ledger, in one process.
     Demo(Box<bcfl_client::demo::DemoArgs>),
     /// Labelled data: cut a corpus into the members' private shard files.
@@ -65,7 +67,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Run a member node (and/or the coordinator) that follows the ledger round after round.
-    Run(bcfl_client::round::node::NodeRunArgs),
+    Run(node::NodeRunArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -80,7 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Data(cmd) => cmd.run(ctx.json())?,
         Command::Node(NodeCommand::Run(args)) => {
-            bcfl_client::round::node::run(&args, ctx.client()?.base_url()).await?;
+            node::run(&args, ctx.client()?.base_url()).await?;
         }
         Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd).await?,
     }
