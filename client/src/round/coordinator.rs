@@ -41,6 +41,16 @@ pub enum Topology {
     Server,
 }
 
+impl Topology {
+    /// `serverless` or `server`, as in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Serverless => "serverless",
+            Self::Server => "server",
+        }
+    }
+}
+
 /// When an aggregator aggregates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -52,6 +62,16 @@ pub enum Synchrony {
     /// Aggregates as soon as `buffer` updates are in; late updates count in later rounds,
     /// down-weighted by their age ([`schedule::staleness_weight_ppm`]).
     BufferedAsync,
+}
+
+impl Synchrony {
+    /// `synchronous` or `buffered-async`, as in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synchronous => "synchronous",
+            Self::BufferedAsync => "buffered-async",
+        }
+    }
 }
 
 /// The schedule a coordinator runs.

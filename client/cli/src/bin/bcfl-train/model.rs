@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bcfl_client::round::model::ModelPackage;
-use bcfl_client::train::command::DataArgs;
 use clap::{Args, Subcommand};
+
+use crate::train::DataArgs;
 
 /// `bcfl model init`: writes the consortium's model package.
 #[derive(Debug, Clone, Args)]
