@@ -8,20 +8,25 @@
 //! - [`round`]: the federated round written once: coordinator, member and aggregator roles
 //!   driven by ledger state over a `Ledger` (REST or in-memory); with `train`, `bcfl node run`
 //!   (one member per process) and the simulation behind `bcfl fl simulate`.
-//! - `demo` (feature `train`): `bcfl demo`, the operator's set-up of a consortium on one machine
-//!   and one `bcfl node run` process per member plus a coordinator, with a report and figures.
+//! - `demo` (feature `train`): what `bcfl demo` runs, the operator's set-up of a consortium on
+//!   one machine and one `bcfl node run` process per member plus a coordinator, with a report
+//!   and figures.
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.
 //!
 //! The command line over this library is the `bcfl-cli` package (`client/cli/`): the `bcfl`
 //! binary, which links no libtorch, and `bcfl-train`, which runs the commands that train (with
-//! `train`); `docs/cli.md` documents its commands and JSON output.
+//! `train`); `docs/cli.md` documents its commands and JSON output. The commands parse their
+//! arguments there into this library's plain configurations (`round::node::NodeConfig`,
+//! `demo::DemoConfig`, `train::source::DataSource`, ...); errors here are `thiserror` types,
+//! one per area ([`round::Error`], `train::Error`, `demo::Error`).
 //!
 //! # Features
 //!
 //! | feature | what it adds |
 //! | --- | --- |
 //! | `train` | fine-tuning with libtorch (needs `LIBTORCH`) |
+//! | `clap` | `clap::ValueEnum` for the enums the command line takes (`Topology`, `Synchrony`, `demo::AnomalyMethod`) |
 
 #[cfg(feature = "train")]
 pub mod demo;

@@ -1,6 +1,10 @@
 //! The error type of the peer network ([`NetError`]) and its `Result` alias.
 
 use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::edges::EdgeListError;
 
 /// What can go wrong storing, serving, probing or fetching blobs.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +91,93 @@ pub enum NetError {
     /// The routing graph rejected the request.
     #[error(transparent)]
     Graph(#[from] bcfl_processor::graph::GraphError),
+    /// An input file (an edge list) could not be read.
+    #[error("reading {}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// An edge list file is malformed.
+    #[error("parsing {}", path.display())]
+    EdgeList {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its line.
+        #[source]
+        source: EdgeListError,
+    },
+    /// The family's state could not be read from the ledger.
+    #[error("reading the family state")]
+    FamilyState(#[source] bcfl_ledger::rest::RestError),
+    /// The ledger's measured links do not make a graph.
+    #[error("building the graph from the ledger's links")]
+    LedgerGraph(#[source] bcfl_processor::graph::GraphError),
+    /// A node the request needs is excluded by a round's on-chain verdict.
+    #[error("{node} is excluded by the {verdict}")]
+    Excluded {
+        /// The node or nodes (`the source 1`, `every holder`).
+        node: String,
+        /// The verdict ([`RoundExclusion::describe`](crate::exclusion::RoundExclusion::describe)).
+        verdict: String,
+    },
+    /// No endpoint is known for a node.
+    #[error("no endpoint for {0}")]
+    NoEndpoint(String),
+    /// An HTTP request to a node failed.
+    #[error("{what}")]
+    Http {
+        /// What was asked (`asking 2 for the manifest of ...`).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A holder does not serve the blob it should hold.
+    #[error("{holder} does not serve blob {blob}: HTTP {status}")]
+    NotServed {
+        /// The node asked.
+        holder: String,
+        /// The blob.
+        blob: String,
+        /// Its answer.
+        status: reqwest::StatusCode,
+    },
+    /// The blob store directory could not be opened.
+    #[error("opening the blob store {}", path.display())]
+    OpenStore {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<NetError>,
+    },
+    /// A file could not be added to the blob store.
+    #[error("adding {}", path.display())]
+    AddFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<NetError>,
+    },
+    /// The server could not listen on its address.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("serving")]
+    Serve(#[source] io::Error),
+    /// A report could not be encoded as JSON.
+    #[error("encoding JSON")]
+    Json(#[from] serde_json::Error),
 }
 
 impl NetError {

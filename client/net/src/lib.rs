@@ -9,14 +9,21 @@
 //! - [`registry`]: the members a node may contact (node id -> registered endpoint) and the
 //!   upstream chains it accepts (no loops, bounded depth).
 //! - [`route`]: routed fetches with failover, and distribution along the route tree.
-//! - [`node`]: `bcfl node serve|probe|fetch|distribute`, the command line over these.
+//! - [`node`]: what `bcfl node serve|probe|fetch|distribute` run, from plain requests.
 //! - [`exclusion`]: the members a round's on-chain verdict excluded, removed from routing.
 //! - [`edges`]: the CSV edge-list format (`from,to,bytes_per_sec`) with line-numbered errors.
-//! - [`plan`]: `bcfl net plan`, which routes a transfer over the measured graph and predicts its
-//!   time under the store-and-forward and pipelined models (see [`bcfl_processor::graph`], the
-//!   maths shared with the processor).
+//! - [`plan`]: what `bcfl net plan` runs: routes a transfer over the measured graph and
+//!   predicts its time under the store-and-forward and pipelined models (see
+//!   [`bcfl_processor::graph`], the maths shared with the processor).
 //!
-//! [`NetCommand`] is the `bcfl net` subcommand group, so the CLI wires it in two lines.
+//! The command line over this library (`bcfl net`, `bcfl node`) is in the `bcfl-cli` package:
+//! it parses its arguments into the requests of [`plan`] and [`node`]. Errors are [`NetError`].
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! | --- | --- |
+//! | `clap` | `clap::ValueEnum` for [`route::DistributionMode`], for the command line |
 
 pub mod blob;
 pub mod edges;
@@ -39,26 +46,3 @@ mod hardening_tests;
 mod tests;
 #[cfg(test)]
 mod transfer_tests;
-
-/// `bcfl net ...`: routing and transfer planning over measured bandwidths.
-#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
-pub enum NetCommand {
-    /// Route a transfer of SIZE bytes from SOURCE over a bandwidth edge list (or the ledger's
-    /// links) and predict its time (store-and-forward and pipelined, synchronous and
-    /// asynchronous totals, contention-aware, MST).
-    Plan(plan::NetPlanArgs),
-}
-
-impl NetCommand {
-    /// Runs the command, printing JSON when `json` is set and tables otherwise; `ledger` is
-    /// called only by commands that read the ledger (`plan --ledger`).
-    pub async fn run(
-        &self,
-        ledger: impl FnOnce() -> anyhow::Result<bcfl_ledger::rest::RestClient>,
-        json: bool,
-    ) -> anyhow::Result<()> {
-        match self {
-            Self::Plan(args) => plan::run(args, ledger, json).await,
-        }
-    }
-}

@@ -1,248 +1,207 @@
-//! `bcfl node ...`: run a member's blob server, probe peers, fetch and distribute blobs.
+//! What `bcfl node serve|probe|fetch|distribute` run: a member's blob server, peer probes, and
+//! routed fetches and distributions, from plain requests (the command line that builds them is
+//! in `bcfl-cli`).
 //!
-//! - `run` (feature `train`): a long-running member and/or coordinator process that follows
-//!   the ledger, `bcfl_client::round::node`. It trains, so it is not one of these commands: the
-//!   `bcfl-train` binary runs it, and `bcfl`, which links no libtorch, hands it over.
-//! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory; prints
-//!   one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves until SIGINT or
-//!   SIGTERM. It relays and pulls only from the members of its
-//!   [`Registry`]: the ledger's active members and their endpoints,
-//!   read every `--registry-refresh` seconds, or with `--peer ID=URL` exactly those peers.
-//! - `probe`: measures every peer ([`probe`](super::probe)) and, with `--submit`, reports the
-//!   sweep on chain as one `ReportBandwidth` signed with `--key`.
-//! - `fetch`: asks a node to pull a blob from the nearest holder along the routed path, with
+//! - [`serve`]: the HTTP server of [`server`](super::server) over a blob store directory; it
+//!   reports its address and blobs once bound ([`ServeConfig`]), then serves until the given
+//!   shutdown future completes. It relays and pulls only from the members of its
+//!   [`Registry`]: the ledger's active members and their endpoints, read every
+//!   `registry_refresh`, or exactly the given peers.
+//! - [`probe`]: measures every peer ([`probe`](super::probe)) and, with a [`SweepReport`],
+//!   reports the sweep on chain as one `ReportBandwidth`.
+//! - [`fetch`]: asks a node to pull a blob from the nearest holder along the routed path, with
 //!   failover ([`pull_routed`]).
-//! - `distribute`: pushes a blob from a source to every peer along the route tree, all at once
-//!   (`--mode async`) or one after another in tree order (`--mode sync`), printing each
-//!   delivery as it completes and the measured against the predicted times: the seed paper's
-//!   synchronous and asynchronous totals and the contention-aware prediction
+//! - [`distribute`]: pushes a blob from a source to every peer along the route tree, all at
+//!   once or one after another in tree order, reporting each delivery as it completes and the
+//!   measured against the predicted times: the seed paper's synchronous and asynchronous totals
+//!   and the contention-aware prediction
 //!   ([`RouteTree::contended`](bcfl_processor::graph::RouteTree::contended)).
 //!
-//! With `--round N`, `fetch` and `distribute` remove the members round N's on-chain verdict
-//! excluded from the peers and the graph ([`RoundExclusion`]) and say so (a stderr line and the
-//! `excluded_by_verdict` field).
+//! `bcfl node run`, a long-running member and/or coordinator, trains: it is
+//! `bcfl_client::round::node`, run by the `bcfl-train` binary.
 //!
-//! Peers come from `--peer ID=URL` (repeatable) or, without any, from the ledger's active
-//! members and their endpoints; the graph from `--bandwidth FILE` (CSV `from,to,bytes_per_sec`)
-//! or, without it, from the ledger's links (median of the last `--window` samples).
+//! With a round ([`TopologySpec::round`]), `fetch` and `distribute` remove the members that
+//! round's on-chain verdict excluded from the peers and the graph ([`RoundExclusion`]) and say
+//! so ([`NodeEvent::Excluded`] and the `excluded_by_verdict` field).
+//!
+//! Peers come from the request or, without any, from the ledger's active members and their
+//! endpoints; the graph from an edge list (CSV `from,to,bytes_per_sec`) or, without one, from
+//! the ledger's links (median of the last `window` samples).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, TransferModel};
+use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, Routing, Sharing, TransferModel};
 use serde_json::json;
 
-use super::blob::{BlobStore, DEFAULT_CHUNK_SIZE};
-use super::edges::graph_from_csv;
+use super::blob::BlobStore;
 use super::exclusion::RoundExclusion;
 use super::manifest::{BlobId, Manifest};
-use super::plan::{RoutingArg, SharingArgs};
+use super::plan::read_graph;
 use super::probe::{ledger_peers, submit_sweep, sweep, ProbeConfig};
 use super::registry::Registry;
-use super::route::{distribute_with, pull_routed, DistributionMode, Peers, RoutePolicy};
-use super::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
-use super::transfer::{http_client, Transfers, DEFAULT_MAX_BLOB_SIZE};
+use super::route::{distribute_with, pull_routed, Delivery, DistributionMode, Peers, RoutePolicy};
+use super::server::NodeServer;
+use super::transfer::{http_client, Transfers};
+use crate::{NetError, Result};
 use bcfl_ledger::keys::Signer;
 use bcfl_ledger::rest::RestClient;
 use bcfl_ledger::state::{BcflReader, FamilyState};
 
-/// `bcfl node ...`.
-#[derive(Debug, Clone, PartialEq, clap::Subcommand)]
-pub enum NodeCommand {
-    /// Serve this member's blobs, probes and relays over HTTP.
-    Serve(ServeArgs),
-    /// Measure throughput and RTT to every peer; `--submit` reports them on chain.
-    Probe(ProbeArgs),
-    /// Ask a node to fetch a blob from the nearest holder along its routed path.
-    Fetch(FetchArgs),
-    /// Distribute a blob from a source to every peer along the route tree.
-    Distribute(DistributeArgs),
-}
-
-/// Arguments of `bcfl node serve`.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct ServeArgs {
+/// What [`serve`] serves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
     /// Address to listen on (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// Blob store directory.
-    #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
     /// Files to add to the store before serving.
-    #[arg(long, value_name = "FILE")]
     pub add: Vec<PathBuf>,
     /// Chunk size of manifests (and so of relays' verification), bytes.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
     pub chunk_size: u64,
     /// Largest probe served, bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_PROBE_BYTES)]
     pub max_probe_bytes: u64,
     /// Largest blob received when the asker gives no size, bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_BLOB_SIZE)]
     pub max_blob_size: u64,
-    /// A peer this server may relay and pull from, as ID=URL (repeatable); without any, the
-    /// ledger's active members and their registered endpoints.
-    #[arg(long = "peer", value_name = "ID=URL")]
-    pub peers: Vec<String>,
-    /// This node's own id (its member key), refused in upstream chains (repeated nodes are
-    /// refused with or without it).
-    #[arg(long)]
+    /// The peers this server may relay and pull from; `None`: the ledger's active members and
+    /// their registered endpoints, followed.
+    pub peers: Option<Peers>,
+    /// This node's own id (its member key), refused in upstream chains.
     pub me: Option<String>,
-    /// Seconds between reads of the ledger's member registry (without --peer).
-    #[arg(long, default_value_t = 5)]
-    pub registry_refresh: u64,
+    /// Time between reads of the ledger's member registry (without `peers`).
+    pub registry_refresh: Duration,
 }
 
-/// Where peers and the bandwidth graph come from.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct TopologyArgs {
-    /// A peer as ID=URL (repeatable); without any, the ledger's active members.
-    #[arg(long = "peer", value_name = "ID=URL")]
-    pub peers: Vec<String>,
-    /// CSV edge list `from,to,bytes_per_sec`; without it, the ledger's measured links.
-    #[arg(long, value_name = "FILE")]
+/// What [`probe`] measures and where it reports.
+pub struct ProbeRequest {
+    /// The peers; `None`: the ledger's active members.
+    pub peers: Option<Peers>,
+    /// This member's id, skipped in the sweep.
+    pub me: String,
+    /// Probe sizes.
+    pub config: ProbeConfig,
+    /// Report the sweep on chain.
+    pub report: Option<SweepReport>,
+}
+
+/// How [`probe`] reports its sweep on chain: one `ReportBandwidth` transaction.
+pub struct SweepReport {
+    /// The reporting member's key.
+    pub signer: Signer,
+    /// The sweep's epoch; `None`: the consortium's current round.
+    pub epoch: Option<u64>,
+    /// How long to wait for the report to commit.
+    pub wait: Duration,
+}
+
+/// Where peers and the bandwidth graph come from, and how routes are chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopologySpec {
+    /// The peers; `None`: the ledger's active members.
+    pub peers: Option<Peers>,
+    /// A CSV edge list `from,to,bytes_per_sec`; `None`: the ledger's measured links.
     pub bandwidth: Option<PathBuf>,
     /// Ledger links: the median of this many newest samples per link.
-    #[arg(long, default_value_t = 5)]
     pub window: usize,
     /// How routes are chosen.
-    #[arg(long, value_enum, default_value_t = RoutingArg::Shortest)]
-    pub routing: RoutingArg,
+    pub routing: Routing,
     /// Fetch attempts per receiver before giving up.
-    #[arg(long, default_value_t = 4)]
     pub attempts: usize,
-    /// Route for round N: leave out the members its on-chain anomaly verdict excluded.
-    #[arg(long, value_name = "N")]
+    /// Route for this round: leave out the members its on-chain anomaly verdict excluded.
     pub round: Option<u64>,
 }
 
-/// Arguments of `bcfl node probe`.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct ProbeArgs {
-    /// A peer as ID=URL (repeatable); without any, the ledger's active members.
-    #[arg(long = "peer", value_name = "ID=URL")]
-    pub peers: Vec<String>,
-    /// This member's id, skipped in the sweep [default: the signing key's public key].
-    #[arg(long)]
-    pub me: Option<String>,
-    /// Bytes per throughput probe.
-    #[arg(long, default_value_t = 8 << 20)]
-    pub bytes: u64,
-    /// Small requests whose fastest is the RTT.
-    #[arg(long, default_value_t = 5)]
-    pub rtt_samples: usize,
-    /// Report the sweep on chain (one ReportBandwidth transaction).
-    #[arg(long)]
-    pub submit: bool,
-    /// The sweep's epoch [default: the consortium's current round].
-    #[arg(long)]
-    pub epoch: Option<u64>,
-    /// Seconds to wait for the report to commit.
-    #[arg(long, default_value_t = 30)]
-    pub wait_timeout: u64,
-}
-
-/// Arguments of `bcfl node fetch`.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct FetchArgs {
-    /// The blob (its on-chain SHA-256).
-    #[arg(long)]
-    pub sha256: String,
-    /// The receiving node's id.
-    #[arg(long)]
+/// What [`fetch`] fetches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchRequest {
+    /// The blob.
+    pub blob: BlobId,
+    /// The receiving node.
     pub to: String,
-    /// Nodes holding the blob, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// Nodes holding the blob (at least one).
     pub holders: Vec<String>,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub topology: TopologyArgs,
+    /// Peers, graph and routing.
+    pub topology: TopologySpec,
 }
 
-/// Arguments of `bcfl node distribute`.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct DistributeArgs {
-    /// The blob (its on-chain SHA-256).
-    #[arg(long)]
-    pub sha256: String,
+/// What [`distribute`] distributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DistributeRequest {
+    /// The blob.
+    pub blob: BlobId,
     /// The node holding it.
-    #[arg(long)]
     pub source: String,
-    /// All members at once (async) or one after another in tree order (sync).
-    #[arg(long, value_enum, default_value_t = DistributionMode::Asynchronous)]
+    /// All members at once or one after another in tree order.
     pub mode: DistributionMode,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub topology: TopologyArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub sharing: SharingArgs,
+    /// Peers, graph and routing.
+    pub topology: TopologySpec,
+    /// How the contention-aware prediction shares capacity.
+    pub sharing: Sharing,
 }
 
-fn parse_peers(specs: &[String]) -> anyhow::Result<Peers> {
-    let mut peers = Peers::default();
-    for spec in specs {
-        let (id, url) = spec
-            .split_once('=')
-            .with_context(|| format!("--peer {spec:?}: expected ID=URL"))?;
-        peers
-            .0
-            .insert(id.to_owned(), url.trim_end_matches('/').to_owned());
-    }
-    Ok(peers)
+/// What [`fetch`] and [`distribute`] report while they run.
+#[derive(Debug)]
+pub enum NodeEvent<'a> {
+    /// The round's verdict removed these members from the peers and the graph.
+    Excluded(&'a RoundExclusion),
+    /// A member received the blob, or gave up.
+    Delivered(&'a Delivery),
 }
 
-async fn ledger_state(ledger: &RestClient) -> anyhow::Result<FamilyState> {
+/// The outcome of [`distribute`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distributed {
+    /// The report: the blob, the mode, the measured deliveries and the predictions.
+    pub report: serde_json::Value,
+    /// Members that did not receive the blob.
+    pub failed: usize,
+}
+
+async fn ledger_state(ledger: &RestClient) -> Result<FamilyState> {
     BcflReader::new(ledger.clone())
         .family_state(None)
         .await
-        .context("reading the family state")
+        .map_err(NetError::FamilyState)
 }
 
-/// The peers and graph to route over, without the members `--round`'s verdict excluded.
+/// The peers and graph to route over, without the members the round's verdict excluded.
 struct Topology {
     peers: Peers,
     graph: BandwidthGraph,
     exclusion: Option<RoundExclusion>,
 }
 
-async fn topology(args: &TopologyArgs, ledger: &RestClient) -> anyhow::Result<Topology> {
-    let state = if args.peers.is_empty() || args.bandwidth.is_none() || args.round.is_some() {
+async fn topology(spec: &TopologySpec, ledger: &RestClient) -> Result<Topology> {
+    let state = if spec.peers.is_none() || spec.bandwidth.is_none() || spec.round.is_some() {
         Some(ledger_state(ledger).await?)
     } else {
         None
     };
-    let peers = match &state {
-        Some(state) if args.peers.is_empty() => ledger_peers(state),
-        _ => parse_peers(&args.peers)?,
+    let peers = match (&spec.peers, &state) {
+        (Some(peers), _) => peers.clone(),
+        (None, Some(state)) => ledger_peers(state),
+        (None, None) => unreachable!("the state is read when no peers are given"),
     };
-    let graph = match (&args.bandwidth, &state) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            graph_from_csv(&text).with_context(|| format!("parsing {}", path.display()))?
-        }
+    let graph = match (&spec.bandwidth, &state) {
+        (Some(path), _) => read_graph(path)?,
         (None, Some(state)) => {
-            BandwidthGraph::from_ledger_links(state.links.values(), args.window)?
+            BandwidthGraph::from_ledger_links(state.links.values(), spec.window)?
         }
         (None, None) => unreachable!("the state is read when no edge list is given"),
     };
-    let exclusion = match (args.round, &state) {
+    let exclusion = match (spec.round, &state) {
         (Some(round), Some(state)) => Some(RoundExclusion::from_state(state, round)?),
         _ => None,
     };
     Ok(match exclusion {
-        Some(exclusion) => {
-            eprintln!("{}", exclusion.describe());
-            Topology {
-                peers: exclusion.peers(&peers),
-                graph: exclusion.graph(&graph)?,
-                exclusion: Some(exclusion),
-            }
-        }
+        Some(exclusion) => Topology {
+            peers: exclusion.peers(&peers),
+            graph: exclusion.graph(&graph)?,
+            exclusion: Some(exclusion),
+        },
         None => Topology {
             peers,
             graph,
@@ -251,182 +210,176 @@ async fn topology(args: &TopologyArgs, ledger: &RestClient) -> anyhow::Result<To
     })
 }
 
+fn excluded(node: String, exclusion: &RoundExclusion) -> NetError {
+    NetError::Excluded {
+        node,
+        verdict: exclusion.describe(),
+    }
+}
+
 async fn remote_manifest(
     http: &reqwest::Client,
     peers: &Peers,
     holder: &str,
     id: &BlobId,
-) -> anyhow::Result<Manifest> {
+) -> Result<Manifest> {
     let url = peers
         .url(holder)
-        .with_context(|| format!("no endpoint for {holder}"))?;
+        .ok_or_else(|| NetError::NoEndpoint(holder.to_owned()))?;
     let response = http
         .get(format!("{url}/v1/blobs/{id}/manifest"))
         .send()
         .await
-        .with_context(|| format!("asking {holder} for the manifest of {id}"))?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "{holder} does not serve blob {id}: HTTP {}",
-        response.status()
-    );
-    let manifest: Manifest = response.json().await.context("decoding the manifest")?;
+        .map_err(|source| NetError::Http {
+            what: format!("asking {holder} for the manifest of {id}"),
+            source,
+        })?;
+    if !response.status().is_success() {
+        return Err(NetError::NotServed {
+            holder: holder.to_owned(),
+            blob: id.to_string(),
+            status: response.status(),
+        });
+    }
+    let manifest: Manifest = response.json().await.map_err(|source| NetError::Http {
+        what: "decoding the manifest".to_owned(),
+        source,
+    })?;
     manifest.validate(id)?;
     Ok(manifest)
 }
 
-fn policy(args: &TopologyArgs, manifest: &Manifest) -> anyhow::Result<RoutePolicy> {
+fn policy(spec: &TopologySpec, manifest: &Manifest) -> Result<RoutePolicy> {
     Ok(RoutePolicy {
-        routing: args.routing.into(),
+        routing: spec.routing,
         model: TransferModel::new(manifest.size.max(1) as f64, manifest.chunk_size as f64)?,
-        max_attempts: args.attempts,
+        max_attempts: spec.attempts,
         expected_size: Some(manifest.size),
     })
 }
 
-fn print(value: &serde_json::Value, json: bool) {
-    if json {
-        println!("{value}");
-    } else {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+/// Measures every peer and, with [`ProbeRequest::report`], reports the sweep on chain; returns
+/// `{"from", "links", "failed"}`, with `epoch` and `batches` when reported.
+pub async fn probe(request: ProbeRequest, ledger: &RestClient) -> Result<serde_json::Value> {
+    let http = http_client(Duration::from_secs(3));
+    let peers = match request.peers {
+        Some(peers) => peers,
+        None => ledger_peers(&ledger_state(ledger).await?),
+    };
+    let me = request.me;
+    let result = sweep(&http, &peers, &me, &request.config).await;
+    let mut out = json!({ "from": me, "links": result.links, "failed": result.failed });
+    if let Some(report) = request.report {
+        let epoch = match report.epoch {
+            Some(e) => e,
+            None => ledger_state(ledger)
+                .await?
+                .consortium
+                .map_or(0, |c| c.current_round),
+        };
+        let statuses = submit_sweep(
+            ledger,
+            &report.signer,
+            epoch,
+            &result.links,
+            Some(report.wait),
+        )
+        .await?;
+        out["epoch"] = json!(epoch);
+        out["batches"] = json!(statuses.iter().map(|s| &s.id).collect::<Vec<_>>());
     }
+    Ok(out)
 }
 
-impl NodeCommand {
-    /// Runs the command against the ledger at `ledger`, signing (only `probe --submit`) with
-    /// the key `signer` gives.
-    pub async fn run(
-        self,
-        ledger: RestClient,
-        signer: impl FnOnce() -> anyhow::Result<Signer>,
-        json: bool,
-    ) -> anyhow::Result<()> {
-        let http = http_client(Duration::from_secs(3));
-        match self {
-            Self::Serve(args) => serve(args, ledger).await,
-            Self::Probe(args) => {
-                let signer = if args.submit || args.me.is_none() {
-                    Some(signer()?)
-                } else {
-                    None
-                };
-                let me = match (&args.me, &signer) {
-                    (Some(me), _) => me.clone(),
-                    (None, Some(s)) => s.public_key().as_hex().to_owned(),
-                    (None, None) => unreachable!("a signer is read without --me"),
-                };
-                let peers = if args.peers.is_empty() {
-                    ledger_peers(&ledger_state(&ledger).await?)
-                } else {
-                    parse_peers(&args.peers)?
-                };
-                let config = ProbeConfig {
-                    bytes: args.bytes,
-                    rtt_samples: args.rtt_samples,
-                };
-                let result = sweep(&http, &peers, &me, &config).await;
-                let mut out = json!({ "from": me, "links": result.links, "failed": result.failed });
-                if let (true, Some(signer)) = (args.submit, &signer) {
-                    let epoch = match args.epoch {
-                        Some(e) => e,
-                        None => ledger_state(&ledger)
-                            .await?
-                            .consortium
-                            .map_or(0, |c| c.current_round),
-                    };
-                    let wait = Some(Duration::from_secs(args.wait_timeout));
-                    let statuses =
-                        submit_sweep(&ledger, signer, epoch, &result.links, wait).await?;
-                    out["epoch"] = json!(epoch);
-                    out["batches"] = json!(statuses.iter().map(|s| &s.id).collect::<Vec<_>>());
-                }
-                print(&out, json);
-                Ok(())
-            }
-            Self::Fetch(args) => {
-                let id = BlobId::parse(&args.sha256)?;
-                let Topology {
-                    peers,
-                    graph,
-                    exclusion,
-                } = topology(&args.topology, &ledger).await?;
-                let mut holders = args.holders.clone();
-                if let Some(exclusion) = &exclusion {
-                    anyhow::ensure!(
-                        !exclusion.excludes(&args.to),
-                        "{} is excluded by the {}",
-                        args.to,
-                        exclusion.describe()
-                    );
-                    holders.retain(|h| !exclusion.excludes(h));
-                    anyhow::ensure!(
-                        !holders.is_empty(),
-                        "every holder is excluded by the {}",
-                        exclusion.describe()
-                    );
-                }
-                let manifest = remote_manifest(&http, &peers, &holders[0], &id).await?;
-                let policy = policy(&args.topology, &manifest)?;
-                let done =
-                    pull_routed(&http, &graph, &peers, &policy, &id, &holders, &args.to).await?;
-                let mut out = serde_json::to_value(&done)?;
-                out["excluded_by_verdict"] = json!(exclusion);
-                print(&out, json);
-                Ok(())
-            }
-            Self::Distribute(args) => {
-                let id = BlobId::parse(&args.sha256)?;
-                let Topology {
-                    peers,
-                    graph,
-                    exclusion,
-                } = topology(&args.topology, &ledger).await?;
-                if let Some(exclusion) = &exclusion {
-                    anyhow::ensure!(
-                        !exclusion.excludes(&args.source),
-                        "the source {} is excluded by the {}",
-                        args.source,
-                        exclusion.describe()
-                    );
-                }
-                let manifest = remote_manifest(&http, &peers, &args.source, &id).await?;
-                let policy = policy(&args.topology, &manifest)?;
-                let predicted = predict(&graph, &policy, &args.source, &args.sharing)?;
-                let result = distribute_with(
-                    args.mode,
-                    &http,
-                    &graph,
-                    &peers,
-                    &policy,
-                    &id,
-                    &args.source,
-                    |d| eprintln!("{}", serde_json::to_string(d).unwrap_or_default()),
-                )
-                .await?;
-                let out = json!({
-                    "sha256": id,
-                    "size": manifest.size,
-                    "chunk_size": manifest.chunk_size,
-                    "mode": args.mode.as_str(),
-                    "excluded_by_verdict": exclusion,
-                    "measured": result,
-                    "predicted": predicted["destinations"],
-                    "predicted_totals": predicted["totals"],
-                });
-                print(&out, json);
-                let failed = result
-                    .deliveries
-                    .iter()
-                    .filter(|d| d.error.is_some())
-                    .count();
-                anyhow::ensure!(failed == 0, "{failed} member(s) did not receive the blob");
-                Ok(())
-            }
+/// Asks `request.to` to pull the blob from the nearest holder along its routed path, with
+/// failover; returns the routed fetch with `excluded_by_verdict`.
+pub async fn fetch(
+    request: &FetchRequest,
+    ledger: &RestClient,
+    mut events: impl FnMut(NodeEvent<'_>),
+) -> Result<serde_json::Value> {
+    let http = http_client(Duration::from_secs(3));
+    let id = &request.blob;
+    let Topology {
+        peers,
+        graph,
+        exclusion,
+    } = topology(&request.topology, ledger).await?;
+    let mut holders = request.holders.clone();
+    if let Some(exclusion) = &exclusion {
+        events(NodeEvent::Excluded(exclusion));
+        if exclusion.excludes(&request.to) {
+            return Err(excluded(request.to.clone(), exclusion));
+        }
+        holders.retain(|h| !exclusion.excludes(h));
+        if holders.is_empty() {
+            return Err(excluded("every holder".to_owned(), exclusion));
         }
     }
+    let holder = holders
+        .first()
+        .ok_or_else(|| NetError::NoEndpoint("any holder".to_owned()))?;
+    let manifest = remote_manifest(&http, &peers, holder, id).await?;
+    let policy = policy(&request.topology, &manifest)?;
+    let done = pull_routed(&http, &graph, &peers, &policy, id, &holders, &request.to).await?;
+    let mut out = serde_json::to_value(&done)?;
+    out["excluded_by_verdict"] = json!(exclusion);
+    Ok(out)
+}
+
+/// Distributes the blob from `request.source` to every peer along the route tree, reporting
+/// each delivery as it completes; returns the measured against the predicted times.
+pub async fn distribute(
+    request: &DistributeRequest,
+    ledger: &RestClient,
+    mut events: impl FnMut(NodeEvent<'_>),
+) -> Result<Distributed> {
+    let http = http_client(Duration::from_secs(3));
+    let id = &request.blob;
+    let Topology {
+        peers,
+        graph,
+        exclusion,
+    } = topology(&request.topology, ledger).await?;
+    if let Some(exclusion) = &exclusion {
+        events(NodeEvent::Excluded(exclusion));
+        if exclusion.excludes(&request.source) {
+            return Err(excluded(
+                format!("the source {}", request.source),
+                exclusion,
+            ));
+        }
+    }
+    let manifest = remote_manifest(&http, &peers, &request.source, id).await?;
+    let policy = policy(&request.topology, &manifest)?;
+    let predicted = predict(&graph, &policy, &request.source, &request.sharing)?;
+    let result = distribute_with(
+        request.mode,
+        &http,
+        &graph,
+        &peers,
+        &policy,
+        id,
+        &request.source,
+        |d| events(NodeEvent::Delivered(d)),
+    )
+    .await?;
+    let failed = result
+        .deliveries
+        .iter()
+        .filter(|d| d.error.is_some())
+        .count();
+    let report = json!({
+        "sha256": id,
+        "size": manifest.size,
+        "chunk_size": manifest.chunk_size,
+        "mode": request.mode.as_str(),
+        "excluded_by_verdict": exclusion,
+        "measured": result,
+        "predicted": predicted["destinations"],
+        "predicted_totals": predicted["totals"],
+    });
+    Ok(Distributed { report, failed })
 }
 
 /// The predictions of a distribution from `source`: per destination (path, store-and-forward,
@@ -436,12 +389,11 @@ fn predict(
     graph: &BandwidthGraph,
     policy: &RoutePolicy,
     source: &str,
-    sharing: &SharingArgs,
-) -> anyhow::Result<serde_json::Value> {
-    let sharing = sharing.sharing();
+    sharing: &Sharing,
+) -> Result<serde_json::Value> {
     let tree = graph.route(source, policy.routing, &policy.model)?;
     let routes = tree.routes();
-    let contended = tree.contended(graph, &sharing)?;
+    let contended = tree.contended(graph, sharing)?;
     let destinations: Vec<_> = routes
         .iter()
         .zip(&contended.arrivals)
@@ -478,50 +430,56 @@ fn predict(
     }))
 }
 
-async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
+/// Serves the blob store of `config` until `shutdown` completes; `ready` is called once the
+/// server is bound, with its address and the blobs it holds.
+pub async fn serve(
+    config: ServeConfig,
+    ledger: RestClient,
+    ready: impl FnOnce(SocketAddr, &[BlobId]),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let store = Arc::new(
-        BlobStore::open(&args.store, args.chunk_size)
-            .with_context(|| format!("opening the blob store {}", args.store.display()))?,
+        BlobStore::open(&config.store, config.chunk_size).map_err(|e| NetError::OpenStore {
+            path: config.store.clone(),
+            source: Box::new(e),
+        })?,
     );
-    for file in &args.add {
+    for file in &config.add {
         let id = store
             .insert_file(file)
             .await
-            .with_context(|| format!("adding {}", file.display()))?;
+            .map_err(|e| NetError::AddFile {
+                path: file.clone(),
+                source: Box::new(e),
+            })?;
         tracing::info!(blob = %id, file = %file.display(), "added");
     }
-    let registry = Registry::new(args.me.clone());
-    let follower = if args.peers.is_empty() {
-        Some(registry.follow(ledger, Duration::from_secs(args.registry_refresh.max(1))))
-    } else {
-        registry.replace(parse_peers(&args.peers)?);
-        None
+    let registry = Registry::new(config.me.clone());
+    let follower = match config.peers {
+        None => Some(registry.follow(ledger, config.registry_refresh.max(Duration::from_secs(1)))),
+        Some(peers) => {
+            registry.replace(peers);
+            None
+        }
     };
     let transfers = Arc::new(
         Transfers::new(store.clone(), http_client(Duration::from_secs(3)))
             .with_registry(registry)
-            .with_max_blob_size(args.max_blob_size),
+            .with_max_blob_size(config.max_blob_size),
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let local = listener.local_addr()?;
-    println!(
-        "{}",
-        json!({ "listening": local.to_string(), "blobs": store.list()? })
-    );
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler installs");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+    let bind = |source| NetError::Bind {
+        addr: config.listen,
+        source,
     };
-    let served = NodeServer::new(transfers, args.max_probe_bytes)
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(bind)?;
+    let local = listener.local_addr().map_err(bind)?;
+    ready(local, &store.list()?);
+    let served = NodeServer::new(transfers, config.max_probe_bytes)
         .serve(listener, shutdown)
         .await
-        .context("serving");
+        .map_err(NetError::Serve);
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -1,4 +1,5 @@
-//! `bcfl net plan`: route a transfer over a measured bandwidth graph and predict its time.
+//! What `bcfl net plan` runs: route a transfer over a measured bandwidth graph and predict its
+//! time.
 //!
 //! Reads an edge list ([`super::edges`]), removes the given nodes, routes from the source
 //! (shortest store-and-forward latency or widest bottleneck), and reports per destination the
@@ -10,9 +11,10 @@
 //! as its fastest link) and optionally a total throughput. The maths is
 //! [`bcfl_processor::graph`]; this module is the report around it.
 //!
-//! The graph comes from an edge list (`--bandwidth FILE`) or from the ledger (`--ledger`: the
-//! median of the newest samples of each on-chain link); `--round N` (with `--ledger`) removes
-//! the members round N's on-chain verdict excluded ([`RoundExclusion`]) and reports them.
+//! The graph comes from an edge list ([`plan_file`]) or from the ledger ([`plan_ledger`]: the
+//! median of the newest samples of each on-chain link, without the members a round's on-chain
+//! verdict excluded ([`RoundExclusion`]), which the report names). [`render`] prints a report
+//! as JSON or tables; the command line itself is in `bcfl-cli`.
 //!
 //! ```
 //! use bcfl_net::edges::graph_from_csv;
@@ -35,10 +37,8 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 
-use anyhow::Context as _;
 use bcfl_processor::graph::{
     BandwidthGraph, DistributionTotals, GraphError, Routing, Sharing, TransferModel, Uplink,
 };
@@ -46,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use super::edges::graph_from_csv;
 use super::exclusion::RoundExclusion;
+use crate::{NetError, Result};
 use bcfl_ledger::rest::RestClient;
 use bcfl_ledger::state::BcflReader;
 
@@ -375,117 +376,8 @@ pub fn render_table(report: &PlanReport) -> String {
     out
 }
 
-/// How routes are chosen, as a command-line value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RoutingArg {
-    /// Least store-and-forward latency (Bellman-Ford over M / B).
-    Shortest,
-    /// Largest bottleneck bandwidth (best for pipelined relays).
-    Widest,
-}
-
-impl From<RoutingArg> for Routing {
-    fn from(r: RoutingArg) -> Self {
-        match r {
-            RoutingArg::Shortest => Routing::Shortest,
-            RoutingArg::Widest => Routing::Widest,
-        }
-    }
-}
-
-/// How a node's concurrent transfers share its uplink, as a command-line value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum UplinkArg {
-    /// Every link has its own capacity (separately shaped links).
-    Independent,
-    /// A node's transfers share an uplink as fast as its fastest measured link.
-    FastestLink,
-}
-
-impl From<UplinkArg> for Uplink {
-    fn from(u: UplinkArg) -> Self {
-        match u {
-            UplinkArg::Independent => Uplink::Independent,
-            UplinkArg::FastestLink => Uplink::FastestLink,
-        }
-    }
-}
-
-/// How the contention-aware prediction shares capacity.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct SharingArgs {
-    /// How a node's concurrent transfers share its uplink.
-    #[arg(long, value_enum, default_value_t = UplinkArg::FastestLink)]
-    pub uplink: UplinkArg,
-    /// Throughput all transfers share together (e.g. the CPUs' hashing rate when all nodes
-    /// run on one machine), bytes per second [default: unlimited].
-    #[arg(long, value_name = "BYTES_PER_SEC")]
-    pub total_rate: Option<f64>,
-}
-
-impl SharingArgs {
-    /// The sharing these arguments describe.
-    pub fn sharing(&self) -> Sharing {
-        Sharing {
-            uplink: self.uplink.into(),
-            total_bytes_per_sec: self.total_rate,
-        }
-    }
-}
-
-/// Arguments of `bcfl net plan`.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct NetPlanArgs {
-    /// CSV edge list with header `from,to,bytes_per_sec`.
-    #[arg(long, value_name = "FILE", required_unless_present = "ledger")]
-    pub bandwidth: Option<PathBuf>,
-    /// Take the graph from the ledger's measured links instead of a file.
-    #[arg(long, conflicts_with = "bandwidth")]
-    pub ledger: bool,
-    /// Ledger links: the median of this many newest samples per link.
-    #[arg(long, default_value_t = 5, conflicts_with = "bandwidth")]
-    pub window: usize,
-    /// Remove the members round N's on-chain anomaly verdict excluded (with --ledger).
-    #[arg(long, value_name = "N", conflicts_with = "bandwidth")]
-    pub round: Option<u64>,
-    /// The node the transfer starts from.
-    #[arg(long, value_name = "NODE")]
-    pub source: String,
-    /// Message size M in bytes (e.g. 4194304 or 4.2e6).
-    #[arg(long, value_name = "BYTES")]
-    pub size: f64,
-    /// Nodes to remove before routing, comma-separated.
-    #[arg(long, value_name = "NODES", value_delimiter = ',')]
-    pub remove: Vec<String>,
-    /// Fixed delay D_G added to the totals, seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 0.0)]
-    pub delay: f64,
-    /// How routes are chosen.
-    #[arg(long, value_enum, default_value_t = RoutingArg::Shortest)]
-    pub routing: RoutingArg,
-    /// Chunk size a pipelined relay forwards, bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_CHUNK_BYTES)]
-    pub chunk: f64,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub sharing: SharingArgs,
-}
-
-impl NetPlanArgs {
-    /// The request these arguments describe.
-    pub fn request(&self) -> PlanRequest {
-        PlanRequest {
-            source: self.source.clone(),
-            size_bytes: self.size,
-            removed: self.remove.clone(),
-            delay_s: self.delay,
-            routing: self.routing.into(),
-            chunk_bytes: self.chunk,
-        }
-    }
-}
-
-fn render(report: &PlanReport, json: bool) -> anyhow::Result<String> {
+/// The report as printed: pretty JSON (`json`, with a final newline) or [`render_table`].
+pub fn render(report: &PlanReport, json: bool) -> Result<String> {
     if json {
         Ok(serde_json::to_string_pretty(report)? + "\n")
     } else {
@@ -499,15 +391,15 @@ pub fn plan_for_round(
     request: &PlanRequest,
     sharing: &Sharing,
     exclusion: Option<&RoundExclusion>,
-) -> anyhow::Result<PlanReport> {
+) -> Result<PlanReport> {
     let mut request = request.clone();
     if let Some(exclusion) = exclusion {
-        anyhow::ensure!(
-            !exclusion.excludes(&request.source),
-            "the source {} is excluded by {}",
-            request.source,
-            exclusion.describe()
-        );
+        if exclusion.excludes(&request.source) {
+            return Err(NetError::Excluded {
+                node: format!("the source {}", request.source),
+                verdict: exclusion.describe(),
+            });
+        }
         request.removed.extend(
             exclusion
                 .excluded
@@ -521,63 +413,41 @@ pub fn plan_for_round(
     Ok(report)
 }
 
-/// Reads the edge list, plans, and renders the report as JSON (`json`) or tables. Needs
-/// `--bandwidth`; [`run`] also serves `--ledger`.
-pub fn plan_output(args: &NetPlanArgs, json: bool) -> anyhow::Result<String> {
-    let path = args
-        .bandwidth
-        .as_ref()
-        .context("--bandwidth FILE is needed without a ledger")?;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let graph = graph_from_csv(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let report = plan_with(&graph, &args.request(), &args.sharing.sharing())?;
-    render(&report, json)
+/// Reads the edge list at `path` ([`graph_from_csv`]) and plans over it.
+pub fn plan_file(path: &Path, request: &PlanRequest, sharing: &Sharing) -> Result<PlanReport> {
+    let graph = read_graph(path)?;
+    Ok(plan_with(&graph, request, sharing)?)
 }
 
-/// Plans over the ledger's measured links (and round `args.round`'s exclusions).
-pub async fn ledger_plan_output(
-    args: &NetPlanArgs,
+/// Reads and parses the edge list at `path`, naming it in errors.
+pub fn read_graph(path: &Path) -> Result<BandwidthGraph> {
+    let text = std::fs::read_to_string(path).map_err(|source| NetError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    graph_from_csv(&text).map_err(|source| NetError::EdgeList {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Plans over the ledger's measured links (the median of the newest `window` samples of each),
+/// without the members round `round`'s on-chain verdict excluded.
+pub async fn plan_ledger(
     ledger: &RestClient,
-    json: bool,
-) -> anyhow::Result<String> {
+    window: usize,
+    round: Option<u64>,
+    request: &PlanRequest,
+    sharing: &Sharing,
+) -> Result<PlanReport> {
     let state = BcflReader::new(ledger.clone())
         .family_state(None)
         .await
-        .context("reading the family state")?;
-    let graph = BandwidthGraph::from_ledger_links(state.links.values(), args.window)
-        .context("building the graph from the ledger's links")?;
-    let exclusion = args
-        .round
+        .map_err(NetError::FamilyState)?;
+    let graph = BandwidthGraph::from_ledger_links(state.links.values(), window)
+        .map_err(NetError::LedgerGraph)?;
+    let exclusion = round
         .map(|round| RoundExclusion::from_state(&state, round))
         .transpose()?;
-    let report = plan_for_round(
-        &graph,
-        &args.request(),
-        &args.sharing.sharing(),
-        exclusion.as_ref(),
-    )?;
-    render(&report, json)
-}
-
-/// `bcfl net plan`: prints the plan to standard output (a closed pipe is not an error); the
-/// ledger is read only with `--ledger`.
-pub async fn run(
-    args: &NetPlanArgs,
-    ledger: impl FnOnce() -> anyhow::Result<RestClient>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let output = if args.ledger {
-        ledger_plan_output(args, &ledger()?, json).await?
-    } else {
-        plan_output(args, json)?
-    };
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(output.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing the plan"),
-        _ => Ok(()),
-    }
+    plan_for_round(&graph, request, sharing, exclusion.as_ref())
 }

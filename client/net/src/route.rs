@@ -291,16 +291,17 @@ pub async fn pull(
 }
 
 /// How a distribution runs its transfers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum DistributionMode {
     /// One member after another, in tree order (parents first, so each pulls from a relay that
     /// already holds the blob): the seed paper's synchronous distribution.
-    #[value(name = "sync")]
+    #[cfg_attr(feature = "clap", value(name = "sync"))]
     Synchronous,
     /// Every member at once; relays forward while they receive.
     #[default]
-    #[value(name = "async")]
+    #[cfg_attr(feature = "clap", value(name = "async"))]
     Asynchronous,
 }
 

@@ -5,8 +5,8 @@ use bcfl_processor::graph::{GraphError, Routing};
 use super::edges::graph_from_csv;
 use super::exclusion::RoundExclusion;
 use super::plan::{
-    plan, plan_for_round, plan_output, plan_with, render_table, NetPlanArgs, PlanReport,
-    PlanRequest, RoutingArg, SharingArgs, UplinkArg,
+    plan, plan_file, plan_for_round, plan_with, render, render_table, PlanReport, PlanRequest,
+    DEFAULT_SHARING,
 };
 use bcfl_processor::graph::{Sharing, Uplink};
 
@@ -161,23 +161,11 @@ fn output_from_a_file_as_json_and_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bw.csv");
     std::fs::write(&path, CSV).unwrap();
-    let args = NetPlanArgs {
-        bandwidth: Some(path.clone()),
-        ledger: false,
-        window: 5,
-        round: None,
-        source: "1".into(),
-        size: 6000.0,
-        remove: vec![],
-        delay: 1.0,
-        routing: RoutingArg::Shortest,
-        chunk: 600.0,
-        sharing: SharingArgs {
-            uplink: UplinkArg::FastestLink,
-            total_rate: None,
-        },
+    let plan_output = |json: bool| {
+        plan_file(&path, &request(Routing::Shortest, &[]), &DEFAULT_SHARING)
+            .and_then(|report| render(&report, json))
     };
-    let json = plan_output(&args, true).unwrap();
+    let json = plan_output(true).unwrap();
     let report: PlanReport = serde_json::from_str(&json).unwrap();
     assert_eq!(
         report,
@@ -194,7 +182,7 @@ fn output_from_a_file_as_json_and_table() {
         serde_json::json!(["1", "3", "4"])
     );
 
-    let table = plan_output(&args, false).unwrap();
+    let table = plan_output(false).unwrap();
     assert_eq!(table, render_table(&report));
     assert!(table.contains("unreachable: 5"), "{table}");
     assert!(table.contains("1>3>4"), "{table}");
@@ -205,10 +193,14 @@ fn output_from_a_file_as_json_and_table() {
     );
 
     std::fs::write(&path, "from,to,bytes_per_sec\n1,2,100\n1,2,5\n").unwrap();
-    let err = plan_output(&args, false).unwrap_err();
+    let err = plan_output(false).unwrap_err();
+    assert_eq!(err.to_string(), format!("parsing {}", path.display()));
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
     assert!(
-        format!("{err:#}").contains("line 3: link 1 -> 2 duplicates line 2"),
-        "{err:#}"
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("line 3: link 1 -> 2 duplicates line 2")),
+        "{cause:?}"
     );
 }
 

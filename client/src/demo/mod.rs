@@ -1,5 +1,7 @@
-//! `bcfl demo`: a federated fine-tuning run of N member processes coordinated through a
-//! ledger (the embedded devnet of `scripts/demo.sh`, or any Sawtooth REST API).
+//! What `bcfl demo` runs ([`run`], from a [`DemoConfig`]): a federated fine-tuning run of N
+//! member processes coordinated through a ledger (the embedded devnet of `scripts/demo.sh`, or
+//! any Sawtooth REST API). The command line that builds the configuration and prints the
+//! tables is `bcfl-train`'s.
 //!
 //! The demo plays the consortium's operator, then gets out of the way:
 //!
@@ -21,15 +23,16 @@
 //! global model on the held-out file (the accuracy column).
 
 pub mod attack;
+mod error;
 pub mod processes;
+
+pub use error::{Error, Result};
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
 use bcfl_protos::bcfl as pb;
-use clap::{Args, ValueEnum};
 
 use self::attack::AttackSpec;
 use self::processes::{free_port, NodeProcess};
@@ -42,15 +45,18 @@ use crate::round::node::{
 use crate::round::report::{NodeEvent, Report};
 use crate::round::rest::RestLedger;
 use crate::round::summary::{round_done, round_report, DemoReport, MemberInfo, RoundReport};
-use crate::train::command::DataArgs;
-use crate::train::data_command::{member_file, run_split, PartitionArg, SplitArgs};
+use crate::train::saved::TEST_FILE;
+use crate::train::shards::{member_file, write_shards, ShardRequest};
+use crate::train::source::DataSource;
+use crate::train::split::{Partition, SplitConfig};
 use bcfl_fed::rule::Rule;
 use bcfl_ledger::keys::{write_key_pair, PrivateKey, Signer};
 
-/// Anomaly methods of `--anomaly` (not PageRank: on loopback every link is alike, so the
-/// bandwidth graph holds no evidence).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
+/// Anomaly methods the demo's consortium runs (not PageRank: on loopback every link is alike,
+/// so the bandwidth graph holds no evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum AnomalyMethod {
     /// Modified z-score of the update norm (catches magnitude attacks: scaling, free riding).
     Zscore,
     /// DBSCAN over the sketch's cosine distance to the median sketch (catches direction
@@ -58,143 +64,90 @@ pub enum MethodArg {
     Dbscan,
 }
 
-/// `bcfl demo` options.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Consortium members (one process each).
-    #[arg(long, default_value_t = 4)]
-    pub members: usize,
-    /// Rounds.
-    #[arg(long, default_value_t = 3)]
-    pub rounds: u64,
-    /// Local epochs per round.
-    #[arg(long, default_value_t = 2)]
-    pub local_epochs: usize,
-    /// Training examples used in all, drawn at random from the training split (0: all).
-    #[arg(long, default_value_t = 400)]
-    pub max_train_examples: usize,
-    /// Test examples used, drawn at random from the held-out split (0: all).
-    #[arg(long, default_value_t = 200)]
-    pub max_test_examples: usize,
-    /// How training examples spread over members.
-    #[arg(long, value_enum, default_value = "iid")]
-    pub partition: PartitionArg,
-    /// Dirichlet concentration (--partition dirichlet).
-    #[arg(long, default_value_t = 0.5)]
-    pub alpha: f64,
-    /// Aggregation rule: fedavg, median, trimmed-mean or trimmed-mean:TRIM, krum or krum:F,
-    /// multi-krum, multi-krum:F or multi-krum:F:K (K defaults to members - 1).
-    #[arg(long, default_value = "fedavg")]
-    pub rule: Rule,
-    /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider; the
-    /// last COUNT members attack.
-    #[arg(long, value_name = "KIND:COUNT")]
-    pub attack: Option<AttackSpec>,
-    /// Anomaly methods the processor runs at EvaluateRound.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "zscore,dbscan"
-    )]
-    pub anomaly: Vec<MethodArg>,
-    /// Members flagged by at least this many methods are excluded.
-    #[arg(long, default_value_t = 1)]
-    pub min_votes: u32,
-    /// Modified z-score threshold. With a handful of members the median absolute deviation
-    /// of honest norms can be tiny, so the default only flags gross magnitude changes.
-    #[arg(long, default_value = "10")]
-    pub zscore_threshold: String,
-    /// DBSCAN radius over the standardized feature.
-    #[arg(long, default_value = "1.5")]
-    pub dbscan_eps: String,
-    /// Topology: serverless (the centre of the measured graph aggregates) or server (the
-    /// first member aggregates every round, star topology).
-    #[arg(long, value_enum, default_value = "serverless")]
-    pub topology: Topology,
-    /// Synchronous (wait for every member) or buffered-async (aggregate the first --buffer).
-    #[arg(long, value_enum, default_value = "synchronous")]
-    pub synchrony: Synchrony,
-    /// Buffered asynchronous: updates per aggregation.
-    #[arg(long, default_value_t = 2)]
-    pub buffer: u32,
-    /// Buffered asynchronous: oldest update accepted, in rounds.
-    #[arg(long, default_value_t = 2)]
-    pub max_staleness: u32,
-    /// Seconds the aggregator waits for every member before evaluating with the quorum.
-    #[arg(long, default_value_t = 120.0)]
-    pub commit_timeout: f64,
-    /// Members slower than the others: NAME:FACTOR (e.g. member-4:3 trains, then waits 3x
-    /// its training time). Repeatable.
-    #[arg(long, value_name = "NAME:FACTOR")]
-    pub slow: Vec<String>,
-    /// Work directory: keys, shards, model package, node configs, stores, logs, report
-    /// (default: a new temporary directory, kept).
-    #[arg(long, env = "BCFL_WORK_DIR")]
-    pub work_dir: Option<PathBuf>,
-    /// Use a tiny random BERT instead of the pretrained model (fast; for tests).
-    #[arg(long)]
-    pub tiny: bool,
-    /// Pretrained model directory.
-    #[arg(long, env = "BCFL_MODEL_DIR")]
-    pub model_dir: Option<PathBuf>,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub data: DataArgs,
-    /// Longest token sequence.
-    #[arg(long, default_value_t = 64)]
-    pub max_len: usize,
-    /// Batch size.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Peak learning rate (higher than `bcfl train`'s: a round is only a few local steps).
-    #[arg(long, default_value_t = 5e-3)]
-    pub lr: f64,
-    /// Seed of the split, shards, initial adapters, shuffling and noise.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// Fraction of the data held out for testing.
-    #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
-    /// Bytes per bandwidth probe.
-    #[arg(long, default_value_t = 1 << 20)]
-    pub probe_bytes: u64,
-    /// Seconds each transaction may take to commit.
-    #[arg(long, default_value_t = 120)]
-    pub wait_timeout: u64,
+impl AnomalyMethod {
+    /// `zscore` or `dbscan`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zscore => "zscore",
+            Self::Dbscan => "dbscan",
+        }
+    }
 }
 
-impl DemoArgs {
-    fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.members >= 2, "--members must be at least 2");
-        anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
-        if let Some(spec) = self.attack {
-            anyhow::ensure!(
-                spec.count < self.members,
-                "--attack {}:{} leaves no honest member of {}",
-                spec.kind,
-                spec.count,
-                self.members
-            );
-        }
-        anyhow::ensure!(
-            !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
-            "Krum needs at least 3 members"
-        );
-        anyhow::ensure!(
-            self.synchrony == Synchrony::Synchronous
-                || (1..=self.members as u32).contains(&self.buffer),
-            "--buffer must be between 1 and --members"
-        );
-        for slow in &self.slow {
-            parse_slow(slow)?;
-        }
-        Ok(())
-    }
+/// Where the consortium's base model comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaseModel {
+    /// A tiny random BERT whose vocabulary is the shards' words (fast; for tests).
+    Tiny,
+    /// A pretrained BERT directory.
+    Pretrained(PathBuf),
+}
 
+/// A demo run: the consortium, its members and their training.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Consortium members (one process each), at least 2.
+    pub members: usize,
+    /// Rounds, at least 1.
+    pub rounds: u64,
+    /// Local epochs per round.
+    pub local_epochs: usize,
+    /// Training examples used in all, drawn at random from the training split (0: all).
+    pub max_train_examples: usize,
+    /// Test examples used, drawn at random from the held-out split (0: all).
+    pub max_test_examples: usize,
+    /// How training examples spread over members.
+    pub partition: Partition,
+    /// Aggregation rule (Multi-Krum's K 0: members - 1).
+    pub rule: Rule,
+    /// Misbehaving members: the last `count` attack (fewer than `members`).
+    pub attack: Option<AttackSpec>,
+    /// Anomaly methods the processor runs at EvaluateRound.
+    pub anomaly: Vec<AnomalyMethod>,
+    /// Members flagged by at least this many methods are excluded.
+    pub min_votes: u32,
+    /// Modified z-score threshold, ppm.
+    pub zscore_threshold_ppm: u32,
+    /// DBSCAN radius over the standardized feature, ppm.
+    pub dbscan_eps_ppm: u32,
+    /// Serverless or server topology (the first member aggregates every round).
+    pub topology: Topology,
+    /// Synchronous or buffered asynchronous.
+    pub synchrony: Synchrony,
+    /// Buffered asynchronous: updates per aggregation (1 to `members`).
+    pub buffer: u32,
+    /// Buffered asynchronous: oldest update accepted, in rounds.
+    pub max_staleness: u32,
+    /// Seconds the aggregator waits for every member before evaluating with the quorum.
+    pub commit_timeout: f64,
+    /// Members slower than the others: (name, factor of its training time it waits after).
+    pub slow: Vec<(String, f64)>,
+    /// Work directory (default: a new temporary directory, kept).
+    pub work_dir: Option<PathBuf>,
+    /// The base model.
+    pub base: BaseModel,
+    /// The corpus.
+    pub data: DataSource,
+    /// Longest token sequence.
+    pub max_len: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Seed of the split, shards, initial adapters, shuffling and noise.
+    pub seed: u64,
+    /// Fraction of the data held out for testing.
+    pub test_fraction: f64,
+    /// Bytes per bandwidth probe.
+    pub probe_bytes: u64,
+    /// How long each transaction may take to commit.
+    pub wait_timeout: Duration,
+}
+
+impl DemoConfig {
     /// The consortium's parameters: a majority must commit (so one silent member does not
     /// stall a round), every member is waited for until the deadline.
-    fn params(&self, package: &ModelPackage) -> anyhow::Result<pb::ConsortiumParams> {
+    fn params(&self, package: &ModelPackage) -> Result<pb::ConsortiumParams> {
         let n = self.members as u32;
         let mut params = pb::ConsortiumParams {
             min_participants: n / 2 + 1,
@@ -214,49 +167,33 @@ impl DemoArgs {
         };
         rule.write_params(&mut params)?;
         if !self.anomaly.is_empty() {
-            params.set_anomaly(self.anomaly_config()?);
+            params.set_anomaly(self.anomaly_config());
         }
         Ok(params)
     }
 
-    fn anomaly_config(&self) -> anyhow::Result<pb::AnomalyConfig> {
-        let ppm = |flag: &str, text: &str| {
-            crate::fixed::parse_ppm(text).with_context(|| format!("--{flag} {text:?}"))
-        };
+    fn anomaly_config(&self) -> pb::AnomalyConfig {
         let mut config = pb::AnomalyConfig {
             ensemble_min_votes: self.min_votes,
             ..Default::default()
         };
-        if self.anomaly.contains(&MethodArg::Zscore) {
+        if self.anomaly.contains(&AnomalyMethod::Zscore) {
             config.set_zscore(pb::ZScoreConfig {
-                threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
+                threshold_ppm: self.zscore_threshold_ppm,
                 features: vec![pb::Feature::UPDATE_NORM],
                 ..Default::default()
             });
         }
-        if self.anomaly.contains(&MethodArg::Dbscan) {
+        if self.anomaly.contains(&AnomalyMethod::Dbscan) {
             config.set_dbscan(pb::DbscanConfig {
-                eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
+                eps_ppm: self.dbscan_eps_ppm,
                 min_points: 2,
                 features: vec![pb::Feature::SKETCH_COSINE_DISTANCE],
                 ..Default::default()
             });
         }
-        Ok(config)
+        config
     }
-}
-
-/// `NAME:FACTOR` of `--slow`.
-fn parse_slow(text: &str) -> anyhow::Result<(String, f64)> {
-    let (name, factor) = text
-        .split_once(':')
-        .with_context(|| format!("--slow {text:?}: expected NAME:FACTOR"))?;
-    let factor: f64 = factor
-        .parse()
-        .ok()
-        .filter(|f: &f64| f.is_finite() && *f >= 0.0)
-        .with_context(|| format!("--slow {text:?}: FACTOR must be a number >= 0"))?;
-    Ok((name.to_owned(), factor))
 }
 
 /// How long members may take to hold the last global model after the coordinator finished.
@@ -281,12 +218,11 @@ struct Planned {
 /// Runs the demo against the ledger at `url`; `progress` sees the set-up and each round as
 /// they complete, and the whole report is returned (and written into the work folder).
 pub async fn run(
-    args: &DemoArgs,
+    args: &DemoConfig,
     url: &str,
     mut progress: impl FnMut(Progress<'_>),
-) -> anyhow::Result<DemoReport> {
+) -> Result<DemoReport> {
     let started = Instant::now();
-    args.validate()?;
     let work = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => tempfile::Builder::new()
@@ -294,38 +230,33 @@ pub async fn run(
             .tempdir()?
             .keep(),
     };
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    std::fs::create_dir_all(&work).map_err(|e| Error::file("creating", &work, e))?;
     let work = std::fs::canonicalize(&work)?;
-    let ledger = Arc::new(RestLedger::new(
-        &[url.to_owned()],
-        Duration::from_secs(args.wait_timeout),
-    )?);
+    let ledger = Arc::new(RestLedger::new(&[url.to_owned()], args.wait_timeout)?);
     if ledger.state().await?.consortium.is_some() {
-        bail!("the ledger at {url} already holds a consortium: the demo needs a fresh ledger (scripts/demo.sh starts one)");
+        return Err(Error::NotFresh(url.to_owned()));
     }
 
     // Keys, shards, the model package.
     let keys = work.join("keys");
     let admin_key = PrivateKey::random();
-    write_key_pair(&keys, "admin", &admin_key, false).with_context(|| {
-        format!(
-            "writing the admin key in {} (use a fresh --work-dir)",
-            keys.display()
-        )
+    write_key_pair(&keys, "admin", &admin_key, false).map_err(|source| Error::AdminKey {
+        dir: keys.clone(),
+        source,
     })?;
     let admin = Signer::new(admin_key);
     let shards = work.join("shards");
-    let manifest = run_split(&SplitArgs {
+    let manifest = write_shards(&ShardRequest {
         data: args.data.clone(),
-        members: args.members,
-        partition: args.partition,
-        alpha: args.alpha,
-        share: 0.8,
-        max_train: args.max_train_examples,
-        max_test: args.max_test_examples,
-        test_fraction: args.test_fraction,
-        min_shard: 1,
-        seed: args.seed,
+        config: SplitConfig {
+            members: args.members,
+            test_fraction: args.test_fraction,
+            max_train: (args.max_train_examples > 0).then_some(args.max_train_examples),
+            max_test: (args.max_test_examples > 0).then_some(args.max_test_examples),
+            partition: args.partition,
+            min_shard: 1,
+            seed: args.seed,
+        },
         out: shards.clone(),
         force: false,
     })?;
@@ -337,20 +268,31 @@ pub async fn run(
             package_dir.clone(),
             manifest.plan.labels.clone(),
         );
-        tokio::task::spawn_blocking(move || -> anyhow::Result<ModelPackage> {
-            if args.tiny {
+        tokio::task::spawn_blocking(move || -> Result<ModelPackage> {
+            if let BaseModel::Pretrained(base) = &args.base {
+                Ok(ModelPackage::create(
+                    &package_dir,
+                    base,
+                    labels,
+                    args.max_len,
+                    args.seed,
+                )?)
+            } else {
                 let mut texts = Vec::new();
                 for i in 1..=args.members {
-                    let text = std::fs::read_to_string(shards.join(member_file(i)))?;
+                    let path = shards.join(member_file(i));
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| Error::file("reading", &path, e))?;
                     texts.push(text);
                 }
                 let words: Vec<&str> = texts.iter().map(String::as_str).collect();
-                ModelPackage::create_tiny(&package_dir, &words, labels, args.max_len, args.seed)
-            } else {
-                let base = args.model_dir.as_deref().context(
-                    "no model directory: pass --model-dir or set BCFL_MODEL_DIR (or use --tiny)",
-                )?;
-                ModelPackage::create(&package_dir, base, labels, args.max_len, args.seed)
+                Ok(ModelPackage::create_tiny(
+                    &package_dir,
+                    &words,
+                    labels,
+                    args.max_len,
+                    args.seed,
+                )?)
             }
         })
         .await??
@@ -365,11 +307,7 @@ pub async fn run(
         ..Default::default()
     });
     ledger.submit(&admin, init, "InitConsortium").await?;
-    let slow: Vec<(String, f64)> = args
-        .slow
-        .iter()
-        .map(|s| parse_slow(s))
-        .collect::<anyhow::Result<_>>()?;
+    let slow = &args.slow;
     let attackers = args.attack.map_or(0, |a| a.count);
     let nodes = work.join("nodes");
     std::fs::create_dir_all(&nodes)?;
@@ -400,9 +338,9 @@ pub async fn run(
             key: key_path,
             package: package_dir.clone(),
             data: shards.join(member_file(i)),
-            test_data: (i == 1).then(|| shards.join(crate::train::command::TEST_FILE)),
+            test_data: (i == 1).then(|| shards.join(TEST_FILE)),
             store: work.join("stores").join(&name),
-            listen: format!("127.0.0.1:{port}").parse()?,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             report: Some(report.clone()),
             commit_timeout_seconds: args.commit_timeout,
             train: TrainSection {
@@ -424,7 +362,7 @@ pub async fn run(
         let config = NodeConfig {
             ledger: vec![url.to_owned()],
             poll_seconds: 1.0,
-            wait_seconds: args.wait_timeout as f64,
+            wait_seconds: args.wait_timeout.as_secs_f64(),
             member: Some(section),
             coordinator: None,
         };
@@ -454,7 +392,7 @@ pub async fn run(
     let coordinator_config = NodeConfig {
         ledger: vec![url.to_owned()],
         poll_seconds: 1.0,
-        wait_seconds: args.wait_timeout as f64,
+        wait_seconds: args.wait_timeout.as_secs_f64(),
         member: None,
         coordinator: Some(CoordinatorSection {
             key: keys.join("admin.priv"),
@@ -471,20 +409,8 @@ pub async fn run(
         base_model_sha256: package.base_sha256.clone(),
         initial_sha256: package.initial_sha256.clone(),
         rule: Rule::from_params(&params)?.to_string(),
-        anomaly: args
-            .anomaly
-            .iter()
-            .filter_map(|m| m.to_possible_value().map(|v| v.get_name().to_owned()))
-            .collect(),
-        mode: format!(
-            "{}, {}",
-            args.topology
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_owned()),
-            args.synchrony
-                .to_possible_value()
-                .map_or_else(String::new, |v| v.get_name().to_owned())
-        ),
+        anomaly: args.anomaly.iter().map(|m| m.as_str().to_owned()).collect(),
+        mode: format!("{}, {}", args.topology.as_str(), args.synchrony.as_str()),
         data: manifest.plan.clone(),
         members: planned.iter().map(|p| p.info.clone()).collect(),
         initial_accuracy: None,
@@ -500,7 +426,7 @@ pub async fn run(
 
     // The processes.
     // This executable (`bcfl-train`) runs `node run`.
-    let exe = std::env::current_exe().context("locating this executable")?;
+    let exe = std::env::current_exe().map_err(Error::Executable)?;
     let logs = work.join("logs");
     std::fs::create_dir_all(&logs)?;
     // Members share the cores: one libtorch thread each unless there are cores to spare.
@@ -565,12 +491,14 @@ pub async fn run(
         let mut all_exited = true;
         for p in processes.iter_mut() {
             match p.exited()? {
-                Some(status) if !status.success() => bail!(
-                    "{} stopped ({status}); the end of its log ({}):\n{}",
-                    p.name,
-                    p.log.display(),
-                    p.log_tail(20)
-                ),
+                Some(status) if !status.success() => {
+                    return Err(Error::NodeStopped {
+                        name: p.name.clone(),
+                        status,
+                        log: p.log.clone(),
+                        tail: p.log_tail(20),
+                    })
+                }
                 Some(_) if p.name == "coordinator" && grace.is_none() => {
                     grace = Some(Instant::now())
                 }
@@ -588,7 +516,7 @@ pub async fn run(
         }
         tokio::select! {
             () = ledger.changed(&state.head, Duration::from_secs(1)) => {}
-            () = crate::round::node::shutdown() => bail!("interrupted: stopping the node processes"),
+            () = crate::round::node::shutdown() => return Err(Error::Interrupted),
         }
     };
     report.rounds_seconds = rounds_started.elapsed().as_secs_f64();
@@ -614,38 +542,4 @@ fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
         .filter(|p| p.report.is_file())
         .flat_map(|p| Report::read(&p.report).unwrap_or_default())
         .collect()
-}
-
-/// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,
-/// or with `json` one JSON document at the end.
-pub async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::Result<()> {
-    let report = run(args, url, |p| {
-        if json {
-            return;
-        }
-        match p {
-            Progress::SetUp(r) => println!("{}", r.render_heading()),
-            Progress::Round(r) => println!("{}", r.render()),
-        }
-    })
-    .await?;
-    if json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!("{}", report.render_summary());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slow_members_parse() {
-        assert_eq!(parse_slow("member-4:3").unwrap(), ("member-4".into(), 3.0));
-        assert!(parse_slow("member-4").is_err());
-        assert!(parse_slow("member-4:-1").is_err());
-        assert!(parse_slow("member-4:x").is_err());
-    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use super::{Error, Result};
 
 /// A running child process, stopped when dropped.
 #[derive(Debug)]
@@ -28,12 +28,12 @@ impl NodeProcess {
         args: &[String],
         envs: &[(&str, String)],
         log: &Path,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let out = File::options()
             .create(true)
             .append(true)
             .open(log)
-            .with_context(|| format!("opening {}", log.display()))?;
+            .map_err(|e| Error::file("opening", log, e))?;
         let err = out.try_clone()?;
         let mut command = Command::new(program);
         command
@@ -45,9 +45,11 @@ impl NodeProcess {
             command.env(k, v);
         }
         die_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name} ({})", program.display()))?;
+        let child = command.spawn().map_err(|source| Error::Spawn {
+            name: name.to_owned(),
+            program: program.to_owned(),
+            source,
+        })?;
         tracing::info!(name, pid = child.id(), log = %log.display(), "started");
         Ok(Self {
             name: name.to_owned(),
@@ -58,7 +60,7 @@ impl NodeProcess {
     }
 
     /// Its exit status, once it exited.
-    pub fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait()?;
         }
@@ -120,7 +122,7 @@ fn die_with_parent(command: &mut Command) {
 
 /// A free TCP port on 127.0.0.1 (bound and released: another process may take it first, so
 /// a node that cannot bind says so and the demo fails with its log).
-pub fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }

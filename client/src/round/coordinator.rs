@@ -30,7 +30,8 @@ use bcfl_ledger::keys::Signer;
 use bcfl_ledger::state::FamilyState;
 
 /// Topology of the rounds a coordinator opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Topology {
     /// Peer to peer: the centre of the measured graph aggregates, transfers follow routes.
@@ -40,8 +41,19 @@ pub enum Topology {
     Server,
 }
 
+impl Topology {
+    /// `serverless` or `server`, as in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Serverless => "serverless",
+            Self::Server => "server",
+        }
+    }
+}
+
 /// When an aggregator aggregates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Synchrony {
     /// Waits for every active member (or the deadline and the quorum).
@@ -50,6 +62,16 @@ pub enum Synchrony {
     /// Aggregates as soon as `buffer` updates are in; late updates count in later rounds,
     /// down-weighted by their age ([`schedule::staleness_weight_ppm`]).
     BufferedAsync,
+}
+
+impl Synchrony {
+    /// `synchronous` or `buffered-async`, as in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synchronous => "synchronous",
+            Self::BufferedAsync => "buffered-async",
+        }
+    }
 }
 
 /// The schedule a coordinator runs.

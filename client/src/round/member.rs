@@ -28,16 +28,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context as _};
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
 
+use super::error::chain;
 use super::ledger::Ledger;
 use super::model::Trainer;
 use super::replay::AggregatePlan;
 use super::report::{NodeEvent, Report};
 use super::schedule;
+use super::{Error, Result};
 use crate::demo::attack::ApplyAttack;
 use crate::fixed;
 use bcfl_fed::sketch::UpdateStats;
@@ -119,11 +120,9 @@ pub struct Member<L> {
 /// Runs `job` on the blocking pool (training, aggregation and scoring keep the async runtime,
 /// and so the node's blob server, free).
 async fn blocking<T: Send + 'static>(
-    job: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|e| anyhow!("a blocking task failed: {e}"))?
+    job: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(job).await?
 }
 
 /// The `CommitUpdate` of an update blob `id` of `size` bytes for `round`, trained from
@@ -134,15 +133,21 @@ pub fn commit_payload(
     id: &BlobId,
     size: u64,
     stats: &UpdateStats,
-) -> anyhow::Result<pb::BcflPayload> {
+) -> Result<pb::BcflPayload> {
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(pb::CommitUpdate {
         round,
         update_sha256: id.as_str().to_owned(),
         size_bytes: size,
         num_samples: stats.samples,
-        loss_micro: fixed::f64_to_micro(stats.loss).context("the training loss")?,
-        norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).context("the update norm")?,
+        loss_micro: fixed::f64_to_micro(stats.loss).map_err(|source| Error::Fixed {
+            what: "the training loss",
+            source,
+        })?,
+        norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).map_err(|source| Error::Fixed {
+            what: "the update norm",
+            source,
+        })?,
         sketch: stats.sketch.clone(),
         base_round,
         ..Default::default()
@@ -154,7 +159,7 @@ fn routing_graph(
     state: &FamilyState,
     round: &pb::Round,
     removed: &BTreeSet<String>,
-) -> anyhow::Result<BandwidthGraph> {
+) -> Result<BandwidthGraph> {
     let server = (round.mode == pb::RoundMode::SERVER).then_some(&round.aggregator);
     let links = state.links.values().filter(|l| {
         !removed.contains(&l.from)
@@ -166,7 +171,7 @@ fn routing_graph(
 
 /// Routes for a blob of `size` bytes (on chain; unknown: costed as one chunk, and bounded by
 /// the node's largest blob only).
-fn policy(size: Option<u64>) -> anyhow::Result<RoutePolicy> {
+fn policy(size: Option<u64>) -> Result<RoutePolicy> {
     let cost = size.unwrap_or(CHUNK_SIZE);
     Ok(RoutePolicy {
         routing: Routing::Shortest,
@@ -232,7 +237,7 @@ impl<L: Ledger> Member<L> {
     }
 
     /// One look at the ledger; see the module docs.
-    pub async fn tick(&mut self, state: &FamilyState) -> anyhow::Result<MemberStatus> {
+    pub async fn tick(&mut self, state: &FamilyState) -> Result<MemberStatus> {
         // The server relays and pulls only from the members registered now.
         self.transfers.registry().update_from_state(state);
         let Some(consortium) = &state.consortium else {
@@ -271,7 +276,7 @@ impl<L: Ledger> Member<L> {
                 let server = aggregator && round.mode == pb::RoundMode::SERVER;
                 if !committed && !server && self.failed != Some(current) {
                     if let Err(e) = self.train_and_commit(state, current).await {
-                        tracing::error!(member = %self.config.name, round = current, error = %format!("{e:#}"), "no update this round");
+                        tracing::error!(member = %self.config.name, round = current, error = %chain(&e), "no update this round");
                         self.failed = Some(current);
                     }
                 }
@@ -318,7 +323,7 @@ impl<L: Ledger> Member<L> {
                         }
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(member = %name, round, error = %format!("{e:#}"), "not scored"),
+                    Err(e) => tracing::warn!(member = %name, round, error = %chain(&e), "not scored"),
                 }
             }));
         }
@@ -339,7 +344,7 @@ impl<L: Ledger> Member<L> {
         round: u64,
         sha256: &str,
         holders: &[String],
-    ) -> anyhow::Result<(Vec<u8>, u64)> {
+    ) -> Result<(Vec<u8>, u64)> {
         let id = BlobId::parse(sha256)?;
         let store = self.transfers.store();
         let mut moved = 0;
@@ -373,7 +378,10 @@ impl<L: Ledger> Member<L> {
                 .map(|a| a.size_bytes);
             self.fetch(&graph, &peers, size, &id, &candidates)
                 .await
-                .with_context(|| format!("blob {sha256} could not be fetched"))?;
+                .map_err(|e| Error::Fetch {
+                    blob: sha256.to_owned(),
+                    source: Box::new(e),
+                })?;
             moved = std::fs::metadata(store.path(&id)).map_or(0, |m| m.len());
             tracing::info!(member = %self.config.name, blob = %&sha256[..12], seconds = started.elapsed().as_secs_f64(), "fetched");
         }
@@ -382,7 +390,9 @@ impl<L: Ledger> Member<L> {
         if actual != sha256 {
             // Never used: removed so that the next tick fetches a good copy.
             let _ = store.remove(&id);
-            bail!("blob {sha256} in the store hashes to {actual}: corrupt, removed");
+            return Err(Error::Integrity(format!(
+                "blob {sha256} in the store hashes to {actual}: corrupt, removed"
+            )));
         }
         Ok((bytes, moved))
     }
@@ -410,7 +420,7 @@ impl<L: Ledger> Member<L> {
                 self.loaded.insert(0);
             }
             Err(e) => {
-                tracing::warn!(member = %self.config.name, error = %format!("{e:#}"), "initial model not held yet")
+                tracing::warn!(member = %self.config.name, error = %chain(&e), "initial model not held yet")
             }
         }
     }
@@ -426,7 +436,7 @@ impl<L: Ledger> Member<L> {
         size: Option<u64>,
         id: &BlobId,
         holders: &[String],
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         let routed = fetch_routed(
             &self.transfers,
             graph,
@@ -447,11 +457,11 @@ impl<L: Ledger> Member<L> {
                 Err(e) => last = e.to_string(),
             }
         }
-        bail!("{last}")
+        Err(Error::Unreachable(last))
     }
 
     /// Holds, checks and scores the newest global model on chain.
-    async fn follow_global(&mut self, state: &FamilyState) -> anyhow::Result<()> {
+    async fn follow_global(&mut self, state: &FamilyState) -> Result<()> {
         let Some((&round, aggregate)) = state.aggregates.last_key_value() else {
             return Ok(());
         };
@@ -467,7 +477,7 @@ impl<L: Ledger> Member<L> {
         {
             Ok(found) => found,
             Err(e) => {
-                tracing::warn!(member = %self.config.name, round, error = %format!("{e:#}"), "global model not held yet");
+                tracing::warn!(member = %self.config.name, round, error = %chain(&e), "global model not held yet");
                 return Ok(());
             }
         };
@@ -521,7 +531,7 @@ impl<L: Ledger> Member<L> {
         let _ = self.report.record(event);
     }
 
-    async fn train_and_commit(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+    async fn train_and_commit(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let parent_sha = state.rounds[&round].parent_model_sha256.clone();
         let (parent_bytes, _) = self.blob(state, round, &parent_sha, &[]).await?;
         let parent = Update::from_bytes(&parent_bytes)?;
@@ -530,7 +540,8 @@ impl<L: Ledger> Member<L> {
         // random): a consortium rerun with the same settings trains the same updates.
         let seed = self.config.seed
             ^ (round << 32)
-            ^ u64::from_str_radix(&sha256_hex(self.config.name.as_bytes())[..12], 16)?;
+            ^ u64::from_str_radix(&sha256_hex(self.config.name.as_bytes())[..12], 16)
+                .unwrap_or_default();
         let model = self.model.clone();
         let base = parent.clone();
         let trained = blocking(move || model.train(&base, seed)).await?;
@@ -556,7 +567,9 @@ impl<L: Ledger> Member<L> {
         let Some(open) = open else {
             train_event.detail = Some(format!("round {round} moved on; update dropped"));
             self.report.record(train_event)?;
-            bail!("round {round} is no longer open for this member's update");
+            return Err(Error::State(format!(
+                "round {round} is no longer open for this member's update"
+            )));
         };
         let staleness = target - round;
         if staleness > 0
@@ -564,7 +577,9 @@ impl<L: Ledger> Member<L> {
         {
             train_event.detail = Some(format!("too late for round {round}; dropped"));
             self.report.record(train_event)?;
-            bail!("the update trained for round {round} is too stale for round {target}");
+            return Err(Error::State(format!(
+                "the update trained for round {round} is too stale for round {target}"
+            )));
         }
         self.report.record(train_event)?;
         let started = Instant::now();
@@ -600,11 +615,7 @@ impl<L: Ledger> Member<L> {
 
     /// The parent model of the round before `round` (`None` for round 1): what a stale rider
     /// subtracts from this round's parent to resend the last change of the global model.
-    async fn previous_parent(
-        &self,
-        state: &FamilyState,
-        round: u64,
-    ) -> anyhow::Result<Option<Update>> {
+    async fn previous_parent(&self, state: &FamilyState, round: u64) -> Result<Option<Update>> {
         let Some(previous) = round.checked_sub(1).and_then(|r| state.rounds.get(&r)) else {
             return Ok(None);
         };
@@ -614,7 +625,7 @@ impl<L: Ledger> Member<L> {
         Ok(Some(Update::from_bytes(&bytes)?))
     }
 
-    async fn evaluate_when_due(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+    async fn evaluate_when_due(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let Some(r) = state
             .rounds
             .get(&round)
@@ -660,12 +671,12 @@ impl<L: Ledger> Member<L> {
     }
 
     /// Fetches, checks and aggregates the accepted updates and commits the aggregate.
-    async fn aggregate(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+    async fn aggregate(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let r = &state.rounds[&round];
         let verdict = state
             .verdicts
             .get(&round)
-            .ok_or_else(|| anyhow!("round {round} is EVALUATED without a verdict"))?;
+            .ok_or_else(|| Error::State(format!("round {round} is EVALUATED without a verdict")))?;
         let params = state
             .consortium
             .as_ref()
@@ -701,7 +712,10 @@ impl<L: Ledger> Member<L> {
                     std::slice::from_ref(&planned.member),
                 )
                 .await
-                .with_context(|| format!("fetching the update of {}", planned.member))?;
+                .map_err(|e| Error::FetchUpdate {
+                    member: planned.member.clone(),
+                    source: Box::new(e),
+                })?;
                 moved += planned.size_bytes;
             }
             paths.insert(planned.member.clone(), self.transfers.store().path(&id));
@@ -749,12 +763,11 @@ impl<L: Ledger> Member<L> {
     /// Pushes the global model along the shortest-path tree to the accepted members, then
     /// straight to the excluded ones, then closes the round (members that miss it fetch it
     /// themselves).
-    async fn distribute(&mut self, state: &FamilyState, round: u64) -> anyhow::Result<()> {
+    async fn distribute(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let r = &state.rounds[&round];
-        let aggregate = state
-            .aggregates
-            .get(&round)
-            .ok_or_else(|| anyhow!("round {round} is AGGREGATED without an aggregate"))?;
+        let aggregate = state.aggregates.get(&round).ok_or_else(|| {
+            Error::State(format!("round {round} is AGGREGATED without an aggregate"))
+        })?;
         let started = Instant::now();
         let excluded: BTreeSet<String> = state
             .verdicts

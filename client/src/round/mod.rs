@@ -46,6 +46,7 @@
 //! ```
 
 pub mod coordinator;
+pub(crate) mod error;
 pub mod ledger;
 #[cfg(feature = "train")]
 pub mod member;
@@ -62,3 +63,5 @@ pub mod schedule;
 pub mod simulation;
 #[cfg(feature = "train")]
 pub mod summary;
+
+pub use error::{Error, Result};

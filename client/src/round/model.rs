@@ -3,9 +3,10 @@
 //! A **model package** is the folder every member receives before the first round: the frozen
 //! base (its SHA-256 is the consortium's `base_model_sha256`), the initial trainable tensors
 //! round 1 starts from (`initial.safetensors`, the consortium's `initial_model_sha256`) and the
-//! class names in order (`package.json`). `bcfl model init` writes one, from a BERT directory
-//! (all-MiniLM-L6-v2 by default) or, with `--tiny`, from a small random BERT whose word-level
-//! vocabulary is built from a data file (for tests). A node checks both hashes against the
+//! class names in order (`package.json`). `bcfl model init` writes one ([`ModelPackage::create`]),
+//! from a BERT directory (all-MiniLM-L6-v2 by default) or, with `--tiny`
+//! ([`ModelPackage::create_tiny`]), from a small random BERT whose word-level vocabulary is
+//! built from a data file (for tests). A node checks both hashes against the
 //! chain before it trains.
 //!
 //! [`Trainer`] is what the member role asks of a model: fine-tune from a parent, score a global
@@ -17,10 +18,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use super::{Error, Result};
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::Dataset;
@@ -64,12 +65,15 @@ pub struct ModelPackage {
 
 impl ModelPackage {
     /// Reads `DIR/package.json`.
-    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+    pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(PACKAGE_FILE);
         let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading the model package {}", path.display()))?;
-        let mut package: Self = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a model package", path.display()))?;
+            .map_err(|e| Error::file("reading the model package", &path, e))?;
+        let mut package: Self =
+            serde_json::from_str(&text).map_err(|source| Error::NotAPackage {
+                path: path.clone(),
+                source,
+            })?;
         package.dir = dir.to_path_buf();
         Ok(package)
     }
@@ -92,9 +96,9 @@ impl ModelPackage {
         labels: Vec<String>,
         max_len: usize,
         seed: u64,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let dir = ModelDir::open(base, None)
-            .with_context(|| format!("opening the model directory {}", base.display()))?;
+            .map_err(|e| Error::file("opening the model directory", base, e))?;
         let model = {
             let _generator = crate::train::seeded(seed);
             dir.classifier(labels.len() as i64, &LoraConfig::default(), Device::Cpu)?
@@ -126,7 +130,7 @@ impl ModelPackage {
         labels: Vec<String>,
         max_len: usize,
         seed: u64,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self> {
         let encoder = TextEncoder::from_corpus(texts.iter().copied(), TINY_VOCAB, max_len)?;
         let config = BertConfig {
             hidden_dropout_prob: 0.0,
@@ -145,17 +149,20 @@ impl ModelPackage {
             model.randomize_base();
             model
         };
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::create_dir_all(out).map_err(|e| Error::file("creating", out, e))?;
         std::fs::write(out.join("config.json"), serde_json::to_string(&config)?)?;
         let weights = out.join(WEIGHTS);
-        model.base().save(&weights)?;
+        model
+            .base()
+            .save(&weights)
+            .map_err(crate::train::Error::from)?;
         encoder.save(&out.join("tokenizer.json"))?;
         let description = format!(
             "tiny random BERT (2 layers, hidden 32, {} trainable parameters)",
             model.trainable_parameters()
         );
         let sha = file_sha256(&weights)
-            .with_context(|| format!("hashing {}", weights.display()))?
+            .map_err(|e| Error::file("hashing", &weights, e))?
             .sha256;
         Self::finish(
             out,
@@ -176,17 +183,17 @@ impl ModelPackage {
         labels: Vec<String>,
         max_len: usize,
         description: String,
-    ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    ) -> Result<Self> {
+        std::fs::create_dir_all(out).map_err(|e| Error::file("creating", out, e))?;
         let initial = Update::from_store(model.trainable())?.to_bytes(Encoding::F32);
         let initial_path = out.join(INITIAL_FILE);
         std::fs::write(&initial_path, &initial)
-            .with_context(|| format!("writing {}", initial_path.display()))?;
+            .map_err(|e| Error::file("writing", &initial_path, e))?;
         let package = Self {
             base_dir,
             base_sha256,
             initial_sha256: file_sha256(&initial_path)
-                .with_context(|| format!("hashing {}", initial_path.display()))?
+                .map_err(|e| Error::file("hashing", &initial_path, e))?
                 .sha256,
             labels,
             max_len,
@@ -216,11 +223,11 @@ pub struct Trained {
 /// role drives it; [`LocalModel`] is the BERT + LoRA implementation.
 pub trait Trainer: Send + Sync + 'static {
     /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
-    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained>;
+    fn train(&self, parent: &Update, seed: u64) -> Result<Trained>;
 
     /// Scores `model` on the held-out set, when there is one. May run while [`Self::train`]
     /// runs on another thread.
-    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>>;
+    fn evaluate(&self, model: &Update) -> Result<Option<Evaluation>>;
 }
 
 /// A classifier, its tokenizer and, when adapters sit only on the top layers, the cache of its
@@ -273,12 +280,13 @@ impl LocalModel {
         shard: Dataset,
         test: Option<Dataset>,
         config: TrainConfig,
-    ) -> anyhow::Result<Self> {
-        let dir = ModelDir::open(package.base_dir(), Some(base_sha256)).with_context(|| {
-            format!(
-                "the base model in {} is not the consortium's {base_sha256}",
-                package.base_dir().display()
-            )
+    ) -> Result<Self> {
+        let dir = ModelDir::open(package.base_dir(), Some(base_sha256)).map_err(|e| {
+            Error::BaseModel {
+                dir: package.base_dir(),
+                expected: base_sha256.to_owned(),
+                source: Box::new(e),
+            }
         })?;
         let model = dir.classifier(
             package.labels.len() as i64,
@@ -301,8 +309,10 @@ impl LocalModel {
         shard: Dataset,
         test: Option<Dataset>,
         config: TrainConfig,
-    ) -> anyhow::Result<Self> {
-        anyhow::ensure!(!shard.is_empty(), "the training data is empty");
+    ) -> Result<Self> {
+        if shard.is_empty() {
+            return Err(Error::Config("the training data is empty".into()));
+        }
         Ok(Self {
             scoring: shared.clone(),
             shared,
@@ -317,15 +327,13 @@ impl LocalModel {
         self.shard.len() as u64
     }
 
-    fn lock(model: &Mutex<SharedModel>) -> anyhow::Result<std::sync::MutexGuard<'_, SharedModel>> {
-        model
-            .lock()
-            .map_err(|_| anyhow::anyhow!("the model lock is poisoned"))
+    fn lock(model: &Mutex<SharedModel>) -> Result<std::sync::MutexGuard<'_, SharedModel>> {
+        model.lock().map_err(|_| Error::Poisoned)
     }
 }
 
 impl Trainer for LocalModel {
-    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
+    fn train(&self, parent: &Update, seed: u64) -> Result<Trained> {
         let shared = Self::lock(&self.shared)?;
         parent.apply_to(shared.model.trainable())?;
         let config = TrainConfig {
@@ -347,74 +355,12 @@ impl Trainer for LocalModel {
         })
     }
 
-    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
+    fn evaluate(&self, model: &Update) -> Result<Option<Evaluation>> {
         let Some(test) = &self.test else {
             return Ok(None);
         };
         let shared = Self::lock(&self.scoring)?;
         model.apply_to(shared.model.trainable())?;
         Ok(Some(evaluate_on(&shared.model, shared.inputs(), test, 64)?))
-    }
-}
-
-/// `bcfl model init`: writes the consortium's model package.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ModelInitArgs {
-    /// The package folder to write.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    /// The base BERT directory (all-MiniLM-L6-v2 by default).
-    #[arg(long, env = "BCFL_MODEL_DIR", value_name = "DIR")]
-    pub model_dir: Option<PathBuf>,
-    /// A tiny random BERT instead, with a vocabulary of the data's texts (for tests).
-    #[arg(long)]
-    pub tiny: bool,
-    /// The data whose class names (and, with --tiny, texts) the package takes.
-    #[command(flatten)]
-    pub data: crate::train::command::DataArgs,
-    /// Longest token sequence.
-    #[arg(long, default_value_t = 64)]
-    pub max_len: usize,
-    /// Seed of the initial adapters and head (and of the tiny base).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
-/// `bcfl model ...`.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ModelCommand {
-    /// Write the consortium's model package: the base model, the initial trainable tensors
-    /// round 1 starts from, the class names.
-    Init(ModelInitArgs),
-}
-
-impl ModelCommand {
-    /// Runs the command; prints the package (JSON with `json`).
-    pub fn run(&self, json: bool) -> anyhow::Result<()> {
-        match self {
-            Self::Init(args) => {
-                let data = args.data.load(None)?;
-                let labels = data.label_names.clone();
-                let package = if args.tiny {
-                    let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
-                    ModelPackage::create_tiny(&args.out, &texts, labels, args.max_len, args.seed)?
-                } else {
-                    let base = args.model_dir.as_deref().context(
-                        "no base model: pass --model-dir or set BCFL_MODEL_DIR (or --tiny)",
-                    )?;
-                    ModelPackage::create(&args.out, base, labels, args.max_len, args.seed)?
-                };
-                if json {
-                    println!("{}", serde_json::to_string(&package)?);
-                } else {
-                    println!("package          {}", args.out.display());
-                    println!("model            {}", package.description);
-                    println!("base_sha256      {}", package.base_sha256);
-                    println!("initial_sha256   {}", package.initial_sha256);
-                    println!("labels           {}", package.labels.join(", "));
-                }
-                Ok(())
-            }
-        }
     }
 }

@@ -1,6 +1,8 @@
-//! `bcfl node run`: a long-running member (and/or coordinator) process that follows the ledger.
+//! What `bcfl node run` runs: a long-running member (and/or coordinator) process that follows
+//! the ledger ([`run`]).
 //!
-//! Configured by a TOML file, with flags and environment variables overriding it:
+//! Configured by a TOML file ([`NodeConfig::read`]; the command line's flags and environment
+//! variables override it, in `bcfl-train`):
 //!
 //! ```toml
 //! ledger = ["http://127.0.0.1:8008", "http://10.0.0.2:8008"]   # used in turn when one fails
@@ -46,7 +48,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
 use super::coordinator::{Coordinator, CoordinatorConfig, CoordinatorStatus};
@@ -55,6 +56,7 @@ use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
 use super::model::{LocalModel, ModelPackage};
 use super::report::Report;
 use super::rest::RestLedger;
+use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
@@ -194,51 +196,6 @@ pub struct CoordinatorSection {
     pub schedule: CoordinatorConfig,
 }
 
-/// `bcfl node run` arguments: the file, and overrides.
-#[derive(Debug, Clone, PartialEq, clap::Args)]
-pub struct NodeRunArgs {
-    /// Configuration file (TOML).
-    #[arg(long, env = "BCFL_NODE_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Ledger REST API URL (repeatable; replaces the file's list).
-    #[arg(
-        long = "ledger",
-        env = "BCFL_NODE_LEDGER",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub ledger: Vec<String>,
-    /// Member: private key file.
-    #[arg(long, env = "BCFL_NODE_KEY", value_name = "FILE")]
-    pub key: Option<PathBuf>,
-    /// Member: blob server address.
-    #[arg(long, env = "BCFL_NODE_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Member: blob store folder.
-    #[arg(long, env = "BCFL_NODE_STORE", value_name = "DIR")]
-    pub store: Option<PathBuf>,
-    /// Member: private training data.
-    #[arg(long, env = "BCFL_NODE_DATA", value_name = "FILE")]
-    pub data: Option<PathBuf>,
-    /// Member: report file.
-    #[arg(long, env = "BCFL_NODE_REPORT", value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Run the coordinator role (the file's `[coordinator]` section; `--rounds` and
-    /// `--admin-key` can stand in for it).
-    #[arg(long)]
-    pub coordinator: bool,
-    /// Coordinator: rounds to run in all.
-    #[arg(long)]
-    pub rounds: Option<u64>,
-    /// Coordinator: an admin's private key file.
-    #[arg(long, value_name = "FILE")]
-    pub admin_key: Option<PathBuf>,
-    /// Member: stop once the global model of round N is held and checked (default: run
-    /// until stopped).
-    #[arg(long, value_name = "N")]
-    pub until_round: Option<u64>,
-}
-
 fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() {
         path.to_path_buf()
@@ -247,90 +204,58 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
     }
 }
 
-impl NodeRunArgs {
-    /// The configuration: the file (paths made absolute), then the overrides; `default_ledger`
-    /// when neither names a ledger.
-    pub fn config(&self, default_ledger: &str) -> anyhow::Result<NodeConfig> {
-        let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let mut config: NodeConfig =
-                    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-                let base = path.parent().unwrap_or(Path::new("."));
-                if let Some(m) = &mut config.member {
-                    for p in [&mut m.key, &mut m.package, &mut m.data, &mut m.store] {
-                        *p = resolve(base, p);
-                    }
-                    for p in [&mut m.test_data, &mut m.report].into_iter().flatten() {
-                        *p = resolve(base, p);
-                    }
-                }
-                if let Some(c) = &mut config.coordinator {
-                    c.key = resolve(base, &c.key);
-                }
-                config
-            }
-            None => NodeConfig {
-                poll_seconds: default_poll(),
-                wait_seconds: default_wait(),
-                ..Default::default()
-            },
-        };
-        if !self.ledger.is_empty() {
-            config.ledger = self.ledger.clone();
+impl NodeConfig {
+    /// No file: no roles, the default poll and wait.
+    pub fn empty() -> Self {
+        Self {
+            poll_seconds: default_poll(),
+            wait_seconds: default_wait(),
+            ..Default::default()
         }
+    }
+
+    /// Reads a configuration file, its relative paths made relative to its folder.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file("reading", path, e))?;
+        let mut config: NodeConfig =
+            toml::from_str(&text).map_err(|e| Error::file("parsing", path, e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if let Some(m) = &mut config.member {
-            if let Some(key) = &self.key {
-                m.key = key.clone();
+            for p in [&mut m.key, &mut m.package, &mut m.data, &mut m.store] {
+                *p = resolve(base, p);
             }
-            if let Some(listen) = self.listen {
-                m.listen = listen;
-            }
-            if let Some(store) = &self.store {
-                m.store = store.clone();
-            }
-            if let Some(data) = &self.data {
-                m.data = data.clone();
-            }
-            if let Some(report) = &self.report {
-                m.report = Some(report.clone());
+            for p in [&mut m.test_data, &mut m.report].into_iter().flatten() {
+                *p = resolve(base, p);
             }
         }
-        if self.coordinator && config.coordinator.is_none() {
-            let (Some(rounds), Some(key)) = (self.rounds, &self.admin_key) else {
-                bail!("--coordinator needs a [coordinator] section, or --rounds and --admin-key");
-            };
-            config.coordinator = Some(CoordinatorSection {
-                key: key.clone(),
-                schedule: CoordinatorConfig::new(rounds),
-            });
-        }
-        if let (Some(c), Some(rounds)) = (&mut config.coordinator, self.rounds) {
-            c.schedule.rounds = rounds;
-        }
-        if config.ledger.is_empty() {
-            config.ledger.push(default_ledger.to_owned());
-        }
-        if config.member.is_none() && config.coordinator.is_none() {
-            bail!("nothing to run: the configuration has neither [member] nor [coordinator]");
-        }
-        if let Some(c) = &config.coordinator {
-            c.schedule.validate().map_err(anyhow::Error::msg)?;
+        if let Some(c) = &mut config.coordinator {
+            c.key = resolve(base, &c.key);
         }
         Ok(config)
+    }
+
+    /// Refuses a configuration without a role, or with an invalid schedule.
+    pub fn check(&self) -> Result<()> {
+        if self.member.is_none() && self.coordinator.is_none() {
+            return Err(Error::Config(
+                "nothing to run: the configuration has neither [member] nor [coordinator]".into(),
+            ));
+        }
+        if let Some(c) = &self.coordinator {
+            c.schedule.validate().map_err(Error::Config)?;
+        }
+        Ok(())
     }
 }
 
 /// A member's data file (any format the loaders read), its classes checked against the
 /// package's.
-fn load_data(path: &Path, labels: &[String]) -> anyhow::Result<Dataset> {
+fn load_data(path: &Path, labels: &[String]) -> Result<Dataset> {
     let columns = Columns {
         text: "text".into(),
         label: "label".into(),
     };
-    Dataset::load(path, &columns, None, Some(labels))
-        .with_context(|| format!("loading {}", path.display()))
+    Dataset::load(path, &columns, None, Some(labels)).map_err(|e| Error::file("loading", path, e))
 }
 
 /// Starts the member role: checks the model package against the chain, loads the data,
@@ -339,29 +264,28 @@ async fn start_member<L: Ledger>(
     ledger: Arc<L>,
     m: &MemberSection,
     until_round: Option<u64>,
-) -> anyhow::Result<(Member<L>, tokio::task::JoinHandle<std::io::Result<()>>)> {
-    let signer =
-        Signer::from_file(&m.key).with_context(|| format!("reading {}", m.key.display()))?;
+) -> Result<(Member<L>, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let signer = Signer::from_file(&m.key).map_err(|e| Error::file("reading", &m.key, e))?;
     let package = ModelPackage::read(&m.package)?;
     let state = ledger.state().await?;
-    let consortium = state
-        .consortium
-        .as_ref()
-        .context("the ledger holds no consortium yet (bcfl consortium init)")?;
+    let consortium = state.consortium.as_ref().ok_or_else(|| {
+        Error::State("the ledger holds no consortium yet (bcfl consortium init)".into())
+    })?;
     let params = consortium.get_params();
-    anyhow::ensure!(
-        params.base_model_sha256 == package.base_sha256,
-        "the package's base model {} is not the consortium's {}",
-        package.base_sha256,
-        params.base_model_sha256
-    );
-    anyhow::ensure!(
-        params.initial_model_sha256.is_empty()
-            || params.initial_model_sha256 == package.initial_sha256,
-        "the package's initial model {} is not the consortium's {}",
-        package.initial_sha256,
-        params.initial_model_sha256
-    );
+    if params.base_model_sha256 != package.base_sha256 {
+        return Err(Error::State(format!(
+            "the package's base model {} is not the consortium's {}",
+            package.base_sha256, params.base_model_sha256
+        )));
+    }
+    if !params.initial_model_sha256.is_empty()
+        && params.initial_model_sha256 != package.initial_sha256
+    {
+        return Err(Error::State(format!(
+            "the package's initial model {} is not the consortium's {}",
+            package.initial_sha256, params.initial_model_sha256
+        )));
+    }
     let shard = load_data(&m.data, &package.labels)?;
     let test = m
         .test_data
@@ -382,14 +306,14 @@ async fn start_member<L: Ledger>(
     .await??;
     let store = Arc::new(
         BlobStore::open(&m.store, CHUNK_SIZE)
-            .with_context(|| format!("opening the blob store {}", m.store.display()))?,
+            .map_err(|e| Error::file("opening the blob store", &m.store, e))?,
     );
     let http = http_client(Duration::from_secs(3));
     let transfers = Arc::new(Transfers::new(store, http.clone()));
     let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
         .spawn(m.listen)
         .await
-        .with_context(|| format!("starting the blob server on {}", m.listen))?;
+        .map_err(|e| Error::file("starting the blob server on", m.listen.to_string(), e))?;
     let key = signer.public_key().as_hex().to_owned();
     match state.members.get(&key) {
         Some(member) => {
@@ -431,14 +355,14 @@ async fn start_member<L: Ledger>(
     Ok((member, server))
 }
 
-/// Runs the node until its roles finish or SIGINT/SIGTERM.
-pub async fn run(args: &NodeRunArgs, default_ledger: &str) -> anyhow::Result<()> {
-    let config = args.config(default_ledger)?;
+/// Runs the node over the REST API of `config.ledger` until its roles finish or SIGINT/SIGTERM;
+/// the member stops once it holds round `until_round`'s global model.
+pub async fn run(config: &NodeConfig, until_round: Option<u64>) -> Result<()> {
     let ledger = Arc::new(RestLedger::new(
         &config.ledger,
         Duration::try_from_secs_f64(config.wait_seconds)?,
     )?);
-    run_with(ledger, &config, args.until_round).await
+    run_with(ledger, config, until_round).await
 }
 
 /// Runs the roles of `config` over `ledger` (any [`Ledger`]) until they finish or a signal.
@@ -446,12 +370,11 @@ pub async fn run_with<L: Ledger>(
     ledger: Arc<L>,
     config: &NodeConfig,
     until_round: Option<u64>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let poll = Duration::try_from_secs_f64(config.poll_seconds)?;
     let mut coordinator = match &config.coordinator {
         Some(c) => {
-            let admin = Signer::from_file(&c.key)
-                .with_context(|| format!("reading {}", c.key.display()))?;
+            let admin = Signer::from_file(&c.key).map_err(|e| Error::file("reading", &c.key, e))?;
             Some(Coordinator::new(ledger.clone(), admin, c.schedule.clone()))
         }
         None => None,
@@ -559,93 +482,5 @@ pub(crate) async fn shutdown() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const EXAMPLE: &str = r#"
-ledger = ["http://127.0.0.1:8008"]
-[member]
-name = "m1"
-key = "keys/m1.priv"
-package = "model"
-data = "shards/member-1.csv"
-store = "m1/store"
-listen = "127.0.0.1:7001"
-[member.train]
-epochs = 1
-[coordinator]
-key = "/abs/admin.priv"
-rounds = 3
-synchrony = "buffered-async"
-buffer = 2
-commit_timeout = 30
-"#;
-
-    #[test]
-    fn the_file_parses_paths_resolve_and_flags_override() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("node.toml");
-        std::fs::write(&file, EXAMPLE).unwrap();
-        let args = NodeRunArgs {
-            config: Some(file),
-            ledger: vec!["http://a:1".into(), "http://b:2".into()],
-            key: None,
-            listen: Some("127.0.0.1:7002".parse().unwrap()),
-            store: None,
-            data: None,
-            report: None,
-            coordinator: false,
-            rounds: Some(5),
-            admin_key: None,
-            until_round: None,
-        };
-        let config = args.config("http://x").unwrap();
-        assert_eq!(config.ledger, ["http://a:1", "http://b:2"]);
-        let m = config.member.unwrap();
-        assert_eq!(m.key, dir.path().join("keys/m1.priv"));
-        assert_eq!(m.listen.port(), 7002);
-        assert_eq!(m.train.epochs, 1);
-        assert_eq!(m.train.batch_size, 16);
-        let c = config.coordinator.unwrap();
-        assert_eq!(c.key, PathBuf::from("/abs/admin.priv"));
-        assert_eq!(c.schedule.rounds, 5);
-        assert_eq!(c.schedule.buffer, 2);
-        assert_eq!(c.schedule.commit_timeout, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn bad_files_are_refused_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("node.toml");
-        std::fs::write(&file, "ledger = []\n[member]\nname = 1\n").unwrap();
-        let args = NodeRunArgs {
-            config: Some(file.clone()),
-            ledger: vec![],
-            key: None,
-            listen: None,
-            store: None,
-            data: None,
-            report: None,
-            coordinator: false,
-            rounds: None,
-            admin_key: None,
-            until_round: None,
-        };
-        let err = format!("{:#}", args.config("http://x").unwrap_err());
-        assert!(err.contains("parsing"), "{err}");
-        std::fs::write(&file, "poll_seconds = 1.0\n").unwrap();
-        let err = format!("{:#}", args.config("http://x").unwrap_err());
-        assert!(err.contains("nothing to run"), "{err}");
-        std::fs::write(
-            &file,
-            "[coordinator]\nkey = \"a\"\nrounds = 1\ntopology = \"server\"\n",
-        )
-        .unwrap();
-        let err = format!("{:#}", args.config("http://x").unwrap_err());
-        assert!(err.contains("server topology"), "{err}");
     }
 }

@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, ensure, Context as _};
 use bcfl_fed::aggregate::{aggregate, Contribution};
 use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::rule::Rule;
@@ -30,6 +29,7 @@ use bcfl_fed::update::{Encoding, Update};
 use bcfl_ledger::state::FamilyState;
 
 use super::schedule;
+use super::{Error, Result};
 
 /// One accepted update of a round, as its commitment describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,27 +79,29 @@ pub struct Computed {
 
 impl AggregatePlan {
     /// The plan of `round`, which must have a verdict that accepted someone.
-    pub fn of(state: &FamilyState, round: u64) -> anyhow::Result<Self> {
+    pub fn of(state: &FamilyState, round: u64) -> Result<Self> {
         let r = state
             .rounds
             .get(&round)
-            .ok_or_else(|| anyhow!("round {round} does not exist"))?;
+            .ok_or_else(|| Error::State(format!("round {round} does not exist")))?;
         let verdict = state
             .verdicts
             .get(&round)
-            .ok_or_else(|| anyhow!("round {round} has no verdict yet"))?;
+            .ok_or_else(|| Error::State(format!("round {round} has no verdict yet")))?;
         let params = state
             .consortium
             .as_ref()
             .map(|c| c.get_params().clone())
-            .ok_or_else(|| anyhow!("the consortium is not initialized"))?;
+            .ok_or_else(|| Error::State("the consortium is not initialized".into()))?;
         let rule = Rule::from_params(&params)?;
         let mut updates = Vec::with_capacity(verdict.accepted.len());
         for member in &verdict.accepted {
             let c = state
                 .commitments
                 .get(&(round, member.clone()))
-                .ok_or_else(|| anyhow!("no commitment of {member} to round {round}"))?;
+                .ok_or_else(|| {
+                    Error::State(format!("no commitment of {member} to round {round}"))
+                })?;
             let base = if c.staleness == 0 || c.base_model_sha256.is_empty() {
                 r.parent_model_sha256.clone()
             } else {
@@ -115,7 +117,9 @@ impl AggregatePlan {
             });
         }
         if updates.is_empty() {
-            bail!("round {round}'s verdict accepted nobody: nothing to aggregate");
+            return Err(Error::State(format!(
+                "round {round}'s verdict accepted nobody: nothing to aggregate"
+            )));
         }
         Ok(Self {
             round,
@@ -144,29 +148,30 @@ impl AggregatePlan {
     /// `scratch` holds rebased updates while the rule runs, and is removed afterwards.
     pub fn compute(
         &self,
-        mut update_path: impl FnMut(&PlannedUpdate) -> anyhow::Result<std::path::PathBuf>,
-        mut model: impl FnMut(&str) -> anyhow::Result<Vec<u8>>,
+        mut update_path: impl FnMut(&PlannedUpdate) -> Result<std::path::PathBuf>,
+        mut model: impl FnMut(&str) -> Result<Vec<u8>>,
         scratch: &Path,
-    ) -> anyhow::Result<Computed> {
+    ) -> Result<Computed> {
         let mut models: BTreeMap<String, Update> = BTreeMap::new();
         for sha in self.models_needed() {
             let bytes = model(&sha)?;
-            ensure!(
-                sha256_hex(&bytes) == sha,
-                "model blob {sha} does not hash to its name"
-            );
+            if sha256_hex(&bytes) != sha {
+                return Err(Error::Integrity(format!(
+                    "model blob {sha} does not hash to its name"
+                )));
+            }
             models.insert(sha, Update::from_bytes(&bytes)?);
         }
         let mut contributions = Vec::with_capacity(self.updates.len());
         for planned in &self.updates {
             let path = update_path(planned)?;
-            let bytes =
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            ensure!(
-                sha256_hex(&bytes) == planned.sha256 && bytes.len() as u64 == planned.size_bytes,
-                "the update of {} does not match its commitment",
-                planned.member
-            );
+            let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
+            if sha256_hex(&bytes) != planned.sha256 || bytes.len() as u64 != planned.size_bytes {
+                return Err(Error::Integrity(format!(
+                    "the update of {} does not match its commitment",
+                    planned.member
+                )));
+            }
             let path = if planned.staleness == 0 {
                 path
             } else {
@@ -174,7 +179,7 @@ impl AggregatePlan {
                 let parent = &models[&self.parent_model_sha256];
                 let rebased = parent.plus(&Update::from_bytes(&bytes)?.minus(base)?)?;
                 std::fs::create_dir_all(scratch)
-                    .with_context(|| format!("creating {}", scratch.display()))?;
+                    .map_err(|e| Error::file("creating", scratch, e))?;
                 let file = scratch.join(format!("{}-{}.safetensors", self.round, planned.member));
                 std::fs::write(&file, rebased.to_bytes(Encoding::F32))?;
                 file

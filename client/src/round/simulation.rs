@@ -27,7 +27,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use bcfl_protos::bcfl as pb;
 
 use super::coordinator::{Coordinator, CoordinatorConfig, CoordinatorStatus};
@@ -37,6 +36,7 @@ use super::memory::MemoryLedger;
 use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::summary::{round_done, round_report, MemberInfo, RoundReport};
+use super::{Error, Result};
 use crate::demo::attack::AttackKind;
 use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::update::{Encoding, Update};
@@ -99,11 +99,11 @@ pub struct SimulationOutcome {
 }
 
 /// A key derived from the simulation's seed and a label (a member's name, or `admin`).
-fn derived_key(seed: u64, label: &str) -> anyhow::Result<PrivateKey> {
+fn derived_key(seed: u64, label: &str) -> Result<PrivateKey> {
     PrivateKey::from_hex(&sha256_hex(
         format!("bcfl simulation key {seed} {label}").as_bytes(),
     ))
-    .with_context(|| format!("deriving the simulation key of {label}"))
+    .map_err(|e| Error::Config(format!("deriving the simulation key of {label}: {e}")))
 }
 
 /// Each member's `ReportBandwidth` of its outgoing `links` (named by member name).
@@ -111,13 +111,15 @@ async fn report_links(
     ledger: &MemoryLedger,
     links: &[pb::Link],
     signers: &[(String, Signer)],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let key_of = |name: &str| {
         signers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, s)| s.public_key().as_hex().to_owned())
-            .with_context(|| format!("link endpoint {name:?} is not a simulated member"))
+            .ok_or_else(|| {
+                Error::Config(format!("link endpoint {name:?} is not a simulated member"))
+            })
     };
     for (name, signer) in signers {
         let mut by_epoch: std::collections::BTreeMap<u64, Vec<pb::LinkMeasurement>> =
@@ -158,7 +160,7 @@ pub async fn simulate(
     config: SimulationConfig,
     members: Vec<SimulatedMember>,
     mut on_round: impl FnMut(&RoundReport),
-) -> anyhow::Result<SimulationOutcome> {
+) -> Result<SimulationOutcome> {
     let ledger = Arc::new(MemoryLedger::new());
     let admin = Signer::new(derived_key(config.seed, "admin")?);
     let initial_bytes = config.initial.to_bytes(Encoding::F32);
@@ -191,7 +193,7 @@ pub async fn simulate(
         let store_dir = config.work_dir.join(&m.name);
         let store = Arc::new(
             BlobStore::open(&store_dir, CHUNK_SIZE)
-                .with_context(|| format!("opening {}", store_dir.display()))?,
+                .map_err(|e| Error::file("opening", &store_dir, e))?,
         );
         stores.push(store.clone());
         let transfers = Arc::new(Transfers::new(store, http.clone()));
@@ -291,12 +293,13 @@ pub async fn simulate(
             let store = stores
                 .iter()
                 .find(|s| s.contains(&id))
-                .context("no member holds the last global model")?;
+                .ok_or_else(|| Error::State("no member holds the last global model".into()))?;
             let bytes = std::fs::read(store.path(&id))?;
-            anyhow::ensure!(
-                sha256_hex(&bytes) == aggregate.model_sha256,
-                "the stored global model does not match the chain"
-            );
+            if sha256_hex(&bytes) != aggregate.model_sha256 {
+                return Err(Error::Integrity(
+                    "the stored global model does not match the chain".into(),
+                ));
+            }
             Update::from_bytes(&bytes)?
         }
     };

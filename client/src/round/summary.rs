@@ -584,7 +584,7 @@ impl DemoReport {
     }
 
     /// Writes `report.json`, `report.md` and the figures into `dir`.
-    pub fn write(&mut self, dir: &Path, state: &FamilyState) -> anyhow::Result<()> {
+    pub fn write(&mut self, dir: &Path, state: &FamilyState) -> super::Result<()> {
         self.total();
         let graph = graph_figure(state, &self.members);
         self.files =

@@ -48,6 +48,14 @@ pub enum Error {
     /// A dataset is unusable (missing column, too few rows, unknown label...).
     #[error("data: {0}")]
     Data(String),
+    /// A folder already holds the files of a split, which are not to be replaced.
+    #[error("{} already holds the files of a split ({}): pass --force to replace them", dir.display(), files.join(", "))]
+    SplitExists {
+        /// The folder.
+        dir: PathBuf,
+        /// The split's files in it.
+        files: Vec<String>,
+    },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),

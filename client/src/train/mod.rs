@@ -11,15 +11,14 @@
 //! - [`tokenize`] turns texts into padded id and attention-mask tensors.
 //! - [`data`] loads labelled text (the Medical Abstracts corpus in its own format, any CSV or
 //!   JSON-lines file, class names from a labels file) and [`split`] makes the held-out test set
-//!   and client shards (IID, Dirichlet, specialty), with a leakage check; [`data_command`]
-//!   writes a consortium's shards as files (`bcfl data split`).
+//!   and client shards (IID, Dirichlet, specialty), with a leakage check; [`shards`] writes a
+//!   consortium's shards as files (`bcfl data split`).
 //! - [`trainer`] runs AdamW with warmup/decay and clipping; [`metrics`] scores predictions.
 //! - [`tensors`] turns the trainable tensors into an update blob ([`bcfl_fed::update`]) and
 //!   back; the format, its aggregation and the commitment statistics are libtorch-free, in
 //!   `bcfl-fed`.
-//! - [`command`] is the `bcfl train`, `bcfl eval`, `bcfl fl simulate` (federated rounds through
-//!   the round library over the in-memory ledger, [`crate::round::simulation`]) and `bcfl fl
-//!   bench` command line; [`mod@bench`] the benchmarks.
+//! - [`source`] is where a command's labelled data comes from; [`saved`] a trained model saved
+//!   as a directory (`bcfl train --out`, `bcfl eval`).
 //! - [`attack`] trains the head over frozen embeddings with attackers, and measures detection,
 //!   exclusion and robust aggregation (`bcfl anomaly bench`, `bcfl anomaly paper-table`).
 //!
@@ -35,16 +34,16 @@
 //! ```
 
 pub mod attack;
-pub mod bench;
 pub mod bert;
 pub mod checkpoint;
-pub mod command;
 pub mod data;
-pub mod data_command;
 mod error;
 pub mod lora;
 pub mod metrics;
 pub mod prefix;
+pub mod saved;
+pub mod shards;
+pub mod source;
 pub mod split;
 pub mod tensors;
 pub mod tokenize;

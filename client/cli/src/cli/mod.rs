@@ -9,6 +9,8 @@ mod centre;
 pub(crate) mod forward;
 mod history;
 mod keys;
+mod net;
+mod node;
 mod replay;
 mod submit;
 mod table;
@@ -76,7 +78,7 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Routing and transfer planning over measured bandwidths.
     #[command(subcommand)]
-    Net(bcfl_net::NetCommand),
+    Net(net::NetCommand),
     /// A member's peer network: blob server, bandwidth probes, routed fetch and distribution.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -100,7 +102,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     #[command(flatten)]
-    Network(bcfl_net::node::NodeCommand),
+    Network(node::NodeCommand),
     /// Run a member node (and/or the coordinator) that follows the ledger round after round.
     Run(Forwarded),
 }

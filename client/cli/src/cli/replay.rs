@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use bcfl_client::round::replay::AggregatePlan;
+use bcfl_client::round::Error as RoundError;
 use bcfl_fed::digest::file_sha256;
 use bcfl_ledger::state::FamilyState;
 use bcfl_net::blob::BlobStore;
@@ -121,7 +122,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             |u| Ok(paths_store.path(&BlobId::parse(&u.sha256)?)),
             |sha| {
                 let path = paths_store.path(&BlobId::parse(sha)?);
-                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+                std::fs::read(&path).map_err(|e| RoundError::file("reading", &path, e))
             },
             &scratch,
         )

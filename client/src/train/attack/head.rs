@@ -304,7 +304,7 @@ impl HeadTrainer {
 }
 
 impl Trainer for HeadTrainer {
-    fn train(&self, parent: &Update, seed: u64) -> anyhow::Result<Trained> {
+    fn train(&self, parent: &Update, seed: u64) -> crate::round::Result<Trained> {
         let all: Vec<usize> = (0..self.shard.len()).collect();
         let (x, y) = self.shard.tensors(&all);
         let (local, loss) = self
@@ -317,7 +317,7 @@ impl Trainer for HeadTrainer {
         })
     }
 
-    fn evaluate(&self, model: &Update) -> anyhow::Result<Option<Evaluation>> {
+    fn evaluate(&self, model: &Update) -> crate::round::Result<Option<Evaluation>> {
         let Some(test) = &self.test else {
             return Ok(None);
         };

@@ -18,6 +18,12 @@
 //! Exit status: 0 on success, 2 on any error.
 
 mod anomaly_bench;
+mod bench;
+mod data;
+mod demo;
+mod model;
+mod node;
+mod train;
 
 use std::process::ExitCode;
 
@@ -39,20 +45,20 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Fine-tune a model on one dataset (centralized baseline) and save its adapters and head.
-    Train(bcfl_client::train::command::TrainArgs),
+    Train(train::TrainArgs),
     /// Evaluate a saved model on a labelled file.
-    Eval(bcfl_client::train::command::EvalArgs),
+    Eval(train::EvalArgs),
     /// Federated learning without a ledger.
     #[command(subcommand)]
-    Fl(bcfl_client::train::command::FlCommand),
+    Fl(train::FlCommand),
     /// The consortium's model package.
     #[command(subcommand)]
-    Model(bcfl_client::round::model::ModelCommand),
+    Model(model::ModelCommand),
     /// A complete federated fine-tuning run of N members through the ledger, in one process.
-    Demo(Box<bcfl_client::demo::DemoArgs>),
+    Demo(Box<demo::DemoArgs>),
     /// Labelled data: cut a corpus into the members' private shard files.
     #[command(subcommand)]
-    Data(bcfl_client::train::data_command::DataCommand),
+    Data(data::DataCommand),
     /// A member's peer network: `node run` (the other node commands run in `bcfl` itself).
     #[command(subcommand)]
     Node(NodeCommand),
@@ -65,22 +71,22 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Run a member node (and/or the coordinator) that follows the ledger round after round.
-    Run(bcfl_client::round::node::NodeRunArgs),
+    Run(node::NodeRunArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ctx = Context::new(cli.global);
     match cli.command {
-        Command::Train(args) => bcfl_client::train::command::run_train(&args, ctx.json())?,
-        Command::Eval(args) => bcfl_client::train::command::run_eval(&args, ctx.json())?,
+        Command::Train(args) => train::run_train(&args, ctx.json())?,
+        Command::Eval(args) => train::run_eval(&args, ctx.json())?,
         Command::Fl(cmd) => cmd.run(ctx.json()).await?,
         Command::Model(cmd) => cmd.run(ctx.json())?,
         Command::Demo(args) => {
-            bcfl_client::demo::command(&args, ctx.client()?.base_url(), ctx.json()).await?;
+            demo::command(&args, ctx.client()?.base_url(), ctx.json()).await?;
         }
         Command::Data(cmd) => cmd.run(ctx.json())?,
         Command::Node(NodeCommand::Run(args)) => {
-            bcfl_client::round::node::run(&args, ctx.client()?.base_url()).await?;
+            node::run(&args, ctx.client()?.base_url()).await?;
         }
         Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd).await?,
     }

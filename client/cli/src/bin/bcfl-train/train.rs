@@ -1,189 +1,170 @@
-//! The `bcfl train`, `bcfl eval` and `bcfl fl simulate` commands.
+//! `bcfl train`, `bcfl eval` and `bcfl fl simulate`, and the data, model and optimisation
+//! flags they share with `bcfl data split`, `bcfl model init` and `bcfl demo`.
 //!
-//! A trained model is saved as a directory: `adapter.safetensors` (the trainable tensors, in
-//! the canonical update format) and `bcfl-model.json` ([`SavedModel`]: the base model directory
-//! and its SHA-256, the LoRA settings including the first adapted layer, the class names, the
-//! sequence length). `bcfl eval` checks the base weights against the recorded digest before
-//! scoring, and rebuilds the model with the same frozen prefix.
-//!
-//! With `--lora-from-layer K > 0` the states entering layer `K` are computed once per text
-//! (training and scored sets) and cached ([`super::prefix`]), in memory or, with
+//! A trained model is saved as a directory ([`bcfl_client::train::saved`]). With
+//! `--lora-from-layer K > 0` the states entering layer `K` are computed once per text
+//! (training and scored sets) and cached ([`bcfl_client::train::prefix`]), in memory or, with
 //! `--prefix-cache DIR`, in a file reused by later runs. `--validation F` scores on a part of
 //! the training split instead of the test set, for choosing settings.
 //!
-//! Every command that reads labelled data (these, `bcfl data split`, `bcfl demo`) takes
-//! [`DataArgs`]: `--data FILE` (a text,label CSV / TSV / JSON-lines file, or a file in the
-//! Medical Abstracts format, read as it is), or the corpus in `--data-dir`, with class names
-//! from `--labels-file` ([`super::data::Dataset::load`]).
+//! Every command that reads labelled data takes [`DataArgs`]: `--data FILE` (a text,label CSV
+//! / TSV / JSON-lines file, or a file in the Medical Abstracts format, read as it is), or the
+//! corpus in `--data-dir`, with class names from `--labels-file`
+//! ([`bcfl_client::train::source::DataSource`]).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context as _;
+use bcfl_client::tch::Device;
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
-use tch::Device;
 
-use super::bert::BertClassifier;
-use super::checkpoint::ModelDir;
-use super::data::{Columns, Dataset, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
-use super::lora::LoraConfig;
-use super::prefix::{Inputs, PrefixCache};
-use super::split::{leakage, partition, train_test_split, validation_split, Partition};
-use super::tensors::StoreTensors as _;
-use super::tokenize::TextEncoder;
-use super::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
+use bcfl_client::train::bert::BertClassifier;
+use bcfl_client::train::checkpoint::ModelDir;
+use bcfl_client::train::data::{Columns, Dataset};
+use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::prefix::{Inputs, PrefixCache};
+use bcfl_client::train::saved::{save, SavedModel, ADAPTER_FILE, TEST_FILE};
+use bcfl_client::train::source::{DataOrigin, DataSource};
+use bcfl_client::train::split::{
+    leakage, partition, train_test_split, validation_split, Partition,
+};
+use bcfl_client::train::tensors::StoreTensors as _;
+use bcfl_client::train::tokenize::TextEncoder;
+use bcfl_client::train::trainer::{evaluate, evaluate_on, train_on, TrainConfig};
 use bcfl_fed::rule::{Rule, RuleDefaults};
 use bcfl_fed::update::{Encoding, Update};
 
-/// File of the trainable tensors in a saved model.
-pub const ADAPTER_FILE: &str = "adapter.safetensors";
-/// The held-out test split `bcfl train --out` writes (columns `label`, `text`), so that
-/// `bcfl eval --data DIR/test.csv` scores the same examples.
-pub const TEST_FILE: &str = "test.csv";
-/// File of the saved model's description.
-pub const MODEL_FILE: &str = "bcfl-model.json";
-
 /// Where labelled data comes from.
 #[derive(Clone, Debug, Args)]
-pub struct DataArgs {
+pub(crate) struct DataArgs {
     /// Data directory holding `medical-abstracts/` (used when --data is absent; scripts/env.sh
     /// sets BCFL_DATA_DIR to the repository's data/).
     #[arg(long, env = "BCFL_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// A CSV (.csv, .tsv) or JSON-lines file of labelled texts. A file in the Medical Abstracts
     /// format (columns condition_label, medical_abstract) is read as it is, its numeric labels
     /// named from --labels-file or the medical_tc_labels.csv beside it.
     #[arg(long)]
-    pub data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Column of the text in --data.
     #[arg(long, default_value = "text")]
-    pub text_column: String,
+    pub(crate) text_column: String,
     /// Column of the label in --data.
     #[arg(long, default_value = "label")]
-    pub label_column: String,
+    pub(crate) label_column: String,
     /// CSV mapping label codes to class names, as the corpus's medical_tc_labels.csv (header,
     /// then rows `code,name`; columns condition_label and condition_name when present,
     /// otherwise the first two). The classes are its names, in its order.
     #[arg(long)]
-    pub labels_file: Option<PathBuf>,
+    pub(crate) labels_file: Option<PathBuf>,
     /// Use only the first N examples (quick runs).
     #[arg(long)]
-    pub limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 impl DataArgs {
-    /// Loads the dataset (checking its classes against `labels` when given) and applies
-    /// `--limit`.
-    pub fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
-        let mut data = match (&self.data, &self.data_dir) {
-            (Some(file), _) => Dataset::load(
-                file,
-                &Columns {
+    /// Where these flags say the data is: `--data`, else the corpus in `--data-dir`.
+    pub(crate) fn source(&self) -> anyhow::Result<DataSource> {
+        let origin = match (&self.data, &self.data_dir) {
+            (Some(file), _) => DataOrigin::File {
+                path: file.clone(),
+                columns: Columns {
                     text: self.text_column.clone(),
                     label: self.label_column.clone(),
                 },
-                self.labels_file.as_deref(),
-                labels,
-            )?,
-            (None, Some(dir)) => {
-                let data = match &self.labels_file {
-                    Some(names) => Dataset::load(
-                        &dir.join(MEDICAL_ABSTRACTS).join(MEDICAL_ABSTRACTS_FILE),
-                        &Columns::medical_abstracts(),
-                        Some(names),
-                        None,
-                    )?,
-                    None => Dataset::medical_abstracts(dir)?,
-                };
-                if let Some(names) = labels {
-                    anyhow::ensure!(
-                        names == data.label_names,
-                        "the model's classes {names:?} are not Medical Abstracts'"
-                    );
-                }
-                data
-            }
+                labels_file: self.labels_file.clone(),
+            },
+            (None, Some(dir)) => DataOrigin::Corpus {
+                dir: dir.clone(),
+                labels_file: self.labels_file.clone(),
+            },
             (None, None) => {
                 anyhow::bail!("give --data FILE or --data-dir DIR (or set BCFL_DATA_DIR)")
             }
         };
-        if let Some(limit) = self.limit {
-            data.examples.truncate(limit);
-        }
-        Ok(data)
+        Ok(DataSource {
+            origin,
+            limit: self.limit,
+        })
+    }
+
+    /// Loads the dataset (checking its classes against `labels` when given) and applies
+    /// `--limit`.
+    pub(crate) fn load(&self, labels: Option<&[String]>) -> anyhow::Result<Dataset> {
+        Ok(self.source()?.load(labels)?)
     }
 }
 
 /// The base model and the adapters.
 #[derive(Clone, Debug, Args)]
-pub struct ModelArgs {
+pub(crate) struct ModelArgs {
     /// Directory of the pretrained BERT checkpoint.
     #[arg(long, env = "BCFL_MODEL_DIR")]
-    pub model_dir: PathBuf,
+    pub(crate) model_dir: PathBuf,
     /// Required SHA-256 of model.safetensors (default: the installing package's record).
     #[arg(long)]
     pub model_sha256: Option<String>,
     /// Longest token sequence.
     #[arg(long, default_value_t = 128)]
-    pub max_len: usize,
+    pub(crate) max_len: usize,
     /// LoRA rank.
     #[arg(long, default_value_t = 8)]
-    pub lora_rank: i64,
+    pub(crate) lora_rank: i64,
     /// LoRA alpha (the update is scaled by alpha / rank).
     #[arg(long, default_value_t = 16.0)]
-    pub lora_alpha: f64,
+    pub(crate) lora_alpha: f64,
     /// LoRA dropout.
     #[arg(long, default_value_t = 0.1)]
-    pub lora_dropout: f64,
+    pub(crate) lora_dropout: f64,
     /// Adapted projections (query, key, value, output).
     #[arg(long, value_delimiter = ',', default_value = "query,value")]
-    pub lora_targets: Vec<String>,
+    pub(crate) lora_targets: Vec<String>,
     /// First layer carrying adapters (0: all). Layers below it are a frozen prefix that runs
     /// without dropout and whose output is computed once per text and cached.
     #[arg(long, default_value_t = 0)]
-    pub lora_from_layer: i64,
+    pub(crate) lora_from_layer: i64,
     /// Directory keeping frozen-prefix caches between runs (e.g. $BCFL_HOME/cache), named by
     /// the base weights, tokenizer, --lora-from-layer, --max-len and texts. Without it the
     /// cache lives in memory for the run.
     #[arg(long)]
-    pub prefix_cache: Option<PathBuf>,
+    pub(crate) prefix_cache: Option<PathBuf>,
     /// Run on CUDA when available.
     #[arg(long)]
-    pub cuda: bool,
+    pub(crate) cuda: bool,
 }
 
 /// Optimisation options.
 #[derive(Clone, Debug, Args)]
-pub struct OptimArgs {
+pub(crate) struct OptimArgs {
     /// Epochs (local epochs in a simulation).
     #[arg(long, default_value_t = 3)]
-    pub epochs: usize,
+    pub(crate) epochs: usize,
     /// Batch size.
     #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
+    pub(crate) lr: f64,
     /// AdamW weight decay.
     #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f64,
+    pub(crate) weight_decay: f64,
     /// Fraction of steps warming up.
     #[arg(long, default_value_t = 0.06)]
-    pub warmup: f64,
+    pub(crate) warmup: f64,
     /// Gradient-norm clip (0: off).
     #[arg(long, default_value_t = 1.0)]
-    pub max_grad_norm: f64,
+    pub(crate) max_grad_norm: f64,
     /// Seed of the split, initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Fraction of the data held out for testing.
     #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
+    pub(crate) test_fraction: f64,
     /// Carve this fraction of the training split out as a validation set and score on it
     /// instead of the test set (to choose settings without looking at the test set).
     #[arg(long, default_value_t = 0.0)]
-    pub validation: f64,
+    pub(crate) validation: f64,
 }
 
 impl OptimArgs {
@@ -202,7 +183,7 @@ impl OptimArgs {
 
 /// `bcfl train`: centralized fine-tuning.
 #[derive(Clone, Debug, Args)]
-pub struct TrainArgs {
+pub(crate) struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
@@ -216,7 +197,7 @@ pub struct TrainArgs {
 
 /// `bcfl eval`: score a saved model on a labelled file.
 #[derive(Clone, Debug, Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// Saved model directory (from `bcfl train --out`).
     #[arg(long)]
     model: PathBuf,
@@ -239,16 +220,16 @@ pub struct EvalArgs {
 
 /// `bcfl fl ...`: federated learning without a ledger.
 #[derive(Clone, Debug, Subcommand)]
-pub enum FlCommand {
+pub(crate) enum FlCommand {
     /// Federated rounds in one process: N clients, R rounds, a partition and a rule.
     Simulate(Box<SimulateArgs>),
     /// Benchmarks (JSON): training steps/s, aggregation throughput, update sizes.
-    Bench(super::bench::BenchArgs),
+    Bench(crate::bench::BenchArgs),
 }
 
 /// `bcfl fl simulate` options.
 #[derive(Clone, Debug, Args)]
-pub struct SimulateArgs {
+pub(crate) struct SimulateArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
@@ -295,23 +276,6 @@ pub struct SimulateArgs {
     sketch_length: usize,
 }
 
-/// The description saved next to a model's adapters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SavedModel {
-    /// Base checkpoint directory at training time.
-    pub base_dir: PathBuf,
-    /// SHA-256 of its weights.
-    pub base_sha256: String,
-    /// Adapter settings.
-    pub lora: LoraConfig,
-    /// Class names, in head order.
-    pub label_names: Vec<String>,
-    /// Sequence length.
-    pub max_len: usize,
-    /// SHA-256 of `adapter.safetensors`.
-    pub adapter_sha256: String,
-}
-
 fn device(cuda: bool) -> Device {
     if cuda {
         Device::cuda_if_available()
@@ -334,7 +298,7 @@ fn build(
         from_layer: args.lora_from_layer,
     };
     let model = {
-        let _generator = super::seeded(seed);
+        let _generator = bcfl_client::train::seeded(seed);
         dir.classifier(labels as i64, &lora, device(args.cuda))?
     };
     let encoder = dir.encoder(args.max_len)?;
@@ -422,33 +386,8 @@ fn scored_on(optim: &OptimArgs) -> &'static str {
     }
 }
 
-fn save(
-    out: &Path,
-    dir: &ModelDir,
-    model: &BertClassifier,
-    labels: &[String],
-    max_len: usize,
-) -> anyhow::Result<()> {
-    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let bytes = Update::from_store(model.trainable())?.to_bytes(Encoding::F32);
-    fs::write(out.join(ADAPTER_FILE), &bytes)?;
-    let saved = SavedModel {
-        base_dir: dir
-            .path()
-            .canonicalize()
-            .unwrap_or_else(|_| dir.path().to_path_buf()),
-        base_sha256: dir.sha256().to_string(),
-        lora: model.lora().clone(),
-        label_names: labels.to_vec(),
-        max_len,
-        adapter_sha256: bcfl_fed::digest::sha256_hex(&bytes),
-    };
-    fs::write(out.join(MODEL_FILE), serde_json::to_string_pretty(&saved)?)?;
-    Ok(())
-}
-
 /// Runs `bcfl train`.
-pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
+pub(crate) fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
     let data = args.data.load(None)?;
     let (train_set, test_set) = split(&data, &args.optim, json)?;
     if let Some(out) = &args.out {
@@ -497,10 +436,8 @@ pub fn run_train(args: &TrainArgs, json: bool) -> anyhow::Result<()> {
 }
 
 /// Runs `bcfl eval`.
-pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
-    let text = fs::read_to_string(args.model.join(MODEL_FILE))
-        .with_context(|| format!("reading {}", args.model.join(MODEL_FILE).display()))?;
-    let saved: SavedModel = serde_json::from_str(&text)?;
+pub(crate) fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
+    let saved = SavedModel::read(&args.model)?;
     let base = args.base_dir.as_ref().unwrap_or(&saved.base_dir);
     let dir = ModelDir::open(base, Some(&saved.base_sha256))?;
     let mut model = dir.classifier(
@@ -543,23 +480,23 @@ pub fn run_eval(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
 
 /// The settings `bcfl fl simulate` runs with (echoed in its JSON output).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SimulationSettings {
+pub(crate) struct SimulationSettings {
     /// Number of clients.
-    pub clients: usize,
+    pub(crate) clients: usize,
     /// Number of rounds.
-    pub rounds: usize,
+    pub(crate) rounds: usize,
     /// How the training set is spread over clients.
-    pub partition: Partition,
+    pub(crate) partition: Partition,
     /// Smallest shard.
-    pub min_shard: usize,
+    pub(crate) min_shard: usize,
     /// Aggregation rule.
-    pub rule: Rule,
+    pub(crate) rule: Rule,
     /// Local training (its `epochs` are the local epochs; its seed seeds everything).
-    pub local: TrainConfig,
+    pub(crate) local: TrainConfig,
     /// Int8 update blobs.
-    pub quantize: bool,
+    pub(crate) quantize: bool,
     /// Sketch length of the commitments.
-    pub sketch_length: usize,
+    pub(crate) sketch_length: usize,
 }
 
 impl SimulateArgs {
@@ -597,20 +534,20 @@ impl SimulateArgs {
 
 impl FlCommand {
     /// Runs the command.
-    pub async fn run(&self, json: bool) -> anyhow::Result<()> {
+    pub(crate) async fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
-            Self::Bench(args) => super::bench::run(args),
+            Self::Bench(args) => crate::bench::run(args),
             Self::Simulate(args) => simulate_command(args, json).await,
         }
     }
 }
 
 /// `bcfl fl simulate`: the round library's roles over the in-memory ledger
-/// ([`crate::round::simulation`]), one member per shard, sharing one model.
+/// ([`bcfl_client::round::simulation`]), one member per shard, sharing one model.
 async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()> {
-    use crate::round::coordinator::CoordinatorConfig;
-    use crate::round::model::{LocalModel, SharedModel};
-    use crate::round::simulation::{simulate, SimulatedMember, SimulationConfig};
+    use bcfl_client::round::coordinator::CoordinatorConfig;
+    use bcfl_client::round::model::{LocalModel, SharedModel};
+    use bcfl_client::round::simulation::{simulate, SimulatedMember, SimulationConfig};
 
     let config = args.simulation()?;
     let data = args.data.load(None)?;
@@ -716,7 +653,7 @@ mod tests {
 
     #[test]
     fn the_shipped_corpus_loads_by_file_and_by_directory() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
         let file = dir.join("medical-abstracts/medical_abstracts.csv");
         let labels = dir.join("medical-abstracts/medical_tc_labels.csv");
         let by_file = Cli::parse_from(["x", "--data", file.to_str().unwrap()]).data;

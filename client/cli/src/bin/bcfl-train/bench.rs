@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 
 use nix::time::{clock_gettime, ClockId};
 
+use bcfl_client::tch::nn::{self, OptimizerConfig};
+use bcfl_client::tch::{self, Device, Kind, Tensor};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tch::nn::{self, OptimizerConfig};
-use tch::{Device, Kind, Tensor};
 
-use super::checkpoint::{ModelDir, WEIGHTS};
-use super::lora::LoraConfig;
-use super::tensors::StoreTensors as _;
+use bcfl_client::train::checkpoint::{ModelDir, WEIGHTS};
+use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::tensors::StoreTensors as _;
 use bcfl_fed::aggregate::kernels::{self, View};
 use bcfl_fed::aggregate::mapped::MappedUpdate;
 use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
@@ -34,7 +34,7 @@ use bcfl_fed::update::{Encoding, Update};
 
 /// `bcfl fl bench` options.
 #[derive(Clone, Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Directory of the pretrained BERT checkpoint (not needed with `--only aggregation`).
     #[arg(long, env = "BCFL_MODEL_DIR")]
     model_dir: Option<std::path::PathBuf>,
@@ -69,7 +69,7 @@ pub struct BenchArgs {
 
 /// One of the benchmarks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Part {
+pub(crate) enum Part {
     /// Training steps per second.
     Training,
     /// FedAvg throughput against memory bandwidth.
@@ -88,7 +88,7 @@ fn training(args: &BenchArgs, dir: &ModelDir) -> anyhow::Result<serde_json::Valu
         Device::Cpu
     };
     let model = {
-        let _generator = super::seeded(0);
+        let _generator = bcfl_client::train::seeded(0);
         dir.classifier(5, &LoraConfig::default(), device)?
     };
     let shape = [args.batch_size, args.seq_len];
@@ -165,7 +165,7 @@ fn timed<T>(work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(Timing,
 }
 
 /// The 1-minute load average (Linux), to print beside figures taken on a shared machine.
-pub fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
@@ -270,7 +270,7 @@ fn sizes(dir: &ModelDir) -> anyhow::Result<serde_json::Value> {
 }
 
 /// Runs the benchmarks (all, or `--only` one) and prints one JSON object.
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let wanted = |part| args.only.is_none_or(|only| only == part);
     let dir = match args.only {
         Some(Part::Aggregation) => None,

@@ -1,50 +1,18 @@
 //! `bcfl data split`: each consortium member's private training shard, cut from one labelled
-//! corpus, and the held-out test set, written as files.
-//!
-//! The split is [`super::split::split`], the one `bcfl demo` makes: with the same data,
-//! `--members`, `--partition`, `--alpha`, `--test-fraction`, `--seed` and limits
-//! (`--max-train` / `--max-test` here, `--max-train-examples` / `--max-test-examples` there) the
-//! shards are the demo's. `--out DIR` receives:
-//!
-//! - `member-1.csv` .. `member-N.csv` and `test.csv`: CSV files with the header `label,text`
-//!   and one example a row, the label by class name ([`Dataset::write_csv`]), examples in
-//!   corpus order; `bcfl train --data DIR/member-1.csv` and every other loader read them back;
-//! - `labels.csv`: the classes in order (header `label,name`, rows `1,NAME`, ...), for
-//!   `--labels-file DIR/labels.csv`, so that a member whose shard lacks a class still gets
-//!   every class in the consortium's order;
-//! - `split.json`: a [`SplitManifest`]: the [`DataPlan`] (counts, leakage, class names), the
-//!   settings, and each file's examples, examples per class and SHA-256.
-//!
-//! Existing output files (`member-*.csv`, `test.csv`, `labels.csv`, `split.json`) are not
-//! overwritten unless `--force`, which removes them all first (so no shard of an earlier,
-//! larger consortium lingers). Shards cut from the Medical Abstracts corpus are adaptations of
-//! it and stay under its licence, CC BY-SA 3.0 (`data/README.md`).
+//! corpus, and the held-out test set, written as files ([`bcfl_client::train::shards`], which
+//! describes the files).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
 
-use super::command::{DataArgs, TEST_FILE};
-use super::data::{Dataset, LabelNames, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
-use super::split::{split, DataPlan, Partition, SplitConfig};
-use bcfl_fed::update::sha256_hex;
-
-/// The labels file `bcfl data split` writes.
-pub const LABELS_FILE: &str = "labels.csv";
-/// The description `bcfl data split` writes.
-pub const MANIFEST_FILE: &str = "split.json";
-
-/// File name of member `member`'s shard (members count from 1): `member-1.csv`.
-pub fn member_file(member: usize) -> String {
-    format!("member-{member}.csv")
-}
+use crate::train::DataArgs;
+use bcfl_client::train::shards::{render, write_shards, ShardRequest, SplitManifest};
+use bcfl_client::train::split::{Partition, SplitConfig};
 
 /// `bcfl data ...`: labelled data for a consortium.
 #[derive(Clone, Debug, Subcommand)]
-pub enum DataCommand {
+pub(crate) enum DataCommand {
     /// Write each member's private training shard (DIR/member-K.csv), the held-out test set
     /// (DIR/test.csv), the classes (DIR/labels.csv) and the split's description
     /// (DIR/split.json).
@@ -53,7 +21,7 @@ pub enum DataCommand {
 
 /// Partitions of `--partition`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PartitionArg {
+pub(crate) enum PartitionArg {
     /// Stratified: each member gets about the same class mix.
     Iid,
     /// Each class's member shares drawn from Dirichlet(--alpha): skewed shards.
@@ -65,101 +33,67 @@ pub enum PartitionArg {
 
 /// `bcfl data split` options.
 #[derive(Clone, Debug, Args)]
-pub struct SplitArgs {
+pub(crate) struct SplitArgs {
     /// The corpus.
     #[command(flatten)]
-    pub data: DataArgs,
+    pub(crate) data: DataArgs,
     /// Members (shards).
     #[arg(long, default_value_t = 4)]
-    pub members: usize,
+    pub(crate) members: usize,
     /// How training examples spread over members.
     #[arg(long, value_enum, default_value = "iid")]
-    pub partition: PartitionArg,
+    pub(crate) partition: PartitionArg,
     /// Dirichlet concentration (--partition dirichlet): small, skewed shards.
     #[arg(long, default_value_t = 0.5)]
-    pub alpha: f64,
+    pub(crate) alpha: f64,
     /// Fraction of each class that goes to its specialists (--partition specialty).
     #[arg(long, default_value_t = 0.8)]
-    pub share: f64,
+    pub(crate) share: f64,
     /// Training examples used in all, drawn at random from the training split (0: all).
     #[arg(long, default_value_t = 0)]
-    pub max_train: usize,
+    pub(crate) max_train: usize,
     /// Test examples used, drawn at random from the held-out split (0: all).
     #[arg(long, default_value_t = 0)]
-    pub max_test: usize,
+    pub(crate) max_test: usize,
     /// Fraction of the corpus held out for testing (stratified; copies of a text stay together).
     #[arg(long, default_value_t = 0.2)]
-    pub test_fraction: f64,
+    pub(crate) test_fraction: f64,
     /// Smallest shard (Dirichlet draws are repeated until every shard has it).
     #[arg(long, default_value_t = 1)]
-    pub min_shard: usize,
+    pub(crate) min_shard: usize,
     /// Seed of the split, the subsets and the partition.
     #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Directory to write the files in (created when missing).
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Replace the output files of an earlier split in --out.
     #[arg(long)]
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
-/// One written file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardFile {
-    /// File name, in the output directory.
-    pub file: String,
-    /// Examples in it.
-    pub examples: usize,
-    /// Examples per class, in [`DataPlan::labels`] order.
-    pub label_counts: Vec<usize>,
-    /// SHA-256 of the file, hex.
-    pub sha256: String,
-}
-
-/// `split.json`: what `bcfl data split` wrote and from what.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SplitManifest {
-    /// The examples used: counts, leakage (0), class names.
-    #[serde(flatten)]
-    pub plan: DataPlan,
-    /// The corpus file, as given.
-    pub source: PathBuf,
-    /// `--limit`: only the corpus's first examples were split.
-    pub limit: Option<usize>,
-    /// The split's settings.
-    pub config: SplitConfig,
-    /// Examples per member, in member order (the sizes of `shards`).
-    pub shard_sizes: Vec<usize>,
-    /// The members' shard files, in member order.
-    pub shards: Vec<ShardFile>,
-    /// The held-out test file.
-    pub test: ShardFile,
-    /// The labels file.
-    pub labels_file: String,
+impl PartitionArg {
+    /// The partition, with its parameter (`--alpha`, `--share`) checked.
+    pub(crate) fn partition(self, alpha: f64, share: f64) -> anyhow::Result<Partition> {
+        Ok(match self {
+            Self::Iid => Partition::Iid,
+            Self::Dirichlet => {
+                anyhow::ensure!(alpha > 0.0 && alpha.is_finite(), "--alpha must be positive");
+                Partition::Dirichlet { alpha }
+            }
+            Self::Specialty => {
+                anyhow::ensure!((0.0..=1.0).contains(&share), "--share must be in [0, 1]");
+                Partition::Specialty { share }
+            }
+        })
+    }
 }
 
 impl SplitArgs {
     /// The split's settings.
-    pub fn config(&self) -> anyhow::Result<SplitConfig> {
+    pub(crate) fn config(&self) -> anyhow::Result<SplitConfig> {
         anyhow::ensure!(self.members >= 1, "--members must be at least 1");
-        let partition = match self.partition {
-            PartitionArg::Iid => Partition::Iid,
-            PartitionArg::Dirichlet => {
-                anyhow::ensure!(
-                    self.alpha > 0.0 && self.alpha.is_finite(),
-                    "--alpha must be positive"
-                );
-                Partition::Dirichlet { alpha: self.alpha }
-            }
-            PartitionArg::Specialty => {
-                anyhow::ensure!(
-                    (0.0..=1.0).contains(&self.share),
-                    "--share must be in [0, 1]"
-                );
-                Partition::Specialty { share: self.share }
-            }
-        };
+        let partition = self.partition.partition(self.alpha, self.share)?;
         anyhow::ensure!(
             self.test_fraction > 0.0 && self.test_fraction < 1.0,
             "--test-fraction must be in (0, 1)"
@@ -174,149 +108,22 @@ impl SplitArgs {
             seed: self.seed,
         })
     }
-
-    /// The corpus file the data comes from, for the manifest.
-    fn source(&self) -> PathBuf {
-        match (&self.data.data, &self.data.data_dir) {
-            (Some(file), _) => file.clone(),
-            (None, Some(dir)) => dir.join(MEDICAL_ABSTRACTS).join(MEDICAL_ABSTRACTS_FILE),
-            (None, None) => PathBuf::new(),
-        }
-    }
 }
 
-/// Whether `name` is a file `bcfl data split` writes.
-fn is_output(name: &str) -> bool {
-    let member = name
-        .strip_prefix("member-")
-        .and_then(|rest| rest.strip_suffix(".csv"))
-        .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
-    member || [TEST_FILE, LABELS_FILE, MANIFEST_FILE].contains(&name)
-}
-
-/// The output files of an earlier split in `out`, sorted.
-fn earlier_outputs(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    if !out.exists() {
-        return Ok(Vec::new());
-    }
-    let mut found = Vec::new();
-    for entry in fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
-        let entry = entry.with_context(|| format!("reading {}", out.display()))?;
-        if entry.file_name().to_str().is_some_and(is_output) {
-            found.push(entry.path());
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// Writes `data` as `out/name` and describes it.
-fn write_shard(out: &Path, name: String, data: &Dataset) -> anyhow::Result<ShardFile> {
-    let path = out.join(&name);
-    data.write_csv(&path)?;
-    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(ShardFile {
-        file: name,
-        examples: data.len(),
-        label_counts: data.label_counts(),
-        sha256: sha256_hex(&bytes),
-    })
-}
-
-/// Runs `bcfl data split` without printing: loads the corpus, splits it, writes the files and
-/// returns what `split.json` holds.
-pub fn run_split(args: &SplitArgs) -> anyhow::Result<SplitManifest> {
-    let config = args.config()?;
-    let earlier = earlier_outputs(&args.out)?;
-    if !earlier.is_empty() && !args.force {
-        let names: Vec<String> = earlier
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect();
-        anyhow::bail!(
-            "{} already holds the files of a split ({}): pass --force to replace them",
-            args.out.display(),
-            names.join(", ")
-        );
-    }
-    let data = args.data.load(None)?;
-    let result = split(&data, &config)?;
-    for path in &earlier {
-        fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
-    }
-    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let shards = result
-        .shards
-        .iter()
-        .enumerate()
-        .map(|(i, shard)| write_shard(&args.out, member_file(i + 1), shard))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let test = write_shard(&args.out, TEST_FILE.to_string(), &result.test)?;
-    LabelNames::write_names(&args.out.join(LABELS_FILE), &data.label_names)?;
-    let manifest = SplitManifest {
-        plan: result.plan,
-        source: args.source(),
-        limit: args.data.limit,
-        config,
-        shard_sizes: shards.iter().map(|s| s.examples).collect(),
-        shards,
-        test,
-        labels_file: LABELS_FILE.to_string(),
+/// Runs `bcfl data split` without printing: the arguments' request, written.
+pub(crate) fn run_split(args: &SplitArgs) -> anyhow::Result<SplitManifest> {
+    let request = ShardRequest {
+        config: args.config()?,
+        data: args.data.source()?,
+        out: args.out.clone(),
+        force: args.force,
     };
-    let path = args.out.join(MANIFEST_FILE);
-    fs::write(&path, serde_json::to_string_pretty(&manifest)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(manifest)
-}
-
-/// The partition as on the command line: `iid`, `dirichlet (alpha 0.5)`, `specialty (share 0.8)`.
-fn describe(partition: &Partition) -> String {
-    match partition {
-        Partition::Iid => "iid".into(),
-        Partition::Dirichlet { alpha } => format!("dirichlet (alpha {alpha})"),
-        Partition::Specialty { share } => format!("specialty (share {share})"),
-    }
-}
-
-/// The table `bcfl data split` prints without `--json`.
-pub fn render(manifest: &SplitManifest, out: &Path) -> String {
-    let plan = &manifest.plan;
-    let mut lines = vec![
-        format!(
-            "{}: {} member shards and a test set from {} examples of {} ({}, seed {})",
-            out.display(),
-            manifest.shards.len(),
-            plan.examples,
-            manifest.source.display(),
-            describe(&manifest.config.partition),
-            manifest.config.seed
-        ),
-        format!("classes: {}", plan.labels.join(", ")),
-        format!("{:<16} {:>8}  per class", "file", "examples"),
-    ];
-    for file in manifest.shards.iter().chain([&manifest.test]) {
-        let counts: Vec<String> = file.label_counts.iter().map(usize::to_string).collect();
-        lines.push(format!(
-            "{:<16} {:>8}  {}",
-            file.file,
-            file.examples,
-            counts.join(" ")
-        ));
-    }
-    lines.push(format!(
-        "training: {} of {} examples used; test: {} of {}; leakage: {} test texts in training",
-        plan.train_used, plan.train_available, plan.test_used, plan.test_available, plan.leaked
-    ));
-    lines.push(format!(
-        "wrote {MANIFEST_FILE} and {LABELS_FILE} (train with --labels-file {})",
-        out.join(LABELS_FILE).display()
-    ));
-    lines.join("\n")
+    Ok(write_shards(&request)?)
 }
 
 impl DataCommand {
     /// Runs the command, printing a table or, with `json`, the manifest.
-    pub fn run(&self, json: bool) -> anyhow::Result<()> {
+    pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Split(args) => {
                 let manifest = run_split(args)?;
@@ -337,9 +144,17 @@ mod tests {
 
     use clap::Parser;
 
+    use std::fs;
+    use std::path::Path;
+
     use super::*;
-    use crate::train::data::Columns;
-    use crate::train::split::normalize;
+    use bcfl_client::train::data::{
+        Columns, Dataset, LabelNames, MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE,
+    };
+    use bcfl_client::train::saved::TEST_FILE;
+    use bcfl_client::train::shards::{member_file, LABELS_FILE, MANIFEST_FILE};
+    use bcfl_client::train::split::normalize;
+    use bcfl_fed::update::sha256_hex;
 
     #[derive(Parser)]
     struct Cli {
@@ -521,7 +336,7 @@ mod tests {
     fn the_shipped_corpus_splits_into_member_files() {
         let dir = tempfile::tempdir().unwrap();
         let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../data")
+            .join("../../data")
             .join(MEDICAL_ABSTRACTS)
             .join(MEDICAL_ABSTRACTS_FILE);
         let out = dir.path().join("out");

@@ -1,0 +1,244 @@
+//! `bcfl demo`: a complete federated fine-tuning run of N member processes through a ledger
+//! ([`bcfl_client::demo`]), its tables printed as the rounds close.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bcfl_client::demo::attack::AttackSpec;
+use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DemoConfig, Progress};
+use bcfl_client::round::coordinator::{Synchrony, Topology};
+use bcfl_fed::rule::Rule;
+use clap::Args;
+
+use crate::data::PartitionArg;
+use crate::train::DataArgs;
+
+/// `bcfl demo` options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DemoArgs {
+    /// Consortium members (one process each).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) members: usize,
+    /// Rounds.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) rounds: u64,
+    /// Local epochs per round.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) local_epochs: usize,
+    /// Training examples used in all, drawn at random from the training split (0: all).
+    #[arg(long, default_value_t = 400)]
+    pub(crate) max_train_examples: usize,
+    /// Test examples used, drawn at random from the held-out split (0: all).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) max_test_examples: usize,
+    /// How training examples spread over members.
+    #[arg(long, value_enum, default_value = "iid")]
+    pub(crate) partition: PartitionArg,
+    /// Dirichlet concentration (--partition dirichlet).
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) alpha: f64,
+    /// Aggregation rule: fedavg, median, trimmed-mean or trimmed-mean:TRIM, krum or krum:F,
+    /// multi-krum, multi-krum:F or multi-krum:F:K (K defaults to members - 1).
+    #[arg(long, default_value = "fedavg")]
+    pub(crate) rule: Rule,
+    /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider; the
+    /// last COUNT members attack.
+    #[arg(long, value_name = "KIND:COUNT")]
+    pub(crate) attack: Option<AttackSpec>,
+    /// Anomaly methods the processor runs at EvaluateRound.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "zscore,dbscan"
+    )]
+    pub(crate) anomaly: Vec<AnomalyMethod>,
+    /// Members flagged by at least this many methods are excluded.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) min_votes: u32,
+    /// Modified z-score threshold. With a handful of members the median absolute deviation
+    /// of honest norms can be tiny, so the default only flags gross magnitude changes.
+    #[arg(long, default_value = "10")]
+    pub(crate) zscore_threshold: String,
+    /// DBSCAN radius over the standardized feature.
+    #[arg(long, default_value = "1.5")]
+    pub(crate) dbscan_eps: String,
+    /// Topology: serverless (the centre of the measured graph aggregates) or server (the
+    /// first member aggregates every round, star topology).
+    #[arg(long, value_enum, default_value = "serverless")]
+    pub(crate) topology: Topology,
+    /// Synchronous (wait for every member) or buffered-async (aggregate the first --buffer).
+    #[arg(long, value_enum, default_value = "synchronous")]
+    pub(crate) synchrony: Synchrony,
+    /// Buffered asynchronous: updates per aggregation.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) buffer: u32,
+    /// Buffered asynchronous: oldest update accepted, in rounds.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) max_staleness: u32,
+    /// Seconds the aggregator waits for every member before evaluating with the quorum.
+    #[arg(long, default_value_t = 120.0)]
+    pub(crate) commit_timeout: f64,
+    /// Members slower than the others: NAME:FACTOR (e.g. member-4:3 trains, then waits 3x
+    /// its training time). Repeatable.
+    #[arg(long, value_name = "NAME:FACTOR")]
+    pub(crate) slow: Vec<String>,
+    /// Work directory: keys, shards, model package, node configs, stores, logs, report
+    /// (default: a new temporary directory, kept).
+    #[arg(long, env = "BCFL_WORK_DIR")]
+    pub(crate) work_dir: Option<PathBuf>,
+    /// Use a tiny random BERT instead of the pretrained model (fast; for tests).
+    #[arg(long)]
+    pub(crate) tiny: bool,
+    /// Pretrained model directory.
+    #[arg(long, env = "BCFL_MODEL_DIR")]
+    pub(crate) model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    /// Longest token sequence.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) max_len: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) batch_size: usize,
+    /// Peak learning rate (higher than `bcfl train`'s: a round is only a few local steps).
+    #[arg(long, default_value_t = 5e-3)]
+    pub(crate) lr: f64,
+    /// Seed of the split, shards, initial adapters, shuffling and noise.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Fraction of the data held out for testing.
+    #[arg(long, default_value_t = 0.2)]
+    pub(crate) test_fraction: f64,
+    /// Bytes per bandwidth probe.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub(crate) probe_bytes: u64,
+    /// Seconds each transaction may take to commit.
+    #[arg(long, default_value_t = 120)]
+    pub(crate) wait_timeout: u64,
+}
+
+impl DemoArgs {
+    /// The run these arguments describe, checked.
+    fn config(&self) -> anyhow::Result<DemoConfig> {
+        anyhow::ensure!(self.members >= 2, "--members must be at least 2");
+        anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
+        if let Some(spec) = self.attack {
+            anyhow::ensure!(
+                spec.count < self.members,
+                "--attack {}:{} leaves no honest member of {}",
+                spec.kind,
+                spec.count,
+                self.members
+            );
+        }
+        anyhow::ensure!(
+            !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
+            "Krum needs at least 3 members"
+        );
+        anyhow::ensure!(
+            self.synchrony == Synchrony::Synchronous
+                || (1..=self.members as u32).contains(&self.buffer),
+            "--buffer must be between 1 and --members"
+        );
+        let slow = self
+            .slow
+            .iter()
+            .map(|s| parse_slow(s))
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(
+            self.test_fraction > 0.0 && self.test_fraction < 1.0,
+            "--test-fraction must be in (0, 1)"
+        );
+        let ppm = |flag: &str, text: &str| {
+            bcfl_client::fixed::parse_ppm(text).with_context(|| format!("--{flag} {text:?}"))
+        };
+        let base = if self.tiny {
+            BaseModel::Tiny
+        } else {
+            let dir = self.model_dir.clone().context(
+                "no model directory: pass --model-dir or set BCFL_MODEL_DIR (or use --tiny)",
+            )?;
+            BaseModel::Pretrained(dir)
+        };
+        Ok(DemoConfig {
+            members: self.members,
+            rounds: self.rounds,
+            local_epochs: self.local_epochs,
+            max_train_examples: self.max_train_examples,
+            max_test_examples: self.max_test_examples,
+            partition: self.partition.partition(self.alpha, 0.8)?,
+            rule: self.rule,
+            attack: self.attack,
+            anomaly: self.anomaly.clone(),
+            min_votes: self.min_votes,
+            zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
+            dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
+            topology: self.topology,
+            synchrony: self.synchrony,
+            buffer: self.buffer,
+            max_staleness: self.max_staleness,
+            commit_timeout: self.commit_timeout,
+            slow,
+            work_dir: self.work_dir.clone(),
+            base,
+            data: self.data.source()?,
+            max_len: self.max_len,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed: self.seed,
+            test_fraction: self.test_fraction,
+            probe_bytes: self.probe_bytes,
+            wait_timeout: Duration::from_secs(self.wait_timeout),
+        })
+    }
+}
+
+/// `NAME:FACTOR` of `--slow`.
+fn parse_slow(text: &str) -> anyhow::Result<(String, f64)> {
+    let (name, factor) = text
+        .split_once(':')
+        .with_context(|| format!("--slow {text:?}: expected NAME:FACTOR"))?;
+    let factor: f64 = factor
+        .parse()
+        .ok()
+        .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+        .with_context(|| format!("--slow {text:?}: FACTOR must be a number >= 0"))?;
+    Ok((name.to_owned(), factor))
+}
+
+/// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,
+/// or with `json` one JSON document at the end.
+pub(crate) async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let report = run(&config, url, |p| {
+        if json {
+            return;
+        }
+        match p {
+            Progress::SetUp(r) => println!("{}", r.render_heading()),
+            Progress::Round(r) => println!("{}", r.render()),
+        }
+    })
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.render_summary());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_members_parse() {
+        assert_eq!(parse_slow("member-4:3").unwrap(), ("member-4".into(), 3.0));
+        assert!(parse_slow("member-4").is_err());
+        assert!(parse_slow("member-4:-1").is_err());
+        assert!(parse_slow("member-4:x").is_err());
+    }
+}
