@@ -39,12 +39,13 @@ use bcfl_fed::sketch::l2_norm;
 use bcfl_fed::update::Update;
 
 /// The kinds that replace a trained update, in [`AttackKind::ALL`] order.
-pub const KINDS: [AttackKind; 5] = [
+pub const KINDS: [AttackKind; 6] = [
     AttackKind::SignFlip,
     AttackKind::Scale,
     AttackKind::GaussianNoise,
     AttackKind::FreeRider,
     AttackKind::StaleRider,
+    AttackKind::DisguisedScale,
 ];
 
 /// Applying an attack kind to a trained update.
@@ -79,7 +80,7 @@ impl ApplyAttack for AttackKind {
         let honest = local.minus(parent)?;
         let sent = match self {
             AttackKind::SignFlip => scaled(&honest, -1.0),
-            AttackKind::Scale => scaled(&honest, SCALE_FACTOR as f32),
+            AttackKind::Scale | AttackKind::DisguisedScale => scaled(&honest, SCALE_FACTOR as f32),
             AttackKind::FreeRider => scaled(&honest, 0.0),
             AttackKind::GaussianNoise => noise_like(&honest, seed),
             AttackKind::StaleRider => match previous {

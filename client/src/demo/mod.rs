@@ -120,6 +120,8 @@ pub struct DemoConfig {
     pub max_staleness: u32,
     /// Seconds the aggregator waits for every member before evaluating with the quorum.
     pub commit_timeout: f64,
+    /// The verifier committee's size (`committee_size`; 0: none).
+    pub committee: u32,
     /// Members slower than the others: (name, factor of its training time it waits after).
     pub slow: Vec<(String, f64)>,
     /// Work directory (default: a new temporary directory, kept).
@@ -155,6 +157,7 @@ impl DemoConfig {
             model_id: package.description.clone(),
             base_model_sha256: package.base_sha256.clone(),
             sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,
+            committee_size: self.committee,
             ..Default::default()
         };
         params.initial_model_sha256 = package.initial_sha256.clone();

@@ -14,12 +14,20 @@
 //!   finishes after its round was aggregated is committed to the round open then, with its
 //!   `base_round` (the processor refuses it past the round's staleness bound); in a synchronous
 //!   round a late update is dropped;
-//! - as **aggregator**: evaluate (when every active member committed, or K in a buffered round,
-//!   or at the commit deadline with the quorum), then fetch every accepted update along
-//!   Bellman-Ford routes without the excluded members, check each against its commitment,
-//!   aggregate with the consortium's rule (stale updates rebased onto the round's parent and
-//!   down-weighted), commit the aggregate, distribute it along the shortest-path tree and close
-//!   the round.
+//! - as **aggregator**: when the round is due for evaluation (every active member committed, or
+//!   K in a buffered round, or the commit deadline with the quorum), fetch every committed
+//!   update, recompute its size, norm and sketch ([`bcfl_fed::verify`]) and dispute each
+//!   commitment they contradict (`DisputeCommitment`: the verdict then excludes that member
+//!   unscored); evaluate; fetch every accepted update along Bellman-Ford routes without the
+//!   excluded members, check each against its commitment, aggregate with the consortium's rule
+//!   (stale updates rebased onto the round's parent and down-weighted), commit the aggregate,
+//!   distribute it along the shortest-path tree, and close the round once its verifier
+//!   committee has made it FINAL or CONTESTED (the coordinator closes it unverified at its
+//!   deadline);
+//! - on the **verifier committee** of a round's aggregate: fetch the accepted updates, recompute
+//!   the aggregate with the same [`AggregatePlan`], recheck every disputed commitment, and
+//!   attest the hash (`AttestAggregate`), naming any dispute that does not hold. A CONTESTED
+//!   global model is never loaded.
 //!
 //! Every step appends a [`NodeEvent`] to the node's report (time, bytes, peak memory).
 
@@ -39,10 +47,11 @@ use super::replay::AggregatePlan;
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
-use crate::demo::attack::ApplyAttack;
+use crate::demo::attack::{ApplyAttack, AttackKind};
 use crate::fixed;
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
+use bcfl_fed::verify;
 use bcfl_ledger::keys::Signer;
 use bcfl_ledger::state::FamilyState;
 use bcfl_net::manifest::BlobId;
@@ -115,6 +124,12 @@ pub struct Member<L> {
     unscored: Vec<(u64, String, Update)>,
     /// Scoring running in the background.
     scoring: Vec<tokio::task::JoinHandle<()>>,
+    /// Rounds whose commitments this member checked as aggregator.
+    checked: BTreeSet<u64>,
+    /// Rounds whose aggregate this member distributed.
+    distributed: BTreeSet<u64>,
+    /// Rounds this member attested (or whose attestation the ledger refused).
+    attested: BTreeSet<u64>,
 }
 
 /// Runs `job` on the blocking pool (training, aggregation and scoring keep the async runtime,
@@ -153,6 +168,14 @@ pub fn commit_payload(
         ..Default::default()
     });
     Ok(payload)
+}
+
+/// The consortium's sketch length.
+fn sketch_length(state: &FamilyState) -> usize {
+    state
+        .consortium
+        .as_ref()
+        .map_or(0, |c| c.get_params().sketch_length) as usize
 }
 
 fn routing_graph(
@@ -214,6 +237,9 @@ impl<L: Ledger> Member<L> {
             open_since: None,
             failed: None,
             unscored: Vec::new(),
+            checked: BTreeSet::new(),
+            distributed: BTreeSet::new(),
+            attested: BTreeSet::new(),
         }
     }
 
@@ -252,6 +278,7 @@ impl<L: Ledger> Member<L> {
         }
         self.score_initial(state).await;
         self.follow_global(state).await?;
+        self.attest_due(state).await;
         if let Some(until) = self.config.until_round {
             let done = state.rounds.get(&until).is_some_and(|r| {
                 r.phase == pb::RoundPhase::CLOSED
@@ -468,6 +495,11 @@ impl<L: Ledger> Member<L> {
         if self.loaded.contains(&round) {
             return Ok(());
         }
+        if aggregate.finality == pb::Finality::CONTESTED {
+            tracing::warn!(member = %self.config.name, round, "the verifier committee contested round {round}'s aggregate: not loaded");
+            self.loaded.insert(round);
+            return Ok(());
+        }
         let started = Instant::now();
         let mut holders = vec![aggregate.submitted_by.clone()];
         holders.extend(aggregate.contributors.iter().cloned());
@@ -549,6 +581,10 @@ impl<L: Ledger> Member<L> {
             tokio::time::sleep(started.elapsed().mul_f64(self.config.slowdown)).await;
         }
         let mut train_event = self.event(round, "train", started, 0);
+        // A disguised attacker commits the statistics of what it trained, not of what it sends.
+        let disguise = (self.config.attack == Some(AttackKind::DisguisedScale))
+            .then(|| trained.update.minus(&parent))
+            .transpose()?;
         let sent = match self.config.attack.filter(|k| k.replaces_update()) {
             Some(kind) => {
                 let previous = self.previous_parent(state, round).await?;
@@ -589,7 +625,10 @@ impl<L: Ledger> Member<L> {
             Encoding::F32 => sent,
             _ => Update::from_bytes(&bytes)?,
         };
-        let change = sent.minus(&parent)?;
+        let change = match disguise {
+            Some(honest) => honest,
+            None => sent.minus(&parent)?,
+        };
         let sketch_length = now
             .consortium
             .as_ref()
@@ -648,6 +687,9 @@ impl<L: Ledger> Member<L> {
         if !due {
             return Ok(());
         }
+        if self.checked.insert(round) {
+            self.check_commitments(state, round).await?;
+        }
         let started = Instant::now();
         let mut payload = pb::BcflPayload::new();
         payload.set_evaluate_round(pb::EvaluateRound {
@@ -672,7 +714,6 @@ impl<L: Ledger> Member<L> {
 
     /// Fetches, checks and aggregates the accepted updates and commits the aggregate.
     async fn aggregate(&mut self, state: &FamilyState, round: u64) -> Result<()> {
-        let r = &state.rounds[&round];
         let verdict = state
             .verdicts
             .get(&round)
@@ -688,7 +729,56 @@ impl<L: Ledger> Member<L> {
         }
         let plan = AggregatePlan::of(state, round)?;
         let started = Instant::now();
-        let mut removed: BTreeSet<String> = verdict.excluded.iter().cloned().collect();
+        let (paths, models, moved) = self.gather(state, round, &plan).await?;
+        let mut fetch_event = self.event(round, "fetch", started, moved);
+        fetch_event.detail = Some(format!("{} updates", plan.updates.len()));
+        self.report.record(fetch_event)?;
+        let started = Instant::now();
+        let scratch = self.transfers.store().dir().join("rebased");
+        let computed = blocking(move || {
+            plan.compute(
+                |u| Ok(paths[&u.member].clone()),
+                |sha| Ok(models[sha].clone()),
+                &scratch,
+            )
+        })
+        .await?;
+        let bytes = computed.bytes;
+        let id = self.transfers.store().insert_bytes(&bytes).await?;
+        let mut payload = pb::BcflPayload::new();
+        payload.set_commit_aggregate(pb::CommitAggregate {
+            round,
+            model_sha256: id.as_str().to_owned(),
+            contributors: verdict.accepted.clone(),
+            rule: params.aggregation_rule,
+            excluded: verdict.excluded.clone(),
+            size_bytes: bytes.len() as u64,
+            ..Default::default()
+        });
+        self.ledger
+            .submit(&self.signer, payload, &format!("CommitAggregate {round}"))
+            .await?;
+        tracing::info!(member = %self.config.name, round, model = %&id.as_str()[..12], "aggregate committed");
+        self.report
+            .record(self.event(round, "aggregate", started, 0))?;
+        Ok(())
+    }
+
+    /// The accepted updates of `plan` (fetched from their members along routes without the
+    /// excluded ones, when not held) as store paths, the models they were trained from, and the
+    /// bytes moved.
+    async fn gather(
+        &self,
+        state: &FamilyState,
+        round: u64,
+        plan: &AggregatePlan,
+    ) -> Result<(BTreeMap<String, PathBuf>, BTreeMap<String, Vec<u8>>, u64)> {
+        let r = &state.rounds[&round];
+        let mut removed: BTreeSet<String> = state
+            .verdicts
+            .get(&round)
+            .map(|v| v.excluded.iter().cloned().collect())
+            .unwrap_or_default();
         removed.remove(&self.key);
         let graph = routing_graph(state, r, &removed)?;
         let peers = ledger_peers(state);
@@ -726,11 +816,131 @@ impl<L: Ledger> Member<L> {
             moved += fetched;
             models.insert(sha, bytes);
         }
-        let mut fetch_event = self.event(round, "fetch", started, moved);
-        fetch_event.detail = Some(format!("{} updates", plan.updates.len()));
-        self.report.record(fetch_event)?;
+        Ok((paths, models, moved))
+    }
+
+    /// The model commitment `c` of `round` was trained from, parsed (cached in `bases`).
+    async fn base_model(
+        &self,
+        state: &FamilyState,
+        round: u64,
+        c: &pb::Commitment,
+        bases: &mut BTreeMap<String, Update>,
+    ) -> Result<Update> {
+        let sha = if c.base_model_sha256.is_empty() {
+            state.rounds[&round].parent_model_sha256.clone()
+        } else {
+            c.base_model_sha256.clone()
+        };
+        if let Some(model) = bases.get(&sha) {
+            return Ok(model.clone());
+        }
+        let (bytes, _) = self.blob(state, round, &sha, &[]).await?;
+        let model = Update::from_bytes(&bytes)?;
+        bases.insert(sha, model.clone());
+        Ok(model)
+    }
+
+    /// `member`'s update committed to `round`, verified against its hash (fetched from the
+    /// member first when not held; its size is not assumed, so a false one can be disputed),
+    /// and the bytes moved.
+    async fn committed_update(
+        &self,
+        state: &FamilyState,
+        round: u64,
+        c: &pb::Commitment,
+    ) -> Result<(Vec<u8>, u64)> {
+        self.blob(
+            state,
+            round,
+            &c.update_sha256,
+            std::slice::from_ref(&c.member),
+        )
+        .await
+        .map_err(|e| Error::FetchUpdate {
+            member: c.member.clone(),
+            source: Box::new(e),
+        })
+    }
+
+    /// As aggregator, before evaluating: recomputes every other committer's statistics from
+    /// its blob and disputes the commitments they contradict. An update that cannot be fetched
+    /// is left to the aggregation (which fails on it if the verdict accepts it).
+    async fn check_commitments(&mut self, state: &FamilyState, round: u64) -> Result<()> {
+        let Some(r) = state.rounds.get(&round) else {
+            return Ok(());
+        };
+        let length = sketch_length(state);
         let started = Instant::now();
-        let scratch = self.transfers.store().dir().join("rebased");
+        let (mut moved, mut checked, mut disputed) = (0u64, 0usize, 0usize);
+        let mut bases = BTreeMap::new();
+        for member in &r.committers {
+            if *member == self.key || r.disputes.iter().any(|d| &d.member == member) {
+                continue;
+            }
+            let Some(c) = state.commitments.get(&(round, member.clone())) else {
+                continue;
+            };
+            let bytes = match self.committed_update(state, round, c).await {
+                Ok((bytes, fetched)) => {
+                    moved += fetched;
+                    bytes
+                }
+                Err(e) => {
+                    tracing::warn!(member = %self.config.name, round, of = %member, error = %chain(&e), "update not checked");
+                    continue;
+                }
+            };
+            let base = self.base_model(state, round, c, &mut bases).await?;
+            checked += 1;
+            let Some(dispute) = verify::check(c, &bytes, &base, length) else {
+                continue;
+            };
+            tracing::warn!(member = %self.config.name, round, of = %member, mismatch = ?dispute.mismatch, "committed statistics contradict the blob: disputing");
+            let mut payload = pb::BcflPayload::new();
+            payload.set_dispute_commitment(dispute);
+            match self
+                .ledger
+                .submit(&self.signer, payload, &format!("DisputeCommitment {round}"))
+                .await
+            {
+                Ok(()) => disputed += 1,
+                Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "dispute refused"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut event = self.event(round, "verify", started, moved);
+        event.detail = Some(format!("{checked} updates checked, {disputed} disputed"));
+        self.report.record(event)?;
+        Ok(())
+    }
+
+    /// Attests every aggregate whose verifier committee names this member and that it has not
+    /// attested yet. Failures are logged and retried on the next tick.
+    async fn attest_due(&mut self, state: &FamilyState) {
+        let due: Vec<u64> = state
+            .aggregates
+            .iter()
+            .filter(|(round, a)| {
+                !self.attested.contains(round)
+                    && a.committee.iter().any(|k| *k == self.key)
+                    && !a.attestations.iter().any(|at| at.member == self.key)
+            })
+            .map(|(round, _)| *round)
+            .collect();
+        for round in due {
+            if let Err(e) = self.attest(state, round).await {
+                tracing::warn!(member = %self.config.name, round, error = %chain(&e), "not attested yet");
+            }
+        }
+    }
+
+    /// Recomputes round `round`'s aggregate and rechecks its disputes, and attests the result.
+    async fn attest(&mut self, state: &FamilyState, round: u64) -> Result<()> {
+        let started = Instant::now();
+        let plan = AggregatePlan::of(state, round)?;
+        let (paths, models, mut moved) = self.gather(state, round, &plan).await?;
+        let scratch = self.transfers.store().dir().join("rebased-attest");
         let computed = blocking(move || {
             plan.compute(
                 |u| Ok(paths[&u.member].clone()),
@@ -739,24 +949,56 @@ impl<L: Ledger> Member<L> {
             )
         })
         .await?;
-        let bytes = computed.bytes;
-        let id = self.transfers.store().insert_bytes(&bytes).await?;
+        let length = sketch_length(state);
+        let mut false_disputes = Vec::new();
+        let mut bases = BTreeMap::new();
+        for d in state.rounds[&round].get_disputes() {
+            let Some(c) = state.commitments.get(&(round, d.member.clone())) else {
+                continue;
+            };
+            // A disputed member that does not serve its update cannot clear itself.
+            let Ok((bytes, fetched)) = self.committed_update(state, round, c).await else {
+                continue;
+            };
+            moved += fetched;
+            let base = self.base_model(state, round, c, &mut bases).await?;
+            if !verify::dispute_holds(c, &bytes, &base, length) {
+                false_disputes.push(d.member.clone());
+            }
+        }
+        let aggregate = &state.aggregates[&round];
+        let matches = computed.sha256 == aggregate.model_sha256;
+        if !matches || !false_disputes.is_empty() {
+            tracing::warn!(member = %self.config.name, round, recomputed = %computed.sha256, committed = %aggregate.model_sha256, false_disputes = ?false_disputes, "contesting the aggregate");
+        }
         let mut payload = pb::BcflPayload::new();
-        payload.set_commit_aggregate(pb::CommitAggregate {
+        payload.set_attest_aggregate(pb::AttestAggregate {
             round,
-            model_sha256: id.as_str().to_owned(),
-            contributors: verdict.accepted.clone(),
-            rule: params.aggregation_rule,
-            excluded: verdict.excluded.clone(),
-            size_bytes: bytes.len() as u64,
+            model_sha256: computed.sha256.clone(),
+            false_disputes: false_disputes.into(),
             ..Default::default()
         });
-        self.ledger
-            .submit(&self.signer, payload, &format!("CommitAggregate {round}"))
-            .await?;
-        tracing::info!(member = %self.config.name, round, model = %&id.as_str()[..12], "aggregate committed");
-        self.report
-            .record(self.event(round, "aggregate", started, 0))?;
+        match self
+            .ledger
+            .submit(&self.signer, payload, &format!("AttestAggregate {round}"))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(member = %self.config.name, round, matches, "attested");
+                let mut event = self.event(round, "attest", started, moved);
+                event.detail = Some(if matches {
+                    "matches".into()
+                } else {
+                    "contested".into()
+                });
+                self.report.record(event)?;
+            }
+            Err(e) if e.is_rejection() => {
+                tracing::warn!(round, error = %e, "attestation refused")
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.attested.insert(round);
         Ok(())
     }
 
@@ -768,6 +1010,9 @@ impl<L: Ledger> Member<L> {
         let aggregate = state.aggregates.get(&round).ok_or_else(|| {
             Error::State(format!("round {round} is AGGREGATED without an aggregate"))
         })?;
+        if self.distributed.contains(&round) {
+            return self.close_when_verified(aggregate, round).await;
+        }
         let started = Instant::now();
         let excluded: BTreeSet<String> = state
             .verdicts
@@ -833,6 +1078,16 @@ impl<L: Ledger> Member<L> {
         }
         self.report
             .record(self.event(round, "distribute", started, delivered))?;
+        self.distributed.insert(round);
+        self.close_when_verified(aggregate, round).await
+    }
+
+    /// Closes `round` unless its aggregate still waits for the verifier committee (the next
+    /// ticks try again; the coordinator closes it unverified at its deadline).
+    async fn close_when_verified(&mut self, aggregate: &pb::Aggregate, round: u64) -> Result<()> {
+        if aggregate.finality == pb::Finality::PENDING {
+            return Ok(());
+        }
         let mut payload = pb::BcflPayload::new();
         payload.set_close_round(pb::CloseRound {
             round,

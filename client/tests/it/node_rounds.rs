@@ -246,8 +246,16 @@ fn phase(rounds: &Value, n: u64) -> Option<String> {
 }
 
 fn run_three_rounds(schedule: &str, slow: Option<usize>) -> (tempfile::TempDir, Consortium) {
+    run_three_rounds_with(schedule, slow, &[])
+}
+
+fn run_three_rounds_with(
+    schedule: &str,
+    slow: Option<usize>,
+    init: &[&str],
+) -> (tempfile::TempDir, Consortium) {
     let dir = tempfile::tempdir().unwrap();
-    let c = consortium(dir.path(), 3, &[]);
+    let c = consortium(dir.path(), 3, init);
     if let Some(i) = slow {
         let mut text = std::fs::read_to_string(&c.configs[i]).unwrap();
         text = text.replace(
@@ -284,6 +292,69 @@ fn serverless_synchronous_rounds_complete_and_every_member_holds_the_model() {
     let events = std::fs::read_to_string(c.dir.join("member-1.jsonl")).unwrap();
     assert!(events.contains("\"phase\":\"train\""), "{events}");
     assert!(events.contains("\"peak_rss_bytes\""), "{events}");
+}
+
+/// Evidence checked by someone other than its author: with a verifier committee of one, every
+/// aggregate is recomputed and attested by a member other than its aggregator before its round
+/// closes; and a member that commits the statistics of its honest update while sending ten times
+/// that update is disputed by the aggregator, which recomputed them from the blob, and excluded
+/// unscored.
+#[test]
+fn a_committee_attests_every_aggregate_and_a_disguised_update_is_disputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = consortium(dir.path(), 3, &["--committee-size", "1"]);
+    let attacker = 2;
+    let mut text = std::fs::read_to_string(&c.configs[attacker]).unwrap();
+    text = text.replace(
+        "commit_timeout_seconds = 8\n",
+        "commit_timeout_seconds = 8\nattack = \"disguised-scale\"\n",
+    );
+    std::fs::write(&c.configs[attacker], text).unwrap();
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 2)).collect();
+    let mut coordinator = c.coordinator("rounds = 2\n");
+    Consortium::finishes(&mut coordinator);
+    for node in &mut nodes {
+        Consortium::finishes(node);
+    }
+    let attacker_key = c.key(attacker);
+    let mut disputed = 0;
+    for n in 1..=2 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["phase"], "CLOSED", "{round}");
+        assert!(
+            round["round"]["closed_unverified"].as_bool() != Some(true),
+            "{round}"
+        );
+        let aggregator = round["round"]["aggregator"].as_str().unwrap().to_owned();
+        if aggregator != attacker_key {
+            // The aggregator recomputed the attacker's norm from its blob and disputed it.
+            assert_eq!(
+                round["verdict"]["disputed"],
+                serde_json::json!([attacker_key]),
+                "{round}"
+            );
+            assert_eq!(round["round"]["disputes"][0]["mismatch"], "NORM", "{round}");
+            disputed += 1;
+        }
+        let aggregate = &round["aggregate"];
+        assert_eq!(aggregate["finality"], "FINAL", "{round}");
+        let committee = aggregate["committee"].as_array().unwrap();
+        assert_eq!(committee.len(), 1, "{round}");
+        assert_ne!(committee[0].as_str(), Some(aggregator.as_str()), "{round}");
+        let attestation = &aggregate["attestations"][0];
+        assert_eq!(attestation["member"], committee[0], "{round}");
+        assert_eq!(
+            attestation["model_sha256"], aggregate["model_sha256"],
+            "{round}"
+        );
+    }
+    assert!(disputed > 0, "the attacker aggregated every round");
+    c.replays(1..=2);
+    let events: String = (1..=3)
+        .map(|i| std::fs::read_to_string(c.dir.join(format!("member-{i}.jsonl"))).unwrap())
+        .collect();
+    assert!(events.contains("\"phase\":\"verify\""), "{events}");
+    assert!(events.contains("\"phase\":\"attest\""), "{events}");
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! | [`AttackKind::StaleRider`] | `stale-rider` | the previous round's change of the global model (zero in round 1), nothing trained | no | no | yes |
 //! | [`AttackKind::LabelFlip`] | `label-flip` | `d` trained on labels shifted by one class (`c → c + 1 mod K`) | no | no | yes |
 //! | [`AttackKind::SlowLink`] | `slow-link` | `d` unchanged, but its links run [`SLOW_LINK_FACTOR`] times slower | yes | no | yes |
+//! | [`AttackKind::DisguisedScale`] | `disguised-scale` | [`SCALE_FACTOR`] `· d`, committed with the statistics (norm, sketch) of `d`: a hostile update behind honest-looking evidence, which only recomputing the statistics from the blob reveals | no | yes | yes |
 //!
 //! The places: *synthetic* is [`simulate`](super::simulate) (`f64` vectors, the processor's
 //! detection bench); *demo* is `bcfl demo --attack KIND:COUNT` (real update blobs, real loopback
@@ -61,6 +62,8 @@ pub enum AttackKind {
     StaleRider,
     /// Trains honestly behind links [`SLOW_LINK_FACTOR`] times slower.
     SlowLink,
+    /// Sends its delta times [`SCALE_FACTOR`] but commits the statistics of its honest delta.
+    DisguisedScale,
 }
 
 /// Spellings accepted besides the names (after `_` is read as `-`).
@@ -71,7 +74,7 @@ const ALIASES: [(&str, AttackKind); 2] = [
 
 impl AttackKind {
     /// Every kind, in a fixed order (the order of `bcfl anomaly bench --attacks all`).
-    pub const ALL: [AttackKind; 7] = [
+    pub const ALL: [AttackKind; 8] = [
         AttackKind::LabelFlip,
         AttackKind::SignFlip,
         AttackKind::Scale,
@@ -79,6 +82,7 @@ impl AttackKind {
         AttackKind::FreeRider,
         AttackKind::StaleRider,
         AttackKind::SlowLink,
+        AttackKind::DisguisedScale,
     ];
 
     /// The kind's name (kebab-case; see the module docs).
@@ -91,6 +95,7 @@ impl AttackKind {
             AttackKind::FreeRider => "free-rider",
             AttackKind::StaleRider => "stale-rider",
             AttackKind::SlowLink => "slow-link",
+            AttackKind::DisguisedScale => "disguised-scale",
         }
     }
 
@@ -105,6 +110,9 @@ impl AttackKind {
             AttackKind::LabelFlip => "it changes the labels the member trains on",
             AttackKind::StaleRider => "it resends the previous round's change of the global model",
             AttackKind::SlowLink => "it slows the member's network links",
+            AttackKind::DisguisedScale => {
+                "it commits statistics of another update than the blob it sends"
+            }
             AttackKind::SignFlip
             | AttackKind::Scale
             | AttackKind::GaussianNoise

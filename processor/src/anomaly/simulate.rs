@@ -135,7 +135,7 @@ pub fn attack_update(
         }
         AttackKind::FreeRider => vec![0.0; honest.len()],
         AttackKind::SlowLink => honest.to_vec(),
-        AttackKind::LabelFlip | AttackKind::StaleRider => {
+        AttackKind::LabelFlip | AttackKind::StaleRider | AttackKind::DisguisedScale => {
             return Err(attack.unsupported("a synthetic update"))
         }
     })

@@ -80,6 +80,10 @@ pub(crate) struct DemoArgs {
     /// Seconds the aggregator waits for every member before evaluating with the quorum.
     #[arg(long, default_value_t = 120.0)]
     pub(crate) commit_timeout: f64,
+    /// Members drawn each round to recompute the aggregate and attest it on chain before the
+    /// round closes (0: none).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) committee: u32,
     /// Members slower than the others: NAME:FACTOR (e.g. member-4:3 trains, then waits 3x
     /// its training time). Repeatable.
     #[arg(long, value_name = "NAME:FACTOR")]
@@ -180,6 +184,7 @@ impl DemoArgs {
             buffer: self.buffer,
             max_staleness: self.max_staleness,
             commit_timeout: self.commit_timeout,
+            committee: self.committee,
             slow,
             work_dir: self.work_dir.clone(),
             base,
