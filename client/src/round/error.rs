@@ -153,6 +153,7 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `error` and its causes, `: `-separated, for log lines (as `{:#}` prints an `anyhow` chain).
+#[cfg(feature = "train")]
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();

@@ -5,9 +5,14 @@
 //! commitments, their weights, the rule: the aggregator's own function), gathers the blobs it
 //! needs (files under `--blobs` first, then each update from the member that committed it and
 //! each model from any active member, every blob checked against its hash as it arrives), and
-//! recomputes the aggregate. Exit status 0 when the recomputed hash, the contributors and the
-//! exclusions match what `CommitAggregate` recorded; 1 when anything differs; an error (exit 2)
-//! when a blob cannot be had or does not match its commitment. No libtorch is loaded.
+//! recomputes the aggregate. It also rechecks every `DisputeCommitment` of the round as the
+//! verifier committee does: the disputed member's blob and the model it was trained from,
+//! statistics recomputed ([`bcfl_fed::verify`]); a disputed blob nobody serves leaves that
+//! dispute unverified (reported, not a failure: the disputed member can clear itself by serving
+//! it). Exit status 0 when the recomputed hash, the contributors and the exclusions match what
+//! `CommitAggregate` recorded and every verifiable dispute holds; 1 when anything differs; an
+//! error (exit 2) when a blob of the aggregate cannot be had or does not match its commitment.
+//! No libtorch is loaded.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +78,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         Transfers::new(store.clone(), http_client(Duration::from_secs(3))).with_registry(registry),
     );
 
+    let mut fetched = Vec::new();
     // Each blob with its size when the chain records it, and who may hold it.
     let mut needed: Vec<(String, Option<u64>, Vec<String>)> = plan
         .updates
@@ -88,10 +94,72 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             .map(|a| a.size_bytes);
         (sha, size, everyone.clone())
     }));
+    // Disputed updates and the models they were trained from: fetched when someone serves them.
+    let round = state
+        .rounds
+        .get(&n)
+        .ok_or_else(|| anyhow!("round {n} does not exist"))?;
+    let disputed: Vec<pb::Commitment> = round
+        .disputes
+        .iter()
+        .filter_map(|d| state.commitments.get(&(n, d.member.clone())).cloned())
+        .collect();
+    let base_of = |c: &pb::Commitment| {
+        if c.base_model_sha256.is_empty() {
+            round.parent_model_sha256.clone()
+        } else {
+            c.base_model_sha256.clone()
+        }
+    };
+    let mut optional: Vec<(String, Option<u64>, Vec<String>)> = Vec::new();
+    for c in &disputed {
+        optional.push((c.update_sha256.clone(), None, vec![c.member.clone()]));
+        let base = base_of(c);
+        if !needed
+            .iter()
+            .chain(&optional)
+            .any(|(sha, _, _)| *sha == base)
+        {
+            optional.push((base, None, everyone.clone()));
+        }
+    }
     for folder in &args.blobs {
         take_local(&store, folder, &needed).await?;
+        take_local(&store, folder, &optional).await?;
     }
-    let mut fetched = Vec::new();
+    for (sha, size, holders) in &optional {
+        let id = BlobId::parse(sha)?;
+        for holder in holders {
+            if store.contains(&id) {
+                break;
+            }
+            if let Ok(report) = transfers.fetch(&id, vec![holder.clone()], *size).await {
+                fetched.push(json!({"sha256": sha, "from": holder, "bytes": report.size}));
+            }
+        }
+    }
+    let length = state
+        .consortium
+        .as_ref()
+        .map_or(0, |c| c.get_params().sketch_length) as usize;
+    let (mut false_disputes, mut unverified_disputes) = (Vec::new(), Vec::new());
+    for c in &disputed {
+        let read = |sha: &str| -> anyhow::Result<Option<Vec<u8>>> {
+            let id = BlobId::parse(sha)?;
+            if !store.contains(&id) {
+                return Ok(None);
+            }
+            Ok(Some(std::fs::read(store.path(&id))?))
+        };
+        let (Some(bytes), Some(base)) = (read(&c.update_sha256)?, read(&base_of(c))?) else {
+            unverified_disputes.push(c.member.clone());
+            continue;
+        };
+        let base = bcfl_fed::update::Update::from_bytes(&base)?;
+        if !bcfl_fed::verify::dispute_holds(c, &bytes, &base, length) {
+            false_disputes.push(c.member.clone());
+        }
+    }
     for (sha, size, holders) in &needed {
         let id = BlobId::parse(sha)?;
         if store.contains(&id) {
@@ -150,6 +218,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         ),
         ("contributors", contributors == stored_contributors),
         ("excluded", excluded == stored_excluded),
+        ("disputes", false_disputes.is_empty()),
     ];
     let matches = checks.iter().all(|(_, ok)| *ok);
     if ctx.json() {
@@ -161,6 +230,9 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             "recomputed_model_sha256": computed.sha256,
             "rule": plan.rule.to_string(),
             "contributors": contributors,
+            "false_disputes": false_disputes,
+            "unverified_disputes": unverified_disputes,
+            "finality": format!("{:?}", stored.finality),
             "fetched": fetched,
         }));
     } else {
@@ -174,6 +246,16 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         for (name, ok) in checks {
             println!("  {name}: {}", if ok { "matches" } else { "DIFFERS" });
         }
+        if !false_disputes.is_empty() {
+            println!("  disputes that do not hold: {}", false_disputes.join(", "));
+        }
+        if !unverified_disputes.is_empty() {
+            println!(
+                "  disputes not verified (blob not served): {}",
+                unverified_disputes.join(", ")
+            );
+        }
+        println!("  finality on chain: {:?}", stored.finality);
         println!(
             "{}",
             if matches {
