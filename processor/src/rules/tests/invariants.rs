@@ -52,6 +52,17 @@ enum Step {
     Close {
         next: bool,
     },
+    /// Dispute a committer's norm (`honest`: a recomputed norm equal to the committed one).
+    Dispute {
+        committer: usize,
+        honest: bool,
+    },
+    /// Attest the current round's aggregate (`matching`: its hash; `false_dispute`: name a
+    /// disputed member as falsely disputed).
+    Attest {
+        matching: bool,
+        false_dispute: bool,
+    },
 }
 
 /// A commit's `stale` that names the round after the commitment's.
@@ -119,6 +130,9 @@ fn step() -> impl Strategy<Value = (usize, Step)> {
         4 => rare.prop_map(|next| Step::Evaluate { next }),
         4 => (rare, proptest::bool::weighted(0.8)).prop_map(|(next, all)| Step::Aggregate { next, all }),
         2 => rare.prop_map(|next| Step::Close { next }),
+        1 => (0usize..3, rare).prop_map(|(committer, honest)| Step::Dispute { committer, honest }),
+        2 => (proptest::bool::weighted(0.8), rare)
+            .prop_map(|(matching, false_dispute)| Step::Attest { matching, false_dispute }),
     ];
     (signer, s)
 }
@@ -203,6 +217,54 @@ fn payload(w: &World, step: &Step) -> pb::BcflPayload {
             )
         }
         Step::Close { next } => close(pick(*next)),
+        Step::Dispute { committer, honest } => {
+            let round = pick(false);
+            let member = w
+                .ledger
+                .round(round)
+                .and_then(|r| r.committers.get(*committer).cloned())
+                .unwrap_or_else(|| w.m(*committer));
+            let norm = w
+                .ledger
+                .commitment(round, &member)
+                .map_or(0, |c| c.norm_micro);
+            with(|p| {
+                p.set_dispute_commitment(pb::DisputeCommitment {
+                    round,
+                    member,
+                    mismatch: pb::StatMismatch::NORM,
+                    norm_micro: if *honest { norm } else { norm + 10_000_000 },
+                    ..Default::default()
+                })
+            })
+        }
+        Step::Attest {
+            matching,
+            false_dispute,
+        } => {
+            let round = pick(false);
+            let model = match (matching, w.ledger.aggregate(round)) {
+                (true, Some(a)) => a.model_sha256,
+                _ => hash("another model"),
+            };
+            let false_disputes: Vec<String> = match (false_dispute, w.ledger.round(round)) {
+                (true, Some(r)) => r
+                    .disputes
+                    .iter()
+                    .map(|d| d.member.clone())
+                    .take(1)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            with(|p| {
+                p.set_attest_aggregate(pb::AttestAggregate {
+                    round,
+                    model_sha256: model,
+                    false_disputes: false_disputes.into(),
+                    ..Default::default()
+                })
+            })
+        }
     }
 }
 
@@ -220,7 +282,15 @@ fn natural_signer(w: &World, step: &Step) -> String {
         Step::Register(_) | Step::Suspend(_) | Step::Open { .. } => w.admin.clone(),
         Step::Commit { tag, .. } => w.m(usize::from(*tag) % 3),
         Step::Report { epoch, .. } => w.m(*epoch as usize % 3),
-        Step::Evaluate { .. } | Step::Aggregate { .. } | Step::Close { .. } => aggregator(),
+        Step::Evaluate { .. }
+        | Step::Aggregate { .. }
+        | Step::Close { .. }
+        | Step::Dispute { .. } => aggregator(),
+        Step::Attest { .. } => w
+            .ledger
+            .aggregate(current)
+            .and_then(|a| a.committee.first().cloned())
+            .unwrap_or_else(|| w.m(0)),
     }
 }
 
@@ -271,12 +341,49 @@ fn check_state(w: &World) {
             let bound = if buffered { round.max_staleness } else { 0 };
             assert!(commitment.staleness <= bound);
         }
+        // Disputes name committers once each, sorted; the verdict excludes exactly them unscored.
+        let disputed: Vec<String> = round.disputes.iter().map(|d| d.member.clone()).collect();
+        assert!(disputed.windows(2).all(|p| p[0] < p[1]));
+        assert!(disputed.iter().all(|d| round.committers.contains(d)));
         if let Some(verdict) = w.ledger.verdict(n) {
             let needed = crate::rules::rounds::commitments_needed(params, &round);
             assert!(verdict.accepted.len() + verdict.excluded.len() >= needed as usize);
+            assert_eq!(verdict.disputed.to_vec(), disputed);
+            assert!(disputed.iter().all(|d| verdict.excluded.contains(d)));
+            assert!(verdict
+                .methods
+                .iter()
+                .all(|m| m.scores.iter().all(|s| !disputed.contains(&s.member))));
         }
         if let Some(agg) = w.ledger.aggregate(n) {
             assert_eq!(agg.contributors, w.ledger.verdict(n).unwrap().accepted);
+            // The committee: at most its size, never the aggregator, the submitter or an
+            // excluded member; attestations only from it; finality as the attestations say.
+            assert!(agg.committee.len() <= params.committee_size as usize);
+            for k in agg.get_committee() {
+                assert_ne!(k, &round.aggregator);
+                assert_ne!(k, &agg.submitted_by);
+                assert!(!agg.excluded.contains(k));
+            }
+            assert!(agg
+                .attestations
+                .iter()
+                .all(|a| agg.committee.contains(&a.member)));
+            assert_eq!(agg.finality, crate::rules::verification::finality(&agg));
+            // The next round starts from a contested aggregate's parent, never from it (unless
+            // an admin closed the round unverified and the contest came late).
+            if let Some(next) = w.ledger.round(n + 1) {
+                if !round.closed_unverified {
+                    let expected = match agg.finality {
+                        pb::Finality::CONTESTED => &round.parent_model_sha256,
+                        _ => &agg.model_sha256,
+                    };
+                    assert_eq!(&next.parent_model_sha256, expected);
+                }
+            }
+        }
+        if round.closed_unverified {
+            assert_eq!(round.phase, pb::RoundPhase::CLOSED);
         }
     }
     assert!(w.ledger.round(consortium.current_round + 1).is_none());
@@ -314,7 +421,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
     fn random_sequences_keep_state_consistent(steps in proptest::collection::vec(step(), 1..60)) {
-        let mut w = World::new();
+        let mut w = World::with_params(pb::ConsortiumParams { committee_size: 1, ..params() });
         for (signer, step) in steps {
             let signer = if signer == 5 { natural_signer(&w, &step) } else { person(&w, signer) };
             let payload = payload(&w, &step);
