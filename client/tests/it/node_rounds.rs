@@ -334,6 +334,9 @@ fn a_committee_attests_every_aggregate_and_a_disguised_update_is_disputed() {
                 "{round}"
             );
             assert_eq!(round["round"]["disputes"][0]["mismatch"], "NORM", "{round}");
+            // The auditor recomputes the verdict, the dispute included.
+            let audit = c.cli.json("admin", &["audit", "verdict", &n.to_string()]);
+            assert_eq!(audit["matches"], true, "{audit}");
             disputed += 1;
         }
         let aggregate = &round["aggregate"];

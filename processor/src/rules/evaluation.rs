@@ -68,6 +68,32 @@ pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
     })
 }
 
+/// The verdict of a round whose `disputed` committers (sorted) are excluded without being
+/// scored: [`compute_verdict`] over the other committers' evidence (`evidence` holds only theirs),
+/// then every disputed committer added to `excluded` and listed in `disputed`. With nobody left
+/// to score, the verdict accepts nobody. `EvaluateRound` and `bcfl audit verdict` both use it.
+pub fn verdict_excluding_disputed(
+    evidence: &RoundEvidence<'_>,
+    disputed: &[String],
+) -> Result<pb::Verdict> {
+    let mut verdict = if evidence.commitments.is_empty() {
+        pb::Verdict {
+            round: evidence.round.number,
+            ..Default::default()
+        }
+    } else {
+        compute_verdict(evidence)?
+    };
+    if !disputed.is_empty() {
+        let mut excluded = verdict.excluded.to_vec();
+        excluded.extend(disputed.iter().cloned());
+        excluded.sort();
+        verdict.excluded = excluded.into();
+        verdict.disputed = disputed.to_vec().into();
+    }
+    Ok(verdict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ use bcfl_protos::bcfl as pb;
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 
-use super::evaluation::{compute_verdict, RoundEvidence};
+use super::evaluation::{verdict_excluding_disputed, RoundEvidence};
 use super::verification::{finality, select_committee};
 use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
@@ -374,27 +374,16 @@ pub fn evaluate_round(
     let links = state.links_among(&scored)?;
     let mut history = state.sketch_sums(&scored)?;
     history.set_consensus(state.consensus()?);
-    let mut verdict = if scored.is_empty() {
-        pb::Verdict {
-            round: n,
-            ..Default::default()
-        }
-    } else {
-        compute_verdict(&RoundEvidence {
+    let mut verdict = verdict_excluding_disputed(
+        &RoundEvidence {
             params: params(&consortium),
             round: &round,
             commitments: &commitments,
             links: &links,
             history: &history,
-        })?
-    };
-    if !disputed.is_empty() {
-        let mut excluded = verdict.excluded.to_vec();
-        excluded.extend(disputed.iter().cloned());
-        excluded.sort();
-        verdict.excluded = excluded.into();
-        verdict.disputed = disputed.into();
-    }
+        },
+        &disputed,
+    )?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
     let mut next = extend_after_verdict(&history, n, &commitments, &verdict.accepted);

@@ -5,7 +5,8 @@
 //! replays the block's earlier `bcfl` transactions with the processor's own handler
 //! ([`BcflHandler`]) over that state (a late commitment or bandwidth report in the same block is
 //! part of the evidence), then recomputes the verdict with
-//! [`bcfl_processor::rules::evaluation::compute_verdict`] and compares it field by field with the
+//! [`bcfl_processor::rules::evaluation::verdict_excluding_disputed`] (the round's disputed
+//! committers excluded unscored, as the processor does) and compares it field by field with the
 //! stored one. The sketch history the cumulative feature reads is not taken on trust: it is
 //! replayed from the commitments of the earlier evaluated rounds
 //! ([`FamilyState::replayed_sketch_history`]) and compared with the stored history too. Exit
@@ -21,7 +22,7 @@ use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
 use bcfl_processor::handler::TransactionRequest;
-use bcfl_processor::rules::evaluation::{compute_verdict, RoundEvidence};
+use bcfl_processor::rules::evaluation::{verdict_excluding_disputed, RoundEvidence};
 use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
 use bcfl_protos::bcfl as pb;
 use protobuf::Message as _;
@@ -179,22 +180,39 @@ fn recompute(
         .rounds
         .get(&round)
         .ok_or_else(|| anyhow!("round {round} did not exist when it was evaluated"))?;
-    let committers = &round_state.committers;
-    let commitments: Vec<pb::Commitment> = state.round_commitments(round).cloned().collect();
+    // Disputed committers are excluded unscored, as `EvaluateRound` does.
+    let disputed: Vec<String> = round_state
+        .disputes
+        .iter()
+        .map(|d| d.member.clone())
+        .collect();
+    let scored: Vec<&String> = round_state
+        .committers
+        .iter()
+        .filter(|c| !disputed.contains(c))
+        .collect();
+    let commitments: Vec<pb::Commitment> = state
+        .round_commitments(round)
+        .filter(|c| !disputed.contains(&c.member))
+        .cloned()
+        .collect();
     let links: Vec<pb::Link> = state
         .links
         .values()
-        .filter(|l| committers.contains(&l.from) && committers.contains(&l.to))
+        .filter(|l| scored.contains(&&l.from) && scored.contains(&&l.to))
         .cloned()
         .collect();
     let history = state.replayed_sketch_history(round);
-    let mut verdict = compute_verdict(&RoundEvidence {
-        params: consortium.get_params(),
-        round: round_state,
-        commitments: &commitments,
-        links: &links,
-        history: &history,
-    })
+    let mut verdict = verdict_excluding_disputed(
+        &RoundEvidence {
+            params: consortium.get_params(),
+            round: round_state,
+            commitments: &commitments,
+            links: &links,
+            history: &history,
+        },
+        &disputed,
+    )
     .map_err(|e| anyhow!("the verdict cannot be recomputed: {e}"))?;
     verdict.evaluated_by = block[position].signer_public_key.clone();
     Ok(Recomputed {
