@@ -246,6 +246,7 @@ fn digest(message: &[u8]) -> Message {
 }
 
 /// Signs bytes the way Sawtooth does: secp256k1 over SHA-256, compact low-S hex.
+#[derive(Clone)]
 pub struct Signer {
     key: PrivateKey,
     public: PublicKey,

@@ -1,6 +1,9 @@
 //! Networking between members: blob serving, bandwidth probes, verified relayed transfers, and
 //! transfer planning.
 //!
+//! - [`auth`]: signed requests: the [`PeerClient`](auth::PeerClient) every node request goes
+//!   through, and the [`Authenticator`](auth::Authenticator) that lets only members' signed
+//!   requests into a blob server.
 //! - [`manifest`]: blob ids (SHA-256) and per-chunk manifests checked while a transfer arrives.
 //! - [`blob`]: the content-addressed blob store (atomic, verified inserts).
 //! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
@@ -18,6 +21,7 @@
 //!
 //! [`NetCommand`] is the `bcfl net` subcommand group, so the CLI wires it in two lines.
 
+pub mod auth;
 pub mod blob;
 pub mod edges;
 mod error;
@@ -33,6 +37,8 @@ pub mod transfer;
 
 pub use error::{NetError, Result};
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]

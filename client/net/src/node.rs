@@ -18,6 +18,9 @@
 //!   synchronous and asynchronous totals and the contention-aware prediction
 //!   ([`RouteTree::contended`](bcfl_processor::graph::RouteTree::contended)).
 //!
+//! Every request these commands make to a blob server is signed with `--key`
+//! ([`auth`](super::auth)); servers answer only active members and admins.
+//!
 //! With `--round N`, `fetch` and `distribute` remove the members round N's on-chain verdict
 //! excluded from the peers and the graph ([`RoundExclusion`]) and say so (a stderr line and the
 //! `excluded_by_verdict` field).
@@ -35,6 +38,7 @@ use anyhow::Context as _;
 use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, TransferModel};
 use serde_json::json;
 
+use super::auth::{Authenticator, PeerClient};
 use super::blob::{BlobStore, DEFAULT_CHUNK_SIZE};
 use super::edges::graph_from_csv;
 use super::exclusion::RoundExclusion;
@@ -94,6 +98,13 @@ pub struct ServeArgs {
     /// Seconds between reads of the ledger's member registry (without --peer).
     #[arg(long, default_value_t = 5)]
     pub registry_refresh: u64,
+    /// A public key served besides the registered members (repeatable), e.g. an operator's
+    /// key with --peer.
+    #[arg(long = "allow-key", value_name = "KEY")]
+    pub allow_keys: Vec<String>,
+    /// Largest difference, seconds, between a signed request's timestamp and this clock.
+    #[arg(long, default_value_t = 60)]
+    pub max_clock_skew: u64,
 }
 
 /// Where peers and the bandwidth graph come from.
@@ -252,7 +263,7 @@ async fn topology(args: &TopologyArgs, ledger: &RestClient) -> anyhow::Result<To
 }
 
 async fn remote_manifest(
-    http: &reqwest::Client,
+    http: &PeerClient,
     peers: &Peers,
     holder: &str,
     id: &BlobId,
@@ -261,7 +272,7 @@ async fn remote_manifest(
         .url(holder)
         .with_context(|| format!("no endpoint for {holder}"))?;
     let response = http
-        .get(format!("{url}/v1/blobs/{id}/manifest"))
+        .get(holder, &format!("{url}/v1/blobs/{id}/manifest"))
         .send()
         .await
         .with_context(|| format!("asking {holder} for the manifest of {id}"))?;
@@ -296,27 +307,22 @@ fn print(value: &serde_json::Value, json: bool) {
 }
 
 impl NodeCommand {
-    /// Runs the command against the ledger at `ledger`, signing (only `probe --submit`) with
-    /// the key `signer` gives.
+    /// Runs the command against the ledger at `ledger`, signing requests to blob servers (and
+    /// `probe --submit`) with the key `signer` gives.
     pub async fn run(
         self,
         ledger: RestClient,
         signer: impl FnOnce() -> anyhow::Result<Signer>,
         json: bool,
     ) -> anyhow::Result<()> {
-        let http = http_client(Duration::from_secs(3));
+        let signer = Arc::new(signer()?);
+        let http = PeerClient::new(http_client(Duration::from_secs(3)), signer.clone());
         match self {
-            Self::Serve(args) => serve(args, ledger).await,
+            Self::Serve(args) => serve(args, ledger, signer).await,
             Self::Probe(args) => {
-                let signer = if args.submit || args.me.is_none() {
-                    Some(signer()?)
-                } else {
-                    None
-                };
-                let me = match (&args.me, &signer) {
-                    (Some(me), _) => me.clone(),
-                    (None, Some(s)) => s.public_key().as_hex().to_owned(),
-                    (None, None) => unreachable!("a signer is read without --me"),
+                let me = match &args.me {
+                    Some(me) => me.clone(),
+                    None => signer.public_key().as_hex().to_owned(),
                 };
                 let peers = if args.peers.is_empty() {
                     ledger_peers(&ledger_state(&ledger).await?)
@@ -329,7 +335,7 @@ impl NodeCommand {
                 };
                 let result = sweep(&http, &peers, &me, &config).await;
                 let mut out = json!({ "from": me, "links": result.links, "failed": result.failed });
-                if let (true, Some(signer)) = (args.submit, &signer) {
+                if args.submit {
                     let epoch = match args.epoch {
                         Some(e) => e,
                         None => ledger_state(&ledger)
@@ -339,7 +345,7 @@ impl NodeCommand {
                     };
                     let wait = Some(Duration::from_secs(args.wait_timeout));
                     let statuses =
-                        submit_sweep(&ledger, signer, epoch, &result.links, wait).await?;
+                        submit_sweep(&ledger, &signer, epoch, &result.links, wait).await?;
                     out["epoch"] = json!(epoch);
                     out["batches"] = json!(statuses.iter().map(|s| &s.id).collect::<Vec<_>>());
                 }
@@ -478,7 +484,7 @@ fn predict(
     }))
 }
 
-async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, ledger: RestClient, signer: Arc<Signer>) -> anyhow::Result<()> {
     let store = Arc::new(
         BlobStore::open(&args.store, args.chunk_size)
             .with_context(|| format!("opening the blob store {}", args.store.display()))?,
@@ -491,6 +497,7 @@ async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
         tracing::info!(blob = %id, file = %file.display(), "added");
     }
     let registry = Registry::new(args.me.clone());
+    registry.allow_keys(args.allow_keys.iter().cloned());
     let follower = if args.peers.is_empty() {
         Some(registry.follow(ledger, Duration::from_secs(args.registry_refresh.max(1))))
     } else {
@@ -498,9 +505,12 @@ async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
         None
     };
     let transfers = Arc::new(
-        Transfers::new(store.clone(), http_client(Duration::from_secs(3)))
-            .with_registry(registry)
-            .with_max_blob_size(args.max_blob_size),
+        Transfers::new(
+            store.clone(),
+            PeerClient::new(http_client(Duration::from_secs(3)), signer.clone()),
+        )
+        .with_registry(registry.clone())
+        .with_max_blob_size(args.max_blob_size),
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -518,7 +528,10 @@ async fn serve(args: ServeArgs, ledger: RestClient) -> anyhow::Result<()> {
             _ = term.recv() => {}
         }
     };
+    let auth = Authenticator::new(Some(signer.public_key().as_hex().to_owned()), registry)
+        .with_max_skew(Duration::from_secs(args.max_clock_skew));
     let served = NodeServer::new(transfers, args.max_probe_bytes)
+        .with_auth(auth)
         .serve(listener, shutdown)
         .await
         .context("serving");

@@ -18,6 +18,12 @@
 //! names a node that is not a registered member. `size` (optional) is the blob's size when the
 //! asker knows it; a manifest declaring another is refused.
 //!
+//! Every route needs a member's signed request ([`auth`](super::auth)): the router runs the
+//! [`Authenticator`] before any handler, so an anonymous request gets 401 and a non-member's
+//! 403 whatever it asks. The authenticator follows the transfers' [`Registry`] (the keys it
+//! serves) and signs for the node's own id ([`Registry::me`], else the key of its
+//! [`PeerClient`](super::auth::PeerClient)).
+//!
 //! Errors are rendered in one place (`ApiError`). Failures of a relay or pull answer 502 with a
 //! [`TransferFailure`] JSON body naming the peer to route around; it says an upstream's status
 //! and a fixed reason, never the upstream's own answer.
@@ -36,8 +42,10 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::auth::{authenticate, Authenticator};
 use super::blob::BlobStore;
 use super::manifest::{BlobId, Manifest};
+use super::registry::Registry;
 use super::transfer::{Transfer, TransferFailure, Transfers};
 
 /// The default bound on one probe request: 1 GiB.
@@ -49,17 +57,42 @@ pub struct NodeServer {
     transfers: Arc<Transfers>,
     max_probe_bytes: u64,
     probe_data: Bytes,
+    auth: Option<Authenticator>,
 }
 
 impl NodeServer {
     /// A server for the blobs of `transfers`' store, answering probes of at most
-    /// `max_probe_bytes`.
+    /// `max_probe_bytes`, to the members its registry authorizes (see the module docs).
     pub fn new(transfers: Arc<Transfers>, max_probe_bytes: u64) -> Self {
+        let auth = Authenticator::new(
+            transfers.client().key().map(str::to_owned),
+            transfers.registry().clone(),
+        );
         Self {
             transfers,
             max_probe_bytes,
             probe_data: probe_pattern(),
+            auth: Some(auth),
         }
+    }
+
+    /// Checks requests with `auth` instead of the default [`Authenticator`] (another clock
+    /// skew window or nonce capacity).
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Serves anyone: for the tests of transfers, which are not about authentication.
+    #[cfg(test)]
+    pub(crate) fn open(mut self) -> Self {
+        self.auth = None;
+        self
+    }
+
+    /// The registry whose keys are served.
+    pub fn registry(&self) -> &Registry {
+        self.transfers.registry()
     }
 
     /// The blob store.
@@ -72,9 +105,10 @@ impl NodeServer {
         &self.transfers
     }
 
-    /// The routes.
+    /// The routes, behind the authenticator.
     pub fn router(self) -> Router {
-        Router::new()
+        let auth = self.auth.clone();
+        let router = Router::new()
             .route("/v1/blobs", get(list_blobs))
             .route("/v1/blobs/{id}", get(get_blob))
             .route("/v1/blobs/{id}/manifest", get(get_manifest))
@@ -82,7 +116,11 @@ impl NodeServer {
             .route("/v1/relay/{id}", get(relay))
             .route("/v1/relay/{id}/manifest", get(relay_manifest))
             .route("/v1/pull", post(pull))
-            .with_state(self)
+            .with_state(self);
+        match auth {
+            Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, authenticate)),
+            None => router,
+        }
     }
 
     /// Serves on `listener` until `shutdown` resolves.

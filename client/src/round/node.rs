@@ -59,6 +59,7 @@ use crate::demo::attack::{ApplyAttack, AttackKind};
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
 use bcfl_ledger::keys::Signer;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::blob::BlobStore;
 use bcfl_net::probe::ProbeConfig;
 use bcfl_net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
@@ -384,7 +385,10 @@ async fn start_member<L: Ledger>(
         BlobStore::open(&m.store, CHUNK_SIZE)
             .with_context(|| format!("opening the blob store {}", m.store.display()))?,
     );
-    let http = http_client(Duration::from_secs(3));
+    let http = PeerClient::new(
+        http_client(Duration::from_secs(3)),
+        Arc::new(signer.clone()),
+    );
     let transfers = Arc::new(Transfers::new(store, http.clone()));
     let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
         .spawn(m.listen)

@@ -14,6 +14,7 @@
 
 mod anomaly_cli;
 mod audit_replay;
+mod blob_auth;
 mod cli_devnet;
 mod cli_pipe;
 mod cli_rules;

@@ -141,9 +141,12 @@ impl Cli {
             .to_owned()
     }
 
-    /// Creates key pair `name` in the key directory (`bcfl keygen`).
+    /// Creates key pair `name` in the key directory (`bcfl keygen`), unless it exists (a node
+    /// started before its member is registered made it already).
     pub fn keygen(&self, name: &str) {
-        self.ok(name, &["keygen", name]);
+        if !self.key_dir.join(format!("{name}.priv")).exists() {
+            self.ok(name, &["keygen", name]);
+        }
     }
 
     /// Registers member `name` (its key from the key directory, also its display name) with a
