@@ -194,7 +194,7 @@ impl SignedHeaders {
             content_sha256,
             signature: String::new(),
         };
-        let canonical = canonical_request(&headers.parts(method, path, query, &target));
+        let canonical = canonical_request(&headers.parts(method, path, query, target));
         headers.signature = signer.sign(canonical.as_bytes());
         headers
     }
