@@ -194,18 +194,24 @@ struct Node {
 
 impl Node {
     async fn start(signer: Signer) -> Self {
+        Self::start_with(signer, None).await
+    }
+
+    async fn start_with(signer: Signer, tls: Option<bcfl_tls::ServerTls>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
         let signer = Arc::new(signer);
         let http = PeerClient::new(http_client(Duration::from_secs(2)), signer.clone());
         let transfers = Arc::new(Transfers::new(store, http));
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let (local, _task) = NodeServer::new(transfers.clone(), 1 << 24)
-            .spawn(addr)
-            .await
-            .unwrap();
+        let server = NodeServer::new(transfers.clone(), 1 << 24);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (local, _task) = match tls {
+            Some(tls) => server.spawn_tls(addr, tls).await.unwrap(),
+            None => server.spawn(addr).await.unwrap(),
+        };
         Self {
-            url: format!("http://{local}"),
+            url: format!("{scheme}://{local}"),
             signer,
             transfers,
             _dir: dir,
@@ -350,4 +356,52 @@ async fn probes_are_signed_and_a_tampered_body_is_refused() {
         .send()
         .await;
     assert!(r.map_or(true, |r| !r.status().is_success()));
+}
+
+#[tokio::test]
+async fn members_relay_over_https_and_an_untrusted_certificate_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = bcfl_tls::pki::TestCa::new("net test CA").unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    ca.write(&ca_file).unwrap();
+    let tls = || {
+        let files = ca
+            .server(&["127.0.0.1"])
+            .unwrap()
+            .write(dir.path(), &format!("n{}", rand_suffix()))
+            .unwrap();
+        Some(bcfl_tls::ServerTls::from_pem_files(&files.cert, &files.key).unwrap())
+    };
+    // A node built before the CA is trusted cannot reach the others: the error says why.
+    let outsider = Node::start(signer(40)).await;
+    bcfl_tls::trust_ca_file(&ca_file).unwrap();
+    let (a, b, c) = (
+        Node::start_with(signer(41), tls()).await,
+        Node::start_with(signer(42), tls()).await,
+        Node::start_with(signer(43), tls()).await,
+    );
+    register(&[&a, &b, &c, &outsider]);
+    let data = blob(400_000, 8);
+    let id = c.transfers.store().insert_bytes(&data).await.unwrap();
+    let report = a
+        .transfers
+        .fetch(&id, vec![b.id(), c.id()], Some(data.len() as u64))
+        .await
+        .unwrap();
+    assert_eq!(report.size, data.len() as u64);
+    assert!(b.transfers.store().contains(&id), "b relayed (and kept) it");
+    let failure = outsider
+        .transfers
+        .fetch(&id, vec![c.id()], None)
+        .await
+        .unwrap_err();
+    assert!(
+        failure.error.contains("not trusted") && failure.error.contains("--ca-cert"),
+        "{failure:?}"
+    );
+}
+
+fn rand_suffix() -> u64 {
+    use rand::Rng as _;
+    rand::thread_rng().gen()
 }

@@ -35,6 +35,8 @@ pub mod route;
 pub mod server;
 pub mod transfer;
 
+/// TLS for blob servers and their clients ([`bcfl_tls`]).
+pub use bcfl_tls as tls;
 pub use error::{NetError, Result};
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! - `run` (feature `train`): a long-running member and/or coordinator process that follows
 //!   the ledger, `bcfl_client::round::node`. It trains, so it is not one of these commands: the
 //!   `bcfl-train` binary runs it, and `bcfl`, which links no libtorch, hands it over.
-//! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory; prints
-//!   one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves until SIGINT or
+//! - `serve`: the HTTP server of [`server`](super::server) over a blob store directory (HTTPS
+//!   with `--tls-cert FILE --tls-key FILE`); prints one JSON line
+//!   `{"listening": ADDR, "url": URL, "blobs": [...]}` once bound, then serves until SIGINT or
 //!   SIGTERM. It relays and pulls only from the members of its
 //!   [`Registry`]: the ledger's active members and their endpoints,
 //!   read every `--registry-refresh` seconds, or with `--peer ID=URL` exactly those peers.
@@ -105,6 +106,12 @@ pub struct ServeArgs {
     /// Largest difference, seconds, between a signed request's timestamp and this clock.
     #[arg(long, default_value_t = 60)]
     pub max_clock_skew: u64,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where peers and the bandwidth graph come from.
@@ -512,13 +519,18 @@ async fn serve(args: ServeArgs, ledger: RestClient, signer: Arc<Signer>) -> anyh
         .with_registry(registry.clone())
         .with_max_blob_size(args.max_blob_size),
     );
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(bcfl_tls::ServerTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
         "{}",
-        json!({ "listening": local.to_string(), "blobs": store.list()? })
+        json!({ "listening": local.to_string(), "url": format!("{scheme}://{local}"), "blobs": store.list()? })
     );
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -530,11 +542,12 @@ async fn serve(args: ServeArgs, ledger: RestClient, signer: Arc<Signer>) -> anyh
     };
     let auth = Authenticator::new(Some(signer.public_key().as_hex().to_owned()), registry)
         .with_max_skew(Duration::from_secs(args.max_clock_skew));
-    let served = NodeServer::new(transfers, args.max_probe_bytes)
-        .with_auth(auth)
-        .serve(listener, shutdown)
-        .await
-        .context("serving");
+    let server = NodeServer::new(transfers, args.max_probe_bytes).with_auth(auth);
+    let served = match &tls {
+        Some(tls) => server.serve_tls(listener, tls, shutdown).await,
+        None => server.serve(listener, shutdown).await,
+    }
+    .context("serving");
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -74,7 +74,7 @@ async fn timed_get(http: &PeerClient, url: &str, peer: &str) -> Result<(u64, Dur
         .get(peer, url)
         .send()
         .await
-        .map_err(|e| NetError::peer(peer, e))?;
+        .map_err(|e| NetError::peer(peer, bcfl_tls::explain(&e)))?;
     if !response.status().is_success() {
         return Err(NetError::peer(
             peer,

@@ -24,6 +24,9 @@
 //! serves) and signs for the node's own id ([`Registry::me`], else the key of its
 //! [`PeerClient`](super::auth::PeerClient)).
 //!
+//! The server speaks HTTP, or HTTPS with a certificate and key ([`NodeServer::serve_tls`],
+//! [`bcfl_tls::ServerTls`]).
+//!
 //! Errors are rendered in one place (`ApiError`). Failures of a relay or pull answer 502 with a
 //! [`TransferFailure`] JSON body naming the peer to route around; it says an upstream's status
 //! and a fixed reason, never the upstream's own answer.
@@ -132,6 +135,34 @@ impl NodeServer {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// Serves HTTPS with `tls` on `listener` until `shutdown` resolves.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: &bcfl_tls::ServerTls,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(tls.listen(listener)?, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Binds `addr` and serves HTTPS with `tls` in a background task; returns the bound address
+    /// and the task.
+    pub async fn spawn_tls(
+        self,
+        addr: SocketAddr,
+        tls: bcfl_tls::ServerTls,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let task =
+            tokio::spawn(
+                async move { self.serve_tls(listener, &tls, std::future::pending()).await },
+            );
+        Ok((local, task))
     }
 
     /// Binds `addr` and serves in a background task; returns the bound address and the task.

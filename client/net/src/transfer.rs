@@ -481,10 +481,10 @@ impl Transfers {
         rest: &[String],
         url: &str,
     ) -> Result<reqwest::Response, TransferFailure> {
-        let response =
-            self.http.get(peer, url).send().await.map_err(|e| {
-                TransferFailure::blaming(peer, &NetError::peer(peer, e.without_url()))
-            })?;
+        let response = self.http.get(peer, url).send().await.map_err(|e| {
+            let e = e.without_url();
+            TransferFailure::blaming(peer, &NetError::peer(peer, bcfl_tls::explain(&e)))
+        })?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -600,12 +600,13 @@ impl Transfers {
 }
 
 /// The HTTP client the network uses: no proxy, no overall timeout (transfers are long), but
-/// a connect timeout so a dead peer is noticed quickly.
+/// a connect timeout so a dead peer is noticed quickly; `https://` peers are checked against
+/// the built-in roots and the CAs the process trusts ([`bcfl_tls::trust_ca_file`]).
 pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    bcfl_tls::client_builder()
         .no_proxy()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .build()
-        .expect("a plain HTTP client builds")
+        .expect("an HTTP client builds")
 }

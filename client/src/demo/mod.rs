@@ -403,6 +403,8 @@ pub async fn run(
             test_data: (i == 1).then(|| shards.join(crate::train::command::TEST_FILE)),
             store: work.join("stores").join(&name),
             listen: format!("127.0.0.1:{port}").parse()?,
+            tls_cert: None,
+            tls_key: None,
             report: Some(report.clone()),
             commit_timeout_seconds: args.commit_timeout,
             train: TrainSection {

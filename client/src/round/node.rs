@@ -14,6 +14,8 @@
 //! test_data = "shards/test.csv"  # optional: score every global model
 //! store = "hospital-a/store"   # blob store
 //! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain)
+//! tls_cert = "hospital-a/server.crt"   # optional: serve blobs over HTTPS (with tls_key)
+//! tls_key = "hospital-a/server.key"
 //! report = "hospital-a/report.jsonl"
 //! commit_timeout_seconds = 120   # as aggregator: wait this long for every member
 //! [member.train]
@@ -114,6 +116,12 @@ pub struct MemberSection {
     pub store: PathBuf,
     /// Blob server address (its URL is the endpoint registered on chain).
     pub listen: SocketAddr,
+    /// Serve blobs over HTTPS with this certificate chain (PEM; with `tls_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Report file (JSON lines).
     #[serde(default)]
     pub report: Option<PathBuf>,
@@ -263,7 +271,13 @@ impl NodeRunArgs {
                     for p in [&mut m.key, &mut m.package, &mut m.data, &mut m.store] {
                         *p = resolve(base, p);
                     }
-                    for p in [&mut m.test_data, &mut m.report].into_iter().flatten() {
+                    let optional = [
+                        &mut m.test_data,
+                        &mut m.report,
+                        &mut m.tls_cert,
+                        &mut m.tls_key,
+                    ];
+                    for p in optional.into_iter().flatten() {
                         *p = resolve(base, p);
                     }
                 }
@@ -390,10 +404,16 @@ async fn start_member<L: Ledger>(
         Arc::new(signer.clone()),
     );
     let transfers = Arc::new(Transfers::new(store, http.clone()));
-    let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
-        .spawn(m.listen)
-        .await
-        .with_context(|| format!("starting the blob server on {}", m.listen))?;
+    let server = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES);
+    let (addr, server) = match (&m.tls_cert, &m.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = bcfl_net::tls::ServerTls::from_pem_files(cert, key)?;
+            server.spawn_tls(m.listen, tls).await
+        }
+        (None, None) => server.spawn(m.listen).await,
+        _ => bail!("[member] needs both tls_cert and tls_key, or neither"),
+    }
+    .with_context(|| format!("starting the blob server on {}", m.listen))?;
     let key = signer.public_key().as_hex().to_owned();
     match state.members.get(&key) {
         Some(member) => {

@@ -24,5 +24,6 @@ mod net_plan_cli;
 mod node_rounds;
 mod poisoned_round;
 mod tch_smoke;
+mod tls_cli;
 mod train_engine;
 mod train_minilm;

@@ -69,7 +69,7 @@ enum NodeCommand {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Context::new(cli.global);
+    let ctx = Context::try_new(cli.global)?;
     match cli.command {
         Command::Train(args) => bcfl_client::train::command::run_train(&args, ctx.json())?,
         Command::Eval(args) => bcfl_client::train::command::run_eval(&args, ctx.json())?,
