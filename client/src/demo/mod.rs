@@ -22,6 +22,7 @@
 
 pub mod attack;
 pub mod processes;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,6 +163,14 @@ pub struct DemoArgs {
     /// Seconds each transaction may take to commit.
     #[arg(long, default_value_t = 120)]
     pub wait_timeout: u64,
+    /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
+    /// (requests are signed with or without it).
+    #[arg(long)]
+    pub tls: bool,
+    /// Only write the throwaway CA and certificates (ledger and members) under WORK/tls, print
+    /// their folder and exit (scripts/demo.sh --tls does this before starting the ledger).
+    #[arg(long, requires = "work_dir")]
+    pub tls_prepare: bool,
 }
 
 impl DemoArgs {
@@ -296,6 +305,13 @@ pub async fn run(
     };
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let work = std::fs::canonicalize(&work)?;
+    let demo_tls = if args.tls {
+        let tls = tls::DemoTls::prepare(&work.join("tls"), args.members)?;
+        bcfl_tls::trust_ca_file(&tls.ca)?;
+        Some(tls)
+    } else {
+        None
+    };
     let ledger = Arc::new(RestLedger::new(
         &[url.to_owned()],
         Duration::from_secs(args.wait_timeout),
@@ -380,7 +396,9 @@ pub async fn run(
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
         let signer = Signer::new(key);
         let port = free_port()?;
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let scheme = if demo_tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{port}");
+        let member_tls = demo_tls.as_ref().map(|t| t.member(i));
         let mut register = pb::BcflPayload::new();
         register.set_register_member(pb::RegisterMember {
             public_key: signer.public_key().as_hex().to_owned(),
@@ -403,8 +421,8 @@ pub async fn run(
             test_data: (i == 1).then(|| shards.join(crate::train::command::TEST_FILE)),
             store: work.join("stores").join(&name),
             listen: format!("127.0.0.1:{port}").parse()?,
-            tls_cert: None,
-            tls_key: None,
+            tls_cert: member_tls.as_ref().map(|f| f.cert.clone()),
+            tls_key: member_tls.as_ref().map(|f| f.key.clone()),
             report: Some(report.clone()),
             commit_timeout_seconds: args.commit_timeout,
             train: TrainSection {
@@ -509,6 +527,11 @@ pub async fn run(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / args.members).max(1).to_string();
     let mut processes = Vec::with_capacity(args.members + 1);
+    // Every node trusts the demo's CA (its members' blob servers, and an https:// ledger).
+    let ca_env: Vec<(&str, String)> = demo_tls
+        .iter()
+        .map(|t| (bcfl_tls::CA_CERT_ENV, t.ca.display().to_string()))
+        .collect();
     for p in &planned {
         processes.push(NodeProcess::spawn(
             &p.info.name,
@@ -522,7 +545,11 @@ pub async fn run(
                 "--until-round".into(),
                 args.rounds.to_string(),
             ],
-            &[("OMP_NUM_THREADS", threads.clone())],
+            &ca_env
+                .iter()
+                .cloned()
+                .chain([("OMP_NUM_THREADS", threads.clone())])
+                .collect::<Vec<_>>(),
             &logs.join(format!("{}.log", p.info.name)),
         )?);
     }
@@ -536,7 +563,7 @@ pub async fn run(
             "--config".into(),
             coordinator_path.display().to_string(),
         ],
-        &[],
+        &ca_env,
         &logs.join("coordinator.log"),
     )?);
 
@@ -621,6 +648,16 @@ fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
 /// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,
 /// or with `json` one JSON document at the end.
 pub async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::Result<()> {
+    if args.tls_prepare {
+        let work = args
+            .work_dir
+            .as_deref()
+            .context("--tls-prepare needs --work-dir")?;
+        let tls = tls::DemoTls::prepare(&work.join("tls"), args.members)?;
+        let out = serde_json::json!({ "ca": tls.ca, "ledger_cert": tls.ledger.cert, "ledger_key": tls.ledger.key });
+        println!("{out}");
+        return Ok(());
+    }
     let report = run(args, url, |p| {
         if json {
             return;
