@@ -13,7 +13,7 @@
 //! - Errors a person can act on: [`explain`] turns a transport error into its cause chain and,
 //!   for a certificate the client does not trust, says which flag fixes it.
 //!
-//! - Feature `pki` ([`pki`]): a throwaway CA and server certificates for loopback, for tests
+//! - Feature `pki` (module `pki`): a throwaway CA and server certificates for loopback, for tests
 //!   and the demo's `--tls`.
 //!
 //! ```
