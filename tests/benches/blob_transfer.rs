@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let server_id = server_key.public_key().as_hex().to_owned();
     let member_id = member_key.public_key().as_hex().to_owned();
-    let store = Arc::new(BlobStore::open(&dir.path().join("holder"), 1 << 20)?);
+    let store = Arc::new(BlobStore::open(dir.path().join("holder"), 1 << 20)?);
     let data: Vec<u8> = (0..mib << 20).map(|i| (i * 31 + (i >> 13)) as u8).collect();
     let id = store.insert_bytes(&data).await?;
     drop(data);
@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         let mut seconds = Vec::new();
         for r in 0..repeats {
             let store = Arc::new(BlobStore::open(
-                &dir.path().join(format!("{name}-{r}")),
+                dir.path().join(format!("{name}-{r}")),
                 1 << 20,
             )?);
             let peers =

@@ -58,7 +58,7 @@ use bcfl_ledger::state::{BcflReader, FamilyState};
 #[derive(Debug, Clone, PartialEq, clap::Subcommand)]
 pub enum NodeCommand {
     /// Serve this member's blobs, probes and relays over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Measure throughput and RTT to every peer; `--submit` reports them on chain.
     Probe(ProbeArgs),
     /// Ask a node to fetch a blob from the nearest holder along its routed path.
@@ -325,7 +325,7 @@ impl NodeCommand {
         let signer = Arc::new(signer()?);
         let http = PeerClient::new(http_client(Duration::from_secs(3)), signer.clone());
         match self {
-            Self::Serve(args) => serve(args, ledger, signer).await,
+            Self::Serve(args) => serve(*args, ledger, signer).await,
             Self::Probe(args) => {
                 let me = match &args.me {
                     Some(me) => me.clone(),

@@ -12,7 +12,7 @@
 //! | `POST /v1/pull` | `{"sha256": ..., "upstream": [...], "size": N}`: fetch into this node's store and answer when verified |
 //!
 //! Upstream chains name members by node id (public key), nearest first, never by URL: the
-//! server resolves them through its transfers' [`Registry`](super::registry::Registry) and
+//! server resolves them through its transfers' [`Registry`] and
 //! refuses (400) a chain that is empty, longer than
 //! [`MAX_CHAIN_DEPTH`](super::registry::MAX_CHAIN_DEPTH), repeats a node, names this node, or
 //! names a node that is not a registered member. `size` (optional) is the blob's size when the

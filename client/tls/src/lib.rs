@@ -221,7 +221,7 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 pub fn client_builder_trusting(cas: &[CertificateDer<'static>]) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder().use_rustls_tls();
     for ca in cas {
-        match reqwest::Certificate::from_der(&ca) {
+        match reqwest::Certificate::from_der(ca) {
             Ok(cert) => builder = builder.add_root_certificate(cert),
             Err(error) => tracing::warn!(%error, "an installed CA certificate is unusable"),
         }
