@@ -89,7 +89,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_BLOB_SIZE)]
     pub max_blob_size: u64,
     /// A peer this server may relay and pull from, as ID=URL (repeatable); without any, the
-    /// ledger's active members and their registered endpoints.
+    /// ledger's active members and their registered endpoints. With --peer, the keys served are
+    /// those IDs (and --allow-key); without, the ledger's active members and admins.
     #[arg(long = "peer", value_name = "ID=URL")]
     pub peers: Vec<String>,
     /// This node's own id (its member key), refused in upstream chains (repeated nodes are
