@@ -26,9 +26,10 @@
 //! served; the nonce has not been seen within the window, else 401. Seen nonces are kept in a
 //! bounded [`NonceCache`] until they leave the window; when it is full the server answers 503
 //! rather than forget one (a forgotten nonce could be replayed). A body is checked against its
-//! declared SHA-256: bodies of at most [`MAX_BUFFERED_BODY`] bytes before the handler runs (401
-//! on a mismatch), longer ones (bandwidth probes) as they stream, the body ending in an error
-//! on a mismatch.
+//! declared SHA-256: a body whose `Content-Length` is at most [`MAX_BUFFERED_BODY`] before the
+//! handler runs (401 on a mismatch), any other (bandwidth probes, chunked bodies) as it streams,
+//! the body ending in an error on a mismatch. The server's own id is the one its registry
+//! names ([`Registry::me`], e.g. `--me`), else its key.
 //!
 //! No route is open: blobs, manifests, lists, relays, pulls and probes all need a member's
 //! signature. A health check is the TCP connection (the commands print their bound address
