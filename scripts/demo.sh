@@ -7,8 +7,11 @@
 # on-chain anomaly verdict, the aggregate), with a table per round and, at the end, report.md,
 # report.json and SVG figures in the work folder.
 #
-# Usage: scripts/demo.sh [--keep] [-- ARGS for `bcfl demo`]
+# Usage: scripts/demo.sh [--keep] [--tls] [-- ARGS for `bcfl demo`]
 #   --keep   leave the ledger running after the demo, until Ctrl-C
+#   --tls    HTTPS everywhere on loopback: a throwaway CA and certificates under WORK/tls, the
+#            ledger's REST API on https:// (wss:// subscriptions) and the members' blob servers
+#            on https:// (off by default; requests between members are signed either way)
 #   e.g.     scripts/demo.sh -- --attack sign-flip:1      (see `bcfl demo --help`, docs/cli.md)
 # Environment: BCFL_DEMO_DIR (work folder: keys, shards, model package, node configs, blob
 # stores, logs, report; default a fresh temporary one), plus scripts/env.sh (BCFL_DATA_DIR
@@ -19,10 +22,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
 
 keep=0
+tls=0
 demo_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep=1 ;;
+    --tls) tls=1 ;;
     --) shift; demo_args=("$@"); break ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "[demo] unknown argument '$1' (see --help)" >&2; exit 1 ;;
@@ -53,6 +58,17 @@ component_port=$(free_port)
 rest_port=$(free_port)
 component="tcp://127.0.0.1:$component_port"
 rest="http://127.0.0.1:$rest_port"
+devnet_tls=()
+curl_tls=()
+if [ "$tls" -eq 1 ]; then
+  # The throwaway CA and certificates first: the ledger serves https with its own.
+  "$bin/bcfl" demo --work-dir "$work" --tls-prepare "${demo_args[@]}" >/dev/null
+  rest="https://127.0.0.1:$rest_port"
+  devnet_tls=(--tls-cert "$work/tls/ledger.crt" --tls-key "$work/tls/ledger.key")
+  curl_tls=(--cacert "$work/tls/ca.crt")
+  export BCFL_CA_CERT="$work/tls/ca.crt"
+  demo_args=(--tls "${demo_args[@]}")
+fi
 
 pids=()
 cleanup() {
@@ -77,18 +93,18 @@ check_alive() {
 log "work folder: $work"
 log "starting bcfl-devnet: component $component, REST $rest"
 "$bin/bcfl-devnet" --data-dir "$work/ledger" --bind-component "$component" \
-  --bind-rest "127.0.0.1:$rest_port" >"$work/bcfl-devnet.log" 2>&1 &
+  --bind-rest "127.0.0.1:$rest_port" "${devnet_tls[@]}" >"$work/bcfl-devnet.log" 2>&1 &
 devnet_pid=$!
 pids+=("$devnet_pid")
 
 deadline=$((SECONDS + 60))
-until curl -fsS "$rest/blocks" >/dev/null 2>&1; do
+until curl -fsS "${curl_tls[@]}" "$rest/blocks" >/dev/null 2>&1; do
   check_alive "$devnet_pid" bcfl-devnet
   [ "$SECONDS" -lt "$deadline" ] || { log "the REST API did not come up within 60 s"; exit 1; }
   sleep 0.2
 done
 log "REST API up; chain head:"
-curl -fsS "$rest/blocks?limit=1" | "$BCFL_VENV/bin/python" -c '
+curl -fsS "${curl_tls[@]}" "$rest/blocks?limit=1" | "$BCFL_VENV/bin/python" -c '
 import json, sys
 block = json.load(sys.stdin)["data"][0]
 print("  block_num", block["header"]["block_num"], "id", block["header_signature"][:16] + "...")'

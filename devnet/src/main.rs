@@ -80,6 +80,13 @@ struct RunArgs {
     /// Page cache of the chain's store, MiB.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     cache_mib: u64,
+    /// Serve the REST API over HTTPS (and wss:// subscriptions) with this certificate chain
+    /// (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -144,6 +151,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            bcfl_tls::ServerTls::from_pem_files(cert, key)
+                .context("loading the TLS certificate")?,
+        ),
+        _ => None,
+    };
     let devnet = Devnet::start(args.config())
         .with_context(|| format!("starting the ledger in {}", args.data_dir.display()))?;
     let served = runtime.block_on(async {
@@ -155,7 +169,8 @@ fn main() -> anyhow::Result<()> {
         let announce = || -> std::io::Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(out, "component: {}", devnet.component_endpoint())?;
-            writeln!(out, "rest: http://{rest_addr}")?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            writeln!(out, "rest: {scheme}://{rest_addr}")?;
             writeln!(
                 out,
                 "validator public key: {}",
@@ -166,9 +181,15 @@ fn main() -> anyhow::Result<()> {
         if let Err(error) = announce() {
             tracing::warn!(%error, "could not print the endpoints on stdout");
         }
-        bcfl_devnet::rest::serve(listener, devnet.ledger(), shutdown_signal())
-            .await
-            .context("serving the REST API")
+        bcfl_devnet::rest::serve_tls_with_config(
+            listener,
+            devnet.ledger(),
+            bcfl_devnet::rest::RestConfig::default(),
+            tls,
+            shutdown_signal(),
+        )
+        .await
+        .context("serving the REST API")
     });
     tracing::info!("shutting down");
     devnet.shutdown();

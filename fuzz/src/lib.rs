@@ -9,6 +9,7 @@
 //! | [`manifest`] | a blob manifest (JSON) and data | validation and chunk verification never panic; a verified stream is the manifest's size |
 //! | [`range`] | a `Range` header and a blob size | a range the blob server serves lies inside the blob |
 //! | [`update`] | an update blob (safetensors) | a blob that loads re-encodes canonically: loading that encoding gives the same bytes again |
+//! | [`blob_request`] | an HTTP request (method, target, headers, body; signed or not) | the blob server's router, authentication first, never panics; unsigned requests get 4xx, validly signed ones never 5xx |
 //!
 //! `fuzz_targets/` holds the libFuzzer entry points (feature `libfuzzer`), built and run with
 //! coverage instrumentation by `scripts/fuzz.sh`; `corpus/<target>/` holds their seed corpus
@@ -30,14 +31,18 @@ use protobuf::Message as _;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `corpus/<name>/` and `scripts/fuzz.sh` call them.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("payload", payload),
     ("handler", handler),
     ("batch", batch),
     ("manifest", manifest),
     ("range", range),
     ("update", update),
+    ("blob_request", blob_request),
 ];
+
+mod blob_request;
+pub use blob_request::blob_request;
 
 /// A transaction payload.
 pub fn payload(data: &[u8]) {
@@ -251,6 +256,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 update.to_bytes(Encoding::Int8),
             ]
         }
+        "blob_request" => blob_request::seeds(),
         _ => Vec::new(),
     }
 }

@@ -34,6 +34,10 @@ pub struct GlobalArgs {
     /// More logging on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Trust this CA certificate (PEM) for https:// and wss:// ledger URLs and blob servers,
+    /// besides the built-in roots.
+    #[arg(long, global = true, env = "BCFL_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Shared state of one invocation.
@@ -45,6 +49,15 @@ impl Context {
     /// The context of the parsed global flags.
     pub fn new(global: GlobalArgs) -> Self {
         Self { global }
+    }
+
+    /// The context of the parsed global flags, with `--ca-cert` trusted by every client the
+    /// process builds from now on ([`bcfl_tls::trust_ca_file`]).
+    pub fn try_new(global: GlobalArgs) -> anyhow::Result<Self> {
+        if let Some(ca) = &global.ca_cert {
+            bcfl_tls::trust_ca_file(ca).with_context(|| format!("--ca-cert {}", ca.display()))?;
+        }
+        Ok(Self::new(global))
     }
 
     /// Whether to print JSON.

@@ -222,8 +222,11 @@ impl PublicKey {
         let Ok(signature) = Signature::from_compact(&bytes) else {
             return false;
         };
-        let secp = Secp256k1::verification_only();
-        secp.verify_ecdsa(&digest(message), &signature, &self.key)
+        // Building a context costs milliseconds (its tables): one for the process.
+        static SECP: std::sync::OnceLock<Secp256k1<secp256k1::VerifyOnly>> =
+            std::sync::OnceLock::new();
+        SECP.get_or_init(Secp256k1::verification_only)
+            .verify_ecdsa(&digest(message), &signature, &self.key)
             .is_ok()
     }
 }
@@ -246,6 +249,7 @@ fn digest(message: &[u8]) -> Message {
 }
 
 /// Signs bytes the way Sawtooth does: secp256k1 over SHA-256, compact low-S hex.
+#[derive(Clone)]
 pub struct Signer {
     key: PrivateKey,
     public: PublicKey,

@@ -9,6 +9,9 @@ use crate::edges::EdgeListError;
 /// What can go wrong storing, serving, probing or fetching blobs.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    /// A TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] bcfl_tls::TlsError),
     /// A blob id is not 64 lowercase hexadecimal characters.
     #[error("{0:?} is not a SHA-256 blob id (64 lowercase hex characters)")]
     InvalidBlobId(String),

@@ -290,7 +290,7 @@ async fn hostile_manifests_are_refused_before_any_byte() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
         let transfers = Arc::new(
-            Transfers::new(store, client())
+            Transfers::new(store, super::auth::PeerClient::unsigned(client()))
                 .with_registry(super::registry::Registry::with_peers(
                     None,
                     Peers([("holder".to_owned(), url)].into()),

@@ -1,6 +1,9 @@
 //! Networking between members: blob serving, bandwidth probes, verified relayed transfers, and
 //! transfer planning.
 //!
+//! - [`auth`]: signed requests: the [`PeerClient`](auth::PeerClient) every node request goes
+//!   through, and the [`Authenticator`](auth::Authenticator) that lets only members' signed
+//!   requests into a blob server.
 //! - [`manifest`]: blob ids (SHA-256) and per-chunk manifests checked while a transfer arrives.
 //! - [`blob`]: the content-addressed blob store (atomic, verified inserts).
 //! - [`server`]: the member's HTTP server (blobs with ranges, manifests, probes, relays, pulls).
@@ -25,6 +28,7 @@
 //! | --- | --- |
 //! | `clap` | `clap::ValueEnum` for [`route::DistributionMode`], for the command line |
 
+pub mod auth;
 pub mod blob;
 pub mod edges;
 mod error;
@@ -38,8 +42,12 @@ pub mod route;
 pub mod server;
 pub mod transfer;
 
+/// TLS for blob servers and their clients ([`bcfl_tls`]).
+pub use bcfl_tls as tls;
 pub use error::{NetError, Result};
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod hardening_tests;
 #[cfg(test)]

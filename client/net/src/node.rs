@@ -2,9 +2,9 @@
 //! routed fetches and distributions, from plain requests (the command line that builds them is
 //! in `bcfl-cli`).
 //!
-//! - [`serve`]: the HTTP server of [`server`](super::server) over a blob store directory; it
-//!   reports its address and blobs once bound ([`ServeConfig`]), then serves until the given
-//!   shutdown future completes. It relays and pulls only from the members of its
+//! - [`serve`]: the HTTP server of [`server`](super::server) over a blob store directory (HTTPS
+//!   with [`ServeConfig::tls`]); it reports its address and blobs once bound ([`ServeConfig`]),
+//!   then serves until the given shutdown future completes. It relays and pulls only from the members of its
 //!   [`Registry`]: the ledger's active members and their endpoints, read every
 //!   `registry_refresh`, or exactly the given peers.
 //! - [`probe`]: measures every peer ([`probe`](super::probe)) and, with a [`SweepReport`],
@@ -24,6 +24,9 @@
 //! round's on-chain verdict excluded from the peers and the graph ([`RoundExclusion`]) and say
 //! so ([`NodeEvent::Excluded`] and the `excluded_by_verdict` field).
 //!
+//! Every request these functions make to a blob server is signed by the [`PeerClient`] they are
+//! given ([`auth`](super::auth)); servers answer only active members and admins.
+//!
 //! Peers come from the request or, without any, from the ledger's active members and their
 //! endpoints; the graph from an edge list (CSV `from,to,bytes_per_sec`) or, without one, from
 //! the ledger's links (median of the last `window` samples).
@@ -37,6 +40,7 @@ use std::time::Duration;
 use bcfl_processor::graph::{BandwidthGraph, DistributionTotals, Routing, Sharing, TransferModel};
 use serde_json::json;
 
+use super::auth::{Authenticator, PeerClient};
 use super::blob::BlobStore;
 use super::exclusion::RoundExclusion;
 use super::manifest::{BlobId, Manifest};
@@ -73,6 +77,12 @@ pub struct ServeConfig {
     pub me: Option<String>,
     /// Time between reads of the ledger's member registry (without `peers`).
     pub registry_refresh: Duration,
+    /// Keys served besides the registered members (an operator's key with `peers`).
+    pub allow_keys: Vec<String>,
+    /// Largest difference between a signed request's timestamp and this clock.
+    pub max_clock_skew: Duration,
+    /// Serve HTTPS with this certificate chain and private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// What [`probe`] measures and where it reports.
@@ -218,7 +228,7 @@ fn excluded(node: String, exclusion: &RoundExclusion) -> NetError {
 }
 
 async fn remote_manifest(
-    http: &reqwest::Client,
+    http: &PeerClient,
     peers: &Peers,
     holder: &str,
     id: &BlobId,
@@ -227,7 +237,7 @@ async fn remote_manifest(
         .url(holder)
         .ok_or_else(|| NetError::NoEndpoint(holder.to_owned()))?;
     let response = http
-        .get(format!("{url}/v1/blobs/{id}/manifest"))
+        .get(holder, &format!("{url}/v1/blobs/{id}/manifest"))
         .send()
         .await
         .map_err(|source| NetError::Http {
@@ -260,14 +270,17 @@ fn policy(spec: &TopologySpec, manifest: &Manifest) -> Result<RoutePolicy> {
 
 /// Measures every peer and, with [`ProbeRequest::report`], reports the sweep on chain; returns
 /// `{"from", "links", "failed"}`, with `epoch` and `batches` when reported.
-pub async fn probe(request: ProbeRequest, ledger: &RestClient) -> Result<serde_json::Value> {
-    let http = http_client(Duration::from_secs(3));
+pub async fn probe(
+    request: ProbeRequest,
+    ledger: &RestClient,
+    http: &PeerClient,
+) -> Result<serde_json::Value> {
     let peers = match request.peers {
         Some(peers) => peers,
         None => ledger_peers(&ledger_state(ledger).await?),
     };
     let me = request.me;
-    let result = sweep(&http, &peers, &me, &request.config).await;
+    let result = sweep(http, &peers, &me, &request.config).await;
     let mut out = json!({ "from": me, "links": result.links, "failed": result.failed });
     if let Some(report) = request.report {
         let epoch = match report.epoch {
@@ -296,9 +309,9 @@ pub async fn probe(request: ProbeRequest, ledger: &RestClient) -> Result<serde_j
 pub async fn fetch(
     request: &FetchRequest,
     ledger: &RestClient,
+    http: &PeerClient,
     mut events: impl FnMut(NodeEvent<'_>),
 ) -> Result<serde_json::Value> {
-    let http = http_client(Duration::from_secs(3));
     let id = &request.blob;
     let Topology {
         peers,
@@ -319,9 +332,9 @@ pub async fn fetch(
     let holder = holders
         .first()
         .ok_or_else(|| NetError::NoEndpoint("any holder".to_owned()))?;
-    let manifest = remote_manifest(&http, &peers, holder, id).await?;
+    let manifest = remote_manifest(http, &peers, holder, id).await?;
     let policy = policy(&request.topology, &manifest)?;
-    let done = pull_routed(&http, &graph, &peers, &policy, id, &holders, &request.to).await?;
+    let done = pull_routed(http, &graph, &peers, &policy, id, &holders, &request.to).await?;
     let mut out = serde_json::to_value(&done)?;
     out["excluded_by_verdict"] = json!(exclusion);
     Ok(out)
@@ -332,9 +345,9 @@ pub async fn fetch(
 pub async fn distribute(
     request: &DistributeRequest,
     ledger: &RestClient,
+    http: &PeerClient,
     mut events: impl FnMut(NodeEvent<'_>),
 ) -> Result<Distributed> {
-    let http = http_client(Duration::from_secs(3));
     let id = &request.blob;
     let Topology {
         peers,
@@ -350,12 +363,12 @@ pub async fn distribute(
             ));
         }
     }
-    let manifest = remote_manifest(&http, &peers, &request.source, id).await?;
+    let manifest = remote_manifest(http, &peers, &request.source, id).await?;
     let policy = policy(&request.topology, &manifest)?;
     let predicted = predict(&graph, &policy, &request.source, &request.sharing)?;
     let result = distribute_with(
         request.mode,
-        &http,
+        http,
         &graph,
         &peers,
         &policy,
@@ -430,11 +443,13 @@ fn predict(
     }))
 }
 
-/// Serves the blob store of `config` until `shutdown` completes; `ready` is called once the
-/// server is bound, with its address and the blobs it holds.
+/// Serves the blob store of `config` until `shutdown` completes, as the node `signer` names
+/// (its id in the requests other members sign, and its own signature upstream); `ready` is
+/// called once the server is bound, with its address and the blobs it holds.
 pub async fn serve(
     config: ServeConfig,
     ledger: RestClient,
+    signer: Arc<Signer>,
     ready: impl FnOnce(SocketAddr, &[BlobId]),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -455,6 +470,7 @@ pub async fn serve(
         tracing::info!(blob = %id, file = %file.display(), "added");
     }
     let registry = Registry::new(config.me.clone());
+    registry.allow_keys(config.allow_keys.iter().cloned());
     let follower = match config.peers {
         None => Some(registry.follow(ledger, config.registry_refresh.max(Duration::from_secs(1)))),
         Some(peers) => {
@@ -463,10 +479,17 @@ pub async fn serve(
         }
     };
     let transfers = Arc::new(
-        Transfers::new(store.clone(), http_client(Duration::from_secs(3)))
-            .with_registry(registry)
-            .with_max_blob_size(config.max_blob_size),
+        Transfers::new(
+            store.clone(),
+            PeerClient::new(http_client(Duration::from_secs(3)), signer.clone()),
+        )
+        .with_registry(registry.clone())
+        .with_max_blob_size(config.max_blob_size),
     );
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(bcfl_tls::ServerTls::from_pem_files(cert, key)?),
+        None => None,
+    };
     let bind = |source| NetError::Bind {
         addr: config.listen,
         source,
@@ -476,10 +499,14 @@ pub async fn serve(
         .map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     ready(local, &store.list()?);
-    let served = NodeServer::new(transfers, config.max_probe_bytes)
-        .serve(listener, shutdown)
-        .await
-        .map_err(NetError::Serve);
+    let auth = Authenticator::new(Some(signer.public_key().as_hex().to_owned()), registry)
+        .with_max_skew(config.max_clock_skew);
+    let server = NodeServer::new(transfers, config.max_probe_bytes).with_auth(auth);
+    let served = match &tls {
+        Some(tls) => server.serve_tls(listener, tls, shutdown).await,
+        None => server.serve(listener, shutdown).await,
+    }
+    .map_err(NetError::Serve);
     if let Some(follower) = follower {
         follower.abort();
     }

@@ -10,6 +10,8 @@
 //!    from the start of the upload to the peer's receipt (sent after its last byte), less one
 //!    RTT, divides N.
 //!
+//! Probes are signed requests like any other ([`PeerClient`]): a peer answers only members.
+//!
 //! A peer that cannot be probed is left out of the report: the family accepts only positive
 //! bandwidths, and a link with no fresh samples ages out of the routing graph's median window.
 
@@ -19,6 +21,7 @@ use bcfl_protos::bcfl as pb;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{content_sha256, PeerClient};
 use super::error::{NetError, Result};
 use super::route::Peers;
 use super::server::{probe_pattern, probe_stream, ProbeReceipt};
@@ -65,13 +68,13 @@ pub struct LinkProbe {
     pub seconds: f64,
 }
 
-async fn timed_get(http: &reqwest::Client, url: &str, peer: &str) -> Result<(u64, Duration)> {
+async fn timed_get(http: &PeerClient, url: &str, peer: &str) -> Result<(u64, Duration)> {
     let started = Instant::now();
     let response = http
-        .get(url)
+        .get(peer, url)
         .send()
         .await
-        .map_err(|e| NetError::peer(peer, e))?;
+        .map_err(|e| NetError::peer(peer, bcfl_tls::explain(&e)))?;
     if !response.status().is_success() {
         return Err(NetError::peer(
             peer,
@@ -86,11 +89,40 @@ async fn timed_get(http: &reqwest::Client, url: &str, peer: &str) -> Result<(u64
     Ok((received, started.elapsed()))
 }
 
-async fn timed_upload(http: &reqwest::Client, base: &str, bytes: u64) -> Result<(u64, Duration)> {
+/// The SHA-256 (hex) of `bytes` bytes of [`probe_pattern`], the body of an upload probe.
+pub fn probe_sha256(bytes: u64) -> String {
+    use sha2::Digest;
+    let pattern = probe_pattern();
+    let mut hasher = sha2::Sha256::new();
+    let mut left = bytes;
+    while left > 0 {
+        let take = left.min(pattern.len() as u64) as usize;
+        hasher.update(&pattern[..take]);
+        left -= take as u64;
+    }
+    if bytes == 0 {
+        return content_sha256(b"");
+    }
+    hex::encode(hasher.finalize())
+}
+
+async fn timed_upload(
+    http: &PeerClient,
+    peer: &str,
+    base: &str,
+    bytes: u64,
+) -> Result<(u64, Duration)> {
+    // Hashed before the clock starts: the signature covers the body.
+    let sha256 = probe_sha256(bytes);
     let body = reqwest::Body::wrap_stream(probe_stream(probe_pattern(), bytes));
     let started = Instant::now();
     let response = http
-        .post(format!("{base}/v1/probe"))
+        .request_hashed(
+            reqwest::Method::POST,
+            peer,
+            &format!("{base}/v1/probe"),
+            sha256,
+        )
         .header(reqwest::header::CONTENT_LENGTH, bytes)
         .body(body)
         .send()
@@ -108,7 +140,7 @@ async fn timed_upload(http: &reqwest::Client, base: &str, bytes: u64) -> Result<
 
 /// Probes the peer serving at `url` (node id `to`).
 pub async fn probe_peer(
-    http: &reqwest::Client,
+    http: &PeerClient,
     to: &str,
     url: &str,
     config: &ProbeConfig,
@@ -116,10 +148,10 @@ pub async fn probe_peer(
     let base = url.trim_end_matches('/');
     let mut rtt = Duration::MAX;
     for _ in 0..config.rtt_samples.max(1) {
-        let (_, elapsed) = timed_get(http, &format!("{base}/v1/probe?bytes=0"), base).await?;
+        let (_, elapsed) = timed_get(http, &format!("{base}/v1/probe?bytes=0"), to).await?;
         rtt = rtt.min(elapsed);
     }
-    let (received, elapsed) = timed_upload(http, base, config.bytes).await?;
+    let (received, elapsed) = timed_upload(http, to, base, config.bytes).await?;
     if received != config.bytes {
         return Err(NetError::Truncated {
             blob: "probe".into(),
@@ -149,7 +181,7 @@ pub struct Sweep {
 }
 
 /// Probes every peer but `me`, one after another.
-pub async fn sweep(http: &reqwest::Client, peers: &Peers, me: &str, config: &ProbeConfig) -> Sweep {
+pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeConfig) -> Sweep {
     let mut result = Sweep::default();
     for (node, url) in peers.0.iter().filter(|(n, _)| n.as_str() != me) {
         match probe_peer(http, node, url, config).await {

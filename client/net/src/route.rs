@@ -24,6 +24,7 @@ use std::time::Instant;
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use serde::{Deserialize, Serialize};
 
+use super::auth::PeerClient;
 use super::error::{NetError, Result};
 use super::manifest::BlobId;
 use super::server::PullRequest;
@@ -219,7 +220,7 @@ where
 /// Like [`fetch_routed`], but the receiver is a running node asked to pull over HTTP
 /// (`POST /v1/pull`), so any process can drive it.
 pub async fn pull_routed(
-    http: &reqwest::Client,
+    http: &PeerClient,
     graph: &BandwidthGraph,
     peers: &Peers,
     policy: &RoutePolicy,
@@ -244,7 +245,7 @@ pub async fn pull_routed(
 /// ([`TransferFailure`]) is passed on; any other answer becomes its status and the node's
 /// short error text (at most 200 characters), blaming `node`.
 pub async fn pull(
-    http: &reqwest::Client,
+    http: &PeerClient,
     node: &str,
     url: &str,
     id: &BlobId,
@@ -263,8 +264,7 @@ pub async fn pull(
         integrity: false,
     };
     let response = http
-        .post(format!("{url}/v1/pull"))
-        .json(&request)
+        .post_json(node, &format!("{url}/v1/pull"), &request)
         .send()
         .await
         .map_err(|e| unreachable(format!("{url}: {}", e.without_url())))?;
@@ -352,7 +352,7 @@ pub struct Distribution {
 
 /// One member's pull along its route, timed from `started` (the distribution's start).
 async fn deliver(
-    http: reqwest::Client,
+    http: PeerClient,
     route: (BandwidthGraph, Peers, RoutePolicy),
     id: BlobId,
     source: String,
@@ -417,7 +417,7 @@ fn tree_order(
 /// Distributes `id` from `source` to every other node of `peers` along the route tree, all
 /// members pulling at once; `progress` is called as each member completes or fails.
 pub async fn distribute(
-    http: &reqwest::Client,
+    http: &PeerClient,
     graph: &BandwidthGraph,
     peers: &Peers,
     policy: &RoutePolicy,
@@ -444,7 +444,7 @@ pub async fn distribute(
 #[allow(clippy::too_many_arguments)]
 pub async fn distribute_with(
     mode: DistributionMode,
-    http: &reqwest::Client,
+    http: &PeerClient,
     graph: &BandwidthGraph,
     peers: &Peers,
     policy: &RoutePolicy,

@@ -12,11 +12,20 @@
 //! | `POST /v1/pull` | `{"sha256": ..., "upstream": [...], "size": N}`: fetch into this node's store and answer when verified |
 //!
 //! Upstream chains name members by node id (public key), nearest first, never by URL: the
-//! server resolves them through its transfers' [`Registry`](super::registry::Registry) and
+//! server resolves them through its transfers' [`Registry`] and
 //! refuses (400) a chain that is empty, longer than
 //! [`MAX_CHAIN_DEPTH`](super::registry::MAX_CHAIN_DEPTH), repeats a node, names this node, or
 //! names a node that is not a registered member. `size` (optional) is the blob's size when the
 //! asker knows it; a manifest declaring another is refused.
+//!
+//! Every route needs a member's signed request ([`auth`](super::auth)): the router runs the
+//! [`Authenticator`] before any handler, so an anonymous request gets 401 and a non-member's
+//! 403 whatever it asks. The authenticator follows the transfers' [`Registry`] (the keys it
+//! serves) and signs for the node's own id ([`Registry::me`], else the key of its
+//! [`PeerClient`](super::auth::PeerClient)).
+//!
+//! The server speaks HTTP, or HTTPS with a certificate and key ([`NodeServer::serve_tls`],
+//! [`bcfl_tls::ServerTls`]).
 //!
 //! Errors are rendered in one place (`ApiError`). Failures of a relay or pull answer 502 with a
 //! [`TransferFailure`] JSON body naming the peer to route around; it says an upstream's status
@@ -36,8 +45,10 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::auth::{authenticate, Authenticator};
 use super::blob::BlobStore;
 use super::manifest::{BlobId, Manifest};
+use super::registry::Registry;
 use super::transfer::{Transfer, TransferFailure, Transfers};
 
 /// The default bound on one probe request: 1 GiB.
@@ -49,17 +60,42 @@ pub struct NodeServer {
     transfers: Arc<Transfers>,
     max_probe_bytes: u64,
     probe_data: Bytes,
+    auth: Option<Authenticator>,
 }
 
 impl NodeServer {
     /// A server for the blobs of `transfers`' store, answering probes of at most
-    /// `max_probe_bytes`.
+    /// `max_probe_bytes`, to the members its registry authorizes (see the module docs).
     pub fn new(transfers: Arc<Transfers>, max_probe_bytes: u64) -> Self {
+        let auth = Authenticator::new(
+            transfers.client().key().map(str::to_owned),
+            transfers.registry().clone(),
+        );
         Self {
             transfers,
             max_probe_bytes,
             probe_data: probe_pattern(),
+            auth: Some(auth),
         }
+    }
+
+    /// Checks requests with `auth` instead of the default [`Authenticator`] (another clock
+    /// skew window or nonce capacity).
+    pub fn with_auth(mut self, auth: Authenticator) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Serves anyone: for the tests of transfers, which are not about authentication.
+    #[cfg(test)]
+    pub(crate) fn open(mut self) -> Self {
+        self.auth = None;
+        self
+    }
+
+    /// The registry whose keys are served.
+    pub fn registry(&self) -> &Registry {
+        self.transfers.registry()
     }
 
     /// The blob store.
@@ -72,9 +108,10 @@ impl NodeServer {
         &self.transfers
     }
 
-    /// The routes.
+    /// The routes, behind the authenticator.
     pub fn router(self) -> Router {
-        Router::new()
+        let auth = self.auth.clone();
+        let router = Router::new()
             .route("/v1/blobs", get(list_blobs))
             .route("/v1/blobs/{id}", get(get_blob))
             .route("/v1/blobs/{id}/manifest", get(get_manifest))
@@ -82,7 +119,11 @@ impl NodeServer {
             .route("/v1/relay/{id}", get(relay))
             .route("/v1/relay/{id}/manifest", get(relay_manifest))
             .route("/v1/pull", post(pull))
-            .with_state(self)
+            .with_state(self);
+        match auth {
+            Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, authenticate)),
+            None => router,
+        }
     }
 
     /// Serves on `listener` until `shutdown` resolves.
@@ -94,6 +135,34 @@ impl NodeServer {
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// Serves HTTPS with `tls` on `listener` until `shutdown` resolves.
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: &bcfl_tls::ServerTls,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(tls.listen(listener)?, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Binds `addr` and serves HTTPS with `tls` in a background task; returns the bound address
+    /// and the task.
+    pub async fn spawn_tls(
+        self,
+        addr: SocketAddr,
+        tls: bcfl_tls::ServerTls,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let task =
+            tokio::spawn(
+                async move { self.serve_tls(listener, &tls, std::future::pending()).await },
+            );
+        Ok((local, task))
     }
 
     /// Binds `addr` and serves in a background task; returns the bound address and the task.

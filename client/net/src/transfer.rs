@@ -25,6 +25,9 @@
 //! failure names the peer to blame where it can ([`TransferFailure`]): the peer that could not
 //! be reached, or the one that sent bytes that failed verification. Errors carry the status and
 //! a fixed reason, never an upstream's response body.
+//!
+//! Every request a transfer makes is signed with this node's key for the peer it asks
+//! ([`PeerClient`]): a relay fetches upstream as itself, never with its asker's signature.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -37,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use super::auth::PeerClient;
 use super::blob::BlobStore;
 use super::error::NetError;
 use super::manifest::{BlobId, ChunkVerifier, Manifest, SizeBound};
@@ -281,7 +285,7 @@ type TransferKey = (BlobId, Vec<String>);
 #[derive(Debug)]
 pub struct Transfers {
     store: Arc<BlobStore>,
-    http: reqwest::Client,
+    http: PeerClient,
     registry: Registry,
     running: Mutex<HashMap<TransferKey, Arc<Transfer>>>,
     idle_timeout: Duration,
@@ -289,9 +293,10 @@ pub struct Transfers {
 }
 
 impl Transfers {
-    /// Transfers into `store` over `http`, with an empty [`Registry`] (fill it, or pass one
-    /// with [`with_registry`](Self::with_registry): only registered peers are contacted).
-    pub fn new(store: Arc<BlobStore>, http: reqwest::Client) -> Self {
+    /// Transfers into `store` over `http` (which signs as this node), with an empty
+    /// [`Registry`] (fill it, or pass one with [`with_registry`](Self::with_registry): only
+    /// registered peers are contacted, and only the keys it authorizes are served).
+    pub fn new(store: Arc<BlobStore>, http: PeerClient) -> Self {
         Self {
             store,
             http,
@@ -330,6 +335,11 @@ impl Transfers {
     /// The store blobs are committed to.
     pub fn store(&self) -> &Arc<BlobStore> {
         &self.store
+    }
+
+    /// The client this node's requests go through (signed with its key).
+    pub fn client(&self) -> &PeerClient {
+        &self.http
     }
 
     /// The peers this node may contact.
@@ -471,10 +481,10 @@ impl Transfers {
         rest: &[String],
         url: &str,
     ) -> Result<reqwest::Response, TransferFailure> {
-        let response =
-            self.http.get(url).send().await.map_err(|e| {
-                TransferFailure::blaming(peer, &NetError::peer(peer, e.without_url()))
-            })?;
+        let response = self.http.get(peer, url).send().await.map_err(|e| {
+            let e = e.without_url();
+            TransferFailure::blaming(peer, &NetError::peer(peer, bcfl_tls::explain(&e)))
+        })?;
         if response.status().is_success() {
             return Ok(response);
         }
@@ -590,12 +600,13 @@ impl Transfers {
 }
 
 /// The HTTP client the network uses: no proxy, no overall timeout (transfers are long), but
-/// a connect timeout so a dead peer is noticed quickly.
+/// a connect timeout so a dead peer is noticed quickly; `https://` peers are checked against
+/// the built-in roots and the CAs the process trusts ([`bcfl_tls::trust_ca_file`]).
 pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    bcfl_tls::client_builder()
         .no_proxy()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .build()
-        .expect("a plain HTTP client builds")
+        .expect("an HTTP client builds")
 }

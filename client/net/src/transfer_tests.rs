@@ -9,6 +9,7 @@ use std::time::Duration;
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use proptest::prelude::*;
 
+use super::auth::PeerClient;
 use super::blob::BlobStore;
 use super::manifest::{BlobId, ChunkVerifier, Manifest};
 use super::probe::{probe_peer, report_payload, ProbeConfig};
@@ -32,9 +33,10 @@ impl TestNode {
     pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
-        let transfers = Arc::new(Transfers::new(store, http_client(Duration::from_secs(2))));
+        let transfers = Arc::new(Transfers::new(store, unsigned()));
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let (local, task) = NodeServer::new(transfers.clone(), 1 << 24)
+            .open()
             .spawn(addr)
             .await
             .unwrap();
@@ -49,6 +51,11 @@ impl TestNode {
     pub(crate) fn store(&self) -> &BlobStore {
         self.transfers.store()
     }
+}
+
+/// A client that signs nothing, for servers open to anyone ([`NodeServer::open`]).
+pub(crate) fn unsigned() -> PeerClient {
+    PeerClient::unsigned(http_client(Duration::from_secs(2)))
 }
 
 pub(crate) fn blob(len: usize, seed: u8) -> Vec<u8> {
@@ -256,7 +263,9 @@ async fn probes_are_bounded_and_measure_the_link() {
         bytes: 4 << 20,
         rtt_samples: 3,
     };
-    let link = probe_peer(&http, "peer", &node.url, &config).await.unwrap();
+    let link = probe_peer(&unsigned(), "peer", &node.url, &config)
+        .await
+        .unwrap();
     assert_eq!(link.probe_bytes, 4 << 20);
     assert!(link.bytes_per_sec > 1 << 20, "{link:?}");
     assert!(link.rtt_us < 1_000_000, "{link:?}");
@@ -434,7 +443,7 @@ async fn distribution_reaches_every_member_along_the_tree() {
     let data = blob(500_000, 9);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
     let g = branching_tree();
-    let http = http_client(Duration::from_secs(2));
+    let http = unsigned();
     let mut seen = Vec::new();
     let result = distribute(
         &http,
@@ -465,7 +474,7 @@ async fn synchronous_distribution_runs_one_member_after_another_in_tree_order() 
     let data = blob(300_000, 4);
     let id = nodes[0].store().insert_bytes(&data).await.unwrap();
     let g = branching_tree();
-    let http = http_client(Duration::from_secs(2));
+    let http = unsigned();
     let mut seen = Vec::new();
     let result = distribute_with(
         DistributionMode::Synchronous,
@@ -519,10 +528,8 @@ async fn a_hanging_upstream_is_given_up_on() {
     });
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
-    let transfers = Arc::new(
-        Transfers::new(store, http_client(Duration::from_secs(2)))
-            .with_idle_timeout(Duration::from_millis(200)),
-    );
+    let transfers =
+        Arc::new(Transfers::new(store, unsigned()).with_idle_timeout(Duration::from_millis(200)));
     transfers
         .registry()
         .replace(Peers([("hang".to_owned(), url)].into()));

@@ -44,6 +44,12 @@ pub enum Error {
     /// Reading or writing a file failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The demo's certificates could not be made.
+    #[error(transparent)]
+    Pki(#[from] bcfl_tls::pki::PkiError),
+    /// A certificate could not be loaded or trusted.
+    #[error(transparent)]
+    Tls(#[from] bcfl_tls::TlsError),
     /// The ledger already holds a consortium.
     #[error(
         "the ledger at {0} already holds a consortium: the demo needs a fresh ledger \

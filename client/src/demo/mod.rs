@@ -25,6 +25,7 @@
 pub mod attack;
 mod error;
 pub mod processes;
+pub mod tls;
 
 pub use error::{Error, Result};
 
@@ -122,6 +123,9 @@ pub struct DemoConfig {
     pub commit_timeout: f64,
     /// The verifier committee's size (`committee_size`; 0: none).
     pub committee: u32,
+    /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
+    /// certificates under `WORK/tls` ([`tls::DemoTls`]); requests are signed either way.
+    pub tls: bool,
     /// Members slower than the others: (name, factor of its training time it waits after).
     pub slow: Vec<(String, f64)>,
     /// Work directory (default: a new temporary directory, kept).
@@ -235,6 +239,13 @@ pub async fn run(
     };
     std::fs::create_dir_all(&work).map_err(|e| Error::file("creating", &work, e))?;
     let work = std::fs::canonicalize(&work)?;
+    let demo_tls = if args.tls {
+        let tls = tls::DemoTls::prepare(&work.join("tls"), args.members)?;
+        bcfl_tls::trust_ca_file(&tls.ca)?;
+        Some(tls)
+    } else {
+        None
+    };
     let ledger = Arc::new(RestLedger::new(&[url.to_owned()], args.wait_timeout)?);
     if ledger.state().await?.consortium.is_some() {
         return Err(Error::NotFresh(url.to_owned()));
@@ -321,7 +332,9 @@ pub async fn run(
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
         let signer = Signer::new(key);
         let port = free_port()?;
-        let endpoint = format!("http://127.0.0.1:{port}");
+        let scheme = if demo_tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{port}");
+        let member_tls = demo_tls.as_ref().map(|t| t.member(i));
         let mut register = pb::BcflPayload::new();
         register.set_register_member(pb::RegisterMember {
             public_key: signer.public_key().as_hex().to_owned(),
@@ -344,6 +357,8 @@ pub async fn run(
             test_data: (i == 1).then(|| shards.join(TEST_FILE)),
             store: work.join("stores").join(&name),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            tls_cert: member_tls.as_ref().map(|f| f.cert.clone()),
+            tls_key: member_tls.as_ref().map(|f| f.key.clone()),
             report: Some(report.clone()),
             commit_timeout_seconds: args.commit_timeout,
             train: TrainSection {
@@ -436,6 +451,11 @@ pub async fn run(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / args.members).max(1).to_string();
     let mut processes = Vec::with_capacity(args.members + 1);
+    // Every node trusts the demo's CA (its members' blob servers, and an https:// ledger).
+    let ca_env: Vec<(&str, String)> = demo_tls
+        .iter()
+        .map(|t| (bcfl_tls::CA_CERT_ENV, t.ca.display().to_string()))
+        .collect();
     for p in &planned {
         processes.push(NodeProcess::spawn(
             &p.info.name,
@@ -449,7 +469,11 @@ pub async fn run(
                 "--until-round".into(),
                 args.rounds.to_string(),
             ],
-            &[("OMP_NUM_THREADS", threads.clone())],
+            &ca_env
+                .iter()
+                .cloned()
+                .chain([("OMP_NUM_THREADS", threads.clone())])
+                .collect::<Vec<_>>(),
             &logs.join(format!("{}.log", p.info.name)),
         )?);
     }
@@ -463,7 +487,7 @@ pub async fn run(
             "--config".into(),
             coordinator_path.display().to_string(),
         ],
-        &[],
+        &ca_env,
         &logs.join("coordinator.log"),
     )?);
 

@@ -30,6 +30,9 @@ pub enum Error {
     /// The REST API failed.
     #[error(transparent)]
     Rest(#[from] bcfl_ledger::rest::RestError),
+    /// A TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] bcfl_net::tls::TlsError),
     /// The routing graph rejected a request.
     #[error(transparent)]
     Graph(#[from] bcfl_processor::graph::GraphError),

@@ -54,6 +54,7 @@ use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
 use bcfl_ledger::keys::Signer;
 use bcfl_ledger::state::FamilyState;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
 use bcfl_net::route::{distribute, fetch_routed, pull, Peers, RoutePolicy};
@@ -108,7 +109,7 @@ pub struct Member<L> {
     key: String,
     config: MemberConfig,
     transfers: Arc<Transfers>,
-    http: reqwest::Client,
+    http: PeerClient,
     model: Arc<dyn Trainer>,
     initial: Option<PathBuf>,
     report: Report,
@@ -214,7 +215,7 @@ impl<L: Ledger> Member<L> {
         signer: Signer,
         config: MemberConfig,
         transfers: Arc<Transfers>,
-        http: reqwest::Client,
+        http: PeerClient,
         model: Box<dyn Trainer>,
         initial: Option<PathBuf>,
         report: Report,

@@ -16,6 +16,8 @@
 //! test_data = "shards/test.csv"  # optional: score every global model
 //! store = "hospital-a/store"   # blob store
 //! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain)
+//! tls_cert = "hospital-a/server.crt"   # optional: serve blobs over HTTPS (with tls_key)
+//! tls_key = "hospital-a/server.key"
 //! report = "hospital-a/report.jsonl"
 //! commit_timeout_seconds = 120   # as aggregator: wait this long for every member
 //! [member.train]
@@ -61,6 +63,7 @@ use crate::demo::attack::{ApplyAttack, AttackKind};
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
 use bcfl_ledger::keys::Signer;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::blob::BlobStore;
 use bcfl_net::probe::ProbeConfig;
 use bcfl_net::server::{NodeServer, DEFAULT_MAX_PROBE_BYTES};
@@ -115,6 +118,12 @@ pub struct MemberSection {
     pub store: PathBuf,
     /// Blob server address (its URL is the endpoint registered on chain).
     pub listen: SocketAddr,
+    /// Serve blobs over HTTPS with this certificate chain (PEM; with `tls_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
     /// Report file (JSON lines).
     #[serde(default)]
     pub report: Option<PathBuf>,
@@ -224,7 +233,13 @@ impl NodeConfig {
             for p in [&mut m.key, &mut m.package, &mut m.data, &mut m.store] {
                 *p = resolve(base, p);
             }
-            for p in [&mut m.test_data, &mut m.report].into_iter().flatten() {
+            let optional = [
+                &mut m.test_data,
+                &mut m.report,
+                &mut m.tls_cert,
+                &mut m.tls_key,
+            ];
+            for p in optional.into_iter().flatten() {
                 *p = resolve(base, p);
             }
         }
@@ -308,12 +323,26 @@ async fn start_member<L: Ledger>(
         BlobStore::open(&m.store, CHUNK_SIZE)
             .map_err(|e| Error::file("opening the blob store", &m.store, e))?,
     );
-    let http = http_client(Duration::from_secs(3));
+    let http = PeerClient::new(
+        http_client(Duration::from_secs(3)),
+        Arc::new(signer.clone()),
+    );
     let transfers = Arc::new(Transfers::new(store, http.clone()));
-    let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
-        .spawn(m.listen)
-        .await
-        .map_err(|e| Error::file("starting the blob server on", m.listen.to_string(), e))?;
+    let server = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES);
+    let spawned = match (&m.tls_cert, &m.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = bcfl_net::tls::ServerTls::from_pem_files(cert, key)?;
+            server.spawn_tls(m.listen, tls).await
+        }
+        (None, None) => server.spawn(m.listen).await,
+        _ => {
+            return Err(Error::Config(
+                "[member] needs both tls_cert and tls_key, or neither".into(),
+            ))
+        }
+    };
+    let (addr, server) =
+        spawned.map_err(|e| Error::file("starting the blob server on", m.listen.to_string(), e))?;
     let key = signer.public_key().as_hex().to_owned();
     match state.members.get(&key) {
         Some(member) => {

@@ -234,9 +234,16 @@ async fn follow(bases: Vec<String>, current: Arc<AtomicUsize>, blocks: watch::Se
 /// One websocket session: subscribe to the namespace, publish each block id until it closes.
 async fn subscribe(base: &str, blocks: &watch::Sender<String>) -> Result<(), String> {
     use tokio_tungstenite::tungstenite::Message;
-    let (mut socket, _) = tokio_tungstenite::connect_async(subscriptions_url(base))
-        .await
-        .map_err(|e| e.to_string())?;
+    // wss:// with the same trust as the REST client (built-in roots and --ca-cert).
+    let connector = tokio_tungstenite::Connector::Rustls(bcfl_tls::client_config());
+    let (mut socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+        subscriptions_url(base),
+        None,
+        false,
+        Some(connector),
+    )
+    .await
+    .map_err(|e| bcfl_tls::explain(&e))?;
     let request = serde_json::json!({"action": "subscribe", "address_prefixes": [NAMESPACE]});
     socket
         .send(Message::text(request.to_string()))

@@ -42,6 +42,7 @@ use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::update::{Encoding, Update};
 use bcfl_ledger::keys::{PrivateKey, Signer};
 use bcfl_ledger::state::FamilyState;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::blob::BlobStore;
 use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::ProbeConfig;
@@ -196,6 +197,7 @@ pub async fn simulate(
                 .map_err(|e| Error::file("opening", &store_dir, e))?,
         );
         stores.push(store.clone());
+        let http = PeerClient::new(http.clone(), Arc::new(signer.clone()));
         let transfers = Arc::new(Transfers::new(store, http.clone()));
         let (addr, server) = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES)
             .spawn(([127, 0, 0, 1], 0).into())

@@ -74,7 +74,7 @@ fn replay_matches_the_rules_result_and_catches_a_doctored_aggregate() {
     for (name, bytes) in &blobs {
         let path = files.join(format!("{name}-1.safetensors"));
         std::fs::write(&path, bytes).unwrap();
-        let (server, url) = serve(ledger.url(), &files.join(format!("{name}-store")), &[&path]);
+        let (server, url) = serve(&cli, name, &files.join(format!("{name}-store")), &[&path]);
         servers.push(server);
         cli.register_member("admin", name, &url);
     }

@@ -174,3 +174,83 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
         assert!(work.join(file).is_file(), "{file} missing");
     }
 }
+
+/// `scripts/demo.sh --tls` in small: the throwaway certificates first (`--tls-prepare`), the
+/// ledger on https with its own, then `bcfl demo --tls`: members register https endpoints, serve
+/// blobs over TLS and trust the demo's CA, and the round completes.
+#[test]
+fn a_tiny_run_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let data = dir.path().join("data.csv");
+    write_corpus(&data, 60);
+    Binary::BcflTrain.path();
+    let bcfl = |args: &[&str]| {
+        Command::new(Binary::Bcfl.path())
+            .env("OMP_NUM_THREADS", "1")
+            .env_remove("BCFL_CA_CERT")
+            .args(args)
+            .output()
+            .expect("running bcfl")
+    };
+    let work_arg = work.to_str().unwrap();
+    let prepared = bcfl(&[
+        "demo",
+        "--work-dir",
+        work_arg,
+        "--members",
+        "2",
+        "--tls-prepare",
+    ]);
+    assert!(prepared.status.success(), "{prepared:?}");
+    let tls = work.join("tls");
+    let (cert, key) = (tls.join("ledger.crt"), tls.join("ledger.key"));
+    let ledger = Ledger::start_with(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(ledger.url().starts_with("https://"));
+    let ca = tls.join("ca.crt");
+    let out = bcfl(&[
+        "--json",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--url",
+        ledger.url(),
+        "demo",
+        "--tiny",
+        "--tls",
+        "--data",
+        data.to_str().unwrap(),
+        "--work-dir",
+        work_arg,
+        "--members",
+        "2",
+        "--rounds",
+        "1",
+        "--local-epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-len",
+        "16",
+        "--probe-bytes",
+        "65536",
+    ]);
+    assert!(
+        out.status.success(),
+        "bcfl demo --tls failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    for member in report["members"].as_array().unwrap() {
+        let endpoint = member["endpoint"].as_str().unwrap();
+        assert!(endpoint.starts_with("https://127.0.0.1:"), "{member}");
+    }
+}

@@ -14,6 +14,7 @@
 
 mod anomaly_cli;
 mod audit_replay;
+mod blob_auth;
 mod cli_devnet;
 mod cli_pipe;
 mod cli_rules;
@@ -23,5 +24,6 @@ mod net_plan_cli;
 mod node_rounds;
 mod poisoned_round;
 mod tch_smoke;
+mod tls_cli;
 mod train_engine;
 mod train_minilm;

@@ -153,17 +153,20 @@ fn round_without_ledger_is_a_usage_error() {
     );
 }
 
-/// `bcfl node serve` on a free loopback port with the files `add` in its store, following the
-/// member registry of the ledger at `ledger` (read every second); returns the process and its
-/// base URL.
+/// `bcfl node serve` of member `name` (its key, made if missing) on a free loopback port with
+/// the files `add` in its store, following the member registry of `cli`'s ledger: read every
+/// minute, and again when a request names a key it does not know (so a member registered
+/// after the node started is served at once); returns the process and its base URL.
 pub(crate) fn serve(
-    ledger: &str,
+    cli: &Cli,
+    name: &str,
     store: &std::path::Path,
     add: &[&std::path::Path],
 ) -> (ChildGuard, String) {
-    let mut command = Command::new(Binary::Bcfl.path());
+    cli.keygen(name);
+    let mut command = cli.command(name);
     command
-        .args(["--url", ledger, "node", "serve", "--registry-refresh", "1"])
+        .args(["node", "serve", "--registry-refresh", "60"])
         .args(["--listen", "127.0.0.1:0", "--store"])
         .arg(store)
         .stdout(Stdio::piped())
@@ -210,11 +213,7 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
     let mut nodes = Vec::new();
     for (i, name) in names[1..].iter().enumerate() {
         let add: Vec<&std::path::Path> = (i == 0).then_some(global.as_path()).into_iter().collect();
-        let (node, url) = serve(
-            ledger.url(),
-            &dir.path().join(format!("store-{name}")),
-            &add,
-        );
+        let (node, url) = serve(&cli, name, &dir.path().join(format!("store-{name}")), &add);
         nodes.push((name, node, url));
     }
     // The members register at their nodes' URLs.
@@ -286,9 +285,8 @@ fn the_verdict_of_a_round_removes_excluded_members_from_routing() {
     );
 
     // The real distribution for round 1, one member after another: m4 gets nothing. The nodes
-    // learn the members from the ledger once a second (`--registry-refresh 1`): a request
-    // naming a member registered since their last read would be refused, so let them read.
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    // started before anyone was registered and refresh their registry once a minute: each
+    // re-reads the ledger when a request comes from a key it does not know.
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(std::fs::read(&global).unwrap()))

@@ -226,11 +226,25 @@ pub async fn serve_with_config(
     config: RestConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_tls_with_config(listener, ledger, config, None, shutdown).await
+}
+
+/// [`serve_with_config`], over TLS when `tls` is given (`--tls-cert`, `--tls-key`): HTTPS, and
+/// `wss://` for the subscriptions websocket. A handshake, like a header, must end within
+/// [`RestConfig::header_read_timeout`].
+pub async fn serve_tls_with_config(
+    listener: tokio::net::TcpListener,
+    ledger: Arc<dyn LedgerView>,
+    config: RestConfig,
+    tls: Option<bcfl_tls::ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let header_read_timeout = config.header_read_timeout;
+    let acceptor = tls.as_ref().map(bcfl_tls::ServerTls::acceptor);
     let (sender, receiver) = tokio::sync::watch::channel(false);
     let app = build_router(AppState::new(ledger, config, receiver.clone()));
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "REST API listening");
+        tracing::info!(%addr, tls = acceptor.is_some(), "REST API listening");
     }
     // Every connection task holds a clone of `open`; shutdown waits until all are dropped.
     let (open, all_closed) = tokio::sync::mpsc::channel::<()>(1);
@@ -249,29 +263,21 @@ pub async fn serve_with_config(
             () = &mut shutdown => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let mut stopping = receiver.clone();
+        let stopping = receiver.clone();
         let open = open.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut connection = std::pin::pin!(connection);
-            let stop = async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            };
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = stop => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.as_mut().await
+            match acceptor {
+                None => serve_connection(stream, service, header_read_timeout, stopping).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            serve_connection(tls, service, header_read_timeout, stopping).await;
+                        }
+                        Ok(Err(err)) => tracing::debug!(%err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(err) = result {
-                tracing::debug!(%err, "REST connection ended with an error");
             }
             drop(open);
         });
@@ -282,6 +288,39 @@ pub async fn serve_with_config(
     let mut all_closed = all_closed;
     let _ = all_closed.recv().await;
     Ok(())
+}
+
+/// One HTTP/1.1 connection (with upgrades) until it ends, or until `stopping` flips and its
+/// requests in flight finish.
+async fn serve_connection<S>(
+    stream: S,
+    service: TowerToHyperService<Router>,
+    header_read_timeout: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let stop = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stop => {
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%err, "REST connection ended with an error");
+    }
 }
 
 /// Reads a request body of at most [`RestConfig::client_max_size`] bytes (a larger one is

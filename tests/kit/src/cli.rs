@@ -28,6 +28,8 @@ use crate::Binary;
 pub struct Cli {
     url: String,
     key_dir: PathBuf,
+    /// A CA certificate every run trusts (`--ca-cert`), for an `https://` ledger.
+    ca_cert: Option<PathBuf>,
     /// Deleted with the last clone, when the key directory is a temporary one.
     _temp: Option<Arc<TempDir>>,
 }
@@ -38,8 +40,15 @@ impl Cli {
         Self {
             url: url.to_owned(),
             key_dir: key_dir.into(),
+            ca_cert: None,
             _temp: None,
         }
+    }
+
+    /// The same, trusting the CA certificate `ca` (`--ca-cert`) in every run.
+    pub fn with_ca_cert(mut self, ca: impl Into<PathBuf>) -> Self {
+        self.ca_cert = Some(ca.into());
+        self
     }
 
     /// `bcfl` against the REST API at `url`, with the named keys in a new temporary directory
@@ -52,6 +61,7 @@ impl Cli {
         Self {
             url: url.to_owned(),
             key_dir: temp.path().to_path_buf(),
+            ca_cert: None,
             _temp: Some(Arc::new(temp)),
         }
     }
@@ -74,10 +84,14 @@ impl Cli {
             .env_remove("BCFL_URL")
             .env_remove("BCFL_KEY")
             .env_remove("BCFL_KEY_DIR")
+            .env_remove("BCFL_CA_CERT")
             .args(["--url", &self.url])
             .arg("--key-dir")
             .arg(&self.key_dir)
             .args(["--key", key]);
+        if let Some(ca) = &self.ca_cert {
+            command.arg("--ca-cert").arg(ca);
+        }
         command
     }
 
@@ -141,9 +155,12 @@ impl Cli {
             .to_owned()
     }
 
-    /// Creates key pair `name` in the key directory (`bcfl keygen`).
+    /// Creates key pair `name` in the key directory (`bcfl keygen`), unless it exists (a node
+    /// started before its member is registered made it already).
     pub fn keygen(&self, name: &str) {
-        self.ok(name, &["keygen", name]);
+        if !self.key_dir.join(format!("{name}.priv")).exists() {
+            self.ok(name, &["keygen", name]);
+        }
     }
 
     /// Registers member `name` (its key from the key directory, also its display name) with a

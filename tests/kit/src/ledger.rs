@@ -75,14 +75,16 @@ impl Devnet {
         &self.component
     }
 
-    /// The REST API's base URL, `http://127.0.0.1:PORT`.
+    /// The REST API's base URL, `http://127.0.0.1:PORT` (`https://` with `--tls-cert`).
     pub fn rest_url(&self) -> &str {
         &self.rest_url
     }
 
     /// The REST API's address, `127.0.0.1:PORT`.
     pub fn rest_addr(&self) -> &str {
-        self.rest_url.trim_start_matches("http://")
+        self.rest_url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
     }
 
     /// The chain's directory, `<dir>/ledger`.
@@ -117,7 +119,13 @@ impl Ledger {
     /// Starts the devnet in `dir` (see [`Devnet::start`]) and `bcfl-tp -v` against it, and
     /// waits until the processor says it is registered.
     pub fn start(dir: &Path) -> Self {
-        let devnet = Devnet::start(dir, &[]);
+        Self::start_with(dir, &[])
+    }
+
+    /// [`Ledger::start`] with more `bcfl-devnet` arguments (e.g. `--tls-cert`, `--tls-key`:
+    /// the URL is then `https://`).
+    pub fn start_with(dir: &Path, devnet_args: &[&str]) -> Self {
+        let devnet = Devnet::start(dir, devnet_args);
         let mut command = Command::new(Binary::BcflTp.path());
         command
             .args(["--connect", devnet.component(), "-v"])

@@ -228,13 +228,39 @@ impl Testbed {
         command
     }
 
+    /// The private key every host's `bcfl` signs its requests with (written on first use):
+    /// the testbed is about links, not membership, so one operator key serves all hosts, each
+    /// server allowing it (`--allow-key`) and known by its host id (`--me hI`).
+    fn key(&self) -> PathBuf {
+        const KEY: &str = "5e7d8b2a9c4f6e1d3b5a7c9e0f2d4b6a8c1e3f5d7b9a2c4e6f8d0b1a3c5e7f9d";
+        let path = self.dir.path().join("operator.priv");
+        if !path.exists() {
+            std::fs::write(&path, format!("{KEY}\n")).expect("writing the operator key");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod 600 the operator key");
+        }
+        path
+    }
+
+    /// `bcfl --key OPERATOR` in host `i`.
+    fn bcfl_command(&self, i: usize) -> Command {
+        let mut command = self.command(i, &Binary::Bcfl.path());
+        command.arg("--key").arg(self.key());
+        command
+    }
+
     /// Starts host `i`'s node (`bcfl node serve`) with `files` in its store and waits until it
     /// listens.
     pub fn serve(&mut self, i: usize, chunk_size: u64, files: &[PathBuf]) {
         let store = self.dir.path().join(format!("store{i}"));
-        let mut command = self.command(i, &Binary::Bcfl.path());
+        let operator = bcfl_ledger::keys::Signer::from_file(&self.key())
+            .expect("the operator key")
+            .public_key()
+            .as_hex()
+            .to_owned();
+        let mut command = self.bcfl_command(i);
         command
-            .args(["node", "serve", "--listen"])
+            .args(["node", "serve", "--allow-key", &operator, "--listen"])
             .arg(format!("{}:7070", self.addr(i)))
             .arg("--store")
             .arg(&store)
@@ -295,7 +321,7 @@ impl Testbed {
     /// (its last line), and stderr.
     pub fn bcfl(&self, i: usize, args: &[String]) -> (bool, serde_json::Value, String) {
         let output = self
-            .command(i, &Binary::Bcfl.path())
+            .bcfl_command(i)
             .args(args)
             .arg("--json")
             .output()

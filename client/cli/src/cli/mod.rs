@@ -109,7 +109,7 @@ enum NodeCommand {
 
 /// Runs the parsed command; the exit code is 0, or 1 for an `audit verify` mismatch.
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Context::new(cli.global);
+    let ctx = Context::try_new(cli.global)?;
     match cli.command {
         Command::Keygen(args) => keys::keygen(&ctx, args),
         Command::Consortium(cmd) => submit::consortium(&ctx, cmd).await,

@@ -2,9 +2,10 @@
 //! fetches and distributions ([`bcfl_net::node`]); `bcfl node run` trains and runs in
 //! `bcfl-train`.
 //!
-//! - `serve` prints one JSON line `{"listening": ADDR, "blobs": [...]}` once bound, then serves
-//!   until SIGINT or SIGTERM; it relays and pulls from the ledger's active members, read every
-//!   `--registry-refresh` seconds, or with `--peer ID=URL` exactly those peers.
+//! - `serve` prints one JSON line `{"listening": ADDR, "url": URL, "blobs": [...]}` once bound
+//!   (HTTPS with `--tls-cert FILE --tls-key FILE`), then serves until SIGINT or SIGTERM; it
+//!   relays and pulls from the ledger's active members, read every `--registry-refresh`
+//!   seconds, or with `--peer ID=URL` exactly those peers.
 //! - `probe` measures every peer and, with `--submit`, reports the sweep on chain as one
 //!   `ReportBandwidth` signed with `--key`.
 //! - `fetch` asks a node to pull a blob from the nearest holder along the routed path.
@@ -16,14 +17,19 @@
 //! excluded and say so (a stderr line and the `excluded_by_verdict` field). Peers come from
 //! `--peer ID=URL` (repeatable) or the ledger's active members; the graph from `--bandwidth
 //! FILE` or the ledger's links (median of the last `--window` samples).
+//!
+//! Every request these commands make to a blob server is signed with `--key`
+//! ([`bcfl_net::auth`]); servers answer only active members and admins (and `--allow-key`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bcfl_ledger::keys::Signer;
 use bcfl_ledger::rest::RestClient;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::blob::DEFAULT_CHUNK_SIZE;
 use bcfl_net::manifest::BlobId;
 use bcfl_net::node::{
@@ -33,7 +39,7 @@ use bcfl_net::node::{
 use bcfl_net::probe::ProbeConfig;
 use bcfl_net::route::{DistributionMode, Peers};
 use bcfl_net::server::DEFAULT_MAX_PROBE_BYTES;
-use bcfl_net::transfer::DEFAULT_MAX_BLOB_SIZE;
+use bcfl_net::transfer::{http_client, DEFAULT_MAX_BLOB_SIZE};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
@@ -43,7 +49,7 @@ use super::net::{RoutingArg, SharingArgs};
 #[derive(Debug, Clone, PartialEq, Subcommand)]
 pub(crate) enum NodeCommand {
     /// Serve this member's blobs, probes and relays over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Measure throughput and RTT to every peer; `--submit` reports them on chain.
     Probe(ProbeArgs),
     /// Ask a node to fetch a blob from the nearest holder along its routed path.
@@ -74,7 +80,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_BLOB_SIZE)]
     max_blob_size: u64,
     /// A peer this server may relay and pull from, as ID=URL (repeatable); without any, the
-    /// ledger's active members and their registered endpoints.
+    /// ledger's active members and their registered endpoints. With --peer, the keys served are
+    /// those IDs (and --allow-key); without, the ledger's active members and admins.
     #[arg(long = "peer", value_name = "ID=URL")]
     peers: Vec<String>,
     /// This node's own id (its member key), refused in upstream chains (repeated nodes are
@@ -84,6 +91,19 @@ pub(crate) struct ServeArgs {
     /// Seconds between reads of the ledger's member registry (without --peer).
     #[arg(long, default_value_t = 5)]
     registry_refresh: u64,
+    /// A public key served besides the registered members (repeatable), e.g. an operator's
+    /// key with --peer.
+    #[arg(long = "allow-key", value_name = "KEY")]
+    allow_keys: Vec<String>,
+    /// Largest difference, seconds, between a signed request's timestamp and this clock.
+    #[arg(long, default_value_t = 60)]
+    max_clock_skew: u64,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Where peers and the bandwidth graph come from.
@@ -231,16 +251,24 @@ async fn shutdown_signal() {
 }
 
 impl NodeCommand {
-    /// Runs the command against the ledger at `ledger`, signing (only `probe --submit`, or to
-    /// know this member without `--me`) with the key `signer` gives.
+    /// Runs the command against the ledger at `ledger`, signing requests to blob servers (and
+    /// `probe --submit`) with the key `signer` gives.
     pub(crate) async fn run(
         self,
         ledger: RestClient,
         signer: impl FnOnce() -> anyhow::Result<Signer>,
         json: bool,
     ) -> anyhow::Result<()> {
+        let signer = Arc::new(signer()?);
+        let http = PeerClient::new(http_client(Duration::from_secs(3)), signer.clone());
         match self {
             Self::Serve(args) => {
+                let args = *args;
+                let scheme = if args.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 let config = ServeConfig {
                     listen: args.listen,
                     store: args.store,
@@ -251,29 +279,30 @@ impl NodeCommand {
                     peers: parse_peers(&args.peers)?,
                     me: args.me,
                     registry_refresh: Duration::from_secs(args.registry_refresh.max(1)),
+                    allow_keys: args.allow_keys,
+                    max_clock_skew: Duration::from_secs(args.max_clock_skew),
+                    tls: args.tls_cert.zip(args.tls_key),
                 };
                 let ready = |local: SocketAddr, blobs: &[BlobId]| {
                     println!(
                         "{}",
-                        json!({ "listening": local.to_string(), "blobs": blobs })
+                        json!({
+                            "listening": local.to_string(),
+                            "url": format!("{scheme}://{local}"),
+                            "blobs": blobs,
+                        })
                     );
                 };
-                bcfl_net::node::serve(config, ledger, ready, shutdown_signal()).await?;
+                bcfl_net::node::serve(config, ledger, signer, ready, shutdown_signal()).await?;
             }
             Self::Probe(args) => {
                 let peers = parse_peers(&args.peers)?;
-                let signer = if args.submit || args.me.is_none() {
-                    Some(signer()?)
-                } else {
-                    None
+                let me = match &args.me {
+                    Some(me) => me.clone(),
+                    None => signer.public_key().as_hex().to_owned(),
                 };
-                let me = match (&args.me, &signer) {
-                    (Some(me), _) => me.clone(),
-                    (None, Some(s)) => s.public_key().as_hex().to_owned(),
-                    (None, None) => unreachable!("a signer is read without --me"),
-                };
-                let report = signer.filter(|_| args.submit).map(|signer| SweepReport {
-                    signer,
+                let report = args.submit.then(|| SweepReport {
+                    signer: (*signer).clone(),
                     epoch: args.epoch,
                     wait: Duration::from_secs(args.wait_timeout),
                 });
@@ -286,7 +315,7 @@ impl NodeCommand {
                     },
                     report,
                 };
-                print(&bcfl_net::node::probe(request, &ledger).await?, json);
+                print(&bcfl_net::node::probe(request, &ledger, &http).await?, json);
             }
             Self::Fetch(args) => {
                 let request = FetchRequest {
@@ -295,7 +324,7 @@ impl NodeCommand {
                     holders: args.holders,
                     topology: args.topology.spec()?,
                 };
-                let out = bcfl_net::node::fetch(&request, &ledger, report_event).await?;
+                let out = bcfl_net::node::fetch(&request, &ledger, &http, report_event).await?;
                 print(&out, json);
             }
             Self::Distribute(args) => {
@@ -306,7 +335,8 @@ impl NodeCommand {
                     topology: args.topology.spec()?,
                     sharing: args.sharing.sharing(),
                 };
-                let done = bcfl_net::node::distribute(&request, &ledger, report_event).await?;
+                let done =
+                    bcfl_net::node::distribute(&request, &ledger, &http, report_event).await?;
                 print(&done.report, json);
                 let failed = done.failed;
                 anyhow::ensure!(failed == 0, "{failed} member(s) did not receive the blob");

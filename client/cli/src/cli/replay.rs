@@ -13,6 +13,9 @@
 //! `CommitAggregate` recorded and every verifiable dispute holds; 1 when anything differs; an
 //! error (exit 2) when a blob of the aggregate cannot be had or does not match its commitment.
 //! No libtorch is loaded.
+//!
+//! Blob servers answer only members and admins: fetches are signed with `--key` when one can
+//! be read (without one, only `--blobs` can supply the blobs).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +27,7 @@ use bcfl_client::round::replay::AggregatePlan;
 use bcfl_client::round::Error as RoundError;
 use bcfl_fed::digest::file_sha256;
 use bcfl_ledger::state::FamilyState;
+use bcfl_net::auth::PeerClient;
 use bcfl_net::blob::BlobStore;
 use bcfl_net::manifest::BlobId;
 use bcfl_net::registry::Registry;
@@ -74,9 +78,12 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
     // Only registered members are contacted, at their endpoints on chain.
     let registry = Registry::new(None);
     registry.update_from_state(&state);
-    let transfers = Arc::new(
-        Transfers::new(store.clone(), http_client(Duration::from_secs(3))).with_registry(registry),
-    );
+    let http = http_client(Duration::from_secs(3));
+    let http = match ctx.signer() {
+        Ok(signer) => PeerClient::new(http, Arc::new(signer)),
+        Err(_) => PeerClient::unsigned(http),
+    };
+    let transfers = Arc::new(Transfers::new(store.clone(), http).with_registry(registry));
 
     let mut fetched = Vec::new();
     // Each blob with its size when the chain records it, and who may hold it.

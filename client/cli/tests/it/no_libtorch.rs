@@ -36,9 +36,15 @@ fn bcfl_links_no_libtorch() {
 #[test]
 fn a_running_bcfl_maps_no_libtorch() {
     let store = tempfile::tempdir().unwrap();
+    // A blob server signs and is addressed by its member key.
+    let key = store.path().join("node.priv");
+    std::fs::write(&key, format!("{}\n", "1f".repeat(32))).unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let child = Command::new(super::bcfl())
+        .arg("--key")
+        .arg(&key)
         .args(["node", "serve", "--listen", "127.0.0.1:0", "--store"])
-        .arg(store.path())
+        .arg(store.path().join("store"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -7,6 +7,9 @@
 //!   [`RestClient::chain_head`].
 //! - HTTP 429 (queue full) and 503 (validator not ready or busy) are retried with exponential
 //!   backoff ([`RetryPolicy`]); every other failure is a typed [`RestError`].
+//! - `https://` URLs use rustls ([`bcfl_tls::client_builder`]): the built-in roots and the CAs
+//!   the process trusts (`--ca-cert`); a certificate it does not trust is an
+//!   [`RestError::Unreachable`] that says so.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), bcfl_ledger::rest::RestError> {
@@ -181,7 +184,8 @@ pub struct RestClient {
 }
 
 impl RestClient {
-    /// A client of the REST API at `base_url` (`http://host:port`, optionally with a path).
+    /// A client of the REST API at `base_url` (`http://host:port` or `https://host:port`,
+    /// optionally with a path).
     pub fn new(base_url: &str) -> Result<Self> {
         let invalid = |reason: String| RestError::InvalidUrl {
             url: base_url.to_owned(),
@@ -191,7 +195,8 @@ impl RestClient {
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(invalid("expected http://host[:port]".to_owned()));
         }
-        let http = reqwest::Client::builder()
+        // https:// with rustls: the built-in roots and the CAs the process trusts (`--ca-cert`).
+        let http = bcfl_tls::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| invalid(e.to_string()))?;
@@ -504,16 +509,9 @@ fn check_id(url: &str, id: &str) -> Result<()> {
     }
 }
 
+/// The error and its causes; an untrusted certificate says how to trust it.
 fn transport_reason(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        reason.push_str(": ");
-        reason.push_str(&s.to_string());
-        source = s.source();
-    }
-    reason
+    bcfl_tls::explain(e)
 }
 
 async fn decode_json<T: DeserializeOwned>(url: &str, response: Response) -> Result<T> {

@@ -12,6 +12,7 @@ mod node;
 mod state;
 mod submit;
 mod subscriptions;
+mod tls;
 
 use std::sync::Arc;
 

@@ -84,6 +84,14 @@ pub(crate) struct DemoArgs {
     /// round closes (0: none).
     #[arg(long, default_value_t = 2)]
     pub(crate) committee: u32,
+    /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
+    /// (requests are signed with or without it).
+    #[arg(long)]
+    pub(crate) tls: bool,
+    /// Only write the throwaway CA and certificates (ledger and members) under WORK/tls, print
+    /// their folder and exit (scripts/demo.sh --tls does this before starting the ledger).
+    #[arg(long, requires = "work_dir")]
+    pub(crate) tls_prepare: bool,
     /// Members slower than the others: NAME:FACTOR (e.g. member-4:3 trains, then waits 3x
     /// its training time). Repeatable.
     #[arg(long, value_name = "NAME:FACTOR")]
@@ -185,6 +193,7 @@ impl DemoArgs {
             max_staleness: self.max_staleness,
             commit_timeout: self.commit_timeout,
             committee: self.committee,
+            tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),
             base,
@@ -216,6 +225,16 @@ fn parse_slow(text: &str) -> anyhow::Result<(String, f64)> {
 /// `bcfl demo`: runs the demo against the ledger at `url` and prints the tables as it goes,
 /// or with `json` one JSON document at the end.
 pub(crate) async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::Result<()> {
+    if args.tls_prepare {
+        let work = args
+            .work_dir
+            .as_deref()
+            .context("--tls-prepare needs --work-dir")?;
+        let tls = bcfl_client::demo::tls::DemoTls::prepare(&work.join("tls"), args.members)?;
+        let out = serde_json::json!({ "ca": tls.ca, "ledger_cert": tls.ledger.cert, "ledger_key": tls.ledger.key });
+        println!("{out}");
+        return Ok(());
+    }
     let config = args.config()?;
     let report = run(&config, url, |p| {
         if json {

@@ -75,7 +75,7 @@ enum NodeCommand {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let ctx = Context::new(cli.global);
+    let ctx = Context::try_new(cli.global)?;
     match cli.command {
         Command::Train(args) => train::run_train(&args, ctx.json())?,
         Command::Eval(args) => train::run_eval(&args, ctx.json())?,
