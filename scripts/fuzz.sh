@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Runs each TARGET (default: all seven) for SECONDS (default 60) from its seeds and the committed
+# Runs each TARGET (default: all eight) for SECONDS (default 60) from its seeds and the committed
 # corpus (fuzz/corpus/TARGET), and prints one JSON line per target: executions, seconds, corpus
 # size, and whether it crashed. A crashing input is copied into fuzz/corpus/TARGET/, where the
 # test suite replays it for ever after (fix the bug, keep the file). Exit status 1 on a crash.
@@ -19,7 +19,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(payload handler batch manifest range update blob_request)
+  targets=(payload handler batch manifest range update blob_request rest_request)
 fi
 
 # The seed writer is an ordinary program: built without instrumentation, in the usual target

@@ -10,6 +10,7 @@
 //! | [`range`] | a `Range` header and a blob size | a range the blob server serves lies inside the blob |
 //! | [`update`] | an update blob (safetensors) | a blob that loads re-encodes canonically: loading that encoding gives the same bytes again |
 //! | [`blob_request`] | an HTTP request (method, target, headers, body; signed or not) | the blob server's router, authentication first, never panics; unsigned requests get 4xx, validly signed ones never 5xx |
+//! | [`rest_request`] | an HTTP request (method, target, headers, body) | devnet's REST API router over a real ledger never panics and never answers 500 |
 //!
 //! `fuzz_targets/` holds the libFuzzer entry points (feature `libfuzzer`), built and run with
 //! coverage instrumentation by `scripts/fuzz.sh`; `corpus/<target>/` holds their seed corpus
@@ -31,7 +32,7 @@ use protobuf::Message as _;
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as `corpus/<name>/` and `scripts/fuzz.sh` call them.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("payload", payload),
     ("handler", handler),
     ("batch", batch),
@@ -39,10 +40,13 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("range", range),
     ("update", update),
     ("blob_request", blob_request),
+    ("rest_request", rest_request),
 ];
 
 mod blob_request;
+mod rest_request;
 pub use blob_request::blob_request;
+pub use rest_request::rest_request;
 
 /// A transaction payload.
 pub fn payload(data: &[u8]) {
@@ -257,6 +261,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             ]
         }
         "blob_request" => blob_request::seeds(),
+        "rest_request" => {
+            rest_request::seeds(seeds("batch").first().map_or(&[][..], Vec::as_slice))
+        }
         _ => Vec::new(),
     }
 }

@@ -418,6 +418,22 @@ mod tests {
         for i in 0..4 {
             before.push(commit(i, 1_000_000 + 10_000 * i as u64));
         }
+        // m2 reported its link to m1 earlier; m1's report of the same link, in the evaluating
+        // block, confirms it (the graph evidence uses links both ends report).
+        before.push(txn(&members[2], |p| {
+            p.set_report_bandwidth(pb::ReportBandwidth {
+                epoch: 1,
+                measurements: vec![pb::LinkMeasurement {
+                    to: members[1].clone(),
+                    bytes_per_sec: 1_000,
+                    rtt_us: 100,
+                    probe_bytes: 1 << 20,
+                    ..Default::default()
+                }]
+                .into(),
+                ..Default::default()
+            })
+        }));
         let report = txn(&members[1], |p| {
             p.set_report_bandwidth(pb::ReportBandwidth {
                 epoch: 1,
@@ -481,15 +497,17 @@ mod tests {
         } = recompute(&parent, &block, 1).unwrap();
         assert_eq!(recomputed, stored);
         assert!(history_matches);
-        // PageRank flags the target of the only measured link, the z-score the scaled update.
-        let mut excluded = vec![members[2].clone(), members[4].clone()];
+        // PageRank flags both ends of the only confirmed link, the z-score the scaled update.
+        let mut excluded = vec![members[1].clone(), members[2].clone(), members[4].clone()];
         excluded.sort();
         assert_eq!(recomputed.excluded.to_vec(), excluded);
         // Both methods scored all five committers, the late one and the measured link included.
         assert_eq!(recomputed.methods.len(), 2);
         assert!(recomputed.methods.iter().all(|m| m.scores.len() == 5));
         let flags = flagged(&recomputed);
-        assert_eq!(flags[0], ("PAGERANK".to_owned(), vec![members[2].clone()]));
+        let mut ends = vec![members[1].clone(), members[2].clone()];
+        ends.sort();
+        assert_eq!(flags[0], ("PAGERANK".to_owned(), ends));
         assert_eq!(
             flags[1],
             ("MODIFIED_ZSCORE".to_owned(), vec![members[4].clone()])
