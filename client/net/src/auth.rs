@@ -25,7 +25,10 @@
 //! ([`Registry::authorize`], rate-limited) so a member registered since the last refresh is
 //! served; the nonce has not been seen within the window, else 401. Seen nonces are kept in a
 //! bounded [`NonceCache`] until they leave the window; when it is full the server answers 503
-//! rather than forget one (a forgotten nonce could be replayed). A body is checked against its
+//! rather than forget one (a forgotten nonce could be replayed). One key may hold at most a
+//! sixteenth of the cache ([`NonceCache::per_key`]); beyond that its requests get 429 until its
+//! nonces leave the window, so one flooding member cannot fill the cache and lock the others
+//! out. A body is checked against its
 //! declared SHA-256: a body whose `Content-Length` is at most [`MAX_BUFFERED_BODY`] before the
 //! handler runs (401 on a mismatch), any other (bandwidth probes, chunked bodies) as it streams,
 //! the body ending in an error on a mismatch. The server's own id is the one its registry
@@ -298,6 +301,9 @@ pub enum AuthError {
     /// Too many nonces within the window (503).
     #[error("too many requests within the replay window; retry later")]
     Busy,
+    /// This key sent more than its share of the window's requests (429).
+    #[error("key {0} sent too many requests within the replay window; retry later")]
+    KeyBusy(String),
 }
 
 impl AuthError {
@@ -306,6 +312,7 @@ impl AuthError {
         match self {
             Self::NotMember(_) => StatusCode::FORBIDDEN,
             Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Self::KeyBusy(_) => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -333,16 +340,20 @@ impl IntoResponse for AuthError {
 #[derive(Debug)]
 pub struct NonceCache {
     capacity: usize,
+    per_key: usize,
+    held: std::collections::HashMap<String, usize>,
     seen: HashSet<(String, String)>,
     /// `(expiry, key, nonce)`, oldest first.
     order: VecDeque<(u64, String, String)>,
 }
 
 impl NonceCache {
-    /// A cache of at most `capacity` nonces.
+    /// A cache of at most `capacity` nonces, at most `capacity / 16` (at least 1) of one key.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
+            per_key: (capacity / 16).max(1),
+            held: std::collections::HashMap::new(),
             seen: HashSet::new(),
             order: VecDeque::new(),
         }
@@ -362,19 +373,34 @@ impl NonceCache {
                 break;
             }
             let (_, k, n) = self.order.pop_front().expect("front exists");
+            if let Some(count) = self.held.get_mut(&k) {
+                *count -= 1;
+                if *count == 0 {
+                    self.held.remove(&k);
+                }
+            }
             self.seen.remove(&(k, n));
         }
         let pair = (key.to_owned(), nonce.to_owned());
         if self.seen.contains(&pair) {
             return Err(AuthError::Replayed);
         }
+        if self.held.get(key).copied().unwrap_or(0) >= self.per_key {
+            return Err(AuthError::KeyBusy(key.to_owned()));
+        }
         if self.seen.len() >= self.capacity {
             return Err(AuthError::Busy);
         }
         self.order
             .push_back((expiry, pair.0.clone(), pair.1.clone()));
+        *self.held.entry(pair.0.clone()).or_insert(0) += 1;
         self.seen.insert(pair);
         Ok(())
+    }
+
+    /// The most nonces one key may hold at once.
+    pub fn per_key(&self) -> usize {
+        self.per_key
     }
 
     /// How many nonces are held.

@@ -174,14 +174,41 @@ async fn stale_replayed_and_foreign_requests_are_refused() {
 
 #[test]
 fn the_nonce_cache_forgets_only_expired_nonces_and_is_bounded() {
+    // Two nonces in all, one per key (a sixteenth of two, at least one).
     let mut cache = NonceCache::new(2);
+    assert_eq!(cache.per_key(), 1);
     cache.insert("k", "n1", 100, 10).unwrap();
     assert_eq!(cache.insert("k", "n1", 100, 50), Err(AuthError::Replayed));
     cache.insert("other", "n1", 100, 50).unwrap();
-    assert_eq!(cache.insert("k", "n2", 100, 60), Err(AuthError::Busy));
+    assert_eq!(
+        cache.insert("k", "n2", 100, 60),
+        Err(AuthError::KeyBusy("k".into()))
+    );
+    assert_eq!(cache.insert("third", "n1", 100, 60), Err(AuthError::Busy));
     // Past their expiry they leave, making room.
     cache.insert("k", "n2", 300, 100).unwrap();
     assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn one_flooding_key_cannot_fill_the_nonce_cache_for_the_others() {
+    let mut cache = NonceCache::new(1 << 10);
+    let share = cache.per_key();
+    assert_eq!(share, 64);
+    for i in 0..share {
+        cache.insert("flood", &format!("n{i}"), 100, 1).unwrap();
+    }
+    let refused = cache.insert("flood", "one more", 100, 1).unwrap_err();
+    assert_eq!(refused, AuthError::KeyBusy("flood".into()));
+    assert_eq!(refused.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+    // Every other member is still served.
+    for member in 0..15 {
+        cache
+            .insert(&format!("member-{member}"), "n", 100, 1)
+            .unwrap();
+    }
+    // Once the flood's nonces leave the window, it is served again.
+    cache.insert("flood", "later", 300, 100).unwrap();
 }
 
 /// A node serving `files` whose registry serves `members` (and knows their endpoints).
