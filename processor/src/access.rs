@@ -207,6 +207,7 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     consortium,
                     signer_member,
                     address::round_address(a.round),
+                    address::verdict_address(a.round),
                     aggregate.clone(),
                 ],
                 vec![aggregate],

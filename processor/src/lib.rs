@@ -37,7 +37,7 @@
 //! | `CommitAggregate` | the round's aggregator (SERVER mode: also an admin) | EVALUATED -> AGGREGATED |
 //! | `CloseRound` | admin or aggregator (AGGREGATED, aggregate FINAL or CONTESTED); admin only while PENDING (`closed_unverified`) or to abandon earlier | -> CLOSED |
 //! | `DisputeCommitment` | the round's aggregator, or an admin | records recomputed statistics that contradict a commitment (OPEN round); the verdict excludes that member unscored |
-//! | `AttestAggregate` | a member of the aggregate's verifier committee | records its recomputed hash: the aggregate becomes FINAL or CONTESTED |
+//! | `AttestAggregate` | a member of the aggregate's verifier committee | records its recomputed hash (and any false dispute or undisputed false commitment): the aggregate becomes FINAL or CONTESTED |
 //!
 //! The rules and their rejection messages are in [`rules`]; the header inputs and outputs of
 //! each action in [`access`]; the field rules in [`payload`]; the bounds in [`limits`].

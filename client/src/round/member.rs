@@ -936,11 +936,26 @@ impl<L: Ledger> Member<L> {
         }
     }
 
-    /// Recomputes round `round`'s aggregate and rechecks its disputes, and attests the result.
+    /// Recomputes round `round`'s aggregate, rechecks the statistics of every accepted and
+    /// disputed update, and attests the result.
     async fn attest(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let started = Instant::now();
         let plan = AggregatePlan::of(state, round)?;
         let (paths, models, mut moved) = self.gather(state, round, &plan).await?;
+        let length = sketch_length(state);
+        let mut bases = BTreeMap::new();
+        // Accepted updates whose statistics the aggregator should have disputed.
+        let mut missed = Vec::new();
+        for planned in &plan.updates {
+            let Some(c) = state.commitments.get(&(round, planned.member.clone())) else {
+                continue;
+            };
+            let bytes = std::fs::read(&paths[&planned.member])?;
+            let base = self.base_model(state, round, c, &mut bases).await?;
+            if verify::check(c, &bytes, &base, length).is_some() {
+                missed.push(planned.member.clone());
+            }
+        }
         let scratch = self.transfers.store().dir().join("rebased-attest");
         let computed = blocking(move || {
             plan.compute(
@@ -950,9 +965,7 @@ impl<L: Ledger> Member<L> {
             )
         })
         .await?;
-        let length = sketch_length(state);
         let mut false_disputes = Vec::new();
-        let mut bases = BTreeMap::new();
         for d in state.rounds[&round].get_disputes() {
             let Some(c) = state.commitments.get(&(round, d.member.clone())) else {
                 continue;
@@ -969,14 +982,16 @@ impl<L: Ledger> Member<L> {
         }
         let aggregate = &state.aggregates[&round];
         let matches = computed.sha256 == aggregate.model_sha256;
-        if !matches || !false_disputes.is_empty() {
-            tracing::warn!(member = %self.config.name, round, recomputed = %computed.sha256, committed = %aggregate.model_sha256, false_disputes = ?false_disputes, "contesting the aggregate");
+        let contested = !matches || !false_disputes.is_empty() || !missed.is_empty();
+        if contested {
+            tracing::warn!(member = %self.config.name, round, recomputed = %computed.sha256, committed = %aggregate.model_sha256, false_disputes = ?false_disputes, missed = ?missed, "contesting the aggregate");
         }
         let mut payload = pb::BcflPayload::new();
         payload.set_attest_aggregate(pb::AttestAggregate {
             round,
             model_sha256: computed.sha256.clone(),
             false_disputes: false_disputes.into(),
+            missed: missed.into(),
             ..Default::default()
         });
         match self
@@ -985,12 +1000,12 @@ impl<L: Ledger> Member<L> {
             .await
         {
             Ok(()) => {
-                tracing::info!(member = %self.config.name, round, matches, "attested");
+                tracing::info!(member = %self.config.name, round, contested, "attested");
                 let mut event = self.event(round, "attest", started, moved);
-                event.detail = Some(if matches {
-                    "matches".into()
-                } else {
+                event.detail = Some(if contested {
                     "contested".into()
+                } else {
+                    "matches".into()
                 });
                 self.report.record(event)?;
             }

@@ -678,6 +678,9 @@ pub struct AttestAggregate {
     pub model_sha256: Sha256Hash,
     /// Disputed members whose statistics the signer found correct: 0..=256, sorted, unique.
     pub false_disputes: Vec<PublicKey>,
+    /// Accepted members whose statistics contradict their blobs (the aggregator did not
+    /// dispute them): 0..=256, sorted, unique.
+    pub missed: Vec<PublicKey>,
 }
 
 impl AttestAggregate {
@@ -695,6 +698,12 @@ impl AttestAggregate {
                 0,
                 MAX_ROUND_COMMITTERS,
             )?,
+            missed: key_set(
+                "attest_aggregate.missed",
+                &m.missed,
+                0,
+                MAX_ROUND_COMMITTERS,
+            )?,
         })
     }
 
@@ -703,6 +712,7 @@ impl AttestAggregate {
             round: self.round,
             model_sha256: self.model_sha256.as_str().to_owned(),
             false_disputes: key_strings(&self.false_disputes),
+            missed: key_strings(&self.missed),
             ..Default::default()
         }
     }

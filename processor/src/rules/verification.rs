@@ -14,10 +14,11 @@
 //! ordered by `SHA-256(seed || key)`, where the seed hashes the round number and every
 //! commitment of the round (member and update hash, in member order) — data fixed before the
 //! verdict, which the aggregator cannot change once it knows who committed. Each committee member
-//! recomputes the aggregate from the accepted updates and checks the disputes, then files
-//! `AttestAggregate`. [`finality`]: FINAL when every committee member attested the committed hash
-//! and found no dispute false; CONTESTED as soon as one attests another hash or a false dispute;
-//! PENDING until then. With no committee (size 0, or nobody eligible) an aggregate is FINAL when
+//! recomputes the aggregate from the accepted updates, rechecks the statistics of every update
+//! it fetched (accepted and disputed), then files `AttestAggregate`. [`finality`]: FINAL when
+//! every committee member attested the committed hash and found no dispute false and no accepted
+//! commitment false (`missed`: one the aggregator should have disputed); CONTESTED as soon as
+//! one attests another hash, a false dispute or a missed one; PENDING until then. With no committee (size 0, or nobody eligible) an aggregate is FINAL when
 //! committed.
 //!
 //! What follows from finality (in [`super::rounds`]): a round whose aggregate is CONTESTED is
@@ -71,10 +72,11 @@ pub fn select_committee(
 
 /// The finality of `aggregate` from its committee and attestations (see the module docs).
 pub fn finality(aggregate: &pb::Aggregate) -> pb::Finality {
-    let contested = aggregate
-        .attestations
-        .iter()
-        .any(|a| a.model_sha256 != aggregate.model_sha256 || !a.false_disputes.is_empty());
+    let contested = aggregate.attestations.iter().any(|a| {
+        a.model_sha256 != aggregate.model_sha256
+            || !a.false_disputes.is_empty()
+            || !a.missed.is_empty()
+    });
     if contested {
         pb::Finality::CONTESTED
     } else if aggregate.attestations.len() >= aggregate.committee.len() {
@@ -195,6 +197,16 @@ pub fn attest_aggregate(
             "{key}'s commitment to round {n} was not disputed"
         );
     }
+    let verdict = state.verdict(n)?.unwrap_or_default();
+    for key in &action.missed {
+        ensure!(
+            verdict
+                .accepted
+                .binary_search_by(|k| k.as_str().cmp(key.as_str()))
+                .is_ok(),
+            "{key} is not an accepted member of round {n}"
+        );
+    }
     aggregate.attestations.insert(
         position,
         pb::Attestation {
@@ -202,6 +214,11 @@ pub fn attest_aggregate(
             model_sha256: action.model_sha256.as_str().to_owned(),
             false_disputes: action
                 .false_disputes
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect(),
+            missed: action
+                .missed
                 .iter()
                 .map(|k| k.as_str().to_owned())
                 .collect(),
@@ -273,6 +290,9 @@ mod tests {
         aggregate.attestations[1] = attestation("y", "bb", &[]);
         assert_eq!(finality(&aggregate), pb::Finality::CONTESTED);
         aggregate.attestations[1] = attestation("y", "aa", &["z"]);
+        assert_eq!(finality(&aggregate), pb::Finality::CONTESTED);
+        aggregate.attestations[1] = attestation("y", "aa", &[]);
+        aggregate.attestations[1].missed = vec!["w".to_string()].into();
         assert_eq!(finality(&aggregate), pb::Finality::CONTESTED);
         aggregate.attestations.truncate(1);
         aggregate.attestations[0] = attestation("x", "bb", &[]);

@@ -118,9 +118,16 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             c.base_model_sha256.clone()
         }
     };
+    let accepted: Vec<pb::Commitment> = plan
+        .updates
+        .iter()
+        .filter_map(|u| state.commitments.get(&(n, u.member.clone())).cloned())
+        .collect();
     let mut optional: Vec<(String, Option<u64>, Vec<String>)> = Vec::new();
-    for c in &disputed {
-        optional.push((c.update_sha256.clone(), None, vec![c.member.clone()]));
+    for c in disputed.iter().chain(&accepted) {
+        if disputed.contains(c) {
+            optional.push((c.update_sha256.clone(), None, vec![c.member.clone()]));
+        }
         let base = base_of(c);
         if !needed
             .iter()
@@ -189,6 +196,20 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             );
         }
     }
+    // Accepted updates whose statistics contradict their blobs: the aggregator should have
+    // disputed them (a committee member attests them as `missed`).
+    let mut missed = Vec::new();
+    for c in &accepted {
+        let base_path = store.path(&BlobId::parse(&base_of(c))?);
+        let Ok(base) = std::fs::read(&base_path) else {
+            continue;
+        };
+        let bytes = std::fs::read(store.path(&BlobId::parse(&c.update_sha256)?))?;
+        let base = bcfl_fed::update::Update::from_bytes(&base)?;
+        if bcfl_fed::verify::check(c, &bytes, &base, length).is_some() {
+            missed.push(c.member.clone());
+        }
+    }
 
     let scratch = dir.join("rebased");
     let paths_store = store.clone();
@@ -226,6 +247,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         ("contributors", contributors == stored_contributors),
         ("excluded", excluded == stored_excluded),
         ("disputes", false_disputes.is_empty()),
+        ("statistics", missed.is_empty()),
     ];
     let matches = checks.iter().all(|(_, ok)| *ok);
     if ctx.json() {
@@ -238,6 +260,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             "rule": plan.rule.to_string(),
             "contributors": contributors,
             "false_disputes": false_disputes,
+            "missed": missed,
             "unverified_disputes": unverified_disputes,
             "finality": format!("{:?}", stored.finality),
             "fetched": fetched,
@@ -255,6 +278,12 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         }
         if !false_disputes.is_empty() {
             println!("  disputes that do not hold: {}", false_disputes.join(", "));
+        }
+        if !missed.is_empty() {
+            println!(
+                "  accepted updates whose statistics contradict their blobs: {}",
+                missed.join(", ")
+            );
         }
         if !unverified_disputes.is_empty() {
             println!(

@@ -290,3 +290,30 @@ fn committee_size_is_bounded() {
     let msg = rejected(ledger.submit(&test_key("admin"), &payload));
     assert!(msg.contains("params.link_agreement_ppm"), "{msg}");
 }
+
+#[test]
+fn an_accepted_commitment_the_aggregator_did_not_dispute_contests_the_aggregate() {
+    let mut w = with_committee(1);
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.round_one_evaluated();
+    let model = hash("g1");
+    w.ledger
+        .submit(&m0, &aggregate(1, &model, &[&m0, &m1], &[], FEDAVG))
+        .unwrap();
+    let verifier = w.ledger.aggregate(1).unwrap().committee[0].clone();
+    let missed = |key: &str| {
+        let mut payload = attest(1, &model, &[]);
+        payload.mut_attest_aggregate().missed = vec![key.to_owned()].into();
+        payload
+    };
+    let msg = rejected(w.ledger.submit(&verifier, &missed(&m2)));
+    assert_eq!(msg, format!("{m2} is not an accepted member of round 1"));
+    let events = w.ledger.submit(&verifier, &missed(&m0)).unwrap();
+    assert_eq!(events[0].attribute("finality"), Some("CONTESTED"));
+    assert_eq!(
+        w.ledger.aggregate(1).unwrap().attestations[0]
+            .missed
+            .to_vec(),
+        vec![m0]
+    );
+}
