@@ -897,7 +897,12 @@ impl<L: Ledger> Member<L> {
             let Some(dispute) = verify::check(c, &bytes, &base, length) else {
                 continue;
             };
-            tracing::warn!(member = %self.config.name, round, of = %member, mismatch = ?dispute.mismatch, "committed statistics contradict the blob: disputing");
+            tracing::warn!(
+                member = %self.config.name, round, of = %member, mismatch = ?dispute.mismatch,
+                committed_norm_micro = c.norm_micro, recomputed_norm_micro = dispute.norm_micro,
+                committed_size = c.size_bytes, recomputed_size = dispute.size_bytes,
+                "committed statistics contradict the blob: disputing"
+            );
             let mut payload = pb::BcflPayload::new();
             payload.set_dispute_commitment(dispute);
             match self
