@@ -21,9 +21,9 @@
 //!   the staleness.
 //! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
 //!   [`commitments_needed`] commitments (`commit_quorum`; in a `BUFFERED_ASYNC` round its
-//!   `buffer_size`); stores the [`compute_verdict`] result over the committers that are not
-//!   disputed, with every disputed committer added to the excluded (and listed as `disputed`)
-//!   -> EVALUATED.
+//!   `buffer_size`); stores the [`verdict_excluding_disputed`] result: the anomaly verdict over
+//!   the committers that are not disputed, with every disputed committer added to the excluded
+//!   (and listed as `disputed`) -> EVALUATED.
 //! - `CommitAggregate` (the round's aggregator while active; in SERVER mode also an admin): the
 //!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule;
 //!   draws the verifier committee ([`select_committee`]) -> AGGREGATED.
