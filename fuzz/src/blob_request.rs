@@ -80,28 +80,13 @@ fn fixture() -> &'static Fixture {
 
 /// One request through the router; see the module docs.
 pub fn blob_request(data: &[u8]) {
-    let Some((&flags, rest)) = data.split_first() else {
+    let Some(raw) = crate::http::parse(data) else {
         return;
     };
-    let sign = flags & 1 == 1;
-    let method = METHODS[usize::from(flags >> 1) % METHODS.len()].clone();
-    let (target, rest) = split_line(rest);
-    let mut headers = Vec::new();
-    let mut rest = rest;
-    loop {
-        let (line, after) = split_line(rest);
-        rest = after;
-        if line.is_empty() {
-            break;
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            headers.push((
-                line[..colon].to_vec(),
-                line[colon + 1..].trim_ascii().to_vec(),
-            ));
-        }
-    }
-    let body = rest.to_vec();
+    let sign = raw.flags & 1 == 1;
+    let method = METHODS[usize::from(raw.flags >> 1) % METHODS.len()].clone();
+    let (target, headers) = (raw.target, raw.headers);
+    let body = raw.body.to_vec();
     let Ok(uri) = axum::http::Uri::try_from(target) else {
         return;
     };
@@ -152,13 +137,6 @@ pub fn blob_request(data: &[u8]) {
             !status.is_server_error(),
             "signed request answered {status}"
         );
-    }
-}
-
-fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
-    match bytes.iter().position(|&b| b == b'\n') {
-        Some(i) => (&bytes[..i], &bytes[i + 1..]),
-        None => (bytes, &[]),
     }
 }
 

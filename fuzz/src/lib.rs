@@ -44,6 +44,7 @@ pub const TARGETS: [(&str, Target); 8] = [
 ];
 
 mod blob_request;
+mod http;
 mod rest_request;
 pub use blob_request::blob_request;
 pub use rest_request::rest_request;

@@ -73,26 +73,11 @@ fn fixture() -> &'static Fixture {
 
 /// One request through the router; see the module docs.
 pub fn rest_request(data: &[u8]) {
-    let Some((&flags, rest)) = data.split_first() else {
+    let Some(raw) = crate::http::parse(data) else {
         return;
     };
-    let method = METHODS[usize::from(flags) % METHODS.len()].clone();
-    let (target, rest) = split_line(rest);
-    let mut headers = Vec::new();
-    let mut rest = rest;
-    loop {
-        let (line, after) = split_line(rest);
-        rest = after;
-        if line.is_empty() {
-            break;
-        }
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            headers.push((
-                line[..colon].to_vec(),
-                line[colon + 1..].trim_ascii().to_vec(),
-            ));
-        }
-    }
+    let method = METHODS[usize::from(raw.flags) % METHODS.len()].clone();
+    let (target, headers, rest) = (raw.target, raw.headers, raw.body);
     let Ok(uri) = axum::http::Uri::try_from(target) else {
         return;
     };
@@ -120,13 +105,6 @@ pub fn rest_request(data: &[u8]) {
     });
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         assert!(mirrored_500, "answered 500");
-    }
-}
-
-fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
-    match bytes.iter().position(|&b| b == b'\n') {
-        Some(i) => (&bytes[..i], &bytes[i + 1..]),
-        None => (bytes, &[]),
     }
 }
 

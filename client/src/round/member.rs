@@ -735,15 +735,7 @@ impl<L: Ledger> Member<L> {
         fetch_event.detail = Some(format!("{} updates", plan.updates.len()));
         self.report.record(fetch_event)?;
         let started = Instant::now();
-        let scratch = self.transfers.store().dir().join("rebased");
-        let computed = blocking(move || {
-            plan.compute(
-                |u| Ok(paths[&u.member].clone()),
-                |sha| Ok(models[sha].clone()),
-                &scratch,
-            )
-        })
-        .await?;
+        let computed = self.compute(plan, paths, models, "rebased").await?;
         let bytes = computed.bytes;
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let mut payload = pb::BcflPayload::new();
@@ -818,6 +810,26 @@ impl<L: Ledger> Member<L> {
             models.insert(sha, bytes);
         }
         Ok((paths, models, moved))
+    }
+
+    /// `plan`'s aggregate of the gathered updates and models, on the blocking pool; rebased
+    /// updates are kept in the store's `scratch` folder while the rule runs.
+    async fn compute(
+        &self,
+        plan: AggregatePlan,
+        paths: BTreeMap<String, PathBuf>,
+        models: BTreeMap<String, Vec<u8>>,
+        scratch: &str,
+    ) -> Result<super::replay::Computed> {
+        let scratch = self.transfers.store().dir().join(scratch);
+        blocking(move || {
+            plan.compute(
+                |u| Ok(paths[&u.member].clone()),
+                |sha| Ok(models[sha].clone()),
+                &scratch,
+            )
+        })
+        .await
     }
 
     /// The model commitment `c` of `round` was trained from, parsed (cached in `bases`).
@@ -961,15 +973,7 @@ impl<L: Ledger> Member<L> {
                 missed.push(planned.member.clone());
             }
         }
-        let scratch = self.transfers.store().dir().join("rebased-attest");
-        let computed = blocking(move || {
-            plan.compute(
-                |u| Ok(paths[&u.member].clone()),
-                |sha| Ok(models[sha].clone()),
-                &scratch,
-            )
-        })
-        .await?;
+        let computed = self.compute(plan, paths, models, "rebased-attest").await?;
         let mut false_disputes = Vec::new();
         for d in state.rounds[&round].get_disputes() {
             let Some(c) = state.commitments.get(&(round, d.member.clone())) else {

@@ -418,36 +418,26 @@ mod tests {
         for i in 0..4 {
             before.push(commit(i, 1_000_000 + 10_000 * i as u64));
         }
+        let link = |from: usize, to: usize| {
+            txn(&members[from], |p| {
+                p.set_report_bandwidth(pb::ReportBandwidth {
+                    epoch: 1,
+                    measurements: vec![pb::LinkMeasurement {
+                        to: members[to].clone(),
+                        bytes_per_sec: 1_000,
+                        rtt_us: 100,
+                        probe_bytes: 1 << 20,
+                        ..Default::default()
+                    }]
+                    .into(),
+                    ..Default::default()
+                })
+            })
+        };
         // m2 reported its link to m1 earlier; m1's report of the same link, in the evaluating
         // block, confirms it (the graph evidence uses links both ends report).
-        before.push(txn(&members[2], |p| {
-            p.set_report_bandwidth(pb::ReportBandwidth {
-                epoch: 1,
-                measurements: vec![pb::LinkMeasurement {
-                    to: members[1].clone(),
-                    bytes_per_sec: 1_000,
-                    rtt_us: 100,
-                    probe_bytes: 1 << 20,
-                    ..Default::default()
-                }]
-                .into(),
-                ..Default::default()
-            })
-        }));
-        let report = txn(&members[1], |p| {
-            p.set_report_bandwidth(pb::ReportBandwidth {
-                epoch: 1,
-                measurements: vec![pb::LinkMeasurement {
-                    to: members[2].clone(),
-                    bytes_per_sec: 1_000,
-                    rtt_us: 100,
-                    probe_bytes: 1 << 20,
-                    ..Default::default()
-                }]
-                .into(),
-                ..Default::default()
-            })
-        });
+        before.push(link(2, 1));
+        let report = link(1, 2);
         let evaluate = txn(&admin, |p| {
             p.set_evaluate_round(pb::EvaluateRound {
                 round: 1,
