@@ -21,7 +21,6 @@ use bcfl_net::blob::BlobStore;
 use bcfl_net::registry::Registry;
 use bcfl_net::server::NodeServer;
 use bcfl_net::transfer::{http_client, Transfers};
-use tower::ServiceExt as _;
 
 /// The member whose key signs the signed inputs.
 const MEMBER_KEY: &str = "2f1e7b7a130d7ba9da0068b3bb0ba1d79e7e77110302c9f746c3c2a63fe40088";
@@ -50,10 +49,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
+        let runtime = crate::http::runtime();
         let dir = std::env::temp_dir().join(format!("bcfl-fuzz-blob-{}", std::process::id()));
         let store = Arc::new(BlobStore::open(&dir, 4096).expect("a blob store"));
         runtime
@@ -117,13 +113,8 @@ pub fn blob_request(data: &[u8]) {
     let router = NodeServer::new(fx.transfers.clone(), 1 << 16)
         .with_auth(auth)
         .router();
-    let status = fx.runtime.block_on(async {
-        let response = router.oneshot(request).await.expect("infallible");
-        let status = response.status();
-        // Read what it sends (bounded: probes are at most 64 KiB here).
-        let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await;
-        status
-    });
+    // Read what it sends (bounded: probes are at most 64 KiB here).
+    let status = crate::http::send(&fx.runtime, router, request, 1 << 20);
     let replaced = headers
         .iter()
         .any(|(n, _)| n.to_ascii_lowercase().starts_with(b"x-bcfl-"));

@@ -1,6 +1,7 @@
-//! The byte layout the HTTP targets (`blob_request`, `rest_request`) read a request from: a
-//! flags byte, then the request target (`/path?query`) up to the first `\n`, then `name: value`
-//! header lines up to an empty line, then the body.
+//! What the HTTP targets (`blob_request`, `rest_request`) share: the byte layout they read a
+//! request from (a flags byte, then the request target (`/path?query`) up to the first `\n`,
+//! then `name: value` header lines up to an empty line, then the body), and sending it through
+//! a router in process.
 
 /// A request as the input spells it (nothing validated yet).
 pub(crate) struct RawRequest<'a> {
@@ -45,4 +46,29 @@ fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
         Some(i) => (&bytes[..i], &bytes[i + 1..]),
         None => (bytes, &[]),
     }
+}
+
+/// The single-threaded runtime a target's fixture drives its router on.
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Sends `request` through `router` on `runtime` and reads the answer's body (at most
+/// `max_body` bytes); returns the status.
+pub(crate) fn send(
+    runtime: &tokio::runtime::Runtime,
+    router: axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+    max_body: usize,
+) -> axum::http::StatusCode {
+    use tower::ServiceExt as _;
+    runtime.block_on(async {
+        let response = router.oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let _ = axum::body::to_bytes(response.into_body(), max_body).await;
+        status
+    })
 }

@@ -19,7 +19,6 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use bcfl_devnet::ledger::{Devnet, DevnetConfig};
 use bcfl_devnet::rest::{router_with_config, RestConfig};
-use tower::ServiceExt as _;
 
 const METHODS: [Method; 6] = [
     Method::GET,
@@ -39,10 +38,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
+        let runtime = crate::http::runtime();
         let dir = std::env::temp_dir().join(format!("bcfl-fuzz-rest-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let devnet = {
@@ -92,17 +88,7 @@ pub fn rest_request(data: &[u8]) {
         return;
     };
     let fx = fixture();
-    let status = fx.runtime.block_on(async {
-        let response = fx
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let _ = axum::body::to_bytes(response.into_body(), 16 << 20).await;
-        status
-    });
+    let status = crate::http::send(&fx.runtime, fx.router.clone(), request, 16 << 20);
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         assert!(mirrored_500, "answered 500");
     }
