@@ -130,6 +130,9 @@ pub struct DemoConfig {
     pub slow: Vec<(String, f64)>,
     /// Work directory (default: a new temporary directory, kept).
     pub work_dir: Option<PathBuf>,
+    /// REST APIs of the ledger's nodes for the member processes, member I starting with the
+    /// I-th, round robin (empty: the URL [`run`] is given).
+    pub ledgers: Vec<String>,
     /// The base model.
     pub base: BaseModel,
     /// The corpus.
@@ -220,6 +223,14 @@ struct Planned {
     info: MemberInfo,
     config: PathBuf,
     report: PathBuf,
+}
+
+/// `urls` rotated to start at the `first`-th (modulo their number): a node's REST APIs, its own
+/// validator's first and the others as fallbacks.
+fn ledgers_from(urls: &[String], first: usize) -> Vec<String> {
+    let mut rotated = urls.to_vec();
+    rotated.rotate_left(first % urls.len().max(1));
+    rotated
 }
 
 /// Runs the demo against the ledger at `url`; `progress` sees the set-up and each round as
@@ -326,6 +337,11 @@ pub async fn run(
     let nodes = work.join("nodes");
     std::fs::create_dir_all(&nodes)?;
     let mut planned = Vec::with_capacity(args.members);
+    let node_ledgers = if args.ledgers.is_empty() {
+        vec![url.to_owned()]
+    } else {
+        args.ledgers.clone()
+    };
     for i in 1..=args.members {
         let name = format!("member-{i}");
         let key = PrivateKey::random();
@@ -378,7 +394,7 @@ pub async fn run(
                 .map_or(0.0, |(_, f)| *f),
         };
         let config = NodeConfig {
-            ledger: vec![url.to_owned()],
+            ledger: ledgers_from(&node_ledgers, i - 1),
             poll_seconds: 1.0,
             wait_seconds: args.wait_timeout.as_secs_f64(),
             member: Some(section),
@@ -408,7 +424,7 @@ pub async fn run(
     schedule.commit_timeout = Duration::try_from_secs_f64(args.commit_timeout)?;
     schedule.aggregate_timeout = Duration::try_from_secs_f64(args.commit_timeout * 2.0)?;
     let coordinator_config = NodeConfig {
-        ledger: vec![url.to_owned()],
+        ledger: ledgers_from(&node_ledgers, 0),
         poll_seconds: 1.0,
         wait_seconds: args.wait_timeout.as_secs_f64(),
         member: None,

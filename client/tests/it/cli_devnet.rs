@@ -1,16 +1,21 @@
-//! End to end: the `bcfl` CLI against a real `bcfl-devnet` ledger with the real `bcfl-tp`
-//! processor, both started as child processes on free loopback ports.
+//! End to end: the `bcfl` CLI against a real ledger with the real `bcfl-tp` processor, started
+//! as child processes on loopback: `bcfl-devnet`, and a real Sawtooth 1.2.6 validator with
+//! devmode consensus (`on_sawtooth`, skipped where its sources are absent). One test body, both
+//! ledgers: the same commands must give the same answers.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bcfl_testkit::{Binary, Cli, Ledger};
+use bcfl_testkit::{AnyLedger, Binary, Cli, LedgerKind};
 use serde_json::Value;
 
-#[test]
-fn a_round_end_to_end_through_the_cli() {
+bcfl_testkit::on_each_ledger!(a_round_end_to_end_through_the_cli);
+
+fn a_round_end_to_end_through_the_cli(kind: LedgerKind) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::start(dir.path());
+    let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
+        return;
+    };
     let cli = Cli::new(ledger.url(), dir.path().join("keys"));
 
     for name in ["admin", "alice", "bob"] {

@@ -1,5 +1,6 @@
 //! Every processor rule of the `bcfl` family (docs/transaction-family.md), observed through the
-//! `bcfl` CLI against a real `bcfl-devnet` ledger and `bcfl-tp` processor: each violation exits
+//! `bcfl` CLI against a real ledger and the `bcfl-tp` processor, on devnet and on a real Sawtooth
+//! 1.2.6 validator (`on_sawtooth`, skipped where its sources are absent): each violation exits
 //! with status 2 and the processor's rejection message on stderr.
 //!
 //! A few rules cannot be broken through the CLI, which checks them before sending: those are
@@ -20,7 +21,7 @@ use bcfl_ledger::keys::{write_key_pair, PrivateKey, Signer};
 use bcfl_ledger::protocol::{BatchBuilder, BatchList, TransactionBuilder};
 use bcfl_ledger::rest::{BatchStatus, BatchStatusKind, RestClient, RestError};
 use bcfl_protos::bcfl as pb;
-use bcfl_testkit::Ledger;
+use bcfl_testkit::{AnyLedger, LedgerKind};
 
 struct Cli {
     url: String,
@@ -145,10 +146,13 @@ fn raw_batch(signer: &Signer, payload: Vec<u8>) -> BatchList {
         .unwrap()])
 }
 
-#[test]
-fn every_processor_rule_is_reported_through_the_cli() {
+bcfl_testkit::on_each_ledger!(every_processor_rule_is_reported_through_the_cli);
+
+fn every_processor_rule_is_reported_through_the_cli(kind: LedgerKind) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::start(dir.path());
+    let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
+        return;
+    };
     let url = ledger.url().to_owned();
     let cli = Cli {
         url: url.clone(),

@@ -21,6 +21,9 @@
 //! - [`ConsortiumSetup`] is the set-up most ledger tests start from: an admin key, a consortium,
 //!   members registered.
 //! - [`free_port`] hands out a loopback port that was free a moment ago.
+//! - [`SawtoothNetwork`] is a real Sawtooth 1.2.6 network (devmode, or PBFT with several
+//!   validators) started by `scripts/sawtooth-net.py`; [`AnyLedger`] is either ledger, and
+//!   [`on_each_ledger!`] writes a test once for both.
 //!
 //! # Example
 //!
@@ -67,6 +70,7 @@ mod consortium;
 mod guard;
 mod ledger;
 mod net;
+mod sawtooth;
 mod spawned;
 
 pub use binary::{profile_dir, Binary};
@@ -75,4 +79,5 @@ pub use consortium::ConsortiumSetup;
 pub use guard::ChildGuard;
 pub use ledger::{Devnet, Ledger};
 pub use net::free_port;
+pub use sawtooth::{AnyLedger, Component, Consensus, LedgerKind, SawtoothNetwork};
 pub use spawned::Spawned;

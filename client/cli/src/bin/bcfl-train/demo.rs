@@ -96,6 +96,11 @@ pub(crate) struct DemoArgs {
     /// its training time). Repeatable.
     #[arg(long, value_name = "NAME:FACTOR")]
     pub(crate) slow: Vec<String>,
+    /// REST APIs of the ledger's nodes for the member processes: member I starts with the
+    /// I-th (round robin) and falls back on the others in turn (default: --url). Repeatable;
+    /// every URL must serve the same ledger (validators of one network).
+    #[arg(long = "ledger", value_name = "URL")]
+    pub(crate) ledgers: Vec<String>,
     /// Work directory: keys, shards, model package, node configs, stores, logs, report
     /// (default: a new temporary directory, kept).
     #[arg(long, env = "BCFL_WORK_DIR")]
@@ -196,6 +201,7 @@ impl DemoArgs {
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),
+            ledgers: self.ledgers.clone(),
             base,
             data: self.data.source()?,
             max_len: self.max_len,
