@@ -19,7 +19,7 @@ Commands (`--dir` holds the network: one folder per node with its keys, chain an
     scripts/sawtooth-net.py status [--json]     # each process, each REST API's chain head
     scripts/sawtooth-net.py down                # SIGTERM, then SIGKILL after a timeout
     scripts/sawtooth-net.py kill --node I [--component C] [--signal KILL|TERM]
-    scripts/sawtooth-net.py start --node I [--component C]   # the same command again
+    scripts/sawtooth-net.py start --node I [--component C]   # the same commands again
     scripts/sawtooth-net.py compose [--out DIR] [--nodes N]  # writes the compose files
 
 Ports: node I uses P+10*I (component), +1 (network), +2 (consensus), +3 (REST API); P defaults
@@ -681,14 +681,29 @@ def kill(args) -> int:
 
 
 def start(args) -> int:
+    """Starts one component again, or (without --component) every component of the node that
+    is not running, the validator first: a consensus engine exits when its validator goes."""
     directory = Path(args.dir).resolve()
     state = load_state(directory)
-    record = node_record(state, args.node, args.component)
-    if alive(record):
-        raise Failure(f"node {args.node}'s {args.component} already runs (pid {record['pid']})")
-    spawn(state, args.node, args.component)
+    components = [args.component] if args.component else list(COMPONENTS)
+    started = []
+    validator = node_record(state, args.node, "validator")
+    if "validator" in components and not alive(validator):
+        # The consensus engine belongs to its validator's run: an engine that outlived it holds
+        # the dead run's PBFT state. It starts again, fresh, after the validator.
+        stop(node_record(state, args.node, "consensus"), signal.SIGTERM, 3.0)
+        if "consensus" not in components:
+            components.append("consensus")
+    for component in components:
+        record = node_record(state, args.node, component)
+        if alive(record):
+            if args.component:
+                raise Failure(f"node {args.node}'s {component} already runs (pid {record['pid']})")
+            continue
+        spawn(state, args.node, component)
+        started.append(f"{component} (pid {record['pid']})")
     save_state(directory, state)
-    log(f"node {args.node}'s {args.component} started (pid {record['pid']})")
+    log(f"node {args.node}: started {', '.join(started) or 'nothing (everything runs)'}")
     return 0
 
 
@@ -725,9 +740,11 @@ def main() -> int:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--dir", default=str(default_dir))
         p.add_argument("--node", type=int, required=True)
-        p.add_argument("--component", default="validator", help=f"one of {', '.join(COMPONENTS)}")
         if name == "kill":
+            p.add_argument("--component", default="validator", help=f"one of {', '.join(COMPONENTS)} (default validator)")
             p.add_argument("--signal", choices=["KILL", "TERM"], default="KILL")
+        else:
+            p.add_argument("--component", help=f"one of {', '.join(COMPONENTS)} (default: every one not running)")
         p.set_defaults(run=fn)
     p = sub.add_parser("compose", help="write devmode.yaml and pbft.yaml")
     p.add_argument("--out", default=str(ROOT / "sawtooth-compose"))

@@ -26,7 +26,7 @@ const CLASSES: [&[&str]; 3] = [
 const FILLER: [&str; 7] = ["the", "patient", "study", "with", "and", "results", "of"];
 
 /// A labelled CSV whose classes are told apart by topic words among shared filler words.
-fn write_corpus(path: &Path, per_class: usize) {
+pub(crate) fn write_corpus(path: &Path, per_class: usize) {
     let names = ["neoplasms", "digestive", "nervous"];
     let mut text = String::from("label,text\n");
     for i in 0..per_class {

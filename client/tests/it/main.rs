@@ -23,6 +23,7 @@ mod ledgers_agree;
 mod net_plan_cli;
 mod node_rounds;
 mod poisoned_round;
+mod sawtooth_pbft;
 mod tch_smoke;
 mod tls_cli;
 mod train_engine;

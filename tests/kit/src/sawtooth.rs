@@ -191,6 +191,12 @@ impl SawtoothNetwork {
         ]);
     }
 
+    /// Starts every component of node `i` that is not running, the validator first, with the
+    /// same command lines (a consensus engine exits when its validator dies).
+    pub fn restart_node(&self, node: usize) {
+        self.run(&["start", "--node", &node.to_string()]);
+    }
+
     /// Starts node `i`'s component again, with the same command line.
     pub fn restart(&self, node: usize, component: Component) {
         self.run(&[
