@@ -133,6 +133,14 @@ pub struct DemoConfig {
     /// REST APIs of the ledger's nodes for the member processes, member I starting with the
     /// I-th, round robin (empty: the URL [`run`] is given).
     pub ledgers: Vec<String>,
+    /// Set up only: keys, shards, the model package, the consortium, the registrations and the
+    /// node configurations (`WORK/nodes/*.toml`), then return without starting any process, for
+    /// nodes run elsewhere (`bcfl node run --config ...`, one container each).
+    pub prepare_only: bool,
+    /// Member I's blob server host in its registered endpoint, `{i}` replaced by I (e.g.
+    /// `member-{i}`, a container's name); it then listens on every address, port
+    /// [`MEMBER_PORT`]. `None`: 127.0.0.1 on a free port.
+    pub member_host: Option<String>,
     /// The base model.
     pub base: BaseModel,
     /// The corpus.
@@ -224,6 +232,9 @@ struct Planned {
     config: PathBuf,
     report: PathBuf,
 }
+
+/// The port members' blob servers listen on with [`DemoConfig::member_host`].
+pub const MEMBER_PORT: u16 = 7100;
 
 /// `urls` rotated to start at the `first`-th (modulo their number): a node's REST APIs, its own
 /// validator's first and the others as fallbacks.
@@ -347,9 +358,23 @@ pub async fn run(
         let key = PrivateKey::random();
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
         let signer = Signer::new(key);
-        let port = free_port()?;
         let scheme = if demo_tls.is_some() { "https" } else { "http" };
-        let endpoint = format!("{scheme}://127.0.0.1:{port}");
+        let (endpoint, listen) = match &args.member_host {
+            Some(template) => (
+                format!(
+                    "{scheme}://{}:{MEMBER_PORT}",
+                    template.replace("{i}", &i.to_string())
+                ),
+                std::net::SocketAddr::from(([0, 0, 0, 0], MEMBER_PORT)),
+            ),
+            None => {
+                let port = free_port()?;
+                (
+                    format!("{scheme}://127.0.0.1:{port}"),
+                    std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                )
+            }
+        };
         let member_tls = demo_tls.as_ref().map(|t| t.member(i));
         let mut register = pb::BcflPayload::new();
         register.set_register_member(pb::RegisterMember {
@@ -372,7 +397,7 @@ pub async fn run(
             data: shards.join(member_file(i)),
             test_data: (i == 1).then(|| shards.join(TEST_FILE)),
             store: work.join("stores").join(&name),
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            listen,
             tls_cert: member_tls.as_ref().map(|f| f.cert.clone()),
             tls_key: member_tls.as_ref().map(|f| f.key.clone()),
             report: Some(report.clone()),
@@ -457,6 +482,9 @@ pub async fn run(
         files: Vec::new(),
     };
     progress(Progress::SetUp(&report));
+    if args.prepare_only {
+        return Ok(report);
+    }
 
     // The processes.
     // This executable (`bcfl-train`) runs `node run`.

@@ -1,7 +1,7 @@
 //! `bcfl demo`: a complete federated fine-tuning run of N member processes through a ledger
 //! ([`bcfl_client::demo`]), its tables printed as the rounds close.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -101,6 +101,16 @@ pub(crate) struct DemoArgs {
     /// every URL must serve the same ledger (validators of one network).
     #[arg(long = "ledger", value_name = "URL")]
     pub(crate) ledgers: Vec<String>,
+    /// Set up only (keys, shards, model package, consortium, registrations, node
+    /// configurations in WORK/nodes/), start no process, and print the commands that run the
+    /// nodes, for nodes run elsewhere (e.g. one container each).
+    #[arg(long, requires = "work_dir")]
+    pub(crate) prepare_only: bool,
+    /// Members' blob server host in their registered endpoints, {i} replaced by the member's
+    /// number (e.g. member-{i}, a container's name); they then listen on 0.0.0.0:7100
+    /// (default: 127.0.0.1 on free ports).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) member_host: Option<String>,
     /// Work directory: keys, shards, model package, node configs, stores, logs, report
     /// (default: a new temporary directory, kept).
     #[arg(long, env = "BCFL_WORK_DIR")]
@@ -202,6 +212,8 @@ impl DemoArgs {
             slow,
             work_dir: self.work_dir.clone(),
             ledgers: self.ledgers.clone(),
+            prepare_only: self.prepare_only,
+            member_host: self.member_host.clone(),
             base,
             data: self.data.source()?,
             max_len: self.max_len,
@@ -252,6 +264,24 @@ pub(crate) async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::R
         }
     })
     .await?;
+    if config.prepare_only {
+        let nodes = Path::new(&report.work_dir).join("nodes");
+        let mut configs: Vec<_> = report
+            .members
+            .iter()
+            .map(|m| nodes.join(format!("{}.toml", m.name)))
+            .collect();
+        configs.push(nodes.join("coordinator.toml"));
+        if json {
+            println!("{}", serde_json::json!({ "setup": report, "node_configs": configs }));
+        } else {
+            println!("prepared; run each node (members first) with:");
+            for config in &configs {
+                println!("  bcfl node run --config {}", config.display());
+            }
+        }
+        return Ok(());
+    }
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
