@@ -188,6 +188,8 @@ def component_argv(layout: Layout, node: int, component: str) -> list[str]:
 # --- compose files ---------------------------------------------------------------------------------
 
 COMPOSE_PORTS = (4004, 8800, 5050, 8008)
+#: Rounds of the compose files' demo.
+DEMO_ROUNDS = 3
 IMAGES = {
     "validator": "hyperledger/sawtooth-validator:chime",
     "settings-tp": "hyperledger/sawtooth-settings-tp:chime",
@@ -285,6 +287,8 @@ def compose_file(consensus: str, nodes: int, members: int) -> str:
         "",
     ]
     for name in [f"member-{m}" for m in range(1, members + 1)] + ["coordinator"]:
+        # Members stop once they hold the last round's global model; the coordinator after it.
+        until = ["--until-round", str(DEMO_ROUNDS)] if name != "coordinator" else []
         out += [
             f"  {name}:",
             f"    image: {member_image}",
@@ -294,7 +298,7 @@ def compose_file(consensus: str, nodes: int, members: int) -> str:
             "    depends_on:",
             "      demo-prepare:",
             "        condition: service_completed_successfully",
-            "    entrypoint: " + yaml_argv(["bcfl", "-v", "node", "run", "--config", f"/shared/demo/nodes/{name}.toml"]),
+            "    entrypoint: " + yaml_argv(["bcfl", "-v", "node", "run", "--config", f"/shared/demo/nodes/{name}.toml"] + until),
             "",
         ]
     return "\n".join(out) + "\n"
@@ -302,8 +306,8 @@ def compose_file(consensus: str, nodes: int, members: int) -> str:
 
 def demo_prepare_argv(nodes: int, members: int, work: str, url) -> list[str]:
     """`bcfl demo --prepare-only` for member containers named member-I (port 7100)."""
-    argv = ["bcfl", "--url", url(0), "demo", "--members", str(members), "--work-dir", work,
-            "--prepare-only", "--member-host", "member-{i}"]
+    argv = ["bcfl", "--url", url(0), "demo", "--members", str(members), "--rounds", str(DEMO_ROUNDS),
+            "--work-dir", work, "--prepare-only", "--member-host", "member-{i}"]
     for i in range(nodes):
         argv += ["--ledger", url(i)]
     return argv

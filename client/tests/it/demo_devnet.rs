@@ -254,3 +254,71 @@ fn a_tiny_run_over_tls() {
         assert!(endpoint.starts_with("https://127.0.0.1:"), "{member}");
     }
 }
+
+/// `bcfl demo --prepare-only` sets a federation up and starts nothing; the nodes then run as
+/// separate processes from the configurations it wrote (as the compose files' member containers
+/// do), each member with its own REST URL list, and close the round on the ledger.
+#[test]
+fn a_prepared_federation_runs_as_separate_node_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let data = dir.path().join("data.csv");
+    write_corpus(&data, 40);
+    let work = dir.path().join("work");
+    Binary::BcflTrain.path();
+    let out = Command::new(Binary::Bcfl.path())
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--json", "--url", ledger.url(), "demo", "--tiny", "--prepare-only"])
+        .args(["--data", data.to_str().unwrap()])
+        .args(["--work-dir", work.to_str().unwrap()])
+        .args(["--members", "3", "--rounds", "1", "--committee", "0"])
+        .args(["--batch-size", "8", "--max-len", "16", "--probe-bytes", "65536"])
+        .args(["--ledger", ledger.url(), "--ledger", ledger.url()])
+        .output()
+        .expect("running bcfl demo --prepare-only");
+    assert!(
+        out.status.success(),
+        "bcfl demo --prepare-only failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prepared: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let configs: Vec<String> = prepared["node_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(configs.len(), 4, "three members and the coordinator");
+    // Set up on chain, nothing started: no round yet, no log of a node.
+    let state = family_state(ledger.url());
+    assert_eq!(state.members.len(), 3);
+    assert_eq!(state.consortium.as_ref().unwrap().current_round, 0);
+    assert!(!work.join("logs").exists());
+
+    let mut nodes: Vec<bcfl_testkit::Spawned> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, config)| {
+            let mut command = Command::new(Binary::Bcfl.path());
+            command
+                .env("OMP_NUM_THREADS", "1")
+                .args(["-v", "node", "run", "--config", config]);
+            if i < 3 {
+                command.args(["--until-round", "1"]);
+            }
+            bcfl_testkit::Spawned::start(&format!("node-{i}"), command, dir.path())
+        })
+        .collect();
+    for node in &mut nodes {
+        let status = node.wait(std::time::Duration::from_secs(240));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{} did not finish ({status:?}):\n{}",
+            node.name(),
+            node.log_text()
+        );
+    }
+    let state = family_state(ledger.url());
+    assert_eq!(state.consortium.as_ref().unwrap().current_round, 1);
+    assert_eq!(state.aggregates[&1].contributors.len(), 3);
+}

@@ -1,5 +1,6 @@
-//! The in-memory ledger of the round library and a real `bcfl-devnet` + `bcfl-tp` agree: the
-//! same sequence of rounds (three of them: synchronous with an attacker excluded, a refused
+//! The in-memory ledger of the round library and a real ledger with `bcfl-tp` agree, on devnet
+//! and on a real Sawtooth 1.2.6 validator (`on_sawtooth`, skipped where its sources are absent):
+//! the same sequence of rounds (three of them: synchronous with an attacker excluded, a refused
 //! aggregator the previous verdict excluded, a buffered-asynchronous round with a stale update)
 //! gives the same accept/refuse answers, with the same reasons, and the same state, byte for
 //! byte.
@@ -11,7 +12,7 @@ use bcfl_ledger::keys::{PrivateKey, Signer};
 use bcfl_ledger::rest::RestClient;
 use bcfl_processor::NAMESPACE;
 use bcfl_protos::bcfl as pb;
-use bcfl_testkit::Ledger as Devnet;
+use bcfl_testkit::{AnyLedger, LedgerKind};
 
 fn signer(seed: u8) -> Signer {
     Signer::new(PrivateKey::from_hex(&format!("{seed:02x}").repeat(32)).unwrap())
@@ -334,21 +335,24 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
     out
 }
 
-#[test]
-fn the_in_memory_ledger_and_devnet_give_the_same_answers_and_state() {
+bcfl_testkit::on_each_ledger!(the_in_memory_ledger_and_a_real_ledger_give_the_same_answers_and_state);
+
+fn the_in_memory_ledger_and_a_real_ledger_give_the_same_answers_and_state(kind: LedgerKind) {
     // The ledger's processes are started here, on the test's own thread: they die with the
     // thread that started them (bcfl-testkit's `Spawned`).
     let dir = tempfile::tempdir().unwrap();
-    let devnet = Devnet::start(dir.path());
+    let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
+        return;
+    };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap()
-        .block_on(compare(&devnet));
+        .block_on(compare(ledger.url()));
 }
 
-async fn compare(devnet: &Devnet) {
+async fn compare(url: &str) {
     let script = Script {
         admin: signer(1),
         members: (2..6).map(signer).collect(),
@@ -357,13 +361,13 @@ async fn compare(devnet: &Devnet) {
     let in_memory = play(&memory, &script).await;
 
     let rest = RestLedger::new(
-        &[devnet.url().to_owned()],
+        &[url.to_owned()],
         std::time::Duration::from_secs(30),
     )
     .unwrap();
-    let on_devnet = play(&rest, &script).await;
+    let on_ledger = play(&rest, &script).await;
 
-    assert_eq!(in_memory, on_devnet);
+    assert_eq!(in_memory, on_ledger);
     let refused: Vec<&String> = in_memory.iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(refused.len(), 3, "{in_memory:?}");
     assert!(refused[0].contains("excluded"), "{}", refused[0]);
@@ -373,7 +377,7 @@ async fn compare(devnet: &Devnet) {
         refused[1]
     );
 
-    let snapshot = RestClient::new(devnet.url())
+    let snapshot = RestClient::new(url)
         .unwrap()
         .state_list(NAMESPACE, None)
         .await

@@ -207,6 +207,7 @@ fn the_demo_profile_runs_each_member_in_its_own_container() {
     let services = doc["services"].as_mapping().expect("services");
     let prepare = argv(&services["demo-prepare"]["entrypoint"]);
     assert!(prepare.contains(&"--prepare-only".to_owned()));
+    assert!(prepare.windows(2).any(|w| w == ["--rounds", "3"]));
     assert!(prepare.windows(2).any(|w| w == ["--member-host", "member-{i}"]));
     let ledgers: Vec<&String> = prepare
         .windows(2)
@@ -217,17 +218,18 @@ fn the_demo_profile_runs_each_member_in_its_own_container() {
     for name in ["member-1", "member-2", "member-3", "member-4", "coordinator"] {
         let service = &services[name];
         assert_eq!(service["image"].as_str(), Some("bcfl-member:latest"));
-        assert_eq!(
-            argv(&service["entrypoint"]),
-            [
-                "bcfl",
-                "-v",
-                "node",
-                "run",
-                "--config",
-                &format!("/shared/demo/nodes/{name}.toml")
-            ]
-        );
+        let mut expected = vec![
+            "bcfl".to_owned(),
+            "-v".into(),
+            "node".into(),
+            "run".into(),
+            "--config".into(),
+            format!("/shared/demo/nodes/{name}.toml"),
+        ];
+        if name != "coordinator" {
+            expected.extend(["--until-round".into(), "3".into()]);
+        }
+        assert_eq!(argv(&service["entrypoint"]), expected, "{name}");
     }
 }
 
