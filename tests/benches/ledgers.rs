@@ -67,7 +67,11 @@ struct Options {
 
 /// Waits until every id is COMMITTED (50 ids per request: the ids travel in the URL); fails on
 /// INVALID or after `timeout`.
-async fn await_committed(client: &RestClient, ids: &[String], timeout: Duration) -> anyhow::Result<()> {
+async fn await_committed(
+    client: &RestClient,
+    ids: &[String],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     for chunk in ids.chunks(50) {
         loop {
@@ -76,10 +80,20 @@ async fn await_committed(client: &RestClient, ids: &[String], timeout: Duration)
                 bail!("batches not committed within {timeout:?}");
             }
             let statuses = client.wait_for_batches(chunk, left).await?;
-            if let Some(bad) = statuses.iter().find(|s| s.status == BatchStatusKind::Invalid) {
-                bail!("batch {} is INVALID: {:?}", bad.id, bad.invalid_transactions);
+            if let Some(bad) = statuses
+                .iter()
+                .find(|s| s.status == BatchStatusKind::Invalid)
+            {
+                bail!(
+                    "batch {} is INVALID: {:?}",
+                    bad.id,
+                    bad.invalid_transactions
+                );
             }
-            if statuses.iter().all(|s| s.status == BatchStatusKind::Committed) {
+            if statuses
+                .iter()
+                .all(|s| s.status == BatchStatusKind::Committed)
+            {
                 break;
             }
         }
@@ -97,7 +111,9 @@ async fn throughput(client: &RestClient, batches: Vec<Batch>) -> anyhow::Result<
     let blocks_before = block_height(client).await?;
     let start = Instant::now();
     for chunk in batches.chunks(10) {
-        client.submit_batches(&BatchList::new(chunk.to_vec())).await?;
+        client
+            .submit_batches(&BatchList::new(chunk.to_vec()))
+            .await?;
     }
     let posted = start.elapsed();
     await_committed(client, &ids, Duration::from_secs(900)).await?;
@@ -119,7 +135,10 @@ async fn latency(client: &RestClient, batches: Vec<Batch>) -> anyhow::Result<Val
         let statuses = client
             .submit(&BatchList::new(vec![batch]), Some(Duration::from_secs(120)))
             .await?;
-        if statuses.iter().any(|s| s.status != BatchStatusKind::Committed) {
+        if statuses
+            .iter()
+            .any(|s| s.status != BatchStatusKind::Committed)
+        {
             bail!("a latency batch did not commit: {statuses:?}");
         }
         samples.push(start.elapsed().as_secs_f64() * 1e3);

@@ -268,11 +268,25 @@ fn a_prepared_federation_runs_as_separate_node_processes() {
     Binary::BcflTrain.path();
     let out = Command::new(Binary::Bcfl.path())
         .env("OMP_NUM_THREADS", "1")
-        .args(["--json", "--url", ledger.url(), "demo", "--tiny", "--prepare-only"])
+        .args([
+            "--json",
+            "--url",
+            ledger.url(),
+            "demo",
+            "--tiny",
+            "--prepare-only",
+        ])
         .args(["--data", data.to_str().unwrap()])
         .args(["--work-dir", work.to_str().unwrap()])
         .args(["--members", "3", "--rounds", "1", "--committee", "0"])
-        .args(["--batch-size", "8", "--max-len", "16", "--probe-bytes", "65536"])
+        .args([
+            "--batch-size",
+            "8",
+            "--max-len",
+            "16",
+            "--probe-bytes",
+            "65536",
+        ])
         .args(["--ledger", ledger.url(), "--ledger", ledger.url()])
         .output()
         .expect("running bcfl demo --prepare-only");

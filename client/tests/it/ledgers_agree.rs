@@ -335,7 +335,9 @@ async fn play(ledger: &impl Ledger, s: &Script) -> Vec<Result<(), String>> {
     out
 }
 
-bcfl_testkit::on_each_ledger!(the_in_memory_ledger_and_a_real_ledger_give_the_same_answers_and_state);
+bcfl_testkit::on_each_ledger!(
+    the_in_memory_ledger_and_a_real_ledger_give_the_same_answers_and_state
+);
 
 fn the_in_memory_ledger_and_a_real_ledger_give_the_same_answers_and_state(kind: LedgerKind) {
     // The ledger's processes are started here, on the test's own thread: they die with the
@@ -360,11 +362,7 @@ async fn compare(url: &str) {
     let memory = MemoryLedger::new();
     let in_memory = play(&memory, &script).await;
 
-    let rest = RestLedger::new(
-        &[url.to_owned()],
-        std::time::Duration::from_secs(30),
-    )
-    .unwrap();
+    let rest = RestLedger::new(&[url.to_owned()], std::time::Duration::from_secs(30)).unwrap();
     let on_ledger = play(&rest, &script).await;
 
     assert_eq!(in_memory, on_ledger);

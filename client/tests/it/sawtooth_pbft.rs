@@ -87,7 +87,10 @@ fn the_demo_runs_across_pbft_validators_and_a_killed_validator_catches_up() {
         .collect();
     assert!(!states[0].entries.is_empty());
     for (i, state) in states.iter().enumerate() {
-        assert_eq!(state.entries, states[0].entries, "node {i}'s family state at block {height}");
+        assert_eq!(
+            state.entries, states[0].entries,
+            "node {i}'s family state at block {height}"
+        );
     }
     let family = runtime
         .block_on(BcflReader::new(RestClient::new(network.url(3)).unwrap()).family_state(None))

@@ -281,8 +281,8 @@ pub enum LedgerKind {
 /// A ledger of either kind, with `bcfl-tp` registered; stopped when dropped.
 #[derive(Debug)]
 pub enum AnyLedger {
-    /// Devnet.
-    Devnet(Ledger),
+    /// Devnet (boxed: it is the larger of the two).
+    Devnet(Box<Ledger>),
     /// A real node.
     Sawtooth(SawtoothNetwork),
 }
@@ -292,7 +292,7 @@ impl AnyLedger {
     /// is unavailable here, so the test can return early.
     pub fn start(kind: LedgerKind, dir: &Path) -> Option<Self> {
         match kind {
-            LedgerKind::Devnet => Some(Self::Devnet(Ledger::start(dir))),
+            LedgerKind::Devnet => Some(Self::Devnet(Box::new(Ledger::start(dir)))),
             LedgerKind::Sawtooth => match SawtoothNetwork::available() {
                 Ok(()) => Some(Self::Sawtooth(SawtoothNetwork::start(
                     dir,

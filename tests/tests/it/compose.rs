@@ -81,10 +81,7 @@ fn containerize(text: &str, plan: &Json) -> String {
                 &format!("tcp://validator-{i}:{container}"),
             );
         }
-        text = text.replace(
-            &format!("127.0.0.1:{rest}"),
-            &format!("rest-api-{i}:8008"),
-        );
+        text = text.replace(&format!("127.0.0.1:{rest}"), &format!("rest-api-{i}:8008"));
         text = text.replace(node["home"].as_str().unwrap(), "/var/sawtooth");
     }
     text.replace(&format!("{dir}/shared"), "/shared")
@@ -170,7 +167,11 @@ fn check_network(file: &str, consensus: &str, nodes: usize) {
     assert_eq!(names, ["sawtooth_settings", "bcfl"]);
     assert!(genesis.contains(&format!(
         "sawtooth.consensus.algorithm.name={}",
-        if consensus == "pbft" { "pbft" } else { "Devmode" }
+        if consensus == "pbft" {
+            "pbft"
+        } else {
+            "Devmode"
+        }
     )));
 }
 
@@ -198,7 +199,10 @@ fn the_pbft_file_runs_what_runs_natively_in_a_full_mesh() {
     }
     let genesis = plan["nodes"][0]["genesis"].as_str().unwrap();
     assert!(genesis.contains("sawtooth.consensus.pbft.members=[$members]"));
-    assert!(genesis.contains("for i in $(seq 0 3)"), "waits for every key");
+    assert!(
+        genesis.contains("for i in $(seq 0 3)"),
+        "waits for every key"
+    );
 }
 
 #[test]
@@ -208,14 +212,22 @@ fn the_demo_profile_runs_each_member_in_its_own_container() {
     let prepare = argv(&services["demo-prepare"]["entrypoint"]);
     assert!(prepare.contains(&"--prepare-only".to_owned()));
     assert!(prepare.windows(2).any(|w| w == ["--rounds", "3"]));
-    assert!(prepare.windows(2).any(|w| w == ["--member-host", "member-{i}"]));
+    assert!(prepare
+        .windows(2)
+        .any(|w| w == ["--member-host", "member-{i}"]));
     let ledgers: Vec<&String> = prepare
         .windows(2)
         .filter(|w| w[0] == "--ledger")
         .map(|w| &w[1])
         .collect();
     assert_eq!(ledgers.len(), 4, "members spread over the four REST APIs");
-    for name in ["member-1", "member-2", "member-3", "member-4", "coordinator"] {
+    for name in [
+        "member-1",
+        "member-2",
+        "member-3",
+        "member-4",
+        "coordinator",
+    ] {
         let service = &services[name];
         assert_eq!(service["image"].as_str(), Some("bcfl-member:latest"));
         let mut expected = vec![

@@ -273,7 +273,10 @@ pub(crate) async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::R
             .collect();
         configs.push(nodes.join("coordinator.toml"));
         if json {
-            println!("{}", serde_json::json!({ "setup": report, "node_configs": configs }));
+            println!(
+                "{}",
+                serde_json::json!({ "setup": report, "node_configs": configs })
+            );
         } else {
             println!("prepared; run each node (members first) with:");
             for config in &configs {
