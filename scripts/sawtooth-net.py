@@ -13,7 +13,8 @@ The same functions write `sawtooth-compose/devmode.yaml` and `pbft.yaml` (`compo
 genesis script, the settings and every component's flags are the same natively and in Docker.
 
 Commands (`--dir` holds the network: one folder per node with its keys, chain and logs, and
-`network.json`, which records exactly the processes started, so `down` stops those and no other):
+`network.json`, which records exactly the processes started, so `down` stops those and no other;
+`up` starts a new chain, replacing the folder's previous one):
 
     scripts/sawtooth-net.py up [--consensus devmode|pbft] [--nodes N] [--base-port P] [--json]
     scripts/sawtooth-net.py status [--json]     # each process, each REST API's chain head
