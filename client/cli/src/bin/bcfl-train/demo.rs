@@ -151,6 +151,18 @@ impl DemoArgs {
     fn config(&self) -> anyhow::Result<DemoConfig> {
         anyhow::ensure!(self.members >= 2, "--members must be at least 2");
         anyhow::ensure!(self.rounds >= 1, "--rounds must be at least 1");
+        if let Some(template) = &self.member_host {
+            anyhow::ensure!(
+                template.contains("{i}"),
+                "--member-host {template:?} must contain {{i}} (members listen on the same port, \
+                 so each needs its own host, e.g. member-{{i}})"
+            );
+            anyhow::ensure!(
+                !self.tls,
+                "--tls issues certificates for 127.0.0.1 only: it cannot be combined with \
+                 --member-host"
+            );
+        }
         if let Some(spec) = self.attack {
             anyhow::ensure!(
                 spec.count < self.members,
