@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shlex
 import signal
 import socket
@@ -338,12 +339,6 @@ def log(message: str) -> None:
     print(f"[sawtooth-net] {message}", file=sys.stderr, flush=True)
 
 
-def sawtooth_home() -> Path:
-    env = os.environ
-    bcfl_home = Path(env.get("BCFL_HOME", Path.home() / ".local/share/bcfl"))
-    return Path(env.get("BCFL_SAWTOOTH_HOME", bcfl_home / "sawtooth-1.2.6"))
-
-
 def build() -> Path:
     """Runs scripts/sawtooth-build.sh (a second when built); exits 3 when it is unavailable."""
     result = subprocess.run(["bash", str(ROOT / "scripts/sawtooth-build.sh")], stdout=subprocess.PIPE, text=True)
@@ -384,8 +379,6 @@ def port_free(port: int) -> bool:
 
 def pick_base_port(nodes: int) -> int:
     """A block of 10*nodes free ports between 20000 and 32000, starting at a random place."""
-    import random
-
     span = 10 * nodes
     start = random.randrange(20000, 32000 - span, 10)
     for offset in range(0, 12000, span):
