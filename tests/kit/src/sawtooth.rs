@@ -327,8 +327,12 @@ impl AnyLedger {
 /// Runs each named test function (`fn name(kind: LedgerKind)`) against both ledgers: writes the
 /// test `name::on_devnet` and `name::on_sawtooth` for each.
 ///
-/// ```ignore
-/// fn a_round_end_to_end(kind: LedgerKind) { let ledger = AnyLedger::start(kind, dir)?; ... }
+/// ```text
+/// fn a_round_end_to_end(kind: LedgerKind) {
+///     let dir = tempfile::tempdir().unwrap();
+///     let Some(ledger) = AnyLedger::start(kind, dir.path()) else { return };
+///     ...
+/// }
 /// bcfl_testkit::on_each_ledger!(a_round_end_to_end);
 /// ```
 #[macro_export]
