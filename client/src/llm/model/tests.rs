@@ -110,10 +110,10 @@ fn rotary_permutation_round_trips() {
     assert_eq!(max_diff(&p.get(1), &w.get(32)), 0.0);
 }
 
-/// A model written as GGUF with llama.cpp's query/key row order loads to the same logits as
-/// the weights in Hugging Face's order.
+/// A model written to a GGUF file and read back gives the logits of the weights it was
+/// written from (names, dimension order, metadata).
 #[test]
-fn gguf_loading_undoes_the_converter_permutation() {
+fn a_model_round_trips_through_a_gguf_file() {
     let config = LlamaConfig::tiny(50);
     let weights = random_weights(&config);
     let direct = Llama::load(config.clone(), &weights, Device::Cpu).unwrap();
@@ -131,12 +131,7 @@ fn gguf_loading_undoes_the_converter_permutation() {
     let mut names: Vec<_> = weights.0.keys().cloned().collect();
     names.sort();
     for name in names {
-        let mut t = weights.0[&name].shallow_clone();
-        if name.ends_with("attn_q.weight") {
-            t = permute_rotary_rows(&t, 4);
-        } else if name.ends_with("attn_k.weight") {
-            t = permute_rotary_rows(&t, 2);
-        }
+        let t = &weights.0[&name];
         let dims: Vec<u64> = t.size().iter().rev().map(|&d| d as u64).collect();
         let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
         writer = writer.f32_tensor(&name, &dims, &values);
@@ -147,7 +142,58 @@ fn gguf_loading_undoes_the_converter_permutation() {
     let ids = ids_tensor(&[1, 7, 3, 9]);
     let a = direct.forward(&ids, None).unwrap();
     let b = loaded.forward(&ids, None).unwrap();
-    assert!(max_diff(&a, &b) < 1e-5);
+    assert_eq!(max_diff(&a, &b), 0.0);
+}
+
+/// ggml's rotary embedding (adjacent pairs) on llama.cpp's row order gives the attention
+/// scores of Hugging Face's `rotate_half` on the unpermuted rows: the two layouts differ only
+/// by a permutation of each head's dimensions, which dot products do not see.
+#[test]
+fn unpermuted_rows_with_rotate_half_equal_ggml_interleaved_rope() {
+    let _seed = crate::train::seeded(3);
+    let config = LlamaConfig::tiny(50);
+    let (heads, hd, dim, t) = (
+        config.head_count,
+        config.head_dim(),
+        config.embedding_length,
+        6,
+    );
+    let opts = (Kind::Float, Device::Cpu);
+    let w_hf = Tensor::randn([dim, dim], opts);
+    let w_ggml = permute_rotary_rows(&w_hf, heads);
+    let x = Tensor::randn([t, dim], opts);
+
+    let rope = Rope::new(&config, Device::Cpu);
+    let q_hf = x
+        .linear(&unpermute_rotary_rows(&w_ggml, heads), None::<Tensor>)
+        .reshape([1, t, heads, hd])
+        .transpose(1, 2);
+    let q_hf = rope.apply(&q_hf, 2);
+
+    // ggml "normal" rope: (q[2i], q[2i+1]) rotated by position · base^(-2i/hd).
+    let q = x
+        .linear(&w_ggml, None::<Tensor>)
+        .reshape([t, heads, hd / 2, 2]);
+    let (a, b) = (q.select(3, 0), q.select(3, 1));
+    let inv_freq = Tensor::arange_start_step(0, hd, 2, opts)
+        .divide_scalar(hd as f64)
+        .multiply_scalar(-(config.rope_freq_base.ln()))
+        .exp();
+    let angles = (Tensor::arange_start(2, 2 + t, opts).unsqueeze(1) * inv_freq).unsqueeze(1);
+    let (cos, sin) = (angles.cos(), angles.sin());
+    let rotated = Tensor::stack(&[&a * &cos - &b * &sin, &a * &sin + &b * &cos], 3);
+    let q_ggml = rotated.reshape([1, t, heads, hd]).transpose(1, 2);
+
+    let scores = |q: &Tensor| q.matmul(&q.transpose(-2, -1));
+    assert!(max_diff(&scores(&q_hf), &scores(&q_ggml)) < 1e-3);
+    // Without undoing the permutation, rotate_half scores differently.
+    let wrong = rope.apply(
+        &x.linear(&w_ggml, None::<Tensor>)
+            .reshape([1, t, heads, hd])
+            .transpose(1, 2),
+        2,
+    );
+    assert!(max_diff(&scores(&wrong), &scores(&q_ggml)) > 1e-2);
 }
 
 #[test]
