@@ -5,6 +5,8 @@
 //!   converts exactly as the chain does.
 //! - `train` (feature `train`): LoRA fine-tuning of BERT encoders with libtorch, data splits,
 //!   update blobs and their aggregation.
+//! - `llm` (feature `train`): a Llama-architecture decoder (SmolLM2) read from a GGUF file,
+//!   its tokenizer and greedy generation with a KV cache.
 //! - [`round`]: the federated round written once: coordinator, member and aggregator roles
 //!   driven by ledger state over a `Ledger` (REST or in-memory); with `train`, `bcfl node run`
 //!   (one member per process) and the simulation behind `bcfl fl simulate`.
@@ -31,6 +33,8 @@
 #[cfg(feature = "train")]
 pub mod demo;
 pub mod figures;
+#[cfg(feature = "train")]
+pub mod llm;
 pub use bcfl_processor::fixed;
 pub mod round;
 #[cfg(feature = "train")]

@@ -31,7 +31,7 @@ pub(crate) struct Forwarded {
 }
 
 /// Top-level commands that run in `bcfl-train`.
-const COMMANDS: [&str; 6] = ["train", "eval", "fl", "model", "data", "demo"];
+const COMMANDS: [&str; 7] = ["train", "eval", "fl", "model", "data", "demo", "llm"];
 /// Subcommands that run in `bcfl-train`, under a command `bcfl` runs itself.
 const SUBCOMMANDS: [(&str, &str); 3] = [
     ("node", "run"),

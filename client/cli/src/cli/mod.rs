@@ -43,6 +43,7 @@ impl Cli {
             | Command::Model(_)
             | Command::Demo(_)
             | Command::Data(_)
+            | Command::Llm(_)
             | Command::Node(NodeCommand::Run(_)) => true,
             Command::Anomaly(args) => args.is_forwarded(),
             _ => false,
@@ -96,6 +97,8 @@ enum Command {
     Demo(Forwarded),
     /// Labelled data: cut a corpus into the members' private shard files.
     Data(Forwarded),
+    /// Decoder language models (GGUF): generation.
+    Llm(Forwarded),
 }
 
 /// `bcfl node ...`: the peer network here, `node run` in `bcfl-train`.
@@ -134,7 +137,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Fl(_)
         | Command::Model(_)
         | Command::Demo(_)
-        | Command::Data(_) => {
+        | Command::Data(_)
+        | Command::Llm(_) => {
             unreachable!("main hands the commands of bcfl-train over before running any")
         }
     }

@@ -13,7 +13,8 @@
 //! - `demo`: a federated run of N member processes through a ledger (which start this binary
 //!   again, as `node run`);
 //! - `node run`: a member node and/or the coordinator that follows the ledger;
-//! - `anomaly bench`, `anomaly paper-table`: the anomaly methods under attack on real training.
+//! - `anomaly bench`, `anomaly paper-table`: the anomaly methods under attack on real training;
+//! - `llm generate`: greedy generation with a decoder language model read from a GGUF file.
 //!
 //! Exit status: 0 on success, 2 on any error.
 
@@ -21,6 +22,7 @@ mod anomaly_bench;
 mod bench;
 mod data;
 mod demo;
+mod llm;
 mod model;
 mod node;
 mod train;
@@ -65,6 +67,9 @@ enum Command {
     /// Anomaly methods on real training under attack (`bcfl anomaly` scores files itself).
     #[command(subcommand)]
     Anomaly(anomaly_bench::AnomalyCommand),
+    /// Decoder language models (GGUF): generation.
+    #[command(subcommand)]
+    Llm(llm::LlmCommand),
 }
 
 /// `bcfl node ...` commands that train.
@@ -89,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             node::run(&args, ctx.client()?.base_url()).await?;
         }
         Command::Anomaly(cmd) => anomaly_bench::run(&ctx, cmd).await?,
+        Command::Llm(cmd) => cmd.run(ctx.json())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,117 @@
+//! `bcfl llm generate`: greedy generation with a Llama-architecture model read from a GGUF file
+//! ([`bcfl_client::llm`]).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bcfl_client::llm::{LanguageModel, GGUF_ENV};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+/// `bcfl llm generate`: answers a prompt.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GenerateArgs {
+    /// The user's message (put in the model's chat format unless --raw).
+    #[arg(long, value_name = "TEXT")]
+    prompt: String,
+    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    gguf: Option<PathBuf>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    max_tokens: u32,
+    /// Continue the prompt as it is, without the chat format.
+    #[arg(long)]
+    raw: bool,
+}
+
+/// `bcfl llm ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum LlmCommand {
+    /// Greedy answer to a prompt, with prefill and generation speeds.
+    Generate(GenerateArgs),
+}
+
+/// What `bcfl --json llm generate` prints.
+#[derive(Debug, Serialize)]
+struct GenerateReport {
+    text: String,
+    stopped: bool,
+    prompt_tokens: usize,
+    generated_tokens: usize,
+    load_seconds: f64,
+    prefill_seconds: f64,
+    prefill_tokens_per_second: f64,
+    decode_seconds: f64,
+    decode_tokens_per_second: f64,
+    parameters: i64,
+    weight_bytes: i64,
+    /// Resident memory of the process after generating (Linux only).
+    resident_bytes: Option<u64>,
+}
+
+impl LlmCommand {
+    /// Runs the command: the answer on stdout, the speeds on stderr (one JSON object on stdout
+    /// with `json`).
+    pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
+        match self {
+            Self::Generate(args) => generate(args, json),
+        }
+    }
+}
+
+fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
+    let path = args
+        .gguf
+        .as_deref()
+        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
+    let began = Instant::now();
+    let lm = LanguageModel::open(path, bcfl_client::tch::Device::Cpu)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let load_seconds = began.elapsed().as_secs_f64();
+    let prompt = match args.raw {
+        true => args.prompt.clone(),
+        false => lm.chat_prompt(&args.prompt),
+    };
+    let answer = lm.generate(&prompt, args.max_tokens as usize)?;
+    let g = &answer.generation;
+    let report = GenerateReport {
+        text: answer.text.clone(),
+        stopped: g.stopped,
+        prompt_tokens: g.prompt_tokens,
+        generated_tokens: g.ids.len(),
+        load_seconds,
+        prefill_seconds: g.prefill_seconds,
+        prefill_tokens_per_second: g.prefill_tokens_per_second(),
+        decode_seconds: g.decode_seconds,
+        decode_tokens_per_second: g.decode_tokens_per_second(),
+        parameters: lm.model().parameter_count(),
+        weight_bytes: lm.model().weight_bytes(),
+        resident_bytes: resident_bytes(),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{}", report.text);
+        eprintln!(
+            "{} prompt tokens at {:.1} tokens/s, {} generated at {:.1} tokens/s (model loaded in \
+             {:.1} s, {} parameters)",
+            report.prompt_tokens,
+            report.prefill_tokens_per_second,
+            report.generated_tokens,
+            report.decode_tokens_per_second,
+            report.load_seconds,
+            report.parameters
+        );
+    }
+    Ok(())
+}
+
+/// `VmRSS` of `/proc/self/status`, in bytes.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,79 @@
+//! A decoder and its tokenizer together, from one GGUF file: text in, text out.
+
+use std::path::Path;
+
+use tch::Device;
+
+use super::gguf::GgufFile;
+use super::model::{Generation, Llama};
+use super::tokenizer::ChatTokenizer;
+use super::Result;
+
+/// A Llama decoder with the tokenizer of the same file.
+#[derive(Debug)]
+pub struct LanguageModel {
+    model: Llama,
+    tokenizer: ChatTokenizer,
+}
+
+/// A generated answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The answer's text, without special tokens.
+    pub text: String,
+    /// Its ids and timings.
+    pub generation: Generation,
+}
+
+impl LanguageModel {
+    /// Loads the model and tokenizer of the GGUF file at `path`.
+    pub fn open(path: impl AsRef<Path>, device: Device) -> Result<Self> {
+        let path = path.as_ref();
+        let began = std::time::Instant::now();
+        let file = GgufFile::open(path)?;
+        let lm = Self::from_gguf(&file, device)?;
+        tracing::info!(
+            path = %path.display(),
+            parameters = lm.model.parameter_count(),
+            seconds = began.elapsed().as_secs_f64(),
+            "loaded language model"
+        );
+        Ok(lm)
+    }
+
+    /// Loads the model and tokenizer of a parsed GGUF file.
+    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
+        Ok(Self {
+            tokenizer: ChatTokenizer::from_gguf(file)?,
+            model: Llama::from_gguf(file, device)?,
+        })
+    }
+
+    /// The decoder.
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &ChatTokenizer {
+        &self.tokenizer
+    }
+
+    /// A one-turn chat prompt asking `user` (see [`ChatTokenizer::chat_prompt`]).
+    pub fn chat_prompt(&self, user: &str) -> String {
+        self.tokenizer.chat_prompt(user)
+    }
+
+    /// Greedy continuation of `prompt` (raw text: special tokens in it are recognized), up to
+    /// `max_tokens` tokens or the end of the turn.
+    pub fn generate(&self, prompt: &str, max_tokens: usize) -> Result<Answer> {
+        let ids = self.tokenizer.encode(prompt)?;
+        let generation =
+            self.model
+                .generate_greedy(&ids, max_tokens, &self.tokenizer.stop_ids())?;
+        Ok(Answer {
+            text: self.tokenizer.decode(&generation.ids, true)?,
+            generation,
+        })
+    }
+}

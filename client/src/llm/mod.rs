@@ -1,0 +1,42 @@
+//! Decoder language models of the Llama architecture, read from llama.cpp's GGUF files and run
+//! with libtorch: the foundation for federated fine-tuning of a language model (issue #15).
+//!
+//! Bird's-eye view, in the order a model is loaded:
+//!
+//! - [`gguf`] reads a GGUF file (header, metadata, tensor infos, memory-mapped data) and
+//!   [`quant`] dequantizes its tensors (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to `f32`.
+//! - [`config`] reads the architecture from the metadata ([`config::LlamaConfig`]).
+//! - [`tokenizer`] builds a byte-level BPE `tokenizers::Tokenizer` from the metadata's vocabulary
+//!   and merges, with the chat format's control tokens as special tokens.
+//! - [`model`] is the decoder ([`model::Llama`]): RMSNorm, grouped-query attention with rotary
+//!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
+//! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
+//!
+//! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
+//! `scripts/env.sh`).
+//!
+//! ```no_run
+//! use bcfl_client::llm::LanguageModel;
+//!
+//! # fn main() -> Result<(), bcfl_client::llm::Error> {
+//! let lm = LanguageModel::open("SmolLM2-135M-Instruct.Q4_1.gguf", tch::Device::Cpu)?;
+//! let prompt = lm.chat_prompt("What is the capital of France?");
+//! let answer = lm.generate(&prompt, 32)?;
+//! println!("{}", answer.text);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+mod error;
+pub mod gguf;
+mod language_model;
+pub mod model;
+pub mod quant;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use language_model::{Answer, LanguageModel};
+
+/// Environment variable naming the GGUF file of the model the tests and `bcfl llm` use.
+pub const GGUF_ENV: &str = "BCFL_LLM_GGUF";

@@ -1,0 +1,472 @@
+//! The Llama decoder (Touvron et al. 2023, "LLaMA: Open and Efficient Foundation Language
+//! Models", arXiv:2302.13971; the Hugging Face `LlamaForCausalLM` layout), as used by SmolLM2:
+//!
+//! ```text
+//! x = embed(ids)
+//! per block: x += o(attention(rope(q(n)), rope(k(n)), v(n)))  where n = rms_norm(x)
+//!            x += down(silu(gate(n)) * up(n))                  where n = rms_norm(x)
+//! logits = rms_norm(x) · Wᵀ   (W = the token embedding when the head is tied)
+//! ```
+//!
+//! Attention is causal and grouped-query: `head_count_kv` key/value heads, each shared by
+//! `head_count / head_count_kv` query heads. A [`KvCache`] keeps each block's keys and values so
+//! that generation feeds one token at a time.
+//!
+//! **Rotary layout.** llama.cpp's converter permutes the rows of the query and key weights so
+//! that each head's rotated pairs are adjacent (`(x₀, x₁), (x₂, x₃), ...`, ggml's "normal" rope).
+//! This module undoes that permutation when loading (the inverse of the converter's `permute`:
+//! rows reshaped `(heads, head_dim/2, 2, dim)` → `(heads, 2, head_dim/2, dim)`) and applies
+//! Hugging Face's `rotate_half` layout (pairs `(xᵢ, xᵢ₊head_dim/2)`). The weights then equal the
+//! Hugging Face checkpoint's `q_proj`/`k_proj`, so adapters trained here line up with that
+//! checkpoint's names and layouts.
+//!
+//! Weights are dequantized to `f32` at load and never take gradients; the tensors are named in
+//! [`LlamaWeights`] by their GGUF names.
+
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use super::config::LlamaConfig;
+use super::gguf::GgufFile;
+use super::{Error, Result};
+
+/// A Llama decoder with frozen `f32` weights.
+#[derive(Debug)]
+pub struct Llama {
+    config: LlamaConfig,
+    embedding: Tensor,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    output: Option<Tensor>,
+    rope: Rope,
+    device: Device,
+}
+
+#[derive(Debug)]
+struct Block {
+    attn_norm: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    o: Tensor,
+    ffn_norm: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    down: Tensor,
+}
+
+/// The keys and values of the positions seen so far, per block (`[batch, head_count_kv,
+/// positions, head_dim]`).
+#[derive(Debug)]
+pub struct KvCache {
+    blocks: Vec<Option<(Tensor, Tensor)>>,
+    len: i64,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> i64 {
+        self.len
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Cosines and sines of the rotary angles, `[positions, head_dim]` (each frequency twice, as in
+/// Hugging Face's `cat((freqs, freqs), -1)`).
+#[derive(Debug)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(config: &LlamaConfig, device: Device) -> Self {
+        let hd = config.head_dim();
+        let exponents = Tensor::arange_start_step(0, hd, 2, (Kind::Float, device)) / hd as f64;
+        let inv_freq = Tensor::from(config.rope_freq_base)
+            .to_device(device)
+            .pow(&exponents)
+            .reciprocal()
+            .to_kind(Kind::Float);
+        let positions = Tensor::arange(config.context_length, (Kind::Float, device));
+        let freqs = positions.outer(&inv_freq);
+        let angles = Tensor::cat(&[&freqs, &freqs], -1);
+        Self {
+            cos: angles.cos(),
+            sin: angles.sin(),
+        }
+    }
+
+    /// `x` (`[batch, heads, T, head_dim]`) rotated for positions `start..start + T`.
+    fn apply(&self, x: &Tensor, start: i64) -> Tensor {
+        let t = x.size()[2];
+        let cos = self.cos.narrow(0, start, t);
+        let sin = self.sin.narrow(0, start, t);
+        let half = x.size()[3] / 2;
+        let rotated = Tensor::cat(&[-x.narrow(3, half, half), x.narrow(3, 0, half)], 3);
+        x * cos + rotated * sin
+    }
+}
+
+/// Where a model's named weights come from.
+pub trait LlamaWeights {
+    /// The tensor `name` (a GGUF name: `token_embd.weight`, `blk.3.attn_q.weight`, ...) as
+    /// `f32`, row-major, in the GGUF row order; `None` if absent.
+    fn tensor(&self, name: &str) -> Result<Option<Tensor>>;
+}
+
+impl LlamaWeights for GgufFile {
+    fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(info) = GgufFile::tensor(self, name) else {
+            return Ok(None);
+        };
+        let shape = info.shape();
+        let values = self.dequantize(name)?;
+        Ok(Some(Tensor::from_slice(&values).reshape(shape)))
+    }
+}
+
+/// llama.cpp's row order of a query or key weight (`[heads · head_dim, dim]`) back to Hugging
+/// Face's, for `heads` heads.
+pub fn unpermute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
+    let (rows, dim) = w.size2().expect("a matrix");
+    w.reshape([heads, rows / heads / 2, 2, dim])
+        .transpose(1, 2)
+        .reshape([rows, dim])
+}
+
+/// Hugging Face's row order of a query or key weight to llama.cpp's (the converter's
+/// `permute`): the inverse of [`unpermute_rotary_rows`].
+pub fn permute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
+    let (rows, dim) = w.size2().expect("a matrix");
+    w.reshape([heads, 2, rows / heads / 2, dim])
+        .transpose(1, 2)
+        .reshape([rows, dim])
+}
+
+impl Llama {
+    /// Loads the decoder of a GGUF file (dequantizing every tensor to `f32`).
+    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(file)?;
+        Self::load(config, file, device)
+    }
+
+    /// Builds the decoder of `config` from `weights` (GGUF names and row order).
+    pub fn load(config: LlamaConfig, weights: &dyn LlamaWeights, device: Device) -> Result<Self> {
+        config.validate()?;
+        let (dim, ff, hd) = (
+            config.embedding_length,
+            config.feed_forward_length,
+            config.head_dim(),
+        );
+        let kv = config.head_count_kv * hd;
+        let get = |name: &str, shape: &[i64]| -> Result<Tensor> {
+            let t = weights
+                .tensor(name)?
+                .ok_or_else(|| Error::tensor(name, "absent"))?;
+            if t.size() != shape {
+                return Err(Error::tensor(
+                    name,
+                    format!("shape {:?}, expected {shape:?}", t.size()),
+                ));
+            }
+            Ok(t.to_kind(Kind::Float).to_device(device))
+        };
+        let mut blocks = Vec::with_capacity(config.block_count as usize);
+        for i in 0..config.block_count {
+            let name = |part: &str| format!("blk.{i}.{part}.weight");
+            blocks.push(Block {
+                attn_norm: get(&name("attn_norm"), &[dim])?,
+                q: unpermute_rotary_rows(&get(&name("attn_q"), &[dim, dim])?, config.head_count),
+                k: unpermute_rotary_rows(&get(&name("attn_k"), &[kv, dim])?, config.head_count_kv),
+                v: get(&name("attn_v"), &[kv, dim])?,
+                o: get(&name("attn_output"), &[dim, dim])?,
+                ffn_norm: get(&name("ffn_norm"), &[dim])?,
+                gate: get(&name("ffn_gate"), &[ff, dim])?,
+                up: get(&name("ffn_up"), &[ff, dim])?,
+                down: get(&name("ffn_down"), &[dim, ff])?,
+            });
+        }
+        let vocab = config.vocab_size;
+        let output = match config.tied_embeddings {
+            true => None,
+            false => Some(get("output.weight", &[vocab, dim])?),
+        };
+        Ok(Self {
+            embedding: get("token_embd.weight", &[vocab, dim])?,
+            norm: get("output_norm.weight", &[dim])?,
+            output,
+            blocks,
+            rope: Rope::new(&config, device),
+            config,
+            device,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Number of parameters (the tied head counted once).
+    pub fn parameter_count(&self) -> i64 {
+        self.tensors().map(Tensor::numel).sum::<usize>() as i64
+    }
+
+    /// Bytes held by the weights.
+    pub fn weight_bytes(&self) -> i64 {
+        self.parameter_count() * 4
+    }
+
+    fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        let per_block = self.blocks.iter().flat_map(|b| {
+            [
+                &b.attn_norm,
+                &b.q,
+                &b.k,
+                &b.v,
+                &b.o,
+                &b.ffn_norm,
+                &b.gate,
+                &b.up,
+                &b.down,
+            ]
+        });
+        [&self.embedding, &self.norm]
+            .into_iter()
+            .chain(self.output.iter())
+            .chain(per_block)
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            blocks: (0..self.blocks.len()).map(|_| None).collect(),
+            len: 0,
+        }
+    }
+
+    /// Logits (`[batch, T, vocab]`) of the ids `[batch, T]` (`i64`), which follow the cached
+    /// positions when `cache` is given (and are appended to it).
+    pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let (_, t) = ids.size2()?;
+        let start = cache.as_ref().map_or(0, |c| c.len);
+        if start + t > self.config.context_length {
+            return Err(Error::Config(format!(
+                "{} positions exceed the context length {}",
+                start + t,
+                self.config.context_length
+            )));
+        }
+        tch::no_grad(|| {
+            let mut x = Tensor::f_embedding(
+                &self.embedding,
+                &ids.to_device(self.device),
+                -1,
+                false,
+                false,
+            )?;
+            let mask = (t > 1).then(|| causal_mask(t, start, self.device));
+            let mut cache = cache;
+            for (i, block) in self.blocks.iter().enumerate() {
+                let slot = cache.as_deref_mut().map(|c| &mut c.blocks[i]);
+                x = self.block(block, &x, start, mask.as_ref(), slot);
+            }
+            if let Some(c) = cache {
+                c.len += t;
+            }
+            let x = rms_norm(&x, &self.norm, self.config.rms_norm_eps);
+            Ok(x.linear(
+                self.output.as_ref().unwrap_or(&self.embedding),
+                None::<Tensor>,
+            ))
+        })
+    }
+
+    fn block(
+        &self,
+        b: &Block,
+        x: &Tensor,
+        start: i64,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Tensor {
+        let eps = self.config.rms_norm_eps;
+        let n = rms_norm(x, &b.attn_norm, eps);
+        let x = x + self.attention(b, &n, start, mask, cache);
+        let n = rms_norm(&x, &b.ffn_norm, eps);
+        let ffn = (n.linear(&b.gate, None::<Tensor>).silu() * n.linear(&b.up, None::<Tensor>))
+            .linear(&b.down, None::<Tensor>);
+        x + ffn
+    }
+
+    fn attention(
+        &self,
+        b: &Block,
+        x: &Tensor,
+        start: i64,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+    ) -> Tensor {
+        let (batch, t, dim) = x.size3().expect("[batch, T, dim]");
+        let (heads, kv_heads, hd) = (
+            self.config.head_count,
+            self.config.head_count_kv,
+            self.config.head_dim(),
+        );
+        let split = |w: &Tensor, h: i64| {
+            x.linear(w, None::<Tensor>)
+                .reshape([batch, t, h, hd])
+                .transpose(1, 2)
+        };
+        let q = self.rope.apply(&split(&b.q, heads), start);
+        let mut k = self.rope.apply(&split(&b.k, kv_heads), start);
+        let mut v = split(&b.v, kv_heads);
+        if let Some(slot) = cache {
+            if let Some((past_k, past_v)) = slot.as_ref() {
+                k = Tensor::cat(&[past_k, &k], 2);
+                v = Tensor::cat(&[past_v, &v], 2);
+            }
+            *slot = Some((k.shallow_clone(), v.shallow_clone()));
+        }
+        let s = k.size()[2];
+        let group = heads / kv_heads;
+        let repeat = |kv: &Tensor| {
+            kv.unsqueeze(2)
+                .expand([batch, kv_heads, group, s, hd], false)
+                .reshape([batch, heads, s, hd])
+        };
+        let mut scores = q.matmul(&repeat(&k).transpose(-2, -1)) / (hd as f64).sqrt();
+        if let Some(mask) = mask {
+            scores = scores.masked_fill(mask, f64::NEG_INFINITY);
+        }
+        scores
+            .softmax(-1, Kind::Float)
+            .matmul(&repeat(&v))
+            .transpose(1, 2)
+            .reshape([batch, t, dim])
+            .linear(&b.o, None::<Tensor>)
+    }
+
+    /// Log-probability of each token of `ids` given those before it (`ids.len() - 1` values:
+    /// the first token has no context).
+    pub fn token_log_probs(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let input = ids_tensor(ids);
+        let logits = self.forward(&input, None)?;
+        let t = ids.len() as i64;
+        let log_probs = logits.narrow(1, 0, t - 1).log_softmax(-1, Kind::Float);
+        let targets = input
+            .narrow(1, 1, t - 1)
+            .to_device(self.device)
+            .unsqueeze(-1);
+        let picked = log_probs.gather(-1, &targets, false).flatten(0, -1);
+        Ok(Vec::<f32>::try_from(picked.to_device(Device::Cpu))?)
+    }
+
+    /// Greedy decoding: up to `max_tokens` new ids after `prompt`, stopping after any of
+    /// `stop` (which is included in the ids returned).
+    pub fn generate_greedy(
+        &self,
+        prompt: &[u32],
+        max_tokens: usize,
+        stop: &[u32],
+    ) -> Result<Generation> {
+        if prompt.is_empty() {
+            return Err(Error::Config("an empty prompt".into()));
+        }
+        let mut cache = self.new_cache();
+        let began = Instant::now();
+        let logits = self.forward(&ids_tensor(prompt), Some(&mut cache))?;
+        let mut next = last_argmax(&logits)?;
+        let prefill_seconds = began.elapsed().as_secs_f64();
+
+        let began = Instant::now();
+        let mut ids = Vec::new();
+        let mut stopped = false;
+        while ids.len() < max_tokens {
+            ids.push(next);
+            if stop.contains(&next) {
+                stopped = true;
+                break;
+            }
+            if ids.len() == max_tokens {
+                break;
+            }
+            let logits = self.forward(&ids_tensor(&[next]), Some(&mut cache))?;
+            next = last_argmax(&logits)?;
+        }
+        Ok(Generation {
+            prompt_tokens: prompt.len(),
+            ids,
+            stopped,
+            prefill_seconds,
+            decode_seconds: began.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// The result of [`Llama::generate_greedy`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Generation {
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// The ids generated (ending with the stop id when `stopped`).
+    pub ids: Vec<u32>,
+    /// Whether a stop id ended the answer (else `max_tokens` did).
+    pub stopped: bool,
+    /// Seconds of the prompt's forward pass (which also yields the first new token).
+    pub prefill_seconds: f64,
+    /// Seconds of the one-token steps after it.
+    pub decode_seconds: f64,
+}
+
+impl Generation {
+    /// Prompt tokens per second of the prefill.
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        self.prompt_tokens as f64 / self.prefill_seconds
+    }
+
+    /// Generated tokens per second of the one-token steps (the first token comes from the
+    /// prefill).
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        self.ids.len().saturating_sub(1) as f64 / self.decode_seconds
+    }
+}
+
+fn ids_tensor(ids: &[u32]) -> Tensor {
+    let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    Tensor::from_slice(&ids).unsqueeze(0)
+}
+
+fn last_argmax(logits: &Tensor) -> Result<u32> {
+    let id = logits.select(1, -1).argmax(-1, false).int64_value(&[0]);
+    u32::try_from(id).map_err(|_| Error::Config(format!("token id {id} out of range")))
+}
+
+/// `true` where query `i` (position `start + i`) must not see key `j`: `j > start + i`.
+fn causal_mask(t: i64, start: i64, device: Device) -> Tensor {
+    let queries = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(1) + start;
+    let keys = Tensor::arange(start + t, (Kind::Int64, device)).unsqueeze(0);
+    keys.gt_tensor(&queries)
+}
+
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
+    let variance = x.square().mean_dim(-1, true, Kind::Float);
+    x * (variance + eps).rsqrt() * weight
+}
+
+#[cfg(test)]
+mod tests;
