@@ -4,8 +4,10 @@ use std::path::Path;
 use super::*;
 use crate::llm::gguf::writer::GgufWriter;
 use crate::llm::gguf::{GgufFile, Value};
-use crate::llm::tokenizer::CONTROL_TOKEN;
+use crate::llm::tokenizer::{ChatTokenizer, CONTROL_TOKEN};
 use crate::llm::GGUF_ENV;
+use crate::train::split::Partition;
+use tch::Tensor;
 
 fn questions_json(entries: &[(&str, &str, &[&str], &str)]) -> String {
     let map: serde_json::Map<String, serde_json::Value> = entries
@@ -312,7 +314,7 @@ fn an_answer_of_several_tokens_is_refused() {
 
 #[test]
 fn the_prediction_is_the_likeliest_answer() {
-    let answers = AnswerTokens { ids: [1, 3, 4] };
+    let answers = AnswerTokens::from_ids([1, 3, 4]);
     let logits = Tensor::from_slice(&[0.0f32, 2.0, 9.0, 1.0, 3.0]);
     let lp = AnswerLogProbs::from_logits(&logits, &answers).unwrap();
     // log-softmax over the whole vocabulary, not over the three answers.
@@ -377,4 +379,51 @@ fn smollm2_answers_are_single_tokens_and_every_prompt_fits() {
         }
     }
     eprintln!("{cut} of 1000 prompts cut to {MAX_PROMPT_TOKENS} tokens");
+}
+
+#[test]
+fn always_yes_on_the_test_split_is_the_published_majority_baseline() {
+    let data = pubmedqa();
+    let gold: Vec<Answer> = data.test().iter().map(|q| q.answer).collect();
+    let (answer, baseline) = majority_baseline(&gold);
+    assert_eq!(answer, Answer::Yes);
+    assert!((baseline.accuracy - 0.552).abs() < 1e-12);
+    // F1 of yes: 2·276 / (500 + 276); no and maybe score 0.
+    assert!((baseline.macro_f1 - 552.0 / 776.0 / 3.0).abs() < 1e-12);
+    assert!((baseline.macro_f1 - 0.237).abs() < 5e-4);
+    let predictions: Vec<Prediction> = data
+        .test()
+        .into_iter()
+        .map(|q| {
+            let lp = AnswerLogProbs {
+                yes: -0.1,
+                no: -3.0,
+                maybe: -4.0,
+            };
+            Prediction::new(q, lp)
+        })
+        .collect();
+    assert_eq!(scores(&predictions), baseline);
+}
+
+#[test]
+fn a_prediction_line_round_trips_and_names_its_fields_as_documented() {
+    let q = long_question();
+    let mut p = Prediction::new(
+        &q,
+        AnswerLogProbs {
+            yes: -2.0,
+            no: -0.5,
+            maybe: -3.0,
+        },
+    );
+    let line = serde_json::to_string(&p).unwrap();
+    assert_eq!(
+        line,
+        r#"{"pmid":"42","gold":"yes","pred":"no","lp":{"yes":-2.0,"no":-0.5,"maybe":-3.0}}"#
+    );
+    p.tokens = Some(vec![1, 2]);
+    let line = serde_json::to_string(&p).unwrap();
+    assert!(line.ends_with(r#","tokens":[1,2]}"#), "{line}");
+    assert_eq!(serde_json::from_str::<Prediction>(&line).unwrap(), p);
 }
