@@ -118,7 +118,8 @@ pub struct PubMedQa {
 }
 
 impl PubMedQa {
-    /// Reads [`QUESTIONS_FILE`] and [`TEST_FILE`] in `dir` (the data directory's [`DIR`]).
+    /// Reads [`QUESTIONS_FILE`] and [`TEST_FILE`] in `dir` (the data directory's
+    /// [`DIR`](super::DIR)).
     pub fn load(dir: &Path) -> Result<Self> {
         let questions = dir.join(QUESTIONS_FILE);
         let test = dir.join(TEST_FILE);
