@@ -41,8 +41,12 @@ import os
 import struct
 import sys
 import time
+import warnings
 
 import torch
+
+# The file is mapped read-only and tensors are only read from it.
+warnings.filterwarnings("ignore", message="The given buffer is not writable")
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
