@@ -12,8 +12,9 @@
 //!   [`crate::train::split::partition`].
 //! - [`PromptEncoder`] renders a question in the model's chat format ([`SYSTEM_PROMPT`], then
 //!   [`user_message`]), ending after the assistant header, as at most [`MAX_PROMPT_TOKENS`]
-//!   tokens: a longer prompt loses the tail of its context, never the question. The answer is
-//!   the next token: `yes`, `no` or `maybe`, each one token of the vocabulary ([`AnswerTokens`]).
+//!   tokens: a longer prompt loses the tail of its context (cut where a word ends), never the
+//!   question. The answer is the next token: `yes`, `no` or `maybe`, each one token of the
+//!   vocabulary ([`AnswerTokens`]); [`PromptEncoder::answer_id`] is a gold answer's target id.
 //! - [`AnswerLogProbs`] are the log-probabilities of the three answers at the last prompt
 //!   position (log-softmax over the whole vocabulary); the prediction is the likeliest
 //!   ([`Prediction`]), scored by [`scores`] against the gold answers and by
