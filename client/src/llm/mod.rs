@@ -11,6 +11,8 @@
 //! - [`model`] is the decoder ([`model::Llama`]): RMSNorm, grouped-query attention with rotary
 //!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
+//! - [`pubmedqa`] is the PubMedQA PQA-L task: the questions, the official split, the prompt
+//!   answered in one token (yes, no or maybe) and the answers' log-probabilities.
 //!
 //! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
 //! `scripts/env.sh`).
@@ -32,6 +34,7 @@ mod error;
 pub mod gguf;
 mod language_model;
 pub mod model;
+pub mod pubmedqa;
 pub mod quant;
 pub mod tokenizer;
 

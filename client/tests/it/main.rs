@@ -20,6 +20,7 @@ mod cli_pipe;
 mod cli_rules;
 mod demo_devnet;
 mod ledgers_agree;
+mod llm_reference;
 mod net_plan_cli;
 mod node_rounds;
 mod poisoned_round;

@@ -9,6 +9,7 @@
 //! ```
 
 mod forwarding;
+mod llm_eval;
 mod no_libtorch;
 
 use std::path::Path;
