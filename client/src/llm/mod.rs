@@ -10,6 +10,8 @@
 //!   and merges, with the chat format's control tokens as special tokens.
 //! - [`model`] is the decoder ([`model::Llama`]): RMSNorm, grouped-query attention with rotary
 //!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
+//! - [`lora`] puts trainable low-rank adapters on the decoder's projections (the encoder's
+//!   adapter math), named so that they travel as an update blob.
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
 //!
 //! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
@@ -31,6 +33,7 @@ pub mod config;
 mod error;
 pub mod gguf;
 mod language_model;
+pub mod lora;
 pub mod model;
 pub mod quant;
 pub mod tokenizer;
