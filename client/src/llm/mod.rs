@@ -13,6 +13,8 @@
 //! - [`lora`] puts trainable low-rank adapters on the decoder's projections (the encoder's
 //!   adapter math), named so that they travel as an update blob.
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
+//! - [`pubmedqa`] is the PubMedQA PQA-L task: the questions, the official split, the prompt
+//!   answered in one token (yes, no or maybe) and the answers' log-probabilities.
 //!
 //! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
 //! `scripts/env.sh`).
@@ -35,6 +37,7 @@ pub mod gguf;
 mod language_model;
 pub mod lora;
 pub mod model;
+pub mod pubmedqa;
 pub mod quant;
 pub mod tokenizer;
 

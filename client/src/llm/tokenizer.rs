@@ -169,6 +169,15 @@ impl ChatTokenizer {
         prompt
     }
 
+    /// A one-turn ChatML conversation with the system prompt `system` asking `user`, ending
+    /// where the assistant's answer starts.
+    pub fn chat_prompt_with_system(&self, system: &str, user: &str) -> String {
+        format!(
+            "{IM_START}system\n{system}{IM_END}\n{IM_START}user\n{user}{IM_END}\n\
+             {IM_START}assistant\n"
+        )
+    }
+
     /// The underlying Hugging Face tokenizer.
     pub fn inner(&self) -> &Tokenizer {
         &self.tokenizer

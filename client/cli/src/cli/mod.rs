@@ -97,7 +97,7 @@ enum Command {
     Demo(Forwarded),
     /// Labelled data: cut a corpus into the members' private shard files.
     Data(Forwarded),
-    /// Decoder language models (GGUF): generation.
+    /// Decoder language models (GGUF): generation and evaluation.
     Llm(Forwarded),
 }
 

@@ -1,5 +1,7 @@
-//! `bcfl llm generate`: greedy generation with a Llama-architecture model read from a GGUF file
-//! ([`bcfl_client::llm`]).
+//! `bcfl llm ...`: Llama-architecture models read from a GGUF file ([`bcfl_client::llm`]):
+//! `generate` (greedy generation) and `eval` (scores on a benchmark, [`eval`]).
+
+mod eval;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +33,8 @@ pub(crate) struct GenerateArgs {
 pub(crate) enum LlmCommand {
     /// Greedy answer to a prompt, with prefill and generation speeds.
     Generate(GenerateArgs),
+    /// Score a model on a benchmark (PubMedQA): accuracy, macro-F1, one line per question.
+    Eval(eval::EvalArgs),
 }
 
 /// What `bcfl --json llm generate` prints.
@@ -52,11 +56,12 @@ struct GenerateReport {
 }
 
 impl LlmCommand {
-    /// Runs the command: the answer on stdout, the speeds on stderr (one JSON object on stdout
-    /// with `json`).
+    /// Runs the command: `generate` prints the answer on stdout and the speeds on stderr,
+    /// `eval` its scores on stdout (one JSON object on stdout with `json`).
     pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Generate(args) => generate(args, json),
+            Self::Eval(args) => eval::run(args, json),
         }
     }
 }

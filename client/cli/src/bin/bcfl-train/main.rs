@@ -14,7 +14,8 @@
 //!   again, as `node run`);
 //! - `node run`: a member node and/or the coordinator that follows the ledger;
 //! - `anomaly bench`, `anomaly paper-table`: the anomaly methods under attack on real training;
-//! - `llm generate`: greedy generation with a decoder language model read from a GGUF file.
+//! - `llm generate`, `llm eval`: greedy generation with a decoder language model read from a
+//!   GGUF file, and its scores on PubMedQA.
 //!
 //! Exit status: 0 on success, 2 on any error.
 
@@ -67,7 +68,7 @@ enum Command {
     /// Anomaly methods on real training under attack (`bcfl anomaly` scores files itself).
     #[command(subcommand)]
     Anomaly(anomaly_bench::AnomalyCommand),
-    /// Decoder language models (GGUF): generation.
+    /// Decoder language models (GGUF): generation and evaluation.
     #[command(subcommand)]
     Llm(llm::LlmCommand),
 }
