@@ -15,6 +15,8 @@
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
 //! - [`pubmedqa`] is the PubMedQA PQA-L task: the questions, the official split, the prompt
 //!   answered in one token (yes, no or maybe) and the answers' log-probabilities.
+//! - [`finetune`] trains the adapters on it (cross-entropy of the gold answer token, AdamW,
+//!   the frozen prefix's states cached once per question) and scores the adapted model.
 //!
 //! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
 //! `scripts/env.sh`).
@@ -33,6 +35,7 @@
 
 pub mod config;
 mod error;
+pub mod finetune;
 pub mod gguf;
 mod language_model;
 pub mod lora;
