@@ -27,7 +27,7 @@ use tch::Tensor;
 use super::model::Llama;
 use super::pubmedqa::{scores, AnswerLogProbs, AnswerTokens, Prediction, PromptEncoder, Question};
 use super::pubmedqa::{Answer, Error, Result};
-use crate::train::metrics::Scores;
+use crate::train::trainer::Evaluation;
 
 /// Local training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,18 +232,9 @@ pub fn train(
     })
 }
 
-/// Scores of the likeliest answer and mean cross-entropy of the gold one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QaEvaluation {
-    /// Mean `−log p(gold answer token)` (over the whole vocabulary).
-    pub loss: f64,
-    /// Accuracy, macro-F1 and the confusion matrix (yes, no, maybe).
-    #[serde(flatten)]
-    pub scores: Scores,
-}
-
-/// Scores `model` (with its adapters) on `set`.
-pub fn evaluate(model: &Llama, set: &QaSet, answers: &AnswerTokens) -> Result<QaEvaluation> {
+/// Scores `model` (with its adapters) on `set`: accuracy, macro-F1 and the confusion matrix
+/// of the likeliest answer (yes, no, maybe), and the mean `−log p(gold answer token)`.
+pub fn evaluate(model: &Llama, set: &QaSet, answers: &AnswerTokens) -> Result<Evaluation> {
     let mut predictions = Vec::with_capacity(set.len());
     tch::no_grad(|| -> Result<()> {
         for i in 0..set.len() {
@@ -260,7 +251,7 @@ pub fn evaluate(model: &Llama, set: &QaSet, answers: &AnswerTokens) -> Result<Qa
         Ok(())
     })?;
     let loss = predictions.iter().map(|p| -p.lp.of(p.gold)).sum::<f64>() / set.len().max(1) as f64;
-    Ok(QaEvaluation {
+    Ok(Evaluation {
         loss,
         scores: scores(&predictions),
     })
