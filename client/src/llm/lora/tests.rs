@@ -181,8 +181,10 @@ fn the_cached_prefix_gives_the_full_forward_pass() {
 #[test]
 fn targets_and_depth_are_checked() {
     let config = LlamaConfig::tiny(50);
-    let mut lora = LoraConfig::default();
-    lora.targets = vec!["gate".into(), "down".into()];
+    let mut lora = LoraConfig {
+        targets: vec!["gate".into(), "down".into()],
+        ..LoraConfig::default()
+    };
     assert!(LlamaLora::validate(&lora, &config).is_ok());
     lora.targets = vec!["dense".into()];
     assert!(LlamaLora::validate(&lora, &config).is_err());

@@ -569,7 +569,8 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         config.min_shard,
         config.local.seed,
     )?;
-    args.decoder.check_task(crate::llm::finetune::Task::Abstracts)?;
+    args.decoder
+        .check_task(crate::llm::finetune::Task::Abstracts)?;
     let shared = SharedModel::new(model, encoder, cache).shared();
     let members = shards
         .iter()
@@ -592,7 +593,16 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         model_id: dir.path().display().to_string(),
         sha256: dir.sha256().to_owned(),
     };
-    run_simulation(&config, base, initial, members, scored, serde_json::json!({}), json).await
+    run_simulation(
+        &config,
+        base,
+        initial,
+        members,
+        scored,
+        serde_json::json!({}),
+        json,
+    )
+    .await
 }
 
 /// The frozen base model the consortium trains on, as the chain records it.
@@ -657,16 +667,13 @@ pub(crate) async fn run_simulation(
     })
     .await?;
     if json {
-        println!(
-            "{}",
-            {
-                let mut out = serde_json::json!({"config": config, "scored_on": scored, "rounds": outcome.rounds});
-                if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
-                    out.extend(extra);
-                }
-                out
+        println!("{}", {
+            let mut out = serde_json::json!({"config": config, "scored_on": scored, "rounds": outcome.rounds});
+            if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
+                out.extend(extra);
             }
-        );
+            out
+        });
     }
     Ok(())
 }

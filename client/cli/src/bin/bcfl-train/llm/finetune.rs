@@ -112,7 +112,11 @@ impl DecoderArgs {
     }
 
     /// The adapters: the preset's or the flags', on the top --lora-top-layers layers.
-    fn lora(&self, flags: &LoraConfig, depth: &bcfl_client::llm::config::LlamaConfig) -> LoraConfig {
+    fn lora(
+        &self,
+        flags: &LoraConfig,
+        depth: &bcfl_client::llm::config::LlamaConfig,
+    ) -> LoraConfig {
         let lora = match self.preset {
             Some(Preset::Flowertune) => LlamaLora::flowertune(),
             None => flags.clone(),
@@ -190,8 +194,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let trainable_parameters = adapters.parameters();
     let initial = Update::from_store(adapters.store())?;
 
-    let train_encoder =
-        PromptEncoder::new(&tokenizer)?.with_max_tokens(decoder.max_prompt_tokens);
+    let train_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(decoder.max_prompt_tokens);
     let test_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(MAX_PROMPT_TOKENS);
     let (mut cache_bytes, mut cache_seconds) = (0, 0.0);
     let mut encode = |encoder: &PromptEncoder, questions: &[&pubmedqa::Question]| {
