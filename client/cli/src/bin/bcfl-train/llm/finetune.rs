@@ -364,3 +364,52 @@ pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    }
+
+    fn parse(args: &[&str]) -> DecoderArgs {
+        Cli::parse_from(std::iter::once("x").chain(args.iter().copied())).decoder
+    }
+
+    #[test]
+    fn each_model_trains_on_its_task() {
+        assert!(parse(&[]).check_task(Task::Abstracts).is_ok());
+        assert!(parse(&["--model", "smollm2"])
+            .check_task(Task::Pubmedqa)
+            .is_ok());
+        assert!(parse(&["--model", "smollm2", "--task", "abstracts"])
+            .check_task(Task::Pubmedqa)
+            .is_err());
+        assert!(parse(&["--task", "pubmedqa"])
+            .check_task(Task::Abstracts)
+            .is_err());
+    }
+
+    #[test]
+    fn the_flowertune_preset_sets_the_adapters_and_the_schedule() {
+        let smollm2 = bcfl_client::llm::config::LlamaConfig {
+            block_count: 30,
+            ..bcfl_client::llm::config::LlamaConfig::tiny(10)
+        };
+        let flags = LoraConfig::default();
+        let preset = parse(&["--model", "smollm2", "--preset", "flowertune"]);
+        let lora = preset.lora(&flags, &smollm2);
+        assert_eq!((lora.rank, lora.alpha, lora.from_layer), (32, 64.0, 0));
+        assert_eq!(lora.targets, ["query", "value"]);
+        assert_eq!(preset.learning_rates(1e-3), (5e-5, 1e-6));
+        let top = parse(&["--lora-top-layers", "2", "--lr-min", "1e-5"]);
+        assert_eq!(top.lora(&flags, &smollm2).from_layer, 28);
+        assert_eq!(top.lora(&flags, &smollm2).rank, flags.rank);
+        assert_eq!(top.learning_rates(1e-3), (1e-3, 1e-5));
+    }
+}
