@@ -1,6 +1,9 @@
 //! `bcfl train`, `bcfl eval` and `bcfl fl simulate`, and the data, model and optimisation
 //! flags they share with `bcfl data split`, `bcfl model init` and `bcfl demo`.
 //!
+//! `bcfl fl simulate --model smollm2` trains the decoder on PubMedQA instead
+//! ([`crate::llm::finetune`]); both run their members through [`run_simulation`].
+//!
 //! A trained model is saved as a directory ([`bcfl_client::train::saved`]). With
 //! `--lora-from-layer K > 0` the states entering layer `K` are computed once per text
 //! (training and scored sets) and cached ([`bcfl_client::train::prefix`]), in memory or, with
