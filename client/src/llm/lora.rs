@@ -4,7 +4,7 @@
 //! Any of the seven projections of a block may carry an adapter: `query`, `key`, `value`,
 //! `output` (attention) and `gate`, `up`, `down` (the SwiGLU); the default is query and value.
 //! [`LoraConfig::from_layer`] `= L − K` puts adapters on the top `K` layers only
-//! ([`LoraConfig::top_layers`] of [`LlamaLora::for_top_layers`]), so that the hidden states
+//! ([`LlamaLora::for_top_layers`]), so that the hidden states
 //! entering layer `L − K` depend on no trainable tensor and can be cached
 //! ([`crate::llm::finetune`]).
 //!
