@@ -14,6 +14,27 @@
 //!
 //! [`cosine_learning_rate`] is the FlowerTune schedule across rounds (5e-5 to 1e-6); within a
 //! round's local steps the rate is constant.
+//!
+//! ```no_run
+//! use bcfl_client::llm::finetune::{evaluate, train, FinetuneConfig, QaSet};
+//! use bcfl_client::llm::lora::LlamaLora;
+//! use bcfl_client::llm::pubmedqa::{PromptEncoder, PubMedQa};
+//! use bcfl_client::llm::LanguageModel;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = PubMedQa::load("data/pubmedqa".as_ref())?;
+//! let (mut model, tokenizer) = LanguageModel::open("model.gguf", tch::Device::Cpu)?.into_parts();
+//! let lora = LlamaLora::for_top_layers(LlamaLora::flowertune(), model.config(), 2);
+//! model.attach_lora(lora)?;
+//! let encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(256);
+//! let mut questions = QaSet::encode(&encoder, &data.train())?;
+//! questions.cache_prefix(&model)?; // the 28 frozen layers, once per question
+//! let stats = train(&model, &questions, encoder.answers(), &FinetuneConfig::default(), 1e-4, 42)?;
+//! let scores = evaluate(&model, &questions, encoder.answers())?;
+//! println!("loss {:.3}, accuracy {:.3}", stats.loss, scores.scores.accuracy);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::time::Instant;
 
