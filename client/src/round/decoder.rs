@@ -8,6 +8,32 @@
 //! written into the shared adapters. The learning rate of a round follows
 //! [`DecoderSchedule`] (FlowerTune: cosine from 5e-5 to 1e-6 across rounds), constant over the
 //! round's local steps.
+//!
+//! ```no_run
+//! use bcfl_client::llm::finetune::{FinetuneConfig, QaSet};
+//! use bcfl_client::llm::lora::LlamaLora;
+//! use bcfl_client::llm::pubmedqa::{PromptEncoder, PubMedQa};
+//! use bcfl_client::llm::LanguageModel;
+//! use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
+//! use bcfl_client::round::model::Trainer as _;
+//! use bcfl_client::train::tensors::StoreTensors as _;
+//! use bcfl_fed::update::Update;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data = PubMedQa::load("data/pubmedqa".as_ref())?;
+//! let (mut model, tokenizer) = LanguageModel::open("model.gguf", tch::Device::Cpu)?.into_parts();
+//! model.attach_lora(LlamaLora::flowertune())?;
+//! let initial = Update::from_store(model.adapters().unwrap().store())?;
+//! let encoder = PromptEncoder::new(&tokenizer)?;
+//! let shard = QaSet::encode(&encoder, &data.train()[..50])?;
+//! let shared = SharedDecoder::new(model, *encoder.answers())?.shared();
+//! let schedule = DecoderSchedule { rounds: 3, max_learning_rate: 5e-5, min_learning_rate: 1e-6 };
+//! let member = DecoderMember::new(shared, shard, None, FinetuneConfig::default(), schedule)?;
+//! let trained = member.train(&initial, 1, 42)?;
+//! println!("round 1: loss {:.3}, {} tensors", trained.loss, trained.update.tensors.len());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
