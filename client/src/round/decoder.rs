@@ -178,3 +178,127 @@ impl Trainer for DecoderMember {
         Ok(Some(evaluate(&shared.model, &test, &shared.answers)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::llm::lora::LlamaLora;
+    use crate::llm::pubmedqa::{PromptEncoder, PubMedQa, DIR};
+    use crate::llm::{LanguageModel, GGUF_ENV};
+    use crate::round::coordinator::CoordinatorConfig;
+    use crate::round::simulation::{simulate, SimulatedMember, SimulationConfig};
+    use bcfl_fed::update::Encoding;
+    use bcfl_protos::bcfl as pb;
+
+    /// Two members fine-tune SmolLM2's top layer on PubMedQA through the round library (the
+    /// in-memory ledger, blob servers on loopback): the round aggregates their adapters and
+    /// the first member scores the global model. Skipped without `BCFL_LLM_GGUF`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_members_fine_tune_the_decoder_through_a_round() {
+        let path = match std::env::var_os(GGUF_ENV) {
+            Some(p) if Path::new(&p).is_file() => p,
+            _ => {
+                eprintln!("skipped: {GGUF_ENV} names no file (source scripts/env.sh)");
+                return;
+            }
+        };
+        let data = PubMedQa::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../data")
+                .join(DIR),
+        )
+        .unwrap();
+        let train_questions = data.train();
+        let test_questions = data.test();
+        let (mut model, tokenizer) = LanguageModel::open(path, tch::Device::Cpu)
+            .unwrap()
+            .into_parts();
+        let lora = LlamaLora::for_top_layers(LlamaLora::flowertune(), model.config(), 1);
+        {
+            let _generator = crate::train::seeded(3);
+            model.attach_lora(lora).unwrap();
+        }
+        let initial = Update::from_store(model.adapters().unwrap().store()).unwrap();
+        let encoder = PromptEncoder::new(&tokenizer).unwrap().with_max_tokens(128);
+        let mut sets = Vec::new();
+        for questions in [
+            &train_questions[..3],
+            &train_questions[3..6],
+            &test_questions[..4],
+        ] {
+            let mut set = QaSet::encode(&encoder, questions).unwrap();
+            set.cache_prefix(&model).unwrap();
+            sets.push(set);
+        }
+        let test = sets.pop();
+        let shared = SharedDecoder::new(model, *encoder.answers())
+            .unwrap()
+            .shared();
+        let config = FinetuneConfig {
+            steps: 1,
+            batch_size: 2,
+            max_prompt_tokens: 128,
+            ..FinetuneConfig::default()
+        };
+        let schedule = DecoderSchedule {
+            rounds: 1,
+            max_learning_rate: 1e-3,
+            min_learning_rate: 1e-3,
+        };
+        let mut test = test;
+        let members = sets
+            .into_iter()
+            .enumerate()
+            .map(|(i, shard)| SimulatedMember {
+                name: format!("m{i}"),
+                trainer: Box::new(
+                    DecoderMember::new(
+                        shared.clone(),
+                        shard,
+                        test.take(),
+                        config.clone(),
+                        schedule.clone(),
+                    )
+                    .unwrap(),
+                ),
+                attack: None,
+                slowdown: 0.0,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = pb::ConsortiumParams {
+            min_participants: 2,
+            commit_quorum: 2,
+            model_id: "SmolLM2-135M-Instruct".into(),
+            base_model_sha256: "0".repeat(64),
+            sketch_length: 64,
+            ..Default::default()
+        };
+        bcfl_fed::rule::Rule::FedAvg
+            .write_params(&mut params)
+            .unwrap();
+        let simulation = SimulationConfig {
+            params,
+            schedule: CoordinatorConfig::new(1),
+            initial: initial.clone(),
+            encoding: Encoding::F32,
+            seed: 5,
+            work_dir: dir.path().to_path_buf(),
+            first_scores: true,
+            links: Vec::new(),
+        };
+        let outcome = simulate(simulation, members, |_| {}).await.unwrap();
+        let round = &outcome.rounds[0];
+        assert_eq!(round.members.iter().filter(|m| m.accepted).count(), 2);
+        assert!(round.accuracy.is_some());
+        let global = &outcome.global;
+        assert_eq!(
+            global.tensors.keys().collect::<Vec<_>>(),
+            initial.tensors.keys().collect::<Vec<_>>()
+        );
+        assert_ne!(global, &initial, "the adapters moved");
+        assert!(global.tensors.contains_key("blk.29.attn_v.lora_b"));
+    }
+}
