@@ -54,6 +54,16 @@ impl LanguageModel {
         &self.model
     }
 
+    /// The decoder, to attach adapters ([`Llama::attach_lora`]).
+    pub fn model_mut(&mut self) -> &mut Llama {
+        &mut self.model
+    }
+
+    /// The decoder and the tokenizer, apart.
+    pub fn into_parts(self) -> (Llama, ChatTokenizer) {
+        (self.model, self.tokenizer)
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &ChatTokenizer {
         &self.tokenizer

@@ -10,9 +10,13 @@
 //!   and merges, with the chat format's control tokens as special tokens.
 //! - [`model`] is the decoder ([`model::Llama`]): RMSNorm, grouped-query attention with rotary
 //!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
+//! - [`lora`] puts trainable low-rank adapters on the decoder's projections (the encoder's
+//!   adapter math), named so that they travel as an update blob.
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
 //! - [`pubmedqa`] is the PubMedQA PQA-L task: the questions, the official split, the prompt
 //!   answered in one token (yes, no or maybe) and the answers' log-probabilities.
+//! - [`finetune`] trains the adapters on it (cross-entropy of the gold answer token, AdamW,
+//!   the frozen prefix's states cached once per question) and scores the adapted model.
 //!
 //! The model tested is SmolLM2-135M-Instruct in Q4_1 (`BCFL_LLM_GGUF`, set by
 //! `scripts/env.sh`).
@@ -31,8 +35,10 @@
 
 pub mod config;
 mod error;
+pub mod finetune;
 pub mod gguf;
 mod language_model;
+pub mod lora;
 pub mod model;
 pub mod pubmedqa;
 pub mod quant;

@@ -21,7 +21,10 @@
 //! checkpoint's names and layouts.
 //!
 //! Weights are dequantized to `f32` at load and never take gradients; the tensors are named in
-//! [`LlamaWeights`] by their GGUF names.
+//! [`LlamaWeights`] by their GGUF names. [`Llama::attach_lora`] adds trainable adapters
+//! ([`crate::llm::lora`]) to the projections; [`Llama::hidden_states`] (the frozen prefix, no
+//! gradients) and [`Llama::last_logits_from_t`] (the adapted layers and the head at the last
+//! position, with gradients) split the forward pass for fine-tuning.
 
 use std::time::Instant;
 
@@ -29,12 +32,15 @@ use tch::{Device, Kind, Tensor};
 
 use super::config::LlamaConfig;
 use super::gguf::GgufFile;
+use super::lora::{DecoderAdapters, Projection};
 use super::{Error, Result};
+use crate::train::lora::LoraConfig;
 
-/// A Llama decoder with frozen `f32` weights.
+/// A Llama decoder with frozen `f32` weights and, optionally, trainable LoRA adapters.
 #[derive(Debug)]
 pub struct Llama {
     config: LlamaConfig,
+    adapters: Option<DecoderAdapters>,
     embedding: Tensor,
     blocks: Vec<Block>,
     norm: Tensor,
@@ -204,8 +210,28 @@ impl Llama {
             blocks,
             rope: Rope::new(&config, device),
             config,
+            adapters: None,
             device,
         })
+    }
+
+    /// Puts fresh adapters of `lora` on the decoder (replacing any), `A` drawn from libtorch's
+    /// generator and `B = 0`: the output is unchanged until they are trained.
+    pub fn attach_lora(&mut self, lora: LoraConfig) -> Result<()> {
+        self.adapters = Some(DecoderAdapters::new(&self.config, lora, self.device)?);
+        Ok(())
+    }
+
+    /// The adapters, when attached.
+    pub fn adapters(&self) -> Option<&DecoderAdapters> {
+        self.adapters.as_ref()
+    }
+
+    /// Layers below the first adapted one (the frozen prefix; all of them without adapters).
+    pub fn frozen_layers(&self) -> i64 {
+        self.adapters
+            .as_ref()
+            .map_or(self.config.block_count, |a| a.config().from_layer)
     }
 
     /// The configuration.
@@ -280,7 +306,7 @@ impl Llama {
             let mut cache = cache;
             for (i, block) in self.blocks.iter().enumerate() {
                 let slot = cache.as_deref_mut().map(|c| &mut c.blocks[i]);
-                x = self.block(block, &x, start, mask.as_ref(), slot);
+                x = self.block(i, block, &x, start, mask.as_ref(), slot, false);
             }
             if let Some(c) = cache {
                 c.len += t;
@@ -293,30 +319,106 @@ impl Llama {
         })
     }
 
+    /// Hidden states `[batch, T, dim]` entering layer `layer` for the ids `[batch, T]`
+    /// (positions from 0), without gradients: the frozen prefix's output when `layer` is
+    /// [`Self::frozen_layers`].
+    pub fn hidden_states(&self, ids: &Tensor, layer: i64) -> Result<Tensor> {
+        let (_, t) = ids.size2()?;
+        self.check_positions(t)?;
+        tch::no_grad(|| {
+            let mut x = Tensor::f_embedding(
+                &self.embedding,
+                &ids.to_device(self.device),
+                -1,
+                false,
+                false,
+            )?;
+            let mask = (t > 1).then(|| causal_mask(t, 0, self.device));
+            for (i, block) in self.blocks.iter().enumerate().take(layer.max(0) as usize) {
+                x = self.block(i, block, &x, 0, mask.as_ref(), None, false);
+            }
+            Ok(x)
+        })
+    }
+
+    /// Logits `[batch, vocab]` at the last position, from the hidden states `[batch, T, dim]`
+    /// entering layer `layer` (see [`Self::hidden_states`]), with gradients reaching the
+    /// adapters; their dropout is active when `train` is set.
+    pub fn last_logits_from_t(&self, hidden: &Tensor, layer: i64, train: bool) -> Result<Tensor> {
+        let (_, t, _) = hidden.size3()?;
+        self.check_positions(t)?;
+        let mask = (t > 1).then(|| causal_mask(t, 0, self.device));
+        let mut x = hidden.to_device(self.device);
+        for (i, block) in self.blocks.iter().enumerate().skip(layer.max(0) as usize) {
+            x = self.block(i, block, &x, 0, mask.as_ref(), None, train);
+        }
+        let last = rms_norm(&x.select(1, t - 1), &self.norm, self.config.rms_norm_eps);
+        Ok(last.linear(
+            self.output.as_ref().unwrap_or(&self.embedding),
+            None::<Tensor>,
+        ))
+    }
+
+    fn check_positions(&self, positions: i64) -> Result<()> {
+        if positions > self.config.context_length {
+            return Err(Error::Config(format!(
+                "{positions} positions exceed the context length {}",
+                self.config.context_length
+            )));
+        }
+        Ok(())
+    }
+
+    /// `x Wᵀ`, plus the adapter's term when `projection` of `layer` carries one.
+    fn project(
+        &self,
+        layer: usize,
+        projection: Projection,
+        x: &Tensor,
+        w: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        let base = x.linear(w, None::<Tensor>);
+        match self
+            .adapters
+            .as_ref()
+            .and_then(|a| a.delta_t(layer, projection, x, train))
+        {
+            Some(delta) => base + delta,
+            None => base,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
+        layer: usize,
         b: &Block,
         x: &Tensor,
         start: i64,
         mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        train: bool,
     ) -> Tensor {
         let eps = self.config.rms_norm_eps;
         let n = rms_norm(x, &b.attn_norm, eps);
-        let x = x + self.attention(b, &n, start, mask, cache);
+        let x = x + self.attention(layer, b, &n, start, mask, cache, train);
         let n = rms_norm(&x, &b.ffn_norm, eps);
-        let ffn = (n.linear(&b.gate, None::<Tensor>).silu() * n.linear(&b.up, None::<Tensor>))
-            .linear(&b.down, None::<Tensor>);
-        x + ffn
+        let gate = self.project(layer, Projection::Gate, &n, &b.gate, train);
+        let up = self.project(layer, Projection::Up, &n, &b.up, train);
+        x + self.project(layer, Projection::Down, &(gate.silu() * up), &b.down, train)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
+        layer: usize,
         b: &Block,
         x: &Tensor,
         start: i64,
         mask: Option<&Tensor>,
         cache: Option<&mut Option<(Tensor, Tensor)>>,
+        train: bool,
     ) -> Tensor {
         let (batch, t, dim) = x.size3().expect("[batch, T, dim]");
         let (heads, kv_heads, hd) = (
@@ -324,14 +426,18 @@ impl Llama {
             self.config.head_count_kv,
             self.config.head_dim(),
         );
-        let split = |w: &Tensor, h: i64| {
-            x.linear(w, None::<Tensor>)
+        let split = |p: Projection, w: &Tensor, h: i64| {
+            self.project(layer, p, x, w, train)
                 .reshape([batch, t, h, hd])
                 .transpose(1, 2)
         };
-        let q = self.rope.apply(&split(&b.q, heads), start);
-        let mut k = self.rope.apply(&split(&b.k, kv_heads), start);
-        let mut v = split(&b.v, kv_heads);
+        let q = self
+            .rope
+            .apply(&split(Projection::Query, &b.q, heads), start);
+        let mut k = self
+            .rope
+            .apply(&split(Projection::Key, &b.k, kv_heads), start);
+        let mut v = split(Projection::Value, &b.v, kv_heads);
         if let Some(slot) = cache {
             if let Some((past_k, past_v)) = slot.as_ref() {
                 k = Tensor::cat(&[past_k, &k], 2);
@@ -350,12 +456,12 @@ impl Llama {
         if let Some(mask) = mask {
             scores = scores.masked_fill(mask, f64::NEG_INFINITY);
         }
-        scores
+        let attended = scores
             .softmax(-1, Kind::Float)
             .matmul(&repeat(&v))
             .transpose(1, 2)
-            .reshape([batch, t, dim])
-            .linear(&b.o, None::<Tensor>)
+            .reshape([batch, t, dim]);
+        self.project(layer, Projection::Output, &attended, &b.o, train)
     }
 
     /// Log-probability of each token of `ids` given those before it (`ids.len() - 1` values:
@@ -469,4 +575,4 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Tensor {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -40,6 +40,10 @@ pub enum Error {
     #[cfg(feature = "train")]
     #[error(transparent)]
     Train(#[from] crate::train::Error),
+    /// Fine-tuning the decoder on PubMedQA failed.
+    #[cfg(feature = "train")]
+    #[error(transparent)]
+    Llm(#[from] crate::llm::pubmedqa::Error),
     /// The consortium's aggregation rule is invalid.
     #[error(transparent)]
     Rule(#[from] bcfl_fed::rule::RuleError),

@@ -577,7 +577,7 @@ impl<L: Ledger> Member<L> {
                 .unwrap_or_default();
         let model = self.model.clone();
         let base = parent.clone();
-        let trained = blocking(move || model.train(&base, seed)).await?;
+        let trained = blocking(move || model.train(&base, round, seed)).await?;
         if self.config.slowdown > 0.0 {
             tokio::time::sleep(started.elapsed().mul_f64(self.config.slowdown)).await;
         }

@@ -46,6 +46,8 @@
 //! ```
 
 pub mod coordinator;
+#[cfg(feature = "train")]
+pub mod decoder;
 pub(crate) mod error;
 pub mod ledger;
 #[cfg(feature = "train")]

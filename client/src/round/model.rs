@@ -220,10 +220,12 @@ pub struct Trained {
 }
 
 /// What a member does with a model: train from a parent, score a global model. The member
-/// role drives it; [`LocalModel`] is the BERT + LoRA implementation.
+/// role drives it; [`LocalModel`] is the BERT + LoRA implementation,
+/// [`DecoderMember`](super::decoder::DecoderMember) the Llama decoder's on PubMedQA.
 pub trait Trainer: Send + Sync + 'static {
-    /// Fine-tunes from `parent` (the round's verified global tensors) with `seed`.
-    fn train(&self, parent: &Update, seed: u64) -> Result<Trained>;
+    /// Fine-tunes from `parent` (the round's verified global tensors) for `round` (from 1; a
+    /// schedule across rounds may use it) with `seed`.
+    fn train(&self, parent: &Update, round: u64, seed: u64) -> Result<Trained>;
 
     /// Scores `model` on the held-out set, when there is one. May run while [`Self::train`]
     /// runs on another thread.
@@ -333,7 +335,7 @@ impl LocalModel {
 }
 
 impl Trainer for LocalModel {
-    fn train(&self, parent: &Update, seed: u64) -> Result<Trained> {
+    fn train(&self, parent: &Update, _round: u64, seed: u64) -> Result<Trained> {
         let shared = Self::lock(&self.shared)?;
         parent.apply_to(shared.model.trainable())?;
         let config = TrainConfig {

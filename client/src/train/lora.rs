@@ -26,7 +26,8 @@ pub struct LoraConfig {
     pub alpha: f64,
     /// Dropout applied to the adapter's input while training.
     pub dropout: f64,
-    /// Adapted projections among `query`, `key`, `value`, `output` (attention output dense).
+    /// Adapted projections among `query`, `key`, `value`, `output` (attention output dense);
+    /// the decoder also takes `gate`, `up`, `down` ([`crate::llm::lora::TARGETS`]).
     pub targets: Vec<String>,
     /// First adapted layer: layers below it carry no adapter, so they form a frozen prefix whose
     /// output does not depend on any trainable tensor (see [`crate::train::prefix`]). 0 adapts
@@ -51,8 +52,14 @@ impl Default for LoraConfig {
 pub const TARGETS: [&str; 4] = ["query", "key", "value", "output"];
 
 impl LoraConfig {
-    /// Checks ranges and target names.
+    /// Checks ranges and target names (BERT's [`TARGETS`]).
     pub fn validate(&self) -> Result<()> {
+        self.validate_for(&TARGETS)
+    }
+
+    /// Checks ranges, and that every target is one of `allowed` (the projections of the model
+    /// the adapters go on).
+    pub fn validate_for(&self, allowed: &[&str]) -> Result<()> {
         if self.rank < 1 {
             return Err(Error::Config(format!("LoRA rank {} < 1", self.rank)));
         }
@@ -68,9 +75,9 @@ impl LoraConfig {
                 self.from_layer
             )));
         }
-        if let Some(bad) = self.targets.iter().find(|t| !TARGETS.contains(&t.as_str())) {
+        if let Some(bad) = self.targets.iter().find(|t| !allowed.contains(&t.as_str())) {
             return Err(Error::Config(format!(
-                "unknown LoRA target {bad:?} (expected one of {TARGETS:?})"
+                "unknown LoRA target {bad:?} (expected one of {allowed:?})"
             )));
         }
         Ok(())
@@ -92,15 +99,52 @@ impl LoraConfig {
 pub struct LoraLinear {
     weight: Tensor,
     bias: Tensor,
-    adapter: Option<Adapter>,
+    adapter: Option<LoraAdapter>,
 }
 
+/// The trainable part of an adapted layer: `A`, `B` and the scale, whatever the frozen layer
+/// is (BERT's [`LoraLinear`], the Llama decoder's projections in [`crate::llm::lora`]).
 #[derive(Debug)]
-struct Adapter {
+pub struct LoraAdapter {
     a: Tensor,
     b: Tensor,
     scale: f64,
     dropout: f64,
+}
+
+impl LoraAdapter {
+    /// A fresh adapter under `path` (`lora_a`, `lora_b`) for a layer of `in_features` inputs
+    /// and `out_features` outputs: `A` Kaiming-uniform, `B` zero.
+    pub fn new(path: nn::Path<'_>, in_features: i64, out_features: i64, cfg: &LoraConfig) -> Self {
+        Self {
+            // PEFT initialises A with kaiming_uniform_(a = sqrt(5)): bound = 1 / sqrt(in).
+            a: path.var(
+                LORA_A,
+                &[cfg.rank, in_features],
+                Init::Uniform {
+                    lo: -1.0 / (in_features as f64).sqrt(),
+                    up: 1.0 / (in_features as f64).sqrt(),
+                },
+            ),
+            b: path.var(LORA_B, &[out_features, cfg.rank], Init::Const(0.0)),
+            scale: cfg.alpha / cfg.rank as f64,
+            dropout: cfg.dropout,
+        }
+    }
+
+    /// The adapter's term `(alpha / rank) · dropout(x) Aᵀ Bᵀ`, added to the frozen layer's
+    /// output; dropout is active only when `train` is set.
+    pub fn delta_t(&self, x: &Tensor, train: bool) -> Tensor {
+        x.dropout(self.dropout, train)
+            .linear::<Tensor>(&self.a, None)
+            .linear::<Tensor>(&self.b, None)
+            * self.scale
+    }
+
+    /// Trainable parameters: `rank · (in + out)`.
+    pub fn parameters(rank: i64, in_features: i64, out_features: i64) -> i64 {
+        rank * (in_features + out_features)
+    }
 }
 
 impl LoraLinear {
@@ -115,20 +159,7 @@ impl LoraLinear {
     ) -> Self {
         let weight = base.var("weight", &[out_features, in_features], Init::Const(0.0));
         let bias = base.var("bias", &[out_features], Init::Const(0.0));
-        let adapter = lora.map(|cfg| Adapter {
-            // PEFT initialises A with kaiming_uniform_(a = sqrt(5)): bound = 1 / sqrt(in).
-            a: adapter.var(
-                LORA_A,
-                &[cfg.rank, in_features],
-                Init::Uniform {
-                    lo: -1.0 / (in_features as f64).sqrt(),
-                    up: 1.0 / (in_features as f64).sqrt(),
-                },
-            ),
-            b: adapter.var(LORA_B, &[out_features, cfg.rank], Init::Const(0.0)),
-            scale: cfg.alpha / cfg.rank as f64,
-            dropout: cfg.dropout,
-        });
+        let adapter = lora.map(|cfg| LoraAdapter::new(adapter, in_features, out_features, cfg));
         Self {
             weight,
             bias,
@@ -141,13 +172,7 @@ impl LoraLinear {
         let base = x.linear(&self.weight, Some(&self.bias));
         match &self.adapter {
             None => base,
-            Some(adapter) => {
-                let input = x.dropout(adapter.dropout, train);
-                base + input
-                    .linear::<Tensor>(&adapter.a, None)
-                    .linear::<Tensor>(&adapter.b, None)
-                    * adapter.scale
-            }
+            Some(adapter) => base + adapter.delta_t(x, train),
         }
     }
 

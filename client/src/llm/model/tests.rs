@@ -10,7 +10,7 @@ use crate::llm::gguf::Value;
 use crate::llm::{LanguageModel, GGUF_ENV};
 
 /// Random weights in GGUF names and row order.
-struct RandomWeights(HashMap<String, Tensor>);
+pub(crate) struct RandomWeights(HashMap<String, Tensor>);
 
 impl LlamaWeights for RandomWeights {
     fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
@@ -18,7 +18,7 @@ impl LlamaWeights for RandomWeights {
     }
 }
 
-fn random_weights(config: &LlamaConfig) -> RandomWeights {
+pub(crate) fn random_weights(config: &LlamaConfig) -> RandomWeights {
     let _seed = crate::train::seeded(7);
     let (dim, ff) = (config.embedding_length, config.feed_forward_length);
     let kv = config.head_count_kv * config.head_dim();
@@ -47,7 +47,7 @@ fn random_weights(config: &LlamaConfig) -> RandomWeights {
     RandomWeights(w)
 }
 
-fn tiny() -> Llama {
+pub(crate) fn tiny() -> Llama {
     let config = LlamaConfig::tiny(50);
     Llama::load(config.clone(), &random_weights(&config), Device::Cpu).unwrap()
 }

@@ -304,7 +304,7 @@ impl HeadTrainer {
 }
 
 impl Trainer for HeadTrainer {
-    fn train(&self, parent: &Update, seed: u64) -> crate::round::Result<Trained> {
+    fn train(&self, parent: &Update, _round: u64, seed: u64) -> crate::round::Result<Trained> {
         let all: Vec<usize> = (0..self.shard.len()).collect();
         let (x, y) = self.shard.tensors(&all);
         let (local, loss) = self
@@ -384,7 +384,7 @@ mod tests {
         let trainer =
             HeadTrainer::new(data.clone(), Some(data.clone()), LocalConfig::default()).unwrap();
         let start = LinearHead::zeros(2, 3).to_update();
-        let trained = trainer.train(&start, 1).unwrap();
+        let trained = trainer.train(&start, 1, 1).unwrap();
         assert_eq!(trained.samples, 40);
         let all: Vec<usize> = (0..data.len()).collect();
         let (x, y) = data.tensors(&all);
@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(trained.loss, loss);
         let scored = trainer.evaluate(&trained.update).unwrap().unwrap();
         assert_eq!(scored.scores.accuracy, 1.0);
-        let flipped = trainer.clone().label_flipped().train(&start, 1).unwrap();
+        let flipped = trainer.clone().label_flipped().train(&start, 1, 1).unwrap();
         let scored = trainer.evaluate(&flipped.update).unwrap().unwrap();
         assert_eq!(scored.scores.accuracy, 0.0);
         assert!(HeadTrainer::new(data.subset(&[]), None, LocalConfig::default()).is_err());

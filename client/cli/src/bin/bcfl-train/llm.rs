@@ -2,6 +2,7 @@
 //! `generate` (greedy generation) and `eval` (scores on a benchmark, [`eval`]).
 
 mod eval;
+pub(crate) mod finetune;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub(crate) enum LlmCommand {
     Generate(GenerateArgs),
     /// Score a model on a benchmark (PubMedQA): accuracy, macro-F1, one line per question.
     Eval(eval::EvalArgs),
+    /// Tokens per second of a LoRA training step on PubMedQA: whole model against the cached
+    /// frozen prefix (JSON with --json).
+    TrainSpeed(finetune::SpeedArgs),
 }
 
 /// What `bcfl --json llm generate` prints.
@@ -62,6 +66,7 @@ impl LlmCommand {
         match self {
             Self::Generate(args) => generate(args, json),
             Self::Eval(args) => eval::run(args, json),
+            Self::TrainSpeed(args) => finetune::train_speed(args, json),
         }
     }
 }

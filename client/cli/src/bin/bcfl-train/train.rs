@@ -1,6 +1,9 @@
 //! `bcfl train`, `bcfl eval` and `bcfl fl simulate`, and the data, model and optimisation
 //! flags they share with `bcfl data split`, `bcfl model init` and `bcfl demo`.
 //!
+//! `bcfl fl simulate --model smollm2` trains the decoder on PubMedQA instead
+//! ([`crate::llm::finetune`]); both run their members through [`run_simulation`].
+//!
 //! A trained model is saved as a directory ([`bcfl_client::train::saved`]). With
 //! `--lora-from-layer K > 0` the states entering layer `K` are computed once per text
 //! (training and scored sets) and cached ([`bcfl_client::train::prefix`]), in memory or, with
@@ -231,17 +234,19 @@ pub(crate) enum FlCommand {
 #[derive(Clone, Debug, Args)]
 pub(crate) struct SimulateArgs {
     #[command(flatten)]
-    data: DataArgs,
+    pub(crate) data: DataArgs,
     #[command(flatten)]
-    model: ModelArgs,
+    pub(crate) model: ModelArgs,
     #[command(flatten)]
-    optim: OptimArgs,
+    pub(crate) optim: OptimArgs,
+    #[command(flatten)]
+    pub(crate) decoder: crate::llm::finetune::DecoderArgs,
     /// Clients.
     #[arg(long, default_value_t = 10)]
-    clients: usize,
+    pub(crate) clients: usize,
     /// Rounds.
     #[arg(long, default_value_t = 5)]
-    rounds: usize,
+    pub(crate) rounds: usize,
     /// Partition: iid, dirichlet, specialty.
     #[arg(long, default_value = "iid")]
     partition: String,
@@ -500,7 +505,7 @@ pub(crate) struct SimulationSettings {
 }
 
 impl SimulateArgs {
-    fn simulation(&self) -> anyhow::Result<SimulationSettings> {
+    pub(crate) fn simulation(&self) -> anyhow::Result<SimulationSettings> {
         let partition = match self.partition.as_str() {
             "iid" => Partition::Iid,
             "dirichlet" => Partition::Dirichlet { alpha: self.alpha },
@@ -537,7 +542,12 @@ impl FlCommand {
     pub(crate) async fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Bench(args) => crate::bench::run(args),
-            Self::Simulate(args) => simulate_command(args, json).await,
+            Self::Simulate(args) => match args.decoder.model {
+                crate::llm::finetune::ModelChoice::Bert => simulate_command(args, json).await,
+                crate::llm::finetune::ModelChoice::Smollm2 => {
+                    crate::llm::finetune::simulate(args, json).await
+                }
+            },
         }
     }
 }
@@ -545,9 +555,8 @@ impl FlCommand {
 /// `bcfl fl simulate`: the round library's roles over the in-memory ledger
 /// ([`bcfl_client::round::simulation`]), one member per shard, sharing one model.
 async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()> {
-    use bcfl_client::round::coordinator::CoordinatorConfig;
     use bcfl_client::round::model::{LocalModel, SharedModel};
-    use bcfl_client::round::simulation::{simulate, SimulatedMember, SimulationConfig};
+    use bcfl_client::round::simulation::SimulatedMember;
 
     let config = args.simulation()?;
     let data = args.data.load(None)?;
@@ -563,6 +572,8 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         config.min_shard,
         config.local.seed,
     )?;
+    args.decoder
+        .check_task(crate::llm::finetune::Task::Abstracts)?;
     let shared = SharedModel::new(model, encoder, cache).shared();
     let members = shards
         .iter()
@@ -581,12 +592,50 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = Base {
+        model_id: dir.path().display().to_string(),
+        sha256: dir.sha256().to_owned(),
+    };
+    run_simulation(
+        &config,
+        base,
+        initial,
+        members,
+        scored,
+        serde_json::json!({}),
+        json,
+    )
+    .await
+}
+
+/// The frozen base model the consortium trains on, as the chain records it.
+pub(crate) struct Base {
+    /// What it is (a path).
+    pub(crate) model_id: String,
+    /// SHA-256 of its weights.
+    pub(crate) sha256: String,
+}
+
+/// Runs the simulation of `members` from `initial` under `config` and prints each round (and,
+/// with `json`, one object with `extra`'s fields added).
+pub(crate) async fn run_simulation(
+    config: &SimulationSettings,
+    base: Base,
+    initial: Update,
+    members: Vec<bcfl_client::round::simulation::SimulatedMember>,
+    scored: &str,
+    extra: serde_json::Value,
+    json: bool,
+) -> anyhow::Result<()> {
+    use bcfl_client::round::coordinator::CoordinatorConfig;
+    use bcfl_client::round::simulation::{simulate, SimulationConfig};
+
     let n = config.clients as u32;
     let mut params = bcfl_protos::bcfl::ConsortiumParams {
         min_participants: n,
         commit_quorum: n,
-        model_id: dir.path().display().to_string(),
-        base_model_sha256: dir.sha256().to_owned(),
+        model_id: base.model_id,
+        base_model_sha256: base.sha256,
         sketch_length: config.sketch_length as u32,
         ..Default::default()
     };
@@ -621,10 +670,13 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
     })
     .await?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"config": config, "scored_on": scored, "rounds": outcome.rounds})
-        );
+        println!("{}", {
+            let mut out = serde_json::json!({"config": config, "scored_on": scored, "rounds": outcome.rounds});
+            if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
+                out.extend(extra);
+            }
+            out
+        });
     }
     Ok(())
 }

@@ -1,0 +1,415 @@
+//! Federated fine-tuning of the decoder: `bcfl fl simulate --model smollm2 --task pubmedqa`
+//! (the options of [`DecoderArgs`], flattened into `fl simulate`'s) and `bcfl llm train-speed`
+//! (tokens per second of a training step, whole model against the cached frozen prefix).
+//!
+//! The decoder's members go through the same simulation as BERT's
+//! ([`crate::train::run_simulation`]): one [`DecoderMember`] per partition of the 500 PubMedQA
+//! training questions (`--partition iid|dirichlet`), FedAvg (or any `--rule`) of their adapters,
+//! the global model scored each round by the first member on a fixed random subset of the test
+//! questions (`--eval-questions`, drawn with `--seed`). The LoRA flags are `fl simulate`'s
+//! (`--lora-rank`, `--lora-alpha`, `--lora-dropout`, `--lora-targets`, which also take `gate`,
+//! `up`, `down`), with `--lora-top-layers K` in place of `--lora-from-layer`; `--preset
+//! flowertune` sets rank 32, alpha 64, query and value, and a learning rate falling by a cosine
+//! from 5e-5 to 1e-6 across rounds. The simulation trains every member every round: sampling a
+//! fraction of the members per round is not supported by the round library.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use bcfl_client::llm::finetune::{step_speed, FinetuneConfig, QaSet};
+use bcfl_client::llm::lora::{LlamaLora, UpdateSize};
+use bcfl_client::llm::pubmedqa::{self, PromptEncoder, PubMedQa, MAX_PROMPT_TOKENS};
+use bcfl_client::llm::{LanguageModel, GGUF_ENV};
+use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
+use bcfl_client::round::simulation::SimulatedMember;
+use bcfl_client::tch::Device;
+use bcfl_client::train::lora::LoraConfig;
+use bcfl_client::train::split::Partition;
+use bcfl_client::train::tensors::StoreTensors as _;
+use bcfl_fed::digest::file_sha256;
+use bcfl_fed::update::Update;
+
+use crate::train::{run_simulation, Base, SimulateArgs};
+
+/// The model `fl simulate` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelChoice {
+    /// all-MiniLM-L6-v2 with LoRA and a classification head (--model-dir).
+    Bert,
+    /// SmolLM2-135M-Instruct with LoRA, answering in one token (--gguf).
+    Smollm2,
+}
+
+/// The task `fl simulate` trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Task {
+    /// Labelled texts (--data or the Medical Abstracts corpus): BERT's task.
+    Abstracts,
+    /// PubMedQA PQA-L (pubmedqa/ in --data-dir): the decoder's task.
+    Pubmedqa,
+}
+
+/// A preset of the decoder's adapters and schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Preset {
+    /// FlowerTune LLM Leaderboard: rank 32, alpha 64, query and value, cosine LR 5e-5 → 1e-6.
+    Flowertune,
+}
+
+/// The decoder's options of `bcfl fl simulate`.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct DecoderArgs {
+    /// The model.
+    #[arg(long, value_enum, default_value_t = ModelChoice::Bert)]
+    pub(crate) model: ModelChoice,
+    /// The task (default: abstracts for bert, pubmedqa for smollm2).
+    #[arg(long, value_enum)]
+    task: Option<Task>,
+    /// The GGUF model file of --model smollm2 (through scripts/env.sh by default).
+    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    gguf: Option<PathBuf>,
+    /// Adapters and schedule of a known setup (overrides --lora-rank, --lora-alpha,
+    /// --lora-targets, --lr and --lr-min).
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Adapters on the top K layers only (0: all); the states below are cached per question.
+    #[arg(long, default_value_t = 0)]
+    lora_top_layers: i64,
+    /// Optimiser steps per member per round (of --batch-size questions).
+    #[arg(long, default_value_t = 10)]
+    local_steps: usize,
+    /// Longest training prompt in tokens (the context's tail is cut; scoring uses 511).
+    #[arg(long, default_value_t = 256)]
+    max_prompt_tokens: usize,
+    /// Test questions the global model is scored on each round (a fixed random subset).
+    #[arg(long, default_value_t = 100)]
+    eval_questions: usize,
+    /// Use only N of the 500 training questions (a random subset, for short runs).
+    #[arg(long)]
+    train_questions: Option<usize>,
+    /// The last round's learning rate (--lr is round 1's; cosine in between).
+    #[arg(long, default_value_t = 1e-6)]
+    lr_min: f64,
+}
+
+impl DecoderArgs {
+    /// Refuses a task the model does not train on.
+    pub(crate) fn check_task(&self, default: Task) -> anyhow::Result<()> {
+        let task = self.task.unwrap_or(default);
+        let expected = match self.model {
+            ModelChoice::Bert => Task::Abstracts,
+            ModelChoice::Smollm2 => Task::Pubmedqa,
+        };
+        anyhow::ensure!(
+            task == expected,
+            "--model {:?} trains on --task {expected:?}, not {task:?}",
+            self.model
+        );
+        Ok(())
+    }
+
+    /// The adapters: the preset's or the flags', on the top --lora-top-layers layers.
+    fn lora(
+        &self,
+        flags: &LoraConfig,
+        depth: &bcfl_client::llm::config::LlamaConfig,
+    ) -> LoraConfig {
+        let lora = match self.preset {
+            Some(Preset::Flowertune) => LlamaLora::flowertune(),
+            None => flags.clone(),
+        };
+        LlamaLora::for_top_layers(lora, depth, self.lora_top_layers)
+    }
+
+    /// Round 1's and the last round's learning rates.
+    fn learning_rates(&self, lr: f64) -> (f64, f64) {
+        match self.preset {
+            Some(Preset::Flowertune) => (5e-5, 1e-6),
+            None => (lr, self.lr_min),
+        }
+    }
+}
+
+/// What `--json fl simulate --model smollm2` adds to the simulation's output.
+#[derive(Debug, Serialize)]
+struct DecoderRun {
+    lora: LoraConfig,
+    local: FinetuneConfig,
+    schedule: DecoderSchedule,
+    trainable_parameters: i64,
+    update_size: UpdateSize,
+    train_questions: usize,
+    eval_questions: usize,
+    prefix_cache_bytes: usize,
+    prefix_cache_seconds: f64,
+}
+
+/// `bcfl fl simulate --model smollm2 --task pubmedqa`.
+pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<()> {
+    let decoder = &args.decoder;
+    decoder.check_task(Task::Pubmedqa)?;
+    let mut config = args.simulation()?;
+    if let Partition::Specialty { .. } = config.partition {
+        anyhow::bail!("PubMedQA is partitioned iid or dirichlet (by answer)");
+    }
+    let data_dir = args
+        .data
+        .data_dir
+        .as_deref()
+        .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
+    let data = PubMedQa::load(&data_dir.join(pubmedqa::DIR))?;
+    let seed = args.optim.seed;
+    let train_all = data.train();
+    let train = match decoder.train_questions {
+        Some(n) => pubmedqa::random_subset(&train_all, n, seed)?,
+        None => train_all,
+    };
+    let test = pubmedqa::random_subset(&data.test(), decoder.eval_questions, seed)?;
+    let shards = pubmedqa::partition(&train, config.clients, config.partition, seed)?;
+
+    let path = decoder
+        .gguf
+        .as_deref()
+        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
+    let lm = LanguageModel::open(path, Device::Cpu)
+        .with_context(|| format!("loading {}", path.display()))?;
+    let (mut model, tokenizer) = lm.into_parts();
+    let flags = LoraConfig {
+        rank: args.model.lora_rank,
+        alpha: args.model.lora_alpha,
+        dropout: args.model.lora_dropout,
+        targets: args.model.lora_targets.clone(),
+        from_layer: 0,
+    };
+    let lora = decoder.lora(&flags, model.config());
+    {
+        let _generator = bcfl_client::train::seeded(seed);
+        model.attach_lora(lora.clone())?;
+    }
+    let update_size = UpdateSize::new(model.config(), &lora);
+    let adapters = model.adapters().expect("attached");
+    let trainable_parameters = adapters.parameters();
+    let initial = Update::from_store(adapters.store())?;
+
+    let train_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(decoder.max_prompt_tokens);
+    let test_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(MAX_PROMPT_TOKENS);
+    let (mut cache_bytes, mut cache_seconds) = (0, 0.0);
+    let mut encode = |encoder: &PromptEncoder, questions: &[&pubmedqa::Question]| {
+        let mut set = QaSet::encode(encoder, questions)?;
+        cache_seconds += set.cache_prefix(&model)?;
+        cache_bytes += set.prefix_bytes();
+        anyhow::Ok(set)
+    };
+    let test_set = encode(&test_encoder, &test)?;
+    let shard_sets = shards
+        .iter()
+        .map(|shard| encode(&train_encoder, shard))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !json {
+        eprintln!(
+            "SmolLM2 + LoRA r={} alpha={} on {:?}, layers {}..{}: {trainable_parameters} trainable parameters, updates of {} bytes (f32) / {} (int8) against {} for the model; {} training questions over {} members, {} test questions; prefix cache {:.0} MB in {:.0} s",
+            lora.rank,
+            lora.alpha,
+            lora.targets,
+            lora.from_layer,
+            model.config().block_count,
+            update_size.f32_bytes,
+            update_size.int8_bytes,
+            update_size.model_f32_bytes,
+            train.len(),
+            config.clients,
+            test.len(),
+            cache_bytes as f64 / 1e6,
+            cache_seconds
+        );
+    }
+    let local = FinetuneConfig {
+        steps: decoder.local_steps,
+        batch_size: args.optim.batch_size,
+        weight_decay: args.optim.weight_decay,
+        max_grad_norm: args.optim.max_grad_norm,
+        max_prompt_tokens: decoder.max_prompt_tokens,
+    };
+    let (max_learning_rate, min_learning_rate) = decoder.learning_rates(args.optim.lr);
+    let schedule = DecoderSchedule {
+        rounds: config.rounds as u64,
+        max_learning_rate,
+        min_learning_rate,
+    };
+    config.local.learning_rate = max_learning_rate;
+    let answers = *test_encoder.answers();
+    let shared = SharedDecoder::new(model, answers)?.shared();
+    let mut test_set = Some(test_set);
+    let members = shard_sets
+        .into_iter()
+        .enumerate()
+        .map(|(i, shard)| {
+            Ok(SimulatedMember {
+                name: format!("client-{i:03}"),
+                trainer: Box::new(DecoderMember::new(
+                    shared.clone(),
+                    shard,
+                    test_set.take(),
+                    local.clone(),
+                    schedule.clone(),
+                )?),
+                attack: None,
+                slowdown: 0.0,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = Base {
+        model_id: path.display().to_string(),
+        sha256: file_sha256(path)
+            .with_context(|| format!("hashing {}", path.display()))?
+            .sha256,
+    };
+    let extra = serde_json::to_value(DecoderRun {
+        lora,
+        local,
+        schedule,
+        trainable_parameters,
+        update_size,
+        train_questions: train.len(),
+        eval_questions: test.len(),
+        prefix_cache_bytes: cache_bytes,
+        prefix_cache_seconds: cache_seconds,
+    })?;
+    run_simulation(&config, base, initial, members, "test", extra, json).await
+}
+
+/// `bcfl llm train-speed`: tokens per second of a training step on PubMedQA questions, running
+/// the whole model each step against reading the frozen prefix's cached states.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SpeedArgs {
+    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    gguf: Option<PathBuf>,
+    /// Data directory holding pubmedqa/.
+    #[arg(long, env = "BCFL_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Adapters on the top K layers (FlowerTune's rank, alpha and targets).
+    #[arg(long, default_value_t = 2)]
+    lora_top_layers: i64,
+    /// Training questions used (drawn at random with --seed).
+    #[arg(long, default_value_t = 8)]
+    questions: usize,
+    /// Steps timed each way.
+    #[arg(long, default_value_t = 4)]
+    steps: usize,
+    /// Questions per step.
+    #[arg(long, default_value_t = 2)]
+    batch_size: usize,
+    /// Longest training prompt in tokens.
+    #[arg(long, default_value_t = 256)]
+    max_prompt_tokens: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+/// Runs `bcfl llm train-speed`.
+pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .as_deref()
+        .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
+    let data = PubMedQa::load(&data_dir.join(pubmedqa::DIR))?;
+    let questions = pubmedqa::random_subset(&data.train(), args.questions, args.seed)?;
+    let path = args
+        .gguf
+        .as_deref()
+        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
+    let (mut model, tokenizer) = LanguageModel::open(path, Device::Cpu)?.into_parts();
+    let lora = LlamaLora::for_top_layers(
+        LlamaLora::flowertune(),
+        model.config(),
+        args.lora_top_layers,
+    );
+    {
+        let _generator = bcfl_client::train::seeded(args.seed);
+        model.attach_lora(lora)?;
+    }
+    let encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(args.max_prompt_tokens);
+    let mut set = QaSet::encode(&encoder, &questions)?;
+    let config = FinetuneConfig {
+        steps: args.steps,
+        batch_size: args.batch_size,
+        max_prompt_tokens: args.max_prompt_tokens,
+        ..FinetuneConfig::default()
+    };
+    let speed = step_speed(&model, &mut set, encoder.answers(), &config, args.seed)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"questions": set.len(), "prompt_tokens": set.tokens(),
+                "batch_size": args.batch_size, "max_prompt_tokens": args.max_prompt_tokens,
+                "threads": bcfl_client::tch::get_num_threads(), "speed": speed})
+        );
+    } else {
+        println!(
+            "{} questions ({} prompt tokens), top {} of {} layers adapted: whole model {:.0} tokens/s, cached prefix {:.0} tokens/s ({:.1}x; cache built in {:.1} s)",
+            set.len(),
+            set.tokens(),
+            model.config().block_count - speed.frozen_layers,
+            model.config().block_count,
+            speed.full_tokens_per_second,
+            speed.cached_tokens_per_second,
+            speed.speedup,
+            speed.cache_seconds
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        decoder: DecoderArgs,
+    }
+
+    fn parse(args: &[&str]) -> DecoderArgs {
+        Cli::parse_from(std::iter::once("x").chain(args.iter().copied())).decoder
+    }
+
+    #[test]
+    fn each_model_trains_on_its_task() {
+        assert!(parse(&[]).check_task(Task::Abstracts).is_ok());
+        assert!(parse(&["--model", "smollm2"])
+            .check_task(Task::Pubmedqa)
+            .is_ok());
+        assert!(parse(&["--model", "smollm2", "--task", "abstracts"])
+            .check_task(Task::Pubmedqa)
+            .is_err());
+        assert!(parse(&["--task", "pubmedqa"])
+            .check_task(Task::Abstracts)
+            .is_err());
+    }
+
+    #[test]
+    fn the_flowertune_preset_sets_the_adapters_and_the_schedule() {
+        let smollm2 = bcfl_client::llm::config::LlamaConfig {
+            block_count: 30,
+            ..bcfl_client::llm::config::LlamaConfig::tiny(10)
+        };
+        let flags = LoraConfig::default();
+        let preset = parse(&["--model", "smollm2", "--preset", "flowertune"]);
+        let lora = preset.lora(&flags, &smollm2);
+        assert_eq!((lora.rank, lora.alpha, lora.from_layer), (32, 64.0, 0));
+        assert_eq!(lora.targets, ["query", "value"]);
+        assert_eq!(preset.learning_rates(1e-3), (5e-5, 1e-6));
+        let top = parse(&["--lora-top-layers", "2", "--lr-min", "1e-5"]);
+        assert_eq!(top.lora(&flags, &smollm2).from_layer, 28);
+        assert_eq!(top.lora(&flags, &smollm2).rank, flags.rank);
+        assert_eq!(top.learning_rates(1e-3), (1e-3, 1e-5));
+    }
+}

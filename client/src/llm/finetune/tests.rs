@@ -1,0 +1,96 @@
+//! Fine-tuning on SmolLM2-135M-Instruct (`BCFL_LLM_GGUF`; skipped when absent) with a few
+//! PubMedQA questions: the cached prefix trains exactly as the whole model does, and training
+//! lowers the loss.
+
+use std::path::Path;
+
+use super::*;
+use crate::llm::lora::LlamaLora;
+use crate::llm::pubmedqa::{PubMedQa, DIR};
+use crate::llm::{LanguageModel, GGUF_ENV};
+use crate::train::lora::LoraConfig;
+use crate::train::tensors::StoreTensors as _;
+use bcfl_fed::update::Update;
+
+fn smollm2() -> Option<LanguageModel> {
+    match std::env::var_os(GGUF_ENV) {
+        Some(p) if Path::new(&p).is_file() => Some(LanguageModel::open(p, Device::Cpu).unwrap()),
+        _ => {
+            eprintln!("skipped: {GGUF_ENV} names no file (source scripts/env.sh)");
+            None
+        }
+    }
+}
+
+use tch::Device;
+
+#[test]
+fn the_cosine_schedule_runs_from_max_to_min() {
+    assert_eq!(cosine_learning_rate(1, 10, 5e-5, 1e-6), 5e-5);
+    assert!((cosine_learning_rate(10, 10, 5e-5, 1e-6) - 1e-6).abs() < 1e-18);
+    let mid = cosine_learning_rate(3, 5, 5e-5, 1e-6);
+    assert!((mid - (5e-5 + 1e-6) / 2.0).abs() < 1e-15);
+    assert_eq!(cosine_learning_rate(1, 1, 5e-5, 1e-6), 5e-5);
+}
+
+#[test]
+fn the_cached_prefix_trains_exactly_as_the_whole_model_and_lowers_the_loss() {
+    let Some(mut lm) = smollm2() else { return };
+    let data = PubMedQa::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../data")
+            .join(DIR),
+    )
+    .unwrap();
+    let questions: Vec<_> = data.train().into_iter().take(3).collect();
+    let encoder = PromptEncoder::new(lm.tokenizer())
+        .unwrap()
+        .with_max_tokens(96);
+    let answers = *encoder.answers();
+    let mut set = QaSet::encode(&encoder, &questions).unwrap();
+    assert!(set.tokens() <= 3 * 96);
+    let lora = LoraConfig {
+        dropout: 0.0,
+        ..LlamaLora::for_top_layers(LlamaLora::flowertune(), lm.model().config(), 2)
+    };
+    let model = lm.model_mut();
+    {
+        let _g = crate::train::seeded(1);
+        model.attach_lora(lora).unwrap();
+    }
+    let adapters = model.adapters().unwrap();
+    let initial = Update::from_store(adapters.store()).unwrap();
+    let config = FinetuneConfig {
+        steps: 4,
+        batch_size: 3,
+        max_prompt_tokens: 96,
+        ..FinetuneConfig::default()
+    };
+    let before = evaluate(model, &set, &answers).unwrap();
+    let full = train(model, &set, &answers, &config, 1e-3, 7).unwrap();
+    let after_full = Update::from_store(adapters.store()).unwrap();
+    let after = evaluate(model, &set, &answers).unwrap();
+    assert!(
+        after.loss < before.loss,
+        "{} -> {}",
+        before.loss,
+        after.loss
+    );
+
+    initial.apply_to(adapters.store()).unwrap();
+    set.cache_prefix(model).unwrap();
+    assert!(set.prefix_bytes() > 0);
+    let cached = train(model, &set, &answers, &config, 1e-3, 7).unwrap();
+    let after_cached = Update::from_store(adapters.store()).unwrap();
+    assert!(
+        (full.loss - cached.loss).abs() < 1e-5,
+        "{full:?} {cached:?}"
+    );
+    let diff = after_full
+        .tensors
+        .values()
+        .zip(after_cached.tensors.values())
+        .flat_map(|((_, a), (_, b))| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-5, "largest difference {diff}");
+}
