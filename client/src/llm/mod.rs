@@ -1,5 +1,5 @@
 //! Decoder language models of the Llama architecture, read from llama.cpp's GGUF files and run
-//! with libtorch: the foundation for federated fine-tuning of a language model (issue #15).
+//! with libtorch, and fine-tuned with LoRA adapters on PubMedQA, alone or federated.
 //!
 //! Bird's-eye view, in the order a model is loaded:
 //!
