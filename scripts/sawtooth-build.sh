@@ -111,8 +111,18 @@ started=$(date +%s)
 for tool in protoc pkg-config cargo; do
   command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
 done
-pkg-config --exists libzmq || die "libzmq is missing (apt-get install libzmq3-dev)"
-pkg-config --exists openssl || die "OpenSSL headers are missing (apt-get install libssl-dev)"
+pkg-config --exists libzmq || die "libzmq is missing (scripts/setup.sh installs libzmq3-dev)"
+# The validator and pbft-engine link OpenSSL (the rest of bcfl does not: it is installed here).
+if ! pkg-config --exists openssl; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing libssl-dev (OpenSSL headers, for the validator and pbft-engine)"
+    { DEBIAN_FRONTEND=noninteractive apt-get update -q \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libssl-dev; } >&2 \
+      || die "apt-get install libssl-dev failed"
+  else
+    die "OpenSSL headers are missing: install libssl-dev (as root: apt-get install libssl-dev)"
+  fi
+fi
 
 # --- sources ------------------------------------------------------------------------------------
 log "unpacking ${ARCHIVES[*]} into $DEST/src"
