@@ -45,6 +45,23 @@ pub(crate) fn write_corpus(path: &Path, per_class: usize) {
     std::fs::write(path, text).unwrap();
 }
 
+/// `bcfl --url URL demo --tiny` on a corpus of `per_class` examples a class written into
+/// `dir/data.csv`, with its work folder `dir/work` (returned); the caller adds the run's flags.
+pub(crate) fn tiny_demo(url: &str, dir: &Path, per_class: usize) -> (Command, std::path::PathBuf) {
+    let data = dir.join("data.csv");
+    write_corpus(&data, per_class);
+    let work = dir.join("work");
+    // `bcfl demo` runs in bcfl-train.
+    Binary::BcflTrain.path();
+    let mut command = Command::new(Binary::Bcfl.path());
+    command
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--url", url, "demo", "--tiny"])
+        .args(["--data", data.to_str().unwrap()])
+        .args(["--work-dir", work.to_str().unwrap()]);
+    (command, work)
+}
+
 fn family_state(url: &str) -> FamilyState {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -59,16 +76,9 @@ fn family_state(url: &str) -> FamilyState {
 fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let data = dir.path().join("data.csv");
-    write_corpus(&data, 100);
-    let work = dir.path().join("work");
-    // `bcfl demo` runs in bcfl-train.
-    Binary::BcflTrain.path();
-    let out = Command::new(Binary::Bcfl.path())
-        .env("OMP_NUM_THREADS", "1")
-        .args(["--json", "--url", ledger.url(), "demo", "--tiny"])
-        .args(["--data", data.to_str().unwrap()])
-        .args(["--work-dir", work.to_str().unwrap()])
+    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 100);
+    let out = command
+        .arg("--json")
         .args(["--members", "4", "--rounds", "2", "--local-epochs", "3"])
         .args(["--lr", "3e-2", "--batch-size", "8", "--max-len", "16"])
         .args(["--attack", "sign-flip:1", "--probe-bytes", "65536"])
@@ -262,22 +272,9 @@ fn a_tiny_run_over_tls() {
 fn a_prepared_federation_runs_as_separate_node_processes() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let data = dir.path().join("data.csv");
-    write_corpus(&data, 40);
-    let work = dir.path().join("work");
-    Binary::BcflTrain.path();
-    let out = Command::new(Binary::Bcfl.path())
-        .env("OMP_NUM_THREADS", "1")
-        .args([
-            "--json",
-            "--url",
-            ledger.url(),
-            "demo",
-            "--tiny",
-            "--prepare-only",
-        ])
-        .args(["--data", data.to_str().unwrap()])
-        .args(["--work-dir", work.to_str().unwrap()])
+    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let out = command
+        .args(["--json", "--prepare-only"])
         .args(["--members", "3", "--rounds", "1", "--committee", "0"])
         .args([
             "--batch-size",

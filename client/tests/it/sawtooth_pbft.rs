@@ -6,14 +6,13 @@
 //! reconnected. Skipped where the Sawtooth sources are absent (`scripts/sawtooth-build.sh`).
 #![cfg(feature = "train")]
 
-use std::process::Command;
 use std::time::Duration;
 
 use bcfl_ledger::rest::RestClient;
 use bcfl_ledger::state::BcflReader;
-use bcfl_testkit::{Binary, Component, Consensus, SawtoothNetwork, Spawned};
+use bcfl_testkit::{Component, Consensus, SawtoothNetwork, Spawned};
 
-use crate::demo_devnet::write_corpus;
+use crate::demo_devnet::tiny_demo;
 
 #[test]
 fn the_demo_runs_across_pbft_validators_and_a_killed_validator_catches_up() {
@@ -23,16 +22,8 @@ fn the_demo_runs_across_pbft_validators_and_a_killed_validator_catches_up() {
     }
     let dir = tempfile::tempdir().unwrap();
     let network = SawtoothNetwork::start(dir.path(), Consensus::Pbft, 4);
-    let data = dir.path().join("data.csv");
-    write_corpus(&data, 60);
-    let work = dir.path().join("work");
-    Binary::BcflTrain.path();
-    let mut command = Command::new(Binary::Bcfl.path());
+    let (mut command, work) = tiny_demo(network.url(0), dir.path(), 60);
     command
-        .env("OMP_NUM_THREADS", "1")
-        .args(["--url", network.url(0), "demo", "--tiny"])
-        .args(["--data", data.to_str().unwrap()])
-        .args(["--work-dir", work.to_str().unwrap()])
         .args(["--members", "4", "--rounds", "3", "--local-epochs", "2"])
         .args(["--lr", "3e-2", "--batch-size", "8", "--max-len", "16"])
         .args(["--probe-bytes", "65536"]);

@@ -4,10 +4,11 @@
 mod eval;
 pub(crate) mod finetune;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use bcfl_client::llm::pubmedqa::{self, PubMedQa};
 use bcfl_client::llm::{LanguageModel, GGUF_ENV};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -72,14 +73,7 @@ impl LlmCommand {
 }
 
 fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
-    let path = args
-        .gguf
-        .as_deref()
-        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
-    let began = Instant::now();
-    let lm = LanguageModel::open(path, bcfl_client::tch::Device::Cpu)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let load_seconds = began.elapsed().as_secs_f64();
+    let (lm, load_seconds) = open_model(args.gguf.as_deref())?;
     let prompt = match args.raw {
         true => args.prompt.clone(),
         false => lm.chat_prompt(&args.prompt),
@@ -124,4 +118,25 @@ fn resident_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The model `--gguf` names (default `$BCFL_LLM_GGUF`), loaded on the CPU, and the seconds the
+/// load took.
+pub(crate) fn open_model(gguf: Option<&Path>) -> anyhow::Result<(LanguageModel, f64)> {
+    let path = gguf_path(gguf)?;
+    let began = Instant::now();
+    let lm = LanguageModel::open(path, bcfl_client::tch::Device::Cpu)
+        .with_context(|| format!("loading {}", path.display()))?;
+    Ok((lm, began.elapsed().as_secs_f64()))
+}
+
+/// The model file `--gguf` names (default `$BCFL_LLM_GGUF`).
+pub(crate) fn gguf_path(gguf: Option<&Path>) -> anyhow::Result<&Path> {
+    gguf.with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))
+}
+
+/// PubMedQA PQA-L from the data directory `--data-dir` names (default `$BCFL_DATA_DIR`).
+pub(crate) fn load_pubmedqa(data_dir: Option<&Path>) -> anyhow::Result<PubMedQa> {
+    let data_dir = data_dir.context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
+    Ok(PubMedQa::load(&data_dir.join(pubmedqa::DIR))?)
 }

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use bcfl_client::llm::pubmedqa::{
-    self, majority_baseline, random_subset, scores, Answer, AnswerLogProbs, Prediction,
-    PromptEncoder, PubMedQa, Question, Split,
+    majority_baseline, random_subset, scores, Answer, AnswerLogProbs, Prediction, PromptEncoder,
+    PubMedQa, Question, Split,
 };
-use bcfl_client::llm::{LanguageModel, GGUF_ENV};
+use bcfl_client::llm::GGUF_ENV;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -95,20 +95,9 @@ struct EvalReport {
 
 pub(crate) fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     let Task::Pubmedqa = args.task;
-    let data_dir = args
-        .data_dir
-        .as_deref()
-        .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
-    let data = PubMedQa::load(&data_dir.join(pubmedqa::DIR))?;
+    let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = chosen_questions(&data, args)?;
-    let path = args
-        .gguf
-        .as_deref()
-        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
-    let began = Instant::now();
-    let lm = LanguageModel::open(path, bcfl_client::tch::Device::Cpu)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let load_seconds = began.elapsed().as_secs_f64();
+    let (lm, load_seconds) = super::open_model(args.gguf.as_deref())?;
     let encoder = PromptEncoder::new(lm.tokenizer())?;
 
     let file = File::create(&args.predictions)

@@ -21,11 +21,10 @@ use serde::Serialize;
 
 use bcfl_client::llm::finetune::{step_speed, FinetuneConfig, QaSet};
 use bcfl_client::llm::lora::{LlamaLora, UpdateSize};
-use bcfl_client::llm::pubmedqa::{self, PromptEncoder, PubMedQa, MAX_PROMPT_TOKENS};
-use bcfl_client::llm::{LanguageModel, GGUF_ENV};
+use bcfl_client::llm::pubmedqa::{self, PromptEncoder, MAX_PROMPT_TOKENS};
+use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
 use bcfl_client::round::simulation::SimulatedMember;
-use bcfl_client::tch::Device;
 use bcfl_client::train::lora::LoraConfig;
 use bcfl_client::train::split::Partition;
 use bcfl_client::train::tensors::StoreTensors as _;
@@ -155,12 +154,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     if let Partition::Specialty { .. } = config.partition {
         anyhow::bail!("PubMedQA is partitioned iid or dirichlet (by answer)");
     }
-    let data_dir = args
-        .data
-        .data_dir
-        .as_deref()
-        .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
-    let data = PubMedQa::load(&data_dir.join(pubmedqa::DIR))?;
+    let data = super::load_pubmedqa(args.data.data_dir.as_deref())?;
     let seed = args.optim.seed;
     let train_all = data.train();
     let train = match decoder.train_questions {
@@ -170,13 +164,8 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let test = pubmedqa::random_subset(&data.test(), decoder.eval_questions, seed)?;
     let shards = pubmedqa::partition(&train, config.clients, config.partition, seed)?;
 
-    let path = decoder
-        .gguf
-        .as_deref()
-        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
-    let lm = LanguageModel::open(path, Device::Cpu)
-        .with_context(|| format!("loading {}", path.display()))?;
-    let (mut model, tokenizer) = lm.into_parts();
+    let path = super::gguf_path(decoder.gguf.as_deref())?;
+    let (mut model, tokenizer) = super::open_model(Some(path))?.0.into_parts();
     let flags = LoraConfig {
         rank: args.model.lora_rank,
         alpha: args.model.lora_alpha,
@@ -313,17 +302,9 @@ pub(crate) struct SpeedArgs {
 
 /// Runs `bcfl llm train-speed`.
 pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
-    let data_dir = args
-        .data_dir
-        .as_deref()
-        .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
-    let data = PubMedQa::load(&data_dir.join(pubmedqa::DIR))?;
+    let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = pubmedqa::random_subset(&data.train(), args.questions, args.seed)?;
-    let path = args
-        .gguf
-        .as_deref()
-        .with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))?;
-    let (mut model, tokenizer) = LanguageModel::open(path, Device::Cpu)?.into_parts();
+    let (mut model, tokenizer) = super::open_model(args.gguf.as_deref())?.0.into_parts();
     let lora = LlamaLora::for_top_layers(
         LlamaLora::flowertune(),
         model.config(),
