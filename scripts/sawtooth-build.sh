@@ -71,16 +71,7 @@ for archive in "${ARCHIVES[@]}"; do
   fi
 done
 
-python38=""
-for candidate in "${BCFL_PYTHON38:-}" "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 \
-  "$(command -v python3.8 || true)"; do
-  if [ -n "$candidate" ] && [ -x "$candidate" ] \
-    && "$candidate" -c 'import sys, venv, ensurepip, sysconfig; assert sys.version_info[:2] == (3, 8); assert sysconfig.get_config_var("Py_ENABLE_SHARED")' \
-      >/dev/null 2>&1; then
-    python38=$candidate
-    break
-  fi
-done
+python38="$(bcfl_find_python38 '__import__("sysconfig").get_config_var("Py_ENABLE_SHARED")' || true)"
 if [ -z "$python38" ]; then
   log "skipped: no Python 3.8 built with --enable-shared here (looked for \$BCFL_PYTHON38," \
     "$HOME/.pyenv/versions/3.8.*/bin/python3.8 and python3.8 on PATH); the validator embeds" \

@@ -36,16 +36,7 @@ if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$expected_marker" ] \
   exit 0
 fi
 
-python38=""
-for candidate in "${BCFL_PYTHON38:-}" "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 \
-  "$(command -v python3.8 || true)"; do
-  if [ -n "$candidate" ] && [ -x "$candidate" ] \
-    && "$candidate" -c 'import sys, venv, ensurepip; assert sys.version_info[:2] == (3, 8)' \
-      >/dev/null 2>&1; then
-    python38=$candidate
-    break
-  fi
-done
+python38="$(bcfl_find_python38 || true)"
 if [ -z "$python38" ]; then
   log "skipped: no Python 3.8 with venv support here (looked for \$BCFL_PYTHON38," \
     "$HOME/.pyenv/versions/3.8.*/bin/python3.8 and python3.8 on PATH); install one with" \
