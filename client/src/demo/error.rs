@@ -15,6 +15,9 @@ pub enum Error {
     /// Cutting the shards or building the model package failed.
     #[error(transparent)]
     Train(#[from] crate::train::Error),
+    /// PubMedQA could not be read or split.
+    #[error(transparent)]
+    Pubmedqa(#[from] crate::llm::pubmedqa::Error),
     /// A member key could not be written.
     #[error(transparent)]
     Key(#[from] bcfl_ledger::keys::KeyError),

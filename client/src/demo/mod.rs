@@ -17,7 +17,8 @@
 //! 4. as each round closes it prints the round's table (from the ledger and the nodes' report
 //!    files); when the last member holds the last global model it stops the processes and
 //!    writes `WORK/report.json`, `WORK/report.md` and the figures (`accuracy.svg`,
-//!    `phases.svg`, `bytes.svg`, `graph.svg`).
+//!    `phases.svg`, `bytes.svg`, `graph.svg`); a decoder's demo (`--model smollm2`) also
+//!    writes the last global adapters into `WORK/adapter` (`bcfl llm eval --adapter`).
 //!
 //! Ctrl-C (or SIGTERM) stops every process it started. The first member also scores every
 //! global model on the held-out file (the accuracy column).
@@ -37,9 +38,10 @@ use bcfl_protos::bcfl as pb;
 
 use self::attack::AttackSpec;
 use self::processes::{free_port, NodeProcess};
+use crate::llm::pubmedqa::{self, Answer, PubMedQa};
 use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
 use crate::round::ledger::Ledger;
-use crate::round::model::ModelPackage;
+use crate::round::model::{DecoderRecipe, ModelPackage};
 use crate::round::node::{
     CoordinatorSection, MemberSection, NodeConfig, ProbeSection, TrainSection,
 };
@@ -49,7 +51,7 @@ use crate::round::summary::{round_done, round_report, DemoReport, MemberInfo, Ro
 use crate::train::saved::TEST_FILE;
 use crate::train::shards::{member_file, write_shards, ShardRequest};
 use crate::train::source::DataSource;
-use crate::train::split::{Partition, SplitConfig};
+use crate::train::split::{DataPlan, Partition, SplitConfig};
 use bcfl_fed::rule::Rule;
 use bcfl_ledger::keys::{write_key_pair, PrivateKey, Signer};
 
@@ -82,6 +84,76 @@ pub enum BaseModel {
     Tiny,
     /// A pretrained BERT directory.
     Pretrained(PathBuf),
+    /// A Llama-architecture decoder answering PubMedQA questions.
+    Decoder(DecoderBase),
+}
+
+/// The decoder a demo fine-tunes, and its task's data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderBase {
+    /// The GGUF file.
+    pub gguf: PathBuf,
+    /// The consortium's recipe (adapters, local training, schedule).
+    pub recipe: DecoderRecipe,
+    /// The PubMedQA folder (`ori_pqal.json`, `test_ground_truth.json`).
+    pub pubmedqa: PathBuf,
+}
+
+/// Each member's training file with its size, the held-out file, and what was used.
+struct DemoData {
+    members: Vec<(PathBuf, usize)>,
+    test: PathBuf,
+    plan: DataPlan,
+}
+
+/// The decoder's shards (PubMedQA's training split over the members, `max_test_examples` of
+/// its test split held out) and package.
+fn decoder_setup(
+    args: &DemoConfig,
+    decoder: &DecoderBase,
+    shards: &std::path::Path,
+    package_dir: &std::path::Path,
+) -> Result<(DemoData, ModelPackage)> {
+    let data = PubMedQa::load(&decoder.pubmedqa)?;
+    let max = |n: usize| (n > 0).then_some(n);
+    let manifest = pubmedqa::write_shards(
+        &data,
+        shards,
+        args.members,
+        args.partition,
+        max(args.max_train_examples),
+        max(args.max_test_examples),
+        args.seed,
+    )?;
+    let train_used = manifest.members.iter().map(|f| f.questions).sum();
+    let plan = DataPlan {
+        labels: Answer::ALL.iter().map(|a| a.to_string()).collect(),
+        examples: data.questions().len(),
+        train_available: data.train().len(),
+        train_used,
+        test_available: data.test().len(),
+        test_used: manifest.test.questions,
+        subset: train_used < data.train().len() || manifest.test.questions < data.test().len(),
+        leaked: 0,
+    };
+    let package = ModelPackage::create_decoder(
+        package_dir,
+        &decoder.gguf,
+        decoder.recipe.clone(),
+        args.seed,
+    )?;
+    Ok((
+        DemoData {
+            members: manifest
+                .members
+                .iter()
+                .map(|f| (f.path.clone(), f.questions))
+                .collect(),
+            test: manifest.test.path,
+            plan,
+        },
+        package,
+    ))
 }
 
 /// A demo run: the consortium, its members and their training.
@@ -282,56 +354,78 @@ pub async fn run(
     })?;
     let admin = Signer::new(admin_key);
     let shards = work.join("shards");
-    let manifest = write_shards(&ShardRequest {
-        data: args.data.clone(),
-        config: SplitConfig {
-            members: args.members,
-            test_fraction: args.test_fraction,
-            max_train: (args.max_train_examples > 0).then_some(args.max_train_examples),
-            max_test: (args.max_test_examples > 0).then_some(args.max_test_examples),
-            partition: args.partition,
-            min_shard: 1,
-            seed: args.seed,
-        },
-        out: shards.clone(),
-        force: false,
-    })?;
     let package_dir = work.join("model");
-    let package = {
-        let (args, shards, package_dir, labels) = (
-            args.clone(),
-            shards.clone(),
-            package_dir.clone(),
-            manifest.plan.labels.clone(),
-        );
-        tokio::task::spawn_blocking(move || -> Result<ModelPackage> {
-            if let BaseModel::Pretrained(base) = &args.base {
-                Ok(ModelPackage::create(
-                    &package_dir,
-                    base,
-                    labels,
-                    args.max_len,
-                    args.seed,
-                )?)
-            } else {
-                let mut texts = Vec::new();
-                for i in 1..=args.members {
-                    let path = shards.join(member_file(i));
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| Error::file("reading", &path, e))?;
-                    texts.push(text);
+    let (data, package) = match &args.base {
+        BaseModel::Decoder(decoder) => {
+            let (args, decoder, shards, package_dir) = (
+                args.clone(),
+                decoder.clone(),
+                shards.clone(),
+                package_dir.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                decoder_setup(&args, &decoder, &shards, &package_dir)
+            })
+            .await??
+        }
+        _ => {
+            let manifest = write_shards(&ShardRequest {
+                data: args.data.clone(),
+                config: SplitConfig {
+                    members: args.members,
+                    test_fraction: args.test_fraction,
+                    max_train: (args.max_train_examples > 0).then_some(args.max_train_examples),
+                    max_test: (args.max_test_examples > 0).then_some(args.max_test_examples),
+                    partition: args.partition,
+                    min_shard: 1,
+                    seed: args.seed,
+                },
+                out: shards.clone(),
+                force: false,
+            })?;
+            let data = DemoData {
+                members: (1..=args.members)
+                    .map(|i| (shards.join(member_file(i)), manifest.shard_sizes[i - 1]))
+                    .collect(),
+                test: shards.join(TEST_FILE),
+                plan: manifest.plan.clone(),
+            };
+            let (args, shards, package_dir, labels) = (
+                args.clone(),
+                shards.clone(),
+                package_dir.clone(),
+                manifest.plan.labels.clone(),
+            );
+            let package = tokio::task::spawn_blocking(move || -> Result<ModelPackage> {
+                if let BaseModel::Pretrained(base) = &args.base {
+                    Ok(ModelPackage::create(
+                        &package_dir,
+                        base,
+                        labels,
+                        args.max_len,
+                        args.seed,
+                    )?)
+                } else {
+                    let mut texts = Vec::new();
+                    for i in 1..=args.members {
+                        let path = shards.join(member_file(i));
+                        let text = std::fs::read_to_string(&path)
+                            .map_err(|e| Error::file("reading", &path, e))?;
+                        texts.push(text);
+                    }
+                    let words: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    Ok(ModelPackage::create_tiny(
+                        &package_dir,
+                        &words,
+                        labels,
+                        args.max_len,
+                        args.seed,
+                    )?)
                 }
-                let words: Vec<&str> = texts.iter().map(String::as_str).collect();
-                Ok(ModelPackage::create_tiny(
-                    &package_dir,
-                    &words,
-                    labels,
-                    args.max_len,
-                    args.seed,
-                )?)
-            }
-        })
-        .await??
+            })
+            .await??;
+            (data, package)
+        }
     };
 
     // The consortium and its members on chain, and each member's configuration.
@@ -394,8 +488,8 @@ pub async fn run(
             name: name.clone(),
             key: key_path,
             package: package_dir.clone(),
-            data: shards.join(member_file(i)),
-            test_data: (i == 1).then(|| shards.join(TEST_FILE)),
+            data: data.members[i - 1].0.clone(),
+            test_data: (i == 1).then(|| data.test.clone()),
             store: work.join("stores").join(&name),
             listen,
             tls_cert: member_tls.as_ref().map(|f| f.cert.clone()),
@@ -432,7 +526,7 @@ pub async fn run(
                 name,
                 key: signer.public_key().as_hex().to_owned(),
                 endpoint,
-                shard: manifest.shard_sizes[i - 1],
+                shard: data.members[i - 1].1,
                 attack,
                 peak_rss_bytes: 0,
             },
@@ -470,7 +564,7 @@ pub async fn run(
         rule: Rule::from_params(&params)?.to_string(),
         anomaly: args.anomaly.iter().map(|m| m.as_str().to_owned()).collect(),
         mode: format!("{}, {}", args.topology.as_str(), args.synchrony.as_str()),
-        data: manifest.plan.clone(),
+        data: data.plan.clone(),
         members: planned.iter().map(|p| p.info.clone()).collect(),
         initial_accuracy: None,
         rounds: Vec::new(),
@@ -602,8 +696,62 @@ pub async fn run(
             .unwrap_or(0);
     }
     report.seconds = started.elapsed().as_secs_f64();
+    if let Some(recipe) = &package.decoder {
+        let global = report
+            .rounds
+            .iter()
+            .rev()
+            .find_map(|r| r.aggregate_sha256.clone());
+        if let Some(sha) = global {
+            let dir = work.join(ADAPTER_DIR);
+            write_adapter(
+                &work.join("stores").join(&planned[0].info.name),
+                &sha,
+                recipe,
+                &package,
+                &dir,
+            )?;
+            report.files.push(dir);
+        }
+    }
     report.write(&work, &state)?;
     Ok(report)
+}
+
+/// The folder a decoder demo writes its last global adapters into (`bcfl llm eval --adapter`).
+pub const ADAPTER_DIR: &str = "adapter";
+
+/// Writes the global adapters `sha` (a blob in the member's `store`, checked against `sha`)
+/// into `dir` as an adapter folder.
+fn write_adapter(
+    store: &std::path::Path,
+    sha: &str,
+    recipe: &DecoderRecipe,
+    package: &ModelPackage,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let path = store.join(sha);
+    let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
+    if bcfl_fed::digest::sha256_hex(&bytes) != sha {
+        return Err(Error::file(
+            "checking",
+            &path,
+            std::io::Error::other("the blob is not the global model it is named after"),
+        ));
+    }
+    let update = bcfl_fed::update::Update::from_bytes(&bytes).map_err(crate::round::Error::from)?;
+    crate::llm::adapter::Adapter::write(
+        dir,
+        &recipe.lora,
+        &package.base_sha256,
+        &format!(
+            "the global adapters {sha} of a bcfl demo: {}",
+            package.description
+        ),
+        &update,
+    )
+    .map_err(crate::round::Error::from)?;
+    Ok(())
 }
 
 /// Every member's events so far.

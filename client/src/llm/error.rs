@@ -78,6 +78,14 @@ pub enum Error {
     /// The tokenizer could not be built or failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// An adapter folder is unreadable or inconsistent.
+    #[error("adapter {dir}: {problem}")]
+    Adapter {
+        /// The folder.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
@@ -91,6 +99,13 @@ impl Error {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn adapter(dir: &std::path::Path, problem: impl Into<String>) -> Self {
+        Self::Adapter {
+            dir: dir.to_path_buf(),
+            problem: problem.into(),
         }
     }
 

@@ -63,6 +63,10 @@ pub struct FinetuneConfig {
     pub max_grad_norm: f64,
     /// Longest training prompt in tokens (the context's tail is cut).
     pub max_prompt_tokens: usize,
+    /// Weigh each question's loss by [`balanced_weights`] of the member's answers, so that a
+    /// rare answer counts as much as a common one.
+    #[serde(default)]
+    pub balance_answers: bool,
 }
 
 impl Default for FinetuneConfig {
@@ -73,6 +77,7 @@ impl Default for FinetuneConfig {
             weight_decay: 0.01,
             max_grad_norm: 1.0,
             max_prompt_tokens: 256,
+            balance_answers: false,
         }
     }
 }
@@ -85,6 +90,21 @@ pub fn cosine_learning_rate(round: u64, rounds: u64, max: f64, min: f64) -> f64 
     }
     let progress = (round.clamp(1, rounds) - 1) as f64 / (rounds - 1) as f64;
     min + 0.5 * (max - min) * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
+/// Loss weights of the answers `[yes, no, maybe]` that make each answer present in `answers`
+/// weigh the same in total: `n / (k · count)`, with `k` the answers present (an absent
+/// answer's weight is 1). The weighted mean over `answers` is 1.
+pub fn balanced_weights(answers: &[Answer]) -> [f64; 3] {
+    let mut counts = [0usize; 3];
+    for a in answers {
+        counts[a.index()] += 1;
+    }
+    let present = counts.iter().filter(|&&c| c > 0).count().max(1) as f64;
+    counts.map(|c| match c {
+        0 => 1.0,
+        c => answers.len() as f64 / (present * c as f64),
+    })
 }
 
 /// Encoded questions: prompt ids, gold answers and, once cached, the frozen prefix's states.
@@ -218,6 +238,10 @@ pub fn train(
         ..Default::default()
     }
     .build(adapters.store(), learning_rate)?;
+    let weights = match config.balance_answers {
+        true => balanced_weights(&set.answers),
+        false => [1.0; 3],
+    };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut order: Vec<usize> = Vec::new();
     let started = Instant::now();
@@ -234,7 +258,8 @@ pub fn train(
             let logits = set.last_logits_t(model, i, true)?;
             let target = Tensor::from_slice(&[i64::from(answers.id(set.answers[i]))])
                 .to_device(model.device());
-            let loss = logits.cross_entropy_for_logits(&target) / config.batch_size as f64;
+            let weight = weights[set.answers[i].index()] / config.batch_size as f64;
+            let loss = logits.cross_entropy_for_logits(&target) * weight;
             loss.backward();
             step_loss += f64::try_from(&loss)?;
             tokens += set.ids[i].size()[1] as usize;

@@ -12,6 +12,8 @@
 //!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
 //! - [`lora`] puts trainable low-rank adapters on the decoder's projections (the encoder's
 //!   adapter math), named so that they travel as an update blob.
+//! - [`adapter`] keeps trained adapters in a folder (PEFT's file names), checked against the
+//!   base model they were trained on.
 //! - [`LanguageModel`] puts a decoder and its tokenizer together: text in, text out.
 //! - [`pubmedqa`] is the PubMedQA PQA-L task: the questions, the official split, the prompt
 //!   answered in one token (yes, no or maybe) and the answers' log-probabilities.
@@ -33,6 +35,7 @@
 //! # }
 //! ```
 
+pub mod adapter;
 pub mod config;
 mod error;
 pub mod finetune;

@@ -10,6 +10,9 @@
 //!   prefix of it is not a sample) and [`partition`] spreads training questions over members,
 //!   IID or skewed by answer (Dirichlet), with the training engine's
 //!   [`crate::train::split::partition`].
+//! - [`write_shards`] writes each member's training questions and the held-out questions as
+//!   files in `ori_pqal.json`'s format ([`write_questions`], [`read_questions`]): a member's
+//!   private data for `bcfl node run` with a decoder package.
 //! - [`PromptEncoder`] renders a question in the model's chat format ([`SYSTEM_PROMPT`], then
 //!   [`user_message`]), ending after the assistant header, as at most [`MAX_PROMPT_TOKENS`]
 //!   tokens: a longer prompt loses the tail of its context (cut where a word ends), never the
@@ -41,7 +44,11 @@ mod error;
 mod eval;
 mod prompt;
 
-pub use data::{answer_counts, partition, random_subset, Answer, PubMedQa, Question, Split};
+pub use data::{
+    answer_counts, hold_out, member_file, parse_questions, partition, random_subset,
+    read_questions, write_questions, write_shards, Answer, PubMedQa, Question, ShardFile,
+    ShardManifest, Split, SPLIT_FILE, TEST_SHARD_FILE,
+};
 pub use error::{Error, Result};
 pub use eval::{majority_baseline, scores, AnswerLogProbs, Prediction};
 pub use prompt::{

@@ -5,7 +5,10 @@
 //! The update a member sends is its adapters' tensors (`blk.{i}.attn_q.lora_a`, ...;
 //! [`crate::llm::lora`]); the frozen base is the model every member loaded. The members of a
 //! simulation share one [`SharedDecoder`] and train in turn, each from the round's parent
-//! written into the shared adapters. The learning rate of a round follows
+//! written into the shared adapters; a node's member ([`DecoderMember::load`]) has its own,
+//! built from the consortium's decoder package
+//! ([`ModelPackage::create_decoder`](super::model::ModelPackage::create_decoder)) and its
+//! questions (a file in `ori_pqal.json`'s format). The learning rate of a round follows
 //! [`DecoderSchedule`] (FlowerTune: cosine from 5e-5 to 1e-6 across rounds), constant over the
 //! round's local steps.
 //!
@@ -39,13 +42,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{Trained, Trainer};
+use super::model::{ModelPackage, Trained, Trainer};
 use super::{Error, Result};
 use crate::llm::finetune::{cosine_learning_rate, evaluate, train, FinetuneConfig, QaSet};
 use crate::llm::model::Llama;
-use crate::llm::pubmedqa::AnswerTokens;
+use crate::llm::pubmedqa::{AnswerTokens, PromptEncoder, Question, MAX_PROMPT_TOKENS};
+use crate::llm::LanguageModel;
 use crate::train::tensors::StoreTensors as _;
 use crate::train::trainer::Evaluation;
+use bcfl_fed::digest::file_sha256;
 use bcfl_fed::update::Update;
 
 /// The learning rate across rounds: cosine from `max` (round 1) to `min` (the last round).
@@ -135,6 +140,53 @@ impl DecoderMember {
             config,
             schedule,
         })
+    }
+
+    /// A node's member: the decoder of `package` (a decoder package, whose GGUF file must have
+    /// the SHA-256 `base_sha256`, the consortium's) with the recipe's adapters, training on
+    /// `shard` and scoring on `test` when given. The prompts are encoded and the frozen
+    /// prefix's states cached here, once.
+    pub fn load(
+        package: &ModelPackage,
+        base_sha256: &str,
+        shard: &[Question],
+        test: Option<&[Question]>,
+    ) -> Result<Self> {
+        let recipe = package.decoder.as_ref().ok_or_else(|| {
+            Error::Config(format!(
+                "{} is not a decoder package (no \"decoder\" recipe)",
+                package.dir.display()
+            ))
+        })?;
+        let path = package.base_dir();
+        let sha = file_sha256(&path)
+            .map_err(|e| Error::file("hashing", &path, e))?
+            .sha256;
+        if sha != base_sha256 {
+            return Err(Error::Config(format!(
+                "the base model {} has SHA-256 {sha}, not the consortium's {base_sha256}",
+                path.display()
+            )));
+        }
+        let (mut model, tokenizer) = LanguageModel::open(&path, tch::Device::Cpu)?.into_parts();
+        model.attach_lora(recipe.lora.clone())?;
+        let encode = |questions: &[Question], max_tokens: usize| -> Result<QaSet> {
+            let encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(max_tokens);
+            let questions: Vec<&Question> = questions.iter().collect();
+            let mut set = QaSet::encode(&encoder, &questions)?;
+            set.cache_prefix(&model)?;
+            Ok(set)
+        };
+        let shard = encode(shard, recipe.local.max_prompt_tokens)?;
+        let test = test.map(|t| encode(t, MAX_PROMPT_TOKENS)).transpose()?;
+        let answers = *PromptEncoder::new(&tokenizer)?.answers();
+        Self::new(
+            SharedDecoder::new(model, answers)?.shared(),
+            shard,
+            test,
+            recipe.local.clone(),
+            recipe.schedule.clone(),
+        )
     }
 
     fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {

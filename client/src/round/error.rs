@@ -44,6 +44,10 @@ pub enum Error {
     #[cfg(feature = "train")]
     #[error(transparent)]
     Llm(#[from] crate::llm::pubmedqa::Error),
+    /// The decoder could not be loaded or run.
+    #[cfg(feature = "train")]
+    #[error(transparent)]
+    Decoder(#[from] crate::llm::Error),
     /// The consortium's aggregation rule is invalid.
     #[error(transparent)]
     Rule(#[from] bcfl_fed::rule::RuleError),

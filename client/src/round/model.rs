@@ -6,7 +6,11 @@
 //! class names in order (`package.json`). `bcfl model init` writes one ([`ModelPackage::create`]),
 //! from a BERT directory (all-MiniLM-L6-v2 by default) or, with `--tiny`
 //! ([`ModelPackage::create_tiny`]), from a small random BERT whose word-level vocabulary is
-//! built from a data file (for tests). A node checks both hashes against the
+//! built from a data file (for tests), or, with `--model smollm2`
+//! ([`ModelPackage::create_decoder`]), from a Llama-architecture GGUF file with the
+//! consortium's LoRA and training recipe ([`DecoderRecipe`], the package's `decoder` field):
+//! its members then fine-tune the decoder on PubMedQA questions
+//! ([`DecoderMember`](super::decoder::DecoderMember)). A node checks both hashes against the
 //! chain before it trains.
 //!
 //! [`Trainer`] is what the member role asks of a model: fine-tune from a parent, score a global
@@ -21,7 +25,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use super::decoder::DecoderSchedule;
 use super::{Error, Result};
+use crate::llm::finetune::FinetuneConfig;
+use crate::llm::pubmedqa::Answer;
+use crate::llm::LanguageModel;
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::Dataset;
@@ -58,6 +66,10 @@ pub struct ModelPackage {
     pub max_len: usize,
     /// What the model is, for reports.
     pub description: String,
+    /// A decoder's recipe: the base is then a GGUF file (`base_dir` names it) and the
+    /// trainable tensors are LoRA adapters; absent for BERT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<DecoderRecipe>,
     /// The package folder (not stored; set when read).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -78,7 +90,7 @@ impl ModelPackage {
         Ok(package)
     }
 
-    /// The base model directory.
+    /// The base model: a BERT directory, or a decoder's GGUF file.
     pub fn base_dir(&self) -> PathBuf {
         self.dir.join(&self.base_dir)
     }
@@ -115,10 +127,11 @@ impl ModelPackage {
             out,
             base_dir,
             dir.sha256().to_owned(),
-            &model,
+            &Update::from_store(model.trainable())?,
             labels,
             max_len,
             description,
+            None,
         )
     }
 
@@ -168,24 +181,70 @@ impl ModelPackage {
             out,
             PathBuf::from("."),
             sha,
-            &model,
+            &Update::from_store(model.trainable())?,
             labels,
             max_len,
             description,
+            None,
         )
     }
 
+    /// Writes a package into `out` for the decoder in the GGUF file `gguf`, with fresh
+    /// adapters of `recipe.lora` drawn from `seed` (the answers yes, no, maybe as labels).
+    pub fn create_decoder(
+        out: &Path,
+        gguf: &Path,
+        recipe: DecoderRecipe,
+        seed: u64,
+    ) -> Result<Self> {
+        let (mut model, _) = LanguageModel::open(gguf, Device::Cpu)?.into_parts();
+        {
+            let _generator = crate::train::seeded(seed);
+            model.attach_lora(recipe.lora.clone())?;
+        }
+        let adapters = model.adapters().expect("just attached");
+        let initial = Update::from_store(adapters.store())?;
+        let lora = &recipe.lora;
+        let description = format!(
+            "{} (LoRA rank {} on {} of layers {}..{}, {} trainable parameters)",
+            gguf.file_name().unwrap_or_default().to_string_lossy(),
+            lora.rank,
+            lora.targets.join(", "),
+            lora.from_layer,
+            model.config().block_count,
+            adapters.parameters()
+        );
+        let sha = file_sha256(gguf)
+            .map_err(|e| Error::file("hashing", gguf, e))?
+            .sha256;
+        let base = std::fs::canonicalize(gguf).unwrap_or_else(|_| gguf.to_path_buf());
+        let labels = Answer::ALL.iter().map(|a| a.to_string()).collect();
+        let max_len = recipe.local.max_prompt_tokens;
+        Self::finish(
+            out,
+            base,
+            sha,
+            &initial,
+            labels,
+            max_len,
+            description,
+            Some(recipe),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         out: &Path,
         base_dir: PathBuf,
         base_sha256: String,
-        model: &BertClassifier,
+        initial: &Update,
         labels: Vec<String>,
         max_len: usize,
         description: String,
+        decoder: Option<DecoderRecipe>,
     ) -> Result<Self> {
         std::fs::create_dir_all(out).map_err(|e| Error::file("creating", out, e))?;
-        let initial = Update::from_store(model.trainable())?.to_bytes(Encoding::F32);
+        let initial = initial.to_bytes(Encoding::F32);
         let initial_path = out.join(INITIAL_FILE);
         std::fs::write(&initial_path, &initial)
             .map_err(|e| Error::file("writing", &initial_path, e))?;
@@ -198,6 +257,7 @@ impl ModelPackage {
             labels,
             max_len,
             description,
+            decoder,
             dir: out.to_path_buf(),
         };
         std::fs::write(
@@ -206,6 +266,18 @@ impl ModelPackage {
         )?;
         Ok(package)
     }
+}
+
+/// How a consortium fine-tunes a decoder: the adapters, a member's local training and the
+/// learning rate across rounds (the same for every member).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecoderRecipe {
+    /// The adapters.
+    pub lora: LoraConfig,
+    /// Local training in a round.
+    pub local: FinetuneConfig,
+    /// The learning rate across rounds.
+    pub schedule: DecoderSchedule,
 }
 
 /// One local training run's result.

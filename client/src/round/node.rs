@@ -12,7 +12,7 @@
 //! name = "hospital-a"
 //! key = "keys/hospital-a.priv"
 //! package = "model"           # the consortium's model package (bcfl model init)
-//! data = "shards/member-1.csv"   # private training data
+//! data = "shards/member-1.csv"   # private training data (a decoder package: member-1.json)
 //! test_data = "shards/test.csv"  # optional: score every global model
 //! store = "hospital-a/store"   # blob store
 //! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain)
@@ -53,13 +53,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::coordinator::{Coordinator, CoordinatorConfig, CoordinatorStatus};
+use super::decoder::DecoderMember;
 use super::ledger::Ledger;
 use super::member::{Member, MemberConfig, MemberStatus, CHUNK_SIZE};
-use super::model::{LocalModel, ModelPackage};
+use super::model::{LocalModel, ModelPackage, Trainer};
 use super::report::Report;
 use super::rest::RestLedger;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
+use crate::llm::pubmedqa::read_questions;
 use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
 use bcfl_ledger::keys::Signer;
@@ -109,9 +111,11 @@ pub struct MemberSection {
     pub key: PathBuf,
     /// The consortium's model package folder.
     pub package: PathBuf,
-    /// Private training data (CSV, TSV or JSON lines; see `bcfl data split`).
+    /// Private training data: CSV, TSV or JSON lines (see `bcfl data split`) for a BERT
+    /// package; PubMedQA questions in `ori_pqal.json`'s format (`bcfl data split --task
+    /// pubmedqa`) for a decoder package.
     pub data: PathBuf,
-    /// Held-out data to score each global model on.
+    /// Held-out data to score each global model on (the same format as `data`).
     #[serde(default)]
     pub test_data: Option<PathBuf>,
     /// Blob store folder.
@@ -130,7 +134,7 @@ pub struct MemberSection {
     /// As aggregator: seconds to wait for every member before evaluating with the quorum.
     #[serde(default = "default_commit_timeout")]
     pub commit_timeout_seconds: f64,
-    /// Local training.
+    /// Local training (a decoder package carries its own recipe: only the seed is used).
     #[serde(default)]
     pub train: TrainSection,
     /// Bandwidth probes.
@@ -301,24 +305,41 @@ async fn start_member<L: Ledger>(
             package.initial_sha256, params.initial_model_sha256
         )));
     }
-    let shard = load_data(&m.data, &package.labels)?;
-    let test = m
-        .test_data
-        .as_deref()
-        .map(|p| load_data(p, &package.labels))
-        .transpose()?;
-    let train = TrainConfig {
-        epochs: m.train.epochs,
-        batch_size: m.train.batch_size,
-        learning_rate: m.train.learning_rate,
-        seed: m.train.seed,
-        ..TrainConfig::default()
+    let model: Box<dyn Trainer> = match package.decoder {
+        Some(_) => {
+            let shard = read_questions(&m.data)?;
+            let test = m.test_data.as_deref().map(read_questions).transpose()?;
+            let (package, base) = (package.clone(), params.base_model_sha256.clone());
+            Box::new(
+                tokio::task::spawn_blocking(move || {
+                    DecoderMember::load(&package, &base, &shard, test.as_deref())
+                })
+                .await??,
+            )
+        }
+        None => {
+            let shard = load_data(&m.data, &package.labels)?;
+            let test = m
+                .test_data
+                .as_deref()
+                .map(|p| load_data(p, &package.labels))
+                .transpose()?;
+            let train = TrainConfig {
+                epochs: m.train.epochs,
+                batch_size: m.train.batch_size,
+                learning_rate: m.train.learning_rate,
+                seed: m.train.seed,
+                ..TrainConfig::default()
+            };
+            let (package, base) = (package.clone(), params.base_model_sha256.clone());
+            Box::new(
+                tokio::task::spawn_blocking(move || {
+                    LocalModel::load(&package, &base, shard, test, train)
+                })
+                .await??,
+            )
+        }
     };
-    let model = tokio::task::spawn_blocking({
-        let (package, base) = (package.clone(), params.base_model_sha256.clone());
-        move || LocalModel::load(&package, &base, shard, test, train)
-    })
-    .await??;
     let store = Arc::new(
         BlobStore::open(&m.store, CHUNK_SIZE)
             .map_err(|e| Error::file("opening the blob store", &m.store, e))?,
@@ -377,7 +398,7 @@ async fn start_member<L: Ledger>(
         config,
         transfers,
         http,
-        Box::new(model),
+        model,
         Some(package.initial_path()),
         report,
     );

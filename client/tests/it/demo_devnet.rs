@@ -333,3 +333,157 @@ fn a_prepared_federation_runs_as_separate_node_processes() {
     assert_eq!(state.consortium.as_ref().unwrap().current_round, 1);
     assert_eq!(state.aggregates[&1].contributors.len(), 3);
 }
+
+/// `bcfl demo --model smollm2`: three member processes fine-tune SmolLM2's top layer on
+/// PubMedQA shards (JSON files of the dataset's format) through the ledger for two rounds.
+/// Both rounds aggregate; the demo writes the last global adapters as a folder; and `bcfl llm
+/// eval --adapter` on the held-out questions (a full forward pass per question) scores
+/// exactly what the first member reported for the last global model (from its cached
+/// prefix). Skipped without `BCFL_LLM_GGUF`.
+#[test]
+fn the_decoder_fine_tunes_through_member_processes_and_its_adapters_evaluate_alike() {
+    let gguf = match std::env::var_os(bcfl_client::llm::GGUF_ENV) {
+        Some(p) if Path::new(&p).is_file() => p,
+        _ => {
+            eprintln!("skipped: BCFL_LLM_GGUF names no file (source scripts/env.sh)");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let work = dir.path().join("work");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    Binary::BcflTrain.path();
+    let out = Command::new(Binary::Bcfl.path())
+        .env("OMP_NUM_THREADS", "1")
+        .args([
+            "--url",
+            ledger.url(),
+            "--json",
+            "demo",
+            "--model",
+            "smollm2",
+        ])
+        .arg("--gguf")
+        .arg(&gguf)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--work-dir")
+        .arg(&work)
+        .args(["--members", "3", "--rounds", "2", "--committee", "0"])
+        .args(["--max-train-examples", "9", "--max-test-examples", "5"])
+        .args([
+            "--lora-top-layers",
+            "1",
+            "--local-steps",
+            "2",
+            "--batch-size",
+            "2",
+        ])
+        .args([
+            "--max-prompt-tokens",
+            "96",
+            "--lr",
+            "1e-3",
+            "--probe-bytes",
+            "65536",
+        ])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    for r in rounds {
+        assert!(
+            r["aggregate_sha256"].is_string(),
+            "round without a global model: {r}"
+        );
+    }
+    let state = family_state(ledger.url());
+    let last = rounds[1]["aggregate_sha256"].as_str().unwrap();
+    assert_eq!(state.aggregates[&2].model_sha256, last);
+    let package: Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("model/package.json")).unwrap())
+            .unwrap();
+    assert_eq!(package["labels"], serde_json::json!(["yes", "no", "maybe"]));
+    assert_eq!(package["decoder"]["lora"]["from_layer"], 29);
+
+    // The held-out questions' ids, and the adapters the demo wrote.
+    let held: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(work.join("shards/test.json")).unwrap())
+            .unwrap();
+    assert_eq!(held.len(), 5);
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(&ids, held.keys().cloned().collect::<Vec<_>>().join("\n")).unwrap();
+    let adapter = work.join("adapter");
+    let config: Value = serde_json::from_str(
+        &std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["base_sha256"], package["base_sha256"]);
+    let blob = std::fs::read(adapter.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(
+        sha256_hex(&blob),
+        last,
+        "the adapters are the last global model"
+    );
+
+    let predictions = dir.path().join("predictions.jsonl");
+    let eval = Command::new(Binary::Bcfl.path())
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--json", "llm", "eval", "--task", "pubmedqa"])
+        .arg("--gguf")
+        .arg(&gguf)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--adapter")
+        .arg(&adapter)
+        .arg("--ids")
+        .arg(&ids)
+        .arg("--predictions")
+        .arg(&predictions)
+        .output()
+        .unwrap();
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let scores: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(scores["questions"], 5);
+    let reported = rounds[1]["accuracy"].as_f64().unwrap();
+    assert!(
+        (scores["accuracy"].as_f64().unwrap() - reported).abs() < 1e-9,
+        "llm eval {} against the member's {reported}",
+        scores["accuracy"]
+    );
+
+    // Adapters refuse another base model.
+    let other = dir.path().join("other.gguf");
+    let mut bytes = std::fs::read(&gguf).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    let refused = Command::new(Binary::Bcfl.path())
+        .args(["llm", "eval", "--task", "pubmedqa"])
+        .arg("--gguf")
+        .arg(&other)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--adapter")
+        .arg(&adapter)
+        .arg("--ids")
+        .arg(&ids)
+        .arg("--predictions")
+        .arg(&predictions)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("trained on the base model"), "{err}");
+}

@@ -34,6 +34,26 @@ fn the_cosine_schedule_runs_from_max_to_min() {
 }
 
 #[test]
+fn balanced_weights_make_each_present_answer_weigh_the_same() {
+    use Answer::{Maybe, No, Yes};
+    // 6 yes, 3 no, 1 maybe: each answer weighs 10/3 in total.
+    let answers = [[Yes; 6].as_slice(), &[No; 3], &[Maybe]].concat();
+    let w = balanced_weights(&answers);
+    for (answer, count) in [(Yes, 6.0), (No, 3.0), (Maybe, 1.0)] {
+        assert!(
+            (w[answer.index()] * count - 10.0 / 3.0).abs() < 1e-12,
+            "{w:?}"
+        );
+    }
+    let mean = answers.iter().map(|a| w[a.index()]).sum::<f64>() / answers.len() as f64;
+    assert!((mean - 1.0).abs() < 1e-12);
+    // An absent answer keeps weight 1; one answer alone is not reweighted.
+    assert_eq!(balanced_weights(&[Yes, Yes, No, No]), [1.0, 1.0, 1.0]);
+    assert_eq!(balanced_weights(&[No; 4]), [1.0, 1.0, 1.0]);
+    assert_eq!(balanced_weights(&[]), [1.0, 1.0, 1.0]);
+}
+
+#[test]
 fn the_cached_prefix_trains_exactly_as_the_whole_model_and_lowers_the_loss() {
     let Some(mut lm) = smollm2() else { return };
     let data = PubMedQa::load(

@@ -90,7 +90,7 @@ impl Question {
 }
 
 /// The fields of an `ori_pqal.json` entry that the task uses.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct RawQuestion {
     #[serde(rename = "QUESTION")]
     question: String,
@@ -144,41 +144,7 @@ impl PubMedQa {
             path: path.to_owned(),
             problem,
         };
-        let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(questions_json)
-            .map_err(|e| {
-                malformed(
-                    questions_path,
-                    format!("not a JSON object of questions keyed by PubMed id: {e}"),
-                )
-            })?;
-        let mut questions = Vec::with_capacity(entries.len());
-        for (pmid, entry) in entries {
-            let problem = |p: String| malformed(questions_path, format!("question {pmid}: {p}"));
-            if pmid.is_empty() || !pmid.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(problem("the key is not a PubMed id".into()));
-            }
-            let raw: RawQuestion =
-                serde_json::from_value(entry).map_err(|e| problem(e.to_string()))?;
-            let answer = raw
-                .final_decision
-                .parse()
-                .map_err(|e| problem(format!("final_decision {e}")))?;
-            if raw.question.trim().is_empty() {
-                return Err(problem("empty QUESTION".into()));
-            }
-            if raw.contexts.is_empty() {
-                return Err(problem("no CONTEXTS".into()));
-            }
-            questions.push(Question {
-                pmid,
-                question: raw.question,
-                contexts: raw.contexts,
-                answer,
-            });
-        }
-        // Numeric order of the ids (all digits: by length, then lexically).
-        questions.sort_by(|a, b| (a.pmid.len(), &a.pmid).cmp(&(b.pmid.len(), &b.pmid)));
-
+        let questions = parse_questions(questions_json, questions_path)?;
         let gold: BTreeMap<String, String> = serde_json::from_str(test_json).map_err(|e| {
             malformed(
                 test_path,
@@ -241,6 +207,175 @@ impl PubMedQa {
     }
 }
 
+/// Parses questions in `ori_pqal.json`'s format (an object keyed by PubMed id; `path` names the
+/// file in errors), in PubMed-id order.
+pub fn parse_questions(json: &str, path: &Path) -> Result<Vec<Question>> {
+    let malformed = |path: &Path, problem: String| Error::Malformed {
+        path: path.to_owned(),
+        problem,
+    };
+    let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(json).map_err(|e| {
+        malformed(
+            path,
+            format!("not a JSON object of questions keyed by PubMed id: {e}"),
+        )
+    })?;
+    let mut questions = Vec::with_capacity(entries.len());
+    for (pmid, entry) in entries {
+        let problem = |p: String| malformed(path, format!("question {pmid}: {p}"));
+        if pmid.is_empty() || !pmid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(problem("the key is not a PubMed id".into()));
+        }
+        let raw: RawQuestion = serde_json::from_value(entry).map_err(|e| problem(e.to_string()))?;
+        let answer = raw
+            .final_decision
+            .parse()
+            .map_err(|e| problem(format!("final_decision {e}")))?;
+        if raw.question.trim().is_empty() {
+            return Err(problem("empty QUESTION".into()));
+        }
+        if raw.contexts.is_empty() {
+            return Err(problem("no CONTEXTS".into()));
+        }
+        questions.push(Question {
+            pmid,
+            question: raw.question,
+            contexts: raw.contexts,
+            answer,
+        });
+    }
+    // Numeric order of the ids (all digits: by length, then lexically).
+    questions.sort_by(|a, b| (a.pmid.len(), &a.pmid).cmp(&(b.pmid.len(), &b.pmid)));
+    Ok(questions)
+}
+
+/// Reads a file of questions in `ori_pqal.json`'s format (a member's shard, [`write_questions`]).
+pub fn read_questions(path: &Path) -> Result<Vec<Question>> {
+    let json = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_questions(&json, path)
+}
+
+/// Writes `questions` in `ori_pqal.json`'s format (the fields the task reads), so that a
+/// member's shard is a file of the public dataset's kind.
+pub fn write_questions(path: &Path, questions: &[&Question]) -> Result<()> {
+    let entries: BTreeMap<&str, RawQuestion> = questions
+        .iter()
+        .map(|q| {
+            (
+                q.pmid.as_str(),
+                RawQuestion {
+                    question: q.question.clone(),
+                    contexts: q.contexts.clone(),
+                    final_decision: q.answer.to_string(),
+                },
+            )
+        })
+        .collect();
+    let json = serde_json::to_string_pretty(&entries).map_err(|e| Error::Malformed {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
+    std::fs::write(path, json).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// A file [`write_shards`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFile {
+    /// Where.
+    pub path: std::path::PathBuf,
+    /// Questions in it.
+    pub questions: usize,
+    /// Its answers `[yes, no, maybe]`.
+    pub answers: [usize; 3],
+}
+
+impl ShardFile {
+    fn write(path: std::path::PathBuf, questions: &[&Question]) -> Result<Self> {
+        write_questions(&path, questions)?;
+        Ok(Self {
+            path,
+            questions: questions.len(),
+            answers: answer_counts(questions),
+        })
+    }
+}
+
+/// What [`write_shards`] wrote (also in [`SPLIT_FILE`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardManifest {
+    /// How the training questions were spread.
+    pub partition: Partition,
+    /// The seed of the draws and the partition.
+    pub seed: u64,
+    /// One file per member, in member order (`member-1.json`, ...).
+    pub members: Vec<ShardFile>,
+    /// The held-out questions (`test.json`), drawn from the official test split.
+    pub test: ShardFile,
+}
+
+/// The manifest's file name in a shard folder.
+pub const SPLIT_FILE: &str = "split.json";
+
+/// Member `i`'s (from 1) question file in a shard folder.
+pub fn member_file(i: usize) -> String {
+    format!("member-{i}.json")
+}
+
+/// The held-out questions' file in a shard folder.
+pub const TEST_SHARD_FILE: &str = "test.json";
+
+/// Writes each of `members` members' training questions (`out/member-K.json`, the official
+/// training split, or `max_train` of it drawn with `seed`, spread by `partition`) and the
+/// held-out questions (`out/test.json`: the official test split, or `max_test` of it drawn
+/// with `seed`), in `ori_pqal.json`'s format, and [`SPLIT_FILE`].
+pub fn write_shards(
+    data: &PubMedQa,
+    out: &Path,
+    members: usize,
+    partition: Partition,
+    max_train: Option<usize>,
+    max_test: Option<usize>,
+    seed: u64,
+) -> Result<ShardManifest> {
+    fn draw<'a>(
+        questions: Vec<&'a Question>,
+        max: Option<usize>,
+        seed: u64,
+    ) -> Result<Vec<&'a Question>> {
+        match max {
+            Some(n) if n < questions.len() => random_subset(&questions, n, seed),
+            _ => Ok(questions),
+        }
+    }
+    let train = draw(data.train(), max_train, seed)?;
+    let test = draw(data.test(), max_test, seed)?;
+    let shards = self::partition(&train, members, partition, seed)?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_owned(),
+        source,
+    })?;
+    let manifest = ShardManifest {
+        partition,
+        seed,
+        members: shards
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| ShardFile::write(out.join(member_file(i + 1)), shard))
+            .collect::<Result<_>>()?,
+        test: ShardFile::write(out.join(TEST_SHARD_FILE), &test)?,
+    };
+    let path = out.join(SPLIT_FILE);
+    let json = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
+    std::fs::write(&path, json).map_err(|source| Error::Io { path, source })?;
+    Ok(manifest)
+}
+
 /// Answer counts `[yes, no, maybe]` of `questions`.
 pub fn answer_counts(questions: &[&Question]) -> [usize; 3] {
     let mut counts = [0; 3];
@@ -256,6 +391,17 @@ pub fn random_subset<'a>(
     n: usize,
     seed: u64,
 ) -> Result<Vec<&'a Question>> {
+    Ok(hold_out(questions, n, seed)?.1)
+}
+
+/// `questions` split in two with `seed`: `(the rest, n drawn at random)`, each kept in the given
+/// order; the drawn `n` are [`random_subset`]'s. A validation split of the training questions,
+/// for choosing settings without looking at the test split.
+pub fn hold_out<'a>(
+    questions: &[&'a Question],
+    n: usize,
+    seed: u64,
+) -> Result<(Vec<&'a Question>, Vec<&'a Question>)> {
     if n > questions.len() {
         return Err(Error::Split(format!(
             "{n} questions asked of {}",
@@ -264,9 +410,19 @@ pub fn random_subset<'a>(
     }
     let mut indices: Vec<usize> = (0..questions.len()).collect();
     indices.shuffle(&mut StdRng::seed_from_u64(seed));
-    indices.truncate(n);
-    indices.sort_unstable();
-    Ok(indices.into_iter().map(|i| questions[i]).collect())
+    let mut held = vec![false; questions.len()];
+    for &i in &indices[..n] {
+        held[i] = true;
+    }
+    let (mut rest, mut drawn) = (Vec::new(), Vec::with_capacity(n));
+    for (question, held) in questions.iter().zip(held) {
+        if held {
+            drawn.push(*question);
+        } else {
+            rest.push(*question);
+        }
+    }
+    Ok((rest, drawn))
 }
 
 /// `questions` spread over `members` with `scheme` and `seed` (at least one each):

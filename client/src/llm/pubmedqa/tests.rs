@@ -142,6 +142,83 @@ fn random_subsets_are_seeded_and_mix_the_answers() {
 }
 
 #[test]
+fn a_held_out_split_is_the_random_subset_and_the_rest_is_disjoint() {
+    let data = pubmedqa();
+    let train = data.train();
+    let (rest, held) = hold_out(&train, 100, 11).unwrap();
+    assert_eq!(held, random_subset(&train, 100, 11).unwrap());
+    assert_eq!((rest.len(), held.len()), (400, 100));
+    let held_ids: HashSet<&str> = held.iter().map(|q| q.pmid.as_str()).collect();
+    assert!(rest.iter().all(|q| !held_ids.contains(q.pmid.as_str())));
+    let mut all: Vec<&str> = rest.iter().chain(&held).map(|q| q.pmid.as_str()).collect();
+    all.sort_unstable();
+    let mut expected: Vec<&str> = train.iter().map(|q| q.pmid.as_str()).collect();
+    expected.sort_unstable();
+    assert_eq!(all, expected);
+    assert_eq!(hold_out(&train, 0, 1).unwrap().0, train);
+    assert!(matches!(hold_out(&train, 501, 1), Err(Error::Split(_))));
+}
+
+#[test]
+fn a_shard_written_in_the_datasets_format_reads_back_and_bad_files_are_named() {
+    let data = pubmedqa();
+    let shard = random_subset(&data.train(), 20, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("member-1.json");
+    write_questions(&path, &shard).unwrap();
+    let read = read_questions(&path).unwrap();
+    assert_eq!(read.iter().collect::<Vec<_>>(), shard);
+
+    std::fs::write(
+        &path,
+        r#"{"123": {"QUESTION": "q?", "CONTEXTS": ["c"], "final_decision": "perhaps"}}"#,
+    )
+    .unwrap();
+    let err = read_questions(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("member-1.json") && err.contains("123"),
+        "{err}"
+    );
+    let err = read_questions(&dir.path().join("absent.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("absent.json"), "{err}");
+}
+
+#[test]
+fn shards_are_written_for_each_member_with_the_test_questions_and_a_manifest() {
+    let data = pubmedqa();
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_shards(&data, dir.path(), 3, Partition::Iid, Some(30), Some(12), 5).unwrap();
+    assert_eq!(m.members.len(), 3);
+    assert_eq!(m.members.iter().map(|f| f.questions).sum::<usize>(), 30);
+    assert_eq!(m.test.questions, 12);
+    let test_ids: HashSet<String> = data.test().iter().map(|q| q.pmid.clone()).collect();
+    let mut seen = HashSet::new();
+    for (i, file) in m.members.iter().enumerate() {
+        assert_eq!(file.path, dir.path().join(member_file(i + 1)));
+        let questions = read_questions(&file.path).unwrap();
+        assert_eq!(questions.len(), file.questions);
+        let refs: Vec<&Question> = questions.iter().collect();
+        assert_eq!(answer_counts(&refs), file.answers);
+        for q in &questions {
+            assert!(
+                !test_ids.contains(&q.pmid),
+                "a training shard holds test question {}",
+                q.pmid
+            );
+            assert!(seen.insert(q.pmid.clone()), "{} is in two shards", q.pmid);
+        }
+    }
+    let held = read_questions(&dir.path().join(TEST_SHARD_FILE)).unwrap();
+    assert!(held.iter().all(|q| test_ids.contains(&q.pmid)));
+    let manifest: ShardManifest =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(SPLIT_FILE)).unwrap())
+            .unwrap();
+    assert_eq!(manifest, m);
+}
+
+#[test]
 fn partitions_cover_the_training_questions_once_and_dirichlet_skews_the_answers() {
     let data = pubmedqa();
     let train = data.train();

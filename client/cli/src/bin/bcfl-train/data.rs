@@ -1,12 +1,15 @@
 //! `bcfl data split`: each consortium member's private training shard, cut from one labelled
 //! corpus, and the held-out test set, written as files ([`bcfl_client::train::shards`], which
-//! describes the files).
+//! describes the files), or, with `--task pubmedqa`, PubMedQA questions as JSON files
+//! ([`bcfl_client::llm::pubmedqa::write_shards`]).
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::llm::finetune::Task;
 use crate::train::DataArgs;
+use bcfl_client::llm::pubmedqa;
 use bcfl_client::train::shards::{render, write_shards, ShardRequest, SplitManifest};
 use bcfl_client::train::split::{Partition, SplitConfig};
 
@@ -15,7 +18,7 @@ use bcfl_client::train::split::{Partition, SplitConfig};
 pub(crate) enum DataCommand {
     /// Write each member's private training shard (DIR/member-K.csv), the held-out test set
     /// (DIR/test.csv), the classes (DIR/labels.csv) and the split's description
-    /// (DIR/split.json).
+    /// (DIR/split.json); with --task pubmedqa, DIR/member-K.json and DIR/test.json.
     Split(Box<SplitArgs>),
 }
 
@@ -37,6 +40,11 @@ pub(crate) struct SplitArgs {
     /// The corpus.
     #[command(flatten)]
     pub(crate) data: DataArgs,
+    /// The task: labelled texts (CSV shards) or PubMedQA (pubmedqa/ in --data-dir: the
+    /// official training split spread over the members, the official test split held out,
+    /// as JSON files in ori_pqal.json's format).
+    #[arg(long, value_enum, default_value_t = Task::Abstracts)]
+    pub(crate) task: Task,
     /// Members (shards).
     #[arg(long, default_value_t = 4)]
     pub(crate) members: usize,
@@ -121,10 +129,56 @@ pub(crate) fn run_split(args: &SplitArgs) -> anyhow::Result<SplitManifest> {
     Ok(write_shards(&request)?)
 }
 
+/// `bcfl data split --task pubmedqa`.
+fn split_pubmedqa(args: &SplitArgs) -> anyhow::Result<pubmedqa::ShardManifest> {
+    let partition = match args.partition {
+        PartitionArg::Specialty => anyhow::bail!("PubMedQA is split iid or dirichlet (by answer)"),
+        other => other.partition(args.alpha, args.share)?,
+    };
+    anyhow::ensure!(args.members >= 1, "--members must be at least 1");
+    let files = [pubmedqa::SPLIT_FILE, pubmedqa::TEST_SHARD_FILE];
+    if !args.force {
+        if let Some(f) = files.iter().find(|f| args.out.join(f).exists()) {
+            anyhow::bail!(
+                "{} exists: pass --force to replace an earlier split",
+                args.out.join(f).display()
+            );
+        }
+    }
+    let data = crate::llm::load_pubmedqa(args.data.data_dir.as_deref())?;
+    let max = |n: usize| (n > 0).then_some(n);
+    Ok(pubmedqa::write_shards(
+        &data,
+        &args.out,
+        args.members,
+        partition,
+        max(args.max_train),
+        max(args.max_test),
+        args.seed,
+    )?)
+}
+
 impl DataCommand {
     /// Runs the command, printing a table or, with `json`, the manifest.
     pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
+            Self::Split(args) if args.task == Task::Pubmedqa => {
+                let manifest = split_pubmedqa(args)?;
+                if json {
+                    println!("{}", serde_json::to_string(&manifest)?);
+                } else {
+                    println!("file                 questions    yes    no  maybe");
+                    for file in manifest.members.iter().chain([&manifest.test]) {
+                        let [yes, no, maybe] = file.answers;
+                        println!(
+                            "{:<20} {:>9} {yes:>6} {no:>5} {maybe:>6}",
+                            file.path.file_name().unwrap_or_default().to_string_lossy(),
+                            file.questions
+                        );
+                    }
+                }
+                Ok(())
+            }
             Self::Split(args) => {
                 let manifest = run_split(args)?;
                 if json {

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bcfl_client::demo::attack::AttackSpec;
-use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DemoConfig, Progress};
+use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
+use bcfl_client::llm::config::LlamaConfig;
+use bcfl_client::llm::gguf::GgufFile;
+use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::coordinator::{Synchrony, Topology};
 use bcfl_fed::rule::Rule;
 use clap::Args;
 
 use crate::data::PartitionArg;
-use crate::train::DataArgs;
+use crate::llm::finetune::{ModelChoice, RecipeArgs, RecipeInputs};
+use crate::train::{DataArgs, LoraArgs};
 
 /// `bcfl demo` options.
 #[derive(Debug, Clone, Args)]
@@ -118,6 +122,18 @@ pub(crate) struct DemoArgs {
     /// Use a tiny random BERT instead of the pretrained model (fast; for tests).
     #[arg(long)]
     pub(crate) tiny: bool,
+    /// The model: BERT classifying medical abstracts, or the SmolLM2 decoder answering
+    /// PubMedQA questions (pubmedqa/ in --data-dir; its recipe: --preset or the --lora-*
+    /// flags, --lora-top-layers, --local-steps, --lr, --lr-min, --batch-size).
+    #[arg(long, value_enum, default_value_t = ModelChoice::Bert)]
+    pub(crate) model: ModelChoice,
+    /// The decoder's GGUF file (--model smollm2; through scripts/env.sh by default).
+    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    pub(crate) gguf: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) recipe: RecipeArgs,
+    #[command(flatten)]
+    pub(crate) lora: LoraArgs,
     /// Pretrained model directory.
     #[arg(long, env = "BCFL_MODEL_DIR")]
     pub(crate) model_dir: Option<PathBuf>,
@@ -177,6 +193,11 @@ impl DemoArgs {
             "Krum needs at least 3 members"
         );
         anyhow::ensure!(
+            !self.anomaly.contains(&AnomalyMethod::Dbscan) || self.members >= 3,
+            "DBSCAN needs at least 3 members: two standardized members always lie 2 apart, \
+             beyond the radius, so both would be excluded every round (pass --anomaly zscore)"
+        );
+        anyhow::ensure!(
             self.synchrony == Synchrony::Synchronous
                 || (1..=self.members as u32).contains(&self.buffer),
             "--buffer must be between 1 and --members"
@@ -193,7 +214,33 @@ impl DemoArgs {
         let ppm = |flag: &str, text: &str| {
             bcfl_client::fixed::parse_ppm(text).with_context(|| format!("--{flag} {text:?}"))
         };
-        let base = if self.tiny {
+        let base = if self.model == ModelChoice::Smollm2 {
+            anyhow::ensure!(
+                !self.tiny,
+                "--tiny is a BERT; it cannot be combined with --model smollm2"
+            );
+            let gguf = crate::llm::gguf_path(self.gguf.as_deref())?.to_path_buf();
+            let file =
+                GgufFile::open(&gguf).with_context(|| format!("reading {}", gguf.display()))?;
+            let inputs = RecipeInputs {
+                lora: &self.lora,
+                rounds: self.rounds,
+                lr: self.lr,
+                batch_size: self.batch_size,
+                weight_decay: 0.01,
+                max_grad_norm: 1.0,
+            };
+            let data_dir = self
+                .data
+                .data_dir
+                .as_deref()
+                .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
+            BaseModel::Decoder(DecoderBase {
+                recipe: self.recipe.recipe(&inputs, &LlamaConfig::from_gguf(&file)?),
+                gguf,
+                pubmedqa: data_dir.join(bcfl_client::llm::pubmedqa::DIR),
+            })
+        } else if self.tiny {
             BaseModel::Tiny
         } else {
             let dir = self.model_dir.clone().context(
@@ -308,6 +355,27 @@ pub(crate) async fn command(args: &DemoArgs, url: &str, json: bool) -> anyhow::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        demo: DemoArgs,
+    }
+
+    fn config(args: &[&str]) -> anyhow::Result<DemoConfig> {
+        use clap::Parser as _;
+        Cli::parse_from(["x", "--tiny"].iter().chain(args))
+            .demo
+            .config()
+    }
+
+    #[test]
+    fn two_members_cannot_run_dbscan() {
+        let err = config(&["--members", "2"]).unwrap_err().to_string();
+        assert!(err.contains("DBSCAN needs at least 3 members"), "{err}");
+        assert!(config(&["--members", "2", "--anomaly", "zscore"]).is_ok());
+        assert!(config(&["--members", "3"]).is_ok());
+    }
 
     #[test]
     fn slow_members_parse() {

@@ -7,7 +7,11 @@ use anyhow::Context as _;
 use bcfl_client::round::model::ModelPackage;
 use clap::{Args, Subcommand};
 
-use crate::train::DataArgs;
+use crate::llm::finetune::{ModelChoice, RecipeArgs, RecipeInputs};
+use crate::train::{DataArgs, LoraArgs};
+use bcfl_client::llm::config::LlamaConfig;
+use bcfl_client::llm::gguf::GgufFile;
+use bcfl_client::llm::GGUF_ENV;
 
 /// `bcfl model init`: writes the consortium's model package.
 #[derive(Debug, Clone, Args)]
@@ -15,6 +19,27 @@ pub(crate) struct ModelInitArgs {
     /// The package folder to write.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    /// The model: BERT with a classification head, or the SmolLM2 decoder answering PubMedQA
+    /// questions (its recipe: --preset or the LoRA flags, --lora-top-layers, --local-steps,
+    /// --lr, --lr-min, --rounds...).
+    #[arg(long, value_enum, default_value_t = ModelChoice::Bert)]
+    model: ModelChoice,
+    /// The decoder's GGUF file (--model smollm2; through scripts/env.sh by default).
+    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    gguf: Option<PathBuf>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
+    #[command(flatten)]
+    lora: LoraArgs,
+    /// Rounds the decoder's learning-rate schedule spans (cosine from --lr to --lr-min).
+    #[arg(long, default_value_t = 10)]
+    rounds: u64,
+    /// The decoder's round-1 learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// The decoder's questions per optimiser step.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
     /// The base BERT directory (all-MiniLM-L6-v2 by default).
     #[arg(long, env = "BCFL_MODEL_DIR", value_name = "DIR")]
     model_dir: Option<PathBuf>,
@@ -45,12 +70,15 @@ impl ModelCommand {
     pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Init(args) => {
-                let data = args.data.load(None)?;
-                let labels = data.label_names.clone();
-                let package = if args.tiny {
+                let package = if args.model == ModelChoice::Smollm2 {
+                    decoder_package(args)?
+                } else if args.tiny {
+                    let data = args.data.load(None)?;
+                    let labels = data.label_names.clone();
                     let texts: Vec<&str> = data.examples.iter().map(|e| e.text.as_str()).collect();
                     ModelPackage::create_tiny(&args.out, &texts, labels, args.max_len, args.seed)?
                 } else {
+                    let labels = args.data.load(None)?.label_names;
                     let base = args.model_dir.as_deref().context(
                         "no base model: pass --model-dir or set BCFL_MODEL_DIR (or --tiny)",
                     )?;
@@ -69,4 +97,25 @@ impl ModelCommand {
             }
         }
     }
+}
+
+/// The decoder's package: the GGUF file, the recipe the flags describe, fresh adapters.
+fn decoder_package(args: &ModelInitArgs) -> anyhow::Result<ModelPackage> {
+    let gguf = crate::llm::gguf_path(args.gguf.as_deref())?;
+    let file = GgufFile::open(gguf).with_context(|| format!("reading {}", gguf.display()))?;
+    let config = LlamaConfig::from_gguf(&file)?;
+    let recipe = args.recipe.recipe(
+        &RecipeInputs {
+            lora: &args.lora,
+            rounds: args.rounds,
+            lr: args.lr,
+            batch_size: args.batch_size,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+        },
+        &config,
+    );
+    Ok(ModelPackage::create_decoder(
+        &args.out, gguf, recipe, args.seed,
+    )?)
 }

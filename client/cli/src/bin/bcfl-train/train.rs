@@ -111,18 +111,8 @@ pub(crate) struct ModelArgs {
     /// Longest token sequence.
     #[arg(long, default_value_t = 128)]
     pub(crate) max_len: usize,
-    /// LoRA rank.
-    #[arg(long, default_value_t = 8)]
-    pub(crate) lora_rank: i64,
-    /// LoRA alpha (the update is scaled by alpha / rank).
-    #[arg(long, default_value_t = 16.0)]
-    pub(crate) lora_alpha: f64,
-    /// LoRA dropout.
-    #[arg(long, default_value_t = 0.1)]
-    pub(crate) lora_dropout: f64,
-    /// Adapted projections (query, key, value, output).
-    #[arg(long, value_delimiter = ',', default_value = "query,value")]
-    pub(crate) lora_targets: Vec<String>,
+    #[command(flatten)]
+    pub(crate) lora: LoraArgs,
     /// First layer carrying adapters (0: all). Layers below it are a frozen prefix that runs
     /// without dropout and whose output is computed once per text and cached.
     #[arg(long, default_value_t = 0)]
@@ -135,6 +125,36 @@ pub(crate) struct ModelArgs {
     /// Run on CUDA when available.
     #[arg(long)]
     pub(crate) cuda: bool,
+}
+
+/// The LoRA adapters' flags.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct LoraArgs {
+    /// LoRA rank.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) lora_rank: i64,
+    /// LoRA alpha (the update is scaled by alpha / rank).
+    #[arg(long, default_value_t = 16.0)]
+    pub(crate) lora_alpha: f64,
+    /// LoRA dropout.
+    #[arg(long, default_value_t = 0.1)]
+    pub(crate) lora_dropout: f64,
+    /// Adapted projections (query, key, value, output; a decoder also gate, up, down).
+    #[arg(long, value_delimiter = ',', default_value = "query,value")]
+    pub(crate) lora_targets: Vec<String>,
+}
+
+impl LoraArgs {
+    /// The adapters, from layer `from_layer` up.
+    pub(crate) fn config(&self, from_layer: i64) -> LoraConfig {
+        LoraConfig {
+            rank: self.lora_rank,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            targets: self.lora_targets.clone(),
+            from_layer,
+        }
+    }
 }
 
 /// Optimisation options.
@@ -295,13 +315,7 @@ fn build(
     seed: u64,
 ) -> anyhow::Result<(ModelDir, BertClassifier, TextEncoder)> {
     let dir = ModelDir::open(&args.model_dir, args.model_sha256.as_deref())?;
-    let lora = LoraConfig {
-        rank: args.lora_rank,
-        alpha: args.lora_alpha,
-        dropout: args.lora_dropout,
-        targets: args.lora_targets.clone(),
-        from_layer: args.lora_from_layer,
-    };
+    let lora = args.lora.config(args.lora_from_layer);
     let model = {
         let _generator = bcfl_client::train::seeded(seed);
         dir.classifier(labels as i64, &lora, device(args.cuda))?
@@ -605,7 +619,8 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         serde_json::json!({}),
         json,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// The frozen base model the consortium trains on, as the chain records it.
@@ -626,7 +641,7 @@ pub(crate) async fn run_simulation(
     scored: &str,
     extra: serde_json::Value,
     json: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bcfl_client::round::simulation::SimulationOutcome> {
     use bcfl_client::round::coordinator::CoordinatorConfig;
     use bcfl_client::round::simulation::{simulate, SimulationConfig};
 
@@ -678,7 +693,7 @@ pub(crate) async fn run_simulation(
             out
         });
     }
-    Ok(())
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use bcfl_client::llm::adapter::Adapter;
 use bcfl_client::llm::pubmedqa::{
     majority_baseline, random_subset, scores, Answer, AnswerLogProbs, Prediction, PromptEncoder,
     PubMedQa, Question, Split,
@@ -38,6 +39,10 @@ pub(crate) struct EvalArgs {
     /// data/).
     #[arg(long, env = "BCFL_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Trained adapters to put on the model first: a folder written by `bcfl fl simulate
+    /// --save-adapter` (refused unless they were trained on this --gguf).
+    #[arg(long, value_name = "DIR")]
+    adapter: Option<PathBuf>,
     /// Side of the official split: the 500 questions of test_ground_truth.json, or the others.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     split: Split,
@@ -70,6 +75,8 @@ struct Baseline {
 #[derive(Debug, Serialize)]
 struct EvalReport {
     task: Task,
+    /// The adapters applied, if any.
+    adapter: Option<PathBuf>,
     split: Split,
     questions: usize,
     accuracy: f64,
@@ -97,7 +104,11 @@ pub(crate) fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     let Task::Pubmedqa = args.task;
     let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = chosen_questions(&data, args)?;
-    let (lm, load_seconds) = super::open_model(args.gguf.as_deref())?;
+    let (mut lm, load_seconds) = super::open_model(args.gguf.as_deref())?;
+    if let Some(dir) = &args.adapter {
+        Adapter::read(dir)?
+            .apply_to_file(lm.model_mut(), super::gguf_path(args.gguf.as_deref())?)?;
+    }
     let encoder = PromptEncoder::new(lm.tokenizer())?;
 
     let file = File::create(&args.predictions)
@@ -133,6 +144,7 @@ pub(crate) fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     let (answer, majority) = majority_baseline(&gold);
     let report = EvalReport {
         task: args.task,
+        adapter: args.adapter.clone(),
         split: args.split,
         questions: predictions.len(),
         accuracy: s.accuracy,

@@ -10,7 +10,11 @@
 //! (`--lora-rank`, `--lora-alpha`, `--lora-dropout`, `--lora-targets`, which also take `gate`,
 //! `up`, `down`), with `--lora-top-layers K` in place of `--lora-from-layer`; `--preset
 //! flowertune` sets rank 32, alpha 64, query and value, and a learning rate falling by a cosine
-//! from 5e-5 to 1e-6 across rounds. The simulation trains every member every round: sampling a
+//! from 5e-5 to 1e-6 across rounds. `--balance-answers` weighs each question's loss so that
+//! yes, no and maybe count the same in a shard. `--validation F` scores each round on that
+//! fraction of the training questions, held out from training, instead of the test split, to choose settings;
+//! `--save-adapter DIR` keeps the last global adapters for `bcfl llm eval --adapter DIR`.
+//! The simulation trains every member every round: sampling a
 //! fraction of the members per round is not supported by the round library.
 
 use std::path::PathBuf;
@@ -19,11 +23,14 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use bcfl_client::llm::adapter::Adapter;
+use bcfl_client::llm::config::LlamaConfig;
 use bcfl_client::llm::finetune::{step_speed, FinetuneConfig, QaSet};
 use bcfl_client::llm::lora::{LlamaLora, UpdateSize};
 use bcfl_client::llm::pubmedqa::{self, PromptEncoder, MAX_PROMPT_TOKENS};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
+use bcfl_client::round::model::DecoderRecipe;
 use bcfl_client::round::simulation::SimulatedMember;
 use bcfl_client::train::lora::LoraConfig;
 use bcfl_client::train::split::Partition;
@@ -31,7 +38,7 @@ use bcfl_client::train::tensors::StoreTensors as _;
 use bcfl_fed::digest::file_sha256;
 use bcfl_fed::update::Update;
 
-use crate::train::{run_simulation, Base, SimulateArgs};
+use crate::train::{run_simulation, Base, LoraArgs, SimulateArgs};
 
 /// The model `fl simulate` trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +77,24 @@ pub(crate) struct DecoderArgs {
     /// The GGUF model file of --model smollm2 (through scripts/env.sh by default).
     #[arg(long, env = GGUF_ENV, value_name = "FILE")]
     gguf: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) recipe: RecipeArgs,
+    /// Test questions the global model is scored on each round (a fixed random subset).
+    #[arg(long, default_value_t = 100)]
+    eval_questions: usize,
+    /// Write the last global adapters into DIR (adapter_config.json and
+    /// adapter_model.safetensors), for `bcfl llm eval --adapter DIR`.
+    #[arg(long, value_name = "DIR")]
+    save_adapter: Option<PathBuf>,
+    /// Use only N of the 500 training questions (a random subset, for short runs).
+    #[arg(long)]
+    train_questions: Option<usize>,
+}
+
+/// How members fine-tune the decoder (`fl simulate --model smollm2` and `model init --model
+/// smollm2`): a [`DecoderRecipe`] with the LoRA flags, the learning rate and the rounds.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct RecipeArgs {
     /// Adapters and schedule of a known setup (overrides --lora-rank, --lora-alpha,
     /// --lora-targets, --lr and --lr-min).
     #[arg(long, value_enum)]
@@ -83,15 +108,63 @@ pub(crate) struct DecoderArgs {
     /// Longest training prompt in tokens (the context's tail is cut; scoring uses 511).
     #[arg(long, default_value_t = 256)]
     max_prompt_tokens: usize,
-    /// Test questions the global model is scored on each round (a fixed random subset).
-    #[arg(long, default_value_t = 100)]
-    eval_questions: usize,
-    /// Use only N of the 500 training questions (a random subset, for short runs).
+    /// Weigh each training question's loss so that every answer (yes, no, maybe) counts the
+    /// same in a member's shard.
     #[arg(long)]
-    train_questions: Option<usize>,
+    balance_answers: bool,
     /// The last round's learning rate (--lr is round 1's; cosine in between).
     #[arg(long, default_value_t = 1e-6)]
     lr_min: f64,
+}
+
+/// What a recipe needs besides [`RecipeArgs`].
+pub(crate) struct RecipeInputs<'a> {
+    pub(crate) lora: &'a LoraArgs,
+    pub(crate) rounds: u64,
+    pub(crate) lr: f64,
+    pub(crate) batch_size: usize,
+    pub(crate) weight_decay: f64,
+    pub(crate) max_grad_norm: f64,
+}
+
+impl RecipeArgs {
+    /// The adapters: the preset's or the flags', on the top --lora-top-layers layers.
+    fn lora(&self, flags: &LoraConfig, depth: &LlamaConfig) -> LoraConfig {
+        let lora = match self.preset {
+            Some(Preset::Flowertune) => LlamaLora::flowertune(),
+            None => flags.clone(),
+        };
+        LlamaLora::for_top_layers(lora, depth, self.lora_top_layers)
+    }
+
+    /// Round 1's and the last round's learning rates.
+    fn learning_rates(&self, lr: f64) -> (f64, f64) {
+        match self.preset {
+            Some(Preset::Flowertune) => (5e-5, 1e-6),
+            None => (lr, self.lr_min),
+        }
+    }
+
+    /// The recipe for a decoder of `depth`.
+    pub(crate) fn recipe(&self, inputs: &RecipeInputs<'_>, depth: &LlamaConfig) -> DecoderRecipe {
+        let (max_learning_rate, min_learning_rate) = self.learning_rates(inputs.lr);
+        DecoderRecipe {
+            lora: self.lora(&inputs.lora.config(0), depth),
+            local: FinetuneConfig {
+                steps: self.local_steps,
+                batch_size: inputs.batch_size,
+                weight_decay: inputs.weight_decay,
+                max_grad_norm: inputs.max_grad_norm,
+                max_prompt_tokens: self.max_prompt_tokens,
+                balance_answers: self.balance_answers,
+            },
+            schedule: DecoderSchedule {
+                rounds: inputs.rounds,
+                max_learning_rate,
+                min_learning_rate,
+            },
+        }
+    }
 }
 
 impl DecoderArgs {
@@ -108,27 +181,6 @@ impl DecoderArgs {
             self.model
         );
         Ok(())
-    }
-
-    /// The adapters: the preset's or the flags', on the top --lora-top-layers layers.
-    fn lora(
-        &self,
-        flags: &LoraConfig,
-        depth: &bcfl_client::llm::config::LlamaConfig,
-    ) -> LoraConfig {
-        let lora = match self.preset {
-            Some(Preset::Flowertune) => LlamaLora::flowertune(),
-            None => flags.clone(),
-        };
-        LlamaLora::for_top_layers(lora, depth, self.lora_top_layers)
-    }
-
-    /// Round 1's and the last round's learning rates.
-    fn learning_rates(&self, lr: f64) -> (f64, f64) {
-        match self.preset {
-            Some(Preset::Flowertune) => (5e-5, 1e-6),
-            None => (lr, self.lr_min),
-        }
     }
 }
 
@@ -156,24 +208,42 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     }
     let data = super::load_pubmedqa(args.data.data_dir.as_deref())?;
     let seed = args.optim.seed;
-    let train_all = data.train();
+    let (train_all, test, scored) = match args.optim.validation {
+        f if f > 0.0 => {
+            let all = data.train();
+            let n = (f * all.len() as f64).round() as usize;
+            let (rest, held) = pubmedqa::hold_out(&all, n, seed)?;
+            (rest, held, "validation")
+        }
+        _ => (
+            data.train(),
+            pubmedqa::random_subset(&data.test(), decoder.eval_questions, seed)?,
+            "test",
+        ),
+    };
     let train = match decoder.train_questions {
         Some(n) => pubmedqa::random_subset(&train_all, n, seed)?,
         None => train_all,
     };
-    let test = pubmedqa::random_subset(&data.test(), decoder.eval_questions, seed)?;
     let shards = pubmedqa::partition(&train, config.clients, config.partition, seed)?;
 
     let path = super::gguf_path(decoder.gguf.as_deref())?;
     let (mut model, tokenizer) = super::open_model(Some(path))?.0.into_parts();
-    let flags = LoraConfig {
-        rank: args.model.lora_rank,
-        alpha: args.model.lora_alpha,
-        dropout: args.model.lora_dropout,
-        targets: args.model.lora_targets.clone(),
-        from_layer: 0,
-    };
-    let lora = decoder.lora(&flags, model.config());
+    let DecoderRecipe {
+        lora,
+        local,
+        schedule,
+    } = decoder.recipe.recipe(
+        &RecipeInputs {
+            lora: &args.model.lora,
+            rounds: config.rounds as u64,
+            lr: args.optim.lr,
+            batch_size: args.optim.batch_size,
+            weight_decay: args.optim.weight_decay,
+            max_grad_norm: args.optim.max_grad_norm,
+        },
+        model.config(),
+    );
     {
         let _generator = bcfl_client::train::seeded(seed);
         model.attach_lora(lora.clone())?;
@@ -183,7 +253,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let trainable_parameters = adapters.parameters();
     let initial = Update::from_store(adapters.store())?;
 
-    let train_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(decoder.max_prompt_tokens);
+    let train_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(local.max_prompt_tokens);
     let test_encoder = PromptEncoder::new(&tokenizer)?.with_max_tokens(MAX_PROMPT_TOKENS);
     let (mut cache_bytes, mut cache_seconds) = (0, 0.0);
     let mut encode = |encoder: &PromptEncoder, questions: &[&pubmedqa::Question]| {
@@ -215,20 +285,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
             cache_seconds
         );
     }
-    let local = FinetuneConfig {
-        steps: decoder.local_steps,
-        batch_size: args.optim.batch_size,
-        weight_decay: args.optim.weight_decay,
-        max_grad_norm: args.optim.max_grad_norm,
-        max_prompt_tokens: decoder.max_prompt_tokens,
-    };
-    let (max_learning_rate, min_learning_rate) = decoder.learning_rates(args.optim.lr);
-    let schedule = DecoderSchedule {
-        rounds: config.rounds as u64,
-        max_learning_rate,
-        min_learning_rate,
-    };
-    config.local.learning_rate = max_learning_rate;
+    config.local.learning_rate = schedule.max_learning_rate;
     let answers = *test_encoder.answers();
     let shared = SharedDecoder::new(model, answers)?.shared();
     let mut test_set = Some(test_set);
@@ -250,14 +307,22 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let base_sha256 = file_sha256(path)
+        .with_context(|| format!("hashing {}", path.display()))?
+        .sha256;
     let base = Base {
         model_id: path.display().to_string(),
-        sha256: file_sha256(path)
-            .with_context(|| format!("hashing {}", path.display()))?
-            .sha256,
+        sha256: base_sha256.clone(),
     };
+    let description = format!(
+        "bcfl fl simulate --model smollm2: {} rounds, {} members ({:?}), {} training questions",
+        config.rounds,
+        config.clients,
+        config.partition,
+        train.len()
+    );
     let extra = serde_json::to_value(DecoderRun {
-        lora,
+        lora: lora.clone(),
         local,
         schedule,
         trainable_parameters,
@@ -267,7 +332,14 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
         prefix_cache_bytes: cache_bytes,
         prefix_cache_seconds: cache_seconds,
     })?;
-    run_simulation(&config, base, initial, members, "test", extra, json).await
+    let outcome = run_simulation(&config, base, initial, members, scored, extra, json).await?;
+    if let Some(dir) = &decoder.save_adapter {
+        Adapter::write(dir, &lora, &base_sha256, &description, &outcome.global)?;
+        if !json {
+            eprintln!("adapters written to {}", dir.display());
+        }
+    }
+    Ok(())
 }
 
 /// `bcfl llm train-speed`: tokens per second of a training step on PubMedQA questions, running
@@ -376,21 +448,61 @@ mod tests {
             .is_err());
     }
 
+    #[derive(Parser)]
+    struct RecipeCli {
+        #[command(flatten)]
+        recipe: RecipeArgs,
+        #[command(flatten)]
+        lora: LoraArgs,
+    }
+
+    fn recipe(args: &[&str]) -> DecoderRecipe {
+        let cli = RecipeCli::parse_from(std::iter::once("x").chain(args.iter().copied()));
+        let smollm2 = LlamaConfig {
+            block_count: 30,
+            ..LlamaConfig::tiny(10)
+        };
+        let inputs = RecipeInputs {
+            lora: &cli.lora,
+            rounds: 10,
+            lr: 1e-3,
+            batch_size: 4,
+            weight_decay: 0.01,
+            max_grad_norm: 1.0,
+        };
+        cli.recipe.recipe(&inputs, &smollm2)
+    }
+
     #[test]
     fn the_flowertune_preset_sets_the_adapters_and_the_schedule() {
-        let smollm2 = bcfl_client::llm::config::LlamaConfig {
-            block_count: 30,
-            ..bcfl_client::llm::config::LlamaConfig::tiny(10)
-        };
-        let flags = LoraConfig::default();
-        let preset = parse(&["--model", "smollm2", "--preset", "flowertune"]);
-        let lora = preset.lora(&flags, &smollm2);
+        let preset = recipe(&["--preset", "flowertune", "--lora-rank", "4"]);
+        let lora = &preset.lora;
         assert_eq!((lora.rank, lora.alpha, lora.from_layer), (32, 64.0, 0));
         assert_eq!(lora.targets, ["query", "value"]);
-        assert_eq!(preset.learning_rates(1e-3), (5e-5, 1e-6));
-        let top = parse(&["--lora-top-layers", "2", "--lr-min", "1e-5"]);
-        assert_eq!(top.lora(&flags, &smollm2).from_layer, 28);
-        assert_eq!(top.lora(&flags, &smollm2).rank, flags.rank);
-        assert_eq!(top.learning_rates(1e-3), (1e-3, 1e-5));
+        let s = &preset.schedule;
+        assert_eq!(
+            (s.rounds, s.max_learning_rate, s.min_learning_rate),
+            (10, 5e-5, 1e-6)
+        );
+
+        let top = recipe(&[
+            "--lora-top-layers",
+            "2",
+            "--lr-min",
+            "1e-5",
+            "--lora-rank",
+            "16",
+            "--lora-targets",
+            "query,down",
+            "--local-steps",
+            "7",
+            "--balance-answers",
+        ]);
+        assert_eq!((top.lora.from_layer, top.lora.rank), (28, 16));
+        assert_eq!(top.lora.targets, ["query", "down"]);
+        let s = &top.schedule;
+        assert_eq!((s.max_learning_rate, s.min_learning_rate), (1e-3, 1e-5));
+        assert_eq!((top.local.steps, top.local.batch_size), (7, 4));
+        assert!(top.local.balance_answers);
     }
 }
