@@ -349,10 +349,16 @@ impl Llama {
         self.check_positions(t)?;
         let mask = (t > 1).then(|| causal_mask(t, 0, self.device));
         let mut x = hidden.to_device(self.device);
+        let last_block = self.blocks.len().saturating_sub(1);
         for (i, block) in self.blocks.iter().enumerate().skip(layer.max(0) as usize) {
-            x = self.block(i, block, &x, 0, mask.as_ref(), None, train);
+            x = match i == last_block {
+                // Only the last position's output is read: the last block computes keys and
+                // values at every position, everything else at the last one.
+                true => self.last_block(i, block, &x, train),
+                false => self.block(i, block, &x, 0, mask.as_ref(), None, train),
+            };
         }
-        let last = rms_norm(&x.select(1, t - 1), &self.norm, self.config.rms_norm_eps);
+        let last = rms_norm(&x.select(1, -1), &self.norm, self.config.rms_norm_eps);
         Ok(last.linear(
             self.output.as_ref().unwrap_or(&self.embedding),
             None::<Tensor>,
@@ -409,6 +415,18 @@ impl Llama {
         x + self.project(layer, Projection::Down, &(gate.silu() * up), &b.down, train)
     }
 
+    /// A block's output `[batch, 1, dim]` at the last position of `x` (positions from 0):
+    /// [`Self::block`]'s last row, without the other rows' queries, outputs and MLP.
+    fn last_block(&self, layer: usize, b: &Block, x: &Tensor, train: bool) -> Tensor {
+        let eps = self.config.rms_norm_eps;
+        let n = rms_norm(x, &b.attn_norm, eps);
+        let x = x.narrow(1, -1, 1) + self.attention_at(layer, b, &n, true, 0, None, None, train);
+        let n = rms_norm(&x, &b.ffn_norm, eps);
+        let gate = self.project(layer, Projection::Gate, &n, &b.gate, train);
+        let up = self.project(layer, Projection::Up, &n, &b.up, train);
+        x + self.project(layer, Projection::Down, &(gate.silu() * up), &b.down, train)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -420,24 +438,46 @@ impl Llama {
         cache: Option<&mut Option<(Tensor, Tensor)>>,
         train: bool,
     ) -> Tensor {
+        self.attention_at(layer, b, x, false, start, mask, cache, train)
+    }
+
+    /// Attention over `x` (positions from `start`): every position's output, or, with
+    /// `last_only`, the last position's alone (its query attends every key; no mask).
+    #[allow(clippy::too_many_arguments)]
+    fn attention_at(
+        &self,
+        layer: usize,
+        b: &Block,
+        x: &Tensor,
+        last_only: bool,
+        start: i64,
+        mask: Option<&Tensor>,
+        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        train: bool,
+    ) -> Tensor {
         let (batch, t, dim) = x.size3().expect("[batch, T, dim]");
         let (heads, kv_heads, hd) = (
             self.config.head_count,
             self.config.head_count_kv,
             self.config.head_dim(),
         );
-        let split = |p: Projection, w: &Tensor, h: i64| {
+        let split = |p: Projection, x: &Tensor, w: &Tensor, h: i64| {
+            let rows = x.size()[1];
             self.project(layer, p, x, w, train)
-                .reshape([batch, t, h, hd])
+                .reshape([batch, rows, h, hd])
                 .transpose(1, 2)
+        };
+        let (xq, q_start, rows) = match last_only {
+            true => (x.narrow(1, -1, 1), start + t - 1, 1),
+            false => (x.shallow_clone(), start, t),
         };
         let q = self
             .rope
-            .apply(&split(Projection::Query, &b.q, heads), start);
+            .apply(&split(Projection::Query, &xq, &b.q, heads), q_start);
         let mut k = self
             .rope
-            .apply(&split(Projection::Key, &b.k, kv_heads), start);
-        let mut v = split(Projection::Value, &b.v, kv_heads);
+            .apply(&split(Projection::Key, x, &b.k, kv_heads), start);
+        let mut v = split(Projection::Value, x, &b.v, kv_heads);
         if let Some(slot) = cache {
             if let Some((past_k, past_v)) = slot.as_ref() {
                 k = Tensor::cat(&[past_k, &k], 2);
@@ -453,14 +493,14 @@ impl Llama {
                 .reshape([batch, heads, s, hd])
         };
         let mut scores = q.matmul(&repeat(&k).transpose(-2, -1)) / (hd as f64).sqrt();
-        if let Some(mask) = mask {
+        if let Some(mask) = mask.filter(|_| !last_only) {
             scores = scores.masked_fill(mask, f64::NEG_INFINITY);
         }
         let attended = scores
             .softmax(-1, Kind::Float)
             .matmul(&repeat(&v))
             .transpose(1, 2)
-            .reshape([batch, t, dim]);
+            .reshape([batch, rows, dim]);
         self.project(layer, Projection::Output, &attended, &b.o, train)
     }
 

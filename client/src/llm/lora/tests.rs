@@ -179,6 +179,37 @@ fn the_cached_prefix_gives_the_full_forward_pass() {
 }
 
 #[test]
+fn trained_adapters_on_every_projection_give_the_full_forward_pass_from_any_layer() {
+    // The split forward pass runs the last block at the last position only: it must equal the
+    // full pass with adapters that change every projection.
+    let mut model = tiny();
+    model
+        .attach_lora(LoraConfig {
+            targets: TARGETS.iter().map(|t| t.to_string()).collect(),
+            dropout: 0.0,
+            from_layer: 0,
+            ..LoraConfig::default()
+        })
+        .unwrap();
+    tch::no_grad(|| {
+        for (_, mut var) in model.adapters().unwrap().store().variables() {
+            var.copy_(&(Tensor::randn(var.size(), (Kind::Float, tch::Device::Cpu)) * 0.2));
+        }
+    });
+    let ids = Tensor::from_slice(&[2i64, 4, 6, 8, 10, 12, 1]).unsqueeze(0);
+    let full = model.forward(&ids, None).unwrap().select(1, -1);
+    for layer in 0..=model.config().block_count {
+        let hidden = model.hidden_states(&ids, layer).unwrap();
+        let from = model.last_logits_from_t(&hidden, layer, false).unwrap();
+        assert!(
+            from.allclose(&full, 1e-5, 1e-5, false),
+            "from layer {layer}: {}",
+            (&from - &full).abs().max()
+        );
+    }
+}
+
+#[test]
 fn targets_and_depth_are_checked() {
     let config = LlamaConfig::tiny(50);
     let mut lora = LoraConfig {
