@@ -36,12 +36,14 @@
 //! # }
 //! ```
 
+use std::path::Path;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tch::nn::{self, OptimizerConfig};
 use tch::Tensor;
 
@@ -176,6 +178,96 @@ impl QaSet {
             .collect::<super::Result<Vec<_>>>()?;
         self.prefix = Some((layer, states));
         Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// [`Self::cache_prefix`], kept in the folder `dir` as safetensors under a name derived
+    /// from everything the states depend on: `model_sha256` (the base file's), the frozen
+    /// layers and every prompt's ids. A saved cache is read back (each state's shape checked
+    /// against its prompt); an unreadable one is recomputed and replaced. Returns the seconds
+    /// spent.
+    pub fn cache_prefix_in(
+        &mut self,
+        model: &Llama,
+        model_sha256: &str,
+        dir: &Path,
+    ) -> Result<f64> {
+        let layer = model.frozen_layers();
+        if layer == 0 {
+            self.prefix = None;
+            return Ok(0.0);
+        }
+        let started = Instant::now();
+        let mut key = Sha256::new();
+        key.update(format!(
+            "bcfl llm prefix v1 {model_sha256} {layer} {}",
+            self.len()
+        ));
+        for ids in &self.ids {
+            key.update((ids.size()[1] as u64).to_le_bytes());
+            for id in Vec::<i64>::try_from(ids.view([-1]))? {
+                key.update(id.to_le_bytes());
+            }
+        }
+        let path = dir.join(format!(
+            "llm-prefix-{}.safetensors",
+            &hex::encode(key.finalize())[..32]
+        ));
+        if path.is_file() {
+            match self.read_prefix(&path, layer, model) {
+                Ok(states) => {
+                    self.prefix = Some((layer, states));
+                    return Ok(started.elapsed().as_secs_f64());
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "unreadable prefix cache: recomputing it")
+                }
+            }
+        }
+        self.cache_prefix(model)?;
+        let states = &self.prefix.as_ref().expect("just cached").1;
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.to_owned(),
+            source: e,
+        })?;
+        let named: Vec<(String, Tensor)> = states
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("{i:06}"), t.to_device(tch::Device::Cpu)))
+            .collect();
+        // Write then rename, so that an interrupted write never leaves a truncated cache.
+        let partial = path.with_extension("partial");
+        Tensor::write_safetensors(&named, &partial)?;
+        std::fs::rename(&partial, &path).map_err(|source| Error::Io { path, source })?;
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    fn read_prefix(&self, path: &Path, layer: i64, model: &Llama) -> Result<Vec<Tensor>> {
+        let mut named = Tensor::read_safetensors(path)?;
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        if named.len() != self.len() {
+            return Err(Error::Malformed {
+                path: path.to_owned(),
+                problem: format!("{} states for {} prompts", named.len(), self.len()),
+            });
+        }
+        let dim = model.config().embedding_length;
+        named
+            .into_iter()
+            .zip(&self.ids)
+            .map(|((name, state), ids)| {
+                let expected = [1, ids.size()[1], dim];
+                if state.size() != expected {
+                    return Err(Error::Malformed {
+                        path: path.to_owned(),
+                        problem: format!(
+                            "state {name} of layer {layer} has shape {:?}, expected {expected:?}",
+                            state.size()
+                        ),
+                    });
+                }
+                Ok(state.to_device(model.device()))
+            })
+            .collect()
     }
 
     /// Drops the cached states (each step then runs the whole model).

@@ -22,7 +22,7 @@ fn smollm2() -> Option<LanguageModel> {
     }
 }
 
-use tch::Device;
+use tch::{Device, Tensor};
 
 #[test]
 fn the_cosine_schedule_runs_from_max_to_min() {
@@ -113,4 +113,55 @@ fn the_cached_prefix_trains_exactly_as_the_whole_model_and_lowers_the_loss() {
         .flat_map(|((_, a), (_, b))| a.iter().zip(b).map(|(x, y)| (x - y).abs()))
         .fold(0f32, f32::max);
     assert!(diff < 1e-5, "largest difference {diff}");
+}
+
+#[test]
+fn a_saved_prefix_cache_reads_back_and_a_damaged_one_is_recomputed() {
+    let Some(mut lm) = smollm2() else { return };
+    let data = PubMedQa::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../data")
+            .join(DIR),
+    )
+    .unwrap();
+    let questions: Vec<_> = data.train().into_iter().take(2).collect();
+    let encoder = PromptEncoder::new(lm.tokenizer())
+        .unwrap()
+        .with_max_tokens(96);
+    let lora = LlamaLora::for_top_layers(LlamaLora::flowertune(), lm.model().config(), 1);
+    lm.model_mut().attach_lora(lora).unwrap();
+    let model = lm.model();
+    let dir = tempfile::tempdir().unwrap();
+    let states = |set: &QaSet| -> Vec<Tensor> {
+        let (layer, states) = set.prefix.as_ref().unwrap();
+        assert_eq!(*layer, model.frozen_layers());
+        states.iter().map(Tensor::shallow_clone).collect()
+    };
+
+    let mut first = QaSet::encode(&encoder, &questions).unwrap();
+    first.cache_prefix_in(model, "sha", dir.path()).unwrap();
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut second = QaSet::encode(&encoder, &questions).unwrap();
+    second.cache_prefix_in(model, "sha", dir.path()).unwrap();
+    for (a, b) in states(&first).iter().zip(states(&second)) {
+        assert!(a.equal(&b));
+    }
+    // Another base model or other prompts name another file.
+    let mut other = QaSet::encode(&encoder, &questions[..1]).unwrap();
+    other.cache_prefix_in(model, "sha", dir.path()).unwrap();
+    other.cache_prefix_in(model, "another", dir.path()).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+
+    // A damaged file is recomputed, and replaced.
+    std::fs::write(&files[0], b"not safetensors").unwrap();
+    let mut third = QaSet::encode(&encoder, &questions).unwrap();
+    third.cache_prefix_in(model, "sha", dir.path()).unwrap();
+    for (a, b) in states(&first).iter().zip(states(&third)) {
+        assert!(a.equal(&b));
+    }
+    assert!(Tensor::read_safetensors(&files[0]).is_ok());
 }

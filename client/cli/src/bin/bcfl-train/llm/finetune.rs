@@ -228,6 +228,9 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let shards = pubmedqa::partition(&train, config.clients, config.partition, seed)?;
 
     let path = super::gguf_path(decoder.gguf.as_deref())?;
+    let base_sha256 = file_sha256(path)
+        .with_context(|| format!("hashing {}", path.display()))?
+        .sha256;
     let (mut model, tokenizer) = super::open_model(Some(path))?.0.into_parts();
     let DecoderRecipe {
         lora,
@@ -258,7 +261,10 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let (mut cache_bytes, mut cache_seconds) = (0, 0.0);
     let mut encode = |encoder: &PromptEncoder, questions: &[&pubmedqa::Question]| {
         let mut set = QaSet::encode(encoder, questions)?;
-        cache_seconds += set.cache_prefix(&model)?;
+        cache_seconds += match &args.model.prefix_cache {
+            Some(dir) => set.cache_prefix_in(&model, &base_sha256, dir)?,
+            None => set.cache_prefix(&model)?,
+        };
         cache_bytes += set.prefix_bytes();
         anyhow::Ok(set)
     };
@@ -307,9 +313,6 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let base_sha256 = file_sha256(path)
-        .with_context(|| format!("hashing {}", path.display()))?
-        .sha256;
     let base = Base {
         model_id: path.display().to_string(),
         sha256: base_sha256.clone(),
