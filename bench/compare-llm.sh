@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Forward-pass speed of bcfl's Llama decoder (tch) against the plain-PyTorch reference
-# (bench/llama_reference.py), same GGUF model, same PubMedQA prompts and thread count, run
-# alternately so that both see the same machine: `bcfl llm eval --task pubmedqa --with-tokens`
-# on QUESTIONS test questions drawn with seed 7, then the reference on the prompts it wrote,
-# REPEATS times each. Prints one JSON object per run (with the load average just before it) and
-# a last `{"summary": ...}` line: the medians of the forward passes' prompt tokens per second,
-# their ratio (bcfl / PyTorch) and the largest difference of an answer's log-probability.
+# Speed of bcfl's Llama decoder (tch) against the plain-PyTorch reference
+# (bench/llama_reference.py), same GGUF model, same prompts and thread count, run alternately so
+# that both see the same machine, REPEATS times each:
+#   forward   `bcfl llm eval --task pubmedqa --with-tokens` on QUESTIONS test questions drawn with
+#             seed 7, then the reference on the prompts it wrote (prompt tokens/s);
+#   generate  `bcfl llm generate --with-tokens` (greedy, 64 tokens at most, KV cache), then the
+#             reference generating as many tokens from the same prompt ids (prefill and decode
+#             tokens/s; the generated ids must agree);
+#   train     `bcfl llm train-speed --with-tokens` (FlowerTune adapters on the top 2 layers, 4
+#             steps of 2 of 8 training questions), then the reference's same steps (prompt
+#             tokens/s running the whole model each step, and from the cached frozen prefix).
+# Prints one JSON object per run (with the load average just before it) and a last
+# `{"summary": ...}` line: for each measure the medians and their ratio (bcfl / PyTorch), the
+# largest difference of an answer's log-probability, and whether every generation agreed.
 #
 # Usage: bench/compare-llm.sh [QUESTIONS [REPEATS [THREADS]]]   (defaults 20, 2, 1)
 # Environment: BCFL_BIN (default: the release build, then the debug build, in CARGO_TARGET_DIR).
@@ -41,34 +48,59 @@ trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
 load() { cut -d' ' -f1 /proc/loadavg; }
 results=()
+record() { # KIND SIDE LOAD JSON
+  results+=("$1 $2 $3 $4")
+  echo "{\"kind\": \"$1\", \"side\": \"$2\", \"load\": $3, \"result\": $4}"
+}
+reference() { "$python" "$here/llama_reference.py" --gguf "$BCFL_LLM_GGUF" --threads "$threads" "$@"; }
 for ((i = 1; i <= repeats; i++)); do
   before=$(load)
   line=$("$bin" --json llm eval --task pubmedqa --limit "$questions" --seed 7 --with-tokens \
     --predictions "$work/predictions.jsonl")
-  results+=("bcfl $before $line")
-  echo "{\"side\": \"bcfl\", \"load\": $before, \"result\": $line}"
+  record forward bcfl "$before" "$line"
   before=$(load)
-  line=$("$python" "$here/llama_reference.py" --gguf "$BCFL_LLM_GGUF" \
-    --predictions "$work/predictions.jsonl" --threads "$threads")
-  results+=("pytorch $before $line")
-  echo "{\"side\": \"pytorch\", \"load\": $before, \"result\": $line}"
+  record forward pytorch "$before" "$(reference --predictions "$work/predictions.jsonl")"
+
+  before=$(load)
+  "$bin" --json llm generate --with-tokens --max-tokens 64 \
+    --prompt "Explain in three sentences what a randomized controlled trial is." >"$work/gen.json"
+  record generate bcfl "$before" "$(cat "$work/gen.json")"
+  before=$(load)
+  record generate pytorch "$before" "$(reference --generate "$work/gen.json")"
+
+  before=$(load)
+  "$bin" --json llm train-speed --with-tokens --lora-top-layers 2 --questions 8 --steps 4 \
+    --batch-size 2 >"$work/train.json"
+  record train bcfl "$before" "$(cat "$work/train.json")"
+  before=$(load)
+  record train pytorch "$before" "$(reference --train-steps "$work/train.json")"
 done
 
 printf '%s\n' "${results[@]}" | "$python" -c '
 import json, statistics, sys
-runs = {"bcfl": [], "pytorch": []}
-diff = 0.0
+measures = {
+    "forward": ["forward_tokens_per_second"],
+    "generate": ["prefill_tokens_per_second", "decode_tokens_per_second"],
+    "train": ["full_tokens_per_second", "cached_tokens_per_second"],
+}
+runs = {}
+diff, agree = 0.0, True
 for line in sys.stdin:
-    side, load, result = line.split(" ", 2)
+    kind, side, load, result = line.split(" ", 3)
     result = json.loads(result)
-    runs[side].append((result["forward_tokens_per_second"], float(load)))
-    if side == "pytorch":
+    values = result.get("speed", result)
+    for measure in measures[kind]:
+        runs.setdefault(measure, {}).setdefault(side, []).append(values[measure])
+    if kind == "forward" and side == "pytorch":
         diff = max(diff, result["max_abs_diff"])
-summary = {side: {"median_tokens_per_second": statistics.median(r for r, _ in v),
-                  "tokens_per_second": [r for r, _ in v], "load": [l for _, l in v]}
-           for side, v in runs.items()}
-summary["ratio"] = (summary["bcfl"]["median_tokens_per_second"]
-                    / summary["pytorch"]["median_tokens_per_second"])
+    if kind == "generate" and side == "pytorch":
+        agree = agree and result["ids_agree"]
+summary = {}
+for measure, sides in runs.items():
+    medians = {side: statistics.median(v) for side, v in sides.items()}
+    summary[measure] = {"bcfl": medians["bcfl"], "pytorch": medians["pytorch"],
+                        "ratio": medians["bcfl"] / medians["pytorch"], "runs": sides}
 summary["max_abs_diff"] = diff
+summary["generations_agree"] = agree
 print(json.dumps({"summary": summary}))
 '

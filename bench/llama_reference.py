@@ -7,12 +7,22 @@ prompts.
     python bench/llama_reference.py --gguf "$BCFL_LLM_GGUF" --predictions p.jsonl [--out ref.jsonl]
 
 It reads the prompt token ids (`tokens`) of each line of `bcfl llm eval --with-tokens`, runs one
-forward pass per prompt, and writes one JSON line per question, {"pmid", "lp": {"yes", "no",
+forward pass per prompt (the head at the last position only, as Hugging Face does when only the
+next token is wanted), and writes one JSON line per question, {"pmid", "lp": {"yes", "no",
 "maybe"}, "tokens", "seconds"}, the log-probabilities (log-softmax over the whole vocabulary) of
 the single tokens `yes`, `no` and `maybe` at the last position. On stdout it prints one JSON
 object: questions, prompt tokens, forward seconds, tokens per second, threads, and, against the
 log-probabilities bcfl wrote in the same file, the largest absolute difference and how many
 predictions agree.
+
+Two more timings of the same model, each against a bcfl run's JSON:
+
+    bcfl --json llm generate --with-tokens --prompt "..." > gen.json
+    python bench/llama_reference.py --generate gen.json      # greedy, KV cache: prefill and
+                                                            # decode tokens/s, ids agree?
+    bcfl --json llm train-speed --with-tokens > train.json
+    python bench/llama_reference.py --train-steps train.json # LoRA steps: whole model, and from
+                                                            # the frozen prefix's states
 
 Independent of the Rust code: the GGUF reader (header, metadata, tensor infos, alignment) is
 written with `struct`; Q4_0, Q4_1, Q8_0, F16, BF16 and F32 tensors are dequantized with torch ops
@@ -268,6 +278,165 @@ class Llama:
             x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
         return self.rms_norm(x, self.norm) @ self.output.T
 
+    def rope_at(self, x, start):
+        """`x` `[heads, T, head_dim]` rotated for positions start..start+T-1 (hf layout)."""
+        t = x.shape[1]
+        positions = torch.arange(start, start + t, dtype=torch.float64)
+        angles = torch.outer(positions, self.inv_freq).float()
+        cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
+        half = x.shape[-1] // 2
+        return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
+
+    @torch.no_grad()
+    def step(self, ids, cache):
+        """Logits `[vocab]` after `ids`, which follow the `len(cache[0][0])` cached positions;
+        `cache` (one [k, v] per block, or None) is extended. The head runs at the last
+        position only, as Hugging Face's generate does (logits_to_keep=1)."""
+        x = self.embedding[torch.tensor(ids, dtype=torch.long)]
+        t, hd, group = x.shape[0], self.head_dim, self.heads // self.kv_heads
+        for i, b in enumerate(self.blocks):
+            n = self.rms_norm(x, b["attn_norm"])
+            start = 0 if cache[i] is None else cache[i][0].shape[1]
+            q = self.rope_at((n @ b["q"].T).reshape(t, self.heads, hd).transpose(0, 1), start)
+            k = self.rope_at((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), start)
+            v = (n @ b["v"].T).reshape(t, self.kv_heads, hd).transpose(0, 1)
+            if cache[i] is not None:
+                k, v = torch.cat([cache[i][0], k], 1), torch.cat([cache[i][1], v], 1)
+            cache[i] = (k, v)
+            kk, vv = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
+            scores = q @ kk.transpose(-2, -1) / math.sqrt(hd)
+            if t > 1:
+                causal = torch.ones(t, start + t, dtype=torch.bool).triu(start + 1)
+                scores = scores.masked_fill(causal, float("-inf"))
+            out = (scores.softmax(-1) @ vv).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
+            x = x + out
+            n = self.rms_norm(x, b["ffn_norm"])
+            x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
+        return self.rms_norm(x[-1], self.norm) @ self.output.T
+
+    @torch.no_grad()
+    def hidden(self, ids, layer):
+        """Hidden states `[T, dim]` entering block `layer` (no gradients)."""
+        x = self.embedding[torch.tensor(ids, dtype=torch.long)]
+        for b in self.blocks[:layer]:
+            x = x + self.attention(b, self.rms_norm(x, b["attn_norm"]))
+            n = self.rms_norm(x, b["ffn_norm"])
+            x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
+        return x
+
+    def last_logits_lora(self, x, layer, lora, dropout):
+        """Logits `[vocab]` at the last position from the states `x` entering block `layer`,
+        with LoRA adapters `lora[i] = {"q": (A, B, scale), "v": ...}` on the blocks from
+        `layer` up (gradients reach them)."""
+        t, hd, group = x.shape[0], self.head_dim, self.heads // self.kv_heads
+        drop = torch.nn.functional.dropout
+
+        def proj(n, w, adapter):
+            out = n @ w.T
+            if adapter is not None:
+                a, b_, scale = adapter
+                out = out + (drop(n, dropout, True) @ a.T) @ b_.T * scale
+            return out
+
+        for i in range(layer, self.blocks_n):
+            b, ad = self.blocks[i], lora.get(i, {})
+            n = self.rms_norm(x, b["attn_norm"])
+            q = self.rope_at(proj(n, b["q"], ad.get("q")).reshape(t, self.heads, hd).transpose(0, 1), 0)
+            k = self.rope_at((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), 0)
+            v = proj(n, b["v"], ad.get("v")).reshape(t, self.kv_heads, hd).transpose(0, 1)
+            k, v = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(hd)
+            causal = torch.ones(t, t, dtype=torch.bool).triu(1)
+            scores = scores.masked_fill(causal, float("-inf"))
+            x = x + (scores.softmax(-1) @ v).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
+            n = self.rms_norm(x, b["ffn_norm"])
+            x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
+        return self.rms_norm(x[-1], self.norm) @ self.output.T
+
+
+def generate(model, run, threads):
+    """Greedy generation from `bcfl --json llm generate --with-tokens`'s prompt, as many tokens
+    as bcfl generated, with a KV cache: speeds and whether the ids agree."""
+    prompt, expected = run["prompt_ids"], run["ids"]
+    cache = [None] * model.blocks_n
+    began = time.perf_counter()
+    nxt = int(model.step(prompt, cache).argmax())
+    prefill = time.perf_counter() - began
+    ids = [nxt]
+    began = time.perf_counter()
+    while len(ids) < len(expected):
+        nxt = int(model.step([nxt], cache).argmax())
+        ids.append(nxt)
+    decode = time.perf_counter() - began
+    return {
+        "prompt_tokens": len(prompt),
+        "generated_tokens": len(ids),
+        "prefill_tokens_per_second": len(prompt) / prefill,
+        "decode_tokens_per_second": (len(ids) - 1) / decode if decode else None,
+        "ids_agree": ids == expected,
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+
+
+def train_steps(model, run, threads):
+    """`bcfl --json llm train-speed --with-tokens`'s training steps, the same way: FlowerTune
+    adapters (r 32, alpha 64, dropout 0.05, q and v) on the top `lora_top_layers` blocks,
+    AdamW at 1e-5, gradient norm clipped to 1, the answer token's cross-entropy at the last
+    position; `steps` steps of `batch_size` prompts, running the whole model each step, then
+    from the frozen prefix's states computed once. Prompt tokens per second each way."""
+    top = run["lora_top_layers"]
+    layer = model.blocks_n - top if 0 < top < model.blocks_n else 0
+    rank, scale = 32, 64.0 / 32
+    torch.manual_seed(0)
+    lora = {}
+    for i in range(layer, model.blocks_n):
+        kv = model.kv_heads * model.head_dim
+        lora[i] = {
+            "q": (torch.empty(rank, model.dim).uniform_(-1, 1).div_(math.sqrt(model.dim)).requires_grad_(),
+                  torch.zeros(model.dim, rank, requires_grad=True), scale),
+            "v": (torch.empty(rank, model.dim).uniform_(-1, 1).div_(math.sqrt(model.dim)).requires_grad_(),
+                  torch.zeros(kv, rank, requires_grad=True), scale),
+        }
+    params = [t for ad in lora.values() for a, b, _ in ad.values() for t in (a, b)]
+    prompts = run["prompts"]
+    steps, batch = run["steps"], run["batch_size"]
+
+    def timed(states):
+        optimizer = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.01)
+        tokens, k = 0, 0
+        began = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad()
+            for _ in range(batch):
+                p = prompts[k % len(prompts)]
+                x = states[k % len(prompts)] if states else model.hidden(p["ids"], layer)
+                k += 1
+                logits = model.last_logits_lora(x, layer, lora, 0.05)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.unsqueeze(0), torch.tensor([p["answer"]])
+                ) / batch
+                loss.backward()
+                tokens += len(p["ids"])
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+        return tokens / (time.perf_counter() - began)
+
+    full = timed(None)
+    began = time.perf_counter()
+    states = [model.hidden(p["ids"], layer) for p in prompts]
+    cache_seconds = time.perf_counter() - began
+    cached = timed(states)
+    return {
+        "frozen_layers": layer,
+        "steps": steps,
+        "full_tokens_per_second": full,
+        "cached_tokens_per_second": cached,
+        "cache_seconds": cache_seconds,
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+
 
 def answer_ids(gguf):
     """Ids of the tokens `yes`, `no`, `maybe` in the GGUF vocabulary."""
@@ -278,8 +447,12 @@ def answer_ids(gguf):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gguf", default=os.environ.get("BCFL_LLM_GGUF"), help="model file")
+    parser.add_argument("--predictions", help="bcfl llm eval --with-tokens output (JSON lines)")
     parser.add_argument(
-        "--predictions", required=True, help="bcfl llm eval --with-tokens output (JSON lines)"
+        "--generate", help="bcfl --json llm generate --with-tokens output: time greedy generation"
+    )
+    parser.add_argument(
+        "--train-steps", help="bcfl --json llm train-speed --with-tokens output: time its steps"
     )
     parser.add_argument("--out", help="write one JSON line per question here")
     parser.add_argument("--rope", choices=("hf", "interleaved"), default="hf")
@@ -297,6 +470,15 @@ def main():
     model = Llama(gguf, rope=args.rope)
     ids = answer_ids(gguf)
     load_seconds = time.perf_counter() - began
+    for flag, run in (("generate", generate), ("train_steps", train_steps)):
+        path = getattr(args, flag)
+        if path:
+            with open(path) as f:
+                result = run(model, json.load(f), torch.get_num_threads())
+            print(json.dumps(dict(result, load_seconds=load_seconds)))
+            return
+    if not args.predictions:
+        sys.exit("pass --predictions, --generate or --train-steps")
 
     with open(args.predictions) as f:
         lines = [json.loads(line) for line in f if line.strip()]
@@ -312,7 +494,7 @@ def main():
             sys.exit(f"{args.predictions}: question {line.get('pmid')} has no tokens (--with-tokens)")
         prompt = line["tokens"]
         start = time.perf_counter()
-        last = model.logits(prompt)[-1]
+        last = model.step(prompt, [None] * model.blocks_n)
         lp_all = last.log_softmax(-1)
         took = time.perf_counter() - start
         seconds += took

@@ -285,6 +285,22 @@ impl Llama {
     /// Logits (`[batch, T, vocab]`) of the ids `[batch, T]` (`i64`), which follow the cached
     /// positions when `cache` is given (and are appended to it).
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.forward_to(ids, cache, false)
+    }
+
+    /// Logits (`[batch, vocab]`) after the last of the ids `[batch, T]`, as [`Self::forward`]
+    /// gives them, with the head run at the last position only (and, without a cache, the last
+    /// block too: [`Self::last_logits_from_t`]): what scoring and generation read.
+    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        match cache {
+            Some(cache) => Ok(self.forward_to(ids, Some(cache), true)?.select(1, 0)),
+            None => {
+                tch::no_grad(|| self.last_logits_from_t(&self.hidden_states(ids, 0)?, 0, false))
+            }
+        }
+    }
+
+    fn forward_to(&self, ids: &Tensor, cache: Option<&mut KvCache>, last: bool) -> Result<Tensor> {
         let (_, t) = ids.size2()?;
         let start = cache.as_ref().map_or(0, |c| c.len);
         if start + t > self.config.context_length {
@@ -311,6 +327,7 @@ impl Llama {
             if let Some(c) = cache {
                 c.len += t;
             }
+            let x = if last { x.narrow(1, -1, 1) } else { x };
             let x = rms_norm(&x, &self.norm, self.config.rms_norm_eps);
             Ok(x.linear(
                 self.output.as_ref().unwrap_or(&self.embedding),
@@ -535,7 +552,7 @@ impl Llama {
         }
         let mut cache = self.new_cache();
         let began = Instant::now();
-        let logits = self.forward(&ids_tensor(prompt), Some(&mut cache))?;
+        let logits = self.forward_last(&ids_tensor(prompt), Some(&mut cache))?;
         let mut next = last_argmax(&logits)?;
         let prefill_seconds = began.elapsed().as_secs_f64();
 
@@ -551,7 +568,7 @@ impl Llama {
             if ids.len() == max_tokens {
                 break;
             }
-            let logits = self.forward(&ids_tensor(&[next]), Some(&mut cache))?;
+            let logits = self.forward_last(&ids_tensor(&[next]), Some(&mut cache))?;
             next = last_argmax(&logits)?;
         }
         Ok(Generation {
@@ -597,8 +614,9 @@ fn ids_tensor(ids: &[u32]) -> Tensor {
     Tensor::from_slice(&ids).unsqueeze(0)
 }
 
+/// The likeliest id of logits `[1, vocab]`.
 fn last_argmax(logits: &Tensor) -> Result<u32> {
-    let id = logits.select(1, -1).argmax(-1, false).int64_value(&[0]);
+    let id = logits.argmax(-1, false).int64_value(&[0]);
     u32::try_from(id).map_err(|_| Error::Config(format!("token id {id} out of range")))
 }
 

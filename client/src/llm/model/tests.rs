@@ -72,6 +72,26 @@ fn full_and_cached(model: &Llama, ids: &[u32], prefill: usize) -> (Tensor, Tenso
 }
 
 #[test]
+fn the_last_positions_logits_equal_the_full_forward_passs_last_row() {
+    let model = tiny();
+    let ids = ids_tensor(&[3, 1, 4, 1, 5, 9, 2, 6]);
+    let full = model.forward(&ids, None).unwrap();
+    let last = model.forward_last(&ids, None).unwrap();
+    assert_eq!(last.size(), [1, 50]);
+    assert!(last.allclose(&full.select(1, -1), 1e-5, 1e-5, false));
+    let mut cache = model.new_cache();
+    let prefill = model
+        .forward_last(&ids_tensor(&[3, 1, 4, 1, 5, 9, 2]), Some(&mut cache))
+        .unwrap();
+    assert!(prefill.allclose(&full.select(1, -2), 1e-5, 1e-5, false));
+    let step = model
+        .forward_last(&ids_tensor(&[6]), Some(&mut cache))
+        .unwrap();
+    assert!(step.allclose(&last, 1e-5, 1e-5, false));
+    assert_eq!(cache.len(), 8);
+}
+
+#[test]
 fn cached_steps_equal_the_full_forward_pass() {
     let model = tiny();
     let ids = [3, 14, 15, 9, 26, 5, 35, 8];

@@ -38,8 +38,8 @@ impl AnswerLogProbs {
     /// The answers' log-probabilities after `prompt` (one forward pass without a cache).
     pub fn of_prompt(model: &Llama, prompt: &[u32], answers: &AnswerTokens) -> Result<Self> {
         let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
-        let logits = model.forward(&Tensor::from_slice(&ids).unsqueeze(0), None)?;
-        Self::from_logits(&logits.select(0, 0).select(0, -1), answers)
+        let logits = model.forward_last(&Tensor::from_slice(&ids).unsqueeze(0), None)?;
+        Self::from_logits(&logits.select(0, 0), answers)
     }
 
     /// The log-probability of `answer`.

@@ -28,6 +28,10 @@ pub(crate) struct GenerateArgs {
     /// Continue the prompt as it is, without the chat format.
     #[arg(long)]
     raw: bool,
+    /// Add the prompt's and the answer's token ids to the JSON ("prompt_ids", "ids"), for
+    /// bench/llama_reference.py --generate.
+    #[arg(long)]
+    with_tokens: bool,
 }
 
 /// `bcfl llm ...`.
@@ -58,6 +62,12 @@ struct GenerateReport {
     weight_bytes: i64,
     /// Resident memory of the process after generating (Linux only).
     resident_bytes: Option<u64>,
+    /// The prompt's ids (with --with-tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_ids: Option<Vec<u32>>,
+    /// The generated ids (with --with-tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<u32>>,
 }
 
 impl LlmCommand {
@@ -93,6 +103,11 @@ fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
         parameters: lm.model().parameter_count(),
         weight_bytes: lm.model().weight_bytes(),
         resident_bytes: resident_bytes(),
+        prompt_ids: args
+            .with_tokens
+            .then(|| lm.tokenizer().encode(&prompt))
+            .transpose()?,
+        ids: args.with_tokens.then(|| g.ids.clone()),
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -373,6 +373,10 @@ pub(crate) struct SpeedArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Add the prompts' token ids and answer ids to the JSON ("prompts"), for
+    /// bench/llama_reference.py --train-steps.
+    #[arg(long)]
+    with_tokens: bool,
 }
 
 /// Runs `bcfl llm train-speed`.
@@ -399,12 +403,21 @@ pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
     };
     let speed = step_speed(&model, &mut set, encoder.answers(), &config, args.seed)?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"questions": set.len(), "prompt_tokens": set.tokens(),
-                "batch_size": args.batch_size, "max_prompt_tokens": args.max_prompt_tokens,
-                "threads": bcfl_client::tch::get_num_threads(), "speed": speed})
-        );
+        let mut out = serde_json::json!({"questions": set.len(), "prompt_tokens": set.tokens(),
+            "batch_size": args.batch_size, "max_prompt_tokens": args.max_prompt_tokens,
+            "steps": args.steps, "lora_top_layers": args.lora_top_layers,
+            "threads": bcfl_client::tch::get_num_threads(), "speed": speed});
+        if args.with_tokens {
+            let prompts = questions
+                .iter()
+                .map(|q| {
+                    Ok(serde_json::json!({"ids": encoder.prompt(q)?.ids,
+                        "answer": encoder.answer_id(q.answer)}))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            out["prompts"] = serde_json::Value::Array(prompts);
+        }
+        println!("{out}");
     } else {
         println!(
             "{} questions ({} prompt tokens), top {} of {} layers adapted: whole model {:.0} tokens/s, cached prefix {:.0} tokens/s ({:.1}x; cache built in {:.1} s)",
