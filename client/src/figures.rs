@@ -1,11 +1,13 @@
 //! The figures of a federated run's report, as SVG documents.
 //!
-//! Four figures, each a self-contained SVG string (or file):
+//! Five figures, each a self-contained SVG string (or file):
 //!
 //! - [`accuracy_svg`]: test accuracy of the global model per round, a line chart; the accuracy
 //!   before training (the baseline) is drawn at round 0 and as a dashed reference line.
 //! - [`phases_svg`]: seconds per phase per round, stacked bars with a legend.
 //! - [`bytes_svg`]: bytes moved between members per round, bars in MB (10^6 bytes).
+//! - [`curves_svg`]: several runs' values per round on one chart (an IID and a non-IID run's
+//!   accuracy, say), with dashed reference lines (a majority baseline, a goal).
 //! - [`graph_svg`]: the measured bandwidth graph: members on a circle, directed links labelled
 //!   in MB/s, the routing tree highlighted.
 //!
@@ -296,6 +298,135 @@ pub fn accuracy_svg(
                 dashed: true,
                 label: "baseline (round 0)".into(),
             });
+        }
+        draw_legend(&legend, &items).map_err(plot_err(FIGURE))?;
+        root.present().map_err(plot_err(FIGURE))?;
+    }
+    Ok(svg)
+}
+
+/// One named line of [`curves_svg`]: a value per round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// The legend's text.
+    pub label: String,
+    /// `(round, value)`; values that are not finite are left out, and the line joins the
+    /// others in round order.
+    pub points: Vec<(u64, f64)>,
+}
+
+/// Several runs' values per round on one chart (e.g. accuracy per round of an IID and a
+/// non-IID run): one coloured line with points per [`Curve`] (the palette's colours in order),
+/// and a dashed horizontal line per `references` entry (label, value: a majority baseline, a
+/// base model, a goal), in grey shades. Fractions in `[0, 1]` are shown in percent.
+pub fn curves_svg(
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+    references: &[(String, f64)],
+) -> Result<String, FigureError> {
+    const FIGURE: &str = "curves";
+    let lines: Vec<Vec<(f64, f64)>> = curves
+        .iter()
+        .map(|c| {
+            let mut points: Vec<(f64, f64)> = c
+                .points
+                .iter()
+                .filter(|(_, v)| drawable(*v))
+                .map(|&(r, v)| (r as f64, v))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            points
+        })
+        .collect();
+    let references: Vec<&(String, f64)> = references.iter().filter(|r| drawable(r.1)).collect();
+    let xs: Vec<f64> = lines.iter().flatten().map(|p| p.0).collect();
+    let (x_lo, x_hi) = match (
+        xs.iter().copied().reduce(f64::min),
+        xs.iter().copied().reduce(f64::max),
+    ) {
+        (Some(lo), Some(hi)) => (lo, hi),
+        _ => (1.0, 1.0),
+    };
+    let x_range = finite_range(x_lo - 0.5, x_hi + 0.5);
+    let x_ticks = tick_count((x_hi - x_lo).max(0.0) as u64);
+    let values: Vec<f64> = lines
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .chain(references.iter().map(|r| r.1))
+        .collect();
+    let fraction = values.iter().all(|v| (0.0..=1.0).contains(v));
+    let y_range = accuracy_range(&values, fraction);
+    let color = |i: usize| {
+        let (r, g, b) = PALETTE[i % PALETTE.len()];
+        RGBColor(r, g, b)
+    };
+    let grey = |i: usize| {
+        let shade = [0x60, 0x90, 0xB0][i % 3];
+        RGBColor(shade, shade, shade)
+    };
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
+        let (plot, legend) = chart_frame(&root, title).map_err(plot_err(FIGURE))?;
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_range.clone(), y_range)
+            .map_err(plot_err(FIGURE))?;
+        let y_format = |v: &f64| {
+            if fraction {
+                percent_tick(*v)
+            } else {
+                tick(*v)
+            }
+        };
+        let x_format = |x: &f64| format!("{}", x.round() as i64);
+        configure_mesh(
+            &mut chart,
+            ("round", x_ticks, &x_format),
+            (y_label, &y_format),
+        )
+        .map_err(plot_err(FIGURE))?;
+        let mut items = Vec::new();
+        for (i, (label, value)) in references.iter().enumerate() {
+            chart
+                .draw_series(std::iter::once(DashedPathElement::new(
+                    vec![(x_range.start, *value), (x_range.end, *value)],
+                    8,
+                    5,
+                    grey(i).stroke_width(1),
+                )))
+                .map_err(plot_err(FIGURE))?;
+            items.push(LegendItem::Line {
+                color: grey(i),
+                dashed: true,
+                label: label.clone(),
+            });
+        }
+        for (i, (curve, line)) in curves.iter().zip(&lines).enumerate() {
+            if line.len() > 1 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        line.clone(),
+                        color(i).stroke_width(2),
+                    )))
+                    .map_err(plot_err(FIGURE))?;
+            }
+            chart
+                .draw_series(line.iter().map(|&p| Circle::new(p, 4, color(i).filled())))
+                .map_err(plot_err(FIGURE))?;
+            items.push(LegendItem::Line {
+                color: color(i),
+                dashed: false,
+                label: curve.label.clone(),
+            });
+        }
+        if lines.iter().all(Vec::is_empty) {
+            no_data(&plot, "no values").map_err(plot_err(FIGURE))?;
         }
         draw_legend(&legend, &items).map_err(plot_err(FIGURE))?;
         root.present().map_err(plot_err(FIGURE))?;
@@ -1288,6 +1419,49 @@ mod tests {
         for label in ["52.0%", "71.3%", "78.6%", "81.2%"] {
             assert!(svg.contains(&format!(">\n{label}\n<")), "{label}");
         }
+    }
+
+    #[test]
+    fn curves_draw_one_coloured_line_per_run_and_dashed_references() {
+        let curves = vec![
+            Curve {
+                label: "IID".into(),
+                points: vec![(1, 0.50), (2, 0.55), (3, f64::NAN), (4, 0.58)],
+            },
+            Curve {
+                label: "Dirichlet 0.5".into(),
+                points: vec![(2, 0.52), (1, 0.49)],
+            },
+        ];
+        let references = vec![
+            ("majority (yes)".to_string(), 0.552),
+            ("bad".into(), f64::NAN),
+        ];
+        let svg = curves_svg("PubMedQA", "test accuracy", &curves, &references).unwrap();
+        let names = well_formed(&svg);
+        // One marker per finite point.
+        assert_eq!(names.iter().filter(|n| *n == "circle").count(), 5);
+        let color = |i: usize| {
+            let (r, g, b) = PALETTE[i];
+            RGBColor(r, g, b)
+        };
+        assert_eq!(count(&svg, &fill(color(0))), 3);
+        assert_eq!(count(&svg, &fill(color(1))), 2);
+        for text in [
+            "IID",
+            "Dirichlet 0.5",
+            "majority (yes)",
+            "PubMedQA",
+            "test accuracy",
+        ] {
+            assert!(svg.contains(&format!(">\n{text}\n<")), "{text}");
+        }
+        assert!(!svg.contains(">\nbad\n<") && !svg.contains("NaN"));
+        assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() >= 3);
+
+        let empty = curves_svg("t", "y", &[], &[]).unwrap();
+        well_formed(&empty);
+        assert!(empty.contains(">\nno values\n<"));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod demo;
 mod llm;
 mod model;
 mod node;
+mod plot;
 mod train;
 
 use std::process::ExitCode;

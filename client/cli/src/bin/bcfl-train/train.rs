@@ -248,6 +248,8 @@ pub(crate) enum FlCommand {
     Simulate(Box<SimulateArgs>),
     /// Benchmarks (JSON): training steps/s, aggregation throughput, update sizes.
     Bench(crate::bench::BenchArgs),
+    /// Several `--json fl simulate` runs' accuracy (or macro-F1) per round on one SVG chart.
+    Plot(crate::plot::PlotArgs),
 }
 
 /// `bcfl fl simulate` options.
@@ -556,6 +558,7 @@ impl FlCommand {
     pub(crate) async fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
             Self::Bench(args) => crate::bench::run(args),
+            Self::Plot(args) => crate::plot::run(args, json),
             Self::Simulate(args) => match args.decoder.model {
                 crate::llm::finetune::ModelChoice::Bert => simulate_command(args, json).await,
                 crate::llm::finetune::ModelChoice::Smollm2 => {
