@@ -674,16 +674,19 @@ pub(crate) async fn run_simulation(
         links: Vec::new(),
     };
     let outcome = simulate(simulation, members, |r| {
-        if !json {
-            println!(
-                "round {} {scored} accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes moved, {:.0} s)",
-                r.round,
-                r.accuracy.unwrap_or(f64::NAN),
-                r.macro_f1.unwrap_or(f64::NAN),
-                r.members.iter().filter(|m| m.accepted).count(),
-                r.bytes_moved,
-                r.timings.round_s
-            );
+        let line = format!(
+            "round {} {scored} accuracy {:.4} macro-F1 {:.4} ({} updates, {} bytes moved, {:.0} s)",
+            r.round,
+            r.accuracy.unwrap_or(f64::NAN),
+            r.macro_f1.unwrap_or(f64::NAN),
+            r.members.iter().filter(|m| m.accepted).count(),
+            r.bytes_moved,
+            r.timings.round_s
+        );
+        // With --json, stdout carries only the final document: progress goes to stderr.
+        match json {
+            true => eprintln!("{line}"),
+            false => println!("{line}"),
         }
     })
     .await?;
