@@ -273,24 +273,22 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
         .iter()
         .map(|shard| encode(&train_encoder, shard))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if !json {
-        eprintln!(
-            "SmolLM2 + LoRA r={} alpha={} on {:?}, layers {}..{}: {trainable_parameters} trainable parameters, updates of {} bytes (f32) / {} (int8) against {} for the model; {} training questions over {} members, {} test questions; prefix cache {:.0} MB in {:.0} s",
-            lora.rank,
-            lora.alpha,
-            lora.targets,
-            lora.from_layer,
-            model.config().block_count,
-            update_size.f32_bytes,
-            update_size.int8_bytes,
-            update_size.model_f32_bytes,
-            train.len(),
-            config.clients,
-            test.len(),
-            cache_bytes as f64 / 1e6,
-            cache_seconds
-        );
-    }
+    eprintln!(
+        "SmolLM2 + LoRA r={} alpha={} on {:?}, layers {}..{}: {trainable_parameters} trainable parameters, updates of {} bytes (f32) / {} (int8) against {} for the model; {} training questions over {} members, {} test questions; prefix cache {:.0} MB in {:.0} s",
+        lora.rank,
+        lora.alpha,
+        lora.targets,
+        lora.from_layer,
+        model.config().block_count,
+        update_size.f32_bytes,
+        update_size.int8_bytes,
+        update_size.model_f32_bytes,
+        train.len(),
+        config.clients,
+        test.len(),
+        cache_bytes as f64 / 1e6,
+        cache_seconds
+    );
     config.local.learning_rate = schedule.max_learning_rate;
     let answers = *test_encoder.answers();
     let shared = SharedDecoder::new(model, answers)?.shared();
@@ -338,9 +336,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let outcome = run_simulation(&config, base, initial, members, scored, extra, json).await?;
     if let Some(dir) = &decoder.save_adapter {
         Adapter::write(dir, &lora, &base_sha256, &description, &outcome.global)?;
-        if !json {
-            eprintln!("adapters written to {}", dir.display());
-        }
+        eprintln!("adapters written to {}", dir.display());
     }
     Ok(())
 }
