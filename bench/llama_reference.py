@@ -238,10 +238,11 @@ class Llama:
     def rms_norm(self, x, w):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
 
-    def apply_rope(self, x):
-        """`x` `[heads, T, head_dim]` rotated for positions 0..T-1."""
+    def apply_rope(self, x, start=0):
+        """`x` `[heads, T, head_dim]` rotated for positions start..start+T-1."""
         t = x.shape[1]
-        angles = torch.outer(torch.arange(t, dtype=torch.float64), self.inv_freq).float()
+        positions = torch.arange(start, start + t, dtype=torch.float64)
+        angles = torch.outer(positions, self.inv_freq).float()
         cos, sin = angles.cos(), angles.sin()
         if self.rope == "hf":
             cos, sin = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
@@ -278,15 +279,6 @@ class Llama:
             x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
         return self.rms_norm(x, self.norm) @ self.output.T
 
-    def rope_at(self, x, start):
-        """`x` `[heads, T, head_dim]` rotated for positions start..start+T-1 (hf layout)."""
-        t = x.shape[1]
-        positions = torch.arange(start, start + t, dtype=torch.float64)
-        angles = torch.outer(positions, self.inv_freq).float()
-        cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
-        half = x.shape[-1] // 2
-        return x * cos + torch.cat([-x[..., half:], x[..., :half]], -1) * sin
-
     @torch.no_grad()
     def step(self, ids, cache):
         """Logits `[vocab]` after `ids`, which follow the `len(cache[0][0])` cached positions;
@@ -297,8 +289,8 @@ class Llama:
         for i, b in enumerate(self.blocks):
             n = self.rms_norm(x, b["attn_norm"])
             start = 0 if cache[i] is None else cache[i][0].shape[1]
-            q = self.rope_at((n @ b["q"].T).reshape(t, self.heads, hd).transpose(0, 1), start)
-            k = self.rope_at((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), start)
+            q = self.apply_rope((n @ b["q"].T).reshape(t, self.heads, hd).transpose(0, 1), start)
+            k = self.apply_rope((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), start)
             v = (n @ b["v"].T).reshape(t, self.kv_heads, hd).transpose(0, 1)
             if cache[i] is not None:
                 k, v = torch.cat([cache[i][0], k], 1), torch.cat([cache[i][1], v], 1)
@@ -341,8 +333,8 @@ class Llama:
         for i in range(layer, self.blocks_n):
             b, ad = self.blocks[i], lora.get(i, {})
             n = self.rms_norm(x, b["attn_norm"])
-            q = self.rope_at(proj(n, b["q"], ad.get("q")).reshape(t, self.heads, hd).transpose(0, 1), 0)
-            k = self.rope_at((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), 0)
+            q = self.apply_rope(proj(n, b["q"], ad.get("q")).reshape(t, self.heads, hd).transpose(0, 1), 0)
+            k = self.apply_rope((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), 0)
             v = proj(n, b["v"], ad.get("v")).reshape(t, self.kv_heads, hd).transpose(0, 1)
             k, v = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
             scores = q @ k.transpose(-2, -1) / math.sqrt(hd)
