@@ -1,13 +1,16 @@
-//! A decoder and its tokenizer together, from one GGUF file: text in, text out.
+//! A decoder and its tokenizer together, from one GGUF file or one Hugging Face checkpoint
+//! directory ([`crate::llm::hf`]): text in, text out.
 
 use std::path::Path;
 
 use tch::Device;
 
 use super::gguf::GgufFile;
+use super::hf::Checkpoint;
 use super::model::{Generation, Llama};
 use super::tokenizer::ChatTokenizer;
-use super::Result;
+use super::{Error, Result};
+use bcfl_fed::digest::file_sha256;
 
 /// A Llama decoder with the tokenizer of the same file.
 #[derive(Debug)]
@@ -26,12 +29,15 @@ pub struct Answer {
 }
 
 impl LanguageModel {
-    /// Loads the model and tokenizer of the GGUF file at `path`.
+    /// Loads the model and tokenizer at `path`: a GGUF file, or a Hugging Face checkpoint
+    /// directory (told apart by [`Path::is_dir`]).
     pub fn open(path: impl AsRef<Path>, device: Device) -> Result<Self> {
         let path = path.as_ref();
         let began = std::time::Instant::now();
-        let file = GgufFile::open(path)?;
-        let lm = Self::from_gguf(&file, device)?;
+        let lm = match path.is_dir() {
+            true => Self::from_checkpoint(&Checkpoint::open(path)?, device)?,
+            false => Self::from_gguf(&GgufFile::open(path)?, device)?,
+        };
         tracing::info!(
             path = %path.display(),
             parameters = lm.model.parameter_count(),
@@ -46,6 +52,14 @@ impl LanguageModel {
         Ok(Self {
             tokenizer: ChatTokenizer::from_gguf(file)?,
             model: Llama::from_gguf(file, device)?,
+        })
+    }
+
+    /// Loads the model and tokenizer of an opened checkpoint directory.
+    pub fn from_checkpoint(checkpoint: &Checkpoint, device: Device) -> Result<Self> {
+        Ok(Self {
+            tokenizer: checkpoint.tokenizer()?,
+            model: Llama::load(checkpoint.config().clone(), checkpoint, device)?,
         })
     }
 
@@ -85,5 +99,14 @@ impl LanguageModel {
             text: self.tokenizer.decode(&generation.ids, true)?,
             generation,
         })
+    }
+}
+
+/// The SHA-256 naming the model at `path`, which adapters record as their base: the GGUF
+/// file's, or a checkpoint directory's [`Checkpoint::sha256`].
+pub fn model_sha256(path: &Path) -> Result<String> {
+    match path.is_dir() {
+        true => Checkpoint::open(path)?.sha256(),
+        false => Ok(file_sha256(path).map_err(|e| Error::io(path, e))?.sha256),
     }
 }

@@ -14,11 +14,12 @@
 //!
 //! **Rotary layout.** llama.cpp's converter permutes the rows of the query and key weights so
 //! that each head's rotated pairs are adjacent (`(x₀, x₁), (x₂, x₃), ...`, ggml's "normal" rope).
-//! This module undoes that permutation when loading (the inverse of the converter's `permute`:
-//! rows reshaped `(heads, head_dim/2, 2, dim)` → `(heads, 2, head_dim/2, dim)`) and applies
-//! Hugging Face's `rotate_half` layout (pairs `(xᵢ, xᵢ₊head_dim/2)`). The weights then equal the
-//! Hugging Face checkpoint's `q_proj`/`k_proj`, so adapters trained here line up with that
-//! checkpoint's names and layouts.
+//! This module undoes that permutation when loading a GGUF file (the inverse of the converter's
+//! `permute`: rows reshaped `(heads, head_dim/2, 2, dim)` → `(heads, 2, head_dim/2, dim)`) and
+//! applies Hugging Face's `rotate_half` layout (pairs `(xᵢ, xᵢ₊head_dim/2)`). The weights then
+//! equal the Hugging Face checkpoint's `q_proj`/`k_proj`, so adapters trained here line up with
+//! that checkpoint's names and layouts; a Hugging Face checkpoint ([`crate::llm::hf`]) is loaded
+//! as it is ([`RotaryRows`]).
 //!
 //! Weights are dequantized to `f32` at load and never take gradients; the tensors are named in
 //! [`LlamaWeights`] by their GGUF names. [`Llama::attach_lora`] adds trainable adapters
@@ -35,6 +36,10 @@ use super::gguf::GgufFile;
 use super::lora::{DecoderAdapters, Projection};
 use super::{Error, Result};
 use crate::train::lora::LoraConfig;
+
+mod weights;
+
+pub use weights::{permute_rotary_rows, unpermute_rotary_rows, LlamaWeights, RotaryRows};
 
 /// A Llama decoder with frozen `f32` weights and, optionally, trainable LoRA adapters.
 #[derive(Debug)]
@@ -119,42 +124,6 @@ impl Rope {
     }
 }
 
-/// Where a model's named weights come from.
-pub trait LlamaWeights {
-    /// The tensor `name` (a GGUF name: `token_embd.weight`, `blk.3.attn_q.weight`, ...) as
-    /// `f32`, row-major, in the GGUF row order; `None` if absent.
-    fn tensor(&self, name: &str) -> Result<Option<Tensor>>;
-}
-
-impl LlamaWeights for GgufFile {
-    fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
-        let Some(info) = GgufFile::tensor(self, name) else {
-            return Ok(None);
-        };
-        let shape = info.shape();
-        let values = self.dequantize(name)?;
-        Ok(Some(Tensor::from_slice(&values).reshape(shape)))
-    }
-}
-
-/// llama.cpp's row order of a query or key weight (`[heads · head_dim, dim]`) back to Hugging
-/// Face's, for `heads` heads.
-pub fn unpermute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
-    let (rows, dim) = w.size2().expect("a matrix");
-    w.reshape([heads, rows / heads / 2, 2, dim])
-        .transpose(1, 2)
-        .reshape([rows, dim])
-}
-
-/// Hugging Face's row order of a query or key weight to llama.cpp's (the converter's
-/// `permute`): the inverse of [`unpermute_rotary_rows`].
-pub fn permute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
-    let (rows, dim) = w.size2().expect("a matrix");
-    w.reshape([heads, 2, rows / heads / 2, dim])
-        .transpose(1, 2)
-        .reshape([rows, dim])
-}
-
 impl Llama {
     /// Loads the decoder of a GGUF file (dequantizing every tensor to `f32`).
     pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
@@ -162,7 +131,8 @@ impl Llama {
         Self::load(config, file, device)
     }
 
-    /// Builds the decoder of `config` from `weights` (GGUF names and row order).
+    /// Builds the decoder of `config` from `weights` (GGUF names; the query and key rows in
+    /// the order [`LlamaWeights::rotary_rows`] names, brought to Hugging Face's here).
     pub fn load(config: LlamaConfig, weights: &dyn LlamaWeights, device: Device) -> Result<Self> {
         config.validate()?;
         let (dim, ff, hd) = (
@@ -172,24 +142,29 @@ impl Llama {
         );
         let kv = config.head_count_kv * hd;
         let get = |name: &str, shape: &[i64]| -> Result<Tensor> {
+            let source = || weights.source_name(name);
             let t = weights
                 .tensor(name)?
-                .ok_or_else(|| Error::tensor(name, "absent"))?;
+                .ok_or_else(|| Error::tensor(&source(), "absent"))?;
             if t.size() != shape {
                 return Err(Error::tensor(
-                    name,
+                    &source(),
                     format!("shape {:?}, expected {shape:?}", t.size()),
                 ));
             }
             Ok(t.to_kind(Kind::Float).to_device(device))
+        };
+        let rotary = |w: Tensor, heads: i64| match weights.rotary_rows() {
+            RotaryRows::Gguf => unpermute_rotary_rows(&w, heads),
+            RotaryRows::HuggingFace => w,
         };
         let mut blocks = Vec::with_capacity(config.block_count as usize);
         for i in 0..config.block_count {
             let name = |part: &str| format!("blk.{i}.{part}.weight");
             blocks.push(Block {
                 attn_norm: get(&name("attn_norm"), &[dim])?,
-                q: unpermute_rotary_rows(&get(&name("attn_q"), &[dim, dim])?, config.head_count),
-                k: unpermute_rotary_rows(&get(&name("attn_k"), &[kv, dim])?, config.head_count_kv),
+                q: rotary(get(&name("attn_q"), &[dim, dim])?, config.head_count),
+                k: rotary(get(&name("attn_k"), &[kv, dim])?, config.head_count_kv),
                 v: get(&name("attn_v"), &[kv, dim])?,
                 o: get(&name("attn_output"), &[dim, dim])?,
                 ffn_norm: get(&name("ffn_norm"), &[dim])?,
@@ -252,6 +227,43 @@ impl Llama {
     /// Bytes held by the weights.
     pub fn weight_bytes(&self) -> i64 {
         self.parameter_count() * 4
+    }
+
+    /// The weights by their GGUF names, as `f32` on the model's device, the query and key rows
+    /// in Hugging Face's order ([`RotaryRows::HuggingFace`]); the tied head is not listed apart
+    /// from the embedding.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut named = vec![
+            (
+                "token_embd.weight".to_owned(),
+                self.embedding.shallow_clone(),
+            ),
+            ("output_norm.weight".to_owned(), self.norm.shallow_clone()),
+        ];
+        named.extend(
+            self.output
+                .iter()
+                .map(|w| ("output.weight".to_owned(), w.shallow_clone())),
+        );
+        for (i, b) in self.blocks.iter().enumerate() {
+            let parts = [
+                ("attn_norm", &b.attn_norm),
+                ("attn_q", &b.q),
+                ("attn_k", &b.k),
+                ("attn_v", &b.v),
+                ("attn_output", &b.o),
+                ("ffn_norm", &b.ffn_norm),
+                ("ffn_gate", &b.gate),
+                ("ffn_up", &b.up),
+                ("ffn_down", &b.down),
+            ];
+            named.extend(
+                parts
+                    .into_iter()
+                    .map(|(part, w)| (format!("blk.{i}.{part}.weight"), w.shallow_clone())),
+            );
+        }
+        named
     }
 
     fn tensors(&self) -> impl Iterator<Item = &Tensor> {

@@ -10,7 +10,7 @@ use crate::llm::gguf::Value;
 use crate::llm::{LanguageModel, GGUF_ENV};
 
 /// Random weights in GGUF names and row order.
-pub(crate) struct RandomWeights(HashMap<String, Tensor>);
+pub(crate) struct RandomWeights(pub(crate) HashMap<String, Tensor>);
 
 impl LlamaWeights for RandomWeights {
     fn tensor(&self, name: &str) -> Result<Option<Tensor>> {

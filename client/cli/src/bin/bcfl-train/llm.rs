@@ -1,7 +1,10 @@
-//! `bcfl llm ...`: Llama-architecture models read from a GGUF file ([`bcfl_client::llm`]):
-//! `generate` (greedy generation) and `eval` (scores on a benchmark, [`eval`]).
+//! `bcfl llm ...`: Llama-architecture models read from a GGUF file or a Hugging Face
+//! checkpoint directory ([`bcfl_client::llm`]): `generate` (greedy generation), `eval` (scores
+//! on a benchmark, [`eval`]), `train-speed` ([`finetune`]) and `export-hf` (a GGUF model
+//! written as a checkpoint directory, [`export`]).
 
 mod eval;
+mod export;
 pub(crate) mod finetune;
 
 use std::path::{Path, PathBuf};
@@ -19,8 +22,10 @@ pub(crate) struct GenerateArgs {
     /// The user's message (put in the model's chat format unless --raw).
     #[arg(long, value_name = "TEXT")]
     prompt: String,
-    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The model: a GGUF file, or a Hugging Face checkpoint directory (config.json,
+    /// model.safetensors or its shards, tokenizer.json); SmolLM2-135M-Instruct's GGUF file by
+    /// default, through scripts/env.sh.
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
@@ -40,6 +45,9 @@ pub(crate) enum LlmCommand {
     /// Tokens per second of a LoRA training step on PubMedQA: whole model against the cached
     /// frozen prefix (JSON with --json).
     TrainSpeed(finetune::SpeedArgs),
+    /// Write the model as a Hugging Face checkpoint directory (f32 safetensors, config.json,
+    /// tokenizer.json), which --gguf then also takes.
+    ExportHf(export::ExportArgs),
 }
 
 /// What `bcfl --json llm generate` prints.
@@ -68,6 +76,7 @@ impl LlmCommand {
             Self::Generate(args) => generate(args, json),
             Self::Eval(args) => eval::run(args, json),
             Self::TrainSpeed(args) => finetune::train_speed(args, json),
+            Self::ExportHf(args) => export::run(args, json),
         }
     }
 }
@@ -120,8 +129,8 @@ fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The model `--gguf` names (default `$BCFL_LLM_GGUF`), loaded on the CPU, and the seconds the
-/// load took.
+/// The model `--gguf` names (a GGUF file or a checkpoint directory; default `$BCFL_LLM_GGUF`),
+/// loaded on the CPU, and the seconds the load took.
 pub(crate) fn open_model(gguf: Option<&Path>) -> anyhow::Result<(LanguageModel, f64)> {
     let path = gguf_path(gguf)?;
     let began = Instant::now();
@@ -130,7 +139,7 @@ pub(crate) fn open_model(gguf: Option<&Path>) -> anyhow::Result<(LanguageModel, 
     Ok((lm, began.elapsed().as_secs_f64()))
 }
 
-/// The model file `--gguf` names (default `$BCFL_LLM_GGUF`).
+/// The model `--gguf` names (default `$BCFL_LLM_GGUF`).
 pub(crate) fn gguf_path(gguf: Option<&Path>) -> anyhow::Result<&Path> {
     gguf.with_context(|| format!("no model: pass --gguf or set {GGUF_ENV}"))
 }

@@ -1,6 +1,6 @@
-//! `bcfl llm eval --task pubmedqa`: scores a GGUF model on PubMedQA PQA-L
-//! ([`bcfl_client::llm::pubmedqa`]): one forward pass per question, the answer the likeliest of
-//! `yes`, `no` and `maybe` as the next token.
+//! `bcfl llm eval --task pubmedqa`: scores a model (GGUF file or checkpoint directory) on
+//! PubMedQA PQA-L ([`bcfl_client::llm::pubmedqa`]): one forward pass per question, the answer
+//! the likeliest of `yes`, `no` and `maybe` as the next token.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -32,8 +32,10 @@ pub(crate) struct EvalArgs {
     /// The benchmark.
     #[arg(long, value_enum)]
     task: Task,
-    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The model: a GGUF file, or a Hugging Face checkpoint directory (config.json,
+    /// model.safetensors or its shards, tokenizer.json); SmolLM2-135M-Instruct's GGUF file by
+    /// default, through scripts/env.sh.
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     /// Data directory holding pubmedqa/ (scripts/env.sh sets BCFL_DATA_DIR to the repository's
     /// data/).

@@ -1,0 +1,71 @@
+//! Where the decoder's weights come from ([`LlamaWeights`]) and the two row orders of its query
+//! and key weights ([`RotaryRows`]).
+//!
+//! Every source names its tensors by their GGUF names (`token_embd.weight`,
+//! `blk.3.attn_q.weight`, ...): they are the model's internal names, whatever the file calls
+//! them. A GGUF file ([`GgufFile`]) keeps llama.cpp's row order of the query and key weights; a
+//! Hugging Face checkpoint ([`crate::llm::hf`]) keeps its own. The source says which
+//! ([`LlamaWeights::rotary_rows`]) and [`Llama::load`](super::Llama::load) brings the rows to
+//! Hugging Face's order, the one the decoder computes with, so that no source has to permute
+//! rows only for the loader to permute them back.
+
+use tch::Tensor;
+
+use crate::llm::gguf::GgufFile;
+use crate::llm::Result;
+
+/// The row order of a query or key weight (`[heads · head_dim, dim]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotaryRows {
+    /// llama.cpp's: each head's rotated pairs are adjacent rows (its converter's `permute`).
+    Gguf,
+    /// Hugging Face's: each head's pairs are rows `i` and `i + head_dim / 2` (`rotate_half`).
+    HuggingFace,
+}
+
+/// Where a model's named weights come from.
+pub trait LlamaWeights {
+    /// The tensor `name` (a GGUF name: `token_embd.weight`, `blk.3.attn_q.weight`, ...) as
+    /// `f32`, row-major, with the query and key rows in [`Self::rotary_rows`] order; `None` if
+    /// absent.
+    fn tensor(&self, name: &str) -> Result<Option<Tensor>>;
+
+    /// The row order of the query and key weights [`Self::tensor`] returns.
+    fn rotary_rows(&self) -> RotaryRows {
+        RotaryRows::Gguf
+    }
+
+    /// How the source names the tensor `name`, for error messages.
+    fn source_name(&self, name: &str) -> String {
+        name.to_owned()
+    }
+}
+
+impl LlamaWeights for GgufFile {
+    fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(info) = GgufFile::tensor(self, name) else {
+            return Ok(None);
+        };
+        let shape = info.shape();
+        let values = self.dequantize(name)?;
+        Ok(Some(Tensor::from_slice(&values).reshape(shape)))
+    }
+}
+
+/// llama.cpp's row order of a query or key weight (`[heads · head_dim, dim]`) back to Hugging
+/// Face's, for `heads` heads.
+pub fn unpermute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
+    let (rows, dim) = w.size2().expect("a matrix");
+    w.reshape([heads, rows / heads / 2, 2, dim])
+        .transpose(1, 2)
+        .reshape([rows, dim])
+}
+
+/// Hugging Face's row order of a query or key weight to llama.cpp's (the converter's
+/// `permute`): the inverse of [`unpermute_rotary_rows`].
+pub fn permute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
+    let (rows, dim) = w.size2().expect("a matrix");
+    w.reshape([heads, 2, rows / heads / 2, dim])
+        .transpose(1, 2)
+        .reshape([rows, dim])
+}
