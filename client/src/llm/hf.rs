@@ -28,11 +28,12 @@
 //!
 //! ```no_run
 //! use bcfl_client::llm::hf::Checkpoint;
-//! use bcfl_client::llm::model::Llama;
+//! use bcfl_client::llm::model::{Llama, WeightStorage};
 //!
 //! # fn main() -> Result<(), bcfl_client::llm::Error> {
 //! let checkpoint = Checkpoint::open("SmolLM2-135M-Instruct".as_ref())?;
-//! let model = Llama::load(checkpoint.config().clone(), &checkpoint, tch::Device::Cpu)?;
+//! let config = checkpoint.config().clone();
+//! let model = Llama::load(config, &checkpoint, tch::Device::Cpu, WeightStorage::F32)?;
 //! let tokenizer = checkpoint.tokenizer()?;
 //! # Ok(())
 //! # }

@@ -7,7 +7,7 @@ use tch::Device;
 
 use super::gguf::GgufFile;
 use super::hf::Checkpoint;
-use super::model::{Generation, Llama};
+use super::model::{Generation, Llama, WeightStorage};
 use super::tokenizer::ChatTokenizer;
 use super::{Error, Result};
 use bcfl_fed::digest::file_sha256;
@@ -30,17 +30,28 @@ pub struct Answer {
 
 impl LanguageModel {
     /// Loads the model and tokenizer at `path`: a GGUF file, or a Hugging Face checkpoint
-    /// directory (told apart by [`Path::is_dir`]).
+    /// directory (told apart by [`Path::is_dir`]); every weight in `f32`.
     pub fn open(path: impl AsRef<Path>, device: Device) -> Result<Self> {
+        Self::open_with(path, device, WeightStorage::F32)
+    }
+
+    /// [`Self::open`], the weights held as `storage` says (a checkpoint directory's are all
+    /// floating-point: `f32` either way).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        device: Device,
+        storage: WeightStorage,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let began = std::time::Instant::now();
         let lm = match path.is_dir() {
-            true => Self::from_checkpoint(&Checkpoint::open(path)?, device)?,
-            false => Self::from_gguf(&GgufFile::open(path)?, device)?,
+            true => Self::from_checkpoint(&Checkpoint::open(path)?, device, storage)?,
+            false => Self::from_gguf(&GgufFile::open(path)?, device, storage)?,
         };
         tracing::info!(
             path = %path.display(),
             parameters = lm.model.parameter_count(),
+            weight_bytes = lm.model.weight_bytes(),
             seconds = began.elapsed().as_secs_f64(),
             "loaded language model"
         );
@@ -48,18 +59,22 @@ impl LanguageModel {
     }
 
     /// Loads the model and tokenizer of a parsed GGUF file.
-    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
+    pub fn from_gguf(file: &GgufFile, device: Device, storage: WeightStorage) -> Result<Self> {
         Ok(Self {
             tokenizer: ChatTokenizer::from_gguf(file)?,
-            model: Llama::from_gguf(file, device)?,
+            model: Llama::from_gguf(file, device, storage)?,
         })
     }
 
     /// Loads the model and tokenizer of an opened checkpoint directory.
-    pub fn from_checkpoint(checkpoint: &Checkpoint, device: Device) -> Result<Self> {
+    pub fn from_checkpoint(
+        checkpoint: &Checkpoint,
+        device: Device,
+        storage: WeightStorage,
+    ) -> Result<Self> {
         Ok(Self {
             tokenizer: checkpoint.tokenizer()?,
-            model: Llama::load(checkpoint.config().clone(), checkpoint, device)?,
+            model: Llama::load(checkpoint.config().clone(), checkpoint, device, storage)?,
         })
     }
 

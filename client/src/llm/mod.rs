@@ -12,7 +12,9 @@
 //! - [`tokenizer`] builds a byte-level BPE `tokenizers::Tokenizer` from the metadata's vocabulary
 //!   and merges, with the chat format's control tokens as special tokens.
 //! - [`model`] is the decoder ([`model::Llama`]): RMSNorm, grouped-query attention with rotary
-//!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation.
+//!   embeddings, SwiGLU, a KV cache ([`model::KvCache`]) and greedy generation; its weights are
+//!   held in `f32` or, for the quantized matrices of a GGUF file, kept in their blocks and
+//!   dequantized when used ([`model::WeightStorage`]).
 //! - [`lora`] puts trainable low-rank adapters on the decoder's projections (the encoder's
 //!   adapter math), named so that they travel as an update blob.
 //! - [`adapter`] keeps trained adapters in a folder (PEFT's file names), checked against the

@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::*;
 use crate::llm::model::tests::{random_weights, RandomWeights};
-use crate::llm::model::{unpermute_rotary_rows, Llama};
+use crate::llm::model::{unpermute_rotary_rows, Llama, WeightStorage};
 use crate::llm::pubmedqa::tests::byte_tokenizer;
 use crate::llm::{LanguageModel, GGUF_ENV};
 
@@ -69,7 +69,12 @@ fn checkpoint_dir(config: &LlamaConfig, named: &[(String, Tensor)]) -> tempfile:
 
 fn load(dir: &Path) -> Result<Llama> {
     let checkpoint = Checkpoint::open(dir)?;
-    Llama::load(checkpoint.config().clone(), &checkpoint, Device::Cpu)
+    Llama::load(
+        checkpoint.config().clone(),
+        &checkpoint,
+        Device::Cpu,
+        WeightStorage::F32,
+    )
 }
 
 #[test]
@@ -124,7 +129,7 @@ fn names_map_both_ways() {
         "output.weight".into(),
         Tensor::zeros([50, 32], (Kind::Float, Device::Cpu)),
     );
-    let model = Llama::load(config, &weights, Device::Cpu).unwrap();
+    let model = Llama::load(config, &weights, Device::Cpu, WeightStorage::F32).unwrap();
     let names: std::collections::HashSet<String> = model
         .named_weights()
         .iter()
@@ -154,7 +159,8 @@ fn names_map_both_ways() {
 fn a_checkpoint_in_the_hugging_face_row_order_equals_the_gguf_weights() {
     let config = tiny_config();
     let weights = random_weights(&config);
-    let expected = logits(&Llama::load(config.clone(), &weights, Device::Cpu).unwrap());
+    let expected =
+        logits(&Llama::load(config.clone(), &weights, Device::Cpu, WeightStorage::F32).unwrap());
     let dir = checkpoint_dir(&config, &hf_tensors(&config, &weights, true));
     assert_eq!(
         max_diff(&logits(&load(dir.path()).unwrap()), &expected),
@@ -181,7 +187,7 @@ fn a_written_model_reads_back_with_hugging_face_rows() {
                 Tensor::randn([50, 32], (Kind::Float, Device::Cpu)),
             );
         }
-        let model = Llama::load(config.clone(), &weights, Device::Cpu).unwrap();
+        let model = Llama::load(config.clone(), &weights, Device::Cpu, WeightStorage::F32).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let files = write_model(&model, Some(3), dir.path()).unwrap();
         assert_eq!(files.len(), 2);
@@ -194,7 +200,13 @@ fn a_written_model_reads_back_with_hugging_face_rows() {
         let q = &stored["model.layers.1.self_attn.q_proj.weight"];
         let gguf_q = &weights.0["blk.1.attn_q.weight"];
         assert_eq!(max_diff(q, &unpermute_rotary_rows(gguf_q, 4)), 0.0);
-        let loaded = Llama::load(checkpoint.config().clone(), &checkpoint, Device::Cpu).unwrap();
+        let loaded = Llama::load(
+            checkpoint.config().clone(),
+            &checkpoint,
+            Device::Cpu,
+            WeightStorage::F32,
+        )
+        .unwrap();
         assert_eq!(max_diff(&logits(&loaded), &logits(&model)), 0.0);
     }
 }
@@ -215,7 +227,9 @@ fn half_and_bfloat16_tensors_read_as_f32() {
                 .map(|(n, t)| (n.clone(), t.to_kind(kind).to_kind(Kind::Float)))
                 .collect(),
         );
-        let expected = logits(&Llama::load(config.clone(), &rounded, Device::Cpu).unwrap());
+        let expected = logits(
+            &Llama::load(config.clone(), &rounded, Device::Cpu, WeightStorage::F32).unwrap(),
+        );
         let dir = checkpoint_dir(&config, &named);
         assert_eq!(
             max_diff(&logits(&load(dir.path()).unwrap()), &expected),
@@ -231,7 +245,8 @@ fn half_and_bfloat16_tensors_read_as_f32() {
 fn sharded_weights_load_and_a_bad_index_is_refused() {
     let config = tiny_config();
     let weights = random_weights(&config);
-    let expected = logits(&Llama::load(config.clone(), &weights, Device::Cpu).unwrap());
+    let expected =
+        logits(&Llama::load(config.clone(), &weights, Device::Cpu, WeightStorage::F32).unwrap());
     let named = hf_tensors(&config, &weights, true);
     let (first, second) = named.split_at(named.len() / 2);
     let shards = [

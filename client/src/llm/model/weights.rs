@@ -8,11 +8,29 @@
 //! ([`LlamaWeights::rotary_rows`]) and [`Llama::load`](super::Llama::load) brings the rows to
 //! Hugging Face's order, the one the decoder computes with, so that no source has to permute
 //! rows only for the loader to permute them back.
+//!
+//! [`WeightStorage`] says how the loader holds what it reads: all in `f32`, or the matrices
+//! that the source holds in `Q8_0`, `Q4_0` or `Q4_1` ([`LlamaWeights::quantized`]) kept in their
+//! blocks ([`QuantizedMatrix`]) and dequantized when used.
 
 use tch::Tensor;
 
+use super::quantized::QuantizedMatrix;
 use crate::llm::gguf::GgufFile;
 use crate::llm::Result;
+
+/// How [`Llama::load`](super::Llama::load) holds the frozen weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// Every weight dequantized to `f32` once, at load.
+    #[default]
+    F32,
+    /// The matrices the source holds as `Q8_0`, `Q4_0` or `Q4_1` kept in their blocks (about
+    /// 1/6 of the `f32` bytes for `Q4_1`) and dequantized in every forward pass, a block's
+    /// matrices at a time; norms and floating-point matrices in `f32`. The outputs are the
+    /// [`Self::F32`] model's.
+    Quantized,
+}
 
 /// The row order of a query or key weight (`[heads · head_dim, dim]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +57,14 @@ pub trait LlamaWeights {
     fn source_name(&self, name: &str) -> String {
         name.to_owned()
     }
+
+    /// The matrix `name` in its quantized blocks, rows in [`Self::rotary_rows`] order, when
+    /// the source holds it in a type [`QuantizedMatrix`] keeps; `None` otherwise (the default),
+    /// and the loader reads it with [`Self::tensor`].
+    fn quantized(&self, name: &str) -> Result<Option<QuantizedMatrix>> {
+        let _ = name;
+        Ok(None)
+    }
 }
 
 impl LlamaWeights for GgufFile {
@@ -49,6 +75,18 @@ impl LlamaWeights for GgufFile {
         let shape = info.shape();
         let values = self.dequantize(name)?;
         Ok(Some(Tensor::from_slice(&values).reshape(shape)))
+    }
+
+    fn quantized(&self, name: &str) -> Result<Option<QuantizedMatrix>> {
+        let Some(info) = GgufFile::tensor(self, name) else {
+            return Ok(None);
+        };
+        let shape = match info.shape()[..] {
+            [rows, cols] if QuantizedMatrix::holds(info.kind) => [rows, cols],
+            _ => return Ok(None),
+        };
+        let (info, bytes) = self.tensor_bytes(name)?;
+        QuantizedMatrix::from_blocks(name, info.kind, shape, bytes).map(Some)
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use bcfl_client::llm::model::WeightStorage;
 use bcfl_client::llm::pubmedqa::{self, PubMedQa};
 use bcfl_client::llm::{LanguageModel, GGUF_ENV};
 use clap::{Args, Subcommand};
@@ -33,6 +34,28 @@ pub(crate) struct GenerateArgs {
     /// Continue the prompt as it is, without the chat format.
     #[arg(long)]
     raw: bool,
+    #[command(flatten)]
+    storage: StorageArgs,
+}
+
+/// How the model's weights are held (`generate`, `eval`).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StorageArgs {
+    /// Keep the GGUF file's Q8_0, Q4_0 and Q4_1 matrices quantized in memory and dequantize
+    /// them in each forward pass (less memory, slower steps; the same outputs) instead of
+    /// dequantizing every weight to f32 at load.
+    #[arg(long)]
+    keep_quantized: bool,
+}
+
+impl StorageArgs {
+    /// The storage asked for.
+    pub(crate) fn storage(&self) -> WeightStorage {
+        match self.keep_quantized {
+            true => WeightStorage::Quantized,
+            false => WeightStorage::F32,
+        }
+    }
 }
 
 /// `bcfl llm ...`.
@@ -63,6 +86,8 @@ struct GenerateReport {
     decode_seconds: f64,
     decode_tokens_per_second: f64,
     parameters: i64,
+    /// Whether the quantized matrices were kept quantized (`--keep-quantized`).
+    keep_quantized: bool,
     weight_bytes: i64,
     /// Resident memory of the process after generating (Linux only).
     resident_bytes: Option<u64>,
@@ -82,7 +107,7 @@ impl LlmCommand {
 }
 
 fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
-    let (lm, load_seconds) = open_model(args.gguf.as_deref())?;
+    let (lm, load_seconds) = open_model(args.gguf.as_deref(), args.storage.storage())?;
     let prompt = match args.raw {
         true => args.prompt.clone(),
         false => lm.chat_prompt(&args.prompt),
@@ -100,6 +125,7 @@ fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
         decode_seconds: g.decode_seconds,
         decode_tokens_per_second: g.decode_tokens_per_second(),
         parameters: lm.model().parameter_count(),
+        keep_quantized: lm.model().is_quantized(),
         weight_bytes: lm.model().weight_bytes(),
         resident_bytes: resident_bytes(),
     };
@@ -109,13 +135,14 @@ fn generate(args: &GenerateArgs, json: bool) -> anyhow::Result<()> {
         println!("{}", report.text);
         eprintln!(
             "{} prompt tokens at {:.1} tokens/s, {} generated at {:.1} tokens/s (model loaded in \
-             {:.1} s, {} parameters)",
+             {:.1} s, {} parameters in {} bytes)",
             report.prompt_tokens,
             report.prefill_tokens_per_second,
             report.generated_tokens,
             report.decode_tokens_per_second,
             report.load_seconds,
-            report.parameters
+            report.parameters,
+            report.weight_bytes
         );
     }
     Ok(())
@@ -130,11 +157,14 @@ fn resident_bytes() -> Option<u64> {
 }
 
 /// The model `--gguf` names (a GGUF file or a checkpoint directory; default `$BCFL_LLM_GGUF`),
-/// loaded on the CPU, and the seconds the load took.
-pub(crate) fn open_model(gguf: Option<&Path>) -> anyhow::Result<(LanguageModel, f64)> {
+/// loaded on the CPU with its weights held as `storage` says, and the seconds the load took.
+pub(crate) fn open_model(
+    gguf: Option<&Path>,
+    storage: WeightStorage,
+) -> anyhow::Result<(LanguageModel, f64)> {
     let path = gguf_path(gguf)?;
     let began = Instant::now();
-    let lm = LanguageModel::open(path, bcfl_client::tch::Device::Cpu)
+    let lm = LanguageModel::open_with(path, bcfl_client::tch::Device::Cpu, storage)
         .with_context(|| format!("loading {}", path.display()))?;
     Ok((lm, began.elapsed().as_secs_f64()))
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _};
 use bcfl_client::llm::hf::write_checkpoint;
+use bcfl_client::llm::model::WeightStorage;
 use bcfl_client::llm::GGUF_ENV;
 use clap::Args;
 use serde::Serialize;
@@ -45,7 +46,7 @@ pub(crate) fn run(args: &ExportArgs, json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    let (lm, load_seconds) = super::open_model(args.gguf.as_deref())?;
+    let (lm, load_seconds) = super::open_model(args.gguf.as_deref(), WeightStorage::F32)?;
     let began = Instant::now();
     let files = write_checkpoint(lm.model(), lm.tokenizer(), &args.out)
         .with_context(|| format!("writing {}", args.out.display()))?;

@@ -27,6 +27,7 @@ use bcfl_client::llm::adapter::Adapter;
 use bcfl_client::llm::config::LlamaConfig;
 use bcfl_client::llm::finetune::{step_speed, FinetuneConfig, QaSet};
 use bcfl_client::llm::lora::{LlamaLora, UpdateSize};
+use bcfl_client::llm::model::WeightStorage;
 use bcfl_client::llm::pubmedqa::{self, PromptEncoder, MAX_PROMPT_TOKENS};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
@@ -231,7 +232,9 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let base_sha256 = file_sha256(path)
         .with_context(|| format!("hashing {}", path.display()))?
         .sha256;
-    let (mut model, tokenizer) = super::open_model(Some(path))?.0.into_parts();
+    let (mut model, tokenizer) = super::open_model(Some(path), WeightStorage::F32)?
+        .0
+        .into_parts();
     let DecoderRecipe {
         lora,
         local,
@@ -379,7 +382,9 @@ pub(crate) struct SpeedArgs {
 pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
     let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = pubmedqa::random_subset(&data.train(), args.questions, args.seed)?;
-    let (mut model, tokenizer) = super::open_model(args.gguf.as_deref())?.0.into_parts();
+    let (mut model, tokenizer) = super::open_model(args.gguf.as_deref(), WeightStorage::F32)?
+        .0
+        .into_parts();
     let lora = LlamaLora::for_top_layers(
         LlamaLora::flowertune(),
         model.config(),
