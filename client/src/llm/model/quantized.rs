@@ -22,8 +22,9 @@ use tch::{Device, Kind, Tensor};
 use crate::llm::quant::GgmlType;
 use crate::llm::{Error, Result};
 
-/// Most values dequantized at once by [`QuantizedMatrix::linear`] (16 MiB of `f32`).
-pub const CHUNK_VALUES: i64 = 1 << 22;
+/// Most values dequantized at once by [`QuantizedMatrix::linear`] (1 MiB of `f32`: larger
+/// chunks measured slower, and left more memory with the allocator).
+pub const CHUNK_VALUES: i64 = 1 << 18;
 
 /// Values in a block of the types held.
 const BLOCK: i64 = 32;
