@@ -179,3 +179,27 @@ pub(crate) fn load_pubmedqa(data_dir: Option<&Path>) -> anyhow::Result<PubMedQa>
     let data_dir = data_dir.context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
     Ok(PubMedQa::load(&data_dir.join(pubmedqa::DIR))?)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        storage: StorageArgs,
+    }
+
+    #[test]
+    fn keep_quantized_asks_for_quantized_storage() {
+        let storage = |args: &[&str]| {
+            Cli::parse_from(std::iter::once("x").chain(args.iter().copied()))
+                .storage
+                .storage()
+        };
+        assert_eq!(storage(&[]), WeightStorage::F32);
+        assert_eq!(storage(&["--keep-quantized"]), WeightStorage::Quantized);
+    }
+}

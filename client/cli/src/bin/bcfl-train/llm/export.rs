@@ -79,3 +79,63 @@ pub(crate) fn run(args: &ExportArgs, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bcfl_client::llm::LanguageModel;
+    use bcfl_client::tch::Device;
+
+    use super::*;
+
+    #[test]
+    fn a_directory_holding_anything_is_refused_before_the_model_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let args = ExportArgs {
+            gguf: Some("/no/such/model.gguf".into()),
+            out: dir.path().to_owned(),
+        };
+        let err = run(&args, true).unwrap_err().to_string();
+        assert!(err.contains("is not empty"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_written_directory_loads_as_the_same_model() {
+        let gguf = match std::env::var_os(GGUF_ENV) {
+            Some(p) if Path::new(&p).is_file() => PathBuf::from(p),
+            _ => {
+                eprintln!("skipped: {GGUF_ENV} names no file (source scripts/env.sh)");
+                return;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("smollm2-hf");
+        let args = ExportArgs {
+            gguf: Some(gguf.clone()),
+            out: out.clone(),
+        };
+        run(&args, true).unwrap();
+        let mut files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "config.json",
+                "model.safetensors",
+                "tokenizer.json",
+                "tokenizer_config.json"
+            ]
+        );
+        let read = LanguageModel::open(&out, Device::Cpu).unwrap();
+        let config = bcfl_client::llm::gguf::GgufFile::open(&gguf).unwrap();
+        let config = bcfl_client::llm::config::LlamaConfig::from_gguf(&config).unwrap();
+        assert_eq!(read.model().config(), &config);
+        assert_eq!(read.tokenizer().eos_token_id(), 2);
+    }
+}
