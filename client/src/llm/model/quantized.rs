@@ -2,7 +2,8 @@
 //! layouts of [`crate::llm::quant`]) and dequantized with libtorch ops when used, and the
 //! decoder's frozen weights, either such a matrix or `f32` ([`Weight`]).
 //!
-//! A matrix of `rows × cols` is held as three tensors of `blocks = cols / 32` blocks per row:
+//! A matrix of `rows × cols` is held as two or three tensors of `blocks = cols / 32` blocks per
+//! row:
 //!
 //! | type | `values` | `scales` (`d`) | `mins` (`m`) | value |
 //! | --- | --- | --- | --- | --- |
@@ -12,10 +13,11 @@
 //!
 //! (a byte's low nibble is value `j` of its block, its high nibble value `j + 16`): the same
 //! bytes as the file's blocks, split by field. The values are those
-//! [`crate::llm::quant::dequantize`] gives, to the bit: each is one product, and one sum for
-//! `Q4_1`, in `f32`, as there. [`QuantizedMatrix::linear`] dequantizes a few rows at a time
-//! ([`CHUNK_VALUES`]), so that the tied head (the vocabulary's embedding) never exists whole in
-//! `f32`.
+//! [`crate::llm::quant::dequantize`] gives, to the bit: the same `f32` operations in the same
+//! order (for `Q4_0` an exact `q − 8` first). [`QuantizedMatrix::linear`] dequantizes a few rows
+//! at a time ([`CHUNK_VALUES`]), so that no matrix, not even the tied head (the vocabulary's
+//! embedding), exists whole in `f32`; a product over row chunks may round differently from one
+//! over the whole matrix (the tests hold SmolLM2's logits to 1e-5 of the `f32` model's).
 
 use tch::{Device, Kind, Tensor};
 

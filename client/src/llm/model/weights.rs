@@ -26,9 +26,10 @@ pub enum WeightStorage {
     #[default]
     F32,
     /// The matrices the source holds as `Q8_0`, `Q4_0` or `Q4_1` kept in their blocks (about
-    /// 1/6 of the `f32` bytes for `Q4_1`) and dequantized in every forward pass, a block's
-    /// matrices at a time; norms and floating-point matrices in `f32`. The outputs are the
-    /// [`Self::F32`] model's.
+    /// 1/6 of the `f32` bytes for `Q4_1`) and dequantized in every forward pass as each is used,
+    /// [`CHUNK_VALUES`](super::CHUNK_VALUES) values at a time; norms and floating-point
+    /// matrices in `f32`. The outputs are the [`Self::F32`] model's, up to the rounding of the
+    /// products (1e-5 in the tests).
     Quantized,
 }
 
