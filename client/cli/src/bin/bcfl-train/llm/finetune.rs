@@ -352,8 +352,9 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
 /// the whole model each step against reading the frozen prefix's cached states.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SpeedArgs {
-    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The model: a GGUF file or a Hugging Face checkpoint directory (SmolLM2-135M-Instruct's
+    /// GGUF file by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     /// Data directory holding pubmedqa/.
     #[arg(long, env = "BCFL_DATA_DIR", value_name = "DIR")]
