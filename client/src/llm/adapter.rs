@@ -29,7 +29,7 @@ use super::model::Llama;
 use super::{Error, Result};
 use crate::train::lora::LoraConfig;
 use crate::train::tensors::StoreTensors as _;
-use bcfl_fed::digest::{file_sha256, sha256_hex};
+use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::update::{Encoding, Update};
 
 /// The adapter folder's description (PEFT's file name).
@@ -42,7 +42,7 @@ pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 pub struct AdapterConfig {
     /// Rank, scale, targets and first adapted layer.
     pub lora: LoraConfig,
-    /// SHA-256 of the base model file the adapters were trained on.
+    /// SHA-256 of the base model the adapters were trained on ([`crate::llm::model_sha256`]).
     pub base_sha256: String,
     /// SHA-256 of [`WEIGHTS_FILE`].
     pub weights_sha256: String,
@@ -131,10 +131,10 @@ impl Adapter {
             .map_err(|e| Error::Config(format!("the adapters do not fit the model: {e}")))
     }
 
-    /// [`Adapter::apply`] with the SHA-256 of the base file at `base` computed here.
+    /// [`Adapter::apply`] with the SHA-256 of the base model at `base` (a GGUF file or a
+    /// checkpoint directory: [`crate::llm::model_sha256`]) computed here.
     pub fn apply_to_file(&self, model: &mut Llama, base: &Path) -> Result<()> {
-        let sha = file_sha256(base).map_err(|e| Error::io(base, e))?.sha256;
-        self.apply(model, &sha)
+        self.apply(model, &super::model_sha256(base)?)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The error type of the language-model module: reading GGUF files, building the tokenizer,
-//! loading and running the decoder.
+//! The error type of the language-model module: reading GGUF files and Hugging Face
+//! checkpoints, building the tokenizer, loading and running the decoder.
 
 use std::path::PathBuf;
 
@@ -78,6 +78,15 @@ pub enum Error {
     /// The tokenizer could not be built or failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A Hugging Face checkpoint directory (or one of its files) is unreadable, inconsistent
+    /// or describes a model this decoder does not run.
+    #[error("checkpoint {path}: {problem}")]
+    Checkpoint {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// An adapter folder is unreadable or inconsistent.
     #[error("adapter {dir}: {problem}")]
     Adapter {
@@ -105,6 +114,13 @@ impl Error {
     pub(crate) fn adapter(dir: &std::path::Path, problem: impl Into<String>) -> Self {
         Self::Adapter {
             dir: dir.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn checkpoint(path: &std::path::Path, problem: impl Into<String>) -> Self {
+        Self::Checkpoint {
+            path: path.to_path_buf(),
             problem: problem.into(),
         }
     }

@@ -14,13 +14,15 @@
 //!
 //! **Rotary layout.** llama.cpp's converter permutes the rows of the query and key weights so
 //! that each head's rotated pairs are adjacent (`(x₀, x₁), (x₂, x₃), ...`, ggml's "normal" rope).
-//! This module undoes that permutation when loading (the inverse of the converter's `permute`:
-//! rows reshaped `(heads, head_dim/2, 2, dim)` → `(heads, 2, head_dim/2, dim)`) and applies
-//! Hugging Face's `rotate_half` layout (pairs `(xᵢ, xᵢ₊head_dim/2)`). The weights then equal the
-//! Hugging Face checkpoint's `q_proj`/`k_proj`, so adapters trained here line up with that
-//! checkpoint's names and layouts.
+//! This module undoes that permutation when loading a GGUF file (the inverse of the converter's
+//! `permute`: rows reshaped `(heads, head_dim/2, 2, dim)` → `(heads, 2, head_dim/2, dim)`) and
+//! applies Hugging Face's `rotate_half` layout (pairs `(xᵢ, xᵢ₊head_dim/2)`). The weights then
+//! equal the Hugging Face checkpoint's `q_proj`/`k_proj`, so adapters trained here line up with
+//! that checkpoint's names and layouts; a Hugging Face checkpoint ([`crate::llm::hf`]) is loaded
+//! as it is ([`RotaryRows`]).
 //!
-//! Weights are dequantized to `f32` at load and never take gradients; the tensors are named in
+//! Weights are dequantized to `f32` at load, or kept in their quantized blocks and dequantized
+//! when used ([`WeightStorage`]), and never take gradients; the tensors are named in
 //! [`LlamaWeights`] by their GGUF names. [`Llama::attach_lora`] adds trainable adapters
 //! ([`crate::llm::lora`]) to the projections; [`Llama::hidden_states`] (the frozen prefix, no
 //! gradients) and [`Llama::last_logits_from_t`] (the adapted layers and the head at the last
@@ -36,15 +38,25 @@ use super::lora::{DecoderAdapters, Projection};
 use super::{Error, Result};
 use crate::train::lora::LoraConfig;
 
-/// A Llama decoder with frozen `f32` weights and, optionally, trainable LoRA adapters.
+mod quantized;
+mod weights;
+
+use quantized::Weight;
+pub use quantized::{QuantizedMatrix, CHUNK_VALUES};
+pub use weights::{
+    permute_rotary_rows, unpermute_rotary_rows, LlamaWeights, RotaryRows, WeightStorage,
+};
+
+/// A Llama decoder with frozen weights (`f32`, or kept quantized: [`WeightStorage`]) and,
+/// optionally, trainable LoRA adapters.
 #[derive(Debug)]
 pub struct Llama {
     config: LlamaConfig,
     adapters: Option<DecoderAdapters>,
-    embedding: Tensor,
+    embedding: Weight,
     blocks: Vec<Block>,
     norm: Tensor,
-    output: Option<Tensor>,
+    output: Option<Weight>,
     rope: Rope,
     device: Device,
 }
@@ -52,14 +64,14 @@ pub struct Llama {
 #[derive(Debug)]
 struct Block {
     attn_norm: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    o: Tensor,
+    q: Weight,
+    k: Weight,
+    v: Weight,
+    o: Weight,
     ffn_norm: Tensor,
-    gate: Tensor,
-    up: Tensor,
-    down: Tensor,
+    gate: Weight,
+    up: Weight,
+    down: Weight,
 }
 
 /// The keys and values of the positions seen so far, per block (`[batch, head_count_kv,
@@ -119,51 +131,22 @@ impl Rope {
     }
 }
 
-/// Where a model's named weights come from.
-pub trait LlamaWeights {
-    /// The tensor `name` (a GGUF name: `token_embd.weight`, `blk.3.attn_q.weight`, ...) as
-    /// `f32`, row-major, in the GGUF row order; `None` if absent.
-    fn tensor(&self, name: &str) -> Result<Option<Tensor>>;
-}
-
-impl LlamaWeights for GgufFile {
-    fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
-        let Some(info) = GgufFile::tensor(self, name) else {
-            return Ok(None);
-        };
-        let shape = info.shape();
-        let values = self.dequantize(name)?;
-        Ok(Some(Tensor::from_slice(&values).reshape(shape)))
-    }
-}
-
-/// llama.cpp's row order of a query or key weight (`[heads · head_dim, dim]`) back to Hugging
-/// Face's, for `heads` heads.
-pub fn unpermute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
-    let (rows, dim) = w.size2().expect("a matrix");
-    w.reshape([heads, rows / heads / 2, 2, dim])
-        .transpose(1, 2)
-        .reshape([rows, dim])
-}
-
-/// Hugging Face's row order of a query or key weight to llama.cpp's (the converter's
-/// `permute`): the inverse of [`unpermute_rotary_rows`].
-pub fn permute_rotary_rows(w: &Tensor, heads: i64) -> Tensor {
-    let (rows, dim) = w.size2().expect("a matrix");
-    w.reshape([heads, 2, rows / heads / 2, dim])
-        .transpose(1, 2)
-        .reshape([rows, dim])
-}
-
 impl Llama {
-    /// Loads the decoder of a GGUF file (dequantizing every tensor to `f32`).
-    pub fn from_gguf(file: &GgufFile, device: Device) -> Result<Self> {
+    /// Loads the decoder of a GGUF file, its weights held as `storage` says.
+    pub fn from_gguf(file: &GgufFile, device: Device, storage: WeightStorage) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
-        Self::load(config, file, device)
+        Self::load(config, file, device, storage)
     }
 
-    /// Builds the decoder of `config` from `weights` (GGUF names and row order).
-    pub fn load(config: LlamaConfig, weights: &dyn LlamaWeights, device: Device) -> Result<Self> {
+    /// Builds the decoder of `config` from `weights` (GGUF names; the query and key rows in
+    /// the order [`LlamaWeights::rotary_rows`] names, brought to Hugging Face's here), holding
+    /// them as `storage` says.
+    pub fn load(
+        config: LlamaConfig,
+        weights: &dyn LlamaWeights,
+        device: Device,
+        storage: WeightStorage,
+    ) -> Result<Self> {
         config.validate()?;
         let (dim, ff, hd) = (
             config.embedding_length,
@@ -172,39 +155,62 @@ impl Llama {
         );
         let kv = config.head_count_kv * hd;
         let get = |name: &str, shape: &[i64]| -> Result<Tensor> {
+            let source = || weights.source_name(name);
             let t = weights
                 .tensor(name)?
-                .ok_or_else(|| Error::tensor(name, "absent"))?;
+                .ok_or_else(|| Error::tensor(&source(), "absent"))?;
             if t.size() != shape {
                 return Err(Error::tensor(
-                    name,
+                    &source(),
                     format!("shape {:?}, expected {shape:?}", t.size()),
                 ));
             }
             Ok(t.to_kind(Kind::Float).to_device(device))
+        };
+        // A matrix, kept quantized when asked and held so; the query and key rows (`heads`
+        // given) brought to Hugging Face's order.
+        let matrix = |name: &str, shape: [i64; 2], heads: Option<i64>| -> Result<Weight> {
+            let kept = match storage {
+                WeightStorage::Quantized => weights.quantized(name)?,
+                WeightStorage::F32 => None,
+            };
+            let w = match kept {
+                Some(q) if q.shape() != shape => {
+                    return Err(Error::tensor(
+                        &weights.source_name(name),
+                        format!("shape {:?}, expected {shape:?}", q.shape()),
+                    ))
+                }
+                Some(q) => Weight::Quantized(q.to_device(device)),
+                None => Weight::F32(get(name, &shape)?),
+            };
+            Ok(match (heads, weights.rotary_rows()) {
+                (Some(h), RotaryRows::Gguf) => w.map_rows(|t| unpermute_rotary_rows(t, h)),
+                _ => w,
+            })
         };
         let mut blocks = Vec::with_capacity(config.block_count as usize);
         for i in 0..config.block_count {
             let name = |part: &str| format!("blk.{i}.{part}.weight");
             blocks.push(Block {
                 attn_norm: get(&name("attn_norm"), &[dim])?,
-                q: unpermute_rotary_rows(&get(&name("attn_q"), &[dim, dim])?, config.head_count),
-                k: unpermute_rotary_rows(&get(&name("attn_k"), &[kv, dim])?, config.head_count_kv),
-                v: get(&name("attn_v"), &[kv, dim])?,
-                o: get(&name("attn_output"), &[dim, dim])?,
+                q: matrix(&name("attn_q"), [dim, dim], Some(config.head_count))?,
+                k: matrix(&name("attn_k"), [kv, dim], Some(config.head_count_kv))?,
+                v: matrix(&name("attn_v"), [kv, dim], None)?,
+                o: matrix(&name("attn_output"), [dim, dim], None)?,
                 ffn_norm: get(&name("ffn_norm"), &[dim])?,
-                gate: get(&name("ffn_gate"), &[ff, dim])?,
-                up: get(&name("ffn_up"), &[ff, dim])?,
-                down: get(&name("ffn_down"), &[dim, ff])?,
+                gate: matrix(&name("ffn_gate"), [ff, dim], None)?,
+                up: matrix(&name("ffn_up"), [ff, dim], None)?,
+                down: matrix(&name("ffn_down"), [dim, ff], None)?,
             });
         }
         let vocab = config.vocab_size;
         let output = match config.tied_embeddings {
             true => None,
-            false => Some(get("output.weight", &[vocab, dim])?),
+            false => Some(matrix("output.weight", [vocab, dim], None)?),
         };
         Ok(Self {
-            embedding: get("token_embd.weight", &[vocab, dim])?,
+            embedding: matrix("token_embd.weight", [vocab, dim], None)?,
             norm: get("output_norm.weight", &[dim])?,
             output,
             blocks,
@@ -246,30 +252,65 @@ impl Llama {
 
     /// Number of parameters (the tied head counted once).
     pub fn parameter_count(&self) -> i64 {
-        self.tensors().map(Tensor::numel).sum::<usize>() as i64
+        let norms: i64 = self.norms().map(|t| t.numel() as i64).sum();
+        norms + self.matrices().map(Weight::numel).sum::<i64>()
     }
 
-    /// Bytes held by the weights.
+    /// Bytes held by the frozen weights: 4 a parameter in `f32`, the blocks' bytes for the
+    /// matrices kept quantized (not counting the adapters).
     pub fn weight_bytes(&self) -> i64 {
-        self.parameter_count() * 4
+        let norms: i64 = self.norms().map(|t| t.numel() as i64 * 4).sum();
+        norms + self.matrices().map(Weight::bytes).sum::<i64>()
     }
 
-    fn tensors(&self) -> impl Iterator<Item = &Tensor> {
-        let per_block = self.blocks.iter().flat_map(|b| {
-            [
-                &b.attn_norm,
-                &b.q,
-                &b.k,
-                &b.v,
-                &b.o,
-                &b.ffn_norm,
-                &b.gate,
-                &b.up,
-                &b.down,
-            ]
-        });
-        [&self.embedding, &self.norm]
-            .into_iter()
+    /// Whether any weight is kept quantized ([`WeightStorage::Quantized`] over a source holding
+    /// quantized matrices).
+    pub fn is_quantized(&self) -> bool {
+        self.matrices().any(|w| matches!(w, Weight::Quantized(_)))
+    }
+
+    /// The weights by their GGUF names, as `f32` on the model's device (dequantized when kept
+    /// quantized), the query and key rows in Hugging Face's order ([`RotaryRows::HuggingFace`]);
+    /// the tied head is not listed apart from the embedding.
+    pub fn named_weights(&self) -> Vec<(String, Tensor)> {
+        let mut named = vec![
+            ("token_embd.weight".to_owned(), self.embedding.to_f32()),
+            ("output_norm.weight".to_owned(), self.norm.shallow_clone()),
+        ];
+        named.extend(
+            self.output
+                .iter()
+                .map(|w| ("output.weight".to_owned(), w.to_f32())),
+        );
+        for (i, b) in self.blocks.iter().enumerate() {
+            let name = |part: &str| format!("blk.{i}.{part}.weight");
+            named.push((name("attn_norm"), b.attn_norm.shallow_clone()));
+            named.push((name("ffn_norm"), b.ffn_norm.shallow_clone()));
+            let matrices = [
+                ("attn_q", &b.q),
+                ("attn_k", &b.k),
+                ("attn_v", &b.v),
+                ("attn_output", &b.o),
+                ("ffn_gate", &b.gate),
+                ("ffn_up", &b.up),
+                ("ffn_down", &b.down),
+            ];
+            named.extend(matrices.map(|(part, w)| (name(part), w.to_f32())));
+        }
+        named
+    }
+
+    fn norms(&self) -> impl Iterator<Item = &Tensor> {
+        let per_block = self.blocks.iter().flat_map(|b| [&b.attn_norm, &b.ffn_norm]);
+        std::iter::once(&self.norm).chain(per_block)
+    }
+
+    fn matrices(&self) -> impl Iterator<Item = &Weight> {
+        let per_block = self
+            .blocks
+            .iter()
+            .flat_map(|b| [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down]);
+        std::iter::once(&self.embedding)
             .chain(self.output.iter())
             .chain(per_block)
     }
@@ -311,13 +352,7 @@ impl Llama {
             )));
         }
         tch::no_grad(|| {
-            let mut x = Tensor::f_embedding(
-                &self.embedding,
-                &ids.to_device(self.device),
-                -1,
-                false,
-                false,
-            )?;
+            let mut x = self.embedding.rows(&ids.to_device(self.device));
             let mask = (t > 1).then(|| causal_mask(t, start, self.device));
             let mut cache = cache;
             for (i, block) in self.blocks.iter().enumerate() {
@@ -329,10 +364,7 @@ impl Llama {
             }
             let x = if last { x.narrow(1, -1, 1) } else { x };
             let x = rms_norm(&x, &self.norm, self.config.rms_norm_eps);
-            Ok(x.linear(
-                self.output.as_ref().unwrap_or(&self.embedding),
-                None::<Tensor>,
-            ))
+            Ok(self.head().linear(&x))
         })
     }
 
@@ -343,13 +375,7 @@ impl Llama {
         let (_, t) = ids.size2()?;
         self.check_positions(t)?;
         tch::no_grad(|| {
-            let mut x = Tensor::f_embedding(
-                &self.embedding,
-                &ids.to_device(self.device),
-                -1,
-                false,
-                false,
-            )?;
+            let mut x = self.embedding.rows(&ids.to_device(self.device));
             let mask = (t > 1).then(|| causal_mask(t, 0, self.device));
             for (i, block) in self.blocks.iter().enumerate().take(layer.max(0) as usize) {
                 x = self.block(i, block, &x, 0, mask.as_ref(), None, false);
@@ -376,10 +402,12 @@ impl Llama {
             };
         }
         let last = rms_norm(&x.select(1, -1), &self.norm, self.config.rms_norm_eps);
-        Ok(last.linear(
-            self.output.as_ref().unwrap_or(&self.embedding),
-            None::<Tensor>,
-        ))
+        Ok(self.head().linear(&last))
+    }
+
+    /// The output head: its own weight, or the token embedding when tied.
+    fn head(&self) -> &Weight {
+        self.output.as_ref().unwrap_or(&self.embedding)
     }
 
     fn check_positions(&self, positions: i64) -> Result<()> {
@@ -398,10 +426,10 @@ impl Llama {
         layer: usize,
         projection: Projection,
         x: &Tensor,
-        w: &Tensor,
+        w: &Weight,
         train: bool,
     ) -> Tensor {
-        let base = x.linear(w, None::<Tensor>);
+        let base = w.linear(x);
         match self
             .adapters
             .as_ref()
@@ -478,7 +506,7 @@ impl Llama {
             self.config.head_count_kv,
             self.config.head_dim(),
         );
-        let split = |p: Projection, x: &Tensor, w: &Tensor, h: i64| {
+        let split = |p: Projection, x: &Tensor, w: &Weight, h: i64| {
             let rows = x.size()[1];
             self.project(layer, p, x, w, train)
                 .reshape([batch, rows, h, hd])

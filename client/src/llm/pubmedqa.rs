@@ -63,4 +63,4 @@ pub const QUESTIONS_FILE: &str = "ori_pqal.json";
 pub const TEST_FILE: &str = "test_ground_truth.json";
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,9 @@
 //! | `Q4_1` | 20 | f16 `d`, f16 `m`, 16 bytes as in `Q4_0` | `q · d + m` |
 //!
 //! `F32`, `F16` and `BF16` are plain little-endian arrays. The other types are known (so that a
-//! file holding them can be read and its tensors sized) but not dequantized.
+//! file holding them can be read and its tensors sized) but not dequantized. The decoder can
+//! also keep `Q8_0`, `Q4_0` and `Q4_1` matrices in these blocks and dequantize them with
+//! libtorch ops when used ([`crate::llm::model::QuantizedMatrix`]).
 //!
 //! ```
 //! use bcfl_client::llm::quant::{dequantize, GgmlType};

@@ -1,5 +1,6 @@
 //! The tokenizer of a GGUF model, built from its metadata as a Hugging Face
-//! `tokenizers::Tokenizer`, and its chat format.
+//! `tokenizers::Tokenizer`, and its chat format ([`ChatTokenizer`], which
+//! [`crate::llm::hf`] also builds from a checkpoint's `tokenizer.json`).
 //!
 //! Only `tokenizer.ggml.model = "gpt2"` (byte-level BPE) is supported: the vocabulary is
 //! `tokenizer.ggml.tokens` (ids are positions), the merges `tokenizer.ggml.merges` (`"a b"`,
@@ -33,15 +34,38 @@ pub const USER_DEFINED_TOKEN: i64 = 4;
 const IM_START: &str = "<|im_start|>";
 const IM_END: &str = "<|im_end|>";
 
-/// A GGUF model's tokenizer, its end-of-sequence token and chat format.
+/// A model's tokenizer, its end-of-sequence token and chat format.
 #[derive(Clone, Debug)]
 pub struct ChatTokenizer {
     tokenizer: Tokenizer,
     eos_token_id: u32,
+    chat_template: Option<String>,
     default_system_prompt: Option<String>,
 }
 
 impl ChatTokenizer {
+    /// A chat tokenizer over `tokenizer`, whose end-of-sequence id is `eos_token_id`, with the
+    /// model's Jinja `chat_template` (its literal default system prompt is used; ChatML is the
+    /// format either way). Used for a Hugging Face checkpoint's `tokenizer.json`
+    /// ([`crate::llm::hf`]).
+    pub fn new(
+        tokenizer: Tokenizer,
+        eos_token_id: u32,
+        chat_template: Option<String>,
+    ) -> Result<Self> {
+        if tokenizer.id_to_token(eos_token_id).is_none() {
+            return Err(Error::Tokenizer(format!(
+                "end-of-sequence id {eos_token_id} is not in the vocabulary"
+            )));
+        }
+        Ok(Self {
+            default_system_prompt: chat_template.as_deref().and_then(default_system_prompt),
+            tokenizer,
+            eos_token_id,
+            chat_template,
+        })
+    }
+
     /// Builds the tokenizer described by `file`'s metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let model = file.require_str("tokenizer.ggml.model")?;
@@ -108,15 +132,11 @@ impl ChatTokenizer {
             .ok()
             .filter(|&id| (id as usize) < tokens.len())
             .ok_or_else(|| Error::metadata("tokenizer.ggml.eos_token_id", "not a token id"))?;
-        let default_system_prompt = file
+        let chat_template = file
             .metadata("tokenizer.chat_template")
             .and_then(Value::as_str)
-            .and_then(default_system_prompt);
-        Ok(Self {
-            tokenizer,
-            eos_token_id,
-            default_system_prompt,
-        })
+            .map(str::to_owned);
+        Self::new(tokenizer, eos_token_id, chat_template)
     }
 
     /// The ids of `text`; special tokens written in the text map to their single id.
@@ -149,6 +169,11 @@ impl ChatTokenizer {
         let mut ids = vec![self.eos_token_id];
         ids.extend(self.token_id(IM_END).filter(|&id| id != self.eos_token_id));
         ids
+    }
+
+    /// The model's Jinja chat template (`tokenizer.chat_template`), if it has one.
+    pub fn chat_template(&self) -> Option<&str> {
+        self.chat_template.as_deref()
     }
 
     /// The system prompt the chat template inserts when a conversation has none.

@@ -50,7 +50,6 @@ use crate::llm::pubmedqa::{AnswerTokens, PromptEncoder, Question, MAX_PROMPT_TOK
 use crate::llm::LanguageModel;
 use crate::train::tensors::StoreTensors as _;
 use crate::train::trainer::Evaluation;
-use bcfl_fed::digest::file_sha256;
 use bcfl_fed::update::Update;
 
 /// The learning rate across rounds: cosine from `max` (round 1) to `min` (the last round).
@@ -159,9 +158,7 @@ impl DecoderMember {
             ))
         })?;
         let path = package.base_dir();
-        let sha = file_sha256(&path)
-            .map_err(|e| Error::file("hashing", &path, e))?
-            .sha256;
+        let sha = crate::llm::model_sha256(&path)?;
         if sha != base_sha256 {
             return Err(Error::Config(format!(
                 "the base model {} has SHA-256 {sha}, not the consortium's {base_sha256}",

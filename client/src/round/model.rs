@@ -189,7 +189,8 @@ impl ModelPackage {
         )
     }
 
-    /// Writes a package into `out` for the decoder in the GGUF file `gguf`, with fresh
+    /// Writes a package into `out` for the decoder in `gguf` (a GGUF file or a Hugging Face
+    /// checkpoint directory, [`crate::llm::model_sha256`] its hash), with fresh
     /// adapters of `recipe.lora` drawn from `seed` (the answers yes, no, maybe as labels).
     pub fn create_decoder(
         out: &Path,
@@ -214,9 +215,7 @@ impl ModelPackage {
             model.config().block_count,
             adapters.parameters()
         );
-        let sha = file_sha256(gguf)
-            .map_err(|e| Error::file("hashing", gguf, e))?
-            .sha256;
+        let sha = crate::llm::model_sha256(gguf)?;
         let base = std::fs::canonicalize(gguf).unwrap_or_else(|_| gguf.to_path_buf());
         let labels = Answer::ALL.iter().map(|a| a.to_string()).collect();
         let max_len = recipe.local.max_prompt_tokens;

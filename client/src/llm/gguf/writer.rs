@@ -1,5 +1,5 @@
 //! A minimal GGUF writer for tests: metadata of every type and tensors of any ggml type given
-//! as raw bytes.
+//! as raw bytes, and llama.cpp's reference quantizers ([`quantize`]) to make them.
 
 use super::{TensorInfo, Value, DEFAULT_ALIGNMENT, MAGIC};
 use crate::llm::quant::GgmlType;
@@ -114,4 +114,57 @@ fn put_value(out: &mut Vec<u8>, value: &Value) {
         Value::I64(v) => out.extend(v.to_le_bytes()),
         Value::F64(v) => out.extend(v.to_le_bytes()),
     }
+}
+
+/// `values` (whole blocks of 32 for the quantized types) stored as `kind` (`F32`, `Q8_0`,
+/// `Q4_0` or `Q4_1`), as llama.cpp's `quantize_row_*_reference` does (scales truncated to f16).
+pub(crate) fn quantize(kind: GgmlType, values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if kind == GgmlType::F32 {
+        out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        return out;
+    }
+    assert_eq!(values.len() % 32, 0, "whole blocks");
+    let inverse = |d: f32| if d == 0.0 { 0.0 } else { 1.0 / d };
+    for block in values.chunks_exact(32) {
+        match kind {
+            GgmlType::Q8_0 => {
+                let d = block.iter().fold(0f32, |a, x| a.max(x.abs())) / 127.0;
+                out.extend(f16_bits(d).to_le_bytes());
+                out.extend(block.iter().map(|x| (x * inverse(d)).round() as i8 as u8));
+            }
+            GgmlType::Q4_0 => {
+                let max = block
+                    .iter()
+                    .fold(0f32, |a, &x| if x.abs() > a.abs() { x } else { a });
+                let d = max / -8.0;
+                let q = |x: f32| ((x * inverse(d) + 8.5) as u8).min(15);
+                out.extend(f16_bits(d).to_le_bytes());
+                out.extend((0..16).map(|j| q(block[j]) | q(block[j + 16]) << 4));
+            }
+            GgmlType::Q4_1 => {
+                let min = block.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = block.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let d = (max - min) / 15.0;
+                let q = |x: f32| (((x - min) * inverse(d) + 0.5) as u8).min(15);
+                out.extend(f16_bits(d).to_le_bytes());
+                out.extend(f16_bits(min).to_le_bytes());
+                out.extend((0..16).map(|j| q(block[j]) | q(block[j + 16]) << 4));
+            }
+            other => panic!("no quantizer for {other}"),
+        }
+    }
+    out
+}
+
+/// The f16 bits of `x` (zero or a normal f16), the mantissa truncated.
+fn f16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    if x == 0.0 {
+        return sign;
+    }
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+    assert!((1..31).contains(&exponent), "{x} is not a normal f16");
+    sign | (exponent as u16) << 10 | ((bits >> 13) & 0x3ff) as u16
 }

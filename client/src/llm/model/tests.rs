@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::*;
-use crate::llm::gguf::writer::GgufWriter;
+use crate::llm::gguf::writer::{quantize, GgufWriter};
 use crate::llm::gguf::Value;
+use crate::llm::quant::GgmlType;
 use crate::llm::{LanguageModel, GGUF_ENV};
 
 /// Random weights in GGUF names and row order.
-pub(crate) struct RandomWeights(HashMap<String, Tensor>);
+pub(crate) struct RandomWeights(pub(crate) HashMap<String, Tensor>);
 
 impl LlamaWeights for RandomWeights {
     fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
@@ -49,7 +50,13 @@ pub(crate) fn random_weights(config: &LlamaConfig) -> RandomWeights {
 
 pub(crate) fn tiny() -> Llama {
     let config = LlamaConfig::tiny(50);
-    Llama::load(config.clone(), &random_weights(&config), Device::Cpu).unwrap()
+    Llama::load(
+        config.clone(),
+        &random_weights(&config),
+        Device::Cpu,
+        WeightStorage::F32,
+    )
+    .unwrap()
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -130,34 +137,52 @@ fn rotary_permutation_round_trips() {
     assert_eq!(max_diff(&p.get(1), &w.get(32)), 0.0);
 }
 
-/// A model written to a GGUF file and read back gives the logits of the weights it was
-/// written from (names, dimension order, metadata).
-#[test]
-fn a_model_round_trips_through_a_gguf_file() {
-    let config = LlamaConfig::tiny(50);
-    let weights = random_weights(&config);
-    let direct = Llama::load(config.clone(), &weights, Device::Cpu).unwrap();
+/// A GGUF file of a decoder of `config` with `weights` (GGUF names and rows), each tensor
+/// stored as `kind` says ([`quantize`]).
+pub(crate) fn gguf_of(
+    config: &LlamaConfig,
+    weights: &RandomWeights,
+    kind: impl Fn(&str) -> GgmlType,
+) -> GgufFile {
+    let int = |v: i64| Value::U32(v as u32);
     let mut writer = GgufWriter::new(3)
         .metadata("general.architecture", Value::String("llama".into()))
-        .metadata("llama.block_count", Value::U32(2))
-        .metadata("llama.embedding_length", Value::U32(32))
-        .metadata("llama.feed_forward_length", Value::U32(48))
-        .metadata("llama.attention.head_count", Value::U32(4))
-        .metadata("llama.attention.head_count_kv", Value::U32(2))
-        .metadata("llama.rope.freq_base", Value::F32(10_000.0))
-        .metadata("llama.attention.layer_norm_rms_epsilon", Value::F64(1e-5))
-        .metadata("llama.context_length", Value::U32(64))
-        .metadata("llama.vocab_size", Value::U32(50));
+        .metadata("llama.block_count", int(config.block_count))
+        .metadata("llama.embedding_length", int(config.embedding_length))
+        .metadata("llama.feed_forward_length", int(config.feed_forward_length))
+        .metadata("llama.attention.head_count", int(config.head_count))
+        .metadata("llama.attention.head_count_kv", int(config.head_count_kv))
+        .metadata(
+            "llama.rope.freq_base",
+            Value::F32(config.rope_freq_base as f32),
+        )
+        .metadata(
+            "llama.attention.layer_norm_rms_epsilon",
+            Value::F64(config.rms_norm_eps),
+        )
+        .metadata("llama.context_length", int(config.context_length))
+        .metadata("llama.vocab_size", int(config.vocab_size));
     let mut names: Vec<_> = weights.0.keys().cloned().collect();
     names.sort();
     for name in names {
         let t = &weights.0[&name];
         let dims: Vec<u64> = t.size().iter().rev().map(|&d| d as u64).collect();
         let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
-        writer = writer.f32_tensor(&name, &dims, &values);
+        let kind = kind(&name);
+        writer = writer.tensor(&name, &dims, kind, quantize(kind, &values));
     }
-    let file = GgufFile::from_bytes(writer.build().0).unwrap();
-    let loaded = Llama::from_gguf(&file, Device::Cpu).unwrap();
+    GgufFile::from_bytes(writer.build().0).unwrap()
+}
+
+/// A model written to a GGUF file and read back gives the logits of the weights it was
+/// written from (names, dimension order, metadata).
+#[test]
+fn a_model_round_trips_through_a_gguf_file() {
+    let config = LlamaConfig::tiny(50);
+    let weights = random_weights(&config);
+    let direct = Llama::load(config.clone(), &weights, Device::Cpu, WeightStorage::F32).unwrap();
+    let file = gguf_of(&config, &weights, |_| GgmlType::F32);
+    let loaded = Llama::from_gguf(&file, Device::Cpu, WeightStorage::F32).unwrap();
     assert_eq!(loaded.config(), direct.config());
     let ids = ids_tensor(&[1, 7, 3, 9]);
     let a = direct.forward(&ids, None).unwrap();
@@ -221,14 +246,14 @@ fn missing_or_misshapen_tensors_are_named() {
     let config = LlamaConfig::tiny(50);
     let mut weights = random_weights(&config);
     weights.0.remove("blk.1.ffn_up.weight");
-    let err = Llama::load(config.clone(), &weights, Device::Cpu).unwrap_err();
+    let err = Llama::load(config.clone(), &weights, Device::Cpu, WeightStorage::F32).unwrap_err();
     assert!(err.to_string().contains("blk.1.ffn_up.weight"), "{err}");
     let mut weights = random_weights(&config);
     weights.0.insert(
         "blk.0.attn_k.weight".into(),
         Tensor::zeros([8, 32], (Kind::Float, Device::Cpu)),
     );
-    let err = Llama::load(config, &weights, Device::Cpu).unwrap_err();
+    let err = Llama::load(config, &weights, Device::Cpu, WeightStorage::F32).unwrap_err();
     assert!(err.to_string().contains("shape"), "{err}");
 }
 
@@ -342,4 +367,37 @@ fn smollm2_log_probs_are_finite_and_the_cache_is_exact() {
     let (full, cached) = full_and_cached(lm.model(), &ids, 4);
     let diff = max_diff(&full, &cached);
     assert!(diff < 1e-4, "cached logits differ by {diff}");
+}
+
+/// SmolLM2 with its Q4_1 and Q8_0 matrices kept quantized: the logits of the dequantized model,
+/// the blocks' bytes, the same answer.
+#[test]
+fn smollm2_kept_quantized_gives_the_dequantized_models_logits() {
+    let Some(lm) = smollm2() else { return };
+    let path = std::env::var_os(GGUF_ENV).expect("smollm2() found it");
+    let kept = LanguageModel::open_with(&path, Device::Cpu, WeightStorage::Quantized).unwrap();
+    let (dense, kept_model) = (lm.model(), kept.model());
+    assert!(kept_model.is_quantized());
+    assert_eq!(kept_model.parameter_count(), dense.parameter_count());
+    // 30 blocks of Q4_1 matrices (20 bytes a block of 32), the Q8_0 embedding (34 bytes a
+    // block), the f32 norms.
+    let block_values = 576 * (576 + 192 + 192 + 576 + 3 * 1536);
+    let expected = 30 * block_values / 32 * 20 + 49152 * 576 / 32 * 34 + (2 * 30 + 1) * 576 * 4;
+    assert_eq!(kept_model.weight_bytes(), expected);
+    assert_eq!(dense.weight_bytes(), 538_060_032);
+
+    let ids = lm
+        .tokenizer()
+        .encode(&lm.chat_prompt("Name three colours."))
+        .unwrap();
+    let ids = ids_tensor(&ids);
+    let diff = max_diff(
+        &dense.forward(&ids, None).unwrap(),
+        &kept_model.forward(&ids, None).unwrap(),
+    );
+    assert!(diff < 1e-5, "logits differ by {diff}");
+    let answer = kept
+        .generate(&kept.chat_prompt("What is the capital of France?"), 48)
+        .unwrap();
+    assert!(answer.text.contains("Paris"), "{:?}", answer.text);
 }

@@ -343,11 +343,7 @@ pub fn write_shards(
     max_test: Option<usize>,
     seed: u64,
 ) -> Result<ShardManifest> {
-    fn draw<'a>(
-        questions: Vec<&'a Question>,
-        max: Option<usize>,
-        seed: u64,
-    ) -> Result<Vec<&'a Question>> {
+    fn draw(questions: Vec<&Question>, max: Option<usize>, seed: u64) -> Result<Vec<&Question>> {
         match max {
             Some(n) if n < questions.len() => random_subset(&questions, n, seed),
             _ => Ok(questions),

@@ -265,7 +265,7 @@ fn byte_alphabet() -> Vec<String> {
 
 /// A byte-level tokenizer of one token per byte, with merges that make `yes`, `no` and `maybe`
 /// single tokens, and the ChatML control tokens.
-fn byte_tokenizer() -> ChatTokenizer {
+pub(crate) fn byte_tokenizer() -> ChatTokenizer {
     let merges = ["y e", "ye s", "n o", "m a", "ma y", "may b", "mayb e"];
     let mut tokens = byte_alphabet();
     tokens.extend(merges.iter().map(|m| m.replace(' ', "")));

@@ -7,8 +7,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bcfl_client::demo::attack::AttackSpec;
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
-use bcfl_client::llm::config::LlamaConfig;
-use bcfl_client::llm::gguf::GgufFile;
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::coordinator::{Synchrony, Topology};
 use bcfl_fed::rule::Rule;
@@ -127,8 +125,9 @@ pub(crate) struct DemoArgs {
     /// flags, --lora-top-layers, --local-steps, --lr, --lr-min, --batch-size).
     #[arg(long, value_enum, default_value_t = ModelChoice::Bert)]
     pub(crate) model: ModelChoice,
-    /// The decoder's GGUF file (--model smollm2; through scripts/env.sh by default).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The decoder (--model smollm2): a GGUF file or a Hugging Face checkpoint directory
+    /// (SmolLM2-135M-Instruct's GGUF file by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     pub(crate) gguf: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) recipe: RecipeArgs,
@@ -220,8 +219,8 @@ impl DemoArgs {
                 "--tiny is a BERT; it cannot be combined with --model smollm2"
             );
             let gguf = crate::llm::gguf_path(self.gguf.as_deref())?.to_path_buf();
-            let file =
-                GgufFile::open(&gguf).with_context(|| format!("reading {}", gguf.display()))?;
+            let config = bcfl_client::llm::model_config(&gguf)
+                .with_context(|| format!("reading {}", gguf.display()))?;
             let inputs = RecipeInputs {
                 lora: &self.lora,
                 rounds: self.rounds,
@@ -236,7 +235,7 @@ impl DemoArgs {
                 .as_deref()
                 .context("no data directory: pass --data-dir or set BCFL_DATA_DIR")?;
             BaseModel::Decoder(DecoderBase {
-                recipe: self.recipe.recipe(&inputs, &LlamaConfig::from_gguf(&file)?),
+                recipe: self.recipe.recipe(&inputs, &config),
                 gguf,
                 pubmedqa: data_dir.join(bcfl_client::llm::pubmedqa::DIR),
             })

@@ -69,7 +69,8 @@ enum Command {
     /// Anomaly methods on real training under attack (`bcfl anomaly` scores files itself).
     #[command(subcommand)]
     Anomaly(anomaly_bench::AnomalyCommand),
-    /// Decoder language models (GGUF): generation and evaluation.
+    /// Decoder language models (GGUF files, Hugging Face checkpoints): generation, evaluation,
+    /// export.
     #[command(subcommand)]
     Llm(llm::LlmCommand),
 }

@@ -9,8 +9,6 @@ use clap::{Args, Subcommand};
 
 use crate::llm::finetune::{ModelChoice, RecipeArgs, RecipeInputs};
 use crate::train::{DataArgs, LoraArgs};
-use bcfl_client::llm::config::LlamaConfig;
-use bcfl_client::llm::gguf::GgufFile;
 use bcfl_client::llm::GGUF_ENV;
 
 /// `bcfl model init`: writes the consortium's model package.
@@ -24,8 +22,9 @@ pub(crate) struct ModelInitArgs {
     /// --lr, --lr-min, --rounds...).
     #[arg(long, value_enum, default_value_t = ModelChoice::Bert)]
     model: ModelChoice,
-    /// The decoder's GGUF file (--model smollm2; through scripts/env.sh by default).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The decoder (--model smollm2): a GGUF file or a Hugging Face checkpoint directory
+    /// (SmolLM2-135M-Instruct's GGUF file by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     #[command(flatten)]
     recipe: RecipeArgs,
@@ -102,8 +101,8 @@ impl ModelCommand {
 /// The decoder's package: the GGUF file, the recipe the flags describe, fresh adapters.
 fn decoder_package(args: &ModelInitArgs) -> anyhow::Result<ModelPackage> {
     let gguf = crate::llm::gguf_path(args.gguf.as_deref())?;
-    let file = GgufFile::open(gguf).with_context(|| format!("reading {}", gguf.display()))?;
-    let config = LlamaConfig::from_gguf(&file)?;
+    let config = bcfl_client::llm::model_config(gguf)
+        .with_context(|| format!("reading {}", gguf.display()))?;
     let recipe = args.recipe.recipe(
         &RecipeInputs {
             lora: &args.lora,

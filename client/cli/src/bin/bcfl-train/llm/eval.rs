@@ -1,6 +1,6 @@
-//! `bcfl llm eval --task pubmedqa`: scores a GGUF model on PubMedQA PQA-L
-//! ([`bcfl_client::llm::pubmedqa`]): one forward pass per question, the answer the likeliest of
-//! `yes`, `no` and `maybe` as the next token.
+//! `bcfl llm eval --task pubmedqa`: scores a model (GGUF file or checkpoint directory) on
+//! PubMedQA PQA-L ([`bcfl_client::llm::pubmedqa`]): one forward pass per question, the answer
+//! the likeliest of `yes`, `no` and `maybe` as the next token.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -32,8 +32,10 @@ pub(crate) struct EvalArgs {
     /// The benchmark.
     #[arg(long, value_enum)]
     task: Task,
-    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The model: a GGUF file, or a Hugging Face checkpoint directory (config.json,
+    /// model.safetensors or its shards, tokenizer.json); SmolLM2-135M-Instruct's GGUF file by
+    /// default, through scripts/env.sh.
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     /// Data directory holding pubmedqa/ (scripts/env.sh sets BCFL_DATA_DIR to the repository's
     /// data/).
@@ -61,6 +63,8 @@ pub(crate) struct EvalArgs {
     /// Add each prompt's token ids to its line ("tokens"), for bench/llama_reference.py.
     #[arg(long)]
     with_tokens: bool,
+    #[command(flatten)]
+    storage: super::StorageArgs,
 }
 
 /// The scores of always giving one answer.
@@ -90,6 +94,10 @@ struct EvalReport {
     /// Prompts whose context was cut to fit the limit.
     prompts_cut: usize,
     max_prompt_tokens: usize,
+    /// Whether the quantized matrices were kept quantized (`--keep-quantized`).
+    keep_quantized: bool,
+    /// Bytes held by the model's frozen weights.
+    weight_bytes: i64,
     load_seconds: f64,
     seconds: f64,
     questions_per_second: f64,
@@ -104,7 +112,7 @@ pub(crate) fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
     let Task::Pubmedqa = args.task;
     let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = chosen_questions(&data, args)?;
-    let (mut lm, load_seconds) = super::open_model(args.gguf.as_deref())?;
+    let (mut lm, load_seconds) = super::open_model(args.gguf.as_deref(), args.storage.storage())?;
     if let Some(dir) = &args.adapter {
         Adapter::read(dir)?
             .apply_to_file(lm.model_mut(), super::gguf_path(args.gguf.as_deref())?)?;
@@ -159,6 +167,8 @@ pub(crate) fn run(args: &EvalArgs, json: bool) -> anyhow::Result<()> {
         prompt_tokens,
         prompts_cut,
         max_prompt_tokens: encoder.max_tokens(),
+        keep_quantized: lm.model().is_quantized(),
+        weight_bytes: lm.model().weight_bytes(),
         load_seconds,
         seconds,
         questions_per_second: predictions.len() as f64 / seconds,

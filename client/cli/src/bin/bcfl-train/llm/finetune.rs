@@ -27,6 +27,7 @@ use bcfl_client::llm::adapter::Adapter;
 use bcfl_client::llm::config::LlamaConfig;
 use bcfl_client::llm::finetune::{step_speed, FinetuneConfig, QaSet};
 use bcfl_client::llm::lora::{LlamaLora, UpdateSize};
+use bcfl_client::llm::model::WeightStorage;
 use bcfl_client::llm::pubmedqa::{self, PromptEncoder, MAX_PROMPT_TOKENS};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::decoder::{DecoderMember, DecoderSchedule, SharedDecoder};
@@ -35,7 +36,6 @@ use bcfl_client::round::simulation::SimulatedMember;
 use bcfl_client::train::lora::LoraConfig;
 use bcfl_client::train::split::Partition;
 use bcfl_client::train::tensors::StoreTensors as _;
-use bcfl_fed::digest::file_sha256;
 use bcfl_fed::update::Update;
 
 use crate::train::{run_simulation, Base, LoraArgs, SimulateArgs};
@@ -74,8 +74,9 @@ pub(crate) struct DecoderArgs {
     /// The task (default: abstracts for bert, pubmedqa for smollm2).
     #[arg(long, value_enum)]
     task: Option<Task>,
-    /// The GGUF model file of --model smollm2 (through scripts/env.sh by default).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The decoder of --model smollm2: a GGUF file or a Hugging Face checkpoint directory
+    /// (SmolLM2-135M-Instruct's GGUF file by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) recipe: RecipeArgs,
@@ -228,10 +229,11 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let shards = pubmedqa::partition(&train, config.clients, config.partition, seed)?;
 
     let path = super::gguf_path(decoder.gguf.as_deref())?;
-    let base_sha256 = file_sha256(path)
-        .with_context(|| format!("hashing {}", path.display()))?
-        .sha256;
-    let (mut model, tokenizer) = super::open_model(Some(path))?.0.into_parts();
+    let base_sha256 = bcfl_client::llm::model_sha256(path)
+        .with_context(|| format!("hashing {}", path.display()))?;
+    let (mut model, tokenizer) = super::open_model(Some(path), WeightStorage::F32)?
+        .0
+        .into_parts();
     let DecoderRecipe {
         lora,
         local,
@@ -345,8 +347,9 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
 /// the whole model each step against reading the frozen prefix's cached states.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct SpeedArgs {
-    /// The GGUF model file (SmolLM2-135M-Instruct by default, through scripts/env.sh).
-    #[arg(long, env = GGUF_ENV, value_name = "FILE")]
+    /// The model: a GGUF file or a Hugging Face checkpoint directory (SmolLM2-135M-Instruct's
+    /// GGUF file by default, through scripts/env.sh).
+    #[arg(long, env = GGUF_ENV, value_name = "PATH")]
     gguf: Option<PathBuf>,
     /// Data directory holding pubmedqa/.
     #[arg(long, env = "BCFL_DATA_DIR", value_name = "DIR")]
@@ -379,7 +382,9 @@ pub(crate) struct SpeedArgs {
 pub(crate) fn train_speed(args: &SpeedArgs, json: bool) -> anyhow::Result<()> {
     let data = super::load_pubmedqa(args.data_dir.as_deref())?;
     let questions = pubmedqa::random_subset(&data.train(), args.questions, args.seed)?;
-    let (mut model, tokenizer) = super::open_model(args.gguf.as_deref())?.0.into_parts();
+    let (mut model, tokenizer) = super::open_model(args.gguf.as_deref(), WeightStorage::F32)?
+        .0
+        .into_parts();
     let lora = LlamaLora::for_top_layers(
         LlamaLora::flowertune(),
         model.config(),
