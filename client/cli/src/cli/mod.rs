@@ -97,7 +97,8 @@ enum Command {
     Demo(Forwarded),
     /// Labelled data: cut a corpus into the members' private shard files.
     Data(Forwarded),
-    /// Decoder language models (GGUF): generation and evaluation.
+    /// Decoder language models (GGUF files, Hugging Face checkpoints): generation, evaluation,
+    /// export.
     Llm(Forwarded),
 }
 
