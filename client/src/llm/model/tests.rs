@@ -395,7 +395,9 @@ fn smollm2_kept_quantized_gives_the_dequantized_models_logits() {
         &dense.forward(&ids, None).unwrap(),
         &kept_model.forward(&ids, None).unwrap(),
     );
-    assert!(diff < 1e-5, "logits differ by {diff}");
+    // Equal weights; 30 blocks of products summed in another order (chunked) differ in the
+    // last bits: 7.5e-5 was seen with two libtorch threads, on logits of magnitude ~20.
+    assert!(diff < 1e-3, "logits differ by {diff}");
     let answer = kept
         .generate(&kept.chat_prompt("What is the capital of France?"), 48)
         .unwrap();
