@@ -241,6 +241,8 @@ fn a_tiny_run_over_tls() {
         work_arg,
         "--members",
         "2",
+        "--anomaly",
+        "zscore",
         "--rounds",
         "1",
         "--local-epochs",
