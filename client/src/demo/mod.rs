@@ -195,6 +195,8 @@ pub struct DemoConfig {
     pub commit_timeout: f64,
     /// The verifier committee's size (`committee_size`; 0: none).
     pub committee: u32,
+    /// The share of the members drawn to train each round, ppm (`sample_ppm`; 0: every one).
+    pub sample_ppm: u32,
     /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
     /// certificates under `WORK/tls` ([`tls::DemoTls`]); requests are signed either way.
     pub tls: bool,
@@ -236,11 +238,17 @@ pub struct DemoConfig {
 impl DemoConfig {
     /// The consortium's parameters: a majority must commit (so one silent member does not
     /// stall a round), every member is waited for until the deadline.
+    /// A majority of `members`: the demo's commit quorum and fewest active members.
+    pub fn quorum(members: usize) -> u32 {
+        members as u32 / 2 + 1
+    }
+
     fn params(&self, package: &ModelPackage) -> Result<pb::ConsortiumParams> {
-        let n = self.members as u32;
+        let quorum = Self::quorum(self.members);
         let mut params = pb::ConsortiumParams {
-            min_participants: n / 2 + 1,
-            commit_quorum: n / 2 + 1,
+            min_participants: quorum,
+            commit_quorum: quorum,
+            sample_ppm: self.sample_ppm,
             model_id: package.description.clone(),
             base_model_sha256: package.base_sha256.clone(),
             sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,

@@ -302,7 +302,9 @@ impl<L: Ledger> Member<L> {
                 let committed = state.commitments.contains_key(&(current, self.key.clone()));
                 // In server mode the central aggregator only aggregates (the papers' baseline).
                 let server = aggregator && round.mode == pb::RoundMode::SERVER;
-                if !committed && !server && self.failed != Some(current) {
+                // A sampling consortium trains only the members the ledger drew.
+                let drawn = schedule::drawn(round, &self.key);
+                if !committed && !server && drawn && self.failed != Some(current) {
                     if let Err(e) = self.train_and_commit(state, current).await {
                         tracing::error!(member = %self.config.name, round = current, error = %chain(&e), "no update this round");
                         self.failed = Some(current);
@@ -323,6 +325,7 @@ impl<L: Ledger> Member<L> {
         let idle = round.phase == pb::RoundPhase::OPEN
             && (state.commitments.contains_key(&(current, self.key.clone()))
                 || self.failed == Some(current)
+                || !schedule::drawn(round, &self.key)
                 || (aggregator && round.mode == pb::RoundMode::SERVER));
         if idle || round.phase == pb::RoundPhase::CLOSED {
             self.score_pending();
@@ -608,6 +611,13 @@ impl<L: Ledger> Member<L> {
                 "round {round} is no longer open for this member's update"
             )));
         };
+        if !schedule::drawn(open, &self.key) {
+            train_event.detail = Some(format!("not drawn for round {target}; update dropped"));
+            self.report.record(train_event)?;
+            return Err(Error::State(format!(
+                "the update trained for round {round} cannot go to round {target}: this member was not drawn for it"
+            )));
+        }
         let staleness = target - round;
         if staleness > 0
             && !(schedule::is_buffered(open) && staleness <= u64::from(open.max_staleness))

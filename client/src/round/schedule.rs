@@ -179,12 +179,26 @@ pub fn is_buffered(round: &pb::Round) -> bool {
     rounds::round_sync(round) == pb::RoundSync::BUFFERED_ASYNC
 }
 
+/// Whether `key` may train and commit to `round`: every active member may, unless the
+/// consortium samples, in which case only the members the ledger drew at `OpenRound`.
+pub fn drawn(round: &pb::Round, key: &str) -> bool {
+    round.participants.is_empty() || round.participants.iter().any(|p| p == key)
+}
+
 /// The commitments an aggregator waits for before it evaluates `round` without waiting for a
 /// deadline: every active member (synchronous; in server mode every one but the central
-/// aggregator, which does not train), or the buffer size K (buffered asynchronous).
+/// aggregator, which does not train) or, when the consortium samples, every drawn one; or the
+/// buffer size K (buffered asynchronous).
 pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
     if is_buffered(round) {
         return round.buffer_size as usize;
+    }
+    if !round.participants.is_empty() {
+        return round
+            .participants
+            .iter()
+            .filter(|k| state.members.get(*k).is_some_and(|m| m.status == pb::MemberStatus::ACTIVE))
+            .count();
     }
     state
         .members
@@ -390,6 +404,17 @@ mod tests {
             ..round.clone()
         };
         assert_eq!(commit_target(&s, &server), 2);
+        // A sampled round waits for its drawn members that are still active.
+        let mut s2 = state(&['a', 'b', 'c']);
+        let sampled = pb::Round {
+            participants: vec![key('a'), key('c')].into(),
+            ..round.clone()
+        };
+        assert_eq!(commit_target(&s2, &sampled), 2);
+        assert!(drawn(&sampled, &key('c')) && !drawn(&sampled, &key('b')));
+        assert!(drawn(&round, &key('b')));
+        s2.members.get_mut(&key('c')).unwrap().status = pb::MemberStatus::SUSPENDED;
+        assert_eq!(commit_target(&s2, &sampled), 1);
         round.sync = pb::RoundSync::BUFFERED_ASYNC;
         round.buffer_size = 2;
         assert_eq!(commit_target(&s, &round), 2);

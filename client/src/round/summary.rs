@@ -41,6 +41,8 @@ pub struct MemberRound {
     pub member: String,
     /// The attack it ran.
     pub attack: Option<String>,
+    /// Whether the ledger drew it to train the round (always, unless the consortium samples).
+    pub drawn: bool,
     /// Whether it committed to the round.
     pub committed: bool,
     /// Training examples.
@@ -247,6 +249,7 @@ pub fn round_report(
             MemberRound {
                 member: m.name.clone(),
                 attack: m.attack.clone(),
+                drawn: super::schedule::drawn(r, &m.key),
                 committed: commitment.is_some(),
                 samples: commitment.map_or(0, |c| c.num_samples),
                 loss: commitment.map_or(0.0, |c| fixed::micro_to_f64(c.loss_micro)),
@@ -352,7 +355,9 @@ impl RoundReport {
                 Some(kind) => format!("{} [{kind}]", m.member),
                 None => m.member.clone(),
             };
-            let verdict = if !m.committed {
+            let verdict = if !m.drawn {
+                "not drawn".to_owned()
+            } else if !m.committed {
                 "no commitment".to_owned()
             } else if m.accepted {
                 "accepted".to_owned()

@@ -77,6 +77,7 @@ pub(crate) fn validate_params(
             MAX_THRESHOLD_PPM,
         )?;
     }
+    in_range("params.sample_ppm", params.sample_ppm, 0, PPM)?;
     if params.has_anomaly() {
         *out.mut_anomaly() = validate_anomaly(params.get_anomaly())?;
     }
@@ -252,6 +253,11 @@ mod tests {
         let mut p = sane();
         p.min_participants = 0;
         assert!(err(&p).contains("params.min_participants"));
+        let mut p = sane();
+        p.sample_ppm = PPM + 1;
+        assert!(err(&p).contains("params.sample_ppm: must be in 0..=1000000, got 1000001"));
+        p.sample_ppm = PPM;
+        assert!(validate_params(&p).is_ok());
         let mut p = sane();
         p.sketch_length = 4097;
         assert!(err(&p).contains("params.sketch_length: must be in 1..=4096, got 4097"));

@@ -13,7 +13,10 @@
 //!   that accepted nobody binds no aggregator); at least
 //!   `min_participants` active members. The mode is `SERVERLESS` or `SERVER`: payload parsing
 //!   already refuses `ROUND_MODE_UNSET` (`open_round.mode: must be set`), as it always has.
-//! - `CommitUpdate` (active member): the round OPEN, one commitment per member, at most
+//!   When the consortium samples (`sample_ppm > 0`) the round stores the members drawn to train
+//!   it ([`select_participants`]).
+//! - `CommitUpdate` (active member): the round OPEN, the signer among its participants when it
+//!   has any, one commitment per member, at most
 //!   [`MAX_ROUND_COMMITTERS`] commitments, the sketch exactly `sketch_length` values; the base
 //!   round B (the payload's 0 means the round itself) is at most the round, exists, and its
 //!   staleness `N - B` is 0 in a `SYNCHRONOUS` round and at most the round's `max_staleness` in a
@@ -34,18 +37,19 @@
 //! Disputes and attestations are in [`super::verification`].
 
 use bcfl_protos::bcfl as pb;
+use sha2::{Digest, Sha256};
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 
 use super::evaluation::{verdict_excluding_disputed, RoundEvidence};
-use super::verification::{finality, select_committee};
+use super::verification::{draw, finality, select_committee};
 use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
 };
 use crate::anomaly::features::extend_after_verdict;
 use crate::error::{Result, TxnError};
-use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS};
+use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
 use crate::payload::{
     CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey,
 };
@@ -181,17 +185,19 @@ pub fn open_round(
             );
         }
     }
-    let active = state
+    let active: Vec<String> = state
         .directory()?
-        .iter()
+        .into_iter()
         .filter(|m| m.status == pb::MemberStatus::ACTIVE)
-        .count();
+        .map(|m| m.public_key)
+        .collect();
     let needed = params(&consortium).min_participants as usize;
     ensure!(
-        active >= needed,
-        "opening a round needs at least {needed} active members, there are {active}"
+        active.len() >= needed,
+        "opening a round needs at least {needed} active members, there are {}",
+        active.len()
     );
-    let round = pb::Round {
+    let mut round = pb::Round {
         number: n,
         parent_model_sha256: parent,
         aggregator: aggregator.to_owned(),
@@ -204,15 +210,63 @@ pub fn open_round(
         privacy: action.privacy.clone(),
         ..Default::default()
     };
+    round.participants = select_participants(params(&consortium), &round, active).into();
     state.put_round(&round)?;
     consortium.current_round = n;
     state.put_consortium(&consortium)?;
-    Ok(vec![
+    let mut attributes = vec![
         attr("round", n),
         attr("aggregator", &action.aggregator),
         attr("mode", format!("{:?}", action.mode)),
         attr("sync", format!("{sync:?}")),
-    ])
+    ];
+    if !round.participants.is_empty() {
+        attributes.push(attr("participants", round.participants.join(",")));
+    }
+    Ok(attributes)
+}
+
+/// How many of `eligible` members a consortium that samples `sample_ppm` of them draws for a
+/// round that needs `needed` commitments: `ceil(eligible * sample_ppm / 1e6)`, raised to
+/// `needed` (a smaller draw could never be evaluated) and capped at `eligible`.
+pub fn sample_size(eligible: usize, sample_ppm: u32, needed: usize) -> usize {
+    let share = (eligible as u128 * u128::from(sample_ppm)).div_ceil(u128::from(PPM));
+    usize::try_from(share)
+        .unwrap_or(usize::MAX)
+        .max(needed)
+        .min(eligible)
+}
+
+/// The members drawn to train `round` (sorted), or none when the consortium does not sample
+/// (`sample_ppm` 0: every active member may commit). The eligible are the `active` members, less
+/// the aggregator in a `SERVER` round (it only aggregates); [`sample_size`] of them are
+/// [`draw`]n with `seed = SHA-256("bcfl/participants" || round (8 bytes, big endian) ||
+/// parent_model_sha256)`: fixed once the previous round's aggregate is, and the same on every
+/// node.
+pub fn select_participants(
+    params: &pb::ConsortiumParams,
+    round: &pb::Round,
+    mut active: Vec<String>,
+) -> Vec<String> {
+    if params.sample_ppm == 0 {
+        return Vec::new();
+    }
+    if round.mode == pb::RoundMode::SERVER {
+        active.retain(|k| *k != round.aggregator);
+    }
+    active.sort();
+    let size = sample_size(
+        active.len(),
+        params.sample_ppm,
+        commitments_needed(params, round) as usize,
+    );
+    let mut seed = Sha256::new();
+    seed.update(b"bcfl/participants");
+    seed.update(round.number.to_be_bytes());
+    seed.update(round.parent_model_sha256.as_bytes());
+    let mut drawn = draw(&seed.finalize().into(), &active, size);
+    drawn.sort();
+    drawn
 }
 
 /// `CommitUpdate`: records the signer's commitment to the open round.
@@ -236,6 +290,15 @@ pub fn commit_update(
     let Err(position) = position else {
         return Err(reject(format!("{signer} already committed to round {n}")));
     };
+    ensure!(
+        round.participants.is_empty()
+            || round
+                .participants
+                .binary_search_by(|p| p.as_str().cmp(signer.as_str()))
+                .is_ok(),
+        "{signer} was not drawn to train round {n} (the consortium samples {} of its members a round)",
+        round.participants.len()
+    );
     ensure!(
         round.committers.len() < MAX_ROUND_COMMITTERS,
         "round {n} already holds {MAX_ROUND_COMMITTERS} commitments"

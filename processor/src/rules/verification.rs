@@ -36,9 +36,9 @@ use crate::payload::{AttestAggregate, DisputeCommitment, PublicKey};
 use crate::state::BcflState;
 use crate::statistics::{contradicts, Recomputed};
 
-/// The committee of round `round`: `size` of `candidates` (sorted keys), ordered by their ticket
-/// `SHA-256(seed || key)` with `seed = SHA-256("bcfl/committee" || round (8 bytes, big endian)
-/// || member || update_sha256 ...)` over `commitments` in member order.
+/// The committee of round `round`: `size` of `candidates` (sorted keys), [`draw`]n with
+/// `seed = SHA-256("bcfl/committee" || round (8 bytes, big endian) || member || update_sha256
+/// ...)` over `commitments` in member order.
 pub fn select_committee(
     round: u64,
     commitments: &[pb::Commitment],
@@ -52,7 +52,13 @@ pub fn select_committee(
         seed.update(c.member.as_bytes());
         seed.update(c.update_sha256.as_bytes());
     }
-    let seed = seed.finalize();
+    draw(&seed.finalize().into(), candidates, size)
+}
+
+/// A deterministic draw of `size` of `candidates` (all of them when there are fewer): the keys
+/// with the smallest tickets `SHA-256(seed || key)`, in ticket order. Every node computes the
+/// same draw from the same state, and nobody can choose their ticket without choosing the seed.
+pub fn draw(seed: &[u8; 32], candidates: &[String], size: usize) -> Vec<String> {
     let mut tickets: Vec<([u8; 32], &String)> = candidates
         .iter()
         .map(|key| {

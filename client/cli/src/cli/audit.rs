@@ -332,6 +332,12 @@ fn print_consortium(c: &pb::Consortium) {
         ppm => ppm,
     };
     println!("link agreement:    x{}", format_micro(i64::from(agreement)));
+    if p.sample_ppm > 0 {
+        println!(
+            "sampled a round:   {} of the members",
+            format_micro(i64::from(p.sample_ppm))
+        );
+    }
     if p.trim_ppm > 0 {
         println!("trim:              {}", format_micro(i64::from(p.trim_ppm)));
     }
@@ -446,6 +452,9 @@ fn print_round(
         println!("privacy:      {:?}", round.privacy);
     }
     println!("aggregator:   {}", round.aggregator);
+    if !round.participants.is_empty() {
+        println!("drawn:        {}", round.participants.join(", "));
+    }
     println!("opened by:    {}", round.opened_by);
     println!("parent model: {}", round.parent_model_sha256);
     println!();

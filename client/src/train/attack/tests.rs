@@ -280,3 +280,46 @@ async fn bench_report_has_every_defence_and_detector() {
         "{md}"
     );
 }
+
+/// A consortium that samples half of its six members: each round the ledger draws three, only
+/// they train and commit, the aggregate is theirs, the reports say who was drawn, and the draw
+/// changes from round to round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampling_consortium_trains_only_the_members_the_ledger_draws() {
+    let (dataset, embeddings) = tiny(300);
+    let s = scenario(6, 0, AttackKind::SignFlip, 4);
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = Defence::None
+        .params(0, 6, &s, &prepared.base_sha256())
+        .unwrap();
+    params.sample_ppm = 500_000;
+    params.commit_quorum = 3;
+    let config = SimulationConfig {
+        params,
+        schedule: CoordinatorConfig::new(4),
+        initial: LinearHead::zeros(5, 16).to_update(),
+        encoding: Encoding::F32,
+        seed: s.seed,
+        work_dir: dir.path().to_path_buf(),
+        first_scores: false,
+        links: prepared.links.clone(),
+    };
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let mut draws = std::collections::BTreeSet::new();
+    for n in 1..=4u64 {
+        let round = &state.rounds[&n];
+        let drawn = round.participants.to_vec();
+        assert_eq!(drawn.len(), 3, "round {n}");
+        assert_eq!(round.committers.to_vec(), drawn, "round {n}");
+        assert_eq!(state.aggregates[&n].contributors.to_vec(), drawn);
+        let report = &outcome.rounds[usize::try_from(n).unwrap() - 1];
+        assert_eq!(report.members.iter().filter(|m| m.drawn).count(), 3);
+        assert!(report.members.iter().all(|m| m.drawn == m.committed));
+        draws.insert(drawn);
+    }
+    assert!(draws.len() > 1, "four rounds drew the same members");
+}

@@ -320,6 +320,16 @@ fn check_state(w: &World) {
             assert_eq!((round.buffer_size, round.max_staleness), (0, 0));
         }
         assert!(round.privacy.is_empty());
+        // A sampling consortium's rounds name who trains them, and only they commit.
+        let drawn = round.get_participants();
+        assert_eq!(params.sample_ppm == 0, drawn.is_empty());
+        assert!(drawn.windows(2).all(|p| p[0] < p[1]));
+        if !drawn.is_empty() {
+            assert!(round.committers.iter().all(|c| drawn.contains(c)));
+            if round.mode == pb::RoundMode::SERVER {
+                assert!(!drawn.contains(&round.aggregator));
+            }
+        }
         if n > 1 {
             if let Some(previous) = w.ledger.verdict(n - 1) {
                 assert!(!previous.excluded.contains(&round.aggregator));
@@ -420,8 +430,11 @@ fn chain_round() -> impl Strategy<Value = (Schedule, Vec<(usize, u8)>)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
     #[test]
-    fn random_sequences_keep_state_consistent(steps in proptest::collection::vec(step(), 1..60)) {
-        let mut w = World::with_params(pb::ConsortiumParams { committee_size: 1, ..params() });
+    fn random_sequences_keep_state_consistent(
+        steps in proptest::collection::vec(step(), 1..60),
+        sample_ppm in prop_oneof![Just(0u32), Just(600_000u32)],
+    ) {
+        let mut w = World::with_params(pb::ConsortiumParams { committee_size: 1, sample_ppm, ..params() });
         for (signer, step) in steps {
             let signer = if signer == 5 { natural_signer(&w, &step) } else { person(&w, signer) };
             let payload = payload(&w, &step);

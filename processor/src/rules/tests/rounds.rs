@@ -607,3 +607,124 @@ fn init_consortium_checks_the_initial_model_hash() {
          SHA-256 digest)"
     );
 }
+
+#[test]
+fn sample_sizes_are_known() {
+    use crate::rules::rounds::sample_size;
+    // (eligible, sample_ppm, needed) -> drawn
+    let cases = [
+        ((20, 100_000, 2), 2), // FlowerTune: 10 % of 20
+        ((20, 100_000, 3), 3), // raised to what the round needs
+        ((10, 250_000, 1), 3), // ceil(2.5)
+        ((7, 1, 1), 1),        // any share draws someone
+        ((3, 1_000_000, 2), 3),
+        ((2, 500_000, 3), 2), // capped at the eligible
+        ((0, 500_000, 2), 0),
+        ((10_000, 999_999, 1), 10_000),
+    ];
+    for ((eligible, ppm, needed), drawn) in cases {
+        assert_eq!(
+            sample_size(eligible, ppm, needed),
+            drawn,
+            "{eligible} eligible, {ppm} ppm, {needed} needed"
+        );
+    }
+}
+
+#[test]
+fn a_sampling_consortium_draws_who_trains_each_round() {
+    use crate::rules::rounds::select_participants;
+    let mut w = World::with_params(pb::ConsortiumParams {
+        sample_ppm: 500_000,
+        ..params()
+    });
+    let m0 = w.m(0);
+    let events = w
+        .admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    let round = w.ledger.round(1).unwrap();
+    // ceil(3 / 2) = 2 of the 3 members, sorted, as anyone recomputes them from the round.
+    let drawn = round.participants.to_vec();
+    assert_eq!(drawn.len(), 2);
+    assert!(drawn.windows(2).all(|p| p[0] < p[1]));
+    assert!(drawn.iter().all(|k| w.members.contains(k)));
+    assert_eq!(
+        select_participants(
+            &w.ledger.consortium().unwrap().params.unwrap(),
+            &round,
+            w.members.clone()
+        ),
+        drawn
+    );
+    assert_eq!(
+        events[0].attribute("participants"),
+        Some(drawn.join(",").as_str())
+    );
+    let left_out = w.members.iter().find(|k| !drawn.contains(k)).unwrap().clone();
+    let msg = rejected(w.ledger.submit(&left_out, &commit(1, "u", SKETCH)));
+    assert_eq!(
+        msg,
+        format!(
+            "{left_out} was not drawn to train round 1 (the consortium samples 2 of its members a round)"
+        )
+    );
+    for (i, key) in drawn.iter().enumerate() {
+        w.ledger
+            .submit(key, &commit(1, &format!("u{i}"), SKETCH))
+            .unwrap();
+    }
+    w.admin_submit(&evaluate(1)).unwrap();
+    assert_eq!(w.ledger.round(1).unwrap().phase, EVALUATED);
+}
+
+#[test]
+fn a_server_round_never_draws_its_aggregator_and_an_unsampled_one_draws_nobody() {
+    let mut w = World::with_params(pb::ConsortiumParams {
+        sample_ppm: 1,
+        ..params()
+    });
+    let m0 = w.m(0);
+    w.admin_submit(&open(1, &base_model(), &m0, SERVER)).unwrap();
+    // Two eligible (the central aggregator only aggregates), the quorum needs both.
+    assert_eq!(
+        w.ledger.round(1).unwrap().participants.to_vec(),
+        vec![w.m(1), w.m(2)]
+    );
+    let mut w = World::new();
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    assert!(w.ledger.round(1).unwrap().participants.is_empty());
+}
+
+#[test]
+fn draws_spread_over_the_members_and_change_with_the_parent() {
+    use crate::rules::rounds::select_participants;
+    let members: Vec<String> = (0..10).map(|i| test_key(&format!("m{i}"))).collect();
+    let p = pb::ConsortiumParams {
+        sample_ppm: 300_000,
+        commit_quorum: 1,
+        ..params()
+    };
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut distinct = std::collections::BTreeSet::new();
+    for r in 1..=300u64 {
+        let round = pb::Round {
+            number: r,
+            parent_model_sha256: hash(&format!("parent {r}")),
+            mode: SERVERLESS,
+            ..Default::default()
+        };
+        let drawn = select_participants(&p, &round, members.clone());
+        assert_eq!(drawn.len(), 3);
+        for k in &drawn {
+            *counts.entry(k.clone()).or_default() += 1;
+        }
+        distinct.insert(drawn);
+    }
+    // 900 draws over 10 members: 90 each on average; a fair draw keeps every one near it.
+    assert_eq!(counts.len(), 10);
+    for (k, n) in &counts {
+        assert!((55..=125).contains(n), "{k} drawn {n} times in 300 rounds");
+    }
+    assert!(distinct.len() > 60, "only {} distinct draws", distinct.len());
+}

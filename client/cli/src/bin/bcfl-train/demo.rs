@@ -86,6 +86,10 @@ pub(crate) struct DemoArgs {
     /// round closes (0: none).
     #[arg(long, default_value_t = 2)]
     pub(crate) committee: u32,
+    /// The fraction of the members the ledger draws to train each round, at least the quorum
+    /// (a majority) [default: every member; --preset flowertune: 0.1].
+    #[arg(long, value_name = "F")]
+    pub(crate) sample_fraction: Option<String>,
     /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
     /// (requests are signed with or without it).
     #[arg(long)]
@@ -191,10 +195,34 @@ impl DemoArgs {
             !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
             "Krum needs at least 3 members"
         );
+        let sample_ppm = match &self.sample_fraction {
+            Some(f) => {
+                let ppm = bcfl_client::fixed::parse_ppm(f)
+                    .with_context(|| format!("--sample-fraction {f:?}"))?;
+                anyhow::ensure!(
+                    (1..=1_000_000).contains(&ppm),
+                    "--sample-fraction must be in (0, 1], got {f}"
+                );
+                ppm
+            }
+            None if self.recipe.sample_fraction() < 1.0 && self.model == ModelChoice::Smollm2 => {
+                (self.recipe.sample_fraction() * 1e6).round() as u32
+            }
+            None => 0,
+        };
+        let trainers = match sample_ppm {
+            0 => self.members,
+            ppm => bcfl_processor::rules::rounds::sample_size(
+                self.members,
+                ppm,
+                DemoConfig::quorum(self.members) as usize,
+            ),
+        };
         anyhow::ensure!(
-            !self.anomaly.contains(&AnomalyMethod::Dbscan) || self.members >= 3,
-            "DBSCAN needs at least 3 members: two standardized members always lie 2 apart, \
-             beyond the radius, so both would be excluded every round (pass --anomaly zscore)"
+            !self.anomaly.contains(&AnomalyMethod::Dbscan) || trainers >= 3,
+            "DBSCAN needs at least 3 members training a round: two standardized members always \
+             lie 2 apart, beyond the radius, so both would be excluded every round (pass \
+             --anomaly zscore)"
         );
         anyhow::ensure!(
             self.synchrony == Synchrony::Synchronous
@@ -266,6 +294,7 @@ impl DemoArgs {
             max_staleness: self.max_staleness,
             commit_timeout: self.commit_timeout,
             committee: self.committee,
+            sample_ppm,
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),
@@ -374,6 +403,13 @@ mod tests {
         assert!(err.contains("DBSCAN needs at least 3 members"), "{err}");
         assert!(config(&["--members", "2", "--anomaly", "zscore"]).is_ok());
         assert!(config(&["--members", "3"]).is_ok());
+        // Sampled rounds train at least the quorum: 2 of 3, too few for DBSCAN; 3 of 5 will do.
+        let err = config(&["--members", "3", "--sample-fraction", "0.1"]).unwrap_err();
+        assert!(err.to_string().contains("DBSCAN needs at least 3 members"));
+        let five = config(&["--members", "5", "--sample-fraction", "0.1"]).unwrap();
+        assert_eq!(five.sample_ppm, 100_000);
+        assert!(config(&["--members", "5", "--sample-fraction", "1.5"]).is_err());
+        assert_eq!(config(&["--members", "3"]).unwrap().sample_ppm, 0);
     }
 
     #[test]

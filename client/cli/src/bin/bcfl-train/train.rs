@@ -301,6 +301,10 @@ pub(crate) struct SimulateArgs {
     /// Sketch length of the commitment statistics.
     #[arg(long, default_value_t = bcfl_fed::sketch::DEFAULT_LENGTH)]
     sketch_length: usize,
+    /// The fraction of the clients the ledger draws to train each round, in (0, 1] (at least
+    /// one; --preset flowertune: 0.1) [default: every client].
+    #[arg(long, value_name = "F")]
+    pub(crate) sample_fraction: Option<f64>,
 }
 
 fn device(cuda: bool) -> Device {
@@ -518,6 +522,24 @@ pub(crate) struct SimulationSettings {
     pub(crate) quantize: bool,
     /// Sketch length of the commitments.
     pub(crate) sketch_length: usize,
+    /// The fraction of the clients drawn to train each round (1: every one).
+    pub(crate) sample_fraction: f64,
+}
+
+impl SimulationSettings {
+    /// The consortium's `sample_ppm` (0: every client trains) and commit quorum: every drawn
+    /// client, so that a round waits for all of its members.
+    fn sampling(&self) -> anyhow::Result<(u32, u32)> {
+        use anyhow::Context as _;
+        let n = self.clients;
+        if self.sample_fraction >= 1.0 {
+            return Ok((0, n as u32));
+        }
+        let ppm = bcfl_processor::fixed::parse_ppm(&format!("{:.6}", self.sample_fraction))
+            .context("--sample-fraction")?;
+        let drawn = bcfl_processor::rules::rounds::sample_size(n, ppm.max(1), 1);
+        Ok((ppm.max(1), drawn as u32))
+    }
 }
 
 impl SimulateArgs {
@@ -549,6 +571,11 @@ impl SimulateArgs {
             local: self.optim.config(),
             quantize: self.quantize,
             sketch_length: self.sketch_length,
+            sample_fraction: match self.sample_fraction {
+                None => 1.0,
+                Some(f) if f > 0.0 && f <= 1.0 => f,
+                Some(f) => anyhow::bail!("--sample-fraction must be in (0, 1], got {f}"),
+            },
         })
     }
 }
@@ -649,9 +676,11 @@ pub(crate) async fn run_simulation(
     use bcfl_client::round::simulation::{simulate, SimulationConfig};
 
     let n = config.clients as u32;
+    let (sample_ppm, quorum) = config.sampling()?;
     let mut params = bcfl_protos::bcfl::ConsortiumParams {
         min_participants: n,
-        commit_quorum: n,
+        commit_quorum: quorum,
+        sample_ppm,
         model_id: base.model_id,
         base_model_sha256: base.sha256,
         sketch_length: config.sketch_length as u32,

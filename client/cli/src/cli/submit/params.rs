@@ -125,6 +125,10 @@ pub(crate) struct InitArgs {
     /// (a factor, at least 1).
     #[arg(long, default_value = "4")]
     link_agreement: String,
+    /// The fraction of the members drawn to train each round (e.g. 0.1, FlowerTune's); the
+    /// ledger draws them at OpenRound and refuses others' commitments [default: every member].
+    #[arg(long, value_name = "F")]
+    sample_fraction: Option<String>,
     /// Anomaly methods run at evaluation (comma-separated).
     #[arg(
         long,
@@ -210,6 +214,12 @@ impl InitArgs {
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
+            sample_ppm: self
+                .sample_fraction
+                .as_deref()
+                .map(|f| ppm("sample-fraction", f))
+                .transpose()?
+                .unwrap_or(0),
             ..Default::default()
         };
         rule.write_params(&mut params)

@@ -61,7 +61,8 @@ pub(crate) enum Task {
 /// A preset of the decoder's adapters and schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Preset {
-    /// FlowerTune LLM Leaderboard: rank 32, alpha 64, query and value, cosine LR 5e-5 → 1e-6.
+    /// FlowerTune LLM Leaderboard: rank 32, alpha 64, query and value, cosine LR 5e-5 → 1e-6,
+    /// a tenth of the members drawn each round (at least one).
     Flowertune,
 }
 
@@ -138,6 +139,15 @@ impl RecipeArgs {
         LlamaLora::for_top_layers(lora, depth, self.lora_top_layers)
     }
 
+    /// The fraction of the members drawn to train each round: the preset's (FlowerTune samples
+    /// a tenth of its clients), else every member.
+    pub(crate) fn sample_fraction(&self) -> f64 {
+        match self.preset {
+            Some(Preset::Flowertune) => 0.1,
+            None => 1.0,
+        }
+    }
+
     /// Round 1's and the last round's learning rates.
     fn learning_rates(&self, lr: f64) -> (f64, f64) {
         match self.preset {
@@ -204,6 +214,9 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let decoder = &args.decoder;
     decoder.check_task(Task::Pubmedqa)?;
     let mut config = args.simulation()?;
+    if args.sample_fraction.is_none() {
+        config.sample_fraction = decoder.recipe.sample_fraction();
+    }
     if let Partition::Specialty { .. } = config.partition {
         anyhow::bail!("PubMedQA is partitioned iid or dirichlet (by answer)");
     }
