@@ -197,7 +197,12 @@ pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
         return round
             .participants
             .iter()
-            .filter(|k| state.members.get(*k).is_some_and(|m| m.status == pb::MemberStatus::ACTIVE))
+            .filter(|k| {
+                state
+                    .members
+                    .get(*k)
+                    .is_some_and(|m| m.status == pb::MemberStatus::ACTIVE)
+            })
             .count();
     }
     state

@@ -6,10 +6,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bcfl_testkit::{AnyLedger, Binary, Cli, LedgerKind};
+use bcfl_testkit::{AnyLedger, Binary, Cli, ConsortiumSetup, LedgerKind};
 use serde_json::Value;
 
 bcfl_testkit::on_each_ledger!(a_round_end_to_end_through_the_cli);
+bcfl_testkit::on_each_ledger!(a_sampled_round_takes_commitments_only_from_the_members_it_drew);
 
 fn a_round_end_to_end_through_the_cli(kind: LedgerKind) {
     let dir = tempfile::tempdir().unwrap();
@@ -315,5 +316,90 @@ fn an_unreachable_ledger_is_named_in_the_error() {
     assert!(
         stderr.contains("cannot reach the REST API") && stderr.contains(&url),
         "{stderr}"
+    );
+}
+
+/// `consortium init --sample-fraction 0.34` with three members: round 1 draws two of them
+/// (ceil(3 x 0.34)), the audit shows them, the third member's commitment is refused with the
+/// processor's reason and a drawn member's is recorded.
+fn a_sampled_round_takes_commitments_only_from_the_members_it_drew(kind: LedgerKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
+        return;
+    };
+    let cli = Cli::new(ledger.url(), dir.path().join("keys"));
+    let names = ["alice", "bob", "carol"];
+    let mut setup = ConsortiumSetup::new().with_init_args(&[
+        "--min-participants",
+        "2",
+        "--quorum",
+        "1",
+        "--sketch-length",
+        "4",
+        "--sample-fraction",
+        "0.34",
+        "--no-anomaly",
+    ]);
+    for (i, name) in names.iter().enumerate() {
+        setup = setup.with_member(name, &format!("http://127.0.0.1:{}", 9001 + i));
+    }
+    setup.run(&cli);
+    let consortium = cli.json("admin", &["audit", "consortium"]);
+    assert_eq!(consortium["params"]["sample_ppm"], 340_000);
+    cli.ok("admin", &["round", "open", "--aggregator", "alice"]);
+    let round = cli.json("admin", &["audit", "round", "1"]);
+    let drawn: Vec<String> = round["round"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(drawn.len(), 2, "{round}");
+    let keys: Vec<String> = names.iter().map(|n| cli.public_key(n)).collect();
+    assert!(drawn.iter().all(|k| keys.contains(k)));
+    let left_out = names
+        .iter()
+        .find(|n| !drawn.contains(&cli.public_key(n)))
+        .unwrap();
+    let inside = names
+        .iter()
+        .find(|n| drawn.contains(&cli.public_key(n)))
+        .unwrap();
+    let files = dir.path();
+    std::fs::write(files.join("sketch"), "1 2 3 4").unwrap();
+    let commit = |name: &str| {
+        let blob = files.join(format!("{name}.blob"));
+        std::fs::write(&blob, name.as_bytes()).unwrap();
+        cli.run(
+            name,
+            &[
+                "commit",
+                "--blob",
+                blob.to_str().unwrap(),
+                "--samples",
+                "10",
+                "--loss",
+                "0.5",
+                "--norm",
+                "1",
+                "--sketch",
+                files.join("sketch").to_str().unwrap(),
+            ],
+        )
+    };
+    let refused = commit(left_out);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "was not drawn to train round 1 (the consortium samples 2 of its members a round)"
+        ),
+        "{stderr}"
+    );
+    assert!(commit(inside).status.success());
+    let round = cli.json("admin", &["audit", "round", "1"]);
+    assert_eq!(
+        round["round"]["committers"],
+        serde_json::json!([cli.public_key(inside)])
     );
 }

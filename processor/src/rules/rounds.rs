@@ -37,9 +37,9 @@
 //! Disputes and attestations are in [`super::verification`].
 
 use bcfl_protos::bcfl as pb;
-use sha2::{Digest, Sha256};
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
+use sha2::{Digest, Sha256};
 
 use super::evaluation::{verdict_excluding_disputed, RoundEvidence};
 use super::verification::{draw, finality, select_committee};

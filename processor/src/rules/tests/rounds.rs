@@ -660,7 +660,12 @@ fn a_sampling_consortium_draws_who_trains_each_round() {
         events[0].attribute("participants"),
         Some(drawn.join(",").as_str())
     );
-    let left_out = w.members.iter().find(|k| !drawn.contains(k)).unwrap().clone();
+    let left_out = w
+        .members
+        .iter()
+        .find(|k| !drawn.contains(k))
+        .unwrap()
+        .clone();
     let msg = rejected(w.ledger.submit(&left_out, &commit(1, "u", SKETCH)));
     assert_eq!(
         msg,
@@ -684,7 +689,8 @@ fn a_server_round_never_draws_its_aggregator_and_an_unsampled_one_draws_nobody()
         ..params()
     });
     let m0 = w.m(0);
-    w.admin_submit(&open(1, &base_model(), &m0, SERVER)).unwrap();
+    w.admin_submit(&open(1, &base_model(), &m0, SERVER))
+        .unwrap();
     // Two eligible (the central aggregator only aggregates), the quorum needs both.
     assert_eq!(
         w.ledger.round(1).unwrap().participants.to_vec(),
@@ -726,5 +732,9 @@ fn draws_spread_over_the_members_and_change_with_the_parent() {
     for (k, n) in &counts {
         assert!((55..=125).contains(n), "{k} drawn {n} times in 300 rounds");
     }
-    assert!(distinct.len() > 60, "only {} distinct draws", distinct.len());
+    assert!(
+        distinct.len() > 60,
+        "only {} distinct draws",
+        distinct.len()
+    );
 }

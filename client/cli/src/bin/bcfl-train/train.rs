@@ -743,6 +743,37 @@ mod tests {
         data: DataArgs,
     }
 
+    #[derive(Parser)]
+    struct SimulateCli {
+        #[command(flatten)]
+        simulate: SimulateArgs,
+    }
+
+    fn sampling(args: &[&str]) -> anyhow::Result<(u32, u32)> {
+        let fixed = ["x", "--model-dir", "unused"];
+        SimulateCli::parse_from(fixed.into_iter().chain(args.iter().copied()))
+            .simulate
+            .simulation()?
+            .sampling()
+    }
+
+    #[test]
+    fn a_sample_fraction_becomes_the_consortiums_share_and_quorum() {
+        // (sample_ppm, commit quorum): the quorum is every drawn client.
+        assert_eq!(sampling(&["--clients", "10"]).unwrap(), (0, 10));
+        let tenth = ["--clients", "10", "--sample-fraction", "0.1"];
+        assert_eq!(sampling(&tenth).unwrap(), (100_000, 1));
+        let half = ["--clients", "3", "--sample-fraction", "0.5"];
+        assert_eq!(sampling(&half).unwrap(), (500_000, 2));
+        let all = ["--clients", "4", "--sample-fraction", "1"];
+        assert_eq!(sampling(&all).unwrap(), (0, 4));
+        for bad in ["0", "1.5", "-0.1"] {
+            let flag = format!("--sample-fraction={bad}");
+            let err = sampling(&[&flag]).unwrap_err().to_string();
+            assert!(err.contains("--sample-fraction must be in (0, 1]"), "{err}");
+        }
+    }
+
     fn names() -> [&'static str; 5] {
         [
             "neoplasms",

@@ -514,6 +514,13 @@ mod tests {
             (s.rounds, s.max_learning_rate, s.min_learning_rate),
             (10, 5e-5, 1e-6)
         );
+        let sampled = |args: &[&str]| {
+            RecipeCli::parse_from(std::iter::once("x").chain(args.iter().copied()))
+                .recipe
+                .sample_fraction()
+        };
+        assert_eq!(sampled(&["--preset", "flowertune"]), 0.1);
+        assert_eq!(sampled(&[]), 1.0);
 
         let top = recipe(&[
             "--lora-top-layers",
