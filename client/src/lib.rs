@@ -13,6 +13,8 @@
 //! - `demo` (feature `train`): what `bcfl demo` runs, the operator's set-up of a consortium on
 //!   one machine and one `bcfl node run` process per member plus a coordinator, with a report
 //!   and figures.
+//! - [`scale`]: the scale experiment (`bcfl experiment scale`): one round of many members on
+//!   the in-memory ledger that runs the processor's rules, weighed and timed.
 //! - [`figures`]: the figures of a run's report (accuracy, phase times, bytes moved, the
 //!   bandwidth graph) as SVG.
 //!
@@ -37,6 +39,7 @@ pub mod figures;
 pub mod llm;
 pub use bcfl_processor::fixed;
 pub mod round;
+pub mod scale;
 #[cfg(feature = "train")]
 pub mod train;
 /// The `tch` crate this library trains with, for its dependents' settings (thread counts).

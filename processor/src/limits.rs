@@ -14,8 +14,9 @@ pub const MAX_ADMINS: usize = 32;
 /// Most members the registry holds (active and suspended together).
 pub const MAX_MEMBERS: usize = 1024;
 
-/// Most commitments one round accepts.
-pub const MAX_ROUND_COMMITTERS: usize = 256;
+/// Most commitments one round accepts: every member (so that a consortium of [`MAX_MEMBERS`]
+/// can train in one round; a sampling consortium draws fewer).
+pub const MAX_ROUND_COMMITTERS: usize = MAX_MEMBERS;
 
 /// Largest `max_staleness` of a `BUFFERED_ASYNC` round: an update may be trained from the parent
 /// model of a round at most this many rounds before the round it is committed to.

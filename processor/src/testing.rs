@@ -61,6 +61,7 @@ pub struct MemoryContext {
     outputs: Vec<String>,
     events: RefCell<Vec<RecordedEvent>>,
     receipt_data: RefCell<Vec<Vec<u8>>>,
+    written: RefCell<u64>,
 }
 
 impl MemoryContext {
@@ -76,6 +77,12 @@ impl MemoryContext {
             outputs,
             ..Default::default()
         }
+    }
+
+    /// Bytes the transaction wrote so far: the lengths of every value it set, each time it set
+    /// one (what a validator hashes into its Merkle-Radix tree).
+    pub fn written_bytes(&self) -> u64 {
+        *self.written.borrow()
     }
 
     /// The state after the transaction, and the events it added.
@@ -121,6 +128,7 @@ impl StateContext for MemoryContext {
     fn set_state_entries(&self, entries: Vec<(String, Vec<u8>)>) -> Result<(), ContextError> {
         let addresses: Vec<String> = entries.iter().map(|(a, _)| a.clone()).collect();
         self.check(&addresses, &self.outputs, "set")?;
+        *self.written.borrow_mut() += entries.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
         self.state.borrow_mut().extend(entries);
         Ok(())
     }
@@ -166,6 +174,7 @@ pub struct MemoryLedger {
     state: BTreeMap<String, Vec<u8>>,
     handler: BcflHandler,
     applied: u64,
+    last_written: u64,
 }
 
 impl MemoryLedger {
@@ -207,10 +216,16 @@ impl MemoryLedger {
         };
         let context = MemoryContext::new(self.state.clone(), inputs, outputs);
         self.handler.apply(&request, &context)?;
+        self.last_written = context.written_bytes();
         let (state, events) = context.into_parts();
         self.state = state;
         self.applied += 1;
         Ok(events)
+    }
+
+    /// Bytes of state the last accepted transaction wrote ([`MemoryContext::written_bytes`]).
+    pub fn last_written_bytes(&self) -> u64 {
+        self.last_written
     }
 
     /// The raw state.

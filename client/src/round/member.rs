@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
+
+pub use super::payload::commit_payload;
 use bcfl_protos::bcfl as pb;
 
 use super::error::chain;
@@ -48,7 +50,7 @@ use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
-use crate::fixed;
+
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
@@ -139,36 +141,6 @@ async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(job).await?
-}
-
-/// The `CommitUpdate` of an update blob `id` of `size` bytes for `round`, trained from
-/// `base_round`'s parent model.
-pub fn commit_payload(
-    round: u64,
-    base_round: u64,
-    id: &BlobId,
-    size: u64,
-    stats: &UpdateStats,
-) -> Result<pb::BcflPayload> {
-    let mut payload = pb::BcflPayload::new();
-    payload.set_commit_update(pb::CommitUpdate {
-        round,
-        update_sha256: id.as_str().to_owned(),
-        size_bytes: size,
-        num_samples: stats.samples,
-        loss_micro: fixed::f64_to_micro(stats.loss).map_err(|source| Error::Fixed {
-            what: "the training loss",
-            source,
-        })?,
-        norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).map_err(|source| Error::Fixed {
-            what: "the update norm",
-            source,
-        })?,
-        sketch: stats.sketch.clone(),
-        base_round,
-        ..Default::default()
-    });
-    Ok(payload)
 }
 
 /// The consortium's sketch length.

@@ -57,6 +57,7 @@ pub mod memory;
 pub mod model;
 #[cfg(feature = "train")]
 pub mod node;
+pub mod payload;
 pub mod replay;
 pub mod report;
 pub mod rest;

@@ -506,7 +506,7 @@ pub struct CommitAggregate {
     pub round: u64,
     /// SHA-256 of the global model blob.
     pub model_sha256: Sha256Hash,
-    /// Members whose updates were aggregated: 1..=256, sorted, unique.
+    /// Members whose updates were aggregated: 1..=1024, sorted, unique.
     pub contributors: Vec<PublicKey>,
     /// The aggregation rule used (never unset).
     pub rule: pb::AggregationRule,

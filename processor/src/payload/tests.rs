@@ -412,7 +412,7 @@ fn open_round_schedule_and_privacy_fields() {
     // they fit together); privacy lists are held sorted.
     let Action::OpenRound(parsed) = Action::from_proto(&open_round_payload(|o| {
         o.sync = pb::RoundSync::BUFFERED_ASYNC;
-        o.buffer_size = 256;
+        o.buffer_size = 1024;
         o.max_staleness = 16;
         o.privacy = vec![
             pb::PrivacyGuarantee::SECURE_AGGREGATION,
@@ -424,7 +424,7 @@ fn open_round_schedule_and_privacy_fields() {
     };
     assert_eq!(
         (parsed.sync, parsed.buffer_size, parsed.max_staleness),
-        (pb::RoundSync::BUFFERED_ASYNC, 256, 16)
+        (pb::RoundSync::BUFFERED_ASYNC, 1024, 16)
     );
     assert_eq!(
         parsed.privacy,
@@ -434,8 +434,8 @@ fn open_round_schedule_and_privacy_fields() {
         ]
     );
     assert_eq!(
-        open_round_error(|o| o.buffer_size = 257),
-        "open_round.buffer_size: must be in 0..=256, got 257"
+        open_round_error(|o| o.buffer_size = 1025),
+        "open_round.buffer_size: must be in 0..=1024, got 1025"
     );
     assert_eq!(
         open_round_error(|o| o.max_staleness = 17),

@@ -6,6 +6,7 @@
 mod anomaly;
 mod audit;
 mod centre;
+mod experiment;
 pub(crate) mod forward;
 mod history;
 mod keys;
@@ -85,6 +86,9 @@ enum Command {
     Node(NodeCommand),
     /// Score members with PageRank, DBSCAN or the modified z-score, from files (no ledger).
     Anomaly(anomaly::AnomalyArgs),
+    /// Experiments without a model or a running ledger: `scale` (many members, one ledger).
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// Fine-tune a model on one dataset (centralized baseline) and save its adapters and head.
     Train(Forwarded),
     /// Evaluate a saved model on a labelled file.
@@ -132,6 +136,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Anomaly(args) => anomaly::anomaly(&ctx, args),
+        Command::Experiment(cmd) => cmd.run(ctx.json()),
         Command::Node(NodeCommand::Run(_))
         | Command::Train(_)
         | Command::Eval(_)

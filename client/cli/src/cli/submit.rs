@@ -14,7 +14,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::Context;
 use bcfl_cli::context::WaitArgs;
 
-mod params;
+pub(crate) mod params;
 
 pub(crate) use params::file_sha256;
 
@@ -150,7 +150,7 @@ pub(crate) enum RoundCommand {
         /// (buffered-async).
         #[arg(long, value_enum, default_value_t = Synchronization::Synchronous)]
         sync: Synchronization,
-        /// buffered-async: commitments that let the round be evaluated (1..=256).
+        /// buffered-async: commitments that let the round be evaluated (1..=1024).
         #[arg(long, value_name = "K")]
         buffer: Option<u32>,
         /// buffered-async: how many rounds old an update's base model may be (0..=16) [default:

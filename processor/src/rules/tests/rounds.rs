@@ -300,12 +300,12 @@ fn open_round_schedule_rules() {
     let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 0, 1)));
     assert_eq!(
         msg,
-        "a BUFFERED_ASYNC round needs a buffer_size of 1..=256 commitments, got 0"
+        "a BUFFERED_ASYNC round needs a buffer_size of 1..=1024 commitments, got 0"
     );
     // Beyond the limits the payload itself is refused.
-    let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 257, 1)));
+    let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 1025, 1)));
     assert!(
-        msg.contains("open_round.buffer_size: must be in 0..=256, got 257"),
+        msg.contains("open_round.buffer_size: must be in 0..=1024, got 1025"),
         "{msg}"
     );
     let msg = rejected(w.admin_submit(&open_buffered(1, &base, &m0, 2, 17)));
@@ -374,12 +374,12 @@ fn schedule_check_bounds_hand_built_actions() {
     assert!(check_schedule(BUFFERED_ASYNC, 256, 16).is_ok());
     assert!(check_schedule(SYNCHRONOUS, 0, 0).is_ok());
     assert!(check_schedule(ROUND_SYNC_UNSET, 0, 0).is_ok());
-    let err = check_schedule(BUFFERED_ASYNC, 257, 0)
+    let err = check_schedule(BUFFERED_ASYNC, 1025, 0)
         .unwrap_err()
         .to_string();
     assert_eq!(
         err,
-        "a BUFFERED_ASYNC round needs a buffer_size of 1..=256 commitments, got 257"
+        "a BUFFERED_ASYNC round needs a buffer_size of 1..=1024 commitments, got 1025"
     );
     let err = check_schedule(BUFFERED_ASYNC, 4, 17)
         .unwrap_err()

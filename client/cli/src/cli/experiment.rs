@@ -1,0 +1,224 @@
+//! `bcfl experiment`: experiments that need no model and no running ledger.
+//!
+//! `bcfl experiment scale` runs rounds of many members on the in-memory ledger that applies the
+//! processor's rules ([`bcfl_client::scale`]) and reports what the ledger holds per member per
+//! round and how long `EvaluateRound` takes. The consortium is the one `bcfl consortium init`
+//! makes with the same options (every member in the quorum, or every drawn one).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use bcfl_client::scale::{run, ScaleConfig, ScaleReport};
+use bcfl_processor::anomaly::attack::AttackKind;
+use clap::{Args, Parser, Subcommand};
+
+use super::submit::params::InitArgs;
+
+/// `bcfl experiment ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExperimentCommand {
+    /// One or more rounds of many members on the in-memory ledger running the processor's rules:
+    /// state bytes per member per round, `EvaluateRound` time, what the verdict found.
+    Scale(ScaleArgs),
+}
+
+/// Arguments of `bcfl experiment scale`.
+#[derive(Debug, Args)]
+pub(crate) struct ScaleArgs {
+    /// Registered members.
+    #[arg(long, default_value_t = 1000)]
+    members: usize,
+    /// Attackers among them [default: a tenth].
+    #[arg(long)]
+    attackers: Option<usize>,
+    /// Their attack: sign-flip, scale-x10, gaussian-noise, free-rider or slow-link.
+    #[arg(long, default_value = "scale-x10")]
+    attack: AttackKind,
+    /// Links each member measures and reports (its neighbours on a ring, both directions).
+    #[arg(long, default_value_t = 16)]
+    peers: usize,
+    /// Rounds (the first also creates each member's cumulative sketch record).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Dimension of the synthetic updates.
+    #[arg(long, default_value_t = 4096)]
+    dim: usize,
+    /// Seed of the updates, the attackers and the links.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The sketch length every commitment carries.
+    #[arg(long, default_value_t = 256)]
+    sketch_length: u32,
+    /// The fraction of the members drawn to train each round [default: every member].
+    #[arg(long, value_name = "F")]
+    sample_fraction: Option<String>,
+    /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan).
+    #[arg(long, default_value = "pagerank,zscore,dbscan")]
+    anomaly: String,
+}
+
+/// `consortium init`'s own arguments, to build the experiment's consortium with its defaults.
+#[derive(Parser)]
+struct Init {
+    #[command(flatten)]
+    init: InitArgs,
+}
+
+impl ScaleArgs {
+    /// The experiment's configuration: the consortium `bcfl consortium init` would make for it.
+    fn config(&self) -> anyhow::Result<ScaleConfig> {
+        let n = self.members;
+        anyhow::ensure!(n >= 2, "--members must be at least 2");
+        let attackers = self.attackers.unwrap_or(n / 10);
+        // The quorum: every member, or every drawn one (a round draws at least the quorum).
+        let quorum = match &self.sample_fraction {
+            None => n,
+            Some(f) => {
+                let ppm = bcfl_client::fixed::parse_ppm(f)
+                    .with_context(|| format!("--sample-fraction {f:?}"))?;
+                anyhow::ensure!(
+                    (1..=1_000_000).contains(&ppm),
+                    "--sample-fraction must be in (0, 1], got {f}"
+                );
+                bcfl_processor::rules::rounds::sample_size(n, ppm, 1)
+            }
+        };
+        let (members, quorum, sketch) = (
+            n.to_string(),
+            quorum.to_string(),
+            self.sketch_length.to_string(),
+        );
+        let base = "ab".repeat(32);
+        let mut argv = vec![
+            "init",
+            "--base-model-sha256",
+            &base,
+            "--min-participants",
+            &members,
+            "--quorum",
+            &quorum,
+            "--sketch-length",
+            &sketch,
+            "--anomaly",
+            &self.anomaly,
+        ];
+        if let Some(f) = &self.sample_fraction {
+            argv.extend(["--sample-fraction", f]);
+        }
+        let params = Init::try_parse_from(argv)
+            .context("the experiment's consortium")?
+            .init
+            .to_params()?;
+        Ok(ScaleConfig {
+            members: n,
+            attackers,
+            attack: self.attack,
+            peers: self.peers,
+            rounds: self.rounds,
+            dim: self.dim,
+            seed: self.seed,
+            params,
+        })
+    }
+}
+
+impl ExperimentCommand {
+    /// Runs the command.
+    pub(crate) fn run(&self, json: bool) -> anyhow::Result<ExitCode> {
+        match self {
+            Self::Scale(args) => {
+                let config = args.config()?;
+                let dir = tempfile::tempdir().context("a folder for the update files")?;
+                let report = run(&config, dir.path())?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print_scale(&report);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn print_scale(report: &ScaleReport) {
+    let c = &report.config;
+    println!(
+        "{} members ({} attacking with {}), {} links each, sketch {} values, {} round(s); \
+         the bandwidth reports hold {:.0} bytes per member",
+        c.members,
+        c.attackers,
+        c.attack,
+        c.peers,
+        report.sketch_length,
+        c.rounds,
+        report.link_state_bytes_per_member
+    );
+    println!();
+    println!("| round | committers | state bytes added | per member | per committer | written per committer | EvaluateRound s | excluded (attackers) | F1 |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &report.rounds {
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {} ({}) | {:.3} |",
+            r.round,
+            r.drawn,
+            r.state_bytes_added,
+            r.state_bytes_per_member,
+            r.state_bytes_per_committer,
+            r.written_bytes_per_committer,
+            r.evaluate_s,
+            r.detection.excluded,
+            r.detection.true_positives,
+            r.detection.f1
+        );
+    }
+    println!();
+    println!("| transaction | count | total s | slowest s | payload bytes | state bytes written |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for a in &report.actions {
+        println!(
+            "| {} | {} | {:.3} | {:.4} | {} | {} |",
+            a.action, a.count, a.total_s, a.max_s, a.payload_bytes, a.written_bytes
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ExperimentCommand,
+    }
+
+    fn config(args: &[&str]) -> anyhow::Result<ScaleConfig> {
+        let ExperimentCommand::Scale(scale) =
+            Cli::try_parse_from(["x", "scale"].iter().chain(args))?.command;
+        scale.config()
+    }
+
+    #[test]
+    fn the_consortium_is_consortium_inits_with_every_member_in_the_quorum() {
+        let c = config(&["--members", "50"]).unwrap();
+        assert_eq!(
+            (
+                c.attackers,
+                c.params.commit_quorum,
+                c.params.min_participants
+            ),
+            (5, 50, 50)
+        );
+        assert_eq!(c.params.sketch_length, 256);
+        let anomaly = c.params.get_anomaly();
+        assert!(anomaly.has_pagerank() && anomaly.has_zscore() && anomaly.has_dbscan());
+        let sampled = config(&["--members", "50", "--sample-fraction", "0.2"]).unwrap();
+        assert_eq!(
+            (sampled.params.sample_ppm, sampled.params.commit_quorum),
+            (200_000, 10)
+        );
+        assert!(config(&["--members", "1"]).is_err());
+        assert!(config(&["--sample-fraction", "2"]).is_err());
+    }
+}

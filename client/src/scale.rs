@@ -1,0 +1,697 @@
+//! The scale experiment (`bcfl experiment scale`): one federated round of many members on the
+//! in-memory ledger that runs the processor's real rules, to measure what the ledger costs per
+//! member and how long the on-chain evaluation takes.
+//!
+//! What runs, transaction by transaction, through [`bcfl_processor::testing::MemoryLedger`]
+//! (the real handler with the header inputs and outputs the family declares; only signatures,
+//! blocks and consensus are left out):
+//!
+//! 1. `InitConsortium` with the given parameters, then one `RegisterMember` per member.
+//! 2. One `ReportBandwidth` per member: its links to `peers` neighbours on a ring over a random
+//!    order of the members (both ends of a link report it, as the graph evidence requires),
+//!    log-normal bandwidths around 100 MB/s with each end's measurement within 10 % of the
+//!    other's; a slow-link attacker's links are 100 times slower.
+//! 3. `OpenRound 1`, then one `CommitUpdate` per member (per drawn member when the consortium
+//!    samples), built by the members' own code ([`crate::round::payload::commit_payload`]) from
+//!    a synthetic update: a shared direction plus member noise in `dim` dimensions, norm about
+//!    1 ± 10 %, replaced by the attack of the attackers ([`attack_update`]); its statistics
+//!    (norm, sketch of the consortium's length) are the real [`UpdateStats`].
+//! 4. `EvaluateRound` (the anomaly verdict, computed on chain), `CommitAggregate` (the
+//!    consortium's rule over the accepted updates, aggregated from their files by
+//!    [`bcfl_fed::aggregate`]) and `CloseRound`.
+//!
+//! Each transaction type's count, total and slowest wall time, payload bytes and state bytes
+//! written are recorded; the ledger's state is weighed before and after the round, so the
+//! report says how many bytes of state one member adds per round, and what the verdict found.
+//! Times include the in-memory ledger's own copy of the state per transaction (as a validator
+//! would also read and write its tree), so they are an upper bound on the rules' cost.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use bcfl_protos::protobuf::Message;
+use serde::Serialize;
+
+use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
+use bcfl_fed::digest::sha256_hex;
+use bcfl_fed::sketch::UpdateStats;
+use bcfl_fed::update::{Encoding, Update};
+use bcfl_net::manifest::BlobId;
+use bcfl_net::probe::{report_payload, LinkProbe};
+use bcfl_processor::anomaly::attack::{AttackKind, SLOW_LINK_FACTOR};
+use bcfl_processor::anomaly::simulate::{attack_update, Counts, Rng, SIMULATED};
+use bcfl_processor::testing::{test_key, MemoryLedger};
+use bcfl_processor::ApplyError;
+use bcfl_protos::bcfl as pb;
+
+use crate::round::payload::commit_payload;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleError {
+    /// The set-up cannot run.
+    #[error("{0}")]
+    Config(String),
+    /// The ledger refused a transaction the experiment needs.
+    #[error("{action} was refused: {source}")]
+    Refused {
+        /// The transaction.
+        action: String,
+        /// The processor's reason.
+        source: ApplyError,
+    },
+    /// Building an update, its file or its aggregate failed.
+    #[error(transparent)]
+    Fed(#[from] bcfl_fed::Error),
+    /// Building a payload failed.
+    #[error(transparent)]
+    Round(#[from] crate::round::Error),
+    /// Building a bandwidth report failed.
+    #[error(transparent)]
+    Net(#[from] bcfl_net::NetError),
+    /// Writing the update files failed.
+    #[error("update files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The experiment's set-up.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScaleConfig {
+    /// Registered members.
+    pub members: usize,
+    /// How many of them attack.
+    pub attackers: usize,
+    /// Their attack (one of [`SIMULATED`]).
+    pub attack: AttackKind,
+    /// Links each member reports (neighbours on the ring, both directions).
+    pub peers: usize,
+    /// Rounds to run.
+    pub rounds: usize,
+    /// Dimension of the synthetic updates.
+    pub dim: usize,
+    /// Seed of the updates, the attackers and the links.
+    pub seed: u64,
+    /// The consortium's parameters (`min_participants` and `commit_quorum` as given).
+    #[serde(skip)]
+    pub params: pb::ConsortiumParams,
+}
+
+/// The cost of one kind of transaction.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ActionCost {
+    /// The transaction type.
+    pub action: String,
+    /// How many were applied.
+    pub count: usize,
+    /// Their wall time in all, seconds.
+    pub total_s: f64,
+    /// The slowest one, seconds.
+    pub max_s: f64,
+    /// Their payloads' bytes in all.
+    pub payload_bytes: u64,
+    /// The state bytes they wrote in all (every value set, each time it was set).
+    pub written_bytes: u64,
+}
+
+/// What the verdict found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Detection {
+    /// Members that committed.
+    pub committers: usize,
+    /// Members the verdict excluded.
+    pub excluded: usize,
+    /// Excluded attackers.
+    pub true_positives: usize,
+    /// Excluded honest members.
+    pub false_positives: usize,
+    /// Attackers not excluded (among the committers).
+    pub false_negatives: usize,
+    /// F1 of the exclusions.
+    pub f1: f64,
+}
+
+/// One round's cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoundCost {
+    /// The round.
+    pub round: u64,
+    /// Members drawn to train it (all of them unless the consortium samples).
+    pub drawn: usize,
+    /// What the round added to the state, bytes.
+    pub state_bytes_added: u64,
+    /// The same per registered member.
+    pub state_bytes_per_member: f64,
+    /// The same per committer.
+    pub state_bytes_per_committer: f64,
+    /// State bytes the round's transactions wrote (every value set, each time), per committer.
+    pub written_bytes_per_committer: f64,
+    /// Wall time of its `EvaluateRound` transaction, seconds.
+    pub evaluate_s: f64,
+    /// Its verdict against the truth.
+    pub detection: Detection,
+}
+
+/// The experiment's results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScaleReport {
+    /// The set-up.
+    pub config: ScaleConfig,
+    /// The consortium's sketch length.
+    pub sketch_length: u32,
+    /// State bytes of the bandwidth reports, per member.
+    pub link_state_bytes_per_member: f64,
+    /// State bytes after the set-up (consortium, members, links).
+    pub state_bytes_before_rounds: u64,
+    /// State bytes after the last round closed.
+    pub state_bytes_after_rounds: u64,
+    /// Each round: the first also creates every member's cumulative sketch record, later ones
+    /// only overwrite it, so they show the steady cost.
+    pub rounds: Vec<RoundCost>,
+    /// Per transaction type, in the order first applied.
+    pub actions: Vec<ActionCost>,
+}
+
+/// Applies transactions and keeps their costs.
+struct Meter {
+    ledger: MemoryLedger,
+    actions: Vec<ActionCost>,
+}
+
+impl Meter {
+    fn submit(&mut self, signer: &str, payload: &pb::BcflPayload) -> Result<f64, ScaleError> {
+        let action = action_name(payload);
+        let bytes = payload.compute_size() as u64;
+        let started = Instant::now();
+        self.ledger
+            .submit(signer, payload)
+            .map_err(|source| ScaleError::Refused {
+                action: action.to_owned(),
+                source,
+            })?;
+        let seconds = started.elapsed().as_secs_f64();
+        let written = self.ledger.last_written_bytes();
+        let cost = match self.actions.iter_mut().find(|a| a.action == action) {
+            Some(cost) => cost,
+            None => {
+                self.actions.push(ActionCost {
+                    action: action.to_owned(),
+                    ..Default::default()
+                });
+                self.actions.last_mut().expect("just pushed")
+            }
+        };
+        cost.count += 1;
+        cost.total_s += seconds;
+        cost.max_s = cost.max_s.max(seconds);
+        cost.payload_bytes += bytes;
+        cost.written_bytes += written;
+        Ok(seconds)
+    }
+
+    fn state_bytes(&self) -> u64 {
+        self.ledger
+            .state()
+            .iter()
+            .map(|(k, v)| (k.len() / 2 + v.len()) as u64)
+            .sum()
+    }
+
+    fn written_bytes(&self) -> u64 {
+        self.actions.iter().map(|a| a.written_bytes).sum()
+    }
+}
+
+/// The transaction type of `payload`, as the family names it.
+fn action_name(payload: &pb::BcflPayload) -> &'static str {
+    use pb::BcflPayload_oneof_action as A;
+    match payload.action {
+        Some(A::init_consortium(_)) => "InitConsortium",
+        Some(A::register_member(_)) => "RegisterMember",
+        Some(A::report_bandwidth(_)) => "ReportBandwidth",
+        Some(A::open_round(_)) => "OpenRound",
+        Some(A::commit_update(_)) => "CommitUpdate",
+        Some(A::evaluate_round(_)) => "EvaluateRound",
+        Some(A::commit_aggregate(_)) => "CommitAggregate",
+        Some(A::close_round(_)) => "CloseRound",
+        _ => "other",
+    }
+}
+
+/// Member `i`'s key.
+fn member_key(i: usize) -> String {
+    test_key(&format!("scale member {i}"))
+}
+
+fn with(build: impl FnOnce(&mut pb::BcflPayload)) -> pb::BcflPayload {
+    let mut payload = pb::BcflPayload::new();
+    build(&mut payload);
+    payload
+}
+
+/// Each member's links: `peers` neighbours on a ring over a random order of the members, half
+/// on each side, both directions reported; the two ends' measurements within 10 %.
+fn ring_links(
+    keys: &[String],
+    slow: &[bool],
+    peers: usize,
+    rng: &mut Rng,
+) -> BTreeMap<usize, Vec<LinkProbe>> {
+    let n = keys.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let reach = (peers / 2).max(1).min((n - 1) / 2).max(1);
+    let mut links: BTreeMap<usize, Vec<LinkProbe>> = BTreeMap::new();
+    let mut probe = |from: usize, to: usize, bandwidth: f64, rng: &mut Rng| {
+        let measured = bandwidth * (1.0 + 0.05 * rng.normal()).clamp(0.9, 1.1);
+        links.entry(from).or_default().push(LinkProbe {
+            to: keys[to].clone(),
+            url: String::new(),
+            bytes_per_sec: measured.max(1.0) as u64,
+            rtt_us: 500,
+            probe_bytes: 1 << 20,
+            seconds: (1 << 20) as f64 / measured.max(1.0),
+        });
+    };
+    for (position, &a) in order.iter().enumerate() {
+        for step in 1..=reach {
+            let b = order[(position + step) % n];
+            if a == b || (n == 2 && step > 1) {
+                continue;
+            }
+            let mut bandwidth = 1e8 * (0.3 * rng.normal()).exp();
+            if slow[a] || slow[b] {
+                bandwidth /= SLOW_LINK_FACTOR;
+            }
+            probe(a, b, bandwidth, rng);
+            probe(b, a, bandwidth, rng);
+        }
+    }
+    links
+}
+
+/// Runs the experiment (see the module docs); update files go under `work_dir`.
+pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleError> {
+    let n = config.members;
+    if n < 2 {
+        return Err(ScaleError::Config(
+            "the experiment needs 2 members or more".into(),
+        ));
+    }
+    if config.attackers >= n {
+        return Err(ScaleError::Config(format!(
+            "{} attackers leave no honest member of {n}",
+            config.attackers
+        )));
+    }
+    if config.attackers > 0 && !SIMULATED.contains(&config.attack) {
+        return Err(ScaleError::Config(format!(
+            "{} needs real training; the synthetic round applies {}",
+            config.attack,
+            SIMULATED.map(|k| k.name()).join(", ")
+        )));
+    }
+    let mut rng = Rng::new(config.seed);
+    let keys: Vec<String> = (0..n).map(member_key).collect();
+    let mut attacker = vec![false; n];
+    for i in rng.choose(n, config.attackers) {
+        attacker[i] = true;
+    }
+    let slow: Vec<bool> = attacker
+        .iter()
+        .map(|a| *a && config.attack == AttackKind::SlowLink)
+        .collect();
+    let admin = test_key("scale admin");
+    let mut meter = Meter {
+        ledger: MemoryLedger::new(),
+        actions: Vec::new(),
+    };
+
+    // Set-up: the consortium, its members and their links.
+    meter.submit(
+        &admin,
+        &with(|p| {
+            p.set_init_consortium(pb::InitConsortium {
+                admin_keys: vec![admin.clone()].into(),
+                params: Some(config.params.clone()).into(),
+                ..Default::default()
+            })
+        }),
+    )?;
+    for (i, key) in keys.iter().enumerate() {
+        meter.submit(
+            &admin,
+            &with(|p| {
+                p.set_register_member(pb::RegisterMember {
+                    public_key: key.clone(),
+                    name: format!("member-{i:04}"),
+                    endpoint: format!(
+                        "http://10.{}.{}.{}:7000",
+                        i / 65536,
+                        (i / 256) % 256,
+                        i % 256
+                    ),
+                    ..Default::default()
+                })
+            }),
+        )?;
+    }
+    let before_links = meter.state_bytes();
+    for (i, links) in ring_links(&keys, &slow, config.peers, &mut rng) {
+        meter.submit(&keys[i], &report_payload(1, &links)?)?;
+    }
+    let before_round = meter.state_bytes();
+
+    let mut rounds = Vec::with_capacity(config.rounds);
+    let mut parent = bcfl_processor::rules::rounds::initial_model(&config.params).to_owned();
+    let direction: Vec<f64> = {
+        let v: Vec<f64> = (0..config.dim).map(|_| rng.normal()).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter().map(|x| x / norm).collect()
+    };
+    for number in 1..=config.rounds as u64 {
+        let before = meter.state_bytes();
+        let written_before = meter.written_bytes();
+        let cost = one_round(
+            &mut meter,
+            RoundInputs {
+                config,
+                number,
+                parent: &parent,
+                admin: &admin,
+                keys: &keys,
+                attacker: &attacker,
+                direction: &direction,
+                work_dir,
+            },
+            &mut rng,
+        )?;
+        let written = meter.written_bytes() - written_before;
+        let added = meter.state_bytes() - before;
+        parent = cost.model_sha256.clone();
+        rounds.push(RoundCost {
+            round: number,
+            drawn: cost.drawn,
+            state_bytes_added: added,
+            state_bytes_per_member: added as f64 / n as f64,
+            state_bytes_per_committer: added as f64 / cost.drawn as f64,
+            written_bytes_per_committer: written as f64 / cost.drawn as f64,
+            evaluate_s: cost.evaluate_s,
+            detection: cost.detection,
+        });
+    }
+    Ok(ScaleReport {
+        config: config.clone(),
+        sketch_length: config.params.sketch_length,
+        link_state_bytes_per_member: (before_round - before_links) as f64 / n as f64,
+        state_bytes_before_rounds: before_round,
+        state_bytes_after_rounds: meter.state_bytes(),
+        rounds,
+        actions: meter.actions,
+    })
+}
+
+/// What one round needs besides the meter and the generator.
+struct RoundInputs<'a> {
+    config: &'a ScaleConfig,
+    number: u64,
+    parent: &'a str,
+    admin: &'a str,
+    keys: &'a [String],
+    attacker: &'a [bool],
+    direction: &'a [f64],
+    work_dir: &'a Path,
+}
+
+/// What one round produced.
+struct RoundOutcome {
+    drawn: usize,
+    evaluate_s: f64,
+    detection: Detection,
+    model_sha256: String,
+}
+
+/// Opens round `number`, commits every drawn member's synthetic update, evaluates, aggregates
+/// the accepted updates with the consortium's rule and closes the round.
+fn one_round(
+    meter: &mut Meter,
+    inputs: RoundInputs<'_>,
+    rng: &mut Rng,
+) -> Result<RoundOutcome, ScaleError> {
+    let RoundInputs {
+        config,
+        number,
+        parent,
+        admin,
+        keys,
+        attacker,
+        direction,
+        work_dir,
+    } = inputs;
+    let aggregator = keys[0].clone();
+    meter.submit(
+        admin,
+        &with(|p| {
+            p.set_open_round(pb::OpenRound {
+                round: number,
+                parent_model_sha256: parent.to_owned(),
+                aggregator: aggregator.clone(),
+                mode: pb::RoundMode::SERVERLESS,
+                ..Default::default()
+            })
+        }),
+    )?;
+    let round = meter
+        .ledger
+        .round(number)
+        .expect("the round was just opened");
+    let drawn: Vec<usize> = (0..keys.len())
+        .filter(|&i| crate::round::schedule::drawn(&round, &keys[i]))
+        .collect();
+    let noise = 0.6 / (config.dim as f64).sqrt();
+    let dir = work_dir.join(format!("round-{number}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut files = BTreeMap::new();
+    for &i in &drawn {
+        let size = 1.0 + 0.1 * rng.normal();
+        let honest: Vec<f64> = direction
+            .iter()
+            .map(|d| size * (d + noise * rng.normal()))
+            .collect();
+        let values = if attacker[i] {
+            attack_update(config.attack, &honest, rng)
+                .map_err(|e| ScaleError::Config(e.to_string()))?
+        } else {
+            honest
+        };
+        let update = Update {
+            tensors: BTreeMap::from([(
+                "w".to_owned(),
+                (vec![config.dim], values.iter().map(|&x| x as f32).collect()),
+            )]),
+        };
+        let samples = (100.0 + 20.0 * rng.normal()).max(1.0) as u64;
+        let loss = 0.5 + 0.05 * rng.normal();
+        let stats = UpdateStats::new(
+            &update,
+            samples,
+            loss,
+            config.params.sketch_length as usize,
+            number,
+        );
+        let bytes = update.to_bytes(Encoding::F32);
+        let id = BlobId::parse(&sha256_hex(&bytes)).map_err(bcfl_net::NetError::from)?;
+        let path = dir.join(format!("{}.safetensors", id.as_str()));
+        std::fs::write(&path, &bytes)?;
+        files.insert(keys[i].clone(), (path, samples));
+        meter.submit(
+            &keys[i],
+            &commit_payload(number, 0, &id, bytes.len() as u64, &stats)?,
+        )?;
+    }
+    let evaluate_s = meter.submit(
+        &aggregator,
+        &with(|p| {
+            p.set_evaluate_round(pb::EvaluateRound {
+                round: number,
+                ..Default::default()
+            })
+        }),
+    )?;
+    let verdict = meter
+        .ledger
+        .verdict(number)
+        .expect("the round was just evaluated");
+    let rule = Rule::from_params(&config.params).map_err(|e| ScaleError::Config(e.to_string()))?;
+    let contributions = verdict
+        .accepted
+        .iter()
+        .map(|k| Contribution {
+            member: k.clone(),
+            path: files[k].0.clone(),
+            samples: files[k].1,
+        })
+        .collect();
+    let model = aggregate(contributions, rule)?
+        .update
+        .to_bytes(Encoding::F32);
+    let model_sha256 = sha256_hex(&model);
+    meter.submit(
+        &aggregator,
+        &with(|p| {
+            p.set_commit_aggregate(pb::CommitAggregate {
+                round: number,
+                model_sha256: model_sha256.clone(),
+                contributors: verdict.accepted.clone(),
+                rule: config.params.aggregation_rule,
+                excluded: verdict.excluded.clone(),
+                size_bytes: model.len() as u64,
+                ..Default::default()
+            })
+        }),
+    )?;
+    meter.submit(
+        &aggregator,
+        &with(|p| {
+            p.set_close_round(pb::CloseRound {
+                round: number,
+                ..Default::default()
+            })
+        }),
+    )?;
+    let mut attackers: Vec<String> = drawn
+        .iter()
+        .filter(|&&i| attacker[i])
+        .map(|&i| keys[i].clone())
+        .collect();
+    attackers.sort();
+    let mut counts = Counts::default();
+    counts.add(&verdict.excluded, &attackers);
+    Ok(RoundOutcome {
+        drawn: drawn.len(),
+        evaluate_s,
+        detection: Detection {
+            committers: drawn.len(),
+            excluded: verdict.excluded.len(),
+            true_positives: counts.true_positives,
+            false_positives: counts.false_positives,
+            false_negatives: counts.false_negatives,
+            f1: counts.f1(),
+        },
+        model_sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The consortium `bcfl consortium init` makes by default, for `n` members: z-scores on
+    /// the update norm and DBSCAN on the sketch cosine, two votes.
+    fn params(n: u32, sample_ppm: u32) -> pb::ConsortiumParams {
+        let mut anomaly = pb::AnomalyConfig {
+            ensemble_min_votes: 1,
+            ..Default::default()
+        };
+        anomaly.set_zscore(pb::ZScoreConfig {
+            threshold_ppm: 3_500_000,
+            features: vec![pb::Feature::UPDATE_NORM],
+            ..Default::default()
+        });
+        let mut params = pb::ConsortiumParams {
+            min_participants: n,
+            commit_quorum: 1,
+            model_id: "synthetic".into(),
+            base_model_sha256: "ab".repeat(32),
+            sketch_length: 256,
+            sample_ppm,
+            ..Default::default()
+        };
+        params.set_anomaly(anomaly);
+        Rule::FedAvg.write_params(&mut params).unwrap();
+        params
+    }
+
+    fn config(members: usize, attackers: usize, sample_ppm: u32) -> ScaleConfig {
+        ScaleConfig {
+            members,
+            attackers,
+            attack: AttackKind::Scale,
+            peers: 8,
+            rounds: 2,
+            dim: 256,
+            seed: 7,
+            params: params(members as u32, sample_ppm),
+        }
+    }
+
+    #[test]
+    fn two_rounds_of_forty_members_are_weighed_and_their_scalers_are_excluded() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(&config(40, 4, 0), dir.path()).unwrap();
+        let count = |action: &str| {
+            report
+                .actions
+                .iter()
+                .find(|a| a.action == action)
+                .map_or(0, |a| a.count)
+        };
+        assert_eq!(
+            (
+                count("RegisterMember"),
+                count("ReportBandwidth"),
+                count("CommitUpdate")
+            ),
+            (40, 40, 80)
+        );
+        assert_eq!((count("EvaluateRound"), count("CloseRound")), (2, 2));
+        assert_eq!(report.rounds.len(), 2);
+        for round in &report.rounds {
+            assert_eq!(round.drawn, 40);
+            // Scaled ten times, the four attackers stand out on the norm; nobody else does.
+            let d = &round.detection;
+            assert_eq!(
+                (d.true_positives, d.false_positives, d.false_negatives),
+                (4, 0, 0)
+            );
+            assert!(round.evaluate_s > 0.0);
+        }
+        // Round 1 creates every accepted member's cumulative sketch record; round 2 only
+        // overwrites them: its cost is the commitments and the round's own records, a
+        // 256-value sketch (up to 3 bytes a value) and a few keys and hashes per member.
+        let (first, second) = (&report.rounds[0], &report.rounds[1]);
+        assert!(first.state_bytes_added > second.state_bytes_added);
+        assert!(second.state_bytes_per_committer > 300.0, "{second:?}");
+        assert!(second.state_bytes_per_committer < 1_500.0, "{second:?}");
+        assert_eq!(
+            report.state_bytes_after_rounds - report.state_bytes_before_rounds,
+            first.state_bytes_added + second.state_bytes_added
+        );
+        assert!(second.written_bytes_per_committer >= second.state_bytes_per_committer);
+    }
+
+    #[test]
+    fn a_sampling_consortium_weighs_only_its_drawn_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(&config(30, 0, 200_000), dir.path()).unwrap();
+        for round in &report.rounds {
+            assert_eq!(round.drawn, 6);
+            assert_eq!(round.detection.committers, 6);
+            assert_eq!(round.detection.excluded, 0);
+        }
+    }
+
+    #[test]
+    fn impossible_set_ups_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(run(&config(1, 0, 0), dir.path()).is_err());
+        assert!(run(&config(4, 4, 0), dir.path()).is_err());
+        let mut flip = config(10, 1, 0);
+        flip.attack = AttackKind::LabelFlip;
+        let err = run(&flip, dir.path()).unwrap_err().to_string();
+        assert!(err.contains("needs real training"), "{err}");
+    }
+}
