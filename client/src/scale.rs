@@ -39,6 +39,7 @@ use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{Encoding, Update};
 use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::{report_payload, LinkProbe};
+use bcfl_processor::address::AddressKind;
 use bcfl_processor::anomaly::attack::{AttackKind, SLOW_LINK_FACTOR};
 use bcfl_processor::anomaly::simulate::{attack_update, Counts, Rng, SIMULATED};
 use bcfl_processor::testing::{test_key, MemoryLedger};
@@ -146,6 +147,8 @@ pub struct RoundCost {
     pub state_bytes_per_committer: f64,
     /// State bytes the round's transactions wrote (every value set, each time), per committer.
     pub written_bytes_per_committer: f64,
+    /// What the round added, by the kind of object (`Commitment`, `Round`, `Verdict`, ...).
+    pub added_by_kind: BTreeMap<String, i64>,
     /// Wall time of its `EvaluateRound` transaction, seconds.
     pub evaluate_s: f64,
     /// Its verdict against the truth.
@@ -209,12 +212,19 @@ impl Meter {
         Ok(seconds)
     }
 
+    /// Bytes of state: each entry's 35-byte address and its value.
     fn state_bytes(&self) -> u64 {
-        self.ledger
-            .state()
-            .iter()
-            .map(|(k, v)| (k.len() / 2 + v.len()) as u64)
-            .sum()
+        self.state_by_kind().values().sum()
+    }
+
+    /// [`Self::state_bytes`] by the kind of object stored.
+    fn state_by_kind(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (address, value) in self.ledger.state() {
+            let kind = AddressKind::of(address).map_or("other".to_owned(), |k| format!("{k:?}"));
+            *out.entry(kind).or_default() += (address.len() / 2 + value.len()) as u64;
+        }
+        out
     }
 
     fn written_bytes(&self) -> u64 {
@@ -374,6 +384,7 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
     };
     for number in 1..=config.rounds as u64 {
         let before = meter.state_bytes();
+        let kinds_before = meter.state_by_kind();
         let written_before = meter.written_bytes();
         let cost = one_round(
             &mut meter,
@@ -391,6 +402,13 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
         )?;
         let written = meter.written_bytes() - written_before;
         let added = meter.state_bytes() - before;
+        let mut added_by_kind: BTreeMap<String, i64> = BTreeMap::new();
+        for (kind, bytes) in meter.state_by_kind() {
+            let was = kinds_before.get(&kind).copied().unwrap_or(0);
+            if bytes != was {
+                added_by_kind.insert(kind, bytes as i64 - was as i64);
+            }
+        }
         parent = cost.model_sha256.clone();
         rounds.push(RoundCost {
             round: number,
@@ -399,6 +417,7 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
             state_bytes_per_member: added as f64 / n as f64,
             state_bytes_per_committer: added as f64 / cost.drawn as f64,
             written_bytes_per_committer: written as f64 / cost.drawn as f64,
+            added_by_kind,
             evaluate_s: cost.evaluate_s,
             detection: cost.detection,
         });

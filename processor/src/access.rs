@@ -14,8 +14,8 @@
 //! | SuspendMember | consortium, member, directory | member, directory |
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1, aggregate N-1 and verdict N-1 | consortium, round N |
 //! | CommitUpdate N (base round B) | consortium, signer's member, round N, commitment (N, signer); round B when B != N | round N, commitment (N, signer) |
-//! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix) | links out of the signer (prefix) |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links (type prefix), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
+//! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix), the signer's link index | links out of the signer (prefix), the signer's link index |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //!
@@ -134,13 +134,14 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
         }
         Action::ReportBandwidth(a) => {
             let links = address::links_from_prefix(signer.as_str());
-            let mut inputs = vec![consortium, signer_member, links.clone()];
+            let index = address::link_index_address(signer.as_str());
+            let mut inputs = vec![consortium, signer_member, links.clone(), index.clone()];
             inputs.extend(
                 a.measurements
                     .iter()
                     .map(|m| address::member_address(m.to.as_str())),
             );
-            AccessList::new(inputs, vec![links])
+            AccessList::new(inputs, vec![links, index])
         }
         Action::EvaluateRound(a) => {
             let round = address::round_address(a.round);
@@ -155,6 +156,7 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     verdict.clone(),
                     address::commitments_prefix(a.round),
                     address::type_prefix(AddressKind::Link),
+                    address::type_prefix(AddressKind::LinkIndex),
                     history.clone(),
                     consensus.clone(),
                 ],

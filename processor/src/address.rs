@@ -15,6 +15,7 @@
 //! | `07` | member directory | 62 zeros | `MemberList` (key and status only) |
 //! | `08` | sketch sum of a member | `sha512(public_key)[..62]` | `SketchSumList` (collisions share it) |
 //! | `09` | consensus sketch | 62 zeros | `ConsensusSketch` |
+//! | `0a` | link index of a member | `sha512(public_key)[..62]` | `LinkIndexList` (collisions share it) |
 //!
 //! `sha512(x)` is the lowercase hex SHA-512 of the UTF-8 bytes of `x` (a public key is hashed as
 //! its 66-character hex string). The layout makes useful prefixes: all commitments of round N
@@ -61,11 +62,13 @@ pub enum AddressKind {
     SketchSum,
     /// The single `ConsensusSketch`: accepted members' mean sketches summed (tag `09`).
     Consensus,
+    /// A `LinkIndexList` keyed by member: whom it reported links to (tag `0a`).
+    LinkIndex,
 }
 
 impl AddressKind {
     /// Every kind, in tag order.
-    pub const ALL: [AddressKind; 10] = [
+    pub const ALL: [AddressKind; 11] = [
         AddressKind::Consortium,
         AddressKind::Member,
         AddressKind::Round,
@@ -76,6 +79,7 @@ impl AddressKind {
         AddressKind::Directory,
         AddressKind::SketchSum,
         AddressKind::Consensus,
+        AddressKind::LinkIndex,
     ];
 
     /// The two-hex type tag that follows the namespace.
@@ -91,6 +95,7 @@ impl AddressKind {
             AddressKind::Directory => "07",
             AddressKind::SketchSum => "08",
             AddressKind::Consensus => "09",
+            AddressKind::LinkIndex => "0a",
         }
     }
 
@@ -153,6 +158,11 @@ pub fn directory_address() -> String {
 /// Address of the `SketchSumList` holding the sketch sum of the member with `public_key`.
 pub fn sketch_sum_address(public_key: &str) -> String {
     member_keyed(AddressKind::SketchSum, public_key)
+}
+
+/// Address of the `LinkIndexList` holding the link index of the member with `public_key`.
+pub fn link_index_address(public_key: &str) -> String {
+    member_keyed(AddressKind::LinkIndex, public_key)
 }
 
 /// Address of the consensus sketch.

@@ -276,20 +276,72 @@ impl<'a> BcflState<'a> {
         self.write(address, &list)
     }
 
-    /// Every measured link between two distinct members of `members`, sorted by (from, to).
-    pub fn links_among(&mut self, members: &[String]) -> Result<Vec<pb::Link>> {
-        let pairs: Vec<(&String, &String)> = members
+    /// The members `from` has reported links to (sorted), from its link index.
+    pub fn link_targets(&mut self, from: &str) -> Result<Vec<String>> {
+        let list: pb::LinkIndexList = self
+            .read(&address::link_index_address(from), "LinkIndexList")?
+            .unwrap_or_default();
+        Ok(list
+            .entries
+            .into_iter()
+            .find(|i| i.from == from)
+            .map(|i| i.targets.into_vec())
+            .unwrap_or_default())
+    }
+
+    /// Adds `targets` to the link index of `from`.
+    pub fn add_link_targets<'t>(
+        &mut self,
+        from: &str,
+        targets: impl IntoIterator<Item = &'t str>,
+    ) -> Result<()> {
+        let address = address::link_index_address(from);
+        let mut list: pb::LinkIndexList = self.read(&address, "LinkIndexList")?.unwrap_or_default();
+        let mut index = list
+            .entries
             .iter()
-            .flat_map(|a| members.iter().map(move |b| (a, b)))
-            .filter(|(a, b)| a != b)
+            .find(|i| i.from == from)
+            .cloned()
+            .unwrap_or_else(|| pb::LinkIndex {
+                from: from.to_owned(),
+                ..Default::default()
+            });
+        let mut all: std::collections::BTreeSet<String> = index.targets.iter().cloned().collect();
+        let before = all.len();
+        all.extend(targets.into_iter().map(str::to_owned));
+        if all.len() == before && !index.targets.is_empty() {
+            return Ok(());
+        }
+        index.targets = all.into_iter().collect::<Vec<_>>().into();
+        upsert(&mut list.entries, index, |i| i.from.clone());
+        self.write(address, &list)
+    }
+
+    /// Every measured link between two distinct members of `members`, sorted by (from, to): the
+    /// links each member's index names to another of `members` (two state requests, and
+    /// addresses for the reported links only, not for every pair).
+    pub fn links_among(&mut self, members: &[String]) -> Result<Vec<pb::Link>> {
+        let wanted: std::collections::BTreeSet<&str> = members.iter().map(String::as_str).collect();
+        let indexes: Vec<String> = members
+            .iter()
+            .map(|m| address::link_index_address(m))
             .collect();
+        self.prefetch(&indexes)?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for from in members {
+            for to in self.link_targets(from)? {
+                if to != *from && wanted.contains(to.as_str()) {
+                    pairs.push((from.clone(), to));
+                }
+            }
+        }
         let addresses: Vec<String> = pairs
             .iter()
             .map(|(a, b)| address::link_address(a, b))
             .collect();
         self.prefetch(&addresses)?;
         let mut links = Vec::new();
-        for (from, to) in pairs {
+        for (from, to) in &pairs {
             if let Some(link) = self.link(from, to)? {
                 links.push(link);
             }

@@ -81,6 +81,8 @@ pub enum BcflObject {
     SketchSums(pb::SketchSumList),
     /// Tag `09`: the consensus sketch.
     Consensus(pb::ConsensusSketch),
+    /// Tag `0a`: the link indexes of one member-keyed address (collisions share it).
+    LinkIndexes(pb::LinkIndexList),
 }
 
 fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
@@ -107,11 +109,13 @@ impl BcflObject {
             AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
             AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
             AddressKind::Consensus => Self::Consensus(parse(address, "ConsensusSketch", data)?),
+            AddressKind::LinkIndex => Self::LinkIndexes(parse(address, "LinkIndexList", data)?),
         })
     }
 
     /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
-    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums` or `consensus`.
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums`, `consensus` or
+    /// `link_indexes`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Consortium(_) => "consortium",
@@ -124,6 +128,7 @@ impl BcflObject {
             Self::Directory(_) => "directory",
             Self::SketchSums(_) => "sketch_sums",
             Self::Consensus(_) => "consensus",
+            Self::LinkIndexes(_) => "link_indexes",
         }
     }
 
@@ -139,6 +144,7 @@ impl BcflObject {
             Self::Aggregate(m) => m,
             Self::SketchSums(m) => m,
             Self::Consensus(m) => m,
+            Self::LinkIndexes(m) => m,
         }
     }
 }
@@ -208,7 +214,8 @@ impl FamilyState {
                 BcflObject::Aggregate(a) => {
                     state.aggregates.insert(a.round, a.clone());
                 }
-                BcflObject::Directory(_) => {}
+                // Derived records: the members (tag 01) and the links (04) are read in full.
+                BcflObject::Directory(_) | BcflObject::LinkIndexes(_) => {}
                 BcflObject::Consensus(c) => state.sketch_history.set_consensus(c.clone()),
                 BcflObject::SketchSums(list) => {
                     state

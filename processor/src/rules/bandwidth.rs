@@ -4,6 +4,8 @@
 //! registered member (active or suspended); a link keeps its newest
 //! [`LINK_SAMPLES_KEPT`] samples, oldest first, and a sample's epoch may not be older than the
 //! link's newest sample. The links feed routing (latency `M / B_ij`) and the anomaly evidence.
+//! The signer's link index (whom it has reported links to) gains the report's targets, so that
+//! `EvaluateRound` reads the links among a round's committers without trying every pair.
 
 use bcfl_protos::bcfl as pb;
 
@@ -26,6 +28,7 @@ pub fn report_bandwidth(
     let mut prefetch: Vec<String> = Vec::with_capacity(2 + 2 * action.measurements.len());
     prefetch.push(address::consortium_address());
     prefetch.push(address::member_address(from));
+    prefetch.push(address::link_index_address(from));
     for m in &action.measurements {
         prefetch.push(address::member_address(m.to.as_str()));
         prefetch.push(address::link_address(from, m.to.as_str()));
@@ -72,6 +75,7 @@ pub fn report_bandwidth(
         }
         state.put_link(link)?;
     }
+    state.add_link_targets(from, action.measurements.iter().map(|m| m.to.as_str()))?;
     Ok(vec![
         attr("member", signer),
         attr("epoch", action.epoch),

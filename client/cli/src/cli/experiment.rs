@@ -173,6 +173,16 @@ fn print_scale(report: &ScaleReport) {
         );
     }
     println!();
+    println!("What each round added, by kind of record (bytes per committer):");
+    for r in &report.rounds {
+        let parts: Vec<String> = r
+            .added_by_kind
+            .iter()
+            .map(|(kind, bytes)| format!("{kind} {:.0}", *bytes as f64 / r.drawn as f64))
+            .collect();
+        println!("  round {}: {}", r.round, parts.join(", "));
+    }
+    println!();
     println!("| transaction | count | total s | slowest s | payload bytes | state bytes written |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for a in &report.actions {

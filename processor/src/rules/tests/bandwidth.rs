@@ -83,3 +83,34 @@ fn report_rules() {
     // A suspended member is still a registered target.
     w.ledger.submit(&m1, &report(7, &[(&m0, 10)])).unwrap();
 }
+
+#[test]
+fn a_members_link_index_names_whom_it_reported_once_each() {
+    use crate::address::link_index_address;
+    use protobuf::Message;
+
+    let mut w = World::new();
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    let index = |w: &World, from: &str| -> Vec<String> {
+        w.ledger
+            .state()
+            .get(&link_index_address(from))
+            .map(|bytes| pb::LinkIndexList::parse_from_bytes(bytes).unwrap())
+            .and_then(|list| list.entries.into_iter().find(|i| i.from == from))
+            .map(|i| i.targets.into_vec())
+            .unwrap_or_default()
+    };
+    assert!(index(&w, &m0).is_empty());
+    w.ledger.submit(&m0, &report(1, &[(&m2, 10)])).unwrap();
+    w.ledger
+        .submit(&m0, &report(2, &[(&m2, 11), (&m1, 12)]))
+        .unwrap();
+    let mut expected = vec![m1.clone(), m2.clone()];
+    expected.sort();
+    assert_eq!(index(&w, &m0), expected);
+    // A refused report changes nothing.
+    let stranger = test_key("stranger");
+    assert!(w.ledger.submit(&m0, &report(3, &[(&stranger, 1)])).is_err());
+    assert_eq!(index(&w, &m0), expected);
+    assert!(index(&w, &m1).is_empty());
+}

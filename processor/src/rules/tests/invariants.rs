@@ -306,6 +306,27 @@ fn check_state(w: &World) {
             entry.status
         );
     }
+    // Every stored link is in its sender's link index, and the index names nothing else.
+    {
+        use crate::address::{link_index_address, AddressKind};
+        use protobuf::Message;
+        let mut linked: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (address, bytes) in w.ledger.state() {
+            if AddressKind::of(address) == Some(AddressKind::Link) {
+                for l in pb::LinkList::parse_from_bytes(bytes).unwrap().entries {
+                    linked.entry(l.from.clone()).or_default().push(l.to.clone());
+                }
+            }
+        }
+        for (from, mut targets) in linked {
+            targets.sort();
+            let list =
+                pb::LinkIndexList::parse_from_bytes(&w.ledger.state()[&link_index_address(&from)])
+                    .unwrap();
+            let index = list.entries.into_iter().find(|i| i.from == from).unwrap();
+            assert_eq!(index.targets.into_vec(), targets);
+        }
+    }
     let params = consortium.get_params();
     for n in 1..=consortium.current_round {
         let round = w.ledger.round(n).unwrap();
