@@ -522,7 +522,7 @@ fn one_round(
             number,
         );
         let bytes = update.to_bytes(Encoding::F32);
-        let id = BlobId::parse(&sha256_hex(&bytes)).map_err(bcfl_net::NetError::from)?;
+        let id = BlobId::parse(&sha256_hex(&bytes))?;
         let path = dir.join(format!("{}.safetensors", id.as_str()));
         std::fs::write(&path, &bytes)?;
         files.insert(keys[i].clone(), (path, samples));
