@@ -38,19 +38,17 @@ use std::time::{Duration, Instant};
 
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
-
-pub use super::payload::commit_payload;
 use bcfl_protos::bcfl as pb;
 
 use super::error::chain;
 use super::ledger::Ledger;
 use super::model::Trainer;
+pub use super::payload::commit_payload;
 use super::replay::AggregatePlan;
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
-
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
