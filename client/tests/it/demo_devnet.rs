@@ -489,3 +489,58 @@ fn the_decoder_fine_tunes_through_member_processes_and_its_adapters_evaluate_ali
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("trained on the base model"), "{err}");
 }
+
+/// `bcfl demo --sample-fraction 0.4` with five member processes: each round the ledger draws
+/// three (ceil(2), raised to the quorum of three), only they commit, the others sit the round
+/// out (`drawn: false` in the report) and still receive the global model.
+#[test]
+fn a_sampling_consortium_of_member_processes_trains_only_the_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let out = command
+        .arg("--json")
+        .args([
+            "--members",
+            "5",
+            "--rounds",
+            "2",
+            "--sample-fraction",
+            "0.4",
+        ])
+        .args(["--anomaly", "zscore", "--committee", "0"])
+        .args([
+            "--batch-size",
+            "8",
+            "--max-len",
+            "16",
+            "--probe-bytes",
+            "65536",
+        ])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let state = family_state(ledger.url());
+    assert_eq!(
+        state.consortium.as_ref().unwrap().get_params().sample_ppm,
+        400_000
+    );
+    for (i, round) in report["rounds"].as_array().unwrap().iter().enumerate() {
+        let number = i as u64 + 1;
+        let drawn = state.rounds[&number].participants.to_vec();
+        assert_eq!(drawn.len(), 3, "round {number}");
+        assert_eq!(state.rounds[&number].committers.to_vec(), drawn);
+        let members = round["members"].as_array().unwrap();
+        assert_eq!(members.iter().filter(|m| m["drawn"] == true).count(), 3);
+        for m in members {
+            assert_eq!(m["drawn"], m["committed"], "round {number}: {m}");
+            assert_eq!(m["holds_global"], true, "round {number}: {m}");
+        }
+    }
+}
