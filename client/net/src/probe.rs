@@ -31,7 +31,7 @@ use bcfl_ledger::rest::{BatchStatus, RestClient};
 use bcfl_ledger::state::FamilyState;
 
 /// The most measurements one `ReportBandwidth` may hold (the family's limit).
-pub const MAX_MEASUREMENTS: usize = 256;
+pub use bcfl_processor::limits::MAX_MEASUREMENTS;
 
 /// How to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
