@@ -47,6 +47,7 @@
 
 pub mod context;
 pub mod entry;
+pub mod sampling;
 
 /// The name of the binary that runs the commands needing libtorch.
 pub const TRAIN_BINARY: &str = "bcfl-train";

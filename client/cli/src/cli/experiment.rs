@@ -50,8 +50,8 @@ pub(crate) struct ScaleArgs {
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
     /// The fraction of the members drawn to train each round [default: every member].
-    #[arg(long, value_name = "F")]
-    sample_fraction: Option<String>,
+    #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
+    sample_fraction: Option<u32>,
     /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan).
     #[arg(long, default_value = "pagerank,zscore,dbscan")]
     anomaly: String,
@@ -71,17 +71,9 @@ impl ScaleArgs {
         anyhow::ensure!(n >= 2, "--members must be at least 2");
         let attackers = self.attackers.unwrap_or(n / 10);
         // The quorum: every member, or every drawn one (a round draws at least the quorum).
-        let quorum = match &self.sample_fraction {
+        let quorum = match self.sample_fraction {
             None => n,
-            Some(f) => {
-                let ppm = bcfl_client::fixed::parse_ppm(f)
-                    .with_context(|| format!("--sample-fraction {f:?}"))?;
-                anyhow::ensure!(
-                    (1..=1_000_000).contains(&ppm),
-                    "--sample-fraction must be in (0, 1], got {f}"
-                );
-                bcfl_processor::rules::rounds::sample_size(n, ppm, 1)
-            }
+            Some(ppm) => bcfl_processor::rules::rounds::sample_size(n, ppm, 1),
         };
         let (members, quorum, sketch) = (
             n.to_string(),
@@ -89,7 +81,7 @@ impl ScaleArgs {
             self.sketch_length.to_string(),
         );
         let base = "ab".repeat(32);
-        let mut argv = vec![
+        let argv = vec![
             "init",
             "--base-model-sha256",
             &base,
@@ -102,13 +94,11 @@ impl ScaleArgs {
             "--anomaly",
             &self.anomaly,
         ];
-        if let Some(f) = &self.sample_fraction {
-            argv.extend(["--sample-fraction", f]);
-        }
-        let params = Init::try_parse_from(argv)
+        let mut params = Init::try_parse_from(argv)
             .context("the experiment's consortium")?
             .init
             .to_params()?;
+        params.sample_ppm = self.sample_fraction.unwrap_or(0);
         Ok(ScaleConfig {
             members: n,
             attackers,

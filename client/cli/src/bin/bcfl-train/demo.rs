@@ -88,8 +88,8 @@ pub(crate) struct DemoArgs {
     pub(crate) committee: u32,
     /// The fraction of the members the ledger draws to train each round, at least the quorum
     /// (a majority) [default: every member; --preset flowertune: 0.1].
-    #[arg(long, value_name = "F")]
-    pub(crate) sample_fraction: Option<String>,
+    #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
+    pub(crate) sample_fraction: Option<u32>,
     /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
     /// (requests are signed with or without it).
     #[arg(long)]
@@ -195,21 +195,11 @@ impl DemoArgs {
             !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
             "Krum needs at least 3 members"
         );
-        let sample_ppm = match &self.sample_fraction {
-            Some(f) => {
-                let ppm = bcfl_client::fixed::parse_ppm(f)
-                    .with_context(|| format!("--sample-fraction {f:?}"))?;
-                anyhow::ensure!(
-                    (1..=1_000_000).contains(&ppm),
-                    "--sample-fraction must be in (0, 1], got {f}"
-                );
-                ppm
-            }
-            None if self.recipe.sample_fraction() < 1.0 && self.model == ModelChoice::Smollm2 => {
-                (self.recipe.sample_fraction() * 1e6).round() as u32
-            }
-            None => 0,
+        let preset = match self.model {
+            ModelChoice::Smollm2 => self.recipe.sample_ppm(),
+            _ => None,
         };
+        let sample_ppm = self.sample_fraction.or(preset).unwrap_or(0);
         let trainers = match sample_ppm {
             0 => self.members,
             ppm => bcfl_processor::rules::rounds::sample_size(
@@ -392,7 +382,7 @@ mod tests {
 
     fn config(args: &[&str]) -> anyhow::Result<DemoConfig> {
         use clap::Parser as _;
-        Cli::parse_from(["x", "--tiny"].iter().chain(args))
+        Cli::try_parse_from(["x", "--tiny"].iter().chain(args))?
             .demo
             .config()
     }

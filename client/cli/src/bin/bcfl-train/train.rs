@@ -303,8 +303,8 @@ pub(crate) struct SimulateArgs {
     sketch_length: usize,
     /// The fraction of the clients the ledger draws to train each round, in (0, 1] (at least
     /// one; --preset flowertune: 0.1) [default: every client].
-    #[arg(long, value_name = "F")]
-    pub(crate) sample_fraction: Option<f64>,
+    #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
+    pub(crate) sample_fraction: Option<u32>,
 }
 
 fn device(cuda: bool) -> Device {
@@ -535,8 +535,8 @@ impl SimulationSettings {
         if self.sample_fraction >= 1.0 {
             return Ok((0, n as u32));
         }
-        let ppm = bcfl_processor::fixed::parse_ppm(&format!("{:.6}", self.sample_fraction))
-            .context("--sample-fraction")?;
+        let ppm =
+            bcfl_processor::fixed::f64_to_ppm(self.sample_fraction).context("--sample-fraction")?;
         let drawn = bcfl_processor::rules::rounds::sample_size(n, ppm.max(1), 1);
         Ok((ppm.max(1), drawn as u32))
     }
@@ -571,11 +571,9 @@ impl SimulateArgs {
             local: self.optim.config(),
             quantize: self.quantize,
             sketch_length: self.sketch_length,
-            sample_fraction: match self.sample_fraction {
-                None => 1.0,
-                Some(f) if f > 0.0 && f <= 1.0 => f,
-                Some(f) => anyhow::bail!("--sample-fraction must be in (0, 1], got {f}"),
-            },
+            sample_fraction: self
+                .sample_fraction
+                .map_or(1.0, bcfl_client::fixed::ppm_to_f64),
         })
     }
 }
@@ -751,7 +749,7 @@ mod tests {
 
     fn sampling(args: &[&str]) -> anyhow::Result<(u32, u32)> {
         let fixed = ["x", "--model-dir", "unused"];
-        SimulateCli::parse_from(fixed.into_iter().chain(args.iter().copied()))
+        SimulateCli::try_parse_from(fixed.into_iter().chain(args.iter().copied()))?
             .simulate
             .simulation()?
             .sampling()

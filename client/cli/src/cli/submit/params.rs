@@ -127,8 +127,8 @@ pub(crate) struct InitArgs {
     link_agreement: String,
     /// The fraction of the members drawn to train each round (e.g. 0.1, FlowerTune's); the
     /// ledger draws them at OpenRound and refuses others' commitments [default: every member].
-    #[arg(long, value_name = "F")]
-    sample_fraction: Option<String>,
+    #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
+    sample_fraction: Option<u32>,
     /// Anomaly methods run at evaluation (comma-separated).
     #[arg(
         long,
@@ -214,12 +214,7 @@ impl InitArgs {
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
-            sample_ppm: self
-                .sample_fraction
-                .as_deref()
-                .map(|f| ppm("sample-fraction", f))
-                .transpose()?
-                .unwrap_or(0),
+            sample_ppm: self.sample_fraction.unwrap_or(0),
             ..Default::default()
         };
         rule.write_params(&mut params)

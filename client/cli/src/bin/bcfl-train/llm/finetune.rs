@@ -139,13 +139,10 @@ impl RecipeArgs {
         LlamaLora::for_top_layers(lora, depth, self.lora_top_layers)
     }
 
-    /// The fraction of the members drawn to train each round: the preset's (FlowerTune samples
-    /// a tenth of its clients), else every member.
-    pub(crate) fn sample_fraction(&self) -> f64 {
-        match self.preset {
-            Some(Preset::Flowertune) => 0.1,
-            None => 1.0,
-        }
+    /// The share of the members drawn to train each round, ppm, when the preset sets one
+    /// (FlowerTune samples a tenth of its clients); `None`: every member.
+    pub(crate) fn sample_ppm(&self) -> Option<u32> {
+        self.preset.map(|Preset::Flowertune| 100_000)
     }
 
     /// Round 1's and the last round's learning rates.
@@ -214,8 +211,8 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
     let decoder = &args.decoder;
     decoder.check_task(Task::Pubmedqa)?;
     let mut config = args.simulation()?;
-    if args.sample_fraction.is_none() {
-        config.sample_fraction = decoder.recipe.sample_fraction();
+    if let (None, Some(ppm)) = (args.sample_fraction, decoder.recipe.sample_ppm()) {
+        config.sample_fraction = bcfl_client::fixed::ppm_to_f64(ppm);
     }
     if let Partition::Specialty { .. } = config.partition {
         anyhow::bail!("PubMedQA is partitioned iid or dirichlet (by answer)");
@@ -517,10 +514,10 @@ mod tests {
         let sampled = |args: &[&str]| {
             RecipeCli::parse_from(std::iter::once("x").chain(args.iter().copied()))
                 .recipe
-                .sample_fraction()
+                .sample_ppm()
         };
-        assert_eq!(sampled(&["--preset", "flowertune"]), 0.1);
-        assert_eq!(sampled(&[]), 1.0);
+        assert_eq!(sampled(&["--preset", "flowertune"]), Some(100_000));
+        assert_eq!(sampled(&[]), None);
 
         let top = recipe(&[
             "--lora-top-layers",
