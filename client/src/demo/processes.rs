@@ -121,8 +121,20 @@ fn die_with_parent(command: &mut Command) {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released: another process may take it first, so
-/// a node that cannot bind says so and the demo fails with its log).
+/// a node that cannot bind says so and the demo fails with its log). Drawn at random below
+/// Linux's ephemeral range (32768-60999): a port the kernel handed out for `bind(0)` is soon
+/// handed out again as the local port of some outgoing connection, which is how a member's
+/// blob server once found its port taken while other tests ran; below the range only another
+/// listener can take it. Falls back to the kernel's choice when 64 draws are all in use.
 pub fn free_port() -> Result<u16> {
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    for _ in 0..64 {
+        let port = rng.gen_range(20_000..32_768);
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(listener.local_addr()?.port());
+        }
+    }
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
