@@ -305,7 +305,7 @@ pub fn accuracy_svg(
     Ok(svg)
 }
 
-/// One named line of [`curves_svg`]: a value per round.
+/// One named line of [`curves_svg`]: a value per round (or per another integer `x`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
     /// The legend's text.
@@ -318,9 +318,11 @@ pub struct Curve {
 /// Several runs' values per round on one chart (e.g. accuracy per round of an IID and a
 /// non-IID run): one coloured line with points per [`Curve`] (the palette's colours in order),
 /// and a dashed horizontal line per `references` entry (label, value: a majority baseline, a
-/// base model, a goal), in grey shades. Fractions in `[0, 1]` are shown in percent.
+/// base model, a goal), in grey shades. Fractions in `[0, 1]` are shown in percent. The x axis
+/// is labelled `x_label` ("round" for runs; the attack grid plots against the attackers' share).
 pub fn curves_svg(
     title: &str,
+    x_label: &str,
     y_label: &str,
     curves: &[Curve],
     references: &[(String, f64)],
@@ -387,7 +389,7 @@ pub fn curves_svg(
         let x_format = |x: &f64| format!("{}", x.round() as i64);
         configure_mesh(
             &mut chart,
-            ("round", x_ticks, &x_format),
+            (x_label, x_ticks, &x_format),
             (y_label, &y_format),
         )
         .map_err(plot_err(FIGURE))?;
@@ -1437,7 +1439,7 @@ mod tests {
             ("majority (yes)".to_string(), 0.552),
             ("bad".into(), f64::NAN),
         ];
-        let svg = curves_svg("PubMedQA", "test accuracy", &curves, &references).unwrap();
+        let svg = curves_svg("PubMedQA", "round", "test accuracy", &curves, &references).unwrap();
         let names = well_formed(&svg);
         // One marker per finite point.
         assert_eq!(names.iter().filter(|n| *n == "circle").count(), 5);
@@ -1459,7 +1461,7 @@ mod tests {
         assert!(!svg.contains(">\nbad\n<") && !svg.contains("NaN"));
         assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() >= 3);
 
-        let empty = curves_svg("t", "y", &[], &[]).unwrap();
+        let empty = curves_svg("t", "round", "y", &[], &[]).unwrap();
         well_formed(&empty);
         assert!(empty.contains(">\nno values\n<"));
     }

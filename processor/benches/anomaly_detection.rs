@@ -2,7 +2,7 @@
 //!
 //! For 10 and 20 members, 10 %, 20 % and 30 % attackers of each kind
 //! [`bcfl_processor::anomaly::simulate`] can apply ([`SIMULATED`]: sign flip, scaling x10,
-//! Gaussian noise, free rider, slow links), over `--seeds N` seeds (20 by default), it runs each method alone and the
+//! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum), over `--seeds N` seeds (20 by default), it runs each method alone and the
 //! ensemble (flagged by at least 2 of the 3) through [`bcfl_processor::anomaly::evaluate`] on the
 //! evidence the chain would hold, and prints precision, recall and F1 over all seeds together.
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
@@ -17,6 +17,7 @@
 //! cargo bench -p bcfl-processor --bench anomaly_detection --profile dev -- --seeds 20 --markdown
 //! ```
 
+use bcfl_processor::anomaly::attack::AttackKind;
 use bcfl_processor::anomaly::simulate::{simulate_round, Counts, Scenario, SIMULATED};
 use bcfl_processor::anomaly::{default_config, evaluate, MemberData};
 use bcfl_protos::bcfl as pb;
@@ -49,7 +50,7 @@ fn main() {
     for members in [10usize, 20] {
         for percent in [10usize, 20, 30] {
             let attackers = members * percent / 100;
-            for attack in SIMULATED {
+            for attack in SIMULATED.into_iter().chain(AttackKind::COLLUDING) {
                 let mut counts = vec![Counts::default(); methods.len()];
                 for seed in 0..seeds {
                     let round = simulate_round(&Scenario {
@@ -58,7 +59,7 @@ fn main() {
                         attack,
                         seed,
                     })
-                    .expect("SIMULATED kinds are simulated");
+                    .expect("SIMULATED and colluding kinds are simulated");
                     let data = MemberData::from_evidence(
                         &round.commitments,
                         &round.links,

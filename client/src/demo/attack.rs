@@ -16,6 +16,12 @@
 //! | `gaussian-noise` (or `noise`) | Gaussian noise with the honest delta's L2 norm |
 //! | `free-rider` | zero (returns the parent: its training is thrown away) |
 //! | `stale-rider` | the previous round's change of the global model, `parent − previous parent` (zero in round 1) |
+//! | `alie`, `ipm`, `min-max`, `min-sum` | colluding: one delta crafted from the honest members' deltas of the round ([`collude`], [`bcfl_processor::anomaly::collusion`]) |
+//!
+//! A colluding attacker needs the honest updates: the member role waits until every member
+//! expected to train except its fellow attackers has committed, fetches their updates from
+//! their blob servers, checks them against their commitments like any blob, and sends
+//! [`collude`]'s update (see [`crate::round::member`]).
 //!
 //! `_` for `-` is accepted too. Label flips and slow links do not replace an update: a label
 //! flipper's *trainer* trains on shifted labels, a slow link's *links* are slow, so whoever
@@ -33,19 +39,25 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 pub use bcfl_processor::anomaly::attack::{AttackKind, SCALE_FACTOR};
+use bcfl_processor::anomaly::collusion;
 
 use crate::train::{Error, Result};
 use bcfl_fed::sketch::l2_norm;
 use bcfl_fed::update::Update;
 
-/// The kinds that replace a trained update, in [`AttackKind::ALL`] order.
-pub const KINDS: [AttackKind; 6] = [
+/// The kinds that replace a trained update, in [`AttackKind::ALL`] order (the colluding ones
+/// through [`collude`], the others through [`ApplyAttack::apply`]).
+pub const KINDS: [AttackKind; 10] = [
     AttackKind::SignFlip,
     AttackKind::Scale,
     AttackKind::GaussianNoise,
     AttackKind::FreeRider,
     AttackKind::StaleRider,
     AttackKind::DisguisedScale,
+    AttackKind::Alie,
+    AttackKind::InnerProduct,
+    AttackKind::MinMax,
+    AttackKind::MinSum,
 ];
 
 /// Applying an attack kind to a trained update.
@@ -55,7 +67,7 @@ pub trait ApplyAttack {
 
     /// The update an attacker sends instead of `local`, trained from `parent`; `previous` is
     /// the previous round's parent (`None` in round 1), `seed` seeds the noise. Kinds outside
-    /// [`KINDS`] are an error.
+    /// [`KINDS`] and the colluding kinds (see [`collude`]) are an error.
     fn apply(
         self,
         parent: &Update,
@@ -87,14 +99,52 @@ impl ApplyAttack for AttackKind {
                 Some(previous) => parent.minus(previous)?,
                 None => scaled(&honest, 0.0),
             },
-            AttackKind::LabelFlip | AttackKind::SlowLink => {
+            AttackKind::LabelFlip
+            | AttackKind::SlowLink
+            | AttackKind::Alie
+            | AttackKind::InnerProduct
+            | AttackKind::MinMax
+            | AttackKind::MinSum => {
                 return Err(Error::Config(
-                    self.unsupported("a trained update").to_string(),
+                    self.unsupported("a trained update on its own").to_string(),
                 ))
             }
         };
         Ok(parent.plus(&sent)?)
     }
+}
+
+/// The update the colluding attackers of kind `kind` all send in a round of `members` trainers
+/// of which `attackers` collude: `parent` plus the delta [`collusion::craft`] makes from the
+/// honest members' updates `honest` (their trained tensors, from `parent`).
+pub fn collude(
+    kind: AttackKind,
+    parent: &Update,
+    honest: &[Update],
+    members: usize,
+    attackers: usize,
+) -> Result<Update> {
+    let mut benign = Vec::with_capacity(honest.len());
+    for update in honest {
+        let delta = update.minus(parent)?;
+        benign.push(
+            delta
+                .tensors
+                .values()
+                .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let crafted = collusion::craft(kind, &benign, members, attackers)
+        .map_err(|e| Error::Config(format!("attack {kind}: {e}")))?;
+    let mut delta = parent.clone();
+    let mut values = crafted.into_iter();
+    for (_, tensor) in delta.tensors.values_mut() {
+        for v in tensor.iter_mut() {
+            *v = values.next().unwrap_or_default() as f32;
+        }
+    }
+    Ok(parent.plus(&delta)?)
 }
 
 /// `--attack KIND:COUNT`: the last COUNT members run attack KIND.
@@ -201,7 +251,7 @@ mod tests {
         for kind in AttackKind::ALL {
             assert_eq!(
                 kind.apply(&parent, &local, None, 7).is_ok(),
-                KINDS.contains(&kind),
+                KINDS.contains(&kind) && !kind.colludes(),
                 "{kind}"
             );
             assert_eq!(kind.replaces_update(), KINDS.contains(&kind));
@@ -241,5 +291,37 @@ mod tests {
         let stats = |u: &Update| UpdateStats::new(u, 1, 0.0, 16, 1).sketch;
         let flipped = stats(&sent(AttackKind::SignFlip).unwrap());
         assert!((sketch_cosine(&flipped, &stats(&honest)) + 1.0).abs() < 1e-3);
+    }
+
+    /// Colluders send the parent plus the crafted delta of the honest updates, tensor by
+    /// tensor in name order.
+    #[test]
+    fn colluders_craft_from_the_honest_updates() {
+        let two = |a: [f32; 2], b: f32| {
+            let mut u = update(&a);
+            u.tensors.insert("b".into(), (vec![1], vec![b]));
+            u
+        };
+        let parent = two([1.0, 1.0], 1.0);
+        let honest = [two([2.0, 1.0], 1.0), two([4.0, 3.0], 3.0)];
+        // Deltas (1, 0, 0) and (3, 2, 2): mean (2, 1, 1), IPM sends -0.1 of it.
+        let sent = collude(AttackKind::InnerProduct, &parent, &honest, 3, 1).unwrap();
+        let delta = sent.minus(&parent).unwrap();
+        let values: Vec<f32> = delta
+            .tensors
+            .values()
+            .flat_map(|(_, v)| v.clone())
+            .collect();
+        for (got, want) in values.iter().zip([-0.2, -0.1, -0.1]) {
+            assert!((got - want).abs() < 1e-6, "{values:?}");
+        }
+        assert_eq!(sent.tensors["b"].0, vec![1]);
+        for kind in AttackKind::COLLUDING {
+            assert!(KINDS.contains(&kind) && kind.replaces_update());
+            assert!(collude(kind, &parent, &honest, 5, 2).is_ok());
+            let err = collude(kind, &parent, &[], 5, 2).unwrap_err().to_string();
+            assert!(err.contains("at least one honest update"), "{err}");
+        }
+        assert!(collude(AttackKind::SignFlip, &parent, &honest, 5, 2).is_err());
     }
 }

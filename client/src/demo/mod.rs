@@ -455,9 +455,17 @@ pub async fn run(
     } else {
         args.ledgers.clone()
     };
-    for i in 1..=args.members {
+    let member_keys: Vec<PrivateKey> = (0..args.members).map(|_| PrivateKey::random()).collect();
+    // Colluding attackers know each other's keys.
+    let colluders: Vec<String> = match args.attack {
+        Some(a) if a.kind.colludes() => member_keys[args.members - attackers..]
+            .iter()
+            .map(|k| Signer::new(k.clone()).public_key().as_hex().to_owned())
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (i, key) in (1..=args.members).zip(member_keys) {
         let name = format!("member-{i}");
-        let key = PrivateKey::random();
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
         let signer = Signer::new(key);
         let scheme = if demo_tls.is_some() { "https" } else { "http" };
@@ -515,6 +523,11 @@ pub async fn run(
                 ..ProbeSection::default()
             },
             attack: attack.clone(),
+            colluders: if attack.is_some() {
+                colluders.clone()
+            } else {
+                Vec::new()
+            },
             slowdown: slow
                 .iter()
                 .find(|(n, _)| *n == name)

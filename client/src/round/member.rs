@@ -84,6 +84,9 @@ pub struct MemberConfig {
     /// committed. A label flip or a slow link leaves the update as trained: whoever builds the
     /// member gives it a trainer on shifted labels or slow links (the attack experiments do).
     pub attack: Option<crate::demo::attack::AttackKind>,
+    /// A colluding attacker's fellow attackers (public keys; its own may be among them): it
+    /// waits for every other member expected to train, and crafts its update from theirs.
+    pub colluders: BTreeSet<String>,
     /// Extra time after training, as a multiple of the training time (0: none): a slower
     /// member, for experiments with heterogeneous speeds.
     pub slowdown: f64,
@@ -274,7 +277,12 @@ impl<L: Ledger> Member<L> {
                 let server = aggregator && round.mode == pb::RoundMode::SERVER;
                 // A sampling consortium trains only the members the ledger drew.
                 let drawn = schedule::drawn(round, &self.key);
-                if !committed && !server && drawn && self.failed != Some(current) {
+                if !committed
+                    && !server
+                    && drawn
+                    && self.failed != Some(current)
+                    && self.colluders_may_commit(state, round, current)
+                {
                     if let Err(e) = self.train_and_commit(state, current).await {
                         tracing::error!(member = %self.config.name, round = current, error = %chain(&e), "no update this round");
                         self.failed = Some(current);
@@ -537,6 +545,59 @@ impl<L: Ledger> Member<L> {
         let _ = self.report.record(event);
     }
 
+    /// The members a colluding attacker crafts from: those expected to train `round` that are
+    /// neither itself nor its fellow attackers.
+    fn honest_trainers(&self, state: &FamilyState, round: &pb::Round) -> BTreeSet<String> {
+        let mut honest = schedule::trainers(state, round);
+        honest.retain(|k| *k != self.key && !self.config.colluders.contains(k));
+        honest
+    }
+
+    /// Whether this member may train and commit now: always, unless it colludes, in which case
+    /// once every honest trainer of the round has committed, or, after half the commit
+    /// timeout, once at least one has (a dead member must not keep the attackers out).
+    fn colluders_may_commit(
+        &mut self,
+        state: &FamilyState,
+        round: &pb::Round,
+        current: u64,
+    ) -> bool {
+        if !self.config.attack.is_some_and(AttackKind::colludes) {
+            return true;
+        }
+        if self.open_since.is_none_or(|(r, _)| r != current) {
+            self.open_since = Some((current, Instant::now()));
+        }
+        let honest = self.honest_trainers(state, round);
+        let committed = honest
+            .iter()
+            .filter(|k| state.commitments.contains_key(&(current, (*k).clone())))
+            .count();
+        let waited = self.open_since.is_some_and(|(r, since)| {
+            r == current && since.elapsed() >= self.config.commit_timeout / 2
+        });
+        committed == honest.len() || (waited && committed > 0)
+    }
+
+    /// The honest updates committed to round `current` so far, fetched and checked against
+    /// their commitments: what a colluding attacker crafts from.
+    async fn honest_updates(&self, state: &FamilyState, current: u64) -> Result<Vec<Update>> {
+        let Some(round) = state.rounds.get(&current) else {
+            return Ok(Vec::new());
+        };
+        let mut updates = Vec::new();
+        for key in self.honest_trainers(state, round) {
+            let Some(commitment) = state.commitments.get(&(current, key.clone())) else {
+                continue;
+            };
+            let (bytes, _) = self
+                .blob(state, current, &commitment.update_sha256, &[key])
+                .await?;
+            updates.push(Update::from_bytes(&bytes)?);
+        }
+        Ok(updates)
+    }
+
     async fn train_and_commit(&mut self, state: &FamilyState, round: u64) -> Result<()> {
         let parent_sha = state.rounds[&round].parent_model_sha256.clone();
         let (parent_bytes, _) = self.blob(state, round, &parent_sha, &[]).await?;
@@ -560,6 +621,15 @@ impl<L: Ledger> Member<L> {
             .then(|| trained.update.minus(&parent))
             .transpose()?;
         let sent = match self.config.attack.filter(|k| k.replaces_update()) {
+            Some(kind) if kind.colludes() => {
+                let now = self.ledger.state().await?;
+                let honest = self.honest_updates(&now, round).await?;
+                let attackers = self.config.colluders.len().max(1)
+                    + usize::from(!self.config.colluders.contains(&self.key));
+                let members = honest.len() + attackers;
+                tracing::info!(member = %self.config.name, round, honest = honest.len(), attackers, attack = %kind, "crafting a colluding update");
+                crate::demo::attack::collude(kind, &parent, &honest, members, attackers)?
+            }
             Some(kind) => {
                 let previous = self.previous_parent(state, round).await?;
                 kind.apply(&parent, &trained.update, previous.as_ref(), seed)?

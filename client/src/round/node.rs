@@ -140,9 +140,14 @@ pub struct MemberSection {
     /// Bandwidth probes.
     #[serde(default)]
     pub probe: ProbeSection,
-    /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`, `stale-rider`).
+    /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`, `stale-rider`,
+    /// `disguised-scale`, and the colluding `alie`, `ipm`, `min-max`, `min-sum`).
     #[serde(default)]
     pub attack: Option<String>,
+    /// A colluding attacker's fellow attackers (`alie`, `ipm`, `min-max`, `min-sum`): their
+    /// public keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub colluders: Vec<String>,
     /// Extra time after training, as a multiple of the training time.
     #[serde(default)]
     pub slowdown: f64,
@@ -387,6 +392,7 @@ async fn start_member<L: Ledger>(
         commit_timeout: Duration::try_from_secs_f64(m.commit_timeout_seconds)?,
         seed: m.train.seed,
         attack,
+        colluders: m.colluders.iter().cloned().collect(),
         slowdown: m.slowdown,
         until_round,
         encoding: bcfl_fed::update::Encoding::F32,

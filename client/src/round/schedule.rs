@@ -186,31 +186,40 @@ pub fn drawn(round: &pb::Round, key: &str) -> bool {
 }
 
 /// The commitments an aggregator waits for before it evaluates `round` without waiting for a
-/// deadline: every active member (synchronous; in server mode every one but the central
-/// aggregator, which does not train) or, when the consortium samples, every drawn one; or the
-/// buffer size K (buffered asynchronous).
+/// deadline: one from each of [`trainers`] (synchronous), or the buffer size K (buffered
+/// asynchronous).
 pub fn commit_target(state: &FamilyState, round: &pb::Round) -> usize {
     if is_buffered(round) {
         return round.buffer_size as usize;
     }
+    trainers(state, round).len()
+}
+
+/// The members expected to train `round`: every active member (in server mode every one but
+/// the central aggregator, which does not train) or, when the consortium samples, every active
+/// drawn one.
+pub fn trainers(state: &FamilyState, round: &pb::Round) -> BTreeSet<String> {
+    let active = |k: &String| {
+        state
+            .members
+            .get(k)
+            .is_some_and(|m| m.status == pb::MemberStatus::ACTIVE)
+    };
     if !round.participants.is_empty() {
         return round
             .participants
             .iter()
-            .filter(|k| {
-                state
-                    .members
-                    .get(*k)
-                    .is_some_and(|m| m.status == pb::MemberStatus::ACTIVE)
-            })
-            .count();
+            .filter(|k| active(k))
+            .cloned()
+            .collect();
     }
     state
         .members
-        .values()
-        .filter(|m| m.status == pb::MemberStatus::ACTIVE)
-        .filter(|m| round.mode != pb::RoundMode::SERVER || m.public_key != round.aggregator)
-        .count()
+        .keys()
+        .filter(|k| active(k))
+        .filter(|k| round.mode != pb::RoundMode::SERVER || **k != round.aggregator)
+        .cloned()
+        .collect()
 }
 
 /// The commitments the processor requires to evaluate `round`: the consortium's commit quorum

@@ -23,6 +23,7 @@
 //! members in verdicts and aggregates). [`SimulationOutcome::global`] is the newest global
 //! model, read back from a member's store.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,6 +186,15 @@ pub async fn simulate(
     let mut infos = Vec::with_capacity(members.len());
     let mut reporters = Vec::with_capacity(members.len());
     let mut stores = Vec::with_capacity(members.len());
+    // Colluding attackers know each other.
+    let mut colluders = BTreeSet::new();
+    for m in members
+        .iter()
+        .filter(|m| m.attack.is_some_and(AttackKind::colludes))
+    {
+        let key = derived_key(config.seed, &m.name)?;
+        colluders.insert(Signer::new(key).public_key().as_hex().to_owned());
+    }
     for m in members {
         let signer = Signer::new(derived_key(config.seed, &m.name)?);
         reporters.push((
@@ -232,6 +242,11 @@ pub async fn simulate(
             commit_timeout: config.schedule.commit_timeout,
             seed: config.seed,
             attack: m.attack,
+            colluders: if m.attack.is_some_and(AttackKind::colludes) {
+                colluders.clone()
+            } else {
+                BTreeSet::new()
+            },
             slowdown: m.slowdown,
             until_round: Some(rounds),
             encoding: config.encoding,

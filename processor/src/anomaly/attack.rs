@@ -13,6 +13,14 @@
 //! | [`AttackKind::LabelFlip`] | `label-flip` | `d` trained on labels shifted by one class (`c → c + 1 mod K`) | no | no | yes |
 //! | [`AttackKind::SlowLink`] | `slow-link` | `d` unchanged, but its links run [`SLOW_LINK_FACTOR`] times slower | yes | no | yes |
 //! | [`AttackKind::DisguisedScale`] | `disguised-scale` | [`SCALE_FACTOR`] `· d`, committed with the statistics (norm, sketch) of `d`: a hostile update behind honest-looking evidence, which only recomputing the statistics from the blob reveals | no | yes | yes |
+//! | [`AttackKind::Alie`] | `alie` | colluding: the honest mean minus `z` honest standard deviations ("a little is enough") | yes | no | yes |
+//! | [`AttackKind::InnerProduct`] | `ipm` | colluding: a small negative multiple of the honest mean (inner-product manipulation) | yes | no | yes |
+//! | [`AttackKind::MinMax`] | `min-max` | colluding: the honest mean shifted as far as it stays no farther from any honest update than two honest updates are apart | yes | no | yes |
+//! | [`AttackKind::MinSum`] | `min-sum` | colluding: as min-max, bounding the sum of squared distances to the honest updates | yes | no | yes |
+//!
+//! The colluding kinds ([`AttackKind::colludes`]) are crafted from the honest members' updates
+//! of the round, the same update for every attacker; [`collusion`](super::collusion) has the
+//! maths and the threat model.
 //!
 //! The places: *synthetic* is [`simulate`](super::simulate) (`f64` vectors, the processor's
 //! detection bench); *demo* is `bcfl demo --attack KIND:COUNT` (real update blobs, real loopback
@@ -64,17 +72,26 @@ pub enum AttackKind {
     SlowLink,
     /// Sends its delta times [`SCALE_FACTOR`] but commits the statistics of its honest delta.
     DisguisedScale,
+    /// Colluding: sends the honest mean minus `z` honest standard deviations.
+    Alie,
+    /// Colluding: sends a small negative multiple of the honest mean.
+    InnerProduct,
+    /// Colluding: the honest mean shifted within the largest honest pairwise distance.
+    MinMax,
+    /// Colluding: the honest mean shifted within the largest honest sum of squared distances.
+    MinSum,
 }
 
 /// Spellings accepted besides the names (after `_` is read as `-`).
-const ALIASES: [(&str, AttackKind); 2] = [
+const ALIASES: [(&str, AttackKind); 3] = [
     ("scale", AttackKind::Scale),
     ("noise", AttackKind::GaussianNoise),
+    ("inner-product", AttackKind::InnerProduct),
 ];
 
 impl AttackKind {
     /// Every kind, in a fixed order (the order of `bcfl anomaly bench --attacks all`).
-    pub const ALL: [AttackKind; 8] = [
+    pub const ALL: [AttackKind; 12] = [
         AttackKind::LabelFlip,
         AttackKind::SignFlip,
         AttackKind::Scale,
@@ -83,7 +100,25 @@ impl AttackKind {
         AttackKind::StaleRider,
         AttackKind::SlowLink,
         AttackKind::DisguisedScale,
+        AttackKind::Alie,
+        AttackKind::InnerProduct,
+        AttackKind::MinMax,
+        AttackKind::MinSum,
     ];
+
+    /// The colluding kinds, in [`AttackKind::ALL`] order: crafted from the honest updates
+    /// ([`collusion`](super::collusion)).
+    pub const COLLUDING: [AttackKind; 4] = [
+        AttackKind::Alie,
+        AttackKind::InnerProduct,
+        AttackKind::MinMax,
+        AttackKind::MinSum,
+    ];
+
+    /// Whether the attackers of this kind craft one update together from the honest ones.
+    pub fn colludes(self) -> bool {
+        Self::COLLUDING.contains(&self)
+    }
 
     /// The kind's name (kebab-case; see the module docs).
     pub fn name(self) -> &'static str {
@@ -96,6 +131,10 @@ impl AttackKind {
             AttackKind::StaleRider => "stale-rider",
             AttackKind::SlowLink => "slow-link",
             AttackKind::DisguisedScale => "disguised-scale",
+            AttackKind::Alie => "alie",
+            AttackKind::InnerProduct => "ipm",
+            AttackKind::MinMax => "min-max",
+            AttackKind::MinSum => "min-sum",
         }
     }
 
@@ -112,6 +151,12 @@ impl AttackKind {
             AttackKind::SlowLink => "it slows the member's network links",
             AttackKind::DisguisedScale => {
                 "it commits statistics of another update than the blob it sends"
+            }
+            AttackKind::Alie
+            | AttackKind::InnerProduct
+            | AttackKind::MinMax
+            | AttackKind::MinSum => {
+                "it crafts one update from the honest members' updates of the round"
             }
             AttackKind::SignFlip
             | AttackKind::Scale
@@ -159,15 +204,20 @@ impl TryFrom<String> for AttackKind {
     }
 }
 
+/// Every kind's name, comma-separated, in [`AttackKind::ALL`] order.
+fn known_names() -> String {
+    AttackKind::ALL.map(AttackKind::name).join(", ")
+}
+
 /// An attack that is unknown, or that a place cannot apply.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttackError {
     /// Not the name of any kind.
-    #[error(
-        "unknown attack {0:?} (one of label-flip, sign-flip, scale-x10, gaussian-noise, \
-         free-rider, stale-rider, slow-link; `_` for `-` is accepted)"
-    )]
+    #[error("unknown attack {0:?} (one of {names}; `_` for `-` is accepted)", names = known_names())]
     Unknown(String),
+    /// A colluding update could not be crafted.
+    #[error(transparent)]
+    Collusion(#[from] super::collusion::CollusionError),
     /// A kind this place cannot apply.
     #[error("attack {kind} cannot be applied to {place}: {}", kind.needs())]
     Unsupported {
@@ -211,6 +261,9 @@ mod tests {
             ("free_rider", AttackKind::FreeRider),
             ("stale_rider", AttackKind::StaleRider),
             ("slow_link", AttackKind::SlowLink),
+            ("min_max", AttackKind::MinMax),
+            ("inner-product", AttackKind::InnerProduct),
+            ("ipm", AttackKind::InnerProduct),
         ];
         for (text, kind) in known {
             assert_eq!(text.parse::<AttackKind>().unwrap(), kind, "{text}");

@@ -14,8 +14,9 @@
 //! members are the others. Features are defined in [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
-//! enum for the processor's bench and the client), and [`simulate`] makes synthetic rounds with
-//! attackers for the detection bench.
+//! enum for the processor's bench and the client), [`collusion`] crafts the colluding attacks'
+//! update from the honest ones, and [`simulate`] makes synthetic rounds with attackers for the
+//! detection bench.
 //!
 //! # Determinism
 //!
@@ -43,6 +44,7 @@
 //! ```
 
 pub mod attack;
+pub mod collusion;
 pub mod dbscan;
 mod evaluate;
 pub mod features;

@@ -5,8 +5,10 @@
 //! commitment carries the L2 norm, a loss near 0.5, a sample count near 100 and a sketch (a fixed
 //! dense +/-1 random projection of the update, quantized to integers, as a member would commit).
 //! Attackers replace their update or their links as the table of [`attack`](super::attack) says,
-//! for the kinds in [`SIMULATED`] (sign flip, scale, Gaussian noise, free rider, slow link); label
-//! flips and stale riders need training and history, so they are refused here.
+//! for the kinds in [`SIMULATED`] (sign flip, scale, Gaussian noise, free rider, slow link) and the
+//! colluding kinds ([`AttackKind::COLLUDING`]: ALIE, IPM, min-max, min-sum, crafted by
+//! [`collusion::craft`] from the honest members' updates of the round); label flips and stale
+//! riders need training and history, so they are refused here.
 //!
 //! Every member measures its links to every other member (log-normal bandwidths around
 //! 100 MB/s). The randomness is a seeded SplitMix64 with Box-Muller normals, so a seed always
@@ -26,6 +28,7 @@
 use bcfl_protos::bcfl as pb;
 
 use super::attack::{AttackError, AttackKind, SCALE_FACTOR, SLOW_LINK_FACTOR};
+use super::collusion;
 use crate::fixed;
 
 /// Dimension of the simulated updates.
@@ -50,7 +53,7 @@ pub struct Scenario {
     pub members: usize,
     /// How many of them attack (chosen at random).
     pub attackers: usize,
-    /// The attack they all use (one of [`SIMULATED`]).
+    /// The attack they all use (one of [`SIMULATED`] or [`AttackKind::COLLUDING`]).
     pub attack: AttackKind,
     /// The seed.
     pub seed: u64,
@@ -135,9 +138,13 @@ pub fn attack_update(
         }
         AttackKind::FreeRider => vec![0.0; honest.len()],
         AttackKind::SlowLink => honest.to_vec(),
-        AttackKind::LabelFlip | AttackKind::StaleRider | AttackKind::DisguisedScale => {
-            return Err(attack.unsupported("a synthetic update"))
-        }
+        AttackKind::LabelFlip
+        | AttackKind::StaleRider
+        | AttackKind::DisguisedScale
+        | AttackKind::Alie
+        | AttackKind::InnerProduct
+        | AttackKind::MinMax
+        | AttackKind::MinSum => return Err(attack.unsupported("a synthetic update")),
     })
 }
 
@@ -195,9 +202,11 @@ pub fn sketch(update: &[f64]) -> Vec<i32> {
     out.iter().map(|s| (s * scale).round() as i32).collect()
 }
 
-/// Simulates one round (see the module docs); an attack outside [`SIMULATED`] is refused.
+/// Simulates one round (see the module docs); an attack outside [`SIMULATED`] and
+/// [`AttackKind::COLLUDING`] is refused.
 pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError> {
-    if !SIMULATED.contains(&scenario.attack) {
+    let colluding = scenario.attack.colludes();
+    if !SIMULATED.contains(&scenario.attack) && !colluding {
         return Err(scenario.attack.unsupported("a synthetic update"));
     }
     let mut rng = Rng(scenario.seed ^ 0xB0C1_F1A5_u64.rotate_left(17));
@@ -211,7 +220,8 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
         is_attacker[i] = true;
     }
     let noise_scale = 0.6 / (UPDATE_DIM as f64).sqrt();
-    let commitments = keys
+    let mut honest_updates = Vec::new();
+    let mut commitments = keys
         .iter()
         .enumerate()
         .map(|(i, key)| -> Result<pb::Commitment, AttackError> {
@@ -220,11 +230,15 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
                 .iter()
                 .map(|d| size * (d + noise_scale * rng.normal()))
                 .collect();
-            let update = if is_attacker[i] {
+            // Colluders commit their crafted update below, once every honest one is known.
+            let update = if is_attacker[i] && !colluding {
                 attack_update(scenario.attack, &honest, &mut rng)?
             } else {
                 honest
             };
+            if !is_attacker[i] {
+                honest_updates.push(update.clone());
+            }
             Ok(pb::Commitment {
                 round: 1,
                 member: key.clone(),
@@ -238,6 +252,17 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if colluding && scenario.attackers > 0 {
+        let crafted = collusion::craft(scenario.attack, &honest_updates, n, scenario.attackers)?;
+        for (c, _) in commitments
+            .iter_mut()
+            .zip(&is_attacker)
+            .filter(|(_, a)| **a)
+        {
+            c.norm_micro = fixed::saturating_micro_unsigned(norm(&crafted));
+            c.sketch = sketch(&crafted);
+        }
+    }
     let slow: Vec<bool> = is_attacker
         .iter()
         .map(|a| *a && scenario.attack == AttackKind::SlowLink)
@@ -369,6 +394,50 @@ mod tests {
         for kind in SIMULATED {
             assert!(AttackKind::ALL.contains(&kind));
         }
+    }
+
+    #[test]
+    fn colluders_commit_one_crafted_update() {
+        for attack in AttackKind::COLLUDING {
+            let s = Scenario {
+                members: 10,
+                attackers: 3,
+                attack,
+                seed: 5,
+            };
+            let round = simulate_round(&s).unwrap();
+            let sent: Vec<&pb::Commitment> = round
+                .commitments
+                .iter()
+                .filter(|c| round.attackers.contains(&c.member))
+                .collect();
+            assert_eq!(sent.len(), 3);
+            assert!(sent
+                .iter()
+                .all(|c| c.sketch == sent[0].sketch && c.norm_micro == sent[0].norm_micro));
+            // Honest members commit what they would without attackers of this kind.
+            let plain = simulate_round(&Scenario {
+                attack: AttackKind::SignFlip,
+                ..s
+            })
+            .unwrap();
+            for (a, b) in round.commitments.iter().zip(&plain.commitments) {
+                if !round.attackers.contains(&a.member) {
+                    assert_eq!(a, b);
+                }
+            }
+        }
+        // With everyone attacking, there is nothing to craft from.
+        let all = Scenario {
+            members: 4,
+            attackers: 4,
+            attack: AttackKind::Alie,
+            seed: 1,
+        };
+        assert!(matches!(
+            simulate_round(&all),
+            Err(AttackError::Collusion(_))
+        ));
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! For each cell (members, attackers, attack) and seed, [`experiment::prepare`](super::experiment::prepare)
 //! draws the split, the shards, the attackers and the links, and
 //! [`experiment::run_all`](super::experiment::run_all) runs one consortium per defence on the
-//! round library: no defence, exclusion by each [`Detector`]'s on-chain verdict, Krum and the
-//! trimmed mean. The clean run (the same members, nobody attacking, FedAvg) and the centralized
+//! round library: no defence, exclusion by each [`Detector`]'s on-chain verdict, Krum,
+//! Multi-Krum, the trimmed mean and the median. The clean run (the same members, nobody attacking, FedAvg) and the centralized
 //! head are the references. Detection counts are summed over rounds and seeds before precision,
 //! recall and F1 are taken (as the processor's synthetic benchmark does); accuracies are
 //! averaged over seeds.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -20,6 +22,7 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use crate::figures::{curves_svg, Curve, FigureError};
 use bcfl_processor::anomaly::attack::AttackKind;
 
 /// The grid and the training settings.
@@ -192,7 +195,12 @@ all-MiniLM-L6-v2 mean-pooled embeddings of Medical Abstracts (not LoRA fine-tuni
 pub fn defences(detectors: &[Detector]) -> Vec<Defence> {
     let mut d = vec![Defence::None];
     d.extend(detectors.iter().map(|&x| Defence::Exclusion(x)));
-    d.extend([Defence::Krum, Defence::TrimmedMean]);
+    d.extend([
+        Defence::Krum,
+        Defence::MultiKrum,
+        Defence::TrimmedMean,
+        Defence::Median,
+    ]);
     d
 }
 
@@ -299,6 +307,111 @@ pub async fn run_bench(
 }
 
 impl BenchReport {
+    /// The grid's two figures, as (suffix, SVG):
+    ///
+    /// - `f1`: detection F1 of the ensemble (the first detector when there is no ensemble)
+    ///   against the attackers' share in percent, a line per attack;
+    /// - `accuracy`: each defence's *lowest* final accuracy over the attacks at each share (its
+    ///   worst case), a line per defence, the clean run as a dashed reference.
+    ///
+    /// With several member counts, each line is drawn per count (`..., 20 members`).
+    pub fn figures(&self) -> std::result::Result<Vec<(&'static str, String)>, FigureError> {
+        let member_counts: BTreeSet<usize> = self.cells.iter().map(|c| c.members).collect();
+        let several = member_counts.len() > 1;
+        let label = |what: &str, members: usize| {
+            if several {
+                format!("{what}, {members} members")
+            } else {
+                what.to_owned()
+            }
+        };
+        let share =
+            |c: &Cell| (100.0 * c.attackers as f64 / c.members.max(1) as f64).round() as u64;
+        let detector = self
+            .cells
+            .first()
+            .and_then(|c| {
+                c.detection
+                    .iter()
+                    .find(|d| d.detector == Detector::Ensemble.name())
+                    .or_else(|| c.detection.first())
+            })
+            .map(|d| d.detector.clone())
+            .unwrap_or_default();
+        let mut f1: BTreeMap<(usize, String), Vec<(u64, f64)>> = BTreeMap::new();
+        let mut worst: BTreeMap<(usize, String), BTreeMap<u64, f64>> = BTreeMap::new();
+        let mut clean: BTreeMap<usize, f64> = BTreeMap::new();
+        for cell in &self.cells {
+            if let Some(d) = cell.detection.iter().find(|d| d.detector == detector) {
+                f1.entry((cell.members, cell.attack.clone()))
+                    .or_default()
+                    .push((share(cell), d.f1));
+            }
+            for a in &cell.accuracy {
+                if a.defence == "clean" {
+                    clean.insert(cell.members, a.accuracy.mean);
+                    continue;
+                }
+                let slot = worst
+                    .entry((cell.members, a.defence.clone()))
+                    .or_default()
+                    .entry(share(cell))
+                    .or_insert(f64::INFINITY);
+                *slot = slot.min(a.accuracy.mean);
+            }
+        }
+        let f1_curves: Vec<Curve> = f1
+            .into_iter()
+            .map(|((members, attack), points)| Curve {
+                label: label(&attack, members),
+                points,
+            })
+            .collect();
+        // Defences in report order.
+        let order: Vec<String> = self
+            .cells
+            .first()
+            .map(|c| c.accuracy.iter().map(|a| a.defence.clone()).collect())
+            .unwrap_or_default();
+        let mut accuracy_curves: Vec<Curve> = Vec::new();
+        for &members in &member_counts {
+            for defence in &order {
+                if let Some(points) = worst.get(&(members, defence.clone())) {
+                    accuracy_curves.push(Curve {
+                        label: label(defence, members),
+                        points: points.iter().map(|(&x, &y)| (x, y)).collect(),
+                    });
+                }
+            }
+        }
+        let references: Vec<(String, f64)> = clean
+            .iter()
+            .map(|(&members, &acc)| (label("clean run", members), acc))
+            .collect();
+        Ok(vec![
+            (
+                "f1",
+                curves_svg(
+                    &format!("Detection F1 ({detector})"),
+                    "attackers, % of members",
+                    "F1",
+                    &f1_curves,
+                    &[],
+                )?,
+            ),
+            (
+                "accuracy",
+                curves_svg(
+                    "Final accuracy, worst attack",
+                    "attackers, % of members",
+                    "test accuracy",
+                    &accuracy_curves,
+                    &references,
+                )?,
+            ),
+        ])
+    }
+
     /// A markdown table, one row per cell: members, attackers, attack, then `columns` filled by
     /// `values`.
     fn table(&self, columns: &[&str], values: impl Fn(&Cell) -> Vec<String>) -> String {

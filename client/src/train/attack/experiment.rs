@@ -55,20 +55,29 @@ pub enum Defence {
     Exclusion(Detector),
     /// Krum with `f` = the number of attackers.
     Krum,
+    /// Multi-Krum with `f` = the number of attackers, averaging the `members - f` best.
+    MultiKrum,
     /// Coordinate-wise trimmed mean trimming the attackers' fraction (at least 10 %) at each end.
     TrimmedMean,
+    /// Coordinate-wise median.
+    Median,
 }
 
 impl Defence {
     /// The rule that combines the updates it keeps, with `attackers` of `members` attacking:
-    /// Krum with `f` = the attackers (at most `(members - 3) / 2`, the most the processor
-    /// accepts for a quorum of `members`), the trimmed mean trimming the attackers' fraction
-    /// (within 10 % to 45 %), FedAvg otherwise.
+    /// Krum and Multi-Krum with `f` = the attackers (at most `(members - 3) / 2`, the most the
+    /// processor accepts for a quorum of `members`; Multi-Krum averaging `members - f`), the
+    /// trimmed mean trimming the attackers' fraction (within 10 % to 45 %), the median, FedAvg
+    /// otherwise.
     pub fn rule(self, attackers: usize, members: usize) -> Rule {
+        let f = attackers.min(members.saturating_sub(3) / 2);
         match self {
-            Defence::Krum => Rule::Krum {
-                f: attackers.min(members.saturating_sub(3) / 2),
+            Defence::Krum => Rule::Krum { f },
+            Defence::MultiKrum => Rule::MultiKrum {
+                f,
+                k: members.saturating_sub(f).max(1),
             },
+            Defence::Median => Rule::Median,
             Defence::TrimmedMean => Rule::TrimmedMean {
                 trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
             },
@@ -76,13 +85,16 @@ impl Defence {
         }
     }
 
-    /// A short name: `no_defence`, `exclude_<detector>`, `krum`, `trimmed_mean`.
+    /// A short name: `no_defence`, `exclude_<detector>`, `krum`, `multi_krum`,
+    /// `trimmed_mean`, `median`.
     pub fn name(self) -> String {
         match self {
             Defence::None => "no_defence".into(),
             Defence::Exclusion(d) => format!("exclude_{}", d.name()),
             Defence::Krum => "krum".into(),
+            Defence::MultiKrum => "multi_krum".into(),
             Defence::TrimmedMean => "trimmed_mean".into(),
+            Defence::Median => "median".into(),
         }
     }
 }

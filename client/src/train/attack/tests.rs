@@ -104,6 +104,79 @@ fn defences_map_onto_consortium_parameters() {
         Rule::from_params(&trimmed).unwrap(),
         Rule::TrimmedMean { trim: 0.3 }
     );
+    let multi = Defence::MultiKrum
+        .params(3, 10, &s, &"0".repeat(64))
+        .unwrap();
+    assert_eq!(
+        Rule::from_params(&multi).unwrap(),
+        Rule::MultiKrum { f: 3, k: 7 }
+    );
+    let median = Defence::Median.params(3, 10, &s, &"0".repeat(64)).unwrap();
+    assert_eq!(Rule::from_params(&median).unwrap(), Rule::Median);
+    // Krum's f stays within what the processor accepts for the quorum.
+    let few = Defence::MultiKrum
+        .params(3, 6, &s, &"0".repeat(64))
+        .unwrap();
+    assert_eq!(
+        Rule::from_params(&few).unwrap(),
+        Rule::MultiKrum { f: 1, k: 5 }
+    );
+}
+
+/// Colluding attackers on the round library: each waits for the honest members' commitments,
+/// fetches their updates from their blob servers and commits the one update crafted from them;
+/// what they commit is exactly [`collude`](crate::demo::attack::collude) of the honest blobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
+    let (dataset, embeddings) = tiny(300);
+    for attack in [AttackKind::Alie, AttackKind::MinMax] {
+        let s = scenario(6, 2, attack, 1);
+        let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+        let attackers = prepared.attackers();
+        let dir = tempfile::tempdir().unwrap();
+        let config = SimulationConfig {
+            params: Defence::None
+                .params(2, 6, &s, &prepared.base_sha256())
+                .unwrap(),
+            schedule: CoordinatorConfig::new(1),
+            initial: LinearHead::zeros(5, 16).to_update(),
+            encoding: Encoding::F32,
+            seed: s.seed,
+            work_dir: dir.path().to_path_buf(),
+            first_scores: false,
+            links: prepared.links.clone(),
+        };
+        let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+            .await
+            .unwrap();
+        let state = &outcome.state;
+        let blob = |name: &str, sha: &str| {
+            let store = BlobStore::open(dir.path().join(name), CHUNK_SIZE).unwrap();
+            let bytes = std::fs::read(store.path(&BlobId::parse(sha).unwrap())).unwrap();
+            Update::from_bytes(&bytes).unwrap()
+        };
+        let mut honest = Vec::new();
+        let mut sent = Vec::new();
+        for m in &outcome.members {
+            let c = &state.commitments[&(1, m.key.clone())];
+            if attackers.contains(&m.name) {
+                sent.push(c.update_sha256.clone());
+            } else {
+                honest.push(blob(&m.name, &c.update_sha256));
+            }
+        }
+        assert_eq!(honest.len(), 4);
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], sent[1], "{attack}: colluders send one update");
+        let parent = LinearHead::zeros(5, 16).to_update();
+        let crafted = crate::demo::attack::collude(attack, &parent, &honest, 6, 2).unwrap();
+        assert_eq!(
+            blob(&attackers[0], &sent[0]),
+            crafted,
+            "{attack}: the committed update is the crafted one"
+        );
+        assert!(!honest.contains(&crafted));
+    }
 }
 
 /// One round, one sign flipper among five: the processor's verdict (ensemble detection on
@@ -267,7 +340,9 @@ async fn bench_report_has_every_defence_and_detector() {
             "exclude_zscore",
             "exclude_ensemble",
             "krum",
-            "trimmed_mean"
+            "multi_krum",
+            "trimmed_mean",
+            "median"
         ]
     );
     // Two rounds with one attacker: TP + FN = 2 per detector.
@@ -279,6 +354,17 @@ async fn bench_report_has_every_defence_and_detector() {
         md.contains("| 5 | 1 | sign-flip |") && md.contains("frozen"),
         "{md}"
     );
+    // The figures: F1 of the ensemble per attack, the defences' worst accuracy.
+    let figures = report.figures().unwrap();
+    let names: Vec<&str> = figures.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["f1", "accuracy"]);
+    let (f1, accuracy) = (&figures[0].1, &figures[1].1);
+    assert!(f1.contains("Detection F1 (ensemble)"), "{f1}");
+    assert!(f1.contains("sign-flip") && f1.contains("stale-rider"));
+    assert!(f1.contains("attackers, % of members"));
+    for defence in ["no_defence", "exclude_ensemble", "multi_krum", "median", "clean run"] {
+        assert!(accuracy.contains(defence), "{defence}");
+    }
 }
 
 /// A consortium that samples half of its six members: each round the ledger draws three, only

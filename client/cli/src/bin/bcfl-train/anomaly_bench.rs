@@ -155,6 +155,9 @@ fn attacks(names: &[String]) -> anyhow::Result<Vec<AttackKind>> {
     if names.iter().any(|n| n == "all") {
         return Ok(AttackKind::ALL.to_vec());
     }
+    if names.iter().any(|n| n == "colluding") {
+        return Ok(AttackKind::COLLUDING.to_vec());
+    }
     names
         .iter()
         .map(|n| Ok(n.trim().parse::<AttackKind>()?))
@@ -173,7 +176,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
     fractions: Vec<f64>,
     /// Attacks (label-flip, sign-flip, scale-x10, gaussian-noise, free-rider, stale-rider,
-    /// slow-link, `_` for `-` accepted, or all).
+    /// slow-link, disguised-scale, and the colluding alie, ipm, min-max, min-sum; `_` for `-`
+    /// accepted; `all`, or `colluding` for the four colluding ones).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     attacks: Vec<String>,
     /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any).
@@ -186,6 +190,13 @@ pub(crate) struct BenchArgs {
     /// Non-IID shards: Dirichlet concentration (default: IID shards).
     #[arg(long)]
     dirichlet: Option<f64>,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the figures as `PREFIX-f1.svg` (detection F1 per attack against the attackers'
+    /// share) and `PREFIX-accuracy.svg` (each defence's worst final accuracy).
+    #[arg(long, value_name = "PREFIX")]
+    figures: Option<PathBuf>,
 }
 
 /// Arguments of `bcfl anomaly paper-table`.
@@ -251,6 +262,19 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 );
             })
             .await?;
+            if let Some(path) = &args.out {
+                std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(prefix) = &args.figures {
+                for (suffix, svg) in report.figures()? {
+                    let mut name = prefix.clone().into_os_string();
+                    name.push(format!("-{suffix}.svg"));
+                    let path = PathBuf::from(name);
+                    std::fs::write(&path, svg)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
             if ctx.json() {
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {

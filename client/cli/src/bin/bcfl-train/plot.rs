@@ -105,7 +105,7 @@ pub(crate) fn run(args: &PlotArgs, json: bool) -> anyhow::Result<()> {
         [one] => format!("{one} {metric}"),
         _ => metric.to_owned(),
     };
-    let svg = curves_svg(&args.title, &y_label, &curves, &references)?;
+    let svg = curves_svg(&args.title, "round", &y_label, &curves, &references)?;
     std::fs::write(&args.out, svg).with_context(|| format!("writing {}", args.out.display()))?;
     if json {
         println!(
