@@ -114,6 +114,12 @@ pub struct RoundReport {
     pub macro_f1: Option<f64>,
     /// Seconds per phase.
     pub timings: Timings,
+    /// When the round's first protocol step began, milliseconds since the Unix epoch (0: no
+    /// step recorded).
+    pub started_unix_ms: u64,
+    /// When its last protocol step ended (the global model distributed or fetched), same
+    /// clock: runs compare their time to an accuracy with it.
+    pub ended_unix_ms: u64,
     /// Bytes moved between members (probes, updates, the global model).
     pub bytes_moved: u64,
 }
@@ -329,6 +335,8 @@ pub fn round_report(
             score_s: phase_max("score"),
             overhead_s: (round_s - train_s).max(0.0),
         },
+        started_unix_ms: if start.is_finite() { start as u64 } else { 0 },
+        ended_unix_ms: if end.is_finite() { end as u64 } else { 0 },
         bytes_moved: in_round.iter().map(|e| e.bytes).sum(),
     })
 }
@@ -742,6 +750,7 @@ mod tests {
         let r = round_report(&state, 1, &members, &events).unwrap();
         // From b's training start (1 000 ms) to the last protocol step (12 500 ms).
         assert!((r.timings.round_s - 11.5).abs() < 1e-9, "{:?}", r.timings);
+        assert_eq!((r.started_unix_ms, r.ended_unix_ms), (1_000, 12_500));
         assert_eq!(r.timings.train_s, 10.0);
         assert!((r.timings.overhead_s - 1.5).abs() < 1e-9);
         assert_eq!(r.timings.score_s, 7.5);

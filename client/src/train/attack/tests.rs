@@ -362,7 +362,13 @@ async fn bench_report_has_every_defence_and_detector() {
     assert!(f1.contains("Detection F1 (ensemble)"), "{f1}");
     assert!(f1.contains("sign-flip") && f1.contains("stale-rider"));
     assert!(f1.contains("attackers, % of members"));
-    for defence in ["no_defence", "exclude_ensemble", "multi_krum", "median", "clean run"] {
+    for defence in [
+        "no_defence",
+        "exclude_ensemble",
+        "multi_krum",
+        "median",
+        "clean run",
+    ] {
         assert!(accuracy.contains(defence), "{defence}");
     }
 }

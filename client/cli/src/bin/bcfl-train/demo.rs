@@ -44,8 +44,9 @@ pub(crate) struct DemoArgs {
     /// multi-krum, multi-krum:F or multi-krum:F:K (K defaults to members - 1).
     #[arg(long, default_value = "fedavg")]
     pub(crate) rule: Rule,
-    /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider; the
-    /// last COUNT members attack.
+    /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider,
+    /// stale-rider, disguised-scale, or the colluding alie, ipm, min-max, min-sum (crafted
+    /// together from the honest members' updates); the last COUNT members attack.
     #[arg(long, value_name = "KIND:COUNT")]
     pub(crate) attack: Option<AttackSpec>,
     /// Anomaly methods the processor runs at EvaluateRound.
