@@ -544,3 +544,62 @@ fn a_sampling_consortium_of_member_processes_trains_only_the_drawn() {
         }
     }
 }
+
+/// Colluding member processes (`--attack min-max:2`): the demo tells each attacker the other's
+/// key; both wait for the three honest members to commit, fetch their updates from their blob
+/// servers and commit the one update crafted from them (the same blob, so the same hash, which
+/// no honest member sends), and the round still aggregates.
+#[test]
+fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let out = command
+        .arg("--json")
+        .args(["--members", "5", "--rounds", "1", "--attack", "min-max:2"])
+        .args(["--anomaly", "zscore", "--committee", "0"])
+        .args([
+            "--batch-size",
+            "8",
+            "--max-len",
+            "16",
+            "--probe-bytes",
+            "65536",
+        ])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let state = family_state(ledger.url());
+    let key_of = |name: &str| {
+        report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let sha = |name: &str| state.commitments[&(1, key_of(name))].update_sha256.clone();
+    assert_eq!(sha("member-4"), sha("member-5"));
+    for honest in ["member-1", "member-2", "member-3"] {
+        assert_ne!(sha(honest), sha("member-4"), "{honest}");
+    }
+    // Each attacker's configuration names both attackers, and no honest member's does.
+    let config = |name: &str| {
+        std::fs::read_to_string(work.join("nodes").join(format!("{name}.toml"))).unwrap()
+    };
+    for attacker in ["member-4", "member-5"] {
+        let text = config(attacker);
+        assert!(text.contains(&key_of("member-4")) && text.contains(&key_of("member-5")));
+    }
+    assert!(!config("member-1").contains("colluders"));
+    assert!(state.aggregates.contains_key(&1));
+}
