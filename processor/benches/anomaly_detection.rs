@@ -3,7 +3,8 @@
 //! For 10 and 20 members, 10 %, 20 % and 30 % attackers of each kind
 //! [`bcfl_processor::anomaly::simulate`] can apply ([`SIMULATED`]: sign flip, scaling x10,
 //! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum), over `--seeds N` seeds (20 by default), it runs each method alone and the
-//! ensemble (flagged by at least 2 of the 3) through [`bcfl_processor::anomaly::evaluate`] on the
+//! ensemble (flagged by at least 2 of the 3), and the ensemble with the nearest-sketch distance
+//! as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
 //! evidence the chain would hold, and prints precision, recall and F1 over all seeds together.
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
 //! how well the methods separate the attackers' commitments, not what accuracy a model keeps.
@@ -19,7 +20,9 @@
 
 use bcfl_processor::anomaly::attack::AttackKind;
 use bcfl_processor::anomaly::simulate::{simulate_round, Counts, Scenario, SIMULATED};
-use bcfl_processor::anomaly::{default_config, evaluate, MemberData};
+use bcfl_processor::anomaly::{
+    default_config, evaluate, with_features, MemberData, DEFAULT_FEATURES,
+};
 use bcfl_protos::bcfl as pb;
 
 /// The consortium defaults of `bcfl consortium init`, one method or all three.
@@ -36,11 +39,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    // The default features and the nearest-sketch distance (colluders send one update).
+    let mut nearest = DEFAULT_FEATURES.to_vec();
+    nearest.push(pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE);
     let methods = [
         ("pagerank", config(true, false, false, 1)),
         ("dbscan", config(false, true, false, 1)),
         ("zscore", config(false, false, true, 1)),
         ("ensemble_2_of_3", config(true, true, true, 2)),
+        (
+            "ensemble_2_of_3_nearest",
+            with_features(config(true, true, true, 2), &nearest),
+        ),
     ];
     if markdown {
         println!("| members | attackers | attack | method | precision | recall | F1 |");

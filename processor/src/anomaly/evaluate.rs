@@ -6,7 +6,7 @@ use bcfl_protos::bcfl as pb;
 use pb::Feature;
 
 use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
-use super::features::{bandwidth_edges, commitment_feature};
+use super::features::{bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances};
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
 use super::zscore::score_columns;
 use super::AnomalyError;
@@ -81,7 +81,7 @@ pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb:
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 8] = [
+const FEATURE_NAMES: [(Feature, &str); 9] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -93,6 +93,17 @@ const FEATURE_NAMES: [(Feature, &str); 8] = [
         Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
         "cumulative_sketch_cosine_distance",
     ),
+    (
+        Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+        "nearest_sketch_cosine_distance",
+    ),
+];
+
+/// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
+/// them: PageRank, and the nearest-sketch distance (quadratic in the committers).
+const ON_DEMAND: [Feature; 2] = [
+    Feature::PAGERANK_SCORE,
+    Feature::NEAREST_SKETCH_COSINE_DISTANCE,
 ];
 
 /// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
@@ -119,6 +130,9 @@ pub struct MemberData {
     members: Vec<String>,
     columns: BTreeMap<i32, Vec<f64>>,
     edges: Vec<(usize, usize, f64)>,
+    /// The committers' sketches (from evidence; empty for explicit columns), for the features
+    /// computed on demand.
+    sketches: Vec<Vec<i32>>,
 }
 
 impl MemberData {
@@ -162,14 +176,15 @@ impl MemberData {
             members,
             columns: map,
             edges,
+            sketches: Vec::new(),
         })
     }
 
     /// Member data of a round: `commitments` (one per committer, any order), the measured
     /// links among the committers (used where both ends agree within `link_agreement_ppm`,
     /// [`bandwidth_edges`]) and the sketch history of the earlier evaluated rounds (the
-    /// default, empty history before the first). Every feature but `PAGERANK_SCORE` is computed
-    /// here.
+    /// default, empty history before the first). Every feature but `PAGERANK_SCORE` and
+    /// `NEAREST_SKETCH_COSINE_DISTANCE` is computed here; those two when a method asks.
     pub fn from_evidence(
         commitments: &[pb::Commitment],
         links: &[pb::Link],
@@ -183,7 +198,7 @@ impl MemberData {
         let edges = bandwidth_edges(&members, links, link_agreement_ppm);
         let columns = FEATURE_NAMES
             .iter()
-            .filter(|(f, _)| *f != Feature::PAGERANK_SCORE)
+            .filter(|(f, _)| !ON_DEMAND.contains(f))
             .map(|(f, _)| {
                 (
                     *f as i32,
@@ -195,6 +210,7 @@ impl MemberData {
             members,
             columns,
             edges,
+            sketches: sorted.iter().map(|c| c.sketch.to_vec()).collect(),
         }
     }
 
@@ -245,6 +261,12 @@ impl MemberData {
                 (None, Feature::PAGERANK_SCORE) => Ok(pagerank
                     .get_or_insert_with(|| self.pagerank(pagerank_config))
                     .clone()),
+                (None, Feature::NEAREST_SKETCH_COSINE_DISTANCE)
+                    if self.sketches.len() == self.members.len() =>
+                {
+                    let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
+                    Ok(nearest_sketch_cosine_distances(&sketches))
+                }
                 (None, _) => Err(AnomalyError::MissingFeature(f)),
             })
             .collect()
@@ -383,6 +405,46 @@ mod tests {
         assert_eq!(e.excluded, vec!["m6".to_owned()]);
         let scores: Vec<i64> = e.methods[0].scores.iter().map(|s| s.score_micro).collect();
         assert_eq!(scores[5], -1_818_182);
+    }
+
+    /// Colluders committing one crafted update share a sketch: the nearest-sketch distance,
+    /// computed from the evidence only when asked for, singles them out where the norm cannot.
+    #[test]
+    fn the_nearest_sketch_distance_catches_members_that_send_one_update() {
+        use super::super::attack::AttackKind;
+        use super::super::simulate::{simulate_round, Scenario};
+        let round = simulate_round(&Scenario {
+            members: 10,
+            attackers: 3,
+            attack: AttackKind::MinMax,
+            seed: 4,
+        })
+        .unwrap();
+        let data =
+            MemberData::from_evidence(&round.commitments, &round.links, &Default::default(), 0);
+        assert!(data
+            .column(Feature::NEAREST_SKETCH_COSINE_DISTANCE)
+            .is_none());
+        let zscore = |features: Vec<Feature>| {
+            let mut config = pb::AnomalyConfig::default();
+            config.mut_zscore().threshold_ppm = 3_500_000;
+            config.mut_zscore().features = features;
+            evaluate(&config, &data).unwrap().excluded
+        };
+        assert_ne!(zscore(vec![Feature::UPDATE_NORM]), round.attackers);
+        assert_eq!(
+            zscore(vec![Feature::NEAREST_SKETCH_COSINE_DISTANCE]),
+            round.attackers
+        );
+        // Explicit columns without the sketches cannot compute it.
+        let bare = MemberData::new(data.members().to_vec(), vec![], vec![]).unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![Feature::NEAREST_SKETCH_COSINE_DISTANCE];
+        assert_eq!(
+            evaluate(&config, &bare).unwrap_err(),
+            AnomalyError::MissingFeature(Feature::NEAREST_SKETCH_COSINE_DISTANCE)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | `UPDATE_NORM` | `norm_micro / 1e6` ([`fixed::micro_unsigned_to_f64`]) |
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
+//! | `NEAREST_SKETCH_COSINE_DISTANCE` | `min_j 1 - cos(sketch, sketch_j)` over the other committers `j` ([`nearest_sketch_cosine_distances`]); 1 without another committer. Near 0 for members that send one update together (colluders crafting from the honest updates), never for honest members training on their own shards (FoolsGold's similarity signal) |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -167,6 +168,46 @@ fn cosine_distances_to(vectors: &[Vec<i64>], centre: &[i128]) -> Vec<f64> {
             let cos = dot as f64 / ((sq as f64).sqrt() * (centre_sq as f64).sqrt());
             (1.0 - cos).clamp(0.0, 2.0)
         })
+        .collect()
+}
+
+/// For every sketch, the cosine distance to the closest other sketch, in [0, 2] (pairs where
+/// either is zero count as 1; 1 for a lone sketch). Integer dot products (saturating `i128`) up
+/// to one division per pair; `n (n - 1) / 2` pairs, so [`MemberData`](super::MemberData)
+/// computes it only when a method asks for it.
+pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
+    let n = sketches.len();
+    let squares: Vec<i128> = sketches
+        .iter()
+        .map(|s| {
+            s.iter().fold(0i128, |acc, v| {
+                acc.saturating_add(i128::from(*v).saturating_mul(i128::from(*v)))
+            })
+        })
+        .collect();
+    let mut nearest = vec![f64::INFINITY; n];
+    for i in 0..n {
+        for j in i + 1..n {
+            let dot = sketches[i]
+                .iter()
+                .zip(sketches[j].iter())
+                .fold(0i128, |acc, (a, b)| {
+                    acc.saturating_add(i128::from(*a).saturating_mul(i128::from(*b)))
+                });
+            let distance = if squares[i] == 0 || squares[j] == 0 {
+                1.0
+            } else {
+                let cos = dot as f64 / ((squares[i] as f64).sqrt() * (squares[j] as f64).sqrt());
+                (1.0 - cos).clamp(0.0, 2.0)
+            };
+            nearest[i] = nearest[i].min(distance);
+            nearest[j] = nearest[j].min(distance);
+        }
+    }
+    // A lone sketch has no neighbour.
+    nearest
+        .into_iter()
+        .map(|d| if d.is_finite() { d } else { 1.0 })
         .collect()
 }
 
@@ -354,6 +395,10 @@ pub fn commitment_feature(
             &cumulative_sketches(commitments, history),
             &cumulative_centre(commitments, history),
         ),
+        NEAREST_SKETCH_COSINE_DISTANCE => {
+            let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
+            nearest_sketch_cosine_distances(&sketches)
+        }
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| fixed::micro_to_f64(c.loss_micro))
@@ -430,6 +475,30 @@ mod tests {
             vec![0.0, 0.0, 1.0, 0.0]
         );
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn nearest_sketch_distance_known_answers() {
+        let x: &[i32] = &[3, 4];
+        let y: &[i32] = &[4, 3];
+        let same: &[i32] = &[3, 4];
+        let opposite: &[i32] = &[-4, -3];
+        let zero: &[i32] = &[0, 0];
+        // cos(x, y) = 24 / 25; x and `same` coincide; `opposite` is nearest to x at
+        // 1 - (-24 / 25).
+        let d = nearest_sketch_cosine_distances(&[x, y, same, opposite]);
+        assert_eq!(d[0], 0.0);
+        assert!((d[1] - 1.0 / 25.0).abs() < 1e-15);
+        assert_eq!(d[2], 0.0);
+        assert!((d[3] - 49.0 / 25.0).abs() < 1e-15, "{d:?}");
+        // A zero sketch is 1 from everyone; a lone sketch has no neighbour.
+        assert_eq!(nearest_sketch_cosine_distances(&[zero, x]), vec![1.0, 1.0]);
+        assert_eq!(nearest_sketch_cosine_distances(&[x]), vec![1.0]);
+        assert!(nearest_sketch_cosine_distances(&[]).is_empty());
+        // A shorter sketch counts as zero-padded.
+        let short: &[i32] = &[3];
+        let d = nearest_sketch_cosine_distances(&[short, x]);
+        assert!((d[0] - 0.4).abs() < 1e-15 && (d[1] - 0.4).abs() < 1e-15);
     }
 
     fn commitment(member: &str, sketch: &[i32]) -> pb::Commitment {

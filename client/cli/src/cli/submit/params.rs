@@ -52,6 +52,9 @@ pub(crate) enum Feature {
     PagerankScore,
     /// Cosine distance of the member's sketch summed over the evaluated rounds to the median sum.
     CumulativeSketchCosineDistance,
+    /// Cosine distance of the member's sketch to the closest other committer's (colluders send
+    /// one update together: near 0).
+    NearestSketchCosineDistance,
 }
 
 impl Feature {
@@ -65,6 +68,7 @@ impl Feature {
             Self::BandwidthOut => pb::Feature::BANDWIDTH_OUT,
             Self::PagerankScore => pb::Feature::PAGERANK_SCORE,
             Self::CumulativeSketchCosineDistance => pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            Self::NearestSketchCosineDistance => pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE,
         }
     }
 }
