@@ -624,7 +624,8 @@ impl<L: Ledger> Member<L> {
             Some(kind) if kind.colludes() => {
                 let now = self.ledger.state().await?;
                 let honest = self.honest_updates(&now, round).await?;
-                let attackers = self.config.colluders.len().max(1)
+                // The attackers: its fellows and itself.
+                let attackers = self.config.colluders.len()
                     + usize::from(!self.config.colluders.contains(&self.key));
                 let members = honest.len() + attackers;
                 tracing::info!(member = %self.config.name, round, honest = honest.len(), attackers, attack = %kind, "crafting a colluding update");
