@@ -51,7 +51,7 @@ BCFL_DEMO_DIR="$out/buffered" scripts/demo.sh -- "${common[@]}" --rounds "$buffe
 
 "$out/sync/bin/bcfl" --json fl plot \
   --run "synchronous=$out/sync/report.json" \
-  --run "buffered async (K = $buffer)=$out/buffered/report.json" \
+  --run "buffered async, K $buffer=$out/buffered/report.json" \
   --x seconds --target "$target" \
   --title "Accuracy against time, $members members, ${spread}x speed spread" \
   --out "$out/buffered-async.svg" > "$out/buffered-async.json"
