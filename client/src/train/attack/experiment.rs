@@ -9,6 +9,7 @@
 //! | a member training the head on its shard | a [`SimulatedMember`] whose [`Trainer`](crate::round::model::Trainer) is a [`HeadTrainer`] (the update is the head's two tensors) |
 //! | label flip | the member's trainer trains on shifted labels ([`HeadTrainer::label_flipped`]) |
 //! | sign flip, scale, noise, free rider, stale rider | the member's `attack`, applied by [`crate::demo::attack::ApplyAttack`] to what it trained |
+//! | ALIE, IPM, min-max, min-sum (colluding) | the member's `attack`: the simulation tells the colluders each other's keys; each waits for the honest members' commitments, fetches their updates from their blob servers and sends [`crate::demo::attack::collude`]'s update |
 //! | slow link | the member's links are [`SLOW_LINK_FACTOR`](bcfl_processor::anomaly::attack::SLOW_LINK_FACTOR) times slower in the reported measurements |
 //! | the evidence | the members' own commitments (norm, sketch of length `sketch_length`, last epoch's loss, sample count, as [`crate::round::member`] computes them) and the measured links, which each member reports through `ReportBandwidth` before round 1 ([`crate::round::simulation`]: on loopback, probes would measure one machine) |
 //! | detection | the `EvaluateRound` verdict, computed by the processor from that evidence with the consortium's anomaly configuration ([`Defence::params`]) |
@@ -46,7 +47,7 @@ pub fn member_key(i: usize) -> String {
     format!("client-{i:03}")
 }
 
-/// How the round's updates are combined.
+/// How the round's updates are combined (the bench compares all of them, [`super::bench::defences`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Defence {
     /// FedAvg of every update: a consortium without anomaly detection.
