@@ -24,6 +24,15 @@
 //!    (`Testbed::share_uplink`), measured against the shared-uplink and independent-links
 //!    predictions.
 //!
+//! 6. `anomalous`: the seed paper's Table 1 with measured times (`BCFL_BENCH_ANOMALOUS_MEMBERS`,
+//!    default `5,10,20`): a full mesh as in `distribution` where a fifth of the members (the
+//!    last ones; at least one) have slow links (2 Mbit both ways: the slow-link attack); the
+//!    processor's methods judge a simulated round of those members whose link reports are the
+//!    shaped rates, and for each method (none, PageRank, DBSCAN, the modified z-score, the
+//!    ensemble, any) a fresh 4 MiB blob is distributed asynchronously from h0 to the members it
+//!    keeps, over the links among them, measured beside the paper's pipelined total and the
+//!    contention-aware prediction on that graph.
+//!
 //! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
 //! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `testbed.rs`.
@@ -489,6 +498,183 @@ fn distribution(members: usize, cpu_per_byte: Option<f64>) -> (Value, f64) {
     (figures, measured_cpu_per_byte)
 }
 
+/// The methods of the seed paper's table, as the processor's configurations (`None`: no
+/// detection).
+fn table_methods() -> Vec<(&'static str, Option<bcfl_protos::bcfl::AnomalyConfig>)> {
+    use bcfl_processor::anomaly::default_config;
+    vec![
+        ("none", None),
+        ("pagerank", Some(default_config(true, false, false, 1))),
+        ("dbscan", Some(default_config(false, true, false, 1))),
+        ("zscore", Some(default_config(false, false, true, 1))),
+        ("ensemble", Some(default_config(true, true, true, 2))),
+        ("any", Some(default_config(true, true, true, 1))),
+    ]
+}
+
+/// See the module docs (`anomalous`): one row per method for `members` hosts.
+fn anomalous_distribution(members: usize) -> Value {
+    use bcfl_processor::anomaly::attack::AttackKind;
+    use bcfl_processor::anomaly::simulate::{simulate_round, Scenario};
+    use bcfl_processor::anomaly::{evaluate, MemberData};
+    use bcfl_protos::bcfl as pb;
+
+    let slow_count = (members / 5).max(1);
+    let slow = |i: usize| i >= members - slow_count;
+    let mut lcg = Lcg(members as u64 + 77);
+    let mut rates = vec![vec![0.0; members]; members];
+    for (i, row) in rates.iter_mut().enumerate() {
+        for (j, r) in row.iter_mut().enumerate() {
+            let fast = (20.0 + 180.0 * lcg.next()).round();
+            *r = if slow(i) || slow(j) { 2.0 } else { fast };
+        }
+    }
+    let mut bed = Testbed::new(members);
+    bed.full_mesh(|i, j| shape(rates[i][j]));
+    let methods = table_methods();
+    let blobs: Vec<(std::path::PathBuf, String)> = (0..methods.len())
+        .map(|k| {
+            blob(
+                &bed,
+                &format!("m{k}.bin"),
+                DISTRIBUTION_BYTES,
+                10 + k as u32,
+            )
+        })
+        .collect();
+    let files: Vec<std::path::PathBuf> = blobs.iter().map(|(f, _)| f.clone()).collect();
+    bed.serve(0, DISTRIBUTION_CHUNK, &files);
+    for i in 1..members {
+        bed.serve(i, DISTRIBUTION_CHUNK, &[]);
+    }
+
+    // The round's evidence: a simulated round's commitments (its slow-link attackers' updates
+    // are honest), renamed so that its attackers are the slow hosts, and the shaped rates as
+    // every member's link reports.
+    let round = simulate_round(&Scenario {
+        members,
+        attackers: slow_count,
+        attack: AttackKind::SlowLink,
+        seed: members as u64,
+    })
+    .unwrap();
+    let (mut honest, mut attackers): (Vec<pb::Commitment>, Vec<pb::Commitment>) = round
+        .commitments
+        .into_iter()
+        .partition(|c| !round.attackers.contains(&c.member));
+    honest.append(&mut attackers);
+    let commitments: Vec<pb::Commitment> = honest
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            c.member = format!("h{i}");
+            c
+        })
+        .collect();
+    let links: Vec<pb::Link> = (0..members)
+        .flat_map(|i| (0..members).map(move |j| (i, j)))
+        .filter(|(i, j)| i != j)
+        .map(|(i, j)| pb::Link {
+            from: format!("h{i}"),
+            to: format!("h{j}"),
+            samples: vec![pb::LinkSample {
+                epoch: 1,
+                bytes_per_sec: shape(rates[i][j]).bytes_per_sec() as u64,
+                rtt_us: 2000,
+                probe_bytes: 1 << 20,
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        })
+        .collect();
+    let data = MemberData::from_evidence(&commitments, &links, &Default::default(), 0);
+    let host = |key: &str| key.trim_start_matches('h').parse::<usize>().unwrap();
+
+    let mut rows = Vec::new();
+    for ((name, config), (_, sha)) in methods.iter().zip(&blobs) {
+        let excluded: Vec<usize> = match config {
+            None => Vec::new(),
+            Some(c) => evaluate(c, &data)
+                .unwrap()
+                .excluded
+                .iter()
+                .map(|k| host(k))
+                .collect(),
+        };
+        // h0 holds the model and sends it whatever the verdict says of it.
+        let kept: Vec<usize> = (0..members)
+            .filter(|i| *i == 0 || !excluded.contains(i))
+            .collect();
+        let capacity_csv = csv(&bed, |i, j| {
+            (kept.contains(&i) && kept.contains(&j)).then_some(rates[i][j])
+        });
+        let mut args = strings(&[
+            "node",
+            "distribute",
+            "--sha256",
+            sha,
+            "--source",
+            "h0",
+            "--mode",
+            "async",
+        ]);
+        args.extend(["--bandwidth".into(), capacity_csv.display().to_string()]);
+        for &i in &kept {
+            args.extend(["--peer".to_owned(), format!("h{i}={}", bed.url(i))]);
+        }
+        let started = Instant::now();
+        let (ok, report, stderr) = bed.bcfl(0, &args);
+        let wall_s = started.elapsed().as_secs_f64();
+        assert!(ok, "{name}: {stderr}");
+        let measured = report["measured"]["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["seconds"].as_f64())
+            .fold(0.0, f64::max);
+        let graph = BandwidthGraph::from_links(
+            kept.iter()
+                .flat_map(|&i| kept.iter().map(move |&j| (i, j)))
+                .filter(|(i, j)| i != j)
+                .map(|(i, j)| {
+                    (
+                        format!("h{i}"),
+                        format!("h{j}"),
+                        shape(rates[i][j]).bytes_per_sec(),
+                    )
+                }),
+        )
+        .unwrap();
+        let model =
+            TransferModel::new(DISTRIBUTION_BYTES as f64, DISTRIBUTION_CHUNK as f64).unwrap();
+        let (pipelined, contended_s) = if kept.len() > 1 {
+            let tree = graph.shortest_paths("h0", &model).unwrap();
+            let pipe = DistributionTotals::pipelined(&tree.routes(), 0.0).unwrap();
+            let c = tree.contended(&graph, &Sharing::INDEPENDENT).unwrap();
+            (pipe.asynchronous_s, c.asynchronous_s)
+        } else {
+            (0.0, 0.0)
+        };
+        rows.push(json!({
+            "method": name,
+            "excluded_hosts": excluded,
+            "slow_hosts_excluded": excluded.iter().filter(|i| slow(**i)).count(),
+            "recipients": kept.len() - 1,
+            "measured_async_s": measured,
+            "measured_wall_s_including_cli": wall_s,
+            "predicted_pipelined_s": pipelined,
+            "predicted_contended_s": contended_s,
+        }));
+    }
+    json!({
+        "members": members,
+        "slow_hosts": (members - slow_count..members).collect::<Vec<_>>(),
+        "bytes": DISTRIBUTION_BYTES,
+        "rows": rows,
+    })
+}
+
 fn routing() -> Vec<Value> {
     let mut rows = Vec::new();
     for (nodes, out_degree) in [(100usize, 99usize), (1000, 20), (1000, 999)] {
@@ -540,8 +726,9 @@ fn distributions() -> Vec<Value> {
 #[test]
 #[ignore = "a benchmark: run with --ignored --nocapture, as root"]
 fn peer_network_figures() {
-    let sections = std::env::var("BCFL_BENCH_SECTIONS")
-        .unwrap_or_else(|_| "routing,throughput,multi_hop,distribution,shared_uplink".into());
+    let sections = std::env::var("BCFL_BENCH_SECTIONS").unwrap_or_else(|_| {
+        "routing,throughput,multi_hop,distribution,shared_uplink,anomalous".into()
+    });
     let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
     let mut figures = json!({});
     if wanted("routing") {
@@ -566,6 +753,14 @@ fn peer_network_figures() {
                 figures["shared_uplink"] = members
                     .split(',')
                     .map(|m| shared_uplink(m.trim().parse().expect("member counts")))
+                    .collect();
+            }
+            if wanted("anomalous") {
+                let members = std::env::var("BCFL_BENCH_ANOMALOUS_MEMBERS")
+                    .unwrap_or_else(|_| "5,10,20".into());
+                figures["anomalous"] = members
+                    .split(',')
+                    .map(|m| anomalous_distribution(m.trim().parse().expect("member counts")))
                     .collect();
             }
         }
