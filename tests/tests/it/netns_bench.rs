@@ -51,6 +51,8 @@
 //! | same, nodes' CPU time (2 cores; machine 100 % busy, load 8-9) | CPU-capped 0.418 / 0.881 s (10 / 20) | 0.37 / 0.65 / 1.32 CPU-s |
 //! | same, synchronous (tree order, from each predecessor's copy) | sequential 1.161 / 1.984 / 4.837 s; paper pipelined 1.324 / 2.027 / 5.017 s | 1.314 / 2.294 / 5.513 s |
 //! | 4 MiB to 5 / 10 members, asynchronous, shared uplinks | shared-uplink 0.611 / 0.887 s (independent 0.442 / 0.332 s) | 0.708 / 1.043 s |
+//! | 4 MiB to the members PageRank keeps, 5 / 10 / 20 members, a fifth on 2 Mbit links (2026-12-03) | pipelined 0.289 / 0.442 / 0.425 s | 0.317 / 0.570 / 1.057 s (20: CPU shared with a training run) |
+//! | same, keeping everyone (no method, or the ensemble, which cannot see links) | pipelined 16.78 s | 17.51 / 17.58 / 17.68 s |
 //! | Bellman-Ford, 100 nodes / 9,900 links | | 0.27 ms |
 //! | Bellman-Ford, 1,000 nodes / 20,000 and 999,000 links | | 10 ms / 26 ms |
 //!
