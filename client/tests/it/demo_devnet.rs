@@ -62,6 +62,33 @@ pub(crate) fn tiny_demo(url: &str, dir: &Path, per_class: usize) -> (Command, st
     (command, work)
 }
 
+/// Runs a [`tiny_demo`] command with `--json`, `args`, z-score detection only, no committee and
+/// small batches, sequences and probes; fails with its output unless it succeeds, and returns
+/// its report.
+fn run_small(command: &mut Command, args: &[&str]) -> Value {
+    let out = command
+        .arg("--json")
+        .args(args)
+        .args(["--anomaly", "zscore", "--committee", "0"])
+        .args([
+            "--batch-size",
+            "8",
+            "--max-len",
+            "16",
+            "--probe-bytes",
+            "65536",
+        ])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
 fn family_state(url: &str) -> FamilyState {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -498,34 +525,17 @@ fn a_sampling_consortium_of_member_processes_trains_only_the_drawn() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
     let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let out = command
-        .arg("--json")
-        .args([
+    let report = run_small(
+        &mut command,
+        &[
             "--members",
             "5",
             "--rounds",
             "2",
             "--sample-fraction",
             "0.4",
-        ])
-        .args(["--anomaly", "zscore", "--committee", "0"])
-        .args([
-            "--batch-size",
-            "8",
-            "--max-len",
-            "16",
-            "--probe-bytes",
-            "65536",
-        ])
-        .output()
-        .expect("running bcfl demo");
-    assert!(
-        out.status.success(),
-        "bcfl demo failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let state = family_state(ledger.url());
     assert_eq!(
         state.consortium.as_ref().unwrap().get_params().sample_ppm,
@@ -554,27 +564,10 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
     let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let out = command
-        .arg("--json")
-        .args(["--members", "5", "--rounds", "1", "--attack", "min-max:2"])
-        .args(["--anomaly", "zscore", "--committee", "0"])
-        .args([
-            "--batch-size",
-            "8",
-            "--max-len",
-            "16",
-            "--probe-bytes",
-            "65536",
-        ])
-        .output()
-        .expect("running bcfl demo");
-    assert!(
-        out.status.success(),
-        "bcfl demo failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let report = run_small(
+        &mut command,
+        &["--members", "5", "--rounds", "1", "--attack", "min-max:2"],
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let state = family_state(ledger.url());
     let key_of = |name: &str| {
         report["members"]

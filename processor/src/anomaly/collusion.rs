@@ -204,20 +204,8 @@ pub fn craft(
 /// The largest `gamma >= 0` for which `fits` holds, assuming it holds at 0 and, past some
 /// value, no longer: doubling from 1 to find a bound (at most 2^60), then 60 bisection steps.
 fn largest(fits: impl Fn(f64) -> bool) -> f64 {
-    if !fits(1.0) {
-        let (mut lo, mut hi) = (0.0, 1.0);
-        for _ in 0..60 {
-            let mid = 0.5 * (lo + hi);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        return lo;
-    }
-    let mut lo = 1.0;
-    let mut hi = 2.0;
+    // A bracket: `fits(lo)` holds, `fits(hi)` does not.
+    let (mut lo, mut hi) = (0.0, 1.0);
     while fits(hi) {
         lo = hi;
         hi *= 2.0;

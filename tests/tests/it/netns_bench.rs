@@ -376,10 +376,20 @@ fn mesh(
 
 /// The graph of `rates` (Mbit) in bytes per second, and its shortest-path tree from h0.
 fn mesh_tree(rates: &[Vec<f64>]) -> (BandwidthGraph, bcfl_processor::graph::RouteTree) {
-    let members = rates.len();
+    let hosts: Vec<usize> = (0..rates.len()).collect();
+    hosts_tree(rates, &hosts)
+}
+
+/// The graph of `rates` (Mbit) among `hosts` only (h0 among them), and its shortest-path tree
+/// from h0.
+fn hosts_tree(
+    rates: &[Vec<f64>],
+    hosts: &[usize],
+) -> (BandwidthGraph, bcfl_processor::graph::RouteTree) {
     let graph = BandwidthGraph::from_links(
-        (0..members)
-            .flat_map(|i| (0..members).map(move |j| (i, j)))
+        hosts
+            .iter()
+            .flat_map(|&i| hosts.iter().map(move |&j| (i, j)))
             .filter(|(i, j)| i != j)
             .map(|(i, j)| {
                 (
@@ -397,7 +407,12 @@ fn mesh_tree(rates: &[Vec<f64>]) -> (BandwidthGraph, bcfl_processor::graph::Rout
 
 /// The slowest delivery of a run.
 fn slowest(run: &Run) -> f64 {
-    run.report["measured"]["deliveries"]
+    slowest_delivery(&run.report)
+}
+
+/// The slowest delivery in a `node distribute --json` report.
+fn slowest_delivery(report: &Value) -> f64 {
+    report["measured"]["deliveries"]
         .as_array()
         .unwrap()
         .iter()
@@ -629,29 +644,9 @@ fn anomalous_distribution(members: usize) -> Value {
         let (ok, report, stderr) = bed.bcfl(0, &args);
         let wall_s = started.elapsed().as_secs_f64();
         assert!(ok, "{name}: {stderr}");
-        let measured = report["measured"]["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|d| d["seconds"].as_f64())
-            .fold(0.0, f64::max);
-        let graph = BandwidthGraph::from_links(
-            kept.iter()
-                .flat_map(|&i| kept.iter().map(move |&j| (i, j)))
-                .filter(|(i, j)| i != j)
-                .map(|(i, j)| {
-                    (
-                        format!("h{i}"),
-                        format!("h{j}"),
-                        shape(rates[i][j]).bytes_per_sec(),
-                    )
-                }),
-        )
-        .unwrap();
-        let model =
-            TransferModel::new(DISTRIBUTION_BYTES as f64, DISTRIBUTION_CHUNK as f64).unwrap();
+        let measured = slowest_delivery(&report);
         let (pipelined, contended_s) = if kept.len() > 1 {
-            let tree = graph.shortest_paths("h0", &model).unwrap();
+            let (graph, tree) = hosts_tree(&rates, &kept);
             let pipe = DistributionTotals::pipelined(&tree.routes(), 0.0).unwrap();
             let c = tree.contended(&graph, &Sharing::INDEPENDENT).unwrap();
             (pipe.asynchronous_s, c.asynchronous_s)

@@ -9,7 +9,7 @@ use bcfl_protos::bcfl as pb;
 use super::bench::{run_bench, BenchConfig};
 use super::detect::Detector;
 use super::embed::Embeddings;
-use super::experiment::{prepare, run_all, Defence, Scenario};
+use super::experiment::{prepare, run_all, Defence, Prepared, Scenario};
 use super::head::{LinearHead, LocalConfig};
 use crate::round::coordinator::CoordinatorConfig;
 use crate::round::member::CHUNK_SIZE;
@@ -78,6 +78,28 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
     }
 }
 
+/// One round of `prepared`'s members (5 classes, 16 dimensions) from a zero head, as a
+/// consortium with `defence`, blob stores under `dir`.
+fn one_round(
+    s: &Scenario,
+    prepared: &Prepared,
+    defence: Defence,
+    dir: &std::path::Path,
+) -> SimulationConfig {
+    SimulationConfig {
+        params: defence
+            .params(s.attackers, s.members, s, &prepared.base_sha256())
+            .unwrap(),
+        schedule: CoordinatorConfig::new(1),
+        initial: LinearHead::zeros(5, 16).to_update(),
+        encoding: Encoding::F32,
+        seed: s.seed,
+        work_dir: dir.to_path_buf(),
+        first_scores: false,
+        links: prepared.links.clone(),
+    }
+}
+
 #[test]
 fn defences_map_onto_consortium_parameters() {
     let s = scenario(10, 3, AttackKind::Scale, 1);
@@ -134,18 +156,7 @@ async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
         let prepared = prepare(&embeddings, &dataset, &s).unwrap();
         let attackers = prepared.attackers();
         let dir = tempfile::tempdir().unwrap();
-        let config = SimulationConfig {
-            params: Defence::None
-                .params(2, 6, &s, &prepared.base_sha256())
-                .unwrap(),
-            schedule: CoordinatorConfig::new(1),
-            initial: LinearHead::zeros(5, 16).to_update(),
-            encoding: Encoding::F32,
-            seed: s.seed,
-            work_dir: dir.path().to_path_buf(),
-            first_scores: false,
-            links: prepared.links.clone(),
-        };
+        let config = one_round(&s, &prepared, Defence::None, dir.path());
         let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
             .await
             .unwrap();
@@ -190,17 +201,12 @@ async fn a_sign_flipper_is_excluded_on_chain_and_the_aggregate_is_fedavg_of_the_
     let attackers = prepared.attackers();
     assert_eq!(attackers.len(), 1);
     let dir = tempfile::tempdir().unwrap();
-    let defence = Defence::Exclusion(Detector::Ensemble);
-    let config = SimulationConfig {
-        params: defence.params(1, 5, &s, &prepared.base_sha256()).unwrap(),
-        schedule: CoordinatorConfig::new(1),
-        initial: LinearHead::zeros(5, 16).to_update(),
-        encoding: Encoding::F32,
-        seed: s.seed,
-        work_dir: dir.path().to_path_buf(),
-        first_scores: false,
-        links: prepared.links.clone(),
-    };
+    let config = one_round(
+        &s,
+        &prepared,
+        Defence::Exclusion(Detector::Ensemble),
+        dir.path(),
+    );
     let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
         .await
         .unwrap();
