@@ -12,7 +12,10 @@
 //!
 //! Probes are signed requests like any other ([`PeerClient`]): a peer answers only members.
 //!
-//! A peer that cannot be probed is left out of the report: the family accepts only positive
+//! A peer that fails is tried twice more, after 0.5 s and 1.5 s ([`RETRY_PAUSES`]): at a
+//! consortium's start a peer's server may not listen yet, and a link missing from the first
+//! round's reports leaves the graph without a centre for the next round. A peer that still
+//! cannot be probed is left out of the report: the family accepts only positive
 //! bandwidths, and a link with no fresh samples ages out of the routing graph's median window.
 
 use std::time::{Duration, Instant};
@@ -180,20 +183,40 @@ pub struct Sweep {
     pub failed: Vec<(String, String)>,
 }
 
-/// Probes every peer but `me`, one after another.
+/// Pauses before probing the peers that failed again: a peer's server may still be starting
+/// (the first round of a consortium), so a failed peer is tried twice more before it counts
+/// as failed.
+pub const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1500)];
+
+/// Probes every peer but `me`, one after another; the peers that failed are tried again
+/// after each of [`RETRY_PAUSES`].
 pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeConfig) -> Sweep {
     let mut result = Sweep::default();
-    for (node, url) in peers.0.iter().filter(|(n, _)| n.as_str() != me) {
-        match probe_peer(http, node, url, config).await {
-            Ok(link) => {
-                tracing::info!(to = %node, bytes_per_sec = link.bytes_per_sec, rtt_us = link.rtt_us, "probed");
-                result.links.push(link);
-            }
-            Err(e) => {
-                tracing::warn!(to = %node, error = %e, "probe failed");
-                result.failed.push((node.clone(), e.to_string()));
+    let mut pending: Vec<(&String, &String)> =
+        peers.0.iter().filter(|(n, _)| n.as_str() != me).collect();
+    for (attempt, pause) in (1..).zip(std::iter::once(None).chain(RETRY_PAUSES.map(Some))) {
+        if pending.is_empty() {
+            break;
+        }
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+        result.failed.clear();
+        let mut failed = Vec::new();
+        for (node, url) in pending {
+            match probe_peer(http, node, url, config).await {
+                Ok(link) => {
+                    tracing::info!(to = %node, bytes_per_sec = link.bytes_per_sec, rtt_us = link.rtt_us, "probed");
+                    result.links.push(link);
+                }
+                Err(e) => {
+                    tracing::warn!(to = %node, error = %e, attempt, "probe failed");
+                    result.failed.push((node.clone(), e.to_string()));
+                    failed.push((node, url));
+                }
             }
         }
+        pending = failed;
     }
     result
 }

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use super::auth::PeerClient;
 use super::blob::BlobStore;
 use super::manifest::{BlobId, ChunkVerifier, Manifest};
-use super::probe::{probe_peer, report_payload, ProbeConfig};
+use super::probe::{probe_peer, report_payload, sweep, ProbeConfig};
 use super::route::{
     distribute, distribute_with, fetch_routed, DistributionMode, Peers, RoutePolicy,
 };
@@ -274,6 +274,45 @@ async fn probes_are_bounded_and_measure_the_link() {
     assert_eq!(report.epoch, 7);
     assert_eq!(report.get_measurements()[0].probe_bytes, 4 << 20);
     assert!(report_payload(7, &[]).is_err());
+}
+
+/// A peer whose server starts after the sweep began is measured on a retry (regression: at a
+/// consortium's start, the first round's reports missed such links and the next round had no
+/// graph centre); a peer that never listens is reported failed once the retries are spent.
+#[tokio::test]
+async fn a_sweep_retries_peers_that_are_still_starting() {
+    let up = TestNode::start().await;
+    let free = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (late, dead) = (free(), free());
+    let peers = Peers(BTreeMap::from([
+        ("up".to_owned(), up.url.clone()),
+        ("late".to_owned(), format!("http://{late}")),
+        ("dead".to_owned(), format!("http://{dead}")),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
+    let starting = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let transfers = Arc::new(Transfers::new(store, unsigned()));
+        NodeServer::new(transfers, 1 << 24)
+            .open()
+            .spawn(late)
+            .await
+            .unwrap()
+    });
+    let config = ProbeConfig {
+        bytes: 100_000,
+        rtt_samples: 1,
+    };
+    let result = sweep(&unsigned(), &peers, "me", &config).await;
+    let measured: Vec<&str> = result.links.iter().map(|l| l.to.as_str()).collect();
+    assert_eq!(measured, ["up", "late"], "{result:?}");
+    assert_eq!(result.failed.len(), 1, "{result:?}");
+    assert_eq!(result.failed[0].0, "dead");
+    drop(starting);
 }
 
 /// `n` nodes `n0`, `n1`, ... on loopback, each knowing all of them (its registry) and itself.

@@ -11,7 +11,8 @@
 //! 2. the admin initializes the consortium over the package's base and initial model (rule,
 //!    anomaly methods, quorum) and registers each member with its blob server's endpoint;
 //! 3. it starts one `bcfl node run` process per member (its own key, port, store, shard and
-//!    report file; `WORK/nodes/member-K.toml`) and one coordinator process
+//!    report file; `WORK/nodes/member-K.toml`; under [`DemoConfig::launcher`]'s prefix
+//!    when one is given, e.g. in the member's own network namespace) and one coordinator process
 //!    (`WORK/nodes/coordinator.toml`), and from then on only watches: every round is run by
 //!    those processes through the ledger ([`crate::round`]);
 //! 4. as each round closes it prints the round's table (from the ledger and the nodes' report
@@ -30,7 +31,7 @@ pub mod tls;
 
 pub use error::{Error, Result};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -215,6 +216,11 @@ pub struct DemoConfig {
     /// `member-{i}`, a container's name); it then listens on every address, port
     /// [`MEMBER_PORT`]. `None`: 127.0.0.1 on a free port.
     pub member_host: Option<String>,
+    /// A command prefix each member's process starts under, `{i}` replaced by the member's
+    /// number and split at whitespace (e.g. `ip netns exec host{i}`, `taskset -c {i}`, a
+    /// script that places the process on member I's host); `None`: started directly. The
+    /// coordinator always starts directly.
+    pub launcher: Option<String>,
     /// The base model.
     pub base: BaseModel,
     /// The corpus.
@@ -322,6 +328,28 @@ fn ledgers_from(urls: &[String], first: usize) -> Vec<String> {
     let mut rotated = urls.to_vec();
     rotated.rotate_left(first % urls.len().max(1));
     rotated
+}
+
+/// The program and arguments that start `exe args` for member `i`: directly, or under
+/// `launcher` (see [`DemoConfig::launcher`]).
+fn launch(launcher: Option<&str>, i: usize, exe: &Path, args: &[String]) -> (PathBuf, Vec<String>) {
+    let prefix: Vec<String> = launcher
+        .map(|t| {
+            t.replace("{i}", &i.to_string())
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    match prefix.split_first() {
+        None => (exe.to_path_buf(), args.to_vec()),
+        Some((program, rest)) => {
+            let mut all = rest.to_vec();
+            all.push(exe.display().to_string());
+            all.extend_from_slice(args);
+            (PathBuf::from(program), all)
+        }
+    }
 }
 
 /// Runs the demo against the ledger at `url`; `progress` sees the set-up and each round as
@@ -615,19 +643,21 @@ pub async fn run(
         .iter()
         .map(|t| (bcfl_tls::CA_CERT_ENV, t.ca.display().to_string()))
         .collect();
-    for p in &planned {
+    for (i, p) in (1..).zip(&planned) {
+        let node_args = [
+            "-v".into(),
+            "node".into(),
+            "run".into(),
+            "--config".into(),
+            p.config.display().to_string(),
+            "--until-round".into(),
+            args.rounds.to_string(),
+        ];
+        let (program, program_args) = launch(args.launcher.as_deref(), i, &exe, &node_args);
         processes.push(NodeProcess::spawn(
             &p.info.name,
-            &exe,
-            &[
-                "-v".into(),
-                "node".into(),
-                "run".into(),
-                "--config".into(),
-                p.config.display().to_string(),
-                "--until-round".into(),
-                args.rounds.to_string(),
-            ],
+            &program,
+            &program_args,
             &ca_env
                 .iter()
                 .cloned()
@@ -782,4 +812,26 @@ fn read_events(planned: &[Planned]) -> Vec<NodeEvent> {
         .filter(|p| p.report.is_file())
         .flat_map(|p| Report::read(&p.report).unwrap_or_default())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_launcher_prefixes_the_member_command() {
+        let exe = Path::new("/bin/bcfl-train");
+        let args = ["node".to_owned(), "run".to_owned()];
+        assert_eq!(
+            launch(None, 3, exe, &args),
+            (exe.to_path_buf(), args.to_vec())
+        );
+        let (program, all) = launch(Some("ip netns exec  host{i} "), 3, exe, &args);
+        assert_eq!(program, Path::new("ip"));
+        assert_eq!(
+            all,
+            ["netns", "exec", "host3", "/bin/bcfl-train", "node", "run"]
+        );
+        assert_eq!(launch(Some("  "), 1, exe, &args).0, exe);
+    }
 }

@@ -1,6 +1,8 @@
 //! The peer network for real across shaped links: four hosts in network namespaces
 //! (`testbed.rs`), one `bcfl node` each; probes measure the shaped links, distribution routes
-//! through the fast relay, and a dead relay is routed around.
+//! through the fast relay, and a dead relay is routed around. And a federation across hosts:
+//! `bcfl demo`'s member processes each in its own namespace, the serverless round aggregated
+//! by the member the measured links make the centre.
 //!
 //! Skipped, with the reason printed, where network namespaces cannot be made (not root, no
 //! iproute2). `scripts/test.sh` builds the `bcfl` binary first.
@@ -137,5 +139,66 @@ fn probes_routes_and_transfers_across_shaped_links() {
             std::fs::read(bed.store(i).join(sha256_hex(&second))).unwrap(),
             second
         );
+    }
+}
+
+/// Two tiny federated rounds across four namespaces (`Testbed::federation`): three member
+/// processes and the ledger's host. Member 3 is the hub (fast links to both others, which are
+/// slow between themselves). Round 1 opens before any link is measured (the first key
+/// aggregates); the links the members measure in it and report on chain make member 3 the
+/// centre, so round 2 is aggregated there. Every member ends up holding each global model.
+#[test]
+fn a_federation_across_hosts_is_aggregated_at_the_measured_centre() {
+    if let Err(reason) = Testbed::available() {
+        eprintln!("skipping the network-namespace test: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    let mut csv = String::from("label,text\n");
+    for i in 0..60 {
+        let (label, word) = [
+            ("neoplasms", "tumour"),
+            ("digestive", "bowel"),
+            ("nervous", "neuron"),
+        ][i % 3];
+        csv.push_str(&format!("{label},{word} finding {i} in {word} patients\n"));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let args = strings(&[
+        "--tiny",
+        "--rounds",
+        "2",
+        "--anomaly",
+        "zscore",
+        "--committee",
+        "0",
+        "--batch-size",
+        "8",
+        "--max-len",
+        "16",
+        "--probe-bytes",
+        "262144",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let hub = |i: usize, j: usize| if i == 2 || j == 2 { FAST } else { SLOW };
+    let report = Testbed::federation(3, hub, &args).unwrap_or_else(|e| panic!("{e}"));
+    for (k, member) in (1..).zip(report["members"].as_array().unwrap()) {
+        assert_eq!(
+            member["endpoint"],
+            format!("http://10.77.0.{k}:7100"),
+            "{member}"
+        );
+    }
+    let rounds = report["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{report}");
+    assert_eq!(rounds[1]["aggregator"], "member-3", "{}", rounds[1]);
+    for round in rounds {
+        assert_eq!(round["mode"], "serverless/synchronous", "{round}");
+        assert!(round["aggregate_sha256"].is_string(), "{round}");
+        for member in round["members"].as_array().unwrap() {
+            assert_eq!(member["holds_global"], true, "{member}");
+        }
     }
 }

@@ -33,6 +33,18 @@
 //!    keeps, over the links among them, measured beside the paper's pipelined total and the
 //!    contention-aware prediction on that graph.
 //!
+//! 7. `topology`: server against serverless, federated for real (`--features
+//!    bcfl-client/train`, `BCFL_MODEL_DIR` set): for `BCFL_BENCH_TOPOLOGY_MEMBERS` (default
+//!    `5,10,20`) members and `BCFL_BENCH_TOPOLOGY_PARTITIONS` (default `iid,dirichlet`), two
+//!    `bcfl demo` runs of 3 rounds, `--topology server` (member 1 aggregates) and `serverless`
+//!    (the centre of the measured graph does): member K's `bcfl node run` in host K-1 of a full
+//!    mesh with random 5-50 Mbit links (`--member-host`, `--launcher`), the ledger, the demo and
+//!    its coordinator in one more host with 1 Gbit links to every member. Each run's rows: per
+//!    round the aggregator, accuracy, round latency split into training and overhead, bytes
+//!    moved; the members' peak memory. With `BCFL_BENCH_KEEP=DIR`, each demo's report and the
+//!    figures (`topology-accuracy-{iid,dirichlet}.svg`, `topology-latency.svg`,
+//!    `topology-memory.svg`) are written to `DIR`.
+//!
 //! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
 //! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `testbed.rs`.
@@ -724,7 +736,7 @@ fn distributions() -> Vec<Value> {
 #[ignore = "a benchmark: run with --ignored --nocapture, as root"]
 fn peer_network_figures() {
     let sections = std::env::var("BCFL_BENCH_SECTIONS").unwrap_or_else(|_| {
-        "routing,throughput,multi_hop,distribution,shared_uplink,anomalous".into()
+        "routing,throughput,multi_hop,distribution,shared_uplink,anomalous,topology".into()
     });
     let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
     let mut figures = json!({});
@@ -752,6 +764,9 @@ fn peer_network_figures() {
                     .map(|m| shared_uplink(m.trim().parse().expect("member counts")))
                     .collect();
             }
+            if wanted("topology") {
+                figures["topology"] = topologies();
+            }
             if wanted("anomalous") {
                 let members = std::env::var("BCFL_BENCH_ANOMALOUS_MEMBERS")
                     .unwrap_or_else(|_| "5,10,20".into());
@@ -763,4 +778,220 @@ fn peer_network_figures() {
         }
     }
     println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+}
+
+/// Rounds of each `topology` run.
+const TOPOLOGY_ROUNDS: u64 = 3;
+
+/// One federated run for the `topology` section: `bcfl demo` with `members` member processes
+/// across the test bed ([`Testbed::federation`]), on a full mesh with random 5-50 Mbit links
+/// (the same for every run of that size). Returns the run's row and the demo's report.
+fn federated_run(
+    members: usize,
+    partition: &str,
+    topology: &str,
+) -> Result<(Value, Value), String> {
+    let model_dir = std::env::var("BCFL_MODEL_DIR")
+        .map_err(|_| "BCFL_MODEL_DIR is not set (source scripts/env.sh)".to_owned())?;
+    let mut lcg = Lcg(1000 + members as u64);
+    let mut rates = vec![vec![0.0; members]; members];
+    for row in rates.iter_mut() {
+        for r in row.iter_mut() {
+            *r = (5.0 + 45.0 * lcg.next()).round();
+        }
+    }
+    let started = Instant::now();
+    let mut args = strings(&["--rounds", &TOPOLOGY_ROUNDS.to_string()]);
+    args.extend(strings(&["--partition", partition, "--topology", topology]));
+    args.extend(strings(&[
+        "--probe-bytes",
+        "262144",
+        "--model-dir",
+        &model_dir,
+    ]));
+    let report = Testbed::federation(members, |i, j| shape(rates[i][j]), &args)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak = |name: &str| {
+        report["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["peak_rss_bytes"].as_u64())
+            .unwrap_or(0)
+    };
+    let mut peaks: Vec<u64> = report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["peak_rss_bytes"].as_u64())
+        .collect();
+    peaks.sort_unstable();
+    let rounds: Vec<Value> = report["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let aggregator = r["aggregator"].as_str().unwrap_or_default();
+            json!({
+                "round": r["round"],
+                "aggregator": aggregator,
+                "aggregator_peak_rss_bytes": peak(aggregator),
+                "accuracy": r["accuracy"],
+                "macro_f1": r["macro_f1"],
+                "round_s": r["timings"]["round_s"],
+                "train_s": r["timings"]["train_s"],
+                "overhead_s": r["timings"]["overhead_s"],
+                "fetch_s": r["timings"]["fetch_s"],
+                "distribute_s": r["timings"]["distribute_s"],
+                "bytes_moved": r["bytes_moved"],
+                "excluded": r["excluded"],
+            })
+        })
+        .collect();
+    let row = json!({
+        "members": members,
+        "partition": partition,
+        "topology": topology,
+        "rounds": rounds,
+        "peak_rss_bytes": {
+            "median": peaks[peaks.len() / 2],
+            "max": peaks.last(),
+        },
+        "seconds": seconds,
+        "links_mbit": "5-50 random full mesh, ledger host 1000",
+        "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
+    });
+    Ok((row, report))
+}
+
+/// The `topology` section: server against serverless for `BCFL_BENCH_TOPOLOGY_MEMBERS`
+/// (default 5, 10, 20), IID and Dirichlet shards; with `BCFL_BENCH_KEEP=DIR` each demo's report
+/// is also written to `DIR/topology-<members>-<partition>-<topology>.json` (for `bcfl fl plot`).
+fn topologies() -> Value {
+    let members = std::env::var("BCFL_BENCH_TOPOLOGY_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
+    let partitions =
+        std::env::var("BCFL_BENCH_TOPOLOGY_PARTITIONS").unwrap_or_else(|_| "iid,dirichlet".into());
+    let keep = std::env::var_os("BCFL_BENCH_KEEP").map(std::path::PathBuf::from);
+    let mut rows = Vec::new();
+    for m in members.split(',') {
+        let m: usize = m.trim().parse().expect("member counts");
+        for partition in partitions.split(',') {
+            for topology in ["server", "serverless"] {
+                match federated_run(m, partition.trim(), topology) {
+                    Ok((row, report)) => {
+                        eprintln!("{row}");
+                        if let Some(dir) = &keep {
+                            let file =
+                                dir.join(format!("topology-{m}-{partition}-{topology}.json"));
+                            std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap())
+                                .unwrap();
+                        }
+                        rows.push(row);
+                    }
+                    Err(reason) => {
+                        eprintln!("{reason}");
+                        rows.push(json!({
+                            "members": m,
+                            "partition": partition,
+                            "topology": topology,
+                            "error": reason,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(dir) = &keep {
+        topology_figures(&rows, dir);
+    }
+    json!(rows)
+}
+
+/// The `topology` section's figures in `dir`: accuracy per round (one chart per partition),
+/// and against the number of members the mean round latency and the largest peak memory of a
+/// member.
+fn topology_figures(rows: &[Value], dir: &std::path::Path) {
+    use bcfl_client::figures::{curves_svg, Curve};
+    let ok: Vec<&Value> = rows.iter().filter(|r| r["error"].is_null()).collect();
+    let label = |r: &Value| {
+        format!(
+            "{}, {}",
+            r["topology"].as_str().unwrap(),
+            r["partition"].as_str().unwrap()
+        )
+    };
+    let write = |name: &str, svg: String| {
+        std::fs::write(dir.join(name), svg).unwrap();
+    };
+    for partition in ["iid", "dirichlet"] {
+        let curves: Vec<Curve> = ok
+            .iter()
+            .filter(|r| r["partition"] == partition)
+            .map(|r| Curve {
+                label: format!(
+                    "{}, {} members",
+                    r["topology"].as_str().unwrap(),
+                    r["members"]
+                ),
+                points: r["rounds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|x| Some((x["round"].as_u64()?, x["accuracy"].as_f64()?)))
+                    .collect(),
+            })
+            .collect();
+        if !curves.is_empty() {
+            let title = format!("Server and serverless, {partition} shards: accuracy per round");
+            write(
+                &format!("topology-accuracy-{partition}.svg"),
+                curves_svg(&title, "round", "accuracy", &curves, &[]).unwrap(),
+            );
+        }
+    }
+    let by_label = |value: &dyn Fn(&Value) -> f64| {
+        let mut curves: Vec<Curve> = Vec::new();
+        for r in &ok {
+            let point = (r["members"].as_u64().unwrap(), value(r));
+            match curves.iter_mut().find(|c| c.label == label(r)) {
+                Some(c) => c.points.push(point),
+                None => curves.push(Curve {
+                    label: label(r),
+                    points: vec![point],
+                }),
+            }
+        }
+        curves
+    };
+    let mean_round_s = |r: &Value| {
+        let rounds = r["rounds"].as_array().unwrap();
+        rounds
+            .iter()
+            .filter_map(|x| x["round_s"].as_f64())
+            .sum::<f64>()
+            / rounds.len() as f64
+    };
+    write(
+        "topology-latency.svg",
+        curves_svg(
+            "Server and serverless: mean round latency",
+            "members",
+            "seconds",
+            &by_label(&mean_round_s),
+            &[],
+        )
+        .unwrap(),
+    );
+    write(
+        "topology-memory.svg",
+        curves_svg(
+            "Server and serverless: largest peak memory of a member",
+            "members",
+            "MB",
+            &by_label(&|r| r["peak_rss_bytes"]["max"].as_f64().unwrap_or(0.0) / 1e6),
+            &[],
+        )
+        .unwrap(),
+    );
 }

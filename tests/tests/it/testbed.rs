@@ -337,6 +337,94 @@ impl Testbed {
     }
 }
 
+impl Testbed {
+    /// A federated run across hosts: `bcfl demo` with `members` member processes, member K's
+    /// `bcfl node run` in host K-1 (`--member-host`, and `--launcher` with a script that enters
+    /// that host), the hosts in a full mesh shaped by `shape`, and the ledger (`bcfl-devnet`
+    /// and `bcfl-tp`), the demo and its coordinator in one more host with 1 Gbit links to
+    /// every member. `demo_args` go to `bcfl demo` after the members, the hosts and the data
+    /// directory (the repository's `data/`). Returns the demo's report (`--json`), or why it
+    /// failed with the end of the demo's stderr.
+    pub fn federation(
+        members: usize,
+        shape: impl Fn(usize, usize) -> Shape,
+        demo_args: &[String],
+    ) -> Result<serde_json::Value, String> {
+        let ledger = members;
+        let mut bed = Testbed::new(members + 1);
+        let gigabit = Shape {
+            mbit: 1000.0,
+            delay_ms: 1.0,
+        };
+        bed.full_mesh(|i, j| {
+            if i == ledger || j == ledger {
+                gigabit
+            } else {
+                shape(i, j)
+            }
+        });
+        let addr = bed.addr(ledger);
+        let dir = bed.dir().to_path_buf();
+        let mut devnet = bed.command(ledger, &Binary::BcflDevnet.path());
+        devnet
+            .arg("run")
+            .arg("--data-dir")
+            .arg(dir.join("ledger"))
+            .args(["--bind-component", &format!("tcp://{addr}:4004")])
+            .args(["--bind-rest", &format!("{addr}:8008")])
+            .env("NO_COLOR", "1");
+        let mut devnet = Spawned::start("bcfl-devnet", devnet, &dir);
+        devnet.wait_for_line("rest: ", Duration::from_secs(60));
+        let mut tp = bed.command(ledger, &Binary::BcflTp.path());
+        tp.args(["--connect", &format!("tcp://{addr}:4004"), "-v"])
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1");
+        let mut tp = Spawned::start("bcfl-tp", tp, &dir);
+        tp.wait_for_line("registered", Duration::from_secs(60));
+
+        // Member K runs in host K-1, at 10.77.0.K.
+        let launcher = dir.join("launch.sh");
+        let prefix = bed.names[0]
+            .strip_suffix('0')
+            .expect("host names end in their number");
+        std::fs::write(
+            &launcher,
+            format!(
+                "#!/bin/sh\nhost=$(($1 - 1))\nshift\nexec ip netns exec {prefix}$host \"$@\"\n"
+            ),
+        )
+        .map_err(|e| format!("writing {}: {e}", launcher.display()))?;
+        std::fs::set_permissions(
+            &launcher,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(|e| format!("chmod {}: {e}", launcher.display()))?;
+        Binary::BcflTrain.path();
+        let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+        let output = bed
+            .command(ledger, &Binary::Bcfl.path())
+            .args(["--url", &format!("http://{addr}:8008"), "--json", "demo"])
+            .args(["--members", &members.to_string()])
+            .args(["--member-host", "10.77.0.{i}"])
+            .args(["--launcher", &format!("{} {{i}}", launcher.display())])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .args(demo_args)
+            .output()
+            .map_err(|e| format!("running bcfl demo: {e}"))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        if !output.status.success() {
+            return Err(format!("bcfl demo {demo_args:?} failed:\n{tail}"));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("bcfl demo printed no report ({e}):\n{tail}"))
+    }
+}
+
 impl Drop for Testbed {
     fn drop(&mut self) {
         self.nodes.clear();

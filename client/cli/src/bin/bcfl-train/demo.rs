@@ -118,6 +118,11 @@ pub(crate) struct DemoArgs {
     /// (default: 127.0.0.1 on free ports).
     #[arg(long, value_name = "TEMPLATE")]
     pub(crate) member_host: Option<String>,
+    /// Start each member's process under this command prefix, {i} replaced by the member's
+    /// number, split at whitespace (e.g. a script that runs it on member I's host or network
+    /// namespace, or `taskset -c {i}`); the coordinator starts directly.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) launcher: Option<String>,
     /// Work directory: keys, shards, model package, node configs, stores, logs, report
     /// (default: a new temporary directory, kept).
     #[arg(long, env = "BCFL_WORK_DIR")]
@@ -292,6 +297,7 @@ impl DemoArgs {
             ledgers: self.ledgers.clone(),
             prepare_only: self.prepare_only,
             member_host: self.member_host.clone(),
+            launcher: self.launcher.clone(),
             base,
             data: self.data.source()?,
             max_len: self.max_len,
