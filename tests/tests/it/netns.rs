@@ -183,7 +183,7 @@ fn a_federation_across_hosts_is_aggregated_at_the_measured_centre() {
         data.to_str().unwrap(),
     ]);
     let hub = |i: usize, j: usize| if i == 2 || j == 2 { FAST } else { SLOW };
-    let report = Testbed::federation(3, hub, &args).unwrap_or_else(|e| panic!("{e}"));
+    let report = Testbed::federation(3, hub, &args, None).unwrap_or_else(|e| panic!("{e}"));
     for (k, member) in (1..).zip(report["members"].as_array().unwrap()) {
         assert_eq!(
             member["endpoint"],

@@ -35,15 +35,18 @@
 //!
 //! 7. `topology`: server against serverless, federated for real (`--features
 //!    bcfl-client/train`, `BCFL_MODEL_DIR` set): for `BCFL_BENCH_TOPOLOGY_MEMBERS` (default
-//!    `5,10,20`) members and `BCFL_BENCH_TOPOLOGY_PARTITIONS` (default `iid,dirichlet`), two
-//!    `bcfl demo` runs of 3 rounds, `--topology server` (member 1 aggregates) and `serverless`
-//!    (the centre of the measured graph does): member K's `bcfl node run` in host K-1 of a full
-//!    mesh with random 5-50 Mbit links (`--member-host`, `--launcher`), the ledger, the demo and
-//!    its coordinator in one more host with 1 Gbit links to every member. Each run's rows: per
-//!    round the aggregator, accuracy, round latency split into training and overhead, bytes
-//!    moved; the members' peak memory. With `BCFL_BENCH_KEEP=DIR`, each demo's report and the
-//!    figures (`topology-accuracy-{iid,dirichlet}.svg`, `topology-latency.svg`,
-//!    `topology-memory.svg`) are written to `DIR`.
+//!    `5,10,20`) members and `BCFL_BENCH_TOPOLOGY_PARTITIONS` (default `iid,dirichlet`), a
+//!    `bcfl demo` run of 3 rounds per topology in `BCFL_BENCH_TOPOLOGIES` (default
+//!    `server,serverless`; server: member 1 aggregates and does not train; serverless: the
+//!    centre of the measured graph aggregates): member K's `bcfl node run` in host K-1 of a
+//!    full mesh with random 5-50 Mbit links (`--member-host`, `--launcher`), the ledger, the
+//!    demo and its coordinator in one more host with 1 Gbit links to every member. Each run's
+//!    row: per round the aggregator and its peak memory, accuracy, round latency split into
+//!    training and overhead, bytes moved; the members' peak memory. With
+//!    `BCFL_BENCH_KEEP=DIR`, each demo's report, its nodes' logs and the figures
+//!    (`topology-accuracy-{iid,dirichlet}.svg`, `topology-latency.svg`, `topology-memory.svg`)
+//!    are written to `DIR`; `BCFL_BENCH_TOPOLOGY_FROM=FILE` draws the figures again from an
+//!    earlier run's output (this test's stdout) without running anything.
 //!
 //! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
 //!
@@ -785,11 +788,13 @@ const TOPOLOGY_ROUNDS: u64 = 3;
 
 /// One federated run for the `topology` section: `bcfl demo` with `members` member processes
 /// across the test bed ([`Testbed::federation`]), on a full mesh with random 5-50 Mbit links
-/// (the same for every run of that size). Returns the run's row and the demo's report.
+/// (the same for every run of that size), the nodes' logs copied to `logs`. Returns the run's
+/// row and the demo's report.
 fn federated_run(
     members: usize,
     partition: &str,
     topology: &str,
+    logs: Option<&std::path::Path>,
 ) -> Result<(Value, Value), String> {
     let model_dir = std::env::var("BCFL_MODEL_DIR")
         .map_err(|_| "BCFL_MODEL_DIR is not set (source scripts/env.sh)".to_owned())?;
@@ -809,7 +814,7 @@ fn federated_run(
         "--model-dir",
         &model_dir,
     ]));
-    let report = Testbed::federation(members, |i, j| shape(rates[i][j]), &args)?;
+    let report = Testbed::federation(members, |i, j| shape(rates[i][j]), &args, logs)?;
     let seconds = started.elapsed().as_secs_f64();
     let peak = |name: &str| {
         report["members"]
@@ -867,18 +872,39 @@ fn federated_run(
 
 /// The `topology` section: server against serverless for `BCFL_BENCH_TOPOLOGY_MEMBERS`
 /// (default 5, 10, 20), IID and Dirichlet shards; with `BCFL_BENCH_KEEP=DIR` each demo's report
-/// is also written to `DIR/topology-<members>-<partition>-<topology>.json` (for `bcfl fl plot`).
+/// is also written to `DIR/topology-<members>-<partition>-<topology>.json` (for `bcfl fl plot`),
+/// its nodes' logs to `DIR/topology-<members>-<partition>-<topology>-logs/`.
 fn topologies() -> Value {
     let members = std::env::var("BCFL_BENCH_TOPOLOGY_MEMBERS").unwrap_or_else(|_| "5,10,20".into());
     let partitions =
         std::env::var("BCFL_BENCH_TOPOLOGY_PARTITIONS").unwrap_or_else(|_| "iid,dirichlet".into());
+    let topologies =
+        std::env::var("BCFL_BENCH_TOPOLOGIES").unwrap_or_else(|_| "server,serverless".into());
     let keep = std::env::var_os("BCFL_BENCH_KEEP").map(std::path::PathBuf::from);
+    if let Some(file) = std::env::var_os("BCFL_BENCH_TOPOLOGY_FROM") {
+        // Figures again from an earlier run's output, without running anything.
+        let text = std::fs::read_to_string(&file).expect("the earlier output");
+        let start = text.find('{').expect("a JSON document");
+        // The document, then whatever the test harness printed after it.
+        let earlier: Value = serde_json::Deserializer::from_str(&text[start..])
+            .into_iter()
+            .next()
+            .and_then(Result::ok)
+            .expect("the earlier output");
+        let rows = earlier["topology"].as_array().expect("topology rows").clone();
+        if let Some(dir) = &keep {
+            topology_figures(&rows, dir);
+        }
+        return json!(rows);
+    }
     let mut rows = Vec::new();
     for m in members.split(',') {
         let m: usize = m.trim().parse().expect("member counts");
         for partition in partitions.split(',') {
-            for topology in ["server", "serverless"] {
-                match federated_run(m, partition.trim(), topology) {
+            for topology in topologies.split(',').map(str::trim) {
+                let name = format!("topology-{m}-{partition}-{topology}");
+                let logs = keep.as_ref().map(|dir| dir.join(format!("{name}-logs")));
+                match federated_run(m, partition.trim(), topology, logs.as_deref()) {
                     Ok((row, report)) => {
                         eprintln!("{row}");
                         if let Some(dir) = &keep {
@@ -909,8 +935,8 @@ fn topologies() -> Value {
 }
 
 /// The `topology` section's figures in `dir`: accuracy per round (one chart per partition),
-/// and against the number of members the mean round latency and the largest peak memory of a
-/// member.
+/// and against the number of members the mean round latency and the aggregators' largest peak
+/// memory.
 fn topology_figures(rows: &[Value], dir: &std::path::Path) {
     use bcfl_client::figures::{curves_svg, Curve};
     let ok: Vec<&Value> = rows.iter().filter(|r| r["error"].is_null()).collect();
@@ -930,7 +956,7 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
             .filter(|r| r["partition"] == partition)
             .map(|r| Curve {
                 label: format!(
-                    "{}, {} members",
+                    "{} {}",
                     r["topology"].as_str().unwrap(),
                     r["members"]
                 ),
@@ -983,13 +1009,21 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
         )
         .unwrap(),
     );
+    let aggregator_peak_mb = |r: &Value| {
+        let rounds = r["rounds"].as_array().unwrap();
+        let peak = rounds
+            .iter()
+            .filter_map(|x| x["aggregator_peak_rss_bytes"].as_u64())
+            .max();
+        peak.unwrap_or(0) as f64 / 1e6
+    };
     write(
         "topology-memory.svg",
         curves_svg(
-            "Server and serverless: largest peak memory of a member",
+            "Server and serverless: the aggregator's peak memory",
             "members",
             "MB",
-            &by_label(&|r| r["peak_rss_bytes"]["max"].as_f64().unwrap_or(0.0) / 1e6),
+            &by_label(&aggregator_peak_mb),
             &[],
         )
         .unwrap(),

@@ -343,12 +343,14 @@ impl Testbed {
     /// that host), the hosts in a full mesh shaped by `shape`, and the ledger (`bcfl-devnet`
     /// and `bcfl-tp`), the demo and its coordinator in one more host with 1 Gbit links to
     /// every member. `demo_args` go to `bcfl demo` after the members, the hosts and the data
-    /// directory (the repository's `data/`). Returns the demo's report (`--json`), or why it
-    /// failed with the end of the demo's stderr.
+    /// directory (the repository's `data/`). With `logs`, the nodes' logs (`WORK/logs`) are
+    /// copied there at the end. Returns the demo's report (`--json`), or why it failed with the
+    /// end of the demo's stderr.
     pub fn federation(
         members: usize,
         shape: impl Fn(usize, usize) -> Shape,
         demo_args: &[String],
+        logs: Option<&Path>,
     ) -> Result<serde_json::Value, String> {
         let ledger = members;
         let mut bed = Testbed::new(members + 1);
@@ -414,6 +416,16 @@ impl Testbed {
             .args(demo_args)
             .output()
             .map_err(|e| format!("running bcfl demo: {e}"))?;
+        if let Some(logs) = logs {
+            let copied = Command::new("cp")
+                .arg("-r")
+                .arg(dir.join("work/logs"))
+                .arg(logs)
+                .status();
+            if !copied.is_ok_and(|s| s.success()) {
+                eprintln!("the nodes' logs were not copied to {}", logs.display());
+            }
+        }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
         let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
