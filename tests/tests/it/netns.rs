@@ -155,33 +155,8 @@ fn a_federation_across_hosts_is_aggregated_at_the_measured_centre() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data.csv");
-    let mut csv = String::from("label,text\n");
-    for i in 0..60 {
-        let (label, word) = [
-            ("neoplasms", "tumour"),
-            ("digestive", "bowel"),
-            ("nervous", "neuron"),
-        ][i % 3];
-        csv.push_str(&format!("{label},{word} finding {i} in {word} patients\n"));
-    }
-    std::fs::write(&data, csv).unwrap();
-    let args = strings(&[
-        "--tiny",
-        "--rounds",
-        "2",
-        "--anomaly",
-        "zscore",
-        "--committee",
-        "0",
-        "--batch-size",
-        "8",
-        "--max-len",
-        "16",
-        "--probe-bytes",
-        "262144",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
+    write_tiny_corpus(&data, 60);
+    let args = tiny_federation_args(&data, 2);
     let hub = |i: usize, j: usize| if i == 2 || j == 2 { FAST } else { SLOW };
     let report = Testbed::federation(3, hub, &args, None).unwrap_or_else(|e| panic!("{e}"));
     for (k, member) in (1..).zip(report["members"].as_array().unwrap()) {
@@ -199,6 +174,82 @@ fn a_federation_across_hosts_is_aggregated_at_the_measured_centre() {
         assert!(round["aggregate_sha256"].is_string(), "{round}");
         for member in round["members"].as_array().unwrap() {
             assert_eq!(member["holds_global"], true, "{member}");
+        }
+    }
+}
+
+/// A corpus of `n` short abstracts in three classes.
+fn write_tiny_corpus(path: &std::path::Path, n: usize) {
+    let mut csv = String::from("label,text\n");
+    for i in 0..n {
+        let (label, word) = [
+            ("neoplasms", "tumour"),
+            ("digestive", "bowel"),
+            ("nervous", "neuron"),
+        ][i % 3];
+        csv.push_str(&format!("{label},{word} finding {i} in {word} patients\n"));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+/// `bcfl demo` arguments for a fast federation of the tiny random BERT on `data`.
+fn tiny_federation_args(data: &std::path::Path, rounds: u64) -> Vec<String> {
+    strings(&[
+        "--tiny",
+        "--rounds",
+        &rounds.to_string(),
+        "--anomaly",
+        "zscore",
+        "--committee",
+        "0",
+        "--batch-size",
+        "8",
+        "--max-len",
+        "16",
+        "--probe-bytes",
+        "262144",
+        "--data",
+        data.to_str().unwrap(),
+    ])
+}
+
+/// Many member processes at once across hosts (ignored by default: a stress run, as root):
+/// `BCFL_STRESS_MEMBERS` (default 20) members of the tiny model, 3 rounds, 5-50 Mbit links,
+/// `BCFL_STRESS_RUNS` (default 3) times; every member must commit in every round and hold each
+/// global model. The nodes' logs of each run go to `BCFL_STRESS_LOGS/run-N` when set.
+#[test]
+#[ignore = "a stress run: --ignored, as root"]
+fn many_members_across_hosts_all_commit_every_round() {
+    if let Err(reason) = Testbed::available() {
+        eprintln!("skipping the network-namespace test: {reason}");
+        return;
+    }
+    let env = |name: &str, default: usize| {
+        std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
+    };
+    let (members, runs) = (env("BCFL_STRESS_MEMBERS", 20), env("BCFL_STRESS_RUNS", 3));
+    let logs = std::env::var_os("BCFL_STRESS_LOGS").map(std::path::PathBuf::from);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    write_tiny_corpus(&data, 30 * members);
+    let rate = |i: usize, j: usize| Shape {
+        mbit: 5.0 + ((i * 7 + j * 13) % 46) as f64,
+        delay_ms: 1.0,
+    };
+    for run in 1..=runs {
+        let kept = logs.as_ref().map(|l| l.join(format!("run-{run}")));
+        let args = tiny_federation_args(&data, 3);
+        let report = Testbed::federation(members, rate, &args, kept.as_deref())
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
+        for round in report["rounds"].as_array().unwrap() {
+            eprintln!(
+                "run {run} round {}: {:.1} s, aggregator {}",
+                round["round"], round["timings"]["round_s"], round["aggregator"]
+            );
+            for member in round["members"].as_array().unwrap() {
+                assert_eq!(member["committed"], true, "run {run}: {member}\n{round}");
+                assert_eq!(member["holds_global"], true, "run {run}: {member}");
+            }
         }
     }
 }

@@ -891,7 +891,10 @@ fn topologies() -> Value {
             .next()
             .and_then(Result::ok)
             .expect("the earlier output");
-        let rows = earlier["topology"].as_array().expect("topology rows").clone();
+        let rows = earlier["topology"]
+            .as_array()
+            .expect("topology rows")
+            .clone();
         if let Some(dir) = &keep {
             topology_figures(&rows, dir);
         }
@@ -955,11 +958,7 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
             .iter()
             .filter(|r| r["partition"] == partition)
             .map(|r| Curve {
-                label: format!(
-                    "{} {}",
-                    r["topology"].as_str().unwrap(),
-                    r["members"]
-                ),
+                label: format!("{} {}", r["topology"].as_str().unwrap(), r["members"]),
                 points: r["rounds"]
                     .as_array()
                     .unwrap()
