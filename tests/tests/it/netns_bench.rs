@@ -903,16 +903,15 @@ fn topologies() -> Value {
     let mut rows = Vec::new();
     for m in members.split(',') {
         let m: usize = m.trim().parse().expect("member counts");
-        for partition in partitions.split(',') {
+        for partition in partitions.split(',').map(str::trim) {
             for topology in topologies.split(',').map(str::trim) {
                 let name = format!("topology-{m}-{partition}-{topology}");
                 let logs = keep.as_ref().map(|dir| dir.join(format!("{name}-logs")));
-                match federated_run(m, partition.trim(), topology, logs.as_deref()) {
+                match federated_run(m, partition, topology, logs.as_deref()) {
                     Ok((row, report)) => {
                         eprintln!("{row}");
                         if let Some(dir) = &keep {
-                            let file =
-                                dir.join(format!("topology-{m}-{partition}-{topology}.json"));
+                            let file = dir.join(format!("{name}.json"));
                             std::fs::write(&file, serde_json::to_string_pretty(&report).unwrap())
                                 .unwrap();
                         }
