@@ -2,8 +2,8 @@
 //! direction of each link shaped with `tc` (rate with `tbf`, delay with `netem` where the kernel
 //! has it), one `bcfl node` per host.
 //!
-//! Each host `i` is a namespace `bcfl<pid>h<i>` whose address `10.77.0.<i+1>` sits on its
-//! loopback device; a link `i <-> j` is a veth pair (`v<j>` in host `i`, `v<i>` in host `j`)
+//! Each host `i` is a namespace `bcfl<pid>t<n>h<i>` (test bed `n` of the process: tests run
+//! in parallel) whose address `10.77.0.<i+1>` sits on its loopback device; a link `i <-> j` is a veth pair (`v<j>` in host `i`, `v<i>` in host `j`)
 //! with a /32 route to the peer's address over it, so every host reaches every other at one
 //! address, over the direct link only. Addresses exist only inside the namespaces created here.
 //!
@@ -57,6 +57,14 @@ fn must(args: &[&str]) -> String {
     run(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `bcfl<pid>t<n>`: a namespace prefix no other test bed (of this process, whose tests run in
+/// parallel, or of another) uses.
+fn unique_prefix() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("bcfl{}t{n}", std::process::id())
+}
+
 /// Hosts in network namespaces; see the module docs.
 #[derive(Debug)]
 pub struct Testbed {
@@ -77,7 +85,7 @@ impl Testbed {
         }
         run(&["ip", "-V"]).map_err(|e| format!("no iproute2 `ip`: {e}"))?;
         run(&["tc", "-V"]).map_err(|e| format!("no iproute2 `tc`: {e}"))?;
-        let probe = format!("bcfl{}probe", std::process::id());
+        let probe = format!("{}probe", unique_prefix());
         run(&["ip", "netns", "add", &probe]).map_err(|e| format!("no network namespaces: {e}"))?;
         let shaping = run(&[
             "ip", "netns", "exec", &probe, "tc", "qdisc", "add", "dev", "lo", "root", "tbf",
@@ -90,7 +98,7 @@ impl Testbed {
 
     /// `hosts` namespaces with their loopback up and their address on it; no links yet.
     pub fn new(hosts: usize) -> Self {
-        let pid = std::process::id();
+        let prefix = unique_prefix();
         let mut bed = Self {
             names: Vec::new(),
             nodes: Vec::new(),
@@ -99,7 +107,7 @@ impl Testbed {
             netem: false,
         };
         for i in 0..hosts {
-            let name = format!("bcfl{pid}h{i}");
+            let name = format!("{prefix}h{i}");
             must(&["ip", "netns", "add", &name]);
             bed.names.push(name.clone());
             bed.nodes.push(None);
