@@ -12,10 +12,11 @@
 //!
 //! Probes are signed requests like any other ([`PeerClient`]): a peer answers only members.
 //!
-//! A peer that fails is tried twice more, after 0.5 s and 1.5 s ([`RETRY_PAUSES`]): at a
-//! consortium's start a peer's server may not listen yet, and a link missing from the first
-//! round's reports leaves the graph without a centre for the next round. A peer that still
-//! cannot be probed is left out of the report: the family accepts only positive
+//! A peer that fails fast (within [`FAST_FAILURE`]: refused, or not yet knowing the prober) is
+//! tried twice more, after 0.5 s and 1.5 s ([`RETRY_PAUSES`]): at a consortium's start a
+//! peer's server may not listen yet, and a link missing from the first round's reports leaves
+//! the graph without a centre for the next round; a peer that timed out is not tried again. A
+//! peer that still cannot be probed is left out of the report: the family accepts only positive
 //! bandwidths, and a link with no fresh samples ages out of the routing graph's median window.
 
 use std::time::{Duration, Instant};
@@ -184,12 +185,25 @@ pub struct Sweep {
 }
 
 /// Pauses before probing the peers that failed again: a peer's server may still be starting
-/// (the first round of a consortium), so a failed peer is tried twice more before it counts
-/// as failed.
+/// (the first round of a consortium), so a peer that failed fast is tried twice more before
+/// it counts as failed.
 pub const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1500)];
 
-/// Probes every peer but `me`, one after another; the peers that failed are tried again
-/// after each of [`RETRY_PAUSES`].
+/// A probe that failed within this time (connection refused, a server that does not know the
+/// prober yet) is tried again; one that failed later (a timeout: a hung peer) is not, so that a
+/// dead peer costs a sweep one timeout, not three.
+pub const FAST_FAILURE: Duration = Duration::from_secs(2);
+
+/// How long one peer's probe may take: 10 s, plus the probe's bytes at 64 KiB/s (a link slower
+/// than half a megabit counts as failed). The HTTP client bounds only the connection, so a peer
+/// that accepts and never answers would otherwise hold a sweep, and the member's round, forever.
+pub fn probe_timeout(config: &ProbeConfig) -> Duration {
+    Duration::from_secs(10) + Duration::from_secs_f64(config.bytes as f64 / 65_536.0)
+}
+
+/// Probes every peer but `me`, one after another, each within [`probe_timeout`]; the peers that
+/// failed fast
+/// ([`FAST_FAILURE`]) are tried again after each of [`RETRY_PAUSES`].
 pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeConfig) -> Sweep {
     let mut result = Sweep::default();
     let mut pending: Vec<(&String, &String)> =
@@ -201,10 +215,20 @@ pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeCon
         if let Some(pause) = pause {
             tokio::time::sleep(pause).await;
         }
-        result.failed.clear();
-        let mut failed = Vec::new();
+        let mut retry = Vec::new();
         for (node, url) in pending {
-            match probe_peer(http, node, url, config).await {
+            result.failed.retain(|(n, _)| n != node);
+            let started = Instant::now();
+            let limit = probe_timeout(config);
+            let probed = tokio::time::timeout(limit, probe_peer(http, node, url, config))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(NetError::peer(
+                        node,
+                        format!("probe timed out after {:.0} s", limit.as_secs_f64()),
+                    ))
+                });
+            match probed {
                 Ok(link) => {
                     tracing::info!(to = %node, bytes_per_sec = link.bytes_per_sec, rtt_us = link.rtt_us, "probed");
                     result.links.push(link);
@@ -212,11 +236,13 @@ pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeCon
                 Err(e) => {
                     tracing::warn!(to = %node, error = %e, attempt, "probe failed");
                     result.failed.push((node.clone(), e.to_string()));
-                    failed.push((node, url));
+                    if started.elapsed() < FAST_FAILURE {
+                        retry.push((node, url));
+                    }
                 }
             }
         }
-        pending = failed;
+        pending = retry;
     }
     result
 }

@@ -278,7 +278,9 @@ async fn probes_are_bounded_and_measure_the_link() {
 
 /// A peer whose server starts after the sweep began is measured on a retry (regression: at a
 /// consortium's start, the first round's reports missed such links and the next round had no
-/// graph centre); a peer that never listens is reported failed once the retries are spent.
+/// graph centre); a peer that never listens is reported failed once the retries are spent;
+/// a hung peer (it accepts, never answers: regression, it held the sweep forever) times out,
+/// once, not once per attempt.
 #[tokio::test]
 async fn a_sweep_retries_peers_that_are_still_starting() {
     let up = TestNode::start().await;
@@ -287,10 +289,16 @@ async fn a_sweep_retries_peers_that_are_still_starting() {
         listener.local_addr().unwrap()
     };
     let (late, dead) = (free(), free());
+    // Connections complete in the backlog; nothing ever answers them.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let peers = Peers(BTreeMap::from([
         ("up".to_owned(), up.url.clone()),
         ("late".to_owned(), format!("http://{late}")),
         ("dead".to_owned(), format!("http://{dead}")),
+        (
+            "hung".to_owned(),
+            format!("http://{}", hung.local_addr().unwrap()),
+        ),
     ]));
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(BlobStore::open(dir.path(), CHUNK).unwrap());
@@ -307,11 +315,28 @@ async fn a_sweep_retries_peers_that_are_still_starting() {
         bytes: 100_000,
         rtt_samples: 1,
     };
+    let started = std::time::Instant::now();
     let result = sweep(&unsigned(), &peers, "me", &config).await;
-    let measured: Vec<&str> = result.links.iter().map(|l| l.to.as_str()).collect();
-    assert_eq!(measured, ["up", "late"], "{result:?}");
-    assert_eq!(result.failed.len(), 1, "{result:?}");
-    assert_eq!(result.failed[0].0, "dead");
+    let mut measured: Vec<&str> = result.links.iter().map(|l| l.to.as_str()).collect();
+    measured.sort_unstable();
+    assert_eq!(measured, ["late", "up"], "{result:?}");
+    let mut failed: Vec<(&str, &str)> = result
+        .failed
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.as_str()))
+        .collect();
+    failed.sort_unstable();
+    assert_eq!(failed.len(), 2, "{result:?}");
+    assert_eq!(failed[0].0, "dead");
+    assert_eq!(failed[1].0, "hung");
+    assert!(failed[1].1.contains("timed out"), "{result:?}");
+    // One timeout for the hung peer and 2 s of pauses; three timeouts would be three times it.
+    let took = started.elapsed();
+    let limit = super::probe::probe_timeout(&config);
+    assert!(
+        took >= limit && took < limit * 2,
+        "{took:?} against {limit:?}"
+    );
     drop(starting);
 }
 
