@@ -122,6 +122,19 @@ impl Lcg {
     }
 }
 
+/// A `members` x `members` matrix of link rates in Mbit, whole numbers drawn uniformly from
+/// `low..=high` by an [`Lcg`] seeded with `seed`, row by row (the diagonal is drawn and unused).
+fn random_rates(members: usize, seed: u64, low: f64, high: f64) -> Vec<Vec<f64>> {
+    let mut lcg = Lcg(seed);
+    (0..members)
+        .map(|_| {
+            (0..members)
+                .map(|_| (low + (high - low) * lcg.next()).round())
+                .collect()
+        })
+        .collect()
+}
+
 fn csv(bed: &Testbed, rate: impl Fn(usize, usize) -> Option<f64>) -> std::path::PathBuf {
     let mut text = String::from("from,to,bytes_per_sec\n");
     for i in 0..bed.len() {
@@ -360,13 +373,7 @@ fn mesh(
     shared_uplink: bool,
 ) -> (Testbed, Vec<Vec<f64>>, [String; 2], std::path::PathBuf) {
     let mut bed = Testbed::new(members);
-    let mut lcg = Lcg(members as u64);
-    let mut rates = vec![vec![0.0; members]; members];
-    for row in rates.iter_mut() {
-        for r in row.iter_mut() {
-            *r = (20.0 + 180.0 * lcg.next()).round();
-        }
-    }
+    let rates = random_rates(members, members as u64, 20.0, 200.0);
     bed.full_mesh(|i, j| shape(rates[i][j]));
     if shared_uplink {
         for (i, row) in rates.iter().enumerate() {
@@ -553,12 +560,12 @@ fn anomalous_distribution(members: usize) -> Value {
 
     let slow_count = (members / 5).max(1);
     let slow = |i: usize| i >= members - slow_count;
-    let mut lcg = Lcg(members as u64 + 77);
-    let mut rates = vec![vec![0.0; members]; members];
+    let mut rates = random_rates(members, members as u64 + 77, 20.0, 200.0);
     for (i, row) in rates.iter_mut().enumerate() {
         for (j, r) in row.iter_mut().enumerate() {
-            let fast = (20.0 + 180.0 * lcg.next()).round();
-            *r = if slow(i) || slow(j) { 2.0 } else { fast };
+            if slow(i) || slow(j) {
+                *r = 2.0;
+            }
         }
     }
     let mut bed = Testbed::new(members);
@@ -798,13 +805,7 @@ fn federated_run(
 ) -> Result<(Value, Value), String> {
     let model_dir = std::env::var("BCFL_MODEL_DIR")
         .map_err(|_| "BCFL_MODEL_DIR is not set (source scripts/env.sh)".to_owned())?;
-    let mut lcg = Lcg(1000 + members as u64);
-    let mut rates = vec![vec![0.0; members]; members];
-    for row in rates.iter_mut() {
-        for r in row.iter_mut() {
-            *r = (5.0 + 45.0 * lcg.next()).round();
-        }
-    }
+    let rates = random_rates(members, 1000 + members as u64, 5.0, 50.0);
     let started = Instant::now();
     let mut args = strings(&["--rounds", &TOPOLOGY_ROUNDS.to_string()]);
     args.extend(strings(&["--partition", partition, "--topology", topology]));
