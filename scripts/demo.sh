@@ -7,8 +7,10 @@
 # on-chain anomaly verdict, the aggregate), with a table per round and, at the end, report.md,
 # report.json and SVG figures in the work folder.
 #
-# Usage: scripts/demo.sh [--keep] [--tls] [-- ARGS for `bcfl demo`]
+# Usage: scripts/demo.sh [--keep] [--page [ADDR]] [--tls] [-- ARGS for `bcfl demo`]
 #   --keep   leave the ledger running after the demo, until Ctrl-C
+#   --page   --keep, and serve the auditor's page over it (`bcfl audit serve`, with the nodes'
+#            reports) at ADDR (default 127.0.0.1:8090): open the URL it prints
 #   --tls    HTTPS everywhere on loopback: a throwaway CA and certificates under WORK/tls, the
 #            ledger's REST API on https:// (wss:// subscriptions) and the members' blob servers
 #            on https:// (off by default; requests between members are signed either way)
@@ -22,11 +24,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
 
 keep=0
+page=""
 tls=0
 demo_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) keep=1 ;;
+    --page)
+      keep=1
+      page=127.0.0.1:8090
+      if [ $# -gt 1 ] && [ "${2#-}" = "$2" ]; then page=$2; shift; fi
+      ;;
     --tls) tls=1 ;;
     --) shift; demo_args=("$@"); break ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
@@ -126,6 +134,13 @@ log "running: bcfl demo ${demo_args[*]}"
 check_alive "$devnet_pid" bcfl-devnet
 check_alive "$tp_pid" bcfl-tp
 
+if [ -n "$page" ]; then
+  "$bin/bcfl" audit serve --listen "$page" --reports "$work/nodes" >"$work/audit-serve.log" 2>&1 &
+  pids+=("$!")
+  sleep 1
+  check_alive "${pids[-1]}" audit-serve
+  log "the auditor's page: $(head -n 1 "$work/audit-serve.log")"
+fi
 if [ "$keep" -eq 1 ]; then
   log "ledger left running: BCFL_URL=$rest BCFL_KEY_DIR=$work/keys (Ctrl-C stops it)"
   wait "$devnet_pid"

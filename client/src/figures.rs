@@ -1158,7 +1158,7 @@ pub fn graph_svg(figure: &GraphFigure) -> String {
 
 /// Compares ids so that runs of ASCII digits compare as numbers (`m2` < `m10`); a total order
 /// that falls back on plain string order between ids it finds equal.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     fn chunks(s: &str) -> Vec<(bool, &str)> {
         let mut out = Vec::new();
         let mut start = 0;

@@ -64,7 +64,6 @@ pub mod rest;
 pub mod schedule;
 #[cfg(feature = "train")]
 pub mod simulation;
-#[cfg(feature = "train")]
 pub mod summary;
 
 pub use error::{Error, Result};

@@ -1,9 +1,13 @@
-//! What a federated run reports (`bcfl demo`, `bcfl fl simulate`), built from the ledger (commitments, verdicts, aggregates, links)
-//! and the nodes' report files (times, bytes, peak memory, test scores): a table per round as
-//! it closes, and at the end `report.json`, `report.md` and the figures in the work folder.
+//! What a federated run reports (`bcfl demo`, `bcfl fl simulate`), built from the ledger
+//! (commitments, verdicts, aggregates, links) and the nodes' report files (times, bytes, peak
+//! memory, test scores): a table per round as it closes, and at the end `report.json`,
+//! `report.md` and the figures in the work folder (`DemoReport`, feature `train`). The rounds,
+//! their series and a round's bandwidth graph need no libtorch: `bcfl audit serve` draws its
+//! charts and graphs with them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+#[cfg(feature = "train")]
 use std::path::{Path, PathBuf};
 
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
@@ -11,9 +15,12 @@ use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
 use serde::Serialize;
 
-use crate::figures::{self, GraphEdge, GraphFigure, GraphNode, RoundSeries};
+#[cfg(feature = "train")]
+use crate::figures;
+use crate::figures::{GraphEdge, GraphFigure, GraphNode, RoundSeries};
 use crate::fixed;
 use crate::round::report::NodeEvent;
+#[cfg(feature = "train")]
 use crate::train::split::DataPlan;
 use bcfl_ledger::state::FamilyState;
 
@@ -124,7 +131,8 @@ pub struct RoundReport {
     pub bytes_moved: u64,
 }
 
-/// A whole run.
+/// A whole run (`bcfl demo`).
+#[cfg(feature = "train")]
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoReport {
     /// The ledger's REST API.
@@ -342,6 +350,32 @@ pub fn round_report(
 }
 
 impl RoundReport {
+    /// The round as the figures need it: accuracy, seconds per phase (`other`: the rest of
+    /// the round) and bytes moved.
+    pub fn series(&self) -> RoundSeries {
+        let t = &self.timings;
+        let phases = [
+            ("train", t.train_s),
+            ("probe", t.probe_s),
+            ("commit", t.commit_s),
+            ("evaluate", t.evaluate_s),
+            ("fetch", t.fetch_s),
+            ("aggregate", t.aggregate_s),
+            ("distribute", t.distribute_s),
+        ];
+        let named: f64 = phases.iter().map(|p| p.1).sum();
+        RoundSeries {
+            round: self.round,
+            accuracy: self.accuracy,
+            phases: phases
+                .iter()
+                .map(|&(name, s)| (name.to_owned(), s))
+                .chain([("other".to_owned(), (t.round_s - named).max(0.0))])
+                .collect(),
+            bytes_moved: self.bytes_moved,
+        }
+    }
+
     /// The round as text: a member table, then the aggregate, times and accuracy.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -421,6 +455,7 @@ impl RoundReport {
     }
 }
 
+#[cfg(feature = "train")]
 impl DemoReport {
     /// The set-up as text.
     pub fn render_heading(&self) -> String {
@@ -554,35 +589,7 @@ impl DemoReport {
 
     /// The figures' data: one series per round.
     pub fn series(&self) -> Vec<RoundSeries> {
-        self.rounds
-            .iter()
-            .map(|r| RoundSeries {
-                round: r.round,
-                accuracy: r.accuracy,
-                phases: vec![
-                    ("train".into(), r.timings.train_s),
-                    ("probe".into(), r.timings.probe_s),
-                    ("commit".into(), r.timings.commit_s),
-                    ("evaluate".into(), r.timings.evaluate_s),
-                    ("fetch".into(), r.timings.fetch_s),
-                    ("aggregate".into(), r.timings.aggregate_s),
-                    ("distribute".into(), r.timings.distribute_s),
-                    (
-                        "other".into(),
-                        (r.timings.round_s
-                            - r.timings.train_s
-                            - r.timings.probe_s
-                            - r.timings.commit_s
-                            - r.timings.evaluate_s
-                            - r.timings.fetch_s
-                            - r.timings.aggregate_s
-                            - r.timings.distribute_s)
-                            .max(0.0),
-                    ),
-                ],
-                bytes_moved: r.bytes_moved,
-            })
-            .collect()
+        self.rounds.iter().map(RoundReport::series).collect()
     }
 
     /// Fills the totals from the rounds.
@@ -613,10 +620,35 @@ impl DemoReport {
     }
 }
 
+/// Longest node label drawn in full in the graph; longer names are cut with an ellipsis.
+const GRAPH_LABEL_CHARS: usize = 24;
+
+/// `name` as the graph labels it: at most [`GRAPH_LABEL_CHARS`] characters.
+fn graph_label(name: &str) -> String {
+    if name.chars().count() <= GRAPH_LABEL_CHARS {
+        return name.to_owned();
+    }
+    let mut label: String = name.chars().take(GRAPH_LABEL_CHARS - 1).collect();
+    label.push('…');
+    label
+}
+
 /// The measured bandwidth graph with the last round's routing tree (from its aggregator, the
 /// excluded members removed) and the excluded members marked.
 pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<GraphFigure> {
-    let (&round, r) = state.rounds.last_key_value()?;
+    let (&round, _) = state.rounds.last_key_value()?;
+    round_graph_figure(state, round, members)
+}
+
+/// The measured bandwidth graph (the latest samples) with round `round`'s routing tree from
+/// its aggregator (the members its verdict excluded removed) and those members marked; None
+/// when the round does not exist or no link is measured.
+pub fn round_graph_figure(
+    state: &FamilyState,
+    round: u64,
+    members: &[MemberInfo],
+) -> Option<GraphFigure> {
+    let r = state.rounds.get(&round)?;
     let excluded: BTreeSet<String> = state
         .verdicts
         .get(&round)
@@ -647,7 +679,7 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
         .iter()
         .map(|m| GraphNode {
             id: m.key.clone(),
-            label: m.name.clone(),
+            label: graph_label(&m.name),
             aggregator: m.key == r.aggregator,
             excluded: excluded.contains(&m.key),
         })
@@ -675,6 +707,16 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_in_the_graph() {
+        assert_eq!(graph_label("member-1"), "member-1");
+        let long = "<img src=x onerror=\"window.pwned=1\">";
+        let label = graph_label(long);
+        assert_eq!(label.chars().count(), GRAPH_LABEL_CHARS);
+        assert!(label.ends_with('…') && long.starts_with(label.trim_end_matches('…')));
+        assert_eq!(graph_label(&"é".repeat(24)), "é".repeat(24));
+    }
 
     fn event(
         key: &str,

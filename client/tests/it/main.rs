@@ -13,6 +13,7 @@
 //! ```
 
 mod anomaly_cli;
+mod audit_page;
 mod audit_replay;
 mod blob_auth;
 mod cli_devnet;

@@ -24,6 +24,8 @@
 //! - [`SawtoothNetwork`] is a real Sawtooth 1.2.6 network (devmode, or PBFT with several
 //!   validators) started by `scripts/sawtooth-net.py`; [`AnyLedger`] is either ledger, and
 //!   [`on_each_ledger!`] writes a test once for both.
+//! - [`Browser`] is headless Chromium driven over the DevTools protocol, for the pages bcfl
+//!   serves (`bcfl audit serve`).
 //!
 //! # Example
 //!
@@ -65,6 +67,7 @@
 //! --workspace --bins --features bcfl-client/train`).
 
 mod binary;
+mod browser;
 mod cli;
 mod consortium;
 mod guard;
@@ -74,6 +77,7 @@ mod sawtooth;
 mod spawned;
 
 pub use binary::{profile_dir, Binary};
+pub use browser::Browser;
 pub use cli::Cli;
 pub use consortium::ConsortiumSetup;
 pub use guard::ChildGuard;

@@ -58,6 +58,8 @@ pub(crate) enum AuditCommand {
     /// Recompute round N's aggregate from the blobs its commitments name (exit 0 match, 1
     /// mismatch).
     Replay(super::replay::ReplayArgs),
+    /// Serve the auditor's page: a read-only web view of the ledger, updated live.
+    Serve(super::serve::ServeArgs),
 }
 
 /// Read at a given block.
@@ -238,6 +240,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
         AuditCommand::Verify(args) => return verify(ctx, args).await,
         AuditCommand::Verdict(args) => return super::verdict::verdict(ctx, args).await,
         AuditCommand::Replay(args) => return super::replay::replay(ctx, args).await,
+        AuditCommand::Serve(args) => super::serve::serve(ctx, args).await?,
         AuditCommand::History(args) => super::history::history(ctx, args).await?,
         AuditCommand::Export(head) => {
             let state = state(ctx, &head).await?;

@@ -13,6 +13,7 @@ mod keys;
 mod net;
 mod node;
 mod replay;
+mod serve;
 mod submit;
 mod table;
 mod verdict;

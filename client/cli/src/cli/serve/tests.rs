@@ -1,0 +1,347 @@
+//! The server's routes on a state built in memory: what each returns, its caching headers, and
+//! that ledger text stays text.
+
+use axum::body::Body;
+use axum::http::Request;
+use bcfl_protos::bcfl as pb;
+use tower::ServiceExt as _;
+
+use super::*;
+
+fn key(i: u8) -> String {
+    format!("02{}", hex::encode([i; 32]))
+}
+
+/// Three members (the third named with markup), two rounds: round 1 closed with member 3
+/// excluded and an aggregate, round 2 open; links from every member to every other.
+fn state() -> FamilyState {
+    let mut s = FamilyState {
+        head: "ab".repeat(64),
+        ..Default::default()
+    };
+    let mut consortium = pb::Consortium::new();
+    consortium.admin_keys = vec![key(9)].into();
+    consortium.current_round = 2;
+    s.consortium = Some(consortium);
+    let names = ["alpha", "beta", "<img src=x onerror=alert(1)>"];
+    for (i, name) in names.iter().enumerate() {
+        let k = key(i as u8 + 1);
+        s.members.insert(
+            k.clone(),
+            pb::Member {
+                public_key: k,
+                name: (*name).to_owned(),
+                endpoint: format!("http://10.0.0.{}:9000", i + 1),
+                status: pb::MemberStatus::ACTIVE,
+                ..Default::default()
+            },
+        );
+    }
+    for number in [1, 2] {
+        s.rounds.insert(
+            number,
+            pb::Round {
+                number,
+                phase: if number == 1 {
+                    pb::RoundPhase::CLOSED
+                } else {
+                    pb::RoundPhase::OPEN
+                },
+                aggregator: key(1),
+                parent_model_sha256: "00".repeat(32),
+                ..Default::default()
+            },
+        );
+    }
+    for i in 1..=3u8 {
+        s.commitments.insert(
+            (1, key(i)),
+            pb::Commitment {
+                round: 1,
+                member: key(i),
+                update_sha256: hex::encode([i + 100; 32]),
+                size_bytes: 1000 + u64::from(i),
+                num_samples: 10,
+                loss_micro: 1_500_000,
+                ..Default::default()
+            },
+        );
+        for j in 1..=3u8 {
+            if i != j {
+                s.links.insert(
+                    (key(i), key(j)),
+                    pb::Link {
+                        from: key(i),
+                        to: key(j),
+                        samples: vec![pb::LinkSample {
+                            epoch: 1,
+                            bytes_per_sec: 1_000_000 * u64::from(i + j),
+                            rtt_us: 500,
+                            ..Default::default()
+                        }]
+                        .into(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+    s.verdicts.insert(
+        1,
+        pb::Verdict {
+            round: 1,
+            accepted: vec![key(1), key(2)].into(),
+            excluded: vec![key(3)].into(),
+            evaluated_by: key(9),
+            ..Default::default()
+        },
+    );
+    s.aggregates.insert(
+        1,
+        pb::Aggregate {
+            round: 1,
+            model_sha256: "cd".repeat(32),
+            size_bytes: 4321,
+            submitted_by: key(1),
+            contributors: vec![key(1), key(2)].into(),
+            ..Default::default()
+        },
+    );
+    s
+}
+
+fn app(state: Option<FamilyState>, reports: Vec<PathBuf>) -> Router {
+    let snapshot = state.map_or_else(Snapshot::default, |s| {
+        Snapshot::of(s, "http://ledger:8008", !reports.is_empty())
+    });
+    let (_tx, rx) = watch::channel(Arc::new(snapshot));
+    router(AppState {
+        snapshot: rx,
+        reports: Arc::new(reports),
+        assets: Arc::new(Assets::bundled()),
+    })
+}
+
+async fn get_with(app: &Router, uri: &str, etag: Option<&str>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = Request::get(uri);
+    if let Some(etag) = etag {
+        request = request.header(header::IF_NONE_MATCH, etag);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, headers, body)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
+    get_with(app, uri, None).await
+}
+
+fn json_of(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+#[tokio::test]
+async fn the_page_names_its_hashed_assets_and_is_revalidated_by_etag() {
+    let app = app(Some(state()), vec![]);
+    let (status, headers, body) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let html = String::from_utf8(body).unwrap();
+    assert!(!html.contains("{{"), "a placeholder is left: {html}");
+    let etag = headers[header::ETAG].to_str().unwrap().to_owned();
+    let (status, _, body) = get_with(&app, "/", Some(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+
+    // Each asset the page names is served, immutable, under its content hash.
+    let assets = Assets::bundled();
+    for asset in &assets.files {
+        let path = format!("/assets/{}", asset.name);
+        assert!(html.contains(&path), "{path} is not linked");
+        let (status, headers, body) = get(&app, &path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            headers[header::CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(headers[header::CONTENT_TYPE], asset.content_type);
+        assert_eq!(body, asset.body);
+        let digest = hex::encode(Sha256::digest(&body));
+        assert!(asset.name.contains(&digest[..16]), "{}", asset.name);
+    }
+    let (status, _, _) = get(&app, "/assets/app-0000000000000000.js").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, headers, _) = get(&app, "/nowhere").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], CSP);
+}
+
+#[tokio::test]
+async fn the_overview_lists_members_rounds_and_every_recorded_hash() {
+    let app = app(Some(state()), vec![]);
+    let (status, headers, body) = get(&app, "/api/overview").await;
+    assert_eq!(status, StatusCode::OK);
+    let etag = format!("\"{}\"", "ab".repeat(32));
+    assert_eq!(headers[header::ETAG], etag.as_str());
+    let o = json_of(&body);
+    assert_eq!(o["head"], "ab".repeat(64));
+    assert_eq!(o["ledger"], "http://ledger:8008");
+    assert_eq!(o["consortium"]["current_round"], 2);
+    let names: Vec<&str> = o["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    // By name.
+    assert_eq!(names, ["<img src=x onerror=alert(1)>", "alpha", "beta"]);
+    assert_eq!(o["members"][0]["commitments"], 1);
+    let rounds = o["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[0]["phase"], "CLOSED");
+    assert_eq!(rounds[0]["aggregator_name"], "alpha");
+    assert_eq!(rounds[0]["commitments"], 3);
+    assert!(rounds[0]["drawn"].is_null());
+    assert_eq!(
+        rounds[0]["excluded"],
+        serde_json::json!(["<img src=x onerror=alert(1)>"])
+    );
+    assert_eq!(rounds[0]["model_sha256"], "cd".repeat(32));
+    assert_eq!(rounds[1]["phase"], "OPEN");
+    assert!(rounds[1]["model_sha256"].is_null());
+    // Three commitments and one aggregate, for the verify box.
+    let hashes = o["hashes"].as_array().unwrap();
+    assert_eq!(hashes.len(), 4);
+    assert!(hashes.iter().any(|h| h["kind"] == "aggregate"
+        && h["sha256"] == "cd".repeat(32)
+        && h["size_bytes"] == 4321
+        && h["round"] == 1
+        && h["member"] == "alpha"));
+    assert!(hashes
+        .iter()
+        .any(|h| h["kind"] == "commitment" && h["member"] == "beta" && h["size_bytes"] == 1002));
+    assert!(!o["charts"].as_bool().unwrap());
+    // Unchanged head: 304.
+    let (status, _, _) = get_with(&app, "/api/overview", Some(&etag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    let (status, _, _) = get_with(&app, "/api/overview", Some("\"other\", *")).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+}
+
+#[tokio::test]
+async fn before_the_ledger_is_read_the_api_says_so() {
+    let app = app(None, vec![]);
+    let (status, headers, body) = get(&app, "/api/overview").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(json_of(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not been read"));
+    // The page itself is there.
+    assert_eq!(get(&app, "/").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_round_in_detail_and_its_graph() {
+    let app = app(Some(state()), vec![]);
+    let (status, _, body) = get(&app, "/api/rounds/1").await;
+    assert_eq!(status, StatusCode::OK);
+    let d = json_of(&body);
+    assert_eq!(d["round"]["number"], 1);
+    assert_eq!(d["commitments"].as_array().unwrap().len(), 3);
+    assert_eq!(d["commitments"][0]["name"], "alpha");
+    assert_eq!(d["commitments"][0]["loss"], 1.5);
+    assert_eq!(d["commitments"][0]["base_round"], 1);
+    assert_eq!(d["accepted"], serde_json::json!(["alpha", "beta"]));
+    assert_eq!(
+        d["aggregate"]["contributors"],
+        serde_json::json!(["alpha", "beta"])
+    );
+    assert_eq!(d["aggregate"]["finality"], "FINAL");
+
+    let (status, headers, body) = get(&app, "/api/rounds/1/graph.svg").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "image/svg+xml");
+    let svg = String::from_utf8(body).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    assert!(svg.contains(">alpha<"), "{svg}");
+    // The hostile name is escaped text in the figure.
+    assert!(!svg.contains("<img"), "{svg}");
+    assert!(svg.contains("&lt;img"), "{svg}");
+
+    for (uri, status) in [
+        ("/api/rounds/7", StatusCode::NOT_FOUND),
+        ("/api/rounds/seven", StatusCode::BAD_REQUEST),
+        ("/api/rounds/7/graph.svg", StatusCode::NOT_FOUND),
+        ("/api/charts/accuracy.svg", StatusCode::NOT_FOUND),
+        ("/api/charts/other.svg", StatusCode::NOT_FOUND),
+    ] {
+        let (got, _, body) = get(&app, uri).await;
+        assert_eq!(got, status, "{uri}");
+        assert!(json_of(&body)["error"].is_string(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn charts_are_drawn_from_the_nodes_report_files() {
+    use bcfl_client::round::report::{NodeEvent, Report};
+    let dir = tempfile::tempdir().unwrap();
+    let report = Report::new(Some(&dir.path().join("alpha.jsonl"))).unwrap();
+    let start = std::time::Instant::now();
+    let mut score = NodeEvent::new("alpha", &key(1), 0, "score", start, 0);
+    score.accuracy = Some(0.4);
+    report.record(score).unwrap();
+    report
+        .record(NodeEvent::new("alpha", &key(1), 1, "train", start, 0))
+        .unwrap();
+    let mut score = NodeEvent::new("alpha", &key(1), 1, "score", start, 0);
+    score.accuracy = Some(0.55);
+    report.record(score).unwrap();
+    // A file that is not JSON lines is skipped, not fatal.
+    std::fs::write(dir.path().join("broken.jsonl"), "not json\n").unwrap();
+
+    let app = app(Some(state()), vec![dir.path().to_path_buf()]);
+    let o = json_of(&get(&app, "/api/overview").await.2);
+    assert!(o["charts"].as_bool().unwrap());
+    for chart in ["accuracy", "rounds"] {
+        let (status, headers, body) = get(&app, &format!("/api/charts/{chart}.svg")).await;
+        assert_eq!(status, StatusCode::OK, "{chart}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let svg = String::from_utf8(body).unwrap();
+        assert!(svg.contains("<svg"), "{chart}");
+        if chart == "accuracy" {
+            // The round's score, in percent.
+            assert!(svg.contains("55"), "{svg}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn events_start_with_the_current_head() {
+    let app = app(Some(state()), vec![]);
+    let response = app
+        .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body().into_data_stream();
+    use futures_util::StreamExt as _;
+    let first = body.next().await.unwrap().unwrap();
+    let text = String::from_utf8(first.to_vec()).unwrap();
+    assert_eq!(text, format!("event: head\ndata: {}\n\n", "ab".repeat(64)));
+}
