@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
-use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
 
 use super::error::chain;
@@ -157,13 +156,11 @@ fn routing_graph(
     round: &pb::Round,
     removed: &BTreeSet<String>,
 ) -> Result<BandwidthGraph> {
-    let server = (round.mode == pb::RoundMode::SERVER).then_some(&round.aggregator);
-    let links = state.links.values().filter(|l| {
-        !removed.contains(&l.from)
-            && !removed.contains(&l.to)
-            && server.is_none_or(|s| &l.from == s || &l.to == s)
-    });
-    Ok(BandwidthGraph::from_ledger_links(links, LINK_SAMPLES_KEPT)?)
+    Ok(super::schedule::routing_graph(
+        state.links.values(),
+        round,
+        removed,
+    )?)
 }
 
 /// Routes for a blob of `size` bytes (on chain; unknown: costed as one chunk, and bounded by

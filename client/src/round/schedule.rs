@@ -5,7 +5,8 @@
 //! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round (not
 //!   a member the previous verdict excluded, unless it excluded everyone) and who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
 //! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
-//! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age.
+//! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age;
+//! - [`routing_graph`]: the graph a round's transfers are routed on.
 
 use std::collections::BTreeSet;
 
@@ -115,6 +116,23 @@ pub fn centre(
         .node
         .as_str()
         .to_owned())
+}
+
+/// The graph a round's transfers are routed on: each of `links` (the median of its kept
+/// samples) less those from or to a member of `removed` and, in a SERVER round, only the links
+/// from or to its server.
+pub fn routing_graph<'a>(
+    links: impl IntoIterator<Item = &'a pb::Link>,
+    round: &pb::Round,
+    removed: &BTreeSet<String>,
+) -> Result<BandwidthGraph, bcfl_processor::graph::GraphError> {
+    let server = (round.mode == pb::RoundMode::SERVER).then_some(&round.aggregator);
+    let links = links.into_iter().filter(|l| {
+        !removed.contains(&l.from)
+            && !removed.contains(&l.to)
+            && server.is_none_or(|s| &l.from == s || &l.to == s)
+    });
+    BandwidthGraph::from_ledger_links(links, LINK_SAMPLES_KEPT)
 }
 
 /// How the aggregator of a round is chosen.

@@ -640,9 +640,11 @@ pub fn graph_figure(state: &FamilyState, members: &[MemberInfo]) -> Option<Graph
     round_graph_figure(state, round, members)
 }
 
-/// The measured bandwidth graph (the latest samples) with round `round`'s routing tree from
-/// its aggregator (the members its verdict excluded removed) and those members marked; None
-/// when the round does not exist or no link is measured.
+/// Round `round`'s bandwidth graph: the links as measured up to that round (the samples of
+/// epochs up to `round` the ledger still keeps), with the round's routing tree from its
+/// aggregator on the graph its members route on ([`super::schedule::routing_graph`]: the
+/// excluded members removed, only the server's links in a SERVER round) and the excluded
+/// members marked; None when the round does not exist or no link of it is measured.
 pub fn round_graph_figure(
     state: &FamilyState,
     round: u64,
@@ -654,15 +656,31 @@ pub fn round_graph_figure(
         .get(&round)
         .map(|v| v.excluded.iter().cloned().collect())
         .unwrap_or_default();
-    let measured =
-        BandwidthGraph::from_ledger_links(state.links.values(), LINK_SAMPLES_KEPT).ok()?;
-    let kept: Vec<&String> = excluded
-        .iter()
-        .filter(|k| measured.contains(k) && **k != r.aggregator)
+    let as_of: Vec<pb::Link> = state
+        .links
+        .values()
+        .filter_map(|l| {
+            let samples: Vec<pb::LinkSample> = l
+                .get_samples()
+                .iter()
+                .filter(|s| s.epoch <= round)
+                .cloned()
+                .collect();
+            (!samples.is_empty()).then(|| pb::Link {
+                samples: samples.into(),
+                ..l.clone()
+            })
+        })
         .collect();
-    let routing = measured.without_nodes(&kept).ok()?;
+    let measured = BandwidthGraph::from_ledger_links(&as_of, LINK_SAMPLES_KEPT).ok()?;
+    let removed: BTreeSet<String> = excluded
+        .iter()
+        .filter(|k| **k != r.aggregator)
+        .cloned()
+        .collect();
     let mut tree_edges: BTreeSet<(String, String)> = BTreeSet::new();
-    if routing.contains(&r.aggregator) {
+    let routing = super::schedule::routing_graph(&as_of, r, &removed).ok();
+    if let Some(routing) = routing.filter(|g| g.contains(&r.aggregator)) {
         let model = TransferModel::new(1_048_576.0, 65_536.0).ok()?;
         if let Ok(tree) = routing.route(&r.aggregator, Routing::Shortest, &model) {
             for m in members {
@@ -684,9 +702,8 @@ pub fn round_graph_figure(
             excluded: excluded.contains(&m.key),
         })
         .collect();
-    let edges = state
-        .links
-        .values()
+    let edges = as_of
+        .iter()
         .filter_map(|l| {
             let bps = measured.bandwidth(&l.from, &l.to)?;
             Some(GraphEdge {
@@ -707,6 +724,90 @@ pub fn round_graph_figure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A round's graph shows the links as measured up to it, and its tree is routed on the
+    /// round's own graph: in a SERVER round over the server's links only.
+    #[test]
+    fn a_rounds_graph_is_the_one_measured_up_to_it() {
+        let keys = ["02aa", "02bb", "02cc"].map(str::to_owned);
+        let members: Vec<MemberInfo> = keys
+            .iter()
+            .map(|k| MemberInfo {
+                name: format!("m-{k}"),
+                key: k.clone(),
+                endpoint: String::new(),
+                shard: 0,
+                attack: None,
+                peak_rss_bytes: 0,
+            })
+            .collect();
+        let mut state = FamilyState::default();
+        for number in [1, 2] {
+            state.rounds.insert(
+                number,
+                pb::Round {
+                    number,
+                    aggregator: keys[0].clone(),
+                    mode: if number == 2 {
+                        pb::RoundMode::SERVER
+                    } else {
+                        pb::RoundMode::SERVERLESS
+                    },
+                    ..Default::default()
+                },
+            );
+        }
+        let mut link = |from: usize, to: usize, epochs: &[u64], bps: u64| {
+            let samples: Vec<pb::LinkSample> = epochs
+                .iter()
+                .map(|&epoch| pb::LinkSample {
+                    epoch,
+                    bytes_per_sec: bps,
+                    rtt_us: 100,
+                    ..Default::default()
+                })
+                .collect();
+            state.links.insert(
+                (keys[from].clone(), keys[to].clone()),
+                pb::Link {
+                    from: keys[from].clone(),
+                    to: keys[to].clone(),
+                    samples: samples.into(),
+                    ..Default::default()
+                },
+            );
+        };
+        // a -> b fast, b -> c fast, a -> c slow; c -> a measured in round 2 only.
+        link(0, 1, &[1, 2], 100_000_000);
+        link(1, 2, &[1, 2], 100_000_000);
+        link(0, 2, &[1, 2], 10_000);
+        link(2, 0, &[2], 50_000_000);
+        let edges = |round| {
+            let figure = round_graph_figure(&state, round, &members).unwrap();
+            figure
+                .edges
+                .iter()
+                .map(|e| (e.from.clone(), e.to.clone(), e.in_tree))
+                .collect::<Vec<_>>()
+        };
+        let k = |i: usize| keys[i].clone();
+        // Round 1 (serverless): c -> a not yet measured; a reaches c through b.
+        assert_eq!(
+            edges(1),
+            vec![(k(0), k(1), true), (k(0), k(2), false), (k(1), k(2), true)]
+        );
+        // Round 2 (server a): the tree uses only the server's links, so a -> c directly.
+        assert_eq!(
+            edges(2),
+            vec![
+                (k(0), k(1), true),
+                (k(0), k(2), true),
+                (k(1), k(2), false),
+                (k(2), k(0), false)
+            ]
+        );
+        assert!(round_graph_figure(&state, 3, &members).is_none());
+    }
 
     #[test]
     fn long_names_are_cut_in_the_graph() {

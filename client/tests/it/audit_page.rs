@@ -242,6 +242,8 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
     // A new block appears without a reload: a member whose name is markup joins.
     browser.eval("window.notReloaded = 42");
     let head = browser.eval("document.body.dataset.head");
+    let submitted_ms = browser.eval("performance.now()").as_f64().unwrap();
+    let submit = std::time::Instant::now();
     let hostile = "<img src=x onerror=\"window.pwned=1\">";
     cli.keygen("mallory");
     cli.ok(
@@ -256,12 +258,18 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
             "http://127.0.0.1:9",
         ],
     );
+    let committed_ms = submit.elapsed().as_secs_f64() * 1e3;
     browser.wait_for(
         "Array.from(document.querySelectorAll('#members tbody td.name')).some(td => \
          td.textContent === '<img src=x onerror=\"window.pwned=1\">')",
         WAIT,
     );
     assert_eq!(browser.eval("window.notReloaded"), 42);
+    let shown_ms = browser
+        .eval("Number(document.body.dataset.refreshedMs)")
+        .as_f64()
+        .unwrap()
+        - submitted_ms;
     assert_ne!(browser.eval("document.body.dataset.head"), head);
     assert_eq!(browser.eval("typeof window.pwned"), "undefined");
     assert_eq!(
@@ -272,6 +280,26 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
         browser.eval("document.getElementById('live-text').textContent"),
         "live"
     );
+
+    // What the page weighs and how fast it is (the README quotes a run of this test).
+    let resources = browser.eval(
+        "performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))\
+         .filter(e => !e.name.includes('/api/')).reduce((n, e) => n + e.encodedBodySize, 0)",
+    );
+    let overview = browser.eval(
+        "(() => { const e = performance.getEntriesByType('resource')\
+         .filter(e => e.name.endsWith('/api/overview')).pop(); \
+         return {bytes: e.decodedBodySize, ms: e.responseEnd - e.requestStart}; })()",
+    );
+    let measured = serde_json::json!({
+        "page_bytes": resources,
+        "first_render_ms": browser.eval("Number(document.body.dataset.readyMs)"),
+        "overview_bytes": overview["bytes"],
+        "overview_ms": overview["ms"],
+        "register_submit_to_committed_ms": committed_ms.round(),
+        "register_submit_to_page_ms": shown_ms.round(),
+    });
+    eprintln!("audit page measured: {measured}");
 
     // Over plain http under another name (as from another machine) there is no
     // crypto.subtle: the bundled SHA-256 verifies.

@@ -13,8 +13,9 @@
 //! | --- | --- |
 //! | `/` | the page (`no-cache`, ETag) |
 //! | `/assets/NAME-HASH.EXT` | its stylesheet and scripts (immutable for a year) |
-//! | `/api/overview` | consortium, members, rounds' timeline, recorded hashes (JSON; ETag = head) |
+//! | `/api/overview` | consortium, members, rounds' timeline (JSON; ETag = head) |
 //! | `/api/rounds/N` | round N in detail (JSON) |
+//! | `/api/hashes/SHA256` | the commitments and aggregates that record this SHA-256 (JSON) |
 //! | `/api/rounds/N/graph.svg` | round N's bandwidth graph and routing tree (SVG) |
 //! | `/api/charts/accuracy.svg`, `/api/charts/rounds.svg` | charts of the nodes' report files (SVG) |
 //! | `/api/events` | `head` events, one per new block (server-sent events) |
@@ -25,6 +26,7 @@
 
 mod view;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +75,7 @@ pub(crate) struct ServeArgs {
 struct Snapshot {
     state: FamilyState,
     overview: Vec<u8>,
+    hashes: HashMap<String, Vec<view::HashView>>,
     /// Why the last read of the ledger failed, until one succeeds again.
     error: Option<String>,
 }
@@ -83,6 +86,7 @@ impl Snapshot {
         let overview = serde_json::to_vec(&view::overview(&state, ledger, charts))
             .expect("the overview serializes");
         Self {
+            hashes: view::hash_index(&state),
             state,
             overview,
             error: None,
@@ -222,6 +226,7 @@ async fn follow(
                     *s = Arc::new(Snapshot {
                         state: s.state.clone(),
                         overview: s.overview.clone(),
+                        hashes: s.hashes.clone(),
                         error: Some(e.to_string()),
                     });
                 });
@@ -238,6 +243,7 @@ fn router(state: AppState) -> Router {
         .route("/api/overview", get(overview))
         .route("/api/rounds/{number}", get(round))
         .route("/api/rounds/{number}/graph.svg", get(graph))
+        .route("/api/hashes/{sha256}", get(hashes))
         .route("/api/charts/{name}", get(chart))
         .route("/api/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
@@ -436,6 +442,30 @@ async fn graph(
         &head_etag(&snapshot.state.head),
         "image/svg+xml",
         svg.into_bytes(),
+    ))
+}
+
+/// The commitments and aggregates that record `sha256` (64 hex digits, any case).
+async fn hashes(
+    State(app): State<AppState>,
+    Path(sha256): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a SHA-256 is 64 hex digits",
+        ));
+    }
+    let sha256 = sha256.to_ascii_lowercase();
+    let snapshot = current(&app)?;
+    let matches = snapshot.hashes.get(&sha256).map_or(&[][..], Vec::as_slice);
+    Ok(validated(
+        &headers,
+        &head_etag(&snapshot.state.head),
+        "application/json",
+        serde_json::to_vec(&json!({ "sha256": sha256, "matches": matches }))
+            .expect("matches serialize"),
     ))
 }
 

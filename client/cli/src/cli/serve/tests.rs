@@ -220,17 +220,30 @@ async fn the_overview_lists_members_rounds_and_every_recorded_hash() {
     assert_eq!(rounds[0]["model_sha256"], "cd".repeat(32));
     assert_eq!(rounds[1]["phase"], "OPEN");
     assert!(rounds[1]["model_sha256"].is_null());
-    // Three commitments and one aggregate, for the verify box.
-    let hashes = o["hashes"].as_array().unwrap();
-    assert_eq!(hashes.len(), 4);
-    assert!(hashes.iter().any(|h| h["kind"] == "aggregate"
-        && h["sha256"] == "cd".repeat(32)
-        && h["size_bytes"] == 4321
-        && h["round"] == 1
-        && h["member"] == "alpha"));
-    assert!(hashes
-        .iter()
-        .any(|h| h["kind"] == "commitment" && h["member"] == "beta" && h["size_bytes"] == 1002));
+    // The verify box's lookup: an aggregate, a commitment, upper-case hex, nothing, not hex.
+    let (status, _, body) = get(&app, &format!("/api/hashes/{}", "cd".repeat(32))).await;
+    assert_eq!(status, StatusCode::OK);
+    let found = json_of(&body);
+    assert_eq!(
+        found["matches"],
+        serde_json::json!([{"sha256": "cd".repeat(32), "size_bytes": 4321, "kind": "aggregate",
+            "round": 1, "member": "alpha"}])
+    );
+    let beta = hex::encode([102u8; 32]).to_uppercase();
+    let found = json_of(&get(&app, &format!("/api/hashes/{beta}")).await.2);
+    assert_eq!(found["matches"][0]["kind"], "commitment");
+    assert_eq!(found["matches"][0]["member"], "beta");
+    assert_eq!(found["matches"][0]["size_bytes"], 1002);
+    let found = json_of(
+        &get(&app, &format!("/api/hashes/{}", "00".repeat(32)))
+            .await
+            .2,
+    );
+    assert_eq!(found["matches"], serde_json::json!([]));
+    for bad in ["abc", &"zz".repeat(32)] {
+        let (status, _, _) = get(&app, &format!("/api/hashes/{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
     assert!(!o["charts"].as_bool().unwrap());
     // Unchanged head: 304.
     let (status, _, _) = get_with(&app, "/api/overview", Some(&etag)).await;
@@ -344,4 +357,86 @@ async fn events_start_with_the_current_head() {
     let first = body.next().await.unwrap().unwrap();
     let text = String::from_utf8(first.to_vec()).unwrap();
     assert_eq!(text, format!("event: head\ndata: {}\n\n", "ab".repeat(64)));
+}
+
+/// The overview of a large consortium: 1,000 members, 10 rounds of 1,000 commitments each
+/// (ignored by default: a measurement; `cargo test --release -p bcfl-cli --bin bcfl
+/// overview_at_scale -- --ignored --nocapture` prints its JSON).
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn overview_at_scale() {
+    let mut s = FamilyState {
+        head: "ef".repeat(64),
+        ..Default::default()
+    };
+    let key = |i: u32| format!("02{:064x}", i);
+    for i in 0..1000u32 {
+        s.members.insert(
+            key(i),
+            pb::Member {
+                public_key: key(i),
+                name: format!("member-{i}"),
+                endpoint: format!("http://10.0.{}.{}:9000", i / 250, i % 250),
+                status: pb::MemberStatus::ACTIVE,
+                ..Default::default()
+            },
+        );
+    }
+    for round in 1..=10u64 {
+        s.rounds.insert(
+            round,
+            pb::Round {
+                number: round,
+                phase: pb::RoundPhase::CLOSED,
+                aggregator: key(0),
+                ..Default::default()
+            },
+        );
+        for i in 0..1000u32 {
+            s.commitments.insert(
+                (round, key(i)),
+                pb::Commitment {
+                    round,
+                    member: key(i),
+                    update_sha256: format!("{:064x}", u64::from(i) * 1000 + round),
+                    size_bytes: 305_000,
+                    num_samples: 40,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let started = std::time::Instant::now();
+    let snapshot = Snapshot::of(s, "http://ledger:8008", false);
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
+    let bytes = snapshot.overview.len();
+    let (_tx, rx) = watch::channel(Arc::new(snapshot));
+    let app = router(AppState {
+        snapshot: rx,
+        reports: Arc::new(Vec::new()),
+        assets: Arc::new(Assets::bundled()),
+    });
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&app, "/api/overview").await;
+    let serve_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.len(), bytes);
+    let started = std::time::Instant::now();
+    let (status, _, _) = get(&app, "/api/rounds/10").await;
+    let round_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&app, &format!("/api/hashes/{:064x}", 500_007u64)).await;
+    let lookup_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json_of(&body)["matches"][0]["round"], 7);
+    println!(
+        "{}",
+        serde_json::json!({
+            "members": 1000, "rounds": 10, "commitments": 10_000,
+            "overview_bytes": bytes, "overview_build_ms": build_ms,
+            "overview_serve_ms": serve_ms, "round_detail_ms": round_ms,
+            "hash_lookup_ms": lookup_ms,
+        })
+    );
 }

@@ -1,11 +1,11 @@
 //! What the auditor's page shows, computed from the family state: the overview (consortium,
-//! members, the rounds' timeline, every recorded hash for the verify box), one round in detail,
-//! the bandwidth graph of a round and the charts of the nodes' report files.
+//! members, the rounds' timeline), one round in detail, every recorded hash by value (the verify
+//! box's lookup), the bandwidth graph of a round and the charts of the nodes' report files.
 //!
 //! Everything the page displays is prepared here, typed and named (members by name as well as
 //! key, fixed-point values as numbers), so that the page's script only lays it out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bcfl_client::figures::{self, RoundSeries};
@@ -67,7 +67,7 @@ pub(crate) struct RoundView {
 }
 
 /// A hash recorded on chain, for the verify box.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct HashView {
     sha256: String,
     size_bytes: u64,
@@ -86,7 +86,6 @@ pub(crate) struct Overview {
     consortium: Option<ConsortiumView>,
     members: Vec<MemberView>,
     rounds: Vec<RoundView>,
-    hashes: Vec<HashView>,
     charts: bool,
 }
 
@@ -276,33 +275,38 @@ pub(crate) fn overview(state: &FamilyState, ledger: &str, charts: bool) -> Overv
         .values()
         .map(|r| round_view(state, r))
         .collect();
-    let hashes = state
-        .commitments
-        .values()
-        .map(|c| HashView {
-            sha256: c.update_sha256.clone(),
-            size_bytes: c.size_bytes,
-            kind: "commitment",
-            round: c.round,
-            member: name_of(state, &c.member),
-        })
-        .chain(state.aggregates.values().map(|a| HashView {
-            sha256: a.model_sha256.clone(),
-            size_bytes: a.size_bytes,
-            kind: "aggregate",
-            round: a.round,
-            member: name_of(state, &a.submitted_by),
-        }))
-        .collect();
     Overview {
         ledger: ledger.to_owned(),
         head: state.head.clone(),
         consortium,
         members,
         rounds,
-        hashes,
         charts,
     }
+}
+
+/// Every commitment's update and every aggregate's model, by SHA-256 (the verify box's
+/// lookup).
+pub(crate) fn hash_index(state: &FamilyState) -> HashMap<String, Vec<HashView>> {
+    let mut index: HashMap<String, Vec<HashView>> = HashMap::new();
+    let commitments = state.commitments.values().map(|c| HashView {
+        sha256: c.update_sha256.clone(),
+        size_bytes: c.size_bytes,
+        kind: "commitment",
+        round: c.round,
+        member: name_of(state, &c.member),
+    });
+    let aggregates = state.aggregates.values().map(|a| HashView {
+        sha256: a.model_sha256.clone(),
+        size_bytes: a.size_bytes,
+        kind: "aggregate",
+        round: a.round,
+        member: name_of(state, &a.submitted_by),
+    });
+    for view in commitments.chain(aggregates) {
+        index.entry(view.sha256.clone()).or_default().push(view);
+    }
+    index
 }
 
 /// Round `number` in detail; None when it does not exist.
@@ -406,9 +410,9 @@ fn member_infos(state: &FamilyState) -> Vec<MemberInfo> {
         .collect()
 }
 
-/// Round `round`'s bandwidth graph as SVG: the latest measured links, the routing tree from
-/// its aggregator, its excluded members marked; None when the round does not exist or no link
-/// is measured.
+/// Round `round`'s bandwidth graph as SVG ([`summary::round_graph_figure`]: the links as
+/// measured up to the round, its routing tree, its excluded members marked); None when the
+/// round does not exist or no link of it is measured.
 pub(crate) fn graph_svg(state: &FamilyState, round: u64) -> Option<String> {
     let figure = summary::round_graph_figure(state, round, &member_infos(state))?;
     Some(figures::graph_svg(&figure))

@@ -1,5 +1,6 @@
 // The auditor's page: lays out what /api/overview and /api/rounds/N say, redraws on each new
-// head (server-sent events from /api/events), and checks files against the recorded hashes.
+// head (server-sent events from /api/events), and checks files against the recorded hashes
+// (hashed here, looked up with /api/hashes/SHA256).
 // Ledger text (names, endpoints) is always inserted as text, never as markup.
 "use strict";
 
@@ -278,6 +279,9 @@ async function refresh() {
   renderCharts(o);
   if (page.round !== null) await selectRound(page.round);
   else $("round-section").hidden = $("graph-section").hidden = true;
+  // When the page first showed the ledger, and when it last redrew (ms since navigation).
+  if (!document.body.dataset.ready) document.body.dataset.readyMs = Math.round(performance.now());
+  document.body.dataset.refreshedMs = Math.round(performance.now());
   document.body.dataset.ready = "1";
 }
 
@@ -300,15 +304,15 @@ function follow() {
   });
 }
 
-/** The verify box: hashes the chosen file here and looks it up among the recorded hashes. */
+/** The verify box: hashes the chosen file here and asks which commitments and aggregates
+ * record that hash (and the file's size). */
 async function verify(file) {
   const out = $("verify-result");
   out.dataset.result = "";
   out.textContent = `hashing ${file.name} (${bytes(file.size)})…`;
   const { hex, by } = await bcflDigestHex(await file.arrayBuffer());
-  const matches = ((page.overview && page.overview.hashes) || []).filter(
-    (h) => h.sha256 === hex && h.size_bytes === file.size,
-  );
+  const found = await getJson(`/api/hashes/${hex}`);
+  const matches = found.matches.filter((h) => h.size_bytes === file.size);
   out.replaceChildren();
   out.dataset.sha256 = hex;
   if (matches.length) {
