@@ -15,6 +15,7 @@
 mod anomaly_cli;
 mod audit_page;
 mod audit_replay;
+mod audit_serve;
 mod blob_auth;
 mod cli_devnet;
 mod cli_pipe;
