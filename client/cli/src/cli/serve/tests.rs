@@ -440,3 +440,37 @@ async fn overview_at_scale() {
         })
     );
 }
+
+/// A ledger that cannot be read is reported (503 with the reason, a `ledger-error` event), and
+/// the server keeps trying.
+#[tokio::test]
+async fn a_dead_ledger_is_reported_and_not_fatal() {
+    // Port 9 (discard) on loopback: nothing listens there in the test environment.
+    let dead = "http://127.0.0.1:9".to_owned();
+    let ledger = RestLedger::new(std::slice::from_ref(&dead), Duration::from_secs(1)).unwrap();
+    let (tx, mut rx) = watch::channel(Arc::new(Snapshot::default()));
+    let follower = tokio::spawn(follow(ledger, dead, false, Duration::from_secs(1), tx));
+    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|s| s.error.is_some()))
+        .await
+        .expect("the failure is published")
+        .unwrap();
+    let app = router(AppState {
+        snapshot: rx,
+        reports: Arc::new(Vec::new()),
+        assets: Arc::new(Assets::bundled()),
+    });
+    let (status, _, body) = get(&app, "/api/overview").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let why = json_of(&body)["error"].as_str().unwrap().to_owned();
+    assert!(why.contains("127.0.0.1:9"), "{why}");
+    let response = app
+        .oneshot(Request::get("/api/events").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let mut body = response.into_body().into_data_stream();
+    use futures_util::StreamExt as _;
+    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: ledger-error\ndata: "), "{first}");
+    assert!(!follower.is_finished(), "the follower keeps trying");
+    follower.abort();
+}
