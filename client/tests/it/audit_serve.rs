@@ -124,3 +124,81 @@ fn the_auditors_page_reads_the_ledger_and_follows_its_blocks(kind: LedgerKind) {
     });
     server.assert_running();
 }
+
+/// The page over https in front of an https ledger (its `wss://` subscriptions included), each
+/// trusted through `--ca-cert`.
+#[test]
+fn the_auditors_page_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = bcfl_tls::pki::TestCa::new("bcfl test CA").unwrap();
+    let ca_file = dir.path().join("ca.crt");
+    ca.write(&ca_file).unwrap();
+    let server_cert = |name: &str| {
+        ca.server(&["127.0.0.1"])
+            .unwrap()
+            .write(dir.path(), name)
+            .unwrap()
+    };
+    let rest = server_cert("rest");
+    let ledger = bcfl_testkit::Ledger::start_with(
+        dir.path(),
+        &[
+            "--tls-cert",
+            rest.cert.to_str().unwrap(),
+            "--tls-key",
+            rest.key.to_str().unwrap(),
+        ],
+    );
+    let cli = Cli::new(ledger.url(), dir.path().join("keys")).with_ca_cert(&ca_file);
+    ConsortiumSetup::new()
+        .with_member("alice", "https://127.0.0.1:9001")
+        .run(&cli);
+
+    let page = server_cert("page");
+    let mut serve = Command::new(Binary::Bcfl.path());
+    serve
+        .args(["--json", "-v", "--url", ledger.url(), "--ca-cert"])
+        .arg(&ca_file)
+        .args(["audit", "serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&page.cert)
+        .arg("--tls-key")
+        .arg(&page.key)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    let mut server = Spawned::start("audit-serve-tls", serve, dir.path());
+    let line = server.wait_for_line("\"listening\"", Duration::from_secs(30));
+    let url = serde_json::from_str::<Value>(&line).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    server.wait_for_line(
+        "following the chain over /subscriptions",
+        Duration::from_secs(30),
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ca_der = bcfl_tls::read_certificates(&ca_file).unwrap();
+        let http = bcfl_tls::client_builder_trusting(&ca_der).build().unwrap();
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), reqwest::StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("bcfl ledger audit"));
+        let mut overview = Value::Null;
+        for _ in 0..100 {
+            let response = http.get(format!("{url}api/overview")).send().await.unwrap();
+            if response.status() == reqwest::StatusCode::OK {
+                overview = response.json().await.unwrap();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(overview["members"][0]["name"], "alice", "{overview}");
+        // A client without the CA is refused by the TLS handshake.
+        assert!(reqwest::Client::new().get(&url).send().await.is_err());
+    });
+    server.assert_running();
+}

@@ -68,6 +68,13 @@ pub(crate) struct ServeArgs {
     /// Seconds between reads of the ledger when no block arrives on its websocket.
     #[arg(long, default_value_t = 15)]
     poll_seconds: u64,
+    /// Serve https with this certificate chain (PEM, leaf first): browsers then give the page
+    /// `crypto.subtle` from any machine.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// The ledger as of one head, with the overview already rendered.
@@ -170,6 +177,10 @@ pub(crate) async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> 
             anyhow::bail!("--reports {}: no such file or folder", path.display());
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(bcfl_tls::ServerTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let ledger = RestLedger::new(&urls, Duration::from_secs(30))?;
     let (tx, snapshot) = watch::channel(Arc::new(Snapshot::default()));
     let charts = !args.reports.is_empty();
@@ -185,7 +196,10 @@ pub(crate) async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let local = listener.local_addr()?;
-    let url = format!("http://{local}/");
+    let url = format!(
+        "{}://{local}/",
+        if tls.is_some() { "https" } else { "http" }
+    );
     if ctx.json() {
         ctx.print_json(&json!({"listening": local.to_string(), "url": url, "ledger": urls}));
     } else {
@@ -194,9 +208,18 @@ pub(crate) async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> 
             urls.join(", ")
         );
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(super::node::shutdown_signal())
-        .await?;
+    match tls {
+        Some(tls) => {
+            axum::serve(tls.listen(listener)?, app)
+                .with_graceful_shutdown(super::node::shutdown_signal())
+                .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(super::node::shutdown_signal())
+                .await?;
+        }
+    }
     follower.abort();
     Ok(())
 }
