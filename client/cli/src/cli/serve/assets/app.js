@@ -12,7 +12,17 @@ function el(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
     if (k === "class") node.className = v;
-    else if (k === "onclick") node.addEventListener("click", v);
+    else if (k === "onclick") {
+      // Clickable, and by keyboard (Enter or Space) as a button is.
+      node.addEventListener("click", v);
+      node.setAttribute("role", "button");
+      node.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === " ") {
+          e.preventDefault();
+          v(e);
+        }
+      });
+    }
     else node.setAttribute(k, v === true ? "" : String(v));
   }
   for (const child of children.flat()) {
@@ -226,7 +236,9 @@ function renderRound(d) {
 async function selectRound(n) {
   page.round = n;
   for (const li of document.querySelectorAll("#rounds li.round")) {
-    li.classList.toggle("selected", Number(li.dataset.round) === n);
+    const selected = Number(li.dataset.round) === n;
+    li.classList.toggle("selected", selected);
+    li.setAttribute("aria-pressed", String(selected));
   }
   const head = page.overview ? page.overview.head : "";
   try {
