@@ -137,9 +137,12 @@ check_alive "$tp_pid" bcfl-tp
 if [ -n "$page" ]; then
   "$bin/bcfl" audit serve --listen "$page" --reports "$work/nodes" >"$work/audit-serve.log" 2>&1 &
   pids+=("$!")
-  sleep 1
-  check_alive "${pids[-1]}" audit-serve
-  log "the auditor's page: $(head -n 1 "$work/audit-serve.log")"
+  for _ in $(seq 50); do
+    check_alive "${pids[-1]}" audit-serve
+    grep -q "page is at" "$work/audit-serve.log" && break
+    sleep 0.2
+  done
+  log "$(grep -m 1 "page is at" "$work/audit-serve.log")"
 fi
 if [ "$keep" -eq 1 ]; then
   log "ledger left running: BCFL_URL=$rest BCFL_KEY_DIR=$work/keys (Ctrl-C stops it)"
