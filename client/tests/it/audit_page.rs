@@ -147,6 +147,21 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
     let global = rounds[1]["aggregate_sha256"].as_str().unwrap();
     assert!(detail.as_str().unwrap().contains(global), "{detail}");
 
+    // A member in detail: the attacker's commitments, the verdict on each, its links.
+    browser.eval(&format!(
+        "Array.from(document.querySelectorAll('#members tbody tr'))\
+         .find(tr => tr.querySelector('td.name').textContent === '{attacker}').click()"
+    ));
+    browser.wait_for(
+        &format!("document.getElementById('member-title').textContent === 'Member {attacker}'"),
+        WAIT,
+    );
+    let member = browser.eval("document.getElementById('member').innerText");
+    let member = member.as_str().unwrap();
+    assert!(member.contains("Commitments (2)"), "{member}");
+    assert!(member.contains("excluded"), "{member}");
+    assert!(member.contains("Links out (3)"), "{member}");
+
     // The graph and the charts are drawn images.
     for image in ["graph", "chart-accuracy", "chart-rounds"] {
         browser.wait_for(
@@ -337,7 +352,12 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
         "{console:?}"
     );
 
-    // Back to the latest round for the picture.
+    // Back to the latest round, and the attacker's detail, for the picture.
+    browser.eval(&format!(
+        "Array.from(document.querySelectorAll('#members tbody tr'))\
+         .find(tr => tr.querySelector('td.name').textContent === '{attacker}').click()"
+    ));
+    browser.wait_for("!document.getElementById('member-section').hidden", WAIT);
     browser.eval("document.querySelector('#rounds li[data-round=\"2\"]').click()");
     browser.wait_for(
         "document.getElementById('graph').src.includes('/api/rounds/2/graph.svg') && \

@@ -15,6 +15,7 @@
 //! | `/assets/NAME-HASH.EXT` | its stylesheet and scripts (immutable for a year) |
 //! | `/api/overview` | consortium, members, rounds' timeline (JSON; ETag = head) |
 //! | `/api/rounds/N` | round N in detail (JSON) |
+//! | `/api/members/KEY` | a member in detail: commitments, aggregates, links (JSON) |
 //! | `/api/hashes/SHA256` | the commitments and aggregates that record this SHA-256 (JSON) |
 //! | `/api/rounds/N/graph.svg` | round N's bandwidth graph and routing tree (SVG) |
 //! | `/api/charts/accuracy.svg`, `/api/charts/rounds.svg` | charts of the nodes' report files (SVG) |
@@ -267,6 +268,7 @@ fn router(state: AppState) -> Router {
         .route("/api/rounds/{number}", get(round))
         .route("/api/rounds/{number}/graph.svg", get(graph))
         .route("/api/hashes/{sha256}", get(hashes))
+        .route("/api/members/{key}", get(member))
         .route("/api/charts/{name}", get(chart))
         .route("/api/events", get(events))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page") })
@@ -465,6 +467,29 @@ async fn graph(
         &head_etag(&snapshot.state.head),
         "image/svg+xml",
         svg.into_bytes(),
+    ))
+}
+
+async fn member(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let snapshot = current(&app)?;
+    let detail = view::member_detail(&snapshot.state, &key).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "{} is not a member",
+                key.chars().take(80).collect::<String>()
+            ),
+        )
+    })?;
+    Ok(validated(
+        &headers,
+        &head_etag(&snapshot.state.head),
+        "application/json",
+        serde_json::to_vec(&detail).expect("a member serializes"),
     ))
 }
 

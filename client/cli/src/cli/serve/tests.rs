@@ -308,6 +308,38 @@ async fn a_round_in_detail_and_its_graph() {
 }
 
 #[tokio::test]
+async fn a_member_in_detail() {
+    let app = app(Some(state()), vec![]);
+    let (status, _, body) = get(&app, &format!("/api/members/{}", key(3))).await;
+    assert_eq!(status, StatusCode::OK);
+    let m = json_of(&body);
+    assert_eq!(m["name"], "<img src=x onerror=alert(1)>");
+    assert_eq!(m["endpoint"], "http://10.0.0.3:9000");
+    let commitments = m["commitments"].as_array().unwrap();
+    assert_eq!(commitments.len(), 1);
+    assert_eq!(commitments[0]["round"], 1);
+    assert_eq!(commitments[0]["verdict"], "excluded");
+    assert_eq!(commitments[0]["update_sha256"], hex::encode([103u8; 32]));
+    assert_eq!(m["aggregated"], serde_json::json!([]));
+    let out = m["links_out"].as_array().unwrap();
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0]["peer_name"], "alpha");
+    assert_eq!(out[0]["bytes_per_sec"], 4_000_000);
+    assert_eq!(m["links_in"].as_array().unwrap().len(), 2);
+
+    let alpha = json_of(&get(&app, &format!("/api/members/{}", key(1))).await.2);
+    assert_eq!(alpha["commitments"][0]["verdict"], "accepted");
+    assert_eq!(alpha["aggregated"], serde_json::json!([1]));
+
+    let (status, _, body) = get(&app, &format!("/api/members/{}", key(7))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(json_of(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("is not a member"));
+}
+
+#[tokio::test]
 async fn charts_are_drawn_from_the_nodes_report_files() {
     use bcfl_client::round::report::{NodeEvent, Report};
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! What the auditor's page shows, computed from the family state: the overview (consortium,
-//! members, the rounds' timeline), one round in detail, every recorded hash by value (the verify
+//! members, the rounds' timeline), one round or member in detail, every recorded hash by value (the verify
 //! box's lookup), the bandwidth graph of a round and the charts of the nodes' report files.
 //!
 //! Everything the page displays is prepared here, typed and named (members by name as well as
@@ -168,6 +168,45 @@ pub(crate) struct RoundDetail {
     aggregate: Option<AggregateView>,
 }
 
+/// A member's commitment in its history.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemberCommitmentView {
+    round: u64,
+    samples: u64,
+    loss: f64,
+    norm: f64,
+    size_bytes: u64,
+    update_sha256: String,
+    /// `accepted` or `excluded` by the round's verdict, `pending` before it.
+    verdict: &'static str,
+}
+
+/// A measured link of a member, its latest sample.
+#[derive(Debug, Serialize)]
+pub(crate) struct LinkView {
+    peer: String,
+    peer_name: String,
+    bytes_per_sec: u64,
+    rtt_us: u64,
+    epoch: u64,
+    samples: usize,
+}
+
+/// One member in detail: its record, commitments round by round and links.
+#[derive(Debug, Serialize)]
+pub(crate) struct MemberDetail {
+    key: String,
+    name: String,
+    endpoint: String,
+    status: String,
+    suspend_reason: String,
+    since_round: u64,
+    commitments: Vec<MemberCommitmentView>,
+    aggregated: Vec<u64>,
+    links_out: Vec<LinkView>,
+    links_in: Vec<LinkView>,
+}
+
 /// A member's name, or the start of its key when it is not a member (or has no name).
 fn name_of(state: &FamilyState, key: &str) -> String {
     match state.members.get(key) {
@@ -307,6 +346,68 @@ pub(crate) fn hash_index(state: &FamilyState) -> HashMap<String, Vec<HashView>> 
         index.entry(view.sha256.clone()).or_default().push(view);
     }
     index
+}
+
+/// Member `key` in detail; None when it is not a member.
+pub(crate) fn member_detail(state: &FamilyState, key: &str) -> Option<MemberDetail> {
+    let m = state.members.get(key)?;
+    let commitments = state
+        .commitments
+        .values()
+        .filter(|c| c.member == key)
+        .map(|c| MemberCommitmentView {
+            round: c.round,
+            samples: c.num_samples,
+            loss: micro_to_f64(c.loss_micro),
+            norm: micro_unsigned_to_f64(c.norm_micro),
+            size_bytes: c.size_bytes,
+            update_sha256: c.update_sha256.clone(),
+            verdict: match state.verdicts.get(&c.round) {
+                Some(v) if v.excluded.iter().any(|k| k == key) => "excluded",
+                Some(v) if v.accepted.iter().any(|k| k == key) => "accepted",
+                Some(_) => "not evaluated",
+                None => "pending",
+            },
+        })
+        .collect();
+    let link = |l: &pb::Link, peer: &str| {
+        let last = l.get_samples().last()?;
+        Some(LinkView {
+            peer: peer.to_owned(),
+            peer_name: name_of(state, peer),
+            bytes_per_sec: last.bytes_per_sec,
+            rtt_us: last.rtt_us,
+            epoch: last.epoch,
+            samples: l.samples.len(),
+        })
+    };
+    Some(MemberDetail {
+        key: m.public_key.clone(),
+        name: m.name.clone(),
+        endpoint: m.endpoint.clone(),
+        status: format!("{:?}", m.status),
+        suspend_reason: m.suspend_reason.clone(),
+        since_round: m.registered_at_round,
+        commitments,
+        aggregated: state
+            .aggregates
+            .values()
+            .filter(|a| a.submitted_by == key)
+            .map(|a| a.round)
+            .collect(),
+        links_out: state
+            .links
+            .values()
+            .filter(|l| l.from == key)
+            .filter_map(|l| link(l, &l.to))
+            .collect(),
+        links_in: state
+            .links
+            .values()
+            .filter(|l| l.to == key)
+            .filter_map(|l| link(l, &l.from))
+            .collect(),
+    })
 }
 
 /// Round `number` in detail; None when it does not exist.

@@ -4,7 +4,7 @@
 // Ledger text (names, endpoints) is always inserted as text, never as markup.
 "use strict";
 
-const page = { overview: null, round: null, refreshes: 0 };
+const page = { overview: null, round: null, member: null, refreshes: 0 };
 
 /** An element with attributes and children (strings become text nodes). */
 function el(tag, attrs, ...children) {
@@ -88,7 +88,12 @@ function renderMembers(members) {
     ...members.map((m) =>
       el(
         "tr",
-        { "data-key": m.key, class: m.status === "ACTIVE" ? null : "suspended" },
+        {
+          "data-key": m.key,
+          class: (m.status === "ACTIVE" ? "" : "suspended ") + (page.member === m.key ? "selected" : ""),
+          tabindex: 0,
+          onclick: () => selectMember(m.key),
+        },
         el("td", { class: "name" }, m.name || "(no name)"),
         el("td", {}, hash(m.key)),
         el("td", { class: "endpoint" }, m.endpoint),
@@ -232,6 +237,62 @@ function renderRound(d) {
   $("round-section").hidden = false;
 }
 
+function renderMember(d) {
+  $("member-title").textContent = `Member ${d.name || short(d.key)}`;
+  const links = (rows) =>
+    table(
+      ["peer", "bandwidth", "RTT", "round", "samples"],
+      rows.map((l) => [l.peer_name, `${(l.bytes_per_sec / 1e6).toFixed(2)} MB/s`, `${(l.rtt_us / 1e3).toFixed(1)} ms`, l.epoch, l.samples]),
+    );
+  $("member").replaceChildren(
+    el(
+      "dl",
+      {},
+      el("dt", {}, "key"),
+      el("dd", {}, el("code", { class: "full" }, d.key)),
+      el("dt", {}, "endpoint"),
+      el("dd", {}, d.endpoint),
+      el("dt", {}, "standing"),
+      el("dd", {}, d.status, d.suspend_reason ? ` (${d.suspend_reason})` : ""),
+      el("dt", {}, "since round"),
+      el("dd", {}, d.since_round),
+      el("dt", {}, "aggregated rounds"),
+      el("dd", {}, list(d.aggregated)),
+    ),
+    el("h3", {}, `Commitments (${d.commitments.length})`),
+    table(
+      ["round", "samples", "loss", "norm", "size", "verdict", "update SHA-256"],
+      d.commitments.map((c) => [
+        c.round,
+        c.samples,
+        number(c.loss, 4),
+        number(c.norm, 4),
+        bytes(c.size_bytes),
+        c.verdict === "excluded" ? el("b", { class: "excluded" }, c.verdict) : c.verdict,
+        hash(c.update_sha256),
+      ]),
+    ),
+    el("h3", {}, `Links out (${d.links_out.length})`),
+    links(d.links_out),
+    el("h3", {}, `Links in (${d.links_in.length})`),
+    links(d.links_in),
+  );
+  $("member-section").hidden = false;
+}
+
+/** Shows member `key` in detail. */
+async function selectMember(key) {
+  page.member = key;
+  for (const tr of document.querySelectorAll("#members tbody tr")) {
+    tr.classList.toggle("selected", tr.dataset.key === key);
+  }
+  try {
+    renderMember(await getJson(`/api/members/${encodeURIComponent(key)}`));
+  } catch (e) {
+    banner(String(e.message || e));
+  }
+}
+
 /** Shows round `n`: its detail and its graph. */
 async function selectRound(n) {
   page.round = n;
@@ -289,6 +350,13 @@ async function refresh() {
   }
   renderRounds(o.rounds);
   renderCharts(o);
+  if (page.member !== null) {
+    if (o.members.some((m) => m.key === page.member)) await selectMember(page.member);
+    else {
+      page.member = null;
+      $("member-section").hidden = true;
+    }
+  }
   if (page.round !== null) await selectRound(page.round);
   else $("round-section").hidden = $("graph-section").hidden = true;
   // When the page first showed the ledger, and when it last redrew (ms since navigation).
