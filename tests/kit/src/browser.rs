@@ -102,6 +102,8 @@ impl Browser {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-background-networking",
+                // Containers often have a small /dev/shm: write shared memory to /tmp instead.
+                "--disable-dev-shm-usage",
                 "--disable-component-update",
                 "--disable-default-apps",
                 "--disable-extensions",
