@@ -23,7 +23,7 @@ use bcfl_fed::update::sha256_hex;
 use bcfl_testkit::{Binary, Browser, Cli, Ledger, Spawned};
 use serde_json::Value;
 
-use crate::demo_devnet::tiny_demo;
+use crate::demo_devnet::attacked_demo;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -44,23 +44,7 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
     }
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    // The run of the demo's own test (its default anomaly methods and verifier committee),
-    // under which the attacker is excluded.
-    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 100);
-    let out = command
-        .arg("--json")
-        .args(["--members", "4", "--rounds", "2", "--local-epochs", "3"])
-        .args(["--lr", "3e-2", "--batch-size", "8", "--max-len", "16"])
-        .args(["--attack", "sign-flip:1", "--probe-bytes", "65536"])
-        .output()
-        .expect("running bcfl demo");
-    assert!(
-        out.status.success(),
-        "bcfl demo failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let (report, work) = attacked_demo(ledger.url(), dir.path());
     let members = report["members"].as_array().unwrap();
     let name_of = |key: &str| {
         members.iter().find(|m| m["key"] == key).unwrap()["name"]

@@ -13,6 +13,18 @@ use serde_json::Value;
 
 bcfl_testkit::on_each_ledger!(the_auditors_page_reads_the_ledger_and_follows_its_blocks);
 
+/// The server's overview at `url`, once it has read the ledger (503 until then).
+async fn overview(http: &reqwest::Client, url: &str) -> Value {
+    for _ in 0..100 {
+        let response = http.get(format!("{url}api/overview")).send().await.unwrap();
+        if response.status() == reqwest::StatusCode::OK {
+            return response.json().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the overview never became available");
+}
+
 fn the_auditors_page_reads_the_ledger_and_follows_its_blocks(kind: LedgerKind) {
     let dir = tempfile::tempdir().unwrap();
     let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
@@ -48,18 +60,7 @@ fn the_auditors_page_reads_the_ledger_and_follows_its_blocks(kind: LedgerKind) {
         .unwrap();
     runtime.block_on(async {
         let http = reqwest::Client::new();
-        let overview = |http: reqwest::Client, url: String| async move {
-            // 503 until the server has read the ledger once.
-            for _ in 0..100 {
-                let response = http.get(format!("{url}api/overview")).send().await.unwrap();
-                if response.status() == reqwest::StatusCode::OK {
-                    return response.json::<Value>().await.unwrap();
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("the overview never became available");
-        };
-        let before = overview(http.clone(), url.clone()).await;
+        let before = overview(&http, &url).await;
         let names: Vec<&str> = before["members"]
             .as_array()
             .unwrap()
@@ -117,7 +118,7 @@ fn the_auditors_page_reads_the_ledger_and_follows_its_blocks(kind: LedgerKind) {
             "{kind:?}: new head on the page's event stream {:.0} ms after the submission began",
             started.elapsed().as_secs_f64() * 1e3
         );
-        let after = overview(http.clone(), url.clone()).await;
+        let after = overview(&http, &url).await;
         assert_eq!(after["head"].as_str().unwrap(), head);
         assert_eq!(after["members"].as_array().unwrap().len(), 3);
         assert_eq!(after["members"][2]["name"], "carol");
@@ -187,15 +188,7 @@ fn the_auditors_page_over_https() {
         let page = http.get(&url).send().await.unwrap();
         assert_eq!(page.status(), reqwest::StatusCode::OK);
         assert!(page.text().await.unwrap().contains("bcfl ledger audit"));
-        let mut overview = Value::Null;
-        for _ in 0..100 {
-            let response = http.get(format!("{url}api/overview")).send().await.unwrap();
-            if response.status() == reqwest::StatusCode::OK {
-                overview = response.json().await.unwrap();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let overview = overview(&http, &url).await;
         assert_eq!(overview["members"][0]["name"], "alice", "{overview}");
         // A client without the CA is refused by the TLS handshake.
         assert!(reqwest::Client::new().get(&url).send().await.is_err());

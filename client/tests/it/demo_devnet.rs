@@ -99,11 +99,11 @@ fn family_state(url: &str) -> FamilyState {
         .unwrap()
 }
 
-#[test]
-fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::start(dir.path());
-    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 100);
+/// The tiny demo with its default anomaly methods and verifier committee on `url`: four
+/// members, two rounds, member-4 flipping signs (excluded on chain under these settings); its
+/// report and work folder.
+pub(crate) fn attacked_demo(url: &str, dir: &Path) -> (Value, std::path::PathBuf) {
+    let (mut command, work) = tiny_demo(url, dir, 100);
     let out = command
         .arg("--json")
         .args(["--members", "4", "--rounds", "2", "--local-epochs", "3"])
@@ -117,7 +117,15 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let report = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    (report, work)
+}
+
+#[test]
+fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (report, work) = attacked_demo(ledger.url(), dir.path());
     let members = report["members"].as_array().unwrap();
     assert_eq!(members.len(), 4);
     let key_of = |name: &str| {

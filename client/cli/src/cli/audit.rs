@@ -509,11 +509,7 @@ fn print_round(
         if !a.blob_uri.is_empty() {
             println!("blob:         {}", a.blob_uri);
         }
-        let finality = match a.finality {
-            pb::Finality::FINALITY_UNSET => pb::Finality::FINAL,
-            f => f,
-        };
-        println!("finality:     {finality:?}");
+        println!("finality:     {:?}", finality(a));
         if !a.committee.is_empty() {
             println!("committee:    {}", a.committee.join(", "));
             for at in a.get_attestations() {
@@ -533,6 +529,14 @@ fn print_round(
         if round.closed_unverified {
             println!("closed unverified by an admin");
         }
+    }
+}
+
+/// An aggregate's finality (aggregates recorded before the field existed are FINAL).
+pub(super) fn finality(a: &pb::Aggregate) -> pb::Finality {
+    match a.finality {
+        pb::Finality::FINALITY_UNSET => pb::Finality::FINAL,
+        f => f,
     }
 }
 

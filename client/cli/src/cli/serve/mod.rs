@@ -406,11 +406,36 @@ fn head_etag(head: &str) -> String {
     format!("\"{}\"", head.chars().take(64).collect::<String>())
 }
 
+/// `body`, derived from `snapshot`, validated by its head ([`validated`]).
+fn at_head(
+    headers: &HeaderMap,
+    snapshot: &Snapshot,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response {
+    validated(
+        headers,
+        &head_etag(&snapshot.state.head),
+        content_type,
+        body,
+    )
+}
+
+/// `value` as JSON, derived from `snapshot` ([`at_head`]).
+fn json_at_head(
+    headers: &HeaderMap,
+    snapshot: &Snapshot,
+    value: &impl serde::Serialize,
+) -> Response {
+    let body = serde_json::to_vec(value).expect("the API's views serialize");
+    at_head(headers, snapshot, "application/json", body)
+}
+
 async fn overview(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let snapshot = current(&app)?;
-    let mut response = validated(
+    let mut response = at_head(
         &headers,
-        &head_etag(&snapshot.state.head),
+        &snapshot,
         "application/json",
         snapshot.overview.clone(),
     );
@@ -441,12 +466,7 @@ async fn round(
             format!("round {number} does not exist"),
         )
     })?;
-    Ok(validated(
-        &headers,
-        &head_etag(&snapshot.state.head),
-        "application/json",
-        serde_json::to_vec(&detail).expect("a round serializes"),
-    ))
+    Ok(json_at_head(&headers, &snapshot, &detail))
 }
 
 async fn graph(
@@ -462,9 +482,9 @@ async fn graph(
             format!("round {number} does not exist or no link is measured"),
         )
     })?;
-    Ok(validated(
+    Ok(at_head(
         &headers,
-        &head_etag(&snapshot.state.head),
+        &snapshot,
         "image/svg+xml",
         svg.into_bytes(),
     ))
@@ -485,12 +505,7 @@ async fn member(
             ),
         )
     })?;
-    Ok(validated(
-        &headers,
-        &head_etag(&snapshot.state.head),
-        "application/json",
-        serde_json::to_vec(&detail).expect("a member serializes"),
-    ))
+    Ok(json_at_head(&headers, &snapshot, &detail))
 }
 
 /// The commitments and aggregates that record `sha256` (64 hex digits, any case).
@@ -508,12 +523,10 @@ async fn hashes(
     let sha256 = sha256.to_ascii_lowercase();
     let snapshot = current(&app)?;
     let matches = snapshot.hashes.get(&sha256).map_or(&[][..], Vec::as_slice);
-    Ok(validated(
+    Ok(json_at_head(
         &headers,
-        &head_etag(&snapshot.state.head),
-        "application/json",
-        serde_json::to_vec(&json!({ "sha256": sha256, "matches": matches }))
-            .expect("matches serialize"),
+        &snapshot,
+        &json!({ "sha256": sha256, "matches": matches }),
     ))
 }
 

@@ -220,10 +220,7 @@ fn names(state: &FamilyState, keys: &[String]) -> Vec<String> {
 }
 
 fn finality(a: &pb::Aggregate) -> String {
-    match a.finality {
-        pb::Finality::FINALITY_UNSET => format!("{:?}", pb::Finality::FINAL),
-        f => format!("{f:?}"),
-    }
+    format!("{:?}", super::super::audit::finality(a))
 }
 
 fn anomaly_methods(p: &pb::ConsortiumParams) -> Vec<String> {
