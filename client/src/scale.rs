@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use bcfl_fed::aggregate::{aggregate, Contribution, Rule};
 use bcfl_fed::digest::sha256_hex;
-use bcfl_fed::sketch::UpdateStats;
+use bcfl_fed::sketch::{StatsShape, UpdateStats};
 use bcfl_fed::update::{Encoding, Update};
 use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::{report_payload, LinkProbe};
@@ -518,7 +518,7 @@ fn one_round(
             &update,
             samples,
             loss,
-            config.params.sketch_length as usize,
+            StatsShape::of(&config.params),
             number,
         );
         let bytes = update.to_bytes(Encoding::F32);

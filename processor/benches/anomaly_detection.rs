@@ -3,14 +3,15 @@
 //! For 10 and 20 members, 10 %, 20 % and 30 % attackers of each kind
 //! [`bcfl_processor::anomaly::simulate`] can apply ([`SIMULATED`]: sign flip, scaling x10,
 //! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum), over `--seeds N` seeds (20 by default), it runs each method alone and the
-//! ensemble (flagged by at least 2 of the 3), and the ensemble with the nearest-sketch distance
-//! as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
+//! ensemble (flagged by at least 2 of the 3), the ensemble with the nearest-sketch distance as a
+//! third feature, and the ensemble with the coordinate sign bias as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
 //! evidence the chain would hold, and prints precision, recall and F1 over all seeds together.
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
 //! how well the methods separate the attackers' commitments, not what accuracy a model keeps.
 //!
 //! Output: one JSON object per line; `--markdown` prints a table instead. A last line measures
-//! the on-chain cost at the family's limits: 256 committers, 4096-value sketches, all 65,280
+//! the on-chain cost at the family's limits: 256 committers, 4096-value sketches and 4096
+//! sampled coordinates, all 65,280
 //! links measured, all three methods with every feature, PageRank capped at 10,000 iterations
 //! with damping 0.99 and tolerance 1 ppb.
 //!
@@ -42,6 +43,9 @@ fn main() {
     // The default features and the nearest-sketch distance (colluders send one update).
     let mut nearest = DEFAULT_FEATURES.to_vec();
     nearest.push(pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE);
+    // The default features and the coordinate sign bias (updates crafted below the centre).
+    let mut coordinates = DEFAULT_FEATURES.to_vec();
+    coordinates.push(pb::Feature::COORDINATE_SIGN_BIAS);
     let methods = [
         ("pagerank", config(true, false, false, 1)),
         ("dbscan", config(false, true, false, 1)),
@@ -50,6 +54,10 @@ fn main() {
         (
             "ensemble_2_of_3_nearest",
             with_features(config(true, true, true, 2), &nearest),
+        ),
+        (
+            "ensemble_2_of_3_coordinates",
+            with_features(config(true, true, true, 2), &coordinates),
         ),
     ];
     if markdown {
@@ -130,6 +138,9 @@ fn worst_case_cost() {
             num_samples: 1 + next() % 1000,
             sketch: (0..4096)
                 .map(|_| (next() % 20_001) as i32 - 10_000)
+                .collect(),
+            coordinates: (0..4096)
+                .map(|_| (next() % 2_000_001) as i64 - 1_000_000)
                 .collect(),
             ..Default::default()
         })

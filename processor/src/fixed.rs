@@ -133,6 +133,12 @@ pub fn saturating_micro_unsigned(value: f64) -> u64 {
     (value * 1e6).round() as u64
 }
 
+/// `value` x 10^9 rounded half away from zero, saturated to `i64` (NaN is 0): how a
+/// commitment's sampled coordinates (`coordinates`, nano-units) are stored.
+pub fn saturating_nano(value: f64) -> i64 {
+    (value * 1e9).round() as i64
+}
+
 /// A ratio as parts per million, saturated to `u32` (NaN and negative values are 0).
 pub fn saturating_ppm(value: f64) -> u32 {
     (value * 1e6).round() as u32

@@ -37,6 +37,10 @@ pub const MAX_REASON_CHARS: usize = 256;
 /// Longest update sketch (`ConsortiumParams.sketch_length` is at most this).
 pub const MAX_SKETCH_LENGTH: usize = 4096;
 
+/// Most sampled coordinates a commitment may carry (`ConsortiumParams.coordinate_samples` is at
+/// most this).
+pub const MAX_COORDINATE_SAMPLES: usize = 4096;
+
 /// Most link measurements in one `ReportBandwidth`.
 pub const MAX_MEASUREMENTS: usize = 256;
 

@@ -1,6 +1,7 @@
-//! The statistics a commitment carries about an update: sample count, loss, L2 norm, and a
+//! The statistics a commitment carries about an update: sample count, loss, L2 norm, a
 //! fixed-length sketch from which cosine similarities between updates can be estimated on chain
-//! without the updates.
+//! without the updates, and (when the consortium asks for them) the update's values at a few
+//! sampled coordinates.
 //!
 //! The sketch is a seeded random projection `s = R x` of the flattened update `x` (tensors in
 //! name order, each row-major), with `R` a `length × dim` matrix of ±1 signs, quantized to
@@ -24,13 +25,52 @@
 //! 0.947 / 0.902 at 10 members and 1.0 / 0.879 / 0.792 at 20, against 0.968 / 0.983 / 0.935 and
 //! 0.992 / 0.961 / 0.831 per round), and noise is one of the attacks the detection is judged
 //! on, so the seed stays per round.
+//!
+//! The sampled coordinates ([`coordinates`]) are `count` positions of the flattened update
+//! drawn uniformly with replacement from a SplitMix64 stream whose state starts at
+//! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
+//! values there in nano-units ([`fixed::saturating_nano`]). Every member of a round samples the
+//! same positions, so the processor can compare members coordinate by coordinate (the
+//! `COORDINATE_SIGN_BIAS` feature). Like the projection, the positions are known in advance: an
+//! attacker that knows them could leave them alone and attack elsewhere, as it could hide an
+//! update in the projection's null space.
 
+use bcfl_processor::fixed;
+use bcfl_protos::bcfl as pb;
 use serde::{Deserialize, Serialize};
 
 use crate::update::Update;
 
 /// Default sketch length (the consortium's `sketch_length`).
 pub const DEFAULT_LENGTH: usize = 256;
+
+/// The shape of a commitment's statistics, from the consortium's parameters: how long the sketch
+/// is and how many coordinates it samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsShape {
+    /// Values in the sketch (`sketch_length`).
+    pub sketch_length: usize,
+    /// Sampled coordinates (`coordinate_samples`; 0: none).
+    pub coordinate_samples: usize,
+}
+
+impl StatsShape {
+    /// A sketch of `sketch_length` values and no sampled coordinates.
+    pub fn sketch(sketch_length: usize) -> Self {
+        Self {
+            sketch_length,
+            coordinate_samples: 0,
+        }
+    }
+
+    /// The shape `params` asks for.
+    pub fn of(params: &pb::ConsortiumParams) -> Self {
+        Self {
+            sketch_length: params.sketch_length as usize,
+            coordinate_samples: params.coordinate_samples as usize,
+        }
+    }
+}
 
 /// Statistics of one update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -43,18 +83,45 @@ pub struct UpdateStats {
     pub l2_norm: f64,
     /// Quantized random projection.
     pub sketch: Vec<i32>,
+    /// The update at the sampled coordinates, nano-units (empty when none are asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coordinates: Vec<i64>,
 }
 
 impl UpdateStats {
-    /// Statistics of `update` with a sketch of `length` entries from `seed`.
-    pub fn new(update: &Update, samples: u64, loss: f64, length: usize, seed: u64) -> Self {
+    /// Statistics of `update` in `shape`, sketched and sampled with `seed`.
+    pub fn new(update: &Update, samples: u64, loss: f64, shape: StatsShape, seed: u64) -> Self {
         Self {
             samples,
             loss,
             l2_norm: l2_norm(update),
-            sketch: sketch(update, length, seed),
+            sketch: sketch(update, shape.sketch_length, seed),
+            coordinates: coordinates(update, shape.coordinate_samples, seed),
         }
     }
+}
+
+/// The update's values at `count` positions drawn with `seed`, in nano-units (see the module
+/// docs); all zeros for an empty update.
+pub fn coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let values: Vec<f32> = update
+        .tensors
+        .values()
+        .flat_map(|(_, v)| v.iter().copied())
+        .collect();
+    if values.is_empty() {
+        return vec![0; count];
+    }
+    let mut state = seed ^ 0x636F_6F72_6469_6E61;
+    (0..count)
+        .map(|_| {
+            let position = splitmix64(&mut state) % values.len() as u64;
+            fixed::saturating_nano(f64::from(values[position as usize]))
+        })
+        .collect()
 }
 
 /// L2 norm of the flattened update, summed in `f64` in tensor-name order.
@@ -188,10 +255,47 @@ mod tests {
         assert_eq!(a, sketch(&update(doubled), 64, 1));
         assert_ne!(a, sketch(&update(values.clone()), 64, 2));
         assert_eq!(sketch(&update(vec![0.0; 10]), 8, 1), vec![0; 8]);
-        let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, 16, 1);
+        let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, StatsShape::sketch(16), 1);
         assert_eq!(
             (stats.samples, stats.l2_norm, stats.sketch.len()),
             (7, 5.0, 16)
+        );
+        assert!(stats.coordinates.is_empty());
+    }
+
+    #[test]
+    fn coordinates_are_the_updates_values_at_positions_drawn_per_round() {
+        // Value i at position i, so a sampled value names its position.
+        let values: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
+        let u = update(values.clone());
+        let a = coordinates(&u, 256, 7);
+        assert_eq!(a.len(), 256);
+        assert_eq!(a, coordinates(&u, 256, 7));
+        assert_ne!(a, coordinates(&u, 256, 8));
+        for nano in &a {
+            let position = (*nano as f64 / 1e6).round() as usize;
+            assert_eq!(*nano, fixed::saturating_nano(f64::from(values[position])));
+        }
+        // Positions spread over both tensors, with few repeats.
+        let positions: std::collections::BTreeSet<i64> = a.iter().copied().collect();
+        assert!(positions.len() > 200, "{} distinct", positions.len());
+        assert!(a.iter().any(|v| *v < 500_000_000) && a.iter().any(|v| *v >= 500_000_000));
+        // Known answer (SplitMix64 from 7 ^ 0x636F6F7264696E61, computed independently): the
+        // first positions drawn with seed 7 are 379, 939, 967, 857.
+        let first: Vec<i64> = [379, 939, 967, 857]
+            .iter()
+            .map(|&i| fixed::saturating_nano(f64::from(values[i])))
+            .collect();
+        assert_eq!(a[..4], first[..]);
+        assert_eq!(coordinates(&u, 0, 7), Vec::<i64>::new());
+        assert_eq!(coordinates(&Update::default(), 3, 7), vec![0, 0, 0]);
+        let shape = StatsShape {
+            sketch_length: 8,
+            coordinate_samples: 5,
+        };
+        assert_eq!(
+            UpdateStats::new(&u, 1, 0.0, shape, 7).coordinates,
+            coordinates(&u, 5, 7)
         );
     }
 }

@@ -1,8 +1,8 @@
 //! A commitment checked against its blob: the statistics recomputed from the bytes, and the
 //! `DisputeCommitment` to file when they contradict what the member committed.
 //!
-//! A member commits its update's size, L2 norm and sketch (`bcfl_processor::statistics` says
-//! when recomputed values match). The norm and sketch are those of the member's *change*, the
+//! A member commits its update's size, L2 norm, sketch and sampled coordinates
+//! (`bcfl_processor::statistics` says when recomputed values match). The norm and sketch are those of the member's *change*, the
 //! update minus the model it trained from (the commitment's `base_model_sha256`), sketched with
 //! the seed of the round it was committed to — exactly what the member computed
 //! ([`crate::sketch::UpdateStats`]). The aggregator checks every committed blob before it
@@ -10,37 +10,43 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
+//! use bcfl_fed::sketch::StatsShape;
 //! use bcfl_fed::update::{Encoding, Update};
 //! use bcfl_fed::verify::{check, recompute};
 //! use bcfl_protos::bcfl as pb;
 //!
 //! let model = |v: f32| Update { tensors: BTreeMap::from([("w".to_string(), (vec![2], vec![v, v]))]) };
 //! let bytes = model(1.0).to_bytes(Encoding::F32);
-//! let stats = recompute(&bytes, &model(0.0), 4, 7).unwrap();
+//! let shape = StatsShape { sketch_length: 4, coordinate_samples: 2 };
+//! let stats = recompute(&bytes, &model(0.0), shape, 7).unwrap();
 //! let honest = pb::Commitment {
 //!     round: 7,
 //!     size_bytes: stats.size_bytes,
 //!     norm_micro: stats.norm_micro,
 //!     sketch: stats.sketch.clone(),
+//!     coordinates: stats.coordinates.clone(),
 //!     ..Default::default()
 //! };
-//! assert_eq!(check(&honest, &bytes, &model(0.0), 4), None);
-//! let shrunk = pb::Commitment { norm_micro: 1, ..honest };
-//! assert_eq!(check(&shrunk, &bytes, &model(0.0), 4).unwrap().mismatch, pb::StatMismatch::NORM);
+//! assert_eq!(check(&honest, &bytes, &model(0.0), shape), None);
+//! let shrunk = pb::Commitment { norm_micro: 1, ..honest.clone() };
+//! assert_eq!(check(&shrunk, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::NORM);
+//! let moved = pb::Commitment { coordinates: vec![0, 0], ..honest };
+//! assert_eq!(check(&moved, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::COORDINATES);
 //! ```
 
 use bcfl_processor::fixed;
 use bcfl_processor::statistics::{mismatch, Recomputed};
 use bcfl_protos::bcfl as pb;
 
-use crate::sketch::{l2_norm, sketch};
+use crate::sketch::{coordinates, l2_norm, sketch, StatsShape};
 use crate::update::Update;
 use crate::{Error, Result};
 
-/// The statistics of update blob `bytes` trained from `base`, with a sketch of `length` values
-/// seeded by `round` (the round it was committed to). An error means the blob is not an update
-/// of `base`'s tensors, or its norm is not a finite number: a `MALFORMED` blob.
-pub fn recompute(bytes: &[u8], base: &Update, length: usize, round: u64) -> Result<Recomputed> {
+/// The statistics of update blob `bytes` trained from `base`, in the consortium's `shape`,
+/// sketched and sampled with the seed `round` (the round it was committed to). An error means
+/// the blob is not an update of `base`'s tensors, or its norm is not a finite number: a
+/// `MALFORMED` blob.
+pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, round: u64) -> Result<Recomputed> {
     let change = Update::from_bytes(bytes)?.minus(base)?;
     let norm = l2_norm(&change);
     let norm_micro = fixed::f64_to_micro_unsigned(norm)
@@ -48,31 +54,33 @@ pub fn recompute(bytes: &[u8], base: &Update, length: usize, round: u64) -> Resu
     Ok(Recomputed {
         size_bytes: bytes.len() as u64,
         norm_micro,
-        sketch: sketch(&change, length, round),
+        sketch: sketch(&change, shape.sketch_length, round),
+        coordinates: coordinates(&change, shape.coordinate_samples, round),
     })
 }
 
 /// The dispute to file when `bytes` (which hashed to the commitment's `update_sha256`) does not
-/// match `commitment`, trained from `base`; `None` when it matches. `length` is the consortium's
-/// `sketch_length`.
+/// match `commitment`, trained from `base`; `None` when it matches. `shape` is the consortium's
+/// ([`StatsShape::of`]).
 pub fn check(
     commitment: &pb::Commitment,
     bytes: &[u8],
     base: &Update,
-    length: usize,
+    shape: StatsShape,
 ) -> Option<pb::DisputeCommitment> {
     let mut dispute = pb::DisputeCommitment {
         round: commitment.round,
         member: commitment.member.clone(),
         ..Default::default()
     };
-    match recompute(bytes, base, length, commitment.round) {
+    match recompute(bytes, base, shape, commitment.round) {
         Err(_) => dispute.mismatch = pb::StatMismatch::MALFORMED,
         Ok(recomputed) => {
             dispute.mismatch = mismatch(commitment, &recomputed)?;
             dispute.size_bytes = recomputed.size_bytes;
             dispute.norm_micro = recomputed.norm_micro;
             dispute.sketch = recomputed.sketch;
+            dispute.coordinates = recomputed.coordinates;
         }
     }
     Some(dispute)
@@ -85,9 +93,9 @@ pub fn dispute_holds(
     commitment: &pb::Commitment,
     bytes: &[u8],
     base: &Update,
-    length: usize,
+    shape: StatsShape,
 ) -> bool {
-    check(commitment, bytes, base, length).is_some()
+    check(commitment, bytes, base, shape).is_some()
 }
 
 #[cfg(test)]
@@ -104,16 +112,22 @@ mod tests {
         }
     }
 
+    const SHAPE: StatsShape = StatsShape {
+        sketch_length: 8,
+        coordinate_samples: 3,
+    };
+
     /// The commitment a member computes (the member role's `commit_payload` arithmetic).
     fn committed(bytes: &[u8], base: &Update, round: u64) -> pb::Commitment {
         let sent = Update::from_bytes(bytes).unwrap();
-        let stats = UpdateStats::new(&sent.minus(base).unwrap(), 10, 0.5, 8, round);
+        let stats = UpdateStats::new(&sent.minus(base).unwrap(), 10, 0.5, SHAPE, round);
         pb::Commitment {
             round,
             member: "m".into(),
             size_bytes: bytes.len() as u64,
             norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).unwrap(),
             sketch: stats.sketch,
+            coordinates: stats.coordinates,
             ..Default::default()
         }
     }
@@ -124,7 +138,7 @@ mod tests {
         for encoding in [Encoding::F32, Encoding::Int8] {
             let bytes = model(&[0.75, -0.5, 1.5, 0.125]).to_bytes(encoding);
             let c = committed(&bytes, &base, 3);
-            assert_eq!(check(&c, &bytes, &base, 8), None, "{encoding:?}");
+            assert_eq!(check(&c, &bytes, &base, SHAPE), None, "{encoding:?}");
         }
     }
 
@@ -137,13 +151,13 @@ mod tests {
             norm_micro: honest.norm_micro / 10,
             ..honest.clone()
         };
-        let d = check(&small, &bytes, &base, 8).unwrap();
+        let d = check(&small, &bytes, &base, SHAPE).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::NORM);
         assert_eq!(d.norm_micro, honest.norm_micro);
         let mut flipped = honest.clone();
         flipped.sketch = honest.sketch.iter().map(|v| -v).collect();
         assert_eq!(
-            check(&flipped, &bytes, &base, 8).unwrap().mismatch,
+            check(&flipped, &bytes, &base, SHAPE).unwrap().mismatch,
             pb::StatMismatch::SKETCH
         );
         let resized = pb::Commitment {
@@ -151,20 +165,25 @@ mod tests {
             ..honest.clone()
         };
         assert_eq!(
-            check(&resized, &bytes, &base, 8).unwrap().mismatch,
+            check(&resized, &bytes, &base, SHAPE).unwrap().mismatch,
             pb::StatMismatch::SIZE
         );
+        let mut shifted = honest.clone();
+        shifted.coordinates[1] += 2;
+        let d = check(&shifted, &bytes, &base, SHAPE).unwrap();
+        assert_eq!(d.mismatch, pb::StatMismatch::COORDINATES);
+        assert_eq!(d.coordinates, honest.coordinates);
         // Another round's seed gives another sketch.
         let elsewhere = pb::Commitment {
             round: 4,
             ..honest.clone()
         };
         assert_eq!(
-            check(&elsewhere, &bytes, &base, 8).unwrap().mismatch,
+            check(&elsewhere, &bytes, &base, SHAPE).unwrap().mismatch,
             pb::StatMismatch::SKETCH
         );
-        assert!(dispute_holds(&small, &bytes, &base, 8));
-        assert!(!dispute_holds(&honest, &bytes, &base, 8));
+        assert!(dispute_holds(&small, &bytes, &base, SHAPE));
+        assert!(!dispute_holds(&honest, &bytes, &base, SHAPE));
     }
 
     #[test]
@@ -172,12 +191,20 @@ mod tests {
         let base = model(&[0.5, -0.25]);
         let honest = committed(&model(&[1.0, 1.0]).to_bytes(Encoding::F32), &base, 2);
         let other = model(&[1.0, 1.0, 1.0]).to_bytes(Encoding::F32);
-        let d = check(&honest, &other, &base, 8).unwrap();
+        let d = check(&honest, &other, &base, SHAPE).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::MALFORMED);
-        assert_eq!((d.size_bytes, d.norm_micro, d.sketch.len()), (0, 0, 0));
+        assert_eq!(
+            (
+                d.size_bytes,
+                d.norm_micro,
+                d.sketch.len(),
+                d.coordinates.len()
+            ),
+            (0, 0, 0, 0)
+        );
         let garbage = b"not a safetensors file";
         assert_eq!(
-            check(&honest, garbage, &base, 8).unwrap().mismatch,
+            check(&honest, garbage, &base, SHAPE).unwrap().mismatch,
             pb::StatMismatch::MALFORMED
         );
     }

@@ -205,8 +205,8 @@ fn noise_like(update: &Update, seed: u64) -> Update {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bcfl_fed::sketch::sketch;
     use bcfl_fed::sketch::sketch_cosine;
-    use bcfl_fed::sketch::UpdateStats;
 
     fn update(values: &[f32]) -> Update {
         let mut u = Update::default();
@@ -288,7 +288,7 @@ mod tests {
         assert!((l2_norm(&noise) - l2_norm(&honest)).abs() < 1e-5);
         assert_ne!(noise, honest);
         // The sign flip is the opposite direction: its sketch has cosine -1 with the honest one.
-        let stats = |u: &Update| UpdateStats::new(u, 1, 0.0, 16, 1).sketch;
+        let stats = |u: &Update| sketch(u, 16, 1);
         let flipped = stats(&sent(AttackKind::SignFlip).unwrap());
         assert!((sketch_cosine(&flipped, &stats(&honest)) + 1.0).abs() < 1e-3);
     }

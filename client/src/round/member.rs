@@ -48,7 +48,7 @@ use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
-use bcfl_fed::sketch::UpdateStats;
+use bcfl_fed::sketch::{StatsShape, UpdateStats};
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
 use bcfl_ledger::keys::Signer;
@@ -143,12 +143,12 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(job).await?
 }
 
-/// The consortium's sketch length.
-fn sketch_length(state: &FamilyState) -> usize {
+/// The shape of the consortium's commitment statistics (the default before it exists).
+pub fn stats_shape(state: &FamilyState) -> StatsShape {
     state
         .consortium
         .as_ref()
-        .map_or(0, |c| c.get_params().sketch_length) as usize
+        .map_or_else(StatsShape::default, |c| StatsShape::of(c.get_params()))
 }
 
 fn routing_graph(
@@ -678,15 +678,11 @@ impl<L: Ledger> Member<L> {
             Some(honest) => honest,
             None => sent.minus(&parent)?,
         };
-        let sketch_length = now
-            .consortium
-            .as_ref()
-            .map_or(0, |c| c.get_params().sketch_length) as usize;
         let stats = UpdateStats::new(
             &change,
             trained.samples,
             trained.loss,
-            sketch_length,
+            stats_shape(&now),
             target,
         );
         let id = self.transfers.store().insert_bytes(&bytes).await?;
@@ -931,7 +927,7 @@ impl<L: Ledger> Member<L> {
         let Some(r) = state.rounds.get(&round) else {
             return Ok(());
         };
-        let length = sketch_length(state);
+        let shape = stats_shape(state);
         let started = Instant::now();
         let (mut moved, mut checked, mut disputed) = (0u64, 0usize, 0usize);
         let mut bases = BTreeMap::new();
@@ -954,7 +950,7 @@ impl<L: Ledger> Member<L> {
             };
             let base = self.base_model(state, round, c, &mut bases).await?;
             checked += 1;
-            let Some(dispute) = verify::check(c, &bytes, &base, length) else {
+            let Some(dispute) = verify::check(c, &bytes, &base, shape) else {
                 continue;
             };
             tracing::warn!(
@@ -1007,7 +1003,7 @@ impl<L: Ledger> Member<L> {
         let started = Instant::now();
         let plan = AggregatePlan::of(state, round)?;
         let (paths, models, mut moved) = self.gather(state, round, &plan).await?;
-        let length = sketch_length(state);
+        let shape = stats_shape(state);
         let mut bases = BTreeMap::new();
         // Accepted updates whose statistics the aggregator should have disputed.
         let mut missed = Vec::new();
@@ -1017,7 +1013,7 @@ impl<L: Ledger> Member<L> {
             };
             let bytes = std::fs::read(&paths[&planned.member])?;
             let base = self.base_model(state, round, c, &mut bases).await?;
-            if verify::check(c, &bytes, &base, length).is_some() {
+            if verify::check(c, &bytes, &base, shape).is_some() {
                 missed.push(planned.member.clone());
             }
         }
@@ -1033,7 +1029,7 @@ impl<L: Ledger> Member<L> {
             };
             moved += fetched;
             let base = self.base_model(state, round, c, &mut bases).await?;
-            if !verify::dispute_holds(c, &bytes, &base, length) {
+            if !verify::dispute_holds(c, &bytes, &base, shape) {
                 false_disputes.push(d.member.clone());
             }
         }

@@ -32,6 +32,7 @@ pub fn commit_payload(
             source,
         })?,
         sketch: stats.sketch.clone(),
+        coordinates: stats.coordinates.clone(),
         base_round,
         ..Default::default()
     });

@@ -138,3 +138,128 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
         "{m4_sum}"
     );
 }
+
+/// A consortium that samples 4 coordinates per commitment: `bcfl commit` refuses a commitment
+/// without them, or with another count, before it reaches the ledger, and the processor's
+/// modified z-score on `coordinate-sign-bias` excludes the one member whose values lie below
+/// the coordinate-wise median everywhere (the shape of an ALIE, min-max or min-sum update),
+/// though its norm and sketch are as honest as anyone's.
+#[test]
+fn the_coordinate_sign_bias_excludes_a_member_below_the_centre_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let cli = Cli::new(ledger.url(), dir.path().join("keys"));
+    let mut setup = bcfl_testkit::ConsortiumSetup::new()
+        .with_admin("admin")
+        .with_base_model(&"33".repeat(32))
+        .with_init_args(&[
+            "--min-participants",
+            "5",
+            "--quorum",
+            "5",
+            "--sketch-length",
+            "4",
+            "--coordinate-samples",
+            "4",
+            "--anomaly",
+            "zscore",
+            "--zscore-features",
+            "coordinate-sign-bias",
+        ]);
+    let names = ["m0", "m1", "m2", "m3", "m4"];
+    for name in names {
+        setup = setup.with_member(name, "http://127.0.0.1:9");
+    }
+    setup.run(&cli);
+    let consortium = cli.json("admin", &["audit", "consortium"]);
+    assert_eq!(
+        consortium["params"]["coordinate_samples"], 4,
+        "{consortium}"
+    );
+    cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
+    let files = dir.path();
+    let commit = |name: &str, coordinates: Option<&str>| {
+        let blob = files.join(format!("{name}.blob"));
+        let sketch = files.join(format!("{name}.sketch"));
+        std::fs::write(&blob, format!("update of {name}")).unwrap();
+        std::fs::write(&sketch, "10 4 7 3").unwrap();
+        let mut args = vec![
+            "commit".to_owned(),
+            "--blob".into(),
+            blob.to_str().unwrap().into(),
+            "--samples".into(),
+            "100".into(),
+            "--loss".into(),
+            "0.5".into(),
+            "--norm".into(),
+            "1.5".into(),
+            "--sketch".into(),
+            sketch.to_str().unwrap().into(),
+        ];
+        if let Some(values) = coordinates {
+            let path = files.join(format!("{name}.coordinates"));
+            std::fs::write(&path, values).unwrap();
+            args.extend(["--coordinates".into(), path.to_str().unwrap().into()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli.run(name, &args)
+    };
+    let refused = commit("m1", None);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "the commitment has 0 sampled coordinates; the consortium requires exactly 4"
+        ),
+        "{stderr}"
+    );
+    let refused = commit("m1", Some("1 2 3"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("has 3 sampled coordinates"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let refused = commit("m1", Some("1 2 x 4"));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("coordinates value #3 (\"x\") is not a 64-bit integer"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // Honest members straddle the centre (a Latin square of ranks: each lies above it in two
+    // coordinates, on it in one and below it in one, bias 0.25); m4 lies below it everywhere
+    // (bias -1, modified z-score -3.99).
+    let values = [
+        "-2 -1 1 2",
+        "-1 1 2 -2",
+        "1 2 -2 -1",
+        "2 -2 -1 1",
+        "-900000000 -900000000 -900000000 -900000000",
+    ];
+    for (name, v) in names.iter().zip(values) {
+        let out = commit(name, Some(v));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    cli.ok("m0", &["round", "evaluate"]);
+    let round = cli.json("admin", &["audit", "round", "1"]);
+    let m4 = cli.public_key("m4");
+    assert_eq!(
+        round["verdict"]["excluded"],
+        serde_json::json!([m4]),
+        "{round}"
+    );
+    let stored = round["commitments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["member"] == m4.as_str())
+        .unwrap()["coordinates"]
+        .clone();
+    assert_eq!(stored.as_array().unwrap().len(), 4, "{stored}");
+    let audit = cli.json("admin", &["audit", "verdict", "1"]);
+    assert_eq!(audit["matches"], true, "{audit}");
+}

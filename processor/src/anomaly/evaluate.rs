@@ -81,7 +81,7 @@ pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb:
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 9] = [
+const FEATURE_NAMES: [(Feature, &str); 10] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -97,6 +97,7 @@ const FEATURE_NAMES: [(Feature, &str); 9] = [
         Feature::NEAREST_SKETCH_COSINE_DISTANCE,
         "nearest_sketch_cosine_distance",
     ),
+    (Feature::COORDINATE_SIGN_BIAS, "coordinate_sign_bias"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -445,6 +446,65 @@ mod tests {
             evaluate(&config, &bare).unwrap_err(),
             AnomalyError::MissingFeature(Feature::NEAREST_SKETCH_COSINE_DISTANCE)
         );
+    }
+
+    /// ALIE, min-max and min-sum commit `mean - gamma * std`: below the centre at every
+    /// coordinate. The coordinate sign bias singles out even a lone such attacker, which no
+    /// sketch distance can (it has no twin, and sits at an honest distance from everyone).
+    #[test]
+    fn the_coordinate_sign_bias_catches_updates_crafted_below_the_centre() {
+        use super::super::attack::AttackKind;
+        use super::super::simulate::{simulate_round, Scenario};
+        let zscore = |features: Vec<Feature>, data: &MemberData| {
+            let mut config = pb::AnomalyConfig::default();
+            config.mut_zscore().threshold_ppm = 3_500_000;
+            config.mut_zscore().features = features;
+            evaluate(&config, data).unwrap().excluded
+        };
+        let mut missed_by_distances = 0;
+        for attack in [AttackKind::MinMax, AttackKind::MinSum] {
+            for seed in 0..5 {
+                let round = simulate_round(&Scenario {
+                    members: 10,
+                    attackers: 1,
+                    attack,
+                    seed,
+                })
+                .unwrap();
+                let data = MemberData::from_evidence(
+                    &round.commitments,
+                    &round.links,
+                    &Default::default(),
+                    0,
+                );
+                let bias = data.column(Feature::COORDINATE_SIGN_BIAS).unwrap();
+                let attacker = data
+                    .members()
+                    .iter()
+                    .position(|m| *m == round.attackers[0])
+                    .unwrap();
+                assert!(bias[attacker] < -0.9, "{attack:?} seed {seed}: {bias:?}");
+                for (i, b) in bias.iter().enumerate() {
+                    if i != attacker {
+                        assert!(b.abs() < 0.5, "{attack:?} seed {seed}: {bias:?}");
+                    }
+                }
+                assert_eq!(
+                    zscore(vec![Feature::COORDINATE_SIGN_BIAS], &data),
+                    round.attackers,
+                    "{attack:?} seed {seed}"
+                );
+                let distances = vec![
+                    Feature::UPDATE_NORM,
+                    Feature::SKETCH_COSINE_DISTANCE,
+                    Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+                ];
+                if zscore(distances, &data) != round.attackers {
+                    missed_by_distances += 1;
+                }
+            }
+        }
+        assert!(missed_by_distances >= 8, "{missed_by_distances} of 10");
     }
 
     #[test]

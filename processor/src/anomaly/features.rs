@@ -9,6 +9,7 @@
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
 //! | `NEAREST_SKETCH_COSINE_DISTANCE` | `min_j 1 - cos(sketch, sketch_j)` over the other committers `j` ([`nearest_sketch_cosine_distances`]); 1 without another committer. Near 0 for members that send one update together (colluders crafting from the honest updates), never for honest members training on their own shards (FoolsGold's similarity signal) |
+//! | `COORDINATE_SIGN_BIAS` | `(#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinates`]): how many of the member's values lie above the coordinate-wise median of all committers' values, less how many lie below ([`coordinate_sign_biases`]); in [-1, 1], 0 when the round carries no coordinates |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -220,6 +221,36 @@ pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
     cosine_distances_to_median(&vectors)
 }
 
+/// For every member, `(#above - #below) / K` of its values against the coordinate-wise median
+/// of all members' `coordinates` (each a vector of the same `K` sampled coordinates, shorter
+/// ones zero-padded), in [-1, 1]; 0 for every member when `K` is 0. Exact integer comparisons
+/// against the doubled median up to one division.
+pub fn coordinate_sign_biases(coordinates: &[&[i64]]) -> Vec<f64> {
+    let vectors: Vec<Vec<i64>> = coordinates.iter().map(|c| c.to_vec()).collect();
+    let median = doubled_median(&vectors);
+    if median.is_empty() {
+        return vec![0.0; coordinates.len()];
+    }
+    vectors
+        .iter()
+        .map(|v| {
+            let balance: i64 = median
+                .iter()
+                .enumerate()
+                .map(|(k, m)| {
+                    let doubled = 2 * i128::from(v.get(k).copied().unwrap_or(0));
+                    match doubled.cmp(m) {
+                        std::cmp::Ordering::Greater => 1,
+                        std::cmp::Ordering::Less => -1,
+                        std::cmp::Ordering::Equal => 0,
+                    }
+                })
+                .sum();
+            balance as f64 / median.len() as f64
+        })
+        .collect()
+}
+
 /// Each committer's sketch sum over earlier evaluated rounds (from `history`, none for a member
 /// without an entry) plus its sketch of this round. `commitments` sorted by member.
 pub fn cumulative_sketches(
@@ -399,6 +430,10 @@ pub fn commitment_feature(
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
             nearest_sketch_cosine_distances(&sketches)
         }
+        COORDINATE_SIGN_BIAS => {
+            let coordinates: Vec<&[i64]> = commitments.iter().map(|c| &c.coordinates[..]).collect();
+            coordinate_sign_biases(&coordinates)
+        }
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| fixed::micro_to_f64(c.loss_micro))
@@ -475,6 +510,35 @@ mod tests {
             vec![0.0, 0.0, 1.0, 0.0]
         );
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn coordinate_sign_bias_known_answers() {
+        // Coordinate-wise medians: 2, 0, 5 (doubled: 4, 0, 10).
+        let a: &[i64] = &[1, 0, 5];
+        let b: &[i64] = &[2, 7, 9];
+        let c: &[i64] = &[3, -1, 4];
+        assert_eq!(
+            coordinate_sign_biases(&[a, b, c]),
+            vec![-1.0 / 3.0, 2.0 / 3.0, -1.0 / 3.0]
+        );
+        // An even count compares against the mean of the two middle values.
+        let d: &[i64] = &[4, -2, 0];
+        let biases = coordinate_sign_biases(&[a, b, c, d]);
+        // Doubled medians: 5, -1, 9.
+        assert_eq!(biases, vec![1.0 / 3.0, 1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0]);
+        // A member below the centre everywhere scores -1; no coordinates score 0.
+        let low: &[i64] = &[-9, -9, -9];
+        assert_eq!(coordinate_sign_biases(&[a, b, c, low])[3], -1.0);
+        assert_eq!(coordinate_sign_biases(&[&[], &[]]), vec![0.0, 0.0]);
+        assert!(coordinate_sign_biases(&[]).is_empty());
+        // Extremes compare exactly, without overflow.
+        let max: &[i64] = &[i64::MAX];
+        let min: &[i64] = &[i64::MIN];
+        assert_eq!(
+            coordinate_sign_biases(&[max, min, max]),
+            vec![0.0, -1.0, 0.0]
+        );
     }
 
     #[test]

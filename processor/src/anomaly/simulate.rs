@@ -2,8 +2,9 @@
 //!
 //! No model is trained here: an honest member's update is a shared "true" direction plus
 //! member-specific noise (non-IID heterogeneity) with a norm that varies by about 10 %; its
-//! commitment carries the L2 norm, a loss near 0.5, a sample count near 100 and a sketch (a fixed
-//! dense +/-1 random projection of the update, quantized to integers, as a member would commit).
+//! commitment carries the L2 norm, a loss near 0.5, a sample count near 100, a sketch (a fixed
+//! dense +/-1 random projection of the update, quantized to integers, as a member would commit)
+//! and the update at [`COORDINATE_SAMPLES`] fixed positions in nano-units.
 //! Attackers replace their update or their links as the table of [`attack`](super::attack) says,
 //! for the kinds in [`SIMULATED`] (sign flip, scale, Gaussian noise, free rider, slow link) and the
 //! colluding kinds ([`AttackKind::COLLUDING`]: ALIE, IPM, min-max, min-sum, crafted by
@@ -36,6 +37,9 @@ pub const UPDATE_DIM: usize = 512;
 
 /// Length of the committed sketches.
 pub const SKETCH_LEN: usize = 32;
+
+/// How many coordinates the commitments sample.
+pub const COORDINATE_SAMPLES: usize = 64;
 
 /// The kinds a synthetic round can apply, in [`AttackKind::ALL`] order.
 pub const SIMULATED: [AttackKind; 5] = [
@@ -202,6 +206,18 @@ pub fn sketch(update: &[f64]) -> Vec<i32> {
     out.iter().map(|s| (s * scale).round() as i32).collect()
 }
 
+/// The update at [`COORDINATE_SAMPLES`] fixed positions (drawn with replacement), in
+/// nano-units.
+pub fn coordinates(update: &[f64]) -> Vec<i64> {
+    let mut positions = Rng(0xC00D_1A7E);
+    (0..COORDINATE_SAMPLES)
+        .map(|_| {
+            let at = positions.next_u64() % update.len().max(1) as u64;
+            fixed::saturating_nano(update.get(at as usize).copied().unwrap_or(0.0))
+        })
+        .collect()
+}
+
 /// Simulates one round (see the module docs); an attack outside [`SIMULATED`] and
 /// [`AttackKind::COLLUDING`] is refused.
 pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError> {
@@ -248,6 +264,7 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
                 loss_micro: fixed::saturating_micro(0.5 + 0.05 * rng.normal()),
                 norm_micro: fixed::saturating_micro_unsigned(norm(&update)),
                 sketch: sketch(&update),
+                coordinates: coordinates(&update),
                 ..Default::default()
             })
         })
@@ -261,6 +278,7 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
         {
             c.norm_micro = fixed::saturating_micro_unsigned(norm(&crafted));
             c.sketch = sketch(&crafted);
+            c.coordinates = coordinates(&crafted);
         }
     }
     let slow: Vec<bool> = is_attacker

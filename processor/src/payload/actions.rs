@@ -7,8 +7,9 @@ use super::fields::{BlobUri, Endpoint, MemberName, PublicKey, Reason, Sha256Hash
 use super::params::validate_params;
 use super::{field, invalid, reject_unknown_fields, Result};
 use crate::limits::{
-    MAX_ADMINS, MAX_BLOB_BYTES, MAX_BYTES_PER_SEC, MAX_MEASUREMENTS, MAX_NUM_SAMPLES,
-    MAX_PROBE_BYTES, MAX_ROUND_COMMITTERS, MAX_RTT_US, MAX_SKETCH_LENGTH, MAX_STALENESS,
+    MAX_ADMINS, MAX_BLOB_BYTES, MAX_BYTES_PER_SEC, MAX_COORDINATE_SAMPLES, MAX_MEASUREMENTS,
+    MAX_NUM_SAMPLES, MAX_PROBE_BYTES, MAX_ROUND_COMMITTERS, MAX_RTT_US, MAX_SKETCH_LENGTH,
+    MAX_STALENESS,
 };
 
 /// Parses a list of keys that must not repeat, with `min..=max` entries; returns it sorted.
@@ -324,6 +325,9 @@ pub struct CommitUpdate {
     pub norm_micro: u64,
     /// Fixed-size sketch of the update, 1..=4096 values.
     pub sketch: Vec<i32>,
+    /// The change at the round's sampled coordinates in nano-units, 0..=4096 values (the rule
+    /// checks the consortium's count).
+    pub coordinates: Vec<i64>,
     /// Where the blob can be fetched; `None` means from the member's endpoint by hash.
     pub blob_uri: Option<BlobUri>,
     /// The round whose parent (global) model the update was trained from; the payload's 0 is
@@ -344,6 +348,15 @@ impl CommitUpdate {
                 ),
             ));
         }
+        if m.coordinates.len() > MAX_COORDINATE_SAMPLES {
+            return Err(invalid(
+                "commit_update.coordinates",
+                format!(
+                    "must hold at most {MAX_COORDINATE_SAMPLES} values, got {}",
+                    m.coordinates.len()
+                ),
+            ));
+        }
         let round = round_number("commit_update.round", m.round)?;
         Ok(Self {
             round,
@@ -361,6 +374,7 @@ impl CommitUpdate {
             loss_micro: m.loss_micro,
             norm_micro: m.norm_micro,
             sketch: m.sketch.clone(),
+            coordinates: m.coordinates.clone(),
             blob_uri: optional_uri("commit_update.blob_uri", &m.blob_uri)?,
             base_round: if m.base_round == 0 {
                 round
@@ -379,6 +393,7 @@ impl CommitUpdate {
             loss_micro: self.loss_micro,
             norm_micro: self.norm_micro,
             sketch: self.sketch.clone(),
+            coordinates: self.coordinates.clone(),
             blob_uri: uri_string(&self.blob_uri),
             base_round: self.base_round,
             ..Default::default()
@@ -617,6 +632,9 @@ pub struct DisputeCommitment {
     /// The recomputed sketch: empty when the blob did not parse, else the consortium's length
     /// (checked by the rule, which knows it), at most 4096 values.
     pub sketch: Vec<i32>,
+    /// The recomputed sampled coordinates: empty when the blob did not parse, else the
+    /// consortium's count (checked by the rule), at most 4096 values.
+    pub coordinates: Vec<i64>,
 }
 
 impl DisputeCommitment {
@@ -634,8 +652,22 @@ impl DisputeCommitment {
                 ),
             ));
         }
+        if m.coordinates.len() > MAX_COORDINATE_SAMPLES {
+            return Err(invalid(
+                "dispute_commitment.coordinates",
+                format!(
+                    "must hold at most {MAX_COORDINATE_SAMPLES} values, got {}",
+                    m.coordinates.len()
+                ),
+            ));
+        }
         let malformed = m.mismatch == pb::StatMismatch::MALFORMED;
-        if malformed && (m.size_bytes != 0 || m.norm_micro != 0 || !m.sketch.is_empty()) {
+        if malformed
+            && (m.size_bytes != 0
+                || m.norm_micro != 0
+                || !m.sketch.is_empty()
+                || !m.coordinates.is_empty())
+        {
             return Err(invalid(
                 "dispute_commitment",
                 "a MALFORMED dispute carries no recomputed statistics".into(),
@@ -653,6 +685,7 @@ impl DisputeCommitment {
             )?,
             norm_micro: m.norm_micro,
             sketch: m.sketch.clone(),
+            coordinates: m.coordinates.clone(),
         })
     }
 
@@ -664,6 +697,7 @@ impl DisputeCommitment {
             size_bytes: self.size_bytes,
             norm_micro: self.norm_micro,
             sketch: self.sketch.clone(),
+            coordinates: self.coordinates.clone(),
             ..Default::default()
         }
     }

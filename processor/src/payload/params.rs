@@ -9,8 +9,8 @@ use bcfl_protos::bcfl as pb;
 use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
-    MAX_COMMITTEE, MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS,
-    MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
+    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS,
+    MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -78,8 +78,27 @@ pub(crate) fn validate_params(
         )?;
     }
     in_range("params.sample_ppm", params.sample_ppm, 0, PPM)?;
+    in_range(
+        "params.coordinate_samples",
+        params.coordinate_samples,
+        0,
+        as_u32(MAX_COORDINATE_SAMPLES),
+    )?;
     if params.has_anomaly() {
-        *out.mut_anomaly() = validate_anomaly(params.get_anomaly())?;
+        let anomaly = validate_anomaly(params.get_anomaly())?;
+        let reads_coordinates = anomaly
+            .get_dbscan()
+            .features
+            .iter()
+            .chain(&anomaly.get_zscore().features)
+            .any(|f| *f == pb::Feature::COORDINATE_SIGN_BIAS);
+        if reads_coordinates && params.coordinate_samples == 0 {
+            return Err(invalid(
+                "params.coordinate_samples",
+                "must be at least 1 when a method uses COORDINATE_SIGN_BIAS".into(),
+            ));
+        }
+        *out.mut_anomaly() = anomaly;
     }
     Ok(out)
 }
@@ -259,6 +278,11 @@ mod tests {
         p.sample_ppm = PPM;
         assert!(validate_params(&p).is_ok());
         let mut p = sane();
+        p.coordinate_samples = 4097;
+        assert!(err(&p).contains("params.coordinate_samples: must be in 0..=4096, got 4097"));
+        p.coordinate_samples = 4096;
+        assert!(validate_params(&p).is_ok());
+        let mut p = sane();
         p.sketch_length = 4097;
         assert!(err(&p).contains("params.sketch_length: must be in 1..=4096, got 4097"));
         let mut p = sane();
@@ -300,6 +324,20 @@ mod tests {
         assert!(err(&p).contains("params.krum_select: must be in 1..=4"));
         p.krum_byzantine = 2;
         assert!(err(&p).contains("2f + 3 = 7"));
+    }
+
+    #[test]
+    fn the_coordinate_feature_needs_sampled_coordinates() {
+        let mut p = sane();
+        let z = p.mut_anomaly().mut_zscore();
+        z.threshold_ppm = 3_500_000;
+        z.features = vec![pb::Feature::UPDATE_NORM, pb::Feature::COORDINATE_SIGN_BIAS];
+        assert_eq!(
+            err(&p),
+            "params.coordinate_samples: must be at least 1 when a method uses COORDINATE_SIGN_BIAS"
+        );
+        p.coordinate_samples = 64;
+        assert!(validate_params(&p).is_ok());
     }
 
     #[test]

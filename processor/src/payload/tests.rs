@@ -139,10 +139,14 @@ fn action() -> impl Strategy<Value = Action> {
                 vec(any::<i32>(), 1..64),
                 blob_uri()
             ),
-            1u64..
+            (1u64.., vec(any::<i64>(), 0..16))
         )
             .prop_map(
-                |((round, sha, size, samples), (loss, norm, sketch, blob_uri), base_round)| {
+                |(
+                    (round, sha, size, samples),
+                    (loss, norm, sketch, blob_uri),
+                    (base_round, coordinates),
+                )| {
                     Action::CommitUpdate(CommitUpdate {
                         round,
                         update_sha256: sha,
@@ -151,6 +155,7 @@ fn action() -> impl Strategy<Value = Action> {
                         loss_micro: loss,
                         norm_micro: norm,
                         sketch,
+                        coordinates,
                         blob_uri,
                         base_round,
                     })
@@ -323,6 +328,14 @@ fn bounds_are_enforced() {
         "commit_update.sketch: must hold 1..=4096 values, got 4097"
     );
     commit.sketch = vec![1];
+    commit.coordinates = vec![0; crate::limits::MAX_COORDINATE_SAMPLES + 1];
+    payload.set_commit_update(commit.clone());
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "commit_update.coordinates: must hold at most 4096 values, got 4097"
+    );
+    commit.coordinates.clear();
     commit.size_bytes = 0;
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();

@@ -309,6 +309,12 @@ pub fn commit_update(
         "the sketch must hold {length} values, got {}",
         action.sketch.len()
     );
+    let samples = params(&consortium).coordinate_samples as usize;
+    ensure!(
+        action.coordinates.len() == samples,
+        "the commitment must carry {samples} sampled coordinates, got {}",
+        action.coordinates.len()
+    );
     // Payload parsing reads a base round of 0 as the round itself; a hand-built action may not.
     let base = match action.base_round {
         0 => n,
@@ -349,6 +355,7 @@ pub fn commit_update(
         loss_micro: action.loss_micro,
         norm_micro: action.norm_micro,
         sketch: action.sketch.clone(),
+        coordinates: action.coordinates.clone(),
         blob_uri: action
             .blob_uri
             .as_ref()

@@ -138,10 +138,19 @@ pub fn dispute_commitment(
             action.sketch.len()
         );
     }
+    let samples = consortium.get_params().coordinate_samples as usize;
+    if action.mismatch == pb::StatMismatch::COORDINATES {
+        ensure!(
+            action.coordinates.len() == samples,
+            "the recomputed coordinates must hold {samples} values, got {}",
+            action.coordinates.len()
+        );
+    }
     let recomputed = Recomputed {
         size_bytes: action.size_bytes,
         norm_micro: action.norm_micro,
         sketch: action.sketch.clone(),
+        coordinates: action.coordinates.clone(),
     };
     ensure!(
         contradicts(&commitment, action.mismatch, &recomputed),
@@ -156,6 +165,7 @@ pub fn dispute_commitment(
             size_bytes: action.size_bytes,
             norm_micro: action.norm_micro,
             sketch: action.sketch.clone(),
+            coordinates: action.coordinates.clone(),
             reported_by: signer.as_str().to_owned(),
             ..Default::default()
         },

@@ -329,6 +329,9 @@ fn print_consortium(c: &pb::Consortium) {
     println!("commit quorum:     {}", p.commit_quorum);
     println!("aggregation rule:  {:?}", p.aggregation_rule);
     println!("sketch length:     {}", p.sketch_length);
+    if p.coordinate_samples > 0 {
+        println!("sampled coords:    {}", p.coordinate_samples);
+    }
     println!("committee size:    {}", p.committee_size);
     let agreement = match p.link_agreement_ppm {
         0 => bcfl_processor::limits::DEFAULT_LINK_AGREEMENT_PPM,

@@ -152,10 +152,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             }
         }
     }
-    let length = state
-        .consortium
-        .as_ref()
-        .map_or(0, |c| c.get_params().sketch_length) as usize;
+    let shape = bcfl_client::round::member::stats_shape(&state);
     let (mut false_disputes, mut unverified_disputes) = (Vec::new(), Vec::new());
     for c in &disputed {
         let read = |sha: &str| -> anyhow::Result<Option<Vec<u8>>> {
@@ -170,7 +167,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             continue;
         };
         let base = bcfl_fed::update::Update::from_bytes(&base)?;
-        if !bcfl_fed::verify::dispute_holds(c, &bytes, &base, length) {
+        if !bcfl_fed::verify::dispute_holds(c, &bytes, &base, shape) {
             false_disputes.push(c.member.clone());
         }
     }
@@ -206,7 +203,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         };
         let bytes = std::fs::read(store.path(&BlobId::parse(&c.update_sha256)?))?;
         let base = bcfl_fed::update::Update::from_bytes(&base)?;
-        if bcfl_fed::verify::check(c, &bytes, &base, length).is_some() {
+        if bcfl_fed::verify::check(c, &bytes, &base, shape).is_some() {
             missed.push(c.member.clone());
         }
     }

@@ -208,6 +208,11 @@ pub(crate) struct CommitArgs {
     /// consortium's sketch length of them.
     #[arg(long, value_name = "FILE")]
     sketch: PathBuf,
+    /// The update's values at the round's sampled coordinates, in nano-units: a file of
+    /// integers like the sketch's, exactly the consortium's `coordinate_samples` of them
+    /// [default: none, for a consortium that samples none].
+    #[arg(long, value_name = "FILE")]
+    coordinates: Option<PathBuf>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -488,16 +493,24 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
     submit(ctx, payload, &wait).await
 }
 
-/// Reads integers separated by commas and/or whitespace.
-pub(crate) fn read_sketch(path: &Path) -> anyhow::Result<Vec<i32>> {
+/// Reads the integers of `what` (a sketch, coordinates) separated by commas and/or whitespace.
+pub(crate) fn read_integers<T: std::str::FromStr>(
+    path: &Path,
+    what: &str,
+) -> anyhow::Result<Vec<T>> {
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read sketch file {}", path.display()))?;
+        .with_context(|| format!("cannot read {what} file {}", path.display()))?;
     text.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|t| !t.is_empty())
         .enumerate()
         .map(|(i, t)| {
-            t.parse::<i32>()
-                .with_context(|| format!("sketch value #{} ({t:?}) is not a 32-bit integer", i + 1))
+            t.parse::<T>().map_err(|_| {
+                anyhow!(
+                    "{what} value #{} ({t:?}) is not a {}-bit integer",
+                    i + 1,
+                    std::mem::size_of::<T>() * 8
+                )
+            })
         })
         .collect()
 }
@@ -509,13 +522,28 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         None if consortium.current_round > 0 => consortium.current_round,
         None => bail!("no round has been opened yet"),
     };
-    let sketch = read_sketch(&args.sketch)?;
+    let sketch: Vec<i32> = read_integers(&args.sketch, "sketch")?;
     let expected = consortium.get_params().sketch_length as usize;
     if sketch.len() != expected {
         bail!(
             "the sketch in {} has {} values; the consortium requires exactly {expected}",
             args.sketch.display(),
             sketch.len()
+        );
+    }
+    let coordinates: Vec<i64> = match &args.coordinates {
+        Some(path) => read_integers(path, "coordinates")?,
+        None => Vec::new(),
+    };
+    let expected = consortium.get_params().coordinate_samples as usize;
+    if coordinates.len() != expected {
+        bail!(
+            "{} {} sampled coordinates; the consortium requires exactly {expected} (--coordinates)",
+            match &args.coordinates {
+                Some(path) => format!("{} has", path.display()),
+                None => "the commitment has".to_owned(),
+            },
+            coordinates.len()
         );
     }
     let (sha256, size) = file_sha256(&args.blob)?;
@@ -528,6 +556,7 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         loss_micro: fixed::parse_micro(&args.loss).context("--loss")?,
         norm_micro: fixed::parse_micro_unsigned(&args.norm).context("--norm")?,
         sketch,
+        coordinates,
         blob_uri: args.blob_uri,
         base_round: args.base_round.unwrap_or(0),
         ..Default::default()

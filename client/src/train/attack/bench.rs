@@ -44,6 +44,8 @@ pub struct BenchConfig {
     pub partition: Partition,
     /// Sketch length of the commitments.
     pub sketch_length: usize,
+    /// Coordinates each commitment samples (0: none).
+    pub coordinate_samples: usize,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: super::detect::Tuning,
     /// Held-out fraction.
@@ -221,6 +223,7 @@ pub async fn run_bench(
         partition: config.partition,
         local: config.local,
         sketch_length: config.sketch_length,
+        coordinate_samples: config.coordinate_samples,
         tuning: config.tuning.clone(),
         test_fraction: config.test_fraction,
         seed,

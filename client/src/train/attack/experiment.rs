@@ -117,6 +117,8 @@ pub struct Scenario {
     pub local: LocalConfig,
     /// Length of the committed sketches.
     pub sketch_length: usize,
+    /// Coordinates each commitment samples (0: none).
+    pub coordinate_samples: usize,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: Tuning,
     /// Fraction of the data held out for testing.
@@ -310,6 +312,12 @@ impl Defence {
             model_id: "linear head over frozen embeddings".into(),
             base_model_sha256: base_sha256.to_owned(),
             sketch_length: scenario.sketch_length as u32,
+            coordinate_samples: u32::try_from(scenario.coordinate_samples).map_err(|_| {
+                Error::Config(format!(
+                    "{} sampled coordinates do not fit on chain",
+                    scenario.coordinate_samples
+                ))
+            })?,
             ..Default::default()
         };
         self.rule(attackers, members)

@@ -45,6 +45,8 @@ pub struct PaperConfig {
     pub alpha: f64,
     /// Sketch length.
     pub sketch_length: usize,
+    /// Coordinates each commitment samples (0: none).
+    pub coordinate_samples: usize,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: super::detect::Tuning,
     /// Held-out fraction.
@@ -142,6 +144,7 @@ pub async fn paper_table(
                 partition,
                 local: config.local,
                 sketch_length: config.sketch_length,
+                coordinate_samples: config.coordinate_samples,
                 tuning: config.tuning.clone(),
                 test_fraction: config.test_fraction,
                 seed,

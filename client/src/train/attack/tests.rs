@@ -72,6 +72,7 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
             learning_rate: 1.0,
         },
         sketch_length: 256,
+        coordinate_samples: 0,
         tuning: Default::default(),
         test_fraction: 0.25,
         seed: 3,
@@ -188,6 +189,54 @@ async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
         );
         assert!(!honest.contains(&crafted));
     }
+}
+
+/// With sampled coordinates, every member commits its change at the round's positions (the
+/// aggregator recomputes them from each blob and disputes none), and the modified z-score on
+/// the coordinate sign bias alone excludes exactly the min-max colluders, whose one update
+/// lies below the centre at every coordinate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sampled_coordinates_are_committed_verified_and_expose_min_max_colluders() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(8, 2, AttackKind::MinMax, 1);
+    s.coordinate_samples = 64;
+    s.tuning.features = vec![pb::Feature::COORDINATE_SIGN_BIAS];
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = one_round(
+        &s,
+        &prepared,
+        Defence::Exclusion(Detector::ZScore),
+        dir.path(),
+    );
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let parent = LinearHead::zeros(5, 16).to_update();
+    for m in &outcome.members {
+        let c = &state.commitments[&(1, m.key.clone())];
+        let store = BlobStore::open(dir.path().join(&m.name), CHUNK_SIZE).unwrap();
+        let bytes = std::fs::read(store.path(&BlobId::parse(&c.update_sha256).unwrap())).unwrap();
+        let change = Update::from_bytes(&bytes).unwrap().minus(&parent).unwrap();
+        assert_eq!(
+            c.coordinates,
+            bcfl_fed::sketch::coordinates(&change, 64, 1),
+            "{}",
+            m.name
+        );
+    }
+    assert!(state.rounds[&1].disputes.is_empty());
+    let mut excluded: Vec<String> = state.verdicts[&1]
+        .excluded
+        .iter()
+        .map(|k| {
+            let m = outcome.members.iter().find(|m| &m.key == k).unwrap();
+            m.name.clone()
+        })
+        .collect();
+    excluded.sort();
+    assert_eq!(excluded, prepared.attackers());
 }
 
 /// One round, one sign flipper among five: the processor's verdict (ensemble detection on
@@ -317,6 +366,7 @@ async fn bench_report_has_every_defence_and_detector() {
         local: scenario(5, 0, AttackKind::Scale, 2).local,
         partition: Partition::Iid,
         sketch_length: 16,
+        coordinate_samples: 0,
         tuning: Default::default(),
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],

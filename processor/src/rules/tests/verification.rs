@@ -317,3 +317,62 @@ fn an_accepted_commitment_the_aggregator_did_not_dispute_contests_the_aggregate(
         vec![m0]
     );
 }
+
+#[test]
+fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
+    let mut w = World::with_params(pb::ConsortiumParams {
+        coordinate_samples: 3,
+        ..params()
+    });
+    let (m0, m1) = (w.m(0), w.m(1));
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    let with_coordinates = |tag: &str, coordinates: Vec<i64>| {
+        let mut payload = commit(1, tag, SKETCH);
+        payload.mut_commit_update().coordinates = coordinates;
+        payload
+    };
+    let msg = rejected(w.ledger.submit(&m1, &commit(1, "u1", SKETCH)));
+    assert_eq!(
+        msg,
+        "the commitment must carry 3 sampled coordinates, got 0"
+    );
+    let msg = rejected(
+        w.ledger
+            .submit(&m1, &with_coordinates("u1", vec![1, 2, 3, 4])),
+    );
+    assert_eq!(
+        msg,
+        "the commitment must carry 3 sampled coordinates, got 4"
+    );
+    w.ledger
+        .submit(&m0, &with_coordinates("u0", vec![-5, 0, 5]))
+        .unwrap();
+    w.ledger
+        .submit(&m1, &with_coordinates("u1", vec![7, -8, 9]))
+        .unwrap();
+    assert_eq!(
+        w.ledger.commitment(1, &m1).unwrap().coordinates,
+        vec![7, -8, 9]
+    );
+    let recomputed = |coordinates: Vec<i64>| {
+        dispute(1, &m1, |d| {
+            d.mismatch = pb::StatMismatch::COORDINATES;
+            d.norm_micro = 3_000_000;
+            d.sketch = (0..SKETCH as i32).collect();
+            d.coordinates = coordinates;
+        })
+    };
+    let msg = rejected(w.ledger.submit(&m0, &recomputed(vec![7, -8])));
+    assert_eq!(msg, "the recomputed coordinates must hold 3 values, got 2");
+    // Within one nano-unit of every committed value: nothing to dispute.
+    let msg = rejected(w.ledger.submit(&m0, &recomputed(vec![8, -9, 9])));
+    assert_eq!(
+        msg,
+        format!("the recomputed COORDINATES agrees with {m1}'s commitment: nothing to dispute")
+    );
+    let events = w.ledger.submit(&m0, &recomputed(vec![7, -8, -9])).unwrap();
+    assert_eq!(events[0].attribute("mismatch"), Some("COORDINATES"));
+    let round = w.ledger.round(1).unwrap();
+    assert_eq!(round.disputes[0].coordinates, vec![7, -8, -9]);
+}

@@ -72,6 +72,10 @@ pub(crate) struct CommonArgs {
     /// Length of the committed sketches.
     #[arg(long, default_value_t = 256)]
     sketch_length: usize,
+    /// Coordinates each commitment samples, what the `coordinate_sign_bias` feature reads
+    /// (0: none).
+    #[arg(long, default_value_t = 0)]
+    coordinate_samples: usize,
     /// Fraction of the data held out for testing.
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -248,6 +252,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                     None => Partition::Iid,
                 },
                 sketch_length: args.common.sketch_length,
+                coordinate_samples: args.common.coordinate_samples,
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 detectors,
@@ -292,6 +297,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 local: args.common.local()?,
                 alpha: args.alpha,
                 sketch_length: args.common.sketch_length,
+                coordinate_samples: args.common.coordinate_samples,
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 size_bytes: args.size,

@@ -55,6 +55,9 @@ pub(crate) enum Feature {
     /// Cosine distance of the member's sketch to the closest other committer's (colluders send
     /// one update together: near 0).
     NearestSketchCosineDistance,
+    /// Sign balance of the member's sampled coordinates against the coordinate-wise median
+    /// (updates crafted as mean - gamma * std: near -1). Needs `--coordinate-samples`.
+    CoordinateSignBias,
 }
 
 impl Feature {
@@ -69,6 +72,7 @@ impl Feature {
             Self::PagerankScore => pb::Feature::PAGERANK_SCORE,
             Self::CumulativeSketchCosineDistance => pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
             Self::NearestSketchCosineDistance => pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+            Self::CoordinateSignBias => pb::Feature::COORDINATE_SIGN_BIAS,
         }
     }
 }
@@ -121,6 +125,10 @@ pub(crate) struct InitArgs {
     /// Exact length of every commitment's sketch.
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
+    /// How many coordinates of its update every commitment carries, drawn with the round's
+    /// seed (what the `coordinate-sign-bias` feature reads; 0: none).
+    #[arg(long, default_value_t = 0)]
+    coordinate_samples: u32,
     /// Members that recompute each round's aggregate and attest its hash on chain before the
     /// round can close (0: none; the node runtime's members attest when chosen).
     #[arg(long, default_value_t = 0)]
@@ -215,6 +223,7 @@ impl InitArgs {
             model_id: self.model_id.clone(),
             base_model_sha256,
             sketch_length: self.sketch_length,
+            coordinate_samples: self.coordinate_samples,
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
