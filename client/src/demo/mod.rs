@@ -198,6 +198,9 @@ pub struct DemoConfig {
     pub committee: u32,
     /// The share of the members drawn to train each round, ppm (`sample_ppm`; 0: every one).
     pub sample_ppm: u32,
+    /// Coordinates every commitment samples (`coordinate_samples`; 0: none); with them the
+    /// z-score also reads `COORDINATE_SIGN_BIAS`.
+    pub coordinate_samples: u32,
     /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
     /// certificates under `WORK/tls` ([`tls::DemoTls`]); requests are signed either way.
     pub tls: bool,
@@ -259,6 +262,7 @@ impl DemoConfig {
             base_model_sha256: package.base_sha256.clone(),
             sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,
             committee_size: self.committee,
+            coordinate_samples: self.coordinate_samples,
             ..Default::default()
         };
         params.initial_model_sha256 = package.initial_sha256.clone();
@@ -282,9 +286,13 @@ impl DemoConfig {
             ..Default::default()
         };
         if self.anomaly.contains(&AnomalyMethod::Zscore) {
+            let mut features = vec![pb::Feature::UPDATE_NORM];
+            if self.coordinate_samples > 0 {
+                features.push(pb::Feature::COORDINATE_SIGN_BIAS);
+            }
             config.set_zscore(pb::ZScoreConfig {
                 threshold_ppm: self.zscore_threshold_ppm,
-                features: vec![pb::Feature::UPDATE_NORM],
+                features,
                 ..Default::default()
             });
         }

@@ -566,7 +566,11 @@ fn a_sampling_consortium_of_member_processes_trains_only_the_drawn() {
 /// Colluding member processes (`--attack min-max:2`): the demo tells each attacker the other's
 /// key; both wait for the three honest members to commit, fetch their updates from their blob
 /// servers and commit the one update crafted from them (the same blob, so the same hash, which
-/// no honest member sends), and the round still aggregates.
+/// no honest member sends). Every commitment carries 64 sampled coordinates, which the
+/// aggregator finds true to every blob (no dispute); the crafted update lies below the
+/// coordinate-wise median at every coordinate (sign bias -1, the honest three 0.6-0.7 as the
+/// median leans towards the pair; z about -9.9), so the z-score at threshold 5 excludes both
+/// colluders on chain, and the round aggregates the honest three.
 #[test]
 fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -574,7 +578,18 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 40);
     let report = run_small(
         &mut command,
-        &["--members", "5", "--rounds", "1", "--attack", "min-max:2"],
+        &[
+            "--members",
+            "5",
+            "--rounds",
+            "1",
+            "--attack",
+            "min-max:2",
+            "--coordinate-samples",
+            "64",
+            "--zscore-threshold",
+            "5",
+        ],
     );
     let state = family_state(ledger.url());
     let key_of = |name: &str| {
@@ -602,5 +617,12 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
         assert!(text.contains(&key_of("member-4")) && text.contains(&key_of("member-5")));
     }
     assert!(!config("member-1").contains("colluders"));
-    assert!(state.aggregates.contains_key(&1));
+    for name in ["member-1", "member-4"] {
+        assert_eq!(state.commitments[&(1, key_of(name))].coordinates.len(), 64);
+    }
+    assert!(state.rounds[&1].disputes.is_empty());
+    let mut colluders = vec![key_of("member-4"), key_of("member-5")];
+    colluders.sort();
+    assert_eq!(state.verdicts[&1].excluded.to_vec(), colluders);
+    assert_eq!(state.aggregates[&1].contributors.len(), 3);
 }

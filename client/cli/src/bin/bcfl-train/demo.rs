@@ -91,6 +91,11 @@ pub(crate) struct DemoArgs {
     /// (a majority) [default: every member; --preset flowertune: 0.1].
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     pub(crate) sample_fraction: Option<u32>,
+    /// Every commitment carries its update at N positions drawn per round, and the z-score also
+    /// reads their sign bias against the median (`coordinate_sign_bias`: it exposes updates
+    /// crafted as mean - gamma * std, such as `--attack min-max:2`) [default: none].
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) coordinate_samples: u32,
     /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
     /// (requests are signed with or without it).
     #[arg(long)]
@@ -291,6 +296,7 @@ impl DemoArgs {
             commit_timeout: self.commit_timeout,
             committee: self.committee,
             sample_ppm,
+            coordinate_samples: self.coordinate_samples,
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),
