@@ -4,7 +4,7 @@
 //! [`bcfl_processor::anomaly::simulate`] can apply ([`SIMULATED`]: sign flip, scaling x10,
 //! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum), over `--seeds N` seeds (20 by default), it runs each method alone and the
 //! ensemble (flagged by at least 2 of the 3), the ensemble with the nearest-sketch distance as a
-//! third feature, and the ensemble with the coordinate sign bias as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
+//! third feature, and the ensemble with the coordinate sign balance as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
 //! evidence the chain would hold, and prints precision, recall and F1 over all seeds together.
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
 //! how well the methods separate the attackers' commitments, not what accuracy a model keeps.
@@ -43,9 +43,9 @@ fn main() {
     // The default features and the nearest-sketch distance (colluders send one update).
     let mut nearest = DEFAULT_FEATURES.to_vec();
     nearest.push(pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE);
-    // The default features and the coordinate sign bias (updates crafted below the centre).
+    // The default features and the coordinate sign balance (updates crafted below the centre).
     let mut coordinates = DEFAULT_FEATURES.to_vec();
-    coordinates.push(pb::Feature::COORDINATE_SIGN_BIAS);
+    coordinates.push(pb::Feature::COORDINATE_SIGN_BALANCE);
     let methods = [
         ("pagerank", config(true, false, false, 1)),
         ("dbscan", config(false, true, false, 1)),

@@ -31,7 +31,7 @@
 //! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
 //! values there in nano-units ([`fixed::saturating_nano`]). Every member of a round samples the
 //! same positions, so the processor can compare members coordinate by coordinate (the
-//! `COORDINATE_SIGN_BIAS` feature). Like the projection, the positions are known in advance: an
+//! `COORDINATE_SIGN_BALANCE` feature). Like the projection, the positions are known in advance: an
 //! attacker that knows them could leave them alone and attack elsewhere, as it could hide an
 //! update in the projection's null space.
 

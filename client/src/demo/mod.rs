@@ -199,7 +199,7 @@ pub struct DemoConfig {
     /// The share of the members drawn to train each round, ppm (`sample_ppm`; 0: every one).
     pub sample_ppm: u32,
     /// Coordinates every commitment samples (`coordinate_samples`; 0: none); with them the
-    /// z-score also reads `COORDINATE_SIGN_BIAS`.
+    /// z-score also reads `COORDINATE_SIGN_BALANCE`.
     pub coordinate_samples: u32,
     /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
     /// certificates under `WORK/tls` ([`tls::DemoTls`]); requests are signed either way.
@@ -288,7 +288,7 @@ impl DemoConfig {
         if self.anomaly.contains(&AnomalyMethod::Zscore) {
             let mut features = vec![pb::Feature::UPDATE_NORM];
             if self.coordinate_samples > 0 {
-                features.push(pb::Feature::COORDINATE_SIGN_BIAS);
+                features.push(pb::Feature::COORDINATE_SIGN_BALANCE);
             }
             config.set_zscore(pb::ZScoreConfig {
                 threshold_ppm: self.zscore_threshold_ppm,

@@ -141,11 +141,11 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
 
 /// A consortium that samples 4 coordinates per commitment: `bcfl commit` refuses a commitment
 /// without them, or with another count, before it reaches the ledger, and the processor's
-/// modified z-score on `coordinate-sign-bias` excludes the one member whose values lie below
+/// modified z-score on `coordinate-sign-balance` excludes the one member whose values lie below
 /// the coordinate-wise median everywhere (the shape of an ALIE, min-max or min-sum update),
 /// though its norm and sketch are as honest as anyone's.
 #[test]
-fn the_coordinate_sign_bias_excludes_a_member_below_the_centre_everywhere() {
+fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
     let cli = Cli::new(ledger.url(), dir.path().join("keys"));
@@ -164,7 +164,7 @@ fn the_coordinate_sign_bias_excludes_a_member_below_the_centre_everywhere() {
             "--anomaly",
             "zscore",
             "--zscore-features",
-            "coordinate-sign-bias",
+            "coordinate-sign-balance",
         ]);
     let names = ["m0", "m1", "m2", "m3", "m4"];
     for name in names {
@@ -227,8 +227,8 @@ fn the_coordinate_sign_bias_excludes_a_member_below_the_centre_everywhere() {
         String::from_utf8_lossy(&refused.stderr)
     );
     // Honest members straddle the centre (a Latin square of ranks: each lies above it in two
-    // coordinates, on it in one and below it in one, bias 0.25); m4 lies below it everywhere
-    // (bias -1, modified z-score -3.99).
+    // coordinates, on it in one and below it in one, balance 1.25); m4 lies below it everywhere
+    // (balance 0, modified z-score -3.99).
     let values = [
         "-2 -1 1 2",
         "-1 1 2 -2",

@@ -568,7 +568,7 @@ fn a_sampling_consortium_of_member_processes_trains_only_the_drawn() {
 /// servers and commit the one update crafted from them (the same blob, so the same hash, which
 /// no honest member sends). Every commitment carries 64 sampled coordinates, which the
 /// aggregator finds true to every blob (no dispute); the crafted update lies below the
-/// coordinate-wise median at every coordinate (sign bias -1, the honest three 0.6-0.7 as the
+/// coordinate-wise median at every coordinate (sign balance 0, the honest three 1.6-1.7 as the
 /// median leans towards the pair; z about -9.9), so the z-score at threshold 5 excludes both
 /// colluders on chain, and the round aggregates the honest three.
 #[test]

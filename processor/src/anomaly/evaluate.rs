@@ -97,7 +97,7 @@ const FEATURE_NAMES: [(Feature, &str); 10] = [
         Feature::NEAREST_SKETCH_COSINE_DISTANCE,
         "nearest_sketch_cosine_distance",
     ),
-    (Feature::COORDINATE_SIGN_BIAS, "coordinate_sign_bias"),
+    (Feature::COORDINATE_SIGN_BALANCE, "coordinate_sign_balance"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -449,10 +449,10 @@ mod tests {
     }
 
     /// ALIE, min-max and min-sum commit `mean - gamma * std`: below the centre at every
-    /// coordinate. The coordinate sign bias singles out even a lone such attacker, which no
+    /// coordinate. The coordinate sign balance singles out even a lone such attacker, which no
     /// sketch distance can (it has no twin, and sits at an honest distance from everyone).
     #[test]
-    fn the_coordinate_sign_bias_catches_updates_crafted_below_the_centre() {
+    fn the_coordinate_sign_balance_catches_updates_crafted_below_the_centre() {
         use super::super::attack::AttackKind;
         use super::super::simulate::{simulate_round, Scenario};
         let zscore = |features: Vec<Feature>, data: &MemberData| {
@@ -477,20 +477,20 @@ mod tests {
                     &Default::default(),
                     0,
                 );
-                let bias = data.column(Feature::COORDINATE_SIGN_BIAS).unwrap();
+                let bias = data.column(Feature::COORDINATE_SIGN_BALANCE).unwrap();
                 let attacker = data
                     .members()
                     .iter()
                     .position(|m| *m == round.attackers[0])
                     .unwrap();
-                assert!(bias[attacker] < -0.9, "{attack:?} seed {seed}: {bias:?}");
+                assert!(bias[attacker] < 0.1, "{attack:?} seed {seed}: {bias:?}");
                 for (i, b) in bias.iter().enumerate() {
                     if i != attacker {
-                        assert!(b.abs() < 0.5, "{attack:?} seed {seed}: {bias:?}");
+                        assert!((b - 1.0).abs() < 0.5, "{attack:?} seed {seed}: {bias:?}");
                     }
                 }
                 assert_eq!(
-                    zscore(vec![Feature::COORDINATE_SIGN_BIAS], &data),
+                    zscore(vec![Feature::COORDINATE_SIGN_BALANCE], &data),
                     round.attackers,
                     "{attack:?} seed {seed}"
                 );

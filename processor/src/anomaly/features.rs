@@ -9,7 +9,7 @@
 //! | `SKETCH_COSINE_DISTANCE` | `1 - cos(sketch, coordinate-wise median sketch)`, in [0, 2]; 1 when either vector is zero |
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds (its [`pb::SketchSum`]) plus this one, against the consensus of the earlier rounds (the accepted members' mean sketches summed, [`pb::ConsensusSketch`]) plus this round's median sketch ([`cumulative_centre`]) |
 //! | `NEAREST_SKETCH_COSINE_DISTANCE` | `min_j 1 - cos(sketch, sketch_j)` over the other committers `j` ([`nearest_sketch_cosine_distances`]); 1 without another committer. Near 0 for members that send one update together (colluders crafting from the honest updates), never for honest members training on their own shards (FoolsGold's similarity signal) |
-//! | `COORDINATE_SIGN_BIAS` | `(#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinates`]): how many of the member's values lie above the coordinate-wise median of all committers' values, less how many lie below ([`coordinate_sign_biases`]); in [-1, 1], 0 when the round carries no coordinates |
+//! | `COORDINATE_SIGN_BALANCE` | `1 + (#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinates`]): twice the share of the member's values above the coordinate-wise median of all committers' values, ties counting half ([`coordinate_sign_balances`]); in [0, 2], 1 when the round carries no coordinates |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -36,6 +36,22 @@
 //! members against 0.78-1.01 for the noise senders, where one round's distances overlap
 //! (0.56-0.81 against 0.58-0.84). Members sketch each round with that round's projection; the
 //! client's `bcfl_fed::sketch` explains why a per-round projection suits the sum.
+//!
+//! Why a coordinate feature: the colluding attacks that defeat distance-based defences (ALIE,
+//! min-max, min-sum) all commit `mean - gamma * std` of the honest updates, with `std` the
+//! coordinate-wise standard deviation. That point sits at an honest distance from everyone, so
+//! neither a sketch distance nor a norm can single it out, and a random projection of its
+//! deviation `-gamma * std` is as random as an honest member's. Coordinate by coordinate,
+//! though, it lies below the centre *everywhere*, where an honest update lies above in about
+//! half of the coordinates and below in the other half. So a commitment carries the change at
+//! `coordinate_samples` positions drawn with the round's seed (the client's
+//! `bcfl_fed::sketch::coordinates`), and the feature counts signs against the coordinate-wise
+//! median: honest members score about `1 ± 1/√K`, a crafted update near 0. The count uses
+//! exact integer comparisons (the median doubled, as above), so it is deterministic. The
+//! balance is centred on 1 rather than 0 on purpose: the modified z-score's floor (5 % of the
+//! median's magnitude, [`super::stats::robust_scale`]) is then 0.05, close to the count's own
+//! sampling error at 256 coordinates (0.0625), so that ten members' median absolute deviation,
+//! itself noisy, cannot shrink the scale far below what chance alone gives.
 
 use bcfl_protos::bcfl as pb;
 
@@ -221,15 +237,15 @@ pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
     cosine_distances_to_median(&vectors)
 }
 
-/// For every member, `(#above - #below) / K` of its values against the coordinate-wise median
-/// of all members' `coordinates` (each a vector of the same `K` sampled coordinates, shorter
-/// ones zero-padded), in [-1, 1]; 0 for every member when `K` is 0. Exact integer comparisons
-/// against the doubled median up to one division.
-pub fn coordinate_sign_biases(coordinates: &[&[i64]]) -> Vec<f64> {
+/// For every member, `1 + (#above - #below) / K` of its values against the coordinate-wise
+/// median of all members' `coordinates` (each a vector of the same `K` sampled coordinates,
+/// shorter ones zero-padded), in [0, 2]; 1 for every member when `K` is 0. Exact integer
+/// comparisons against the doubled median up to one division.
+pub fn coordinate_sign_balances(coordinates: &[&[i64]]) -> Vec<f64> {
     let vectors: Vec<Vec<i64>> = coordinates.iter().map(|c| c.to_vec()).collect();
     let median = doubled_median(&vectors);
     if median.is_empty() {
-        return vec![0.0; coordinates.len()];
+        return vec![1.0; coordinates.len()];
     }
     vectors
         .iter()
@@ -246,7 +262,7 @@ pub fn coordinate_sign_biases(coordinates: &[&[i64]]) -> Vec<f64> {
                     }
                 })
                 .sum();
-            balance as f64 / median.len() as f64
+            1.0 + balance as f64 / median.len() as f64
         })
         .collect()
 }
@@ -430,9 +446,9 @@ pub fn commitment_feature(
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
             nearest_sketch_cosine_distances(&sketches)
         }
-        COORDINATE_SIGN_BIAS => {
+        COORDINATE_SIGN_BALANCE => {
             let coordinates: Vec<&[i64]> = commitments.iter().map(|c| &c.coordinates[..]).collect();
-            coordinate_sign_biases(&coordinates)
+            coordinate_sign_balances(&coordinates)
         }
         TRAINING_LOSS => commitments
             .iter()
@@ -513,31 +529,36 @@ mod tests {
     }
 
     #[test]
-    fn coordinate_sign_bias_known_answers() {
+    fn coordinate_sign_balance_known_answers() {
+        // 1 + (#above - #below) / 3, as the feature computes it.
+        let balance = |above_less_below: f64| 1.0 + above_less_below / 3.0;
         // Coordinate-wise medians: 2, 0, 5 (doubled: 4, 0, 10).
         let a: &[i64] = &[1, 0, 5];
         let b: &[i64] = &[2, 7, 9];
         let c: &[i64] = &[3, -1, 4];
         assert_eq!(
-            coordinate_sign_biases(&[a, b, c]),
-            vec![-1.0 / 3.0, 2.0 / 3.0, -1.0 / 3.0]
+            coordinate_sign_balances(&[a, b, c]),
+            vec![balance(-1.0), balance(2.0), balance(-1.0)]
         );
+        assert_eq!(balance(3.0), 2.0);
         // An even count compares against the mean of the two middle values.
         let d: &[i64] = &[4, -2, 0];
-        let biases = coordinate_sign_biases(&[a, b, c, d]);
         // Doubled medians: 5, -1, 9.
-        assert_eq!(biases, vec![1.0 / 3.0, 1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0]);
-        // A member below the centre everywhere scores -1; no coordinates score 0.
+        assert_eq!(
+            coordinate_sign_balances(&[a, b, c, d]),
+            vec![balance(1.0), balance(1.0), balance(-1.0), balance(-1.0)]
+        );
+        // A member below the centre everywhere scores 0; no coordinates score 1.
         let low: &[i64] = &[-9, -9, -9];
-        assert_eq!(coordinate_sign_biases(&[a, b, c, low])[3], -1.0);
-        assert_eq!(coordinate_sign_biases(&[&[], &[]]), vec![0.0, 0.0]);
-        assert!(coordinate_sign_biases(&[]).is_empty());
+        assert_eq!(coordinate_sign_balances(&[a, b, c, low])[3], 0.0);
+        assert_eq!(coordinate_sign_balances(&[&[], &[]]), vec![1.0, 1.0]);
+        assert!(coordinate_sign_balances(&[]).is_empty());
         // Extremes compare exactly, without overflow.
         let max: &[i64] = &[i64::MAX];
         let min: &[i64] = &[i64::MIN];
         assert_eq!(
-            coordinate_sign_biases(&[max, min, max]),
-            vec![0.0, -1.0, 0.0]
+            coordinate_sign_balances(&[max, min, max]),
+            vec![1.0, 0.0, 1.0]
         );
     }
 

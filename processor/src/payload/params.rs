@@ -91,11 +91,11 @@ pub(crate) fn validate_params(
             .features
             .iter()
             .chain(&anomaly.get_zscore().features)
-            .any(|f| *f == pb::Feature::COORDINATE_SIGN_BIAS);
+            .any(|f| *f == pb::Feature::COORDINATE_SIGN_BALANCE);
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",
-                "must be at least 1 when a method uses COORDINATE_SIGN_BIAS".into(),
+                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE".into(),
             ));
         }
         *out.mut_anomaly() = anomaly;
@@ -331,10 +331,13 @@ mod tests {
         let mut p = sane();
         let z = p.mut_anomaly().mut_zscore();
         z.threshold_ppm = 3_500_000;
-        z.features = vec![pb::Feature::UPDATE_NORM, pb::Feature::COORDINATE_SIGN_BIAS];
+        z.features = vec![
+            pb::Feature::UPDATE_NORM,
+            pb::Feature::COORDINATE_SIGN_BALANCE,
+        ];
         assert_eq!(
             err(&p),
-            "params.coordinate_samples: must be at least 1 when a method uses COORDINATE_SIGN_BIAS"
+            "params.coordinate_samples: must be at least 1 when a method uses COORDINATE_SIGN_BALANCE"
         );
         p.coordinate_samples = 64;
         assert!(validate_params(&p).is_ok());

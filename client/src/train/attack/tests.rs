@@ -193,14 +193,14 @@ async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
 
 /// With sampled coordinates, every member commits its change at the round's positions (the
 /// aggregator recomputes them from each blob and disputes none), and the modified z-score on
-/// the coordinate sign bias alone excludes exactly the min-max colluders, whose one update
+/// the coordinate sign balance alone excludes exactly the min-max colluders, whose one update
 /// lies below the centre at every coordinate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sampled_coordinates_are_committed_verified_and_expose_min_max_colluders() {
     let (dataset, embeddings) = tiny(300);
     let mut s = scenario(8, 2, AttackKind::MinMax, 1);
     s.coordinate_samples = 64;
-    s.tuning.features = vec![pb::Feature::COORDINATE_SIGN_BIAS];
+    s.tuning.features = vec![pb::Feature::COORDINATE_SIGN_BALANCE];
     let prepared = prepare(&embeddings, &dataset, &s).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = one_round(

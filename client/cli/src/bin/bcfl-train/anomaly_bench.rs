@@ -72,7 +72,7 @@ pub(crate) struct CommonArgs {
     /// Length of the committed sketches.
     #[arg(long, default_value_t = 256)]
     sketch_length: usize,
-    /// Coordinates each commitment samples, what the `coordinate_sign_bias` feature reads
+    /// Coordinates each commitment samples, what the `coordinate_sign_balance` feature reads
     /// (0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: usize,

@@ -55,9 +55,10 @@ pub(crate) enum Feature {
     /// Cosine distance of the member's sketch to the closest other committer's (colluders send
     /// one update together: near 0).
     NearestSketchCosineDistance,
-    /// Sign balance of the member's sampled coordinates against the coordinate-wise median
-    /// (updates crafted as mean - gamma * std: near -1). Needs `--coordinate-samples`.
-    CoordinateSignBias,
+    /// Twice the share of the member's sampled coordinates above the coordinate-wise median
+    /// (honest updates near 1, updates crafted as mean - gamma * std near 0). Needs
+    /// `--coordinate-samples`.
+    CoordinateSignBalance,
 }
 
 impl Feature {
@@ -72,7 +73,7 @@ impl Feature {
             Self::PagerankScore => pb::Feature::PAGERANK_SCORE,
             Self::CumulativeSketchCosineDistance => pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
             Self::NearestSketchCosineDistance => pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE,
-            Self::CoordinateSignBias => pb::Feature::COORDINATE_SIGN_BIAS,
+            Self::CoordinateSignBalance => pb::Feature::COORDINATE_SIGN_BALANCE,
         }
     }
 }
@@ -126,7 +127,7 @@ pub(crate) struct InitArgs {
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
     /// How many coordinates of its update every commitment carries, drawn with the round's
-    /// seed (what the `coordinate-sign-bias` feature reads; 0: none).
+    /// seed (what the `coordinate-sign-balance` feature reads; 0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: u32,
     /// Members that recompute each round's aggregate and attest its hash on chain before the
