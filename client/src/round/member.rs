@@ -43,12 +43,12 @@ use super::error::chain;
 use super::ledger::Ledger;
 use super::model::Trainer;
 pub use super::payload::commit_payload;
-use super::replay::AggregatePlan;
+use super::replay::{stats_shape, AggregatePlan};
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind};
-use bcfl_fed::sketch::{StatsShape, UpdateStats};
+use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
 use bcfl_ledger::keys::Signer;
@@ -141,14 +141,6 @@ async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(job).await?
-}
-
-/// The shape of the consortium's commitment statistics (the default before it exists).
-pub fn stats_shape(state: &FamilyState) -> StatsShape {
-    state
-        .consortium
-        .as_ref()
-        .map_or_else(StatsShape::default, |c| StatsShape::of(c.get_params()))
 }
 
 fn routing_graph(

@@ -25,11 +25,21 @@ use std::path::Path;
 use bcfl_fed::aggregate::{aggregate, Contribution};
 use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::rule::Rule;
+use bcfl_fed::sketch::StatsShape;
 use bcfl_fed::update::{Encoding, Update};
 use bcfl_ledger::state::FamilyState;
 
 use super::schedule;
 use super::{Error, Result};
+
+/// The shape of the consortium's commitment statistics (the default before it exists): what the
+/// aggregator, a verifier and an auditor recompute from each committed blob.
+pub fn stats_shape(state: &FamilyState) -> StatsShape {
+    state
+        .consortium
+        .as_ref()
+        .map_or_else(StatsShape::default, |c| StatsShape::of(c.get_params()))
+}
 
 /// One accepted update of a round, as its commitment describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,6 +49,9 @@ pub(crate) struct ScaleArgs {
     /// The sketch length every commitment carries.
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
+    /// Sampled coordinates every commitment carries (`consortium init --coordinate-samples`).
+    #[arg(long, default_value_t = 0)]
+    coordinate_samples: u32,
     /// The fraction of the members drawn to train each round [default: every member].
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     sample_fraction: Option<u32>,
@@ -75,10 +78,11 @@ impl ScaleArgs {
             None => n,
             Some(ppm) => bcfl_processor::rules::rounds::sample_size(n, ppm, 1),
         };
-        let (members, quorum, sketch) = (
+        let (members, quorum, sketch, coordinates) = (
             n.to_string(),
             quorum.to_string(),
             self.sketch_length.to_string(),
+            self.coordinate_samples.to_string(),
         );
         let base = "ab".repeat(32);
         let argv = vec![
@@ -91,6 +95,8 @@ impl ScaleArgs {
             &quorum,
             "--sketch-length",
             &sketch,
+            "--coordinate-samples",
+            &coordinates,
             "--anomaly",
             &self.anomaly,
         ];

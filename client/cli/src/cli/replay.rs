@@ -152,7 +152,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             }
         }
     }
-    let shape = bcfl_client::round::member::stats_shape(&state);
+    let shape = bcfl_client::round::replay::stats_shape(&state);
     let (mut false_disputes, mut unverified_disputes) = (Vec::new(), Vec::new());
     for c in &disputed {
         let read = |sha: &str| -> anyhow::Result<Option<Vec<u8>>> {
