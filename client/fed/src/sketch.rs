@@ -31,8 +31,8 @@
 //! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
 //! values there in nano-units ([`fixed::saturating_nano`]). Every member of a round samples the
 //! same positions, so the processor can compare members coordinate by coordinate (the
-//! `COORDINATE_SIGN_BALANCE` feature). Like the projection, the positions are known in advance: an
-//! attacker that knows them could leave them alone and attack elsewhere, as it could hide an
+//! `COORDINATE_SIGN_BALANCE` feature). Like the projection, the positions are known in advance:
+//! an attacker that knows them could leave them alone and attack elsewhere, as it could hide an
 //! update in the projection's null space.
 
 use bcfl_processor::fixed;
@@ -55,14 +55,6 @@ pub struct StatsShape {
 }
 
 impl StatsShape {
-    /// A sketch of `sketch_length` values and no sampled coordinates.
-    pub fn sketch(sketch_length: usize) -> Self {
-        Self {
-            sketch_length,
-            coordinate_samples: 0,
-        }
-    }
-
     /// The shape `params` asks for.
     pub fn of(params: &pb::ConsortiumParams) -> Self {
         Self {
@@ -255,7 +247,11 @@ mod tests {
         assert_eq!(a, sketch(&update(doubled), 64, 1));
         assert_ne!(a, sketch(&update(values.clone()), 64, 2));
         assert_eq!(sketch(&update(vec![0.0; 10]), 8, 1), vec![0; 8]);
-        let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, StatsShape::sketch(16), 1);
+        let shape = StatsShape {
+            sketch_length: 16,
+            coordinate_samples: 0,
+        };
+        let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, shape, 1);
         assert_eq!(
             (stats.samples, stats.l2_norm, stats.sketch.len()),
             (7, 5.0, 16)

@@ -205,8 +205,7 @@ fn noise_like(update: &Update, seed: u64) -> Update {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bcfl_fed::sketch::sketch;
-    use bcfl_fed::sketch::sketch_cosine;
+    use bcfl_fed::sketch::{sketch, sketch_cosine};
 
     fn update(values: &[f32]) -> Update {
         let mut u = Update::default();
