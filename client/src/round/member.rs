@@ -4,9 +4,12 @@
 //! this member, each step idempotent (a restarted node redoes only what the ledger does not
 //! show as done):
 //!
-//! - **global model**: the newest aggregate on chain is fetched (from the aggregator or anyone
-//!   holding it, along routes over the measured links), checked against its on-chain SHA-256,
-//!   loaded and, with a held-out file, scored;
+//! - **global model**: every aggregate on chain since the node started (from the newest one
+//!   then, so a node that starts late does not fetch the history) is fetched in round order
+//!   (from the aggregator or anyone holding it, along routes over the measured links), checked
+//!   against its on-chain SHA-256, loaded and, with a held-out file, scored. A node busy for
+//!   longer than a round (scoring, training) so still holds, and scores, every round's model;
+//!   following only the newest skipped the ones that went by meanwhile;
 //! - **OPEN**: probe the other members once per round and report the links; train (unless it
 //!   is the central aggregator of a server-mode round, which only aggregates) from the
 //!   round's parent model (checked against the chain), write the update blob, commit its hash,
@@ -117,6 +120,9 @@ pub struct Member<L> {
     report: Report,
     /// Rounds whose global model this member holds, loaded and scored.
     loaded: BTreeSet<u64>,
+    /// The first round whose aggregate this member follows: the newest on chain when it first
+    /// saw the consortium (1 when there was none yet).
+    follow_from: Option<u64>,
     /// Rounds this member probed for.
     probed: BTreeSet<u64>,
     /// When this node first saw each round OPEN (the aggregator's deadline).
@@ -196,6 +202,7 @@ impl<L: Ledger> Member<L> {
             initial,
             report,
             loaded: BTreeSet::new(),
+            follow_from: None,
             probed: BTreeSet::new(),
             open_since: None,
             failed: None,
@@ -458,40 +465,46 @@ impl<L: Ledger> Member<L> {
         Err(Error::Unreachable(last))
     }
 
-    /// Holds, checks and scores the newest global model on chain.
+    /// Holds, checks and scores every global model on chain since this member started, in
+    /// round order (see the module docs); stops at the first one it cannot fetch yet.
     async fn follow_global(&mut self, state: &FamilyState) -> Result<()> {
-        let Some((&round, aggregate)) = state.aggregates.last_key_value() else {
-            return Ok(());
-        };
-        if self.loaded.contains(&round) {
-            return Ok(());
-        }
-        if aggregate.finality == pb::Finality::CONTESTED {
-            tracing::warn!(member = %self.config.name, round, "the verifier committee contested round {round}'s aggregate: not loaded");
-            self.loaded.insert(round);
-            return Ok(());
-        }
-        let started = Instant::now();
-        let mut holders = vec![aggregate.submitted_by.clone()];
-        holders.extend(aggregate.contributors.iter().cloned());
-        let (bytes, moved) = match self
-            .blob(state, round, &aggregate.model_sha256, &holders)
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(member = %self.config.name, round, error = %chain(&e), "global model not held yet");
-                return Ok(());
+        let from = *self.follow_from.get_or_insert_with(|| {
+            state
+                .aggregates
+                .last_key_value()
+                .map_or(1, |(&round, _)| round)
+        });
+        for (&round, aggregate) in state.aggregates.range(from..) {
+            if self.loaded.contains(&round) {
+                continue;
             }
-        };
-        let global = Update::from_bytes(&bytes)?;
-        let mut event = self.event(round, "global", started, moved);
-        event.sha256 = Some(aggregate.model_sha256.clone());
-        tracing::info!(member = %self.config.name, round, "holds the global model, checked against the chain");
-        self.report.record(event)?;
-        self.loaded.insert(round);
-        self.unscored
-            .push((round, aggregate.model_sha256.clone(), global));
+            if aggregate.finality == pb::Finality::CONTESTED {
+                tracing::warn!(member = %self.config.name, round, "the verifier committee contested round {round}'s aggregate: not loaded");
+                self.loaded.insert(round);
+                continue;
+            }
+            let started = Instant::now();
+            let mut holders = vec![aggregate.submitted_by.clone()];
+            holders.extend(aggregate.contributors.iter().cloned());
+            let (bytes, moved) = match self
+                .blob(state, round, &aggregate.model_sha256, &holders)
+                .await
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(member = %self.config.name, round, error = %chain(&e), "global model not held yet");
+                    return Ok(());
+                }
+            };
+            let global = Update::from_bytes(&bytes)?;
+            let mut event = self.event(round, "global", started, moved);
+            event.sha256 = Some(aggregate.model_sha256.clone());
+            tracing::info!(member = %self.config.name, round, "holds the global model, checked against the chain");
+            self.report.record(event)?;
+            self.loaded.insert(round);
+            self.unscored
+                .push((round, aggregate.model_sha256.clone(), global));
+        }
         Ok(())
     }
 
