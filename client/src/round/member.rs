@@ -474,10 +474,8 @@ impl<L: Ledger> Member<L> {
                 .last_key_value()
                 .map_or(1, |(&round, _)| round)
         });
-        for (&round, aggregate) in state.aggregates.range(from..) {
-            if self.loaded.contains(&round) {
-                continue;
-            }
+        for round in schedule::globals_to_follow(&state.aggregates, &self.loaded, from) {
+            let aggregate = &state.aggregates[&round];
             if aggregate.finality == pb::Finality::CONTESTED {
                 tracing::warn!(member = %self.config.name, round, "the verifier committee contested round {round}'s aggregate: not loaded");
                 self.loaded.insert(round);

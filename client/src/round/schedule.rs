@@ -6,9 +6,10 @@
 //!   a member the previous verdict excluded, unless it excluded everyone) and who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
 //! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
 //! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age;
-//! - [`routing_graph`]: the graph a round's transfers are routed on.
+//! - [`routing_graph`]: the graph a round's transfers are routed on;
+//! - [`globals_to_follow`]: which global models a member fetches and checks, in which order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bcfl_processor::graph::{BandwidthGraph, CentreCriterion, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
@@ -257,9 +258,43 @@ pub fn staleness_weight_ppm(staleness: u32) -> u64 {
     (1e6 / (1.0 + f64::from(staleness)).sqrt()).round() as u64
 }
 
+/// The rounds whose aggregate (global model) a member holding `loaded` should fetch next, in
+/// round order: every aggregated round from `from` on (the newest round aggregated when the
+/// member started, so that a node starting late does not fetch the history) that it has not
+/// loaded. Every one, not only the newest: a member busy while two aggregates go by still
+/// holds, checks and scores the first.
+pub fn globals_to_follow(
+    aggregates: &BTreeMap<u64, pb::Aggregate>,
+    loaded: &BTreeSet<u64>,
+    from: u64,
+) -> Vec<u64> {
+    aggregates
+        .range(from..)
+        .map(|(&round, _)| round)
+        .filter(|round| !loaded.contains(round))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_follows_every_global_model_since_it_started_in_order() {
+        let aggregates: BTreeMap<u64, pb::Aggregate> =
+            (1..=5).map(|r| (r, pb::Aggregate::default())).collect();
+        // Round 2 loaded, 3 and 4 went by while the member was busy: 3, 4 and 5 in order.
+        let loaded = BTreeSet::from([0, 1, 2]);
+        assert_eq!(globals_to_follow(&aggregates, &loaded, 1), vec![3, 4, 5]);
+        // A node that started when round 4 was the newest does not fetch the history.
+        assert_eq!(
+            globals_to_follow(&aggregates, &BTreeSet::new(), 4),
+            vec![4, 5]
+        );
+        let all = (0..=5).collect();
+        assert!(globals_to_follow(&aggregates, &all, 1).is_empty());
+        assert!(globals_to_follow(&BTreeMap::new(), &loaded, 1).is_empty());
+    }
 
     fn key(c: char) -> String {
         format!("02{}", c.to_string().repeat(64))

@@ -405,6 +405,23 @@ fn buffered_asynchronous_rounds_aggregate_k_updates() {
     }
     eprintln!("stale updates aggregated: {stale}");
     c.everyone_holds(3, &[0, 1, 2]);
+    // Every member held and checked every round's global model, in round order, the slow one
+    // too (a member used to follow only the newest aggregate, so one busy while two aggregates
+    // went by skipped the first; `round::schedule::globals_to_follow` has the unit test).
+    for i in 0..3 {
+        for n in 1..=3 {
+            c.everyone_holds(n, &[i]);
+        }
+        let name = &c.names[i];
+        let events = std::fs::read_to_string(c.dir.join(format!("{name}.jsonl"))).unwrap();
+        let held: Vec<u64> = events
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["phase"] == "global")
+            .map(|e| e["round"].as_u64().unwrap())
+            .collect();
+        assert_eq!(held, vec![1, 2, 3], "{name}: {events}");
+    }
     // Stale updates are rebased onto the round's parent: the auditor's replay agrees.
     c.replays(1..=3);
 }
