@@ -466,7 +466,7 @@ impl<L: Ledger> Member<L> {
     }
 
     /// Holds, checks and scores every global model on chain since this member started, in
-    /// round order (see the module docs); stops at the first one it cannot fetch yet.
+    /// round order (see the module docs); one it cannot fetch yet is tried again next time.
     async fn follow_global(&mut self, state: &FamilyState) -> Result<()> {
         let from = *self.follow_from.get_or_insert_with(|| {
             state
@@ -490,8 +490,9 @@ impl<L: Ledger> Member<L> {
             {
                 Ok(found) => found,
                 Err(e) => {
+                    // Tried again at the next tick; a newer one is still loaded now.
                     tracing::warn!(member = %self.config.name, round, error = %chain(&e), "global model not held yet");
-                    return Ok(());
+                    continue;
                 }
             };
             let global = Update::from_bytes(&bytes)?;
