@@ -11,9 +11,8 @@
 //!
 //! Output: one JSON object per line; `--markdown` prints a table instead. A last line measures
 //! the on-chain cost at the family's limits: 256 committers, 4096-value sketches and 4096
-//! sampled coordinates, all 65,280
-//! links measured, all three methods with every feature, PageRank capped at 10,000 iterations
-//! with damping 0.99 and tolerance 1 ppb.
+//! sampled coordinates, all 65,280 links measured, all three methods with every feature,
+//! PageRank capped at 10,000 iterations with damping 0.99 and tolerance 1 ppb.
 //!
 //! ```text
 //! cargo bench -p bcfl-processor --bench anomaly_detection --profile dev -- --seeds 20 --markdown

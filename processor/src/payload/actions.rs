@@ -308,6 +308,17 @@ impl OpenRound {
     }
 }
 
+/// Refuses a list `field` of more than `max` values.
+fn at_most_values(field: &'static str, len: usize, max: usize) -> Result<()> {
+    if len > max {
+        return Err(invalid(
+            field,
+            format!("must hold at most {max} values, got {len}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A member's commitment to its update for a round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitUpdate {
@@ -348,15 +359,11 @@ impl CommitUpdate {
                 ),
             ));
         }
-        if m.coordinates.len() > MAX_COORDINATE_SAMPLES {
-            return Err(invalid(
-                "commit_update.coordinates",
-                format!(
-                    "must hold at most {MAX_COORDINATE_SAMPLES} values, got {}",
-                    m.coordinates.len()
-                ),
-            ));
-        }
+        at_most_values(
+            "commit_update.coordinates",
+            m.coordinates.len(),
+            MAX_COORDINATE_SAMPLES,
+        )?;
         let round = round_number("commit_update.round", m.round)?;
         Ok(Self {
             round,
@@ -643,24 +650,16 @@ impl DisputeCommitment {
         if m.mismatch == pb::StatMismatch::STAT_MISMATCH_UNSET {
             return Err(invalid("dispute_commitment.mismatch", "must be set".into()));
         }
-        if m.sketch.len() > MAX_SKETCH_LENGTH {
-            return Err(invalid(
-                "dispute_commitment.sketch",
-                format!(
-                    "must hold at most {MAX_SKETCH_LENGTH} values, got {}",
-                    m.sketch.len()
-                ),
-            ));
-        }
-        if m.coordinates.len() > MAX_COORDINATE_SAMPLES {
-            return Err(invalid(
-                "dispute_commitment.coordinates",
-                format!(
-                    "must hold at most {MAX_COORDINATE_SAMPLES} values, got {}",
-                    m.coordinates.len()
-                ),
-            ));
-        }
+        at_most_values(
+            "dispute_commitment.sketch",
+            m.sketch.len(),
+            MAX_SKETCH_LENGTH,
+        )?;
+        at_most_values(
+            "dispute_commitment.coordinates",
+            m.coordinates.len(),
+            MAX_COORDINATE_SAMPLES,
+        )?;
         let malformed = m.mismatch == pb::StatMismatch::MALFORMED;
         if malformed
             && (m.size_bytes != 0
