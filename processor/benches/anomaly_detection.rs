@@ -2,10 +2,12 @@
 //!
 //! For 10 and 20 members, 10 %, 20 % and 30 % attackers of each kind
 //! [`bcfl_processor::anomaly::simulate`] can apply ([`SIMULATED`]: sign flip, scaling x10,
-//! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum), over `--seeds N` seeds (20 by default), it runs each method alone and the
-//! ensemble (flagged by at least 2 of the 3), the ensemble with the nearest-sketch distance as a
-//! third feature, and the ensemble with the coordinate sign balance as a third feature, through [`bcfl_processor::anomaly::evaluate`] on the
-//! evidence the chain would hold, and prints precision, recall and F1 over all seeds together.
+//! Gaussian noise, free rider, slow links; and the colluding ALIE, IPM, min-max and min-sum),
+//! over `--seeds N` seeds (20 by default), it runs each method alone and the ensemble (flagged
+//! by at least 2 of the 3), the ensemble with the nearest-sketch distance as a third feature,
+//! and the ensemble with the coordinate sign balance as a third feature, through
+//! [`bcfl_processor::anomaly::evaluate`] on the evidence the chain would hold, and prints
+//! precision, recall and F1 over all seeds together.
 //! No model is trained: updates are synthetic (see the `simulate` module), so these numbers say
 //! how well the methods separate the attackers' commitments, not what accuracy a model keeps.
 //!
