@@ -99,19 +99,28 @@ pub fn coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
     if count == 0 {
         return Vec::new();
     }
-    let values: Vec<f32> = update
-        .tensors
-        .values()
-        .flat_map(|(_, v)| v.iter().copied())
+    // The tensors in name order and where each starts in the flattened update (no copy).
+    let tensors: Vec<&[f32]> = update.tensors.values().map(|(_, v)| &v[..]).collect();
+    let starts: Vec<u64> = tensors
+        .iter()
+        .scan(0u64, |start, t| {
+            let here = *start;
+            *start += t.len() as u64;
+            Some(here)
+        })
         .collect();
-    if values.is_empty() {
+    let total: u64 = tensors.iter().map(|t| t.len() as u64).sum();
+    if total == 0 {
         return vec![0; count];
     }
     let mut state = seed ^ 0x636F_6F72_6469_6E61;
     (0..count)
         .map(|_| {
-            let position = splitmix64(&mut state) % values.len() as u64;
-            fixed::saturating_nano(f64::from(values[position as usize]))
+            let position = splitmix64(&mut state) % total;
+            // The last tensor starting at or before `position` holds it (empty ones never do).
+            let t = starts.partition_point(|&s| s <= position) - 1;
+            let value = tensors[t][(position - starts[t]) as usize];
+            fixed::saturating_nano(f64::from(value))
         })
         .collect()
 }
@@ -283,6 +292,10 @@ mod tests {
             .map(|&i| fixed::saturating_nano(f64::from(values[i])))
             .collect();
         assert_eq!(a[..4], first[..]);
+        // An empty tensor holds no position: the same values with one in the middle.
+        let mut with_empty = u.clone();
+        with_empty.tensors.insert("a0".into(), (vec![0], vec![]));
+        assert_eq!(coordinates(&with_empty, 256, 7), a);
         assert_eq!(coordinates(&u, 0, 7), Vec::<i64>::new());
         assert_eq!(coordinates(&Update::default(), 3, 7), vec![0, 0, 0]);
         let shape = StatsShape {

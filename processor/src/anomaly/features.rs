@@ -140,13 +140,13 @@ pub fn bandwidth_feature(n: usize, edges: &[(usize, usize, f64)], incoming: bool
 
 /// The coordinate-wise median of `vectors`, doubled so that it stays an integer (the sum of the
 /// two middle values for an even count). Shorter vectors count as zero-padded.
-fn doubled_median(vectors: &[Vec<i64>]) -> Vec<i128> {
-    let len = vectors.iter().map(Vec::len).max().unwrap_or(0);
+fn doubled_median<V: AsRef<[i64]>>(vectors: &[V]) -> Vec<i128> {
+    let len = vectors.iter().map(|v| v.as_ref().len()).max().unwrap_or(0);
     (0..len)
         .map(|k| {
             let mut column: Vec<i128> = vectors
                 .iter()
-                .map(|v| i128::from(v.get(k).copied().unwrap_or(0)))
+                .map(|v| i128::from(v.as_ref().get(k).copied().unwrap_or(0)))
                 .collect();
             column.sort_unstable();
             let mid = column.len() / 2;
@@ -242,12 +242,11 @@ pub fn sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
 /// shorter ones zero-padded), in [0, 2]; 1 for every member when `K` is 0. Exact integer
 /// comparisons against the doubled median up to one division.
 pub fn coordinate_sign_balances(coordinates: &[&[i64]]) -> Vec<f64> {
-    let vectors: Vec<Vec<i64>> = coordinates.iter().map(|c| c.to_vec()).collect();
-    let median = doubled_median(&vectors);
+    let median = doubled_median(coordinates);
     if median.is_empty() {
         return vec![1.0; coordinates.len()];
     }
-    vectors
+    coordinates
         .iter()
         .map(|v| {
             let balance: i64 = median

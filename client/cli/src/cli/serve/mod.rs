@@ -380,6 +380,10 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -460,12 +464,8 @@ async fn round(
 ) -> Result<Response, ApiError> {
     let number = round_number(&number)?;
     let snapshot = current(&app)?;
-    let detail = view::round_detail(&snapshot.state, number).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("round {number} does not exist"),
-        )
-    })?;
+    let detail = view::round_detail(&snapshot.state, number)
+        .ok_or_else(|| ApiError::not_found(format!("round {number} does not exist")))?;
     Ok(json_at_head(&headers, &snapshot, &detail))
 }
 
@@ -477,10 +477,9 @@ async fn graph(
     let number = round_number(&number)?;
     let snapshot = current(&app)?;
     let svg = view::graph_svg(&snapshot.state, number).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("round {number} does not exist or no link is measured"),
-        )
+        ApiError::not_found(format!(
+            "round {number} does not exist or no link is measured"
+        ))
     })?;
     Ok(at_head(
         &headers,
@@ -497,13 +496,10 @@ async fn member(
 ) -> Result<Response, ApiError> {
     let snapshot = current(&app)?;
     let detail = view::member_detail(&snapshot.state, &key).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "{} is not a member",
-                key.chars().take(80).collect::<String>()
-            ),
-        )
+        ApiError::not_found(format!(
+            "{} is not a member",
+            key.chars().take(80).collect::<String>()
+        ))
     })?;
     Ok(json_at_head(&headers, &snapshot, &detail))
 }
@@ -537,11 +533,10 @@ async fn chart(
     let chart = match name.as_str() {
         "accuracy.svg" => view::Chart::Accuracy,
         "rounds.svg" => view::Chart::RoundTime,
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such chart")),
+        _ => return Err(ApiError::not_found("no such chart")),
     };
     if app.reports.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::not_found(
             "no report files were given (audit serve --reports)",
         ));
     }

@@ -367,16 +367,31 @@ pub(crate) fn member_detail(state: &FamilyState, key: &str) -> Option<MemberDeta
             },
         })
         .collect();
-    let link = |l: &pb::Link, peer: &str| {
-        let last = l.get_samples().last()?;
-        Some(LinkView {
-            peer: peer.to_owned(),
-            peer_name: name_of(state, peer),
-            bytes_per_sec: last.bytes_per_sec,
-            rtt_us: last.rtt_us,
-            epoch: last.epoch,
-            samples: l.samples.len(),
-        })
+    // The member's measured links out (or in), each with its latest sample.
+    let links = |out: bool| -> Vec<LinkView> {
+        state
+            .links
+            .values()
+            .filter_map(|l| {
+                let (this, peer) = if out {
+                    (&l.from, &l.to)
+                } else {
+                    (&l.to, &l.from)
+                };
+                if this != key {
+                    return None;
+                }
+                let last = l.get_samples().last()?;
+                Some(LinkView {
+                    peer: peer.clone(),
+                    peer_name: name_of(state, peer),
+                    bytes_per_sec: last.bytes_per_sec,
+                    rtt_us: last.rtt_us,
+                    epoch: last.epoch,
+                    samples: l.samples.len(),
+                })
+            })
+            .collect()
     };
     Some(MemberDetail {
         key: m.public_key.clone(),
@@ -392,18 +407,8 @@ pub(crate) fn member_detail(state: &FamilyState, key: &str) -> Option<MemberDeta
             .filter(|a| a.submitted_by == key)
             .map(|a| a.round)
             .collect(),
-        links_out: state
-            .links
-            .values()
-            .filter(|l| l.from == key)
-            .filter_map(|l| link(l, &l.to))
-            .collect(),
-        links_in: state
-            .links
-            .values()
-            .filter(|l| l.to == key)
-            .filter_map(|l| link(l, &l.from))
-            .collect(),
+        links_out: links(true),
+        links_in: links(false),
     })
 }
 
