@@ -4,8 +4,10 @@
 //! draws the split, the shards, the attackers and the links, and
 //! [`experiment::run_all`](super::experiment::run_all) runs one consortium per defence on the
 //! round library: no defence, exclusion by each [`Detector`]'s on-chain verdict, Krum,
-//! Multi-Krum, the trimmed mean and the median. The clean run (the same members, nobody attacking, FedAvg) and the centralized
-//! head are the references. Detection counts are summed over rounds and seeds before precision,
+//! Multi-Krum, the trimmed mean and the median. The references: the clean run (the same
+//! members, nobody attacking, FedAvg), the attackers-absent run (FedAvg of the honest members
+//! alone, without the attackers' shards: what a perfect exclusion reaches, and so the most any
+//! defence can recover), and the centralized head. Detection counts are summed over rounds and seeds before precision,
 //! recall and F1 are taken (as the processor's synthetic benchmark does); accuracies are
 //! averaged over seeds.
 
@@ -115,7 +117,8 @@ impl DetectionRow {
 /// Final test accuracy of one defence in one cell.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AccuracyRow {
-    /// Defence name (`clean` for the run without attackers).
+    /// Defence name (`clean` for the run without attackers, [`ATTACKERS_ABSENT`] for the
+    /// honest members alone).
     pub defence: String,
     /// Over seeds.
     pub accuracy: Stat,
@@ -132,7 +135,7 @@ pub struct Cell {
     pub attack: String,
     /// Per detector.
     pub detection: Vec<DetectionRow>,
-    /// Per defence, the clean run first.
+    /// Per defence, after the clean run and the attackers-absent run.
     pub accuracy: Vec<AccuracyRow>,
 }
 
@@ -193,6 +196,9 @@ impl From<&super::detect::Tuning> for DetectionSettings {
 pub const SETUP: &str = "federated training of the 384x5 classification head over frozen \
 all-MiniLM-L6-v2 mean-pooled embeddings of Medical Abstracts (not LoRA fine-tuning)";
 
+/// The accuracy row of the attackers-absent reference (see the module docs).
+pub const ATTACKERS_ABSENT: &str = "attackers_absent";
+
 /// The defences compared, in report order.
 pub fn defences(detectors: &[Detector]) -> Vec<Defence> {
     let mut d = vec![Defence::None];
@@ -252,6 +258,20 @@ pub async fn run_bench(
         let members = *members;
         for &fraction in &config.fractions {
             let attackers = ((members as f64) * fraction).round() as usize;
+            // Without attackers, the honest members alone are the clean run.
+            let mut absent = if attackers == 0 {
+                clean_accuracy.clone()
+            } else {
+                Vec::new()
+            };
+            if let Some(&attack) = config.attacks.first().filter(|_| attackers > 0) {
+                for &seed in &config.seeds {
+                    let s = scenario(members, attackers, attack, seed);
+                    let honest = prepare(embeddings, dataset, &s)?.honest_only();
+                    let dir = work.path().join("attackers-absent");
+                    absent.push(run(&honest, &s, Defence::None, &dir).await?.accuracy);
+                }
+            }
             for &attack in &config.attacks {
                 let mut counts = vec![Counts::default(); config.detectors.len()];
                 let mut accuracy = vec![Vec::new(); defences.len()];
@@ -274,6 +294,10 @@ pub async fn run_bench(
                     defence: "clean".into(),
                     accuracy: Stat::of(clean_accuracy),
                 }];
+                rows.push(AccuracyRow {
+                    defence: ATTACKERS_ABSENT.into(),
+                    accuracy: Stat::of(&absent),
+                });
                 rows.extend(defences.iter().zip(&accuracy).map(|(d, a)| AccuracyRow {
                     defence: d.name(),
                     accuracy: Stat::of(a),

@@ -155,6 +155,31 @@ impl Prepared {
             .collect()
     }
 
+    /// The honest members alone: the attackers, their shards and their links left out. This is
+    /// the best any exclusion can do, since no defence recovers what the attackers' data would
+    /// have taught (the attackers-absent reference of [`super::bench`]).
+    pub fn honest_only(&self) -> Self {
+        let keep: Vec<usize> = (0..self.keys.len())
+            .filter(|&i| self.roles[i].is_none())
+            .collect();
+        let keys: Vec<String> = keep.iter().map(|&i| self.keys[i].clone()).collect();
+        let kept = |key: &str| keys.binary_search_by(|k| k.as_str().cmp(key)).is_ok();
+        let links = self
+            .links
+            .iter()
+            .filter(|l| kept(&l.from) && kept(&l.to))
+            .cloned()
+            .collect();
+        Self {
+            train: self.train.clone(),
+            test: self.test.clone(),
+            shards: keep.iter().map(|&i| self.shards[i].clone()).collect(),
+            roles: vec![None; keys.len()],
+            keys,
+            links,
+        }
+    }
+
     /// The same members, all honest (the clean run).
     pub fn clean(&self) -> Self {
         Self {

@@ -352,6 +352,21 @@ async fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
         .await
         .unwrap();
     assert_eq!(alone[0], outcomes[1]);
+    // The honest members alone: the attacker, its shard and its links are gone, and since the
+    // ensemble excluded the attacker in every round, its FedAvg is the very same model.
+    let honest = prepared.honest_only();
+    assert_eq!(honest.keys.len(), 5);
+    assert!(honest.roles.iter().all(Option::is_none));
+    assert!(!honest.keys.contains(&attackers[0]));
+    assert!(honest
+        .links
+        .iter()
+        .all(|l| l.from != attackers[0] && l.to != attackers[0]));
+    assert!(!honest.links.is_empty());
+    let absent = run_all(&honest, &s, &defences[..1], dir.path())
+        .await
+        .unwrap();
+    assert_eq!(absent[0].accuracy, excluded.accuracy);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,6 +407,7 @@ async fn bench_report_has_every_defence_and_detector() {
         defences,
         [
             "clean",
+            "attackers_absent",
             "no_defence",
             "exclude_zscore",
             "exclude_ensemble",
