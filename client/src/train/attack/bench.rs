@@ -7,9 +7,9 @@
 //! Multi-Krum, the trimmed mean and the median. The references: the clean run (the same
 //! members, nobody attacking, FedAvg), the attackers-absent run (FedAvg of the honest members
 //! alone, without the attackers' shards: what a perfect exclusion reaches, and so the most any
-//! defence can recover), and the centralized head. Detection counts are summed over rounds and seeds before precision,
-//! recall and F1 are taken (as the processor's synthetic benchmark does); accuracies are
-//! averaged over seeds.
+//! defence can recover), and the centralized head. Detection counts are summed over rounds and
+//! seeds before precision, recall and F1 are taken (as the processor's synthetic benchmark
+//! does); accuracies are averaged over seeds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
