@@ -353,7 +353,7 @@ async fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
         .unwrap();
     assert_eq!(alone[0], outcomes[1]);
     // The honest members alone: the attacker, its shard and its links are gone, and since the
-    // ensemble excluded the attacker in every round, its FedAvg is the very same model.
+    // ensemble excluded the attacker in every round, its FedAvg scores exactly the same.
     let honest = prepared.honest_only();
     assert_eq!(honest.keys.len(), 5);
     assert!(honest.roles.iter().all(Option::is_none));
