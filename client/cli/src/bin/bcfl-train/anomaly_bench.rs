@@ -258,12 +258,25 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 detectors,
             };
             let (dataset, embeddings) = args.common.load()?;
+            let cells = config.members.len() * config.fractions.len() * config.attacks.len();
+            let started = std::time::Instant::now();
+            let mut done = 0;
+            // A line per finished cell on stderr, whatever the output format: a grid runs for
+            // minutes, and stdout carries only the report.
             let report = run_bench(&dataset, &embeddings, &config, |cell| {
-                tracing::info!(
-                    members = cell.members,
-                    attackers = cell.attackers,
-                    attack = %cell.attack,
-                    "cell done"
+                done += 1;
+                let f1: Vec<String> = cell
+                    .detection
+                    .iter()
+                    .map(|d| format!("{} {:.3}", d.detector, d.f1))
+                    .collect();
+                eprintln!(
+                    "cell {done}/{cells}: {} members, {} attacking with {}: F1 {} ({:.0} s)",
+                    cell.members,
+                    cell.attackers,
+                    cell.attack,
+                    f1.join(", "),
+                    started.elapsed().as_secs_f64()
                 );
             })
             .await?;
