@@ -14,7 +14,7 @@ use super::manifest::{BlobId, Manifest, MAX_CHUNK_SIZE};
 use super::registry::MAX_CHAIN_DEPTH;
 use super::route::Peers;
 use super::transfer::{http_client, Transfers};
-use super::transfer_tests::{blob, nodes, TestNode, CHUNK};
+use super::transfer_tests::{blob, kept, nodes, TestNode, CHUNK};
 
 /// A loopback HTTP server answering every request with `status` and `body`, counting the
 /// requests it gets; returns its base URL and the count.
@@ -324,9 +324,6 @@ async fn relays_read_verified_bytes_back_from_disk() {
     assert_eq!(done.size, 3_000_000);
     assert_eq!(std::fs::read(nodes[2].store().path(&id)).unwrap(), data);
     let relay: &TestNode = &nodes[1];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !relay.store().contains(&id) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(kept(relay.store(), &id).await);
     assert_eq!(std::fs::read(relay.store().path(&id)).unwrap(), data);
 }

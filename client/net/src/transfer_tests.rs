@@ -58,6 +58,19 @@ pub(crate) fn unsigned() -> PeerClient {
     PeerClient::unsigned(http_client(Duration::from_secs(2)))
 }
 
+/// Whether `store` holds `id` within 10 s. A relay keeps what it forwards, but it may commit the
+/// blob to its store only after the fetcher has the last byte, so the fetch can return first.
+pub(crate) async fn kept(store: &BlobStore, id: &BlobId) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.contains(id) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 pub(crate) fn blob(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64 * 31 + seed as u64 * 7 + (i as u64 >> 9)) as u8)
