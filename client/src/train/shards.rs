@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Dataset, LabelNames};
 use super::saved::TEST_FILE;
 use super::source::{DataOrigin, DataSource};
-use super::split::{split, DataPlan, Partition, SplitConfig};
+use super::split::{split, DataPlan, SplitConfig};
 use super::{Error, Result};
 use crate::train::data::{MEDICAL_ABSTRACTS, MEDICAL_ABSTRACTS_FILE};
 use bcfl_fed::update::sha256_hex;
@@ -184,15 +184,6 @@ pub fn write_shards(request: &ShardRequest) -> Result<SplitManifest> {
     Ok(manifest)
 }
 
-/// The partition as on the command line: `iid`, `dirichlet (alpha 0.5)`, `specialty (share 0.8)`.
-fn describe(partition: &Partition) -> String {
-    match partition {
-        Partition::Iid => "iid".into(),
-        Partition::Dirichlet { alpha } => format!("dirichlet (alpha {alpha})"),
-        Partition::Specialty { share } => format!("specialty (share {share})"),
-    }
-}
-
 /// The table `bcfl data split` prints without `--json`.
 pub fn render(manifest: &SplitManifest, out: &Path) -> String {
     let plan = &manifest.plan;
@@ -203,7 +194,7 @@ pub fn render(manifest: &SplitManifest, out: &Path) -> String {
             manifest.shards.len(),
             plan.examples,
             manifest.source.display(),
-            describe(&manifest.config.partition),
+            manifest.config.partition,
             manifest.config.seed
         ),
         format!("classes: {}", plan.labels.join(", ")),

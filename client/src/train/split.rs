@@ -44,6 +44,17 @@ pub enum Partition {
     },
 }
 
+/// The partition as on the command line: `iid`, `dirichlet (alpha 0.5)`, `specialty (share 0.8)`.
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Partition::Iid => write!(f, "iid"),
+            Partition::Dirichlet { alpha } => write!(f, "dirichlet (alpha {alpha})"),
+            Partition::Specialty { share } => write!(f, "specialty (share {share})"),
+        }
+    }
+}
+
 /// Lower case with whitespace runs collapsed: the form texts are compared in.
 pub fn normalize(text: &str) -> String {
     text.split_whitespace()

@@ -465,7 +465,7 @@ impl BenchReport {
     /// Two markdown tables: detection (F1, with precision/recall) and final accuracy.
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "Setup: {}; {} rounds x {} local epochs, lr {}, {:?}, seeds {:?}. Centralized head: \
+            "Setup: {}; {} rounds x {} local epochs, lr {}, {} shards, seeds {:?}. Centralized head: \
              {:.3} +/- {:.3}.\n\n",
             self.setup,
             self.rounds,

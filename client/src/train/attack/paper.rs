@@ -114,12 +114,16 @@ fn asynchronous_time(links: &[pb::Link], removed: &[String], size: f64, delay: f
     Ok(totals.asynchronous_s)
 }
 
-/// Builds the table (see the module docs).
+/// Builds the table (see the module docs); `progress` hears about each finished seed and
+/// partition: the seed, the partition, and how many of the runs are done of how many.
 pub async fn paper_table(
     dataset: &Dataset,
     embeddings: &Embeddings,
     config: &PaperConfig,
+    mut progress: impl FnMut(u64, Partition, usize, usize),
 ) -> Result<PaperTable> {
+    let total = config.seeds.len() * 2;
+    let mut done = 0;
     let work = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     let methods: Vec<Option<Detector>> = std::iter::once(None)
         .chain(Detector::ALL.into_iter().map(Some))
@@ -175,6 +179,8 @@ pub async fn paper_table(
                     config.delay_s,
                 )?);
             }
+            done += 1;
+            progress(seed, partition, done, total);
         }
     }
     let rows = methods

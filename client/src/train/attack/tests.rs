@@ -11,6 +11,7 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{prepare, run_all, Defence, Prepared, Scenario};
 use super::head::{LinearHead, LocalConfig};
+use super::paper::{paper_table, PaperConfig};
 use crate::round::coordinator::CoordinatorConfig;
 use crate::round::member::CHUNK_SIZE;
 use crate::round::simulation::{simulate, SimulationConfig};
@@ -486,4 +487,60 @@ async fn a_sampling_consortium_trains_only_the_members_the_ledger_draws() {
         draws.insert(drawn);
     }
     assert!(draws.len() > 1, "four rounds drew the same members");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_paper_table_removes_a_slow_link_and_reports_every_method() {
+    let (dataset, embeddings) = tiny(240);
+    let config = PaperConfig {
+        members: 6,
+        attackers: 1,
+        attacks: vec![AttackKind::SlowLink],
+        seeds: vec![3],
+        rounds: 2,
+        local: scenario(6, 0, AttackKind::Scale, 3).local,
+        alpha: 0.5,
+        sketch_length: 16,
+        coordinate_samples: 0,
+        tuning: Default::default(),
+        test_fraction: 0.25,
+        size_bytes: Some(1_000_000.0),
+        delay_s: 0.0,
+    };
+    let mut heard = Vec::new();
+    let table = paper_table(
+        &dataset,
+        &embeddings,
+        &config,
+        |seed, partition, done, total| heard.push((seed, partition, done, total)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        heard,
+        [
+            (3, Partition::Iid, 1, 2),
+            (3, Partition::Dirichlet { alpha: 0.5 }, 2, 2)
+        ]
+    );
+    let methods: Vec<&str> = table.rows.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["none", "pagerank", "dbscan", "zscore", "ensemble", "any"]
+    );
+    let row = |name: &str| table.rows.iter().find(|r| r.method == name).unwrap();
+    // Nobody is removed without a method, so the slow member's links carry the distribution.
+    assert_eq!(row("none").anomalous_nodes.mean, 0.0);
+    for r in &table.rows {
+        assert!(r.attackers_found.mean <= r.anomalous_nodes.mean, "{r:?}");
+        assert!(r.asynchronous_s.mean > 0.0, "{r:?}");
+        assert!((0.0..=1.0).contains(&r.iid_accuracy.mean), "{r:?}");
+        assert!((0.0..=1.0).contains(&r.non_iid_accuracy.mean), "{r:?}");
+    }
+    // PageRank over the reported links finds the member whose links run 100 times slower, and
+    // distributing without it is faster than through it.
+    assert_eq!(row("pagerank").attackers_found.mean, 1.0);
+    assert!(row("pagerank").asynchronous_s.mean < row("none").asynchronous_s.mean);
+    assert_eq!(table.size_bytes, 1_000_000.0);
+    assert!(table.markdown().contains("| pagerank |"));
 }

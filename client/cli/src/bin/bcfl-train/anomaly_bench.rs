@@ -317,7 +317,20 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 delay_s: args.delay,
             };
             let (dataset, embeddings) = args.common.load()?;
-            let table = paper_table(&dataset, &embeddings, &config).await?;
+            let started = std::time::Instant::now();
+            // As the bench: a line per finished run on stderr, stdout carries only the table.
+            let table = paper_table(
+                &dataset,
+                &embeddings,
+                &config,
+                |seed, partition, done, total| {
+                    eprintln!(
+                    "run {done}/{total}: seed {seed}, {partition} shards, every method ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+                },
+            )
+            .await?;
             if ctx.json() {
                 ctx.print_json(&serde_json::to_value(&table)?);
             } else {
