@@ -258,20 +258,21 @@ pub async fn run_bench(
         let members = *members;
         for &fraction in &config.fractions {
             let attackers = ((members as f64) * fraction).round() as usize;
-            // Without attackers, the honest members alone are the clean run.
-            let mut absent = if attackers == 0 {
-                clean_accuracy.clone()
-            } else {
-                Vec::new()
-            };
-            if let Some(&attack) = config.attacks.first().filter(|_| attackers > 0) {
-                for &seed in &config.seeds {
-                    let s = scenario(members, attackers, attack, seed);
-                    let honest = prepare(embeddings, dataset, &s)?.honest_only();
-                    let dir = work.path().join("attackers-absent");
-                    absent.push(run(&honest, &s, Defence::None, &dir).await?.accuracy);
+            // Who attacks depends on the seed and the count, not on the attack, so one run per
+            // seed serves every attack of the share; without attackers it is the clean run.
+            let absent = match config.attacks.first() {
+                Some(&attack) if attackers > 0 => {
+                    let mut accuracy = Vec::new();
+                    for &seed in &config.seeds {
+                        let s = scenario(members, attackers, attack, seed);
+                        let honest = prepare(embeddings, dataset, &s)?.honest_only();
+                        let dir = work.path().join("attackers-absent");
+                        accuracy.push(run(&honest, &s, Defence::None, &dir).await?.accuracy);
+                    }
+                    accuracy
                 }
-            }
+                _ => clean_accuracy.clone(),
+            };
             for &attack in &config.attacks {
                 let mut counts = vec![Counts::default(); config.detectors.len()];
                 let mut accuracy = vec![Vec::new(); defences.len()];
