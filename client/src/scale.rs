@@ -680,11 +680,12 @@ mod tests {
         }
         // Round 1 creates every accepted member's cumulative sketch record; round 2 only
         // overwrites them: its cost is the commitments and the round's own records, a
-        // 256-value sketch (up to 3 bytes a value) and a few keys and hashes per member.
+        // 256-value sketch (packed, one or two bytes a value) and a few keys and hashes per
+        // member: within the 1 KB a member a round that the scale goal sets.
         let (first, second) = (&report.rounds[0], &report.rounds[1]);
         assert!(first.state_bytes_added > second.state_bytes_added);
         assert!(second.state_bytes_per_committer > 300.0, "{second:?}");
-        assert!(second.state_bytes_per_committer < 1_500.0, "{second:?}");
+        assert!(second.state_bytes_per_committer <= 1_000.0, "{second:?}");
         assert_eq!(
             report.state_bytes_after_rounds - report.state_bytes_before_rounds,
             first.state_bytes_added + second.state_bytes_added

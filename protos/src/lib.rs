@@ -11,7 +11,11 @@
 //! Sawtooth SDK and its ZMQ transport.
 //!
 //! Encodings are canonical: proto3 with fields written in field-number order, and every repeated
-//! key field kept sorted by the processor, so the same state always has the same bytes.
+//! key field kept sorted by the processor, so the same state always has the same bytes. Repeated
+//! numbers and enumerations are packed, as proto3 specifies; rust-protobuf 2.28's generator packs
+//! them only when the field says `[packed = true]`, so every such field in `bcfl.proto` says it
+//! (unpacked, a 256-value sketch took 256 bytes more, one tag per value). Parsers accept both
+//! forms, as protobuf requires.
 //!
 //! ```
 //! use bcfl_protos::bcfl::{BcflPayload, CloseRound};
@@ -92,3 +96,44 @@ pub mod batch {
 }
 
 pub use protobuf;
+
+#[cfg(test)]
+mod tests {
+    use super::bcfl::{Commitment, Feature, ZScoreConfig};
+    use protobuf::Message;
+
+    /// One key byte (field number and wire type) of a length-delimited field: packed.
+    fn packed_key(field: u32) -> u8 {
+        (field << 3 | 2) as u8
+    }
+
+    #[test]
+    fn repeated_numbers_are_packed_and_unpacked_ones_still_parse() {
+        let commitment = Commitment {
+            sketch: vec![1; 256],
+            coordinates: vec![-1; 4],
+            ..Default::default()
+        };
+        let bytes = commitment.write_to_bytes().unwrap();
+        // Field 8 (sketch): one key, a two-byte length, 256 one-byte values; then field 13.
+        assert_eq!(&bytes[..3], &[packed_key(8), 0x80, 0x02]);
+        assert_eq!(bytes.len(), 3 + 256 + 2 + 4);
+        assert_eq!(Commitment::parse_from_bytes(&bytes).unwrap(), commitment);
+
+        // The unpacked form (one key per value, as this crate wrote it before) parses alike.
+        let mut unpacked = Vec::new();
+        for _ in 0..256 {
+            unpacked.extend([8 << 3, 2]); // key of field 8, varint; zigzag(1) = 2
+        }
+        for _ in 0..4 {
+            unpacked.extend([13 << 3, 1]); // zigzag(-1) = 1
+        }
+        assert_eq!(Commitment::parse_from_bytes(&unpacked).unwrap(), commitment);
+
+        let zscore = ZScoreConfig {
+            features: vec![Feature::UPDATE_NORM, Feature::SKETCH_COSINE_DISTANCE],
+            ..Default::default()
+        };
+        assert_eq!(zscore.write_to_bytes().unwrap()[0], packed_key(2));
+    }
+}

@@ -89,8 +89,8 @@ fn default_to_json(field: &FieldDescriptor, message: &dyn Message) -> Value {
 mod tests {
     use super::*;
     use bcfl_protos::bcfl::{
-        AnomalyConfig, Consortium, ConsortiumParams, Feature, MemberScore, MethodVerdict,
-        PageRankConfig, Verdict,
+        AnomalyConfig, Consortium, ConsortiumParams, Feature, MethodVerdict, PageRankConfig,
+        Verdict,
     };
 
     #[test]
@@ -126,17 +126,19 @@ mod tests {
 
     #[test]
     fn signed_and_repeated_enums() {
-        let mut score = MemberScore::new();
-        score.set_member("02bb".into());
-        score.set_score_micro(-42);
-        score.set_flagged(true);
         let mut method = MethodVerdict::new();
-        method.set_scores(vec![score].into());
+        method.set_scores_micro(vec![-42, 7]);
+        method.set_flagged(vec![0]);
         let mut verdict = Verdict::new();
+        verdict.set_scored(vec!["02bb".to_owned(), "02cc".to_owned()].into());
         verdict.set_methods(vec![method].into());
         let json = message_to_json(&verdict);
-        assert_eq!(json["methods"][0]["scores"][0]["score_micro"], -42);
-        assert_eq!(json["methods"][0]["scores"][0]["flagged"], true);
+        assert_eq!(json["scored"], serde_json::json!(["02bb", "02cc"]));
+        assert_eq!(
+            json["methods"][0]["scores_micro"],
+            serde_json::json!([-42, 7])
+        );
+        assert_eq!(json["methods"][0]["flagged"], serde_json::json!([0]));
         assert_eq!(json["methods"][0]["method"], "ANOMALY_METHOD_UNSET");
 
         let mut z = bcfl_protos::bcfl::ZScoreConfig::new();

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 #[cfg(feature = "train")]
 use std::path::{Path, PathBuf};
 
+use bcfl_processor::anomaly::member_scores;
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
@@ -191,8 +192,8 @@ fn method_name(method: pb::AnomalyMethod) -> &'static str {
 pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for method in &verdict.methods {
-        for score in method.scores.iter().filter(|s| s.flagged) {
-            out.entry(score.member.clone())
+        for score in member_scores(&verdict.scored, method).filter(|s| s.flagged) {
+            out.entry(score.member.to_owned())
                 .or_default()
                 .push(method_name(method.method).to_owned());
         }

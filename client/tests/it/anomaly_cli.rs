@@ -39,6 +39,16 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
     assert_eq!(verdict["accepted"].as_array().unwrap().len(), 4);
     let methods = verdict["methods"].as_array().unwrap();
     assert_eq!(methods.len(), 2, "{verdict}");
+    // Scores are aligned with the scored committers, flags are positions among them.
+    let scored = verdict["scored"].as_array().unwrap();
+    assert_eq!(scored.len(), 5, "{verdict}");
+    let m4_at = scored.iter().position(|k| k == m4.as_str()).unwrap();
+    for m in methods {
+        assert_eq!(m["scores_micro"].as_array().unwrap().len(), 5, "{m}");
+    }
+    assert!(methods
+        .iter()
+        .any(|m| m["flagged"] == serde_json::json!([m4_at])));
 
     let audit = cli.json("admin", &["audit", "verdict", "1"]);
     assert_eq!(audit["matches"], true, "{audit}");

@@ -277,8 +277,11 @@ impl MemberData {
 /// The outcome of the configured methods.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
-    /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score; scores
-    /// sorted by member.
+    /// The members scored, in the evidence's order (sorted by key on chain): every method's
+    /// scores are aligned with them.
+    pub scored: Vec<String>,
+    /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score; read
+    /// them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` methods, sorted.
     pub excluded: Vec<String>,
@@ -286,23 +289,43 @@ pub struct Evaluation {
     pub accepted: Vec<String>,
 }
 
-fn method_verdict(
-    method: pb::AnomalyMethod,
-    members: &[String],
-    scores: &[f64],
-    flags: &[bool],
-) -> pb::MethodVerdict {
+/// One member's score by one method, read from a [`pb::MethodVerdict`] and the members it is
+/// aligned with ([`Evaluation::scored`], a stored verdict's `scored`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberScore<'a> {
+    /// The member's public key.
+    pub member: &'a str,
+    /// Its score (micro-units; what it means depends on the method).
+    pub score_micro: i64,
+    /// Whether the method flagged it.
+    pub flagged: bool,
+}
+
+/// The scores of `method`, one per member of `scored`, in its order. A score the method does not
+/// hold reads as 0 (a verdict the processor wrote holds one for each).
+pub fn member_scores<'a>(
+    scored: &'a [String],
+    method: &'a pb::MethodVerdict,
+) -> impl Iterator<Item = MemberScore<'a>> + 'a {
+    scored
+        .iter()
+        .enumerate()
+        .map(move |(i, member)| MemberScore {
+            member,
+            score_micro: method.scores_micro.get(i).copied().unwrap_or(0),
+            flagged: u32::try_from(i).is_ok_and(|i| method.flagged.binary_search(&i).is_ok()),
+        })
+}
+
+fn method_verdict(method: pb::AnomalyMethod, scores: &[f64], flags: &[bool]) -> pb::MethodVerdict {
     pb::MethodVerdict {
         method,
-        scores: members
+        scores_micro: scores.iter().map(|s| fixed::saturating_micro(*s)).collect(),
+        flagged: flags
             .iter()
-            .zip(scores.iter().zip(flags))
-            .map(|(m, (s, f))| pb::MemberScore {
-                member: m.clone(),
-                score_micro: fixed::saturating_micro(*s),
-                flagged: *f,
-                ..Default::default()
-            })
+            .enumerate()
+            .filter(|(_, f)| **f)
+            .map(|(i, _)| u32::try_from(i).expect("fewer than 2^32 members"))
             .collect(),
         ..Default::default()
     }
@@ -324,12 +347,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             .get_or_insert_with(|| data.pagerank(&pagerank_config))
             .clone();
         let flags = flag_outliers(&r, pagerank_config.k_ppm);
-        methods.push(method_verdict(
-            pb::AnomalyMethod::PAGERANK,
-            members,
-            &r,
-            &flags,
-        ));
+        methods.push(method_verdict(pb::AnomalyMethod::PAGERANK, &r, &flags));
     }
     if config.has_dbscan() {
         let d = config.get_dbscan();
@@ -339,12 +357,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let labels = dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points);
         let scores = core_distances(&points, min_points);
         let flags = flagged(&labels);
-        methods.push(method_verdict(
-            pb::AnomalyMethod::DBSCAN,
-            members,
-            &scores,
-            &flags,
-        ));
+        methods.push(method_verdict(pb::AnomalyMethod::DBSCAN, &scores, &flags));
     }
     if config.has_zscore() {
         let z = config.get_zscore();
@@ -354,15 +367,19 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let flags: Vec<bool> = outcomes.iter().map(|o| o.flagged).collect();
         methods.push(method_verdict(
             pb::AnomalyMethod::MODIFIED_ZSCORE,
-            members,
             &scores,
             &flags,
         ));
     }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
-    for (i, member) in members.iter().enumerate() {
-        let votes = methods.iter().filter(|m| m.scores[i].flagged).count();
+    let mut flagged = vec![0usize; n];
+    for m in &methods {
+        for &i in &m.flagged {
+            flagged[i as usize] += 1;
+        }
+    }
+    for (member, votes) in members.iter().zip(flagged) {
         if votes >= needed {
             excluded.push(member.clone());
         } else {
@@ -370,6 +387,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         }
     }
     Ok(Evaluation {
+        scored: members.clone(),
         methods,
         excluded,
         accepted,
@@ -404,8 +422,24 @@ mod tests {
         config.mut_zscore().features = vec![Feature::UPDATE_NORM];
         let e = evaluate(&config, &data).unwrap();
         assert_eq!(e.excluded, vec!["m6".to_owned()]);
-        let scores: Vec<i64> = e.methods[0].scores.iter().map(|s| s.score_micro).collect();
-        assert_eq!(scores[5], -1_818_182);
+        assert_eq!(e.methods[0].scores_micro[5], -1_818_182);
+        // One score per member, aligned; the flag by index, read back per member.
+        assert_eq!((e.scored.len(), e.methods[0].scores_micro.len()), (7, 7));
+        assert_eq!(e.methods[0].flagged, vec![6]);
+        let read: Vec<MemberScore<'_>> = member_scores(&e.scored, &e.methods[0]).collect();
+        assert_eq!(read.len(), 7);
+        assert_eq!(
+            read[6],
+            MemberScore {
+                member: "m6",
+                score_micro: e.methods[0].scores_micro[6],
+                flagged: true
+            }
+        );
+        assert!(read[..6].iter().all(|s| !s.flagged));
+        // A method verdict shorter than its members (not one the processor writes) reads as 0.
+        let short = pb::MethodVerdict::default();
+        assert!(member_scores(&e.scored, &short).all(|s| s.score_micro == 0 && !s.flagged));
     }
 
     /// Colluders committing one crafted update share a sketch: the nearest-sketch distance,

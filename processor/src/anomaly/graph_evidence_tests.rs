@@ -5,7 +5,7 @@
 use bcfl_protos::bcfl as pb;
 use proptest::prelude::*;
 
-use super::{evaluate, MemberData};
+use super::{evaluate, member_scores, Evaluation, MemberData};
 
 fn link(from: usize, to: usize, bytes_per_sec: u64) -> pb::Link {
     pb::Link {
@@ -44,18 +44,24 @@ fn pagerank_only() -> pb::AnomalyConfig {
 }
 
 /// PageRank flags and scores of `links` among `n` members, with the default agreement.
-fn pagerank_verdict(n: usize, links: &[pb::Link]) -> pb::MethodVerdict {
+fn pagerank_verdict(n: usize, links: &[pb::Link]) -> Evaluation {
     let data = MemberData::from_evidence(&commitments(n), links, &Default::default(), 0);
-    evaluate(&pagerank_only(), &data).unwrap().methods[0].clone()
+    evaluate(&pagerank_only(), &data).unwrap()
 }
 
-fn flagged(verdict: &pb::MethodVerdict) -> Vec<String> {
-    verdict
-        .scores
-        .iter()
+fn flagged(e: &Evaluation) -> Vec<String> {
+    member_scores(&e.scored, &e.methods[0])
         .filter(|s| s.flagged)
-        .map(|s| s.member.clone())
+        .map(|s| s.member.to_owned())
         .collect()
+}
+
+/// PageRank's score of member `k`.
+fn score(e: &Evaluation, k: &str) -> i64 {
+    member_scores(&e.scored, &e.methods[0])
+        .find(|s| s.member == k)
+        .unwrap()
+        .score_micro
 }
 
 /// Six members; every link is 50 MB/s except k05's, which are 5 MB/s (both ends report it).
@@ -102,15 +108,7 @@ fn omitting_a_report_weighs_on_the_omitter_as_on_its_peer() {
         .filter(|l| !(l.from == "k00" && l.to == "k01"))
         .collect();
     let verdict = pagerank_verdict(6, &links);
-    let score = |k: &str| {
-        verdict
-            .scores
-            .iter()
-            .find(|s| s.member == k)
-            .unwrap()
-            .score_micro
-    };
-    assert_eq!(score("k00"), score("k01"));
+    assert_eq!(score(&verdict, "k00"), score(&verdict, "k01"));
     assert_eq!(flagged(&verdict), ["k05"]);
 
     // With one-sided evidence (each report on its own) the same omission singles out k01, whose
@@ -127,16 +125,8 @@ fn omitting_a_report_weighs_on_the_omitter_as_on_its_peer() {
         ),
     )
     .unwrap();
-    let one_sided = evaluate(&pagerank_only(), &data).unwrap().methods[0].clone();
-    let one_sided_score = |k: &str| {
-        one_sided
-            .scores
-            .iter()
-            .find(|s| s.member == k)
-            .unwrap()
-            .score_micro
-    };
-    assert_ne!(one_sided_score("k00"), one_sided_score("k01"));
+    let one_sided = evaluate(&pagerank_only(), &data).unwrap();
+    assert_ne!(score(&one_sided, "k00"), score(&one_sided, "k01"));
 }
 
 fn symmetric_links(n: usize, speeds: &[u64]) -> Vec<pb::Link> {

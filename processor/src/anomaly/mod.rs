@@ -63,8 +63,8 @@ use bcfl_protos::bcfl as pb;
 use thiserror::Error;
 
 pub use evaluate::{
-    default_config, default_pagerank, evaluate, feature_name, parse_feature, with_features,
-    Evaluation, MemberData, DEFAULT_FEATURES,
+    default_config, default_pagerank, evaluate, feature_name, member_scores, parse_feature,
+    with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

@@ -2,6 +2,7 @@
 //! report bandwidth, the round is evaluated on chain, and the aggregate must leave the excluded
 //! members out.
 
+use super::member_scores;
 use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
 use protobuf::SingularPtrField;
@@ -219,25 +220,20 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
     use pb::AnomalyMethod::*;
     assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
+    assert!(verdict.scored.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(verdict.scored.len(), 8);
     let flagged_by = |method: usize| -> Vec<String> {
-        let scores = &verdict.methods[method].scores;
-        assert!(scores.windows(2).all(|w| w[0].member < w[1].member));
-        assert_eq!(scores.len(), 8);
-        scores
-            .iter()
+        assert_eq!(verdict.methods[method].scores_micro.len(), 8);
+        member_scores(&verdict.scored, &verdict.methods[method])
             .filter(|s| s.flagged)
-            .map(|s| s.member.clone())
+            .map(|s| s.member.to_owned())
             .collect()
     };
     // PageRank flags the two members behind slow links (weight B_ij): one vote is not enough.
     assert_eq!(flagged_by(0), sorted(&[&m[2], &m[3]]));
     assert_eq!(flagged_by(1), excluded);
     assert_eq!(flagged_by(2), excluded);
-    let rank_sum: i64 = verdict.methods[0]
-        .scores
-        .iter()
-        .map(|s| s.score_micro)
-        .sum();
+    let rank_sum: i64 = verdict.methods[0].scores_micro.iter().sum();
     assert!((rank_sum - 1_000_000).abs() <= 8, "{rank_sum}");
 
     // The aggregate must leave the excluded members out.
@@ -351,8 +347,11 @@ fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
 
 /// Every validator must compute the same verdict bytes, across builds and platforms: this pins
 /// them. If a change to the methods alters this digest, it changes consensus: every validator
-/// must upgrade at once (the digest last changed when the graph evidence began to use only links
-/// both ends confirm, before the family's first release).
+/// must upgrade at once. The bytes' digest last changed when the verdict began to store its
+/// scores aligned with `scored` instead of one keyed entry each, before the family's first
+/// release; the scores' own digest (every member's score and flag, method by method) pins what
+/// the methods compute, and did not change then (it was last changed when the graph evidence
+/// began to use only links both ends confirm).
 #[test]
 fn verdict_bytes_are_pinned() {
     use protobuf::Message;
@@ -381,19 +380,29 @@ fn verdict_bytes_are_pinned() {
     let verdict = pb::Verdict {
         round: 1,
         methods: e.methods.into(),
+        scored: e.scored.into(),
         accepted: e.accepted.into(),
         excluded: e.excluded.into(),
         ..Default::default()
     };
     let digest = hex::encode(Sha256::digest(verdict.write_to_bytes().unwrap()));
+    let scores: String = verdict
+        .methods
+        .iter()
+        .flat_map(|m| member_scores(&verdict.scored, m))
+        .map(|s| format!("{}:{}:{};", s.member, s.score_micro, s.flagged))
+        .collect();
+    assert_eq!(
+        hex::encode(Sha256::digest(scores.as_bytes())),
+        "01733b90b5818c02fd45641ca77b03070e5cdc3a1096e8f22e4f89687ad03840"
+    );
     let flagged: Vec<Vec<&str>> = verdict
         .methods
         .iter()
         .map(|m| {
-            m.scores
-                .iter()
+            member_scores(&verdict.scored, m)
                 .filter(|s| s.flagged)
-                .map(|s| s.member.as_str())
+                .map(|s| s.member)
                 .collect()
         })
         .collect();
@@ -407,7 +416,7 @@ fn verdict_bytes_are_pinned() {
     );
     assert_eq!(
         digest,
-        "57afdd4873eddb6fd49ee07c958ce4c9af33d5ff79ba92b7f42790c0566d56d0"
+        "01a8d81587e673d731fd81f7f584d6a6da97fb1d07187c8e37c48bd48608ce60"
     );
 }
 
@@ -543,9 +552,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     let verdict = ledger.verdict(2).unwrap();
     // Its history (-S) plus S/2 still points against everybody else's 2S.
     assert_eq!(verdict.excluded.to_vec(), vec![m[6].clone()]);
-    let score = verdict.methods[0]
-        .scores
-        .iter()
+    let score = member_scores(&verdict.scored, &verdict.methods[0])
         .find(|s| s.member == m[6])
         .unwrap();
     assert!(score.flagged && score.score_micro > 3_500_000, "{score:?}");

@@ -9,9 +9,10 @@
 //!
 //! Behaviour: without an `anomaly` configuration every committer is accepted and none excluded.
 //! With one, [`crate::anomaly::evaluate`] runs the configured methods over the features of
-//! [`crate::anomaly::MemberData::from_evidence`]; the verdict stores one `MethodVerdict` per
-//! method (scores sorted by member) and the committers flagged by at least
-//! `max(1, ensemble_min_votes)` methods as excluded.
+//! [`crate::anomaly::MemberData::from_evidence`]; the verdict stores the committers it scored
+//! (`scored`, sorted), one `MethodVerdict` per method (scores aligned with `scored`, flags as
+//! indices into it; read them with [`crate::anomaly::member_scores`]) and the committers flagged
+//! by at least `max(1, ensemble_min_votes)` methods as excluded.
 
 use bcfl_protos::bcfl as pb;
 
@@ -50,6 +51,7 @@ pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
         return Ok(pb::Verdict {
             round: evidence.round.number,
             methods: outcome.methods.into(),
+            scored: outcome.scored.into(),
             accepted: outcome.accepted.into(),
             excluded: outcome.excluded.into(),
             ..Default::default()

@@ -23,7 +23,9 @@ use anyhow::{bail, Context as _};
 use bcfl_client::fixed::{self, format_micro};
 use bcfl_net::edges::parse_edge_list;
 use bcfl_processor::anomaly::features::bandwidth_feature;
-use bcfl_processor::anomaly::{evaluate, feature_name, parse_feature, Evaluation, MemberData};
+use bcfl_processor::anomaly::{
+    evaluate, feature_name, member_scores, parse_feature, Evaluation, MemberData,
+};
 use bcfl_processor::limits::{MAX_PAGERANK_ITERATIONS, MAX_THRESHOLD_PPM, PPM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
@@ -347,7 +349,7 @@ pub(crate) fn evaluation_json(evaluation: &Evaluation) -> Value {
     json!({
         "methods": evaluation.methods.iter().map(|m| json!({
             "method": method_label(m.method),
-            "scores": m.scores.iter().map(|s| json!({
+            "scores": member_scores(&evaluation.scored, m).map(|s| json!({
                 "member": s.member,
                 "score": format_micro(s.score_micro),
                 "score_micro": s.score_micro,
@@ -368,7 +370,9 @@ pub(crate) fn evaluation_table(members: &[String], evaluation: &Evaluation) -> S
     for (i, member) in members.iter().enumerate() {
         let mut row = vec![member.clone()];
         for m in &evaluation.methods {
-            let s = &m.scores[i];
+            let s = member_scores(&evaluation.scored, m)
+                .nth(i)
+                .expect("one score per member");
             let mark = if s.flagged { " *" } else { "" };
             row.push(format!("{}{mark}", format_micro(s.score_micro)));
         }

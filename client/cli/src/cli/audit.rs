@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail};
 use bcfl_client::fixed::format_micro;
 use bcfl_ledger::json::message_to_json;
 use bcfl_ledger::state::FamilyState;
+use bcfl_processor::anomaly::member_scores;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -470,10 +471,10 @@ fn print_round(
         println!("verdict (evaluated by {}):", v.evaluated_by);
         let mut t = Table::new(&["METHOD", "MEMBER", "SCORE", "FLAGGED"]);
         for m in v.get_methods() {
-            for s in m.get_scores() {
+            for s in member_scores(&v.scored, m) {
                 t.row(vec![
                     format!("{:?}", m.method),
-                    s.member.clone(),
+                    s.member.to_owned(),
                     format_micro(s.score_micro),
                     if s.flagged { "yes".into() } else { "no".into() },
                 ]);

@@ -21,6 +21,7 @@ use bcfl_ledger::json::message_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
+use bcfl_processor::anomaly::member_scores;
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{verdict_excluding_disputed, RoundEvidence};
 use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
@@ -226,11 +227,9 @@ fn flagged(verdict: &pb::Verdict) -> Vec<(String, Vec<String>)> {
         .methods
         .iter()
         .map(|m| {
-            let members = m
-                .scores
-                .iter()
+            let members = member_scores(&verdict.scored, m)
                 .filter(|s| s.flagged)
-                .map(|s| s.member.clone())
+                .map(|s| s.member.to_owned())
                 .collect();
             (format!("{:?}", m.method), members)
         })
@@ -493,7 +492,8 @@ mod tests {
         assert_eq!(recomputed.excluded.to_vec(), excluded);
         // Both methods scored all five committers, the late one and the measured link included.
         assert_eq!(recomputed.methods.len(), 2);
-        assert!(recomputed.methods.iter().all(|m| m.scores.len() == 5));
+        assert_eq!(recomputed.scored.len(), 5);
+        assert!(recomputed.methods.iter().all(|m| m.scores_micro.len() == 5));
         let flags = flagged(&recomputed);
         let mut ends = vec![members[1].clone(), members[2].clone()];
         ends.sort();

@@ -381,10 +381,11 @@ fn check_state(w: &World) {
             assert!(verdict.accepted.len() + verdict.excluded.len() >= needed as usize);
             assert_eq!(verdict.disputed.to_vec(), disputed);
             assert!(disputed.iter().all(|d| verdict.excluded.contains(d)));
+            assert!(verdict.scored.iter().all(|s| !disputed.contains(s)));
             assert!(verdict
                 .methods
                 .iter()
-                .all(|m| m.scores.iter().all(|s| !disputed.contains(&s.member))));
+                .all(|m| m.scores_micro.len() == verdict.scored.len()));
         }
         if let Some(agg) = w.ledger.aggregate(n) {
             assert_eq!(agg.contributors, w.ledger.verdict(n).unwrap().accepted);

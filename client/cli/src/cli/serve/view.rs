@@ -13,6 +13,7 @@ use bcfl_client::fixed::{micro_to_f64, micro_unsigned_to_f64};
 use bcfl_client::round::report::{NodeEvent, Report};
 use bcfl_client::round::summary::{self, MemberInfo};
 use bcfl_ledger::state::FamilyState;
+use bcfl_processor::anomaly::member_scores;
 use bcfl_protos::bcfl as pb;
 use serde::Serialize;
 
@@ -439,12 +440,10 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
             .iter()
             .map(|m| MethodView {
                 method: format!("{:?}", m.method),
-                scores: m
-                    .get_scores()
-                    .iter()
+                scores: member_scores(&v.scored, m)
                     .map(|s| ScoreView {
-                        member: s.member.clone(),
-                        name: name_of(state, &s.member),
+                        member: s.member.to_owned(),
+                        name: name_of(state, s.member),
                         score: micro_to_f64(s.score_micro),
                         flagged: s.flagged,
                     })
