@@ -557,10 +557,18 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         .unwrap();
     assert!(score.flagged && score.score_micro > 3_500_000, "{score:?}");
     let after_two = stored(&ledger);
+    let sums = |h: &pb::SketchHistory| -> Vec<Vec<i64>> {
+        h.entries.iter().map(|e| e.sum.to_vec()).collect()
+    };
     assert_eq!(
-        after_two,
-        super::features::extend_history(&after_one, 2, &sorted_two)
+        sums(&after_two),
+        sums(&super::features::extend_history(&after_one, 2, &sorted_two))
     );
+    // Everybody committed to both rounds, so each member's consensus is the consortium's.
+    assert!(after_two
+        .entries
+        .iter()
+        .all(|e| e.consensus == consensus(&ledger).sum));
     assert_eq!(consensus(&ledger).rounds, 2);
     assert_eq!(consensus(&ledger).last_round, 2);
     assert!(after_two
