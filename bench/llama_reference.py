@@ -187,6 +187,30 @@ def dequantize(type_name, raw, block_bytes):
     return (q * d + m).reshape(-1)
 
 
+# How attention is computed: "sdpa", torch's fused scaled_dot_product_attention (what Hugging
+# Face's LlamaForCausalLM uses by default), or "eager", the written-out softmax(q k^T / sqrt(d)) v.
+ATTENTION = "sdpa"
+
+
+def attend(q, k, v, start=0):
+    """Attention of queries `q` `[heads, T, hd]` at positions start..start+T-1 over keys and
+    values `[heads, start + T, hd]` (already one per query head), causal."""
+    t = q.shape[1]
+    if ATTENTION == "sdpa":
+        sdpa = torch.nn.functional.scaled_dot_product_attention
+        if t == 1:
+            return sdpa(q, k, v)
+        if start == 0:
+            return sdpa(q, k, v, is_causal=True)
+        allowed = torch.ones(t, start + t, dtype=torch.bool).tril(start)
+        return sdpa(q, k, v, attn_mask=allowed)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if t > 1:
+        causal = torch.ones(t, start + t, dtype=torch.bool).triu(start + 1)
+        scores = scores.masked_fill(causal, float("-inf"))
+    return scores.softmax(-1) @ v
+
+
 def unpermute(w, heads):
     """llama.cpp's query/key row order back to Hugging Face's (inverse of its `permute`)."""
     rows, dim = w.shape
@@ -263,10 +287,7 @@ class Llama:
         # Query head h reads key/value head h // group (Hugging Face's repeat_kv).
         k = k.repeat_interleave(group, dim=0)
         v = v.repeat_interleave(group, dim=0)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(hd)
-        causal = torch.ones(t, t, dtype=torch.bool).triu(1)
-        scores = scores.masked_fill(causal, float("-inf"))
-        out = scores.softmax(-1) @ v
+        out = attend(q, k, v)
         return out.transpose(0, 1).reshape(t, self.dim) @ b["o"].T
 
     @torch.no_grad()
@@ -296,11 +317,7 @@ class Llama:
                 k, v = torch.cat([cache[i][0], k], 1), torch.cat([cache[i][1], v], 1)
             cache[i] = (k, v)
             kk, vv = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
-            scores = q @ kk.transpose(-2, -1) / math.sqrt(hd)
-            if t > 1:
-                causal = torch.ones(t, start + t, dtype=torch.bool).triu(start + 1)
-                scores = scores.masked_fill(causal, float("-inf"))
-            out = (scores.softmax(-1) @ vv).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
+            out = attend(q, kk, vv, start).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
             x = x + out
             n = self.rms_norm(x, b["ffn_norm"])
             x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
@@ -337,10 +354,7 @@ class Llama:
             k = self.apply_rope((n @ b["k"].T).reshape(t, self.kv_heads, hd).transpose(0, 1), 0)
             v = proj(n, b["v"], ad.get("v")).reshape(t, self.kv_heads, hd).transpose(0, 1)
             k, v = k.repeat_interleave(group, dim=0), v.repeat_interleave(group, dim=0)
-            scores = q @ k.transpose(-2, -1) / math.sqrt(hd)
-            causal = torch.ones(t, t, dtype=torch.bool).triu(1)
-            scores = scores.masked_fill(causal, float("-inf"))
-            x = x + (scores.softmax(-1) @ v).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
+            x = x + attend(q, k, v).transpose(0, 1).reshape(t, self.dim) @ b["o"].T
             n = self.rms_norm(x, b["ffn_norm"])
             x = x + (torch.nn.functional.silu(n @ b["gate"].T) * (n @ b["up"].T)) @ b["down"].T
         return self.rms_norm(x[-1], self.norm) @ self.output.T
@@ -449,6 +463,12 @@ def main():
     parser.add_argument("--out", help="write one JSON line per question here")
     parser.add_argument("--rope", choices=("hf", "interleaved"), default="hf")
     parser.add_argument(
+        "--attention",
+        choices=("sdpa", "eager"),
+        default="sdpa",
+        help="torch's fused attention (Hugging Face's default) or the written-out one",
+    )
+    parser.add_argument(
         "--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1"))
     )
     parser.add_argument("--limit", type=int, help="only the first N lines")
@@ -456,6 +476,8 @@ def main():
     if not args.gguf:
         sys.exit("no model: pass --gguf or set BCFL_LLM_GGUF")
     torch.set_num_threads(args.threads)
+    global ATTENTION
+    ATTENTION = args.attention
 
     began = time.perf_counter()
     gguf = Gguf(args.gguf)
@@ -509,6 +531,7 @@ def main():
         "load_seconds": load_seconds,
         "threads": torch.get_num_threads(),
         "rope": args.rope,
+        "attention": args.attention,
         "torch": torch.__version__,
         "compared": compared,
         "max_abs_diff": max_diff if compared else None,

@@ -24,7 +24,7 @@ use bcfl_client::fixed::{self, format_micro};
 use bcfl_net::edges::parse_edge_list;
 use bcfl_processor::anomaly::features::bandwidth_feature;
 use bcfl_processor::anomaly::{
-    evaluate, feature_name, member_scores, parse_feature, Evaluation, MemberData,
+    evaluate, feature_name, member_scores, parse_feature, Evaluation, MemberData, MemberScore,
 };
 use bcfl_processor::limits::{MAX_PAGERANK_ITERATIONS, MAX_THRESHOLD_PPM, PPM};
 use bcfl_protos::bcfl as pb;
@@ -362,17 +362,20 @@ pub(crate) fn evaluation_json(evaluation: &Evaluation) -> Value {
 }
 
 /// The evaluation as a table: one row per member, a score column per method (`*` flagged).
-pub(crate) fn evaluation_table(members: &[String], evaluation: &Evaluation) -> String {
+pub(crate) fn evaluation_table(evaluation: &Evaluation) -> String {
     let mut header = vec!["MEMBER"];
     header.extend(evaluation.methods.iter().map(|m| method_label(m.method)));
     header.push("EXCLUDED");
     let mut table = Table::new(&header);
-    for (i, member) in members.iter().enumerate() {
+    let columns: Vec<Vec<MemberScore<'_>>> = evaluation
+        .methods
+        .iter()
+        .map(|m| member_scores(&evaluation.scored, m).collect())
+        .collect();
+    for (i, member) in evaluation.scored.iter().enumerate() {
         let mut row = vec![member.clone()];
-        for m in &evaluation.methods {
-            let s = member_scores(&evaluation.scored, m)
-                .nth(i)
-                .expect("one score per member");
+        for column in &columns {
+            let s = column[i];
             let mark = if s.flagged { " *" } else { "" };
             row.push(format!("{}{mark}", format_micro(s.score_micro)));
         }
@@ -413,7 +416,7 @@ pub(crate) fn anomaly(ctx: &Context, args: AnomalyArgs) -> anyhow::Result<ExitCo
         out["features"] = json!(chosen.iter().map(|f| feature_name(*f)).collect::<Vec<_>>());
         ctx.print_json(&out);
     } else {
-        print!("{}", evaluation_table(data.members(), &evaluation));
+        print!("{}", evaluation_table(&evaluation));
         println!(
             "excluded ({}): {}",
             evaluation.excluded.len(),
@@ -524,7 +527,7 @@ flipped,1.00,1.98
         assert_eq!(data.column(pb::Feature::BANDWIDTH_IN).unwrap()[3], 1e6);
         let e = evaluate(&args(&[Method::Pagerank]).config(&listed).unwrap(), &data).unwrap();
         assert_eq!(e.excluded, vec!["d"]);
-        let table = evaluation_table(data.members(), &e);
+        let table = evaluation_table(&e);
         assert!(table.contains("pagerank") && table.contains('*'), "{table}");
         // Feature methods without features are refused, and so are edges to unknown members.
         assert!(args(&[Method::Zscore]).config(&[]).is_err());
