@@ -275,14 +275,19 @@ pub fn cumulative_sketches(
     commitments
         .iter()
         .map(|c| {
-            let earlier = history
-                .entries
-                .binary_search_by(|e| e.member.as_str().cmp(&c.member))
-                .ok()
-                .map_or(&[][..], |i| &history.entries[i].sum[..]);
+            let earlier = entry_of(history, &c.member).map_or(&[][..], |e| &e.sum[..]);
             add_sketch(earlier, &c.sketch)
         })
         .collect()
+}
+
+/// `member`'s entry in `history` (entries sorted by member), if it has one.
+fn entry_of<'a>(history: &'a pb::SketchHistory, member: &str) -> Option<&'a pb::SketchSum> {
+    history
+        .entries
+        .binary_search_by(|e| e.member.as_str().cmp(member))
+        .ok()
+        .map(|i| &history.entries[i])
 }
 
 /// `sum + sketch` coordinate-wise (saturating; the shorter one zero-padded).
@@ -325,11 +330,7 @@ pub fn cumulative_centres(
     commitments
         .iter()
         .map(|c| {
-            let consensus = history
-                .entries
-                .binary_search_by(|e| e.member.as_str().cmp(&c.member))
-                .ok()
-                .map_or(&[][..], |i| &history.entries[i].consensus[..]);
+            let consensus = entry_of(history, &c.member).map_or(&[][..], |e| &e.consensus[..]);
             (0..median.len().max(consensus.len()))
                 .map(|k| {
                     let earlier = i128::from(consensus.get(k).copied().unwrap_or(0));
@@ -672,6 +673,17 @@ mod tests {
         assert_eq!(add_sketch(&[i64::MAX], &[1]), vec![i64::MAX]);
     }
 
+    /// The cumulative feature of `now` after `history`.
+    fn cumulative(now: &[pb::Commitment], history: &pb::SketchHistory) -> Vec<f64> {
+        commitment_feature(
+            pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            now,
+            history,
+            &[],
+            &[],
+        )
+    }
+
     #[test]
     fn a_member_that_sat_out_rounds_is_measured_over_its_own() {
         // Round 1: a and b go along (1, 0), both accepted; d is not drawn.
@@ -690,13 +702,7 @@ mod tests {
             cumulative_centres(&now, &history),
             vec![vec![2, 2], vec![0, 2]]
         );
-        let d = commitment_feature(
-            pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
-            &now,
-            &history,
-            &[],
-            &[],
-        );
+        let d = cumulative(&now, &history);
         assert!(d.iter().all(|x| *x < 1e-15), "{d:?}");
         // After round 2 each member's consensus covers its own rounds; b's stays round 1's.
         let after = extend_after_verdict(&history, 2, &now, &["a".to_owned(), "d".to_owned()]);
@@ -750,13 +756,7 @@ mod tests {
             cumulative_centres(&now, &history),
             vec![vec![2, 2], vec![2, 2], vec![2, 2]]
         );
-        let d = commitment_feature(
-            pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
-            &now,
-            &history,
-            &[],
-            &[],
-        );
+        let d = cumulative(&now, &history);
         // sqrt(2) * sqrt(8) rounds: a and b are 0 up to one ulp.
         assert!(d[0] < 1e-15 && d[0] == d[1], "{d:?}");
         assert!((d[2] - 1.0).abs() < 1e-12, "{d:?}");
