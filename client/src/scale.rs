@@ -607,6 +607,7 @@ fn one_round(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bcfl_processor::anomaly::DEFAULT_FEATURES;
 
     /// The consortium `bcfl consortium init` makes by default, for `n` members: z-scores on
     /// the update norm and DBSCAN on the sketch cosine, two votes.
@@ -701,6 +702,31 @@ mod tests {
             assert_eq!(round.drawn, 6);
             assert_eq!(round.detection.committers, 6);
             assert_eq!(round.detection.excluded, 0);
+        }
+    }
+
+    /// Regression: with members drawn a quarter at a time, the cumulative sketch feature once
+    /// measured members that had sat rounds out against directions they never trained in, and
+    /// the z-score excluded honest members from round 2 on (47 of 226 at 1,000 members).
+    #[test]
+    fn a_sampled_round_measures_each_member_over_its_own_rounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sampled = config(400, 40, 250_000);
+        sampled.rounds = 3;
+        sampled.params.mut_anomaly().mut_zscore().features = DEFAULT_FEATURES.to_vec();
+        let report = run(&sampled, dir.path()).unwrap();
+        assert!(report.rounds.iter().all(|r| r.drawn == 100));
+        // Round 1 has no history to measure. Measured against the consensus of every round,
+        // round 2 excluded 23 honest members here; over their own rounds, none, and every
+        // attacker drawn.
+        for round in &report.rounds[1..] {
+            let d = &round.detection;
+            assert_eq!(
+                (d.false_positives, d.false_negatives),
+                (0, 0),
+                "round {}: {d:?}",
+                round.round
+            );
         }
     }
 
