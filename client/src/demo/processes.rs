@@ -125,7 +125,8 @@ fn die_with_parent(command: &mut Command) {
 /// Linux's ephemeral range (32768-60999): a port the kernel handed out for `bind(0)` is soon
 /// handed out again as the local port of some outgoing connection, which is how a member's
 /// blob server once found its port taken while other tests ran; below the range only another
-/// listener can take it. Falls back to the kernel's choice when 64 draws are all in use.
+/// listener can take it. Falls back to the kernel's choice when 64 draws are all in use. The
+/// test kit (`bcfl_testkit::free_port`, which links no workspace crate) draws its ports alike.
 pub fn free_port() -> Result<u16> {
     use rand::Rng as _;
     let mut rng = rand::thread_rng();
