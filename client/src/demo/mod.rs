@@ -693,6 +693,9 @@ pub async fn run(
     let mut next = 1;
     // Once the coordinator is done, members get this long to hold the last global model.
     let mut grace: Option<Instant> = None;
+    // Every member process follows every round, drawn to train it or not.
+    let followers: Vec<String> = report.members.iter().map(|m| m.key.clone()).collect();
+    let followers: Vec<&str> = followers.iter().map(String::as_str).collect();
     let state = loop {
         let state = ledger.state().await?;
         let events = read_events(&planned);
@@ -704,7 +707,13 @@ pub async fn run(
         }
         let late = grace.is_some_and(|g| g.elapsed() > MEMBER_GRACE);
         while next <= args.rounds
-            && (round_done(&state, next, &events, Some(&report.members[0].key)) || late)
+            && (round_done(
+                &state,
+                next,
+                &events,
+                &followers,
+                Some(&report.members[0].key),
+            ) || late)
         {
             if let Some(r) = round_report(&state, next, &report.members, &events) {
                 progress(Progress::Round(&r));

@@ -284,7 +284,7 @@ pub async fn simulate(
         }
         let state = ledger.state().await?;
         let events: Vec<NodeEvent> = nodes.iter().flat_map(|n| n.report().events()).collect();
-        while next <= rounds && round_done(&state, next, &events, scorer.as_deref()) {
+        while next <= rounds && round_done(&state, next, &events, &[], scorer.as_deref()) {
             if let Some(report) = round_report(&state, next, &infos, &events) {
                 on_round(&report);
                 reports.push(report);

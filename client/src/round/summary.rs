@@ -201,13 +201,16 @@ pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Round `round` is over for a report: CLOSED, its global model (if any) held by every member
-/// that committed to it (by their `global` events) and, when `scorer` (a member's key) scores
-/// global models, scored by it.
+/// Round `round` is over for a report: CLOSED, its global model (if any) held (by their `global`
+/// events) by every member that committed to it and every member of `followers` (members that
+/// sat the round out but follow the consortium: the demo's own member processes, so that a
+/// member the ledger did not draw is reported holding the model it fetches after the round) and,
+/// when `scorer` (a member's key) scores global models, scored by it.
 pub fn round_done(
     state: &FamilyState,
     round: u64,
     events: &[NodeEvent],
+    followers: &[&str],
     scorer: Option<&str>,
 ) -> bool {
     let Some(r) = state.rounds.get(&round) else {
@@ -219,11 +222,16 @@ pub fn round_done(
     if !state.aggregates.contains_key(&round) {
         return true;
     }
-    let held = r.committers.iter().all(|key| {
-        events
-            .iter()
-            .any(|e| &e.key == key && e.round == round && e.phase == "global")
-    });
+    let held = r
+        .committers
+        .iter()
+        .map(String::as_str)
+        .chain(followers.iter().copied())
+        .all(|key| {
+            events
+                .iter()
+                .any(|e| e.key == key && e.round == round && e.phase == "global")
+        });
     let scored = scorer.is_none_or(|key| {
         events
             .iter()
@@ -884,13 +892,19 @@ mod tests {
             event("a", 1, "global", 12_000, 0.1, 0),
         ];
         // b does not hold the global model yet: the round is not over for the report.
-        assert!(!round_done(&state, 1, &events, None));
+        assert!(!round_done(&state, 1, &events, &[], None));
         events.push(event("b", 1, "global", 12_500, 0.3, 10));
-        assert!(round_done(&state, 1, &events, None));
+        assert!(round_done(&state, 1, &events, &[], None));
+        // A follower that sat the round out must hold it too (regression: the demo reported an
+        // undrawn member without the model it fetched a moment later).
+        assert!(!round_done(&state, 1, &events, &["c"], None));
+        let mut followed = events.clone();
+        followed.push(event("c", 1, "global", 12_700, 0.1, 0));
+        assert!(round_done(&state, 1, &followed, &["c"], None));
         // With a scorer, the round waits for its score.
-        assert!(!round_done(&state, 1, &events, Some("a")));
+        assert!(!round_done(&state, 1, &events, &[], Some("a")));
         events.push(event("a", 1, "score", 20_000, 7.5, 0));
-        assert!(round_done(&state, 1, &events, Some("a")));
+        assert!(round_done(&state, 1, &events, &[], Some("a")));
         let r = round_report(&state, 1, &members, &events).unwrap();
         // From b's training start (1 000 ms) to the last protocol step (12 500 ms).
         assert!((r.timings.round_s - 11.5).abs() < 1e-9, "{:?}", r.timings);

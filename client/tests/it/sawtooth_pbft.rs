@@ -89,8 +89,16 @@ fn the_demo_runs_across_pbft_validators_and_a_killed_validator_catches_up() {
     assert_eq!(family.consortium.unwrap().current_round, 3);
     assert_eq!(family.aggregates.len(), 3);
 
-    // Node 3's bcfl-tp lived through its validator's death and registered again.
-    let tp_log = network.log_tail(3, Component::BcflTp, 1 << 20);
+    // Node 3's bcfl-tp lived through its validator's death and registered again (its log may
+    // trail the chain by a moment: read it until it says so, for up to 30 s).
+    let reregistered =
+        |log: &str| log.contains("reconnecting") && log.matches("registered").count() >= 2;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut tp_log = network.log_tail(3, Component::BcflTp, 1 << 20);
+    while !reregistered(&tp_log) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        tp_log = network.log_tail(3, Component::BcflTp, 1 << 20);
+    }
     assert!(tp_log.contains("reconnecting"), "{tp_log}");
     assert!(tp_log.matches("registered").count() >= 2, "{tp_log}");
 }
