@@ -695,7 +695,6 @@ pub async fn run(
     let mut grace: Option<Instant> = None;
     // Every member process follows every round, drawn to train it or not.
     let followers: Vec<String> = report.members.iter().map(|m| m.key.clone()).collect();
-    let followers: Vec<&str> = followers.iter().map(String::as_str).collect();
     let state = loop {
         let state = ledger.state().await?;
         let events = read_events(&planned);

@@ -210,7 +210,7 @@ pub fn round_done(
     state: &FamilyState,
     round: u64,
     events: &[NodeEvent],
-    followers: &[&str],
+    followers: &[String],
     scorer: Option<&str>,
 ) -> bool {
     let Some(r) = state.rounds.get(&round) else {
@@ -222,16 +222,11 @@ pub fn round_done(
     if !state.aggregates.contains_key(&round) {
         return true;
     }
-    let held = r
-        .committers
-        .iter()
-        .map(String::as_str)
-        .chain(followers.iter().copied())
-        .all(|key| {
-            events
-                .iter()
-                .any(|e| e.key == key && e.round == round && e.phase == "global")
-        });
+    let held = r.committers.iter().chain(followers).all(|key| {
+        events
+            .iter()
+            .any(|e| &e.key == key && e.round == round && e.phase == "global")
+    });
     let scored = scorer.is_none_or(|key| {
         events
             .iter()
@@ -897,10 +892,10 @@ mod tests {
         assert!(round_done(&state, 1, &events, &[], None));
         // A follower that sat the round out must hold it too (regression: the demo reported an
         // undrawn member without the model it fetched a moment later).
-        assert!(!round_done(&state, 1, &events, &["c"], None));
+        assert!(!round_done(&state, 1, &events, &["c".to_owned()], None));
         let mut followed = events.clone();
         followed.push(event("c", 1, "global", 12_700, 0.1, 0));
-        assert!(round_done(&state, 1, &followed, &["c"], None));
+        assert!(round_done(&state, 1, &followed, &["c".to_owned()], None));
         // With a scorer, the round waits for its score.
         assert!(!round_done(&state, 1, &events, &[], Some("a")));
         events.push(event("a", 1, "score", 20_000, 7.5, 0));

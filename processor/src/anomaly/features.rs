@@ -168,18 +168,28 @@ fn cosine_distances_to_median(vectors: &[Vec<i64>]) -> Vec<f64> {
 
 /// The cosine distance of every vector to `centre`, in [0, 2]; 1 when either is zero.
 fn cosine_distances_to(vectors: &[Vec<i64>], centre: &[i128]) -> Vec<f64> {
-    vectors.iter().map(|v| cosine_distance(v, centre)).collect()
+    let centre_sq = squared_norm(centre);
+    vectors
+        .iter()
+        .map(|v| cosine_distance(v, centre, centre_sq))
+        .collect()
 }
 
-/// The cosine distance of `v` to `centre` over the centre's length, in [0, 2]; 1 when either is
-/// zero.
-fn cosine_distance(v: &[i64], centre: &[i128]) -> f64 {
-    let (mut dot, mut sq, mut centre_sq) = (0i128, 0i128, 0i128);
+/// `|centre|^2` (saturating).
+fn squared_norm(centre: &[i128]) -> i128 {
+    centre
+        .iter()
+        .fold(0i128, |acc, c| acc.saturating_add(c.saturating_mul(*c)))
+}
+
+/// The cosine distance of `v` to `centre` (whose squared norm is `centre_sq`) over the centre's
+/// length, in [0, 2]; 1 when either is zero.
+fn cosine_distance(v: &[i64], centre: &[i128], centre_sq: i128) -> f64 {
+    let (mut dot, mut sq) = (0i128, 0i128);
     for (k, c) in centre.iter().enumerate() {
         let x = i128::from(v.get(k).copied().unwrap_or(0));
         dot = dot.saturating_add(x.saturating_mul(*c));
         sq = sq.saturating_add(x.saturating_mul(x));
-        centre_sq = centre_sq.saturating_add(c.saturating_mul(*c));
     }
     if sq == 0 || centre_sq == 0 {
         return 1.0;
@@ -477,7 +487,7 @@ pub fn commitment_feature(
         CUMULATIVE_SKETCH_COSINE_DISTANCE => cumulative_sketches(commitments, history)
             .iter()
             .zip(cumulative_centres(commitments, history))
-            .map(|(sum, centre)| cosine_distance(sum, &centre))
+            .map(|(sum, centre)| cosine_distance(sum, &centre, squared_norm(&centre)))
             .collect(),
         NEAREST_SKETCH_COSINE_DISTANCE => {
             let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
