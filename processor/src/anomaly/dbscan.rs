@@ -1,8 +1,8 @@
 //! DBSCAN (Ester et al., 1996) over standardized member features.
 //!
 //! Each member is a point whose coordinates are its feature values, every feature standardized
-//! over the round (`(x - mean) / max(std, 5 % |mean|)`, see [`standardize`]; a constant feature
-//! becomes 0). Two points are neighbours when their Euclidean distance is at most `eps`
+//! over the round (`(x - mean) / max(std, 5 % |mean|, floor)`, see [`standardize`], with the
+//! feature's own floor, [`super::features::scale_floor`]; a constant feature becomes 0). Two points are neighbours when their Euclidean distance is at most `eps`
 //! (compared squared, no rounding of a square root involved); a point's neighbourhood includes
 //! itself. A point with at least `min_points`
 //! neighbours is a core point; clusters are the core points connected through neighbourhoods,
@@ -25,7 +25,7 @@
 //! assert_eq!(labels, vec![Label::Cluster(0), Label::Cluster(0), Label::Cluster(0), Label::Noise]);
 //! ```
 
-use super::stats::standardize;
+use super::stats::{standardize, Column};
 
 /// Where DBSCAN put a point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,9 +142,13 @@ pub fn flagged(labels: &[Label]) -> Vec<bool> {
         .collect()
 }
 
-/// Builds points from feature columns (each one value per member), standardizing each column.
-pub fn standardized_points(columns: &[Vec<f64>], members: usize) -> Vec<Vec<f64>> {
-    let standardized: Vec<Vec<f64>> = columns.iter().map(|c| standardize(c)).collect();
+/// Builds points from feature columns (each one value per member), standardizing each column
+/// with its floor.
+pub fn standardized_points(columns: &[Column], members: usize) -> Vec<Vec<f64>> {
+    let standardized: Vec<Vec<f64>> = columns
+        .iter()
+        .map(|c| standardize(&c.values, c.floor))
+        .collect();
     (0..members)
         .map(|m| standardized.iter().map(|c| c[m]).collect())
         .collect()

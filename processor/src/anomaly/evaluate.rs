@@ -6,8 +6,11 @@ use bcfl_protos::bcfl as pb;
 use pb::Feature;
 
 use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
-use super::features::{bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances};
+use super::features::{
+    bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, scale_floor,
+};
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
+use super::stats::Column;
 use super::zscore::score_columns;
 use super::AnomalyError;
 use crate::fixed;
@@ -130,6 +133,8 @@ pub fn parse_feature(name: &str) -> Option<Feature> {
 pub struct MemberData {
     members: Vec<String>,
     columns: BTreeMap<i32, Vec<f64>>,
+    /// Each column's scale floor ([`scale_floor`]); a feature without an entry has none.
+    floors: BTreeMap<i32, f64>,
     edges: Vec<(usize, usize, f64)>,
     /// The committers' sketches (from evidence; empty for explicit columns), for the features
     /// computed on demand.
@@ -176,6 +181,7 @@ impl MemberData {
         Ok(Self {
             members,
             columns: map,
+            floors: BTreeMap::new(),
             edges,
             sketches: Vec::new(),
         })
@@ -207,9 +213,15 @@ impl MemberData {
                 )
             })
             .collect();
+        let floors = FEATURE_NAMES
+            .iter()
+            .map(|(f, _)| (*f as i32, scale_floor(*f, &sorted)))
+            .filter(|(_, floor)| *floor > 0.0)
+            .collect();
         Self {
             members,
             columns,
+            floors,
             edges,
             sketches: sorted.iter().map(|c| c.sketch.to_vec()).collect(),
         }
@@ -228,6 +240,11 @@ impl MemberData {
     /// A feature column, if present.
     pub fn column(&self, feature: Feature) -> Option<&[f64]> {
         self.columns.get(&(feature as i32)).map(Vec::as_slice)
+    }
+
+    /// A feature's scale floor ([`scale_floor`]; 0 for columns given explicitly).
+    pub fn floor(&self, feature: Feature) -> f64 {
+        self.floors.get(&(feature as i32)).copied().unwrap_or(0.0)
     }
 
     /// PageRank over the bandwidth graph with `config`'s damping, weight and stopping rule.
@@ -251,26 +268,41 @@ impl MemberData {
         features: &[Feature],
         pagerank: &mut Option<Vec<f64>>,
         pagerank_config: &pb::PageRankConfig,
-    ) -> Result<Vec<Vec<f64>>, AnomalyError> {
+    ) -> Result<Vec<Column>, AnomalyError> {
         let mut sorted = features.to_vec();
         sorted.sort_by_key(|f| *f as i32);
         sorted.dedup();
         sorted
             .into_iter()
-            .map(|f| match (self.column(f), f) {
-                (Some(c), _) => Ok(c.to_vec()),
-                (None, Feature::PAGERANK_SCORE) => Ok(pagerank
-                    .get_or_insert_with(|| self.pagerank(pagerank_config))
-                    .clone()),
-                (None, Feature::NEAREST_SKETCH_COSINE_DISTANCE)
-                    if self.sketches.len() == self.members.len() =>
-                {
-                    let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
-                    Ok(nearest_sketch_cosine_distances(&sketches))
-                }
-                (None, _) => Err(AnomalyError::MissingFeature(f)),
+            .map(|f| {
+                self.values_of(f, pagerank, pagerank_config)
+                    .map(|values| Column {
+                        values,
+                        floor: self.floor(f),
+                    })
             })
             .collect()
+    }
+
+    fn values_of(
+        &self,
+        f: Feature,
+        pagerank: &mut Option<Vec<f64>>,
+        pagerank_config: &pb::PageRankConfig,
+    ) -> Result<Vec<f64>, AnomalyError> {
+        match (self.column(f), f) {
+            (Some(c), _) => Ok(c.to_vec()),
+            (None, Feature::PAGERANK_SCORE) => Ok(pagerank
+                .get_or_insert_with(|| self.pagerank(pagerank_config))
+                .clone()),
+            (None, Feature::NEAREST_SKETCH_COSINE_DISTANCE)
+                if self.sketches.len() == self.members.len() =>
+            {
+                let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
+                Ok(nearest_sketch_cosine_distances(&sketches))
+            }
+            (None, _) => Err(AnomalyError::MissingFeature(f)),
+        }
     }
 }
 
@@ -512,6 +544,10 @@ mod tests {
                     0,
                 );
                 let bias = data.column(Feature::COORDINATE_SIGN_BALANCE).unwrap();
+                // The balance's floor follows its sample count; the other features have none.
+                let k = round.commitments[0].coordinates.len() as f64;
+                assert_eq!(data.floor(Feature::COORDINATE_SIGN_BALANCE), 2.0 / k.sqrt());
+                assert_eq!(data.floor(Feature::UPDATE_NORM), 0.0);
                 let attacker = data
                     .members()
                     .iter()

@@ -16,6 +16,17 @@
 //! | `BANDWIDTH_OUT` | the same over links out of the member (equal to `BANDWIDTH_IN`, as confirmed links are symmetric) |
 //! | `PAGERANK_SCORE` | the member's PageRank (see [`super::pagerank`]) |
 //!
+//! Each column also has a scale floor ([`scale_floor`]), the smallest spread the z-score and
+//! DBSCAN may divide its deviations by. It is 0 for every feature except
+//! `COORDINATE_SIGN_BALANCE`, whose honest values scatter by construction: with `K` sampled
+//! coordinates an honest member's balance is `1 ± 1/√K` (binomial), and on the attack benchmark
+//! `1 ± 0.073` at `K = 256` (1,458 honest member-rounds: members' updates are correlated). The
+//! MAD over ten members often comes out below that (`MAD / 0.6745` under 0.046 in a quarter of
+//! the rounds, where the relative floor's 0.05 takes over), so honest members 0.18-0.29 from 1
+//! scored 3.5-4.4 and were flagged, in most cells of that benchmark. The floor is `2/√K` (0.125
+//! at 256): an honest member must then lie 0.44 from 1 to be flagged, which none of those 1,458
+//! did, while the crafted updates the feature is for sit at 0-0.6 (ALIE, min-max, min-sum).
+//!
 //! The cosine uses exact integer arithmetic up to one final division: the median sketch is kept
 //! doubled (the sum of the two middle values for an even count), dot products and squared norms
 //! are `i128` sums, and `cos = dot / (sqrt(|s|^2) * sqrt(|m|^2))`. A sketch shorter than the
@@ -464,6 +475,29 @@ pub fn extend_history(
     }
 }
 
+/// The factor of [`scale_floor`] for `COORDINATE_SIGN_BALANCE`: twice the binomial spread.
+pub const SIGN_BALANCE_FLOOR_FACTOR: f64 = 2.0;
+
+/// The smallest scale `feature`'s column may be standardized with over `commitments` (see the
+/// module docs): `2 / sqrt(K)` for `COORDINATE_SIGN_BALANCE` with `K` the most coordinates a
+/// committer carries (the length the balance compares over), 0 for every other feature and
+/// when no committer carries coordinates.
+pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment]) -> f64 {
+    if feature != pb::Feature::COORDINATE_SIGN_BALANCE {
+        return 0.0;
+    }
+    let k = commitments
+        .iter()
+        .map(|c| c.coordinates.len())
+        .max()
+        .unwrap_or(0);
+    if k == 0 {
+        0.0
+    } else {
+        SIGN_BALANCE_FLOOR_FACTOR / (k as f64).sqrt()
+    }
+}
+
 /// One feature column over `commitments` (sorted by member), given the sketch history of the
 /// earlier evaluated rounds, the bandwidth edges among them and their PageRank scores.
 pub fn commitment_feature(
@@ -573,6 +607,21 @@ mod tests {
             vec![0.0, 0.0, 1.0, 0.0]
         );
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn scale_floor_known_answers() {
+        let with = |k: usize| pb::Commitment {
+            coordinates: vec![1; k],
+            ..Default::default()
+        };
+        let balance = pb::Feature::COORDINATE_SIGN_BALANCE;
+        assert_eq!(scale_floor(balance, &[with(256), with(256)]), 0.125);
+        // The longest list counts (shorter ones are zero-padded by the balance).
+        assert_eq!(scale_floor(balance, &[with(16), with(64)]), 0.25);
+        assert_eq!(scale_floor(balance, &[with(0), with(0)]), 0.0);
+        assert_eq!(scale_floor(balance, &[]), 0.0);
+        assert_eq!(scale_floor(pb::Feature::UPDATE_NORM, &[with(256)]), 0.0);
     }
 
     #[test]

@@ -42,14 +42,34 @@ pub fn population_std(values: &[f64]) -> f64 {
     (ss / values.len() as f64).sqrt()
 }
 
-/// Standardizes one column: `(x - mean) / s` with `s = max(std, 0.05 |mean|)`, the population
-/// standard deviation floored like [`robust_scale`] so that a feature whose values lie within a
-/// few per cent of each other (honest update norms on IID shards) is not blown up to unit
-/// spread, where its noise alone would isolate members. A column with `s = 0` (all values 0)
-/// becomes all zeros.
-pub fn standardize(values: &[f64]) -> Vec<f64> {
+/// One feature column as the methods see it: a value per member, and the smallest spread its
+/// scale may take ([`crate::anomaly::features::scale_floor`]; 0 for most features), below which
+/// a difference between members is the feature's own sampling noise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// One value per member, in member order.
+    pub values: Vec<f64>,
+    /// The absolute floor under the column's scale.
+    pub floor: f64,
+}
+
+impl Column {
+    /// A column without an absolute floor.
+    pub fn new(values: Vec<f64>) -> Self {
+        Self { values, floor: 0.0 }
+    }
+}
+
+/// Standardizes one column: `(x - mean) / s` with `s = max(std, 0.05 |mean|, floor)`, the
+/// population standard deviation floored like [`robust_scale`] so that a feature whose values
+/// lie within a few per cent of each other (honest update norms on IID shards) is not blown up
+/// to unit spread, where its noise alone would isolate members. A column with `s = 0` (all
+/// values 0) becomes all zeros.
+pub fn standardize(values: &[f64], floor: f64) -> Vec<f64> {
     let m = mean(values);
-    let s = population_std(values).max(RELATIVE_SCALE_FLOOR * m.abs());
+    let s = population_std(values)
+        .max(RELATIVE_SCALE_FLOOR * m.abs())
+        .max(floor);
     if s > 0.0 && s.is_finite() {
         values.iter().map(|v| (v - m) / s).collect()
     } else {
@@ -70,17 +90,19 @@ pub const RELATIVE_SCALE_FLOOR: f64 = 0.05;
 /// deviation of normal data that outliers do not inflate:
 ///
 /// ```text
-/// s = max(MAD / 0.6745, 0.05 |median|)                 when MAD > 0
-/// s = max(1.253314 * MeanAD, 0.05 |median|)            when MAD = 0
+/// s = max(MAD / 0.6745, 0.05 |median|, floor)                 when MAD > 0
+/// s = max(1.253314 * MeanAD, 0.05 |median|, floor)            when MAD = 0
 /// ```
 ///
 /// `MAD` is the median of `|x - median|`, `MeanAD` their mean (Iglewicz and Hoaglin's fallback
 /// when more than half the values are equal). The floor of 5 % of the median's magnitude keeps
 /// members whose values are nearly identical (equal shards of IID data give update norms
 /// within a few per cent of each other) from making a harmless deviation look extreme: with the
-/// floor, a value within `t * 5 %` of the median is never `t` scales away from it. `s` is 0 only
-/// when every value equals a median of 0.
-pub fn robust_scale(values: &[f64]) -> (f64, f64) {
+/// floor, a value within `t * 5 %` of the median is never `t` scales away from it. `floor` is
+/// the feature's own (see [`Column`]): a MAD taken over ten members often falls well below the
+/// spread the feature has by construction. `s` is 0 only when every value equals a median of 0
+/// and `floor` is 0.
+pub fn robust_scale(values: &[f64], floor: f64) -> (f64, f64) {
     let med = median(values);
     let deviations: Vec<f64> = values.iter().map(|v| (v - med).abs()).collect();
     let mad = median(&deviations);
@@ -89,13 +111,13 @@ pub fn robust_scale(values: &[f64]) -> (f64, f64) {
     } else {
         MEAN_AD_CONSTANT * mean(&deviations)
     };
-    (med, spread.max(RELATIVE_SCALE_FLOOR * med.abs()))
+    (med, spread.max(RELATIVE_SCALE_FLOOR * med.abs()).max(floor))
 }
 
 /// Robustly standardizes one column: `(x - median) / s` with `s` from [`robust_scale`]; a
 /// column with `s = 0` (all values 0) becomes all zeros.
-pub fn robust_standardize(values: &[f64]) -> Vec<f64> {
-    let (med, scale) = robust_scale(values);
+pub fn robust_standardize(values: &[f64], floor: f64) -> Vec<f64> {
+    let (med, scale) = robust_scale(values, floor);
     if scale > 0.0 && scale.is_finite() {
         values.iter().map(|v| (v - med) / scale).collect()
     } else {
@@ -120,30 +142,36 @@ mod tests {
         let v = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
         assert_eq!(mean(&v), 5.0);
         assert_eq!(population_std(&v), 2.0);
-        assert_eq!(standardize(&v)[0], -1.5);
-        assert_eq!(standardize(&[3.0, 3.0]), vec![0.0, 0.0]);
+        assert_eq!(standardize(&v, 0.0)[0], -1.5);
+        assert_eq!(standardize(&[3.0, 3.0], 0.0), vec![0.0, 0.0]);
         // std 0.816 is under the floor 5 % of 100 = 5: the spread stays small.
-        assert_eq!(standardize(&[99.0, 100.0, 101.0]), vec![-0.2, 0.0, 0.2]);
+        assert_eq!(
+            standardize(&[99.0, 100.0, 101.0], 0.0),
+            vec![-0.2, 0.0, 0.2]
+        );
     }
 
     #[test]
     fn robust_scale_known_answers() {
         // median 3, deviations 2,1,0,1,97 -> MAD 1, s = 1 / 0.6745 (above the floor 0.15).
         assert_eq!(
-            robust_scale(&[1.0, 2.0, 3.0, 4.0, 100.0]),
+            robust_scale(&[1.0, 2.0, 3.0, 4.0, 100.0], 0.0),
             (3.0, 1.0 / 0.6745)
         );
         // median 5, MAD 0, MeanAD 1 -> 1.253314 (above the floor 0.25).
-        assert_eq!(robust_scale(&[5.0, 5.0, 5.0, 5.0, 10.0]), (5.0, 1.253314));
+        assert_eq!(
+            robust_scale(&[5.0, 5.0, 5.0, 5.0, 10.0], 0.0),
+            (5.0, 1.253314)
+        );
         // Nearly equal values: the floor 5 % of 100 = 5 wins over MAD / 0.6745 ~ 1.48.
-        let (med, s) = robust_scale(&[99.0, 100.0, 101.0, 100.0, 108.0]);
+        let (med, s) = robust_scale(&[99.0, 100.0, 101.0, 100.0, 108.0], 0.0);
         assert_eq!((med, s), (100.0, 5.0));
         assert_eq!(
-            robust_standardize(&[99.0, 100.0, 101.0, 100.0, 108.0])[4],
+            robust_standardize(&[99.0, 100.0, 101.0, 100.0, 108.0], 0.0)[4],
             1.6
         );
-        assert_eq!(robust_scale(&[0.0; 3]), (0.0, 0.0));
-        assert_eq!(robust_standardize(&[0.0; 3]), vec![0.0; 3]);
-        assert_eq!(robust_standardize(&[]), Vec::<f64>::new());
+        assert_eq!(robust_scale(&[0.0; 3], 0.0), (0.0, 0.0));
+        assert_eq!(robust_standardize(&[0.0; 3], 0.0), vec![0.0; 3]);
+        assert_eq!(robust_standardize(&[], 0.0), Vec::<f64>::new());
     }
 }

@@ -4,10 +4,13 @@
 //! ([`super::stats::robust_scale`]):
 //!
 //! ```text
-//! M_i = (x_i - med) / s,   s = max(MAD / 0.6745, 0.05 |med|)    (MAD > 0)
-//!                          s = max(1.253314 * MeanAD, 0.05 |med|)   (MAD = 0)
+//! M_i = (x_i - med) / s,   s = max(MAD / 0.6745, 0.05 |med|, floor)    (MAD > 0)
+//!                          s = max(1.253314 * MeanAD, 0.05 |med|, floor)   (MAD = 0)
 //! M_i = 0                  when s = 0 (every value equals a median of 0)
 //! ```
+//!
+//! `floor` is the feature's own absolute floor ([`super::features::scale_floor`]): 0 for every
+//! feature but the coordinate sign balance, whose honest spread is known from its sampling.
 //!
 //! Without the floor this is Iglewicz and Hoaglin's `0.6745 (x - med) / MAD`, with their
 //! mean-absolute-deviation fallback when more than half the values are equal. The floor (5 % of
@@ -30,16 +33,16 @@
 //! assert!(z.iter().all(|m| m.abs() < 3.5));
 //! ```
 
-use super::stats::robust_standardize;
+use super::stats::{robust_standardize, Column};
 pub use super::stats::{MAD_CONSTANT, MEAN_AD_CONSTANT};
 
 /// The default flagging threshold of Iglewicz and Hoaglin.
 pub const DEFAULT_THRESHOLD: f64 = 3.5;
 
 /// The modified z-score of every value of one column, in input order: the column robustly
-/// standardized ([`super::stats::robust_standardize`]).
+/// standardized ([`super::stats::robust_standardize`]) without an absolute floor.
 pub fn modified_zscores(values: &[f64]) -> Vec<f64> {
-    robust_standardize(values)
+    robust_standardize(values, 0.0)
 }
 
 /// The outcome for one member over several feature columns.
@@ -51,9 +54,10 @@ pub struct ZScoreOutcome {
     pub flagged: bool,
 }
 
-/// Scores `columns` (each one feature, one value per member, same member order) and flags members
-/// whose `|M|` exceeds `threshold` in any column. No column gives every member score 0, unflagged.
-pub fn score_columns(columns: &[Vec<f64>], members: usize, threshold: f64) -> Vec<ZScoreOutcome> {
+/// Scores `columns` (each one feature, one value per member, same member order, standardized
+/// with its own floor) and flags members whose `|M|` exceeds `threshold` in any column. No
+/// column gives every member score 0, unflagged.
+pub fn score_columns(columns: &[Column], members: usize, threshold: f64) -> Vec<ZScoreOutcome> {
     let mut out = vec![
         ZScoreOutcome {
             score: 0.0,
@@ -62,7 +66,10 @@ pub fn score_columns(columns: &[Vec<f64>], members: usize, threshold: f64) -> Ve
         members
     ];
     for column in columns {
-        for (slot, z) in out.iter_mut().zip(modified_zscores(column)) {
+        for (slot, z) in out
+            .iter_mut()
+            .zip(robust_standardize(&column.values, column.floor))
+        {
             if z.abs() > slot.score.abs() {
                 slot.score = z;
             }
@@ -116,13 +123,35 @@ mod tests {
     #[test]
     fn columns_keep_the_largest_magnitude_and_flag_any() {
         let columns = vec![
-            vec![1.0, 2.0, 3.0, 4.0, 100.0],
-            vec![-50.0, 2.0, 3.0, 4.0, 5.0],
+            Column::new(vec![1.0, 2.0, 3.0, 4.0, 100.0]),
+            Column::new(vec![-50.0, 2.0, 3.0, 4.0, 5.0]),
         ];
         let out = score_columns(&columns, 5, DEFAULT_THRESHOLD);
         assert!(out[0].flagged && out[0].score < -3.5);
         assert!(out[4].flagged && out[4].score > 3.5);
         assert!(!out[1].flagged && !out[2].flagged && !out[3].flagged);
         assert!(score_columns(&[], 2, 3.5).iter().all(|o| !o.flagged));
+    }
+
+    #[test]
+    fn a_feature_floor_widens_a_scale_its_mad_underestimates() {
+        // Sign balances of honest members close together: the MAD (0.01) is under the relative
+        // floor (5 % of 1), which puts 1.2 at 4.0 scales; the feature's floor 0.125 (2 / sqrt(256))
+        // puts it at 1.6, while a crafted 0.1 stays far out.
+        let values = vec![1.0, 1.01, 0.99, 1.01, 0.99, 1.0, 1.2, 0.1];
+        let bare = score_columns(&[Column::new(values.clone())], 8, DEFAULT_THRESHOLD);
+        assert!((bare[6].score - 4.0).abs() < 1e-12, "{bare:?}");
+        assert!(bare[6].flagged && bare[7].flagged);
+        let floored = score_columns(
+            &[Column {
+                values,
+                floor: 0.125,
+            }],
+            8,
+            DEFAULT_THRESHOLD,
+        );
+        assert!((floored[6].score - 1.6).abs() < 1e-12, "{floored:?}");
+        assert!(!floored[6].flagged && floored[7].flagged);
+        assert!((floored[7].score + 7.2).abs() < 1e-12);
     }
 }

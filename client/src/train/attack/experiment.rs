@@ -404,6 +404,9 @@ pub async fn run(
             excluded.push(names);
         }
     }
+    if matches!(defence, Defence::Exclusion(_)) && tracing::enabled!(tracing::Level::DEBUG) {
+        trace_verdicts(&outcome, &name_of, defence, scenario, &attackers);
+    }
     let update_bytes = outcome
         .state
         .commitments
@@ -417,6 +420,74 @@ pub async fn run(
         excluded,
         update_bytes,
     })
+}
+
+/// Logs (at debug level) each round's evidence and verdict, to see where a detector errs:
+/// every scored member's update norm, cumulative sketch distance and coordinate sign balance
+/// (recomputed from the final state, replaying the sketch history as an auditor does), then
+/// the methods that flagged it; a `!` marks the attackers.
+fn trace_verdicts(
+    outcome: &crate::round::simulation::SimulationOutcome,
+    name_of: &dyn Fn(&str) -> String,
+    defence: Defence,
+    scenario: &Scenario,
+    attackers: &[String],
+) {
+    use bcfl_processor::anomaly::{features::extend_after_verdict, member_scores, MemberData};
+    let state = &outcome.state;
+    let links: Vec<pb::Link> = state.links.values().cloned().collect();
+    let mut history = pb::SketchHistory::default();
+    for (&round, verdict) in &state.verdicts {
+        let commitments: Vec<pb::Commitment> = state
+            .commitments
+            .range((round, String::new())..(round + 1, String::new()))
+            .map(|(_, c)| c.clone())
+            .filter(|c| verdict.scored.binary_search(&c.member).is_ok())
+            .collect();
+        let data = MemberData::from_evidence(&commitments, &links, &history, 0);
+        let column = |f: pb::Feature| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
+        let norms = column(pb::Feature::UPDATE_NORM);
+        let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
+        let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
+        let mut flags = vec![String::new(); verdict.scored.len()];
+        for method in &verdict.methods {
+            let letter = match method.method {
+                pb::AnomalyMethod::PAGERANK => 'p',
+                pb::AnomalyMethod::DBSCAN => 'd',
+                _ => 'z',
+            };
+            for (i, m) in member_scores(&verdict.scored, method).enumerate() {
+                if m.flagged {
+                    flags[i].push(letter);
+                }
+            }
+        }
+        let members: Vec<String> = data
+            .members()
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let name = name_of(key);
+                format!(
+                    "{}{}={:.6}/{:.6}/{:.4}/{}",
+                    name.trim_start_matches("client-"),
+                    if attackers.contains(&name) { "!" } else { "" },
+                    norms.get(i).copied().unwrap_or(0.0),
+                    cumulative.get(i).copied().unwrap_or(0.0),
+                    balances.get(i).copied().unwrap_or(0.0),
+                    flags.get(i).map_or("", String::as_str),
+                )
+            })
+            .collect();
+        tracing::debug!(
+            defence = %defence.name(),
+            seed = scenario.seed,
+            round,
+            members = %members.join(" "),
+            "verdict"
+        );
+        history = extend_after_verdict(&history, round, &commitments, &verdict.accepted);
+    }
 }
 
 /// Runs every defence's consortium over the same members, concurrently (each in its own

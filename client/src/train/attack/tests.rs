@@ -386,6 +386,7 @@ async fn bench_report_has_every_defence_and_detector() {
         tuning: Default::default(),
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],
+        detection_only: false,
     };
     let mut cells = 0;
     let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1)

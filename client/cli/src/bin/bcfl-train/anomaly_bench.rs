@@ -191,6 +191,11 @@ pub(crate) struct BenchArgs {
         default_value = "pagerank,dbscan,zscore,ensemble,any"
     )]
     detectors: Vec<String>,
+    /// Run only the detectors' consortia: no clean, attackers-absent or centralized reference,
+    /// no undefended run and no robust rule (for tuning detection; their accuracy rows are left
+    /// out of the report).
+    #[arg(long)]
+    detection_only: bool,
     /// Non-IID shards: Dirichlet concentration (default: IID shards).
     #[arg(long)]
     dirichlet: Option<f64>,
@@ -256,6 +261,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 detectors,
+                detection_only: args.detection_only,
             };
             let (dataset, embeddings) = args.common.load()?;
             let cells = config.members.len() * config.fractions.len() * config.attacks.len();
