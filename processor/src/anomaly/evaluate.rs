@@ -384,7 +384,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     if config.has_dbscan() {
         let d = config.get_dbscan();
         let columns = data.columns_for(&d.features, &mut ranks, &pagerank_config)?;
-        let points = standardized_points(&columns, n);
+        let points = standardized_points(&columns, n, d.robust);
         let min_points = d.min_points as usize;
         let labels = dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points);
         let scores = core_distances(&points, min_points);

@@ -106,6 +106,10 @@ pub(crate) struct AnomalyArgs {
     /// DBSCAN points (itself included) that make a core point (as `consortium init`).
     #[arg(long, default_value_t = 2)]
     min_points: u32,
+    /// DBSCAN standardizes each feature by its median and robust scale instead of its mean and
+    /// standard deviation (as `consortium init --dbscan-robust`).
+    #[arg(long)]
+    robust: bool,
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]
     threshold: f64,
@@ -201,6 +205,7 @@ impl AnomalyArgs {
                 eps_ppm: ppm_in("eps", self.eps, 1, MAX_THRESHOLD_PPM)?,
                 min_points: self.min_points.max(1),
                 features: features.to_vec(),
+                robust: self.robust,
                 ..Default::default()
             };
         }
@@ -482,6 +487,7 @@ flipped,1.00,1.98
             tolerance: 1e-9,
             eps: 1.0,
             min_points: 3,
+            robust: false,
             threshold: 3.5,
             min_votes: 1,
         }

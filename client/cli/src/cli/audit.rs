@@ -381,10 +381,11 @@ fn print_consortium(c: &pb::Consortium) {
     if a.has_dbscan() {
         let d = a.get_dbscan();
         println!(
-            "dbscan:            eps {} min_points {} features {:?}",
+            "dbscan:            eps {} min_points {} features {:?}{}",
             format_micro(i64::from(d.eps_ppm)),
             d.min_points,
-            d.features
+            d.features,
+            if d.robust { " robust" } else { "" }
         );
     }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));

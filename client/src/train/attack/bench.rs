@@ -176,6 +176,8 @@ pub struct DetectionSettings {
     pub dbscan_eps: f64,
     /// DBSCAN neighbourhood size.
     pub dbscan_min_points: u32,
+    /// DBSCAN standardizes robustly.
+    pub dbscan_robust: bool,
     /// The z-score threshold.
     pub zscore_threshold: f64,
 }
@@ -190,6 +192,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
                 .collect(),
             dbscan_eps: t.dbscan_eps,
             dbscan_min_points: t.dbscan_min_points,
+            dbscan_robust: t.dbscan_robust,
             zscore_threshold: t.zscore_threshold,
         }
     }

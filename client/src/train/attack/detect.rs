@@ -24,6 +24,8 @@ pub struct Tuning {
     pub dbscan_eps: f64,
     /// DBSCAN's core-point neighbourhood size.
     pub dbscan_min_points: u32,
+    /// DBSCAN standardizes robustly (median and robust scale).
+    pub dbscan_robust: bool,
     /// The modified z-score threshold.
     pub zscore_threshold: f64,
 }
@@ -34,6 +36,7 @@ impl Default for Tuning {
             features: DEFAULT_FEATURES.to_vec(),
             dbscan_eps: 1.5,
             dbscan_min_points: 2,
+            dbscan_robust: false,
             zscore_threshold: 3.5,
         }
     }
@@ -99,6 +102,7 @@ impl Detector {
         if config.has_dbscan() {
             config.mut_dbscan().eps_ppm = fixed::saturating_ppm(tuning.dbscan_eps);
             config.mut_dbscan().min_points = tuning.dbscan_min_points;
+            config.mut_dbscan().robust = tuning.dbscan_robust;
         }
         if config.has_zscore() {
             config.mut_zscore().threshold_ppm = fixed::saturating_ppm(tuning.zscore_threshold);
@@ -126,6 +130,7 @@ mod tests {
             features: vec![pb::Feature::UPDATE_NORM],
             dbscan_eps: 0.75,
             dbscan_min_points: 3,
+            dbscan_robust: true,
             zscore_threshold: 3.0,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
@@ -134,6 +139,7 @@ mod tests {
         assert_eq!(ensemble.get_dbscan().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().eps_ppm, 750_000);
         assert_eq!(ensemble.get_dbscan().min_points, 3);
+        assert!(ensemble.get_dbscan().robust);
         assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
     }

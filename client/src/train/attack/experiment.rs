@@ -424,8 +424,8 @@ pub async fn run(
 
 /// Logs (at debug level) each round's evidence and verdict, to see where a detector errs:
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
-/// (recomputed from the final state, replaying the sketch history as an auditor does), then
-/// the methods that flagged it; a `!` marks the attackers.
+/// (recomputed from the final state, replaying the sketch history as an auditor does), the
+/// methods that flagged it and its nearest sketch distance; a `!` marks the attackers.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -449,6 +449,8 @@ fn trace_verdicts(
         let norms = column(pb::Feature::UPDATE_NORM);
         let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
+        let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
+        let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
         let mut flags = vec![String::new(); verdict.scored.len()];
         for method in &verdict.methods {
             let letter = match method.method {
@@ -469,13 +471,14 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
                     cumulative.get(i).copied().unwrap_or(0.0),
                     balances.get(i).copied().unwrap_or(0.0),
                     flags.get(i).map_or("", String::as_str),
+                    nearest.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

@@ -92,6 +92,10 @@ pub(crate) struct CommonArgs {
     /// DBSCAN core-point neighbourhood size (the point itself included).
     #[arg(long, default_value_t = 2)]
     dbscan_min_points: u32,
+    /// DBSCAN standardizes each feature by its median and robust scale instead of its mean and
+    /// standard deviation (`consortium init --dbscan-robust`).
+    #[arg(long)]
+    dbscan_robust: bool,
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]
     zscore_threshold: f64,
@@ -146,6 +150,7 @@ impl CommonArgs {
             features,
             dbscan_eps: self.dbscan_eps,
             dbscan_min_points: self.dbscan_min_points,
+            dbscan_robust: self.dbscan_robust,
             zscore_threshold: self.zscore_threshold,
         })
     }

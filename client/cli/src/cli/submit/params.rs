@@ -189,6 +189,11 @@ pub(crate) struct InitArgs {
     /// DBSCAN core point neighbourhood size.
     #[arg(long, default_value_t = 2)]
     dbscan_min_points: u32,
+    /// DBSCAN standardizes each feature by its median and robust scale (the modified
+    /// z-score's) instead of its mean and standard deviation, which a large group of outliers
+    /// inflates until it bridges into the honest cluster.
+    #[arg(long)]
+    dbscan_robust: bool,
     /// DBSCAN features.
     #[arg(
         long,
@@ -302,6 +307,7 @@ impl InitArgs {
                 eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
                 min_points: self.dbscan_min_points,
                 features: features(&self.dbscan_features),
+                robust: self.dbscan_robust,
                 ..Default::default()
             });
         }
@@ -350,6 +356,43 @@ mod tests {
             ..Default::default()
         });
         bcfl_processor::access::declared_addresses(&payload, signer).unwrap();
+    }
+
+    /// The configuration the attack benchmark measured against every attack: 256 sampled
+    /// coordinates, the sign balance as a third feature, DBSCAN standardizing robustly.
+    #[test]
+    fn the_balance_configuration_parses() {
+        let hash = "ab".repeat(32);
+        let features = "update-norm,cumulative-sketch-cosine-distance,coordinate-sign-balance";
+        let w = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--coordinate-samples",
+            "256",
+            "--dbscan-features",
+            features,
+            "--zscore-features",
+            features,
+            "--dbscan-eps",
+            "3.0",
+            "--dbscan-robust",
+        ]);
+        let params = w.init.to_params().unwrap();
+        assert_eq!(params.coordinate_samples, 256);
+        let dbscan = params.get_anomaly().get_dbscan();
+        assert!(dbscan.robust);
+        assert_eq!(dbscan.eps_ppm, 3_000_000);
+        assert_eq!(dbscan.features.len(), 3);
+        assert!(
+            !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
+                .init
+                .to_params()
+                .unwrap()
+                .get_anomaly()
+                .get_dbscan()
+                .robust
+        );
     }
 
     #[test]
