@@ -34,11 +34,14 @@
 //! The sampled coordinates ([`coordinates`]) are `count` positions of the flattened update
 //! drawn uniformly with replacement from a SplitMix64 stream whose state starts at
 //! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
-//! values there in nano-units ([`fixed::saturating_nano`]). Every member of a round samples the
-//! same positions, so the processor can compare members coordinate by coordinate (the
-//! `COORDINATE_SIGN_BALANCE` feature). Like the projection, the positions are known in advance:
-//! an attacker that knows them could leave them alone and attack elsewhere, as it could hide an
-//! update in the projection's null space.
+//! values there in nano-units ([`fixed::saturating_nano`]). Commitments use one seed for every
+//! round, [`COORDINATE_SEED`]: every member samples the same positions, so the processor can
+//! compare members coordinate by coordinate (the `COORDINATE_SIGN_BALANCE` feature), and the
+//! same positions every round, so it can compare a member's change with the previous round's
+//! accepted mean change (the `PREVIOUS_CHANGE_DISTANCE` feature, which a resent change lands
+//! on). Like the projection, the positions are known in advance: an attacker that knows them
+//! could leave them alone and attack elsewhere, as it could hide an update in the projection's
+//! null space.
 
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -72,6 +75,10 @@ impl StatsShape {
     }
 }
 
+/// The seed of the sampled coordinates' positions, the same in every round (see the module
+/// docs; the sketch's projection, by contrast, is seeded with the round).
+pub const COORDINATE_SEED: u64 = 0;
+
 /// Statistics of one update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStats {
@@ -89,14 +96,15 @@ pub struct UpdateStats {
 }
 
 impl UpdateStats {
-    /// Statistics of `update` in `shape`, sketched and sampled with `seed`.
+    /// Statistics of `update` in `shape`, sketched with `seed`, its coordinates sampled at the
+    /// positions of [`COORDINATE_SEED`].
     pub fn new(update: &Update, samples: u64, loss: f64, shape: StatsShape, seed: u64) -> Self {
         Self {
             samples,
             loss,
             l2_norm: l2_norm(update),
             sketch: sketch(update, shape.sketch_length, seed),
-            coordinates: coordinates(update, shape.coordinate_samples, seed),
+            coordinates: coordinates(update, shape.coordinate_samples, COORDINATE_SEED),
         }
     }
 }
@@ -316,7 +324,7 @@ mod tests {
     }
 
     #[test]
-    fn coordinates_are_the_updates_values_at_positions_drawn_per_round() {
+    fn coordinates_are_the_updates_values_at_positions_drawn_with_a_seed() {
         // Value i at position i, so a sampled value names its position.
         let values: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
         let u = update(values.clone());
@@ -349,9 +357,11 @@ mod tests {
             sketch_length: 8,
             coordinate_samples: 5,
         };
-        assert_eq!(
-            UpdateStats::new(&u, 1, 0.0, shape, 7).coordinates,
-            coordinates(&u, 5, 7)
-        );
+        // Commitments sample the same positions in every round; the sketch changes with it.
+        let round7 = UpdateStats::new(&u, 1, 0.0, shape, 7);
+        let round8 = UpdateStats::new(&u, 1, 0.0, shape, 8);
+        assert_eq!(round7.coordinates, coordinates(&u, 5, COORDINATE_SEED));
+        assert_eq!(round7.coordinates, round8.coordinates);
+        assert_ne!(round7.sketch, round8.sketch);
     }
 }

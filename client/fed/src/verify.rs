@@ -38,12 +38,13 @@ use bcfl_processor::fixed;
 use bcfl_processor::statistics::{mismatch, Recomputed};
 use bcfl_protos::bcfl as pb;
 
-use crate::sketch::{coordinates, l2_norm, sketch, StatsShape};
+use crate::sketch::{coordinates, l2_norm, sketch, StatsShape, COORDINATE_SEED};
 use crate::update::Update;
 use crate::{Error, Result};
 
 /// The statistics of update blob `bytes` trained from `base`, in the consortium's `shape`,
-/// sketched and sampled with the seed `round` (the round it was committed to). An error means
+/// sketched with the seed `round` (the round it was committed to), its coordinates sampled at
+/// [`COORDINATE_SEED`]'s positions. An error means
 /// the blob is not an update of `base`'s tensors, or its norm is not a finite number: a
 /// `MALFORMED` blob.
 pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, round: u64) -> Result<Recomputed> {
@@ -55,7 +56,7 @@ pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, round: u64) -> 
         size_bytes: bytes.len() as u64,
         norm_micro,
         sketch: sketch(&change, shape.sketch_length, round),
-        coordinates: coordinates(&change, shape.coordinate_samples, round),
+        coordinates: coordinates(&change, shape.coordinate_samples, COORDINATE_SEED),
     })
 }
 

@@ -84,7 +84,7 @@ pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb:
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 10] = [
+const FEATURE_NAMES: [(Feature, &str); 11] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -101,6 +101,10 @@ const FEATURE_NAMES: [(Feature, &str); 10] = [
         "nearest_sketch_cosine_distance",
     ),
     (Feature::COORDINATE_SIGN_BALANCE, "coordinate_sign_balance"),
+    (
+        Feature::PREVIOUS_CHANGE_DISTANCE,
+        "previous_change_distance",
+    ),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for

@@ -10,6 +10,7 @@
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds it committed to (its [`pb::SketchSum`]) plus this one, against the consensus of those same rounds (the accepted members' mean sketch of each, summed: the sum's `consensus`) plus this round's median sketch ([`cumulative_centres`]) |
 //! | `NEAREST_SKETCH_COSINE_DISTANCE` | `min_j 1 - cos(sketch, sketch_j)` over the other committers `j` ([`nearest_sketch_cosine_distances`]); 1 without another committer. Near 0 for members that send one update together (colluders crafting from the honest updates), never for honest members training on their own shards (FoolsGold's similarity signal) |
 //! | `COORDINATE_SIGN_BALANCE` | `1 + (#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinates`]): twice the share of the member's values above the coordinate-wise median of all committers' values, ties counting half ([`coordinate_sign_balances`]); in [0, 2], 1 when the round carries no coordinates |
+//! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -17,8 +18,12 @@
 //! | `PAGERANK_SCORE` | the member's PageRank (see [`super::pagerank`]) |
 //!
 //! Each column also has a scale floor ([`scale_floor`]), the smallest spread the z-score and
-//! DBSCAN may divide its deviations by. It is 0 for every feature except
-//! `COORDINATE_SIGN_BALANCE`, whose honest values scatter by construction: with `K` sampled
+//! DBSCAN may divide its deviations by. It is 0 for every feature except two.
+//! `PREVIOUS_CHANGE_DISTANCE` has 0.25: an honest member's change differs from the previous
+//! global change by about its own size or more (round medians 0.9-2.2 on the attack benchmark),
+//! so a difference of a quarter of the change is no evidence, while a resent change, at 0,
+//! stays more than 3.5 floors below any round whose honest median exceeds 0.875.
+//! `COORDINATE_SIGN_BALANCE`'s honest values scatter by construction: with `K` sampled
 //! coordinates an honest member's balance is `1 ± 1/√K` (binomial), and on the attack benchmark
 //! `1 ± 0.073` at `K = 256` (1,458 honest member-rounds: members' updates are correlated). The
 //! MAD over ten members often comes out below that (`MAD / 0.6745` under 0.046 in a quarter of
@@ -26,6 +31,17 @@
 //! scored 3.5-4.4 and were flagged, in most cells of that benchmark. The floor is `2/√K` (0.125
 //! at 256): an honest member must then lie 0.44 from 1 to be flagged, which none of those 1,458
 //! did, while the crafted updates the feature is for sit at 0-0.6 (ALIE, min-max, min-sum).
+//!
+//! Why a previous-change feature: a stale rider trains nothing and resends the previous round's
+//! change of the global model. Under FedAvg that change *is* the sample-weighted mean of the
+//! changes the previous verdict accepted, so where members sample the same coordinates every
+//! round (they do: the positions depend on no round, `bcfl_fed::sketch::coordinates`) the
+//! processor can hold the mean at those positions and see the resent change land on it, up to
+//! nano-unit rounding; an honest member's change differs from it by about its own size. No
+//! sketch feature can: each round's sketch uses that round's projection, and a stale update
+//! points along the consensus, where the sketch distances call it a good member. Under another
+//! rule (Krum, the median) the global change is not that mean and the feature only measures
+//! closeness to it.
 //!
 //! The cosine uses exact integer arithmetic up to one final division: the median sketch is kept
 //! doubled (the sum of the two middle values for an even count), dot products and squared norms
@@ -398,20 +414,88 @@ fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
     )
 }
 
+/// The sample-weighted mean of `accepted`'s sampled coordinates (`sum n_i c_i / sum n_i`, each
+/// value rounded half away from zero, shorter lists zero-padded, saturating): under FedAvg the
+/// change the round made to the global model at those positions. `None` when nobody was
+/// accepted, no one carries coordinates, or the weights sum to 0.
+pub fn weighted_mean_coordinates(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
+    let len = accepted
+        .iter()
+        .map(|c| c.coordinates.len())
+        .max()
+        .unwrap_or(0);
+    let weight: i128 = accepted.iter().map(|c| i128::from(c.num_samples)).sum();
+    if len == 0 || weight == 0 {
+        return None;
+    }
+    Some(
+        (0..len)
+            .map(|k| {
+                let total = accepted.iter().fold(0i128, |acc, c| {
+                    let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
+                    acc.saturating_add(value.saturating_mul(i128::from(c.num_samples)))
+                });
+                let mean = div_round(total, weight);
+                mean.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+            })
+            .collect(),
+    )
+}
+
+/// Every committer's `|c - m| / |m|` against the previous change `m` the consensus record
+/// holds, when it was recorded for the round before the commitments' (see the module docs): 1
+/// for everyone when there is no such record or `m` is zero. Integer sums (saturating) up to one
+/// square root each and one division.
+pub fn previous_change_distances(
+    commitments: &[pb::Commitment],
+    consensus: &pb::ConsensusSketch,
+) -> Vec<f64> {
+    let previous = &consensus.previous_change;
+    let squared = |v: &mut dyn Iterator<Item = i128>| {
+        v.fold(0i128, |acc, x| acc.saturating_add(x.saturating_mul(x)))
+    };
+    let norm_sq = squared(&mut previous.iter().map(|m| i128::from(*m)));
+    commitments
+        .iter()
+        .map(|c| {
+            if norm_sq == 0 || consensus.previous_change_round.saturating_add(1) != c.round {
+                return 1.0;
+            }
+            let len = previous.len().max(c.coordinates.len());
+            let distance_sq = squared(&mut (0..len).map(|k| {
+                let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
+                value - i128::from(previous.get(k).copied().unwrap_or(0))
+            }));
+            (distance_sq as f64).sqrt() / (norm_sq as f64).sqrt()
+        })
+        .collect()
+}
+
 /// The consensus after round `round`: the coordinate-wise mean of the `accepted` commitments'
-/// sketches (rounded half away from zero) added to it; unchanged when nobody was accepted.
+/// sketches (rounded half away from zero) added to it, unchanged when nobody was accepted; and
+/// the previous change replaced by the accepted members' weighted mean coordinates
+/// ([`weighted_mean_coordinates`]) and `round`, or cleared (empty, round 0) when there are none.
 pub fn extend_consensus(
     consensus: &pb::ConsensusSketch,
     round: u64,
     accepted: &[&pb::Commitment],
 ) -> pb::ConsensusSketch {
+    let previous_change = weighted_mean_coordinates(accepted).unwrap_or_default();
+    // Without coordinates the record stays as it was before the field existed.
+    let previous_change_round = if previous_change.is_empty() { 0 } else { round };
     let Some(mean) = accepted_mean(accepted) else {
-        return consensus.clone();
+        return pb::ConsensusSketch {
+            previous_change,
+            previous_change_round,
+            ..consensus.clone()
+        };
     };
     pb::ConsensusSketch {
         sum: add_sums(&consensus.sum, &mean),
         rounds: consensus.rounds.saturating_add(1),
         last_round: round,
+        previous_change,
+        previous_change_round,
         ..Default::default()
     }
 }
@@ -478,11 +562,17 @@ pub fn extend_history(
 /// The factor of [`scale_floor`] for `COORDINATE_SIGN_BALANCE`: twice the binomial spread.
 pub const SIGN_BALANCE_FLOOR_FACTOR: f64 = 2.0;
 
+/// [`scale_floor`] for `PREVIOUS_CHANGE_DISTANCE`: a quarter of the previous change's size.
+pub const PREVIOUS_CHANGE_FLOOR: f64 = 0.25;
+
 /// The smallest scale `feature`'s column may be standardized with over `commitments` (see the
 /// module docs): `2 / sqrt(K)` for `COORDINATE_SIGN_BALANCE` with `K` the most coordinates a
-/// committer carries (the length the balance compares over), 0 for every other feature and
-/// when no committer carries coordinates.
+/// committer carries (the length the balance compares over; 0 when none does),
+/// [`PREVIOUS_CHANGE_FLOOR`] for `PREVIOUS_CHANGE_DISTANCE`, 0 for every other feature.
 pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment]) -> f64 {
+    if feature == pb::Feature::PREVIOUS_CHANGE_DISTANCE {
+        return PREVIOUS_CHANGE_FLOOR;
+    }
     if feature != pb::Feature::COORDINATE_SIGN_BALANCE {
         return 0.0;
     }
@@ -531,6 +621,7 @@ pub fn commitment_feature(
             let coordinates: Vec<&[i64]> = commitments.iter().map(|c| &c.coordinates[..]).collect();
             coordinate_sign_balances(&coordinates)
         }
+        PREVIOUS_CHANGE_DISTANCE => previous_change_distances(commitments, history.get_consensus()),
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| fixed::micro_to_f64(c.loss_micro))
@@ -610,6 +701,69 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_change_is_the_weighted_mean_and_a_resent_one_lands_on_it() {
+        let commit =
+            |member: &str, round: u64, samples: u64, coordinates: Vec<i64>| pb::Commitment {
+                member: member.into(),
+                round,
+                num_samples: samples,
+                coordinates,
+                ..Default::default()
+            };
+        // Round 1: a (3 samples) and b (1 sample) accepted, c excluded.
+        let a = commit("a", 1, 3, vec![4, -8, 1]);
+        let b = commit("b", 1, 1, vec![0, 8, 2]);
+        let c = commit("c", 1, 5, vec![100, 100, 100]);
+        // (3*4 + 0) / 4 = 3, (-24 + 8) / 4 = -4, (3 + 2) / 4 = 1.25 -> 1.
+        assert_eq!(weighted_mean_coordinates(&[&a, &b]), Some(vec![3, -4, 1]));
+        assert_eq!(weighted_mean_coordinates(&[]), None);
+        assert_eq!(
+            weighted_mean_coordinates(&[&commit("z", 1, 0, vec![1])]),
+            None
+        );
+        let history = extend_after_verdict(
+            &pb::SketchHistory::default(),
+            1,
+            &[a, b, c],
+            &["a".into(), "b".into()],
+        );
+        let consensus = history.get_consensus();
+        assert_eq!(consensus.previous_change, vec![3, -4, 1]);
+        assert_eq!(consensus.previous_change_round, 1);
+        // Round 2: s resends the change; h trains (|h - m| = |(0, 4, 0)| = 4, |m| = sqrt(26)).
+        let round2 = [
+            commit("h", 2, 3, vec![3, 0, 1]),
+            commit("s", 2, 3, vec![3, -4, 1]),
+        ];
+        let column = commitment_feature(
+            pb::Feature::PREVIOUS_CHANGE_DISTANCE,
+            &round2,
+            &history,
+            &[],
+            &[],
+        );
+        assert_eq!(column, vec![4.0 / 26f64.sqrt(), 0.0]);
+        // A record of another round than the one before, or none: 1 for everyone.
+        let later: Vec<pb::Commitment> = round2
+            .iter()
+            .map(|c| pb::Commitment {
+                round: 3,
+                ..c.clone()
+            })
+            .collect();
+        assert_eq!(previous_change_distances(&later, consensus), vec![1.0, 1.0]);
+        assert_eq!(
+            previous_change_distances(&round2, &pb::ConsensusSketch::default()),
+            vec![1.0, 1.0]
+        );
+        // A round that accepted nobody leaves no previous change.
+        let empty = extend_after_verdict(&history, 2, &round2, &[]);
+        assert!(empty.get_consensus().previous_change.is_empty());
+        assert_eq!(empty.get_consensus().previous_change_round, 0);
+        assert_eq!(empty.get_consensus().sum, consensus.sum);
+    }
+
+    #[test]
     fn scale_floor_known_answers() {
         let with = |k: usize| pb::Commitment {
             coordinates: vec![1; k],
@@ -622,6 +776,8 @@ mod tests {
         assert_eq!(scale_floor(balance, &[with(0), with(0)]), 0.0);
         assert_eq!(scale_floor(balance, &[]), 0.0);
         assert_eq!(scale_floor(pb::Feature::UPDATE_NORM, &[with(256)]), 0.0);
+        let previous = pb::Feature::PREVIOUS_CHANGE_DISTANCE;
+        assert_eq!(scale_floor(previous, &[with(256)]), 0.25);
     }
 
     #[test]
@@ -700,7 +856,7 @@ mod tests {
             (c1.sum.clone(), c1.rounds, c1.last_round),
             (vec![4, -4, 1], 1, 1)
         );
-        // Nobody accepted: nothing changes.
+        // Nobody accepted: nothing changes (no coordinates, so no previous change either).
         assert_eq!(extend_consensus(&c1, 2, &[]), c1);
         let c3 = extend_consensus(&c1, 3, &[&a]);
         assert_eq!((c3.sum, c3.rounds, c3.last_round), (vec![7, -7, 2], 2, 3));

@@ -91,11 +91,18 @@ pub(crate) fn validate_params(
             .features
             .iter()
             .chain(&anomaly.get_zscore().features)
-            .any(|f| *f == pb::Feature::COORDINATE_SIGN_BALANCE);
+            .any(|f| {
+                matches!(
+                    f,
+                    pb::Feature::COORDINATE_SIGN_BALANCE | pb::Feature::PREVIOUS_CHANGE_DISTANCE
+                )
+            });
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",
-                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE".into(),
+                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE or \
+                 PREVIOUS_CHANGE_DISTANCE"
+                    .into(),
             ));
         }
         *out.mut_anomaly() = anomaly;
@@ -335,10 +342,11 @@ mod tests {
             pb::Feature::UPDATE_NORM,
             pb::Feature::COORDINATE_SIGN_BALANCE,
         ];
-        assert_eq!(
-            err(&p),
-            "params.coordinate_samples: must be at least 1 when a method uses COORDINATE_SIGN_BALANCE"
-        );
+        let message = "params.coordinate_samples: must be at least 1 when a method uses \
+                       COORDINATE_SIGN_BALANCE or PREVIOUS_CHANGE_DISTANCE";
+        assert_eq!(err(&p), message);
+        p.mut_anomaly().mut_zscore().features = vec![pb::Feature::PREVIOUS_CHANGE_DISTANCE];
+        assert_eq!(err(&p), message);
         p.coordinate_samples = 64;
         assert!(validate_params(&p).is_ok());
     }

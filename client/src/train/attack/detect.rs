@@ -8,6 +8,7 @@
 //! | `zscore` | modified z-score, threshold 3.5, same features | it flags |
 //! | `ensemble` | all three | at least 2 flag |
 //! | `any` | all three | at least 1 flags (`ensemble_min_votes` 1) |
+//! | `both` | DBSCAN and the z-score | both flag (`--anomaly zscore,dbscan --ensemble-min-votes 2`): the ensemble without PageRank, whose mean ± 1 std rule flags a third of the members on any link graph and so leaves them one vote from exclusion |
 
 use bcfl_processor::anomaly::{default_config, with_features, DEFAULT_FEATURES};
 use bcfl_processor::fixed;
@@ -55,16 +56,19 @@ pub enum Detector {
     Ensemble,
     /// Flagged by any of the three.
     Any,
+    /// Flagged by both DBSCAN and the z-score (no PageRank).
+    Both,
 }
 
 impl Detector {
     /// Every detector, in a fixed order.
-    pub const ALL: [Detector; 5] = [
+    pub const ALL: [Detector; 6] = [
         Detector::PageRank,
         Detector::Dbscan,
         Detector::ZScore,
         Detector::Ensemble,
         Detector::Any,
+        Detector::Both,
     ];
 
     /// A short name.
@@ -75,6 +79,7 @@ impl Detector {
             Detector::ZScore => "zscore",
             Detector::Ensemble => "ensemble",
             Detector::Any => "any",
+            Detector::Both => "both",
         }
     }
 
@@ -94,6 +99,7 @@ impl Detector {
             Detector::ZScore => (false, false, true, 1),
             Detector::Ensemble => (true, true, true, 2),
             Detector::Any => (true, true, true, 1),
+            Detector::Both => (false, true, true, 2),
         };
         let mut config = with_features(
             default_config(pagerank, dbscan, zscore, votes),
@@ -142,5 +148,8 @@ mod tests {
         assert!(ensemble.get_dbscan().robust);
         assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
+        let both = Detector::Both.config(&tuning);
+        assert!(!both.has_pagerank() && both.has_dbscan() && both.has_zscore());
+        assert_eq!(both.ensemble_min_votes, 2);
     }
 }

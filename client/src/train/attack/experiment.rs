@@ -425,7 +425,8 @@ pub async fn run(
 /// Logs (at debug level) each round's evidence and verdict, to see where a detector errs:
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
-/// methods that flagged it and its nearest sketch distance; a `!` marks the attackers.
+/// methods that flagged it, its nearest sketch distance and its distance to the previous
+/// change; a `!` marks the attackers.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -449,6 +450,7 @@ fn trace_verdicts(
         let norms = column(pb::Feature::UPDATE_NORM);
         let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
+        let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
         let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
         let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
         let mut flags = vec![String::new(); verdict.scored.len()];
@@ -471,7 +473,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -479,6 +481,7 @@ fn trace_verdicts(
                     balances.get(i).copied().unwrap_or(0.0),
                     flags.get(i).map_or("", String::as_str),
                     nearest.get(i).copied().unwrap_or(0.0),
+                    previous.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

@@ -222,7 +222,7 @@ async fn sampled_coordinates_are_committed_verified_and_expose_min_max_colluders
         let change = Update::from_bytes(&bytes).unwrap().minus(&parent).unwrap();
         assert_eq!(
             c.coordinates,
-            bcfl_fed::sketch::coordinates(&change, 64, 1),
+            bcfl_fed::sketch::coordinates(&change, 64, bcfl_fed::sketch::COORDINATE_SEED),
             "{}",
             m.name
         );
@@ -544,4 +544,34 @@ async fn the_paper_table_removes_a_slow_link_and_reports_every_method() {
     assert!(row("pagerank").asynchronous_s.mean < row("none").asynchronous_s.mean);
     assert_eq!(table.size_bytes, 1_000_000.0);
     assert!(table.markdown().contains("| pagerank |"));
+}
+
+/// A stale rider resends the previous round's change of the global model. Members sample the
+/// same coordinates every round, and under FedAvg that change is the weighted mean of the
+/// accepted members' changes, which the processor keeps: from round 2 the rider's coordinates
+/// land on it (distance 0), and the z-score on the previous-change distance alone excludes
+/// exactly the rider, where no sketch feature sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_rider_lands_on_the_previous_change_and_is_excluded() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 1, AttackKind::StaleRider, 3);
+    s.coordinate_samples = 64;
+    s.tuning.features = vec![pb::Feature::PREVIOUS_CHANGE_DISTANCE];
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attackers = prepared.attackers();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = super::experiment::run(
+        &prepared,
+        &s,
+        Defence::Exclusion(Detector::ZScore),
+        dir.path(),
+    )
+    .await
+    .unwrap();
+    // Round 1 has no previous change: everyone scores 1 and nobody is flagged (the rider's
+    // zero update is a matter for the other features).
+    assert_eq!(
+        outcome.excluded,
+        vec![vec![], attackers.clone(), attackers.clone()]
+    );
 }

@@ -189,7 +189,8 @@ pub(crate) struct BenchArgs {
     /// accepted; `all`, or `colluding` for the four colluding ones).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     attacks: Vec<String>,
-    /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any).
+    /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any, and
+    /// both: DBSCAN and the z-score together, without PageRank).
     #[arg(
         long,
         value_delimiter = ',',

@@ -59,6 +59,10 @@ pub(crate) enum Feature {
     /// (honest updates near 1, updates crafted as mean - gamma * std near 0). Needs
     /// `--coordinate-samples`.
     CoordinateSignBalance,
+    /// Distance of the member's sampled coordinates to the previous round's accepted mean
+    /// change (a stale rider resending the last global change: near 0). Needs
+    /// `--coordinate-samples`.
+    PreviousChangeDistance,
 }
 
 impl Feature {
@@ -74,6 +78,7 @@ impl Feature {
             Self::CumulativeSketchCosineDistance => pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
             Self::NearestSketchCosineDistance => pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE,
             Self::CoordinateSignBalance => pb::Feature::COORDINATE_SIGN_BALANCE,
+            Self::PreviousChangeDistance => pb::Feature::PREVIOUS_CHANGE_DISTANCE,
         }
     }
 }
