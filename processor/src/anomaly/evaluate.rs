@@ -207,7 +207,7 @@ impl MemberData {
         let sorted: Vec<pb::Commitment> = sorted.into_iter().cloned().collect();
         let members: Vec<String> = sorted.iter().map(|c| c.member.clone()).collect();
         let edges = bandwidth_edges(&members, links, link_agreement_ppm);
-        let columns = FEATURE_NAMES
+        let columns: BTreeMap<i32, Vec<f64>> = FEATURE_NAMES
             .iter()
             .filter(|(f, _)| !ON_DEMAND.contains(f))
             .map(|(f, _)| {
@@ -219,7 +219,10 @@ impl MemberData {
             .collect();
         let floors = FEATURE_NAMES
             .iter()
-            .map(|(f, _)| (*f as i32, scale_floor(*f, &sorted)))
+            .filter_map(|(f, _)| {
+                let values = columns.get(&(*f as i32))?;
+                Some((*f as i32, scale_floor(*f, &sorted, values)))
+            })
             .filter(|(_, floor)| *floor > 0.0)
             .collect();
         Self {

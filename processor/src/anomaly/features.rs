@@ -19,10 +19,13 @@
 //!
 //! Each column also has a scale floor ([`scale_floor`]), the smallest spread the z-score and
 //! DBSCAN may divide its deviations by. It is 0 for every feature except two.
-//! `PREVIOUS_CHANGE_DISTANCE` has 0.25: an honest member's change differs from the previous
-//! global change by about its own size or more (round medians 0.9-2.2 on the attack benchmark),
-//! so a difference of a quarter of the change is no evidence, while a resent change, at 0,
-//! stays more than 3.5 floors below any round whose honest median exceeds 0.875.
+//! `PREVIOUS_CHANGE_DISTANCE` has a fifth of the column's median: an honest member's change
+//! differs from the previous global change by about its own size (honest round medians 0.73 to
+//! 2.2 on the attack benchmark), a resent change not at all, so a resent change at 0 scores 5
+//! whatever the round's level, and an honest member must lie 70 % of the median from it to
+//! score 3.5. A fixed floor of 0.25 (the first one) missed every stale rider of the second
+//! round at twenty members, whose honest median was 0.86 (score 3.44); a fixed 0.125 flagged
+//! six honest member-rounds of 14,400 on the IID benchmark, where the relative floor flags none.
 //! `COORDINATE_SIGN_BALANCE`'s honest values scatter by construction: with `K` sampled
 //! coordinates an honest member's balance is `1 ± 1/√K` (binomial), and on the attack benchmark
 //! `1 ± 0.073` at `K = 256` (1,458 honest member-rounds: members' updates are correlated). The
@@ -562,16 +565,18 @@ pub fn extend_history(
 /// The factor of [`scale_floor`] for `COORDINATE_SIGN_BALANCE`: twice the binomial spread.
 pub const SIGN_BALANCE_FLOOR_FACTOR: f64 = 2.0;
 
-/// [`scale_floor`] for `PREVIOUS_CHANGE_DISTANCE`: a quarter of the previous change's size.
-pub const PREVIOUS_CHANGE_FLOOR: f64 = 0.25;
+/// [`scale_floor`] for `PREVIOUS_CHANGE_DISTANCE`, as a fraction of the column's median: a
+/// change resent unaltered (distance 0) scores `1 / PREVIOUS_CHANGE_FLOOR_FRACTION` = 5.
+pub const PREVIOUS_CHANGE_FLOOR_FRACTION: f64 = 0.2;
 
-/// The smallest scale `feature`'s column may be standardized with over `commitments` (see the
-/// module docs): `2 / sqrt(K)` for `COORDINATE_SIGN_BALANCE` with `K` the most coordinates a
-/// committer carries (the length the balance compares over; 0 when none does),
-/// [`PREVIOUS_CHANGE_FLOOR`] for `PREVIOUS_CHANGE_DISTANCE`, 0 for every other feature.
-pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment]) -> f64 {
+/// The smallest scale `feature`'s column `values` over `commitments` may be standardized with
+/// (see the module docs): `2 / sqrt(K)` for `COORDINATE_SIGN_BALANCE` with `K` the most
+/// coordinates a committer carries (the length the balance compares over; 0 when none does),
+/// [`PREVIOUS_CHANGE_FLOOR_FRACTION`] of the median of `values` for `PREVIOUS_CHANGE_DISTANCE`,
+/// 0 for every other feature.
+pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment], values: &[f64]) -> f64 {
     if feature == pb::Feature::PREVIOUS_CHANGE_DISTANCE {
-        return PREVIOUS_CHANGE_FLOOR;
+        return PREVIOUS_CHANGE_FLOOR_FRACTION * super::stats::median(values).abs();
     }
     if feature != pb::Feature::COORDINATE_SIGN_BALANCE {
         return 0.0;
@@ -770,14 +775,27 @@ mod tests {
             ..Default::default()
         };
         let balance = pb::Feature::COORDINATE_SIGN_BALANCE;
-        assert_eq!(scale_floor(balance, &[with(256), with(256)]), 0.125);
+        assert_eq!(
+            scale_floor(balance, &[with(256), with(256)], &[1.0, 1.0]),
+            0.125
+        );
         // The longest list counts (shorter ones are zero-padded by the balance).
-        assert_eq!(scale_floor(balance, &[with(16), with(64)]), 0.25);
-        assert_eq!(scale_floor(balance, &[with(0), with(0)]), 0.0);
-        assert_eq!(scale_floor(balance, &[]), 0.0);
-        assert_eq!(scale_floor(pb::Feature::UPDATE_NORM, &[with(256)]), 0.0);
+        assert_eq!(
+            scale_floor(balance, &[with(16), with(64)], &[1.0, 1.0]),
+            0.25
+        );
+        assert_eq!(scale_floor(balance, &[with(0), with(0)], &[1.0, 1.0]), 0.0);
+        assert_eq!(scale_floor(balance, &[], &[]), 0.0);
+        assert_eq!(
+            scale_floor(pb::Feature::UPDATE_NORM, &[with(256)], &[2.0]),
+            0.0
+        );
+        // A fifth of the median distance: 0.86 gives 0.172, so a resent change scores 5.
         let previous = pb::Feature::PREVIOUS_CHANGE_DISTANCE;
-        assert_eq!(scale_floor(previous, &[with(256)]), 0.25);
+        let three = [with(256), with(256), with(256)];
+        let floor = scale_floor(previous, &three, &[0.0, 0.86, 0.9]);
+        assert!((floor - 0.172).abs() < 1e-12, "{floor}");
+        assert_eq!(scale_floor(previous, &[], &[]), 0.0);
     }
 
     #[test]

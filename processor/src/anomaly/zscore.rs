@@ -9,8 +9,9 @@
 //! M_i = 0                  when s = 0 (every value equals a median of 0)
 //! ```
 //!
-//! `floor` is the feature's own absolute floor ([`super::features::scale_floor`]): 0 for every
-//! feature but the coordinate sign balance, whose honest spread is known from its sampling.
+//! `floor` is the feature's own floor ([`super::features::scale_floor`]): 0 for every feature
+//! but the coordinate sign balance, whose honest spread is known from its sampling, and the
+//! previous-change distance, a fifth of its median.
 //!
 //! Without the floor this is Iglewicz and Hoaglin's `0.6745 (x - med) / MAD`, with their
 //! mean-absolute-deviation fallback when more than half the values are equal. The floor (5 % of

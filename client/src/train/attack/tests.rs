@@ -527,7 +527,7 @@ async fn the_paper_table_removes_a_slow_link_and_reports_every_method() {
     let methods: Vec<&str> = table.rows.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(
         methods,
-        ["none", "pagerank", "dbscan", "zscore", "ensemble", "any"]
+        ["none", "pagerank", "dbscan", "zscore", "ensemble", "any", "both"]
     );
     let row = |name: &str| table.rows.iter().find(|r| r.method == name).unwrap();
     // Nobody is removed without a method, so the slow member's links carry the distribution.
