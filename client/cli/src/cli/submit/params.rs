@@ -366,29 +366,41 @@ mod tests {
     /// The configuration the attack benchmark measured against every attack: 256 sampled
     /// coordinates, the sign balance as a third feature, DBSCAN standardizing robustly.
     #[test]
-    fn the_balance_configuration_parses() {
+    /// The README's "one configuration for every attack", as docs/cli.md gives it.
+    fn the_one_configuration_parses() {
         let hash = "ab".repeat(32);
-        let features = "update-norm,cumulative-sketch-cosine-distance,coordinate-sign-balance";
+        let features = "update-norm,cumulative-sketch-cosine-distance,coordinate-sign-balance,\
+                        previous-change-distance";
         let w = Wrapper::parse_from([
             "x",
             "--base-model-sha256",
             &hash,
             "--coordinate-samples",
             "256",
-            "--dbscan-features",
-            features,
+            "--anomaly",
+            "zscore,dbscan",
+            "--dbscan-robust",
+            "--dbscan-eps",
+            "3.5",
             "--zscore-features",
             features,
-            "--dbscan-eps",
-            "3.0",
-            "--dbscan-robust",
+            "--dbscan-features",
+            features,
         ]);
         let params = w.init.to_params().unwrap();
         assert_eq!(params.coordinate_samples, 256);
-        let dbscan = params.get_anomaly().get_dbscan();
+        let anomaly = params.get_anomaly();
+        assert!(!anomaly.has_pagerank());
+        assert_eq!(anomaly.ensemble_min_votes, 2);
+        let dbscan = anomaly.get_dbscan();
         assert!(dbscan.robust);
-        assert_eq!(dbscan.eps_ppm, 3_000_000);
-        assert_eq!(dbscan.features.len(), 3);
+        assert_eq!(dbscan.eps_ppm, 3_500_000);
+        assert_eq!(dbscan.features.len(), 4);
+        assert_eq!(
+            dbscan.features.last(),
+            Some(&pb::Feature::PREVIOUS_CHANGE_DISTANCE)
+        );
+        assert_eq!(anomaly.get_zscore().features, dbscan.features);
         assert!(
             !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
                 .init
