@@ -10,7 +10,8 @@
 //!   found next to `bcfl`'s own executable.
 //!
 //! This library is what both binaries share: the global flags and the context they give
-//! ([`context`]), and how a binary starts and ends ([`entry`]). `docs/cli.md` documents every
+//! ([`context`]), how a binary starts and ends ([`entry`]), and the flags several commands
+//! read once ([`sampling`], [`anomaly_preset`]). `docs/cli.md` documents every
 //! command.
 //!
 //! A binary's command line takes the global flags and runs its command through [`entry::run`]
@@ -45,6 +46,7 @@
 //! }
 //! ```
 
+pub mod anomaly_preset;
 pub mod context;
 pub mod entry;
 pub mod sampling;

@@ -184,6 +184,10 @@ pub struct DemoConfig {
     pub zscore_threshold_ppm: u32,
     /// DBSCAN radius over the standardized feature, ppm.
     pub dbscan_eps_ppm: u32,
+    /// The consortium's anomaly configuration as given (a named preset such as
+    /// [`bcfl_processor::anomaly::every_attack_config`]), instead of the one `anomaly`,
+    /// `min_votes`, `zscore_threshold_ppm` and `dbscan_eps_ppm` describe.
+    pub anomaly_config: Option<pb::AnomalyConfig>,
     /// Serverless or server topology (the first member aggregates every round).
     pub topology: Topology,
     /// Synchronous or buffered asynchronous.
@@ -274,8 +278,10 @@ impl DemoConfig {
             other => other,
         };
         rule.write_params(&mut params)?;
-        if !self.anomaly.is_empty() {
-            params.set_anomaly(self.anomaly_config());
+        match &self.anomaly_config {
+            Some(config) => params.set_anomaly(config.clone()),
+            None if !self.anomaly.is_empty() => params.set_anomaly(self.anomaly_config()),
+            None => {}
         }
         Ok(params)
     }

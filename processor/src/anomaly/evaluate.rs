@@ -84,6 +84,36 @@ pub fn with_features(mut config: pb::AnomalyConfig, features: &[Feature]) -> pb:
     config
 }
 
+/// The features of [`every_attack_config`]: the default two, the coordinate sign balance
+/// (crafted `mean - gamma * std` updates lie below the centre everywhere) and the
+/// previous-change distance (a resent change lands on the previous round's).
+pub const EVERY_ATTACK_FEATURES: [Feature; 4] = [
+    Feature::UPDATE_NORM,
+    Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+    Feature::COORDINATE_SIGN_BALANCE,
+    Feature::PREVIOUS_CHANGE_DISTANCE,
+];
+
+/// The coordinates per commitment [`every_attack_config`] was measured with
+/// (`coordinate_samples`; its features need some).
+pub const EVERY_ATTACK_COORDINATE_SAMPLES: u32 = 256;
+
+/// DBSCAN's radius in [`every_attack_config`], ppm.
+pub const EVERY_ATTACK_DBSCAN_EPS_PPM: u32 = 3_500_000;
+
+/// One configuration for every attack of the attack benchmark (the README's "One configuration
+/// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
+/// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
+/// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it; no PageRank, whose
+/// mean ± 1 std rule flags a third of the members on any link graph. The consortium must
+/// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
+pub fn every_attack_config() -> pb::AnomalyConfig {
+    let mut config = with_features(default_config(false, true, true, 2), &EVERY_ATTACK_FEATURES);
+    config.mut_dbscan().robust = true;
+    config.mut_dbscan().eps_ppm = EVERY_ATTACK_DBSCAN_EPS_PPM;
+    config
+}
+
 const FEATURE_NAMES: [(Feature, &str); 11] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),

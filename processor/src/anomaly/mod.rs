@@ -63,8 +63,9 @@ use bcfl_protos::bcfl as pb;
 use thiserror::Error;
 
 pub use evaluate::{
-    default_config, default_pagerank, evaluate, feature_name, member_scores, parse_feature,
-    with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
+    default_config, default_pagerank, evaluate, every_attack_config, feature_name, member_scores,
+    parse_feature, with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
+    EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM, EVERY_ATTACK_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

@@ -352,6 +352,16 @@ mod tests {
     }
 
     #[test]
+    fn the_every_attack_preset_is_valid_with_coordinates_only() {
+        let mut p = sane();
+        p.set_anomaly(crate::anomaly::every_attack_config());
+        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+        p.coordinate_samples = crate::anomaly::EVERY_ATTACK_COORDINATE_SAMPLES;
+        let out = validate_params(&p).unwrap();
+        assert_eq!(out.get_anomaly(), &crate::anomaly::every_attack_config());
+    }
+
+    #[test]
     fn anomaly_config() {
         let mut p = sane();
         p.mut_anomaly();

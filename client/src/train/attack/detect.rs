@@ -10,7 +10,10 @@
 //! | `any` | all three | at least 1 flags (`ensemble_min_votes` 1) |
 //! | `both` | DBSCAN and the z-score | both flag (`--anomaly zscore,dbscan --ensemble-min-votes 2`): the ensemble without PageRank, whose mean ± 1 std rule flags a third of the members on any link graph and so leaves them one vote from exclusion |
 
-use bcfl_processor::anomaly::{default_config, with_features, DEFAULT_FEATURES};
+use bcfl_processor::anomaly::{
+    default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
+    EVERY_ATTACK_FEATURES,
+};
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
@@ -39,6 +42,19 @@ impl Default for Tuning {
             dbscan_min_points: 2,
             dbscan_robust: false,
             zscore_threshold: 3.5,
+        }
+    }
+}
+
+impl Tuning {
+    /// The tuning under which [`Detector::Both`] is the processor's
+    /// [`every_attack_config`](bcfl_processor::anomaly::every_attack_config).
+    pub fn every_attack() -> Self {
+        Self {
+            features: EVERY_ATTACK_FEATURES.to_vec(),
+            dbscan_eps: fixed::ppm_to_f64(EVERY_ATTACK_DBSCAN_EPS_PPM),
+            dbscan_robust: true,
+            ..Self::default()
         }
     }
 }
@@ -151,5 +167,9 @@ mod tests {
         let both = Detector::Both.config(&tuning);
         assert!(!both.has_pagerank() && both.has_dbscan() && both.has_zscore());
         assert_eq!(both.ensemble_min_votes, 2);
+        assert_eq!(
+            Detector::Both.config(&Tuning::every_attack()),
+            bcfl_processor::anomaly::every_attack_config()
+        );
     }
 }

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use bcfl_cli::anomaly_preset::AnomalyPreset;
 use bcfl_cli::context::Context;
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
@@ -99,6 +100,17 @@ pub(crate) struct CommonArgs {
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]
     zscore_threshold: f64,
+    /// `every-attack`: the features, radius and standardization of `consortium init
+    /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
+    /// given); its detector is `both` (the preset's configuration exactly).
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with_all = [
+            "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
+        ]
+    )]
+    anomaly_preset: Option<AnomalyPreset>,
 }
 
 impl CommonArgs {
@@ -133,7 +145,18 @@ impl CommonArgs {
         })
     }
 
+    /// Coordinates per commitment: `--coordinate-samples`, or the preset's when that is 0.
+    fn coordinate_samples(&self) -> usize {
+        let given = u32::try_from(self.coordinate_samples).unwrap_or(u32::MAX);
+        self.anomaly_preset
+            .map_or(given, |p| p.coordinate_samples(given)) as usize
+    }
+
     fn tuning(&self) -> anyhow::Result<Tuning> {
+        match self.anomaly_preset {
+            Some(AnomalyPreset::EveryAttack) => return Ok(Tuning::every_attack()),
+            None => {}
+        }
         let features = self
             .features
             .iter()
@@ -263,7 +286,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                     None => Partition::Iid,
                 },
                 sketch_length: args.common.sketch_length,
-                coordinate_samples: args.common.coordinate_samples,
+                coordinate_samples: args.common.coordinate_samples(),
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 detectors,
@@ -322,7 +345,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 local: args.common.local()?,
                 alpha: args.alpha,
                 sketch_length: args.common.sketch_length,
-                coordinate_samples: args.common.coordinate_samples,
+                coordinate_samples: args.common.coordinate_samples(),
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 size_bytes: args.size,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bcfl_cli::anomaly_preset::AnomalyPreset;
 use bcfl_client::demo::attack::AttackSpec;
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
@@ -67,6 +68,15 @@ pub(crate) struct DemoArgs {
     /// DBSCAN radius over the standardized feature.
     #[arg(long, default_value = "1.5")]
     pub(crate) dbscan_eps: String,
+    /// `every-attack`: the anomaly configuration of `consortium init --anomaly-preset
+    /// every-attack` instead of --anomaly, --min-votes, --zscore-threshold and --dbscan-eps,
+    /// with 256 sampled coordinates unless --coordinate-samples is given.
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with_all = ["anomaly", "min_votes", "zscore_threshold", "dbscan_eps"]
+    )]
+    pub(crate) anomaly_preset: Option<AnomalyPreset>,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -289,6 +299,7 @@ impl DemoArgs {
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
+            anomaly_config: self.anomaly_preset.map(AnomalyPreset::config),
             topology: self.topology,
             synchrony: self.synchrony,
             buffer: self.buffer,
@@ -296,7 +307,9 @@ impl DemoArgs {
             commit_timeout: self.commit_timeout,
             committee: self.committee,
             sample_ppm,
-            coordinate_samples: self.coordinate_samples,
+            coordinate_samples: self.anomaly_preset.map_or(self.coordinate_samples, |p| {
+                p.coordinate_samples(self.coordinate_samples)
+            }),
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),

@@ -9,6 +9,7 @@ use bcfl_fed::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
+use bcfl_cli::anomaly_preset::AnomalyPreset;
 use bcfl_cli::context::WaitArgs;
 
 pub(crate) use bcfl_fed::rule::Rule;
@@ -158,6 +159,16 @@ pub(crate) struct InitArgs {
     /// Disable anomaly evaluation altogether.
     #[arg(long, conflicts_with = "anomaly")]
     no_anomaly: bool,
+    /// A named anomaly configuration instead of the method and feature flags.
+    #[arg(
+        long,
+        value_enum,
+        conflicts_with_all = [
+            "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
+            "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
+        ]
+    )]
+    anomaly_preset: Option<AnomalyPreset>,
     /// Members flagged by at least this many methods are excluded (0 means 1) [default: 2 when
     /// two or more methods run, else 1].
     #[arg(long)]
@@ -234,7 +245,9 @@ impl InitArgs {
             model_id: self.model_id.clone(),
             base_model_sha256,
             sketch_length: self.sketch_length,
-            coordinate_samples: self.coordinate_samples,
+            coordinate_samples: self.anomaly_preset.map_or(self.coordinate_samples, |p| {
+                p.coordinate_samples(self.coordinate_samples)
+            }),
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
@@ -243,8 +256,12 @@ impl InitArgs {
         };
         rule.write_params(&mut params)
             .with_context(|| format!("--rule {rule}"))?;
-        if !self.no_anomaly && !self.anomaly.is_empty() {
-            params.set_anomaly(self.anomaly_config()?);
+        match self.anomaly_preset {
+            Some(preset) => params.set_anomaly(preset.config()),
+            None if !self.no_anomaly && !self.anomaly.is_empty() => {
+                params.set_anomaly(self.anomaly_config()?);
+            }
+            None => {}
         }
         Ok(params)
     }
@@ -401,6 +418,29 @@ mod tests {
             Some(&pb::Feature::PREVIOUS_CHANGE_DISTANCE)
         );
         assert_eq!(anomaly.get_zscore().features, dbscan.features);
+        // The preset is the same configuration, and brings its coordinates.
+        let preset = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+        ])
+        .init
+        .to_params()
+        .unwrap();
+        assert_eq!(preset.get_anomaly(), anomaly);
+        assert_eq!(preset.coordinate_samples, 256);
+        assert!(Wrapper::try_parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+            "--dbscan-eps",
+            "2.0",
+        ])
+        .is_err());
         assert!(
             !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
                 .init

@@ -1,0 +1,48 @@
+//! `--anomaly-preset NAME`, a named anomaly configuration, read once for every command that
+//! takes it (`consortium init`, `demo`, `anomaly bench` and `paper-table`).
+
+use bcfl_processor::anomaly::{every_attack_config, EVERY_ATTACK_COORDINATE_SAMPLES};
+use bcfl_protos::bcfl as pb;
+use clap::ValueEnum;
+
+/// Named anomaly configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnomalyPreset {
+    /// DBSCAN (robust, radius 3.5) and the modified z-score, both needed, over the update norm,
+    /// the cumulative sketch distance, the coordinate sign balance and the previous-change
+    /// distance, with 256 sampled coordinates unless --coordinate-samples says otherwise (the
+    /// README's "One configuration for every attack").
+    EveryAttack,
+}
+
+impl AnomalyPreset {
+    /// The consortium's anomaly configuration.
+    pub fn config(self) -> pb::AnomalyConfig {
+        match self {
+            AnomalyPreset::EveryAttack => every_attack_config(),
+        }
+    }
+
+    /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or the
+    /// preset's when that is 0.
+    pub fn coordinate_samples(self, given: u32) -> u32 {
+        match (self, given) {
+            (AnomalyPreset::EveryAttack, 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
+            (_, given) => given,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preset_brings_its_coordinates_unless_given() {
+        let preset = AnomalyPreset::EveryAttack;
+        assert_eq!(preset.coordinate_samples(0), 256);
+        assert_eq!(preset.coordinate_samples(64), 64);
+        assert!(!preset.config().has_pagerank());
+        assert_eq!(preset.config().ensemble_min_votes, 2);
+    }
+}
