@@ -626,3 +626,73 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     assert_eq!(state.verdicts[&1].excluded.to_vec(), colluders);
     assert_eq!(state.aggregates[&1].contributors.len(), 3);
 }
+
+/// `--anomaly-preset every-attack` through member processes: a stale rider sends nothing in
+/// round 1 and resends the global model's change in round 2, where it lands on the previous
+/// change the ledger kept from round 1's accepted commitments (sampled at the same 256
+/// positions by every member process); DBSCAN and the z-score both flag it in both rounds, and
+/// nobody else.
+#[test]
+fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let out = command
+        .arg("--json")
+        .args([
+            "--members",
+            "5",
+            "--rounds",
+            "2",
+            "--attack",
+            "stale-rider:1",
+        ])
+        .args(["--anomaly-preset", "every-attack", "--committee", "0"])
+        .args([
+            "--batch-size",
+            "8",
+            "--max-len",
+            "16",
+            "--probe-bytes",
+            "65536",
+        ])
+        .output()
+        .expect("running bcfl demo");
+    assert!(
+        out.status.success(),
+        "bcfl demo failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let state = family_state(ledger.url());
+    let params = state.consortium.as_ref().unwrap().get_params();
+    assert_eq!(
+        params.get_anomaly(),
+        &bcfl_processor::anomaly::every_attack_config()
+    );
+    assert_eq!(params.coordinate_samples, 256);
+    let rider = report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "member-5")
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for round in [1, 2] {
+        let verdict = &state.verdicts[&round];
+        assert_eq!(verdict.excluded.to_vec(), [rider.clone()], "round {round}");
+        assert_eq!(
+            state.aggregates[&round].contributors.len(),
+            4,
+            "round {round}"
+        );
+    }
+    // Round 2's evidence: the rider's sampled change is the kept previous change, up to the
+    // update's encoding, where every honest member's is about its own size away.
+    let history = &state.sketch_history;
+    assert_eq!(history.get_consensus().previous_change_round, 2);
+    assert_eq!(state.commitments[&(2, rider)].coordinates.len(), 256);
+}
