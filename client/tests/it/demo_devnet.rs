@@ -66,10 +66,16 @@ pub(crate) fn tiny_demo(url: &str, dir: &Path, per_class: usize) -> (Command, st
 /// small batches, sequences and probes; fails with its output unless it succeeds, and returns
 /// its report.
 fn run_small(command: &mut Command, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--anomaly", "zscore", "--committee", "0"]);
+    run_demo(command, &all)
+}
+
+/// [`run_small`] without its anomaly and committee settings.
+fn run_demo(command: &mut Command, args: &[&str]) -> Value {
     let out = command
         .arg("--json")
         .args(args)
-        .args(["--anomaly", "zscore", "--committee", "0"])
         .args([
             "--batch-size",
             "8",
@@ -87,6 +93,19 @@ fn run_small(command: &mut Command, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+/// The key of the member called `name` in a demo report.
+fn member_key(report: &Value, name: &str) -> String {
+    report["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn family_state(url: &str) -> FamilyState {
@@ -592,17 +611,7 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
         ],
     );
     let state = family_state(ledger.url());
-    let key_of = |name: &str| {
-        report["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .unwrap()["key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let key_of = |name: &str| member_key(&report, name);
     let sha = |name: &str| state.commitments[&(1, key_of(name))].update_sha256.clone();
     assert_eq!(sha("member-4"), sha("member-5"));
     for honest in ["member-1", "member-2", "member-3"] {
@@ -637,34 +646,21 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
     let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let out = command
-        .arg("--json")
-        .args([
+    let report = run_demo(
+        &mut command,
+        &[
             "--members",
             "5",
             "--rounds",
             "2",
             "--attack",
             "stale-rider:1",
-        ])
-        .args(["--anomaly-preset", "every-attack", "--committee", "0"])
-        .args([
-            "--batch-size",
-            "8",
-            "--max-len",
-            "16",
-            "--probe-bytes",
-            "65536",
-        ])
-        .output()
-        .expect("running bcfl demo");
-    assert!(
-        out.status.success(),
-        "bcfl demo failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+            "--anomaly-preset",
+            "every-attack",
+            "--committee",
+            "0",
+        ],
     );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     let state = family_state(ledger.url());
     let params = state.consortium.as_ref().unwrap().get_params();
     assert_eq!(
@@ -672,15 +668,7 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         &bcfl_processor::anomaly::every_attack_config()
     );
     assert_eq!(params.coordinate_samples, 256);
-    let rider = report["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == "member-5")
-        .unwrap()["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rider = member_key(&report, "member-5");
     for round in [1, 2] {
         let verdict = &state.verdicts[&round];
         assert_eq!(verdict.excluded.to_vec(), [rider.clone()], "round {round}");
@@ -690,9 +678,39 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
             "round {round}"
         );
     }
-    // Round 2's evidence: the rider's sampled change is the kept previous change, up to the
+    // The ledger keeps the accepted members' weighted mean change at the sampled positions.
+    use bcfl_processor::anomaly::features::{previous_change_distances, weighted_mean_coordinates};
+    let accepted = |round: u64| -> Vec<bcfl_protos::bcfl::Commitment> {
+        let verdict = &state.verdicts[&round];
+        state
+            .commitments
+            .range((round, String::new())..(round + 1, String::new()))
+            .map(|(_, c)| c.clone())
+            .filter(|c| !verdict.excluded.contains(&c.member))
+            .collect()
+    };
+    let mean = |round: u64| weighted_mean_coordinates(&accepted(round).iter().collect::<Vec<_>>());
+    let kept = state.sketch_history.get_consensus();
+    assert_eq!(kept.previous_change_round, 2);
+    assert_eq!(Some(kept.previous_change.to_vec()), mean(2));
+    // Round 2's evidence: the rider's sampled change is round 1's kept change, up to the
     // update's encoding, where every honest member's is about its own size away.
-    let history = &state.sketch_history;
-    assert_eq!(history.get_consensus().previous_change_round, 2);
-    assert_eq!(state.commitments[&(2, rider)].coordinates.len(), 256);
+    let after_round_1 = bcfl_protos::bcfl::ConsensusSketch {
+        previous_change: mean(1).unwrap(),
+        previous_change_round: 1,
+        ..Default::default()
+    };
+    let round_2: Vec<_> = state
+        .commitments
+        .range((2, String::new())..(3, String::new()))
+        .map(|(_, c)| c.clone())
+        .collect();
+    let distances = previous_change_distances(&round_2, &after_round_1);
+    for (c, d) in round_2.iter().zip(&distances) {
+        if c.member == rider {
+            assert!(*d < 0.05, "the rider is {d} from the previous change");
+        } else {
+            assert!(*d > 0.3, "an honest member is {d} from the previous change");
+        }
+    }
 }
