@@ -132,8 +132,9 @@ pub(crate) struct InitArgs {
     /// Exact length of every commitment's sketch.
     #[arg(long, default_value_t = 256)]
     sketch_length: u32,
-    /// How many coordinates of its update every commitment carries, drawn with the round's
-    /// seed (what the `coordinate-sign-balance` feature reads; 0: none).
+    /// How many coordinates of its update every commitment carries, at the same positions
+    /// every round (what the `coordinate-sign-balance` and `previous-change-distance` features
+    /// read; 0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: u32,
     /// Members that recompute each round's aggregate and attest its hash on chain before the
