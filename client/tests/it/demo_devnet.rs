@@ -671,7 +671,11 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
     let rider = member_key(&report, "member-5");
     for round in [1, 2] {
         let verdict = &state.verdicts[&round];
-        assert_eq!(verdict.excluded.to_vec(), [rider.clone()], "round {round}");
+        assert_eq!(
+            verdict.excluded.as_slice(),
+            std::slice::from_ref(&rider),
+            "round {round}"
+        );
         assert_eq!(
             state.aggregates[&round].contributors.len(),
             4,
