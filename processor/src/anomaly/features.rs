@@ -76,8 +76,9 @@
 //! though, it lies below the centre *everywhere*, where an honest update lies above in about
 //! half of the coordinates and below in the other half. So a commitment carries the change at
 //! `coordinate_samples` positions drawn once with a fixed seed, the same every round (the
-//! client's `bcfl_fed::sketch::coordinates`, `COORDINATE_SEED`), and the feature counts signs against the coordinate-wise
-//! median: honest members score about `1 ± 1/√K`, a crafted update near 0. The count uses
+//! client's `bcfl_fed::sketch::coordinates`, `COORDINATE_SEED`), and the feature counts signs
+//! against the coordinate-wise median: honest members score about `1 ± 1/√K`, a crafted update
+//! near 0. The count uses
 //! exact integer comparisons (the median doubled, as above), so it is deterministic. The
 //! balance is centred on 1 rather than 0 on purpose: the modified z-score's floor (5 % of the
 //! median's magnitude, [`super::stats::robust_scale`]) is then 0.05, close to the count's own
