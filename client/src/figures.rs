@@ -128,6 +128,16 @@ pub enum FigureError {
         /// The plotting library's error.
         message: String,
     },
+    /// The data has nothing under the name a figure was asked to draw.
+    #[error("the {figure} figure: the data has no {name:?} (it has {available})")]
+    MissingSeries {
+        /// Which figure.
+        figure: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names the data has, comma-separated.
+        available: String,
+    },
     /// Creating the folder or writing a file failed.
     #[error("writing {}: {source}", path.display())]
     Io {

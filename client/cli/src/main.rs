@@ -9,7 +9,7 @@
 //! - `audit ...`: read-only queries of the family's state, hash verification, export;
 //! - `net ...`, `node serve|probe|fetch|distribute`, `anomaly`: routing, the peer network and
 //!   the anomaly methods;
-//! - `train`, `eval`, `fl`, `model`, `data`, `demo`, `node run`, `anomaly bench|paper-table`:
+//! - `train`, `eval`, `fl`, `model`, `data`, `demo`, `node run`, `anomaly bench|paper-table|plot`:
 //!   the commands that need libtorch run in `bcfl-train`, next to this executable, which this
 //!   one replaces itself with (`exec`) passing every argument and the environment along
 //!   ([`cli::forward`]). This binary links no libtorch.

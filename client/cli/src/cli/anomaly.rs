@@ -63,6 +63,8 @@ pub(crate) enum AnomalyCommand {
     Bench(Forwarded),
     /// The seed paper's table: method, anomalous nodes, asynchronous time, IID/non-IID accuracy.
     PaperTable(Forwarded),
+    /// Draws a bench report's figures again from its JSON (`anomaly bench --out`).
+    Plot(Forwarded),
 }
 
 /// Arguments of `bcfl anomaly`.
@@ -149,7 +151,7 @@ fn ppm_in(name: &str, value: f64, low: u32, high: u32) -> anyhow::Result<u32> {
 }
 
 impl AnomalyArgs {
-    /// Whether this is `anomaly bench` or `anomaly paper-table`, which run in `bcfl-train`.
+    /// Whether this is `anomaly bench`, `paper-table` or `plot`, which run in `bcfl-train`.
     pub(crate) fn is_forwarded(&self) -> bool {
         self.command.is_some()
     }
@@ -401,7 +403,7 @@ pub(crate) fn evaluation_table(evaluation: &Evaluation) -> String {
 pub(crate) fn anomaly(ctx: &Context, args: AnomalyArgs) -> anyhow::Result<ExitCode> {
     assert!(
         args.command.is_none(),
-        "main hands `anomaly bench|paper-table` over to bcfl-train"
+        "main hands `anomaly bench|paper-table|plot` over to bcfl-train"
     );
     let bandwidth = args.bandwidth.as_deref().map(read).transpose()?;
     let features = args.features.as_deref().map(read).transpose()?;

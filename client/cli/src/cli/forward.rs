@@ -33,10 +33,11 @@ pub(crate) struct Forwarded {
 /// Top-level commands that run in `bcfl-train`.
 const COMMANDS: [&str; 7] = ["train", "eval", "fl", "model", "data", "demo", "llm"];
 /// Subcommands that run in `bcfl-train`, under a command `bcfl` runs itself.
-const SUBCOMMANDS: [(&str, &str); 3] = [
+const SUBCOMMANDS: [(&str, &str); 4] = [
     ("node", "run"),
     ("anomaly", "bench"),
     ("anomaly", "paper-table"),
+    ("anomaly", "plot"),
 ];
 /// Global options that take a value (`--url URL`).
 const VALUED_OPTIONS: [&str; 3] = ["--url", "--key", "--key-dir"];
@@ -144,6 +145,7 @@ mod tests {
             &["--key", "help", "help", "fl", "simulate"],
             &["-v", "--json", "help", "node", "run"],
             &["help", "anomaly", "paper-table"],
+            &["help", "anomaly", "plot"],
             &["node", "help", "run"],
             &["anomaly", "help", "bench"],
         ] {

@@ -171,6 +171,15 @@ mod tests {
             &["bcfl", "node", "run", "--config", "c.toml"],
             &["bcfl", "anomaly", "bench", "--seeds", "1"],
             &["bcfl", "anomaly", "paper-table", "--help"],
+            &[
+                "bcfl",
+                "anomaly",
+                "plot",
+                "--report",
+                "r.json",
+                "--figures",
+                "out",
+            ],
             &["bcfl", "data", "--", "split"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use bcfl_processor::anomaly::simulate::Counts;
 
@@ -60,7 +60,7 @@ pub struct BenchConfig {
 }
 
 /// A mean and a population standard deviation over seeds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
     /// Mean.
     pub mean: f64,
@@ -85,7 +85,7 @@ impl Stat {
 }
 
 /// Detection quality of one detector in one cell.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectionRow {
     /// Detector name.
     pub detector: String,
@@ -118,7 +118,7 @@ impl DetectionRow {
 }
 
 /// Final test accuracy of one defence in one cell.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyRow {
     /// Defence name (`clean` for the run without attackers, [`ATTACKERS_ABSENT`] for the
     /// honest members alone).
@@ -128,7 +128,7 @@ pub struct AccuracyRow {
 }
 
 /// One cell of the grid.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     /// Members.
     pub members: usize,
@@ -143,7 +143,7 @@ pub struct Cell {
 }
 
 /// The benchmark's result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchReport {
     /// What was trained.
     pub setup: String,
@@ -168,10 +168,10 @@ pub struct BenchReport {
 }
 
 /// [`super::detect::Tuning`] as the report writes it: feature names instead of enum values.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectionSettings {
     /// Features of DBSCAN and the z-score.
-    pub features: Vec<&'static str>,
+    pub features: Vec<String>,
     /// DBSCAN radius.
     pub dbscan_eps: f64,
     /// DBSCAN neighbourhood size.
@@ -188,7 +188,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             features: t
                 .features
                 .iter()
-                .map(|f| bcfl_processor::anomaly::feature_name(*f))
+                .map(|f| bcfl_processor::anomaly::feature_name(*f).to_owned())
                 .collect(),
             dbscan_eps: t.dbscan_eps,
             dbscan_min_points: t.dbscan_min_points,
@@ -351,13 +351,18 @@ pub async fn run_bench(
 impl BenchReport {
     /// The grid's two figures, as (suffix, SVG):
     ///
-    /// - `f1`: detection F1 of the ensemble (the first detector when there is no ensemble)
-    ///   against the attackers' share in percent, a line per attack;
+    /// - `f1`: detection F1 of `detector` against the attackers' share in percent, a line per
+    ///   attack; without one, of the on-chain configuration the grid is about: `both` (the
+    ///   every-attack preset's) when measured, else the default `ensemble`, else the first
+    ///   detector;
     /// - `accuracy`: each defence's *lowest* final accuracy over the attacks at each share (its
     ///   worst case), a line per defence, the clean run as a dashed reference.
     ///
     /// With several member counts, each line is drawn per count (`..., 20 members`).
-    pub fn figures(&self) -> std::result::Result<Vec<(&'static str, String)>, FigureError> {
+    pub fn figures(
+        &self,
+        detector: Option<&str>,
+    ) -> std::result::Result<Vec<(&'static str, String)>, FigureError> {
         let member_counts: BTreeSet<usize> = self.cells.iter().map(|c| c.members).collect();
         let several = member_counts.len() > 1;
         let label = |what: &str, members: usize| {
@@ -369,17 +374,27 @@ impl BenchReport {
         };
         let share =
             |c: &Cell| (100.0 * c.attackers as f64 / c.members.max(1) as f64).round() as u64;
-        let detector = self
+        let measured: Vec<&str> = self
             .cells
             .first()
-            .and_then(|c| {
-                c.detection
-                    .iter()
-                    .find(|d| d.detector == Detector::Ensemble.name())
-                    .or_else(|| c.detection.first())
-            })
-            .map(|d| d.detector.clone())
+            .map(|c| c.detection.iter().map(|d| d.detector.as_str()).collect())
             .unwrap_or_default();
+        let detector = match detector {
+            Some(name) if measured.contains(&name) => name.to_owned(),
+            Some(name) => {
+                return Err(FigureError::MissingSeries {
+                    figure: "f1",
+                    name: name.to_owned(),
+                    available: measured.join(", "),
+                })
+            }
+            None => [Detector::Both.name(), Detector::Ensemble.name()]
+                .into_iter()
+                .find(|d| measured.contains(d))
+                .or(measured.first().copied())
+                .unwrap_or_default()
+                .to_owned(),
+        };
         let mut f1: BTreeMap<(usize, String), Vec<(u64, f64)>> = BTreeMap::new();
         let mut worst: BTreeMap<(usize, String), BTreeMap<u64, f64>> = BTreeMap::new();
         let mut clean: BTreeMap<usize, f64> = BTreeMap::new();

@@ -429,11 +429,24 @@ async fn bench_report_has_every_defence_and_detector() {
         "{md}"
     );
     // The figures: F1 of the ensemble per attack, the defences' worst accuracy.
-    let figures = report.figures().unwrap();
+    let figures = report.figures(None).unwrap();
     let names: Vec<&str> = figures.iter().map(|(n, _)| *n).collect();
     assert_eq!(names, ["f1", "accuracy"]);
     let (f1, accuracy) = (&figures[0].1, &figures[1].1);
     assert!(f1.contains("Detection F1 (ensemble)"), "{f1}");
+    // The report reads back from its JSON and draws the same; another detector on request,
+    // and a clear error for one it did not measure.
+    let json = serde_json::to_string(&report).unwrap();
+    let back: super::bench::BenchReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.cells.len(), report.cells.len());
+    assert_eq!(back.figures(None).unwrap(), figures);
+    let zscore = back.figures(Some("zscore")).unwrap();
+    assert!(zscore[0].1.contains("Detection F1 (zscore)"));
+    let missing = back.figures(Some("both")).unwrap_err().to_string();
+    assert!(
+        missing.contains("no \"both\"") && missing.contains("zscore, ensemble"),
+        "{missing}"
+    );
     assert!(f1.contains("sign-flip") && f1.contains("stale-rider"));
     assert!(f1.contains("attackers, % of members"));
     for defence in [

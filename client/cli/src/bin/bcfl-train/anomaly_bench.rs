@@ -1,5 +1,6 @@
 //! `bcfl anomaly bench` and `bcfl anomaly paper-table`: attacks on real federated training of the
-//! classification head over frozen MiniLM embeddings (see [`bcfl_client::train::attack`]).
+//! classification head over frozen MiniLM embeddings (see [`bcfl_client::train::attack`]); and
+//! `bcfl anomaly plot`, which draws a bench report's figures again from its JSON.
 //!
 //! Both embed Medical Abstracts once with the frozen model (cached under
 //! `$BCFL_HOME/cache`), then run every defence as a consortium of its own on the round library
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use bcfl_cli::anomaly_preset::AnomalyPreset;
 use bcfl_cli::context::Context;
-use bcfl_client::train::attack::bench::{run_bench, BenchConfig};
+use bcfl_client::train::attack::bench::{run_bench, BenchConfig, BenchReport};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
 use bcfl_client::train::attack::head::LocalConfig;
@@ -32,6 +33,8 @@ pub(crate) enum AnomalyCommand {
     Bench(BenchArgs),
     /// The seed paper's table: method, anomalous nodes, asynchronous time, IID/non-IID accuracy.
     PaperTable(PaperArgs),
+    /// Draws a bench report's figures again from its JSON (`anomaly bench --out`).
+    Plot(PlotArgs),
 }
 
 /// Where the model, data and cache are, and how training runs.
@@ -262,6 +265,39 @@ pub(crate) struct PaperArgs {
     delay: f64,
 }
 
+/// Arguments of `bcfl anomaly plot`.
+#[derive(Debug, Args)]
+pub(crate) struct PlotArgs {
+    /// The report, as `anomaly bench --out` wrote it.
+    #[arg(long, value_name = "FILE")]
+    report: PathBuf,
+    /// Write `PREFIX-f1.svg` and `PREFIX-accuracy.svg`.
+    #[arg(long, value_name = "PREFIX")]
+    figures: PathBuf,
+    /// The detector whose F1 the first figure draws [default: `both` when the report measured
+    /// it, else `ensemble`, else its first detector].
+    #[arg(long)]
+    detector: Option<String>,
+}
+
+/// Writes `report`'s figures as `PREFIX-f1.svg` and `PREFIX-accuracy.svg` (F1 of `detector`,
+/// [`BenchReport::figures`]); the paths written.
+fn write_figures(
+    report: &BenchReport,
+    prefix: &std::path::Path,
+    detector: Option<&str>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (suffix, svg) in report.figures(detector)? {
+        let mut name = prefix.as_os_str().to_owned();
+        name.push(format!("-{suffix}.svg"));
+        let path = PathBuf::from(name);
+        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// Runs a `bcfl anomaly` subcommand.
 pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Result<()> {
     match command {
@@ -320,19 +356,28 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(prefix) = &args.figures {
-                for (suffix, svg) in report.figures()? {
-                    let mut name = prefix.clone().into_os_string();
-                    name.push(format!("-{suffix}.svg"));
-                    let path = PathBuf::from(name);
-                    std::fs::write(&path, svg)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
+                write_figures(&report, prefix, None)?;
             }
             if ctx.json() {
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
                 print!("{}", report.markdown());
                 println!("\n({:.1} s)", report.seconds);
+            }
+        }
+        AnomalyCommand::Plot(args) => {
+            let text = std::fs::read_to_string(&args.report)
+                .with_context(|| format!("reading {}", args.report.display()))?;
+            let report: BenchReport = serde_json::from_str(&text).with_context(|| {
+                format!("{} is not an anomaly bench report", args.report.display())
+            })?;
+            let written = write_figures(&report, &args.figures, args.detector.as_deref())?;
+            if ctx.json() {
+                ctx.print_json(&serde_json::json!({ "figures": written }));
+            } else {
+                for path in &written {
+                    println!("{}", path.display());
+                }
             }
         }
         AnomalyCommand::PaperTable(args) => {
