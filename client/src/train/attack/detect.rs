@@ -1,5 +1,7 @@
-//! The detection configurations the experiment compares: each on-chain method alone and two
-//! ensembles, all with the parameters `bcfl consortium init` sets by default.
+//! The detection configurations the experiment compares: each on-chain method alone and three
+//! ensembles, all with the parameters `bcfl consortium init` sets by default, or with a
+//! [`Tuning`]'s features, radius and threshold. Under [`Tuning::every_attack`], `both` is the
+//! processor's `every_attack_config` (`consortium init --anomaly-preset every-attack`).
 //!
 //! | detector | methods | excluded when |
 //! | --- | --- | --- |

@@ -101,9 +101,10 @@ pub(crate) struct DemoArgs {
     /// (a majority) [default: every member; --preset flowertune: 0.1].
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     pub(crate) sample_fraction: Option<u32>,
-    /// Every commitment carries its update at N positions (the same every round), and the z-score also
-    /// reads their sign balance against the median (`coordinate_sign_balance`: it exposes updates
-    /// crafted as mean - gamma * std, such as `--attack min-max:2`) [default: none].
+    /// Every commitment carries its update at N positions (the same every round), and the
+    /// z-score also reads their sign balance against the median (`coordinate_sign_balance`: it
+    /// exposes updates crafted as mean - gamma * std, such as `--attack min-max:2`) [default:
+    /// none].
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) coordinate_samples: u32,
     /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
