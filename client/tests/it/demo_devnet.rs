@@ -709,6 +709,13 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         .range((2, String::new())..(3, String::new()))
         .map(|(_, c)| c.clone())
         .collect();
+    // An auditor replaying round 2 from the ledger's records reaches the same verdict.
+    let audit = Command::new(Binary::Bcfl.path())
+        .args(["--url", ledger.url(), "--json", "audit", "verdict", "2"])
+        .output()
+        .expect("running bcfl audit verdict");
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("one JSON document");
+    assert_eq!(audit["matches"], true, "{audit}");
     let distances = previous_change_distances(&round_2, &after_round_1);
     for (c, d) in round_2.iter().zip(&distances) {
         if c.member == rider {
