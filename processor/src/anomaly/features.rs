@@ -24,8 +24,9 @@
 //! 2.2 on the attack benchmark), a resent change not at all, so a resent change at 0 scores 5
 //! whatever the round's level, and an honest member must lie 70 % of the median from it to
 //! score 3.5. A fixed floor of 0.25 (the first one) missed every stale rider of the second
-//! round at twenty members, whose honest median was 0.86 (score 3.44); a fixed 0.125 flagged
-//! six honest member-rounds of 14,400 on the IID benchmark, where the relative floor flags none.
+//! round at twenty members, whose honest median was 0.86 (score 3.44); on this feature's
+//! z-score alone, replayed over the IID benchmark's traces, a fixed 0.125 flagged six honest
+//! member-rounds of 14,400, where the relative floor flags none.
 //! `COORDINATE_SIGN_BALANCE`'s honest values scatter by construction: with `K` sampled
 //! coordinates an honest member's balance is `1 ± 1/√K` (binomial), and on the attack benchmark
 //! `1 ± 0.073` at `K = 256` (1,458 honest member-rounds: members' updates are correlated). The
