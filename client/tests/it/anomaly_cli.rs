@@ -149,11 +149,12 @@ fn the_processor_excludes_a_poisoned_update_and_the_audit_agrees() {
     );
 }
 
-/// A consortium that samples 4 coordinates per commitment: `bcfl commit` refuses a commitment
+/// A consortium that samples 64 coordinates per commitment: `bcfl commit` refuses a commitment
 /// without them, or with another count, before it reaches the ledger, and the processor's
 /// modified z-score on `coordinate-sign-balance` excludes the one member whose values lie below
 /// the coordinate-wise median everywhere (the shape of an ALIE, min-max or min-sum update),
-/// though its norm and sketch are as honest as anyone's.
+/// though its norm and sketch are as honest as anyone's. (With 4 coordinates it could not: the
+/// balance's scale floor `2/√K` is then 1, half the balance's whole range.)
 #[test]
 fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,7 +171,7 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
             "--sketch-length",
             "4",
             "--coordinate-samples",
-            "4",
+            "64",
             "--anomaly",
             "zscore",
             "--zscore-features",
@@ -183,7 +184,7 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
     setup.run(&cli);
     let consortium = cli.json("admin", &["audit", "consortium"]);
     assert_eq!(
-        consortium["params"]["coordinate_samples"], 4,
+        consortium["params"]["coordinate_samples"], 64,
         "{consortium}"
     );
     cli.ok("admin", &["round", "open", "--aggregator", "m0"]);
@@ -219,7 +220,7 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
         stderr.contains(
-            "the commitment has 0 sampled coordinates; the consortium requires exactly 4"
+            "the commitment has 0 sampled coordinates; the consortium requires exactly 64"
         ),
         "{stderr}"
     );
@@ -236,17 +237,19 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    // Honest members straddle the centre (a Latin square of ranks: each lies above it in two
-    // coordinates, on it in one and below it in one, balance 1.25); m4 lies below it everywhere
-    // (balance 0, modified z-score -3.99).
+    // Honest members straddle the centre (a Latin square of ranks, repeated 16 times: each lies
+    // above it in two coordinates of four, on it in one and below it in one, balance 1.25); m4
+    // lies below it everywhere (balance 0, modified z-score -3.99: the mean-absolute-deviation
+    // scale 0.313 is above the floor 2/√64 = 0.25).
     let values = [
         "-2 -1 1 2",
         "-1 1 2 -2",
         "1 2 -2 -1",
         "2 -2 -1 1",
         "-900000000 -900000000 -900000000 -900000000",
-    ];
-    for (name, v) in names.iter().zip(values) {
+    ]
+    .map(|block| vec![block; 16].join(" "));
+    for (name, v) in names.iter().zip(&values) {
         let out = commit(name, Some(v));
         assert!(
             out.status.success(),
@@ -269,7 +272,7 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
         .find(|c| c["member"] == m4.as_str())
         .unwrap()["coordinates"]
         .clone();
-    assert_eq!(stored.as_array().unwrap().len(), 4, "{stored}");
+    assert_eq!(stored.as_array().unwrap().len(), 64, "{stored}");
     let audit = cli.json("admin", &["audit", "verdict", "1"]);
     assert_eq!(audit["matches"], true, "{audit}");
 }
