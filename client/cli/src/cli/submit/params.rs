@@ -223,6 +223,34 @@ pub(crate) struct InitArgs {
     pub(crate) wait: WaitArgs,
 }
 
+/// Why the modified z-score can never flag a member on `coordinate-sign-balance` under
+/// `params`, if it cannot: the balance lies in [0, 2] and its scale has the floor `2/√K` (`K` the
+/// coordinates sampled), so no member lies more than about `√K / 2` scales from an honest median
+/// near 1, and below the threshold that is no evidence at all.
+fn unreadable_balance(params: &pb::ConsortiumParams) -> Option<String> {
+    let zscore = params.get_anomaly().get_zscore();
+    let k = params.coordinate_samples;
+    if !params.has_anomaly()
+        || !zscore
+            .features
+            .contains(&pb::Feature::COORDINATE_SIGN_BALANCE)
+        || k == 0
+    {
+        return None;
+    }
+    let threshold = fixed::ppm_to_f64(zscore.threshold_ppm);
+    let reach = f64::from(k).sqrt() / 2.0;
+    (reach < threshold).then(|| {
+        format!(
+            "with {k} sampled coordinates the z-score cannot flag anyone on \
+             coordinate-sign-balance: its scale floor 2/sqrt({k}) keeps every member within \
+             about {reach:.1} of the median, below the threshold {threshold} (use at least {} \
+             coordinates)",
+            (2.0 * threshold).powi(2).ceil()
+        )
+    })
+}
+
 fn ppm(flag: &str, text: &str) -> anyhow::Result<u32> {
     fixed::parse_ppm(text).with_context(|| format!("--{flag}"))
 }
@@ -263,6 +291,9 @@ impl InitArgs {
                 params.set_anomaly(self.anomaly_config()?);
             }
             None => {}
+        }
+        if let Some(warning) = unreadable_balance(&params) {
+            tracing::warn!("{warning}");
         }
         Ok(params)
     }
@@ -450,6 +481,37 @@ mod tests {
                 .get_anomaly()
                 .get_dbscan()
                 .robust
+        );
+    }
+
+    #[test]
+    fn too_few_coordinates_for_the_balance_are_reported() {
+        let hash = "ab".repeat(32);
+        let params = |samples: &str| {
+            Wrapper::parse_from([
+                "x",
+                "--base-model-sha256",
+                &hash,
+                "--coordinate-samples",
+                samples,
+                "--zscore-features",
+                "update-norm,coordinate-sign-balance",
+            ])
+            .init
+            .to_params()
+            .unwrap()
+        };
+        let warning = unreadable_balance(&params("4")).unwrap();
+        assert!(warning.contains("within about 1.0") && warning.contains("at least 49"));
+        assert_eq!(unreadable_balance(&params("64")), None);
+        assert_eq!(
+            unreadable_balance(
+                &Wrapper::parse_from(["x", "--base-model-sha256", &hash])
+                    .init
+                    .to_params()
+                    .unwrap()
+            ),
+            None
         );
     }
 
