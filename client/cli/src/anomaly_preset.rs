@@ -22,14 +22,14 @@ impl AnomalyPreset {
             AnomalyPreset::EveryAttack => every_attack_config(),
         }
     }
+}
 
-    /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or the
-    /// preset's when that is 0.
-    pub fn coordinate_samples(self, given: u32) -> u32 {
-        match (self, given) {
-            (AnomalyPreset::EveryAttack, 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
-            (_, given) => given,
-        }
+/// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
+/// when that is 0.
+pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
+    match (preset, given) {
+        (Some(AnomalyPreset::EveryAttack), 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
+        (_, given) => given,
     }
 }
 
@@ -40,8 +40,9 @@ mod tests {
     #[test]
     fn the_preset_brings_its_coordinates_unless_given() {
         let preset = AnomalyPreset::EveryAttack;
-        assert_eq!(preset.coordinate_samples(0), 256);
-        assert_eq!(preset.coordinate_samples(64), 64);
+        assert_eq!(coordinate_samples(Some(preset), 0), 256);
+        assert_eq!(coordinate_samples(Some(preset), 64), 64);
+        assert_eq!(coordinate_samples(None, 0), 0);
         assert!(!preset.config().has_pagerank());
         assert_eq!(preset.config().ensemble_min_votes, 2);
     }

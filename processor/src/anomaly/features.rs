@@ -207,11 +207,10 @@ fn cosine_distances_to(vectors: &[Vec<i64>], centre: &[i128]) -> Vec<f64> {
         .collect()
 }
 
-/// `|centre|^2` (saturating).
-fn squared_norm(centre: &[i128]) -> i128 {
-    centre
-        .iter()
-        .fold(0i128, |acc, c| acc.saturating_add(c.saturating_mul(*c)))
+/// `|v|^2` (saturating).
+fn squared_norm(v: &[i128]) -> i128 {
+    v.iter()
+        .fold(0i128, |acc, x| acc.saturating_add(x.saturating_mul(*x)))
 }
 
 /// The cosine distance of `v` to `centre` (whose squared norm is `centre_sq`) over the centre's
@@ -397,26 +396,36 @@ fn div_round(a: i128, b: i128) -> i128 {
     }
 }
 
-/// The coordinate-wise mean of the `accepted` commitments' sketches, each value rounded half
-/// away from zero; `None` when nobody was accepted.
-fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
-    if accepted.is_empty() {
+/// The coordinate-wise weighted mean of `rows` (values, weight): `sum w_i v_i / sum w_i`, each
+/// value rounded half away from zero, shorter rows zero-padded, saturating; `None` when the
+/// weights sum to 0.
+fn weighted_mean<T: Copy + Into<i128>>(rows: &[(&[T], i128)]) -> Option<Vec<i64>> {
+    let weight = rows
+        .iter()
+        .fold(0i128, |acc, (_, w)| acc.saturating_add(*w));
+    if weight == 0 {
         return None;
     }
-    let count = accepted.len() as i128;
-    let len = accepted.iter().map(|c| c.sketch.len()).max().unwrap_or(0);
+    let len = rows.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
     Some(
         (0..len)
             .map(|k| {
-                let total: i128 = accepted
-                    .iter()
-                    .map(|c| i128::from(c.sketch.get(k).copied().unwrap_or(0)))
-                    .sum();
-                // The mean of i32 values fits an i64.
-                div_round(total, count) as i64
+                let total = rows.iter().fold(0i128, |acc, (v, w)| {
+                    let value: i128 = v.get(k).copied().map_or(0, Into::into);
+                    acc.saturating_add(value.saturating_mul(*w))
+                });
+                let mean = div_round(total, weight);
+                mean.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
             })
             .collect(),
     )
+}
+
+/// The coordinate-wise mean of the `accepted` commitments' sketches, each value rounded half
+/// away from zero; `None` when nobody was accepted.
+fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
+    let rows: Vec<(&[i32], i128)> = accepted.iter().map(|c| (&c.sketch[..], 1)).collect();
+    weighted_mean(&rows)
 }
 
 /// The sample-weighted mean of `accepted`'s sampled coordinates (`sum n_i c_i / sum n_i`, each
@@ -424,27 +433,11 @@ fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
 /// change the round made to the global model at those positions. `None` when nobody was
 /// accepted, no one carries coordinates, or the weights sum to 0.
 pub fn weighted_mean_coordinates(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
-    let len = accepted
+    let rows: Vec<(&[i64], i128)> = accepted
         .iter()
-        .map(|c| c.coordinates.len())
-        .max()
-        .unwrap_or(0);
-    let weight: i128 = accepted.iter().map(|c| i128::from(c.num_samples)).sum();
-    if len == 0 || weight == 0 {
-        return None;
-    }
-    Some(
-        (0..len)
-            .map(|k| {
-                let total = accepted.iter().fold(0i128, |acc, c| {
-                    let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
-                    acc.saturating_add(value.saturating_mul(i128::from(c.num_samples)))
-                });
-                let mean = div_round(total, weight);
-                mean.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-            })
-            .collect(),
-    )
+        .map(|c| (&c.coordinates[..], i128::from(c.num_samples)))
+        .collect();
+    weighted_mean(&rows).filter(|mean| !mean.is_empty())
 }
 
 /// Every committer's `|c - m| / |m|` against the previous change `m` the consensus record
@@ -455,11 +448,12 @@ pub fn previous_change_distances(
     commitments: &[pb::Commitment],
     consensus: &pb::ConsensusSketch,
 ) -> Vec<f64> {
-    let previous = &consensus.previous_change;
-    let squared = |v: &mut dyn Iterator<Item = i128>| {
-        v.fold(0i128, |acc, x| acc.saturating_add(x.saturating_mul(x)))
-    };
-    let norm_sq = squared(&mut previous.iter().map(|m| i128::from(*m)));
+    let previous: Vec<i128> = consensus
+        .previous_change
+        .iter()
+        .map(|&m| i128::from(m))
+        .collect();
+    let norm_sq = squared_norm(&previous);
     commitments
         .iter()
         .map(|c| {
@@ -467,11 +461,13 @@ pub fn previous_change_distances(
                 return 1.0;
             }
             let len = previous.len().max(c.coordinates.len());
-            let distance_sq = squared(&mut (0..len).map(|k| {
-                let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
-                value - i128::from(previous.get(k).copied().unwrap_or(0))
-            }));
-            (distance_sq as f64).sqrt() / (norm_sq as f64).sqrt()
+            let difference: Vec<i128> = (0..len)
+                .map(|k| {
+                    let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
+                    value - previous.get(k).copied().unwrap_or(0)
+                })
+                .collect();
+            (squared_norm(&difference) as f64).sqrt() / (norm_sq as f64).sqrt()
         })
         .collect()
 }

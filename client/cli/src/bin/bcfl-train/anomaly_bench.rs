@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use bcfl_cli::anomaly_preset::AnomalyPreset;
+use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::Context;
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig, BenchReport};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
@@ -151,8 +151,7 @@ impl CommonArgs {
     /// Coordinates per commitment: `--coordinate-samples`, or the preset's when that is 0.
     fn coordinate_samples(&self) -> usize {
         let given = u32::try_from(self.coordinate_samples).unwrap_or(u32::MAX);
-        self.anomaly_preset
-            .map_or(given, |p| p.coordinate_samples(given)) as usize
+        anomaly_preset::coordinate_samples(self.anomaly_preset, given) as usize
     }
 
     fn tuning(&self) -> anyhow::Result<Tuning> {

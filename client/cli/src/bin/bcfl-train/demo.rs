@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bcfl_cli::anomaly_preset::AnomalyPreset;
+use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_client::demo::attack::AttackSpec;
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
@@ -308,9 +308,10 @@ impl DemoArgs {
             commit_timeout: self.commit_timeout,
             committee: self.committee,
             sample_ppm,
-            coordinate_samples: self.anomaly_preset.map_or(self.coordinate_samples, |p| {
-                p.coordinate_samples(self.coordinate_samples)
-            }),
+            coordinate_samples: anomaly_preset::coordinate_samples(
+                self.anomaly_preset,
+                self.coordinate_samples,
+            ),
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),

@@ -9,7 +9,7 @@ use bcfl_fed::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
-use bcfl_cli::anomaly_preset::AnomalyPreset;
+use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
 
 pub(crate) use bcfl_fed::rule::Rule;
@@ -274,9 +274,10 @@ impl InitArgs {
             model_id: self.model_id.clone(),
             base_model_sha256,
             sketch_length: self.sketch_length,
-            coordinate_samples: self.anomaly_preset.map_or(self.coordinate_samples, |p| {
-                p.coordinate_samples(self.coordinate_samples)
-            }),
+            coordinate_samples: anomaly_preset::coordinate_samples(
+                self.anomaly_preset,
+                self.coordinate_samples,
+            ),
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
