@@ -68,8 +68,12 @@ pub const MAX_PAGERANK_ITERATIONS: u32 = 10_000;
 /// Largest threshold, `k` or radius in ppm (100.0).
 pub const MAX_THRESHOLD_PPM: u32 = 100_000_000;
 
-/// Most features one anomaly method may use (there are seven distinct features).
+/// Most features one anomaly method may use (of the eleven).
 pub const MAX_FEATURES: usize = 7;
+
+/// Largest near-duplicate distance a consortium may configure (`DuplicateConfig`), ppm: a
+/// cosine distance of 1, orthogonal sketches. Beyond it, opposite updates would be duplicates.
+pub const MAX_DUPLICATE_DISTANCE_PPM: u32 = 1_000_000;
 
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;

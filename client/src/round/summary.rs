@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 #[cfg(feature = "train")]
 use std::path::{Path, PathBuf};
 
-use bcfl_processor::anomaly::member_scores;
+use bcfl_processor::anomaly::{member_scores, method_name};
 use bcfl_processor::graph::{BandwidthGraph, Routing, TransferModel};
 use bcfl_processor::limits::LINK_SAMPLES_KEPT;
 use bcfl_protos::bcfl as pb;
@@ -177,15 +177,6 @@ pub struct DemoReport {
 
 fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
-}
-
-fn method_name(method: pb::AnomalyMethod) -> &'static str {
-    match method {
-        pb::AnomalyMethod::PAGERANK => "pagerank",
-        pb::AnomalyMethod::DBSCAN => "dbscan",
-        pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
-        pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
-    }
 }
 
 /// The methods that flagged each member.

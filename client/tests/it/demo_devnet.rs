@@ -725,3 +725,54 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         }
     }
 }
+
+/// Two member processes collude under the every-attack preset: each fetches the honest members'
+/// committed updates and commits the one min-max update crafted from them. Their sketches are
+/// copies, so the duplicate method flags both, and the verdict excludes them on that alone,
+/// whatever DBSCAN and the z-score vote; an auditor replaying the round agrees.
+#[test]
+fn the_every_attack_preset_excludes_colluders_sending_one_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let report = run_demo(
+        &mut command,
+        &[
+            "--members",
+            "5",
+            "--rounds",
+            "1",
+            "--attack",
+            "min-max:2",
+            "--anomaly-preset",
+            "every-attack",
+            "--committee",
+            "0",
+        ],
+    );
+    let state = family_state(ledger.url());
+    let mut colluders = vec![
+        member_key(&report, "member-4"),
+        member_key(&report, "member-5"),
+    ];
+    colluders.sort();
+    let verdict = &state.verdicts[&1];
+    assert_eq!(verdict.excluded.as_slice(), colluders.as_slice());
+    let duplicate = verdict
+        .methods
+        .iter()
+        .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::DUPLICATE)
+        .expect("the preset runs the duplicate method");
+    let flagged: Vec<String> = bcfl_processor::anomaly::member_scores(&verdict.scored, duplicate)
+        .filter(|s| s.flagged)
+        .map(|s| s.member.to_owned())
+        .collect();
+    assert_eq!(flagged, colluders);
+    assert_eq!(state.aggregates[&1].contributors.len(), 3);
+    let audit = Command::new(Binary::Bcfl.path())
+        .args(["--url", ledger.url(), "--json", "audit", "verdict", "1"])
+        .output()
+        .expect("running bcfl audit verdict");
+    let audit: Value = serde_json::from_slice(&audit.stdout).expect("one JSON document");
+    assert_eq!(audit["matches"], true, "{audit}");
+}

@@ -101,16 +101,24 @@ pub const EVERY_ATTACK_COORDINATE_SAMPLES: u32 = 256;
 /// DBSCAN's radius in [`every_attack_config`], ppm.
 pub const EVERY_ATTACK_DBSCAN_EPS_PPM: u32 = 3_500_000;
 
+/// The duplicate method's distance in [`every_attack_config`], ppm: sketches at cosine
+/// similarity 0.999 or more. Colluders sending one crafted update sit at 0; the closest honest
+/// pair on the attack benchmark, 0.031 (Dirichlet 0.1 shards, where two members can hold nearly
+/// one class each), and 0.24 with IID shards.
+pub const EVERY_ATTACK_DUPLICATE_DISTANCE_PPM: u32 = 1_000;
+
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
 /// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
-/// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it; no PageRank, whose
-/// mean ± 1 std rule flags a third of the members on any link graph. The consortium must
+/// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
+/// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]); no PageRank,
+/// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
 pub fn every_attack_config() -> pb::AnomalyConfig {
     let mut config = with_features(default_config(false, true, true, 2), &EVERY_ATTACK_FEATURES);
     config.mut_dbscan().robust = true;
     config.mut_dbscan().eps_ppm = EVERY_ATTACK_DBSCAN_EPS_PPM;
+    config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config
 }
 
@@ -143,6 +151,18 @@ const ON_DEMAND: [Feature; 2] = [
     Feature::PAGERANK_SCORE,
     Feature::NEAREST_SKETCH_COSINE_DISTANCE,
 ];
+
+/// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`; `unset`), as
+/// the CLI and the round summaries print it.
+pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
+    match method {
+        pb::AnomalyMethod::PAGERANK => "pagerank",
+        pb::AnomalyMethod::DBSCAN => "dbscan",
+        pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
+        pb::AnomalyMethod::DUPLICATE => "duplicate",
+        pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
+    }
+}
 
 /// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
 pub fn feature_name(feature: Feature) -> &'static str {
@@ -349,10 +369,11 @@ pub struct Evaluation {
     /// The members scored, in the evidence's order (sorted by key on chain): every method's
     /// scores are aligned with them.
     pub scored: Vec<String>,
-    /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score; read
-    /// them with [`member_scores`].
+    /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
+    /// duplicate; read them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
-    /// Members flagged by at least `max(1, ensemble_min_votes)` methods, sorted.
+    /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
+    /// modified z-score, or by the duplicate method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -440,16 +461,35 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             &flags,
         ));
     }
+    if config.has_duplicate() {
+        let limit = fixed::ppm_to_f64(config.get_duplicate().max_distance_ppm);
+        let nearest = data.values_of(
+            Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let flags: Vec<bool> = nearest.iter().map(|&d| d <= limit).collect();
+        methods.push(method_verdict(
+            pb::AnomalyMethod::DUPLICATE,
+            &nearest,
+            &flags,
+        ));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
-    let mut flagged = vec![0usize; n];
+    let mut votes = vec![0usize; n];
+    let mut duplicate = vec![false; n];
     for m in &methods {
         for &i in &m.flagged {
-            flagged[i as usize] += 1;
+            if m.method == pb::AnomalyMethod::DUPLICATE {
+                duplicate[i as usize] = true;
+            } else {
+                votes[i as usize] += 1;
+            }
         }
     }
-    for (member, votes) in members.iter().zip(flagged) {
-        if votes >= needed {
+    for ((member, votes), duplicate) in members.iter().zip(votes).zip(duplicate) {
+        if votes >= needed || duplicate {
             excluded.push(member.clone());
         } else {
             accepted.push(member.clone());
@@ -549,6 +589,60 @@ mod tests {
             evaluate(&config, &bare).unwrap_err(),
             AnomalyError::MissingFeature(Feature::NEAREST_SKETCH_COSINE_DISTANCE)
         );
+    }
+
+    /// Members that commit one update between them share a sketch: the duplicate method flags
+    /// them and excludes them whatever the voting methods say, while members whose sketches are
+    /// merely close (as two honest members holding nearly one class each) and zero sketches
+    /// (free riders: a cosine with a zero vector is undefined, distance 1) stay.
+    #[test]
+    fn the_duplicate_method_excludes_members_sharing_a_sketch_on_its_own() {
+        let commitment = |member: &str, sketch: Vec<i32>| pb::Commitment {
+            member: member.into(),
+            sketch,
+            ..Default::default()
+        };
+        let commitments = vec![
+            commitment("a", vec![1000, -200, 300, 50]),
+            commitment("b", vec![-80, 900, 40, 400]),
+            // Close to "b" (cosine distance 0.0016) but not a copy.
+            commitment("c", vec![-80, 900, 40, 340]),
+            commitment("d", vec![500, 500, -500, 120]),
+            commitment("e", vec![0, 0, 0, 0]),
+            commitment("f", vec![0, 0, 0, 0]),
+            // "g" and "h" send one crafted update; "h" scaled it, which a cosine ignores.
+            commitment("g", vec![-300, -300, -300, -300]),
+            commitment("h", vec![-600, -600, -600, -600]),
+        ];
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let mut config = pb::AnomalyConfig {
+            ensemble_min_votes: 2,
+            ..Default::default()
+        };
+        // A z-score threshold no member reaches: the voting methods flag nobody.
+        config.mut_zscore().threshold_ppm = 100_000_000;
+        config.mut_zscore().features = vec![Feature::UPDATE_NORM];
+        config.mut_duplicate().max_distance_ppm = 1_000;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.methods.len(), 2);
+        assert!(e.methods[0].flagged.is_empty());
+        let duplicate = &e.methods[1];
+        assert_eq!(duplicate.method, pb::AnomalyMethod::DUPLICATE);
+        assert_eq!(duplicate.flagged, vec![6, 7]);
+        assert_eq!(e.excluded, vec!["g".to_owned(), "h".to_owned()]);
+        // Its scores are the nearest-sketch distances, in micro-units: 0 for the copies, 1 for
+        // the zero sketches, 1,614 (0.0016) for the close pair.
+        let scores: Vec<i64> = member_scores(&e.scored, duplicate)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(&scores[4..], &[1_000_000, 1_000_000, 0, 0]);
+        assert_eq!((scores[1], scores[2]), (1_614, 1_614));
+        // A wider distance takes in the close pair; the method alone is a configuration.
+        let mut wide = pb::AnomalyConfig::default();
+        wide.mut_duplicate().max_distance_ppm = 2_000;
+        let e = evaluate(&wide, &data).unwrap();
+        assert_eq!(e.excluded, ["b", "c", "g", "h"].map(String::from).to_vec());
+        assert_eq!(method_name(e.methods[0].method), "duplicate");
     }
 
     /// ALIE, min-max and min-sum commit `mean - gamma * std`: below the centre at every

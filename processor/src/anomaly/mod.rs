@@ -9,9 +9,13 @@
 //! | [`pagerank`] | member graph, edge weight latency `1/B_ij` or bandwidth `B_ij` | rank outside mean +/- k std | the rank |
 //! | [`dbscan`] | standardized features | noise, or in a cluster smaller than the largest | core distance |
 //! | [`zscore`] | each feature on its own | modified z-score `|M| > threshold` on any feature | `M` of largest magnitude |
+//! | duplicate ([`evaluate()`]) | the round's sketches | cosine distance to another committer's sketch at most `max_distance` | that distance (`NEAREST_SKETCH_COSINE_DISTANCE`) |
 //!
-//! A member is excluded when at least `max(1, ensemble_min_votes)` methods flag it; the accepted
-//! members are the others. Features are defined in [`features`].
+//! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
+//! z-score flag it, or when the duplicate method does: that is evidence, not a vote, since
+//! members training on data of their own never commit the same update, while colluders that
+//! send one crafted update (ALIE, IPM, min-max, min-sum as published) always do, wherever the
+//! update lies. The accepted members are the others. Features are defined in [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
 //! enum for the processor's bench and the client), [`collusion`] crafts the colluding attacks'
@@ -64,8 +68,9 @@ use thiserror::Error;
 
 pub use evaluate::{
     default_config, default_pagerank, evaluate, every_attack_config, feature_name, member_scores,
-    parse_feature, with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
-    EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM, EVERY_ATTACK_FEATURES,
+    method_name, parse_feature, with_features, Evaluation, MemberData, MemberScore,
+    DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

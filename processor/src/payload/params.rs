@@ -9,8 +9,9 @@ use bcfl_protos::bcfl as pb;
 use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
-    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_FEATURES, MAX_MEMBERS, MAX_MODEL_ID_CHARS,
-    MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, PPM,
+    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES, MAX_MEMBERS,
+    MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
+    MAX_THRESHOLD_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -229,7 +230,17 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         )?;
         out.mut_zscore().features = validate_features("zscore.features", &z.features)?;
     }
-    if methods == 0 {
+    if anomaly.has_duplicate() {
+        let d = anomaly.get_duplicate();
+        reject_unknown_fields(d, "params.anomaly.duplicate")?;
+        in_range(
+            "duplicate.max_distance_ppm",
+            d.max_distance_ppm,
+            1,
+            MAX_DUPLICATE_DISTANCE_PPM,
+        )?;
+    }
+    if methods == 0 && !anomaly.has_duplicate() {
         return Err(invalid(
             "params.anomaly",
             "configures no method; omit it to disable anomaly evaluation".into(),
@@ -389,5 +400,22 @@ mod tests {
         p.mut_anomaly().ensemble_min_votes = 0;
         p.mut_anomaly().mut_pagerank().damping_ppm = 1_000_000;
         assert!(err(&p).contains("pagerank.damping_ppm"));
+    }
+
+    #[test]
+    fn duplicate_config() {
+        let mut p = sane();
+        // The duplicate method alone is a configuration; it casts no vote.
+        p.mut_anomaly().mut_duplicate().max_distance_ppm = 1_000;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        for bad in [0, MAX_DUPLICATE_DISTANCE_PPM + 1] {
+            p.mut_anomaly().mut_duplicate().max_distance_ppm = bad;
+            assert!(err(&p).contains("duplicate.max_distance_ppm"), "{bad}");
+        }
+        p.mut_anomaly().mut_duplicate().max_distance_ppm = MAX_DUPLICATE_DISTANCE_PPM;
+        assert!(validate_params(&p).is_ok());
     }
 }

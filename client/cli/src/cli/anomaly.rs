@@ -24,7 +24,8 @@ use bcfl_client::fixed::{self, format_micro};
 use bcfl_net::edges::parse_edge_list;
 use bcfl_processor::anomaly::features::bandwidth_feature;
 use bcfl_processor::anomaly::{
-    evaluate, feature_name, member_scores, parse_feature, Evaluation, MemberData, MemberScore,
+    evaluate, feature_name, member_scores, method_name, parse_feature, Evaluation, MemberData,
+    MemberScore,
 };
 use bcfl_processor::limits::{MAX_PAGERANK_ITERATIONS, MAX_THRESHOLD_PPM, PPM};
 use bcfl_protos::bcfl as pb;
@@ -342,20 +343,11 @@ pub(crate) fn member_data(
     Ok((MemberData::new(members, columns, edges)?, listed))
 }
 
-fn method_label(method: pb::AnomalyMethod) -> &'static str {
-    match method {
-        pb::AnomalyMethod::PAGERANK => "pagerank",
-        pb::AnomalyMethod::DBSCAN => "dbscan",
-        pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
-        pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
-    }
-}
-
 /// The evaluation as JSON: per method the members' scores and flags, and the exclusions.
 pub(crate) fn evaluation_json(evaluation: &Evaluation) -> Value {
     json!({
         "methods": evaluation.methods.iter().map(|m| json!({
-            "method": method_label(m.method),
+            "method": method_name(m.method),
             "scores": member_scores(&evaluation.scored, m).map(|s| json!({
                 "member": s.member,
                 "score": format_micro(s.score_micro),
@@ -371,7 +363,7 @@ pub(crate) fn evaluation_json(evaluation: &Evaluation) -> Value {
 /// The evaluation as a table: one row per member, a score column per method (`*` flagged).
 pub(crate) fn evaluation_table(evaluation: &Evaluation) -> String {
     let mut header = vec!["MEMBER"];
-    header.extend(evaluation.methods.iter().map(|m| method_label(m.method)));
+    header.extend(evaluation.methods.iter().map(|m| method_name(m.method)));
     header.push("EXCLUDED");
     let mut table = Table::new(&header);
     let columns: Vec<Vec<MemberScore<'_>>> = evaluation

@@ -388,6 +388,12 @@ fn print_consortium(c: &pb::Consortium) {
             if d.robust { " robust" } else { "" }
         );
     }
+    if a.has_duplicate() {
+        println!(
+            "duplicate:         max distance {} (excludes on its own)",
+            format_micro(i64::from(a.get_duplicate().max_distance_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
 }
 

@@ -180,6 +180,10 @@ pub struct DetectionSettings {
     pub dbscan_robust: bool,
     /// The z-score threshold.
     pub zscore_threshold: f64,
+    /// The duplicate method's distance (absent: no duplicate method, as in reports written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_distance: Option<f64>,
 }
 
 impl From<&super::detect::Tuning> for DetectionSettings {
@@ -194,6 +198,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             dbscan_min_points: t.dbscan_min_points,
             dbscan_robust: t.dbscan_robust,
             zscore_threshold: t.zscore_threshold,
+            duplicate_distance: t.duplicate_distance,
         }
     }
 }

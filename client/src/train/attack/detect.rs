@@ -11,17 +11,20 @@
 //! | `ensemble` | all three | at least 2 flag |
 //! | `any` | all three | at least 1 flags (`ensemble_min_votes` 1) |
 //! | `both` | DBSCAN and the z-score | both flag (`--anomaly zscore,dbscan --ensemble-min-votes 2`): the ensemble without PageRank, whose mean ± 1 std rule flags a third of the members on any link graph and so leaves them one vote from exclusion |
+//!
+//! A tuning with a duplicate distance adds the duplicate method to every detector: a member
+//! whose sketch lies that close to another committer's is excluded whatever the others vote.
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_FEATURES,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
 /// The parameters a benchmark may vary: the features DBSCAN and the z-score use, DBSCAN's
-/// radius and neighbourhood size, and the z-score threshold. The default is what `bcfl
-/// consortium init` writes.
+/// radius and neighbourhood size, the z-score threshold and the duplicate method's distance.
+/// The default is what `bcfl consortium init` writes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tuning {
     /// Features of DBSCAN and the modified z-score.
@@ -34,6 +37,8 @@ pub struct Tuning {
     pub dbscan_robust: bool,
     /// The modified z-score threshold.
     pub zscore_threshold: f64,
+    /// The duplicate method's cosine distance; `None`: no duplicate method.
+    pub duplicate_distance: Option<f64>,
 }
 
 impl Default for Tuning {
@@ -44,6 +49,7 @@ impl Default for Tuning {
             dbscan_min_points: 2,
             dbscan_robust: false,
             zscore_threshold: 3.5,
+            duplicate_distance: None,
         }
     }
 }
@@ -56,6 +62,7 @@ impl Tuning {
             features: EVERY_ATTACK_FEATURES.to_vec(),
             dbscan_eps: fixed::ppm_to_f64(EVERY_ATTACK_DBSCAN_EPS_PPM),
             dbscan_robust: true,
+            duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             ..Self::default()
         }
     }
@@ -131,6 +138,9 @@ impl Detector {
         if config.has_zscore() {
             config.mut_zscore().threshold_ppm = fixed::saturating_ppm(tuning.zscore_threshold);
         }
+        if let Some(distance) = tuning.duplicate_distance {
+            config.mut_duplicate().max_distance_ppm = fixed::saturating_ppm(distance);
+        }
         config
     }
 }
@@ -156,6 +166,7 @@ mod tests {
             dbscan_min_points: 3,
             dbscan_robust: true,
             zscore_threshold: 3.0,
+            duplicate_distance: None,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert_eq!(ensemble.ensemble_min_votes, 2);

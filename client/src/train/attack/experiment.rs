@@ -426,7 +426,8 @@ pub async fn run(
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance and its distance to the previous
-/// change; a `!` marks the attackers.
+/// change; a `!` marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the
+/// duplicate method (a copy).
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -458,6 +459,7 @@ fn trace_verdicts(
             let letter = match method.method {
                 pb::AnomalyMethod::PAGERANK => 'p',
                 pb::AnomalyMethod::DBSCAN => 'd',
+                pb::AnomalyMethod::DUPLICATE => 'c',
                 _ => 'z',
             };
             for (i, m) in member_scores(&verdict.scored, method).enumerate() {

@@ -103,6 +103,11 @@ pub(crate) struct CommonArgs {
     /// Modified z-score threshold.
     #[arg(long, default_value_t = 3.5)]
     zscore_threshold: f64,
+    /// Adds the duplicate method to every detector (`consortium init --anomaly ...,duplicate
+    /// --duplicate-distance D`): a member whose sketch lies within this cosine distance of
+    /// another committer's is excluded whatever the other methods vote.
+    #[arg(long, value_name = "D")]
+    duplicate_distance: Option<f64>,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -111,6 +116,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
+            "duplicate_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -171,12 +177,18 @@ impl CommonArgs {
         if !(1..=256).contains(&self.dbscan_min_points) {
             bail!("--dbscan-min-points must lie in 1..=256");
         }
+        if let Some(d) = self.duplicate_distance {
+            if !(d > 0.0 && d <= 1.0) {
+                bail!("--duplicate-distance must lie in (0, 1]");
+            }
+        }
         Ok(Tuning {
             features,
             dbscan_eps: self.dbscan_eps,
             dbscan_min_points: self.dbscan_min_points,
             dbscan_robust: self.dbscan_robust,
             zscore_threshold: self.zscore_threshold,
+            duplicate_distance: self.duplicate_distance,
         })
     }
 

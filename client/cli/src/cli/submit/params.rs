@@ -23,6 +23,8 @@ pub(crate) enum Method {
     Dbscan,
     /// Modified z-score of each feature.
     Zscore,
+    /// Near-duplicate sketches (`--duplicate-distance`); excludes on its own, casting no vote.
+    Duplicate,
 }
 
 /// PageRank edge weights.
@@ -167,6 +169,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
+            "duplicate_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -219,6 +222,10 @@ pub(crate) struct InitArgs {
         default_value = "update-norm,cumulative-sketch-cosine-distance"
     )]
     dbscan_features: Vec<Feature>,
+    /// The duplicate method's cosine distance: a member whose sketch lies this close to another
+    /// committer's did not train on data of its own (colluders sending one crafted update).
+    #[arg(long, default_value = "0.001")]
+    duplicate_distance: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -366,6 +373,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Duplicate) {
+            config.set_duplicate(pb::DuplicateConfig {
+                max_distance_ppm: ppm("duplicate-distance", &self.duplicate_distance)?,
+                ..Default::default()
+            });
+        }
         Ok(config)
     }
 }
@@ -414,9 +427,10 @@ mod tests {
     }
 
     /// The configuration the attack benchmark measured against every attack: 256 sampled
-    /// coordinates, the sign balance as a third feature, DBSCAN standardizing robustly.
+    /// coordinates, the sign balance and the previous-change distance as features, DBSCAN
+    /// standardizing robustly, the duplicate method. The README's "One configuration for every
+    /// attack", as docs/cli.md gives it.
     #[test]
-    /// The README's "one configuration for every attack", as docs/cli.md gives it.
     fn the_one_configuration_parses() {
         let hash = "ab".repeat(32);
         let features = "update-norm,cumulative-sketch-cosine-distance,coordinate-sign-balance,\
@@ -428,7 +442,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan",
+            "zscore,dbscan,duplicate",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -451,6 +465,8 @@ mod tests {
             Some(&pb::Feature::PREVIOUS_CHANGE_DISTANCE)
         );
         assert_eq!(anomaly.get_zscore().features, dbscan.features);
+        // The duplicate method casts no vote: both voting methods must still agree.
+        assert_eq!(anomaly.get_duplicate().max_distance_ppm, 1_000);
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
@@ -472,6 +488,16 @@ mod tests {
             "every-attack",
             "--dbscan-eps",
             "2.0",
+        ])
+        .is_err());
+        assert!(Wrapper::try_parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+            "--duplicate-distance",
+            "0.01",
         ])
         .is_err());
         assert!(
