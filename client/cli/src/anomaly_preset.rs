@@ -1,5 +1,5 @@
 //! `--anomaly-preset NAME`, a named anomaly configuration, read once for every command that
-//! takes it (`consortium init`, `demo`, `anomaly bench` and `paper-table`).
+//! takes it (`consortium init`, `demo`, `anomaly bench` and `paper-table`, `experiment scale`).
 
 use bcfl_processor::anomaly::{every_attack_config, EVERY_ATTACK_COORDINATE_SAMPLES};
 use bcfl_protos::bcfl as pb;
@@ -10,12 +10,20 @@ use clap::ValueEnum;
 pub enum AnomalyPreset {
     /// DBSCAN (robust, radius 3.5) and the modified z-score, both needed, over the update norm,
     /// the cumulative sketch distance, the coordinate sign balance and the previous-change
-    /// distance, with 256 sampled coordinates unless --coordinate-samples says otherwise (the
-    /// README's "One configuration for every attack").
+    /// distance, and the duplicate method (sketches within cosine distance 0.001 of another
+    /// committer's), with 256 sampled coordinates unless --coordinate-samples says otherwise
+    /// (the README's "One configuration for every attack").
     EveryAttack,
 }
 
 impl AnomalyPreset {
+    /// The name the flag takes (`every-attack`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyPreset::EveryAttack => "every-attack",
+        }
+    }
+
     /// The consortium's anomaly configuration.
     pub fn config(self) -> pb::AnomalyConfig {
         match self {
@@ -45,5 +53,6 @@ mod tests {
         assert_eq!(coordinate_samples(None, 0), 0);
         assert!(!preset.config().has_pagerank());
         assert_eq!(preset.config().ensemble_min_votes, 2);
+        assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
     }
 }

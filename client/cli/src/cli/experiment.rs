@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use bcfl_cli::anomaly_preset::AnomalyPreset;
 use bcfl_client::scale::{run, ScaleConfig, ScaleReport};
 use bcfl_processor::anomaly::attack::AttackKind;
 use clap::{Args, Parser, Subcommand};
@@ -55,9 +56,13 @@ pub(crate) struct ScaleArgs {
     /// The fraction of the members drawn to train each round [default: every member].
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     sample_fraction: Option<u32>,
-    /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan).
+    /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan, duplicate).
     #[arg(long, default_value = "pagerank,zscore,dbscan")]
     anomaly: String,
+    /// A named anomaly configuration instead of --anomaly, as `consortium init
+    /// --anomaly-preset` (with its coordinates unless --coordinate-samples is given).
+    #[arg(long, value_enum, conflicts_with = "anomaly")]
+    anomaly_preset: Option<AnomalyPreset>,
 }
 
 /// `consortium init`'s own arguments, to build the experiment's consortium with its defaults.
@@ -97,9 +102,12 @@ impl ScaleArgs {
             &sketch,
             "--coordinate-samples",
             &coordinates,
-            "--anomaly",
-            &self.anomaly,
         ];
+        let mut argv = argv;
+        match self.anomaly_preset {
+            Some(preset) => argv.extend(["--anomaly-preset", preset.name()]),
+            None => argv.extend(["--anomaly", &self.anomaly]),
+        }
         let mut params = Init::try_parse_from(argv)
             .context("the experiment's consortium")?
             .init
