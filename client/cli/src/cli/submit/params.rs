@@ -480,26 +480,19 @@ mod tests {
         .unwrap();
         assert_eq!(preset.get_anomaly(), anomaly);
         assert_eq!(preset.coordinate_samples, 256);
-        assert!(Wrapper::try_parse_from([
-            "x",
-            "--base-model-sha256",
-            &hash,
-            "--anomaly-preset",
-            "every-attack",
-            "--dbscan-eps",
-            "2.0",
-        ])
-        .is_err());
-        assert!(Wrapper::try_parse_from([
-            "x",
-            "--base-model-sha256",
-            &hash,
-            "--anomaly-preset",
-            "every-attack",
-            "--duplicate-distance",
-            "0.01",
-        ])
-        .is_err());
+        // It conflicts with the flags it sets.
+        for (flag, value) in [("--dbscan-eps", "2.0"), ("--duplicate-distance", "0.01")] {
+            assert!(Wrapper::try_parse_from([
+                "x",
+                "--base-model-sha256",
+                &hash,
+                "--anomaly-preset",
+                "every-attack",
+                flag,
+                value,
+            ])
+            .is_err());
+        }
         assert!(
             !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
                 .init
