@@ -230,13 +230,14 @@ fn anomaly_methods(p: &pb::ConsortiumParams) -> Vec<String> {
     }
     let a = p.get_anomaly();
     [
-        (a.has_pagerank(), "pagerank"),
-        (a.has_zscore(), "zscore"),
-        (a.has_dbscan(), "dbscan"),
+        (a.has_pagerank(), pb::AnomalyMethod::PAGERANK),
+        (a.has_zscore(), pb::AnomalyMethod::MODIFIED_ZSCORE),
+        (a.has_dbscan(), pb::AnomalyMethod::DBSCAN),
+        (a.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
     ]
     .iter()
     .filter(|(on, _)| *on)
-    .map(|(_, name)| (*name).to_owned())
+    .map(|(_, method)| bcfl_processor::anomaly::method_name(*method).to_owned())
     .collect()
 }
 
