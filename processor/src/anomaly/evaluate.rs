@@ -104,7 +104,7 @@ pub const EVERY_ATTACK_DBSCAN_EPS_PPM: u32 = 3_500_000;
 /// The duplicate method's distance in [`every_attack_config`], ppm: sketches at cosine
 /// similarity 0.999 or more. Colluders sending one crafted update sit at 0; the closest honest
 /// pair on the attack benchmark, 0.031 (Dirichlet 0.1 shards, where two members can hold nearly
-/// one class each), and 0.24 with IID shards.
+/// one class each), and 0.13 with IID shards.
 pub const EVERY_ATTACK_DUPLICATE_DISTANCE_PPM: u32 = 1_000;
 
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
