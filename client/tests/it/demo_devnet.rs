@@ -108,6 +108,23 @@ fn member_key(report: &Value, name: &str) -> String {
         .to_owned()
 }
 
+/// `bcfl audit verdict ROUND` against the ledger at `url` recomputes the stored verdict.
+fn assert_verdict_replays(url: &str, round: u64) {
+    let out = Command::new(Binary::Bcfl.path())
+        .args([
+            "--url",
+            url,
+            "--json",
+            "audit",
+            "verdict",
+            &round.to_string(),
+        ])
+        .output()
+        .expect("running bcfl audit verdict");
+    let audit: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(audit["matches"], true, "{audit}");
+}
+
 fn family_state(url: &str) -> FamilyState {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -710,12 +727,7 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         .map(|(_, c)| c.clone())
         .collect();
     // An auditor replaying round 2 from the ledger's records reaches the same verdict.
-    let audit = Command::new(Binary::Bcfl.path())
-        .args(["--url", ledger.url(), "--json", "audit", "verdict", "2"])
-        .output()
-        .expect("running bcfl audit verdict");
-    let audit: Value = serde_json::from_slice(&audit.stdout).expect("one JSON document");
-    assert_eq!(audit["matches"], true, "{audit}");
+    assert_verdict_replays(ledger.url(), 2);
     let distances = previous_change_distances(&round_2, &after_round_1);
     for (c, d) in round_2.iter().zip(&distances) {
         if c.member == rider {
@@ -769,10 +781,5 @@ fn the_every_attack_preset_excludes_colluders_sending_one_update() {
         .collect();
     assert_eq!(flagged, colluders);
     assert_eq!(state.aggregates[&1].contributors.len(), 3);
-    let audit = Command::new(Binary::Bcfl.path())
-        .args(["--url", ledger.url(), "--json", "audit", "verdict", "1"])
-        .output()
-        .expect("running bcfl audit verdict");
-    let audit: Value = serde_json::from_slice(&audit.stdout).expect("one JSON document");
-    assert_eq!(audit["matches"], true, "{audit}");
+    assert_verdict_replays(ledger.url(), 1);
 }
