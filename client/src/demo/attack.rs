@@ -21,7 +21,10 @@
 //! A colluding attacker needs the honest updates: the member role waits until every member
 //! expected to train except its fellow attackers has committed, fetches their updates from
 //! their blob servers, checks them against their commitments like any blob, and sends
-//! [`collude`]'s update (see [`crate::round::member`]).
+//! [`collude`]'s update (see [`crate::round::member`]). With a [`CollusionNoise`] above 0
+//! each colluder moves its copy by its own Gaussian noise ([`perturbed`]), so that the copies
+//! no longer coincide: what colluders do to escape the duplicate method
+//! ([`bcfl_processor::anomaly::evaluate()`]), at the cost of some of the attack's precision.
 //!
 //! `_` for `-` is accepted too. Label flips and slow links do not replace an update: a label
 //! flipper's *trainer* trains on shifted labels, a slow link's *links* are slow, so whoever
@@ -145,6 +148,81 @@ pub fn collude(
         }
     }
     Ok(parent.plus(&delta)?)
+}
+
+/// How far each colluder moves its copy of the crafted update: Gaussian noise whose L2 norm is
+/// this multiple of the crafted delta's, drawn by each colluder with its own seed
+/// ([`perturbed`]). 0 (the default): every colluder sends the same update. Two copies moved by
+/// noise `r` lie about `r^2 / (1 + r^2)` apart in cosine distance (0.0099 at 0.1, 0.038 at 0.2,
+/// 0.2 at 0.5), while FedAvg of `f` copies keeps the crafted delta up to noise of norm
+/// `r / sqrt(f)` of it. A finite number, at least 0 (`--collusion-noise`, the node
+/// configuration's `collusion_noise`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct CollusionNoise(f64);
+
+impl CollusionNoise {
+    /// Identical copies.
+    pub const NONE: Self = Self(0.0);
+
+    /// The relative norm of each copy's noise.
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for CollusionNoise {
+    type Error = String;
+
+    fn try_from(value: f64) -> std::result::Result<Self, String> {
+        if value.is_finite() && value >= 0.0 {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "collusion noise {value}: expected a finite number, at least 0"
+            ))
+        }
+    }
+}
+
+impl From<CollusionNoise> for f64 {
+    fn from(noise: CollusionNoise) -> f64 {
+        noise.0
+    }
+}
+
+impl FromStr for CollusionNoise {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let value: f64 = text
+            .parse()
+            .map_err(|_| format!("{text:?}: expected a number, e.g. 0.2"))?;
+        Self::try_from(value)
+    }
+}
+
+impl std::fmt::Display for CollusionNoise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A colluder's own copy of the crafted update `sent` (from `parent`): its delta plus Gaussian
+/// noise (drawn from `seed`) of `noise` times the delta's L2 norm; `sent` itself at
+/// [`CollusionNoise::NONE`].
+pub fn perturbed(
+    parent: &Update,
+    sent: &Update,
+    noise: CollusionNoise,
+    seed: u64,
+) -> Result<Update> {
+    if noise == CollusionNoise::NONE {
+        return Ok(sent.clone());
+    }
+    let delta = sent.minus(parent)?;
+    let moved = delta.plus(&scaled(&noise_like(&delta, seed), noise.0 as f32))?;
+    Ok(parent.plus(&moved)?)
 }
 
 /// `--attack KIND:COUNT`: the last COUNT members run attack KIND.
@@ -322,5 +400,50 @@ mod tests {
             assert!(err.contains("at least one honest update"), "{err}");
         }
         assert!(collude(AttackKind::SignFlip, &parent, &honest, 5, 2).is_err());
+    }
+
+    /// Each colluder's copy moves by noise of the asked relative norm, its own for each seed;
+    /// no noise leaves the crafted update as it is.
+    #[test]
+    fn perturbed_copies_move_by_the_asked_share() {
+        let parent = update(&[1.0; 4096]);
+        let values: Vec<f32> = (0..4096)
+            .map(|i| 1.0 + ((i % 7) as f32 - 3.0) * 0.01)
+            .collect();
+        let sent = update(&values);
+        let delta = |u: &Update| u.minus(&parent).unwrap();
+        let none = perturbed(&parent, &sent, CollusionNoise::NONE, 1).unwrap();
+        assert_eq!(none, sent);
+        let noise: CollusionNoise = "0.2".parse().unwrap();
+        let a = perturbed(&parent, &sent, noise, 1).unwrap();
+        let b = perturbed(&parent, &sent, noise, 2).unwrap();
+        assert_eq!(a, perturbed(&parent, &sent, noise, 1).unwrap());
+        let moved = delta(&a).minus(&delta(&sent)).unwrap();
+        let share = l2_norm(&moved) / l2_norm(&delta(&sent));
+        assert!((share - 0.2).abs() < 1e-3, "{share}");
+        // Two copies lie about r^2 / (1 + r^2) = 0.038 apart.
+        let flat = |u: &Update| -> Vec<f64> {
+            u.tensors
+                .values()
+                .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
+                .collect()
+        };
+        let (x, y) = (flat(&delta(&a)), flat(&delta(&b)));
+        let dot: f64 = x.iter().zip(&y).map(|(p, q)| p * q).sum();
+        let norm = |v: &[f64]| v.iter().map(|p| p * p).sum::<f64>().sqrt();
+        let distance = 1.0 - dot / (norm(&x) * norm(&y));
+        assert!((distance - 0.0385).abs() < 0.005, "{distance}");
+    }
+
+    #[test]
+    fn collusion_noise_parses_finite_non_negative_numbers() {
+        assert_eq!("0".parse::<CollusionNoise>(), Ok(CollusionNoise::NONE));
+        assert_eq!("0.5".parse::<CollusionNoise>().map(f64::from), Ok(0.5));
+        for bad in ["-0.1", "NaN", "inf", "x"] {
+            assert!(bad.parse::<CollusionNoise>().is_err(), "{bad}");
+        }
+        let read: CollusionNoise = serde_json::from_str("0.3").unwrap();
+        assert_eq!(read.value(), 0.3);
+        assert!(serde_json::from_str::<CollusionNoise>("-1").is_err());
     }
 }

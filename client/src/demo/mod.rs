@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use bcfl_protos::bcfl as pb;
 
-use self::attack::AttackSpec;
+use self::attack::{AttackSpec, CollusionNoise};
 use self::processes::{free_port, NodeProcess};
 use crate::llm::pubmedqa::{self, Answer, PubMedQa};
 use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
@@ -176,6 +176,8 @@ pub struct DemoConfig {
     pub rule: Rule,
     /// Misbehaving members: the last `count` attack (fewer than `members`).
     pub attack: Option<AttackSpec>,
+    /// Colluding attackers: how far each moves its copy of the crafted update.
+    pub collusion_noise: CollusionNoise,
     /// Anomaly methods the processor runs at EvaluateRound.
     pub anomaly: Vec<AnomalyMethod>,
     /// Members flagged by at least this many methods are excluded.
@@ -569,6 +571,11 @@ pub async fn run(
                 colluders.clone()
             } else {
                 Vec::new()
+            },
+            collusion_noise: if attack.is_some() {
+                args.collusion_noise
+            } else {
+                CollusionNoise::NONE
             },
             slowdown: slow
                 .iter()

@@ -337,6 +337,7 @@ mod tests {
             work_dir: dir.path().to_path_buf(),
             first_scores: true,
             links: Vec::new(),
+            collusion_noise: crate::demo::attack::CollusionNoise::NONE,
         };
         let outcome = simulate(simulation, members, |_| {}).await.unwrap();
         let round = &outcome.rounds[0];

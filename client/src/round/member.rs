@@ -89,6 +89,9 @@ pub struct MemberConfig {
     /// A colluding attacker's fellow attackers (public keys; its own may be among them): it
     /// waits for every other member expected to train, and crafts its update from theirs.
     pub colluders: BTreeSet<String>,
+    /// How far a colluding attacker moves its copy of the crafted update, with noise of its
+    /// own seed (0: the copy every colluder sends).
+    pub collusion_noise: crate::demo::attack::CollusionNoise,
     /// Extra time after training, as a multiple of the training time (0: none): a slower
     /// member, for experiments with heterogeneous speeds.
     pub slowdown: f64,
@@ -630,7 +633,14 @@ impl<L: Ledger> Member<L> {
                     + usize::from(!self.config.colluders.contains(&self.key));
                 let members = honest.len() + attackers;
                 tracing::info!(member = %self.config.name, round, honest = honest.len(), attackers, attack = %kind, "crafting a colluding update");
-                crate::demo::attack::collude(kind, &parent, &honest, members, attackers)?
+                let crafted =
+                    crate::demo::attack::collude(kind, &parent, &honest, members, attackers)?;
+                crate::demo::attack::perturbed(
+                    &parent,
+                    &crafted,
+                    self.config.collusion_noise,
+                    seed,
+                )?
             }
             Some(kind) => {
                 let previous = self.previous_parent(state, round).await?;

@@ -148,9 +148,17 @@ pub struct MemberSection {
     /// public keys.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub colluders: Vec<String>,
+    /// A colluding attacker moves its copy of the crafted update by Gaussian noise of this
+    /// norm relative to the crafted change (0: the copy its fellows send too).
+    #[serde(default, skip_serializing_if = "is_no_noise")]
+    pub collusion_noise: crate::demo::attack::CollusionNoise,
     /// Extra time after training, as a multiple of the training time.
     #[serde(default)]
     pub slowdown: f64,
+}
+
+fn is_no_noise(noise: &crate::demo::attack::CollusionNoise) -> bool {
+    *noise == crate::demo::attack::CollusionNoise::NONE
 }
 
 fn default_commit_timeout() -> f64 {
@@ -393,6 +401,7 @@ async fn start_member<L: Ledger>(
         seed: m.train.seed,
         attack,
         colluders: m.colluders.iter().cloned().collect(),
+        collusion_noise: m.collusion_noise,
         slowdown: m.slowdown,
         until_round,
         encoding: bcfl_fed::update::Encoding::F32,
@@ -538,5 +547,36 @@ pub(crate) async fn shutdown() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(extra: &str) -> std::result::Result<NodeConfig, toml::de::Error> {
+        toml::from_str(&format!(
+            "[member]\nname = \"m\"\nkey = \"k\"\npackage = \"p\"\ndata = \"d\"\nstore = \"s\"\n\
+             listen = \"127.0.0.1:0\"\n{extra}"
+        ))
+    }
+
+    /// A colluder's noise is read from the file, 0 when absent, and a negative one refused
+    /// with a message that names it.
+    #[test]
+    fn collusion_noise_is_read_and_checked() {
+        let none = member("").unwrap().member.unwrap();
+        assert_eq!(
+            none.collusion_noise,
+            crate::demo::attack::CollusionNoise::NONE
+        );
+        let noisy = member("collusion_noise = 0.25").unwrap().member.unwrap();
+        assert_eq!(noisy.collusion_noise.value(), 0.25);
+        let err = member("collusion_noise = -1.0").unwrap_err().to_string();
+        assert!(err.contains("collusion noise -1"), "{err}");
+        // Written back without the field when there is no noise.
+        assert!(!toml::to_string(&member("").unwrap())
+            .unwrap()
+            .contains("collusion_noise"));
     }
 }

@@ -38,7 +38,7 @@ use super::model::Trainer;
 use super::report::{NodeEvent, Report};
 use super::summary::{round_done, round_report, MemberInfo, RoundReport};
 use super::{Error, Result};
-use crate::demo::attack::AttackKind;
+use crate::demo::attack::{AttackKind, CollusionNoise};
 use bcfl_fed::digest::sha256_hex;
 use bcfl_fed::update::{Encoding, Update};
 use bcfl_ledger::keys::{PrivateKey, Signer};
@@ -83,6 +83,9 @@ pub struct SimulationConfig {
     /// Link measurements reported before round 1, `from` and `to` being member names; each
     /// link's newest sample is reported by `from` (see the module docs). Empty: none.
     pub links: Vec<pb::Link>,
+    /// How far each colluding attacker moves its copy of the crafted update
+    /// ([`crate::demo::attack::perturbed`]).
+    pub collusion_noise: CollusionNoise,
 }
 
 /// What a simulation leaves.
@@ -247,6 +250,7 @@ pub async fn simulate(
             } else {
                 BTreeSet::new()
             },
+            collusion_noise: config.collusion_noise,
             slowdown: m.slowdown,
             until_round: Some(rounds),
             encoding: config.encoding,

@@ -24,6 +24,7 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use crate::demo::attack::CollusionNoise;
 use crate::figures::{curves_svg, Curve, FigureError};
 use bcfl_processor::anomaly::attack::AttackKind;
 
@@ -57,6 +58,8 @@ pub struct BenchConfig {
     /// Run only the detectors' consortia (no references, no undefended run, no robust rule):
     /// for tuning detection, four times faster with one detector.
     pub detection_only: bool,
+    /// How far each colluding attacker moves its copy of the crafted update.
+    pub collusion_noise: CollusionNoise,
 }
 
 /// A mean and a population standard deviation over seeds.
@@ -159,6 +162,10 @@ pub struct BenchReport {
     pub partition: Partition,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub detection: DetectionSettings,
+    /// How far each colluding attacker moved its copy of the crafted update (absent: 0, the
+    /// one copy; reports written before the option have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collusion_noise: Option<f64>,
     /// The head trained centrally on the whole training split, over seeds.
     pub centralized_accuracy: Stat,
     /// The cells.
@@ -249,6 +256,7 @@ pub async fn run_bench(
         tuning: config.tuning.clone(),
         test_fraction: config.test_fraction,
         seed,
+        collusion_noise: config.collusion_noise,
     };
     let mut centralized_accuracy = Vec::new();
     let mut clean: Vec<(usize, Vec<f64>)> = Vec::new();
@@ -342,6 +350,8 @@ pub async fn run_bench(
     Ok(BenchReport {
         setup: SETUP.into(),
         detection: (&config.tuning).into(),
+        collusion_noise: (config.collusion_noise != CollusionNoise::NONE)
+            .then(|| config.collusion_noise.value()),
         seeds: config.seeds.clone(),
         rounds: config.rounds,
         local_epochs: config.local.epochs,

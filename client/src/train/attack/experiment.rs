@@ -37,6 +37,7 @@ use super::super::{Error, Result};
 use super::detect::{Detector, Tuning};
 use super::embed::Embeddings;
 use super::head::{HeadTrainer, LinearHead, LocalConfig};
+use crate::demo::attack::CollusionNoise;
 use crate::round::coordinator::CoordinatorConfig;
 use crate::round::simulation::{simulate, SimulatedMember, SimulationConfig};
 use bcfl_fed::rule::Rule;
@@ -125,6 +126,8 @@ pub struct Scenario {
     pub test_fraction: f64,
     /// Seeds the split, the shards, the attackers, the links, the members' keys and training.
     pub seed: u64,
+    /// How far each colluding attacker moves its copy of the crafted update.
+    pub collusion_noise: CollusionNoise,
 }
 
 /// A scenario's data, shards, attackers and links: shared by every defence.
@@ -376,6 +379,7 @@ pub async fn run(
         work_dir: work_dir.to_path_buf(),
         first_scores: false,
         links: prepared.links.clone(),
+        collusion_noise: scenario.collusion_noise,
     };
     let outcome = simulate(config, prepared.members(scenario)?, |_| {})
         .await

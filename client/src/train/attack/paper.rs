@@ -24,6 +24,7 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{prepare, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use crate::demo::attack::CollusionNoise;
 use bcfl_processor::anomaly::attack::AttackKind;
 
 /// The table's set-up.
@@ -152,6 +153,7 @@ pub async fn paper_table(
                 tuning: config.tuning.clone(),
                 test_fraction: config.test_fraction,
                 seed,
+                collusion_noise: CollusionNoise::NONE,
             };
             let prepared = prepare(embeddings, dataset, &scenario)?;
             let attackers = prepared.attackers();

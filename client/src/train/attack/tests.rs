@@ -12,6 +12,7 @@ use super::embed::Embeddings;
 use super::experiment::{prepare, run_all, Defence, Prepared, Scenario};
 use super::head::{LinearHead, LocalConfig};
 use super::paper::{paper_table, PaperConfig};
+use crate::demo::attack::CollusionNoise;
 use crate::round::coordinator::CoordinatorConfig;
 use crate::round::member::CHUNK_SIZE;
 use crate::round::simulation::{simulate, SimulationConfig};
@@ -77,6 +78,7 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
         tuning: Default::default(),
         test_fraction: 0.25,
         seed: 3,
+        collusion_noise: CollusionNoise::NONE,
     }
 }
 
@@ -99,6 +101,7 @@ fn one_round(
         work_dir: dir.to_path_buf(),
         first_scores: false,
         links: prepared.links.clone(),
+        collusion_noise: CollusionNoise::NONE,
     }
 }
 
@@ -190,6 +193,65 @@ async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
         );
         assert!(!honest.contains(&crafted));
     }
+}
+
+/// With collusion noise each colluder commits its own copy: the crafted update moved by noise
+/// of the asked share of its change, so the two copies differ, and the duplicate method at
+/// the every-attack distance no longer sees them as one update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noisy_colluders_commit_copies_of_their_own() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 2, AttackKind::MinMax, 1);
+    s.collusion_noise = "0.3".parse().unwrap();
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attackers = prepared.attackers();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_round(&s, &prepared, Defence::None, dir.path());
+    config.collusion_noise = s.collusion_noise;
+    config.params.anomaly = Some(pb::AnomalyConfig {
+        duplicate: Some(pb::DuplicateConfig {
+            max_distance_ppm: bcfl_processor::anomaly::EVERY_ATTACK_DUPLICATE_DISTANCE_PPM,
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    })
+    .into();
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let blob = |name: &str, sha: &str| {
+        let store = BlobStore::open(dir.path().join(name), CHUNK_SIZE).unwrap();
+        let bytes = std::fs::read(store.path(&BlobId::parse(sha).unwrap())).unwrap();
+        Update::from_bytes(&bytes).unwrap()
+    };
+    let (mut honest, mut sent) = (Vec::new(), Vec::new());
+    for m in &outcome.members {
+        let c = &state.commitments[&(1, m.key.clone())];
+        let update = blob(&m.name, &c.update_sha256);
+        if attackers.contains(&m.name) {
+            sent.push(update);
+        } else {
+            honest.push(update);
+        }
+    }
+    assert_eq!((honest.len(), sent.len()), (4, 2));
+    assert_ne!(sent[0], sent[1], "each colluder moves its own copy");
+    let parent = LinearHead::zeros(5, 16).to_update();
+    let crafted = crate::demo::attack::collude(AttackKind::MinMax, &parent, &honest, 6, 2).unwrap();
+    let change = crafted.minus(&parent).unwrap();
+    for copy in &sent {
+        let moved = copy.minus(&crafted).unwrap();
+        let share = bcfl_fed::sketch::l2_norm(&moved) / bcfl_fed::sketch::l2_norm(&change);
+        assert!((share - 0.3).abs() < 0.01, "moved by {share} of the change");
+    }
+    let verdict = &state.verdicts[&1];
+    assert!(
+        verdict.excluded.is_empty(),
+        "copies 0.08 apart pass the duplicate method at 0.001: {:?}",
+        verdict.excluded
+    );
 }
 
 /// With sampled coordinates, every member commits its change at the round's positions (the
@@ -387,6 +449,7 @@ async fn bench_report_has_every_defence_and_detector() {
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],
         detection_only: false,
+        collusion_noise: CollusionNoise::NONE,
     };
     let mut cells = 0;
     let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1)
@@ -483,6 +546,7 @@ async fn a_sampling_consortium_trains_only_the_members_the_ledger_draws() {
         work_dir: dir.path().to_path_buf(),
         first_scores: false,
         links: prepared.links.clone(),
+        collusion_noise: CollusionNoise::NONE,
     };
     let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
         .await

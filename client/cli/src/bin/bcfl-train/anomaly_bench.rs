@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::Context;
+use bcfl_client::demo::attack::CollusionNoise;
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig, BenchReport};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
@@ -239,6 +240,11 @@ pub(crate) struct BenchArgs {
     /// out of the report).
     #[arg(long)]
     detection_only: bool,
+    /// Colluding attackers each move their copy of the crafted update by Gaussian noise of
+    /// this norm relative to the crafted change, so that the copies differ (two copies then
+    /// lie about R^2 / (1 + R^2) apart in cosine distance) [default: 0, one copy].
+    #[arg(long, value_name = "R", default_value = "0")]
+    collusion_noise: CollusionNoise,
     /// Non-IID shards: Dirichlet concentration (default: IID shards).
     #[arg(long)]
     dirichlet: Option<f64>,
@@ -338,6 +344,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 tuning: args.common.tuning()?,
                 detectors,
                 detection_only: args.detection_only,
+                collusion_noise: args.collusion_noise,
             };
             let (dataset, embeddings) = args.common.load()?;
             let cells = config.members.len() * config.fractions.len() * config.attacks.len();

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
-use bcfl_client::demo::attack::AttackSpec;
+use bcfl_client::demo::attack::{AttackSpec, CollusionNoise};
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::coordinator::{Synchrony, Topology};
@@ -50,6 +50,11 @@ pub(crate) struct DemoArgs {
     /// together from the honest members' updates); the last COUNT members attack.
     #[arg(long, value_name = "KIND:COUNT")]
     pub(crate) attack: Option<AttackSpec>,
+    /// Colluding attackers (`--attack alie|ipm|min-max|min-sum:COUNT`) each move their copy of
+    /// the crafted update by Gaussian noise of this norm relative to the crafted change, so
+    /// that the copies differ (0: all send the same update).
+    #[arg(long, value_name = "R", default_value = "0")]
+    pub(crate) collusion_noise: CollusionNoise,
     /// Anomaly methods the processor runs at EvaluateRound.
     #[arg(
         long,
@@ -296,6 +301,7 @@ impl DemoArgs {
             partition: self.partition.partition(self.alpha, 0.8)?,
             rule: self.rule,
             attack: self.attack,
+            collusion_noise: self.collusion_noise,
             anomaly: self.anomaly.clone(),
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,

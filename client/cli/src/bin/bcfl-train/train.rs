@@ -699,6 +699,7 @@ pub(crate) async fn run_simulation(
         work_dir: work.path().to_path_buf(),
         first_scores: true,
         links: Vec::new(),
+        collusion_noise: bcfl_client::demo::attack::CollusionNoise::NONE,
     };
     let outcome = simulate(simulation, members, |r| {
         let line = format!(
