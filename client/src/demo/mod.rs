@@ -68,16 +68,6 @@ pub enum AnomalyMethod {
     Dbscan,
 }
 
-impl AnomalyMethod {
-    /// `zscore` or `dbscan`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Zscore => "zscore",
-            Self::Dbscan => "dbscan",
-        }
-    }
-}
-
 /// Where the consortium's base model comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BaseModel {
@@ -632,7 +622,10 @@ pub async fn run(
         base_model_sha256: package.base_sha256.clone(),
         initial_sha256: package.initial_sha256.clone(),
         rule: Rule::from_params(&params)?.to_string(),
-        anomaly: args.anomaly.iter().map(|m| m.as_str().to_owned()).collect(),
+        anomaly: bcfl_processor::anomaly::configured_methods(params.get_anomaly())
+            .into_iter()
+            .map(|m| bcfl_processor::anomaly::method_name(m).to_owned())
+            .collect(),
         mode: format!("{}, {}", args.topology.as_str(), args.synchrony.as_str()),
         data: data.plan.clone(),
         members: planned.iter().map(|p| p.info.clone()).collect(),

@@ -164,6 +164,20 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     }
 }
 
+/// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
+/// modified z-score, the duplicate method).
+pub fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
+    [
+        (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
+        (config.has_dbscan(), pb::AnomalyMethod::DBSCAN),
+        (config.has_zscore(), pb::AnomalyMethod::MODIFIED_ZSCORE),
+        (config.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
+    ]
+    .into_iter()
+    .filter_map(|(on, method)| on.then_some(method))
+    .collect()
+}
+
 /// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
 pub fn feature_name(feature: Feature) -> &'static str {
     FEATURE_NAMES
@@ -506,6 +520,20 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_methods_in_evaluation_order() {
+        let names = |c: &pb::AnomalyConfig| -> Vec<&str> {
+            configured_methods(c).into_iter().map(method_name).collect()
+        };
+        assert_eq!(
+            names(&every_attack_config()),
+            ["dbscan", "zscore", "duplicate"]
+        );
+        assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
+        let all = default_config(true, true, true, 1);
+        assert_eq!(names(&all), ["pagerank", "dbscan", "zscore"]);
+    }
 
     #[test]
     fn feature_names_round_trip() {

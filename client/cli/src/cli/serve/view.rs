@@ -228,17 +228,10 @@ fn anomaly_methods(p: &pb::ConsortiumParams) -> Vec<String> {
     if !p.has_anomaly() {
         return Vec::new();
     }
-    let a = p.get_anomaly();
-    [
-        (a.has_pagerank(), pb::AnomalyMethod::PAGERANK),
-        (a.has_zscore(), pb::AnomalyMethod::MODIFIED_ZSCORE),
-        (a.has_dbscan(), pb::AnomalyMethod::DBSCAN),
-        (a.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, method)| bcfl_processor::anomaly::method_name(*method).to_owned())
-    .collect()
+    bcfl_processor::anomaly::configured_methods(p.get_anomaly())
+        .into_iter()
+        .map(|method| bcfl_processor::anomaly::method_name(method).to_owned())
+        .collect()
 }
 
 fn round_view(state: &FamilyState, r: &pb::Round) -> RoundView {
