@@ -150,6 +150,13 @@ fn defences_map_onto_consortium_parameters() {
     );
 }
 
+/// The update blob `sha` in simulated member `name`'s store under `dir`.
+fn stored_update(dir: &std::path::Path, name: &str, sha: &str) -> Update {
+    let store = BlobStore::open(dir.join(name), CHUNK_SIZE).unwrap();
+    let bytes = std::fs::read(store.path(&BlobId::parse(sha).unwrap())).unwrap();
+    Update::from_bytes(&bytes).unwrap()
+}
+
 /// Colluding attackers on the round library: each waits for the honest members' commitments,
 /// fetches their updates from their blob servers and commits the one update crafted from them;
 /// what they commit is exactly [`collude`](crate::demo::attack::collude) of the honest blobs.
@@ -166,11 +173,7 @@ async fn colluders_commit_the_update_crafted_from_the_honest_blobs() {
             .await
             .unwrap();
         let state = &outcome.state;
-        let blob = |name: &str, sha: &str| {
-            let store = BlobStore::open(dir.path().join(name), CHUNK_SIZE).unwrap();
-            let bytes = std::fs::read(store.path(&BlobId::parse(sha).unwrap())).unwrap();
-            Update::from_bytes(&bytes).unwrap()
-        };
+        let blob = |name: &str, sha: &str| stored_update(dir.path(), name, sha);
         let mut honest = Vec::new();
         let mut sent = Vec::new();
         for m in &outcome.members {
@@ -221,11 +224,7 @@ async fn noisy_colluders_commit_copies_of_their_own() {
         .await
         .unwrap();
     let state = &outcome.state;
-    let blob = |name: &str, sha: &str| {
-        let store = BlobStore::open(dir.path().join(name), CHUNK_SIZE).unwrap();
-        let bytes = std::fs::read(store.path(&BlobId::parse(sha).unwrap())).unwrap();
-        Update::from_bytes(&bytes).unwrap()
-    };
+    let blob = |name: &str, sha: &str| stored_update(dir.path(), name, sha);
     let (mut honest, mut sent) = (Vec::new(), Vec::new());
     for m in &outcome.members {
         let c = &state.commitments[&(1, m.key.clone())];
