@@ -219,6 +219,12 @@ impl DemoArgs {
             );
         }
         anyhow::ensure!(
+            self.collusion_noise == CollusionNoise::NONE
+                || self.attack.is_some_and(|a| a.kind.colludes()),
+            "--collusion-noise moves colluders' copies: it needs a colluding --attack (alie, ipm, \
+             min-max or min-sum)"
+        );
+        anyhow::ensure!(
             !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
             "Krum needs at least 3 members"
         );
@@ -426,6 +432,7 @@ mod tests {
         let err = config(&["--members", "2"]).unwrap_err().to_string();
         assert!(err.contains("DBSCAN needs at least 3 members"), "{err}");
         assert!(config(&["--members", "2", "--anomaly", "zscore"]).is_ok());
+
         assert!(config(&["--members", "3"]).is_ok());
         // Sampled rounds train at least the quorum: 2 of 3, too few for DBSCAN; 3 of 5 will do.
         let err = config(&["--members", "3", "--sample-fraction", "0.1"]).unwrap_err();
@@ -434,6 +441,20 @@ mod tests {
         assert_eq!(five.sample_ppm, 100_000);
         assert!(config(&["--members", "5", "--sample-fraction", "1.5"]).is_err());
         assert_eq!(config(&["--members", "3"]).unwrap().sample_ppm, 0);
+    }
+
+    #[test]
+    fn collusion_noise_needs_colluders() {
+        let noisy = config(&["--attack", "min-max:2", "--collusion-noise", "0.3"]).unwrap();
+        assert_eq!(noisy.collusion_noise.value(), 0.3);
+        let err = config(&["--attack", "sign-flip:1", "--collusion-noise", "0.3"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a colluding --attack"), "{err}");
+        let err = config(&["--attack", "min-max:2", "--collusion-noise=-1"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 0"), "{err}");
     }
 
     #[test]
