@@ -19,17 +19,29 @@ impl LlamaWeights for RandomWeights {
     }
 }
 
+/// The same weights on every call for one configuration: drawn from a generator of their own
+/// (not libtorch's process-global one, which tests drawing concurrently without
+/// [`crate::train::seeded`] would advance between two calls, so that two `tiny()` models
+/// differed now and then).
 pub(crate) fn random_weights(config: &LlamaConfig) -> RandomWeights {
-    let _seed = crate::train::seeded(7);
+    use rand::{Rng as _, SeedableRng as _};
+    use rand_distr::{Distribution as _, StandardNormal};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let (dim, ff) = (config.embedding_length, config.feed_forward_length);
     let kv = config.head_count_kv * config.head_dim();
     let mut w = HashMap::new();
     let mut add = |name: String, shape: &[i64], norm: bool| {
-        let t = match norm {
-            true => Tensor::rand(shape, (Kind::Float, Device::Cpu)) + 0.5,
-            false => Tensor::randn(shape, (Kind::Float, Device::Cpu)) * 0.2,
-        };
-        w.insert(name, t);
+        let count = shape.iter().product::<i64>() as usize;
+        let values: Vec<f32> = (0..count)
+            .map(|_| match norm {
+                true => rng.gen::<f32>() + 0.5,
+                false => {
+                    let x: f32 = StandardNormal.sample(&mut rng);
+                    x * 0.2
+                }
+            })
+            .collect();
+        w.insert(name, Tensor::from_slice(&values).reshape(shape));
     };
     for i in 0..config.block_count {
         let n = |p: &str| format!("blk.{i}.{p}.weight");
