@@ -209,16 +209,16 @@ impl std::fmt::Display for CollusionNoise {
 }
 
 /// A colluder's own copy of the crafted update `sent` (from `parent`): its delta plus Gaussian
-/// noise (drawn from `seed`) of `noise` times the delta's L2 norm; `sent` itself at
+/// noise (drawn from `seed`) of `noise` times the delta's L2 norm; `sent` as it is at
 /// [`CollusionNoise::NONE`].
 pub fn perturbed(
     parent: &Update,
-    sent: &Update,
+    sent: Update,
     noise: CollusionNoise,
     seed: u64,
 ) -> Result<Update> {
     if noise == CollusionNoise::NONE {
-        return Ok(sent.clone());
+        return Ok(sent);
     }
     let delta = sent.minus(parent)?;
     let moved = delta.plus(&scaled(&noise_like(&delta, seed), noise.0 as f32))?;
@@ -412,12 +412,12 @@ mod tests {
             .collect();
         let sent = update(&values);
         let delta = |u: &Update| u.minus(&parent).unwrap();
-        let none = perturbed(&parent, &sent, CollusionNoise::NONE, 1).unwrap();
+        let none = perturbed(&parent, sent.clone(), CollusionNoise::NONE, 1).unwrap();
         assert_eq!(none, sent);
         let noise: CollusionNoise = "0.2".parse().unwrap();
-        let a = perturbed(&parent, &sent, noise, 1).unwrap();
-        let b = perturbed(&parent, &sent, noise, 2).unwrap();
-        assert_eq!(a, perturbed(&parent, &sent, noise, 1).unwrap());
+        let a = perturbed(&parent, sent.clone(), noise, 1).unwrap();
+        let b = perturbed(&parent, sent.clone(), noise, 2).unwrap();
+        assert_eq!(a, perturbed(&parent, sent.clone(), noise, 1).unwrap());
         let moved = delta(&a).minus(&delta(&sent)).unwrap();
         let share = l2_norm(&moved) / l2_norm(&delta(&sent));
         assert!((share - 0.2).abs() < 1e-3, "{share}");

@@ -635,12 +635,7 @@ impl<L: Ledger> Member<L> {
                 tracing::info!(member = %self.config.name, round, honest = honest.len(), attackers, attack = %kind, "crafting a colluding update");
                 let crafted =
                     crate::demo::attack::collude(kind, &parent, &honest, members, attackers)?;
-                crate::demo::attack::perturbed(
-                    &parent,
-                    &crafted,
-                    self.config.collusion_noise,
-                    seed,
-                )?
+                crate::demo::attack::perturbed(&parent, crafted, self.config.collusion_noise, seed)?
             }
             Some(kind) => {
                 let previous = self.previous_parent(state, round).await?;

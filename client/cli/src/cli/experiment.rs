@@ -90,7 +90,7 @@ impl ScaleArgs {
             self.coordinate_samples.to_string(),
         );
         let base = "ab".repeat(32);
-        let argv = vec![
+        let mut argv = vec![
             "init",
             "--base-model-sha256",
             &base,
@@ -103,7 +103,6 @@ impl ScaleArgs {
             "--coordinate-samples",
             &coordinates,
         ];
-        let mut argv = argv;
         match self.anomaly_preset {
             Some(preset) => argv.extend(["--anomaly-preset", preset.name()]),
             None => argv.extend(["--anomaly", &self.anomaly]),

@@ -432,7 +432,6 @@ mod tests {
         let err = config(&["--members", "2"]).unwrap_err().to_string();
         assert!(err.contains("DBSCAN needs at least 3 members"), "{err}");
         assert!(config(&["--members", "2", "--anomaly", "zscore"]).is_ok());
-
         assert!(config(&["--members", "3"]).is_ok());
         // Sampled rounds train at least the quorum: 2 of 3, too few for DBSCAN; 3 of 5 will do.
         let err = config(&["--members", "3", "--sample-fraction", "0.1"]).unwrap_err();
