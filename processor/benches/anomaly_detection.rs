@@ -140,9 +140,8 @@ fn worst_case_cost() {
             sketch: (0..4096)
                 .map(|_| (next() % 20_001) as i32 - 10_000)
                 .collect(),
-            coordinates: (0..4096)
-                .map(|_| (next() % 2_000_001) as i64 - 1_000_000)
-                .collect(),
+            coordinate_step_nano: 7_875,
+            coordinate_steps: (0..4096).map(|_| (next() % 255) as i32 - 127).collect(),
             ..Default::default()
         })
         .collect();

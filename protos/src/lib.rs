@@ -111,13 +111,15 @@ mod tests {
     fn repeated_numbers_are_packed_and_unpacked_ones_still_parse() {
         let commitment = Commitment {
             sketch: vec![1; 256],
-            coordinates: vec![-1; 4],
+            coordinate_step_nano: 1,
+            coordinate_steps: vec![-1; 4],
             ..Default::default()
         };
         let bytes = commitment.write_to_bytes().unwrap();
-        // Field 8 (sketch): one key, a two-byte length, 256 one-byte values; then field 13.
+        // Field 8 (sketch): one key, a two-byte length, 256 one-byte values; then field 14 (the
+        // step, a key and a varint) and field 15 (the steps, packed).
         assert_eq!(&bytes[..3], &[packed_key(8), 0x80, 0x02]);
-        assert_eq!(bytes.len(), 3 + 256 + 2 + 4);
+        assert_eq!(&bytes[259..], &[14 << 3, 1, packed_key(15), 4, 1, 1, 1, 1]);
         assert_eq!(Commitment::parse_from_bytes(&bytes).unwrap(), commitment);
 
         // The unpacked form (one key per value, as this crate wrote it before) parses alike.
@@ -125,8 +127,9 @@ mod tests {
         for _ in 0..256 {
             unpacked.extend([8 << 3, 2]); // key of field 8, varint; zigzag(1) = 2
         }
+        unpacked.extend([14 << 3, 1]);
         for _ in 0..4 {
-            unpacked.extend([13 << 3, 1]); // zigzag(-1) = 1
+            unpacked.extend([15 << 3, 1]); // zigzag(-1) = 1
         }
         assert_eq!(Commitment::parse_from_bytes(&unpacked).unwrap(), commitment);
 

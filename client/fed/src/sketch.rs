@@ -34,7 +34,9 @@
 //! The sampled coordinates ([`coordinates`]) are `count` positions of the flattened update
 //! drawn uniformly with replacement from a SplitMix64 stream whose state starts at
 //! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
-//! values there in nano-units ([`fixed::saturating_nano`]). Commitments use one seed for every
+//! values there in nano-units ([`fixed::saturating_nano`]), quantized like the sketch: in
+//! steps of the largest magnitude over 127 ([`Coordinates::quantize`]), which keeps the step so
+//! that the processor can compare values across members. Commitments use one seed for every
 //! round, [`COORDINATE_SEED`]: every member samples the same positions, so the processor can
 //! compare members coordinate by coordinate (the `COORDINATE_SIGN_BALANCE` feature), and the
 //! same positions every round, so it can compare a member's change with the previous round's
@@ -44,8 +46,8 @@
 //! null space.
 
 use bcfl_processor::fixed;
+use bcfl_processor::statistics::Coordinates;
 use bcfl_protos::bcfl as pb;
-use serde::{Deserialize, Serialize};
 
 use crate::update::Update;
 
@@ -80,7 +82,7 @@ impl StatsShape {
 pub const COORDINATE_SEED: u64 = 0;
 
 /// Statistics of one update.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct UpdateStats {
     /// Training examples behind the update.
     pub samples: u64,
@@ -90,9 +92,8 @@ pub struct UpdateStats {
     pub l2_norm: f64,
     /// Quantized random projection.
     pub sketch: Vec<i32>,
-    /// The update at the sampled coordinates, nano-units (empty when none are asked for).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub coordinates: Vec<i64>,
+    /// The update at the sampled coordinates (empty when none are asked for).
+    pub coordinates: Coordinates,
 }
 
 impl UpdateStats {
@@ -109,9 +110,14 @@ impl UpdateStats {
     }
 }
 
-/// The update's values at `count` positions drawn with `seed`, in nano-units (see the module
+/// The update's values at `count` positions drawn with `seed`, quantized (see the module
 /// docs); all zeros for an empty update.
-pub fn coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
+pub fn coordinates(update: &Update, count: usize, seed: u64) -> Coordinates {
+    Coordinates::quantize(&nano_coordinates(update, count, seed))
+}
+
+/// The update's values at `count` positions drawn with `seed`, in nano-units.
+fn nano_coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
     if count == 0 {
         return Vec::new();
     }
@@ -328,10 +334,10 @@ mod tests {
         // Value i at position i, so a sampled value names its position.
         let values: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
         let u = update(values.clone());
-        let a = coordinates(&u, 256, 7);
+        let a = nano_coordinates(&u, 256, 7);
         assert_eq!(a.len(), 256);
-        assert_eq!(a, coordinates(&u, 256, 7));
-        assert_ne!(a, coordinates(&u, 256, 8));
+        assert_eq!(a, nano_coordinates(&u, 256, 7));
+        assert_ne!(a, nano_coordinates(&u, 256, 8));
         for nano in &a {
             let position = (*nano as f64 / 1e6).round() as usize;
             assert_eq!(*nano, fixed::saturating_nano(f64::from(values[position])));
@@ -350,9 +356,17 @@ mod tests {
         // An empty tensor holds no position: the same values with one in the middle.
         let mut with_empty = u.clone();
         with_empty.tensors.insert("a0".into(), (vec![0], vec![]));
-        assert_eq!(coordinates(&with_empty, 256, 7), a);
-        assert_eq!(coordinates(&u, 0, 7), Vec::<i64>::new());
-        assert_eq!(coordinates(&Update::default(), 3, 7), vec![0, 0, 0]);
+        assert_eq!(nano_coordinates(&with_empty, 256, 7), a);
+        assert_eq!(coordinates(&u, 0, 7), Coordinates::default());
+        assert_eq!(coordinates(&Update::default(), 3, 7).nano(), vec![0, 0, 0]);
+        // Committed quantized: steps of the largest value over 127, each within half a step.
+        let committed = coordinates(&u, 256, 7);
+        assert_eq!(committed, Coordinates::quantize(&a));
+        let largest = a.iter().map(|v| v.unsigned_abs()).max().unwrap();
+        assert_eq!(committed.step_nano(), largest.div_ceil(127));
+        for (back, nano) in committed.nano().iter().zip(&a) {
+            assert!(back.abs_diff(*nano) <= committed.step_nano() / 2);
+        }
         let shape = StatsShape {
             sketch_length: 8,
             coordinate_samples: 5,

@@ -24,13 +24,14 @@
 //!     size_bytes: stats.size_bytes,
 //!     norm_micro: stats.norm_micro,
 //!     sketch: stats.sketch.clone(),
-//!     coordinates: stats.coordinates.clone(),
+//!     coordinate_step_nano: stats.coordinates.step_nano(),
+//!     coordinate_steps: stats.coordinates.steps().to_vec(),
 //!     ..Default::default()
 //! };
 //! assert_eq!(check(&honest, &bytes, &model(0.0), shape), None);
 //! let shrunk = pb::Commitment { norm_micro: 1, ..honest.clone() };
 //! assert_eq!(check(&shrunk, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::NORM);
-//! let moved = pb::Commitment { coordinates: vec![0, 0], ..honest };
+//! let moved = pb::Commitment { coordinate_steps: vec![0, 0], ..honest };
 //! assert_eq!(check(&moved, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::COORDINATES);
 //! ```
 
@@ -81,7 +82,8 @@ pub fn check(
             dispute.size_bytes = recomputed.size_bytes;
             dispute.norm_micro = recomputed.norm_micro;
             dispute.sketch = recomputed.sketch;
-            dispute.coordinates = recomputed.coordinates;
+            dispute.coordinate_step_nano = recomputed.coordinates.step_nano();
+            dispute.coordinate_steps = recomputed.coordinates.steps().to_vec();
         }
     }
     Some(dispute)
@@ -128,7 +130,8 @@ mod tests {
             size_bytes: bytes.len() as u64,
             norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).unwrap(),
             sketch: stats.sketch,
-            coordinates: stats.coordinates,
+            coordinate_step_nano: stats.coordinates.step_nano(),
+            coordinate_steps: stats.coordinates.steps().to_vec(),
             ..Default::default()
         }
     }
@@ -170,10 +173,20 @@ mod tests {
             pb::StatMismatch::SIZE
         );
         let mut shifted = honest.clone();
-        shifted.coordinates[1] += 2;
+        shifted.coordinate_steps[1] += 2;
         let d = check(&shifted, &bytes, &base, SHAPE).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::COORDINATES);
-        assert_eq!(d.coordinates, honest.coordinates);
+        assert_eq!(d.coordinate_steps, honest.coordinate_steps);
+        assert_eq!(d.coordinate_step_nano, honest.coordinate_step_nano);
+        // A step two nano-units off (every value scaled with it) is a mismatch too.
+        let rescaled = pb::Commitment {
+            coordinate_step_nano: honest.coordinate_step_nano + 2,
+            ..honest.clone()
+        };
+        assert_eq!(
+            check(&rescaled, &bytes, &base, SHAPE).unwrap().mismatch,
+            pb::StatMismatch::COORDINATES
+        );
         // Another round's seed gives another sketch.
         let elsewhere = pb::Commitment {
             round: 4,
@@ -199,9 +212,10 @@ mod tests {
                 d.size_bytes,
                 d.norm_micro,
                 d.sketch.len(),
-                d.coordinates.len()
+                d.coordinate_step_nano,
+                d.coordinate_steps.len()
             ),
-            (0, 0, 0, 0)
+            (0, 0, 0, 0, 0)
         );
         let garbage = b"not a safetensors file";
         assert_eq!(

@@ -32,7 +32,8 @@ pub fn commit_payload(
             source,
         })?,
         sketch: stats.sketch.clone(),
-        coordinates: stats.coordinates.clone(),
+        coordinate_step_nano: stats.coordinates.step_nano(),
+        coordinate_steps: stats.coordinates.steps().to_vec(),
         base_round,
         ..Default::default()
     });

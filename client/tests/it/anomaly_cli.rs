@@ -270,9 +270,13 @@ fn the_coordinate_sign_balance_excludes_a_member_below_the_centre_everywhere() {
         .unwrap()
         .iter()
         .find(|c| c["member"] == m4.as_str())
-        .unwrap()["coordinates"]
+        .unwrap()
         .clone();
-    assert_eq!(stored.as_array().unwrap().len(), 64, "{stored}");
+    // Stored in steps of the largest magnitude over 127: -900000000 is -127 steps of 7086615.
+    assert_eq!(stored["coordinate_step_nano"], 7_086_615, "{stored}");
+    let steps = stored["coordinate_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 64, "{stored}");
+    assert!(steps.iter().all(|s| s == -127), "{stored}");
     let audit = cli.json("admin", &["audit", "verdict", "1"]);
     assert_eq!(audit["matches"], true, "{audit}");
 }

@@ -644,7 +644,10 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     }
     assert!(!config("member-1").contains("colluders"));
     for name in ["member-1", "member-4"] {
-        assert_eq!(state.commitments[&(1, key_of(name))].coordinates.len(), 64);
+        assert_eq!(
+            state.commitments[&(1, key_of(name))].coordinate_steps.len(),
+            64
+        );
     }
     assert!(state.rounds[&1].disputes.is_empty());
     let mut colluders = vec![key_of("member-4"), key_of("member-5")];

@@ -704,7 +704,7 @@ mod tests {
                 );
                 let bias = data.column(Feature::COORDINATE_SIGN_BALANCE).unwrap();
                 // The balance's floor follows its sample count; the other features have none.
-                let k = round.commitments[0].coordinates.len() as f64;
+                let k = round.commitments[0].coordinate_steps.len() as f64;
                 assert_eq!(data.floor(Feature::COORDINATE_SIGN_BALANCE), 2.0 / k.sqrt());
                 assert_eq!(data.floor(Feature::UPDATE_NORM), 0.0);
                 let attacker = data

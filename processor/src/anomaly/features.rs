@@ -91,6 +91,7 @@ use bcfl_protos::bcfl as pb;
 use super::stats::median;
 use crate::fixed;
 use crate::limits::DEFAULT_LINK_AGREEMENT_PPM;
+use crate::statistics::Coordinates;
 
 /// The median `bytes_per_sec` of a link's samples, `None` when it has no positive sample median.
 pub fn link_bandwidth(link: &pb::Link) -> Option<f64> {
@@ -433,11 +434,20 @@ fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
 /// change the round made to the global model at those positions. `None` when nobody was
 /// accepted, no one carries coordinates, or the weights sum to 0.
 pub fn weighted_mean_coordinates(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
-    let rows: Vec<(&[i64], i128)> = accepted
+    let values = nano_coordinates(accepted.iter().copied());
+    let rows: Vec<(&[i64], i128)> = values
         .iter()
-        .map(|c| (&c.coordinates[..], i128::from(c.num_samples)))
+        .zip(accepted)
+        .map(|(v, c)| (&v[..], i128::from(c.num_samples)))
         .collect();
     weighted_mean(&rows).filter(|mean| !mean.is_empty())
+}
+
+/// Every commitment's sampled coordinates in nano-units ([`Coordinates::nano`]).
+fn nano_coordinates<'a>(commitments: impl Iterator<Item = &'a pb::Commitment>) -> Vec<Vec<i64>> {
+    commitments
+        .map(|c| Coordinates::of_commitment(c).nano())
+        .collect()
 }
 
 /// Every committer's `|c - m| / |m|` against the previous change `m` the consensus record
@@ -460,10 +470,11 @@ pub fn previous_change_distances(
             if norm_sq == 0 || consensus.previous_change_round.saturating_add(1) != c.round {
                 return 1.0;
             }
-            let len = previous.len().max(c.coordinates.len());
+            let coordinates = Coordinates::of_commitment(c).nano();
+            let len = previous.len().max(coordinates.len());
             let difference: Vec<i128> = (0..len)
                 .map(|k| {
-                    let value = i128::from(c.coordinates.get(k).copied().unwrap_or(0));
+                    let value = i128::from(coordinates.get(k).copied().unwrap_or(0));
                     value - previous.get(k).copied().unwrap_or(0)
                 })
                 .collect();
@@ -581,7 +592,7 @@ pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment], values:
     }
     let k = commitments
         .iter()
-        .map(|c| c.coordinates.len())
+        .map(|c| c.coordinate_steps.len())
         .max()
         .unwrap_or(0);
     if k == 0 {
@@ -621,7 +632,8 @@ pub fn commitment_feature(
             nearest_sketch_cosine_distances(&sketches)
         }
         COORDINATE_SIGN_BALANCE => {
-            let coordinates: Vec<&[i64]> = commitments.iter().map(|c| &c.coordinates[..]).collect();
+            let values = nano_coordinates(commitments.iter());
+            let coordinates: Vec<&[i64]> = values.iter().map(|v| &v[..]).collect();
             coordinate_sign_balances(&coordinates)
         }
         PREVIOUS_CHANGE_DISTANCE => previous_change_distances(commitments, history.get_consensus()),
@@ -706,11 +718,13 @@ mod tests {
     #[test]
     fn the_previous_change_is_the_weighted_mean_and_a_resent_one_lands_on_it() {
         let commit =
-            |member: &str, round: u64, samples: u64, coordinates: Vec<i64>| pb::Commitment {
+            // Steps of one nano-unit: the values as written.
+            |member: &str, round: u64, samples: u64, steps: Vec<i32>| pb::Commitment {
                 member: member.into(),
                 round,
                 num_samples: samples,
-                coordinates,
+                coordinate_step_nano: 1,
+                coordinate_steps: steps,
                 ..Default::default()
             };
         // Round 1: a (3 samples) and b (1 sample) accepted, c excluded.
@@ -769,7 +783,8 @@ mod tests {
     #[test]
     fn scale_floor_known_answers() {
         let with = |k: usize| pb::Commitment {
-            coordinates: vec![1; k],
+            coordinate_step_nano: 1,
+            coordinate_steps: vec![1; k],
             ..Default::default()
         };
         let balance = pb::Feature::COORDINATE_SIGN_BALANCE;

@@ -31,6 +31,7 @@ use bcfl_protos::bcfl as pb;
 use super::attack::{AttackError, AttackKind, SCALE_FACTOR, SLOW_LINK_FACTOR};
 use super::collusion;
 use crate::fixed;
+use crate::statistics::Coordinates;
 
 /// Dimension of the simulated updates.
 pub const UPDATE_DIM: usize = 512;
@@ -206,16 +207,17 @@ pub fn sketch(update: &[f64]) -> Vec<i32> {
     out.iter().map(|s| (s * scale).round() as i32).collect()
 }
 
-/// The update at [`COORDINATE_SAMPLES`] fixed positions (drawn with replacement), in
-/// nano-units.
-pub fn coordinates(update: &[f64]) -> Vec<i64> {
+/// The update at [`COORDINATE_SAMPLES`] fixed positions (drawn with replacement), quantized
+/// as commitments carry them.
+pub fn coordinates(update: &[f64]) -> Coordinates {
     let mut positions = Rng(0xC00D_1A7E);
-    (0..COORDINATE_SAMPLES)
+    let nano: Vec<i64> = (0..COORDINATE_SAMPLES)
         .map(|_| {
             let at = positions.next_u64() % update.len().max(1) as u64;
             fixed::saturating_nano(update.get(at as usize).copied().unwrap_or(0.0))
         })
-        .collect()
+        .collect();
+    Coordinates::quantize(&nano)
 }
 
 /// Simulates one round (see the module docs); an attack outside [`SIMULATED`] and
@@ -255,6 +257,7 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
             if !is_attacker[i] {
                 honest_updates.push(update.clone());
             }
+            let coordinates = coordinates(&update);
             Ok(pb::Commitment {
                 round: 1,
                 member: key.clone(),
@@ -264,7 +267,8 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
                 loss_micro: fixed::saturating_micro(0.5 + 0.05 * rng.normal()),
                 norm_micro: fixed::saturating_micro_unsigned(norm(&update)),
                 sketch: sketch(&update),
-                coordinates: coordinates(&update),
+                coordinate_step_nano: coordinates.step_nano(),
+                coordinate_steps: coordinates.steps().to_vec(),
                 ..Default::default()
             })
         })
@@ -278,7 +282,9 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
         {
             c.norm_micro = fixed::saturating_micro_unsigned(norm(&crafted));
             c.sketch = sketch(&crafted);
-            c.coordinates = coordinates(&crafted);
+            let coordinates = coordinates(&crafted);
+            c.coordinate_step_nano = coordinates.step_nano();
+            c.coordinate_steps = coordinates.steps().to_vec();
         }
     }
     let slow: Vec<bool> = is_attacker

@@ -11,6 +11,7 @@ use crate::limits::{
     MAX_NUM_SAMPLES, MAX_PROBE_BYTES, MAX_ROUND_COMMITTERS, MAX_RTT_US, MAX_SKETCH_LENGTH,
     MAX_STALENESS,
 };
+use crate::statistics::Coordinates;
 
 /// Parses a list of keys that must not repeat, with `min..=max` entries; returns it sorted.
 fn key_set(name: &'static str, keys: &[String], min: usize, max: usize) -> Result<Vec<PublicKey>> {
@@ -319,6 +320,13 @@ fn at_most_values(field: &'static str, len: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Sampled coordinates from a payload's step and steps: at most
+/// [`MAX_COORDINATE_SAMPLES`] of them, within the bounds [`Coordinates::new`] checks.
+fn coordinates(field: &'static str, step_nano: u64, steps: &[i32]) -> Result<Coordinates> {
+    at_most_values(field, steps.len(), MAX_COORDINATE_SAMPLES)?;
+    Coordinates::new(step_nano, steps.to_vec()).map_err(|reason| invalid(field, reason))
+}
+
 /// A member's commitment to its update for a round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CommitUpdate {
@@ -336,9 +344,9 @@ pub struct CommitUpdate {
     pub norm_micro: u64,
     /// Fixed-size sketch of the update, 1..=4096 values.
     pub sketch: Vec<i32>,
-    /// The change at the round's sampled coordinates in nano-units, 0..=4096 values (the rule
-    /// checks the consortium's count).
-    pub coordinates: Vec<i64>,
+    /// The change at the round's sampled coordinates, 0..=4096 values (the rule checks the
+    /// consortium's count).
+    pub coordinates: Coordinates,
     /// Where the blob can be fetched; `None` means from the member's endpoint by hash.
     pub blob_uri: Option<BlobUri>,
     /// The round whose parent (global) model the update was trained from; the payload's 0 is
@@ -359,10 +367,10 @@ impl CommitUpdate {
                 ),
             ));
         }
-        at_most_values(
-            "commit_update.coordinates",
-            m.coordinates.len(),
-            MAX_COORDINATE_SAMPLES,
+        let coordinates = coordinates(
+            "commit_update.coordinate_steps",
+            m.coordinate_step_nano,
+            &m.coordinate_steps,
         )?;
         let round = round_number("commit_update.round", m.round)?;
         Ok(Self {
@@ -381,7 +389,7 @@ impl CommitUpdate {
             loss_micro: m.loss_micro,
             norm_micro: m.norm_micro,
             sketch: m.sketch.clone(),
-            coordinates: m.coordinates.clone(),
+            coordinates,
             blob_uri: optional_uri("commit_update.blob_uri", &m.blob_uri)?,
             base_round: if m.base_round == 0 {
                 round
@@ -400,7 +408,8 @@ impl CommitUpdate {
             loss_micro: self.loss_micro,
             norm_micro: self.norm_micro,
             sketch: self.sketch.clone(),
-            coordinates: self.coordinates.clone(),
+            coordinate_step_nano: self.coordinates.step_nano(),
+            coordinate_steps: self.coordinates.steps().to_vec(),
             blob_uri: uri_string(&self.blob_uri),
             base_round: self.base_round,
             ..Default::default()
@@ -641,7 +650,7 @@ pub struct DisputeCommitment {
     pub sketch: Vec<i32>,
     /// The recomputed sampled coordinates: empty when the blob did not parse, else the
     /// consortium's count (checked by the rule), at most 4096 values.
-    pub coordinates: Vec<i64>,
+    pub coordinates: Coordinates,
 }
 
 impl DisputeCommitment {
@@ -655,17 +664,17 @@ impl DisputeCommitment {
             m.sketch.len(),
             MAX_SKETCH_LENGTH,
         )?;
-        at_most_values(
-            "dispute_commitment.coordinates",
-            m.coordinates.len(),
-            MAX_COORDINATE_SAMPLES,
+        let coordinates = coordinates(
+            "dispute_commitment.coordinate_steps",
+            m.coordinate_step_nano,
+            &m.coordinate_steps,
         )?;
         let malformed = m.mismatch == pb::StatMismatch::MALFORMED;
         if malformed
             && (m.size_bytes != 0
                 || m.norm_micro != 0
                 || !m.sketch.is_empty()
-                || !m.coordinates.is_empty())
+                || !coordinates.is_empty())
         {
             return Err(invalid(
                 "dispute_commitment",
@@ -684,7 +693,7 @@ impl DisputeCommitment {
             )?,
             norm_micro: m.norm_micro,
             sketch: m.sketch.clone(),
-            coordinates: m.coordinates.clone(),
+            coordinates,
         })
     }
 
@@ -696,7 +705,8 @@ impl DisputeCommitment {
             size_bytes: self.size_bytes,
             norm_micro: self.norm_micro,
             sketch: self.sketch.clone(),
-            coordinates: self.coordinates.clone(),
+            coordinate_step_nano: self.coordinates.step_nano(),
+            coordinate_steps: self.coordinates.steps().to_vec(),
             ..Default::default()
         }
     }

@@ -8,6 +8,7 @@ use protobuf::Message;
 use super::*;
 use crate::access::action_addresses;
 use crate::address;
+use crate::statistics::Coordinates;
 
 fn key() -> impl Strategy<Value = PublicKey> {
     "0[23][0-9a-f]{64}".prop_map(|k| PublicKey::parse(&k).unwrap())
@@ -139,14 +140,20 @@ fn action() -> impl Strategy<Value = Action> {
                 vec(any::<i32>(), 1..64),
                 blob_uri()
             ),
-            (1u64.., vec(any::<i64>(), 0..16))
+            (
+                1u64..,
+                vec(-127i32..=127, 0..16),
+                1..=crate::statistics::MAX_COORDINATE_STEP_NANO
+            )
         )
             .prop_map(
                 |(
                     (round, sha, size, samples),
                     (loss, norm, sketch, blob_uri),
-                    (base_round, coordinates),
+                    (base_round, steps, step),
                 )| {
+                    let step = if steps.is_empty() { 0 } else { step };
+                    let coordinates = Coordinates::new(step, steps).unwrap();
                     Action::CommitUpdate(CommitUpdate {
                         round,
                         update_sha256: sha,
@@ -328,14 +335,30 @@ fn bounds_are_enforced() {
         "commit_update.sketch: must hold 1..=4096 values, got 4097"
     );
     commit.sketch = vec![1];
-    commit.coordinates = vec![0; crate::limits::MAX_COORDINATE_SAMPLES + 1];
+    commit.coordinate_step_nano = 1;
+    commit.coordinate_steps = vec![0; crate::limits::MAX_COORDINATE_SAMPLES + 1];
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();
     assert_eq!(
         err,
-        "commit_update.coordinates: must hold at most 4096 values, got 4097"
+        "commit_update.coordinate_steps: must hold at most 4096 values, got 4097"
     );
-    commit.coordinates.clear();
+    commit.coordinate_steps = vec![3, 128];
+    payload.set_commit_update(commit.clone());
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "commit_update.coordinate_steps: every step must be within 127 in magnitude, got 128"
+    );
+    commit.coordinate_step_nano = 0;
+    commit.coordinate_steps = vec![3];
+    payload.set_commit_update(commit.clone());
+    let err = Action::from_proto(&payload).unwrap_err().to_string();
+    assert!(
+        err.contains("the step must be 0 exactly when there are no steps"),
+        "{err}"
+    );
+    commit.coordinate_steps.clear();
     commit.size_bytes = 0;
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();

@@ -355,7 +355,8 @@ pub fn commit_update(
         loss_micro: action.loss_micro,
         norm_micro: action.norm_micro,
         sketch: action.sketch.clone(),
-        coordinates: action.coordinates.clone(),
+        coordinate_step_nano: action.coordinates.step_nano(),
+        coordinate_steps: action.coordinates.steps().to_vec(),
         blob_uri: action
             .blob_uri
             .as_ref()

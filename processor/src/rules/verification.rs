@@ -165,7 +165,8 @@ pub fn dispute_commitment(
             size_bytes: action.size_bytes,
             norm_micro: action.norm_micro,
             sketch: action.sketch.clone(),
-            coordinates: action.coordinates.clone(),
+            coordinate_step_nano: action.coordinates.step_nano(),
+            coordinate_steps: action.coordinates.steps().to_vec(),
             reported_by: signer.as_str().to_owned(),
             ..Default::default()
         },

@@ -8,6 +8,7 @@ use bcfl_client::fixed;
 use bcfl_ledger::family::BcflTransaction;
 use bcfl_ledger::rest::BatchStatusKind;
 use bcfl_processor::rules::rounds::initial_model;
+use bcfl_processor::statistics::Coordinates;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -209,7 +210,8 @@ pub(crate) struct CommitArgs {
     #[arg(long, value_name = "FILE")]
     sketch: PathBuf,
     /// The update's values at the round's sampled coordinates, in nano-units: a file of
-    /// integers like the sketch's, exactly the consortium's `coordinate_samples` of them
+    /// integers like the sketch's, exactly the consortium's `coordinate_samples` of them,
+    /// committed in steps of the largest magnitude over 127 as members commit them
     /// [default: none, for a consortium that samples none].
     #[arg(long, value_name = "FILE")]
     coordinates: Option<PathBuf>,
@@ -546,6 +548,7 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
             coordinates.len()
         );
     }
+    let coordinates = Coordinates::quantize(&coordinates);
     let (sha256, size) = file_sha256(&args.blob)?;
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(pb::CommitUpdate {
@@ -556,7 +559,8 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         loss_micro: fixed::parse_micro(&args.loss).context("--loss")?,
         norm_micro: fixed::parse_micro_unsigned(&args.norm).context("--norm")?,
         sketch,
-        coordinates,
+        coordinate_step_nano: coordinates.step_nano(),
+        coordinate_steps: coordinates.steps().to_vec(),
         blob_uri: args.blob_uri,
         base_round: args.base_round.unwrap_or(0),
         ..Default::default()

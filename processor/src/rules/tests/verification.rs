@@ -327,9 +327,11 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     let (m0, m1) = (w.m(0), w.m(1));
     w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
         .unwrap();
-    let with_coordinates = |tag: &str, coordinates: Vec<i64>| {
+    // Steps of one nano-unit: the values as written.
+    let with_coordinates = |tag: &str, steps: Vec<i32>| {
         let mut payload = commit(1, tag, SKETCH);
-        payload.mut_commit_update().coordinates = coordinates;
+        payload.mut_commit_update().coordinate_step_nano = 1;
+        payload.mut_commit_update().coordinate_steps = steps;
         payload
     };
     let msg = rejected(w.ledger.submit(&m1, &commit(1, "u1", SKETCH)));
@@ -351,28 +353,61 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     w.ledger
         .submit(&m1, &with_coordinates("u1", vec![7, -8, 9]))
         .unwrap();
+    let stored = w.ledger.commitment(1, &m1).unwrap();
     assert_eq!(
-        w.ledger.commitment(1, &m1).unwrap().coordinates,
-        vec![7, -8, 9]
+        (stored.coordinate_step_nano, stored.coordinate_steps),
+        (1, vec![7, -8, 9])
     );
-    let recomputed = |coordinates: Vec<i64>| {
+    let recomputed = |step: u64, steps: Vec<i32>| {
         dispute(1, &m1, |d| {
             d.mismatch = pb::StatMismatch::COORDINATES;
             d.norm_micro = 3_000_000;
             d.sketch = (0..SKETCH as i32).collect();
-            d.coordinates = coordinates;
+            d.coordinate_step_nano = step;
+            d.coordinate_steps = steps;
         })
     };
-    let msg = rejected(w.ledger.submit(&m0, &recomputed(vec![7, -8])));
+    let msg = rejected(w.ledger.submit(&m0, &recomputed(1, vec![7, -8])));
     assert_eq!(msg, "the recomputed coordinates must hold 3 values, got 2");
-    // Within one nano-unit of every committed value: nothing to dispute.
-    let msg = rejected(w.ledger.submit(&m0, &recomputed(vec![8, -9, 9])));
+    // The step within one nano-unit and every value within one step: nothing to dispute.
+    let msg = rejected(w.ledger.submit(&m0, &recomputed(2, vec![8, -9, 9])));
     assert_eq!(
         msg,
         format!("the recomputed COORDINATES agrees with {m1}'s commitment: nothing to dispute")
     );
-    let events = w.ledger.submit(&m0, &recomputed(vec![7, -8, -9])).unwrap();
-    assert_eq!(events[0].attribute("mismatch"), Some("COORDINATES"));
+    // A step further off is a mismatch even with the same steps.
+    let far = w.ledger.submit(&m0, &recomputed(3, vec![7, -8, 9]));
+    assert!(far.is_ok(), "{far:?}");
     let round = w.ledger.round(1).unwrap();
-    assert_eq!(round.disputes[0].coordinates, vec![7, -8, -9]);
+    assert_eq!(round.disputes[0].coordinate_steps, vec![7, -8, 9]);
+    assert_eq!(round.disputes[0].coordinate_step_nano, 3);
+}
+
+#[test]
+fn a_value_two_steps_off_is_disputed() {
+    let mut w = World::with_params(pb::ConsortiumParams {
+        coordinate_samples: 3,
+        ..params()
+    });
+    let (m0, m1) = (w.m(0), w.m(1));
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    let mut payload = commit(1, "u1", SKETCH);
+    payload.mut_commit_update().coordinate_step_nano = 5;
+    payload.mut_commit_update().coordinate_steps = vec![7, -8, 9];
+    w.ledger.submit(&m1, &payload).unwrap();
+    let events = w
+        .ledger
+        .submit(
+            &m0,
+            &dispute(1, &m1, |d| {
+                d.mismatch = pb::StatMismatch::COORDINATES;
+                d.norm_micro = 3_000_000;
+                d.sketch = (0..SKETCH as i32).collect();
+                d.coordinate_step_nano = 5;
+                d.coordinate_steps = vec![7, -8, -9];
+            }),
+        )
+        .unwrap();
+    assert_eq!(events[0].attribute("mismatch"), Some("COORDINATES"));
 }
