@@ -147,6 +147,8 @@ mod tests {
     use crate::llm::model::tests::tiny;
 
     fn trained_tiny() -> (Llama, LoraConfig) {
+        // Random adapters come from libtorch's process-global generator: hold it.
+        let _generator = crate::train::seeded(2);
         let mut model = tiny();
         let lora = LlamaLora::for_top_layers(LlamaLora::flowertune(), model.config(), 1);
         model.attach_lora(lora.clone()).unwrap();

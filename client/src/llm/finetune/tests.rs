@@ -129,7 +129,11 @@ fn a_saved_prefix_cache_reads_back_and_a_damaged_one_is_recomputed() {
         .unwrap()
         .with_max_tokens(96);
     let lora = LlamaLora::for_top_layers(LlamaLora::flowertune(), lm.model().config(), 1);
-    lm.model_mut().attach_lora(lora).unwrap();
+    {
+        // attach_lora draws A from libtorch's process-global generator: hold it.
+        let _generator = crate::train::seeded(2);
+        lm.model_mut().attach_lora(lora).unwrap();
+    }
     let model = lm.model();
     let dir = tempfile::tempdir().unwrap();
     let states = |set: &QaSet| -> Vec<Tensor> {

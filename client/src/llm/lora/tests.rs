@@ -67,6 +67,8 @@ fn smollm2_flowertune_update_bytes_against_the_whole_model() {
 
 #[test]
 fn adapters_are_named_after_the_tensors_they_adapt_and_round_trip() {
+    // attach_lora draws A from libtorch's process-global generator: hold it.
+    let _generator = crate::train::seeded(1);
     let mut model = tiny();
     let lora = LoraConfig {
         rank: 4,
@@ -99,6 +101,8 @@ fn adapters_are_named_after_the_tensors_they_adapt_and_round_trip() {
 
 #[test]
 fn fresh_adapters_leave_the_decoder_unchanged_and_trained_ones_do_not() {
+    // attach_lora draws A from libtorch's process-global generator: hold it.
+    let _generator = crate::train::seeded(2);
     // One model before and after: tests running alongside draw from libtorch's generator.
     let mut adapted = tiny();
     let ids = Tensor::from_slice(&[1i64, 7, 3, 9, 4, 2]).unsqueeze(0);
@@ -126,6 +130,8 @@ fn fresh_adapters_leave_the_decoder_unchanged_and_trained_ones_do_not() {
 
 #[test]
 fn gradients_reach_only_the_adapters_of_the_top_layers() {
+    // attach_lora draws A from libtorch's process-global generator: hold it.
+    let _generator = crate::train::seeded(3);
     let mut model = tiny();
     model
         .attach_lora(LoraConfig {
@@ -159,6 +165,8 @@ fn gradients_reach_only_the_adapters_of_the_top_layers() {
 
 #[test]
 fn the_cached_prefix_gives_the_full_forward_pass() {
+    // attach_lora draws A from libtorch's process-global generator: hold it.
+    let _generator = crate::train::seeded(4);
     let mut model = tiny();
     model
         .attach_lora(LoraConfig {
@@ -180,6 +188,8 @@ fn the_cached_prefix_gives_the_full_forward_pass() {
 
 #[test]
 fn trained_adapters_on_every_projection_give_the_full_forward_pass_from_any_layer() {
+    // attach_lora draws A from libtorch's process-global generator: hold it.
+    let _generator = crate::train::seeded(5);
     // The split forward pass runs the last block at the last position only: it must equal the
     // full pass with adapters that change every projection.
     let mut model = tiny();
