@@ -187,6 +187,8 @@ fn the_first_adapted_layer_must_exist() {
         from_layer,
         ..LoraConfig::default()
     };
+    // A fresh head and adapters come from libtorch's process-global generator: hold it.
+    let _generator = seeded(3);
     assert!(BertClassifier::new(config.clone(), lora(3), 3, Device::Cpu).is_err());
     // From the last layer + 1: no adapter at all, only the head trains.
     let head_only = BertClassifier::new(config, lora(2), 3, Device::Cpu).unwrap();
@@ -288,10 +290,14 @@ fn model_dir_checks_the_weights_digest() {
         ModelDir::open(dir.path(), Some(&wrong)),
         Err(Error::Checksum { .. })
     ));
-    // The loaded classifier has the saved base weights.
-    let model = opened
-        .classifier(3, &LoraConfig::default(), Device::Cpu)
-        .unwrap();
+    // The loaded classifier has the saved base weights (its fresh head and adapters are drawn
+    // from libtorch's process-global generator, so hold it).
+    let model = {
+        let _generator = seeded(2);
+        opened
+            .classifier(3, &LoraConfig::default(), Device::Cpu)
+            .unwrap()
+    };
     let expected = tiny_model(&encoder(), 1);
     assert_eq!(
         Update::from_store(model.base()).unwrap(),

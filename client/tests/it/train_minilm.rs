@@ -52,9 +52,12 @@ fn minilm_loads_verified_and_embeds_paraphrases_close_together() {
         (dir.config().num_hidden_layers, dir.config().hidden_size),
         (6, 384)
     );
-    let model = dir
-        .classifier(5, &LoraConfig::default(), Device::Cpu)
-        .unwrap();
+    let model = {
+        // A fresh head and adapters come from libtorch's process-global generator: hold it.
+        let _generator = bcfl_client::train::seeded(2);
+        dir.classifier(5, &LoraConfig::default(), Device::Cpu)
+            .unwrap()
+    };
     // LoRA rank 8 on query and value of 6 layers, and a 384 x 5 head.
     assert_eq!(
         model.trainable_parameters(),
