@@ -230,29 +230,59 @@ fn cosine_distance(v: &[i64], centre: &[i128], centre_sq: i128) -> f64 {
     (1.0 - cos).clamp(0.0, 2.0)
 }
 
+/// The dot product of two sketches, exact up to saturation at the ends of `i128`.
+fn exact_dot(a: &[i32], b: &[i32]) -> i128 {
+    a.iter().zip(b).fold(0i128, |acc, (x, y)| {
+        acc.saturating_add(i128::from(*x).saturating_mul(i128::from(*y)))
+    })
+}
+
+/// The sketches as `i16` when every value fits and no dot product of two of them can leave
+/// `i32` (`max |v|^2 x length <= i32::MAX`, as for the client's sketches: values within 127,
+/// at most 4096 of them), so that [`small_dot`] computes exactly what [`exact_dot`] does.
+fn small_sketches(sketches: &[&[i32]]) -> Option<Vec<Vec<i16>>> {
+    let largest = sketches
+        .iter()
+        .flat_map(|s| s.iter())
+        .map(|v| v.unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    let length = sketches.iter().map(|s| s.len()).max().unwrap_or(0);
+    let fits = largest <= i16::MAX as u32
+        && u64::from(largest) * u64::from(largest) * length as u64 <= i32::MAX as u64;
+    fits.then(|| {
+        sketches
+            .iter()
+            .map(|s| s.iter().map(|&v| v as i16).collect())
+            .collect()
+    })
+}
+
+/// The dot product of two sketches of [`small_sketches`]: no overflow is possible, and the
+/// compiler vectorizes the loop (16-bit multiplies summed in 32 bits).
+fn small_dot(a: &[i16], b: &[i16]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
+}
+
 /// For every sketch, the cosine distance to the closest other sketch, in [0, 2] (pairs where
-/// either is zero count as 1; 1 for a lone sketch). Integer dot products (saturating `i128`) up
-/// to one division per pair; `n (n - 1) / 2` pairs, so [`MemberData`](super::MemberData)
-/// computes it only when a method asks for it.
+/// either is zero count as 1; 1 for a lone sketch). Integer dot products up to one division per
+/// pair: in `i32` over `i16` copies when no product can overflow (the client's sketches, the
+/// fast path), else saturating `i128`, with the same results; `n (n - 1) / 2` pairs, so
+/// [`MemberData`](super::MemberData) computes it only when a method asks for it.
 pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
     let n = sketches.len();
-    let squares: Vec<i128> = sketches
-        .iter()
-        .map(|s| {
-            s.iter().fold(0i128, |acc, v| {
-                acc.saturating_add(i128::from(*v).saturating_mul(i128::from(*v)))
-            })
-        })
-        .collect();
+    let squares: Vec<i128> = sketches.iter().map(|s| exact_dot(s, s)).collect();
+    let small = small_sketches(sketches);
     let mut nearest = vec![f64::INFINITY; n];
     for i in 0..n {
         for j in i + 1..n {
-            let dot = sketches[i]
-                .iter()
-                .zip(sketches[j].iter())
-                .fold(0i128, |acc, (a, b)| {
-                    acc.saturating_add(i128::from(*a).saturating_mul(i128::from(*b)))
-                });
+            let dot = match &small {
+                Some(small) => i128::from(small_dot(&small[i], &small[j])),
+                None => exact_dot(sketches[i], sketches[j]),
+            };
             let distance = if squares[i] == 0 || squares[j] == 0 {
                 1.0
             } else {
@@ -867,6 +897,53 @@ mod tests {
         let short: &[i32] = &[3];
         let d = nearest_sketch_cosine_distances(&[short, x]);
         assert!((d[0] - 0.4).abs() < 1e-15 && (d[1] - 0.4).abs() < 1e-15);
+        // Values too large for the 16-bit path take the exact one and still compare.
+        let big: &[i32] = &[i32::MAX, i32::MIN];
+        assert!(small_sketches(&[big, x]).is_none());
+        assert_eq!(nearest_sketch_cosine_distances(&[big, big]), vec![0.0, 0.0]);
+        // The fast path's bound: 127 fits at 4096 values, 32767 at two but not at three.
+        assert!(small_sketches(&[&[127; 4096][..]]).is_some());
+        assert!(small_sketches(&[&[32767, 32767][..]]).is_some());
+        assert!(small_sketches(&[&[32767, 0, 0][..]]).is_none());
+        assert!(small_sketches(&[&[32768][..]]).is_none());
+    }
+
+    proptest::proptest! {
+        /// Whichever path computes them, the nearest distances are those of exact `i128` dot
+        /// products, bit for bit.
+        #[test]
+        fn the_fast_nearest_distance_is_exact(
+            sketches in proptest::collection::vec(
+                proptest::collection::vec(-200i32..200, 1..40),
+                0..12,
+            ),
+            scale in proptest::prop_oneof![proptest::strategy::Just(1i32), 1i32..20_000],
+        ) {
+            let sketches: Vec<Vec<i32>> = sketches
+                .iter()
+                .map(|s| s.iter().map(|v| v.saturating_mul(scale)).collect())
+                .collect();
+            let refs: Vec<&[i32]> = sketches.iter().map(|s| &s[..]).collect();
+            let squares: Vec<i128> = refs.iter().map(|s| exact_dot(s, s)).collect();
+            let n = refs.len();
+            let expected: Vec<f64> = (0..n)
+                .map(|i| {
+                    let nearest = (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| {
+                            if squares[i] == 0 || squares[j] == 0 {
+                                return 1.0;
+                            }
+                            let cos = exact_dot(refs[i], refs[j]) as f64
+                                / ((squares[i] as f64).sqrt() * (squares[j] as f64).sqrt());
+                            (1.0 - cos).clamp(0.0, 2.0)
+                        })
+                        .fold(f64::INFINITY, f64::min);
+                    if nearest.is_finite() { nearest } else { 1.0 }
+                })
+                .collect();
+            proptest::prop_assert_eq!(nearest_sketch_cosine_distances(&refs), expected);
+        }
     }
 
     fn commitment(member: &str, sketch: &[i32]) -> pb::Commitment {
