@@ -132,10 +132,21 @@ pub fn profile_dir() -> PathBuf {
     }
 }
 
-/// The workspace root, where the on-demand builds run.
-fn workspace_root() -> PathBuf {
-    // This crate lives in <root>/tests/kit.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The workspace root, where the on-demand builds run and the scripts lie: found from the
+/// running test's `CARGO_MANIFEST_DIR` (cargo sets it for every test process: the tested
+/// crate's directory, inside the workspace), so that a kit compiled from another checkout of
+/// the same sources (a shared target directory, which cargo does not rebuild for a new path)
+/// still runs this checkout's scripts; else this crate's own directory at build time
+/// (`<root>/tests/kit`).
+pub(crate) fn workspace_root() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|dir| {
+            dir.ancestors()
+                .find(|d| d.join("scripts/sawtooth-build.sh").is_file())
+                .map(Path::to_path_buf)
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 #[cfg(test)]

@@ -58,12 +58,8 @@ impl Component {
     }
 }
 
-fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn script() -> PathBuf {
-    repository().join("scripts/sawtooth-net.py")
+    crate::binary::workspace_root().join("scripts/sawtooth-net.py")
 }
 
 /// A real Sawtooth network started by `scripts/sawtooth-net.py up` in a folder of the test;
@@ -84,7 +80,7 @@ impl SawtoothNetwork {
         AVAILABLE
             .get_or_init(|| {
                 let out = Command::new("bash")
-                    .arg(repository().join("scripts/sawtooth-build.sh"))
+                    .arg(crate::binary::workspace_root().join("scripts/sawtooth-build.sh"))
                     .output()
                     .expect("bash runs");
                 let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
