@@ -318,8 +318,9 @@ fn an_accepted_commitment_the_aggregator_did_not_dispute_contests_the_aggregate(
     );
 }
 
-#[test]
-fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
+/// A consortium that samples 3 coordinates, with round 1 open (m0 aggregating): the world, m0
+/// and m1.
+fn sampling_round() -> (World, String, String) {
     let mut w = World::with_params(pb::ConsortiumParams {
         coordinate_samples: 3,
         ..params()
@@ -327,6 +328,12 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     let (m0, m1) = (w.m(0), w.m(1));
     w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
         .unwrap();
+    (w, m0, m1)
+}
+
+#[test]
+fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
+    let (mut w, m0, m1) = sampling_round();
     // Steps of one nano-unit: the values as written.
     let with_coordinates = |tag: &str, steps: Vec<i32>| {
         let mut payload = commit(1, tag, SKETCH);
@@ -385,13 +392,7 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
 
 #[test]
 fn a_value_two_steps_off_is_disputed() {
-    let mut w = World::with_params(pb::ConsortiumParams {
-        coordinate_samples: 3,
-        ..params()
-    });
-    let (m0, m1) = (w.m(0), w.m(1));
-    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
-        .unwrap();
+    let (mut w, m0, m1) = sampling_round();
     let mut payload = commit(1, "u1", SKETCH);
     payload.mut_commit_update().coordinate_step_nano = 5;
     payload.mut_commit_update().coordinate_steps = vec![7, -8, 9];
