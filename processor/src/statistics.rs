@@ -16,7 +16,7 @@
 //!
 //! The recomputation is deterministic (`f64` sums in a fixed order), so an honest member's
 //! numbers match exactly; the tolerance only spares other implementations that sum or round in
-//! another order, and a lie within it cannot move a verdict.
+//! another order, and a lie within it moves a value by no more than one rounding step.
 //!
 //! Sampled coordinates travel and are stored compactly ([`Coordinates`]): a step in nano-units,
 //! the largest magnitude over [`COORDINATE_STEPS_MAX`] (127) rounded up, and each value as a
