@@ -151,6 +151,7 @@ mod tests {
         let base = model(&[0.5, -0.25, 1.0, 0.0]);
         let bytes = model(&[5.0, -5.0, 9.0, 3.0]).to_bytes(Encoding::F32);
         let honest = committed(&bytes, &base, 3);
+        let mismatch_of = |c: &pb::Commitment| check(c, &bytes, &base, SHAPE).unwrap().mismatch;
         let small = pb::Commitment {
             norm_micro: honest.norm_micro / 10,
             ..honest.clone()
@@ -160,18 +161,12 @@ mod tests {
         assert_eq!(d.norm_micro, honest.norm_micro);
         let mut flipped = honest.clone();
         flipped.sketch = honest.sketch.iter().map(|v| -v).collect();
-        assert_eq!(
-            check(&flipped, &bytes, &base, SHAPE).unwrap().mismatch,
-            pb::StatMismatch::SKETCH
-        );
+        assert_eq!(mismatch_of(&flipped), pb::StatMismatch::SKETCH);
         let resized = pb::Commitment {
             size_bytes: honest.size_bytes + 1,
             ..honest.clone()
         };
-        assert_eq!(
-            check(&resized, &bytes, &base, SHAPE).unwrap().mismatch,
-            pb::StatMismatch::SIZE
-        );
+        assert_eq!(mismatch_of(&resized), pb::StatMismatch::SIZE);
         let mut shifted = honest.clone();
         shifted.coordinate_steps[1] += 2;
         let d = check(&shifted, &bytes, &base, SHAPE).unwrap();
@@ -183,19 +178,13 @@ mod tests {
             coordinate_step_nano: honest.coordinate_step_nano + 2,
             ..honest.clone()
         };
-        assert_eq!(
-            check(&rescaled, &bytes, &base, SHAPE).unwrap().mismatch,
-            pb::StatMismatch::COORDINATES
-        );
+        assert_eq!(mismatch_of(&rescaled), pb::StatMismatch::COORDINATES);
         // Another round's seed gives another sketch.
         let elsewhere = pb::Commitment {
             round: 4,
             ..honest.clone()
         };
-        assert_eq!(
-            check(&elsewhere, &bytes, &base, SHAPE).unwrap().mismatch,
-            pb::StatMismatch::SKETCH
-        );
+        assert_eq!(mismatch_of(&elsewhere), pb::StatMismatch::SKETCH);
         assert!(dispute_holds(&small, &bytes, &base, SHAPE));
         assert!(!dispute_holds(&honest, &bytes, &base, SHAPE));
     }

@@ -622,9 +622,9 @@ pub async fn run(
         base_model_sha256: package.base_sha256.clone(),
         initial_sha256: package.initial_sha256.clone(),
         rule: Rule::from_params(&params)?.to_string(),
-        anomaly: bcfl_processor::anomaly::configured_methods(params.get_anomaly())
+        anomaly: bcfl_processor::anomaly::configured_method_names(params.get_anomaly())
             .into_iter()
-            .map(|m| bcfl_processor::anomaly::method_name(m).to_owned())
+            .map(String::from)
             .collect(),
         mode: format!("{}, {}", args.topology.as_str(), args.synchrony.as_str()),
         data: data.plan.clone(),

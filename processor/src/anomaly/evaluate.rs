@@ -166,7 +166,7 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
 /// modified z-score, the duplicate method).
-pub fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
+fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
         (config.has_dbscan(), pb::AnomalyMethod::DBSCAN),
@@ -176,6 +176,15 @@ pub fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> 
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
     .collect()
+}
+
+/// The names ([`method_name`]) of the methods `config` runs, in the order [`evaluate()`] runs
+/// them: what the demo's heading and the auditor's page list.
+pub fn configured_method_names(config: &pb::AnomalyConfig) -> Vec<&'static str> {
+    configured_methods(config)
+        .into_iter()
+        .map(method_name)
+        .collect()
 }
 
 /// The snake-case name of a feature (`update_norm`, ..., `pagerank_score`; `unset`).
@@ -523,16 +532,16 @@ mod tests {
 
     #[test]
     fn configured_methods_in_evaluation_order() {
-        let names = |c: &pb::AnomalyConfig| -> Vec<&str> {
-            configured_methods(c).into_iter().map(method_name).collect()
-        };
         assert_eq!(
-            names(&every_attack_config()),
+            configured_method_names(&every_attack_config()),
             ["dbscan", "zscore", "duplicate"]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
         let all = default_config(true, true, true, 1);
-        assert_eq!(names(&all), ["pagerank", "dbscan", "zscore"]);
+        assert_eq!(
+            configured_method_names(&all),
+            ["pagerank", "dbscan", "zscore"]
+        );
     }
 
     #[test]

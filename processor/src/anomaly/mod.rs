@@ -67,7 +67,7 @@ use bcfl_protos::bcfl as pb;
 use thiserror::Error;
 
 pub use evaluate::{
-    configured_methods, default_config, default_pagerank, evaluate, every_attack_config,
+    configured_method_names, default_config, default_pagerank, evaluate, every_attack_config,
     feature_name, member_scores, method_name, parse_feature, with_features, Evaluation, MemberData,
     MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
     EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,

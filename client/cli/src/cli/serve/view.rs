@@ -228,9 +228,9 @@ fn anomaly_methods(p: &pb::ConsortiumParams) -> Vec<String> {
     if !p.has_anomaly() {
         return Vec::new();
     }
-    bcfl_processor::anomaly::configured_methods(p.get_anomaly())
+    bcfl_processor::anomaly::configured_method_names(p.get_anomaly())
         .into_iter()
-        .map(|method| bcfl_processor::anomaly::method_name(method).to_owned())
+        .map(String::from)
         .collect()
 }
 
