@@ -58,6 +58,9 @@ pub struct BenchConfig {
     /// Run only the detectors' consortia (no references, no undefended run, no robust rule):
     /// for tuning detection, four times faster with one detector.
     pub detection_only: bool,
+    /// Also run each detector's exclusion followed by the trimmed mean
+    /// ([`Defence::ExclusionTrimmed`]) beside its exclusion followed by FedAvg.
+    pub exclusion_trimmed: bool,
     /// How far each colluding attacker moves its copy of the crafted update.
     pub collusion_noise: CollusionNoise,
 }
@@ -218,14 +221,22 @@ all-MiniLM-L6-v2 mean-pooled embeddings of Medical Abstracts (not LoRA fine-tuni
 pub const ATTACKERS_ABSENT: &str = "attackers_absent";
 
 /// The defences compared, in report order: only the detectors' exclusions when
-/// `detection_only`.
-pub fn defences(detectors: &[Detector], detection_only: bool) -> Vec<Defence> {
+/// `detection_only`, else no defence, the exclusions (each followed by the trimmed mean too
+/// when `exclusion_trimmed`) and the robust rules.
+pub fn defences(
+    detectors: &[Detector],
+    detection_only: bool,
+    exclusion_trimmed: bool,
+) -> Vec<Defence> {
     let exclusions = detectors.iter().map(|&x| Defence::Exclusion(x));
     if detection_only {
         return exclusions.collect();
     }
     let mut d = vec![Defence::None];
     d.extend(exclusions);
+    if exclusion_trimmed {
+        d.extend(detectors.iter().map(|&x| Defence::ExclusionTrimmed(x)));
+    }
     d.extend([
         Defence::Krum,
         Defence::MultiKrum,
@@ -276,7 +287,11 @@ pub async fn run_bench(
         }
         clean.push((members, per_seed));
     }
-    let defences = defences(&config.detectors, config.detection_only);
+    let defences = defences(
+        &config.detectors,
+        config.detection_only,
+        config.exclusion_trimmed,
+    );
     let mut cells = Vec::new();
     for (members, clean_accuracy) in &clean {
         let members = *members;

@@ -55,6 +55,10 @@ pub enum Defence {
     None,
     /// FedAvg of the updates the detector's on-chain verdict accepts.
     Exclusion(Detector),
+    /// The trimmed mean (trimming as [`Defence::TrimmedMean`] does) of the updates the
+    /// detector's on-chain verdict accepts: a consortium with both an anomaly configuration and
+    /// a robust rule.
+    ExclusionTrimmed(Detector),
     /// Krum with `f` = the number of attackers.
     Krum,
     /// Multi-Krum with `f` = the number of attackers, averaging the `members - f` best.
@@ -80,19 +84,28 @@ impl Defence {
                 k: members.saturating_sub(f).max(1),
             },
             Defence::Median => Rule::Median,
-            Defence::TrimmedMean => Rule::TrimmedMean {
+            Defence::TrimmedMean | Defence::ExclusionTrimmed(_) => Rule::TrimmedMean {
                 trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
             },
             Defence::None | Defence::Exclusion(_) => Rule::FedAvg,
         }
     }
 
-    /// A short name: `no_defence`, `exclude_<detector>`, `krum`, `multi_krum`,
-    /// `trimmed_mean`, `median`.
+    /// The detector whose on-chain verdict excludes updates, if any.
+    pub fn detector(self) -> Option<Detector> {
+        match self {
+            Defence::Exclusion(d) | Defence::ExclusionTrimmed(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A short name: `no_defence`, `exclude_<detector>`, `exclude_<detector>_trimmed_mean`,
+    /// `krum`, `multi_krum`, `trimmed_mean`, `median`.
     pub fn name(self) -> String {
         match self {
             Defence::None => "no_defence".into(),
             Defence::Exclusion(d) => format!("exclude_{}", d.name()),
+            Defence::ExclusionTrimmed(d) => format!("exclude_{}_trimmed_mean", d.name()),
             Defence::Krum => "krum".into(),
             Defence::MultiKrum => "multi_krum".into(),
             Defence::TrimmedMean => "trimmed_mean".into(),
@@ -351,7 +364,7 @@ impl Defence {
         self.rule(attackers, members)
             .write_params(&mut params)
             .map_err(|e| Error::Config(e.to_string()))?;
-        if let Defence::Exclusion(detector) = self {
+        if let Some(detector) = self.detector() {
             params.set_anomaly(detector.config(&scenario.tuning));
         }
         Ok(params)
@@ -394,7 +407,7 @@ pub async fn run(
     };
     let mut counts = Counts::default();
     let mut excluded = Vec::new();
-    if matches!(defence, Defence::Exclusion(_)) {
+    if defence.detector().is_some() {
         for round in 1..=scenario.rounds as u64 {
             let verdict = outcome.state.verdicts.get(&round).ok_or_else(|| {
                 Error::Round(format!(
@@ -408,7 +421,7 @@ pub async fn run(
             excluded.push(names);
         }
     }
-    if matches!(defence, Defence::Exclusion(_)) && tracing::enabled!(tracing::Level::DEBUG) {
+    if defence.detector().is_some() && tracing::enabled!(tracing::Level::DEBUG) {
         trace_verdicts(&outcome, &name_of, defence, scenario, &attackers);
     }
     let update_bytes = outcome

@@ -121,6 +121,19 @@ fn defences_map_onto_consortium_parameters() {
         &Detector::Ensemble.config(&s.tuning)
     );
     assert_eq!(Rule::from_params(&ensemble).unwrap(), Rule::FedAvg);
+    // Exclusion followed by the trimmed mean: the detector's configuration and the rule.
+    let both = Defence::ExclusionTrimmed(Detector::Ensemble)
+        .params(3, 10, &s, &"0".repeat(64))
+        .unwrap();
+    assert_eq!(both.get_anomaly(), ensemble.get_anomaly());
+    assert_eq!(
+        Rule::from_params(&both).unwrap(),
+        Rule::TrimmedMean { trim: 0.3 }
+    );
+    assert_eq!(
+        Defence::ExclusionTrimmed(Detector::Both).name(),
+        "exclude_both_trimmed_mean"
+    );
     let krum = Defence::Krum.params(3, 10, &s, &"0".repeat(64)).unwrap();
     assert_eq!(Rule::from_params(&krum).unwrap(), Rule::Krum { f: 3 });
     assert!(!krum.has_anomaly());
@@ -384,11 +397,13 @@ async fn a_scaled_attacker_is_excluded_and_exclusion_beats_no_defence() {
         Defence::None,
         Defence::Exclusion(Detector::Ensemble),
         Defence::Exclusion(Detector::ZScore),
+        Defence::ExclusionTrimmed(Detector::Ensemble),
     ];
     let outcomes = run_all(&prepared, &s, &defences, dir.path()).await.unwrap();
     let (none, excluded) = (&outcomes[0], &outcomes[1]);
     assert!(none.excluded.is_empty());
-    // Every round, the ensemble and the z-score exclude exactly the attacker.
+    // Every round, the ensemble and the z-score exclude exactly the attacker, also when the
+    // accepted updates are then combined with the trimmed mean.
     for outcome in &outcomes[1..] {
         assert_eq!(outcome.excluded, vec![attackers.clone(), attackers.clone()]);
         assert_eq!(outcome.counts.f1(), 1.0);
@@ -449,6 +464,7 @@ async fn bench_report_has_every_defence_and_detector() {
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],
         detection_only: false,
+        exclusion_trimmed: false,
         collusion_noise: CollusionNoise::NONE,
     };
     let mut cells = 0;

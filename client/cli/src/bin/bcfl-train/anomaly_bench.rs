@@ -240,6 +240,11 @@ pub(crate) struct BenchArgs {
     /// out of the report).
     #[arg(long)]
     detection_only: bool,
+    /// Also run each detector's exclusion followed by the trimmed mean (trimming the
+    /// attackers' share, 10 % to 45 %, at each end) beside its exclusion followed by FedAvg:
+    /// rows `exclude_<detector>_trimmed_mean`.
+    #[arg(long, conflicts_with = "detection_only")]
+    exclusion_trimmed: bool,
     /// Colluding attackers each move their copy of the crafted update by Gaussian noise of
     /// this norm relative to the crafted change, so that the copies differ (two copies then
     /// lie about R^2 / (1 + R^2) apart in cosine distance) [default: 0, one copy].
@@ -344,6 +349,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 tuning: args.common.tuning()?,
                 detectors,
                 detection_only: args.detection_only,
+                exclusion_trimmed: args.exclusion_trimmed,
                 collusion_noise: args.collusion_noise,
             };
             let (dataset, embeddings) = args.common.load()?;
