@@ -97,10 +97,47 @@ pub mod batch {
 
 pub use protobuf;
 
+impl bcfl::Verdict {
+    /// The committers the anomaly methods scored, sorted: the accepted and the excluded that
+    /// were not disputed (every `MethodVerdict`'s scores are aligned with them). The verdict
+    /// stores each key once, in `accepted` or `excluded` (and `disputed`), so this list is
+    /// derived rather than stored; without an anomaly configuration it is every committer not
+    /// disputed, and no method scored them.
+    pub fn scored(&self) -> Vec<String> {
+        let excluded = self
+            .excluded
+            .iter()
+            .filter(|k| self.disputed.binary_search(k).is_err());
+        let mut scored: Vec<String> = self.accepted.iter().chain(excluded).cloned().collect();
+        scored.sort();
+        scored
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::bcfl::{Commitment, Feature, ZScoreConfig};
+    use super::bcfl::{Commitment, Feature, Verdict, ZScoreConfig};
     use protobuf::Message;
+
+    #[test]
+    fn a_verdict_scored_its_accepted_and_excluded_but_not_its_disputed() {
+        let keys = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let verdict = Verdict {
+            accepted: keys(&["a", "d"]).into(),
+            excluded: keys(&["b", "c", "e"]).into(),
+            disputed: keys(&["c"]).into(),
+            ..Default::default()
+        };
+        assert_eq!(verdict.scored(), keys(&["a", "b", "d", "e"]));
+        assert!(Verdict::default().scored().is_empty());
+        // Nobody left to score: every committer disputed.
+        let all_disputed = Verdict {
+            excluded: keys(&["x"]).into(),
+            disputed: keys(&["x"]).into(),
+            ..Default::default()
+        };
+        assert!(all_disputed.scored().is_empty());
+    }
 
     /// One key byte (field number and wire type) of a length-delimited field: packed.
     fn packed_key(field: u32) -> u8 {

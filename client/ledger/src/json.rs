@@ -18,13 +18,22 @@
 //! let json = bcfl_ledger::json::message_to_json(&aggregate);
 //! assert_eq!(json["round"], 2);
 //! assert_eq!(json["rule"], "FEDAVG");
-//! assert_eq!(json["contributors"], serde_json::json!([]));
+//! assert_eq!(json["committee"], serde_json::json!([]));
 //! ```
 
 use protobuf::descriptor::FieldDescriptorProto_Type as FieldType;
 use protobuf::reflect::{FieldDescriptor, ReflectFieldRef, ReflectValueRef};
 use protobuf::Message;
 use serde_json::{Map, Value};
+
+/// Renders a verdict as [`message_to_json`] does, with the committers its methods scored added
+/// as `scored` (derived, not stored: `Verdict::scored()`), so that a reader can align each
+/// method's `scores_micro` and `flagged` positions with members.
+pub fn verdict_to_json(verdict: &bcfl_protos::bcfl::Verdict) -> Value {
+    let mut json = message_to_json(verdict);
+    json["scored"] = Value::from(verdict.scored());
+    json
+}
 
 /// Renders any protobuf message as a JSON object (see the module docs for the mapping).
 pub fn message_to_json(message: &dyn Message) -> Value {
@@ -130,10 +139,15 @@ mod tests {
         method.set_scores_micro(vec![-42, 7]);
         method.set_flagged(vec![0]);
         let mut verdict = Verdict::new();
-        verdict.set_scored(vec!["02bb".to_owned(), "02cc".to_owned()].into());
+        verdict.set_accepted(vec!["02bb".to_owned(), "02cc".to_owned()].into());
         verdict.set_methods(vec![method].into());
         let json = message_to_json(&verdict);
-        assert_eq!(json["scored"], serde_json::json!(["02bb", "02cc"]));
+        assert_eq!(json["accepted"], serde_json::json!(["02bb", "02cc"]));
+        assert_eq!(json.get("scored"), None);
+        // With the derived list of the scored committers.
+        verdict.set_excluded(vec!["02aa".to_owned()].into());
+        let json = verdict_to_json(&verdict);
+        assert_eq!(json["scored"], serde_json::json!(["02aa", "02bb", "02cc"]));
         assert_eq!(
             json["methods"][0]["scores_micro"],
             serde_json::json!([-42, 7])
@@ -172,13 +186,11 @@ mod tests {
         let commitment = Commitment {
             round: 3,
             base_round: 2,
-            base_model_sha256: "ab".repeat(32),
             staleness: 1,
             ..Default::default()
         };
         let json = message_to_json(&commitment);
         assert_eq!(json["base_round"], 2);
-        assert_eq!(json["base_model_sha256"], "ab".repeat(32));
         assert_eq!(json["staleness"], 1);
     }
 }

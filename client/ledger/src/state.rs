@@ -256,6 +256,20 @@ impl FamilyState {
         history
     }
 
+    /// The model commitment `c` was trained from: its base round's parent model (the
+    /// commitment stores the base round, not the model's hash again). `None` when that round
+    /// is not in the state.
+    pub fn base_model_of(&self, c: &pb::Commitment) -> Option<&str> {
+        let base = if c.base_round == 0 {
+            c.round
+        } else {
+            c.base_round
+        };
+        self.rounds
+            .get(&base)
+            .map(|r| r.parent_model_sha256.as_str())
+    }
+
     /// The commitments of round `round`, sorted by member.
     pub fn round_commitments(&self, round: u64) -> impl Iterator<Item = &pb::Commitment> {
         self.commitments

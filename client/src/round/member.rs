@@ -485,8 +485,11 @@ impl<L: Ledger> Member<L> {
                 continue;
             }
             let started = Instant::now();
+            // The aggregator and the contributors (the verdict's accepted members) hold it.
             let mut holders = vec![aggregate.submitted_by.clone()];
-            holders.extend(aggregate.contributors.iter().cloned());
+            if let Some(verdict) = state.verdicts.get(&round) {
+                holders.extend(verdict.accepted.iter().cloned());
+            }
             let (bytes, moved) = match self
                 .blob(state, round, &aggregate.model_sha256, &holders)
                 .await
@@ -893,11 +896,15 @@ impl<L: Ledger> Member<L> {
         c: &pb::Commitment,
         bases: &mut BTreeMap<String, Update>,
     ) -> Result<Update> {
-        let sha = if c.base_model_sha256.is_empty() {
-            state.rounds[&round].parent_model_sha256.clone()
-        } else {
-            c.base_model_sha256.clone()
-        };
+        let sha = state
+            .base_model_of(c)
+            .ok_or_else(|| {
+                Error::State(format!(
+                    "round {round}: {}'s base round {} is not on the ledger",
+                    c.member, c.base_round
+                ))
+            })?
+            .to_owned();
         if let Some(model) = bases.get(&sha) {
             return Ok(model.clone());
         }

@@ -112,11 +112,15 @@ impl AggregatePlan {
                 .ok_or_else(|| {
                     Error::State(format!("no commitment of {member} to round {round}"))
                 })?;
-            let base = if c.staleness == 0 || c.base_model_sha256.is_empty() {
-                r.parent_model_sha256.clone()
-            } else {
-                c.base_model_sha256.clone()
-            };
+            let base = state
+                .base_model_of(c)
+                .ok_or_else(|| {
+                    Error::State(format!(
+                        "{member}'s base round {} is not on the ledger",
+                        c.base_round
+                    ))
+                })?
+                .to_owned();
             updates.push(PlannedUpdate {
                 member: member.clone(),
                 sha256: c.update_sha256.clone(),

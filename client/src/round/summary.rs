@@ -183,7 +183,7 @@ fn short(hash: &str) -> &str {
 pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for method in &verdict.methods {
-        for score in member_scores(&verdict.scored, method).filter(|s| s.flagged) {
+        for score in member_scores(&verdict.scored(), method).filter(|s| s.flagged) {
             out.entry(score.member.to_owned())
                 .or_default()
                 .push(method_name(method.method).to_owned());

@@ -144,6 +144,6 @@ fn replay_matches_the_rules_result_and_catches_a_doctored_aggregate() {
     let stdout = String::from_utf8_lossy(&replay.stdout);
     assert_eq!(replay.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("model_sha256: DIFFERS"), "{stdout}");
-    assert!(stdout.contains("contributors: matches"), "{stdout}");
+    assert!(stdout.contains("size_bytes: matches"), "{stdout}");
     drop(servers);
 }

@@ -220,11 +220,11 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
     use pb::AnomalyMethod::*;
     assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
-    assert!(verdict.scored.windows(2).all(|w| w[0] < w[1]));
-    assert_eq!(verdict.scored.len(), 8);
+    assert!(verdict.scored().windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(verdict.scored().len(), 8);
     let flagged_by = |method: usize| -> Vec<String> {
         assert_eq!(verdict.methods[method].scores_micro.len(), 8);
-        member_scores(&verdict.scored, &verdict.methods[method])
+        member_scores(&verdict.scored(), &verdict.methods[method])
             .filter(|s| s.flagged)
             .map(|s| s.member.to_owned())
             .collect()
@@ -250,9 +250,10 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     ledger
         .submit(&m[0], &aggregate(accepted.clone(), excluded.clone()))
         .unwrap();
+    // The stored aggregate names its contributors and exclusions once, through the verdict.
     let stored = ledger.aggregate(1).unwrap();
-    assert_eq!(stored.contributors.to_vec(), accepted);
-    assert_eq!(stored.excluded.to_vec(), excluded);
+    assert_eq!(stored.model_sha256, hash("global"));
+    assert_eq!(ledger.verdict(1).unwrap(), verdict);
 }
 
 #[test]
@@ -347,9 +348,10 @@ fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
 
 /// Every validator must compute the same verdict bytes, across builds and platforms: this pins
 /// them. If a change to the methods alters this digest, it changes consensus: every validator
-/// must upgrade at once. The bytes' digest last changed when the verdict began to store its
-/// scores aligned with `scored` instead of one keyed entry each, before the family's first
-/// release; the scores' own digest (every member's score and flag, method by method) pins what
+/// must upgrade at once. The bytes' digest last changed when the verdict stopped storing
+/// `scored` (derived from `accepted`, `excluded` and `disputed`), before the family's first
+/// release, and before that when it began to store its scores aligned with the scored members
+/// instead of one keyed entry each; the scores' own digest (every member's score and flag, method by method) pins what
 /// the methods compute, and did not change then (it was last changed when the graph evidence
 /// began to use only links both ends confirm).
 #[test]
@@ -380,16 +382,16 @@ fn verdict_bytes_are_pinned() {
     let verdict = pb::Verdict {
         round: 1,
         methods: e.methods.into(),
-        scored: e.scored.into(),
         accepted: e.accepted.into(),
         excluded: e.excluded.into(),
         ..Default::default()
     };
     let digest = hex::encode(Sha256::digest(verdict.write_to_bytes().unwrap()));
+    let scored = verdict.scored();
     let scores: String = verdict
         .methods
         .iter()
-        .flat_map(|m| member_scores(&verdict.scored, m))
+        .flat_map(|m| member_scores(&scored, m))
         .map(|s| format!("{}:{}:{};", s.member, s.score_micro, s.flagged))
         .collect();
     assert_eq!(
@@ -400,7 +402,7 @@ fn verdict_bytes_are_pinned() {
         .methods
         .iter()
         .map(|m| {
-            member_scores(&verdict.scored, m)
+            member_scores(&scored, m)
                 .filter(|s| s.flagged)
                 .map(|s| s.member)
                 .collect()
@@ -416,7 +418,7 @@ fn verdict_bytes_are_pinned() {
     );
     assert_eq!(
         digest,
-        "01a8d81587e673d731fd81f7f584d6a6da97fb1d07187c8e37c48bd48608ce60"
+        "b343573c06d15c719ff203351b4a4da8b0b9c1faacf025531e54708d6df600a9"
     );
 }
 
@@ -552,7 +554,8 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     let verdict = ledger.verdict(2).unwrap();
     // Its history (-S) plus S/2 still points against everybody else's 2S.
     assert_eq!(verdict.excluded.to_vec(), vec![m[6].clone()]);
-    let score = member_scores(&verdict.scored, &verdict.methods[0])
+    let scored = verdict.scored();
+    let score = member_scores(&scored, &verdict.methods[0])
         .find(|s| s.member == m[6])
         .unwrap();
     assert!(score.flagged && score.score_micro > 3_500_000, "{score:?}");

@@ -9,10 +9,11 @@
 //!
 //! Behaviour: without an `anomaly` configuration every committer is accepted and none excluded.
 //! With one, [`crate::anomaly::evaluate`] runs the configured methods over the features of
-//! [`crate::anomaly::MemberData::from_evidence`]; the verdict stores the committers it scored
-//! (`scored`, sorted), one `MethodVerdict` per method (scores aligned with `scored`, flags as
-//! indices into it; read them with [`crate::anomaly::member_scores`]) and the committers flagged
-//! by at least `max(1, ensemble_min_votes)` methods as excluded.
+//! [`crate::anomaly::MemberData::from_evidence`]; the verdict stores one `MethodVerdict` per
+//! method, with scores aligned with the committers it scored (`Verdict::scored()`: the accepted
+//! and the excluded but not disputed, sorted) and flags as indices into them (read them with
+//! [`crate::anomaly::member_scores`]), and the committers flagged by at least
+//! `max(1, ensemble_min_votes)` methods as excluded.
 
 use bcfl_protos::bcfl as pb;
 
@@ -48,14 +49,17 @@ pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
         );
         let outcome = evaluate(evidence.params.get_anomaly(), &data)
             .map_err(|e| TxnError::Rejected(format!("anomaly evaluation failed: {e}")))?;
-        return Ok(pb::Verdict {
+        let verdict = pb::Verdict {
             round: evidence.round.number,
             methods: outcome.methods.into(),
-            scored: outcome.scored.into(),
             accepted: outcome.accepted.into(),
             excluded: outcome.excluded.into(),
             ..Default::default()
-        });
+        };
+        // The scores are aligned with the evidence's order, sorted by member as the verdict's
+        // derived list is.
+        debug_assert_eq!(verdict.scored(), outcome.scored);
+        return Ok(verdict);
     }
     let mut accepted: Vec<String> = evidence
         .commitments

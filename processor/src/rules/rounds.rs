@@ -20,16 +20,17 @@
 //!   [`MAX_ROUND_COMMITTERS`] commitments, the sketch exactly `sketch_length` values; the base
 //!   round B (the payload's 0 means the round itself) is at most the round, exists, and its
 //!   staleness `N - B` is 0 in a `SYNCHRONOUS` round and at most the round's `max_staleness` in a
-//!   `BUFFERED_ASYNC` one. The commitment stores B, B's parent model as `base_model_sha256`, and
-//!   the staleness.
+//!   `BUFFERED_ASYNC` one. The commitment stores B and the staleness (round B's
+//!   `parent_model_sha256` names the model the update was trained from).
 //! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
 //!   [`commitments_needed`] commitments (`commit_quorum`; in a `BUFFERED_ASYNC` round its
 //!   `buffer_size`); stores the [`verdict_excluding_disputed`] result: the anomaly verdict over
 //!   the committers that are not disputed, with every disputed committer added to the excluded
 //!   (and listed as `disputed`) -> EVALUATED.
 //! - `CommitAggregate` (the round's aggregator while active; in SERVER mode also an admin): the
-//!   round EVALUATED; contributors and exclusions exactly the verdict's; the consortium's rule;
-//!   draws the verifier committee ([`select_committee`]) -> AGGREGATED.
+//!   round EVALUATED; contributors and exclusions exactly the verdict's (the stored aggregate
+//!   does not repeat them: read them from the verdict); the consortium's rule; draws the
+//!   verifier committee ([`select_committee`]) -> AGGREGATED.
 //! - `CloseRound`: AGGREGATED -> CLOSED by an admin or the aggregator once the aggregate is FINAL
 //!   or CONTESTED; while it is PENDING only an admin may close it (recorded as
 //!   `closed_unverified`); an admin may also abandon an OPEN or EVALUATED round.
@@ -338,14 +339,14 @@ pub fn commit_update(
             "round {n} is SYNCHRONOUS: the update must be trained from round {n}'s own parent model, not round {base}'s"
         );
     }
-    let base_model_sha256 = if base == n {
-        round.parent_model_sha256.clone()
-    } else {
-        state
-            .round(base)?
-            .ok_or_else(|| reject(format!("base round {base} does not exist")))?
-            .parent_model_sha256
-    };
+    // An update is trained from round B's parent model: B must exist (Round(B).parent_model_sha256
+    // names that model, so the commitment does not repeat it).
+    if base != n {
+        ensure!(
+            state.round(base)?.is_some(),
+            "base round {base} does not exist"
+        );
+    }
     let commitment = pb::Commitment {
         round: n,
         member: signer.as_str().to_owned(),
@@ -363,7 +364,6 @@ pub fn commit_update(
             .map(|u| u.as_str().to_owned())
             .unwrap_or_default(),
         base_round: base,
-        base_model_sha256,
         // At most MAX_STALENESS in a BUFFERED_ASYNC round, 0 otherwise.
         staleness: u32::try_from(staleness).unwrap_or(u32::MAX),
         ..Default::default()
@@ -538,9 +538,7 @@ pub fn commit_aggregate(
     let mut aggregate = pb::Aggregate {
         round: n,
         model_sha256: action.model_sha256.as_str().to_owned(),
-        contributors: verdict.accepted.clone(),
         rule,
-        excluded: verdict.excluded.clone(),
         size_bytes: action.size_bytes,
         blob_uri: action
             .blob_uri

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use bcfl_client::fixed::format_micro;
-use bcfl_ledger::json::message_to_json;
+use bcfl_ledger::json::{message_to_json, verdict_to_json};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::anomaly::member_scores;
 use bcfl_protos::bcfl as pb;
@@ -184,11 +184,11 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 ctx.print_json(&json!({
                     "round": message_to_json(round),
                     "commitments": json_list(commitments.iter().copied()),
-                    "verdict": json_opt(verdict),
+                    "verdict": verdict.map_or(Value::Null, verdict_to_json),
                     "aggregate": json_opt(aggregate),
                 }));
             } else {
-                print_round(round, &commitments, verdict, aggregate);
+                print_round(&state, round, &commitments, verdict, aggregate);
             }
         }
         AuditCommand::Member { member, head } => {
@@ -222,7 +222,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 println!("endpoint:  {}", member.endpoint);
                 println!("since:     round {}", member.registered_at_round);
                 println!();
-                print_commitments(&commitments);
+                print_commitments(&state, &commitments);
                 println!();
                 print_links(out.iter().chain(&into).copied());
             }
@@ -418,7 +418,8 @@ fn base_text(c: &pb::Commitment) -> String {
     }
 }
 
-fn commitments_table(commitments: &[&pb::Commitment]) -> Table {
+/// The commitments with the model each was trained from (its base round's parent in `state`).
+fn commitments_table(state: &FamilyState, commitments: &[&pb::Commitment]) -> Table {
     let mut t = Table::new(&[
         "ROUND",
         "MEMBER",
@@ -442,17 +443,18 @@ fn commitments_table(commitments: &[&pb::Commitment]) -> Table {
             bcfl_client::fixed::format_micro_unsigned(c.norm_micro),
             c.size_bytes.to_string(),
             c.update_sha256.clone(),
-            c.base_model_sha256.clone(),
+            state.base_model_of(c).unwrap_or("-").to_owned(),
         ]);
     }
     t
 }
 
-fn print_commitments(commitments: &[&pb::Commitment]) {
-    commitments_table(commitments).print();
+fn print_commitments(state: &FamilyState, commitments: &[&pb::Commitment]) {
+    commitments_table(state, commitments).print();
 }
 
 fn print_round(
+    state: &FamilyState,
     round: &pb::Round,
     commitments: &[&pb::Commitment],
     verdict: Option<&pb::Verdict>,
@@ -472,13 +474,13 @@ fn print_round(
     println!("opened by:    {}", round.opened_by);
     println!("parent model: {}", round.parent_model_sha256);
     println!();
-    print_commitments(commitments);
+    print_commitments(state, commitments);
     if let Some(v) = verdict {
         println!();
         println!("verdict (evaluated by {}):", v.evaluated_by);
         let mut t = Table::new(&["METHOD", "MEMBER", "SCORE", "FLAGGED"]);
         for m in v.get_methods() {
-            for s in member_scores(&v.scored, m) {
+            for s in member_scores(&v.scored(), m) {
                 t.row(vec![
                     format!("{:?}", m.method),
                     s.member.to_owned(),
@@ -515,8 +517,11 @@ fn print_round(
             a.model_sha256, a.size_bytes, a.rule
         );
         println!("submitted by: {}", a.submitted_by);
-        println!("contributors: {}", a.contributors.join(", "));
-        println!("excluded:     {}", a.excluded.join(", "));
+        if let Some(v) = verdict {
+            // The rules hold the aggregate to the verdict's lists; it does not repeat them.
+            println!("contributors: {}", v.accepted.join(", "));
+            println!("excluded:     {}", v.excluded.join(", "));
+        }
         if !a.blob_uri.is_empty() {
             println!("blob:         {}", a.blob_uri);
         }
@@ -646,7 +651,6 @@ mod tests {
             round: 4,
             member: "02aa".into(),
             base_round: 3,
-            base_model_sha256: "cd".repeat(32),
             staleness: 1,
             ..Default::default()
         };
@@ -655,7 +659,16 @@ mod tests {
             member: "02bb".into(),
             ..Default::default()
         };
-        let text = commitments_table(&[&stale, &old]).render();
+        let mut state = FamilyState::default();
+        state.rounds.insert(
+            3,
+            pb::Round {
+                number: 3,
+                parent_model_sha256: "cd".repeat(32),
+                ..Default::default()
+            },
+        );
+        let text = commitments_table(&state, &[&stale, &old]).render();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
             lines[0].starts_with("ROUND  MEMBER  BASE ROUND  STALENESS"),
@@ -670,5 +683,7 @@ mod tests {
             lines[2].starts_with("1      02bb    -           0"),
             "{text}"
         );
+        // Round 1 is not in the state: its parent model is unknown.
+        assert!(lines[2].ends_with(" -"), "{text}");
     }
 }

@@ -9,8 +9,9 @@
 //! verifier committee does: the disputed member's blob and the model it was trained from,
 //! statistics recomputed ([`bcfl_fed::verify`]); a disputed blob nobody serves leaves that
 //! dispute unverified (reported, not a failure: the disputed member can clear itself by serving
-//! it). Exit status 0 when the recomputed hash, the contributors and the exclusions match what
-//! `CommitAggregate` recorded and every verifiable dispute holds; 1 when anything differs; an
+//! it). Exit status 0 when the recomputed hash and size match what `CommitAggregate` recorded
+//! (the contributors are the verdict's accepted members, which the rules hold the aggregate to)
+//! and every verifiable dispute holds; 1 when anything differs; an
 //! error (exit 2) when a blob of the aggregate cannot be had or does not match its commitment.
 //! No libtorch is loaded.
 //!
@@ -112,11 +113,10 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         .filter_map(|d| state.commitments.get(&(n, d.member.clone())).cloned())
         .collect();
     let base_of = |c: &pb::Commitment| {
-        if c.base_model_sha256.is_empty() {
-            round.parent_model_sha256.clone()
-        } else {
-            c.base_model_sha256.clone()
-        }
+        state
+            .base_model_of(c)
+            .unwrap_or(&round.parent_model_sha256)
+            .to_owned()
     };
     let accepted: Vec<pb::Commitment> = plan
         .updates
@@ -225,24 +225,15 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
     .map_err(|e| anyhow!("the replay task failed: {e}"))?;
     let (computed, plan) = computed?;
 
+    // The contributors are the verdict's accepted members (the rules hold the aggregate to
+    // them, and it does not store them again).
     let contributors: Vec<String> = plan.updates.iter().map(|u| u.member.clone()).collect();
-    let mut stored_contributors = stored.contributors.to_vec();
-    stored_contributors.sort();
-    let excluded = state
-        .verdicts
-        .get(&n)
-        .map(|v| v.excluded.to_vec())
-        .unwrap_or_default();
-    let mut stored_excluded = stored.excluded.to_vec();
-    stored_excluded.sort();
     let checks = [
         ("model_sha256", computed.sha256 == stored.model_sha256),
         (
             "size_bytes",
             computed.bytes.len() as u64 == stored.size_bytes,
         ),
-        ("contributors", contributors == stored_contributors),
-        ("excluded", excluded == stored_excluded),
         ("disputes", false_disputes.is_empty()),
         ("statistics", missed.is_empty()),
     ];

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context as _};
-use bcfl_ledger::json::message_to_json;
+use bcfl_ledger::json::verdict_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
@@ -227,7 +227,7 @@ fn flagged(verdict: &pb::Verdict) -> Vec<(String, Vec<String>)> {
         .methods
         .iter()
         .map(|m| {
-            let members = member_scores(&verdict.scored, m)
+            let members = member_scores(&verdict.scored(), m)
                 .filter(|s| s.flagged)
                 .map(|s| s.member.to_owned())
                 .collect();
@@ -275,8 +275,8 @@ pub(crate) async fn verdict(ctx: &Context, args: VerdictArgs) -> anyhow::Result<
             "block_num": block.block_num,
             "matches": matches,
             "history_matches": history_matches,
-            "stored": message_to_json(&stored),
-            "recomputed": message_to_json(&recomputed),
+            "stored": verdict_to_json(&stored),
+            "recomputed": verdict_to_json(&recomputed),
         }));
     } else {
         println!(
@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(recomputed.excluded.to_vec(), excluded);
         // Both methods scored all five committers, the late one and the measured link included.
         assert_eq!(recomputed.methods.len(), 2);
-        assert_eq!(recomputed.scored.len(), 5);
+        assert_eq!(recomputed.scored().len(), 5);
         assert!(recomputed.methods.iter().all(|m| m.scores_micro.len() == 5));
         let flags = flagged(&recomputed);
         let mut ends = vec![members[1].clone(), members[2].clone()];

@@ -461,7 +461,7 @@ fn trace_verdicts(
             .commitments
             .range((round, String::new())..(round + 1, String::new()))
             .map(|(_, c)| c.clone())
-            .filter(|c| verdict.scored.binary_search(&c.member).is_ok())
+            .filter(|c| verdict.scored().binary_search(&c.member).is_ok())
             .collect();
         let data = MemberData::from_evidence(&commitments, &links, &history, 0);
         let column = |f: pb::Feature| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
@@ -471,7 +471,7 @@ fn trace_verdicts(
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
         let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
         let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
-        let mut flags = vec![String::new(); verdict.scored.len()];
+        let mut flags = vec![String::new(); verdict.scored().len()];
         for method in &verdict.methods {
             let letter = match method.method {
                 pb::AnomalyMethod::PAGERANK => 'p',
@@ -479,7 +479,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::DUPLICATE => 'c',
                 _ => 'z',
             };
-            for (i, m) in member_scores(&verdict.scored, method).enumerate() {
+            for (i, m) in member_scores(&verdict.scored(), method).enumerate() {
                 if m.flagged {
                     flags[i].push(letter);
                 }

@@ -359,16 +359,11 @@ fn check_state(w: &World) {
         for c in round.get_committers() {
             let commitment = w.ledger.commitment(n, c).unwrap();
             assert_eq!(commitment.round, n);
-            // Base round explicit, its parent recorded, staleness within the round's bound.
+            // Base round explicit and recorded (its parent model is the update's base), staleness
+            // within the round's bound.
             assert!((1..=n).contains(&commitment.base_round));
+            assert!(w.ledger.round(commitment.base_round).is_some());
             assert_eq!(u64::from(commitment.staleness), n - commitment.base_round);
-            assert_eq!(
-                commitment.base_model_sha256,
-                w.ledger
-                    .round(commitment.base_round)
-                    .unwrap()
-                    .parent_model_sha256
-            );
             let bound = if buffered { round.max_staleness } else { 0 };
             assert!(commitment.staleness <= bound);
         }
@@ -381,21 +376,22 @@ fn check_state(w: &World) {
             assert!(verdict.accepted.len() + verdict.excluded.len() >= needed as usize);
             assert_eq!(verdict.disputed.to_vec(), disputed);
             assert!(disputed.iter().all(|d| verdict.excluded.contains(d)));
-            assert!(verdict.scored.iter().all(|s| !disputed.contains(s)));
+            assert!(verdict.scored().iter().all(|s| !disputed.contains(s)));
             assert!(verdict
                 .methods
                 .iter()
-                .all(|m| m.scores_micro.len() == verdict.scored.len()));
+                .all(|m| m.scores_micro.len() == verdict.scored().len()));
         }
         if let Some(agg) = w.ledger.aggregate(n) {
-            assert_eq!(agg.contributors, w.ledger.verdict(n).unwrap().accepted);
+            // Its contributors and exclusions are the verdict's, stored there once.
+            let verdict = w.ledger.verdict(n).unwrap();
             // The committee: at most its size, never the aggregator, the submitter or an
             // excluded member; attestations only from it; finality as the attestations say.
             assert!(agg.committee.len() <= params.committee_size as usize);
             for k in agg.get_committee() {
                 assert_ne!(k, &round.aggregator);
                 assert_ne!(k, &agg.submitted_by);
-                assert!(!agg.excluded.contains(k));
+                assert!(!verdict.excluded.contains(k));
             }
             assert!(agg
                 .attestations

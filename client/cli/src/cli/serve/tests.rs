@@ -103,7 +103,6 @@ fn state() -> FamilyState {
             model_sha256: "cd".repeat(32),
             size_bytes: 4321,
             submitted_by: key(1),
-            contributors: vec![key(1), key(2)].into(),
             ..Default::default()
         },
     );
@@ -278,9 +277,14 @@ async fn a_round_in_detail_and_its_graph() {
     assert_eq!(d["commitments"][0]["loss"], 1.5);
     assert_eq!(d["commitments"][0]["base_round"], 1);
     assert_eq!(d["accepted"], serde_json::json!(["alpha", "beta"]));
+    // The aggregate's contributors and exclusions are read from the verdict.
     assert_eq!(
         d["aggregate"]["contributors"],
         serde_json::json!(["alpha", "beta"])
+    );
+    assert_eq!(
+        d["aggregate"]["excluded"],
+        serde_json::json!(["<img src=x onerror=alert(1)>"])
     );
     assert_eq!(d["aggregate"]["finality"], "FINAL");
 

@@ -434,7 +434,7 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
             .iter()
             .map(|m| MethodView {
                 method: format!("{:?}", m.method),
-                scores: member_scores(&v.scored, m)
+                scores: member_scores(&v.scored(), m)
                     .map(|s| ScoreView {
                         member: s.member.to_owned(),
                         name: name_of(state, s.member),
@@ -450,8 +450,9 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
         size_bytes: a.size_bytes,
         rule: format!("{:?}", a.rule),
         submitted_by: name_of(state, &a.submitted_by),
-        contributors: names(state, &a.contributors),
-        excluded: names(state, &a.excluded),
+        // The verdict's lists: the rules hold the aggregate to them.
+        contributors: verdict.map_or_else(Vec::new, |v| names(state, &v.accepted)),
+        excluded: verdict.map_or_else(Vec::new, |v| names(state, &v.excluded)),
         blob_uri: a.blob_uri.clone(),
         finality: finality(a),
         committee: names(state, &a.committee),
