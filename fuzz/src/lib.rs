@@ -303,7 +303,7 @@ fn payloads() -> Vec<(u8, pb::BcflPayload)> {
             update_sha256: hash(c),
             num_samples: 100,
             size_bytes: 1000,
-            sketch: vec![1, -2, 3, 0],
+            sketch: bcfl_protos::signed_bytes::pack(&[1, -2, 3, 0]).unwrap(),
             ..Default::default()
         });
         out.push((who, commit));

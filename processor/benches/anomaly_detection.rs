@@ -137,11 +137,9 @@ fn worst_case_cost() {
             norm_micro: 1_000_000 + next() % 100_000,
             loss_micro: (next() % 1_000_000) as i64,
             num_samples: 1 + next() % 1000,
-            sketch: (0..4096)
-                .map(|_| (next() % 20_001) as i32 - 10_000)
-                .collect(),
+            sketch: (0..4096).map(|_| (next() % 256) as u8).collect(),
             coordinate_step_nano: 7_875,
-            coordinate_steps: (0..4096).map(|_| (next() % 255) as i32 - 127).collect(),
+            coordinate_steps: (0..4096).map(|_| (next() % 255) as u8 ^ 0x80).collect(),
             ..Default::default()
         })
         .collect();

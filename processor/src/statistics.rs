@@ -27,8 +27,9 @@
 //! ```
 //! use bcfl_processor::statistics::{mismatch, Recomputed};
 //! use bcfl_protos::bcfl as pb;
+//! use bcfl_protos::signed_bytes::pack;
 //!
-//! let committed = pb::Commitment { size_bytes: 10, norm_micro: 2_000_000, sketch: vec![5, -3], ..Default::default() };
+//! let committed = pb::Commitment { size_bytes: 10, norm_micro: 2_000_000, sketch: pack(&[5, -3]).unwrap(), ..Default::default() };
 //! let honest = Recomputed { size_bytes: 10, norm_micro: 2_000_001, sketch: vec![5, -2], ..Default::default() };
 //! assert_eq!(mismatch(&committed, &honest), None);
 //! let shrunk = Recomputed { norm_micro: 9_000_000, ..honest };
@@ -36,6 +37,7 @@
 //! ```
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 
 /// Statistics recomputed from a fetched blob.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,8 +52,27 @@ pub struct Recomputed {
     pub coordinates: Coordinates,
 }
 
+/// The largest magnitude of a sketch's values: one byte each on the ledger
+/// ([`bcfl_protos::signed_bytes`]).
+pub const SKETCH_MAX: i32 = 127;
+
+/// A sketch from its raw projection: scaled so that the largest magnitude is [`SKETCH_MAX`] and
+/// rounded (all zeros stay zeros; so does a projection with a non-finite value). The members'
+/// sketches and the synthetic rounds' are made by it.
+pub fn scaled_sketch(projection: &[f64]) -> Vec<i32> {
+    let max = projection.iter().fold(0f64, |m, v| m.max(v.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return vec![0; projection.len()];
+    }
+    projection
+        .iter()
+        .map(|v| (v / max * f64::from(SKETCH_MAX)).round() as i32)
+        .collect()
+}
+
 /// The largest magnitude of a sampled coordinate's steps ([`Coordinates`]): like the sketch's
-/// values, one byte on the ledger below 64 and two up to 127.
+/// values, one byte on the ledger ([`bcfl_protos::signed_bytes`]); -128 is refused so that the
+/// range is symmetric.
 pub const COORDINATE_STEPS_MAX: i32 = 127;
 
 /// The largest step (nano-units): what [`Coordinates::quantize`] takes for `i64::MIN` (127 such
@@ -133,8 +154,13 @@ impl Coordinates {
     pub fn of_commitment(commitment: &pb::Commitment) -> Self {
         Self {
             step_nano: commitment.coordinate_step_nano,
-            steps: commitment.coordinate_steps.clone(),
+            steps: signed_bytes::unpack(&commitment.coordinate_steps),
         }
+    }
+
+    /// The steps one byte each, as payloads and state carry them.
+    pub fn packed_steps(&self) -> Vec<u8> {
+        signed_bytes::pack(&self.steps).expect("every step lies within 127 in magnitude")
     }
 
     /// The step, nano-units (0 without coordinates).
@@ -201,7 +227,10 @@ pub fn mismatch(commitment: &pb::Commitment, recomputed: &Recomputed) -> Option<
         Some(pb::StatMismatch::SIZE)
     } else if !norm_matches(commitment.norm_micro, recomputed.norm_micro) {
         Some(pb::StatMismatch::NORM)
-    } else if !sketch_matches(&commitment.sketch, &recomputed.sketch) {
+    } else if !sketch_matches(
+        &signed_bytes::unpack(&commitment.sketch),
+        &recomputed.sketch,
+    ) {
         Some(pb::StatMismatch::SKETCH)
     } else if !coordinates_match(
         &Coordinates::of_commitment(commitment),
@@ -224,7 +253,10 @@ pub fn contradicts(
         pb::StatMismatch::MALFORMED => true,
         pb::StatMismatch::SIZE => commitment.size_bytes != recomputed.size_bytes,
         pb::StatMismatch::NORM => !norm_matches(commitment.norm_micro, recomputed.norm_micro),
-        pb::StatMismatch::SKETCH => !sketch_matches(&commitment.sketch, &recomputed.sketch),
+        pb::StatMismatch::SKETCH => !sketch_matches(
+            &signed_bytes::unpack(&commitment.sketch),
+            &recomputed.sketch,
+        ),
         pb::StatMismatch::COORDINATES => !coordinates_match(
             &Coordinates::of_commitment(commitment),
             &recomputed.coordinates,
@@ -242,7 +274,7 @@ mod tests {
         pb::Commitment {
             size_bytes: size,
             norm_micro: norm,
-            sketch,
+            sketch: crate::testing::packed(&sketch),
             ..Default::default()
         }
     }
@@ -300,7 +332,7 @@ mod tests {
         ));
         let sampled = pb::Commitment {
             coordinate_step_nano: 4,
-            coordinate_steps: vec![-3, 5],
+            coordinate_steps: crate::testing::packed(&[-3, 5]),
             ..c.clone()
         };
         let moved = Recomputed {

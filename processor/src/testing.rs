@@ -168,6 +168,12 @@ pub fn test_key(name: &str) -> String {
     format!("02{}", &address::sha512_hex(name.as_bytes())[..64])
 }
 
+/// Sketch or coordinate-step values one byte each, as payloads and state carry them
+/// ([`bcfl_protos::signed_bytes`]). Panics when a value lies outside -128..=127.
+pub fn packed(values: &[i32]) -> Vec<u8> {
+    bcfl_protos::signed_bytes::pack(values).expect("every value fits in a byte")
+}
+
 /// An in-memory ledger that applies transactions one by one through [`BcflHandler`].
 #[derive(Debug, Default)]
 pub struct MemoryLedger {

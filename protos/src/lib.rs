@@ -10,12 +10,13 @@
 //! client signs and the REST API takes), so that a client builds batches without linking the
 //! Sawtooth SDK and its ZMQ transport.
 //!
-//! Encodings are canonical: proto3 with fields written in field-number order, and every repeated
-//! key field kept sorted by the processor, so the same state always has the same bytes. Repeated
-//! numbers and enumerations are packed, as proto3 specifies; rust-protobuf 2.28's generator packs
-//! them only when the field says `[packed = true]`, so every such field in `bcfl.proto` says it
-//! (unpacked, a 256-value sketch took 256 bytes more, one tag per value). Parsers accept both
-//! forms, as protobuf requires.
+//! Encodings are canonical: proto3 with fields written in field-number order (rust-protobuf
+//! writes them in declaration order, so every message declares its fields by number), and every
+//! repeated key field kept sorted by the processor, so the same state always has the same bytes.
+//! Repeated numbers and enumerations are packed, as proto3 specifies; rust-protobuf 2.28's
+//! generator packs them only when the field says `[packed = true]`, so every such field in
+//! `bcfl.proto` says it. Parsers accept both forms, as protobuf requires. Sketches and sampled
+//! coordinate steps, small signed numbers, are `bytes` of one value each ([`signed_bytes`]).
 //!
 //! ```
 //! use bcfl_protos::bcfl::{BcflPayload, CloseRound};
@@ -97,6 +98,47 @@ pub mod batch {
 
 pub use protobuf;
 
+/// Small signed integers stored one byte each in `bytes` fields (a commitment's `sketch` and
+/// `coordinate_steps`): two's complement, [`signed_bytes::MIN`]..=[`signed_bytes::MAX`]. A packed
+/// `sint32` took two bytes for every value beyond -64..=63.
+///
+/// ```
+/// use bcfl_protos::signed_bytes::{pack, unpack};
+///
+/// assert_eq!(pack(&[0, 1, -1, 127, -128]), Some(vec![0, 1, 255, 127, 128]));
+/// assert_eq!(unpack(&[0, 1, 255, 127, 128]), vec![0, 1, -1, 127, -128]);
+/// assert_eq!(pack(&[128]), None);
+/// ```
+pub mod signed_bytes {
+    /// The smallest value a byte holds.
+    pub const MIN: i32 = i8::MIN as i32;
+    /// The largest value a byte holds.
+    pub const MAX: i32 = i8::MAX as i32;
+
+    /// The values one byte each; `None` when one lies outside `MIN..=MAX`.
+    pub fn pack(values: &[i32]) -> Option<Vec<u8>> {
+        values
+            .iter()
+            .map(|&v| i8::try_from(v).ok().map(|b| b as u8))
+            .collect()
+    }
+
+    /// The values of bytes [`pack`] wrote (every byte is one).
+    pub fn unpack(bytes: &[u8]) -> Vec<i32> {
+        bytes.iter().map(|&b| i32::from(b as i8)).collect()
+    }
+
+    /// Bytes of values that are bytes already (the payload's typed sketches).
+    pub fn from_i8(values: &[i8]) -> Vec<u8> {
+        values.iter().map(|&v| v as u8).collect()
+    }
+
+    /// The values of the bytes as `i8`.
+    pub fn to_i8(bytes: &[u8]) -> Vec<i8> {
+        bytes.iter().map(|&b| b as i8).collect()
+    }
+}
+
 impl bcfl::Verdict {
     /// The committers the anomaly methods scored, sorted: the accepted and the excluded that
     /// were not disputed (every `MethodVerdict`'s scores are aligned with them). The verdict
@@ -146,34 +188,32 @@ mod tests {
 
     #[test]
     fn repeated_numbers_are_packed_and_unpacked_ones_still_parse() {
+        // Sketches and coordinate steps are bytes: one per value, whatever its sign.
         let commitment = Commitment {
-            sketch: vec![1; 256],
+            sketch: super::signed_bytes::pack(&[1; 256]).unwrap(),
             coordinate_step_nano: 1,
-            coordinate_steps: vec![-1; 4],
+            coordinate_steps: super::signed_bytes::pack(&[-1, 127, -128, 0]).unwrap(),
             ..Default::default()
         };
         let bytes = commitment.write_to_bytes().unwrap();
-        // Field 8 (sketch): one key, a two-byte length, 256 one-byte values; then field 14 (the
-        // step, a key and a varint) and field 15 (the steps, packed).
-        assert_eq!(&bytes[..3], &[packed_key(8), 0x80, 0x02]);
-        assert_eq!(&bytes[259..], &[14 << 3, 1, packed_key(15), 4, 1, 1, 1, 1]);
+        // Field 14 (the step, a key and a varint), then field 16 (the sketch: a two-byte key,
+        // a two-byte length, 256 bytes) and field 17 (the steps).
+        assert_eq!(&bytes[..2], &[14 << 3, 1]);
+        assert_eq!(&bytes[2..6], &[0x82, 0x01, 0x80, 0x02]);
+        assert_eq!(&bytes[262..], &[0x8a, 0x01, 4, 0xff, 0x7f, 0x80, 0x00]);
         assert_eq!(Commitment::parse_from_bytes(&bytes).unwrap(), commitment);
 
-        // The unpacked form (one key per value, as this crate wrote it before) parses alike.
-        let mut unpacked = Vec::new();
-        for _ in 0..256 {
-            unpacked.extend([8 << 3, 2]); // key of field 8, varint; zigzag(1) = 2
-        }
-        unpacked.extend([14 << 3, 1]);
-        for _ in 0..4 {
-            unpacked.extend([15 << 3, 1]); // zigzag(-1) = 1
-        }
-        assert_eq!(Commitment::parse_from_bytes(&unpacked).unwrap(), commitment);
-
+        // Repeated numbers are packed; the unpacked form (one key per value) parses alike.
         let zscore = ZScoreConfig {
             features: vec![Feature::UPDATE_NORM, Feature::SKETCH_COSINE_DISTANCE],
             ..Default::default()
         };
-        assert_eq!(zscore.write_to_bytes().unwrap()[0], packed_key(2));
+        let packed = zscore.write_to_bytes().unwrap();
+        assert_eq!(packed[0], packed_key(2));
+        let mut unpacked = Vec::new();
+        for f in &zscore.features {
+            unpacked.extend([2 << 3, *f as u8]);
+        }
+        assert_eq!(ZScoreConfig::parse_from_bytes(&unpacked).unwrap(), zscore);
     }
 }

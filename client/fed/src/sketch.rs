@@ -14,9 +14,9 @@
 //! By the Johnson-Lindenstrauss lemma, `cos(s_a, s_b)` estimates `cos(x_a, x_b)` with a standard
 //! error of about `1/√length` (0.06 for the default 256); the scaling does not change cosines,
 //! and the rounding (at most half a step in 127 on each value) moves them by at most about 1e-3,
-//! far below that error. The ledger stores the sketch as zigzag varints, so a value of magnitude
-//! below 64 takes one byte and the rest two: 127 keeps a 256-value sketch near 300 bytes, where
-//! the 32767 of earlier versions took three bytes a value (770 for 256).
+//! far below that error. The ledger stores the sketch one byte a value (256 bytes for 256),
+//! where zigzag varints took two for every magnitude from 64 (about 300) and the 32767 of earlier
+//! versions three (770).
 //!
 //! Members sketch round `t`'s update with seed `t`, so all sketches of one round share one
 //! projection. Across rounds the projections differ, which shapes the on-chain cumulative
@@ -55,7 +55,7 @@ use crate::update::Update;
 pub const DEFAULT_LENGTH: usize = 256;
 
 /// The largest magnitude of a sketch's values (see the module docs).
-pub const SKETCH_MAX: i32 = 127;
+pub use bcfl_processor::statistics::SKETCH_MAX;
 
 /// The shape of a commitment's statistics, from the consortium's parameters: how long the sketch
 /// is and how many coordinates it samples.
@@ -168,15 +168,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 
 /// The quantized sketch of `update` (see the module docs).
 pub fn sketch(update: &Update, length: usize, seed: u64) -> Vec<i32> {
-    let projection = projection(update, length, seed);
-    let max = projection.iter().fold(0f64, |m, v| m.max(v.abs()));
-    if max == 0.0 {
-        return vec![0; length];
-    }
-    projection
-        .iter()
-        .map(|v| (v / max * f64::from(SKETCH_MAX)).round() as i32)
-        .collect()
+    bcfl_processor::statistics::scaled_sketch(&projection(update, length, seed))
 }
 
 /// The projection `R x` before it is scaled and rounded.

@@ -23,9 +23,9 @@
 //!     round: 7,
 //!     size_bytes: stats.size_bytes,
 //!     norm_micro: stats.norm_micro,
-//!     sketch: stats.sketch.clone(),
+//!     sketch: bcfl_protos::signed_bytes::pack(&stats.sketch).unwrap(),
 //!     coordinate_step_nano: stats.coordinates.step_nano(),
-//!     coordinate_steps: stats.coordinates.steps().to_vec(),
+//!     coordinate_steps: stats.coordinates.packed_steps(),
 //!     ..Default::default()
 //! };
 //! assert_eq!(check(&honest, &bytes, &model(0.0), shape), None);
@@ -38,6 +38,7 @@
 use bcfl_processor::fixed;
 use bcfl_processor::statistics::{mismatch, Recomputed};
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 
 use crate::sketch::{coordinates, l2_norm, sketch, StatsShape, COORDINATE_SEED};
 use crate::update::Update;
@@ -81,9 +82,10 @@ pub fn check(
             dispute.mismatch = mismatch(commitment, &recomputed)?;
             dispute.size_bytes = recomputed.size_bytes;
             dispute.norm_micro = recomputed.norm_micro;
-            dispute.sketch = recomputed.sketch;
+            dispute.sketch = signed_bytes::pack(&recomputed.sketch)
+                .expect("a recomputed sketch lies within 127");
             dispute.coordinate_step_nano = recomputed.coordinates.step_nano();
-            dispute.coordinate_steps = recomputed.coordinates.steps().to_vec();
+            dispute.coordinate_steps = recomputed.coordinates.packed_steps();
         }
     }
     Some(dispute)
@@ -129,9 +131,9 @@ mod tests {
             member: "m".into(),
             size_bytes: bytes.len() as u64,
             norm_micro: fixed::f64_to_micro_unsigned(stats.l2_norm).unwrap(),
-            sketch: stats.sketch,
+            sketch: signed_bytes::pack(&stats.sketch).unwrap(),
             coordinate_step_nano: stats.coordinates.step_nano(),
-            coordinate_steps: stats.coordinates.steps().to_vec(),
+            coordinate_steps: stats.coordinates.packed_steps(),
             ..Default::default()
         }
     }
@@ -160,7 +162,11 @@ mod tests {
         assert_eq!(d.mismatch, pb::StatMismatch::NORM);
         assert_eq!(d.norm_micro, honest.norm_micro);
         let mut flipped = honest.clone();
-        flipped.sketch = honest.sketch.iter().map(|v| -v).collect();
+        flipped.sketch = honest
+            .sketch
+            .iter()
+            .map(|&v| (v as i8).wrapping_neg() as u8)
+            .collect();
         assert_eq!(mismatch_of(&flipped), pb::StatMismatch::SKETCH);
         let resized = pb::Commitment {
             size_bytes: honest.size_bytes + 1,

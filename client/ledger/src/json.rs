@@ -6,7 +6,9 @@
 //! - field names are the `.proto` field names (snake_case), every field is present;
 //! - integers are JSON numbers (64-bit ones too; values above 2^53 lose nothing in Rust or Python
 //!   readers, but JavaScript readers should beware);
-//! - enums are their value names (`"FEDAVG"`), bytes are lowercase hex;
+//! - enums are their value names (`"FEDAVG"`), bytes are lowercase hex, except the bytes that
+//!   hold small signed numbers one each (`sketch`, `coordinate_steps`:
+//!   `bcfl_protos::signed_bytes`), which are arrays of those numbers;
 //! - an unset message field is `null`; repeated fields are arrays.
 //!
 //! ```
@@ -35,10 +37,24 @@ pub fn verdict_to_json(verdict: &bcfl_protos::bcfl::Verdict) -> Value {
     json
 }
 
+/// `bytes` fields that hold one signed number per byte ([`bcfl_protos::signed_bytes`]).
+const SIGNED_BYTES_FIELDS: [&str; 2] = ["sketch", "coordinate_steps"];
+
 /// Renders any protobuf message as a JSON object (see the module docs for the mapping).
 pub fn message_to_json(message: &dyn Message) -> Value {
     let mut object = Map::new();
     for field in message.descriptor().fields() {
+        if field.proto().get_field_type() == FieldType::TYPE_BYTES
+            && SIGNED_BYTES_FIELDS.contains(&field.name())
+        {
+            let bytes = match field.get_reflect(message) {
+                ReflectFieldRef::Optional(Some(ReflectValueRef::Bytes(b))) => b,
+                _ => &[],
+            };
+            let values = bcfl_protos::signed_bytes::unpack(bytes);
+            object.insert(field.name().to_owned(), Value::from(values));
+            continue;
+        }
         let value = match field.get_reflect(message) {
             ReflectFieldRef::Optional(Some(value)) => value_to_json(value),
             ReflectFieldRef::Optional(None) => default_to_json(field, message),
@@ -190,6 +206,16 @@ mod tests {
             ..Default::default()
         };
         let json = message_to_json(&commitment);
+        // Sketches and coordinate steps read as numbers, one per byte.
+        assert_eq!(json["sketch"], serde_json::json!([]));
+        let sketched = Commitment {
+            sketch: vec![9, 0xfe, 0x7f, 0x80],
+            coordinate_steps: vec![0xff],
+            ..Default::default()
+        };
+        let numbers = message_to_json(&sketched);
+        assert_eq!(numbers["sketch"], serde_json::json!([9, -2, 127, -128]));
+        assert_eq!(numbers["coordinate_steps"], serde_json::json!([-1]));
         assert_eq!(json["base_round"], 2);
         assert_eq!(json["staleness"], 1);
     }

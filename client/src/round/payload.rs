@@ -31,9 +31,11 @@ pub fn commit_payload(
             what: "the update norm",
             source,
         })?,
-        sketch: stats.sketch.clone(),
+        sketch: bcfl_protos::signed_bytes::pack(&stats.sketch).ok_or_else(|| {
+            Error::Config("the sketch has a value beyond one byte (-128..=127)".into())
+        })?,
         coordinate_step_nano: stats.coordinates.step_nano(),
-        coordinate_steps: stats.coordinates.steps().to_vec(),
+        coordinate_steps: stats.coordinates.packed_steps(),
         base_round,
         ..Default::default()
     });

@@ -118,6 +118,7 @@ fn a_round_end_to_end_through_the_cli(kind: LedgerKind) {
 
     let files = dir.path();
     std::fs::write(files.join("bad-sketch"), "1,2,3").unwrap();
+    std::fs::write(files.join("wide-sketch"), "1 2 3 128").unwrap();
     for (name, blob, sketch, loss) in [
         ("alice", b"update-a".as_slice(), "10, -3 7\n0", "0.25"),
         ("bob", b"update-b".as_slice(), "9 -2 8 1", "-0.5"),
@@ -144,6 +145,26 @@ fn a_round_end_to_end_through_the_cli(kind: LedgerKind) {
         );
         assert_eq!(short.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&short.stderr).contains("exactly 4"));
+        // The ledger keeps a sketch one byte a value.
+        let wide = cli.run(
+            name,
+            &[
+                "commit",
+                "--blob",
+                blob_path.to_str().unwrap(),
+                "--samples",
+                "100",
+                "--loss",
+                loss,
+                "--norm",
+                "1.5",
+                "--sketch",
+                files.join("wide-sketch").to_str().unwrap(),
+            ],
+        );
+        assert_eq!(wide.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&wide.stderr);
+        assert!(stderr.contains("a value outside -128..=127"), "{stderr}");
         cli.ok(
             name,
             &[

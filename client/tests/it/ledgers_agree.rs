@@ -48,7 +48,7 @@ fn commit(round: u64, base_round: u64, norm: u64, sketch: [i32; 4]) -> pb::BcflP
             num_samples: 10,
             loss_micro: 500_000,
             norm_micro: norm,
-            sketch: sketch.to_vec(),
+            sketch: bcfl_processor::testing::packed(&sketch),
             base_round,
             ..Default::default()
         })

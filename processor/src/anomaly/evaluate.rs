@@ -303,7 +303,7 @@ impl MemberData {
             columns,
             floors,
             edges,
-            sketches: sorted.iter().map(|c| c.sketch.to_vec()).collect(),
+            sketches: sorted.iter().map(super::features::sketch_of).collect(),
         }
     }
 
@@ -634,22 +634,22 @@ mod tests {
     /// (free riders: a cosine with a zero vector is undefined, distance 1) stay.
     #[test]
     fn the_duplicate_method_excludes_members_sharing_a_sketch_on_its_own() {
-        let commitment = |member: &str, sketch: Vec<i32>| pb::Commitment {
+        let commitment = |member: &str, sketch: &[i32]| pb::Commitment {
             member: member.into(),
-            sketch,
+            sketch: crate::testing::packed(sketch),
             ..Default::default()
         };
         let commitments = vec![
-            commitment("a", vec![1000, -200, 300, 50]),
-            commitment("b", vec![-80, 900, 40, 400]),
+            commitment("a", &[100, -20, 30, 5]),
+            commitment("b", &[-8, 90, 4, 40]),
             // Close to "b" (cosine distance 0.0016) but not a copy.
-            commitment("c", vec![-80, 900, 40, 340]),
-            commitment("d", vec![500, 500, -500, 120]),
-            commitment("e", vec![0, 0, 0, 0]),
-            commitment("f", vec![0, 0, 0, 0]),
+            commitment("c", &[-8, 90, 4, 34]),
+            commitment("d", &[50, 50, -50, 12]),
+            commitment("e", &[0, 0, 0, 0]),
+            commitment("f", &[0, 0, 0, 0]),
             // "g" and "h" send one crafted update; "h" scaled it, which a cosine ignores.
-            commitment("g", vec![-300, -300, -300, -300]),
-            commitment("h", vec![-600, -600, -600, -600]),
+            commitment("g", &[-30, -30, -30, -30]),
+            commitment("h", &[-60, -60, -60, -60]),
         ];
         let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
         let mut config = pb::AnomalyConfig {

@@ -348,7 +348,7 @@ pub fn cumulative_sketches(
         .iter()
         .map(|c| {
             let earlier = entry_of(history, &c.member).map_or(&[][..], |e| &e.sum[..]);
-            add_sketch(earlier, &c.sketch)
+            add_sketch(earlier, &sketch_of(c))
         })
         .collect()
 }
@@ -360,6 +360,11 @@ fn entry_of<'a>(history: &'a pb::SketchHistory, member: &str) -> Option<&'a pb::
         .binary_search_by(|e| e.member.as_str().cmp(member))
         .ok()
         .map(|i| &history.entries[i])
+}
+
+/// The sketch `c` carries, one value per byte ([`bcfl_protos::signed_bytes`]).
+pub fn sketch_of(c: &pb::Commitment) -> Vec<i32> {
+    bcfl_protos::signed_bytes::unpack(&c.sketch)
 }
 
 /// `sum + sketch` coordinate-wise (saturating; the shorter one zero-padded).
@@ -396,7 +401,7 @@ pub fn cumulative_centres(
 ) -> Vec<Vec<i128>> {
     let sketches: Vec<Vec<i64>> = commitments
         .iter()
-        .map(|c| c.sketch.iter().map(|v| i64::from(*v)).collect())
+        .map(|c| sketch_of(c).into_iter().map(i64::from).collect())
         .collect();
     let median = doubled_median(&sketches);
     commitments
@@ -455,7 +460,8 @@ fn weighted_mean<T: Copy + Into<i128>>(rows: &[(&[T], i128)]) -> Option<Vec<i64>
 /// The coordinate-wise mean of the `accepted` commitments' sketches, each value rounded half
 /// away from zero; `None` when nobody was accepted.
 fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
-    let rows: Vec<(&[i32], i128)> = accepted.iter().map(|c| (&c.sketch[..], 1)).collect();
+    let sketches: Vec<Vec<i32>> = accepted.iter().map(|c| sketch_of(c)).collect();
+    let rows: Vec<(&[i32], i128)> = sketches.iter().map(|s| (&s[..], 1)).collect();
     weighted_mean(&rows)
 }
 
@@ -590,7 +596,7 @@ pub fn extend_history(
                 member: c.member.clone(),
                 ..Default::default()
             });
-        entry.sum = add_sketch(&entry.sum, &c.sketch);
+        entry.sum = add_sketch(&entry.sum, &sketch_of(c));
         entry.rounds = entry.rounds.saturating_add(1);
         entry.last_round = round;
     }
@@ -649,7 +655,8 @@ pub fn commitment_feature(
             .map(|c| fixed::micro_unsigned_to_f64(c.norm_micro))
             .collect(),
         SKETCH_COSINE_DISTANCE => {
-            let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
+            let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
             sketch_cosine_distances(&sketches)
         }
         CUMULATIVE_SKETCH_COSINE_DISTANCE => cumulative_sketches(commitments, history)
@@ -658,7 +665,8 @@ pub fn commitment_feature(
             .map(|(sum, centre)| cosine_distance(sum, &centre, squared_norm(&centre)))
             .collect(),
         NEAREST_SKETCH_COSINE_DISTANCE => {
-            let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
+            let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
             nearest_sketch_cosine_distances(&sketches)
         }
         COORDINATE_SIGN_BALANCE => {
@@ -754,7 +762,7 @@ mod tests {
                 round,
                 num_samples: samples,
                 coordinate_step_nano: 1,
-                coordinate_steps: steps,
+                coordinate_steps: crate::testing::packed(&steps),
                 ..Default::default()
             };
         // Round 1: a (3 samples) and b (1 sample) accepted, c excluded.
@@ -949,7 +957,7 @@ mod tests {
     fn commitment(member: &str, sketch: &[i32]) -> pb::Commitment {
         pb::Commitment {
             member: member.into(),
-            sketch: sketch.to_vec(),
+            sketch: crate::testing::packed(sketch),
             ..Default::default()
         }
     }

@@ -7,7 +7,7 @@ use crate::error::ApplyError;
 use bcfl_protos::bcfl as pb;
 use protobuf::SingularPtrField;
 
-use crate::testing::{test_key, MemoryLedger};
+use crate::testing::{packed, test_key, MemoryLedger};
 
 const SKETCH: [i32; 8] = [100, -40, 70, 30, -80, 50, 20, -60];
 
@@ -121,8 +121,11 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
         let mut norm = 3_000_000 + 20_000 * i as u64;
         match i {
             6 => sketch.iter_mut().for_each(|v| *v = -*v),
+            // Scaled x10: its sketch is scaled to 127 as a member's own code scales it (the
+            // scaling leaves no trace there); its norm shows it.
             7 => {
-                sketch.iter_mut().for_each(|v| *v *= 10);
+                let projection: Vec<f64> = sketch.iter().map(|v| f64::from(*v) * 10.0).collect();
+                sketch = crate::statistics::scaled_sketch(&projection);
                 norm *= 10;
             }
             _ => {}
@@ -134,7 +137,7 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
             num_samples: 100,
             loss_micro: 1_200_000,
             norm_micro: norm,
-            sketch,
+            sketch: packed(&sketch),
             ..Default::default()
         };
         submit(&mut ledger, key, payload(|p| p.set_commit_update(commit)));
@@ -316,10 +319,12 @@ fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
                 norm_micro: 2_000_000 + next(400_000) + if i == 7 { 20_000_000 } else { 0 },
                 loss_micro: 400_000 + next(100_000) as i64,
                 num_samples: 80 + next(40),
-                sketch: SKETCH
-                    .iter()
-                    .map(|v| flip * (v + next(21) as i32 - 10))
-                    .collect(),
+                sketch: packed(
+                    &SKETCH
+                        .iter()
+                        .map(|v| flip * (v + next(21) as i32 - 10))
+                        .collect::<Vec<_>>(),
+                ),
                 ..Default::default()
             }
         })
@@ -496,7 +501,10 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     }) {
         assert_eq!(entry.member, c.member);
         assert_eq!((entry.rounds, entry.last_round), (1, 1));
-        let expected: Vec<i64> = c.sketch.iter().map(|v| i64::from(*v)).collect();
+        let expected: Vec<i64> = super::features::sketch_of(&c)
+            .into_iter()
+            .map(i64::from)
+            .collect();
         assert_eq!(entry.sum, expected);
     }
 
@@ -533,7 +541,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
             num_samples: 100,
             loss_micro: 1_000_000,
             norm_micro: 3_000_000,
-            sketch,
+            sketch: packed(&sketch),
             ..Default::default()
         };
         ledger
@@ -544,8 +552,9 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         m.iter().map(|k| ledger.commitment(2, k).unwrap()).collect();
     let mut sorted_two = round_two.clone();
     sorted_two.sort_by(|a, b| a.member.cmp(&b.member));
+    let sketches: Vec<Vec<i32>> = sorted_two.iter().map(super::features::sketch_of).collect();
     let per_round = super::features::sketch_cosine_distances(
-        &sorted_two.iter().map(|c| &c.sketch[..]).collect::<Vec<_>>(),
+        &sketches.iter().map(|s| &s[..]).collect::<Vec<_>>(),
     );
     let six = sorted_two.iter().position(|c| c.member == m[6]).unwrap();
     assert!(per_round[six] < 0.01, "{per_round:?}");

@@ -189,11 +189,17 @@ pub fn measured_links(keys: &[String], slow: &[bool], rng: &mut Rng) -> Vec<pb::
     links
 }
 
+/// A scaled sketch one byte a value, as a commitment stores it.
+fn pack_sketch(sketch: &[i32]) -> Vec<u8> {
+    bcfl_protos::signed_bytes::pack(sketch).expect("a scaled sketch lies within 127")
+}
+
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-/// The fixed +/-1 projection of an update to [`SKETCH_LEN`] integers (x1000, rounded).
+/// The fixed +/-1 projection of an update to [`SKETCH_LEN`] integers, scaled as members scale
+/// theirs ([`crate::statistics::scaled_sketch`]).
 pub fn sketch(update: &[f64]) -> Vec<i32> {
     let mut signs = Rng(0x5EED_5EED);
     let mut out = vec![0.0f64; SKETCH_LEN];
@@ -203,8 +209,7 @@ pub fn sketch(update: &[f64]) -> Vec<i32> {
             *slot += sign * x;
         }
     }
-    let scale = 1000.0 / (update.len().max(1) as f64).sqrt();
-    out.iter().map(|s| (s * scale).round() as i32).collect()
+    crate::statistics::scaled_sketch(&out)
 }
 
 /// The update at [`COORDINATE_SAMPLES`] fixed positions (drawn with replacement), quantized
@@ -266,9 +271,9 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
                 num_samples: (100.0 + 20.0 * rng.normal()).max(1.0) as u64,
                 loss_micro: fixed::saturating_micro(0.5 + 0.05 * rng.normal()),
                 norm_micro: fixed::saturating_micro_unsigned(norm(&update)),
-                sketch: sketch(&update),
+                sketch: pack_sketch(&sketch(&update)),
                 coordinate_step_nano: coordinates.step_nano(),
-                coordinate_steps: coordinates.steps().to_vec(),
+                coordinate_steps: coordinates.packed_steps(),
                 ..Default::default()
             })
         })
@@ -281,10 +286,10 @@ pub fn simulate_round(scenario: &Scenario) -> Result<SimulatedRound, AttackError
             .filter(|(_, a)| **a)
         {
             c.norm_micro = fixed::saturating_micro_unsigned(norm(&crafted));
-            c.sketch = sketch(&crafted);
+            c.sketch = pack_sketch(&sketch(&crafted));
             let coordinates = coordinates(&crafted);
             c.coordinate_step_nano = coordinates.step_nano();
-            c.coordinate_steps = coordinates.steps().to_vec();
+            c.coordinate_steps = coordinates.packed_steps();
         }
     }
     let slow: Vec<bool> = is_attacker

@@ -1,6 +1,7 @@
 //! The typed actions and their conversion from and to the protobuf messages.
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 use protobuf::RepeatedField;
 
 use super::fields::{BlobUri, Endpoint, MemberName, PublicKey, Reason, Sha256Hash};
@@ -322,9 +323,10 @@ fn at_most_values(field: &'static str, len: usize, max: usize) -> Result<()> {
 
 /// Sampled coordinates from a payload's step and steps: at most
 /// [`MAX_COORDINATE_SAMPLES`] of them, within the bounds [`Coordinates::new`] checks.
-fn coordinates(field: &'static str, step_nano: u64, steps: &[i32]) -> Result<Coordinates> {
+fn coordinates(field: &'static str, step_nano: u64, steps: &[u8]) -> Result<Coordinates> {
     at_most_values(field, steps.len(), MAX_COORDINATE_SAMPLES)?;
-    Coordinates::new(step_nano, steps.to_vec()).map_err(|reason| invalid(field, reason))
+    Coordinates::new(step_nano, signed_bytes::unpack(steps))
+        .map_err(|reason| invalid(field, reason))
 }
 
 /// A member's commitment to its update for a round.
@@ -342,8 +344,8 @@ pub struct CommitUpdate {
     pub loss_micro: i64,
     /// L2 norm of the update x 1e6.
     pub norm_micro: u64,
-    /// Fixed-size sketch of the update, 1..=4096 values.
-    pub sketch: Vec<i32>,
+    /// Fixed-size sketch of the update, 1..=4096 values (one byte each on the wire).
+    pub sketch: Vec<i8>,
     /// The change at the round's sampled coordinates, 0..=4096 values (the rule checks the
     /// consortium's count).
     pub coordinates: Coordinates,
@@ -388,7 +390,7 @@ impl CommitUpdate {
             )?,
             loss_micro: m.loss_micro,
             norm_micro: m.norm_micro,
-            sketch: m.sketch.clone(),
+            sketch: signed_bytes::to_i8(&m.sketch),
             coordinates,
             blob_uri: optional_uri("commit_update.blob_uri", &m.blob_uri)?,
             base_round: if m.base_round == 0 {
@@ -407,9 +409,9 @@ impl CommitUpdate {
             num_samples: self.num_samples,
             loss_micro: self.loss_micro,
             norm_micro: self.norm_micro,
-            sketch: self.sketch.clone(),
+            sketch: signed_bytes::from_i8(&self.sketch),
             coordinate_step_nano: self.coordinates.step_nano(),
-            coordinate_steps: self.coordinates.steps().to_vec(),
+            coordinate_steps: self.coordinates.packed_steps(),
             blob_uri: uri_string(&self.blob_uri),
             base_round: self.base_round,
             ..Default::default()
@@ -647,7 +649,7 @@ pub struct DisputeCommitment {
     pub norm_micro: u64,
     /// The recomputed sketch: empty when the blob did not parse, else the consortium's length
     /// (checked by the rule, which knows it), at most 4096 values.
-    pub sketch: Vec<i32>,
+    pub sketch: Vec<i8>,
     /// The recomputed sampled coordinates: empty when the blob did not parse, else the
     /// consortium's count (checked by the rule), at most 4096 values.
     pub coordinates: Coordinates,
@@ -692,7 +694,7 @@ impl DisputeCommitment {
                 MAX_BLOB_BYTES,
             )?,
             norm_micro: m.norm_micro,
-            sketch: m.sketch.clone(),
+            sketch: signed_bytes::to_i8(&m.sketch),
             coordinates,
         })
     }
@@ -704,9 +706,9 @@ impl DisputeCommitment {
             mismatch: self.mismatch,
             size_bytes: self.size_bytes,
             norm_micro: self.norm_micro,
-            sketch: self.sketch.clone(),
+            sketch: signed_bytes::from_i8(&self.sketch),
             coordinate_step_nano: self.coordinates.step_nano(),
-            coordinate_steps: self.coordinates.steps().to_vec(),
+            coordinate_steps: self.coordinates.packed_steps(),
             ..Default::default()
         }
     }

@@ -137,7 +137,7 @@ fn action() -> impl Strategy<Value = Action> {
             (
                 any::<i64>(),
                 any::<u64>(),
-                vec(any::<i32>(), 1..64),
+                vec(any::<i8>(), 1..64),
                 blob_uri()
             ),
             (
@@ -343,13 +343,20 @@ fn bounds_are_enforced() {
         err,
         "commit_update.coordinate_steps: must hold at most 4096 values, got 4097"
     );
-    commit.coordinate_steps = vec![3, 128];
+    // One byte a step: 0x80 is -128, outside the symmetric range.
+    commit.coordinate_steps = vec![3, 0x80];
     payload.set_commit_update(commit.clone());
     let err = Action::from_proto(&payload).unwrap_err().to_string();
     assert_eq!(
         err,
-        "commit_update.coordinate_steps: every step must be within 127 in magnitude, got 128"
+        "commit_update.coordinate_steps: every step must be within 127 in magnitude, got -128"
     );
+    commit.coordinate_steps = vec![3, 0x81];
+    payload.set_commit_update(commit.clone());
+    let Action::CommitUpdate(parsed) = Action::from_proto(&payload).unwrap() else {
+        panic!("a commit_update")
+    };
+    assert_eq!(parsed.coordinates.steps(), &[3, -127]);
     commit.coordinate_step_nano = 0;
     commit.coordinate_steps = vec![3];
     payload.set_commit_update(commit.clone());

@@ -38,6 +38,7 @@
 //! Disputes and attestations are in [`super::verification`].
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 use sha2::{Digest, Sha256};
@@ -355,9 +356,9 @@ pub fn commit_update(
         num_samples: action.num_samples,
         loss_micro: action.loss_micro,
         norm_micro: action.norm_micro,
-        sketch: action.sketch.clone(),
+        sketch: signed_bytes::from_i8(&action.sketch),
         coordinate_step_nano: action.coordinates.step_nano(),
-        coordinate_steps: action.coordinates.steps().to_vec(),
+        coordinate_steps: action.coordinates.packed_steps(),
         blob_uri: action
             .blob_uri
             .as_ref()

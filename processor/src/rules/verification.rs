@@ -28,6 +28,7 @@
 //! a late one still marks the aggregate for auditors.
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 use sha2::{Digest, Sha256};
 
 use super::{attr, ensure, is_admin, reject, require_consortium, require_round, Attributes};
@@ -149,7 +150,7 @@ pub fn dispute_commitment(
     let recomputed = Recomputed {
         size_bytes: action.size_bytes,
         norm_micro: action.norm_micro,
-        sketch: action.sketch.clone(),
+        sketch: action.sketch.iter().map(|&v| i32::from(v)).collect(),
         coordinates: action.coordinates.clone(),
     };
     ensure!(
@@ -164,9 +165,9 @@ pub fn dispute_commitment(
             mismatch: action.mismatch,
             size_bytes: action.size_bytes,
             norm_micro: action.norm_micro,
-            sketch: action.sketch.clone(),
+            sketch: signed_bytes::from_i8(&action.sketch),
             coordinate_step_nano: action.coordinates.step_nano(),
-            coordinate_steps: action.coordinates.steps().to_vec(),
+            coordinate_steps: action.coordinates.packed_steps(),
             reported_by: signer.as_str().to_owned(),
             ..Default::default()
         },

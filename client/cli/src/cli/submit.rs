@@ -549,6 +549,14 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         );
     }
     let coordinates = Coordinates::quantize(&coordinates);
+    // The ledger keeps a sketch one byte a value, as members' own code scales it (largest
+    // magnitude 127).
+    let Some(sketch) = bcfl_protos::signed_bytes::pack(&sketch) else {
+        bail!(
+            "the sketch in {} has a value outside -128..=127 (one byte each on the ledger; members scale theirs to a largest magnitude of 127)",
+            args.sketch.display()
+        );
+    };
     let (sha256, size) = file_sha256(&args.blob)?;
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(pb::CommitUpdate {
@@ -560,7 +568,7 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         norm_micro: fixed::parse_micro_unsigned(&args.norm).context("--norm")?,
         sketch,
         coordinate_step_nano: coordinates.step_nano(),
-        coordinate_steps: coordinates.steps().to_vec(),
+        coordinate_steps: coordinates.packed_steps(),
         blob_uri: args.blob_uri,
         base_round: args.base_round.unwrap_or(0),
         ..Default::default()

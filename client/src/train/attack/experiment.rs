@@ -452,16 +452,18 @@ fn trace_verdicts(
     scenario: &Scenario,
     attackers: &[String],
 ) {
-    use bcfl_processor::anomaly::{features::extend_after_verdict, member_scores, MemberData};
+    use bcfl_processor::anomaly::features::{extend_after_verdict, sketch_of};
+    use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
     let mut history = pb::SketchHistory::default();
     for (&round, verdict) in &state.verdicts {
+        let scored = verdict.scored();
         let commitments: Vec<pb::Commitment> = state
             .commitments
             .range((round, String::new())..(round + 1, String::new()))
             .map(|(_, c)| c.clone())
-            .filter(|c| verdict.scored().binary_search(&c.member).is_ok())
+            .filter(|c| scored.binary_search(&c.member).is_ok())
             .collect();
         let data = MemberData::from_evidence(&commitments, &links, &history, 0);
         let column = |f: pb::Feature| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
@@ -469,9 +471,10 @@ fn trace_verdicts(
         let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
-        let sketches: Vec<&[i32]> = commitments.iter().map(|c| &c.sketch[..]).collect();
+        let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+        let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
         let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
-        let mut flags = vec![String::new(); verdict.scored().len()];
+        let mut flags = vec![String::new(); scored.len()];
         for method in &verdict.methods {
             let letter = match method.method {
                 pb::AnomalyMethod::PAGERANK => 'p',
@@ -479,7 +482,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::DUPLICATE => 'c',
                 _ => 'z',
             };
-            for (i, m) in member_scores(&verdict.scored(), method).enumerate() {
+            for (i, m) in member_scores(&scored, method).enumerate() {
                 if m.flagged {
                     flags[i].push(letter);
                 }

@@ -296,8 +296,8 @@ async fn sampled_coordinates_are_committed_verified_and_expose_min_max_colluders
         let change = Update::from_bytes(&bytes).unwrap().minus(&parent).unwrap();
         let sampled = bcfl_fed::sketch::coordinates(&change, 64, bcfl_fed::sketch::COORDINATE_SEED);
         assert_eq!(
-            (c.coordinate_step_nano, &c.coordinate_steps[..]),
-            (sampled.step_nano(), sampled.steps()),
+            (c.coordinate_step_nano, c.coordinate_steps.clone()),
+            (sampled.step_nano(), sampled.packed_steps()),
             "{}",
             m.name
         );

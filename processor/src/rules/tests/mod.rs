@@ -132,7 +132,7 @@ pub(super) fn commit(round: u64, tag: &str, sketch_len: usize) -> pb::BcflPayloa
             num_samples: 50,
             loss_micro: 1_250_000,
             norm_micro: 3_000_000,
-            sketch: (0..sketch_len as i32).collect(),
+            sketch: (0..sketch_len as u8).collect(),
             ..Default::default()
         })
     })

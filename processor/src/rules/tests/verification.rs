@@ -8,6 +8,7 @@ use pb::RoundPhase::CLOSED;
 use pb::StatMismatch::{MALFORMED, NORM, SIZE};
 
 use super::*;
+use crate::testing::packed;
 
 fn dispute(
     round: u64,
@@ -338,7 +339,7 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     let with_coordinates = |tag: &str, steps: Vec<i32>| {
         let mut payload = commit(1, tag, SKETCH);
         payload.mut_commit_update().coordinate_step_nano = 1;
-        payload.mut_commit_update().coordinate_steps = steps;
+        payload.mut_commit_update().coordinate_steps = packed(&steps);
         payload
     };
     let msg = rejected(w.ledger.submit(&m1, &commit(1, "u1", SKETCH)));
@@ -363,15 +364,15 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     let stored = w.ledger.commitment(1, &m1).unwrap();
     assert_eq!(
         (stored.coordinate_step_nano, stored.coordinate_steps),
-        (1, vec![7, -8, 9])
+        (1, packed(&[7, -8, 9]))
     );
     let recomputed = |step: u64, steps: Vec<i32>| {
         dispute(1, &m1, |d| {
             d.mismatch = pb::StatMismatch::COORDINATES;
             d.norm_micro = 3_000_000;
-            d.sketch = (0..SKETCH as i32).collect();
+            d.sketch = (0..SKETCH as u8).collect();
             d.coordinate_step_nano = step;
-            d.coordinate_steps = steps;
+            d.coordinate_steps = packed(&steps);
         })
     };
     let msg = rejected(w.ledger.submit(&m0, &recomputed(1, vec![7, -8])));
@@ -386,7 +387,7 @@ fn sampled_coordinates_are_committed_in_full_and_disputed_like_the_sketch() {
     let far = w.ledger.submit(&m0, &recomputed(3, vec![7, -8, 9]));
     assert!(far.is_ok(), "{far:?}");
     let round = w.ledger.round(1).unwrap();
-    assert_eq!(round.disputes[0].coordinate_steps, vec![7, -8, 9]);
+    assert_eq!(round.disputes[0].coordinate_steps, packed(&[7, -8, 9]));
     assert_eq!(round.disputes[0].coordinate_step_nano, 3);
 }
 
@@ -395,7 +396,7 @@ fn a_value_two_steps_off_is_disputed() {
     let (mut w, m0, m1) = sampling_round();
     let mut payload = commit(1, "u1", SKETCH);
     payload.mut_commit_update().coordinate_step_nano = 5;
-    payload.mut_commit_update().coordinate_steps = vec![7, -8, 9];
+    payload.mut_commit_update().coordinate_steps = packed(&[7, -8, 9]);
     w.ledger.submit(&m1, &payload).unwrap();
     let events = w
         .ledger
@@ -404,9 +405,9 @@ fn a_value_two_steps_off_is_disputed() {
             &dispute(1, &m1, |d| {
                 d.mismatch = pb::StatMismatch::COORDINATES;
                 d.norm_micro = 3_000_000;
-                d.sketch = (0..SKETCH as i32).collect();
+                d.sketch = (0..SKETCH as u8).collect();
                 d.coordinate_step_nano = 5;
-                d.coordinate_steps = vec![7, -8, -9];
+                d.coordinate_steps = packed(&[7, -8, -9]);
             }),
         )
         .unwrap();
