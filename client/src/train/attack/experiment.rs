@@ -55,9 +55,10 @@ pub enum Defence {
     None,
     /// FedAvg of the updates the detector's on-chain verdict accepts.
     Exclusion(Detector),
-    /// The trimmed mean (trimming as [`Defence::TrimmedMean`] does) of the updates the
-    /// detector's on-chain verdict accepts: a consortium with both an anomaly configuration and
-    /// a robust rule.
+    /// The trimmed mean of the updates the detector's on-chain verdict accepts, trimming the
+    /// rule's default 10 % at each end (a consortium does not know how many attack, and the
+    /// verdict has excluded those it found): a consortium with both an anomaly configuration
+    /// and a robust rule.
     ExclusionTrimmed(Detector),
     /// Krum with `f` = the number of attackers.
     Krum,
@@ -73,8 +74,8 @@ impl Defence {
     /// The rule that combines the updates it keeps, with `attackers` of `members` attacking:
     /// Krum and Multi-Krum with `f` = the attackers (at most `(members - 3) / 2`, the most the
     /// processor accepts for a quorum of `members`; Multi-Krum averaging `members - f`), the
-    /// trimmed mean trimming the attackers' fraction (within 10 % to 45 %), the median, FedAvg
-    /// otherwise.
+    /// trimmed mean trimming the attackers' fraction (within 10 % to 45 %; after an exclusion,
+    /// 10 %), the median, FedAvg otherwise.
     pub fn rule(self, attackers: usize, members: usize) -> Rule {
         let f = attackers.min(members.saturating_sub(3) / 2);
         match self {
@@ -84,8 +85,11 @@ impl Defence {
                 k: members.saturating_sub(f).max(1),
             },
             Defence::Median => Rule::Median,
-            Defence::TrimmedMean | Defence::ExclusionTrimmed(_) => Rule::TrimmedMean {
+            Defence::TrimmedMean => Rule::TrimmedMean {
                 trim: (attackers as f64 / members as f64).clamp(0.1, 0.45),
+            },
+            Defence::ExclusionTrimmed(_) => Rule::TrimmedMean {
+                trim: bcfl_fed::rule::DEFAULT_TRIM,
             },
             Defence::None | Defence::Exclusion(_) => Rule::FedAvg,
         }

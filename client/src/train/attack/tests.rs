@@ -128,7 +128,7 @@ fn defences_map_onto_consortium_parameters() {
     assert_eq!(both.get_anomaly(), ensemble.get_anomaly());
     assert_eq!(
         Rule::from_params(&both).unwrap(),
-        Rule::TrimmedMean { trim: 0.3 }
+        Rule::TrimmedMean { trim: 0.1 }
     );
     assert_eq!(
         Defence::ExclusionTrimmed(Detector::Both).name(),

@@ -240,9 +240,9 @@ pub(crate) struct BenchArgs {
     /// out of the report).
     #[arg(long)]
     detection_only: bool,
-    /// Also run each detector's exclusion followed by the trimmed mean (trimming the
-    /// attackers' share, 10 % to 45 %, at each end) beside its exclusion followed by FedAvg:
-    /// rows `exclude_<detector>_trimmed_mean`.
+    /// Also run each detector's exclusion followed by the trimmed mean (the rule's default
+    /// 10 % at each end) beside its exclusion followed by FedAvg: rows
+    /// `exclude_<detector>_trimmed_mean`.
     #[arg(long, conflicts_with = "detection_only")]
     exclusion_trimmed: bool,
     /// Colluding attackers each move their copy of the crafted update by Gaussian noise of
