@@ -270,6 +270,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn sketches_are_scaled_to_a_largest_magnitude_of_127() {
+        assert_eq!(scaled_sketch(&[2.0, -1.0, 0.5]), vec![127, -64, 32]);
+        assert_eq!(scaled_sketch(&[-0.001, 0.0002]), vec![-127, 25]);
+        assert_eq!(scaled_sketch(&[0.0, 0.0]), vec![0, 0]);
+        assert_eq!(scaled_sketch(&[f64::INFINITY, 1.0]), vec![0, 0]);
+        assert!(scaled_sketch(&[]).is_empty());
+        // Every scaled sketch fits the byte the ledger keeps.
+        let sketch = scaled_sketch(&[1e300, -3e299, 7.0]);
+        assert!(signed_bytes::pack(&sketch).is_some());
+    }
+
     fn commitment(size: u64, norm: u64, sketch: Vec<i32>) -> pb::Commitment {
         pb::Commitment {
             size_bytes: size,

@@ -403,7 +403,7 @@ pub struct Evaluation {
 }
 
 /// One member's score by one method, read from a [`pb::MethodVerdict`] and the members it is
-/// aligned with ([`Evaluation::scored`], a stored verdict's `scored`).
+/// aligned with ([`Evaluation::scored`], a stored verdict's `scored()`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemberScore<'a> {
     /// The member's public key.
