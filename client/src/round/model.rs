@@ -361,11 +361,16 @@ impl LocalModel {
                 source: Box::new(e),
             }
         })?;
-        let model = dir.classifier(
-            package.labels.len() as i64,
-            &LoraConfig::default(),
-            Device::Cpu,
-        )?;
+        // Fresh adapters and head, replaced by the global model before any training: their draws
+        // must not shift a seeded computation in the same process (`fl simulate`'s members).
+        let model = {
+            let _generator = crate::train::generator();
+            dir.classifier(
+                package.labels.len() as i64,
+                &LoraConfig::default(),
+                Device::Cpu,
+            )?
+        };
         let encoder = dir.encoder(package.max_len)?;
         Self::new(
             SharedModel::new(model, encoder, None).shared(),

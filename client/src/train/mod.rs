@@ -53,13 +53,23 @@ pub use error::{Error, Result};
 
 use std::sync::{Mutex, MutexGuard};
 
+/// The lock on libtorch's process-global generator.
+static GENERATOR: Mutex<()> = Mutex::new(());
+
 /// Seeds libtorch's process-global generator and holds a lock on it, so that two seeded
 /// computations in one process (tests, a simulation) do not interleave their random draws.
 pub fn seeded(seed: u64) -> MutexGuard<'static, ()> {
-    static GENERATOR: Mutex<()> = Mutex::new(());
-    let guard = GENERATOR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = generator();
     tch::manual_seed(seed as i64);
     guard
+}
+
+/// Holds the lock on libtorch's process-global generator without reseeding it: for draws whose
+/// values do not matter (a model built only to have its weights loaded or read), so that they
+/// cannot shift a [`seeded`] computation running alongside. Not reentrant: never while holding
+/// [`seeded`]'s guard.
+pub fn generator() -> MutexGuard<'static, ()> {
+    GENERATOR
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

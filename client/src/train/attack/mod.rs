@@ -61,11 +61,15 @@ pub fn medical_embeddings(
     };
     let (embeddings, cached) = Embeddings::cached(cache_dir, &key, &dataset, || {
         let started = std::time::Instant::now();
-        let classifier = model.classifier(
-            dataset.num_labels() as i64,
-            &LoraConfig::default(),
-            tch::Device::Cpu,
-        )?;
+        // Only the frozen encoder is used; the fresh head's draws must not shift a seeded run.
+        let classifier = {
+            let _generator = crate::train::generator();
+            model.classifier(
+                dataset.num_labels() as i64,
+                &LoraConfig::default(),
+                tch::Device::Cpu,
+            )?
+        };
         let encoder = model.encoder(max_len)?;
         let e = Embeddings::compute(&classifier, &encoder, &dataset, 32)?;
         tracing::info!(
