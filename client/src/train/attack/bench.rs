@@ -93,7 +93,8 @@ impl Stat {
 /// Detection quality of one detector in one cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectionRow {
-    /// Detector name.
+    /// Detector name (`both`), with `_trimmed_mean` for its exclusion followed by the trimmed
+    /// mean ([`Defence::ExclusionTrimmed`]).
     pub detector: String,
     /// Attackers excluded (over rounds and seeds).
     pub tp: usize,
@@ -110,9 +111,9 @@ pub struct DetectionRow {
 }
 
 impl DetectionRow {
-    fn new(detector: Detector, c: &Counts) -> Self {
+    fn new(detector: String, c: &Counts) -> Self {
         Self {
-            detector: detector.name().into(),
+            detector,
             tp: c.true_positives,
             fp: c.false_positives,
             r#fn: c.false_negatives,
@@ -313,7 +314,8 @@ pub async fn run_bench(
                 _ => clean_accuracy.clone(),
             };
             for &attack in &config.attacks {
-                let mut counts = vec![Counts::default(); config.detectors.len()];
+                // Per defence; only those that exclude by a verdict count.
+                let mut counts = vec![Counts::default(); defences.len()];
                 let mut accuracy = vec![Vec::new(); defences.len()];
                 for &seed in &config.seeds {
                     let s = scenario(members, attackers, attack, seed);
@@ -321,9 +323,8 @@ pub async fn run_bench(
                     let outcomes = run_all(&prepared, &s, &defences, work.path()).await?;
                     for (k, (defence, outcome)) in defences.iter().zip(outcomes).enumerate() {
                         accuracy[k].push(outcome.accuracy);
-                        if let Defence::Exclusion(d) = defence {
-                            let i = config.detectors.iter().position(|x| x == d).unwrap_or(0);
-                            let c = &mut counts[i];
+                        if defence.detector().is_some() {
+                            let c = &mut counts[k];
                             c.true_positives += outcome.counts.true_positives;
                             c.false_positives += outcome.counts.false_positives;
                             c.false_negatives += outcome.counts.false_negatives;
@@ -349,11 +350,10 @@ pub async fn run_bench(
                     members,
                     attackers,
                     attack: attack.name().into(),
-                    detection: config
-                        .detectors
+                    detection: defences
                         .iter()
                         .zip(&counts)
-                        .map(|(d, c)| DetectionRow::new(*d, c))
+                        .filter_map(|(d, c)| Some(DetectionRow::new(d.detection_name()?, c)))
                         .collect(),
                     accuracy: rows,
                 };

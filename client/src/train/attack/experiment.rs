@@ -95,6 +95,17 @@ impl Defence {
         }
     }
 
+    /// The name of this defence's detection row: its detector's (`both`), with
+    /// `_trimmed_mean` after an exclusion the trimmed mean aggregates (whose later verdicts see
+    /// other global models); `None` for a defence without a verdict.
+    pub fn detection_name(self) -> Option<String> {
+        match self {
+            Defence::Exclusion(d) => Some(d.name().to_owned()),
+            Defence::ExclusionTrimmed(d) => Some(format!("{}_trimmed_mean", d.name())),
+            _ => None,
+        }
+    }
+
     /// The detector whose on-chain verdict excludes updates, if any.
     pub fn detector(self) -> Option<Detector> {
         match self {

@@ -134,6 +134,16 @@ fn defences_map_onto_consortium_parameters() {
         Defence::ExclusionTrimmed(Detector::Both).name(),
         "exclude_both_trimmed_mean"
     );
+    // Each exclusion has its detection row; the robust rules have none.
+    assert_eq!(
+        Defence::ExclusionTrimmed(Detector::Both).detection_name(),
+        Some("both_trimmed_mean".to_owned())
+    );
+    assert_eq!(
+        Defence::Exclusion(Detector::Both).detection_name(),
+        Some("both".to_owned())
+    );
+    assert_eq!(Defence::Krum.detection_name(), None);
     let krum = Defence::Krum.params(3, 10, &s, &"0".repeat(64)).unwrap();
     assert_eq!(Rule::from_params(&krum).unwrap(), Rule::Krum { f: 3 });
     assert!(!krum.has_anomaly());
@@ -463,7 +473,7 @@ async fn bench_report_has_every_defence_and_detector() {
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],
         detection_only: false,
-        exclusion_trimmed: false,
+        exclusion_trimmed: true,
         collusion_noise: CollusionNoise::NONE,
     };
     let mut cells = 0;
@@ -491,13 +501,26 @@ async fn bench_report_has_every_defence_and_detector() {
             "no_defence",
             "exclude_zscore",
             "exclude_ensemble",
+            "exclude_zscore_trimmed_mean",
+            "exclude_ensemble_trimmed_mean",
             "krum",
             "multi_krum",
             "trimmed_mean",
             "median"
         ]
     );
-    // Two rounds with one attacker: TP + FN = 2 per detector.
+    // Two rounds with one attacker: TP + FN = 2 per detector, and per detector followed by the
+    // trimmed mean.
+    let detectors: Vec<&str> = cell.detection.iter().map(|d| d.detector.as_str()).collect();
+    assert_eq!(
+        detectors,
+        [
+            "zscore",
+            "ensemble",
+            "zscore_trimmed_mean",
+            "ensemble_trimmed_mean"
+        ]
+    );
     for d in &cell.detection {
         assert_eq!(d.tp + d.r#fn, 2, "{d:?}");
     }
