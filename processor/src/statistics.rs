@@ -227,10 +227,7 @@ pub fn mismatch(commitment: &pb::Commitment, recomputed: &Recomputed) -> Option<
         Some(pb::StatMismatch::SIZE)
     } else if !norm_matches(commitment.norm_micro, recomputed.norm_micro) {
         Some(pb::StatMismatch::NORM)
-    } else if !sketch_matches(
-        &signed_bytes::unpack(&commitment.sketch),
-        &recomputed.sketch,
-    ) {
+    } else if !sketch_matches(&commitment.sketch_values(), &recomputed.sketch) {
         Some(pb::StatMismatch::SKETCH)
     } else if !coordinates_match(
         &Coordinates::of_commitment(commitment),
@@ -253,10 +250,9 @@ pub fn contradicts(
         pb::StatMismatch::MALFORMED => true,
         pb::StatMismatch::SIZE => commitment.size_bytes != recomputed.size_bytes,
         pb::StatMismatch::NORM => !norm_matches(commitment.norm_micro, recomputed.norm_micro),
-        pb::StatMismatch::SKETCH => !sketch_matches(
-            &signed_bytes::unpack(&commitment.sketch),
-            &recomputed.sketch,
-        ),
+        pb::StatMismatch::SKETCH => {
+            !sketch_matches(&commitment.sketch_values(), &recomputed.sketch)
+        }
         pb::StatMismatch::COORDINATES => !coordinates_match(
             &Coordinates::of_commitment(commitment),
             &recomputed.coordinates,

@@ -139,6 +139,23 @@ pub mod signed_bytes {
     }
 }
 
+impl bcfl::Commitment {
+    /// The sketch's values, one per byte of `sketch` ([`signed_bytes`]).
+    pub fn sketch_values(&self) -> Vec<i32> {
+        signed_bytes::unpack(&self.sketch)
+    }
+
+    /// The round whose parent model the update was trained from: `base_round`, which the
+    /// processor always writes, or the commitment's own round for one stored before it did.
+    pub fn trained_from_round(&self) -> u64 {
+        if self.base_round == 0 {
+            self.round
+        } else {
+            self.base_round
+        }
+    }
+}
+
 impl bcfl::Verdict {
     /// The committers the anomaly methods scored, sorted: the accepted and the excluded that
     /// were not disputed (every `MethodVerdict`'s scores are aligned with them). The verdict
@@ -160,6 +177,19 @@ impl bcfl::Verdict {
 mod tests {
     use super::bcfl::{Commitment, Feature, Verdict, ZScoreConfig};
     use protobuf::Message;
+
+    #[test]
+    fn a_commitment_reads_its_sketch_and_base_round() {
+        let c = Commitment {
+            round: 5,
+            sketch: vec![1, 0xff, 0x80],
+            ..Default::default()
+        };
+        assert_eq!(c.sketch_values(), vec![1, -1, -128]);
+        assert_eq!(c.trained_from_round(), 5);
+        let stale = Commitment { base_round: 3, ..c };
+        assert_eq!(stale.trained_from_round(), 3);
+    }
 
     #[test]
     fn a_verdict_scored_its_accepted_and_excluded_but_not_its_disputed() {

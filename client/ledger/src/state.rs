@@ -260,13 +260,8 @@ impl FamilyState {
     /// commitment stores the base round, not the model's hash again). `None` when that round
     /// is not in the state.
     pub fn base_model_of(&self, c: &pb::Commitment) -> Option<&str> {
-        let base = if c.base_round == 0 {
-            c.round
-        } else {
-            c.base_round
-        };
         self.rounds
-            .get(&base)
+            .get(&c.trained_from_round())
             .map(|r| r.parent_model_sha256.as_str())
     }
 

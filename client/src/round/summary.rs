@@ -182,8 +182,9 @@ fn short(hash: &str) -> &str {
 /// The methods that flagged each member.
 pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let scored = verdict.scored();
     for method in &verdict.methods {
-        for score in member_scores(&verdict.scored(), method).filter(|s| s.flagged) {
+        for score in member_scores(&scored, method).filter(|s| s.flagged) {
             out.entry(score.member.to_owned())
                 .or_default()
                 .push(method_name(method.method).to_owned());
@@ -263,13 +264,7 @@ pub fn round_report(
                 samples: commitment.map_or(0, |c| c.num_samples),
                 loss: commitment.map_or(0.0, |c| fixed::micro_to_f64(c.loss_micro)),
                 norm: commitment.map_or(0.0, |c| fixed::micro_unsigned_to_f64(c.norm_micro)),
-                base_round: commitment.map_or(round, |c| {
-                    if c.base_round == 0 {
-                        round
-                    } else {
-                        c.base_round
-                    }
-                }),
+                base_round: commitment.map_or(round, pb::Commitment::trained_from_round),
                 train_s: in_round
                     .iter()
                     .filter(|e| e.key == m.key && e.phase == "train")

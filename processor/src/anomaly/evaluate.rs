@@ -303,7 +303,7 @@ impl MemberData {
             columns,
             floors,
             edges,
-            sketches: sorted.iter().map(super::features::sketch_of).collect(),
+            sketches: sorted.iter().map(pb::Commitment::sketch_values).collect(),
         }
     }
 

@@ -348,7 +348,7 @@ pub fn cumulative_sketches(
         .iter()
         .map(|c| {
             let earlier = entry_of(history, &c.member).map_or(&[][..], |e| &e.sum[..]);
-            add_sketch(earlier, &sketch_of(c))
+            add_sketch(earlier, &c.sketch_values())
         })
         .collect()
 }
@@ -360,11 +360,6 @@ fn entry_of<'a>(history: &'a pb::SketchHistory, member: &str) -> Option<&'a pb::
         .binary_search_by(|e| e.member.as_str().cmp(member))
         .ok()
         .map(|i| &history.entries[i])
-}
-
-/// The sketch `c` carries, one value per byte ([`bcfl_protos::signed_bytes`]).
-pub fn sketch_of(c: &pb::Commitment) -> Vec<i32> {
-    bcfl_protos::signed_bytes::unpack(&c.sketch)
 }
 
 /// `sum + sketch` coordinate-wise (saturating; the shorter one zero-padded).
@@ -401,7 +396,7 @@ pub fn cumulative_centres(
 ) -> Vec<Vec<i128>> {
     let sketches: Vec<Vec<i64>> = commitments
         .iter()
-        .map(|c| sketch_of(c).into_iter().map(i64::from).collect())
+        .map(|c| c.sketch_values().into_iter().map(i64::from).collect())
         .collect();
     let median = doubled_median(&sketches);
     commitments
@@ -460,7 +455,7 @@ fn weighted_mean<T: Copy + Into<i128>>(rows: &[(&[T], i128)]) -> Option<Vec<i64>
 /// The coordinate-wise mean of the `accepted` commitments' sketches, each value rounded half
 /// away from zero; `None` when nobody was accepted.
 fn accepted_mean(accepted: &[&pb::Commitment]) -> Option<Vec<i64>> {
-    let sketches: Vec<Vec<i32>> = accepted.iter().map(|c| sketch_of(c)).collect();
+    let sketches: Vec<Vec<i32>> = accepted.iter().map(|c| c.sketch_values()).collect();
     let rows: Vec<(&[i32], i128)> = sketches.iter().map(|s| (&s[..], 1)).collect();
     weighted_mean(&rows)
 }
@@ -596,7 +591,7 @@ pub fn extend_history(
                 member: c.member.clone(),
                 ..Default::default()
             });
-        entry.sum = add_sketch(&entry.sum, &sketch_of(c));
+        entry.sum = add_sketch(&entry.sum, &c.sketch_values());
         entry.rounds = entry.rounds.saturating_add(1);
         entry.last_round = round;
     }
@@ -655,7 +650,10 @@ pub fn commitment_feature(
             .map(|c| fixed::micro_unsigned_to_f64(c.norm_micro))
             .collect(),
         SKETCH_COSINE_DISTANCE => {
-            let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+            let values: Vec<Vec<i32>> = commitments
+                .iter()
+                .map(pb::Commitment::sketch_values)
+                .collect();
             let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
             sketch_cosine_distances(&sketches)
         }
@@ -665,7 +663,10 @@ pub fn commitment_feature(
             .map(|(sum, centre)| cosine_distance(sum, &centre, squared_norm(&centre)))
             .collect(),
         NEAREST_SKETCH_COSINE_DISTANCE => {
-            let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+            let values: Vec<Vec<i32>> = commitments
+                .iter()
+                .map(pb::Commitment::sketch_values)
+                .collect();
             let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
             nearest_sketch_cosine_distances(&sketches)
         }

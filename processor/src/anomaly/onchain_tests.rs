@@ -501,10 +501,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     }) {
         assert_eq!(entry.member, c.member);
         assert_eq!((entry.rounds, entry.last_round), (1, 1));
-        let expected: Vec<i64> = super::features::sketch_of(&c)
-            .into_iter()
-            .map(i64::from)
-            .collect();
+        let expected: Vec<i64> = c.sketch_values().into_iter().map(i64::from).collect();
         assert_eq!(entry.sum, expected);
     }
 
@@ -552,7 +549,10 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         m.iter().map(|k| ledger.commitment(2, k).unwrap()).collect();
     let mut sorted_two = round_two.clone();
     sorted_two.sort_by(|a, b| a.member.cmp(&b.member));
-    let sketches: Vec<Vec<i32>> = sorted_two.iter().map(super::features::sketch_of).collect();
+    let sketches: Vec<Vec<i32>> = sorted_two
+        .iter()
+        .map(pb::Commitment::sketch_values)
+        .collect();
     let per_round = super::features::sketch_cosine_distances(
         &sketches.iter().map(|s| &s[..]).collect::<Vec<_>>(),
     );

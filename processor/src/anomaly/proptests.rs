@@ -172,7 +172,7 @@ proptest! {
                 .collect();
             for c in &commitments {
                 let e = expected.entry(c.member.clone()).or_default();
-                for (k, v) in super::features::sketch_of(c).into_iter().enumerate() {
+                for (k, v) in c.sketch_values().into_iter().enumerate() {
                     if e.0.len() <= k {
                         e.0.resize(k + 1, 0);
                     }

@@ -479,8 +479,9 @@ fn print_round(
         println!();
         println!("verdict (evaluated by {}):", v.evaluated_by);
         let mut t = Table::new(&["METHOD", "MEMBER", "SCORE", "FLAGGED"]);
+        let scored = v.scored();
         for m in v.get_methods() {
-            for s in member_scores(&v.scored(), m) {
+            for s in member_scores(&scored, m) {
                 t.row(vec![
                     format!("{:?}", m.method),
                     s.member.to_owned(),

@@ -223,11 +223,12 @@ fn recompute(
 }
 
 fn flagged(verdict: &pb::Verdict) -> Vec<(String, Vec<String>)> {
+    let scored = verdict.scored();
     verdict
         .methods
         .iter()
         .map(|m| {
-            let members = member_scores(&verdict.scored(), m)
+            let members = member_scores(&scored, m)
                 .filter(|s| s.flagged)
                 .map(|s| s.member.to_owned())
                 .collect();

@@ -467,7 +467,7 @@ fn trace_verdicts(
     scenario: &Scenario,
     attackers: &[String],
 ) {
-    use bcfl_processor::anomaly::features::{extend_after_verdict, sketch_of};
+    use bcfl_processor::anomaly::features::extend_after_verdict;
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
@@ -486,7 +486,10 @@ fn trace_verdicts(
         let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
-        let values: Vec<Vec<i32>> = commitments.iter().map(sketch_of).collect();
+        let values: Vec<Vec<i32>> = commitments
+            .iter()
+            .map(pb::Commitment::sketch_values)
+            .collect();
         let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
         let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
         let mut flags = vec![String::new(); scored.len()];

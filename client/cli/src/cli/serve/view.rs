@@ -421,20 +421,17 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
             norm: micro_unsigned_to_f64(c.norm_micro),
             size_bytes: c.size_bytes,
             update_sha256: c.update_sha256.clone(),
-            base_round: if c.base_round == 0 {
-                c.round
-            } else {
-                c.base_round
-            },
+            base_round: c.trained_from_round(),
             staleness: c.staleness,
         })
         .collect();
     let methods = verdict.map_or_else(Vec::new, |v| {
+        let scored = v.scored();
         v.get_methods()
             .iter()
             .map(|m| MethodView {
                 method: format!("{:?}", m.method),
-                scores: member_scores(&v.scored(), m)
+                scores: member_scores(&scored, m)
                     .map(|s| ScoreView {
                         member: s.member.to_owned(),
                         name: name_of(state, s.member),
