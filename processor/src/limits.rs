@@ -75,6 +75,11 @@ pub const MAX_FEATURES: usize = 7;
 /// cosine distance of 1, orthogonal sketches. Beyond it, opposite updates would be duplicates.
 pub const MAX_DUPLICATE_DISTANCE_PPM: u32 = 1_000_000;
 
+/// Largest norm ratio the unchanged-update method may use (`UnchangedConfig`), ppm: half the
+/// round's median norm. Beyond it the method would no longer single out members that did not
+/// train but the lower half of those that did.
+pub const MAX_UNCHANGED_RATIO_PPM: u32 = 500_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

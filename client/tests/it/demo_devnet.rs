@@ -661,7 +661,8 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
 /// round 1 and resends the global model's change in round 2, where it lands on the previous
 /// change the ledger kept from round 1's accepted commitments (sampled at the same 256
 /// positions by every member process); DBSCAN and the z-score both flag it in both rounds, and
-/// nobody else.
+/// nobody else. Round 1's zero change is a free rider's: the unchanged-update method flags it
+/// there (norm 0), on its own, and nobody in round 2.
 #[test]
 fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
     let dir = tempfile::tempdir().unwrap();
@@ -699,6 +700,18 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         );
         assert!(state.aggregates.contains_key(&round));
         assert_eq!(state.verdicts[&round].accepted.len(), 4, "round {round}");
+        let unchanged = verdict
+            .methods
+            .iter()
+            .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::UNCHANGED)
+            .expect("the preset runs the unchanged-update method");
+        let flagged: Vec<(String, i64)> =
+            bcfl_processor::anomaly::member_scores(&verdict.scored(), unchanged)
+                .filter(|s| s.flagged)
+                .map(|s| (s.member.to_owned(), s.score_micro))
+                .collect();
+        let expected = if round == 1 { vec![(rider.clone(), 0)] } else { vec![] };
+        assert_eq!(flagged, expected, "round {round}");
     }
     // The ledger keeps the accepted members' weighted mean change at the sampled positions.
     use bcfl_processor::anomaly::features::{previous_change_distances, weighted_mean_coordinates};

@@ -10,7 +10,7 @@ use super::features::{
     bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, scale_floor,
 };
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
-use super::stats::Column;
+use super::stats::{self, Column};
 use super::zscore::score_columns;
 use super::AnomalyError;
 use crate::fixed;
@@ -107,11 +107,18 @@ pub const EVERY_ATTACK_DBSCAN_EPS_PPM: u32 = 3_500_000;
 /// one class each), and 0.13 with IID shards.
 pub const EVERY_ATTACK_DUPLICATE_DISTANCE_PPM: u32 = 1_000;
 
+/// The unchanged-update method's norm ratio in [`every_attack_config`], ppm: a hundredth of
+/// the round's median norm or less. A free rider's update is 0; the smallest honest norm on
+/// the attack benchmark lay at about a third of the median (Dirichlet 0.1 shards, where a
+/// member may hold few samples), and within a few per cent of it with IID shards.
+pub const EVERY_ATTACK_UNCHANGED_RATIO_PPM: u32 = 10_000;
+
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
 /// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
 /// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
-/// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]); no PageRank,
+/// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
+/// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]); no PageRank,
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
 pub fn every_attack_config() -> pb::AnomalyConfig {
@@ -119,6 +126,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_dbscan().robust = true;
     config.mut_dbscan().eps_ppm = EVERY_ATTACK_DBSCAN_EPS_PPM;
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
+    config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config
 }
 
@@ -152,7 +160,8 @@ const ON_DEMAND: [Feature; 2] = [
     Feature::NEAREST_SKETCH_COSINE_DISTANCE,
 ];
 
-/// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`; `unset`), as
+/// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`;
+/// `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -160,18 +169,20 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::DBSCAN => "dbscan",
         pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
         pb::AnomalyMethod::DUPLICATE => "duplicate",
+        pb::AnomalyMethod::UNCHANGED => "unchanged",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
-/// modified z-score, the duplicate method).
+/// modified z-score, the duplicate method, the unchanged-update method).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
         (config.has_dbscan(), pb::AnomalyMethod::DBSCAN),
         (config.has_zscore(), pb::AnomalyMethod::MODIFIED_ZSCORE),
         (config.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
+        (config.has_unchanged(), pb::AnomalyMethod::UNCHANGED),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -393,10 +404,10 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate; read them with [`member_scores`].
+    /// duplicate, unchanged; read them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-    /// modified z-score, or by the duplicate method, sorted.
+    /// modified z-score, or by the duplicate or the unchanged-update method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -498,21 +509,31 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             &flags,
         ));
     }
+    if config.has_unchanged() {
+        let ratio = fixed::ppm_to_f64(config.get_unchanged().max_norm_ratio_ppm);
+        let norms = data.values_of(Feature::UPDATE_NORM, &mut ranks, &pagerank_config)?;
+        let (scores, flags) = unchanged(&norms, ratio);
+        methods.push(method_verdict(
+            pb::AnomalyMethod::UNCHANGED,
+            &scores,
+            &flags,
+        ));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
-    let mut duplicate = vec![false; n];
+    let mut evidence = vec![false; n];
     for m in &methods {
         for &i in &m.flagged {
-            if m.method == pb::AnomalyMethod::DUPLICATE {
-                duplicate[i as usize] = true;
+            if excludes_alone(m.method) {
+                evidence[i as usize] = true;
             } else {
                 votes[i as usize] += 1;
             }
         }
     }
-    for ((member, votes), duplicate) in members.iter().zip(votes).zip(duplicate) {
-        if votes >= needed || duplicate {
+    for ((member, votes), evidence) in members.iter().zip(votes).zip(evidence) {
+        if votes >= needed || evidence {
             excluded.push(member.clone());
         } else {
             accepted.push(member.clone());
@@ -526,6 +547,37 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     })
 }
 
+/// Whether a method's flag excludes on its own instead of casting a vote: the duplicate and
+/// the unchanged-update methods, whose flags are evidence that the member did not train on data
+/// of its own, wherever its update lies.
+fn excludes_alone(method: pb::AnomalyMethod) -> bool {
+    matches!(
+        method,
+        pb::AnomalyMethod::DUPLICATE | pb::AnomalyMethod::UNCHANGED
+    )
+}
+
+/// The unchanged-update method over the committers' update norms: each member's norm over the
+/// median norm (its score; 0 for a zero norm, saturating when only the median is 0), flagged
+/// when the norm is at most `ratio` times the median (with `ratio` 0, only a zero norm).
+fn unchanged(norms: &[f64], ratio: f64) -> (Vec<f64>, Vec<bool>) {
+    let median = stats::median(norms);
+    let scores = norms
+        .iter()
+        .map(|&norm| {
+            if norm == 0.0 {
+                0.0
+            } else if median == 0.0 {
+                f64::INFINITY
+            } else {
+                norm / median
+            }
+        })
+        .collect();
+    let flags = norms.iter().map(|&norm| norm <= ratio * median).collect();
+    (scores, flags)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,7 +586,7 @@ mod tests {
     fn configured_methods_in_evaluation_order() {
         assert_eq!(
             configured_method_names(&every_attack_config()),
-            ["dbscan", "zscore", "duplicate"]
+            ["dbscan", "zscore", "duplicate", "unchanged"]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
         let all = default_config(true, true, true, 1);
@@ -680,6 +732,63 @@ mod tests {
         let e = evaluate(&wide, &data).unwrap();
         assert_eq!(e.excluded, ["b", "c", "g", "h"].map(String::from).to_vec());
         assert_eq!(method_name(e.methods[0].method), "duplicate");
+    }
+
+    /// A free rider commits the model it was given: norm 0, whatever the honest norms' spread.
+    /// The unchanged-update method excludes it on its own, where the modified z-score of the
+    /// norm cannot (a spread as wide as Dirichlet 0.1 shards give puts 0 inside 3.5), and
+    /// leaves honest members with small norms alone.
+    #[test]
+    fn the_unchanged_method_excludes_zero_updates_on_its_own() {
+        let members: Vec<String> = ["a", "b", "c", "d", "e", "f", "g"]
+            .map(String::from)
+            .to_vec();
+        // Honest norms 1.1-4.6 as measured with Dirichlet 0.1 shards; "d" rode free; "g"
+        // added a little noise to the model it was given (0.005 of the median 2.0).
+        let norms = vec![1.1, 4.6, 2.0, 0.0, 3.1, 2.4, 0.01];
+        let data =
+            MemberData::new(members.clone(), vec![(Feature::UPDATE_NORM, norms)], vec![]).unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![Feature::UPDATE_NORM];
+        assert!(evaluate(&config, &data).unwrap().excluded.is_empty());
+        config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
+        config.ensemble_min_votes = 1;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["d", "g"].map(String::from).to_vec());
+        let unchanged = &e.methods[1];
+        assert_eq!(method_name(unchanged.method), "unchanged");
+        assert_eq!(unchanged.flagged, vec![3, 6]);
+        // Scores: each norm over the median (2.0), in micro-units.
+        let scores: Vec<i64> = member_scores(&e.scored, unchanged)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(
+            scores,
+            [550_000, 2_300_000, 1_000_000, 0, 1_550_000, 1_200_000, 5_000]
+        );
+        // Ratio 0 flags a zero norm only; the method alone is a configuration.
+        let mut zero = pb::AnomalyConfig::default();
+        zero.mut_unchanged().max_norm_ratio_ppm = 0;
+        assert_eq!(evaluate(&zero, &data).unwrap().excluded, ["d".to_owned()]);
+        // A ratio just under g's (0.005) spares it.
+        zero.mut_unchanged().max_norm_ratio_ppm = 4_999;
+        assert_eq!(evaluate(&zero, &data).unwrap().excluded, ["d".to_owned()]);
+    }
+
+    /// When most committers rode free the median is 0: the zero norms are flagged (score 0) and
+    /// a member that trained is not (its score saturates); nobody at all when nobody trained
+    /// is left out, since every norm is then at most the ratio times 0.
+    #[test]
+    fn the_unchanged_method_with_a_zero_median() {
+        let (norms, ratio) = (vec![0.0, 0.0, 0.0, 2.5], 0.01);
+        let (scores, flags) = unchanged(&norms, ratio);
+        assert_eq!(flags, [true, true, true, false]);
+        assert_eq!(scores[..3], [0.0; 3]);
+        assert_eq!(fixed::saturating_micro(scores[3]), i64::MAX);
+        let (_, flags) = unchanged(&[0.0, 0.0], ratio);
+        assert_eq!(flags, [true, true]);
+        assert_eq!(unchanged(&[], ratio), (vec![], vec![]));
     }
 
     /// ALIE, min-max and min-sum commit `mean - gamma * std`: below the centre at every

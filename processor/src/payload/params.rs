@@ -11,7 +11,7 @@ use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
     MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES, MAX_MEMBERS,
     MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
-    MAX_THRESHOLD_PPM, PPM,
+    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -240,7 +240,17 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             MAX_DUPLICATE_DISTANCE_PPM,
         )?;
     }
-    if methods == 0 && !anomaly.has_duplicate() {
+    if anomaly.has_unchanged() {
+        let u = anomaly.get_unchanged();
+        reject_unknown_fields(u, "params.anomaly.unchanged")?;
+        in_range(
+            "unchanged.max_norm_ratio_ppm",
+            u.max_norm_ratio_ppm,
+            0,
+            MAX_UNCHANGED_RATIO_PPM,
+        )?;
+    }
+    if methods == 0 && !anomaly.has_duplicate() && !anomaly.has_unchanged() {
         return Err(invalid(
             "params.anomaly",
             "configures no method; omit it to disable anomaly evaluation".into(),
@@ -417,5 +427,21 @@ mod tests {
         }
         p.mut_anomaly().mut_duplicate().max_distance_ppm = MAX_DUPLICATE_DISTANCE_PPM;
         assert!(validate_params(&p).is_ok());
+    }
+
+    #[test]
+    fn unchanged_config() {
+        let mut p = sane();
+        // The unchanged-update method alone is a configuration; it casts no vote. Ratio 0
+        // flags only a zero norm, and is allowed.
+        for ratio in [0, 10_000, MAX_UNCHANGED_RATIO_PPM] {
+            p.mut_anomaly().mut_unchanged().max_norm_ratio_ppm = ratio;
+            assert_eq!(validate_params(&p).unwrap(), p);
+        }
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        p.mut_anomaly().mut_unchanged().max_norm_ratio_ppm = MAX_UNCHANGED_RATIO_PPM + 1;
+        assert!(err(&p).contains("unchanged.max_norm_ratio_ppm"));
     }
 }

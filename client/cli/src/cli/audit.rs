@@ -394,6 +394,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_duplicate().max_distance_ppm))
         );
     }
+    if a.has_unchanged() {
+        println!(
+            "unchanged:         max norm ratio {} (excludes on its own)",
+            format_micro(i64::from(a.get_unchanged().max_norm_ratio_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
 }
 

@@ -195,6 +195,10 @@ pub struct DetectionSettings {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_distance: Option<f64>,
+    /// The unchanged-update method's norm ratio (absent: no such method, as in reports
+    /// written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged_ratio: Option<f64>,
 }
 
 impl From<&super::detect::Tuning> for DetectionSettings {
@@ -210,6 +214,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             dbscan_robust: t.dbscan_robust,
             zscore_threshold: t.zscore_threshold,
             duplicate_distance: t.duplicate_distance,
+            unchanged_ratio: t.unchanged_ratio,
         }
     }
 }

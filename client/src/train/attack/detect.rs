@@ -17,7 +17,7 @@
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -39,6 +39,8 @@ pub struct Tuning {
     pub zscore_threshold: f64,
     /// The duplicate method's cosine distance; `None`: no duplicate method.
     pub duplicate_distance: Option<f64>,
+    /// The unchanged-update method's norm ratio; `None`: no unchanged-update method.
+    pub unchanged_ratio: Option<f64>,
 }
 
 impl Default for Tuning {
@@ -50,6 +52,7 @@ impl Default for Tuning {
             dbscan_robust: false,
             zscore_threshold: 3.5,
             duplicate_distance: None,
+            unchanged_ratio: None,
         }
     }
 }
@@ -63,6 +66,7 @@ impl Tuning {
             dbscan_eps: fixed::ppm_to_f64(EVERY_ATTACK_DBSCAN_EPS_PPM),
             dbscan_robust: true,
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
+            unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             ..Self::default()
         }
     }
@@ -141,6 +145,9 @@ impl Detector {
         if let Some(distance) = tuning.duplicate_distance {
             config.mut_duplicate().max_distance_ppm = fixed::saturating_ppm(distance);
         }
+        if let Some(ratio) = tuning.unchanged_ratio {
+            config.mut_unchanged().max_norm_ratio_ppm = fixed::saturating_ppm(ratio);
+        }
         config
     }
 }
@@ -167,6 +174,7 @@ mod tests {
             dbscan_robust: true,
             zscore_threshold: 3.0,
             duplicate_distance: None,
+            unchanged_ratio: None,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert_eq!(ensemble.ensemble_min_votes, 2);

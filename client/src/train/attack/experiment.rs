@@ -498,6 +498,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::PAGERANK => 'p',
                 pb::AnomalyMethod::DBSCAN => 'd',
                 pb::AnomalyMethod::DUPLICATE => 'c',
+                pb::AnomalyMethod::UNCHANGED => 'u',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {

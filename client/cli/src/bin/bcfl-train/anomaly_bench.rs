@@ -109,6 +109,11 @@ pub(crate) struct CommonArgs {
     /// another committer's is excluded whatever the other methods vote.
     #[arg(long, value_name = "D")]
     duplicate_distance: Option<f64>,
+    /// Adds the unchanged-update method to every detector (`consortium init --anomaly
+    /// ...,unchanged --unchanged-ratio R`): a member whose update norm is at most this share
+    /// of the round's median norm is excluded whatever the other methods vote.
+    #[arg(long, value_name = "R")]
+    unchanged_ratio: Option<f64>,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -117,7 +122,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance",
+            "duplicate_distance", "unchanged_ratio",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -183,6 +188,11 @@ impl CommonArgs {
                 bail!("--duplicate-distance must lie in (0, 1]");
             }
         }
+        if let Some(r) = self.unchanged_ratio {
+            if !(0.0..=0.5).contains(&r) {
+                bail!("--unchanged-ratio must lie in [0, 0.5]");
+            }
+        }
         Ok(Tuning {
             features,
             dbscan_eps: self.dbscan_eps,
@@ -190,6 +200,7 @@ impl CommonArgs {
             dbscan_robust: self.dbscan_robust,
             zscore_threshold: self.zscore_threshold,
             duplicate_distance: self.duplicate_distance,
+            unchanged_ratio: self.unchanged_ratio,
         })
     }
 

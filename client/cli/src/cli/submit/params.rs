@@ -25,6 +25,9 @@ pub(crate) enum Method {
     Zscore,
     /// Near-duplicate sketches (`--duplicate-distance`); excludes on its own, casting no vote.
     Duplicate,
+    /// Updates that change next to nothing (`--unchanged-ratio`): free riders; excludes on
+    /// its own, casting no vote.
+    Unchanged,
 }
 
 /// PageRank edge weights.
@@ -169,7 +172,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance",
+            "duplicate_distance", "unchanged_ratio",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -226,6 +229,10 @@ pub(crate) struct InitArgs {
     /// committer's did not train on data of its own (colluders sending one crafted update).
     #[arg(long, default_value = "0.001")]
     duplicate_distance: String,
+    /// The unchanged-update method's ratio: a member whose update norm is at most this share
+    /// of the round's median norm did not train (a free rider); 0 flags only a zero update.
+    #[arg(long, default_value = "0.01")]
+    unchanged_ratio: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -379,6 +386,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Unchanged) {
+            config.set_unchanged(pb::UnchangedConfig {
+                max_norm_ratio_ppm: ppm("unchanged-ratio", &self.unchanged_ratio)?,
+                ..Default::default()
+            });
+        }
         Ok(config)
     }
 }
@@ -442,7 +455,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan,duplicate",
+            "zscore,dbscan,duplicate,unchanged",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -467,6 +480,7 @@ mod tests {
         assert_eq!(anomaly.get_zscore().features, dbscan.features);
         // The duplicate method casts no vote: both voting methods must still agree.
         assert_eq!(anomaly.get_duplicate().max_distance_ppm, 1_000);
+        assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
@@ -481,7 +495,11 @@ mod tests {
         assert_eq!(preset.get_anomaly(), anomaly);
         assert_eq!(preset.coordinate_samples, 256);
         // It conflicts with the flags it sets.
-        for (flag, value) in [("--dbscan-eps", "2.0"), ("--duplicate-distance", "0.01")] {
+        for (flag, value) in [
+            ("--dbscan-eps", "2.0"),
+            ("--duplicate-distance", "0.01"),
+            ("--unchanged-ratio", "0"),
+        ] {
             assert!(Wrapper::try_parse_from([
                 "x",
                 "--base-model-sha256",
