@@ -80,6 +80,10 @@ pub const MAX_DUPLICATE_DISTANCE_PPM: u32 = 1_000_000;
 /// train but the lower half of those that did.
 pub const MAX_UNCHANGED_RATIO_PPM: u32 = 500_000;
 
+/// Largest distance to the previous change the resent-change method may use (`ResentConfig`),
+/// ppm: half that change's length. Beyond it the method would take in members that trained.
+pub const MAX_RESENT_DISTANCE_PPM: u32 = 500_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

@@ -662,7 +662,8 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
 /// change the ledger kept from round 1's accepted commitments (sampled at the same 256
 /// positions by every member process); DBSCAN and the z-score both flag it in both rounds, and
 /// nobody else. Round 1's zero change is a free rider's: the unchanged-update method flags it
-/// there (norm 0), on its own, and nobody in round 2.
+/// there (norm 0), on its own, and nobody in round 2; round 2's resent change the
+/// resent-change method flags, on its own, and nobody in round 1 (no previous change yet).
 #[test]
 fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
     let dir = tempfile::tempdir().unwrap();
@@ -700,18 +701,25 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         );
         assert!(state.aggregates.contains_key(&round));
         assert_eq!(state.verdicts[&round].accepted.len(), 4, "round {round}");
-        let unchanged = verdict
-            .methods
-            .iter()
-            .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::UNCHANGED)
-            .expect("the preset runs the unchanged-update method");
-        let flagged: Vec<(String, i64)> =
-            bcfl_processor::anomaly::member_scores(&verdict.scored(), unchanged)
+        let flagged_by = |method: bcfl_protos::bcfl::AnomalyMethod| -> Vec<String> {
+            let verdict_of = verdict
+                .methods
+                .iter()
+                .find(|m| m.method == method)
+                .expect("the preset runs the method");
+            bcfl_processor::anomaly::member_scores(&verdict.scored(), verdict_of)
                 .filter(|s| s.flagged)
-                .map(|s| (s.member.to_owned(), s.score_micro))
-                .collect();
-        let expected = if round == 1 { vec![(rider.clone(), 0)] } else { vec![] };
-        assert_eq!(flagged, expected, "round {round}");
+                .map(|s| s.member.to_owned())
+                .collect()
+        };
+        let (unchanged, resent) = if round == 1 {
+            (vec![rider.clone()], vec![])
+        } else {
+            (vec![], vec![rider.clone()])
+        };
+        use bcfl_protos::bcfl::AnomalyMethod::{RESENT, UNCHANGED};
+        assert_eq!(flagged_by(UNCHANGED), unchanged, "round {round}");
+        assert_eq!(flagged_by(RESENT), resent, "round {round}");
     }
     // The ledger keeps the accepted members' weighted mean change at the sampled positions.
     use bcfl_processor::anomaly::features::{previous_change_distances, weighted_mean_coordinates};

@@ -113,12 +113,20 @@ pub const EVERY_ATTACK_DUPLICATE_DISTANCE_PPM: u32 = 1_000;
 /// member may hold few samples), and within a few per cent of it with IID shards.
 pub const EVERY_ATTACK_UNCHANGED_RATIO_PPM: u32 = 10_000;
 
+/// The resent-change method's distance in [`every_attack_config`], ppm: within 5 % of the
+/// previous change's length. Stale riders on the attack benchmark lay within 0.018 of it (the
+/// kept change is a mean of committed coordinate steps, rounded to 127 levels); the closest
+/// honest member 0.35 with Dirichlet 0.1 shards and 0.62 with IID shards (10 members, seeds
+/// 0-2, rounds 2-6).
+pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
+
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
 /// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
 /// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
-/// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]); no PageRank,
+/// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]) or resends the global
+/// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]); no PageRank,
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
 pub fn every_attack_config() -> pb::AnomalyConfig {
@@ -127,6 +135,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_dbscan().eps_ppm = EVERY_ATTACK_DBSCAN_EPS_PPM;
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
+    config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
     config
 }
 
@@ -160,8 +169,8 @@ const ON_DEMAND: [Feature; 2] = [
     Feature::NEAREST_SKETCH_COSINE_DISTANCE,
 ];
 
-/// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`;
-/// `unset`), as
+/// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
+/// `resent`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -170,12 +179,13 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::MODIFIED_ZSCORE => "zscore",
         pb::AnomalyMethod::DUPLICATE => "duplicate",
         pb::AnomalyMethod::UNCHANGED => "unchanged",
+        pb::AnomalyMethod::RESENT => "resent",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
-/// modified z-score, the duplicate method, the unchanged-update method).
+/// modified z-score, the duplicate, unchanged-update and resent-change methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -183,6 +193,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_zscore(), pb::AnomalyMethod::MODIFIED_ZSCORE),
         (config.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
         (config.has_unchanged(), pb::AnomalyMethod::UNCHANGED),
+        (config.has_resent(), pb::AnomalyMethod::RESENT),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -404,10 +415,10 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged; read them with [`member_scores`].
+    /// duplicate, unchanged, resent; read them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-    /// modified z-score, or by the duplicate or the unchanged-update method, sorted.
+    /// modified z-score, or by the duplicate, unchanged-update or resent-change method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -519,6 +530,20 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             &flags,
         ));
     }
+    if config.has_resent() {
+        let limit = fixed::ppm_to_f64(config.get_resent().max_distance_ppm);
+        let distances = data.values_of(
+            Feature::PREVIOUS_CHANGE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let flags: Vec<bool> = distances.iter().map(|&d| d <= limit).collect();
+        methods.push(method_verdict(
+            pb::AnomalyMethod::RESENT,
+            &distances,
+            &flags,
+        ));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -547,13 +572,14 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     })
 }
 
-/// Whether a method's flag excludes on its own instead of casting a vote: the duplicate and
-/// the unchanged-update methods, whose flags are evidence that the member did not train on data
-/// of its own, wherever its update lies.
+/// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
+/// unchanged-update and resent-change methods, whose flags are evidence that the member did
+/// not train on data of its own (it sent a copy, the model it was given, or the model's last
+/// change back), wherever its update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
-        pb::AnomalyMethod::DUPLICATE | pb::AnomalyMethod::UNCHANGED
+        pb::AnomalyMethod::DUPLICATE | pb::AnomalyMethod::UNCHANGED | pb::AnomalyMethod::RESENT
     )
 }
 
@@ -586,7 +612,7 @@ mod tests {
     fn configured_methods_in_evaluation_order() {
         assert_eq!(
             configured_method_names(&every_attack_config()),
-            ["dbscan", "zscore", "duplicate", "unchanged"]
+            ["dbscan", "zscore", "duplicate", "unchanged", "resent"]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
         let all = default_config(true, true, true, 1);
@@ -774,6 +800,39 @@ mod tests {
         // A ratio just under g's (0.005) spares it.
         zero.mut_unchanged().max_norm_ratio_ppm = 4_999;
         assert_eq!(evaluate(&zero, &data).unwrap().excluded, ["d".to_owned()]);
+    }
+
+    /// A stale rider resends the global model's previous change: its distance to the change
+    /// the ledger kept lies at the kept change's rounding (0.01-0.02 measured), an honest
+    /// member's at 0.35 or more. The resent-change method excludes it on its own; without the
+    /// previous round's record the feature is 1 for everyone and it flags nobody.
+    #[test]
+    fn the_resent_method_excludes_a_resent_change_on_its_own() {
+        let members: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let distances = vec![0.9, 0.012, 1.4, 0.35, 2.0];
+        let data = MemberData::new(
+            members.clone(),
+            vec![(Feature::PREVIOUS_CHANGE_DISTANCE, distances)],
+            vec![],
+        )
+        .unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["b".to_owned()]);
+        let resent = &e.methods[0];
+        assert_eq!(method_name(resent.method), "resent");
+        let scores: Vec<i64> = member_scores(&e.scored, resent)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(scores, [900_000, 12_000, 1_400_000, 350_000, 2_000_000]);
+        let first_round = MemberData::new(
+            members,
+            vec![(Feature::PREVIOUS_CHANGE_DISTANCE, vec![1.0; 5])],
+            vec![],
+        )
+        .unwrap();
+        assert!(evaluate(&config, &first_round).unwrap().excluded.is_empty());
     }
 
     /// When most committers rode free the median is 0: the zero norms are flagged (score 0) and

@@ -11,14 +11,16 @@
 //! | [`zscore`] | each feature on its own | modified z-score `|M| > threshold` on any feature | `M` of largest magnitude |
 //! | duplicate ([`evaluate()`]) | the round's sketches | cosine distance to another committer's sketch at most `max_distance` | that distance (`NEAREST_SKETCH_COSINE_DISTANCE`) |
 //! | unchanged ([`evaluate()`]) | the round's update norms | norm at most `max_norm_ratio` times the median norm | norm / median norm |
+//! | resent ([`evaluate()`]) | sampled coordinates, the kept previous change | distance to that change at most `max_distance` of its length | that distance (`PREVIOUS_CHANGE_DISTANCE`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-//! z-score flag it, or when the duplicate or the unchanged-update method does: that is
-//! evidence, not a vote, since members training on data of their own never commit the same
+//! z-score flag it, or when the duplicate, unchanged-update or resent-change method does: that
+//! is evidence, not a vote, since members training on data of their own never commit the same
 //! update, while colluders that send one crafted update (ALIE, IPM, min-max, min-sum as
-//! published) always do, wherever the update lies; and a member that trained moved the model,
-//! while a free rider committing the model it was given did not, however heterogeneous the
-//! honest updates are. The accepted members are the others. Features are defined in
+//! published) always do, wherever the update lies; a member that trained moved the model,
+//! while a free rider committing the model it was given did not; and its change is its own, not
+//! the global model's last one resent by a stale rider, however heterogeneous the honest
+//! updates are. The accepted members are the others. Features are defined in
 //! [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
@@ -74,7 +76,8 @@ pub use evaluate::{
     configured_method_names, default_config, default_pagerank, evaluate, every_attack_config,
     feature_name, member_scores, method_name, parse_feature, with_features, Evaluation, MemberData,
     MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 
 /// Why the methods could not run on the given data.

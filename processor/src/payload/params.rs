@@ -10,8 +10,8 @@ use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
     MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES, MAX_MEMBERS,
-    MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
-    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, PPM,
+    MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS,
+    MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -87,17 +87,19 @@ pub(crate) fn validate_params(
     )?;
     if params.has_anomaly() {
         let anomaly = validate_anomaly(params.get_anomaly())?;
-        let reads_coordinates = anomaly
-            .get_dbscan()
-            .features
-            .iter()
-            .chain(&anomaly.get_zscore().features)
-            .any(|f| {
-                matches!(
-                    f,
-                    pb::Feature::COORDINATE_SIGN_BALANCE | pb::Feature::PREVIOUS_CHANGE_DISTANCE
-                )
-            });
+        let reads_coordinates = anomaly.has_resent()
+            || anomaly
+                .get_dbscan()
+                .features
+                .iter()
+                .chain(&anomaly.get_zscore().features)
+                .any(|f| {
+                    matches!(
+                        f,
+                        pb::Feature::COORDINATE_SIGN_BALANCE
+                            | pb::Feature::PREVIOUS_CHANGE_DISTANCE
+                    )
+                });
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",
@@ -250,7 +252,18 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             MAX_UNCHANGED_RATIO_PPM,
         )?;
     }
-    if methods == 0 && !anomaly.has_duplicate() && !anomaly.has_unchanged() {
+    if anomaly.has_resent() {
+        let r = anomaly.get_resent();
+        reject_unknown_fields(r, "params.anomaly.resent")?;
+        in_range(
+            "resent.max_distance_ppm",
+            r.max_distance_ppm,
+            1,
+            MAX_RESENT_DISTANCE_PPM,
+        )?;
+    }
+    let evidence = anomaly.has_duplicate() || anomaly.has_unchanged() || anomaly.has_resent();
+    if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
             "configures no method; omit it to disable anomaly evaluation".into(),
@@ -443,5 +456,25 @@ mod tests {
         p.mut_anomaly().ensemble_min_votes = 0;
         p.mut_anomaly().mut_unchanged().max_norm_ratio_ppm = MAX_UNCHANGED_RATIO_PPM + 1;
         assert!(err(&p).contains("unchanged.max_norm_ratio_ppm"));
+    }
+
+    #[test]
+    fn resent_config() {
+        let mut p = sane();
+        // The resent-change method alone is a configuration, casting no vote, and reads the
+        // sampled coordinates.
+        p.mut_anomaly().mut_resent().max_distance_ppm = 50_000;
+        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+        p.coordinate_samples = 64;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        for bad in [0, MAX_RESENT_DISTANCE_PPM + 1] {
+            p.mut_anomaly().mut_resent().max_distance_ppm = bad;
+            assert!(err(&p).contains("resent.max_distance_ppm"), "{bad}");
+        }
+        p.mut_anomaly().mut_resent().max_distance_ppm = MAX_RESENT_DISTANCE_PPM;
+        assert!(validate_params(&p).is_ok());
     }
 }

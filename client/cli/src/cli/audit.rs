@@ -400,6 +400,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_unchanged().max_norm_ratio_ppm))
         );
     }
+    if a.has_resent() {
+        println!(
+            "resent:            max distance {} (excludes on its own)",
+            format_micro(i64::from(a.get_resent().max_distance_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
 }
 

@@ -199,6 +199,10 @@ pub struct DetectionSettings {
     /// written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unchanged_ratio: Option<f64>,
+    /// The resent-change method's distance (absent: no such method, as in reports written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resent_distance: Option<f64>,
 }
 
 impl From<&super::detect::Tuning> for DetectionSettings {
@@ -215,6 +219,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             zscore_threshold: t.zscore_threshold,
             duplicate_distance: t.duplicate_distance,
             unchanged_ratio: t.unchanged_ratio,
+            resent_distance: t.resent_distance,
         }
     }
 }

@@ -17,7 +17,8 @@
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -41,6 +42,8 @@ pub struct Tuning {
     pub duplicate_distance: Option<f64>,
     /// The unchanged-update method's norm ratio; `None`: no unchanged-update method.
     pub unchanged_ratio: Option<f64>,
+    /// The resent-change method's distance; `None`: no resent-change method.
+    pub resent_distance: Option<f64>,
 }
 
 impl Default for Tuning {
@@ -53,6 +56,7 @@ impl Default for Tuning {
             zscore_threshold: 3.5,
             duplicate_distance: None,
             unchanged_ratio: None,
+            resent_distance: None,
         }
     }
 }
@@ -67,6 +71,7 @@ impl Tuning {
             dbscan_robust: true,
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
+            resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
             ..Self::default()
         }
     }
@@ -148,6 +153,9 @@ impl Detector {
         if let Some(ratio) = tuning.unchanged_ratio {
             config.mut_unchanged().max_norm_ratio_ppm = fixed::saturating_ppm(ratio);
         }
+        if let Some(distance) = tuning.resent_distance {
+            config.mut_resent().max_distance_ppm = fixed::saturating_ppm(distance);
+        }
         config
     }
 }
@@ -175,6 +183,7 @@ mod tests {
             zscore_threshold: 3.0,
             duplicate_distance: None,
             unchanged_ratio: None,
+            resent_distance: None,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert_eq!(ensemble.ensemble_min_votes, 2);

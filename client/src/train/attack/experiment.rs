@@ -499,6 +499,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::DBSCAN => 'd',
                 pb::AnomalyMethod::DUPLICATE => 'c',
                 pb::AnomalyMethod::UNCHANGED => 'u',
+                pb::AnomalyMethod::RESENT => 'r',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {

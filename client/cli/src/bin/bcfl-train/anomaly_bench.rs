@@ -114,6 +114,12 @@ pub(crate) struct CommonArgs {
     /// of the round's median norm is excluded whatever the other methods vote.
     #[arg(long, value_name = "R")]
     unchanged_ratio: Option<f64>,
+    /// Adds the resent-change method to every detector (`consortium init --anomaly
+    /// ...,resent --resent-distance D`): a member whose sampled change lies within this
+    /// relative distance of the global model's previous change is excluded whatever the other
+    /// methods vote. Needs --coordinate-samples.
+    #[arg(long, value_name = "D")]
+    resent_distance: Option<f64>,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -122,7 +128,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance", "unchanged_ratio",
+            "duplicate_distance", "unchanged_ratio", "resent_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -193,6 +199,14 @@ impl CommonArgs {
                 bail!("--unchanged-ratio must lie in [0, 0.5]");
             }
         }
+        if let Some(d) = self.resent_distance {
+            if !(d > 0.0 && d <= 0.5) {
+                bail!("--resent-distance must lie in (0, 0.5]");
+            }
+            if self.coordinate_samples == 0 {
+                bail!("--resent-distance needs --coordinate-samples");
+            }
+        }
         Ok(Tuning {
             features,
             dbscan_eps: self.dbscan_eps,
@@ -201,6 +215,7 @@ impl CommonArgs {
             zscore_threshold: self.zscore_threshold,
             duplicate_distance: self.duplicate_distance,
             unchanged_ratio: self.unchanged_ratio,
+            resent_distance: self.resent_distance,
         })
     }
 

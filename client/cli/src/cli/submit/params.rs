@@ -28,6 +28,9 @@ pub(crate) enum Method {
     /// Updates that change next to nothing (`--unchanged-ratio`): free riders; excludes on
     /// its own, casting no vote.
     Unchanged,
+    /// Changes that resend the global model's previous change (`--resent-distance`): stale
+    /// riders; excludes on its own, casting no vote. Needs `--coordinate-samples`.
+    Resent,
 }
 
 /// PageRank edge weights.
@@ -172,7 +175,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance", "unchanged_ratio",
+            "duplicate_distance", "unchanged_ratio", "resent_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -233,6 +236,11 @@ pub(crate) struct InitArgs {
     /// of the round's median norm did not train (a free rider); 0 flags only a zero update.
     #[arg(long, default_value = "0.01")]
     unchanged_ratio: String,
+    /// The resent-change method's distance: a member whose sampled change lies this close to
+    /// the global model's previous change (relative to its length) resent it instead of
+    /// training (a stale rider).
+    #[arg(long, default_value = "0.05")]
+    resent_distance: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -392,6 +400,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Resent) {
+            config.set_resent(pb::ResentConfig {
+                max_distance_ppm: ppm("resent-distance", &self.resent_distance)?,
+                ..Default::default()
+            });
+        }
         Ok(config)
     }
 }
@@ -455,7 +469,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan,duplicate,unchanged",
+            "zscore,dbscan,duplicate,unchanged,resent",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -481,6 +495,7 @@ mod tests {
         // The duplicate method casts no vote: both voting methods must still agree.
         assert_eq!(anomaly.get_duplicate().max_distance_ppm, 1_000);
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
+        assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
@@ -499,6 +514,7 @@ mod tests {
             ("--dbscan-eps", "2.0"),
             ("--duplicate-distance", "0.01"),
             ("--unchanged-ratio", "0"),
+            ("--resent-distance", "0.1"),
         ] {
             assert!(Wrapper::try_parse_from([
                 "x",
