@@ -10,11 +10,9 @@ use clap::ValueEnum;
 pub enum AnomalyPreset {
     /// DBSCAN (robust, radius 3.5) and the modified z-score, both needed, over the update norm,
     /// the cumulative sketch distance, the coordinate sign balance and the previous-change
-    /// distance, the duplicate method (sketches within cosine distance 0.001 of another
-    /// committer's), the unchanged-update method (a norm at most 0.01 of the median) and the
-    /// resent-change method (within 0.05 of the previous change), with 256 sampled coordinates
-    /// unless --coordinate-samples says otherwise (the README's "One configuration for every
-    /// attack").
+    /// distance, and the duplicate method (sketches within cosine distance 0.001 of another
+    /// committer's), with 256 sampled coordinates unless --coordinate-samples says otherwise
+    /// (the README's "One configuration for every attack").
     EveryAttack,
 }
 

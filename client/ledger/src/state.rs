@@ -239,11 +239,6 @@ impl FamilyState {
     /// stored [`Self::sketch_history`].
     pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
         let mut history = pb::SketchHistory::default();
-        let default_params = pb::ConsortiumParams::default();
-        let params = self
-            .consortium
-            .as_ref()
-            .map_or(&default_params, |c| c.get_params());
         for (&r, verdict) in self.verdicts.range(..round) {
             // Disputed commitments never enter the history (`EvaluateRound` leaves them out).
             let commitments: Vec<pb::Commitment> = self
@@ -256,7 +251,6 @@ impl FamilyState {
                 r,
                 &commitments,
                 &verdict.accepted,
-                params,
             );
         }
         history

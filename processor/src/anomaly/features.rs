@@ -10,7 +10,7 @@
 //! | `CUMULATIVE_SKETCH_COSINE_DISTANCE` | `1 - cos(sum, centre)`: the member's sketches summed over the earlier evaluated rounds it committed to (its [`pb::SketchSum`]) plus this one, against the consensus of those same rounds (the accepted members' mean sketch of each, summed: the sum's `consensus`) plus this round's median sketch ([`cumulative_centres`]) |
 //! | `NEAREST_SKETCH_COSINE_DISTANCE` | `min_j 1 - cos(sketch, sketch_j)` over the other committers `j` ([`nearest_sketch_cosine_distances`]); 1 without another committer. Near 0 for members that send one update together (colluders crafting from the honest updates), never for honest members training on their own shards (FoolsGold's similarity signal); what the duplicate method ([`super::evaluate()`]) compares with its distance |
 //! | `COORDINATE_SIGN_BALANCE` | `1 + (#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinate_steps`], read back as nano-units by [`Coordinates::nano`]): twice the share of the member's values above the coordinate-wise median of all committers' values, ties counting half ([`coordinate_sign_balances`]); in [0, 2], 1 when the round carries no coordinates |
-//! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's change of the global model at those positions, by the consortium's rule over the members its verdict accepted (the consensus record's `previous_change`, [`aggregate_change_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
+//! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -514,67 +514,16 @@ pub fn previous_change_distances(
         .collect()
 }
 
-/// The change round's aggregate made to the global model at the sampled positions, as the
-/// consortium's aggregation rule (`params.aggregation_rule`) takes it over the `accepted`
-/// commitments' coordinates in nano-units: FedAvg's sample-weighted mean
-/// ([`weighted_mean_coordinates`]); the coordinate-wise median (for an even count the mean of
-/// the two middle values, rounded half away from zero); or the coordinate-wise trimmed mean
-/// (`⌊trim · m⌋` values dropped at each end, `trim = trim_ppm / 10^6` in `f64` as the
-/// aggregate takes it, the plain mean of the rest, rounded half away from zero), as
-/// `bcfl_fed`'s aggregate computes them. Krum and Multi-Krum choose
-/// whole updates by distances the sampled positions cannot tell, so FedAvg's mean stands in
-/// for them. `None` when nobody was accepted or no one carries coordinates.
-pub fn aggregate_change_coordinates(
-    accepted: &[&pb::Commitment],
-    params: &pb::ConsortiumParams,
-) -> Option<Vec<i64>> {
-    let trim_ppm = match params.aggregation_rule {
-        pb::AggregationRule::MEDIAN => None,
-        pb::AggregationRule::TRIMMED_MEAN => Some(params.trim_ppm),
-        _ => return weighted_mean_coordinates(accepted),
-    };
-    let values = nano_coordinates(accepted.iter().copied());
-    let len = values.iter().map(Vec::len).max().unwrap_or(0);
-    if len == 0 {
-        return None;
-    }
-    let m = values.len();
-    Some(
-        (0..len)
-            .map(|k| {
-                let mut column: Vec<i128> = values
-                    .iter()
-                    .map(|v| i128::from(v.get(k).copied().unwrap_or(0)))
-                    .collect();
-                column.sort_unstable();
-                let value = match trim_ppm {
-                    None if m % 2 == 1 => column[m / 2],
-                    None => div_round(column[m / 2 - 1] + column[m / 2], 2),
-                    Some(trim) => {
-                        // The aggregate's own cut: ⌊trim · m⌋ in f64, trim = trim_ppm / 10^6.
-                        let cut = (fixed::ppm_to_f64(trim) * m as f64).floor() as usize;
-                        let kept = &column[cut.min((m - 1) / 2)..m - cut.min((m - 1) / 2)];
-                        div_round(kept.iter().sum(), kept.len() as i128)
-                    }
-                };
-                value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-            })
-            .collect(),
-    )
-}
-
 /// The consensus after round `round`: the coordinate-wise mean of the `accepted` commitments'
 /// sketches (rounded half away from zero) added to it, unchanged when nobody was accepted; and
-/// the previous change replaced by the round's change of the global model at the sampled
-/// positions under `params`' rule ([`aggregate_change_coordinates`]) and `round`, or cleared
-/// (empty, round 0) when there is none.
+/// the previous change replaced by the accepted members' weighted mean coordinates
+/// ([`weighted_mean_coordinates`]) and `round`, or cleared (empty, round 0) when there are none.
 pub fn extend_consensus(
     consensus: &pb::ConsensusSketch,
     round: u64,
     accepted: &[&pb::Commitment],
-    params: &pb::ConsortiumParams,
 ) -> pb::ConsensusSketch {
-    let previous_change = aggregate_change_coordinates(accepted, params).unwrap_or_default();
+    let previous_change = weighted_mean_coordinates(accepted).unwrap_or_default();
     // Without coordinates the record stays as it was before the field existed.
     let previous_change_round = if previous_change.is_empty() { 0 } else { round };
     let Some(mean) = accepted_mean(accepted) else {
@@ -596,14 +545,12 @@ pub fn extend_consensus(
 
 /// The whole history after round `round`: the committers' sums ([`extend_history`]), each
 /// committer's `consensus` and the consortium's consensus gaining the mean sketch of the members
-/// the verdict `accepted` (sorted keys; nothing when it accepted nobody), and the consensus
-/// keeping the round's change under `params`' rule ([`extend_consensus`]).
+/// the verdict `accepted` (sorted keys; nothing when it accepted nobody).
 pub fn extend_after_verdict(
     history: &pb::SketchHistory,
     round: u64,
     commitments: &[pb::Commitment],
     accepted: &[String],
-    params: &pb::ConsortiumParams,
 ) -> pb::SketchHistory {
     let mut next = extend_history(history, round, commitments);
     let chosen: Vec<&pb::Commitment> = commitments
@@ -619,12 +566,7 @@ pub fn extend_after_verdict(
             }
         }
     }
-    next.set_consensus(extend_consensus(
-        history.get_consensus(),
-        round,
-        &chosen,
-        params,
-    ));
+    next.set_consensus(extend_consensus(history.get_consensus(), round, &chosen));
     next
 }
 
@@ -812,64 +754,6 @@ mod tests {
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
     }
 
-    /// Under the median or the trimmed mean the global model's change is not FedAvg's: the
-    /// kept change follows the consortium's rule, coordinate by coordinate, as the aggregate
-    /// takes it, so a stale rider resending the change lands on it under those rules too.
-    #[test]
-    fn the_kept_change_follows_the_aggregation_rule() {
-        let commit = |member: &str, samples: u64, steps: Vec<i32>| pb::Commitment {
-            member: member.into(),
-            round: 1,
-            num_samples: samples,
-            coordinate_step_nano: 1,
-            coordinate_steps: crate::testing::packed(&steps),
-            ..Default::default()
-        };
-        let accepted = [
-            commit("a", 1, vec![1, 10, -3]),
-            commit("b", 1, vec![2, -20, -1]),
-            commit("c", 1, vec![3, 30, 4]),
-            commit("d", 97, vec![100, 40, 6]),
-        ];
-        let refs: Vec<&pb::Commitment> = accepted.iter().collect();
-        let with = |rule: pb::AggregationRule, trim_ppm: u32| pb::ConsortiumParams {
-            aggregation_rule: rule,
-            trim_ppm,
-            ..Default::default()
-        };
-        let change = |params: &pb::ConsortiumParams| aggregate_change_coordinates(&refs, params);
-        // FedAvg (and an unset rule, Krum, Multi-Krum): d's 97 samples weigh most.
-        // (1 + 2 + 3 + 9700) / 100 = 97.06, (10 - 20 + 30 + 3880) / 100 = 39, (-3 - 1 + 4 +
-        // 582) / 100 = 5.82.
-        for rule in [
-            pb::AggregationRule::FEDAVG,
-            pb::AggregationRule::AGGREGATION_RULE_UNSET,
-            pb::AggregationRule::KRUM,
-            pb::AggregationRule::MULTI_KRUM,
-        ] {
-            assert_eq!(change(&with(rule, 0)), Some(vec![97, 39, 6]), "{rule:?}");
-        }
-        // The median of four: the two middle values' mean, half away from zero (2.5 -> 3,
-        // 20, 1.5 -> 2).
-        let median = with(pb::AggregationRule::MEDIAN, 0);
-        assert_eq!(change(&median), Some(vec![3, 20, 2]));
-        // Trimming 25 % of four drops one at each end; 10 % drops none (the plain mean).
-        let trimmed = with(pb::AggregationRule::TRIMMED_MEAN, 250_000);
-        assert_eq!(change(&trimmed), Some(vec![3, 20, 2]));
-        let light = with(pb::AggregationRule::TRIMMED_MEAN, 100_000);
-        // (1 + 2 + 3 + 100) / 4 = 26.5 -> 27, 60 / 4 = 15, 6 / 4 = 1.5 -> 2.
-        assert_eq!(change(&light), Some(vec![27, 15, 2]));
-        // An odd count's median is its middle value; nobody accepted keeps nothing.
-        assert_eq!(
-            aggregate_change_coordinates(&refs[..3], &median),
-            Some(vec![2, 10, -1])
-        );
-        assert_eq!(aggregate_change_coordinates(&[], &median), None);
-        // The consensus keeps the rule's change.
-        let kept = extend_consensus(&pb::ConsensusSketch::default(), 1, &refs, &median);
-        assert_eq!(kept.previous_change, vec![3, 20, 2]);
-    }
-
     #[test]
     fn the_previous_change_is_the_weighted_mean_and_a_resent_one_lands_on_it() {
         let commit =
@@ -898,7 +782,6 @@ mod tests {
             1,
             &[a, b, c],
             &["a".into(), "b".into()],
-            &Default::default(),
         );
         let consensus = history.get_consensus();
         assert_eq!(consensus.previous_change, vec![3, -4, 1]);
@@ -930,7 +813,7 @@ mod tests {
             vec![1.0, 1.0]
         );
         // A round that accepted nobody leaves no previous change.
-        let empty = extend_after_verdict(&history, 2, &round2, &[], &Default::default());
+        let empty = extend_after_verdict(&history, 2, &round2, &[]);
         assert!(empty.get_consensus().previous_change.is_empty());
         assert_eq!(empty.get_consensus().previous_change_round, 0);
         assert_eq!(empty.get_consensus().sum, consensus.sum);
@@ -1085,19 +968,14 @@ mod tests {
         let a = commitment("a", &[3, -3, 1]);
         let b = commitment("b", &[4, -4, 0]);
         // Means 3.5, -3.5, 0.5 round half away from zero: 4, -4, 1.
-        let c1 = extend_consensus(
-            &pb::ConsensusSketch::default(),
-            1,
-            &[&a, &b],
-            &Default::default(),
-        );
+        let c1 = extend_consensus(&pb::ConsensusSketch::default(), 1, &[&a, &b]);
         assert_eq!(
             (c1.sum.clone(), c1.rounds, c1.last_round),
             (vec![4, -4, 1], 1, 1)
         );
         // Nobody accepted: nothing changes (no coordinates, so no previous change either).
-        assert_eq!(extend_consensus(&c1, 2, &[], &Default::default()), c1);
-        let c3 = extend_consensus(&c1, 3, &[&a], &Default::default());
+        assert_eq!(extend_consensus(&c1, 2, &[]), c1);
+        let c3 = extend_consensus(&c1, 3, &[&a]);
         assert_eq!((c3.sum, c3.rounds, c3.last_round), (vec![7, -7, 2], 2, 3));
     }
 
@@ -1146,7 +1024,6 @@ mod tests {
             1,
             &[commitment("a", &[1, 0]), commitment("b", &[1, 0])],
             &["a".to_owned(), "b".to_owned()],
-            &Default::default(),
         );
         // Round 2: a and the newcomer d go along (0, 1); b is not drawn.
         let now = [commitment("a", &[0, 1]), commitment("d", &[0, 1])];
@@ -1160,13 +1037,7 @@ mod tests {
         let d = cumulative(&now, &history);
         assert!(d.iter().all(|x| *x < 1e-15), "{d:?}");
         // After round 2 each member's consensus covers its own rounds; b's stays round 1's.
-        let after = extend_after_verdict(
-            &history,
-            2,
-            &now,
-            &["a".to_owned(), "d".to_owned()],
-            &Default::default(),
-        );
+        let after = extend_after_verdict(&history, 2, &now, &["a".to_owned(), "d".to_owned()]);
         let consensus: Vec<(&str, Vec<i64>)> = after
             .entries
             .iter()
@@ -1178,13 +1049,7 @@ mod tests {
         );
         assert_eq!(after.get_consensus().sum, vec![1, 1]);
         // A round that accepts nobody adds to nobody's consensus, its sketches still count.
-        let none = extend_after_verdict(
-            &after,
-            3,
-            &[commitment("b", &[5, 5])],
-            &[],
-            &Default::default(),
-        );
+        let none = extend_after_verdict(&after, 3, &[commitment("b", &[5, 5])], &[]);
         let b = &none.entries[1];
         assert_eq!(
             (b.sum.to_vec(), b.consensus.to_vec()),
@@ -1205,7 +1070,6 @@ mod tests {
                 commitment("c", &[-1, 0]),
             ],
             &["a".to_owned(), "b".to_owned()],
-            &Default::default(),
         );
         assert_eq!(history.get_consensus().sum, vec![1, 0]);
         assert_eq!(history.get_consensus().rounds, 1);

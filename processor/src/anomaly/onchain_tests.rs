@@ -491,12 +491,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         commitments.iter().filter(|c| c.member != m[6]).collect();
     assert_eq!(
         consensus(&ledger),
-        super::features::extend_consensus(
-            &Default::default(),
-            1,
-            &accepted_one,
-            &Default::default()
-        )
+        super::features::extend_consensus(&Default::default(), 1, &accepted_one)
     );
     assert_eq!(consensus(&ledger).rounds, 1);
     for (entry, c) in after_one.entries.iter().zip({

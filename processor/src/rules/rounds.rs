@@ -458,13 +458,7 @@ pub fn evaluate_round(
     )?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
-    let mut next = extend_after_verdict(
-        &history,
-        n,
-        &commitments,
-        &verdict.accepted,
-        params(&consortium),
-    );
+    let mut next = extend_after_verdict(&history, n, &commitments, &verdict.accepted);
     state.put_consensus(next.get_consensus())?;
     for sum in next.take_entries() {
         state.put_sketch_sum(sum)?;

@@ -13,10 +13,7 @@
 //! | `both` | DBSCAN and the z-score | both flag (`--anomaly zscore,dbscan --ensemble-min-votes 2`): the ensemble without PageRank, whose mean ± 1 std rule flags a third of the members on any link graph and so leaves them one vote from exclusion |
 //!
 //! A tuning with a duplicate distance adds the duplicate method to every detector: a member
-//! whose sketch lies that close to another committer's is excluded whatever the others vote;
-//! likewise an unchanged-update ratio (an update norm that small against the round's median)
-//! and a resent-change distance (a sampled change that close to the global model's previous
-//! change).
+//! whose sketch lies that close to another committer's is excluded whatever the others vote.
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
@@ -27,8 +24,7 @@ use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
 
 /// The parameters a benchmark may vary: the features DBSCAN and the z-score use, DBSCAN's
-/// radius and neighbourhood size, the z-score threshold, and the duplicate, unchanged-update
-/// and resent-change methods' thresholds.
+/// radius and neighbourhood size, the z-score threshold and the duplicate method's distance.
 /// The default is what `bcfl consortium init` writes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tuning {

@@ -459,7 +459,7 @@ pub async fn run(
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance and its distance to the previous
 /// change; a `!` marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the
-/// duplicate method (a copy), `u` the unchanged-update method, `r` the resent-change method.
+/// duplicate method (a copy).
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -470,11 +470,6 @@ fn trace_verdicts(
     use bcfl_processor::anomaly::features::extend_after_verdict;
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
-    let default_params = pb::ConsortiumParams::default();
-    let params = state
-        .consortium
-        .as_ref()
-        .map_or(&default_params, |c| c.get_params());
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
     let mut history = pb::SketchHistory::default();
     for (&round, verdict) in &state.verdicts {
@@ -539,7 +534,7 @@ fn trace_verdicts(
             members = %members.join(" "),
             "verdict"
         );
-        history = extend_after_verdict(&history, round, &commitments, &verdict.accepted, params);
+        history = extend_after_verdict(&history, round, &commitments, &verdict.accepted);
     }
 }
 
