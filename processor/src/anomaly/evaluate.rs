@@ -507,18 +507,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         ));
     }
     if config.has_duplicate() {
-        let limit = fixed::ppm_to_f64(config.get_duplicate().max_distance_ppm);
         let nearest = data.values_of(
             Feature::NEAREST_SKETCH_COSINE_DISTANCE,
             &mut ranks,
             &pagerank_config,
         )?;
-        let flags: Vec<bool> = nearest.iter().map(|&d| d <= limit).collect();
-        methods.push(method_verdict(
-            pb::AnomalyMethod::DUPLICATE,
-            &nearest,
-            &flags,
-        ));
+        let limit = config.get_duplicate().max_distance_ppm;
+        methods.push(at_most(pb::AnomalyMethod::DUPLICATE, &nearest, limit));
     }
     if config.has_unchanged() {
         let ratio = fixed::ppm_to_f64(config.get_unchanged().max_norm_ratio_ppm);
@@ -531,18 +526,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         ));
     }
     if config.has_resent() {
-        let limit = fixed::ppm_to_f64(config.get_resent().max_distance_ppm);
         let distances = data.values_of(
             Feature::PREVIOUS_CHANGE_DISTANCE,
             &mut ranks,
             &pagerank_config,
         )?;
-        let flags: Vec<bool> = distances.iter().map(|&d| d <= limit).collect();
-        methods.push(method_verdict(
-            pb::AnomalyMethod::RESENT,
-            &distances,
-            &flags,
-        ));
+        let limit = config.get_resent().max_distance_ppm;
+        methods.push(at_most(pb::AnomalyMethod::RESENT, &distances, limit));
     }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
@@ -581,6 +571,14 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
         method,
         pb::AnomalyMethod::DUPLICATE | pb::AnomalyMethod::UNCHANGED | pb::AnomalyMethod::RESENT
     )
+}
+
+/// A method that flags each member whose value is at most `limit_ppm / 10^6`, its score the
+/// value (the duplicate and resent-change methods).
+fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::MethodVerdict {
+    let limit = fixed::ppm_to_f64(limit_ppm);
+    let flags: Vec<bool> = values.iter().map(|&v| v <= limit).collect();
+    method_verdict(method, values, &flags)
 }
 
 /// The unchanged-update method over the committers' update norms: each member's norm over the

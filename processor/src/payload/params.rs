@@ -113,6 +113,18 @@ pub(crate) fn validate_params(
     Ok(out)
 }
 
+/// A method configured by one limit: no unknown fields, and the limit `(value, low, high)` in
+/// `low..=high`.
+fn check_limit<M: protobuf::Message>(
+    config: &M,
+    message: &'static str,
+    field: &'static str,
+    (value, low, high): (u32, u32, u32),
+) -> Result<(), PayloadError> {
+    reject_unknown_fields(config, message)?;
+    in_range(field, value, low, high)
+}
+
 fn check_rule(params: &pb::ConsortiumParams) -> Result<(), PayloadError> {
     use pb::AggregationRule::*;
     let rule = params.aggregation_rule;
@@ -232,35 +244,31 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         )?;
         out.mut_zscore().features = validate_features("zscore.features", &z.features)?;
     }
+    // The methods that exclude on their own: one limit each.
     if anomaly.has_duplicate() {
         let d = anomaly.get_duplicate();
-        reject_unknown_fields(d, "params.anomaly.duplicate")?;
-        in_range(
+        let limit = (d.max_distance_ppm, 1, MAX_DUPLICATE_DISTANCE_PPM);
+        check_limit(
+            d,
+            "params.anomaly.duplicate",
             "duplicate.max_distance_ppm",
-            d.max_distance_ppm,
-            1,
-            MAX_DUPLICATE_DISTANCE_PPM,
+            limit,
         )?;
     }
     if anomaly.has_unchanged() {
         let u = anomaly.get_unchanged();
-        reject_unknown_fields(u, "params.anomaly.unchanged")?;
-        in_range(
+        let limit = (u.max_norm_ratio_ppm, 0, MAX_UNCHANGED_RATIO_PPM);
+        check_limit(
+            u,
+            "params.anomaly.unchanged",
             "unchanged.max_norm_ratio_ppm",
-            u.max_norm_ratio_ppm,
-            0,
-            MAX_UNCHANGED_RATIO_PPM,
+            limit,
         )?;
     }
     if anomaly.has_resent() {
         let r = anomaly.get_resent();
-        reject_unknown_fields(r, "params.anomaly.resent")?;
-        in_range(
-            "resent.max_distance_ppm",
-            r.max_distance_ppm,
-            1,
-            MAX_RESENT_DISTANCE_PPM,
-        )?;
+        let limit = (r.max_distance_ppm, 1, MAX_RESENT_DISTANCE_PPM);
+        check_limit(r, "params.anomaly.resent", "resent.max_distance_ppm", limit)?;
     }
     let evidence = anomaly.has_duplicate() || anomaly.has_unchanged() || anomaly.has_resent();
     if methods == 0 && !evidence {
