@@ -24,6 +24,7 @@ use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
 use bcfl_processor::anomaly::attack::AttackKind;
 use bcfl_processor::anomaly::parse_feature;
+use bcfl_processor::{fixed, limits};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
 
@@ -194,14 +195,17 @@ impl CommonArgs {
                 bail!("--duplicate-distance must lie in (0, 1]");
             }
         }
+        // The processor's bounds (`InitConsortium` refuses others).
+        let max_ratio = fixed::ppm_to_f64(limits::MAX_UNCHANGED_RATIO_PPM);
+        let max_distance = fixed::ppm_to_f64(limits::MAX_RESENT_DISTANCE_PPM);
         if let Some(r) = self.unchanged_ratio {
-            if !(0.0..=0.5).contains(&r) {
-                bail!("--unchanged-ratio must lie in [0, 0.5]");
+            if !(0.0..=max_ratio).contains(&r) {
+                bail!("--unchanged-ratio must lie in [0, {max_ratio}]");
             }
         }
         if let Some(d) = self.resent_distance {
-            if !(d > 0.0 && d <= 0.5) {
-                bail!("--resent-distance must lie in (0, 0.5]");
+            if !(d > 0.0 && d <= max_distance) {
+                bail!("--resent-distance must lie in (0, {max_distance}]");
             }
             if self.coordinate_samples == 0 {
                 bail!("--resent-distance needs --coordinate-samples");
