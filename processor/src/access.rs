@@ -15,7 +15,7 @@
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1, aggregate N-1 and verdict N-1 | consortium, round N |
 //! | CommitUpdate N (base round B) | consortium, signer's member, round N, commitment (N, signer); round B when B != N | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix), the signer's link index | links out of the signer (prefix), the signer's link index |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, commitments of N (prefix), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //!
@@ -154,7 +154,8 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     signer_member,
                     round.clone(),
                     verdict.clone(),
-                    address::commitments_prefix(a.round),
+                    // This round's commitments, and each committer's last evaluated one.
+                    address::type_prefix(AddressKind::Commitment),
                     address::type_prefix(AddressKind::Link),
                     address::type_prefix(AddressKind::LinkIndex),
                     history.clone(),

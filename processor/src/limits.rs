@@ -84,6 +84,11 @@ pub const MAX_UNCHANGED_RATIO_PPM: u32 = 500_000;
 /// ppm: half that change's length. Beyond it the method would take in members that trained.
 pub const MAX_RESENT_DISTANCE_PPM: u32 = 500_000;
 
+/// Largest cosine with its own previous change the inconsistent-change method may require
+/// (`InconsistentConfig`), ppm: one half. Beyond it the method would take in members that
+/// trained, whose consecutive changes measured 0.72 and up on the attack benchmark.
+pub const MAX_INCONSISTENT_COSINE_PPM: u32 = 500_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

@@ -236,20 +236,28 @@ impl<'a> BcflState<'a> {
     /// The commitments of `members` to `round`, in the order of `members`. A listed member without
     /// a commitment means the round and its commitments disagree: corrupt state.
     pub fn commitments(&mut self, round: u64, members: &[String]) -> Result<Vec<pb::Commitment>> {
-        let addresses: Vec<String> = members
+        let wanted: Vec<(u64, &str)> = members.iter().map(|m| (round, m.as_str())).collect();
+        self.commitments_at(&wanted)
+    }
+
+    /// The commitment of each `(round, member)`, in that order, read in one batch. A missing one
+    /// means the state disagrees with the record that named it (a round's committers, a sketch
+    /// sum's last round): corrupt state.
+    pub fn commitments_at(&mut self, wanted: &[(u64, &str)]) -> Result<Vec<pb::Commitment>> {
+        let addresses: Vec<String> = wanted
             .iter()
-            .map(|m| address::commitment_address(round, m))
+            .map(|(round, m)| address::commitment_address(*round, m))
             .collect();
         self.prefetch(&addresses)?;
-        members
+        wanted
             .iter()
             .zip(&addresses)
-            .map(|(member, addr)| {
-                self.commitment(round, member)?
+            .map(|((round, member), addr)| {
+                self.commitment(*round, member)?
                     .ok_or_else(|| StateError::Corrupt {
                         address: addr.clone(),
                         kind: "CommitmentList",
-                        detail: format!("round {round} lists {member} but holds no commitment"),
+                        detail: format!("the state names {member}'s commitment to round {round}, which it does not hold"),
                     })
             })
             .collect()

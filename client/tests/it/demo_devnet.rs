@@ -717,9 +717,16 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
         } else {
             (vec![], vec![rider.clone()])
         };
-        use bcfl_protos::bcfl::AnomalyMethod::{RESENT, UNCHANGED};
+        use bcfl_protos::bcfl::AnomalyMethod::{INCONSISTENT, RESENT, UNCHANGED};
         assert_eq!(flagged_by(UNCHANGED), unchanged, "round {round}");
         assert_eq!(flagged_by(RESENT), resent, "round {round}");
+        // Honest members keep their direction; the rider's round-1 change was zero, so its
+        // round-2 change has nothing to be compared with.
+        assert_eq!(
+            flagged_by(INCONSISTENT),
+            Vec::<String>::new(),
+            "round {round}"
+        );
     }
     // The ledger keeps the accepted members' weighted mean change at the sampled positions.
     use bcfl_processor::anomaly::features::{previous_change_distances, weighted_mean_coordinates};
@@ -758,6 +765,69 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
             assert!(*d > 0.3, "an honest member is {d} from the previous change");
         }
     }
+}
+
+/// A member process sending Gaussian noise under the every-attack preset: a fresh random change
+/// every round, of an honest norm. In round 2 its change has a cosine near 0 with its own round-1
+/// change, which `EvaluateRound` reads from state, and the inconsistent-change method excludes
+/// it on that alone, where every honest member keeps its direction; an auditor replaying round 2
+/// agrees.
+#[test]
+fn the_every_attack_preset_excludes_a_noise_sender_turning_from_its_own_previous_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let report = run_demo(
+        &mut command,
+        &[
+            "--members",
+            "5",
+            "--rounds",
+            "2",
+            "--attack",
+            "gaussian-noise:1",
+            "--anomaly-preset",
+            "every-attack",
+            "--committee",
+            "0",
+        ],
+    );
+    let state = family_state(ledger.url());
+    let noisy = member_key(&report, "member-5");
+    let verdict = &state.verdicts[&2];
+    assert!(verdict.excluded.contains(&noisy), "{:?}", verdict.excluded);
+    let inconsistent = verdict
+        .methods
+        .iter()
+        .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::INCONSISTENT)
+        .expect("the preset runs the inconsistent-change method");
+    let scores: Vec<(String, i64, bool)> =
+        bcfl_processor::anomaly::member_scores(&verdict.scored(), inconsistent)
+            .map(|s| (s.member.to_owned(), s.score_micro, s.flagged))
+            .collect();
+    for (member, score, flagged) in &scores {
+        if *member == noisy {
+            assert!(*flagged && score.abs() < 300_000, "{scores:?}");
+        } else {
+            assert!(!flagged && *score > 400_000, "{scores:?}");
+        }
+    }
+    // The scores are the cosines of each member's committed coordinates with its round-1 ones.
+    let round = |r: u64| -> Vec<bcfl_protos::bcfl::Commitment> {
+        state
+            .commitments
+            .range((r, String::new())..(r + 1, String::new()))
+            .map(|(_, c)| c.clone())
+            .filter(|c| verdict.scored().contains(&c.member) || r == 1)
+            .collect()
+    };
+    let cosines = bcfl_processor::anomaly::features::own_change_cosines(&round(2), &round(1));
+    let expected: Vec<i64> = cosines
+        .iter()
+        .map(|&c| bcfl_processor::fixed::saturating_micro(c))
+        .collect();
+    assert_eq!(scores.iter().map(|s| s.1).collect::<Vec<_>>(), expected);
+    assert_verdict_replays(ledger.url(), 2);
 }
 
 /// Two member processes collude under the every-attack preset: each fetches the honest members'

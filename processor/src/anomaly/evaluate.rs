@@ -120,13 +120,20 @@ pub const EVERY_ATTACK_UNCHANGED_RATIO_PPM: u32 = 10_000;
 /// 0-2, rounds 2-6).
 pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
 
+/// The inconsistent-change method's cosine in [`every_attack_config`], ppm: a change whose
+/// cosine with the member's own previous one is below 0.4. A fresh random change lies at
+/// `0 ± 1/√K` (0.0625 at 256 coordinates); honest members on the attack benchmark at 0.72 and
+/// up (see [`super::features`]).
+pub const EVERY_ATTACK_MIN_OWN_COSINE_PPM: u32 = 400_000;
+
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
 /// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
 /// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
-/// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]) or resends the global
-/// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]); no PageRank,
+/// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]), resends the global
+/// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]) or turns away from its own
+/// previous change ([`EVERY_ATTACK_MIN_OWN_COSINE_PPM`]); no PageRank,
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
 pub fn every_attack_config() -> pb::AnomalyConfig {
@@ -136,10 +143,11 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
+    config.mut_inconsistent().min_cosine_ppm = EVERY_ATTACK_MIN_OWN_COSINE_PPM;
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 11] = [
+const FEATURE_NAMES: [(Feature, &str); 12] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -160,6 +168,7 @@ const FEATURE_NAMES: [(Feature, &str); 11] = [
         Feature::PREVIOUS_CHANGE_DISTANCE,
         "previous_change_distance",
     ),
+    (Feature::OWN_CHANGE_COSINE, "own_change_cosine"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -170,7 +179,7 @@ const ON_DEMAND: [Feature; 2] = [
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`; `unset`), as
+/// `resent`, `inconsistent`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -180,12 +189,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::DUPLICATE => "duplicate",
         pb::AnomalyMethod::UNCHANGED => "unchanged",
         pb::AnomalyMethod::RESENT => "resent",
+        pb::AnomalyMethod::INCONSISTENT => "inconsistent",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
-/// modified z-score, the duplicate, unchanged-update and resent-change methods).
+/// modified z-score, the duplicate, unchanged-update, resent-change and inconsistent-change
+/// methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -194,6 +205,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_duplicate(), pb::AnomalyMethod::DUPLICATE),
         (config.has_unchanged(), pb::AnomalyMethod::UNCHANGED),
         (config.has_resent(), pb::AnomalyMethod::RESENT),
+        (config.has_inconsistent(), pb::AnomalyMethod::INCONSISTENT),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -415,10 +427,11 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent; read them with [`member_scores`].
+    /// duplicate, unchanged, resent, inconsistent; read them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-    /// modified z-score, or by the duplicate, unchanged-update or resent-change method, sorted.
+    /// modified z-score, or by the duplicate, unchanged-update, resent-change or
+    /// inconsistent-change method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -534,6 +547,16 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let limit = config.get_resent().max_distance_ppm;
         methods.push(at_most(pb::AnomalyMethod::RESENT, &distances, limit));
     }
+    if config.has_inconsistent() {
+        let cosines = data.values_of(Feature::OWN_CHANGE_COSINE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_inconsistent().min_cosine_ppm);
+        let flags: Vec<bool> = cosines.iter().map(|&c| c < limit).collect();
+        methods.push(method_verdict(
+            pb::AnomalyMethod::INCONSISTENT,
+            &cosines,
+            &flags,
+        ));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -563,14 +586,31 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 }
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update and resent-change methods, whose flags are evidence that the member did
-/// not train on data of its own (it sent a copy, the model it was given, or the model's last
-/// change back), wherever its update lies.
+/// unchanged-update, resent-change and inconsistent-change methods, whose flags are evidence
+/// that the member did not train on data of its own (it sent a copy, the model it was given,
+/// the model's last change back, or a change unrelated to its own previous one), wherever its
+/// update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
-        pb::AnomalyMethod::DUPLICATE | pb::AnomalyMethod::UNCHANGED | pb::AnomalyMethod::RESENT
+        pb::AnomalyMethod::DUPLICATE
+            | pb::AnomalyMethod::UNCHANGED
+            | pb::AnomalyMethod::RESENT
+            | pb::AnomalyMethod::INCONSISTENT
     )
+}
+
+/// Whether `config` reads each committer's own previous commitment ([`Feature::OWN_CHANGE_COSINE`]:
+/// the inconsistent-change method, or a voting method's feature): only then does
+/// `EvaluateRound` read those commitments from state ([`pb::SketchHistory::previous`]).
+pub fn reads_own_previous(config: &pb::AnomalyConfig) -> bool {
+    config.has_inconsistent()
+        || config
+            .get_dbscan()
+            .features
+            .iter()
+            .chain(&config.get_zscore().features)
+            .any(|f| *f == Feature::OWN_CHANGE_COSINE)
 }
 
 /// A method that flags each member whose value is at most `limit_ppm / 10^6`, its score the
@@ -610,7 +650,14 @@ mod tests {
     fn configured_methods_in_evaluation_order() {
         assert_eq!(
             configured_method_names(&every_attack_config()),
-            ["dbscan", "zscore", "duplicate", "unchanged", "resent"]
+            [
+                "dbscan",
+                "zscore",
+                "duplicate",
+                "unchanged",
+                "resent",
+                "inconsistent"
+            ]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
         let all = default_config(true, true, true, 1);
@@ -831,6 +878,46 @@ mod tests {
         )
         .unwrap();
         assert!(evaluate(&config, &first_round).unwrap().excluded.is_empty());
+    }
+
+    /// A noise sender sends a fresh random change every round: its cosine with its own previous
+    /// change lies near 0 (`± 1/√K`), an honest member's at 0.72 or more. The inconsistent-change
+    /// method excludes it on its own; in a member's first round (cosine 1) it flags nobody.
+    #[test]
+    fn the_inconsistent_method_excludes_a_change_unrelated_to_its_own_previous_one() {
+        let members: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let cosines = vec![0.9, 0.05, 0.72, -0.8, 0.4];
+        let data = MemberData::new(
+            members.clone(),
+            vec![(Feature::OWN_CHANGE_COSINE, cosines)],
+            vec![],
+        )
+        .unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_inconsistent().min_cosine_ppm = EVERY_ATTACK_MIN_OWN_COSINE_PPM;
+        assert!(reads_own_previous(&config));
+        let e = evaluate(&config, &data).unwrap();
+        // Below the limit, not at it.
+        assert_eq!(e.excluded, ["b".to_owned(), "d".to_owned()]);
+        let method = &e.methods[0];
+        assert_eq!(method_name(method.method), "inconsistent");
+        let scores: Vec<i64> = member_scores(&e.scored, method)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(scores, [900_000, 50_000, 720_000, -800_000, 400_000]);
+        let first_round = MemberData::new(
+            members,
+            vec![(Feature::OWN_CHANGE_COSINE, vec![1.0; 5])],
+            vec![],
+        )
+        .unwrap();
+        assert!(evaluate(&config, &first_round).unwrap().excluded.is_empty());
+        // Only configurations that read the feature make EvaluateRound read the commitments.
+        assert!(!reads_own_previous(&pb::AnomalyConfig::default()));
+        let mut voting = pb::AnomalyConfig::default();
+        voting.mut_zscore().features = vec![Feature::OWN_CHANGE_COSINE];
+        assert!(reads_own_previous(&voting));
+        assert!(reads_own_previous(&every_attack_config()));
     }
 
     /// When most committers rode free the median is 0: the zero norms are flagged (score 0) and

@@ -12,15 +12,16 @@
 //! | duplicate ([`evaluate()`]) | the round's sketches | cosine distance to another committer's sketch at most `max_distance` | that distance (`NEAREST_SKETCH_COSINE_DISTANCE`) |
 //! | unchanged ([`evaluate()`]) | the round's update norms | norm at most `max_norm_ratio` times the median norm | norm / median norm |
 //! | resent ([`evaluate()`]) | sampled coordinates, the kept previous change | distance to that change at most `max_distance` of its length | that distance (`PREVIOUS_CHANGE_DISTANCE`) |
+//! | inconsistent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment | cosine between its change and its previous one below `min_cosine` | that cosine (`OWN_CHANGE_COSINE`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-//! z-score flag it, or when the duplicate, unchanged-update or resent-change method does: that
-//! is evidence, not a vote, since members training on data of their own never commit the same
-//! update, while colluders that send one crafted update (ALIE, IPM, min-max, min-sum as
-//! published) always do, wherever the update lies; a member that trained moved the model,
-//! while a free rider committing the model it was given did not; and its change is its own, not
-//! the global model's last one resent by a stale rider, however heterogeneous the honest
-//! updates are. The accepted members are the others. Features are defined in
+//! z-score flag it, or when the duplicate, unchanged-update, resent-change or inconsistent-change
+//! method does: that is evidence, not a vote, since members training on data of their own never
+//! commit the same update, while colluders that send one crafted update (ALIE, IPM, min-max,
+//! min-sum as published) always do, wherever the update lies; a member that trained moved the
+//! model, while a free rider committing the model it was given did not; its change is its own,
+//! not the global model's last one resent by a stale rider; and it points the way its previous
+//! one did, as a fresh random update does not, however heterogeneous the honest updates are. The accepted members are the others. Features are defined in
 //! [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
@@ -74,9 +75,10 @@ use thiserror::Error;
 
 pub use evaluate::{
     configured_method_names, default_config, default_pagerank, evaluate, every_attack_config,
-    feature_name, member_scores, method_name, parse_feature, with_features, Evaluation, MemberData,
-    MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    feature_name, member_scores, method_name, parse_feature, reads_own_previous, with_features,
+    Evaluation, MemberData, MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES,
+    EVERY_ATTACK_DBSCAN_EPS_PPM, EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
+    EVERY_ATTACK_MIN_OWN_COSINE_PPM, EVERY_ATTACK_RESENT_DISTANCE_PPM,
     EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 

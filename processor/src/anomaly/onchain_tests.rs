@@ -588,3 +588,147 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         .iter()
         .all(|e| e.rounds == 2 && e.last_round == 2));
 }
+
+/// The inconsistent-change method on chain: `EvaluateRound` reads each committer's commitment to
+/// the last round it had evaluated (declared through the commitments' type prefix) and flags a
+/// member whose change turns away from its own previous one. A member's first round, and a
+/// member new in round 2, have nothing to compare with.
+#[test]
+fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment() {
+    let mut ledger = MemoryLedger::new();
+    let admin = test_key("admin");
+    let m: Vec<String> = (0..6).map(|i| test_key(&format!("member{i}"))).collect();
+    let mut anomaly = pb::AnomalyConfig::default();
+    anomaly.mut_inconsistent().min_cosine_ppm = super::EVERY_ATTACK_MIN_OWN_COSINE_PPM;
+    let params = pb::ConsortiumParams {
+        min_participants: 6,
+        commit_quorum: 5,
+        aggregation_rule: pb::AggregationRule::FEDAVG,
+        model_id: "test-model".into(),
+        base_model_sha256: hash("base"),
+        sketch_length: SKETCH.len() as u32,
+        coordinate_samples: 4,
+        anomaly: Some(anomaly).into(),
+        ..Default::default()
+    };
+    let init = pb::InitConsortium {
+        admin_keys: vec![admin.clone()].into(),
+        params: SingularPtrField::some(params),
+        ..Default::default()
+    };
+    ledger
+        .submit(&admin, &payload(|p| p.set_init_consortium(init)))
+        .unwrap();
+    for (i, key) in m.iter().enumerate() {
+        let register = pb::RegisterMember {
+            public_key: key.clone(),
+            name: format!("member{i}"),
+            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_register_member(register)))
+            .unwrap();
+    }
+    let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
+        let commit = pb::CommitUpdate {
+            round,
+            update_sha256: hash(&format!("update{round}-{i}")),
+            size_bytes: 4096,
+            num_samples: 100,
+            norm_micro: 3_000_000,
+            sketch: packed(&SKETCH),
+            coordinate_step_nano: 1_000,
+            coordinate_steps: packed(&steps),
+            ..Default::default()
+        };
+        ledger
+            .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
+            .unwrap();
+    };
+    let evaluate = |ledger: &mut MemoryLedger, round: u64| {
+        let evaluate = pb::EvaluateRound {
+            round,
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
+            .unwrap();
+        ledger.verdict(round).unwrap()
+    };
+    // Round 1: members 0-4, each moving its own way; member 5 sits it out.
+    let first: [[i32; 4]; 5] = [
+        [40, -20, 10, 5],
+        [-30, 50, 0, 10],
+        [10, 10, 60, -40],
+        [50, 0, -30, 20],
+        [-10, -60, 20, 30],
+    ];
+    ledger.submit(&admin, &open_round(1, &m[0])).unwrap();
+    for (i, steps) in first.iter().enumerate() {
+        commit(&mut ledger, 1, i, *steps);
+    }
+    let one = evaluate(&mut ledger, 1);
+    assert!(
+        one.excluded.is_empty(),
+        "nothing to compare with in round 1"
+    );
+    let scores = |verdict: &pb::Verdict| -> Vec<(String, i64, bool)> {
+        member_scores(&verdict.scored(), &verdict.methods[0])
+            .map(|s| (s.member.to_owned(), s.score_micro, s.flagged))
+            .collect()
+    };
+    assert!(scores(&one).iter().all(|(_, s, f)| *s == 1_000_000 && !f));
+    let close = pb::CloseRound {
+        round: 1,
+        ..Default::default()
+    };
+    ledger
+        .submit(&admin, &payload(|p| p.set_close_round(close)))
+        .unwrap();
+    // Round 2: members 0-2 keep their direction (a little changed), member 3 sends a change
+    // orthogonal to its first, member 4 its first one reversed, member 5 commits for the first
+    // time.
+    ledger.submit(&admin, &open_round(2, &m[0])).unwrap();
+    let second: [[i32; 4]; 6] = [
+        [36, -22, 12, 4],
+        [-20, 40, 5, 10],
+        [12, 8, 50, -30],
+        [0, 20, 0, 0],
+        [10, 60, -20, -30],
+        [1, 2, 3, 4],
+    ];
+    for (i, steps) in second.iter().enumerate() {
+        commit(&mut ledger, 2, i, *steps);
+    }
+    let two = evaluate(&mut ledger, 2);
+    let mut expected_excluded = vec![m[3].clone(), m[4].clone()];
+    expected_excluded.sort();
+    assert_eq!(two.excluded.to_vec(), expected_excluded);
+    // The scores are the cosines of the committed coordinates with each member's round-1 ones.
+    let previous: Vec<pb::Commitment> = (0..5)
+        .map(|i| ledger.commitment(1, &m[i]).unwrap())
+        .collect();
+    let mut now: Vec<pb::Commitment> = (0..6)
+        .map(|i| ledger.commitment(2, &m[i]).unwrap())
+        .collect();
+    now.sort_by(|a, b| a.member.cmp(&b.member));
+    let cosines = super::features::own_change_cosines(&now, &previous);
+    let expected: Vec<(String, i64, bool)> = now
+        .iter()
+        .zip(&cosines)
+        .map(|(c, &cos)| {
+            (
+                c.member.clone(),
+                crate::fixed::saturating_micro(cos),
+                cos < 0.4,
+            )
+        })
+        .collect();
+    assert_eq!(scores(&two), expected);
+    let of = |i: usize| cosines[now.iter().position(|c| c.member == m[i]).unwrap()];
+    assert!(of(0) > 0.99 && of(1) > 0.9 && of(2) > 0.9, "{cosines:?}");
+    assert_eq!(of(3), 0.0);
+    assert!((of(4) + 1.0).abs() < 1e-12);
+    assert_eq!(of(5), 1.0, "a first commitment has nothing to compare with");
+}

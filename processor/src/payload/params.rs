@@ -9,9 +9,10 @@ use bcfl_protos::bcfl as pb;
 use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::limits::{
-    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES, MAX_MEMBERS,
-    MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS,
-    MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, PPM,
+    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES,
+    MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS,
+    MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM,
+    MAX_UNCHANGED_RATIO_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -88,6 +89,7 @@ pub(crate) fn validate_params(
     if params.has_anomaly() {
         let anomaly = validate_anomaly(params.get_anomaly())?;
         let reads_coordinates = anomaly.has_resent()
+            || anomaly.has_inconsistent()
             || anomaly
                 .get_dbscan()
                 .features
@@ -98,13 +100,14 @@ pub(crate) fn validate_params(
                         f,
                         pb::Feature::COORDINATE_SIGN_BALANCE
                             | pb::Feature::PREVIOUS_CHANGE_DISTANCE
+                            | pb::Feature::OWN_CHANGE_COSINE
                     )
                 });
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",
-                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE or \
-                 PREVIOUS_CHANGE_DISTANCE"
+                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE, \
+                 PREVIOUS_CHANGE_DISTANCE or OWN_CHANGE_COSINE"
                     .into(),
             ));
         }
@@ -270,7 +273,20 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         let limit = (r.max_distance_ppm, 1, MAX_RESENT_DISTANCE_PPM);
         check_limit(r, "params.anomaly.resent", "resent.max_distance_ppm", limit)?;
     }
-    let evidence = anomaly.has_duplicate() || anomaly.has_unchanged() || anomaly.has_resent();
+    if anomaly.has_inconsistent() {
+        let i = anomaly.get_inconsistent();
+        let limit = (i.min_cosine_ppm, 1, MAX_INCONSISTENT_COSINE_PPM);
+        check_limit(
+            i,
+            "params.anomaly.inconsistent",
+            "inconsistent.min_cosine_ppm",
+            limit,
+        )?;
+    }
+    let evidence = anomaly.has_duplicate()
+        || anomaly.has_unchanged()
+        || anomaly.has_resent()
+        || anomaly.has_inconsistent();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -385,9 +401,11 @@ mod tests {
             pb::Feature::COORDINATE_SIGN_BALANCE,
         ];
         let message = "params.coordinate_samples: must be at least 1 when a method uses \
-                       COORDINATE_SIGN_BALANCE or PREVIOUS_CHANGE_DISTANCE";
+                       COORDINATE_SIGN_BALANCE, PREVIOUS_CHANGE_DISTANCE or OWN_CHANGE_COSINE";
         assert_eq!(err(&p), message);
         p.mut_anomaly().mut_zscore().features = vec![pb::Feature::PREVIOUS_CHANGE_DISTANCE];
+        assert_eq!(err(&p), message);
+        p.mut_anomaly().mut_zscore().features = vec![pb::Feature::OWN_CHANGE_COSINE];
         assert_eq!(err(&p), message);
         p.coordinate_samples = 64;
         assert!(validate_params(&p).is_ok());
@@ -483,6 +501,26 @@ mod tests {
             assert!(err(&p).contains("resent.max_distance_ppm"), "{bad}");
         }
         p.mut_anomaly().mut_resent().max_distance_ppm = MAX_RESENT_DISTANCE_PPM;
+        assert!(validate_params(&p).is_ok());
+    }
+
+    #[test]
+    fn inconsistent_config() {
+        let mut p = sane();
+        // The inconsistent-change method alone is a configuration, casting no vote, and reads
+        // the sampled coordinates.
+        p.mut_anomaly().mut_inconsistent().min_cosine_ppm = 400_000;
+        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+        p.coordinate_samples = 64;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        for bad in [0, MAX_INCONSISTENT_COSINE_PPM + 1] {
+            p.mut_anomaly().mut_inconsistent().min_cosine_ppm = bad;
+            assert!(err(&p).contains("inconsistent.min_cosine_ppm"), "{bad}");
+        }
+        p.mut_anomaly().mut_inconsistent().min_cosine_ppm = MAX_INCONSISTENT_COSINE_PPM;
         assert!(validate_params(&p).is_ok());
     }
 }

@@ -1,8 +1,9 @@
 //! The round verdict, computed from the round's on-chain evidence.
 //!
 //! `EvaluateRound` gathers a [`RoundEvidence`] (the consortium parameters, the round, every
-//! committer's commitment, the measured links among committers and the committers' sketch sums
-//! over the earlier evaluated rounds) and records whatever [`compute_verdict`] returns; it then
+//! committer's commitment, the measured links among committers, the committers' sketch sums
+//! over the earlier evaluated rounds and, where a method compares with them, their commitments
+//! to the last of those rounds) and records whatever [`compute_verdict`] returns; it then
 //! adds the round's sketches to the sums ([`crate::anomaly::features::extend_history`]).
 //! [`compute_verdict`] is the single plug-in point of the anomaly methods (PageRank, DBSCAN,
 //! modified z-score): it must stay a pure, deterministic function of the evidence.
@@ -32,7 +33,9 @@ pub struct RoundEvidence<'a> {
     /// Measured links between two committers, sorted by (from, to).
     pub links: &'a [pb::Link],
     /// The committers' sketch sums over the earlier evaluated rounds (before this round's
-    /// sketches); committers without one are absent.
+    /// sketches); committers without one are absent. Its `previous` holds each one's commitment
+    /// to its sum's last round when the anomaly configuration reads them
+    /// ([`crate::anomaly::reads_own_previous`]), and is empty otherwise.
     pub history: &'a pb::SketchHistory,
 }
 

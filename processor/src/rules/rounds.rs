@@ -49,7 +49,8 @@ use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
 };
-use crate::anomaly::features::extend_after_verdict;
+use crate::anomaly::features::{extend_after_verdict, previous_rounds};
+use crate::anomaly::reads_own_previous;
 use crate::error::{Result, TxnError};
 use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
 use crate::payload::{
@@ -446,6 +447,9 @@ pub fn evaluate_round(
     let links = state.links_among(&scored)?;
     let mut history = state.sketch_sums(&scored)?;
     history.set_consensus(state.consensus()?);
+    if reads_own_previous(params(&consortium).get_anomaly()) {
+        history.previous = state.commitments_at(&previous_rounds(&history))?.into();
+    }
     let mut verdict = verdict_excluding_disputed(
         &RoundEvidence {
             params: params(&consortium),

@@ -406,6 +406,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_resent().max_distance_ppm))
         );
     }
+    if a.has_inconsistent() {
+        println!(
+            "inconsistent:      min cosine {} (excludes on its own)",
+            format_micro(i64::from(a.get_inconsistent().min_cosine_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
 }
 

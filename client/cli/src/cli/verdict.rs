@@ -21,7 +21,8 @@ use bcfl_ledger::json::verdict_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
-use bcfl_processor::anomaly::member_scores;
+use bcfl_processor::anomaly::features::previous_rounds;
+use bcfl_processor::anomaly::{member_scores, reads_own_previous};
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{verdict_excluding_disputed, RoundEvidence};
 use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
@@ -204,13 +205,31 @@ fn recompute(
         .cloned()
         .collect();
     let history = state.replayed_sketch_history(round);
+    // The committers' own previous commitments, where a method compares with them, as
+    // `EvaluateRound` reads them.
+    let mut evidence_history = history.clone();
+    if reads_own_previous(consortium.get_params().get_anomaly()) {
+        evidence_history.previous = previous_rounds(&history)
+            .into_iter()
+            .map(|(r, member)| {
+                state
+                    .commitments
+                    .get(&(r, member.to_owned()))
+                    .cloned()
+                    .ok_or_else(|| {
+                        anyhow!("{member}'s commitment to round {r} is not in the state")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into();
+    }
     let mut verdict = verdict_excluding_disputed(
         &RoundEvidence {
             params: consortium.get_params(),
             round: round_state,
             commitments: &commitments,
             links: &links,
-            history: &history,
+            history: &evidence_history,
         },
         &disputed,
     )

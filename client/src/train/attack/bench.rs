@@ -203,6 +203,10 @@ pub struct DetectionSettings {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resent_distance: Option<f64>,
+    /// The inconsistent-change method's cosine (absent: no such method, as in reports written
+    /// before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconsistent_cosine: Option<f64>,
 }
 
 impl From<&super::detect::Tuning> for DetectionSettings {
@@ -220,6 +224,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             duplicate_distance: t.duplicate_distance,
             unchanged_ratio: t.unchanged_ratio,
             resent_distance: t.resent_distance,
+            inconsistent_cosine: t.inconsistent_cosine,
         }
     }
 }

@@ -17,8 +17,8 @@
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
-    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_MIN_OWN_COSINE_PPM,
+    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -44,6 +44,8 @@ pub struct Tuning {
     pub unchanged_ratio: Option<f64>,
     /// The resent-change method's distance; `None`: no resent-change method.
     pub resent_distance: Option<f64>,
+    /// The inconsistent-change method's cosine; `None`: no inconsistent-change method.
+    pub inconsistent_cosine: Option<f64>,
 }
 
 impl Default for Tuning {
@@ -57,6 +59,7 @@ impl Default for Tuning {
             duplicate_distance: None,
             unchanged_ratio: None,
             resent_distance: None,
+            inconsistent_cosine: None,
         }
     }
 }
@@ -72,6 +75,7 @@ impl Tuning {
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
+            inconsistent_cosine: Some(fixed::ppm_to_f64(EVERY_ATTACK_MIN_OWN_COSINE_PPM)),
             ..Self::default()
         }
     }
@@ -156,6 +160,9 @@ impl Detector {
         if let Some(distance) = tuning.resent_distance {
             config.mut_resent().max_distance_ppm = fixed::saturating_ppm(distance);
         }
+        if let Some(cosine) = tuning.inconsistent_cosine {
+            config.mut_inconsistent().min_cosine_ppm = fixed::saturating_ppm(cosine);
+        }
         config
     }
 }
@@ -184,6 +191,7 @@ mod tests {
             duplicate_distance: None,
             unchanged_ratio: None,
             resent_distance: None,
+            inconsistent_cosine: None,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert_eq!(ensemble.ensemble_min_votes, 2);

@@ -457,9 +457,10 @@ pub async fn run(
 /// Logs (at debug level) each round's evidence and verdict, to see where a detector errs:
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
-/// methods that flagged it, its nearest sketch distance and its distance to the previous
-/// change; a `!` marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the
-/// duplicate method (a copy).
+/// methods that flagged it, its nearest sketch distance, its distance to the previous change
+/// and the cosine of its change with its own previous one; a `!` marks the attackers. Flags:
+/// `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a copy), `u` the
+/// unchanged-update, `r` the resent-change and `i` the inconsistent-change method.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -467,7 +468,7 @@ fn trace_verdicts(
     scenario: &Scenario,
     attackers: &[String],
 ) {
-    use bcfl_processor::anomaly::features::extend_after_verdict;
+    use bcfl_processor::anomaly::features::{extend_after_verdict, previous_rounds};
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
@@ -480,12 +481,18 @@ fn trace_verdicts(
             .map(|(_, c)| c.clone())
             .filter(|c| scored.binary_search(&c.member).is_ok())
             .collect();
+        history.previous = previous_rounds(&history)
+            .into_iter()
+            .filter_map(|(r, member)| state.commitments.get(&(r, member.to_owned())).cloned())
+            .collect::<Vec<_>>()
+            .into();
         let data = MemberData::from_evidence(&commitments, &links, &history, 0);
         let column = |f: pb::Feature| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
         let norms = column(pb::Feature::UPDATE_NORM);
         let cumulative = column(pb::Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE);
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
+        let own = column(pb::Feature::OWN_CHANGE_COSINE);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -500,6 +507,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::DUPLICATE => 'c',
                 pb::AnomalyMethod::UNCHANGED => 'u',
                 pb::AnomalyMethod::RESENT => 'r',
+                pb::AnomalyMethod::INCONSISTENT => 'i',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {
@@ -515,7 +523,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -524,6 +532,7 @@ fn trace_verdicts(
                     flags.get(i).map_or("", String::as_str),
                     nearest.get(i).copied().unwrap_or(0.0),
                     previous.get(i).copied().unwrap_or(0.0),
+                    own.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

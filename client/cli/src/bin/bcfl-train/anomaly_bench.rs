@@ -121,6 +121,12 @@ pub(crate) struct CommonArgs {
     /// methods vote. Needs --coordinate-samples.
     #[arg(long, value_name = "D")]
     resent_distance: Option<f64>,
+    /// Adds the inconsistent-change method to every detector (`consortium init --anomaly
+    /// ...,inconsistent --inconsistent-cosine C`): a member whose sampled change has a cosine
+    /// below this with its own previous change is excluded whatever the other methods vote.
+    /// Needs --coordinate-samples.
+    #[arg(long, value_name = "C")]
+    inconsistent_cosine: Option<f64>,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -129,7 +135,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance", "unchanged_ratio", "resent_distance",
+            "duplicate_distance", "unchanged_ratio", "resent_distance", "inconsistent_cosine",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -211,6 +217,15 @@ impl CommonArgs {
                 bail!("--resent-distance needs --coordinate-samples");
             }
         }
+        let max_cosine = fixed::ppm_to_f64(limits::MAX_INCONSISTENT_COSINE_PPM);
+        if let Some(c) = self.inconsistent_cosine {
+            if !(c > 0.0 && c <= max_cosine) {
+                bail!("--inconsistent-cosine must lie in (0, {max_cosine}]");
+            }
+            if self.coordinate_samples == 0 {
+                bail!("--inconsistent-cosine needs --coordinate-samples");
+            }
+        }
         Ok(Tuning {
             features,
             dbscan_eps: self.dbscan_eps,
@@ -220,6 +235,7 @@ impl CommonArgs {
             duplicate_distance: self.duplicate_distance,
             unchanged_ratio: self.unchanged_ratio,
             resent_distance: self.resent_distance,
+            inconsistent_cosine: self.inconsistent_cosine,
         })
     }
 

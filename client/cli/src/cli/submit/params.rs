@@ -31,6 +31,9 @@ pub(crate) enum Method {
     /// Changes that resend the global model's previous change (`--resent-distance`): stale
     /// riders; excludes on its own, casting no vote. Needs `--coordinate-samples`.
     Resent,
+    /// Changes unrelated to the member's own previous one (`--inconsistent-cosine`): noise
+    /// senders; excludes on its own, casting no vote. Needs `--coordinate-samples`.
+    Inconsistent,
 }
 
 /// PageRank edge weights.
@@ -72,6 +75,10 @@ pub(crate) enum Feature {
     /// change (a stale rider resending the last global change: near 0). Needs
     /// `--coordinate-samples`.
     PreviousChangeDistance,
+    /// Cosine of the member's sampled coordinates with those of its own previous commitment
+    /// (a member training on its own shard keeps its direction; a noise sender's fresh random
+    /// change: near 0). Needs `--coordinate-samples`.
+    OwnChangeCosine,
 }
 
 impl Feature {
@@ -88,6 +95,7 @@ impl Feature {
             Self::NearestSketchCosineDistance => pb::Feature::NEAREST_SKETCH_COSINE_DISTANCE,
             Self::CoordinateSignBalance => pb::Feature::COORDINATE_SIGN_BALANCE,
             Self::PreviousChangeDistance => pb::Feature::PREVIOUS_CHANGE_DISTANCE,
+            Self::OwnChangeCosine => pb::Feature::OWN_CHANGE_COSINE,
         }
     }
 }
@@ -175,7 +183,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance", "unchanged_ratio", "resent_distance",
+            "duplicate_distance", "unchanged_ratio", "resent_distance", "inconsistent_cosine",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -241,6 +249,11 @@ pub(crate) struct InitArgs {
     /// training (a stale rider).
     #[arg(long, default_value = "0.05")]
     resent_distance: String,
+    /// The inconsistent-change method's cosine: a member whose sampled change has a cosine
+    /// below this with its own previous change did not train on a shard of its own (a noise
+    /// sender).
+    #[arg(long, default_value = "0.4")]
+    inconsistent_cosine: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -406,6 +419,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Inconsistent) {
+            config.set_inconsistent(pb::InconsistentConfig {
+                min_cosine_ppm: ppm("inconsistent-cosine", &self.inconsistent_cosine)?,
+                ..Default::default()
+            });
+        }
         Ok(config)
     }
 }
@@ -469,7 +488,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan,duplicate,unchanged,resent",
+            "zscore,dbscan,duplicate,unchanged,resent,inconsistent",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -496,6 +515,7 @@ mod tests {
         assert_eq!(anomaly.get_duplicate().max_distance_ppm, 1_000);
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
+        assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 400_000);
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
@@ -515,6 +535,7 @@ mod tests {
             ("--duplicate-distance", "0.01"),
             ("--unchanged-ratio", "0"),
             ("--resent-distance", "0.1"),
+            ("--inconsistent-cosine", "0.3"),
         ] {
             assert!(Wrapper::try_parse_from([
                 "x",
