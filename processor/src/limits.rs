@@ -86,7 +86,7 @@ pub const MAX_RESENT_DISTANCE_PPM: u32 = 500_000;
 
 /// Largest cosine with its own previous change the inconsistent-change method may require
 /// (`InconsistentConfig`), ppm: one half. Beyond it the method would take in members that
-/// trained, whose consecutive changes measured 0.72 and up on the attack benchmark.
+/// trained, whose consecutive changes measured 0.44 and up on the attack benchmark.
 pub const MAX_INCONSISTENT_COSINE_PPM: u32 = 500_000;
 
 /// Largest verifier committee a consortium may configure.

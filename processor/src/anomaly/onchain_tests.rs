@@ -721,7 +721,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
             (
                 c.member.clone(),
                 crate::fixed::saturating_micro(cos),
-                cos < 0.4,
+                cos < 0.25,
             )
         })
         .collect();

@@ -252,7 +252,7 @@ pub(crate) struct InitArgs {
     /// The inconsistent-change method's cosine: a member whose sampled change has a cosine
     /// below this with its own previous change did not train on a shard of its own (a noise
     /// sender).
-    #[arg(long, default_value = "0.4")]
+    #[arg(long, default_value = "0.25")]
     inconsistent_cosine: String,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
@@ -515,7 +515,7 @@ mod tests {
         assert_eq!(anomaly.get_duplicate().max_distance_ppm, 1_000);
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
-        assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 400_000);
+        assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 250_000);
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
