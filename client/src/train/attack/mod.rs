@@ -31,6 +31,8 @@ pub mod experiment;
 pub mod head;
 pub mod paper;
 #[cfg(test)]
+mod root_set_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;

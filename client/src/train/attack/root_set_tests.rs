@@ -1,0 +1,184 @@
+//! Why a trusted reference set does not rescue detection with Dirichlet 0.1 shards (the README's
+//! "What it does not do"): FLTrust (Cao et al., NDSS 2021) trusts an update by its cosine with
+//! the update the server trains on a small clean root set, and a loss-based check by how much
+//! the update lowers the loss on that set. Run on the real embeddings (ignored by default: it
+//! needs the model and the corpus, `. scripts/env.sh` sets both):
+//!
+//! ```sh
+//! cargo test --release -p bcfl-client --features train --lib root_set -- --ignored --nocapture
+//! ```
+//!
+//! Ten members, seeds 0-2, six rounds of FedAvg over the honest updates (so every round's
+//! starting model is an honest one), a stratified root set of 100 held-out rows; each member's
+//! honest update, its sign flip and its label-flipped update (trained on labels shifted by one
+//! class) are compared with the root set's update from the same model. With Dirichlet 0.1
+//! shards an honest member holding one class the global model already favours moves against
+//! the balanced root set, so honest and flipped cosines overlap, and so do the loss changes: no
+//! threshold on either separates them. The test asserts that overlap and prints the ranges.
+
+use bcfl_processor::anomaly::simulate::Rng;
+
+use super::experiment::{prepare, Scenario};
+use super::head::{LinearHead, LocalConfig};
+use super::medical_embeddings;
+use crate::train::checkpoint::ModelDir;
+use crate::train::split::Partition;
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+}
+
+/// The ranges of one statistic over honest and attacking member-rounds.
+#[derive(Debug, Default)]
+struct Ranges {
+    honest: (f64, f64),
+    flipped: (f64, f64),
+    label_flipped: (f64, f64),
+    /// Member-rounds with an honest value below 0, with a flipped one above 0, and in all.
+    crossing: (usize, usize, usize),
+}
+
+fn widen(range: &mut (f64, f64), v: f64) {
+    range.0 = range.0.min(v);
+    range.1 = range.1.max(v);
+}
+
+fn empty() -> (f64, f64) {
+    (f64::INFINITY, f64::NEG_INFINITY)
+}
+
+/// Cosine with the root set's update and change of the root set's loss, over every member-round
+/// (the loss's `crossing` counts honest updates that raise it and flipped ones that lower it).
+fn measure(partition: Partition) -> (Ranges, Ranges) {
+    let dir = |var: &str| std::path::PathBuf::from(std::env::var(var).expect(var));
+    let model = ModelDir::open(dir("BCFL_MODEL_DIR"), None).unwrap();
+    let cache = dir("BCFL_HOME").join("cache");
+    let (dataset, embeddings, _) =
+        medical_embeddings(&model, &dir("BCFL_DATA_DIR"), &cache, 128).unwrap();
+    crate::tch::set_num_threads(1);
+    let local = LocalConfig::default();
+    let mut cosines = Ranges {
+        honest: empty(),
+        flipped: empty(),
+        label_flipped: empty(),
+        crossing: (0, 0, 0),
+    };
+    let mut losses = Ranges {
+        honest: empty(),
+        flipped: empty(),
+        label_flipped: empty(),
+        crossing: (0, 0, 0),
+    };
+    for seed in 0..3 {
+        let scenario = Scenario {
+            members: 10,
+            attackers: 0,
+            attacks: vec![],
+            rounds: 6,
+            partition,
+            local,
+            sketch_length: 256,
+            coordinate_samples: 0,
+            tuning: Default::default(),
+            test_fraction: 0.2,
+            seed,
+            collusion_noise: Default::default(),
+        };
+        let p = prepare(&embeddings, &dataset, &scenario).unwrap();
+        let classes = p.train.classes();
+        // A stratified root set of 100 held-out rows.
+        let mut rng = Rng::new(seed ^ 0x5EED);
+        let mut root = Vec::new();
+        for class in 0..classes {
+            let rows: Vec<usize> = (0..p.test.len())
+                .filter(|&i| p.test.labels[i] == class)
+                .collect();
+            let picked = rng.choose(rows.len(), 100 / classes);
+            root.extend(picked.into_iter().map(|j| rows[j]));
+        }
+        let (root_x, root_y) = p.test.tensors(&root);
+        let mut global = LinearHead::zeros(classes, p.train.dim);
+        for round in 1..=6u64 {
+            let change = |trained: &LinearHead| -> Vec<f64> {
+                let (after, before) = (trained.flat(), global.flat());
+                after.iter().zip(&before).map(|(a, b)| a - b).collect()
+            };
+            let (trained, _) = global
+                .train(&root_x, &root_y, &local, &mut Rng::new(round))
+                .unwrap();
+            let reference = change(&trained);
+            let root_loss = global.loss(&p.test, &root, |l| l);
+            let loss_change = |d: &[f64]| global.plus(d).loss(&p.test, &root, |l| l) - root_loss;
+            let (mut sum, mut total) = (vec![0.0; reference.len()], 0.0);
+            for (i, shard) in p.shards.iter().enumerate() {
+                let train_seed = round * 100 + i as u64;
+                let (x, y) = p.train.tensors(shard);
+                let (trained, _) = global
+                    .train(&x, &y, &local, &mut Rng::new(train_seed))
+                    .unwrap();
+                let honest = change(&trained);
+                let shifted: Vec<i64> = shard
+                    .iter()
+                    .map(|&r| ((p.train.labels[r] + 1) % classes) as i64)
+                    .collect();
+                let (trained, _) = global
+                    .train(
+                        &x,
+                        &tch::Tensor::from_slice(&shifted),
+                        &local,
+                        &mut Rng::new(train_seed),
+                    )
+                    .unwrap();
+                let label_flipped = change(&trained);
+                let flipped: Vec<f64> = honest.iter().map(|v| -v).collect();
+                let (c_honest, c_flipped) =
+                    (cosine(&honest, &reference), cosine(&flipped, &reference));
+                widen(&mut cosines.honest, c_honest);
+                widen(&mut cosines.flipped, c_flipped);
+                let (l_honest, l_flipped) = (loss_change(&honest), loss_change(&flipped));
+                for (ranges, h, f) in [
+                    (&mut cosines, c_honest, c_flipped),
+                    (&mut losses, -l_honest, -l_flipped),
+                ] {
+                    ranges.crossing.0 += usize::from(h < 0.0);
+                    ranges.crossing.1 += usize::from(f > 0.0);
+                    ranges.crossing.2 += 1;
+                }
+                widen(
+                    &mut cosines.label_flipped,
+                    cosine(&label_flipped, &reference),
+                );
+                widen(&mut losses.honest, l_honest);
+                widen(&mut losses.flipped, l_flipped);
+                widen(&mut losses.label_flipped, loss_change(&label_flipped));
+                let weight = shard.len() as f64;
+                for (s, v) in sum.iter_mut().zip(&honest) {
+                    *s += weight * v;
+                }
+                total += weight;
+            }
+            let mean: Vec<f64> = sum.iter().map(|s| s / total).collect();
+            global = global.plus(&mean);
+        }
+    }
+    (cosines, losses)
+}
+
+#[test]
+#[ignore = "needs the model and the corpus (scripts/env.sh); about 3 s in release"]
+fn root_set_cosines_and_losses_overlap_with_dirichlet_shards() {
+    let (cosines, losses) = measure(Partition::Dirichlet { alpha: 0.1 });
+    println!("Dirichlet 0.1, cosine with the root set's update: {cosines:?}");
+    println!("Dirichlet 0.1, change of the root set's loss: {losses:?}");
+    // Some honest update points away from the root set's and some flipped one towards it, so
+    // any cosine threshold (FLTrust's is 0) drops honest members or keeps attackers.
+    assert!(cosines.honest.0 < 0.0 && cosines.flipped.1 > 0.0);
+    assert!(cosines.label_flipped.1 > cosines.honest.0);
+    // Honest updates raise the root loss as much as attacks lower it.
+    assert!(losses.honest.1 > losses.flipped.0 && losses.honest.1 > losses.label_flipped.0);
+    let (cosines, losses) = measure(Partition::Iid);
+    println!("IID, cosine with the root set's update: {cosines:?}");
+    println!("IID, change of the root set's loss: {losses:?}");
+}
