@@ -32,6 +32,23 @@ impl AnomalyPreset {
     }
 }
 
+/// `config` with the inconsistent-change method added at `min_cosine_ppm`, when given: what
+/// `--inconsistent-cosine` does to a preset (`consortium init`, `demo`). It is not in the
+/// preset, since members fine-tuning LoRA adapters with AdamW change direction from round to
+/// round ([`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]).
+pub fn with_inconsistent(
+    mut config: pb::AnomalyConfig,
+    min_cosine_ppm: Option<u32>,
+) -> pb::AnomalyConfig {
+    if let Some(min_cosine_ppm) = min_cosine_ppm {
+        config.set_inconsistent(pb::InconsistentConfig {
+            min_cosine_ppm,
+            ..Default::default()
+        });
+    }
+    config
+}
+
 /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
@@ -54,5 +71,9 @@ mod tests {
         assert!(!preset.config().has_pagerank());
         assert_eq!(preset.config().ensemble_min_votes, 2);
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
+        assert!(!preset.config().has_inconsistent());
+        let added = with_inconsistent(preset.config(), Some(250_000));
+        assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
+        assert_eq!(with_inconsistent(preset.config(), None), preset.config());
     }
 }

@@ -78,8 +78,8 @@ pub use evaluate::{
     feature_name, member_scores, method_name, parse_feature, reads_own_previous, with_features,
     Evaluation, MemberData, MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES,
     EVERY_ATTACK_DBSCAN_EPS_PPM, EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
-    EVERY_ATTACK_MIN_OWN_COSINE_PPM, EVERY_ATTACK_RESENT_DISTANCE_PPM,
-    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    INCONSISTENT_MIN_COSINE_PPM,
 };
 
 /// Why the methods could not run on the given data.

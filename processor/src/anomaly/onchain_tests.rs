@@ -599,7 +599,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     let admin = test_key("admin");
     let m: Vec<String> = (0..6).map(|i| test_key(&format!("member{i}"))).collect();
     let mut anomaly = pb::AnomalyConfig::default();
-    anomaly.mut_inconsistent().min_cosine_ppm = super::EVERY_ATTACK_MIN_OWN_COSINE_PPM;
+    anomaly.mut_inconsistent().min_cosine_ppm = super::INCONSISTENT_MIN_COSINE_PPM;
     let params = pb::ConsortiumParams {
         min_participants: 6,
         commit_quorum: 5,

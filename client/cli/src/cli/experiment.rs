@@ -56,13 +56,18 @@ pub(crate) struct ScaleArgs {
     /// The fraction of the members drawn to train each round [default: every member].
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     sample_fraction: Option<u32>,
-    /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan, duplicate).
+    /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan, duplicate,
+    /// unchanged, resent, inconsistent).
     #[arg(long, default_value = "pagerank,zscore,dbscan")]
     anomaly: String,
     /// A named anomaly configuration instead of --anomaly, as `consortium init
     /// --anomaly-preset` (with its coordinates unless --coordinate-samples is given).
     #[arg(long, value_enum, conflicts_with = "anomaly")]
     anomaly_preset: Option<AnomalyPreset>,
+    /// The inconsistent-change method's cosine, as `consortium init --inconsistent-cosine`
+    /// (with the preset, it adds the method).
+    #[arg(long, value_name = "C")]
+    inconsistent_cosine: Option<String>,
 }
 
 /// `consortium init`'s own arguments, to build the experiment's consortium with its defaults.
@@ -106,6 +111,9 @@ impl ScaleArgs {
         match self.anomaly_preset {
             Some(preset) => argv.extend(["--anomaly-preset", preset.name()]),
             None => argv.extend(["--anomaly", &self.anomaly]),
+        }
+        if let Some(cosine) = &self.inconsistent_cosine {
+            argv.extend(["--inconsistent-cosine", cosine]);
         }
         let mut params = Init::try_parse_from(argv)
             .context("the experiment's consortium")?

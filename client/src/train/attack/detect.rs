@@ -17,8 +17,8 @@
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_MIN_OWN_COSINE_PPM,
-    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -75,7 +75,6 @@ impl Tuning {
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
-            inconsistent_cosine: Some(fixed::ppm_to_f64(EVERY_ATTACK_MIN_OWN_COSINE_PPM)),
             ..Self::default()
         }
     }

@@ -122,9 +122,9 @@ pub(crate) struct CommonArgs {
     #[arg(long, value_name = "D")]
     resent_distance: Option<f64>,
     /// Adds the inconsistent-change method to every detector (`consortium init --anomaly
-    /// ...,inconsistent --inconsistent-cosine C`): a member whose sampled change has a cosine
-    /// below this with its own previous change is excluded whatever the other methods vote.
-    /// Needs --coordinate-samples.
+    /// ...,inconsistent --inconsistent-cosine C`), the preset's too: a member whose sampled
+    /// change has a cosine below this with its own previous change is excluded whatever the
+    /// other methods vote. Needs --coordinate-samples (or the preset).
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<f64>,
     /// `every-attack`: the features, radius and standardization of `consortium init
@@ -135,7 +135,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance", "unchanged_ratio", "resent_distance", "inconsistent_cosine",
+            "duplicate_distance", "unchanged_ratio", "resent_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -180,8 +180,22 @@ impl CommonArgs {
     }
 
     fn tuning(&self) -> anyhow::Result<Tuning> {
+        let max_cosine = fixed::ppm_to_f64(limits::MAX_INCONSISTENT_COSINE_PPM);
+        if let Some(c) = self.inconsistent_cosine {
+            if !(c > 0.0 && c <= max_cosine) {
+                bail!("--inconsistent-cosine must lie in (0, {max_cosine}]");
+            }
+            if self.coordinate_samples() == 0 {
+                bail!("--inconsistent-cosine needs --coordinate-samples");
+            }
+        }
         match self.anomaly_preset {
-            Some(AnomalyPreset::EveryAttack) => return Ok(Tuning::every_attack()),
+            Some(AnomalyPreset::EveryAttack) => {
+                return Ok(Tuning {
+                    inconsistent_cosine: self.inconsistent_cosine,
+                    ..Tuning::every_attack()
+                })
+            }
             None => {}
         }
         let features = self
@@ -215,15 +229,6 @@ impl CommonArgs {
             }
             if self.coordinate_samples == 0 {
                 bail!("--resent-distance needs --coordinate-samples");
-            }
-        }
-        let max_cosine = fixed::ppm_to_f64(limits::MAX_INCONSISTENT_COSINE_PPM);
-        if let Some(c) = self.inconsistent_cosine {
-            if !(c > 0.0 && c <= max_cosine) {
-                bail!("--inconsistent-cosine must lie in (0, {max_cosine}]");
-            }
-            if self.coordinate_samples == 0 {
-                bail!("--inconsistent-cosine needs --coordinate-samples");
             }
         }
         Ok(Tuning {

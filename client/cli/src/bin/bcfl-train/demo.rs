@@ -82,6 +82,12 @@ pub(crate) struct DemoArgs {
         conflicts_with_all = ["anomaly", "min_votes", "zscore_threshold", "dbscan_eps"]
     )]
     pub(crate) anomaly_preset: Option<AnomalyPreset>,
+    /// Adds the inconsistent-change method to the preset (`consortium init
+    /// --inconsistent-cosine`): a member whose sampled change has a cosine below this with its
+    /// own previous change is excluded on that alone. Suited to members whose honest changes
+    /// keep their direction, not to LoRA adapters trained with AdamW (the demo's model).
+    #[arg(long, requires = "anomaly_preset", value_name = "C")]
+    pub(crate) inconsistent_cosine: Option<String>,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -312,7 +318,16 @@ impl DemoArgs {
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
-            anomaly_config: self.anomaly_preset.map(AnomalyPreset::config),
+            anomaly_config: match self.anomaly_preset {
+                Some(preset) => Some(anomaly_preset::with_inconsistent(
+                    preset.config(),
+                    self.inconsistent_cosine
+                        .as_deref()
+                        .map(|c| ppm("inconsistent-cosine", c))
+                        .transpose()?,
+                )),
+                None => None,
+            },
             topology: self.topology,
             synchrony: self.synchrony,
             buffer: self.buffer,

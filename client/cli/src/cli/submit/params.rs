@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
+use bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM;
 
 pub(crate) use bcfl_fed::rule::Rule;
 
@@ -183,7 +184,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance", "unchanged_ratio", "resent_distance", "inconsistent_cosine",
+            "duplicate_distance", "unchanged_ratio", "resent_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -249,11 +250,13 @@ pub(crate) struct InitArgs {
     /// training (a stale rider).
     #[arg(long, default_value = "0.05")]
     resent_distance: String,
-    /// The inconsistent-change method's cosine: a member whose sampled change has a cosine
-    /// below this with its own previous change did not train on a shard of its own (a noise
-    /// sender).
-    #[arg(long, default_value = "0.25")]
-    inconsistent_cosine: String,
+    /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
+    /// has a cosine below this with its own previous change did not train on a shard of its
+    /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
+    /// members whose honest changes keep their direction (heads trained by SGD), not to LoRA
+    /// adapters trained with AdamW.
+    #[arg(long)]
+    inconsistent_cosine: Option<String>,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -322,7 +325,10 @@ impl InitArgs {
         rule.write_params(&mut params)
             .with_context(|| format!("--rule {rule}"))?;
         match self.anomaly_preset {
-            Some(preset) => params.set_anomaly(preset.config()),
+            Some(preset) => params.set_anomaly(anomaly_preset::with_inconsistent(
+                preset.config(),
+                self.inconsistent_cosine_ppm()?,
+            )),
             None if !self.no_anomaly && !self.anomaly.is_empty() => {
                 params.set_anomaly(self.anomaly_config()?);
             }
@@ -421,11 +427,21 @@ impl InitArgs {
         }
         if self.anomaly.contains(&Method::Inconsistent) {
             config.set_inconsistent(pb::InconsistentConfig {
-                min_cosine_ppm: ppm("inconsistent-cosine", &self.inconsistent_cosine)?,
+                min_cosine_ppm: self
+                    .inconsistent_cosine_ppm()?
+                    .unwrap_or(INCONSISTENT_MIN_COSINE_PPM),
                 ..Default::default()
             });
         }
         Ok(config)
+    }
+
+    /// `--inconsistent-cosine`, if given.
+    fn inconsistent_cosine_ppm(&self) -> anyhow::Result<Option<u32>> {
+        self.inconsistent_cosine
+            .as_deref()
+            .map(|c| ppm("inconsistent-cosine", c))
+            .transpose()
     }
 }
 
@@ -516,6 +532,9 @@ mod tests {
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
         assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 250_000);
+        // The preset leaves the inconsistent-change method out; the flag adds it.
+        let mut without = anomaly.clone();
+        without.clear_inconsistent();
         // The preset is the same configuration, and brings its coordinates.
         let preset = Wrapper::parse_from([
             "x",
@@ -527,15 +546,27 @@ mod tests {
         .init
         .to_params()
         .unwrap();
-        assert_eq!(preset.get_anomaly(), anomaly);
+        assert_eq!(preset.get_anomaly(), &without);
         assert_eq!(preset.coordinate_samples, 256);
+        let with = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+            "--inconsistent-cosine",
+            "0.25",
+        ])
+        .init
+        .to_params()
+        .unwrap();
+        assert_eq!(with.get_anomaly(), anomaly);
         // It conflicts with the flags it sets.
         for (flag, value) in [
             ("--dbscan-eps", "2.0"),
             ("--duplicate-distance", "0.01"),
             ("--unchanged-ratio", "0"),
             ("--resent-distance", "0.1"),
-            ("--inconsistent-cosine", "0.3"),
         ] {
             assert!(Wrapper::try_parse_from([
                 "x",
