@@ -484,43 +484,38 @@ mod tests {
         assert!(err(&p).contains("unchanged.max_norm_ratio_ppm"));
     }
 
+    /// The resent-change and inconsistent-change methods: each alone is a configuration,
+    /// casting no vote, reading the sampled coordinates, with one limit in 1..=its maximum.
     #[test]
-    fn resent_config() {
-        let mut p = sane();
-        // The resent-change method alone is a configuration, casting no vote, and reads the
-        // sampled coordinates.
-        p.mut_anomaly().mut_resent().max_distance_ppm = 50_000;
-        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
-        p.coordinate_samples = 64;
-        assert_eq!(validate_params(&p).unwrap(), p);
-        p.mut_anomaly().ensemble_min_votes = 1;
-        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
-        p.mut_anomaly().ensemble_min_votes = 0;
-        for bad in [0, MAX_RESENT_DISTANCE_PPM + 1] {
-            p.mut_anomaly().mut_resent().max_distance_ppm = bad;
-            assert!(err(&p).contains("resent.max_distance_ppm"), "{bad}");
+    fn resent_and_inconsistent_configs() {
+        type Set = fn(&mut pb::AnomalyConfig, u32);
+        let methods: [(Set, &str, u32); 2] = [
+            (
+                |a, v| a.mut_resent().max_distance_ppm = v,
+                "resent.max_distance_ppm",
+                MAX_RESENT_DISTANCE_PPM,
+            ),
+            (
+                |a, v| a.mut_inconsistent().min_cosine_ppm = v,
+                "inconsistent.min_cosine_ppm",
+                MAX_INCONSISTENT_COSINE_PPM,
+            ),
+        ];
+        for (set, field, max) in methods {
+            let mut p = sane();
+            set(p.mut_anomaly(), max / 2);
+            assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+            p.coordinate_samples = 64;
+            assert_eq!(validate_params(&p).unwrap(), p);
+            p.mut_anomaly().ensemble_min_votes = 1;
+            assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+            p.mut_anomaly().ensemble_min_votes = 0;
+            for bad in [0, max + 1] {
+                set(p.mut_anomaly(), bad);
+                assert!(err(&p).contains(field), "{field} {bad}");
+            }
+            set(p.mut_anomaly(), max);
+            assert!(validate_params(&p).is_ok());
         }
-        p.mut_anomaly().mut_resent().max_distance_ppm = MAX_RESENT_DISTANCE_PPM;
-        assert!(validate_params(&p).is_ok());
-    }
-
-    #[test]
-    fn inconsistent_config() {
-        let mut p = sane();
-        // The inconsistent-change method alone is a configuration, casting no vote, and reads
-        // the sampled coordinates.
-        p.mut_anomaly().mut_inconsistent().min_cosine_ppm = 400_000;
-        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
-        p.coordinate_samples = 64;
-        assert_eq!(validate_params(&p).unwrap(), p);
-        p.mut_anomaly().ensemble_min_votes = 1;
-        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
-        p.mut_anomaly().ensemble_min_votes = 0;
-        for bad in [0, MAX_INCONSISTENT_COSINE_PPM + 1] {
-            p.mut_anomaly().mut_inconsistent().min_cosine_ppm = bad;
-            assert!(err(&p).contains("inconsistent.min_cosine_ppm"), "{bad}");
-        }
-        p.mut_anomaly().mut_inconsistent().min_cosine_ppm = MAX_INCONSISTENT_COSINE_PPM;
-        assert!(validate_params(&p).is_ok());
     }
 }
