@@ -198,4 +198,38 @@ proptest! {
             .collect();
         prop_assert_eq!(got, want);
     }
+
+    /// The own-change cosine against a float reference, within [-1, 1], blind to either
+    /// commitment's step size, and negated when the change is.
+    #[test]
+    fn own_change_cosine_matches_a_float_reference(
+        pairs in prop::collection::vec((-127i32..=127, -127i32..=127), 1..40),
+        step_now in 1u64..5_000,
+        step_before in 1u64..5_000,
+    ) {
+        let commit = |round: u64, step: u64, steps: Vec<i32>| pb::Commitment {
+            member: "m".into(),
+            round,
+            coordinate_step_nano: step,
+            coordinate_steps: crate::testing::packed(&steps),
+            ..Default::default()
+        };
+        let (now, before): (Vec<i32>, Vec<i32>) = pairs.iter().copied().unzip();
+        let previous = [commit(1, step_before, before.clone())];
+        let got = super::features::own_change_cosines(&[commit(2, step_now, now.clone())], &previous)[0];
+        let dot: f64 = now.iter().zip(&before).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
+        let norm = |v: &[i32]| v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+        let want = if norm(&now) == 0.0 || norm(&before) == 0.0 {
+            1.0
+        } else {
+            dot / (norm(&now) * norm(&before))
+        };
+        prop_assert!((got - want).abs() < 1e-9, "{got} {want}");
+        prop_assert!((-1.0..=1.0).contains(&got));
+        let negated: Vec<i32> = now.iter().map(|v| -v).collect();
+        let flipped = super::features::own_change_cosines(&[commit(2, 1, negated)], &previous)[0];
+        if norm(&now) != 0.0 && norm(&before) != 0.0 {
+            prop_assert!((flipped + got).abs() < 1e-9, "{flipped} {got}");
+        }
+    }
 }
