@@ -256,6 +256,25 @@ impl FamilyState {
         history
     }
 
+    /// Each member's commitment to the last round its entry in `history` counts
+    /// ([`bcfl_processor::anomaly::features::previous_rounds`]): what `EvaluateRound` reads into
+    /// `SketchHistory.previous` when a method compares members with their own previous change.
+    /// The first `(round, member)` the state lacks is the error.
+    pub fn previous_commitments(
+        &self,
+        history: &pb::SketchHistory,
+    ) -> Result<Vec<pb::Commitment>, (u64, String)> {
+        bcfl_processor::anomaly::features::previous_rounds(history)
+            .into_iter()
+            .map(|(round, member)| {
+                self.commitments
+                    .get(&(round, member.to_owned()))
+                    .cloned()
+                    .ok_or_else(|| (round, member.to_owned()))
+            })
+            .collect()
+    }
+
     /// The model commitment `c` was trained from: its base round's parent model (the
     /// commitment stores the base round, not the model's hash again). `None` when that round
     /// is not in the state.

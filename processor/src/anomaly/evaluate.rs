@@ -555,12 +555,9 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     if config.has_inconsistent() {
         let cosines = data.values_of(Feature::OWN_CHANGE_COSINE, &mut ranks, &pagerank_config)?;
         let limit = fixed::ppm_to_f64(config.get_inconsistent().min_cosine_ppm);
-        let flags: Vec<bool> = cosines.iter().map(|&c| c < limit).collect();
-        methods.push(method_verdict(
-            pb::AnomalyMethod::INCONSISTENT,
-            &cosines,
-            &flags,
-        ));
+        methods.push(by_value(pb::AnomalyMethod::INCONSISTENT, &cosines, |c| {
+            c < limit
+        }));
     }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
@@ -609,20 +606,34 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
 /// the inconsistent-change method, or a voting method's feature): only then does
 /// `EvaluateRound` read those commitments from state ([`pb::SketchHistory::previous`]).
 pub fn reads_own_previous(config: &pb::AnomalyConfig) -> bool {
-    config.has_inconsistent()
-        || config
-            .get_dbscan()
-            .features
-            .iter()
-            .chain(&config.get_zscore().features)
-            .any(|f| *f == Feature::OWN_CHANGE_COSINE)
+    config.has_inconsistent() || voting_features(config).any(|f| *f == Feature::OWN_CHANGE_COSINE)
+}
+
+/// The features DBSCAN and the modified z-score read (with repeats; none for a method not
+/// configured).
+pub fn voting_features(config: &pb::AnomalyConfig) -> impl Iterator<Item = &Feature> {
+    config
+        .get_dbscan()
+        .features
+        .iter()
+        .chain(&config.get_zscore().features)
 }
 
 /// A method that flags each member whose value is at most `limit_ppm / 10^6`, its score the
 /// value (the duplicate and resent-change methods).
 fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::MethodVerdict {
     let limit = fixed::ppm_to_f64(limit_ppm);
-    let flags: Vec<bool> = values.iter().map(|&v| v <= limit).collect();
+    by_value(method, values, |v| v <= limit)
+}
+
+/// A method whose score is each member's value and which flags the values `flagged` says
+/// (the duplicate, resent-change and inconsistent-change methods).
+fn by_value(
+    method: pb::AnomalyMethod,
+    values: &[f64],
+    flagged: impl Fn(f64) -> bool,
+) -> pb::MethodVerdict {
+    let flags: Vec<bool> = values.iter().map(|&v| flagged(v)).collect();
     method_verdict(method, values, &flags)
 }
 

@@ -557,9 +557,8 @@ pub fn own_change_cosines(commitments: &[pb::Commitment], previous: &[pb::Commit
                 .into_iter()
                 .map(i128::from)
                 .collect();
-            let now_sq = squared_norm(&now.iter().map(|&v| i128::from(v)).collect::<Vec<_>>());
             let before_sq = squared_norm(&before);
-            if now_sq == 0 || before_sq == 0 {
+            if before_sq == 0 || now.iter().all(|&v| v == 0) {
                 return 1.0;
             }
             1.0 - cosine_distance(&now, &before, before_sq)

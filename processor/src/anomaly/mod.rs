@@ -75,11 +75,11 @@ use thiserror::Error;
 
 pub use evaluate::{
     configured_method_names, default_config, default_pagerank, evaluate, every_attack_config,
-    feature_name, member_scores, method_name, parse_feature, reads_own_previous, with_features,
-    Evaluation, MemberData, MemberScore, DEFAULT_FEATURES, EVERY_ATTACK_COORDINATE_SAMPLES,
-    EVERY_ATTACK_DBSCAN_EPS_PPM, EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES,
-    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
-    INCONSISTENT_MIN_COSINE_PPM,
+    feature_name, member_scores, method_name, parse_feature, reads_own_previous, voting_features,
+    with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
+    EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    EVERY_ATTACK_UNCHANGED_RATIO_PPM, INCONSISTENT_MIN_COSINE_PPM,
 };
 
 /// Why the methods could not run on the given data.

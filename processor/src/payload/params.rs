@@ -8,6 +8,7 @@ use bcfl_protos::bcfl as pb;
 
 use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
+use crate::anomaly::voting_features;
 use crate::limits::{
     MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES,
     MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS,
@@ -90,19 +91,14 @@ pub(crate) fn validate_params(
         let anomaly = validate_anomaly(params.get_anomaly())?;
         let reads_coordinates = anomaly.has_resent()
             || anomaly.has_inconsistent()
-            || anomaly
-                .get_dbscan()
-                .features
-                .iter()
-                .chain(&anomaly.get_zscore().features)
-                .any(|f| {
-                    matches!(
-                        f,
-                        pb::Feature::COORDINATE_SIGN_BALANCE
-                            | pb::Feature::PREVIOUS_CHANGE_DISTANCE
-                            | pb::Feature::OWN_CHANGE_COSINE
-                    )
-                });
+            || voting_features(&anomaly).any(|f| {
+                matches!(
+                    f,
+                    pb::Feature::COORDINATE_SIGN_BALANCE
+                        | pb::Feature::PREVIOUS_CHANGE_DISTANCE
+                        | pb::Feature::OWN_CHANGE_COSINE
+                )
+            });
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",

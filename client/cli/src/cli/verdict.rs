@@ -21,7 +21,6 @@ use bcfl_ledger::json::verdict_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
-use bcfl_processor::anomaly::features::previous_rounds;
 use bcfl_processor::anomaly::{member_scores, reads_own_previous};
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{verdict_excluding_disputed, RoundEvidence};
@@ -204,23 +203,17 @@ fn recompute(
         .filter(|l| scored.contains(&&l.from) && scored.contains(&&l.to))
         .cloned()
         .collect();
-    let history = state.replayed_sketch_history(round);
+    let mut history = state.replayed_sketch_history(round);
+    // Compared before the evidence gains what is never stored with the sums.
+    let history_matches = history == state.sketch_history;
     // The committers' own previous commitments, where a method compares with them, as
     // `EvaluateRound` reads them.
-    let mut evidence_history = history.clone();
     if reads_own_previous(consortium.get_params().get_anomaly()) {
-        evidence_history.previous = previous_rounds(&history)
-            .into_iter()
-            .map(|(r, member)| {
-                state
-                    .commitments
-                    .get(&(r, member.to_owned()))
-                    .cloned()
-                    .ok_or_else(|| {
-                        anyhow!("{member}'s commitment to round {r} is not in the state")
-                    })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
+        history.previous = state
+            .previous_commitments(&history)
+            .map_err(|(r, member)| {
+                anyhow!("{member}'s commitment to round {r} is not in the state")
+            })?
             .into();
     }
     let mut verdict = verdict_excluding_disputed(
@@ -229,7 +222,7 @@ fn recompute(
             round: round_state,
             commitments: &commitments,
             links: &links,
-            history: &evidence_history,
+            history: &history,
         },
         &disputed,
     )
@@ -237,7 +230,7 @@ fn recompute(
     verdict.evaluated_by = block[position].signer_public_key.clone();
     Ok(Recomputed {
         verdict,
-        history_matches: history == state.sketch_history,
+        history_matches,
     })
 }
 

@@ -468,7 +468,7 @@ fn trace_verdicts(
     scenario: &Scenario,
     attackers: &[String],
 ) {
-    use bcfl_processor::anomaly::features::{extend_after_verdict, previous_rounds};
+    use bcfl_processor::anomaly::features::extend_after_verdict;
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
@@ -481,10 +481,10 @@ fn trace_verdicts(
             .map(|(_, c)| c.clone())
             .filter(|c| scored.binary_search(&c.member).is_ok())
             .collect();
-        history.previous = previous_rounds(&history)
-            .into_iter()
-            .filter_map(|(r, member)| state.commitments.get(&(r, member.to_owned())).cloned())
-            .collect::<Vec<_>>()
+        // The state holds every commitment the history names.
+        history.previous = state
+            .previous_commitments(&history)
+            .unwrap_or_default()
             .into();
         let data = MemberData::from_evidence(&commitments, &links, &history, 0);
         let column = |f: pb::Feature| data.column(f).map(<[f64]>::to_vec).unwrap_or_default();
