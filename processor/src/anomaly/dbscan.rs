@@ -1,10 +1,11 @@
 //! DBSCAN (Ester et al., 1996) over standardized member features.
 //!
 //! Each member is a point whose coordinates are its feature values, every feature standardized
-//! over the round (`(x - mean) / max(std, 5 % |mean|, floor)`, see [`standardize`], with the
+//! over the round (`(x - mean) / max(std, 5 % |mean|, floor)`, see [`super::stats::standardize`], with the
 //! feature's own floor, [`super::features::scale_floor`]; a constant feature becomes 0), or,
 //! when the configuration asks for it (`DbscanConfig.robust`), robustly, as the modified z-score
-//! does (`(x - median) / s`, [`robust_standardize`]).
+//! does (`(x - median) / s`, [`super::stats::robust_standardize`]). A column's centre and scale
+//! come from the members it counts ([`Column::left_out`]).
 //!
 //! Why robust: a fraction `p` of outliers a distance `d` from the honest members inflates the
 //! standard deviation to about `sqrt(p (1 - p)) d`, so the gap between the two groups can never
@@ -34,7 +35,7 @@
 //! assert_eq!(labels, vec![Label::Cluster(0), Label::Cluster(0), Label::Cluster(0), Label::Noise]);
 //! ```
 
-use super::stats::{robust_standardize, standardize, Column};
+use super::stats::Column;
 
 /// Where DBSCAN put a point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,15 +153,16 @@ pub fn flagged(labels: &[Label]) -> Vec<bool> {
 }
 
 /// Builds points from feature columns (each one value per member), standardizing each column
-/// with its floor: by mean and standard deviation, or by median and robust scale when `robust`.
+/// with its floor and the centre and scale of the members it counts: by mean and standard
+/// deviation, or by median and robust scale when `robust`.
 pub fn standardized_points(columns: &[Column], members: usize, robust: bool) -> Vec<Vec<f64>> {
     let standardized: Vec<Vec<f64>> = columns
         .iter()
         .map(|c| {
             if robust {
-                robust_standardize(&c.values, c.floor)
+                c.robust_standardized()
             } else {
-                standardize(&c.values, c.floor)
+                c.standardized()
             }
         })
         .collect();

@@ -140,8 +140,10 @@ pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
 /// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]), resends the global
 /// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]); no PageRank,
-/// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
-/// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
+/// whose mean ± 1 std rule flags a third of the members on any link graph. Copies count once
+/// towards DBSCAN's and the z-score's centres and scales (`count_copies_once`): identical
+/// updates sitting at the median shrank the scale until honest members looked extreme. The
+/// consortium must sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
 pub fn every_attack_config() -> pb::AnomalyConfig {
     let mut config = with_features(default_config(false, true, true, 2), &EVERY_ATTACK_FEATURES);
     config.mut_dbscan().robust = true;
@@ -149,6 +151,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
+    config.count_copies_once = true;
     config
 }
 
@@ -346,6 +349,16 @@ impl MemberData {
         }
     }
 
+    /// For every member, whether its sketch is a copy: non-empty and equal to the sketch of a
+    /// member before it in key order (the first of a group of identical sketches is not).
+    pub fn copies(&self) -> Vec<bool> {
+        self.sketches
+            .iter()
+            .enumerate()
+            .map(|(i, sketch)| !sketch.is_empty() && self.sketches[..i].contains(sketch))
+            .collect()
+    }
+
     /// The members, in key order.
     pub fn members(&self) -> &[String] {
         &self.members
@@ -382,9 +395,12 @@ impl MemberData {
         pagerank(self.members.len(), &edges, &params).ranks
     }
 
+    /// The columns of `features` (sorted, without repeats), each counting the members not
+    /// `left_out` towards its centre and scale.
     fn columns_for(
         &self,
         features: &[Feature],
+        left_out: &[bool],
         pagerank: &mut Option<Vec<f64>>,
         pagerank_config: &pb::PageRankConfig,
     ) -> Result<Vec<Column>, AnomalyError> {
@@ -398,6 +414,7 @@ impl MemberData {
                     .map(|values| Column {
                         values,
                         floor: self.floor(f),
+                        left_out: left_out.to_vec(),
                     })
             })
             .collect()
@@ -495,6 +512,11 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     };
     let mut ranks: Option<Vec<f64>> = data.column(Feature::PAGERANK_SCORE).map(<[f64]>::to_vec);
     let mut methods = Vec::new();
+    let left_out = if config.count_copies_once {
+        data.copies()
+    } else {
+        Vec::new()
+    };
     if config.has_pagerank() {
         let r = ranks
             .get_or_insert_with(|| data.pagerank(&pagerank_config))
@@ -504,7 +526,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     }
     if config.has_dbscan() {
         let d = config.get_dbscan();
-        let columns = data.columns_for(&d.features, &mut ranks, &pagerank_config)?;
+        let columns = data.columns_for(&d.features, &left_out, &mut ranks, &pagerank_config)?;
         let points = standardized_points(&columns, n, d.robust);
         let min_points = d.min_points as usize;
         let labels = dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points);
@@ -514,7 +536,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     }
     if config.has_zscore() {
         let z = config.get_zscore();
-        let columns = data.columns_for(&z.features, &mut ranks, &pagerank_config)?;
+        let columns = data.columns_for(&z.features, &left_out, &mut ranks, &pagerank_config)?;
         let outcomes = score_columns(&columns, n, fixed::ppm_to_f64(z.threshold_ppm));
         let scores: Vec<f64> = outcomes.iter().map(|o| o.score).collect();
         let flags: Vec<bool> = outcomes.iter().map(|o| o.flagged).collect();
@@ -812,6 +834,68 @@ mod tests {
         let e = evaluate(&wide, &data).unwrap();
         assert_eq!(e.excluded, ["b", "c", "g", "h"].map(String::from).to_vec());
         assert_eq!(method_name(e.methods[0].method), "duplicate");
+    }
+
+    /// Three stale riders resend one change: identical sketches and norms, at the honest norms'
+    /// median. Counted three times they shrink the norm's MAD to a fifth of the honest
+    /// members' and the z-score flags four of the seven honest members (the attack benchmark's
+    /// round that found it: Dirichlet 0.1 shards, seed 2, round 5). Counted once they leave the
+    /// scale to the honest spread; every member is still scored.
+    #[test]
+    fn copies_count_once_towards_the_scale() {
+        let commitment = |member: &str, norm: f64, sketch: &[i32]| pb::Commitment {
+            member: member.into(),
+            norm_micro: (norm * 1e6) as u64,
+            sketch: crate::testing::packed(sketch),
+            ..Default::default()
+        };
+        let rider = [7, -3, 5, 1];
+        let commitments = vec![
+            commitment("a", 0.70, &[1, 2, 3, 4]),
+            commitment("b", 0.86, &[4, 3, 2, 1]),
+            commitment("c", 1.02, &[-1, 2, -3, 4]),
+            commitment("d", 0.97, &rider),
+            commitment("e", 0.97, &rider),
+            commitment("f", 0.97, &rider),
+            commitment("g", 2.30, &[5, 5, -5, 5]),
+            commitment("h", 2.55, &[9, -9, 9, 9]),
+            commitment("i", 2.74, &[-7, -7, 7, 7]),
+            commitment("j", 3.49, &[3, -1, 4, -1]),
+        ];
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let mut flags = vec![false; 10];
+        flags[4..6].fill(true);
+        assert_eq!(data.copies(), flags, "the first of the group counts");
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![Feature::UPDATE_NORM];
+        let scores = |e: &Evaluation| -> Vec<i64> {
+            member_scores(&e.scored, &e.methods[0])
+                .map(|s| s.score_micro)
+                .collect()
+        };
+        // Median 0.995, MAD 0.215: 2.30 lies 4.09 scales above.
+        let every = evaluate(&config, &data).unwrap();
+        assert_eq!(every.excluded, ["g", "h", "i", "j"].map(String::from));
+        assert_eq!(scores(&every)[6], 4_094_058);
+        // Median 1.66, MAD 0.845: 3.49 lies 1.46 scales above, a rider 0.55 below.
+        config.count_copies_once = true;
+        let once = evaluate(&config, &data).unwrap();
+        assert!(once.excluded.is_empty(), "{:?}", once.excluded);
+        let once_scores = scores(&once);
+        assert_eq!(once_scores.len(), 10);
+        assert_eq!((once_scores[9], once_scores[3]), (1_460_751, -550_775));
+        assert_eq!(once_scores[3..6], [once_scores[3]; 3]);
+        // Without copies the setting changes nothing.
+        let distinct: Vec<pb::Commitment> = commitments
+            .iter()
+            .filter(|c| !["e", "f"].contains(&c.member.as_str()))
+            .cloned()
+            .collect();
+        let data = MemberData::from_evidence(&distinct, &[], &Default::default(), 0);
+        let once = evaluate(&config, &data).unwrap();
+        config.count_copies_once = false;
+        assert_eq!(once, evaluate(&config, &data).unwrap());
     }
 
     /// A free rider commits the model it was given: norm 0, whatever the honest norms' spread.

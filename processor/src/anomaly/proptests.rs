@@ -232,4 +232,41 @@ proptest! {
             prop_assert!((flipped + got).abs() < 1e-9, "{flipped} {got}");
         }
     }
+
+    #[test]
+    fn copies_counted_once_leave_everyone_elses_zscore_unchanged(
+        norms in prop::collection::vec(1u64..50_000_000, 2..12),
+        copied in 0usize..12,
+        copies in 1usize..6,
+    ) {
+        let commitment = |member: String, norm: u64, sketch: i32| pb::Commitment {
+            member,
+            norm_micro: norm,
+            sketch: crate::testing::packed(&[sketch, 5, -3]),
+            ..Default::default()
+        };
+        let distinct: Vec<pb::Commitment> = norms
+            .iter()
+            .enumerate()
+            .map(|(i, n)| commitment(format!("m{i:02}"), *n, i as i32))
+            .collect();
+        let original = copied % norms.len();
+        let mut with_copies = distinct.clone();
+        with_copies.extend(
+            (0..copies).map(|k| commitment(format!("x{k:02}"), norms[original], original as i32)),
+        );
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![pb::Feature::UPDATE_NORM];
+        config.count_copies_once = true;
+        let scores = |commitments: &[pb::Commitment]| {
+            let e = evaluate(&config, &MemberData::from_evidence(commitments, &[], &Default::default(), 0)).unwrap();
+            e.methods[0].scores_micro.to_vec()
+        };
+        let alone = scores(&distinct);
+        let together = scores(&with_copies);
+        // The copies sort after the originals and score as their original does.
+        prop_assert_eq!(&together[..norms.len()], &alone[..]);
+        prop_assert!(together[norms.len()..].iter().all(|s| *s == alone[original]));
+    }
 }

@@ -42,22 +42,77 @@ pub fn population_std(values: &[f64]) -> f64 {
     (ss / values.len() as f64).sqrt()
 }
 
-/// One feature column as the methods see it: a value per member, and the smallest spread its
+/// One feature column as the methods see it: a value per member, the smallest spread its
 /// scale may take ([`crate::anomaly::features::scale_floor`]; 0 for most features), below which
-/// a difference between members is the feature's own sampling noise.
+/// a difference between members is the feature's own sampling noise, and the members whose
+/// values do not count towards its centre and scale (copies of another member's update, with
+/// `AnomalyConfig.count_copies_once`). Every member is standardized, those too.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
     /// One value per member, in member order.
     pub values: Vec<f64>,
     /// The absolute floor under the column's scale.
     pub floor: f64,
+    /// `left_out[i]`: member `i`'s value does not count towards the centre and scale (missing
+    /// entries count). When every member is left out, all count.
+    pub left_out: Vec<bool>,
 }
 
 impl Column {
-    /// A column without an absolute floor.
+    /// A column without an absolute floor, every value counting.
     pub fn new(values: Vec<f64>) -> Self {
-        Self { values, floor: 0.0 }
+        Self {
+            values,
+            floor: 0.0,
+            left_out: Vec::new(),
+        }
     }
+
+    /// The values that set the centre and scale.
+    fn counted(&self) -> Vec<f64> {
+        let counted: Vec<f64> = self
+            .values
+            .iter()
+            .zip((0..).map(|i| self.left_out.get(i).copied().unwrap_or(false)))
+            .filter(|(_, left_out)| !left_out)
+            .map(|(v, _)| *v)
+            .collect();
+        if counted.is_empty() {
+            self.values.clone()
+        } else {
+            counted
+        }
+    }
+
+    /// Every value standardized with the mean and floored scale of the counted values
+    /// ([`standardize`]).
+    pub fn standardized(&self) -> Vec<f64> {
+        rescaled(&self.values, mean_scale(&self.counted(), self.floor))
+    }
+
+    /// Every value standardized with the median and robust scale of the counted values
+    /// ([`robust_standardize`]).
+    pub fn robust_standardized(&self) -> Vec<f64> {
+        rescaled(&self.values, robust_scale(&self.counted(), self.floor))
+    }
+}
+
+/// `(x - centre) / scale` for every value; all zeros when the scale is 0 (or not finite).
+fn rescaled(values: &[f64], (centre, scale): (f64, f64)) -> Vec<f64> {
+    if scale > 0.0 && scale.is_finite() {
+        values.iter().map(|v| (v - centre) / scale).collect()
+    } else {
+        vec![0.0; values.len()]
+    }
+}
+
+/// The mean of `values` and `max(std, 0.05 |mean|, floor)` ([`standardize`]).
+fn mean_scale(values: &[f64], floor: f64) -> (f64, f64) {
+    let m = mean(values);
+    let s = population_std(values)
+        .max(RELATIVE_SCALE_FLOOR * m.abs())
+        .max(floor);
+    (m, s)
 }
 
 /// Standardizes one column: `(x - mean) / s` with `s = max(std, 0.05 |mean|, floor)`, the
@@ -66,15 +121,7 @@ impl Column {
 /// to unit spread, where its noise alone would isolate members. A column with `s = 0` (all
 /// values 0) becomes all zeros.
 pub fn standardize(values: &[f64], floor: f64) -> Vec<f64> {
-    let m = mean(values);
-    let s = population_std(values)
-        .max(RELATIVE_SCALE_FLOOR * m.abs())
-        .max(floor);
-    if s > 0.0 && s.is_finite() {
-        values.iter().map(|v| (v - m) / s).collect()
-    } else {
-        vec![0.0; values.len()]
-    }
+    rescaled(values, mean_scale(values, floor))
 }
 
 /// The consistency constant of the MAD: the 0.75 quantile of the standard normal.
@@ -117,12 +164,7 @@ pub fn robust_scale(values: &[f64], floor: f64) -> (f64, f64) {
 /// Robustly standardizes one column: `(x - median) / s` with `s` from [`robust_scale`]; a
 /// column with `s = 0` (all values 0) becomes all zeros.
 pub fn robust_standardize(values: &[f64], floor: f64) -> Vec<f64> {
-    let (med, scale) = robust_scale(values, floor);
-    if scale > 0.0 && scale.is_finite() {
-        values.iter().map(|v| (v - med) / scale).collect()
-    } else {
-        vec![0.0; values.len()]
-    }
+    rescaled(values, robust_scale(values, floor))
 }
 
 #[cfg(test)]
@@ -173,5 +215,38 @@ mod tests {
         assert_eq!(robust_scale(&[0.0; 3], 0.0), (0.0, 0.0));
         assert_eq!(robust_standardize(&[0.0; 3], 0.0), vec![0.0; 3]);
         assert_eq!(robust_standardize(&[], 0.0), Vec::<f64>::new());
+    }
+
+    #[test]
+    fn a_column_scales_by_the_values_it_counts() {
+        // Honest 0, 2, 4, 6, 8 and three copies at 4 (the first counted): counting all eight,
+        // median 4 and MAD 1; counting six, MAD 2.
+        let values = vec![0.0, 2.0, 4.0, 6.0, 8.0, 4.0, 4.0, 4.0];
+        let all = Column::new(values.clone());
+        assert_eq!(all.robust_standardized(), robust_standardize(&values, 0.0));
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} != {b}");
+        close(all.robust_standardized()[4], 4.0 * MAD_CONSTANT);
+        let once = Column {
+            left_out: vec![false, false, false, false, false, false, true, true],
+            ..all.clone()
+        };
+        let z = once.robust_standardized();
+        close(z[4], 2.0 * MAD_CONSTANT);
+        assert_eq!(z[7], 0.0);
+        // Mean 4 over both; population std sqrt(40 / 6) over the six counted, sqrt(5) over all.
+        assert_eq!(all.standardized(), standardize(&values, 0.0));
+        close(all.standardized()[4], 4.0 / 5.0_f64.sqrt());
+        close(once.standardized()[4], 4.0 / (40.0_f64 / 6.0).sqrt());
+        // The floor still holds; leaving out every member counts every member.
+        let floored = Column {
+            floor: 10.0,
+            ..once.clone()
+        };
+        close(floored.robust_standardized()[4], 0.4);
+        let none_left = Column {
+            left_out: vec![true; 8],
+            ..all.clone()
+        };
+        assert_eq!(none_left.robust_standardized(), all.robust_standardized());
     }
 }

@@ -11,7 +11,9 @@
 //!
 //! `floor` is the feature's own floor ([`super::features::scale_floor`]): 0 for every feature
 //! but the coordinate sign balance, whose honest spread is known from its sampling, and the
-//! previous-change distance, a fifth of its median.
+//! previous-change distance, a fifth of its median. With `AnomalyConfig.count_copies_once`,
+//! `med` and `s` come from the members with distinct sketches (copies counted once,
+//! [`super::MemberData::copies`]); every member is scored against them.
 //!
 //! Without the floor this is Iglewicz and Hoaglin's `0.6745 (x - med) / MAD`, with their
 //! mean-absolute-deviation fallback when more than half the values are equal. The floor (5 % of
@@ -56,7 +58,8 @@ pub struct ZScoreOutcome {
 }
 
 /// Scores `columns` (each one feature, one value per member, same member order, standardized
-/// with its own floor) and flags members whose `|M|` exceeds `threshold` in any column. No
+/// with its own floor and the median and scale of the members it counts,
+/// [`Column::robust_standardized`]) and flags members whose `|M|` exceeds `threshold` in any column. No
 /// column gives every member score 0, unflagged.
 pub fn score_columns(columns: &[Column], members: usize, threshold: f64) -> Vec<ZScoreOutcome> {
     let mut out = vec![
@@ -67,10 +70,7 @@ pub fn score_columns(columns: &[Column], members: usize, threshold: f64) -> Vec<
         members
     ];
     for column in columns {
-        for (slot, z) in out
-            .iter_mut()
-            .zip(robust_standardize(&column.values, column.floor))
-        {
+        for (slot, z) in out.iter_mut().zip(column.robust_standardized()) {
             if z.abs() > slot.score.abs() {
                 slot.score = z;
             }
@@ -145,8 +145,8 @@ mod tests {
         assert!(bare[6].flagged && bare[7].flagged);
         let floored = score_columns(
             &[Column {
-                values,
                 floor: 0.125,
+                ..Column::new(values)
             }],
             8,
             DEFAULT_THRESHOLD,

@@ -413,6 +413,9 @@ fn print_consortium(c: &pb::Consortium) {
         );
     }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
+    if a.count_copies_once {
+        println!("copies:            count once towards the voting methods' scales");
+    }
 }
 
 /// A round's synchronization in one cell: `SYNCHRONOUS`, or

@@ -46,6 +46,9 @@ pub struct Tuning {
     pub resent_distance: Option<f64>,
     /// The inconsistent-change method's cosine; `None`: no inconsistent-change method.
     pub inconsistent_cosine: Option<f64>,
+    /// Copies count once towards DBSCAN's and the z-score's centres and scales
+    /// (`AnomalyConfig.count_copies_once`).
+    pub count_copies_once: bool,
 }
 
 impl Default for Tuning {
@@ -60,6 +63,7 @@ impl Default for Tuning {
             unchanged_ratio: None,
             resent_distance: None,
             inconsistent_cosine: None,
+            count_copies_once: false,
         }
     }
 }
@@ -75,6 +79,7 @@ impl Tuning {
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
+            count_copies_once: true,
             ..Self::default()
         }
     }
@@ -162,6 +167,7 @@ impl Detector {
         if let Some(cosine) = tuning.inconsistent_cosine {
             config.mut_inconsistent().min_cosine_ppm = fixed::saturating_ppm(cosine);
         }
+        config.count_copies_once = tuning.count_copies_once;
         config
     }
 }
@@ -191,6 +197,7 @@ mod tests {
             unchanged_ratio: None,
             resent_distance: None,
             inconsistent_cosine: None,
+            count_copies_once: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert_eq!(ensemble.ensemble_min_votes, 2);
@@ -198,7 +205,7 @@ mod tests {
         assert_eq!(ensemble.get_dbscan().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().eps_ppm, 750_000);
         assert_eq!(ensemble.get_dbscan().min_points, 3);
-        assert!(ensemble.get_dbscan().robust);
+        assert!(ensemble.get_dbscan().robust && ensemble.count_copies_once);
         assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
         let both = Detector::Both.config(&tuning);

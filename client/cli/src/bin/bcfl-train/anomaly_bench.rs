@@ -127,6 +127,10 @@ pub(crate) struct CommonArgs {
     /// other methods vote. Needs --coordinate-samples (or the preset).
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<f64>,
+    /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
+    /// (`consortium init --count-copies-once`; the preset sets it).
+    #[arg(long)]
+    count_copies_once: bool,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -135,7 +139,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance", "unchanged_ratio", "resent_distance",
+            "duplicate_distance", "unchanged_ratio", "resent_distance", "count_copies_once",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -241,6 +245,7 @@ impl CommonArgs {
             unchanged_ratio: self.unchanged_ratio,
             resent_distance: self.resent_distance,
             inconsistent_cosine: self.inconsistent_cosine,
+            count_copies_once: self.count_copies_once,
         })
     }
 

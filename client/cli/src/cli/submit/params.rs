@@ -184,7 +184,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance", "unchanged_ratio", "resent_distance",
+            "duplicate_distance", "unchanged_ratio", "resent_distance", "count_copies_once",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -257,6 +257,12 @@ pub(crate) struct InitArgs {
     /// adapters trained with AdamW.
     #[arg(long)]
     inconsistent_cosine: Option<String>,
+    /// DBSCAN and the modified z-score take each feature's median and scale from the members
+    /// with distinct sketches: copies of one update (stale riders, free riders, colluders)
+    /// count once, so that they cannot shrink the scale until honest members look extreme.
+    /// The preset sets it.
+    #[arg(long)]
+    count_copies_once: bool,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -425,6 +431,7 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        config.count_copies_once = self.count_copies_once;
         if self.anomaly.contains(&Method::Inconsistent) {
             config.set_inconsistent(pb::InconsistentConfig {
                 min_cosine_ppm: self
@@ -512,6 +519,7 @@ mod tests {
             features,
             "--dbscan-features",
             features,
+            "--count-copies-once",
         ]);
         let params = w.init.to_params().unwrap();
         assert_eq!(params.coordinate_samples, 256);
@@ -532,6 +540,7 @@ mod tests {
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
         assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 250_000);
+        assert!(anomaly.count_copies_once);
         // The preset leaves the inconsistent-change method out; the flag adds it.
         let mut without = anomaly.clone();
         without.clear_inconsistent();
@@ -579,6 +588,15 @@ mod tests {
             ])
             .is_err());
         }
+        assert!(Wrapper::try_parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+            "--count-copies-once",
+        ])
+        .is_err());
         assert!(
             !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
                 .init
