@@ -352,10 +352,10 @@ impl MemberData {
     /// For every member, whether its sketch is a copy: non-empty and equal to the sketch of a
     /// member before it in key order (the first of a group of identical sketches is not).
     pub fn copies(&self) -> Vec<bool> {
+        let mut seen = std::collections::BTreeSet::new();
         self.sketches
             .iter()
-            .enumerate()
-            .map(|(i, sketch)| !sketch.is_empty() && self.sketches[..i].contains(sketch))
+            .map(|sketch| !sketch.is_empty() && !seen.insert(sketch.as_slice()))
             .collect()
     }
 
