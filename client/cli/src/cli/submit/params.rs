@@ -571,32 +571,22 @@ mod tests {
         .unwrap();
         assert_eq!(with.get_anomaly(), anomaly);
         // It conflicts with the flags it sets.
-        for (flag, value) in [
-            ("--dbscan-eps", "2.0"),
-            ("--duplicate-distance", "0.01"),
-            ("--unchanged-ratio", "0"),
-            ("--resent-distance", "0.1"),
+        for flag in [
+            &["--dbscan-eps", "2.0"][..],
+            &["--duplicate-distance", "0.01"],
+            &["--unchanged-ratio", "0"],
+            &["--resent-distance", "0.1"],
+            &["--count-copies-once"],
         ] {
-            assert!(Wrapper::try_parse_from([
+            let preset = [
                 "x",
                 "--base-model-sha256",
                 &hash,
                 "--anomaly-preset",
                 "every-attack",
-                flag,
-                value,
-            ])
-            .is_err());
+            ];
+            assert!(Wrapper::try_parse_from(preset.iter().chain(flag)).is_err());
         }
-        assert!(Wrapper::try_parse_from([
-            "x",
-            "--base-model-sha256",
-            &hash,
-            "--anomaly-preset",
-            "every-attack",
-            "--count-copies-once",
-        ])
-        .is_err());
         assert!(
             !Wrapper::parse_from(["x", "--base-model-sha256", &hash])
                 .init
