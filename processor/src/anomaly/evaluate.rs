@@ -140,10 +140,11 @@ pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
 /// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]), resends the global
 /// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]); no PageRank,
-/// whose mean ± 1 std rule flags a third of the members on any link graph. Copies count once
-/// towards DBSCAN's and the z-score's centres and scales (`count_copies_once`): identical
-/// updates sitting at the median shrank the scale until honest members looked extreme. The
-/// consortium must sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured).
+/// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
+/// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured). Copies are counted
+/// each towards the voting methods' scales: counting them once (`count_copies_once`) flagged
+/// fewer honest members on the seeds where it was found and more on others (the README's
+/// "Copies counted once").
 pub fn every_attack_config() -> pb::AnomalyConfig {
     let mut config = with_features(default_config(false, true, true, 2), &EVERY_ATTACK_FEATURES);
     config.mut_dbscan().robust = true;
@@ -151,7 +152,6 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
-    config.count_copies_once = true;
     config
 }
 

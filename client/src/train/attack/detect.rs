@@ -79,7 +79,6 @@ impl Tuning {
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
-            count_copies_once: true,
             ..Self::default()
         }
     }

@@ -128,7 +128,7 @@ pub(crate) struct CommonArgs {
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<f64>,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
-    /// (`consortium init --count-copies-once`; the preset sets it).
+    /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
     count_copies_once: bool,
     /// `every-attack`: the features, radius and standardization of `consortium init
@@ -139,7 +139,7 @@ pub(crate) struct CommonArgs {
         value_enum,
         conflicts_with_all = [
             "features", "dbscan_eps", "dbscan_min_points", "dbscan_robust", "zscore_threshold",
-            "duplicate_distance", "unchanged_ratio", "resent_distance", "count_copies_once",
+            "duplicate_distance", "unchanged_ratio", "resent_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -197,6 +197,7 @@ impl CommonArgs {
             Some(AnomalyPreset::EveryAttack) => {
                 return Ok(Tuning {
                     inconsistent_cosine: self.inconsistent_cosine,
+                    count_copies_once: self.count_copies_once,
                     ..Tuning::every_attack()
                 })
             }
