@@ -1,11 +1,12 @@
 //! DBSCAN (Ester et al., 1996) over standardized member features.
 //!
 //! Each member is a point whose coordinates are its feature values, every feature standardized
-//! over the round (`(x - mean) / max(std, 5 % |mean|, floor)`, see [`super::stats::standardize`], with the
-//! feature's own floor, [`super::features::scale_floor`]; a constant feature becomes 0), or,
-//! when the configuration asks for it (`DbscanConfig.robust`), robustly, as the modified z-score
-//! does (`(x - median) / s`, [`super::stats::robust_standardize`]). A column's centre and scale
-//! come from the members it counts ([`Column::left_out`]).
+//! over the round (`(x - mean) / max(std, 5 % |mean|, floor)`, see
+//! [`super::stats::standardize`], with the feature's own floor, [`super::features::scale_floor`];
+//! a constant feature becomes 0), or, when the configuration asks for it
+//! (`DbscanConfig.robust`), robustly, as the modified z-score does (`(x - median) / s`,
+//! [`super::stats::robust_standardize`]). A column's centre and scale come from the members it
+//! counts ([`Column::left_out`]).
 //!
 //! Why robust: a fraction `p` of outliers a distance `d` from the honest members inflates the
 //! standard deviation to about `sqrt(p (1 - p)) d`, so the gap between the two groups can never

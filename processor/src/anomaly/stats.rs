@@ -5,6 +5,8 @@
 //! (`+ - * /`, `sqrt`, `round`), so the same input gives bit-identical output on every platform.
 //! Rust never contracts `a * b + c` into a fused multiply-add on its own, so no FMA creeps in.
 
+use std::borrow::Cow;
+
 /// The median of `values`: the middle value, or the mean of the two middle values for an even
 /// count; `0.0` for an empty slice.
 pub fn median(values: &[f64]) -> f64 {
@@ -68,19 +70,22 @@ impl Column {
         }
     }
 
-    /// The values that set the centre and scale.
-    fn counted(&self) -> Vec<f64> {
+    /// The values that set the centre and scale (borrowed when every one counts).
+    fn counted(&self) -> Cow<'_, [f64]> {
+        if !self.left_out.contains(&true) {
+            return Cow::Borrowed(&self.values);
+        }
         let counted: Vec<f64> = self
             .values
             .iter()
-            .zip((0..).map(|i| self.left_out.get(i).copied().unwrap_or(false)))
-            .filter(|(_, left_out)| !left_out)
-            .map(|(v, _)| *v)
+            .enumerate()
+            .filter(|(i, _)| !self.left_out.get(*i).copied().unwrap_or(false))
+            .map(|(_, v)| *v)
             .collect();
         if counted.is_empty() {
-            self.values.clone()
+            Cow::Borrowed(&self.values)
         } else {
-            counted
+            Cow::Owned(counted)
         }
     }
 

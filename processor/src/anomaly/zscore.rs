@@ -59,8 +59,8 @@ pub struct ZScoreOutcome {
 
 /// Scores `columns` (each one feature, one value per member, same member order, standardized
 /// with its own floor and the median and scale of the members it counts,
-/// [`Column::robust_standardized`]) and flags members whose `|M|` exceeds `threshold` in any column. No
-/// column gives every member score 0, unflagged.
+/// [`Column::robust_standardized`]) and flags members whose `|M|` exceeds `threshold` in any
+/// column. No column gives every member score 0, unflagged.
 pub fn score_columns(columns: &[Column], members: usize, threshold: f64) -> Vec<ZScoreOutcome> {
     let mut out = vec![
         ZScoreOutcome {
