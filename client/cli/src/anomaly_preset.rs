@@ -10,9 +10,11 @@ use clap::ValueEnum;
 pub enum AnomalyPreset {
     /// DBSCAN (robust, radius 3.5) and the modified z-score, both needed, over the update norm,
     /// the cumulative sketch distance, the coordinate sign balance and the previous-change
-    /// distance, and the duplicate method (sketches within cosine distance 0.001 of another
-    /// committer's), with 256 sampled coordinates unless --coordinate-samples says otherwise
-    /// (the README's "One configuration for every attack").
+    /// distance; the duplicate (sketches within cosine distance 0.001 of another committer's),
+    /// unchanged-update (a hundredth of the median norm), resent-change (within 0.05 of the
+    /// previous change) and opposed-change (summed sketches at cosine distance 1.7 or more
+    /// from the consensus) methods; 256 sampled coordinates unless --coordinate-samples says
+    /// otherwise (the README's "One configuration for every attack").
     EveryAttack,
 }
 

@@ -133,13 +133,22 @@ pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
 /// 0.29 there, where this limit excludes most of them.
 pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 
+/// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over
+/// the rounds at cosine -0.7 or less with the consensus (`CUMULATIVE_SKETCH_COSINE_DISTANCE`
+/// 1.7 or more). With Dirichlet 0.1 shards a lone IPM attacker (the honest mean times -0.1)
+/// lay at 1.61-1.94 from its first round on, and the farthest of 3,510 honest member-rounds at
+/// 1.62 (10 and 20 members, seeds 0-2 and 100-102, six rounds; two honest member-rounds at 1.5
+/// or more, both where undetected sign flippers were inside the consensus).
+pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
+
 /// One configuration for every attack of the attack benchmark (the README's "One configuration
 /// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
 /// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
 /// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]), resends the global
-/// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]); no PageRank,
+/// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]) or works against the
+/// consensus ([`EVERY_ATTACK_OPPOSED_DISTANCE_PPM`]); no PageRank,
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured). Copies are counted
 /// each towards the voting methods' scales: counting them once (`count_copies_once`) flagged
@@ -152,6 +161,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_duplicate().max_distance_ppm = EVERY_ATTACK_DUPLICATE_DISTANCE_PPM;
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
+    config.mut_opposed().min_distance_ppm = EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
     config
 }
 
@@ -187,7 +197,7 @@ const ON_DEMAND: [Feature; 2] = [
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`, `inconsistent`; `unset`), as
+/// `resent`, `inconsistent`, `opposed`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -198,13 +208,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::UNCHANGED => "unchanged",
         pb::AnomalyMethod::RESENT => "resent",
         pb::AnomalyMethod::INCONSISTENT => "inconsistent",
+        pb::AnomalyMethod::OPPOSED => "opposed",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
-/// modified z-score, the duplicate, unchanged-update, resent-change and inconsistent-change
-/// methods).
+/// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change and
+/// opposed-change methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -214,6 +225,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_unchanged(), pb::AnomalyMethod::UNCHANGED),
         (config.has_resent(), pb::AnomalyMethod::RESENT),
         (config.has_inconsistent(), pb::AnomalyMethod::INCONSISTENT),
+        (config.has_opposed(), pb::AnomalyMethod::OPPOSED),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -449,11 +461,11 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent, inconsistent; read them with [`member_scores`].
+    /// duplicate, unchanged, resent, inconsistent, opposed; read them with [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-    /// modified z-score, or by the duplicate, unchanged-update, resent-change or
-    /// inconsistent-change method, sorted.
+    /// modified z-score, or by the duplicate, unchanged-update, resent-change,
+    /// inconsistent-change or opposed-change method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -581,6 +593,17 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             c < limit
         }));
     }
+    if config.has_opposed() {
+        let distances = data.values_of(
+            Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let limit = fixed::ppm_to_f64(config.get_opposed().min_distance_ppm);
+        methods.push(by_value(pb::AnomalyMethod::OPPOSED, &distances, |d| {
+            d >= limit
+        }));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -610,10 +633,10 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 }
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update, resent-change and inconsistent-change methods, whose flags are evidence
-/// that the member did not train on data of its own (it sent a copy, the model it was given,
-/// the model's last change back, or a change unrelated to its own previous one), wherever its
-/// update lies.
+/// unchanged-update, resent-change, inconsistent-change and opposed-change methods, whose flags
+/// are evidence that the member did not train on data of its own (it sent a copy, the model it
+/// was given, the model's last change back, a change unrelated to its own previous one, or
+/// changes that undo the consortium's), wherever its update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
@@ -621,6 +644,7 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
             | pb::AnomalyMethod::UNCHANGED
             | pb::AnomalyMethod::RESENT
             | pb::AnomalyMethod::INCONSISTENT
+            | pb::AnomalyMethod::OPPOSED
     )
 }
 
@@ -649,7 +673,7 @@ fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::Met
 }
 
 /// A method whose score is each member's value and which flags the values `flagged` says
-/// (the duplicate, resent-change and inconsistent-change methods).
+/// (the duplicate, resent-change, inconsistent-change and opposed-change methods).
 fn by_value(
     method: pb::AnomalyMethod,
     values: &[f64],
@@ -688,7 +712,14 @@ mod tests {
     fn configured_methods_in_evaluation_order() {
         assert_eq!(
             configured_method_names(&every_attack_config()),
-            ["dbscan", "zscore", "duplicate", "unchanged", "resent"]
+            [
+                "dbscan",
+                "zscore",
+                "duplicate",
+                "unchanged",
+                "resent",
+                "opposed"
+            ]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
         let all = default_config(true, true, true, 1);
@@ -1011,6 +1042,52 @@ mod tests {
         voting.mut_zscore().features = vec![Feature::OWN_CHANGE_COSINE];
         assert!(reads_own_previous(&voting));
         assert!(!reads_own_previous(&every_attack_config()));
+    }
+
+    /// An update crafted as the honest members' mean reversed (inner-product manipulation)
+    /// points against the consensus: cumulative sketch distance near 2, where honest members
+    /// lie near 0 and one holding other classes to one side (0.88 here). The opposed-change
+    /// method excludes it on its own, at the preset's limit (1.7) and at its own distance.
+    #[test]
+    fn the_opposed_method_excludes_the_reversed_mean() {
+        let commitment = |member: &str, sketch: &[i32]| pb::Commitment {
+            member: member.into(),
+            norm_micro: 1_000_000,
+            sketch: crate::testing::packed(sketch),
+            ..Default::default()
+        };
+        let commitments = vec![
+            commitment("a", &[10, 8, 2, -1]),
+            commitment("b", &[8, 10, -2, 1]),
+            commitment("c", &[9, 7, 1, 3]),
+            commitment("d", &[12, 9, 0, -3]),
+            commitment("e", &[7, 11, 3, 0]),
+            commitment("f", &[-2, 3, 10, 8]),
+            commitment("x", &[-9, -9, -1, 0]),
+        ];
+        // First round: the centre is the doubled median sketch, (16, 16, 2, 0).
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_opposed().min_distance_ppm = EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["x".to_owned()]);
+        let method = &e.methods[0];
+        assert_eq!(method_name(method.method), "opposed");
+        let scores: Vec<i64> = member_scores(&e.scored, method)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(
+            scores,
+            [11_186, 38_277, 40_089, 33_044, 32_623, 880_878, 1_999_952]
+        );
+        // At the limit is flagged; the sideways member only once the limit drops to it.
+        config.mut_opposed().min_distance_ppm = 1_999_952;
+        assert_eq!(evaluate(&config, &data).unwrap().excluded, ["x".to_owned()]);
+        config.mut_opposed().min_distance_ppm = 880_000;
+        assert_eq!(
+            evaluate(&config, &data).unwrap().excluded,
+            ["f".to_owned(), "x".to_owned()]
+        );
     }
 
     /// When most committers rode free the median is 0: the zero norms are flagged (score 0) and

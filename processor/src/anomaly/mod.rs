@@ -13,15 +13,18 @@
 //! | unchanged ([`evaluate()`]) | the round's update norms | norm at most `max_norm_ratio` times the median norm | norm / median norm |
 //! | resent ([`evaluate()`]) | sampled coordinates, the kept previous change | distance to that change at most `max_distance` of its length | that distance (`PREVIOUS_CHANGE_DISTANCE`) |
 //! | inconsistent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment | cosine between its change and its previous one below `min_cosine` | that cosine (`OWN_CHANGE_COSINE`) |
+//! | opposed ([`evaluate()`]) | the member's sketches summed over its rounds, the consensus | cosine distance between them at least `min_distance` | that distance (`CUMULATIVE_SKETCH_COSINE_DISTANCE`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-//! z-score flag it, or when the duplicate, unchanged-update, resent-change or inconsistent-change
-//! method does: that is evidence, not a vote, since members training on data of their own never
+//! z-score flag it, or when the duplicate, unchanged-update, resent-change, inconsistent-change
+//! or opposed-change method does: that is evidence, not a vote, since members training on data of their own never
 //! commit the same update, while colluders that send one crafted update (ALIE, IPM, min-max,
 //! min-sum as published) always do, wherever the update lies; a member that trained moved the
 //! model, while a free rider committing the model it was given did not; its change is its own,
 //! not the global model's last one resent by a stale rider; and it points the way its previous
-//! one did, as a fresh random update does not, however heterogeneous the honest updates are. The accepted members are the others. Features are defined in
+//! one did, as a fresh random update does not, however heterogeneous the honest updates are; and
+//! its changes, summed over the rounds, do not undo what the accepted members did, as the honest
+//! mean reversed (IPM) does. The accepted members are the others. Features are defined in
 //! [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
@@ -78,8 +81,9 @@ pub use evaluate::{
     feature_name, member_scores, method_name, parse_feature, reads_own_previous, voting_features,
     with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
     EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
-    EVERY_ATTACK_UNCHANGED_RATIO_PPM, INCONSISTENT_MIN_COSINE_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
+    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    INCONSISTENT_MIN_COSINE_PPM,
 };
 
 /// Why the methods could not run on the given data.

@@ -732,3 +732,105 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     assert!((of(4) + 1.0).abs() < 1e-12);
     assert_eq!(of(5), 1.0, "a first commitment has nothing to compare with");
 }
+
+/// The opposed-change method on chain: a member committing the honest members' mean reversed
+/// (IPM) is excluded from its first round on, its sketch sum pointing against the consensus; in
+/// round 2 the consensus is the mean of round 1's accepted members (the IPM member's sketch not
+/// among them) and the honest members, moving the same way, stay accepted. The scores are the
+/// cumulative sketch distances.
+#[test]
+fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
+    let mut ledger = MemoryLedger::new();
+    let admin = test_key("admin");
+    let m: Vec<String> = (0..6).map(|i| test_key(&format!("member{i}"))).collect();
+    let mut anomaly = pb::AnomalyConfig::default();
+    anomaly.mut_opposed().min_distance_ppm = super::EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
+    let params = pb::ConsortiumParams {
+        min_participants: 6,
+        commit_quorum: 6,
+        aggregation_rule: pb::AggregationRule::FEDAVG,
+        model_id: "test-model".into(),
+        base_model_sha256: hash("base"),
+        sketch_length: SKETCH.len() as u32,
+        anomaly: Some(anomaly).into(),
+        ..Default::default()
+    };
+    let init = pb::InitConsortium {
+        admin_keys: vec![admin.clone()].into(),
+        params: SingularPtrField::some(params),
+        ..Default::default()
+    };
+    ledger
+        .submit(&admin, &payload(|p| p.set_init_consortium(init)))
+        .unwrap();
+    for (i, key) in m.iter().enumerate() {
+        let register = pb::RegisterMember {
+            public_key: key.clone(),
+            name: format!("member{i}"),
+            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_register_member(register)))
+            .unwrap();
+    }
+    // Members 0-4 move along SKETCH, each a little its own way; member 5 sends their mean
+    // reversed.
+    let honest = |round: u64, i: usize| -> Vec<i32> {
+        SKETCH
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v + ((k + i + round as usize) % 5) as i32 * 6 - 12)
+            .collect()
+    };
+    for round in 1..=2u64 {
+        ledger.submit(&admin, &open_round(round, &m[0])).unwrap();
+        let sketches: Vec<Vec<i32>> = (0..5).map(|i| honest(round, i)).collect();
+        let reversed: Vec<i32> = (0..SKETCH.len())
+            .map(|k| -sketches.iter().map(|s| s[k]).sum::<i32>() / 5)
+            .collect();
+        for (i, key) in m.iter().enumerate() {
+            let sketch = if i == 5 { &reversed } else { &sketches[i] };
+            let commit = pb::CommitUpdate {
+                round,
+                update_sha256: hash(&format!("update{round}-{i}")),
+                size_bytes: 4096,
+                num_samples: 100,
+                norm_micro: if i == 5 { 300_000 } else { 3_000_000 },
+                sketch: packed(sketch),
+                ..Default::default()
+            };
+            ledger
+                .submit(key, &payload(|p| p.set_commit_update(commit)))
+                .unwrap();
+        }
+        let evaluate = pb::EvaluateRound {
+            round,
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
+            .unwrap();
+        let verdict = ledger.verdict(round).unwrap();
+        assert_eq!(verdict.excluded.to_vec(), [m[5].clone()], "round {round}");
+        let method = &verdict.methods[0];
+        assert_eq!(super::method_name(method.method), "opposed");
+        for s in member_scores(&verdict.scored(), method) {
+            if s.member == m[5] {
+                assert!(
+                    s.flagged && s.score_micro > 1_990_000,
+                    "round {round}: {s:?}"
+                );
+            } else {
+                assert!(!s.flagged && s.score_micro < 50_000, "round {round}: {s:?}");
+            }
+        }
+        let close = pb::CloseRound {
+            round,
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_close_round(close)))
+            .unwrap();
+    }
+}

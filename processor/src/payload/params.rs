@@ -11,9 +11,9 @@ use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::anomaly::voting_features;
 use crate::limits::{
     MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES,
-    MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_PAGERANK_ITERATIONS,
-    MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM,
-    MAX_UNCHANGED_RATIO_PPM, PPM,
+    MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM,
+    MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
+    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, MIN_OPPOSED_DISTANCE_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -279,10 +279,25 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             limit,
         )?;
     }
+    if anomaly.has_opposed() {
+        let o = anomaly.get_opposed();
+        let limit = (
+            o.min_distance_ppm,
+            MIN_OPPOSED_DISTANCE_PPM,
+            MAX_OPPOSED_DISTANCE_PPM,
+        );
+        check_limit(
+            o,
+            "params.anomaly.opposed",
+            "opposed.min_distance_ppm",
+            limit,
+        )?;
+    }
     let evidence = anomaly.has_duplicate()
         || anomaly.has_unchanged()
         || anomaly.has_resent()
-        || anomaly.has_inconsistent();
+        || anomaly.has_inconsistent()
+        || anomaly.has_opposed();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -512,6 +527,34 @@ mod tests {
             }
             set(p.mut_anomaly(), max);
             assert!(validate_params(&p).is_ok());
+        }
+    }
+
+    /// The opposed-change method alone is a configuration, casting no vote; it reads the
+    /// cumulative sketch distance, not the sampled coordinates, and flags at a distance from 1
+    /// (orthogonal to the consensus) to 2 (against it).
+    #[test]
+    fn opposed_config() {
+        let mut p = sane();
+        p.mut_anomaly().mut_opposed().min_distance_ppm = 1_500_000;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        for good in [MIN_OPPOSED_DISTANCE_PPM, MAX_OPPOSED_DISTANCE_PPM] {
+            p.mut_anomaly().mut_opposed().min_distance_ppm = good;
+            assert!(validate_params(&p).is_ok(), "{good}");
+        }
+        for bad in [
+            0,
+            MIN_OPPOSED_DISTANCE_PPM - 1,
+            MAX_OPPOSED_DISTANCE_PPM + 1,
+        ] {
+            p.mut_anomaly().mut_opposed().min_distance_ppm = bad;
+            assert!(
+                err(&p).contains("opposed.min_distance_ppm: must be in"),
+                "{bad}"
+            );
         }
     }
 }

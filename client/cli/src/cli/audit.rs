@@ -412,6 +412,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_inconsistent().min_cosine_ppm))
         );
     }
+    if a.has_opposed() {
+        println!(
+            "opposed:           min cumulative distance {} (excludes on its own)",
+            format_micro(i64::from(a.get_opposed().min_distance_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
     if a.count_copies_once {
         println!("copies:            count once towards the voting methods' scales");

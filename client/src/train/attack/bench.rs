@@ -207,6 +207,10 @@ pub struct DetectionSettings {
     /// before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inconsistent_cosine: Option<f64>,
+    /// The opposed-change method's cumulative sketch distance (absent: no such method, as in
+    /// reports written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opposed_distance: Option<f64>,
     /// Copies counted once towards DBSCAN's and the z-score's scales (absent: not, as in
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -229,6 +233,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             unchanged_ratio: t.unchanged_ratio,
             resent_distance: t.resent_distance,
             inconsistent_cosine: t.inconsistent_cosine,
+            opposed_distance: t.opposed_distance,
             count_copies_once: t.count_copies_once,
         }
     }

@@ -17,8 +17,8 @@
 
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
-    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_RESENT_DISTANCE_PPM,
-    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
+    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -46,6 +46,9 @@ pub struct Tuning {
     pub resent_distance: Option<f64>,
     /// The inconsistent-change method's cosine; `None`: no inconsistent-change method.
     pub inconsistent_cosine: Option<f64>,
+    /// The opposed-change method's cumulative sketch distance; `None`: no opposed-change
+    /// method.
+    pub opposed_distance: Option<f64>,
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
@@ -63,6 +66,7 @@ impl Default for Tuning {
             unchanged_ratio: None,
             resent_distance: None,
             inconsistent_cosine: None,
+            opposed_distance: None,
             count_copies_once: false,
         }
     }
@@ -79,6 +83,7 @@ impl Tuning {
             duplicate_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_DUPLICATE_DISTANCE_PPM)),
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
+            opposed_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_OPPOSED_DISTANCE_PPM)),
             ..Self::default()
         }
     }
@@ -166,6 +171,9 @@ impl Detector {
         if let Some(cosine) = tuning.inconsistent_cosine {
             config.mut_inconsistent().min_cosine_ppm = fixed::saturating_ppm(cosine);
         }
+        if let Some(distance) = tuning.opposed_distance {
+            config.mut_opposed().min_distance_ppm = fixed::saturating_ppm(distance);
+        }
         config.count_copies_once = tuning.count_copies_once;
         config
     }
@@ -196,6 +204,7 @@ mod tests {
             unchanged_ratio: None,
             resent_distance: None,
             inconsistent_cosine: None,
+            opposed_distance: None,
             count_copies_once: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);

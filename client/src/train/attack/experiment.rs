@@ -460,7 +460,8 @@ pub async fn run(
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
 /// and the cosine of its change with its own previous one; a `!` marks the attackers. Flags:
 /// `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a copy), `u` the
-/// unchanged-update, `r` the resent-change and `i` the inconsistent-change method.
+/// unchanged-update, `r` the resent-change, `i` the inconsistent-change and `o` the
+/// opposed-change method.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -508,6 +509,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::UNCHANGED => 'u',
                 pb::AnomalyMethod::RESENT => 'r',
                 pb::AnomalyMethod::INCONSISTENT => 'i',
+                pb::AnomalyMethod::OPPOSED => 'o',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {

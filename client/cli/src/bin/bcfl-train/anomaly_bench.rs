@@ -127,6 +127,12 @@ pub(crate) struct CommonArgs {
     /// other methods vote. Needs --coordinate-samples (or the preset).
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<f64>,
+    /// Adds the opposed-change method to every detector (`consortium init --anomaly
+    /// ...,opposed --opposed-distance D`), or sets the preset's: a member whose sketches
+    /// summed over the rounds lie at least this cosine distance from the consensus (the
+    /// preset's 1.7: cosine -0.7) is excluded whatever the other methods vote.
+    #[arg(long, value_name = "D")]
+    opposed_distance: Option<f64>,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
@@ -193,13 +199,24 @@ impl CommonArgs {
                 bail!("--inconsistent-cosine needs --coordinate-samples");
             }
         }
+        let (min_opposed, max_opposed) = (
+            fixed::ppm_to_f64(limits::MIN_OPPOSED_DISTANCE_PPM),
+            fixed::ppm_to_f64(limits::MAX_OPPOSED_DISTANCE_PPM),
+        );
+        if let Some(d) = self.opposed_distance {
+            if !(min_opposed..=max_opposed).contains(&d) {
+                bail!("--opposed-distance must lie in [{min_opposed}, {max_opposed}]");
+            }
+        }
         match self.anomaly_preset {
             Some(AnomalyPreset::EveryAttack) => {
+                let preset = Tuning::every_attack();
                 return Ok(Tuning {
                     inconsistent_cosine: self.inconsistent_cosine,
+                    opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                     count_copies_once: self.count_copies_once,
-                    ..Tuning::every_attack()
-                })
+                    ..preset
+                });
             }
             None => {}
         }
@@ -246,6 +263,7 @@ impl CommonArgs {
             unchanged_ratio: self.unchanged_ratio,
             resent_distance: self.resent_distance,
             inconsistent_cosine: self.inconsistent_cosine,
+            opposed_distance: self.opposed_distance,
             count_copies_once: self.count_copies_once,
         })
     }

@@ -35,6 +35,10 @@ pub(crate) enum Method {
     /// Changes unrelated to the member's own previous one (`--inconsistent-cosine`): noise
     /// senders; excludes on its own, casting no vote. Needs `--coordinate-samples`.
     Inconsistent,
+    /// Changes that, summed over the rounds, point against the consensus
+    /// (`--opposed-distance`): an update crafted as the honest mean reversed (IPM); excludes on
+    /// its own, casting no vote.
+    Opposed,
 }
 
 /// PageRank edge weights.
@@ -184,7 +188,7 @@ pub(crate) struct InitArgs {
         conflicts_with_all = [
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
-            "duplicate_distance", "unchanged_ratio", "resent_distance",
+            "duplicate_distance", "unchanged_ratio", "resent_distance", "opposed_distance",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -250,6 +254,11 @@ pub(crate) struct InitArgs {
     /// training (a stale rider).
     #[arg(long, default_value = "0.05")]
     resent_distance: String,
+    /// The opposed-change method's cumulative sketch distance, from 1 to 2: a member whose
+    /// sketches summed over the rounds lie this far or farther from the consensus (1.7:
+    /// cosine -0.7 or less) works against what the consortium accepted (IPM's reversed mean).
+    #[arg(long, default_value = "1.7")]
+    opposed_distance: String,
     /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
     /// has a cosine below this with its own previous change did not train on a shard of its
     /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
@@ -436,6 +445,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Opposed) {
+            config.set_opposed(pb::OpposedConfig {
+                min_distance_ppm: ppm("opposed-distance", &self.opposed_distance)?,
+                ..Default::default()
+            });
+        }
         config.count_copies_once = self.count_copies_once;
         if self.anomaly.contains(&Method::Inconsistent) {
             config.set_inconsistent(pb::InconsistentConfig {
@@ -516,7 +531,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan,duplicate,unchanged,resent,inconsistent",
+            "zscore,dbscan,duplicate,unchanged,resent,inconsistent,opposed",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -544,6 +559,7 @@ mod tests {
         assert_eq!(anomaly.get_unchanged().max_norm_ratio_ppm, 10_000);
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
         assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 250_000);
+        assert_eq!(anomaly.get_opposed().min_distance_ppm, 1_700_000);
         assert!(!anomaly.count_copies_once);
         // The preset leaves the inconsistent-change method out; the flag adds it.
         let mut without = anomaly.clone();
@@ -595,6 +611,7 @@ mod tests {
             &["--duplicate-distance", "0.01"],
             &["--unchanged-ratio", "0"],
             &["--resent-distance", "0.1"],
+            &["--opposed-distance", "1.8"],
         ] {
             let preset = [
                 "x",
