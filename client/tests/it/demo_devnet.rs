@@ -871,3 +871,52 @@ fn the_every_attack_preset_excludes_colluders_sending_one_update() {
     assert_eq!(state.verdicts[&1].accepted.len(), 3);
     assert_verdict_replays(ledger.url(), 1);
 }
+
+/// A lone member process crafting IPM under the every-attack preset: it fetches the honest
+/// members' committed updates and commits their mean reversed and shortened. There is no copy
+/// for the duplicate method to find; its sketch sum points against the consensus in both
+/// rounds, and the opposed-change method excludes it on that alone, where every honest member
+/// adds to the consensus; an auditor replaying round 2 agrees.
+#[test]
+fn the_every_attack_preset_excludes_a_lone_member_undoing_the_consensus() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let report = run_demo(
+        &mut command,
+        &[
+            "--members",
+            "5",
+            "--rounds",
+            "2",
+            "--attack",
+            "ipm:1",
+            "--anomaly-preset",
+            "every-attack",
+            "--committee",
+            "0",
+        ],
+    );
+    let state = family_state(ledger.url());
+    let attacker = member_key(&report, "member-5");
+    let limit = i64::from(bcfl_processor::anomaly::EVERY_ATTACK_OPPOSED_DISTANCE_PPM);
+    for round in [1, 2] {
+        let verdict = &state.verdicts[&round];
+        assert_eq!(
+            verdict.excluded.as_slice(),
+            std::slice::from_ref(&attacker),
+            "round {round}"
+        );
+        let opposed = verdict
+            .methods
+            .iter()
+            .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::OPPOSED)
+            .expect("the preset runs the opposed-change method");
+        for s in bcfl_processor::anomaly::member_scores(&verdict.scored(), opposed) {
+            assert_eq!(s.flagged, s.member == attacker, "round {round}: {s:?}");
+            assert_eq!(s.flagged, s.score_micro >= limit, "round {round}: {s:?}");
+        }
+        assert!(state.aggregates.contains_key(&round));
+    }
+    assert_verdict_replays(ledger.url(), 2);
+}
