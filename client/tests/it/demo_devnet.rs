@@ -657,6 +657,34 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     assert_eq!(state.verdicts[&1].accepted.len(), 3);
 }
 
+/// Five member processes of the tiny model under `--anomaly-preset every-attack` (and `extra`),
+/// without a verifier committee, for `rounds` rounds, attacked as `attack` says: the demo's
+/// report and the family's state afterwards.
+fn every_attack_demo(
+    ledger: &Ledger,
+    dir: &Path,
+    rounds: &str,
+    attack: &str,
+    extra: &[&str],
+) -> (Value, FamilyState) {
+    let (mut command, _work) = tiny_demo(ledger.url(), dir, 40);
+    let mut args = vec![
+        "--members",
+        "5",
+        "--rounds",
+        rounds,
+        "--attack",
+        attack,
+        "--anomaly-preset",
+        "every-attack",
+        "--committee",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    let report = run_demo(&mut command, &args);
+    (report, family_state(ledger.url()))
+}
+
 /// `--anomaly-preset every-attack` through member processes: a stale rider sends nothing in
 /// round 1 and resends the global model's change in round 2, where it lands on the previous
 /// change the ledger kept from round 1's accepted commitments (sampled at the same 256
@@ -668,23 +696,7 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
 fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let report = run_demo(
-        &mut command,
-        &[
-            "--members",
-            "5",
-            "--rounds",
-            "2",
-            "--attack",
-            "stale-rider:1",
-            "--anomaly-preset",
-            "every-attack",
-            "--committee",
-            "0",
-        ],
-    );
-    let state = family_state(ledger.url());
+    let (report, state) = every_attack_demo(&ledger, dir.path(), "2", "stale-rider:1", &[]);
     let params = state.consortium.as_ref().unwrap().get_params();
     assert_eq!(
         params.get_anomaly(),
@@ -769,25 +781,13 @@ fn the_every_attack_preset_excludes_a_stale_rider_in_both_rounds() {
 fn the_every_attack_preset_excludes_a_noise_sender_turning_from_its_own_previous_change() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let report = run_demo(
-        &mut command,
-        &[
-            "--members",
-            "5",
-            "--rounds",
-            "2",
-            "--attack",
-            "gaussian-noise:1",
-            "--anomaly-preset",
-            "every-attack",
-            "--inconsistent-cosine",
-            "0.25",
-            "--committee",
-            "0",
-        ],
+    let (report, state) = every_attack_demo(
+        &ledger,
+        dir.path(),
+        "2",
+        "gaussian-noise:1",
+        &["--inconsistent-cosine", "0.25"],
     );
-    let state = family_state(ledger.url());
     let noisy = member_key(&report, "member-5");
     let verdict = &state.verdicts[&2];
     assert!(verdict.excluded.contains(&noisy), "{:?}", verdict.excluded);
@@ -833,23 +833,7 @@ fn the_every_attack_preset_excludes_a_noise_sender_turning_from_its_own_previous
 fn the_every_attack_preset_excludes_colluders_sending_one_update() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let report = run_demo(
-        &mut command,
-        &[
-            "--members",
-            "5",
-            "--rounds",
-            "1",
-            "--attack",
-            "min-max:2",
-            "--anomaly-preset",
-            "every-attack",
-            "--committee",
-            "0",
-        ],
-    );
-    let state = family_state(ledger.url());
+    let (report, state) = every_attack_demo(&ledger, dir.path(), "1", "min-max:2", &[]);
     let mut colluders = vec![
         member_key(&report, "member-4"),
         member_key(&report, "member-5"),
@@ -881,23 +865,7 @@ fn the_every_attack_preset_excludes_colluders_sending_one_update() {
 fn the_every_attack_preset_excludes_a_lone_member_undoing_the_consensus() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
-    let report = run_demo(
-        &mut command,
-        &[
-            "--members",
-            "5",
-            "--rounds",
-            "2",
-            "--attack",
-            "ipm:1",
-            "--anomaly-preset",
-            "every-attack",
-            "--committee",
-            "0",
-        ],
-    );
-    let state = family_state(ledger.url());
+    let (report, state) = every_attack_demo(&ledger, dir.path(), "2", "ipm:1", &[]);
     let attacker = member_key(&report, "member-5");
     let limit = i64::from(bcfl_processor::anomaly::EVERY_ATTACK_OPPOSED_DISTANCE_PPM);
     for round in [1, 2] {

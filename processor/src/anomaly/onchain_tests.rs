@@ -71,10 +71,34 @@ struct Round {
     members: Vec<String>,
 }
 
-fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
+/// A ledger holding a consortium with `params` (its admin) and `n` registered members.
+fn registered(n: usize, params: pb::ConsortiumParams) -> (MemoryLedger, String, Vec<String>) {
     let mut ledger = MemoryLedger::new();
     let admin = test_key("admin");
-    let members: Vec<String> = (0..8).map(|i| test_key(&format!("member{i}"))).collect();
+    let members: Vec<String> = (0..n).map(|i| test_key(&format!("member{i}"))).collect();
+    let init = pb::InitConsortium {
+        admin_keys: vec![admin.clone()].into(),
+        params: SingularPtrField::some(params),
+        ..Default::default()
+    };
+    ledger
+        .submit(&admin, &payload(|p| p.set_init_consortium(init)))
+        .unwrap();
+    for (i, key) in members.iter().enumerate() {
+        let register = pb::RegisterMember {
+            public_key: key.clone(),
+            name: format!("member{i}"),
+            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_register_member(register)))
+            .unwrap();
+    }
+    (ledger, admin, members)
+}
+
+fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
     let params = pb::ConsortiumParams {
         min_participants: 8,
         commit_quorum: 8,
@@ -85,33 +109,10 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
         anomaly: anomaly.into(),
         ..Default::default()
     };
+    let (mut ledger, admin, members) = registered(8, params);
     let submit = |ledger: &mut MemoryLedger, signer: &str, p: pb::BcflPayload| {
         ledger.submit(signer, &p).unwrap();
     };
-    submit(
-        &mut ledger,
-        &admin,
-        payload(|p| {
-            p.set_init_consortium(pb::InitConsortium {
-                admin_keys: vec![admin.clone()].into(),
-                params: SingularPtrField::some(params),
-                ..Default::default()
-            })
-        }),
-    );
-    for (i, key) in members.iter().enumerate() {
-        let register = pb::RegisterMember {
-            public_key: key.clone(),
-            name: format!("member{i}"),
-            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
-            ..Default::default()
-        };
-        submit(
-            &mut ledger,
-            &admin,
-            payload(|p| p.set_register_member(register)),
-        );
-    }
     submit(&mut ledger, &admin, open_round(1, &members[0]));
     for (i, key) in members.iter().enumerate() {
         // Honest updates: the same direction with small per-member perturbations, norm ~3.
@@ -595,9 +596,6 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
 /// member new in round 2, have nothing to compare with.
 #[test]
 fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment() {
-    let mut ledger = MemoryLedger::new();
-    let admin = test_key("admin");
-    let m: Vec<String> = (0..6).map(|i| test_key(&format!("member{i}"))).collect();
     let mut anomaly = pb::AnomalyConfig::default();
     anomaly.mut_inconsistent().min_cosine_ppm = super::INCONSISTENT_MIN_COSINE_PPM;
     let params = pb::ConsortiumParams {
@@ -611,25 +609,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
         anomaly: Some(anomaly).into(),
         ..Default::default()
     };
-    let init = pb::InitConsortium {
-        admin_keys: vec![admin.clone()].into(),
-        params: SingularPtrField::some(params),
-        ..Default::default()
-    };
-    ledger
-        .submit(&admin, &payload(|p| p.set_init_consortium(init)))
-        .unwrap();
-    for (i, key) in m.iter().enumerate() {
-        let register = pb::RegisterMember {
-            public_key: key.clone(),
-            name: format!("member{i}"),
-            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_register_member(register)))
-            .unwrap();
-    }
+    let (mut ledger, admin, m) = registered(6, params);
     let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
         let commit = pb::CommitUpdate {
             round,
@@ -740,9 +720,6 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
 /// cumulative sketch distances.
 #[test]
 fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
-    let mut ledger = MemoryLedger::new();
-    let admin = test_key("admin");
-    let m: Vec<String> = (0..6).map(|i| test_key(&format!("member{i}"))).collect();
     let mut anomaly = pb::AnomalyConfig::default();
     anomaly.mut_opposed().min_distance_ppm = super::EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
     let params = pb::ConsortiumParams {
@@ -755,25 +732,7 @@ fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
         anomaly: Some(anomaly).into(),
         ..Default::default()
     };
-    let init = pb::InitConsortium {
-        admin_keys: vec![admin.clone()].into(),
-        params: SingularPtrField::some(params),
-        ..Default::default()
-    };
-    ledger
-        .submit(&admin, &payload(|p| p.set_init_consortium(init)))
-        .unwrap();
-    for (i, key) in m.iter().enumerate() {
-        let register = pb::RegisterMember {
-            public_key: key.clone(),
-            name: format!("member{i}"),
-            endpoint: format!("http://127.0.0.1:{}", 7000 + i),
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_register_member(register)))
-            .unwrap();
-    }
+    let (mut ledger, admin, m) = registered(6, params);
     // Members 0-4 move along SKETCH, each a little its own way; member 5 sends their mean
     // reversed.
     let honest = |round: u64, i: usize| -> Vec<i32> {
