@@ -519,3 +519,63 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn tuning(extra: &[&str]) -> anyhow::Result<Tuning> {
+        let args = ["x", "--model-dir", "m", "--data-dir", "d"];
+        Wrapper::parse_from(args.iter().chain(extra))
+            .common
+            .tuning()
+    }
+
+    /// The preset's tuning is the processor's configuration, the opposed-change method
+    /// included; `--opposed-distance` sets its limit there, adds the method elsewhere, and
+    /// must lie within the processor's bounds.
+    #[test]
+    fn the_opposed_distance_sets_or_adds_the_method() {
+        let preset = tuning(&["--anomaly-preset", "every-attack"]).unwrap();
+        assert_eq!(preset, Tuning::every_attack());
+        assert_eq!(preset.opposed_distance, Some(1.7));
+        let moved = tuning(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--opposed-distance",
+            "1.9",
+        ]);
+        assert_eq!(
+            moved.unwrap(),
+            Tuning {
+                opposed_distance: Some(1.9),
+                ..Tuning::every_attack()
+            }
+        );
+        let added = tuning(&["--opposed-distance", "1.8"]).unwrap();
+        assert_eq!(
+            added,
+            Tuning {
+                opposed_distance: Some(1.8),
+                ..Tuning::default()
+            }
+        );
+        assert_eq!(tuning(&[]).unwrap().opposed_distance, None);
+        for bad in ["0.9", "2.5"] {
+            let err = tuning(&["--opposed-distance", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--opposed-distance must lie in [1, 2]"),
+                "{err}"
+            );
+        }
+    }
+}
