@@ -1080,7 +1080,7 @@ mod tests {
             scores,
             [11_186, 38_277, 40_089, 33_044, 32_623, 880_878, 1_999_952]
         );
-        // At the limit is flagged; the sideways member only once the limit drops to it.
+        // A distance at the limit is flagged; the sideways member only below its own distance.
         config.mut_opposed().min_distance_ppm = 1_999_952;
         assert_eq!(evaluate(&config, &data).unwrap().excluded, ["x".to_owned()]);
         config.mut_opposed().min_distance_ppm = 880_000;

@@ -71,6 +71,21 @@ struct Round {
     members: Vec<String>,
 }
 
+/// FedAvg consortium parameters for `members` members, `quorum` commitments a round and
+/// `anomaly`, with sketches of `SKETCH`'s length.
+fn params(members: u32, quorum: u32, anomaly: Option<pb::AnomalyConfig>) -> pb::ConsortiumParams {
+    pb::ConsortiumParams {
+        min_participants: members,
+        commit_quorum: quorum,
+        aggregation_rule: pb::AggregationRule::FEDAVG,
+        model_id: "test-model".into(),
+        base_model_sha256: hash("base"),
+        sketch_length: SKETCH.len() as u32,
+        anomaly: anomaly.into(),
+        ..Default::default()
+    }
+}
+
 /// A ledger holding a consortium with `params` (its admin) and `n` registered members.
 fn registered(n: usize, params: pb::ConsortiumParams) -> (MemoryLedger, String, Vec<String>) {
     let mut ledger = MemoryLedger::new();
@@ -99,17 +114,7 @@ fn registered(n: usize, params: pb::ConsortiumParams) -> (MemoryLedger, String, 
 }
 
 fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
-    let params = pb::ConsortiumParams {
-        min_participants: 8,
-        commit_quorum: 8,
-        aggregation_rule: pb::AggregationRule::FEDAVG,
-        model_id: "test-model".into(),
-        base_model_sha256: hash("base"),
-        sketch_length: SKETCH.len() as u32,
-        anomaly: anomaly.into(),
-        ..Default::default()
-    };
-    let (mut ledger, admin, members) = registered(8, params);
+    let (mut ledger, admin, members) = registered(8, params(8, 8, anomaly));
     let submit = |ledger: &mut MemoryLedger, signer: &str, p: pb::BcflPayload| {
         ledger.submit(signer, &p).unwrap();
     };
@@ -599,15 +604,8 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     let mut anomaly = pb::AnomalyConfig::default();
     anomaly.mut_inconsistent().min_cosine_ppm = super::INCONSISTENT_MIN_COSINE_PPM;
     let params = pb::ConsortiumParams {
-        min_participants: 6,
-        commit_quorum: 5,
-        aggregation_rule: pb::AggregationRule::FEDAVG,
-        model_id: "test-model".into(),
-        base_model_sha256: hash("base"),
-        sketch_length: SKETCH.len() as u32,
         coordinate_samples: 4,
-        anomaly: Some(anomaly).into(),
-        ..Default::default()
+        ..params(6, 5, Some(anomaly))
     };
     let (mut ledger, admin, m) = registered(6, params);
     let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
@@ -722,17 +720,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
 fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
     let mut anomaly = pb::AnomalyConfig::default();
     anomaly.mut_opposed().min_distance_ppm = super::EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
-    let params = pb::ConsortiumParams {
-        min_participants: 6,
-        commit_quorum: 6,
-        aggregation_rule: pb::AggregationRule::FEDAVG,
-        model_id: "test-model".into(),
-        base_model_sha256: hash("base"),
-        sketch_length: SKETCH.len() as u32,
-        anomaly: Some(anomaly).into(),
-        ..Default::default()
-    };
-    let (mut ledger, admin, m) = registered(6, params);
+    let (mut ledger, admin, m) = registered(6, params(6, 6, Some(anomaly)));
     // Members 0-4 move along SKETCH, each a little its own way; member 5 sends their mean
     // reversed.
     let honest = |round: u64, i: usize| -> Vec<i32> {
