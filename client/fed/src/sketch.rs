@@ -135,10 +135,8 @@ fn nano_coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
     if total == 0 {
         return vec![0; count];
     }
-    let mut state = seed ^ 0x636F_6F72_6469_6E61;
-    (0..count)
-        .map(|_| {
-            let position = splitmix64(&mut state) % total;
+    positions(count, total, seed)
+        .map(|position| {
             // The last tensor starting at or before `position` holds it (empty ones never do).
             let t = starts.partition_point(|&s| s <= position) - 1;
             let value = tensors[t][(position - starts[t]) as usize];
@@ -158,6 +156,20 @@ pub fn l2_norm(update: &Update) -> f64 {
         .sqrt()
 }
 
+/// `count` positions among `total` coordinates, drawn with replacement with `seed` (see the
+/// module docs).
+fn positions(count: usize, total: u64, seed: u64) -> impl Iterator<Item = u64> {
+    let mut state = seed ^ 0x636F_6F72_6469_6E61;
+    (0..count).map(move |_| splitmix64(&mut state) % total)
+}
+
+/// Row `r` of the projection seeded with `seed`, `words` 64-bit words of signs: bit `i` of
+/// word `w` signs coordinate `64 w + i`, a set bit meaning −1 (see the module docs).
+fn row_words(seed: u64, r: u64, words: usize) -> impl Iterator<Item = u64> {
+    let mut state = seed ^ (r + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..words).map(move |_| splitmix64(&mut state))
+}
+
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
@@ -173,17 +185,12 @@ pub fn sketch(update: &Update, length: usize, seed: u64) -> Vec<i32> {
 
 /// The projection `R x` before it is scaled and rounded.
 fn projection(update: &Update, length: usize, seed: u64) -> Vec<f64> {
-    let values: Vec<f64> = update
-        .tensors
-        .values()
-        .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
-        .collect();
+    let values = update.flattened();
+    let words = values.len().div_ceil(64);
     (0..length as u64)
         .map(|r| {
-            let mut state = seed ^ (r + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let mut sum = 0.0;
-            for block in values.chunks(64) {
-                let signs = splitmix64(&mut state);
+            for (block, signs) in values.chunks(64).zip(row_words(seed, r, words)) {
                 for (bit, &x) in block.iter().enumerate() {
                     if signs >> bit & 1 == 1 {
                         sum -= x;
@@ -195,6 +202,135 @@ fn projection(update: &Update, length: usize, seed: u64) -> Vec<f64> {
             sum
         })
         .collect()
+}
+
+/// The part of a flattened update ([`Update::flattened`]) that a commitment's statistics in
+/// `shape` see when it is sketched with `seed`: its orthogonal projection onto the span of the
+/// projection's rows and the sampled positions (those of [`COORDINATE_SEED`]). Adding to an
+/// update anything orthogonal to that span, which is zero at the sampled positions and in the
+/// projection's null space, changes neither its sketch nor its sampled coordinates (up to
+/// rounding), and, when it is also orthogonal to the update, keeps its norm.
+///
+/// The span has at most `sketch_length + coordinate_samples` dimensions (512 with the preset)
+/// of the update's thousands or millions, and both the seed and the positions are public before
+/// anyone commits (the module docs), so an attacker can hide most of an update's change where
+/// no statistic looks: the adaptive attack `hidden-reversal`
+/// (`bcfl_processor::anomaly::attack`) does, and only a statistic drawn after the commitments
+/// would see it.
+///
+/// Solved exactly: the Gram matrix of the span's vectors (sign rows as bit words, so a dot
+/// product of two rows is `dim − 2 · popcount`) by Cholesky, in `f64`. An update with no more
+/// coordinates than the span has vectors, or whose vectors are linearly dependent, is seen whole
+/// (the values come back).
+pub fn visible_part(values: &[f64], shape: StatsShape, seed: u64) -> Vec<f64> {
+    let dim = values.len();
+    let mut sampled: Vec<usize> =
+        positions(shape.coordinate_samples, dim.max(1) as u64, COORDINATE_SEED)
+            .map(|p| p as usize)
+            .collect();
+    sampled.sort_unstable();
+    sampled.dedup();
+    let rows = shape.sketch_length;
+    let m = rows + sampled.len();
+    if dim <= m {
+        return values.to_vec();
+    }
+    let words = dim.div_ceil(64);
+    let signs: Vec<Vec<u64>> = (0..rows as u64)
+        .map(|r| {
+            let mut row: Vec<u64> = row_words(seed, r, words).collect();
+            // Only the update's coordinates count.
+            if dim % 64 != 0 {
+                row[words - 1] &= (1u64 << (dim % 64)) - 1;
+            }
+            row
+        })
+        .collect();
+    let sign = |r: usize, i: usize| {
+        if signs[r][i / 64] >> (i % 64) & 1 == 1 {
+            -1.0
+        } else {
+            1.0
+        }
+    };
+    // The Gram matrix of [projection rows; unit vectors at the sampled positions].
+    let mut gram = vec![0.0; m * m];
+    for a in 0..rows {
+        for b in a..rows {
+            let differ: u32 = signs[a]
+                .iter()
+                .zip(&signs[b])
+                .map(|(x, y)| (x ^ y).count_ones())
+                .sum();
+            let dot = dim as f64 - 2.0 * f64::from(differ);
+            gram[a * m + b] = dot;
+            gram[b * m + a] = dot;
+        }
+        for (j, &p) in sampled.iter().enumerate() {
+            gram[a * m + rows + j] = sign(a, p);
+            gram[(rows + j) * m + a] = sign(a, p);
+        }
+    }
+    for j in 0..sampled.len() {
+        gram[(rows + j) * m + rows + j] = 1.0;
+    }
+    let mut rhs: Vec<f64> = (0..rows)
+        .map(|r| (0..dim).map(|i| sign(r, i) * values[i]).sum())
+        .collect();
+    rhs.extend(sampled.iter().map(|&p| values[p]));
+    let Some(weights) = cholesky_solve(gram, m, rhs) else {
+        return values.to_vec();
+    };
+    let mut seen = vec![0.0; dim];
+    for (r, w) in weights[..rows].iter().enumerate() {
+        for (i, v) in seen.iter_mut().enumerate() {
+            *v += w * sign(r, i);
+        }
+    }
+    for (&p, w) in sampled.iter().zip(&weights[rows..]) {
+        seen[p] += w;
+    }
+    seen
+}
+
+/// Solves `a x = b` for a symmetric positive definite `m × m` matrix `a` (row-major) by
+/// Cholesky; `None` when `a` is not positive definite (to rounding).
+fn cholesky_solve(mut a: Vec<f64>, m: usize, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    // a = L Lᵀ, L stored in the lower triangle.
+    for j in 0..m {
+        let mut d = a[j * m + j];
+        for k in 0..j {
+            d -= a[j * m + k] * a[j * m + k];
+        }
+        // Not positive (or NaN): dependent vectors.
+        if d.is_nan() || d <= 1e-9 * a[j * m + j].abs() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * m + j] = d;
+        for i in j + 1..m {
+            let mut s = a[i * m + j];
+            for k in 0..j {
+                s -= a[i * m + k] * a[j * m + k];
+            }
+            a[i * m + j] = s / d;
+        }
+    }
+    for i in 0..m {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i * m + k] * b[k];
+        }
+        b[i] = s / a[i * m + i];
+    }
+    for i in (0..m).rev() {
+        let mut s = b[i];
+        for k in i + 1..m {
+            s -= a[k * m + i] * b[k];
+        }
+        b[i] = s / a[i * m + i];
+    }
+    Some(b)
 }
 
 /// Cosine similarity of two sketches (0 when either is all zeros).
@@ -319,6 +455,56 @@ mod tests {
             (7, 5.0, 16)
         );
         assert!(stats.coordinates.is_empty());
+    }
+
+    /// Adding what lies outside an update's visible part changes neither its sketch nor its
+    /// sampled coordinates; the visible part is a projection (idempotent, orthogonal to the
+    /// rest) and holds about `span / dim` of a random vector's energy; an update no longer
+    /// than the span is seen whole.
+    #[test]
+    fn the_statistics_see_only_the_visible_part() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let dim = 3_000;
+        let shape = StatsShape {
+            sketch_length: 64,
+            coordinate_samples: 64,
+        };
+        let random = |rng: &mut StdRng| -> Vec<f64> {
+            (0..dim)
+                .map(|_| f64::from(rng.gen_range(-1.0f32..1.0)))
+                .collect()
+        };
+        let (x, y) = (random(&mut rng), random(&mut rng));
+        let seen = visible_part(&y, shape, 5);
+        let unseen: Vec<f64> = y.iter().zip(&seen).map(|(a, b)| a - b).collect();
+        let to_update = |v: &[f64]| update(v.iter().map(|&a| a as f32).collect());
+        let moved: Vec<f64> = x.iter().zip(&unseen).map(|(a, u)| a + 3.0 * u).collect();
+        let (before, after) = (
+            UpdateStats::new(&to_update(&x), 1, 0.0, shape, 5),
+            UpdateStats::new(&to_update(&moved), 1, 0.0, shape, 5),
+        );
+        assert_eq!(before.sketch, after.sketch);
+        assert_eq!(before.coordinates, after.coordinates);
+        assert!(after.l2_norm > 2.0 * before.l2_norm);
+        // Another round's projection sees the change.
+        assert_ne!(
+            UpdateStats::new(&to_update(&x), 1, 0.0, shape, 6).sketch,
+            UpdateStats::new(&to_update(&moved), 1, 0.0, shape, 6).sketch
+        );
+        let twice = visible_part(&seen, shape, 5);
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+        let worst = seen
+            .iter()
+            .zip(&twice)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-9, "{worst}");
+        assert!(dot(&seen, &unseen).abs() < 1e-9 * dot(&y, &y));
+        let share = dot(&seen, &seen) / dot(&y, &y);
+        assert!((0.03..0.06).contains(&share), "{share}");
+        let short = vec![1.0, -2.0, 3.0];
+        assert_eq!(visible_part(&short, shape, 5), short);
+        assert_eq!(visible_part(&[], shape, 5), Vec::<f64>::new());
     }
 
     #[test]

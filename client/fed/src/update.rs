@@ -75,6 +75,28 @@ impl Update {
         Ok(out)
     }
 
+    /// Every value in `f64`, tensors in name order, each row-major: the flattened update the
+    /// statistics and the colluding attacks work on.
+    pub fn flattened(&self) -> Vec<f64> {
+        self.tensors
+            .values()
+            .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
+            .collect()
+    }
+
+    /// An update of the same tensors holding `values` in [`Update::flattened`]'s order
+    /// (rounded to `f32`; missing values are 0, extra ones are ignored).
+    pub fn with_flattened(&self, values: &[f64]) -> Update {
+        let mut out = self.clone();
+        let mut values = values.iter();
+        for (_, tensor) in out.tensors.values_mut() {
+            for v in tensor.iter_mut() {
+                *v = values.next().copied().unwrap_or_default() as f32;
+            }
+        }
+        out
+    }
+
     /// Number of scalar parameters.
     pub fn parameters(&self) -> usize {
         self.tensors.values().map(|(_, v)| v.len()).sum()

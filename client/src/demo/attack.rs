@@ -17,6 +17,7 @@
 //! | `free-rider` | zero (returns the parent: its training is thrown away) |
 //! | `stale-rider` | the previous round's change of the global model, `parent − previous parent` (zero in round 1) |
 //! | `alie`, `ipm`, `min-max`, `min-sum` | colluding: one delta crafted from the honest members' deltas of the round ([`collude`], [`bcfl_processor::anomaly::collusion`]) |
+//! | `hidden-reversal` | adaptive: the part of `delta` the round's statistics see ([`visible_part`]) plus, with the norm of the rest, the part they do not see of the global model's previous change reversed (of `−delta` in round 1): every statistic of the commitment, the norm included, is the honest delta's |
 //!
 //! A colluding attacker needs the honest updates: the member role waits until every member
 //! expected to train except its fellow attackers has committed, fetches their updates from
@@ -45,12 +46,12 @@ pub use bcfl_processor::anomaly::attack::{AttackKind, SCALE_FACTOR};
 use bcfl_processor::anomaly::collusion;
 
 use crate::train::{Error, Result};
-use bcfl_fed::sketch::l2_norm;
+use bcfl_fed::sketch::{l2_norm, visible_part, StatsShape};
 use bcfl_fed::update::Update;
 
 /// The kinds that replace a trained update, in [`AttackKind::ALL`] order (the colluding ones
 /// through [`collude`], the others through [`ApplyAttack::apply`]).
-pub const KINDS: [AttackKind; 10] = [
+pub const KINDS: [AttackKind; 11] = [
     AttackKind::SignFlip,
     AttackKind::Scale,
     AttackKind::GaussianNoise,
@@ -61,23 +62,30 @@ pub const KINDS: [AttackKind; 10] = [
     AttackKind::InnerProduct,
     AttackKind::MinMax,
     AttackKind::MinSum,
+    AttackKind::HiddenReversal,
 ];
+
+/// What an attacker knows of its round besides its own training.
+#[derive(Clone, Copy, Debug)]
+pub struct Known<'a> {
+    /// The previous round's parent model (`None` in round 1).
+    pub previous: Option<&'a Update>,
+    /// Seeds its noise.
+    pub seed: u64,
+    /// The shape of the round's commitments (sketch length, sampled coordinates).
+    pub shape: StatsShape,
+    /// The round, which seeds the sketch's projection.
+    pub round: u64,
+}
 
 /// Applying an attack kind to a trained update.
 pub trait ApplyAttack {
     /// Whether this kind replaces the trained update (it is in [`KINDS`]).
     fn replaces_update(self) -> bool;
 
-    /// The update an attacker sends instead of `local`, trained from `parent`; `previous` is
-    /// the previous round's parent (`None` in round 1), `seed` seeds the noise. Kinds outside
-    /// [`KINDS`] and the colluding kinds (see [`collude`]) are an error.
-    fn apply(
-        self,
-        parent: &Update,
-        local: &Update,
-        previous: Option<&Update>,
-        seed: u64,
-    ) -> Result<Update>;
+    /// The update an attacker sends instead of `local`, trained from `parent`, knowing
+    /// `known`. Kinds outside [`KINDS`] and the colluding kinds (see [`collude`]) are an error.
+    fn apply(self, parent: &Update, local: &Update, known: &Known<'_>) -> Result<Update>;
 }
 
 impl ApplyAttack for AttackKind {
@@ -85,23 +93,24 @@ impl ApplyAttack for AttackKind {
         KINDS.contains(&self)
     }
 
-    fn apply(
-        self,
-        parent: &Update,
-        local: &Update,
-        previous: Option<&Update>,
-        seed: u64,
-    ) -> Result<Update> {
+    fn apply(self, parent: &Update, local: &Update, known: &Known<'_>) -> Result<Update> {
         let honest = local.minus(parent)?;
         let sent = match self {
             AttackKind::SignFlip => scaled(&honest, -1.0),
             AttackKind::Scale | AttackKind::DisguisedScale => scaled(&honest, SCALE_FACTOR as f32),
             AttackKind::FreeRider => scaled(&honest, 0.0),
-            AttackKind::GaussianNoise => noise_like(&honest, seed),
-            AttackKind::StaleRider => match previous {
+            AttackKind::GaussianNoise => noise_like(&honest, known.seed),
+            AttackKind::StaleRider => match known.previous {
                 Some(previous) => parent.minus(previous)?,
                 None => scaled(&honest, 0.0),
             },
+            AttackKind::HiddenReversal => {
+                let against = match known.previous {
+                    Some(previous) => previous.minus(parent)?,
+                    None => scaled(&honest, -1.0),
+                };
+                hidden(&honest, &against, known.shape, known.round)
+            }
             AttackKind::LabelFlip
             | AttackKind::SlowLink
             | AttackKind::Alie
@@ -129,25 +138,36 @@ pub fn collude(
 ) -> Result<Update> {
     let mut benign = Vec::with_capacity(honest.len());
     for update in honest {
-        let delta = update.minus(parent)?;
-        benign.push(
-            delta
-                .tensors
-                .values()
-                .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
-                .collect::<Vec<f64>>(),
-        );
+        benign.push(update.minus(parent)?.flattened());
     }
     let crafted = collusion::craft(kind, &benign, members, attackers)
         .map_err(|e| Error::Config(format!("attack {kind}: {e}")))?;
-    let mut delta = parent.clone();
-    let mut values = crafted.into_iter();
-    for (_, tensor) in delta.tensors.values_mut() {
-        for v in tensor.iter_mut() {
-            *v = values.next().unwrap_or_default() as f32;
-        }
-    }
-    Ok(parent.plus(&delta)?)
+    Ok(parent.plus(&parent.with_flattened(&crafted))?)
+}
+
+/// `honest` with the part of it that commitments in `shape` sketched with `seed` do not see
+/// replaced by that part of `toward`, scaled to the same norm: what the statistics see, and
+/// the norm, stay `honest`'s. Where `toward` has no unseen part, the unseen part is dropped.
+fn hidden(honest: &Update, toward: &Update, shape: StatsShape, seed: u64) -> Update {
+    let h = honest.flattened();
+    let seen = visible_part(&h, shape, seed);
+    let unseen_norm = h
+        .iter()
+        .zip(&seen)
+        .map(|(x, v)| (x - v) * (x - v))
+        .sum::<f64>()
+        .sqrt();
+    let t = toward.flattened();
+    let t_seen = visible_part(&t, shape, seed);
+    let t_unseen: Vec<f64> = t.iter().zip(&t_seen).map(|(x, v)| x - v).collect();
+    let t_norm = t_unseen.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let k = if t_norm > 0.0 {
+        unseen_norm / t_norm
+    } else {
+        0.0
+    };
+    let sent: Vec<f64> = seen.iter().zip(&t_unseen).map(|(v, u)| v + k * u).collect();
+    honest.with_flattened(&sent)
 }
 
 /// How far each colluder moves its copy of the crafted update: Gaussian noise whose L2 norm is
@@ -284,6 +304,7 @@ fn noise_like(update: &Update, seed: u64) -> Update {
 mod tests {
     use super::*;
     use bcfl_fed::sketch::{sketch, sketch_cosine};
+    use rand::SeedableRng;
 
     fn update(values: &[f32]) -> Update {
         let mut u = Update::default();
@@ -324,10 +345,16 @@ mod tests {
         let local = update(&[1.5, 1.0, 3.0, 6.0]);
         let honest = local.minus(&parent).unwrap();
         assert_eq!(honest, update(&[0.5, -1.0, 0.0, 2.0]));
-        let sent = |kind: AttackKind| kind.apply(&parent, &local, None, 7).unwrap().minus(&parent);
+        let round1 = Known {
+            previous: None,
+            seed: 7,
+            shape: StatsShape::default(),
+            round: 1,
+        };
+        let sent = |kind: AttackKind| kind.apply(&parent, &local, &round1).unwrap().minus(&parent);
         for kind in AttackKind::ALL {
             assert_eq!(
-                kind.apply(&parent, &local, None, 7).is_ok(),
+                kind.apply(&parent, &local, &round1).is_ok(),
                 KINDS.contains(&kind) && !kind.colludes(),
                 "{kind}"
             );
@@ -343,21 +370,26 @@ mod tests {
         );
         assert_eq!(
             AttackKind::FreeRider
-                .apply(&parent, &local, None, 7)
+                .apply(&parent, &local, &round1)
                 .unwrap(),
             parent
         );
         // A stale rider resends the last change of the global model: zero in round 1.
         assert_eq!(
             AttackKind::StaleRider
-                .apply(&parent, &local, None, 7)
+                .apply(&parent, &local, &round1)
                 .unwrap(),
             parent
         );
         let previous = update(&[0.0, 2.0, 4.0, 4.0]);
+        let round2 = Known {
+            previous: Some(&previous),
+            round: 2,
+            ..round1
+        };
         assert_eq!(
             AttackKind::StaleRider
-                .apply(&parent, &local, Some(&previous), 7)
+                .apply(&parent, &local, &round2)
                 .unwrap(),
             update(&[2.0, 2.0, 2.0, 4.0])
         );
@@ -368,6 +400,58 @@ mod tests {
         let stats = |u: &Update| sketch(u, 16, 1);
         let flipped = stats(&sent(AttackKind::SignFlip).unwrap());
         assert!((sketch_cosine(&flipped, &stats(&honest)) + 1.0).abs() < 1e-3);
+    }
+
+    /// A hidden reversal commits its honest delta's statistics, sketch, sampled coordinates
+    /// and norm, while most of what it sends points against the global model's previous
+    /// change (against its own delta in round 1); a projection it did not know sees that.
+    #[test]
+    fn a_hidden_reversal_commits_the_honest_statistics() {
+        use bcfl_fed::sketch::UpdateStats;
+        use rand::Rng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+        let parent = update(&random(2_000));
+        let local = parent.plus(&update(&random(2_000))).unwrap();
+        let previous = parent.minus(&update(&random(2_000))).unwrap();
+        let honest = local.minus(&parent).unwrap();
+        let global = parent.minus(&previous).unwrap();
+        let shape = StatsShape {
+            sketch_length: 256,
+            coordinate_samples: 256,
+        };
+        let cosine = |a: &Update, b: &Update| {
+            let (x, y) = (a.flattened(), b.flattened());
+            let dot: f64 = x.iter().zip(&y).map(|(p, q)| p * q).sum();
+            dot / (l2_norm(a) * l2_norm(b))
+        };
+        for previous in [Some(&previous), None] {
+            let known = Known {
+                previous,
+                seed: 1,
+                shape,
+                round: 3,
+            };
+            let sent = AttackKind::HiddenReversal
+                .apply(&parent, &local, &known)
+                .unwrap()
+                .minus(&parent)
+                .unwrap();
+            let stats = |u: &Update, round| UpdateStats::new(u, 1, 0.0, shape, round);
+            let (seen, truth) = (stats(&sent, 3), stats(&honest, 3));
+            assert_eq!(seen.sketch, truth.sketch);
+            assert_eq!(seen.coordinates, truth.coordinates);
+            assert!((seen.l2_norm / truth.l2_norm - 1.0).abs() < 1e-5);
+            // About a quarter of the energy is seen (512 vectors of 2,000), the rest reversed.
+            let against = match previous {
+                Some(_) => cosine(&sent, &global),
+                None => cosine(&sent, &honest),
+            };
+            assert!(against < -0.4, "{against}");
+            let other = sketch_cosine(&stats(&sent, 4).sketch, &stats(&honest, 4).sketch);
+            assert!(other < 0.9, "round 4's projection: {other}");
+        }
     }
 
     /// Colluders send the parent plus the crafted delta of the honest updates, tensor by
@@ -422,13 +506,7 @@ mod tests {
         let share = l2_norm(&moved) / l2_norm(&delta(&sent));
         assert!((share - 0.2).abs() < 1e-3, "{share}");
         // Two copies lie about r^2 / (1 + r^2) = 0.038 apart.
-        let flat = |u: &Update| -> Vec<f64> {
-            u.tensors
-                .values()
-                .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x)))
-                .collect()
-        };
-        let (x, y) = (flat(&delta(&a)), flat(&delta(&b)));
+        let (x, y) = (delta(&a).flattened(), delta(&b).flattened());
         let dot: f64 = x.iter().zip(&y).map(|(p, q)| p * q).sum();
         let norm = |v: &[f64]| v.iter().map(|p| p * p).sum::<f64>().sqrt();
         let distance = 1.0 - dot / (norm(&x) * norm(&y));

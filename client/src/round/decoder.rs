@@ -338,6 +338,7 @@ mod tests {
             first_scores: true,
             links: Vec::new(),
             collusion_noise: crate::demo::attack::CollusionNoise::NONE,
+            blind_projection: false,
         };
         let outcome = simulate(simulation, members, |_| {}).await.unwrap();
         let round = &outcome.rounds[0];

@@ -50,7 +50,11 @@ use super::replay::{stats_shape, AggregatePlan};
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
-use crate::demo::attack::{ApplyAttack, AttackKind};
+use crate::demo::attack::{ApplyAttack, AttackKind, Known};
+
+/// What a blind adaptive attacker ([`MemberConfig::blind_projection`]) takes for the round's
+/// sketch seed: the round plus this, a projection that shares nothing with the round's.
+pub const BLIND_PROJECTION_OFFSET: u64 = 1 << 32;
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
@@ -92,6 +96,10 @@ pub struct MemberConfig {
     /// How far a colluding attacker moves its copy of the crafted update, with noise of its
     /// own seed (0: the copy every colluder sends).
     pub collusion_noise: crate::demo::attack::CollusionNoise,
+    /// Experiments: an adaptive attacker (`hidden-reversal`) hides from another projection than
+    /// the round's, as it would have to if the projection were drawn after the commitments (a
+    /// second phase that is not built); see [`BLIND_PROJECTION_OFFSET`].
+    pub blind_projection: bool,
     /// Extra time after training, as a multiple of the training time (0: none): a slower
     /// member, for experiments with heterogeneous speeds.
     pub slowdown: f64,
@@ -642,7 +650,17 @@ impl<L: Ledger> Member<L> {
             }
             Some(kind) => {
                 let previous = self.previous_parent(state, round).await?;
-                kind.apply(&parent, &trained.update, previous.as_ref(), seed)?
+                let known = Known {
+                    previous: previous.as_ref(),
+                    seed,
+                    shape: stats_shape(state),
+                    round: if self.config.blind_projection {
+                        round.wrapping_add(BLIND_PROJECTION_OFFSET)
+                    } else {
+                        round
+                    },
+                };
+                kind.apply(&parent, &trained.update, &known)?
             }
             None => trained.update,
         };

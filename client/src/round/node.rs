@@ -141,7 +141,8 @@ pub struct MemberSection {
     #[serde(default)]
     pub probe: ProbeSection,
     /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`, `stale-rider`,
-    /// `disguised-scale`, and the colluding `alie`, `ipm`, `min-max`, `min-sum`).
+    /// `disguised-scale`, the colluding `alie`, `ipm`, `min-max`, `min-sum`, and the adaptive
+    /// `hidden-reversal`).
     #[serde(default)]
     pub attack: Option<String>,
     /// A colluding attacker's fellow attackers (`alie`, `ipm`, `min-max`, `min-sum`): their
@@ -402,6 +403,7 @@ async fn start_member<L: Ledger>(
         attack,
         colluders: m.colluders.iter().cloned().collect(),
         collusion_noise: m.collusion_noise,
+        blind_projection: false,
         slowdown: m.slowdown,
         until_round,
         encoding: bcfl_fed::update::Encoding::F32,

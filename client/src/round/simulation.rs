@@ -86,6 +86,9 @@ pub struct SimulationConfig {
     /// How far each colluding attacker moves its copy of the crafted update
     /// ([`crate::demo::attack::perturbed`]).
     pub collusion_noise: CollusionNoise,
+    /// Adaptive attackers hide from another projection than the round's
+    /// ([`super::member::MemberConfig::blind_projection`]).
+    pub blind_projection: bool,
 }
 
 /// What a simulation leaves.
@@ -251,6 +254,7 @@ pub async fn simulate(
                 BTreeSet::new()
             },
             collusion_noise: config.collusion_noise,
+            blind_projection: config.blind_projection,
             slowdown: m.slowdown,
             until_round: Some(rounds),
             encoding: config.encoding,

@@ -17,10 +17,15 @@
 //! | [`AttackKind::InnerProduct`] | `ipm` | colluding: a small negative multiple of the honest mean (inner-product manipulation) | yes | no | yes |
 //! | [`AttackKind::MinMax`] | `min-max` | colluding: the honest mean shifted as far as it stays no farther from any honest update than two honest updates are apart | yes | no | yes |
 //! | [`AttackKind::MinSum`] | `min-sum` | colluding: as min-max, bounding the sum of squared distances to the honest updates | yes | no | yes |
+//! | [`AttackKind::HiddenReversal`] | `hidden-reversal` | adaptive: the part of `d` the round's statistics see (the sketch's projection, the sampled coordinates) kept, the rest, with its norm, turned against the global model's previous change (`−d`'s in round 1): statistics identical to the honest update's, norm included | no | yes | yes |
 //!
 //! The colluding kinds ([`AttackKind::colludes`]) are crafted from the honest members' updates
 //! of the round, the same update for every attacker; [`collusion`](super::collusion) has the
-//! maths and the threat model.
+//! maths and the threat model. The adaptive kind ([`AttackKind::ADAPTIVE`]) is aimed at bcfl's
+//! own defence: it knows the sketch's projection and the sampled positions, which are public
+//! before anyone commits, and hides its change where neither looks (the client's
+//! `bcfl_fed::sketch::visible_part`). It is no published attack, so `bcfl anomaly bench
+//! --attacks all` leaves it out (`--attacks adaptive` runs it).
 //!
 //! The places: *synthetic* is [`simulate`](super::simulate) (`f64` vectors, the processor's
 //! detection bench); *demo* is `bcfl demo --attack KIND:COUNT` (real update blobs, real loopback
@@ -80,6 +85,9 @@ pub enum AttackKind {
     MinMax,
     /// Colluding: the honest mean shifted within the largest honest sum of squared distances.
     MinSum,
+    /// Adaptive: keeps what the statistics see of its delta and turns the rest against the
+    /// global model's previous change.
+    HiddenReversal,
 }
 
 /// Spellings accepted besides the names (after `_` is read as `-`).
@@ -91,7 +99,7 @@ const ALIASES: [(&str, AttackKind); 3] = [
 
 impl AttackKind {
     /// Every kind, in a fixed order (the order of `bcfl anomaly bench --attacks all`).
-    pub const ALL: [AttackKind; 12] = [
+    pub const ALL: [AttackKind; 13] = [
         AttackKind::LabelFlip,
         AttackKind::SignFlip,
         AttackKind::Scale,
@@ -104,7 +112,20 @@ impl AttackKind {
         AttackKind::InnerProduct,
         AttackKind::MinMax,
         AttackKind::MinSum,
+        AttackKind::HiddenReversal,
     ];
+
+    /// The published kinds: [`AttackKind::ALL`] without the [`AttackKind::ADAPTIVE`] one (what
+    /// `bcfl anomaly bench --attacks all` runs).
+    pub fn published() -> Vec<AttackKind> {
+        Self::ALL
+            .into_iter()
+            .filter(|k| !Self::ADAPTIVE.contains(k))
+            .collect()
+    }
+
+    /// The kinds aimed at bcfl's own statistics (see the module docs).
+    pub const ADAPTIVE: [AttackKind; 1] = [AttackKind::HiddenReversal];
 
     /// The colluding kinds, in [`AttackKind::ALL`] order: crafted from the honest updates
     /// ([`collusion`](super::collusion)).
@@ -135,6 +156,7 @@ impl AttackKind {
             AttackKind::InnerProduct => "ipm",
             AttackKind::MinMax => "min-max",
             AttackKind::MinSum => "min-sum",
+            AttackKind::HiddenReversal => "hidden-reversal",
         }
     }
 
@@ -157,6 +179,9 @@ impl AttackKind {
             | AttackKind::MinMax
             | AttackKind::MinSum => {
                 "it crafts one update from the honest members' updates of the round"
+            }
+            AttackKind::HiddenReversal => {
+                "it hides a change where the round's sketch and sampled coordinates do not look"
             }
             AttackKind::SignFlip
             | AttackKind::Scale

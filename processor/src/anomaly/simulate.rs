@@ -149,7 +149,8 @@ pub fn attack_update(
         | AttackKind::Alie
         | AttackKind::InnerProduct
         | AttackKind::MinMax
-        | AttackKind::MinSum => return Err(attack.unsupported("a synthetic update")),
+        | AttackKind::MinSum
+        | AttackKind::HiddenReversal => return Err(attack.unsupported("a synthetic update")),
     })
 }
 

@@ -63,6 +63,9 @@ pub struct BenchConfig {
     pub exclusion_trimmed: bool,
     /// How far each colluding attacker moves its copy of the crafted update.
     pub collusion_noise: CollusionNoise,
+    /// Adaptive attackers hide from another projection than the round's: what a projection
+    /// drawn after the commitments would make of them.
+    pub blind_projection: bool,
 }
 
 /// A mean and a population standard deviation over seeds.
@@ -170,6 +173,10 @@ pub struct BenchReport {
     /// one copy; reports written before the option have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collusion_noise: Option<f64>,
+    /// Whether adaptive attackers hid from another projection than the round's (absent:
+    /// they knew it, as they do on the ledger).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blind_projection: bool,
     /// The head trained centrally on the whole training split, over seeds.
     pub centralized_accuracy: Stat,
     /// The cells.
@@ -294,6 +301,7 @@ pub async fn run_bench(
         test_fraction: config.test_fraction,
         seed,
         collusion_noise: config.collusion_noise,
+        blind_projection: config.blind_projection,
     };
     let mut centralized_accuracy = Vec::new();
     let mut clean: Vec<(usize, Vec<f64>)> = Vec::new();
@@ -392,6 +400,7 @@ pub async fn run_bench(
         detection: (&config.tuning).into(),
         collusion_noise: (config.collusion_noise != CollusionNoise::NONE)
             .then(|| config.collusion_noise.value()),
+        blind_projection: config.blind_projection,
         seeds: config.seeds.clone(),
         rounds: config.rounds,
         local_epochs: config.local.epochs,

@@ -156,6 +156,9 @@ pub struct Scenario {
     pub seed: u64,
     /// How far each colluding attacker moves its copy of the crafted update.
     pub collusion_noise: CollusionNoise,
+    /// Adaptive attackers hide from another projection than the round's
+    /// ([`crate::round::member::MemberConfig::blind_projection`]).
+    pub blind_projection: bool,
 }
 
 /// A scenario's data, shards, attackers and links: shared by every defence.
@@ -408,6 +411,7 @@ pub async fn run(
         first_scores: false,
         links: prepared.links.clone(),
         collusion_noise: scenario.collusion_noise,
+        blind_projection: scenario.blind_projection,
     };
     let outcome = simulate(config, prepared.members(scenario)?, |_| {})
         .await

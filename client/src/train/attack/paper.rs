@@ -154,6 +154,7 @@ pub async fn paper_table(
                 test_fraction: config.test_fraction,
                 seed,
                 collusion_noise: CollusionNoise::NONE,
+                blind_projection: false,
             };
             let prepared = prepare(embeddings, dataset, &scenario)?;
             let attackers = prepared.attackers();

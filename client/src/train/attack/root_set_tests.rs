@@ -85,6 +85,7 @@ fn measure(partition: Partition) -> (Ranges, Ranges) {
             test_fraction: 0.2,
             seed,
             collusion_noise: Default::default(),
+            blind_projection: false,
         };
         let p = prepare(&embeddings, &dataset, &scenario).unwrap();
         let classes = p.train.classes();

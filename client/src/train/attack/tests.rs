@@ -79,6 +79,7 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
         test_fraction: 0.25,
         seed: 3,
         collusion_noise: CollusionNoise::NONE,
+        blind_projection: false,
     }
 }
 
@@ -102,6 +103,7 @@ fn one_round(
         first_scores: false,
         links: prepared.links.clone(),
         collusion_noise: CollusionNoise::NONE,
+        blind_projection: false,
     }
 }
 
@@ -274,6 +276,61 @@ async fn noisy_colluders_commit_copies_of_their_own() {
         "copies 0.08 apart pass the duplicate method at 0.001: {:?}",
         verdict.excluded
     );
+}
+
+/// One round of `s` as a consortium without defence, every member honest unless `attack`;
+/// `member`'s commitment, with the round's disputes (none expected).
+async fn commitment_of(
+    s: &Scenario,
+    prepared: &Prepared,
+    member: &str,
+    attack: bool,
+    blind_projection: bool,
+) -> pb::Commitment {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_round(s, prepared, Defence::None, dir.path());
+    config.blind_projection = blind_projection;
+    let mut members = prepared.members(s).unwrap();
+    if !attack {
+        for m in &mut members {
+            m.attack = None;
+        }
+    }
+    let outcome = simulate(config, members, |_| {}).await.unwrap();
+    assert!(outcome.state.rounds[&1].disputes.is_empty());
+    let key = &outcome
+        .members
+        .iter()
+        .find(|m| m.name == member)
+        .unwrap()
+        .key;
+    outcome.state.commitments[&(1, key.clone())].clone()
+}
+
+/// A hidden reversal commits what its honest update would: the same sketch, sampled
+/// coordinates and norm, which the aggregator's recomputation from its blob confirms (no
+/// dispute), for another blob. Hiding from a projection it does not know
+/// (`blind_projection`), its coordinates and norm are still the honest ones, its sketch not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_reversal_commits_its_honest_statistics() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 1, AttackKind::HiddenReversal, 1);
+    // A span of at most 32 dimensions of the head's 85 values.
+    s.sketch_length = 16;
+    s.coordinate_samples = 16;
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attacker = prepared.attackers()[0].clone();
+    let honest = commitment_of(&s, &prepared, &attacker, false, false).await;
+    let hidden = commitment_of(&s, &prepared, &attacker, true, false).await;
+    let blind = commitment_of(&s, &prepared, &attacker, true, true).await;
+    let coordinates = |c: &pb::Commitment| (c.coordinate_step_nano, c.coordinate_steps.clone());
+    assert_ne!(hidden.update_sha256, honest.update_sha256);
+    assert_eq!(hidden.sketch, honest.sketch);
+    assert_eq!(coordinates(&hidden), coordinates(&honest));
+    assert!(hidden.norm_micro.abs_diff(honest.norm_micro) <= 1);
+    assert_ne!(blind.sketch, honest.sketch);
+    assert_eq!(coordinates(&blind), coordinates(&honest));
+    assert!(blind.norm_micro.abs_diff(honest.norm_micro) <= 1);
 }
 
 /// With sampled coordinates, every member commits its change at the round's positions (the
@@ -475,6 +532,7 @@ async fn bench_report_has_every_defence_and_detector() {
         detection_only: false,
         exclusion_trimmed: true,
         collusion_noise: CollusionNoise::NONE,
+        blind_projection: false,
     };
     let mut cells = 0;
     let report = run_bench(&dataset, &embeddings, &config, |_| cells += 1)
@@ -585,6 +643,7 @@ async fn a_sampling_consortium_trains_only_the_members_the_ledger_draws() {
         first_scores: false,
         links: prepared.links.clone(),
         collusion_noise: CollusionNoise::NONE,
+        blind_projection: false,
     };
     let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
         .await

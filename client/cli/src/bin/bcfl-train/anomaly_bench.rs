@@ -275,10 +275,13 @@ impl CommonArgs {
 
 fn attacks(names: &[String]) -> anyhow::Result<Vec<AttackKind>> {
     if names.iter().any(|n| n == "all") {
-        return Ok(AttackKind::ALL.to_vec());
+        return Ok(AttackKind::published());
     }
     if names.iter().any(|n| n == "colluding") {
         return Ok(AttackKind::COLLUDING.to_vec());
+    }
+    if names.iter().any(|n| n == "adaptive") {
+        return Ok(AttackKind::ADAPTIVE.to_vec());
     }
     names
         .iter()
@@ -298,8 +301,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "0.1,0.2,0.3")]
     fractions: Vec<f64>,
     /// Attacks (label-flip, sign-flip, scale-x10, gaussian-noise, free-rider, stale-rider,
-    /// slow-link, disguised-scale, and the colluding alie, ipm, min-max, min-sum; `_` for `-`
-    /// accepted; `all`, or `colluding` for the four colluding ones).
+    /// slow-link, disguised-scale, the colluding alie, ipm, min-max, min-sum, and the adaptive
+    /// hidden-reversal; `_` for `-` accepted; `all` for every published one, `colluding` for the
+    /// four colluding ones, `adaptive` for hidden-reversal).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     attacks: Vec<String>,
     /// Detectors whose exclusion is compared (pagerank, dbscan, zscore, ensemble, any, and
@@ -325,6 +329,11 @@ pub(crate) struct BenchArgs {
     /// lie about R^2 / (1 + R^2) apart in cosine distance) [default: 0, one copy].
     #[arg(long, value_name = "R", default_value = "0")]
     collusion_noise: CollusionNoise,
+    /// Adaptive attackers (`hidden-reversal`) hide from another projection than the round's:
+    /// what they would face if the projection were drawn after the commitments (a second
+    /// phase that the protocol does not have; the report's `blind_projection`).
+    #[arg(long)]
+    blind_projection: bool,
     /// Non-IID shards: Dirichlet concentration (default: IID shards).
     #[arg(long)]
     dirichlet: Option<f64>,
@@ -426,6 +435,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 detection_only: args.detection_only,
                 exclusion_trimmed: args.exclusion_trimmed,
                 collusion_noise: args.collusion_noise,
+                blind_projection: args.blind_projection,
             };
             let (dataset, embeddings) = args.common.load()?;
             let cells = config.members.len() * config.fractions.len() * config.attacks.len();
@@ -577,5 +587,22 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// `all` runs the published attacks, `adaptive` the one aimed at bcfl's statistics, and
+    /// names run what they name.
+    #[test]
+    fn attack_groups_keep_the_adaptive_attack_apart() {
+        let of = |names: &[&str]| attacks(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+        let all = of(&["all"]).unwrap();
+        assert_eq!(all.len(), AttackKind::ALL.len() - 1);
+        assert!(!all.contains(&AttackKind::HiddenReversal));
+        assert_eq!(of(&["adaptive"]).unwrap(), vec![AttackKind::HiddenReversal]);
+        assert_eq!(of(&["colluding"]).unwrap(), AttackKind::COLLUDING.to_vec());
+        assert_eq!(
+            of(&["hidden_reversal", "ipm"]).unwrap(),
+            vec![AttackKind::HiddenReversal, AttackKind::InnerProduct]
+        );
+        assert!(of(&["boost"]).is_err());
     }
 }

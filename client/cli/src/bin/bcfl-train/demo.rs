@@ -46,8 +46,9 @@ pub(crate) struct DemoArgs {
     #[arg(long, default_value = "fedavg")]
     pub(crate) rule: Rule,
     /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider,
-    /// stale-rider, disguised-scale, or the colluding alie, ipm, min-max, min-sum (crafted
-    /// together from the honest members' updates); the last COUNT members attack.
+    /// stale-rider, disguised-scale, the colluding alie, ipm, min-max, min-sum (crafted
+    /// together from the honest members' updates), or the adaptive hidden-reversal (honest
+    /// statistics, the unseen rest reversed); the last COUNT members attack.
     #[arg(long, value_name = "KIND:COUNT")]
     pub(crate) attack: Option<AttackSpec>,
     /// Colluding attackers (`--attack alie|ipm|min-max|min-sum:COUNT`) each move their copy of

@@ -700,6 +700,7 @@ pub(crate) async fn run_simulation(
         first_scores: true,
         links: Vec::new(),
         collusion_noise: bcfl_client::demo::attack::CollusionNoise::NONE,
+        blind_projection: false,
     };
     let outcome = simulate(simulation, members, |r| {
         let line = format!(
