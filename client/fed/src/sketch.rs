@@ -42,8 +42,9 @@
 //! same positions every round, so it can compare a member's change with the previous round's
 //! accepted mean change (the `PREVIOUS_CHANGE_DISTANCE` feature, which a resent change lands
 //! on). Like the projection, the positions are known in advance: an attacker that knows them
-//! could leave them alone and attack elsewhere, as it could hide an update in the projection's
-//! null space.
+//! can leave them alone and attack elsewhere, and hide its change in the projection's null
+//! space. [`visible_part`] computes what the statistics see of an update; the adaptive attack
+//! `hidden-reversal` keeps that and replaces the rest.
 
 use bcfl_processor::fixed;
 use bcfl_processor::statistics::Coordinates;

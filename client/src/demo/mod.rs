@@ -168,6 +168,8 @@ pub struct DemoConfig {
     pub attack: Option<AttackSpec>,
     /// Colluding attackers: how far each moves its copy of the crafted update.
     pub collusion_noise: CollusionNoise,
+    /// Adaptive attackers hide from another projection than the round's.
+    pub blind_projection: bool,
     /// Anomaly methods the processor runs at EvaluateRound.
     pub anomaly: Vec<AnomalyMethod>,
     /// Members flagged by at least this many methods are excluded.
@@ -567,6 +569,7 @@ pub async fn run(
             } else {
                 CollusionNoise::NONE
             },
+            blind_projection: attack.is_some() && args.blind_projection,
             slowdown: slow
                 .iter()
                 .find(|(n, _)| *n == name)

@@ -153,6 +153,10 @@ pub struct MemberSection {
     /// norm relative to the crafted change (0: the copy its fellows send too).
     #[serde(default, skip_serializing_if = "is_no_noise")]
     pub collusion_noise: crate::demo::attack::CollusionNoise,
+    /// An adaptive attacker (`hidden-reversal`) hides from another projection than the
+    /// round's, as it would have to if the projection were drawn after the commitments.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blind_projection: bool,
     /// Extra time after training, as a multiple of the training time.
     #[serde(default)]
     pub slowdown: f64,
@@ -403,7 +407,7 @@ async fn start_member<L: Ledger>(
         attack,
         colluders: m.colluders.iter().cloned().collect(),
         collusion_noise: m.collusion_noise,
-        blind_projection: false,
+        blind_projection: m.blind_projection,
         slowdown: m.slowdown,
         until_round,
         encoding: bcfl_fed::update::Encoding::F32,
@@ -580,5 +584,20 @@ mod tests {
         assert!(!toml::to_string(&member("").unwrap())
             .unwrap()
             .contains("collusion_noise"));
+    }
+
+    /// An adaptive attacker's blind projection is read from the file, off when absent and then
+    /// not written back.
+    #[test]
+    fn blind_projection_is_read_and_off_by_default() {
+        assert!(!member("").unwrap().member.unwrap().blind_projection);
+        let blind = member("blind_projection = true").unwrap();
+        assert!(blind.member.as_ref().unwrap().blind_projection);
+        assert!(toml::to_string(&blind)
+            .unwrap()
+            .contains("blind_projection = true"));
+        assert!(!toml::to_string(&member("").unwrap())
+            .unwrap()
+            .contains("blind_projection"));
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
-use bcfl_client::demo::attack::{AttackSpec, CollusionNoise};
+use bcfl_client::demo::attack::{AttackKind, AttackSpec, CollusionNoise};
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::coordinator::{Synchrony, Topology};
@@ -56,6 +56,11 @@ pub(crate) struct DemoArgs {
     /// that the copies differ (0: all send the same update).
     #[arg(long, value_name = "R", default_value = "0")]
     pub(crate) collusion_noise: CollusionNoise,
+    /// Adaptive attackers (`--attack hidden-reversal:COUNT`) hide from another projection than
+    /// the round's: what they would face if the projection were drawn after the commitments (a
+    /// phase the protocol does not have).
+    #[arg(long)]
+    pub(crate) blind_projection: bool,
     /// Anomaly methods the processor runs at EvaluateRound.
     #[arg(
         long,
@@ -232,6 +237,14 @@ impl DemoArgs {
              min-max or min-sum)"
         );
         anyhow::ensure!(
+            !self.blind_projection
+                || self
+                    .attack
+                    .is_some_and(|a| AttackKind::ADAPTIVE.contains(&a.kind)),
+            "--blind-projection changes what an adaptive attacker hides from: it needs --attack \
+             hidden-reversal"
+        );
+        anyhow::ensure!(
             !matches!(self.rule, Rule::Krum { .. } | Rule::MultiKrum { .. }) || self.members >= 3,
             "Krum needs at least 3 members"
         );
@@ -315,6 +328,7 @@ impl DemoArgs {
             rule: self.rule,
             attack: self.attack,
             collusion_noise: self.collusion_noise,
+            blind_projection: self.blind_projection,
             anomaly: self.anomaly.clone(),
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
@@ -470,6 +484,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("at least 0"), "{err}");
+    }
+
+    #[test]
+    fn blind_projection_needs_the_adaptive_attack() {
+        let blind = config(&["--attack", "hidden-reversal:1", "--blind-projection"]).unwrap();
+        assert!(blind.blind_projection);
+        assert!(
+            !config(&["--attack", "hidden-reversal:1"])
+                .unwrap()
+                .blind_projection
+        );
+        let err = config(&["--attack", "sign-flip:1", "--blind-projection"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs --attack hidden-reversal"), "{err}");
     }
 
     #[test]
