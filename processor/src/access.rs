@@ -18,6 +18,8 @@
 //! | EvaluateRound N | consortium, signer's member, round N, verdict N, all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
+//! | SealRound N | consortium, signer's member, round N, commitments of N (prefix) | round N |
+//! | RevealSketch N | consortium, round N, commitment (N, signer) | commitment (N, signer) |
 //!
 //! ```
 //! use bcfl_processor::access::declared_addresses;
@@ -201,6 +203,29 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                     address::commitment_address(a.round, a.member.as_str()),
                 ],
                 vec![round],
+            )
+        }
+        Action::SealRound(a) => {
+            let round = address::round_address(a.round);
+            AccessList::new(
+                vec![
+                    consortium,
+                    signer_member,
+                    round.clone(),
+                    address::commitments_prefix(a.round),
+                ],
+                vec![round],
+            )
+        }
+        Action::RevealSketch(a) => {
+            let commitment = address::commitment_address(a.round, signer.as_str());
+            AccessList::new(
+                vec![
+                    consortium,
+                    address::round_address(a.round),
+                    commitment.clone(),
+                ],
+                vec![commitment],
             )
         }
         Action::AttestAggregate(a) => {

@@ -158,15 +158,15 @@ impl bcfl::Commitment {
 
 impl bcfl::Verdict {
     /// The committers the anomaly methods scored, sorted: the accepted and the excluded that
-    /// were not disputed (every `MethodVerdict`'s scores are aligned with them). The verdict
-    /// stores each key once, in `accepted` or `excluded` (and `disputed`), so this list is
+    /// were neither disputed nor unrevealed (every `MethodVerdict`'s scores are aligned with
+    /// them). The verdict stores each key once, in `accepted` or `excluded` (and `disputed` or
+    /// `unrevealed`), so this list is
     /// derived rather than stored; without an anomaly configuration it is every committer not
     /// disputed, and no method scored them.
     pub fn scored(&self) -> Vec<String> {
-        let excluded = self
-            .excluded
-            .iter()
-            .filter(|k| self.disputed.binary_search(k).is_err());
+        let excluded = self.excluded.iter().filter(|k| {
+            self.disputed.binary_search(k).is_err() && self.unrevealed.binary_search(k).is_err()
+        });
         let mut scored: Vec<String> = self.accepted.iter().chain(excluded).cloned().collect();
         scored.sort();
         scored

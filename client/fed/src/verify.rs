@@ -4,8 +4,10 @@
 //! A member commits its update's size, L2 norm, sketch and sampled coordinates
 //! (`bcfl_processor::statistics` says when recomputed values match). The norm and sketch are those of the member's *change*, the
 //! update minus the model it trained from (the commitment's `base_model_sha256`), sketched with
-//! the seed of the round it was committed to — exactly what the member computed
-//! ([`crate::sketch::UpdateStats`]). The aggregator checks every committed blob before it
+//! the round's seed — the round it was committed to, or, when sketches come after the
+//! commitments, the seed `SealRound` drew — exactly what the member computed
+//! ([`crate::sketch::UpdateStats`]). A commitment without a sketch (one not revealed yet) is
+//! checked on everything else. The aggregator checks every committed blob before it
 //! evaluates a round; the verifier committee checks every disputed one.
 //!
 //! ```
@@ -28,11 +30,15 @@
 //!     coordinate_steps: stats.coordinates.packed_steps(),
 //!     ..Default::default()
 //! };
-//! assert_eq!(check(&honest, &bytes, &model(0.0), shape), None);
+//! assert_eq!(check(&honest, &bytes, &model(0.0), shape, 7), None);
 //! let shrunk = pb::Commitment { norm_micro: 1, ..honest.clone() };
-//! assert_eq!(check(&shrunk, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::NORM);
-//! let moved = pb::Commitment { coordinate_steps: vec![0, 0], ..honest };
-//! assert_eq!(check(&moved, &bytes, &model(0.0), shape).unwrap().mismatch, pb::StatMismatch::COORDINATES);
+//! assert_eq!(check(&shrunk, &bytes, &model(0.0), shape, 7).unwrap().mismatch, pb::StatMismatch::NORM);
+//! let moved = pb::Commitment { coordinate_steps: vec![0, 0], ..honest.clone() };
+//! assert_eq!(check(&moved, &bytes, &model(0.0), shape, 7).unwrap().mismatch, pb::StatMismatch::COORDINATES);
+//! // Another seed sketches differently; a commitment with no sketch yet is checked without it.
+//! assert_eq!(check(&honest, &bytes, &model(0.0), shape, 8).unwrap().mismatch, pb::StatMismatch::SKETCH);
+//! let unrevealed = pb::Commitment { sketch: Vec::new(), ..honest };
+//! assert_eq!(check(&unrevealed, &bytes, &model(0.0), shape, 8), None);
 //! ```
 
 use bcfl_processor::fixed;
@@ -45,11 +51,11 @@ use crate::update::Update;
 use crate::{Error, Result};
 
 /// The statistics of update blob `bytes` trained from `base`, in the consortium's `shape`,
-/// sketched with the seed `round` (the round it was committed to), its coordinates sampled at
+/// sketched with `seed` (the round's: see the module docs), its coordinates sampled at
 /// [`COORDINATE_SEED`]'s positions. An error means
 /// the blob is not an update of `base`'s tensors, or its norm is not a finite number: a
 /// `MALFORMED` blob.
-pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, round: u64) -> Result<Recomputed> {
+pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, seed: u64) -> Result<Recomputed> {
     let change = Update::from_bytes(bytes)?.minus(base)?;
     let norm = l2_norm(&change);
     let norm_micro = fixed::f64_to_micro_unsigned(norm)
@@ -57,28 +63,33 @@ pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, round: u64) -> 
     Ok(Recomputed {
         size_bytes: bytes.len() as u64,
         norm_micro,
-        sketch: sketch(&change, shape.sketch_length, round),
+        sketch: sketch(&change, shape.sketch_length, seed),
         coordinates: coordinates(&change, shape.coordinate_samples, COORDINATE_SEED),
     })
 }
 
 /// The dispute to file when `bytes` (which hashed to the commitment's `update_sha256`) does not
 /// match `commitment`, trained from `base`; `None` when it matches. `shape` is the consortium's
-/// ([`StatsShape::of`]).
+/// ([`StatsShape::of`]), `seed` the round's sketch seed.
 pub fn check(
     commitment: &pb::Commitment,
     bytes: &[u8],
     base: &Update,
     shape: StatsShape,
+    seed: u64,
 ) -> Option<pb::DisputeCommitment> {
     let mut dispute = pb::DisputeCommitment {
         round: commitment.round,
         member: commitment.member.clone(),
         ..Default::default()
     };
-    match recompute(bytes, base, shape, commitment.round) {
+    match recompute(bytes, base, shape, seed) {
         Err(_) => dispute.mismatch = pb::StatMismatch::MALFORMED,
-        Ok(recomputed) => {
+        Ok(mut recomputed) => {
+            if commitment.sketch.is_empty() {
+                // Not revealed yet: nothing to compare the sketch with.
+                recomputed.sketch.clear();
+            }
             dispute.mismatch = mismatch(commitment, &recomputed)?;
             dispute.size_bytes = recomputed.size_bytes;
             dispute.norm_micro = recomputed.norm_micro;
@@ -99,8 +110,9 @@ pub fn dispute_holds(
     bytes: &[u8],
     base: &Update,
     shape: StatsShape,
+    seed: u64,
 ) -> bool {
-    check(commitment, bytes, base, shape).is_some()
+    check(commitment, bytes, base, shape, seed).is_some()
 }
 
 #[cfg(test)]
@@ -144,7 +156,11 @@ mod tests {
         for encoding in [Encoding::F32, Encoding::Int8] {
             let bytes = model(&[0.75, -0.5, 1.5, 0.125]).to_bytes(encoding);
             let c = committed(&bytes, &base, 3);
-            assert_eq!(check(&c, &bytes, &base, SHAPE), None, "{encoding:?}");
+            assert_eq!(
+                check(&c, &bytes, &base, SHAPE, c.round),
+                None,
+                "{encoding:?}"
+            );
         }
     }
 
@@ -153,12 +169,13 @@ mod tests {
         let base = model(&[0.5, -0.25, 1.0, 0.0]);
         let bytes = model(&[5.0, -5.0, 9.0, 3.0]).to_bytes(Encoding::F32);
         let honest = committed(&bytes, &base, 3);
-        let mismatch_of = |c: &pb::Commitment| check(c, &bytes, &base, SHAPE).unwrap().mismatch;
+        let mismatch_of =
+            |c: &pb::Commitment| check(c, &bytes, &base, SHAPE, c.round).unwrap().mismatch;
         let small = pb::Commitment {
             norm_micro: honest.norm_micro / 10,
             ..honest.clone()
         };
-        let d = check(&small, &bytes, &base, SHAPE).unwrap();
+        let d = check(&small, &bytes, &base, SHAPE, small.round).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::NORM);
         assert_eq!(d.norm_micro, honest.norm_micro);
         let mut flipped = honest.clone();
@@ -175,7 +192,7 @@ mod tests {
         assert_eq!(mismatch_of(&resized), pb::StatMismatch::SIZE);
         let mut shifted = honest.clone();
         shifted.coordinate_steps[1] += 2;
-        let d = check(&shifted, &bytes, &base, SHAPE).unwrap();
+        let d = check(&shifted, &bytes, &base, SHAPE, shifted.round).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::COORDINATES);
         assert_eq!(d.coordinate_steps, honest.coordinate_steps);
         assert_eq!(d.coordinate_step_nano, honest.coordinate_step_nano);
@@ -191,8 +208,8 @@ mod tests {
             ..honest.clone()
         };
         assert_eq!(mismatch_of(&elsewhere), pb::StatMismatch::SKETCH);
-        assert!(dispute_holds(&small, &bytes, &base, SHAPE));
-        assert!(!dispute_holds(&honest, &bytes, &base, SHAPE));
+        assert!(dispute_holds(&small, &bytes, &base, SHAPE, small.round));
+        assert!(!dispute_holds(&honest, &bytes, &base, SHAPE, honest.round));
     }
 
     #[test]
@@ -200,7 +217,7 @@ mod tests {
         let base = model(&[0.5, -0.25]);
         let honest = committed(&model(&[1.0, 1.0]).to_bytes(Encoding::F32), &base, 2);
         let other = model(&[1.0, 1.0, 1.0]).to_bytes(Encoding::F32);
-        let d = check(&honest, &other, &base, SHAPE).unwrap();
+        let d = check(&honest, &other, &base, SHAPE, honest.round).unwrap();
         assert_eq!(d.mismatch, pb::StatMismatch::MALFORMED);
         assert_eq!(
             (
@@ -214,7 +231,9 @@ mod tests {
         );
         let garbage = b"not a safetensors file";
         assert_eq!(
-            check(&honest, garbage, &base, SHAPE).unwrap().mismatch,
+            check(&honest, garbage, &base, SHAPE, honest.round)
+                .unwrap()
+                .mismatch,
             pb::StatMismatch::MALFORMED
         );
     }

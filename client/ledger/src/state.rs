@@ -240,10 +240,13 @@ impl FamilyState {
     pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
         let mut history = pb::SketchHistory::default();
         for (&r, verdict) in self.verdicts.range(..round) {
-            // Disputed commitments never enter the history (`EvaluateRound` leaves them out).
+            // Disputed and unrevealed commitments never enter the history (`EvaluateRound`
+            // leaves them out).
             let commitments: Vec<pb::Commitment> = self
                 .round_commitments(r)
-                .filter(|c| !verdict.disputed.contains(&c.member))
+                .filter(|c| {
+                    !verdict.disputed.contains(&c.member) && !verdict.unrevealed.contains(&c.member)
+                })
                 .cloned()
                 .collect();
             history = bcfl_processor::anomaly::features::extend_after_verdict(

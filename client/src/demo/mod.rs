@@ -199,6 +199,8 @@ pub struct DemoConfig {
     /// Coordinates every commitment samples (`coordinate_samples`; 0: none); with them the
     /// z-score also reads `COORDINATE_SIGN_BALANCE`.
     pub coordinate_samples: u32,
+    /// Sketches come after the commitments (`sketch_after_commit`).
+    pub sketch_after_commit: bool,
     /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
     /// certificates under `WORK/tls` ([`tls::DemoTls`]); requests are signed either way.
     pub tls: bool,
@@ -261,6 +263,7 @@ impl DemoConfig {
             sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,
             committee_size: self.committee,
             coordinate_samples: self.coordinate_samples,
+            sketch_after_commit: self.sketch_after_commit,
             ..Default::default()
         };
         params.initial_model_sha256 = package.initial_sha256.clone();

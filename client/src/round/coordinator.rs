@@ -290,14 +290,13 @@ impl<L: Ledger> Coordinator<L> {
                     let have = round.committers.len();
                     let quorum = schedule::evaluation_quorum(state, round);
                     if have >= quorum {
-                        tracing::warn!(round = current, have, "commit deadline passed: evaluating");
-                        let mut payload = pb::BcflPayload::new();
-                        payload.set_evaluate_round(pb::EvaluateRound {
-                            round: current,
-                            ..Default::default()
-                        });
-                        self.act(payload, &format!("EvaluateRound {current}"))
-                            .await?;
+                        tracing::warn!(
+                            round = current,
+                            have,
+                            "commit deadline passed: closing the commitments"
+                        );
+                        let (payload, action) = schedule::close_commits(state, current);
+                        self.act(payload, &action).await?;
                     } else {
                         tracing::warn!(
                             round = current,
@@ -307,6 +306,16 @@ impl<L: Ledger> Coordinator<L> {
                         );
                         self.close(current).await?;
                     }
+                }
+            }
+            pb::RoundPhase::SEALED => {
+                // Sketches come after the commitments: whoever has not revealed its sketch by
+                // the deadline is excluded unscored.
+                if self.since(current, phase) >= self.config.commit_timeout.mul_f64(1.5) {
+                    tracing::warn!(round = current, "reveal deadline passed: evaluating");
+                    let payload = schedule::evaluate_payload(current);
+                    self.act(payload, &format!("EvaluateRound {current}"))
+                        .await?;
                 }
             }
             pb::RoundPhase::EVALUATED
@@ -363,6 +372,11 @@ mod tests {
     }
 
     async fn world(members: usize, quorum: u32) -> World {
+        world_with(members, quorum, false).await
+    }
+
+    /// A world whose sketches come after the commitments when `sealed`.
+    async fn world_with(members: usize, quorum: u32, sealed: bool) -> World {
         let ledger = Arc::new(MemoryLedger::new());
         let admin_key = PrivateKey::random();
         let admin_hex = admin_key.to_hex();
@@ -374,6 +388,7 @@ mod tests {
             aggregation_rule: pb::AggregationRule::FEDAVG,
             base_model_sha256: sha('b'),
             sketch_length: 4,
+            sketch_after_commit: sealed,
             ..Default::default()
         };
         params.initial_model_sha256 = sha('1');
@@ -406,6 +421,10 @@ mod tests {
     }
 
     async fn commit(w: &World, member: usize, round: u64) {
+        commit_sketched(w, member, round, vec![1, 2, 3, 4]).await;
+    }
+
+    async fn commit_sketched(w: &World, member: usize, round: u64, sketch: Vec<u8>) {
         let mut payload = pb::BcflPayload::new();
         payload.set_commit_update(pb::CommitUpdate {
             round,
@@ -413,7 +432,7 @@ mod tests {
             size_bytes: 10,
             num_samples: 5,
             norm_micro: 1_000_000,
-            sketch: vec![1, 2, 3, 4],
+            sketch,
             ..Default::default()
         });
         w.ledger
@@ -428,6 +447,46 @@ mod tests {
             aggregate_timeout: Duration::ZERO,
             ..CoordinatorConfig::new(rounds)
         }
+    }
+
+    /// With sketches after the commitments, the commit deadline seals the round, and the
+    /// reveal deadline evaluates it: a committer that never revealed is excluded unscored.
+    #[tokio::test]
+    async fn a_sealed_round_is_evaluated_at_the_reveal_deadline_without_the_silent() {
+        let w = world_with(3, 2, true).await;
+        let mut c = Coordinator::new(
+            w.ledger.clone(),
+            Signer::from_hex(&w.admin_hex).unwrap(),
+            immediate(1),
+        );
+        c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
+        commit_sketched(&w, 0, 1, Vec::new()).await;
+        commit_sketched(&w, 1, 1, Vec::new()).await;
+        let phase = |s: &FamilyState| s.rounds[&1].phase;
+        c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
+        let state = w.ledger.state().await.unwrap();
+        assert_eq!(phase(&state), pb::RoundPhase::SEALED);
+        assert_ne!(state.rounds[&1].sketch_seed, 0);
+        let mut reveal = pb::BcflPayload::new();
+        reveal.set_reveal_sketch(pb::RevealSketch {
+            round: 1,
+            sketch: vec![4, 3, 2, 1],
+            ..Default::default()
+        });
+        w.ledger
+            .submit(&w.members[0], reveal, "reveal")
+            .await
+            .unwrap();
+        c.tick(&w.ledger.state().await.unwrap()).await.unwrap();
+        let state = w.ledger.state().await.unwrap();
+        assert_eq!(phase(&state), pb::RoundPhase::EVALUATED);
+        let verdict = &state.verdicts[&1];
+        let (first, second) = (
+            w.members[0].public_key().as_hex().to_owned(),
+            w.members[1].public_key().as_hex().to_owned(),
+        );
+        assert_eq!(verdict.accepted.to_vec(), vec![first]);
+        assert_eq!(verdict.unrevealed.to_vec(), vec![second]);
     }
 
     #[tokio::test]

@@ -138,6 +138,10 @@ pub struct Member<L> {
     probed: BTreeSet<u64>,
     /// When this node first saw each round OPEN (the aggregator's deadline).
     open_since: Option<(u64, Instant)>,
+    /// When this node first saw each round SEALED (the aggregator's reveal deadline).
+    sealed_since: Option<(u64, Instant)>,
+    /// The last round this member revealed its sketch to (or tried to).
+    revealed: Option<u64>,
     /// A round whose training failed (not retried until the next round).
     failed: Option<u64>,
     /// Global models held but not scored yet: (round, SHA-256, tensors).
@@ -216,6 +220,8 @@ impl<L: Ledger> Member<L> {
             follow_from: None,
             probed: BTreeSet::new(),
             open_since: None,
+            sealed_since: None,
+            revealed: None,
             failed: None,
             unscored: Vec::new(),
             checked: BTreeSet::new(),
@@ -299,6 +305,15 @@ impl<L: Ledger> Member<L> {
                     // Training took time: decide on the state as it is now.
                     let fresh = self.ledger.state().await?;
                     self.evaluate_when_due(&fresh, current).await?;
+                }
+            }
+            pb::RoundPhase::SEALED => {
+                if let Err(e) = self.reveal_sketch(state, current).await {
+                    tracing::error!(member = %self.config.name, round = current, error = %chain(&e), "sketch not revealed");
+                }
+                if aggregator {
+                    let fresh = self.ledger.state().await?;
+                    self.evaluate_sealed_when_due(&fresh, current).await?;
                 }
             }
             pb::RoundPhase::EVALUATED if aggregator => self.aggregate(state, current).await?,
@@ -708,13 +723,17 @@ impl<L: Ledger> Member<L> {
             Some(honest) => honest,
             None => sent.minus(&parent)?,
         };
-        let stats = UpdateStats::new(
+        let mut stats = UpdateStats::new(
             &change,
             trained.samples,
             trained.loss,
             stats_shape(&now),
             target,
         );
+        if schedule::sketches_after_commit(&now) {
+            // The sketch comes after the commitments, made with the seed they draw.
+            stats.sketch.clear();
+        }
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let payload = commit_payload(target, round, &id, bytes.len() as u64, &stats)?;
         self.ledger
@@ -762,15 +781,64 @@ impl<L: Ledger> Member<L> {
         if !due {
             return Ok(());
         }
+        if schedule::sketches_after_commit(state) {
+            // The commitments close first; the sketches come, then the evaluation.
+            let (payload, action) = schedule::close_commits(state, round);
+            match self.ledger.submit(&self.signer, payload, &action).await {
+                Ok(()) => {
+                    tracing::info!(member = %self.config.name, round, commitments = have, "sealed")
+                }
+                Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "sealing refused"),
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(());
+        }
+        self.evaluate(state, round).await
+    }
+
+    /// As aggregator of a SEALED round: evaluates it once every committer has revealed its
+    /// sketch, or, after the commit timeout, with whoever has (the others are excluded
+    /// unscored).
+    async fn evaluate_sealed_when_due(&mut self, state: &FamilyState, round: u64) -> Result<()> {
+        let Some(r) = state
+            .rounds
+            .get(&round)
+            .filter(|r| r.phase == pb::RoundPhase::SEALED)
+        else {
+            return Ok(());
+        };
+        let since = match self.sealed_since {
+            Some((n, at)) if n == round => at,
+            _ => {
+                let now = Instant::now();
+                self.sealed_since = Some((round, now));
+                now
+            }
+        };
+        let revealed = r
+            .committers
+            .iter()
+            .filter(|k| {
+                state
+                    .commitments
+                    .get(&(round, (*k).clone()))
+                    .is_some_and(|c| !c.sketch.is_empty())
+            })
+            .count();
+        if revealed < r.committers.len() && since.elapsed() < self.config.commit_timeout {
+            return Ok(());
+        }
+        self.evaluate(state, round).await
+    }
+
+    /// Checks every committed update (once a round) and submits `EvaluateRound`.
+    async fn evaluate(&mut self, state: &FamilyState, round: u64) -> Result<()> {
+        let have = state.rounds.get(&round).map_or(0, |r| r.committers.len());
         if self.checked.insert(round) {
             self.check_commitments(state, round).await?;
         }
         let started = Instant::now();
-        let mut payload = pb::BcflPayload::new();
-        payload.set_evaluate_round(pb::EvaluateRound {
-            round,
-            ..Default::default()
-        });
+        let payload = schedule::evaluate_payload(round);
         match self
             .ledger
             .submit(&self.signer, payload, &format!("EvaluateRound {round}"))
@@ -782,6 +850,52 @@ impl<L: Ledger> Member<L> {
                     .record(self.event(round, "evaluate", started, 0))?;
             }
             Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "evaluation refused"),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// When sketches come after the commitments: reveals the sketch of this member's committed
+    /// change to a SEALED round, made with the seed the round drew, once.
+    async fn reveal_sketch(&mut self, state: &FamilyState, round: u64) -> Result<()> {
+        let Some(r) = state.rounds.get(&round) else {
+            return Ok(());
+        };
+        let Some(c) = state.commitments.get(&(round, self.key.clone())) else {
+            return Ok(());
+        };
+        let Some(seed) = schedule::sketch_seed(state, r) else {
+            return Ok(());
+        };
+        if !c.sketch.is_empty() || self.revealed == Some(round) {
+            return Ok(());
+        }
+        self.revealed = Some(round);
+        let started = Instant::now();
+        let (bytes, _) = self.committed_update(state, round, c).await?;
+        let base = self
+            .base_model(state, round, c, &mut BTreeMap::new())
+            .await?;
+        let change = Update::from_bytes(&bytes)?.minus(&base)?;
+        let sketch = bcfl_fed::sketch::sketch(&change, stats_shape(state).sketch_length, seed);
+        let mut payload = pb::BcflPayload::new();
+        payload.set_reveal_sketch(pb::RevealSketch {
+            round,
+            sketch: bcfl_protos::signed_bytes::pack(&sketch)
+                .ok_or_else(|| Error::State("a sketch value lies beyond 127".into()))?,
+            ..Default::default()
+        });
+        match self
+            .ledger
+            .submit(&self.signer, payload, &format!("RevealSketch {round}"))
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(member = %self.config.name, round, "sketch revealed");
+                self.report
+                    .record(self.event(round, "reveal", started, 0))?;
+            }
+            Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "reveal refused"),
             Err(e) => return Err(e.into()),
         }
         Ok(())
@@ -962,6 +1076,7 @@ impl<L: Ledger> Member<L> {
             return Ok(());
         };
         let shape = stats_shape(state);
+        let seed = schedule::sketch_seed(state, r).unwrap_or(round);
         let started = Instant::now();
         let (mut moved, mut checked, mut disputed) = (0u64, 0usize, 0usize);
         let mut bases = BTreeMap::new();
@@ -984,7 +1099,7 @@ impl<L: Ledger> Member<L> {
             };
             let base = self.base_model(state, round, c, &mut bases).await?;
             checked += 1;
-            let Some(dispute) = verify::check(c, &bytes, &base, shape) else {
+            let Some(dispute) = verify::check(c, &bytes, &base, shape, seed) else {
                 continue;
             };
             tracing::warn!(
@@ -1038,6 +1153,11 @@ impl<L: Ledger> Member<L> {
         let plan = AggregatePlan::of(state, round)?;
         let (paths, models, mut moved) = self.gather(state, round, &plan).await?;
         let shape = stats_shape(state);
+        let seed = state
+            .rounds
+            .get(&round)
+            .and_then(|r| schedule::sketch_seed(state, r))
+            .unwrap_or(round);
         let mut bases = BTreeMap::new();
         // Accepted updates whose statistics the aggregator should have disputed.
         let mut missed = Vec::new();
@@ -1047,7 +1167,7 @@ impl<L: Ledger> Member<L> {
             };
             let bytes = std::fs::read(&paths[&planned.member])?;
             let base = self.base_model(state, round, c, &mut bases).await?;
-            if verify::check(c, &bytes, &base, shape).is_some() {
+            if verify::check(c, &bytes, &base, shape, seed).is_some() {
                 missed.push(planned.member.clone());
             }
         }
@@ -1063,7 +1183,7 @@ impl<L: Ledger> Member<L> {
             };
             moved += fetched;
             let base = self.base_model(state, round, c, &mut bases).await?;
-            if !verify::dispute_holds(c, &bytes, &base, shape) {
+            if !verify::dispute_holds(c, &bytes, &base, shape, seed) {
                 false_disputes.push(d.member.clone());
             }
         }

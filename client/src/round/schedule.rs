@@ -5,6 +5,9 @@
 //! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round (not
 //!   a member the previous verdict excluded, unless it excluded everyone) and who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
 //! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
+//! - [`sketches_after_commit`], [`sketch_seed`] and [`close_commits`]: whether the commit phase
+//!   ends with `SealRound` (the sketches then revealed) or `EvaluateRound`, and the seed a
+//!   round's sketches are made with;
 //! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age;
 //! - [`routing_graph`]: the graph a round's transfers are routed on;
 //! - [`globals_to_follow`]: which global models a member fetches and checks, in which order.
@@ -247,6 +250,49 @@ pub fn evaluation_quorum(state: &FamilyState, round: &pb::Round) -> usize {
     state.consortium.as_ref().map_or(usize::MAX, |c| {
         rounds::commitments_needed(c.get_params(), round) as usize
     })
+}
+
+/// Whether the consortium's sketches come after the commitments (`sketch_after_commit`): its
+/// rounds are sealed, then revealed, then evaluated.
+pub fn sketches_after_commit(state: &FamilyState) -> bool {
+    state
+        .consortium
+        .as_ref()
+        .is_some_and(|c| c.get_params().sketch_after_commit)
+}
+
+/// The seed round `round`'s sketches are made with: its number, or, when sketches come after the
+/// commitments, the seed `SealRound` drew (`None` before the round is sealed).
+pub fn sketch_seed(state: &FamilyState, round: &pb::Round) -> Option<u64> {
+    if !sketches_after_commit(state) {
+        return Some(round.number);
+    }
+    (round.phase != pb::RoundPhase::OPEN).then_some(round.sketch_seed)
+}
+
+/// The transaction that ends round `round`'s commit phase: `SealRound` when sketches come after
+/// the commitments, else `EvaluateRound`; and its name for logs.
+pub fn close_commits(state: &FamilyState, round: u64) -> (pb::BcflPayload, String) {
+    let mut payload = pb::BcflPayload::new();
+    if sketches_after_commit(state) {
+        payload.set_seal_round(pb::SealRound {
+            round,
+            ..Default::default()
+        });
+        (payload, format!("SealRound {round}"))
+    } else {
+        (evaluate_payload(round), format!("EvaluateRound {round}"))
+    }
+}
+
+/// `EvaluateRound` of `round`.
+pub fn evaluate_payload(round: u64) -> pb::BcflPayload {
+    let mut payload = pb::BcflPayload::new();
+    payload.set_evaluate_round(pb::EvaluateRound {
+        round,
+        ..Default::default()
+    });
+    payload
 }
 
 /// The weight factor of an update `staleness` rounds old, in parts per million:

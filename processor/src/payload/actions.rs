@@ -344,7 +344,8 @@ pub struct CommitUpdate {
     pub loss_micro: i64,
     /// L2 norm of the update x 1e6.
     pub norm_micro: u64,
-    /// Fixed-size sketch of the update, 1..=4096 values (one byte each on the wire).
+    /// Fixed-size sketch of the update, 0..=4096 values (one byte each on the wire; the rule
+    /// checks the consortium's length, and none when sketches come after the commitments).
     pub sketch: Vec<i8>,
     /// The change at the round's sampled coordinates, 0..=4096 values (the rule checks the
     /// consortium's count).
@@ -360,11 +361,11 @@ pub struct CommitUpdate {
 impl CommitUpdate {
     pub(super) fn from_proto(m: &pb::CommitUpdate) -> Result<Self> {
         reject_unknown_fields(m, "commit_update")?;
-        if m.sketch.is_empty() || m.sketch.len() > MAX_SKETCH_LENGTH {
+        if m.sketch.len() > MAX_SKETCH_LENGTH {
             return Err(invalid(
                 "commit_update.sketch",
                 format!(
-                    "must hold 1..={MAX_SKETCH_LENGTH} values, got {}",
+                    "must hold at most {MAX_SKETCH_LENGTH} values, got {}",
                     m.sketch.len()
                 ),
             ));
@@ -629,6 +630,66 @@ impl CloseRound {
     pub(super) fn to_proto(&self) -> pb::CloseRound {
         pb::CloseRound {
             round: self.round,
+            ..Default::default()
+        }
+    }
+}
+
+/// Close round `round`'s commitments and draw its sketch seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealRound {
+    /// The round (>= 1).
+    pub round: u64,
+}
+
+impl SealRound {
+    pub(super) fn from_proto(m: &pb::SealRound) -> Result<Self> {
+        reject_unknown_fields(m, "seal_round")?;
+        Ok(Self {
+            round: round_number("seal_round.round", m.round)?,
+        })
+    }
+
+    pub(super) fn to_proto(&self) -> pb::SealRound {
+        pb::SealRound {
+            round: self.round,
+            ..Default::default()
+        }
+    }
+}
+
+/// A committer's sketch of its change in a sealed round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevealSketch {
+    /// The round (>= 1).
+    pub round: u64,
+    /// The sketch, 1..=4096 values (one byte each on the wire; the rule checks the
+    /// consortium's length).
+    pub sketch: Vec<i8>,
+}
+
+impl RevealSketch {
+    pub(super) fn from_proto(m: &pb::RevealSketch) -> Result<Self> {
+        reject_unknown_fields(m, "reveal_sketch")?;
+        if m.sketch.is_empty() || m.sketch.len() > MAX_SKETCH_LENGTH {
+            return Err(invalid(
+                "reveal_sketch.sketch",
+                format!(
+                    "must hold 1..={MAX_SKETCH_LENGTH} values, got {}",
+                    m.sketch.len()
+                ),
+            ));
+        }
+        Ok(Self {
+            round: round_number("reveal_sketch.round", m.round)?,
+            sketch: signed_bytes::to_i8(&m.sketch),
+        })
+    }
+
+    pub(super) fn to_proto(&self) -> pb::RevealSketch {
+        pb::RevealSketch {
+            round: self.round,
+            sketch: signed_bytes::from_i8(&self.sketch),
             ..Default::default()
         }
     }

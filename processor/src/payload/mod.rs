@@ -41,8 +41,8 @@ use thiserror::Error;
 
 pub use actions::{
     AttestAggregate, CloseRound, CommitAggregate, CommitUpdate, DisputeCommitment, EvaluateRound,
-    InitConsortium, LinkMeasurement, OpenRound, RegisterMember, ReportBandwidth, SuspendMember,
-    UpdateMember,
+    InitConsortium, LinkMeasurement, OpenRound, RegisterMember, ReportBandwidth, RevealSketch,
+    SealRound, SuspendMember, UpdateMember,
 };
 pub use fields::{BlobUri, Endpoint, FieldError, MemberName, PublicKey, Reason, Sha256Hash};
 
@@ -134,6 +134,10 @@ pub enum Action {
     DisputeCommitment(DisputeCommitment),
     /// A committee member's recomputation of the round's aggregate.
     AttestAggregate(AttestAggregate),
+    /// Close an OPEN round's commitments and draw its sketch seed (sketches after commitments).
+    SealRound(SealRound),
+    /// A committer's sketch, made with the sealed round's seed.
+    RevealSketch(RevealSketch),
 }
 
 impl Action {
@@ -169,6 +173,8 @@ impl Action {
                 Oneof::attest_aggregate(m) => {
                     Action::AttestAggregate(AttestAggregate::from_proto(m)?)
                 }
+                Oneof::seal_round(m) => Action::SealRound(SealRound::from_proto(m)?),
+                Oneof::reveal_sketch(m) => Action::RevealSketch(RevealSketch::from_proto(m)?),
             },
         )
     }
@@ -189,6 +195,8 @@ impl Action {
             Action::CloseRound(a) => payload.set_close_round(a.to_proto()),
             Action::DisputeCommitment(a) => payload.set_dispute_commitment(a.to_proto()),
             Action::AttestAggregate(a) => payload.set_attest_aggregate(a.to_proto()),
+            Action::SealRound(a) => payload.set_seal_round(a.to_proto()),
+            Action::RevealSketch(a) => payload.set_reveal_sketch(a.to_proto()),
         }
         payload
     }
@@ -216,6 +224,8 @@ impl Action {
             Action::CloseRound(_) => "close_round",
             Action::DisputeCommitment(_) => "dispute_commitment",
             Action::AttestAggregate(_) => "attest_aggregate",
+            Action::SealRound(_) => "seal_round",
+            Action::RevealSketch(_) => "reveal_sketch",
         }
     }
 
@@ -229,6 +239,8 @@ impl Action {
             Action::CloseRound(a) => Some(a.round),
             Action::DisputeCommitment(a) => Some(a.round),
             Action::AttestAggregate(a) => Some(a.round),
+            Action::SealRound(a) => Some(a.round),
+            Action::RevealSketch(a) => Some(a.round),
             _ => None,
         }
     }

@@ -210,6 +210,12 @@ fn action() -> impl Strategy<Value = Action> {
                 })
             }),
         (1u64..).prop_map(|round| Action::CloseRound(CloseRound { round })),
+        (1u64..).prop_map(|round| Action::SealRound(SealRound { round })),
+        (
+            1u64..,
+            vec(any::<i8>(), 1..=crate::limits::MAX_SKETCH_LENGTH)
+        )
+            .prop_map(|(round, sketch)| Action::RevealSketch(RevealSketch { round, sketch })),
     ]
 }
 
@@ -332,8 +338,23 @@ fn bounds_are_enforced() {
     let err = Action::from_proto(&payload).unwrap_err().to_string();
     assert_eq!(
         err,
-        "commit_update.sketch: must hold 1..=4096 values, got 4097"
+        "commit_update.sketch: must hold at most 4096 values, got 4097"
     );
+    let mut reveal = pb::RevealSketch {
+        round: 1,
+        ..Default::default()
+    };
+    for (len, err) in [
+        (0, "reveal_sketch.sketch: must hold 1..=4096 values, got 0"),
+        (
+            4097,
+            "reveal_sketch.sketch: must hold 1..=4096 values, got 4097",
+        ),
+    ] {
+        reveal.sketch = vec![0; len];
+        payload.set_reveal_sketch(reveal.clone());
+        assert_eq!(Action::from_proto(&payload).unwrap_err().to_string(), err);
+    }
     commit.sketch = vec![1];
     commit.coordinate_step_nano = 1;
     commit.coordinate_steps = vec![0; crate::limits::MAX_COORDINATE_SAMPLES + 1];

@@ -77,13 +77,40 @@ pub fn compute_verdict(evidence: &RoundEvidence<'_>) -> Result<pb::Verdict> {
     })
 }
 
+/// The committers of `round` to exclude without scoring them, each list sorted: the disputed
+/// (a `DisputeCommitment` stands against them), and, when the consortium's sketches come after
+/// the commitments (`sketch_after_commit`), the others whose commitment in `commitments` (the
+/// round's, any order) holds no sketch: they never revealed one. `EvaluateRound` and `bcfl
+/// audit verdict` both use it.
+pub fn unscored(
+    params: &pb::ConsortiumParams,
+    round: &pb::Round,
+    commitments: &[pb::Commitment],
+) -> (Vec<String>, Vec<String>) {
+    let mut disputed: Vec<String> = round.disputes.iter().map(|d| d.member.clone()).collect();
+    disputed.sort();
+    let mut unrevealed: Vec<String> = if params.sketch_after_commit {
+        commitments
+            .iter()
+            .filter(|c| c.sketch.is_empty() && disputed.binary_search(&c.member).is_err())
+            .map(|c| c.member.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    unrevealed.sort();
+    (disputed, unrevealed)
+}
+
 /// The verdict of a round whose `disputed` committers (sorted) are excluded without being
-/// scored: [`compute_verdict`] over the other committers' evidence (`evidence` holds only theirs),
-/// then every disputed committer added to `excluded` and listed in `disputed`. With nobody left
+/// scored, as are its `unrevealed` ones (sorted; see [`unscored`]): [`compute_verdict`] over the
+/// other committers' evidence (`evidence` holds only theirs), then every disputed and unrevealed
+/// committer added to `excluded` and listed in `disputed` or `unrevealed`. With nobody left
 /// to score, the verdict accepts nobody. `EvaluateRound` and `bcfl audit verdict` both use it.
 pub fn verdict_excluding_disputed(
     evidence: &RoundEvidence<'_>,
     disputed: &[String],
+    unrevealed: &[String],
 ) -> Result<pb::Verdict> {
     let mut verdict = if evidence.commitments.is_empty() {
         pb::Verdict {
@@ -93,12 +120,13 @@ pub fn verdict_excluding_disputed(
     } else {
         compute_verdict(evidence)?
     };
-    if !disputed.is_empty() {
+    if !disputed.is_empty() || !unrevealed.is_empty() {
         let mut excluded = verdict.excluded.to_vec();
-        excluded.extend(disputed.iter().cloned());
+        excluded.extend(disputed.iter().chain(unrevealed).cloned());
         excluded.sort();
         verdict.excluded = excluded.into();
         verdict.disputed = disputed.to_vec().into();
+        verdict.unrevealed = unrevealed.to_vec().into();
     }
     Ok(verdict)
 }

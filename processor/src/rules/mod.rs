@@ -62,6 +62,8 @@ pub fn apply(state: &mut BcflState<'_>, signer: &PublicKey, action: &Action) -> 
         Action::CloseRound(a) => rounds::close_round(state, signer, a),
         Action::DisputeCommitment(a) => verification::dispute_commitment(state, signer, a),
         Action::AttestAggregate(a) => verification::attest_aggregate(state, signer, a),
+        Action::SealRound(a) => rounds::seal_round(state, signer, a),
+        Action::RevealSketch(a) => rounds::reveal_sketch(state, signer, a),
     }
 }
 

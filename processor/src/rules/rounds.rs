@@ -39,11 +39,11 @@
 
 use bcfl_protos::bcfl as pb;
 use bcfl_protos::signed_bytes;
-use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
+use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN, SEALED};
 use pb::RoundSync::{BUFFERED_ASYNC, SYNCHRONOUS};
 use sha2::{Digest, Sha256};
 
-use super::evaluation::{verdict_excluding_disputed, RoundEvidence};
+use super::evaluation::{unscored, verdict_excluding_disputed, RoundEvidence};
 use super::verification::{draw, finality, select_committee};
 use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
@@ -54,7 +54,8 @@ use crate::anomaly::reads_own_previous;
 use crate::error::{Result, TxnError};
 use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
 use crate::payload::{
-    CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey,
+    CloseRound, CommitAggregate, CommitUpdate, EvaluateRound, OpenRound, PublicKey, RevealSketch,
+    SealRound,
 };
 use crate::state::{BcflState, StateError};
 
@@ -307,11 +308,20 @@ pub fn commit_update(
         "round {n} already holds {MAX_ROUND_COMMITTERS} commitments"
     );
     let length = params(&consortium).sketch_length as usize;
-    ensure!(
-        action.sketch.len() == length,
-        "the sketch must hold {length} values, got {}",
-        action.sketch.len()
-    );
+    if params(&consortium).sketch_after_commit {
+        ensure!(
+            action.sketch.is_empty(),
+            "the consortium's sketches come after the commitments (RevealSketch once round {n} is \
+             SEALED): the commitment must carry none, got {}",
+            action.sketch.len()
+        );
+    } else {
+        ensure!(
+            action.sketch.len() == length,
+            "the sketch must hold {length} values, got {}",
+            action.sketch.len()
+        );
+    }
     let samples = params(&consortium).coordinate_samples as usize;
     ensure!(
         action.coordinates.len() == samples,
@@ -418,32 +428,32 @@ pub fn evaluate_round(
         is_admin(&consortium, signer) || is_active_aggregator(state, &round, signer)?,
         "only an admin or the round's aggregator may evaluate round {n}"
     );
+    let sealed = params(&consortium).sketch_after_commit;
+    let phase = if sealed { SEALED } else { OPEN };
     ensure!(
-        round.phase == OPEN,
-        "round {n} is {:?}, not OPEN",
-        round.phase
+        round.phase == phase,
+        "round {n} is {:?}, not {phase:?}{}",
+        round.phase,
+        if sealed {
+            " (the consortium's sketches come after the commitments: SealRound first)"
+        } else {
+            ""
+        }
     );
-    let needed = commitments_needed(params(&consortium), &round) as usize;
-    let what = if round_sync(&round) == BUFFERED_ASYNC {
-        "buffer size"
-    } else {
-        "quorum"
-    };
-    ensure!(
-        round.committers.len() >= needed,
-        "round {n} has {} commitments, the {what} is {needed}",
-        round.committers.len()
-    );
+    require_quorum(params(&consortium), &round)?;
     // Disputed committers are excluded unscored: their statistics are known to be false, and
-    // would skew the population the anomaly methods compare against.
-    let disputed: Vec<String> = round.disputes.iter().map(|d| d.member.clone()).collect();
-    let scored: Vec<String> = round
-        .committers
-        .iter()
-        .filter(|c| disputed.binary_search(c).is_err())
-        .cloned()
+    // would skew the population the anomaly methods compare against; so are those that never
+    // revealed their sketch.
+    let all = state.commitments(n, &round.committers)?;
+    let (disputed, unrevealed) = unscored(params(&consortium), &round, &all);
+    let commitments: Vec<pb::Commitment> = all
+        .into_iter()
+        .filter(|c| {
+            disputed.binary_search(&c.member).is_err()
+                && unrevealed.binary_search(&c.member).is_err()
+        })
         .collect();
-    let commitments = state.commitments(n, &scored)?;
+    let scored: Vec<String> = commitments.iter().map(|c| c.member.clone()).collect();
     let links = state.links_among(&scored)?;
     let mut history = state.sketch_sums(&scored)?;
     history.set_consensus(state.consensus()?);
@@ -459,6 +469,7 @@ pub fn evaluate_round(
             history: &history,
         },
         &disputed,
+        &unrevealed,
     )?;
     verdict.evaluated_by = signer.as_str().to_owned();
     state.put_verdict(&verdict)?;
@@ -474,6 +485,112 @@ pub fn evaluate_round(
         attr("accepted", verdict.accepted.len()),
         attr("excluded", verdict.excluded.join(",")),
     ])
+}
+
+/// Refuses to close `round`'s commitments before it holds [`commitments_needed`] of them.
+fn require_quorum(params: &pb::ConsortiumParams, round: &pb::Round) -> Result<()> {
+    let needed = commitments_needed(params, round) as usize;
+    let what = if round_sync(round) == BUFFERED_ASYNC {
+        "buffer size"
+    } else {
+        "quorum"
+    };
+    ensure!(
+        round.committers.len() >= needed,
+        "round {} has {} commitments, the {what} is {needed}",
+        round.number,
+        round.committers.len()
+    );
+    Ok(())
+}
+
+/// The seed every committer of round `n` sketches with when sketches come after the
+/// commitments: the first 8 bytes (little-endian) of SHA-256 over `bcfl-sketch-seed`, `n`
+/// (8 bytes, big-endian) and each commitment's member key and update hash, in member order.
+/// Nobody knows it before the last commitment is in, and every commitment moves it.
+pub fn sketch_seed(n: u64, commitments: &[pb::Commitment]) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(b"bcfl-sketch-seed");
+    hash.update(n.to_be_bytes());
+    for c in commitments {
+        hash.update(c.member.as_bytes());
+        hash.update(c.update_sha256.as_bytes());
+    }
+    let digest: [u8; 32] = hash.finalize().into();
+    u64::from_le_bytes(digest[..8].try_into().expect("8 of 32 bytes"))
+}
+
+/// `SealRound`: closes an OPEN round's commitments and draws its sketch seed, when the
+/// consortium's sketches come after the commitments.
+pub fn seal_round(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &SealRound,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    let n = action.round;
+    let mut round = require_round(state, n)?;
+    ensure!(
+        params(&consortium).sketch_after_commit,
+        "the consortium's sketches come with the commitments: round {n} is evaluated without \
+         being sealed"
+    );
+    ensure!(
+        is_admin(&consortium, signer) || is_active_aggregator(state, &round, signer)?,
+        "only an admin or the round's aggregator may seal round {n}"
+    );
+    ensure!(
+        round.phase == OPEN,
+        "round {n} is {:?}, not OPEN",
+        round.phase
+    );
+    require_quorum(params(&consortium), &round)?;
+    let commitments = state.commitments(n, &round.committers)?;
+    round.sketch_seed = sketch_seed(n, &commitments);
+    round.phase = SEALED;
+    state.put_round(&round)?;
+    Ok(vec![
+        attr("round", n),
+        attr("sketch_seed", round.sketch_seed),
+    ])
+}
+
+/// `RevealSketch`: a committer of a SEALED round records the sketch of its committed change,
+/// made with the round's seed (once, exactly `sketch_length` values).
+pub fn reveal_sketch(
+    state: &mut BcflState<'_>,
+    signer: &PublicKey,
+    action: &RevealSketch,
+) -> Result<Attributes> {
+    let consortium = require_consortium(state)?;
+    let n = action.round;
+    let round = require_round(state, n)?;
+    ensure!(
+        params(&consortium).sketch_after_commit,
+        "the consortium's sketches come with the commitments: there is nothing to reveal"
+    );
+    ensure!(
+        round.phase == SEALED,
+        "round {n} is {:?}, not SEALED: sketches are revealed after SealRound, before \
+         EvaluateRound",
+        round.phase
+    );
+    let Some(mut commitment) = state.commitment(n, signer.as_str())? else {
+        return Err(reject(format!("{signer} has no commitment in round {n}")));
+    };
+    ensure!(
+        commitment.sketch.is_empty(),
+        "{signer} already revealed its sketch for round {n}"
+    );
+    let length = params(&consortium).sketch_length as usize;
+    ensure!(
+        action.sketch.len() == length,
+        "the sketch must hold {length} values, got {}",
+        action.sketch.len()
+    );
+    commitment.sketch = signed_bytes::from_i8(&action.sketch);
+    state.put_commitment(commitment)?;
+    Ok(vec![attr("round", n), attr("member", signer)])
 }
 
 /// `CommitAggregate`: records the global model of an evaluated round.

@@ -111,8 +111,8 @@ pub fn dispute_commitment(
         super::require_active_member(state, signer.as_str(), "aggregator")?;
     }
     ensure!(
-        round.phase == pb::RoundPhase::OPEN,
-        "round {n} is {:?}; commitments can be disputed only while it is OPEN",
+        matches!(round.phase, pb::RoundPhase::OPEN | pb::RoundPhase::SEALED),
+        "round {n} is {:?}; commitments can be disputed only while it is OPEN (or SEALED)",
         round.phase
     );
     let member = action.member.as_str();

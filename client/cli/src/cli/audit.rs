@@ -330,6 +330,9 @@ fn print_consortium(c: &pb::Consortium) {
     println!("commit quorum:     {}", p.commit_quorum);
     println!("aggregation rule:  {:?}", p.aggregation_rule);
     println!("sketch length:     {}", p.sketch_length);
+    if p.sketch_after_commit {
+        println!("sketches:          after the commitments (sealed rounds, revealed)");
+    }
     if p.coordinate_samples > 0 {
         println!("sampled coords:    {}", p.coordinate_samples);
     }
@@ -522,6 +525,12 @@ fn print_round(
         println!("excluded: {}", v.excluded.join(", "));
         if !v.disputed.is_empty() {
             println!("disputed: {}", v.disputed.join(", "));
+        }
+        if !v.unrevealed.is_empty() {
+            println!(
+                "unrevealed (no sketch after the seal): {}",
+                v.unrevealed.join(", ")
+            );
         }
     }
     if !round.disputes.is_empty() {

@@ -153,6 +153,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         }
     }
     let shape = bcfl_client::round::replay::stats_shape(&state);
+    let seed = bcfl_client::round::schedule::sketch_seed(&state, round).unwrap_or(n);
     let (mut false_disputes, mut unverified_disputes) = (Vec::new(), Vec::new());
     for c in &disputed {
         let read = |sha: &str| -> anyhow::Result<Option<Vec<u8>>> {
@@ -167,7 +168,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
             continue;
         };
         let base = bcfl_fed::update::Update::from_bytes(&base)?;
-        if !bcfl_fed::verify::dispute_holds(c, &bytes, &base, shape) {
+        if !bcfl_fed::verify::dispute_holds(c, &bytes, &base, shape, seed) {
             false_disputes.push(c.member.clone());
         }
     }
@@ -203,7 +204,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         };
         let bytes = std::fs::read(store.path(&BlobId::parse(&c.update_sha256)?))?;
         let base = bcfl_fed::update::Update::from_bytes(&base)?;
-        if bcfl_fed::verify::check(c, &bytes, &base, shape).is_some() {
+        if bcfl_fed::verify::check(c, &bytes, &base, shape, seed).is_some() {
             missed.push(c.member.clone());
         }
     }

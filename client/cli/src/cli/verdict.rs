@@ -5,7 +5,7 @@
 //! replays the block's earlier `bcfl` transactions with the processor's own handler
 //! ([`BcflHandler`]) over that state (a late commitment or bandwidth report in the same block is
 //! part of the evidence), then recomputes the verdict with
-//! [`bcfl_processor::rules::evaluation::verdict_excluding_disputed`] (the round's disputed
+//! [`bcfl_processor::rules::evaluation::verdict_excluding_disputed`] (the round's disputed and unrevealed
 //! committers excluded unscored, as the processor does) and compares it field by field with the
 //! stored one. The sketch history the cumulative feature reads is not taken on trust: it is
 //! replayed from the commitments of the earlier evaluated rounds
@@ -23,7 +23,7 @@ use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
 use bcfl_processor::anomaly::{member_scores, reads_own_previous};
 use bcfl_processor::handler::TransactionRequest;
-use bcfl_processor::rules::evaluation::{verdict_excluding_disputed, RoundEvidence};
+use bcfl_processor::rules::evaluation::{unscored, verdict_excluding_disputed, RoundEvidence};
 use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
 use bcfl_protos::bcfl as pb;
 use protobuf::Message as _;
@@ -181,22 +181,14 @@ fn recompute(
         .rounds
         .get(&round)
         .ok_or_else(|| anyhow!("round {round} did not exist when it was evaluated"))?;
-    // Disputed committers are excluded unscored, as `EvaluateRound` does.
-    let disputed: Vec<String> = round_state
-        .disputes
-        .iter()
-        .map(|d| d.member.clone())
+    // Disputed and unrevealed committers are excluded unscored, as `EvaluateRound` does.
+    let all: Vec<pb::Commitment> = state.round_commitments(round).cloned().collect();
+    let (disputed, unrevealed) = unscored(consortium.get_params(), round_state, &all);
+    let commitments: Vec<pb::Commitment> = all
+        .into_iter()
+        .filter(|c| !disputed.contains(&c.member) && !unrevealed.contains(&c.member))
         .collect();
-    let scored: Vec<&String> = round_state
-        .committers
-        .iter()
-        .filter(|c| !disputed.contains(c))
-        .collect();
-    let commitments: Vec<pb::Commitment> = state
-        .round_commitments(round)
-        .filter(|c| !disputed.contains(&c.member))
-        .cloned()
-        .collect();
+    let scored: Vec<&String> = commitments.iter().map(|c| &c.member).collect();
     let links: Vec<pb::Link> = state
         .links
         .values()
@@ -225,6 +217,7 @@ fn recompute(
             history: &history,
         },
         &disputed,
+        &unrevealed,
     )
     .map_err(|e| anyhow!("the verdict cannot be recomputed: {e}"))?;
     verdict.evaluated_by = block[position].signer_public_key.clone();

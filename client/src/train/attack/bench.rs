@@ -49,6 +49,8 @@ pub struct BenchConfig {
     pub sketch_length: usize,
     /// Coordinates each commitment samples (0: none).
     pub coordinate_samples: usize,
+    /// Sketches come after the commitments (`sketch_after_commit`).
+    pub sketch_after_commit: bool,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: super::detect::Tuning,
     /// Held-out fraction.
@@ -177,6 +179,9 @@ pub struct BenchReport {
     /// they knew it, as they do on the ledger).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blind_projection: bool,
+    /// Whether sketches came after the commitments (absent: with them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sketch_after_commit: bool,
     /// The head trained centrally on the whole training split, over seeds.
     pub centralized_accuracy: Stat,
     /// The cells.
@@ -297,6 +302,7 @@ pub async fn run_bench(
         local: config.local,
         sketch_length: config.sketch_length,
         coordinate_samples: config.coordinate_samples,
+        sketch_after_commit: config.sketch_after_commit,
         tuning: config.tuning.clone(),
         test_fraction: config.test_fraction,
         seed,
@@ -401,6 +407,7 @@ pub async fn run_bench(
         collusion_noise: (config.collusion_noise != CollusionNoise::NONE)
             .then(|| config.collusion_noise.value()),
         blind_projection: config.blind_projection,
+        sketch_after_commit: config.sketch_after_commit,
         seeds: config.seeds.clone(),
         rounds: config.rounds,
         local_epochs: config.local.epochs,

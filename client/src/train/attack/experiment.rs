@@ -148,6 +148,8 @@ pub struct Scenario {
     pub sketch_length: usize,
     /// Coordinates each commitment samples (0: none).
     pub coordinate_samples: usize,
+    /// Sketches come after the commitments (`sketch_after_commit`).
+    pub sketch_after_commit: bool,
     /// The detectors' features, DBSCAN radius and neighbourhood size, z-score threshold.
     pub tuning: Tuning,
     /// Fraction of the data held out for testing.
@@ -377,6 +379,7 @@ impl Defence {
                     scenario.coordinate_samples
                 ))
             })?,
+            sketch_after_commit: scenario.sketch_after_commit,
             ..Default::default()
         };
         self.rule(attackers, members)

@@ -150,6 +150,7 @@ pub async fn paper_table(
                 local: config.local,
                 sketch_length: config.sketch_length,
                 coordinate_samples: config.coordinate_samples,
+                sketch_after_commit: false,
                 tuning: config.tuning.clone(),
                 test_fraction: config.test_fraction,
                 seed,

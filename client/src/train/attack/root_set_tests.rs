@@ -81,6 +81,7 @@ fn measure(partition: Partition) -> (Ranges, Ranges) {
             local,
             sketch_length: 256,
             coordinate_samples: 0,
+            sketch_after_commit: false,
             tuning: Default::default(),
             test_fraction: 0.2,
             seed,

@@ -75,6 +75,7 @@ fn scenario(members: usize, attackers: usize, attack: AttackKind, rounds: usize)
         },
         sketch_length: 256,
         coordinate_samples: 0,
+        sketch_after_commit: false,
         tuning: Default::default(),
         test_fraction: 0.25,
         seed: 3,
@@ -333,6 +334,52 @@ async fn a_hidden_reversal_commits_its_honest_statistics() {
     assert!(blind.norm_micro.abs_diff(honest.norm_micro) <= 1);
 }
 
+/// With sketches after the commitments, the round is sealed and every member reveals the
+/// sketch of its committed change, made with the seed the commitments drew: the aggregator's
+/// recomputation from the blobs disputes none, nobody is left unrevealed, and the round is
+/// aggregated. A hidden reversal, which hid from the projection of the round number, reveals
+/// the sketch of what it sent, which is not its honest update's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_rounds_reveal_sketches_made_with_the_seed_the_commitments_drew() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 1, AttackKind::HiddenReversal, 1);
+    s.sketch_length = 16;
+    s.coordinate_samples = 16;
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attacker = prepared.attackers()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_round(&s, &prepared, Defence::None, dir.path());
+    config.params.sketch_after_commit = true;
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let round = &state.rounds[&1];
+    let commitments: Vec<pb::Commitment> = state.round_commitments(1).cloned().collect();
+    assert_eq!(commitments.len(), 6);
+    assert_eq!(
+        round.sketch_seed,
+        bcfl_processor::rules::rounds::sketch_seed(1, &commitments)
+    );
+    assert!(round.disputes.is_empty());
+    let verdict = &state.verdicts[&1];
+    assert!(verdict.unrevealed.is_empty());
+    assert_eq!(verdict.accepted.len(), 6);
+    assert!(state.aggregates.contains_key(&1));
+    let parent = LinearHead::zeros(5, 16).to_update();
+    for m in &outcome.members {
+        let c = &state.commitments[&(1, m.key.clone())];
+        let blob = stored_update(dir.path(), &m.name, &c.update_sha256);
+        let change = blob.minus(&parent).unwrap();
+        let sketch = bcfl_fed::sketch::sketch(&change, 16, round.sketch_seed);
+        assert_eq!(c.sketch_values(), sketch, "{}", m.name);
+        if m.name == attacker {
+            let hid_from = bcfl_fed::sketch::sketch(&change, 16, 1);
+            assert_ne!(hid_from, sketch);
+        }
+    }
+}
+
 /// With sampled coordinates, every member commits its change at the round's positions (the
 /// aggregator recomputes them from each blob and disputes none), and the modified z-score on
 /// the coordinate sign balance alone excludes exactly the min-max colluders, whose one update
@@ -526,6 +573,7 @@ async fn bench_report_has_every_defence_and_detector() {
         partition: Partition::Iid,
         sketch_length: 16,
         coordinate_samples: 0,
+        sketch_after_commit: false,
         tuning: Default::default(),
         test_fraction: 0.25,
         detectors: vec![Detector::ZScore, Detector::Ensemble],

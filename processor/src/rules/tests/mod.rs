@@ -147,6 +147,25 @@ pub(super) fn evaluate(round: u64) -> pb::BcflPayload {
     })
 }
 
+pub(super) fn seal(round: u64) -> pb::BcflPayload {
+    with(|p| {
+        p.set_seal_round(pb::SealRound {
+            round,
+            ..Default::default()
+        })
+    })
+}
+
+pub(super) fn reveal(round: u64, sketch_len: usize) -> pb::BcflPayload {
+    with(|p| {
+        p.set_reveal_sketch(pb::RevealSketch {
+            round,
+            sketch: (0..sketch_len as u8).collect(),
+            ..Default::default()
+        })
+    })
+}
+
 pub(super) fn aggregate(
     round: u64,
     model: &str,

@@ -3,7 +3,7 @@
 use bcfl_protos::bcfl as pb;
 use pb::AggregationRule::{FEDAVG, MEDIAN};
 use pb::RoundMode::{SERVER, SERVERLESS};
-use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN};
+use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN, SEALED};
 use pb::RoundSync::{BUFFERED_ASYNC, ROUND_SYNC_UNSET, SYNCHRONOUS};
 
 use super::*;
@@ -729,4 +729,115 @@ fn draws_spread_over_the_members_and_change_with_the_parent() {
         "only {} distinct draws",
         distinct.len()
     );
+}
+
+/// Sketches after the commitments: commitments carry none; `SealRound` (the aggregator or an
+/// admin, once the quorum is in) closes them and draws the seed from them; each committer
+/// reveals its sketch once, exactly `sketch_length` values, only while SEALED; `EvaluateRound`
+/// needs the round SEALED and excludes unscored whoever has not revealed. Without the setting
+/// there is nothing to seal or reveal.
+#[test]
+fn sealed_rounds_commit_then_seal_then_reveal_then_evaluate() {
+    let mut w = World::with_params(pb::ConsortiumParams {
+        sketch_after_commit: true,
+        ..params()
+    });
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.admin_submit(&open(1, &base_model(), &m0, SERVERLESS))
+        .unwrap();
+    let msg = rejected(w.ledger.submit(&m1, &commit(1, "u1", SKETCH)));
+    assert_eq!(
+        msg,
+        "the consortium's sketches come after the commitments (RevealSketch once round 1 is \
+         SEALED): the commitment must carry none, got 4"
+    );
+    w.ledger.submit(&m1, &commit(1, "u1", 0)).unwrap();
+    let msg = rejected(w.ledger.submit(&m1, &reveal(1, SKETCH)));
+    assert_eq!(
+        msg,
+        "round 1 is OPEN, not SEALED: sketches are revealed after SealRound, before EvaluateRound"
+    );
+    let msg = rejected(w.ledger.submit(&m0, &seal(1)));
+    assert_eq!(msg, "round 1 has 1 commitments, the quorum is 2");
+    w.ledger.submit(&m2, &commit(1, "u2", 0)).unwrap();
+    let msg = rejected(w.ledger.submit(&m0, &evaluate(1)));
+    assert_eq!(
+        msg,
+        "round 1 is OPEN, not SEALED (the consortium's sketches come after the commitments: \
+         SealRound first)"
+    );
+    let msg = rejected(w.ledger.submit(&m1, &seal(1)));
+    assert_eq!(
+        msg,
+        "only an admin or the round's aggregator may seal round 1"
+    );
+    let events = w.ledger.submit(&m0, &seal(1)).unwrap();
+    let round = w.ledger.round(1).unwrap();
+    assert_eq!(round.phase, SEALED);
+    let commitments = vec![
+        w.ledger.commitment(1, &m1).unwrap(),
+        w.ledger.commitment(1, &m2).unwrap(),
+    ];
+    assert_eq!(
+        round.sketch_seed,
+        crate::rules::rounds::sketch_seed(1, &commitments)
+    );
+    assert_eq!(
+        events[0].attribute("sketch_seed"),
+        Some(round.sketch_seed.to_string().as_str())
+    );
+    // Every commitment moves the seed.
+    let mut other = commitments.clone();
+    other[1].update_sha256 = hash("another");
+    assert_ne!(
+        crate::rules::rounds::sketch_seed(1, &other),
+        round.sketch_seed
+    );
+    let msg = rejected(w.ledger.submit(&m0, &commit(1, "late", 0)));
+    assert_eq!(msg, "round 1 is SEALED, not OPEN");
+    let msg = rejected(w.ledger.submit(&m0, &seal(1)));
+    assert_eq!(msg, "round 1 is SEALED, not OPEN");
+    let msg = rejected(w.ledger.submit(&m0, &reveal(1, SKETCH)));
+    assert_eq!(msg, format!("{m0} has no commitment in round 1"));
+    let msg = rejected(w.ledger.submit(&m1, &reveal(1, SKETCH + 1)));
+    assert_eq!(msg, "the sketch must hold 4 values, got 5");
+    w.ledger.submit(&m1, &reveal(1, SKETCH)).unwrap();
+    assert_eq!(
+        w.ledger.commitment(1, &m1).unwrap().sketch,
+        (0..SKETCH as u8).collect::<Vec<u8>>()
+    );
+    let msg = rejected(w.ledger.submit(&m1, &reveal(1, SKETCH)));
+    assert_eq!(msg, format!("{m1} already revealed its sketch for round 1"));
+    // m2 never reveals: excluded without being scored.
+    w.ledger.submit(&m0, &evaluate(1)).unwrap();
+    let verdict = w.ledger.verdict(1).unwrap();
+    assert_eq!(verdict.accepted.to_vec(), vec![m1.clone()]);
+    assert_eq!(verdict.excluded.to_vec(), vec![m2.clone()]);
+    assert_eq!(verdict.unrevealed.to_vec(), vec![m2.clone()]);
+    assert_eq!(verdict.scored(), vec![m1.clone()]);
+    let msg = rejected(w.ledger.submit(&m2, &reveal(1, SKETCH)));
+    assert_eq!(
+        msg,
+        "round 1 is EVALUATED, not SEALED: sketches are revealed after SealRound, before \
+         EvaluateRound"
+    );
+
+    // Without the setting: nothing to seal, nothing to reveal, and a commitment needs its sketch.
+    let mut w = World::new();
+    w.round_one_committed();
+    let m0 = w.m(0);
+    let msg = rejected(w.ledger.submit(&m0, &seal(1)));
+    assert_eq!(
+        msg,
+        "the consortium's sketches come with the commitments: round 1 is evaluated without being \
+         sealed"
+    );
+    let msg = rejected(w.ledger.submit(&m0, &reveal(1, SKETCH)));
+    assert_eq!(
+        msg,
+        "the consortium's sketches come with the commitments: there is nothing to reveal"
+    );
+    let m2 = w.m(2);
+    let msg = rejected(w.ledger.submit(&m2, &commit(1, "u2", 0)));
+    assert_eq!(msg, "the sketch must hold 4 values, got 0");
 }

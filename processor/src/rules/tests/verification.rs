@@ -122,7 +122,7 @@ fn dispute_rules() {
     let msg = rejected(w.ledger.submit(&m0, &dispute(1, &m1, |_| {})));
     assert_eq!(
         msg,
-        "round 1 is EVALUATED; commitments can be disputed only while it is OPEN"
+        "round 1 is EVALUATED; commitments can be disputed only while it is OPEN (or SEALED)"
     );
     // An admin may dispute too (in another round).
     w.ledger
@@ -412,4 +412,29 @@ fn a_value_two_steps_off_is_disputed() {
         )
         .unwrap();
     assert_eq!(events[0].attribute("mismatch"), Some("COORDINATES"));
+}
+
+/// When sketches come after the commitments, commitments can be disputed while the round is
+/// SEALED too; a disputed member is listed as disputed, not as unrevealed.
+#[test]
+fn a_sealed_round_takes_disputes() {
+    let mut w = World::with_params(pb::ConsortiumParams {
+        sketch_after_commit: true,
+        ..params()
+    });
+    let (m0, m1, m2) = (w.m(0), w.m(1), w.m(2));
+    w.admin_submit(&open(1, &base_model(), &m0, pb::RoundMode::SERVERLESS))
+        .unwrap();
+    for m in [&m1, &m2] {
+        w.ledger.submit(m, &commit(1, m, 0)).unwrap();
+    }
+    w.ledger.submit(&m0, &seal(1)).unwrap();
+    w.ledger.submit(&m2, &reveal(1, SKETCH)).unwrap();
+    let events = w.ledger.submit(&m0, &dispute(1, &m1, |_| {})).unwrap();
+    assert_eq!(events[0].attribute("mismatch"), Some("NORM"));
+    w.ledger.submit(&m0, &evaluate(1)).unwrap();
+    let verdict = w.ledger.verdict(1).unwrap();
+    assert_eq!(verdict.accepted.to_vec(), vec![m2.clone()]);
+    assert_eq!(verdict.disputed.to_vec(), vec![m1.clone()]);
+    assert!(verdict.unrevealed.is_empty());
 }

@@ -82,6 +82,12 @@ pub(crate) struct CommonArgs {
     /// (0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: usize,
+    /// Sketches come after the commitments: a round's commitments carry none, its aggregator
+    /// seals it once they are in (the seed drawn from them), and each member then reveals its
+    /// sketch made with that seed, so that nobody fixing its update knows the projection that
+    /// will see it (`sketch_after_commit`).
+    #[arg(long)]
+    sketch_after_commit: bool,
     /// Fraction of the data held out for testing.
     #[arg(long, default_value_t = 0.2)]
     test_fraction: f64,
@@ -429,6 +435,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 },
                 sketch_length: args.common.sketch_length,
                 coordinate_samples: args.common.coordinate_samples(),
+                sketch_after_commit: args.common.sketch_after_commit,
                 test_fraction: args.common.test_fraction,
                 tuning: args.common.tuning()?,
                 detectors,

@@ -124,6 +124,12 @@ pub(crate) struct DemoArgs {
     /// none].
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) coordinate_samples: u32,
+    /// Sketches come after the commitments: a round's commitments carry none, its aggregator
+    /// seals it once they are in (the seed drawn from them), and each member then reveals its
+    /// sketch made with that seed, so that nobody fixing its update knows the projection that
+    /// will see it (`sketch_after_commit`).
+    #[arg(long)]
+    pub(crate) sketch_after_commit: bool,
     /// Members serve blobs over HTTPS, with a throwaway CA and certificates under WORK/tls
     /// (requests are signed with or without it).
     #[arg(long)]
@@ -354,6 +360,7 @@ impl DemoArgs {
                 self.anomaly_preset,
                 self.coordinate_samples,
             ),
+            sketch_after_commit: self.sketch_after_commit,
             tls: self.tls,
             slow,
             work_dir: self.work_dir.clone(),

@@ -158,6 +158,12 @@ pub(crate) struct InitArgs {
     /// read; 0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: u32,
+    /// Sketches come after the commitments: a round's commitments carry none, its aggregator
+    /// seals it once they are in (the seed drawn from them), and each member then reveals its
+    /// sketch made with that seed, so that nobody fixing its update knows the projection that
+    /// will see it (`sketch_after_commit`).
+    #[arg(long)]
+    sketch_after_commit: bool,
     /// Members that recompute each round's aggregate and attest its hash on chain before the
     /// round can close (0: none; the node runtime's members attest when chosen).
     #[arg(long, default_value_t = 0)]
@@ -336,6 +342,7 @@ impl InitArgs {
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
             sample_ppm: self.sample_fraction.unwrap_or(0),
+            sketch_after_commit: self.sketch_after_commit,
             ..Default::default()
         };
         rule.write_params(&mut params)
