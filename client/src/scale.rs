@@ -16,6 +16,9 @@
 //!    a synthetic update: a shared direction plus member noise in `dim` dimensions, norm about
 //!    1 ± 10 %, replaced by the attack of the attackers ([`attack_update`]); its statistics
 //!    (norm, sketch of the consortium's length) are the real [`UpdateStats`].
+//!    When the consortium's sketches come after the commitments (`sketch_after_commit`), the
+//!    commitments carry none; `SealRound` then draws the round's seed and each member sends
+//!    `RevealSketch` with its update's sketch made with it.
 //! 4. `EvaluateRound` (the anomaly verdict, computed on chain), `CommitAggregate` (the
 //!    consortium's rule over the accepted updates, aggregated from their files by
 //!    [`bcfl_fed::aggregate`]) and `CloseRound`.
@@ -242,6 +245,8 @@ fn action_name(payload: &pb::BcflPayload) -> &'static str {
         Some(A::open_round(_)) => "OpenRound",
         Some(A::commit_update(_)) => "CommitUpdate",
         Some(A::evaluate_round(_)) => "EvaluateRound",
+        Some(A::seal_round(_)) => "SealRound",
+        Some(A::reveal_sketch(_)) => "RevealSketch",
         Some(A::commit_aggregate(_)) => "CommitAggregate",
         Some(A::close_round(_)) => "CloseRound",
         _ => "other",
@@ -494,6 +499,8 @@ fn one_round(
     let dir = work_dir.join(format!("round-{number}"));
     std::fs::create_dir_all(&dir)?;
     let mut files = BTreeMap::new();
+    let sealed = config.params.sketch_after_commit;
+    let mut updates = Vec::new();
     for &i in &drawn {
         let size = 1.0 + 0.1 * rng.normal();
         let honest: Vec<f64> = direction
@@ -514,13 +521,16 @@ fn one_round(
         };
         let samples = (100.0 + 20.0 * rng.normal()).max(1.0) as u64;
         let loss = 0.5 + 0.05 * rng.normal();
-        let stats = UpdateStats::new(
+        let mut stats = UpdateStats::new(
             &update,
             samples,
             loss,
             StatsShape::of(&config.params),
             number,
         );
+        if sealed {
+            stats.sketch.clear();
+        }
         let bytes = update.to_bytes(Encoding::F32);
         let id = BlobId::parse(&sha256_hex(&bytes))?;
         let path = dir.join(format!("{}.safetensors", id.as_str()));
@@ -530,6 +540,40 @@ fn one_round(
             &keys[i],
             &commit_payload(number, 0, &id, bytes.len() as u64, &stats)?,
         )?;
+        if sealed {
+            updates.push((i, update));
+        }
+    }
+    if sealed {
+        meter.submit(
+            &aggregator,
+            &with(|p| {
+                p.set_seal_round(pb::SealRound {
+                    round: number,
+                    ..Default::default()
+                })
+            }),
+        )?;
+        let seed = meter
+            .ledger
+            .round(number)
+            .expect("the round was just sealed")
+            .sketch_seed;
+        for (i, update) in &updates {
+            let sketch =
+                bcfl_fed::sketch::sketch(update, config.params.sketch_length as usize, seed);
+            meter.submit(
+                &keys[*i],
+                &with(|p| {
+                    p.set_reveal_sketch(pb::RevealSketch {
+                        round: number,
+                        sketch: bcfl_protos::signed_bytes::pack(&sketch)
+                            .expect("a sketch lies within 127"),
+                        ..Default::default()
+                    })
+                }),
+            )?;
+        }
     }
     let evaluate_s = meter.submit(
         &aggregator,
@@ -692,6 +736,40 @@ mod tests {
             first.state_bytes_added + second.state_bytes_added
         );
         assert!(second.written_bytes_per_committer >= second.state_bytes_per_committer);
+    }
+
+    /// Sketches after the commitments: each round is sealed and every member reveals, the
+    /// verdict is the same kind (the scalers excluded, nobody else), and the state a member adds
+    /// is the same sketch in the same commitment.
+    #[test]
+    fn sealed_rounds_reveal_every_sketch_and_exclude_the_same_scalers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sealed = config(40, 4, 0);
+        sealed.params.sketch_after_commit = true;
+        let report = run(&sealed, dir.path()).unwrap();
+        let count = |action: &str| {
+            report
+                .actions
+                .iter()
+                .find(|a| a.action == action)
+                .map_or(0, |a| a.count)
+        };
+        assert_eq!(
+            (
+                count("CommitUpdate"),
+                count("SealRound"),
+                count("RevealSketch")
+            ),
+            (80, 2, 80)
+        );
+        for round in &report.rounds {
+            let d = &round.detection;
+            assert_eq!(
+                (d.true_positives, d.false_positives, d.false_negatives),
+                (4, 0, 0)
+            );
+        }
+        assert!(report.rounds[1].state_bytes_per_committer <= 1_000.0);
     }
 
     #[test]

@@ -97,8 +97,8 @@ pub struct MemberConfig {
     /// own seed (0: the copy every colluder sends).
     pub collusion_noise: crate::demo::attack::CollusionNoise,
     /// Experiments: an adaptive attacker (`hidden-reversal`) hides from another projection than
-    /// the round's, as it would have to if the projection were drawn after the commitments (a
-    /// second phase that is not built); see [`BLIND_PROJECTION_OFFSET`].
+    /// the round's, as it has to when sketches come after the commitments (an emulation of
+    /// `sketch_after_commit` without its extra phase); see [`BLIND_PROJECTION_OFFSET`].
     pub blind_projection: bool,
     /// Extra time after training, as a multiple of the training time (0: none): a slower
     /// member, for experiments with heterogeneous speeds.

@@ -154,7 +154,8 @@ pub struct MemberSection {
     #[serde(default, skip_serializing_if = "is_no_noise")]
     pub collusion_noise: crate::demo::attack::CollusionNoise,
     /// An adaptive attacker (`hidden-reversal`) hides from another projection than the
-    /// round's, as it would have to if the projection were drawn after the commitments.
+    /// round's, as it has to when sketches come after the commitments (an emulation of
+    /// `sketch_after_commit` without its extra phase).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub blind_projection: bool,
     /// Extra time after training, as a multiple of the training time.

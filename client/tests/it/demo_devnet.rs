@@ -888,3 +888,44 @@ fn the_every_attack_preset_excludes_a_lone_member_undoing_the_consensus() {
     }
     assert_verdict_replays(ledger.url(), 2);
 }
+
+/// Sketches after the commitments through member processes: every round is sealed with a seed
+/// drawn from its commitments, every member reveals its sketch (the adaptive attacker too, the
+/// sketch of what it sent), the aggregator's check of every revealed sketch against its blob
+/// disputes none, nobody is left unrevealed, and the auditor's replay of each verdict (the
+/// block's `RevealSketch` transactions included) agrees.
+#[test]
+fn sketches_after_commit_are_sealed_revealed_and_checked_through_member_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (_, state) = every_attack_demo(
+        &ledger,
+        dir.path(),
+        "2",
+        "hidden-reversal:1",
+        &["--sketch-after-commit"],
+    );
+    let params = state.consortium.as_ref().unwrap().get_params();
+    assert!(params.sketch_after_commit);
+    for round in [1, 2] {
+        let r = &state.rounds[&round];
+        assert_ne!(r.sketch_seed, 0, "round {round}");
+        assert!(r.disputes.is_empty(), "round {round}: {:?}", r.disputes);
+        let commitments: Vec<_> = state.round_commitments(round).cloned().collect();
+        assert_eq!(commitments.len(), 5, "round {round}");
+        assert_eq!(
+            r.sketch_seed,
+            bcfl_processor::rules::rounds::sketch_seed(round, &commitments)
+        );
+        for c in &commitments {
+            assert_eq!(
+                c.sketch.len(),
+                params.sketch_length as usize,
+                "round {round}"
+            );
+        }
+        assert!(state.verdicts[&round].unrevealed.is_empty());
+        assert!(state.aggregates.contains_key(&round));
+    }
+    assert_verdict_replays(ledger.url(), 2);
+}

@@ -68,6 +68,10 @@ pub(crate) struct ScaleArgs {
     /// (with the preset, it adds the method).
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<String>,
+    /// Sketches after the commitments, as `consortium init --sketch-after-commit`: each round
+    /// is sealed and every member reveals its sketch in a second transaction.
+    #[arg(long)]
+    sketch_after_commit: bool,
 }
 
 /// `consortium init`'s own arguments, to build the experiment's consortium with its defaults.
@@ -114,6 +118,9 @@ impl ScaleArgs {
         }
         if let Some(cosine) = &self.inconsistent_cosine {
             argv.extend(["--inconsistent-cosine", cosine]);
+        }
+        if self.sketch_after_commit {
+            argv.push("--sketch-after-commit");
         }
         let mut params = Init::try_parse_from(argv)
             .context("the experiment's consortium")?

@@ -336,8 +336,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_name = "R", default_value = "0")]
     collusion_noise: CollusionNoise,
     /// Adaptive attackers (`hidden-reversal`) hide from another projection than the round's:
-    /// what they would face if the projection were drawn after the commitments (a second
-    /// phase that the protocol does not have; the report's `blind_projection`).
+    /// an emulation of --sketch-after-commit without its extra phase (the report's
+    /// `blind_projection`).
     #[arg(long)]
     blind_projection: bool,
     /// Non-IID shards: Dirichlet concentration (default: IID shards).

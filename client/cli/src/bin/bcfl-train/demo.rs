@@ -57,8 +57,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, value_name = "R", default_value = "0")]
     pub(crate) collusion_noise: CollusionNoise,
     /// Adaptive attackers (`--attack hidden-reversal:COUNT`) hide from another projection than
-    /// the round's: what they would face if the projection were drawn after the commitments (a
-    /// phase the protocol does not have).
+    /// the round's: an emulation of --sketch-after-commit without its extra phase.
     #[arg(long)]
     pub(crate) blind_projection: bool,
     /// Anomaly methods the processor runs at EvaluateRound.
