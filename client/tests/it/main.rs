@@ -27,6 +27,7 @@ mod net_plan_cli;
 mod node_rounds;
 mod poisoned_round;
 mod sawtooth_pbft;
+mod sealed_cli;
 mod tch_smoke;
 mod tls_cli;
 mod train_engine;

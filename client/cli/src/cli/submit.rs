@@ -161,6 +161,27 @@ pub(crate) enum RoundCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Close a round's commitments and draw its sketch seed, in a consortium whose sketches come
+    /// after the commitments (admin or the round's aggregator).
+    Seal {
+        /// Round number [default: the current round].
+        #[arg(long)]
+        round: Option<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Reveal this member's sketch to a sealed round, made with the round's `sketch_seed`.
+    Reveal {
+        /// Round number [default: the current round].
+        #[arg(long)]
+        round: Option<u64>,
+        /// The sketch: a file of integers separated by commas or whitespace, exactly the
+        /// consortium's sketch length of them, within -128..=127.
+        #[arg(long, value_name = "FILE")]
+        sketch: PathBuf,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Record the anomaly verdict of a round (admin or the round's aggregator).
     Evaluate {
         /// Round number [default: the current round].
@@ -206,9 +227,10 @@ pub(crate) struct CommitArgs {
     #[arg(long)]
     norm: String,
     /// The update's sketch: a file of integers separated by commas or whitespace, exactly the
-    /// consortium's sketch length of them.
+    /// consortium's sketch length of them; left out when the consortium's sketches come after
+    /// the commitments (`bcfl round reveal` once the round is sealed).
     #[arg(long, value_name = "FILE")]
-    sketch: PathBuf,
+    sketch: Option<PathBuf>,
     /// The update's values at the round's sampled coordinates, in nano-units: a file of
     /// integers like the sketch's, exactly the consortium's `coordinate_samples` of them,
     /// committed in steps of the largest magnitude over 127 as members commit them
@@ -475,6 +497,28 @@ pub(crate) async fn round(ctx: &Context, cmd: RoundCommand) -> anyhow::Result<Ex
             });
             wait
         }
+        RoundCommand::Seal { round, wait } => {
+            let round = current_round(ctx, round).await?;
+            payload.set_seal_round(pb::SealRound {
+                round,
+                ..Default::default()
+            });
+            wait
+        }
+        RoundCommand::Reveal {
+            round,
+            sketch,
+            wait,
+        } => {
+            let round = current_round(ctx, round).await?;
+            let consortium = consortium_of(ctx).await?;
+            payload.set_reveal_sketch(pb::RevealSketch {
+                round,
+                sketch: read_sketch(&sketch, consortium.get_params())?,
+                ..Default::default()
+            });
+            wait
+        }
         RoundCommand::Evaluate { round, wait } => {
             let round = current_round(ctx, round).await?;
             payload.set_evaluate_round(pb::EvaluateRound {
@@ -517,6 +561,28 @@ pub(crate) fn read_integers<T: std::str::FromStr>(
         .collect()
 }
 
+/// The sketch in `path`: exactly the consortium's sketch length of integers, packed one byte a
+/// value as the ledger keeps it.
+fn read_sketch(path: &Path, params: &pb::ConsortiumParams) -> anyhow::Result<Vec<u8>> {
+    let sketch: Vec<i32> = read_integers(path, "sketch")?;
+    let expected = params.sketch_length as usize;
+    if sketch.len() != expected {
+        bail!(
+            "the sketch in {} has {} values; the consortium requires exactly {expected}",
+            path.display(),
+            sketch.len()
+        );
+    }
+    // The ledger keeps a sketch one byte a value, as members' own code scales it (largest
+    // magnitude 127).
+    bcfl_protos::signed_bytes::pack(&sketch).ok_or_else(|| {
+        anyhow!(
+            "the sketch in {} has a value outside -128..=127 (one byte each on the ledger; members scale theirs to a largest magnitude of 127)",
+            path.display()
+        )
+    })
+}
+
 pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<ExitCode> {
     let consortium = consortium_of(ctx).await?;
     let round = match args.round {
@@ -524,15 +590,15 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         None if consortium.current_round > 0 => consortium.current_round,
         None => bail!("no round has been opened yet"),
     };
-    let sketch: Vec<i32> = read_integers(&args.sketch, "sketch")?;
-    let expected = consortium.get_params().sketch_length as usize;
-    if sketch.len() != expected {
-        bail!(
-            "the sketch in {} has {} values; the consortium requires exactly {expected}",
-            args.sketch.display(),
-            sketch.len()
-        );
-    }
+    let sketch = match (&args.sketch, consortium.get_params().sketch_after_commit) {
+        (Some(path), false) => read_sketch(path, consortium.get_params())?,
+        (None, true) => Vec::new(),
+        (None, false) => bail!("--sketch FILE is required: the consortium's commitments carry it"),
+        (Some(_), true) => bail!(
+            "the consortium's sketches come after the commitments: leave --sketch out and reveal \
+             it with `bcfl round reveal` once the round is sealed"
+        ),
+    };
     let coordinates: Vec<i64> = match &args.coordinates {
         Some(path) => read_integers(path, "coordinates")?,
         None => Vec::new(),
@@ -549,14 +615,6 @@ pub(crate) async fn commit(ctx: &Context, args: CommitArgs) -> anyhow::Result<Ex
         );
     }
     let coordinates = Coordinates::quantize(&coordinates);
-    // The ledger keeps a sketch one byte a value, as members' own code scales it (largest
-    // magnitude 127).
-    let Some(sketch) = bcfl_protos::signed_bytes::pack(&sketch) else {
-        bail!(
-            "the sketch in {} has a value outside -128..=127 (one byte each on the ledger; members scale theirs to a largest magnitude of 127)",
-            args.sketch.display()
-        );
-    };
     let (sha256, size) = file_sha256(&args.blob)?;
     let mut payload = pb::BcflPayload::new();
     payload.set_commit_update(pb::CommitUpdate {
