@@ -33,10 +33,12 @@
 //! | `OpenRound` | admin | opens round `current + 1` (previous CLOSED), `SYNCHRONOUS` or `BUFFERED_ASYNC`; its aggregator not excluded by the previous verdict |
 //! | `CommitUpdate` | active member | commits its update, trained from the parent model of this round or (`BUFFERED_ASYNC`) of an earlier one, to the OPEN round |
 //! | `ReportBandwidth` | active member | appends samples to its outgoing links |
-//! | `EvaluateRound` | admin, or the round's aggregator | records the verdict once `commit_quorum` (`BUFFERED_ASYNC`: `buffer_size`) commitments are in: OPEN -> EVALUATED |
+//! | `SealRound` | admin, or the round's aggregator | with `sketch_after_commit`: closes the commitments and draws the round's sketch seed from them: OPEN -> SEALED |
+//! | `RevealSketch` | a committer | with `sketch_after_commit`: its sketch, made with the round's seed (SEALED round) |
+//! | `EvaluateRound` | admin, or the round's aggregator | records the verdict once `commit_quorum` (`BUFFERED_ASYNC`: `buffer_size`) commitments are in: OPEN (SEALED) -> EVALUATED |
 //! | `CommitAggregate` | the round's aggregator (SERVER mode: also an admin) | EVALUATED -> AGGREGATED |
 //! | `CloseRound` | admin or aggregator (AGGREGATED, aggregate FINAL or CONTESTED); admin only while PENDING (`closed_unverified`) or to abandon earlier | -> CLOSED |
-//! | `DisputeCommitment` | the round's aggregator, or an admin | records recomputed statistics that contradict a commitment (OPEN round); the verdict excludes that member unscored |
+//! | `DisputeCommitment` | the round's aggregator, or an admin | records recomputed statistics that contradict a commitment (OPEN or SEALED round); the verdict excludes that member unscored |
 //! | `AttestAggregate` | a member of the aggregate's verifier committee | records its recomputed hash (and any false dispute or undisputed false commitment): the aggregate becomes FINAL or CONTESTED |
 //!
 //! The rules and their rejection messages are in [`rules`]; the header inputs and outputs of

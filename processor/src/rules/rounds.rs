@@ -1,4 +1,5 @@
-//! The round life cycle: OPEN -> EVALUATED -> AGGREGATED -> CLOSED.
+//! The round life cycle: OPEN -> EVALUATED -> AGGREGATED -> CLOSED (OPEN -> SEALED -> EVALUATED
+//! when the consortium's sketches come after the commitments).
 //!
 //! - `OpenRound` (admin), checked in this order: number = current round + 1 and not yet stored;
 //!   the schedule fits the synchronization ([`check_schedule`]: `SYNCHRONOUS`, or `UNSET` which
@@ -21,8 +22,17 @@
 //!   round B (the payload's 0 means the round itself) is at most the round, exists, and its
 //!   staleness `N - B` is 0 in a `SYNCHRONOUS` round and at most the round's `max_staleness` in a
 //!   `BUFFERED_ASYNC` one. The commitment stores B and the staleness (round B's
-//!   `parent_model_sha256` names the model the update was trained from).
-//! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN with at least
+//!   `parent_model_sha256` names the model the update was trained from). With
+//!   `sketch_after_commit` the commitment carries no sketch.
+//! - `SealRound` (admin, or the round's aggregator while active; `sketch_after_commit` only):
+//!   the round OPEN with the commitments `EvaluateRound` needs; draws its [`sketch_seed`] from
+//!   them -> SEALED (no more commitments).
+//! - `RevealSketch` (a committer; `sketch_after_commit` only): the round SEALED, the signer's
+//!   commitment without a sketch yet, the sketch exactly `sketch_length` values: stored in the
+//!   commitment.
+//! - `EvaluateRound` (admin, or the round's aggregator while active): the round OPEN (SEALED with
+//!   `sketch_after_commit`, whose committers without a revealed sketch are excluded unscored and
+//!   listed as `unrevealed`, see [`unscored`]) with at least
 //!   [`commitments_needed`] commitments (`commit_quorum`; in a `BUFFERED_ASYNC` round its
 //!   `buffer_size`); stores the [`verdict_excluding_disputed`] result: the anomaly verdict over
 //!   the committers that are not disputed, with every disputed committer added to the excluded
