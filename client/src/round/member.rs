@@ -140,7 +140,8 @@ pub struct Member<L> {
     open_since: Option<(u64, Instant)>,
     /// When this node first saw each round SEALED (the aggregator's reveal deadline).
     sealed_since: Option<(u64, Instant)>,
-    /// The last round this member revealed its sketch to (or tried to).
+    /// The last round this member revealed its sketch to (or had its reveal refused in); an
+    /// error on the way (its own blob unreadable, the ledger unreachable) is retried.
     revealed: Option<u64>,
     /// A round whose training failed (not retried until the next round).
     failed: Option<u64>,
@@ -870,7 +871,6 @@ impl<L: Ledger> Member<L> {
         if !c.sketch.is_empty() || self.revealed == Some(round) {
             return Ok(());
         }
-        self.revealed = Some(round);
         let started = Instant::now();
         let (bytes, _) = self.committed_update(state, round, c).await?;
         let base = self
@@ -892,10 +892,15 @@ impl<L: Ledger> Member<L> {
         {
             Ok(()) => {
                 tracing::info!(member = %self.config.name, round, "sketch revealed");
+                self.revealed = Some(round);
                 self.report
                     .record(self.event(round, "reveal", started, 0))?;
             }
-            Err(e) if e.is_rejection() => tracing::warn!(round, error = %e, "reveal refused"),
+            Err(e) if e.is_rejection() => {
+                // Not retried: the ledger's answer will not change.
+                tracing::warn!(round, error = %e, "reveal refused");
+                self.revealed = Some(round);
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(())
