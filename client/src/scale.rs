@@ -692,17 +692,20 @@ mod tests {
         }
     }
 
+    /// How many `action` transactions the report counts.
+    fn count(report: &ScaleReport, action: &str) -> usize {
+        report
+            .actions
+            .iter()
+            .find(|a| a.action == action)
+            .map_or(0, |a| a.count)
+    }
+
     #[test]
     fn two_rounds_of_forty_members_are_weighed_and_their_scalers_are_excluded() {
         let dir = tempfile::tempdir().unwrap();
         let report = run(&config(40, 4, 0), dir.path()).unwrap();
-        let count = |action: &str| {
-            report
-                .actions
-                .iter()
-                .find(|a| a.action == action)
-                .map_or(0, |a| a.count)
-        };
+        let count = |action: &str| count(&report, action);
         assert_eq!(
             (
                 count("RegisterMember"),
@@ -747,13 +750,7 @@ mod tests {
         let mut sealed = config(40, 4, 0);
         sealed.params.sketch_after_commit = true;
         let report = run(&sealed, dir.path()).unwrap();
-        let count = |action: &str| {
-            report
-                .actions
-                .iter()
-                .find(|a| a.action == action)
-                .map_or(0, |a| a.count)
-        };
+        let count = |action: &str| count(&report, action);
         assert_eq!(
             (
                 count("CommitUpdate"),

@@ -13,12 +13,17 @@
 //! - **OPEN**: probe the other members once per round and report the links; train (unless it
 //!   is the central aggregator of a server-mode round, which only aggregates) from the
 //!   round's parent model (checked against the chain), write the update blob, commit its hash,
-//!   size, sample count, loss, norm and sketch. In a buffered-asynchronous round an update that
+//!   size, sample count, loss, norm and sketch (no sketch when the consortium's sketches come
+//!   after the commitments). In a buffered-asynchronous round an update that
 //!   finishes after its round was aggregated is committed to the round open then, with its
 //!   `base_round` (the processor refuses it past the round's staleness bound); in a synchronous
 //!   round a late update is dropped;
+//! - **SEALED** (sketches after the commitments): reveal the sketch of its committed change,
+//!   recomputed from its own blob with the seed the round drew (`RevealSketch`);
 //! - as **aggregator**: when the round is due for evaluation (every active member committed, or
-//!   K in a buffered round, or the commit deadline with the quorum), fetch every committed
+//!   K in a buffered round, or the commit deadline with the quorum), seal it first when the
+//!   consortium's sketches come after the commitments (`SealRound`) and wait until every
+//!   committer revealed or the commit timeout passed again; then fetch every committed
 //!   update, recompute its size, norm and sketch ([`bcfl_fed::verify`]) and dispute each
 //!   commitment they contradict (`DisputeCommitment`: the verdict then excludes that member
 //!   unscored); evaluate; fetch every accepted update along Bellman-Ford routes without the
@@ -51,10 +56,6 @@ use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
 use crate::demo::attack::{ApplyAttack, AttackKind, Known};
-
-/// What a blind adaptive attacker ([`MemberConfig::blind_projection`]) takes for the round's
-/// sketch seed: the round plus this, a projection that shares nothing with the round's.
-pub const BLIND_PROJECTION_OFFSET: u64 = 1 << 32;
 use bcfl_fed::sketch::UpdateStats;
 use bcfl_fed::update::{sha256_hex, Encoding, Update};
 use bcfl_fed::verify;
@@ -65,6 +66,23 @@ use bcfl_net::manifest::BlobId;
 use bcfl_net::probe::{ledger_peers, report_payload, sweep, ProbeConfig};
 use bcfl_net::route::{distribute, fetch_routed, pull, Peers, RoutePolicy};
 use bcfl_net::transfer::Transfers;
+
+/// What a blind adaptive attacker ([`MemberConfig::blind_projection`]) takes for the round's
+/// sketch seed: the round plus this, a projection that shares nothing with the round's.
+pub const BLIND_PROJECTION_OFFSET: u64 = 1 << 32;
+
+/// When this node first saw `round` in the phase `slot` tracks: the instant kept there, or now
+/// (kept) when the slot holds another round.
+fn first_seen(slot: &mut Option<(u64, Instant)>, round: u64) -> Instant {
+    match *slot {
+        Some((n, at)) if n == round => at,
+        _ => {
+            let now = Instant::now();
+            *slot = Some((round, now));
+            now
+        }
+    }
+}
 
 /// Chunk size of the members' stores: the unit relays verify and forward.
 pub const CHUNK_SIZE: u64 = 64 << 10;
@@ -767,14 +785,7 @@ impl<L: Ledger> Member<L> {
         else {
             return Ok(());
         };
-        let since = match self.open_since {
-            Some((n, at)) if n == round => at,
-            _ => {
-                let now = Instant::now();
-                self.open_since = Some((round, now));
-                now
-            }
-        };
+        let since = first_seen(&mut self.open_since, round);
         let have = r.committers.len();
         let due = have >= schedule::commit_target(state, r)
             || (since.elapsed() >= self.config.commit_timeout
@@ -808,14 +819,7 @@ impl<L: Ledger> Member<L> {
         else {
             return Ok(());
         };
-        let since = match self.sealed_since {
-            Some((n, at)) if n == round => at,
-            _ => {
-                let now = Instant::now();
-                self.sealed_since = Some((round, now));
-                now
-            }
-        };
+        let since = first_seen(&mut self.sealed_since, round);
         let revealed = r
             .committers
             .iter()
@@ -1081,7 +1085,7 @@ impl<L: Ledger> Member<L> {
             return Ok(());
         };
         let shape = stats_shape(state);
-        let seed = schedule::sketch_seed(state, r).unwrap_or(round);
+        let seed = schedule::checked_seed(state, round);
         let started = Instant::now();
         let (mut moved, mut checked, mut disputed) = (0u64, 0usize, 0usize);
         let mut bases = BTreeMap::new();
@@ -1158,11 +1162,7 @@ impl<L: Ledger> Member<L> {
         let plan = AggregatePlan::of(state, round)?;
         let (paths, models, mut moved) = self.gather(state, round, &plan).await?;
         let shape = stats_shape(state);
-        let seed = state
-            .rounds
-            .get(&round)
-            .and_then(|r| schedule::sketch_seed(state, r))
-            .unwrap_or(round);
+        let seed = schedule::checked_seed(state, round);
         let mut bases = BTreeMap::new();
         // Accepted updates whose statistics the aggregator should have disputed.
         let mut missed = Vec::new();

@@ -5,9 +5,9 @@
 //! - [`aggregator_candidates`] and [`choose_aggregator`]: who may aggregate the next round (not
 //!   a member the previous verdict excluded, unless it excluded everyone) and who does (serverless: the centre of the measured bandwidth graph; server: the fixed one);
 //! - [`commit_target`] and [`evaluation_quorum`]: when a round's commit phase may end;
-//! - [`sketches_after_commit`], [`sketch_seed`] and [`close_commits`]: whether the commit phase
-//!   ends with `SealRound` (the sketches then revealed) or `EvaluateRound`, and the seed a
-//!   round's sketches are made with;
+//! - [`sketches_after_commit`], [`sketch_seed`], [`checked_seed`] and [`close_commits`]:
+//!   whether the commit phase ends with `SealRound` (the sketches then revealed) or
+//!   `EvaluateRound`, and the seed a round's sketches are made and checked with;
 //! - [`staleness_weight_ppm`]: how much a buffered-asynchronous update counts by its age;
 //! - [`routing_graph`]: the graph a round's transfers are routed on;
 //! - [`globals_to_follow`]: which global models a member fetches and checks, in which order.
@@ -268,6 +268,17 @@ pub fn sketch_seed(state: &FamilyState, round: &pb::Round) -> Option<u64> {
         return Some(round.number);
     }
     (round.phase != pb::RoundPhase::OPEN).then_some(round.sketch_seed)
+}
+
+/// The seed round `round`'s commitments are checked against their blobs with: its
+/// [`sketch_seed`], or the round number while it has none (a sealed consortium's round before
+/// `SealRound`, whose commitments carry no sketch to check).
+pub fn checked_seed(state: &FamilyState, round: u64) -> u64 {
+    state
+        .rounds
+        .get(&round)
+        .and_then(|r| sketch_seed(state, r))
+        .unwrap_or(round)
 }
 
 /// The transaction that ends round `round`'s commit phase: `SealRound` when sketches come after

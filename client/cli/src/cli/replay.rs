@@ -153,7 +153,7 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         }
     }
     let shape = bcfl_client::round::replay::stats_shape(&state);
-    let seed = bcfl_client::round::schedule::sketch_seed(&state, round).unwrap_or(n);
+    let seed = bcfl_client::round::schedule::checked_seed(&state, n);
     let (mut false_disputes, mut unverified_disputes) = (Vec::new(), Vec::new());
     for c in &disputed {
         let read = |sha: &str| -> anyhow::Result<Option<Vec<u8>>> {

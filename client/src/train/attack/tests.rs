@@ -279,6 +279,19 @@ async fn noisy_colluders_commit_copies_of_their_own() {
     );
 }
 
+/// Six members of the tiny data set, one of them a hidden reversal, with a statistics span of
+/// at most 32 dimensions (16 sketch rows, 16 positions) of the head's 85 values: the scenario,
+/// its members and the attacker's name.
+fn hidden_reversal() -> (Scenario, Prepared, String) {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 1, AttackKind::HiddenReversal, 1);
+    s.sketch_length = 16;
+    s.coordinate_samples = 16;
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attacker = prepared.attackers()[0].clone();
+    (s, prepared, attacker)
+}
+
 /// One round of `s` as a consortium without defence, every member honest unless `attack`;
 /// `member`'s commitment, with the round's disputes (none expected).
 async fn commitment_of(
@@ -314,13 +327,7 @@ async fn commitment_of(
 /// (`blind_projection`), its coordinates and norm are still the honest ones, its sketch not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hidden_reversal_commits_its_honest_statistics() {
-    let (dataset, embeddings) = tiny(300);
-    let mut s = scenario(6, 1, AttackKind::HiddenReversal, 1);
-    // A span of at most 32 dimensions of the head's 85 values.
-    s.sketch_length = 16;
-    s.coordinate_samples = 16;
-    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
-    let attacker = prepared.attackers()[0].clone();
+    let (s, prepared, attacker) = hidden_reversal();
     let honest = commitment_of(&s, &prepared, &attacker, false, false).await;
     let hidden = commitment_of(&s, &prepared, &attacker, true, false).await;
     let blind = commitment_of(&s, &prepared, &attacker, true, true).await;
@@ -338,15 +345,10 @@ async fn a_hidden_reversal_commits_its_honest_statistics() {
 /// sketch of its committed change, made with the seed the commitments drew: the aggregator's
 /// recomputation from the blobs disputes none, nobody is left unrevealed, and the round is
 /// aggregated. A hidden reversal, which hid from the projection of the round number, reveals
-/// the sketch of what it sent, which is not its honest update's.
+/// the sketch its blob has under the round's seed, not the one it prepared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_rounds_reveal_sketches_made_with_the_seed_the_commitments_drew() {
-    let (dataset, embeddings) = tiny(300);
-    let mut s = scenario(6, 1, AttackKind::HiddenReversal, 1);
-    s.sketch_length = 16;
-    s.coordinate_samples = 16;
-    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
-    let attacker = prepared.attackers()[0].clone();
+    let (s, prepared, attacker) = hidden_reversal();
     let dir = tempfile::tempdir().unwrap();
     let mut config = one_round(&s, &prepared, Defence::None, dir.path());
     config.params.sketch_after_commit = true;
