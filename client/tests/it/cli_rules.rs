@@ -571,7 +571,7 @@ fn raw_batches(cli: &Cli) {
     let bytes = protobuf::Message::write_to_bytes(&payload).unwrap();
     assert_eq!(
         cli.rejected_message(&raw_batch(&dave, bytes)),
-        "invalid payload: commit_update.sketch: must hold 1..=4096 values, got 4097"
+        "invalid payload: commit_update.sketch: must hold at most 4096 values, got 4097"
     );
 
     // Malformed payloads: not a protobuf, and no action at all.

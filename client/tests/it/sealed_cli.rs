@@ -1,15 +1,19 @@
 //! End to end: a consortium whose sketches come after the commitments, through `bcfl` on a real
-//! `bcfl-devnet` with the real `bcfl-tp`. Members commit without a sketch (`--sketch` is
+//! `bcfl-devnet` with the real `bcfl-tp` (`on_devnet`) and on a real Sawtooth 1.2.6 validator
+//! (`on_sawtooth`, skipped where its sources are absent). Members commit without a sketch (`--sketch` is
 //! refused); `bcfl round seal` closes the commitments and the round shows the seed drawn from
 //! them; `bcfl round reveal` records a member's sketch; `bcfl round evaluate` excludes the
 //! member that did not reveal, unscored; and `bcfl audit verdict` replays the verdict.
 
-use bcfl_testkit::{Cli, ConsortiumSetup, Ledger};
+use bcfl_testkit::{AnyLedger, Cli, ConsortiumSetup, LedgerKind};
 
-#[test]
-fn a_sealed_round_commits_seals_reveals_and_evaluates_through_the_cli() {
+bcfl_testkit::on_each_ledger!(a_sealed_round_commits_seals_reveals_and_evaluates_through_the_cli);
+
+fn a_sealed_round_commits_seals_reveals_and_evaluates_through_the_cli(kind: LedgerKind) {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::start(dir.path());
+    let Some(ledger) = AnyLedger::start(kind, dir.path()) else {
+        return;
+    };
     let cli = Cli::new(ledger.url(), dir.path().join("keys"));
     ConsortiumSetup::new()
         .with_init_args(&[
