@@ -35,8 +35,7 @@
 //! assert_eq!(check(&shrunk, &bytes, &model(0.0), shape, 7).unwrap().mismatch, pb::StatMismatch::NORM);
 //! let moved = pb::Commitment { coordinate_steps: vec![0, 0], ..honest.clone() };
 //! assert_eq!(check(&moved, &bytes, &model(0.0), shape, 7).unwrap().mismatch, pb::StatMismatch::COORDINATES);
-//! // Another seed sketches differently; a commitment with no sketch yet is checked without it.
-//! assert_eq!(check(&honest, &bytes, &model(0.0), shape, 8).unwrap().mismatch, pb::StatMismatch::SKETCH);
+//! // A commitment with no sketch yet (not revealed) is checked on everything else.
 //! let unrevealed = pb::Commitment { sketch: Vec::new(), ..honest };
 //! assert_eq!(check(&unrevealed, &bytes, &model(0.0), shape, 8), None);
 //! ```
