@@ -521,16 +521,13 @@ fn one_round(
         };
         let samples = (100.0 + 20.0 * rng.normal()).max(1.0) as u64;
         let loss = 0.5 + 0.05 * rng.normal();
-        let mut stats = UpdateStats::new(
+        let stats = UpdateStats::new(
             &update,
             samples,
             loss,
-            StatsShape::of(&config.params),
+            StatsShape::committed(&config.params),
             number,
         );
-        if sealed {
-            stats.sketch.clear();
-        }
         let bytes = update.to_bytes(Encoding::F32);
         let id = BlobId::parse(&sha256_hex(&bytes))?;
         let path = dir.join(format!("{}.safetensors", id.as_str()));

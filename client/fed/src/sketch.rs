@@ -76,6 +76,20 @@ impl StatsShape {
             coordinate_samples: params.coordinate_samples as usize,
         }
     }
+
+    /// The shape of what a commitment itself carries: [`StatsShape::of`], without the sketch
+    /// when the consortium's sketches come after the commitments (`sketch_after_commit`: each
+    /// member reveals it once the round is sealed, with the seed the commitments drew).
+    pub fn committed(params: &pb::ConsortiumParams) -> Self {
+        Self {
+            sketch_length: if params.sketch_after_commit {
+                0
+            } else {
+                params.sketch_length as usize
+            },
+            ..Self::of(params)
+        }
+    }
 }
 
 /// The seed of the sampled coordinates' positions, the same in every round (see the module
@@ -456,6 +470,22 @@ mod tests {
             (7, 5.0, 16)
         );
         assert!(stats.coordinates.is_empty());
+        // A commitment carries no sketch when sketches come after the commitments.
+        let mut params = pb::ConsortiumParams {
+            sketch_length: 16,
+            coordinate_samples: 4,
+            ..Default::default()
+        };
+        assert_eq!(StatsShape::committed(&params), StatsShape::of(&params));
+        params.sketch_after_commit = true;
+        let committed = StatsShape::committed(&params);
+        assert_eq!(
+            (committed.sketch_length, committed.coordinate_samples),
+            (0, 4)
+        );
+        assert_eq!(StatsShape::of(&params).sketch_length, 16);
+        let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, committed, 1);
+        assert!(stats.sketch.is_empty());
     }
 
     /// Adding what lies outside an update's visible part changes neither its sketch nor its

@@ -51,7 +51,7 @@ use super::error::chain;
 use super::ledger::Ledger;
 use super::model::Trainer;
 pub use super::payload::commit_payload;
-use super::replay::{stats_shape, AggregatePlan};
+use super::replay::{committed_shape, stats_shape, AggregatePlan};
 use super::report::{NodeEvent, Report};
 use super::schedule;
 use super::{Error, Result};
@@ -742,17 +742,13 @@ impl<L: Ledger> Member<L> {
             Some(honest) => honest,
             None => sent.minus(&parent)?,
         };
-        let mut stats = UpdateStats::new(
+        let stats = UpdateStats::new(
             &change,
             trained.samples,
             trained.loss,
-            stats_shape(&now),
+            committed_shape(&now),
             target,
         );
-        if schedule::sketches_after_commit(&now) {
-            // The sketch comes after the commitments, made with the seed they draw.
-            stats.sketch.clear();
-        }
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let payload = commit_payload(target, round, &id, bytes.len() as u64, &stats)?;
         self.ledger
@@ -880,8 +876,8 @@ impl<L: Ledger> Member<L> {
         let base = self
             .base_model(state, round, c, &mut BTreeMap::new())
             .await?;
-        let change = Update::from_bytes(&bytes)?.minus(&base)?;
-        let sketch = bcfl_fed::sketch::sketch(&change, stats_shape(state).sketch_length, seed);
+        // What the aggregator recomputes from this blob, so the two agree by construction.
+        let sketch = verify::recompute(&bytes, &base, stats_shape(state), seed)?.sketch;
         let mut payload = pb::BcflPayload::new();
         payload.set_reveal_sketch(pb::RevealSketch {
             round,

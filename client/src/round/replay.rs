@@ -41,6 +41,17 @@ pub fn stats_shape(state: &FamilyState) -> StatsShape {
         .map_or_else(StatsShape::default, |c| StatsShape::of(c.get_params()))
 }
 
+/// The shape of what a commitment itself carries ([`StatsShape::committed`]: no sketch when the
+/// consortium's sketches come after the commitments).
+pub fn committed_shape(state: &FamilyState) -> StatsShape {
+    state
+        .consortium
+        .as_ref()
+        .map_or_else(StatsShape::default, |c| {
+            StatsShape::committed(c.get_params())
+        })
+}
+
 /// One accepted update of a round, as its commitment describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedUpdate {
