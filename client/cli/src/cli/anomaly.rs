@@ -66,6 +66,8 @@ pub(crate) enum AnomalyCommand {
     PaperTable(Forwarded),
     /// Draws a bench report's figures again from its JSON (`anomaly bench --out`).
     Plot(Forwarded),
+    /// Scores bench reports against the grid's goal (F1 and accuracy per cell).
+    Scorecard(Forwarded),
 }
 
 /// Arguments of `bcfl anomaly`.

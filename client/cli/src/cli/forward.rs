@@ -33,11 +33,12 @@ pub(crate) struct Forwarded {
 /// Top-level commands that run in `bcfl-train`.
 const COMMANDS: [&str; 7] = ["train", "eval", "fl", "model", "data", "demo", "llm"];
 /// Subcommands that run in `bcfl-train`, under a command `bcfl` runs itself.
-const SUBCOMMANDS: [(&str, &str); 4] = [
+const SUBCOMMANDS: [(&str, &str); 5] = [
     ("node", "run"),
     ("anomaly", "bench"),
     ("anomaly", "paper-table"),
     ("anomaly", "plot"),
+    ("anomaly", "scorecard"),
 ];
 /// Global options that take a value (`--url URL`).
 const VALUED_OPTIONS: [&str; 3] = ["--url", "--key", "--key-dir"];
@@ -146,6 +147,7 @@ mod tests {
             &["-v", "--json", "help", "node", "run"],
             &["help", "anomaly", "paper-table"],
             &["help", "anomaly", "plot"],
+            &["help", "anomaly", "scorecard"],
             &["node", "help", "run"],
             &["anomaly", "help", "bench"],
         ] {

@@ -180,6 +180,7 @@ mod tests {
                 "--figures",
                 "out",
             ],
+            &["bcfl", "--json", "anomaly", "scorecard", "a.json", "b.json"],
             &["bcfl", "data", "--", "split"],
         ] {
             let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));

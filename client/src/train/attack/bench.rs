@@ -24,6 +24,7 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
+use super::scorecard::UnknownDetector;
 use crate::demo::attack::CollusionNoise;
 use crate::figures::{curves_svg, Curve, FigureError};
 use bcfl_processor::anomaly::attack::AttackKind;
@@ -420,12 +421,37 @@ pub async fn run_bench(
 }
 
 impl BenchReport {
+    /// The detector a figure or a scorecard reads: `requested` if the report measured it, else,
+    /// without one, the on-chain configuration the grid is about: `both` (the every-attack
+    /// preset's) when measured, else the default `ensemble`, else the first detector.
+    pub fn detector(
+        &self,
+        requested: Option<&str>,
+    ) -> std::result::Result<String, UnknownDetector> {
+        let measured: Vec<&str> = self
+            .cells
+            .first()
+            .map(|c| c.detection.iter().map(|d| d.detector.as_str()).collect())
+            .unwrap_or_default();
+        match requested {
+            Some(name) if measured.contains(&name) => Ok(name.to_owned()),
+            Some(name) => Err(UnknownDetector {
+                name: name.to_owned(),
+                available: measured.join(", "),
+            }),
+            None => Ok([Detector::Both.name(), Detector::Ensemble.name()]
+                .into_iter()
+                .find(|d| measured.contains(d))
+                .or(measured.first().copied())
+                .unwrap_or_default()
+                .to_owned()),
+        }
+    }
+
     /// The grid's two figures, as (suffix, SVG):
     ///
-    /// - `f1`: detection F1 of `detector` against the attackers' share in percent, a line per
-    ///   attack; without one, of the on-chain configuration the grid is about: `both` (the
-    ///   every-attack preset's) when measured, else the default `ensemble`, else the first
-    ///   detector;
+    /// - `f1`: detection F1 of `detector` ([`BenchReport::detector`]) against the attackers'
+    ///   share in percent, a line per attack;
     /// - `accuracy`: each defence's *lowest* final accuracy over the attacks at each share (its
     ///   worst case), a line per defence, the clean run as a dashed reference.
     ///
@@ -445,27 +471,13 @@ impl BenchReport {
         };
         let share =
             |c: &Cell| (100.0 * c.attackers as f64 / c.members.max(1) as f64).round() as u64;
-        let measured: Vec<&str> = self
-            .cells
-            .first()
-            .map(|c| c.detection.iter().map(|d| d.detector.as_str()).collect())
-            .unwrap_or_default();
-        let detector = match detector {
-            Some(name) if measured.contains(&name) => name.to_owned(),
-            Some(name) => {
-                return Err(FigureError::MissingSeries {
-                    figure: "f1",
-                    name: name.to_owned(),
-                    available: measured.join(", "),
-                })
-            }
-            None => [Detector::Both.name(), Detector::Ensemble.name()]
-                .into_iter()
-                .find(|d| measured.contains(d))
-                .or(measured.first().copied())
-                .unwrap_or_default()
-                .to_owned(),
-        };
+        let detector = self
+            .detector(detector)
+            .map_err(|e| FigureError::MissingSeries {
+                figure: "f1",
+                name: e.name,
+                available: e.available,
+            })?;
         let mut f1: BTreeMap<(usize, String), Vec<(u64, f64)>> = BTreeMap::new();
         let mut worst: BTreeMap<(usize, String), BTreeMap<u64, f64>> = BTreeMap::new();
         let mut clean: BTreeMap<usize, f64> = BTreeMap::new();

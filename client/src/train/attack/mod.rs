@@ -21,6 +21,7 @@
 //! - [`head`]: the linear head and its [`Trainer`](crate::round::model::Trainer).
 //! - [`detect`]: the detection configurations compared (each method, two ensembles).
 //! - [`bench`](mod@bench): the grid over members, attacker fractions, attacks and seeds; JSON and markdown.
+//! - [`scorecard`]: a bench report's cells scored against the grid's goal (F1 and accuracy).
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous
 //!   distribution time, IID and non-IID accuracy).
 //!
@@ -35,6 +36,7 @@ pub mod head;
 pub mod paper;
 #[cfg(test)]
 mod root_set_tests;
+pub mod scorecard;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! `bcfl anomaly bench` and `bcfl anomaly paper-table`: attacks on real federated training of the
 //! classification head over frozen MiniLM embeddings (see [`bcfl_client::train::attack`]); and
-//! `bcfl anomaly plot`, which draws a bench report's figures again from its JSON.
+//! `bcfl anomaly plot`, which draws a bench report's figures again from its JSON; and `bcfl
+//! anomaly scorecard`, which scores reports against the grid's goal.
 //!
 //! Both embed Medical Abstracts once with the frozen model (cached under
 //! `$BCFL_HOME/cache`), then run every defence as a consortium of its own on the round library
@@ -19,6 +20,7 @@ use bcfl_client::train::attack::embed::Embeddings;
 use bcfl_client::train::attack::head::LocalConfig;
 use bcfl_client::train::attack::medical_embeddings;
 use bcfl_client::train::attack::paper::{paper_table, PaperConfig};
+use bcfl_client::train::attack::scorecard::{self, Goal};
 use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
@@ -37,6 +39,9 @@ pub(crate) enum AnomalyCommand {
     PaperTable(PaperArgs),
     /// Draws a bench report's figures again from its JSON (`anomaly bench --out`).
     Plot(PlotArgs),
+    /// Scores bench reports against the grid's goal: F1 >= 0.95 up to 20 % attackers, >= 0.90
+    /// above, exclusion's accuracy within 1 point of the clean run.
+    Scorecard(ScorecardArgs),
 }
 
 /// Where the model, data and cache are, and how training runs.
@@ -392,6 +397,26 @@ pub(crate) struct PlotArgs {
     detector: Option<String>,
 }
 
+/// Arguments of `bcfl anomaly scorecard`.
+#[derive(Debug, Args)]
+pub(crate) struct ScorecardArgs {
+    /// Reports, as `anomaly bench --out` wrote them; each is named by its file name.
+    #[arg(required = true, value_name = "FILE")]
+    reports: Vec<PathBuf>,
+    /// The detector scored [default: `both` when a report measured it, else `ensemble`, else
+    /// its first detector].
+    #[arg(long)]
+    detector: Option<String>,
+}
+
+/// Reads a report `anomaly bench --out` wrote.
+fn read_report(path: &std::path::Path) -> anyhow::Result<BenchReport> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an anomaly bench report", path.display()))
+}
+
 /// Writes `report`'s figures as `PREFIX-f1.svg` and `PREFIX-accuracy.svg` (F1 of `detector`,
 /// [`BenchReport::figures`]); the paths written.
 fn write_figures(
@@ -482,11 +507,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
             }
         }
         AnomalyCommand::Plot(args) => {
-            let text = std::fs::read_to_string(&args.report)
-                .with_context(|| format!("reading {}", args.report.display()))?;
-            let report: BenchReport = serde_json::from_str(&text).with_context(|| {
-                format!("{} is not an anomaly bench report", args.report.display())
-            })?;
+            let report = read_report(&args.report)?;
             let written = write_figures(&report, &args.figures, args.detector.as_deref())?;
             if ctx.json() {
                 ctx.print_json(&serde_json::json!({ "figures": written }));
@@ -494,6 +515,25 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 for path in &written {
                     println!("{}", path.display());
                 }
+            }
+        }
+        AnomalyCommand::Scorecard(args) => {
+            let mut scores = Vec::new();
+            for path in &args.reports {
+                let report = read_report(path)?;
+                let name = path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                );
+                scores.push(
+                    scorecard::score(&name, &report, args.detector.as_deref(), &Goal::ISSUE)
+                        .with_context(|| format!("scoring {}", path.display()))?,
+                );
+            }
+            if ctx.json() {
+                ctx.print_json(&serde_json::json!({ "goal": Goal::ISSUE, "reports": scores }));
+            } else {
+                print!("{}", scorecard::markdown(&scores));
             }
         }
         AnomalyCommand::PaperTable(args) => {
