@@ -14,7 +14,7 @@ pub enum AnomalyPreset {
     /// unchanged-update (a hundredth of the median norm), resent-change (within 0.05 of the
     /// previous change) and opposed-change (summed sketches at cosine distance 1.7 or more
     /// from the consensus) methods; 256 sampled coordinates unless --coordinate-samples says
-    /// otherwise (the README's "One configuration for every attack").
+    /// otherwise (docs/anomaly-detection.md, "One configuration for every attack").
     EveryAttack,
 }
 

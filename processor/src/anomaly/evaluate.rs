@@ -141,8 +141,8 @@ pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 /// or more, both where undetected sign flippers were inside the consensus).
 pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 
-/// One configuration for every attack of the attack benchmark (the README's "One configuration
-/// for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
+/// One configuration for every attack of the attack benchmark (docs/anomaly-detection.md, "One
+/// configuration for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
 /// over [`EVERY_ATTACK_FEATURES`], a member excluded when both flag it, or when its sketch
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
@@ -152,7 +152,7 @@ pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured). Copies are counted
 /// each towards the voting methods' scales: counting them once (`count_copies_once`) flagged
-/// fewer honest members on the seeds where it was found and more on others (the README's
+/// fewer honest members on the seeds where it was found and more on others (docs/anomaly-detection.md,
 /// "Copies counted once").
 pub fn every_attack_config() -> pb::AnomalyConfig {
     let mut config = with_features(default_config(false, true, true, 2), &EVERY_ATTACK_FEATURES);
