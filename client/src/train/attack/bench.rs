@@ -117,7 +117,8 @@ pub struct DetectionRow {
 }
 
 impl DetectionRow {
-    fn new(detector: String, c: &Counts) -> Self {
+    /// `detector`'s row from its counts (precision, recall and F1 as [`Counts`] takes them).
+    pub(crate) fn new(detector: String, c: &Counts) -> Self {
         Self {
             detector,
             tp: c.true_positives,

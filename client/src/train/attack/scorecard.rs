@@ -345,6 +345,7 @@ pub fn markdown(scores: &[ReportScore]) -> String {
 mod tests {
     use super::*;
     use crate::train::attack::bench::{AccuracyRow, Stat};
+    use bcfl_processor::anomaly::simulate::Counts;
 
     /// The repository's root (the client crate's parent).
     fn root() -> std::path::PathBuf {
@@ -360,21 +361,12 @@ mod tests {
     }
 
     fn detection(detector: &str, tp: usize, fp: usize, r#fn: usize) -> DetectionRow {
-        let precision = tp as f64 / (tp + fp).max(1) as f64;
-        let recall = tp as f64 / (tp + r#fn).max(1) as f64;
-        DetectionRow {
-            detector: detector.into(),
-            tp,
-            fp,
-            r#fn,
-            precision,
-            recall,
-            f1: if tp == 0 {
-                0.0
-            } else {
-                2.0 * precision * recall / (precision + recall)
-            },
-        }
+        let counts = Counts {
+            true_positives: tp,
+            false_positives: fp,
+            false_negatives: r#fn,
+        };
+        DetectionRow::new(detector.into(), &counts)
     }
 
     fn accuracy(defence: &str, mean: f64) -> AccuracyRow {
@@ -389,7 +381,7 @@ mod tests {
             members: 10,
             attackers,
             attack: "sign-flip".into(),
-            detection: vec![both, detection("ensemble", 0, 0, 0)],
+            detection: vec![both, detection("ensemble", 0, 0, 18 * attackers)],
             accuracy: vec![
                 accuracy("clean", 0.60),
                 accuracy(ATTACKERS_ABSENT, 0.58),
