@@ -503,6 +503,13 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
                 print!("{}", report.markdown());
+                let name = args.out.as_deref().and_then(|p| p.file_name()).map_or_else(
+                    || "this run".to_owned(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                let score = scorecard::score(&name, &report, None, &Goal::ISSUE)?;
+                println!("\nAgainst the goal (`anomaly scorecard`):\n");
+                print!("{}", scorecard::markdown(&[score]));
                 println!("\n({:.1} s)", report.seconds);
             }
         }
