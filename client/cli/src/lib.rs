@@ -5,9 +5,10 @@
 //!   each call starts in milliseconds.
 //! - `bcfl-train` (`src/bin/bcfl-train/`, built when bcfl-client's `train` feature is on): the
 //!   commands that need libtorch (`train`, `eval`, `fl`, `model`, `data`, `demo`, `node run`,
-//!   `anomaly bench`, `anomaly paper-table`, and `anomaly plot` and `anomaly scorecard` beside them). `bcfl` runs it in
-//!   its own place (Unix `exec`), with the same arguments and environment, when one of those
-//!   commands is asked for; it is found next to `bcfl`'s own executable.
+//!   `anomaly bench`, `anomaly paper-table`), and `anomaly plot` and `anomaly scorecard`, which
+//!   read the bench's reports. `bcfl` runs it in its own place (Unix `exec`), with the same
+//!   arguments and environment, when one of those commands is asked for; it is found next to
+//!   `bcfl`'s own executable.
 //!
 //! This library is what both binaries share: the global flags and the context they give
 //! ([`context`]), how a binary starts and ends ([`entry`]), and the flags several commands

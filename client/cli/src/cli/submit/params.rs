@@ -524,8 +524,8 @@ mod tests {
 
     /// The configuration the attack benchmark measured against every attack: 256 sampled
     /// coordinates, the sign balance and the previous-change distance as features, DBSCAN
-    /// standardizing robustly, the duplicate method. docs/anomaly-detection.md's "One configuration
-    /// for every attack", as docs/cli.md gives it.
+    /// standardizing robustly, the duplicate method: "One configuration for every attack" in
+    /// docs/anomaly-detection.md, as docs/cli.md gives it.
     #[test]
     fn the_one_configuration_parses() {
         let hash = "ab".repeat(32);
