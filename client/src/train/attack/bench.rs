@@ -24,7 +24,6 @@ use super::detect::Detector;
 use super::embed::Embeddings;
 use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
-use super::scorecard::UnknownDetector;
 use crate::demo::attack::CollusionNoise;
 use crate::figures::{curves_svg, Curve, FigureError};
 use bcfl_processor::anomaly::attack::AttackKind;
@@ -154,6 +153,16 @@ pub struct Cell {
     pub detection: Vec<DetectionRow>,
     /// Per defence, after the clean run and the attackers-absent run.
     pub accuracy: Vec<AccuracyRow>,
+}
+
+/// A detector the report did not measure ([`BenchReport::detector`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the report has no detector {name:?} (it measured: {available})")]
+pub struct UnknownDetector {
+    /// The name asked for.
+    pub name: String,
+    /// The detectors it has, comma-separated.
+    pub available: String,
 }
 
 /// The benchmark's result.

@@ -1,7 +1,7 @@
-//! Why a trusted reference set does not rescue detection with Dirichlet 0.1 shards (docs/anomaly-detection.md,
-//! "What the preset does not do"): FLTrust (Cao et al., NDSS 2021) trusts an update by its cosine with
-//! the update the server trains on a small clean root set, and a loss-based check by how much
-//! the update lowers the loss on that set. Run on the real embeddings (ignored by default: it
+//! Why a trusted reference set does not rescue detection with Dirichlet 0.1 shards
+//! (docs/anomaly-detection.md, "What the preset does not do"): FLTrust (Cao et al., NDSS 2021)
+//! trusts an update by its cosine with the update the server trains on a small clean root set,
+//! and a loss-based check by how much the update lowers the loss on that set. Run on the real embeddings (ignored by default: it
 //! needs the model and the corpus, `. scripts/env.sh` sets both):
 //!
 //! ```sh

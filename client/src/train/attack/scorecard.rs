@@ -14,7 +14,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::bench::{BenchReport, Cell, DetectionRow, ATTACKERS_ABSENT};
+use super::bench::{BenchReport, Cell, DetectionRow, UnknownDetector, ATTACKERS_ABSENT};
+
+/// Slack for comparing shares, F1 and accuracies, which are ratios and means of small counts.
+const TOLERANCE: f64 = 1e-9;
 
 /// The thresholds a grid is scored against.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,8 +44,8 @@ impl Goal {
 
     /// The F1 required with `attackers` of `members`.
     pub fn required_f1(&self, members: usize, attackers: usize) -> f64 {
-        // Shares are ratios of small integers; the tolerance keeps 2 of 10 at "up to 20 %".
-        if (attackers as f64) <= self.low_share * members as f64 + 1e-9 {
+        // The tolerance keeps 2 of 10 at "up to 20 %".
+        if (attackers as f64) <= self.low_share * members as f64 + TOLERANCE {
             self.f1_low_share
         } else {
             self.f1_high_share
@@ -59,10 +62,9 @@ pub struct CellScore {
     pub attackers: usize,
     /// Attack name.
     pub attack: String,
-    /// The detector's counts and F1 (absent in a cell without attackers, which has no F1).
+    /// The detector's counts and F1 (its false positives count in every cell; a cell without
+    /// attackers has no F1 to meet).
     pub detection: Option<DetectionRow>,
-    /// Honest member-rounds the detector excluded (in every cell, attackers or not).
-    pub false_positives: usize,
     /// The F1 the goal asks for at this share.
     pub required_f1: f64,
     /// Whether the F1 meets it (absent without attackers).
@@ -142,32 +144,23 @@ impl ReportScore {
         Tally::of(self.cells.iter().map(|c| c.within_honest_alone))
     }
 
-    /// The cell with the lowest F1 (the first of equals), if any cell has attackers.
-    pub fn lowest_f1(&self) -> Option<&CellScore> {
+    /// The cell with the lowest F1 and its row (the first of equals), if any cell has attackers.
+    pub fn lowest_f1(&self) -> Option<(&CellScore, &DetectionRow)> {
         self.cells
             .iter()
-            .filter(|c| c.detection.is_some())
-            .min_by(|a, b| f1_of(a).total_cmp(&f1_of(b)))
+            .filter(|c| c.f1_met.is_some())
+            .filter_map(|c| Some((c, c.detection.as_ref()?)))
+            .min_by(|a, b| a.1.f1.total_cmp(&b.1.f1))
     }
 
     /// Honest member-rounds excluded over the whole grid.
     pub fn false_positives(&self) -> usize {
-        self.cells.iter().map(|c| c.false_positives).sum()
+        self.cells
+            .iter()
+            .filter_map(|c| c.detection.as_ref())
+            .map(|d| d.fp)
+            .sum()
     }
-}
-
-fn f1_of(cell: &CellScore) -> f64 {
-    cell.detection.as_ref().map_or(f64::NAN, |d| d.f1)
-}
-
-/// A detector the report did not measure.
-#[derive(Debug, thiserror::Error)]
-#[error("the report has no detector {name:?} (it measured: {available})")]
-pub struct UnknownDetector {
-    /// The name asked for.
-    pub name: String,
-    /// The detectors it has, comma-separated.
-    pub available: String,
 }
 
 /// The accuracy row `defence` of `cell`, if the report has it.
@@ -193,25 +186,31 @@ pub fn score(
         .cells
         .iter()
         .map(|cell| {
-            let row = cell.detection.iter().find(|d| d.detector == detector);
-            let detection = row.filter(|_| cell.attackers > 0).cloned();
+            let detection = cell
+                .detection
+                .iter()
+                .find(|d| d.detector == detector)
+                .cloned();
             let required_f1 = goal.required_f1(cell.members, cell.attackers);
             let exclusion_accuracy = accuracy_of(cell, &exclusion);
             let clean = accuracy_of(cell, "clean");
             let honest_alone = accuracy_of(cell, ATTACKERS_ABSENT);
             let within = |reference: Option<f64>| {
-                Some(exclusion_accuracy? >= reference? - goal.accuracy_drop - 1e-9)
+                Some(exclusion_accuracy? >= reference? - goal.accuracy_drop - TOLERANCE)
+                    .filter(|_| cell.attackers > 0)
             };
             CellScore {
                 members: cell.members,
                 attackers: cell.attackers,
                 attack: cell.attack.clone(),
-                f1_met: detection.as_ref().map(|d| d.f1 >= required_f1 - 1e-9),
-                false_positives: row.map_or(0, |d| d.fp),
+                f1_met: detection
+                    .as_ref()
+                    .filter(|_| cell.attackers > 0)
+                    .map(|d| d.f1 >= required_f1 - TOLERANCE),
                 detection,
                 required_f1,
-                accuracy_met: within(clean).filter(|_| cell.attackers > 0),
-                within_honest_alone: within(honest_alone).filter(|_| cell.attackers > 0),
+                accuracy_met: within(clean),
+                within_honest_alone: within(honest_alone),
                 exclusion_accuracy,
                 clean_accuracy: clean,
                 honest_alone_accuracy: honest_alone,
@@ -287,7 +286,7 @@ pub fn markdown(scores: &[ReportScore]) -> String {
         let members: Vec<String> = members.iter().map(usize::to_string).collect();
         let lowest = s.lowest_f1().map_or_else(
             || "-".to_owned(),
-            |c| format!("{:.3} ({}, {})", f1_of(c), c.attack, share(c)),
+            |(c, d)| format!("{:.3} ({}, {})", d.f1, c.attack, share(c)),
         );
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
@@ -432,11 +431,8 @@ mod tests {
         assert_eq!(s.f1(), Tally { met: 2, of: 3 });
         assert_eq!(s.accuracy(), Tally { met: 2, of: 3 });
         assert_eq!(s.false_positives(), 1 + 4 + 2);
-        let lowest = s.lowest_f1().unwrap();
-        assert_eq!(
-            (lowest.attackers, lowest.detection.as_ref().unwrap().tp),
-            (3, 46)
-        );
+        let (lowest, row) = s.lowest_f1().unwrap();
+        assert_eq!((lowest.attackers, row.tp), (3, 46));
         let md = markdown(&[s]);
         assert!(
             md.contains("| 2 / 3 | 0.920 (sign-flip, 3 of 10) | 2 / 3 | 3 / 3 | 7 |"),

@@ -409,6 +409,14 @@ pub(crate) struct ScorecardArgs {
     detector: Option<String>,
 }
 
+/// A report's label in the scorecard: its file name.
+fn report_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
 /// Reads a report `anomaly bench --out` wrote.
 fn read_report(path: &std::path::Path) -> anyhow::Result<BenchReport> {
     let text =
@@ -503,10 +511,10 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
                 ctx.print_json(&serde_json::to_value(&report)?);
             } else {
                 print!("{}", report.markdown());
-                let name = args.out.as_deref().and_then(|p| p.file_name()).map_or_else(
-                    || "this run".to_owned(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
+                let name = args
+                    .out
+                    .as_deref()
+                    .map_or_else(|| "this run".to_owned(), report_name);
                 let score = scorecard::score(&name, &report, None, &Goal::ISSUE)?;
                 println!("\nAgainst the goal (`anomaly scorecard`):\n");
                 print!("{}", scorecard::markdown(&[score]));
@@ -528,10 +536,7 @@ pub(crate) async fn run(ctx: &Context, command: AnomalyCommand) -> anyhow::Resul
             let mut scores = Vec::new();
             for path in &args.reports {
                 let report = read_report(path)?;
-                let name = path.file_name().map_or_else(
-                    || path.display().to_string(),
-                    |n| n.to_string_lossy().into(),
-                );
+                let name = report_name(path);
                 scores.push(
                     scorecard::score(&name, &report, args.detector.as_deref(), &Goal::ISSUE)
                         .with_context(|| format!("scoring {}", path.display()))?,
