@@ -99,6 +99,10 @@ pub const MIN_OPPOSED_DISTANCE_PPM: u32 = 1_000_000;
 /// pointing exactly against the consensus (the largest cosine distance).
 pub const MAX_OPPOSED_DISTANCE_PPM: u32 = 2_000_000;
 
+/// Largest move response the ascent method may allow (`AscentConfig`), ppm: one half. Beyond it
+/// the method would let through members whose changes mostly climb their own loss.
+pub const MAX_ASCENT_RESPONSE_PPM: u32 = 500_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

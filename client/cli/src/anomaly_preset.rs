@@ -51,6 +51,22 @@ pub fn with_inconsistent(
     config
 }
 
+/// `config` with the ascent method added at `max_response_ppm`, when given: what
+/// `--ascent-response` does to a preset (`consortium init`, `demo`). It is not in the preset,
+/// whose measured grids predate it ([`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
+pub fn with_ascent(
+    mut config: pb::AnomalyConfig,
+    max_response_ppm: Option<u32>,
+) -> pb::AnomalyConfig {
+    if let Some(max_response_ppm) = max_response_ppm {
+        config.set_ascent(pb::AscentConfig {
+            max_response_ppm,
+            ..Default::default()
+        });
+    }
+    config
+}
+
 /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {

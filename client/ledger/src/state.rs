@@ -235,11 +235,22 @@ impl FamilyState {
 
     /// The sketch history replayed from the ledger's own records: the commitments of every
     /// evaluated round before `round` (a round is evaluated when it has a verdict) and the
-    /// members each verdict accepted, added in round order. An auditor compares it with the
-    /// stored [`Self::sketch_history`].
-    pub fn replayed_sketch_history(&self, round: u64) -> pb::SketchHistory {
+    /// members each verdict accepted, added in round order; with `reads_previous` (the
+    /// consortium's methods compare members with their own previous commitment,
+    /// [`bcfl_processor::anomaly::reads_own_previous`]) each round also reads those
+    /// commitments, as `EvaluateRound` does, and extends the response sums with them. An auditor
+    /// compares it with the stored [`Self::sketch_history`].
+    pub fn replayed_sketch_history(&self, round: u64, reads_previous: bool) -> pb::SketchHistory {
         let mut history = pb::SketchHistory::default();
         for (&r, verdict) in self.verdicts.range(..round) {
+            if reads_previous {
+                // The state holds every commitment the history names; one it lacks leaves the
+                // response sums short, which the comparison with the stored history shows.
+                history.previous = self
+                    .previous_commitments(&history)
+                    .unwrap_or_default()
+                    .into();
+            }
             // Disputed and unrevealed commitments never enter the history (`EvaluateRound`
             // leaves them out).
             let commitments: Vec<pb::Commitment> = self

@@ -133,6 +133,12 @@ pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
 /// 0.29 there, where this limit excludes most of them.
 pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 
+/// The ascent method's limit, ppm (`bcfl consortium init --ascent-response`'s default): 0, any
+/// response with the model's moves. Steps down a convex loss respond against them (see
+/// [`super::features`], "Why a move-response feature"). Not in [`every_attack_config`], which
+/// its measured grids predate (docs/anomaly-detection.md, "Steps that climb").
+pub const ASCENT_MAX_RESPONSE_PPM: u32 = 0;
+
 /// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over
 /// the rounds at cosine -0.7 or less with the consensus (`CUMULATIVE_SKETCH_COSINE_DISTANCE`
 /// 1.7 or more). With Dirichlet 0.1 shards a lone IPM attacker (the honest mean times -0.1)
@@ -165,7 +171,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 12] = [
+const FEATURE_NAMES: [(Feature, &str); 13] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -187,6 +193,7 @@ const FEATURE_NAMES: [(Feature, &str); 12] = [
         "previous_change_distance",
     ),
     (Feature::OWN_CHANGE_COSINE, "own_change_cosine"),
+    (Feature::MOVE_RESPONSE, "move_response"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -197,7 +204,7 @@ const ON_DEMAND: [Feature; 2] = [
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`, `inconsistent`, `opposed`; `unset`), as
+/// `resent`, `inconsistent`, `opposed`, `ascent`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -209,13 +216,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::RESENT => "resent",
         pb::AnomalyMethod::INCONSISTENT => "inconsistent",
         pb::AnomalyMethod::OPPOSED => "opposed",
+        pb::AnomalyMethod::ASCENT => "ascent",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
-/// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change and
-/// opposed-change methods).
+/// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change,
+/// opposed-change and ascent methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -226,6 +234,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_resent(), pb::AnomalyMethod::RESENT),
         (config.has_inconsistent(), pb::AnomalyMethod::INCONSISTENT),
         (config.has_opposed(), pb::AnomalyMethod::OPPOSED),
+        (config.has_ascent(), pb::AnomalyMethod::ASCENT),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -461,11 +470,12 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent, inconsistent, opposed; read them with [`member_scores`].
+    /// duplicate, unchanged, resent, inconsistent, opposed, ascent; read them with
+    /// [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
     /// modified z-score, or by the duplicate, unchanged-update, resent-change,
-    /// inconsistent-change or opposed-change method, sorted.
+    /// inconsistent-change, opposed-change or ascent method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -604,6 +614,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             d >= limit
         }));
     }
+    if config.has_ascent() {
+        let responses = data.values_of(Feature::MOVE_RESPONSE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_ascent().max_response_ppm);
+        methods.push(by_value(pb::AnomalyMethod::ASCENT, &responses, |r| {
+            r > limit
+        }));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -633,10 +650,11 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 }
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update, resent-change, inconsistent-change and opposed-change methods, whose flags
-/// are evidence that the member did not train on data of its own (it sent a copy, the model it
-/// was given, the model's last change back, a change unrelated to its own previous one, or
-/// changes that undo the consortium's), wherever its update lies.
+/// unchanged-update, resent-change, inconsistent-change, opposed-change and ascent methods,
+/// whose flags are evidence that the member did not train on data of its own (it sent a copy,
+/// the model it was given, the model's last change back, a change unrelated to its own previous
+/// one, changes that undo the consortium's, or changes that climb its own loss), wherever its
+/// update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
@@ -645,14 +663,19 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
             | pb::AnomalyMethod::RESENT
             | pb::AnomalyMethod::INCONSISTENT
             | pb::AnomalyMethod::OPPOSED
+            | pb::AnomalyMethod::ASCENT
     )
 }
 
-/// Whether `config` reads each committer's own previous commitment ([`Feature::OWN_CHANGE_COSINE`]:
-/// the inconsistent-change method, or a voting method's feature): only then does
-/// `EvaluateRound` read those commitments from state ([`pb::SketchHistory::previous`]).
+/// Whether `config` reads each committer's own previous commitment ([`Feature::OWN_CHANGE_COSINE`]
+/// and [`Feature::MOVE_RESPONSE`]: the inconsistent-change and ascent methods, or a voting
+/// method's feature): only then does `EvaluateRound` read those commitments from state
+/// ([`pb::SketchHistory::previous`]) and extend the members' response sums.
 pub fn reads_own_previous(config: &pb::AnomalyConfig) -> bool {
-    config.has_inconsistent() || voting_features(config).any(|f| *f == Feature::OWN_CHANGE_COSINE)
+    config.has_inconsistent()
+        || config.has_ascent()
+        || voting_features(config)
+            .any(|f| matches!(*f, Feature::OWN_CHANGE_COSINE | Feature::MOVE_RESPONSE))
 }
 
 /// The features DBSCAN and the modified z-score read (with repeats; none for a method not
@@ -673,7 +696,7 @@ fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::Met
 }
 
 /// A method whose score is each member's value and which flags the values `flagged` says
-/// (the duplicate, resent-change, inconsistent-change and opposed-change methods).
+/// (the duplicate, resent-change, inconsistent-change, opposed-change and ascent methods).
 fn by_value(
     method: pb::AnomalyMethod,
     values: &[f64],
@@ -1042,6 +1065,39 @@ mod tests {
         voting.mut_zscore().features = vec![Feature::OWN_CHANGE_COSINE];
         assert!(reads_own_previous(&voting));
         assert!(!reads_own_previous(&every_attack_config()));
+    }
+
+    /// A member whose changes respond to the model's moves as a step up its loss does (a sign
+    /// flipper) has a move response above 0, honest members below it. The ascent method
+    /// excludes above the limit, not at it, on its own; a member without two consecutive rounds
+    /// (response 0) passes.
+    #[test]
+    fn the_ascent_method_excludes_changes_that_climb() {
+        let members: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let data = MemberData::new(
+            members.clone(),
+            vec![(Feature::MOVE_RESPONSE, vec![-0.6, 0.4, -0.02, 0.0, 0.3])],
+            vec![],
+        )
+        .unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_ascent().max_response_ppm = ASCENT_MAX_RESPONSE_PPM;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["b".to_owned(), "e".to_owned()]);
+        let method = &e.methods[0];
+        assert_eq!(method_name(method.method), "ascent");
+        let scores: Vec<i64> = member_scores(&e.scored, method)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(scores, [-600_000, 400_000, -20_000, 0, 300_000]);
+        config.mut_ascent().max_response_ppm = 300_000;
+        assert_eq!(evaluate(&config, &data).unwrap().excluded, ["b".to_owned()]);
+        // It reads the members' own previous commitments, as the inconsistent method does.
+        assert!(reads_own_previous(&config));
+        let mut voting = pb::AnomalyConfig::default();
+        voting.mut_dbscan().features = vec![Feature::MOVE_RESPONSE];
+        assert!(reads_own_previous(&voting));
+        assert_eq!(parse_feature("move-response"), Some(Feature::MOVE_RESPONSE));
     }
 
     /// An update crafted as the honest members' mean reversed (inner-product manipulation)

@@ -12,6 +12,7 @@
 //! | `COORDINATE_SIGN_BALANCE` | `1 + (#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinate_steps`], read back as nano-units by [`Coordinates::nano`]): twice the share of the member's values above the coordinate-wise median of all committers' values, ties counting half ([`coordinate_sign_balances`]); in [0, 2], 1 when the round carries no coordinates |
 //! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `OWN_CHANGE_COSINE` | `cos(c, p)` over the sampled coordinates: the member's change `c` against `p`, its own change in its commitment to the last earlier round it had evaluated ([`pb::SketchHistory::previous`], [`previous_rounds`]); 1 when it has none or either change is zero ([`own_change_cosines`]) |
+//! | `MOVE_RESPONSE` | `sum (c_r - c_{r-1}) . m_{r-1} / sum |c_r - c_{r-1}| |m_{r-1}|` over the sampled coordinates and the rounds `r` the member committed to after committing to `r - 1`: how its change responds to the model's move `m_{r-1}` (the consensus record's `previous_change`); the earlier rounds' sums are its [`pb::SketchSum`]'s `response_dot` and `response_weight` ([`response_terms`], [`move_responses`]); in [-1, 1], 0 without such a round |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -97,6 +98,24 @@
 //! at `0 ± 1/√K` (noise senders at -0.18 to 0.20 there). The
 //! commitment compared with is the member's own last evaluated one, read from state by its
 //! sketch sum's `last_round`; a member's first round has none.
+//!
+//! Why a move-response feature: a sign flipper keeps its direction too, and with Dirichlet 0.1
+//! shards its negated update is what a member holding the other classes could send, so it lies
+//! inside the honest spread on every feature above. What gives it away is how its change
+//! responds when the model moves. A member descending its own loss `f` from `w` changes the
+//! model by `d(w)`, and from the next round's model `w + m` by `d(w + m) ≈ d(w) - η H m`, `H`
+//! the curvature of `f`: so `(d(w + m) - d(w)) . m ≈ -η mᵀ H m ≤ 0` wherever `f` is convex
+//! (a softmax head's cross-entropy is). For gradient steps this needs no approximation: a step
+//! map `T` on a convex smooth loss is non-expansive, `(T(w') - T(w)) . (w' - w) ≤ |w' - w|²`,
+//! so the change `T(w) - w` satisfies `(d(w') - d(w)) . (w' - w) ≤ 0`. A sign flipper sends
+//! `-d`, whose response has the opposite sign, whatever its shard. One round's response is noisy
+//! at 256 coordinates (mini-batch order, the rounding of the steps), so the feature sums the dot
+//! products and the products of the lengths over the member's rounds, weighting each round by
+//! how far the model moved: on the attack benchmark's head (10 and 20 members, seeds 0-2 and
+//! 100-102, IID and Dirichlet 0.1, rounds 2-6, outside the ledger) honest members lay at -0.93
+//! to -0.016, label flippers (honest steps on other labels) as low, sign-flipped updates at 0.016
+//! to 0.93, where one round's cosine put 3 of 1,800 honest member-rounds above 0.15 and a third
+//! of the flipped ones below 0.2.
 
 use bcfl_protos::bcfl as pb;
 
@@ -543,12 +562,11 @@ pub fn previous_rounds(history: &pb::SketchHistory) -> Vec<(u64, &str)> {
 /// module docs); 1 when `previous` holds none, holds one of this round or later, or either
 /// change is zero. Integer sums (saturating) up to the final division.
 pub fn own_change_cosines(commitments: &[pb::Commitment], previous: &[pb::Commitment]) -> Vec<f64> {
-    let earlier: std::collections::BTreeMap<&str, &pb::Commitment> =
-        previous.iter().map(|p| (p.member.as_str(), p)).collect();
+    let earlier = by_member(previous);
     commitments
         .iter()
         .map(|c| {
-            let Some(p) = earlier.get(c.member.as_str()).filter(|p| p.round < c.round) else {
+            let Some(p) = own_previous(&earlier, c) else {
                 return 1.0;
             };
             let now = Coordinates::of_commitment(c).nano();
@@ -562,6 +580,109 @@ pub fn own_change_cosines(commitments: &[pb::Commitment], previous: &[pb::Commit
                 return 1.0;
             }
             1.0 - cosine_distance(&now, &before, before_sq)
+        })
+        .collect()
+}
+
+/// `previous`'s commitment of `c`'s member, when it is of an earlier round than `c`.
+fn own_previous<'a>(
+    earlier: &std::collections::BTreeMap<&str, &'a pb::Commitment>,
+    c: &pb::Commitment,
+) -> Option<&'a pb::Commitment> {
+    earlier
+        .get(c.member.as_str())
+        .copied()
+        .filter(|p| p.round < c.round)
+}
+
+/// `previous` by member.
+fn by_member(previous: &[pb::Commitment]) -> std::collections::BTreeMap<&str, &pb::Commitment> {
+    previous.iter().map(|p| (p.member.as_str(), p)).collect()
+}
+
+/// A value of `i128` in `i64`, saturating.
+fn saturate(v: i128) -> i64 {
+    v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// Nano-units squared (`10^-18`) to the response sums' `10^-9`, rounded half away from zero.
+const RESPONSE_SCALE: i128 = 1_000_000_000;
+
+/// Every committer's response term of this round (see the module docs), as
+/// `(dot, weight)` in the units of [`pb::SketchSum::response_dot`]: the dot product of its change
+/// minus its own previous change with the global model's change `m` in between, and the product
+/// of their lengths. `None` where it has none: its previous commitment in `previous` is not of
+/// the round before, the consensus record's `previous_change` is not of that round, or either
+/// vector is zero. Integer sums (saturating), two square roots and one rounding for the weight.
+pub fn response_terms(
+    commitments: &[pb::Commitment],
+    previous: &[pb::Commitment],
+    consensus: &pb::ConsensusSketch,
+) -> Vec<Option<(i64, u64)>> {
+    let moved: Vec<i128> = consensus
+        .previous_change
+        .iter()
+        .map(|&m| i128::from(m))
+        .collect();
+    let moved_sq = squared_norm(&moved);
+    let earlier = by_member(previous);
+    commitments
+        .iter()
+        .map(|c| {
+            let p = own_previous(&earlier, c)?;
+            if moved_sq == 0
+                || p.round.saturating_add(1) != c.round
+                || consensus.previous_change_round != p.round
+            {
+                return None;
+            }
+            let (now, before) = (
+                Coordinates::of_commitment(c).nano(),
+                Coordinates::of_commitment(p).nano(),
+            );
+            let response: Vec<i128> = (0..moved.len())
+                .map(|k| {
+                    let at = |v: &[i64]| i128::from(v.get(k).copied().unwrap_or(0));
+                    at(&now) - at(&before)
+                })
+                .collect();
+            let response_sq = squared_norm(&response);
+            if response_sq == 0 {
+                return None;
+            }
+            let dot = response.iter().zip(&moved).fold(0i128, |acc, (r, m)| {
+                acc.saturating_add(r.saturating_mul(*m))
+            });
+            let weight =
+                (response_sq as f64).sqrt() * (moved_sq as f64).sqrt() / RESPONSE_SCALE as f64;
+            Some((
+                saturate(div_round(dot, RESPONSE_SCALE)),
+                weight.round() as u64,
+            ))
+        })
+        .collect()
+}
+
+/// Every committer's `MOVE_RESPONSE` (see the module docs): its entry's response sums in
+/// `history` plus this round's term ([`response_terms`]), dot over weight; 0 when the weights
+/// sum to 0.
+pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistory) -> Vec<f64> {
+    let terms = response_terms(commitments, &history.previous, history.get_consensus());
+    commitments
+        .iter()
+        .zip(terms)
+        .map(|(c, term)| {
+            let (mut dot, mut weight) = entry_of(history, &c.member)
+                .map_or((0, 0), |e| (e.response_dot, e.response_weight));
+            if let Some((d, w)) = term {
+                dot = dot.saturating_add(d);
+                weight = weight.saturating_add(w);
+            }
+            if weight == 0 {
+                0.0
+            } else {
+                (dot as f64 / weight as f64).clamp(-1.0, 1.0)
+            }
         })
         .collect()
 }
@@ -623,9 +744,11 @@ pub fn extend_after_verdict(
 }
 
 /// The history after round `round`'s commitments: every committer's entry gains its sketch and
-/// one round and records `round` as its last (new entries are created); entries stay sorted by
-/// member. `EvaluateRound` stores the committers' new entries; an auditor replays the whole
-/// history round by round.
+/// one round and records `round` as its last (new entries are created), and its response term
+/// where it has one ([`response_terms`]: only when `history.previous` holds its commitment to
+/// the round before, which `EvaluateRound` reads when a method compares with it); entries stay
+/// sorted by member. `EvaluateRound` stores the committers' new entries; an auditor replays the
+/// whole history round by round, reading the same previous commitments.
 pub fn extend_history(
     history: &pb::SketchHistory,
     round: u64,
@@ -636,7 +759,8 @@ pub fn extend_history(
         .iter()
         .map(|e| (e.member.clone(), e.clone()))
         .collect();
-    for c in commitments {
+    let terms = response_terms(commitments, &history.previous, history.get_consensus());
+    for (c, term) in commitments.iter().zip(terms) {
         let entry = entries
             .entry(c.member.clone())
             .or_insert_with(|| pb::SketchSum {
@@ -646,6 +770,10 @@ pub fn extend_history(
         entry.sum = add_sketch(&entry.sum, &c.sketch_values());
         entry.rounds = entry.rounds.saturating_add(1);
         entry.last_round = round;
+        if let Some((dot, weight)) = term {
+            entry.response_dot = entry.response_dot.saturating_add(dot);
+            entry.response_weight = entry.response_weight.saturating_add(weight);
+        }
     }
     pb::SketchHistory {
         entries: entries.into_values().collect(),
@@ -729,6 +857,7 @@ pub fn commitment_feature(
         }
         PREVIOUS_CHANGE_DISTANCE => previous_change_distances(commitments, history.get_consensus()),
         OWN_CHANGE_COSINE => own_change_cosines(commitments, &history.previous),
+        MOVE_RESPONSE => move_responses(commitments, history),
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| fixed::micro_to_f64(c.loss_micro))
@@ -927,6 +1056,92 @@ mod tests {
         let entries = extend_history(&Default::default(), 1, &previous[..2]);
         assert_eq!(previous_rounds(&entries), vec![(1, "a"), (1, "b")]);
         assert!(previous_rounds(&Default::default()).is_empty());
+    }
+
+    #[test]
+    fn move_response_known_answers() {
+        // Steps of a thousandth, so that the dot products (nano-units squared) keep their digits
+        // in the sums' units of 10^-9.
+        let commit = |member: &str, round: u64, steps: Vec<i32>| pb::Commitment {
+            member: member.into(),
+            round,
+            coordinate_step_nano: 1_000_000,
+            coordinate_steps: crate::testing::packed(&steps),
+            ..Default::default()
+        };
+        let previous = [
+            commit("a", 1, vec![3, 4, 0]),
+            commit("b", 1, vec![-3, -4, 0]),
+            commit("c", 1, vec![1, 1, 1]),
+            commit("e", 1, vec![2, 2, 2]),
+        ];
+        let consensus = pb::ConsensusSketch {
+            previous_change: vec![2_000_000, 0, 0],
+            previous_change_round: 1,
+            ..Default::default()
+        };
+        let now = [
+            // Its change moves by (-2, 0, 1) when the model moved by (2, 0, 0): against the
+            // move, as a descent step's does. Dot -4 (10^-6), lengths √5 and 2.
+            commit("a", 2, vec![1, 4, 1]),
+            // The same negated: with the move.
+            commit("b", 2, vec![-1, -4, -1]),
+            // Its previous commitment is not of the round before.
+            commit("c", 3, vec![0, 1, 1]),
+            // No previous commitment.
+            commit("d", 2, vec![1, 2, 3]),
+            // No change of its change.
+            commit("e", 2, vec![2, 2, 2]),
+        ];
+        assert_eq!(
+            response_terms(&now, &previous, &consensus),
+            vec![Some((-4000, 4472)), Some((4000, 4472)), None, None, None]
+        );
+        // The consensus record must be of the round before.
+        let stale = pb::ConsensusSketch {
+            previous_change_round: 2,
+            ..consensus.clone()
+        };
+        assert!(response_terms(&now, &previous, &stale)
+            .iter()
+            .all(Option::is_none));
+        // Without a recorded move: nothing.
+        let unmoved = pb::ConsensusSketch::default();
+        assert!(response_terms(&now, &previous, &unmoved)
+            .iter()
+            .all(Option::is_none));
+        // The feature adds the entry's earlier sums: (1000 - 4000) / (1000 + 4472) for a.
+        let history = pb::SketchHistory {
+            entries: vec![pb::SketchSum {
+                member: "a".into(),
+                response_dot: 1000,
+                response_weight: 1000,
+                ..Default::default()
+            }]
+            .into(),
+            consensus: Some(consensus.clone()).into(),
+            previous: previous.to_vec().into(),
+            ..Default::default()
+        };
+        let responses = move_responses(&now, &history);
+        assert!((responses[0] - (-3000.0 / 5472.0)).abs() < 1e-12);
+        assert!((responses[1] - 4000.0 / 4472.0).abs() < 1e-12);
+        assert_eq!(responses[2..], [0.0, 0.0, 0.0]);
+        // The history keeps the sums, only where it holds the previous commitments.
+        let after = extend_history(&history, 2, &now[..2]);
+        let sums: Vec<(i64, u64)> = after
+            .entries
+            .iter()
+            .map(|e| (e.response_dot, e.response_weight))
+            .collect();
+        assert_eq!(sums, vec![(-3000, 5472), (4000, 4472)]);
+        let unread = pb::SketchHistory {
+            previous: Default::default(),
+            ..history
+        };
+        let after = extend_history(&unread, 2, &now[..2]);
+        assert_eq!(after.entries[1].response_dot, 0);
+        assert_eq!(after.entries[0].response_dot, 1000);
     }
 
     #[test]

@@ -14,17 +14,19 @@
 //! | resent ([`evaluate()`]) | sampled coordinates, the kept previous change | distance to that change at most `max_distance` of its length | that distance (`PREVIOUS_CHANGE_DISTANCE`) |
 //! | inconsistent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment | cosine between its change and its previous one below `min_cosine` | that cosine (`OWN_CHANGE_COSINE`) |
 //! | opposed ([`evaluate()`]) | the member's sketches summed over its rounds, the consensus | cosine distance between them at least `min_distance` | that distance (`CUMULATIVE_SKETCH_COSINE_DISTANCE`) |
+//! | ascent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment, the kept previous change, its response sums | how its change responds to the model's moves, over its rounds, above `max_response` | that response (`MOVE_RESPONSE`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
-//! z-score flag it, or when the duplicate, unchanged-update, resent-change, inconsistent-change
-//! or opposed-change method does: that is evidence, not a vote, since members training on data of their own never
+//! z-score flag it, or when the duplicate, unchanged-update, resent-change, inconsistent-change,
+//! opposed-change or ascent method does: that is evidence, not a vote, since members training on data of their own never
 //! commit the same update, while colluders that send one crafted update (ALIE, IPM, min-max,
 //! min-sum as published) always do, wherever the update lies; a member that trained moved the
 //! model, while a free rider committing the model it was given did not; its change is its own,
 //! not the global model's last one resent by a stale rider; and it points the way its previous
 //! one did, as a fresh random update does not, however heterogeneous the honest updates are; and
 //! its changes, summed over the rounds, do not undo what the accepted members did, as the honest
-//! mean reversed (IPM) does. The accepted members are the others. Features are defined in
+//! mean reversed (IPM) does; and they respond to the model's moves as steps down its own loss
+//! do, where a sign flipper's climb it. The accepted members are the others. Features are defined in
 //! [`features`].
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
@@ -79,7 +81,7 @@ use thiserror::Error;
 pub use evaluate::{
     configured_method_names, default_config, default_pagerank, evaluate, every_attack_config,
     feature_name, member_scores, method_name, parse_feature, reads_own_previous, voting_features,
-    with_features, Evaluation, MemberData, MemberScore, DEFAULT_FEATURES,
+    with_features, Evaluation, MemberData, MemberScore, ASCENT_MAX_RESPONSE_PPM, DEFAULT_FEATURES,
     EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
     EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
     EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,

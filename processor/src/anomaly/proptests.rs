@@ -270,3 +270,105 @@ proptest! {
         prop_assert!(together[norms.len()..].iter().all(|s| *s == alone[original]));
     }
 }
+
+/// A member descending a convex quadratic loss `f(w) = ½ (w - w*)ᵀ H (w - w*)` by gradient steps
+/// (`η` at most `1 / λ_max`), from a model and then from the model moved by `m`: its change's
+/// change responds against the move (move response below 0), and the same changes negated (a
+/// sign flipper's) with it (above 0), whatever `H`, `w*`, the start and the move, wherever the
+/// commitments' rounding to 127 steps cannot reverse the sign.
+fn descent_change(
+    h: &[Vec<f64>],
+    optimum: &[f64],
+    start: &[f64],
+    eta: f64,
+    steps: usize,
+) -> Vec<f64> {
+    let mut w = start.to_vec();
+    for _ in 0..steps {
+        let gradient: Vec<f64> = h
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .zip(&w)
+                    .zip(optimum)
+                    .map(|((a, x), o)| a * (x - o))
+                    .sum()
+            })
+            .collect();
+        for (x, g) in w.iter_mut().zip(&gradient) {
+            *x -= eta * g;
+        }
+    }
+    w.iter().zip(start).map(|(a, b)| a - b).collect()
+}
+
+proptest! {
+    #[test]
+    fn descent_steps_respond_against_the_move_and_flipped_ones_with_it(
+        k in 2usize..10,
+        seed in prop::collection::vec(-1.0f64..1.0, 300),
+        steps in 1usize..6,
+    ) {
+        use crate::statistics::Coordinates;
+        let mut values = seed.into_iter().cycle();
+        let mut next = || values.next().expect("cycled");
+        // H = AᵀA + I/2: positive definite; η = 1 / trace(H) <= 1 / λ_max.
+        let a: Vec<Vec<f64>> = (0..k).map(|_| (0..k).map(|_| next()).collect()).collect();
+        let h: Vec<Vec<f64>> = (0..k)
+            .map(|i| {
+                (0..k)
+                    .map(|j| {
+                        (0..k).map(|r| a[r][i] * a[r][j]).sum::<f64>()
+                            + if i == j { 0.5 } else { 0.0 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let eta = 1.0 / (0..k).map(|i| h[i][i]).sum::<f64>();
+        // Values in thousandths (micro-units of a unit of 1,000), as nano-units.
+        let optimum: Vec<f64> = (0..k).map(|_| next()).collect();
+        let start: Vec<f64> = (0..k).map(|_| next()).collect();
+        let moved_by: Vec<f64> = (0..k).map(|_| 0.3 * next()).collect();
+        let moved: Vec<f64> = start.iter().zip(&moved_by).map(|(s, m)| s + m).collect();
+        let (before, after) = (
+            descent_change(&h, &optimum, &start, eta, steps),
+            descent_change(&h, &optimum, &moved, eta, steps),
+        );
+        let nano = |v: &[f64], sign: f64| -> Vec<i64> {
+            v.iter().map(|x| (sign * x * 1e9).round() as i64).collect()
+        };
+        let commit = |member: &str, round: u64, change: &[f64], sign: f64| {
+            let c = Coordinates::quantize(&nano(change, sign));
+            pb::Commitment {
+                member: member.into(),
+                round,
+                coordinate_step_nano: c.step_nano(),
+                coordinate_steps: c.packed_steps(),
+                ..Default::default()
+            }
+        };
+        let history = pb::SketchHistory {
+            previous: vec![commit("flipped", 1, &before, -1.0), commit("honest", 1, &before, 1.0)]
+                .into(),
+            consensus: Some(pb::ConsensusSketch {
+                previous_change: nano(&moved_by, 1.0),
+                previous_change_round: 1,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let now = [commit("flipped", 2, &after, -1.0), commit("honest", 2, &after, 1.0)];
+        let responses = super::features::move_responses(&now, &history);
+        // The exact response, and how far rounding each value to half a step can move it.
+        let response: f64 = after.iter().zip(&before).zip(&moved_by).map(|((a, b), m)| (a - b) * m).sum();
+        let step = |c: &pb::Commitment| c.coordinate_step_nano as f64 / 1e9;
+        let rounding = 0.5 * (step(&now[1]) + step(&history.previous[1]))
+            * moved_by.iter().map(|m| m.abs()).sum::<f64>();
+        prop_assume!(response.abs() > 2.0 * rounding);
+        prop_assert!(response < 0.0);
+        prop_assert!(responses[1] < 0.0, "honest {}", responses[1]);
+        prop_assert!(responses[0] > 0.0, "flipped {}", responses[0]);
+        prop_assert!((responses[0] + responses[1]).abs() < 1e-9);
+    }
+}

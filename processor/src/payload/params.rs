@@ -10,10 +10,11 @@ use super::fields::{check_text, Sha256Hash};
 use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::anomaly::voting_features;
 use crate::limits::{
-    MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM, MAX_FEATURES,
-    MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM,
-    MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
-    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, MIN_OPPOSED_DISTANCE_PPM, PPM,
+    MAX_ASCENT_RESPONSE_PPM, MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM,
+    MAX_FEATURES, MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS,
+    MAX_OPPOSED_DISTANCE_PPM, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM,
+    MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM,
+    MIN_OPPOSED_DISTANCE_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -91,12 +92,14 @@ pub(crate) fn validate_params(
         let anomaly = validate_anomaly(params.get_anomaly())?;
         let reads_coordinates = anomaly.has_resent()
             || anomaly.has_inconsistent()
+            || anomaly.has_ascent()
             || voting_features(&anomaly).any(|f| {
                 matches!(
                     f,
                     pb::Feature::COORDINATE_SIGN_BALANCE
                         | pb::Feature::PREVIOUS_CHANGE_DISTANCE
                         | pb::Feature::OWN_CHANGE_COSINE
+                        | pb::Feature::MOVE_RESPONSE
                 )
             });
         if reads_coordinates && params.coordinate_samples == 0 {
@@ -293,11 +296,17 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             limit,
         )?;
     }
+    if anomaly.has_ascent() {
+        let a = anomaly.get_ascent();
+        let limit = (a.max_response_ppm, 0, MAX_ASCENT_RESPONSE_PPM);
+        check_limit(a, "params.anomaly.ascent", "ascent.max_response_ppm", limit)?;
+    }
     let evidence = anomaly.has_duplicate()
         || anomaly.has_unchanged()
         || anomaly.has_resent()
         || anomaly.has_inconsistent()
-        || anomaly.has_opposed();
+        || anomaly.has_opposed()
+        || anomaly.has_ascent();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -528,6 +537,24 @@ mod tests {
             set(p.mut_anomaly(), max);
             assert!(validate_params(&p).is_ok());
         }
+    }
+
+    /// The ascent method alone is a configuration, casting no vote; it reads sampled
+    /// coordinates, and its limit lies in [0, 0.5].
+    #[test]
+    fn ascent_config() {
+        let mut p = sane();
+        p.mut_anomaly().mut_ascent().max_response_ppm = 0;
+        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+        p.coordinate_samples = 64;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        p.mut_anomaly().mut_ascent().max_response_ppm = MAX_ASCENT_RESPONSE_PPM;
+        assert!(validate_params(&p).is_ok());
+        p.mut_anomaly().mut_ascent().max_response_ppm = MAX_ASCENT_RESPONSE_PPM + 1;
+        assert!(err(&p).contains("ascent.max_response_ppm: must be in"));
     }
 
     /// The opposed-change method alone is a configuration, casting no vote; it reads the

@@ -421,6 +421,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_opposed().min_distance_ppm))
         );
     }
+    if a.has_ascent() {
+        println!(
+            "ascent:            max move response {} (excludes on its own)",
+            format_micro(i64::from(a.get_ascent().max_response_ppm))
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
     if a.count_copies_once {
         println!("copies:            count once towards the voting methods' scales");

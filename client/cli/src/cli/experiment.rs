@@ -57,7 +57,7 @@ pub(crate) struct ScaleArgs {
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     sample_fraction: Option<u32>,
     /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan, duplicate,
-    /// unchanged, resent, inconsistent, opposed).
+    /// unchanged, resent, inconsistent, opposed, ascent).
     #[arg(long, default_value = "pagerank,zscore,dbscan")]
     anomaly: String,
     /// A named anomaly configuration instead of --anomaly, as `consortium init
@@ -68,6 +68,10 @@ pub(crate) struct ScaleArgs {
     /// (with the preset, it adds the method).
     #[arg(long, value_name = "C")]
     inconsistent_cosine: Option<String>,
+    /// The ascent method's largest move response, as `consortium init --ascent-response`
+    /// (with the preset, it adds the method).
+    #[arg(long, value_name = "R")]
+    ascent_response: Option<String>,
     /// Sketches after the commitments, as `consortium init --sketch-after-commit`: each round
     /// is sealed and every member reveals its sketch in a second transaction.
     #[arg(long)]
@@ -118,6 +122,9 @@ impl ScaleArgs {
         }
         if let Some(cosine) = &self.inconsistent_cosine {
             argv.extend(["--inconsistent-cosine", cosine]);
+        }
+        if let Some(response) = &self.ascent_response {
+            argv.extend(["--ascent-response", response]);
         }
         if self.sketch_after_commit {
             argv.push("--sketch-after-commit");

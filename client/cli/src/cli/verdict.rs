@@ -195,12 +195,13 @@ fn recompute(
         .filter(|l| scored.contains(&&l.from) && scored.contains(&&l.to))
         .cloned()
         .collect();
-    let mut history = state.replayed_sketch_history(round);
+    let reads_previous = reads_own_previous(consortium.get_params().get_anomaly());
+    let mut history = state.replayed_sketch_history(round, reads_previous);
     // Compared before the evidence gains what is never stored with the sums.
     let history_matches = history == state.sketch_history;
     // The committers' own previous commitments, where a method compares with them, as
     // `EvaluateRound` reads them.
-    if reads_own_previous(consortium.get_params().get_anomaly()) {
+    if reads_previous {
         history.previous = state
             .previous_commitments(&history)
             .map_err(|(r, member)| {

@@ -234,6 +234,10 @@ pub struct DetectionSettings {
     /// reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opposed_distance: Option<f64>,
+    /// The ascent method's largest move response (absent: no such method, as in reports
+    /// written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ascent_response: Option<f64>,
     /// Copies counted once towards DBSCAN's and the z-score's scales (absent: not, as in
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -257,6 +261,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             resent_distance: t.resent_distance,
             inconsistent_cosine: t.inconsistent_cosine,
             opposed_distance: t.opposed_distance,
+            ascent_response: t.ascent_response,
             count_copies_once: t.count_copies_once,
         }
     }

@@ -49,6 +49,8 @@ pub struct Tuning {
     /// The opposed-change method's cumulative sketch distance; `None`: no opposed-change
     /// method.
     pub opposed_distance: Option<f64>,
+    /// The ascent method's largest move response; `None`: no ascent method.
+    pub ascent_response: Option<f64>,
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
@@ -67,6 +69,7 @@ impl Default for Tuning {
             resent_distance: None,
             inconsistent_cosine: None,
             opposed_distance: None,
+            ascent_response: None,
             count_copies_once: false,
         }
     }
@@ -174,6 +177,9 @@ impl Detector {
         if let Some(distance) = tuning.opposed_distance {
             config.mut_opposed().min_distance_ppm = fixed::saturating_ppm(distance);
         }
+        if let Some(response) = tuning.ascent_response {
+            config.mut_ascent().max_response_ppm = fixed::saturating_ppm(response);
+        }
         config.count_copies_once = tuning.count_copies_once;
         config
     }
@@ -205,6 +211,7 @@ mod tests {
             resent_distance: None,
             inconsistent_cosine: None,
             opposed_distance: None,
+            ascent_response: None,
             count_copies_once: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);

@@ -465,10 +465,10 @@ pub async fn run(
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
-/// and the cosine of its change with its own previous one; a `!` marks the attackers. Flags:
-/// `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a copy), `u` the
-/// unchanged-update, `r` the resent-change, `i` the inconsistent-change and `o` the
-/// opposed-change method.
+/// the cosine of its change with its own previous one and its move response; a `!` marks the
+/// attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a
+/// copy), `u` the unchanged-update, `r` the resent-change, `i` the inconsistent-change, `o`
+/// the opposed-change and `a` the ascent method.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -501,6 +501,7 @@ fn trace_verdicts(
         let balances = column(pb::Feature::COORDINATE_SIGN_BALANCE);
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
         let own = column(pb::Feature::OWN_CHANGE_COSINE);
+        let response = column(pb::Feature::MOVE_RESPONSE);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -517,6 +518,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::RESENT => 'r',
                 pb::AnomalyMethod::INCONSISTENT => 'i',
                 pb::AnomalyMethod::OPPOSED => 'o',
+                pb::AnomalyMethod::ASCENT => 'a',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {
@@ -532,7 +534,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -542,6 +544,7 @@ fn trace_verdicts(
                     nearest.get(i).copied().unwrap_or(0.0),
                     previous.get(i).copied().unwrap_or(0.0),
                     own.get(i).copied().unwrap_or(0.0),
+                    response.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

@@ -35,6 +35,8 @@ pub mod experiment;
 pub mod head;
 pub mod paper;
 #[cfg(test)]
+mod response_tests;
+#[cfg(test)]
 mod root_set_tests;
 pub mod scorecard;
 #[cfg(test)]

@@ -236,6 +236,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("resent", d.resent_distance.is_some()),
         ("inconsistent", d.inconsistent_cosine.is_some()),
         ("opposed", d.opposed_distance.is_some()),
+        ("ascent", d.ascent_response.is_some()),
         ("copies once", d.count_copies_once),
         ("sealed", report.sketch_after_commit),
         ("blind", report.blind_projection),

@@ -144,6 +144,12 @@ pub(crate) struct CommonArgs {
     /// preset's 1.7: cosine -0.7) is excluded whatever the other methods vote.
     #[arg(long, value_name = "D")]
     opposed_distance: Option<f64>,
+    /// Adds the ascent method to every detector (`consortium init --anomaly ...,ascent
+    /// --ascent-response R`), the preset's too: a member whose changes, over its rounds,
+    /// respond to the model's moves above this (0: at all) as steps up its loss do is
+    /// excluded whatever the other methods vote. Needs --coordinate-samples (or the preset).
+    #[arg(long, value_name = "R")]
+    ascent_response: Option<f64>,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
@@ -219,11 +225,21 @@ impl CommonArgs {
                 bail!("--opposed-distance must lie in [{min_opposed}, {max_opposed}]");
             }
         }
+        let max_response = fixed::ppm_to_f64(limits::MAX_ASCENT_RESPONSE_PPM);
+        if let Some(r) = self.ascent_response {
+            if !(0.0..=max_response).contains(&r) {
+                bail!("--ascent-response must lie in [0, {max_response}]");
+            }
+            if self.coordinate_samples() == 0 {
+                bail!("--ascent-response needs --coordinate-samples");
+            }
+        }
         match self.anomaly_preset {
             Some(AnomalyPreset::EveryAttack) => {
                 let preset = Tuning::every_attack();
                 return Ok(Tuning {
                     inconsistent_cosine: self.inconsistent_cosine,
+                    ascent_response: self.ascent_response,
                     opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                     count_copies_once: self.count_copies_once,
                     ..preset
@@ -275,6 +291,7 @@ impl CommonArgs {
             resent_distance: self.resent_distance,
             inconsistent_cosine: self.inconsistent_cosine,
             opposed_distance: self.opposed_distance,
+            ascent_response: self.ascent_response,
             count_copies_once: self.count_copies_once,
         })
     }
@@ -605,6 +622,32 @@ mod tests {
         Wrapper::parse_from(args.iter().chain(extra))
             .common
             .tuning()
+    }
+
+    /// `--ascent-response` adds the ascent method, the preset's too, within the processor's
+    /// bounds and with coordinates.
+    #[test]
+    fn the_ascent_response_adds_the_method() {
+        let added = tuning(&["--anomaly-preset", "every-attack", "--ascent-response", "0"]);
+        assert_eq!(
+            added.unwrap(),
+            Tuning {
+                ascent_response: Some(0.0),
+                ..Tuning::every_attack()
+            }
+        );
+        assert_eq!(tuning(&[]).unwrap().ascent_response, None);
+        let err = tuning(&["--ascent-response", "0"]).unwrap_err().to_string();
+        assert!(err.contains("needs --coordinate-samples"), "{err}");
+        for bad in ["--ascent-response=-0.1", "--ascent-response=0.6"] {
+            let err = tuning(&["--anomaly-preset", "every-attack", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--ascent-response must lie in [0, 0.5]"),
+                "{err}"
+            );
+        }
     }
 
     /// The preset's tuning is the processor's configuration, the opposed-change method

@@ -93,6 +93,11 @@ pub(crate) struct DemoArgs {
     /// keep their direction, not to LoRA adapters trained with AdamW (the demo's model).
     #[arg(long, requires = "anomaly_preset", value_name = "C")]
     pub(crate) inconsistent_cosine: Option<String>,
+    /// Adds the ascent method to the preset (`consortium init --ascent-response`): a member
+    /// whose changes, over its rounds, respond to the model's moves above this (0: at all), as
+    /// steps up its own loss do, is excluded on that alone.
+    #[arg(long, requires = "anomaly_preset", value_name = "R")]
+    pub(crate) ascent_response: Option<String>,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -339,11 +344,17 @@ impl DemoArgs {
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
             anomaly_config: match self.anomaly_preset {
-                Some(preset) => Some(anomaly_preset::with_inconsistent(
-                    preset.config(),
-                    self.inconsistent_cosine
+                Some(preset) => Some(anomaly_preset::with_ascent(
+                    anomaly_preset::with_inconsistent(
+                        preset.config(),
+                        self.inconsistent_cosine
+                            .as_deref()
+                            .map(|c| ppm("inconsistent-cosine", c))
+                            .transpose()?,
+                    ),
+                    self.ascent_response
                         .as_deref()
-                        .map(|c| ppm("inconsistent-cosine", c))
+                        .map(|r| ppm("ascent-response", r))
                         .transpose()?,
                 )),
                 None => None,

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
-use bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM;
+use bcfl_processor::anomaly::{ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM};
 
 pub(crate) use bcfl_fed::rule::Rule;
 
@@ -39,6 +39,10 @@ pub(crate) enum Method {
     /// (`--opposed-distance`): an update crafted as the honest mean reversed (IPM); excludes on
     /// its own, casting no vote.
     Opposed,
+    /// Changes that respond to the model's moves as steps up the member's loss do
+    /// (`--ascent-response`): sign flippers; excludes on its own, casting no vote. Needs
+    /// `--coordinate-samples`.
+    Ascent,
 }
 
 /// PageRank edge weights.
@@ -84,6 +88,9 @@ pub(crate) enum Feature {
     /// (a member training on its own shard keeps its direction; a noise sender's fresh random
     /// change: near 0). Needs `--coordinate-samples`.
     OwnChangeCosine,
+    /// How the member's changes respond to the model's moves over its rounds, in [-1, 1]
+    /// (steps down its loss: below 0; a sign flipper's: above). Needs `--coordinate-samples`.
+    MoveResponse,
 }
 
 impl Feature {
@@ -101,6 +108,7 @@ impl Feature {
             Self::CoordinateSignBalance => pb::Feature::COORDINATE_SIGN_BALANCE,
             Self::PreviousChangeDistance => pb::Feature::PREVIOUS_CHANGE_DISTANCE,
             Self::OwnChangeCosine => pb::Feature::OWN_CHANGE_COSINE,
+            Self::MoveResponse => pb::Feature::MOVE_RESPONSE,
         }
     }
 }
@@ -272,6 +280,12 @@ pub(crate) struct InitArgs {
     /// adapters trained with AdamW.
     #[arg(long)]
     inconsistent_cosine: Option<String>,
+    /// The ascent method's largest move response, from 0 to 0.5 [default: 0]: a member whose
+    /// changes, over its rounds, respond to the model's moves above this, as steps up its own
+    /// loss do (a sign flipper), is excluded. With --anomaly-preset it adds the method to the
+    /// preset.
+    #[arg(long)]
+    ascent_response: Option<String>,
     /// DBSCAN and the modified z-score take each feature's median and scale from the members
     /// with distinct sketches: copies of one update (stale riders, free riders, colluders)
     /// count once, so that they cannot shrink the scale until honest members look extreme.
@@ -349,9 +363,12 @@ impl InitArgs {
             .with_context(|| format!("--rule {rule}"))?;
         match self.anomaly_preset {
             Some(preset) => {
-                let mut config = anomaly_preset::with_inconsistent(
-                    preset.config(),
-                    self.inconsistent_cosine_ppm()?,
+                let mut config = anomaly_preset::with_ascent(
+                    anomaly_preset::with_inconsistent(
+                        preset.config(),
+                        self.inconsistent_cosine_ppm()?,
+                    ),
+                    self.ascent_response_ppm()?,
                 );
                 config.count_copies_once |= self.count_copies_once;
                 params.set_anomaly(config);
@@ -467,7 +484,23 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Ascent) {
+            config.set_ascent(pb::AscentConfig {
+                max_response_ppm: self
+                    .ascent_response_ppm()?
+                    .unwrap_or(ASCENT_MAX_RESPONSE_PPM),
+                ..Default::default()
+            });
+        }
         Ok(config)
+    }
+
+    /// `--ascent-response`, if given.
+    fn ascent_response_ppm(&self) -> anyhow::Result<Option<u32>> {
+        self.ascent_response
+            .as_deref()
+            .map(|r| ppm("ascent-response", r))
+            .transpose()
     }
 
     /// `--inconsistent-cosine`, if given.
@@ -612,6 +645,30 @@ mod tests {
         let mut expected = without.clone();
         expected.count_copies_once = true;
         assert_eq!(once.get_anomaly(), &expected);
+        // --ascent-response adds the ascent method to the preset, and sets it in a list.
+        let ascent = |extra: &[&str]| {
+            let mut argv = vec![
+                "x",
+                "--base-model-sha256",
+                &hash,
+                "--coordinate-samples",
+                "64",
+            ];
+            argv.extend(extra);
+            Wrapper::parse_from(argv).init.to_params()
+        };
+        let added = ascent(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--ascent-response",
+            "0.1",
+        ])
+        .unwrap();
+        let mut expected = without.clone();
+        expected.mut_ascent().max_response_ppm = 100_000;
+        assert_eq!(added.get_anomaly(), &expected);
+        let listed = ascent(&["--anomaly", "zscore,ascent"]).unwrap();
+        assert_eq!(listed.get_anomaly().get_ascent().max_response_ppm, 0);
         // It conflicts with the flags it sets.
         for flag in [
             &["--dbscan-eps", "2.0"][..],
