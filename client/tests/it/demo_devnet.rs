@@ -825,6 +825,100 @@ fn the_every_attack_preset_excludes_a_noise_sender_turning_from_its_own_previous
     assert_verdict_replays(ledger.url(), 2);
 }
 
+/// Member processes under the every-attack preset with the ascent method added, three rounds:
+/// `EvaluateRound` reads each committer's previous commitment, extends its response sums in
+/// state, and scores each member by its move response. Recomputed here from the raw records
+/// (each member's committed coordinates of consecutive rounds, against the sample-weighted mean
+/// of the coordinates each previous verdict accepted), the scores of round 3 are the on-chain
+/// ones, the sums are stored, and an auditor replaying rounds 2 and 3 agrees. (Whether the
+/// sign flipper is caught is the benchmark's question: the tiny model is a LoRA adapter, whose
+/// loss is not convex in its weights.)
+#[test]
+fn the_ascent_method_scores_move_responses_through_member_processes() {
+    use bcfl_processor::anomaly::features::weighted_mean_coordinates;
+    use bcfl_processor::statistics::Coordinates;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (_report, state) = every_attack_demo(
+        &ledger,
+        dir.path(),
+        "3",
+        "sign-flip:1",
+        &["--ascent-response", "0"],
+    );
+    let anomaly = state
+        .consortium
+        .as_ref()
+        .unwrap()
+        .get_params()
+        .get_anomaly();
+    assert_eq!(anomaly.get_ascent().max_response_ppm, 0);
+    let committed = |round: u64| -> Vec<bcfl_protos::bcfl::Commitment> {
+        state
+            .commitments
+            .range((round, String::new())..(round + 1, String::new()))
+            .map(|(_, c)| c.clone())
+            .collect()
+    };
+    let nano = |c: &bcfl_protos::bcfl::Commitment| -> Vec<f64> {
+        Coordinates::of_commitment(c)
+            .nano()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect()
+    };
+    // Each member's (dot, weight) sums over rounds 2 and 3, in nano-units squared.
+    let mut sums: std::collections::BTreeMap<String, (f64, f64)> = Default::default();
+    for round in [2u64, 3] {
+        let before = committed(round - 1);
+        let accepted: Vec<&bcfl_protos::bcfl::Commitment> = before
+            .iter()
+            .filter(|c| state.verdicts[&(round - 1)].accepted.contains(&c.member))
+            .collect();
+        let moved: Vec<f64> = weighted_mean_coordinates(&accepted)
+            .unwrap()
+            .into_iter()
+            .map(|v| v as f64)
+            .collect();
+        for c in committed(round) {
+            let p = before.iter().find(|p| p.member == c.member).unwrap();
+            let response: Vec<f64> = nano(&c).iter().zip(nano(p)).map(|(a, b)| a - b).collect();
+            let dot: f64 = response.iter().zip(&moved).map(|(r, m)| r * m).sum();
+            let length = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let entry = sums.entry(c.member.clone()).or_default();
+            entry.0 += dot;
+            entry.1 += length(&response) * length(&moved);
+        }
+    }
+    let verdict = &state.verdicts[&3];
+    let ascent = verdict
+        .methods
+        .iter()
+        .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::ASCENT)
+        .expect("the verdict runs the ascent method");
+    for score in bcfl_processor::anomaly::member_scores(&verdict.scored(), ascent) {
+        let (dot, weight) = sums[score.member];
+        let expected = dot / weight;
+        let on_chain = score.score_micro as f64 / 1e6;
+        assert!(
+            (on_chain - expected).abs() < 1e-3,
+            "{}: {on_chain} on chain, {expected} recomputed",
+            score.member
+        );
+        assert_eq!(score.flagged, on_chain > 0.0);
+    }
+    // The stored sums hold rounds 2 and 3.
+    for entry in &state.sketch_history.entries {
+        let (dot, weight) = sums[&entry.member];
+        assert!(entry.response_weight > 0, "{entry:?}");
+        let ratio = entry.response_dot as f64 / entry.response_weight as f64;
+        assert!((ratio - dot / weight).abs() < 1e-3, "{entry:?}");
+    }
+    for round in [2, 3] {
+        assert_verdict_replays(ledger.url(), round);
+    }
+}
+
 /// Two member processes collude under the every-attack preset: each fetches the honest members'
 /// committed updates and commits the one min-max update crafted from them. Their sketches are
 /// copies, so the duplicate method flags both, and the verdict excludes them on that alone,
