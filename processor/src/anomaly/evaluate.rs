@@ -135,8 +135,10 @@ pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 
 /// The ascent method's limit, ppm (`bcfl consortium init --ascent-response`'s default): 0, any
 /// response with the model's moves. Steps down a convex loss respond against them (see
-/// [`super::features`], "Why a move-response feature"). Not in [`every_attack_config`], which
-/// its measured grids predate (docs/anomaly-detection.md, "Steps that climb").
+/// [`super::features`], "Why a move-response feature"). Not in [`every_attack_config`], whose
+/// measured grids predate it, and members fine-tuning LoRA adapters with AdamW do not take steps
+/// down a convex loss: through member processes a sign flipper's response lay below 0 there
+/// (docs/anomaly-detection.md, "Steps that climb").
 pub const ASCENT_MAX_RESPONSE_PPM: u32 = 0;
 
 /// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over

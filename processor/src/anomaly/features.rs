@@ -113,9 +113,11 @@
 //! products and the products of the lengths over the member's rounds, weighting each round by
 //! how far the model moved: on the attack benchmark's head (10 and 20 members, seeds 0-2 and
 //! 100-102, IID and Dirichlet 0.1, rounds 2-6, outside the ledger) honest members lay at -0.93
-//! to -0.016, label flippers (honest steps on other labels) as low, sign-flipped updates at 0.016
-//! to 0.93, where one round's cosine put 3 of 1,800 honest member-rounds above 0.15 and a third
-//! of the flipped ones below 0.2.
+//! to -0.016 (1,800 member-rounds), label flippers (descent steps on labels of their own) below 0
+//! in all but 2, sign-flipped updates at 0.016 to 0.93, where one round's cosine put 25 honest
+//! member-rounds above 0 (3 above 0.15) and 189 flipped ones at 0.15 or below. The argument
+//! needs a convex loss: members fine-tuning LoRA adapters with AdamW measured below 0 sign
+//! flipper included (docs/anomaly-detection.md, "Steps that climb").
 
 use bcfl_protos::bcfl as pb;
 

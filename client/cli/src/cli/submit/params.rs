@@ -283,7 +283,8 @@ pub(crate) struct InitArgs {
     /// The ascent method's largest move response, from 0 to 0.5 [default: 0]: a member whose
     /// changes, over its rounds, respond to the model's moves above this, as steps up its own
     /// loss do (a sign flipper), is excluded. With --anomaly-preset it adds the method to the
-    /// preset.
+    /// preset. Suited to members taking gradient steps on a convex loss (heads trained by SGD),
+    /// not to LoRA adapters trained with AdamW.
     #[arg(long)]
     ascent_response: Option<String>,
     /// DBSCAN and the modified z-score take each feature's median and scale from the members
