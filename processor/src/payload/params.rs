@@ -504,24 +504,33 @@ mod tests {
         assert!(err(&p).contains("unchanged.max_norm_ratio_ppm"));
     }
 
-    /// The resent-change and inconsistent-change methods: each alone is a configuration,
-    /// casting no vote, reading the sampled coordinates, with one limit in 1..=its maximum.
+    /// The resent-change, inconsistent-change and ascent methods: each alone is a
+    /// configuration, casting no vote, needs sampled coordinates and keeps its limit within the
+    /// processor's bounds.
     #[test]
-    fn resent_and_inconsistent_configs() {
+    fn coordinate_method_configs() {
         type Set = fn(&mut pb::AnomalyConfig, u32);
-        let methods: [(Set, &str, u32); 2] = [
+        let methods: [(Set, &str, u32, u32); 3] = [
             (
                 |a, v| a.mut_resent().max_distance_ppm = v,
                 "resent.max_distance_ppm",
+                1,
                 MAX_RESENT_DISTANCE_PPM,
             ),
             (
                 |a, v| a.mut_inconsistent().min_cosine_ppm = v,
                 "inconsistent.min_cosine_ppm",
+                1,
                 MAX_INCONSISTENT_COSINE_PPM,
             ),
+            (
+                |a, v| a.mut_ascent().max_response_ppm = v,
+                "ascent.max_response_ppm",
+                0,
+                MAX_ASCENT_RESPONSE_PPM,
+            ),
         ];
-        for (set, field, max) in methods {
+        for (set, field, min, max) in methods {
             let mut p = sane();
             set(p.mut_anomaly(), max / 2);
             assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
@@ -530,31 +539,15 @@ mod tests {
             p.mut_anomaly().ensemble_min_votes = 1;
             assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
             p.mut_anomaly().ensemble_min_votes = 0;
-            for bad in [0, max + 1] {
+            for bad in min.checked_sub(1).into_iter().chain([max + 1]) {
                 set(p.mut_anomaly(), bad);
                 assert!(err(&p).contains(field), "{field} {bad}");
             }
-            set(p.mut_anomaly(), max);
-            assert!(validate_params(&p).is_ok());
+            for good in [min, max] {
+                set(p.mut_anomaly(), good);
+                assert!(validate_params(&p).is_ok(), "{field} {good}");
+            }
         }
-    }
-
-    /// The ascent method alone is a configuration, casting no vote; it reads sampled
-    /// coordinates, and its limit lies in [0, 0.5].
-    #[test]
-    fn ascent_config() {
-        let mut p = sane();
-        p.mut_anomaly().mut_ascent().max_response_ppm = 0;
-        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
-        p.coordinate_samples = 64;
-        assert_eq!(validate_params(&p).unwrap(), p);
-        p.mut_anomaly().ensemble_min_votes = 1;
-        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
-        p.mut_anomaly().ensemble_min_votes = 0;
-        p.mut_anomaly().mut_ascent().max_response_ppm = MAX_ASCENT_RESPONSE_PPM;
-        assert!(validate_params(&p).is_ok());
-        p.mut_anomaly().mut_ascent().max_response_ppm = MAX_ASCENT_RESPONSE_PPM + 1;
-        assert!(err(&p).contains("ascent.max_response_ppm: must be in"));
     }
 
     /// The opposed-change method alone is a configuration, casting no vote; it reads the

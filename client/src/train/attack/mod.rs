@@ -33,6 +33,8 @@ pub mod detect;
 pub mod embed;
 pub mod experiment;
 pub mod head;
+#[cfg(test)]
+mod honest_rounds;
 pub mod paper;
 #[cfg(test)]
 mod response_tests;

@@ -19,10 +19,7 @@
 
 use bcfl_processor::anomaly::simulate::Rng;
 
-use super::experiment::{prepare, Scenario};
-use super::head::{LinearHead, LocalConfig};
-use super::medical_embeddings;
-use crate::train::checkpoint::ModelDir;
+use super::honest_rounds::honest_fedavg;
 use crate::train::split::Partition;
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -71,92 +68,43 @@ struct Sums {
 }
 
 fn measure(partition: Partition, members: usize, first_seed: u64, out: &mut [Values; 3]) {
-    let dir = |var: &str| std::path::PathBuf::from(std::env::var(var).expect(var));
-    let model = ModelDir::open(dir("BCFL_MODEL_DIR"), None).unwrap();
-    let cache = dir("BCFL_HOME").join("cache");
-    let (dataset, embeddings, _) =
-        medical_embeddings(&model, &dir("BCFL_DATA_DIR"), &cache, 128).unwrap();
-    crate::tch::set_num_threads(1);
-    let local = LocalConfig::default();
-    for seed in first_seed..first_seed + 3 {
-        let scenario = Scenario {
-            members,
-            attackers: 0,
-            attacks: vec![],
-            rounds: 6,
-            partition,
-            local,
-            sketch_length: 256,
-            coordinate_samples: 0,
-            sketch_after_commit: false,
-            tuning: Default::default(),
-            test_fraction: 0.2,
-            seed,
-            collusion_noise: Default::default(),
-            blind_projection: false,
-        };
-        let p = prepare(&embeddings, &dataset, &scenario).unwrap();
-        let classes = p.train.classes();
-        let mut global = LinearHead::zeros(classes, p.train.dim);
-        let positions = Rng::new(seed ^ 0xC0DE).choose(global.flat().len(), 256);
-        let sample = |v: &[f64]| positions.iter().map(|&k| v[k]).collect::<Vec<f64>>();
-        let mut previous: Vec<Option<(Vec<f64>, Vec<f64>)>> = vec![None; p.shards.len()];
-        let mut sums = vec![Sums::default(); p.shards.len()];
-        let mut moved: Option<Vec<f64>> = None;
-        for round in 1..=6u64 {
-            let change = |trained: &LinearHead| minus(&trained.flat(), &global.flat());
-            let (mut sum, mut total) = (vec![0.0; global.flat().len()], 0.0);
-            for (i, shard) in p.shards.iter().enumerate() {
-                let train_seed = round * 100 + i as u64;
-                let (x, y) = p.train.tensors(shard);
-                let (trained, _) = global
-                    .train(&x, &y, &local, &mut Rng::new(train_seed))
-                    .unwrap();
-                let honest_change = change(&trained);
-                let honest = sample(&honest_change);
-                let shifted: Vec<i64> = shard
-                    .iter()
-                    .map(|&r| ((p.train.labels[r] + 1) % classes) as i64)
-                    .collect();
-                let (trained, _) = global
-                    .train(
-                        &x,
-                        &tch::Tensor::from_slice(&shifted),
-                        &local,
-                        &mut Rng::new(train_seed),
-                    )
-                    .unwrap();
-                let label = sample(&change(&trained));
-                if let (Some((h0, l0)), Some(m)) = (&previous[i], &moved) {
-                    let m = sample(m);
-                    let m_len = dot(&m, &m).sqrt();
-                    let add = |response: Vec<f64>, acc: &mut (f64, f64), values: &mut Values| {
-                        let (d, w) = (dot(&response, &m), dot(&response, &response).sqrt() * m_len);
-                        acc.0 += d;
-                        acc.1 += w;
-                        values.round.push(d / w);
-                        values.running.push(acc.0 / acc.1);
-                    };
-                    let [honest_values, label_values, flipped_values] = out;
-                    add(minus(&honest, h0), &mut sums[i].honest, honest_values);
-                    add(minus(&label, l0), &mut sums[i].label, label_values);
-                    let s = sums[i].honest;
-                    let last = |v: &Vec<f64>| *v.last().expect("just pushed");
-                    flipped_values.round.push(-last(&honest_values.round));
-                    flipped_values.running.push(-s.0 / s.1);
-                }
-                previous[i] = Some((honest, label));
-                let weight = shard.len() as f64;
-                for (s, v) in sum.iter_mut().zip(&honest_change) {
-                    *s += weight * v;
-                }
-                total += weight;
-            }
-            let mean: Vec<f64> = sum.iter().map(|s| s / total).collect();
-            global = global.plus(&mean);
-            moved = Some(mean);
+    // Positions drawn once per run, and each member's previous changes at them and its sums.
+    let mut positions = Vec::new();
+    let mut previous: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut sums = vec![Sums::default(); members];
+    honest_fedavg(partition, members, first_seed..first_seed + 3, |round| {
+        if round.number == 1 {
+            positions = Rng::new(round.seed ^ 0xC0DE).choose(round.global.flat().len(), 256);
+            sums = vec![Sums::default(); members];
         }
-    }
+        let sample = |v: &[f64]| positions.iter().map(|&k| v[k]).collect::<Vec<f64>>();
+        let now: Vec<(Vec<f64>, Vec<f64>)> = round
+            .changes
+            .iter()
+            .map(|(honest, label)| (sample(honest), sample(label)))
+            .collect();
+        if let Some(m) = round.moved {
+            let m = sample(m);
+            let m_len = dot(&m, &m).sqrt();
+            let add = |response: Vec<f64>, acc: &mut (f64, f64), values: &mut Values| {
+                let (d, w) = (dot(&response, &m), dot(&response, &response).sqrt() * m_len);
+                acc.0 += d;
+                acc.1 += w;
+                values.round.push(d / w);
+                values.running.push(acc.0 / acc.1);
+            };
+            for (i, ((honest, label), (h0, l0))) in now.iter().zip(&previous).enumerate() {
+                let [honest_values, label_values, flipped_values] = &mut *out;
+                add(minus(honest, h0), &mut sums[i].honest, honest_values);
+                add(minus(label, l0), &mut sums[i].label, label_values);
+                let s = sums[i].honest;
+                let last = *honest_values.round.last().expect("just pushed");
+                flipped_values.round.push(-last);
+                flipped_values.running.push(-s.0 / s.1);
+            }
+        }
+        previous = now;
+    });
 }
 
 #[test]

@@ -18,10 +18,8 @@
 
 use bcfl_processor::anomaly::simulate::Rng;
 
-use super::experiment::{prepare, Scenario};
-use super::head::{LinearHead, LocalConfig};
-use super::medical_embeddings;
-use crate::train::checkpoint::ModelDir;
+use super::head::LocalConfig;
+use super::honest_rounds::honest_fedavg;
 use crate::train::split::Partition;
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -52,46 +50,19 @@ fn empty() -> (f64, f64) {
 /// Cosine with the root set's update and change of the root set's loss, over every member-round
 /// (the loss's `crossing` counts honest updates that raise it and flipped ones that lower it).
 fn measure(partition: Partition) -> (Ranges, Ranges) {
-    let dir = |var: &str| std::path::PathBuf::from(std::env::var(var).expect(var));
-    let model = ModelDir::open(dir("BCFL_MODEL_DIR"), None).unwrap();
-    let cache = dir("BCFL_HOME").join("cache");
-    let (dataset, embeddings, _) =
-        medical_embeddings(&model, &dir("BCFL_DATA_DIR"), &cache, 128).unwrap();
-    crate::tch::set_num_threads(1);
+    let ranges = || Ranges {
+        honest: empty(),
+        flipped: empty(),
+        label_flipped: empty(),
+        crossing: (0, 0, 0),
+    };
+    let (mut cosines, mut losses) = (ranges(), ranges());
     let local = LocalConfig::default();
-    let mut cosines = Ranges {
-        honest: empty(),
-        flipped: empty(),
-        label_flipped: empty(),
-        crossing: (0, 0, 0),
-    };
-    let mut losses = Ranges {
-        honest: empty(),
-        flipped: empty(),
-        label_flipped: empty(),
-        crossing: (0, 0, 0),
-    };
-    for seed in 0..3 {
-        let scenario = Scenario {
-            members: 10,
-            attackers: 0,
-            attacks: vec![],
-            rounds: 6,
-            partition,
-            local,
-            sketch_length: 256,
-            coordinate_samples: 0,
-            sketch_after_commit: false,
-            tuning: Default::default(),
-            test_fraction: 0.2,
-            seed,
-            collusion_noise: Default::default(),
-            blind_projection: false,
-        };
-        let p = prepare(&embeddings, &dataset, &scenario).unwrap();
+    honest_fedavg(partition, 10, 0..3, |round| {
+        let (p, global) = (round.prepared, round.global);
         let classes = p.train.classes();
         // A stratified root set of 100 held-out rows.
-        let mut rng = Rng::new(seed ^ 0x5EED);
+        let mut rng = Rng::new(round.seed ^ 0x5EED);
         let mut root = Vec::new();
         for class in 0..classes {
             let rows: Vec<usize> = (0..p.test.len())
@@ -101,70 +72,40 @@ fn measure(partition: Partition) -> (Ranges, Ranges) {
             root.extend(picked.into_iter().map(|j| rows[j]));
         }
         let (root_x, root_y) = p.test.tensors(&root);
-        let mut global = LinearHead::zeros(classes, p.train.dim);
-        for round in 1..=6u64 {
-            let change = |trained: &LinearHead| -> Vec<f64> {
-                let (after, before) = (trained.flat(), global.flat());
-                after.iter().zip(&before).map(|(a, b)| a - b).collect()
-            };
-            let (trained, _) = global
-                .train(&root_x, &root_y, &local, &mut Rng::new(round))
-                .unwrap();
-            let reference = change(&trained);
-            let root_loss = global.loss(&p.test, &root, |l| l);
-            let loss_change = |d: &[f64]| global.plus(d).loss(&p.test, &root, |l| l) - root_loss;
-            let (mut sum, mut total) = (vec![0.0; reference.len()], 0.0);
-            for (i, shard) in p.shards.iter().enumerate() {
-                let train_seed = round * 100 + i as u64;
-                let (x, y) = p.train.tensors(shard);
-                let (trained, _) = global
-                    .train(&x, &y, &local, &mut Rng::new(train_seed))
-                    .unwrap();
-                let honest = change(&trained);
-                let shifted: Vec<i64> = shard
-                    .iter()
-                    .map(|&r| ((p.train.labels[r] + 1) % classes) as i64)
-                    .collect();
-                let (trained, _) = global
-                    .train(
-                        &x,
-                        &tch::Tensor::from_slice(&shifted),
-                        &local,
-                        &mut Rng::new(train_seed),
-                    )
-                    .unwrap();
-                let label_flipped = change(&trained);
-                let flipped: Vec<f64> = honest.iter().map(|v| -v).collect();
-                let (c_honest, c_flipped) =
-                    (cosine(&honest, &reference), cosine(&flipped, &reference));
-                widen(&mut cosines.honest, c_honest);
-                widen(&mut cosines.flipped, c_flipped);
-                let (l_honest, l_flipped) = (loss_change(&honest), loss_change(&flipped));
-                for (ranges, h, f) in [
-                    (&mut cosines, c_honest, c_flipped),
-                    (&mut losses, -l_honest, -l_flipped),
-                ] {
-                    ranges.crossing.0 += usize::from(h < 0.0);
-                    ranges.crossing.1 += usize::from(f > 0.0);
-                    ranges.crossing.2 += 1;
-                }
-                widen(
-                    &mut cosines.label_flipped,
-                    cosine(&label_flipped, &reference),
-                );
-                widen(&mut losses.honest, l_honest);
-                widen(&mut losses.flipped, l_flipped);
-                widen(&mut losses.label_flipped, loss_change(&label_flipped));
-                let weight = shard.len() as f64;
-                for (s, v) in sum.iter_mut().zip(&honest) {
-                    *s += weight * v;
-                }
-                total += weight;
+        let (trained, _) = global
+            .train(&root_x, &root_y, &local, &mut Rng::new(round.number))
+            .unwrap();
+        let reference: Vec<f64> = trained
+            .flat()
+            .iter()
+            .zip(&global.flat())
+            .map(|(a, b)| a - b)
+            .collect();
+        let root_loss = global.loss(&p.test, &root, |l| l);
+        let loss_change = |d: &[f64]| global.plus(d).loss(&p.test, &root, |l| l) - root_loss;
+        for (honest, label_flipped) in round.changes {
+            let flipped: Vec<f64> = honest.iter().map(|v| -v).collect();
+            let (c_honest, c_flipped) = (cosine(honest, &reference), cosine(&flipped, &reference));
+            widen(&mut cosines.honest, c_honest);
+            widen(&mut cosines.flipped, c_flipped);
+            let (l_honest, l_flipped) = (loss_change(honest), loss_change(&flipped));
+            for (ranges, h, f) in [
+                (&mut cosines, c_honest, c_flipped),
+                (&mut losses, -l_honest, -l_flipped),
+            ] {
+                ranges.crossing.0 += usize::from(h < 0.0);
+                ranges.crossing.1 += usize::from(f > 0.0);
+                ranges.crossing.2 += 1;
             }
-            let mean: Vec<f64> = sum.iter().map(|s| s / total).collect();
-            global = global.plus(&mean);
+            widen(
+                &mut cosines.label_flipped,
+                cosine(label_flipped, &reference),
+            );
+            widen(&mut losses.honest, l_honest);
+            widen(&mut losses.flipped, l_flipped);
+            widen(&mut losses.label_flipped, loss_change(label_flipped));
         }
-    }
+    });
     (cosines, losses)
 }
 
