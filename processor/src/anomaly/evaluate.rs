@@ -133,13 +133,17 @@ pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
 /// 0.29 there, where this limit excludes most of them.
 pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 
-/// The ascent method's limit, ppm (`bcfl consortium init --ascent-response`'s default): 0, any
-/// response with the model's moves. Steps down a convex loss respond against them (see
-/// [`super::features`], "Why a move-response feature"). Not in [`every_attack_config`], whose
+/// The ascent method's limit, ppm (`bcfl consortium init --ascent-response`'s default): 0.05.
+/// Steps down a convex loss respond against the model's moves, below 0 (see
+/// [`super::features`], "Why a move-response feature"), but a member whose change barely
+/// responds lies near 0 either way: on the attack benchmark at 20 members (Dirichlet 0.1, seeds
+/// 0-2) one honest member lay at -0.019 in the sign-flip cells and just above 0 in five cells
+/// with other attackers, where a limit of 0 flagged it; sign flippers lay at 0.065 and up (0.10
+/// at 10 members). Not in [`every_attack_config`], whose
 /// measured grids predate it, and members fine-tuning LoRA adapters with AdamW do not take steps
 /// down a convex loss: through member processes a sign flipper's response lay below 0 there
 /// (docs/anomaly-detection.md, "Steps that climb").
-pub const ASCENT_MAX_RESPONSE_PPM: u32 = 0;
+pub const ASCENT_MAX_RESPONSE_PPM: u32 = 50_000;
 
 /// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over
 /// the rounds at cosine -0.7 or less with the consensus (`CUMULATIVE_SKETCH_COSINE_DISTANCE`
@@ -1071,14 +1075,13 @@ mod tests {
 
     /// A member whose changes respond to the model's moves as a step up its loss does (a sign
     /// flipper) has a move response above 0, honest members below it. The ascent method
-    /// excludes above the limit, not at it, on its own; a member without two consecutive rounds
-    /// (response 0) passes.
+    /// excludes above the limit (0.05), not at it, on its own.
     #[test]
     fn the_ascent_method_excludes_changes_that_climb() {
         let members: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
         let data = MemberData::new(
             members.clone(),
-            vec![(Feature::MOVE_RESPONSE, vec![-0.6, 0.4, -0.02, 0.0, 0.3])],
+            vec![(Feature::MOVE_RESPONSE, vec![-0.6, 0.4, -0.02, 0.05, 0.3])],
             vec![],
         )
         .unwrap();
@@ -1091,7 +1094,7 @@ mod tests {
         let scores: Vec<i64> = member_scores(&e.scored, method)
             .map(|s| s.score_micro)
             .collect();
-        assert_eq!(scores, [-600_000, 400_000, -20_000, 0, 300_000]);
+        assert_eq!(scores, [-600_000, 400_000, -20_000, 50_000, 300_000]);
         config.mut_ascent().max_response_ppm = 300_000;
         assert_eq!(evaluate(&config, &data).unwrap().excluded, ["b".to_owned()]);
         // It reads the members' own previous commitments, as the inconsistent method does.

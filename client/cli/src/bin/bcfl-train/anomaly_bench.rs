@@ -146,8 +146,9 @@ pub(crate) struct CommonArgs {
     opposed_distance: Option<f64>,
     /// Adds the ascent method to every detector (`consortium init --anomaly ...,ascent
     /// --ascent-response R`), the preset's too: a member whose changes, over its rounds,
-    /// respond to the model's moves above this (0: at all) as steps up its loss do is
-    /// excluded whatever the other methods vote. Needs --coordinate-samples (or the preset).
+    /// respond to the model's moves above this (`consortium init`'s default: 0.05) as steps up
+    /// its loss do is excluded whatever the other methods vote. Needs --coordinate-samples (or
+    /// the preset).
     #[arg(long, value_name = "R")]
     ascent_response: Option<f64>,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales

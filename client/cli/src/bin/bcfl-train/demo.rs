@@ -94,8 +94,8 @@ pub(crate) struct DemoArgs {
     #[arg(long, requires = "anomaly_preset", value_name = "C")]
     pub(crate) inconsistent_cosine: Option<String>,
     /// Adds the ascent method to the preset (`consortium init --ascent-response`): a member
-    /// whose changes, over its rounds, respond to the model's moves above this (0: at all), as
-    /// steps up its own loss do, is excluded on that alone.
+    /// whose changes, over its rounds, respond to the model's moves above this (0.05 as
+    /// measured), as steps up its own loss do, is excluded on that alone.
     #[arg(long, requires = "anomaly_preset", value_name = "R")]
     pub(crate) ascent_response: Option<String>,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the

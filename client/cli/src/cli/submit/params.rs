@@ -280,7 +280,7 @@ pub(crate) struct InitArgs {
     /// adapters trained with AdamW.
     #[arg(long)]
     inconsistent_cosine: Option<String>,
-    /// The ascent method's largest move response, from 0 to 0.5 [default: 0]: a member whose
+    /// The ascent method's largest move response, from 0 to 0.5 [default: 0.05]: a member whose
     /// changes, over its rounds, respond to the model's moves above this, as steps up its own
     /// loss do (a sign flipper), is excluded. With --anomaly-preset it adds the method to the
     /// preset. Suited to members taking gradient steps on a convex loss (heads trained by SGD),
@@ -669,7 +669,7 @@ mod tests {
         expected.mut_ascent().max_response_ppm = 100_000;
         assert_eq!(added.get_anomaly(), &expected);
         let listed = ascent(&["--anomaly", "zscore,ascent"]).unwrap();
-        assert_eq!(listed.get_anomaly().get_ascent().max_response_ppm, 0);
+        assert_eq!(listed.get_anomaly().get_ascent().max_response_ppm, 50_000);
         // It conflicts with the flags it sets.
         for flag in [
             &["--dbscan-eps", "2.0"][..],
