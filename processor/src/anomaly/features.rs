@@ -478,8 +478,7 @@ fn weighted_mean<T: Copy + Into<i128>>(rows: &[(&[T], i128)]) -> Option<Vec<i64>
                     let value: i128 = v.get(k).copied().map_or(0, Into::into);
                     acc.saturating_add(value.saturating_mul(*w))
                 });
-                let mean = div_round(total, weight);
-                mean.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+                saturate(div_round(total, weight))
             })
             .collect(),
     )
