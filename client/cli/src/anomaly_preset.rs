@@ -1,7 +1,9 @@
 //! `--anomaly-preset NAME`, a named anomaly configuration, read once for every command that
 //! takes it (`consortium init`, `demo`, `anomaly bench` and `paper-table`, `experiment scale`).
 
+use anyhow::Context as _;
 use bcfl_processor::anomaly::{every_attack_config, EVERY_ATTACK_COORDINATE_SAMPLES};
+use bcfl_processor::fixed::parse_ppm;
 use bcfl_protos::bcfl as pb;
 use clap::ValueEnum;
 
@@ -34,37 +36,51 @@ impl AnomalyPreset {
     }
 }
 
-/// `config` with the inconsistent-change method added at `min_cosine_ppm`, when given: what
-/// `--inconsistent-cosine` does to a preset (`consortium init`, `demo`). It is not in the
-/// preset, since members fine-tuning LoRA adapters with AdamW change direction from round to
-/// round ([`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]).
-pub fn with_inconsistent(
-    mut config: pb::AnomalyConfig,
-    min_cosine_ppm: Option<u32>,
-) -> pb::AnomalyConfig {
-    if let Some(min_cosine_ppm) = min_cosine_ppm {
-        config.set_inconsistent(pb::InconsistentConfig {
-            min_cosine_ppm,
-            ..Default::default()
-        });
-    }
-    config
+/// The opt-in methods a command may add to a preset (`consortium init`, `demo`), as their flags
+/// give them: `--inconsistent-cosine` (not in the preset, since members fine-tuning LoRA adapters
+/// with AdamW change direction from round to round,
+/// [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and `--ascent-response` (not in the
+/// preset, whose measured grids predate it, [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Additions {
+    /// The inconsistent-change method's cosine, ppm.
+    pub inconsistent_cosine_ppm: Option<u32>,
+    /// The ascent method's largest move response, ppm.
+    pub ascent_response_ppm: Option<u32>,
 }
 
-/// `config` with the ascent method added at `max_response_ppm`, when given: what
-/// `--ascent-response` does to a preset (`consortium init`, `demo`). It is not in the preset,
-/// whose measured grids predate it ([`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
-pub fn with_ascent(
-    mut config: pb::AnomalyConfig,
-    max_response_ppm: Option<u32>,
-) -> pb::AnomalyConfig {
-    if let Some(max_response_ppm) = max_response_ppm {
-        config.set_ascent(pb::AscentConfig {
-            max_response_ppm,
-            ..Default::default()
-        });
+impl Additions {
+    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`).
+    pub fn parse(
+        inconsistent_cosine: Option<&str>,
+        ascent_response: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let ppm = |flag: &str, text: Option<&str>| {
+            text.map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
+                .transpose()
+        };
+        Ok(Self {
+            inconsistent_cosine_ppm: ppm("inconsistent-cosine", inconsistent_cosine)?,
+            ascent_response_ppm: ppm("ascent-response", ascent_response)?,
+        })
     }
-    config
+
+    /// `config` with each given method added (replacing one it has).
+    pub fn apply(self, mut config: pb::AnomalyConfig) -> pb::AnomalyConfig {
+        if let Some(min_cosine_ppm) = self.inconsistent_cosine_ppm {
+            config.set_inconsistent(pb::InconsistentConfig {
+                min_cosine_ppm,
+                ..Default::default()
+            });
+        }
+        if let Some(max_response_ppm) = self.ascent_response_ppm {
+            config.set_ascent(pb::AscentConfig {
+                max_response_ppm,
+                ..Default::default()
+            });
+        }
+        config
+    }
 }
 
 /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
@@ -90,8 +106,14 @@ mod tests {
         assert_eq!(preset.config().ensemble_min_votes, 2);
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
-        let added = with_inconsistent(preset.config(), Some(250_000));
+        assert!(!preset.config().has_ascent());
+        let additions = Additions::parse(Some("0.25"), Some("0.05")).unwrap();
+        let added = additions.apply(preset.config());
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
-        assert_eq!(with_inconsistent(preset.config(), None), preset.config());
+        assert_eq!(added.get_ascent().max_response_ppm, 50_000);
+        let none = Additions::parse(None, None).unwrap();
+        assert_eq!(none.apply(preset.config()), preset.config());
+        let err = Additions::parse(None, Some("x")).unwrap_err().to_string();
+        assert!(err.contains("--ascent-response"), "{err}");
     }
 }

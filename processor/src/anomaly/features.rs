@@ -513,6 +513,18 @@ fn nano_coordinates<'a>(commitments: impl Iterator<Item = &'a pb::Commitment>) -
         .collect()
 }
 
+/// The global model's previous change the consensus record keeps (nano-units, widened) and its
+/// squared norm.
+fn kept_change(consensus: &pb::ConsensusSketch) -> (Vec<i128>, i128) {
+    let change: Vec<i128> = consensus
+        .previous_change
+        .iter()
+        .map(|&m| i128::from(m))
+        .collect();
+    let squared = squared_norm(&change);
+    (change, squared)
+}
+
 /// Every committer's `|c - m| / |m|` against the previous change `m` the consensus record
 /// holds, when it was recorded for the round before the commitments' (see the module docs): 1
 /// for everyone when there is no such record or `m` is zero. Integer sums (saturating) up to one
@@ -521,12 +533,7 @@ pub fn previous_change_distances(
     commitments: &[pb::Commitment],
     consensus: &pb::ConsensusSketch,
 ) -> Vec<f64> {
-    let previous: Vec<i128> = consensus
-        .previous_change
-        .iter()
-        .map(|&m| i128::from(m))
-        .collect();
-    let norm_sq = squared_norm(&previous);
+    let (previous, norm_sq) = kept_change(consensus);
     commitments
         .iter()
         .map(|c| {
@@ -620,12 +627,7 @@ pub fn response_terms(
     previous: &[pb::Commitment],
     consensus: &pb::ConsensusSketch,
 ) -> Vec<Option<(i64, u64)>> {
-    let moved: Vec<i128> = consensus
-        .previous_change
-        .iter()
-        .map(|&m| i128::from(m))
-        .collect();
-    let moved_sq = squared_norm(&moved);
+    let (moved, moved_sq) = kept_change(consensus);
     let earlier = by_member(previous);
     commitments
         .iter()

@@ -344,19 +344,13 @@ impl DemoArgs {
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
             anomaly_config: match self.anomaly_preset {
-                Some(preset) => Some(anomaly_preset::with_ascent(
-                    anomaly_preset::with_inconsistent(
-                        preset.config(),
-                        self.inconsistent_cosine
-                            .as_deref()
-                            .map(|c| ppm("inconsistent-cosine", c))
-                            .transpose()?,
-                    ),
-                    self.ascent_response
-                        .as_deref()
-                        .map(|r| ppm("ascent-response", r))
-                        .transpose()?,
-                )),
+                Some(preset) => Some(
+                    anomaly_preset::Additions::parse(
+                        self.inconsistent_cosine.as_deref(),
+                        self.ascent_response.as_deref(),
+                    )?
+                    .apply(preset.config()),
+                ),
                 None => None,
             },
             topology: self.topology,

@@ -364,13 +364,7 @@ impl InitArgs {
             .with_context(|| format!("--rule {rule}"))?;
         match self.anomaly_preset {
             Some(preset) => {
-                let mut config = anomaly_preset::with_ascent(
-                    anomaly_preset::with_inconsistent(
-                        preset.config(),
-                        self.inconsistent_cosine_ppm()?,
-                    ),
-                    self.ascent_response_ppm()?,
-                );
+                let mut config = self.additions()?.apply(preset.config());
                 config.count_copies_once |= self.count_copies_once;
                 params.set_anomaly(config);
             }
@@ -477,39 +471,28 @@ impl InitArgs {
             });
         }
         config.count_copies_once = self.count_copies_once;
-        if self.anomaly.contains(&Method::Inconsistent) {
-            config.set_inconsistent(pb::InconsistentConfig {
-                min_cosine_ppm: self
-                    .inconsistent_cosine_ppm()?
-                    .unwrap_or(INCONSISTENT_MIN_COSINE_PPM),
-                ..Default::default()
-            });
-        }
-        if self.anomaly.contains(&Method::Ascent) {
-            config.set_ascent(pb::AscentConfig {
-                max_response_ppm: self
-                    .ascent_response_ppm()?
-                    .unwrap_or(ASCENT_MAX_RESPONSE_PPM),
-                ..Default::default()
-            });
-        }
-        Ok(config)
+        // The listed opt-in methods, at their flags' values or their defaults.
+        let given = self.additions()?;
+        let listed = anomaly_preset::Additions {
+            inconsistent_cosine_ppm: self.anomaly.contains(&Method::Inconsistent).then(|| {
+                given
+                    .inconsistent_cosine_ppm
+                    .unwrap_or(INCONSISTENT_MIN_COSINE_PPM)
+            }),
+            ascent_response_ppm: self
+                .anomaly
+                .contains(&Method::Ascent)
+                .then(|| given.ascent_response_ppm.unwrap_or(ASCENT_MAX_RESPONSE_PPM)),
+        };
+        Ok(listed.apply(config))
     }
 
-    /// `--ascent-response`, if given.
-    fn ascent_response_ppm(&self) -> anyhow::Result<Option<u32>> {
-        self.ascent_response
-            .as_deref()
-            .map(|r| ppm("ascent-response", r))
-            .transpose()
-    }
-
-    /// `--inconsistent-cosine`, if given.
-    fn inconsistent_cosine_ppm(&self) -> anyhow::Result<Option<u32>> {
-        self.inconsistent_cosine
-            .as_deref()
-            .map(|c| ppm("inconsistent-cosine", c))
-            .transpose()
+    /// The methods `--inconsistent-cosine` and `--ascent-response` give, if given.
+    fn additions(&self) -> anyhow::Result<anomaly_preset::Additions> {
+        anomaly_preset::Additions::parse(
+            self.inconsistent_cosine.as_deref(),
+            self.ascent_response.as_deref(),
+        )
     }
 }
 
