@@ -25,8 +25,10 @@
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous
 //!   distribution time, IID and non-IID accuracy).
 //!
-//! Beside them, an ignored test (`root_set_tests`) measures FLTrust's trusted-root-set check on
-//! the same embeddings, to show why sign and label flips with Dirichlet 0.1 shards escape it.
+//! Beside them, two ignored tests measure on the same embeddings, over rounds of honest FedAvg
+//! (`honest_rounds`): `root_set_tests` FLTrust's trusted-root-set check, to show why sign and
+//! label flips with Dirichlet 0.1 shards escape it, and `response_tests` how members' changes
+//! respond to the model's moves, the measurement behind the ascent method.
 
 pub mod bench;
 pub mod detect;
