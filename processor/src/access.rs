@@ -15,7 +15,7 @@
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1, aggregate N-1 and verdict N-1 | consortium, round N |
 //! | CommitUpdate N (base round B) | consortium, signer's member, round N, commitment (N, signer); round B when B != N | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix), the signer's link index | links out of the signer (prefix), the signer's link index |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, verdict and aggregate N-1 (from round 2), all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch | round N, verdict N, all sketch sums (type prefix), consensus sketch |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //! | SealRound N | consortium, signer's member, round N, commitments of N (prefix) | round N |
@@ -150,21 +150,24 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
             let verdict = address::verdict_address(a.round);
             let history = address::type_prefix(AddressKind::SketchSum);
             let consensus = address::consensus_address();
-            AccessList::new(
-                vec![
-                    consortium,
-                    signer_member,
-                    round.clone(),
-                    verdict.clone(),
-                    // This round's commitments, and each committer's last evaluated one.
-                    address::type_prefix(AddressKind::Commitment),
-                    address::type_prefix(AddressKind::Link),
-                    address::type_prefix(AddressKind::LinkIndex),
-                    history.clone(),
-                    consensus.clone(),
-                ],
-                vec![round, verdict, history, consensus],
-            )
+            let mut inputs = vec![
+                consortium,
+                signer_member,
+                round.clone(),
+                verdict.clone(),
+                // This round's commitments, and each committer's last evaluated one.
+                address::type_prefix(AddressKind::Commitment),
+                address::type_prefix(AddressKind::Link),
+                address::type_prefix(AddressKind::LinkIndex),
+                history.clone(),
+                consensus.clone(),
+            ];
+            if a.round >= 2 {
+                // A withdrawal reads the round before's verdict and aggregate.
+                inputs.push(address::verdict_address(a.round - 1));
+                inputs.push(address::aggregate_address(a.round - 1));
+            }
+            AccessList::new(inputs, vec![round, verdict, history, consensus])
         }
         Action::CommitAggregate(a) => {
             let round = address::round_address(a.round);

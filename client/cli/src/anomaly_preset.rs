@@ -47,13 +47,18 @@ pub struct Additions {
     pub inconsistent_cosine_ppm: Option<u32>,
     /// The ascent method's largest move response, ppm.
     pub ascent_response_ppm: Option<u32>,
+    /// Their flags withdraw the member's commitment to the round before (`--withdraw`,
+    /// `AnomalyConfig.withdraw`).
+    pub withdraw: bool,
 }
 
 impl Additions {
-    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`).
+    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`) and
+    /// `--withdraw`.
     pub fn parse(
         inconsistent_cosine: Option<&str>,
         ascent_response: Option<&str>,
+        withdraw: bool,
     ) -> anyhow::Result<Self> {
         let ppm = |flag: &str, text: Option<&str>| {
             text.map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
@@ -62,6 +67,7 @@ impl Additions {
         Ok(Self {
             inconsistent_cosine_ppm: ppm("inconsistent-cosine", inconsistent_cosine)?,
             ascent_response_ppm: ppm("ascent-response", ascent_response)?,
+            withdraw,
         })
     }
 
@@ -79,6 +85,7 @@ impl Additions {
                 ..Default::default()
             });
         }
+        config.withdraw |= self.withdraw;
         config
     }
 }
@@ -107,13 +114,16 @@ mod tests {
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
         assert!(!preset.config().has_ascent());
-        let additions = Additions::parse(Some("0.25"), Some("0.05")).unwrap();
+        let additions = Additions::parse(Some("0.25"), Some("0.05"), true).unwrap();
         let added = additions.apply(preset.config());
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(added.get_ascent().max_response_ppm, 50_000);
-        let none = Additions::parse(None, None).unwrap();
+        assert!(added.withdraw && !preset.config().withdraw);
+        let none = Additions::parse(None, None, false).unwrap();
         assert_eq!(none.apply(preset.config()), preset.config());
-        let err = Additions::parse(None, Some("x")).unwrap_err().to_string();
+        let err = Additions::parse(None, Some("x"), false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
     }
 }

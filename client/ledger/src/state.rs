@@ -265,6 +265,7 @@ impl FamilyState {
                 r,
                 &commitments,
                 &verdict.accepted,
+                &verdict.withdrawn,
             );
         }
         history

@@ -996,6 +996,28 @@ impl<L: Ledger> Member<L> {
             }
             paths.insert(planned.member.clone(), self.transfers.store().path(&id));
         }
+        // Withdrawn updates of the round before: its aggregator holds them, and their members.
+        let aggregator_before = state
+            .aggregates
+            .get(&round.saturating_sub(1))
+            .map(|a| a.submitted_by.clone());
+        for planned in &plan.withdrawn {
+            let holders: Vec<String> = aggregator_before
+                .iter()
+                .cloned()
+                .chain([planned.member.clone()])
+                .collect();
+            let (_, fetched) = self
+                .blob(state, round, &planned.sha256, &holders)
+                .await
+                .map_err(|e| Error::FetchUpdate {
+                    member: planned.member.clone(),
+                    source: Box::new(e),
+                })?;
+            moved += fetched;
+            let id = BlobId::parse(&planned.sha256)?;
+            paths.insert(planned.member.clone(), self.transfers.store().path(&id));
+        }
         let mut models = BTreeMap::new();
         for sha in plan.models_needed() {
             let (bytes, fetched) = self.blob(state, round, &sha, &[]).await?;

@@ -12,8 +12,15 @@
 //!    `parent + (update − base)` ([`Update::plus`], [`Update::minus`]);
 //! 3. each contribution weighs `samples × staleness_weight_ppm(staleness)`
 //!    ([`schedule::staleness_weight_ppm`]);
-//! 4. the rule ([`Rule::from_params`]) combines them bit-exactly ([`aggregate`]), and the
-//!    result is written as canonical f32 safetensors, whose SHA-256 is the model hash on chain.
+//! 4. the rule ([`Rule::from_params`]) combines them bit-exactly ([`aggregate`]);
+//! 5. where the verdict withdrew commitments to the round before (`Verdict.withdrawn`,
+//!    [`bcfl_processor::anomaly::withdraw`]: FedAvg only), their contributions are taken back
+//!    out: with `P` the round's parent (the round before's aggregate), `W` the weight of the
+//!    round before's accepted updates and `w_l`, `U_l` each withdrawn update's weight and model,
+//!    the aggregate gains `sum w_l (P - U_l) / (W - sum w_l)` (in `f64`, one rounding to `f32`
+//!    per value), or `P' - P`, `P'` the round before's parent, when they were all of it;
+//! 6. the result is written as canonical f32 safetensors, whose SHA-256 is the model hash on
+//!    chain.
 //!
 //! The aggregator member ([`super::member`]) and the auditor call the same two functions, so a
 //! replay that differs from the chain means the aggregator committed something else than the
@@ -87,6 +94,13 @@ pub struct AggregatePlan {
     pub rule: Rule,
     /// The updates the verdict accepted, in key order.
     pub updates: Vec<PlannedUpdate>,
+    /// The commitments to the round before that the verdict withdrew, in key order (empty
+    /// unless the consortium withdraws).
+    pub withdrawn: Vec<PlannedUpdate>,
+    /// The weight of the round before's accepted updates (0 without a withdrawal).
+    pub withdrawn_from_weight: u64,
+    /// The round before's parent model (empty without a withdrawal).
+    pub previous_parent_model_sha256: String,
 }
 
 /// A computed aggregate.
@@ -146,26 +160,92 @@ impl AggregatePlan {
                 "round {round}'s verdict accepted nobody: nothing to aggregate"
             )));
         }
-        Ok(Self {
+        let mut plan = Self {
             round,
             parent_model_sha256: r.parent_model_sha256.clone(),
             rule,
             updates,
-        })
+            withdrawn: Vec::new(),
+            withdrawn_from_weight: 0,
+            previous_parent_model_sha256: String::new(),
+        };
+        if !verdict.withdrawn.is_empty() {
+            plan.plan_withdrawal(state, &verdict.withdrawn)?;
+        }
+        Ok(plan)
+    }
+
+    /// Reads what withdrawing `members`' commitments to the round before needs: those
+    /// commitments, the weight of that round's accepted updates, and its parent.
+    fn plan_withdrawal(&mut self, state: &FamilyState, members: &[String]) -> Result<()> {
+        let before = self.round - 1;
+        let planned = |member: &String| -> Result<PlannedUpdate> {
+            let c = state
+                .commitments
+                .get(&(before, member.clone()))
+                .ok_or_else(|| {
+                    Error::State(format!("no commitment of {member} to round {before}"))
+                })?;
+            Ok(PlannedUpdate {
+                member: member.clone(),
+                sha256: c.update_sha256.clone(),
+                size_bytes: c.size_bytes,
+                samples: c.num_samples,
+                staleness: c.staleness,
+                base_model_sha256: state.base_model_of(c).unwrap_or_default().to_owned(),
+            })
+        };
+        self.withdrawn = members.iter().map(planned).collect::<Result<_>>()?;
+        let accepted = &state
+            .verdicts
+            .get(&before)
+            .ok_or_else(|| Error::State(format!("round {before} has no verdict")))?
+            .accepted;
+        self.withdrawn_from_weight = accepted
+            .iter()
+            .map(|m| planned(m).map(|u| u.weight()))
+            .sum::<Result<u64>>()?;
+        self.previous_parent_model_sha256 = state
+            .rounds
+            .get(&before)
+            .ok_or_else(|| Error::State(format!("round {before} does not exist")))?
+            .parent_model_sha256
+            .clone();
+        Ok(())
+    }
+
+    /// Whether the withdrawn updates were all of the round before's weight: the withdrawal
+    /// then undoes that round.
+    fn withdraws_the_whole_round(&self) -> bool {
+        let taken: u64 = self.withdrawn.iter().map(PlannedUpdate::weight).sum();
+        taken >= self.withdrawn_from_weight
     }
 
     /// Every model blob the computation reads besides the updates: the parent, and the bases
     /// of stale updates (empty when no update is stale).
     pub fn models_needed(&self) -> Vec<String> {
-        let mut models: Vec<String> = Vec::new();
+        let mut needed: Vec<&String> = Vec::new();
         for u in self.updates.iter().filter(|u| u.staleness > 0) {
-            for sha in [&self.parent_model_sha256, &u.base_model_sha256] {
-                if !models.contains(sha) {
-                    models.push(sha.clone());
-                }
+            needed.extend([&self.parent_model_sha256, &u.base_model_sha256]);
+        }
+        if !self.withdrawn.is_empty() {
+            needed.push(&self.parent_model_sha256);
+            if self.withdraws_the_whole_round() {
+                needed.push(&self.previous_parent_model_sha256);
+            }
+        }
+        let mut models: Vec<String> = Vec::new();
+        for sha in needed {
+            if !models.contains(sha) {
+                models.push(sha.clone());
             }
         }
         models
+    }
+
+    /// The planned updates the computation reads: the accepted ones, then the withdrawn ones.
+    pub fn blobs(&self) -> impl Iterator<Item = &PlannedUpdate> {
+        self.updates.iter().chain(&self.withdrawn)
     }
 
     /// Combines the updates. `update_path` gives the file of each planned update and `model`
@@ -190,13 +270,7 @@ impl AggregatePlan {
         let mut contributions = Vec::with_capacity(self.updates.len());
         for planned in &self.updates {
             let path = update_path(planned)?;
-            let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
-            if sha256_hex(&bytes) != planned.sha256 || bytes.len() as u64 != planned.size_bytes {
-                return Err(Error::Integrity(format!(
-                    "the update of {} does not match its commitment",
-                    planned.member
-                )));
-            }
+            let bytes = committed_bytes(planned, &path)?;
             let path = if planned.staleness == 0 {
                 path
             } else {
@@ -217,12 +291,78 @@ impl AggregatePlan {
         }
         let combined = aggregate(contributions, self.rule);
         let _ = std::fs::remove_dir_all(scratch);
-        let bytes = combined?.update.to_bytes(Encoding::F32);
+        let mut model = combined?.update;
+        if !self.withdrawn.is_empty() {
+            let mut withdrawn = Vec::with_capacity(self.withdrawn.len());
+            for planned in &self.withdrawn {
+                let bytes = committed_bytes(planned, &update_path(planned)?)?;
+                withdrawn.push((planned.weight(), Update::from_bytes(&bytes)?));
+            }
+            model = self.withdraw(&model, &models, &withdrawn)?;
+        }
+        let bytes = model.to_bytes(Encoding::F32);
         Ok(Computed {
             sha256: sha256_hex(&bytes),
             bytes,
         })
     }
+
+    /// `aggregate` with the `withdrawn` contributions (weight, model) taken back out (step 5
+    /// of the module docs); `models` holds [`Self::models_needed`].
+    fn withdraw(
+        &self,
+        aggregate: &Update,
+        models: &BTreeMap<String, Update>,
+        withdrawn: &[(u64, Update)],
+    ) -> Result<Update> {
+        let parent = models[&self.parent_model_sha256].flattened();
+        let values = aggregate.flattened();
+        let check = |len: usize, what: &str| {
+            if len == values.len() {
+                Ok(())
+            } else {
+                Err(Error::Integrity(format!(
+                    "round {}: {what} has {len} values, the aggregate {}",
+                    self.round,
+                    values.len()
+                )))
+            }
+        };
+        check(parent.len(), "the parent")?;
+        let mut out = values.clone();
+        if self.withdraws_the_whole_round() {
+            let before = models[&self.previous_parent_model_sha256].flattened();
+            check(before.len(), "the round before's parent")?;
+            for ((o, p), b) in out.iter_mut().zip(&parent).zip(&before) {
+                *o += b - p;
+            }
+        } else {
+            let taken: u64 = withdrawn.iter().map(|(w, _)| w).sum();
+            let remaining = (self.withdrawn_from_weight - taken) as f64;
+            for (weight, model) in withdrawn {
+                let u = model.flattened();
+                check(u.len(), "a withdrawn update")?;
+                let share = *weight as f64 / remaining;
+                for ((o, p), x) in out.iter_mut().zip(&parent).zip(&u) {
+                    *o += share * (p - x);
+                }
+            }
+        }
+        Ok(aggregate.with_flattened(&out))
+    }
+}
+
+/// The bytes of `planned`'s update at `path`, which must hash to its commitment and have its
+/// size.
+fn committed_bytes(planned: &PlannedUpdate, path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file("reading", path, e))?;
+    if sha256_hex(&bytes) != planned.sha256 || bytes.len() as u64 != planned.size_bytes {
+        return Err(Error::Integrity(format!(
+            "the update of {} does not match its commitment",
+            planned.member
+        )));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -242,6 +382,9 @@ mod tests {
             parent_model_sha256: sha256_hex(&update(&[1.0, 1.0]).to_bytes(Encoding::F32)),
             rule: Rule::FedAvg,
             updates,
+            withdrawn: Vec::new(),
+            withdrawn_from_weight: 0,
+            previous_parent_model_sha256: String::new(),
         }
     }
 
@@ -298,6 +441,72 @@ mod tests {
         assert_eq!(result.tensors["w"].1, [3.0, 1.0 / 3.0]);
         assert_eq!(computed.sha256, sha256_hex(&computed.bytes));
         assert!(!dir.path().join("scratch").exists());
+    }
+
+    /// Round 1 accepted a ([2, 0]) and b ([0, 2]), 10 samples each, from [0, 0]: the parent
+    /// of round 2 is [1, 1]. Round 2 accepts c ([3, 3]) and withdraws a: FedAvg of round 1
+    /// without a would have been b's [0, 2], a move of [-1, 1] from the parent, which the
+    /// aggregate gains: [2, 4]. Withdrawing both undoes round 1: [3, 3] + [0, 0] - [1, 1].
+    #[test]
+    fn a_withdrawn_contribution_is_taken_back_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = update(&[0.0, 0.0]).to_bytes(Encoding::F32);
+        let parent = update(&[1.0, 1.0]).to_bytes(Encoding::F32);
+        let a = update(&[2.0, 0.0]).to_bytes(Encoding::F32);
+        let b = update(&[0.0, 2.0]).to_bytes(Encoding::F32);
+        let c = update(&[3.0, 3.0]).to_bytes(Encoding::F32);
+        let mut files = BTreeMap::new();
+        for bytes in [&a, &b, &c] {
+            let path = dir.path().join(sha256_hex(bytes));
+            std::fs::write(&path, bytes).unwrap();
+            files.insert(sha256_hex(bytes), path);
+        }
+        let models: BTreeMap<String, Vec<u8>> = [
+            (sha256_hex(&parent), parent.clone()),
+            (sha256_hex(&before), before.clone()),
+        ]
+        .into();
+        let run = |withdrawn: Vec<PlannedUpdate>| {
+            let mut p = plan(vec![planned("c", &c, 5, 0, "")]);
+            p.withdrawn = withdrawn;
+            p.withdrawn_from_weight = 20_000_000;
+            p.previous_parent_model_sha256 = sha256_hex(&before);
+            let needed = p.models_needed();
+            let computed = p
+                .compute(
+                    |u| Ok(files[&u.sha256].clone()),
+                    |sha| Ok(models[sha].clone()),
+                    &dir.path().join("scratch"),
+                )
+                .unwrap();
+            (needed.len(), Update::from_bytes(&computed.bytes).unwrap())
+        };
+        let (needed, one) = run(vec![planned("a", &a, 10, 0, "")]);
+        assert_eq!((needed, &one.tensors["w"].1[..]), (1, &[2.0, 4.0][..]));
+        let (needed, all) = run(vec![
+            planned("a", &a, 10, 0, ""),
+            planned("b", &b, 10, 0, ""),
+        ]);
+        assert_eq!((needed, &all.tensors["w"].1[..]), (2, &[2.0, 2.0][..]));
+        // A withdrawn blob that is not what was committed is refused.
+        let mut p = plan(vec![planned("c", &c, 5, 0, "")]);
+        p.withdrawn = vec![planned("a", &b, 10, 0, "")];
+        p.withdrawn_from_weight = 20_000_000;
+        let err = p
+            .compute(
+                |u| {
+                    let served = if u.member == "a" { &a } else { &c };
+                    Ok(files[&sha256_hex(served)].clone())
+                },
+                |sha| Ok(models[sha].clone()),
+                &dir.path().join("scratch"),
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the update of a does not match its commitment"),
+            "{err}"
+        );
     }
 
     #[test]

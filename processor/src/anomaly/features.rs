@@ -693,19 +693,34 @@ pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistor
 /// The consensus after round `round`: the coordinate-wise mean of the `accepted` commitments'
 /// sketches (rounded half away from zero) added to it, unchanged when nobody was accepted; and
 /// the previous change replaced by the accepted members' weighted mean coordinates
-/// ([`weighted_mean_coordinates`]) and `round`, or cleared (empty, round 0) when there are none.
+/// ([`weighted_mean_coordinates`]), their samples and `round`, or cleared (empty, round 0) when
+/// there are none. `withdrawn` are the commitments to the round before that round `round`'s
+/// verdict withdrew ([`super::withdraw`]): the kept change is then the model's move with them
+/// taken back out ([`withdrawn_change`]).
 pub fn extend_consensus(
     consensus: &pb::ConsensusSketch,
     round: u64,
     accepted: &[&pb::Commitment],
+    withdrawn: &[&pb::Commitment],
 ) -> pb::ConsensusSketch {
-    let previous_change = weighted_mean_coordinates(accepted).unwrap_or_default();
+    let mut previous_change = weighted_mean_coordinates(accepted).unwrap_or_default();
+    if !previous_change.is_empty() && !withdrawn.is_empty() {
+        previous_change = withdrawn_change(&previous_change, consensus, withdrawn);
+    }
     // Without coordinates the record stays as it was before the field existed.
-    let previous_change_round = if previous_change.is_empty() { 0 } else { round };
+    let (previous_change_round, previous_change_samples) = if previous_change.is_empty() {
+        (0, 0)
+    } else {
+        let samples = accepted
+            .iter()
+            .fold(0u64, |acc, c| acc.saturating_add(c.num_samples));
+        (round, samples)
+    };
     let Some(mean) = accepted_mean(accepted) else {
         return pb::ConsensusSketch {
             previous_change,
             previous_change_round,
+            previous_change_samples,
             ..consensus.clone()
         };
     };
@@ -715,8 +730,52 @@ pub fn extend_consensus(
         last_round: round,
         previous_change,
         previous_change_round,
+        previous_change_samples,
         ..Default::default()
     }
+}
+
+/// A round's mean change `mean` (nano-units) plus what withdrawing `withdrawn`, commitments to
+/// the round before, adds to the model's move: FedAvg of the round before without them, minus
+/// FedAvg with them. With `m` the kept change of the round before (`consensus`), `N` its
+/// samples, `n_l` and `u_l` each withdrawn commitment's samples and coordinates and `L` their
+/// sum, that is `sum n_l (m - u_l) / (N - L)`; when they were all of it (`L >= N`), the round
+/// before is undone, `-m`. Exact integer sums, one rounding per value, saturating. `mean`
+/// unchanged when the kept change is not of the round before (nothing is known to withdraw).
+pub fn withdrawn_change(
+    mean: &[i64],
+    consensus: &pb::ConsensusSketch,
+    withdrawn: &[&pb::Commitment],
+) -> Vec<i64> {
+    let (kept, _) = kept_change(consensus);
+    let round = withdrawn.first().map_or(0, |c| c.round);
+    if kept.is_empty() || consensus.previous_change_round != round {
+        return mean.to_vec();
+    }
+    let total = i128::from(consensus.previous_change_samples);
+    let taken = withdrawn.iter().fold(0i128, |acc, c| {
+        acc.saturating_add(i128::from(c.num_samples))
+    });
+    let coordinates = nano_coordinates(withdrawn.iter().copied());
+    let len = mean.len().max(kept.len());
+    (0..len)
+        .map(|k| {
+            let m = kept.get(k).copied().unwrap_or(0);
+            let delta = if taken >= total {
+                -m
+            } else {
+                let numerator = coordinates
+                    .iter()
+                    .zip(withdrawn)
+                    .fold(0i128, |acc, (u, c)| {
+                        let u = i128::from(u.get(k).copied().unwrap_or(0));
+                        acc.saturating_add(i128::from(c.num_samples).saturating_mul(m - u))
+                    });
+                div_round(numerator, total - taken)
+            };
+            saturate(i128::from(mean.get(k).copied().unwrap_or(0)).saturating_add(delta))
+        })
+        .collect()
 }
 
 /// The whole history after round `round`: the committers' sums ([`extend_history`]), each
@@ -727,6 +786,7 @@ pub fn extend_after_verdict(
     round: u64,
     commitments: &[pb::Commitment],
     accepted: &[String],
+    withdrawn: &[String],
 ) -> pb::SketchHistory {
     let mut next = extend_history(history, round, commitments);
     let chosen: Vec<&pb::Commitment> = commitments
@@ -742,7 +802,17 @@ pub fn extend_after_verdict(
             }
         }
     }
-    next.set_consensus(extend_consensus(history.get_consensus(), round, &chosen));
+    let withdrawn: Vec<&pb::Commitment> = history
+        .previous
+        .iter()
+        .filter(|p| withdrawn.binary_search(&p.member).is_ok())
+        .collect();
+    next.set_consensus(extend_consensus(
+        history.get_consensus(),
+        round,
+        &chosen,
+        &withdrawn,
+    ));
     next
 }
 
@@ -967,6 +1037,7 @@ mod tests {
             1,
             &[a, b, c],
             &["a".into(), "b".into()],
+            &[],
         );
         let consensus = history.get_consensus();
         assert_eq!(consensus.previous_change, vec![3, -4, 1]);
@@ -998,10 +1069,67 @@ mod tests {
             vec![1.0, 1.0]
         );
         // A round that accepted nobody leaves no previous change.
-        let empty = extend_after_verdict(&history, 2, &round2, &[]);
+        let empty = extend_after_verdict(&history, 2, &round2, &[], &[]);
         assert!(empty.get_consensus().previous_change.is_empty());
         assert_eq!(empty.get_consensus().previous_change_round, 0);
         assert_eq!(empty.get_consensus().sum, consensus.sum);
+    }
+
+    /// Round 1 accepted a (3 samples, [4, -8, 1]) and b (1 sample, [0, 8, 2]): the kept change
+    /// is [3, -4, 1] (3.25 rounded) over 4 samples. Round 2 accepts h ([1, 1, 1]) and withdraws
+    /// a: FedAvg of round 1 without a is b's [0, 8, 2], a move of [-3, 12, 0] from the kept
+    /// change (up to its rounding), which the kept change of round 2 gains:
+    /// 3 * ([3, -4, 1] - [4, -8, 1]) / (4 - 3). Withdrawing both undoes round 1's change.
+    #[test]
+    fn a_withdrawal_moves_the_kept_change_as_it_moves_the_model() {
+        let commit = |member: &str, round: u64, samples: u64, steps: Vec<i32>| pb::Commitment {
+            member: member.into(),
+            round,
+            num_samples: samples,
+            coordinate_step_nano: 1,
+            coordinate_steps: crate::testing::packed(&steps),
+            ..Default::default()
+        };
+        let (a, b) = (
+            commit("a", 1, 3, vec![4, -8, 1]),
+            commit("b", 1, 1, vec![0, 8, 2]),
+        );
+        let h = commit("h", 2, 2, vec![1, 1, 1]);
+        let mut history = extend_after_verdict(
+            &pb::SketchHistory::default(),
+            1,
+            &[a.clone(), b.clone()],
+            &["a".into(), "b".into()],
+            &[],
+        );
+        let kept = history.get_consensus().clone();
+        assert_eq!(
+            (kept.previous_change.to_vec(), kept.previous_change_samples),
+            (vec![3, -4, 1], 4)
+        );
+        assert_eq!(withdrawn_change(&[1, 1, 1], &kept, &[&a]), vec![-2, 13, 1]);
+        assert_eq!(
+            withdrawn_change(&[1, 1, 1], &kept, &[&a, &b]),
+            vec![-2, 5, 0]
+        );
+        // Through the history: the withdrawn commitment is the member's previous one.
+        history.previous = vec![a.clone(), b.clone()].into();
+        let after = extend_after_verdict(&history, 2, &[h.clone()], &["h".into()], &["a".into()]);
+        let consensus = after.get_consensus();
+        assert_eq!(
+            (
+                consensus.previous_change.to_vec(),
+                consensus.previous_change_round,
+                consensus.previous_change_samples
+            ),
+            (vec![-2, 13, 1], 2, 2)
+        );
+        // A kept change of another round than the withdrawn commitments': nothing to take out.
+        let stale = pb::ConsensusSketch {
+            previous_change_round: 5,
+            ..kept
+        };
+        assert_eq!(withdrawn_change(&[1, 1, 1], &stale, &[&a]), vec![1, 1, 1]);
     }
 
     #[test]
@@ -1296,14 +1424,14 @@ mod tests {
         let a = commitment("a", &[3, -3, 1]);
         let b = commitment("b", &[4, -4, 0]);
         // Means 3.5, -3.5, 0.5 round half away from zero: 4, -4, 1.
-        let c1 = extend_consensus(&pb::ConsensusSketch::default(), 1, &[&a, &b]);
+        let c1 = extend_consensus(&pb::ConsensusSketch::default(), 1, &[&a, &b], &[]);
         assert_eq!(
             (c1.sum.clone(), c1.rounds, c1.last_round),
             (vec![4, -4, 1], 1, 1)
         );
         // Nobody accepted: nothing changes (no coordinates, so no previous change either).
-        assert_eq!(extend_consensus(&c1, 2, &[]), c1);
-        let c3 = extend_consensus(&c1, 3, &[&a]);
+        assert_eq!(extend_consensus(&c1, 2, &[], &[]), c1);
+        let c3 = extend_consensus(&c1, 3, &[&a], &[]);
         assert_eq!((c3.sum, c3.rounds, c3.last_round), (vec![7, -7, 2], 2, 3));
     }
 
@@ -1352,6 +1480,7 @@ mod tests {
             1,
             &[commitment("a", &[1, 0]), commitment("b", &[1, 0])],
             &["a".to_owned(), "b".to_owned()],
+            &[],
         );
         // Round 2: a and the newcomer d go along (0, 1); b is not drawn.
         let now = [commitment("a", &[0, 1]), commitment("d", &[0, 1])];
@@ -1365,7 +1494,7 @@ mod tests {
         let d = cumulative(&now, &history);
         assert!(d.iter().all(|x| *x < 1e-15), "{d:?}");
         // After round 2 each member's consensus covers its own rounds; b's stays round 1's.
-        let after = extend_after_verdict(&history, 2, &now, &["a".to_owned(), "d".to_owned()]);
+        let after = extend_after_verdict(&history, 2, &now, &["a".to_owned(), "d".to_owned()], &[]);
         let consensus: Vec<(&str, Vec<i64>)> = after
             .entries
             .iter()
@@ -1377,7 +1506,7 @@ mod tests {
         );
         assert_eq!(after.get_consensus().sum, vec![1, 1]);
         // A round that accepts nobody adds to nobody's consensus, its sketches still count.
-        let none = extend_after_verdict(&after, 3, &[commitment("b", &[5, 5])], &[]);
+        let none = extend_after_verdict(&after, 3, &[commitment("b", &[5, 5])], &[], &[]);
         let b = &none.entries[1];
         assert_eq!(
             (b.sum.to_vec(), b.consensus.to_vec()),
@@ -1398,6 +1527,7 @@ mod tests {
                 commitment("c", &[-1, 0]),
             ],
             &["a".to_owned(), "b".to_owned()],
+            &[],
         );
         assert_eq!(history.get_consensus().sum, vec![1, 0]);
         assert_eq!(history.get_consensus().rounds, 1);

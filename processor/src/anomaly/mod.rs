@@ -73,6 +73,7 @@ pub mod pagerank;
 mod proptests;
 pub mod simulate;
 pub mod stats;
+pub mod withdraw;
 pub mod zscore;
 
 use bcfl_protos::bcfl as pb;

@@ -497,7 +497,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         commitments.iter().filter(|c| c.member != m[6]).collect();
     assert_eq!(
         consensus(&ledger),
-        super::features::extend_consensus(&Default::default(), 1, &accepted_one)
+        super::features::extend_consensus(&Default::default(), 1, &accepted_one, &[])
     );
     assert_eq!(consensus(&ledger).rounds, 1);
     for (entry, c) in after_one.entries.iter().zip({
@@ -779,5 +779,121 @@ fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
         ledger
             .submit(&admin, &payload(|p| p.set_close_round(close)))
             .unwrap();
+    }
+}
+
+/// Withdrawal on chain (`AnomalyConfig.withdraw`): round 1 accepts members 0-4 and is
+/// aggregated by FedAvg; in round 2 the inconsistent-change method excludes members 3 and 4,
+/// whose round-1 commitments the verdict then withdraws, and the kept previous change is round
+/// 2's mean with their round-1 contributions taken back out. When round 1 was abandoned instead
+/// (round 2's parent is not its aggregate), nothing is withdrawn.
+#[test]
+fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
+    let first: [[i32; 4]; 5] = [
+        [40, -20, 10, 5],
+        [-30, 50, 0, 10],
+        [10, 10, 60, -40],
+        [50, 0, -30, 20],
+        [-10, -60, 20, 30],
+    ];
+    let second: [[i32; 4]; 5] = [
+        [36, -22, 12, 4],
+        [-20, 40, 5, 10],
+        [12, 8, 50, -30],
+        [0, 20, 0, 0],
+        [10, 60, -20, -30],
+    ];
+    let consensus = |ledger: &MemoryLedger| {
+        <pb::ConsensusSketch as protobuf::Message>::parse_from_bytes(
+            &ledger.state()[&crate::address::consensus_address()],
+        )
+        .unwrap()
+    };
+    for aggregated in [true, false] {
+        let mut anomaly = pb::AnomalyConfig::default();
+        anomaly.mut_inconsistent().min_cosine_ppm = super::INCONSISTENT_MIN_COSINE_PPM;
+        anomaly.withdraw = true;
+        let params = pb::ConsortiumParams {
+            coordinate_samples: 4,
+            ..params(5, 5, Some(anomaly))
+        };
+        let (mut ledger, admin, m) = registered(5, params);
+        let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
+            let commit = pb::CommitUpdate {
+                round,
+                update_sha256: hash(&format!("update{round}-{i}")),
+                size_bytes: 4096,
+                num_samples: 100 + 10 * i as u64,
+                norm_micro: 3_000_000,
+                sketch: packed(&SKETCH),
+                coordinate_step_nano: 1_000,
+                coordinate_steps: packed(&steps),
+                ..Default::default()
+            };
+            ledger
+                .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
+                .unwrap();
+        };
+        let evaluate = |ledger: &mut MemoryLedger, round: u64| {
+            let evaluate = pb::EvaluateRound {
+                round,
+                ..Default::default()
+            };
+            ledger
+                .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
+                .unwrap();
+            ledger.verdict(round).unwrap()
+        };
+        ledger.submit(&admin, &open_round(1, &m[0])).unwrap();
+        for (i, steps) in first.iter().enumerate() {
+            commit(&mut ledger, 1, i, *steps);
+        }
+        let one = evaluate(&mut ledger, 1);
+        assert!(one.excluded.is_empty() && one.withdrawn.is_empty());
+        if aggregated {
+            let all: Vec<&String> = m.iter().collect();
+            ledger
+                .submit(&m[0], &aggregate(sorted(&all), Vec::new()))
+                .unwrap();
+        }
+        let close = pb::CloseRound {
+            round: 1,
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_close_round(close)))
+            .unwrap();
+        let parent = if aggregated { "global" } else { "base" };
+        let mut open = open_round(2, &m[0]);
+        open.mut_open_round().parent_model_sha256 = hash(parent);
+        ledger.submit(&admin, &open).unwrap();
+        for (i, steps) in second.iter().enumerate() {
+            commit(&mut ledger, 2, i, *steps);
+        }
+        let kept_before = consensus(&ledger);
+        let two = evaluate(&mut ledger, 2);
+        let flagged = sorted(&[&m[3], &m[4]]);
+        assert_eq!(two.excluded.to_vec(), flagged);
+        let kept = consensus(&ledger);
+        let accepted: Vec<pb::Commitment> = (0..3)
+            .map(|i| ledger.commitment(2, &m[i]).unwrap())
+            .collect();
+        let accepted: Vec<&pb::Commitment> = accepted.iter().collect();
+        let mean = super::features::weighted_mean_coordinates(&accepted).unwrap();
+        assert_eq!(kept.previous_change_samples, 100 + 110 + 120);
+        if aggregated {
+            assert_eq!(two.withdrawn.to_vec(), flagged);
+            let mut withdrawn: Vec<pb::Commitment> = [3, 4]
+                .map(|i| ledger.commitment(1, &m[i]).unwrap())
+                .to_vec();
+            withdrawn.sort_by(|a, b| a.member.cmp(&b.member));
+            let withdrawn: Vec<&pb::Commitment> = withdrawn.iter().collect();
+            let expected = super::features::withdrawn_change(&mean, &kept_before, &withdrawn);
+            assert_ne!(expected, mean);
+            assert_eq!(kept.previous_change.to_vec(), expected);
+        } else {
+            assert!(two.withdrawn.is_empty(), "round 1 was never aggregated");
+            assert_eq!(kept.previous_change.to_vec(), mean);
+        }
     }
 }

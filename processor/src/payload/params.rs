@@ -301,6 +301,12 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         let limit = (a.max_response_ppm, 0, MAX_ASCENT_RESPONSE_PPM);
         check_limit(a, "params.anomaly.ascent", "ascent.max_response_ppm", limit)?;
     }
+    if anomaly.withdraw && !(anomaly.has_inconsistent() || anomaly.has_ascent()) {
+        return Err(invalid(
+            "params.anomaly.withdraw",
+            "needs the inconsistent-change or ascent method, whose flags it acts on".into(),
+        ));
+    }
     let evidence = anomaly.has_duplicate()
         || anomaly.has_unchanged()
         || anomaly.has_resent()
@@ -548,6 +554,23 @@ mod tests {
                 assert!(validate_params(&p).is_ok(), "{field} {good}");
             }
         }
+    }
+
+    /// Withdrawing acts on the inconsistent-change and ascent methods' flags: without either it
+    /// is refused.
+    #[test]
+    fn withdraw_needs_a_method_that_compares_with_the_previous_commitment() {
+        let mut p = sane();
+        p.mut_anomaly().withdraw = true;
+        assert!(
+            err(&p).contains("params.anomaly.withdraw: needs the inconsistent-change or ascent")
+        );
+        p.coordinate_samples = 64;
+        p.mut_anomaly().mut_ascent().max_response_ppm = 50_000;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().clear_ascent();
+        p.mut_anomaly().mut_inconsistent().min_cosine_ppm = 250_000;
+        assert_eq!(validate_params(&p).unwrap(), p);
     }
 
     /// The opposed-change method alone is a configuration, casting no vote; it reads the

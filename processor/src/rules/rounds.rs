@@ -60,7 +60,7 @@ use super::{
     require_round, Attributes,
 };
 use crate::anomaly::features::{extend_after_verdict, previous_rounds};
-use crate::anomaly::reads_own_previous;
+use crate::anomaly::{reads_own_previous, withdraw};
 use crate::error::{Result, TxnError};
 use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
 use crate::payload::{
@@ -482,8 +482,26 @@ pub fn evaluate_round(
         &unrevealed,
     )?;
     verdict.evaluated_by = signer.as_str().to_owned();
+    let anomaly = params(&consortium).get_anomaly();
+    if anomaly.withdraw && n >= 2 && !history.previous.is_empty() {
+        let (verdict_before, aggregate_before) = (state.verdict(n - 1)?, state.aggregate(n - 1)?);
+        let before = withdraw::RoundBefore::of(
+            params(&consortium),
+            &round,
+            verdict_before.as_ref(),
+            aggregate_before.as_ref(),
+        );
+        verdict.withdrawn =
+            withdraw::withdrawn(anomaly, &verdict, &history.previous, before).into();
+    }
     state.put_verdict(&verdict)?;
-    let mut next = extend_after_verdict(&history, n, &commitments, &verdict.accepted);
+    let mut next = extend_after_verdict(
+        &history,
+        n,
+        &commitments,
+        &verdict.accepted,
+        &verdict.withdrawn,
+    );
     state.put_consensus(next.get_consensus())?;
     for sum in next.take_entries() {
         state.put_sketch_sum(sum)?;

@@ -93,6 +93,19 @@ pub(crate) async fn replay(ctx: &Context, args: ReplayArgs) -> anyhow::Result<Ex
         .iter()
         .map(|u| (u.sha256.clone(), Some(u.size_bytes), vec![u.member.clone()]))
         .collect();
+    // Withdrawn updates of the round before: its aggregator holds them, and their members.
+    let aggregator_before = state
+        .aggregates
+        .get(&n.saturating_sub(1))
+        .map(|a| a.submitted_by.clone());
+    needed.extend(plan.withdrawn.iter().map(|u| {
+        let holders = aggregator_before
+            .iter()
+            .cloned()
+            .chain([u.member.clone()])
+            .collect();
+        (u.sha256.clone(), Some(u.size_bytes), holders)
+    }));
     let everyone = active_members(&state);
     needed.extend(plan.models_needed().into_iter().map(|sha| {
         let size = state

@@ -21,7 +21,7 @@ use bcfl_ledger::json::verdict_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
-use bcfl_processor::anomaly::{member_scores, reads_own_previous};
+use bcfl_processor::anomaly::{member_scores, reads_own_previous, withdraw};
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{unscored, verdict_excluding_disputed, RoundEvidence};
 use bcfl_processor::{BcflHandler, ContextError, StateContext, FAMILY_NAME, NAMESPACE};
@@ -222,6 +222,15 @@ fn recompute(
     )
     .map_err(|e| anyhow!("the verdict cannot be recomputed: {e}"))?;
     verdict.evaluated_by = block[position].signer_public_key.clone();
+    let params = consortium.get_params();
+    let before = withdraw::RoundBefore::of(
+        params,
+        round_state,
+        state.verdicts.get(&round.saturating_sub(1)),
+        state.aggregates.get(&round.saturating_sub(1)),
+    );
+    verdict.withdrawn =
+        withdraw::withdrawn(params.get_anomaly(), &verdict, &history.previous, before).into();
     Ok(Recomputed {
         verdict,
         history_matches,

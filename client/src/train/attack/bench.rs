@@ -113,11 +113,17 @@ pub struct DetectionRow {
     pub recall: f64,
     /// Their harmonic mean.
     pub f1: f64,
+    /// Of `tp` and `fp`, the member-rounds flagged one round late: accepted by their round's
+    /// verdict and withdrawn by the next one's (`AnomalyConfig.withdraw`; 0 in files written
+    /// before it).
+    #[serde(default)]
+    pub withdrawn: usize,
 }
 
 impl DetectionRow {
-    /// `detector`'s row from its counts (precision, recall and F1 as [`Counts`] takes them).
-    pub(crate) fn new(detector: String, c: &Counts) -> Self {
+    /// `detector`'s row from its counts (precision, recall and F1 as [`Counts`] takes them)
+    /// and the member-rounds among them that a later verdict withdrew.
+    pub(crate) fn new(detector: String, c: &Counts, withdrawn: usize) -> Self {
         Self {
             detector,
             tp: c.true_positives,
@@ -126,6 +132,7 @@ impl DetectionRow {
             precision: c.precision(),
             recall: c.recall(),
             f1: c.f1(),
+            withdrawn,
         }
     }
 }
@@ -242,6 +249,10 @@ pub struct DetectionSettings {
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub count_copies_once: bool,
+    /// The inconsistent-change and ascent methods' flags withdraw the member's previous
+    /// commitment (absent: not, as in reports written before the setting existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdraw: bool,
 }
 
 impl From<&super::detect::Tuning> for DetectionSettings {
@@ -263,6 +274,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             opposed_distance: t.opposed_distance,
             ascent_response: t.ascent_response,
             count_copies_once: t.count_copies_once,
+            withdraw: t.withdraw,
         }
     }
 }
@@ -371,6 +383,7 @@ pub async fn run_bench(
             for &attack in &config.attacks {
                 // Per defence; only those that exclude by a verdict count.
                 let mut counts = vec![Counts::default(); defences.len()];
+                let mut withdrawn = vec![0; defences.len()];
                 let mut accuracy = vec![Vec::new(); defences.len()];
                 for &seed in &config.seeds {
                     let s = scenario(members, attackers, attack, seed);
@@ -383,6 +396,7 @@ pub async fn run_bench(
                             c.true_positives += outcome.counts.true_positives;
                             c.false_positives += outcome.counts.false_positives;
                             c.false_negatives += outcome.counts.false_negatives;
+                            withdrawn[k] += outcome.withdrawn;
                         }
                     }
                 }
@@ -407,8 +421,10 @@ pub async fn run_bench(
                     attack: attack.name().into(),
                     detection: defences
                         .iter()
-                        .zip(&counts)
-                        .filter_map(|(d, c)| Some(DetectionRow::new(d.detection_name()?, c)))
+                        .zip(counts.iter().zip(&withdrawn))
+                        .filter_map(|(d, (c, w))| {
+                            Some(DetectionRow::new(d.detection_name()?, c, *w))
+                        })
                         .collect(),
                     accuracy: rows,
                 };

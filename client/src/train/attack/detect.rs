@@ -54,6 +54,9 @@ pub struct Tuning {
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
+    /// The inconsistent-change and ascent methods' flags withdraw the member's commitment to
+    /// the round before (`AnomalyConfig.withdraw`).
+    pub withdraw: bool,
 }
 
 impl Default for Tuning {
@@ -71,6 +74,7 @@ impl Default for Tuning {
             opposed_distance: None,
             ascent_response: None,
             count_copies_once: false,
+            withdraw: false,
         }
     }
 }
@@ -181,6 +185,7 @@ impl Detector {
             config.mut_ascent().max_response_ppm = fixed::saturating_ppm(response);
         }
         config.count_copies_once = tuning.count_copies_once;
+        config.withdraw = tuning.withdraw;
         config
     }
 }
@@ -211,10 +216,12 @@ mod tests {
             resent_distance: None,
             inconsistent_cosine: None,
             opposed_distance: None,
-            ascent_response: None,
+            ascent_response: Some(0.05),
             count_copies_once: true,
+            withdraw: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
+        assert!(ensemble.withdraw && ensemble.has_ascent());
         assert_eq!(ensemble.ensemble_min_votes, 2);
         assert_eq!(ensemble.get_zscore().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().features, tuning.features);

@@ -310,8 +310,11 @@ pub struct Outcome {
     pub accuracy: f64,
     /// Detection counts over the rounds, from the on-chain verdicts (zero without detection).
     pub counts: Counts,
-    /// Members excluded by each round's verdict, by name (empty without detection).
+    /// Members flagged in each round, by name (empty without detection): excluded by the
+    /// round's verdict, or accepted by it and withdrawn by the next one's.
     pub excluded: Vec<Vec<String>>,
+    /// Of those, the member-rounds withdrawn by the next round's verdict.
+    pub withdrawn: usize,
     /// Size of one update blob in bytes.
     pub update_bytes: usize,
 }
@@ -429,6 +432,7 @@ pub async fn run(
     };
     let mut counts = Counts::default();
     let mut excluded = Vec::new();
+    let mut withdrawn = 0;
     if defence.detector().is_some() {
         for round in 1..=scenario.rounds as u64 {
             let verdict = outcome.state.verdicts.get(&round).ok_or_else(|| {
@@ -437,7 +441,20 @@ pub async fn run(
                     defence.name()
                 ))
             })?;
-            let mut names: Vec<String> = verdict.excluded.iter().map(|k| name_of(k)).collect();
+            // A commitment the next verdict withdrew was flagged, one round late.
+            let late = outcome
+                .state
+                .verdicts
+                .get(&(round + 1))
+                .map(|next| next.withdrawn.to_vec())
+                .unwrap_or_default();
+            withdrawn += late.len();
+            let mut names: Vec<String> = verdict
+                .excluded
+                .iter()
+                .chain(&late)
+                .map(|k| name_of(k))
+                .collect();
             names.sort();
             counts.add(&names, &attackers);
             excluded.push(names);
@@ -457,6 +474,7 @@ pub async fn run(
         accuracy: global.accuracy(&prepared.test),
         counts,
         excluded,
+        withdrawn,
         update_bytes,
     })
 }
@@ -555,7 +573,13 @@ fn trace_verdicts(
             members = %members.join(" "),
             "verdict"
         );
-        history = extend_after_verdict(&history, round, &commitments, &verdict.accepted);
+        history = extend_after_verdict(
+            &history,
+            round,
+            &commitments,
+            &verdict.accepted,
+            &verdict.withdrawn,
+        );
     }
 }
 

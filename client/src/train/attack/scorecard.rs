@@ -237,6 +237,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("inconsistent", d.inconsistent_cosine.is_some()),
         ("opposed", d.opposed_distance.is_some()),
         ("ascent", d.ascent_response.is_some()),
+        ("withdraw", d.withdraw),
         ("copies once", d.count_copies_once),
         ("sealed", report.sketch_after_commit),
         ("blind", report.blind_projection),
@@ -366,7 +367,7 @@ mod tests {
             false_positives: fp,
             false_negatives: r#fn,
         };
-        DetectionRow::new(detector.into(), &counts)
+        DetectionRow::new(detector.into(), &counts, 0)
     }
 
     fn accuracy(defence: &str, mean: f64) -> AccuracyRow {

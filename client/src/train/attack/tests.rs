@@ -799,3 +799,105 @@ async fn a_stale_rider_lands_on_the_previous_change_and_is_excluded() {
         vec![vec![], attackers.clone(), attackers.clone()]
     );
 }
+
+/// Withdrawal on the round library (`AnomalyConfig.withdraw`): the ascent method excludes a
+/// sign flipper from its second round on, the second round's verdict withdraws its first
+/// update, and the second round's aggregate (fetched, computed and committed by the
+/// aggregator member) is FedAvg of the accepted updates with the flipper's first contribution
+/// taken back out, recomputed here from the blobs the chain names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_model() {
+    let (dataset, embeddings) = tiny(300);
+    let mut s = scenario(6, 1, AttackKind::SignFlip, 3);
+    s.coordinate_samples = 64;
+    // The voting methods stay out of it: the ascent method alone decides.
+    s.tuning.zscore_threshold = 100.0;
+    s.tuning.ascent_response = Some(0.05);
+    s.tuning.withdraw = true;
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_round(
+        &s,
+        &prepared,
+        Defence::Exclusion(Detector::ZScore),
+        dir.path(),
+    );
+    config.schedule = CoordinatorConfig::new(3);
+    assert!(config.params.get_anomaly().withdraw);
+    let outcome = simulate(config, prepared.members(&s).unwrap(), |_| {})
+        .await
+        .unwrap();
+    let state = &outcome.state;
+    let key_of = |name: &str| {
+        outcome
+            .members
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap()
+            .key
+            .clone()
+    };
+    let flipper = key_of(&prepared.attackers()[0]);
+    let verdict = |round: u64| &state.verdicts[&round];
+    assert!(verdict(1).excluded.is_empty() && verdict(1).withdrawn.is_empty());
+    assert_eq!(verdict(2).excluded.to_vec(), [flipper.clone()]);
+    assert_eq!(verdict(2).withdrawn.to_vec(), [flipper.clone()]);
+    // Its round-2 update was never accepted: nothing more to withdraw.
+    assert_eq!(verdict(3).excluded.to_vec(), [flipper.clone()]);
+    assert!(verdict(3).withdrawn.is_empty());
+    // Any member's store holds the global models; each member's its own updates.
+    let names: Vec<String> = outcome.members.iter().map(|m| m.name.clone()).collect();
+    let model = |sha: &str| {
+        let id = BlobId::parse(sha).unwrap();
+        let name = names
+            .iter()
+            .find(|n| {
+                BlobStore::open(dir.path().join(n), CHUNK_SIZE)
+                    .unwrap()
+                    .contains(&id)
+            })
+            .unwrap();
+        stored_update(dir.path(), name, sha).flattened()
+    };
+    let name_of = |key: &str| {
+        outcome
+            .members
+            .iter()
+            .find(|m| m.key == key)
+            .unwrap()
+            .name
+            .clone()
+    };
+    let update = |round: u64, key: &str| {
+        let c = &state.commitments[&(round, key.to_owned())];
+        (
+            c.num_samples as f64,
+            stored_update(dir.path(), &name_of(key), &c.update_sha256).flattened(),
+        )
+    };
+    let parent = model(&state.aggregates[&1].model_sha256);
+    let mut expected = vec![0.0f64; parent.len()];
+    let mut samples = 0.0;
+    for key in &verdict(2).accepted {
+        let (n, u) = update(2, key);
+        for (e, x) in expected.iter_mut().zip(&u) {
+            *e += n * x;
+        }
+        samples += n;
+    }
+    let before: f64 = verdict(1).accepted.iter().map(|k| update(1, k).0).sum();
+    let (n, withdrawn) = update(1, &flipper);
+    for ((e, p), x) in expected.iter_mut().zip(&parent).zip(&withdrawn) {
+        *e = *e / samples + n / (before - n) * (p - x);
+    }
+    let global = model(&state.aggregates[&2].model_sha256);
+    let moved: f64 = parent
+        .iter()
+        .zip(&withdrawn)
+        .map(|(p, x)| (p - x).abs())
+        .sum();
+    assert!(moved > 1.0, "the withdrawal moves the model: {moved}");
+    for (g, e) in global.iter().zip(&expected) {
+        assert!((g - e).abs() < 1e-5, "{g} against {e}");
+    }
+}

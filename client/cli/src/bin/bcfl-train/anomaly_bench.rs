@@ -155,6 +155,12 @@ pub(crate) struct CommonArgs {
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
     count_copies_once: bool,
+    /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
+    /// to the round before from the model (`consortium init --withdraw`); detection then
+    /// counts a withdrawn member-round as flagged, one round late. Needs
+    /// --inconsistent-cosine or --ascent-response.
+    #[arg(long)]
+    withdraw: bool,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -235,6 +241,9 @@ impl CommonArgs {
                 bail!("--ascent-response needs --coordinate-samples");
             }
         }
+        if self.withdraw && self.inconsistent_cosine.is_none() && self.ascent_response.is_none() {
+            bail!("--withdraw needs --inconsistent-cosine or --ascent-response");
+        }
         match self.anomaly_preset {
             Some(AnomalyPreset::EveryAttack) => {
                 let preset = Tuning::every_attack();
@@ -243,6 +252,7 @@ impl CommonArgs {
                     ascent_response: self.ascent_response,
                     opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                     count_copies_once: self.count_copies_once,
+                    withdraw: self.withdraw,
                     ..preset
                 });
             }
@@ -294,6 +304,7 @@ impl CommonArgs {
             opposed_distance: self.opposed_distance,
             ascent_response: self.ascent_response,
             count_copies_once: self.count_copies_once,
+            withdraw: self.withdraw,
         })
     }
 
@@ -649,6 +660,34 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// `--withdraw` sets the switch, and only beside a method that compares with the previous
+    /// commitment.
+    #[test]
+    fn the_withdraw_flag_needs_a_pair_method() {
+        let both = [
+            "--anomaly-preset",
+            "every-attack",
+            "--ascent-response",
+            "0.05",
+            "--withdraw",
+        ];
+        assert_eq!(
+            tuning(&both).unwrap(),
+            Tuning {
+                ascent_response: Some(0.05),
+                withdraw: true,
+                ..Tuning::every_attack()
+            }
+        );
+        let err = tuning(&["--anomaly-preset", "every-attack", "--withdraw"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--withdraw needs --inconsistent-cosine or --ascent-response"),
+            "{err}"
+        );
     }
 
     /// The preset's tuning is the processor's configuration, the opposed-change method

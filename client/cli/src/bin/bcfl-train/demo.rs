@@ -98,6 +98,11 @@ pub(crate) struct DemoArgs {
     /// measured), as steps up its own loss do, is excluded on that alone.
     #[arg(long, requires = "anomaly_preset", value_name = "R")]
     pub(crate) ascent_response: Option<String>,
+    /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
+    /// to the round before (`consortium init --withdraw`): the next aggregate takes its
+    /// contribution back out of the model.
+    #[arg(long, requires = "anomaly_preset")]
+    pub(crate) withdraw: bool,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -348,6 +353,7 @@ impl DemoArgs {
                     anomaly_preset::Additions::parse(
                         self.inconsistent_cosine.as_deref(),
                         self.ascent_response.as_deref(),
+                        self.withdraw,
                     )?
                     .apply(preset.config()),
                 ),

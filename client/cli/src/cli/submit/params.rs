@@ -287,6 +287,13 @@ pub(crate) struct InitArgs {
     /// not to LoRA adapters trained with AdamW.
     #[arg(long)]
     ascent_response: Option<String>,
+    /// The inconsistent-change and ascent methods compare a member's commitment with its own
+    /// commitment to the round before, so their flag is evidence against both. With this, a
+    /// member they flag has its commitment to the round before withdrawn (when that round's
+    /// FedAvg aggregate is this round's parent): this round's aggregate takes its contribution
+    /// back out. Needs the inconsistent-change or ascent method.
+    #[arg(long)]
+    withdraw: bool,
     /// DBSCAN and the modified z-score take each feature's median and scale from the members
     /// with distinct sketches: copies of one update (stale riders, free riders, colluders)
     /// count once, so that they cannot shrink the scale until honest members look extreme.
@@ -483,6 +490,7 @@ impl InitArgs {
                 .anomaly
                 .contains(&Method::Ascent)
                 .then(|| given.ascent_response_ppm.unwrap_or(ASCENT_MAX_RESPONSE_PPM)),
+            withdraw: given.withdraw,
         };
         Ok(listed.apply(config))
     }
@@ -492,6 +500,7 @@ impl InitArgs {
         anomaly_preset::Additions::parse(
             self.inconsistent_cosine.as_deref(),
             self.ascent_response.as_deref(),
+            self.withdraw,
         )
     }
 }
