@@ -1114,7 +1114,13 @@ mod tests {
         );
         // Through the history: the withdrawn commitment is the member's previous one.
         history.previous = vec![a.clone(), b.clone()].into();
-        let after = extend_after_verdict(&history, 2, &[h.clone()], &["h".into()], &["a".into()]);
+        let after = extend_after_verdict(
+            &history,
+            2,
+            std::slice::from_ref(&h),
+            &["h".into()],
+            &["a".into()],
+        );
         let consensus = after.get_consensus();
         assert_eq!(
             (

@@ -538,6 +538,13 @@ fn print_round(
                 v.unrevealed.join(", ")
             );
         }
+        if !v.withdrawn.is_empty() {
+            println!(
+                "withdrawn (round {}'s update taken back out): {}",
+                v.round.saturating_sub(1),
+                v.withdrawn.join(", ")
+            );
+        }
     }
     if !round.disputes.is_empty() {
         println!();

@@ -139,6 +139,8 @@ pub(crate) struct AggregateView {
     submitted_by: String,
     contributors: Vec<String>,
     excluded: Vec<String>,
+    /// Members whose update of the round before this aggregate took back out.
+    withdrawn: Vec<String>,
     blob_uri: String,
     finality: String,
     committee: Vec<String>,
@@ -450,6 +452,7 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
         // The verdict's lists: the rules hold the aggregate to them.
         contributors: verdict.map_or_else(Vec::new, |v| names(state, &v.accepted)),
         excluded: verdict.map_or_else(Vec::new, |v| names(state, &v.excluded)),
+        withdrawn: verdict.map_or_else(Vec::new, |v| names(state, &v.withdrawn)),
         blob_uri: a.blob_uri.clone(),
         finality: finality(a),
         committee: names(state, &a.committee),

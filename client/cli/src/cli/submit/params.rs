@@ -662,6 +662,20 @@ mod tests {
         assert_eq!(added.get_anomaly(), &expected);
         let listed = ascent(&["--anomaly", "zscore,ascent"]).unwrap();
         assert_eq!(listed.get_anomaly().get_ascent().max_response_ppm, 50_000);
+        assert!(!listed.get_anomaly().withdraw);
+        // --withdraw sets the switch beside either, in a list or on the preset.
+        let withdrawing = ascent(&["--anomaly", "zscore,ascent", "--withdraw"]).unwrap();
+        assert!(withdrawing.get_anomaly().withdraw);
+        let on_preset = ascent(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--ascent-response",
+            "0.1",
+            "--withdraw",
+        ])
+        .unwrap();
+        expected.withdraw = true;
+        assert_eq!(on_preset.get_anomaly(), &expected);
         // It conflicts with the flags it sets.
         for flag in [
             &["--dbscan-eps", "2.0"][..],

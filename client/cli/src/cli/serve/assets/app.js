@@ -219,6 +219,7 @@ function renderRound(d) {
         el("dd", {}, list(a.contributors)),
         el("dt", {}, "excluded"),
         el("dd", {}, list(a.excluded)),
+        a.withdrawn.length ? [el("dt", {}, "withdrawn"), el("dd", {}, "round " + (d.round.number - 1) + "'s update of " + a.withdrawn.join(", ") + ", taken back out")] : null,
         el("dt", {}, "finality"),
         el("dd", {}, a.finality),
         a.committee.length ? [el("dt", {}, "committee"), el("dd", {}, list(a.committee))] : null,
