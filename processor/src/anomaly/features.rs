@@ -1009,18 +1009,21 @@ mod tests {
         assert_eq!(sketch_cosine_distances(&[zero, a, b]), vec![1.0, 0.0, 0.0]);
     }
 
+    /// `member`'s commitment to `round` of `samples` with sampled coordinates `steps`, in steps
+    /// of one nano-unit: the values as written.
+    fn commit(member: &str, round: u64, samples: u64, steps: Vec<i32>) -> pb::Commitment {
+        pb::Commitment {
+            member: member.into(),
+            round,
+            num_samples: samples,
+            coordinate_step_nano: 1,
+            coordinate_steps: crate::testing::packed(&steps),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn the_previous_change_is_the_weighted_mean_and_a_resent_one_lands_on_it() {
-        let commit =
-            // Steps of one nano-unit: the values as written.
-            |member: &str, round: u64, samples: u64, steps: Vec<i32>| pb::Commitment {
-                member: member.into(),
-                round,
-                num_samples: samples,
-                coordinate_step_nano: 1,
-                coordinate_steps: crate::testing::packed(&steps),
-                ..Default::default()
-            };
         // Round 1: a (3 samples) and b (1 sample) accepted, c excluded.
         let a = commit("a", 1, 3, vec![4, -8, 1]);
         let b = commit("b", 1, 1, vec![0, 8, 2]);
@@ -1082,14 +1085,6 @@ mod tests {
     /// 3 * ([3, -4, 1] - [4, -8, 1]) / (4 - 3). Withdrawing both undoes round 1's change.
     #[test]
     fn a_withdrawal_moves_the_kept_change_as_it_moves_the_model() {
-        let commit = |member: &str, round: u64, samples: u64, steps: Vec<i32>| pb::Commitment {
-            member: member.into(),
-            round,
-            num_samples: samples,
-            coordinate_step_nano: 1,
-            coordinate_steps: crate::testing::packed(&steps),
-            ..Default::default()
-        };
         let (a, b) = (
             commit("a", 1, 3, vec![4, -8, 1]),
             commit("b", 1, 1, vec![0, 8, 2]),

@@ -183,6 +183,52 @@ fn committed_round(anomaly: Option<pb::AnomalyConfig>) -> Round {
     }
 }
 
+/// The consensus record in `ledger`'s state.
+fn consensus(ledger: &MemoryLedger) -> pb::ConsensusSketch {
+    <pb::ConsensusSketch as protobuf::Message>::parse_from_bytes(
+        &ledger.state()[&crate::address::consensus_address()],
+    )
+    .unwrap()
+}
+
+/// Member `key` (the `i`-th) commits to `round` with `samples`, the sketch `SKETCH` and the
+/// sampled coordinates `steps` (in micro-units: steps of 1,000 nano-units).
+fn commit_coordinates(
+    ledger: &mut MemoryLedger,
+    key: &str,
+    round: u64,
+    i: usize,
+    samples: u64,
+    steps: [i32; 4],
+) {
+    let commit = pb::CommitUpdate {
+        round,
+        update_sha256: hash(&format!("update{round}-{i}")),
+        size_bytes: 4096,
+        num_samples: samples,
+        norm_micro: 3_000_000,
+        sketch: packed(&SKETCH),
+        coordinate_step_nano: 1_000,
+        coordinate_steps: packed(&steps),
+        ..Default::default()
+    };
+    ledger
+        .submit(key, &payload(|p| p.set_commit_update(commit)))
+        .unwrap();
+}
+
+/// `admin` evaluates `round`; its verdict.
+fn evaluate_round(ledger: &mut MemoryLedger, admin: &str, round: u64) -> pb::Verdict {
+    let evaluate = pb::EvaluateRound {
+        round,
+        ..Default::default()
+    };
+    ledger
+        .submit(admin, &payload(|p| p.set_evaluate_round(evaluate)))
+        .unwrap();
+    ledger.verdict(round).unwrap()
+}
+
 fn sorted(keys: &[&String]) -> Vec<String> {
     let mut v: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
     v.sort();
@@ -487,12 +533,6 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     let after_one = stored(&ledger);
     assert_eq!(after_one.entries.len(), 8);
     // The consensus is the mean sketch of the seven accepted members.
-    let consensus = |ledger: &MemoryLedger| {
-        <pb::ConsensusSketch as protobuf::Message>::parse_from_bytes(
-            &ledger.state()[&crate::address::consensus_address()],
-        )
-        .unwrap()
-    };
     let accepted_one: Vec<&pb::Commitment> =
         commitments.iter().filter(|c| c.member != m[6]).collect();
     assert_eq!(
@@ -609,31 +649,9 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     };
     let (mut ledger, admin, m) = registered(6, params);
     let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
-        let commit = pb::CommitUpdate {
-            round,
-            update_sha256: hash(&format!("update{round}-{i}")),
-            size_bytes: 4096,
-            num_samples: 100,
-            norm_micro: 3_000_000,
-            sketch: packed(&SKETCH),
-            coordinate_step_nano: 1_000,
-            coordinate_steps: packed(&steps),
-            ..Default::default()
-        };
-        ledger
-            .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
-            .unwrap();
+        commit_coordinates(ledger, &m[i], round, i, 100, steps);
     };
-    let evaluate = |ledger: &mut MemoryLedger, round: u64| {
-        let evaluate = pb::EvaluateRound {
-            round,
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
-            .unwrap();
-        ledger.verdict(round).unwrap()
-    };
+    let evaluate = |ledger: &mut MemoryLedger, round: u64| evaluate_round(ledger, &admin, round);
     // Round 1: members 0-4, each moving its own way; member 5 sits it out.
     let first: [[i32; 4]; 5] = [
         [40, -20, 10, 5],
@@ -803,12 +821,6 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
         [0, 20, 0, 0],
         [10, 60, -20, -30],
     ];
-    let consensus = |ledger: &MemoryLedger| {
-        <pb::ConsensusSketch as protobuf::Message>::parse_from_bytes(
-            &ledger.state()[&crate::address::consensus_address()],
-        )
-        .unwrap()
-    };
     for aggregated in [true, false] {
         let mut anomaly = pb::AnomalyConfig::default();
         anomaly.mut_inconsistent().min_cosine_ppm = super::INCONSISTENT_MIN_COSINE_PPM;
@@ -819,31 +831,10 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
         };
         let (mut ledger, admin, m) = registered(5, params);
         let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
-            let commit = pb::CommitUpdate {
-                round,
-                update_sha256: hash(&format!("update{round}-{i}")),
-                size_bytes: 4096,
-                num_samples: 100 + 10 * i as u64,
-                norm_micro: 3_000_000,
-                sketch: packed(&SKETCH),
-                coordinate_step_nano: 1_000,
-                coordinate_steps: packed(&steps),
-                ..Default::default()
-            };
-            ledger
-                .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
-                .unwrap();
+            commit_coordinates(ledger, &m[i], round, i, 100 + 10 * i as u64, steps);
         };
-        let evaluate = |ledger: &mut MemoryLedger, round: u64| {
-            let evaluate = pb::EvaluateRound {
-                round,
-                ..Default::default()
-            };
-            ledger
-                .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
-                .unwrap();
-            ledger.verdict(round).unwrap()
-        };
+        let evaluate =
+            |ledger: &mut MemoryLedger, round: u64| evaluate_round(ledger, &admin, round);
         ledger.submit(&admin, &open_round(1, &m[0])).unwrap();
         for (i, steps) in first.iter().enumerate() {
             commit(&mut ledger, 1, i, *steps);

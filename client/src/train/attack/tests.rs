@@ -840,10 +840,19 @@ async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_mod
     let flipper = key_of(&prepared.attackers()[0]);
     let verdict = |round: u64| &state.verdicts[&round];
     assert!(verdict(1).excluded.is_empty() && verdict(1).withdrawn.is_empty());
-    assert_eq!(verdict(2).excluded.as_slice(), std::slice::from_ref(&flipper));
-    assert_eq!(verdict(2).withdrawn.as_slice(), std::slice::from_ref(&flipper));
+    assert_eq!(
+        verdict(2).excluded.as_slice(),
+        std::slice::from_ref(&flipper)
+    );
+    assert_eq!(
+        verdict(2).withdrawn.as_slice(),
+        std::slice::from_ref(&flipper)
+    );
     // Its round-2 update was never accepted: nothing more to withdraw.
-    assert_eq!(verdict(3).excluded.as_slice(), std::slice::from_ref(&flipper));
+    assert_eq!(
+        verdict(3).excluded.as_slice(),
+        std::slice::from_ref(&flipper)
+    );
     assert!(verdict(3).withdrawn.is_empty());
     // Any member's store holds the global models; each member's its own updates.
     let names: Vec<String> = outcome.members.iter().map(|m| m.name.clone()).collect();
