@@ -2,7 +2,10 @@
 //! takes it (`consortium init`, `demo`, `anomaly bench` and `paper-table`, `experiment scale`).
 
 use anyhow::Context as _;
-use bcfl_processor::anomaly::{every_attack_config, EVERY_ATTACK_COORDINATE_SAMPLES};
+use bcfl_processor::anomaly::{
+    every_attack_config, ASCENT_MAX_RESPONSE_PPM, EVERY_ATTACK_COORDINATE_SAMPLES,
+    INCONSISTENT_MIN_COSINE_PPM,
+};
 use bcfl_processor::fixed::parse_ppm;
 use bcfl_protos::bcfl as pb;
 use clap::ValueEnum;
@@ -18,6 +21,15 @@ pub enum AnomalyPreset {
     /// from the consensus) methods; 256 sampled coordinates unless --coordinate-samples says
     /// otherwise (docs/anomaly-detection.md, "One configuration for every attack").
     EveryAttack,
+    /// `every-attack` with the inconsistent-change (cosine 0.25) and ascent (response 0.05)
+    /// methods and withdrawal: for members taking plain gradient steps on a convex loss (a
+    /// classification head trained by SGD, as the attack benchmark's members are), where it
+    /// excluded every noise sender and sign flipper and took their first update back out
+    /// (docs/anomaly-detection.md, "Taking the first update back"). Not for LoRA adapters
+    /// trained with AdamW: their honest changes turn from round to round, which the
+    /// inconsistent-change method flags, and do not respond to the model's moves as descent on
+    /// a convex loss does.
+    EveryAttackConvex,
 }
 
 impl AnomalyPreset {
@@ -25,6 +37,7 @@ impl AnomalyPreset {
     pub fn name(self) -> &'static str {
         match self {
             AnomalyPreset::EveryAttack => "every-attack",
+            AnomalyPreset::EveryAttackConvex => "every-attack-convex",
         }
     }
 
@@ -32,6 +45,7 @@ impl AnomalyPreset {
     pub fn config(self) -> pb::AnomalyConfig {
         match self {
             AnomalyPreset::EveryAttack => every_attack_config(),
+            AnomalyPreset::EveryAttackConvex => Additions::CONVEX.apply(every_attack_config()),
         }
     }
 }
@@ -53,6 +67,14 @@ pub struct Additions {
 }
 
 impl Additions {
+    /// What `every-attack-convex` adds to `every-attack`: the inconsistent-change and ascent
+    /// methods at their measured limits, and withdrawal.
+    pub const CONVEX: Self = Self {
+        inconsistent_cosine_ppm: Some(INCONSISTENT_MIN_COSINE_PPM),
+        ascent_response_ppm: Some(ASCENT_MAX_RESPONSE_PPM),
+        withdraw: true,
+    };
+
     /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`) and
     /// `--withdraw`.
     pub fn parse(
@@ -94,7 +116,7 @@ impl Additions {
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
     match (preset, given) {
-        (Some(AnomalyPreset::EveryAttack), 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
+        (Some(_), 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
         (_, given) => given,
     }
 }
@@ -125,5 +147,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
+    }
+
+    /// `every-attack-convex` is `every-attack` with the three additions at their defaults, a
+    /// configuration the processor accepts.
+    #[test]
+    fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
+        let convex = AnomalyPreset::EveryAttackConvex;
+        assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
+        let added = Additions::parse(Some("0.25"), Some("0.05"), true)
+            .unwrap()
+            .apply(every_attack_config());
+        assert_eq!(convex.config(), added);
+        assert_eq!(coordinate_samples(Some(convex), 0), 256);
+        let params = pb::ConsortiumParams {
+            min_participants: 3,
+            commit_quorum: 2,
+            aggregation_rule: pb::AggregationRule::FEDAVG,
+            model_id: "m".into(),
+            base_model_sha256: "ab".repeat(32),
+            sketch_length: 8,
+            coordinate_samples: 256,
+            anomaly: Some(convex.config()).into(),
+            ..Default::default()
+        };
+        let mut init = pb::BcflPayload::new();
+        init.set_init_consortium(pb::InitConsortium {
+            admin_keys: vec![
+                "02a1633cafcc01ebfb6d78e39f687a1f0995c62fc95f51ead10a02ee0be551b5dc".to_owned(),
+            ]
+            .into(),
+            params: Some(params).into(),
+            ..Default::default()
+        });
+        let parsed = bcfl_processor::payload::Action::from_proto(&init);
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 }

@@ -25,7 +25,9 @@ use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
 use bcfl_processor::anomaly::attack::AttackKind;
-use bcfl_processor::anomaly::parse_feature;
+use bcfl_processor::anomaly::{
+    parse_feature, ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM,
+};
 use bcfl_processor::{fixed, limits};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
@@ -164,6 +166,8 @@ pub(crate) struct CommonArgs {
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
+    /// `every-attack-convex`: the same with the inconsistent-change and ascent methods and
+    /// withdrawal, for members descending a convex loss (the benchmark's heads).
     #[arg(
         long,
         value_enum,
@@ -241,22 +245,33 @@ impl CommonArgs {
                 bail!("--ascent-response needs --coordinate-samples");
             }
         }
-        if self.withdraw && self.inconsistent_cosine.is_none() && self.ascent_response.is_none() {
+        let convex = self.anomaly_preset == Some(AnomalyPreset::EveryAttackConvex);
+        if self.withdraw
+            && !convex
+            && self.inconsistent_cosine.is_none()
+            && self.ascent_response.is_none()
+        {
             bail!("--withdraw needs --inconsistent-cosine or --ascent-response");
         }
-        match self.anomaly_preset {
-            Some(AnomalyPreset::EveryAttack) => {
-                let preset = Tuning::every_attack();
-                return Ok(Tuning {
-                    inconsistent_cosine: self.inconsistent_cosine,
-                    ascent_response: self.ascent_response,
-                    opposed_distance: self.opposed_distance.or(preset.opposed_distance),
-                    count_copies_once: self.count_copies_once,
-                    withdraw: self.withdraw,
-                    ..preset
-                });
-            }
-            None => {}
+        if self.anomaly_preset.is_some() {
+            let preset = Tuning::every_attack();
+            // `every-attack-convex` adds the pair methods at their limits and withdrawal.
+            let (cosine, response) = if convex {
+                (
+                    Some(fixed::ppm_to_f64(INCONSISTENT_MIN_COSINE_PPM)),
+                    Some(fixed::ppm_to_f64(ASCENT_MAX_RESPONSE_PPM)),
+                )
+            } else {
+                (None, None)
+            };
+            return Ok(Tuning {
+                inconsistent_cosine: self.inconsistent_cosine.or(cosine),
+                ascent_response: self.ascent_response.or(response),
+                opposed_distance: self.opposed_distance.or(preset.opposed_distance),
+                count_copies_once: self.count_copies_once,
+                withdraw: self.withdraw || convex,
+                ..preset
+            });
         }
         let features = self
             .features
@@ -660,6 +675,26 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// `every-attack-convex` is the processor's configuration of that preset.
+    #[test]
+    fn the_convex_preset_tuning_is_its_configuration() {
+        let convex = tuning(&["--anomaly-preset", "every-attack-convex"]).unwrap();
+        assert_eq!(
+            Detector::Both.config(&convex),
+            AnomalyPreset::EveryAttackConvex.config()
+        );
+        let spelled = tuning(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--inconsistent-cosine",
+            "0.25",
+            "--ascent-response",
+            "0.05",
+            "--withdraw",
+        ]);
+        assert_eq!(spelled.unwrap(), convex);
     }
 
     /// `--withdraw` sets the switch, and only beside a method that compares with the previous
