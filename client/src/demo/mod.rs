@@ -283,7 +283,10 @@ impl DemoConfig {
         Ok(params)
     }
 
-    fn anomaly_config(&self) -> pb::AnomalyConfig {
+    /// The configuration `anomaly` lists (without a preset): the modified z-score over the
+    /// update norm (and the coordinate sign balance with sampled coordinates), DBSCAN over the
+    /// sketch cosine distance.
+    pub fn anomaly_config(&self) -> pb::AnomalyConfig {
         let mut config = pb::AnomalyConfig {
             ensemble_min_votes: self.min_votes,
             ..Default::default()

@@ -20,6 +20,12 @@
 //! round `r` has its honest round `r - 1` withdrawn too: the pair's evidence cannot say which
 //! of the two was false.
 //!
+//! The aggregator fetches a withdrawn update from round `r - 1`'s aggregator, which held it,
+//! or from its member. Should neither serve it, round `r` cannot be aggregated and the
+//! coordinator abandons it at its aggregation deadline; the round after, whose parent is then
+//! not round `r`'s aggregate, withdraws nothing, so a withheld blob costs a round, never the
+//! consortium's progress.
+//!
 //! Everything here is a pure function of the verdict and what `EvaluateRound` reads; an
 //! auditor replaying a verdict calls the same.
 

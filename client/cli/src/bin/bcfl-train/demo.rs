@@ -87,21 +87,23 @@ pub(crate) struct DemoArgs {
         conflicts_with_all = ["anomaly", "min_votes", "zscore_threshold", "dbscan_eps"]
     )]
     pub(crate) anomaly_preset: Option<AnomalyPreset>,
-    /// Adds the inconsistent-change method to the preset (`consortium init
-    /// --inconsistent-cosine`): a member whose sampled change has a cosine below this with its
+    /// Adds the inconsistent-change method to the preset or to --anomaly's methods (`consortium
+    /// init --inconsistent-cosine`; needs sampled coordinates): a member whose sampled change
+    /// has a cosine below this with its
     /// own previous change is excluded on that alone. Suited to members whose honest changes
     /// keep their direction, not to LoRA adapters trained with AdamW (the demo's model).
-    #[arg(long, requires = "anomaly_preset", value_name = "C")]
+    #[arg(long, value_name = "C")]
     pub(crate) inconsistent_cosine: Option<String>,
-    /// Adds the ascent method to the preset (`consortium init --ascent-response`): a member
+    /// Adds the ascent method to the preset or to --anomaly's methods (`consortium init
+    /// --ascent-response`; needs sampled coordinates): a member
     /// whose changes, over its rounds, respond to the model's moves above this (0.05 as
     /// measured), as steps up its own loss do, is excluded on that alone.
-    #[arg(long, requires = "anomaly_preset", value_name = "R")]
+    #[arg(long, value_name = "R")]
     pub(crate) ascent_response: Option<String>,
     /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
     /// to the round before (`consortium init --withdraw`): the next aggregate takes its
     /// contribution back out of the model.
-    #[arg(long, requires = "anomaly_preset")]
+    #[arg(long)]
     pub(crate) withdraw: bool,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
@@ -333,7 +335,12 @@ impl DemoArgs {
             )?;
             BaseModel::Pretrained(dir)
         };
-        Ok(DemoConfig {
+        let additions = anomaly_preset::Additions::parse(
+            self.inconsistent_cosine.as_deref(),
+            self.ascent_response.as_deref(),
+            self.withdraw,
+        )?;
+        let mut config = DemoConfig {
             members: self.members,
             rounds: self.rounds,
             local_epochs: self.local_epochs,
@@ -348,17 +355,9 @@ impl DemoArgs {
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
-            anomaly_config: match self.anomaly_preset {
-                Some(preset) => Some(
-                    anomaly_preset::Additions::parse(
-                        self.inconsistent_cosine.as_deref(),
-                        self.ascent_response.as_deref(),
-                        self.withdraw,
-                    )?
-                    .apply(preset.config()),
-                ),
-                None => None,
-            },
+            anomaly_config: self
+                .anomaly_preset
+                .map(|preset| additions.apply(preset.config())),
             topology: self.topology,
             synchrony: self.synchrony,
             buffer: self.buffer,
@@ -387,7 +386,12 @@ impl DemoArgs {
             test_fraction: self.test_fraction,
             probe_bytes: self.probe_bytes,
             wait_timeout: Duration::from_secs(self.wait_timeout),
-        })
+        };
+        // Without a preset, the opt-in methods join the listed ones.
+        if config.anomaly_config.is_none() && additions != anomaly_preset::Additions::default() {
+            config.anomaly_config = Some(additions.apply(config.anomaly_config()));
+        }
+        Ok(config)
     }
 }
 
