@@ -221,8 +221,9 @@ impl AggregatePlan {
         taken >= self.withdrawn_from_weight
     }
 
-    /// Every model blob the computation reads besides the updates: the parent, and the bases
-    /// of stale updates (empty when no update is stale).
+    /// Every model blob the computation reads besides the updates: the parent and the bases of
+    /// stale updates, and with a withdrawal the parent (and the round before's parent when it
+    /// undoes that round); empty when no update is stale and nothing is withdrawn.
     pub fn models_needed(&self) -> Vec<String> {
         let mut needed: Vec<&String> = Vec::new();
         for u in self.updates.iter().filter(|u| u.staleness > 0) {
@@ -241,11 +242,6 @@ impl AggregatePlan {
             }
         }
         models
-    }
-
-    /// The planned updates the computation reads: the accepted ones, then the withdrawn ones.
-    pub fn blobs(&self) -> impl Iterator<Item = &PlannedUpdate> {
-        self.updates.iter().chain(&self.withdrawn)
     }
 
     /// Combines the updates. `update_path` gives the file of each planned update and `model`
