@@ -171,6 +171,17 @@ impl bcfl::Verdict {
         scored.sort();
         scored
     }
+
+    /// The members whose commitment to the round before this verdict withdrew (`withdrawn`
+    /// holds their positions among [`Self::scored`]), sorted; a position past the scored list
+    /// names nobody.
+    pub fn withdrawn_members(&self) -> Vec<String> {
+        let scored = self.scored();
+        self.withdrawn
+            .iter()
+            .filter_map(|&i| scored.get(i as usize).cloned())
+            .collect()
+    }
 }
 
 #[cfg(test)]

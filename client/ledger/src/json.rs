@@ -30,10 +30,12 @@ use serde_json::{Map, Value};
 
 /// Renders a verdict as [`message_to_json`] does, with the committers its methods scored added
 /// as `scored` (derived, not stored: `Verdict::scored()`), so that a reader can align each
-/// method's `scores_micro` and `flagged` positions with members.
+/// method's `scores_micro` and `flagged` positions with members, and the members at the
+/// `withdrawn` positions as `withdrawn_members`.
 pub fn verdict_to_json(verdict: &bcfl_protos::bcfl::Verdict) -> Value {
     let mut json = message_to_json(verdict);
     json["scored"] = Value::from(verdict.scored());
+    json["withdrawn_members"] = Value::from(verdict.withdrawn_members());
     json
 }
 

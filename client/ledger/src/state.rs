@@ -265,7 +265,7 @@ impl FamilyState {
                 r,
                 &commitments,
                 &verdict.accepted,
-                &verdict.withdrawn,
+                &verdict.withdrawn_members(),
             );
         }
         history

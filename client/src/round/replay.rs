@@ -170,7 +170,7 @@ impl AggregatePlan {
             previous_parent_model_sha256: String::new(),
         };
         if !verdict.withdrawn.is_empty() {
-            plan.plan_withdrawal(state, &verdict.withdrawn)?;
+            plan.plan_withdrawal(state, &verdict.withdrawn_members())?;
         }
         Ok(plan)
     }

@@ -312,7 +312,7 @@ fn a_withdrawn_update_is_taken_back_out_of_the_next_aggregate() {
         "{verdict}"
     );
     assert_eq!(
-        verdict["stored"]["withdrawn"],
+        verdict["stored"]["withdrawn_members"],
         serde_json::json!([carol]),
         "{verdict}"
     );

@@ -1063,7 +1063,7 @@ fn a_noise_senders_first_update_is_withdrawn_through_member_processes() {
     assert!(state.verdicts[&1].excluded.is_empty());
     let verdict = &state.verdicts[&2];
     assert_eq!(verdict.excluded.as_slice(), std::slice::from_ref(&noisy));
-    assert_eq!(verdict.withdrawn.as_slice(), std::slice::from_ref(&noisy));
+    assert_eq!(verdict.withdrawn_members(), std::slice::from_ref(&noisy));
     let aggregate = &state.aggregates[&2];
     assert_eq!(
         aggregate.finality,

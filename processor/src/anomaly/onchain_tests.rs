@@ -873,7 +873,7 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
         let mean = super::features::weighted_mean_coordinates(&accepted).unwrap();
         assert_eq!(kept.previous_change_samples, 100 + 110 + 120);
         if aggregated {
-            assert_eq!(two.withdrawn.to_vec(), flagged);
+            assert_eq!(two.withdrawn_members(), flagged);
             let mut withdrawn: Vec<pb::Commitment> = [3, 4]
                 .map(|i| ledger.commitment(1, &m[i]).unwrap())
                 .to_vec();

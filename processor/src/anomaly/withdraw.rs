@@ -6,7 +6,8 @@
 //! pair, and the first of the two has already been aggregated. A sign flipper or a noise sender
 //! is therefore caught from its second round on, and its first update stays in the model.
 //!
-//! With `withdraw`, round `r`'s verdict lists in `Verdict.withdrawn` every member that one of
+//! With `withdraw`, round `r`'s verdict lists in `Verdict.withdrawn` (as positions among the
+//! scored committers, [`pb::Verdict::withdrawn_members`]) every member that one of
 //! those two methods flagged in round `r` whose commitment to round `r - 1` (of staleness 0)
 //! round `r - 1`'s verdict accepted, when round `r - 1`'s FedAvg aggregate is round `r`'s parent
 //! and round `r` aggregates at all (its verdict accepted someone). Round `r`'s aggregate then
@@ -70,16 +71,17 @@ pub fn compares_with_previous(method: pb::AnomalyMethod) -> bool {
     )
 }
 
-/// The members whose commitment to the round before `verdict` withdraws (sorted; see the
-/// module docs): empty unless `config.withdraw`, `before` is known and was aggregated by
-/// FedAvg, and `verdict` accepted someone. `previous` is `SketchHistory.previous`, the
-/// committers' commitments to the last round each had evaluated.
+/// The positions among `verdict`'s scored committers of the members whose commitment to the
+/// round before it withdraws (ascending; see the module docs): empty unless `config.withdraw`,
+/// `before` is known and was aggregated by FedAvg, and `verdict` accepted someone. `previous`
+/// is `SketchHistory.previous`, the committers' commitments to the last round each had
+/// evaluated.
 pub fn withdrawn(
     config: &pb::AnomalyConfig,
     verdict: &pb::Verdict,
     previous: &[pb::Commitment],
     before: Option<RoundBefore<'_>>,
-) -> Vec<String> {
+) -> Vec<u32> {
     let Some(before) = before else {
         return Vec::new();
     };
@@ -87,23 +89,24 @@ pub fn withdrawn(
         return Vec::new();
     }
     let scored = verdict.scored();
-    let mut members: Vec<String> = verdict
+    let mut positions: Vec<u32> = verdict
         .methods
         .iter()
         .filter(|m| compares_with_previous(m.method))
-        .flat_map(|m| m.flagged.iter().filter_map(|&i| scored.get(i as usize)))
-        .filter(|member| {
-            previous.iter().any(|p| {
-                &p.member == *member
-                    && p.round.saturating_add(1) == verdict.round
-                    && p.staleness == 0
-            }) && before.accepted.binary_search(member).is_ok()
+        .flat_map(|m| m.flagged.iter().copied())
+        .filter(|&i| {
+            scored.get(i as usize).is_some_and(|member| {
+                previous.iter().any(|p| {
+                    &p.member == member
+                        && p.round.saturating_add(1) == verdict.round
+                        && p.staleness == 0
+                }) && before.accepted.binary_search(member).is_ok()
+            })
         })
-        .cloned()
         .collect();
-    members.sort();
-    members.dedup();
-    members
+    positions.sort_unstable();
+    positions.dedup();
+    positions
 }
 
 #[cfg(test)]
@@ -166,8 +169,15 @@ mod tests {
         };
         // b (ascent and inconsistent: once) and c; not d (its previous update was stale), not
         // e (the z-score's flag says nothing about its previous commitment).
+        let members = |positions: Vec<u32>| {
+            pb::Verdict {
+                withdrawn: positions,
+                ..verdict()
+            }
+            .withdrawn_members()
+        };
         assert_eq!(
-            withdrawn(&config, &verdict(), &previous, Some(before)),
+            members(withdrawn(&config, &verdict(), &previous, Some(before))),
             ["b", "c"].map(String::from)
         );
         // c's commitment to round 2 had been excluded: nothing of it to withdraw.
@@ -177,16 +187,13 @@ mod tests {
             ..before
         };
         assert_eq!(
-            withdrawn(&config, &verdict(), &previous, Some(before_c)),
+            members(withdrawn(&config, &verdict(), &previous, Some(before_c))),
             ["b".to_owned()]
         );
         // b's last evaluated commitment is of round 1: it sat out round 2.
         let mut older = previous.clone();
         older[1].round = 1;
-        assert_eq!(
-            withdrawn(&config, &verdict(), &older, Some(before)),
-            ["c".to_owned()]
-        );
+        assert_eq!(withdrawn(&config, &verdict(), &older, Some(before)), [2]);
         // Not under another rule or another parent, not without the round before, not when
         // this round aggregates nothing, not without the switch.
         let other_rule = RoundBefore {

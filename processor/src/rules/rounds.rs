@@ -491,8 +491,7 @@ pub fn evaluate_round(
             verdict_before.as_ref(),
             aggregate_before.as_ref(),
         );
-        verdict.withdrawn =
-            withdraw::withdrawn(anomaly, &verdict, &history.previous, before).into();
+        verdict.withdrawn = withdraw::withdrawn(anomaly, &verdict, &history.previous, before);
     }
     state.put_verdict(&verdict)?;
     let mut next = extend_after_verdict(
@@ -500,7 +499,7 @@ pub fn evaluate_round(
         n,
         &commitments,
         &verdict.accepted,
-        &verdict.withdrawn,
+        &verdict.withdrawn_members(),
     );
     state.put_consensus(next.get_consensus())?;
     for sum in next.take_entries() {

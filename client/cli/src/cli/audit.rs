@@ -542,7 +542,7 @@ fn print_round(
             println!(
                 "withdrawn (round {}'s update taken back out): {}",
                 v.round.saturating_sub(1),
-                v.withdrawn.join(", ")
+                v.withdrawn_members().join(", ")
             );
         }
     }

@@ -230,7 +230,7 @@ fn recompute(
         state.aggregates.get(&round.saturating_sub(1)),
     );
     verdict.withdrawn =
-        withdraw::withdrawn(params.get_anomaly(), &verdict, &history.previous, before).into();
+        withdraw::withdrawn(params.get_anomaly(), &verdict, &history.previous, before);
     Ok(Recomputed {
         verdict,
         history_matches,

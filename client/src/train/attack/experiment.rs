@@ -446,7 +446,7 @@ pub async fn run(
                 .state
                 .verdicts
                 .get(&(round + 1))
-                .map(|next| next.withdrawn.to_vec())
+                .map(|next| next.withdrawn_members())
                 .unwrap_or_default();
             withdrawn += late.len();
             let mut names: Vec<String> = verdict
@@ -578,7 +578,7 @@ fn trace_verdicts(
             round,
             &commitments,
             &verdict.accepted,
-            &verdict.withdrawn,
+            &verdict.withdrawn_members(),
         );
     }
 }

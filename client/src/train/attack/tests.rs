@@ -845,7 +845,7 @@ async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_mod
         std::slice::from_ref(&flipper)
     );
     assert_eq!(
-        verdict(2).withdrawn.as_slice(),
+        verdict(2).withdrawn_members().as_slice(),
         std::slice::from_ref(&flipper)
     );
     // Its round-2 update was never accepted: nothing more to withdraw.

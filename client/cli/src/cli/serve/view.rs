@@ -452,7 +452,7 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
         // The verdict's lists: the rules hold the aggregate to them.
         contributors: verdict.map_or_else(Vec::new, |v| names(state, &v.accepted)),
         excluded: verdict.map_or_else(Vec::new, |v| names(state, &v.excluded)),
-        withdrawn: verdict.map_or_else(Vec::new, |v| names(state, &v.withdrawn)),
+        withdrawn: verdict.map_or_else(Vec::new, |v| names(state, &v.withdrawn_members())),
         blob_uri: a.blob_uri.clone(),
         finality: finality(a),
         committee: names(state, &a.committee),
