@@ -486,7 +486,8 @@ pub async fn run(
 /// the cosine of its change with its own previous one and its move response; a `!` marks the
 /// attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a
 /// copy), `u` the unchanged-update, `r` the resent-change, `i` the inconsistent-change, `o`
-/// the opposed-change and `a` the ascent method.
+/// the opposed-change and `a` the ascent method; `w` marks a member whose previous update this
+/// verdict withdrew.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -543,6 +544,11 @@ fn trace_verdicts(
                 if m.flagged {
                     flags[i].push(letter);
                 }
+            }
+        }
+        for &i in &verdict.withdrawn {
+            if let Some(f) = flags.get_mut(i as usize) {
+                f.push('w');
             }
         }
         let members: Vec<String> = data
