@@ -106,6 +106,24 @@ pub struct SimulationOutcome {
     pub global: Update,
 }
 
+impl SimulationOutcome {
+    /// The name of the member whose key is `key` (the key itself for one not among them).
+    pub fn name_of(&self, key: &str) -> String {
+        self.members
+            .iter()
+            .find(|m| m.key == key)
+            .map_or_else(|| key.to_owned(), |m| m.name.clone())
+    }
+
+    /// The key of the member called `name`, if one is.
+    pub fn key_of(&self, name: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.key.as_str())
+    }
+}
+
 /// A key derived from the simulation's seed and a label (a member's name, or `admin`).
 fn derived_key(seed: u64, label: &str) -> Result<PrivateKey> {
     PrivateKey::from_hex(&sha256_hex(

@@ -422,14 +422,7 @@ pub async fn run(
     let outcome = simulate(config, prepared.members(scenario)?, |_| {})
         .await
         .map_err(|e| Error::Round(format!("{e:#}")))?;
-    let name_of = |key: &str| {
-        outcome
-            .members
-            .iter()
-            .find(|m| m.key == key)
-            .map(|m| m.name.clone())
-            .unwrap_or_else(|| key.to_owned())
-    };
+    let name_of = |key: &str| outcome.name_of(key);
     let mut counts = Counts::default();
     let mut excluded = Vec::new();
     let mut withdrawn = 0;

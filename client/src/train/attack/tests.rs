@@ -452,15 +452,7 @@ async fn a_sign_flipper_is_excluded_on_chain_and_the_aggregate_is_fedavg_of_the_
         .await
         .unwrap();
     let state = &outcome.state;
-    let name_of = |key: &str| {
-        outcome
-            .members
-            .iter()
-            .find(|m| m.key == key)
-            .unwrap()
-            .name
-            .clone()
-    };
+    let name_of = |key: &str| outcome.name_of(key);
     let verdict = &state.verdicts[&1];
     let excluded: Vec<String> = verdict.excluded.iter().map(|k| name_of(k)).collect();
     assert_eq!(excluded, attackers);
@@ -828,16 +820,7 @@ async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_mod
         .await
         .unwrap();
     let state = &outcome.state;
-    let key_of = |name: &str| {
-        outcome
-            .members
-            .iter()
-            .find(|m| m.name == name)
-            .unwrap()
-            .key
-            .clone()
-    };
-    let flipper = key_of(&prepared.attackers()[0]);
+    let flipper = outcome.key_of(&prepared.attackers()[0]).unwrap().to_owned();
     let verdict = |round: u64| &state.verdicts[&round];
     assert!(verdict(1).excluded.is_empty() && verdict(1).withdrawn.is_empty());
     assert_eq!(
@@ -868,15 +851,7 @@ async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_mod
             .unwrap();
         stored_update(dir.path(), name, sha).flattened()
     };
-    let name_of = |key: &str| {
-        outcome
-            .members
-            .iter()
-            .find(|m| m.key == key)
-            .unwrap()
-            .name
-            .clone()
-    };
+    let name_of = |key: &str| outcome.name_of(key);
     let update = |round: u64, key: &str| {
         let c = &state.commitments[&(round, key.to_owned())];
         (
