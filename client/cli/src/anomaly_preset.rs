@@ -41,12 +41,17 @@ impl AnomalyPreset {
         }
     }
 
+    /// What the preset adds to `every-attack` (nothing for `every-attack` itself).
+    pub fn additions(self) -> Additions {
+        match self {
+            AnomalyPreset::EveryAttack => Additions::default(),
+            AnomalyPreset::EveryAttackConvex => Additions::CONVEX,
+        }
+    }
+
     /// The consortium's anomaly configuration.
     pub fn config(self) -> pb::AnomalyConfig {
-        match self {
-            AnomalyPreset::EveryAttack => every_attack_config(),
-            AnomalyPreset::EveryAttackConvex => Additions::CONVEX.apply(every_attack_config()),
-        }
+        self.additions().apply(every_attack_config())
     }
 }
 

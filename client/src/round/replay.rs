@@ -372,6 +372,26 @@ mod tests {
         u
     }
 
+    /// Each blob written to `dir` under its hash, by hash.
+    fn write_blobs(dir: &Path, blobs: &[&Vec<u8>]) -> BTreeMap<String, std::path::PathBuf> {
+        blobs
+            .iter()
+            .map(|bytes| {
+                let path = dir.join(sha256_hex(bytes));
+                std::fs::write(&path, bytes).unwrap();
+                (sha256_hex(bytes), path)
+            })
+            .collect()
+    }
+
+    /// Each blob by its hash.
+    fn by_hash(blobs: &[&Vec<u8>]) -> BTreeMap<String, Vec<u8>> {
+        blobs
+            .iter()
+            .map(|bytes| (sha256_hex(bytes), bytes.to_vec()))
+            .collect()
+    }
+
     fn plan(updates: Vec<PlannedUpdate>) -> AggregatePlan {
         AggregatePlan {
             round: 2,
@@ -409,22 +429,13 @@ mod tests {
         let fresh = update(&[3.0, 1.0]).to_bytes(Encoding::F32);
         // Trained from the older model: its change (+2, -2) is rebased onto the parent.
         let stale = update(&[2.0, -2.0]).to_bytes(Encoding::F32);
-        let mut files = BTreeMap::new();
-        for (name, bytes) in [("a", &fresh), ("b", &stale)] {
-            let path = dir.path().join(name);
-            std::fs::write(&path, bytes).unwrap();
-            files.insert(sha256_hex(bytes), path);
-        }
+        let files = write_blobs(dir.path(), &[&fresh, &stale]);
         let p = plan(vec![
             planned("a", &fresh, 10, 0, ""),
             planned("b", &stale, 10, 3, &sha256_hex(&old_base)),
         ]);
         assert_eq!(p.models_needed().len(), 2);
-        let models: BTreeMap<String, Vec<u8>> = [
-            (sha256_hex(&parent), parent.clone()),
-            (sha256_hex(&old_base), old_base.clone()),
-        ]
-        .into();
+        let models = by_hash(&[&parent, &old_base]);
         let computed = p
             .compute(
                 |u| Ok(files[&u.sha256].clone()),
@@ -451,17 +462,8 @@ mod tests {
         let a = update(&[2.0, 0.0]).to_bytes(Encoding::F32);
         let b = update(&[0.0, 2.0]).to_bytes(Encoding::F32);
         let c = update(&[3.0, 3.0]).to_bytes(Encoding::F32);
-        let mut files = BTreeMap::new();
-        for bytes in [&a, &b, &c] {
-            let path = dir.path().join(sha256_hex(bytes));
-            std::fs::write(&path, bytes).unwrap();
-            files.insert(sha256_hex(bytes), path);
-        }
-        let models: BTreeMap<String, Vec<u8>> = [
-            (sha256_hex(&parent), parent.clone()),
-            (sha256_hex(&before), before.clone()),
-        ]
-        .into();
+        let files = write_blobs(dir.path(), &[&a, &b, &c]);
+        let models = by_hash(&[&parent, &before]);
         let run = |withdrawn: Vec<PlannedUpdate>| {
             let mut p = plan(vec![planned("c", &c, 5, 0, "")]);
             p.withdrawn = withdrawn;

@@ -22,22 +22,37 @@ fn update(values: &[f32]) -> Vec<u8> {
 
 /// `name` commits the update in `blob` (100 samples) to the open round.
 fn commit(cli: &Cli, name: &str, blob: &Path, sketch: &Path) {
-    cli.ok(
-        name,
-        &[
-            "commit",
-            "--blob",
-            blob.to_str().unwrap(),
-            "--samples",
-            "100",
-            "--loss",
-            "0.5",
-            "--norm",
-            "1",
-            "--sketch",
-            sketch.to_str().unwrap(),
-        ],
-    );
+    commit_stats(cli, name, blob, 100, "1", sketch, None);
+}
+
+/// `name` commits the update in `blob` to the open round with these statistics (loss 0.5).
+fn commit_stats(
+    cli: &Cli,
+    name: &str,
+    blob: &Path,
+    samples: u64,
+    norm: &str,
+    sketch: &Path,
+    coordinates: Option<&Path>,
+) {
+    let samples = samples.to_string();
+    let mut args = vec![
+        "commit",
+        "--blob",
+        blob.to_str().unwrap(),
+        "--samples",
+        &samples,
+        "--loss",
+        "0.5",
+        "--norm",
+        norm,
+        "--sketch",
+        sketch.to_str().unwrap(),
+    ];
+    if let Some(path) = coordinates {
+        args.extend(["--coordinates", path.to_str().unwrap()]);
+    }
+    cli.ok(name, &args);
 }
 
 #[test]
@@ -184,23 +199,14 @@ fn commit_honestly(cli: &Cli, files: &Path, name: &str, round: u64, samples: u64
         stats.norm_micro / 1_000_000,
         stats.norm_micro % 1_000_000
     );
-    cli.ok(
+    commit_stats(
+        cli,
         name,
-        &[
-            "commit",
-            "--blob",
-            blob.to_str().unwrap(),
-            "--samples",
-            &samples.to_string(),
-            "--loss",
-            "0.5",
-            "--norm",
-            &norm,
-            "--sketch",
-            sketch.to_str().unwrap(),
-            "--coordinates",
-            coordinates.to_str().unwrap(),
-        ],
+        &blob,
+        samples,
+        &norm,
+        &sketch,
+        Some(&coordinates),
     );
 }
 

@@ -51,7 +51,7 @@ impl<'a> RoundBefore<'a> {
         verdict: Option<&'a pb::Verdict>,
         aggregate: Option<&pb::Aggregate>,
     ) -> Option<Self> {
-        let verdict = verdict.filter(|v| round.number >= 2 && v.round + 1 == round.number)?;
+        let verdict = verdict.filter(|v| v.round + 1 == round.number)?;
         Some(Self {
             accepted: &verdict.accepted,
             aggregated_by_fedavg: params.aggregation_rule == pb::AggregationRule::FEDAVG
@@ -71,6 +71,18 @@ pub fn compares_with_previous(method: pb::AnomalyMethod) -> bool {
     )
 }
 
+/// Whether `verdict` can withdraw anything under `config`: the consortium withdraws, the
+/// verdict accepted someone (the round aggregates), and the inconsistent-change or ascent
+/// method flagged someone. `EvaluateRound` reads the round before only then.
+pub fn may_withdraw(config: &pb::AnomalyConfig, verdict: &pb::Verdict) -> bool {
+    config.withdraw
+        && !verdict.accepted.is_empty()
+        && verdict
+            .methods
+            .iter()
+            .any(|m| compares_with_previous(m.method) && !m.flagged.is_empty())
+}
+
 /// The positions among `verdict`'s scored committers of the members whose commitment to the
 /// round before it withdraws (ascending; see the module docs): empty unless `config.withdraw`,
 /// `before` is known and was aggregated by FedAvg, and `verdict` accepted someone. `previous`
@@ -85,7 +97,7 @@ pub fn withdrawn(
     let Some(before) = before else {
         return Vec::new();
     };
-    if !config.withdraw || !before.aggregated_by_fedavg || verdict.accepted.is_empty() {
+    if !before.aggregated_by_fedavg || !may_withdraw(config, verdict) {
         return Vec::new();
     }
     let scored = verdict.scored();
@@ -207,7 +219,14 @@ mod tests {
         nobody.excluded.push("a".to_owned());
         nobody.excluded.sort();
         assert!(withdrawn(&config, &nobody, &previous, Some(before)).is_empty());
+        // Without a flag of either pair method there is nothing to read the round before for.
+        assert!(may_withdraw(&config, &verdict()));
+        let mut zscore_only = verdict();
+        zscore_only.methods.remove(0);
+        zscore_only.methods.remove(0);
+        assert!(!may_withdraw(&config, &zscore_only));
         config.withdraw = false;
+        assert!(!may_withdraw(&config, &verdict()));
         assert!(withdrawn(&config, &verdict(), &previous, Some(before)).is_empty());
     }
 }

@@ -483,7 +483,9 @@ pub fn evaluate_round(
     )?;
     verdict.evaluated_by = signer.as_str().to_owned();
     let anomaly = params(&consortium).get_anomaly();
-    if anomaly.withdraw && n >= 2 && !history.previous.is_empty() {
+    // Only a flag of a method comparing with the previous commitment can withdraw it: the
+    // round before is read then alone.
+    if n >= 2 && withdraw::may_withdraw(anomaly, &verdict) {
         let (verdict_before, aggregate_before) = (state.verdict(n - 1)?, state.aggregate(n - 1)?);
         let before = withdraw::RoundBefore::of(
             params(&consortium),

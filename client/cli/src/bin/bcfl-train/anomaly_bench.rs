@@ -25,9 +25,7 @@ use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
 use bcfl_processor::anomaly::attack::AttackKind;
-use bcfl_processor::anomaly::{
-    parse_feature, ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM,
-};
+use bcfl_processor::anomaly::parse_feature;
 use bcfl_processor::{fixed, limits};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
@@ -245,31 +243,29 @@ impl CommonArgs {
                 bail!("--ascent-response needs --coordinate-samples");
             }
         }
-        let convex = self.anomaly_preset == Some(AnomalyPreset::EveryAttackConvex);
-        if self.withdraw
-            && !convex
-            && self.inconsistent_cosine.is_none()
-            && self.ascent_response.is_none()
-        {
+        // What the preset adds to `every-attack` (`every-attack-convex`: the pair methods at
+        // their limits and withdrawal); the flags take precedence.
+        let added = self
+            .anomaly_preset
+            .map(AnomalyPreset::additions)
+            .unwrap_or_default();
+        let cosine = self
+            .inconsistent_cosine
+            .or(added.inconsistent_cosine_ppm.map(fixed::ppm_to_f64));
+        let response = self
+            .ascent_response
+            .or(added.ascent_response_ppm.map(fixed::ppm_to_f64));
+        if self.withdraw && cosine.is_none() && response.is_none() {
             bail!("--withdraw needs --inconsistent-cosine or --ascent-response");
         }
         if self.anomaly_preset.is_some() {
             let preset = Tuning::every_attack();
-            // `every-attack-convex` adds the pair methods at their limits and withdrawal.
-            let (cosine, response) = if convex {
-                (
-                    Some(fixed::ppm_to_f64(INCONSISTENT_MIN_COSINE_PPM)),
-                    Some(fixed::ppm_to_f64(ASCENT_MAX_RESPONSE_PPM)),
-                )
-            } else {
-                (None, None)
-            };
             return Ok(Tuning {
-                inconsistent_cosine: self.inconsistent_cosine.or(cosine),
-                ascent_response: self.ascent_response.or(response),
+                inconsistent_cosine: cosine,
+                ascent_response: response,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                 count_copies_once: self.count_copies_once,
-                withdraw: self.withdraw || convex,
+                withdraw: self.withdraw || added.withdraw,
                 ..preset
             });
         }
