@@ -27,7 +27,9 @@
 //! its changes, summed over the rounds, do not undo what the accepted members did, as the honest
 //! mean reversed (IPM) does; and they respond to the model's moves as steps down its own loss
 //! do, where a sign flipper's climb it. The accepted members are the others. Features are defined in
-//! [`features`].
+//! [`features`]. With `AnomalyConfig.withdraw`, a flag of the inconsistent-change or ascent
+//! method also withdraws the member's previous commitment, which the round's aggregate takes
+//! back out ([`withdraw`]).
 //!
 //! Off-chain tooling beside the methods: [`attack`] lists the ways a member misbehaves (one
 //! enum for the processor's bench and the client), [`collusion`] crafts the colluding attacks'
