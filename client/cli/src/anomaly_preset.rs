@@ -3,8 +3,8 @@
 
 use anyhow::Context as _;
 use bcfl_processor::anomaly::{
-    every_attack_config, ASCENT_MAX_RESPONSE_PPM, EVERY_ATTACK_COORDINATE_SAMPLES,
-    INCONSISTENT_MIN_COSINE_PPM,
+    every_attack_config, with_features, ASCENT_MAX_RESPONSE_PPM, EVERY_ATTACK_COORDINATE_SAMPLES,
+    INCONSISTENT_MIN_COSINE_PPM, SKEWED_SHARDS_FEATURES,
 };
 use bcfl_processor::fixed::parse_ppm;
 use bcfl_protos::bcfl as pb;
@@ -69,6 +69,10 @@ pub struct Additions {
     /// Their flags withdraw the member's commitment to the round before (`--withdraw`,
     /// `AnomalyConfig.withdraw`).
     pub withdraw: bool,
+    /// DBSCAN and the modified z-score read only the update norm and the sign balance
+    /// (`--skewed-shards`, [`SKEWED_SHARDS_FEATURES`]): for members whose data differ widely,
+    /// where honest members holding a rare class lie as far from the consensus as an attacker.
+    pub skewed_shards: bool,
 }
 
 impl Additions {
@@ -78,14 +82,16 @@ impl Additions {
         inconsistent_cosine_ppm: Some(INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: Some(ASCENT_MAX_RESPONSE_PPM),
         withdraw: true,
+        skewed_shards: false,
     };
 
-    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`) and
-    /// `--withdraw`.
+    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`),
+    /// `--withdraw` and `--skewed-shards`.
     pub fn parse(
         inconsistent_cosine: Option<&str>,
         ascent_response: Option<&str>,
         withdraw: bool,
+        skewed_shards: bool,
     ) -> anyhow::Result<Self> {
         let ppm = |flag: &str, text: Option<&str>| {
             text.map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
@@ -95,10 +101,12 @@ impl Additions {
             inconsistent_cosine_ppm: ppm("inconsistent-cosine", inconsistent_cosine)?,
             ascent_response_ppm: ppm("ascent-response", ascent_response)?,
             withdraw,
+            skewed_shards,
         })
     }
 
-    /// `config` with each given method added (replacing one it has).
+    /// `config` with each given method added (replacing one it has), and with skewed shards
+    /// the voting methods over [`SKEWED_SHARDS_FEATURES`].
     pub fn apply(self, mut config: pb::AnomalyConfig) -> pb::AnomalyConfig {
         if let Some(min_cosine_ppm) = self.inconsistent_cosine_ppm {
             config.set_inconsistent(pb::InconsistentConfig {
@@ -113,6 +121,9 @@ impl Additions {
             });
         }
         config.withdraw |= self.withdraw;
+        if self.skewed_shards {
+            config = with_features(config, &SKEWED_SHARDS_FEATURES);
+        }
         config
     }
 }
@@ -141,14 +152,14 @@ mod tests {
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
         assert!(!preset.config().has_ascent());
-        let additions = Additions::parse(Some("0.25"), Some("0.05"), true).unwrap();
+        let additions = Additions::parse(Some("0.25"), Some("0.05"), true, false).unwrap();
         let added = additions.apply(preset.config());
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(added.get_ascent().max_response_ppm, 50_000);
         assert!(added.withdraw && !preset.config().withdraw);
-        let none = Additions::parse(None, None, false).unwrap();
+        let none = Additions::parse(None, None, false, false).unwrap();
         assert_eq!(none.apply(preset.config()), preset.config());
-        let err = Additions::parse(None, Some("x"), false)
+        let err = Additions::parse(None, Some("x"), false, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
@@ -160,7 +171,7 @@ mod tests {
     fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
         let convex = AnomalyPreset::EveryAttackConvex;
         assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
-        let added = Additions::parse(Some("0.25"), Some("0.05"), true)
+        let added = Additions::parse(Some("0.25"), Some("0.05"), true, false)
             .unwrap()
             .apply(every_attack_config());
         assert_eq!(convex.config(), added);
@@ -187,5 +198,32 @@ mod tests {
         });
         let parsed = bcfl_processor::payload::Action::from_proto(&init);
         assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    /// `--skewed-shards` leaves the methods as they are and has DBSCAN and the z-score read the
+    /// update norm and the sign balance alone; the opposed-change method keeps reading the
+    /// cumulative sketch distance, which it computes on its own.
+    #[test]
+    fn skewed_shards_vote_over_the_norm_and_the_balance() {
+        let convex = AnomalyPreset::EveryAttackConvex;
+        let skewed = Additions {
+            skewed_shards: true,
+            ..convex.additions()
+        }
+        .apply(every_attack_config());
+        let two = SKEWED_SHARDS_FEATURES.to_vec();
+        assert_eq!(skewed.get_dbscan().features, two);
+        assert_eq!(skewed.get_zscore().features, two);
+        let mut expected = convex.config();
+        expected.mut_dbscan().features = two.clone();
+        expected.mut_zscore().features = two;
+        assert_eq!(skewed, expected);
+        assert!(skewed.has_opposed() && skewed.withdraw);
+        assert_ne!(skewed, convex.config());
+        let parsed = Additions::parse(None, None, false, true).unwrap();
+        assert_eq!(
+            parsed.apply(every_attack_config()).get_zscore().features,
+            SKEWED_SHARDS_FEATURES
+        );
     }
 }

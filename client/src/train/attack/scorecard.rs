@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use bcfl_processor::anomaly::{feature_name, SKEWED_SHARDS_FEATURES};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{BenchReport, Cell, DetectionRow, UnknownDetector, ATTACKERS_ABSENT};
@@ -92,9 +93,10 @@ pub struct ReportScore {
     pub seeds: Vec<u64>,
     /// The detector scored.
     pub detector: String,
-    /// What sets the run apart, beside the voting features: the methods that exclude on their
-    /// own, `copies once`, `sealed` (sketches after the commitments), `blind` (adaptive
-    /// attackers hiding from another projection), `noise R` (colluders' copies made different).
+    /// What sets the run apart: the methods that exclude on their own, `copies once`, `skewed
+    /// shards` (the voting methods over the norm and the balance alone), `sealed` (sketches
+    /// after the commitments), `blind` (adaptive attackers hiding from another projection),
+    /// `noise R` (colluders' copies made different).
     pub configuration: Vec<String>,
     /// Per cell, in report order.
     pub cells: Vec<CellScore>,
@@ -247,6 +249,13 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         .filter(|&(_, on)| on)
         .map(|(name, _)| name.to_owned())
         .collect();
+    let skewed: Vec<&str> = SKEWED_SHARDS_FEATURES
+        .iter()
+        .map(|f| feature_name(*f))
+        .collect();
+    if d.features == skewed {
+        out.push("skewed shards".to_owned());
+    }
     if let Some(r) = report.collusion_noise {
         out.push(format!("noise {r}"));
     }
@@ -450,6 +459,20 @@ mod tests {
         assert_eq!(e.f1(), Tally { met: 0, of: 3 });
         let err = score("r.json", &report, Some("krum"), &Goal::ISSUE).unwrap_err();
         assert_eq!(err.available, "both, ensemble");
+    }
+
+    /// A report whose voting methods read the norm and the balance alone says so.
+    #[test]
+    fn skewed_shards_are_named_in_the_configuration() {
+        let mut report = report(vec![cell(1, detection("both", 18, 0, 0), 0.6)]);
+        let plain = score("r.json", &report, None, &Goal::ISSUE).unwrap();
+        assert!(!plain.configuration.contains(&"skewed shards".to_owned()));
+        report.detection.features = vec!["update_norm".into(), "coordinate_sign_balance".into()];
+        let skewed = score("r.json", &report, None, &Goal::ISSUE).unwrap();
+        assert_eq!(
+            skewed.configuration.last().map(String::as_str),
+            Some("skewed shards")
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
 use bcfl_processor::anomaly::attack::AttackKind;
-use bcfl_processor::anomaly::parse_feature;
+use bcfl_processor::anomaly::{parse_feature, SKEWED_SHARDS_FEATURES};
 use bcfl_processor::{fixed, limits};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
@@ -161,6 +161,11 @@ pub(crate) struct CommonArgs {
     /// --inconsistent-cosine or --ascent-response.
     #[arg(long)]
     withdraw: bool,
+    /// The preset's DBSCAN and z-score read only the update norm and the sign balance
+    /// (`consortium init --skewed-shards`): for shards as skewed as `--dirichlet 0.1`.
+    // `requires` alone lets a flag the preset conflicts with through.
+    #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["features"])]
+    skewed_shards: bool,
     /// `every-attack`: the features, radius and standardization of `consortium init
     /// --anomaly-preset every-attack` (and 256 coordinates unless --coordinate-samples is
     /// given); its detector is `both` (the preset's configuration exactly).
@@ -261,6 +266,11 @@ impl CommonArgs {
         if self.anomaly_preset.is_some() {
             let preset = Tuning::every_attack();
             return Ok(Tuning {
+                features: if self.skewed_shards {
+                    SKEWED_SHARDS_FEATURES.to_vec()
+                } else {
+                    preset.features
+                },
                 inconsistent_cosine: cosine,
                 ascent_response: response,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
@@ -691,6 +701,31 @@ mod tests {
             "--withdraw",
         ]);
         assert_eq!(spelled.unwrap(), convex);
+    }
+
+    /// `--skewed-shards` is `consortium init --skewed-shards`: the preset voting over the norm
+    /// and the balance; it needs a preset.
+    #[test]
+    fn the_skewed_shards_tuning_is_its_configuration() {
+        let skewed =
+            tuning(&["--anomaly-preset", "every-attack-convex", "--skewed-shards"]).unwrap();
+        let expected = anomaly_preset::Additions {
+            skewed_shards: true,
+            ..AnomalyPreset::EveryAttackConvex.additions()
+        }
+        .apply(bcfl_processor::anomaly::every_attack_config());
+        assert_eq!(Detector::Both.config(&skewed), expected);
+        let alone = [
+            "x",
+            "--model-dir",
+            "m",
+            "--data-dir",
+            "d",
+            "--skewed-shards",
+        ];
+        assert!(Wrapper::try_parse_from(alone).is_err());
+        let listed = ["--features", "update_norm", "--skewed-shards"];
+        assert!(Wrapper::try_parse_from(alone[..5].iter().chain(&listed)).is_err());
     }
 
     /// `--withdraw` sets the switch, and only beside a method that compares with the previous

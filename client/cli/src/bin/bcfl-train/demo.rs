@@ -105,6 +105,12 @@ pub(crate) struct DemoArgs {
     /// contribution back out of the model.
     #[arg(long)]
     pub(crate) withdraw: bool,
+    /// The preset's DBSCAN and z-score read only the update norm and the sign balance
+    /// (`consortium init --skewed-shards`): for members whose data differ widely, as with
+    /// `--partition dirichlet --alpha 0.1`.
+    // `requires` alone lets a flag the preset conflicts with through.
+    #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["anomaly"])]
+    pub(crate) skewed_shards: bool,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -339,6 +345,7 @@ impl DemoArgs {
             self.inconsistent_cosine.as_deref(),
             self.ascent_response.as_deref(),
             self.withdraw,
+            self.skewed_shards,
         )?;
         let mut config = DemoConfig {
             members: self.members,

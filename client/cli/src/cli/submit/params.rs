@@ -301,6 +301,13 @@ pub(crate) struct InitArgs {
     /// flagged on the seeds where it was found, more on others.
     #[arg(long)]
     count_copies_once: bool,
+    /// The members' data differ widely (most hold one or two classes): the preset's DBSCAN and
+    /// z-score read only the update norm and the coordinate sign balance, since honest members
+    /// holding a class few others hold lie as far from the consensus as an attacker. Not for
+    /// shards alike (IID), where the cumulative sketch distance is what finds label flippers.
+    // `requires` alone lets a flag the preset conflicts with through.
+    #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["anomaly", "no_anomaly"])]
+    skewed_shards: bool,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -491,6 +498,7 @@ impl InitArgs {
                 .contains(&Method::Ascent)
                 .then(|| given.ascent_response_ppm.unwrap_or(ASCENT_MAX_RESPONSE_PPM)),
             withdraw: given.withdraw,
+            skewed_shards: given.skewed_shards,
         };
         Ok(listed.apply(config))
     }
@@ -501,6 +509,7 @@ impl InitArgs {
             self.inconsistent_cosine.as_deref(),
             self.ascent_response.as_deref(),
             self.withdraw,
+            self.skewed_shards,
         )
     }
 }
@@ -676,6 +685,24 @@ mod tests {
         .unwrap();
         expected.withdraw = true;
         assert_eq!(on_preset.get_anomaly(), &expected);
+        // --skewed-shards narrows the preset's voting features, and needs the preset.
+        let skewed = ascent(&["--anomaly-preset", "every-attack", "--skewed-shards"]).unwrap();
+        let features = bcfl_processor::anomaly::SKEWED_SHARDS_FEATURES.to_vec();
+        assert_eq!(skewed.get_anomaly().get_zscore().features, features);
+        assert_eq!(skewed.get_anomaly().get_dbscan().features, features);
+        let mut narrowed = AnomalyPreset::EveryAttack.config();
+        narrowed.mut_zscore().features = features.clone();
+        narrowed.mut_dbscan().features = features;
+        assert_eq!(skewed.get_anomaly(), &narrowed, "the methods stay");
+        assert!(Wrapper::try_parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly",
+            "zscore",
+            "--skewed-shards",
+        ])
+        .is_err());
         // It conflicts with the flags it sets.
         for flag in [
             &["--dbscan-eps", "2.0"][..],
