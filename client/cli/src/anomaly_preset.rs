@@ -121,10 +121,16 @@ impl Additions {
             });
         }
         config.withdraw |= self.withdraw;
-        if self.skewed_shards {
-            config = with_features(config, &SKEWED_SHARDS_FEATURES);
+        if let Some(features) = self.voting_features() {
+            config = with_features(config, features);
         }
         config
+    }
+
+    /// The features DBSCAN and the z-score read instead of the preset's, if any
+    /// ([`SKEWED_SHARDS_FEATURES`] with `--skewed-shards`).
+    pub fn voting_features(self) -> Option<&'static [pb::Feature]> {
+        self.skewed_shards.then_some(&SKEWED_SHARDS_FEATURES[..])
     }
 }
 

@@ -25,7 +25,7 @@ use bcfl_client::train::checkpoint::ModelDir;
 use bcfl_client::train::data::Dataset;
 use bcfl_client::train::split::Partition;
 use bcfl_processor::anomaly::attack::AttackKind;
-use bcfl_processor::anomaly::{parse_feature, SKEWED_SHARDS_FEATURES};
+use bcfl_processor::anomaly::parse_feature;
 use bcfl_processor::{fixed, limits};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand};
@@ -249,11 +249,14 @@ impl CommonArgs {
             }
         }
         // What the preset adds to `every-attack` (`every-attack-convex`: the pair methods at
-        // their limits and withdrawal); the flags take precedence.
-        let added = self
-            .anomaly_preset
-            .map(AnomalyPreset::additions)
-            .unwrap_or_default();
+        // their limits and withdrawal), and `--skewed-shards`; the flags take precedence.
+        let added = anomaly_preset::Additions {
+            skewed_shards: self.skewed_shards,
+            ..self
+                .anomaly_preset
+                .map(AnomalyPreset::additions)
+                .unwrap_or_default()
+        };
         let cosine = self
             .inconsistent_cosine
             .or(added.inconsistent_cosine_ppm.map(fixed::ppm_to_f64));
@@ -266,11 +269,9 @@ impl CommonArgs {
         if self.anomaly_preset.is_some() {
             let preset = Tuning::every_attack();
             return Ok(Tuning {
-                features: if self.skewed_shards {
-                    SKEWED_SHARDS_FEATURES.to_vec()
-                } else {
-                    preset.features
-                },
+                features: added
+                    .voting_features()
+                    .map_or(preset.features, <[pb::Feature]>::to_vec),
                 inconsistent_cosine: cosine,
                 ascent_response: response,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
