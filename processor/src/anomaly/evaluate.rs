@@ -98,13 +98,14 @@ pub const EVERY_ATTACK_FEATURES: [Feature; 4] = [
 /// and the coordinate sign balance. With shards as skewed as Dirichlet 0.1 (most members hold
 /// one or two classes), honest members holding a class few others hold lie as far from the
 /// consensus as an attacker: on the attack benchmark (10 members, seeds 100-102, rounds 2-6)
-/// their cumulative sketch distance reached 3.2 times the round's median, where with IID
-/// shards no honest member passed 1.5 times it and label flippers lay 2.5 times it and beyond.
-/// DBSCAN and the z-score then excluded 52 honest member-rounds over [`EVERY_ATTACK_FEATURES`]
-/// and 4 over these two, which still find scaled updates (the norm) and crafted `mean - gamma
-/// * std` ones (the balance); the opposed-change method reads the cumulative distance on its
-/// own. With IID shards the cumulative distance is what finds label flippers and a lone ALIE
-/// attacker, so these are for skewed shards only (docs/anomaly-detection.md, "Skewed shards").
+/// their cumulative sketch distance reached 3.28 times the round's median, where with IID
+/// shards no honest member passed 1.54 times it and label flippers lay at 2.41 times it and
+/// beyond. DBSCAN and the z-score then excluded 52 honest member-rounds over
+/// [`EVERY_ATTACK_FEATURES`] and 4 over these two, which still find scaled updates (the norm)
+/// and crafted `mean - gamma std` ones (the balance); the opposed-change method reads the
+/// cumulative distance on its own. With IID shards the cumulative distance is what finds label
+/// flippers and a lone ALIE attacker, so these are for skewed shards only
+/// (docs/anomaly-detection.md, "Skewed shards").
 pub const SKEWED_SHARDS_FEATURES: [Feature; 2] =
     [Feature::UPDATE_NORM, Feature::COORDINATE_SIGN_BALANCE];
 

@@ -500,6 +500,19 @@ mod tests {
         assert_eq!(config(&["--members", "3"]).unwrap().sample_ppm, 0);
     }
 
+    /// `--skewed-shards` narrows the preset's voting features, and needs the preset.
+    #[test]
+    fn skewed_shards_narrow_the_presets_votes() {
+        let skewed = config(&["--anomaly-preset", "every-attack", "--skewed-shards"]).unwrap();
+        let anomaly = skewed.anomaly_config.expect("the preset's configuration");
+        let features = bcfl_processor::anomaly::SKEWED_SHARDS_FEATURES.to_vec();
+        assert_eq!(anomaly.get_zscore().features, features);
+        assert_eq!(anomaly.get_dbscan().features, features);
+        assert!(anomaly.has_duplicate() && anomaly.has_opposed());
+        assert!(config(&["--skewed-shards"]).is_err());
+        assert!(config(&["--anomaly", "zscore", "--skewed-shards"]).is_err());
+    }
+
     #[test]
     fn collusion_noise_needs_colluders() {
         let noisy = config(&["--attack", "min-max:2", "--collusion-noise", "0.3"]).unwrap();
