@@ -325,15 +325,24 @@ pub struct Curve {
     pub points: Vec<(u64, f64)>,
 }
 
+/// The y axis of [`curves_svg`]: its label, and what its values are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YAxis<'a> {
+    /// Fractions (accuracy, F1): shown in percent while every value lies in `[0, 1]`.
+    Fraction(&'a str),
+    /// Any other quantity (seconds, bytes): shown as numbers, however small.
+    Number(&'a str),
+}
+
 /// Several runs' values per round on one chart (e.g. accuracy per round of an IID and a
 /// non-IID run): one coloured line with points per [`Curve`] (the palette's colours in order),
 /// and a dashed horizontal line per `references` entry (label, value: a majority baseline, a
-/// base model, a goal), in grey shades. Fractions in `[0, 1]` are shown in percent. The x axis
-/// is labelled `x_label` ("round" for runs; the attack grid plots against the attackers' share).
+/// base model, a goal), in grey shades. The x axis is labelled `x_label` ("round" for runs;
+/// the attack grid plots against the attackers' share), the y axis as `y` says.
 pub fn curves_svg(
     title: &str,
     x_label: &str,
-    y_label: &str,
+    y: YAxis<'_>,
     curves: &[Curve],
     references: &[(String, f64)],
 ) -> Result<String, FigureError> {
@@ -368,7 +377,10 @@ pub fn curves_svg(
         .map(|p| p.1)
         .chain(references.iter().map(|r| r.1))
         .collect();
-    let fraction = values.iter().all(|v| (0.0..=1.0).contains(v));
+    let (y_label, fraction) = match y {
+        YAxis::Fraction(label) => (label, values.iter().all(|v| (0.0..=1.0).contains(v))),
+        YAxis::Number(label) => (label, false),
+    };
     let y_range = accuracy_range(&values, fraction);
     let color = |i: usize| {
         let (r, g, b) = PALETTE[i % PALETTE.len()];
@@ -1449,7 +1461,14 @@ mod tests {
             ("majority (yes)".to_string(), 0.552),
             ("bad".into(), f64::NAN),
         ];
-        let svg = curves_svg("PubMedQA", "round", "test accuracy", &curves, &references).unwrap();
+        let svg = curves_svg(
+            "PubMedQA",
+            "round",
+            YAxis::Fraction("test accuracy"),
+            &curves,
+            &references,
+        )
+        .unwrap();
         let names = well_formed(&svg);
         // One marker per finite point.
         assert_eq!(names.iter().filter(|n| *n == "circle").count(), 5);
@@ -1471,7 +1490,11 @@ mod tests {
         assert!(!svg.contains(">\nbad\n<") && !svg.contains("NaN"));
         assert!(svg.contains("stroke-dasharray") || svg.matches("<polyline").count() >= 3);
 
-        let empty = curves_svg("t", "round", "y", &[], &[]).unwrap();
+        // The same values as numbers (seconds, say) carry no percent sign.
+        let seconds = curves_svg("t", "round", YAxis::Number("s"), &curves, &[]).unwrap();
+        assert!(svg.contains('%') && !seconds.contains('%'));
+
+        let empty = curves_svg("t", "round", YAxis::Number("y"), &[], &[]).unwrap();
         well_formed(&empty);
         assert!(empty.contains(">\nno values\n<"));
     }

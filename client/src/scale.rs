@@ -645,6 +645,51 @@ fn one_round(
     })
 }
 
+/// The scale goal: at most this many ledger bytes per member per round (1 KB).
+pub const GOAL_BYTES_PER_MEMBER: f64 = 1_000.0;
+
+/// The figures of runs at several member counts (`bcfl experiment scale --members 100,1000
+/// --figures PREFIX`), as `(suffix, svg)`: `bytes`, the state bytes each round adds per member
+/// against the number of members (a curve per round, the goal dashed), and `evaluate`, the
+/// seconds `EvaluateRound` took (a curve per round).
+pub fn figures(
+    reports: &[ScaleReport],
+) -> Result<[(&'static str, String); 2], crate::figures::FigureError> {
+    use crate::figures::{curves_svg, Curve, YAxis};
+    let per_round = |value: &dyn Fn(&RoundCost) -> f64| {
+        let mut curves: Vec<Curve> = Vec::new();
+        for report in reports {
+            for round in &report.rounds {
+                let label = format!("round {}", round.round);
+                let point = (report.config.members as u64, value(round));
+                match curves.iter_mut().find(|c| c.label == label) {
+                    Some(curve) => curve.points.push(point),
+                    None => curves.push(Curve {
+                        label,
+                        points: vec![point],
+                    }),
+                }
+            }
+        }
+        curves
+    };
+    let bytes = curves_svg(
+        "Ledger bytes a round adds per member",
+        "members",
+        YAxis::Number("bytes per member"),
+        &per_round(&|r| r.state_bytes_per_member),
+        &[("goal: 1 KB".to_owned(), GOAL_BYTES_PER_MEMBER)],
+    )?;
+    let evaluate = curves_svg(
+        "EvaluateRound: the on-chain anomaly verdict",
+        "members",
+        YAxis::Number("seconds"),
+        &per_round(&|r| r.evaluate_s),
+        &[],
+    )?;
+    Ok([("bytes", bytes), ("evaluate", evaluate)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,6 +809,25 @@ mod tests {
             );
         }
         assert!(report.rounds[1].state_bytes_per_committer <= 1_000.0);
+    }
+
+    /// The figures draw one curve per round over the member counts, and the goal.
+    #[test]
+    fn the_figures_plot_each_round_against_the_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let reports: Vec<ScaleReport> = [12, 24]
+            .into_iter()
+            .map(|n| run(&config(n, 1, 0), dir.path()).unwrap())
+            .collect();
+        let [(bytes_name, bytes), (evaluate_name, evaluate)] = figures(&reports).unwrap();
+        assert_eq!((bytes_name, evaluate_name), ("bytes", "evaluate"));
+        for svg in [&bytes, &evaluate] {
+            assert!(svg.starts_with("<svg") && svg.contains("round 1") && svg.contains("round 2"));
+            assert!(svg.contains(">\n24\n<"), "the member counts are the x axis");
+        }
+        assert!(bytes.contains("goal: 1 KB") && !evaluate.contains("goal"));
+        // Regression: seconds below 1 were once shown in percent, as if they were accuracies.
+        assert!(!evaluate.contains('%'));
     }
 
     #[test]

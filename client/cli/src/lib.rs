@@ -12,7 +12,7 @@
 //!
 //! This library is what both binaries share: the global flags and the context they give
 //! ([`context`]), how a binary starts and ends ([`entry`]), and the flags several commands
-//! read once ([`sampling`], [`anomaly_preset`]). `docs/cli.md` documents every
+//! read once ([`sampling`], [`anomaly_preset`]), and how figures become files ([`figures`]). `docs/cli.md` documents every
 //! command.
 //!
 //! A binary's command line takes the global flags and runs its command through [`entry::run`]
@@ -50,6 +50,7 @@
 pub mod anomaly_preset;
 pub mod context;
 pub mod entry;
+pub mod figures;
 pub mod sampling;
 
 /// The name of the binary that runs the commands needing libtorch.

@@ -45,6 +45,7 @@ pub use actions::{
     SealRound, SuspendMember, UpdateMember,
 };
 pub use fields::{BlobUri, Endpoint, FieldError, MemberName, PublicKey, Reason, Sha256Hash};
+pub use params::validate_params;
 
 /// Why a payload was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -32,8 +32,9 @@ fn as_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// Validates and canonicalizes consortium parameters.
-pub(crate) fn validate_params(
+/// Validates and canonicalizes consortium parameters: what `InitConsortium` stores, or why it
+/// refuses them (clients check their parameters with it before sending anything).
+pub fn validate_params(
     params: &pb::ConsortiumParams,
 ) -> Result<pb::ConsortiumParams, PayloadError> {
     reject_unknown_fields(params, "init_consortium.params")?;

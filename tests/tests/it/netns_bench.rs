@@ -45,15 +45,19 @@
 //!    training and overhead, bytes moved; the members' peak memory. With
 //!    `BCFL_BENCH_KEEP=DIR`, each demo's report, its nodes' logs and the figures
 //!    (`topology-accuracy-{iid,dirichlet}.svg`, `topology-latency.svg`, `topology-memory.svg`)
-//!    are written to `DIR`; `BCFL_BENCH_TOPOLOGY_FROM=FILE` draws the figures again from an
-//!    earlier run's output (this test's stdout) without running anything.
+//!    are written to `DIR`.
 //!
-//! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run.
+//! `BCFL_BENCH_SECTIONS` (comma-separated, default all) picks the sections to run. With
+//! `BCFL_BENCH_KEEP=DIR` the figures are drawn into `DIR`: `distribution.svg` (the seed paper's
+//! Figures 6-7: measured asynchronous and synchronous times beside the paper's and the
+//! contention-aware predictions), `table1-distribution.svg` (Table 1: the time to the members
+//! each method keeps) and the `topology` section's four. `BCFL_BENCH_FROM=FILE` draws them
+//! again from an earlier run's output (this test's stdout) without running anything.
 //!
 //! Links are shaped with `tbf` (and `netem` delay where the kernel has it); see `testbed.rs`.
 //!
 //! Measured on the 2-core development machine (kernel without netem, so rate shaping only; dev
-//! profile; 2026-11-23; the distribution rows while other builds kept the load at 8-9):
+//! profile; 2026-11-23, the distribution rows again on 2026-12-06 on an idle machine):
 //!
 //! | figure | shaped / predicted | measured |
 //! | --- | --- | --- |
@@ -62,10 +66,10 @@
 //! | 1 hop, 12.5 MB at 100 Mbit, 256 KiB chunks | 1.000 s | 1.051 s |
 //! | 3 hops, same, 256 KiB chunks | pipelined 1.042 s, store-and-forward 3.0 s | 1.100 s (+5.6 %) |
 //! | 3 hops, same, 1 MiB chunks | pipelined 1.168 s, store-and-forward 3.0 s | 1.255 s (+7.5 %) |
-//! | 4 MiB to 5 / 10 / 20 members, asynchronous (20-200 Mbit mesh) | paper pipelined 0.442 / 0.332 / 0.399 s | 0.495 / 0.963 / 1.513 s |
-//! | same, nodes' CPU time (2 cores; machine 100 % busy, load 8-9) | CPU-capped 0.418 / 0.881 s (10 / 20) | 0.37 / 0.65 / 1.32 CPU-s |
-//! | same, synchronous (tree order, from each predecessor's copy) | sequential 1.161 / 1.984 / 4.837 s; paper pipelined 1.324 / 2.027 / 5.017 s | 1.314 / 2.294 / 5.513 s |
-//! | 4 MiB to 5 / 10 members, asynchronous, shared uplinks | shared-uplink 0.611 / 0.887 s (independent 0.442 / 0.332 s) | 0.708 / 1.043 s |
+//! | 4 MiB to 5 / 10 / 20 members, asynchronous (20-200 Mbit mesh; idle machine, 2026-12-06, first of three runs) | paper pipelined 0.442 / 0.332 / 0.399 s | 0.489 / 0.444 / 1.022 s |
+//! | same, nodes' CPU time (2 cores) | CPU-capped 0.418 / 0.881 s (10 / 20) | 0.37 / 0.79 / 1.64 CPU-s |
+//! | same, synchronous (tree order, from each predecessor's copy) | sequential 1.161 / 1.984 / 4.837 s; paper pipelined 1.324 / 2.027 / 5.017 s | 1.255 / 2.143 / 5.226 s |
+//! | 4 MiB to 5 / 10 members, asynchronous, shared uplinks | shared-uplink 0.611 / 0.887 s (independent 0.442 / 0.332 s) | 0.736 / 1.003 s |
 //! | 4 MiB to the members PageRank keeps, 5 / 10 / 20 members, a fifth on 2 Mbit links (2026-12-03) | pipelined 0.289 / 0.442 / 0.425 s | 0.317 / 0.570 / 1.057 s (20: CPU shared with a training run) |
 //! | same, keeping everyone (no method, or the ensemble, which cannot see links) | pipelined 16.78 s | 17.51 / 17.58 / 17.68 s |
 //! | Bellman-Ford, 100 nodes / 9,900 links | | 0.27 ms |
@@ -73,9 +77,9 @@
 //!
 //! In this test bed every link is shaped on its own, so the contention-aware prediction with
 //! independent links equals the paper's pipelined one; the gap at 10 and 20 members is CPU: the
-//! nodes spend 0.017-0.023 CPU-s per delivered MiB, 1.3 CPU-s for 20 members, more than the
-//! 0.4 s the links need even on 2 idle cores, and the machine was saturated during every run.
-//! Where a host's links share one uplink, the shared-uplink prediction is within 16-18 %.
+//! nodes spend 0.021-0.023 CPU-s per delivered MiB, 1.6 CPU-s for 20 members, more than the
+//! 0.4 s the links need on 2 cores. Where a host's links share one uplink, the shared-uplink
+//! prediction is within 12-23 %.
 
 use std::time::Instant;
 
@@ -749,6 +753,21 @@ fn peer_network_figures() {
         "routing,throughput,multi_hop,distribution,shared_uplink,anomalous,topology".into()
     });
     let wanted = |name: &str| sections.split(',').any(|s| s.trim() == name);
+    let keep = std::env::var_os("BCFL_BENCH_KEEP").map(std::path::PathBuf::from);
+    if let Some(file) = std::env::var_os("BCFL_BENCH_FROM") {
+        // Figures again from an earlier run's output, without running anything.
+        let text = std::fs::read_to_string(&file).expect("the earlier output");
+        let start = text.find('{').expect("a JSON document");
+        // The document, then whatever the test harness printed after it.
+        let earlier: Value = serde_json::Deserializer::from_str(&text[start..])
+            .into_iter()
+            .next()
+            .and_then(Result::ok)
+            .expect("the earlier output");
+        let dir = keep.expect("BCFL_BENCH_KEEP: where to draw the figures");
+        draw_figures(&earlier, &dir);
+        return;
+    }
     let mut figures = json!({});
     if wanted("routing") {
         figures["routing"] = json!(routing());
@@ -787,7 +806,108 @@ fn peer_network_figures() {
             }
         }
     }
+    if let Some(dir) = &keep {
+        draw_figures(&figures, dir);
+    }
     println!("{}", serde_json::to_string_pretty(&figures).unwrap());
+}
+
+/// The figures of the sections `figures` holds (this test's output), drawn into `dir`:
+/// `distribution.svg`, `table1-distribution.svg` and the `topology` section's four.
+fn draw_figures(figures: &Value, dir: &std::path::Path) {
+    if let Some(rows) = figures["distribution"].as_array() {
+        distribution_figure(rows, dir);
+    }
+    if let Some(rows) = figures["anomalous"].as_array() {
+        anomalous_figure(rows, dir);
+    }
+    if let Some(rows) = figures["topology"].as_array() {
+        topology_figures(rows, dir);
+    }
+}
+
+/// One curve per `(label, value)` against the number of members, one point per row that has
+/// the value (the figures of the `distribution` and `anomalous` sections).
+fn member_curves(
+    rows: &[Value],
+    series: &[(&str, impl Fn(&Value) -> Option<f64>)],
+) -> Vec<bcfl_client::figures::Curve> {
+    series
+        .iter()
+        .map(|(label, value)| bcfl_client::figures::Curve {
+            label: (*label).to_owned(),
+            points: rows
+                .iter()
+                .filter_map(|r| Some((r["members"].as_u64()?, value(r)?)))
+                .collect(),
+        })
+        .filter(|c| !c.points.is_empty())
+        .collect()
+}
+
+/// `distribution.svg`: the seed paper's Figures 6-7 measured, the slowest delivery of a 4 MiB
+/// blob to every member, asynchronously and synchronously, beside the paper's pipelined totals
+/// and the contention-aware prediction with the CPUs' throughput as a cap.
+fn distribution_figure(rows: &[Value], dir: &std::path::Path) {
+    let at = |path: &'static [&'static str]| {
+        move |r: &Value| path.iter().fold(r, |v, key| &v[*key]).as_f64()
+    };
+    let series = [
+        ("async, measured", at(&["asynchronous", "measured_s"])),
+        ("sync, measured", at(&["synchronous", "measured_s"])),
+        (
+            "async, paper",
+            at(&["asynchronous", "predicted_pipelined_s"]),
+        ),
+        (
+            "sync, paper",
+            at(&["synchronous", "predicted_paper_pipelined_s"]),
+        ),
+        (
+            "async, CPU-capped",
+            at(&[
+                "contended",
+                "independent_links_cpu_capped",
+                "asynchronous_s",
+            ]),
+        ),
+    ];
+    let svg = bcfl_client::figures::curves_svg(
+        "4 MiB from one member to all (paper: pipelined totals)",
+        "members",
+        bcfl_client::figures::YAxis::Number("seconds"),
+        &member_curves(rows, &series),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("distribution.svg"), svg).unwrap();
+}
+
+/// `table1-distribution.svg`: the seed paper's Table 1 measured, the asynchronous distribution
+/// of a 4 MiB blob to the members each anomaly method keeps, a fifth of them on slow links.
+fn anomalous_figure(rows: &[Value], dir: &std::path::Path) {
+    let series: Vec<_> = table_methods()
+        .into_iter()
+        .map(|(method, _)| {
+            let value = move |r: &Value| {
+                r["rows"]
+                    .as_array()?
+                    .iter()
+                    .find(|x| x["method"] == method)?["measured_async_s"]
+                    .as_f64()
+            };
+            (method, value)
+        })
+        .collect();
+    let svg = bcfl_client::figures::curves_svg(
+        "4 MiB to the members each method keeps (a fifth on 2 Mbit links)",
+        "members",
+        bcfl_client::figures::YAxis::Number("seconds"),
+        &member_curves(rows, &series),
+        &[],
+    )
+    .unwrap();
+    std::fs::write(dir.join("table1-distribution.svg"), svg).unwrap();
 }
 
 /// Rounds of each `topology` run.
@@ -882,25 +1002,6 @@ fn topologies() -> Value {
     let topologies =
         std::env::var("BCFL_BENCH_TOPOLOGIES").unwrap_or_else(|_| "server,serverless".into());
     let keep = std::env::var_os("BCFL_BENCH_KEEP").map(std::path::PathBuf::from);
-    if let Some(file) = std::env::var_os("BCFL_BENCH_TOPOLOGY_FROM") {
-        // Figures again from an earlier run's output, without running anything.
-        let text = std::fs::read_to_string(&file).expect("the earlier output");
-        let start = text.find('{').expect("a JSON document");
-        // The document, then whatever the test harness printed after it.
-        let earlier: Value = serde_json::Deserializer::from_str(&text[start..])
-            .into_iter()
-            .next()
-            .and_then(Result::ok)
-            .expect("the earlier output");
-        let rows = earlier["topology"]
-            .as_array()
-            .expect("topology rows")
-            .clone();
-        if let Some(dir) = &keep {
-            topology_figures(&rows, dir);
-        }
-        return json!(rows);
-    }
     let mut rows = Vec::new();
     for m in members.split(',') {
         let m: usize = m.trim().parse().expect("member counts");
@@ -931,9 +1032,6 @@ fn topologies() -> Value {
             }
         }
     }
-    if let Some(dir) = &keep {
-        topology_figures(&rows, dir);
-    }
     json!(rows)
 }
 
@@ -941,7 +1039,7 @@ fn topologies() -> Value {
 /// and against the number of members the mean round latency and the aggregators' largest peak
 /// memory.
 fn topology_figures(rows: &[Value], dir: &std::path::Path) {
-    use bcfl_client::figures::{curves_svg, Curve};
+    use bcfl_client::figures::{curves_svg, Curve, YAxis};
     let ok: Vec<&Value> = rows.iter().filter(|r| r["error"].is_null()).collect();
     let label = |r: &Value| {
         format!(
@@ -971,7 +1069,7 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
             let title = format!("Server and serverless, {partition} shards: accuracy per round");
             write(
                 &format!("topology-accuracy-{partition}.svg"),
-                curves_svg(&title, "round", "accuracy", &curves, &[]).unwrap(),
+                curves_svg(&title, "round", YAxis::Fraction("accuracy"), &curves, &[]).unwrap(),
             );
         }
     }
@@ -1002,7 +1100,7 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
         curves_svg(
             "Server and serverless: mean round latency",
             "members",
-            "seconds",
+            YAxis::Number("seconds"),
             &by_label(&mean_round_s),
             &[],
         )
@@ -1021,7 +1119,7 @@ fn topology_figures(rows: &[Value], dir: &std::path::Path) {
         curves_svg(
             "Server and serverless: the aggregator's peak memory",
             "members",
-            "MB",
+            YAxis::Number("MB"),
             &by_label(&aggregator_peak_mb),
             &[],
         )

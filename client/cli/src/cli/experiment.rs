@@ -26,9 +26,15 @@ pub(crate) enum ExperimentCommand {
 /// Arguments of `bcfl experiment scale`.
 #[derive(Debug, Args)]
 pub(crate) struct ScaleArgs {
-    /// Registered members.
-    #[arg(long, default_value_t = 1000)]
-    members: usize,
+    /// Registered members; several, comma-separated, run the experiment once for each (the
+    /// JSON is then a list of reports) and are what `--figures` plots against.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000",
+        value_name = "N[,N...]"
+    )]
+    members: Vec<usize>,
     /// Attackers among them [default: a tenth].
     #[arg(long)]
     attackers: Option<usize>,
@@ -76,6 +82,10 @@ pub(crate) struct ScaleArgs {
     /// is sealed and every member reveals its sketch in a second transaction.
     #[arg(long)]
     sketch_after_commit: bool,
+    /// Draws PREFIX-bytes.svg (ledger bytes a round adds per member, against the members) and
+    /// PREFIX-evaluate.svg (`EvaluateRound` seconds).
+    #[arg(long, value_name = "PREFIX")]
+    figures: Option<std::path::PathBuf>,
 }
 
 /// `consortium init`'s own arguments, to build the experiment's consortium with its defaults.
@@ -86,9 +96,9 @@ struct Init {
 }
 
 impl ScaleArgs {
-    /// The experiment's configuration: the consortium `bcfl consortium init` would make for it.
-    fn config(&self) -> anyhow::Result<ScaleConfig> {
-        let n = self.members;
+    /// The configuration of the run with `n` members: the consortium `bcfl consortium init`
+    /// would make for it.
+    fn config(&self, n: usize) -> anyhow::Result<ScaleConfig> {
         anyhow::ensure!(n >= 2, "--members must be at least 2");
         let attackers = self.attackers.unwrap_or(n / 10);
         // The quorum: every member, or every drawn one (a round draws at least the quorum).
@@ -134,6 +144,10 @@ impl ScaleArgs {
             .init
             .to_params()?;
         params.sample_ppm = self.sample_fraction.unwrap_or(0);
+        // The processor's own checks, so that a consortium it would refuse (more members than
+        // it allows, say) fails here, before any run.
+        let params = bcfl_processor::payload::validate_params(&params)
+            .with_context(|| format!("the consortium of {n} members"))?;
         Ok(ScaleConfig {
             members: n,
             attackers,
@@ -152,13 +166,38 @@ impl ExperimentCommand {
     pub(crate) fn run(&self, json: bool) -> anyhow::Result<ExitCode> {
         match self {
             Self::Scale(args) => {
-                let config = args.config()?;
-                let dir = tempfile::tempdir().context("a folder for the update files")?;
-                let report = run(&config, dir.path())?;
+                // Every configuration first, so that a bad one fails before any run.
+                let configs = args
+                    .members
+                    .iter()
+                    .map(|&n| args.config(n))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let mut reports = Vec::new();
+                for (i, config) in configs.iter().enumerate() {
+                    tracing::info!(members = config.members, "scale run");
+                    let dir = tempfile::tempdir().context("a folder for the update files")?;
+                    let report = run(config, dir.path())?;
+                    if !json {
+                        if i > 0 {
+                            println!();
+                        }
+                        print_scale(&report);
+                    }
+                    reports.push(report);
+                }
+                if let Some(prefix) = &args.figures {
+                    let figures = bcfl_client::scale::figures(&reports)?;
+                    for path in bcfl_cli::figures::write_svgs(prefix, figures)? {
+                        if !json {
+                            println!("wrote {}", path.display());
+                        }
+                    }
+                }
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&report)?);
-                } else {
-                    print_scale(&report);
+                    match reports.as_slice() {
+                        [one] => println!("{}", serde_json::to_string_pretty(one)?),
+                        all => println!("{}", serde_json::to_string_pretty(all)?),
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -231,7 +270,7 @@ mod tests {
     fn config(args: &[&str]) -> anyhow::Result<ScaleConfig> {
         let ExperimentCommand::Scale(scale) =
             Cli::try_parse_from(["x", "scale"].iter().chain(args))?.command;
-        scale.config()
+        scale.config(scale.members[0])
     }
 
     #[test]
@@ -254,6 +293,18 @@ mod tests {
             (200_000, 10)
         );
         assert!(config(&["--members", "1"]).is_err());
+        // Several counts, one run each; each count must make a consortium.
+        let ExperimentCommand::Scale(sweep) =
+            Cli::try_parse_from(["x", "scale", "--members", "100,250,1000"])
+                .unwrap()
+                .command;
+        assert_eq!(sweep.members, [100, 250, 1000]);
+        assert_eq!(sweep.config(250).unwrap().attackers, 25);
+        assert!(sweep.config(1).is_err());
+        // Regression: a count the processor refuses (it allows 1,024 members) once failed only
+        // when its run began, after the runs before it.
+        let err = sweep.config(2000).unwrap_err();
+        assert!(format!("{err:#}").contains("min_participants"), "{err:#}");
         assert!(config(&["--sample-fraction", "2"]).is_err());
     }
 }

@@ -25,7 +25,7 @@ use super::embed::Embeddings;
 use super::experiment::{centralized, prepare, run, run_all, Defence, Scenario};
 use super::head::LocalConfig;
 use crate::demo::attack::CollusionNoise;
-use crate::figures::{curves_svg, Curve, FigureError};
+use crate::figures::{curves_svg, Curve, FigureError, YAxis};
 use bcfl_processor::anomaly::attack::AttackKind;
 
 /// The grid and the training settings.
@@ -565,7 +565,7 @@ impl BenchReport {
                 curves_svg(
                     &format!("Detection F1 ({detector})"),
                     "attackers, % of members",
-                    "F1",
+                    YAxis::Fraction("F1"),
                     &f1_curves,
                     &[],
                 )?,
@@ -575,7 +575,7 @@ impl BenchReport {
                 curves_svg(
                     "Final accuracy, worst attack",
                     "attackers, % of members",
-                    "test accuracy",
+                    YAxis::Fraction("test accuracy"),
                     &accuracy_curves,
                     &references,
                 )?,

@@ -483,15 +483,7 @@ fn write_figures(
     prefix: &std::path::Path,
     detector: Option<&str>,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for (suffix, svg) in report.figures(detector)? {
-        let mut name = prefix.as_os_str().to_owned();
-        name.push(format!("-{suffix}.svg"));
-        let path = PathBuf::from(name);
-        std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
+    bcfl_cli::figures::write_svgs(prefix, report.figures(detector)?)
 }
 
 /// Runs a `bcfl anomaly` subcommand.

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use bcfl_client::figures::{curves_svg, Curve};
+use bcfl_client::figures::{curves_svg, Curve, YAxis};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
@@ -195,7 +195,13 @@ pub(crate) fn run(args: &PlotArgs, json: bool) -> anyhow::Result<()> {
         Axis::Round => "round",
         Axis::Seconds => "seconds",
     };
-    let svg = curves_svg(&args.title, x_label, &y_label, &curves, &references)?;
+    let svg = curves_svg(
+        &args.title,
+        x_label,
+        YAxis::Fraction(&y_label),
+        &curves,
+        &references,
+    )?;
     std::fs::write(&args.out, svg).with_context(|| format!("writing {}", args.out.display()))?;
     if json {
         println!(
