@@ -300,37 +300,64 @@ fn small_dot(a: &[i16], b: &[i16]) -> i32 {
         .sum()
 }
 
-/// For every sketch, the cosine distance to the closest other sketch, in [0, 2] (pairs where
-/// either is zero count as 1; 1 for a lone sketch). Integer dot products up to one division per
-/// pair: in `i32` over `i16` copies when no product can overflow (the client's sketches, the
-/// fast path), else saturating `i128`, with the same results; `n (n - 1) / 2` pairs, so
-/// [`MemberData`](super::MemberData) computes it only when a method asks for it.
-pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
+/// Calls `visit(i, j, cosine)` for every pair `i < j` of `sketches`, `cosine` `None` where
+/// either is zero. Integer dot products up to one division per pair: in `i32` over `i16` copies
+/// when no product can overflow (the client's sketches, the fast path), else saturating `i128`,
+/// with the same results.
+fn for_each_sketch_pair(sketches: &[&[i32]], mut visit: impl FnMut(usize, usize, Option<f64>)) {
     let n = sketches.len();
     let squares: Vec<i128> = sketches.iter().map(|s| exact_dot(s, s)).collect();
     let small = small_sketches(sketches);
-    let mut nearest = vec![f64::INFINITY; n];
     for i in 0..n {
         for j in i + 1..n {
             let dot = match &small {
                 Some(small) => i128::from(small_dot(&small[i], &small[j])),
                 None => exact_dot(sketches[i], sketches[j]),
             };
-            let distance = if squares[i] == 0 || squares[j] == 0 {
-                1.0
-            } else {
-                let cos = dot as f64 / ((squares[i] as f64).sqrt() * (squares[j] as f64).sqrt());
-                (1.0 - cos).clamp(0.0, 2.0)
-            };
-            nearest[i] = nearest[i].min(distance);
-            nearest[j] = nearest[j].min(distance);
+            let cosine = (squares[i] != 0 && squares[j] != 0)
+                .then(|| dot as f64 / ((squares[i] as f64).sqrt() * (squares[j] as f64).sqrt()));
+            visit(i, j, cosine);
         }
     }
+}
+
+/// For every sketch, the cosine distance to the closest other sketch, in [0, 2] (pairs where
+/// either is zero count as 1; 1 for a lone sketch). `n (n - 1) / 2` pairs
+/// ([`for_each_sketch_pair`]), so [`MemberData`](super::MemberData) computes it only when a
+/// method asks for it.
+pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
+    let mut nearest = vec![f64::INFINITY; sketches.len()];
+    for_each_sketch_pair(sketches, |i, j, cosine| {
+        let distance = cosine.map_or(1.0, |cos| (1.0 - cos).clamp(0.0, 2.0));
+        nearest[i] = nearest[i].min(distance);
+        nearest[j] = nearest[j].min(distance);
+    });
     // A lone sketch has no neighbour.
     nearest
         .into_iter()
         .map(|d| if d.is_finite() { d } else { 1.0 })
         .collect()
+}
+
+/// How much a round's sketches agree with each other: each sketch's median cosine with the
+/// other non-zero sketches, and the median of those (upper medians). Not a feature of any
+/// member: a statistic of the round, which tells whether the members' data is alike (their
+/// updates point the same way, as with IID shards) or skewed (each holds classes of its own),
+/// and which a minority of attackers moves little (docs/anomaly-detection.md, "Skewed
+/// shards"). `None` with fewer than two non-zero sketches.
+pub fn sketch_agreement(sketches: &[&[i32]]) -> Option<f64> {
+    let mut cosines: Vec<Vec<f64>> = vec![Vec::new(); sketches.len()];
+    for_each_sketch_pair(sketches, |i, j, cosine| {
+        if let Some(cos) = cosine {
+            cosines[i].push(cos);
+            cosines[j].push(cos);
+        }
+    });
+    let upper_median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    upper_median(cosines.into_iter().filter_map(upper_median).collect())
 }
 
 /// The cosine distance of every sketch to the coordinate-wise median sketch.
@@ -1367,6 +1394,23 @@ mod tests {
         let big: &[i32] = &[i32::MAX, i32::MIN];
         assert!(small_sketches(&[big, x]).is_none());
         assert_eq!(nearest_sketch_cosine_distances(&[big, big]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn sketch_agreement_is_the_median_of_each_sketchs_median_cosine() {
+        let (x, y): (&[i32], &[i32]) = (&[3, 0], &[0, 5]);
+        // x and its copy agree (1), both are orthogonal to y (0): their medians are 1 (upper
+        // median of 0 and 1), y's is 0; the median of 1, 1, 0 is 1.
+        assert_eq!(sketch_agreement(&[x, x, y]), Some(1.0));
+        // Each sketch has one opposite (-1) and two orthogonal ones (0): every median is 0.
+        let (minus_x, minus_y): (&[i32], &[i32]) = (&[-3, 0], &[0, -5]);
+        assert_eq!(sketch_agreement(&[x, minus_x, y, minus_y]), Some(0.0));
+        assert_eq!(sketch_agreement(&[x, minus_x]), Some(-1.0));
+        // Zero sketches have no direction and are left out.
+        let zero: &[i32] = &[0, 0];
+        assert_eq!(sketch_agreement(&[zero, x, zero]), None);
+        assert_eq!(sketch_agreement(&[zero, x, x]), Some(1.0));
+        assert_eq!(sketch_agreement(&[]), None);
         // The fast path's bound: 127 fits at 4096 values, 32767 at two but not at three.
         assert!(small_sketches(&[&[127; 4096][..]]).is_some());
         assert!(small_sketches(&[&[32767, 32767][..]]).is_some());

@@ -184,6 +184,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 ctx.print_json(&json!({
                     "round": message_to_json(round),
                     "commitments": json_list(commitments.iter().copied()),
+                    "sketch_agreement": sketch_agreement(&commitments),
                     "verdict": verdict.map_or(Value::Null, verdict_to_json),
                     "aggregate": json_opt(aggregate),
                 }));
@@ -489,6 +490,14 @@ fn print_commitments(state: &FamilyState, commitments: &[&pb::Commitment]) {
     commitments_table(state, commitments).print();
 }
 
+/// The round's [`bcfl_processor::anomaly::features::sketch_agreement`], over the commitments
+/// that carry a sketch (rounded to 3 decimals); `None` with fewer than two.
+fn sketch_agreement(commitments: &[&pb::Commitment]) -> Option<f64> {
+    let sketches: Vec<Vec<i32>> = commitments.iter().map(|c| c.sketch_values()).collect();
+    let refs: Vec<&[i32]> = sketches.iter().map(Vec::as_slice).collect();
+    bcfl_processor::anomaly::features::sketch_agreement(&refs).map(|a| (a * 1e3).round() / 1e3)
+}
+
 fn print_round(
     state: &FamilyState,
     round: &pb::Round,
@@ -511,6 +520,12 @@ fn print_round(
     println!("parent model: {}", round.parent_model_sha256);
     println!();
     print_commitments(state, commitments);
+    if let Some(agreement) = sketch_agreement(commitments) {
+        println!(
+            "sketch agreement: {agreement:.3} (median over the members of each one's median \
+             cosine with the others' sketches)"
+        );
+    }
     if let Some(v) = verdict {
         println!();
         println!("verdict (evaluated by {}):", v.evaluated_by);
@@ -687,6 +702,28 @@ mod tests {
         assert!(dot.contains(&format!("\"{a}\" [label=\"alpha\"];")));
         assert!(dot.contains(&format!("\"{a}\" -> \"{b}\" [label=\"20 B/s\\n7 us\"];")));
         assert!(!dot.contains("10 B/s"));
+    }
+
+    #[test]
+    fn a_rounds_sketch_agreement_reads_its_commitments_sketches() {
+        let commitment = |sketch: &[i32]| pb::Commitment {
+            sketch: bcfl_protos::signed_bytes::pack(sketch).unwrap(),
+            ..Default::default()
+        };
+        let (a, b, c) = (
+            commitment(&[3, 1]),
+            commitment(&[3, 1]),
+            commitment(&[1, -3]),
+        );
+        // a and b agree (1), both are orthogonal to c: the medians are 1, 1 and 0.
+        assert_eq!(sketch_agreement(&[&a, &b, &c]), Some(1.0));
+        let d = commitment(&[2, 1]);
+        // cos(a, d) = 7 / sqrt(50) = 0.98995, shown to 3 decimals.
+        assert_eq!(sketch_agreement(&[&a, &d]), Some(0.99));
+        // Without sketches (a consortium whose sketches come after the seal, before the
+        // reveals) there is nothing to compare.
+        let empty = pb::Commitment::default();
+        assert_eq!(sketch_agreement(&[&a, &empty]), None);
     }
 
     #[test]

@@ -25,11 +25,14 @@
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous
 //!   distribution time, IID and non-IID accuracy).
 //!
-//! Beside them, two ignored tests measure on the same embeddings, over rounds of honest FedAvg
+//! Beside them, three ignored tests measure on the same embeddings, over rounds of honest FedAvg
 //! (`honest_rounds`): `root_set_tests` FLTrust's trusted-root-set check, to show why sign and
-//! label flips with Dirichlet 0.1 shards escape it, and `response_tests` how members' changes
-//! respond to the model's moves, the measurement behind the ascent method.
+//! label flips with Dirichlet 0.1 shards escape it, `response_tests` how members' changes
+//! respond to the model's moves, the measurement behind the ascent method, and
+//! `agreement_tests` how much honest updates agree under each split of the data.
 
+#[cfg(test)]
+mod agreement_tests;
 pub mod bench;
 pub mod detect;
 pub mod embed;

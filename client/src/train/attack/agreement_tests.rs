@@ -1,0 +1,81 @@
+//! How much honest members' updates agree, by how their data is split, on the real embeddings
+//! outside the ledger (docs/anomaly-detection.md, "Skewed shards": what would tell a consortium
+//! which regime it is in). Ignored by default: it needs the model and the corpus (`.
+//! scripts/env.sh` sets both):
+//!
+//! ```sh
+//! cargo test --release -p bcfl-client --features train --lib shard_agreement -- --ignored --nocapture
+//! ```
+//!
+//! 10 and 20 members, IID, Dirichlet 0.5 and Dirichlet 0.1 shards, seeds 0-2, rounds 1-3 of
+//! FedAvg over the honest updates from the all-zero head. For each round: each member's median
+//! cosine with the others' updates, and the median of those (robust to a minority of
+//! attackers). The test asserts that in round 1 every IID run agrees more than every Dirichlet
+//! 0.5 run, and every Dirichlet 0.5 run more than every Dirichlet 0.1 run, and prints the values.
+
+use super::honest_rounds::honest_fedavg;
+use crate::train::split::Partition;
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Round 1's median of the members' median cosines, for each seed and member count.
+fn first_round_agreement(partition: Partition) -> Vec<f64> {
+    let mut firsts = Vec::new();
+    for members in [10, 20] {
+        honest_fedavg(partition, members, 0..3, |round| {
+            if round.number > 3 {
+                return;
+            }
+            let changes = round.changes;
+            let per_member: Vec<f64> = (0..changes.len())
+                .map(|i| {
+                    median(
+                        (0..changes.len())
+                            .filter(|&j| j != i)
+                            .map(|j| cosine(&changes[i].0, &changes[j].0))
+                            .collect(),
+                    )
+                })
+                .collect();
+            let agreement = median(per_member);
+            println!(
+                "{partition:?}, {members} members, seed {}, round {}: {agreement:.3}",
+                round.seed, round.number
+            );
+            if round.number == 1 {
+                firsts.push(agreement);
+            }
+        });
+    }
+    firsts
+}
+
+#[test]
+#[ignore = "needs the model and the corpus (scripts/env.sh); about 60 s in release"]
+fn shard_agreement_tells_iid_from_skewed_shards_in_round_one() {
+    let iid = first_round_agreement(Partition::Iid);
+    let half = first_round_agreement(Partition::Dirichlet { alpha: 0.5 });
+    let skewed = first_round_agreement(Partition::Dirichlet { alpha: 0.1 });
+    let low = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "round 1: IID {:.3}..{:.3}, Dirichlet 0.5 {:.3}..{:.3}, Dirichlet 0.1 {:.3}..{:.3}",
+        low(&iid),
+        high(&iid),
+        low(&half),
+        high(&half),
+        low(&skewed),
+        high(&skewed)
+    );
+    assert!(low(&iid) > high(&half), "{iid:?} {half:?}");
+    assert!(low(&half) > high(&skewed), "{half:?} {skewed:?}");
+}
