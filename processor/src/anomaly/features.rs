@@ -322,8 +322,8 @@ fn for_each_sketch_pair(sketches: &[&[i32]], mut visit: impl FnMut(usize, usize,
 }
 
 /// For every sketch, the cosine distance to the closest other sketch, in [0, 2] (pairs where
-/// either is zero count as 1; 1 for a lone sketch). `n (n - 1) / 2` pairs
-/// ([`for_each_sketch_pair`]), so [`MemberData`](super::MemberData) computes it only when a
+/// either is zero count as 1; 1 for a lone sketch). Integer dot products up to one division per
+/// pair, `n (n - 1) / 2` pairs, so [`MemberData`](super::MemberData) computes it only when a
 /// method asks for it.
 pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
     let mut nearest = vec![f64::INFINITY; sketches.len()];
