@@ -25,11 +25,12 @@
 //! - [`paper`]: the seed paper's comparison table (method, anomalous nodes found, asynchronous
 //!   distribution time, IID and non-IID accuracy).
 //!
-//! Beside them, three ignored tests measure on the same embeddings, over rounds of honest FedAvg
-//! (`honest_rounds`): `root_set_tests` FLTrust's trusted-root-set check, to show why sign and
-//! label flips with Dirichlet 0.1 shards escape it, `response_tests` how members' changes
-//! respond to the model's moves, the measurement behind the ascent method, and
-//! `agreement_tests` how much honest updates agree under each split of the data.
+//! Beside them, four ignored tests measure on the same embeddings, over rounds of honest FedAvg
+//! (`honest_rounds`): `root_set_tests` FLTrust's trusted-root-set check and `label_flip_tests`
+//! two more statistics, to show why sign and label flips with Dirichlet 0.1 shards escape them,
+//! `response_tests` how members' changes respond to the model's moves, the measurement behind
+//! the ascent method, and `agreement_tests` how much honest updates agree under each split of
+//! the data.
 
 #[cfg(test)]
 mod agreement_tests;
@@ -40,6 +41,8 @@ pub mod experiment;
 pub mod head;
 #[cfg(test)]
 mod honest_rounds;
+#[cfg(test)]
+mod label_flip_tests;
 pub mod paper;
 #[cfg(test)]
 mod response_tests;
