@@ -130,6 +130,11 @@ fn the_auditors_page_shows_a_federation_verifies_files_and_follows_new_blocks() 
     let detail = browser.eval("document.getElementById('round').innerText");
     let global = rounds[1]["aggregate_sha256"].as_str().unwrap();
     assert!(detail.as_str().unwrap().contains(global), "{detail}");
+    // The members committed sketches: the round's agreement is shown beside its phase.
+    assert!(
+        detail.as_str().unwrap().contains("sketch agreement"),
+        "{detail}"
+    );
 
     // A member in detail: the attacker's commitments, the verdict on each, its links.
     browser.eval(&format!(

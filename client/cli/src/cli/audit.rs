@@ -491,8 +491,9 @@ fn print_commitments(state: &FamilyState, commitments: &[&pb::Commitment]) {
 }
 
 /// The round's [`bcfl_processor::anomaly::features::sketch_agreement`], over the commitments
-/// that carry a sketch (rounded to 3 decimals); `None` with fewer than two.
-fn sketch_agreement(commitments: &[&pb::Commitment]) -> Option<f64> {
+/// that carry a sketch (rounded to 3 decimals); `None` with fewer than two. What `audit round`
+/// and the auditor's page show.
+pub(crate) fn sketch_agreement(commitments: &[&pb::Commitment]) -> Option<f64> {
     let sketches: Vec<Vec<i32>> = commitments.iter().map(|c| c.sketch_values()).collect();
     let refs: Vec<&[i32]> = sketches.iter().map(Vec::as_slice).collect();
     bcfl_processor::anomaly::features::sketch_agreement(&refs).map(|a| (a * 1e3).round() / 1e3)

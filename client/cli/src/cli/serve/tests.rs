@@ -63,6 +63,9 @@ fn state() -> FamilyState {
                 size_bytes: 1000 + u64::from(i),
                 num_samples: 10,
                 loss_micro: 1_500_000,
+                // alpha and beta send one direction, gamma one orthogonal to it.
+                sketch: bcfl_protos::signed_bytes::pack(if i < 3 { &[3, 1] } else { &[1, -3] })
+                    .unwrap(),
                 ..Default::default()
             },
         );
@@ -276,6 +279,7 @@ async fn a_round_in_detail_and_its_graph() {
     assert_eq!(d["commitments"][0]["name"], "alpha");
     assert_eq!(d["commitments"][0]["loss"], 1.5);
     assert_eq!(d["commitments"][0]["base_round"], 1);
+    assert_eq!(d["sketch_agreement"], 1.0);
     assert_eq!(d["accepted"], serde_json::json!(["alpha", "beta"]));
     // The aggregate's contributors and exclusions are read from the verdict.
     assert_eq!(

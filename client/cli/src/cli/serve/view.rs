@@ -163,6 +163,8 @@ pub(crate) struct RoundDetail {
     opened_by: String,
     drawn: Vec<String>,
     commitments: Vec<CommitmentView>,
+    /// [`crate::cli::audit::sketch_agreement`] over the round's commitments.
+    sketch_agreement: Option<f64>,
     evaluated_by: Option<String>,
     methods: Vec<MethodView>,
     accepted: Vec<String>,
@@ -474,6 +476,9 @@ pub(crate) fn round_detail(state: &FamilyState, number: u64) -> Option<RoundDeta
         opened_by: name_of(state, &r.opened_by),
         drawn: names(state, &r.participants),
         commitments,
+        sketch_agreement: crate::cli::audit::sketch_agreement(
+            &state.round_commitments(number).collect::<Vec<_>>(),
+        ),
         evaluated_by: verdict.map(|v| name_of(state, &v.evaluated_by)),
         methods,
         accepted: verdict.map_or_else(Vec::new, |v| names(state, &v.accepted)),

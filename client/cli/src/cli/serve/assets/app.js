@@ -159,6 +159,12 @@ function renderRound(d) {
       el("dd", {}, hash(d.parent_model_sha256)),
       el("dt", {}, "drawn"),
       el("dd", {}, d.drawn.length ? d.drawn.join(", ") : "every member"),
+      ...(d.sketch_agreement === null
+        ? []
+        : [
+            el("dt", { title: "each member's median cosine with the others' sketches, the median over the members" }, "sketch agreement"),
+            el("dd", {}, number(d.sketch_agreement, 3)),
+          ]),
     ),
     el("h3", {}, "Commitments"),
     table(
