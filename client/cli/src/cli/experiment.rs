@@ -176,7 +176,8 @@ impl ExperimentCommand {
                 for (i, config) in configs.iter().enumerate() {
                     tracing::info!(members = config.members, "scale run");
                     let dir = tempfile::tempdir().context("a folder for the update files")?;
-                    let report = run(config, dir.path())?;
+                    let report = run(config, dir.path())
+                        .with_context(|| format!("the run with {} members", config.members))?;
                     if !json {
                         if i > 0 {
                             println!();
