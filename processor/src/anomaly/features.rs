@@ -343,8 +343,9 @@ pub fn nearest_sketch_cosine_distances(sketches: &[&[i32]]) -> Vec<f64> {
 /// other non-zero sketches, and the median of those (upper medians). Not a feature of any
 /// member: a statistic of the round, which tells whether the members' data is alike (their
 /// updates point the same way, as with IID shards) or skewed (each holds classes of its own),
-/// and which a minority of attackers moves little (docs/anomaly-detection.md, "Skewed
-/// shards"). `None` with fewer than two non-zero sketches.
+/// and which fewer than half the sketches cannot carry outside the range of the others'
+/// cosines (docs/anomaly-detection.md, "Skewed shards"). `None` with fewer than two non-zero
+/// sketches.
 pub fn sketch_agreement(sketches: &[&[i32]]) -> Option<f64> {
     let mut cosines: Vec<Vec<f64>> = vec![Vec::new(); sketches.len()];
     for_each_sketch_pair(sketches, |i, j, cosine| {
@@ -1453,6 +1454,43 @@ mod tests {
                 })
                 .collect();
             proptest::prop_assert_eq!(nearest_sketch_cosine_distances(&refs), expected);
+        }
+
+        /// Fewer than half the sketches, whatever they are (zero included), cannot carry the
+        /// agreement outside the range of the other sketches' cosines with each other.
+        #[test]
+        fn a_minority_keeps_the_agreement_within_the_others_cosines(
+            honest in proptest::collection::vec(
+                proptest::collection::vec(-127i32..=127, 8),
+                5..12,
+            ),
+            hostile in proptest::collection::vec(
+                proptest::collection::vec(-127i32..=127, 8),
+                0..5,
+            ),
+        ) {
+            let honest: Vec<Vec<i32>> =
+                honest.into_iter().filter(|s| s.iter().any(|v| *v != 0)).collect();
+            // Fewer than half of every sketch's partners: 2 k + 1 < honest.
+            let k = hostile.len().min(honest.len().saturating_sub(2) / 2);
+            proptest::prop_assume!(honest.len() >= 3);
+            let mut cosines = Vec::new();
+            for_each_sketch_pair(
+                &honest.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+                |_, _, cosine| cosines.extend(cosine),
+            );
+            let low = cosines.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = cosines.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let all: Vec<&[i32]> = honest
+                .iter()
+                .chain(&hostile[..k])
+                .map(Vec::as_slice)
+                .collect();
+            let agreement = sketch_agreement(&all).unwrap();
+            proptest::prop_assert!(
+                (low..=high).contains(&agreement),
+                "{agreement} outside {low}..={high}"
+            );
         }
     }
 
