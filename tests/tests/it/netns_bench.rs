@@ -845,6 +845,13 @@ fn member_curves(
         .collect()
 }
 
+/// Writes `curves` of seconds against the number of members to `path`.
+fn seconds_figure(path: &std::path::Path, title: &str, curves: &[bcfl_client::figures::Curve]) {
+    use bcfl_client::figures::{curves_svg, YAxis};
+    let svg = curves_svg(title, "members", YAxis::Number("seconds"), curves, &[]).unwrap();
+    std::fs::write(path, svg).unwrap();
+}
+
 /// `distribution.svg`: the seed paper's Figures 6-7 measured, the slowest delivery of a 4 MiB
 /// blob to every member, asynchronously and synchronously, beside the paper's pipelined totals
 /// and the contention-aware prediction with the CPUs' throughput as a cap.
@@ -872,15 +879,11 @@ fn distribution_figure(rows: &[Value], dir: &std::path::Path) {
             ]),
         ),
     ];
-    let svg = bcfl_client::figures::curves_svg(
+    seconds_figure(
+        &dir.join("distribution.svg"),
         "4 MiB from one member to all (paper: pipelined totals)",
-        "members",
-        bcfl_client::figures::YAxis::Number("seconds"),
         &member_curves(rows, &series),
-        &[],
-    )
-    .unwrap();
-    std::fs::write(dir.join("distribution.svg"), svg).unwrap();
+    );
 }
 
 /// `table1-distribution.svg`: the seed paper's Table 1 measured, the asynchronous distribution
@@ -899,15 +902,11 @@ fn anomalous_figure(rows: &[Value], dir: &std::path::Path) {
             (method, value)
         })
         .collect();
-    let svg = bcfl_client::figures::curves_svg(
+    seconds_figure(
+        &dir.join("table1-distribution.svg"),
         "4 MiB to the members each method keeps (a fifth on 2 Mbit links)",
-        "members",
-        bcfl_client::figures::YAxis::Number("seconds"),
         &member_curves(rows, &series),
-        &[],
-    )
-    .unwrap();
-    std::fs::write(dir.join("table1-distribution.svg"), svg).unwrap();
+    );
 }
 
 /// Rounds of each `topology` run.
