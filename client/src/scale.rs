@@ -775,7 +775,10 @@ mod tests {
         let (first, second) = (&report.rounds[0], &report.rounds[1]);
         assert!(first.state_bytes_added > second.state_bytes_added);
         assert!(second.state_bytes_per_committer > 300.0, "{second:?}");
-        assert!(second.state_bytes_per_committer <= 1_000.0, "{second:?}");
+        assert!(
+            second.state_bytes_per_committer <= GOAL_BYTES_PER_MEMBER,
+            "{second:?}"
+        );
         assert_eq!(
             report.state_bytes_after_rounds - report.state_bytes_before_rounds,
             first.state_bytes_added + second.state_bytes_added
@@ -808,7 +811,7 @@ mod tests {
                 (4, 0, 0)
             );
         }
-        assert!(report.rounds[1].state_bytes_per_committer <= 1_000.0);
+        assert!(report.rounds[1].state_bytes_per_committer <= GOAL_BYTES_PER_MEMBER);
     }
 
     /// The figures draw one curve per round over the member counts, and the goal.
