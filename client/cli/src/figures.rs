@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 /// `PREFIX-NAME.svg`.
-pub fn svg_path(prefix: &Path, name: &str) -> PathBuf {
+fn svg_path(prefix: &Path, name: &str) -> PathBuf {
     let mut path = prefix.as_os_str().to_owned();
     path.push(format!("-{name}.svg"));
     PathBuf::from(path)
 }
 
-/// Writes each `(name, svg)` to [`svg_path`]; the paths written, in order.
+/// Writes each `(name, svg)` to `PREFIX-NAME.svg`; the paths written, in order.
 pub fn write_svgs(
     prefix: &Path,
     figures: impl IntoIterator<Item = (impl AsRef<str>, String)>,

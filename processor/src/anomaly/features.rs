@@ -1395,6 +1395,11 @@ mod tests {
         let big: &[i32] = &[i32::MAX, i32::MIN];
         assert!(small_sketches(&[big, x]).is_none());
         assert_eq!(nearest_sketch_cosine_distances(&[big, big]), vec![0.0, 0.0]);
+        // The fast path's bound: 127 fits at 4096 values, 32767 at two but not at three.
+        assert!(small_sketches(&[&[127; 4096][..]]).is_some());
+        assert!(small_sketches(&[&[32767, 32767][..]]).is_some());
+        assert!(small_sketches(&[&[32767, 0, 0][..]]).is_none());
+        assert!(small_sketches(&[&[32768][..]]).is_none());
     }
 
     #[test]
@@ -1412,11 +1417,6 @@ mod tests {
         assert_eq!(sketch_agreement(&[zero, x, zero]), None);
         assert_eq!(sketch_agreement(&[zero, x, x]), Some(1.0));
         assert_eq!(sketch_agreement(&[]), None);
-        // The fast path's bound: 127 fits at 4096 values, 32767 at two but not at three.
-        assert!(small_sketches(&[&[127; 4096][..]]).is_some());
-        assert!(small_sketches(&[&[32767, 32767][..]]).is_some());
-        assert!(small_sketches(&[&[32767, 0, 0][..]]).is_none());
-        assert!(small_sketches(&[&[32768][..]]).is_none());
     }
 
     proptest::proptest! {

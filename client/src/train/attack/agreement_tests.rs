@@ -13,14 +13,8 @@
 //! attackers). The test asserts that in round 1 every IID run agrees more than every Dirichlet
 //! 0.5 run, and every Dirichlet 0.5 run more than every Dirichlet 0.1 run, and prints the values.
 
-use super::honest_rounds::honest_fedavg;
+use super::honest_rounds::{cosine, honest_fedavg};
 use crate::train::split::Partition;
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
-}
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -12,6 +12,17 @@ use super::medical_embeddings;
 use crate::train::checkpoint::ModelDir;
 use crate::train::split::Partition;
 
+/// The length of a flat change.
+pub(super) fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// The cosine of two flat changes (0 where either is zero).
+pub(super) fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
+}
+
 /// One round as [`honest_fedavg`] hands it over.
 pub(super) struct Round<'a> {
     /// The prepared split and shards.

@@ -25,17 +25,8 @@
 //! The test asserts the overlap on both and prints the ranges; with IID shards the alignment
 //! separates them, and the row conflicts overlap there too, a little.
 
-use super::honest_rounds::{honest_fedavg, Round};
+use super::honest_rounds::{cosine, honest_fedavg, norm, Round};
 use crate::train::split::Partition;
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
-}
-
-fn norm(v: &[f64]) -> f64 {
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
 
 /// One statistic's values over honest and label-flipped member-rounds.
 #[derive(Debug, Default)]

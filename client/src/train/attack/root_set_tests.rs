@@ -19,14 +19,8 @@
 use bcfl_processor::anomaly::simulate::Rng;
 
 use super::head::LocalConfig;
-use super::honest_rounds::honest_fedavg;
+use super::honest_rounds::{cosine, honest_fedavg};
 use crate::train::split::Partition;
-
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (norm(a) * norm(b)).max(f64::MIN_POSITIVE)
-}
 
 /// The ranges of one statistic over honest and attacking member-rounds.
 #[derive(Debug, Default)]
