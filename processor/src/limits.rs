@@ -103,6 +103,11 @@ pub const MAX_OPPOSED_DISTANCE_PPM: u32 = 2_000_000;
 /// the method would let through members whose changes mostly climb their own loss.
 pub const MAX_ASCENT_RESPONSE_PPM: u32 = 500_000;
 
+/// Farthest from 0 the mislabelled-change method's limit may lie (`MislabelledConfig`), ppm:
+/// one half either way. Above it the method would exclude honest members whose changes are
+/// barely aligned with the reference; below it, only members training on wrong labels alone.
+pub const MAX_MISLABELLED_MARGIN_PPM: i32 = 500_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

@@ -238,10 +238,15 @@ impl FamilyState {
     /// members each verdict accepted, added in round order; with `reads_previous` (the
     /// consortium's methods compare members with their own previous commitment,
     /// [`bcfl_processor::anomaly::reads_own_previous`]) each round also reads those
-    /// commitments, as `EvaluateRound` does, and extends the response sums with them. An auditor
-    /// compares it with the stored [`Self::sketch_history`].
+    /// commitments, as `EvaluateRound` does, and extends the response sums with them; with the
+    /// consortium's reference (`MislabelledConfig`) it extends the margin sums too. An auditor
+    /// compares it with the stored [`Self::sketch_history`]: `previous` and the reference,
+    /// never stored with the sums, are left empty in what it returns.
     pub fn replayed_sketch_history(&self, round: u64, reads_previous: bool) -> pb::SketchHistory {
-        let mut history = pb::SketchHistory::default();
+        let mut history = pb::SketchHistory {
+            reference_steps: self.reference_steps().to_vec(),
+            ..Default::default()
+        };
         for (&r, verdict) in self.verdicts.range(..round) {
             if reads_previous {
                 // The state holds every commitment the history names; one it lacks leaves the
@@ -268,7 +273,21 @@ impl FamilyState {
                 &verdict.withdrawn_members(),
             );
         }
+        history.previous.clear();
+        history.reference_steps.clear();
         history
+    }
+
+    /// The consortium's reference direction at the sampled coordinates
+    /// (`MislabelledConfig.reference_steps`; empty without one or before `InitConsortium`), what
+    /// `EvaluateRound` puts in [`pb::SketchHistory::reference_steps`].
+    pub fn reference_steps(&self) -> &[u8] {
+        self.consortium.as_ref().map_or(&[], |c| {
+            &c.get_params()
+                .get_anomaly()
+                .get_mislabelled()
+                .reference_steps
+        })
     }
 
     /// Each member's commitment to the last round its entry in `history` counts

@@ -192,7 +192,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 13] = [
+const FEATURE_NAMES: [(Feature, &str); 14] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -215,6 +215,7 @@ const FEATURE_NAMES: [(Feature, &str); 13] = [
     ),
     (Feature::OWN_CHANGE_COSINE, "own_change_cosine"),
     (Feature::MOVE_RESPONSE, "move_response"),
+    (Feature::REFERENCE_MARGIN, "reference_margin"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -225,7 +226,7 @@ const ON_DEMAND: [Feature; 2] = [
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`, `inconsistent`, `opposed`, `ascent`; `unset`), as
+/// `resent`, `inconsistent`, `opposed`, `ascent`, `mislabelled`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -238,13 +239,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::INCONSISTENT => "inconsistent",
         pb::AnomalyMethod::OPPOSED => "opposed",
         pb::AnomalyMethod::ASCENT => "ascent",
+        pb::AnomalyMethod::MISLABELLED => "mislabelled",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
 /// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change,
-/// opposed-change and ascent methods).
+/// opposed-change, ascent and mislabelled-change methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -256,6 +258,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_inconsistent(), pb::AnomalyMethod::INCONSISTENT),
         (config.has_opposed(), pb::AnomalyMethod::OPPOSED),
         (config.has_ascent(), pb::AnomalyMethod::ASCENT),
+        (config.has_mislabelled(), pb::AnomalyMethod::MISLABELLED),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -491,12 +494,12 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent, inconsistent, opposed, ascent; read them with
+    /// duplicate, unchanged, resent, inconsistent, opposed, ascent, mislabelled; read them with
     /// [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
     /// modified z-score, or by the duplicate, unchanged-update, resent-change,
-    /// inconsistent-change, opposed-change or ascent method, sorted.
+    /// inconsistent-change, opposed-change, ascent or mislabelled-change method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -642,6 +645,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             r > limit
         }));
     }
+    if config.has_mislabelled() {
+        let margins = data.values_of(Feature::REFERENCE_MARGIN, &mut ranks, &pagerank_config)?;
+        let limit = fixed::micro_to_f64(i64::from(config.get_mislabelled().min_margin_ppm));
+        methods.push(by_value(pb::AnomalyMethod::MISLABELLED, &margins, |m| {
+            m < limit
+        }));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -671,11 +681,12 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 }
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update, resent-change, inconsistent-change, opposed-change and ascent methods,
-/// whose flags are evidence that the member did not train on data of its own (it sent a copy,
-/// the model it was given, the model's last change back, a change unrelated to its own previous
-/// one, changes that undo the consortium's, or changes that climb its own loss), wherever its
-/// update lies.
+/// unchanged-update, resent-change, inconsistent-change, opposed-change, ascent and
+/// mislabelled-change methods, whose flags are evidence that the member did not train on data
+/// of its own with its true labels (it sent a copy, the model it was given, the model's last
+/// change back, a change unrelated to its own previous one, changes that undo the consortium's,
+/// changes that climb its own loss, or changes that move the classes towards other classes'
+/// features), wherever its update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
@@ -685,6 +696,7 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
             | pb::AnomalyMethod::INCONSISTENT
             | pb::AnomalyMethod::OPPOSED
             | pb::AnomalyMethod::ASCENT
+            | pb::AnomalyMethod::MISLABELLED
     )
 }
 
@@ -717,7 +729,8 @@ fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::Met
 }
 
 /// A method whose score is each member's value and which flags the values `flagged` says
-/// (the duplicate, resent-change, inconsistent-change, opposed-change and ascent methods).
+/// (the duplicate, resent-change, inconsistent-change, opposed-change, ascent and
+/// mislabelled-change methods).
 fn by_value(
     method: pb::AnomalyMethod,
     values: &[f64],
@@ -1118,6 +1131,42 @@ mod tests {
         voting.mut_dbscan().features = vec![Feature::MOVE_RESPONSE];
         assert!(reads_own_previous(&voting));
         assert_eq!(parse_feature("move-response"), Some(Feature::MOVE_RESPONSE));
+    }
+
+    /// A label flipper's change moves the class rows towards other classes' features: its
+    /// reference margin lies below 0, honest members' above. The mislabelled-change method
+    /// excludes below the limit (0 by default), not at it, on its own.
+    #[test]
+    fn the_mislabelled_method_excludes_margins_below_its_limit() {
+        let members: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let data = MemberData::new(
+            members.clone(),
+            vec![(Feature::REFERENCE_MARGIN, vec![0.2, -0.15, 0.0, 0.01])],
+            vec![],
+        )
+        .unwrap();
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_mislabelled().reference_steps = vec![1];
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["b".to_owned()]);
+        let method = &e.methods[0];
+        assert_eq!(method_name(method.method), "mislabelled");
+        let scores: Vec<i64> = member_scores(&e.scored, method)
+            .map(|s| s.score_micro)
+            .collect();
+        assert_eq!(scores, [200_000, -150_000, 0, 10_000]);
+        config.mut_mislabelled().min_margin_ppm = 10_001;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["b", "c", "d"].map(String::from));
+        config.mut_mislabelled().min_margin_ppm = -150_000;
+        assert!(evaluate(&config, &data).unwrap().excluded.is_empty());
+        // It compares with no previous commitment.
+        assert!(!reads_own_previous(&config));
+        assert_eq!(
+            parse_feature("reference-margin"),
+            Some(Feature::REFERENCE_MARGIN)
+        );
+        assert_eq!(configured_method_names(&config), ["mislabelled"]);
     }
 
     /// An update crafted as the honest members' mean reversed (inner-product manipulation)

@@ -13,6 +13,7 @@
 //! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `OWN_CHANGE_COSINE` | `cos(c, p)` over the sampled coordinates: the member's change `c` against `p`, its own change in its commitment to the last earlier round it had evaluated ([`pb::SketchHistory::previous`], [`previous_rounds`]); 1 when it has none or either change is zero ([`own_change_cosines`]) |
 //! | `MOVE_RESPONSE` | `sum (c_r - c_{r-1}) . m_{r-1} / sum |c_r - c_{r-1}| |m_{r-1}|` over the sampled coordinates and the rounds `r` the member committed to after committing to `r - 1`: how its change responds to the model's move `m_{r-1}` (the consensus record's `previous_change`); the earlier rounds' sums are its [`pb::SketchSum`]'s `response_dot` and `response_weight` ([`response_terms`], [`move_responses`]); in [-1, 1], 0 without such a round |
+//! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -120,6 +121,7 @@
 //! flipper included (docs/anomaly-detection.md, "Steps that climb").
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::signed_bytes;
 
 use super::stats::median;
 use crate::fixed;
@@ -718,6 +720,60 @@ pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistor
         .collect()
 }
 
+/// Every committer's `cos(c, r)` over the sampled coordinates, ppm rounded half away from zero:
+/// its change's steps `c` against the reference's `reference_steps` (see the module docs; the
+/// steps share one step size per vector, so their cosine is the values'). `None` where the
+/// reference is empty, the lengths differ or either vector is zero. Integer sums up to the
+/// final division (steps lie within 127, so they cannot overflow).
+pub fn margin_terms(commitments: &[pb::Commitment], reference_steps: &[u8]) -> Vec<Option<i64>> {
+    let reference = signed_bytes::unpack(reference_steps);
+    let reference_sq: i64 = reference.iter().map(|&r| i64::from(r * r)).sum();
+    commitments
+        .iter()
+        .map(|c| {
+            let steps = signed_bytes::unpack(&c.coordinate_steps);
+            if reference_sq == 0 || steps.len() != reference.len() {
+                return None;
+            }
+            let steps_sq: i64 = steps.iter().map(|&s| i64::from(s * s)).sum();
+            if steps_sq == 0 {
+                return None;
+            }
+            let dot: i64 = steps
+                .iter()
+                .zip(&reference)
+                .map(|(&s, &r)| i64::from(s * r))
+                .sum();
+            let cosine = dot as f64 / ((steps_sq as f64).sqrt() * (reference_sq as f64).sqrt());
+            Some(fixed::saturating_micro(cosine))
+        })
+        .collect()
+}
+
+/// Every committer's `REFERENCE_MARGIN` (see the module docs): its entry's margin sum and
+/// rounds in `history` plus this round's term ([`margin_terms`] against the history's
+/// reference), the sum over the rounds; 0 without any.
+pub fn reference_margins(commitments: &[pb::Commitment], history: &pb::SketchHistory) -> Vec<f64> {
+    let terms = margin_terms(commitments, &history.reference_steps);
+    commitments
+        .iter()
+        .zip(terms)
+        .map(|(c, term)| {
+            let (mut sum, mut rounds) = entry_of(history, &c.member)
+                .map_or((0, 0), |e| (e.margin_sum_ppm, e.margin_rounds));
+            if let Some(t) = term {
+                sum = sum.saturating_add(t);
+                rounds = rounds.saturating_add(1);
+            }
+            if rounds == 0 {
+                0.0
+            } else {
+                (fixed::micro_to_f64(sum) / f64::from(rounds)).clamp(-1.0, 1.0)
+            }
+        })
+        .collect()
+}
+
 /// The consensus after round `round`: the coordinate-wise mean of the `accepted` commitments'
 /// sketches (rounded half away from zero) added to it, unchanged when nobody was accepted; and
 /// the previous change replaced by the accepted members' weighted mean coordinates
@@ -845,9 +901,10 @@ pub fn extend_after_verdict(
 }
 
 /// The history after round `round`'s commitments: every committer's entry gains its sketch and
-/// one round and records `round` as its last (new entries are created), and its response term
+/// one round and records `round` as its last (new entries are created), its response term
 /// where it has one ([`response_terms`]: only when `history.previous` holds its commitment to
-/// the round before, which `EvaluateRound` reads when a method compares with it); entries stay
+/// the round before, which `EvaluateRound` reads when a method compares with it) and its
+/// margin term where it has one ([`margin_terms`]: only with a reference); entries stay
 /// sorted by member. `EvaluateRound` stores the committers' new entries; an auditor replays the
 /// whole history round by round, reading the same previous commitments.
 pub fn extend_history(
@@ -861,7 +918,8 @@ pub fn extend_history(
         .map(|e| (e.member.clone(), e.clone()))
         .collect();
     let terms = response_terms(commitments, &history.previous, history.get_consensus());
-    for (c, term) in commitments.iter().zip(terms) {
+    let margins = margin_terms(commitments, &history.reference_steps);
+    for ((c, term), margin) in commitments.iter().zip(terms).zip(margins) {
         let entry = entries
             .entry(c.member.clone())
             .or_insert_with(|| pb::SketchSum {
@@ -875,10 +933,15 @@ pub fn extend_history(
             entry.response_dot = entry.response_dot.saturating_add(dot);
             entry.response_weight = entry.response_weight.saturating_add(weight);
         }
+        if let Some(m) = margin {
+            entry.margin_sum_ppm = entry.margin_sum_ppm.saturating_add(m);
+            entry.margin_rounds = entry.margin_rounds.saturating_add(1);
+        }
     }
     pb::SketchHistory {
         entries: entries.into_values().collect(),
         consensus: history.consensus.clone(),
+        reference_steps: history.reference_steps.clone(),
         ..Default::default()
     }
 }
@@ -959,6 +1022,7 @@ pub fn commitment_feature(
         PREVIOUS_CHANGE_DISTANCE => previous_change_distances(commitments, history.get_consensus()),
         OWN_CHANGE_COSINE => own_change_cosines(commitments, &history.previous),
         MOVE_RESPONSE => move_responses(commitments, history),
+        REFERENCE_MARGIN => reference_margins(commitments, history),
         TRAINING_LOSS => commitments
             .iter()
             .map(|c| fixed::micro_to_f64(c.loss_micro))
@@ -988,6 +1052,89 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    fn with_steps(member: &str, steps: &[i32]) -> pb::Commitment {
+        pb::Commitment {
+            member: member.into(),
+            coordinate_step_nano: 1,
+            coordinate_steps: signed_bytes::pack(steps).unwrap(),
+            ..Default::default()
+        }
+    }
+
+    /// Known answers: the round's cosine with the reference in ppm, none for a zero change, a
+    /// length other than the reference's or no reference; the feature averages it with the
+    /// member's earlier rounds, and the history's sums gain it.
+    #[test]
+    fn reference_margins_average_the_rounds_cosines() {
+        let reference = signed_bytes::pack(&[3, -4, 0]).unwrap();
+        let now = [
+            with_steps("a", &[3, -4, 0]),
+            with_steps("b", &[-6, 8, 0]),
+            with_steps("c", &[4, 3, 5]),
+            with_steps("d", &[0, 0, 0]),
+            with_steps("e", &[1, 1]),
+            with_steps("f", &[1, 0, 0]),
+        ];
+        assert_eq!(
+            margin_terms(&now, &reference),
+            [
+                Some(1_000_000),
+                Some(-1_000_000),
+                Some(0),
+                None,
+                None,
+                Some(600_000)
+            ]
+        );
+        assert_eq!(margin_terms(&now, &[]), vec![None; 6]);
+        let history = pb::SketchHistory {
+            entries: vec![pb::SketchSum {
+                member: "f".into(),
+                margin_sum_ppm: -1_500_000,
+                margin_rounds: 3,
+                ..Default::default()
+            }]
+            .into(),
+            reference_steps: reference.clone(),
+            ..Default::default()
+        };
+        // f: (-1.5 + 0.6) / 4.
+        assert_eq!(
+            reference_margins(&now, &history),
+            [1.0, -1.0, 0.0, 0.0, 0.0, -0.225]
+        );
+        let after = extend_history(&history, 4, &now);
+        let sums: Vec<(&str, i64, u32)> = after
+            .entries
+            .iter()
+            .map(|e| (e.member.as_str(), e.margin_sum_ppm, e.margin_rounds))
+            .collect();
+        assert_eq!(
+            sums,
+            [
+                ("a", 1_000_000, 1),
+                ("b", -1_000_000, 1),
+                ("c", 0, 1),
+                ("d", 0, 0),
+                ("e", 0, 0),
+                ("f", -900_000, 4)
+            ]
+        );
+        assert_eq!(after.reference_steps, reference);
+        // Without a reference the sums stay as they were and the feature is 0.
+        let plain = pb::SketchHistory {
+            reference_steps: Vec::new(),
+            ..history
+        };
+        assert_eq!(reference_margins(&now, &plain)[5], -0.5);
+        assert_eq!(reference_margins(&now, &plain)[0], 0.0);
+        let unchanged = extend_history(&plain, 4, &now);
+        assert!(unchanged
+            .entries
+            .iter()
+            .all(|e| e.member != "f" || e.margin_rounds == 3));
     }
 
     #[test]

@@ -11,8 +11,8 @@ use super::{field, invalid, reject_unknown_fields, PayloadError};
 use crate::anomaly::voting_features;
 use crate::limits::{
     MAX_ASCENT_RESPONSE_PPM, MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM,
-    MAX_FEATURES, MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MODEL_ID_CHARS,
-    MAX_OPPOSED_DISTANCE_PPM, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM,
+    MAX_FEATURES, MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MISLABELLED_MARGIN_PPM,
+    MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM,
     MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM,
     MIN_OPPOSED_DISTANCE_PPM, PPM,
 };
@@ -94,6 +94,7 @@ pub fn validate_params(
         let reads_coordinates = anomaly.has_resent()
             || anomaly.has_inconsistent()
             || anomaly.has_ascent()
+            || anomaly.has_mislabelled()
             || voting_features(&anomaly).any(|f| {
                 matches!(
                     f,
@@ -101,14 +102,26 @@ pub fn validate_params(
                         | pb::Feature::PREVIOUS_CHANGE_DISTANCE
                         | pb::Feature::OWN_CHANGE_COSINE
                         | pb::Feature::MOVE_RESPONSE
+                        | pb::Feature::REFERENCE_MARGIN
                 )
             });
         if reads_coordinates && params.coordinate_samples == 0 {
             return Err(invalid(
                 "params.coordinate_samples",
-                "must be at least 1 when a method uses COORDINATE_SIGN_BALANCE, \
-                 PREVIOUS_CHANGE_DISTANCE or OWN_CHANGE_COSINE"
+                "must be at least 1 when a method uses sampled coordinates \
+                 (COORDINATE_SIGN_BALANCE, PREVIOUS_CHANGE_DISTANCE, OWN_CHANGE_COSINE, \
+                 MOVE_RESPONSE, REFERENCE_MARGIN)"
                     .into(),
+            ));
+        }
+        let reference = anomaly.get_mislabelled().reference_steps.len();
+        if anomaly.has_mislabelled() && reference != params.coordinate_samples as usize {
+            return Err(invalid(
+                "params.anomaly.mislabelled.reference_steps",
+                format!(
+                    "must hold one value per sampled coordinate ({}), got {reference}",
+                    params.coordinate_samples
+                ),
             ));
         }
         *out.mut_anomaly() = anomaly;
@@ -302,6 +315,32 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         let limit = (a.max_response_ppm, 0, MAX_ASCENT_RESPONSE_PPM);
         check_limit(a, "params.anomaly.ascent", "ascent.max_response_ppm", limit)?;
     }
+    if anomaly.has_mislabelled() {
+        let m = anomaly.get_mislabelled();
+        reject_unknown_fields(m, "params.anomaly.mislabelled")?;
+        if m.min_margin_ppm.abs() > MAX_MISLABELLED_MARGIN_PPM {
+            return Err(invalid(
+                "mislabelled.min_margin_ppm",
+                format!(
+                    "must be in -{MAX_MISLABELLED_MARGIN_PPM}..={MAX_MISLABELLED_MARGIN_PPM}, got {}",
+                    m.min_margin_ppm
+                ),
+            ));
+        }
+        if m.reference_steps.iter().all(|&b| b == 0) {
+            return Err(invalid(
+                "mislabelled.reference_steps",
+                "must hold a non-zero direction".into(),
+            ));
+        }
+    }
+    let margin_votes = voting_features(anomaly).any(|f| *f == pb::Feature::REFERENCE_MARGIN);
+    if margin_votes && !anomaly.has_mislabelled() {
+        return Err(invalid(
+            "params.anomaly",
+            "REFERENCE_MARGIN needs the mislabelled method's reference_steps".into(),
+        ));
+    }
     if anomaly.withdraw && !(anomaly.has_inconsistent() || anomaly.has_ascent()) {
         return Err(invalid(
             "params.anomaly.withdraw",
@@ -313,7 +352,8 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         || anomaly.has_resent()
         || anomaly.has_inconsistent()
         || anomaly.has_opposed()
-        || anomaly.has_ascent();
+        || anomaly.has_ascent()
+        || anomaly.has_mislabelled();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -428,7 +468,8 @@ mod tests {
             pb::Feature::COORDINATE_SIGN_BALANCE,
         ];
         let message = "params.coordinate_samples: must be at least 1 when a method uses \
-                       COORDINATE_SIGN_BALANCE, PREVIOUS_CHANGE_DISTANCE or OWN_CHANGE_COSINE";
+                       sampled coordinates (COORDINATE_SIGN_BALANCE, PREVIOUS_CHANGE_DISTANCE, \
+                       OWN_CHANGE_COSINE, MOVE_RESPONSE, REFERENCE_MARGIN)";
         assert_eq!(err(&p), message);
         p.mut_anomaly().mut_zscore().features = vec![pb::Feature::PREVIOUS_CHANGE_DISTANCE];
         assert_eq!(err(&p), message);
@@ -555,6 +596,39 @@ mod tests {
                 assert!(validate_params(&p).is_ok(), "{field} {good}");
             }
         }
+    }
+
+    /// The mislabelled-change method: alone a configuration casting no vote; its reference
+    /// holds one non-zero direction of exactly the consortium's sampled coordinates, its limit
+    /// lies within half either side of 0; the margin as a voting feature needs the reference.
+    #[test]
+    fn mislabelled_config() {
+        let mut p = sane();
+        p.mut_anomaly().mut_mislabelled().reference_steps = vec![1, 255, 0, 3];
+        assert!(err(&p).contains("params.coordinate_samples: must be at least 1"));
+        p.coordinate_samples = 3;
+        assert!(err(&p).contains("must hold one value per sampled coordinate (3), got 4"));
+        p.coordinate_samples = 4;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.mut_anomaly().ensemble_min_votes = 1;
+        assert!(err(&p).contains("anomaly.ensemble_min_votes: must be in 0..=0"));
+        p.mut_anomaly().ensemble_min_votes = 0;
+        for (margin, ok) in [
+            (-MAX_MISLABELLED_MARGIN_PPM - 1, false),
+            (-MAX_MISLABELLED_MARGIN_PPM, true),
+            (MAX_MISLABELLED_MARGIN_PPM, true),
+            (MAX_MISLABELLED_MARGIN_PPM + 1, false),
+        ] {
+            p.mut_anomaly().mut_mislabelled().min_margin_ppm = margin;
+            assert_eq!(validate_params(&p).is_ok(), ok, "{margin}");
+        }
+        p.mut_anomaly().mut_mislabelled().min_margin_ppm = 0;
+        p.mut_anomaly().mut_mislabelled().reference_steps = vec![0; 4];
+        assert!(err(&p).contains("mislabelled.reference_steps: must hold a non-zero direction"));
+        p.mut_anomaly().clear_mislabelled();
+        p.mut_anomaly().mut_zscore().features = vec![pb::Feature::REFERENCE_MARGIN];
+        p.mut_anomaly().mut_zscore().threshold_ppm = 3_500_000;
+        assert!(err(&p).contains("REFERENCE_MARGIN needs the mislabelled method"));
     }
 
     /// Withdrawing acts on the inconsistent-change and ascent methods' flags: without either it

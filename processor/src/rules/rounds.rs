@@ -467,6 +467,11 @@ pub fn evaluate_round(
     let links = state.links_among(&scored)?;
     let mut history = state.sketch_sums(&scored)?;
     history.set_consensus(state.consensus()?);
+    history.reference_steps = params(&consortium)
+        .get_anomaly()
+        .get_mislabelled()
+        .reference_steps
+        .clone();
     if reads_own_previous(params(&consortium).get_anomaly()) {
         history.previous = state.commitments_at(&previous_rounds(&history))?.into();
     }

@@ -199,6 +199,7 @@ fn recompute(
     let mut history = state.replayed_sketch_history(round, reads_previous);
     // Compared before the evidence gains what is never stored with the sums.
     let history_matches = history == state.sketch_history;
+    history.reference_steps = state.reference_steps().to_vec();
     // The committers' own previous commitments, where a method compares with them, as
     // `EvaluateRound` reads them.
     if reads_previous {

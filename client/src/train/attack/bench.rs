@@ -245,6 +245,10 @@ pub struct DetectionSettings {
     /// written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ascent_response: Option<f64>,
+    /// The mislabelled-change method's smallest reference margin (absent: no such method, as
+    /// in reports written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mislabelled_margin: Option<f64>,
     /// Copies counted once towards DBSCAN's and the z-score's scales (absent: not, as in
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -273,6 +277,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             inconsistent_cosine: t.inconsistent_cosine,
             opposed_distance: t.opposed_distance,
             ascent_response: t.ascent_response,
+            mislabelled_margin: t.mislabelled_margin,
             count_copies_once: t.count_copies_once,
             withdraw: t.withdraw,
         }

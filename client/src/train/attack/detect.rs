@@ -51,6 +51,10 @@ pub struct Tuning {
     pub opposed_distance: Option<f64>,
     /// The ascent method's largest move response; `None`: no ascent method.
     pub ascent_response: Option<f64>,
+    /// The mislabelled-change method's smallest reference margin; `None`: no such method. The
+    /// reference itself comes from the scenario's held-out rows
+    /// ([`super::experiment::Prepared::reference_steps`]).
+    pub mislabelled_margin: Option<f64>,
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
@@ -73,6 +77,7 @@ impl Default for Tuning {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: None,
+            mislabelled_margin: None,
             count_copies_once: false,
             withdraw: false,
         }
@@ -184,6 +189,10 @@ impl Detector {
         if let Some(response) = tuning.ascent_response {
             config.mut_ascent().max_response_ppm = fixed::saturating_ppm(response);
         }
+        if let Some(margin) = tuning.mislabelled_margin {
+            // Within the processor's half either way; the reference is the scenario's.
+            config.mut_mislabelled().min_margin_ppm = fixed::saturating_micro(margin) as i32;
+        }
         config.count_copies_once = tuning.count_copies_once;
         config.withdraw = tuning.withdraw;
         config
@@ -217,11 +226,14 @@ mod tests {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: Some(0.05),
+            mislabelled_margin: Some(-0.02),
             count_copies_once: true,
             withdraw: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert!(ensemble.withdraw && ensemble.has_ascent());
+        // The limit; the reference is the scenario's, filled in when it runs.
+        assert_eq!(ensemble.get_mislabelled().min_margin_ppm, -20_000);
         assert_eq!(ensemble.ensemble_min_votes, 2);
         assert_eq!(ensemble.get_zscore().features, tuning.features);
         assert_eq!(ensemble.get_dbscan().features, tuning.features);

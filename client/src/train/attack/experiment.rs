@@ -229,6 +229,10 @@ impl Prepared {
     }
 }
 
+/// Rows of the held-out split whose class means make the mislabelled-change method's reference
+/// ([`Prepared::reference_steps`]).
+pub const ROOT_SET_ROWS: usize = 500;
+
 /// Splits `embeddings` (one row per example of `dataset`, in order) for `scenario`.
 pub fn prepare(
     embeddings: &Embeddings,
@@ -320,6 +324,36 @@ pub struct Outcome {
 }
 
 impl Prepared {
+    /// The consortium's reference for the mislabelled-change method
+    /// ([`bcfl_fed::reference`]) at `count` sampled coordinates: the class means of a root set
+    /// of [`ROOT_SET_ROWS`] held-out rows, as many of each class as it holds up to an equal
+    /// share, drawn with `seed` (the scenario's). They are rows of the test split, which
+    /// the accuracy is measured on too; no member trains on them, and the reference holds only
+    /// their class means.
+    pub fn reference_steps(&self, seed: u64, count: usize) -> Result<Vec<u8>> {
+        let (classes, dim) = (self.train.classes(), self.train.dim);
+        let mut rng = Rng::new(seed ^ 0x5EED);
+        let mut means = Vec::with_capacity(classes);
+        for class in 0..classes {
+            let rows: Vec<usize> = (0..self.test.len())
+                .filter(|&i| self.test.labels[i] == class)
+                .collect();
+            let picked = rng.choose(rows.len(), (ROOT_SET_ROWS / classes).min(rows.len()));
+            let mut mean = vec![0.0; dim];
+            for &j in &picked {
+                let row = &self.test.values[rows[j] * dim..(rows[j] + 1) * dim];
+                for (m, v) in mean.iter_mut().zip(row) {
+                    *m += f64::from(*v) / picked.len() as f64;
+                }
+            }
+            means.push(mean);
+        }
+        let template = LinearHead::zeros(classes, dim).to_update();
+        let reference =
+            bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &means)?;
+        Ok(bcfl_fed::reference::reference_steps(&reference, count)?)
+    }
+
     /// What the consortium records as its frozen base: the members share no encoder, only
     /// the embeddings it produced, so the SHA-256 of the training rows' values stands for it.
     pub fn base_sha256(&self) -> String {
@@ -407,8 +441,13 @@ pub async fn run(
     let attackers = prepared.attackers();
     let classes = prepared.train.classes();
     let dim = prepared.train.dim;
+    let mut params = defence.params(attackers.len(), n, scenario, &prepared.base_sha256())?;
+    if params.get_anomaly().has_mislabelled() {
+        params.mut_anomaly().mut_mislabelled().reference_steps =
+            prepared.reference_steps(scenario.seed, scenario.coordinate_samples)?;
+    }
     let config = SimulationConfig {
-        params: defence.params(attackers.len(), n, scenario, &prepared.base_sha256())?,
+        params,
         schedule: CoordinatorConfig::new(scenario.rounds as u64),
         initial: LinearHead::zeros(classes, dim).to_update(),
         encoding: Encoding::F32,
@@ -492,7 +531,10 @@ fn trace_verdicts(
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
-    let mut history = pb::SketchHistory::default();
+    let mut history = pb::SketchHistory {
+        reference_steps: state.reference_steps().to_vec(),
+        ..Default::default()
+    };
     for (&round, verdict) in &state.verdicts {
         let scored = verdict.scored();
         let commitments: Vec<pb::Commitment> = state

@@ -151,6 +151,13 @@ pub(crate) struct CommonArgs {
     /// the preset).
     #[arg(long, value_name = "R")]
     ascent_response: Option<f64>,
+    /// Adds the mislabelled-change method to every detector (`consortium init --anomaly
+    /// ...,mislabelled --reference FILE --mislabelled-margin M`), the preset's too: a member
+    /// whose changes, over its rounds, lie below this mean cosine with the reference direction
+    /// (the class means of 100 held-out rows; 0 flags negative margins) is excluded whatever
+    /// the other methods vote. Needs --coordinate-samples (or the preset).
+    #[arg(long, value_name = "M", allow_hyphen_values = true)]
+    mislabelled_margin: Option<f64>,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
@@ -248,6 +255,15 @@ impl CommonArgs {
                 bail!("--ascent-response needs --coordinate-samples");
             }
         }
+        let max_margin = f64::from(limits::MAX_MISLABELLED_MARGIN_PPM) / 1e6;
+        if let Some(m) = self.mislabelled_margin {
+            if !(-max_margin..=max_margin).contains(&m) {
+                bail!("--mislabelled-margin must lie in [-{max_margin}, {max_margin}]");
+            }
+            if self.coordinate_samples() == 0 {
+                bail!("--mislabelled-margin needs --coordinate-samples");
+            }
+        }
         // What the preset adds to `every-attack` (`every-attack-convex`: the pair methods at
         // their limits and withdrawal), and `--skewed-shards`; the flags take precedence.
         let added = anomaly_preset::Additions {
@@ -274,6 +290,7 @@ impl CommonArgs {
                     .map_or(preset.features, <[pb::Feature]>::to_vec),
                 inconsistent_cosine: cosine,
                 ascent_response: response,
+                mislabelled_margin: self.mislabelled_margin,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                 count_copies_once: self.count_copies_once,
                 withdraw: self.withdraw || added.withdraw,
@@ -325,6 +342,7 @@ impl CommonArgs {
             inconsistent_cosine: self.inconsistent_cosine,
             opposed_distance: self.opposed_distance,
             ascent_response: self.ascent_response,
+            mislabelled_margin: self.mislabelled_margin,
             count_copies_once: self.count_copies_once,
             withdraw: self.withdraw,
         })

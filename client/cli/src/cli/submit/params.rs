@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
 use bcfl_processor::anomaly::{ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM};
+use bcfl_processor::limits::MAX_MISLABELLED_MARGIN_PPM;
 
 pub(crate) use bcfl_fed::rule::Rule;
 
@@ -43,6 +44,10 @@ pub(crate) enum Method {
     /// (`--ascent-response`): sign flippers; excludes on its own, casting no vote. Needs
     /// `--coordinate-samples`.
     Ascent,
+    /// Changes that move the classes' rows towards other classes' features, against the
+    /// consortium's reference direction (`--reference`, `--mislabelled-margin`): label
+    /// flippers; excludes on its own, casting no vote. Needs `--coordinate-samples`.
+    Mislabelled,
 }
 
 /// PageRank edge weights.
@@ -91,6 +96,9 @@ pub(crate) enum Feature {
     /// How the member's changes respond to the model's moves over its rounds, in [-1, 1]
     /// (steps down its loss: below 0; a sign flipper's: above). Needs `--coordinate-samples`.
     MoveResponse,
+    /// Mean cosine of the member's sampled coordinates with the consortium's reference over
+    /// its rounds, in [-1, 1] (true labels: above 0; wrong ones: below). Needs `--reference`.
+    ReferenceMargin,
 }
 
 impl Feature {
@@ -109,6 +117,7 @@ impl Feature {
             Self::PreviousChangeDistance => pb::Feature::PREVIOUS_CHANGE_DISTANCE,
             Self::OwnChangeCosine => pb::Feature::OWN_CHANGE_COSINE,
             Self::MoveResponse => pb::Feature::MOVE_RESPONSE,
+            Self::ReferenceMargin => pb::Feature::REFERENCE_MARGIN,
         }
     }
 }
@@ -287,6 +296,25 @@ pub(crate) struct InitArgs {
     /// not to LoRA adapters trained with AdamW.
     #[arg(long)]
     ascent_response: Option<String>,
+    /// The consortium's reference direction for the mislabelled-change method: an update file
+    /// of the consortium's trainable tensors (the layout members commit) holding, in the
+    /// classification head's weight, each class's mean feature on a labelled root set minus
+    /// the mean over the classes, with their common direction removed, and zeros elsewhere
+    /// (`bcfl_fed::reference::head_reference` builds one). Its values at the sampled
+    /// coordinates go on chain. With --anomaly-preset it adds the method to the preset; in
+    /// --anomaly it is what `mislabelled` needs.
+    #[arg(long, value_name = "FILE")]
+    reference: Option<PathBuf>,
+    /// The mislabelled-change method's smallest margin, from -0.5 to 0.5 [default: 0]: a member
+    /// whose changes, over its rounds, have a mean cosine with the reference below this (at its
+    /// sampled coordinates) is excluded. Needs --reference.
+    #[arg(
+        long,
+        value_name = "M",
+        allow_hyphen_values = true,
+        requires = "reference"
+    )]
+    mislabelled_margin: Option<String>,
     /// The inconsistent-change and ascent methods compare a member's commitment with its own
     /// commitment to the round before, so their flag is evidence against both. With this, a
     /// member they flag has its commitment to the round before withdrawn (when that round's
@@ -387,6 +415,7 @@ impl InitArgs {
             }
             None => {}
         }
+        self.add_mislabelled(&mut params)?;
         if let Some(warning) = unreadable_balance(&params) {
             tracing::warn!("{warning}");
         }
@@ -501,6 +530,48 @@ impl InitArgs {
             skewed_shards: given.skewed_shards,
         };
         Ok(listed.apply(config))
+    }
+
+    /// The mislabelled-change method from `--reference` and `--mislabelled-margin`, added to
+    /// the preset's or the listed methods (`mislabelled` in `--anomaly` needs `--reference`).
+    fn add_mislabelled(&self, params: &mut pb::ConsortiumParams) -> anyhow::Result<()> {
+        let listed = self.anomaly_preset.is_none() && self.anomaly.contains(&Method::Mislabelled);
+        let Some(path) = &self.reference else {
+            if listed {
+                bail!("the mislabelled method needs --reference FILE");
+            }
+            return Ok(());
+        };
+        if self.anomaly_preset.is_none() && !listed {
+            bail!("--reference adds the mislabelled method: list it in --anomaly, or use --anomaly-preset");
+        }
+        let bytes =
+            std::fs::read(path).with_context(|| format!("--reference {}", path.display()))?;
+        let reference = bcfl_fed::update::Update::from_bytes(&bytes)
+            .with_context(|| format!("--reference {}", path.display()))?;
+        let count = params.coordinate_samples as usize;
+        if count == 0 {
+            bail!("the mislabelled method needs --coordinate-samples");
+        }
+        let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
+            .with_context(|| format!("--reference {}", path.display()))?;
+        let min_margin_ppm = match &self.mislabelled_margin {
+            None => 0,
+            Some(text) => {
+                let micro = fixed::parse_micro(text).context("--mislabelled-margin")?;
+                let limit = i64::from(MAX_MISLABELLED_MARGIN_PPM);
+                if micro.abs() > limit {
+                    bail!("--mislabelled-margin must lie within 0.5 of 0, got {text}");
+                }
+                micro as i32
+            }
+        };
+        params.mut_anomaly().set_mislabelled(pb::MislabelledConfig {
+            reference_steps,
+            min_margin_ppm,
+            ..Default::default()
+        });
+        Ok(())
     }
 
     /// The methods `--inconsistent-cosine` and `--ascent-response` give, if given.
@@ -886,5 +957,86 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(size, 3);
+    }
+
+    /// `--reference FILE` puts the file's values at the sampled coordinates on chain and adds
+    /// the mislabelled-change method (to the preset, or where `--anomaly` lists it), with
+    /// `--mislabelled-margin`'s limit; bad files and limits are clear errors.
+    #[test]
+    fn the_reference_adds_the_mislabelled_method() {
+        use bcfl_fed::update::{Encoding, Update};
+        let dir = tempfile::tempdir().unwrap();
+        let template = Update {
+            tensors: std::collections::BTreeMap::from([
+                ("head.bias".to_string(), (vec![3], vec![0.0; 3])),
+                ("head.weight".to_string(), (vec![3, 2], vec![0.0; 6])),
+            ]),
+        };
+        let means = [vec![1.0, 0.0], vec![3.0, 0.0], vec![2.0, 2.0]];
+        let reference =
+            bcfl_fed::reference::head_reference(&template, "head.weight", &means).unwrap();
+        let file = dir.path().join("reference.safetensors");
+        std::fs::write(&file, reference.to_bytes(Encoding::F32)).unwrap();
+        let path = file.to_str().unwrap();
+        let hash = "ab".repeat(32);
+        let init = |extra: &[&str]| {
+            let mut argv = vec!["x", "--base-model-sha256", &hash];
+            argv.extend_from_slice(extra);
+            Wrapper::try_parse_from(argv)
+                .map_err(anyhow::Error::from)
+                .and_then(|w| w.init.to_params())
+        };
+        let on_preset = init(&["--anomaly-preset", "every-attack", "--reference", path]).unwrap();
+        let m = on_preset.get_anomaly().get_mislabelled();
+        assert_eq!(m.min_margin_ppm, 0);
+        assert_eq!(
+            m.reference_steps,
+            bcfl_fed::reference::reference_steps(&reference, 256).unwrap()
+        );
+        assert!(bcfl_processor::payload::validate_params(&on_preset).is_ok());
+        let listed = init(&[
+            "--anomaly",
+            "zscore,mislabelled",
+            "--coordinate-samples",
+            "64",
+            "--reference",
+            path,
+            "--mislabelled-margin",
+            "-0.02",
+        ])
+        .unwrap();
+        assert_eq!(
+            listed.get_anomaly().get_mislabelled().min_margin_ppm,
+            -20_000
+        );
+        assert_eq!(
+            listed.get_anomaly().get_mislabelled().reference_steps.len(),
+            64
+        );
+        let err = |extra: &[&str]| format!("{:#}", init(extra).unwrap_err());
+        assert!(err(&["--anomaly", "zscore,mislabelled"]).contains("needs --reference FILE"));
+        assert!(err(&["--anomaly", "zscore", "--reference", path]).contains("list it in --anomaly"));
+        assert!(err(&["--anomaly", "mislabelled", "--reference", path])
+            .contains("needs --coordinate-samples"));
+        assert!(err(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--reference",
+            path,
+            "--mislabelled-margin",
+            "0.6"
+        ])
+        .contains("within 0.5 of 0"));
+        assert!(err(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--mislabelled-margin",
+            "0.1"
+        ])
+        .contains("--reference"));
+        std::fs::write(&file, b"not a safetensors file").unwrap();
+        assert!(
+            err(&["--anomaly-preset", "every-attack", "--reference", path]).contains("--reference")
+        );
     }
 }
