@@ -285,6 +285,12 @@ impl MemoryLedger {
         self.decode(&address::verdict_address(round))
     }
 
+    /// A member's sketch sum, if it has been evaluated.
+    pub fn sketch_sum(&self, member: &str) -> Option<pb::SketchSum> {
+        self.decode::<pb::SketchSumList>(&address::sketch_sum_address(member))
+            .and_then(|l| l.entries.into_iter().find(|s| s.member == member))
+    }
+
     /// An aggregate, if committed.
     pub fn aggregate(&self, round: u64) -> Option<pb::Aggregate> {
         self.decode(&address::aggregate_address(round))

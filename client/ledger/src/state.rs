@@ -463,6 +463,130 @@ mod tests {
         }
     }
 
+    /// An auditor's replay of the sketch history matches what `EvaluateRound` stored when the
+    /// consortium has a reference (the mislabelled-change method's margin sums), and the
+    /// reference itself is never part of what is compared.
+    #[test]
+    fn the_replayed_history_holds_the_margin_sums() {
+        use bcfl_processor::testing::{test_key, MemoryLedger};
+        let submit =
+            |ledger: &mut MemoryLedger, key: &str, build: &dyn Fn(&mut pb::BcflPayload)| {
+                let mut p = pb::BcflPayload::default();
+                build(&mut p);
+                ledger.submit(key, &p).unwrap();
+            };
+        let (admin, members) = (
+            test_key("admin"),
+            [test_key("m0"), test_key("m1"), test_key("m2")],
+        );
+        let mut anomaly = pb::AnomalyConfig::default();
+        anomaly.mut_mislabelled().reference_steps = vec![3, 252, 0];
+        let params = pb::ConsortiumParams {
+            min_participants: 3,
+            commit_quorum: 3,
+            aggregation_rule: pb::AggregationRule::FEDAVG,
+            model_id: "m".into(),
+            base_model_sha256: "ab".repeat(32),
+            sketch_length: 2,
+            coordinate_samples: 3,
+            anomaly: Some(anomaly).into(),
+            ..Default::default()
+        };
+        let mut ledger = MemoryLedger::new();
+        submit(&mut ledger, &admin, &|p| {
+            p.set_init_consortium(pb::InitConsortium {
+                admin_keys: vec![admin.clone()].into(),
+                params: Some(params.clone()).into(),
+                ..Default::default()
+            })
+        });
+        for (i, key) in members.iter().enumerate() {
+            submit(&mut ledger, &admin, &|p| {
+                p.set_register_member(pb::RegisterMember {
+                    public_key: key.clone(),
+                    name: format!("m{i}"),
+                    endpoint: format!("http://127.0.0.1:{}", 7000 + i),
+                    ..Default::default()
+                })
+            });
+        }
+        let steps: [[i8; 3]; 3] = [[3, -4, 1], [-3, 4, 0], [1, 1, 1]];
+        for round in 1..=2u64 {
+            submit(&mut ledger, &admin, &|p| {
+                p.set_open_round(pb::OpenRound {
+                    round,
+                    aggregator: members[0].clone(),
+                    parent_model_sha256: "ab".repeat(32),
+                    mode: pb::RoundMode::SERVERLESS,
+                    ..Default::default()
+                })
+            });
+            for (i, key) in members.iter().enumerate() {
+                submit(&mut ledger, key, &|p| {
+                    p.set_commit_update(pb::CommitUpdate {
+                        round,
+                        update_sha256: format!("{:064x}", 100 * round + i as u64),
+                        size_bytes: 64,
+                        num_samples: 10,
+                        norm_micro: 1_000_000,
+                        sketch: vec![1, 2],
+                        coordinate_step_nano: 1_000,
+                        coordinate_steps: bcfl_protos::signed_bytes::from_i8(&steps[i]),
+                        ..Default::default()
+                    })
+                });
+            }
+            submit(&mut ledger, &admin, &|p| {
+                p.set_evaluate_round(pb::EvaluateRound {
+                    round,
+                    ..Default::default()
+                })
+            });
+            submit(&mut ledger, &admin, &|p| {
+                p.set_close_round(pb::CloseRound {
+                    round,
+                    ..Default::default()
+                })
+            });
+        }
+        let state = FamilyState::from_snapshot(StateSnapshot {
+            head: "head".into(),
+            entries: ledger
+                .state()
+                .iter()
+                .map(|(address, data)| StateEntry {
+                    address: address.clone(),
+                    data: data.clone(),
+                })
+                .collect(),
+        })
+        .unwrap();
+        assert_eq!(state.reference_steps(), &[3, 252, 0]);
+        let replayed = state.replayed_sketch_history(3, false);
+        assert_eq!(replayed, state.sketch_history);
+        assert!(replayed.reference_steps.is_empty());
+        // Each member's margin sums hold both rounds: m1 lies against the reference.
+        let m1 = replayed
+            .entries
+            .iter()
+            .find(|e| e.member == members[1])
+            .unwrap();
+        assert_eq!((m1.margin_sum_ppm, m1.margin_rounds), (-2_000_000, 2));
+        // Replayed without the reference (an auditor that left it out), the sums differ.
+        let mut without = state.clone();
+        without
+            .consortium
+            .as_mut()
+            .unwrap()
+            .mut_params()
+            .mut_anomaly()
+            .clear_mislabelled();
+        assert_ne!(
+            without.replayed_sketch_history(3, false),
+            state.sketch_history
+        );
+    }
+
     #[test]
     fn decodes_by_tag_and_collects() {
         let key = format!("02{}", "ab".repeat(32));

@@ -729,6 +729,84 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     assert_eq!(of(5), 1.0, "a first commitment has nothing to compare with");
 }
 
+/// The mislabelled-change method on chain: the reference's values sit in the consortium's
+/// parameters, `EvaluateRound` scores each committer by its coordinates' cosine with them,
+/// averaged over its rounds (stored in its sketch sum), and excludes a member below the limit
+/// on its own. A member whose first round lay on the reference and whose second lies against it
+/// averages 0 and stays in; one against it both rounds is excluded both rounds.
+#[test]
+fn the_mislabelled_method_averages_each_members_margins_over_its_rounds() {
+    let mut anomaly = pb::AnomalyConfig::default();
+    anomaly.mut_mislabelled().reference_steps = packed(&[3, -4, 0, 0]);
+    let params = pb::ConsortiumParams {
+        coordinate_samples: 4,
+        ..params(4, 4, Some(anomaly))
+    };
+    let (mut ledger, admin, m) = registered(4, params);
+    let rounds: [[[i32; 4]; 4]; 2] = [
+        [[3, -4, 1, 0], [30, -40, 0, 0], [-6, 8, 0, 0], [0, 0, 5, 5]],
+        [[6, -8, 0, 7], [-30, 40, 0, 0], [-3, 4, 0, 0], [1, 0, 0, 0]],
+    ];
+    let margins = |verdict: &pb::Verdict| -> Vec<(usize, i64, bool)> {
+        let mut v: Vec<(usize, i64, bool)> = member_scores(&verdict.scored(), &verdict.methods[0])
+            .map(|s| {
+                let i = m.iter().position(|k| k == s.member).unwrap();
+                (i, s.score_micro, s.flagged)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut verdicts = Vec::new();
+    for (r, steps) in rounds.iter().enumerate() {
+        let round = r as u64 + 1;
+        ledger.submit(&admin, &open_round(round, &m[0])).unwrap();
+        for (i, s) in steps.iter().enumerate() {
+            commit_coordinates(&mut ledger, &m[i], round, i, 100, *s);
+        }
+        let verdict = evaluate_round(&mut ledger, &admin, round);
+        verdicts.push(margins(&verdict));
+        let close = pb::CloseRound {
+            round,
+            ..Default::default()
+        };
+        ledger
+            .submit(&admin, &payload(|p| p.set_close_round(close)))
+            .unwrap();
+    }
+    // Round 1: cos([3, -4, 1, 0], r) = 25 / (sqrt 26 * 5) = 0.980581; member 3 is orthogonal.
+    assert_eq!(
+        verdicts[0],
+        [
+            (0, 980_581, false),
+            (1, 1_000_000, false),
+            (2, -1_000_000, true),
+            (3, 0, false)
+        ]
+    );
+    // Round 2, the mean of the two rounds' cosines: member 0 (0.980581 + 50 / (sqrt 149 * 5)
+    // = 0.819232) / 2,
+    // member 1 (1 - 1) / 2 = 0, member 2 -1, member 3 (0 + 0.6) / 2.
+    assert_eq!(
+        verdicts[1],
+        [
+            (0, 899_907, false),
+            (1, 0, false),
+            (2, -1_000_000, true),
+            (3, 300_000, false)
+        ]
+    );
+    let sum = |i: usize| ledger.sketch_sum(&m[i]).unwrap();
+    assert_eq!(
+        (sum(0).margin_sum_ppm, sum(0).margin_rounds),
+        (1_799_813, 2)
+    );
+    assert_eq!(
+        (sum(2).margin_sum_ppm, sum(2).margin_rounds),
+        (-2_000_000, 2)
+    );
+}
+
 /// The opposed-change method on chain: a member committing the honest members' mean reversed
 /// (IPM) is excluded from its first round on, its sketch sum pointing against the consensus; in
 /// round 2 the consensus is the mean of round 1's accepted members (the IPM member's sketch not

@@ -428,6 +428,14 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_ascent().max_response_ppm))
         );
     }
+    if a.has_mislabelled() {
+        let m = a.get_mislabelled();
+        println!(
+            "mislabelled:       min reference margin {} over {} reference values (excludes on its own)",
+            format_micro(i64::from(m.min_margin_ppm)),
+            m.reference_steps.len()
+        );
+    }
     println!("ensemble votes:    {}", a.ensemble_min_votes.max(1));
     if a.count_copies_once {
         println!("copies:            count once towards the voting methods' scales");

@@ -515,10 +515,11 @@ pub async fn run(
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
-/// the cosine of its change with its own previous one and its move response; a `!` marks the
+/// the cosine of its change with its own previous one, its move response and its reference
+/// margin; a `!` marks the
 /// attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a
 /// copy), `u` the unchanged-update, `r` the resent-change, `i` the inconsistent-change, `o`
-/// the opposed-change and `a` the ascent method; `w` marks a member whose previous update this
+/// the opposed-change, `a` the ascent and `l` the mislabelled-change method; `w` marks a member whose previous update this
 /// verdict withdrew.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
@@ -556,6 +557,7 @@ fn trace_verdicts(
         let previous = column(pb::Feature::PREVIOUS_CHANGE_DISTANCE);
         let own = column(pb::Feature::OWN_CHANGE_COSINE);
         let response = column(pb::Feature::MOVE_RESPONSE);
+        let margin = column(pb::Feature::REFERENCE_MARGIN);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -573,6 +575,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::INCONSISTENT => 'i',
                 pb::AnomalyMethod::OPPOSED => 'o',
                 pb::AnomalyMethod::ASCENT => 'a',
+                pb::AnomalyMethod::MISLABELLED => 'l',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {
@@ -593,7 +596,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -604,6 +607,7 @@ fn trace_verdicts(
                     previous.get(i).copied().unwrap_or(0.0),
                     own.get(i).copied().unwrap_or(0.0),
                     response.get(i).copied().unwrap_or(0.0),
+                    margin.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();
