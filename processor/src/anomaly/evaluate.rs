@@ -160,6 +160,16 @@ pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
 /// (docs/anomaly-detection.md, "Steps that climb").
 pub const ASCENT_MAX_RESPONSE_PPM: u32 = 50_000;
 
+/// The mislabelled-change method's limit, ppm (`bcfl consortium init --mislabelled-margin`'s
+/// default): -0.03. Over the honest FedAvg of 10 members with Dirichlet 0.1 shards on the real
+/// embeddings (seeds 0-2, six rounds, 256 sampled coordinates, the class means of 500 held-out
+/// rows), the mean margin over a member's rounds lay below 0 for 4 of 180 honest member-rounds,
+/// down to -0.023, and for 175 of 180 label-flipped ones; on the attack benchmark's classic
+/// Dirichlet grid a limit of 0 flagged five honest member-rounds a cell, this one one
+/// (docs/anomaly-detection.md, "Labels that lie"). Not in [`every_attack_config`]: the method
+/// needs a reference the consortium agrees on.
+pub const MISLABELLED_MIN_MARGIN_PPM: i32 = -30_000;
+
 /// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over
 /// the rounds at cosine -0.7 or less with the consensus (`CUMULATIVE_SKETCH_COSINE_DISTANCE`
 /// 1.7 or more). With Dirichlet 0.1 shards a lone IPM attacker (the honest mean times -0.1)

@@ -15,10 +15,11 @@
 //! | inconsistent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment | cosine between its change and its previous one below `min_cosine` | that cosine (`OWN_CHANGE_COSINE`) |
 //! | opposed ([`evaluate()`]) | the member's sketches summed over its rounds, the consensus | cosine distance between them at least `min_distance` | that distance (`CUMULATIVE_SKETCH_COSINE_DISTANCE`) |
 //! | ascent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment, the kept previous change, its response sums | how its change responds to the model's moves, over its rounds, above `max_response` | that response (`MOVE_RESPONSE`) |
+//! | mislabelled ([`evaluate()`]) | sampled coordinates, the consortium's reference direction at them, its margin sums | the mean over its rounds of its change's cosine with the reference below `min_margin` | that mean (`REFERENCE_MARGIN`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
 //! z-score flag it, or when the duplicate, unchanged-update, resent-change, inconsistent-change,
-//! opposed-change or ascent method does: that is evidence, not a vote, since members training on data of their own never
+//! opposed-change, ascent or mislabelled-change method does: that is evidence, not a vote, since members training on data of their own never
 //! commit the same update, while colluders that send one crafted update (ALIE, IPM, min-max,
 //! min-sum as published) always do, wherever the update lies; a member that trained moved the
 //! model, while a free rider committing the model it was given did not; its change is its own,
@@ -26,7 +27,9 @@
 //! one did, as a fresh random update does not, however heterogeneous the honest updates are; and
 //! its changes, summed over the rounds, do not undo what the accepted members did, as the honest
 //! mean reversed (IPM) does; and they respond to the model's moves as steps down its own loss
-//! do, where a sign flipper's climb it. The accepted members are the others. Features are defined in
+//! do, where a sign flipper's climb it; and they move each class's row of a classification head
+//! towards that class's own features, as training on true labels does, where a label
+//! flipper's move it towards another class's. The accepted members are the others. Features are defined in
 //! [`features`]. With `AnomalyConfig.withdraw`, a flag of the inconsistent-change or ascent
 //! method also withdraws the member's previous commitment, which the round's aggregate takes
 //! back out ([`withdraw`]).
@@ -88,7 +91,7 @@ pub use evaluate::{
     EVERY_ATTACK_COORDINATE_SAMPLES, EVERY_ATTACK_DBSCAN_EPS_PPM,
     EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
     EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
-    INCONSISTENT_MIN_COSINE_PPM, SKEWED_SHARDS_FEATURES,
+    INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM, SKEWED_SHARDS_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

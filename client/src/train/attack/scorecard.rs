@@ -239,6 +239,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("inconsistent", d.inconsistent_cosine.is_some()),
         ("opposed", d.opposed_distance.is_some()),
         ("ascent", d.ascent_response.is_some()),
+        ("mislabelled", d.mislabelled_margin.is_some()),
         ("withdraw", d.withdraw),
         ("copies once", d.count_copies_once),
         ("sealed", report.sketch_after_commit),

@@ -154,7 +154,7 @@ pub(crate) struct CommonArgs {
     /// Adds the mislabelled-change method to every detector (`consortium init --anomaly
     /// ...,mislabelled --reference FILE --mislabelled-margin M`), the preset's too: a member
     /// whose changes, over its rounds, lie below this mean cosine with the reference direction
-    /// (the class means of 100 held-out rows; 0 flags negative margins) is excluded whatever
+    /// (the class means of 500 held-out rows; `consortium init`'s default: -0.03) is excluded whatever
     /// the other methods vote. Needs --coordinate-samples (or the preset).
     #[arg(long, value_name = "M", allow_hyphen_values = true)]
     mislabelled_margin: Option<f64>,

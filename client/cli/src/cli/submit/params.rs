@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
-use bcfl_processor::anomaly::{ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM};
+use bcfl_processor::anomaly::{
+    ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM,
+};
 use bcfl_processor::limits::MAX_MISLABELLED_MARGIN_PPM;
 
 pub(crate) use bcfl_fed::rule::Rule;
@@ -305,7 +307,7 @@ pub(crate) struct InitArgs {
     /// --anomaly it is what `mislabelled` needs.
     #[arg(long, value_name = "FILE")]
     reference: Option<PathBuf>,
-    /// The mislabelled-change method's smallest margin, from -0.5 to 0.5 [default: 0]: a member
+    /// The mislabelled-change method's smallest margin, from -0.5 to 0.5 [default: -0.03]: a member
     /// whose changes, over its rounds, have a mean cosine with the reference below this (at its
     /// sampled coordinates) is excluded. Needs --reference.
     #[arg(
@@ -556,7 +558,7 @@ impl InitArgs {
         let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
             .with_context(|| format!("--reference {}", path.display()))?;
         let min_margin_ppm = match &self.mislabelled_margin {
-            None => 0,
+            None => MISLABELLED_MIN_MARGIN_PPM,
             Some(text) => {
                 let micro = fixed::parse_micro(text).context("--mislabelled-margin")?;
                 let limit = i64::from(MAX_MISLABELLED_MARGIN_PPM);
@@ -988,7 +990,7 @@ mod tests {
         };
         let on_preset = init(&["--anomaly-preset", "every-attack", "--reference", path]).unwrap();
         let m = on_preset.get_anomaly().get_mislabelled();
-        assert_eq!(m.min_margin_ppm, 0);
+        assert_eq!(m.min_margin_ppm, MISLABELLED_MIN_MARGIN_PPM);
         assert_eq!(
             m.reference_steps,
             bcfl_fed::reference::reference_steps(&reference, 256).unwrap()
