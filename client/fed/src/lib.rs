@@ -8,7 +8,7 @@
 //!   of arrival, streaming over memory-mapped files;
 //! - [`rule`]: the aggregation rule as one type, with its command-line syntax and its on-chain
 //!   parameters;
-//! - [`reference`]: the consortium's reference direction for a classification head, which the
+//! - [`reference`](mod@reference): the consortium's reference direction for a classification head, which the
 //!   mislabelled-change method compares members' sampled coordinates with;
 //! - [`digest`]: SHA-256 of bytes, streams and files, the one hash that names blobs and models;
 //! - [`verify`]: a commitment's statistics recomputed from its blob, and the dispute to file
