@@ -165,9 +165,11 @@ pub const ASCENT_MAX_RESPONSE_PPM: u32 = 50_000;
 /// embeddings (seeds 0-2, six rounds, 256 sampled coordinates, the class means of 500 held-out
 /// rows), the mean margin over a member's rounds lay below 0 for 4 of 180 honest member-rounds,
 /// down to -0.023, and for 175 of 180 label-flipped ones; on the attack benchmark's classic
-/// Dirichlet grid a limit of 0 flagged five honest member-rounds a cell, this one one
+/// Dirichlet grid (10 members, seeds 0-2) a limit of 0 flagged five honest member-rounds a
+/// cell, this one one, but on seeds 100-102 and at 20 members this one flagged two to five,
+/// honest members whose margins drift down as the model learns their classes
 /// (docs/anomaly-detection.md, "Labels that lie"). Not in [`every_attack_config`]: the method
-/// needs a reference the consortium agrees on.
+/// needs a reference the consortium agrees on, and costs grids the honest members it flags.
 pub const MISLABELLED_MIN_MARGIN_PPM: i32 = -30_000;
 
 /// The opposed-change method's distance in [`every_attack_config`], ppm: sketches summed over
