@@ -551,6 +551,26 @@ impl InitArgs {
             std::fs::read(path).with_context(|| format!("--reference {}", path.display()))?;
         let reference = bcfl_fed::update::Update::from_bytes(&bytes)
             .with_context(|| format!("--reference {}", path.display()))?;
+        // The positions index the flattened tensors: the layout must be the members'.
+        if let Some(initial) = &self.initial_model {
+            let bytes = std::fs::read(initial)
+                .with_context(|| format!("--initial-model {}", initial.display()))?;
+            let model = bcfl_fed::update::Update::from_bytes(&bytes)
+                .with_context(|| format!("--initial-model {}", initial.display()))?;
+            let shapes = |u: &bcfl_fed::update::Update| -> Vec<(String, Vec<usize>)> {
+                u.tensors
+                    .iter()
+                    .map(|(n, (shape, _))| (n.clone(), shape.clone()))
+                    .collect()
+            };
+            if shapes(&model) != shapes(&reference) {
+                bail!(
+                    "--reference {} does not have the tensors of --initial-model {} (names and shapes)",
+                    path.display(),
+                    initial.display()
+                );
+            }
+        }
         let count = params.coordinate_samples as usize;
         if count == 0 {
             bail!("the mislabelled method needs --coordinate-samples");
@@ -1036,6 +1056,25 @@ mod tests {
             "0.1"
         ])
         .contains("--reference"));
+        // The reference must have the initial model's tensors, when one is given.
+        let initial = dir.path().join("initial.safetensors");
+        std::fs::write(&initial, template.to_bytes(Encoding::F32)).unwrap();
+        let initial = initial.to_str().unwrap();
+        let with_initial = [
+            "--anomaly-preset",
+            "every-attack",
+            "--reference",
+            path,
+            "--initial-model",
+            initial,
+        ];
+        assert!(init(&with_initial).is_ok());
+        let mut other = template.clone();
+        other
+            .tensors
+            .insert("lora.a".into(), (vec![2], vec![0.0; 2]));
+        std::fs::write(initial, other.to_bytes(Encoding::F32)).unwrap();
+        assert!(err(&with_initial).contains("does not have the tensors of --initial-model"));
         std::fs::write(&file, b"not a safetensors file").unwrap();
         assert!(
             err(&["--anomaly-preset", "every-attack", "--reference", path]).contains("--reference")
