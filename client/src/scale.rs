@@ -11,7 +11,8 @@
 //!    order of the members (both ends of a link report it, as the graph evidence requires),
 //!    log-normal bandwidths around 100 MB/s with each end's measurement within 10 % of the
 //!    other's; a slow-link attacker's links are 100 times slower.
-//! 3. `OpenRound 1`, then one `CommitUpdate` per member (per drawn member when the consortium
+//! 3. `OpenRound 1` (each round's aggregator the first member the round before did not
+//!    exclude), then one `CommitUpdate` per member (per drawn member when the consortium
 //!    samples), built by the members' own code ([`crate::round::payload::commit_payload`]) from
 //!    a synthetic update: a shared direction plus member noise in `dim` dimensions, norm about
 //!    1 ± 10 %, replaced by the attack of the attackers ([`attack_update`]); its statistics
@@ -99,6 +100,39 @@ pub struct ScaleConfig {
     /// The consortium's parameters (`min_participants` and `commit_quorum` as given).
     #[serde(skip)]
     pub params: pb::ConsortiumParams,
+    /// The consortium has the mislabelled-change method (`bcfl experiment scale
+    /// --mislabelled`): its reference is the honest updates' shared direction, drawn apart
+    /// from everything else ([`reference_direction`]), so honest members lie above its limit
+    /// and a sign flipper below; the limit is `consortium init`'s default. Needs sampled
+    /// coordinates.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reference: bool,
+}
+
+/// The seed of [`reference_direction`], apart from the run's other draws, so that a run with a
+/// reference draws every other value as one without.
+const REFERENCE_SEED: u64 = 0x5EF_E4E4CE;
+
+/// The honest updates' shared direction when the consortium has a reference: a unit vector of
+/// `dim` normal draws with `seed ^ REFERENCE_SEED`.
+pub fn reference_direction(dim: usize, seed: u64) -> Vec<f64> {
+    let mut rng = Rng::new(seed ^ REFERENCE_SEED);
+    let v: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// A synthetic update: one tensor `w` of the values.
+fn synthetic_update(values: &[f64]) -> Update {
+    Update {
+        tensors: BTreeMap::from([(
+            "w".to_owned(),
+            (
+                vec![values.len()],
+                values.iter().map(|&x| x as f32).collect(),
+            ),
+        )]),
+    }
 }
 
 /// The cost of one kind of transaction.
@@ -346,12 +380,32 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
     };
 
     // Set-up: the consortium, its members and their links.
+    let mut params = config.params.clone();
+    let reference = config
+        .reference
+        .then(|| reference_direction(config.dim, config.seed));
+    if let Some(direction) = &reference {
+        let count = params.coordinate_samples as usize;
+        if count == 0 {
+            return Err(ScaleError::Config(
+                "the mislabelled-change method needs sampled coordinates".into(),
+            ));
+        }
+        params.mut_anomaly().set_mislabelled(pb::MislabelledConfig {
+            reference_steps: bcfl_fed::reference::reference_steps(
+                &synthetic_update(direction),
+                count,
+            )?,
+            min_margin_ppm: bcfl_processor::anomaly::MISLABELLED_MIN_MARGIN_PPM,
+            ..Default::default()
+        });
+    }
     meter.submit(
         &admin,
         &with(|p| {
             p.set_init_consortium(pb::InitConsortium {
                 admin_keys: vec![admin.clone()].into(),
-                params: Some(config.params.clone()).into(),
+                params: Some(params.clone()).into(),
                 ..Default::default()
             })
         }),
@@ -382,11 +436,13 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
 
     let mut rounds = Vec::with_capacity(config.rounds);
     let mut parent = bcfl_processor::rules::rounds::initial_model(&config.params).to_owned();
-    let direction: Vec<f64> = {
+    let drawn: Vec<f64> = {
         let v: Vec<f64> = (0..config.dim).map(|_| rng.normal()).collect();
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
         v.iter().map(|x| x / norm).collect()
     };
+    // With a reference the honest members share its direction; every other draw is the same.
+    let direction = reference.unwrap_or(drawn);
     for number in 1..=config.rounds as u64 {
         let before = meter.state_bytes();
         let kinds_before = meter.state_by_kind();
@@ -475,7 +531,21 @@ fn one_round(
         direction,
         work_dir,
     } = inputs;
-    let aggregator = keys[0].clone();
+    // The first member the round before did not exclude (the processor refuses an excluded
+    // aggregator).
+    let excluded = match number {
+        1 => Vec::new(),
+        n => meter
+            .ledger
+            .verdict(n - 1)
+            .map(|v| v.excluded.to_vec())
+            .unwrap_or_default(),
+    };
+    let aggregator = keys
+        .iter()
+        .find(|k| !excluded.contains(k))
+        .ok_or_else(|| ScaleError::Config(format!("round {number} has no member to aggregate")))?
+        .clone();
     meter.submit(
         admin,
         &with(|p| {
@@ -513,12 +583,7 @@ fn one_round(
         } else {
             honest
         };
-        let update = Update {
-            tensors: BTreeMap::from([(
-                "w".to_owned(),
-                (vec![config.dim], values.iter().map(|&x| x as f32).collect()),
-            )]),
-        };
+        let update = synthetic_update(&values);
         let samples = (100.0 + 20.0 * rng.normal()).max(1.0) as u64;
         let loss = 0.5 + 0.05 * rng.normal();
         let stats = UpdateStats::new(
@@ -731,6 +796,7 @@ mod tests {
             dim: 256,
             seed: 7,
             params: params(members as u32, sample_ppm),
+            reference: false,
         }
     }
 
@@ -784,6 +850,35 @@ mod tests {
             first.state_bytes_added + second.state_bytes_added
         );
         assert!(second.written_bytes_per_committer >= second.state_bytes_per_committer);
+    }
+
+    /// With a reference (the honest members' shared direction), the mislabelled-change method
+    /// runs on chain: sign flippers, whose changes point against it, are excluded by it from
+    /// their first round on, honest members never. Regression: the experiment made the first
+    /// member every round's aggregator, which the processor refuses once a verdict has excluded
+    /// it, as round 1's does here (the first member is one of the sign flippers).
+    #[test]
+    fn a_reference_excludes_the_sign_flippers_by_their_margins() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut with = config(30, 3, 0);
+        with.attack = AttackKind::SignFlip;
+        with.reference = true;
+        assert!(matches!(
+            run(&with, dir.path()),
+            Err(ScaleError::Config(e)) if e.contains("needs sampled coordinates")
+        ));
+        with.params.coordinate_samples = 64;
+        let report = run(&with, dir.path()).unwrap();
+        for round in &report.rounds {
+            let d = &round.detection;
+            assert_eq!(
+                (d.true_positives, d.false_positives, d.false_negatives),
+                (3, 0, 0),
+                "{round:?}"
+            );
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["config"]["reference"], true);
     }
 
     /// Sketches after the commitments: each round is sealed and every member reveals, the

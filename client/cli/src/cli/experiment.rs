@@ -82,6 +82,12 @@ pub(crate) struct ScaleArgs {
     /// is sealed and every member reveals its sketch in a second transaction.
     #[arg(long)]
     sketch_after_commit: bool,
+    /// The mislabelled-change method, as `consortium init --reference` with its default limit:
+    /// the reference is the honest updates' shared direction (the synthetic updates have no
+    /// classes), so honest members lie above the limit and sign flippers below. Needs sampled
+    /// coordinates (--coordinate-samples, or the preset's).
+    #[arg(long)]
+    mislabelled: bool,
     /// Draws PREFIX-bytes.svg (ledger bytes a round adds per member, against the members) and
     /// PREFIX-evaluate.svg (`EvaluateRound` seconds).
     #[arg(long, value_name = "PREFIX")]
@@ -157,6 +163,7 @@ impl ScaleArgs {
             dim: self.dim,
             seed: self.seed,
             params,
+            reference: self.mislabelled,
         })
     }
 }
