@@ -166,7 +166,7 @@ pub const ASCENT_MAX_RESPONSE_PPM: u32 = 50_000;
 /// rows), the mean margin over a member's rounds lay below 0 for 4 of 180 honest member-rounds,
 /// down to -0.023, and for 175 of 180 label-flipped ones; on the attack benchmark's classic
 /// Dirichlet grid (10 members, seeds 0-2) a limit of 0 flagged five honest member-rounds a
-/// cell, this one one, but on seeds 100-102 and at 20 members this one flagged two to five,
+/// cell, this one one, but on seeds 100-102 and at 20 members this one flagged two to seven,
 /// honest members whose margins drift down as the model learns their classes
 /// (docs/anomaly-detection.md, "Labels that lie"). Not in [`every_attack_config`]: the method
 /// needs a reference the consortium agrees on, and costs grids the honest members it flags.
