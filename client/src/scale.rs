@@ -116,7 +116,11 @@ const REFERENCE_SEED: u64 = 0x5EF_E4E4CE;
 /// The honest updates' shared direction when the consortium has a reference: a unit vector of
 /// `dim` normal draws with `seed ^ REFERENCE_SEED`.
 pub fn reference_direction(dim: usize, seed: u64) -> Vec<f64> {
-    let mut rng = Rng::new(seed ^ REFERENCE_SEED);
+    unit_normal(dim, &mut Rng::new(seed ^ REFERENCE_SEED))
+}
+
+/// A unit vector of `dim` normal draws from `rng`.
+fn unit_normal(dim: usize, rng: &mut Rng) -> Vec<f64> {
     let v: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
     v.iter().map(|x| x / norm).collect()
@@ -436,11 +440,7 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
 
     let mut rounds = Vec::with_capacity(config.rounds);
     let mut parent = bcfl_processor::rules::rounds::initial_model(&config.params).to_owned();
-    let drawn: Vec<f64> = {
-        let v: Vec<f64> = (0..config.dim).map(|_| rng.normal()).collect();
-        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        v.iter().map(|x| x / norm).collect()
-    };
+    let drawn = unit_normal(config.dim, &mut rng);
     // With a reference the honest members share its direction; every other draw is the same.
     let direction = reference.unwrap_or(drawn);
     for number in 1..=config.rounds as u64 {

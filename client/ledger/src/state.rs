@@ -273,7 +273,6 @@ impl FamilyState {
                 &verdict.withdrawn_members(),
             );
         }
-        history.previous.clear();
         history.reference_steps.clear();
         history
     }

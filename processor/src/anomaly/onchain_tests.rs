@@ -229,6 +229,17 @@ fn evaluate_round(ledger: &mut MemoryLedger, admin: &str, round: u64) -> pb::Ver
     ledger.verdict(round).unwrap()
 }
 
+/// `admin` closes `round`.
+fn close_round(ledger: &mut MemoryLedger, admin: &str, round: u64) {
+    let close = pb::CloseRound {
+        round,
+        ..Default::default()
+    };
+    ledger
+        .submit(admin, &payload(|p| p.set_close_round(close)))
+        .unwrap();
+}
+
 fn sorted(keys: &[&String]) -> Vec<String> {
     let mut v: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
     v.sort();
@@ -553,17 +564,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
 
     // Abandon round 1, open round 2: everybody now commits the honest direction, the former
     // sign flipper at half strength. Alone, round 2 shows nothing wrong with it.
-    ledger
-        .submit(
-            &admin,
-            &payload(|p| {
-                p.set_close_round(pb::CloseRound {
-                    round: 1,
-                    ..Default::default()
-                })
-            }),
-        )
-        .unwrap();
+    close_round(&mut ledger, &admin, 1);
     ledger.submit(&admin, &open_round(2, &m[0])).unwrap();
     for (i, key) in m.iter().enumerate() {
         let sketch: Vec<i32> = SKETCH
@@ -675,13 +676,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
             .collect()
     };
     assert!(scores(&one).iter().all(|(_, s, f)| *s == 1_000_000 && !f));
-    let close = pb::CloseRound {
-        round: 1,
-        ..Default::default()
-    };
-    ledger
-        .submit(&admin, &payload(|p| p.set_close_round(close)))
-        .unwrap();
+    close_round(&mut ledger, &admin, 1);
     // Round 2: members 0-2 keep their direction (a little changed), member 3 sends a change
     // orthogonal to its first, member 4 its first one reversed, member 5 commits for the first
     // time.
@@ -766,13 +761,7 @@ fn the_mislabelled_method_averages_each_members_margins_over_its_rounds() {
         }
         let verdict = evaluate_round(&mut ledger, &admin, round);
         verdicts.push(margins(&verdict));
-        let close = pb::CloseRound {
-            round,
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_close_round(close)))
-            .unwrap();
+        close_round(&mut ledger, &admin, round);
     }
     // Round 1: cos([3, -4, 1, 0], r) = 25 / (sqrt 26 * 5) = 0.980581; member 3 is orthogonal.
     assert_eq!(
@@ -868,13 +857,7 @@ fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
                 assert!(!s.flagged && s.score_micro < 50_000, "round {round}: {s:?}");
             }
         }
-        let close = pb::CloseRound {
-            round,
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_close_round(close)))
-            .unwrap();
+        close_round(&mut ledger, &admin, round);
     }
 }
 
@@ -925,13 +908,7 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
                 .submit(&m[0], &aggregate(sorted(&all), Vec::new()))
                 .unwrap();
         }
-        let close = pb::CloseRound {
-            round: 1,
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_close_round(close)))
-            .unwrap();
+        close_round(&mut ledger, &admin, 1);
         let parent = if aggregated { "global" } else { "base" };
         let mut open = open_round(2, &m[0]);
         open.mut_open_round().parent_model_sha256 = hash(parent);

@@ -325,33 +325,44 @@ pub struct Outcome {
 
 impl Prepared {
     /// The consortium's reference for the mislabelled-change method
-    /// ([`bcfl_fed::reference`]) at `count` sampled coordinates: the class means of a root set
-    /// of [`ROOT_SET_ROWS`] held-out rows, as many of each class as it holds up to an equal
-    /// share, drawn with `seed` (the scenario's). They are rows of the test split, which
+    /// ([`bcfl_fed::reference`]) at `count` sampled coordinates: the class means of the
+    /// [`Self::root_set`] of [`ROOT_SET_ROWS`] held-out rows drawn with `seed` (the
+    /// scenario's). They are rows of the test split, which
     /// the accuracy is measured on too; no member trains on them, and the reference holds only
     /// their class means.
     pub fn reference_steps(&self, seed: u64, count: usize) -> Result<Vec<u8>> {
         let (classes, dim) = (self.train.classes(), self.train.dim);
-        let mut rng = Rng::new(seed ^ 0x5EED);
-        let mut means = Vec::with_capacity(classes);
-        for class in 0..classes {
-            let rows: Vec<usize> = (0..self.test.len())
-                .filter(|&i| self.test.labels[i] == class)
-                .collect();
-            let picked = rng.choose(rows.len(), (ROOT_SET_ROWS / classes).min(rows.len()));
-            let mut mean = vec![0.0; dim];
-            for &j in &picked {
-                let row = &self.test.values[rows[j] * dim..(rows[j] + 1) * dim];
-                for (m, v) in mean.iter_mut().zip(row) {
-                    *m += f64::from(*v) / picked.len() as f64;
-                }
+        let root = self.root_set(seed, ROOT_SET_ROWS);
+        let mut counts = vec![0usize; classes];
+        root.iter().for_each(|&i| counts[self.test.labels[i]] += 1);
+        let mut means = vec![vec![0.0; dim]; classes];
+        for &i in &root {
+            let class = self.test.labels[i];
+            let row = &self.test.values[i * dim..(i + 1) * dim];
+            for (m, v) in means[class].iter_mut().zip(row) {
+                *m += f64::from(*v) / counts[class] as f64;
             }
-            means.push(mean);
         }
         let template = LinearHead::zeros(classes, dim).to_update();
         let reference =
             bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &means)?;
         Ok(bcfl_fed::reference::reference_steps(&reference, count)?)
+    }
+
+    /// A stratified root set of about `size` held-out rows (indices into the test split): as
+    /// many of each class as it holds up to an equal share, drawn with `seed`.
+    pub fn root_set(&self, seed: u64, size: usize) -> Vec<usize> {
+        let classes = self.train.classes();
+        let mut rng = Rng::new(seed ^ 0x5EED);
+        let mut root = Vec::new();
+        for class in 0..classes {
+            let rows: Vec<usize> = (0..self.test.len())
+                .filter(|&i| self.test.labels[i] == class)
+                .collect();
+            let picked = rng.choose(rows.len(), (size / classes).min(rows.len()));
+            root.extend(picked.into_iter().map(|j| rows[j]));
+        }
+        root
     }
 
     /// What the consortium records as its frozen base: the members share no encoder, only

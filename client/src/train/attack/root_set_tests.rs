@@ -54,17 +54,8 @@ fn measure(partition: Partition) -> (Ranges, Ranges) {
     let local = LocalConfig::default();
     honest_fedavg(partition, 10, 0..3, |round| {
         let (p, global) = (round.prepared, round.global);
-        let classes = p.train.classes();
         // A stratified root set of 100 held-out rows.
-        let mut rng = Rng::new(round.seed ^ 0x5EED);
-        let mut root = Vec::new();
-        for class in 0..classes {
-            let rows: Vec<usize> = (0..p.test.len())
-                .filter(|&i| p.test.labels[i] == class)
-                .collect();
-            let picked = rng.choose(rows.len(), 100 / classes);
-            root.extend(picked.into_iter().map(|j| rows[j]));
-        }
+        let root = p.root_set(round.seed, 100);
         let (root_x, root_y) = p.test.tensors(&root);
         let (trained, _) = global
             .train(&root_x, &root_y, &local, &mut Rng::new(round.number))
