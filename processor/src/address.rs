@@ -16,6 +16,7 @@
 //! | `08` | sketch sum of a member | `sha512(public_key)[..62]` | `SketchSumList` (collisions share it) |
 //! | `09` | consensus sketch | 62 zeros | `ConsensusSketch` |
 //! | `0a` | link index of a member | `sha512(public_key)[..62]` | `LinkIndexList` (collisions share it) |
+//! | `0b` | consensus after round N, where kept | `{N:016x}` + 46 zeros | `ConsensusArchive` |
 //!
 //! `sha512(x)` is the lowercase hex SHA-512 of the UTF-8 bytes of `x` (a public key is hashed as
 //! its 66-character hex string). The layout makes useful prefixes: all commitments of round N
@@ -64,11 +65,14 @@ pub enum AddressKind {
     Consensus,
     /// A `LinkIndexList` keyed by member: whom it reported links to (tag `0a`).
     LinkIndex,
+    /// A `ConsensusArchive` keyed by round number: the consensus sum after it, kept for the
+    /// members whose sums still count it (tag `0b`).
+    ConsensusArchive,
 }
 
 impl AddressKind {
     /// Every kind, in tag order.
-    pub const ALL: [AddressKind; 11] = [
+    pub const ALL: [AddressKind; 12] = [
         AddressKind::Consortium,
         AddressKind::Member,
         AddressKind::Round,
@@ -80,6 +84,7 @@ impl AddressKind {
         AddressKind::SketchSum,
         AddressKind::Consensus,
         AddressKind::LinkIndex,
+        AddressKind::ConsensusArchive,
     ];
 
     /// The two-hex type tag that follows the namespace.
@@ -96,6 +101,7 @@ impl AddressKind {
             AddressKind::SketchSum => "08",
             AddressKind::Consensus => "09",
             AddressKind::LinkIndex => "0a",
+            AddressKind::ConsensusArchive => "0b",
         }
     }
 
@@ -170,6 +176,11 @@ pub fn consensus_address() -> String {
     singleton(AddressKind::Consensus)
 }
 
+/// Address of the consensus archive of round `round`.
+pub fn consensus_archive_address(round: u64) -> String {
+    round_keyed(AddressKind::ConsensusArchive, round)
+}
+
 /// Address of round `round`.
 pub fn round_address(round: u64) -> String {
     round_keyed(AddressKind::Round, round)
@@ -240,6 +251,10 @@ mod tests {
             format!("{NAMESPACE}050000000000001234{}", "0".repeat(46))
         );
         assert_eq!(&aggregate_address(2)[6..8], "06");
+        assert_eq!(
+            consensus_archive_address(3),
+            format!("{NAMESPACE}0b{:016x}{}", 3, "0".repeat(46))
+        );
         assert_eq!(
             consortium_address(),
             format!("{NAMESPACE}00{}", &sha512_hex(b"consortium")[..62])

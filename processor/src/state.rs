@@ -406,6 +406,19 @@ impl<'a> BcflState<'a> {
         self.write(address::consensus_address(), consensus)
     }
 
+    /// The consensus sum archived after `round`, if one was kept.
+    pub fn consensus_archive(&mut self, round: u64) -> Result<Option<pb::ConsensusArchive>> {
+        self.read(
+            &address::consensus_archive_address(round),
+            "ConsensusArchive",
+        )
+    }
+
+    /// Stores a consensus archive.
+    pub fn put_consensus_archive(&mut self, archive: &pb::ConsensusArchive) -> Result<()> {
+        self.write(address::consensus_archive_address(archive.round), archive)
+    }
+
     /// Stores a member's sketch sum in its container (replacing its previous one).
     pub fn put_sketch_sum(&mut self, sum: pb::SketchSum) -> Result<()> {
         let address = address::sketch_sum_address(&sum.member);

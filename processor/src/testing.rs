@@ -239,6 +239,11 @@ impl MemoryLedger {
         &self.state
     }
 
+    /// The raw state, to change: what a test forges a ledger no transaction wrote with.
+    pub fn state_mut(&mut self) -> &mut BTreeMap<String, Vec<u8>> {
+        &mut self.state
+    }
+
     fn decode<M: Message>(&self, address: &str) -> Option<M> {
         self.state
             .get(address)

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 
 use bcfl_processor::address::{self, AddressKind};
+use bcfl_processor::anomaly::stored;
 use bcfl_processor::NAMESPACE;
 use bcfl_protos::bcfl as pb;
 use protobuf::Message;
@@ -83,6 +84,8 @@ pub enum BcflObject {
     Consensus(pb::ConsensusSketch),
     /// Tag `0a`: the link indexes of one member-keyed address (collisions share it).
     LinkIndexes(pb::LinkIndexList),
+    /// Tag `0b`: the consensus sum after one round, kept for the sums that still count it.
+    ConsensusArchive(pb::ConsensusArchive),
 }
 
 fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M, StateError> {
@@ -110,12 +113,15 @@ impl BcflObject {
             AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
             AddressKind::Consensus => Self::Consensus(parse(address, "ConsensusSketch", data)?),
             AddressKind::LinkIndex => Self::LinkIndexes(parse(address, "LinkIndexList", data)?),
+            AddressKind::ConsensusArchive => {
+                Self::ConsensusArchive(parse(address, "ConsensusArchive", data)?)
+            }
         })
     }
 
     /// The object's type name as `audit export` writes it: `consortium`, `members`, `round`,
-    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums`, `consensus` or
-    /// `link_indexes`.
+    /// `commitments`, `links`, `verdict`, `aggregate`, `directory`, `sketch_sums`, `consensus`,
+    /// `link_indexes` or `consensus_archive`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Consortium(_) => "consortium",
@@ -129,6 +135,7 @@ impl BcflObject {
             Self::SketchSums(_) => "sketch_sums",
             Self::Consensus(_) => "consensus",
             Self::LinkIndexes(_) => "link_indexes",
+            Self::ConsensusArchive(_) => "consensus_archive",
         }
     }
 
@@ -145,6 +152,7 @@ impl BcflObject {
             Self::SketchSums(m) => m,
             Self::Consensus(m) => m,
             Self::LinkIndexes(m) => m,
+            Self::ConsensusArchive(m) => m,
         }
     }
 }
@@ -169,8 +177,11 @@ pub struct FamilyState {
     /// Aggregates by round.
     pub aggregates: BTreeMap<u64, pb::Aggregate>,
     /// Every stored sketch sum, sorted by member, and the consensus sketch (empty before the
-    /// first evaluation).
+    /// first evaluation); each sum's `consensus` restored from what it stores
+    /// ([`bcfl_processor::anomaly::stored`]), as `EvaluateRound` restores it.
     pub sketch_history: pb::SketchHistory,
+    /// The consensus sums archived after rounds, by round.
+    pub consensus_archives: BTreeMap<u64, Vec<i64>>,
     /// Every leaf, decoded, in address order.
     pub objects: Vec<(String, BcflObject)>,
 }
@@ -217,6 +228,9 @@ impl FamilyState {
                 // Derived records: the members (tag 01) and the links (04) are read in full.
                 BcflObject::Directory(_) | BcflObject::LinkIndexes(_) => {}
                 BcflObject::Consensus(c) => state.sketch_history.set_consensus(c.clone()),
+                BcflObject::ConsensusArchive(a) => {
+                    state.consensus_archives.insert(a.round, a.sum.clone());
+                }
                 BcflObject::SketchSums(list) => {
                     state
                         .sketch_history
@@ -230,6 +244,8 @@ impl FamilyState {
             .sketch_history
             .entries
             .sort_by(|a, b| a.member.cmp(&b.member));
+        state.sketch_history.entries =
+            restored_entries(&state.sketch_history, &state.consensus_archives).into();
         Ok(state)
     }
 
@@ -324,6 +340,24 @@ impl FamilyState {
             .take_while(move |((r, _), _)| *r == round)
             .map(|(_, c)| c)
     }
+}
+
+/// The stored sums of `history` restored against its consensus record and `archives`. A sum
+/// whose round has no archive (a ledger no `EvaluateRound` wrote) is restored against the
+/// consensus record, so that the auditor's comparison with the replayed history shows it.
+fn restored_entries(
+    history: &pb::SketchHistory,
+    archives: &BTreeMap<u64, Vec<i64>>,
+) -> Vec<pb::SketchSum> {
+    let consensus = history.get_consensus();
+    history
+        .entries
+        .iter()
+        .map(|s| {
+            let base = stored::base_of(s, consensus, archives).unwrap_or(&consensus.sum);
+            stored::restored_sum(s, base)
+        })
+        .collect()
 }
 
 /// Reads `bcfl` objects through a [`RestClient`].

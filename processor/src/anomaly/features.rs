@@ -864,7 +864,8 @@ pub fn withdrawn_change(
 
 /// The whole history after round `round`: the committers' sums ([`extend_history`]), each
 /// committer's `consensus` and the consortium's consensus gaining the mean sketch of the members
-/// the verdict `accepted` (sorted keys; nothing when it accepted nobody).
+/// the verdict `accepted` (sorted keys; nothing when it accepted nobody); the consensus record
+/// names `round` its last evaluated one and the committers its followers ([`super::stored`]).
 pub fn extend_after_verdict(
     history: &pb::SketchHistory,
     round: u64,
@@ -882,7 +883,8 @@ pub fn extend_after_verdict(
             commitments.iter().map(|c| c.member.as_str()).collect();
         for entry in next.entries.iter_mut() {
             if committers.contains(entry.member.as_str()) {
-                entry.consensus = add_sums(&entry.consensus, &mean);
+                // Without trailing zeros, as the ledger restores it (`stored`).
+                entry.consensus = super::stored::trimmed(add_sums(&entry.consensus, &mean));
             }
         }
     }
@@ -891,12 +893,11 @@ pub fn extend_after_verdict(
         .iter()
         .filter(|p| withdrawn.binary_search(&p.member).is_ok())
         .collect();
-    next.set_consensus(extend_consensus(
-        history.get_consensus(),
-        round,
-        &chosen,
-        &withdrawn,
-    ));
+    next.set_consensus(pb::ConsensusSketch {
+        evaluated_round: round,
+        followers: u32::try_from(commitments.len()).unwrap_or(u32::MAX),
+        ..extend_consensus(history.get_consensus(), round, &chosen, &withdrawn)
+    });
     next
 }
 
@@ -1731,9 +1732,10 @@ mod tests {
             .iter()
             .map(|e| (e.member.as_str(), e.consensus.to_vec()))
             .collect();
+        // (Kept without trailing zeros, as the ledger restores them.)
         assert_eq!(
             consensus,
-            vec![("a", vec![1, 1]), ("b", vec![1, 0]), ("d", vec![0, 1])]
+            vec![("a", vec![1, 1]), ("b", vec![1]), ("d", vec![0, 1])]
         );
         assert_eq!(after.get_consensus().sum, vec![1, 1]);
         // A round that accepts nobody adds to nobody's consensus, its sketches still count.
@@ -1741,7 +1743,7 @@ mod tests {
         let b = &none.entries[1];
         assert_eq!(
             (b.sum.to_vec(), b.consensus.to_vec()),
-            (vec![6, 5], vec![1, 0])
+            (vec![6, 5], vec![1])
         );
     }
 

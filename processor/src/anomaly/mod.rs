@@ -78,6 +78,7 @@ pub mod pagerank;
 mod proptests;
 pub mod simulate;
 pub mod stats;
+pub mod stored;
 pub mod withdraw;
 pub mod zscore;
 

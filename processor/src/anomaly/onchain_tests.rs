@@ -191,6 +191,20 @@ fn consensus(ledger: &MemoryLedger) -> pb::ConsensusSketch {
     .unwrap()
 }
 
+/// The consensus archives in `ledger`'s state, by round.
+fn archives(ledger: &MemoryLedger) -> std::collections::BTreeMap<u64, Vec<i64>> {
+    let prefix = crate::address::type_prefix(crate::address::AddressKind::ConsensusArchive);
+    ledger
+        .state()
+        .iter()
+        .filter(|(address, _)| address.starts_with(&prefix))
+        .map(|(_, bytes)| {
+            let a = <pb::ConsensusArchive as protobuf::Message>::parse_from_bytes(bytes).unwrap();
+            (a.round, a.sum)
+        })
+        .collect()
+}
+
 /// Member `key` (the `i`-th) commits to `round` with `samples`, the sketch `SKETCH` and the
 /// sampled coordinates `steps` (in micro-units: steps of 1,000 nano-units).
 fn commit_coordinates(
@@ -548,7 +562,11 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         commitments.iter().filter(|c| c.member != m[6]).collect();
     assert_eq!(
         consensus(&ledger),
-        super::features::extend_consensus(&Default::default(), 1, &accepted_one, &[])
+        pb::ConsensusSketch {
+            evaluated_round: 1,
+            followers: 8,
+            ..super::features::extend_consensus(&Default::default(), 1, &accepted_one, &[])
+        }
     );
     assert_eq!(consensus(&ledger).rounds, 1);
     for (entry, c) in after_one.entries.iter().zip({
@@ -623,11 +641,14 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         sums(&after_two),
         sums(&super::features::extend_history(&after_one, 2, &sorted_two))
     );
-    // Everybody committed to both rounds, so each member's consensus is the consortium's.
+    // Everybody committed to both rounds, so each member's consensus is the consortium's: the
+    // records store none, and nothing was archived.
     assert!(after_two
         .entries
         .iter()
-        .all(|e| e.consensus == consensus(&ledger).sum));
+        .all(|e| e.consensus.is_empty() && e.missed_consensus.is_empty()));
+    assert!(!consensus(&ledger).sum.is_empty());
+    assert!(archives(&ledger).is_empty());
     assert_eq!(consensus(&ledger).rounds, 2);
     assert_eq!(consensus(&ledger).last_round, 2);
     assert!(after_two
@@ -940,6 +961,104 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
         } else {
             assert!(two.withdrawn.is_empty(), "round 1 was never aggregated");
             assert_eq!(kept.previous_change.to_vec(), mean);
+        }
+    }
+}
+
+/// Members' consensus stored once: a member that commits to every round stores none of it, one
+/// that sat rounds out stores what it missed, restored from the archive the round it last
+/// counts keeps. Round by round, the ledger's records restored are the history replayed from its
+/// commitments and verdicts; without the archive, `EvaluateRound` is refused.
+#[test]
+fn members_store_only_the_consensus_they_missed() {
+    let (mut ledger, admin, m) = registered(5, params(5, 4, None));
+    // Who commits each round: member 4 sits round 2 out, member 0 round 4.
+    let rounds: [&[usize]; 4] = [
+        &[0, 1, 2, 3, 4],
+        &[0, 1, 2, 3],
+        &[0, 1, 2, 3, 4],
+        &[1, 2, 3, 4],
+    ];
+    let mut replayed = pb::SketchHistory::default();
+    for (r, committers) in rounds.iter().enumerate() {
+        let round = r as u64 + 1;
+        ledger.submit(&admin, &open_round(round, &m[1])).unwrap();
+        for &i in committers.iter() {
+            let sketch: Vec<i32> = SKETCH
+                .iter()
+                .enumerate()
+                .map(|(k, v)| v + ((k * 7 + i * 3 + r * 5) % 11) as i32 - 5)
+                .collect();
+            let commit = pb::CommitUpdate {
+                round,
+                update_sha256: hash(&format!("update{round}-{i}")),
+                size_bytes: 4096,
+                num_samples: 100,
+                norm_micro: 3_000_000,
+                sketch: packed(&sketch),
+                ..Default::default()
+            };
+            ledger
+                .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
+                .unwrap();
+        }
+        if round == 3 {
+            // Without round 1's archive, member 4's record cannot be restored.
+            let address = crate::address::consensus_archive_address(1);
+            let kept = ledger.state_mut().remove(&address).unwrap();
+            let evaluate = payload(|p| {
+                p.set_evaluate_round(pb::EvaluateRound {
+                    round,
+                    ..Default::default()
+                })
+            });
+            let refused = ledger.submit(&admin, &evaluate).unwrap_err();
+            assert!(
+                matches!(&refused, ApplyError::InvalidTransaction(e)
+                    if e.contains("consensus archive of round 1")),
+                "{refused:?}"
+            );
+            ledger.state_mut().insert(address, kept);
+        }
+        let verdict = evaluate_round(&mut ledger, &admin, round);
+        let mut commitments: Vec<pb::Commitment> = committers
+            .iter()
+            .map(|&i| ledger.commitment(round, &m[i]).unwrap())
+            .collect();
+        commitments.sort_by(|a, b| a.member.cmp(&b.member));
+        replayed = super::features::extend_after_verdict(
+            &replayed,
+            round,
+            &commitments,
+            &verdict.accepted,
+            &[],
+        );
+        close_round(&mut ledger, &admin, round);
+
+        let mut records: Vec<pb::SketchSum> =
+            m.iter().filter_map(|k| ledger.sketch_sum(k)).collect();
+        records.sort_by(|a, b| a.member.cmp(&b.member));
+        let kept = archives(&ledger);
+        let restored = super::stored::restored_sums(&records, &consensus(&ledger), &kept).unwrap();
+        assert_eq!(restored, replayed.entries.to_vec(), "round {round}");
+        assert_eq!(
+            &consensus(&ledger),
+            replayed.get_consensus(),
+            "round {round}"
+        );
+        // The rounds some member left: 1 (member 4) and 3 (member 0); nothing else is kept.
+        let expected: Vec<u64> = [1, 3].into_iter().filter(|&r| r < round).collect();
+        assert_eq!(kept.keys().copied().collect::<Vec<_>>(), expected);
+        // Only a member that sat a round out stores a consensus: member 4 from round 3 on.
+        for (i, key) in m.iter().enumerate() {
+            let record = ledger.sketch_sum(key).unwrap();
+            assert!(record.consensus.is_empty());
+            let missed = i == 4 && round >= 3;
+            assert_eq!(
+                !record.missed_consensus.is_empty(),
+                missed,
+                "member {i} round {round}"
+            );
         }
     }
 }

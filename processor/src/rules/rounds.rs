@@ -47,6 +47,8 @@
 //!
 //! Disputes and attestations are in [`super::verification`].
 
+use std::collections::BTreeMap;
+
 use bcfl_protos::bcfl as pb;
 use bcfl_protos::signed_bytes;
 use pb::RoundPhase::{AGGREGATED, CLOSED, EVALUATED, OPEN, SEALED};
@@ -60,7 +62,7 @@ use super::{
     require_round, Attributes,
 };
 use crate::anomaly::features::{extend_after_verdict, previous_rounds};
-use crate::anomaly::{reads_own_previous, withdraw};
+use crate::anomaly::{reads_own_previous, stored, withdraw};
 use crate::error::{Result, TxnError};
 use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
 use crate::payload::{
@@ -465,8 +467,25 @@ pub fn evaluate_round(
         .collect();
     let scored: Vec<String> = commitments.iter().map(|c| c.member.clone()).collect();
     let links = state.links_among(&scored)?;
+    // The records store what each member's consensus missed (`stored`): restored from the
+    // consensus record, or from the archive of the round a record last counts.
     let mut history = state.sketch_sums(&scored)?;
-    history.set_consensus(state.consensus()?);
+    let consensus = state.consensus()?;
+    let archive = stored::archive_needed(&consensus, &history.entries);
+    let mut archives = BTreeMap::new();
+    for r in stored::archived_rounds(&history.entries, &consensus) {
+        if let Some(a) = state.consensus_archive(r)? {
+            archives.insert(r, a.sum);
+        }
+    }
+    history.entries = stored::restored_sums(&history.entries, &consensus, &archives)
+        .map_err(|r| {
+            reject(format!(
+                "the state lacks the consensus archive of round {r}, which a member's sketch sum counts"
+            ))
+        })?
+        .into();
+    history.set_consensus(consensus);
     history.reference_steps = params(&consortium)
         .get_anomaly()
         .get_mislabelled()
@@ -508,9 +527,13 @@ pub fn evaluate_round(
         &verdict.accepted,
         &verdict.withdrawn_members(),
     );
+    if let Some(archive) = archive {
+        state.put_consensus_archive(&archive)?;
+    }
     state.put_consensus(next.get_consensus())?;
+    // Every entry's last round is now `n`, the consensus record's.
     for sum in next.take_entries() {
-        state.put_sketch_sum(sum)?;
+        state.put_sketch_sum(stored::stored_sum(&sum, &next.get_consensus().sum))?;
     }
     round.phase = EVALUATED;
     state.put_round(&round)?;
