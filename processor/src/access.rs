@@ -15,7 +15,7 @@
 //! | OpenRound N | consortium, directory, aggregator's member, round N; for N > 1 also round N-1, aggregate N-1 and verdict N-1 | consortium, round N |
 //! | CommitUpdate N (base round B) | consortium, signer's member, round N, commitment (N, signer); round B when B != N | round N, commitment (N, signer) |
 //! | ReportBandwidth | consortium, signer's member, each target's member, links out of the signer (prefix), the signer's link index | links out of the signer (prefix), the signer's link index |
-//! | EvaluateRound N | consortium, signer's member, round N, verdict N, verdict and aggregate N-1 (from round 2), all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch, consensus archives (type prefix) | round N, verdict N, all sketch sums (type prefix), consensus sketch, consensus archives (type prefix) |
+//! | EvaluateRound N | consortium, signer's member, round N, verdict N, round, verdict and aggregate N-1 (from round 2), all commitments (type prefix: round N's, and each committer's last evaluated one), all links and link indexes (type prefixes), all sketch sums (type prefix), consensus sketch, consensus archives (type prefix) | round N, verdict N, all sketch sums (type prefix), consensus sketch, consensus archives (type prefix) |
 //! | CommitAggregate N | consortium, signer's member, round N, verdict N, aggregate N, commitments of N (prefix) | round N, aggregate N |
 //! | CloseRound N | consortium, round N | round N |
 //! | SealRound N | consortium, signer's member, round N, commitments of N (prefix) | round N |
@@ -165,7 +165,9 @@ pub fn action_addresses(action: &Action, signer: &PublicKey) -> AccessList {
                 archives.clone(),
             ];
             if a.round >= 2 {
-                // A withdrawal reads the round before's verdict and aggregate.
+                // A withdrawal reads the round before's verdict (restored from its round's
+                // committers) and aggregate.
+                inputs.push(address::round_address(a.round - 1));
                 inputs.push(address::verdict_address(a.round - 1));
                 inputs.push(address::aggregate_address(a.round - 1));
             }

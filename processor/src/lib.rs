@@ -54,10 +54,11 @@
 //! | `Round` | [`address::round_address`] | parent model, aggregator, mode, phase, sorted committers, synchronization (`sync`, `buffer_size`, `max_staleness`), privacy guarantees (none in 1.0), disputes, `closed_unverified` |
 //! | `CommitmentList` | [`address::commitment_address`] | one member's commitment to a round: update hash, statistics, sketch, base round, base model, staleness |
 //! | `LinkList` | [`address::link_address`] | the newest 16 bandwidth samples of a directed link |
-//! | `Verdict` | [`address::verdict_address`] | accepted and excluded (and, of those, disputed) committers, per-method scores |
+//! | `Verdict` | [`address::verdict_address`] | excluded (and, of those, disputed) committers, per-method scores; the accepted are the round's other committers, restored on reading ([`state::BcflState::verdict`]) |
 //! | `Aggregate` | [`address::aggregate_address`] | the global model hash, contributors, exclusions, rule, verifier committee, attestations, finality |
-//! | `SketchSumList` | [`address::sketch_sum_address`] | one member's sketches summed over the evaluated rounds it committed to |
+//! | `SketchSumList` | [`address::sketch_sum_address`] | one member's sketches summed over the evaluated rounds it committed to, and what the consensus of those rounds missed ([`anomaly::stored`]) |
 //! | `ConsensusSketch` | [`address::consensus_address`] | the accepted members' mean sketches summed over evaluated rounds |
+//! | `ConsensusArchive` | [`address::consensus_archive_address`] | that sum after a round, kept while some member's sum counts it |
 //!
 //! # Round phases
 //!

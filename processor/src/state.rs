@@ -358,14 +358,40 @@ impl<'a> BcflState<'a> {
         Ok(links)
     }
 
-    /// The verdict of `round`, if evaluated.
+    /// The verdict of `round`, if evaluated, its `accepted` restored from the round's
+    /// committers ([`pb::Verdict::restored`]: the round is read too, and must be declared).
     pub fn verdict(&mut self, round: u64) -> Result<Option<pb::Verdict>> {
-        self.read(&address::verdict_address(round), "Verdict")
+        let Some(stored) = self.read::<pb::Verdict>(&address::verdict_address(round), "Verdict")?
+        else {
+            return Ok(None);
+        };
+        let committers = self.verdict_round(round)?.committers;
+        Ok(Some(stored.restored(&committers)))
     }
 
-    /// Stores a verdict.
+    /// Stores a verdict without its `accepted` ([`pb::Verdict::stored`]), which must be its
+    /// round's committers that are not excluded.
     pub fn put_verdict(&mut self, verdict: &pb::Verdict) -> Result<()> {
-        self.write(address::verdict_address(verdict.round), verdict)
+        let stored = verdict.stored();
+        let committers = self.verdict_round(verdict.round)?.committers;
+        if stored.clone().restored(&committers) != *verdict {
+            return Err(StateError::Corrupt {
+                address: address::verdict_address(verdict.round),
+                kind: "Verdict",
+                detail: "its accepted members are not the round's committers without the excluded"
+                    .to_owned(),
+            });
+        }
+        self.write(address::verdict_address(verdict.round), &stored)
+    }
+
+    /// The round a verdict of `round` belongs to, which must exist.
+    fn verdict_round(&mut self, round: u64) -> Result<pb::Round> {
+        self.round(round)?.ok_or_else(|| StateError::Corrupt {
+            address: address::verdict_address(round),
+            kind: "Verdict",
+            detail: format!("round {round} is not in the state"),
+        })
     }
 
     fn sketch_sum_list(&mut self, address: &str) -> Result<pb::SketchSumList> {
@@ -441,5 +467,50 @@ impl<'a> BcflState<'a> {
     pub fn emit(&self, event_type: String, attributes: Vec<(String, String)>) -> Result<()> {
         self.context.add_event(event_type, attributes, &[])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MemoryContext;
+
+    /// A verdict is stored without its accepted members, restored from its round's committers;
+    /// one whose accepted members are not those is refused rather than stored wrong.
+    #[test]
+    fn a_verdict_is_stored_once_its_accepted_match_the_round() {
+        let keys = |v: &[&str]| -> Vec<String> { v.iter().map(|k| k.to_string()).collect() };
+        let everything = vec![crate::NAMESPACE.to_owned()];
+        let context = MemoryContext::new(BTreeMap::new(), everything.clone(), everything);
+        let mut state = BcflState::new(&context);
+        let verdict = pb::Verdict {
+            round: 2,
+            accepted: keys(&["a", "c"]).into(),
+            excluded: keys(&["b"]).into(),
+            ..Default::default()
+        };
+        // No round 2 yet: the verdict has no committers to be restored from.
+        assert!(matches!(
+            state.put_verdict(&verdict),
+            Err(StateError::Corrupt { .. })
+        ));
+        state
+            .put_round(&pb::Round {
+                number: 2,
+                committers: keys(&["a", "b", "c"]).into(),
+                ..Default::default()
+            })
+            .unwrap();
+        state.put_verdict(&verdict).unwrap();
+        assert_eq!(state.verdict(2).unwrap(), Some(verdict.clone()));
+        let wrong = pb::Verdict {
+            accepted: keys(&["a"]).into(),
+            ..verdict
+        };
+        let refused = state.put_verdict(&wrong).unwrap_err();
+        assert!(
+            refused.to_string().contains("accepted members"),
+            "{refused}"
+        );
     }
 }

@@ -287,7 +287,9 @@ impl MemoryLedger {
 
     /// A verdict, if recorded.
     pub fn verdict(&self, round: u64) -> Option<pb::Verdict> {
-        self.decode(&address::verdict_address(round))
+        let stored: pb::Verdict = self.decode(&address::verdict_address(round))?;
+        let committers = self.round(round).map(|r| r.committers).unwrap_or_default();
+        Some(stored.restored(&committers))
     }
 
     /// A member's sketch sum, if it has been evaluated.

@@ -172,6 +172,28 @@ impl bcfl::Verdict {
         scored
     }
 
+    /// The verdict as the ledger stores it: `accepted` left empty, since it is the round's
+    /// committers that are not `excluded` ([`Self::restored`] gives it back). Every key is then
+    /// stored once a round, in the round's `committers`, and the verdict adds only the excluded.
+    pub fn stored(&self) -> bcfl::Verdict {
+        bcfl::Verdict {
+            accepted: Vec::new().into(),
+            ..self.clone()
+        }
+    }
+
+    /// The verdict a stored one stands for, with `committers` its round's committers (sorted):
+    /// `accepted` is every committer not `excluded`, sorted.
+    pub fn restored(mut self, committers: &[String]) -> bcfl::Verdict {
+        self.accepted = committers
+            .iter()
+            .filter(|k| self.excluded.binary_search(k).is_err())
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        self
+    }
+
     /// The members whose commitment to the round before this verdict withdrew (`withdrawn`
     /// holds their positions among [`Self::scored`]), sorted; a position past the scored list
     /// names nobody.
@@ -188,6 +210,26 @@ impl bcfl::Verdict {
 mod tests {
     use super::bcfl::{Commitment, Feature, Verdict, ZScoreConfig};
     use protobuf::Message;
+
+    #[test]
+    fn a_verdict_is_stored_without_its_accepted_and_restored_from_the_committers() {
+        let keys = |v: &[&str]| -> Vec<String> { v.iter().map(|k| k.to_string()).collect() };
+        let verdict = Verdict {
+            round: 4,
+            accepted: keys(&["a", "c", "e"]).into(),
+            excluded: keys(&["b", "d"]).into(),
+            disputed: keys(&["d"]).into(),
+            withdrawn: vec![1],
+            ..Default::default()
+        };
+        let stored = verdict.stored();
+        assert!(stored.accepted.is_empty());
+        assert!(stored.write_to_bytes().unwrap().len() < verdict.write_to_bytes().unwrap().len());
+        let committers = keys(&["a", "b", "c", "d", "e"]);
+        let restored = stored.restored(&committers);
+        assert_eq!(restored, verdict);
+        assert_eq!(restored.withdrawn_members(), keys(&["b"]));
+    }
 
     #[test]
     fn a_commitment_reads_its_sketch_and_base_round() {

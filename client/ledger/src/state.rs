@@ -172,7 +172,8 @@ pub struct FamilyState {
     pub commitments: BTreeMap<(u64, String), pb::Commitment>,
     /// Links by (from, to).
     pub links: BTreeMap<(String, String), pb::Link>,
-    /// Verdicts by round.
+    /// Verdicts by round, each `accepted` restored from its round's committers
+    /// ([`pb::Verdict::restored`]).
     pub verdicts: BTreeMap<u64, pb::Verdict>,
     /// Aggregates by round.
     pub aggregates: BTreeMap<u64, pb::Aggregate>,
@@ -244,6 +245,14 @@ impl FamilyState {
             .sketch_history
             .entries
             .sort_by(|a, b| a.member.cmp(&b.member));
+        for (round, verdict) in state.verdicts.iter_mut() {
+            let committers = state
+                .rounds
+                .get(round)
+                .map(|r| r.committers.to_vec())
+                .unwrap_or_default();
+            *verdict = std::mem::take(verdict).restored(&committers);
+        }
         state.sketch_history.entries =
             restored_entries(&state.sketch_history, &state.consensus_archives).into();
         Ok(state)
@@ -450,14 +459,23 @@ impl BcflReader {
         }
     }
 
-    /// The verdict of round `round`.
+    /// The verdict of round `round`, its `accepted` restored from the round's committers
+    /// ([`pb::Verdict::restored`]; the round is read too: its committers never change once it
+    /// has a verdict).
     pub async fn verdict(
         &self,
         round: u64,
         head: Option<&str>,
     ) -> Result<Option<pb::Verdict>, RestError> {
         match self.object(&address::verdict_address(round), head).await? {
-            Some(BcflObject::Verdict(v)) => Ok(Some(v)),
+            Some(BcflObject::Verdict(v)) => {
+                let committers = self
+                    .round(round, head)
+                    .await?
+                    .map(|r| r.committers.to_vec())
+                    .unwrap_or_default();
+                Ok(Some(v.restored(&committers)))
+            }
             _ => Ok(None),
         }
     }

@@ -297,6 +297,12 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     );
     let accepted = sorted(&m[..6].iter().collect::<Vec<_>>());
     assert_eq!(verdict.accepted.to_vec(), accepted);
+    // The ledger stores the verdict without them: they are the round's committers without the
+    // excluded, restored on reading.
+    let raw = &ledger.state()[&crate::address::verdict_address(1)];
+    let stored = <pb::Verdict as protobuf::Message>::parse_from_bytes(raw).unwrap();
+    assert!(stored.accepted.is_empty());
+    assert_eq!(stored, verdict.stored());
     let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
     use pb::AnomalyMethod::*;
     assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
@@ -430,7 +436,8 @@ fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
 
 /// Every validator must compute the same verdict bytes, across builds and platforms: this pins
 /// them. If a change to the methods alters this digest, it changes consensus: every validator
-/// must upgrade at once. The bytes' digest last changed when the verdict stopped storing
+/// must upgrade at once. The stored bytes' digest is pinned apart: the ledger stores a verdict
+/// without `accepted` since each key is stored once a round. The bytes' digest last changed when the verdict stopped storing
 /// `scored` (derived from `accepted`, `excluded` and `disputed`), before the family's first
 /// release, and before that when it began to store its scores aligned with the scored members
 /// instead of one keyed entry each; the scores' own digest (every member's score and flag, method by method) pins what
@@ -469,6 +476,13 @@ fn verdict_bytes_are_pinned() {
         ..Default::default()
     };
     let digest = hex::encode(Sha256::digest(verdict.write_to_bytes().unwrap()));
+    // What the ledger stores: the verdict without its accepted members (the round's committers
+    // without the excluded).
+    let stored = hex::encode(Sha256::digest(verdict.stored().write_to_bytes().unwrap()));
+    assert_eq!(
+        stored,
+        "b6c364496d1a15eab6025c8bb236c606a3fd606bd0b3dd02fddd8b6d7505995c"
+    );
     let scored = verdict.scored();
     let scores: String = verdict
         .methods
