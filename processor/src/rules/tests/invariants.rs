@@ -179,7 +179,16 @@ fn payload(w: &World, step: &Step) -> pb::BcflPayload {
                 AFTER => round + 1,
                 s => round.saturating_sub(u64::from(s)).max(1),
             };
-            commit_from(round, &format!("u{tag}"), base)
+            let mut payload = commit_from(round, &format!("u{tag}"), base);
+            // Sketches that differ from commitment to commitment, so that the consensus and
+            // what each member's record missed of it differ too.
+            payload.mut_commit_update().sketch = (0..SKETCH as u8)
+                .map(|k| {
+                    tag.wrapping_mul(k.wrapping_add(3))
+                        .wrapping_add(round as u8)
+                })
+                .collect();
+            payload
         }
         Step::Report { to, epoch } => with(|p| {
             p.set_report_bandwidth(pb::ReportBandwidth {
@@ -327,6 +336,7 @@ fn check_state(w: &World) {
             assert_eq!(index.targets.into_vec(), targets);
         }
     }
+    check_sketch_history(w);
     let params = consortium.get_params();
     for n in 1..=consortium.current_round {
         let round = w.ledger.round(n).unwrap();
@@ -418,6 +428,67 @@ fn check_state(w: &World) {
         }
     }
     assert!(w.ledger.round(consortium.current_round + 1).is_none());
+}
+
+/// The stored sketch history is the one the commitments and verdicts of the evaluated rounds
+/// replay to (as an auditor replays it): every record, restored from the consensus record or
+/// the archive of its last round (which must exist), equals the replayed entry, the consensus
+/// record the replayed one; records store no consensus and verdicts no accepted members.
+fn check_sketch_history(w: &World) {
+    use crate::address::AddressKind;
+    use crate::anomaly::{features, stored};
+    use protobuf::Message;
+    let state = w.ledger.state();
+    let (mut records, mut archives) = (Vec::new(), std::collections::BTreeMap::new());
+    let mut kept = pb::ConsensusSketch::default();
+    for (address, bytes) in state {
+        match AddressKind::of(address) {
+            Some(AddressKind::SketchSum) => {
+                records.extend(pb::SketchSumList::parse_from_bytes(bytes).unwrap().entries);
+            }
+            Some(AddressKind::ConsensusArchive) => {
+                let a = pb::ConsensusArchive::parse_from_bytes(bytes).unwrap();
+                archives.insert(a.round, a.sum);
+            }
+            Some(AddressKind::Consensus) => {
+                kept = pb::ConsensusSketch::parse_from_bytes(bytes).unwrap();
+            }
+            Some(AddressKind::Verdict) => {
+                assert!(pb::Verdict::parse_from_bytes(bytes)
+                    .unwrap()
+                    .accepted
+                    .is_empty());
+            }
+            _ => {}
+        }
+    }
+    records.sort_by(|a, b| a.member.cmp(&b.member));
+    assert!(records.iter().all(|r| r.consensus.is_empty()));
+    let restored = stored::restored_sums(&records, &kept, &archives)
+        .unwrap_or_else(|r| panic!("no archive of round {r}"));
+    let mut replayed = pb::SketchHistory::default();
+    let current = w.ledger.consortium().unwrap().current_round;
+    for n in 1..=current {
+        let Some(verdict) = w.ledger.verdict(n) else {
+            continue;
+        };
+        let round = w.ledger.round(n).unwrap();
+        let commitments: Vec<pb::Commitment> = round
+            .committers
+            .iter()
+            .filter(|c| !verdict.disputed.contains(c) && !verdict.unrevealed.contains(c))
+            .map(|c| w.ledger.commitment(n, c).unwrap())
+            .collect();
+        replayed = features::extend_after_verdict(
+            &replayed,
+            n,
+            &commitments,
+            &verdict.accepted,
+            &verdict.withdrawn_members(),
+        );
+    }
+    assert_eq!(restored, replayed.entries.to_vec());
+    assert_eq!(&kept, replayed.get_consensus());
 }
 
 /// Submits `payload`: it may be refused, but never for an undeclared address, corrupt state or
