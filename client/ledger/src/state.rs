@@ -514,45 +514,27 @@ mod tests {
         }
     }
 
-    /// An auditor's replay of the sketch history matches what `EvaluateRound` stored when the
-    /// consortium has a reference (the mislabelled-change method's margin sums), and the
-    /// reference itself is never part of what is compared.
-    #[test]
-    fn the_replayed_history_holds_the_margin_sums() {
-        use bcfl_processor::testing::{test_key, MemoryLedger};
-        let submit =
-            |ledger: &mut MemoryLedger, key: &str, build: &dyn Fn(&mut pb::BcflPayload)| {
-                let mut p = pb::BcflPayload::default();
-                build(&mut p);
-                ledger.submit(key, &p).unwrap();
-            };
-        let (admin, members) = (
-            test_key("admin"),
-            [test_key("m0"), test_key("m1"), test_key("m2")],
-        );
-        let mut anomaly = pb::AnomalyConfig::default();
-        anomaly.mut_mislabelled().reference_steps = vec![3, 252, 0];
-        let params = pb::ConsortiumParams {
-            min_participants: 3,
-            commit_quorum: 3,
-            aggregation_rule: pb::AggregationRule::FEDAVG,
-            model_id: "m".into(),
-            base_model_sha256: "ab".repeat(32),
-            sketch_length: 2,
-            coordinate_samples: 3,
-            anomaly: Some(anomaly).into(),
-            ..Default::default()
-        };
+    use bcfl_processor::testing::{test_key, MemoryLedger};
+
+    fn submit(ledger: &mut MemoryLedger, key: &str, build: impl FnOnce(&mut pb::BcflPayload)) {
+        let mut p = pb::BcflPayload::default();
+        build(&mut p);
+        ledger.submit(key, &p).unwrap();
+    }
+
+    /// A ledger with a consortium of `params` (admin `admin`) and `members` registered.
+    fn consortium(params: pb::ConsortiumParams, members: &[String]) -> (MemoryLedger, String) {
+        let admin = test_key("admin");
         let mut ledger = MemoryLedger::new();
-        submit(&mut ledger, &admin, &|p| {
+        submit(&mut ledger, &admin, |p| {
             p.set_init_consortium(pb::InitConsortium {
                 admin_keys: vec![admin.clone()].into(),
-                params: Some(params.clone()).into(),
+                params: Some(params).into(),
                 ..Default::default()
             })
         });
         for (i, key) in members.iter().enumerate() {
-            submit(&mut ledger, &admin, &|p| {
+            submit(&mut ledger, &admin, |p| {
                 p.set_register_member(pb::RegisterMember {
                     public_key: key.clone(),
                     name: format!("m{i}"),
@@ -561,46 +543,47 @@ mod tests {
                 })
             });
         }
-        let steps: [[i8; 3]; 3] = [[3, -4, 1], [-3, 4, 0], [1, 1, 1]];
-        for round in 1..=2u64 {
-            submit(&mut ledger, &admin, &|p| {
-                p.set_open_round(pb::OpenRound {
-                    round,
-                    aggregator: members[0].clone(),
-                    parent_model_sha256: "ab".repeat(32),
-                    mode: pb::RoundMode::SERVERLESS,
-                    ..Default::default()
-                })
-            });
-            for (i, key) in members.iter().enumerate() {
-                submit(&mut ledger, key, &|p| {
-                    p.set_commit_update(pb::CommitUpdate {
-                        round,
-                        update_sha256: format!("{:064x}", 100 * round + i as u64),
-                        size_bytes: 64,
-                        num_samples: 10,
-                        norm_micro: 1_000_000,
-                        sketch: vec![1, 2],
-                        coordinate_step_nano: 1_000,
-                        coordinate_steps: bcfl_protos::signed_bytes::from_i8(&steps[i]),
-                        ..Default::default()
-                    })
-                });
-            }
-            submit(&mut ledger, &admin, &|p| {
-                p.set_evaluate_round(pb::EvaluateRound {
-                    round,
-                    ..Default::default()
-                })
-            });
-            submit(&mut ledger, &admin, &|p| {
-                p.set_close_round(pb::CloseRound {
-                    round,
-                    ..Default::default()
-                })
-            });
+        (ledger, admin)
+    }
+
+    /// Round `round` opened (aggregator `aggregator`), `commits` committed, evaluated and
+    /// closed by `admin`.
+    fn round(
+        ledger: &mut MemoryLedger,
+        admin: &str,
+        round: u64,
+        aggregator: &str,
+        commits: &[(&String, pb::CommitUpdate)],
+    ) {
+        submit(ledger, admin, |p| {
+            p.set_open_round(pb::OpenRound {
+                round,
+                aggregator: aggregator.to_owned(),
+                parent_model_sha256: "ab".repeat(32),
+                mode: pb::RoundMode::SERVERLESS,
+                ..Default::default()
+            })
+        });
+        for (key, commit) in commits {
+            submit(ledger, key, |p| p.set_commit_update(commit.clone()));
         }
-        let state = FamilyState::from_snapshot(StateSnapshot {
+        submit(ledger, admin, |p| {
+            p.set_evaluate_round(pb::EvaluateRound {
+                round,
+                ..Default::default()
+            })
+        });
+        submit(ledger, admin, |p| {
+            p.set_close_round(pb::CloseRound {
+                round,
+                ..Default::default()
+            })
+        });
+    }
+
+    /// The family state of `ledger`'s whole state.
+    fn family_state(ledger: &MemoryLedger) -> FamilyState {
+        FamilyState::from_snapshot(StateSnapshot {
             head: "head".into(),
             entries: ledger
                 .state()
@@ -611,7 +594,58 @@ mod tests {
                 })
                 .collect(),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    fn params(members: u32, quorum: u32) -> pb::ConsortiumParams {
+        pb::ConsortiumParams {
+            min_participants: members,
+            commit_quorum: quorum,
+            aggregation_rule: pb::AggregationRule::FEDAVG,
+            model_id: "m".into(),
+            base_model_sha256: "ab".repeat(32),
+            sketch_length: 2,
+            ..Default::default()
+        }
+    }
+
+    /// An auditor's replay of the sketch history matches what `EvaluateRound` stored when the
+    /// consortium has a reference (the mislabelled-change method's margin sums), and the
+    /// reference itself is never part of what is compared.
+    #[test]
+    fn the_replayed_history_holds_the_margin_sums() {
+        let members = [test_key("m0"), test_key("m1"), test_key("m2")];
+        let mut anomaly = pb::AnomalyConfig::default();
+        anomaly.mut_mislabelled().reference_steps = vec![3, 252, 0];
+        let params = pb::ConsortiumParams {
+            coordinate_samples: 3,
+            anomaly: Some(anomaly).into(),
+            ..params(3, 3)
+        };
+        let (mut ledger, admin) = consortium(params, &members);
+        let steps: [[i8; 3]; 3] = [[3, -4, 1], [-3, 4, 0], [1, 1, 1]];
+        for n in 1..=2u64 {
+            let commits: Vec<(&String, pb::CommitUpdate)> = members
+                .iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    let commit = pb::CommitUpdate {
+                        round: n,
+                        update_sha256: format!("{:064x}", 100 * n + i as u64),
+                        size_bytes: 64,
+                        num_samples: 10,
+                        norm_micro: 1_000_000,
+                        sketch: vec![1, 2],
+                        coordinate_step_nano: 1_000,
+                        coordinate_steps: bcfl_protos::signed_bytes::from_i8(&steps[i]),
+                        ..Default::default()
+                    };
+                    (key, commit)
+                })
+                .collect();
+            round(&mut ledger, &admin, n, &members[0], &commits);
+        }
+        let state = family_state(&ledger);
         assert_eq!(state.reference_steps(), &[3, 252, 0]);
         let replayed = state.replayed_sketch_history(3, false);
         assert_eq!(replayed, state.sketch_history);
@@ -705,5 +739,75 @@ mod tests {
             matches!(err, StateError::Malformed { kind: "Round", .. }),
             "{err}"
         );
+    }
+
+    /// A consortium whose members sit rounds out: the state an auditor reads restores each
+    /// member's consensus (from the consortium's record, or from the archive of the round its
+    /// sum last counts) and each verdict's accepted members (from the round's committers), as
+    /// `EvaluateRound` does, and the history it replays from the commitments and verdicts is
+    /// the stored one; a ledger that lost an archive no longer matches it.
+    #[test]
+    fn members_that_sit_rounds_out_are_restored_as_replayed() {
+        let members = [test_key("m0"), test_key("m1"), test_key("m2")];
+        let (mut ledger, admin) = consortium(params(3, 2), &members);
+        // Member 2 sits round 2 out, member 0 round 4.
+        let rounds: [&[usize]; 4] = [&[0, 1, 2], &[0, 1], &[0, 1, 2], &[1, 2]];
+        for (r, who) in rounds.iter().enumerate() {
+            let n = r as u64 + 1;
+            let commits: Vec<(&String, pb::CommitUpdate)> = who
+                .iter()
+                .map(|&i| {
+                    let commit = pb::CommitUpdate {
+                        round: n,
+                        update_sha256: format!("{:064x}", 100 * n + i as u64),
+                        size_bytes: 64,
+                        num_samples: 10,
+                        norm_micro: 1_000_000,
+                        sketch: bcfl_protos::signed_bytes::from_i8(&[
+                            (10 * n as i8) - i as i8,
+                            3 * i as i8 - n as i8,
+                        ]),
+                        ..Default::default()
+                    };
+                    (&members[i], commit)
+                })
+                .collect();
+            round(&mut ledger, &admin, n, &members[1], &commits);
+        }
+        let state = family_state(&ledger);
+        assert_eq!(
+            state.consensus_archives.keys().copied().collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        // Member 2 stores the consensus of round 2, which it missed; the others none.
+        let record = |i: usize| {
+            state
+                .objects
+                .iter()
+                .find_map(|(_, o)| match o {
+                    BcflObject::SketchSums(list) => list
+                        .entries
+                        .iter()
+                        .find(|e| e.member == members[i])
+                        .cloned(),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert!(!record(2).missed_consensus.is_empty());
+        assert!(record(0).missed_consensus.is_empty() && record(1).missed_consensus.is_empty());
+        assert!(record(2).consensus.is_empty());
+        let replayed = state.replayed_sketch_history(5, false);
+        assert_eq!(replayed, state.sketch_history);
+        // Every verdict accepted all its committers (no anomaly method configured).
+        for (n, verdict) in &state.verdicts {
+            assert_eq!(verdict.accepted, state.rounds[n].committers, "round {n}");
+        }
+        // Member 2's record counts round 4 since it returned; member 0's still counts round 3:
+        // without that round's archive its consensus cannot be what the chain says.
+        let archive = bcfl_processor::address::consensus_archive_address(3);
+        ledger.state_mut().remove(&archive);
+        let lost = family_state(&ledger);
+        assert_ne!(lost.replayed_sketch_history(5, false), lost.sketch_history);
     }
 }
