@@ -837,9 +837,14 @@ mod tests {
         // Round 1 creates every accepted member's cumulative sketch record; round 2 only
         // overwrites them: its cost is the commitments and the round's own records, a
         // 256-value sketch (packed, one or two bytes a value) and a few keys and hashes per
-        // member: within the 1 KB a member a round that the scale goal sets.
+        // member: within the 1 KB a member a round that the scale goal sets. Round 1 is too,
+        // since each member's consensus and the verdict's accepted members are stored once.
         let (first, second) = (&report.rounds[0], &report.rounds[1]);
         assert!(first.state_bytes_added > second.state_bytes_added);
+        assert!(
+            first.state_bytes_per_committer <= GOAL_BYTES_PER_MEMBER,
+            "{first:?}"
+        );
         assert!(second.state_bytes_per_committer > 300.0, "{second:?}");
         assert!(
             second.state_bytes_per_committer <= GOAL_BYTES_PER_MEMBER,
