@@ -597,6 +597,19 @@ mod tests {
         .unwrap()
     }
 
+    /// Member `i`'s commitment to round `n` with `sketch` (and nothing sampled).
+    fn commit(n: u64, i: usize, sketch: &[i8]) -> pb::CommitUpdate {
+        pb::CommitUpdate {
+            round: n,
+            update_sha256: format!("{:064x}", 100 * n + i as u64),
+            size_bytes: 64,
+            num_samples: 10,
+            norm_micro: 1_000_000,
+            sketch: bcfl_protos::signed_bytes::from_i8(sketch),
+            ..Default::default()
+        }
+    }
+
     fn params(members: u32, quorum: u32) -> pb::ConsortiumParams {
         pb::ConsortiumParams {
             min_participants: members,
@@ -630,15 +643,9 @@ mod tests {
                 .enumerate()
                 .map(|(i, key)| {
                     let commit = pb::CommitUpdate {
-                        round: n,
-                        update_sha256: format!("{:064x}", 100 * n + i as u64),
-                        size_bytes: 64,
-                        num_samples: 10,
-                        norm_micro: 1_000_000,
-                        sketch: vec![1, 2],
                         coordinate_step_nano: 1_000,
                         coordinate_steps: bcfl_protos::signed_bytes::from_i8(&steps[i]),
-                        ..Default::default()
+                        ..commit(n, i, &[1, 2])
                     };
                     (key, commit)
                 })
@@ -757,19 +764,8 @@ mod tests {
             let commits: Vec<(&String, pb::CommitUpdate)> = who
                 .iter()
                 .map(|&i| {
-                    let commit = pb::CommitUpdate {
-                        round: n,
-                        update_sha256: format!("{:064x}", 100 * n + i as u64),
-                        size_bytes: 64,
-                        num_samples: 10,
-                        norm_micro: 1_000_000,
-                        sketch: bcfl_protos::signed_bytes::from_i8(&[
-                            (10 * n as i8) - i as i8,
-                            3 * i as i8 - n as i8,
-                        ]),
-                        ..Default::default()
-                    };
-                    (&members[i], commit)
+                    let sketch = [(10 * n as i8) - i as i8, 3 * i as i8 - n as i8];
+                    (&members[i], commit(n, i, &sketch))
                 })
                 .collect();
             round(&mut ledger, &admin, n, &members[1], &commits);

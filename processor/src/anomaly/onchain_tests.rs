@@ -231,15 +231,19 @@ fn commit_coordinates(
         .unwrap();
 }
 
+/// The `EvaluateRound` payload of `round`.
+fn evaluate(round: u64) -> pb::BcflPayload {
+    payload(|p| {
+        p.set_evaluate_round(pb::EvaluateRound {
+            round,
+            ..Default::default()
+        })
+    })
+}
+
 /// `admin` evaluates `round`; its verdict.
 fn evaluate_round(ledger: &mut MemoryLedger, admin: &str, round: u64) -> pb::Verdict {
-    let evaluate = pb::EvaluateRound {
-        round,
-        ..Default::default()
-    };
-    ledger
-        .submit(admin, &payload(|p| p.set_evaluate_round(evaluate)))
-        .unwrap();
+    ledger.submit(admin, &evaluate(round)).unwrap();
     ledger.verdict(round).unwrap()
 }
 
@@ -281,13 +285,7 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
         admin,
         members: m,
     } = committed_round(Some(anomaly_config()));
-    let evaluate = payload(|p| {
-        p.set_evaluate_round(pb::EvaluateRound {
-            round: 1,
-            ..Default::default()
-        })
-    });
-    let events = ledger.submit(&admin, &evaluate).unwrap();
+    let events = ledger.submit(&admin, &evaluate(1)).unwrap();
     let verdict = ledger.verdict(1).unwrap();
     let excluded = sorted(&[&m[6], &m[7]]);
     assert_eq!(verdict.excluded.to_vec(), excluded);
@@ -351,13 +349,7 @@ fn any_vote_excludes_with_ensemble_of_one() {
         admin,
         members: m,
     } = committed_round(Some(config));
-    let evaluate = payload(|p| {
-        p.set_evaluate_round(pb::EvaluateRound {
-            round: 1,
-            ..Default::default()
-        })
-    });
-    ledger.submit(&admin, &evaluate).unwrap();
+    ledger.submit(&admin, &evaluate(1)).unwrap();
     let verdict = ledger.verdict(1).unwrap();
     assert_eq!(
         verdict.excluded.to_vec(),
@@ -370,13 +362,7 @@ fn without_a_configuration_everyone_is_accepted() {
     let Round {
         mut ledger, admin, ..
     } = committed_round(None);
-    let evaluate = payload(|p| {
-        p.set_evaluate_round(pb::EvaluateRound {
-            round: 1,
-            ..Default::default()
-        })
-    });
-    ledger.submit(&admin, &evaluate).unwrap();
+    ledger.submit(&admin, &evaluate(1)).unwrap();
     let verdict = ledger.verdict(1).unwrap();
     assert_eq!(verdict.accepted.len(), 8);
     assert!(verdict.excluded.is_empty() && verdict.methods.is_empty());
@@ -535,14 +521,6 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         admin,
         members: m,
     } = committed_round(Some(config));
-    let evaluate = |n: u64| {
-        payload(|p| {
-            p.set_evaluate_round(pb::EvaluateRound {
-                round: n,
-                ..Default::default()
-            })
-        })
-    };
     ledger.submit(&admin, &evaluate(1)).unwrap();
     // Round 1: the sign flipper is excluded; the x10 member points the right way.
     assert_eq!(
@@ -871,14 +849,7 @@ fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
                 .submit(key, &payload(|p| p.set_commit_update(commit)))
                 .unwrap();
         }
-        let evaluate = pb::EvaluateRound {
-            round,
-            ..Default::default()
-        };
-        ledger
-            .submit(&admin, &payload(|p| p.set_evaluate_round(evaluate)))
-            .unwrap();
-        let verdict = ledger.verdict(round).unwrap();
+        let verdict = evaluate_round(&mut ledger, &admin, round);
         assert_eq!(verdict.excluded.to_vec(), [m[5].clone()], "round {round}");
         let method = &verdict.methods[0];
         assert_eq!(super::method_name(method.method), "opposed");
@@ -1020,13 +991,7 @@ fn members_store_only_the_consensus_they_missed() {
             // Without round 1's archive, member 4's record cannot be restored.
             let address = crate::address::consensus_archive_address(1);
             let kept = ledger.state_mut().remove(&address).unwrap();
-            let evaluate = payload(|p| {
-                p.set_evaluate_round(pb::EvaluateRound {
-                    round,
-                    ..Default::default()
-                })
-            });
-            let refused = ledger.submit(&admin, &evaluate).unwrap_err();
+            let refused = ledger.submit(&admin, &evaluate(round)).unwrap_err();
             assert!(
                 matches!(&refused, ApplyError::InvalidTransaction(e)
                     if e.contains("consensus archive of round 1")),
