@@ -21,11 +21,16 @@
 //!
 //! The processor never sees the direction: the consortium stores its values at the sampled
 //! coordinates' positions ([`reference_steps`], quantized like a commitment's coordinates),
-//! and compares each commitment's sampled coordinates with them.
+//! and compares each commitment's sampled coordinates with them. Where members train more than
+//! the head (LoRA adapters below it), the positions that fall in the other tensors are marked
+//! as outside the reference and left out of the comparison, so that the margin is the cosine of
+//! the head's part of the change; [`covered`] counts the positions left to compare (about
+//! `count` times the head's share of the trainable values).
 
+use bcfl_processor::anomaly::features::OUTSIDE_REFERENCE;
 use bcfl_protos::signed_bytes;
 
-use crate::sketch::{coordinates, COORDINATE_SEED};
+use crate::sketch::{coordinates, sampled_positions, COORDINATE_SEED};
 use crate::update::Update;
 use crate::Error;
 
@@ -103,16 +108,39 @@ pub fn head_reference(
 }
 
 /// The reference's values at the `count` sampled coordinates every commitment carries
-/// ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds them;
-/// an error when they are all 0 (the positions miss the head).
+/// ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds them,
+/// positions in a tensor the reference leaves at zero (a LoRA adapter's, beside a head) marked
+/// [`OUTSIDE_REFERENCE`] so that the margin compares the changes only where the reference
+/// looks; an error when it is 0 at every position it covers (the positions miss the head).
 pub fn reference_steps(reference: &Update, count: usize) -> Result<Vec<u8>, Error> {
     let sampled = coordinates(reference, count, COORDINATE_SEED);
-    if sampled.steps().iter().all(|&s| s == 0) {
+    let mut steps = signed_bytes::pack(sampled.steps()).expect("quantized steps lie within 127");
+    let covers: Vec<bool> = reference
+        .tensors
+        .values()
+        .map(|(_, v)| v.iter().any(|&x| x != 0.0))
+        .collect();
+    let at = sampled_positions(reference, count, COORDINATE_SEED).unwrap_or_default();
+    for (step, (tensor, _)) in steps.iter_mut().zip(at) {
+        if !covers[tensor] {
+            *step = OUTSIDE_REFERENCE;
+        }
+    }
+    if covered(&steps) == 0 {
         return Err(Error::Config(format!(
             "the reference is 0 at all {count} sampled coordinates"
         )));
     }
-    Ok(signed_bytes::pack(sampled.steps()).expect("quantized steps lie within 127"))
+    Ok(steps)
+}
+
+/// How many of `steps` ([`reference_steps`]) lie where the reference covers and is non-zero:
+/// the positions the mislabelled-change method compares changes at.
+pub fn covered(steps: &[u8]) -> usize {
+    steps
+        .iter()
+        .filter(|&&b| b != 0 && b != OUTSIDE_REFERENCE)
+        .count()
 }
 
 #[cfg(test)]
@@ -180,8 +208,19 @@ mod tests {
         assert_eq!(reference.tensors["head.weight"].1, flat);
         let steps = reference_steps(&reference, 64).unwrap();
         assert_eq!(steps.len(), 64);
-        let expected = coordinates(&reference, 64, COORDINATE_SEED).packed_steps();
-        assert_eq!(steps, expected);
+        // The weight's values where the positions fall in it; the bias, all zero, not covered.
+        let values = coordinates(&reference, 64, COORDINATE_SEED).packed_steps();
+        let at = sampled_positions(&reference, 64, COORDINATE_SEED).unwrap();
+        let in_bias = at.iter().filter(|(t, _)| *t == 0).count();
+        assert!(in_bias > 0 && in_bias < 64, "{in_bias}");
+        for ((step, value), (tensor, _)) in steps.iter().zip(&values).zip(&at) {
+            let expected = if *tensor == 0 { OUTSIDE_REFERENCE } else { *value };
+            assert_eq!(*step, expected);
+        }
+        assert_eq!(
+            covered(&steps),
+            values.iter().zip(&at).filter(|(v, (t, _))| **v != 0 && *t == 1).count()
+        );
         let err = |r: Result<Update, Error>| r.unwrap_err().to_string();
         assert!(err(head_reference(&head(2, 2), "head.weight", &means)).contains("need [3, 2]"));
         assert!(err(head_reference(&head(3, 2), "w", &means)).contains("no tensor w"));

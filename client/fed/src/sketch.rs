@@ -133,31 +133,47 @@ pub fn coordinates(update: &Update, count: usize, seed: u64) -> Coordinates {
 
 /// The update's values at `count` positions drawn with `seed`, in nano-units.
 fn nano_coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
-    if count == 0 {
-        return Vec::new();
-    }
-    // The tensors in name order and where each starts in the flattened update (no copy).
     let tensors: Vec<&[f32]> = update.tensors.values().map(|(_, v)| &v[..]).collect();
-    let starts: Vec<u64> = tensors
+    match sampled_positions(update, count, seed) {
+        Some(at) => at
+            .into_iter()
+            .map(|(t, i)| fixed::saturating_nano(f64::from(tensors[t][i])))
+            .collect(),
+        None => vec![0; count],
+    }
+}
+
+/// Where the `count` positions drawn with `seed` fall (see the module docs): each one's tensor,
+/// as its index in name order, and its offset in that tensor's values. `None` for an update
+/// without values.
+pub fn sampled_positions(update: &Update, count: usize, seed: u64) -> Option<Vec<(usize, usize)>> {
+    // The tensors' lengths in name order and where each starts in the flattened update.
+    let lengths: Vec<u64> = update
+        .tensors
+        .values()
+        .map(|(_, v)| v.len() as u64)
+        .collect();
+    let starts: Vec<u64> = lengths
         .iter()
-        .scan(0u64, |start, t| {
+        .scan(0u64, |start, len| {
             let here = *start;
-            *start += t.len() as u64;
+            *start += len;
             Some(here)
         })
         .collect();
-    let total: u64 = tensors.iter().map(|t| t.len() as u64).sum();
+    let total: u64 = lengths.iter().sum();
     if total == 0 {
-        return vec![0; count];
+        return None;
     }
-    positions(count, total, seed)
-        .map(|position| {
-            // The last tensor starting at or before `position` holds it (empty ones never do).
-            let t = starts.partition_point(|&s| s <= position) - 1;
-            let value = tensors[t][(position - starts[t]) as usize];
-            fixed::saturating_nano(f64::from(value))
-        })
-        .collect()
+    Some(
+        positions(count, total, seed)
+            .map(|position| {
+                // The last tensor starting at or before `position` holds it (empty ones never do).
+                let t = starts.partition_point(|&s| s <= position) - 1;
+                (t, (position - starts[t]) as usize)
+            })
+            .collect(),
+    )
 }
 
 /// L2 norm of the flattened update, summed in `f64` in tensor-name order.

@@ -30,6 +30,8 @@ use super::{Error, Result};
 use crate::llm::finetune::FinetuneConfig;
 use crate::llm::pubmedqa::Answer;
 use crate::llm::LanguageModel;
+use crate::train::attack::embed::Embeddings;
+use crate::train::attack::head::WEIGHT;
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::Dataset;
@@ -98,6 +100,49 @@ impl ModelPackage {
     /// The initial trainable tensors' file.
     pub fn initial_path(&self) -> PathBuf {
         self.dir.join(INITIAL_FILE)
+    }
+
+    /// The mislabelled-change method's reference for this package's BERT
+    /// ([`bcfl_fed::reference`]), in the layout members commit: in the classification head's
+    /// weight, the class directions of `root`'s class means, each example's feature being what
+    /// the head reads (the mean-pooled encoder output) under the initial model, whose adapters
+    /// start at zero, so the base encoder's; zeros in every other tensor. `root` is a labelled
+    /// set the consortium agrees on, with every class of the package.
+    pub fn head_reference(&self, root: &Dataset) -> Result<Update> {
+        if self.decoder.is_some() {
+            return Err(Error::Config(
+                "a decoder package answers in tokens: it has no classification head to take a \
+                 reference for"
+                    .into(),
+            ));
+        }
+        if root.label_names != self.labels {
+            return Err(Error::Config(format!(
+                "the root set's classes {:?} are not the package's {:?}",
+                root.label_names, self.labels
+            )));
+        }
+        let dir = ModelDir::open(self.base_dir(), Some(&self.base_sha256)).map_err(|e| {
+            Error::BaseModel {
+                dir: self.base_dir(),
+                expected: self.base_sha256.clone(),
+                source: Box::new(e),
+            }
+        })?;
+        let model = {
+            let _generator = crate::train::generator();
+            dir.classifier(self.labels.len() as i64, &LoraConfig::default(), Device::Cpu)?
+        };
+        let path = self.initial_path();
+        let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
+        let initial = Update::from_bytes(&bytes)?;
+        initial.apply_to(model.trainable())?;
+        let features = Embeddings::compute(&model, &dir.encoder(self.max_len)?, root, 32)?;
+        let rows: Vec<usize> = (0..features.len()).collect();
+        let means = features.class_means(&rows)?;
+        Ok(bcfl_fed::reference::head_reference(
+            &initial, WEIGHT, &means,
+        )?)
     }
 
     /// Writes a package into `out` from `base` (a BERT directory) with fresh adapters and head
@@ -440,5 +485,78 @@ impl Trainer for LocalModel {
         let shared = Self::lock(&self.scoring)?;
         model.apply_to(shared.model.trainable())?;
         Ok(Some(evaluate_on(&shared.model, shared.inputs(), test, 64)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::data::Example;
+
+    fn root(labels: &[&str], texts: &[(&str, usize)]) -> Dataset {
+        Dataset {
+            examples: texts
+                .iter()
+                .map(|(text, label)| Example {
+                    text: (*text).into(),
+                    label: *label,
+                })
+                .collect(),
+            label_names: labels.iter().map(|l| (*l).to_string()).collect(),
+        }
+    }
+
+    /// A tiny package's reference: the initial model's tensors, zero but in the head's weight,
+    /// whose rows (class directions) sum to 0; its sampled steps mark the adapters' positions as
+    /// outside it. A root set without some class, or with other classes, is refused.
+    #[test]
+    fn head_reference_of_a_tiny_package() {
+        let texts = [
+            ("fever cough lungs", 0),
+            ("cough lungs breath", 0),
+            ("heart beat pressure", 1),
+            ("pressure heart vessel", 1),
+            ("bone fracture knee", 2),
+            ("knee bone joint", 2),
+        ];
+        let labels = ["lung", "heart", "bone"];
+        let dir = tempfile::tempdir().unwrap();
+        let words: Vec<&str> = texts.iter().map(|(t, _)| *t).collect();
+        let names = labels.iter().map(|l| (*l).to_string()).collect();
+        ModelPackage::create_tiny(dir.path(), &words, names, 16, 7).unwrap();
+        let package = ModelPackage::read(dir.path()).unwrap();
+        let reference = package.head_reference(&root(&labels, &texts)).unwrap();
+        let initial =
+            Update::from_bytes(&std::fs::read(package.initial_path()).unwrap()).unwrap();
+        let shapes = |u: &Update| -> Vec<(String, Vec<usize>)> {
+            u.tensors
+                .iter()
+                .map(|(n, (s, _))| (n.clone(), s.clone()))
+                .collect()
+        };
+        assert_eq!(shapes(&reference), shapes(&initial));
+        for (name, (shape, values)) in &reference.tensors {
+            if name == WEIGHT {
+                assert_eq!(shape[0], 3);
+                for j in 0..shape[1] {
+                    let column: f32 = (0..3).map(|c| values[c * shape[1] + j]).sum();
+                    assert!(column.abs() < 1e-5, "{column}");
+                }
+                assert!(values.iter().any(|&v| v != 0.0));
+            } else {
+                assert!(values.iter().all(|&v| v == 0.0), "{name}");
+            }
+        }
+        let steps = bcfl_fed::reference::reference_steps(&reference, 512).unwrap();
+        let outside = steps
+            .iter()
+            .filter(|&&b| b == bcfl_processor::anomaly::features::OUTSIDE_REFERENCE)
+            .count();
+        assert!(outside > 0 && bcfl_fed::reference::covered(&steps) > 0);
+        let err = |r: Result<Update>| r.unwrap_err().to_string();
+        let two = root(&labels, &texts[..4]);
+        assert!(err(package.head_reference(&two)).contains("no example of class \"bone\""));
+        let other = root(&["a", "b", "c"], &texts);
+        assert!(err(package.head_reference(&other)).contains("are not the package's"));
     }
 }

@@ -13,7 +13,7 @@
 //! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `OWN_CHANGE_COSINE` | `cos(c, p)` over the sampled coordinates: the member's change `c` against `p`, its own change in its commitment to the last earlier round it had evaluated ([`pb::SketchHistory::previous`], [`previous_rounds`]); 1 when it has none or either change is zero ([`own_change_cosines`]) |
 //! | `MOVE_RESPONSE` | `sum (c_r - c_{r-1}) . m_{r-1} / sum |c_r - c_{r-1}| |m_{r-1}|` over the sampled coordinates and the rounds `r` the member committed to after committing to `r - 1`: how its change responds to the model's move `m_{r-1}` (the consensus record's `previous_change`); the earlier rounds' sums are its [`pb::SketchSum`]'s `response_dot` and `response_weight` ([`response_terms`], [`move_responses`]); in [-1, 1], 0 without such a round |
-//! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
+//! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates the reference covers, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions (positions outside the reference's tensors, marked [`OUTSIDE_REFERENCE`], left out of both) ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
@@ -720,14 +720,25 @@ pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistor
         .collect()
 }
 
-/// Every committer's `cos(c, r)` over the sampled coordinates, ppm rounded half away from zero:
-/// its change's steps `c` against the reference's `reference_steps` (see the module docs; the
-/// steps share one step size per vector, so their cosine is the values'). `None` where the
-/// reference is empty, the lengths differ or either vector is zero. Integer sums up to the
-/// final division (steps lie within 127, so they cannot overflow).
+/// The reference step that marks a sampled position outside the reference's tensors (a
+/// LoRA adapter's, where the reference is a classification head's): `-128`, which no quantized
+/// step takes. [`margin_terms`] leaves such positions out of both vectors.
+pub const OUTSIDE_REFERENCE: u8 = 0x80;
+
+/// Every committer's `cos(c, r)` over the sampled coordinates the reference covers (every one
+/// but those marked [`OUTSIDE_REFERENCE`]), ppm rounded half away from zero: its change's
+/// steps `c` against the reference's `reference_steps` (see the module docs; the steps share
+/// one step size per vector, so their cosine is the values'). `None` where the reference is
+/// empty, the lengths differ or either vector is zero where the reference covers. Integer sums
+/// up to the final division (steps lie within 127, so they cannot overflow).
 pub fn margin_terms(commitments: &[pb::Commitment], reference_steps: &[u8]) -> Vec<Option<i64>> {
+    let outside = signed_bytes::unpack(&[OUTSIDE_REFERENCE])[0];
     let reference = signed_bytes::unpack(reference_steps);
-    let reference_sq: i64 = reference.iter().map(|&r| i64::from(r * r)).sum();
+    let reference_sq: i64 = reference
+        .iter()
+        .filter(|&&r| r != outside)
+        .map(|&r| i64::from(r * r))
+        .sum();
     commitments
         .iter()
         .map(|c| {
@@ -735,15 +746,16 @@ pub fn margin_terms(commitments: &[pb::Commitment], reference_steps: &[u8]) -> V
             if reference_sq == 0 || steps.len() != reference.len() {
                 return None;
             }
-            let steps_sq: i64 = steps.iter().map(|&s| i64::from(s * s)).sum();
+            let (mut steps_sq, mut dot) = (0i64, 0i64);
+            for (&s, &r) in steps.iter().zip(&reference) {
+                if r != outside {
+                    steps_sq += i64::from(s * s);
+                    dot += i64::from(s * r);
+                }
+            }
             if steps_sq == 0 {
                 return None;
             }
-            let dot: i64 = steps
-                .iter()
-                .zip(&reference)
-                .map(|(&s, &r)| i64::from(s * r))
-                .sum();
             let cosine = dot as f64 / ((steps_sq as f64).sqrt() * (reference_sq as f64).sqrt());
             Some(fixed::saturating_micro(cosine))
         })
@@ -1090,6 +1102,31 @@ mod tests {
             ]
         );
         assert_eq!(margin_terms(&now, &[]), vec![None; 6]);
+        // Positions outside the reference count in neither vector: c's 5 at the third is left
+        // out (4 * 3 - 3 * 4 = 0 over the other two), f's change alone is compared there.
+        let covering_two = [3, -4, 0x80u8 as i8 as i32];
+        let covering_two = signed_bytes::pack(&covering_two).unwrap();
+        assert_eq!(covering_two[2], OUTSIDE_REFERENCE);
+        assert_eq!(
+            margin_terms(&now, &covering_two),
+            [
+                Some(1_000_000),
+                Some(-1_000_000),
+                Some(0),
+                None,
+                None,
+                Some(600_000)
+            ]
+        );
+        let outside_only = [with_steps("g", &[0, 0, 9]), with_steps("h", &[6, 8, 100])];
+        assert_eq!(
+            margin_terms(&outside_only, &covering_two),
+            [None, Some(-280_000)]
+        );
+        assert_eq!(
+            margin_terms(&now, &signed_bytes::pack(&[-128, -128, -128]).unwrap()),
+            vec![None; 6]
+        );
         let history = pb::SketchHistory {
             entries: vec![pb::SketchSum {
                 member: "f".into(),

@@ -327,10 +327,11 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
                 ),
             ));
         }
-        if m.reference_steps.iter().all(|&b| b == 0) {
+        let outside = crate::anomaly::features::OUTSIDE_REFERENCE;
+        if m.reference_steps.iter().all(|&b| b == 0 || b == outside) {
             return Err(invalid(
                 "mislabelled.reference_steps",
-                "must hold a non-zero direction".into(),
+                "must hold a non-zero direction at some position it covers".into(),
             ));
         }
     }
@@ -625,6 +626,11 @@ mod tests {
         p.mut_anomaly().mut_mislabelled().min_margin_ppm = 0;
         p.mut_anomaly().mut_mislabelled().reference_steps = vec![0; 4];
         assert!(err(&p).contains("mislabelled.reference_steps: must hold a non-zero direction"));
+        // Positions outside the reference's tensors are no direction either.
+        p.mut_anomaly().mut_mislabelled().reference_steps = vec![0x80, 0, 0x80, 0];
+        assert!(err(&p).contains("at some position it covers"));
+        p.mut_anomaly().mut_mislabelled().reference_steps = vec![0x80, 0, 0x80, 2];
+        assert_eq!(validate_params(&p).unwrap(), p);
         p.mut_anomaly().clear_mislabelled();
         p.mut_anomaly().mut_zscore().features = vec![pb::Feature::REFERENCE_MARGIN];
         p.mut_anomaly().mut_zscore().threshold_ppm = 3_500_000;

@@ -71,6 +71,29 @@ impl Embeddings {
         }
     }
 
+    /// Each class's mean row over the rows at `indices` (the head's input averaged per class:
+    /// what the mislabelled-change method's reference is made of, [`bcfl_fed::reference`]); an
+    /// error naming a class none of them holds.
+    pub fn class_means(&self, indices: &[usize]) -> Result<Vec<Vec<f64>>> {
+        let mut counts = vec![0usize; self.classes()];
+        indices.iter().for_each(|&i| counts[self.labels[i]] += 1);
+        if let Some(c) = counts.iter().position(|&n| n == 0) {
+            return Err(Error::Config(format!(
+                "no example of class {:?} among the {} rows: every class needs at least one",
+                self.label_names[c],
+                indices.len()
+            )));
+        }
+        let mut means = vec![vec![0.0f64; self.dim]; self.classes()];
+        for &i in indices {
+            let class = self.labels[i];
+            for (m, v) in means[class].iter_mut().zip(self.row(i)) {
+                *m += f64::from(*v) / counts[class] as f64;
+            }
+        }
+        Ok(means)
+    }
+
     /// The rows at `indices` as a `[rows, dim]` `f32` tensor and their classes as `Int64`.
     pub fn tensors(&self, indices: &[usize]) -> (tch::Tensor, tch::Tensor) {
         let subset = self.subset(indices);
@@ -271,5 +294,23 @@ mod tests {
         fs::write(key.path(dir.path()), b"{\"format\":1}\n").unwrap();
         let (_, hit) = Embeddings::cached(dir.path(), &key, &data, || Ok(made.clone())).unwrap();
         assert!(!hit);
+    }
+
+    /// Known answer: each class's mean over the chosen rows only; a class none of them holds
+    /// is named in the error.
+    #[test]
+    fn class_means_average_the_chosen_rows() {
+        let e = Embeddings {
+            dim: 2,
+            values: vec![1.0, -2.0, 0.5, 0.25, 3.0, 4.0, 9.0, 9.0],
+            labels: vec![0, 1, 0, 1],
+            label_names: vec!["a".into(), "b".into()],
+        };
+        assert_eq!(
+            e.class_means(&[0, 1, 2]).unwrap(),
+            [vec![2.0, 1.0], vec![0.5, 0.25]]
+        );
+        let err = e.class_means(&[0, 2]).unwrap_err().to_string();
+        assert!(err.contains("no example of class \"b\" among the 2 rows"), "{err}");
     }
 }

@@ -332,17 +332,9 @@ impl Prepared {
     /// their class means.
     pub fn reference_steps(&self, seed: u64, count: usize) -> Result<Vec<u8>> {
         let (classes, dim) = (self.train.classes(), self.train.dim);
-        let root = self.root_set(seed, ROOT_SET_ROWS);
-        let mut counts = vec![0usize; classes];
-        root.iter().for_each(|&i| counts[self.test.labels[i]] += 1);
-        let mut means = vec![vec![0.0; dim]; classes];
-        for &i in &root {
-            let class = self.test.labels[i];
-            let row = &self.test.values[i * dim..(i + 1) * dim];
-            for (m, v) in means[class].iter_mut().zip(row) {
-                *m += f64::from(*v) / counts[class] as f64;
-            }
-        }
+        let means = self
+            .test
+            .class_means(&self.root_set(seed, ROOT_SET_ROWS))?;
         let template = LinearHead::zeros(classes, dim).to_update();
         let reference =
             bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &means)?;
