@@ -4,9 +4,10 @@
 use anyhow::Context as _;
 use bcfl_processor::anomaly::{
     every_attack_config, with_features, ASCENT_MAX_RESPONSE_PPM, EVERY_ATTACK_COORDINATE_SAMPLES,
-    INCONSISTENT_MIN_COSINE_PPM, SKEWED_SHARDS_FEATURES,
+    INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM, SKEWED_SHARDS_FEATURES,
 };
 use bcfl_processor::fixed::parse_ppm;
+use bcfl_processor::limits::MAX_MISLABELLED_MARGIN_PPM;
 use bcfl_protos::bcfl as pb;
 use clap::ValueEnum;
 
@@ -134,6 +135,19 @@ impl Additions {
     }
 }
 
+/// `--mislabelled-margin X` (`consortium init`, `demo`): the mislabelled-change method's limit
+/// in ppm, [`MISLABELLED_MIN_MARGIN_PPM`] without one; it must lie within 0.5 of 0.
+pub fn mislabelled_margin_ppm(text: Option<&str>) -> anyhow::Result<i32> {
+    let Some(text) = text else {
+        return Ok(MISLABELLED_MIN_MARGIN_PPM);
+    };
+    let micro = bcfl_processor::fixed::parse_micro(text).context("--mislabelled-margin")?;
+    if micro.abs() > i64::from(MAX_MISLABELLED_MARGIN_PPM) {
+        anyhow::bail!("--mislabelled-margin must lie within 0.5 of 0, got {text}");
+    }
+    Ok(micro as i32)
+}
+
 /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
@@ -146,6 +160,18 @@ pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mislabelled_margin_is_read_within_its_limits() {
+        assert_eq!(mislabelled_margin_ppm(None).unwrap(), -30_000);
+        assert_eq!(mislabelled_margin_ppm(Some("-0.05")).unwrap(), -50_000);
+        assert_eq!(mislabelled_margin_ppm(Some("0.5")).unwrap(), 500_000);
+        let err = mislabelled_margin_ppm(Some("-0.6"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("within 0.5 of 0, got -0.6"), "{err}");
+        assert!(mislabelled_margin_ppm(Some("x")).is_err());
+    }
 
     #[test]
     fn the_preset_brings_its_coordinates_unless_given() {

@@ -214,12 +214,20 @@ mod tests {
         let in_bias = at.iter().filter(|(t, _)| *t == 0).count();
         assert!(in_bias > 0 && in_bias < 64, "{in_bias}");
         for ((step, value), (tensor, _)) in steps.iter().zip(&values).zip(&at) {
-            let expected = if *tensor == 0 { OUTSIDE_REFERENCE } else { *value };
+            let expected = if *tensor == 0 {
+                OUTSIDE_REFERENCE
+            } else {
+                *value
+            };
             assert_eq!(*step, expected);
         }
         assert_eq!(
             covered(&steps),
-            values.iter().zip(&at).filter(|(v, (t, _))| **v != 0 && *t == 1).count()
+            values
+                .iter()
+                .zip(&at)
+                .filter(|(v, (t, _))| **v != 0 && *t == 1)
+                .count()
         );
         let err = |r: Result<Update, Error>| r.unwrap_err().to_string();
         assert!(err(head_reference(&head(2, 2), "head.weight", &means)).contains("need [3, 2]"));

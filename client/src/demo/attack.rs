@@ -65,6 +65,11 @@ pub const KINDS: [AttackKind; 11] = [
     AttackKind::HiddenReversal,
 ];
 
+/// The kinds that change what a member trains on rather than what it sends: a node applies
+/// them to its data when it loads it (`label-flip`: its shard's labels shifted, a decoder's
+/// answers too).
+pub const DATA_KINDS: [AttackKind; 1] = [AttackKind::LabelFlip];
+
 /// What an attacker knows of its round besides its own training.
 #[derive(Clone, Copy, Debug)]
 pub struct Known<'a> {
@@ -268,8 +273,8 @@ impl FromStr for AttackSpec {
             return Err(format!("{text:?}: COUNT must be at least 1"));
         }
         let kind: AttackKind = kind.parse().map_err(|e| format!("{e}"))?;
-        if !KINDS.contains(&kind) {
-            return Err(kind.unsupported("a member's trained update").to_string());
+        if !KINDS.contains(&kind) && !DATA_KINDS.contains(&kind) {
+            return Err(kind.unsupported("a member process").to_string());
         }
         Ok(Self { kind, count })
     }
@@ -335,8 +340,17 @@ mod tests {
         assert!("scale".parse::<AttackSpec>().is_err());
         assert!("scale:0".parse::<AttackSpec>().is_err());
         assert!("boost:1".parse::<AttackSpec>().is_err());
-        let err = "label-flip:1".parse::<AttackSpec>().unwrap_err();
-        assert!(err.contains("cannot be applied"), "{err}");
+        // Label flippers train on shifted labels (the node does it to its data); slow links
+        // are for shaped networks, not a member process's flag.
+        assert_eq!(
+            "label-flip:1".parse::<AttackSpec>().unwrap().kind,
+            AttackKind::LabelFlip
+        );
+        let err = "slow-link:1".parse::<AttackSpec>().unwrap_err();
+        assert!(
+            err.contains("cannot be applied to a member process"),
+            "{err}"
+        );
     }
 
     #[test]

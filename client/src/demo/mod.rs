@@ -182,6 +182,10 @@ pub struct DemoConfig {
     /// [`bcfl_processor::anomaly::every_attack_config`]), instead of the one `anomaly`,
     /// `min_votes`, `zscore_threshold_ppm` and `dbscan_eps_ppm` describe.
     pub anomaly_config: Option<pb::AnomalyConfig>,
+    /// The mislabelled-change method at this limit (ppm; `None`: not run), added to the
+    /// anomaly configuration with a reference the demo builds from its held-out examples
+    /// ([`ModelPackage::head_reference`]; BERT only, and it needs sampled coordinates).
+    pub mislabelled_margin_ppm: Option<i32>,
     /// Serverless or server topology (the first member aggregates every round).
     pub topology: Topology,
     /// Synchronous or buffered asynchronous.
@@ -336,6 +340,40 @@ struct Planned {
 /// The port members' blob servers listen on with [`DemoConfig::member_host`].
 pub const MEMBER_PORT: u16 = 7100;
 
+/// The mislabelled-change method's configuration at `min_margin_ppm`: the reference of
+/// `package`'s head from the labelled examples in `root` (the demo's held-out file), written
+/// to `out`, at the `count` sampled coordinates.
+fn mislabelled_config(
+    package: &ModelPackage,
+    root: &Path,
+    count: usize,
+    min_margin_ppm: i32,
+    out: &Path,
+) -> Result<pb::MislabelledConfig> {
+    if count == 0 {
+        return Err(crate::round::Error::Config(
+            "the mislabelled-change method needs sampled coordinates".into(),
+        )
+        .into());
+    }
+    let reference = package.head_reference(&package.load_examples(root)?)?;
+    std::fs::write(out, reference.to_bytes(bcfl_fed::update::Encoding::F32))
+        .map_err(|e| Error::file("writing", out, e))?;
+    let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
+        .map_err(crate::round::Error::from)?;
+    tracing::info!(
+        reference = %out.display(),
+        compared = bcfl_fed::reference::covered(&reference_steps),
+        coordinates = count,
+        "the mislabelled-change method's reference, from the held-out examples"
+    );
+    Ok(pb::MislabelledConfig {
+        reference_steps,
+        min_margin_ppm,
+        ..Default::default()
+    })
+}
+
 /// `urls` rotated to start at the `first`-th (modulo their number): a node's REST APIs, its own
 /// validator's first and the others as fallbacks.
 fn ledgers_from(urls: &[String], first: usize) -> Vec<String> {
@@ -479,7 +517,25 @@ pub async fn run(
     };
 
     // The consortium and its members on chain, and each member's configuration.
-    let params = args.params(&package)?;
+    let mut params = args.params(&package)?;
+    if let Some(min_margin_ppm) = args.mislabelled_margin_ppm {
+        let reference = work.join("reference.safetensors");
+        let mislabelled = tokio::task::spawn_blocking({
+            let (package, test) = (package.clone(), data.test.clone());
+            let count = params.coordinate_samples as usize;
+            move || mislabelled_config(&package, &test, count, min_margin_ppm, &reference)
+        })
+        .await??;
+        if !params.has_anomaly() {
+            return Err(crate::round::Error::Config(
+                "the mislabelled-change method joins an anomaly configuration: give anomaly \
+                 methods or a preset"
+                    .into(),
+            )
+            .into());
+        }
+        params.mut_anomaly().set_mislabelled(mislabelled);
+    }
     let mut init = pb::BcflPayload::new();
     init.set_init_consortium(pb::InitConsortium {
         admin_keys: vec![admin.public_key().as_hex().to_owned()].into(),

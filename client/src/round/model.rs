@@ -34,7 +34,7 @@ use crate::train::attack::embed::Embeddings;
 use crate::train::attack::head::WEIGHT;
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
-use crate::train::data::Dataset;
+use crate::train::data::{Columns, Dataset};
 use crate::train::lora::LoraConfig;
 use crate::train::prefix::{Inputs, PrefixCache};
 use crate::train::tensors::StoreTensors as _;
@@ -102,6 +102,17 @@ impl ModelPackage {
         self.dir.join(INITIAL_FILE)
     }
 
+    /// Labelled examples in the package's classes from `path` (a member's shard, a held-out or
+    /// root set): CSV or JSON lines with `text` and `label` columns, or the corpus's own file.
+    pub fn load_examples(&self, path: &Path) -> Result<Dataset> {
+        let columns = Columns {
+            text: "text".into(),
+            label: "label".into(),
+        };
+        Dataset::load(path, &columns, None, Some(&self.labels))
+            .map_err(|e| Error::file("loading", path, e))
+    }
+
     /// The mislabelled-change method's reference for this package's BERT
     /// ([`bcfl_fed::reference`]), in the layout members commit: in the classification head's
     /// weight, the class directions of `root`'s class means, each example's feature being what
@@ -131,7 +142,11 @@ impl ModelPackage {
         })?;
         let model = {
             let _generator = crate::train::generator();
-            dir.classifier(self.labels.len() as i64, &LoraConfig::default(), Device::Cpu)?
+            dir.classifier(
+                self.labels.len() as i64,
+                &LoraConfig::default(),
+                Device::Cpu,
+            )?
         };
         let path = self.initial_path();
         let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
@@ -526,8 +541,7 @@ mod tests {
         ModelPackage::create_tiny(dir.path(), &words, names, 16, 7).unwrap();
         let package = ModelPackage::read(dir.path()).unwrap();
         let reference = package.head_reference(&root(&labels, &texts)).unwrap();
-        let initial =
-            Update::from_bytes(&std::fs::read(package.initial_path()).unwrap()).unwrap();
+        let initial = Update::from_bytes(&std::fs::read(package.initial_path()).unwrap()).unwrap();
         let shapes = |u: &Update| -> Vec<(String, Vec<usize>)> {
             u.tensors
                 .iter()

@@ -60,9 +60,8 @@ use super::model::{LocalModel, ModelPackage, Trainer};
 use super::report::Report;
 use super::rest::RestLedger;
 use super::{Error, Result};
-use crate::demo::attack::{ApplyAttack, AttackKind};
+use crate::demo::attack::{ApplyAttack, AttackKind, DATA_KINDS};
 use crate::llm::pubmedqa::read_questions;
-use crate::train::data::{Columns, Dataset};
 use crate::train::trainer::TrainConfig;
 use bcfl_ledger::keys::Signer;
 use bcfl_net::auth::PeerClient;
@@ -141,8 +140,9 @@ pub struct MemberSection {
     #[serde(default)]
     pub probe: ProbeSection,
     /// Testing misbehaviour (`sign-flip`, `scale`, `noise`, `free-rider`, `stale-rider`,
-    /// `disguised-scale`, the colluding `alie`, `ipm`, `min-max`, `min-sum`, and the adaptive
-    /// `hidden-reversal`).
+    /// `disguised-scale`, the colluding `alie`, `ipm`, `min-max`, `min-sum`, the adaptive
+    /// `hidden-reversal`, and `label-flip`: training on the data's labels shifted by one
+    /// class).
     #[serde(default)]
     pub attack: Option<String>,
     /// A colluding attacker's fellow attackers (`alie`, `ipm`, `min-max`, `min-sum`): their
@@ -286,16 +286,6 @@ impl NodeConfig {
     }
 }
 
-/// A member's data file (any format the loaders read), its classes checked against the
-/// package's.
-fn load_data(path: &Path, labels: &[String]) -> Result<Dataset> {
-    let columns = Columns {
-        text: "text".into(),
-        label: "label".into(),
-    };
-    Dataset::load(path, &columns, None, Some(labels)).map_err(|e| Error::file("loading", path, e))
-}
-
 /// Starts the member role: checks the model package against the chain, loads the data,
 /// starts the blob server.
 async fn start_member<L: Ledger>(
@@ -324,9 +314,18 @@ async fn start_member<L: Ledger>(
             package.initial_sha256, params.initial_model_sha256
         )));
     }
+    // A label flipper trains on its data's labels shifted (DATA_KINDS).
+    let attack: Option<AttackKind> = m.attack.as_deref().map(str::parse).transpose()?;
+    if let Some(kind) = attack.filter(|k| !k.replaces_update() && !DATA_KINDS.contains(k)) {
+        return Err(kind.unsupported("a node").into());
+    }
+    let flipped = attack == Some(AttackKind::LabelFlip);
     let model: Box<dyn Trainer> = match package.decoder {
         Some(_) => {
-            let shard = read_questions(&m.data)?;
+            let mut shard = read_questions(&m.data)?;
+            if flipped {
+                shard.iter_mut().for_each(|q| q.answer = q.answer.flipped());
+            }
             let test = m.test_data.as_deref().map(read_questions).transpose()?;
             let (package, base) = (package.clone(), params.base_model_sha256.clone());
             Box::new(
@@ -337,11 +336,16 @@ async fn start_member<L: Ledger>(
             )
         }
         None => {
-            let shard = load_data(&m.data, &package.labels)?;
+            let shard = package.load_examples(&m.data)?;
+            let shard = if flipped {
+                shard.label_flipped()
+            } else {
+                shard
+            };
             let test = m
                 .test_data
                 .as_deref()
-                .map(|p| load_data(p, &package.labels))
+                .map(|p| package.load_examples(p))
                 .transpose()?;
             let train = TrainConfig {
                 epochs: m.train.epochs,
@@ -391,10 +395,6 @@ async fn start_member<L: Ledger>(
         None => {
             tracing::warn!(name = %m.name, %key, "not a registered member yet: waiting for the admin to register it")
         }
-    }
-    let attack: Option<AttackKind> = m.attack.as_deref().map(str::parse).transpose()?;
-    if let Some(kind) = attack.filter(|k| !k.replaces_update()) {
-        return Err(kind.unsupported("a node's trained update").into());
     }
     let config = MemberConfig {
         name: m.name.clone(),

@@ -163,6 +163,17 @@ impl LabelNames {
 }
 
 impl Dataset {
+    /// The same examples with every label shifted by one class
+    /// ([`flipped_label`](bcfl_processor::anomaly::attack::flipped_label)): what a label-flip
+    /// attacker trains on.
+    pub fn label_flipped(mut self) -> Self {
+        let classes = self.label_names.len();
+        for example in &mut self.examples {
+            example.label = bcfl_processor::anomaly::attack::flipped_label(example.label, classes);
+        }
+        self
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.examples.len()

@@ -10,7 +10,7 @@
 //! | [`AttackKind::GaussianNoise`] | `gaussian-noise` | Gaussian noise scaled to `‖d‖` | yes | yes | yes |
 //! | [`AttackKind::FreeRider`] | `free-rider` | zero: the parent model back, nothing trained | yes | yes | yes |
 //! | [`AttackKind::StaleRider`] | `stale-rider` | the previous round's change of the global model (zero in round 1), nothing trained | no | no | yes |
-//! | [`AttackKind::LabelFlip`] | `label-flip` | `d` trained on labels shifted by one class (`c → c + 1 mod K`) | no | no | yes |
+//! | [`AttackKind::LabelFlip`] | `label-flip` | `d` trained on labels shifted by one class ([`flipped_label`]) | no | yes | yes |
 //! | [`AttackKind::SlowLink`] | `slow-link` | `d` unchanged, but its links run [`SLOW_LINK_FACTOR`] times slower | yes | no | yes |
 //! | [`AttackKind::DisguisedScale`] | `disguised-scale` | [`SCALE_FACTOR`] `· d`, committed with the statistics (norm, sketch) of `d`: a hostile update behind honest-looking evidence, which only recomputing the statistics from the blob reveals | no | yes | yes |
 //! | [`AttackKind::Alie`] | `alie` | colluding: the honest mean minus `z` honest standard deviations ("a little is enough") | yes | no | yes |
@@ -50,6 +50,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+/// The class a [`AttackKind::LabelFlip`] attacker trains an example of class `label` as, of
+/// `classes`: the next one, `label + 1 mod classes`.
+pub fn flipped_label(label: usize, classes: usize) -> usize {
+    (label + 1) % classes
+}
 
 /// The factor of [`AttackKind::Scale`].
 pub const SCALE_FACTOR: f64 = 10.0;

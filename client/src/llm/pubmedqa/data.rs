@@ -42,6 +42,14 @@ impl Answer {
         Self::ALL.get(index).copied()
     }
 
+    /// What a label-flip attacker answers instead
+    /// ([`flipped_label`](bcfl_processor::anomaly::attack::flipped_label)): yes → no → maybe
+    /// → yes.
+    pub fn flipped(self) -> Self {
+        let next = bcfl_processor::anomaly::attack::flipped_label(self.index(), Self::ALL.len());
+        Self::ALL[next]
+    }
+
     /// `yes`, `no` or `maybe`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -311,6 +311,9 @@ mod tests {
             [vec![2.0, 1.0], vec![0.5, 0.25]]
         );
         let err = e.class_means(&[0, 2]).unwrap_err().to_string();
-        assert!(err.contains("no example of class \"b\" among the 2 rows"), "{err}");
+        assert!(
+            err.contains("no example of class \"b\" among the 2 rows"),
+            "{err}"
+        );
     }
 }

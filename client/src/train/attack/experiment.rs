@@ -332,9 +332,7 @@ impl Prepared {
     /// their class means.
     pub fn reference_steps(&self, seed: u64, count: usize) -> Result<Vec<u8>> {
         let (classes, dim) = (self.train.classes(), self.train.dim);
-        let means = self
-            .test
-            .class_means(&self.root_set(seed, ROOT_SET_ROWS))?;
+        let means = self.test.class_means(&self.root_set(seed, ROOT_SET_ROWS))?;
         let template = LinearHead::zeros(classes, dim).to_update();
         let reference =
             bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &means)?;

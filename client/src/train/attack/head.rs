@@ -288,12 +288,13 @@ impl HeadTrainer {
         Ok(Self { shard, test, local })
     }
 
-    /// The same member training on labels shifted by one class (`c -> c + 1 mod K`): the
-    /// label-flip attack.
+    /// The same member training on labels shifted by one class
+    /// ([`flipped_label`](bcfl_processor::anomaly::attack::flipped_label)): the label-flip
+    /// attack.
     pub fn label_flipped(mut self) -> Self {
         let classes = self.shard.classes();
         for label in &mut self.shard.labels {
-            *label = (*label + 1) % classes;
+            *label = bcfl_processor::anomaly::attack::flipped_label(*label, classes);
         }
         self
     }

@@ -96,7 +96,12 @@ pub(super) fn honest_fedavg(
                     let honest = global.train(&x, &y, &local, &mut Rng::new(train_seed));
                     let shifted: Vec<i64> = shard
                         .iter()
-                        .map(|&r| ((p.train.labels[r] + 1) % classes) as i64)
+                        .map(|&r| {
+                            bcfl_processor::anomaly::attack::flipped_label(
+                                p.train.labels[r],
+                                classes,
+                            ) as i64
+                        })
                         .collect();
                     let shifted = tch::Tensor::from_slice(&shifted);
                     let label = global.train(&x, &shifted, &local, &mut Rng::new(train_seed));

@@ -48,7 +48,8 @@ pub(crate) struct DemoArgs {
     /// Misbehaving members: KIND:COUNT, KIND one of sign-flip, scale, noise, free-rider,
     /// stale-rider, disguised-scale, the colluding alie, ipm, min-max, min-sum (crafted
     /// together from the honest members' updates), or the adaptive hidden-reversal (honest
-    /// statistics, the unseen rest reversed); the last COUNT members attack.
+    /// statistics, the unseen rest reversed), or label-flip (training on labels shifted by one
+    /// class); the last COUNT members attack.
     #[arg(long, value_name = "KIND:COUNT")]
     pub(crate) attack: Option<AttackSpec>,
     /// Colluding attackers (`--attack alie|ipm|min-max|min-sum:COUNT`) each move their copy of
@@ -105,6 +106,22 @@ pub(crate) struct DemoArgs {
     /// contribution back out of the model.
     #[arg(long)]
     pub(crate) withdraw: bool,
+    /// Adds the mislabelled-change method to the preset or to --anomaly's methods (`consortium
+    /// init --reference`): the demo builds the reference from its held-out examples (`bcfl
+    /// model reference`; BERT only), and a member whose head changes, over its rounds, have a
+    /// mean cosine with it below --mislabelled-margin is excluded on that alone. Only the
+    /// sampled coordinates that fall in the head count: with LoRA adapters below it, about one
+    /// in 40, so raise --coordinate-samples (docs/anomaly-detection.md, "Labels that lie").
+    #[arg(long)]
+    pub(crate) mislabelled: bool,
+    /// The mislabelled-change method's limit, from -0.5 to 0.5 [default: -0.03].
+    #[arg(
+        long,
+        value_name = "M",
+        allow_hyphen_values = true,
+        requires = "mislabelled"
+    )]
+    pub(crate) mislabelled_margin: Option<String>,
     /// The preset's DBSCAN and z-score read only the update norm and the sign balance
     /// (`consortium init --skewed-shards`): for members whose data differ widely, as with
     /// `--partition dirichlet --alpha 0.1`.
@@ -312,6 +329,11 @@ impl DemoArgs {
                 !self.tiny,
                 "--tiny is a BERT; it cannot be combined with --model smollm2"
             );
+            anyhow::ensure!(
+                !self.mislabelled,
+                "--mislabelled compares changes of a classification head; the decoder answers \
+                 in tokens and has none"
+            );
             let gguf = crate::llm::gguf_path(self.gguf.as_deref())?.to_path_buf();
             let config = bcfl_client::llm::model_config(&gguf)
                 .with_context(|| format!("reading {}", gguf.display()))?;
@@ -365,6 +387,10 @@ impl DemoArgs {
             anomaly_config: self
                 .anomaly_preset
                 .map(|preset| additions.apply(preset.config())),
+            mislabelled_margin_ppm: self
+                .mislabelled
+                .then(|| anomaly_preset::mislabelled_margin_ppm(self.mislabelled_margin.as_deref()))
+                .transpose()?,
             topology: self.topology,
             synchrony: self.synchrony,
             buffer: self.buffer,

@@ -1,5 +1,6 @@
 //! `bcfl model init`: writes the consortium's model package
-//! ([`bcfl_client::round::model::ModelPackage`]).
+//! ([`bcfl_client::round::model::ModelPackage`]); `bcfl model reference`: the
+//! mislabelled-change method's reference for it (`consortium init --reference`).
 
 use std::path::PathBuf;
 
@@ -56,18 +57,109 @@ pub(crate) struct ModelInitArgs {
     seed: u64,
 }
 
+/// `bcfl model reference`: the mislabelled-change method's reference for a BERT package.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ModelReferenceArgs {
+    /// The consortium's model package (bcfl model init).
+    #[arg(long, value_name = "DIR")]
+    package: PathBuf,
+    /// The labelled root set the consortium agrees on, every class in it: CSV or JSON lines
+    /// with `text` and `label` columns (as a member's shard), or the corpus's file.
+    #[arg(long, value_name = "FILE")]
+    root_set: PathBuf,
+    /// The reference to write, an update file in the members' layout (`consortium init
+    /// --reference FILE`).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// The consortium's sampled coordinates (`consortium init --coordinate-samples`): reports
+    /// how many of them fall in the head, where the method compares changes.
+    #[arg(long, default_value_t = 256)]
+    coordinate_samples: usize,
+}
+
 /// `bcfl model ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub(crate) enum ModelCommand {
     /// Write the consortium's model package: the base model, the initial trainable tensors
     /// round 1 starts from, the class names.
     Init(ModelInitArgs),
+    /// Write the mislabelled-change method's reference for a BERT package: in the
+    /// classification head's weight, each class's mean feature on a labelled root set minus
+    /// the mean over the classes, their common direction removed; zeros elsewhere
+    /// (docs/anomaly-detection.md, "Labels that lie").
+    Reference(ModelReferenceArgs),
+}
+
+/// What `bcfl model reference` prints.
+#[derive(Debug, serde::Serialize)]
+struct ReferenceReport {
+    out: PathBuf,
+    /// Root-set examples per class, in the package's order.
+    root_examples: Vec<(String, usize)>,
+    /// Trainable values in all, and in the head's weight (where the reference is non-zero).
+    trainable_values: usize,
+    head_values: usize,
+    /// Of the sampled coordinates, those the method compares (in the head, non-zero there).
+    coordinate_samples: usize,
+    compared: usize,
+}
+
+fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
+    let package = ModelPackage::read(&args.package)?;
+    let root = package.load_examples(&args.root_set)?;
+    let reference = package.head_reference(&root)?;
+    let steps = bcfl_fed::reference::reference_steps(&reference, args.coordinate_samples)
+        .with_context(|| {
+            format!(
+                "none of the {} sampled coordinates falls where the reference is non-zero: \
+                 raise --coordinate-samples",
+                args.coordinate_samples
+            )
+        })?;
+    let bytes = reference.to_bytes(bcfl_fed::update::Encoding::F32);
+    std::fs::write(&args.out, bytes).with_context(|| format!("writing {}", args.out.display()))?;
+    let mut counts = vec![0usize; package.labels.len()];
+    root.examples.iter().for_each(|e| counts[e.label] += 1);
+    let report = ReferenceReport {
+        out: args.out.clone(),
+        root_examples: package.labels.iter().cloned().zip(counts).collect(),
+        trainable_values: reference.parameters(),
+        head_values: reference
+            .tensors
+            .values()
+            .filter(|(_, v)| v.iter().any(|&x| x != 0.0))
+            .map(|(_, v)| v.len())
+            .sum(),
+        coordinate_samples: args.coordinate_samples,
+        compared: bcfl_fed::reference::covered(&steps),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("reference        {}", report.out.display());
+        let per_class: Vec<String> = report
+            .root_examples
+            .iter()
+            .map(|(name, n)| format!("{name} {n}"))
+            .collect();
+        println!("root set         {}", per_class.join(", "));
+        println!(
+            "head             {} of {} trainable values",
+            report.head_values, report.trainable_values
+        );
+        println!(
+            "compared         {} of {} sampled coordinates",
+            report.compared, report.coordinate_samples
+        );
+    }
+    Ok(())
 }
 
 impl ModelCommand {
     /// Runs the command; prints the package (JSON with `json`).
     pub(crate) fn run(&self, json: bool) -> anyhow::Result<()> {
         match self {
+            Self::Reference(args) => reference(args, json),
             Self::Init(args) => {
                 let package = if args.model == ModelChoice::Smollm2 {
                     decoder_package(args)?

@@ -11,10 +11,7 @@ use clap::{Args, ValueEnum};
 
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
-use bcfl_processor::anomaly::{
-    ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM,
-};
-use bcfl_processor::limits::MAX_MISLABELLED_MARGIN_PPM;
+use bcfl_processor::anomaly::{ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM};
 
 pub(crate) use bcfl_fed::rule::Rule;
 
@@ -302,7 +299,7 @@ pub(crate) struct InitArgs {
     /// of the consortium's trainable tensors (the layout members commit) holding, in the
     /// classification head's weight, each class's mean feature on a labelled root set minus
     /// the mean over the classes, with their common direction removed, and zeros elsewhere
-    /// (`bcfl_fed::reference::head_reference` builds one). Its values at the sampled
+    /// (`bcfl model reference` builds one for a BERT package). Its values at the sampled
     /// coordinates go on chain. With --anomaly-preset it adds the method to the preset; in
     /// --anomaly it is what `mislabelled` needs.
     #[arg(long, value_name = "FILE")]
@@ -577,17 +574,8 @@ impl InitArgs {
         }
         let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
             .with_context(|| format!("--reference {}", path.display()))?;
-        let min_margin_ppm = match &self.mislabelled_margin {
-            None => MISLABELLED_MIN_MARGIN_PPM,
-            Some(text) => {
-                let micro = fixed::parse_micro(text).context("--mislabelled-margin")?;
-                let limit = i64::from(MAX_MISLABELLED_MARGIN_PPM);
-                if micro.abs() > limit {
-                    bail!("--mislabelled-margin must lie within 0.5 of 0, got {text}");
-                }
-                micro as i32
-            }
-        };
+        let min_margin_ppm =
+            anomaly_preset::mislabelled_margin_ppm(self.mislabelled_margin.as_deref())?;
         params.mut_anomaly().set_mislabelled(pb::MislabelledConfig {
             reference_steps,
             min_margin_ppm,
@@ -1010,7 +998,10 @@ mod tests {
         };
         let on_preset = init(&["--anomaly-preset", "every-attack", "--reference", path]).unwrap();
         let m = on_preset.get_anomaly().get_mislabelled();
-        assert_eq!(m.min_margin_ppm, MISLABELLED_MIN_MARGIN_PPM);
+        assert_eq!(
+            m.min_margin_ppm,
+            bcfl_processor::anomaly::MISLABELLED_MIN_MARGIN_PPM
+        );
         assert_eq!(
             m.reference_steps,
             bcfl_fed::reference::reference_steps(&reference, 256).unwrap()
