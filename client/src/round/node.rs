@@ -320,6 +320,9 @@ async fn start_member<L: Ledger>(
         return Err(kind.unsupported("a node").into());
     }
     let flipped = attack == Some(AttackKind::LabelFlip);
+    if flipped {
+        tracing::warn!(name = %m.name, "attack label-flip: training on labels shifted by one class");
+    }
     let model: Box<dyn Trainer> = match package.decoder {
         Some(_) => {
             let mut shard = read_questions(&m.data)?;

@@ -8,7 +8,9 @@
 //! - a node and `bcfl-tp` killed with SIGKILL mid-round and started again catch up and the rounds
 //!   complete (the auditor's replay agrees with every aggregate);
 //! - a member that never comes back does not stall the consortium;
-//! - the processor refuses an aggregator the previous round's verdict excluded.
+//! - the processor refuses an aggregator the previous round's verdict excluded;
+//! - a label flipper trains as a node, and the mislabelled-change method, its reference made by
+//!   `bcfl model reference`, scores every committer.
 
 #![cfg(feature = "train")]
 
@@ -37,9 +39,22 @@ struct Consortium {
     stores: Vec<PathBuf>,
 }
 
-/// The ledger, keys, shards, model package, consortium and members of `n` member nodes;
-/// `schedule` is the coordinator's TOML section body.
+/// The ledger, keys, shards, model package, consortium and members of `n` member nodes, the
+/// consortium without anomaly detection and with `init`'s flags.
 fn consortium(dir: &Path, n: usize, init: &[&str]) -> Consortium {
+    consortium_with(dir, n, |_| {
+        // These tests are about the protocol: every committer is accepted (with three tiny
+        // members the detectors' verdicts are noise, and a verdict excluding all three
+        // abandons the round).
+        let mut args = vec!["--no-anomaly".to_owned()];
+        args.extend(init.iter().map(|s| s.to_string()));
+        args
+    })
+}
+
+/// [`consortium`], `consortium init` given the flags `init` returns once the shards and the
+/// model package are written (it is handed the CLI and the work folder).
+fn consortium_with(dir: &Path, n: usize, init: impl FnOnce(&Cli) -> Vec<String>) -> Consortium {
     // `bcfl data|model|node run` run in bcfl-train.
     Binary::BcflTrain.path();
     let ledger = Ledger::start(dir);
@@ -90,12 +105,8 @@ fn consortium(dir: &Path, n: usize, init: &[&str]) -> Consortium {
         "2".into(),
         "--quorum".into(),
         "2".into(),
-        // These tests are about the protocol: every committer is accepted (with three tiny
-        // members the detectors' verdicts are noise, and a verdict excluding all three
-        // abandons the round).
-        "--no-anomaly".into(),
     ];
-    args.extend(init.iter().map(|s| s.to_string()));
+    args.extend(init(&cli));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     cli.ok("admin", &args);
     let mut names = Vec::new();
@@ -499,4 +510,85 @@ fn a_member_that_never_returns_does_not_stall_the_consortium() {
         assert!(round["aggregate"]["model_sha256"].is_string(), "{round}");
     }
     c.everyone_holds(3, &alive);
+}
+
+/// An operator's mislabelled-change method: `bcfl model reference` makes the reference of the
+/// package's head from the held-out file, `consortium init --reference` takes it, a member
+/// node trains on shifted labels (`attack = "label-flip"`), and every round's verdict scores
+/// each committer's margin. The limit is the lowest allowed (-0.5): with a tiny random model
+/// the margins say little, so nobody is excluded on them and the rounds complete.
+#[test]
+fn a_label_flipper_trains_and_the_mislabelled_method_scores_every_committer() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().to_path_buf();
+    let c = consortium_with(dir.path(), 3, |cli| {
+        let reference = work.join("reference.safetensors");
+        let made = cli.json(
+            "admin",
+            &[
+                "model",
+                "reference",
+                "--package",
+                work.join("model").to_str().unwrap(),
+                "--root-set",
+                work.join("shards/test.csv").to_str().unwrap(),
+                "--out",
+                reference.to_str().unwrap(),
+                "--coordinate-samples",
+                "1024",
+            ],
+        );
+        let (head, all) = (
+            made["head_values"].as_u64(),
+            made["trainable_values"].as_u64(),
+        );
+        assert!(head.unwrap() > 0 && head < all, "{made}");
+        let compared = made["compared"].as_u64().unwrap();
+        assert!(compared > 0 && compared < 1024, "{made}");
+        for class in made["root_examples"].as_array().unwrap() {
+            assert!(class[1].as_u64().unwrap() > 0, "{made}");
+        }
+        [
+            "--anomaly",
+            "mislabelled",
+            "--coordinate-samples",
+            "1024",
+            "--reference",
+            reference.to_str().unwrap(),
+            "--mislabelled-margin",
+            "-0.5",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let text = std::fs::read_to_string(&c.configs[2]).unwrap();
+    let text = text.replace("[member.train]", "attack = \"label-flip\"\n[member.train]");
+    std::fs::write(&c.configs[2], text).unwrap();
+    let mut nodes: Vec<Spawned> = (0..3).map(|i| c.node(i, 2)).collect();
+    let mut coordinator = c.coordinator("rounds = 2\n");
+    Consortium::finishes(&mut coordinator);
+    for node in &mut nodes {
+        Consortium::finishes(node);
+    }
+    assert!(
+        nodes[2].log_text().contains("label-flip"),
+        "{}",
+        nodes[2].log_text()
+    );
+    for n in 1..=2 {
+        let round = c.round(n);
+        assert_eq!(round["round"]["phase"], "CLOSED", "{round}");
+        let methods = round["verdict"]["methods"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no verdict methods: {round}"));
+        let mislabelled = methods
+            .iter()
+            .find(|m| m["method"] == "MISLABELLED")
+            .unwrap_or_else(|| panic!("no mislabelled method: {round}"));
+        assert_eq!(
+            mislabelled["scores_micro"].as_array().map(Vec::len),
+            Some(3),
+            "{mislabelled}"
+        );
+    }
 }
