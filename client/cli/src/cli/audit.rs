@@ -430,8 +430,11 @@ fn print_consortium(c: &pb::Consortium) {
     }
     if a.has_mislabelled() {
         let m = a.get_mislabelled();
+        let outside = bcfl_processor::anomaly::features::OUTSIDE_REFERENCE;
+        let inside = m.reference_steps.iter().filter(|&&b| b != outside).count();
         println!(
-            "mislabelled:       min reference margin {} over {} reference values (excludes on its own)",
+            "mislabelled:       min reference margin {} over {inside} of {} sampled coordinates, \
+             the rest outside the reference (excludes on its own)",
             format_micro(i64::from(m.min_margin_ppm)),
             m.reference_steps.len()
         );
