@@ -82,7 +82,7 @@ pub(crate) struct ModelReferenceArgs {
 pub(crate) enum ModelCommand {
     /// Write the consortium's model package: the base model, the initial trainable tensors
     /// round 1 starts from, the class names.
-    Init(ModelInitArgs),
+    Init(Box<ModelInitArgs>),
     /// Write the mislabelled-change method's reference for a BERT package: in the
     /// classification head's weight, each class's mean feature on a labelled root set minus
     /// the mean over the classes, their common direction removed; zeros elsewhere
