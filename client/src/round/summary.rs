@@ -67,6 +67,10 @@ pub struct MemberRound {
     pub accepted: bool,
     /// The methods that flagged it.
     pub flagged_by: Vec<String>,
+    /// Each method's score for it (`mislabelled`: its reference margin), where the verdict
+    /// scored it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scores: BTreeMap<String, f64>,
     /// Whether it holds the round's global model, checked against the chain.
     pub holds_global: bool,
 }
@@ -193,6 +197,21 @@ pub fn flags(verdict: &pb::Verdict) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Each scored member's score by each method of `verdict`, by member key, then method name.
+pub fn scores(verdict: &pb::Verdict) -> BTreeMap<String, BTreeMap<String, f64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    let scored = verdict.scored();
+    for method in &verdict.methods {
+        for score in member_scores(&scored, method) {
+            out.entry(score.member.to_owned()).or_default().insert(
+                method_name(method.method).to_owned(),
+                fixed::micro_to_f64(score.score_micro),
+            );
+        }
+    }
+    out
+}
+
 /// Round `round` is over for a report: CLOSED, its global model (if any) held (by their `global`
 /// events) by every member that committed to it and every member of `followers` (members that
 /// sat the round out but follow the consortium: the demo's own member processes, so that a
@@ -243,6 +262,7 @@ pub fn round_report(
     };
     let verdict = state.verdicts.get(&round);
     let flagged = verdict.map(flags).unwrap_or_default();
+    let mut scored = verdict.map(scores).unwrap_or_default();
     let aggregate = state.aggregates.get(&round);
     let in_round: Vec<&NodeEvent> = events.iter().filter(|e| e.round == round).collect();
     let phase_max = |phase: &str| {
@@ -272,6 +292,7 @@ pub fn round_report(
                     .fold(0.0, |a, b| a + b),
                 accepted: verdict.is_some_and(|v| v.accepted.contains(&m.key)),
                 flagged_by: flagged.get(&m.key).cloned().unwrap_or_default(),
+                scores: scored.remove(&m.key).unwrap_or_default(),
                 holds_global: in_round
                     .iter()
                     .any(|e| e.key == m.key && e.phase == "global"),
@@ -897,5 +918,39 @@ mod tests {
         assert_eq!(r.bytes_moved, 10);
         assert_eq!(r.aggregator, "m-a");
         assert!(r.members.iter().all(|m| m.holds_global));
+    }
+
+    /// Known answer: every scored member's score by each method, flagged or not; disputed
+    /// members are not scored, so have none.
+    #[test]
+    fn scores_and_flags_follow_the_scored_members() {
+        let verdict = pb::Verdict {
+            round: 3,
+            accepted: vec!["a".into(), "c".into()].into(),
+            excluded: vec!["b".into(), "d".into()].into(),
+            disputed: vec!["d".into()].into(),
+            methods: vec![
+                pb::MethodVerdict {
+                    method: pb::AnomalyMethod::MISLABELLED,
+                    scores_micro: vec![120_000, -88_000, 46_000],
+                    flagged: vec![1],
+                    ..Default::default()
+                },
+                pb::MethodVerdict {
+                    method: pb::AnomalyMethod::MODIFIED_ZSCORE,
+                    scores_micro: vec![500_000, 1_500_000, -250_000],
+                    ..Default::default()
+                },
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let scores = scores(&verdict);
+        assert_eq!(scores.len(), 3);
+        assert_eq!(scores["b"]["mislabelled"], -0.088);
+        assert_eq!(scores["c"]["zscore"], -0.25);
+        assert!(!scores.contains_key("d"));
+        assert_eq!(flags(&verdict)["b"], ["mislabelled"]);
+        assert_eq!(flags(&verdict).len(), 1);
     }
 }
