@@ -519,13 +519,6 @@ pub async fn run(
     // The consortium and its members on chain, and each member's configuration.
     let mut params = args.params(&package)?;
     if let Some(min_margin_ppm) = args.mislabelled_margin_ppm {
-        let reference = work.join("reference.safetensors");
-        let mislabelled = tokio::task::spawn_blocking({
-            let (package, test) = (package.clone(), data.test.clone());
-            let count = params.coordinate_samples as usize;
-            move || mislabelled_config(&package, &test, count, min_margin_ppm, &reference)
-        })
-        .await??;
         if !params.has_anomaly() {
             return Err(crate::round::Error::Config(
                 "the mislabelled-change method joins an anomaly configuration: give anomaly \
@@ -534,6 +527,13 @@ pub async fn run(
             )
             .into());
         }
+        let reference = work.join("reference.safetensors");
+        let mislabelled = tokio::task::spawn_blocking({
+            let (package, test) = (package.clone(), data.test.clone());
+            let count = params.coordinate_samples as usize;
+            move || mislabelled_config(&package, &test, count, min_margin_ppm, &reference)
+        })
+        .await??;
         params.mut_anomaly().set_mislabelled(mislabelled);
     }
     let mut init = pb::BcflPayload::new();

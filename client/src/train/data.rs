@@ -500,6 +500,25 @@ mod tests {
         }
     }
 
+    /// A label flipper's data: every label moved to the next class, the last to the first.
+    #[test]
+    fn label_flipped_shifts_every_label_by_one_class() {
+        let data = Dataset {
+            examples: [0, 1, 2, 2]
+                .iter()
+                .map(|&label| Example {
+                    text: format!("t{label}"),
+                    label,
+                })
+                .collect(),
+            label_names: vec!["a".into(), "b".into(), "c".into()],
+        };
+        let flipped = data.clone().label_flipped();
+        let labels: Vec<usize> = flipped.examples.iter().map(|e| e.label).collect();
+        assert_eq!(labels, [1, 2, 0, 0]);
+        assert_eq!(flipped.label_names, data.label_names);
+    }
+
     #[test]
     fn csv_and_json_lines_give_the_same_dataset() {
         let dir = tempfile::tempdir().unwrap();

@@ -45,6 +45,13 @@ fn small() -> String {
     ])
 }
 
+/// A label flipper's answers: each moved to the next class, yes → no → maybe → yes.
+#[test]
+fn flipped_answers_cycle_through_the_classes() {
+    let flipped: Vec<Answer> = Answer::ALL.iter().map(|a| a.flipped()).collect();
+    assert_eq!(flipped, [Answer::No, Answer::Maybe, Answer::Yes]);
+}
+
 #[test]
 fn questions_are_read_in_pmid_order_and_split_by_the_test_file() {
     let data = parse(&small(), r#"{"1000": "no"}"#).unwrap();
