@@ -105,6 +105,11 @@ struct ReferenceReport {
 }
 
 fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
+    let limit = bcfl_processor::limits::MAX_COORDINATE_SAMPLES;
+    anyhow::ensure!(
+        (1..=limit).contains(&args.coordinate_samples),
+        "--coordinate-samples must lie in 1..={limit}, as a consortium's do"
+    );
     let package = ModelPackage::read(&args.package)?;
     let root = package.load_examples(&args.root_set)?;
     let reference = package.head_reference(&root)?;
