@@ -133,21 +133,7 @@ impl ModelPackage {
                 root.label_names, self.labels
             )));
         }
-        let dir = ModelDir::open(self.base_dir(), Some(&self.base_sha256)).map_err(|e| {
-            Error::BaseModel {
-                dir: self.base_dir(),
-                expected: self.base_sha256.clone(),
-                source: Box::new(e),
-            }
-        })?;
-        let model = {
-            let _generator = crate::train::generator();
-            dir.classifier(
-                self.labels.len() as i64,
-                &LoraConfig::default(),
-                Device::Cpu,
-            )?
-        };
+        let (dir, model) = self.classifier(&self.base_sha256)?;
         let path = self.initial_path();
         let bytes = std::fs::read(&path).map_err(|e| Error::file("reading", &path, e))?;
         let initial = Update::from_bytes(&bytes)?;
@@ -158,6 +144,28 @@ impl ModelPackage {
         Ok(bcfl_fed::reference::head_reference(
             &initial, WEIGHT, &means,
         )?)
+    }
+
+    /// The package's BERT base, refused unless its SHA-256 is `base_sha256` (the value on
+    /// chain), and a classifier of its classes on it. Its fresh adapters and head are replaced
+    /// before use: their draws must not shift a seeded computation in the same process (`fl
+    /// simulate`'s members), so they come from a generator of their own.
+    fn classifier(&self, base_sha256: &str) -> Result<(ModelDir, BertClassifier)> {
+        let dir =
+            ModelDir::open(self.base_dir(), Some(base_sha256)).map_err(|e| Error::BaseModel {
+                dir: self.base_dir(),
+                expected: base_sha256.to_owned(),
+                source: Box::new(e),
+            })?;
+        let model = {
+            let _generator = crate::train::generator();
+            dir.classifier(
+                self.labels.len() as i64,
+                &LoraConfig::default(),
+                Device::Cpu,
+            )?
+        };
+        Ok((dir, model))
     }
 
     /// Writes a package into `out` from `base` (a BERT directory) with fresh adapters and head
@@ -414,23 +422,8 @@ impl LocalModel {
         test: Option<Dataset>,
         config: TrainConfig,
     ) -> Result<Self> {
-        let dir = ModelDir::open(package.base_dir(), Some(base_sha256)).map_err(|e| {
-            Error::BaseModel {
-                dir: package.base_dir(),
-                expected: base_sha256.to_owned(),
-                source: Box::new(e),
-            }
-        })?;
-        // Fresh adapters and head, replaced by the global model before any training: their draws
-        // must not shift a seeded computation in the same process (`fl simulate`'s members).
-        let model = {
-            let _generator = crate::train::generator();
-            dir.classifier(
-                package.labels.len() as i64,
-                &LoraConfig::default(),
-                Device::Cpu,
-            )?
-        };
+        // Fresh adapters and head, replaced by the global model before any training.
+        let (dir, model) = package.classifier(base_sha256)?;
         let encoder = dir.encoder(package.max_len)?;
         Self::new(
             SharedModel::new(model, encoder, None).shared(),

@@ -1090,34 +1090,22 @@ mod tests {
             with_steps("e", &[1, 1]),
             with_steps("f", &[1, 0, 0]),
         ];
-        assert_eq!(
-            margin_terms(&now, &reference),
-            [
-                Some(1_000_000),
-                Some(-1_000_000),
-                Some(0),
-                None,
-                None,
-                Some(600_000)
-            ]
-        );
+        let expected = [
+            Some(1_000_000),
+            Some(-1_000_000),
+            Some(0),
+            None,
+            None,
+            Some(600_000),
+        ];
+        assert_eq!(margin_terms(&now, &reference), expected);
         assert_eq!(margin_terms(&now, &[]), vec![None; 6]);
         // Positions outside the reference count in neither vector: c's 5 at the third is left
         // out (4 * 3 - 3 * 4 = 0 over the other two), f's change alone is compared there.
         let covering_two = [3, -4, 0x80u8 as i8 as i32];
         let covering_two = signed_bytes::pack(&covering_two).unwrap();
         assert_eq!(covering_two[2], OUTSIDE_REFERENCE);
-        assert_eq!(
-            margin_terms(&now, &covering_two),
-            [
-                Some(1_000_000),
-                Some(-1_000_000),
-                Some(0),
-                None,
-                None,
-                Some(600_000)
-            ]
-        );
+        assert_eq!(margin_terms(&now, &covering_two), expected);
         let outside_only = [with_steps("g", &[0, 0, 9]), with_steps("h", &[6, 8, 100])];
         assert_eq!(
             margin_terms(&outside_only, &covering_two),
