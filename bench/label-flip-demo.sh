@@ -5,7 +5,7 @@
 # For each seed, two `scripts/demo.sh` runs with the same shards, model and seed: 10 member
 # processes, the last 2 training on their labels shifted by one class (`--attack label-flip:2`),
 # Dirichlet 0.1 shards of 1,000 abstracts, 5 rounds, the `every-attack` preset with
-# `--skewed-shards` and 4096 sampled coordinates (104 of them in the head), with
+# `--skewed-shards` and 4096 sampled coordinates (90 of them compared in the head), with
 # `--mislabelled` (its reference built from the held-out examples) and without; then one run
 # with IID shards and the method (the first seed). Each run's margins are its report's
 # `scores.mislabelled`.
