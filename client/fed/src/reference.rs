@@ -134,14 +134,8 @@ pub fn reference_steps(reference: &Update, count: usize) -> Result<Vec<u8>, Erro
     Ok(steps)
 }
 
-/// How many of `steps` ([`reference_steps`]) lie where the reference covers and is non-zero:
-/// the positions the mislabelled-change method compares changes at.
-pub fn covered(steps: &[u8]) -> usize {
-    steps
-        .iter()
-        .filter(|&&b| b != 0 && b != OUTSIDE_REFERENCE)
-        .count()
-}
+/// How many of [`reference_steps`]' values the mislabelled-change method compares changes at.
+pub use bcfl_processor::anomaly::features::covered_positions as covered;
 
 #[cfg(test)]
 mod tests {

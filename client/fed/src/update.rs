@@ -97,6 +97,14 @@ impl Update {
         out
     }
 
+    /// Each tensor's name and shape, in name order: what two updates of one model share.
+    pub fn layout(&self) -> Vec<(&str, &[usize])> {
+        self.tensors
+            .iter()
+            .map(|(name, (shape, _))| (name.as_str(), shape.as_slice()))
+            .collect()
+    }
+
     /// Number of scalar parameters.
     pub fn parameters(&self) -> usize {
         self.tensors.values().map(|(_, v)| v.len()).sum()

@@ -725,6 +725,15 @@ pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistor
 /// step takes. [`margin_terms`] leaves such positions out of both vectors.
 pub const OUTSIDE_REFERENCE: u8 = 0x80;
 
+/// How many of `reference_steps` lie inside the reference and are non-zero there: the
+/// positions [`margin_terms`] compares changes at (none: the reference holds no direction).
+pub fn covered_positions(reference_steps: &[u8]) -> usize {
+    reference_steps
+        .iter()
+        .filter(|&&b| b != 0 && b != OUTSIDE_REFERENCE)
+        .count()
+}
+
 /// Every committer's `cos(c, r)` over the sampled coordinates the reference covers (every one
 /// but those marked [`OUTSIDE_REFERENCE`]), ppm rounded half away from zero: its change's
 /// steps `c` against the reference's `reference_steps` (see the module docs; the steps share
@@ -732,7 +741,7 @@ pub const OUTSIDE_REFERENCE: u8 = 0x80;
 /// empty, the lengths differ or either vector is zero where the reference covers. Integer sums
 /// up to the final division (steps lie within 127, so they cannot overflow).
 pub fn margin_terms(commitments: &[pb::Commitment], reference_steps: &[u8]) -> Vec<Option<i64>> {
-    let outside = signed_bytes::unpack(&[OUTSIDE_REFERENCE])[0];
+    let outside = i32::from(OUTSIDE_REFERENCE as i8);
     let reference = signed_bytes::unpack(reference_steps);
     let reference_sq: i64 = reference
         .iter()

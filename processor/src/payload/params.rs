@@ -327,8 +327,7 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
                 ),
             ));
         }
-        let outside = crate::anomaly::features::OUTSIDE_REFERENCE;
-        if m.reference_steps.iter().all(|&b| b == 0 || b == outside) {
+        if crate::anomaly::features::covered_positions(&m.reference_steps) == 0 {
             return Err(invalid(
                 "mislabelled.reference_steps",
                 "must hold a non-zero direction at some position it covers".into(),

@@ -554,13 +554,7 @@ impl InitArgs {
                 .with_context(|| format!("--initial-model {}", initial.display()))?;
             let model = bcfl_fed::update::Update::from_bytes(&bytes)
                 .with_context(|| format!("--initial-model {}", initial.display()))?;
-            let shapes = |u: &bcfl_fed::update::Update| -> Vec<(String, Vec<usize>)> {
-                u.tensors
-                    .iter()
-                    .map(|(n, (shape, _))| (n.clone(), shape.clone()))
-                    .collect()
-            };
-            if shapes(&model) != shapes(&reference) {
+            if model.layout() != reference.layout() {
                 bail!(
                     "--reference {} does not have the tensors of --initial-model {} (names and shapes)",
                     path.display(),
