@@ -2,29 +2,41 @@
 # Label flippers as member processes against the mislabelled-change method
 # (docs/anomaly-detection.md, "Labels that lie", "Through member processes").
 #
-# For each seed, two `scripts/demo.sh` runs with the same shards, model and seed: 10 member
-# processes, the last 2 training on their labels shifted by one class (`--attack label-flip:2`),
-# Dirichlet 0.1 shards of 1,000 abstracts, 5 rounds, the `every-attack` preset with
-# `--skewed-shards` and 4096 sampled coordinates (90 of them compared in the head), with
-# `--mislabelled` (its reference built from the held-out examples) and without; then one run
-# with IID shards and the method (the first seed). Each run's margins are its report's
-# `scores.mislabelled`.
+# For each count of flippers and each seed, two `scripts/demo.sh` runs with the same shards,
+# model and seed: 10 member processes, the last N training on their labels shifted by one class
+# (`--attack label-flip:N`), Dirichlet 0.1 shards of 1,000 abstracts, 5 rounds, the
+# `every-attack` preset with `--skewed-shards` and 4096 sampled coordinates (90 of them compared
+# in the head), with `--mislabelled` (its reference built from the held-out examples) and
+# without; then one run with IID shards and the method (the first seed). Each run's margins are
+# its report's `scores.mislabelled`.
 #
-# Usage: bench/label-flip-demo.sh OUT_DIR [SEEDS="42 1 2"]
+# Usage: bench/label-flip-demo.sh OUT_DIR [SEEDS="42 1 2"] [FLIPPERS="2"]
 # Writes OUT_DIR/NAME/ (each demo's work folder, report.json in it), OUT_DIR/NAME.json (the
-# report) and OUT_DIR/label-flip-demo.json (per run: flipper and honest member-rounds
-# excluded, F1, accuracy per round, the lowest honest and highest flipper margin).
+# report; NAME is fN-SHARDS[-mislabelled]-SEED) and OUT_DIR/label-flip-demo.json: per run report
+# in OUT_DIR (this call's and earlier calls' with other counts or seeds), the flippers, flipper
+# and honest member-rounds excluded, F1, accuracy per round, the lowest honest and highest
+# flipper margin. The binaries are built once, before the first run (BCFL_BIN_DIR, see
+# scripts/demo.sh), so the series runs one build while the tree changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
 
-out=${1:?usage: bench/label-flip-demo.sh OUT_DIR [SEEDS]}
+out=${1:?usage: bench/label-flip-demo.sh OUT_DIR [SEEDS] [FLIPPERS]}
 seeds=${2:-42 1 2}
+counts=${3:-2}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+if [ -z "${BCFL_BIN_DIR:-}" ]; then
+  cargo build --workspace --bins --features bcfl-client/train
+  export BCFL_BIN_DIR="$out/bin"
+  mkdir -p "$BCFL_BIN_DIR"
+  for name in bcfl bcfl-train bcfl-devnet bcfl-tp; do
+    cp "$CARGO_TARGET_DIR/debug/$name" "$BCFL_BIN_DIR/$name"
+  done
+fi
 common=(--members 10 --rounds 5 --max-train-examples 1000 --max-test-examples 300
-  --attack label-flip:2 --anomaly-preset every-attack --coordinate-samples 4096)
+  --anomaly-preset every-attack --coordinate-samples 4096)
 dirichlet=(--partition dirichlet --alpha 0.1 --skewed-shards)
 
 run() {
@@ -36,19 +48,28 @@ run() {
   cp "$out/$name/report.json" "$out/$name.json"
 }
 
-runs=()
-for seed in $seeds; do
-  run "dirichlet-mislabelled-$seed" "${common[@]}" "${dirichlet[@]}" --seed "$seed" --mislabelled
-  run "dirichlet-$seed" "${common[@]}" "${dirichlet[@]}" --seed "$seed"
-  runs+=("dirichlet-mislabelled-$seed" "dirichlet-$seed")
-done
 first=${seeds%% *}
-run "iid-mislabelled-$first" "${common[@]}" --seed "$first" --mislabelled
-runs+=("iid-mislabelled-$first")
+for n in $counts; do
+  attack=(--attack "label-flip:$n")
+  for seed in $seeds; do
+    run "f$n-dirichlet-mislabelled-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" \
+      --seed "$seed" --mislabelled
+    run "f$n-dirichlet-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" --seed "$seed"
+  done
+  run "f$n-iid-mislabelled-$first" "${common[@]}" "${attack[@]}" --seed "$first" --mislabelled
+done
 
-"$BCFL_VENV/bin/python" - "$out" "${runs[@]}" > "$out/label-flip-demo.json" <<'PY'
-import json, sys
-out, names = sys.argv[1], sys.argv[2:]
+"$BCFL_VENV/bin/python" - "$out" > "$out/label-flip-demo.json" <<'PY'
+import glob, json, os, re, sys
+out = sys.argv[1]
+def order(name):
+    n, shards, method, seed = re.fullmatch(r"f(\d+)-(\w+?)(-mislabelled)?-(\d+)", name).groups()
+    return (int(n), shards != "dirichlet", int(seed), method is None)
+names = sorted(
+    (os.path.basename(p)[:-5] for p in glob.glob(f"{out}/f*-*.json")
+     if re.fullmatch(r"f\d+-\w+?(-mislabelled)?-\d+", os.path.basename(p)[:-5])),
+    key=order,
+)
 summary = []
 for name in names:
     report = json.load(open(f"{out}/{name}.json"))
@@ -72,6 +93,7 @@ for name in names:
     f1 = 2 * caught / (2 * caught + honest + missed) if caught else 0.0
     summary.append({
         "run": name,
+        "flippers": len(attackers),
         "flipper_rounds_excluded": caught,
         "flipper_rounds": caught + missed,
         "honest_rounds_excluded": honest,

@@ -16,8 +16,10 @@
 #            on https:// (off by default; requests between members are signed either way)
 #   e.g.     scripts/demo.sh -- --attack sign-flip:1      (see `bcfl demo --help`, docs/cli.md)
 # Environment: BCFL_DEMO_DIR (work folder: keys, shards, model package, node configs, blob
-# stores, logs, report; default a fresh temporary one), plus scripts/env.sh (BCFL_DATA_DIR
-# defaults to the repository's data/). Ctrl-C stops every process the demo started.
+# stores, logs, report; default a fresh temporary one), BCFL_BIN_DIR (run the bcfl, bcfl-train,
+# bcfl-devnet and bcfl-tp found there instead of building the working tree's: a pinned build for
+# a series of runs while the tree changes), plus scripts/env.sh (BCFL_DATA_DIR defaults to the
+# repository's data/). Ctrl-C stops every process the demo started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=scripts/env.sh
@@ -54,9 +56,16 @@ mkdir -p "$work"
 # bcfl-train, which it finds next to itself: copy both.
 bin="$work/bin"
 mkdir -p "$bin"
-cargo build --workspace --bins --features bcfl-client/train
+if [ -n "${BCFL_BIN_DIR:-}" ]; then
+  from=$BCFL_BIN_DIR
+  log "running the binaries in $from (BCFL_BIN_DIR), not building"
+else
+  cargo build --workspace --bins --features bcfl-client/train
+  from=$CARGO_TARGET_DIR/debug
+fi
 for name in bcfl bcfl-train bcfl-devnet bcfl-tp; do
-  cp "$CARGO_TARGET_DIR/debug/$name" "$bin/$name.tmp" && mv "$bin/$name.tmp" "$bin/$name"
+  [ -x "$from/$name" ] || { log "$from/$name is missing"; exit 1; }
+  cp "$from/$name" "$bin/$name.tmp" && mv "$bin/$name.tmp" "$bin/$name"
 done
 free_port() {
   "$BCFL_VENV/bin/python" -c \

@@ -3,8 +3,12 @@
 //! [`BcflState`] computes addresses ([`crate::address`]), decodes and encodes the state messages,
 //! keeps collision containers (`MemberList`, `CommitmentList`, `LinkList`) sorted by their natural
 //! key, and caches every read (and its own writes) for the length of one `apply`, so the rules can
-//! read an object as often as they like at the cost of one validator round trip. Writes go through
-//! to the context at once; the validator discards them if the transaction turns out invalid.
+//! read an object as often as they like at the cost of one validator round trip. Writes are
+//! buffered and sent in one request ([`BcflState::flush`]); the validator discards them if the
+//! transaction turns out invalid.
+//! The records written for every member every round (rounds, commitments, sketch sums, verdicts)
+//! are stored with their keys and digests as bytes and expanded on reading
+//! ([`bcfl_protos::compact`]): the rules only ever see hex.
 //!
 //! An empty value counts as absent (the SDK drops empty entries); no state message of this family
 //! ever encodes to zero bytes.
@@ -12,6 +16,7 @@
 use std::collections::BTreeMap;
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::compact::Compact;
 use protobuf::{Message, RepeatedField};
 use thiserror::Error;
 
@@ -150,6 +155,32 @@ impl<'a> BcflState<'a> {
         Ok(())
     }
 
+    /// Reads a record stored with its keys and digests as bytes ([`Compact`]), expanded.
+    fn read_expanded<M: Message + Compact>(
+        &mut self,
+        address: &str,
+        kind: &'static str,
+    ) -> Result<Option<M>> {
+        self.read::<M>(address, kind)?
+            .map(|m| {
+                m.expanded().map_err(|e| StateError::Corrupt {
+                    address: address.to_owned(),
+                    kind,
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Stores a record with its keys and digests as bytes ([`Compact`]).
+    fn write_compacted<M: Message + Compact>(
+        &mut self,
+        address: String,
+        message: &M,
+    ) -> Result<()> {
+        self.write(address, &message.compacted())
+    }
+
     /// The consortium, if initialized.
     pub fn consortium(&mut self) -> Result<Option<pb::Consortium>> {
         self.read(&address::consortium_address(), "Consortium")
@@ -204,16 +235,18 @@ impl<'a> BcflState<'a> {
 
     /// Round `round`, if opened.
     pub fn round(&mut self, round: u64) -> Result<Option<pb::Round>> {
-        self.read(&address::round_address(round), "Round")
+        self.read_expanded(&address::round_address(round), "Round")
     }
 
     /// Stores a round.
     pub fn put_round(&mut self, round: &pb::Round) -> Result<()> {
-        self.write(address::round_address(round.number), round)
+        self.write_compacted(address::round_address(round.number), round)
     }
 
     fn commitment_list(&mut self, address: &str) -> Result<pb::CommitmentList> {
-        Ok(self.read(address, "CommitmentList")?.unwrap_or_default())
+        Ok(self
+            .read_expanded(address, "CommitmentList")?
+            .unwrap_or_default())
     }
 
     /// `member`'s commitment to `round`, if any.
@@ -230,7 +263,7 @@ impl<'a> BcflState<'a> {
         let address = address::commitment_address(commitment.round, &commitment.member);
         let mut list = self.commitment_list(&address)?;
         upsert(&mut list.entries, commitment, |c| c.member.clone());
-        self.write(address, &list)
+        self.write_compacted(address, &list)
     }
 
     /// The commitments of `members` to `round`, in the order of `members`. A listed member without
@@ -361,7 +394,8 @@ impl<'a> BcflState<'a> {
     /// The verdict of `round`, if evaluated, its `accepted` restored from the round's
     /// committers ([`pb::Verdict::restored`]: the round is read too, and must be declared).
     pub fn verdict(&mut self, round: u64) -> Result<Option<pb::Verdict>> {
-        let Some(stored) = self.read::<pb::Verdict>(&address::verdict_address(round), "Verdict")?
+        let Some(stored) =
+            self.read_expanded::<pb::Verdict>(&address::verdict_address(round), "Verdict")?
         else {
             return Ok(None);
         };
@@ -382,7 +416,7 @@ impl<'a> BcflState<'a> {
                     .to_owned(),
             });
         }
-        self.write(address::verdict_address(verdict.round), &stored)
+        self.write_compacted(address::verdict_address(verdict.round), &stored)
     }
 
     /// The round a verdict of `round` belongs to, which must exist.
@@ -395,7 +429,9 @@ impl<'a> BcflState<'a> {
     }
 
     fn sketch_sum_list(&mut self, address: &str) -> Result<pb::SketchSumList> {
-        Ok(self.read(address, "SketchSumList")?.unwrap_or_default())
+        Ok(self
+            .read_expanded(address, "SketchSumList")?
+            .unwrap_or_default())
     }
 
     /// The stored sketch sums of `members` (sorted keys), sorted by member; a member without one
@@ -450,7 +486,7 @@ impl<'a> BcflState<'a> {
         let address = address::sketch_sum_address(&sum.member);
         let mut list = self.sketch_sum_list(&address)?;
         upsert(&mut list.entries, sum, |s| s.member.clone());
-        self.write(address, &list)
+        self.write_compacted(address, &list)
     }
 
     /// The aggregate of `round`, if committed.

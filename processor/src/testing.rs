@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::compact::Compact;
 use protobuf::Message;
 
 use crate::access::declared_addresses;
@@ -250,6 +251,12 @@ impl MemoryLedger {
             .map(|b| M::parse_from_bytes(b).expect("ledger state decodes"))
     }
 
+    /// A record stored with its keys and digests as bytes, expanded ([`Compact`]).
+    fn expanded<M: Message + Compact>(&self, address: &str) -> Option<M> {
+        self.decode::<M>(address)
+            .map(|m| m.expanded().expect("ledger state expands"))
+    }
+
     /// The consortium, if initialized.
     pub fn consortium(&self) -> Option<pb::Consortium> {
         self.decode(&address::consortium_address())
@@ -270,12 +277,12 @@ impl MemoryLedger {
 
     /// A round, if opened.
     pub fn round(&self, round: u64) -> Option<pb::Round> {
-        self.decode(&address::round_address(round))
+        self.expanded(&address::round_address(round))
     }
 
     /// A commitment, if made.
     pub fn commitment(&self, round: u64, member: &str) -> Option<pb::Commitment> {
-        self.decode::<pb::CommitmentList>(&address::commitment_address(round, member))
+        self.expanded::<pb::CommitmentList>(&address::commitment_address(round, member))
             .and_then(|l| l.entries.into_iter().find(|c| c.member == member))
     }
 
@@ -287,14 +294,14 @@ impl MemoryLedger {
 
     /// A verdict, if recorded.
     pub fn verdict(&self, round: u64) -> Option<pb::Verdict> {
-        let stored: pb::Verdict = self.decode(&address::verdict_address(round))?;
+        let stored: pb::Verdict = self.expanded(&address::verdict_address(round))?;
         let committers = self.round(round).map(|r| r.committers).unwrap_or_default();
         Some(stored.restored(&committers))
     }
 
     /// A member's sketch sum, if it has been evaluated.
     pub fn sketch_sum(&self, member: &str) -> Option<pb::SketchSum> {
-        self.decode::<pb::SketchSumList>(&address::sketch_sum_address(member))
+        self.expanded::<pb::SketchSumList>(&address::sketch_sum_address(member))
             .and_then(|l| l.entries.into_iter().find(|s| s.member == member))
     }
 

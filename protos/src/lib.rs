@@ -98,6 +98,8 @@ pub mod batch {
 
 pub use protobuf;
 
+pub mod compact;
+
 /// Small signed integers stored one byte each in `bytes` fields (a commitment's `sketch` and
 /// `coordinate_steps`): two's complement, [`signed_bytes::MIN`]..=[`signed_bytes::MAX`]. A packed
 /// `sint32` took two bytes for every value beyond -64..=63.

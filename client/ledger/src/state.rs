@@ -25,6 +25,7 @@ use bcfl_processor::address::{self, AddressKind};
 use bcfl_processor::anomaly::stored;
 use bcfl_processor::NAMESPACE;
 use bcfl_protos::bcfl as pb;
+use bcfl_protos::compact::Compact;
 use protobuf::Message;
 
 use super::rest::{RestClient, RestError, StateSnapshot};
@@ -96,21 +97,42 @@ fn parse<M: Message>(address: &str, kind: &'static str, data: &[u8]) -> Result<M
     })
 }
 
+/// [`parse`] for a record stored with its keys and digests as bytes, expanded
+/// ([`bcfl_protos::compact`]).
+fn parse_expanded<M: Message + Compact>(
+    address: &str,
+    kind: &'static str,
+    data: &[u8],
+) -> Result<M, StateError> {
+    parse::<M>(address, kind, data)?
+        .expanded()
+        .map_err(|e| StateError::Malformed {
+            address: address.to_owned(),
+            kind,
+            reason: e.to_string(),
+        })
+}
+
 impl BcflObject {
-    /// Decodes the bytes at `address` by the address's type tag.
+    /// Decodes the bytes at `address` by the address's type tag; the records stored with their
+    /// keys and digests as bytes come back with them as hex, as the rules see them.
     pub fn decode(address: &str, data: &[u8]) -> Result<Self, StateError> {
         let kind = AddressKind::of(address)
             .ok_or_else(|| StateError::UnknownAddress(address.to_owned()))?;
         Ok(match kind {
             AddressKind::Consortium => Self::Consortium(parse(address, "Consortium", data)?),
             AddressKind::Member => Self::Members(parse(address, "MemberList", data)?),
-            AddressKind::Round => Self::Round(parse(address, "Round", data)?),
-            AddressKind::Commitment => Self::Commitments(parse(address, "CommitmentList", data)?),
+            AddressKind::Round => Self::Round(parse_expanded(address, "Round", data)?),
+            AddressKind::Commitment => {
+                Self::Commitments(parse_expanded(address, "CommitmentList", data)?)
+            }
             AddressKind::Link => Self::Links(parse(address, "LinkList", data)?),
-            AddressKind::Verdict => Self::Verdict(parse(address, "Verdict", data)?),
+            AddressKind::Verdict => Self::Verdict(parse_expanded(address, "Verdict", data)?),
             AddressKind::Aggregate => Self::Aggregate(parse(address, "Aggregate", data)?),
             AddressKind::Directory => Self::Directory(parse(address, "MemberList", data)?),
-            AddressKind::SketchSum => Self::SketchSums(parse(address, "SketchSumList", data)?),
+            AddressKind::SketchSum => {
+                Self::SketchSums(parse_expanded(address, "SketchSumList", data)?)
+            }
             AddressKind::Consensus => Self::Consensus(parse(address, "ConsensusSketch", data)?),
             AddressKind::LinkIndex => Self::LinkIndexes(parse(address, "LinkIndexList", data)?),
             AddressKind::ConsensusArchive => {

@@ -300,7 +300,11 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     let raw = &ledger.state()[&crate::address::verdict_address(1)];
     let stored = <pb::Verdict as protobuf::Message>::parse_from_bytes(raw).unwrap();
     assert!(stored.accepted.is_empty());
-    assert_eq!(stored, verdict.stored());
+    // Its keys are bytes (`compact`): the two excluded members, 33 bytes each.
+    assert!(stored.excluded.is_empty() && stored.excluded_keys.len() == 2 * 33);
+    use bcfl_protos::compact::Compact;
+    assert_eq!(stored, verdict.stored().compacted());
+    assert_eq!(stored.expanded().unwrap(), verdict.stored());
     let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
     use pb::AnomalyMethod::*;
     assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
@@ -535,7 +539,8 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
             .iter()
             .flat_map(|k| {
                 let bytes = &ledger.state()[&crate::address::sketch_sum_address(k)];
-                <pb::SketchSumList as protobuf::Message>::parse_from_bytes(bytes)
+                let list = <pb::SketchSumList as protobuf::Message>::parse_from_bytes(bytes);
+                bcfl_protos::compact::Compact::expanded(list.unwrap())
                     .unwrap()
                     .entries
                     .into_vec()

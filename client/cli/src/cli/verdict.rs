@@ -501,8 +501,10 @@ mod tests {
             verdict: recomputed,
             history_matches,
         } = recompute(&parent, &block, 1).unwrap();
-        // The ledger stores it without the accepted members (the round's other committers).
-        assert_eq!(recomputed.stored(), stored);
+        // The ledger stores it without the accepted members (the round's other committers),
+        // its keys as bytes.
+        use bcfl_protos::compact::Compact;
+        assert_eq!(recomputed.stored().compacted(), stored);
         let restored = FamilyState::from_snapshot(snapshot(&all)).unwrap();
         assert_eq!(restored.verdicts[&1], recomputed);
         assert!(history_matches);

@@ -437,6 +437,7 @@ fn check_state(w: &World) {
 fn check_sketch_history(w: &World) {
     use crate::address::AddressKind;
     use crate::anomaly::{features, stored};
+    use bcfl_protos::compact::Compact;
     use protobuf::Message;
     let state = w.ledger.state();
     let (mut records, mut archives) = (Vec::new(), std::collections::BTreeMap::new());
@@ -444,7 +445,8 @@ fn check_sketch_history(w: &World) {
     for (address, bytes) in state {
         match AddressKind::of(address) {
             Some(AddressKind::SketchSum) => {
-                records.extend(pb::SketchSumList::parse_from_bytes(bytes).unwrap().entries);
+                let list = pb::SketchSumList::parse_from_bytes(bytes).unwrap();
+                records.extend(list.expanded().unwrap().entries);
             }
             Some(AddressKind::ConsensusArchive) => {
                 let a = pb::ConsensusArchive::parse_from_bytes(bytes).unwrap();

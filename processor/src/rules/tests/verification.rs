@@ -153,7 +153,8 @@ fn disputed_members_are_left_out_of_the_anomaly_history() {
         .iter()
         .filter(|(a, _)| a.starts_with(&prefix))
         .flat_map(|(_, v)| {
-            <pb::SketchSumList as protobuf::Message>::parse_from_bytes(v)
+            let list = <pb::SketchSumList as protobuf::Message>::parse_from_bytes(v).unwrap();
+            bcfl_protos::compact::Compact::expanded(list)
                 .unwrap()
                 .entries
                 .into_vec()

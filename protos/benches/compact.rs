@@ -1,0 +1,196 @@
+//! What the compact stored form ([`bcfl_protos::compact`]) costs a reader: the records one
+//! round of 1,000 members adds (each member's commitment with a 256-value sketch and 256
+//! coordinates, its sketch sum, the round with 1,000 committers, a verdict excluding 100),
+//! decoded as `EvaluateRound` and the auditor decode them, with and without expanding the keys
+//! and digests, and encoded with and without compacting them. Prints one JSON object: the bytes
+//! of each form and the median of 21 passes of each, in milliseconds.
+//!
+//! ```text
+//! cargo bench -p bcfl-protos --bench compact
+//! ```
+
+use std::time::Instant;
+
+use bcfl_protos::bcfl::{Commitment, CommitmentList, Round, SketchSum, SketchSumList, Verdict};
+use bcfl_protos::compact::Compact;
+use protobuf::Message;
+
+const MEMBERS: usize = 1000;
+const PASSES: usize = 21;
+
+/// A deterministic pseudo-random byte stream (splitmix64).
+struct Bytes(u64);
+
+impl Bytes {
+    fn next(&mut self) -> u8 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as u8
+    }
+
+    fn hex(&mut self, prefix: &str, bytes: usize) -> String {
+        let mut s = prefix.to_owned();
+        for _ in 0..bytes {
+            s.push_str(&format!("{:02x}", self.next()));
+        }
+        s
+    }
+}
+
+/// The text form of one round's records: a commitment list and a sketch sum list per member,
+/// the round and the verdict.
+fn records() -> (Vec<CommitmentList>, Vec<SketchSumList>, Round, Verdict) {
+    let mut rng = Bytes(42);
+    let mut keys: Vec<String> = (0..MEMBERS).map(|_| rng.hex("02", 32)).collect();
+    keys.sort();
+    let commitments = keys
+        .iter()
+        .map(|k| CommitmentList {
+            entries: vec![Commitment {
+                round: 7,
+                member: k.clone(),
+                update_sha256: rng.hex("", 32),
+                size_bytes: 20_000,
+                num_samples: 100,
+                sketch: (0..256).map(|_| rng.next()).collect(),
+                coordinate_steps: (0..256).map(|_| rng.next()).collect(),
+                coordinate_step_nano: 12_345,
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        })
+        .collect();
+    let sums = keys
+        .iter()
+        .map(|k| SketchSumList {
+            entries: vec![SketchSum {
+                member: k.clone(),
+                rounds: 7,
+                last_round: 7,
+                sum: (0..256).map(|_| i64::from(rng.next() as i8) * 7).collect(),
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        })
+        .collect();
+    let round = Round {
+        number: 7,
+        committers: keys.clone().into(),
+        ..Default::default()
+    };
+    let verdict = Verdict {
+        round: 7,
+        excluded: keys.iter().step_by(10).cloned().collect::<Vec<_>>().into(),
+        ..Default::default()
+    };
+    (commitments, sums, round, verdict)
+}
+
+fn encoded<M: Message>(records: &[M]) -> Vec<Vec<u8>> {
+    records
+        .iter()
+        .map(|m| m.write_to_bytes().unwrap())
+        .collect()
+}
+
+/// The median milliseconds of `PASSES` runs of `f`.
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..PASSES)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[PASSES / 2]
+}
+
+fn main() {
+    let (commitments, sums, round, verdict) = records();
+    let text = [
+        encoded(&commitments),
+        encoded(&sums),
+        encoded(std::slice::from_ref(&round)),
+        encoded(std::slice::from_ref(&verdict)),
+    ];
+    let compacted = [
+        encoded(
+            &commitments
+                .iter()
+                .map(Compact::compacted)
+                .collect::<Vec<_>>(),
+        ),
+        encoded(&sums.iter().map(Compact::compacted).collect::<Vec<_>>()),
+        encoded(&[round.compacted()]),
+        encoded(&[verdict.compacted()]),
+    ];
+    let size = |all: &[Vec<Vec<u8>>; 4]| all.iter().flatten().map(Vec::len).sum::<usize>();
+    // Decode every record of one form; `expand` expands each too.
+    let decode = |all: &[Vec<Vec<u8>>; 4], expand: bool| {
+        let mut n = 0usize;
+        for b in &all[0] {
+            let m = CommitmentList::parse_from_bytes(b).unwrap();
+            n += if expand {
+                m.expanded().unwrap().entries.len()
+            } else {
+                m.entries.len()
+            };
+        }
+        for b in &all[1] {
+            let m = SketchSumList::parse_from_bytes(b).unwrap();
+            n += if expand {
+                m.expanded().unwrap().entries.len()
+            } else {
+                m.entries.len()
+            };
+        }
+        let r = Round::parse_from_bytes(&all[2][0]).unwrap();
+        n += if expand {
+            r.expanded().unwrap().committers.len()
+        } else {
+            r.committers.len()
+        };
+        let v = Verdict::parse_from_bytes(&all[3][0]).unwrap();
+        n += if expand {
+            v.expanded().unwrap().excluded.len()
+        } else {
+            v.excluded.len()
+        };
+        assert_eq!(n, 2 * MEMBERS + MEMBERS + MEMBERS / 10);
+    };
+    let decode_text = median_ms(|| decode(&text, false));
+    let decode_compact = median_ms(|| decode(&compacted, true));
+    let encode_text = median_ms(|| {
+        std::hint::black_box((
+            encoded(&commitments),
+            encoded(&sums),
+            round.write_to_bytes().unwrap(),
+            verdict.write_to_bytes().unwrap(),
+        ));
+    });
+    let encode_compact = median_ms(|| {
+        std::hint::black_box((
+            encoded(
+                &commitments
+                    .iter()
+                    .map(Compact::compacted)
+                    .collect::<Vec<_>>(),
+            ),
+            encoded(&sums.iter().map(Compact::compacted).collect::<Vec<_>>()),
+            round.compacted().write_to_bytes().unwrap(),
+            verdict.compacted().write_to_bytes().unwrap(),
+        ));
+    });
+    println!(
+        "{{\"members\":{MEMBERS},\"bytes_text\":{},\"bytes_compact\":{},\
+         \"decode_text_ms\":{decode_text:.3},\"decode_expand_ms\":{decode_compact:.3},\
+         \"encode_text_ms\":{encode_text:.3},\"encode_compact_ms\":{encode_compact:.3}}}",
+        size(&text),
+        size(&compacted)
+    );
+}
