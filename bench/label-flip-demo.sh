@@ -7,8 +7,9 @@
 # (`--attack label-flip:N`), Dirichlet 0.1 shards of 1,000 abstracts, 5 rounds, the
 # `every-attack` preset with `--skewed-shards` and 4096 sampled coordinates (90 of them compared
 # in the head), with `--mislabelled` (its reference built from the held-out examples) and
-# without; then one run with IID shards and the method (the first seed). Each run's margins are
-# its report's `scores.mislabelled`.
+# without; then one run with IID shards and the method (the first seed). A count of 0 runs the
+# clean reference instead: no flipper, without the method, Dirichlet shards only (what the
+# accuracy is compared with). Each run's margins are its report's `scores.mislabelled`.
 #
 # Usage: bench/label-flip-demo.sh OUT_DIR [SEEDS="42 1 2"] [FLIPPERS="2"]
 # Writes OUT_DIR/NAME/ (each demo's work folder, report.json in it), OUT_DIR/NAME.json (the
@@ -50,6 +51,12 @@ run() {
 
 first=${seeds%% *}
 for n in $counts; do
+  if [ "$n" = 0 ]; then
+    for seed in $seeds; do
+      run "f0-dirichlet-$seed" "${common[@]}" "${dirichlet[@]}" --seed "$seed"
+    done
+    continue
+  fi
   attack=(--attack "label-flip:$n")
   for seed in $seeds; do
     run "f$n-dirichlet-mislabelled-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" \

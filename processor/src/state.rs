@@ -549,4 +549,51 @@ mod tests {
             "{refused}"
         );
     }
+
+    /// A round is stored with its committers' keys as bytes and read back as hex; stored bytes
+    /// that are no whole keys are corrupt state, named by address and field.
+    #[test]
+    fn a_round_is_stored_with_keys_as_bytes_and_a_cut_key_is_corrupt_state() {
+        let keys = vec![
+            format!("02{}", "a1".repeat(32)),
+            format!("03{}", "b2".repeat(32)),
+        ];
+        let everything = vec![crate::NAMESPACE.to_owned()];
+        let context = MemoryContext::new(BTreeMap::new(), everything.clone(), everything.clone());
+        let mut state = BcflState::new(&context);
+        let round = pb::Round {
+            number: 3,
+            committers: keys.clone().into(),
+            ..Default::default()
+        };
+        state.put_round(&round).unwrap();
+        state.flush().unwrap();
+        let address = address::round_address(3);
+        let raw = context
+            .get_state_entries(std::slice::from_ref(&address))
+            .unwrap()[0]
+            .1
+            .clone();
+        let stored = pb::Round::parse_from_bytes(&raw).unwrap();
+        assert!(stored.committers.is_empty());
+        assert_eq!(stored.committer_keys, hex::decode(keys.concat()).unwrap());
+        assert_eq!(BcflState::new(&context).round(3).unwrap(), Some(round));
+
+        let cut = pb::Round {
+            committer_keys: stored.committer_keys[..40].to_vec(),
+            ..stored
+        };
+        let forged = BTreeMap::from([(address.clone(), cut.write_to_bytes().unwrap())]);
+        let context = MemoryContext::new(forged, everything.clone(), everything);
+        let err = BcflState::new(&context).round(3).unwrap_err();
+        assert!(
+            matches!(&err, StateError::Corrupt { address: a, kind: "Round", .. } if *a == address),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("Round.committer_keys holds 40 bytes"),
+            "{err}"
+        );
+    }
 }

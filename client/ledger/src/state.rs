@@ -768,6 +768,23 @@ mod tests {
             matches!(err, StateError::Malformed { kind: "Round", .. }),
             "{err}"
         );
+        // A commitment whose stored key is cut short: no key to expand it to.
+        let cut = pb::CommitmentList {
+            entries: vec![pb::Commitment {
+                round: 1,
+                member_key: vec![2; 20],
+                ..Default::default()
+            }]
+            .into(),
+            ..Default::default()
+        };
+        let at = address::commitment_address(1, &test_key("m0"));
+        let err = BcflObject::decode(&at, &cut.write_to_bytes().unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, StateError::Malformed { kind: "CommitmentList", reason, .. }
+                if reason.contains("Commitment.member_key holds 20 bytes")),
+            "{err}"
+        );
     }
 
     /// A consortium whose members sit rounds out: the state an auditor reads restores each
