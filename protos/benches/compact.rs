@@ -112,69 +112,16 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let (commitments, sums, round, verdict) = records();
-    let text = [
-        encoded(&commitments),
-        encoded(&sums),
-        encoded(std::slice::from_ref(&round)),
-        encoded(std::slice::from_ref(&verdict)),
-    ];
-    let compacted = [
-        encoded(
-            &commitments
-                .iter()
-                .map(Compact::compacted)
-                .collect::<Vec<_>>(),
-        ),
-        encoded(&sums.iter().map(Compact::compacted).collect::<Vec<_>>()),
-        encoded(&[round.compacted()]),
-        encoded(&[verdict.compacted()]),
-    ];
-    let size = |all: &[Vec<Vec<u8>>; 4]| all.iter().flatten().map(Vec::len).sum::<usize>();
-    // Decode every record of one form; `expand` expands each too.
-    let decode = |all: &[Vec<Vec<u8>>; 4], expand: bool| {
-        let mut n = 0usize;
-        for b in &all[0] {
-            let m = CommitmentList::parse_from_bytes(b).unwrap();
-            n += if expand {
-                m.expanded().unwrap().entries.len()
-            } else {
-                m.entries.len()
-            };
-        }
-        for b in &all[1] {
-            let m = SketchSumList::parse_from_bytes(b).unwrap();
-            n += if expand {
-                m.expanded().unwrap().entries.len()
-            } else {
-                m.entries.len()
-            };
-        }
-        let r = Round::parse_from_bytes(&all[2][0]).unwrap();
-        n += if expand {
-            r.expanded().unwrap().committers.len()
-        } else {
-            r.committers.len()
-        };
-        let v = Verdict::parse_from_bytes(&all[3][0]).unwrap();
-        n += if expand {
-            v.expanded().unwrap().excluded.len()
-        } else {
-            v.excluded.len()
-        };
-        assert_eq!(n, 2 * MEMBERS + MEMBERS + MEMBERS / 10);
-    };
-    let decode_text = median_ms(|| decode(&text, false));
-    let decode_compact = median_ms(|| decode(&compacted, true));
-    let encode_text = median_ms(|| {
-        std::hint::black_box((
+    let text_form = || {
+        [
             encoded(&commitments),
             encoded(&sums),
-            round.write_to_bytes().unwrap(),
-            verdict.write_to_bytes().unwrap(),
-        ));
-    });
-    let encode_compact = median_ms(|| {
-        std::hint::black_box((
+            encoded(std::slice::from_ref(&round)),
+            encoded(std::slice::from_ref(&verdict)),
+        ]
+    };
+    let compact_form = || {
+        [
             encoded(
                 &commitments
                     .iter()
@@ -182,9 +129,45 @@ fn main() {
                     .collect::<Vec<_>>(),
             ),
             encoded(&sums.iter().map(Compact::compacted).collect::<Vec<_>>()),
-            round.compacted().write_to_bytes().unwrap(),
-            verdict.compacted().write_to_bytes().unwrap(),
-        ));
+            encoded(&[round.compacted()]),
+            encoded(&[verdict.compacted()]),
+        ]
+    };
+    let (text, compacted) = (text_form(), compact_form());
+    let size = |all: &[Vec<Vec<u8>>; 4]| all.iter().flatten().map(Vec::len).sum::<usize>();
+    // Decode every record of one form; `expand` expands each too. The count of entries and
+    // keys read is checked, so that nothing is optimized away.
+    fn read<M: Message + Compact>(bytes: &[u8], expand: bool, count: fn(&M) -> usize) -> usize {
+        let m = M::parse_from_bytes(bytes).unwrap();
+        if expand {
+            count(&m.expanded().unwrap())
+        } else {
+            count(&m)
+        }
+    }
+    let decode = |all: &[Vec<Vec<u8>>; 4], expand: bool| {
+        let commitments: usize = all[0]
+            .iter()
+            .map(|b| read(b, expand, |m: &CommitmentList| m.entries.len()))
+            .sum();
+        let sums: usize = all[1]
+            .iter()
+            .map(|b| read(b, expand, |m: &SketchSumList| m.entries.len()))
+            .sum();
+        let committers = read(&all[2][0], expand, |r: &Round| r.committers.len());
+        let excluded = read(&all[3][0], expand, |v: &Verdict| v.excluded.len());
+        assert_eq!(
+            commitments + sums + committers + excluded,
+            3 * MEMBERS + MEMBERS / 10
+        );
+    };
+    let decode_text = median_ms(|| decode(&text, false));
+    let decode_compact = median_ms(|| decode(&compacted, true));
+    let encode_text = median_ms(|| {
+        std::hint::black_box(text_form());
+    });
+    let encode_compact = median_ms(|| {
+        std::hint::black_box(compact_form());
     });
     println!(
         "{{\"members\":{MEMBERS},\"bytes_text\":{},\"bytes_compact\":{},\

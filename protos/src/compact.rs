@@ -255,47 +255,35 @@ impl Compact for Verdict {
     }
 }
 
-impl Compact for CommitmentList {
-    fn compacted(&self) -> Self {
-        CommitmentList {
-            entries: self.entries.iter().map(Compact::compacted).collect(),
-            ..Default::default()
-        }
-    }
+/// A container of entries that are compacted and expanded one by one (members whose addresses
+/// collide share one).
+macro_rules! compact_entries {
+    ($list:ty) => {
+        impl Compact for $list {
+            fn compacted(&self) -> Self {
+                Self {
+                    entries: self.entries.iter().map(Compact::compacted).collect(),
+                    ..Default::default()
+                }
+            }
 
-    fn expanded(self) -> Result<Self, CompactError> {
-        Ok(CommitmentList {
-            entries: self
-                .entries
-                .into_iter()
-                .map(Compact::expanded)
-                .collect::<Result<Vec<_>, _>>()?
-                .into(),
-            ..Default::default()
-        })
-    }
+            fn expanded(self) -> Result<Self, CompactError> {
+                let entries = self
+                    .entries
+                    .into_iter()
+                    .map(Compact::expanded)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Self {
+                    entries: entries.into(),
+                    ..Default::default()
+                })
+            }
+        }
+    };
 }
 
-impl Compact for SketchSumList {
-    fn compacted(&self) -> Self {
-        SketchSumList {
-            entries: self.entries.iter().map(Compact::compacted).collect(),
-            ..Default::default()
-        }
-    }
-
-    fn expanded(self) -> Result<Self, CompactError> {
-        Ok(SketchSumList {
-            entries: self
-                .entries
-                .into_iter()
-                .map(Compact::expanded)
-                .collect::<Result<Vec<_>, _>>()?
-                .into(),
-            ..Default::default()
-        })
-    }
-}
+compact_entries!(CommitmentList);
+compact_entries!(SketchSumList);
 
 #[cfg(test)]
 mod tests {
