@@ -67,27 +67,59 @@ pub trait Compact: Sized {
     fn expanded(self) -> Result<Self, CompactError>;
 }
 
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+/// `bytes` as lowercase hex.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    text
 }
 
-/// `key`'s 33 bytes when it is a compressed public key in lowercase hex.
-fn key_bytes(key: &str) -> Option<Vec<u8>> {
-    let canonical = key.len() == 2 * KEY_BYTES
-        && (key.starts_with("02") || key.starts_with("03"))
-        && is_lower_hex(key);
-    canonical.then(|| hex::decode(key).expect("lowercase hex decodes"))
+/// The value of a lowercase hex digit.
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
 }
 
-/// `digest`'s 32 bytes when it is 64 lowercase hex characters.
-fn digest_bytes(digest: &str) -> Option<Vec<u8>> {
-    (digest.len() == 2 * DIGEST_BYTES && is_lower_hex(digest))
-        .then(|| hex::decode(digest).expect("lowercase hex decodes"))
+/// Appends the bytes of `text` to `out` when it is lowercase hex of `width` bytes; leaves `out`
+/// as it was otherwise.
+fn push_lower_hex(text: &str, width: usize, out: &mut Vec<u8>) -> bool {
+    if text.len() != 2 * width {
+        return false;
+    }
+    let start = out.len();
+    for pair in text.as_bytes().chunks_exact(2) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(high), Some(low)) => out.push(high << 4 | low),
+            _ => {
+                out.truncate(start);
+                return false;
+            }
+        }
+    }
+    true
 }
 
-/// Moves `text` into `bytes` when `convert` takes it.
-fn compact_one(text: &mut String, bytes: &mut Vec<u8>, convert: fn(&str) -> Option<Vec<u8>>) {
-    if let Some(b) = convert(text) {
+/// Appends `key`'s 33 bytes to `out` when it is a compressed public key in lowercase hex.
+fn push_key(key: &str, out: &mut Vec<u8>) -> bool {
+    (key.starts_with("02") || key.starts_with("03")) && push_lower_hex(key, KEY_BYTES, out)
+}
+
+/// Appends `digest`'s 32 bytes to `out` when it is 64 lowercase hex characters.
+fn push_digest(digest: &str, out: &mut Vec<u8>) -> bool {
+    push_lower_hex(digest, DIGEST_BYTES, out)
+}
+
+/// Moves `text` into `bytes` when `push` takes it.
+fn compact_one(text: &mut String, bytes: &mut Vec<u8>, push: fn(&str, &mut Vec<u8>) -> bool) {
+    let mut b = Vec::new();
+    if push(text, &mut b) {
         *bytes = b;
         text.clear();
     }
@@ -113,17 +145,17 @@ fn expand_one(
     if !text.is_empty() {
         return Err(CompactError::Both { field });
     }
-    *text = hex::encode(std::mem::take(bytes));
+    *text = lower_hex(&std::mem::take(bytes));
     Ok(())
 }
 
 /// Moves the keys of `list` that are compressed public keys into `bytes`, in order.
 fn compact_list(list: &mut RepeatedField<String>, bytes: &mut Vec<u8>) {
+    bytes.reserve(list.len() * KEY_BYTES);
     let mut kept = Vec::new();
-    for key in list.iter() {
-        match key_bytes(key) {
-            Some(b) => bytes.extend(b),
-            None => kept.push(key.clone()),
+    for key in std::mem::take(list) {
+        if !push_key(&key, bytes) {
+            kept.push(key);
         }
     }
     *list = kept.into();
@@ -148,7 +180,7 @@ fn expand_list(
     }
     let keys = std::mem::take(bytes)
         .chunks(KEY_BYTES)
-        .map(hex::encode)
+        .map(lower_hex)
         .collect::<Vec<_>>();
     if list.is_empty() {
         *list = keys.into();
@@ -163,8 +195,8 @@ fn expand_list(
 impl Compact for Commitment {
     fn compacted(&self) -> Self {
         let mut c = self.clone();
-        compact_one(&mut c.member, &mut c.member_key, key_bytes);
-        compact_one(&mut c.update_sha256, &mut c.update_digest, digest_bytes);
+        compact_one(&mut c.member, &mut c.member_key, push_key);
+        compact_one(&mut c.update_sha256, &mut c.update_digest, push_digest);
         c
     }
 
@@ -211,7 +243,7 @@ impl Compact for Round {
 impl Compact for SketchSum {
     fn compacted(&self) -> Self {
         let mut s = self.clone();
-        compact_one(&mut s.member, &mut s.member_key, key_bytes);
+        compact_one(&mut s.member, &mut s.member_key, push_key);
         s
     }
 
