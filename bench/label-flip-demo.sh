@@ -104,7 +104,7 @@ for name in names:
         "flipper_rounds_excluded": caught,
         "flipper_rounds": caught + missed,
         "honest_rounds_excluded": honest,
-        "f1": round(f1, 3),
+        "f1": round(f1, 3) if attackers else None,
         "accuracy": [r["accuracy"] for r in report["rounds"]],
         "lowest_honest_margin": honest_low,
         "highest_flipper_margin": flipper_high,
