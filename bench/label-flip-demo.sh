@@ -69,14 +69,15 @@ done
 "$BCFL_VENV/bin/python" - "$out" > "$out/label-flip-demo.json" <<'PY'
 import glob, json, os, re, sys
 out = sys.argv[1]
-def order(name):
-    n, shards, method, seed = re.fullmatch(r"f(\d+)-(\w+?)(-mislabelled)?-(\d+)", name).groups()
-    return (int(n), shards != "dirichlet", int(seed), method is None)
-names = sorted(
-    (os.path.basename(p)[:-5] for p in glob.glob(f"{out}/f*-*.json")
-     if re.fullmatch(r"f\d+-\w+?(-mislabelled)?-\d+", os.path.basename(p)[:-5])),
-    key=order,
-)
+# The run reports (fN-SHARDS[-mislabelled]-SEED.json), by flippers, shards, seed, method.
+runs = []
+for path in glob.glob(f"{out}/f*-*.json"):
+    name = os.path.basename(path)[:-5]
+    match = re.fullmatch(r"f(\d+)-(\w+?)(-mislabelled)?-(\d+)", name)
+    if match:
+        n, shards, method, seed = match.groups()
+        runs.append(((int(n), shards != "dirichlet", int(seed), method is None), name))
+names = [name for _, name in sorted(runs)]
 summary = []
 for name in names:
     report = json.load(open(f"{out}/{name}.json"))

@@ -10,10 +10,12 @@
 //! timing is the median of several runs.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use bcfl_processor::graph::{BandwidthGraph, CentreCriterion, TransferModel};
 use petgraph::graph::NodeIndex;
+
+mod common;
+use common::median_ms;
 
 /// A small deterministic generator (xorshift64*), so the bench needs no dependency.
 struct XorShift(u64);
@@ -49,19 +51,6 @@ fn random_graph(n: usize, degree: usize, seed: u64) -> BandwidthGraph {
         }
     }
     BandwidthGraph::from_links(links).expect("valid random graph")
-}
-
-/// The median wall time of `runs` calls of `f`, in milliseconds.
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 fn report(nodes: usize, links: usize, what: &str, ms: f64) {

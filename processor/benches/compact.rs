@@ -6,28 +6,26 @@
 //! of each form and the median of 21 passes of each, in milliseconds.
 //!
 //! ```text
-//! cargo bench -p bcfl-protos --bench compact
+//! cargo bench -p bcfl-processor --bench compact
 //! ```
 
-use std::time::Instant;
-
+use bcfl_processor::anomaly::simulate::Rng;
 use bcfl_protos::bcfl::{Commitment, CommitmentList, Round, SketchSum, SketchSumList, Verdict};
 use bcfl_protos::compact::Compact;
 use protobuf::Message;
 
+mod common;
+use common::median_ms;
+
 const MEMBERS: usize = 1000;
 const PASSES: usize = 21;
 
-/// A deterministic pseudo-random byte stream (splitmix64).
-struct Bytes(u64);
+/// Pseudo-random bytes and hex from the simulations' seeded generator.
+struct Bytes(Rng);
 
 impl Bytes {
     fn next(&mut self) -> u8 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) as u8
+        (self.0.next_u64() >> 56) as u8
     }
 
     fn hex(&mut self, prefix: &str, bytes: usize) -> String {
@@ -42,7 +40,7 @@ impl Bytes {
 /// The text form of one round's records: a commitment list and a sketch sum list per member,
 /// the round and the verdict.
 fn records() -> (Vec<CommitmentList>, Vec<SketchSumList>, Round, Verdict) {
-    let mut rng = Bytes(42);
+    let mut rng = Bytes(Rng::new(42));
     let mut keys: Vec<String> = (0..MEMBERS).map(|_| rng.hex("02", 32)).collect();
     keys.sort();
     let commitments = keys
@@ -97,19 +95,6 @@ fn encoded<M: Message>(records: &[M]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The median milliseconds of `PASSES` runs of `f`.
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    let mut times: Vec<f64> = (0..PASSES)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[PASSES / 2]
-}
-
 fn main() {
     let (commitments, sums, round, verdict) = records();
     let text_form = || {
@@ -161,12 +146,12 @@ fn main() {
             3 * MEMBERS + MEMBERS / 10
         );
     };
-    let decode_text = median_ms(|| decode(&text, false));
-    let decode_compact = median_ms(|| decode(&compacted, true));
-    let encode_text = median_ms(|| {
+    let decode_text = median_ms(PASSES, || decode(&text, false));
+    let decode_compact = median_ms(PASSES, || decode(&compacted, true));
+    let encode_text = median_ms(PASSES, || {
         std::hint::black_box(text_form());
     });
-    let encode_compact = median_ms(|| {
+    let encode_compact = median_ms(PASSES, || {
         std::hint::black_box(compact_form());
     });
     println!(
