@@ -9,7 +9,9 @@
 //! them. [`Compact::compacted`] gives the stored form, [`Compact::expanded`] the form the rules
 //! use. A value that is not in that canonical form (upper case, another length: never one the
 //! processor's rules store, since they validate every key and digest) stays text in the stored
-//! form, so the conversion loses nothing.
+//! form, so the conversion loses nothing. A sketch sum's `earlier_sum` is stored one byte a
+//! value (`earlier_sum_bytes`, [`crate::signed_bytes`]) while every value fits one, as after a
+//! member's second round, when it is a single sketch.
 //!
 //! ```
 //! use bcfl_protos::bcfl::Commitment;
@@ -244,6 +246,11 @@ impl Compact for SketchSum {
     fn compacted(&self) -> Self {
         let mut s = self.clone();
         compact_one(&mut s.member, &mut s.member_key, push_key);
+        // The sum of one sketch fits a byte a value, as the commitment's sketch does.
+        if let Some(bytes) = crate::signed_bytes::pack(&s.earlier_sum) {
+            s.earlier_sum_bytes = bytes;
+            s.earlier_sum.clear();
+        }
         s
     }
 
@@ -254,6 +261,18 @@ impl Compact for SketchSum {
             KEY_BYTES,
             "SketchSum.member_key",
         )?;
+        if !self.earlier_sum_bytes.is_empty() {
+            if !self.earlier_sum.is_empty() {
+                return Err(CompactError::Both {
+                    field: "SketchSum.earlier_sum_bytes",
+                });
+            }
+            self.earlier_sum = crate::signed_bytes::unpack(&self.earlier_sum_bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            self.earlier_sum_bytes.clear();
+        }
         Ok(self)
     }
 }
@@ -408,6 +427,39 @@ mod tests {
             c.expanded(),
             Err(CompactError::Length { width: 32, .. })
         ));
+        let sum = SketchSum {
+            earlier_sum: vec![1],
+            earlier_sum_bytes: vec![2],
+            ..Default::default()
+        };
+        assert_eq!(
+            sum.expanded(),
+            Err(CompactError::Both {
+                field: "SketchSum.earlier_sum_bytes"
+            })
+        );
+    }
+
+    #[test]
+    fn an_earlier_sum_within_a_byte_a_value_is_stored_as_bytes() {
+        let one = SketchSum {
+            earlier_sum: vec![0, 1, -1, 127, -128, 64],
+            ..Default::default()
+        };
+        let stored = one.compacted();
+        assert!(stored.earlier_sum.is_empty());
+        assert_eq!(stored.earlier_sum_bytes, vec![0, 1, 255, 127, 128, 64]);
+        // 6 bytes and a 2-byte tag and length, against 9 bytes of varints (127, -128 and 64
+        // take two) and the same 2.
+        assert_eq!(stored.write_to_bytes().unwrap().len(), 8);
+        assert_eq!(one.write_to_bytes().unwrap().len(), 11);
+        assert_eq!(stored.expanded().unwrap(), one);
+        // A value beyond a byte keeps the whole sum as varints.
+        let wide = SketchSum {
+            earlier_sum: vec![1, 128],
+            ..Default::default()
+        };
+        assert_eq!(wide.compacted(), wide);
     }
 
     proptest! {
@@ -415,6 +467,7 @@ mod tests {
         fn compacting_loses_nothing(
             members in proptest::collection::btree_set("0[23][0-9a-f]{64}|[0-9a-fA-F]{0,70}", 0..6),
             digest in "[0-9a-f]{64}|[0-9a-zA-Z]{0,70}",
+            earlier in proptest::collection::vec(-300i64..300, 0..8),
         ) {
             let members: Vec<String> = members.into_iter().collect();
             let list = CommitmentList {
@@ -438,11 +491,20 @@ mod tests {
             let sums = SketchSumList {
                 entries: members
                     .iter()
-                    .map(|m| SketchSum { member: m.clone(), rounds: 1, ..Default::default() })
+                    .map(|m| SketchSum {
+                        member: m.clone(),
+                        rounds: 1,
+                        earlier_sum: earlier.clone(),
+                        ..Default::default()
+                    })
                     .collect(),
                 ..Default::default()
             };
             prop_assert_eq!(sums.compacted().expanded().unwrap(), sums.clone());
+            prop_assert!(
+                sums.compacted().write_to_bytes().unwrap().len()
+                    <= sums.write_to_bytes().unwrap().len()
+            );
             // Never larger than the text form.
             prop_assert!(
                 verdict.compacted().write_to_bytes().unwrap().len()

@@ -118,10 +118,10 @@ pub mod signed_bytes {
     pub const MAX: i32 = i8::MAX as i32;
 
     /// The values one byte each; `None` when one lies outside `MIN..=MAX`.
-    pub fn pack(values: &[i32]) -> Option<Vec<u8>> {
+    pub fn pack<T: Copy + TryInto<i8>>(values: &[T]) -> Option<Vec<u8>> {
         values
             .iter()
-            .map(|&v| i8::try_from(v).ok().map(|b| b as u8))
+            .map(|&v| v.try_into().ok().map(|b: i8| b as u8))
             .collect()
     }
 

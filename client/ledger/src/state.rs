@@ -275,8 +275,12 @@ impl FamilyState {
                 .unwrap_or_default();
             *verdict = std::mem::take(verdict).restored(&committers);
         }
-        state.sketch_history.entries =
-            restored_entries(&state.sketch_history, &state.consensus_archives).into();
+        state.sketch_history.entries = restored_entries(
+            &state.sketch_history,
+            &state.consensus_archives,
+            &state.commitments,
+        )
+        .into();
         Ok(state)
     }
 
@@ -373,12 +377,15 @@ impl FamilyState {
     }
 }
 
-/// The stored sums of `history` restored against its consensus record and `archives`. A sum
-/// whose round has no archive (a ledger no `EvaluateRound` wrote) is restored against the
-/// consensus record, so that the auditor's comparison with the replayed history shows it.
+/// The stored sums of `history` restored against its consensus record, `archives` and the
+/// members' `commitments` to their last rounds. A sum whose round has no archive, or whose
+/// member's commitment to its last round is missing (a ledger no `EvaluateRound` wrote), is
+/// restored against the consensus record and without that sketch, so that the auditor's
+/// comparison with the replayed history shows it.
 fn restored_entries(
     history: &pb::SketchHistory,
     archives: &BTreeMap<u64, Vec<i64>>,
+    commitments: &BTreeMap<(u64, String), pb::Commitment>,
 ) -> Vec<pb::SketchSum> {
     let consensus = history.get_consensus();
     history
@@ -386,7 +393,11 @@ fn restored_entries(
         .iter()
         .map(|s| {
             let base = stored::base_of(s, consensus, archives).unwrap_or(&consensus.sum);
-            stored::restored_sum(s, base)
+            let last = commitments
+                .get(&(s.last_round, s.member.clone()))
+                .map(pb::Commitment::sketch_values)
+                .unwrap_or_default();
+            stored::restored_sum(s, base, &last)
         })
         .collect()
 }

@@ -552,7 +552,23 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
             ..Default::default()
         }
     };
-    let after_one = stored(&ledger);
+    // The records restored as `EvaluateRound` reads them: sums with their last sketch back.
+    let restored = |ledger: &MemoryLedger| {
+        let records = stored(ledger).entries.into_vec();
+        assert!(records.iter().all(|e| e.sum.is_empty()));
+        let last: Vec<pb::Commitment> = records
+            .iter()
+            .map(|e| ledger.commitment(e.last_round, &e.member).unwrap())
+            .collect();
+        let entries =
+            super::stored::restored_sums(&records, &consensus(ledger), &archives(ledger), &last)
+                .unwrap();
+        pb::SketchHistory {
+            entries: entries.into(),
+            ..Default::default()
+        }
+    };
+    let after_one = restored(&ledger);
     assert_eq!(after_one.entries.len(), 8);
     // The consensus is the mean sketch of the seven accepted members.
     let accepted_one: Vec<&pb::Commitment> =
@@ -630,7 +646,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
         .find(|s| s.member == m[6])
         .unwrap();
     assert!(score.flagged && score.score_micro > 3_500_000, "{score:?}");
-    let after_two = stored(&ledger);
+    let after_two = restored(&ledger);
     let sums = |h: &pb::SketchHistory| -> Vec<Vec<i64>> {
         h.entries.iter().map(|e| e.sum.to_vec()).collect()
     };
@@ -640,7 +656,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     );
     // Everybody committed to both rounds, so each member's consensus is the consortium's: the
     // records store none, and nothing was archived.
-    assert!(after_two
+    assert!(stored(&ledger)
         .entries
         .iter()
         .all(|e| e.consensus.is_empty() && e.missed_consensus.is_empty()));
@@ -957,8 +973,9 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
 
 /// Members' consensus stored once: a member that commits to every round stores none of it, one
 /// that sat rounds out stores what it missed, restored from the archive the round it last
-/// counts keeps. Round by round, the ledger's records restored are the history replayed from its
-/// commitments and verdicts; without the archive, `EvaluateRound` is refused.
+/// counts keeps; and its sum without its last sketch, restored from its commitment to that
+/// round. Round by round, the ledger's records restored are the history replayed from its
+/// commitments and verdicts; without the archive or the commitment, `EvaluateRound` is refused.
 #[test]
 fn members_store_only_the_consensus_they_missed() {
     let (mut ledger, admin, m) = registered(5, params(5, 4, None));
@@ -1003,6 +1020,16 @@ fn members_store_only_the_consensus_they_missed() {
                 "{refused:?}"
             );
             ledger.state_mut().insert(address, kept);
+            // Without member 1's commitment to round 2, its sum lacks its last sketch.
+            let address = crate::address::commitment_address(2, &m[1]);
+            let kept = ledger.state_mut().remove(&address).unwrap();
+            let refused = ledger.submit(&admin, &evaluate(round)).unwrap_err();
+            assert!(
+                matches!(&refused, ApplyError::InvalidTransaction(e)
+                    if e.contains(&format!("{}'s commitment to round 2", m[1]))),
+                "{refused:?}"
+            );
+            ledger.state_mut().insert(address, kept);
         }
         let verdict = evaluate_round(&mut ledger, &admin, round);
         let mut commitments: Vec<pb::Commitment> = committers
@@ -1023,7 +1050,17 @@ fn members_store_only_the_consensus_they_missed() {
             m.iter().filter_map(|k| ledger.sketch_sum(k)).collect();
         records.sort_by(|a, b| a.member.cmp(&b.member));
         let kept = archives(&ledger);
-        let restored = super::stored::restored_sums(&records, &consensus(&ledger), &kept).unwrap();
+        let last: Vec<pb::Commitment> = records
+            .iter()
+            .map(|r| ledger.commitment(r.last_round, &r.member).unwrap())
+            .collect();
+        let restored =
+            super::stored::restored_sums(&records, &consensus(&ledger), &kept, &last).unwrap();
+        // Each record's sum leaves out its last sketch: a member's first round stores none.
+        for r in &records {
+            assert!(r.sum.is_empty(), "round {round}");
+            assert_eq!(r.earlier_sum.is_empty(), r.rounds == 1, "round {round}");
+        }
         assert_eq!(restored, replayed.entries.to_vec(), "round {round}");
         assert_eq!(
             &consensus(&ledger),

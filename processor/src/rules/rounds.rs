@@ -467,8 +467,10 @@ pub fn evaluate_round(
         .collect();
     let scored: Vec<String> = commitments.iter().map(|c| c.member.clone()).collect();
     let links = state.links_among(&scored)?;
-    // The records store what each member's consensus missed (`stored`): restored from the
-    // consensus record, or from the archive of the round a record last counts.
+    // The records store what each member's consensus missed and its sum without its last
+    // sketch (`stored`): restored from the consensus record, or from the archive of the round a
+    // record last counts, and from the member's commitment to that round (which a method
+    // comparing with the previous change reads as well).
     let mut history = state.sketch_sums(&scored)?;
     let consensus = state.consensus()?;
     let archive = stored::archive_needed(&consensus, &history.entries);
@@ -478,12 +480,9 @@ pub fn evaluate_round(
             archives.insert(r, a.sum);
         }
     }
-    history.entries = stored::restored_sums(&history.entries, &consensus, &archives)
-        .map_err(|r| {
-            reject(format!(
-                "the state lacks the consensus archive of round {r}, which a member's sketch sum counts"
-            ))
-        })?
+    let last = state.commitments_at(&previous_rounds(&history))?;
+    history.entries = stored::restored_sums(&history.entries, &consensus, &archives, &last)
+        .map_err(|missing| reject(format!("the state lacks {missing}")))?
         .into();
     history.set_consensus(consensus);
     history.reference_steps = params(&consortium)
@@ -492,7 +491,7 @@ pub fn evaluate_round(
         .reference_steps
         .clone();
     if reads_own_previous(params(&consortium).get_anomaly()) {
-        history.previous = state.commitments_at(&previous_rounds(&history))?.into();
+        history.previous = last.into();
     }
     let mut verdict = verdict_excluding_disputed(
         &RoundEvidence {
@@ -531,9 +530,17 @@ pub fn evaluate_round(
         state.put_consensus_archive(&archive)?;
     }
     state.put_consensus(next.get_consensus())?;
-    // Every entry's last round is now `n`, the consensus record's.
+    // Every entry's last round is now `n`, the consensus record's, and its last sketch its
+    // commitment's to this round.
+    let sketches: BTreeMap<&str, Vec<i32>> = commitments
+        .iter()
+        .map(|c| (c.member.as_str(), c.sketch_values()))
+        .collect();
     for sum in next.take_entries() {
-        state.put_sketch_sum(stored::stored_sum(&sum, &next.get_consensus().sum))?;
+        let last = sketches
+            .get(sum.member.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        state.put_sketch_sum(stored::stored_sum(&sum, &next.get_consensus().sum, last))?;
     }
     round.phase = EVALUATED;
     state.put_round(&round)?;

@@ -315,4 +315,33 @@ mod tests {
         assert!(format!("{err:#}").contains("min_participants"), "{err:#}");
         assert!(config(&["--sample-fraction", "2"]).is_err());
     }
+
+    /// With the preset's methods and coordinates, every round stays within the 1 KB a member a
+    /// round of the scale goal: the first, which creates each member's sketch sum without its
+    /// sum (its commitment holds that sketch), the second, which adds the first sketch one byte
+    /// a value, and a steady one. Regression: the first round took 1,083 bytes a member while
+    /// the sum was stored whole.
+    #[test]
+    fn with_the_preset_every_round_stays_within_the_goal() {
+        let c = config(&[
+            "--members",
+            "40",
+            "--rounds",
+            "3",
+            "--anomaly-preset",
+            "every-attack",
+        ])
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let report = run(&c, dir.path()).unwrap();
+        assert_eq!(report.rounds.len(), 3);
+        for round in &report.rounds {
+            assert!(round.state_bytes_per_committer > 600.0, "{round:?}");
+            assert!(
+                round.state_bytes_per_committer <= bcfl_client::scale::GOAL_BYTES_PER_MEMBER,
+                "{round:?}"
+            );
+            assert_eq!(round.detection.f1, 1.0, "{round:?}");
+        }
+    }
 }

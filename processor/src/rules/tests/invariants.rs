@@ -432,8 +432,9 @@ fn check_state(w: &World) {
 
 /// The stored sketch history is the one the commitments and verdicts of the evaluated rounds
 /// replay to (as an auditor replays it): every record, restored from the consensus record or
-/// the archive of its last round (which must exist), equals the replayed entry, the consensus
-/// record the replayed one; records store no consensus and verdicts no accepted members.
+/// the archive of its last round (which must exist) and the member's commitment to that round,
+/// equals the replayed entry, the consensus record the replayed one; records store no consensus
+/// and no whole sum, verdicts no accepted members.
 fn check_sketch_history(w: &World) {
     use crate::address::AddressKind;
     use crate::anomaly::{features, stored};
@@ -465,9 +466,16 @@ fn check_sketch_history(w: &World) {
         }
     }
     records.sort_by(|a, b| a.member.cmp(&b.member));
-    assert!(records.iter().all(|r| r.consensus.is_empty()));
-    let restored = stored::restored_sums(&records, &kept, &archives)
-        .unwrap_or_else(|r| panic!("no archive of round {r}"));
+    // Records store no consensus, and their sum without the sketch of their last commitment.
+    assert!(records
+        .iter()
+        .all(|r| r.consensus.is_empty() && r.sum.is_empty()));
+    let last: Vec<pb::Commitment> = records
+        .iter()
+        .filter_map(|r| w.ledger.commitment(r.last_round, &r.member))
+        .collect();
+    let restored = stored::restored_sums(&records, &kept, &archives, &last)
+        .unwrap_or_else(|missing| panic!("the state lacks {missing}"));
     let mut replayed = pb::SketchHistory::default();
     let current = w.ledger.consortium().unwrap().current_round;
     for n in 1..=current {
