@@ -16,7 +16,7 @@
 # report; NAME is fN-SHARDS[-mislabelled]-SEED) and OUT_DIR/label-flip-demo.json: per run report
 # in OUT_DIR (this call's and earlier calls' with other counts or seeds), the flippers, flipper
 # and honest member-rounds excluded, F1, accuracy per round, the lowest honest and highest
-# flipper margin. The binaries are built once, before the first run (BCFL_BIN_DIR, see
+# flipper margin (bench/demo_summary.py). The binaries are built once, before the first run (BCFL_BIN_DIR, see
 # scripts/demo.sh), so the series runs one build while the tree changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -66,52 +66,7 @@ for n in $counts; do
   run "f$n-iid-mislabelled-$first" "${common[@]}" "${attack[@]}" --seed "$first" --mislabelled
 done
 
-"$BCFL_VENV/bin/python" - "$out" > "$out/label-flip-demo.json" <<'PY'
-import glob, json, os, re, sys
-out = sys.argv[1]
-# The run reports (fN-SHARDS[-mislabelled]-SEED.json), by flippers, shards, seed, method.
-runs = []
-for path in glob.glob(f"{out}/f*-*.json"):
-    name = os.path.basename(path)[:-5]
-    match = re.fullmatch(r"f(\d+)-(\w+?)(-mislabelled)?-(\d+)", name)
-    if match:
-        n, shards, method, seed = match.groups()
-        runs.append(((int(n), shards != "dirichlet", int(seed), method is None), name))
-names = [name for _, name in sorted(runs)]
-summary = []
-for name in names:
-    report = json.load(open(f"{out}/{name}.json"))
-    attackers = {m["name"] for m in report["members"] if m["attack"]}
-    caught = missed = honest = 0
-    honest_low = flipper_high = None
-    for r in report["rounds"]:
-        for m in r["members"]:
-            flipper = m["member"] in attackers
-            excluded = m["member"] in r["excluded"]
-            caught += flipper and excluded
-            missed += flipper and not excluded
-            honest += excluded and not flipper
-            margin = m.get("scores", {}).get("mislabelled")
-            if margin is None:
-                continue
-            if flipper:
-                flipper_high = margin if flipper_high is None else max(flipper_high, margin)
-            else:
-                honest_low = margin if honest_low is None else min(honest_low, margin)
-    f1 = 2 * caught / (2 * caught + honest + missed) if caught else 0.0
-    summary.append({
-        "run": name,
-        "flippers": len(attackers),
-        "flipper_rounds_excluded": caught,
-        "flipper_rounds": caught + missed,
-        "honest_rounds_excluded": honest,
-        "f1": round(f1, 3) if attackers else None,
-        "accuracy": [r["accuracy"] for r in report["rounds"]],
-        "lowest_honest_margin": honest_low,
-        "highest_flipper_margin": flipper_high,
-        "seconds": report["seconds"],
-    })
-json.dump(summary, sys.stdout, indent=1)
-print()
-PY
+"$BCFL_VENV/bin/python" bench/demo_summary.py "$out" \
+  'f(?P<n>\d+)-(?P<shards>\w+?)(?P<method>-mislabelled)?-(?P<seed>\d+)' mislabelled \
+  > "$out/label-flip-demo.json"
 cat "$out/label-flip-demo.json"
