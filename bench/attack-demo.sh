@@ -44,27 +44,14 @@ extra=("$@")
 case $attack in
   *[!a-z0-9-]* | "") echo "ATTACK must be an --attack kind such as gaussian-noise" >&2; exit 2 ;;
 esac
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-if [ -z "${BCFL_BIN_DIR:-}" ]; then
-  cargo build --workspace --bins --features bcfl-client/train
-  export BCFL_BIN_DIR="$out/bin"
-  mkdir -p "$BCFL_BIN_DIR"
-  for name in bcfl bcfl-train bcfl-devnet bcfl-tp; do
-    cp "$CARGO_TARGET_DIR/debug/$name" "$BCFL_BIN_DIR/$name"
-  done
-fi
-common=(--members 10 --rounds 5 --max-train-examples 1000 --max-test-examples 300
-  --anomaly-preset every-attack --coordinate-samples 4096)
-dirichlet=(--partition dirichlet --alpha 0.1 --skewed-shards)
+# shellcheck source=bench/demo-series.sh
+. bench/demo-series.sh
+demo_series_init "$out"
+common=("${demo_series_common[@]}")
+dirichlet=("${demo_series_dirichlet[@]}")
 
 run() {
-  local name=$1
-  shift
-  echo "[attack-demo] $name: bcfl demo $*" >&2
-  rm -rf "${out:?}/$name"
-  BCFL_DEMO_DIR="$out/$name" scripts/demo.sh -- "$@" > "$out/$name.txt"
-  cp "$out/$name/report.json" "$out/$name.json"
+  demo_series_run attack-demo "$@"
 }
 
 for n in $counts; do

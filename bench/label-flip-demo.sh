@@ -26,27 +26,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${1:?usage: bench/label-flip-demo.sh OUT_DIR [SEEDS] [FLIPPERS]}
 seeds=${2:-42 1 2}
 counts=${3:-2}
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-if [ -z "${BCFL_BIN_DIR:-}" ]; then
-  cargo build --workspace --bins --features bcfl-client/train
-  export BCFL_BIN_DIR="$out/bin"
-  mkdir -p "$BCFL_BIN_DIR"
-  for name in bcfl bcfl-train bcfl-devnet bcfl-tp; do
-    cp "$CARGO_TARGET_DIR/debug/$name" "$BCFL_BIN_DIR/$name"
-  done
-fi
-common=(--members 10 --rounds 5 --max-train-examples 1000 --max-test-examples 300
-  --anomaly-preset every-attack --coordinate-samples 4096)
-dirichlet=(--partition dirichlet --alpha 0.1 --skewed-shards)
+# shellcheck source=bench/demo-series.sh
+. bench/demo-series.sh
+demo_series_init "$out"
+common=("${demo_series_common[@]}")
+dirichlet=("${demo_series_dirichlet[@]}")
 
 run() {
-  local name=$1
-  shift
-  echo "[label-flip-demo] $name: bcfl demo $*" >&2
-  rm -rf "${out:?}/$name"
-  BCFL_DEMO_DIR="$out/$name" scripts/demo.sh -- "$@" > "$out/$name.txt"
-  cp "$out/$name/report.json" "$out/$name.json"
+  demo_series_run label-flip-demo "$@"
 }
 
 first=${seeds%% *}
