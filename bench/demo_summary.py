@@ -6,7 +6,7 @@ PATTERN is a regular expression that a report's name (OUT_DIR/NAME.json) must ma
 named groups, when present, order the reports (`n`: attackers, `shards`, `seed`, `method`, in
 that order: by attackers, Dirichlet before IID, seed, with the method before without). For each
 report it prints the attackers (the members whose `attack` is set), the attacker and honest
-member-rounds excluded, the F1 of those exclusions (null for a run without attackers), the
+member-rounds excluded (of the member-rounds with a commitment), the F1 of those exclusions (null for a run without attackers), the
 accuracy after each round, the run's seconds and, with SCORE (a key of the members' `scores`,
 such as `mislabelled`), the lowest honest and highest attacker score.
 """
@@ -34,6 +34,8 @@ def summary(report, name, score):
     honest_low = attacker_high = None
     for r in report["rounds"]:
         for m in r["members"]:
+            if not m.get("committed", True):
+                continue  # no update this round: nothing to judge
             attacker = m["member"] in attackers
             excluded = m["member"] in r["excluded"]
             caught += attacker and excluded

@@ -35,7 +35,7 @@ use bcfl_ledger::rest::{BatchStatus, RestClient};
 use bcfl_ledger::state::FamilyState;
 
 /// The most measurements one `ReportBandwidth` may hold (the family's limit).
-pub use bcfl_processor::limits::MAX_MEASUREMENTS;
+pub use bcfl_processor::limits::{MAX_BYTES_PER_SEC, MAX_MEASUREMENTS};
 
 /// How to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,11 +164,11 @@ pub async fn probe_peer(
         });
     }
     let transfer = elapsed.saturating_sub(rtt).max(Duration::from_micros(1));
-    let bytes_per_sec = (received as f64 / transfer.as_secs_f64()).round().max(1.0) as u64;
+    let bytes_per_sec = (received as f64 / transfer.as_secs_f64()).round() as u64;
     Ok(LinkProbe {
         to: to.to_owned(),
         url: base.to_owned(),
-        bytes_per_sec,
+        bytes_per_sec: ledger_rate(bytes_per_sec),
         rtt_us: rtt.as_micros().min(u128::from(u64::MAX)) as u64,
         probe_bytes: config.bytes,
         seconds: elapsed.as_secs_f64(),
@@ -247,7 +247,15 @@ pub async fn sweep(http: &PeerClient, peers: &Peers, me: &str, config: &ProbeCon
     result
 }
 
-/// The `ReportBandwidth` payload of a sweep's links (which must be 1..=256).
+/// `bytes_per_sec` within what a `ReportBandwidth` may record, `1..=`[`MAX_BYTES_PER_SEC`]: an
+/// upload no slower than the round trip (on loopback the difference can be a microsecond, a
+/// megabyte in it 10^12 bytes a second) is as fast as the ledger records.
+pub fn ledger_rate(bytes_per_sec: u64) -> u64 {
+    bytes_per_sec.clamp(1, MAX_BYTES_PER_SEC)
+}
+
+/// The `ReportBandwidth` payload of a sweep's links (which must be 1..=256), each rate within
+/// [`ledger_rate`].
 pub fn report_payload(epoch: u64, links: &[LinkProbe]) -> Result<pb::BcflPayload> {
     if links.is_empty() || links.len() > MAX_MEASUREMENTS {
         return Err(NetError::peer(
@@ -262,7 +270,7 @@ pub fn report_payload(epoch: u64, links: &[LinkProbe]) -> Result<pb::BcflPayload
         .iter()
         .map(|l| pb::LinkMeasurement {
             to: l.to.clone(),
-            bytes_per_sec: l.bytes_per_sec.max(1),
+            bytes_per_sec: ledger_rate(l.bytes_per_sec),
             rtt_us: l.rtt_us,
             probe_bytes: l.probe_bytes.max(1),
             ..Default::default()

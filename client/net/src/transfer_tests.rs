@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use super::auth::PeerClient;
 use super::blob::BlobStore;
 use super::manifest::{BlobId, ChunkVerifier, Manifest};
-use super::probe::{probe_peer, report_payload, sweep, ProbeConfig};
+use super::probe::{probe_peer, report_payload, sweep, LinkProbe, ProbeConfig};
 use super::route::{
     distribute, distribute_with, fetch_routed, DistributionMode, Peers, RoutePolicy,
 };
@@ -287,6 +287,32 @@ async fn probes_are_bounded_and_measure_the_link() {
     assert_eq!(report.epoch, 7);
     assert_eq!(report.get_measurements()[0].probe_bytes, 4 << 20);
     assert!(report_payload(7, &[]).is_err());
+}
+
+/// Regression: on loopback an upload can take no longer than the round trip, and a member's
+/// report of 1 MiB in a microsecond (1,048,576,000,000 bytes a second) was refused by the
+/// processor, which records at most 10^12; such a link is as fast as the ledger records.
+#[test]
+fn a_link_faster_than_the_ledger_records_is_reported_at_its_maximum() {
+    let link = |bytes_per_sec: u64| LinkProbe {
+        to: format!("02{:064x}", bytes_per_sec),
+        url: "http://127.0.0.1:1".into(),
+        bytes_per_sec,
+        rtt_us: 40,
+        probe_bytes: 1 << 20,
+        seconds: 0.0001,
+    };
+    let payload = report_payload(2, &[link(1_048_576_000_000), link(0), link(5)]).unwrap();
+    let rates: Vec<u64> = payload
+        .get_report_bandwidth()
+        .get_measurements()
+        .iter()
+        .map(|m| m.bytes_per_sec)
+        .collect();
+    assert_eq!(rates, [bcfl_processor::limits::MAX_BYTES_PER_SEC, 1, 5]);
+    // The processor's parser takes it.
+    let bytes = bcfl_protos::protobuf::Message::write_to_bytes(&payload).unwrap();
+    bcfl_processor::payload::Action::parse(&bytes).unwrap();
 }
 
 /// A peer whose server starts after the sweep began is measured on a retry (regression: at a

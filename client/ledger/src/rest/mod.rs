@@ -6,7 +6,9 @@
 //!   (every leaf under a prefix, all pages, pinned to one head), [`RestClient::blocks`] and
 //!   [`RestClient::chain_head`].
 //! - HTTP 429 (queue full) and 503 (validator not ready or busy) are retried with exponential
-//!   backoff ([`RetryPolicy`]); every other failure is a typed [`RestError`].
+//!   backoff ([`RetryPolicy`]), and so is a read whose connection broke after it was made (a
+//!   pooled keep-alive connection the server closed as the request went out: "connection closed
+//!   before message completed"); every other failure is a typed [`RestError`].
 //! - `https://` URLs use rustls ([`bcfl_tls::client_builder`]): the built-in roots and the CAs
 //!   the process trusts (`--ca-cert`); a certificate it does not trust is an
 //!   [`RestError::Unreachable`] that says so.
@@ -139,7 +141,7 @@ pub struct Block {
     pub transactions: Vec<BlockTransaction>,
 }
 
-/// Exponential backoff for HTTP 429 and 503.
+/// Exponential backoff for HTTP 429 and 503, and for reads whose connection broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all (1 means no retry).
@@ -219,19 +221,28 @@ impl RestClient {
         &self.base
     }
 
-    /// Sends a request built by `make` (called again for each retry), mapping errors.
-    async fn send(&self, url: &str, make: impl Fn() -> RequestBuilder) -> Result<Response> {
+    /// Sends a request built by `make` (called again for each retry), mapping errors. A `read`
+    /// (a GET, which changes nothing) is also sent again after [`broke_in_flight`].
+    async fn send(
+        &self,
+        url: &str,
+        read: bool,
+        make: impl Fn() -> RequestBuilder,
+    ) -> Result<Response> {
         let mut retry = 0;
         loop {
-            let err = match make().send().await {
+            let (err, transient) = match make().send().await {
                 Ok(response) if response.status().is_success() => return Ok(response),
-                Ok(response) => error_from_response(url, response).await,
-                Err(e) => RestError::Unreachable {
-                    url: url.to_owned(),
-                    reason: transport_reason(&e),
-                },
+                Ok(response) => (error_from_response(url, response).await, false),
+                Err(e) => (
+                    RestError::Unreachable {
+                        url: url.to_owned(),
+                        reason: transport_reason(&e),
+                    },
+                    read && broke_in_flight(&e),
+                ),
             };
-            if !err.is_retryable() || retry + 1 >= self.retry.attempts {
+            if !(err.is_retryable() || transient) || retry + 1 >= self.retry.attempts {
                 return Err(err);
             }
             let delay = self.retry.delay(retry);
@@ -243,7 +254,7 @@ impl RestClient {
 
     async fn get_json<T: DeserializeOwned>(&self, url: &str, timeout: Duration) -> Result<T> {
         let response = self
-            .send(url, || self.http.get(url).timeout(timeout))
+            .send(url, true, || self.http.get(url).timeout(timeout))
             .await?;
         decode_json(url, response).await
     }
@@ -252,7 +263,8 @@ impl RestClient {
     pub async fn submit_batches(&self, batches: &BatchList) -> Result<()> {
         let url = format!("{}/batches", self.base);
         let body = batches.to_bytes();
-        self.send(&url, || {
+        // Not sent again when the connection breaks: the batch may have been received.
+        self.send(&url, false, || {
             self.http
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -510,6 +522,14 @@ fn check_id(url: &str, id: &str) -> Result<()> {
 }
 
 /// The error and its causes; an untrusted certificate says how to trust it.
+/// Whether `e` broke a request on a connection that had been made: not a refused or failed
+/// connection, nor a timeout (nothing listens, or nothing answers in time: said at once), but a
+/// connection closed or reset under the request, as when the server closes an idle pooled
+/// keep-alive connection just as the client reuses it. Sending a read again then is safe.
+fn broke_in_flight(e: &reqwest::Error) -> bool {
+    e.is_request() && !e.is_connect() && !e.is_timeout()
+}
+
 fn transport_reason(e: &reqwest::Error) -> String {
     bcfl_tls::explain(e)
 }

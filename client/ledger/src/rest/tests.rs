@@ -266,6 +266,64 @@ async fn unreachable_url_is_named() {
     assert!(err.to_string().contains(&url), "{err}");
 }
 
+/// A server that takes each request and, for the first `drops` connections, closes the
+/// connection without answering; after them it answers every request with `response`. Returns
+/// its URL and the count of connections it accepted.
+async fn dropping_server(drops: usize, response: &'static str) -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            if n < drops {
+                continue; // dropped: closed without a response
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{response}",
+                response.len()
+            );
+            let _ = socket.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, accepted)
+}
+
+/// Regression: a member gave up its round when a read's connection was closed under it
+/// ("connection closed before message completed", a keep-alive connection the ledger closed as
+/// it was reused). A read is sent again; a batch submission, which the ledger may have
+/// received, is not.
+#[tokio::test]
+async fn a_read_whose_connection_broke_is_sent_again() {
+    let body = r#"{"data":"aGk=","head":"aaaa","link":"x"}"#;
+    let (url, accepted) = dropping_server(2, body).await;
+    let client = RestClient::new(&url).unwrap().with_retry(fast_retry());
+    let got = client.state(&"ab".repeat(35), None).await.unwrap();
+    assert_eq!(got, Some(b"hi".to_vec()));
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    // More broken connections than the policy's attempts: the error names the URL.
+    let (url, accepted) = dropping_server(10, body).await;
+    let client = RestClient::new(&url).unwrap().with_retry(fast_retry());
+    let err = client.state(&"ab".repeat(35), None).await.unwrap_err();
+    assert!(matches!(err, RestError::Unreachable { .. }), "{err:?}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        fast_retry().attempts as usize
+    );
+    // A submission is sent once.
+    let (url, accepted) = dropping_server(1, "{}").await;
+    let client = RestClient::new(&url).unwrap().with_retry(fast_retry());
+    let err = client.submit_batches(&batch_list()).await.unwrap_err();
+    assert!(matches!(err, RestError::Unreachable { .. }), "{err:?}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn bad_base_urls_are_refused() {
     for url in ["127.0.0.1:8008", "ftp://host", "http://", "not a url"] {
