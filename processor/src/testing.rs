@@ -286,6 +286,15 @@ impl MemoryLedger {
             .and_then(|l| l.entries.into_iter().find(|c| c.member == member))
     }
 
+    /// Each of `records`' commitment to its `last_round`, which its stored sum leaves out
+    /// (`anomaly::stored`), in their order; one the state lacks is left out.
+    pub fn last_commitments(&self, records: &[pb::SketchSum]) -> Vec<pb::Commitment> {
+        records
+            .iter()
+            .filter_map(|r| self.commitment(r.last_round, &r.member))
+            .collect()
+    }
+
     /// A link, if measured.
     pub fn link(&self, from: &str, to: &str) -> Option<pb::Link> {
         self.decode::<pb::LinkList>(&address::link_address(from, to))

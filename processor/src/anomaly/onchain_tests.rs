@@ -556,10 +556,7 @@ fn the_sketch_history_carries_a_past_attack_into_the_next_verdict() {
     let restored = |ledger: &MemoryLedger| {
         let records = stored(ledger).entries.into_vec();
         assert!(records.iter().all(|e| e.sum.is_empty()));
-        let last: Vec<pb::Commitment> = records
-            .iter()
-            .map(|e| ledger.commitment(e.last_round, &e.member).unwrap())
-            .collect();
+        let last = ledger.last_commitments(&records);
         let entries =
             super::stored::restored_sums(&records, &consensus(ledger), &archives(ledger), &last)
                 .unwrap();
@@ -1050,10 +1047,7 @@ fn members_store_only_the_consensus_they_missed() {
             m.iter().filter_map(|k| ledger.sketch_sum(k)).collect();
         records.sort_by(|a, b| a.member.cmp(&b.member));
         let kept = archives(&ledger);
-        let last: Vec<pb::Commitment> = records
-            .iter()
-            .map(|r| ledger.commitment(r.last_round, &r.member).unwrap())
-            .collect();
+        let last = ledger.last_commitments(&records);
         let restored =
             super::stored::restored_sums(&records, &consensus(&ledger), &kept, &last).unwrap();
         // Each record's sum leaves out its last sketch: a member's first round stores none.

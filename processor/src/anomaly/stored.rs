@@ -134,27 +134,14 @@ pub fn base_of<'a>(
 }
 
 /// What a record cannot be restored without.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Missing {
     /// The consensus archive of this round.
+    #[error("the consensus archive of round {0}, which a member's sketch sum counts")]
     Archive(u64),
     /// The member's commitment to this round, whose sketch its stored sum leaves out.
+    #[error("{1}'s commitment to round {0}, whose sketch its sketch sum leaves out")]
     Commitment(u64, String),
-}
-
-impl std::fmt::Display for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Missing::Archive(r) => write!(
-                f,
-                "the consensus archive of round {r}, which a member's sketch sum counts"
-            ),
-            Missing::Commitment(r, member) => write!(
-                f,
-                "{member}'s commitment to round {r}, whose sketch its sketch sum leaves out"
-            ),
-        }
-    }
 }
 
 /// Restores every record of `stored` against the consortium's record `consensus`, `archives`

@@ -470,10 +470,7 @@ fn check_sketch_history(w: &World) {
     assert!(records
         .iter()
         .all(|r| r.consensus.is_empty() && r.sum.is_empty()));
-    let last: Vec<pb::Commitment> = records
-        .iter()
-        .filter_map(|r| w.ledger.commitment(r.last_round, &r.member))
-        .collect();
+    let last = w.ledger.last_commitments(&records);
     let restored = stored::restored_sums(&records, &kept, &archives, &last)
         .unwrap_or_else(|missing| panic!("the state lacks {missing}"));
     let mut replayed = pb::SketchHistory::default();
