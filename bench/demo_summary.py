@@ -6,7 +6,9 @@ PATTERN is a regular expression that a report's name (OUT_DIR/NAME.json) must ma
 named groups, when present, order the reports (`n`: attackers, `shards`, `seed`, `method`, in
 that order: by attackers, Dirichlet before IID, seed, with the method before without). For each
 report it prints the attackers (the members whose `attack` is set), the attacker and honest
-member-rounds excluded (of the member-rounds with a commitment), the F1 of those exclusions (null for a run without attackers), the
+member-rounds excluded (of the member-rounds with a commitment; an update that the next round's
+verdict withdrew, with `--withdraw`, counts as excluded, and the withdrawn ones are also counted
+apart), the F1 of those exclusions (null for a run without attackers), the
 accuracy after each round, the run's seconds and, with SCORE (a key of the members' `scores`,
 such as `mislabelled`), the lowest honest and highest attacker score.
 """
@@ -30,14 +32,21 @@ def order(match):
 
 def summary(report, name, score):
     attackers = {m["name"] for m in report["members"] if m["attack"]}
-    caught = missed = honest = 0
+    caught = missed = honest = withdrawn_attacker = withdrawn_honest = 0
     honest_low = attacker_high = None
+    # (round, member) of each update a later verdict withdrew (reports before the field: none).
+    withdrawn = {
+        (r["round"] - 1, name) for r in report["rounds"] for name in r.get("withdrawn", [])
+    }
     for r in report["rounds"]:
         for m in r["members"]:
             if not m.get("committed", True):
                 continue  # no update this round: nothing to judge
             attacker = m["member"] in attackers
-            excluded = m["member"] in r["excluded"]
+            taken_back = (r["round"], m["member"]) in withdrawn
+            excluded = m["member"] in r["excluded"] or taken_back
+            withdrawn_attacker += attacker and taken_back
+            withdrawn_honest += taken_back and not attacker
             caught += attacker and excluded
             missed += attacker and not excluded
             honest += excluded and not attacker
@@ -55,6 +64,8 @@ def summary(report, name, score):
         "attacker_rounds_excluded": caught,
         "attacker_rounds": caught + missed,
         "honest_rounds_excluded": honest,
+        "attacker_rounds_withdrawn": withdrawn_attacker,
+        "honest_rounds_withdrawn": withdrawn_honest,
         "f1": round(f1, 3) if attackers else None,
         "accuracy": [r["accuracy"] for r in report["rounds"]],
         "seconds": report["seconds"],

@@ -4,7 +4,8 @@
 use anyhow::Context as _;
 use bcfl_processor::anomaly::{
     every_attack_config, with_features, ASCENT_MAX_RESPONSE_PPM, EVERY_ATTACK_COORDINATE_SAMPLES,
-    INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM, SKEWED_SHARDS_FEATURES,
+    INCONSISTENT_MIN_COSINE_PPM, LORA_COORDINATE_SAMPLES, LORA_INCONSISTENT_MIN_COSINE_PPM,
+    MISLABELLED_MIN_MARGIN_PPM, SKEWED_SHARDS_FEATURES,
 };
 use bcfl_processor::fixed::parse_ppm;
 use bcfl_processor::limits::MAX_MISLABELLED_MARGIN_PPM;
@@ -31,6 +32,15 @@ pub enum AnomalyPreset {
     /// inconsistent-change method flags, and do not respond to the model's moves as descent on
     /// a convex loss does.
     EveryAttackConvex,
+    /// `every-attack` with 4096 sampled coordinates unless --coordinate-samples says otherwise,
+    /// the inconsistent-change method at cosine 0.0625 (four times a random change's spread at
+    /// 4096 coordinates) and withdrawal: for members fine-tuning LoRA adapters with AdamW (the
+    /// node runtime's model), whose honest changes keep a weak direction from round to round
+    /// that 256 coordinates cannot tell from noise. Through member processes it excluded every
+    /// Gaussian noise sender from its second round on and took its first update back out, with
+    /// Dirichlet 0.1 shards too (docs/anomaly-detection.md, "Noise senders among LoRA
+    /// members"). The coordinates cost about 4 KB of ledger a commitment.
+    EveryAttackLora,
 }
 
 impl AnomalyPreset {
@@ -39,6 +49,7 @@ impl AnomalyPreset {
         match self {
             AnomalyPreset::EveryAttack => "every-attack",
             AnomalyPreset::EveryAttackConvex => "every-attack-convex",
+            AnomalyPreset::EveryAttackLora => "every-attack-lora",
         }
     }
 
@@ -47,6 +58,17 @@ impl AnomalyPreset {
         match self {
             AnomalyPreset::EveryAttack => Additions::default(),
             AnomalyPreset::EveryAttackConvex => Additions::CONVEX,
+            AnomalyPreset::EveryAttackLora => Additions::LORA,
+        }
+    }
+
+    /// The coordinates each commitment samples unless `--coordinate-samples` says otherwise.
+    pub fn coordinate_samples(self) -> u32 {
+        match self {
+            AnomalyPreset::EveryAttack | AnomalyPreset::EveryAttackConvex => {
+                EVERY_ATTACK_COORDINATE_SAMPLES
+            }
+            AnomalyPreset::EveryAttackLora => LORA_COORDINATE_SAMPLES,
         }
     }
 
@@ -57,9 +79,9 @@ impl AnomalyPreset {
 }
 
 /// The opt-in methods a command may add to a preset (`consortium init`, `demo`), as their flags
-/// give them: `--inconsistent-cosine` (not in the preset, since members fine-tuning LoRA adapters
-/// with AdamW change direction from round to round,
-/// [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and `--ascent-response` (not in the
+/// give them: `--inconsistent-cosine` (not in `every-attack`, since members fine-tuning LoRA
+/// adapters with AdamW change direction from round to round, which 256 coordinates cannot tell
+/// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and `--ascent-response` (not in the
 /// preset, whose measured grids predate it, [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Additions {
@@ -82,6 +104,15 @@ impl Additions {
     pub const CONVEX: Self = Self {
         inconsistent_cosine_ppm: Some(INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: Some(ASCENT_MAX_RESPONSE_PPM),
+        withdraw: true,
+        skewed_shards: false,
+    };
+
+    /// What `every-attack-lora` adds to `every-attack`: the inconsistent-change method at its
+    /// limit for [`LORA_COORDINATE_SAMPLES`], and withdrawal.
+    pub const LORA: Self = Self {
+        inconsistent_cosine_ppm: Some(LORA_INCONSISTENT_MIN_COSINE_PPM),
+        ascent_response_ppm: None,
         withdraw: true,
         skewed_shards: false,
     };
@@ -152,7 +183,7 @@ pub fn mislabelled_margin_ppm(text: Option<&str>) -> anyhow::Result<i32> {
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {
     match (preset, given) {
-        (Some(_), 0) => EVERY_ATTACK_COORDINATE_SAMPLES,
+        (Some(preset), 0) => preset.coordinate_samples(),
         (_, given) => given,
     }
 }
@@ -208,6 +239,11 @@ mod tests {
             .apply(every_attack_config());
         assert_eq!(convex.config(), added);
         assert_eq!(coordinate_samples(Some(convex), 0), 256);
+        assert_the_processor_accepts(convex);
+    }
+
+    /// A consortium set up with `preset` and its coordinates parses as an `InitConsortium`.
+    fn assert_the_processor_accepts(preset: AnomalyPreset) {
         let params = pb::ConsortiumParams {
             min_participants: 3,
             commit_quorum: 2,
@@ -215,8 +251,8 @@ mod tests {
             model_id: "m".into(),
             base_model_sha256: "ab".repeat(32),
             sketch_length: 8,
-            coordinate_samples: 256,
-            anomaly: Some(convex.config()).into(),
+            coordinate_samples: coordinate_samples(Some(preset), 0),
+            anomaly: Some(preset.config()).into(),
             ..Default::default()
         };
         let mut init = pb::BcflPayload::new();
@@ -229,7 +265,25 @@ mod tests {
             ..Default::default()
         });
         let parsed = bcfl_processor::payload::Action::from_proto(&init);
-        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(parsed.is_ok(), "{}: {parsed:?}", preset.name());
+    }
+
+    /// `every-attack-lora` is `every-attack` with the inconsistent-change method at 0.0625 and
+    /// withdrawal, as `--inconsistent-cosine 0.0625 --withdraw` spell it (the flags its
+    /// measurements ran with), 4096 coordinates unless given, and a configuration the
+    /// processor accepts.
+    #[test]
+    fn the_lora_preset_adds_the_inconsistent_method_with_more_coordinates() {
+        let lora = AnomalyPreset::EveryAttackLora;
+        assert_eq!(AnomalyPreset::from_str(lora.name(), false), Ok(lora));
+        let spelled = Additions::parse(Some("0.0625"), None, true, false)
+            .unwrap()
+            .apply(every_attack_config());
+        assert_eq!(lora.config(), spelled);
+        assert!(!lora.config().has_ascent());
+        assert_eq!(coordinate_samples(Some(lora), 0), 4096);
+        assert_eq!(coordinate_samples(Some(lora), 256), 256);
+        assert_the_processor_accepts(lora);
     }
 
     /// `--skewed-shards` leaves the methods as they are and has DBSCAN and the z-score read the

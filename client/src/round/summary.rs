@@ -116,6 +116,9 @@ pub struct RoundReport {
     pub members: Vec<MemberRound>,
     /// Names of the members the verdict excluded.
     pub excluded: Vec<String>,
+    /// Names of the members whose update to the round before the verdict withdrew
+    /// (`Verdict.withdrawn`, with `--withdraw`): this round's aggregate takes it back out.
+    pub withdrawn: Vec<String>,
     /// SHA-256 of the global model (None: the round was abandoned).
     pub aggregate_sha256: Option<String>,
     /// Size of the global model, bytes.
@@ -338,6 +341,9 @@ pub fn round_report(
         excluded: verdict
             .map(|v| v.excluded.iter().map(|k| name_of(k)).collect())
             .unwrap_or_default(),
+        withdrawn: verdict
+            .map(|v| v.withdrawn_members().iter().map(|k| name_of(k)).collect())
+            .unwrap_or_default(),
         aggregate_sha256: aggregate.map(|a| a.model_sha256.clone()),
         aggregate_bytes: aggregate.map_or(0, |a| a.size_bytes),
         accuracy: scored.and_then(|e| e.accuracy),
@@ -430,6 +436,14 @@ impl RoundReport {
                 m.train_s,
                 verdict,
                 if m.holds_global { "held" } else { "-" }
+            );
+        }
+        if !self.withdrawn.is_empty() {
+            let _ = writeln!(
+                out,
+                "  withdrawn from round {}: {}",
+                self.round.saturating_sub(1),
+                self.withdrawn.join(", ")
             );
         }
         match &self.aggregate_sha256 {
@@ -531,6 +545,14 @@ impl DemoReport {
             }
             if !r.excluded.is_empty() {
                 let _ = write!(out, " (excluded {})", r.excluded.join(","));
+            }
+            if !r.withdrawn.is_empty() {
+                let _ = write!(
+                    out,
+                    " (withdrew round {} of {})",
+                    r.round.saturating_sub(1),
+                    r.withdrawn.join(",")
+                );
             }
         }
         let _ = write!(
@@ -908,6 +930,7 @@ mod tests {
         events.push(event("a", 1, "score", 20_000, 7.5, 0));
         assert!(round_done(&state, 1, &events, &[], Some("a")));
         let r = round_report(&state, 1, &members, &events).unwrap();
+        assert!(r.excluded.is_empty() && r.withdrawn.is_empty());
         // From b's training start (1 000 ms) to the last protocol step (12 500 ms).
         assert!((r.timings.round_s - 11.5).abs() < 1e-9, "{:?}", r.timings);
         assert_eq!((r.started_unix_ms, r.ended_unix_ms), (1_000, 12_500));
@@ -918,6 +941,54 @@ mod tests {
         assert_eq!(r.bytes_moved, 10);
         assert_eq!(r.aggregator, "m-a");
         assert!(r.members.iter().all(|m| m.holds_global));
+    }
+
+    /// A verdict that withdrew updates to the round before names their members in the round's
+    /// report, its text and its summary line; excluded members are named apart.
+    #[test]
+    fn the_report_names_the_updates_a_verdict_withdrew() {
+        let mut state = FamilyState::default();
+        state.rounds.insert(
+            2,
+            pb::Round {
+                number: 2,
+                aggregator: "a".into(),
+                committers: vec!["a".into(), "b".into(), "c".into()].into(),
+                ..Default::default()
+            },
+        );
+        state.verdicts.insert(
+            2,
+            pb::Verdict {
+                round: 2,
+                accepted: vec!["a".into(), "c".into()].into(),
+                excluded: vec!["b".into()].into(),
+                // Positions among the scored members a, b, c.
+                withdrawn: vec![1],
+                ..Default::default()
+            },
+        );
+        let members: Vec<MemberInfo> = ["a", "b", "c"]
+            .iter()
+            .map(|k| MemberInfo {
+                name: format!("m-{k}"),
+                key: (*k).into(),
+                endpoint: String::new(),
+                shard: 1,
+                attack: None,
+                peak_rss_bytes: 0,
+            })
+            .collect();
+        let r = round_report(&state, 2, &members, &[]).unwrap();
+        assert_eq!(r.excluded, ["m-b"]);
+        assert_eq!(r.withdrawn, ["m-b"]);
+        assert!(
+            r.render().contains("withdrawn from round 1: m-b"),
+            "{}",
+            r.render()
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["withdrawn"], serde_json::json!(["m-b"]));
     }
 
     /// Known answer: every scored member's score by each method, flagged or not; disputed

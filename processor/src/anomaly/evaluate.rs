@@ -145,8 +145,25 @@ pub const EVERY_ATTACK_RESENT_DISTANCE_PPM: u32 = 50_000;
 /// [`every_attack_config`]: members fine-tuning LoRA adapters with AdamW change direction from
 /// round to round at most positions (the optimizer's steps on adapter weights with little
 /// gradient have random signs), and honest members of the quick start's model measured 0.09 to
-/// 0.29 there, where this limit excludes most of them.
+/// 0.29 there at 256 coordinates, where this limit excludes most of them; with 4096 coordinates
+/// see [`LORA_INCONSISTENT_MIN_COSINE_PPM`].
 pub const INCONSISTENT_MIN_COSINE_PPM: u32 = 250_000;
+
+/// The coordinates per commitment of the `every-attack-lora` preset: enough that the
+/// inconsistent-change method's cosine tells a noise sender from a member fine-tuning LoRA
+/// adapters with AdamW, whose honest changes keep only a weak direction from round to round
+/// ([`LORA_INCONSISTENT_MIN_COSINE_PPM`]). Each costs a byte a commitment.
+pub const LORA_COORDINATE_SAMPLES: u32 = 4096;
+
+/// The inconsistent-change method's cosine for members fine-tuning LoRA adapters with AdamW at
+/// [`LORA_COORDINATE_SAMPLES`], ppm: 0.0625, four times the `1/√K` spread of a fresh random
+/// change's at 4096 coordinates, the rule [`INCONSISTENT_MIN_COSINE_PPM`] follows at 256.
+/// Through member processes of the quick start's model (10 members, two Gaussian noise senders,
+/// Dirichlet 0.1 shards, seeds 42, 1 and 2, rounds 2-5; docs/anomaly-detection.md, "Noise
+/// senders among LoRA members") the honest members' cosines lay at 0.17 and up, the noise
+/// senders' at -0.025 to 0.028. At 256 coordinates the honest ones spread over 0.09-0.29 and a
+/// random change's over about ±0.19, so no limit separated them there.
+pub const LORA_INCONSISTENT_MIN_COSINE_PPM: u32 = 62_500;
 
 /// The ascent method's limit, ppm (`bcfl consortium init --ascent-response`'s default): 0.05.
 /// Steps down a convex loss respond against the model's moves, below 0 (see

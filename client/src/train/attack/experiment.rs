@@ -516,8 +516,8 @@ pub async fn run(
 /// every scored member's update norm, cumulative sketch distance and coordinate sign balance
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
-/// the cosine of its change with its own previous one, its move response and its reference
-/// margin; a `!` marks the
+/// the cosine of its change with its own previous one, its move response, its reference
+/// margin and the samples it claimed; a `!` marks the
 /// attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a
 /// copy), `u` the unchanged-update, `r` the resent-change, `i` the inconsistent-change, `o`
 /// the opposed-change, `a` the ascent and `l` the mislabelled-change method; `w` marks a member whose previous update this
@@ -559,6 +559,7 @@ fn trace_verdicts(
         let own = column(pb::Feature::OWN_CHANGE_COSINE);
         let response = column(pb::Feature::MOVE_RESPONSE);
         let margin = column(pb::Feature::REFERENCE_MARGIN);
+        let samples = column(pb::Feature::SAMPLE_COUNT);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -597,7 +598,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}/{}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -609,6 +610,7 @@ fn trace_verdicts(
                     own.get(i).copied().unwrap_or(0.0),
                     response.get(i).copied().unwrap_or(0.0),
                     margin.get(i).copied().unwrap_or(0.0),
+                    samples.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

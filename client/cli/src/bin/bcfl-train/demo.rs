@@ -79,9 +79,9 @@ pub(crate) struct DemoArgs {
     /// DBSCAN radius over the standardized feature.
     #[arg(long, default_value = "1.5")]
     pub(crate) dbscan_eps: String,
-    /// `every-attack`: the anomaly configuration of `consortium init --anomaly-preset
-    /// every-attack` instead of --anomaly, --min-votes, --zscore-threshold and --dbscan-eps,
-    /// with 256 sampled coordinates unless --coordinate-samples is given.
+    /// The named anomaly configuration of `consortium init --anomaly-preset` instead of
+    /// --anomaly, --min-votes, --zscore-threshold and --dbscan-eps, with its sampled
+    /// coordinates (256; `every-attack-lora` 4096) unless --coordinate-samples is given.
     #[arg(
         long,
         value_enum,
@@ -92,7 +92,9 @@ pub(crate) struct DemoArgs {
     /// init --inconsistent-cosine`; needs sampled coordinates): a member whose sampled change
     /// has a cosine below this with its
     /// own previous change is excluded on that alone. Suited to members whose honest changes
-    /// keep their direction, not to LoRA adapters trained with AdamW (the demo's model).
+    /// keep their direction; for LoRA adapters trained with AdamW (the demo's model) only with
+    /// thousands of coordinates, as `--anomaly-preset every-attack-lora` sets it (0.0625 at
+    /// 4096).
     #[arg(long, value_name = "C")]
     pub(crate) inconsistent_cosine: Option<String>,
     /// Adds the ascent method to the preset or to --anomaly's methods (`consortium init

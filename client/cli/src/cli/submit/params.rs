@@ -284,8 +284,9 @@ pub(crate) struct InitArgs {
     /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
     /// has a cosine below this with its own previous change did not train on a shard of its
     /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
-    /// members whose honest changes keep their direction (heads trained by SGD), not to LoRA
-    /// adapters trained with AdamW.
+    /// members whose honest changes keep their direction (heads trained by SGD); for LoRA
+    /// adapters trained with AdamW only with thousands of coordinates (`--anomaly-preset
+    /// every-attack-lora`: 0.0625 at 4096).
     #[arg(long)]
     inconsistent_cosine: Option<String>,
     /// The ascent method's largest move response, from 0 to 0.5 [default: 0.05]: a member whose
@@ -630,6 +631,45 @@ mod tests {
             ..Default::default()
         });
         bcfl_processor::access::declared_addresses(&payload, signer).unwrap();
+    }
+
+    /// `--anomaly-preset every-attack-lora` brings its 4096 coordinates unless given, the
+    /// inconsistent-change method at 0.0625 and withdrawal; `--inconsistent-cosine` still sets
+    /// another limit on it.
+    #[test]
+    fn the_lora_preset_brings_its_coordinates_and_method() {
+        let hash = "ab".repeat(32);
+        let init = |extra: &[&str]| {
+            let mut argv = vec![
+                "x",
+                "--base-model-sha256",
+                &hash,
+                "--anomaly-preset",
+                "every-attack-lora",
+            ];
+            argv.extend(extra);
+            Wrapper::parse_from(argv).init.to_params().unwrap()
+        };
+        let params = init(&[]);
+        assert_eq!(params.coordinate_samples, 4096);
+        assert_eq!(
+            params.get_anomaly().get_inconsistent().min_cosine_ppm,
+            62_500
+        );
+        assert!(params.get_anomaly().withdraw && !params.get_anomaly().has_ascent());
+        assert_eq!(
+            params.get_anomaly(),
+            &AnomalyPreset::EveryAttackLora.config()
+        );
+        assert_eq!(
+            init(&["--coordinate-samples", "8192"]).coordinate_samples,
+            8192
+        );
+        let tighter = init(&["--inconsistent-cosine", "0.1"]);
+        assert_eq!(
+            tighter.get_anomaly().get_inconsistent().min_cosine_ppm,
+            100_000
+        );
     }
 
     /// The configuration the attack benchmark measured against every attack: 256 sampled
