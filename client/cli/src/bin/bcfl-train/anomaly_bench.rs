@@ -178,6 +178,9 @@ pub(crate) struct CommonArgs {
     /// given); its detector is `both` (the preset's configuration exactly).
     /// `every-attack-convex`: the same with the inconsistent-change and ascent methods and
     /// withdrawal, for members descending a convex loss (the benchmark's heads).
+    /// `every-attack-lora`: `every-attack` with 4096 coordinates unless given, the
+    /// inconsistent-change method at 0.0625 and withdrawal, for members fine-tuning LoRA
+    /// adapters with AdamW (the demo's).
     #[arg(
         long,
         value_enum,
