@@ -876,6 +876,20 @@ mod tests {
         }
     }
 
+    /// Members keyed `keys`, each named `m-KEY`.
+    fn members_named(keys: &[&str]) -> Vec<MemberInfo> {
+        keys.iter()
+            .map(|k| MemberInfo {
+                name: format!("m-{k}"),
+                key: (*k).into(),
+                endpoint: String::new(),
+                shard: 1,
+                attack: None,
+                peak_rss_bytes: 0,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_round_is_timed_from_the_ledger_and_the_events_with_scoring_left_out() {
         let mut state = FamilyState::default();
@@ -898,17 +912,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let members: Vec<MemberInfo> = ["a", "b"]
-            .iter()
-            .map(|k| MemberInfo {
-                name: format!("m-{k}"),
-                key: (*k).into(),
-                endpoint: String::new(),
-                shard: 1,
-                attack: None,
-                peak_rss_bytes: 0,
-            })
-            .collect();
+        let members = members_named(&["a", "b"]);
         let mut events = vec![
             event("a", 1, "train", 10_000, 8.0, 0),
             event("b", 1, "train", 11_000, 10.0, 0),
@@ -968,17 +972,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let members: Vec<MemberInfo> = ["a", "b", "c"]
-            .iter()
-            .map(|k| MemberInfo {
-                name: format!("m-{k}"),
-                key: (*k).into(),
-                endpoint: String::new(),
-                shard: 1,
-                attack: None,
-                peak_rss_bytes: 0,
-            })
-            .collect();
+        let members = members_named(&["a", "b", "c"]);
         let r = round_report(&state, 2, &members, &[]).unwrap();
         assert_eq!(r.excluded, ["m-b"]);
         assert_eq!(r.withdrawn, ["m-b"]);
