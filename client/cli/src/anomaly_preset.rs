@@ -81,8 +81,9 @@ impl AnomalyPreset {
 /// The opt-in methods a command may add to a preset (`consortium init`, `demo`), as their flags
 /// give them: `--inconsistent-cosine` (not in `every-attack`, since members fine-tuning LoRA
 /// adapters with AdamW change direction from round to round, which 256 coordinates cannot tell
-/// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and `--ascent-response` (not in the
-/// preset, whose measured grids predate it, [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
+/// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and
+/// `--ascent-response` (not in the preset, whose measured grids predate it,
+/// [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Additions {
     /// The inconsistent-change method's cosine, ppm.

@@ -159,9 +159,9 @@ pub const LORA_COORDINATE_SAMPLES: u32 = 4096;
 /// [`LORA_COORDINATE_SAMPLES`], ppm: 0.0625, four times the `1/√K` spread of a fresh random
 /// change's at 4096 coordinates, the rule [`INCONSISTENT_MIN_COSINE_PPM`] follows at 256.
 /// Through member processes of the quick start's model (10 members, two Gaussian noise senders,
-/// Dirichlet 0.1 shards, seeds 42, 1 and 2, rounds 2-5; docs/anomaly-detection.md, "Noise
-/// senders among LoRA members") the honest members' cosines lay at 0.17 and up, the noise
-/// senders' at -0.025 to 0.028. At 256 coordinates the honest ones spread over 0.09-0.29 and a
+/// Dirichlet 0.1 shards on seeds 42, 1 and 2 and IID ones on 42, and two clean runs; rounds
+/// 2-5; docs/anomaly-detection.md, "Noise senders among LoRA members") the honest members'
+/// cosines lay at 0.128 and up (208 member-rounds), the noise senders' at -0.025 to 0.028. At 256 coordinates the honest ones spread over 0.09-0.29 and a
 /// random change's over about ±0.19, so no limit separated them there.
 pub const LORA_INCONSISTENT_MIN_COSINE_PPM: u32 = 62_500;
 
