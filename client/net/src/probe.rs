@@ -62,7 +62,8 @@ pub struct LinkProbe {
     pub to: String,
     /// Its base URL.
     pub url: String,
-    /// Measured throughput, bytes per second.
+    /// Measured throughput, bytes per second, as measured ([`report_payload`] brings it within
+    /// what the ledger records, [`ledger_rate`]).
     pub bytes_per_sec: u64,
     /// Measured round-trip time, microseconds.
     pub rtt_us: u64,
@@ -168,7 +169,7 @@ pub async fn probe_peer(
     Ok(LinkProbe {
         to: to.to_owned(),
         url: base.to_owned(),
-        bytes_per_sec: ledger_rate(bytes_per_sec),
+        bytes_per_sec,
         rtt_us: rtt.as_micros().min(u128::from(u64::MAX)) as u64,
         probe_bytes: config.bytes,
         seconds: elapsed.as_secs_f64(),

@@ -116,8 +116,9 @@ pub struct RoundReport {
     pub members: Vec<MemberRound>,
     /// Names of the members the verdict excluded.
     pub excluded: Vec<String>,
-    /// Names of the members whose update to the round before the verdict withdrew
-    /// (`Verdict.withdrawn`, with `--withdraw`): this round's aggregate takes it back out.
+    /// Names of the members whose update to the round before ([`Self::withdrawn_round`]) the
+    /// verdict withdrew (`Verdict.withdrawn`, with `--withdraw`): this round's aggregate takes
+    /// it back out.
     pub withdrawn: Vec<String>,
     /// SHA-256 of the global model (None: the round was abandoned).
     pub aggregate_sha256: Option<String>,
@@ -367,6 +368,11 @@ pub fn round_report(
 }
 
 impl RoundReport {
+    /// The round whose updates [`Self::withdrawn`] names: the one before.
+    pub fn withdrawn_round(&self) -> u64 {
+        self.round.saturating_sub(1)
+    }
+
     /// The round as the figures need it: accuracy, seconds per phase (`other`: the rest of
     /// the round) and bytes moved.
     pub fn series(&self) -> RoundSeries {
@@ -442,7 +448,7 @@ impl RoundReport {
             let _ = writeln!(
                 out,
                 "  withdrawn from round {}: {}",
-                self.round.saturating_sub(1),
+                self.withdrawn_round(),
                 self.withdrawn.join(", ")
             );
         }
@@ -550,7 +556,7 @@ impl DemoReport {
                 let _ = write!(
                     out,
                     " (withdrew round {} of {})",
-                    r.round.saturating_sub(1),
+                    r.withdrawn_round(),
                     r.withdrawn.join(",")
                 );
             }

@@ -521,7 +521,6 @@ fn check_id(url: &str, id: &str) -> Result<()> {
     }
 }
 
-/// The error and its causes; an untrusted certificate says how to trust it.
 /// Whether `e` broke a request on a connection that had been made: not a refused or failed
 /// connection, nor a timeout (nothing listens, or nothing answers in time: said at once), but a
 /// connection closed or reset under the request, as when the server closes an idle pooled
@@ -530,6 +529,7 @@ fn broke_in_flight(e: &reqwest::Error) -> bool {
     e.is_request() && !e.is_connect() && !e.is_timeout()
 }
 
+/// The error and its causes; an untrusted certificate says how to trust it.
 fn transport_reason(e: &reqwest::Error) -> String {
     bcfl_tls::explain(e)
 }
