@@ -108,6 +108,16 @@ pub const MAX_ASCENT_RESPONSE_PPM: u32 = 500_000;
 /// barely aligned with the reference; below it, only members training on wrong labels alone.
 pub const MAX_MISLABELLED_MARGIN_PPM: i32 = 500_000;
 
+/// Smallest residual the oversized-update method may flag at (`OversizedConfig`), ppm of
+/// natural-log units: ln 2, a norm twice what the round's line predicts for the member's sample
+/// count. Below it the method would take in honest members, whose residuals reached 1.20 on the
+/// attack benchmark with Dirichlet 0.1 shards.
+pub const MIN_OVERSIZED_RESIDUAL_PPM: u32 = 693_147;
+
+/// Largest residual the oversized-update method may flag at, ppm: 10, a norm e^10 (22,000)
+/// times the line's, beyond any scaling worth catching.
+pub const MAX_OVERSIZED_RESIDUAL_PPM: u32 = 10_000_000;
+
 /// Largest verifier committee a consortium may configure.
 pub const MAX_COMMITTEE: usize = 16;
 

@@ -19,9 +19,11 @@ pub enum AnomalyPreset {
     /// the cumulative sketch distance, the coordinate sign balance and the previous-change
     /// distance; the duplicate (sketches within cosine distance 0.001 of another committer's),
     /// unchanged-update (a hundredth of the median norm), resent-change (within 0.05 of the
-    /// previous change) and opposed-change (summed sketches at cosine distance 1.7 or more
-    /// from the consensus) methods; 256 sampled coordinates unless --coordinate-samples says
-    /// otherwise (docs/anomaly-detection.md, "One configuration for every attack").
+    /// previous change), opposed-change (summed sketches at cosine distance 1.7 or more from
+    /// the consensus) and oversized-update (a norm ln 4 = 1.386 or more above the line the round's
+    /// norms fit against their sample counts, in natural-log units) methods; 256 sampled
+    /// coordinates unless --coordinate-samples says otherwise (docs/anomaly-detection.md, "One
+    /// configuration for every attack").
     EveryAttack,
     /// `every-attack` with the inconsistent-change (cosine 0.25) and ascent (response 0.05)
     /// methods and withdrawal: for members taking plain gradient steps on a convex loss (a

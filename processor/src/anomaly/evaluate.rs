@@ -7,7 +7,8 @@ use pb::Feature;
 
 use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
 use super::features::{
-    bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, scale_floor,
+    bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, sample_norm_residuals,
+    scale_floor,
 };
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
 use super::stats::{self, Column};
@@ -197,6 +198,14 @@ pub const MISLABELLED_MIN_MARGIN_PPM: i32 = -30_000;
 /// or more, both where undetected sign flippers were inside the consensus).
 pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 
+/// The oversized-update method's limit in [`every_attack_config`], ppm of natural-log units:
+/// an update norm four times what the round's norms predict for the member's sample count
+/// (`SAMPLE_NORM_RESIDUAL` ln 4 = 1.386294 or more). On the attack benchmark's Dirichlet 0.1
+/// grids (10 members, four grids, six rounds) honest members lay at 1.20 and below, 310 of 324
+/// scaler member-rounds (ten times their own update) above it
+/// ([`super::features::sample_norm_residuals`]).
+pub const EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM: u32 = 1_386_294;
+
 /// One configuration for every attack of the attack benchmark (docs/anomaly-detection.md, "One
 /// configuration for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
@@ -204,7 +213,8 @@ pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 /// duplicates another committer's ([`EVERY_ATTACK_DUPLICATE_DISTANCE_PPM`]) or its update
 /// changes next to nothing ([`EVERY_ATTACK_UNCHANGED_RATIO_PPM`]), resends the global
 /// model's previous change ([`EVERY_ATTACK_RESENT_DISTANCE_PPM`]) or works against the
-/// consensus ([`EVERY_ATTACK_OPPOSED_DISTANCE_PPM`]); no PageRank,
+/// consensus ([`EVERY_ATTACK_OPPOSED_DISTANCE_PPM`]) or is several times longer than its sample
+/// count predicts ([`EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM`]); no PageRank,
 /// whose mean ± 1 std rule flags a third of the members on any link graph. The consortium must
 /// sample coordinates ([`EVERY_ATTACK_COORDINATE_SAMPLES`] as measured). Copies are counted
 /// each towards the voting methods' scales: counting them once (`count_copies_once`) flagged
@@ -218,10 +228,11 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config.mut_unchanged().max_norm_ratio_ppm = EVERY_ATTACK_UNCHANGED_RATIO_PPM;
     config.mut_resent().max_distance_ppm = EVERY_ATTACK_RESENT_DISTANCE_PPM;
     config.mut_opposed().min_distance_ppm = EVERY_ATTACK_OPPOSED_DISTANCE_PPM;
+    config.mut_oversized().min_residual_ppm = EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM;
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 14] = [
+const FEATURE_NAMES: [(Feature, &str); 15] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -245,17 +256,20 @@ const FEATURE_NAMES: [(Feature, &str); 14] = [
     (Feature::OWN_CHANGE_COSINE, "own_change_cosine"),
     (Feature::MOVE_RESPONSE, "move_response"),
     (Feature::REFERENCE_MARGIN, "reference_margin"),
+    (Feature::SAMPLE_NORM_RESIDUAL, "sample_norm_residual"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
-/// them: PageRank, and the nearest-sketch distance (quadratic in the committers).
-const ON_DEMAND: [Feature; 2] = [
+/// them: PageRank, the nearest-sketch distance and the sample-norm residual (the last two
+/// quadratic in the committers).
+const ON_DEMAND: [Feature; 3] = [
     Feature::PAGERANK_SCORE,
     Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+    Feature::SAMPLE_NORM_RESIDUAL,
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`, `inconsistent`, `opposed`, `ascent`, `mislabelled`; `unset`), as
+/// `resent`, `inconsistent`, `opposed`, `ascent`, `mislabelled`, `oversized`; `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -269,13 +283,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::OPPOSED => "opposed",
         pb::AnomalyMethod::ASCENT => "ascent",
         pb::AnomalyMethod::MISLABELLED => "mislabelled",
+        pb::AnomalyMethod::OVERSIZED => "oversized",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
 /// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change,
-/// opposed-change, ascent and mislabelled-change methods).
+/// opposed-change, ascent, mislabelled-change and oversized-update methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -288,6 +303,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_opposed(), pb::AnomalyMethod::OPPOSED),
         (config.has_ascent(), pb::AnomalyMethod::ASCENT),
         (config.has_mislabelled(), pb::AnomalyMethod::MISLABELLED),
+        (config.has_oversized(), pb::AnomalyMethod::OVERSIZED),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -511,6 +527,15 @@ impl MemberData {
                 let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
                 Ok(nearest_sketch_cosine_distances(&sketches))
             }
+            (None, Feature::SAMPLE_NORM_RESIDUAL) => {
+                match (
+                    self.column(Feature::UPDATE_NORM),
+                    self.column(Feature::SAMPLE_COUNT),
+                ) {
+                    (Some(norms), Some(samples)) => Ok(sample_norm_residuals(norms, samples)),
+                    _ => Err(AnomalyError::MissingFeature(f)),
+                }
+            }
             (None, _) => Err(AnomalyError::MissingFeature(f)),
         }
     }
@@ -523,12 +548,14 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent, inconsistent, opposed, ascent, mislabelled; read them with
+    /// duplicate, unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized; read
+    /// them with
     /// [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
     /// modified z-score, or by the duplicate, unchanged-update, resent-change,
-    /// inconsistent-change, opposed-change, ascent or mislabelled-change method, sorted.
+    /// inconsistent-change, opposed-change, ascent, mislabelled-change or oversized-update
+    /// method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -681,6 +708,14 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             m < limit
         }));
     }
+    if config.has_oversized() {
+        let residuals =
+            data.values_of(Feature::SAMPLE_NORM_RESIDUAL, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_oversized().min_residual_ppm);
+        methods.push(by_value(pb::AnomalyMethod::OVERSIZED, &residuals, |r| {
+            r >= limit
+        }));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -710,12 +745,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 }
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update, resent-change, inconsistent-change, opposed-change, ascent and
-/// mislabelled-change methods, whose flags are evidence that the member did not train on data
-/// of its own with its true labels (it sent a copy, the model it was given, the model's last
-/// change back, a change unrelated to its own previous one, changes that undo the consortium's,
-/// changes that climb its own loss, or changes that move the classes towards other classes'
-/// features), wherever its update lies.
+/// unchanged-update, resent-change, inconsistent-change, opposed-change, ascent,
+/// mislabelled-change and oversized-update methods, whose flags are evidence that the member
+/// did not train on data of its own with its true labels (it sent a copy, the model it was
+/// given, the model's last change back, a change unrelated to its own previous one, changes
+/// that undo the consortium's, changes that climb its own loss, changes that move the classes
+/// towards other classes' features, or a change several times longer than its data makes),
+/// wherever its update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
@@ -726,6 +762,7 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
             | pb::AnomalyMethod::OPPOSED
             | pb::AnomalyMethod::ASCENT
             | pb::AnomalyMethod::MISLABELLED
+            | pb::AnomalyMethod::OVERSIZED
     )
 }
 
@@ -758,8 +795,8 @@ fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::Met
 }
 
 /// A method whose score is each member's value and which flags the values `flagged` says
-/// (the duplicate, resent-change, inconsistent-change, opposed-change, ascent and
-/// mislabelled-change methods).
+/// (the duplicate, resent-change, inconsistent-change, opposed-change, ascent,
+/// mislabelled-change and oversized-update methods).
 fn by_value(
     method: pb::AnomalyMethod,
     values: &[f64],
@@ -804,7 +841,8 @@ mod tests {
                 "duplicate",
                 "unchanged",
                 "resent",
-                "opposed"
+                "opposed",
+                "oversized"
             ]
         );
         assert!(configured_methods(&pb::AnomalyConfig::default()).is_empty());
@@ -1196,6 +1234,64 @@ mod tests {
             Some(Feature::REFERENCE_MARGIN)
         );
         assert_eq!(configured_method_names(&config), ["mislabelled"]);
+    }
+
+    /// Ten members whose norms grow with their shards (norm = 0.2 samples^0.3 up to a few per
+    /// cent), one scaler whose own update was short: ten times it lies among the honest norms
+    /// (1.95 against 0.26-2.4), but 1.88 above the line for its 200 samples. A free rider's
+    /// zero norm has no residual (0) and does not pull the line. The oversized-update method
+    /// excludes at the limit, not below it, on its own.
+    #[test]
+    fn the_oversized_method_excludes_a_scaled_short_update() {
+        let samples = [2u64, 5, 9, 20, 45, 90, 200, 400, 800, 1600];
+        let wobble = [1.02, 0.97, 1.0, 1.03, 0.98, 1.01, 1.0, 0.99, 1.02, 0.97];
+        let mut commitments: Vec<pb::Commitment> = samples
+            .iter()
+            .zip(wobble)
+            .enumerate()
+            .map(|(i, (&n, w))| pb::Commitment {
+                member: format!("m{i}"),
+                num_samples: n,
+                norm_micro: (200_000.0 * (n as f64).powf(0.3) * w) as u64,
+                ..Default::default()
+            })
+            .collect();
+        // m6's own update (200 samples) was 0.3 of the line's; scaled tenfold it sent 3x.
+        commitments[6].norm_micro = (200_000.0 * 200f64.powf(0.3) * 3.0) as u64;
+        commitments[2].norm_micro = 0;
+        let norms: Vec<f64> = commitments
+            .iter()
+            .map(|c| fixed::micro_unsigned_to_f64(c.norm_micro))
+            .collect();
+        let samples: Vec<f64> = commitments.iter().map(|c| c.num_samples as f64).collect();
+        let residuals = sample_norm_residuals(&norms, &samples);
+        assert!((residuals[6] - 3f64.ln()).abs() < 0.05, "{residuals:?}");
+        assert_eq!(residuals[2], 0.0);
+        for (i, r) in residuals.iter().enumerate().filter(|(i, _)| *i != 6) {
+            assert!(r.abs() < 0.05, "member {i}: {r}");
+        }
+        // Computed on demand from the norms and sample counts, as `EvaluateRound` does.
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        assert!(data.column(Feature::SAMPLE_NORM_RESIDUAL).is_none());
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_oversized().min_residual_ppm = 1_000_000;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["m6".to_owned()]);
+        assert_eq!(method_name(e.methods[0].method), "oversized");
+        let at = (residuals[6] * 1e6).floor() as u32;
+        config.mut_oversized().min_residual_ppm = at;
+        assert_eq!(
+            evaluate(&config, &data).unwrap().excluded,
+            ["m6".to_owned()]
+        );
+        config.mut_oversized().min_residual_ppm = at + 1;
+        assert!(evaluate(&config, &data).unwrap().excluded.is_empty());
+        assert!(!reads_own_previous(&config));
+        assert_eq!(
+            parse_feature("sample-norm-residual"),
+            Some(Feature::SAMPLE_NORM_RESIDUAL)
+        );
+        assert_eq!(configured_method_names(&config), ["oversized"]);
     }
 
     /// An update crafted as the honest members' mean reversed (inner-product manipulation)

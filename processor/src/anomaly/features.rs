@@ -16,6 +16,7 @@
 //! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates the reference covers, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions (positions outside the reference's tensors, marked [`OUTSIDE_REFERENCE`], left out of both) ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
+//! | `SAMPLE_NORM_RESIDUAL` | `ln(norm) - a - b ln(num_samples)`, the line fitted to the round's committers with a non-zero norm by Siegel's repeated median, its slope held within [0, 1] ([`sample_norm_residuals`], [`super::stats::ln`], [`super::stats::repeated_median_line`]); 0 for a zero norm; computed when a method asks (quadratic in the committers) |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
 //! | `BANDWIDTH_OUT` | the same over links out of the member (equal to `BANDWIDTH_IN`, as confirmed links are symmetric) |
 //! | `PAGERANK_SCORE` | the member's PageRank (see [`super::pagerank`]) |
@@ -968,6 +969,47 @@ pub fn extend_history(
     }
 }
 
+/// For every member, how far its update norm lies above (or below) what the round's norms
+/// predict for its sample count, in natural-log units: `ln(norm) - a - b ln(samples)`, with `a`
+/// and `b` the repeated median line ([`super::stats::repeated_median_line`]) through the points
+/// `(ln samples, ln norm)` of the members whose norm is not zero, its slope `b` held within
+/// `[0, 1]`; 0 for a zero norm, which has no logarithm (the unchanged-update method's case). A
+/// sample count below 1 counts as 1. `norms` and `samples` are the `UPDATE_NORM` and
+/// `SAMPLE_COUNT` columns, in member order.
+///
+/// Why: a member training on more data takes more steps, so honest norms grow with the sample
+/// count, and on shards as skewed as Dirichlet 0.1 they spread over a factor of ten and more. A
+/// scaling attacker's update whose own norm was short can then land among the honest norms,
+/// where neither the norm's z-score nor DBSCAN sees it; against the line it is still ln(10) =
+/// 2.3 above its own point. On the attack benchmark's Dirichlet 0.1 grids (10 members, the
+/// classic attacks on seeds 0-2, 100-102 and 200-202 and the colluding ones on seeds 0-2,
+/// `every-attack-convex` with `--skewed-shards`, six rounds) 9,504 honest member-rounds lay at
+/// -1.71 to 1.20 and 310 of 324 scaler member-rounds at ln 4 and above (the lowest, 0.01, a
+/// scaler whose own update was a tenth of the others'); members fine-tuning LoRA adapters
+/// with AdamW at -0.27 to 0.88 (docs/anomaly-detection.md, "Norms against shard sizes"). The repeated median keeps the line where the honest members put it with up to half
+/// of the points off it, and points with the most samples (whose leverage carries a
+/// least-squares line) no more than any other. Three scalers of ten still tilted it below 0
+/// on the benchmark (down to -1.4), where their residuals fell to 0.18; a member with more
+/// data does not send a shorter update, nor one longer in proportion to more than its steps,
+/// so the slope is held within `[0, 1]` (then 1.20 and up). Quadratic in the members.
+pub fn sample_norm_residuals(norms: &[f64], samples: &[f64]) -> Vec<f64> {
+    use super::stats::{ln, repeated_median_line};
+    let points: Vec<Option<(f64, f64)>> = norms
+        .iter()
+        .zip(samples)
+        .map(|(&norm, &n)| (norm > 0.0).then(|| (ln(n.max(1.0)), ln(norm))))
+        .collect();
+    let fitted: Vec<(f64, f64)> = points.iter().flatten().copied().collect();
+    let (_, slope) = repeated_median_line(&fitted);
+    let slope = slope.clamp(0.0, 1.0);
+    let offsets: Vec<f64> = fitted.iter().map(|(x, y)| y - slope * x).collect();
+    let intercept = super::stats::median(&offsets);
+    points
+        .iter()
+        .map(|p| p.map_or(0.0, |(x, y)| y - intercept - slope * x))
+        .collect()
+}
+
 /// The factor of [`scale_floor`] for `COORDINATE_SIGN_BALANCE`: twice the binomial spread.
 pub const SIGN_BALANCE_FLOOR_FACTOR: f64 = 2.0;
 
@@ -1050,6 +1092,10 @@ pub fn commitment_feature(
             .map(|c| fixed::micro_to_f64(c.loss_micro))
             .collect(),
         SAMPLE_COUNT => commitments.iter().map(|c| c.num_samples as f64).collect(),
+        SAMPLE_NORM_RESIDUAL => sample_norm_residuals(
+            &commitment_feature(UPDATE_NORM, commitments, history, edges, pagerank),
+            &commitment_feature(SAMPLE_COUNT, commitments, history, edges, pagerank),
+        ),
         BANDWIDTH_IN => bandwidth_feature(n, edges, true),
         BANDWIDTH_OUT => bandwidth_feature(n, edges, false),
         PAGERANK_SCORE => pagerank.to_vec(),
@@ -1083,6 +1129,47 @@ mod tests {
             coordinate_steps: signed_bytes::pack(steps).unwrap(),
             ..Default::default()
         }
+    }
+
+    /// Known answers: norms growing as the square root of the samples lie on the line
+    /// (residual 0) and one eight times longer lies ln 8 above it; norms shrinking with the
+    /// samples (a slope of -1, which honest members do not make) are read against a slope of
+    /// 0, the median norm; a zero norm has residual 0 and is not fitted; the slope stays at 1
+    /// at most.
+    #[test]
+    fn sample_norm_residuals_known_answers() {
+        let close = |a: &[f64], b: &[f64]| {
+            assert!(
+                a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12),
+                "{a:?} != {b:?}"
+            );
+        };
+        let samples = [1.0, 4.0, 16.0, 64.0, 256.0];
+        let on_line = [1.0, 2.0, 4.0, 8.0, 16.0];
+        close(&sample_norm_residuals(&on_line, &samples), &[0.0; 5]);
+        let mut scaled = on_line;
+        scaled[2] *= 8.0;
+        close(
+            &sample_norm_residuals(&scaled, &samples),
+            &[0.0, 0.0, 8f64.ln(), 0.0, 0.0],
+        );
+        let shrinking = [100.0, 10.0, 1.0];
+        let ln10 = 10f64.ln();
+        close(
+            &sample_norm_residuals(&shrinking, &[1.0, 10.0, 100.0]),
+            &[ln10, 0.0, -ln10],
+        );
+        let with_zero = [1.0, 2.0, 0.0, 8.0, 16.0];
+        close(&sample_norm_residuals(&with_zero, &samples), &[0.0; 5]);
+        // Norms growing as the square of the samples: read against slope 1.
+        let steep = [1.0, 16.0, 256.0];
+        close(
+            &sample_norm_residuals(&steep, &[1.0, 4.0, 16.0]),
+            &[0.0, 4f64.ln(), 2.0 * 4f64.ln()]
+                .map(|v| v - 4f64.ln())
+                .as_slice(),
+        );
+        assert!(sample_norm_residuals(&[], &[]).is_empty());
     }
 
     /// Known answers: the round's cosine with the reference in ppm, none for a zero change, a

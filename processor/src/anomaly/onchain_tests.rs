@@ -885,6 +885,55 @@ fn the_opposed_method_excludes_a_member_undoing_the_consensus() {
     }
 }
 
+/// The oversized-update method on chain: eight members whose norms grow as the 0.3th power of
+/// their sample counts (5 to 640), one of them (40 samples) sending five times its norm, and a
+/// free rider with a zero norm. The line through `(ln samples, ln norm)` is the honest members'
+/// (slope 0.3), the scaled member lies ln 5 above it and is excluded on that alone, the others
+/// at 0. The scores are pinned to the micro-unit (computed outside Rust with the same
+/// arithmetic), so a platform whose logarithm rounded otherwise would show here.
+#[test]
+fn the_oversized_method_excludes_a_norm_its_samples_do_not_explain() {
+    let mut anomaly = pb::AnomalyConfig::default();
+    anomaly.mut_oversized().min_residual_ppm = super::EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM;
+    let (mut ledger, admin, m) = registered(9, params(9, 9, Some(anomaly)));
+    let samples = [5u64, 10, 20, 40, 80, 160, 320, 640, 100];
+    let norms = [
+        1_000_000u64,
+        1_231_144,
+        1_515_716,
+        9_330_325,
+        2_297_396,
+        2_828_427,
+        3_482_202,
+        4_287_093,
+        0,
+    ];
+    ledger.submit(&admin, &open_round(1, &m[0])).unwrap();
+    for (i, key) in m.iter().enumerate() {
+        let commit = pb::CommitUpdate {
+            round: 1,
+            update_sha256: hash(&format!("update{i}")),
+            size_bytes: 4096,
+            num_samples: samples[i],
+            norm_micro: norms[i],
+            sketch: packed(&SKETCH),
+            ..Default::default()
+        };
+        ledger
+            .submit(key, &payload(|p| p.set_commit_update(commit)))
+            .unwrap();
+    }
+    let verdict = evaluate_round(&mut ledger, &admin, 1);
+    assert_eq!(verdict.excluded.to_vec(), [m[3].clone()]);
+    let method = &verdict.methods[0];
+    assert_eq!(super::method_name(method.method), "oversized");
+    for s in member_scores(&verdict.scored(), method) {
+        let expected = if s.member == m[3] { 1_609_437 } else { 0 };
+        assert_eq!(s.score_micro, expected, "{s:?}");
+        assert_eq!(s.flagged, s.member == m[3]);
+    }
+}
+
 /// Withdrawal on chain (`AnomalyConfig.withdraw`): round 1 accepts members 0-4 and is
 /// aggregated by FedAvg; in round 2 the inconsistent-change method excludes members 3 and 4,
 /// whose round-1 commitments the verdict then withdraws, and the kept previous change is round

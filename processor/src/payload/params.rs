@@ -12,9 +12,10 @@ use crate::anomaly::voting_features;
 use crate::limits::{
     MAX_ASCENT_RESPONSE_PPM, MAX_COMMITTEE, MAX_COORDINATE_SAMPLES, MAX_DUPLICATE_DISTANCE_PPM,
     MAX_FEATURES, MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MISLABELLED_MARGIN_PPM,
-    MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM, MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM,
-    MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH, MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM,
-    MIN_OPPOSED_DISTANCE_PPM, PPM,
+    MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM, MAX_OVERSIZED_RESIDUAL_PPM,
+    MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
+    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, MIN_OPPOSED_DISTANCE_PPM,
+    MIN_OVERSIZED_RESIDUAL_PPM, PPM,
 };
 
 fn in_range(name: &'static str, value: u32, low: u32, high: u32) -> Result<(), PayloadError> {
@@ -334,6 +335,20 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             ));
         }
     }
+    if anomaly.has_oversized() {
+        let o = anomaly.get_oversized();
+        let limit = (
+            o.min_residual_ppm,
+            MIN_OVERSIZED_RESIDUAL_PPM,
+            MAX_OVERSIZED_RESIDUAL_PPM,
+        );
+        check_limit(
+            o,
+            "params.anomaly.oversized",
+            "oversized.min_residual_ppm",
+            limit,
+        )?;
+    }
     let margin_votes = voting_features(anomaly).any(|f| *f == pb::Feature::REFERENCE_MARGIN);
     if margin_votes && !anomaly.has_mislabelled() {
         return Err(invalid(
@@ -353,7 +368,8 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         || anomaly.has_inconsistent()
         || anomaly.has_opposed()
         || anomaly.has_ascent()
-        || anomaly.has_mislabelled();
+        || anomaly.has_mislabelled()
+        || anomaly.has_oversized();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -676,6 +692,31 @@ mod tests {
             p.mut_anomaly().mut_opposed().min_distance_ppm = bad;
             assert!(
                 err(&p).contains("opposed.min_distance_ppm: must be in"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The oversized-update method alone is a configuration, casting no vote; it reads the
+    /// norms and sample counts, not the sampled coordinates, and flags at a residual from ln 2
+    /// to 10.
+    #[test]
+    fn oversized_config() {
+        let mut p = sane();
+        p.mut_anomaly().mut_oversized().min_residual_ppm = 1_386_294;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        for good in [MIN_OVERSIZED_RESIDUAL_PPM, MAX_OVERSIZED_RESIDUAL_PPM] {
+            p.mut_anomaly().mut_oversized().min_residual_ppm = good;
+            assert!(validate_params(&p).is_ok(), "{good}");
+        }
+        for bad in [
+            0,
+            MIN_OVERSIZED_RESIDUAL_PPM - 1,
+            MAX_OVERSIZED_RESIDUAL_PPM + 1,
+        ] {
+            p.mut_anomaly().mut_oversized().min_residual_ppm = bad;
+            assert!(
+                err(&p).contains("oversized.min_residual_ppm: must be in"),
                 "{bad}"
             );
         }

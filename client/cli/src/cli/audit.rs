@@ -422,6 +422,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_opposed().min_distance_ppm))
         );
     }
+    if a.has_oversized() {
+        println!(
+            "oversized:         min sample-norm residual {} (excludes on its own)",
+            format_micro(i64::from(a.get_oversized().min_residual_ppm))
+        );
+    }
     if a.has_ascent() {
         println!(
             "ascent:            max move response {} (excludes on its own)",

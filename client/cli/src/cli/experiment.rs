@@ -63,7 +63,7 @@ pub(crate) struct ScaleArgs {
     #[arg(long, value_name = "F", value_parser = bcfl_cli::sampling::parse_sample_fraction)]
     sample_fraction: Option<u32>,
     /// Anomaly methods run at evaluation (comma-separated: pagerank, zscore, dbscan, duplicate,
-    /// unchanged, resent, inconsistent, opposed, ascent).
+    /// unchanged, resent, inconsistent, opposed, ascent, oversized).
     #[arg(long, default_value = "pagerank,zscore,dbscan")]
     anomaly: String,
     /// A named anomaly configuration instead of --anomaly, as `consortium init

@@ -245,6 +245,10 @@ pub struct DetectionSettings {
     /// written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ascent_response: Option<f64>,
+    /// The oversized-update method's smallest residual, natural-log units (absent: no such
+    /// method, as in reports written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oversized_residual: Option<f64>,
     /// The mislabelled-change method's smallest reference margin (absent: no such method, as
     /// in reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +281,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             inconsistent_cosine: t.inconsistent_cosine,
             opposed_distance: t.opposed_distance,
             ascent_response: t.ascent_response,
+            oversized_residual: t.oversized_residual,
             mislabelled_margin: t.mislabelled_margin,
             count_copies_once: t.count_copies_once,
             withdraw: t.withdraw,

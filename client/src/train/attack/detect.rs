@@ -18,7 +18,8 @@
 use bcfl_processor::anomaly::{
     default_config, with_features, DEFAULT_FEATURES, EVERY_ATTACK_DBSCAN_EPS_PPM,
     EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
-    EVERY_ATTACK_RESENT_DISTANCE_PPM, EVERY_ATTACK_UNCHANGED_RATIO_PPM,
+    EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM, EVERY_ATTACK_RESENT_DISTANCE_PPM,
+    EVERY_ATTACK_UNCHANGED_RATIO_PPM,
 };
 use bcfl_processor::fixed;
 use bcfl_protos::bcfl as pb;
@@ -51,6 +52,9 @@ pub struct Tuning {
     pub opposed_distance: Option<f64>,
     /// The ascent method's largest move response; `None`: no ascent method.
     pub ascent_response: Option<f64>,
+    /// The oversized-update method's smallest residual (natural-log units); `None`: no such
+    /// method.
+    pub oversized_residual: Option<f64>,
     /// The mislabelled-change method's smallest reference margin; `None`: no such method. The
     /// reference itself comes from the scenario's held-out rows
     /// ([`super::experiment::Prepared::reference_steps`]).
@@ -77,6 +81,7 @@ impl Default for Tuning {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: None,
+            oversized_residual: None,
             mislabelled_margin: None,
             count_copies_once: false,
             withdraw: false,
@@ -96,6 +101,7 @@ impl Tuning {
             unchanged_ratio: Some(fixed::ppm_to_f64(EVERY_ATTACK_UNCHANGED_RATIO_PPM)),
             resent_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_RESENT_DISTANCE_PPM)),
             opposed_distance: Some(fixed::ppm_to_f64(EVERY_ATTACK_OPPOSED_DISTANCE_PPM)),
+            oversized_residual: Some(fixed::ppm_to_f64(EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM)),
             ..Self::default()
         }
     }
@@ -189,6 +195,9 @@ impl Detector {
         if let Some(response) = tuning.ascent_response {
             config.mut_ascent().max_response_ppm = fixed::saturating_ppm(response);
         }
+        if let Some(residual) = tuning.oversized_residual {
+            config.mut_oversized().min_residual_ppm = fixed::saturating_ppm(residual);
+        }
         if let Some(margin) = tuning.mislabelled_margin {
             // Within the processor's half either way; the reference is the scenario's.
             config.mut_mislabelled().min_margin_ppm = fixed::saturating_micro(margin) as i32;
@@ -226,12 +235,14 @@ mod tests {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: Some(0.05),
+            oversized_residual: Some(1.5),
             mislabelled_margin: Some(-0.02),
             count_copies_once: true,
             withdraw: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
         assert!(ensemble.withdraw && ensemble.has_ascent());
+        assert_eq!(ensemble.get_oversized().min_residual_ppm, 1_500_000);
         // The limit; the reference is the scenario's, filled in when it runs.
         assert_eq!(ensemble.get_mislabelled().min_margin_ppm, -20_000);
         assert_eq!(ensemble.ensemble_min_votes, 2);

@@ -517,11 +517,12 @@ pub async fn run(
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
 /// the cosine of its change with its own previous one, its move response, its reference
-/// margin and the samples it claimed; a `!` marks the
-/// attackers. Flags: `p` PageRank, `d` DBSCAN, `z` the z-score, `c` the duplicate method (a
-/// copy), `u` the unchanged-update, `r` the resent-change, `i` the inconsistent-change, `o`
-/// the opposed-change, `a` the ascent and `l` the mislabelled-change method; `w` marks a member whose previous update this
-/// verdict withdrew.
+/// margin, the samples it claimed and its norm's residual from the line the round's norms fit
+/// against their sample counts; a `!` marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z`
+/// the z-score, `c` the duplicate method (a copy), `u` the unchanged-update, `r` the
+/// resent-change, `i` the inconsistent-change, `o` the opposed-change, `a` the ascent, `l` the
+/// mislabelled-change and `x` the oversized-update method; `w` marks a member whose previous
+/// update this verdict withdrew.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -560,6 +561,7 @@ fn trace_verdicts(
         let response = column(pb::Feature::MOVE_RESPONSE);
         let margin = column(pb::Feature::REFERENCE_MARGIN);
         let samples = column(pb::Feature::SAMPLE_COUNT);
+        let residuals = bcfl_processor::anomaly::features::sample_norm_residuals(&norms, &samples);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -578,6 +580,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::OPPOSED => 'o',
                 pb::AnomalyMethod::ASCENT => 'a',
                 pb::AnomalyMethod::MISLABELLED => 'l',
+                pb::AnomalyMethod::OVERSIZED => 'x',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {
@@ -598,7 +601,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}/{}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}/{}/{:.4}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -611,6 +614,7 @@ fn trace_verdicts(
                     response.get(i).copied().unwrap_or(0.0),
                     margin.get(i).copied().unwrap_or(0.0),
                     samples.get(i).copied().unwrap_or(0.0),
+                    residuals.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

@@ -240,6 +240,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("opposed", d.opposed_distance.is_some()),
         ("ascent", d.ascent_response.is_some()),
         ("mislabelled", d.mislabelled_margin.is_some()),
+        ("oversized", d.oversized_residual.is_some()),
         ("withdraw", d.withdraw),
         ("copies once", d.count_copies_once),
         ("sealed", report.sketch_after_commit),

@@ -144,6 +144,13 @@ pub(crate) struct CommonArgs {
     /// preset's 1.7: cosine -0.7) is excluded whatever the other methods vote.
     #[arg(long, value_name = "D")]
     opposed_distance: Option<f64>,
+    /// Adds the oversized-update method to every detector (`consortium init --anomaly
+    /// ...,oversized --oversized-residual R`), or sets the preset's: a member whose update norm
+    /// lies at least this far (natural-log units; the preset's ln 4 = 1.386294: four times the norm the line predicts) above the line the
+    /// round's norms fit against their sample counts is excluded whatever the other methods
+    /// vote.
+    #[arg(long, value_name = "R")]
+    oversized_residual: Option<f64>,
     /// Adds the ascent method to every detector (`consortium init --anomaly ...,ascent
     /// --ascent-response R`), the preset's too: a member whose changes, over its rounds,
     /// respond to the model's moves above this (`consortium init`'s default: 0.05) as steps up
@@ -249,6 +256,15 @@ impl CommonArgs {
                 bail!("--opposed-distance must lie in [{min_opposed}, {max_opposed}]");
             }
         }
+        let (min_oversized, max_oversized) = (
+            fixed::ppm_to_f64(limits::MIN_OVERSIZED_RESIDUAL_PPM),
+            fixed::ppm_to_f64(limits::MAX_OVERSIZED_RESIDUAL_PPM),
+        );
+        if let Some(r) = self.oversized_residual {
+            if !(min_oversized..=max_oversized).contains(&r) {
+                bail!("--oversized-residual must lie in [{min_oversized}, {max_oversized}]");
+            }
+        }
         let max_response = fixed::ppm_to_f64(limits::MAX_ASCENT_RESPONSE_PPM);
         if let Some(r) = self.ascent_response {
             if !(0.0..=max_response).contains(&r) {
@@ -295,6 +311,7 @@ impl CommonArgs {
                 ascent_response: response,
                 mislabelled_margin: self.mislabelled_margin,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
+                oversized_residual: self.oversized_residual.or(preset.oversized_residual),
                 count_copies_once: self.count_copies_once,
                 withdraw: self.withdraw || added.withdraw,
                 ..preset
@@ -344,6 +361,7 @@ impl CommonArgs {
             resent_distance: self.resent_distance,
             inconsistent_cosine: self.inconsistent_cosine,
             opposed_distance: self.opposed_distance,
+            oversized_residual: self.oversized_residual,
             ascent_response: self.ascent_response,
             mislabelled_margin: self.mislabelled_margin,
             count_copies_once: self.count_copies_once,
@@ -806,6 +824,44 @@ mod tests {
                 .to_string();
             assert!(
                 err.contains("--opposed-distance must lie in [1, 2]"),
+                "{err}"
+            );
+        }
+    }
+
+    /// `--oversized-residual` sets the preset's limit (ln 4), adds the method elsewhere, and
+    /// must lie within the processor's bounds.
+    #[test]
+    fn the_oversized_residual_sets_or_adds_the_method() {
+        assert_eq!(Tuning::every_attack().oversized_residual, Some(1.386294));
+        let moved = tuning(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--oversized-residual",
+            "2",
+        ]);
+        assert_eq!(
+            moved.unwrap(),
+            Tuning {
+                oversized_residual: Some(2.0),
+                ..Tuning::every_attack()
+            }
+        );
+        let added = tuning(&["--oversized-residual", "1.5"]).unwrap();
+        assert_eq!(
+            added,
+            Tuning {
+                oversized_residual: Some(1.5),
+                ..Tuning::default()
+            }
+        );
+        assert_eq!(tuning(&[]).unwrap().oversized_residual, None);
+        for bad in ["0.5", "11"] {
+            let err = tuning(&["--oversized-residual", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("--oversized-residual must lie in [0.693147, 10]"),
                 "{err}"
             );
         }

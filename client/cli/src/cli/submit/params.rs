@@ -47,6 +47,10 @@ pub(crate) enum Method {
     /// consortium's reference direction (`--reference`, `--mislabelled-margin`): label
     /// flippers; excludes on its own, casting no vote. Needs `--coordinate-samples`.
     Mislabelled,
+    /// Update norms several times longer than the round's norms predict for the member's
+    /// sample count (`--oversized-residual`): scaled updates; excludes on its own, casting no
+    /// vote.
+    Oversized,
 }
 
 /// PageRank edge weights.
@@ -98,6 +102,9 @@ pub(crate) enum Feature {
     /// Mean cosine of the member's sampled coordinates with the consortium's reference over
     /// its rounds, in [-1, 1] (true labels: above 0; wrong ones: below). Needs `--reference`.
     ReferenceMargin,
+    /// ln of the member's update norm less what the round's norms predict for its sample count
+    /// (a line fitted by the repeated median; an update scaled tenfold: 2.3 above).
+    SampleNormResidual,
 }
 
 impl Feature {
@@ -117,6 +124,7 @@ impl Feature {
             Self::OwnChangeCosine => pb::Feature::OWN_CHANGE_COSINE,
             Self::MoveResponse => pb::Feature::MOVE_RESPONSE,
             Self::ReferenceMargin => pb::Feature::REFERENCE_MARGIN,
+            Self::SampleNormResidual => pb::Feature::SAMPLE_NORM_RESIDUAL,
         }
     }
 }
@@ -211,6 +219,7 @@ pub(crate) struct InitArgs {
             "anomaly", "no_anomaly", "ensemble_min_votes", "zscore_threshold", "zscore_features",
             "dbscan_eps", "dbscan_min_points", "dbscan_robust", "dbscan_features",
             "duplicate_distance", "unchanged_ratio", "resent_distance", "opposed_distance",
+            "oversized_residual",
         ]
     )]
     anomaly_preset: Option<AnomalyPreset>,
@@ -281,6 +290,12 @@ pub(crate) struct InitArgs {
     /// cosine -0.7 or less) works against what the consortium accepted (IPM's reversed mean).
     #[arg(long, default_value = "1.7")]
     opposed_distance: String,
+    /// The oversized-update method's residual, in natural-log units from ln 2 (0.693147) to
+    /// 10: a member whose update norm lies this far above the line the round's norms fit
+    /// against their sample counts (ln 4 = 1.386294: four times the norm the line predicts; an update
+    /// scaled tenfold lies 2.3 above its own point) is excluded.
+    #[arg(long, default_value = "1.386294")]
+    oversized_residual: String,
     /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
     /// has a cosine below this with its own previous change did not train on a shard of its
     /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
@@ -513,6 +528,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::Oversized) {
+            config.set_oversized(pb::OversizedConfig {
+                min_residual_ppm: ppm("oversized-residual", &self.oversized_residual)?,
+                ..Default::default()
+            });
+        }
         config.count_copies_once = self.count_copies_once;
         // The listed opt-in methods, at their flags' values or their defaults.
         let given = self.additions()?;
@@ -688,7 +709,7 @@ mod tests {
             "--coordinate-samples",
             "256",
             "--anomaly",
-            "zscore,dbscan,duplicate,unchanged,resent,inconsistent,opposed",
+            "zscore,dbscan,duplicate,unchanged,resent,inconsistent,opposed,oversized",
             "--dbscan-robust",
             "--dbscan-eps",
             "3.5",
@@ -717,6 +738,7 @@ mod tests {
         assert_eq!(anomaly.get_resent().max_distance_ppm, 50_000);
         assert_eq!(anomaly.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(anomaly.get_opposed().min_distance_ppm, 1_700_000);
+        assert_eq!(anomaly.get_oversized().min_residual_ppm, 1_386_294);
         assert!(!anomaly.count_copies_once);
         // The preset leaves the inconsistent-change method out; the flag adds it.
         let mut without = anomaly.clone();
@@ -825,6 +847,7 @@ mod tests {
             &["--unchanged-ratio", "0"],
             &["--resent-distance", "0.1"],
             &["--opposed-distance", "1.8"],
+            &["--oversized-residual", "2"],
         ] {
             let preset = [
                 "x",
