@@ -73,3 +73,43 @@ fn shard_agreement_tells_iid_from_skewed_shards_in_round_one() {
     assert!(low(&iid) > high(&half), "{iid:?} {half:?}");
     assert!(low(&half) > high(&skewed), "{half:?} {skewed:?}");
 }
+
+/// Each honest member's cosine with the mean of the other members' changes (the leave-one-out
+/// mean), over rounds 1-6, 10 members, seeds 0-2: what a lone ALIE attacker, which sends the
+/// honest members' mean itself (its `z` is 0 with one attacker of ten), would lie at 1 on. Prints
+/// the range by partition; asserts only that the values are cosines. A measurement for
+/// docs/anomaly-detection.md ("What the preset does not do").
+#[test]
+#[ignore = "needs the model and the corpus (scripts/env.sh); about 60 s in release"]
+fn leave_one_out_mean_cosines() {
+    for partition in [Partition::Iid, Partition::Dirichlet { alpha: 0.1 }] {
+        let mut all = Vec::new();
+        honest_fedavg(partition, 10, 0..3, |round| {
+            let changes = round.changes;
+            let n = changes.len();
+            for i in 0..n {
+                let dim = changes[i].0.len();
+                let mut mean = vec![0.0; dim];
+                let others = changes.iter().enumerate().filter(|(j, _)| *j != i);
+                for (_, (change, _)) in others {
+                    mean.iter_mut().zip(change).for_each(|(m, x)| *m += x);
+                }
+                mean.iter_mut().for_each(|m| *m /= (n - 1) as f64);
+                all.push(cosine(&changes[i].0, &mean));
+            }
+        });
+        all.sort_by(f64::total_cmp);
+        let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize];
+        println!(
+            "{partition:?}: {} member-rounds, cosine with the others' mean {:.3} (min) {:.3} (10 %) {:.3} (median) {:.3} (90 %) {:.3} (99 %) {:.3} (max)",
+            all.len(),
+            all[0],
+            at(0.1),
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            all[all.len() - 1]
+        );
+        assert!(all.iter().all(|c| (-1.0 - 1e-9..=1.0 + 1e-9).contains(c)));
+    }
+}
