@@ -206,6 +206,14 @@ pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 /// ([`super::features::sample_norm_residuals`]).
 pub const EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM: u32 = 1_386_294;
 
+/// The mean-copy method's limit (`bcfl consortium init --mean-copy-cosine`'s default), ppm: a
+/// sketch at cosine 0.95 or more with the other committers' summed sketches
+/// (`OTHERS_MEAN_COSINE`). In full dimension honest members lay at 0.84 and below on the
+/// attack benchmark's head (IID and Dirichlet 0.1 shards), a member sending the others' mean at
+/// 1; a 256-value sketch moves a cosine by about 1/16. Not in [`every_attack_config`]
+/// (docs/anomaly-detection.md, "What the preset does not do").
+pub const MEAN_COPY_MIN_COSINE_PPM: u32 = 950_000;
+
 /// One configuration for every attack of the attack benchmark (docs/anomaly-detection.md, "One
 /// configuration for every attack"; `bcfl consortium init --anomaly-preset every-attack`): DBSCAN (robust
 /// standardization, radius 3.5, min_points 2) and the modified z-score (threshold 3.5), both
@@ -232,7 +240,7 @@ pub fn every_attack_config() -> pb::AnomalyConfig {
     config
 }
 
-const FEATURE_NAMES: [(Feature, &str); 15] = [
+const FEATURE_NAMES: [(Feature, &str); 16] = [
     (Feature::UPDATE_NORM, "update_norm"),
     (Feature::SKETCH_COSINE_DISTANCE, "sketch_cosine_distance"),
     (Feature::TRAINING_LOSS, "training_loss"),
@@ -257,6 +265,7 @@ const FEATURE_NAMES: [(Feature, &str); 15] = [
     (Feature::MOVE_RESPONSE, "move_response"),
     (Feature::REFERENCE_MARGIN, "reference_margin"),
     (Feature::SAMPLE_NORM_RESIDUAL, "sample_norm_residual"),
+    (Feature::OTHERS_MEAN_COSINE, "others_mean_cosine"),
 ];
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
@@ -269,7 +278,8 @@ const ON_DEMAND: [Feature; 3] = [
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
-/// `resent`, `inconsistent`, `opposed`, `ascent`, `mislabelled`, `oversized`; `unset`), as
+/// `resent`, `inconsistent`, `opposed`, `ascent`, `mislabelled`, `oversized`, `mean_copy`;
+/// `unset`), as
 /// the CLI and the round summaries print it.
 pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
     match method {
@@ -284,13 +294,14 @@ pub fn method_name(method: pb::AnomalyMethod) -> &'static str {
         pb::AnomalyMethod::ASCENT => "ascent",
         pb::AnomalyMethod::MISLABELLED => "mislabelled",
         pb::AnomalyMethod::OVERSIZED => "oversized",
+        pb::AnomalyMethod::MEAN_COPY => "mean_copy",
         pb::AnomalyMethod::ANOMALY_METHOD_UNSET => "unset",
     }
 }
 
 /// The methods `config` runs, in the order [`evaluate()`] runs them (PageRank, DBSCAN, the
 /// modified z-score, the duplicate, unchanged-update, resent-change, inconsistent-change,
-/// opposed-change, ascent, mislabelled-change and oversized-update methods).
+/// opposed-change, ascent, mislabelled-change, oversized-update and mean-copy methods).
 fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
     [
         (config.has_pagerank(), pb::AnomalyMethod::PAGERANK),
@@ -304,6 +315,7 @@ fn configured_methods(config: &pb::AnomalyConfig) -> Vec<pb::AnomalyMethod> {
         (config.has_ascent(), pb::AnomalyMethod::ASCENT),
         (config.has_mislabelled(), pb::AnomalyMethod::MISLABELLED),
         (config.has_oversized(), pb::AnomalyMethod::OVERSIZED),
+        (config.has_mean_copy(), pb::AnomalyMethod::MEAN_COPY),
     ]
     .into_iter()
     .filter_map(|(on, method)| on.then_some(method))
@@ -548,14 +560,14 @@ pub struct Evaluation {
     /// scores are aligned with them.
     pub scored: Vec<String>,
     /// One entry per configured method, in the order PageRank, DBSCAN, modified z-score,
-    /// duplicate, unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized; read
-    /// them with
+    /// duplicate, unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized,
+    /// mean-copy; read them with
     /// [`member_scores`].
     pub methods: Vec<pb::MethodVerdict>,
     /// Members flagged by at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
     /// modified z-score, or by the duplicate, unchanged-update, resent-change,
-    /// inconsistent-change, opposed-change, ascent, mislabelled-change or oversized-update
-    /// method, sorted.
+    /// inconsistent-change, opposed-change, ascent, mislabelled-change, oversized-update or
+    /// mean-copy method, sorted.
     pub excluded: Vec<String>,
     /// The other members, sorted.
     pub accepted: Vec<String>,
@@ -716,6 +728,13 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             r >= limit
         }));
     }
+    if config.has_mean_copy() {
+        let cosines = data.values_of(Feature::OTHERS_MEAN_COSINE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_mean_copy().min_cosine_ppm);
+        methods.push(by_value(pb::AnomalyMethod::MEAN_COPY, &cosines, |c| {
+            c >= limit
+        }));
+    }
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -746,12 +765,12 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
 
 /// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
 /// unchanged-update, resent-change, inconsistent-change, opposed-change, ascent,
-/// mislabelled-change and oversized-update methods, whose flags are evidence that the member
-/// did not train on data of its own with its true labels (it sent a copy, the model it was
-/// given, the model's last change back, a change unrelated to its own previous one, changes
+/// mislabelled-change, oversized-update and mean-copy methods, whose flags are evidence that the
+/// member did not train on data of its own with its true labels (it sent a copy, the model it
+/// was given, the model's last change back, a change unrelated to its own previous one, changes
 /// that undo the consortium's, changes that climb its own loss, changes that move the classes
-/// towards other classes' features, or a change several times longer than its data makes),
-/// wherever its update lies.
+/// towards other classes' features, a change several times longer than its data makes, or the
+/// others' mean), wherever its update lies.
 fn excludes_alone(method: pb::AnomalyMethod) -> bool {
     matches!(
         method,
@@ -763,6 +782,7 @@ fn excludes_alone(method: pb::AnomalyMethod) -> bool {
             | pb::AnomalyMethod::ASCENT
             | pb::AnomalyMethod::MISLABELLED
             | pb::AnomalyMethod::OVERSIZED
+            | pb::AnomalyMethod::MEAN_COPY
     )
 }
 
@@ -796,7 +816,7 @@ fn at_most(method: pb::AnomalyMethod, values: &[f64], limit_ppm: u32) -> pb::Met
 
 /// A method whose score is each member's value and which flags the values `flagged` says
 /// (the duplicate, resent-change, inconsistent-change, opposed-change, ascent,
-/// mislabelled-change and oversized-update methods).
+/// mislabelled-change, oversized-update and mean-copy methods).
 fn by_value(
     method: pb::AnomalyMethod,
     values: &[f64],
@@ -1292,6 +1312,56 @@ mod tests {
             Some(Feature::SAMPLE_NORM_RESIDUAL)
         );
         assert_eq!(configured_method_names(&config), ["oversized"]);
+    }
+
+    /// Nine members training their own way and one sending their mean: the mean-copy method
+    /// excludes it on its own, at its limit and not above its cosine.
+    #[test]
+    fn the_mean_copy_method_excludes_the_others_mean() {
+        let honest: Vec<Vec<i32>> = (0..9)
+            .map(|i| {
+                (0..32)
+                    .map(|k| (k * 7 + i * 13) % 23 - 11 + if k == i { 40 } else { 0 })
+                    .collect()
+            })
+            .collect();
+        let mean: Vec<i32> = (0..32)
+            .map(|k| honest.iter().map(|s| s[k]).sum::<i32>() / 9)
+            .collect();
+        let commitments: Vec<pb::Commitment> = honest
+            .iter()
+            .chain(std::iter::once(&mean))
+            .enumerate()
+            .map(|(i, sketch)| pb::Commitment {
+                member: format!("m{i}"),
+                num_samples: 100,
+                // The update's norm as long as its sketch: each counts as sent.
+                norm_micro: (sketch
+                    .iter()
+                    .map(|v| f64::from(*v).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+                    * 1e6) as u64,
+                sketch: bcfl_protos::signed_bytes::pack(sketch).unwrap(),
+                ..Default::default()
+            })
+            .collect();
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let cosines = data.column(Feature::OTHERS_MEAN_COSINE).unwrap().to_vec();
+        assert!(cosines[9] > 0.98, "{cosines:?}");
+        assert!(cosines[..9].iter().all(|c| *c < 0.9), "{cosines:?}");
+        let mut config = pb::AnomalyConfig::default();
+        config.mut_mean_copy().min_cosine_ppm = MEAN_COPY_MIN_COSINE_PPM;
+        let e = evaluate(&config, &data).unwrap();
+        assert_eq!(e.excluded, ["m9".to_owned()]);
+        assert_eq!(method_name(e.methods[0].method), "mean_copy");
+        config.mut_mean_copy().min_cosine_ppm = (cosines[9] * 1e6).floor() as u32 + 1;
+        assert!(evaluate(&config, &data).unwrap().excluded.is_empty());
+        assert_eq!(
+            parse_feature("others-mean-cosine"),
+            Some(Feature::OTHERS_MEAN_COSINE)
+        );
+        assert_eq!(configured_method_names(&config), ["mean_copy"]);
     }
 
     /// An update crafted as the honest members' mean reversed (inner-product manipulation)

@@ -16,6 +16,7 @@
 //! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates the reference covers, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions (positions outside the reference's tensors, marked [`OUTSIDE_REFERENCE`], left out of both) ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
+//! | `OTHERS_MEAN_COSINE` | `cos(s_i, T - w_i s_i)`, `T = sum_j w_j s_j`, `w_j = norm_j / |s_j|`: the member's sketch against the others' mean update as their sketches tell it ([`others_mean_cosines`]); 0 when either is zero |
 //! | `SAMPLE_NORM_RESIDUAL` | `ln(norm) - a - b ln(num_samples)`, the line fitted to the round's committers with a non-zero norm by Siegel's repeated median, its slope held within [0, 1] ([`sample_norm_residuals`], [`super::stats::ln`], [`super::stats::repeated_median_line`]); 0 for a zero norm; computed when a method asks (quadratic in the committers) |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
 //! | `BANDWIDTH_OUT` | the same over links out of the member (equal to `BANDWIDTH_IN`, as confirmed links are symmetric) |
@@ -1010,6 +1011,70 @@ pub fn sample_norm_residuals(norms: &[f64], samples: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// For every member, the cosine of its sketch with the others' mean update as their sketches
+/// tell it: `cos(s_i, T - w_i s_i)`, `T = sum_j w_j s_j`, where `w_j = norm_j / |s_j|` turns
+/// each sketch back into its update's projection (a member scales its sketch to the byte range,
+/// so the sketch alone has lost the update's length; the projection's length follows the
+/// update's norm); 0 where the sketch or the rest is zero, and a zero norm or sketch weighs 0.
+/// Shorter sketches count as zero-padded. `f64` sums in member order; linear in the members.
+///
+/// Why: an attacker that sends the other members' mean (ALIE with one attacker, whose shift
+/// `z` is 0, sends the honest mean itself) lies at 1, where a member training on data of its
+/// own points partly its own way: on the attack benchmark's head (10 members, seeds 0-2, rounds
+/// 1-6, in full dimension) honest members' cosines with the others' mean lay at -0.04 to 0.82
+/// with IID shards and -0.80 to 0.84 with Dirichlet 0.1 shards
+/// (`agreement_tests::leave_one_out_mean_cosines`). Such an update lies at the centre of every
+/// statistic the voting methods read. Unweighted sums of the sketches put a lone ALIE attacker
+/// at 0.91-0.99 only, honest members' at up to 0.87 (docs/anomaly-detection.md, "What the preset
+/// does not do").
+pub fn others_mean_cosines(sketches: &[&[i32]], norms: &[f64]) -> Vec<f64> {
+    let length = sketches.iter().map(|s| s.len()).max().unwrap_or(0);
+    let lengths: Vec<f64> = sketches
+        .iter()
+        .map(|s| {
+            s.iter()
+                .fold(0.0, |acc, v| acc + f64::from(*v) * f64::from(*v))
+                .sqrt()
+        })
+        .collect();
+    let weights: Vec<f64> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| {
+            let norm = norms.get(i).copied().unwrap_or(0.0);
+            if l > 0.0 && norm > 0.0 && norm.is_finite() {
+                norm / l
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mut total = vec![0.0f64; length];
+    for (sketch, w) in sketches.iter().zip(&weights) {
+        for (t, v) in total.iter_mut().zip(sketch.iter()) {
+            *t += w * f64::from(*v);
+        }
+    }
+    sketches
+        .iter()
+        .zip(weights.iter().zip(&lengths))
+        .map(|(sketch, (w, own))| {
+            let (mut dot, mut rest) = (0.0f64, 0.0f64);
+            for (k, t) in total.iter().enumerate() {
+                let x = f64::from(sketch.get(k).copied().unwrap_or(0));
+                let r = t - w * x;
+                dot += x * r;
+                rest += r * r;
+            }
+            if *own == 0.0 || rest <= 0.0 {
+                0.0
+            } else {
+                (dot / (own * rest.sqrt())).clamp(-1.0, 1.0)
+            }
+        })
+        .collect()
+}
+
 /// The factor of [`scale_floor`] for `COORDINATE_SIGN_BALANCE`: twice the binomial spread.
 pub const SIGN_BALANCE_FLOOR_FACTOR: f64 = 2.0;
 
@@ -1092,6 +1157,15 @@ pub fn commitment_feature(
             .map(|c| fixed::micro_to_f64(c.loss_micro))
             .collect(),
         SAMPLE_COUNT => commitments.iter().map(|c| c.num_samples as f64).collect(),
+        OTHERS_MEAN_COSINE => {
+            let values: Vec<Vec<i32>> = commitments
+                .iter()
+                .map(pb::Commitment::sketch_values)
+                .collect();
+            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
+            let norms = commitment_feature(UPDATE_NORM, commitments, history, edges, pagerank);
+            others_mean_cosines(&sketches, &norms)
+        }
         SAMPLE_NORM_RESIDUAL => sample_norm_residuals(
             &commitment_feature(UPDATE_NORM, commitments, history, edges, pagerank),
             &commitment_feature(SAMPLE_COUNT, commitments, history, edges, pagerank),
@@ -1129,6 +1203,43 @@ mod tests {
             coordinate_steps: signed_bytes::pack(steps).unwrap(),
             ..Default::default()
         }
+    }
+
+    /// Known answers: a member sending the others' mean lies at 1, one opposite to it at -1,
+    /// one orthogonal at 0; a zero sketch, or a lone one, at 0; each sketch counts at its
+    /// member's norm, not its own length (a member scales its sketch to the byte range).
+    #[test]
+    fn others_mean_cosines_known_answers() {
+        let a = [2, 0, 0];
+        let b = [0, 2, 0];
+        let mean = [1, 1, 0];
+        let against = [-1, -1, 0];
+        let close = |x: f64, y: f64| assert!((x - y).abs() < 1e-12, "{x} != {y}");
+        // Norms 1, 1, sqrt 2 / 2: the updates (1, 0, 0), (0, 1, 0), (0.5, 0.5, 0).
+        let norms = [1.0, 1.0, 0.5f64.sqrt()];
+        let cosines = others_mean_cosines(&[&a, &b, &mean], &norms);
+        // a against (0.5, 1.5, 0): 0.5 / sqrt 2.5; the mean against (1, 1, 0): 1.
+        close(cosines[0], 0.5 / 2.5f64.sqrt());
+        close(cosines[2], 1.0);
+        close(others_mean_cosines(&[&a, &b, &against], &norms)[2], -1.0);
+        // b's update ten times longer: the others' mean leans to b; its sketch is the same.
+        let leaning = others_mean_cosines(&[&a, &b, &mean], &[1.0, 10.0, 1.0]);
+        close(leaning[2], 11.0 / (2f64.sqrt() * 101f64.sqrt()));
+        assert_eq!(
+            others_mean_cosines(&[&a, &[0, 0, 5]], &[1.0, 1.0]),
+            [0.0, 0.0]
+        );
+        assert_eq!(
+            others_mean_cosines(&[&a, &[0, 0, 0]], &[1.0, 1.0]),
+            [0.0, 0.0]
+        );
+        assert_eq!(others_mean_cosines(&[&a, &b], &[1.0, 0.0]), [0.0, 0.0]);
+        assert_eq!(others_mean_cosines(&[&a], &[1.0]), [0.0]);
+        // Shorter sketches count as zero-padded.
+        close(
+            others_mean_cosines(&[&[1, 1], &[1, 1, 0]], &[1.0, 1.0])[0],
+            1.0,
+        );
     }
 
     /// Known answers: norms growing as the square root of the samples lie on the line

@@ -16,11 +16,12 @@
 //! | opposed ([`evaluate()`]) | the member's sketches summed over its rounds, the consensus | cosine distance between them at least `min_distance` | that distance (`CUMULATIVE_SKETCH_COSINE_DISTANCE`) |
 //! | ascent ([`evaluate()`]) | sampled coordinates, the member's own previous commitment, the kept previous change, its response sums | how its change responds to the model's moves, over its rounds, above `max_response` | that response (`MOVE_RESPONSE`) |
 //! | mislabelled ([`evaluate()`]) | sampled coordinates, the consortium's reference direction at them, its margin sums | the mean over its rounds of its change's cosine with the reference below `min_margin` | that mean (`REFERENCE_MARGIN`) |
+//! | mean_copy ([`evaluate()`]) | the round's sketches | cosine with the other committers' summed sketches at least `min_cosine` | that cosine (`OTHERS_MEAN_COSINE`) |
 //! | oversized ([`evaluate()`]) | the round's update norms and sample counts | ln of the norm at least `min_residual` above the repeated median line of ln norm on ln samples | that residual (`SAMPLE_NORM_RESIDUAL`) |
 //!
 //! A member is excluded when at least `max(1, ensemble_min_votes)` of PageRank, DBSCAN and the
 //! z-score flag it, or when the duplicate, unchanged-update, resent-change, inconsistent-change,
-//! opposed-change, ascent, mislabelled-change or oversized-update method does: that is evidence, not a vote, since members training on data of their own never
+//! opposed-change, ascent, mislabelled-change, oversized-update or mean-copy method does: that is evidence, not a vote, since members training on data of their own never
 //! commit the same update, while colluders that send one crafted update (ALIE, IPM, min-max,
 //! min-sum as published) always do, wherever the update lies; a member that trained moved the
 //! model, while a free rider committing the model it was given did not; its change is its own,
@@ -31,8 +32,9 @@
 //! do, where a sign flipper's climb it; and they move each class's row of a classification head
 //! towards that class's own features, as training on true labels does, where a label
 //! flipper's move it towards another class's; and its update is about as long as the others'
-//! with as much data, not several times longer, as a scaled one is. The accepted members are
-//! the others. Features are defined in
+//! with as much data, not several times longer, as a scaled one is; and it points partly its
+//! own way, not along the others' mean, as a lone ALIE attacker's does. The accepted members
+//! are the others. Features are defined in
 //! [`features`]. With `AnomalyConfig.withdraw`, a flag of the inconsistent-change or ascent
 //! method also withdraws the member's previous commitment, which the round's aggregate takes
 //! back out ([`withdraw`]).
@@ -96,7 +98,8 @@ pub use evaluate::{
     EVERY_ATTACK_DUPLICATE_DISTANCE_PPM, EVERY_ATTACK_FEATURES, EVERY_ATTACK_OPPOSED_DISTANCE_PPM,
     EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM, EVERY_ATTACK_RESENT_DISTANCE_PPM,
     EVERY_ATTACK_UNCHANGED_RATIO_PPM, INCONSISTENT_MIN_COSINE_PPM, LORA_COORDINATE_SAMPLES,
-    LORA_INCONSISTENT_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM, SKEWED_SHARDS_FEATURES,
+    LORA_INCONSISTENT_MIN_COSINE_PPM, MEAN_COPY_MIN_COSINE_PPM, MISLABELLED_MIN_MARGIN_PPM,
+    SKEWED_SHARDS_FEATURES,
 };
 
 /// Why the methods could not run on the given data.

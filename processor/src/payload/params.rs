@@ -14,7 +14,7 @@ use crate::limits::{
     MAX_FEATURES, MAX_INCONSISTENT_COSINE_PPM, MAX_MEMBERS, MAX_MISLABELLED_MARGIN_PPM,
     MAX_MODEL_ID_CHARS, MAX_OPPOSED_DISTANCE_PPM, MAX_OVERSIZED_RESIDUAL_PPM,
     MAX_PAGERANK_ITERATIONS, MAX_RESENT_DISTANCE_PPM, MAX_ROUND_COMMITTERS, MAX_SKETCH_LENGTH,
-    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, MIN_OPPOSED_DISTANCE_PPM,
+    MAX_THRESHOLD_PPM, MAX_UNCHANGED_RATIO_PPM, MIN_MEAN_COPY_COSINE_PPM, MIN_OPPOSED_DISTANCE_PPM,
     MIN_OVERSIZED_RESIDUAL_PPM, PPM,
 };
 
@@ -349,6 +349,16 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
             limit,
         )?;
     }
+    if anomaly.has_mean_copy() {
+        let m = anomaly.get_mean_copy();
+        let limit = (m.min_cosine_ppm, MIN_MEAN_COPY_COSINE_PPM, PPM);
+        check_limit(
+            m,
+            "params.anomaly.mean_copy",
+            "mean_copy.min_cosine_ppm",
+            limit,
+        )?;
+    }
     let margin_votes = voting_features(anomaly).any(|f| *f == pb::Feature::REFERENCE_MARGIN);
     if margin_votes && !anomaly.has_mislabelled() {
         return Err(invalid(
@@ -369,7 +379,8 @@ fn validate_anomaly(anomaly: &pb::AnomalyConfig) -> Result<pb::AnomalyConfig, Pa
         || anomaly.has_opposed()
         || anomaly.has_ascent()
         || anomaly.has_mislabelled()
-        || anomaly.has_oversized();
+        || anomaly.has_oversized()
+        || anomaly.has_mean_copy();
     if methods == 0 && !evidence {
         return Err(invalid(
             "params.anomaly",
@@ -717,6 +728,26 @@ mod tests {
             p.mut_anomaly().mut_oversized().min_residual_ppm = bad;
             assert!(
                 err(&p).contains("oversized.min_residual_ppm: must be in"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// The mean-copy method alone is a configuration, casting no vote; it flags at a cosine
+    /// from one half to 1.
+    #[test]
+    fn mean_copy_config() {
+        let mut p = sane();
+        p.mut_anomaly().mut_mean_copy().min_cosine_ppm = 950_000;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        for good in [MIN_MEAN_COPY_COSINE_PPM, PPM] {
+            p.mut_anomaly().mut_mean_copy().min_cosine_ppm = good;
+            assert!(validate_params(&p).is_ok(), "{good}");
+        }
+        for bad in [0, MIN_MEAN_COPY_COSINE_PPM - 1, PPM + 1] {
+            p.mut_anomaly().mut_mean_copy().min_cosine_ppm = bad;
+            assert!(
+                err(&p).contains("mean_copy.min_cosine_ppm: must be in"),
                 "{bad}"
             );
         }

@@ -428,6 +428,12 @@ fn print_consortium(c: &pb::Consortium) {
             format_micro(i64::from(a.get_oversized().min_residual_ppm))
         );
     }
+    if a.has_mean_copy() {
+        println!(
+            "mean copy:         min cosine with the others' sum {} (excludes on its own)",
+            format_micro(i64::from(a.get_mean_copy().min_cosine_ppm))
+        );
+    }
     if a.has_ascent() {
         println!(
             "ascent:            max move response {} (excludes on its own)",

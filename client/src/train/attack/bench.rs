@@ -249,6 +249,10 @@ pub struct DetectionSettings {
     /// method, as in reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oversized_residual: Option<f64>,
+    /// The mean-copy method's smallest cosine with the others' summed sketches (absent: no
+    /// such method, as in reports written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_copy_cosine: Option<f64>,
     /// The mislabelled-change method's smallest reference margin (absent: no such method, as
     /// in reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +286,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             opposed_distance: t.opposed_distance,
             ascent_response: t.ascent_response,
             oversized_residual: t.oversized_residual,
+            mean_copy_cosine: t.mean_copy_cosine,
             mislabelled_margin: t.mislabelled_margin,
             count_copies_once: t.count_copies_once,
             withdraw: t.withdraw,

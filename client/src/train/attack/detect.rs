@@ -55,6 +55,9 @@ pub struct Tuning {
     /// The oversized-update method's smallest residual (natural-log units); `None`: no such
     /// method.
     pub oversized_residual: Option<f64>,
+    /// The mean-copy method's smallest cosine with the others' summed sketches; `None`: no
+    /// such method.
+    pub mean_copy_cosine: Option<f64>,
     /// The mislabelled-change method's smallest reference margin; `None`: no such method. The
     /// reference itself comes from the scenario's held-out rows
     /// ([`super::experiment::Prepared::reference_steps`]).
@@ -82,6 +85,7 @@ impl Default for Tuning {
             opposed_distance: None,
             ascent_response: None,
             oversized_residual: None,
+            mean_copy_cosine: None,
             mislabelled_margin: None,
             count_copies_once: false,
             withdraw: false,
@@ -198,6 +202,9 @@ impl Detector {
         if let Some(residual) = tuning.oversized_residual {
             config.mut_oversized().min_residual_ppm = fixed::saturating_ppm(residual);
         }
+        if let Some(cosine) = tuning.mean_copy_cosine {
+            config.mut_mean_copy().min_cosine_ppm = fixed::saturating_ppm(cosine);
+        }
         if let Some(margin) = tuning.mislabelled_margin {
             // Within the processor's half either way; the reference is the scenario's.
             config.mut_mislabelled().min_margin_ppm = fixed::saturating_micro(margin) as i32;
@@ -236,6 +243,7 @@ mod tests {
             opposed_distance: None,
             ascent_response: Some(0.05),
             oversized_residual: Some(1.5),
+            mean_copy_cosine: Some(0.9),
             mislabelled_margin: Some(-0.02),
             count_copies_once: true,
             withdraw: true,
@@ -243,6 +251,7 @@ mod tests {
         let ensemble = Detector::Ensemble.config(&tuning);
         assert!(ensemble.withdraw && ensemble.has_ascent());
         assert_eq!(ensemble.get_oversized().min_residual_ppm, 1_500_000);
+        assert_eq!(ensemble.get_mean_copy().min_cosine_ppm, 900_000);
         // The limit; the reference is the scenario's, filled in when it runs.
         assert_eq!(ensemble.get_mislabelled().min_margin_ppm, -20_000);
         assert_eq!(ensemble.ensemble_min_votes, 2);

@@ -517,12 +517,13 @@ pub async fn run(
 /// (recomputed from the final state, replaying the sketch history as an auditor does), the
 /// methods that flagged it, its nearest sketch distance, its distance to the previous change
 /// the cosine of its change with its own previous one, its move response, its reference
-/// margin, the samples it claimed and its norm's residual from the line the round's norms fit
-/// against their sample counts; a `!` marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z`
+/// margin, the samples it claimed, its norm's residual from the line the round's norms fit
+/// against their sample counts and its sketch's cosine with the others' summed sketches; a `!`
+/// marks the attackers. Flags: `p` PageRank, `d` DBSCAN, `z`
 /// the z-score, `c` the duplicate method (a copy), `u` the unchanged-update, `r` the
 /// resent-change, `i` the inconsistent-change, `o` the opposed-change, `a` the ascent, `l` the
-/// mislabelled-change and `x` the oversized-update method; `w` marks a member whose previous
-/// update this verdict withdrew.
+/// mislabelled-change, `x` the oversized-update and `m` the mean-copy method; `w` marks a
+/// member whose previous update this verdict withdrew.
 fn trace_verdicts(
     outcome: &crate::round::simulation::SimulationOutcome,
     name_of: &dyn Fn(&str) -> String,
@@ -562,6 +563,7 @@ fn trace_verdicts(
         let margin = column(pb::Feature::REFERENCE_MARGIN);
         let samples = column(pb::Feature::SAMPLE_COUNT);
         let residuals = bcfl_processor::anomaly::features::sample_norm_residuals(&norms, &samples);
+        let others_mean = column(pb::Feature::OTHERS_MEAN_COSINE);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
@@ -581,6 +583,7 @@ fn trace_verdicts(
                 pb::AnomalyMethod::ASCENT => 'a',
                 pb::AnomalyMethod::MISLABELLED => 'l',
                 pb::AnomalyMethod::OVERSIZED => 'x',
+                pb::AnomalyMethod::MEAN_COPY => 'm',
                 _ => 'z',
             };
             for (i, m) in member_scores(&scored, method).enumerate() {
@@ -601,7 +604,7 @@ fn trace_verdicts(
             .map(|(i, key)| {
                 let name = name_of(key);
                 format!(
-                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}/{}/{:.4}",
+                    "{}{}={:.6}/{:.6}/{:.4}/{}/{:.6}/{:.6}/{:.4}/{:.4}/{:.4}/{}/{:.4}/{:.4}",
                     name.trim_start_matches("client-"),
                     if attackers.contains(&name) { "!" } else { "" },
                     norms.get(i).copied().unwrap_or(0.0),
@@ -615,6 +618,7 @@ fn trace_verdicts(
                     margin.get(i).copied().unwrap_or(0.0),
                     samples.get(i).copied().unwrap_or(0.0),
                     residuals.get(i).copied().unwrap_or(0.0),
+                    others_mean.get(i).copied().unwrap_or(0.0),
                 )
             })
             .collect();

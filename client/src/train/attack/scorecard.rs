@@ -241,6 +241,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("ascent", d.ascent_response.is_some()),
         ("mislabelled", d.mislabelled_margin.is_some()),
         ("oversized", d.oversized_residual.is_some()),
+        ("mean copy", d.mean_copy_cosine.is_some()),
         ("withdraw", d.withdraw),
         ("copies once", d.count_copies_once),
         ("sealed", report.sketch_after_commit),

@@ -151,6 +151,12 @@ pub(crate) struct CommonArgs {
     /// vote.
     #[arg(long, value_name = "R")]
     oversized_residual: Option<f64>,
+    /// Adds the mean-copy method to every detector, the preset's too (`consortium init
+    /// --anomaly ...,mean-copy --mean-copy-cosine C`): a member whose sketch has at least this
+    /// cosine (from 0.5 to 1; `consortium init`'s default 0.95) with the other committers'
+    /// summed sketches is excluded whatever the other methods vote.
+    #[arg(long, value_name = "C")]
+    mean_copy_cosine: Option<f64>,
     /// Adds the ascent method to every detector (`consortium init --anomaly ...,ascent
     /// --ascent-response R`), the preset's too: a member whose changes, over its rounds,
     /// respond to the model's moves above this (`consortium init`'s default: 0.05) as steps up
@@ -265,6 +271,12 @@ impl CommonArgs {
                 bail!("--oversized-residual must lie in [{min_oversized}, {max_oversized}]");
             }
         }
+        let min_mean_copy = fixed::ppm_to_f64(limits::MIN_MEAN_COPY_COSINE_PPM);
+        if let Some(c) = self.mean_copy_cosine {
+            if !(min_mean_copy..=1.0).contains(&c) {
+                bail!("--mean-copy-cosine must lie in [{min_mean_copy}, 1]");
+            }
+        }
         let max_response = fixed::ppm_to_f64(limits::MAX_ASCENT_RESPONSE_PPM);
         if let Some(r) = self.ascent_response {
             if !(0.0..=max_response).contains(&r) {
@@ -312,6 +324,7 @@ impl CommonArgs {
                 mislabelled_margin: self.mislabelled_margin,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                 oversized_residual: self.oversized_residual.or(preset.oversized_residual),
+                mean_copy_cosine: self.mean_copy_cosine,
                 count_copies_once: self.count_copies_once,
                 withdraw: self.withdraw || added.withdraw,
                 ..preset
@@ -362,6 +375,7 @@ impl CommonArgs {
             inconsistent_cosine: self.inconsistent_cosine,
             opposed_distance: self.opposed_distance,
             oversized_residual: self.oversized_residual,
+            mean_copy_cosine: self.mean_copy_cosine,
             ascent_response: self.ascent_response,
             mislabelled_margin: self.mislabelled_margin,
             count_copies_once: self.count_copies_once,
@@ -856,6 +870,28 @@ mod tests {
             }
         );
         assert_eq!(tuning(&[]).unwrap().oversized_residual, None);
+        // The mean-copy method is added to the preset or alone, within its bounds.
+        let copy = tuning(&[
+            "--anomaly-preset",
+            "every-attack",
+            "--mean-copy-cosine",
+            "0.95",
+        ]);
+        assert_eq!(
+            copy.unwrap(),
+            Tuning {
+                mean_copy_cosine: Some(0.95),
+                ..Tuning::every_attack()
+            }
+        );
+        assert_eq!(Tuning::every_attack().mean_copy_cosine, None);
+        let err = tuning(&["--mean-copy-cosine", "0.4"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--mean-copy-cosine must lie in [0.5, 1]"),
+            "{err}"
+        );
         for bad in ["0.5", "11"] {
             let err = tuning(&["--oversized-residual", bad])
                 .unwrap_err()

@@ -51,6 +51,10 @@ pub(crate) enum Method {
     /// sample count (`--oversized-residual`): scaled updates; excludes on its own, casting no
     /// vote.
     Oversized,
+    /// Sketches along the other committers' mean (`--mean-copy-cosine`): a member sending the
+    /// others' mean instead of an update of its own (a lone ALIE attacker); excludes on its
+    /// own, casting no vote.
+    MeanCopy,
 }
 
 /// PageRank edge weights.
@@ -105,6 +109,9 @@ pub(crate) enum Feature {
     /// ln of the member's update norm less what the round's norms predict for its sample count
     /// (a line fitted by the repeated median; an update scaled tenfold: 2.3 above).
     SampleNormResidual,
+    /// Cosine of the member's sketch with the other committers' summed sketches (a member
+    /// sending the others' mean: 1).
+    OthersMeanCosine,
 }
 
 impl Feature {
@@ -125,6 +132,7 @@ impl Feature {
             Self::MoveResponse => pb::Feature::MOVE_RESPONSE,
             Self::ReferenceMargin => pb::Feature::REFERENCE_MARGIN,
             Self::SampleNormResidual => pb::Feature::SAMPLE_NORM_RESIDUAL,
+            Self::OthersMeanCosine => pb::Feature::OTHERS_MEAN_COSINE,
         }
     }
 }
@@ -296,6 +304,12 @@ pub(crate) struct InitArgs {
     /// scaled tenfold lies 2.3 above its own point) is excluded.
     #[arg(long, default_value = "1.386294")]
     oversized_residual: String,
+    /// The mean-copy method's cosine, from 0.5 to 1: a member whose sketch has at least this
+    /// cosine with the other committers' summed sketches sent their mean instead of an update
+    /// of its own (a lone ALIE attacker) and is excluded. Honest members reached 0.84 on the
+    /// attack benchmark in full dimension.
+    #[arg(long, default_value = "0.95")]
+    mean_copy_cosine: String,
     /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
     /// has a cosine below this with its own previous change did not train on a shard of its
     /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
@@ -534,6 +548,12 @@ impl InitArgs {
                 ..Default::default()
             });
         }
+        if self.anomaly.contains(&Method::MeanCopy) {
+            config.set_mean_copy(pb::MeanCopyConfig {
+                min_cosine_ppm: ppm("mean-copy-cosine", &self.mean_copy_cosine)?,
+                ..Default::default()
+            });
+        }
         config.count_copies_once = self.count_copies_once;
         // The listed opt-in methods, at their flags' values or their defaults.
         let given = self.additions()?;
@@ -769,6 +789,26 @@ mod tests {
         .to_params()
         .unwrap();
         assert_eq!(with.get_anomaly(), anomaly);
+        // The mean-copy method is opt-in: listed, at its flag's value or 0.95.
+        let listed = |extra: &[&str]| {
+            let base = [
+                "x",
+                "--base-model-sha256",
+                &hash,
+                "--anomaly",
+                "zscore,mean-copy",
+            ];
+            Wrapper::parse_from(base.iter().chain(extra))
+                .init
+                .to_params()
+                .unwrap()
+                .get_anomaly()
+                .get_mean_copy()
+                .min_cosine_ppm
+        };
+        assert_eq!(listed(&[]), 950_000);
+        assert_eq!(listed(&["--mean-copy-cosine", "0.97"]), 970_000);
+        assert!(!preset.get_anomaly().has_mean_copy());
         // --count-copies-once adds its setting to the preset, as to a spelled-out list.
         let once = Wrapper::parse_from([
             "x",
