@@ -118,9 +118,9 @@ pub const MIN_OVERSIZED_RESIDUAL_PPM: u32 = 693_147;
 /// times the line's, beyond any scaling worth catching.
 pub const MAX_OVERSIZED_RESIDUAL_PPM: u32 = 10_000_000;
 
-/// Smallest cosine with the others' summed sketches the mean-copy method may flag at
+/// Smallest cosine with the others' mean update the mean-copy method may flag at
 /// (`MeanCopyConfig`), ppm: one half. Below it the method would take in honest members, whose
-/// cosines with the others' mean reached 0.84 on the attack benchmark.
+/// cosines with the others' mean reached 0.93 on the attack benchmark.
 pub const MIN_MEAN_COPY_COSINE_PPM: u32 = 500_000;
 
 /// Largest verifier committee a consortium may configure.

@@ -207,11 +207,13 @@ pub const EVERY_ATTACK_OPPOSED_DISTANCE_PPM: u32 = 1_700_000;
 pub const EVERY_ATTACK_OVERSIZED_RESIDUAL_PPM: u32 = 1_386_294;
 
 /// The mean-copy method's limit (`bcfl consortium init --mean-copy-cosine`'s default), ppm: a
-/// sketch at cosine 0.95 or more with the other committers' summed sketches
+/// sketch at cosine 0.95 or more with the others' mean update as their sketches tell it
 /// (`OTHERS_MEAN_COSINE`). In full dimension honest members lay at 0.84 and below on the
 /// attack benchmark's head (IID and Dirichlet 0.1 shards), a member sending the others' mean at
-/// 1; a 256-value sketch moves a cosine by about 1/16. Not in [`every_attack_config`]
-/// (docs/anomaly-detection.md, "What the preset does not do").
+/// 1; on the attack benchmark's sketches a lone ALIE attacker lay at 0.99 and above, honest
+/// members at 0.93 and below (0.93 beside a scaler whose tenfold update dominated the others'
+/// mean). Not in [`every_attack_config`] (docs/anomaly-detection.md, "Copies of the others'
+/// mean").
 pub const MEAN_COPY_MIN_COSINE_PPM: u32 = 950_000;
 
 /// One configuration for every attack of the attack benchmark (docs/anomaly-detection.md, "One

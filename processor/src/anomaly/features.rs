@@ -987,9 +987,10 @@ pub fn extend_history(
 /// `every-attack-convex` with `--skewed-shards`, six rounds) 9,504 honest member-rounds lay at
 /// -1.71 to 1.20 and 310 of 324 scaler member-rounds at ln 4 and above (the lowest, 0.01, a
 /// scaler whose own update was a tenth of the others'); members fine-tuning LoRA adapters
-/// with AdamW at -0.27 to 0.88 (docs/anomaly-detection.md, "Norms against shard sizes"). The repeated median keeps the line where the honest members put it with up to half
-/// of the points off it, and points with the most samples (whose leverage carries a
-/// least-squares line) no more than any other. Three scalers of ten still tilted it below 0
+/// with AdamW at -0.27 to 0.88 (docs/anomaly-detection.md, "Norms against shard sizes"). The
+/// repeated median keeps the line where the honest members put it with up to half of the
+/// points off it, and points with the most samples (whose leverage carries a least-squares
+/// line) pull it no more than any other. Three scalers of ten still tilted it below 0
 /// on the benchmark (down to -1.4), where their residuals fell to 0.18; a member with more
 /// data does not send a shorter update, nor one longer in proportion to more than its steps,
 /// so the slope is held within `[0, 1]` (then 1.20 and up). Quadratic in the members.
@@ -1025,8 +1026,8 @@ pub fn sample_norm_residuals(norms: &[f64], samples: &[f64]) -> Vec<f64> {
 /// with IID shards and -0.80 to 0.84 with Dirichlet 0.1 shards
 /// (`agreement_tests::leave_one_out_mean_cosines`). Such an update lies at the centre of every
 /// statistic the voting methods read. Unweighted sums of the sketches put a lone ALIE attacker
-/// at 0.91-0.99 only, honest members' at up to 0.87 (docs/anomaly-detection.md, "What the preset
-/// does not do").
+/// at 0.91-0.99 only, honest members' at up to 0.87 (docs/anomaly-detection.md, "Copies of the
+/// others' mean").
 pub fn others_mean_cosines(sketches: &[&[i32]], norms: &[f64]) -> Vec<f64> {
     let length = sketches.iter().map(|s| s.len()).max().unwrap_or(0);
     let lengths: Vec<f64> = sketches

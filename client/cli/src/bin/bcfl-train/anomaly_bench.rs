@@ -153,8 +153,8 @@ pub(crate) struct CommonArgs {
     oversized_residual: Option<f64>,
     /// Adds the mean-copy method to every detector, the preset's too (`consortium init
     /// --anomaly ...,mean-copy --mean-copy-cosine C`): a member whose sketch has at least this
-    /// cosine (from 0.5 to 1; `consortium init`'s default 0.95) with the other committers'
-    /// summed sketches is excluded whatever the other methods vote.
+    /// cosine (from 0.5 to 1; `consortium init`'s default 0.95) with the others' mean update
+    /// (their sketches weighted by their norms) is excluded whatever the other methods vote.
     #[arg(long, value_name = "C")]
     mean_copy_cosine: Option<f64>,
     /// Adds the ascent method to every detector (`consortium init --anomaly ...,ascent
