@@ -7,8 +7,8 @@ use pb::Feature;
 
 use super::dbscan::{core_distances, dbscan, flagged, standardized_points};
 use super::features::{
-    bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, sample_norm_residuals,
-    scale_floor,
+    bandwidth_edges, commitment_feature, nearest_sketch_cosine_distances, others_mean_cosines,
+    sample_norm_residuals, scale_floor,
 };
 use super::pagerank::{flag_outliers, pagerank, PageRankParams};
 use super::stats::{self, Column};
@@ -272,11 +272,13 @@ const FEATURE_NAMES: [(Feature, &str); 16] = [
 
 /// The features [`MemberData::from_evidence`] leaves to be computed when a method asks for
 /// them: PageRank, the nearest-sketch distance and the sample-norm residual (the last two
-/// quadratic in the committers).
-const ON_DEMAND: [Feature; 3] = [
+/// quadratic in the committers), and the cosine with the others' mean (read only by the opt-in
+/// mean-copy method, from the sketches and norms the data already holds).
+const ON_DEMAND: [Feature; 4] = [
     Feature::PAGERANK_SCORE,
     Feature::NEAREST_SKETCH_COSINE_DISTANCE,
     Feature::SAMPLE_NORM_RESIDUAL,
+    Feature::OTHERS_MEAN_COSINE,
 ];
 
 /// The lower-case name of a method (`pagerank`, `dbscan`, `zscore`, `duplicate`, `unchanged`,
@@ -413,8 +415,9 @@ impl MemberData {
     /// Member data of a round: `commitments` (one per committer, any order), the measured
     /// links among the committers (used where both ends agree within `link_agreement_ppm`,
     /// [`bandwidth_edges`]) and the sketch history of the earlier evaluated rounds (the
-    /// default, empty history before the first). Every feature but `PAGERANK_SCORE` and
-    /// `NEAREST_SKETCH_COSINE_DISTANCE` is computed here; those two when a method asks.
+    /// default, empty history before the first). Every feature but four
+    /// (`PAGERANK_SCORE`, `NEAREST_SKETCH_COSINE_DISTANCE`, `SAMPLE_NORM_RESIDUAL`,
+    /// `OTHERS_MEAN_COSINE`) is computed here; those when a method asks.
     pub fn from_evidence(
         commitments: &[pb::Commitment],
         links: &[pb::Link],
@@ -540,6 +543,13 @@ impl MemberData {
             {
                 let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
                 Ok(nearest_sketch_cosine_distances(&sketches))
+            }
+            (None, Feature::OTHERS_MEAN_COSINE) if self.sketches.len() == self.members.len() => {
+                let norms = self
+                    .column(Feature::UPDATE_NORM)
+                    .ok_or(AnomalyError::MissingFeature(Feature::UPDATE_NORM))?;
+                let sketches: Vec<&[i32]> = self.sketches.iter().map(Vec::as_slice).collect();
+                Ok(others_mean_cosines(&sketches, norms))
             }
             (None, Feature::SAMPLE_NORM_RESIDUAL) => {
                 match (
@@ -1349,7 +1359,15 @@ mod tests {
             })
             .collect();
         let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
-        let cosines = data.column(Feature::OTHERS_MEAN_COSINE).unwrap().to_vec();
+        // Computed on demand, as the method asks for it.
+        assert!(data.column(Feature::OTHERS_MEAN_COSINE).is_none());
+        let values: Vec<Vec<i32>> = commitments
+            .iter()
+            .map(pb::Commitment::sketch_values)
+            .collect();
+        let sketches: Vec<&[i32]> = values.iter().map(Vec::as_slice).collect();
+        let norms = data.column(Feature::UPDATE_NORM).unwrap();
+        let cosines = others_mean_cosines(&sketches, norms);
         assert!(cosines[9] > 0.98, "{cosines:?}");
         assert!(cosines[..9].iter().all(|c| *c < 0.9), "{cosines:?}");
         let mut config = pb::AnomalyConfig::default();

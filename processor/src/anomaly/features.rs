@@ -16,7 +16,7 @@
 //! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates the reference covers, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions (positions outside the reference's tensors, marked [`OUTSIDE_REFERENCE`], left out of both) ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
-//! | `OTHERS_MEAN_COSINE` | `cos(s_i, T - w_i s_i)`, `T = sum_j w_j s_j`, `w_j = norm_j / |s_j|`: the member's sketch against the others' mean update as their sketches tell it ([`others_mean_cosines`]); 0 when either is zero |
+//! | `OTHERS_MEAN_COSINE` | `cos(s_i, T - w_i s_i)`, `T = sum_j w_j s_j`, `w_j = norm_j / |s_j|`: the member's sketch against the others' mean update as their sketches tell it ([`others_mean_cosines`]); 0 when either is zero; computed when a method asks |
 //! | `SAMPLE_NORM_RESIDUAL` | `ln(norm) - a - b ln(num_samples)`, the line fitted to the round's committers with a non-zero norm by Siegel's repeated median, its slope held within [0, 1] ([`sample_norm_residuals`], [`super::stats::ln`], [`super::stats::repeated_median_line`]); 0 for a zero norm; computed when a method asks (quadratic in the committers) |
 //! | `BANDWIDTH_IN` | median over confirmed links into the member ([`bandwidth_edges`]) of each link's median `bytes_per_sec`; 0 without any |
 //! | `BANDWIDTH_OUT` | the same over links out of the member (equal to `BANDWIDTH_IN`, as confirmed links are symmetric) |
@@ -1017,7 +1017,8 @@ pub fn sample_norm_residuals(norms: &[f64], samples: &[f64]) -> Vec<f64> {
 /// each sketch back into its update's projection (a member scales its sketch to the byte range,
 /// so the sketch alone has lost the update's length; the projection's length follows the
 /// update's norm); 0 where the sketch or the rest is zero, and a zero norm or sketch weighs 0.
-/// Shorter sketches count as zero-padded. `f64` sums in member order; linear in the members.
+/// Shorter sketches count as zero-padded. `f64` sums in member order; linear in the members,
+/// computed when a method asks ([`super::MemberData`] keeps the sketches).
 ///
 /// Why: an attacker that sends the other members' mean (ALIE with one attacker, whose shift
 /// `z` is 0, sends the honest mean itself) lies at 1, where a member training on data of its

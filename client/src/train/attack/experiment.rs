@@ -563,12 +563,12 @@ fn trace_verdicts(
         let margin = column(pb::Feature::REFERENCE_MARGIN);
         let samples = column(pb::Feature::SAMPLE_COUNT);
         let residuals = bcfl_processor::anomaly::features::sample_norm_residuals(&norms, &samples);
-        let others_mean = column(pb::Feature::OTHERS_MEAN_COSINE);
         let values: Vec<Vec<i32>> = commitments
             .iter()
             .map(pb::Commitment::sketch_values)
             .collect();
         let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
+        let others_mean = bcfl_processor::anomaly::features::others_mean_cosines(&sketches, &norms);
         let nearest = bcfl_processor::anomaly::features::nearest_sketch_cosine_distances(&sketches);
         let mut flags = vec![String::new(); scored.len()];
         for method in &verdict.methods {
