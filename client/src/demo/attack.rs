@@ -51,7 +51,7 @@ use bcfl_fed::update::Update;
 
 /// The kinds that replace a trained update, in [`AttackKind::ALL`] order (the colluding ones
 /// through [`collude`], the others through [`ApplyAttack::apply`]).
-pub const KINDS: [AttackKind; 11] = [
+pub const KINDS: [AttackKind; 12] = [
     AttackKind::SignFlip,
     AttackKind::Scale,
     AttackKind::GaussianNoise,
@@ -63,6 +63,7 @@ pub const KINDS: [AttackKind; 11] = [
     AttackKind::MinMax,
     AttackKind::MinSum,
     AttackKind::HiddenReversal,
+    AttackKind::InflatedSamples,
 ];
 
 /// The kinds that change what a member trains on rather than what it sends: a node applies
@@ -102,7 +103,9 @@ impl ApplyAttack for AttackKind {
         let honest = local.minus(parent)?;
         let sent = match self {
             AttackKind::SignFlip => scaled(&honest, -1.0),
-            AttackKind::Scale | AttackKind::DisguisedScale => scaled(&honest, SCALE_FACTOR as f32),
+            AttackKind::Scale | AttackKind::DisguisedScale | AttackKind::InflatedSamples => {
+                scaled(&honest, SCALE_FACTOR as f32)
+            }
             AttackKind::FreeRider => scaled(&honest, 0.0),
             AttackKind::GaussianNoise => noise_like(&honest, known.seed),
             AttackKind::StaleRider => match known.previous {

@@ -170,6 +170,10 @@ pub struct DemoConfig {
     pub collusion_noise: CollusionNoise,
     /// Adaptive attackers hide from another projection than the round's.
     pub blind_projection: bool,
+    /// Register each member with its shard's size as its sample cap
+    /// (`RegisterMember.max_samples`), so that the processor refuses a commitment claiming more
+    /// (`false`: no caps, any claim up to the payload bound).
+    pub sample_caps: bool,
     /// Anomaly methods the processor runs at EvaluateRound.
     pub anomaly: Vec<AnomalyMethod>,
     /// Members flagged by at least this many methods are excluded.
@@ -562,6 +566,7 @@ pub async fn run(
             .collect(),
         _ => Vec::new(),
     };
+    let mut ports = std::collections::BTreeSet::new();
     for (i, key) in (1..=args.members).zip(member_keys) {
         let name = format!("member-{i}");
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
@@ -576,7 +581,7 @@ pub async fn run(
                 std::net::SocketAddr::from(([0, 0, 0, 0], MEMBER_PORT)),
             ),
             None => {
-                let port = free_port()?;
+                let port = free_port(&mut ports)?;
                 (
                     format!("{scheme}://127.0.0.1:{port}"),
                     std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -589,6 +594,11 @@ pub async fn run(
             public_key: signer.public_key().as_hex().to_owned(),
             name: name.clone(),
             endpoint: endpoint.clone(),
+            max_samples: if args.sample_caps {
+                data.members[i - 1].1 as u64
+            } else {
+                0
+            },
             ..Default::default()
         });
         ledger

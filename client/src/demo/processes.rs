@@ -120,22 +120,49 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// A free TCP port on 127.0.0.1 (bound and released: another process may take it first, so
-/// a node that cannot bind says so and the demo fails with its log). Drawn at random below
-/// Linux's ephemeral range (32768-60999): a port the kernel handed out for `bind(0)` is soon
-/// handed out again as the local port of some outgoing connection, which is how a member's
-/// blob server once found its port taken while other tests ran; below the range only another
-/// listener can take it. Falls back to the kernel's choice when 64 draws are all in use. The
-/// test kit (`bcfl_testkit::free_port`, which links no workspace crate) draws its ports alike.
-pub fn free_port() -> Result<u16> {
+/// A free TCP port on 127.0.0.1 that is not in `taken`, added to it (bound and released:
+/// another process may take it first, so a node that cannot bind says so and the demo fails
+/// with its log). Drawn at random below Linux's ephemeral range (32768-60999): a port the kernel
+/// handed out for `bind(0)` is soon handed out again as the local port of some outgoing
+/// connection, which is how a member's blob server once found its port taken while other tests
+/// ran; below the range only another listener can take it. `taken` holds the ports handed out
+/// before, which are free again until their members bind them: a demo once drew one port for
+/// two members, and the second member's server found it taken. Falls back to the kernel's
+/// choice when 64 draws are all in use. The test kit (`bcfl_testkit::free_port`, which links
+/// no workspace crate) draws its ports alike.
+pub fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16> {
     use rand::Rng as _;
     let mut rng = rand::thread_rng();
     for _ in 0..64 {
         let port = rng.gen_range(20_000..32_768);
+        if taken.contains(&port) {
+            continue;
+        }
         if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            return Ok(listener.local_addr()?.port());
+            let port = listener.local_addr()?.port();
+            taken.insert(port);
+            return Ok(port);
         }
     }
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok(listener.local_addr()?.port())
+    loop {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        if taken.insert(port) {
+            return Ok(port);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ports drawn into one set are all different, though each is released at once.
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let mut taken = std::collections::BTreeSet::new();
+        let ports: Vec<u16> = (0..300).map(|_| free_port(&mut taken).unwrap()).collect();
+        assert_eq!(taken.len(), ports.len());
+        assert!(ports.iter().all(|p| taken.contains(p)));
+    }
 }

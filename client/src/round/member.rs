@@ -742,9 +742,13 @@ impl<L: Ledger> Member<L> {
             Some(honest) => honest,
             None => sent.minus(&parent)?,
         };
+        // An attacker lying about its shard claims more than it trained on.
+        let samples = self.config.attack.map_or(trained.samples, |kind| {
+            kind.claimed_samples(trained.samples)
+        });
         let stats = UpdateStats::new(
             &change,
-            trained.samples,
+            samples,
             trained.loss,
             committed_shape(&now),
             target,

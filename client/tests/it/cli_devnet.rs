@@ -105,6 +105,34 @@ fn a_round_end_to_end_through_the_cli(kind: LedgerKind) {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // Only an admin sets a member's sample cap; the CLI refuses a cap of 0 before signing.
+    cli.ok(
+        "admin",
+        &["member", "update", "bob", "--max-samples", "100"],
+    );
+    let record = cli.json("admin", &["audit", "member", &bob]);
+    assert_eq!(
+        record["member"]["max_samples"]
+            .to_string()
+            .trim_matches('"'),
+        "100",
+        "{record}"
+    );
+    let denied = cli.run("bob", &["member", "update", "bob", "--max-samples", "5000"]);
+    assert_eq!(denied.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        stderr.contains("only an admin may change member"),
+        "{stderr}"
+    );
+    let zero = cli.run("admin", &["member", "update", "bob", "--max-samples", "0"]);
+    assert!(!zero.status.success());
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert!(
+        stderr.contains("a sample cap is a whole number from 1"),
+        "{stderr}"
+    );
+
     // A non-admin cannot open a round: the processor's reason comes back, exit status 2.
     let denied = cli.run("bob", &["round", "open", "--aggregator", "alice"]);
     assert_eq!(denied.status.code(), Some(2));

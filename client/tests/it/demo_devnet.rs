@@ -1097,3 +1097,59 @@ fn a_noise_senders_first_update_is_withdrawn_through_member_processes() {
     assert_ne!(recompute(&plain), aggregate.model_sha256);
     assert_verdict_replays(ledger.url(), 2);
 }
+
+/// A member claiming a hundred times its samples (`--attack inflated-samples:1`, three members,
+/// one round): the demo registers each member with its shard's size as its sample cap, so the
+/// processor refuses the attacker's commitment and the round aggregates the two honest members
+/// alone; registered without caps (`--no-sample-caps`), the same claim is recorded, and FedAvg
+/// would weigh it a hundred times.
+#[test]
+fn a_member_claiming_more_samples_than_its_cap_is_refused_through_member_processes() {
+    for caps in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::start(dir.path());
+        let (mut command, _work) = tiny_demo(ledger.url(), dir.path(), 40);
+        let mut args = vec![
+            "--members",
+            "3",
+            "--rounds",
+            "1",
+            "--attack",
+            "inflated-samples:1",
+            "--commit-timeout",
+            "5",
+        ];
+        if !caps {
+            args.push("--no-sample-caps");
+        }
+        let report = run_small(&mut command, &args);
+        let state = family_state(ledger.url());
+        let attacker = member_key(&report, "member-3");
+        for m in report["members"].as_array().unwrap() {
+            let key = m["key"].as_str().unwrap();
+            let shard = m["shard"].as_u64().unwrap();
+            let cap = if caps { shard } else { 0 };
+            assert_eq!(state.members[key].max_samples, cap, "{m}");
+            if key != attacker {
+                assert_eq!(state.commitments[&(1, key.to_owned())].num_samples, shard);
+            }
+        }
+        let round = &report["rounds"][0];
+        let attacked = round["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["member"] == "member-3")
+            .unwrap();
+        let shard = report["members"][2]["shard"].as_u64().unwrap();
+        if caps {
+            assert!(!state.commitments.contains_key(&(1, attacker.clone())));
+            assert_eq!(attacked["committed"], false, "{attacked}");
+            assert_eq!(state.rounds[&1].committers.len(), 2);
+        } else {
+            let claimed = state.commitments[&(1, attacker.clone())].num_samples;
+            assert_eq!(claimed, 100 * shard);
+            assert_eq!(attacked["committed"], true, "{attacked}");
+        }
+    }
+}

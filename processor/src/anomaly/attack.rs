@@ -17,6 +17,7 @@
 //! | [`AttackKind::InnerProduct`] | `ipm` | colluding: a small negative multiple of the honest mean (inner-product manipulation) | yes | no | yes |
 //! | [`AttackKind::MinMax`] | `min-max` | colluding: the honest mean shifted as far as it stays no farther from any honest update than two honest updates are apart | yes | no | yes |
 //! | [`AttackKind::MinSum`] | `min-sum` | colluding: as min-max, bounding the sum of squared distances to the honest updates | yes | no | yes |
+//! | [`AttackKind::InflatedSamples`] | `inflated-samples` | [`SCALE_FACTOR`] `· d`, committed with [`SAMPLE_INFLATION`] times its sample count ([`AttackKind::claimed_samples`]): FedAvg weighs an update by its claim, and the norm lies where larger shards' norms do | no | yes | yes |
 //! | [`AttackKind::HiddenReversal`] | `hidden-reversal` | adaptive: the part of `d` the round's statistics see (the sketch's projection, the sampled coordinates) kept, the rest, with its norm, turned against the global model's previous change (`−d`'s in round 1): statistics identical to the honest update's, norm included | no | yes | yes |
 //!
 //! The colluding kinds ([`AttackKind::colludes`]) are crafted from the honest members' updates
@@ -25,7 +26,12 @@
 //! own defence: it knows the sketch's projection and the sampled positions, which are public
 //! before anyone commits, and hides its change where neither looks (the client's
 //! `bcfl_fed::sketch::visible_part`). It is no published attack, so `bcfl anomaly bench
-//! --attacks all` leaves it out (`--attacks adaptive` runs it).
+//! --attacks all` leaves it out (`--attacks adaptive` runs it). The claim kind
+//! ([`AttackKind::CLAIMS`]) lies about its sample count instead. What stops it is the
+//! processor, not a statistic of the update: `CommitUpdate` refuses a claim above the cap the
+//! consortium registered for the member (`RegisterMember.max_samples`, which `bcfl demo`
+//! sets to each member's shard size). `--attacks all` leaves it out too (`--attacks
+//! inflated-samples` runs it, on a consortium registered without caps).
 //!
 //! The places: *synthetic* is [`simulate`](super::simulate) (`f64` vectors, the processor's
 //! detection bench); *demo* is `bcfl demo --attack KIND:COUNT` (real update blobs, real loopback
@@ -56,6 +62,11 @@ use serde::{Deserialize, Serialize};
 pub fn flipped_label(label: usize, classes: usize) -> usize {
     (label + 1) % classes
 }
+
+/// How many times its sample count an [`AttackKind::InflatedSamples`] attacker claims:
+/// [`SCALE_FACTOR`] squared, so that under a norm growing as the square root of the shard size
+/// its scaled update lies where an honest one of the claimed shard would.
+pub const SAMPLE_INFLATION: u64 = 100;
 
 /// The factor of [`AttackKind::Scale`].
 pub const SCALE_FACTOR: f64 = 10.0;
@@ -94,6 +105,9 @@ pub enum AttackKind {
     /// Adaptive: keeps what the statistics see of its delta and turns the rest against the
     /// global model's previous change.
     HiddenReversal,
+    /// Sends its delta times [`SCALE_FACTOR`] and claims [`SAMPLE_INFLATION`] times its
+    /// samples.
+    InflatedSamples,
 }
 
 /// Spellings accepted besides the names (after `_` is read as `-`).
@@ -105,7 +119,7 @@ const ALIASES: [(&str, AttackKind); 3] = [
 
 impl AttackKind {
     /// Every kind, in a fixed order (the order of `bcfl anomaly bench --attacks all`).
-    pub const ALL: [AttackKind; 13] = [
+    pub const ALL: [AttackKind; 14] = [
         AttackKind::LabelFlip,
         AttackKind::SignFlip,
         AttackKind::Scale,
@@ -119,15 +133,29 @@ impl AttackKind {
         AttackKind::MinMax,
         AttackKind::MinSum,
         AttackKind::HiddenReversal,
+        AttackKind::InflatedSamples,
     ];
 
-    /// The published kinds: [`AttackKind::ALL`] without the [`AttackKind::ADAPTIVE`] one (what
-    /// `bcfl anomaly bench --attacks all` runs).
+    /// The published kinds: [`AttackKind::ALL`] without the [`AttackKind::ADAPTIVE`] one and
+    /// the [`AttackKind::CLAIMS`] one (what `bcfl anomaly bench --attacks all` runs).
     pub fn published() -> Vec<AttackKind> {
         Self::ALL
             .into_iter()
-            .filter(|k| !Self::ADAPTIVE.contains(k))
+            .filter(|k| !Self::ADAPTIVE.contains(k) && !Self::CLAIMS.contains(k))
             .collect()
+    }
+
+    /// The kinds that lie about their sample count (see the module docs).
+    pub const CLAIMS: [AttackKind; 1] = [AttackKind::InflatedSamples];
+
+    /// The sample count an attacker of this kind claims for an update trained on `samples`
+    /// examples: [`SAMPLE_INFLATION`] times it for [`AttackKind::InflatedSamples`] (saturating),
+    /// `samples` for every other kind.
+    pub fn claimed_samples(self, samples: u64) -> u64 {
+        match self {
+            AttackKind::InflatedSamples => samples.saturating_mul(SAMPLE_INFLATION),
+            _ => samples,
+        }
     }
 
     /// The kinds aimed at bcfl's own statistics (see the module docs).
@@ -163,6 +191,7 @@ impl AttackKind {
             AttackKind::MinMax => "min-max",
             AttackKind::MinSum => "min-sum",
             AttackKind::HiddenReversal => "hidden-reversal",
+            AttackKind::InflatedSamples => "inflated-samples",
         }
     }
 
@@ -189,6 +218,7 @@ impl AttackKind {
             AttackKind::HiddenReversal => {
                 "it hides a change where the round's sketch and sampled coordinates do not look"
             }
+            AttackKind::InflatedSamples => "it claims more samples than it trained on",
             AttackKind::SignFlip
             | AttackKind::Scale
             | AttackKind::GaussianNoise
@@ -275,6 +305,23 @@ mod tests {
         }
         let names: std::collections::BTreeSet<_> = AttackKind::ALL.map(AttackKind::name).into();
         assert_eq!(names.len(), AttackKind::ALL.len());
+    }
+
+    #[test]
+    fn only_the_claim_kind_claims_other_than_it_trained_on() {
+        for kind in AttackKind::ALL {
+            let claimed = kind.claimed_samples(37);
+            if AttackKind::CLAIMS.contains(&kind) {
+                assert_eq!(claimed, 37 * SAMPLE_INFLATION);
+            } else {
+                assert_eq!(claimed, 37, "{kind}");
+            }
+        }
+        assert_eq!(
+            AttackKind::InflatedSamples.claimed_samples(u64::MAX / 2),
+            u64::MAX
+        );
+        assert!(!AttackKind::published().contains(&AttackKind::InflatedSamples));
     }
 
     /// Every spelling a command line accepted before the kinds were unified.

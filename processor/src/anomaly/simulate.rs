@@ -150,7 +150,8 @@ pub fn attack_update(
         | AttackKind::InnerProduct
         | AttackKind::MinMax
         | AttackKind::MinSum
-        | AttackKind::HiddenReversal => return Err(attack.unsupported("a synthetic update")),
+        | AttackKind::HiddenReversal
+        | AttackKind::InflatedSamples => return Err(attack.unsupported("a synthetic update")),
     })
 }
 

@@ -115,6 +115,16 @@ pub struct RegisterMember {
     pub name: MemberName,
     /// Base URL of the member's blob server.
     pub endpoint: Endpoint,
+    /// The most samples the member may claim in a commitment (`None`: no cap, or a reinstated
+    /// member's old one).
+    pub max_samples: Option<u64>,
+}
+
+/// A sample cap of a payload: 0 is none, anything else within `1..=MAX_NUM_SAMPLES`.
+fn sample_cap(name: &'static str, value: u64) -> Result<Option<u64>> {
+    (value != 0)
+        .then(|| bounded(name, value, 1, MAX_NUM_SAMPLES))
+        .transpose()
 }
 
 impl RegisterMember {
@@ -127,6 +137,7 @@ impl RegisterMember {
             )?,
             name: field("register_member.name", MemberName::parse(&m.name))?,
             endpoint: field("register_member.endpoint", Endpoint::parse(&m.endpoint))?,
+            max_samples: sample_cap("register_member.max_samples", m.max_samples)?,
         })
     }
 
@@ -135,12 +146,14 @@ impl RegisterMember {
             public_key: self.public_key.as_str().to_owned(),
             name: self.name.as_str().to_owned(),
             endpoint: self.endpoint.as_str().to_owned(),
+            max_samples: self.max_samples.unwrap_or(0),
             ..Default::default()
         }
     }
 }
 
-/// Change a member's name and/or endpoint; an empty field in the payload keeps the old value.
+/// Change a member's name, endpoint and/or sample cap; an empty (or 0) field in the payload keeps
+/// the old value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateMember {
     /// The member to update.
@@ -149,6 +162,8 @@ pub struct UpdateMember {
     pub name: Option<MemberName>,
     /// New endpoint, if changed.
     pub endpoint: Option<Endpoint>,
+    /// New sample cap, if changed (admins only).
+    pub max_samples: Option<u64>,
 }
 
 impl UpdateMember {
@@ -161,16 +176,18 @@ impl UpdateMember {
         let endpoint = (!m.endpoint.is_empty())
             .then(|| field("update_member.endpoint", Endpoint::parse(&m.endpoint)))
             .transpose()?;
-        if name.is_none() && endpoint.is_none() {
+        let max_samples = sample_cap("update_member.max_samples", m.max_samples)?;
+        if name.is_none() && endpoint.is_none() && max_samples.is_none() {
             return Err(invalid(
                 "update_member",
-                "must change the name, the endpoint or both".into(),
+                "must change the name, the endpoint or the sample cap".into(),
             ));
         }
         Ok(Self {
             public_key,
             name,
             endpoint,
+            max_samples,
         })
     }
 
@@ -187,6 +204,7 @@ impl UpdateMember {
                 .as_ref()
                 .map(|e| e.as_str().to_owned())
                 .unwrap_or_default(),
+            max_samples: self.max_samples.unwrap_or(0),
             ..Default::default()
         }
     }

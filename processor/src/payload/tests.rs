@@ -89,24 +89,39 @@ fn privacy() -> impl Strategy<Value = Vec<pb::PrivacyGuarantee>> {
     })
 }
 
+/// A sample cap, or none.
+fn sample_cap() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::of(1..=crate::limits::MAX_NUM_SAMPLES)
+}
+
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         (keys(1, 32), params())
             .prop_map(|(admins, params)| Action::InitConsortium(InitConsortium { admins, params })),
-        (key(), name(), endpoint()).prop_map(|(public_key, name, endpoint)| {
-            Action::RegisterMember(RegisterMember {
-                public_key,
-                name,
-                endpoint,
-            })
-        }),
-        (key(), proptest::option::of(name()), endpoint()).prop_map(|(public_key, name, e)| {
-            Action::UpdateMember(UpdateMember {
-                public_key,
-                endpoint: Some(e),
-                name,
-            })
-        }),
+        (key(), name(), endpoint(), sample_cap()).prop_map(
+            |(public_key, name, endpoint, max_samples)| {
+                Action::RegisterMember(RegisterMember {
+                    public_key,
+                    name,
+                    endpoint,
+                    max_samples,
+                })
+            }
+        ),
+        (
+            key(),
+            proptest::option::of(name()),
+            endpoint(),
+            sample_cap()
+        )
+            .prop_map(|(public_key, name, e, max_samples)| {
+                Action::UpdateMember(UpdateMember {
+                    public_key,
+                    endpoint: Some(e),
+                    name,
+                    max_samples,
+                })
+            }),
         (key(), "[a-z][a-z ]{0,100}[a-z]").prop_map(|(public_key, r)| {
             Action::SuspendMember(SuspendMember {
                 public_key,

@@ -2,9 +2,12 @@
 //!
 //! - `InitConsortium` succeeds once; the signer must be one of the admins it names.
 //! - `RegisterMember` (admin): adds an active member, or reinstates a suspended one (new name and
-//!   endpoint, reason cleared, `registered_at_round` kept). At most
-//!   [`MAX_MEMBERS`] members.
-//! - `UpdateMember`: an admin, or the member itself while active.
+//!   endpoint, reason cleared, `registered_at_round` kept, its sample cap kept unless the payload
+//!   sets one). At most [`MAX_MEMBERS`] members. The sample cap (`max_samples`) is the most
+//!   samples the member's commitments may claim: FedAvg weighs an update by its claim, so the
+//!   consortium fixes each member's shard size when it admits it, and `CommitUpdate` refuses a
+//!   claim above it.
+//! - `UpdateMember`: an admin, or the member itself while active; only an admin changes the cap.
 //! - `SuspendMember` (admin): an active member becomes suspended, with the reason stored.
 //!
 //! Registration and suspension also update the member directory (key and status of every
@@ -71,6 +74,7 @@ pub fn register_member(
                 endpoint: action.endpoint.as_str().to_owned(),
                 status: pb::MemberStatus::ACTIVE,
                 suspend_reason: String::new(),
+                max_samples: action.max_samples.unwrap_or(existing.max_samples),
                 ..existing
             }
         }
@@ -85,16 +89,30 @@ pub fn register_member(
                 endpoint: action.endpoint.as_str().to_owned(),
                 status: pb::MemberStatus::ACTIVE,
                 registered_at_round: consortium.current_round,
+                max_samples: action.max_samples.unwrap_or(0),
                 ..Default::default()
             }
         }
     };
+    let cap = member_cap(&member);
     state.put_directory_entry(&member)?;
     state.put_member(member)?;
-    Ok(vec![attr("member", key), attr("reinstated", reinstated)])
+    Ok(vec![
+        attr("member", key),
+        attr("reinstated", reinstated),
+        attr("max_samples", cap),
+    ])
 }
 
-/// `UpdateMember`: changes a member's name and/or endpoint.
+/// A member's sample cap as events and printouts give it: the number, or `none`.
+fn member_cap(member: &pb::Member) -> String {
+    match member.max_samples {
+        0 => "none".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// `UpdateMember`: changes a member's name, endpoint and/or sample cap.
 pub fn update_member(
     state: &mut BcflState<'_>,
     signer: &PublicKey,
@@ -114,6 +132,13 @@ pub fn update_member(
             member.status == pb::MemberStatus::ACTIVE,
             "a suspended member may not update itself"
         );
+        ensure!(
+            action.max_samples.is_none(),
+            "only an admin may change member {key}'s sample cap"
+        );
+    }
+    if let Some(cap) = action.max_samples {
+        member.max_samples = cap;
     }
     if let Some(name) = &action.name {
         member.name = name.as_str().to_owned();

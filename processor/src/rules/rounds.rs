@@ -292,7 +292,13 @@ pub fn commit_update(
     action: &CommitUpdate,
 ) -> Result<Attributes> {
     let consortium = require_consortium(state)?;
-    require_active_member(state, signer.as_str(), "signer")?;
+    let member = require_active_member(state, signer.as_str(), "signer")?;
+    ensure!(
+        member.max_samples == 0 || action.num_samples <= member.max_samples,
+        "{signer} may claim at most {} samples (its registered cap), got {}",
+        member.max_samples,
+        action.num_samples
+    );
     let n = action.round;
     let mut round = require_round(state, n)?;
     ensure!(

@@ -111,6 +111,14 @@ fn json_opt<M: protobuf::Message>(item: Option<&M>) -> Value {
     item.map_or(Value::Null, |m| message_to_json(m))
 }
 
+/// A member's sample cap as the tables print it: the number, or `none`.
+fn sample_cap(member: &pb::Member) -> String {
+    match member.max_samples {
+        0 => "none".to_owned(),
+        n => n.to_string(),
+    }
+}
+
 pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Consortium(head) => {
@@ -130,13 +138,21 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
             if ctx.json() {
                 ctx.print_json(&json_list(state.members.values()));
             } else {
-                let mut t = Table::new(&["KEY", "NAME", "STATUS", "SINCE ROUND", "ENDPOINT"]);
+                let mut t = Table::new(&[
+                    "KEY",
+                    "NAME",
+                    "STATUS",
+                    "SINCE ROUND",
+                    "MAX SAMPLES",
+                    "ENDPOINT",
+                ]);
                 for m in state.members.values() {
                     t.row(vec![
                         m.public_key.clone(),
                         m.name.clone(),
                         format!("{:?}", m.status),
                         m.registered_at_round.to_string(),
+                        sample_cap(m),
                         m.endpoint.clone(),
                     ]);
                 }
@@ -222,6 +238,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 }
                 println!("endpoint:  {}", member.endpoint);
                 println!("since:     round {}", member.registered_at_round);
+                println!("samples:   at most {} a commitment", sample_cap(member));
                 println!();
                 print_commitments(&state, &commitments);
                 println!();

@@ -41,10 +41,16 @@ pub(crate) enum MemberCommand {
         /// (no path, query or user info).
         #[arg(long, value_name = "URL", value_parser = endpoint)]
         endpoint: String,
+        /// The most samples the member's commitments may claim: the shard size the consortium
+        /// agreed for it (FedAvg weighs an update by its claim; default: no cap, or a
+        /// reinstated member's old one).
+        #[arg(long, value_name = "N", value_parser = sample_cap)]
+        max_samples: Option<u64>,
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Change a member's name or endpoint (admin, or the member itself).
+    /// Change a member's name, endpoint or sample cap (admin, or the member itself for the
+    /// first two).
     Update {
         /// The member's public key (66 hex) or key name.
         #[arg(value_name = "KEY")]
@@ -55,6 +61,9 @@ pub(crate) enum MemberCommand {
         /// New blob server URL, http://HOST:PORT or https://HOST:PORT (default: unchanged).
         #[arg(long, value_name = "URL", value_parser = endpoint)]
         endpoint: Option<String>,
+        /// New sample cap (admins only; default: unchanged).
+        #[arg(long, value_name = "N", value_parser = sample_cap)]
+        max_samples: Option<u64>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -369,6 +378,17 @@ fn endpoint(value: &str) -> Result<String, String> {
         .map_err(|e| format!("the endpoint {e}"))
 }
 
+/// `--max-samples`: within the processor's bounds for a sample count.
+fn sample_cap(value: &str) -> Result<u64, String> {
+    use bcfl_processor::limits::MAX_NUM_SAMPLES;
+    match value.parse::<u64>() {
+        Ok(n) if (1..=MAX_NUM_SAMPLES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "a sample cap is a whole number from 1 to {MAX_NUM_SAMPLES}"
+        )),
+    }
+}
+
 pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<ExitCode> {
     let mut payload = pb::BcflPayload::new();
     let wait = match cmd {
@@ -376,12 +396,14 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
             member,
             name,
             endpoint,
+            max_samples,
             wait,
         } => {
             payload.set_register_member(pb::RegisterMember {
                 public_key: ctx.public_key(&member)?,
                 name,
                 endpoint,
+                max_samples: max_samples.unwrap_or(0),
                 ..Default::default()
             });
             wait
@@ -390,6 +412,7 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
             member,
             name,
             endpoint,
+            max_samples,
             wait,
         } => {
             let public_key = ctx.public_key(&member)?;
@@ -398,14 +421,15 @@ pub(crate) async fn member(ctx: &Context, cmd: MemberCommand) -> anyhow::Result<
                 .member(&public_key, None)
                 .await?
                 .ok_or_else(|| anyhow!("{public_key} is not a member"))?;
-            if name.is_none() && endpoint.is_none() {
-                bail!("nothing to update: pass --name and/or --endpoint");
+            if name.is_none() && endpoint.is_none() && max_samples.is_none() {
+                bail!("nothing to update: pass --name, --endpoint and/or --max-samples");
             }
             payload.set_update_member(pb::UpdateMember {
                 public_key,
                 name: name.unwrap_or(current.name),
                 // Empty keeps the old value, so a name change never resubmits an endpoint.
                 endpoint: endpoint.unwrap_or_default(),
+                max_samples: max_samples.unwrap_or(0),
                 ..Default::default()
             });
             wait

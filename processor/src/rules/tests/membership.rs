@@ -124,7 +124,78 @@ fn update_by_admin_or_self() {
     assert_eq!(msg, "a suspended member may not update itself");
     let msg = rejected(w.admin_submit(&update(&m1, "", "")));
     assert!(
-        msg.contains("must change the name, the endpoint or both"),
+        msg.contains("must change the name, the endpoint or the sample cap"),
+        "{msg}"
+    );
+}
+
+fn capped(payload: pb::BcflPayload, cap: u64) -> pb::BcflPayload {
+    let mut payload = payload;
+    if payload.has_register_member() {
+        payload.mut_register_member().max_samples = cap;
+    } else {
+        payload.mut_update_member().max_samples = cap;
+    }
+    payload
+}
+
+fn committing(samples: u64) -> pb::BcflPayload {
+    let mut payload = commit(1, "u", SKETCH);
+    payload.mut_commit_update().num_samples = samples;
+    payload
+}
+
+/// The sample cap: set at registration, changed by admins only, kept on reinstatement unless
+/// the payload sets one, and a commitment claiming more is refused (the claim is FedAvg's
+/// weight).
+#[test]
+fn a_commitment_may_not_claim_more_samples_than_the_members_cap() {
+    let mut w = World::new();
+    let (m0, m1) = (w.m(0), w.m(1));
+    let newcomer = test_key("dave");
+    let events = w
+        .admin_submit(&capped(register(&newcomer, "dave"), 120))
+        .unwrap();
+    assert_eq!(events[0].attribute("max_samples"), Some("120"));
+    assert_eq!(w.ledger.member(&newcomer).unwrap().max_samples, 120);
+    assert_eq!(w.ledger.member(&m1).unwrap().max_samples, 0);
+    w.admin_submit(&open(1, &base_model(), &m0, pb::RoundMode::SERVERLESS))
+        .unwrap();
+    let msg = rejected(w.ledger.submit(&newcomer, &committing(121)));
+    assert_eq!(
+        msg,
+        format!("{newcomer} may claim at most 120 samples (its registered cap), got 121")
+    );
+    // A member without a cap claims what the payload bounds allow; a capped one up to its cap.
+    w.ledger.submit(&m1, &committing(1_000_000)).unwrap();
+    w.ledger.submit(&newcomer, &committing(120)).unwrap();
+
+    let msg = rejected(w.ledger.submit(&m1, &capped(update(&m1, "", ""), 10)));
+    assert_eq!(
+        msg,
+        format!("only an admin may change member {m1}'s sample cap")
+    );
+    w.ledger.submit(&m1, &update(&m1, "renamed", "")).unwrap();
+    w.admin_submit(&capped(update(&m1, "", ""), 10)).unwrap();
+    assert_eq!(w.ledger.member(&m1).unwrap().max_samples, 10);
+
+    w.admin_submit(&suspend(&newcomer)).unwrap();
+    w.admin_submit(&register(&newcomer, "back")).unwrap();
+    assert_eq!(w.ledger.member(&newcomer).unwrap().max_samples, 120);
+    w.admin_submit(&suspend(&newcomer)).unwrap();
+    w.admin_submit(&capped(register(&newcomer, "back"), 300))
+        .unwrap();
+    assert_eq!(w.ledger.member(&newcomer).unwrap().max_samples, 300);
+
+    let too_many = crate::limits::MAX_NUM_SAMPLES + 1;
+    let msg = rejected(w.admin_submit(&capped(register(&test_key("eve"), "eve"), too_many)));
+    assert!(
+        msg.starts_with("invalid payload: register_member.max_samples"),
+        "{msg}"
+    );
+    let msg = rejected(w.admin_submit(&capped(update(&m1, "", ""), too_many)));
+    assert!(
+        msg.starts_with("invalid payload: update_member.max_samples"),
         "{msg}"
     );
 }

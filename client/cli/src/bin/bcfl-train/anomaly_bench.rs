@@ -904,13 +904,18 @@ mod tests {
     }
 
     /// `all` runs the published attacks, `adaptive` the one aimed at bcfl's statistics, and
-    /// names run what they name.
+    /// names run what they name (the sample-count liar only by its name).
     #[test]
     fn attack_groups_keep_the_adaptive_attack_apart() {
         let of = |names: &[&str]| attacks(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
         let all = of(&["all"]).unwrap();
-        assert_eq!(all.len(), AttackKind::ALL.len() - 1);
+        assert_eq!(all.len(), AttackKind::ALL.len() - 2);
         assert!(!all.contains(&AttackKind::HiddenReversal));
+        assert!(!all.contains(&AttackKind::InflatedSamples));
+        assert_eq!(
+            of(&["inflated-samples"]).unwrap(),
+            vec![AttackKind::InflatedSamples]
+        );
         assert_eq!(of(&["adaptive"]).unwrap(), vec![AttackKind::HiddenReversal]);
         assert_eq!(of(&["colluding"]).unwrap(), AttackKind::COLLUDING.to_vec());
         assert_eq!(

@@ -61,6 +61,11 @@ pub(crate) struct DemoArgs {
     /// the round's: an emulation of --sketch-after-commit without its extra phase.
     #[arg(long)]
     pub(crate) blind_projection: bool,
+    /// Register the members without a sample cap: their commitments may then claim any
+    /// sample count, which FedAvg weighs them by (by default each member's cap is its shard's
+    /// size, and the processor refuses a claim above it).
+    #[arg(long)]
+    pub(crate) no_sample_caps: bool,
     /// Anomaly methods the processor runs at EvaluateRound.
     #[arg(
         long,
@@ -382,6 +387,7 @@ impl DemoArgs {
             attack: self.attack,
             collusion_noise: self.collusion_noise,
             blind_projection: self.blind_projection,
+            sample_caps: !self.no_sample_caps,
             anomaly: self.anomaly.clone(),
             min_votes: self.min_votes,
             zscore_threshold_ppm: ppm("zscore-threshold", &self.zscore_threshold)?,
