@@ -105,7 +105,7 @@ pub fn register_member(
 }
 
 /// A member's sample cap as events and printouts give it: the number, or `none`.
-fn member_cap(member: &pb::Member) -> String {
+pub fn member_cap(member: &pb::Member) -> String {
     match member.max_samples {
         0 => "none".to_owned(),
         n => n.to_string(),

@@ -8,6 +8,7 @@ use bcfl_client::fixed::format_micro;
 use bcfl_ledger::json::{message_to_json, verdict_to_json};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::anomaly::member_scores;
+use bcfl_processor::rules::membership::member_cap;
 use bcfl_protos::bcfl as pb;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -111,14 +112,6 @@ fn json_opt<M: protobuf::Message>(item: Option<&M>) -> Value {
     item.map_or(Value::Null, |m| message_to_json(m))
 }
 
-/// A member's sample cap as the tables print it: the number, or `none`.
-fn sample_cap(member: &pb::Member) -> String {
-    match member.max_samples {
-        0 => "none".to_owned(),
-        n => n.to_string(),
-    }
-}
-
 pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Consortium(head) => {
@@ -152,7 +145,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                         m.name.clone(),
                         format!("{:?}", m.status),
                         m.registered_at_round.to_string(),
-                        sample_cap(m),
+                        member_cap(m),
                         m.endpoint.clone(),
                     ]);
                 }
@@ -238,7 +231,7 @@ pub(crate) async fn audit(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<Ex
                 }
                 println!("endpoint:  {}", member.endpoint);
                 println!("since:     round {}", member.registered_at_round);
-                println!("samples:   at most {} a commitment", sample_cap(member));
+                println!("samples:   at most {} a commitment", member_cap(member));
                 println!();
                 print_commitments(&state, &commitments);
                 println!();
