@@ -1,0 +1,164 @@
+"""Move responses of a finished `bcfl demo` run, read back from its ledger (docs/anomaly-detection.md,
+"Steps that climb").
+
+Usage: python bench/move_response.py WORK_DIR [BIN_DIR]
+
+WORK_DIR is a demo's work folder (`ledger/` and `report.json` in it, as `scripts/demo.sh` and the
+attack series leave them; the consortium must sample coordinates). BIN_DIR holds `bcfl` and
+`bcfl-devnet` (default: `$CARGO_TARGET_DIR/debug`). The ledger is copied to a temporary folder,
+served there by `bcfl-devnet` on a free loopback port, and read with `bcfl --json audit round N`.
+
+For every member and every round r >= 2 it committed to after committing to r - 1, it takes the
+member's change at the sampled coordinates minus its previous change, and the global model's
+change `m` in between (the sample-weighted mean of round r - 1's accepted changes, what the
+processor keeps as the consensus record's `previous_change`), and sums over the member's rounds
+the dot products over the products of the lengths:
+
+- `full`: against `m`, the `MOVE_RESPONSE` feature the ascent method reads;
+- `leave_one_out`: against the others' move, `m` without the member's own previous change
+  (`(S m - n_i c_i) / (S - n_i)`, `S` the accepted samples, where the member was accepted).
+
+A member's own previous change is part of `m` with weight `n_i / S`, and where changes vary
+from round to round more than they respond to the model (LoRA adapters under AdamW), that part
+alone pulls every member's response below 0, a sign flipper's too. Prints one JSON object: per
+member its name, attack, samples and the two running ratios after each round.
+"""
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def rounds_of(bcfl, url):
+    """Round number -> ({member: (coordinates, samples)}, accepted keys), from round 1 on."""
+    rounds = {}
+    number = 1
+    while True:
+        out = subprocess.run(
+            [bcfl, "--url", url, "--json", "audit", "round", str(number)],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            break
+        data = json.loads(out.stdout)
+        commitments = {}
+        for c in data.get("commitments") or []:
+            steps = c["coordinate_steps"]
+            if isinstance(steps, str):
+                steps = json.loads(steps)
+            step = int(c["coordinate_step_nano"]) * 1e-9
+            commitments[c["member"]] = ([s * step for s in steps], int(c["num_samples"]))
+        if not commitments:
+            break
+        accepted = set((data.get("verdict") or {}).get("accepted") or [])
+        rounds[number] = (commitments, accepted)
+        number += 1
+    return rounds
+
+
+def responses(rounds):
+    """Member key -> [(round, full, leave_one_out)], the running ratios."""
+    sums, out = {}, {}
+    for number in sorted(rounds):
+        if number - 1 not in rounds:
+            continue
+        before, accepted = rounds[number - 1]
+        total = sum(before[k][1] for k in accepted)
+        if total == 0:
+            continue
+        dim = len(next(iter(before.values()))[0])
+        moved = [sum(before[k][0][j] * before[k][1] for k in accepted) / total for j in range(dim)]
+        for key, (now, _) in rounds[number][0].items():
+            if key not in before:
+                continue
+            previous, samples = before[key]
+            change = [a - b for a, b in zip(now, previous)]
+            others = moved
+            if key in accepted and total > samples:
+                others = [
+                    (total * moved[j] - samples * previous[j]) / (total - samples) for j in range(dim)
+                ]
+            length = math.sqrt(dot(change, change))
+            s = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+            s[0] += dot(change, moved)
+            s[1] += length * math.sqrt(dot(moved, moved))
+            s[2] += dot(change, others)
+            s[3] += length * math.sqrt(dot(others, others))
+            ratio = lambda d, w: round(d / w, 4) if w > 0 else 0.0
+            out.setdefault(key, []).append((number, ratio(s[0], s[1]), ratio(s[2], s[3])))
+    return out
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    work = sys.argv[1]
+    bins = sys.argv[2] if len(sys.argv) == 3 else os.path.join(os.environ["CARGO_TARGET_DIR"], "debug")
+    report = json.load(open(os.path.join(work, "report.json")))
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = os.path.join(tmp, "ledger")
+        shutil.copytree(os.path.join(work, "ledger"), ledger)
+        port = free_port()
+        devnet = subprocess.Popen(
+            [
+                os.path.join(bins, "bcfl-devnet"),
+                "--data-dir",
+                ledger,
+                "--bind-component",
+                "tcp://127.0.0.1:0",
+                "--bind-rest",
+                f"127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline or devnet.poll() is not None:
+                        sys.exit("bcfl-devnet did not start on the copied ledger")
+                    time.sleep(0.2)
+            found = responses(rounds_of(os.path.join(bins, "bcfl"), url))
+        finally:
+            devnet.terminate()
+            devnet.wait()
+    members = []
+    for m in report["members"]:
+        members.append(
+            {
+                "name": m["name"],
+                "attack": m.get("attack"),
+                "shard": m.get("shard"),
+                "rounds": [
+                    {"round": r, "full": full, "leave_one_out": loo}
+                    for r, full, loo in found.get(m["key"], [])
+                ],
+            }
+        )
+    json.dump({"work_dir": work, "members": members}, sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
