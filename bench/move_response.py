@@ -109,7 +109,18 @@ def main():
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     work = sys.argv[1]
-    bins = sys.argv[2] if len(sys.argv) == 3 else os.path.join(os.environ["CARGO_TARGET_DIR"], "debug")
+    if len(sys.argv) == 3:
+        bins = sys.argv[2]
+    elif os.environ.get("CARGO_TARGET_DIR"):
+        bins = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug")
+    else:
+        sys.exit("no BIN_DIR given and CARGO_TARGET_DIR is unset (`. scripts/env.sh` sets it)")
+    for name in ("bcfl", "bcfl-devnet"):
+        if not os.access(os.path.join(bins, name), os.X_OK):
+            sys.exit(f"{bins} holds no {name} binary")
+    for part in ("ledger", "report.json"):
+        if not os.path.exists(os.path.join(work, part)):
+            sys.exit(f"{work} holds no {part}: not a finished demo's work folder")
     report = json.load(open(os.path.join(work, "report.json")))
     with tempfile.TemporaryDirectory() as tmp:
         ledger = os.path.join(tmp, "ledger")
