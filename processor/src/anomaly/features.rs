@@ -1108,6 +1108,16 @@ pub fn scale_floor(feature: pb::Feature, commitments: &[pb::Commitment], values:
     }
 }
 
+/// `f` of the commitments' decoded sketches, one per commitment in order.
+fn with_sketches<T>(commitments: &[pb::Commitment], f: impl FnOnce(&[&[i32]]) -> T) -> T {
+    let values: Vec<Vec<i32>> = commitments
+        .iter()
+        .map(pb::Commitment::sketch_values)
+        .collect();
+    let sketches: Vec<&[i32]> = values.iter().map(Vec::as_slice).collect();
+    f(&sketches)
+}
+
 /// One feature column over `commitments` (sorted by member), given the sketch history of the
 /// earlier evaluated rounds, the bandwidth edges among them and their PageRank scores.
 pub fn commitment_feature(
@@ -1124,26 +1134,14 @@ pub fn commitment_feature(
             .iter()
             .map(|c| fixed::micro_unsigned_to_f64(c.norm_micro))
             .collect(),
-        SKETCH_COSINE_DISTANCE => {
-            let values: Vec<Vec<i32>> = commitments
-                .iter()
-                .map(pb::Commitment::sketch_values)
-                .collect();
-            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
-            sketch_cosine_distances(&sketches)
-        }
+        SKETCH_COSINE_DISTANCE => with_sketches(commitments, sketch_cosine_distances),
         CUMULATIVE_SKETCH_COSINE_DISTANCE => cumulative_sketches(commitments, history)
             .iter()
             .zip(cumulative_centres(commitments, history))
             .map(|(sum, centre)| cosine_distance(sum, &centre, squared_norm(&centre)))
             .collect(),
         NEAREST_SKETCH_COSINE_DISTANCE => {
-            let values: Vec<Vec<i32>> = commitments
-                .iter()
-                .map(pb::Commitment::sketch_values)
-                .collect();
-            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
-            nearest_sketch_cosine_distances(&sketches)
+            with_sketches(commitments, nearest_sketch_cosine_distances)
         }
         COORDINATE_SIGN_BALANCE => {
             let values = nano_coordinates(commitments.iter());
@@ -1160,13 +1158,10 @@ pub fn commitment_feature(
             .collect(),
         SAMPLE_COUNT => commitments.iter().map(|c| c.num_samples as f64).collect(),
         OTHERS_MEAN_COSINE => {
-            let values: Vec<Vec<i32>> = commitments
-                .iter()
-                .map(pb::Commitment::sketch_values)
-                .collect();
-            let sketches: Vec<&[i32]> = values.iter().map(|v| &v[..]).collect();
             let norms = commitment_feature(UPDATE_NORM, commitments, history, edges, pagerank);
-            others_mean_cosines(&sketches, &norms)
+            with_sketches(commitments, |sketches| {
+                others_mean_cosines(sketches, &norms)
+            })
         }
         SAMPLE_NORM_RESIDUAL => sample_norm_residuals(
             &commitment_feature(UPDATE_NORM, commitments, history, edges, pagerank),
