@@ -14,9 +14,11 @@ change `m` in between (the sample-weighted mean of round r - 1's accepted change
 processor keeps as the consensus record's `previous_change`), and sums over the member's rounds
 the dot products over the products of the lengths:
 
-- `full`: against `m`, the `MOVE_RESPONSE` feature the ascent method reads;
+- `full`: against `m`, the `MOVE_RESPONSE` feature the ascent method reads by default;
 - `leave_one_out`: against the others' move, `m` without the member's own previous change
-  (`(S m - n_i c_i) / (S - n_i)`, `S` the accepted samples, where the member was accepted).
+  (`(S m - n_i c_i) / (S - n_i)`, `S` the accepted samples, where the member was accepted; no
+  term where it was all of them), as `consortium init --ascent-leave-one-out` has the ledger
+  compute it.
 
 A member's own previous change is part of `m` with weight `n_i / S`, and where changes vary
 from round to round more than they respond to the model (LoRA adapters under AdamW), that part
@@ -89,17 +91,22 @@ def responses(rounds):
                 continue
             previous, samples = before[key]
             change = [a - b for a, b in zip(now, previous)]
+            # A member that was the whole move has no others' move to respond to.
             others = moved
-            if key in accepted and total > samples:
-                others = [
-                    (total * moved[j] - samples * previous[j]) / (total - samples) for j in range(dim)
-                ]
+            if key in accepted:
+                others = None
+                if total > samples:
+                    others = [
+                        (total * moved[j] - samples * previous[j]) / (total - samples)
+                        for j in range(dim)
+                    ]
             length = math.sqrt(dot(change, change))
             s = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0])
             s[0] += dot(change, moved)
             s[1] += length * math.sqrt(dot(moved, moved))
-            s[2] += dot(change, others)
-            s[3] += length * math.sqrt(dot(others, others))
+            if others is not None:
+                s[2] += dot(change, others)
+                s[3] += length * math.sqrt(dot(others, others))
             ratio = lambda d, w: round(d / w, 4) if w > 0 else 0.0
             out.setdefault(key, []).append((number, ratio(s[0], s[1]), ratio(s[2], s[3])))
     return out

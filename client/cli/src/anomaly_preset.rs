@@ -76,7 +76,9 @@ impl AnomalyPreset {
 
     /// The consortium's anomaly configuration.
     pub fn config(self) -> pb::AnomalyConfig {
-        self.additions().apply(every_attack_config())
+        self.additions()
+            .apply(every_attack_config())
+            .expect("a preset adds leave-one-out only beside the ascent method")
     }
 }
 
@@ -92,6 +94,9 @@ pub struct Additions {
     pub inconsistent_cosine_ppm: Option<u32>,
     /// The ascent method's largest move response, ppm.
     pub ascent_response_ppm: Option<u32>,
+    /// The ascent method compares each member with the others' move (`--ascent-leave-one-out`,
+    /// [`pb::AscentConfig::leave_one_out`]); it needs the method.
+    pub ascent_leave_one_out: bool,
     /// Their flags withdraw the member's commitment to the round before (`--withdraw`,
     /// `AnomalyConfig.withdraw`).
     pub withdraw: bool,
@@ -107,6 +112,7 @@ impl Additions {
     pub const CONVEX: Self = Self {
         inconsistent_cosine_ppm: Some(INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: Some(ASCENT_MAX_RESPONSE_PPM),
+        ascent_leave_one_out: false,
         withdraw: true,
         skewed_shards: false,
     };
@@ -116,15 +122,17 @@ impl Additions {
     pub const LORA: Self = Self {
         inconsistent_cosine_ppm: Some(LORA_INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: None,
+        ascent_leave_one_out: false,
         withdraw: true,
         skewed_shards: false,
     };
 
     /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`),
-    /// `--withdraw` and `--skewed-shards`.
+    /// `--ascent-leave-one-out`, `--withdraw` and `--skewed-shards`.
     pub fn parse(
         inconsistent_cosine: Option<&str>,
         ascent_response: Option<&str>,
+        ascent_leave_one_out: bool,
         withdraw: bool,
         skewed_shards: bool,
     ) -> anyhow::Result<Self> {
@@ -135,14 +143,16 @@ impl Additions {
         Ok(Self {
             inconsistent_cosine_ppm: ppm("inconsistent-cosine", inconsistent_cosine)?,
             ascent_response_ppm: ppm("ascent-response", ascent_response)?,
+            ascent_leave_one_out,
             withdraw,
             skewed_shards,
         })
     }
 
-    /// `config` with each given method added (replacing one it has), and with skewed shards
-    /// the voting methods over [`SKEWED_SHARDS_FEATURES`].
-    pub fn apply(self, mut config: pb::AnomalyConfig) -> pb::AnomalyConfig {
+    /// `config` with each given method added (replacing one it has), the ascent method's
+    /// leave-one-out set, and with skewed shards the voting methods over
+    /// [`SKEWED_SHARDS_FEATURES`]. Refuses leave-one-out where `config` gains no ascent method.
+    pub fn apply(self, mut config: pb::AnomalyConfig) -> anyhow::Result<pb::AnomalyConfig> {
         if let Some(min_cosine_ppm) = self.inconsistent_cosine_ppm {
             config.set_inconsistent(pb::InconsistentConfig {
                 min_cosine_ppm,
@@ -155,11 +165,19 @@ impl Additions {
                 ..Default::default()
             });
         }
+        if self.ascent_leave_one_out {
+            anyhow::ensure!(
+                config.has_ascent(),
+                "--ascent-leave-one-out needs the ascent method (--ascent-response, `ascent` in \
+                 --anomaly, or --anomaly-preset every-attack-convex)"
+            );
+            config.mut_ascent().leave_one_out = true;
+        }
         config.withdraw |= self.withdraw;
         if let Some(features) = self.voting_features() {
             config = with_features(config, features);
         }
-        config
+        Ok(config)
     }
 
     /// The features DBSCAN and the z-score read instead of the preset's, if any
@@ -218,14 +236,29 @@ mod tests {
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
         assert!(!preset.config().has_ascent());
-        let additions = Additions::parse(Some("0.25"), Some("0.05"), true, false).unwrap();
-        let added = additions.apply(preset.config());
+        let additions = Additions::parse(Some("0.25"), Some("0.05"), false, true, false).unwrap();
+        let added = additions.apply(preset.config()).unwrap();
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(added.get_ascent().max_response_ppm, 50_000);
+        assert!(!added.get_ascent().leave_one_out);
         assert!(added.withdraw && !preset.config().withdraw);
-        let none = Additions::parse(None, None, false, false).unwrap();
-        assert_eq!(none.apply(preset.config()), preset.config());
-        let err = Additions::parse(None, Some("x"), false, false)
+        let none = Additions::parse(None, None, false, false, false).unwrap();
+        assert_eq!(none.apply(preset.config()).unwrap(), preset.config());
+        // Leave-one-out sets the ascent method's switch, and needs the method.
+        let left_out = Additions::parse(None, Some("0.05"), true, false, false).unwrap();
+        assert!(
+            left_out
+                .apply(preset.config())
+                .unwrap()
+                .get_ascent()
+                .leave_one_out
+        );
+        let alone = Additions::parse(None, None, true, false, false).unwrap();
+        let err = alone.apply(preset.config()).unwrap_err().to_string();
+        assert!(err.contains("needs the ascent method"), "{err}");
+        let on_convex = alone.apply(AnomalyPreset::EveryAttackConvex.config());
+        assert!(on_convex.unwrap().get_ascent().leave_one_out);
+        let err = Additions::parse(None, Some("x"), false, false, false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
@@ -237,9 +270,10 @@ mod tests {
     fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
         let convex = AnomalyPreset::EveryAttackConvex;
         assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
-        let added = Additions::parse(Some("0.25"), Some("0.05"), true, false)
+        let added = Additions::parse(Some("0.25"), Some("0.05"), false, true, false)
             .unwrap()
-            .apply(every_attack_config());
+            .apply(every_attack_config())
+            .unwrap();
         assert_eq!(convex.config(), added);
         assert_eq!(coordinate_samples(Some(convex), 0), 256);
         assert_the_processor_accepts(convex);
@@ -279,9 +313,10 @@ mod tests {
     fn the_lora_preset_adds_the_inconsistent_method_with_more_coordinates() {
         let lora = AnomalyPreset::EveryAttackLora;
         assert_eq!(AnomalyPreset::from_str(lora.name(), false), Ok(lora));
-        let spelled = Additions::parse(Some("0.0625"), None, true, false)
+        let spelled = Additions::parse(Some("0.0625"), None, false, true, false)
             .unwrap()
-            .apply(every_attack_config());
+            .apply(every_attack_config())
+            .unwrap();
         assert_eq!(lora.config(), spelled);
         assert!(!lora.config().has_ascent());
         assert_eq!(coordinate_samples(Some(lora), 0), 4096);
@@ -299,7 +334,8 @@ mod tests {
             skewed_shards: true,
             ..convex.additions()
         }
-        .apply(every_attack_config());
+        .apply(every_attack_config())
+        .unwrap();
         let two = SKEWED_SHARDS_FEATURES.to_vec();
         assert_eq!(skewed.get_dbscan().features, two);
         assert_eq!(skewed.get_zscore().features, two);
@@ -309,9 +345,13 @@ mod tests {
         assert_eq!(skewed, expected);
         assert!(skewed.has_opposed() && skewed.withdraw);
         assert_ne!(skewed, convex.config());
-        let parsed = Additions::parse(None, None, false, true).unwrap();
+        let parsed = Additions::parse(None, None, false, false, true).unwrap();
         assert_eq!(
-            parsed.apply(every_attack_config()).get_zscore().features,
+            parsed
+                .apply(every_attack_config())
+                .unwrap()
+                .get_zscore()
+                .features,
             SKEWED_SHARDS_FEATURES
         );
     }

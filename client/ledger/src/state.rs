@@ -294,10 +294,8 @@ impl FamilyState {
     /// compares it with the stored [`Self::sketch_history`]: `previous` and the reference,
     /// never stored with the sums, are left empty in what it returns.
     pub fn replayed_sketch_history(&self, round: u64, reads_previous: bool) -> pb::SketchHistory {
-        let mut history = pb::SketchHistory {
-            reference_steps: self.reference_steps().to_vec(),
-            ..Default::default()
-        };
+        let mut history = pb::SketchHistory::default();
+        bcfl_processor::anomaly::features::configure(&mut history, self.anomaly_config());
         for (&r, verdict) in self.verdicts.range(..round) {
             if reads_previous {
                 // The state holds every commitment the history names; one it lacks leaves the
@@ -325,19 +323,19 @@ impl FamilyState {
             );
         }
         history.reference_steps.clear();
+        history.leave_one_out = false;
         history
     }
 
-    /// The consortium's reference direction at the sampled coordinates
-    /// (`MislabelledConfig.reference_steps`; empty without one or before `InitConsortium`), what
-    /// `EvaluateRound` puts in [`pb::SketchHistory::reference_steps`].
-    pub fn reference_steps(&self) -> &[u8] {
-        self.consortium.as_ref().map_or(&[], |c| {
-            &c.get_params()
-                .get_anomaly()
-                .get_mislabelled()
-                .reference_steps
-        })
+    /// The consortium's anomaly configuration (the default, no method, before
+    /// `InitConsortium`): what `EvaluateRound` gives the sketch history
+    /// ([`bcfl_processor::anomaly::features::configure`]).
+    pub fn anomaly_config(&self) -> &pb::AnomalyConfig {
+        self.consortium
+            .as_ref()
+            .map_or(pb::AnomalyConfig::default_instance(), |c| {
+                c.get_params().get_anomaly()
+            })
     }
 
     /// Each member's commitment to the last round its entry in `history` counts
@@ -686,7 +684,10 @@ mod tests {
             round(&mut ledger, &admin, n, &members[0], &commits);
         }
         let state = family_state(&ledger);
-        assert_eq!(state.reference_steps(), &[3, 252, 0]);
+        assert_eq!(
+            state.anomaly_config().get_mislabelled().reference_steps,
+            [3, 252, 0]
+        );
         let replayed = state.replayed_sketch_history(3, false);
         assert_eq!(replayed, state.sketch_history);
         assert!(replayed.reference_steps.is_empty());

@@ -835,17 +835,27 @@ fn the_every_attack_preset_excludes_a_noise_sender_turning_from_its_own_previous
 /// loss is not convex in its weights.)
 #[test]
 fn the_ascent_method_scores_move_responses_through_member_processes() {
+    ascent_scores_through_member_processes(false);
+}
+
+/// The same with `--ascent-leave-one-out`: each accepted member's response is against the
+/// others' move, the weighted mean of the coordinates the previous verdict accepted without its
+/// own, and the stored sums record whom each verdict accepted.
+#[test]
+fn leave_one_out_move_responses_through_member_processes() {
+    ascent_scores_through_member_processes(true);
+}
+
+fn ascent_scores_through_member_processes(leave_one_out: bool) {
     use bcfl_processor::anomaly::features::weighted_mean_coordinates;
     use bcfl_processor::statistics::Coordinates;
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::start(dir.path());
-    let (_report, state) = every_attack_demo(
-        &ledger,
-        dir.path(),
-        "3",
-        "sign-flip:1",
-        &["--ascent-response", "0"],
-    );
+    let mut args = vec!["--ascent-response", "0"];
+    if leave_one_out {
+        args.push("--ascent-leave-one-out");
+    }
+    let (_report, state) = every_attack_demo(&ledger, dir.path(), "3", "sign-flip:1", &args);
     let anomaly = state
         .consortium
         .as_ref()
@@ -853,6 +863,7 @@ fn the_ascent_method_scores_move_responses_through_member_processes() {
         .get_params()
         .get_anomaly();
     assert_eq!(anomaly.get_ascent().max_response_ppm, 0);
+    assert_eq!(anomaly.get_ascent().leave_one_out, leave_one_out);
     let committed = |round: u64| -> Vec<bcfl_protos::bcfl::Commitment> {
         state
             .commitments
@@ -875,6 +886,7 @@ fn the_ascent_method_scores_move_responses_through_member_processes() {
             .iter()
             .filter(|c| state.verdicts[&(round - 1)].accepted.contains(&c.member))
             .collect();
+        let total: f64 = accepted.iter().map(|c| c.num_samples as f64).sum();
         let moved: Vec<f64> = weighted_mean_coordinates(&accepted)
             .unwrap()
             .into_iter()
@@ -882,12 +894,26 @@ fn the_ascent_method_scores_move_responses_through_member_processes() {
             .collect();
         for c in committed(round) {
             let p = before.iter().find(|p| p.member == c.member).unwrap();
+            let own = p.num_samples as f64;
+            let others: Vec<f64> = if leave_one_out && accepted.contains(&p) {
+                if own >= total {
+                    // It was the whole move: no term.
+                    continue;
+                }
+                moved
+                    .iter()
+                    .zip(nano(p))
+                    .map(|(m, c)| (total * m - own * c) / (total - own))
+                    .collect()
+            } else {
+                moved.clone()
+            };
             let response: Vec<f64> = nano(&c).iter().zip(nano(p)).map(|(a, b)| a - b).collect();
-            let dot: f64 = response.iter().zip(&moved).map(|(r, m)| r * m).sum();
+            let dot: f64 = response.iter().zip(&others).map(|(r, m)| r * m).sum();
             let length = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
             let entry = sums.entry(c.member.clone()).or_default();
             entry.0 += dot;
-            entry.1 += length(&response) * length(&moved);
+            entry.1 += length(&response) * length(&others);
         }
     }
     let verdict = &state.verdicts[&3];
@@ -896,9 +922,16 @@ fn the_ascent_method_scores_move_responses_through_member_processes() {
         .iter()
         .find(|m| m.method == bcfl_protos::bcfl::AnomalyMethod::ASCENT)
         .expect("the verdict runs the ascent method");
+    let ratio = |member: &str| {
+        let (dot, weight) = sums.get(member).copied().unwrap_or_default();
+        if weight > 0.0 {
+            dot / weight
+        } else {
+            0.0
+        }
+    };
     for score in bcfl_processor::anomaly::member_scores(&verdict.scored(), ascent) {
-        let (dot, weight) = sums[score.member];
-        let expected = dot / weight;
+        let expected = ratio(score.member);
         let on_chain = score.score_micro as f64 / 1e6;
         assert!(
             (on_chain - expected).abs() < 1e-3,
@@ -907,12 +940,16 @@ fn the_ascent_method_scores_move_responses_through_member_processes() {
         );
         assert_eq!(score.flagged, on_chain > 0.0);
     }
-    // The stored sums hold rounds 2 and 3.
+    // The stored sums hold rounds 2 and 3, and, with leave-one-out, whom round 3 accepted.
     for entry in &state.sketch_history.entries {
-        let (dot, weight) = sums[&entry.member];
-        assert!(entry.response_weight > 0, "{entry:?}");
-        let ratio = entry.response_dot as f64 / entry.response_weight as f64;
-        assert!((ratio - dot / weight).abs() < 1e-3, "{entry:?}");
+        let stored = if entry.response_weight > 0 {
+            entry.response_dot as f64 / entry.response_weight as f64
+        } else {
+            0.0
+        };
+        assert!((stored - ratio(&entry.member)).abs() < 1e-3, "{entry:?}");
+        let kept = leave_one_out && verdict.accepted.contains(&entry.member);
+        assert_eq!(entry.last_kept, kept, "{entry:?}");
     }
     for round in [2, 3] {
         assert_verdict_replays(ledger.url(), round);

@@ -12,7 +12,7 @@
 //! | `COORDINATE_SIGN_BALANCE` | `1 + (#above - #below) / K` over the `K` sampled coordinates of the round's commitments ([`pb::Commitment::coordinate_steps`], read back as nano-units by [`Coordinates::nano`]): twice the share of the member's values above the coordinate-wise median of all committers' values, ties counting half ([`coordinate_sign_balances`]); in [0, 2], 1 when the round carries no coordinates |
 //! | `PREVIOUS_CHANGE_DISTANCE` | `|c - m| / |m|` over the sampled coordinates: the member's change `c` against `m`, the previous round's sample-weighted mean change of the members its verdict accepted (the consensus record's `previous_change`, [`weighted_mean_coordinates`]); 1 when the record is not of the round before or `m` is zero ([`previous_change_distances`]) |
 //! | `OWN_CHANGE_COSINE` | `cos(c, p)` over the sampled coordinates: the member's change `c` against `p`, its own change in its commitment to the last earlier round it had evaluated ([`pb::SketchHistory::previous`], [`previous_rounds`]); 1 when it has none or either change is zero ([`own_change_cosines`]) |
-//! | `MOVE_RESPONSE` | `sum (c_r - c_{r-1}) . m_{r-1} / sum |c_r - c_{r-1}| |m_{r-1}|` over the sampled coordinates and the rounds `r` the member committed to after committing to `r - 1`: how its change responds to the model's move `m_{r-1}` (the consensus record's `previous_change`); the earlier rounds' sums are its [`pb::SketchSum`]'s `response_dot` and `response_weight` ([`response_terms`], [`move_responses`]); in [-1, 1], 0 without such a round |
+//! | `MOVE_RESPONSE` | `sum (c_r - c_{r-1}) . m_{r-1} / sum |c_r - c_{r-1}| |m_{r-1}|` over the sampled coordinates and the rounds `r` the member committed to after committing to `r - 1`: how its change responds to the model's move `m_{r-1}` (the consensus record's `previous_change`); the earlier rounds' sums are its [`pb::SketchSum`]'s `response_dot` and `response_weight` ([`response_terms`], [`move_responses`]); in [-1, 1], 0 without such a round. With the ascent method's `leave_one_out`, `m_{r-1}` is the others' move wherever the member's own change is part of it ([`pb::SketchSum::last_kept`]) |
 //! | `REFERENCE_MARGIN` | the mean over the member's evaluated rounds (this one included) of `cos(c, r)` over the sampled coordinates the reference covers, in ppm rounded half away from zero: its change `c` against `r`, the consortium's reference direction at the same positions (positions outside the reference's tensors, marked [`OUTSIDE_REFERENCE`], left out of both) ([`pb::SketchHistory::reference_steps`], from `MislabelledConfig`); the earlier rounds' sum and count are its [`pb::SketchSum`]'s `margin_sum_ppm` and `margin_rounds` ([`margin_terms`], [`reference_margins`]); in [-1, 1], 0 without a reference or a round where both are non-zero |
 //! | `TRAINING_LOSS` | `loss_micro / 1e6` ([`fixed::micro_to_f64`]) |
 //! | `SAMPLE_COUNT` | `num_samples` |
@@ -120,7 +120,12 @@
 //! in all but 2, sign-flipped updates at 0.016 to 0.93, where one round's cosine put 25 honest
 //! member-rounds above 0 (3 above 0.15) and 189 flipped ones at 0.15 or below. The argument
 //! needs a convex loss: members fine-tuning LoRA adapters with AdamW measured below 0 sign
-//! flipper included (docs/anomaly-detection.md, "Steps that climb").
+//! flipper included (docs/anomaly-detection.md, "Steps that climb"). Part of that is the
+//! member's own previous change, `n_i / S` of `m`: where changes vary from round to round more
+//! than they respond to the model, it adds about `-(n_i / S) |c_{r-1}|²` to every member's dot
+//! product. [`pb::AscentConfig::leave_one_out`] compares with the others' move instead,
+//! `(S m - n_i c_{r-1}) / (S - n_i)` ([`others_move`]), which needs each entry to record whether
+//! the last verdict accepted it ([`pb::SketchSum::last_kept`], two bytes in state).
 
 use bcfl_protos::bcfl as pb;
 use bcfl_protos::signed_bytes;
@@ -585,6 +590,16 @@ pub fn previous_change_distances(
         .collect()
 }
 
+/// Gives `history` what it takes from the consortium's anomaly configuration `config` and never
+/// stores with the sums: the reference direction ([`pb::MislabelledConfig::reference_steps`],
+/// what the margins compare with) and whether move responses leave the member out
+/// ([`pb::AscentConfig::leave_one_out`]). `EvaluateRound` and every replay of it call this
+/// before extending or scoring the history.
+pub fn configure(history: &mut pb::SketchHistory, config: &pb::AnomalyConfig) {
+    history.reference_steps = config.get_mislabelled().reference_steps.clone();
+    history.leave_one_out = config.get_ascent().leave_one_out;
+}
+
 /// The `(round, member)` of the commitment each member of `history` last had evaluated (its
 /// entry's `last_round`), in the entries' order: what [`pb::SketchHistory::previous`] holds
 /// for [`own_change_cosines`]. `EvaluateRound` reads them from state, an auditor from its replay.
@@ -650,31 +665,52 @@ const RESPONSE_SCALE: i128 = 1_000_000_000;
 
 /// Every committer's response term of this round (see the module docs), as
 /// `(dot, weight)` in the units of [`pb::SketchSum::response_dot`]: the dot product of its change
-/// minus its own previous change with the global model's change `m` in between, and the product
-/// of their lengths. `None` where it has none: its previous commitment in `previous` is not of
-/// the round before, the consensus record's `previous_change` is not of that round, or either
-/// vector is zero. Integer sums (saturating), two square roots and one rounding for the weight.
+/// minus its own previous change (its commitment in `history.previous`) with the global model's
+/// change `m` in between (the consensus record's), and the product of their lengths. With
+/// `history.leave_one_out` ([`pb::AscentConfig::leave_one_out`]), `m` is the others' move where
+/// the member's previous change is part of it (its entry's `last_kept`): `(S m - n_i c_{r-1}) /
+/// (S - n_i)`, `S` the consensus record's `previous_change_samples` and `n_i` the member's
+/// samples then, one rounding per value ([`others_move`]). `None` where it has none: its
+/// previous commitment is not of the round before, the consensus record's `previous_change` is
+/// not of that round, either vector is zero, or the member was all of the move it would be
+/// left out of. Integer sums (saturating), two square roots and one rounding for the weight.
 pub fn response_terms(
     commitments: &[pb::Commitment],
-    previous: &[pb::Commitment],
-    consensus: &pb::ConsensusSketch,
+    history: &pb::SketchHistory,
 ) -> Vec<Option<(i64, u64)>> {
-    let (moved, moved_sq) = kept_change(consensus);
-    let earlier = by_member(previous);
+    let consensus = history.get_consensus();
+    let (moved, _) = kept_change(consensus);
+    let earlier = by_member(&history.previous);
     commitments
         .iter()
         .map(|c| {
             let p = own_previous(&earlier, c)?;
-            if moved_sq == 0
-                || p.round.saturating_add(1) != c.round
-                || consensus.previous_change_round != p.round
-            {
+            if p.round.saturating_add(1) != c.round || consensus.previous_change_round != p.round {
                 return None;
             }
             let (now, before) = (
                 Coordinates::of_commitment(c).nano(),
                 Coordinates::of_commitment(p).nano(),
             );
+            let left_out = history.leave_one_out
+                && entry_of(history, &c.member)
+                    .is_some_and(|e| e.last_kept && e.last_round == p.round);
+            let others;
+            let moved: &[i128] = if left_out {
+                others = others_move(
+                    &moved,
+                    consensus.previous_change_samples,
+                    p.num_samples,
+                    &before,
+                )?;
+                &others
+            } else {
+                &moved
+            };
+            let moved_sq = squared_norm(moved);
+            if moved_sq == 0 {
+                return None;
+            }
             let response: Vec<i128> = (0..moved.len())
                 .map(|k| {
                     let at = |v: &[i64]| i128::from(v.get(k).copied().unwrap_or(0));
@@ -685,7 +721,7 @@ pub fn response_terms(
             if response_sq == 0 {
                 return None;
             }
-            let dot = response.iter().zip(&moved).fold(0i128, |acc, (r, m)| {
+            let dot = response.iter().zip(moved).fold(0i128, |acc, (r, m)| {
                 acc.saturating_add(r.saturating_mul(*m))
             });
             let weight =
@@ -698,11 +734,37 @@ pub fn response_terms(
         .collect()
 }
 
+/// The model's move `moved` (nano-units, over `total` accepted samples) without the share of
+/// an accepted commitment to the same round of `own` samples and coordinates `coordinates`:
+/// `(S m - n c) / (S - n)` coordinate-wise, rounded half away from zero (saturating). `None`
+/// when it was all of the move (`n >= S`).
+pub fn others_move(moved: &[i128], total: u64, own: u64, coordinates: &[i64]) -> Option<Vec<i128>> {
+    let (total, own) = (i128::from(total), i128::from(own));
+    if own >= total {
+        return None;
+    }
+    Some(
+        moved
+            .iter()
+            .enumerate()
+            .map(|(k, &m)| {
+                let c = i128::from(coordinates.get(k).copied().unwrap_or(0));
+                div_round(
+                    total
+                        .saturating_mul(m)
+                        .saturating_sub(own.saturating_mul(c)),
+                    total - own,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Every committer's `MOVE_RESPONSE` (see the module docs): its entry's response sums in
 /// `history` plus this round's term ([`response_terms`]), dot over weight; 0 when the weights
 /// sum to 0.
 pub fn move_responses(commitments: &[pb::Commitment], history: &pb::SketchHistory) -> Vec<f64> {
-    let terms = response_terms(commitments, &history.previous, history.get_consensus());
+    let terms = response_terms(commitments, history);
     commitments
         .iter()
         .zip(terms)
@@ -889,6 +951,9 @@ pub fn withdrawn_change(
 /// committer's `consensus` and the consortium's consensus gaining the mean sketch of the members
 /// the verdict `accepted` (sorted keys; nothing when it accepted nobody); the consensus record
 /// names `round` its last evaluated one and the committers its followers ([`super::stored`]).
+/// Where the history leaves members out of the move they respond to
+/// ([`pb::SketchHistory::leave_one_out`]), every accepted committer's entry records it
+/// (`last_kept`).
 pub fn extend_after_verdict(
     history: &pb::SketchHistory,
     round: u64,
@@ -901,6 +966,11 @@ pub fn extend_after_verdict(
         .iter()
         .filter(|c| accepted.binary_search(&c.member).is_ok())
         .collect();
+    if history.leave_one_out {
+        for entry in next.entries.iter_mut().filter(|e| e.last_round == round) {
+            entry.last_kept = accepted.binary_search(&entry.member).is_ok();
+        }
+    }
     if let Some(mean) = accepted_mean(&chosen) {
         let committers: std::collections::BTreeSet<&str> =
             commitments.iter().map(|c| c.member.as_str()).collect();
@@ -941,7 +1011,7 @@ pub fn extend_history(
         .iter()
         .map(|e| (e.member.clone(), e.clone()))
         .collect();
-    let terms = response_terms(commitments, &history.previous, history.get_consensus());
+    let terms = response_terms(commitments, history);
     let margins = margin_terms(commitments, &history.reference_steps);
     for ((c, term), margin) in commitments.iter().zip(terms).zip(margins) {
         let entry = entries
@@ -953,6 +1023,8 @@ pub fn extend_history(
         entry.sum = add_sketch(&entry.sum, &c.sketch_values());
         entry.rounds = entry.rounds.saturating_add(1);
         entry.last_round = round;
+        // Its verdict sets it (`extend_after_verdict`).
+        entry.last_kept = false;
         if let Some((dot, weight)) = term {
             entry.response_dot = entry.response_dot.saturating_add(dot);
             entry.response_weight = entry.response_weight.saturating_add(weight);
@@ -966,6 +1038,7 @@ pub fn extend_history(
         entries: entries.into_values().collect(),
         consensus: history.consensus.clone(),
         reference_steps: history.reference_steps.clone(),
+        leave_one_out: history.leave_one_out,
         ..Default::default()
     }
 }
@@ -1594,6 +1667,69 @@ mod tests {
     }
 
     #[test]
+    fn leave_one_out_responses_compare_with_the_others_move() {
+        let commit = |member: &str, round: u64, samples: u64, steps: Vec<i32>| pb::Commitment {
+            member: member.into(),
+            round,
+            num_samples: samples,
+            coordinate_step_nano: 1_000_000,
+            coordinate_steps: crate::testing::packed(&steps),
+            ..Default::default()
+        };
+        // Round 1 accepted a (1 sample) and b (3): the move is their weighted mean,
+        // (1.5, 1, 0) thousandths, over 4 samples. c was excluded.
+        let round_one = [
+            commit("a", 1, 1, vec![3, 4, 0]),
+            commit("b", 1, 3, vec![1, 0, 0]),
+            commit("c", 1, 2, vec![0, 0, 5]),
+        ];
+        let accepted = ["a".to_owned(), "b".to_owned()];
+        let now = [
+            commit("a", 2, 1, vec![1, 4, 1]),
+            commit("b", 2, 3, vec![0, 0, 0]),
+            commit("c", 2, 2, vec![1, 0, 5]),
+        ];
+        let history_after = |leave_one_out: bool| {
+            let start = pb::SketchHistory {
+                leave_one_out,
+                ..Default::default()
+            };
+            let mut history = extend_after_verdict(&start, 1, &round_one, &accepted, &[]);
+            history.previous = round_one.to_vec().into();
+            history
+        };
+        let full = history_after(false);
+        assert_eq!(
+            full.get_consensus().previous_change,
+            vec![1_500_000, 1_000_000, 0]
+        );
+        assert_eq!(full.get_consensus().previous_change_samples, 4);
+        // Nothing is recorded without leave-one-out, and the terms compare with the full move:
+        // a's change moved by (-2, 0, 1), dot -3, lengths √5 and √3.25.
+        assert!(full.entries.iter().all(|e| !e.last_kept));
+        assert_eq!(
+            response_terms(&now, &full),
+            vec![Some((-3000, 4031)), Some((-1500, 1803)), Some((1500, 1803))]
+        );
+        let left_out = history_after(true);
+        let kept: Vec<bool> = left_out.entries.iter().map(|e| e.last_kept).collect();
+        assert_eq!(kept, [true, true, false]);
+        // a against the others' move, b's (1, 0, 0): dot -2, lengths √5 and 1. b against a's
+        // (3, 4, 0): dot -3, lengths 1 and 5. c was not in the move: the full one.
+        assert_eq!(
+            response_terms(&now, &left_out),
+            vec![Some((-2000, 2236)), Some((-3000, 5000)), Some((1500, 1803))]
+        );
+        // The next verdict records who it accepted among the committers only.
+        let after = extend_after_verdict(&left_out, 2, &now[1..], &["c".to_owned()], &[]);
+        let kept: Vec<bool> = after.entries.iter().map(|e| e.last_kept).collect();
+        assert_eq!(kept, [true, false, true]);
+        // A member that was the whole move has no others' move to respond to.
+        assert_eq!(others_move(&[5, 6], 3, 3, &[1, 1]), None);
+        assert_eq!(others_move(&[5, -6], 4, 1, &[2, -3]), Some(vec![6, -7]));
+    }
+
+    #[test]
     fn move_response_known_answers() {
         // Steps of a thousandth, so that the dot products (nano-units squared) keep their digits
         // in the sums' units of 10^-9.
@@ -1628,8 +1764,16 @@ mod tests {
             // No change of its change.
             commit("e", 2, vec![2, 2, 2]),
         ];
+        let terms = |consensus: &pb::ConsensusSketch| {
+            let history = pb::SketchHistory {
+                consensus: Some(consensus.clone()).into(),
+                previous: previous.to_vec().into(),
+                ..Default::default()
+            };
+            response_terms(&now, &history)
+        };
         assert_eq!(
-            response_terms(&now, &previous, &consensus),
+            terms(&consensus),
             vec![Some((-4000, 4472)), Some((4000, 4472)), None, None, None]
         );
         // The consensus record must be of the round before.
@@ -1637,14 +1781,10 @@ mod tests {
             previous_change_round: 2,
             ..consensus.clone()
         };
-        assert!(response_terms(&now, &previous, &stale)
-            .iter()
-            .all(Option::is_none));
+        assert!(terms(&stale).iter().all(Option::is_none));
         // Without a recorded move: nothing.
         let unmoved = pb::ConsensusSketch::default();
-        assert!(response_terms(&now, &previous, &unmoved)
-            .iter()
-            .all(Option::is_none));
+        assert!(terms(&unmoved).iter().all(Option::is_none));
         // The feature adds the entry's earlier sums: (1000 - 4000) / (1000 + 4472) for a.
         let history = pb::SketchHistory {
             entries: vec![pb::SketchSum {

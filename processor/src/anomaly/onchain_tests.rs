@@ -1126,3 +1126,93 @@ fn members_store_only_the_consensus_they_missed() {
         }
     }
 }
+
+/// The ascent method with `leave_one_out` on chain: round 2's responses compare each member's
+/// change of change with the others' move, and the sums record whom round 1 accepted. Three
+/// members change three different coordinates in round 1; in round 2 the third turns to a
+/// fourth coordinate and leans towards the other two's move, as a sign flipper that varies from
+/// round to round would. Against the full move its own round-1 change, a third of it, pulls its
+/// response to -0.304; against the others' move it is +0.124, above the limit.
+#[test]
+fn leave_one_out_move_responses_flag_a_member_leaning_with_the_others() {
+    let run = |leave_one_out: bool| {
+        let mut anomaly = pb::AnomalyConfig::default();
+        *anomaly.mut_ascent() = pb::AscentConfig {
+            max_response_ppm: super::ASCENT_MAX_RESPONSE_PPM,
+            leave_one_out,
+            ..Default::default()
+        };
+        let params = pb::ConsortiumParams {
+            coordinate_samples: 4,
+            ..params(3, 3, Some(anomaly))
+        };
+        let (mut ledger, admin, m) = registered(3, params);
+        let rounds: [[[i32; 4]; 3]; 2] = [
+            [[40, 0, 0, 0], [0, 40, 0, 0], [0, 0, 40, 0]],
+            [[30, -5, -5, 10], [-5, 30, -5, 10], [5, 5, 0, 40]],
+        ];
+        let mut verdicts = Vec::new();
+        for (r, steps) in rounds.iter().enumerate() {
+            let round = r as u64 + 1;
+            ledger.submit(&admin, &open_round(round, &m[0])).unwrap();
+            for (i, s) in steps.iter().enumerate() {
+                // Steps of a thousandth, so that the dot products keep their digits in the
+                // sums' units of 10^-9.
+                let commit = pb::CommitUpdate {
+                    round,
+                    update_sha256: hash(&format!("update{round}-{i}")),
+                    size_bytes: 4096,
+                    num_samples: 100,
+                    norm_micro: 3_000_000,
+                    sketch: packed(&SKETCH),
+                    coordinate_step_nano: 1_000_000,
+                    coordinate_steps: packed(s),
+                    ..Default::default()
+                };
+                ledger
+                    .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
+                    .unwrap();
+            }
+            verdicts.push(evaluate_round(&mut ledger, &admin, round));
+            close_round(&mut ledger, &admin, round);
+        }
+        let kept: Vec<bool> = m
+            .iter()
+            .map(|k| {
+                let bytes = &ledger.state()[&crate::address::sketch_sum_address(k)];
+                let list =
+                    <pb::SketchSumList as protobuf::Message>::parse_from_bytes(bytes).unwrap();
+                bcfl_protos::compact::Compact::expanded(list)
+                    .unwrap()
+                    .entries[0]
+                    .last_kept
+            })
+            .collect();
+        let two = &verdicts[1];
+        let score = |i: usize| {
+            member_scores(&two.scored(), &two.methods[0])
+                .find(|s| s.member == m[i])
+                .map(|s| (s.score_micro, s.flagged))
+                .unwrap()
+        };
+        (
+            m.clone(),
+            kept,
+            two.excluded.to_vec(),
+            [score(0), score(1), score(2)],
+        )
+    };
+    let (_, kept, excluded, scores) = run(false);
+    assert_eq!(kept, [false; 3], "nothing recorded without leave-one-out");
+    assert!(excluded.is_empty());
+    // (5, 5, -40, 40) . (13.333, 13.333, 13.333, 0) / (57.009 * 23.094).
+    assert_eq!(scores[2], (-303_822, false));
+    let (m, kept, excluded, scores) = run(true);
+    // Round 2 accepted the first two.
+    assert_eq!(kept, [true, true, false]);
+    assert_eq!(excluded, vec![m[2].clone()]);
+    // (5, 5, -40, 40) . (20, 20, 0, 0) / (57.009 * 28.284).
+    assert_eq!(scores[2], (124_035, true));
+    // The honest members move against the others' move: (-10, -5, -5, 10) . (0, 20, 20, 0).
+    assert!(scores[0].0 < 0 && scores[1].0 < 0 && !scores[0].1 && !scores[1].1);
+}

@@ -372,3 +372,52 @@ proptest! {
         prop_assert!((responses[0] + responses[1]).abs() < 1e-9);
     }
 }
+
+proptest! {
+    /// The others' move ([`super::features::others_move`]) of a member of the accepted set is
+    /// the weighted mean of the others' coordinates, within the roundings: the kept mean's half
+    /// unit scaled by `S / (S - n)`, and one unit for the two results' own roundings.
+    #[test]
+    fn the_others_move_is_the_weighted_mean_of_the_others(
+        rows in proptest::collection::vec(
+            (1u64..500, proptest::collection::vec(-127i32..=127, 6)),
+            2..7,
+        ),
+        step in 1u64..100_000,
+        left in 0usize..7,
+    ) {
+        use crate::testing::packed;
+        let left = left % rows.len();
+        let commitments: Vec<pb::Commitment> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (samples, steps))| pb::Commitment {
+                member: format!("m{i}"),
+                round: 1,
+                num_samples: *samples,
+                coordinate_step_nano: step,
+                coordinate_steps: packed(steps),
+                ..Default::default()
+            })
+            .collect();
+        let all: Vec<&pb::Commitment> = commitments.iter().collect();
+        let others: Vec<&pb::Commitment> =
+            all.iter().enumerate().filter(|(i, _)| *i != left).map(|(_, c)| *c).collect();
+        let moved: Vec<i128> = super::features::weighted_mean_coordinates(&all)
+            .unwrap()
+            .into_iter()
+            .map(i128::from)
+            .collect();
+        let expected = super::features::weighted_mean_coordinates(&others).unwrap();
+        let total: u64 = rows.iter().map(|(n, _)| n).sum();
+        let own = rows[left].0;
+        let coordinates = crate::statistics::Coordinates::of_commitment(&commitments[left]).nano();
+        let got = super::features::others_move(&moved, total, own, &coordinates).unwrap();
+        let bound = 0.5 * total as f64 / (total - own) as f64 + 1.0;
+        for (g, e) in got.iter().zip(&expected) {
+            prop_assert!((*g as f64 - *e as f64).abs() <= bound, "{got:?} against {expected:?}");
+        }
+        // Nobody is left to move without the whole move.
+        prop_assert_eq!(super::features::others_move(&moved, own, own, &coordinates), None);
+    }
+}

@@ -61,7 +61,7 @@ use super::{
     attr, ensure, is_admin, reject, require_active_member, require_admin, require_consortium,
     require_round, Attributes,
 };
-use crate::anomaly::features::{extend_after_verdict, previous_rounds};
+use crate::anomaly::features::{configure, extend_after_verdict, previous_rounds};
 use crate::anomaly::{reads_own_previous, stored, withdraw};
 use crate::error::{Result, TxnError};
 use crate::limits::{MAX_ROUND_COMMITTERS, MAX_STALENESS, PPM};
@@ -491,11 +491,7 @@ pub fn evaluate_round(
         .map_err(|missing| reject(format!("the state lacks {missing}")))?
         .into();
     history.set_consensus(consensus);
-    history.reference_steps = params(&consortium)
-        .get_anomaly()
-        .get_mislabelled()
-        .reference_steps
-        .clone();
+    configure(&mut history, params(&consortium).get_anomaly());
     if reads_own_previous(params(&consortium).get_anomaly()) {
         history.previous = last.into();
     }

@@ -446,8 +446,13 @@ fn print_consortium(c: &pb::Consortium) {
     }
     if a.has_ascent() {
         println!(
-            "ascent:            max move response {} (excludes on its own)",
-            format_micro(i64::from(a.get_ascent().max_response_ppm))
+            "ascent:            max move response {}{} (excludes on its own)",
+            format_micro(i64::from(a.get_ascent().max_response_ppm)),
+            if a.get_ascent().leave_one_out {
+                ", against the others' move"
+            } else {
+                ""
+            }
         );
     }
     if a.has_mislabelled() {

@@ -78,6 +78,10 @@ pub(crate) struct ScaleArgs {
     /// (with the preset, it adds the method).
     #[arg(long, value_name = "R")]
     ascent_response: Option<String>,
+    /// The ascent method compares each member with the others' move, as `consortium init
+    /// --ascent-leave-one-out` (each accepted member's record then holds two more bytes).
+    #[arg(long)]
+    ascent_leave_one_out: bool,
     /// Sketches after the commitments, as `consortium init --sketch-after-commit`: each round
     /// is sealed and every member reveals its sketch in a second transaction.
     #[arg(long)]
@@ -141,6 +145,9 @@ impl ScaleArgs {
         }
         if let Some(response) = &self.ascent_response {
             argv.extend(["--ascent-response", response]);
+        }
+        if self.ascent_leave_one_out {
+            argv.push("--ascent-leave-one-out");
         }
         if self.sketch_after_commit {
             argv.push("--sketch-after-commit");

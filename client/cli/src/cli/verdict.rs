@@ -21,6 +21,7 @@ use bcfl_ledger::json::verdict_to_json;
 use bcfl_ledger::rest::{BlockTransaction, StateEntry, StateSnapshot};
 use bcfl_ledger::state::FamilyState;
 use bcfl_processor::access::declared_addresses;
+use bcfl_processor::anomaly::features::configure;
 use bcfl_processor::anomaly::{member_scores, reads_own_previous, withdraw};
 use bcfl_processor::handler::TransactionRequest;
 use bcfl_processor::rules::evaluation::{unscored, verdict_excluding_disputed, RoundEvidence};
@@ -199,7 +200,7 @@ fn recompute(
     let mut history = state.replayed_sketch_history(round, reads_previous);
     // Compared before the evidence gains what is never stored with the sums.
     let history_matches = history == state.sketch_history;
-    history.reference_steps = state.reference_steps().to_vec();
+    configure(&mut history, consortium.get_params().get_anomaly());
     // The committers' own previous commitments, where a method compares with them, as
     // `EvaluateRound` reads them.
     if reads_previous {

@@ -245,6 +245,10 @@ pub struct DetectionSettings {
     /// written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ascent_response: Option<f64>,
+    /// The ascent method compares each member with the others' move (absent: with the full
+    /// move, as in reports written before the setting existed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ascent_leave_one_out: bool,
     /// The oversized-update method's smallest residual, natural-log units (absent: no such
     /// method, as in reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +289,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             inconsistent_cosine: t.inconsistent_cosine,
             opposed_distance: t.opposed_distance,
             ascent_response: t.ascent_response,
+            ascent_leave_one_out: t.ascent_leave_one_out,
             oversized_residual: t.oversized_residual,
             mean_copy_cosine: t.mean_copy_cosine,
             mislabelled_margin: t.mislabelled_margin,

@@ -52,6 +52,9 @@ pub struct Tuning {
     pub opposed_distance: Option<f64>,
     /// The ascent method's largest move response; `None`: no ascent method.
     pub ascent_response: Option<f64>,
+    /// The ascent method compares each member with the others' move
+    /// (`AscentConfig.leave_one_out`); only beside `ascent_response`.
+    pub ascent_leave_one_out: bool,
     /// The oversized-update method's smallest residual (natural-log units); `None`: no such
     /// method.
     pub oversized_residual: Option<f64>,
@@ -84,6 +87,7 @@ impl Default for Tuning {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: None,
+            ascent_leave_one_out: false,
             oversized_residual: None,
             mean_copy_cosine: None,
             mislabelled_margin: None,
@@ -198,6 +202,7 @@ impl Detector {
         }
         if let Some(response) = tuning.ascent_response {
             config.mut_ascent().max_response_ppm = fixed::saturating_ppm(response);
+            config.mut_ascent().leave_one_out = tuning.ascent_leave_one_out;
         }
         if let Some(residual) = tuning.oversized_residual {
             config.mut_oversized().min_residual_ppm = fixed::saturating_ppm(residual);
@@ -242,6 +247,7 @@ mod tests {
             inconsistent_cosine: None,
             opposed_distance: None,
             ascent_response: Some(0.05),
+            ascent_leave_one_out: true,
             oversized_residual: Some(1.5),
             mean_copy_cosine: Some(0.9),
             mislabelled_margin: Some(-0.02),
@@ -249,7 +255,7 @@ mod tests {
             withdraw: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
-        assert!(ensemble.withdraw && ensemble.has_ascent());
+        assert!(ensemble.withdraw && ensemble.get_ascent().leave_one_out);
         assert_eq!(ensemble.get_oversized().min_residual_ppm, 1_500_000);
         assert_eq!(ensemble.get_mean_copy().min_cosine_ppm, 900_000);
         // The limit; the reference is the scenario's, filled in when it runs.

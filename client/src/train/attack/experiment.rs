@@ -531,14 +531,12 @@ fn trace_verdicts(
     scenario: &Scenario,
     attackers: &[String],
 ) {
-    use bcfl_processor::anomaly::features::extend_after_verdict;
+    use bcfl_processor::anomaly::features::{configure, extend_after_verdict};
     use bcfl_processor::anomaly::{member_scores, MemberData};
     let state = &outcome.state;
     let links: Vec<pb::Link> = state.links.values().cloned().collect();
-    let mut history = pb::SketchHistory {
-        reference_steps: state.reference_steps().to_vec(),
-        ..Default::default()
-    };
+    let mut history = pb::SketchHistory::default();
+    configure(&mut history, state.anomaly_config());
     for (&round, verdict) in &state.verdicts {
         let scored = verdict.scored();
         let commitments: Vec<pb::Commitment> = state

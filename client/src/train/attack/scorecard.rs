@@ -239,6 +239,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("inconsistent", d.inconsistent_cosine.is_some()),
         ("opposed", d.opposed_distance.is_some()),
         ("ascent", d.ascent_response.is_some()),
+        ("leave one out", d.ascent_leave_one_out),
         ("mislabelled", d.mislabelled_margin.is_some()),
         ("oversized", d.oversized_residual.is_some()),
         ("mean copy", d.mean_copy_cosine.is_some()),

@@ -164,6 +164,11 @@ pub(crate) struct CommonArgs {
     /// the preset).
     #[arg(long, value_name = "R")]
     ascent_response: Option<f64>,
+    /// The ascent method compares each member with the others' move, the model's move without
+    /// the member's own previous change (`consortium init --ascent-leave-one-out`). Needs the
+    /// ascent method (--ascent-response or the `every-attack-convex` preset).
+    #[arg(long)]
+    ascent_leave_one_out: bool,
     /// Adds the mislabelled-change method to every detector (`consortium init --anomaly
     /// ...,mislabelled --reference FILE --mislabelled-margin M`), the preset's too: a member
     /// whose changes, over its rounds, lie below this mean cosine with the reference direction
@@ -313,6 +318,9 @@ impl CommonArgs {
         if self.withdraw && cosine.is_none() && response.is_none() {
             bail!("--withdraw needs --inconsistent-cosine or --ascent-response");
         }
+        if self.ascent_leave_one_out && response.is_none() {
+            bail!("--ascent-leave-one-out needs --ascent-response (or --anomaly-preset every-attack-convex)");
+        }
         if self.anomaly_preset.is_some() {
             let preset = Tuning::every_attack();
             return Ok(Tuning {
@@ -321,6 +329,7 @@ impl CommonArgs {
                     .map_or(preset.features, <[pb::Feature]>::to_vec),
                 inconsistent_cosine: cosine,
                 ascent_response: response,
+                ascent_leave_one_out: self.ascent_leave_one_out,
                 mislabelled_margin: self.mislabelled_margin,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                 oversized_residual: self.oversized_residual.or(preset.oversized_residual),
@@ -377,6 +386,7 @@ impl CommonArgs {
             oversized_residual: self.oversized_residual,
             mean_copy_cosine: self.mean_copy_cosine,
             ascent_response: self.ascent_response,
+            ascent_leave_one_out: self.ascent_leave_one_out,
             mislabelled_margin: self.mislabelled_margin,
             count_copies_once: self.count_copies_once,
             withdraw: self.withdraw,
@@ -716,6 +726,17 @@ mod tests {
             }
         );
         assert_eq!(tuning(&[]).unwrap().ascent_response, None);
+        let left_out = tuning(&[
+            "--anomaly-preset",
+            "every-attack-convex",
+            "--ascent-leave-one-out",
+        ])
+        .unwrap();
+        assert!(left_out.ascent_leave_one_out && left_out.ascent_response == Some(0.05));
+        let err = tuning(&["--anomaly-preset", "every-attack", "--ascent-leave-one-out"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs --ascent-response"), "{err}");
         let err = tuning(&["--ascent-response", "0"]).unwrap_err().to_string();
         assert!(err.contains("needs --coordinate-samples"), "{err}");
         for bad in ["--ascent-response=-0.1", "--ascent-response=0.6"] {
@@ -759,7 +780,8 @@ mod tests {
             skewed_shards: true,
             ..AnomalyPreset::EveryAttackConvex.additions()
         }
-        .apply(bcfl_processor::anomaly::every_attack_config());
+        .apply(bcfl_processor::anomaly::every_attack_config())
+        .unwrap();
         assert_eq!(Detector::Both.config(&skewed), expected);
         let alone = [
             "x",

@@ -108,6 +108,10 @@ pub(crate) struct DemoArgs {
     /// measured), as steps up its own loss do, is excluded on that alone.
     #[arg(long, value_name = "R")]
     pub(crate) ascent_response: Option<String>,
+    /// The ascent method compares each member with the others' move, the model's move without
+    /// the member's own previous change (`consortium init --ascent-leave-one-out`).
+    #[arg(long)]
+    pub(crate) ascent_leave_one_out: bool,
     /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
     /// to the round before (`consortium init --withdraw`): the next aggregate takes its
     /// contribution back out of the model.
@@ -373,6 +377,7 @@ impl DemoArgs {
         let additions = anomaly_preset::Additions::parse(
             self.inconsistent_cosine.as_deref(),
             self.ascent_response.as_deref(),
+            self.ascent_leave_one_out,
             self.withdraw,
             self.skewed_shards,
         )?;
@@ -394,7 +399,8 @@ impl DemoArgs {
             dbscan_eps_ppm: ppm("dbscan-eps", &self.dbscan_eps)?,
             anomaly_config: self
                 .anomaly_preset
-                .map(|preset| additions.apply(preset.config())),
+                .map(|preset| additions.apply(preset.config()))
+                .transpose()?,
             mislabelled_margin_ppm: self
                 .mislabelled
                 .then(|| anomaly_preset::mislabelled_margin_ppm(self.mislabelled_margin.as_deref()))
@@ -430,7 +436,7 @@ impl DemoArgs {
         };
         // Without a preset, the opt-in methods join the listed ones.
         if config.anomaly_config.is_none() && additions != anomaly_preset::Additions::default() {
-            config.anomaly_config = Some(additions.apply(config.anomaly_config()));
+            config.anomaly_config = Some(additions.apply(config.anomaly_config())?);
         }
         Ok(config)
     }

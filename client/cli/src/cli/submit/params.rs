@@ -325,6 +325,13 @@ pub(crate) struct InitArgs {
     /// not to LoRA adapters trained with AdamW.
     #[arg(long)]
     ascent_response: Option<String>,
+    /// The ascent method compares each member's change with the others' move: the model's
+    /// move without the member's own previous change where that round accepted it. Its own
+    /// change is part of the move, and where changes vary from round to round more than they
+    /// respond to the model (LoRA adapters trained with AdamW), that part pulls every member's
+    /// response below 0, a sign flipper's too. Needs the ascent method.
+    #[arg(long)]
+    ascent_leave_one_out: bool,
     /// The consortium's reference direction for the mislabelled-change method: an update file
     /// of the consortium's trainable tensors (the layout members commit) holding, in the
     /// classification head's weight, each class's mean feature on a labelled root set minus
@@ -435,7 +442,7 @@ impl InitArgs {
             .with_context(|| format!("--rule {rule}"))?;
         match self.anomaly_preset {
             Some(preset) => {
-                let mut config = self.additions()?.apply(preset.config());
+                let mut config = self.additions()?.apply(preset.config())?;
                 config.count_copies_once |= self.count_copies_once;
                 params.set_anomaly(config);
             }
@@ -567,10 +574,11 @@ impl InitArgs {
                 .anomaly
                 .contains(&Method::Ascent)
                 .then(|| given.ascent_response_ppm.unwrap_or(ASCENT_MAX_RESPONSE_PPM)),
+            ascent_leave_one_out: given.ascent_leave_one_out,
             withdraw: given.withdraw,
             skewed_shards: given.skewed_shards,
         };
-        Ok(listed.apply(config))
+        listed.apply(config)
     }
 
     /// The mislabelled-change method from `--reference` and `--mislabelled-margin`, added to
@@ -625,6 +633,7 @@ impl InitArgs {
         anomaly_preset::Additions::parse(
             self.inconsistent_cosine.as_deref(),
             self.ascent_response.as_deref(),
+            self.ascent_leave_one_out,
             self.withdraw,
             self.skewed_shards,
         )
@@ -862,6 +871,24 @@ mod tests {
         .unwrap();
         expected.withdraw = true;
         assert_eq!(on_preset.get_anomaly(), &expected);
+        // --ascent-leave-one-out sets the method's switch, in a list or on a preset holding
+        // it, and needs the method.
+        let listed = ascent(&["--anomaly", "zscore,ascent", "--ascent-leave-one-out"]).unwrap();
+        assert!(listed.get_anomaly().get_ascent().leave_one_out);
+        let convex = ascent(&[
+            "--anomaly-preset",
+            "every-attack-convex",
+            "--ascent-leave-one-out",
+        ])
+        .unwrap();
+        assert!(convex.get_anomaly().get_ascent().leave_one_out);
+        for without_ascent in [
+            &["--anomaly", "zscore", "--ascent-leave-one-out"][..],
+            &["--anomaly-preset", "every-attack", "--ascent-leave-one-out"],
+        ] {
+            let err = ascent(without_ascent).unwrap_err().to_string();
+            assert!(err.contains("needs the ascent method"), "{err}");
+        }
         // --skewed-shards narrows the preset's voting features, and needs the preset.
         let skewed = ascent(&["--anomaly-preset", "every-attack", "--skewed-shards"]).unwrap();
         let features = bcfl_processor::anomaly::SKEWED_SHARDS_FEATURES.to_vec();
