@@ -10,20 +10,26 @@ served there by `bcfl-devnet` on a free loopback port, and read with `bcfl --jso
 
 For every member and every round r >= 2 it committed to after committing to r - 1, it takes the
 member's change at the sampled coordinates minus its previous change, and the global model's
-change `m` in between (the sample-weighted mean of round r - 1's accepted changes, what the
-processor keeps as the consensus record's `previous_change`), and sums over the member's rounds
-the dot products over the products of the lengths:
+change `m` in between, and sums over the member's rounds the dot products over the products of
+the lengths. `m` is what the processor keeps as the consensus record's `previous_change`: the
+sample-weighted mean of round r - 1's accepted changes, plus, where round r - 1's verdict
+withdrew members' commitments to round r - 2, what taking them back out adds
+(`sum n_l (m' - u_l) / (N - L)`, `m'` the kept change of round r - 2 over `N` samples, `n_l` and
+`u_l` each withdrawn commitment's samples and coordinates, `L` their sum; `-m'` when they were
+all of it).
 
 - `full`: against `m`, the `MOVE_RESPONSE` feature the ascent method reads by default;
 - `leave_one_out`: against the others' move, `m` without the member's own previous change
   (`(S m - n_i c_i) / (S - n_i)`, `S` the accepted samples, where the member was accepted; no
   term where it was all of them), as `consortium init --ascent-leave-one-out` has the ledger
-  compute it.
+  compute it;
+- `on_chain`: the ascent method's score in round r's verdict, where the consortium runs it
+  (one of the two, up to the ledger's integer rounding).
 
 A member's own previous change is part of `m` with weight `n_i / S`, and where changes vary
 from round to round more than they respond to the model (LoRA adapters under AdamW), that part
 alone pulls every member's response below 0, a sign flipper's too. Prints one JSON object: per
-member its name, attack, samples and the two running ratios after each round.
+member its name, attack, samples and the running ratios after each round.
 """
 import json
 import math
@@ -47,7 +53,8 @@ def dot(a, b):
 
 
 def rounds_of(bcfl, url):
-    """Round number -> ({member: (coordinates, samples)}, accepted keys), from round 1 on."""
+    """Round number -> ({member: (coordinates, samples)}, accepted keys, withdrawn keys,
+    {member: the ascent method's score} or None), from round 1 on."""
     rounds = {}
     number = 1
     while True:
@@ -68,24 +75,60 @@ def rounds_of(bcfl, url):
             commitments[c["member"]] = ([s * step for s in steps], int(c["num_samples"]))
         if not commitments:
             break
-        accepted = set((data.get("verdict") or {}).get("accepted") or [])
-        rounds[number] = (commitments, accepted)
+        verdict = data.get("verdict") or {}
+        accepted = set(verdict.get("accepted") or [])
+        withdrawn = set(verdict.get("withdrawn_members") or [])
+        ascent = None
+        for method in verdict.get("methods") or []:
+            if method.get("method") == "ASCENT":
+                ascent = dict(zip(verdict.get("scored") or [], method.get("scores_micro") or []))
+                ascent = {k: int(v) / 1e6 for k, v in ascent.items()}
+        rounds[number] = (commitments, accepted, withdrawn, ascent)
         number += 1
     return rounds
 
 
-def responses(rounds):
-    """Member key -> [(round, full, leave_one_out)], the running ratios."""
-    sums, out = {}, {}
+def kept_changes(rounds):
+    """Round number -> (the kept change after it, its samples), as the processor keeps it
+    (`extend_consensus`): the accepted changes' weighted mean, corrected for the withdrawn ones;
+    None where the round accepted nobody."""
+    kept = {}
     for number in sorted(rounds):
-        if number - 1 not in rounds:
-            continue
-        before, accepted = rounds[number - 1]
-        total = sum(before[k][1] for k in accepted)
+        commitments, accepted, withdrawn, _ = rounds[number]
+        total = sum(commitments[k][1] for k in accepted)
         if total == 0:
+            kept[number] = None
             continue
-        dim = len(next(iter(before.values()))[0])
-        moved = [sum(before[k][0][j] * before[k][1] for k in accepted) / total for j in range(dim)]
+        dim = len(next(iter(commitments.values()))[0])
+        mean = [
+            sum(commitments[k][0][j] * commitments[k][1] for k in accepted) / total
+            for j in range(dim)
+        ]
+        before = kept.get(number - 1)
+        if withdrawn and before is not None and number - 1 in rounds:
+            moved, samples = before
+            taken = [rounds[number - 1][0][k] for k in withdrawn if k in rounds[number - 1][0]]
+            removed = sum(n for _, n in taken)
+            for j in range(dim):
+                if removed >= samples:
+                    mean[j] -= moved[j]
+                else:
+                    mean[j] += sum(n * (moved[j] - u[j]) for u, n in taken) / (samples - removed)
+        kept[number] = (mean, total)
+    return kept
+
+
+def responses(rounds):
+    """Member key -> [(round, full, leave_one_out, on_chain)], the running ratios."""
+    sums, out = {}, {}
+    kept = kept_changes(rounds)
+    for number in sorted(rounds):
+        if number - 1 not in rounds or kept.get(number - 1) is None:
+            continue
+        before, accepted, _, _ = rounds[number - 1]
+        moved, total = kept[number - 1]
+        dim = len(moved)
+        on_chain = rounds[number][3] or {}
         for key, (now, _) in rounds[number][0].items():
             if key not in before:
                 continue
@@ -108,7 +151,9 @@ def responses(rounds):
                 s[2] += dot(change, others)
                 s[3] += length * math.sqrt(dot(others, others))
             ratio = lambda d, w: round(d / w, 4) if w > 0 else 0.0
-            out.setdefault(key, []).append((number, ratio(s[0], s[1]), ratio(s[2], s[3])))
+            out.setdefault(key, []).append(
+                (number, ratio(s[0], s[1]), ratio(s[2], s[3]), on_chain.get(key))
+            )
     return out
 
 
@@ -169,8 +214,8 @@ def main():
                 "attack": m.get("attack"),
                 "shard": m.get("shard"),
                 "rounds": [
-                    {"round": r, "full": full, "leave_one_out": loo}
-                    for r, full, loo in found.get(m["key"], [])
+                    {"round": r, "full": full, "leave_one_out": loo, "on_chain": chain}
+                    for r, full, loo, chain in found.get(m["key"], [])
                 ],
             }
         )

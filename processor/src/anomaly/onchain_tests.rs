@@ -215,6 +215,19 @@ fn commit_coordinates(
     samples: u64,
     steps: [i32; 4],
 ) {
+    commit_steps(ledger, key, round, i, samples, steps, 1_000);
+}
+
+/// [`commit_coordinates`] with steps of `step_nano` nano-units.
+fn commit_steps(
+    ledger: &mut MemoryLedger,
+    key: &str,
+    round: u64,
+    i: usize,
+    samples: u64,
+    steps: [i32; 4],
+    step_nano: u64,
+) {
     let commit = pb::CommitUpdate {
         round,
         update_sha256: hash(&format!("update{round}-{i}")),
@@ -222,7 +235,7 @@ fn commit_coordinates(
         num_samples: samples,
         norm_micro: 3_000_000,
         sketch: packed(&SKETCH),
-        coordinate_step_nano: 1_000,
+        coordinate_step_nano: step_nano,
         coordinate_steps: packed(&steps),
         ..Default::default()
     };
@@ -1158,20 +1171,7 @@ fn leave_one_out_move_responses_flag_a_member_leaning_with_the_others() {
             for (i, s) in steps.iter().enumerate() {
                 // Steps of a thousandth, so that the dot products keep their digits in the
                 // sums' units of 10^-9.
-                let commit = pb::CommitUpdate {
-                    round,
-                    update_sha256: hash(&format!("update{round}-{i}")),
-                    size_bytes: 4096,
-                    num_samples: 100,
-                    norm_micro: 3_000_000,
-                    sketch: packed(&SKETCH),
-                    coordinate_step_nano: 1_000_000,
-                    coordinate_steps: packed(s),
-                    ..Default::default()
-                };
-                ledger
-                    .submit(&m[i], &payload(|p| p.set_commit_update(commit)))
-                    .unwrap();
+                commit_steps(&mut ledger, &m[i], round, i, 100, *s, 1_000_000);
             }
             verdicts.push(evaluate_round(&mut ledger, &admin, round));
             close_round(&mut ledger, &admin, round);
