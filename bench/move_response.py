@@ -6,7 +6,9 @@ Usage: python bench/move_response.py WORK_DIR [BIN_DIR]
 WORK_DIR is a demo's work folder (`ledger/` and `report.json` in it, as `scripts/demo.sh` and the
 attack series leave them; the consortium must sample coordinates). BIN_DIR holds `bcfl` and
 `bcfl-devnet` (default: `$CARGO_TARGET_DIR/debug`). The ledger is copied to a temporary folder,
-served there by `bcfl-devnet` on a free loopback port, and read with `bcfl --json audit round N`.
+served there by `bcfl-devnet` on a free loopback port, and read with `bcfl --json audit round N`;
+with BCFL_URL set, the ledger at that URL is read instead (WORK_DIR then needs only its
+`report.json`).
 
 For every member and every round r >= 2 it committed to after committing to r - 1, it takes the
 member's change at the sampled coordinates minus its previous change, and the global model's
@@ -157,23 +159,9 @@ def responses(rounds):
     return out
 
 
-def main():
-    if len(sys.argv) not in (2, 3):
-        sys.exit(__doc__)
-    work = sys.argv[1]
-    if len(sys.argv) == 3:
-        bins = sys.argv[2]
-    elif os.environ.get("CARGO_TARGET_DIR"):
-        bins = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug")
-    else:
-        sys.exit("no BIN_DIR given and CARGO_TARGET_DIR is unset (`. scripts/env.sh` sets it)")
-    for name in ("bcfl", "bcfl-devnet"):
-        if not os.access(os.path.join(bins, name), os.X_OK):
-            sys.exit(f"{bins} holds no {name} binary")
-    for part in ("ledger", "report.json"):
-        if not os.path.exists(os.path.join(work, part)):
-            sys.exit(f"{work} holds no {part}: not a finished demo's work folder")
-    report = json.load(open(os.path.join(work, "report.json")))
+def served(bins, work):
+    """Reads the rounds of `work`'s ledger, copied to a temporary folder and served there by
+    `bcfl-devnet` on a free loopback port."""
     with tempfile.TemporaryDirectory() as tmp:
         ledger = os.path.join(tmp, "ledger")
         shutil.copytree(os.path.join(work, "ledger"), ledger)
@@ -192,7 +180,6 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         try:
-            url = f"http://127.0.0.1:{port}"
             deadline = time.time() + 30
             while True:
                 try:
@@ -202,10 +189,36 @@ def main():
                     if time.time() > deadline or devnet.poll() is not None:
                         sys.exit("bcfl-devnet did not start on the copied ledger")
                     time.sleep(0.2)
-            found = responses(rounds_of(os.path.join(bins, "bcfl"), url))
+            return rounds_of(os.path.join(bins, "bcfl"), f"http://127.0.0.1:{port}")
         finally:
             devnet.terminate()
             devnet.wait()
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    work = sys.argv[1]
+    if len(sys.argv) == 3:
+        bins = sys.argv[2]
+    elif os.environ.get("CARGO_TARGET_DIR"):
+        bins = os.path.join(os.environ["CARGO_TARGET_DIR"], "debug")
+    else:
+        sys.exit("no BIN_DIR given and CARGO_TARGET_DIR is unset (`. scripts/env.sh` sets it)")
+    # With BCFL_URL, the ledger is read where it runs; WORK_DIR then needs only report.json.
+    url = os.environ.get("BCFL_URL")
+    needed = ("bcfl",) if url else ("bcfl", "bcfl-devnet")
+    for name in needed:
+        if not os.access(os.path.join(bins, name), os.X_OK):
+            sys.exit(f"{bins} holds no {name} binary")
+    for part in ("report.json",) if url else ("ledger", "report.json"):
+        if not os.path.exists(os.path.join(work, part)):
+            sys.exit(f"{work} holds no {part}: not a finished demo's work folder")
+    report = json.load(open(os.path.join(work, "report.json")))
+    if url:
+        found = responses(rounds_of(os.path.join(bins, "bcfl"), url))
+    else:
+        found = responses(served(bins, work))
     members = []
     for m in report["members"]:
         members.append(

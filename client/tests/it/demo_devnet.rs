@@ -956,6 +956,60 @@ fn ascent_scores_through_member_processes(leave_one_out: bool) {
     }
 }
 
+/// `bench/move_response.py`, which reads a demo's commitments and verdicts back and recomputes
+/// every member's move response in floating point, agrees with the ascent method's on-chain
+/// scores in a leave-one-out run whose verdicts withdraw: it must keep the model's move as the
+/// processor does, withdrawn commitments taken back out (its first version took the accepted
+/// changes' mean alone, and misread every round after a withdrawal).
+#[test]
+fn the_move_response_script_recomputes_the_on_chain_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let args = [
+        "--ascent-response",
+        "0",
+        "--ascent-leave-one-out",
+        "--withdraw",
+    ];
+    let (_report, state) = every_attack_demo(&ledger, dir.path(), "3", "sign-flip:1", &args);
+    assert!(
+        state.verdicts.values().any(|v| !v.withdrawn.is_empty()),
+        "the run withdraws, so the script's move is checked after a withdrawal"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/move_response.py");
+    let bins = Binary::Bcfl.path().parent().unwrap().to_path_buf();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(dir.path().join("work"))
+        .arg(&bins)
+        .env("BCFL_URL", ledger.url())
+        .output()
+        .expect("running python3 bench/move_response.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let mut compared = 0;
+    for member in found["members"].as_array().unwrap() {
+        for round in member["rounds"].as_array().unwrap() {
+            let on_chain = round["on_chain"]
+                .as_f64()
+                .expect("the ascent method's score");
+            let recomputed = round["leave_one_out"].as_f64().unwrap();
+            assert!(
+                (on_chain - recomputed).abs() < 1e-3,
+                "{}, round {}: {on_chain} on chain, {recomputed} recomputed",
+                member["name"],
+                round["round"]
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 8, "{found}");
+}
+
 /// Two member processes collude under the every-attack preset: each fetches the honest members'
 /// committed updates and commits the one min-max update crafted from them. Their sketches are
 /// copies, so the duplicate method flags both, and the verdict excludes them on that alone,
