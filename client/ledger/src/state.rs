@@ -290,9 +290,11 @@ impl FamilyState {
     /// consortium's methods compare members with their own previous commitment,
     /// [`bcfl_processor::anomaly::reads_own_previous`]) each round also reads those
     /// commitments, as `EvaluateRound` does, and extends the response sums with them; with the
-    /// consortium's reference (`MislabelledConfig`) it extends the margin sums too. An auditor
-    /// compares it with the stored [`Self::sketch_history`]: `previous` and the reference,
-    /// never stored with the sums, are left empty in what it returns.
+    /// consortium's reference (`MislabelledConfig`) it extends the margin sums too, and with
+    /// `AscentConfig.leave_one_out` it computes the responses against the others' move and
+    /// records whom each verdict accepted. An auditor compares it with the stored
+    /// [`Self::sketch_history`]: `previous`, the reference and the leave-one-out switch, never
+    /// stored with the sums, are left empty in what it returns.
     pub fn replayed_sketch_history(&self, round: u64, reads_previous: bool) -> pb::SketchHistory {
         let mut history = pb::SketchHistory::default();
         bcfl_processor::anomaly::features::configure(&mut history, self.anomaly_config());
