@@ -206,20 +206,8 @@ fn archives(ledger: &MemoryLedger) -> std::collections::BTreeMap<u64, Vec<i64>> 
 }
 
 /// Member `key` (the `i`-th) commits to `round` with `samples`, the sketch `SKETCH` and the
-/// sampled coordinates `steps` (in micro-units: steps of 1,000 nano-units).
+/// sampled coordinates `steps`, in steps of `step_nano` nano-units.
 fn commit_coordinates(
-    ledger: &mut MemoryLedger,
-    key: &str,
-    round: u64,
-    i: usize,
-    samples: u64,
-    steps: [i32; 4],
-) {
-    commit_steps(ledger, key, round, i, samples, steps, 1_000);
-}
-
-/// [`commit_coordinates`] with steps of `step_nano` nano-units.
-fn commit_steps(
     ledger: &mut MemoryLedger,
     key: &str,
     round: u64,
@@ -694,7 +682,7 @@ fn the_inconsistent_method_compares_each_member_with_its_own_previous_commitment
     };
     let (mut ledger, admin, m) = registered(6, params);
     let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
-        commit_coordinates(ledger, &m[i], round, i, 100, steps);
+        commit_coordinates(ledger, &m[i], round, i, 100, steps, 1_000);
     };
     let evaluate = |ledger: &mut MemoryLedger, round: u64| evaluate_round(ledger, &admin, round);
     // Round 1: members 0-4, each moving its own way; member 5 sits it out.
@@ -801,7 +789,7 @@ fn the_mislabelled_method_averages_each_members_margins_over_its_rounds() {
         let round = r as u64 + 1;
         ledger.submit(&admin, &open_round(round, &m[0])).unwrap();
         for (i, s) in steps.iter().enumerate() {
-            commit_coordinates(&mut ledger, &m[i], round, i, 100, *s);
+            commit_coordinates(&mut ledger, &m[i], round, i, 100, *s, 1_000);
         }
         let verdict = evaluate_round(&mut ledger, &admin, round);
         verdicts.push(margins(&verdict));
@@ -978,7 +966,7 @@ fn a_flag_of_a_method_comparing_with_the_previous_commitment_withdraws_it() {
         };
         let (mut ledger, admin, m) = registered(5, params);
         let commit = |ledger: &mut MemoryLedger, round: u64, i: usize, steps: [i32; 4]| {
-            commit_coordinates(ledger, &m[i], round, i, 100 + 10 * i as u64, steps);
+            commit_coordinates(ledger, &m[i], round, i, 100 + 10 * i as u64, steps, 1_000);
         };
         let evaluate =
             |ledger: &mut MemoryLedger, round: u64| evaluate_round(ledger, &admin, round);
@@ -1171,7 +1159,7 @@ fn leave_one_out_move_responses_flag_a_member_leaning_with_the_others() {
             for (i, s) in steps.iter().enumerate() {
                 // Steps of a thousandth, so that the dot products keep their digits in the
                 // sums' units of 10^-9.
-                commit_steps(&mut ledger, &m[i], round, i, 100, *s, 1_000_000);
+                commit_coordinates(&mut ledger, &m[i], round, i, 100, *s, 1_000_000);
             }
             verdicts.push(evaluate_round(&mut ledger, &admin, round));
             close_round(&mut ledger, &admin, round);
