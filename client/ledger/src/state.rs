@@ -324,8 +324,11 @@ impl FamilyState {
                 &verdict.withdrawn_members(),
             );
         }
-        history.reference_steps.clear();
-        history.leave_one_out = false;
+        // What `configure` gave it is never stored: the default configuration's is empty.
+        bcfl_processor::anomaly::features::configure(
+            &mut history,
+            pb::AnomalyConfig::default_instance(),
+        );
         history
     }
 

@@ -679,7 +679,7 @@ pub fn response_terms(
     history: &pb::SketchHistory,
 ) -> Vec<Option<(i64, u64)>> {
     let consensus = history.get_consensus();
-    let (moved, _) = kept_change(consensus);
+    let (kept, kept_sq) = kept_change(consensus);
     let earlier = by_member(&history.previous);
     commitments
         .iter()
@@ -695,19 +695,20 @@ pub fn response_terms(
             let left_out = history.leave_one_out
                 && entry_of(history, &c.member)
                     .is_some_and(|e| e.last_kept && e.last_round == p.round);
+            // The kept move's norm is the same for every member; only the others' move is
+            // the member's own.
             let others;
-            let moved: &[i128] = if left_out {
+            let (moved, moved_sq): (&[i128], i128) = if left_out {
                 others = others_move(
-                    &moved,
+                    &kept,
                     consensus.previous_change_samples,
                     p.num_samples,
                     &before,
                 )?;
-                &others
+                (&others, squared_norm(&others))
             } else {
-                &moved
+                (&kept, kept_sq)
             };
-            let moved_sq = squared_norm(moved);
             if moved_sq == 0 {
                 return None;
             }
