@@ -11,7 +11,11 @@
 # clean reference instead: no flipper, without the method, Dirichlet shards only (what the
 # accuracy is compared with). Each run's margins are its report's `scores.mislabelled`.
 #
-# Usage: bench/label-flip-demo.sh OUT_DIR [SEEDS="42 1 2"] [FLIPPERS="2"]
+# METHOD_ONLY=1 runs only the Dirichlet runs with the method (to measure another reference,
+# `bcfl demo --mislabelled-reference`, passed in MISLABELLED_ARGS, beside the runs without it
+# already in OUT_DIR).
+#
+# Usage: [METHOD_ONLY=1] [MISLABELLED_ARGS=...] bench/label-flip-demo.sh OUT_DIR [SEEDS="42 1 2"] [FLIPPERS="2"]
 # Writes OUT_DIR/NAME/ (each demo's work folder, report.json in it), OUT_DIR/NAME.json (the
 # report; NAME is fN-SHARDS[-mislabelled]-SEED) and OUT_DIR/label-flip-demo.json: per run report
 # in OUT_DIR (this call's and earlier calls' with other counts or seeds), the flippers, flipper
@@ -37,7 +41,13 @@ run() {
 }
 
 first=${seeds%% *}
+method_only=${METHOD_ONLY:-0}
+# shellcheck disable=SC2206 # words on purpose
+method=(--mislabelled ${MISLABELLED_ARGS:-})
 for n in $counts; do
+  if [ "$n" = 0 ] && [ "$method_only" = 1 ]; then
+    continue
+  fi
   if [ "$n" = 0 ]; then
     for seed in $seeds; do
       run "f0-dirichlet-$seed" "${common[@]}" "${dirichlet[@]}" --seed "$seed"
@@ -47,10 +57,14 @@ for n in $counts; do
   attack=(--attack "label-flip:$n")
   for seed in $seeds; do
     run "f$n-dirichlet-mislabelled-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" \
-      --seed "$seed" --mislabelled
-    run "f$n-dirichlet-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" --seed "$seed"
+      --seed "$seed" "${method[@]}"
+    if [ "$method_only" != 1 ]; then
+      run "f$n-dirichlet-$seed" "${common[@]}" "${attack[@]}" "${dirichlet[@]}" --seed "$seed"
+    fi
   done
-  run "f$n-iid-mislabelled-$first" "${common[@]}" "${attack[@]}" --seed "$first" --mislabelled
+  if [ "$method_only" != 1 ]; then
+    run "f$n-iid-mislabelled-$first" "${common[@]}" "${attack[@]}" --seed "$first" "${method[@]}"
+  fi
 done
 
 "$BCFL_VENV/bin/python" bench/demo_summary.py "$out" \

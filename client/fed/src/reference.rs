@@ -3,21 +3,33 @@
 //! trainable tensors along which training on true labels moves a classification head, whatever
 //! classes a member's shard holds, and training on wrong labels moves it against.
 //!
-//! On a labelled root set the consortium agrees on, let `μ_c` be the mean feature (the head's
-//! input) of class `c`, `μ̄` the mean of those means and `P` the projection that removes the
-//! direction of `μ̄`. The reference's row `c` of the head's weight is `r_c = P (μ_c - μ̄)`
-//! ([`class_directions`]); every other value is 0 ([`head_reference`]). From a head that
-//! predicts every class alike, one step of cross-entropy on rows `(x_i, y_i)` with
-//! `x_i = μ̄ + (μ_{y_i} - μ̄)` changes row `c` by `η Σ_i (1[y_i = c] - 1/K) x_i`, whose dot
-//! product with the reference is `η Σ_i |P (μ_{y_i} - μ̄)|²`: positive for any mix of true
-//! labels, one class alone included (the property test checks it), since the rows of `r` sum to
-//! 0 and `P` removes the part of every feature that all classes share. Without `P`, a member
-//! holding one class `A` scores `|μ_A - μ̄|² + μ̄ · (μ_A - μ̄)`, below 0 for a class whose mean
-//! lies closer to the origin than the others' along `μ̄`; on the attack benchmark's embeddings
-//! (Dirichlet 0.1 shards) the projection cut honest member-rounds below 0 from 7 to 3 of 180.
-//! Labels shifted to another class score `η Σ_i (P d_{y_i}) · (P d_{y_i + 1})`, with
-//! `d_c = μ_c - μ̄`: below 0 where different classes' centred means point apart, as they do on
-//! average (`Σ_{c ≠ A} d_A · d_c = -|d_A|²`).
+//! Its row `c` of the head's weight is a direction `r_c`, every other value 0
+//! ([`head_reference`]). One step of cross-entropy on rows `(x_i, y_i)` changes row `c` by
+//! `η Σ_i (1[y_i = c] - p_c(x_i)) x_i`, `p` the model's probabilities, so the step's dot
+//! product with the reference is `η Σ_i (s_{y_i}(x_i) - Σ_c p_c(x_i) s_c(x_i))` with
+//! `s_c(x) = r_c · x`: how much the linear classifier `r` agrees with the member's labels,
+//! beyond what it agrees with the model's predictions. The better `r` classifies, the further
+//! true labels and shifted ones lie apart. Two classifiers, both from a labelled root set the
+//! consortium agrees on:
+//!
+//! - *Class means* ([`class_directions`]), the nearest-centroid classifier: with `μ_c` the mean
+//!   feature (the head's input) of class `c`, `μ̄` the mean of those means and `P` the
+//!   projection that removes the direction of `μ̄`, `r_c = P (μ_c - μ̄)`. From a head that
+//!   predicts every class alike, with `x_i = μ̄ + (μ_{y_i} - μ̄)`, the dot product is
+//!   `η Σ_i |P (μ_{y_i} - μ̄)|²`: positive for any mix of true labels, one class alone
+//!   included (the property test checks it), since the rows of `r` sum to 0 and `P` removes the
+//!   part of every feature that all classes share. Without `P`, a member holding one class `A`
+//!   scores `|μ_A - μ̄|² + μ̄ · (μ_A - μ̄)`, below 0 for a class whose mean lies closer to the
+//!   origin than the others' along `μ̄`; on the attack benchmark's embeddings (Dirichlet 0.1
+//!   shards) the projection cut honest member-rounds below 0 from 7 to 3 of 180. Labels
+//!   shifted to another class score `η Σ_i (P d_{y_i}) · (P d_{y_i + 1})`, with
+//!   `d_c = μ_c - μ̄`: below 0 where different classes' centred means point apart, as they do
+//!   on average (`Σ_{c ≠ A} d_A · d_c = -|d_A|²`).
+//! - *A trained classifier* ([`classifier_directions`]): the weight rows `w_c` of a linear
+//!   classifier trained on the root set, `r_c = P (w_c - w̄)`, the same centring and projection.
+//!   Where the classes' features spread along directions their means do not separate, it
+//!   weighs those directions down, as the class means cannot; with rows equal to the class
+//!   means it gives the class means' directions.
 //!
 //! The processor never sees the direction: the consortium stores its values at the sampled
 //! coordinates' positions ([`reference_steps`], quantized like a commitment's coordinates),
@@ -35,8 +47,49 @@ use crate::update::Update;
 use crate::Error;
 
 /// The reference rows `P (μ_c - μ̄)` of class means `means` (one per class, all of one
-/// dimension; see the module docs).
+/// dimension; see the module docs): the nearest-centroid classifier's directions.
 pub fn class_directions(means: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, Error> {
+    let centre = centre_of(means)?;
+    let rows: Vec<Vec<f64>> = means
+        .iter()
+        .map(|m| m.iter().zip(&centre).map(|(a, b)| a - b).collect())
+        .collect();
+    without_centre(rows, &centre, means)
+}
+
+/// The reference rows of a linear classifier trained on the root set (see the module docs):
+/// its weight rows `w_c`, less their mean over the classes, with the part along the class means'
+/// centre `μ̄` removed, `r_c = P (w_c - w̄)`. `means` are the root set's class means, as
+/// [`class_directions`] takes them; with `weights` equal to `means` the two agree.
+pub fn classifier_directions(
+    weights: &[Vec<f64>],
+    means: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>, Error> {
+    let centre = centre_of(means)?;
+    let dim = centre.len();
+    if weights.len() != means.len() || weights.iter().any(|w| w.len() != dim) {
+        return Err(Error::Config(format!(
+            "a classifier of {} rows of lengths {:?} for {} class means of {dim} values",
+            weights.len(),
+            weights.iter().map(Vec::len).collect::<Vec<_>>(),
+            means.len()
+        )));
+    }
+    if weights.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(Error::Config(
+            "the classifier's weights are not finite".into(),
+        ));
+    }
+    let mean = centre_of(weights)?;
+    let rows: Vec<Vec<f64>> = weights
+        .iter()
+        .map(|w| w.iter().zip(&mean).map(|(a, b)| a - b).collect())
+        .collect();
+    without_centre(rows, &centre, weights)
+}
+
+/// The mean of `means` (at least two, of one non-zero dimension, finite).
+fn centre_of(means: &[Vec<f64>]) -> Result<Vec<f64>, Error> {
     let dim = means.first().map_or(0, Vec::len);
     if means.len() < 2 || dim == 0 || means.iter().any(|m| m.len() != dim) {
         return Err(Error::Config(format!(
@@ -50,47 +103,46 @@ pub fn class_directions(means: &[Vec<f64>]) -> Result<Vec<Vec<f64>>, Error> {
         return Err(Error::Config(format!("class {c}'s mean is not finite")));
     }
     let k = means.len() as f64;
-    let centre: Vec<f64> = (0..dim)
+    Ok((0..dim)
         .map(|j| means.iter().map(|m| m[j]).sum::<f64>() / k)
-        .collect();
+        .collect())
+}
+
+/// `rows` with the part along `centre` removed (`P`); an error where nothing is left, at the
+/// scale of `source` (what the rows came from).
+fn without_centre(
+    mut rows: Vec<Vec<f64>>,
+    centre: &[f64],
+    source: &[Vec<f64>],
+) -> Result<Vec<Vec<f64>>, Error> {
     let length = centre.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let unit: Vec<f64> = centre
-        .iter()
-        .map(|v| if length > 0.0 { v / length } else { 0.0 })
-        .collect();
-    let rows: Vec<Vec<f64>> = means
-        .iter()
-        .map(|m| {
-            let d: Vec<f64> = m.iter().zip(&centre).map(|(a, b)| a - b).collect();
-            let along: f64 = d.iter().zip(&unit).map(|(a, u)| a * u).sum();
-            d.iter().zip(&unit).map(|(a, u)| a - along * u).collect()
-        })
-        .collect();
-    // Rounding leaves about 1e-16 of the scale where the means lie on one line through 0.
-    let scale = means.iter().flatten().fold(1.0f64, |a, v| a.max(v.abs()));
+    if length > 0.0 {
+        let unit: Vec<f64> = centre.iter().map(|v| v / length).collect();
+        for row in &mut rows {
+            let along: f64 = row.iter().zip(&unit).map(|(a, u)| a * u).sum();
+            row.iter_mut().zip(&unit).for_each(|(a, u)| *a -= along * u);
+        }
+    }
+    // Rounding leaves about 1e-16 of the scale where the rows lie along the centre alone.
+    let scale = source.iter().flatten().fold(1.0f64, |a, v| a.max(v.abs()));
     if rows.iter().flatten().all(|v| v.abs() <= 1e-9 * scale) {
         return Err(Error::Config(
-            "the class means differ only along their common mean: no reference".into(),
+            "the classes differ only along their common mean: no reference".into(),
         ));
     }
     Ok(rows)
 }
 
 /// The reference in the layout of `template` (the consortium's trainable tensors): the tensor
-/// `weight` (shape `[classes, dim]`) holds [`class_directions`] of `means`, every other tensor
-/// zeros.
-pub fn head_reference(
-    template: &Update,
-    weight: &str,
-    means: &[Vec<f64>],
-) -> Result<Update, Error> {
-    let rows = class_directions(means)?;
-    let (classes, dim) = (rows.len(), rows[0].len());
+/// `weight` (shape `[classes, dim]`) holds the reference rows `rows` ([`class_directions`] or
+/// [`classifier_directions`]), every other tensor zeros.
+pub fn head_reference(template: &Update, weight: &str, rows: &[Vec<f64>]) -> Result<Update, Error> {
+    let (classes, dim) = (rows.len(), rows.first().map_or(0, Vec::len));
     match template.tensors.get(weight) {
         Some((shape, _)) if *shape == [classes, dim] => {}
         Some((shape, _)) => {
             return Err(Error::Config(format!(
-                "{weight} has shape {shape:?}; {classes} class means of {dim} values need \
+                "{weight} has shape {shape:?}; {classes} reference rows of {dim} values need \
                  [{classes}, {dim}]"
             )))
         }
@@ -179,6 +231,34 @@ mod tests {
         assert!(class_directions(&[vec![1.0, 1.0], vec![2.0, 2.0]]).is_err());
     }
 
+    /// Known answer: weights (2, 1), (0, 1), (1, 4) less their mean (1, 2) are (1, -1),
+    /// (-1, -1), (0, 2); the means' centre is (2, 0), so `P` drops the first value. A
+    /// classifier whose rows are the class means gives the class means' directions; shapes that
+    /// do not match are refused.
+    #[test]
+    fn classifier_directions_known_answer() {
+        let means = [vec![1.0, 1.0], vec![3.0, -1.0], vec![2.0, 0.0]];
+        let weights = [vec![2.0, 1.0], vec![0.0, 1.0], vec![1.0, 4.0]];
+        let rows = classifier_directions(&weights, &means).unwrap();
+        assert_eq!(rows, [vec![0.0, -1.0], vec![0.0, -1.0], vec![0.0, 2.0]]);
+        assert_eq!(
+            classifier_directions(&means, &means).unwrap(),
+            class_directions(&means).unwrap()
+        );
+        let err = |r: Result<Vec<Vec<f64>>, Error>| r.unwrap_err().to_string();
+        assert!(err(classifier_directions(&weights[..2], &means)).contains("a classifier of 2"));
+        assert!(err(classifier_directions(
+            &[vec![1.0], vec![2.0], vec![3.0]],
+            &means
+        ))
+        .contains("lengths [1, 1, 1]"));
+        let nan = [vec![f64::NAN, 0.0], vec![0.0, 1.0], vec![1.0, 0.0]];
+        assert!(err(classifier_directions(&nan, &means)).contains("not finite"));
+        // Rows that differ only along the centre leave nothing.
+        let along = [vec![1.0, 0.0], vec![2.0, 0.0], vec![3.0, 0.0]];
+        assert!(err(classifier_directions(&along, &means)).contains("differ only"));
+    }
+
     fn head(classes: usize, dim: usize) -> Update {
         Update {
             tensors: BTreeMap::from([
@@ -195,9 +275,9 @@ mod tests {
     #[test]
     fn head_reference_and_its_steps() {
         let means = [vec![1.0, 0.0], vec![3.0, 0.0], vec![2.0, 2.0]];
-        let reference = head_reference(&head(3, 2), "head.weight", &means).unwrap();
-        assert_eq!(reference.tensors["head.bias"].1, vec![0.0; 3]);
         let rows = class_directions(&means).unwrap();
+        let reference = head_reference(&head(3, 2), "head.weight", &rows).unwrap();
+        assert_eq!(reference.tensors["head.bias"].1, vec![0.0; 3]);
         let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
         assert_eq!(reference.tensors["head.weight"].1, flat);
         let steps = reference_steps(&reference, 64).unwrap();
@@ -224,9 +304,9 @@ mod tests {
                 .count()
         );
         let err = |r: Result<Update, Error>| r.unwrap_err().to_string();
-        assert!(err(head_reference(&head(2, 2), "head.weight", &means)).contains("need [3, 2]"));
-        assert!(err(head_reference(&head(3, 2), "w", &means)).contains("no tensor w"));
-        let zero = head_reference(&head(3, 2), "head.weight", &means).map(|mut r| {
+        assert!(err(head_reference(&head(2, 2), "head.weight", &rows)).contains("need [3, 2]"));
+        assert!(err(head_reference(&head(3, 2), "w", &rows)).contains("no tensor w"));
+        let zero = head_reference(&head(3, 2), "head.weight", &rows).map(|mut r| {
             r.tensors
                 .insert("head.weight".into(), (vec![3, 2], vec![0.0; 6]));
             r
@@ -235,6 +315,43 @@ mod tests {
     }
 
     proptest! {
+        /// Any classifier's directions sum to 0 over the classes and are orthogonal to the
+        /// class means' centre; they are those of the class means when its rows are the class
+        /// means plus a vector shared by all rows and any multiple of the centre each.
+        #[test]
+        fn classifier_directions_drop_what_every_class_shares(
+            means in prop::collection::vec(prop::collection::vec(-3.0f64..3.0, 5), 2..6),
+            weights in prop::collection::vec(prop::collection::vec(-3.0f64..3.0, 5), 6),
+            shared in prop::collection::vec(-3.0f64..3.0, 5),
+            along in prop::collection::vec(-3.0f64..3.0, 6),
+        ) {
+            let k = means.len();
+            let centre = centre_of(&means).unwrap();
+            let Ok(rows) = classifier_directions(&weights[..k], &means) else { return Ok(()) };
+            for j in 0..5 {
+                prop_assert!(rows.iter().map(|r| r[j]).sum::<f64>().abs() < 1e-9);
+            }
+            for r in &rows {
+                prop_assert!(dot(r, &centre).abs() < 1e-9);
+            }
+            let Ok(expected) = class_directions(&means) else { return Ok(()) };
+            let shifted: Vec<Vec<f64>> = means
+                .iter()
+                .zip(&along)
+                .map(|(m, t)| {
+                    m.iter()
+                        .zip(&shared)
+                        .zip(&centre)
+                        .map(|((a, s), c)| a + s + t * c)
+                        .collect()
+                })
+                .collect();
+            let got = classifier_directions(&shifted, &means).unwrap();
+            for (g, e) in got.iter().flatten().zip(expected.iter().flatten()) {
+                prop_assert!((g - e).abs() < 1e-9, "{g} {e}");
+            }
+        }
+
         /// From a head that predicts every class alike, one gradient step on true labels (any
         /// mix of classes, one alone included, features at their class means) has a positive
         /// dot product with the reference, and the processor's margin over every coordinate

@@ -49,6 +49,7 @@ use crate::round::node::{
 use crate::round::report::{NodeEvent, Report};
 use crate::round::rest::RestLedger;
 use crate::round::summary::{round_done, round_report, DemoReport, MemberInfo, RoundReport};
+use crate::train::attack::head::ReferenceDirections;
 use crate::train::saved::TEST_FILE;
 use crate::train::shards::{member_file, write_shards, ShardRequest};
 use crate::train::source::DataSource;
@@ -190,6 +191,8 @@ pub struct DemoConfig {
     /// anomaly configuration with a reference the demo builds from its held-out examples
     /// ([`ModelPackage::head_reference`]; BERT only, and it needs sampled coordinates).
     pub mislabelled_margin_ppm: Option<i32>,
+    /// What that reference's rows are taken from.
+    pub mislabelled_reference: ReferenceDirections,
     /// Serverless or server topology (the first member aggregates every round).
     pub topology: Topology,
     /// Synchronous or buffered asynchronous.
@@ -345,11 +348,12 @@ struct Planned {
 pub const MEMBER_PORT: u16 = 7100;
 
 /// The mislabelled-change method's configuration at `min_margin_ppm`: the reference of
-/// `package`'s head from the labelled examples in `root` (the demo's held-out file), written
-/// to `out`, at the `count` sampled coordinates.
+/// `package`'s head from the labelled examples in `root` (the demo's held-out file), its rows
+/// taken as `kind` says, written to `out`, at the `count` sampled coordinates.
 fn mislabelled_config(
     package: &ModelPackage,
     root: &Path,
+    kind: ReferenceDirections,
     count: usize,
     min_margin_ppm: i32,
     out: &Path,
@@ -360,7 +364,7 @@ fn mislabelled_config(
         )
         .into());
     }
-    let reference = package.head_reference(&package.load_examples(root)?)?;
+    let reference = package.head_reference(&package.load_examples(root)?, kind)?;
     std::fs::write(out, reference.to_bytes(bcfl_fed::update::Encoding::F32))
         .map_err(|e| Error::file("writing", out, e))?;
     let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
@@ -534,8 +538,11 @@ pub async fn run(
         let reference = work.join("reference.safetensors");
         let mislabelled = tokio::task::spawn_blocking({
             let (package, test) = (package.clone(), data.test.clone());
-            let count = params.coordinate_samples as usize;
-            move || mislabelled_config(&package, &test, count, min_margin_ppm, &reference)
+            let (kind, count) = (
+                args.mislabelled_reference,
+                params.coordinate_samples as usize,
+            );
+            move || mislabelled_config(&package, &test, kind, count, min_margin_ppm, &reference)
         })
         .await??;
         params.mut_anomaly().set_mislabelled(mislabelled);

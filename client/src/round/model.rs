@@ -31,7 +31,7 @@ use crate::llm::finetune::FinetuneConfig;
 use crate::llm::pubmedqa::Answer;
 use crate::llm::LanguageModel;
 use crate::train::attack::embed::Embeddings;
-use crate::train::attack::head::WEIGHT;
+use crate::train::attack::head::{reference_directions, ReferenceDirections, WEIGHT};
 use crate::train::bert::{BertClassifier, BertConfig};
 use crate::train::checkpoint::{ModelDir, WEIGHTS};
 use crate::train::data::{Columns, Dataset};
@@ -115,11 +115,13 @@ impl ModelPackage {
 
     /// The mislabelled-change method's reference for this package's BERT
     /// ([`bcfl_fed::reference`]), in the layout members commit: in the classification head's
-    /// weight, the class directions of `root`'s class means, each example's feature being what
-    /// the head reads (the mean-pooled encoder output) under the initial model, whose adapters
-    /// start at zero, so the base encoder's; zeros in every other tensor. `root` is a labelled
-    /// set the consortium agrees on, with every class of the package.
-    pub fn head_reference(&self, root: &Dataset) -> Result<Update> {
+    /// weight, the directions `kind` takes from `root`
+    /// ([`reference_directions`](crate::train::attack::head::reference_directions)), each
+    /// example's feature being what the head reads (the mean-pooled encoder output) under the
+    /// initial model, whose adapters start at zero, so the base encoder's; zeros in every other
+    /// tensor. `root` is a labelled set the consortium agrees on, with every class of the
+    /// package.
+    pub fn head_reference(&self, root: &Dataset, kind: ReferenceDirections) -> Result<Update> {
         if self.decoder.is_some() {
             return Err(Error::Config(
                 "a decoder package answers in tokens: it has no classification head to take a \
@@ -139,10 +141,10 @@ impl ModelPackage {
         let initial = Update::from_bytes(&bytes)?;
         initial.apply_to(model.trainable())?;
         let features = Embeddings::compute(&model, &dir.encoder(self.max_len)?, root, 32)?;
-        let rows: Vec<usize> = (0..features.len()).collect();
-        let means = features.class_means(&rows)?;
+        let all: Vec<usize> = (0..features.len()).collect();
+        let rows = reference_directions(&features, &all, kind)?;
         Ok(bcfl_fed::reference::head_reference(
-            &initial, WEIGHT, &means,
+            &initial, WEIGHT, &rows,
         )?)
     }
 
@@ -514,9 +516,10 @@ mod tests {
         }
     }
 
-    /// A tiny package's reference: the initial model's tensors, zero but in the head's weight,
-    /// whose rows (class directions) sum to 0; its sampled steps mark the adapters' positions as
-    /// outside it. A root set without some class, or with other classes, is refused.
+    /// A tiny package's reference, of either kind: the initial model's tensors, zero but in the
+    /// head's weight, whose rows sum to 0; its sampled steps mark the adapters' positions as
+    /// outside it; the two kinds differ. A root set without some class, or with other
+    /// classes, is refused.
     #[test]
     fn head_reference_of_a_tiny_package() {
         let texts = [
@@ -533,19 +536,27 @@ mod tests {
         let names = labels.iter().map(|l| (*l).to_string()).collect();
         ModelPackage::create_tiny(dir.path(), &words, names, 16, 7).unwrap();
         let package = ModelPackage::read(dir.path()).unwrap();
-        let reference = package.head_reference(&root(&labels, &texts)).unwrap();
         let initial = Update::from_bytes(&std::fs::read(package.initial_path()).unwrap()).unwrap();
-        assert_eq!(reference.layout(), initial.layout());
-        for (name, (shape, values)) in &reference.tensors {
-            if name == WEIGHT {
-                assert_eq!(shape[0], 3);
-                for j in 0..shape[1] {
-                    let column: f32 = (0..3).map(|c| values[c * shape[1] + j]).sum();
-                    assert!(column.abs() < 1e-5, "{column}");
+        let means = package
+            .head_reference(&root(&labels, &texts), ReferenceDirections::ClassMeans)
+            .unwrap();
+        let reference = package
+            .head_reference(&root(&labels, &texts), ReferenceDirections::Classifier)
+            .unwrap();
+        assert_ne!(reference.tensors[WEIGHT], means.tensors[WEIGHT]);
+        for reference in [&means, &reference] {
+            assert_eq!(reference.layout(), initial.layout());
+            for (name, (shape, values)) in &reference.tensors {
+                if name == WEIGHT {
+                    assert_eq!(shape[0], 3);
+                    for j in 0..shape[1] {
+                        let column: f32 = (0..3).map(|c| values[c * shape[1] + j]).sum();
+                        assert!(column.abs() < 1e-5, "{column}");
+                    }
+                    assert!(values.iter().any(|&v| v != 0.0));
+                } else {
+                    assert!(values.iter().all(|&v| v == 0.0), "{name}");
                 }
-                assert!(values.iter().any(|&v| v != 0.0));
-            } else {
-                assert!(values.iter().all(|&v| v == 0.0), "{name}");
             }
         }
         let steps = bcfl_fed::reference::reference_steps(&reference, 512).unwrap();
@@ -556,8 +567,14 @@ mod tests {
         assert!(outside > 0 && bcfl_fed::reference::covered(&steps) > 0);
         let err = |r: Result<Update>| r.unwrap_err().to_string();
         let two = root(&labels, &texts[..4]);
-        assert!(err(package.head_reference(&two)).contains("no example of class \"bone\""));
-        let other = root(&["a", "b", "c"], &texts);
-        assert!(err(package.head_reference(&other)).contains("are not the package's"));
+        for kind in [
+            ReferenceDirections::ClassMeans,
+            ReferenceDirections::Classifier,
+        ] {
+            let found = err(package.head_reference(&two, kind));
+            assert!(found.contains("no example of class \"bone\""), "{found}");
+            let other = root(&["a", "b", "c"], &texts);
+            assert!(err(package.head_reference(&other, kind)).contains("are not the package's"));
+        }
     }
 }

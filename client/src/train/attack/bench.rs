@@ -261,6 +261,11 @@ pub struct DetectionSettings {
     /// in reports written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mislabelled_margin: Option<f64>,
+    /// What the mislabelled-change method's reference rows were taken from, beside
+    /// `mislabelled_margin` (absent: the class means, as in reports written before the
+    /// setting existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mislabelled_reference: Option<super::head::ReferenceDirections>,
     /// Copies counted once towards DBSCAN's and the z-score's scales (absent: not, as in
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -293,6 +298,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             oversized_residual: t.oversized_residual,
             mean_copy_cosine: t.mean_copy_cosine,
             mislabelled_margin: t.mislabelled_margin,
+            mislabelled_reference: t.mislabelled_margin.map(|_| t.mislabelled_reference),
             count_copies_once: t.count_copies_once,
             withdraw: t.withdraw,
         }

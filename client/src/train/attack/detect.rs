@@ -65,6 +65,9 @@ pub struct Tuning {
     /// reference itself comes from the scenario's held-out rows
     /// ([`super::experiment::Prepared::reference_steps`]).
     pub mislabelled_margin: Option<f64>,
+    /// What the mislabelled-change method's reference rows are taken from; only beside
+    /// `mislabelled_margin`.
+    pub mislabelled_reference: super::head::ReferenceDirections,
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
@@ -91,6 +94,7 @@ impl Default for Tuning {
             oversized_residual: None,
             mean_copy_cosine: None,
             mislabelled_margin: None,
+            mislabelled_reference: Default::default(),
             count_copies_once: false,
             withdraw: false,
         }
@@ -251,6 +255,7 @@ mod tests {
             oversized_residual: Some(1.5),
             mean_copy_cosine: Some(0.9),
             mislabelled_margin: Some(-0.02),
+            mislabelled_reference: super::super::head::ReferenceDirections::ClassMeans,
             count_copies_once: true,
             withdraw: true,
         };

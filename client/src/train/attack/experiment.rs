@@ -229,7 +229,7 @@ impl Prepared {
     }
 }
 
-/// Rows of the held-out split whose class means make the mislabelled-change method's reference
+/// Rows of the held-out split the mislabelled-change method's reference is taken from
 /// ([`Prepared::reference_steps`]).
 pub const ROOT_SET_ROWS: usize = 500;
 
@@ -325,17 +325,25 @@ pub struct Outcome {
 
 impl Prepared {
     /// The consortium's reference for the mislabelled-change method
-    /// ([`bcfl_fed::reference`]) at `count` sampled coordinates: the class means of the
-    /// [`Self::root_set`] of [`ROOT_SET_ROWS`] held-out rows drawn with `seed` (the
-    /// scenario's). They are rows of the test split, which
-    /// the accuracy is measured on too; no member trains on them, and the reference holds only
-    /// their class means.
-    pub fn reference_steps(&self, seed: u64, count: usize) -> Result<Vec<u8>> {
+    /// ([`bcfl_fed::reference`]) at `count` sampled coordinates, its rows taken as `kind` says
+    /// ([`super::head::reference_directions`]) from the [`Self::root_set`] of
+    /// [`ROOT_SET_ROWS`] held-out rows drawn with `seed` (the scenario's). They are rows of
+    /// the test split, which the accuracy is measured on too; no member trains on them, and the
+    /// reference holds only the directions taken from them.
+    pub fn reference_steps(
+        &self,
+        seed: u64,
+        count: usize,
+        kind: super::head::ReferenceDirections,
+    ) -> Result<Vec<u8>> {
         let (classes, dim) = (self.train.classes(), self.train.dim);
-        let means = self.test.class_means(&self.root_set(seed, ROOT_SET_ROWS))?;
+        let rows = super::head::reference_directions(
+            &self.test,
+            &self.root_set(seed, ROOT_SET_ROWS),
+            kind,
+        )?;
         let template = LinearHead::zeros(classes, dim).to_update();
-        let reference =
-            bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &means)?;
+        let reference = bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &rows)?;
         Ok(bcfl_fed::reference::reference_steps(&reference, count)?)
     }
 
@@ -444,8 +452,11 @@ pub async fn run(
     let dim = prepared.train.dim;
     let mut params = defence.params(attackers.len(), n, scenario, &prepared.base_sha256())?;
     if params.get_anomaly().has_mislabelled() {
-        params.mut_anomaly().mut_mislabelled().reference_steps =
-            prepared.reference_steps(scenario.seed, scenario.coordinate_samples)?;
+        params.mut_anomaly().mut_mislabelled().reference_steps = prepared.reference_steps(
+            scenario.seed,
+            scenario.coordinate_samples,
+            scenario.tuning.mislabelled_reference,
+        )?;
     }
     let config = SimulationConfig {
         params,

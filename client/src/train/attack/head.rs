@@ -50,6 +50,79 @@ impl Default for LocalConfig {
     }
 }
 
+/// What the mislabelled-change method's reference rows are taken from, on the root set's
+/// features ([`reference_directions`], [`bcfl_fed::reference`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ReferenceDirections {
+    /// A linear head trained on the root set (`bcfl_fed::reference::classifier_directions`).
+    #[default]
+    Classifier,
+    /// The root set's class means, the nearest-centroid classifier
+    /// (`bcfl_fed::reference::class_directions`).
+    ClassMeans,
+}
+
+/// The root set's classifier ([`ReferenceDirections::Classifier`]): passes over the root set.
+pub const REFERENCE_EPOCHS: usize = 5;
+
+/// The root set's classifier's step size times the features' mean square: the same
+/// trajectory of logits whatever the features' scale (0.5, the members' rate on the attack
+/// benchmark, whose features' mean square is about 6).
+pub const REFERENCE_STEP: f64 = 3.0;
+
+/// The mislabelled-change method's reference rows from the root set `rows` of `features`
+/// (every class among them): the class means' directions, or those of a linear head trained
+/// from zero on the rows for [`REFERENCE_EPOCHS`] (batches of 16, step [`REFERENCE_STEP`] over
+/// the rows' mean square, batch order from a fixed seed).
+pub fn reference_directions(
+    features: &Embeddings,
+    rows: &[usize],
+    kind: ReferenceDirections,
+) -> Result<Vec<Vec<f64>>> {
+    let means = features.class_means(rows)?;
+    Ok(match kind {
+        ReferenceDirections::ClassMeans => bcfl_fed::reference::class_directions(&means)?,
+        ReferenceDirections::Classifier => {
+            let square = rows
+                .iter()
+                .map(|&i| {
+                    features
+                        .row(i)
+                        .iter()
+                        .map(|v| f64::from(*v).powi(2))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / rows.len().max(1) as f64;
+            if !(square.is_finite() && square > 0.0) {
+                return Err(Error::Config(format!(
+                    "the root set's features have mean square {square}: no classifier to train"
+                )));
+            }
+            let config = LocalConfig {
+                epochs: REFERENCE_EPOCHS,
+                batch_size: 16,
+                learning_rate: REFERENCE_STEP / square,
+            };
+            let (x, y) = features.tensors(rows);
+            let (head, _) = LinearHead::zeros(features.classes(), features.dim).train(
+                &x,
+                &y,
+                &config,
+                &mut Rng::new(0),
+            )?;
+            let weights: Vec<Vec<f64>> = head
+                .weight
+                .chunks(head.dim)
+                .map(|row| row.iter().map(|&v| f64::from(v)).collect())
+                .collect();
+            bcfl_fed::reference::classifier_directions(&weights, &means)?
+        }
+    })
+}
+
 /// A linear head: `logits = W x + b`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearHead {
@@ -400,6 +473,60 @@ mod tests {
         let scored = trainer.evaluate(&flipped.update).unwrap().unwrap();
         assert_eq!(scored.scores.accuracy, 0.0);
         assert!(HeadTrainer::new(data.subset(&[]), None, LocalConfig::default()).is_err());
+    }
+
+    /// The classifier's reference rows sum to 0 over the classes and are orthogonal to the
+    /// class means' centre; with every feature ten times larger their direction is the same
+    /// (the step follows the features' mean square); one step on a shard of one class moves
+    /// along them on true labels and against them on swapped ones, as with the class means'
+    /// rows; zero features are refused.
+    #[test]
+    fn reference_directions_of_a_trained_classifier() {
+        let data = toy();
+        let all: Vec<usize> = (0..data.len()).collect();
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        let rows = reference_directions(&data, &all, ReferenceDirections::Classifier).unwrap();
+        let means = data.class_means(&all).unwrap();
+        let centre: Vec<f64> = (0..3).map(|j| (means[0][j] + means[1][j]) / 2.0).collect();
+        for j in 0..3 {
+            assert!((rows[0][j] + rows[1][j]).abs() < 1e-9);
+        }
+        assert!(dot(&rows[0], &centre).abs() < 1e-9 && dot(&rows[0], &rows[0]) > 0.0);
+        let mut larger = data.clone();
+        larger.values.iter_mut().for_each(|v| *v *= 10.0);
+        let scaled = reference_directions(&larger, &all, ReferenceDirections::Classifier).unwrap();
+        let flat = |r: &[Vec<f64>]| r.concat();
+        let (a, b) = (flat(&rows), flat(&scaled));
+        let cosine = dot(&a, &b) / (dot(&a, &a) * dot(&b, &b)).sqrt();
+        assert!(cosine > 1.0 - 1e-6, "{cosine}");
+        let first: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| data.labels[i] == 0)
+            .collect();
+        let (x, y) = data.tensors(&first);
+        let one = LocalConfig {
+            epochs: 1,
+            ..LocalConfig::default()
+        };
+        for kind in [
+            ReferenceDirections::Classifier,
+            ReferenceDirections::ClassMeans,
+        ] {
+            let rows = reference_directions(&data, &all, kind).unwrap();
+            let margin = |labels: &Tensor| {
+                let (head, _) = LinearHead::zeros(2, 3)
+                    .train(&x, labels, &one, &mut Rng::new(3))
+                    .unwrap();
+                let weight: Vec<f64> = head.weight.iter().map(|&v| f64::from(v)).collect();
+                dot(&weight, &flat(&rows))
+            };
+            assert!(margin(&y) > 0.0 && margin(&(1 - &y)) < 0.0, "{kind:?}");
+        }
+        let mut zero = data.clone();
+        zero.values.iter_mut().for_each(|v| *v = 0.0);
+        let err = reference_directions(&zero, &all, ReferenceDirections::Classifier).unwrap_err();
+        assert!(err.to_string().contains("mean square 0"), "{err}");
     }
 
     #[test]

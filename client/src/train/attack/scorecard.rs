@@ -16,6 +16,7 @@ use bcfl_processor::anomaly::{feature_name, SKEWED_SHARDS_FEATURES};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{BenchReport, Cell, DetectionRow, UnknownDetector, ATTACKERS_ABSENT};
+use super::head::ReferenceDirections;
 
 /// Slack for comparing shares, F1 and accuracies, which are ratios and means of small counts.
 const TOLERANCE: f64 = 1e-9;
@@ -240,7 +241,16 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("opposed", d.opposed_distance.is_some()),
         ("ascent", d.ascent_response.is_some()),
         ("leave one out", d.ascent_leave_one_out),
-        ("mislabelled", d.mislabelled_margin.is_some()),
+        // Reports written before the choice existed took the class means.
+        (
+            "mislabelled (class means)",
+            d.mislabelled_margin.is_some()
+                && d.mislabelled_reference != Some(ReferenceDirections::Classifier),
+        ),
+        (
+            "mislabelled (classifier)",
+            d.mislabelled_reference == Some(ReferenceDirections::Classifier),
+        ),
         ("oversized", d.oversized_residual.is_some()),
         ("mean copy", d.mean_copy_cosine.is_some()),
         ("withdraw", d.withdraw),

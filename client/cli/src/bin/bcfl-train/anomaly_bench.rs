@@ -17,7 +17,7 @@ use bcfl_client::demo::attack::CollusionNoise;
 use bcfl_client::train::attack::bench::{run_bench, BenchConfig, BenchReport};
 use bcfl_client::train::attack::detect::{Detector, Tuning};
 use bcfl_client::train::attack::embed::Embeddings;
-use bcfl_client::train::attack::head::LocalConfig;
+use bcfl_client::train::attack::head::{LocalConfig, ReferenceDirections};
 use bcfl_client::train::attack::medical_embeddings;
 use bcfl_client::train::attack::paper::{paper_table, PaperConfig};
 use bcfl_client::train::attack::scorecard::{self, Goal};
@@ -172,10 +172,22 @@ pub(crate) struct CommonArgs {
     /// Adds the mislabelled-change method to every detector (`consortium init --anomaly
     /// ...,mislabelled --reference FILE --mislabelled-margin M`), the preset's too: a member
     /// whose changes, over its rounds, lie below this mean cosine with the reference direction
-    /// (the class means of 500 held-out rows; `consortium init`'s default: -0.03) is excluded whatever
-    /// the other methods vote. Needs --coordinate-samples (or the preset).
+    /// (taken from 500 held-out rows, --mislabelled-reference; `consortium init`'s default:
+    /// -0.03) is excluded whatever the other methods vote. Needs --coordinate-samples (or the
+    /// preset).
     #[arg(long, value_name = "M", allow_hyphen_values = true)]
     mislabelled_margin: Option<f64>,
+    /// What the mislabelled-change method's reference rows are taken from (`bcfl model
+    /// reference --directions`): a linear classifier trained on the held-out rows, or their
+    /// class means.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        default_value_t = ReferenceDirections::Classifier,
+        requires = "mislabelled_margin"
+    )]
+    mislabelled_reference: ReferenceDirections,
     /// Copies of one update count once towards DBSCAN's and the z-score's medians and scales
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
@@ -331,6 +343,7 @@ impl CommonArgs {
                 ascent_response: response,
                 ascent_leave_one_out: self.ascent_leave_one_out,
                 mislabelled_margin: self.mislabelled_margin,
+                mislabelled_reference: self.mislabelled_reference,
                 opposed_distance: self.opposed_distance.or(preset.opposed_distance),
                 oversized_residual: self.oversized_residual.or(preset.oversized_residual),
                 mean_copy_cosine: self.mean_copy_cosine,
@@ -388,6 +401,7 @@ impl CommonArgs {
             ascent_response: self.ascent_response,
             ascent_leave_one_out: self.ascent_leave_one_out,
             mislabelled_margin: self.mislabelled_margin,
+            mislabelled_reference: self.mislabelled_reference,
             count_copies_once: self.count_copies_once,
             withdraw: self.withdraw,
         })

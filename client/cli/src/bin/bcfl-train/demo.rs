@@ -10,6 +10,7 @@ use bcfl_client::demo::attack::{AttackKind, AttackSpec, CollusionNoise};
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
 use bcfl_client::round::coordinator::{Synchrony, Topology};
+use bcfl_client::train::attack::head::ReferenceDirections;
 use bcfl_fed::rule::Rule;
 use clap::Args;
 
@@ -133,6 +134,16 @@ pub(crate) struct DemoArgs {
         requires = "mislabelled"
     )]
     pub(crate) mislabelled_margin: Option<String>,
+    /// What the reference's rows are taken from (`bcfl model reference --directions`): a linear
+    /// classifier trained on the held-out examples, or their class means.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        default_value_t = ReferenceDirections::Classifier,
+        requires = "mislabelled"
+    )]
+    pub(crate) mislabelled_reference: ReferenceDirections,
     /// The preset's DBSCAN and z-score read only the update norm and the sign balance
     /// (`consortium init --skewed-shards`): for members whose data differ widely, as with
     /// `--partition dirichlet --alpha 0.1`.
@@ -405,6 +416,7 @@ impl DemoArgs {
                 .mislabelled
                 .then(|| anomaly_preset::mislabelled_margin_ppm(self.mislabelled_margin.as_deref()))
                 .transpose()?,
+            mislabelled_reference: self.mislabelled_reference,
             topology: self.topology,
             synchrony: self.synchrony,
             buffer: self.buffer,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bcfl_client::round::model::ModelPackage;
+use bcfl_client::train::attack::head::ReferenceDirections;
 use clap::{Args, Subcommand};
 
 use crate::llm::finetune::{ModelChoice, RecipeArgs, RecipeInputs};
@@ -75,6 +76,10 @@ pub(crate) struct ModelReferenceArgs {
     /// how many of them fall in the head, where the method compares changes.
     #[arg(long, default_value_t = 256)]
     coordinate_samples: usize,
+    /// What the reference's rows are taken from: a linear classifier trained on the root set,
+    /// or the root set's class means (the nearest-centroid classifier).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = ReferenceDirections::Classifier)]
+    directions: ReferenceDirections,
 }
 
 /// `bcfl model ...`.
@@ -84,9 +89,9 @@ pub(crate) enum ModelCommand {
     /// round 1 starts from, the class names.
     Init(Box<ModelInitArgs>),
     /// Write the mislabelled-change method's reference for a BERT package: in the
-    /// classification head's weight, each class's mean feature on a labelled root set minus
-    /// the mean over the classes, their common direction removed; zeros elsewhere
-    /// (docs/anomaly-detection.md, "Labels that lie").
+    /// classification head's weight, the rows of a linear classifier trained on a labelled root
+    /// set (or its class means), less their mean over the classes, the class means' common
+    /// direction removed; zeros elsewhere (docs/anomaly-detection.md, "Labels that lie").
     Reference(ModelReferenceArgs),
 }
 
@@ -94,6 +99,8 @@ pub(crate) enum ModelCommand {
 #[derive(Debug, serde::Serialize)]
 struct ReferenceReport {
     out: PathBuf,
+    /// What the reference's rows were taken from.
+    directions: ReferenceDirections,
     /// Root-set examples per class, in the package's order.
     root_examples: Vec<(String, usize)>,
     /// Trainable values in all, and in the head's weight (where the reference is non-zero).
@@ -112,7 +119,7 @@ fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
     );
     let package = ModelPackage::read(&args.package)?;
     let root = package.load_examples(&args.root_set)?;
-    let reference = package.head_reference(&root)?;
+    let reference = package.head_reference(&root, args.directions)?;
     let steps = bcfl_fed::reference::reference_steps(&reference, args.coordinate_samples)
         .with_context(|| {
             format!(
@@ -127,6 +134,7 @@ fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
     root.examples.iter().for_each(|e| counts[e.label] += 1);
     let report = ReferenceReport {
         out: args.out.clone(),
+        directions: args.directions,
         root_examples: package.labels.iter().cloned().zip(counts).collect(),
         trainable_values: reference.parameters(),
         head_values: reference
@@ -142,6 +150,11 @@ fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("reference        {}", report.out.display());
+        let directions = match report.directions {
+            ReferenceDirections::Classifier => "a linear classifier trained on the root set",
+            ReferenceDirections::ClassMeans => "the root set's class means",
+        };
+        println!("directions       {directions}");
         let per_class: Vec<String> = report
             .root_examples
             .iter()

@@ -1107,8 +1107,9 @@ mod tests {
             ]),
         };
         let means = [vec![1.0, 0.0], vec![3.0, 0.0], vec![2.0, 2.0]];
+        let rows = bcfl_fed::reference::class_directions(&means).unwrap();
         let reference =
-            bcfl_fed::reference::head_reference(&template, "head.weight", &means).unwrap();
+            bcfl_fed::reference::head_reference(&template, "head.weight", &rows).unwrap();
         let file = dir.path().join("reference.safetensors");
         std::fs::write(&file, reference.to_bytes(Encoding::F32)).unwrap();
         let path = file.to_str().unwrap();
