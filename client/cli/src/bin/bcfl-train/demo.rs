@@ -594,6 +594,33 @@ mod tests {
         assert!(err.contains("needs --attack hidden-reversal"), "{err}");
     }
 
+    /// `--mislabelled` adds the method at -0.03 with a trained classifier's reference unless
+    /// told otherwise; its options need it.
+    #[test]
+    fn the_mislabelled_method_and_its_reference() {
+        let preset = ["--anomaly-preset", "every-attack"];
+        let on = config(&[&preset[..], &["--mislabelled"]].concat()).unwrap();
+        assert_eq!(on.mislabelled_margin_ppm, Some(-30_000));
+        assert_eq!(on.mislabelled_reference, ReferenceDirections::Classifier);
+        let means = config(
+            &[
+                &preset[..],
+                &["--mislabelled", "--mislabelled-reference", "class-means"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(means.mislabelled_reference, ReferenceDirections::ClassMeans);
+        assert_eq!(config(&preset).unwrap().mislabelled_margin_ppm, None);
+        for alone in [
+            &["--mislabelled-reference", "class-means"][..],
+            &["--mislabelled-margin", "0"][..],
+        ] {
+            let err = config(&[&preset[..], alone].concat()).unwrap_err().to_string();
+            assert!(err.contains("--mislabelled"), "{err}");
+        }
+    }
+
     #[test]
     fn slow_members_parse() {
         assert_eq!(parse_slow("member-4:3").unwrap(), ("member-4".into(), 3.0));
