@@ -39,7 +39,9 @@
 //! method reads (`REFERENCE_MARGIN`, [`bcfl_fed::reference`]), the cosine of the member's
 //! sampled coordinates with a reference direction built from class means, averaged over its
 //! rounds. A change trained on true labels moves each class's row towards that class's own
-//! features, whatever classes the shard holds; a flipped one towards another class's.
+//! features, whatever classes the shard holds; a flipped one towards another class's. Taken
+//! from a linear classifier trained on the root set instead of its class means (the default
+//! reference), it separates them better (`a_trained_classifier_...`).
 
 use super::experiment::ROOT_SET_ROWS;
 use super::head::ReferenceDirections;
