@@ -116,7 +116,7 @@ impl ModelPackage {
     /// The mislabelled-change method's reference for this package's BERT
     /// ([`bcfl_fed::reference`]), in the layout members commit: in the classification head's
     /// weight, the directions `kind` takes from `root`
-    /// ([`reference_directions`](crate::train::attack::head::reference_directions)), each
+    /// ([`reference_directions`]), each
     /// example's feature being what the head reads (the mean-pooled encoder output) under the
     /// initial model, whose adapters start at zero, so the base encoder's; zeros in every other
     /// tensor. `root` is a labelled set the consortium agrees on, with every class of the

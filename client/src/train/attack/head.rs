@@ -488,8 +488,8 @@ mod tests {
         let rows = reference_directions(&data, &all, ReferenceDirections::Classifier).unwrap();
         let means = data.class_means(&all).unwrap();
         let centre: Vec<f64> = (0..3).map(|j| (means[0][j] + means[1][j]) / 2.0).collect();
-        for j in 0..3 {
-            assert!((rows[0][j] + rows[1][j]).abs() < 1e-9);
+        for (a, b) in rows[0].iter().zip(&rows[1]) {
+            assert!((a + b).abs() < 1e-9);
         }
         assert!(dot(&rows[0], &centre).abs() < 1e-9 && dot(&rows[0], &rows[0]) > 0.0);
         let mut larger = data.clone();

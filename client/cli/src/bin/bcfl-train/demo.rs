@@ -616,7 +616,9 @@ mod tests {
             &["--mislabelled-reference", "class-means"][..],
             &["--mislabelled-margin", "0"][..],
         ] {
-            let err = config(&[&preset[..], alone].concat()).unwrap_err().to_string();
+            let err = config(&[&preset[..], alone].concat())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("--mislabelled"), "{err}");
         }
     }
