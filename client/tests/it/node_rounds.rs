@@ -543,7 +543,7 @@ fn a_label_flipper_trains_and_the_mislabelled_method_scores_every_committer() {
             made["trainable_values"].as_u64(),
         );
         assert!(head.unwrap() > 0 && head < all, "{made}");
-        assert_eq!(made["directions"], "classifier", "{made}");
+        assert_eq!(made["directions"], "class-means", "{made}");
         let compared = made["compared"].as_u64().unwrap();
         assert!(compared > 0 && compared < 1024, "{made}");
         for class in made["root_examples"].as_array().unwrap() {

@@ -56,12 +56,12 @@ impl Default for LocalConfig {
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ReferenceDirections {
-    /// A linear head trained on the root set (`bcfl_fed::reference::classifier_directions`).
-    #[default]
-    Classifier,
     /// The root set's class means, the nearest-centroid classifier
     /// (`bcfl_fed::reference::class_directions`).
+    #[default]
     ClassMeans,
+    /// A linear head trained on the root set (`bcfl_fed::reference::classifier_directions`).
+    Classifier,
 }
 
 /// The root set's classifier ([`ReferenceDirections::Classifier`]): passes over the root set.

@@ -40,8 +40,8 @@
 //! sampled coordinates with a reference direction built from class means, averaged over its
 //! rounds. A change trained on true labels moves each class's row towards that class's own
 //! features, whatever classes the shard holds; a flipped one towards another class's. Taken
-//! from a linear classifier trained on the root set instead of its class means (the default
-//! reference), it separates them better (`a_trained_classifier_...`).
+//! from a linear classifier trained on the root set instead of its class means, it separates
+//! them better here (`a_trained_classifier_...`).
 
 use super::experiment::ROOT_SET_ROWS;
 use super::head::ReferenceDirections;
@@ -234,7 +234,7 @@ fn reference_margins_nearly_separate_label_flips() {
     assert!(cumulative.separates() && below(&cumulative.honest) == 0);
 }
 
-/// A linear classifier trained on the root set (the default reference, [`ReferenceDirections`])
+/// A linear classifier trained on the root set ([`ReferenceDirections::Classifier`])
 /// against the class means, the mean over the member's rounds, with Dirichlet 0.1 shards on four
 /// sets of seeds. On every set the fewest errors any limit makes (honest member-rounds below it,
 /// flipped ones at or above it) are fewer or as few with the classifier (printed: 3 against 8,

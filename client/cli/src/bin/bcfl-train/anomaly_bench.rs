@@ -178,13 +178,13 @@ pub(crate) struct CommonArgs {
     #[arg(long, value_name = "M", allow_hyphen_values = true)]
     mislabelled_margin: Option<f64>,
     /// What the mislabelled-change method's reference rows are taken from (`bcfl model
-    /// reference --directions`): a linear classifier trained on the held-out rows, or their
-    /// class means.
+    /// reference --directions`): the held-out rows' class means, or a linear classifier
+    /// trained on them.
     #[arg(
         long,
         value_enum,
         value_name = "KIND",
-        default_value_t = ReferenceDirections::Classifier,
+        default_value_t = ReferenceDirections::ClassMeans,
         requires = "mislabelled_margin"
     )]
     mislabelled_reference: ReferenceDirections,

@@ -134,13 +134,13 @@ pub(crate) struct DemoArgs {
         requires = "mislabelled"
     )]
     pub(crate) mislabelled_margin: Option<String>,
-    /// What the reference's rows are taken from (`bcfl model reference --directions`): a linear
-    /// classifier trained on the held-out examples, or their class means.
+    /// What the reference's rows are taken from (`bcfl model reference --directions`): the
+    /// held-out examples' class means, or a linear classifier trained on them.
     #[arg(
         long,
         value_enum,
         value_name = "KIND",
-        default_value_t = ReferenceDirections::Classifier,
+        default_value_t = ReferenceDirections::ClassMeans,
         requires = "mislabelled"
     )]
     pub(crate) mislabelled_reference: ReferenceDirections,
@@ -594,23 +594,26 @@ mod tests {
         assert!(err.contains("needs --attack hidden-reversal"), "{err}");
     }
 
-    /// `--mislabelled` adds the method at -0.03 with a trained classifier's reference unless
-    /// told otherwise; its options need it.
+    /// `--mislabelled` adds the method at -0.03 with the class means' reference unless told
+    /// otherwise; its options need it.
     #[test]
     fn the_mislabelled_method_and_its_reference() {
         let preset = ["--anomaly-preset", "every-attack"];
         let on = config(&[&preset[..], &["--mislabelled"]].concat()).unwrap();
         assert_eq!(on.mislabelled_margin_ppm, Some(-30_000));
-        assert_eq!(on.mislabelled_reference, ReferenceDirections::Classifier);
-        let means = config(
+        assert_eq!(on.mislabelled_reference, ReferenceDirections::ClassMeans);
+        let trained = config(
             &[
                 &preset[..],
-                &["--mislabelled", "--mislabelled-reference", "class-means"],
+                &["--mislabelled", "--mislabelled-reference", "classifier"],
             ]
             .concat(),
         )
         .unwrap();
-        assert_eq!(means.mislabelled_reference, ReferenceDirections::ClassMeans);
+        assert_eq!(
+            trained.mislabelled_reference,
+            ReferenceDirections::Classifier
+        );
         assert_eq!(config(&preset).unwrap().mislabelled_margin_ppm, None);
         for alone in [
             &["--mislabelled-reference", "class-means"][..],

@@ -76,9 +76,9 @@ pub(crate) struct ModelReferenceArgs {
     /// how many of them fall in the head, where the method compares changes.
     #[arg(long, default_value_t = 256)]
     coordinate_samples: usize,
-    /// What the reference's rows are taken from: a linear classifier trained on the root set,
-    /// or the root set's class means (the nearest-centroid classifier).
-    #[arg(long, value_enum, value_name = "KIND", default_value_t = ReferenceDirections::Classifier)]
+    /// What the reference's rows are taken from: the root set's class means (the
+    /// nearest-centroid classifier), or a linear classifier trained on the root set.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = ReferenceDirections::ClassMeans)]
     directions: ReferenceDirections,
 }
 
