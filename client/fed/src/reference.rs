@@ -8,9 +8,9 @@
 //! `η Σ_i (1[y_i = c] - p_c(x_i)) x_i`, `p` the model's probabilities, so the step's dot
 //! product with the reference is `η Σ_i (s_{y_i}(x_i) - Σ_c p_c(x_i) s_c(x_i))` with
 //! `s_c(x) = r_c · x`: how much the linear classifier `r` agrees with the member's labels,
-//! beyond what it agrees with the model's predictions. The better `r` classifies, the further
-//! true labels and shifted ones lie apart. Two classifiers, both from a labelled root set the
-//! consortium agrees on:
+//! beyond what it agrees with the model's predictions: a classifier that tells the classes
+//! apart better on the features members train on sets true labels and shifted ones further
+//! apart. Two classifiers, both from a labelled root set the consortium agrees on:
 //!
 //! - *Class means* ([`class_directions`]), the nearest-centroid classifier: with `μ_c` the mean
 //!   feature (the head's input) of class `c`, `μ̄` the mean of those means and `P` the
