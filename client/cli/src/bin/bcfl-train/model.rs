@@ -89,9 +89,10 @@ pub(crate) enum ModelCommand {
     /// round 1 starts from, the class names.
     Init(Box<ModelInitArgs>),
     /// Write the mislabelled-change method's reference for a BERT package: in the
-    /// classification head's weight, the rows of a linear classifier trained on a labelled root
-    /// set (or its class means), less their mean over the classes, the class means' common
-    /// direction removed; zeros elsewhere (docs/anomaly-detection.md, "Labels that lie").
+    /// classification head's weight, each class's mean feature on a labelled root set (or the
+    /// rows of a linear classifier trained on it), less their mean over the classes, the class
+    /// means' common direction removed; zeros elsewhere (docs/anomaly-detection.md, "Labels
+    /// that lie").
     Reference(ModelReferenceArgs),
 }
 
