@@ -537,11 +537,12 @@ mod tests {
         ModelPackage::create_tiny(dir.path(), &words, names, 16, 7).unwrap();
         let package = ModelPackage::read(dir.path()).unwrap();
         let initial = Update::from_bytes(&std::fs::read(package.initial_path()).unwrap()).unwrap();
+        let all = root(&labels, &texts);
         let means = package
-            .head_reference(&root(&labels, &texts), ReferenceDirections::ClassMeans)
+            .head_reference(&all, ReferenceDirections::ClassMeans)
             .unwrap();
         let reference = package
-            .head_reference(&root(&labels, &texts), ReferenceDirections::Classifier)
+            .head_reference(&all, ReferenceDirections::Classifier)
             .unwrap();
         assert_ne!(reference.tensors[WEIGHT], means.tensors[WEIGHT]);
         for reference in [&means, &reference] {
@@ -567,13 +568,13 @@ mod tests {
         assert!(outside > 0 && bcfl_fed::reference::covered(&steps) > 0);
         let err = |r: Result<Update>| r.unwrap_err().to_string();
         let two = root(&labels, &texts[..4]);
+        let other = root(&["a", "b", "c"], &texts);
         for kind in [
             ReferenceDirections::ClassMeans,
             ReferenceDirections::Classifier,
         ] {
             let found = err(package.head_reference(&two, kind));
             assert!(found.contains("no example of class \"bone\""), "{found}");
-            let other = root(&["a", "b", "c"], &texts);
             assert!(err(package.head_reference(&other, kind)).contains("are not the package's"));
         }
     }

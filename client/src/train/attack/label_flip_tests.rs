@@ -180,6 +180,7 @@ fn reference_margins(
                 .prepared
                 .reference_steps(round.seed, COUNT, kind)
                 .unwrap();
+            sums = vec![(0, 0); round.changes.len()];
         }
         let commit = |change: &[f64]| {
             let sampled = coordinates(
@@ -193,9 +194,6 @@ fn reference_margins(
                 ..Default::default()
             }
         };
-        if round.number == 1 {
-            sums = vec![(0, 0); round.changes.len()];
-        }
         for (i, (honest, flipped)) in round.changes.iter().enumerate() {
             let terms = margin_terms(&[commit(honest), commit(flipped)], &reference);
             let (h, f) = (terms[0].unwrap_or(0), terms[1].unwrap_or(0));
