@@ -638,11 +638,6 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     };
     let mut ranks: Option<Vec<f64>> = data.column(Feature::PAGERANK_SCORE).map(<[f64]>::to_vec);
     let mut methods = Vec::new();
-    let left_out = if config.count_copies_once {
-        data.copies()
-    } else {
-        Vec::new()
-    };
     if config.has_pagerank() {
         let r = ranks
             .get_or_insert_with(|| data.pagerank(&pagerank_config))
@@ -650,14 +645,118 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let flags = flag_outliers(&r, pagerank_config.k_ppm);
         methods.push(method_verdict(pb::AnomalyMethod::PAGERANK, &r, &flags));
     }
+    // The methods whose flag excludes on its own, first: with `votes_without_excluded` the
+    // voting methods below judge the others without the members they flag.
+    let mut alone = Vec::new();
+    if config.has_duplicate() {
+        let nearest = data.values_of(
+            Feature::NEAREST_SKETCH_COSINE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let limit = config.get_duplicate().max_distance_ppm;
+        alone.push(at_most(pb::AnomalyMethod::DUPLICATE, &nearest, limit));
+    }
+    if config.has_unchanged() {
+        let ratio = fixed::ppm_to_f64(config.get_unchanged().max_norm_ratio_ppm);
+        let norms = data.values_of(Feature::UPDATE_NORM, &mut ranks, &pagerank_config)?;
+        let (scores, flags) = unchanged(&norms, ratio);
+        alone.push(method_verdict(
+            pb::AnomalyMethod::UNCHANGED,
+            &scores,
+            &flags,
+        ));
+    }
+    if config.has_resent() {
+        let distances = data.values_of(
+            Feature::PREVIOUS_CHANGE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let limit = config.get_resent().max_distance_ppm;
+        alone.push(at_most(pb::AnomalyMethod::RESENT, &distances, limit));
+    }
+    if config.has_inconsistent() {
+        let cosines = data.values_of(Feature::OWN_CHANGE_COSINE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_inconsistent().min_cosine_ppm);
+        alone.push(by_value(pb::AnomalyMethod::INCONSISTENT, &cosines, |c| {
+            c < limit
+        }));
+    }
+    if config.has_opposed() {
+        let distances = data.values_of(
+            Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
+            &mut ranks,
+            &pagerank_config,
+        )?;
+        let limit = fixed::ppm_to_f64(config.get_opposed().min_distance_ppm);
+        alone.push(by_value(pb::AnomalyMethod::OPPOSED, &distances, |d| {
+            d >= limit
+        }));
+    }
+    if config.has_ascent() {
+        let responses = data.values_of(Feature::MOVE_RESPONSE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_ascent().max_response_ppm);
+        alone.push(by_value(pb::AnomalyMethod::ASCENT, &responses, |r| {
+            r > limit
+        }));
+    }
+    if config.has_mislabelled() {
+        let margins = data.values_of(Feature::REFERENCE_MARGIN, &mut ranks, &pagerank_config)?;
+        let limit = fixed::micro_to_f64(i64::from(config.get_mislabelled().min_margin_ppm));
+        alone.push(by_value(pb::AnomalyMethod::MISLABELLED, &margins, |m| {
+            m < limit
+        }));
+    }
+    if config.has_oversized() {
+        let residuals =
+            data.values_of(Feature::SAMPLE_NORM_RESIDUAL, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_oversized().min_residual_ppm);
+        alone.push(by_value(pb::AnomalyMethod::OVERSIZED, &residuals, |r| {
+            r >= limit
+        }));
+    }
+    if config.has_mean_copy() {
+        let cosines = data.values_of(Feature::OTHERS_MEAN_COSINE, &mut ranks, &pagerank_config)?;
+        let limit = fixed::ppm_to_f64(config.get_mean_copy().min_cosine_ppm);
+        alone.push(by_value(pb::AnomalyMethod::MEAN_COPY, &cosines, |c| {
+            c >= limit
+        }));
+    }
+    let mut left_out = if config.count_copies_once {
+        data.copies()
+    } else {
+        vec![false; n]
+    };
+    let mut clustered: Vec<usize> = (0..n).collect();
+    if config.votes_without_excluded {
+        let mut caught = vec![false; n];
+        for &i in alone.iter().flat_map(|m| &m.flagged) {
+            caught[i as usize] = true;
+        }
+        // Were every member caught, the others would be no one: all count, as all are clustered.
+        if caught.contains(&false) {
+            left_out.iter_mut().zip(&caught).for_each(|(l, c)| *l |= c);
+            clustered.retain(|&i| !caught[i]);
+        }
+    }
     if config.has_dbscan() {
         let d = config.get_dbscan();
         let columns = data.columns_for(&d.features, &left_out, &mut ranks, &pagerank_config)?;
         let points = standardized_points(&columns, n, d.robust);
         let min_points = d.min_points as usize;
-        let labels = dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points);
         let scores = core_distances(&points, min_points);
-        let flags = flagged(&labels);
+        let flags = if clustered.len() == n {
+            flagged(&dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points))
+        } else {
+            let kept: Vec<Vec<f64>> = clustered.iter().map(|&i| points[i].clone()).collect();
+            let mut flags = vec![false; n];
+            let labels = dbscan(&kept, fixed::ppm_to_f64(d.eps_ppm), min_points);
+            for (&i, flag) in clustered.iter().zip(flagged(&labels)) {
+                flags[i] = flag;
+            }
+            flags
+        };
         methods.push(method_verdict(pb::AnomalyMethod::DBSCAN, &scores, &flags));
     }
     if config.has_zscore() {
@@ -672,81 +771,7 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             &flags,
         ));
     }
-    if config.has_duplicate() {
-        let nearest = data.values_of(
-            Feature::NEAREST_SKETCH_COSINE_DISTANCE,
-            &mut ranks,
-            &pagerank_config,
-        )?;
-        let limit = config.get_duplicate().max_distance_ppm;
-        methods.push(at_most(pb::AnomalyMethod::DUPLICATE, &nearest, limit));
-    }
-    if config.has_unchanged() {
-        let ratio = fixed::ppm_to_f64(config.get_unchanged().max_norm_ratio_ppm);
-        let norms = data.values_of(Feature::UPDATE_NORM, &mut ranks, &pagerank_config)?;
-        let (scores, flags) = unchanged(&norms, ratio);
-        methods.push(method_verdict(
-            pb::AnomalyMethod::UNCHANGED,
-            &scores,
-            &flags,
-        ));
-    }
-    if config.has_resent() {
-        let distances = data.values_of(
-            Feature::PREVIOUS_CHANGE_DISTANCE,
-            &mut ranks,
-            &pagerank_config,
-        )?;
-        let limit = config.get_resent().max_distance_ppm;
-        methods.push(at_most(pb::AnomalyMethod::RESENT, &distances, limit));
-    }
-    if config.has_inconsistent() {
-        let cosines = data.values_of(Feature::OWN_CHANGE_COSINE, &mut ranks, &pagerank_config)?;
-        let limit = fixed::ppm_to_f64(config.get_inconsistent().min_cosine_ppm);
-        methods.push(by_value(pb::AnomalyMethod::INCONSISTENT, &cosines, |c| {
-            c < limit
-        }));
-    }
-    if config.has_opposed() {
-        let distances = data.values_of(
-            Feature::CUMULATIVE_SKETCH_COSINE_DISTANCE,
-            &mut ranks,
-            &pagerank_config,
-        )?;
-        let limit = fixed::ppm_to_f64(config.get_opposed().min_distance_ppm);
-        methods.push(by_value(pb::AnomalyMethod::OPPOSED, &distances, |d| {
-            d >= limit
-        }));
-    }
-    if config.has_ascent() {
-        let responses = data.values_of(Feature::MOVE_RESPONSE, &mut ranks, &pagerank_config)?;
-        let limit = fixed::ppm_to_f64(config.get_ascent().max_response_ppm);
-        methods.push(by_value(pb::AnomalyMethod::ASCENT, &responses, |r| {
-            r > limit
-        }));
-    }
-    if config.has_mislabelled() {
-        let margins = data.values_of(Feature::REFERENCE_MARGIN, &mut ranks, &pagerank_config)?;
-        let limit = fixed::micro_to_f64(i64::from(config.get_mislabelled().min_margin_ppm));
-        methods.push(by_value(pb::AnomalyMethod::MISLABELLED, &margins, |m| {
-            m < limit
-        }));
-    }
-    if config.has_oversized() {
-        let residuals =
-            data.values_of(Feature::SAMPLE_NORM_RESIDUAL, &mut ranks, &pagerank_config)?;
-        let limit = fixed::ppm_to_f64(config.get_oversized().min_residual_ppm);
-        methods.push(by_value(pb::AnomalyMethod::OVERSIZED, &residuals, |r| {
-            r >= limit
-        }));
-    }
-    if config.has_mean_copy() {
-        let cosines = data.values_of(Feature::OTHERS_MEAN_COSINE, &mut ranks, &pagerank_config)?;
-        let limit = fixed::ppm_to_f64(config.get_mean_copy().min_cosine_ppm);
-        methods.push(by_value(pb::AnomalyMethod::MEAN_COPY, &cosines, |c| {
-            c >= limit
-        }));
-    }
+    methods.extend(alone);
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
     let mut votes = vec![0usize; n];
@@ -1021,6 +1046,85 @@ mod tests {
         let e = evaluate(&wide, &data).unwrap();
         assert_eq!(e.excluded, ["b", "c", "g", "h"].map(String::from).to_vec());
         assert_eq!(method_name(e.methods[0].method), "duplicate");
+    }
+
+    /// `votes_without_excluded` (the attack benchmark's case: ALIE with two of ten, Dirichlet
+    /// 0.1 shards, seed 0, round 6): two colluders' copies sit among the honest members with
+    /// small updates, so DBSCAN's cluster of the small ones is the larger and the four honest
+    /// members with large updates are flagged. Judged without the copies, which the duplicate
+    /// method excludes on its own, the two clusters are as large and neither is flagged; the
+    /// copies stay excluded, every member is scored, and the methods keep their order.
+    #[test]
+    fn votes_judge_the_others_without_the_members_already_excluded() {
+        let commitment = |member: &str, norm: f64, sketch: &[i32]| pb::Commitment {
+            member: member.into(),
+            norm_micro: (norm * 1e6) as u64,
+            sketch: crate::testing::packed(sketch),
+            ..Default::default()
+        };
+        let copy = [6, -6, 6, -6];
+        let commitments = vec![
+            commitment("a", 1.30, &[1, 2, 3, 4]),
+            commitment("b", 1.35, &[4, 3, 2, 1]),
+            commitment("c", 1.40, &[-1, 2, -3, 4]),
+            commitment("d", 1.45, &[2, -1, 4, 1]),
+            commitment("e", 1.38, &copy),
+            commitment("f", 1.38, &copy),
+            commitment("g", 2.60, &[5, 5, -5, 5]),
+            commitment("h", 2.70, &[9, -9, 9, 9]),
+            commitment("i", 2.80, &[-7, -7, 7, 7]),
+            commitment("j", 2.90, &[3, -1, 4, -1]),
+        ];
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let mut config = pb::AnomalyConfig {
+            ensemble_min_votes: 1,
+            ..Default::default()
+        };
+        config.set_dbscan(pb::DbscanConfig {
+            eps_ppm: 500_000,
+            min_points: 2,
+            features: vec![Feature::UPDATE_NORM],
+            ..Default::default()
+        });
+        config.mut_duplicate().max_distance_ppm = 1_000;
+        let flagged_by = |e: &Evaluation, method: pb::AnomalyMethod| -> Vec<String> {
+            let verdict = e.methods.iter().find(|m| m.method == method).unwrap();
+            verdict
+                .flagged
+                .iter()
+                .map(|&i| e.scored[i as usize].clone())
+                .collect()
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let every = evaluate(&config, &data).unwrap();
+        assert_eq!(
+            flagged_by(&every, pb::AnomalyMethod::DBSCAN),
+            names(&["g", "h", "i", "j"])
+        );
+        assert_eq!(every.excluded, names(&["e", "f", "g", "h", "i", "j"]));
+        config.votes_without_excluded = true;
+        let without = evaluate(&config, &data).unwrap();
+        assert!(flagged_by(&without, pb::AnomalyMethod::DBSCAN).is_empty());
+        assert_eq!(without.excluded, names(&["e", "f"]));
+        assert_eq!(without.scored, every.scored);
+        let order = |e: &Evaluation| e.methods.iter().map(|m| m.method).collect::<Vec<_>>();
+        assert_eq!(order(&without), order(&every));
+        assert_eq!(
+            order(&every),
+            [pb::AnomalyMethod::DBSCAN, pb::AnomalyMethod::DUPLICATE]
+        );
+        // DBSCAN's scores (core distances) are every member's, as before.
+        let dbscan = |e: &Evaluation| e.methods[0].scores_micro.clone();
+        assert_eq!(dbscan(&without).len(), 10);
+        // Were every member a copy, none would be left to judge the others by: all count.
+        let copies: Vec<pb::Commitment> = ["x", "y", "z"]
+            .iter()
+            .map(|m| commitment(m, 1.0, &copy))
+            .collect();
+        let data = MemberData::from_evidence(&copies, &[], &Default::default(), 0);
+        let caught = evaluate(&config, &data).unwrap();
+        config.votes_without_excluded = false;
+        assert_eq!(caught, evaluate(&config, &data).unwrap());
     }
 
     /// Three stale riders resend one change: identical sketches and norms, at the honest norms'

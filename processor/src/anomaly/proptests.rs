@@ -233,6 +233,62 @@ proptest! {
         }
     }
 
+    /// `votes_without_excluded` changes only what the voting methods see: without a method that
+    /// excludes on its own it changes nothing; with one, the members it flags are excluded
+    /// either way, every member is scored, and the methods keep their order.
+    #[test]
+    fn votes_without_excluded_changes_only_the_votes(
+        norms in prop::collection::vec(1u64..50_000_000, 2..12),
+        copied in 0usize..12,
+        copies in 0usize..4,
+        robust in any::<bool>(),
+    ) {
+        let commitment = |member: String, norm: u64, sketch: i32| pb::Commitment {
+            member,
+            norm_micro: norm,
+            sketch: crate::testing::packed(&[sketch, 5, -3]),
+            ..Default::default()
+        };
+        let mut commitments: Vec<pb::Commitment> = norms
+            .iter()
+            .enumerate()
+            .map(|(i, n)| commitment(format!("m{i:02}"), *n, i as i32))
+            .collect();
+        let original = copied % norms.len();
+        commitments.extend(
+            (0..copies).map(|k| commitment(format!("x{k:02}"), norms[original], original as i32)),
+        );
+        let data = MemberData::from_evidence(&commitments, &[], &Default::default(), 0);
+        let mut config = pb::AnomalyConfig { ensemble_min_votes: 1, ..Default::default() };
+        config.mut_zscore().threshold_ppm = 3_500_000;
+        config.mut_zscore().features = vec![pb::Feature::UPDATE_NORM];
+        config.set_dbscan(pb::DbscanConfig {
+            eps_ppm: 1_000_000,
+            min_points: 2,
+            robust,
+            features: vec![pb::Feature::UPDATE_NORM],
+            ..Default::default()
+        });
+        let run = |config: &pb::AnomalyConfig, on: bool| {
+            let mut c = config.clone();
+            c.votes_without_excluded = on;
+            evaluate(&c, &data).unwrap()
+        };
+        prop_assert_eq!(run(&config, true), run(&config, false));
+        config.mut_duplicate().max_distance_ppm = 1_000;
+        let (on, off) = (run(&config, true), run(&config, false));
+        let duplicates = |e: &super::evaluate::Evaluation| {
+            let m = e.methods.iter().find(|m| m.method == pb::AnomalyMethod::DUPLICATE).unwrap();
+            m.flagged.iter().map(|&i| e.scored[i as usize].clone()).collect::<Vec<_>>()
+        };
+        prop_assert_eq!(duplicates(&on), duplicates(&off));
+        prop_assert!(duplicates(&on).iter().all(|m| on.excluded.contains(m)));
+        prop_assert_eq!(&on.scored, &off.scored);
+        let order = |e: &super::evaluate::Evaluation| e.methods.iter().map(|m| m.method).collect::<Vec<_>>();
+        prop_assert_eq!(order(&on), order(&off));
+        prop_assert!(on.methods.iter().all(|m| m.scores_micro.len() == on.scored.len()));
+    }
+
     #[test]
     fn copies_counted_once_leave_everyone_elses_zscore_unchanged(
         norms in prop::collection::vec(1u64..50_000_000, 2..12),

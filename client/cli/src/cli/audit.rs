@@ -470,6 +470,9 @@ fn print_consortium(c: &pb::Consortium) {
     if a.count_copies_once {
         println!("copies:            count once towards the voting methods' scales");
     }
+    if a.votes_without_excluded {
+        println!("votes:             judge the others without the members excluded on their own");
+    }
 }
 
 /// A round's synchronization in one cell: `SYNCHRONOUS`, or
