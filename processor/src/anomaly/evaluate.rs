@@ -645,8 +645,8 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let flags = flag_outliers(&r, pagerank_config.k_ppm);
         methods.push(method_verdict(pb::AnomalyMethod::PAGERANK, &r, &flags));
     }
-    // The methods whose flag excludes on its own, first: with `votes_without_excluded` the
-    // voting methods below judge the others without the members they flag.
+    // The methods whose flag excludes on its own, first: with `dbscan_without_excluded` DBSCAN
+    // below clusters the others without the members they flag.
     let mut alone = Vec::new();
     if config.has_duplicate() {
         let nearest = data.values_of(
@@ -723,20 +723,19 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             c >= limit
         }));
     }
-    let mut left_out = if config.count_copies_once {
+    let left_out = if config.count_copies_once {
         data.copies()
     } else {
-        vec![false; n]
+        Vec::new()
     };
     let mut clustered: Vec<usize> = (0..n).collect();
-    if config.votes_without_excluded {
+    if config.dbscan_without_excluded {
         let mut caught = vec![false; n];
         for &i in alone.iter().flat_map(|m| &m.flagged) {
             caught[i as usize] = true;
         }
-        // Were every member caught, the others would be no one: all count, as all are clustered.
+        // Were every member caught, there would be no one else: all are clustered.
         if caught.contains(&false) {
-            left_out.iter_mut().zip(&caught).for_each(|(l, c)| *l |= c);
             clustered.retain(|&i| !caught[i]);
         }
     }
@@ -1048,14 +1047,14 @@ mod tests {
         assert_eq!(method_name(e.methods[0].method), "duplicate");
     }
 
-    /// `votes_without_excluded` (the attack benchmark's case: ALIE with two of ten, Dirichlet
+    /// `dbscan_without_excluded` (the attack benchmark's case: ALIE with two of ten, Dirichlet
     /// 0.1 shards, seed 0, round 6): two colluders' copies sit among the honest members with
     /// small updates, so DBSCAN's cluster of the small ones is the larger and the four honest
-    /// members with large updates are flagged. Judged without the copies, which the duplicate
+    /// members with large updates are flagged. Clustered without the copies, which the duplicate
     /// method excludes on its own, the two clusters are as large and neither is flagged; the
-    /// copies stay excluded, every member is scored, and the methods keep their order.
+    /// copies stay excluded, the scores stay, and the methods keep their order.
     #[test]
-    fn votes_judge_the_others_without_the_members_already_excluded() {
+    fn dbscan_clusters_without_the_members_already_excluded() {
         let commitment = |member: &str, norm: f64, sketch: &[i32]| pb::Commitment {
             member: member.into(),
             norm_micro: (norm * 1e6) as u64,
@@ -1102,7 +1101,7 @@ mod tests {
             names(&["g", "h", "i", "j"])
         );
         assert_eq!(every.excluded, names(&["e", "f", "g", "h", "i", "j"]));
-        config.votes_without_excluded = true;
+        config.dbscan_without_excluded = true;
         let without = evaluate(&config, &data).unwrap();
         assert!(flagged_by(&without, pb::AnomalyMethod::DBSCAN).is_empty());
         assert_eq!(without.excluded, names(&["e", "f"]));
@@ -1113,8 +1112,9 @@ mod tests {
             order(&every),
             [pb::AnomalyMethod::DBSCAN, pb::AnomalyMethod::DUPLICATE]
         );
-        // DBSCAN's scores (core distances) are every member's, as before.
+        // DBSCAN's scores (core distances among all) are as before.
         let dbscan = |e: &Evaluation| e.methods[0].scores_micro.clone();
+        assert_eq!(dbscan(&without), dbscan(&every));
         assert_eq!(dbscan(&without).len(), 10);
         // Were every member a copy, none would be left to judge the others by: all count.
         let copies: Vec<pb::Commitment> = ["x", "y", "z"]
@@ -1123,7 +1123,7 @@ mod tests {
             .collect();
         let data = MemberData::from_evidence(&copies, &[], &Default::default(), 0);
         let caught = evaluate(&config, &data).unwrap();
-        config.votes_without_excluded = false;
+        config.dbscan_without_excluded = false;
         assert_eq!(caught, evaluate(&config, &data).unwrap());
     }
 

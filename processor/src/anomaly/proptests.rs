@@ -233,11 +233,12 @@ proptest! {
         }
     }
 
-    /// `votes_without_excluded` changes only what the voting methods see: without a method that
-    /// excludes on its own it changes nothing; with one, the members it flags are excluded
-    /// either way, every member is scored, and the methods keep their order.
+    /// `dbscan_without_excluded` changes only DBSCAN's flags: without a method that excludes on
+    /// its own it changes nothing; with one, the members it flags are excluded either way and
+    /// DBSCAN flags none of them, the z-score's verdict and DBSCAN's scores stay, and the
+    /// methods keep their order.
     #[test]
-    fn votes_without_excluded_changes_only_the_votes(
+    fn dbscan_without_excluded_changes_only_dbscans_flags(
         norms in prop::collection::vec(1u64..50_000_000, 2..12),
         copied in 0usize..12,
         copies in 0usize..4,
@@ -271,7 +272,7 @@ proptest! {
         });
         let run = |config: &pb::AnomalyConfig, on: bool| {
             let mut c = config.clone();
-            c.votes_without_excluded = on;
+            c.dbscan_without_excluded = on;
             evaluate(&c, &data).unwrap()
         };
         prop_assert_eq!(run(&config, true), run(&config, false));
@@ -287,6 +288,24 @@ proptest! {
         let order = |e: &super::evaluate::Evaluation| e.methods.iter().map(|m| m.method).collect::<Vec<_>>();
         prop_assert_eq!(order(&on), order(&off));
         prop_assert!(on.methods.iter().all(|m| m.scores_micro.len() == on.scored.len()));
+        let method = |e: &super::evaluate::Evaluation, kind| {
+            e.methods.iter().find(|m| m.method == kind).unwrap().clone()
+        };
+        prop_assert_eq!(
+            method(&on, pb::AnomalyMethod::MODIFIED_ZSCORE),
+            method(&off, pb::AnomalyMethod::MODIFIED_ZSCORE)
+        );
+        let (dbscan_on, dbscan_off) = (
+            method(&on, pb::AnomalyMethod::DBSCAN),
+            method(&off, pb::AnomalyMethod::DBSCAN),
+        );
+        prop_assert_eq!(&dbscan_on.scores_micro, &dbscan_off.scores_micro);
+        let flagged_on: Vec<String> =
+            dbscan_on.flagged.iter().map(|&i| on.scored[i as usize].clone()).collect();
+        let caught = duplicates(&on);
+        if caught.len() < on.scored.len() {
+            prop_assert!(flagged_on.iter().all(|m| !caught.contains(m)));
+        }
     }
 
     #[test]

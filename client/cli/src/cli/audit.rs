@@ -470,8 +470,8 @@ fn print_consortium(c: &pb::Consortium) {
     if a.count_copies_once {
         println!("copies:            count once towards the voting methods' scales");
     }
-    if a.votes_without_excluded {
-        println!("votes:             judge the others without the members excluded on their own");
+    if a.dbscan_without_excluded {
+        println!("dbscan:            clusters only the members no excluding method flagged");
     }
 }
 

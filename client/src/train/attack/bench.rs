@@ -270,10 +270,10 @@ pub struct DetectionSettings {
     /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub count_copies_once: bool,
-    /// DBSCAN and the z-score judged the others without the members an excluding method
-    /// flagged (absent: not, as in reports written before the setting existed).
+    /// DBSCAN clustered only the members no excluding method flagged (absent: not, as in
+    /// reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub votes_without_excluded: bool,
+    pub dbscan_without_excluded: bool,
     /// The inconsistent-change and ascent methods' flags withdraw the member's previous
     /// commitment (absent: not, as in reports written before the setting existed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -304,7 +304,7 @@ impl From<&super::detect::Tuning> for DetectionSettings {
             mislabelled_margin: t.mislabelled_margin,
             mislabelled_reference: t.mislabelled_margin.map(|_| t.mislabelled_reference),
             count_copies_once: t.count_copies_once,
-            votes_without_excluded: t.votes_without_excluded,
+            dbscan_without_excluded: t.dbscan_without_excluded,
             withdraw: t.withdraw,
         }
     }

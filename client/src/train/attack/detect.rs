@@ -71,9 +71,9 @@ pub struct Tuning {
     /// Copies count once towards DBSCAN's and the z-score's centres and scales
     /// (`AnomalyConfig.count_copies_once`).
     pub count_copies_once: bool,
-    /// DBSCAN and the z-score judge the others without the members an excluding method flagged
-    /// (`AnomalyConfig.votes_without_excluded`).
-    pub votes_without_excluded: bool,
+    /// DBSCAN clusters only the members no excluding method flagged
+    /// (`AnomalyConfig.dbscan_without_excluded`).
+    pub dbscan_without_excluded: bool,
     /// The inconsistent-change and ascent methods' flags withdraw the member's commitment to
     /// the round before (`AnomalyConfig.withdraw`).
     pub withdraw: bool,
@@ -99,7 +99,7 @@ impl Default for Tuning {
             mislabelled_margin: None,
             mislabelled_reference: Default::default(),
             count_copies_once: false,
-            votes_without_excluded: false,
+            dbscan_without_excluded: false,
             withdraw: false,
         }
     }
@@ -223,7 +223,7 @@ impl Detector {
             config.mut_mislabelled().min_margin_ppm = fixed::saturating_micro(margin) as i32;
         }
         config.count_copies_once = tuning.count_copies_once;
-        config.votes_without_excluded = tuning.votes_without_excluded;
+        config.dbscan_without_excluded = tuning.dbscan_without_excluded;
         config.withdraw = tuning.withdraw;
         config
     }
@@ -262,7 +262,7 @@ mod tests {
             mislabelled_margin: Some(-0.02),
             mislabelled_reference: super::super::head::ReferenceDirections::ClassMeans,
             count_copies_once: true,
-            votes_without_excluded: true,
+            dbscan_without_excluded: true,
             withdraw: true,
         };
         let ensemble = Detector::Ensemble.config(&tuning);
@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(ensemble.get_dbscan().eps_ppm, 750_000);
         assert_eq!(ensemble.get_dbscan().min_points, 3);
         assert!(ensemble.get_dbscan().robust && ensemble.count_copies_once);
-        assert!(ensemble.votes_without_excluded);
+        assert!(ensemble.dbscan_without_excluded);
         assert_eq!(ensemble.get_zscore().threshold_ppm, 3_000_000);
         assert_eq!(Detector::parse("krum"), None);
         let both = Detector::Both.config(&tuning);

@@ -94,8 +94,8 @@ pub struct ReportScore {
     pub seeds: Vec<u64>,
     /// The detector scored.
     pub detector: String,
-    /// What sets the run apart: the methods that exclude on their own, `copies once`, `votes without excluded` (DBSCAN and the z-score judging the others
-    /// without the members excluding methods flagged), `skewed
+    /// What sets the run apart: the methods that exclude on their own, `copies once`, `dbscan without excluded` (DBSCAN clustering only the members no
+    /// excluding method flagged), `skewed
     /// shards` (the voting methods over the norm and the balance alone), `sealed` (sketches
     /// after the commitments), `blind` (adaptive attackers hiding from another projection),
     /// `noise R` (colluders' copies made different).
@@ -256,7 +256,7 @@ fn configuration(report: &BenchReport) -> Vec<String> {
         ("mean copy", d.mean_copy_cosine.is_some()),
         ("withdraw", d.withdraw),
         ("copies once", d.count_copies_once),
-        ("votes without excluded", d.votes_without_excluded),
+        ("dbscan without excluded", d.dbscan_without_excluded),
         ("sealed", report.sketch_after_commit),
         ("blind", report.blind_projection),
     ];

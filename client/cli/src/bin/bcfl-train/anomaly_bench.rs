@@ -192,10 +192,10 @@ pub(crate) struct CommonArgs {
     /// (`consortium init --count-copies-once`), the preset's too.
     #[arg(long)]
     count_copies_once: bool,
-    /// DBSCAN and the z-score judge the others without the members a method that excludes on
-    /// its own flagged (`consortium init --votes-without-excluded`), the preset's too.
+    /// DBSCAN clusters only the members no method that excludes on its own flagged
+    /// (`consortium init --dbscan-without-excluded`), the preset's too.
     #[arg(long)]
-    votes_without_excluded: bool,
+    dbscan_without_excluded: bool,
     /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
     /// to the round before from the model (`consortium init --withdraw`); detection then
     /// counts a withdrawn member-round as flagged, one round late. Needs
@@ -352,7 +352,7 @@ impl CommonArgs {
                 oversized_residual: self.oversized_residual.or(preset.oversized_residual),
                 mean_copy_cosine: self.mean_copy_cosine,
                 count_copies_once: self.count_copies_once,
-                votes_without_excluded: self.votes_without_excluded,
+                dbscan_without_excluded: self.dbscan_without_excluded,
                 withdraw: self.withdraw || added.withdraw,
                 ..preset
             });
@@ -408,7 +408,7 @@ impl CommonArgs {
             mislabelled_margin: self.mislabelled_margin,
             mislabelled_reference: self.mislabelled_reference,
             count_copies_once: self.count_copies_once,
-            votes_without_excluded: self.votes_without_excluded,
+            dbscan_without_excluded: self.dbscan_without_excluded,
             withdraw: self.withdraw,
         })
     }

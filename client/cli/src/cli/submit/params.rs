@@ -365,14 +365,13 @@ pub(crate) struct InitArgs {
     /// flagged on the seeds where it was found, more on others.
     #[arg(long)]
     count_copies_once: bool,
-    /// DBSCAN and the modified z-score judge the others without the members a method that
-    /// excludes on its own (duplicate, unchanged, resent, inconsistent, opposed, ascent,
-    /// mislabelled, oversized, mean copy) flagged this round: those count towards no centre or
-    /// scale, and DBSCAN clusters the others only, so that attackers already caught (colluders'
-    /// copies) cannot make a cluster of honest members the smaller one. With --anomaly-preset it
-    /// adds the setting to the preset.
+    /// DBSCAN clusters only the members no method that excludes on its own (duplicate,
+    /// unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized, mean copy)
+    /// flagged this round, so that attackers already caught (colluders' copies) cannot make a
+    /// cluster of honest members the smaller one; scales and scores stay as without it. With
+    /// --anomaly-preset it adds the setting to the preset.
     #[arg(long)]
-    votes_without_excluded: bool,
+    dbscan_without_excluded: bool,
     /// The members' data differ widely (most hold one or two classes): the preset's DBSCAN and
     /// z-score read only the update norm and the coordinate sign balance, since honest members
     /// holding a class few others hold lie as far from the consensus as an attacker. Not for
@@ -452,7 +451,7 @@ impl InitArgs {
             Some(preset) => {
                 let mut config = self.additions()?.apply(preset.config())?;
                 config.count_copies_once |= self.count_copies_once;
-                config.votes_without_excluded |= self.votes_without_excluded;
+                config.dbscan_without_excluded |= self.dbscan_without_excluded;
                 params.set_anomaly(config);
             }
             None if !self.no_anomaly && !self.anomaly.is_empty() => {
@@ -571,7 +570,7 @@ impl InitArgs {
             });
         }
         config.count_copies_once = self.count_copies_once;
-        config.votes_without_excluded = self.votes_without_excluded;
+        config.dbscan_without_excluded = self.dbscan_without_excluded;
         // The listed opt-in methods, at their flags' values or their defaults.
         let given = self.additions()?;
         let listed = anomaly_preset::Additions {
@@ -843,18 +842,18 @@ mod tests {
         let mut expected = without.clone();
         expected.count_copies_once = true;
         assert_eq!(once.get_anomaly(), &expected);
-        assert!(!anomaly.votes_without_excluded);
+        assert!(!anomaly.dbscan_without_excluded);
         let judged = Wrapper::parse_from([
             "x",
             "--base-model-sha256",
             &hash,
             "--anomaly-preset",
             "every-attack",
-            "--votes-without-excluded",
+            "--dbscan-without-excluded",
         ])
         .init;
         let mut expected = without.clone();
-        expected.votes_without_excluded = true;
+        expected.dbscan_without_excluded = true;
         assert_eq!(judged.to_params().unwrap().get_anomaly(), &expected);
         // --ascent-response adds the ascent method to the preset, and sets it in a list.
         let ascent = |extra: &[&str]| {
