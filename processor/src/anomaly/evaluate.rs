@@ -745,17 +745,12 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let points = standardized_points(&columns, n, d.robust);
         let min_points = d.min_points as usize;
         let scores = core_distances(&points, min_points);
-        let flags = if clustered.len() == n {
-            flagged(&dbscan(&points, fixed::ppm_to_f64(d.eps_ppm), min_points))
-        } else {
-            let kept: Vec<Vec<f64>> = clustered.iter().map(|&i| points[i].clone()).collect();
-            let mut flags = vec![false; n];
-            let labels = dbscan(&kept, fixed::ppm_to_f64(d.eps_ppm), min_points);
-            for (&i, flag) in clustered.iter().zip(flagged(&labels)) {
-                flags[i] = flag;
-            }
-            flags
-        };
+        let kept: Vec<Vec<f64>> = clustered.iter().map(|&i| points[i].clone()).collect();
+        let labels = dbscan(&kept, fixed::ppm_to_f64(d.eps_ppm), min_points);
+        let mut flags = vec![false; n];
+        for (&i, flag) in clustered.iter().zip(flagged(&labels)) {
+            flags[i] = flag;
+        }
         methods.push(method_verdict(pb::AnomalyMethod::DBSCAN, &scores, &flags));
     }
     if config.has_zscore() {
