@@ -882,6 +882,16 @@ fn unchanged(norms: &[f64], ratio: f64) -> (Vec<f64>, Vec<bool>) {
 mod tests {
     use super::*;
 
+    /// A commitment of `member` with update norm `norm` and sketch `sketch`, nothing else.
+    fn commitment(member: &str, norm: f64, sketch: &[i32]) -> pb::Commitment {
+        pb::Commitment {
+            member: member.into(),
+            norm_micro: (norm * 1e6) as u64,
+            sketch: crate::testing::packed(sketch),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn configured_methods_in_evaluation_order() {
         assert_eq!(
@@ -1050,12 +1060,6 @@ mod tests {
     /// copies stay excluded, the scores stay, and the methods keep their order.
     #[test]
     fn dbscan_clusters_without_the_members_already_excluded() {
-        let commitment = |member: &str, norm: f64, sketch: &[i32]| pb::Commitment {
-            member: member.into(),
-            norm_micro: (norm * 1e6) as u64,
-            sketch: crate::testing::packed(sketch),
-            ..Default::default()
-        };
         let copy = [6, -6, 6, -6];
         let commitments = vec![
             commitment("a", 1.30, &[1, 2, 3, 4]),
@@ -1111,7 +1115,7 @@ mod tests {
         let dbscan = |e: &Evaluation| e.methods[0].scores_micro.clone();
         assert_eq!(dbscan(&without), dbscan(&every));
         assert_eq!(dbscan(&without).len(), 10);
-        // Were every member a copy, none would be left to judge the others by: all count.
+        // Were every member a copy, no one else would be left: all are clustered, as without it.
         let copies: Vec<pb::Commitment> = ["x", "y", "z"]
             .iter()
             .map(|m| commitment(m, 1.0, &copy))
@@ -1129,12 +1133,6 @@ mod tests {
     /// scale to the honest spread; every member is still scored.
     #[test]
     fn copies_count_once_towards_the_scale() {
-        let commitment = |member: &str, norm: f64, sketch: &[i32]| pb::Commitment {
-            member: member.into(),
-            norm_micro: (norm * 1e6) as u64,
-            sketch: crate::testing::packed(sketch),
-            ..Default::default()
-        };
         let rider = [7, -3, 5, 1];
         let commitments = vec![
             commitment("a", 0.70, &[1, 2, 3, 4]),

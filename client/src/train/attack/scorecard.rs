@@ -94,8 +94,8 @@ pub struct ReportScore {
     pub seeds: Vec<u64>,
     /// The detector scored.
     pub detector: String,
-    /// What sets the run apart: the methods that exclude on their own, `copies once`, `dbscan without excluded` (DBSCAN clustering only the members no
-    /// excluding method flagged), `skewed
+    /// What sets the run apart: the methods that exclude on their own, `copies once`, `dbscan
+    /// without excluded` (DBSCAN clustering only the members no excluding method flagged), `skewed
     /// shards` (the voting methods over the norm and the balance alone), `sealed` (sketches
     /// after the commitments), `blind` (adaptive attackers hiding from another projection),
     /// `noise R` (colluders' copies made different).
