@@ -645,8 +645,15 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         let flags = flag_outliers(&r, pagerank_config.k_ppm);
         methods.push(method_verdict(pb::AnomalyMethod::PAGERANK, &r, &flags));
     }
-    // The methods whose flag excludes on its own, first: with `dbscan_without_excluded` DBSCAN
-    // below clusters the others without the members they flag.
+    // The methods whose flag excludes on its own instead of casting a vote, first: the
+    // duplicate, unchanged-update, resent-change, inconsistent-change, opposed-change, ascent,
+    // mislabelled-change, oversized-update and mean-copy methods, whose flags are evidence that
+    // the member did not train on data of its own with its true labels (it sent a copy, the
+    // model it was given, the model's last change back, a change unrelated to its own previous
+    // one, changes that undo the consortium's, changes that climb its own loss, changes that
+    // move the classes towards other classes' features, a change several times longer than its
+    // data makes, or the others' mean), wherever its update lies. With
+    // `dbscan_without_excluded` DBSCAN below clusters the others without the members they flag.
     let mut alone = Vec::new();
     if config.has_duplicate() {
         let nearest = data.values_of(
@@ -728,17 +735,16 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
     } else {
         Vec::new()
     };
-    let mut clustered: Vec<usize> = (0..n).collect();
-    if config.dbscan_without_excluded {
-        let mut caught = vec![false; n];
-        for &i in alone.iter().flat_map(|m| &m.flagged) {
-            caught[i as usize] = true;
-        }
-        // Were every member caught, there would be no one else: all are clustered.
-        if caught.contains(&false) {
-            clustered.retain(|&i| !caught[i]);
-        }
+    let mut evidence = vec![false; n];
+    for &i in alone.iter().flat_map(|m| &m.flagged) {
+        evidence[i as usize] = true;
     }
+    // Were every member caught, there would be no one else: all are clustered.
+    let clustered: Vec<usize> = if config.dbscan_without_excluded && evidence.contains(&false) {
+        (0..n).filter(|&i| !evidence[i]).collect()
+    } else {
+        (0..n).collect()
+    };
     if config.has_dbscan() {
         let d = config.get_dbscan();
         let columns = data.columns_for(&d.features, &left_out, &mut ranks, &pagerank_config)?;
@@ -765,20 +771,14 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
             &flags,
         ));
     }
+    // Only the voting methods are in `methods` so far.
+    let mut votes = vec![0usize; n];
+    for &i in methods.iter().flat_map(|m| &m.flagged) {
+        votes[i as usize] += 1;
+    }
     methods.extend(alone);
     let needed = config.ensemble_min_votes.max(1) as usize;
     let (mut excluded, mut accepted) = (Vec::new(), Vec::new());
-    let mut votes = vec![0usize; n];
-    let mut evidence = vec![false; n];
-    for m in &methods {
-        for &i in &m.flagged {
-            if excludes_alone(m.method) {
-                evidence[i as usize] = true;
-            } else {
-                votes[i as usize] += 1;
-            }
-        }
-    }
     for ((member, votes), evidence) in members.iter().zip(votes).zip(evidence) {
         if votes >= needed || evidence {
             excluded.push(member.clone());
@@ -792,29 +792,6 @@ pub fn evaluate(config: &pb::AnomalyConfig, data: &MemberData) -> Result<Evaluat
         excluded,
         accepted,
     })
-}
-
-/// Whether a method's flag excludes on its own instead of casting a vote: the duplicate,
-/// unchanged-update, resent-change, inconsistent-change, opposed-change, ascent,
-/// mislabelled-change, oversized-update and mean-copy methods, whose flags are evidence that the
-/// member did not train on data of its own with its true labels (it sent a copy, the model it
-/// was given, the model's last change back, a change unrelated to its own previous one, changes
-/// that undo the consortium's, changes that climb its own loss, changes that move the classes
-/// towards other classes' features, a change several times longer than its data makes, or the
-/// others' mean), wherever its update lies.
-fn excludes_alone(method: pb::AnomalyMethod) -> bool {
-    matches!(
-        method,
-        pb::AnomalyMethod::DUPLICATE
-            | pb::AnomalyMethod::UNCHANGED
-            | pb::AnomalyMethod::RESENT
-            | pb::AnomalyMethod::INCONSISTENT
-            | pb::AnomalyMethod::OPPOSED
-            | pb::AnomalyMethod::ASCENT
-            | pb::AnomalyMethod::MISLABELLED
-            | pb::AnomalyMethod::OVERSIZED
-            | pb::AnomalyMethod::MEAN_COPY
-    )
 }
 
 /// Whether `config` reads each committer's own previous commitment ([`Feature::OWN_CHANGE_COSINE`]
