@@ -1,6 +1,8 @@
 //! Networking between members: blob serving, bandwidth probes, verified relayed transfers, and
 //! transfer planning.
 //!
+//! - [`activation`]: the listening socket a service manager (or `bcfl demo`) passed in,
+//!   which a blob server takes instead of binding its own.
 //! - [`auth`]: signed requests: the [`PeerClient`](auth::PeerClient) every node request goes
 //!   through, and the [`Authenticator`](auth::Authenticator) that lets only members' signed
 //!   requests into a blob server.
@@ -28,6 +30,7 @@
 //! | --- | --- |
 //! | `clap` | `clap::ValueEnum` for [`route::DistributionMode`], for the command line |
 
+pub mod activation;
 pub mod auth;
 pub mod blob;
 pub mod edges;

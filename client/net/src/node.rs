@@ -494,9 +494,7 @@ pub async fn serve(
         addr: config.listen,
         source,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(bind)?;
+    let listener = crate::activation::bind(config.listen).await.map_err(bind)?;
     let local = listener.local_addr().map_err(bind)?;
     ready(local, &store.list()?);
     let auth = Authenticator::new(Some(signer.public_key().as_hex().to_owned()), registry)

@@ -157,12 +157,7 @@ impl NodeServer {
         tls: bcfl_tls::ServerTls,
     ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let task =
-            tokio::spawn(
-                async move { self.serve_tls(listener, &tls, std::future::pending()).await },
-            );
-        Ok((local, task))
+        self.spawn_tls_on(listener, tls)
     }
 
     /// Binds `addr` and serves in a background task; returns the bound address and the task.
@@ -171,6 +166,30 @@ impl NodeServer {
         addr: SocketAddr,
     ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.spawn_on(listener)
+    }
+
+    /// Serves HTTPS with `tls` on `listener` (bound already: by a service manager, say) in a
+    /// background task; returns its address and the task.
+    pub fn spawn_tls_on(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: bcfl_tls::ServerTls,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+        let local = listener.local_addr()?;
+        let task =
+            tokio::spawn(
+                async move { self.serve_tls(listener, &tls, std::future::pending()).await },
+            );
+        Ok((local, task))
+    }
+
+    /// Serves on `listener` (bound already: by a service manager, say) in a background task;
+    /// returns its address and the task.
+    pub fn spawn_on(
+        self,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
         let local = listener.local_addr()?;
         let task = tokio::spawn(self.serve(listener, std::future::pending()));
         Ok((local, task))

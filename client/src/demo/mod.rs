@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use bcfl_protos::bcfl as pb;
 
 use self::attack::{AttackSpec, CollusionNoise};
-use self::processes::{free_port, NodeProcess};
+use self::processes::{reserve_port, NodeProcess};
 use crate::llm::pubmedqa::{self, Answer, PubMedQa};
 use crate::round::coordinator::{CoordinatorConfig, Synchrony, Topology};
 use crate::round::ledger::Ledger;
@@ -228,7 +228,8 @@ pub struct DemoConfig {
     pub prepare_only: bool,
     /// Member I's blob server host in its registered endpoint, `{i}` replaced by I (e.g.
     /// `member-{i}`, a container's name); it then listens on every address, port
-    /// [`MEMBER_PORT`]. `None`: 127.0.0.1 on a free port.
+    /// [`MEMBER_PORT`]. `None`: 127.0.0.1 on a free port, bound by the demo and passed to
+    /// the member's process ([`bcfl_net::activation`]).
     pub member_host: Option<String>,
     /// A command prefix each member's process starts under, `{i}` replaced by the member's
     /// number and split at whitespace (e.g. `ip netns exec host{i}`, `taskset -c {i}`, a
@@ -573,7 +574,8 @@ pub async fn run(
             .collect(),
         _ => Vec::new(),
     };
-    let mut ports = std::collections::BTreeSet::new();
+    // Each member's reserved blob server socket (on loopback), passed to its process.
+    let mut listeners = Vec::with_capacity(args.members);
     for (i, key) in (1..=args.members).zip(member_keys) {
         let name = format!("member-{i}");
         let key_path = write_key_pair(&keys, &name, &key, false)?.private;
@@ -588,11 +590,10 @@ pub async fn run(
                 std::net::SocketAddr::from(([0, 0, 0, 0], MEMBER_PORT)),
             ),
             None => {
-                let port = free_port(&mut ports)?;
-                (
-                    format!("{scheme}://127.0.0.1:{port}"),
-                    std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                )
+                let listener = reserve_port()?;
+                let addr = listener.local_addr()?;
+                listeners.push(Some(listener));
+                (format!("{scheme}://{addr}"), addr)
             }
         };
         let member_tls = demo_tls.as_ref().map(|t| t.member(i));
@@ -740,6 +741,8 @@ pub async fn run(
         .map(|t| (bcfl_tls::CA_CERT_ENV, t.ca.display().to_string()))
         .collect();
     for (i, p) in (1..).zip(&planned) {
+        // Closed here once the member's process holds it.
+        let listener = listeners.get_mut(i - 1).and_then(Option::take);
         let node_args = [
             "-v".into(),
             "node".into(),
@@ -759,6 +762,7 @@ pub async fn run(
                 .cloned()
                 .chain([("OMP_NUM_THREADS", threads.clone())])
                 .collect::<Vec<_>>(),
+            listener.as_ref(),
             &logs.join(format!("{}.log", p.info.name)),
         )?);
     }
@@ -773,6 +777,7 @@ pub async fn run(
             coordinator_path.display().to_string(),
         ],
         &ca_env,
+        None,
         &logs.join("coordinator.log"),
     )?);
 

@@ -21,12 +21,15 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
-    /// Starts `program args` with stdout and stderr appended to `log`.
+    /// Starts `program args` with stdout and stderr appended to `log`, and `listener`, if any,
+    /// passed in as its blob server's socket ([`bcfl_net::activation::pass_listener`]; the
+    /// caller may close its copy once this returns).
     pub fn spawn(
         name: &str,
         program: &Path,
         args: &[String],
         envs: &[(&str, String)],
+        listener: Option<&std::net::TcpListener>,
         log: &Path,
     ) -> Result<Self> {
         let out = File::options()
@@ -43,6 +46,9 @@ impl NodeProcess {
             .stderr(err);
         for (k, v) in envs {
             command.env(k, v);
+        }
+        if let Some(listener) = listener {
+            bcfl_net::activation::pass_listener(&mut command, listener);
         }
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|source| Error::Spawn {
@@ -120,49 +126,45 @@ fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// A free TCP port on 127.0.0.1 that is not in `taken`, added to it (bound and released:
-/// another process may take it first, so a node that cannot bind says so and the demo fails
-/// with its log). Drawn at random below Linux's ephemeral range (32768-60999): a port the kernel
-/// handed out for `bind(0)` is soon handed out again as the local port of some outgoing
-/// connection, which is how a member's blob server once found its port taken while other tests
-/// ran; below the range only another listener can take it. `taken` holds the ports handed out
-/// before, which are free again until their members bind them: a demo once drew one port for
-/// two members, and the second member's server found it taken. Falls back to the kernel's
-/// choice when 64 draws are all in use. The test kit (`bcfl_testkit::free_port`, which links
-/// no workspace crate) draws its ports alike.
-pub fn free_port(taken: &mut std::collections::BTreeSet<u16>) -> Result<u16> {
-    use rand::Rng as _;
-    let mut rng = rand::thread_rng();
-    for _ in 0..64 {
-        let port = rng.gen_range(20_000..32_768);
-        if taken.contains(&port) {
-            continue;
-        }
-        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-            let port = listener.local_addr()?.port();
-            taken.insert(port);
-            return Ok(port);
-        }
-    }
-    loop {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-        let port = listener.local_addr()?.port();
-        if taken.insert(port) {
-            return Ok(port);
-        }
-    }
+/// A listener on a free loopback port, for a member's blob server: the demo registers its
+/// address on chain and hands the bound socket to the member's process
+/// ([`bcfl_net::activation`]), so no other process can take the port in between. (A port
+/// bound and released, and bound again by the member, once was: a member's blob server found
+/// its port taken while other tests ran.) While it is held, the kernel hands its port to no
+/// other listener and to no outgoing connection.
+pub fn reserve_port() -> Result<std::net::TcpListener> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Ports drawn into one set are all different, though each is released at once.
+    /// A child started with a reserved port's listener serves on it: it accepts a connection
+    /// on the port the demo drew, though the demo closed its own copy first.
+    #[cfg(unix)]
     #[test]
-    fn free_ports_are_never_handed_out_twice() {
-        let mut taken = std::collections::BTreeSet::new();
-        let ports: Vec<u16> = (0..300).map(|_| free_port(&mut taken).unwrap()).collect();
-        assert_eq!(taken.len(), ports.len());
-        assert!(ports.iter().all(|p| taken.contains(p)));
+    fn a_member_process_inherits_its_reserved_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = reserve_port().unwrap();
+        let addr = listener.local_addr().unwrap();
+        // The child accepts one connection on fd 3 and writes what LISTEN_FDS said.
+        let script = "import socket, os; s = socket.socket(fileno=3); c, _ = s.accept(); \
+                      c.sendall(os.environ['LISTEN_FDS'].encode())";
+        let mut child = NodeProcess::spawn(
+            "member-1",
+            Path::new("python3"),
+            &["-c".into(), script.into()],
+            &[],
+            Some(&listener),
+            &dir.path().join("member-1.log"),
+        )
+        .unwrap();
+        drop(listener);
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        assert_eq!(answer, "1", "{}", child.log_tail(20));
+        child.stop(Duration::from_secs(5));
     }
 }

@@ -15,7 +15,8 @@
 //! data = "shards/member-1.csv"   # private training data (a decoder package: member-1.json)
 //! test_data = "shards/test.csv"  # optional: score every global model
 //! store = "hospital-a/store"   # blob store
-//! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain)
+//! listen = "127.0.0.1:7001"    # blob server (the endpoint registered on chain; a socket
+//!                              # passed in, LISTEN_FDS=1, must listen there)
 //! tls_cert = "hospital-a/server.crt"   # optional: serve blobs over HTTPS (with tls_key)
 //! tls_key = "hospital-a/server.key"
 //! report = "hospital-a/report.jsonl"
@@ -376,20 +377,22 @@ async fn start_member<L: Ledger>(
     );
     let transfers = Arc::new(Transfers::new(store, http.clone()));
     let server = NodeServer::new(transfers.clone(), DEFAULT_MAX_PROBE_BYTES);
-    let spawned = match (&m.tls_cert, &m.tls_key) {
-        (Some(cert), Some(key)) => {
-            let tls = bcfl_net::tls::ServerTls::from_pem_files(cert, key)?;
-            server.spawn_tls(m.listen, tls).await
-        }
-        (None, None) => server.spawn(m.listen).await,
+    let tls = match (&m.tls_cert, &m.tls_key) {
+        (Some(cert), Some(key)) => Some(bcfl_net::tls::ServerTls::from_pem_files(cert, key)?),
+        (None, None) => None,
         _ => {
             return Err(Error::Config(
                 "[member] needs both tls_cert and tls_key, or neither".into(),
             ))
         }
     };
-    let (addr, server) =
-        spawned.map_err(|e| Error::file("starting the blob server on", m.listen.to_string(), e))?;
+    let failed = |e| Error::file("starting the blob server on", m.listen.to_string(), e);
+    let listener = bcfl_net::activation::bind(m.listen).await.map_err(failed)?;
+    let (addr, server) = match tls {
+        Some(tls) => server.spawn_tls_on(listener, tls),
+        None => server.spawn_on(listener),
+    }
+    .map_err(failed)?;
     let key = signer.public_key().as_hex().to_owned();
     match state.members.get(&key) {
         Some(member) => {

@@ -253,6 +253,14 @@ fn a_tiny_federated_run_excludes_the_attacker_and_aggregates_verified_updates() 
     ] {
         assert!(work.join(file).is_file(), "{file} missing");
     }
+    // Each member served on the socket the demo bound for it when it drew its port.
+    for m in members {
+        let log = work
+            .join("logs")
+            .join(format!("{}.log", m["name"].as_str().unwrap()));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("serving on the socket passed in"), "{text}");
+    }
 }
 
 /// `scripts/demo.sh --tls` in small: the throwaway certificates first (`--tls-prepare`), the

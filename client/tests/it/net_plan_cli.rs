@@ -350,3 +350,56 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// `bcfl node serve` with a listening socket passed in (`LISTEN_FDS=1`, fd 3, as systemd's
+/// socket activation and `bcfl demo` pass it): it serves on that socket when it listens on
+/// `--listen`, and exits with an error that names both addresses when it listens elsewhere.
+#[test]
+fn node_serve_takes_the_socket_passed_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Cli::new("http://127.0.0.1:1", dir.path().join("keys"));
+    cli.keygen("m1");
+    let start = |listen: &str, listener: &std::net::TcpListener| {
+        let mut command = cli.command("m1");
+        command
+            .args(["node", "serve", "--peer", "p=http://127.0.0.1:1"])
+            .args(["--listen", listen, "--store"])
+            .arg(dir.path().join("store"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        bcfl_net::activation::pass_listener(&mut command, listener);
+        command.spawn().expect("starting bcfl node serve")
+    };
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut child = start(&addr.to_string(), &listener);
+    drop(listener);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child = ChildGuard::new(child);
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(ready["listening"], addr.to_string());
+    // The server answers on it (an unsigned request is refused, by the server).
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /v1/blobs HTTP/1.0\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.0 401"), "{answer}");
+    drop(child);
+
+    // A socket on another address than --listen is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = listener.local_addr().unwrap();
+    let out = start("127.0.0.1:9", &listener).wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "listens on {other}, not on the configured 127.0.0.1:9"
+        )),
+        "{stderr}"
+    );
+}

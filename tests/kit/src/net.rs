@@ -7,13 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 ///
 /// Another process may take it before the test binds it; where the program can bind port 0 and
-/// print the port it got (as `bcfl-devnet` and `bcfl node serve` do), prefer that. The port is
-/// drawn at random below Linux's ephemeral range (32768-60999), as the demo draws its members'
-/// ports (`bcfl_client::demo`, which this kit does not link): a port the kernel handed out for
-/// `bind(0)` is soon handed out again as the local port of some outgoing connection, and a member
-/// process of a test once found its blob server's port taken that way while other tests ran;
-/// below the range only another listener can take it. Falls back to the kernel's choice when 64
-/// draws are all in use.
+/// print the port it got (as `bcfl-devnet` and `bcfl node serve` do), or take a bound socket
+/// passed in (`bcfl node run` and `bcfl node serve`, `bcfl_net::activation`, which is how the
+/// demo starts its members), prefer that. The port is drawn at random below Linux's ephemeral
+/// range (32768-60999): a port the kernel handed out for `bind(0)` is soon handed out again as
+/// the local port of some outgoing connection, and a member process of a test once found its
+/// blob server's port taken that way while other tests ran; below the range only another
+/// listener can take it. Falls back to the kernel's choice when 64 draws are all in use.
 pub fn free_port() -> u16 {
     for _ in 0..64 {
         let port = 20_000 + (next_random() % 12_768) as u16;
