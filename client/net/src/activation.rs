@@ -114,6 +114,8 @@ pub fn pass_listener(command: &mut Command, listener: &std::net::TcpListener) {
             });
         }
     }
+    #[cfg(not(unix))]
+    let _ = listener;
 }
 
 /// Takes `fd` as a listening TCP socket, after checking that it is one.
