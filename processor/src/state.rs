@@ -391,8 +391,9 @@ impl<'a> BcflState<'a> {
         Ok(links)
     }
 
-    /// The verdict of `round`, if evaluated, its `accepted` restored from the round's
-    /// committers ([`pb::Verdict::restored`]: the round is read too, and must be declared).
+    /// The verdict of `round`, if evaluated, its `excluded` and `accepted` restored from the
+    /// round's committers ([`pb::Verdict::restored`]: the round is read too, and must be
+    /// declared).
     pub fn verdict(&mut self, round: u64) -> Result<Option<pb::Verdict>> {
         let Some(stored) =
             self.read_expanded::<pb::Verdict>(&address::verdict_address(round), "Verdict")?
@@ -400,15 +401,23 @@ impl<'a> BcflState<'a> {
             return Ok(None);
         };
         let committers = self.verdict_round(round)?.committers;
-        Ok(Some(stored.restored(&committers)))
+        stored
+            .restored(&committers)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                address: address::verdict_address(round),
+                kind: "Verdict",
+                detail: e.to_string(),
+            })
     }
 
-    /// Stores a verdict without its `accepted` ([`pb::Verdict::stored`]), which must be its
-    /// round's committers that are not excluded.
+    /// Stores a verdict without its `accepted` and with its excluded as positions among its
+    /// round's committers ([`pb::Verdict::stored`]); its accepted members must be the
+    /// committers that are not excluded.
     pub fn put_verdict(&mut self, verdict: &pb::Verdict) -> Result<()> {
-        let stored = verdict.stored();
         let committers = self.verdict_round(verdict.round)?.committers;
-        if stored.clone().restored(&committers) != *verdict {
+        let stored = verdict.stored(&committers);
+        if stored.clone().restored(&committers).as_ref() != Ok(verdict) {
             return Err(StateError::Corrupt {
                 address: address::verdict_address(verdict.round),
                 kind: "Verdict",

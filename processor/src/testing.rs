@@ -305,7 +305,11 @@ impl MemoryLedger {
     pub fn verdict(&self, round: u64) -> Option<pb::Verdict> {
         let stored: pb::Verdict = self.expanded(&address::verdict_address(round))?;
         let committers = self.round(round).map(|r| r.committers).unwrap_or_default();
-        Some(stored.restored(&committers))
+        Some(
+            stored
+                .restored(&committers)
+                .expect("the processor stores verdicts that restore"),
+        )
     }
 
     /// A member's sketch sum, if it has been evaluated.

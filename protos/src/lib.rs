@@ -174,26 +174,70 @@ impl bcfl::Verdict {
         scored
     }
 
-    /// The verdict as the ledger stores it: `accepted` left empty, since it is the round's
-    /// committers that are not `excluded` ([`Self::restored`] gives it back). Every key is then
-    /// stored once a round, in the round's `committers`, and the verdict adds only the excluded.
-    pub fn stored(&self) -> bcfl::Verdict {
+    /// The verdict as the ledger stores it, with `committers` its round's committers (sorted):
+    /// `accepted` left empty, since it is the committers that are not `excluded`, and
+    /// `excluded` as positions among the committers (`excluded_positions`) when every excluded
+    /// member is one, as the processor's rules make it (else as keys, so nothing is lost).
+    /// Every key is then stored once a round, in the round's `committers`; [`Self::restored`]
+    /// gives the verdict back.
+    pub fn stored(&self, committers: &[String]) -> bcfl::Verdict {
+        let positions: Option<Vec<u32>> = self
+            .excluded
+            .iter()
+            .map(|k| {
+                committers
+                    .binary_search(k)
+                    .ok()
+                    .and_then(|i| u32::try_from(i).ok())
+            })
+            .collect();
+        let (excluded, excluded_positions) = match positions {
+            Some(positions) if self.excluded_positions.is_empty() => (Vec::new().into(), positions),
+            _ => (self.excluded.clone(), self.excluded_positions.clone()),
+        };
         bcfl::Verdict {
             accepted: Vec::new().into(),
+            excluded,
+            excluded_positions,
             ..self.clone()
         }
     }
 
     /// The verdict a stored one stands for, with `committers` its round's committers (sorted):
-    /// `accepted` is every committer not `excluded`, sorted.
-    pub fn restored(mut self, committers: &[String]) -> bcfl::Verdict {
+    /// `excluded` from its positions among them (when stored so), and `accepted` every
+    /// committer not `excluded`, sorted. Positions that are not ascending, or past the
+    /// committers, or stored beside excluded keys, are refused.
+    pub fn restored(mut self, committers: &[String]) -> Result<bcfl::Verdict, StoredVerdictError> {
+        let round = self.round;
+        if !self.excluded_positions.is_empty() {
+            if !self.excluded.is_empty() || !self.excluded_keys.is_empty() {
+                return Err(StoredVerdictError::Both { round });
+            }
+            if self.excluded_positions.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(StoredVerdictError::NotAscending { round });
+            }
+            let excluded = std::mem::take(&mut self.excluded_positions)
+                .into_iter()
+                .map(|i| {
+                    committers
+                        .get(i as usize)
+                        .cloned()
+                        .ok_or(StoredVerdictError::Past {
+                            round,
+                            position: i,
+                            committers: committers.len(),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.excluded = excluded.into();
+        }
         self.accepted = committers
             .iter()
             .filter(|k| self.excluded.binary_search(k).is_err())
             .cloned()
             .collect::<Vec<_>>()
             .into();
-        self
+        Ok(self)
     }
 
     /// The members whose commitment to the round before this verdict withdrew (`withdrawn`
@@ -206,6 +250,36 @@ impl bcfl::Verdict {
             .filter_map(|&i| scored.get(i as usize).cloned())
             .collect()
     }
+}
+
+/// A stored verdict whose excluded positions do not name the round's committers
+/// ([`bcfl::Verdict::restored`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoredVerdictError {
+    /// A position past the round's committers.
+    #[error("the verdict of round {round} excludes position {position}, past the round's {committers} committers")]
+    Past {
+        /// The verdict's round.
+        round: u64,
+        /// The position.
+        position: u32,
+        /// How many committers the round has.
+        committers: usize,
+    },
+    /// Positions that are not strictly ascending.
+    #[error("the verdict of round {round} stores its excluded positions out of order")]
+    NotAscending {
+        /// The verdict's round.
+        round: u64,
+    },
+    /// Excluded members stored both as keys and as positions.
+    #[error(
+        "the verdict of round {round} stores its excluded members both as keys and as positions"
+    )]
+    Both {
+        /// The verdict's round.
+        round: u64,
+    },
 }
 
 #[cfg(test)]
@@ -224,13 +298,53 @@ mod tests {
             withdrawn: vec![1],
             ..Default::default()
         };
-        let stored = verdict.stored();
-        assert!(stored.accepted.is_empty());
-        assert!(stored.write_to_bytes().unwrap().len() < verdict.write_to_bytes().unwrap().len());
         let committers = keys(&["a", "b", "c", "d", "e"]);
-        let restored = stored.restored(&committers);
+        let stored = verdict.stored(&committers);
+        assert!(stored.accepted.is_empty());
+        // The excluded as their positions among the committers.
+        assert!(stored.excluded.is_empty());
+        assert_eq!(stored.excluded_positions, vec![1, 3]);
+        assert!(stored.write_to_bytes().unwrap().len() < verdict.write_to_bytes().unwrap().len());
+        let restored = stored.clone().restored(&committers).unwrap();
         assert_eq!(restored, verdict);
         assert_eq!(restored.withdrawn_members(), keys(&["b"]));
+
+        // An excluded member that is no committer (never stored by the rules) stays a key.
+        let odd = Verdict {
+            excluded: keys(&["b", "z"]).into(),
+            accepted: keys(&["a", "c", "d", "e"]).into(),
+            ..verdict.clone()
+        };
+        let kept = odd.stored(&committers);
+        assert_eq!(kept.excluded.to_vec(), keys(&["b", "z"]));
+        assert!(kept.excluded_positions.is_empty());
+        assert_eq!(kept.restored(&committers).unwrap(), odd);
+
+        // Positions that name no committer, out of order, or beside keys are refused.
+        let past = Verdict {
+            excluded_positions: vec![1, 5],
+            ..stored.clone()
+        };
+        assert_eq!(
+            past.restored(&committers).unwrap_err().to_string(),
+            "the verdict of round 4 excludes position 5, past the round's 5 committers"
+        );
+        let unordered = Verdict {
+            excluded_positions: vec![3, 1],
+            ..stored.clone()
+        };
+        assert!(matches!(
+            unordered.restored(&committers),
+            Err(super::StoredVerdictError::NotAscending { round: 4 })
+        ));
+        let both = Verdict {
+            excluded: keys(&["b"]).into(),
+            ..stored
+        };
+        assert!(matches!(
+            both.restored(&committers),
+            Err(super::StoredVerdictError::Both { round: 4 })
+        ));
     }
 
     #[test]

@@ -273,7 +273,13 @@ impl FamilyState {
                 .get(round)
                 .map(|r| r.committers.to_vec())
                 .unwrap_or_default();
-            *verdict = std::mem::take(verdict).restored(&committers);
+            *verdict = std::mem::take(verdict).restored(&committers).map_err(|e| {
+                StateError::Malformed {
+                    address: address::verdict_address(*round),
+                    kind: "Verdict",
+                    reason: e.to_string(),
+                }
+            })?;
         }
         state.sketch_history.entries = restored_entries(
             &state.sketch_history,
@@ -495,9 +501,9 @@ impl BcflReader {
         }
     }
 
-    /// The verdict of round `round`, its `accepted` restored from the round's committers
-    /// ([`pb::Verdict::restored`]; the round is read too: its committers never change once it
-    /// has a verdict).
+    /// The verdict of round `round`, its `excluded` and `accepted` restored from the round's
+    /// committers ([`pb::Verdict::restored`]; the round is read too: its committers never
+    /// change once it has a verdict).
     pub async fn verdict(
         &self,
         round: u64,
@@ -510,7 +516,12 @@ impl BcflReader {
                     .await?
                     .map(|r| r.committers.to_vec())
                     .unwrap_or_default();
-                Ok(Some(v.restored(&committers)))
+                let restored = v.restored(&committers).map_err(|e| StateError::Malformed {
+                    address: address::verdict_address(round),
+                    kind: "Verdict",
+                    reason: e.to_string(),
+                })?;
+                Ok(Some(restored))
             }
             _ => Ok(None),
         }

@@ -301,11 +301,17 @@ fn sign_flipped_and_scaled_committers_are_excluded_on_chain() {
     let raw = &ledger.state()[&crate::address::verdict_address(1)];
     let stored = <pb::Verdict as protobuf::Message>::parse_from_bytes(raw).unwrap();
     assert!(stored.accepted.is_empty());
-    // Its keys are bytes (`compact`): the two excluded members, 33 bytes each.
-    assert!(stored.excluded.is_empty() && stored.excluded_keys.len() == 2 * 33);
+    // Nor the excluded members' keys: their positions among the round's committers.
+    let committers = ledger.round(1).unwrap().committers.to_vec();
+    assert!(stored.excluded.is_empty() && stored.excluded_keys.is_empty());
+    let positions: Vec<u32> = excluded
+        .iter()
+        .map(|k| committers.iter().position(|c| c == k).unwrap() as u32)
+        .collect();
+    assert_eq!(stored.excluded_positions, positions);
     use bcfl_protos::compact::Compact;
-    assert_eq!(stored, verdict.stored().compacted());
-    assert_eq!(stored.expanded().unwrap(), verdict.stored());
+    assert_eq!(stored, verdict.stored(&committers).compacted());
+    assert_eq!(stored.expanded().unwrap(), verdict.stored(&committers));
     let methods: Vec<pb::AnomalyMethod> = verdict.methods.iter().map(|v| v.method).collect();
     use pb::AnomalyMethod::*;
     assert_eq!(methods, vec![PAGERANK, DBSCAN, MODIFIED_ZSCORE]);
@@ -428,7 +434,9 @@ fn lcg_evidence() -> (Vec<pb::Commitment>, Vec<pb::Link>) {
 /// Every validator must compute the same verdict bytes, across builds and platforms: this pins
 /// them. If a change to the methods alters this digest, it changes consensus: every validator
 /// must upgrade at once. The stored bytes' digest is pinned apart: the ledger stores a verdict
-/// without `accepted` since each key is stored once a round. The bytes' digest last changed when the verdict stopped storing
+/// without `accepted` since each key is stored once a round; that digest last changed when the
+/// excluded members became positions among the round's committers. The bytes' digest last
+/// changed when the verdict stopped storing
 /// `scored` (derived from `accepted`, `excluded` and `disputed`), before the family's first
 /// release, and before that when it began to store its scores aligned with the scored members
 /// instead of one keyed entry each; the scores' own digest (every member's score and flag, method by method) pins what
@@ -468,11 +476,15 @@ fn verdict_bytes_are_pinned() {
     };
     let digest = hex::encode(Sha256::digest(verdict.write_to_bytes().unwrap()));
     // What the ledger stores: the verdict without its accepted members (the round's committers
-    // without the excluded).
-    let stored = hex::encode(Sha256::digest(verdict.stored().write_to_bytes().unwrap()));
+    // without the excluded), the excluded as positions among the committers.
+    let mut committers = verdict.scored();
+    committers.sort();
+    let stored = hex::encode(Sha256::digest(
+        verdict.stored(&committers).write_to_bytes().unwrap(),
+    ));
     assert_eq!(
         stored,
-        "b6c364496d1a15eab6025c8bb236c606a3fd606bd0b3dd02fddd8b6d7505995c"
+        "ea0fc7a431fdab1bce9f4e654a8b2a5a88986c82a8acdb8d4242694c7f50c133"
     );
     let scored = verdict.scored();
     let scores: String = verdict

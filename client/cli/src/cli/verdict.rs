@@ -503,10 +503,11 @@ mod tests {
             history_matches,
         } = recompute(&parent, &block, 1).unwrap();
         // The ledger stores it without the accepted members (the round's other committers),
-        // its keys as bytes.
+        // the excluded as positions among the committers.
         use bcfl_protos::compact::Compact;
-        assert_eq!(recomputed.stored().compacted(), stored);
         let restored = FamilyState::from_snapshot(snapshot(&all)).unwrap();
+        let committers = restored.rounds[&1].committers.to_vec();
+        assert_eq!(recomputed.stored(&committers).compacted(), stored);
         assert_eq!(restored.verdicts[&1], recomputed);
         assert!(history_matches);
         // PageRank flags both ends of the only confirmed link, the z-score the scaled update.
