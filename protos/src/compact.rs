@@ -6,7 +6,8 @@
 //! member's cumulative [`SketchSum`], a [`Verdict`]'s excluded, disputed and unrevealed members)
 //! store them as bytes, 33 and 32 each, in fields of their own (`member_key`, `update_digest`,
 //! `committer_keys`, ...); the rules and the readers see the hex strings, as the payloads carry
-//! them. [`Compact::compacted`] gives the stored form, [`Compact::expanded`] the form the rules
+//! them. (The ledger's verdicts store their excluded members as positions among the round's
+//! committers, [`Verdict::stored`], which leaves `excluded_keys` empty.) [`Compact::compacted`] gives the stored form, [`Compact::expanded`] the form the rules
 //! use. A value that is not in that canonical form (upper case, another length: never one the
 //! processor's rules store, since they validate every key and digest) stays text in the stored
 //! form, so the conversion loses nothing. A sketch sum's `earlier_sum` is stored one byte a

@@ -85,15 +85,19 @@ impl AnomalyPreset {
 /// The opt-in methods a command may add to a preset (`consortium init`, `demo`), as their flags
 /// give them: `--inconsistent-cosine` (not in `every-attack`, since members fine-tuning LoRA
 /// adapters with AdamW change direction from round to round, which 256 coordinates cannot tell
-/// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]) and
+/// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]),
 /// `--ascent-response` (not in the preset, whose measured grids predate it,
-/// [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]).
+/// [`bcfl_processor::anomaly::ASCENT_MAX_RESPONSE_PPM`]) and `--mean-copy-cosine`, and the
+/// settings `--withdraw`, `--skewed-shards`, `--count-copies-once` and
+/// `--dbscan-without-excluded`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Additions {
     /// The inconsistent-change method's cosine, ppm.
     pub inconsistent_cosine_ppm: Option<u32>,
     /// The ascent method's largest move response, ppm.
     pub ascent_response_ppm: Option<u32>,
+    /// The mean-copy method's cosine, ppm.
+    pub mean_copy_cosine_ppm: Option<u32>,
     /// The ascent method compares each member with the others' move (`--ascent-leave-one-out`,
     /// [`pb::AscentConfig::leave_one_out`]); it needs the method.
     pub ascent_leave_one_out: bool,
@@ -104,6 +108,33 @@ pub struct Additions {
     /// (`--skewed-shards`, [`SKEWED_SHARDS_FEATURES`]): for members whose data differ widely,
     /// where honest members holding a rare class lie as far from the consensus as an attacker.
     pub skewed_shards: bool,
+    /// Copies count once in the voting methods' medians and scales (`--count-copies-once`,
+    /// `AnomalyConfig.count_copies_once`).
+    pub count_copies_once: bool,
+    /// DBSCAN clusters only the members no excluding method flagged
+    /// (`--dbscan-without-excluded`, `AnomalyConfig.dbscan_without_excluded`).
+    pub dbscan_without_excluded: bool,
+}
+
+/// The additions' flags as a command was given them ([`Additions::parse`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AdditionFlags<'a> {
+    /// `--inconsistent-cosine`.
+    pub inconsistent_cosine: Option<&'a str>,
+    /// `--ascent-response`.
+    pub ascent_response: Option<&'a str>,
+    /// `--mean-copy-cosine`.
+    pub mean_copy_cosine: Option<&'a str>,
+    /// `--ascent-leave-one-out`.
+    pub ascent_leave_one_out: bool,
+    /// `--withdraw`.
+    pub withdraw: bool,
+    /// `--skewed-shards`.
+    pub skewed_shards: bool,
+    /// `--count-copies-once`.
+    pub count_copies_once: bool,
+    /// `--dbscan-without-excluded`.
+    pub dbscan_without_excluded: bool,
 }
 
 impl Additions {
@@ -112,9 +143,12 @@ impl Additions {
     pub const CONVEX: Self = Self {
         inconsistent_cosine_ppm: Some(INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: Some(ASCENT_MAX_RESPONSE_PPM),
+        mean_copy_cosine_ppm: None,
         ascent_leave_one_out: false,
         withdraw: true,
         skewed_shards: false,
+        count_copies_once: false,
+        dbscan_without_excluded: false,
     };
 
     /// What `every-attack-lora` adds to `every-attack`: the inconsistent-change method at its
@@ -122,35 +156,34 @@ impl Additions {
     pub const LORA: Self = Self {
         inconsistent_cosine_ppm: Some(LORA_INCONSISTENT_MIN_COSINE_PPM),
         ascent_response_ppm: None,
+        mean_copy_cosine_ppm: None,
         ascent_leave_one_out: false,
         withdraw: true,
         skewed_shards: false,
+        count_copies_once: false,
+        dbscan_without_excluded: false,
     };
 
-    /// The methods from their flags' text (`--inconsistent-cosine`, `--ascent-response`),
-    /// `--ascent-leave-one-out`, `--withdraw` and `--skewed-shards`.
-    pub fn parse(
-        inconsistent_cosine: Option<&str>,
-        ascent_response: Option<&str>,
-        ascent_leave_one_out: bool,
-        withdraw: bool,
-        skewed_shards: bool,
-    ) -> anyhow::Result<Self> {
+    /// The additions from their flags (the methods' limits as text, checked here as ppm).
+    pub fn parse(flags: AdditionFlags<'_>) -> anyhow::Result<Self> {
         let ppm = |flag: &str, text: Option<&str>| {
             text.map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
                 .transpose()
         };
         Ok(Self {
-            inconsistent_cosine_ppm: ppm("inconsistent-cosine", inconsistent_cosine)?,
-            ascent_response_ppm: ppm("ascent-response", ascent_response)?,
-            ascent_leave_one_out,
-            withdraw,
-            skewed_shards,
+            inconsistent_cosine_ppm: ppm("inconsistent-cosine", flags.inconsistent_cosine)?,
+            ascent_response_ppm: ppm("ascent-response", flags.ascent_response)?,
+            mean_copy_cosine_ppm: ppm("mean-copy-cosine", flags.mean_copy_cosine)?,
+            ascent_leave_one_out: flags.ascent_leave_one_out,
+            withdraw: flags.withdraw,
+            skewed_shards: flags.skewed_shards,
+            count_copies_once: flags.count_copies_once,
+            dbscan_without_excluded: flags.dbscan_without_excluded,
         })
     }
 
     /// `config` with each given method added (replacing one it has), the ascent method's
-    /// leave-one-out set, and with skewed shards the voting methods over
+    /// leave-one-out and the two settings set, and with skewed shards the voting methods over
     /// [`SKEWED_SHARDS_FEATURES`]. Refuses leave-one-out where `config` gains no ascent method.
     pub fn apply(self, mut config: pb::AnomalyConfig) -> anyhow::Result<pb::AnomalyConfig> {
         if let Some(min_cosine_ppm) = self.inconsistent_cosine_ppm {
@@ -173,7 +206,15 @@ impl Additions {
             );
             config.mut_ascent().leave_one_out = true;
         }
+        if let Some(min_cosine_ppm) = self.mean_copy_cosine_ppm {
+            config.set_mean_copy(pb::MeanCopyConfig {
+                min_cosine_ppm,
+                ..Default::default()
+            });
+        }
         config.withdraw |= self.withdraw;
+        config.count_copies_once |= self.count_copies_once;
+        config.dbscan_without_excluded |= self.dbscan_without_excluded;
         if let Some(features) = self.voting_features() {
             config = with_features(config, features);
         }
@@ -236,16 +277,27 @@ mod tests {
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
         assert!(!preset.config().has_ascent());
-        let additions = Additions::parse(Some("0.25"), Some("0.05"), false, true, false).unwrap();
+        let additions = Additions::parse(AdditionFlags {
+            inconsistent_cosine: Some("0.25"),
+            ascent_response: Some("0.05"),
+            withdraw: true,
+            ..Default::default()
+        })
+        .unwrap();
         let added = additions.apply(preset.config()).unwrap();
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(added.get_ascent().max_response_ppm, 50_000);
         assert!(!added.get_ascent().leave_one_out);
         assert!(added.withdraw && !preset.config().withdraw);
-        let none = Additions::parse(None, None, false, false, false).unwrap();
+        let none = Additions::parse(AdditionFlags::default()).unwrap();
         assert_eq!(none.apply(preset.config()).unwrap(), preset.config());
         // Leave-one-out sets the ascent method's switch, and needs the method.
-        let left_out = Additions::parse(None, Some("0.05"), true, false, false).unwrap();
+        let left_out = Additions::parse(AdditionFlags {
+            ascent_response: Some("0.05"),
+            ascent_leave_one_out: true,
+            ..Default::default()
+        })
+        .unwrap();
         assert!(
             left_out
                 .apply(preset.config())
@@ -253,14 +305,21 @@ mod tests {
                 .get_ascent()
                 .leave_one_out
         );
-        let alone = Additions::parse(None, None, true, false, false).unwrap();
+        let alone = Additions::parse(AdditionFlags {
+            ascent_leave_one_out: true,
+            ..Default::default()
+        })
+        .unwrap();
         let err = alone.apply(preset.config()).unwrap_err().to_string();
         assert!(err.contains("needs the ascent method"), "{err}");
         let on_convex = alone.apply(AnomalyPreset::EveryAttackConvex.config());
         assert!(on_convex.unwrap().get_ascent().leave_one_out);
-        let err = Additions::parse(None, Some("x"), false, false, false)
-            .unwrap_err()
-            .to_string();
+        let err = Additions::parse(AdditionFlags {
+            ascent_response: Some("x"),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
     }
 
@@ -270,17 +329,27 @@ mod tests {
     fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
         let convex = AnomalyPreset::EveryAttackConvex;
         assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
-        let added = Additions::parse(Some("0.25"), Some("0.05"), false, true, false)
-            .unwrap()
-            .apply(every_attack_config())
-            .unwrap();
+        let added = Additions::parse(AdditionFlags {
+            inconsistent_cosine: Some("0.25"),
+            ascent_response: Some("0.05"),
+            withdraw: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .apply(every_attack_config())
+        .unwrap();
         assert_eq!(convex.config(), added);
         assert_eq!(coordinate_samples(Some(convex), 0), 256);
-        assert_the_processor_accepts(convex);
+        assert_the_processor_accepts(convex.name(), convex.config(), 256);
     }
 
-    /// A consortium set up with `preset` and its coordinates parses as an `InitConsortium`.
-    fn assert_the_processor_accepts(preset: AnomalyPreset) {
+    /// A consortium set up with `config` and `coordinate_samples` parses as an
+    /// `InitConsortium`.
+    fn assert_the_processor_accepts(
+        name: &str,
+        config: pb::AnomalyConfig,
+        coordinate_samples: u32,
+    ) {
         let params = pb::ConsortiumParams {
             min_participants: 3,
             commit_quorum: 2,
@@ -288,8 +357,8 @@ mod tests {
             model_id: "m".into(),
             base_model_sha256: "ab".repeat(32),
             sketch_length: 8,
-            coordinate_samples: coordinate_samples(Some(preset), 0),
-            anomaly: Some(preset.config()).into(),
+            coordinate_samples,
+            anomaly: Some(config).into(),
             ..Default::default()
         };
         let mut init = pb::BcflPayload::new();
@@ -302,7 +371,7 @@ mod tests {
             ..Default::default()
         });
         let parsed = bcfl_processor::payload::Action::from_proto(&init);
-        assert!(parsed.is_ok(), "{}: {parsed:?}", preset.name());
+        assert!(parsed.is_ok(), "{name}: {parsed:?}");
     }
 
     /// `every-attack-lora` is `every-attack` with the inconsistent-change method at 0.0625 and
@@ -313,15 +382,19 @@ mod tests {
     fn the_lora_preset_adds_the_inconsistent_method_with_more_coordinates() {
         let lora = AnomalyPreset::EveryAttackLora;
         assert_eq!(AnomalyPreset::from_str(lora.name(), false), Ok(lora));
-        let spelled = Additions::parse(Some("0.0625"), None, false, true, false)
-            .unwrap()
-            .apply(every_attack_config())
-            .unwrap();
+        let spelled = Additions::parse(AdditionFlags {
+            inconsistent_cosine: Some("0.0625"),
+            withdraw: true,
+            ..Default::default()
+        })
+        .unwrap()
+        .apply(every_attack_config())
+        .unwrap();
         assert_eq!(lora.config(), spelled);
         assert!(!lora.config().has_ascent());
         assert_eq!(coordinate_samples(Some(lora), 0), 4096);
         assert_eq!(coordinate_samples(Some(lora), 256), 256);
-        assert_the_processor_accepts(lora);
+        assert_the_processor_accepts(lora.name(), lora.config(), 4096);
     }
 
     /// `--skewed-shards` leaves the methods as they are and has DBSCAN and the z-score read the
@@ -345,7 +418,11 @@ mod tests {
         assert_eq!(skewed, expected);
         assert!(skewed.has_opposed() && skewed.withdraw);
         assert_ne!(skewed, convex.config());
-        let parsed = Additions::parse(None, None, false, false, true).unwrap();
+        let parsed = Additions::parse(AdditionFlags {
+            skewed_shards: true,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(
             parsed
                 .apply(every_attack_config())
@@ -354,5 +431,49 @@ mod tests {
                 .features,
             SKEWED_SHARDS_FEATURES
         );
+    }
+
+    /// `--mean-copy-cosine`, `--count-copies-once` and `--dbscan-without-excluded` add the
+    /// mean-copy method and the two settings to a preset, as the attack grids' best
+    /// configuration ran, and the processor accepts the result.
+    #[test]
+    fn the_mean_copy_method_and_the_settings_join_a_preset() {
+        let added = Additions::parse(AdditionFlags {
+            mean_copy_cosine: Some("0.95"),
+            count_copies_once: true,
+            dbscan_without_excluded: true,
+            skewed_shards: true,
+            ..Default::default()
+        })
+        .unwrap();
+        let convex = Additions {
+            mean_copy_cosine_ppm: added.mean_copy_cosine_ppm,
+            count_copies_once: added.count_copies_once,
+            dbscan_without_excluded: added.dbscan_without_excluded,
+            skewed_shards: added.skewed_shards,
+            ..Additions::CONVEX
+        }
+        .apply(every_attack_config())
+        .unwrap();
+        assert_eq!(convex.get_mean_copy().min_cosine_ppm, 950_000);
+        assert!(convex.count_copies_once && convex.dbscan_without_excluded);
+        assert!(convex.has_inconsistent() && convex.has_ascent() && convex.withdraw);
+        let mut expected = AnomalyPreset::EveryAttackConvex.config();
+        expected.set_mean_copy(pb::MeanCopyConfig {
+            min_cosine_ppm: 950_000,
+            ..Default::default()
+        });
+        expected.count_copies_once = true;
+        expected.dbscan_without_excluded = true;
+        let expected = with_features(expected, &SKEWED_SHARDS_FEATURES);
+        assert_eq!(convex, expected);
+        let err = Additions::parse(AdditionFlags {
+            mean_copy_cosine: Some("high"),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--mean-copy-cosine"), "{err}");
+        assert_the_processor_accepts("the grids' best", convex, 256);
     }
 }

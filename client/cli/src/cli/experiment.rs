@@ -82,6 +82,18 @@ pub(crate) struct ScaleArgs {
     /// --ascent-leave-one-out` (each accepted member's record then holds two more bytes).
     #[arg(long)]
     ascent_leave_one_out: bool,
+    /// The mean-copy method's cosine, as `consortium init --mean-copy-cosine` (with the
+    /// preset, it adds the method).
+    #[arg(long, value_name = "C")]
+    mean_copy_cosine: Option<String>,
+    /// Copies count once in the voting methods' medians and scales, as `consortium init
+    /// --count-copies-once`.
+    #[arg(long)]
+    count_copies_once: bool,
+    /// DBSCAN clusters only the members no excluding method flagged, as `consortium init
+    /// --dbscan-without-excluded`.
+    #[arg(long)]
+    dbscan_without_excluded: bool,
     /// Sketches after the commitments, as `consortium init --sketch-after-commit`: each round
     /// is sealed and every member reveals its sketch in a second transaction.
     #[arg(long)]
@@ -149,8 +161,17 @@ impl ScaleArgs {
         if self.ascent_leave_one_out {
             argv.push("--ascent-leave-one-out");
         }
-        if self.sketch_after_commit {
-            argv.push("--sketch-after-commit");
+        if let Some(cosine) = &self.mean_copy_cosine {
+            argv.extend(["--mean-copy-cosine", cosine]);
+        }
+        for (set, flag) in [
+            (self.count_copies_once, "--count-copies-once"),
+            (self.dbscan_without_excluded, "--dbscan-without-excluded"),
+            (self.sketch_after_commit, "--sketch-after-commit"),
+        ] {
+            if set {
+                argv.push(flag);
+            }
         }
         let mut params = Init::try_parse_from(argv)
             .context("the experiment's consortium")?
@@ -321,34 +342,60 @@ mod tests {
         let err = sweep.config(2000).unwrap_err();
         assert!(format!("{err:#}").contains("min_participants"), "{err:#}");
         assert!(config(&["--sample-fraction", "2"]).is_err());
+        // The additions reach the consortium as `consortium init` makes them.
+        let best = config(&[
+            "--members",
+            "50",
+            "--anomaly-preset",
+            "every-attack-convex",
+            "--mean-copy-cosine",
+            "0.95",
+            "--count-copies-once",
+            "--dbscan-without-excluded",
+        ])
+        .unwrap();
+        let anomaly = best.params.get_anomaly();
+        assert_eq!(anomaly.get_mean_copy().min_cosine_ppm, 950_000);
+        assert!(anomaly.count_copies_once && anomaly.dbscan_without_excluded);
+        assert!(anomaly.has_ascent() && anomaly.withdraw);
     }
 
     /// With the preset's methods and coordinates, every round stays within the 1 KB a member a
     /// round of the scale goal: the first, which creates each member's sketch sum without its
     /// sum (its commitment holds that sketch), the second, which adds the first sketch one byte
     /// a value, and a steady one. Regression: the first round took 1,083 bytes a member while
-    /// the sum was stored whole.
+    /// the sum was stored whole. With `every-attack-convex`, whose methods flag about half the
+    /// honest members of these synthetic updates from round 2 on, too: its second round took
+    /// 1,001 bytes a member at 1,000 members while verdicts stored the excluded members' keys.
     #[test]
     fn with_the_preset_every_round_stays_within_the_goal() {
-        let c = config(&[
-            "--members",
-            "40",
-            "--rounds",
-            "3",
-            "--anomaly-preset",
-            "every-attack",
-        ])
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let report = run(&c, dir.path()).unwrap();
-        assert_eq!(report.rounds.len(), 3);
-        for round in &report.rounds {
-            assert!(round.state_bytes_per_committer > 600.0, "{round:?}");
-            assert!(
-                round.state_bytes_per_committer <= bcfl_client::scale::GOAL_BYTES_PER_MEMBER,
-                "{round:?}"
-            );
-            assert_eq!(round.detection.f1, 1.0, "{round:?}");
+        for preset in ["every-attack", "every-attack-convex"] {
+            let c = config(&[
+                "--members",
+                "40",
+                "--rounds",
+                "3",
+                "--anomaly-preset",
+                preset,
+            ])
+            .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let report = run(&c, dir.path()).unwrap();
+            assert_eq!(report.rounds.len(), 3);
+            for round in &report.rounds {
+                assert!(
+                    round.state_bytes_per_committer > 600.0,
+                    "{preset}: {round:?}"
+                );
+                assert!(
+                    round.state_bytes_per_committer <= bcfl_client::scale::GOAL_BYTES_PER_MEMBER,
+                    "{preset}: {round:?}"
+                );
+                assert_eq!(round.detection.true_positives, 4, "{preset}: {round:?}");
+                if preset == "every-attack" {
+                    assert_eq!(round.detection.f1, 1.0, "{round:?}");
+                }
+            }
         }
     }
 }

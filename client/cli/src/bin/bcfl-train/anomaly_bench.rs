@@ -816,6 +816,41 @@ mod tests {
         assert!(Wrapper::try_parse_from(alone[..5].iter().chain(&listed)).is_err());
     }
 
+    /// The grids' best configuration with Dirichlet 0.1 shards is the one `consortium init`
+    /// and `demo` set up with the same flags: the bench measures what a consortium deploys.
+    #[test]
+    fn the_best_tuning_is_what_consortium_init_sets_up() {
+        let best = tuning(&[
+            "--anomaly-preset",
+            "every-attack-convex",
+            "--skewed-shards",
+            "--mean-copy-cosine",
+            "0.95",
+            "--dbscan-without-excluded",
+        ])
+        .unwrap();
+        let expected = anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
+            mean_copy_cosine: Some("0.95"),
+            skewed_shards: true,
+            dbscan_without_excluded: true,
+            ..Default::default()
+        })
+        .map(|flags| anomaly_preset::Additions {
+            inconsistent_cosine_ppm: AnomalyPreset::EveryAttackConvex
+                .additions()
+                .inconsistent_cosine_ppm,
+            ascent_response_ppm: AnomalyPreset::EveryAttackConvex
+                .additions()
+                .ascent_response_ppm,
+            withdraw: true,
+            ..flags
+        })
+        .unwrap()
+        .apply(bcfl_processor::anomaly::every_attack_config())
+        .unwrap();
+        assert_eq!(Detector::Both.config(&best), expected);
+    }
+
     /// `--withdraw` sets the switch, and only beside a method that compares with the previous
     /// commitment.
     #[test]

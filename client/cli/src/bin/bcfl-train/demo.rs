@@ -150,6 +150,19 @@ pub(crate) struct DemoArgs {
     // `requires` alone lets a flag the preset conflicts with through.
     #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["anomaly"])]
     pub(crate) skewed_shards: bool,
+    /// Adds the mean-copy method at this cosine to the preset or to --anomaly's methods
+    /// (`consortium init --mean-copy-cosine`): a member whose sketch lies this close to the
+    /// others' mean update sent it instead of an update of its own (a lone ALIE attacker).
+    #[arg(long, value_name = "COSINE")]
+    pub(crate) mean_copy_cosine: Option<String>,
+    /// Copies count once in the voting methods' medians and scales (`consortium init
+    /// --count-copies-once`).
+    #[arg(long)]
+    pub(crate) count_copies_once: bool,
+    /// DBSCAN clusters only the members no excluding method flagged (`consortium init
+    /// --dbscan-without-excluded`).
+    #[arg(long)]
+    pub(crate) dbscan_without_excluded: bool,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -385,13 +398,16 @@ impl DemoArgs {
             )?;
             BaseModel::Pretrained(dir)
         };
-        let additions = anomaly_preset::Additions::parse(
-            self.inconsistent_cosine.as_deref(),
-            self.ascent_response.as_deref(),
-            self.ascent_leave_one_out,
-            self.withdraw,
-            self.skewed_shards,
-        )?;
+        let additions = anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
+            inconsistent_cosine: self.inconsistent_cosine.as_deref(),
+            ascent_response: self.ascent_response.as_deref(),
+            mean_copy_cosine: self.mean_copy_cosine.as_deref(),
+            ascent_leave_one_out: self.ascent_leave_one_out,
+            withdraw: self.withdraw,
+            skewed_shards: self.skewed_shards,
+            count_copies_once: self.count_copies_once,
+            dbscan_without_excluded: self.dbscan_without_excluded,
+        })?;
         let mut config = DemoConfig {
             members: self.members,
             rounds: self.rounds,

@@ -11,7 +11,9 @@ use clap::{Args, ValueEnum};
 
 use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
-use bcfl_processor::anomaly::{ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM};
+use bcfl_processor::anomaly::{
+    ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM, MEAN_COPY_MIN_COSINE_PPM,
+};
 
 pub(crate) use bcfl_fed::rule::Rule;
 
@@ -307,9 +309,10 @@ pub(crate) struct InitArgs {
     /// The mean-copy method's cosine, from 0.5 to 1: a member whose sketch has at least this
     /// cosine with the others' mean update (their sketches, each weighted by its update's norm)
     /// sent their mean instead of an update of its own (a lone ALIE attacker) and is excluded.
-    /// Honest members reached 0.93 on the attack benchmark, a lone ALIE attacker 0.99 and up.
-    #[arg(long, default_value = "0.95")]
-    mean_copy_cosine: String,
+    /// Honest members reached 0.93 on the attack benchmark, a lone ALIE attacker 0.99 and up
+    /// [default: 0.95]. With --anomaly-preset it adds the method to the preset.
+    #[arg(long, value_name = "COSINE")]
+    mean_copy_cosine: Option<String>,
     /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
     /// has a cosine below this with its own previous change did not train on a shard of its
     /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
@@ -449,10 +452,7 @@ impl InitArgs {
             .with_context(|| format!("--rule {rule}"))?;
         match self.anomaly_preset {
             Some(preset) => {
-                let mut config = self.additions()?.apply(preset.config())?;
-                config.count_copies_once |= self.count_copies_once;
-                config.dbscan_without_excluded |= self.dbscan_without_excluded;
-                params.set_anomaly(config);
+                params.set_anomaly(self.additions()?.apply(preset.config())?);
             }
             None if !self.no_anomaly && !self.anomaly.is_empty() => {
                 params.set_anomaly(self.anomaly_config()?);
@@ -563,17 +563,16 @@ impl InitArgs {
                 ..Default::default()
             });
         }
-        if self.anomaly.contains(&Method::MeanCopy) {
-            config.set_mean_copy(pb::MeanCopyConfig {
-                min_cosine_ppm: ppm("mean-copy-cosine", &self.mean_copy_cosine)?,
-                ..Default::default()
-            });
-        }
-        config.count_copies_once = self.count_copies_once;
-        config.dbscan_without_excluded = self.dbscan_without_excluded;
-        // The listed opt-in methods, at their flags' values or their defaults.
+        // The listed opt-in methods, at their flags' values or their defaults, and the settings.
         let given = self.additions()?;
         let listed = anomaly_preset::Additions {
+            mean_copy_cosine_ppm: self.anomaly.contains(&Method::MeanCopy).then(|| {
+                given
+                    .mean_copy_cosine_ppm
+                    .unwrap_or(MEAN_COPY_MIN_COSINE_PPM)
+            }),
+            count_copies_once: given.count_copies_once,
+            dbscan_without_excluded: given.dbscan_without_excluded,
             inconsistent_cosine_ppm: self.anomaly.contains(&Method::Inconsistent).then(|| {
                 given
                     .inconsistent_cosine_ppm
@@ -639,13 +638,16 @@ impl InitArgs {
 
     /// The methods `--inconsistent-cosine` and `--ascent-response` give, if given.
     fn additions(&self) -> anyhow::Result<anomaly_preset::Additions> {
-        anomaly_preset::Additions::parse(
-            self.inconsistent_cosine.as_deref(),
-            self.ascent_response.as_deref(),
-            self.ascent_leave_one_out,
-            self.withdraw,
-            self.skewed_shards,
-        )
+        anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
+            inconsistent_cosine: self.inconsistent_cosine.as_deref(),
+            ascent_response: self.ascent_response.as_deref(),
+            mean_copy_cosine: self.mean_copy_cosine.as_deref(),
+            ascent_leave_one_out: self.ascent_leave_one_out,
+            withdraw: self.withdraw,
+            skewed_shards: self.skewed_shards,
+            count_copies_once: self.count_copies_once,
+            dbscan_without_excluded: self.dbscan_without_excluded,
+        })
     }
 }
 
@@ -827,6 +829,25 @@ mod tests {
         assert_eq!(listed(&[]), 950_000);
         assert_eq!(listed(&["--mean-copy-cosine", "0.97"]), 970_000);
         assert!(!preset.get_anomaly().has_mean_copy());
+        // With a preset, --mean-copy-cosine adds the method to it.
+        let added = Wrapper::parse_from([
+            "x",
+            "--base-model-sha256",
+            &hash,
+            "--anomaly-preset",
+            "every-attack",
+            "--mean-copy-cosine",
+            "0.96",
+        ])
+        .init
+        .to_params()
+        .unwrap();
+        let mut expected = without.clone();
+        expected.set_mean_copy(pb::MeanCopyConfig {
+            min_cosine_ppm: 960_000,
+            ..Default::default()
+        });
+        assert_eq!(added.get_anomaly(), &expected);
         // --count-copies-once adds its setting to the preset, as to a spelled-out list.
         let once = Wrapper::parse_from([
             "x",
