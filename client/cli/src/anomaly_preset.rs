@@ -116,25 +116,83 @@ pub struct Additions {
     pub dbscan_without_excluded: bool,
 }
 
-/// The additions' flags as a command was given them ([`Additions::parse`]).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AdditionFlags<'a> {
-    /// `--inconsistent-cosine`.
-    pub inconsistent_cosine: Option<&'a str>,
-    /// `--ascent-response`.
-    pub ascent_response: Option<&'a str>,
-    /// `--mean-copy-cosine`.
-    pub mean_copy_cosine: Option<&'a str>,
-    /// `--ascent-leave-one-out`.
+/// The flags that add methods and settings to a preset or to a list of methods, as `consortium
+/// init`, `demo` and `experiment scale` take them ([`AdditionArgs::additions`]). `--skewed-shards`
+/// is not among them: each command constrains it its own way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct AdditionArgs {
+    /// The mean-copy method's cosine, from 0.5 to 1: a member whose sketch has at least this
+    /// cosine with the others' mean update (their sketches, each weighted by its update's norm)
+    /// sent their mean instead of an update of its own (a lone ALIE attacker) and is excluded.
+    /// Honest members reached 0.93 on the attack benchmark, a lone ALIE attacker 0.99 and up
+    /// [default: 0.95]. With --anomaly-preset it adds the method to the preset.
+    #[arg(long, value_name = "COSINE")]
+    pub mean_copy_cosine: Option<String>,
+    /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
+    /// has a cosine below this with its own previous change did not train on a shard of its
+    /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
+    /// members whose honest changes keep their direction (heads trained by SGD); for LoRA
+    /// adapters trained with AdamW only with thousands of coordinates (`--anomaly-preset
+    /// every-attack-lora`: 0.0625 at 4096).
+    #[arg(long)]
+    pub inconsistent_cosine: Option<String>,
+    /// The ascent method's largest move response, from 0 to 0.5 [default: 0.05]: a member whose
+    /// changes, over its rounds, respond to the model's moves above this, as steps up its own
+    /// loss do (a sign flipper), is excluded. With --anomaly-preset it adds the method to the
+    /// preset. Suited to members taking gradient steps on a convex loss (heads trained by SGD),
+    /// not to LoRA adapters trained with AdamW.
+    #[arg(long)]
+    pub ascent_response: Option<String>,
+    /// The ascent method compares each member's change with the others' move: the model's
+    /// move without the member's own previous change where that round accepted it. Its own
+    /// change is part of the move, and where changes vary from round to round more than they
+    /// respond to the model (LoRA adapters trained with AdamW), that part pulls every member's
+    /// response below 0, a sign flipper's too. Needs the ascent method.
+    #[arg(long)]
     pub ascent_leave_one_out: bool,
-    /// `--withdraw`.
+    /// The inconsistent-change and ascent methods compare a member's commitment with its own
+    /// commitment to the round before, so their flag is evidence against both. With this, a
+    /// member they flag has its commitment to the round before withdrawn (when that round's
+    /// FedAvg aggregate is this round's parent): this round's aggregate takes its contribution
+    /// back out. Needs the inconsistent-change or ascent method.
+    #[arg(long)]
     pub withdraw: bool,
-    /// `--skewed-shards`.
-    pub skewed_shards: bool,
-    /// `--count-copies-once`.
+    /// DBSCAN and the modified z-score take each feature's median and scale from the members
+    /// with distinct sketches: copies of one update (stale riders, free riders, colluders)
+    /// count once, so that they cannot shrink the scale until honest members look extreme.
+    /// With --anomaly-preset it adds the setting to the preset. Measured: fewer honest members
+    /// flagged on the seeds where it was found, more on others.
+    #[arg(long)]
     pub count_copies_once: bool,
-    /// `--dbscan-without-excluded`.
+    /// DBSCAN clusters only the members no method that excludes on its own (duplicate,
+    /// unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized, mean copy)
+    /// flagged this round, so that attackers already caught (colluders' copies) cannot make a
+    /// cluster of honest members the smaller one; scales and scores stay as without it. With
+    /// --anomaly-preset it adds the setting to the preset.
+    #[arg(long)]
     pub dbscan_without_excluded: bool,
+}
+
+impl AdditionArgs {
+    /// The additions these flags give (the methods' limits checked as ppm), with
+    /// `skewed_shards`.
+    pub fn additions(&self, skewed_shards: bool) -> anyhow::Result<Additions> {
+        let ppm = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
+                .transpose()
+        };
+        Ok(Additions {
+            inconsistent_cosine_ppm: ppm("inconsistent-cosine", &self.inconsistent_cosine)?,
+            ascent_response_ppm: ppm("ascent-response", &self.ascent_response)?,
+            mean_copy_cosine_ppm: ppm("mean-copy-cosine", &self.mean_copy_cosine)?,
+            ascent_leave_one_out: self.ascent_leave_one_out,
+            withdraw: self.withdraw,
+            skewed_shards,
+            count_copies_once: self.count_copies_once,
+            dbscan_without_excluded: self.dbscan_without_excluded,
+        })
+    }
 }
 
 impl Additions {
@@ -163,24 +221,6 @@ impl Additions {
         count_copies_once: false,
         dbscan_without_excluded: false,
     };
-
-    /// The additions from their flags (the methods' limits as text, checked here as ppm).
-    pub fn parse(flags: AdditionFlags<'_>) -> anyhow::Result<Self> {
-        let ppm = |flag: &str, text: Option<&str>| {
-            text.map(|t| parse_ppm(t).with_context(|| format!("--{flag} {t:?}")))
-                .transpose()
-        };
-        Ok(Self {
-            inconsistent_cosine_ppm: ppm("inconsistent-cosine", flags.inconsistent_cosine)?,
-            ascent_response_ppm: ppm("ascent-response", flags.ascent_response)?,
-            mean_copy_cosine_ppm: ppm("mean-copy-cosine", flags.mean_copy_cosine)?,
-            ascent_leave_one_out: flags.ascent_leave_one_out,
-            withdraw: flags.withdraw,
-            skewed_shards: flags.skewed_shards,
-            count_copies_once: flags.count_copies_once,
-            dbscan_without_excluded: flags.dbscan_without_excluded,
-        })
-    }
 
     /// `config` with each given method added (replacing one it has), the ascent method's
     /// leave-one-out and the two settings set, and with skewed shards the voting methods over
@@ -277,26 +317,28 @@ mod tests {
         assert_eq!(AnomalyPreset::from_str(preset.name(), false), Ok(preset));
         assert!(!preset.config().has_inconsistent());
         assert!(!preset.config().has_ascent());
-        let additions = Additions::parse(AdditionFlags {
-            inconsistent_cosine: Some("0.25"),
-            ascent_response: Some("0.05"),
+        let additions = AdditionArgs {
+            inconsistent_cosine: Some("0.25".into()),
+            ascent_response: Some("0.05".into()),
             withdraw: true,
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap();
         let added = additions.apply(preset.config()).unwrap();
         assert_eq!(added.get_inconsistent().min_cosine_ppm, 250_000);
         assert_eq!(added.get_ascent().max_response_ppm, 50_000);
         assert!(!added.get_ascent().leave_one_out);
         assert!(added.withdraw && !preset.config().withdraw);
-        let none = Additions::parse(AdditionFlags::default()).unwrap();
+        let none = AdditionArgs::default().additions(false).unwrap();
         assert_eq!(none.apply(preset.config()).unwrap(), preset.config());
         // Leave-one-out sets the ascent method's switch, and needs the method.
-        let left_out = Additions::parse(AdditionFlags {
-            ascent_response: Some("0.05"),
+        let left_out = AdditionArgs {
+            ascent_response: Some("0.05".into()),
             ascent_leave_one_out: true,
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap();
         assert!(
             left_out
@@ -305,19 +347,21 @@ mod tests {
                 .get_ascent()
                 .leave_one_out
         );
-        let alone = Additions::parse(AdditionFlags {
+        let alone = AdditionArgs {
             ascent_leave_one_out: true,
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap();
         let err = alone.apply(preset.config()).unwrap_err().to_string();
         assert!(err.contains("needs the ascent method"), "{err}");
         let on_convex = alone.apply(AnomalyPreset::EveryAttackConvex.config());
         assert!(on_convex.unwrap().get_ascent().leave_one_out);
-        let err = Additions::parse(AdditionFlags {
-            ascent_response: Some("x"),
+        let err = AdditionArgs {
+            ascent_response: Some("x".into()),
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap_err()
         .to_string();
         assert!(err.contains("--ascent-response"), "{err}");
@@ -329,12 +373,13 @@ mod tests {
     fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
         let convex = AnomalyPreset::EveryAttackConvex;
         assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
-        let added = Additions::parse(AdditionFlags {
-            inconsistent_cosine: Some("0.25"),
-            ascent_response: Some("0.05"),
+        let added = AdditionArgs {
+            inconsistent_cosine: Some("0.25".into()),
+            ascent_response: Some("0.05".into()),
             withdraw: true,
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap()
         .apply(every_attack_config())
         .unwrap();
@@ -382,11 +427,12 @@ mod tests {
     fn the_lora_preset_adds_the_inconsistent_method_with_more_coordinates() {
         let lora = AnomalyPreset::EveryAttackLora;
         assert_eq!(AnomalyPreset::from_str(lora.name(), false), Ok(lora));
-        let spelled = Additions::parse(AdditionFlags {
-            inconsistent_cosine: Some("0.0625"),
+        let spelled = AdditionArgs {
+            inconsistent_cosine: Some("0.0625".into()),
             withdraw: true,
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap()
         .apply(every_attack_config())
         .unwrap();
@@ -418,10 +464,10 @@ mod tests {
         assert_eq!(skewed, expected);
         assert!(skewed.has_opposed() && skewed.withdraw);
         assert_ne!(skewed, convex.config());
-        let parsed = Additions::parse(AdditionFlags {
-            skewed_shards: true,
+        let parsed = AdditionArgs {
             ..Default::default()
-        })
+        }
+        .additions(true)
         .unwrap();
         assert_eq!(
             parsed
@@ -438,13 +484,13 @@ mod tests {
     /// configuration ran, and the processor accepts the result.
     #[test]
     fn the_mean_copy_method_and_the_settings_join_a_preset() {
-        let added = Additions::parse(AdditionFlags {
-            mean_copy_cosine: Some("0.95"),
+        let added = AdditionArgs {
+            mean_copy_cosine: Some("0.95".into()),
             count_copies_once: true,
             dbscan_without_excluded: true,
-            skewed_shards: true,
             ..Default::default()
-        })
+        }
+        .additions(true)
         .unwrap();
         let convex = Additions {
             mean_copy_cosine_ppm: added.mean_copy_cosine_ppm,
@@ -467,10 +513,11 @@ mod tests {
         expected.dbscan_without_excluded = true;
         let expected = with_features(expected, &SKEWED_SHARDS_FEATURES);
         assert_eq!(convex, expected);
-        let err = Additions::parse(AdditionFlags {
-            mean_copy_cosine: Some("high"),
+        let err = AdditionArgs {
+            mean_copy_cosine: Some("high".into()),
             ..Default::default()
-        })
+        }
+        .additions(false)
         .unwrap_err()
         .to_string();
         assert!(err.contains("--mean-copy-cosine"), "{err}");

@@ -829,12 +829,12 @@ mod tests {
             "--dbscan-without-excluded",
         ])
         .unwrap();
-        let expected = anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
-            mean_copy_cosine: Some("0.95"),
-            skewed_shards: true,
+        let expected = anomaly_preset::AdditionArgs {
+            mean_copy_cosine: Some("0.95".into()),
             dbscan_without_excluded: true,
             ..Default::default()
-        })
+        }
+        .additions(true)
         .map(|flags| anomaly_preset::Additions {
             inconsistent_cosine_ppm: AnomalyPreset::EveryAttackConvex
                 .additions()

@@ -94,30 +94,6 @@ pub(crate) struct DemoArgs {
         conflicts_with_all = ["anomaly", "min_votes", "zscore_threshold", "dbscan_eps"]
     )]
     pub(crate) anomaly_preset: Option<AnomalyPreset>,
-    /// Adds the inconsistent-change method to the preset or to --anomaly's methods (`consortium
-    /// init --inconsistent-cosine`; needs sampled coordinates): a member whose sampled change
-    /// has a cosine below this with its
-    /// own previous change is excluded on that alone. Suited to members whose honest changes
-    /// keep their direction; for LoRA adapters trained with AdamW (the demo's model) only with
-    /// thousands of coordinates, as `--anomaly-preset every-attack-lora` sets it (0.0625 at
-    /// 4096).
-    #[arg(long, value_name = "C")]
-    pub(crate) inconsistent_cosine: Option<String>,
-    /// Adds the ascent method to the preset or to --anomaly's methods (`consortium init
-    /// --ascent-response`; needs sampled coordinates): a member
-    /// whose changes, over its rounds, respond to the model's moves above this (0.05 as
-    /// measured), as steps up its own loss do, is excluded on that alone.
-    #[arg(long, value_name = "R")]
-    pub(crate) ascent_response: Option<String>,
-    /// The ascent method compares each member with the others' move, the model's move without
-    /// the member's own previous change (`consortium init --ascent-leave-one-out`).
-    #[arg(long)]
-    pub(crate) ascent_leave_one_out: bool,
-    /// The inconsistent-change and ascent methods' flags also withdraw the member's commitment
-    /// to the round before (`consortium init --withdraw`): the next aggregate takes its
-    /// contribution back out of the model.
-    #[arg(long)]
-    pub(crate) withdraw: bool,
     /// Adds the mislabelled-change method to the preset or to --anomaly's methods (`consortium
     /// init --reference`): the demo builds the reference from its held-out examples (`bcfl
     /// model reference`; BERT only), and a member whose head changes, over its rounds, have a
@@ -150,19 +126,8 @@ pub(crate) struct DemoArgs {
     // `requires` alone lets a flag the preset conflicts with through.
     #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["anomaly"])]
     pub(crate) skewed_shards: bool,
-    /// Adds the mean-copy method at this cosine to the preset or to --anomaly's methods
-    /// (`consortium init --mean-copy-cosine`): a member whose sketch lies this close to the
-    /// others' mean update sent it instead of an update of its own (a lone ALIE attacker).
-    #[arg(long, value_name = "COSINE")]
-    pub(crate) mean_copy_cosine: Option<String>,
-    /// Copies count once in the voting methods' medians and scales (`consortium init
-    /// --count-copies-once`).
-    #[arg(long)]
-    pub(crate) count_copies_once: bool,
-    /// DBSCAN clusters only the members no excluding method flagged (`consortium init
-    /// --dbscan-without-excluded`).
-    #[arg(long)]
-    pub(crate) dbscan_without_excluded: bool,
+    #[command(flatten)]
+    pub(crate) additions: anomaly_preset::AdditionArgs,
     /// Topology: serverless (the centre of the measured graph aggregates) or server (the
     /// first member aggregates every round, star topology).
     #[arg(long, value_enum, default_value = "serverless")]
@@ -398,16 +363,7 @@ impl DemoArgs {
             )?;
             BaseModel::Pretrained(dir)
         };
-        let additions = anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
-            inconsistent_cosine: self.inconsistent_cosine.as_deref(),
-            ascent_response: self.ascent_response.as_deref(),
-            mean_copy_cosine: self.mean_copy_cosine.as_deref(),
-            ascent_leave_one_out: self.ascent_leave_one_out,
-            withdraw: self.withdraw,
-            skewed_shards: self.skewed_shards,
-            count_copies_once: self.count_copies_once,
-            dbscan_without_excluded: self.dbscan_without_excluded,
-        })?;
+        let additions = self.additions.additions(self.skewed_shards)?;
         let mut config = DemoConfig {
             members: self.members,
             rounds: self.rounds,

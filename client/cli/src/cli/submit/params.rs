@@ -9,7 +9,7 @@ use bcfl_fed::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
-use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
+use bcfl_cli::anomaly_preset::{self, AdditionArgs, AnomalyPreset};
 use bcfl_cli::context::WaitArgs;
 use bcfl_processor::anomaly::{
     ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM, MEAN_COPY_MIN_COSINE_PPM,
@@ -306,35 +306,6 @@ pub(crate) struct InitArgs {
     /// scaled tenfold lies 2.3 above its own point) is excluded.
     #[arg(long, default_value = "1.386294")]
     oversized_residual: String,
-    /// The mean-copy method's cosine, from 0.5 to 1: a member whose sketch has at least this
-    /// cosine with the others' mean update (their sketches, each weighted by its update's norm)
-    /// sent their mean instead of an update of its own (a lone ALIE attacker) and is excluded.
-    /// Honest members reached 0.93 on the attack benchmark, a lone ALIE attacker 0.99 and up
-    /// [default: 0.95]. With --anomaly-preset it adds the method to the preset.
-    #[arg(long, value_name = "COSINE")]
-    mean_copy_cosine: Option<String>,
-    /// The inconsistent-change method's cosine [default: 0.25]: a member whose sampled change
-    /// has a cosine below this with its own previous change did not train on a shard of its
-    /// own (a noise sender). With --anomaly-preset it adds the method to the preset. Suited to
-    /// members whose honest changes keep their direction (heads trained by SGD); for LoRA
-    /// adapters trained with AdamW only with thousands of coordinates (`--anomaly-preset
-    /// every-attack-lora`: 0.0625 at 4096).
-    #[arg(long)]
-    inconsistent_cosine: Option<String>,
-    /// The ascent method's largest move response, from 0 to 0.5 [default: 0.05]: a member whose
-    /// changes, over its rounds, respond to the model's moves above this, as steps up its own
-    /// loss do (a sign flipper), is excluded. With --anomaly-preset it adds the method to the
-    /// preset. Suited to members taking gradient steps on a convex loss (heads trained by SGD),
-    /// not to LoRA adapters trained with AdamW.
-    #[arg(long)]
-    ascent_response: Option<String>,
-    /// The ascent method compares each member's change with the others' move: the model's
-    /// move without the member's own previous change where that round accepted it. Its own
-    /// change is part of the move, and where changes vary from round to round more than they
-    /// respond to the model (LoRA adapters trained with AdamW), that part pulls every member's
-    /// response below 0, a sign flipper's too. Needs the ascent method.
-    #[arg(long)]
-    ascent_leave_one_out: bool,
     /// The consortium's reference direction for the mislabelled-change method: an update file
     /// of the consortium's trainable tensors (the layout members commit) holding, in the
     /// classification head's weight, each class's mean feature on a labelled root set minus
@@ -354,27 +325,6 @@ pub(crate) struct InitArgs {
         requires = "reference"
     )]
     mislabelled_margin: Option<String>,
-    /// The inconsistent-change and ascent methods compare a member's commitment with its own
-    /// commitment to the round before, so their flag is evidence against both. With this, a
-    /// member they flag has its commitment to the round before withdrawn (when that round's
-    /// FedAvg aggregate is this round's parent): this round's aggregate takes its contribution
-    /// back out. Needs the inconsistent-change or ascent method.
-    #[arg(long)]
-    withdraw: bool,
-    /// DBSCAN and the modified z-score take each feature's median and scale from the members
-    /// with distinct sketches: copies of one update (stale riders, free riders, colluders)
-    /// count once, so that they cannot shrink the scale until honest members look extreme.
-    /// With --anomaly-preset it adds the setting to the preset. Measured: fewer honest members
-    /// flagged on the seeds where it was found, more on others.
-    #[arg(long)]
-    count_copies_once: bool,
-    /// DBSCAN clusters only the members no method that excludes on its own (duplicate,
-    /// unchanged, resent, inconsistent, opposed, ascent, mislabelled, oversized, mean copy)
-    /// flagged this round, so that attackers already caught (colluders' copies) cannot make a
-    /// cluster of honest members the smaller one; scales and scores stay as without it. With
-    /// --anomaly-preset it adds the setting to the preset.
-    #[arg(long)]
-    dbscan_without_excluded: bool,
     /// The members' data differ widely (most hold one or two classes): the preset's DBSCAN and
     /// z-score read only the update norm and the coordinate sign balance, since honest members
     /// holding a class few others hold lie as far from the consensus as an attacker. Not for
@@ -382,6 +332,8 @@ pub(crate) struct InitArgs {
     // `requires` alone lets a flag the preset conflicts with through.
     #[arg(long, requires = "anomaly_preset", conflicts_with_all = ["anomaly", "no_anomaly"])]
     skewed_shards: bool,
+    #[command(flatten)]
+    pub(crate) additions: AdditionArgs,
     #[command(flatten)]
     pub(crate) wait: WaitArgs,
 }
@@ -638,16 +590,7 @@ impl InitArgs {
 
     /// The methods `--inconsistent-cosine` and `--ascent-response` give, if given.
     fn additions(&self) -> anyhow::Result<anomaly_preset::Additions> {
-        anomaly_preset::Additions::parse(anomaly_preset::AdditionFlags {
-            inconsistent_cosine: self.inconsistent_cosine.as_deref(),
-            ascent_response: self.ascent_response.as_deref(),
-            mean_copy_cosine: self.mean_copy_cosine.as_deref(),
-            ascent_leave_one_out: self.ascent_leave_one_out,
-            withdraw: self.withdraw,
-            skewed_shards: self.skewed_shards,
-            count_copies_once: self.count_copies_once,
-            dbscan_without_excluded: self.dbscan_without_excluded,
-        })
+        self.additions.additions(self.skewed_shards)
     }
 }
 
