@@ -588,7 +588,8 @@ impl InitArgs {
         Ok(())
     }
 
-    /// The methods `--inconsistent-cosine` and `--ascent-response` give, if given.
+    /// The methods and settings the addition flags give ([`AdditionArgs`]), with
+    /// `--skewed-shards`.
     fn additions(&self) -> anyhow::Result<anomaly_preset::Additions> {
         self.additions.additions(self.skewed_shards)
     }
