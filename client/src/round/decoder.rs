@@ -302,6 +302,7 @@ mod tests {
             .enumerate()
             .map(|(i, shard)| SimulatedMember {
                 name: format!("m{i}"),
+                max_samples: shard.len() as u64,
                 trainer: Box::new(
                     DecoderMember::new(
                         shared.clone(),

@@ -8,7 +8,9 @@
 //! round, the aggregator evaluates (the processor computes the verdict), fetches the accepted
 //! updates over HTTP from the other members' blob servers, checks them against their
 //! commitments, aggregates and commits, and every member fetches, checks and (with a held-out
-//! set) scores the global model.
+//! set) scores the global model. Each member is registered with its
+//! [`SimulatedMember::max_samples`] cap (`bcfl fl simulate` gives its shard's size; the attack
+//! benchmark none, to measure what detection alone catches of an inflated claim).
 //!
 //! Links: no bandwidth probes run (every member is on loopback, so probes would measure the
 //! same machine). Instead [`SimulationConfig::links`] may give link measurements by member
@@ -60,6 +62,9 @@ pub struct SimulatedMember {
     pub attack: Option<AttackKind>,
     /// Extra time after training, as a multiple of the training time.
     pub slowdown: f64,
+    /// The sample cap registered with it (`RegisterMember.max_samples`, its shard's size as
+    /// `bcfl demo` registers it): the processor refuses a commitment that claims more. 0: none.
+    pub max_samples: u64,
 }
 
 /// A simulation's settings.
@@ -243,6 +248,7 @@ pub async fn simulate(
             public_key: signer.public_key().as_hex().to_owned(),
             name: m.name.clone(),
             endpoint: endpoint.clone(),
+            max_samples: m.max_samples,
             ..Default::default()
         });
         ledger

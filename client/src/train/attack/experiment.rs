@@ -393,6 +393,9 @@ impl Prepared {
                     trainer: Box::new(trainer),
                     attack: *role,
                     slowdown: 0.0,
+                    // No caps: the benchmark measures what the anomaly methods catch of a
+                    // claim FedAvg trusts (`inflated-samples`).
+                    max_samples: 0,
                 })
             })
             .collect()

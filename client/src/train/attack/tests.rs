@@ -885,3 +885,41 @@ async fn a_sign_flippers_first_update_is_withdrawn_and_taken_back_out_of_the_mod
         assert!((g - e).abs() < 1e-5, "{g} against {e}");
     }
 }
+
+/// Members registered with their shard's size as a cap (as `bcfl demo` and `bcfl fl simulate`
+/// register them): the processor refuses the commitment of a member that claims more
+/// (`inflated-samples`), and the round goes on without it once the commit deadline passes,
+/// with the quorum the others make; every honest member's claim is its shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_above_the_registered_cap_is_refused_in_a_simulation() {
+    let (dataset, embeddings) = tiny(300);
+    let s = scenario(5, 1, AttackKind::InflatedSamples, 1);
+    let prepared = prepare(&embeddings, &dataset, &s).unwrap();
+    let attacker = prepared.attackers()[0].clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one_round(&s, &prepared, Defence::None, dir.path());
+    config.params.commit_quorum = 4;
+    config.schedule.commit_timeout = std::time::Duration::from_secs(2);
+    let mut members = prepared.members(&s).unwrap();
+    for (m, shard) in members.iter_mut().zip(&prepared.shards) {
+        m.max_samples = shard.len() as u64;
+    }
+    let outcome = simulate(config, members, |_| {}).await.unwrap();
+    let state = &outcome.state;
+    for m in &outcome.members {
+        let shard = prepared.shards[prepared.keys.iter().position(|k| *k == m.name).unwrap()].len();
+        assert_eq!(
+            state.members[&m.key].max_samples, shard as u64,
+            "{}",
+            m.name
+        );
+        let commitment = state.commitments.get(&(1, m.key.clone()));
+        if m.name == attacker {
+            assert!(commitment.is_none(), "the inflated claim was recorded");
+        } else {
+            assert_eq!(commitment.unwrap().num_samples, shard as u64, "{}", m.name);
+        }
+    }
+    assert_eq!(state.rounds[&1].committers.len(), 4);
+    assert!(state.aggregates.contains_key(&1));
+}

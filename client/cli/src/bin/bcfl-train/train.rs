@@ -623,6 +623,7 @@ async fn simulate_command(args: &SimulateArgs, json: bool) -> anyhow::Result<()>
         .map(|(i, shard)| {
             Ok(SimulatedMember {
                 name: format!("client-{i:03}"),
+                max_samples: shard.len() as u64,
                 trainer: Box::new(LocalModel::new(
                     shared.clone(),
                     train_set.subset(shard),

@@ -311,6 +311,7 @@ pub(crate) async fn simulate(args: &SimulateArgs, json: bool) -> anyhow::Result<
         .map(|(i, shard)| {
             Ok(SimulatedMember {
                 name: format!("client-{i:03}"),
+                max_samples: shard.len() as u64,
                 trainer: Box::new(DecoderMember::new(
                     shared.clone(),
                     shard,
