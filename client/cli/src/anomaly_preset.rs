@@ -82,7 +82,8 @@ impl AnomalyPreset {
     }
 }
 
-/// The opt-in methods a command may add to a preset (`consortium init`, `demo`), as their flags
+/// The opt-in methods a command may add to a preset (`consortium init`, `demo`, `experiment
+/// scale`; [`AdditionArgs`]), as their flags
 /// give them: `--inconsistent-cosine` (not in `every-attack`, since members fine-tuning LoRA
 /// adapters with AdamW change direction from round to round, which 256 coordinates cannot tell
 /// from noise, [`bcfl_processor::anomaly::INCONSISTENT_MIN_COSINE_PPM`]),
@@ -373,19 +374,26 @@ mod tests {
     fn the_convex_preset_adds_the_pair_methods_and_withdrawal() {
         let convex = AnomalyPreset::EveryAttackConvex;
         assert_eq!(AnomalyPreset::from_str(convex.name(), false), Ok(convex));
-        let added = AdditionArgs {
-            inconsistent_cosine: Some("0.25".into()),
-            ascent_response: Some("0.05".into()),
-            withdraw: true,
-            ..Default::default()
-        }
-        .additions(false)
-        .unwrap()
-        .apply(every_attack_config())
-        .unwrap();
+        let added = applied(
+            AdditionArgs {
+                inconsistent_cosine: Some("0.25".into()),
+                ascent_response: Some("0.05".into()),
+                withdraw: true,
+                ..Default::default()
+            },
+            false,
+        );
         assert_eq!(convex.config(), added);
         assert_eq!(coordinate_samples(Some(convex), 0), 256);
         assert_the_processor_accepts(convex.name(), convex.config(), 256);
+    }
+
+    /// `every-attack`'s configuration with what `args` (and `skewed_shards`) add.
+    fn applied(args: AdditionArgs, skewed_shards: bool) -> pb::AnomalyConfig {
+        args.additions(skewed_shards)
+            .unwrap()
+            .apply(every_attack_config())
+            .unwrap()
     }
 
     /// A consortium set up with `config` and `coordinate_samples` parses as an
@@ -427,15 +435,14 @@ mod tests {
     fn the_lora_preset_adds_the_inconsistent_method_with_more_coordinates() {
         let lora = AnomalyPreset::EveryAttackLora;
         assert_eq!(AnomalyPreset::from_str(lora.name(), false), Ok(lora));
-        let spelled = AdditionArgs {
-            inconsistent_cosine: Some("0.0625".into()),
-            withdraw: true,
-            ..Default::default()
-        }
-        .additions(false)
-        .unwrap()
-        .apply(every_attack_config())
-        .unwrap();
+        let spelled = applied(
+            AdditionArgs {
+                inconsistent_cosine: Some("0.0625".into()),
+                withdraw: true,
+                ..Default::default()
+            },
+            false,
+        );
         assert_eq!(lora.config(), spelled);
         assert!(!lora.config().has_ascent());
         assert_eq!(coordinate_samples(Some(lora), 0), 4096);
@@ -464,17 +471,8 @@ mod tests {
         assert_eq!(skewed, expected);
         assert!(skewed.has_opposed() && skewed.withdraw);
         assert_ne!(skewed, convex.config());
-        let parsed = AdditionArgs {
-            ..Default::default()
-        }
-        .additions(true)
-        .unwrap();
         assert_eq!(
-            parsed
-                .apply(every_attack_config())
-                .unwrap()
-                .get_zscore()
-                .features,
+            applied(AdditionArgs::default(), true).get_zscore().features,
             SKEWED_SHARDS_FEATURES
         );
     }

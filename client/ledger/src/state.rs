@@ -209,6 +209,20 @@ pub struct FamilyState {
     pub objects: Vec<(String, BcflObject)>,
 }
 
+/// A stored verdict with its excluded and accepted members restored from its round's
+/// `committers` ([`pb::Verdict::restored`]); positions that name no committer are a malformed
+/// verdict.
+fn restored_verdict(stored: pb::Verdict, committers: &[String]) -> Result<pb::Verdict, StateError> {
+    let round = stored.round;
+    stored
+        .restored(committers)
+        .map_err(|e| StateError::Malformed {
+            address: address::verdict_address(round),
+            kind: "Verdict",
+            reason: e.to_string(),
+        })
+}
+
 impl FamilyState {
     /// Decodes every leaf of a snapshot of the namespace.
     pub fn from_snapshot(snapshot: StateSnapshot) -> Result<Self, StateError> {
@@ -273,13 +287,7 @@ impl FamilyState {
                 .get(round)
                 .map(|r| r.committers.to_vec())
                 .unwrap_or_default();
-            *verdict = std::mem::take(verdict).restored(&committers).map_err(|e| {
-                StateError::Malformed {
-                    address: address::verdict_address(*round),
-                    kind: "Verdict",
-                    reason: e.to_string(),
-                }
-            })?;
+            *verdict = restored_verdict(std::mem::take(verdict), &committers)?;
         }
         state.sketch_history.entries = restored_entries(
             &state.sketch_history,
@@ -516,12 +524,7 @@ impl BcflReader {
                     .await?
                     .map(|r| r.committers.to_vec())
                     .unwrap_or_default();
-                let restored = v.restored(&committers).map_err(|e| StateError::Malformed {
-                    address: address::verdict_address(round),
-                    kind: "Verdict",
-                    reason: e.to_string(),
-                })?;
-                Ok(Some(restored))
+                Ok(Some(restored_verdict(v, &committers)?))
             }
             _ => Ok(None),
         }

@@ -42,7 +42,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// How many sockets the environment says were passed to the process `pid`: `None` when none
 /// were (no `LISTEN_FDS`, `0`, or a `LISTEN_PID` that names another process), `Some(fd)` with
 /// the one socket's descriptor, an error when the variables are malformed or pass more than one.
-pub fn passed_fd(
+fn passed_fd(
     listen_fds: Option<&str>,
     listen_pid: Option<&str>,
     pid: u32,

@@ -829,23 +829,12 @@ mod tests {
             "--dbscan-without-excluded",
         ])
         .unwrap();
-        let expected = anomaly_preset::AdditionArgs {
-            mean_copy_cosine: Some("0.95".into()),
+        let expected = anomaly_preset::Additions {
+            mean_copy_cosine_ppm: Some(950_000),
+            skewed_shards: true,
             dbscan_without_excluded: true,
-            ..Default::default()
+            ..AnomalyPreset::EveryAttackConvex.additions()
         }
-        .additions(true)
-        .map(|flags| anomaly_preset::Additions {
-            inconsistent_cosine_ppm: AnomalyPreset::EveryAttackConvex
-                .additions()
-                .inconsistent_cosine_ppm,
-            ascent_response_ppm: AnomalyPreset::EveryAttackConvex
-                .additions()
-                .ascent_response_ppm,
-            withdraw: true,
-            ..flags
-        })
-        .unwrap()
         .apply(bcfl_processor::anomaly::every_attack_config())
         .unwrap();
         assert_eq!(Detector::Both.config(&best), expected);
