@@ -132,7 +132,7 @@ impl NodeServer {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router())
+        axum::serve(bcfl_tls::plain(listener), self.router())
             .with_graceful_shutdown(shutdown)
             .await
     }

@@ -305,6 +305,7 @@ pub async fn simulate(
     let mut next = 1;
     let state = loop {
         let state = ledger.state().await?;
+        let head = state.head.clone();
         let coordinator_done = coordinator.tick(&state).await? == CoordinatorStatus::Finished;
         let mut members_done = true;
         for node in &mut nodes {
@@ -325,6 +326,11 @@ pub async fn simulate(
         }
         if coordinator_done && members_done {
             break state;
+        }
+        // A pass that moved the chain goes round again at once: the next step (a commitment
+        // after the round opened, the verdict after the last commitment) is ready now.
+        if state.head != head {
+            continue;
         }
         // Nothing moved in a whole pass: someone waits for a deadline.
         ledger

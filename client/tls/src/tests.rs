@@ -52,6 +52,18 @@ async fn https_on_loopback_with_and_without_the_ca() {
     assert_eq!(again.status(), 200);
 }
 
+/// Every connection a plain listener accepts has `TCP_NODELAY` set (see [`super::no_delay`]).
+#[tokio::test]
+async fn plain_listeners_accept_connections_without_delay() {
+    use axum::serve::Listener as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut listener = super::plain(listener);
+    let addr = listener.local_addr().unwrap();
+    let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (stream, _) = listener.accept().await;
+    assert!(stream.nodelay().unwrap());
+}
+
 #[test]
 fn a_file_without_certificates_is_refused() {
     let dir = tempfile::tempdir().unwrap();

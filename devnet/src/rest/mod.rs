@@ -252,7 +252,10 @@ pub async fn serve_tls_with_config(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    bcfl_tls::no_delay(&stream);
+                    stream
+                }
                 Err(err) => {
                     // E.g. too many open files: wait a little instead of spinning.
                     tracing::warn!(%err, "accepting a REST connection failed");

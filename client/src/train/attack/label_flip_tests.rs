@@ -42,6 +42,9 @@
 //! features, whatever classes the shard holds; a flipped one towards another class's. Taken
 //! from a linear classifier trained on the root set instead of its class means, it separates
 //! them better here (`a_trained_classifier_...`).
+//!
+//! Other ways of combining a member's rounds than the mean do not remove the drift of honest
+//! members' margins below the limit (`other_aggregations_of_the_margins_leave_the_drift`).
 
 use super::experiment::ROOT_SET_ROWS;
 use super::head::ReferenceDirections;
@@ -376,4 +379,141 @@ fn label_flip_pairings_overlap() {
     other.print("IID, trace minus the best other pairing");
     shift.print("IID, trace minus the shifted pairing");
     assert!(other.separates() && shift.separates());
+}
+
+/// Ways of combining a member's per-round reference margins, each a score per member-round from
+/// the rounds so far: the mean (what the method reads), the mean of its first three rounds,
+/// weights `1/round` (earlier rounds, when the model has learnt less of its rows, count more),
+/// the median, the running maximum of the mean (once clearly positive, kept), and the mean of
+/// each round's cosine times the change's norm over the norm its shard's size predicts (the
+/// round's repeated-median line of `ln(norm)` on `ln(samples)`, as the oversized-update method
+/// fits it: an honest member whose rows the model has learnt sends a short change, a flipper a
+/// full one).
+const AGGREGATIONS: [&str; 6] = [
+    "mean",
+    "first three rounds",
+    "weights 1/round",
+    "median",
+    "running maximum",
+    "scaled by the norm",
+];
+
+/// [`AGGREGATIONS`]' scores for one member's rounds so far: `margins[k]` its round `k + 1`'s
+/// cosine, `scaled[k]` the same times the norm ratio.
+fn aggregate_margins(margins: &[f64], scaled: &[f64]) -> [f64; 6] {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let running = (1..=margins.len())
+        .map(|k| mean(&margins[..k]))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let weights: f64 = (1..=margins.len()).map(|k| 1.0 / k as f64).sum();
+    let weighted: f64 = margins
+        .iter()
+        .enumerate()
+        .map(|(k, m)| m / (k + 1) as f64)
+        .sum();
+    let mut sorted = margins.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    [
+        mean(margins),
+        mean(&margins[..margins.len().min(3)]),
+        weighted / weights,
+        sorted[sorted.len() / 2],
+        running,
+        mean(scaled),
+    ]
+}
+
+/// Why the honest members' drift is not an artefact of the mean over the rounds: on the four
+/// sets of seeds of `a_trained_classifier_...`, with 10 and 20 members, no other way of
+/// combining a member's rounds ([`AGGREGATIONS`]) separates honest and flipped member-rounds
+/// on seeds 200-202, with either reference (at the best limit for each, 24 to 32 errors of 360
+/// at 10 members; printed: the fewest errors and their limit, and the errors at the method's
+/// limit, 0 for the classifier and -0.03 for the class means). The earlier rounds carry more
+/// of the difference (the first three rounds and the weights `1/round` make fewer errors on the
+/// other sets), but the best limit moves from set to set, and the running maximum, which
+/// keeps a member trusted once its mean was high, would never exclude an attacker that flips
+/// its labels after some honest rounds.
+#[test]
+#[ignore = "needs the model and the corpus (scripts/env.sh); about 15 s in release"]
+fn other_aggregations_of_the_margins_leave_the_drift() {
+    use bcfl_fed::sketch::{coordinates, COORDINATE_SEED};
+    use bcfl_processor::anomaly::features::margin_terms;
+    use bcfl_processor::anomaly::stats::repeated_median_line;
+    const COUNT: usize = 256;
+    for (kind, limit) in [
+        (ReferenceDirections::ClassMeans, -0.03),
+        (ReferenceDirections::Classifier, 0.0),
+    ] {
+        for members in [10, 20] {
+            for first in [0, 100, 200, 300] {
+                let mut splits: Vec<Split> =
+                    AGGREGATIONS.iter().map(|_| Split::default()).collect();
+                // Per member, per side (honest, flipped): the rounds' cosines and scaled cosines.
+                let mut rounds: Vec<[(Vec<f64>, Vec<f64>); 2]> = Vec::new();
+                let mut reference = Vec::new();
+                let dirichlet = Partition::Dirichlet { alpha: 0.1 };
+                honest_fedavg(dirichlet, members, first..first + 3, |round| {
+                    if round.number == 1 {
+                        reference = round
+                            .prepared
+                            .reference_steps(round.seed, COUNT, kind)
+                            .unwrap();
+                        rounds = vec![Default::default(); round.changes.len()];
+                    }
+                    let commit = |change: &[f64]| {
+                        let global = round.global.from_flat(change).to_update();
+                        let sampled = coordinates(&global, COUNT, COORDINATE_SEED);
+                        bcfl_protos::bcfl::Commitment {
+                            coordinate_step_nano: sampled.step_nano(),
+                            coordinate_steps: sampled.packed_steps(),
+                            ..Default::default()
+                        }
+                    };
+                    let samples: Vec<f64> = round
+                        .prepared
+                        .shards
+                        .iter()
+                        .map(|s| s.len().max(1) as f64)
+                        .collect();
+                    let points: Vec<(f64, f64)> = round
+                        .changes
+                        .iter()
+                        .zip(&samples)
+                        .map(|((h, _), n)| (n.ln(), norm(h).max(f64::MIN_POSITIVE).ln()))
+                        .collect();
+                    let (intercept, slope) = repeated_median_line(&points);
+                    for (i, (honest, flipped)) in round.changes.iter().enumerate() {
+                        let terms = margin_terms(&[commit(honest), commit(flipped)], &reference);
+                        let predicted = (intercept + slope.clamp(0.0, 1.0) * samples[i].ln()).exp();
+                        for (side, change) in [honest, flipped].into_iter().enumerate() {
+                            let margin = terms[side].unwrap_or(0) as f64 / 1e6;
+                            let (margins, scaled) = &mut rounds[i][side];
+                            margins.push(margin);
+                            scaled.push(margin * norm(change) / predicted);
+                            let scores = aggregate_margins(margins, scaled);
+                            for (split, score) in splits.iter_mut().zip(scores) {
+                                if side == 0 {
+                                    split.honest.push(score);
+                                } else {
+                                    split.flipped.push(score);
+                                }
+                            }
+                        }
+                    }
+                });
+                for (name, split) in AGGREGATIONS.iter().zip(&splits) {
+                    let (at, errors) = split.fewest_errors();
+                    println!(
+                        "{kind:?}, {members} members, seeds {first}-{}, {name}: fewest errors \
+                         {errors} at {at:.3}, {} at {limit}",
+                        first + 2,
+                        split.errors_at(limit)
+                    );
+                    if first == 200 && members == 10 {
+                        assert!(errors >= 20, "{name} separates them on seeds 200-202");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -216,7 +216,7 @@ pub(crate) async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<()> 
                 .await?;
         }
         None => {
-            axum::serve(listener, app)
+            axum::serve(bcfl_tls::plain(listener), app)
                 .with_graceful_shutdown(super::node::shutdown_signal())
                 .await?;
         }
