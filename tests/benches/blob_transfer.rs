@@ -120,7 +120,8 @@ async fn main() -> anyhow::Result<()> {
     let bare = axum::Router::new().route("/v1/probe", axum::routing::get(|| async { "" }));
     let listener = tokio::net::TcpListener::bind(any).await?;
     let bare_addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, bare).await });
+    // The same socket options as the blob server (`TCP_NODELAY`).
+    tokio::spawn(async move { axum::serve(bcfl_tls::plain(listener), bare).await });
     let bare_url = format!("http://{bare_addr}/v1/probe?bytes=0");
     let plain = client(&[]);
     let mut per_request = |label: &str, us: Vec<f64>| {

@@ -161,6 +161,26 @@ fn label_flips_align_and_conflict_as_rare_classes_do() {
     assert!(alignment.separates() && !conflict.separates());
 }
 
+/// The commitment of `change` as far as the margin reads it: its `count` sampled coordinates
+/// (at the fixed positions every round uses), in steps.
+fn sampled_commitment(
+    round: &Round<'_>,
+    change: &[f64],
+    count: usize,
+) -> bcfl_protos::bcfl::Commitment {
+    use bcfl_fed::sketch::{coordinates, COORDINATE_SEED};
+    let sampled = coordinates(
+        &round.global.from_flat(change).to_update(),
+        count,
+        COORDINATE_SEED,
+    );
+    bcfl_protos::bcfl::Commitment {
+        coordinate_step_nano: sampled.step_nano(),
+        coordinate_steps: sampled.packed_steps(),
+        ..Default::default()
+    }
+}
+
 /// Every member-round's `REFERENCE_MARGIN` as the processor computes it, for the honest and
 /// the label-flipped update: each change committed as its 256 sampled coordinates, compared with
 /// the reference the attack benchmark puts on chain
@@ -171,7 +191,6 @@ fn reference_margins(
     seeds: std::ops::Range<u64>,
     kind: ReferenceDirections,
 ) -> (Split, Split) {
-    use bcfl_fed::sketch::{coordinates, COORDINATE_SEED};
     use bcfl_processor::anomaly::features::margin_terms;
     const COUNT: usize = 256;
     let (mut round_margins, mut cumulative) = (Split::default(), Split::default());
@@ -185,19 +204,8 @@ fn reference_margins(
                 .unwrap();
             sums = vec![(0, 0); round.changes.len()];
         }
-        let commit = |change: &[f64]| {
-            let sampled = coordinates(
-                &round.global.from_flat(change).to_update(),
-                COUNT,
-                COORDINATE_SEED,
-            );
-            bcfl_protos::bcfl::Commitment {
-                coordinate_step_nano: sampled.step_nano(),
-                coordinate_steps: sampled.packed_steps(),
-                ..Default::default()
-            }
-        };
         for (i, (honest, flipped)) in round.changes.iter().enumerate() {
+            let commit = |change| sampled_commitment(round, change, COUNT);
             let terms = margin_terms(&[commit(honest), commit(flipped)], &reference);
             let (h, f) = (terms[0].unwrap_or(0), terms[1].unwrap_or(0));
             round_margins.honest.push(h as f64 / 1e6);
@@ -436,7 +444,6 @@ fn aggregate_margins(margins: &[f64], scaled: &[f64]) -> [f64; 6] {
 #[test]
 #[ignore = "needs the model and the corpus (scripts/env.sh); about 15 s in release"]
 fn other_aggregations_of_the_margins_leave_the_drift() {
-    use bcfl_fed::sketch::{coordinates, COORDINATE_SEED};
     use bcfl_processor::anomaly::features::margin_terms;
     use bcfl_processor::anomaly::stats::repeated_median_line;
     const COUNT: usize = 256;
@@ -460,15 +467,6 @@ fn other_aggregations_of_the_margins_leave_the_drift() {
                             .unwrap();
                         rounds = vec![Default::default(); round.changes.len()];
                     }
-                    let commit = |change: &[f64]| {
-                        let global = round.global.from_flat(change).to_update();
-                        let sampled = coordinates(&global, COUNT, COORDINATE_SEED);
-                        bcfl_protos::bcfl::Commitment {
-                            coordinate_step_nano: sampled.step_nano(),
-                            coordinate_steps: sampled.packed_steps(),
-                            ..Default::default()
-                        }
-                    };
                     let samples: Vec<f64> = round
                         .prepared
                         .shards
@@ -483,6 +481,7 @@ fn other_aggregations_of_the_margins_leave_the_drift() {
                         .collect();
                     let (intercept, slope) = repeated_median_line(&points);
                     for (i, (honest, flipped)) in round.changes.iter().enumerate() {
+                        let commit = |change| sampled_commitment(round, change, COUNT);
                         let terms = margin_terms(&[commit(honest), commit(flipped)], &reference);
                         let predicted = (intercept + slope.clamp(0.0, 1.0) * samples[i].ln()).exp();
                         for (side, change) in [honest, flipped].into_iter().enumerate() {
