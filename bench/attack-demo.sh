@@ -9,7 +9,8 @@
 # shards. A count of 0 runs the clean references instead (no attacker, both kinds of shards):
 # what the accuracy is compared with. Arguments after `--` go to every attacked run (such as
 # `--collusion-noise 0.3`). SHARDS="dirichlet" or "iid" runs one kind of shards only;
-# PRESET= names another `--anomaly-preset` for every run (such as every-attack-lora).
+# PRESET= names another `--anomaly-preset` for every run (such as every-attack-lora), COORDINATES=
+# another number of sampled coordinates than 4096.
 #
 # Usage: bench/attack-demo.sh OUT_DIR ATTACK [SEEDS="42"] [COUNTS="2"] [-- DEMO_ARGS...]
 # Writes OUT_DIR/NAME/ (each demo's work folder, report.json in it), OUT_DIR/NAME.json (the

@@ -3,9 +3,10 @@
 # and its one build, the demo settings both use, and one run.
 
 # The settings of every run: 10 member processes of the demo's LoRA model, 1,000 abstracts,
-# 5 rounds, the `every-attack` preset (PRESET= names another) with 4096 sampled coordinates.
+# 5 rounds, the `every-attack` preset (PRESET= names another) with 4096 sampled coordinates
+# (COORDINATES= another number).
 demo_series_common=(--members 10 --rounds 5 --max-train-examples 1000 --max-test-examples 300
-  --anomaly-preset "${PRESET:-every-attack}" --coordinate-samples 4096)
+  --anomaly-preset "${PRESET:-every-attack}" --coordinate-samples "${COORDINATES:-4096}")
 # Dirichlet 0.1 shards, with the preset's tuning for them.
 demo_series_dirichlet=(--partition dirichlet --alpha 0.1 --skewed-shards)
 

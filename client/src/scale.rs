@@ -395,10 +395,12 @@ pub fn run(config: &ScaleConfig, work_dir: &Path) -> Result<ScaleReport, ScaleEr
                 "the mislabelled-change method needs sampled coordinates".into(),
             ));
         }
+        let scope = params.coordinate_scope;
         params.mut_anomaly().set_mislabelled(pb::MislabelledConfig {
             reference_steps: bcfl_fed::reference::reference_steps(
                 &synthetic_update(direction),
                 count,
+                scope,
             )?,
             min_margin_ppm: bcfl_processor::anomaly::MISLABELLED_MIN_MARGIN_PPM,
             ..Default::default()

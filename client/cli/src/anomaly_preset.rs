@@ -282,6 +282,31 @@ pub fn mislabelled_margin_ppm(text: Option<&str>) -> anyhow::Result<i32> {
     Ok(micro as i32)
 }
 
+/// Where commitments sample their coordinates (`--coordinate-scope`, the consortium's
+/// `coordinate_scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoordinateScope {
+    /// Among every value of the update.
+    #[default]
+    Every,
+    /// Among the classification head's values alone (tensors named `classifier.*`): for
+    /// members fine-tuning LoRA adapters beneath a head, whose head moves far more
+    /// consistently from round to round than the adapters, and where the mislabelled-change
+    /// method's reference lies (docs/anomaly-detection.md, "Coordinates in the head").
+    Head,
+}
+
+impl CoordinateScope {
+    /// The consortium parameter's value.
+    pub fn param(self) -> pb::CoordinateScope {
+        match self {
+            CoordinateScope::Every => pb::CoordinateScope::EVERY_TENSOR,
+            CoordinateScope::Head => pb::CoordinateScope::CLASSIFIER_HEAD,
+        }
+    }
+}
+
 /// The coordinates each commitment samples: `given` (`--coordinate-samples`), or `preset`'s
 /// when that is 0.
 pub fn coordinate_samples(preset: Option<AnomalyPreset>, given: u32) -> u32 {

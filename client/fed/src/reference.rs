@@ -42,7 +42,7 @@
 use bcfl_processor::anomaly::features::OUTSIDE_REFERENCE;
 use bcfl_protos::signed_bytes;
 
-use crate::sketch::{coordinates, sampled_positions, COORDINATE_SEED};
+use crate::sketch::{coordinates, sampled_positions, CoordinateScope, COORDINATE_SEED};
 use crate::update::Update;
 use crate::Error;
 
@@ -155,20 +155,24 @@ pub fn head_reference(template: &Update, weight: &str, rows: &[Vec<f64>]) -> Res
     Ok(reference)
 }
 
-/// The reference's values at the `count` sampled coordinates every commitment carries
-/// ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds them,
+/// The reference's values at the `count` sampled coordinates in `scope` every commitment
+/// carries ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds them,
 /// positions in a tensor the reference leaves at zero (a LoRA adapter's, beside a head) marked
 /// [`OUTSIDE_REFERENCE`] so that the margin compares the changes only where the reference
 /// looks; an error when it is 0 at every position it covers (the positions miss the head).
-pub fn reference_steps(reference: &Update, count: usize) -> Result<Vec<u8>, Error> {
-    let sampled = coordinates(reference, count, COORDINATE_SEED);
+pub fn reference_steps(
+    reference: &Update,
+    count: usize,
+    scope: CoordinateScope,
+) -> Result<Vec<u8>, Error> {
+    let sampled = coordinates(reference, count, scope, COORDINATE_SEED);
     let mut steps = signed_bytes::pack(sampled.steps()).expect("quantized steps lie within 127");
     let covers: Vec<bool> = reference
         .tensors
         .values()
         .map(|(_, v)| v.iter().any(|&x| x != 0.0))
         .collect();
-    let at = sampled_positions(reference, count, COORDINATE_SEED).unwrap_or_default();
+    let at = sampled_positions(reference, count, scope, COORDINATE_SEED).unwrap_or_default();
     for (step, (tensor, _)) in steps.iter_mut().zip(at) {
         if !covers[tensor] {
             *step = OUTSIDE_REFERENCE;
@@ -194,6 +198,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    const EVERY: CoordinateScope = CoordinateScope::EVERY_TENSOR;
 
     fn dot(a: &[f64], b: &[f64]) -> f64 {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -271,11 +277,11 @@ mod tests {
         assert_eq!(reference.tensors["head.bias"].1, vec![0.0; 3]);
         let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();
         assert_eq!(reference.tensors["head.weight"].1, flat);
-        let steps = reference_steps(&reference, 64).unwrap();
+        let steps = reference_steps(&reference, 64, EVERY).unwrap();
         assert_eq!(steps.len(), 64);
         // The weight's values where the positions fall in it; the bias, all zero, not covered.
-        let values = coordinates(&reference, 64, COORDINATE_SEED).packed_steps();
-        let at = sampled_positions(&reference, 64, COORDINATE_SEED).unwrap();
+        let values = coordinates(&reference, 64, EVERY, COORDINATE_SEED).packed_steps();
+        let at = sampled_positions(&reference, 64, EVERY, COORDINATE_SEED).unwrap();
         let in_bias = at.iter().filter(|(t, _)| *t == 0).count();
         assert!(in_bias > 0 && in_bias < 64, "{in_bias}");
         for ((step, value), (tensor, _)) in steps.iter().zip(&values).zip(&at) {
@@ -302,7 +308,7 @@ mod tests {
                 .insert("head.weight".into(), (vec![3, 2], vec![0.0; 6]));
             r
         });
-        assert!(reference_steps(&zero.unwrap(), 8).is_err());
+        assert!(reference_steps(&zero.unwrap(), 8, EVERY).is_err());
     }
 
     proptest! {

@@ -33,8 +33,10 @@
 //!
 //! The sampled coordinates ([`coordinates`]) are `count` positions of the flattened update
 //! drawn uniformly with replacement from a SplitMix64 stream whose state starts at
-//! `seed ⊕ 0x636F6F7264696E61` (position = output mod the update's length), and the update's
-//! values there in nano-units ([`fixed::saturating_nano`]), quantized like the sketch: in
+//! `seed ⊕ 0x636F6F7264696E61` (position = output mod the length of the values in the
+//! consortium's [`CoordinateScope`], counted from the first of them: every value, or the
+//! classification head's alone, the tensors named [`HEAD_PREFIX`]`*`, which lie together since
+//! tensors are in name order; [`scope_range`]), and the update's values there in nano-units ([`fixed::saturating_nano`]), quantized like the sketch: in
 //! steps of the largest magnitude over 127 ([`Coordinates::quantize`]), which keeps the step so
 //! that the processor can compare values across members. Commitments use one seed for every
 //! round, [`COORDINATE_SEED`]: every member samples the same positions, so the processor can
@@ -45,6 +47,8 @@
 //! can leave them alone and attack elsewhere, and hide its change in the projection's null
 //! space. [`visible_part`] computes what the statistics see of an update; the adaptive attack
 //! `hidden-reversal` keeps that and replaces the rest.
+
+use std::ops::Range;
 
 use bcfl_processor::fixed;
 use bcfl_processor::statistics::Coordinates;
@@ -59,13 +63,15 @@ pub const DEFAULT_LENGTH: usize = 256;
 pub use bcfl_processor::statistics::SKETCH_MAX;
 
 /// The shape of a commitment's statistics, from the consortium's parameters: how long the sketch
-/// is and how many coordinates it samples.
+/// is, how many coordinates it samples and where.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StatsShape {
     /// Values in the sketch (`sketch_length`).
     pub sketch_length: usize,
     /// Sampled coordinates (`coordinate_samples`; 0: none).
     pub coordinate_samples: usize,
+    /// Which values the coordinates are drawn among (`coordinate_scope`).
+    pub coordinate_scope: CoordinateScope,
 }
 
 impl StatsShape {
@@ -74,7 +80,24 @@ impl StatsShape {
         Self {
             sketch_length: params.sketch_length as usize,
             coordinate_samples: params.coordinate_samples as usize,
+            coordinate_scope: params.coordinate_scope,
         }
+    }
+
+    /// Whether `update` has values where this shape samples coordinates (always, when it
+    /// samples none): an error naming the scope otherwise, such as a decoder's update, which has
+    /// no classification head, in a consortium sampling the head.
+    pub fn check(&self, update: &Update) -> Result<(), String> {
+        if self.coordinate_samples == 0 || scope_range(update, self.coordinate_scope).is_some() {
+            return Ok(());
+        }
+        Err(match self.coordinate_scope {
+            CoordinateScope::EVERY_TENSOR => "the update has no values to sample".to_owned(),
+            CoordinateScope::CLASSIFIER_HEAD => format!(
+                "the consortium samples coordinates in the classification head, and the update \
+                 has no tensor named {HEAD_PREFIX}*"
+            ),
+        })
     }
 
     /// The shape of what a commitment itself carries: [`StatsShape::of`], without the sketch
@@ -91,6 +114,14 @@ impl StatsShape {
         }
     }
 }
+
+/// Where sampled coordinates are drawn: among every value of the update or the classification
+/// head's (see the module docs).
+pub use pb::CoordinateScope;
+
+/// The name prefix of the classification head's tensors ([`CoordinateScope::CLASSIFIER_HEAD`]):
+/// a BERT package's `classifier.weight` and `classifier.bias`.
+pub const HEAD_PREFIX: &str = "classifier.";
 
 /// The seed of the sampled coordinates' positions, the same in every round (see the module
 /// docs; the sketch's projection, by contrast, is seeded with the round).
@@ -120,21 +151,32 @@ impl UpdateStats {
             loss,
             l2_norm: l2_norm(update),
             sketch: sketch(update, shape.sketch_length, seed),
-            coordinates: coordinates(update, shape.coordinate_samples, COORDINATE_SEED),
+            coordinates: coordinates(
+                update,
+                shape.coordinate_samples,
+                shape.coordinate_scope,
+                COORDINATE_SEED,
+            ),
         }
     }
 }
 
-/// The update's values at `count` positions drawn with `seed`, quantized (see the module
-/// docs); all zeros for an empty update.
-pub fn coordinates(update: &Update, count: usize, seed: u64) -> Coordinates {
-    Coordinates::quantize(&nano_coordinates(update, count, seed))
+/// The update's values at `count` positions in `scope` drawn with `seed`, quantized (see the
+/// module docs); all zeros for an update without values in `scope` ([`StatsShape::check`]
+/// tells a member so before it commits).
+pub fn coordinates(
+    update: &Update,
+    count: usize,
+    scope: CoordinateScope,
+    seed: u64,
+) -> Coordinates {
+    Coordinates::quantize(&nano_coordinates(update, count, scope, seed))
 }
 
-/// The update's values at `count` positions drawn with `seed`, in nano-units.
-fn nano_coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
+/// The update's values at `count` positions in `scope` drawn with `seed`, in nano-units.
+fn nano_coordinates(update: &Update, count: usize, scope: CoordinateScope, seed: u64) -> Vec<i64> {
     let tensors: Vec<&[f32]> = update.tensors.values().map(|(_, v)| &v[..]).collect();
-    match sampled_positions(update, count, seed) {
+    match sampled_positions(update, count, scope, seed) {
         Some(at) => at
             .into_iter()
             .map(|(t, i)| fixed::saturating_nano(f64::from(tensors[t][i])))
@@ -143,17 +185,14 @@ fn nano_coordinates(update: &Update, count: usize, seed: u64) -> Vec<i64> {
     }
 }
 
-/// Where the `count` positions drawn with `seed` fall (see the module docs): each one's tensor,
-/// as its index in name order, and its offset in that tensor's values. `None` for an update
-/// without values.
-pub fn sampled_positions(update: &Update, count: usize, seed: u64) -> Option<Vec<(usize, usize)>> {
-    // The tensors' lengths in name order and where each starts in the flattened update.
+/// The tensors' lengths in name order and where each starts in the flattened update.
+fn layout(update: &Update) -> (Vec<u64>, Vec<u64>) {
     let lengths: Vec<u64> = update
         .tensors
         .values()
         .map(|(_, v)| v.len() as u64)
         .collect();
-    let starts: Vec<u64> = lengths
+    let starts = lengths
         .iter()
         .scan(0u64, |start, len| {
             let here = *start;
@@ -161,13 +200,45 @@ pub fn sampled_positions(update: &Update, count: usize, seed: u64) -> Option<Vec
             Some(here)
         })
         .collect();
-    let total: u64 = lengths.iter().sum();
-    if total == 0 {
-        return None;
+    (lengths, starts)
+}
+
+/// Where `scope`'s values lie in the flattened update ([`Update::flattened`]): every value, or
+/// the values of the tensors named [`HEAD_PREFIX`]`*`, one run since tensors are in name
+/// order. `None` when there are none.
+pub fn scope_range(update: &Update, scope: CoordinateScope) -> Option<Range<usize>> {
+    let (lengths, starts) = layout(update);
+    let prefix = match scope {
+        CoordinateScope::EVERY_TENSOR => "",
+        CoordinateScope::CLASSIFIER_HEAD => HEAD_PREFIX,
+    };
+    let mut range: Option<Range<u64>> = None;
+    for ((name, &len), &start) in update.tensors.keys().zip(&lengths).zip(&starts) {
+        if name.starts_with(prefix) {
+            let first = range.as_ref().map_or(start, |r| r.start);
+            range = Some(first..start + len);
+        }
     }
+    range
+        .filter(|r| !r.is_empty())
+        .map(|r| r.start as usize..r.end as usize)
+}
+
+/// Where the `count` positions in `scope` drawn with `seed` fall (see the module docs): each
+/// one's tensor, as its index in name order, and its offset in that tensor's values. `None` for
+/// an update without values in `scope`.
+pub fn sampled_positions(
+    update: &Update,
+    count: usize,
+    scope: CoordinateScope,
+    seed: u64,
+) -> Option<Vec<(usize, usize)>> {
+    let (_, starts) = layout(update);
+    let within = scope_range(update, scope)?;
     Some(
-        positions(count, total, seed)
+        positions(count, within, seed)
             .map(|position| {
+                let position = position as u64;
                 // The last tensor starting at or before `position` holds it (empty ones never do).
                 let t = starts.partition_point(|&s| s <= position) - 1;
                 (t, (position - starts[t]) as usize)
@@ -187,11 +258,12 @@ pub fn l2_norm(update: &Update) -> f64 {
         .sqrt()
 }
 
-/// `count` positions among `total` coordinates, drawn with replacement with `seed` (see the
+/// `count` positions in `within` (not empty), drawn with replacement with `seed` (see the
 /// module docs).
-fn positions(count: usize, total: u64, seed: u64) -> impl Iterator<Item = u64> {
+fn positions(count: usize, within: Range<usize>, seed: u64) -> impl Iterator<Item = usize> {
     let mut state = seed ^ 0x636F_6F72_6469_6E61;
-    (0..count).map(move |_| splitmix64(&mut state) % total)
+    let total = within.len() as u64;
+    (0..count).map(move |_| within.start + (splitmix64(&mut state) % total) as usize)
 }
 
 /// Row `r` of the projection seeded with `seed`, `words` 64-bit words of signs: bit `i` of
@@ -237,7 +309,8 @@ fn projection(update: &Update, length: usize, seed: u64) -> Vec<f64> {
 
 /// The part of a flattened update ([`Update::flattened`]) that a commitment's statistics in
 /// `shape` see when it is sketched with `seed`: its orthogonal projection onto the span of the
-/// projection's rows and the sampled positions (those of [`COORDINATE_SEED`]). Adding to an
+/// projection's rows and the sampled positions (those of [`COORDINATE_SEED`] in `sampled_in`,
+/// where [`scope_range`] puts the consortium's scope: `0..values.len()` for every tensor). Adding to an
 /// update anything orthogonal to that span, which is zero at the sampled positions and in the
 /// projection's null space, changes neither its sketch nor its sampled coordinates (up to
 /// rounding), and, when it is also orthogonal to the update, keeps its norm.
@@ -253,12 +326,19 @@ fn projection(update: &Update, length: usize, seed: u64) -> Vec<f64> {
 /// product of two rows is `dim − 2 · popcount`) by Cholesky, in `f64`. An update with no more
 /// coordinates than the span has vectors, or whose vectors are linearly dependent, is seen whole
 /// (the values come back).
-pub fn visible_part(values: &[f64], shape: StatsShape, seed: u64) -> Vec<f64> {
+pub fn visible_part(
+    values: &[f64],
+    shape: StatsShape,
+    sampled_in: Range<usize>,
+    seed: u64,
+) -> Vec<f64> {
     let dim = values.len();
-    let mut sampled: Vec<usize> =
-        positions(shape.coordinate_samples, dim.max(1) as u64, COORDINATE_SEED)
-            .map(|p| p as usize)
-            .collect();
+    let count = if sampled_in.is_empty() || sampled_in.end > dim {
+        0
+    } else {
+        shape.coordinate_samples
+    };
+    let mut sampled: Vec<usize> = positions(count, sampled_in, COORDINATE_SEED).collect();
     sampled.sort_unstable();
     sampled.dedup();
     let rows = shape.sketch_length;
@@ -386,6 +466,9 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
+    const EVERY: CoordinateScope = CoordinateScope::EVERY_TENSOR;
+    const HEAD: CoordinateScope = CoordinateScope::CLASSIFIER_HEAD;
+
     fn update(values: Vec<f32>) -> Update {
         let mut u = Update::default();
         let half = values.len() / 2;
@@ -478,7 +561,7 @@ mod tests {
         assert_eq!(sketch(&update(vec![0.0; 10]), 8, 1), vec![0; 8]);
         let shape = StatsShape {
             sketch_length: 16,
-            coordinate_samples: 0,
+            ..StatsShape::default()
         };
         let stats = UpdateStats::new(&update(vec![3.0, 4.0]), 7, 0.5, shape, 1);
         assert_eq!(
@@ -515,6 +598,7 @@ mod tests {
         let shape = StatsShape {
             sketch_length: 64,
             coordinate_samples: 64,
+            ..StatsShape::default()
         };
         let random = |rng: &mut StdRng| -> Vec<f64> {
             (0..dim)
@@ -522,7 +606,7 @@ mod tests {
                 .collect()
         };
         let (x, y) = (random(&mut rng), random(&mut rng));
-        let seen = visible_part(&y, shape, 5);
+        let seen = visible_part(&y, shape, 0..dim, 5);
         let unseen: Vec<f64> = y.iter().zip(&seen).map(|(a, b)| a - b).collect();
         let to_update = |v: &[f64]| update(v.iter().map(|&a| a as f32).collect());
         let moved: Vec<f64> = x.iter().zip(&unseen).map(|(a, u)| a + 3.0 * u).collect();
@@ -538,7 +622,7 @@ mod tests {
             UpdateStats::new(&to_update(&x), 1, 0.0, shape, 6).sketch,
             UpdateStats::new(&to_update(&moved), 1, 0.0, shape, 6).sketch
         );
-        let twice = visible_part(&seen, shape, 5);
+        let twice = visible_part(&seen, shape, 0..dim, 5);
         let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
         let worst = seen
             .iter()
@@ -550,8 +634,8 @@ mod tests {
         let share = dot(&seen, &seen) / dot(&y, &y);
         assert!((0.03..0.06).contains(&share), "{share}");
         let short = vec![1.0, -2.0, 3.0];
-        assert_eq!(visible_part(&short, shape, 5), short);
-        assert_eq!(visible_part(&[], shape, 5), Vec::<f64>::new());
+        assert_eq!(visible_part(&short, shape, 0..3, 5), short);
+        assert_eq!(visible_part(&[], shape, 0..0, 5), Vec::<f64>::new());
     }
 
     #[test]
@@ -559,10 +643,10 @@ mod tests {
         // Value i at position i, so a sampled value names its position.
         let values: Vec<f32> = (0..1000).map(|i| i as f32 * 1e-3).collect();
         let u = update(values.clone());
-        let a = nano_coordinates(&u, 256, 7);
+        let a = nano_coordinates(&u, 256, EVERY, 7);
         assert_eq!(a.len(), 256);
-        assert_eq!(a, nano_coordinates(&u, 256, 7));
-        assert_ne!(a, nano_coordinates(&u, 256, 8));
+        assert_eq!(a, nano_coordinates(&u, 256, EVERY, 7));
+        assert_ne!(a, nano_coordinates(&u, 256, EVERY, 8));
         for nano in &a {
             let position = (*nano as f64 / 1e6).round() as usize;
             assert_eq!(*nano, fixed::saturating_nano(f64::from(values[position])));
@@ -581,11 +665,14 @@ mod tests {
         // An empty tensor holds no position: the same values with one in the middle.
         let mut with_empty = u.clone();
         with_empty.tensors.insert("a0".into(), (vec![0], vec![]));
-        assert_eq!(nano_coordinates(&with_empty, 256, 7), a);
-        assert_eq!(coordinates(&u, 0, 7), Coordinates::default());
-        assert_eq!(coordinates(&Update::default(), 3, 7).nano(), vec![0, 0, 0]);
+        assert_eq!(nano_coordinates(&with_empty, 256, EVERY, 7), a);
+        assert_eq!(coordinates(&u, 0, EVERY, 7), Coordinates::default());
+        assert_eq!(
+            coordinates(&Update::default(), 3, EVERY, 7).nano(),
+            vec![0, 0, 0]
+        );
         // Committed quantized: steps of the largest value over 127, each within half a step.
-        let committed = coordinates(&u, 256, 7);
+        let committed = coordinates(&u, 256, EVERY, 7);
         assert_eq!(committed, Coordinates::quantize(&a));
         let largest = a.iter().map(|v| v.unsigned_abs()).max().unwrap();
         assert_eq!(committed.step_nano(), largest.div_ceil(127));
@@ -595,12 +682,109 @@ mod tests {
         let shape = StatsShape {
             sketch_length: 8,
             coordinate_samples: 5,
+            ..StatsShape::default()
         };
         // Commitments sample the same positions in every round; the sketch changes with it.
         let round7 = UpdateStats::new(&u, 1, 0.0, shape, 7);
         let round8 = UpdateStats::new(&u, 1, 0.0, shape, 8);
-        assert_eq!(round7.coordinates, coordinates(&u, 5, COORDINATE_SEED));
+        assert_eq!(
+            round7.coordinates,
+            coordinates(&u, 5, EVERY, COORDINATE_SEED)
+        );
         assert_eq!(round7.coordinates, round8.coordinates);
         assert_ne!(round7.sketch, round8.sketch);
+    }
+
+    /// The head's scope draws every position among the `classifier.*` tensors, which lie
+    /// together between the others in name order, and as many distinct ones as every value's
+    /// scope would among as many values; every value's scope draws where it always did; an
+    /// update without a head has no values in the head's scope, which `check` says.
+    #[test]
+    fn the_heads_scope_samples_the_classifier_tensors_alone() {
+        let mut u = Update::default();
+        let filled = |len: usize, from: usize| -> Vec<f32> {
+            (from..from + len).map(|i| i as f32 * 1e-3).collect()
+        };
+        // Flattened in name order: `a` 0..500, `classifier.bias` 500..505,
+        // `classifier.weight` 505..905, `encoder` 905..1905.
+        u.tensors.insert("a".into(), (vec![500], filled(500, 0)));
+        u.tensors
+            .insert("classifier.bias".into(), (vec![5], filled(5, 500)));
+        u.tensors
+            .insert("classifier.weight".into(), (vec![5, 80], filled(400, 505)));
+        u.tensors
+            .insert("encoder".into(), (vec![1000], filled(1000, 905)));
+        assert_eq!(scope_range(&u, HEAD), Some(500..905));
+        assert_eq!(scope_range(&u, EVERY), Some(0..1905));
+        let at = |scope| nano_coordinates(&u, 256, scope, 7);
+        let head: std::collections::BTreeSet<i64> = at(HEAD).into_iter().collect();
+        for nano in &head {
+            let position = (*nano as f64 / 1e6).round() as usize;
+            assert!((500..905).contains(&position), "position {position}");
+        }
+        assert!(head.len() > 180, "{} distinct of 256", head.len());
+        // The same draws as every value's scope over an update of the head alone.
+        let mut alone = Update::default();
+        alone
+            .tensors
+            .insert("classifier.bias".into(), (vec![5], filled(5, 0)));
+        alone
+            .tensors
+            .insert("classifier.weight".into(), (vec![5, 80], filled(400, 5)));
+        // `alone`'s tensors 0 and 1 are `u`'s 1 and 2.
+        let shifted: Vec<(usize, usize)> = sampled_positions(&alone, 256, EVERY, 7)
+            .unwrap()
+            .into_iter()
+            .map(|(t, i)| (t + 1, i))
+            .collect();
+        assert_eq!(sampled_positions(&u, 256, HEAD, 7).unwrap(), shifted);
+        assert_eq!(
+            nano_coordinates(&alone, 256, HEAD, 7),
+            nano_coordinates(&alone, 256, EVERY, 7)
+        );
+        // Without a head.
+        let mut headless = u.clone();
+        headless
+            .tensors
+            .retain(|name, _| !name.starts_with(HEAD_PREFIX));
+        assert_eq!(scope_range(&headless, HEAD), None);
+        assert_eq!(coordinates(&headless, 3, HEAD, 7).nano(), vec![0, 0, 0]);
+        let shape = StatsShape {
+            coordinate_samples: 3,
+            coordinate_scope: HEAD,
+            ..StatsShape::default()
+        };
+        assert_eq!(shape.check(&u), Ok(()));
+        let error = shape.check(&headless).unwrap_err();
+        assert!(error.contains("no tensor named classifier.*"), "{error}");
+        assert_eq!(
+            StatsShape {
+                coordinate_samples: 0,
+                ..shape
+            }
+            .check(&headless),
+            Ok(())
+        );
+        // The consortium's parameters carry the scope.
+        let params = pb::ConsortiumParams {
+            coordinate_samples: 3,
+            coordinate_scope: HEAD,
+            ..Default::default()
+        };
+        assert_eq!(StatsShape::of(&params).coordinate_scope, HEAD);
+        assert_eq!(StatsShape::committed(&params).coordinate_scope, HEAD);
+        // What the statistics see of a flattened update: positions in the head's range only.
+        let values: Vec<f64> = u.flattened();
+        let shape = StatsShape {
+            coordinate_samples: 64,
+            coordinate_scope: HEAD,
+            ..StatsShape::default()
+        };
+        let seen = visible_part(&values, shape, 500..905, 3);
+        for (i, (v, x)) in seen.iter().zip(&values).enumerate() {
+            if !(500..905).contains(&i) {
+                assert_eq!(*v, 0.0, "value {i} ({x}) seen outside the head");
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! let model = |v: f32| Update { tensors: BTreeMap::from([("w".to_string(), (vec![2], vec![v, v]))]) };
 //! let bytes = model(1.0).to_bytes(Encoding::F32);
-//! let shape = StatsShape { sketch_length: 4, coordinate_samples: 2 };
+//! let shape = StatsShape { sketch_length: 4, coordinate_samples: 2, ..StatsShape::default() };
 //! let stats = recompute(&bytes, &model(0.0), shape, 7).unwrap();
 //! let honest = pb::Commitment {
 //!     round: 7,
@@ -51,7 +51,7 @@ use crate::{Error, Result};
 
 /// The statistics of update blob `bytes` trained from `base`, in the consortium's `shape`,
 /// sketched with `seed` (the round's: see the module docs), its coordinates sampled at
-/// [`COORDINATE_SEED`]'s positions. An error means
+/// [`COORDINATE_SEED`]'s positions in the shape's scope. An error means
 /// the blob is not an update of `base`'s tensors, or its norm is not a finite number: a
 /// `MALFORMED` blob.
 pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, seed: u64) -> Result<Recomputed> {
@@ -63,7 +63,12 @@ pub fn recompute(bytes: &[u8], base: &Update, shape: StatsShape, seed: u64) -> R
         size_bytes: bytes.len() as u64,
         norm_micro,
         sketch: sketch(&change, shape.sketch_length, seed),
-        coordinates: coordinates(&change, shape.coordinate_samples, COORDINATE_SEED),
+        coordinates: coordinates(
+            &change,
+            shape.coordinate_samples,
+            shape.coordinate_scope,
+            COORDINATE_SEED,
+        ),
     })
 }
 
@@ -131,6 +136,7 @@ mod tests {
     const SHAPE: StatsShape = StatsShape {
         sketch_length: 8,
         coordinate_samples: 3,
+        coordinate_scope: pb::CoordinateScope::EVERY_TENSOR,
     };
 
     /// The commitment a member computes (the member role's `commit_payload` arithmetic).

@@ -46,7 +46,7 @@ pub use bcfl_processor::anomaly::attack::{AttackKind, SCALE_FACTOR};
 use bcfl_processor::anomaly::collusion;
 
 use crate::train::{Error, Result};
-use bcfl_fed::sketch::{l2_norm, visible_part, StatsShape};
+use bcfl_fed::sketch::{l2_norm, scope_range, visible_part, StatsShape};
 use bcfl_fed::update::Update;
 
 /// The kinds that replace a trained update, in [`AttackKind::ALL`] order (the colluding ones
@@ -158,7 +158,9 @@ pub fn collude(
 /// the norm, stay `honest`'s. Where `toward` has no unseen part, the unseen part is dropped.
 fn hidden(honest: &Update, toward: &Update, shape: StatsShape, seed: u64) -> Update {
     let h = honest.flattened();
-    let seen = visible_part(&h, shape, seed);
+    // Both are updates of the same tensors: one scope's range for both.
+    let sampled_in = scope_range(honest, shape.coordinate_scope).unwrap_or(0..0);
+    let seen = visible_part(&h, shape, sampled_in.clone(), seed);
     let unseen_norm = h
         .iter()
         .zip(&seen)
@@ -166,7 +168,7 @@ fn hidden(honest: &Update, toward: &Update, shape: StatsShape, seed: u64) -> Upd
         .sum::<f64>()
         .sqrt();
     let t = toward.flattened();
-    let t_seen = visible_part(&t, shape, seed);
+    let t_seen = visible_part(&t, shape, sampled_in, seed);
     let t_unseen: Vec<f64> = t.iter().zip(&t_seen).map(|(x, v)| x - v).collect();
     let t_norm = t_unseen.iter().map(|x| x * x).sum::<f64>().sqrt();
     let k = if t_norm > 0.0 {
@@ -437,6 +439,7 @@ mod tests {
         let shape = StatsShape {
             sketch_length: 256,
             coordinate_samples: 256,
+            ..StatsShape::default()
         };
         let cosine = |a: &Update, b: &Update| {
             let (x, y) = (a.flattened(), b.flattened());

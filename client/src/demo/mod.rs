@@ -210,6 +210,8 @@ pub struct DemoConfig {
     /// Coordinates every commitment samples (`coordinate_samples`; 0: none); with them the
     /// z-score also reads `COORDINATE_SIGN_BALANCE`.
     pub coordinate_samples: u32,
+    /// Where they are drawn (`coordinate_scope`: every value, or the classification head's).
+    pub coordinate_scope: pb::CoordinateScope,
     /// Sketches come after the commitments (`sketch_after_commit`).
     pub sketch_after_commit: bool,
     /// Members serve blobs (and trust the ledger) over HTTPS with a throwaway CA and
@@ -275,6 +277,7 @@ impl DemoConfig {
             sketch_length: bcfl_fed::sketch::DEFAULT_LENGTH as u32,
             committee_size: self.committee,
             coordinate_samples: self.coordinate_samples,
+            coordinate_scope: self.coordinate_scope,
             sketch_after_commit: self.sketch_after_commit,
             ..Default::default()
         };
@@ -350,15 +353,16 @@ pub const MEMBER_PORT: u16 = 7100;
 
 /// The mislabelled-change method's configuration at `min_margin_ppm`: the reference of
 /// `package`'s head from the labelled examples in `root` (the demo's held-out file), its rows
-/// taken as `kind` says, written to `out`, at the `count` sampled coordinates.
+/// taken as `kind` says, written to `out`, at the sampled coordinates of `shape`.
 fn mislabelled_config(
     package: &ModelPackage,
     root: &Path,
     kind: ReferenceDirections,
-    count: usize,
+    shape: bcfl_fed::sketch::StatsShape,
     min_margin_ppm: i32,
     out: &Path,
 ) -> Result<pb::MislabelledConfig> {
+    let count = shape.coordinate_samples;
     if count == 0 {
         return Err(crate::round::Error::Config(
             "the mislabelled-change method needs sampled coordinates".into(),
@@ -368,8 +372,9 @@ fn mislabelled_config(
     let reference = package.head_reference(&package.load_examples(root)?, kind)?;
     std::fs::write(out, reference.to_bytes(bcfl_fed::update::Encoding::F32))
         .map_err(|e| Error::file("writing", out, e))?;
-    let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
-        .map_err(crate::round::Error::from)?;
+    let reference_steps =
+        bcfl_fed::reference::reference_steps(&reference, count, shape.coordinate_scope)
+            .map_err(crate::round::Error::from)?;
     tracing::info!(
         reference = %out.display(),
         compared = bcfl_fed::reference::covered(&reference_steps),
@@ -539,11 +544,11 @@ pub async fn run(
         let reference = work.join("reference.safetensors");
         let mislabelled = tokio::task::spawn_blocking({
             let (package, test) = (package.clone(), data.test.clone());
-            let (kind, count) = (
+            let (kind, shape) = (
                 args.mislabelled_reference,
-                params.coordinate_samples as usize,
+                bcfl_fed::sketch::StatsShape::of(&params),
             );
-            move || mislabelled_config(&package, &test, kind, count, min_margin_ppm, &reference)
+            move || mislabelled_config(&package, &test, kind, shape, min_margin_ppm, &reference)
         })
         .await??;
         params.mut_anomaly().set_mislabelled(mislabelled);

@@ -746,13 +746,9 @@ impl<L: Ledger> Member<L> {
         let samples = self.config.attack.map_or(trained.samples, |kind| {
             kind.claimed_samples(trained.samples)
         });
-        let stats = UpdateStats::new(
-            &change,
-            samples,
-            trained.loss,
-            committed_shape(&now),
-            target,
-        );
+        let shape = committed_shape(&now);
+        shape.check(&change).map_err(Error::Config)?;
+        let stats = UpdateStats::new(&change, samples, trained.loss, shape, target);
         let id = self.transfers.store().insert_bytes(&bytes).await?;
         let payload = commit_payload(target, round, &id, bytes.len() as u64, &stats)?;
         self.ledger

@@ -560,7 +560,12 @@ mod tests {
                 }
             }
         }
-        let steps = bcfl_fed::reference::reference_steps(&reference, 512).unwrap();
+        let steps = bcfl_fed::reference::reference_steps(
+            &reference,
+            512,
+            bcfl_fed::sketch::CoordinateScope::EVERY_TENSOR,
+        )
+        .unwrap();
         let outside = steps
             .iter()
             .filter(|&&b| b == bcfl_processor::anomaly::features::OUTSIDE_REFERENCE)

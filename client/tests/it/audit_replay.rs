@@ -172,6 +172,7 @@ fn commit_honestly(cli: &Cli, files: &Path, name: &str, round: u64, samples: u64
     let shape = bcfl_fed::sketch::StatsShape {
         sketch_length: 4,
         coordinate_samples: 4,
+        ..Default::default()
     };
     // Without sketches after the commitments, a round's sketch seed is its number.
     let stats =

@@ -421,6 +421,27 @@ mod tests {
         assert_eq!(validate_params(&sane()).unwrap(), sane());
     }
 
+    /// Either scope of the sampled coordinates passes and is kept; a value the family does not
+    /// know is refused as an unknown enum value.
+    #[test]
+    fn the_coordinate_scope_is_one_the_family_knows() {
+        use protobuf::Message as _;
+        let mut p = sane();
+        p.coordinate_samples = 16;
+        p.coordinate_scope = pb::CoordinateScope::CLASSIFIER_HEAD;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        p.coordinate_scope = pb::CoordinateScope::EVERY_TENSOR;
+        assert_eq!(validate_params(&p).unwrap(), p);
+        // Field 17, varint 7.
+        let mut bytes = sane().write_to_bytes().unwrap();
+        bytes.extend_from_slice(&[0x88, 0x01, 0x07]);
+        let unknown = pb::ConsortiumParams::parse_from_bytes(&bytes).unwrap();
+        assert_eq!(
+            err(&unknown),
+            "init_consortium.params carries unknown fields or enum values"
+        );
+    }
+
     #[test]
     fn counts_and_lengths() {
         let mut p = sane();

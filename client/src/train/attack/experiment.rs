@@ -344,7 +344,12 @@ impl Prepared {
         )?;
         let template = LinearHead::zeros(classes, dim).to_update();
         let reference = bcfl_fed::reference::head_reference(&template, super::head::WEIGHT, &rows)?;
-        Ok(bcfl_fed::reference::reference_steps(&reference, count)?)
+        // The head is the whole update here: every scope samples the same positions.
+        Ok(bcfl_fed::reference::reference_steps(
+            &reference,
+            count,
+            bcfl_fed::sketch::CoordinateScope::EVERY_TENSOR,
+        )?)
     }
 
     /// A stratified root set of about `size` held-out rows (indices into the test split): as

@@ -168,10 +168,11 @@ fn sampled_commitment(
     change: &[f64],
     count: usize,
 ) -> bcfl_protos::bcfl::Commitment {
-    use bcfl_fed::sketch::{coordinates, COORDINATE_SEED};
+    use bcfl_fed::sketch::{coordinates, CoordinateScope, COORDINATE_SEED};
     let sampled = coordinates(
         &round.global.from_flat(change).to_update(),
         count,
+        CoordinateScope::EVERY_TENSOR,
         COORDINATE_SEED,
     );
     bcfl_protos::bcfl::Commitment {

@@ -410,7 +410,12 @@ async fn sampled_coordinates_are_committed_verified_and_expose_min_max_colluders
         let store = BlobStore::open(dir.path().join(&m.name), CHUNK_SIZE).unwrap();
         let bytes = std::fs::read(store.path(&BlobId::parse(&c.update_sha256).unwrap())).unwrap();
         let change = Update::from_bytes(&bytes).unwrap().minus(&parent).unwrap();
-        let sampled = bcfl_fed::sketch::coordinates(&change, 64, bcfl_fed::sketch::COORDINATE_SEED);
+        let sampled = bcfl_fed::sketch::coordinates(
+            &change,
+            64,
+            bcfl_fed::sketch::CoordinateScope::EVERY_TENSOR,
+            bcfl_fed::sketch::COORDINATE_SEED,
+        );
         assert_eq!(
             (c.coordinate_step_nano, c.coordinate_steps.clone()),
             (sampled.step_nano(), sampled.packed_steps()),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bcfl_cli::anomaly_preset::{self, AnomalyPreset};
+use bcfl_cli::anomaly_preset::{self, AnomalyPreset, CoordinateScope};
 use bcfl_client::demo::attack::{AttackKind, AttackSpec, CollusionNoise};
 use bcfl_client::demo::{run, AnomalyMethod, BaseModel, DecoderBase, DemoConfig, Progress};
 use bcfl_client::llm::GGUF_ENV;
@@ -158,6 +158,10 @@ pub(crate) struct DemoArgs {
     /// none].
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) coordinate_samples: u32,
+    /// Where the sampled coordinates are drawn: among every value of the update, or the
+    /// classification head's alone (`consortium init --coordinate-scope`).
+    #[arg(long, value_enum, value_name = "SCOPE", default_value_t = CoordinateScope::Every)]
+    pub(crate) coordinate_scope: CoordinateScope,
     /// Sketches come after the commitments: a round's commitments carry none, its aggregator
     /// seals it once they are in (the seed drawn from them), and each member then reveals its
     /// sketch made with that seed, so that nobody fixing its update knows the projection that
@@ -400,6 +404,7 @@ impl DemoArgs {
                 self.anomaly_preset,
                 self.coordinate_samples,
             ),
+            coordinate_scope: self.coordinate_scope.param(),
             sketch_after_commit: self.sketch_after_commit,
             tls: self.tls,
             slow,

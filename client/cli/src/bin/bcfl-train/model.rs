@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use bcfl_cli::anomaly_preset::CoordinateScope;
 use bcfl_client::round::model::ModelPackage;
 use bcfl_client::train::attack::head::ReferenceDirections;
 use clap::{Args, Subcommand};
@@ -76,6 +77,9 @@ pub(crate) struct ModelReferenceArgs {
     /// how many of them fall in the head, where the method compares changes.
     #[arg(long, default_value_t = 256)]
     coordinate_samples: usize,
+    /// Where they are drawn (`consortium init --coordinate-scope`).
+    #[arg(long, value_enum, value_name = "SCOPE", default_value_t = CoordinateScope::Every)]
+    coordinate_scope: CoordinateScope,
     /// What the reference's rows are taken from: the root set's class means (the
     /// nearest-centroid classifier), or a linear classifier trained on the root set.
     #[arg(long, value_enum, value_name = "KIND", default_value_t = ReferenceDirections::ClassMeans)]
@@ -107,8 +111,10 @@ struct ReferenceReport {
     /// Trainable values in all, and in the head's weight (where the reference is non-zero).
     trainable_values: usize,
     head_values: usize,
-    /// Of the sampled coordinates, those the method compares (in the head, non-zero there).
+    /// Of the sampled coordinates (drawn in `coordinate_scope`), those the method compares (in
+    /// the head, non-zero there).
     coordinate_samples: usize,
+    coordinate_scope: CoordinateScope,
     compared: usize,
 }
 
@@ -121,14 +127,18 @@ fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
     let package = ModelPackage::read(&args.package)?;
     let root = package.load_examples(&args.root_set)?;
     let reference = package.head_reference(&root, args.directions)?;
-    let steps = bcfl_fed::reference::reference_steps(&reference, args.coordinate_samples)
-        .with_context(|| {
-            format!(
-                "none of the {} sampled coordinates falls where the reference is non-zero: \
+    let steps = bcfl_fed::reference::reference_steps(
+        &reference,
+        args.coordinate_samples,
+        args.coordinate_scope.param(),
+    )
+    .with_context(|| {
+        format!(
+            "none of the {} sampled coordinates falls where the reference is non-zero: \
                  raise --coordinate-samples",
-                args.coordinate_samples
-            )
-        })?;
+            args.coordinate_samples
+        )
+    })?;
     let bytes = reference.to_bytes(bcfl_fed::update::Encoding::F32);
     std::fs::write(&args.out, bytes).with_context(|| format!("writing {}", args.out.display()))?;
     let mut counts = vec![0usize; package.labels.len()];
@@ -145,6 +155,7 @@ fn reference(args: &ModelReferenceArgs, json: bool) -> anyhow::Result<()> {
             .map(|(_, v)| v.len())
             .sum(),
         coordinate_samples: args.coordinate_samples,
+        coordinate_scope: args.coordinate_scope,
         compared: bcfl_fed::reference::covered(&steps),
     };
     if json {

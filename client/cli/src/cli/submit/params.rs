@@ -9,7 +9,7 @@ use bcfl_fed::rule::{RuleDefaults, DEFAULT_TRIM};
 use bcfl_protos::bcfl as pb;
 use clap::{Args, ValueEnum};
 
-use bcfl_cli::anomaly_preset::{self, AdditionArgs, AnomalyPreset};
+use bcfl_cli::anomaly_preset::{self, AdditionArgs, AnomalyPreset, CoordinateScope};
 use bcfl_cli::context::WaitArgs;
 use bcfl_processor::anomaly::{
     ASCENT_MAX_RESPONSE_PPM, INCONSISTENT_MIN_COSINE_PPM, MEAN_COPY_MIN_COSINE_PPM,
@@ -192,6 +192,11 @@ pub(crate) struct InitArgs {
     /// read; 0: none).
     #[arg(long, default_value_t = 0)]
     coordinate_samples: u32,
+    /// Where the sampled coordinates are drawn: among every value of the update, or the
+    /// classification head's alone (`classifier.*`; for members fine-tuning LoRA adapters
+    /// beneath a head).
+    #[arg(long, value_enum, value_name = "SCOPE", default_value_t = CoordinateScope::Every)]
+    coordinate_scope: CoordinateScope,
     /// Sketches come after the commitments: a round's commitments carry none, its aggregator
     /// seals it once they are in (the seed drawn from them), and each member then reveals its
     /// sketch made with that seed, so that nobody fixing its update knows the projection that
@@ -393,6 +398,7 @@ impl InitArgs {
                 self.anomaly_preset,
                 self.coordinate_samples,
             ),
+            coordinate_scope: self.coordinate_scope.param(),
             initial_model_sha256,
             committee_size: self.committee_size,
             link_agreement_ppm: ppm("link-agreement", &self.link_agreement)?,
@@ -576,8 +582,9 @@ impl InitArgs {
         if count == 0 {
             bail!("the mislabelled method needs --coordinate-samples");
         }
-        let reference_steps = bcfl_fed::reference::reference_steps(&reference, count)
-            .with_context(|| format!("--reference {}", path.display()))?;
+        let reference_steps =
+            bcfl_fed::reference::reference_steps(&reference, count, params.coordinate_scope)
+                .with_context(|| format!("--reference {}", path.display()))?;
         let min_margin_ppm =
             anomaly_preset::mislabelled_margin_ppm(self.mislabelled_margin.as_deref())?;
         params.mut_anomaly().set_mislabelled(pb::MislabelledConfig {
@@ -1116,7 +1123,12 @@ mod tests {
         );
         assert_eq!(
             m.reference_steps,
-            bcfl_fed::reference::reference_steps(&reference, 256).unwrap()
+            bcfl_fed::reference::reference_steps(
+                &reference,
+                256,
+                bcfl_fed::sketch::CoordinateScope::EVERY_TENSOR
+            )
+            .unwrap()
         );
         assert!(bcfl_processor::payload::validate_params(&on_preset).is_ok());
         let listed = init(&[
