@@ -665,6 +665,64 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     assert_eq!(state.verdicts[&1].accepted.len(), 3);
 }
 
+/// A consortium sampling its coordinates in the head (`--coordinate-scope head`): every member
+/// process commits its change's values at 64 positions among the `classifier.*` tensors, which
+/// the ledger records as the consortium's scope; the aggregator, recomputing each blob's
+/// statistics in that scope, disputes none; and each commitment's coordinates are those of the
+/// change in the member's blob at the head's positions, not those of every value's scope.
+#[test]
+fn member_processes_sample_their_coordinates_in_the_head() {
+    use bcfl_fed::sketch::{coordinates, scope_range, CoordinateScope, COORDINATE_SEED};
+    use bcfl_fed::update::Update;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::start(dir.path());
+    let (mut command, work) = tiny_demo(ledger.url(), dir.path(), 40);
+    let report = run_small(
+        &mut command,
+        &[
+            "--members",
+            "3",
+            "--rounds",
+            "1",
+            "--coordinate-samples",
+            "64",
+            "--coordinate-scope",
+            "head",
+            "--anomaly",
+            "zscore",
+        ],
+    );
+    let state = family_state(ledger.url());
+    let params = state.consortium.as_ref().unwrap().get_params();
+    assert_eq!(params.coordinate_scope, CoordinateScope::CLASSIFIER_HEAD);
+    assert!(state.rounds[&1].disputes.is_empty());
+    assert!(state.aggregates.contains_key(&1));
+    let stores = work.join("stores");
+    let held = |sha: &str| -> Update {
+        let path = std::fs::read_dir(&stores)
+            .unwrap()
+            .map(|e| e.unwrap().path().join(sha))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("no member holds {sha}"));
+        Update::from_bytes(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let parent = held(&state.rounds[&1].parent_model_sha256);
+    let head = scope_range(&parent, CoordinateScope::CLASSIFIER_HEAD).unwrap();
+    assert!(head.len() < parent.parameters() / 4, "{head:?}");
+    for name in ["member-1", "member-2", "member-3"] {
+        let c = &state.commitments[&(1, member_key(&report, name))];
+        let change = held(&c.update_sha256).minus(&parent).unwrap();
+        let at = |scope| coordinates(&change, 64, scope, COORDINATE_SEED);
+        let in_head = at(CoordinateScope::CLASSIFIER_HEAD);
+        assert_eq!(
+            (c.coordinate_step_nano, c.coordinate_steps.clone()),
+            (in_head.step_nano(), in_head.packed_steps()),
+            "{name}"
+        );
+        assert_ne!(in_head, at(CoordinateScope::EVERY_TENSOR), "{name}");
+    }
+}
+
 /// Five member processes of the tiny model under `--anomaly-preset every-attack` (and `extra`),
 /// without a verifier committee, for `rounds` rounds, attacked as `attack` says: the demo's
 /// report and the family's state afterwards.
