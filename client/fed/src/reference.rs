@@ -156,8 +156,8 @@ pub fn head_reference(template: &Update, weight: &str, rows: &[Vec<f64>]) -> Res
 }
 
 /// The reference's values at the `count` sampled coordinates in `scope` every commitment
-/// carries ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds them,
-/// positions in a tensor the reference leaves at zero (a LoRA adapter's, beside a head) marked
+/// carries ([`COORDINATE_SEED`]), one byte a value as `MislabelledConfig.reference_steps` holds
+/// them, positions in a tensor the reference leaves at zero (a LoRA adapter's, beside a head) marked
 /// [`OUTSIDE_REFERENCE`] so that the margin compares the changes only where the reference
 /// looks; an error when it is 0 at every position it covers (the positions miss the head).
 pub fn reference_steps(

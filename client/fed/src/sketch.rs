@@ -36,9 +36,10 @@
 //! `seed ⊕ 0x636F6F7264696E61` (position = output mod the length of the values in the
 //! consortium's [`CoordinateScope`], counted from the first of them: every value, or the
 //! classification head's alone, the tensors named [`HEAD_PREFIX`]`*`, which lie together since
-//! tensors are in name order; [`scope_range`]), and the update's values there in nano-units ([`fixed::saturating_nano`]), quantized like the sketch: in
-//! steps of the largest magnitude over 127 ([`Coordinates::quantize`]), which keeps the step so
-//! that the processor can compare values across members. Commitments use one seed for every
+//! tensors are in name order; [`scope_range`]), and the update's values there in nano-units
+//! ([`fixed::saturating_nano`]), quantized like the sketch: in steps of the largest magnitude
+//! over 127 ([`Coordinates::quantize`]), which keeps the step so that the processor can compare
+//! values across members. Commitments use one seed for every
 //! round, [`COORDINATE_SEED`]: every member samples the same positions, so the processor can
 //! compare members coordinate by coordinate (the `COORDINATE_SIGN_BALANCE` feature), and the
 //! same positions every round, so it can compare a member's change with the previous round's
@@ -310,10 +311,10 @@ fn projection(update: &Update, length: usize, seed: u64) -> Vec<f64> {
 /// The part of a flattened update ([`Update::flattened`]) that a commitment's statistics in
 /// `shape` see when it is sketched with `seed`: its orthogonal projection onto the span of the
 /// projection's rows and the sampled positions (those of [`COORDINATE_SEED`] in `sampled_in`,
-/// where [`scope_range`] puts the consortium's scope: `0..values.len()` for every tensor). Adding to an
-/// update anything orthogonal to that span, which is zero at the sampled positions and in the
-/// projection's null space, changes neither its sketch nor its sampled coordinates (up to
-/// rounding), and, when it is also orthogonal to the update, keeps its norm.
+/// where [`scope_range`] puts the consortium's scope: `0..values.len()` for every tensor).
+/// Adding to an update anything orthogonal to that span, which is zero at the sampled
+/// positions and in the projection's null space, changes neither its sketch nor its sampled
+/// coordinates (up to rounding), and, when it is also orthogonal to the update, keeps its norm.
 ///
 /// The span has at most `sketch_length + coordinate_samples` dimensions (512 with the preset)
 /// of the update's thousands or millions, and both the seed and the positions are public before

@@ -665,6 +665,15 @@ fn colluding_member_processes_commit_one_update_crafted_from_the_honest_ones() {
     assert_eq!(state.verdicts[&1].accepted.len(), 3);
 }
 
+/// Where some member of the demo in `work` holds blob `sha` in its store.
+fn held_blob(work: &Path, sha: &str) -> std::path::PathBuf {
+    std::fs::read_dir(work.join("stores"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join(sha))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no member holds {sha}"))
+}
+
 /// A consortium sampling its coordinates in the head (`--coordinate-scope head`): every member
 /// process commits its change's values at 64 positions among the `classifier.*` tensors, which
 /// the ledger records as the consortium's scope; the aggregator, recomputing each blob's
@@ -697,15 +706,8 @@ fn member_processes_sample_their_coordinates_in_the_head() {
     assert_eq!(params.coordinate_scope, CoordinateScope::CLASSIFIER_HEAD);
     assert!(state.rounds[&1].disputes.is_empty());
     assert!(state.aggregates.contains_key(&1));
-    let stores = work.join("stores");
-    let held = |sha: &str| -> Update {
-        let path = std::fs::read_dir(&stores)
-            .unwrap()
-            .map(|e| e.unwrap().path().join(sha))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("no member holds {sha}"));
-        Update::from_bytes(&std::fs::read(path).unwrap()).unwrap()
-    };
+    let held =
+        |sha: &str| Update::from_bytes(&std::fs::read(held_blob(&work, sha)).unwrap()).unwrap();
     let parent = held(&state.rounds[&1].parent_model_sha256);
     let head = scope_range(&parent, CoordinateScope::CLASSIFIER_HEAD).unwrap();
     assert!(head.len() < parent.parameters() / 4, "{head:?}");
@@ -1227,14 +1229,7 @@ fn a_noise_senders_first_update_is_withdrawn_through_member_processes() {
         bcfl_protos::bcfl::Finality::FINAL,
         "{aggregate:?}"
     );
-    let stores = work.join("stores");
-    let held = |sha: &str| -> std::path::PathBuf {
-        std::fs::read_dir(&stores)
-            .unwrap()
-            .map(|e| e.unwrap().path().join(sha))
-            .find(|p| p.exists())
-            .unwrap_or_else(|| panic!("no member holds {sha}"))
-    };
+    let held = |sha: &str| held_blob(&work, sha);
     let recompute = |plan: &bcfl_client::round::replay::AggregatePlan| {
         plan.compute(
             |u| Ok(held(&u.sha256)),
