@@ -186,43 +186,48 @@ fn nano_coordinates(update: &Update, count: usize, scope: CoordinateScope, seed:
     }
 }
 
-/// The tensors' lengths in name order and where each starts in the flattened update.
-fn layout(update: &Update) -> (Vec<u64>, Vec<u64>) {
-    let lengths: Vec<u64> = update
+/// Where each tensor's values lie in the flattened update ([`Update::flattened`]), in name
+/// order.
+fn layout(update: &Update) -> Vec<Range<usize>> {
+    let mut start = 0;
+    update
         .tensors
         .values()
-        .map(|(_, v)| v.len() as u64)
-        .collect();
-    let starts = lengths
-        .iter()
-        .scan(0u64, |start, len| {
-            let here = *start;
-            *start += len;
-            Some(here)
+        .map(|(_, v)| {
+            let range = start..start + v.len();
+            start = range.end;
+            range
         })
-        .collect();
-    (lengths, starts)
+        .collect()
+}
+
+/// The run of `ranges` (`update`'s [`layout`]) that `scope` covers, `None` when it holds no
+/// value: the tensors named [`HEAD_PREFIX`]`*` lie together, since tensors are in name order.
+fn scope_within(
+    update: &Update,
+    ranges: &[Range<usize>],
+    scope: CoordinateScope,
+) -> Option<Range<usize>> {
+    let prefix = match scope {
+        CoordinateScope::EVERY_TENSOR => "",
+        CoordinateScope::CLASSIFIER_HEAD => HEAD_PREFIX,
+    };
+    let mut covered = update
+        .tensors
+        .keys()
+        .zip(ranges)
+        .filter(|(name, _)| name.starts_with(prefix))
+        .map(|(_, range)| range);
+    let first = covered.next()?;
+    let end = covered.next_back().unwrap_or(first).end;
+    Some(first.start..end).filter(|r| !r.is_empty())
 }
 
 /// Where `scope`'s values lie in the flattened update ([`Update::flattened`]): every value, or
 /// the values of the tensors named [`HEAD_PREFIX`]`*`, one run since tensors are in name
 /// order. `None` when there are none.
 pub fn scope_range(update: &Update, scope: CoordinateScope) -> Option<Range<usize>> {
-    let (lengths, starts) = layout(update);
-    let prefix = match scope {
-        CoordinateScope::EVERY_TENSOR => "",
-        CoordinateScope::CLASSIFIER_HEAD => HEAD_PREFIX,
-    };
-    let mut range: Option<Range<u64>> = None;
-    for ((name, &len), &start) in update.tensors.keys().zip(&lengths).zip(&starts) {
-        if name.starts_with(prefix) {
-            let first = range.as_ref().map_or(start, |r| r.start);
-            range = Some(first..start + len);
-        }
-    }
-    range
-        .filter(|r| !r.is_empty())
-        .map(|r| r.start as usize..r.end as usize)
+    scope_within(update, &layout(update), scope)
 }
 
 /// Where the `count` positions in `scope` drawn with `seed` fall (see the module docs): each
@@ -234,15 +239,14 @@ pub fn sampled_positions(
     scope: CoordinateScope,
     seed: u64,
 ) -> Option<Vec<(usize, usize)>> {
-    let (_, starts) = layout(update);
-    let within = scope_range(update, scope)?;
+    let ranges = layout(update);
+    let within = scope_within(update, &ranges, scope)?;
     Some(
         positions(count, within, seed)
             .map(|position| {
-                let position = position as u64;
                 // The last tensor starting at or before `position` holds it (empty ones never do).
-                let t = starts.partition_point(|&s| s <= position) - 1;
-                (t, (position - starts[t]) as usize)
+                let t = ranges.partition_point(|r| r.start <= position) - 1;
+                (t, position - ranges[t].start)
             })
             .collect(),
     )
